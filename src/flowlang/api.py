@@ -1,0 +1,170 @@
+"""The embedding API: load() and compile() give a Flow; Flow.run() / run_async() give a Result.
+
+    flow = flowlang.load("orders.flow")
+    result = flow.run(params={"since": "2024-05-01"}, bindings={"crm": client}, input=payload)
+    result.ok, result.outputs, result.errors, result.stats
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from flowlang import ast
+from flowlang.check import CheckedModule, check_module
+from flowlang.compile import CompiledModule, ProgramCompiler, compile_program
+from flowlang.environment import Environment, display_name
+from flowlang.errors import UsageError
+from flowlang.runner import Result, RunSetup, execute, retry_errors
+from flowlang.runtime.limits import Limits
+from flowlang.runtime.masking import Masker
+from flowlang.runtime.run import RunOptions
+from flowlang.runtime.store import Store
+from flowlang.runtime.values import from_python
+from flowlang.source import Source
+from flowlang.syntax import parse
+
+STATE_DIR_ENV = "FLOWLANG_STATE_DIR"
+
+
+class Flow:
+    """A parsed and checked flow, ready to run any number of times."""
+
+    def __init__(self, module: ast.Module, base_dir: Path, path: Path | None, environment: Environment) -> None:
+        self.module = module
+        self.base_dir = base_dir
+        self.path = path
+        self.environment = environment
+        self._checked: dict[frozenset[str] | None, CheckedModule] = {}
+        self._compiled: dict[int, tuple[ProgramCompiler, CompiledModule]] = {}
+        self.checked = self.checked_for(None if path is None else frozenset())
+
+    @property
+    def source(self) -> Source:
+        return self.module.source
+
+    @property
+    def name(self) -> str:
+        """The flow's name: its `flow "Name"` line, else the file's stem."""
+        return self.checked.flow_name
+
+    @property
+    def key(self) -> str:
+        """What identifies the flow in its state folder (state, jobs, errors, lock)."""
+        return self.checked.flow_name
+
+    def checked_for(self, bindings: frozenset[str] | None) -> CheckedModule:
+        """Check against these host binding names (None: any unknown connection may be a binding)."""
+        if bindings is not None and not bindings and None in self._checked and self.path is not None:
+            pass
+        found = self._checked.get(bindings)
+        if found is None:
+            found = check_module(self.module, self.environment, self.base_dir, bindings, self.path)
+            self._checked[bindings] = found
+        return found
+
+    def compiled_for(self, checked: CheckedModule) -> tuple[ProgramCompiler, CompiledModule]:
+        found = self._compiled.get(id(checked))
+        if found is None:
+            found = self._compiled[id(checked)] = compile_program(checked)
+        return found
+
+    def params(self) -> list[str]:
+        return [p.name for p in self.checked.params]
+
+    # ---- running ---------------------------------------------------------------------------------
+    def options(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
+                input: Any = None, dry_run: bool = False, limit: int | None = None,
+                secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
+                limits: Limits | None = None, masker: Masker | None = None) -> RunOptions:
+        try:
+            converted = {k: from_python(v) for k, v in (params or {}).items()}
+            payload = from_python(input)
+        except ValueError as e:
+            raise UsageError(f"cannot pass that value to a flow: {e}") from None
+        return RunOptions(params=converted, input=payload, dry_run=dry_run, limit=limit,
+                          limits=limits or Limits(), secrets=dict(secrets or {}), env=env,
+                          bindings=dict(bindings or {}), masker=masker)
+
+    def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
+              collect: bool) -> RunSetup:
+        return RunSetup(state_dir_for(self, Path(state_dir) if state_dir else None), on_output, collect,
+                        env=dict(os.environ))
+
+    async def run_async(
+        self,
+        params: Mapping[str, Any] | None = None,
+        bindings: Mapping[str, Any] | None = None,
+        input: Any = None,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        state_dir: str | Path | None = None,
+        secrets: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+        on_output: Callable[[Any], None] | None = None,
+        collect: bool = True,
+        masker: Masker | None = None,
+    ) -> Result:
+        """Run the flow once as a job. Script mistakes raise CheckError / UsageError before anything
+        runs; a run-level error is in result.error (result.ok is False)."""
+        options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker)
+        return await execute(self, options, self.setup(state_dir, on_output, collect))
+
+    def run(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
+            input: Any = None, **kw: Any) -> Result:
+        """run_async() for code without an event loop."""
+        return asyncio.run(self.run_async(params, bindings, input, **kw))
+
+    async def retry_async(self, error_id: int | None = None, *, state_dir: str | Path | None = None,
+                          params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
+                          secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
+                          on_output: Callable[[Any], None] | None = None, collect: bool = True) -> Result:
+        """Run the failed iterations in the error store again; those that succeed are resolved."""
+        options = self.options(params, bindings, None, False, None, secrets, env, None)
+        return await retry_errors(self, options, self.setup(state_dir, on_output, collect), error_id)
+
+    def retry(self, error_id: int | None = None, **kw: Any) -> Result:
+        return asyncio.run(self.retry_async(error_id, **kw))
+
+    def store(self, state_dir: str | Path | None = None) -> Store:
+        """The flow's store (jobs, state, errors); close it when done."""
+        return Store(state_dir_for(self, Path(state_dir) if state_dir else None))
+
+
+def state_dir_for(flow: Flow, given: Path | None, parent: Flow | None = None) -> Path | None:
+    """--state-dir, else FLOWLANG_STATE_DIR, else .flowlang/ beside the flow file (in memory for text)."""
+    if given is not None:
+        return given
+    from_env = os.environ.get(STATE_DIR_ENV)
+    if from_env:
+        return Path(from_env)
+    if flow.path is not None:
+        return flow.path.parent / ".flowlang"
+    return None
+
+
+def load(path: str | Path, *, environment: Environment | None = None) -> Flow:
+    """Read, parse and check a .flow file (CheckError / FlowSyntaxError on mistakes)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no such flow file: {file}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {file}: {e}") from None
+    env = environment or Environment()
+    module = parse(Source(display_name(file), text, str(file.resolve())))
+    return Flow(module, file.resolve().parent, file.resolve(), env)
+
+
+def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = None,
+            environment: Environment | None = None) -> Flow:
+    """Parse and check flow text. Connections not opened with `use` are host bindings given to run()."""
+    env = environment or Environment()
+    module = parse(Source(name, text))
+    return Flow(module, Path(base_dir) if base_dir else Path.cwd(), None, env)

@@ -1,0 +1,204 @@
+"""The checker: the statements that reach outside the flow (use, call, lookup, send, import, run),
+and the entry points that check a whole module and collect every diagnostic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flowlang import ast
+from flowlang.check.hints import did_you_mean
+from flowlang.check.program import CheckedModule
+from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
+from flowlang.check.statements import Ctx, StatementChecker
+from flowlang.connectors.base import ConnectorSpec, OperationSpec
+from flowlang.errors import CheckError, ScriptError
+from flowlang.source import Span
+
+
+class Checker(StatementChecker):
+    """Checks one module; imported and run files get Checkers of their own."""
+
+    # ---- use ------------------------------------------------------------------------------
+    def stmt_Use(self, node: ast.Use, scope: Scope, ctx: Ctx) -> None:
+        for a in node.args:
+            self.expr(a, scope)
+        for k in node.kwargs:
+            self.expr(k.value, scope)
+        spec = self.connectors.get(node.connector)
+        if spec is None:
+            names = self.connectors.names()
+            self.error("unknown-connector", f"unknown connector '{node.connector}'", node.connector_span,
+                       did_you_mean(node.connector, names) or f"available: {', '.join(names)}")
+        else:
+            self.check_config(node, spec)
+            self.checked.specs[node] = spec
+        if scope.find(node.name) is not None:
+            self.error("duplicate", f"'{node.name}' is already defined", node.name_span)
+            return
+        binding = self.declare(node.name, Kind.CONNECTION, node.name_span, scope, (node, 0))
+        binding.connector = spec
+        self.checked.connections[node.name] = binding
+
+    def check_config(self, node: ast.Use, spec: ConnectorSpec) -> None:
+        allowed = [k.name for k in spec.config]
+        if node.args:
+            self.error("config", f"{spec.name}() takes its configuration as key: value pairs "
+                       f"({', '.join(allowed)})", node.args[0].span)
+        given = set()
+        for k in node.kwargs:
+            if k.name in given:
+                self.error("config", f"'{k.name}' is given twice", k.span)
+            given.add(k.name)
+            if spec.config_key(k.name) is None and not spec.extra_config:
+                self.error("config", f"{spec.name} has no configuration key '{k.name}'", k.span,
+                           did_you_mean(k.name, allowed) or f"allowed keys: {', '.join(allowed) or 'none'}")
+        missing = [k.name for k in spec.config if k.required and k.name not in given]
+        if missing:
+            self.error("config", f"{spec.name} needs {', '.join(repr(m) for m in missing)}", node.span,
+                       f"allowed keys: {', '.join(allowed)}")
+
+    # ---- operations ---------------------------------------------------------------------------
+    def operation(self, op: ast.Operation, scope: Scope, ctx: Ctx, sending: bool) -> OperationSpec | None:
+        for a in op.args:
+            self.expr(a, scope)
+        for k in op.kwargs:
+            self.expr(k.value, scope)
+        found = scope.find(op.connection)
+        binding = found[0] if found is not None else None
+        if binding is None or binding.kind is not Kind.CONNECTION:
+            return self.host_operation(op, scope, binding)
+        self.resolution.refs[op] = self.frame_depth_ref(binding, scope)
+        spec = binding.connector
+        if spec is None:
+            return None
+        name = op.op
+        if not name:
+            if not sending or spec.default_write is None:
+                self.error("unknown-operation", f"name the operation of {op.connection} ({spec.name}): "
+                           f"{op.connection}.<operation>(...)", op.span,
+                           f"operations: {', '.join(sorted(spec.operations))}")
+                return None
+            name = spec.default_write
+        if spec.any_operation:
+            return None
+        op_spec = spec.operations.get(name)
+        if op_spec is None:
+            self.error("unknown-operation", f"{spec.name} has no operation '{name}'", op.op_span,
+                       did_you_mean(name, spec.operations) or f"operations: {', '.join(sorted(spec.operations))}")
+            return None
+        for problem in op_spec.argument_problems(len(op.args), [k.name for k in op.kwargs]):
+            self.error("arguments", problem, op.span)
+        return op_spec
+
+    def host_operation(self, op: ast.Operation, scope: Scope, binding: Binding | None) -> None:
+        if binding is None and (self.bindings is None or op.connection in self.bindings):
+            self.resolution.refs[op] = HostBinding(op.connection)
+            self.checked.host_operations.setdefault(op.connection, set()).add(op.op)
+            return None
+        if binding is not None:
+            self.error("not-connection", f"'{op.connection}' is a {binding.kind.value}, not a connection",
+                       op.connection_span)
+            return None
+        pool = [n for n, b in scope.visible().items() if b.kind is Kind.CONNECTION]
+        self.error("unknown-connection", f"unknown connection '{op.connection}'", op.connection_span,
+                   did_you_mean(op.connection, pool) or "open it first: use name = connector(...)")
+        return None
+
+    def stmt_CallStmt(self, node: ast.CallStmt, scope: Scope, ctx: Ctx) -> None:
+        self.operation(node.operation, scope, ctx, sending=False)
+        if node.as_name is not None:
+            binding = self.assign(node.as_name, node.as_span or node.span, scope, ctx, (node, 0))
+            if binding is not None:
+                self.resolution.pending_streams.append((node, binding))
+            elif node.as_name == "state":
+                self.resolution.materialize.add(node)
+
+    def stmt_LookupStmt(self, node: ast.LookupStmt, scope: Scope, ctx: Ctx) -> None:
+        self.operation(node.operation, scope, ctx, sending=False)
+        self.assign(node.as_name, node.as_span, scope, ctx, (node, 0))
+
+    def stmt_Send(self, node: ast.Send, scope: Scope, ctx: Ctx) -> None:
+        self.expr(node.value, scope, "send" if isinstance(node.value, ast.Name) else "other")
+        op_spec = self.operation(node.destination, scope, ctx, sending=True)
+        if node.batch is not None:
+            self.count(node.batch, scope, "batch")
+            if node.as_name is not None:
+                self.error("batch", "`as` cannot be used with `batch`: results arrive when the batch is sent",
+                           node.batch.span)
+            if op_spec is not None and not op_spec.takes_batch:
+                self.error("batch", f"the operation '{op_spec.name}' does not take batches", node.batch.span,
+                           "declare `batch` on the operation in a connector file, or send one record at a time")
+            elif op_spec is not None and op_spec.max_batch and isinstance(node.batch.value, int) \
+                    and node.batch.value > op_spec.max_batch:
+                self.error("batch", f"'{op_spec.name}' takes at most {op_spec.max_batch} records a batch",
+                           node.batch.span)
+        if node.as_name is not None:
+            self.assign(node.as_name, node.as_span or node.span, scope, ctx, (node, 0))
+
+    # ---- other files ----------------------------------------------------------------------
+    def resolve_path(self, relative: str, span: Span, what: str) -> Path | None:
+        path = (self.base_dir / relative).resolve()
+        if not path.is_file():
+            self.error("missing-file", f"cannot {what} '{relative}': no such file (looked in {self.base_dir})",
+                       span)
+            return None
+        return path
+
+    def stmt_Import(self, node: ast.Import, scope: Scope, ctx: Ctx) -> None:
+        path = self.resolve_path(node.path, node.span, "import")
+        if path is None:
+            return
+        if path in self.stack:
+            self.error("import-cycle", f"'{node.path}' imports itself (through {' -> '.join(p.name for p in self.stack)})",
+                       node.span)
+            return
+        lib = self.check_file(path, library=True)
+        if lib is None:
+            return
+        self.checked.imports[node] = lib
+        for name, info in lib.functions.items():
+            if name in self.functions and self.functions[name] is not info:
+                self.error("duplicate", f"the imported function '{name}' is already defined", node.span)
+                continue
+            self.functions[name] = info
+        pairs = []
+        for name, lib_binding in lib.connections.items():
+            if scope.find(name) is not None:
+                self.error("duplicate", f"the imported connection '{name}' is already defined", node.span)
+                continue
+            mine = self.declare(name, Kind.CONNECTION, node.span, scope, (node, len(pairs)))
+            mine.connector = lib_binding.connector
+            pairs.append((mine, lib_binding))
+        self.checked.imported_connections[node] = pairs
+
+    def stmt_RunFlow(self, node: ast.RunFlow, scope: Scope, ctx: Ctx) -> None:
+        if node.params is not None:
+            self.expr(node.params, scope)
+        path = self.resolve_path(node.path, node.span, "run")
+        if path is None:
+            return
+        if path in self.stack:
+            self.error("run-cycle", f"'{node.path}' would run itself", node.span)
+            return
+        if self.check_file(path, library=False) is not None:
+            self.checked.runs[node] = path
+
+    def check_file(self, path: Path, library: bool) -> CheckedModule | None:
+        try:
+            module = self.env.parse_file(path)
+            child = Checker(module, self.env, path.parent, None if library else frozenset(),
+                            (*self.stack, path), library=library)
+            return child.run_or_raise()
+        except ScriptError as e:
+            self.diagnostics.extend(e.diagnostics)
+            return None
+        except OSError as e:
+            self.error("missing-file", f"cannot read '{path}': {e.strerror}", self.module.span)
+            return None
+
+    def run_or_raise(self) -> CheckedModule:
+        checked = self.run()
+        if self.diagnostics:
+            raise CheckError(self.diagnostics)
+        return checked
+

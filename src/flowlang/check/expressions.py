@@ -1,0 +1,179 @@
+"""Name resolution and call checks inside expressions (the base of the Checker)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flowlang import ast
+from flowlang.check.hints import did_you_mean
+from flowlang.check.scopes import (
+    GLOBALS,
+    JOB_FIELDS,
+    Binding,
+    Global,
+    Kind,
+    Local,
+    Outer,
+    Resolution,
+    Scope,
+    ScopeKind,
+)
+from flowlang.diagnostics import Diagnostic
+from flowlang.runtime.builtins import BuiltinRegistry
+from flowlang.source import Source, Span
+
+if TYPE_CHECKING:
+    from flowlang.check.program import FunctionInfo
+
+
+class ExpressionChecker:
+    """Resolves names in expressions and checks calls against declared signatures."""
+
+    def __init__(self, source: Source, builtins: BuiltinRegistry) -> None:
+        self.source = source
+        self.builtins = builtins
+        self.diagnostics: list[Diagnostic] = []
+        self.resolution = Resolution()
+        self.functions: dict[str, FunctionInfo] = {}
+
+    # ---- reporting ---------------------------------------------------------------------------
+    def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
+
+    # ---- names ------------------------------------------------------------------------------
+    def frame_depth_ref(self, binding: Binding, scope: Scope) -> Local | Outer:
+        return Local(binding.slot) if binding.frame is scope.frame else Outer(binding.slot)
+
+    def resolve_name(self, node: ast.Name, scope: Scope, use: str = "other") -> Binding | None:
+        found = scope.find(node.name)
+        if found is not None:
+            binding, _ = found
+            if binding.kind is Kind.CONNECTION:
+                self.error("connection-value", f"'{node.name}' is a connection: use it in call, lookup or send",
+                           node.span)
+                return None
+            binding.uses.add(use)
+            self.resolution.refs[node] = self.frame_depth_ref(binding, scope)
+            return binding
+        if node.name in GLOBALS:
+            self.resolution.refs[node] = Global(node.name)
+            return None
+        if node.name in self.functions or self.builtins.get(node.name) is not None:
+            self.error("function-value", f"'{node.name}' is a function: call it as {node.name}(...)", node.span)
+            return None
+        candidates = [*scope.visible(), *GLOBALS]
+        self.error("unknown-name", f"unknown name '{node.name}'", node.span,
+                   did_you_mean(node.name, candidates))
+        return None
+
+    # ---- expressions ------------------------------------------------------------------------
+    def expr(self, node: ast.Expr, scope: Scope, use: str = "other") -> None:
+        method = getattr(self, "expr_" + type(node).__name__)
+        method(node, scope, use)
+
+    def expr_Literal(self, node: ast.Literal, scope: Scope, use: str) -> None:
+        pass
+
+    def expr_Interpolated(self, node: ast.Interpolated, scope: Scope, use: str) -> None:
+        for part in node.parts:
+            if not isinstance(part, str):
+                self.expr(part, scope)
+
+    def expr_Name(self, node: ast.Name, scope: Scope, use: str) -> None:
+        self.resolve_name(node, scope, use)
+
+    def expr_Field(self, node: ast.Field, scope: Scope, use: str) -> None:
+        self.expr(node.obj, scope)
+        if isinstance(node.obj, ast.Name) and isinstance(self.resolution.refs.get(node.obj), Global):
+            if node.obj.name == "job" and node.name not in JOB_FIELDS:
+                self.error("unknown-field", f"job has no field '{node.name}' (it has: {', '.join(JOB_FIELDS)})",
+                           node.name_span, did_you_mean(node.name, JOB_FIELDS))
+
+    def expr_Index(self, node: ast.Index, scope: Scope, use: str) -> None:
+        self.expr(node.obj, scope)
+        self.expr(node.index, scope)
+
+    def expr_FuncCall(self, node: ast.FuncCall, scope: Scope, use: str) -> None:
+        for a in node.args:
+            self.expr(a, scope)
+        for k in node.kwargs:
+            self.expr(k.value, scope)
+        keywords = [k.name for k in node.kwargs]
+        target = self.functions.get(node.name)
+        if target is not None:
+            self.resolution.calls[node] = target
+            problems = target.bind_problems(len(node.args), keywords)
+        else:
+            builtin = self.builtins.get(node.name)
+            if builtin is None:
+                found = scope.find(node.name)
+                if found is not None:
+                    message = f"'{node.name}' is a {found[0].kind.value}, not a function"
+                else:
+                    message = f"unknown function '{node.name}'"
+                pool = [*self.functions, *self.builtins.names()]
+                self.error("unknown-function", message, node.name_span, did_you_mean(node.name, pool))
+                return
+            self.resolution.calls[node] = builtin
+            problems = builtin.bind_problems(len(node.args), keywords)
+        for p in problems:
+            self.error("arguments", p, node.span)
+
+    def expr_ListLit(self, node: ast.ListLit, scope: Scope, use: str) -> None:
+        for item in node.items:
+            self.expr(item, scope)
+
+    def expr_ObjectLit(self, node: ast.ObjectLit, scope: Scope, use: str) -> None:
+        seen: dict[str, Span] = {}
+        for pair in node.pairs:
+            if isinstance(pair.key, ast.Literal) and isinstance(pair.key.value, str):
+                if pair.key.value in seen:
+                    self.error("duplicate-key", f"the key '{pair.key.value}' appears twice in this object",
+                               pair.key.span)
+                seen[pair.key.value] = pair.key.span
+            else:
+                self.expr(pair.key, scope)
+            self.expr(pair.value, scope)
+
+    def comprehension_scope(self, comp: ast.CompFor, scope: Scope) -> Scope:
+        self.expr(comp.iterable, scope)
+        inner = Scope(ScopeKind.COMPREHENSION, scope, scope.frame)
+        for i, (name, span) in enumerate(zip(comp.names, comp.name_spans, strict=True)):
+            slot = scope.frame.allocate(name)
+            inner.names[name] = Binding(name, Kind.LOOP, scope.frame, slot, span)
+            self.resolution.slots[(comp, i)] = slot
+        if comp.condition is not None:
+            self.expr(comp.condition, inner)
+        return inner
+
+    def expr_ListComp(self, node: ast.ListComp, scope: Scope, use: str) -> None:
+        inner = self.comprehension_scope(node.comp, scope)
+        self.expr(node.element, inner)
+
+    def expr_ObjectComp(self, node: ast.ObjectComp, scope: Scope, use: str) -> None:
+        inner = self.comprehension_scope(node.comp, scope)
+        self.expr(node.key, inner)
+        self.expr(node.value, inner)
+
+    def expr_Negate(self, node: ast.Negate, scope: Scope, use: str) -> None:
+        self.expr(node.operand, scope)
+
+    def expr_Not(self, node: ast.Not, scope: Scope, use: str) -> None:
+        self.expr(node.operand, scope)
+
+    def expr_Binary(self, node: ast.Binary, scope: Scope, use: str) -> None:
+        self.expr(node.left, scope)
+        self.expr(node.right, scope)
+
+    def expr_Logical(self, node: ast.Logical, scope: Scope, use: str) -> None:
+        self.expr(node.left, scope)
+        self.expr(node.right, scope)
+
+    def expr_Coalesce(self, node: ast.Coalesce, scope: Scope, use: str) -> None:
+        self.expr(node.left, scope)
+        self.expr(node.right, scope)
+
+    def expr_Conditional(self, node: ast.Conditional, scope: Scope, use: str) -> None:
+        self.expr(node.condition, scope)
+        self.expr(node.then, scope)
+        self.expr(node.otherwise, scope)

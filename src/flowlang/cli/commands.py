@@ -1,0 +1,156 @@
+"""The CLI commands: run, check, errors, retry, connectors, repl."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from flowlang.api import Flow, load
+from flowlang.cli.console import Terminal
+from flowlang.cli.exit import Exit
+from flowlang.cli.main import run_async_command
+from flowlang.cli.options import parse_params, read_input, read_secrets
+from flowlang.cli.summary import show
+from flowlang.environment import Environment
+from flowlang.errors import ScriptError
+from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.limits import Limits
+from flowlang.runtime.store import Store
+
+
+def _secrets(args: argparse.Namespace, terminal: Terminal) -> dict[str, str]:
+    secrets = read_secrets(getattr(args, "secrets", None))
+    for value in secrets.values():
+        terminal.masker.add(value)
+    return secrets
+
+
+def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
+    flow = load(args.file)
+    params = parse_params(args.param)
+    payload = read_input(args.input)
+    secrets = _secrets(args, terminal)
+    if args.limit is not None and args.limit < 0:
+        terminal.error("error: --limit must be 0 or more")
+        return int(Exit.INVALID)
+    limits = Limits(max_seconds=args.max_seconds)
+    result = run_async_command(flow.run_async(
+        params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
+        secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker))
+    if result.error is not None:
+        terminal.message(terminal.masker.mask(result.error.render()))
+    if not args.quiet:
+        show(terminal, flow.name, result, args.json_logs)
+    if result.errors and not args.dry_run:
+        terminal.message(f"{len(result.errors)} record{'s' if len(result.errors) != 1 else ''} failed; "
+                         f"see: flowlang errors {args.file}", "yellow")
+    return result.exit_status
+
+
+def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
+    env = Environment()
+    failed = 0
+    for file in args.files:
+        try:
+            flow = load(file, environment=env)
+        except ScriptError as e:
+            failed += 1
+            terminal.message(e.render())
+            continue
+        terminal.message(f"{file}: ok ({flow.name})", "green")
+    if failed:
+        terminal.error(f"{failed} of {len(args.files)} file{'s' if len(args.files) != 1 else ''} "
+                       "have errors")
+        return int(Exit.INVALID)
+    return int(Exit.OK)
+
+
+def _flow_key(file: str) -> tuple[Flow | None, str]:
+    try:
+        flow = load(file)
+    except ScriptError:
+        return None, Path(file).stem
+    return flow, flow.key
+
+
+def _store_for(file: str, state_dir: str | None) -> tuple[Store, str]:
+    from flowlang.api import STATE_DIR_ENV
+    import os
+
+    flow, key = _flow_key(file)
+    folder = Path(state_dir) if state_dir else (Path(os.environ[STATE_DIR_ENV]) if os.environ.get(STATE_DIR_ENV)
+                                                else Path(file).resolve().parent / ".flowlang")
+    return Store(folder), key
+
+
+def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
+    if not Path(args.file).is_file():
+        terminal.error(f"error: no such flow file: {args.file}")
+        return int(Exit.INVALID)
+    store, key = _store_for(args.file, args.state_dir)
+    try:
+        errors = store.open_errors(key)
+    finally:
+        store.close()
+    if args.json:
+        for e in errors:
+            terminal.out(dumps({"id": e.id, "location": e.location, "loop": e.loop, "message": e.message,
+                                "kind": e.kind, "status": e.status, "record": e.record, "job_id": e.job_id,
+                                "created_at": e.created_at, "attempts": e.attempts}))
+        return int(Exit.OK)
+    if not errors:
+        terminal.out(f"{key}: no open errors")
+        return int(Exit.OK)
+    table = Table(box=None, padding=(0, 2), header_style="bold")
+    for column in ("id", "where", "error", "record", "job", "attempts", "first seen"):
+        table.add_column(column, overflow="fold")
+    for e in errors:
+        record = dumps(e.record)
+        table.add_row(str(e.id), e.location, e.message, record if len(record) <= 60 else record[:57] + "...",
+                      str(e.job_id), str(e.attempts), e.created_at)
+    terminal.out(f"{key}: {len(errors)} open error{'s' if len(errors) != 1 else ''}")
+    terminal.stdout_table(table)
+    terminal.out(f"retry them with: flowlang retry {args.file}")
+    return int(Exit.OK)
+
+
+def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
+    flow = load(args.file)
+    params = parse_params(args.param)
+    secrets = _secrets(args, terminal)
+    if args.id is not None:
+        store, key = _store_for(args.file, args.state_dir)
+        try:
+            found, resolved = store.get_error(key, args.id)
+        finally:
+            store.close()
+        if found is None:
+            terminal.error(f"error: {'error ' + str(args.id) + ' is already resolved' if resolved else 'no error ' + str(args.id)}")
+            return int(Exit.OK if resolved else Exit.INVALID)
+    result = run_async_command(flow.retry_async(
+        args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
+        collect=False))
+    if result.error is not None:
+        terminal.message(terminal.masker.mask(result.error.render()))
+        return int(Exit.RUN_FAILED)
+    still = len(result.errors)
+    terminal.message(f"{flow.name}: retry resolved {len(result.resolved)}, still failing {still}",
+                     "bold" if not still else "yellow")
+    return int(Exit.RECORDS_FAILED if still else Exit.OK)
+
+
+def cmd_connectors(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.connectors_view import show_connector, show_connectors
+
+    registry = Environment().connectors_for(Path(args.dir))
+    if args.name:
+        return show_connector(registry, args.name, terminal)
+    return show_connectors(registry, terminal)
+
+
+def cmd_repl(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.repl.main import repl_main
+
+    return repl_main(args, terminal)

@@ -1,0 +1,59 @@
+"""`flowlang connectors [NAME]`: the table of connectors, or one connector's keys and operations."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from flowlang.check.hints import did_you_mean
+from flowlang.cli.console import Terminal
+from flowlang.cli.exit import Exit
+from flowlang.connectors.registry import ConnectorRegistry
+
+
+def show_connectors(registry: ConnectorRegistry, terminal: Terminal) -> int:
+    table = Table(box=None, padding=(0, 2), header_style="bold")
+    for column in ("connector", "title", "from", "operations"):
+        table.add_column(column)
+    for spec in registry.all():
+        table.add_row(spec.name, spec.title, spec.origin, str(len(spec.operations)))
+    terminal.stdout_table(table)
+    for problem in registry.problems:
+        terminal.error(problem)
+    terminal.out("details: flowlang connectors NAME")
+    return int(Exit.OK if not registry.problems else Exit.INVALID)
+
+
+def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -> int:
+    spec = registry.get(name)
+    if spec is None:
+        hint = did_you_mean(name, registry.names())
+        terminal.error(f"error: unknown connector '{name}'" + (f"; {hint}" if hint else ""))
+        return int(Exit.INVALID)
+    terminal.out(f"{spec.name}: {spec.title} ({spec.origin})")
+    if spec.docs:
+        terminal.out(f"docs: {spec.docs}")
+    config = Table(title="configuration (use NAME = " + spec.name + "(key: value, ...))", box=None,
+                   padding=(0, 2), header_style="bold", title_justify="left")
+    for column in ("key", "required", "secret", "description"):
+        config.add_column(column)
+    for key in spec.config:
+        config.add_row(key.name, "yes" if key.required else "", "yes" if key.secret else "", key.description)
+    terminal.stdout_table(config)
+    ops = Table(title="operations", box=None, padding=(0, 2), header_style="bold", title_justify="left")
+    for column in ("operation", "method", "path", "arguments", "notes"):
+        ops.add_column(column, overflow="fold")
+    for op in sorted(spec.operations.values(), key=lambda o: o.name):
+        notes = []
+        if op.name == spec.default_write:
+            notes.append("default for send")
+        if op.takes_batch:
+            notes.append(f"batch (max {op.max_batch})" if op.max_batch else "batch")
+        if op.returns_stream:
+            notes.append("paginated stream")
+        args = list(op.params) + (sorted(op.keywords) if op.keywords else []) + (["..."] if op.keywords is None
+                                                                                   else [])
+        ops.add_row(op.name, op.method or "", op.path or "", ", ".join(args), "; ".join(notes) or op.description)
+    terminal.stdout_table(ops)
+    for note in spec.notes:
+        terminal.out(note)
+    return int(Exit.OK)

@@ -1,0 +1,90 @@
+"""All terminal I/O of the CLI in one injectable object: JSON Lines on stdout, messages, logs and
+summaries on stderr (rich on a terminal, plain text otherwise)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.masking import Masker
+
+
+class Terminal:
+    """stdout for records, stderr for people (and, when not a terminal, for log collectors)."""
+
+    def __init__(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
+                 color: bool | None = None) -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        is_tty = hasattr(self.stderr, "isatty") and self.stderr.isatty()
+        self.rich = is_tty if color is None else color
+        self.err = Console(file=self.stderr, force_terminal=self.rich, no_color=not self.rich,
+                           highlight=False, soft_wrap=True)
+        self.masker = Masker()
+
+    # ---- stdout ------------------------------------------------------------------------------
+    def record(self, value: Any) -> None:
+        self.stdout.write(dumps(value) + "\n")
+        self.stdout.flush()
+
+    def out(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    # ---- stderr ------------------------------------------------------------------------------
+    def message(self, text: str, style: str | None = None) -> None:
+        text = self.masker.mask(text)
+        if self.rich:
+            self.err.print(Text(text, style=style or ""))
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def error(self, text: str) -> None:
+        self.message(text, "bold red")
+
+    def table(self, table: Table) -> None:
+        self.err.print(table)
+
+    def stdout_table(self, table: Table) -> None:
+        Console(file=self.stdout, force_terminal=False, no_color=True, width=200, soft_wrap=True).print(table)
+
+
+class TerminalLogHandler(logging.Handler):
+    """flowlang's log records on stderr: coloured lines on a terminal, JSON lines otherwise."""
+
+    def __init__(self, terminal: Terminal, json_lines: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+        self.json_lines = json_lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.terminal.masker.mask(record.getMessage())
+            if self.json_lines:
+                entry = {
+                    "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                    "level": record.levelname.lower(), "flow": getattr(record, "flow", None),
+                    "job_id": getattr(record, "job_id", None), "message": text,
+                }
+                for extra in ("location", "summary"):
+                    value = getattr(record, extra, None)
+                    if value:
+                        entry[extra] = value
+                self.terminal.stderr.write(json.dumps(entry) + "\n")
+                self.terminal.stderr.flush()
+                return
+            style = {"ERROR": "red", "WARNING": "yellow", "DEBUG": "dim"}.get(record.levelname)
+            where = getattr(record, "location", None)
+            prefix = f"{record.levelname.lower()}: " if record.levelno != logging.INFO else ""
+            self.terminal.message(prefix + text + (f"  ({where})" if where else ""), style)
+        except Exception:  # a log line must never break a run
+            self.handleError(record)

@@ -1,0 +1,157 @@
+"""`flowlang`: parse the command line, run the command, map outcomes to exit statuses.
+
+A mistake in a script or on the command line never shows a Python traceback (--debug does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flowlang.cli.console import Terminal, TerminalLogHandler
+from flowlang.cli.exit import Exit
+from flowlang.errors import FlowError, FlowRuntimeError, LockedError, ScriptError
+
+Command = Callable[[argparse.Namespace, Terminal], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from flowlang import __version__
+
+    parser = argparse.ArgumentParser(prog="flowlang", description="Run, check and explore .flow scripts.")
+    parser.add_argument("--version", action="version", version=f"flowlang {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
+        p.add_argument("--log-format", choices=("auto", "text", "json"), default="auto",
+                       help="stderr logs as text or JSON lines (auto: JSON when stderr is not a terminal)")
+
+    def running(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="a flow param (the value is read as JSON, else as a string)")
+        p.add_argument("--state-dir", help="where jobs, state and errors are kept (default: .flowlang/ beside "
+                       "the flow; also FLOWLANG_STATE_DIR)")
+        p.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (NAME = \"value\")")
+
+    run = sub.add_parser("run", help="run a flow: records on stdout, logs and summary on stderr")
+    run.add_argument("file")
+    running(run)
+    run.add_argument("--input", metavar="FILE", help="the input payload: a JSON or .jsonl file, or - for stdin")
+    run.add_argument("--dry-run", action="store_true", help="read, but send nothing and commit no state")
+    run.add_argument("--limit", type=int, metavar="N", help="take at most N records per loop")
+    run.add_argument("--max-seconds", type=float, metavar="S", help="stop the run after S seconds")
+    run.add_argument("--quiet", action="store_true", help="no summary")
+    common(run)
+
+    check = sub.add_parser("check", help="parse and check flows without running them (exit 0 or 2)")
+    check.add_argument("files", nargs="+")
+    common(check)
+
+    errors = sub.add_parser("errors", help="list a flow's open record errors")
+    errors.add_argument("file")
+    errors.add_argument("--state-dir")
+    errors.add_argument("--json", action="store_true", help="one JSON object per error on stdout")
+    common(errors)
+
+    retry = sub.add_parser("retry", help="run failed iterations again; resolve those that succeed")
+    retry.add_argument("file")
+    retry.add_argument("--id", type=int, help="only this error")
+    running(retry)
+    common(retry)
+
+    conns = sub.add_parser("connectors", help="list connectors, or show one's configuration and operations")
+    conns.add_argument("name", nargs="?")
+    conns.add_argument("--dir", default=".", help="a flow folder whose connectors/ to include (default: .)")
+    common(conns)
+
+    repl = sub.add_parser("repl", help="an interactive session (reads statements from stdin when piped)")
+    repl.add_argument("file", nargs="?")
+    running(repl)
+    common(repl)
+    return parser
+
+
+def commands() -> dict[str, Command]:
+    from flowlang.cli import commands as c
+
+    return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
+            "connectors": c.cmd_connectors, "repl": c.cmd_repl}
+
+
+def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
+    """Route flowlang's loggers to stderr; returns whether logs are JSON lines."""
+    fmt = getattr(args, "log_format", "auto")
+    json_lines = fmt == "json" or (fmt == "auto" and not terminal.rich)
+    handler = TerminalLogHandler(terminal, json_lines)
+    root = logging.getLogger("flowlang")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
+    root.propagate = False
+    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return json_lines
+
+
+def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
+    terminal = terminal or Terminal()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0) if e.code in (0, None) else int(Exit.INVALID)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return int(Exit.INVALID)
+    args.json_logs = setup_logging(terminal, args)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return commands()[args.command](args, terminal)
+    except ScriptError as e:
+        terminal.message(e.render())
+        count = len(e.diagnostics)
+        terminal.error(f"{count} error{'s' if count != 1 else ''}; nothing was run")
+        return int(Exit.INVALID)
+    except LockedError as e:
+        terminal.error(f"error: {e.message}")
+        return int(Exit.LOCKED)
+    except FlowRuntimeError as e:
+        terminal.message(e.render())
+        if debug:
+            terminal.message("".join(traceback.format_exception(e)))
+        return int(Exit.RUN_FAILED)
+    except FlowError as e:
+        terminal.error(f"error: {e.message}")
+        if debug:
+            terminal.message("".join(traceback.format_exception(e)))
+        return int(e.exit_status)
+    except KeyboardInterrupt:
+        terminal.error("interrupted")
+        return 130
+    except Exception as e:  # a bug in flowlang: say so plainly
+        terminal.error(f"internal error: {type(e).__name__}: {e}")
+        if debug:
+            terminal.message("".join(traceback.format_exception(e)))
+        else:
+            terminal.message("this is a bug in flowlang; run again with --debug for the traceback and report it")
+        return int(Exit.RUN_FAILED)
+
+
+def run_async_command(coro: Any) -> Any:
+    """asyncio.run, with SIGTERM treated like Ctrl-C."""
+    loop = asyncio.new_event_loop()
+    try:
+        main_task = loop.create_task(coro)
+        try:
+            loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
+            pass
+        return loop.run_until_complete(main_task)
+    finally:
+        loop.close()

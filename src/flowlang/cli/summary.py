@@ -1,0 +1,38 @@
+"""The run summary on stderr: records read, sent, failed, skipped and emitted, per statement."""
+
+from __future__ import annotations
+
+import logging
+
+from rich.table import Table
+
+from flowlang.cli.console import Terminal
+from flowlang.runner import Result
+
+log = logging.getLogger("flowlang.cli")
+
+
+def headline(name: str, result: Result, verb: str = "run") -> str:
+    s = result.stats
+    state = {"ok": "finished", "partial": "finished with failed records", "failed": "failed"}[result.status]
+    return (f"{name}: {verb} {state} in {s.duration:.2f}s: read {s.read}, sent {s.sent}, failed {s.failed}, "
+            f"skipped {s.skipped}, emitted {s.emitted}")
+
+
+def show(terminal: Terminal, name: str, result: Result, json_logs: bool, verb: str = "run") -> None:
+    if json_logs:
+        log.info(headline(name, result, verb), extra={"flow": name, "job_id": result.job_id,
+                                                      "summary": result.stats.as_dict()})
+        return
+    terminal.message(headline(name, result, verb), "bold" if result.ok else "yellow")
+    rows = [(line, st) for line, st in sorted(result.stats.per_line.items())
+            if st.read or st.sent or st.failed or st.skipped]
+    if not rows or not terminal.rich:
+        return
+    table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
+    for column in ("line", "statement", "read", "sent", "failed", "skipped", "emitted"):
+        table.add_column(column, justify="right" if column != "statement" else "left")
+    for line, st in rows:
+        table.add_row(str(line), st.kind, str(st.read), str(st.sent), str(st.failed), str(st.skipped),
+                      str(st.emitted))
+    terminal.table(table)

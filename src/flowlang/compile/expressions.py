@@ -1,0 +1,421 @@
+"""Expressions -> closures `(frame) -> value`. Dispatch on node type happens once, here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from flowlang import ast
+from flowlang.check.scopes import Global, Local, Outer
+from flowlang.compile.errors import Where
+from flowlang.errors import FlowRuntimeError, LimitError
+from flowlang.runtime import operators as ops
+from flowlang.runtime.builtins import Builtin, BuiltinError
+from flowlang.runtime.frame import Frame
+from flowlang.runtime.operators import NeedsMaterialization, OperatorError
+from flowlang.source import Span
+from flowlang.runtime.values import RecordStream, Secret, equal, to_text, truthy, type_name
+
+if TYPE_CHECKING:
+    from flowlang.check.program import CheckedModule, FunctionInfo
+    from flowlang.compile.program import ProgramCompiler
+
+Eval = Callable[[Frame], Any]
+
+BINARY: dict[ast.BinOp, Callable[[Any, Any], Any]] = {
+    ast.BinOp.ADD: ops.add, ast.BinOp.SUB: ops.subtract, ast.BinOp.MUL: ops.multiply,
+    ast.BinOp.DIV: ops.divide, ast.BinOp.MOD: ops.modulo, ast.BinOp.EQ: equal, ast.BinOp.NE: ops.not_equal,
+    ast.BinOp.LT: ops.less, ast.BinOp.LE: ops.less_equal, ast.BinOp.GT: ops.greater,
+    ast.BinOp.GE: ops.greater_equal, ast.BinOp.IN: lambda a, b: ops.contains(b, a),
+    ast.BinOp.NOT_IN: lambda a, b: ops.not_contains(b, a),
+}
+
+
+def field_of(value: Any, name: str, where: Where) -> Any:
+    """The slow path of `value.name` (dicts and null are handled inline)."""
+    if type(value) is RecordStream:
+        raise NeedsMaterialization(value)
+    raise where.error(f"cannot read field '{name}' of {type_name(value)}")
+
+
+def index_of(obj: Any, index: Any, where: Where) -> Any:
+    t = type(obj)
+    if t is list:
+        if type(index) is Decimal and index == index.to_integral_value():
+            index = int(index)
+        if type(index) is not int:
+            raise where.error(f"a list index must be a whole number, got {type_name(index)}")
+        return obj[index] if -len(obj) <= index < len(obj) else None
+    if t is dict:
+        if type(index) is not str:
+            raise where.error(f"an object key must be a string, got {type_name(index)}")
+        return obj.get(index)
+    if obj is None:
+        return None
+    if t is str:
+        if type(index) is not int:
+            raise where.error(f"a string index must be a whole number, got {type_name(index)}")
+        return obj[index] if -len(obj) <= index < len(obj) else None
+    if t is RecordStream:
+        raise NeedsMaterialization(obj)
+    raise where.error(f"cannot index {type_name(obj)}")
+
+
+def iterate(value: Any, pairs: bool, where: Where) -> list[Any]:
+    """The items a loop or comprehension walks over (pairs: two loop variables)."""
+    t = type(value)
+    if t is list:
+        return value if not pairs else [_pair(x, where) for x in value]
+    if t is dict:
+        return [[k, v] for k, v in value.items()] if pairs else list(value)
+    if value is None:
+        return []
+    if t is RecordStream:
+        raise NeedsMaterialization(value)
+    raise where.error(f"cannot loop over {type_name(value)}")
+
+
+def _pair(item: Any, where: Where) -> list[Any]:
+    if type(item) is list and len(item) == 2:
+        return item
+    raise where.error(f"two loop variables need [key, value] pairs, got {type_name(item)}")
+
+
+class ExpressionCompiler:
+    """Compiles the expressions of one checked module."""
+
+    def __init__(self, checked: CheckedModule, program: ProgramCompiler) -> None:
+        self.checked = checked
+        self.program = program
+
+    def where(self, span: Span) -> Where:
+        return Where(self.checked.source, span)
+
+    def expr(self, node: ast.Expr) -> Eval:
+        method: Callable[[Any], Eval] = getattr(self, "x_" + type(node).__name__)
+        return method(node)
+
+    # ---- atoms --------------------------------------------------------------------------------
+    def x_Literal(self, node: ast.Literal) -> Eval:
+        value = node.value
+        return lambda f: value
+
+    def x_Interpolated(self, node: ast.Interpolated) -> Eval:
+        parts: list[tuple[bool, Any]] = [
+            (True, p) if isinstance(p, str) else (False, self.expr(p)) for p in node.parts]
+
+        def interpolate(f: Frame) -> Any:
+            out: list[str] = []
+            secret = False
+            for const, part in parts:
+                if const:
+                    out.append(part)
+                    continue
+                v = part(f)
+                t = type(v)
+                if t is str:
+                    out.append(v)
+                elif t is Secret:
+                    secret = True
+                    out.append(v.reveal())
+                else:
+                    out.append(to_text(v))
+            text = "".join(out)
+            return Secret(text) if secret else text
+
+        return interpolate
+
+    def x_Name(self, node: ast.Name) -> Eval:
+        ref = self.checked.resolution.refs.get(node)
+        if isinstance(ref, Local):
+            slot = ref.slot
+            return lambda f: f.slots[slot]
+        if isinstance(ref, Outer):
+            slot = ref.slot
+            return lambda f: f.parent.slots[slot]  # type: ignore[union-attr]
+        if isinstance(ref, Global):
+            return self.global_value(ref.name, node)
+        raise AssertionError(f"unresolved name {node.name}")
+
+    def global_value(self, name: str, node: ast.Name) -> Eval:
+        if name == "env":
+            return lambda f: dict(f.run.env)
+        if name == "job":
+            return lambda f: f.run.job
+        if name == "state":
+            return lambda f: f.run.state
+        if name == "input":
+            return lambda f: f.run.input
+        where = self.where(node.span)
+
+        def secret_alone(f: Frame) -> Any:
+            raise where.error("use secret.NAME to read one secret", "value")
+
+        return secret_alone
+
+    def x_Field(self, node: ast.Field) -> Eval:
+        name = node.name
+        if isinstance(node.obj, ast.Name):
+            ref = self.checked.resolution.refs.get(node.obj)
+            if isinstance(ref, Global) and ref.name in ("env", "secret", "job"):
+                return self.global_field(ref.name, name, node)
+        obj = self.expr(node.obj)
+        where = self.where(node.name_span)
+
+        def get_field(f: Frame) -> Any:
+            v = obj(f)
+            if type(v) is dict:
+                return v.get(name)
+            if v is None:
+                return None
+            return field_of(v, name, where)
+
+        return get_field
+
+    def global_field(self, kind: str, name: str, node: ast.Field) -> Eval:
+        if kind == "env":
+            return lambda f: f.run.env.get(name)
+        if kind == "job":
+            return lambda f: f.run.job.get(name)
+        where = self.where(node.span)
+
+        def read_secret(f: Frame) -> Any:
+            try:
+                return f.run.secret(name)
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+
+        return read_secret
+
+    def x_Index(self, node: ast.Index) -> Eval:
+        obj = self.expr(node.obj)
+        index = self.expr(node.index)
+        where = self.where(node.span)
+
+        def get_index(f: Frame) -> Any:
+            o = obj(f)
+            i = index(f)
+            if type(o) is dict and type(i) is str:
+                return o.get(i)
+            if type(o) is list and type(i) is int:
+                return o[i] if -len(o) <= i < len(o) else None
+            return index_of(o, i, where)
+
+        return get_index
+
+    # ---- collections ------------------------------------------------------------------------
+    def x_ListLit(self, node: ast.ListLit) -> Eval:
+        items = [self.expr(i) for i in node.items]
+        return lambda f: [i(f) for i in items]
+
+    def x_ObjectLit(self, node: ast.ObjectLit) -> Eval:
+        if all(isinstance(p.key, ast.Literal) for p in node.pairs):
+            pairs = [(str(p.key.value), self.expr(p.value)) for p in node.pairs]  # type: ignore[union-attr]
+            return lambda f: {k: v(f) for k, v in pairs}
+        dynamic = [(self.expr(p.key), self.expr(p.value)) for p in node.pairs]
+        return lambda f: {to_text(k(f)): v(f) for k, v in dynamic}
+
+    def comprehension(self, comp: ast.CompFor) -> tuple[Eval, list[int], Eval | None, Where]:
+        slots = [self.checked.resolution.slots[(comp, i)] for i in range(len(comp.names))]
+        cond = self.expr(comp.condition) if comp.condition is not None else None
+        return self.expr(comp.iterable), slots, cond, self.where(comp.iterable.span)
+
+    def x_ListComp(self, node: ast.ListComp) -> Eval:
+        iterable, slots, cond, where = self.comprehension(node.comp)
+        element = self.expr(node.element)
+        pairs = len(slots) == 2
+
+        def list_comp(f: Frame) -> Any:
+            out = []
+            s = f.slots
+            for item in iterate(iterable(f), pairs, where):
+                if pairs:
+                    s[slots[0]], s[slots[1]] = item[0], item[1]
+                else:
+                    s[slots[0]] = item
+                if cond is None or truthy(cond(f)):
+                    out.append(element(f))
+            return out
+
+        return list_comp
+
+    def x_ObjectComp(self, node: ast.ObjectComp) -> Eval:
+        iterable, slots, cond, where = self.comprehension(node.comp)
+        key = self.expr(node.key)
+        value = self.expr(node.value)
+        pairs = len(slots) == 2
+
+        def object_comp(f: Frame) -> Any:
+            out = {}
+            s = f.slots
+            for item in iterate(iterable(f), pairs, where):
+                if pairs:
+                    s[slots[0]], s[slots[1]] = item[0], item[1]
+                else:
+                    s[slots[0]] = item
+                if cond is None or truthy(cond(f)):
+                    k = key(f)
+                    out[k if type(k) is str else to_text(k)] = value(f)
+            return out
+
+        return object_comp
+
+    # ---- operators --------------------------------------------------------------------------
+    def x_Negate(self, node: ast.Negate) -> Eval:
+        operand = self.expr(node.operand)
+        where = self.where(node.span)
+
+        def negate(f: Frame) -> Any:
+            try:
+                return ops.negate(operand(f))
+            except OperatorError as e:
+                raise where.error(e.message, e.kind) from None
+
+        return negate
+
+    def x_Not(self, node: ast.Not) -> Eval:
+        operand = self.expr(node.operand)
+        return lambda f: not truthy(operand(f))
+
+    def x_Binary(self, node: ast.Binary) -> Eval:
+        left = self.expr(node.left)
+        right = self.expr(node.right)
+        where = self.where(node.op_span)
+        op = node.op
+        if op is ast.BinOp.EQ:
+            return lambda f: equal(left(f), right(f))
+        if op is ast.BinOp.NE:
+            return lambda f: not equal(left(f), right(f))
+        fn = BINARY[op]
+        if op in (ast.BinOp.ADD, ast.BinOp.SUB, ast.BinOp.MUL):
+            return _arithmetic(op, left, right, fn, where)
+
+        def binary(f: Frame) -> Any:
+            a = left(f)
+            b = right(f)
+            try:
+                return fn(a, b)
+            except OperatorError as e:
+                raise where.error(e.message, e.kind) from None
+
+        return binary
+
+    def x_Logical(self, node: ast.Logical) -> Eval:
+        left = self.expr(node.left)
+        right = self.expr(node.right)
+        if node.op is ast.LogicOp.AND:
+            return lambda f: truthy(left(f)) and truthy(right(f))
+        return lambda f: truthy(left(f)) or truthy(right(f))
+
+    def x_Coalesce(self, node: ast.Coalesce) -> Eval:
+        left = self.expr(node.left)
+        right = self.expr(node.right)
+
+        def coalesce(f: Frame) -> Any:
+            v = left(f)
+            return right(f) if v is None else v
+
+        return coalesce
+
+    def x_Conditional(self, node: ast.Conditional) -> Eval:
+        cond = self.expr(node.condition)
+        then = self.expr(node.then)
+        otherwise = self.expr(node.otherwise)
+        return lambda f: then(f) if truthy(cond(f)) else otherwise(f)
+
+    # ---- calls --------------------------------------------------------------------------------
+    def x_FuncCall(self, node: ast.FuncCall) -> Eval:
+        target = self.checked.resolution.calls[node]
+        if isinstance(target, Builtin):
+            return self.builtin_call(node, target)
+        return self.user_call(node, target)
+
+    def builtin_call(self, node: ast.FuncCall, builtin: Builtin) -> Eval:
+        args = [self.expr(a) for a in node.args]
+        kwargs = {k.name: self.expr(k.value) for k in node.kwargs}
+        plan, variadic = builtin.arrange(len(args), list(kwargs))
+        params = [p for p in builtin.params if not p.variadic]
+        evals: list[Eval] = []
+        for spec, step in zip(params, plan, strict=True):
+            if isinstance(step, int):
+                evals.append(args[step])
+            elif isinstance(step, str):
+                evals.append(kwargs[step])
+            else:
+                default = spec.default
+                evals.append(lambda f, d=default: d)
+        if variadic:
+            evals.extend(args[len(params):])
+        fn = builtin.fn
+        where = self.where(node.span)
+        if len(evals) == 1:
+            (a0,) = evals
+
+            def call1(f: Frame) -> Any:
+                try:
+                    return fn(a0(f))
+                except (BuiltinError, OperatorError) as e:
+                    raise where.error(e.message, e.kind) from None
+
+            return call1
+
+        def call(f: Frame) -> Any:
+            try:
+                return fn(*[e(f) for e in evals])
+            except (BuiltinError, OperatorError) as e:
+                raise where.error(e.message, e.kind) from None
+
+        return call
+
+    def user_call(self, node: ast.FuncCall, info: FunctionInfo) -> Eval:
+        return self.program.function_call(self, node, info)
+
+
+def _arithmetic(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:
+    """+, -, * with the number case inline (the hot path of mappings)."""
+    limit_check = op is ast.BinOp.ADD
+
+    def slow(a: Any, b: Any, f: Frame) -> Any:
+        try:
+            result = fn(a, b)
+        except OperatorError as e:
+            raise where.error(e.message, e.kind) from None
+        if limit_check and type(result) in (str, list) and len(result) > f.run.limits.max_value_items:
+            raise LimitError(f"a {type_name(result)} of {len(result)} items is more than the limit of "
+                             f"{f.run.limits.max_value_items} (max_value_items)", source=where.source,
+                             span=where.span)
+        return result
+
+    if op is ast.BinOp.ADD:
+        def add(f: Frame) -> Any:
+            a = left(f)
+            b = right(f)
+            ta = type(a)
+            tb = type(b)
+            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+                return a + b
+            return slow(a, b, f)
+        return add
+    if op is ast.BinOp.SUB:
+        def sub(f: Frame) -> Any:
+            a = left(f)
+            b = right(f)
+            ta = type(a)
+            tb = type(b)
+            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+                return a - b
+            return slow(a, b, f)
+        return sub
+
+    def mul(f: Frame) -> Any:
+        a = left(f)
+        b = right(f)
+        ta = type(a)
+        tb = type(b)
+        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+            return a * b
+        return slow(a, b, f)
+    return mul
+
+

@@ -1,0 +1,309 @@
+"""Statements that reach outside the flow: use, call, lookup, send (with batches), import, run."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from flowlang import ast
+from flowlang.check.scopes import HostBinding, Local, Outer
+from flowlang.compile.batching import BatchBuffer, Pending, flush
+from flowlang.compile.errors import Where
+from flowlang.compile.expressions import Eval
+from flowlang.compile.statements import StatementCompiler
+from flowlang.compile.steps import Step
+from flowlang.connectors.base import Connection
+from flowlang.errors import FlowRuntimeError, HttpError
+from flowlang.runtime.frame import Frame
+from flowlang.runtime.jsoncodec import dumps_stored
+from flowlang.runtime.values import RecordStream, type_name
+
+if TYPE_CHECKING:
+    from flowlang.compile.loops import LoopInfo
+
+
+def connection_getter(ref: Any, name: str, where: Where) -> Callable[[Frame], Connection]:
+    if isinstance(ref, HostBinding):
+        def host(f: Frame) -> Connection:
+            conn = f.run.bindings.get(name)
+            if conn is None:
+                raise where.error(f"no host binding named '{name}' was given", "name")
+            return conn
+        return host
+    if isinstance(ref, Local):
+        slot = ref.slot
+        return lambda f: f.slots[slot]  # type: ignore[no-any-return]
+    assert isinstance(ref, Outer)
+    outer = ref.slot
+    return lambda f: f.parent.slots[outer]  # type: ignore[union-attr, no-any-return]
+
+
+def plain_copy(value: Any) -> Any:
+    t = type(value)
+    if t is dict or t is list:
+        return copy.deepcopy(value)
+    return value
+
+
+class IoCompiler(StatementCompiler):
+    """Compiles use, call, lookup, send, import and run (async steps)."""
+
+    loop_stack: list[LoopInfo]
+
+    def operation_parts(self, op: ast.Operation) -> tuple[Callable[[Frame], Connection], list[Eval], dict[str, Eval]]:
+        ref = self.checked.resolution.refs[op]
+        getter = connection_getter(ref, op.connection, self.where(op.connection_span))
+        args = [self.expr(a) for a in op.args]
+        kwargs = {k.name: self.expr(k.value) for k in op.kwargs}
+        return getter, args, kwargs
+
+    def located_call(self, where: Where, coro: Awaitable[Any]) -> Awaitable[Any]:
+        async def run() -> Any:
+            try:
+                return await coro
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+        return run()
+
+    # ---- use ----------------------------------------------------------------------------------
+    def s_Use(self, node: ast.Use) -> Step:
+        spec = self.checked.specs[node]
+        config = {k.name: self.expr(k.value) for k in node.kwargs}
+        slot = self.checked.resolution.slots[(node, 0)]
+        where = self.where(node.span)
+        name = node.name
+
+        async def use(f: Frame) -> None:
+            values = {k: v(f) for k, v in config.items()}
+            try:
+                conn = await spec.open(name, values, f.run)
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+            f.run.connections.append(conn)
+            f.slots[slot] = conn
+        return Step(use, True)
+
+    # ---- call ----------------------------------------------------------------------------------
+    def s_CallStmt(self, node: ast.CallStmt) -> Step:
+        getter, args, kwargs = self.operation_parts(node.operation)
+        op = node.operation.op
+        store = self.assigner(node, self.where(node.span)) if node.as_name else None
+        materialize = node in self.checked.resolution.materialize
+        where = self.where(node.operation.span)
+        line = self.line(node)
+
+        async def call(f: Frame) -> None:
+            conn = getter(f)
+            a = [x(f) for x in args]
+            kw = {k: v(f) for k, v in kwargs.items()}
+            try:
+                result = await conn.invoke(op, a, kw)
+                if materialize and type(result) is RecordStream:
+                    result = await result.materialize()
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+            stats = f.run.stats.at(line, "call")
+            stats.read += len(result) if type(result) is list else (0 if result is None else 1)
+            if store is not None:
+                store(f, result)
+        return Step(call, True)
+
+    # ---- lookup ---------------------------------------------------------------------------------
+    def s_LookupStmt(self, node: ast.LookupStmt) -> Step:
+        getter, args, kwargs = self.operation_parts(node.operation)
+        op = node.operation.op
+        store = self.assigner(node, self.where(node.span))
+        where = self.where(node.operation.span)
+        line = self.line(node)
+
+        async def fetch(conn: Connection, a: list[Any], kw: dict[str, Any]) -> Any:
+            try:
+                result = await conn.invoke(op, a, kw)
+                if type(result) is RecordStream:
+                    return await result.first()
+            except HttpError as e:
+                if e.status == 404:
+                    return None
+                raise
+            if type(result) is list:
+                return result[0] if result else None
+            return result
+
+        async def lookup(f: Frame) -> None:
+            conn = getter(f)
+            a = [x(f) for x in args]
+            kw = {k: v(f) for k, v in kwargs.items()}
+            key = (id(conn), op, dumps_stored([a, kw]))
+            run = f.run
+            if key in run.lookup_cache:
+                value = run.lookup_cache[key]
+            elif key in run.lookup_inflight:
+                value = await asyncio.shield(run.lookup_inflight[key])
+            else:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                future.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+                run.lookup_inflight[key] = future
+                try:
+                    value = await fetch(conn, a, kw)
+                    run.lookup_cache[key] = value
+                    future.set_result(value)
+                except BaseException as e:
+                    future.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
+                    if isinstance(e, FlowRuntimeError):
+                        raise where.locate(e) from None
+                    raise
+                finally:
+                    del run.lookup_inflight[key]
+                run.stats.at(line, "lookup").read += 1
+            store(f, plain_copy(value))
+        return Step(lookup, True)
+
+    # ---- send ----------------------------------------------------------------------------------
+    def send_op(self, node: ast.Send) -> str:
+        dest = node.destination
+        if dest.op:
+            return dest.op
+        ref = self.checked.resolution.refs.get(dest)
+        if isinstance(ref, HostBinding):
+            return ""
+        binding = next((b for b in self.checked_connections() if b.name == dest.connection), None)
+        spec = binding.connector if binding is not None else None
+        return (spec.default_write or "") if spec is not None else ""
+
+    def checked_connections(self) -> list[Any]:
+        found = list(self.checked.connections.values())
+        for pairs in self.checked.imported_connections.values():
+            found.extend(mine for mine, _ in pairs)
+        return found
+
+    def s_Send(self, node: ast.Send) -> Step:
+        getter, args, kwargs = self.operation_parts(node.destination)
+        value = self.expr(node.value)
+        op = self.send_op(node)
+        where = self.where(node.destination.span)
+        line = self.line(node)
+        if node.batch is not None:
+            return self.batched_send(node, getter, args, kwargs, value, op, where, line)
+        store = self.assigner(node, self.where(node.span)) if node.as_name else None
+
+        async def send(f: Frame) -> None:
+            v = value(f)
+            conn = getter(f)
+            a = [x(f) for x in args]
+            kw = {k: e(f) for k, e in kwargs.items()}
+            stats = f.run.stats.at(line, "send")
+            results = []
+            try:
+                async for record in records_of(v):
+                    results.append(await conn.send(op, record, a, kw))
+                    stats.sent += 1
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+            if store is not None:
+                store(f, results if type(v) in (list, RecordStream) else (results[0] if results else None))
+        return Step(send, True)
+
+    def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],
+                     kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int) -> Step:
+        assert node.batch is not None
+        count = node.batch.value
+        size_of: Eval = (lambda f: count) if isinstance(count, int) else self.expr(ast.Name(count, node.batch.span))
+        loop = self.loop_stack[-1] if self.loop_stack else None
+
+        def buffer_for(f: Frame, conn: Connection, a: list[Any], kw: dict[str, Any], size: int) -> BatchBuffer:
+            buffers: dict[Any, BatchBuffer] = f.run.batches
+            current = buffers.get(node)
+            if current is None or not current.same_target(conn, op, a, kw):
+                current = buffers[node] = BatchBuffer(conn, op, a, kw, size)
+            return current
+
+        async def send_batched(f: Frame) -> None:
+            v = value(f)
+            conn = getter(f)
+            a = [x(f) for x in args]
+            kw = {k: e(f) for k, e in kwargs.items()}
+            size = size_of(f)
+            if type(size) is not int or size < 1:
+                raise where.error(f"batch needs a whole number of at least 1, got {type_name(size)}", "value")
+            buffers: dict[Any, BatchBuffer] = f.run.batches
+            old = buffers.get(node)
+            if old is not None and not old.same_target(conn, op, a, kw):
+                await flush(old, f, line)
+            buffer = buffer_for(f, conn, a, kw, size)
+            async for record in records_of(v):
+                failure = None
+                if loop is not None:
+                    item = [f.slots[s] for s in loop.names_slots]
+                    failure = loop.failure(f, item[0] if len(item) == 1 else item,
+                                           FlowRuntimeError("", "connector", source=where.source, span=where.span))
+                buffer.items.append(Pending(record, failure, loop.line if loop is not None else None))
+                if len(buffer.items) >= buffer.size:
+                    await flush(buffer, f, line)
+            if loop is None:
+                await flush(buffer, f, line)
+
+        async def flush_at_loop_end(f: Frame) -> None:
+            buffers: dict[Any, BatchBuffer] = f.run.batches
+            buffer = buffers.get(node)
+            if buffer is not None:
+                await flush(buffer, f, line)
+
+        if loop is not None:
+            loop.flushers.append(flush_at_loop_end)
+        return Step(send_batched, True)
+
+    # ---- import and run -----------------------------------------------------------------------
+    def s_Import(self, node: ast.Import) -> Step:
+        lib = self.checked.imports.get(node)
+        if lib is None:
+            return Step(lambda f: None, False)
+        compiled = self.program.module(lib)
+        pairs = [(mine.slot, theirs.slot) for mine, theirs in self.checked.imported_connections.get(node, [])]
+
+        async def import_(f: Frame) -> None:
+            lib_frame = f.run.frames[compiled.index]
+            if not getattr(lib_frame, "_imported", False):
+                await run_any(compiled.body, lib_frame)
+            for mine, theirs in pairs:
+                f.slots[mine] = lib_frame.slots[theirs]
+        return Step(import_, True)
+
+    def s_RunFlow(self, node: ast.RunFlow) -> Step:
+        path = self.checked.runs.get(node)
+        params = self.expr(node.params) if node.params is not None else (lambda f: {})
+        where = self.where(node.span)
+
+        async def run_flow(f: Frame) -> None:
+            given = params(f)
+            if type(given) is not dict:
+                raise where.error(f"run ... with needs an object of params, got {type_name(given)}", "value")
+            runner = getattr(f.run, "run_child", None)
+            if runner is None or path is None:
+                raise where.error("this environment cannot run other flows", "value")
+            try:
+                await runner(path, given)
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+        return Step(run_flow, True)
+
+
+async def run_any(step: Step, frame: Frame) -> None:
+    if step.is_async:
+        await step.run(frame)
+    else:
+        step.run(frame)
+
+
+async def records_of(value: Any) -> Any:
+    """A sent value as records: a list sends each item, a stream each record."""
+    if type(value) is list:
+        for item in value:
+            yield item
+    elif type(value) is RecordStream:
+        async for page in value.pages():
+            for item in page:
+                yield item
+    else:
+        yield value

@@ -1,0 +1,318 @@
+"""Statements -> Steps: let, emit, log, fail, skip/stop/return, if, try, map and bare expressions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowlang import ast
+from flowlang.check.scopes import Global, Local, Outer
+from flowlang.compile.errors import Where
+from flowlang.compile.expressions import Eval, ExpressionCompiler
+from flowlang.compile.steps import NOTHING, Step, block
+from flowlang.errors import FlowRuntimeError, LimitError
+from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
+from flowlang.runtime.operators import NeedsMaterialization
+from flowlang.runtime.values import RecordStream, to_text, truthy, type_name
+
+
+def emit_value(frame: Frame, value: Any, line: int) -> None:
+    """`emit`: a non-empty list of objects emits each object; any other value is one output."""
+    t = type(value)
+    if t is list and all(type(x) is dict for x in value):
+        for item in value:
+            frame.out(item)
+        frame.run.stats.at(line, "emit").emitted += len(value)
+        return
+    if t is RecordStream:
+        raise NeedsMaterialization(value)
+    frame.out(value)
+    frame.run.stats.at(line, "emit").emitted += 1
+
+
+def error_value(err: FlowRuntimeError, frame: Frame) -> dict[str, Any]:
+    """What `on error as e` binds."""
+    return {
+        "message": frame.run.mask(err.message), "kind": err.kind, "status": err.status, "body": err.body,
+        "line": err.line,
+    }
+
+
+class StatementCompiler(ExpressionCompiler):
+    """Compiles the statements of one module that do no I/O."""
+
+    def line(self, node: Any) -> int:
+        return self.checked.source.line_col(node.span.start)[0]
+
+    def stmt(self, node: ast.Stmt) -> Step:
+        method = getattr(self, "s_" + type(node).__name__)
+        step: Step = method(node)
+        return step
+
+    def body(self, stmts: tuple[ast.Stmt, ...]) -> Step:
+        return block([self.stmt(s) for s in stmts if not isinstance(s, ast.Function | ast.Param | ast.FlowDecl)])
+
+    # ---- declarations handled elsewhere ------------------------------------------------------
+    def s_FlowDecl(self, node: ast.FlowDecl) -> Step:
+        return NOTHING
+
+    def s_Param(self, node: ast.Param) -> Step:
+        return NOTHING
+
+    def s_Function(self, node: ast.Function) -> Step:
+        return NOTHING
+
+    # ---- assignments -----------------------------------------------------------------------
+    def assigner(self, node: Any, where: Where) -> Any:
+        """A function (frame, value) that stores into the variable `node` declared."""
+        slot = self.checked.resolution.slots.get((node, 0))
+        if slot is None:
+            return None
+        if slot == -1:
+            def set_state(f: Frame, value: Any) -> None:
+                if type(value) is not dict:
+                    raise where.error(f"state must be an object, got {type_name(value)}")
+                f.run.state.clear()
+                f.run.state.update(value)
+            return set_state
+
+        def set_slot(f: Frame, value: Any) -> None:
+            f.slots[slot] = value
+        return set_slot
+
+    def s_Let(self, node: ast.Let) -> Step:
+        value = self.expr(node.value)
+        where = self.where(node.target.span)
+        if not node.target.steps:
+            store = self.assigner(node, where)
+
+            def let(f: Frame) -> None:
+                store(f, value(f))
+            return Step(let, False)
+        return Step(self.path_assign(node.target, value, where), False)
+
+    def path_assign(self, target: ast.Target, value: Eval, where: Where) -> Any:
+        ref = self.checked.resolution.refs[target]
+        keys: list[tuple[bool, Any]] = [
+            (True, s.name) if isinstance(s, ast.FieldStep) else (False, self.expr(s.index)) for s in target.steps]
+
+        def root(f: Frame) -> Any:
+            if isinstance(ref, Global):
+                return f.run.state
+            frame = f if isinstance(ref, Local) else f.parent
+            assert frame is not None and isinstance(ref, Local | Outer)
+            current = frame.slots[ref.slot]
+            if current is None:
+                current = frame.slots[ref.slot] = {}
+            return current
+
+        def let_path(f: Frame) -> None:
+            v = value(f)
+            container = root(f)
+            resolved = [k if const else k(f) for const, k in keys]
+            for key in resolved[:-1]:
+                nxt = _get(container, key, where)
+                if nxt is None:
+                    nxt = {}
+                    _set(container, key, nxt, where)
+                container = nxt
+            _set(container, resolved[-1], v, where)
+
+        return let_path
+
+    # ---- output ------------------------------------------------------------------------------
+    def s_Emit(self, node: ast.Emit) -> Step:
+        value = self.expr(node.value)
+        line = self.line(node)
+        return Step(lambda f: emit_value(f, value(f), line), False)
+
+    def s_Log(self, node: ast.Log) -> Step:
+        value = self.expr(node.value)
+        level = node.level
+        location = self.checked.source.location(node.span)
+        return Step(lambda f: f.run.log(level, to_text(value(f)), location), False)
+
+    def s_ExprStmt(self, node: ast.ExprStmt) -> Step:
+        value = self.expr(node.expr)
+
+        def show(f: Frame) -> None:
+            f.run.last_value = value(f)
+        return Step(show, False)
+
+    # ---- control ------------------------------------------------------------------------------
+    def s_Fail(self, node: ast.Fail) -> Step:
+        message = self.expr(node.message)
+        where = self.where(node.span)
+
+        def fail(f: Frame) -> None:
+            raise where.error(to_text(message(f)), "fail")
+        return Step(fail, False)
+
+    def s_Skip(self, node: ast.Skip) -> Step:
+        def skip(f: Frame) -> None:
+            raise SkipSignal()
+        return Step(skip, False)
+
+    def s_Stop(self, node: ast.Stop) -> Step:
+        def stop(f: Frame) -> None:
+            raise StopSignal()
+        return Step(stop, False)
+
+    def s_Return(self, node: ast.Return) -> Step:
+        value = self.expr(node.value) if node.value is not None else (lambda f: None)
+
+        def ret(f: Frame) -> None:
+            raise ReturnSignal(value(f))
+        return Step(ret, False)
+
+    def s_If(self, node: ast.If) -> Step:
+        branches = [(self.expr(b.condition), self.body(b.body)) for b in node.branches]
+        otherwise = self.body(node.otherwise) if node.otherwise is not None else None
+        steps = [b for _, b in branches] + ([otherwise] if otherwise else [])
+        if not any(s.is_async for s in steps):
+            plan = [(c, b.run) for c, b in branches]
+            other = otherwise.run if otherwise else None
+
+            def if_sync(f: Frame) -> None:
+                for cond, body in plan:
+                    if truthy(cond(f)):
+                        body(f)
+                        return
+                if other is not None:
+                    other(f)
+            return Step(if_sync, False)
+
+        async def if_async(f: Frame) -> None:
+            for cond, body in branches:
+                if truthy(cond(f)):
+                    await _run(body, f)
+                    return
+            if otherwise is not None:
+                await _run(otherwise, f)
+        return Step(if_async, True)
+
+    def s_Try(self, node: ast.Try) -> Step:
+        body = self.body(node.body)
+        handler = self.body(node.handler)
+        slot = self.checked.resolution.slots.get((node, 0))
+        if not body.is_async and not handler.is_async:
+            def try_sync(f: Frame) -> None:
+                try:
+                    body.run(f)
+                except LimitError:
+                    raise
+                except FlowRuntimeError as e:
+                    if slot is not None:
+                        f.slots[slot] = error_value(e, f)
+                    handler.run(f)
+            return Step(try_sync, False)
+
+        async def try_async(f: Frame) -> None:
+            try:
+                await _run(body, f)
+            except LimitError:
+                raise
+            except FlowRuntimeError as e:
+                if slot is not None:
+                    f.slots[slot] = error_value(e, f)
+                await _run(handler, f)
+        return Step(try_async, True)
+
+    # ---- map ------------------------------------------------------------------------------------
+    def s_MapStmt(self, node: ast.MapStmt) -> Step:
+        source = self.expr(node.source)
+        store = self.assigner(node, self.where(node.target_span))
+        lines = [self.map_line(line) for line in node.lines]
+        simple = all(kind == "set1" for kind, _, _ in lines)
+        if simple:
+            pairs = [(path, value) for _, path, value in lines]
+
+            def map_simple(f: Frame) -> None:
+                source(f)
+                store(f, {k: v(f) for k, v in pairs})
+            return Step(map_simple, False)
+
+        def map_build(f: Frame) -> None:
+            source(f)
+            out: dict[str, Any] = {}
+            for kind, path, value in lines:
+                if kind == "set1":
+                    out[path] = value(f)
+                elif kind == "set":
+                    _set_path(out, path, value(f))
+                elif kind == "spread":
+                    _spread(out, value(f), path)
+                else:
+                    _drop_path(out, path)
+            store(f, out)
+        return Step(map_build, False)
+
+    def map_line(self, line: ast.MapLine) -> tuple[str, Any, Any]:
+        if isinstance(line, ast.MapAssign):
+            if len(line.path) == 1:
+                return "set1", line.path[0], self.expr(line.value)
+            return "set", line.path, self.expr(line.value)
+        if isinstance(line, ast.MapSpread):
+            return "spread", self.where(line.value.span), self.expr(line.value)
+        return "drop", line.path, None
+
+
+async def _run(step: Step, f: Frame) -> None:
+    if step.is_async:
+        await step.run(f)
+    else:
+        step.run(f)
+
+
+def _get(container: Any, key: Any, where: Where) -> Any:
+    if type(container) is dict:
+        if type(key) is not str:
+            raise where.error(f"an object key must be a string, got {type_name(key)}")
+        return container.get(key)
+    if type(container) is list:
+        if type(key) is not int:
+            raise where.error(f"a list index must be a whole number, got {type_name(key)}")
+        return container[key] if -len(container) <= key < len(container) else None
+    raise where.error(f"cannot set a field inside {type_name(container)}")
+
+
+def _set(container: Any, key: Any, value: Any, where: Where) -> None:
+    if type(container) is dict:
+        if type(key) is not str:
+            raise where.error(f"an object key must be a string, got {type_name(key)}")
+        container[key] = value
+        return
+    if type(container) is list:
+        if type(key) is not int or not -len(container) <= key < len(container):
+            raise where.error(f"list index {to_text(key)} is out of range (the list has {len(container)} items)",
+                              "value")
+        container[key] = value
+        return
+    raise where.error(f"cannot set a field inside {type_name(container)}")
+
+
+def _set_path(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    target = out
+    for key in path[:-1]:
+        nxt = target.get(key)
+        nxt = target[key] = dict(nxt) if type(nxt) is dict else {}  # copy: never change a source object
+        target = nxt
+    target[path[-1]] = value
+
+
+def _spread(out: dict[str, Any], value: Any, where: Where) -> None:
+    if value is None:
+        return
+    if type(value) is not dict:
+        raise where.error(f"`...` copies the fields of an object, got {type_name(value)}")
+    out.update(value)
+
+
+def _drop_path(out: dict[str, Any], path: tuple[str, ...]) -> None:
+    target: Any = out
+    for key in path[:-1]:
+        nxt = target.get(key)
+        if type(nxt) is not dict:
+            return
+        nxt = target[key] = dict(nxt)  # copy: never change a source object
+        target = nxt
+    target.pop(path[-1], None)

@@ -1,0 +1,1 @@
+"""Connectors: what `use` opens and what `call`, `lookup` and `send` invoke."""

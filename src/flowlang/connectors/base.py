@@ -1,0 +1,145 @@
+"""The connector interface: static specs (what `flowlang check` validates) and live connections.
+
+A ConnectorSpec describes a connector kind: its configuration keys and its operations. `open()`
+turns a validated configuration into a Connection, whose `invoke` runs read operations and whose
+`send` writes one record or a batch. Everything a connection needs from the run (dry-run flag,
+logging, secret masking, the flow's folder) comes in a RunServices.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from flowlang.runtime.values import Value
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One configuration key a connector accepts in `use`."""
+
+    name: str
+    required: bool = False
+    secret: bool = False
+    description: str = ""
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    """One operation: its arguments, and whether it reads, writes, batches or streams."""
+
+    name: str
+    description: str = ""
+    params: tuple[str, ...] = ()  # positional argument names
+    required: tuple[str, ...] = ()  # of params and keywords, the ones that must be given
+    keywords: frozenset[str] | None = frozenset()  # None: any keyword (templates)
+    changes_data: bool = False
+    takes_batch: bool = False
+    max_batch: int | None = None
+    returns_stream: bool = False
+    method: str | None = None  # for HTTP-backed operations, shown by `flowlang connectors`
+    path: str | None = None
+
+    def argument_problems(self, n_positional: int, keywords: list[str]) -> list[str]:
+        problems: list[str] = []
+        if n_positional > len(self.params):
+            allowed = len(self.params)
+            problems.append(f"{self.name}() takes {allowed} positional argument{'s' if allowed != 1 else ''}, "
+                            f"got {n_positional}")
+        given = set(self.params[:n_positional]) | set(keywords)
+        if self.keywords is not None:
+            allowed_kw = set(self.params) | set(self.keywords)
+            problems += [f"{self.name}() has no argument '{k}' (it takes: {', '.join(sorted(allowed_kw)) or 'none'})"
+                         for k in keywords if k not in allowed_kw]
+        problems += [f"{self.name}() needs the argument '{r}'" for r in self.required if r not in given]
+        return problems
+
+
+class RunServices(Protocol):
+    """What a connection may use from the run that opened it."""
+
+    dry_run: bool
+    base_dir: Path
+    logger: logging.Logger
+
+    def mask(self, text: str) -> str: ...
+
+    def register_secret(self, value: str) -> None: ...
+
+    def log_dry_run(self, connection: str, description: str) -> None: ...
+
+
+@dataclass
+class SendOutcome:
+    """The result of sending one record: ok with the API's answer, or the error for that record."""
+
+    ok: bool
+    result: Value = None
+    error: str | None = None
+    status: int | None = None
+
+
+class Connection(ABC):
+    """A live connection, opened by `use` (or a host binding) for one run."""
+
+    def __init__(self, name: str, spec: ConnectorSpec) -> None:
+        self.name = name
+        self.spec = spec
+
+    @abstractmethod
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        """Run a read operation (call, lookup): a value, or a RecordStream for lists."""
+
+    async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        """Write one record; returns the destination's answer."""
+        outcomes = await self.send_batch(op, [record], args, kwargs)
+        outcome = outcomes[0]
+        if not outcome.ok:
+            from flowlang.errors import FlowRuntimeError
+
+            raise FlowRuntimeError(outcome.error or "the destination refused the record", "connector",
+                                   status=outcome.status)
+        return outcome.result
+
+    async def send_batch(
+        self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]
+    ) -> list[SendOutcome]:
+        """Write several records; one outcome per record, in order."""
+        out: list[SendOutcome] = []
+        for record in records:
+            out.append(SendOutcome(True, await self.send(op, record, args, kwargs)))
+        return out
+
+    async def close(self) -> None:
+        """Release what the connection holds (clients, files) at the end of the run."""
+
+    def default_write_op(self) -> str | None:
+        return self.spec.default_write
+
+
+Opener = Callable[[str, Mapping[str, Value], RunServices], Awaitable[Connection]]
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """A connector kind: name, configuration keys, operations, and how to open a connection."""
+
+    name: str
+    title: str
+    origin: str  # "builtin", "stdlib", a file path, or "binding"
+    config: tuple[ConfigKey, ...]
+    operations: Mapping[str, OperationSpec]
+    open: Opener
+    default_write: str | None = None
+    any_operation: bool = False  # host bindings: operations known only at run time
+    docs: str = ""
+    extra_config: bool = False  # accepts keys beyond `config` (unused by the built-ins)
+    notes: tuple[str, ...] = field(default=())
+
+    def config_key(self, name: str) -> ConfigKey | None:
+        return next((k for k in self.config if k.name == name), None)

@@ -1,0 +1,97 @@
+"""Host bindings: any Python object given when embedding becomes a connection whose public
+methods (sync or async) are its operations. Sync methods run in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from typing import Any
+
+from flowlang.connectors.base import Connection, ConnectorSpec, OperationSpec, RunServices
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.values import RecordStream, Value, from_python
+
+PAGE = 500
+
+
+def public_methods(obj: Any) -> list[str]:
+    return sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None)))
+
+
+async def _unsupported_open(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
+    raise FlowRuntimeError("host bindings are given when embedding, not opened with use", "connector")
+
+
+def host_spec(obj: Any) -> ConnectorSpec:
+    ops = {n: OperationSpec(n, "a method of the host object", params=("*",), keywords=None, takes_batch=True,
+                            changes_data=True) for n in public_methods(obj)}
+    return ConnectorSpec(f"binding:{type(obj).__name__}", f"host object {type(obj).__name__}", "binding", (),
+                         ops, _unsupported_open, any_operation=True)
+
+
+def _converted(value: Any, label: str) -> Value:
+    if isinstance(value, AsyncIterable):
+        source = value
+
+        async def pages() -> AsyncIterator[list[Value]]:
+            page: list[Value] = []
+            async for item in source:
+                page.append(from_python(item))
+                if len(page) >= PAGE:
+                    yield page
+                    page = []
+            if page:
+                yield page
+        return RecordStream(pages, label)
+    try:
+        return from_python(value)
+    except ValueError as e:
+        raise FlowRuntimeError(f"{label} returned a value flowlang cannot use: {e}", "connector") from None
+
+
+class HostConnection(Connection):
+    def __init__(self, name: str, obj: Any, services: RunServices) -> None:
+        super().__init__(name, host_spec(obj))
+        self.obj = obj
+        self.services = services
+
+    def _method(self, op: str) -> Any:
+        if op.startswith("_") or not callable(getattr(self.obj, op, None)):
+            raise FlowRuntimeError(f"the binding '{self.name}' has no method '{op}' (it has: "
+                                   f"{', '.join(public_methods(self.obj))})", "name")
+        return getattr(self.obj, op)
+
+    async def _call(self, op: str, args: list[Any], kwargs: dict[str, Any]) -> Value:
+        method = self._method(op)
+        label = f"{self.name}.{op}()"
+        try:
+            if inspect.iscoroutinefunction(method):
+                result = await method(*args, **kwargs)
+            else:
+                result = await asyncio.to_thread(method, *args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+        except FlowRuntimeError:
+            raise
+        except TypeError as e:
+            raise FlowRuntimeError(f"{label}: {e}", "connector") from None
+        except Exception as e:
+            raise FlowRuntimeError(f"{label} raised {type(e).__name__}: {e}", "connector") from None
+        return _converted(result, label)
+
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        return await self._call(op, args, kwargs)
+
+    async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if self.services.dry_run:
+            self.services.log_dry_run(self.name, f"{op}({self.services.mask(dumps(record))})")
+            return None
+        return await self._call(op, [record, *args], kwargs)
+
+
+def check_binding_operations(name: str, obj: Any, used: set[str]) -> list[str]:
+    """Operations a flow uses that the host object lacks."""
+    methods = set(public_methods(obj))
+    return [op for op in sorted(used) if op and op not in methods]

@@ -1,0 +1,82 @@
+"""An environment: the builtins and connector registries a flow is checked and run against.
+
+Registries belong to an environment, never to module globals; `Environment()` builds fresh ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flowlang import ast
+from flowlang.connectors.base import ConnectorSpec
+from flowlang.connectors.registry import ConnectorRegistry
+from flowlang.runtime.builtins import BuiltinRegistry, default_registry
+from flowlang.source import Source
+from flowlang.syntax import parse
+
+
+def builtin_connectors() -> list[ConnectorSpec]:
+    from flowlang.connectors.file import FILE
+    from flowlang.connectors.memory import MEMORY
+
+    specs = [FILE, MEMORY]
+    try:
+        from flowlang.connectors.http.spec import HTTP
+
+        specs.append(HTTP)
+    except ImportError:  # pragma: no cover - the http connector is part of the package
+        pass
+    try:
+        from flowlang.connectors.sql import SQL
+
+        specs.append(SQL)
+    except ImportError:  # pragma: no cover
+        pass
+    return specs
+
+
+class Environment:
+    """Builtins plus connectors (built-in, stdlib, and per flow folder)."""
+
+    def __init__(self) -> None:
+        self.builtins: BuiltinRegistry = default_registry()
+        self.connectors = ConnectorRegistry(builtin_connectors())
+        self._load_stdlib()
+        self._per_folder: dict[Path, ConnectorRegistry] = {}
+
+    def _load_stdlib(self) -> None:
+        try:
+            from flowlang.connectors.declarative.loader import load_stdlib
+        except ImportError:  # pragma: no cover
+            return
+        specs, problems = load_stdlib()
+        for spec in specs:
+            self.connectors.add(spec)
+        self.connectors.problems.extend(problems)
+
+    def connectors_for(self, base_dir: Path) -> ConnectorRegistry:
+        """The registry a flow in base_dir sees: its own connectors/ folder first."""
+        key = base_dir.resolve()
+        found = self._per_folder.get(key)
+        if found is None:
+            try:
+                from flowlang.connectors.declarative.loader import load_folder
+            except ImportError:  # pragma: no cover
+                return self.connectors
+            specs, problems = load_folder(key / "connectors")
+            found = self.connectors.child(specs)
+            found.problems.extend(problems)
+            self._per_folder[key] = found
+        return found
+
+    def parse_file(self, path: Path) -> ast.Module:
+        text = path.read_text(encoding="utf-8")
+        return parse(Source(display_name(path), text, str(path)))
+
+
+def display_name(path: Path) -> str:
+    """How a file is named in messages: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

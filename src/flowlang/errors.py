@@ -1,0 +1,138 @@
+"""The FlowError family: every error flowlang raises to its callers. All are pickle-safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowlang.diagnostics import Diagnostic, render_all, render_block
+from flowlang.source import Source, Span
+
+
+def _restore(cls: type[FlowError], state: dict[str, Any]) -> FlowError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("message", ""))
+    err.__dict__.update(state)
+    return err
+
+
+class FlowError(Exception):
+    """Base of every error flowlang raises on purpose."""
+
+    exit_status = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), dict(self.__dict__)))
+
+    def render(self) -> str:
+        return f"error: {self.message}"
+
+
+class ScriptError(FlowError):
+    """A mistake in a script, found before anything runs (exit status 2)."""
+
+    exit_status = 2
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        first = self.diagnostics[0].headline() if self.diagnostics else "invalid script"
+        super().__init__(first)
+
+    def render(self) -> str:
+        return render_all(self.diagnostics)
+
+
+class FlowSyntaxError(ScriptError):
+    """The text is not valid flowlang. `incomplete` is true when more input could complete it."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], incomplete: bool = False) -> None:
+        super().__init__(diagnostics)
+        self.incomplete = incomplete
+
+
+class CheckError(ScriptError):
+    """The script parses, but names, connectors, operations or arguments are wrong."""
+
+
+class UsageError(FlowError):
+    """The flow was started wrongly: a missing or unknown parameter, a bad option or input file."""
+
+    exit_status = 2
+
+
+class LockedError(FlowError):
+    """Another run of the same flow holds the lock (exit status 75)."""
+
+    exit_status = 75
+
+
+class FlowRuntimeError(FlowError):
+    """An error while a flow runs, with the place in the script where it happened.
+
+    `kind` is what `on error as e` sees as `e.kind`: fail, type, value, http, connector, data,
+    limit, name or internal.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        kind: str = "value",
+        *,
+        status: int | None = None,
+        body: Any = None,
+        source: Source | None = None,
+        span: Span | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.body = body
+        self.source = source
+        self.span = span
+
+    def located(self, source: Source, span: Span) -> FlowRuntimeError:
+        """Attach a position unless the error already has one (the innermost place wins)."""
+        if self.span is None:
+            self.source = source
+            self.span = span
+        return self
+
+    @property
+    def line(self) -> int | None:
+        if self.source is None or self.span is None:
+            return None
+        return self.source.line_col(self.span.start)[0]
+
+    @property
+    def location(self) -> str | None:
+        if self.source is None or self.span is None:
+            return None
+        return self.source.location(self.span)
+
+    def render(self) -> str:
+        if self.source is None or self.span is None:
+            return f"error: {self.message}"
+        return render_block(f"{self.location}: error: {self.message}", self.source, self.span)
+
+
+class LimitError(FlowRuntimeError):
+    """A run went past one of its limits (loop iterations, recursion, value size, time)."""
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, "limit", **kw)
+
+
+class HttpError(FlowRuntimeError):
+    """An HTTP answer that is an error, or a 2xx answer that is not what was promised."""
+
+    def __init__(self, message: str, *, status: int | None, method: str, url: str, body: Any = None) -> None:
+        super().__init__(message, "http", status=status, body=body)
+        self.method = method
+        self.url = url
+
+
+class InternalError(FlowError):
+    """A bug in flowlang itself; the message asks to report it."""

@@ -1,0 +1,1 @@
+"""The REPL: try a flow statement by statement against live connections."""

@@ -1,0 +1,30 @@
+"""Where the grammar and the stdlib connector files are: inside the installed wheel
+(`flowlang/_data/`, force-included by the build) or, in a source checkout, at the top level."""
+
+from __future__ import annotations
+
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+
+def _data_dir(name: str) -> Traversable:
+    packaged = resources.files("flowlang") / "_data" / name
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / name
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"flowlang is installed without its {name}/ folder")
+
+
+def grammar_text() -> str:
+    """The text of grammar/flowlang.lark."""
+    return (_data_dir("grammar") / "flowlang.lark").read_text(encoding="utf-8")
+
+
+def stdlib_files() -> list[tuple[str, str]]:
+    """(file name, text) of every connector file in stdlib/, sorted by name."""
+    folder = _data_dir("stdlib")
+    found = [(f.name, f.read_text(encoding="utf-8")) for f in folder.iterdir() if f.name.endswith(".toml")]
+    return sorted(found)

@@ -1,0 +1,250 @@
+"""Runs a compiled flow as a job: params, the run lock, state, the error store, host bindings,
+connections, and the Result. `retry_errors` re-enters failed loop iterations from the store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowlang.compile import CompiledModule, ProgramCompiler
+from flowlang.compile.steps import run_step
+from flowlang.connectors.host import HostConnection, check_binding_operations
+from flowlang.errors import FlowError, FlowRuntimeError, UsageError
+from flowlang.runtime.frame import Frame
+from flowlang.runtime.lock import FlowLock
+from flowlang.runtime.operators import NeedsMaterialization
+from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
+from flowlang.runtime.stats import Stats
+from flowlang.runtime.store import Store
+from flowlang.runtime.values import Secret, to_python
+
+if TYPE_CHECKING:
+    from flowlang.api import Flow
+
+Output = Callable[[Any], None]
+Body = Callable[[RunContext, Frame, CompiledModule, Store, int], Awaitable[None]]
+log = logging.getLogger("flowlang.flow")
+
+
+@dataclass
+class Result:
+    """What a run did: ok (no run error, no failed record), outputs, record errors, stats."""
+
+    ok: bool
+    status: str  # ok, partial (some records failed), failed (the run stopped)
+    outputs: list[Any]
+    errors: list[RecordFailure]
+    stats: Stats
+    job_id: int | None = None
+    error: FlowError | None = None
+    resolved: list[int] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> int:
+        return {"ok": 0, "partial": 3}.get(self.status, 1)
+
+
+@dataclass
+class RunSetup:
+    """Where a run's outputs go and where its state lives."""
+
+    state_dir: Path | None
+    on_output: Output | None = None
+    collect: bool = True
+    logger: logging.Logger = field(default_factory=lambda: log)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
+    """Refuse unknown params and missing ones without default, before anything runs."""
+    declared = [p.name for p in compiled.params]
+    unknown = [k for k in given if k not in declared]
+    if unknown:
+        raise UsageError(f"unknown param {', '.join(repr(u) for u in unknown)}: the flow declares "
+                         f"{', '.join(declared) or 'no params'}")
+    missing = [p.name for p in compiled.params if p.default is None and p.name not in given]
+    if missing:
+        names = ", ".join(missing)
+        raise UsageError(f"missing param {names}: give it with --param {missing[0]}=VALUE "
+                         f"(or params={{'{missing[0]}': ...}} when embedding)")
+
+
+def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dry: bool,
+               params: dict[str, Any]) -> dict[str, Any]:
+    def moment(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return {"id": job_id, "flow": flow, "started_at": moment(started), "last_success_at": moment(last),
+            "dry_run": dry, "params": dict(params)}
+
+
+async def module_body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
+    """The ordinary body of a run: params first, then every statement."""
+    await run_step(compiled.body, frame)
+
+
+async def execute(flow: Flow, options: RunOptions, setup: RunSetup, kind: str = "run",
+                  body: Body = module_body) -> Result:
+    """Run one job of `flow` (checked against the given bindings) and return its Result."""
+    checked = flow.checked_for(frozenset(options.bindings))
+    program, compiled = flow.compiled_for(checked)
+    for name, used in checked.host_operations.items():
+        missing = check_binding_operations(name, options.bindings[name], used)
+        if missing:
+            raise UsageError(f"the binding '{name}' has no method {', '.join(repr(m) for m in missing)}")
+    resolve_params(compiled, dict(options.params))
+    store = Store(setup.state_dir)
+    lock = FlowLock(setup.state_dir, flow.key) if setup.state_dir is not None else None
+    try:
+        if lock is not None:
+            lock.acquire()
+        try:
+            return await _job(flow, program, compiled, options, setup, store, kind, body)
+        finally:
+            if lock is not None:
+                lock.release()
+    finally:
+        store.close()
+
+
+async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,
+               setup: RunSetup, store: Store, kind: str, body: Body) -> Result:
+    started_clock = time.monotonic()
+    job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind)
+    outputs: list[Any] = []
+
+    def emit(value: Any) -> None:
+        if setup.collect:
+            outputs.append(to_python(value))
+        if setup.on_output is not None:
+            setup.on_output(value)
+
+    ctx: RunContext
+
+    def on_failure(failure: RecordFailure) -> None:
+        if not options.dry_run:
+            store.add_error(job_id, failure, ctx.mask)
+
+    env = dict(options.env) if options.env is not None else setup.env
+    ctx = RunContext(
+        flow=flow.key, base_dir=flow.base_dir, options=options, env=env,
+        job=_job_value(job_id, flow.name, started, store.last_success_at(flow.key), options.dry_run,
+                       dict(options.params)),
+        state=store.load_state(flow.key), emit=emit, on_failure=on_failure, logger=setup.logger,
+    )
+    ctx.run_child = child_runner(flow, options, setup)
+    ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, emit) for m in program.modules]
+    ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}
+    main = ctx.frames[compiled.index]
+    error: FlowError | None = None
+    try:
+        set_params(compiled, main, dict(options.params))
+        await body(ctx, main, compiled, store, job_id)
+    except FlowRuntimeError as e:
+        error = e
+    except NeedsMaterialization as e:
+        error = FlowRuntimeError(f"the record stream {e.stream.label} was used outside `for each` "
+                                 "before it was read; keep it in a variable with call ... as", "internal")
+    finally:
+        await close_all(ctx)
+    failures = ctx.failures
+    status = "failed" if error is not None else ("partial" if failures else "ok")
+    ctx.stats.duration = time.monotonic() - started_clock
+    commit = error is None and not options.dry_run
+    message = ctx.mask(error.message) if error is not None else None
+    store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None)
+    return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error)
+
+
+def set_params(compiled: CompiledModule, frame: Frame, given: dict[str, Any]) -> None:
+    for p in compiled.params:
+        if p.name in given:
+            frame.slots[p.slot] = given[p.name]
+        elif p.default is not None:
+            frame.slots[p.slot] = p.default(frame)
+
+
+async def close_all(ctx: RunContext) -> None:
+    for conn in reversed(ctx.connections):
+        try:
+            await conn.close()
+        except Exception as e:  # closing must not hide the run's own outcome
+            ctx.log("warn", f"closing {conn.name} failed: {e}")
+    ctx.connections.clear()
+
+
+def child_runner(parent: Flow, options: RunOptions, setup: RunSetup) -> Callable[[Path, dict[str, Any]],
+                                                                                  Awaitable[None]]:
+    async def run_child(path: Path, params: dict[str, Any]) -> None:
+        from flowlang.api import load, state_dir_for
+
+        child = load(path, environment=parent.environment)
+        child_options = RunOptions(params=params, dry_run=options.dry_run, limit=options.limit,
+                                   limits=options.limits, secrets=options.secrets, env=options.env)
+        child_setup = RunSetup(state_dir_for(child, setup.state_dir, parent), setup.on_output, setup.collect,
+                               setup.logger, setup.env)
+        result = await execute(child, child_options, child_setup)
+        if result.error is not None:
+            raise FlowRuntimeError(f"the flow {path.name} failed: {result.error.message}", "connector")
+        if result.errors:
+            setup.logger.warning(f"the flow {path.name} finished with {len(result.errors)} failed records "
+                                 f"(see flowlang errors {path.name})")
+    return run_child
+
+
+# ---- retry --------------------------------------------------------------------------------
+
+
+def restore(value: Any, ctx: RunContext) -> Any:
+    """Saved values back to flowlang values; {"$secret": NAME} is read again."""
+    if type(value) is dict:
+        if len(value) == 1 and "$secret" in value:
+            name = value["$secret"]
+            return ctx.secret(name) if isinstance(name, str) else Secret("")
+        return {k: restore(v, ctx) for k, v in value.items()}
+    if type(value) is list:
+        return [restore(v, ctx) for v in value]
+    return value
+
+
+def retry_body(error_id: int | None, resolved: list[int], still: list[int]) -> Body:
+    async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
+        await run_step(compiled.prelude, frame)
+        for err in store.open_errors(ctx.flow, error_id):
+            entry = compiled.loops.get(err.loop)
+            if entry is None:
+                ctx.log("warn", f"error {err.id}: the loop at {err.loop} is no longer in the flow; left open")
+                still.append(err.id)
+                continue
+            before = ctx.failed_records
+            scope = dict(entry.info.visible)
+            for name, value in err.scope.items():
+                if name in scope:
+                    frame.slots[scope[name]] = restore(value, ctx)
+            ctx.on_failure = lambda failure, err_id=err.id: store.note_attempt(err_id, ctx.mask(failure.message))
+            record = restore(err.record, ctx)
+            if entry.loop.body.is_async:
+                await entry.loop.one_async(frame, record)
+            else:
+                entry.loop.one_sync(frame, record)
+            await entry.info.flush(frame)
+            if ctx.failed_records == before:
+                store.resolve(err.id, job_id)
+                resolved.append(err.id)
+            else:
+                still.append(err.id)
+    return body
+
+
+async def retry_errors(flow: Flow, options: RunOptions, setup: RunSetup, error_id: int | None) -> Result:
+    resolved: list[int] = []
+    still: list[int] = []
+    result = await execute(flow, options, setup, "retry", retry_body(error_id, resolved, still))
+    result.resolved = resolved
+    return result
+
+

@@ -1,0 +1,1 @@
+"""The runtime: values, scopes, builtins, jobs, state and the error store."""

@@ -1,0 +1,56 @@
+"""Auth helpers for `use`: each returns an auth description object that HTTP connectors read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
+
+AUTH_TYPES = ("bearer", "basic", "api_key", "oauth2_client_credentials")
+
+
+def bearer(token: Any) -> Any:
+    """bearer(token): `Authorization: Bearer <token>`."""
+    need(token, "string secret", "bearer", "token")
+    return {"type": "bearer", "token": token}
+
+
+def basic(user: Any, password: Any) -> Any:
+    """basic(user, password): HTTP basic authentication."""
+    need(user, "string secret", "basic", "user")
+    need(password, "string secret", "basic", "password")
+    return {"type": "basic", "user": user, "password": password}
+
+
+def api_key(name: Any, value: Any, in_: Any = "header") -> Any:
+    """api_key(name, value, in: "header"|"query"): an API key in a header or the query string."""
+    need(name, "string", "api_key", "name")
+    need(value, "string secret", "api_key", "value")
+    if in_ not in ("header", "query"):
+        raise BuiltinError('api_key() needs in: "header" or "query"')
+    return {"type": "api_key", "name": name, "value": value, "in": in_}
+
+
+def oauth2_client_credentials(token_url: Any, client_id: Any, client_secret: Any, scope: Any = None) -> Any:
+    """oauth2_client_credentials(token_url, client_id, client_secret, scope): OAuth2 client credentials."""
+    need(token_url, "string", "oauth2_client_credentials", "token_url")
+    need(client_id, "string secret", "oauth2_client_credentials", "client_id")
+    need(client_secret, "string secret", "oauth2_client_credentials", "client_secret")
+    if scope is not None:
+        need(scope, "string", "oauth2_client_credentials", "scope")
+    return {"type": "oauth2_client_credentials", "token_url": token_url, "client_id": client_id,
+            "client_secret": client_secret, "scope": scope}
+
+
+def _api_key_builtin() -> Builtin:
+    b = Builtin.of("api_key", api_key)
+    params = tuple(p if p.name != "in_" else type(p)("in", p.default, p.variadic) for p in b.params)
+    return Builtin(b.name, b.fn, params, b.doc)
+
+
+BUILTINS = (
+    Builtin.of("bearer", bearer),
+    Builtin.of("basic", basic),
+    _api_key_builtin(),
+    Builtin.of("oauth2_client_credentials", oauth2_client_credentials),
+)

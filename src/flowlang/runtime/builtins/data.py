@@ -1,0 +1,85 @@
+"""Data builtins: JSON, base64, hashing, identifiers, types and coalesce."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid as uuid_module
+from typing import Any
+
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need, secret_preserving
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.values import type_name
+
+
+def json_parse(text: Any) -> Any:
+    """json_parse(s): the value a JSON text holds (decimals exact)."""
+    if text is None:
+        return None
+    need(text, "string", "json_parse")
+    try:
+        return loads(text)
+    except JsonDataError as e:
+        raise BuiltinError(f"json_parse(): {e}") from None
+
+
+def json_string(value: Any) -> Any:
+    """json_string(x): x as compact JSON text."""
+    return dumps(value)
+
+
+def base64_encode(text: Any) -> Any:
+    """base64_encode(s): the base64 of s's UTF-8 bytes."""
+    if text is None:
+        return None
+    need(text, "string", "base64_encode")
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def base64_decode(text: Any) -> Any:
+    """base64_decode(s): the UTF-8 text that base64 s encodes."""
+    if text is None:
+        return None
+    need(text, "string", "base64_decode")
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as e:
+        raise BuiltinError(f"base64_decode(): not valid base64 UTF-8 text ({e})") from None
+
+
+def sha256(text: Any) -> Any:
+    """sha256(s): the hex SHA-256 digest of s's UTF-8 bytes."""
+    if text is None:
+        return None
+    need(text, "string", "sha256")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def uuid() -> Any:
+    """uuid(): a random UUID (version 4)."""
+    return str(uuid_module.uuid4())
+
+
+def type_of(value: Any) -> Any:
+    """type_of(x): "null", "boolean", "number", "string", "list", "object", "datetime", ..."""
+    return type_name(value)
+
+
+def coalesce(*values: Any) -> Any:
+    """coalesce(a, b, ...): the first value that is not null."""
+    return next((v for v in values if v is not None), None)
+
+
+BUILTINS = (
+    Builtin.of("json_parse", json_parse),
+    Builtin.of("json_string", json_string),
+    Builtin.of("base64_encode", secret_preserving(base64_encode)),
+    Builtin.of("base64_decode", secret_preserving(base64_decode)),
+    Builtin.of("sha256", secret_preserving(sha256)),
+    Builtin.of("uuid", uuid, pure=False),
+    Builtin.of("type_of", type_of),
+    Builtin.of("coalesce", coalesce),
+)
+
+__all__ = ["BUILTINS", "BuiltinError"]

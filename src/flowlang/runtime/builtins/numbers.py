@@ -1,0 +1,152 @@
+"""Number builtins: conversion, rounding (half away from zero) and aggregates (nulls are ignored)."""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
+from flowlang.runtime.operators import OperatorError, add, as_int, divide, less
+from flowlang.runtime.values import type_name
+
+
+def number(value: Any) -> Any:
+    """number(x): a number from a string ("10.50", "7", "1e3"); numbers pass; "" and null give null."""
+    if value is None:
+        return None
+    t = type(value)
+    if t is int or t is Decimal:
+        return value
+    need(value, "string", "number")
+    text = value.strip()
+    if text == "":
+        return None
+    try:
+        if text.lstrip("+-").isdigit():
+            return int(text)
+        result = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise BuiltinError(f"cannot read {value!r} as a number") from None
+    if not result.is_finite():
+        raise BuiltinError(f"cannot read {value!r} as a number")
+    return result
+
+
+def int_(value: Any) -> Any:
+    """int(x): the whole part of a number (or numeric string), toward zero."""
+    n = number(value)
+    if n is None:
+        return None
+    return int(n)
+
+
+def _places(places: Any) -> int:
+    try:
+        return as_int(places, "round()'s places")
+    except OperatorError as e:
+        raise BuiltinError(e.message, "type") from None
+
+
+def round_(value: Any, places: Any = 0) -> Any:
+    """round(x, places): x rounded half away from zero (2.5 -> 3, -2.5 -> -3)."""
+    if value is None:
+        return None
+    need(value, "number", "round")
+    digits = _places(places)
+    if type(value) is int and digits >= 0:
+        return value
+    exp = Decimal(1).scaleb(-digits)
+    result = Decimal(value).quantize(exp, rounding=ROUND_HALF_UP)
+    return int(result) if digits <= 0 else result
+
+
+def floor(value: Any) -> Any:
+    """floor(x): the largest whole number not above x."""
+    if value is None:
+        return None
+    need(value, "number", "floor")
+    return int(Decimal(value).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def ceil(value: Any) -> Any:
+    """ceil(x): the smallest whole number not below x."""
+    if value is None:
+        return None
+    need(value, "number", "ceil")
+    return int(Decimal(value).to_integral_value(rounding=ROUND_CEILING))
+
+
+def abs_(value: Any) -> Any:
+    """abs(x): x without its sign."""
+    if value is None:
+        return None
+    need(value, "number", "abs")
+    return abs(value)
+
+
+def _values(args: tuple[Any, ...], fn: str) -> list[Any]:
+    """The items of a single list argument, or the arguments themselves; nulls left out."""
+    items: Any = args[0] if len(args) == 1 and type(args[0]) is list else list(args)
+    if len(args) == 1 and args[0] is None:
+        items = []
+    if len(args) == 1 and type(args[0]) not in (list,) and args[0] is not None and fn in ("sum", "avg"):
+        need(args[0], "list", fn)
+    return [x for x in items if x is not None]
+
+
+def _extreme(args: tuple[Any, ...], fn: str, pick_less: bool) -> Any:
+    items = _values(args, fn)
+    if not items:
+        return None
+    best = items[0]
+    try:
+        for x in items[1:]:
+            if less(x, best) if pick_less else less(best, x):
+                best = x
+    except OperatorError as e:
+        raise BuiltinError(f"{fn}(): {e.message}", "type") from None
+    return best
+
+
+def min_(*values: Any) -> Any:
+    """min(list) or min(a, b, ...): the smallest value (nulls ignored; null when none)."""
+    return _extreme(values, "min", True)
+
+
+def max_(*values: Any) -> Any:
+    """max(list) or max(a, b, ...): the largest value (nulls ignored; null when none)."""
+    return _extreme(values, "max", False)
+
+
+def sum_(items: Any) -> Any:
+    """sum(list): the total of the numbers (nulls ignored; 0 when empty)."""
+    values = _values((items,), "sum")
+    total: Any = 0
+    for i, x in enumerate(values):
+        t = type(x)
+        if t is not int and t is not Decimal:
+            raise BuiltinError(f"sum() needs numbers, item {i} is {type_name(x)}", "type")
+        total = add(total, x)
+    return total
+
+
+def avg(items: Any) -> Any:
+    """avg(list): the mean of the numbers (nulls ignored; null when empty)."""
+    values = _values((items,), "avg")
+    if not values:
+        return None
+    return divide(sum_(values), len(values))
+
+
+def is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+BUILTINS = tuple(
+    Builtin.of(name, fn)
+    for name, fn in [
+        ("number", number), ("int", int_), ("round", round_), ("floor", floor), ("ceil", ceil),
+        ("abs", abs_), ("min", min_), ("max", max_), ("sum", sum_), ("avg", avg),
+    ]
+)

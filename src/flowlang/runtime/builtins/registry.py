@@ -1,0 +1,180 @@
+"""Built-in functions with declared signatures, and the registry an environment builds from them.
+
+A builtin's signature is its Python signature (names, defaults, *args); the checker validates
+every call against it before the flow runs, so the functions only check value types.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowlang.runtime.values import Secret, type_name
+
+
+class BuiltinError(ValueError):
+    """A builtin refused its arguments; the caller adds the position. kind is `type` or `value`."""
+
+    def __init__(self, message: str, kind: str = "value") -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+REQUIRED = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any = REQUIRED
+    variadic: bool = False
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A named function callable from flowlang expressions."""
+
+    name: str
+    fn: Callable[..., Any]
+    params: tuple[ParamSpec, ...]
+    doc: str
+    pure: bool = True
+
+    @classmethod
+    def of(cls, name: str, fn: Callable[..., Any], pure: bool = True) -> Builtin:
+        params = []
+        for p in inspect.signature(fn).parameters.values():
+            params.append(ParamSpec(p.name, p.default, p.kind is inspect.Parameter.VAR_POSITIONAL))
+        doc = inspect.getdoc(fn) or ""
+        return cls(name, fn, tuple(params), doc.splitlines()[0] if doc else "", pure)
+
+    @property
+    def variadic(self) -> bool:
+        return any(p.variadic for p in self.params)
+
+    def signature(self) -> str:
+        parts = []
+        for p in self.params:
+            if p.variadic:
+                parts.append(f"{p.name}...")
+            elif p.default is REQUIRED:
+                parts.append(p.name)
+            else:
+                parts.append(f"{p.name}: {_show_default(p.default)}")
+        return f"{self.name}({', '.join(parts)})"
+
+    def bind_problems(self, n_positional: int, keywords: list[str]) -> list[str]:
+        """What is wrong with a call of this many positional arguments and these keyword names."""
+        fixed = [p for p in self.params if not p.variadic]
+        problems: list[str] = []
+        if not self.variadic and n_positional > len(fixed):
+            most = len(fixed)
+            problems.append(f"{self.signature()} takes at most {most} argument{'s' if most != 1 else ''}, "
+                            f"got {n_positional}")
+        names = {p.name for p in fixed}
+        for k in keywords:
+            if k not in names:
+                allowed = ", ".join(p.name for p in fixed) or "none"
+                problems.append(f"{self.name}() has no argument '{k}' (its arguments: {allowed})")
+            elif k in {p.name for p in fixed[:n_positional]}:
+                problems.append(f"{self.name}() got '{k}' twice")
+        filled = {p.name for p in fixed[:n_positional]} | set(keywords)
+        missing = [p.name for p in fixed if p.default is REQUIRED and p.name not in filled]
+        if self.variadic and n_positional >= 1 and not fixed:
+            missing = []
+        if missing:
+            problems.append(f"{self.signature()} needs {', '.join(repr(m) for m in missing)}")
+        if self.variadic and n_positional == 0 and not fixed and not keywords:
+            problems.append(f"{self.signature()} needs at least one argument")
+        return problems
+
+    def arrange(self, n_positional: int, keywords: list[str]) -> tuple[list[int | str | None], bool]:
+        """How to build the Python call: for each fixed parameter, the positional index, the keyword
+        name, or None for its default; and whether extra positionals go to *args."""
+        fixed = [p for p in self.params if not p.variadic]
+        plan: list[int | str | None] = []
+        for i, p in enumerate(fixed):
+            if i < n_positional:
+                plan.append(i)
+            elif p.name in keywords:
+                plan.append(p.name)
+            else:
+                plan.append(None)
+        return plan, self.variadic
+
+
+def _show_default(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+class BuiltinRegistry:
+    """The builtins of one environment (never a module global)."""
+
+    def __init__(self, builtins: Iterable[Builtin] = ()) -> None:
+        self._table: dict[str, Builtin] = {}
+        for b in builtins:
+            self.add(b)
+
+    def add(self, builtin: Builtin) -> None:
+        self._table[builtin.name] = builtin
+
+    def get(self, name: str) -> Builtin | None:
+        return self._table.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._table)
+
+    def all(self) -> Mapping[str, Builtin]:
+        return dict(self._table)
+
+
+# ---- helpers for builtin implementations ------------------------------------------------
+
+
+def need(value: Any, kinds: str, fn: str, arg: str = "") -> None:
+    """Raise a type error unless type_name(value) is one of the space-separated kinds."""
+    actual = type_name(value)
+    if actual not in kinds.split():
+        where = f" for '{arg}'" if arg else ""
+        wanted = " or ".join(kinds.split())
+        raise BuiltinError(f"{fn}() needs a {wanted}{where}, got {actual}", "type")
+
+
+def reveal_all(args: Iterable[Any]) -> tuple[list[Any], bool]:
+    """Unwrap secrets for a text function; True when any argument was secret."""
+    out: list[Any] = []
+    secret = False
+    for a in args:
+        if isinstance(a, Secret):
+            out.append(a.reveal())
+            secret = True
+        else:
+            out.append(a)
+    return out, secret
+
+
+def secret_preserving(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a text function: secrets in, secret out (the result is shown as ***)."""
+
+    def wrapper(*args: Any) -> Any:
+        plain, secret = reveal_all(args)
+        result = fn(*plain)
+        if secret and isinstance(result, str):
+            return Secret(result)
+        return result
+
+    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__name__ = fn.__name__
+    return wrapper

@@ -1,0 +1,184 @@
+"""Text builtins. A null text argument gives null; a secret argument gives a secret result."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need, secret_preserving
+from flowlang.runtime.values import to_text, type_name
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise BuiltinError(f"bad regular expression {pattern!r}: {e}") from None
+
+
+def lower(s: Any) -> Any:
+    """lower(s): s in lower case."""
+    if s is None:
+        return None
+    need(s, "string", "lower")
+    return s.lower()
+
+
+def upper(s: Any) -> Any:
+    """upper(s): s in upper case."""
+    if s is None:
+        return None
+    need(s, "string", "upper")
+    return s.upper()
+
+
+def trim(s: Any) -> Any:
+    """trim(s): s without leading and trailing whitespace."""
+    if s is None:
+        return None
+    need(s, "string", "trim")
+    return s.strip()
+
+
+def split(s: Any, sep: Any = None) -> Any:
+    """split(s, sep): the parts of s between each sep (whitespace when sep is null)."""
+    if s is None:
+        return None
+    need(s, "string", "split")
+    if sep is not None:
+        need(sep, "string", "split", "sep")
+        if sep == "":
+            raise BuiltinError("split() needs a non-empty separator")
+    return s.split(sep)
+
+
+def join(items: Any, sep: Any = "") -> Any:
+    """join(list, sep): the items as text, with sep between them (nulls are left out)."""
+    if items is None:
+        return None
+    need(items, "list", "join")
+    need(sep, "string", "join", "sep")
+    return sep.join(to_text(i) for i in items if i is not None)
+
+
+def replace(s: Any, old: Any, new: Any) -> Any:
+    """replace(s, old, new): every old in s replaced by new."""
+    if s is None:
+        return None
+    need(s, "string", "replace")
+    need(old, "string", "replace", "old")
+    return s.replace(old, to_text(new))
+
+
+def starts_with(s: Any, prefix: Any) -> Any:
+    """starts_with(s, prefix): true when s begins with prefix."""
+    if s is None:
+        return False
+    need(s, "string", "starts_with")
+    need(prefix, "string", "starts_with", "prefix")
+    return s.startswith(prefix)
+
+
+def ends_with(s: Any, suffix: Any) -> Any:
+    """ends_with(s, suffix): true when s ends with suffix."""
+    if s is None:
+        return False
+    need(s, "string", "ends_with")
+    need(suffix, "string", "ends_with", "suffix")
+    return s.endswith(suffix)
+
+
+def contains(container: Any, item: Any) -> Any:
+    """contains(x, item): substring of a string, item of a list, or key of an object."""
+    from flowlang.runtime.operators import contains as op_contains
+
+    if container is None:
+        return False
+    return op_contains(container, item)
+
+
+def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
+    """pad_left(s, width, fill): s (as text) padded on the left to width characters."""
+    if s is None:
+        return None
+    need(width, "number", "pad_left", "width")
+    need(fill, "string", "pad_left", "fill")
+    if len(fill) != 1:
+        raise BuiltinError("pad_left() needs a single fill character")
+    return to_text(s).rjust(int(width), fill)
+
+
+def substr(s: Any, start: Any, length: Any = None) -> Any:
+    """substr(s, start, length): the part of s from index start (negative counts from the end)."""
+    if s is None:
+        return None
+    need(s, "string", "substr")
+    need(start, "number", "substr", "start")
+    begin = int(start)
+    if begin < 0:
+        begin = max(0, len(s) + begin)
+    if length is None:
+        return s[begin:]
+    need(length, "number", "substr", "length")
+    return s[begin : begin + max(0, int(length))]
+
+
+def regex_match(s: Any, pattern: Any) -> Any:
+    """regex_match(s, pattern): true when the regular expression matches somewhere in s."""
+    if s is None:
+        return False
+    need(s, "string", "regex_match")
+    need(pattern, "string", "regex_match", "pattern")
+    return _regex(pattern).search(s) is not None
+
+
+def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
+    """regex_find(s, pattern, group): the first match (or its group), or null."""
+    if s is None:
+        return None
+    need(s, "string", "regex_find")
+    need(pattern, "string", "regex_find", "pattern")
+    m = _regex(pattern).search(s)
+    if m is None:
+        return None
+    try:
+        return m.group(group if isinstance(group, str) else int(group))
+    except (IndexError, error_type()):
+        raise BuiltinError(f"regex_find(): the pattern has no group {group}") from None
+
+
+def error_type() -> type[Exception]:
+    return re.error
+
+
+def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
+    """regex_replace(s, pattern, replacement): every match replaced (\\1 refers to a group)."""
+    if s is None:
+        return None
+    need(s, "string", "regex_replace")
+    need(pattern, "string", "regex_replace", "pattern")
+    need(replacement, "string", "regex_replace", "replacement")
+    try:
+        return _regex(pattern).sub(replacement, s)
+    except re.error as e:
+        raise BuiltinError(f"regex_replace(): {e}") from None
+
+
+def str_(value: Any) -> Any:
+    """str(x): x as text (null is "", lists and objects as JSON)."""
+    if type_name(value) == "stream":
+        raise BuiltinError("str() of a record stream: use list() first")
+    return to_text(value)
+
+
+BUILTINS = tuple(
+    Builtin.of(name, secret_preserving(fn))
+    for name, fn in [
+        ("lower", lower), ("upper", upper), ("trim", trim), ("split", split), ("join", join),
+        ("replace", replace), ("starts_with", starts_with), ("ends_with", ends_with),
+        ("contains", contains), ("pad_left", pad_left), ("substr", substr), ("regex_match", regex_match),
+        ("regex_find", regex_find), ("regex_replace", regex_replace), ("str", str_),
+    ]
+)

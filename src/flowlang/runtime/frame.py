@@ -1,0 +1,44 @@
+"""Frames and control signals: what compiled closures read and raise while a flow runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowlang.runtime.run import RunContext
+
+
+class Frame:
+    """The variables of one module run or one function call, plus where `emit` goes."""
+
+    __slots__ = ("out", "parent", "run", "slots")
+
+    def __init__(
+        self, slots: list[Any], parent: Frame | None, run: RunContext, out: Callable[[Any], None]
+    ) -> None:
+        self.slots = slots
+        self.parent = parent
+        self.run = run
+        self.out = out
+
+    def ensure(self, size: int) -> None:
+        """Grow to `size` slots (the REPL adds variables as it goes)."""
+        if len(self.slots) < size:
+            self.slots.extend([None] * (size - len(self.slots)))
+
+
+class SkipSignal(Exception):  # noqa: N818 - control flow, not an error
+    """`skip`: go on with the next iteration."""
+
+
+class StopSignal(Exception):  # noqa: N818
+    """`stop`: leave the loop."""
+
+
+class ReturnSignal(Exception):  # noqa: N818
+    """`return value` out of a function body."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value

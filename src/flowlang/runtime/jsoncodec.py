@@ -1,0 +1,148 @@
+"""JSON in and out with exact decimals: numbers with a fraction are read as Decimal and written
+back digit for digit; keys keep their order. Also the tagged form the stores use, which keeps
+datetimes, durations and secret references across a save and a load."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Any
+
+from flowlang.runtime.values import RecordStream, Secret, format_datetime, format_duration
+
+MAX_DEPTH = 500
+
+
+class JsonDataError(ValueError):
+    """Text that is not the JSON it should be."""
+
+
+def _no_constants(name: str) -> Any:
+    raise JsonDataError(f"{name} is not a JSON number")
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON keeping decimals exact; bad or absurdly nested input raises JsonDataError."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+    except RecursionError:
+        raise JsonDataError("the JSON nests too deeply to be read") from None
+    except json.JSONDecodeError as e:
+        raise JsonDataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except UnicodeDecodeError as e:
+        raise JsonDataError(f"not valid UTF-8 text: {e.reason}") from None
+
+
+def dumps(value: Any, *, secrets_as: str = "***") -> str:
+    """Compact JSON of a flowlang value; secrets become `secrets_as`, streams their label."""
+    parts: list[str] = []
+    _encode(value, parts, secrets_as, 0)
+    return "".join(parts)
+
+
+def _encode(value: Any, out: list[str], secret_text: str, depth: int) -> None:
+    t = type(value)
+    if t is str:
+        out.append(encode_basestring(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif t is int:
+        out.append(str(value))
+    elif t is Decimal:
+        out.append(_decimal(value))
+    elif t is dict or t is list or t is tuple:
+        if depth > MAX_DEPTH:
+            raise JsonDataError("the value nests too deeply to be written as JSON")
+        if t is dict:
+            out.append("{")
+            first = True
+            for k, v in value.items():
+                if not first:
+                    out.append(",")
+                first = False
+                out.append(encode_basestring(str(k)))
+                out.append(":")
+                _encode(v, out, secret_text, depth + 1)
+            out.append("}")
+        else:
+            out.append("[")
+            for i, v in enumerate(value):
+                if i:
+                    out.append(",")
+                _encode(v, out, secret_text, depth + 1)
+            out.append("]")
+    else:
+        out.append(encode_basestring(_scalar_text(value, secret_text)))
+
+
+def _scalar_text(value: Any, secret_text: str) -> str:
+    if isinstance(value, Secret):
+        return secret_text
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, RecordStream):
+        return repr(value)
+    if isinstance(value, bool | int | Decimal):  # subclasses
+        return str(value)
+    return f"<{type(value).__name__}>"
+
+
+def _decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        raise JsonDataError(f"{value} is not a JSON number")
+    return str(value)
+
+
+# ---- the stores' tagged form -----------------------------------------------------------
+
+
+def to_stored(value: Any) -> Any:
+    """A JSON-able structure that keeps what plain JSON loses (datetimes, durations, secret names)."""
+    t = type(value)
+    if t is dict:
+        return {k: to_stored(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [to_stored(v) for v in value]
+    if isinstance(value, datetime):
+        return {"$datetime": format_datetime(value)}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, timedelta):
+        return {"$seconds": str(Decimal(value.days * 86400 + value.seconds) + Decimal(value.microseconds) / 10**6)}
+    if isinstance(value, Secret):
+        return {"$secret": value.name}
+    return value
+
+
+def from_stored(value: Any) -> Any:
+    """Undo to_stored (secrets come back as {"$secret": name} for the caller to resolve)."""
+    t = type(value)
+    if t is list:
+        return [from_stored(v) for v in value]
+    if t is dict:
+        if len(value) == 1:
+            (key, inner), = value.items()
+            if key == "$datetime":
+                return datetime.fromisoformat(inner.replace("Z", "+00:00"))
+            if key == "$date":
+                return date.fromisoformat(inner)
+            if key == "$seconds":
+                return timedelta(seconds=float(Decimal(inner)))
+        return {k: from_stored(v) for k, v in value.items()}
+    return value
+
+
+def dumps_stored(value: Any) -> str:
+    return dumps(to_stored(value), secrets_as="***")

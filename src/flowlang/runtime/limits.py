@@ -1,0 +1,15 @@
+"""Run limits: defaults, and the errors that name them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one run may use. Every limit can be set from the CLI (--max-...) or when embedding."""
+
+    max_call_depth: int = 100  # nested user-function calls
+    max_value_items: int = 5_000_000  # items of one list, characters of one string
+    max_seconds: float | None = None  # whole run; None means no deadline
+    max_record_seconds: float | None = None  # one loop iteration; None means no deadline

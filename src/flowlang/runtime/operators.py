@@ -1,0 +1,184 @@
+"""Operator semantics: arithmetic, ordering and membership on flowlang values.
+
+Each function takes evaluated operands and raises OperatorError naming both types; the compiled
+expression adds the position.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any
+
+from flowlang.runtime.values import RecordStream, Secret, equal, type_name
+
+
+class OperatorError(ValueError):
+    """An operator got operands it cannot combine. kind: `type` or `value`."""
+
+    def __init__(self, message: str, kind: str = "type") -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+class NeedsMaterialization(Exception):  # noqa: N818 - a control signal, not an error
+    """An expression met a lazy record stream where it needs the records in memory."""
+
+    def __init__(self, stream: RecordStream) -> None:
+        super().__init__(stream.label)
+        self.stream = stream
+
+
+def mismatch(verb: str, a: Any, b: Any) -> OperatorError:
+    return OperatorError(f"cannot {verb} {type_name(a)} and {type_name(b)}")
+
+
+def _is_num(t: type) -> bool:
+    return t is int or t is Decimal
+
+
+def add(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if _is_num(ta) and _is_num(tb):
+        return a + b
+    if ta is tb and ta in (str, list):
+        return a + b
+    if ta is dict and tb is dict:
+        return {**a, **b}
+    if (ta is Secret or ta is str) and (tb is Secret or tb is str):
+        left = a.reveal() if ta is Secret else a
+        right = b.reveal() if tb is Secret else b
+        return Secret(left + right)
+    if ta in (datetime, date) and tb is timedelta:
+        return a + b
+    if ta is timedelta and tb in (datetime, date, timedelta):
+        return a + b
+    raise mismatch("add", a, b)
+
+
+def subtract(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if _is_num(ta) and _is_num(tb):
+        return a - b
+    if ta in (datetime, date, timedelta) and tb is timedelta:
+        return a - b
+    if ta is tb and ta in (datetime, date):
+        return a - b
+    raise mismatch("subtract", a, b)
+
+
+def multiply(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if _is_num(ta) and _is_num(tb):
+        return a * b
+    if ta is timedelta and _is_num(tb):
+        return a * int(b) if tb is int else a * float(b)
+    raise mismatch("multiply", a, b)
+
+
+def divide(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if not (_is_num(ta) and _is_num(tb)):
+        raise mismatch("divide", a, b)
+    if not b:
+        raise OperatorError("division by zero", "value")
+    if ta is int and tb is int and a % b == 0:
+        return a // b
+    try:
+        result = Decimal(a) / Decimal(b)
+    except (DivisionByZero, InvalidOperation) as e:
+        raise OperatorError(f"cannot divide: {e}", "value") from None
+    return result
+
+
+def modulo(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if not (_is_num(ta) and _is_num(tb)):
+        raise mismatch("take the remainder of", a, b)
+    if not b:
+        raise OperatorError("division by zero (in %)", "value")
+    if ta is int and tb is int:
+        return a % b
+    return Decimal(a) % Decimal(b)
+
+
+def negate(a: Any) -> Any:
+    t = type(a)
+    if t is int or t is Decimal or t is timedelta:
+        return -a
+    raise OperatorError(f"cannot negate {type_name(a)}")
+
+
+ORDERED = {"number", "string", "datetime", "date", "duration"}
+
+
+def _ordered(a: Any, b: Any) -> None:
+    na, nb = type_name(a), type_name(b)
+    if na != nb or na not in ORDERED:
+        raise OperatorError(f"cannot compare {na} and {nb}")
+
+
+def less(a: Any, b: Any) -> bool:
+    ta, tb = type(a), type(b)
+    if ta is tb and (ta is str or ta is int) or (_is_num(ta) and _is_num(tb)):
+        return bool(a < b)
+    _ordered(a, b)
+    return bool(a < b)
+
+
+def less_equal(a: Any, b: Any) -> bool:
+    ta, tb = type(a), type(b)
+    if ta is tb and (ta is str or ta is int) or (_is_num(ta) and _is_num(tb)):
+        return bool(a <= b)
+    _ordered(a, b)
+    return bool(a <= b)
+
+
+def greater(a: Any, b: Any) -> bool:
+    return less(b, a)
+
+
+def greater_equal(a: Any, b: Any) -> bool:
+    return less_equal(b, a)
+
+
+def not_equal(a: Any, b: Any) -> bool:
+    return not equal(a, b)
+
+
+def contains(container: Any, item: Any) -> bool:
+    """`item in container`: list item, object key or substring; nothing is in null."""
+    t = type(container)
+    if t is list:
+        return any(equal(item, x) for x in container)
+    if t is dict:
+        if type(item) is not str:
+            raise OperatorError(f"object keys are strings, not {type_name(item)}")
+        return item in container
+    if t is str or t is Secret:
+        text = container.reveal() if t is Secret else container
+        if isinstance(item, Secret):
+            item = item.reveal()
+        if type(item) is not str:
+            raise OperatorError(f"cannot look for {type_name(item)} in a string")
+        return item in text
+    if container is None:
+        return False
+    if t is RecordStream:
+        raise NeedsMaterialization(container)
+    raise OperatorError(f"cannot look inside {type_name(container)} with `in`")
+
+
+def not_contains(container: Any, item: Any) -> bool:
+    return not contains(container, item)
+
+
+def as_int(value: Any, what: str) -> int:
+    """An integral number as int (1.0 counts), else OperatorError."""
+    if type(value) is int:
+        return int(value)
+    if type(value) is Decimal and value == value.to_integral_value():
+        return int(value)
+    raise OperatorError(f"{what} must be a whole number, got {type_name(value)}"
+                        + (f" {value}" if type(value) is Decimal else ""))

@@ -1,0 +1,133 @@
+"""One run of a flow: the values closures read (env, secrets, job, state, input), where emitted
+records and failed records go, logging, masking, statistics and the caches shared by iterations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.limits import Limits
+from flowlang.runtime.masking import Masker
+from flowlang.runtime.stats import Stats
+from flowlang.runtime.values import Secret
+
+if TYPE_CHECKING:
+    from flowlang.connectors.base import Connection
+    from flowlang.runtime.frame import Frame
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+
+@dataclass
+class RecordFailure:
+    """A loop iteration that failed: everything needed to show it and to run it again."""
+
+    flow: str
+    loop: str  # "line:col" of the `for each`
+    location: str  # file:line:col of the failing statement
+    line: int | None
+    message: str
+    kind: str
+    status: int | None
+    record: Any
+    scope: dict[str, Any]
+
+
+@dataclass
+class RunOptions:
+    """How a run was started."""
+
+    params: Mapping[str, Any] = field(default_factory=dict)
+    input: Any = None
+    dry_run: bool = False
+    limit: int | None = None
+    limits: Limits = field(default_factory=Limits)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] | None = None
+    bindings: Mapping[str, Any] = field(default_factory=dict)
+    masker: Masker | None = None  # share one with the caller (the CLI masks its own output with it)
+
+
+class RunContext:
+    """Everything a running flow shares across its statements (one per run)."""
+
+    def __init__(
+        self,
+        *,
+        flow: str,
+        base_dir: Path,
+        options: RunOptions,
+        env: Mapping[str, str],
+        job: dict[str, Any],
+        state: dict[str, Any],
+        emit: Callable[[Any], None],
+        on_failure: Callable[[RecordFailure], None],
+        logger: logging.Logger,
+    ) -> None:
+        self.flow = flow
+        self.base_dir = base_dir
+        self.options = options
+        self.env = env
+        self.job = job
+        self.state = state
+        self.input = options.input
+        self.dry_run = options.dry_run
+        self.limit = options.limit
+        self.limits = options.limits
+        self.emit = emit
+        self.on_failure = on_failure
+        self.logger = logger
+        self.masker = options.masker if options.masker is not None else Masker()
+        self.stats = Stats()
+        self.frames: list[Frame] = []
+        self.bindings: dict[str, Connection] = {}
+        self.connections: list[Connection] = []
+        self.lookup_cache: dict[Any, Any] = {}
+        self.lookup_inflight: dict[Any, asyncio.Future[Any]] = {}
+        self.depth = 0
+        self.failed_records = 0
+        self.failures: list[RecordFailure] = []
+        self.last_value: Any = None
+        self.batches: dict[Any, Any] = {}
+        self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
+        for value in options.secrets.values():
+            self.masker.add(value)
+
+    # ---- globals ------------------------------------------------------------------------------
+    def secret(self, name: str) -> Secret:
+        value = self.options.secrets.get(name)
+        if value is None:
+            value = self.env.get(name)
+        if value is None:
+            raise FlowRuntimeError(
+                f"secret '{name}' is not set: set the environment variable {name} or put it in the "
+                "--secrets file", "value")
+        self.masker.add(value)
+        return Secret(value, name)
+
+    # ---- services for connections (RunServices) ------------------------------------------------
+    def mask(self, text: str) -> str:
+        return self.masker.mask(text)
+
+    def register_secret(self, value: str) -> None:
+        self.masker.add(value)
+
+    def log(self, level: str, message: str, location: str | None = None) -> None:
+        text = self.mask(message)
+        self.logger.log(LEVELS.get(level, logging.INFO), text,
+                        extra={"flow": self.flow, "job_id": self.job.get("id"), "location": location})
+
+    def log_dry_run(self, connection: str, description: str) -> None:
+        self.log("info", f"dry run, not sent: {connection}: {description}")
+
+    def record_failure(self, failure: RecordFailure) -> None:
+        self.failed_records += 1
+        failure.message = self.mask(failure.message)
+        self.failures.append(failure)
+        self.log("error", f"record failed at {failure.location}: {failure.message}")
+        self.on_failure(failure)

@@ -1,0 +1,256 @@
+"""Runtime values: type names, truthiness, structural equality, ordering and text conversion.
+
+flowlang values are plain Python objects: None, bool, int, Decimal (never float), str, list,
+dict (string keys, ordered), datetime (aware), date, timedelta, plus Secret and RecordStream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+NUMBER_TYPES = (int, Decimal)
+Value = Any  # a flowlang value (see the module docstring)
+
+
+class Secret:
+    """A secret string: usable by connectors, shown as *** everywhere else."""
+
+    __slots__ = ("_value", "name")
+
+    def __init__(self, value: str, name: str | None = None) -> None:
+        self._value = value
+        self.name = name
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise TypeError("a Secret cannot be pickled")
+
+
+class RecordStream:
+    """A lazy, re-iterable sequence of records read page by page (an API list, a file, a query).
+
+    `pages()` starts from the first page every time it is called.
+    """
+
+    __slots__ = ("_pages", "label")
+
+    def __init__(self, pages: Callable[[], AsyncIterator[list[Value]]], label: str) -> None:
+        self._pages = pages
+        self.label = label
+
+    def pages(self) -> AsyncIterator[list[Value]]:
+        return self._pages()
+
+    async def materialize(self, limit: int | None = None) -> list[Value]:
+        """All records in memory (at most `limit` when given)."""
+        out: list[Value] = []
+        async for page in self._pages():
+            out.extend(page)
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+        return out
+
+    async def first(self) -> Value:
+        async for page in self._pages():
+            if page:
+                return page[0]
+        return None
+
+    def __repr__(self) -> str:
+        return f"<record stream {self.label}>"
+
+
+def type_name(value: Value) -> str:
+    """The flowlang name of a value's type, as error messages and type_of() say it."""
+    if value is None:
+        return "null"
+    t = type(value)
+    name = _TYPE_NAMES.get(t)
+    if name is not None:
+        return name
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | Decimal | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    from flowlang.runtime.functions import FunctionValue
+
+    if isinstance(value, FunctionValue):
+        return "function"
+    return "connection"
+
+
+_TYPE_NAMES: dict[type, str] = {
+    bool: "boolean", int: "number", Decimal: "number", str: "string", list: "list", dict: "object",
+    datetime: "datetime", date: "date", timedelta: "duration", Secret: "secret", RecordStream: "stream",
+}
+
+
+def truthy(value: Value) -> bool:
+    """Falsy: null false 0 "" [] {}; everything else is truthy."""
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    t = type(value)
+    if t is int or t is Decimal or t is str or t is list or t is dict:
+        return bool(value)
+    return True
+
+
+def equal(a: Value, b: Value) -> bool:
+    """Structural equality: 1 == 1.0, no string/number coercion, booleans are not numbers."""
+    ta = type(a)
+    tb = type(b)
+    if ta is tb:
+        if ta is list:
+            return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
+        if ta is dict:
+            return a.keys() == b.keys() and all(equal(v, b[k]) for k, v in a.items())
+        return bool(a == b)
+    if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+        return bool(a == b)
+    return False
+
+
+def is_number(value: Value) -> bool:
+    t = type(value)
+    return t is int or t is Decimal
+
+
+ORDERED_KINDS = {"number", "string", "datetime", "date", "duration"}
+
+
+def comparable(a: Value, b: Value) -> bool:
+    na, nb = type_name(a), type_name(b)
+    return na == nb and na in ORDERED_KINDS
+
+
+def format_number(value: int | Decimal) -> str:
+    if type(value) is int:
+        return str(value)
+    text = format(value, "f")
+    return text
+
+
+def format_datetime(value: datetime) -> str:
+    if value.tzinfo is not None and value.utcoffset() == timedelta(0):
+        return value.replace(tzinfo=None).isoformat() + "Z"
+    return value.isoformat()
+
+
+def format_duration(value: timedelta) -> str:
+    """ISO 8601 duration: P1DT2H3M4S."""
+    sign = "-" if value < timedelta(0) else ""
+    value = abs(value)
+    days, rest = value.days, value.seconds
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    secs = f"{seconds}.{value.microseconds:06d}".rstrip("0").rstrip(".") if value.microseconds else str(seconds)
+    out = f"{sign}P{days}D" if days else f"{sign}P"
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M")) if n)
+    if seconds or value.microseconds:
+        time += f"{secs}S"
+    if time:
+        out += "T" + time
+    return out if out not in ("P", "-P") else "PT0S"
+
+
+def to_text(value: Value) -> str:
+    """How a value reads inside a string: null is empty, decimals in plain notation, lists and objects
+    as JSON, datetimes in ISO 8601, secrets as ***."""
+    t = type(value)
+    if t is str:
+        return str(value)
+    if value is None:
+        return ""
+    if t is bool:
+        return "true" if value else "false"
+    if t is int or t is Decimal:
+        return format_number(value)
+    if t is datetime:
+        return format_datetime(value)
+    if t is date:
+        return value.isoformat()
+    if t is timedelta:
+        return format_duration(value)
+    if t is Secret:
+        return "***"
+    if t is RecordStream:
+        return repr(value)
+    from flowlang.runtime.jsoncodec import dumps
+
+    return dumps(value)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def from_python(value: Any, depth: int = 0) -> Value:
+    """Convert a host Python value (a binding's return value, an input payload) to a flowlang value."""
+    if value is None or isinstance(value, bool | str | Decimal | Secret | RecordStream):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{value} is not a number flowlang can hold")
+        return Decimal(repr(value))
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date | timedelta):
+        return value
+    if depth > 200:
+        raise ValueError("the value nests too deeply")
+    if isinstance(value, dict):
+        return {str(k): from_python(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [from_python(v, depth + 1) for v in value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # pydantic models
+        return from_python(dump(), depth + 1)
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return from_python(dataclasses.asdict(value), depth + 1)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, Iterable):
+        return [from_python(v, depth + 1) for v in value]
+    raise ValueError(f"cannot use a Python {type(value).__name__} as a flowlang value")
+
+
+def to_python(value: Value) -> Any:
+    """A flowlang value as plain Python for embedders (secrets stay Secret, streams stay streams)."""
+    if type(value) is list:
+        return [to_python(v) for v in value]
+    if type(value) is dict:
+        return {k: to_python(v) for k, v in value.items()}
+    return value

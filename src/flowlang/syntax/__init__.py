@@ -1,0 +1,79 @@
+"""Syntax: text -> flowlang.ast, and syntax errors with positions. The only package that uses Lark."""
+
+from __future__ import annotations
+
+from typing import Literal as StartRule
+
+from lark.exceptions import UnexpectedInput, VisitError
+
+from flowlang import ast
+from flowlang.diagnostics import Diagnostic
+from flowlang.errors import FlowSyntaxError
+from flowlang.source import Source, Span
+from flowlang.syntax.errors import syntax_error
+from flowlang.syntax.grammar import parser
+from flowlang.syntax.postlex import MAX_DEPTH, NestingTooDeep
+from flowlang.syntax.transformer import LocatedStringError, ToAst
+
+__all__ = ["parse", "parse_expression"]
+
+
+def _parse_tree(source: Source, text: str, start: str, offset: int) -> ast.Module | ast.Expr:
+    def sub_parse(code: str, at: int) -> ast.Expr:
+        result = _parse_tree(source, code, "interpolation", at)
+        assert not isinstance(result, ast.Module)
+        return result
+
+    try:
+        tree = parser().parse(text, start=start)
+    except UnexpectedInput as e:
+        if offset:
+            raise _shifted(e, source, text, offset) from None
+        raise syntax_error(source, e, text) from None
+    except NestingTooDeep as e:
+        pos = (e.token.start_pos or 0) + offset
+        raise FlowSyntaxError([Diagnostic(
+            "syntax", f"brackets nest more than {MAX_DEPTH} levels deep", source, Span(pos, pos + 1))]) from None
+    try:
+        result: ast.Module | ast.Expr = ToAst(offset, sub_parse, source).transform(tree)
+    except VisitError as e:
+        inner = e.orig_exc
+        if isinstance(inner, LocatedStringError):
+            diag = Diagnostic("syntax", inner.message, source, Span(inner.start, inner.end))
+            raise FlowSyntaxError([diag]) from None
+        if isinstance(inner, FlowSyntaxError):
+            raise inner from None
+        raise
+    return result
+
+
+def _shifted(err: UnexpectedInput, source: Source, code: str, offset: int) -> FlowSyntaxError:
+    """A syntax error inside `{...}` of a string, placed in the enclosing source."""
+    inner = syntax_error(Source(source.name, code), err, code)
+    d = inner.diagnostics[0]
+    span = Span(d.span.start + offset, d.span.end + offset)
+    message = d.message.replace("the end of the input", "`}`")
+    return FlowSyntaxError([Diagnostic("syntax", f"in string interpolation: {message}", source, span, d.hint)])
+
+
+def parse(source: Source, mode: StartRule["module", "repl"] = "module") -> ast.Module:
+    """Parse a whole flow (or, with mode='repl', statements and bare expressions)."""
+    text = source.text if source.text.endswith("\n") else source.text + "\n"
+    try:
+        result = _parse_tree(source, text, mode, 0)
+    except RecursionError:
+        raise FlowSyntaxError([Diagnostic(
+            "syntax", "the script nests too deeply to be read", source, Span(0, 1))]) from None
+    assert isinstance(result, ast.Module)
+    return result
+
+
+def parse_expression(source: Source) -> ast.Expr:
+    """Parse one expression (the whole text)."""
+    try:
+        result = _parse_tree(source, source.text, "interpolation", 0)
+    except RecursionError:
+        raise FlowSyntaxError([Diagnostic(
+            "syntax", "the expression nests too deeply to be read", source, Span(0, 1))]) from None
+    assert not isinstance(result, ast.Module)
+    return result

@@ -1,0 +1,140 @@
+"""Turns Lark's parse errors into flowlang syntax diagnostics with human token names."""
+
+from __future__ import annotations
+
+from lark import Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from flowlang.diagnostics import Diagnostic
+from flowlang.errors import FlowSyntaxError
+from flowlang.source import Source, Span
+from flowlang.syntax.grammar import parser
+
+EXPRESSION_STARTS = {"NAME", "INT", "DQ_STRING", "LSQB", "LBRACE"}
+HUMAN = {
+    "NAME": "a name",
+    "INT": "a number",
+    "DECIMAL": "a number",
+    "DQ_STRING": "a string",
+    "SQ_STRING": "a string",
+    "_NL": "the end of the line",
+    "$END": "the end of the input",
+    "LOG_LEVEL": "a log level",
+}
+OPENERS = {"FOR": "for each", "IF": "if", "TRY": "try", "MAP": "map", "FUNCTION": "function"}
+
+
+def _literal(terminal: str) -> str | None:
+    for term in parser().terminals:
+        if term.name == terminal and term.pattern.type == "str":
+            return f"`{term.pattern.value}`"
+    return None
+
+
+def human(terminal: str) -> str:
+    return HUMAN.get(terminal) or _literal(terminal) or terminal.lower()
+
+
+def describe_token(token: Token) -> str:
+    if token.type in ("$END", "_NL"):
+        return HUMAN[token.type]
+    if token.type in ("DQ_STRING", "SQ_STRING"):
+        return f"the string {token}"
+    return f"`{token}`"
+
+
+OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "DOT", "LSQB", "LESSTHAN", "MORETHAN", "IN", "NOT",
+             "AND", "OR", "__ANON_1", "__ANON_2", "__ANON_3", "__ANON_4", "__ANON_5"}
+CLOSERS = ["COMMA", "RPAR", "RSQB", "RBRACE", "COLON"]
+
+
+def _join(names: list[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def describe_expected(expected: set[str]) -> str:
+    expected = {e for e in expected if not e.startswith("__IGNORE")}
+    if EXPRESSION_STARTS <= expected:
+        rest = expected - EXPRESSION_STARTS - {"DECIMAL", "SQ_STRING", "LPAR", "MINUS", "NOT", "IF", "TRUE",
+                                               "FALSE", "NULL"}
+        return _join(["an expression", *sorted(human(e) for e in rest)])
+    if len(expected & OPERATORS) >= 4:
+        words = sorted(human(e) for e in expected - OPERATORS - {"_NL", *CLOSERS})
+        closers = [human(e) for e in CLOSERS if e in expected]
+        tail = ["the end of the line"] if "_NL" in expected else []
+        return _join(["an operator", *words, *closers, *tail])
+    names = sorted({human(e) for e in expected})
+    if len(names) > 8:
+        return ", ".join(names[:8]) + " or another token"
+    return _join(names)
+
+
+def open_blocks(text: str, upto: int) -> list[tuple[str, int]]:
+    """Blocks opened and not yet closed before offset `upto`: (opener, offset), outermost first."""
+    stack: list[tuple[str, int]] = []
+    prev = "_NL"
+    try:
+        for token in parser().lex(text, dont_ignore=False):
+            if token.start_pos is not None and token.start_pos >= upto:
+                break
+            at_line_start = prev == "_NL"
+            if at_line_start and token.type in OPENERS:
+                stack.append((OPENERS[token.type], token.start_pos or 0))
+            elif at_line_start and token.type == "END" and stack:
+                stack.pop()
+            prev = token.type
+    except UnexpectedInput:
+        pass
+    return stack
+
+
+def syntax_error(source: Source, err: UnexpectedInput, text: str) -> FlowSyntaxError:
+    """A FlowSyntaxError for a Lark error on `text` (the source text with its final newline)."""
+    if isinstance(err, UnexpectedToken):
+        return _unexpected_token(source, err, text)
+    if isinstance(err, UnexpectedCharacters):
+        pos = err.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
+        if ch in "\"'":
+            message = "this string is not closed on its line"
+            hint = "strings end on the line they start; write \\n for a newline"
+        else:
+            message = f"unexpected character {ch!r}"
+            hint = None
+        diag = Diagnostic("syntax", message, source, Span(pos, pos + 1), hint)
+        return FlowSyntaxError([diag])
+    pos = getattr(err, "pos_in_stream", None) or len(source.text)
+    return FlowSyntaxError([Diagnostic("syntax", "unexpected end of input", source, Span(pos, pos))], True)
+
+
+def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSyntaxError:
+    token = err.token
+    at_end = token.type == "$END"
+    pos = len(source.text.rstrip()) if at_end else (token.start_pos or 0)
+    if token.type == "_NL":
+        pos = token.start_pos or 0
+    expected = set(err.expected)
+    if err.interactive_parser is not None:
+        try:
+            expected = set(err.interactive_parser.accepts()) or expected
+        except Exception:  # accepts() re-feeds tokens; any failure keeps Lark's own set
+            pass
+    blocks = open_blocks(text, pos if not at_end else len(text))
+    found = describe_token(token)
+    hint = None
+    if "END" in expected and blocks and (at_end or not (expected - {"END", "ELSE", "ON"}) or token.type in (
+            "$END",)):
+        opener, where = blocks[-1]
+        line, col = source.line_col(where)
+        message = f"expected `end` to close `{opener}` opened at {line}:{col}, found {found}"
+    else:
+        message = f"expected {describe_expected(expected)}, found {found}"
+        if token.type == "NAME" and "_NL" in expected:
+            hint = "one statement per line; did you forget an operator or a comma?"
+    if token.type == "LOG_LEVEL":
+        message = f"`{token}` is a log level here; expected {describe_expected(expected)}"
+    end = pos + max(1, len(str(token))) if not at_end and token.type != "_NL" else pos + 1
+    diag = Diagnostic("syntax", message, source, Span(pos, end), hint)
+    return FlowSyntaxError([diag], incomplete=at_end)
