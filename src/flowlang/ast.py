@@ -9,14 +9,13 @@ import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from flowlang.source import Span
 
 if TYPE_CHECKING:
     from flowlang.source import Source
 
-node = dataclass(frozen=True, slots=True, eq=False)
 
 
 class BinOp(Enum):
@@ -47,15 +46,15 @@ class LogicOp(Enum):
 # ---- expressions -------------------------------------------------------------------
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Literal:
     """A constant: null, true/false, an integer, an exact decimal or a string without interpolation."""
 
-    value: None | bool | int | Decimal | str
+    value: bool | int | Decimal | str | None
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Interpolated:
     """A double-quoted string with `{expr}` parts; literal text parts are plain strings."""
 
@@ -63,7 +62,7 @@ class Interpolated:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Name:
     """A reference to a variable, parameter, connection or global (env, secret, job, state, input)."""
 
@@ -71,7 +70,7 @@ class Name:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Field:
     """`obj.name`: a field of an object (null when missing)."""
 
@@ -81,7 +80,7 @@ class Field:
     name_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Index:
     """`obj[index]`: a list index (negative from the end) or an object key."""
 
@@ -90,7 +89,7 @@ class Index:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class KwArg:
     """`name: value` in a call's arguments."""
 
@@ -99,7 +98,7 @@ class KwArg:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class FuncCall:
     """`name(args, key: value)`: a call of a builtin or a user function."""
 
@@ -110,7 +109,7 @@ class FuncCall:
     name_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class ListLit:
     """`[a, b, c]`."""
 
@@ -118,7 +117,7 @@ class ListLit:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Pair:
     """`key: value` in an object literal; key is a Literal string or an Interpolated string
     (in an object comprehension a bare name is a Name, the variable)."""
@@ -128,7 +127,7 @@ class Pair:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class ObjectLit:
     """`{a: 1, "two words": 2}`."""
 
@@ -136,7 +135,7 @@ class ObjectLit:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class CompFor:
     """`for x[, y] in iterable [if condition]` of a comprehension."""
 
@@ -147,7 +146,7 @@ class CompFor:
     name_spans: tuple[Span, ...]
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class ListComp:
     """`[element for x in xs if cond]`."""
 
@@ -156,7 +155,7 @@ class ListComp:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class ObjectComp:
     """`{key: value for k, v in items(obj)}`."""
 
@@ -166,7 +165,7 @@ class ObjectComp:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Negate:
     """`-a`."""
 
@@ -174,7 +173,7 @@ class Negate:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Not:
     """`not a` (always a boolean)."""
 
@@ -182,7 +181,7 @@ class Not:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Binary:
     """Arithmetic and comparison: `a + b`, `a == b`, `a in b`, `a not in b`."""
 
@@ -193,7 +192,7 @@ class Binary:
     op_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Logical:
     """`a and b`, `a or b` (short-circuit, result is a boolean)."""
 
@@ -203,7 +202,7 @@ class Logical:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Coalesce:
     """`a ?? b`: a unless it is null."""
 
@@ -212,7 +211,7 @@ class Coalesce:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Conditional:
     """`if cond then a else b`."""
 
@@ -222,16 +221,16 @@ class Conditional:
     span: Span
 
 
-Expr = Union[
-    Literal, Interpolated, Name, Field, Index, FuncCall, ListLit, ObjectLit, ListComp, ObjectComp,
-    Negate, Not, Binary, Logical, Coalesce, Conditional,
-]
+Expr = (
+    Literal | Interpolated | Name | Field | Index | FuncCall | ListLit | ObjectLit | ListComp
+    | ObjectComp | Negate | Not | Binary | Logical | Coalesce | Conditional
+)
 
 
 # ---- statements --------------------------------------------------------------------
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class FlowDecl:
     """`flow "Name"`."""
 
@@ -239,7 +238,7 @@ class FlowDecl:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Param:
     """`param name [= default]`."""
 
@@ -249,7 +248,7 @@ class Param:
     name_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Use:
     """`use name = connector(key: value, ...)`."""
 
@@ -262,7 +261,7 @@ class Use:
     connector_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class FieldStep:
     """`.name` in an assignment target."""
 
@@ -270,7 +269,7 @@ class FieldStep:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class IndexStep:
     """`[expr]` in an assignment target."""
 
@@ -278,7 +277,7 @@ class IndexStep:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Target:
     """What `let` assigns: a variable, or a path into one (`order.status`, `state.cursor`)."""
 
@@ -288,7 +287,7 @@ class Target:
     name_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Let:
     """`let target = value`."""
 
@@ -297,7 +296,7 @@ class Let:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Operation:
     """`conn.op(args)` in call, lookup and send."""
 
@@ -311,7 +310,7 @@ class Operation:
     op_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class CallStmt:
     """`call conn.op(args) [as name]`."""
 
@@ -321,7 +320,7 @@ class CallStmt:
     as_span: Span | None
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class LookupStmt:
     """`lookup conn.op(args) as name`: the first record, or null."""
 
@@ -331,7 +330,7 @@ class LookupStmt:
     as_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Count:
     """The N of `parallel N` and `batch N`: an integer literal or a parameter name."""
 
@@ -339,7 +338,7 @@ class Count:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Send:
     """`send value to conn[.op[(args)]] [as name] [batch N]`."""
 
@@ -351,7 +350,7 @@ class Send:
     as_span: Span | None
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class MapAssign:
     """`path = value` in a map body (a dotted path builds nested objects)."""
 
@@ -360,7 +359,7 @@ class MapAssign:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class MapSpread:
     """`...value` in a map body: copy all fields of an object."""
 
@@ -368,7 +367,7 @@ class MapSpread:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class MapDrop:
     """`drop path` in a map body."""
 
@@ -376,10 +375,12 @@ class MapDrop:
     span: Span
 
 
-MapLine = Union[MapAssign, MapSpread, MapDrop]
+MapLine = (
+    MapAssign | MapSpread | MapDrop
+)
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class MapStmt:
     """`map source to target` ... `end`."""
 
@@ -390,7 +391,7 @@ class MapStmt:
     target_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Branch:
     """One `if` / `else if` condition with its block."""
 
@@ -399,7 +400,7 @@ class Branch:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class If:
     """`if c` ... `else if c` ... `else` ... `end`."""
 
@@ -408,7 +409,7 @@ class If:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class ForEach:
     """`for each x[, y] in iterable [parallel N]` ... `end`."""
 
@@ -420,21 +421,21 @@ class ForEach:
     name_spans: tuple[Span, ...]
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Skip:
     """`skip`: go on with the next iteration."""
 
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Stop:
     """`stop`: leave the loop."""
 
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Fail:
     """`fail message`."""
 
@@ -442,7 +443,7 @@ class Fail:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Try:
     """`try` ... `on error [as e]` ... `end`."""
 
@@ -453,7 +454,7 @@ class Try:
     error_span: Span | None
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Emit:
     """`emit value`: an output record (a list emits each item)."""
 
@@ -461,7 +462,7 @@ class Emit:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Log:
     """`log [level] value`."""
 
@@ -470,7 +471,7 @@ class Log:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class FnParam:
     """A function parameter with an optional default."""
 
@@ -479,7 +480,7 @@ class FnParam:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Function:
     """`function name(params)` ... `end`."""
 
@@ -490,7 +491,7 @@ class Function:
     name_span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Return:
     """`return [value]`."""
 
@@ -498,7 +499,7 @@ class Return:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Import:
     """`import "path.flow"`."""
 
@@ -506,7 +507,7 @@ class Import:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class RunFlow:
     """`run "other.flow" [with params]`."""
 
@@ -515,7 +516,7 @@ class RunFlow:
     span: Span
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class ExprStmt:
     """A bare expression (REPL input only): its value is shown."""
 
@@ -523,13 +524,13 @@ class ExprStmt:
     span: Span
 
 
-Stmt = Union[
-    FlowDecl, Param, Use, Let, CallStmt, LookupStmt, Send, MapStmt, If, ForEach, Skip, Stop, Fail,
-    Try, Emit, Log, Function, Return, Import, RunFlow, ExprStmt,
-]
+Stmt = (
+    FlowDecl | Param | Use | Let | CallStmt | LookupStmt | Send | MapStmt | If | ForEach | Skip | Stop
+    | Fail | Try | Emit | Log | Function | Return | Import | RunFlow | ExprStmt
+)
 
 
-@node
+@dataclass(frozen=True, slots=True, eq=False)
 class Module:
     """A parsed flow file (or REPL input)."""
 

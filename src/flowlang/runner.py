@@ -211,6 +211,13 @@ def restore(value: Any, ctx: RunContext) -> Any:
     return value
 
 
+def attempt_noter(store: Store, ctx: RunContext, error_id: int) -> Callable[[RecordFailure], None]:
+    """During a retry, a failure updates its error (attempts, message) instead of adding a new one."""
+    def note(failure: RecordFailure) -> None:
+        store.note_attempt(error_id, ctx.mask(failure.message))
+    return note
+
+
 def retry_body(error_id: int | None, resolved: list[int], still: list[int]) -> Body:
     async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
         await run_step(compiled.prelude, frame)
@@ -225,7 +232,7 @@ def retry_body(error_id: int | None, resolved: list[int], still: list[int]) -> B
             for name, value in err.scope.items():
                 if name in scope:
                     frame.slots[scope[name]] = restore(value, ctx)
-            ctx.on_failure = lambda failure, err_id=err.id: store.note_attempt(err_id, ctx.mask(failure.message))
+            ctx.on_failure = attempt_noter(store, ctx, err.id)
             record = restore(err.record, ctx)
             if entry.loop.body.is_async:
                 await entry.loop.one_async(frame, record)

@@ -90,7 +90,7 @@ class Checker(StatementChecker):
             self.error("arguments", problem, op.span)
         return op_spec
 
-    def host_operation(self, op: ast.Operation, scope: Scope, binding: Binding | None) -> None:
+    def host_operation(self, op: ast.Operation, scope: Scope, binding: Binding | None) -> OperationSpec | None:
         if binding is None and (self.bindings is None or op.connection in self.bindings):
             self.resolution.refs[op] = HostBinding(op.connection)
             self.checked.host_operations.setdefault(op.connection, set()).add(op.op)
@@ -149,8 +149,8 @@ class Checker(StatementChecker):
         if path is None:
             return
         if path in self.stack:
-            self.error("import-cycle", f"'{node.path}' imports itself (through {' -> '.join(p.name for p in self.stack)})",
-                       node.span)
+            chain = " -> ".join(p.name for p in self.stack)
+            self.error("import-cycle", f"'{node.path}' imports itself (through {chain})", node.span)
             return
         lib = self.check_file(path, library=True)
         if lib is None:
@@ -161,7 +161,7 @@ class Checker(StatementChecker):
                 self.error("duplicate", f"the imported function '{name}' is already defined", node.span)
                 continue
             self.functions[name] = info
-        pairs = []
+        pairs: list[tuple[Binding, Binding]] = []
         for name, lib_binding in lib.connections.items():
             if scope.find(name) is not None:
                 self.error("duplicate", f"the imported connection '{name}' is already defined", node.span)

@@ -84,10 +84,10 @@ class ExpressionChecker:
 
     def expr_Field(self, node: ast.Field, scope: Scope, use: str) -> None:
         self.expr(node.obj, scope)
-        if isinstance(node.obj, ast.Name) and isinstance(self.resolution.refs.get(node.obj), Global):
-            if node.obj.name == "job" and node.name not in JOB_FIELDS:
-                self.error("unknown-field", f"job has no field '{node.name}' (it has: {', '.join(JOB_FIELDS)})",
-                           node.name_span, did_you_mean(node.name, JOB_FIELDS))
+        is_global = isinstance(node.obj, ast.Name) and isinstance(self.resolution.refs.get(node.obj), Global)
+        if is_global and isinstance(node.obj, ast.Name) and node.obj.name == "job" and node.name not in JOB_FIELDS:
+            self.error("unknown-field", f"job has no field '{node.name}' (it has: {', '.join(JOB_FIELDS)})",
+                       node.name_span, did_you_mean(node.name, JOB_FIELDS))
 
     def expr_Index(self, node: ast.Index, scope: Scope, use: str) -> None:
         self.expr(node.obj, scope)

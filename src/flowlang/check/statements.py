@@ -15,16 +15,13 @@ from flowlang.check.scopes import (
     Binding,
     FrameLayout,
     Global,
-    HostBinding,
     Kind,
-    Local,
-    Outer,
     Scope,
     ScopeKind,
 )
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.runtime.builtins import BuiltinRegistry
-from flowlang.source import Source, Span
+from flowlang.source import Span
 
 LIBRARY_STATEMENTS = (ast.FlowDecl, ast.Use, ast.Let, ast.Function, ast.Import)
 FUNCTION_FORBIDDEN = {
@@ -295,7 +292,7 @@ class StatementChecker(ExpressionChecker):
             if count.value < 1:
                 self.error("value", f"`{what}` needs a number of at least 1", count.span)
             return
-        self.resolve_name(ast.Name(count.value, count.span), scope)
+        self.resolve_name(ast.Name(str(count.value), count.span), scope)
 
     def stmt_MapStmt(self, node: ast.MapStmt, scope: Scope, ctx: Ctx) -> None:
         self.expr(node.source, scope)
@@ -313,7 +310,7 @@ class StatementChecker(ExpressionChecker):
         fscope = Scope(ScopeKind.FUNCTION, scope, info.frame)
         slots = []
         seen: set[str] = set()
-        for i, p in enumerate(node.params):
+        for p in node.params:
             if p.name in seen:
                 self.error("duplicate", f"the argument '{p.name}' appears twice", p.span)
             seen.add(p.name)

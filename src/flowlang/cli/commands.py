@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if result.errors and not args.dry_run:
         terminal.message(f"{len(result.errors)} record{'s' if len(result.errors) != 1 else ''} failed; "
                          f"see: flowlang errors {args.file}", "yellow")
-    return result.exit_status
+    return int(result.exit_status)
 
 
 def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -76,10 +76,11 @@ def _flow_key(file: str) -> tuple[Flow | None, str]:
 
 
 def _store_for(file: str, state_dir: str | None) -> tuple[Store, str]:
-    from flowlang.api import STATE_DIR_ENV
     import os
 
-    flow, key = _flow_key(file)
+    from flowlang.api import STATE_DIR_ENV
+
+    _, key = _flow_key(file)
     folder = Path(state_dir) if state_dir else (Path(os.environ[STATE_DIR_ENV]) if os.environ.get(STATE_DIR_ENV)
                                                 else Path(file).resolve().parent / ".flowlang")
     return Store(folder), key
@@ -127,7 +128,8 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
         finally:
             store.close()
         if found is None:
-            terminal.error(f"error: {'error ' + str(args.id) + ' is already resolved' if resolved else 'no error ' + str(args.id)}")
+            what = f"error {args.id} is already resolved" if resolved else f"no open error {args.id}"
+            terminal.error(f"error: {what}")
             return int(Exit.OK if resolved else Exit.INVALID)
     result = run_async_command(flow.retry_async(
         args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
@@ -153,4 +155,4 @@ def cmd_connectors(args: argparse.Namespace, terminal: Terminal) -> int:
 def cmd_repl(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.repl.main import repl_main
 
-    return repl_main(args, terminal)
+    return int(repl_main(args, terminal))

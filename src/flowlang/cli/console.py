@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from rich.console import Console
@@ -71,7 +71,7 @@ class TerminalLogHandler(logging.Handler):
             text = self.terminal.masker.mask(record.getMessage())
             if self.json_lines:
                 entry = {
-                    "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                    "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
                     "level": record.levelname.lower(), "flow": getattr(record, "flow", None),
                     "job_id": getattr(record, "job_id", None), "message": text,
                 }

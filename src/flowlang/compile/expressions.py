@@ -14,8 +14,8 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError
-from flowlang.source import Span
 from flowlang.runtime.values import RecordStream, Secret, equal, to_text, truthy, type_name
+from flowlang.source import Span
 
 if TYPE_CHECKING:
     from flowlang.check.program import CheckedModule, FunctionInfo
@@ -343,8 +343,7 @@ class ExpressionCompiler:
             elif isinstance(step, str):
                 evals.append(kwargs[step])
             else:
-                default = spec.default
-                evals.append(lambda f, d=default: d)
+                evals.append(_constant(spec.default))
         if variadic:
             evals.extend(args[len(params):])
         fn = builtin.fn
@@ -370,6 +369,10 @@ class ExpressionCompiler:
 
     def user_call(self, node: ast.FuncCall, info: FunctionInfo) -> Eval:
         return self.program.function_call(self, node, info)
+
+
+def _constant(value: Any) -> Eval:
+    return lambda f: value
 
 
 def _arithmetic(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:

@@ -34,10 +34,10 @@ def connection_getter(ref: Any, name: str, where: Where) -> Callable[[Frame], Co
         return host
     if isinstance(ref, Local):
         slot = ref.slot
-        return lambda f: f.slots[slot]  # type: ignore[no-any-return]
+        return lambda f: f.slots[slot]
     assert isinstance(ref, Outer)
     outer = ref.slot
-    return lambda f: f.parent.slots[outer]  # type: ignore[union-attr, no-any-return]
+    return lambda f: f.parent.slots[outer]  # type: ignore[union-attr]
 
 
 def plain_copy(value: Any) -> Any:

@@ -115,7 +115,7 @@ class Connection(ABC):
             out.append(SendOutcome(True, await self.send(op, record, args, kwargs)))
         return out
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - most connections hold nothing to release
         """Release what the connection holds (clients, files) at the end of the run."""
 
     def default_write_op(self) -> str | None:

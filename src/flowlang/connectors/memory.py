@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import dumps

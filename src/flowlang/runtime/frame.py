@@ -28,15 +28,15 @@ class Frame:
             self.slots.extend([None] * (size - len(self.slots)))
 
 
-class SkipSignal(Exception):  # noqa: N818 - control flow, not an error
+class SkipSignal(Exception):
     """`skip`: go on with the next iteration."""
 
 
-class StopSignal(Exception):  # noqa: N818
+class StopSignal(Exception):
     """`stop`: leave the loop."""
 
 
-class ReturnSignal(Exception):  # noqa: N818
+class ReturnSignal(Exception):
     """`return value` out of a function body."""
 
     def __init__(self, value: Any) -> None:

@@ -22,7 +22,7 @@ class OperatorError(ValueError):
         self.kind = kind
 
 
-class NeedsMaterialization(Exception):  # noqa: N818 - a control signal, not an error
+class NeedsMaterialization(Exception):
     """An expression met a lazy record stream where it needs the records in memory."""
 
     def __init__(self, stream: RecordStream) -> None:
@@ -121,7 +121,7 @@ def _ordered(a: Any, b: Any) -> None:
 
 def less(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
-    if ta is tb and (ta is str or ta is int) or (_is_num(ta) and _is_num(tb)):
+    if (ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb)):
         return bool(a < b)
     _ordered(a, b)
     return bool(a < b)
@@ -129,7 +129,7 @@ def less(a: Any, b: Any) -> bool:
 
 def less_equal(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
-    if ta is tb and (ta is str or ta is int) or (_is_num(ta) and _is_num(tb)):
+    if (ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb)):
         return bool(a <= b)
     _ordered(a, b)
     return bool(a <= b)

@@ -7,7 +7,7 @@ dict (string keys, ordered), datetime (aware), date, timedelta, plus Secret and 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -99,10 +99,6 @@ def type_name(value: Value) -> str:
         return "list"
     if isinstance(value, dict):
         return "object"
-    from flowlang.runtime.functions import FunctionValue
-
-    if isinstance(value, FunctionValue):
-        return "function"
     return "connection"
 
 
@@ -197,7 +193,7 @@ def to_text(value: Value) -> str:
     if t is datetime:
         return format_datetime(value)
     if t is date:
-        return value.isoformat()
+        return str(value.isoformat())
     if t is timedelta:
         return format_duration(value)
     if t is Secret:
@@ -210,7 +206,7 @@ def to_text(value: Value) -> str:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def from_python(value: Any, depth: int = 0) -> Value:
@@ -224,7 +220,7 @@ def from_python(value: Any, depth: int = 0) -> Value:
             raise ValueError(f"{value} is not a number flowlang can hold")
         return Decimal(repr(value))
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, date | timedelta):
         return value
     if depth > 200:

@@ -56,7 +56,7 @@ def _join(names: list[str]) -> str:
 
 def describe_expected(expected: set[str]) -> str:
     expected = {e for e in expected if not e.startswith("__IGNORE")}
-    if EXPRESSION_STARTS <= expected:
+    if expected >= EXPRESSION_STARTS:
         rest = expected - EXPRESSION_STARTS - {"DECIMAL", "SQ_STRING", "LPAR", "MINUS", "NOT", "IF", "TRUE",
                                                "FALSE", "NULL"}
         return _join(["an expression", *sorted(human(e) for e in rest)])
@@ -118,7 +118,7 @@ def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSy
     expected = set(err.expected)
     if err.interactive_parser is not None:
         try:
-            expected = set(err.interactive_parser.accepts()) or expected
+            expected = set(err.interactive_parser.accepts()) or expected  # type: ignore[no-untyped-call]
         except Exception:  # accepts() re-feeds tokens; any failure keeps Lark's own set
             pass
     blocks = open_blocks(text, pos if not at_end else len(text))

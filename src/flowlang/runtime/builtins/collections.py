@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
@@ -258,12 +259,12 @@ def count_by(items: Any, field: Any) -> Any:
     return out
 
 
-BUILTINS = tuple(
-    Builtin.of(name, fn)
-    for name, fn in [
+_TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("list", list_), ("len", len_), ("first", first), ("last", last), ("sort", sort), ("sort_by", sort_by),
         ("unique", unique), ("flatten", flatten), ("chunk", chunk), ("range", range_), ("keys", keys),
         ("values", values), ("items", items), ("has", has), ("get", get), ("merge", merge), ("pick", pick),
         ("omit", omit), ("group_by", group_by), ("index_by", index_by), ("count_by", count_by),
-    ]
+]
+BUILTINS = tuple(
+    Builtin.of(name, fn) for name, fn in _TABLE
 )

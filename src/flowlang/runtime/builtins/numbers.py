@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -143,10 +144,10 @@ def is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-BUILTINS = tuple(
-    Builtin.of(name, fn)
-    for name, fn in [
+_TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("number", number), ("int", int_), ("round", round_), ("floor", floor), ("ceil", ceil),
         ("abs", abs_), ("min", min_), ("max", max_), ("sum", sum_), ("avg", avg),
-    ]
+]
+BUILTINS = tuple(
+    Builtin.of(name, fn) for name, fn in _TABLE
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -173,12 +174,12 @@ def str_(value: Any) -> Any:
     return to_text(value)
 
 
-BUILTINS = tuple(
-    Builtin.of(name, secret_preserving(fn))
-    for name, fn in [
+_TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("lower", lower), ("upper", upper), ("trim", trim), ("split", split), ("join", join),
         ("replace", replace), ("starts_with", starts_with), ("ends_with", ends_with),
         ("contains", contains), ("pad_left", pad_left), ("substr", substr), ("regex_match", regex_match),
         ("regex_find", regex_find), ("regex_replace", regex_replace), ("str", str_),
-    ]
+]
+BUILTINS = tuple(
+    Builtin.of(name, secret_preserving(fn)) for name, fn in _TABLE
 )

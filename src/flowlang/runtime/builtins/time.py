@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,11 +16,11 @@ def _parse_iso(text: str, fn: str) -> datetime:
     try:
         if len(raw) == 10:
             d = date.fromisoformat(raw)
-            return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise BuiltinError(f"{fn}(): {text!r} is not an ISO 8601 date or time") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def as_datetime(value: Any, fn: str) -> datetime:
@@ -28,23 +29,23 @@ def as_datetime(value: Any, fn: str) -> datetime:
         result: datetime = value
         return result
     if t is date:
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if t is str:
         return _parse_iso(value, fn)
     if t is int or t is Decimal:
-        return datetime.fromtimestamp(float(value), timezone.utc)
+        return datetime.fromtimestamp(float(value), UTC)
     raise BuiltinError(f"{fn}() needs a datetime, date, ISO 8601 string or epoch seconds, got {type_name(value)}",
                        "type")
 
 
 def now() -> Any:
     """now(): the current time (UTC)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def today() -> Any:
     """today(): the current date (UTC)."""
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def date_(value: Any) -> Any:
@@ -85,7 +86,7 @@ def parse_date(text: Any, fmt: Any) -> Any:
         value = datetime.strptime(text, fmt)
     except ValueError as e:
         raise BuiltinError(f"parse_date(): {e}") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _duration(amount: Any, fn: str, unit: str) -> timedelta:
@@ -116,10 +117,10 @@ def seconds(n: Any) -> Any:
     return _duration(n, "seconds", "seconds")
 
 
-BUILTINS = tuple(
-    Builtin.of(name, fn, pure=name not in ("now", "today"))
-    for name, fn in [
+_TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("now", now), ("today", today), ("date", date_), ("datetime", datetime_), ("format_date", format_date),
         ("parse_date", parse_date), ("days", days), ("hours", hours), ("minutes", minutes), ("seconds", seconds),
-    ]
+]
+BUILTINS = tuple(
+    Builtin.of(name, fn, pure=name not in ("now", "today")) for name, fn in _TABLE
 )
