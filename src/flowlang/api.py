@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,6 @@ class Flow:
 
     def checked_for(self, bindings: frozenset[str] | None) -> CheckedModule:
         """Check against these host binding names (None: any unknown connection may be a binding)."""
-        if bindings is not None and not bindings and None in self._checked and self.path is not None:
-            pass
         found = self._checked.get(bindings)
         if found is None:
             found = check_module(self.module, self.environment, self.base_dir, bindings, self.path)
@@ -163,8 +161,12 @@ def load(path: str | Path, *, environment: Environment | None = None) -> Flow:
 
 
 def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = None,
-            environment: Environment | None = None) -> Flow:
-    """Parse and check flow text. Connections not opened with `use` are host bindings given to run()."""
+            environment: Environment | None = None, bindings: Iterable[str] | None = None) -> Flow:
+    """Parse and check flow text. Connections not opened with `use` are host bindings given to run();
+    name them in `bindings` to have any other unknown connection reported now."""
     env = environment or Environment()
     module = parse(Source(name, text))
-    return Flow(module, Path(base_dir) if base_dir else Path.cwd(), None, env)
+    flow = Flow(module, Path(base_dir) if base_dir else Path.cwd(), None, env)
+    if bindings is not None:
+        flow.checked = flow.checked_for(frozenset(bindings))
+    return flow

@@ -292,7 +292,11 @@ class StatementChecker(ExpressionChecker):
             if count.value < 1:
                 self.error("value", f"`{what}` needs a number of at least 1", count.span)
             return
-        self.resolve_name(ast.Name(str(count.value), count.span), scope)
+        name = ast.Name(str(count.value), count.span)
+        self.resolve_name(name, scope)
+        ref = self.resolution.refs.get(name)
+        if ref is not None:
+            self.resolution.refs[count] = ref
 
     def stmt_MapStmt(self, node: ast.MapStmt, scope: Scope, ctx: Ctx) -> None:
         self.expr(node.source, scope)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.table import Table
-
 from flowlang.api import Flow, load
 from flowlang.cli.console import Terminal
 from flowlang.cli.exit import Exit
@@ -104,15 +102,13 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
     if not errors:
         terminal.out(f"{key}: no open errors")
         return int(Exit.OK)
-    table = Table(box=None, padding=(0, 2), header_style="bold")
-    for column in ("id", "where", "error", "record", "job", "attempts", "first seen"):
-        table.add_column(column, overflow="fold")
-    for e in errors:
-        record = dumps(e.record)
-        table.add_row(str(e.id), e.location, e.message, record if len(record) <= 60 else record[:57] + "...",
-                      str(e.job_id), str(e.attempts), e.created_at)
     terminal.out(f"{key}: {len(errors)} open error{'s' if len(errors) != 1 else ''}")
-    terminal.stdout_table(table)
+    for e in errors:
+        attempts = f"{e.attempts} attempt{'s' if e.attempts != 1 else ''}"
+        terminal.out(f"#{e.id}  {e.location}  (job {e.job_id}, {e.created_at}, {attempts})")
+        terminal.out(f"    {e.message}")
+        record = dumps(e.record)
+        terminal.out(f"    record: {record if len(record) <= 200 else record[:197] + '...'}")
     terminal.out(f"retry them with: flowlang retry {args.file}")
     return int(Exit.OK)
 

@@ -127,7 +127,10 @@ class ExpressionCompiler:
         return interpolate
 
     def x_Name(self, node: ast.Name) -> Eval:
-        ref = self.checked.resolution.refs.get(node)
+        return self.read_ref(self.checked.resolution.refs.get(node), node)
+
+    def read_ref(self, ref: object, node: ast.Name) -> Eval:
+        """A closure reading a resolved name."""
         if isinstance(ref, Local):
             slot = ref.slot
             return lambda f: f.slots[slot]

@@ -105,7 +105,8 @@ class IoCompiler(StatementCompiler):
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             stats = f.run.stats.at(line, "call")
-            stats.read += len(result) if type(result) is list else (0 if result is None else 1)
+            if type(result) is not RecordStream:  # a stream's records are counted by the loop that reads them
+                stats.read += len(result) if type(result) is list else (0 if result is None else 1)
             if store is not None:
                 store(f, result)
         return Step(call, True)
@@ -209,7 +210,8 @@ class IoCompiler(StatementCompiler):
                      kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int) -> Step:
         assert node.batch is not None
         count = node.batch.value
-        size_of: Eval = (lambda f: count) if isinstance(count, int) else self.expr(ast.Name(count, node.batch.span))
+        size_of: Eval = (lambda f: count) if isinstance(count, int) else self.read_ref(
+            self.checked.resolution.refs.get(node.batch), ast.Name(count, node.batch.span))
         loop = self.loop_stack[-1] if self.loop_stack else None
 
         def buffer_for(f: Frame, conn: Connection, a: list[Any], kw: dict[str, Any], size: int) -> BatchBuffer:

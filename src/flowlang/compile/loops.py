@@ -77,7 +77,10 @@ async def items_of(value: Any, pairs: bool, where: Where) -> AsyncIterator[list[
     """The loop's items, a page at a time (record streams are read lazily)."""
     if type(value) is RecordStream:
         async for page in value.pages():
-            yield page if not pairs else iterate(page, True, where)
+            yield page
+        return
+    if type(value) is list:
+        yield value  # pairs are checked item by item, so a bad item fails alone
         return
     yield iterate(value, pairs, where)
 
@@ -121,7 +124,10 @@ class LoopCompiler:
     async def one_async(self, f: Frame, item: Any) -> None:
         try:
             set_vars(f.slots, self.info.names_slots, item, self.where)
-            await self.body.run(f)
+            if self.body.is_async:
+                await self.body.run(f)
+            else:
+                self.body.run(f)
         except SkipSignal:
             f.run.stats.at(self.info.line, "for each").skipped += 1
         except (StopSignal, NeedsMaterialization, asyncio.CancelledError):

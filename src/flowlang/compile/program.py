@@ -78,7 +78,8 @@ class ModuleCompiler(IoCompiler):
         parallel = None
         if node.parallel is not None:
             value = node.parallel.value
-            parallel = (lambda f: value) if isinstance(value, int) else self.expr(ast.Name(value, node.parallel.span))
+            parallel = (lambda f: value) if isinstance(value, int) else self.read_ref(
+                self.checked.resolution.refs.get(node.parallel), ast.Name(value, node.parallel.span))
         loop = LoopCompiler(node, info, iterable, body, where, parallel)
         self.compiled.loops[info.loop_id] = LoopEntry(loop)
         return loop.step()

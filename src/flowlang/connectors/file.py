@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
+from flowlang.connectors.matching import matches
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.values import RecordStream, Value, to_text, type_name
@@ -52,14 +53,26 @@ class FileConnection(Connection):
         self._writer: Any = None
         self._header: list[str] | None = None
         self._json_count = 0
+        self._cache: list[Value] | None = None
 
     # ---- reading -------------------------------------------------------------------------------
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if op == "read":
             return RecordStream(self._pages, f"{self.name}.read()")
+        if op == "find":
+            return [r for r in await self._all() if matches(r, kwargs)]
         if op == "write":
             return await self.send(op, args[0] if args else None, [], {})
         raise FlowRuntimeError(f"file has no operation '{op}'", "connector")
+
+    async def _all(self) -> list[Value]:
+        """The whole file, read once per run (for find)."""
+        if self._cache is None:
+            records: list[Value] = []
+            async for page in self._pages():
+                records.extend(page)
+            self._cache = records
+        return self._cache
 
     def _open_read(self) -> IO[str]:
         try:
@@ -146,6 +159,7 @@ class FileConnection(Connection):
         self.path.write_text(body, encoding="utf-8")
 
     def _write(self, record: Value) -> None:
+        self._cache = None
         handle = self._start()
         if self.format == "jsonl":
             handle.write(dumps(record) + "\n")
@@ -214,6 +228,8 @@ FILE = ConnectorSpec(
     operations={
         "read": OperationSpec("read", "the file's records, as a stream (CSV cells are strings)",
                               returns_stream=True),
+        "find": OperationSpec("find", "the records whose fields equal the arguments (for lookup; the file "
+                              "is read once per run)", keywords=None),
         "write": OperationSpec("write", "append one record (the default for send)", params=("record",),
                                changes_data=True, takes_batch=True),
     },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
+from flowlang.connectors.matching import matches
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import RecordStream, Value, type_name
@@ -23,6 +24,8 @@ class MemoryConnection(Connection):
             async def pages() -> AsyncIterator[list[Value]]:
                 yield list(snapshot)
             return RecordStream(pages, f"{self.name}.read()")
+        if op == "find":
+            return [r for r in self.records if matches(r, kwargs)]
         if op == "write":
             return await self.send(op, args[0] if args else None, [], {})
         raise FlowRuntimeError(f"memory has no operation '{op}'", "connector")
@@ -51,6 +54,7 @@ MEMORY = ConnectorSpec(
     config=(ConfigKey("records", description="the records read() returns (a list)"),),
     operations={
         "read": OperationSpec("read", "all records, as a stream", returns_stream=True),
+        "find": OperationSpec("find", "the records whose fields equal the arguments (for lookup)", keywords=None),
         "write": OperationSpec("write", "collect a record (the default for send)", params=("record",),
                                changes_data=True, takes_batch=True),
     },

@@ -13,7 +13,7 @@ from flowlang.source import Source, Span
 from flowlang.syntax.errors import syntax_error
 from flowlang.syntax.grammar import parser
 from flowlang.syntax.postlex import MAX_DEPTH, NestingTooDeep
-from flowlang.syntax.transformer import LocatedStringError, ToAst
+from flowlang.syntax.transformer import LocatedSyntaxError, ToAst
 
 __all__ = ["parse", "parse_expression"]
 
@@ -38,7 +38,7 @@ def _parse_tree(source: Source, text: str, start: str, offset: int) -> ast.Modul
         result: ast.Module | ast.Expr = ToAst(offset, sub_parse, source).transform(tree)
     except VisitError as e:
         inner = e.orig_exc
-        if isinstance(inner, LocatedStringError):
+        if isinstance(inner, LocatedSyntaxError):
             diag = Diagnostic("syntax", inner.message, source, Span(inner.start, inner.end))
             raise FlowSyntaxError([diag]) from None
         if isinstance(inner, FlowSyntaxError):

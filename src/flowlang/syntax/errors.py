@@ -90,6 +90,18 @@ def open_blocks(text: str, upto: int) -> list[tuple[str, int]]:
     return stack
 
 
+def last_token_end(text: str) -> int:
+    """Where the last real token ends (comments and blank lines after it do not count)."""
+    end = 0
+    try:
+        for token in parser().lex(text, dont_ignore=False):
+            if token.type != "_NL" and token.end_pos is not None:
+                end = token.end_pos
+    except UnexpectedInput:
+        pass
+    return end
+
+
 def syntax_error(source: Source, err: UnexpectedInput, text: str) -> FlowSyntaxError:
     """A FlowSyntaxError for a Lark error on `text` (the source text with its final newline)."""
     if isinstance(err, UnexpectedToken):
@@ -112,7 +124,7 @@ def syntax_error(source: Source, err: UnexpectedInput, text: str) -> FlowSyntaxE
 def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSyntaxError:
     token = err.token
     at_end = token.type == "$END"
-    pos = len(source.text.rstrip()) if at_end else (token.start_pos or 0)
+    pos = last_token_end(text) if at_end else (token.start_pos or 0)
     if token.type == "_NL":
         pos = token.start_pos or 0
     expected = set(err.expected)

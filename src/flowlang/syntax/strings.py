@@ -73,7 +73,7 @@ def _closing_brace(body: str, start: int) -> int:
             if depth == 0:
                 return i
         i += 1
-    raise StringSyntaxError("'{' in a string is not closed by '}' (write \\{ for a literal brace)", start, 1)
+    raise StringSyntaxError("'{' in a string is not closed by '}' (write \\{ for a literal brace)", start - 1, 1)
 
 
 def double_quoted(token: str) -> list[TextPart | ExprPart]:

@@ -19,8 +19,14 @@ BINOPS = {op.value: op for op in ast.BinOp}
 SubParser = Callable[[str, int], ast.Expr]
 
 
-class LocatedStringError(Exception):
-    """A string literal problem with its absolute offset."""
+KEYWORDS = frozenset(
+    "flow param use let call lookup send map to as if then else end for each in parallel batch try on error skip "
+    "stop fail emit log function return import run and or not true false null".split()
+)
+
+
+class LocatedSyntaxError(Exception):
+    """A problem the grammar cannot see (a string escape, a keyword used as a name) at an absolute offset."""
 
     def __init__(self, message: str, start: int, end: int) -> None:
         super().__init__(message)
@@ -57,6 +63,13 @@ class ToAst(Transformer[Token, Any]):
         end = token.end_pos + self.offset if token.end_pos is not None else start + len(token)
         return Span(start, end)
 
+    def var(self, token: Token) -> str:
+        """A name that declares or reads a variable: keywords are reserved here."""
+        if str(token) in KEYWORDS:
+            span = self.tspan(token)
+            raise LocatedSyntaxError(f"`{token}` is a keyword and cannot name a variable", span.start, span.end)
+        return str(token)
+
     def node_span(self, node: Any) -> Span:
         if isinstance(node, Token):
             return self.tspan(node)
@@ -89,7 +102,7 @@ class ToAst(Transformer[Token, Any]):
             parts = double_quoted(str(token))
         except StringSyntaxError as e:
             start = span.start + 1 + e.offset
-            raise LocatedStringError(e.message, start, start + e.length) from None
+            raise LocatedSyntaxError(e.message, start, start + e.length) from None
         if len(parts) == 1 and not isinstance(parts[0], ExprPart):
             return ast.Literal(parts[0].text, span)
         out: list[str | ast.Expr] = []
@@ -103,14 +116,14 @@ class ToAst(Transformer[Token, Any]):
     def _plain_string(self, node: ast.Literal | ast.Interpolated, what: str) -> str:
         if isinstance(node, ast.Literal) and isinstance(node.value, str):
             return node.value
-        raise LocatedStringError(f"{what} cannot contain {{...}} interpolation", node.span.start, node.span.end)
+        raise LocatedSyntaxError(f"{what} cannot contain {{...}} interpolation", node.span.start, node.span.end)
 
     # ---- statements ------------------------------------------------------------------------
     def flow_decl(self, meta: Meta, c: list[Any]) -> ast.FlowDecl:
         return ast.FlowDecl(self._plain_string(c[0], "a flow name"), self.span(meta))
 
     def param_stmt(self, meta: Meta, c: list[Any]) -> ast.Param:
-        return ast.Param(str(c[0]), c[1], self.span(meta), self.tspan(c[0]))
+        return ast.Param(self.var(c[0]), c[1], self.span(meta), self.tspan(c[0]))
 
     def _split_args(self, arguments: list[Any] | None) -> tuple[tuple[ast.Expr, ...], tuple[ast.KwArg, ...]]:
         args = [a for a in arguments or [] if not isinstance(a, ast.KwArg)]
@@ -119,7 +132,7 @@ class ToAst(Transformer[Token, Any]):
 
     def use_stmt(self, meta: Meta, c: list[Any]) -> ast.Use:
         args, kwargs = self._split_args(c[2])
-        return ast.Use(str(c[0]), str(c[1]), args, kwargs, self.span(meta), self.tspan(c[0]), self.tspan(c[1]))
+        return ast.Use(self.var(c[0]), str(c[1]), args, kwargs, self.span(meta), self.tspan(c[0]), self.tspan(c[1]))
 
     def arguments(self, meta: Meta, c: list[Any]) -> list[Any]:
         return [a for a in c if a is not None]
@@ -135,7 +148,7 @@ class ToAst(Transformer[Token, Any]):
         return ast.Let(c[0], c[1], self.span(meta))
 
     def target(self, meta: Meta, c: list[Any]) -> ast.Target:
-        return ast.Target(str(c[0]), tuple(c[1:]), self.span(meta), self.tspan(c[0]))
+        return ast.Target(self.var(c[0]), tuple(c[1:]), self.span(meta), self.tspan(c[0]))
 
     def target_field(self, meta: Meta, c: list[Any]) -> ast.FieldStep:
         return ast.FieldStep(str(c[0]), self.span(meta))
@@ -151,10 +164,10 @@ class ToAst(Transformer[Token, Any]):
 
     def call_stmt(self, meta: Meta, c: list[Any]) -> ast.CallStmt:
         as_span = self.tspan(c[1]) if c[1] is not None else None
-        return ast.CallStmt(c[0], str(c[1]) if c[1] is not None else None, self.span(meta), as_span)
+        return ast.CallStmt(c[0], self.var(c[1]) if c[1] is not None else None, self.span(meta), as_span)
 
     def lookup_stmt(self, meta: Meta, c: list[Any]) -> ast.LookupStmt:
-        return ast.LookupStmt(c[0], str(c[1]), self.span(meta), self.tspan(c[1]))
+        return ast.LookupStmt(c[0], self.var(c[1]), self.span(meta), self.tspan(c[1]))
 
     def op_args(self, meta: Meta, c: list[Any]) -> list[Any]:
         return list(c[0] or [])
@@ -172,7 +185,7 @@ class ToAst(Transformer[Token, Any]):
     def send_stmt(self, meta: Meta, c: list[Any]) -> ast.Send:
         value, dest, as_name, batch = c
         as_span = self.tspan(as_name) if as_name is not None else None
-        return ast.Send(value, dest, str(as_name) if as_name is not None else None, batch, self.span(meta), as_span)
+        return ast.Send(value, dest, self.var(as_name) if as_name is not None else None, batch, self.span(meta), as_span)
 
     def count(self, meta: Meta, c: list[Any]) -> ast.Count:
         token: Token = c[0]
@@ -180,7 +193,7 @@ class ToAst(Transformer[Token, Any]):
         return ast.Count(value, self.span(meta))
 
     def map_stmt(self, meta: Meta, c: list[Any]) -> ast.MapStmt:
-        return ast.MapStmt(c[0], str(c[1]), tuple(c[2:]), self.span(meta), self.tspan(c[1]))
+        return ast.MapStmt(c[0], self.var(c[1]), tuple(c[2:]), self.span(meta), self.tspan(c[1]))
 
     def map_path(self, meta: Meta, c: list[Any]) -> tuple[str, ...]:
         return tuple(str(t) for t in c)
@@ -211,7 +224,7 @@ class ToAst(Transformer[Token, Any]):
         first, second, iterable, parallel, body = c
         names = (first,) if second is None else (first, second)
         return ast.ForEach(
-            tuple(str(n) for n in names), iterable, parallel, body, self.span(meta),
+            tuple(self.var(n) for n in names), iterable, parallel, body, self.span(meta),
             tuple(self.tspan(n) for n in names),
         )
 
@@ -227,7 +240,7 @@ class ToAst(Transformer[Token, Any]):
     def try_stmt(self, meta: Meta, c: list[Any]) -> ast.Try:
         body, name, handler = c
         err_span = self.tspan(name) if name is not None else None
-        return ast.Try(body, str(name) if name is not None else None, handler, self.span(meta), err_span)
+        return ast.Try(body, self.var(name) if name is not None else None, handler, self.span(meta), err_span)
 
     def emit_stmt(self, meta: Meta, c: list[Any]) -> ast.Emit:
         return ast.Emit(c[0], self.span(meta))
@@ -238,13 +251,13 @@ class ToAst(Transformer[Token, Any]):
 
     def function_def(self, meta: Meta, c: list[Any]) -> ast.Function:
         name, params, body = c
-        return ast.Function(str(name), tuple(params or ()), body, self.span(meta), self.tspan(name))
+        return ast.Function(self.var(name), tuple(params or ()), body, self.span(meta), self.tspan(name))
 
     def fn_params(self, meta: Meta, c: list[Any]) -> list[ast.FnParam]:
         return [p for p in c if p is not None]
 
     def fn_param(self, meta: Meta, c: list[Any]) -> ast.FnParam:
-        return ast.FnParam(str(c[0]), c[1], self.span(meta))
+        return ast.FnParam(self.var(c[0]), c[1], self.span(meta))
 
     def return_stmt(self, meta: Meta, c: list[Any]) -> ast.Return:
         return ast.Return(c[0], self.span(meta))
@@ -315,7 +328,7 @@ class ToAst(Transformer[Token, Any]):
         return ast.FuncCall(str(c[0]), args, kwargs, self.span(meta), self.tspan(c[0]))
 
     def name(self, meta: Meta, c: list[Any]) -> ast.Name:
-        return ast.Name(str(c[0]), self.span(meta))
+        return ast.Name(self.var(c[0]), self.span(meta))
 
     def int_lit(self, meta: Meta, c: list[Any]) -> ast.Literal:
         return ast.Literal(int(c[0]), self.span(meta))
@@ -339,7 +352,7 @@ class ToAst(Transformer[Token, Any]):
         first, second, iterable, condition = c
         names = (first,) if second is None else (first, second)
         return ast.CompFor(
-            tuple(str(n) for n in names), iterable, condition, self.span(meta), tuple(self.tspan(n) for n in names)
+            tuple(self.var(n) for n in names), iterable, condition, self.span(meta), tuple(self.tspan(n) for n in names)
         )
 
     def list_comp(self, meta: Meta, c: list[Any]) -> ast.ListComp:
