@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import pytest
-from spec_cases import SpecCase, all_cases, same
 
 import flowlang
 from flowlang.runtime.jsoncodec import dumps, loads
+from spec_cases import SpecCase, all_cases, same
 
 CASES = all_cases()
 

@@ -549,7 +549,7 @@ def dump(value: object, source: Source | None = None, indent: int = 0) -> str:
         if not value:
             return "()"
         if all(isinstance(v, str) for v in value):
-            return "(" + ", ".join(repr(v) for v in value) + ")"
+            return "(" + ", ".join(repr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
         inner = "\n".join(pad + "  " + dump(v, source, indent + 1) for v in value)
         return "(\n" + inner + "\n" + pad + ")"
     if isinstance(value, Enum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import traceback
 from pathlib import Path
 
 from flowlang.api import Flow, load
@@ -12,10 +13,16 @@ from flowlang.cli.main import run_async_command
 from flowlang.cli.options import parse_params, read_input, read_secrets
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
-from flowlang.errors import ScriptError
+from flowlang.errors import FlowError, ScriptError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.limits import Limits
 from flowlang.runtime.store import Store
+
+
+def show_run_error(terminal: Terminal, error: FlowError, debug: bool) -> None:
+    terminal.message(error.render())
+    if debug:
+        terminal.message("".join(traceback.format_exception(error)))
 
 
 def _secrets(args: argparse.Namespace, terminal: Terminal) -> dict[str, str]:
@@ -38,7 +45,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
         secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker))
     if result.error is not None:
-        terminal.message(terminal.masker.mask(result.error.render()))
+        show_run_error(terminal, result.error, args.debug)
     if not args.quiet:
         show(terminal, flow.name, result, args.json_logs)
     if result.errors and not args.dry_run:
@@ -131,7 +138,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
         args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
         collect=False))
     if result.error is not None:
-        terminal.message(terminal.masker.mask(result.error.render()))
+        show_run_error(terminal, result.error, args.debug)
         return int(Exit.RUN_FAILED)
     still = len(result.errors)
     terminal.message(f"{flow.name}: retry resolved {len(result.resolved)}, still failing {still}",

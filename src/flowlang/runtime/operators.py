@@ -137,14 +137,14 @@ def less_equal(a: Any, b: Any) -> bool:
 
 def greater(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
-    if not (ta is tb and (ta is str or ta is int) or (_is_num(ta) and _is_num(tb))):
+    if not ((ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb))):
         _ordered(a, b)
     return bool(a > b)
 
 
 def greater_equal(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
-    if not (ta is tb and (ta is str or ta is int) or (_is_num(ta) and _is_num(tb))):
+    if not ((ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb))):
         _ordered(a, b)
     return bool(a >= b)
 

@@ -20,8 +20,7 @@ SubParser = Callable[[str, int], ast.Expr]
 
 
 KEYWORDS = frozenset(
-    "flow param use let call lookup send map to as if then else end for each in parallel batch try on error skip "
-    "stop fail emit log function return import run and or not true false null".split()
+    ["flow", "param", "use", "let", "call", "lookup", "send", "map", "to", "as", "if", "then", "else", "end", "for", "each", "in", "parallel", "batch", "try", "on", "error", "skip", "stop", "fail", "emit", "log", "function", "return", "import", "run", "and", "or", "not", "true", "false", "null"]
 )
 
 

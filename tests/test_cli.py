@@ -1,0 +1,240 @@
+"""The CLI in a real subprocess: exit statuses, stdout/stderr separation, errors and retry, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def lines(text: str) -> list[object]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_records_on_stdout_logs_on_stderr(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'log "hello from the log"\nemit {a: 1}\nemit "two"\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert lines(proc.stdout) == [{"a": 1}, "two"]
+    assert "hello from the log" in proc.stderr
+    assert "hello" not in proc.stdout
+
+
+def test_json_logs_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'flow "Logged"\nlog warn "careful"\nemit 1\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    entries = [json.loads(line) for line in proc.stderr.splitlines()]
+    warn = next(e for e in entries if e["message"] == "careful")
+    assert warn["level"] == "warning" and warn["flow"] == "Logged" and isinstance(warn["job_id"], int)
+    assert warn["location"] == "f.flow:2:1"
+    summary = entries[-1]
+    assert summary["summary"]["emitted"] == 1
+
+
+def test_text_logs_on_request(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'log warn "careful"\n')
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert "warning: careful" in proc.stderr
+    assert "run finished" in proc.stderr
+
+
+@pytest.mark.parametrize(("text", "status"), [
+    ("emit 1\n", 0),
+    ("emit 1\nfail \"no\"\n", 1),
+    ("emit nope\n", 2),
+    ("emit (\n", 2),
+    ("for each n in [1, 2]\n  fail \"x\"\nend\n", 3),
+])
+def test_exit_statuses(tmp_path: Path, text: str, status: int) -> None:
+    write(tmp_path, "f.flow", text)
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == status, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_script_errors_are_reported_before_anything_runs(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'use out = file(path: "out.jsonl")\nsend {a: 1} to out\nemit custmer\n'
+                              'let customer = 1\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert not (tmp_path / "out.jsonl").exists()
+    assert "f.flow:3:6: error: unknown name 'custmer'" in proc.stderr
+    assert " 3 | emit custmer" in proc.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'fail "boom"\n')
+    plain = run_cli("run", "f.flow", cwd=tmp_path)
+    debug = run_cli("run", "f.flow", "--debug", cwd=tmp_path)
+    assert "Traceback" not in plain.stderr
+    assert "Traceback" in debug.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "param since\nemit since\n")
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 2
+    unknown = run_cli("run", "f.flow", "--param", "since=1", "--param", "other=2", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown param 'other'" in unknown.stderr
+    assert run_cli("run", "missing.flow", cwd=tmp_path).returncode == 2
+    assert run_cli("run", cwd=tmp_path).returncode == 2
+    assert run_cli("nonsense", cwd=tmp_path).returncode == 2
+
+
+def test_params_and_input(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "param n\nparam s = \"x\"\nemit {n: n, s: s, input: input}\n")
+    write(tmp_path, "in.json", '{"ids": [1, 2]}')
+    proc = run_cli("run", "f.flow", "--param", "n=[1,2]", "--param", "s=plain text", "--input", "in.json",
+                   cwd=tmp_path)
+    assert lines(proc.stdout) == [{"n": [1, 2], "s": "plain text", "input": {"ids": [1, 2]}}]
+
+
+def test_check_many_files(tmp_path: Path) -> None:
+    write(tmp_path, "good.flow", "emit 1\n")
+    write(tmp_path, "bad.flow", "emit x\n")
+    assert run_cli("check", "good.flow", cwd=tmp_path).returncode == 0
+    both = run_cli("check", "good.flow", "bad.flow", cwd=tmp_path)
+    assert both.returncode == 2
+    assert "bad.flow:1:6" in both.stderr
+
+
+def test_errors_and_retry_resolve(tmp_path: Path) -> None:
+    write(tmp_path, "blocked.csv", "ref\nB\n")
+    write(tmp_path, "f.flow", """
+use blocked = file(path: "blocked.csv")
+use out = file(path: "out.jsonl", mode: "append")
+for each ref in ["A", "B", "C"]
+  lookup blocked.find(ref: ref) as b
+  if b != null
+    fail "{ref} is blocked"
+  end
+  send {ref: ref} to out
+end
+""")
+    first = run_cli("run", "f.flow", cwd=tmp_path)
+    assert first.returncode == 3
+    listed = run_cli("errors", "f.flow", cwd=tmp_path)
+    assert "B is blocked" in listed.stdout and "f.flow:7:5" in listed.stdout
+    write(tmp_path, "blocked.csv", "ref\nZ\n")
+    retried = run_cli("retry", "f.flow", cwd=tmp_path)
+    assert retried.returncode == 0, retried.stderr
+    assert "resolved 1" in retried.stderr
+    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    sent = [json.loads(line)["ref"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(sent) == ["A", "B", "C"]
+    again = run_cli("retry", "f.flow", cwd=tmp_path)
+    assert again.returncode == 0 and "resolved 0" in again.stderr
+
+
+def test_retry_one_error_by_id(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'for each n in [1, 2]\n  fail "bad {n}"\nend\n')
+    run_cli("run", "f.flow", cwd=tmp_path)
+    errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [e["message"] for e in errors] == ["bad 1", "bad 2"]
+    one = run_cli("retry", "f.flow", "--id", str(errors[1]["id"]), cwd=tmp_path)
+    assert one.returncode == 3
+    after = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [e["attempts"] for e in after] == [1, 2]
+    missing = run_cli("retry", "f.flow", "--id", "999", cwd=tmp_path)
+    assert missing.returncode == 2
+
+
+def test_state_dir_option_and_environment(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "let state.n = (state.n ?? 0) + 1\nemit state.n\n")
+    elsewhere = tmp_path / "states"
+    assert lines(run_cli("run", "f.flow", "--state-dir", str(elsewhere), cwd=tmp_path).stdout) == [1]
+    assert lines(run_cli("run", "f.flow", "--state-dir", str(elsewhere), cwd=tmp_path).stdout) == [2]
+    assert (elsewhere / "flowlang.db").is_file()
+    assert not (tmp_path / ".flowlang").exists()
+    env = {"FLOWLANG_STATE_DIR": str(elsewhere)}
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path, env=env).stdout) == [3]
+
+
+def test_state_is_not_committed_when_the_run_fails(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "param boom = false\nlet state.n = (state.n ?? 0) + 1\nemit state.n\n"
+                              "if boom\n  fail \"boom\"\nend\n")
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [1]
+    assert run_cli("run", "f.flow", "--param", "boom=true", cwd=tmp_path).returncode == 1
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [2]
+
+
+def test_dry_run_commits_no_state(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "emit job.dry_run\nlet state.n = (state.n ?? 0) + 1\nemit state.n\n")
+    assert lines(run_cli("run", "f.flow", "--dry-run", cwd=tmp_path).stdout) == [True, 1]
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [False, 1]
+
+
+def test_second_run_of_the_same_flow_exits_75(tmp_path: Path) -> None:
+    # the first run blocks reading a named pipe until the test writes to it
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    write(tmp_path, "slow.flow", 'use src = file(path: "pipe.jsonl")\nemit "started"\ncall src.read() as rows\n'
+                                 'for each r in rows\n  emit r\nend\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    first = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "slow.flow"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == '"started"'
+        started = time.monotonic()
+        second = run_cli("run", "slow.flow", cwd=tmp_path)
+        assert second.returncode == 75, second.stderr
+        assert "another run" in second.stderr
+        assert time.monotonic() - started < 10
+    finally:
+        with (tmp_path / "pipe.jsonl").open("w") as pipe:
+            pipe.write('{"n": 1}\n')
+        out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0
+    assert lines(out) == [{"n": 1}]
+
+
+def test_limit(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "for each n in range(0, 100)\n  emit n\nend\nfor each m in [7, 8, 9]\n  emit m\nend\n")
+    assert lines(run_cli("run", "f.flow", "--limit", "2", cwd=tmp_path).stdout) == [0, 1, 7, 8]
+
+
+def test_secrets_file_is_masked(tmp_path: Path) -> None:
+    write(tmp_path, "secrets.toml", 'TOKEN = "s3cr3t-value"\n')
+    write(tmp_path, "f.flow", 'let t = secret.TOKEN\nlog "token {t} and {secret.TOKEN}"\nemit {t: t}\n'
+                              'fail "failing with {t}"\n')
+    proc = run_cli("run", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "s3cr3t-value" not in proc.stdout + proc.stderr
+    assert lines(proc.stdout) == [{"t": "***"}]
+
+
+def test_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "emit secret.NOT_SET_ANYWHERE_42\n")
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "secret 'NOT_SET_ANYWHERE_42' is not set" in proc.stderr
+
+
+def test_python_dash_m_and_version() -> None:
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("flowlang ")
+
+
+def test_connectors_listing() -> None:
+    proc = run_cli("connectors")
+    assert proc.returncode == 0
+    for name in ("file", "memory"):
+        assert name in proc.stdout
+    one = run_cli("connectors", "file")
+    assert "path" in one.stdout and "write" in one.stdout and "default for send" in one.stdout
+    bad = run_cli("connectors", "fiel")
+    assert bad.returncode == 2 and "did you mean 'file'" in bad.stderr

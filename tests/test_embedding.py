@@ -1,0 +1,147 @@
+"""The Python API: load, compile, run, run_async, host bindings, Result and typed exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowlang
+
+
+class CRM:
+    def __init__(self) -> None:
+        self.saved: list[Any] = []
+
+    def find(self, email: str) -> dict[str, Any]:
+        return {"id": len(email), "email": email, "score": 1.5}
+
+    async def save(self, record: dict[str, Any], tag: str = "") -> dict[str, Any]:
+        self.saved.append({**record, "tag": tag})
+        return {"ok": True}
+
+    async def stream(self) -> AsyncIterator[dict[str, int]]:
+        for i in range(3):
+            yield {"n": i}
+
+    def broken(self) -> None:
+        raise RuntimeError("database is down")
+
+
+def test_compile_and_run_with_bindings_and_input() -> None:
+    crm = CRM()
+    flow = flowlang.compile("""
+for each e in input
+  lookup crm.find(email: e) as c
+  send {id: c.id, score: c.score} to crm.save(tag: "t")
+  emit c.id
+end
+""")
+    result = flow.run(bindings={"crm": crm}, input=["a@x", "bb@x"])
+    assert result.ok and result.status == "ok"
+    assert result.outputs == [3, 4]
+    assert crm.saved == [{"id": 3, "score": Decimal("1.5"), "tag": "t"}, {"id": 4, "score": Decimal("1.5"), "tag": "t"}]
+    assert result.stats.sent == 2
+
+
+def test_async_generator_binding_is_a_stream() -> None:
+    flow = flowlang.compile("call crm.stream() as s\nfor each r in s\n  emit r.n\nend\n")
+    assert flow.run(bindings={"crm": CRM()}).outputs == [0, 1, 2]
+
+
+def test_binding_errors_fail_the_record() -> None:
+    flow = flowlang.compile("for each x in [1]\n  call crm.broken()\nend\n")
+    result = flow.run(bindings={"crm": CRM()})
+    assert result.status == "partial" and not result.ok
+    assert "database is down" in result.errors[0].message
+
+
+def test_missing_binding_method_is_reported_before_running() -> None:
+    flow = flowlang.compile("call crm.nope()\n")
+    with pytest.raises(flowlang.UsageError, match="no method 'nope'"):
+        flow.run(bindings={"crm": CRM()})
+
+
+def test_unknown_connection_without_binding() -> None:
+    flow = flowlang.compile("call crm.find(email: 'x')\n")
+    with pytest.raises(flowlang.CheckError, match="unknown connection 'crm'"):
+        flow.run()
+
+
+def test_outputs_are_plain_python() -> None:
+    result = flowlang.compile('emit {n: 1.50, d: datetime("2024-05-01T00:00:00Z"), l: [true, null]}').run()
+    value = result.outputs[0]
+    assert value["n"] == Decimal("1.50") and isinstance(value["d"], datetime) and value["l"] == [True, None]
+
+
+def test_params_and_missing_params() -> None:
+    flow = flowlang.compile("param since\nparam n = 2\nemit [since, n]\n")
+    assert flow.run(params={"since": "x"}).outputs == [["x", 2]]
+    with pytest.raises(flowlang.UsageError, match="missing param since"):
+        flow.run()
+
+
+def test_run_level_error_is_in_the_result() -> None:
+    result = flowlang.compile('emit 1\nfail "stop"\n').run()
+    assert not result.ok and result.status == "failed"
+    assert isinstance(result.error, flowlang.FlowRuntimeError)
+    assert result.error.line == 2
+    assert result.outputs == [1]
+
+
+def test_syntax_errors_raise_with_diagnostics() -> None:
+    with pytest.raises(flowlang.FlowSyntaxError) as info:
+        flowlang.compile("emit (")
+    assert info.value.diagnostics[0].line == 1
+
+
+def test_errors_pickle() -> None:
+    with pytest.raises(flowlang.ScriptError) as info:
+        flowlang.compile("emit nope", bindings=())
+    again = pickle.loads(pickle.dumps(info.value))
+    assert again.render() == info.value.render()
+    result = flowlang.compile('fail "x"').run()
+    assert pickle.loads(pickle.dumps(result.error)).message == "x"
+
+
+def test_run_async_inside_an_event_loop() -> None:
+    flow = flowlang.compile("emit 41 + 1")
+
+    async def main() -> list[Any]:
+        results = await asyncio.gather(flow.run_async(), flow.run_async())
+        return [r.outputs for r in results]
+
+    assert asyncio.run(main()) == [[42], [42]]
+
+
+def test_load_runs_with_state_beside_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "count.flow"
+    path.write_text("let state.n = (state.n ?? 0) + 1\nemit state.n\n")
+    flow = flowlang.load(path)
+    assert flow.run().outputs == [1]
+    assert flowlang.load(path).run().outputs == [2]
+    assert (tmp_path / ".flowlang" / "flowlang.db").exists()
+
+
+def test_on_output_streams_records() -> None:
+    seen: list[Any] = []
+    result = flowlang.compile("emit 1\nemit 2").run(on_output=seen.append, collect=False)
+    assert seen == [1, 2] and result.outputs == []
+
+
+def test_secrets_given_when_embedding_are_masked() -> None:
+    result = flowlang.compile("emit {t: secret.TOKEN, s: 'x' + secret.TOKEN}").run(secrets={"TOKEN": "abc123"})
+    assert [str(v) for v in result.outputs[0].values()] == ["***", "***"]
+    assert isinstance(result.outputs[0]["t"], flowlang.Secret)
+    assert result.outputs[0]["t"].reveal() == "abc123"
+
+
+def test_record_errors_in_result() -> None:
+    result = flowlang.compile('for each n in [1, 2]\n  if n == 2\n    fail "no {n}"\n  end\nend').run()
+    assert [(e.message, e.record, e.location) for e in result.errors] == [("no 2", 2, "<flow>:3:5")]
