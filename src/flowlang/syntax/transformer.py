@@ -20,7 +20,8 @@ SubParser = Callable[[str, int], ast.Expr]
 
 
 KEYWORDS = frozenset(
-    ["flow", "param", "use", "let", "call", "lookup", "send", "map", "to", "as", "if", "then", "else", "end", "for", "each", "in", "parallel", "batch", "try", "on", "error", "skip", "stop", "fail", "emit", "log", "function", "return", "import", "run", "and", "or", "not", "true", "false", "null"]
+    "flow param use let call lookup send map to as if then else end for each in parallel batch try on error skip "
+    "stop fail emit log function return import run and or not true false null".split()
 )
 
 
@@ -184,7 +185,8 @@ class ToAst(Transformer[Token, Any]):
     def send_stmt(self, meta: Meta, c: list[Any]) -> ast.Send:
         value, dest, as_name, batch = c
         as_span = self.tspan(as_name) if as_name is not None else None
-        return ast.Send(value, dest, self.var(as_name) if as_name is not None else None, batch, self.span(meta), as_span)
+        name = self.var(as_name) if as_name is not None else None
+        return ast.Send(value, dest, name, batch, self.span(meta), as_span)
 
     def count(self, meta: Meta, c: list[Any]) -> ast.Count:
         token: Token = c[0]
