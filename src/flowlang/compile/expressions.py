@@ -163,6 +163,9 @@ class ExpressionCompiler:
             ref = self.checked.resolution.refs.get(node.obj)
             if isinstance(ref, Global) and ref.name in ("env", "secret", "job"):
                 return self.global_field(ref.name, name, node)
+        chain = self.field_chain(node)
+        if chain is not None:
+            return chain
         obj = self.expr(node.obj)
         where = self.where(node.name_span)
 
@@ -175,6 +178,62 @@ class ExpressionCompiler:
             return field_of(v, name, where)
 
         return get_field
+
+    def field_chain(self, node: ast.Field) -> Eval | None:
+        """`a.b.c` on a variable of this frame as one closure (the hot path of mappings)."""
+        steps: list[ast.Field] = []
+        current: ast.Expr = node
+        while isinstance(current, ast.Field):
+            steps.append(current)
+            current = current.obj
+        ref = self.checked.resolution.refs.get(current) if isinstance(current, ast.Name) else None
+        if not isinstance(ref, Local):
+            return None
+        steps.reverse()
+        slot = ref.slot
+        names = tuple(s.name for s in steps)
+        wheres = tuple(self.where(s.name_span) for s in steps)
+        if len(names) == 1:
+            (name,) = names
+            where = wheres[0]
+
+            def get_one(f: Frame) -> Any:
+                v = f.slots[slot]
+                if type(v) is dict:
+                    return v.get(name)
+                if v is None:
+                    return None
+                return field_of(v, name, where)
+            return get_one
+
+        if len(names) == 2:
+            n1, n2 = names
+
+            def get_two(f: Frame) -> Any:
+                v = f.slots[slot]
+                if type(v) is dict:
+                    v = v.get(n1)
+                    if type(v) is dict:
+                        return v.get(n2)
+                    if v is None:
+                        return None
+                    return field_of(v, n2, wheres[1])
+                if v is None:
+                    return None
+                return field_of(v, n1, wheres[0])
+            return get_two
+
+        def get_path(f: Frame) -> Any:
+            v = f.slots[slot]
+            for i, name in enumerate(names):
+                if type(v) is dict:
+                    v = v.get(name)
+                elif v is None:
+                    return None
+                else:
+                    return field_of(v, name, wheres[i])
+            return v
+        return get_path
 
     def global_field(self, kind: str, name: str, node: ast.Field) -> Eval:
         if kind == "env":
@@ -229,10 +288,27 @@ class ExpressionCompiler:
         element = self.expr(node.element)
         pairs = len(slots) == 2
 
+        if cond is None and not pairs:
+            target = slots[0]
+
+            def map_list(f: Frame) -> Any:
+                s = f.slots
+                source = iterable(f)
+                if type(source) is not list:
+                    source = iterate(source, False, where)
+                out = []
+                append = out.append
+                for item in source:
+                    s[target] = item
+                    append(element(f))
+                return out
+            return map_list
+
         def list_comp(f: Frame) -> Any:
             out = []
             s = f.slots
-            for item in iterate(iterable(f), pairs, where):
+            source = iterable(f)
+            for item in source if type(source) is list and not pairs else iterate(source, pairs, where):
                 if pairs:
                     s[slots[0]], s[slots[1]] = item[0], item[1]
                 else:
@@ -287,12 +363,17 @@ class ExpressionCompiler:
         where = self.where(node.op_span)
         op = node.op
         if op is ast.BinOp.EQ:
+            constant = _literal_constant(node.right)
+            if constant is not None:
+                return _equals_constant(left, constant[0])
             return lambda f: equal(left(f), right(f))
         if op is ast.BinOp.NE:
             return lambda f: not equal(left(f), right(f))
         fn = BINARY[op]
         if op in (ast.BinOp.ADD, ast.BinOp.SUB, ast.BinOp.MUL):
             return _arithmetic(op, left, right, fn, where)
+        if op in _COMPARE:
+            return _comparison(op, left, right, fn, where)
 
         def binary(f: Frame) -> Any:
             a = left(f)
@@ -361,6 +442,16 @@ class ExpressionCompiler:
                     raise where.error(e.message, e.kind) from None
 
             return call1
+        if len(evals) == 2:
+            b0, b1 = evals
+
+            def call2(f: Frame) -> Any:
+                try:
+                    return fn(b0(f), b1(f))
+                except (BuiltinError, OperatorError) as e:
+                    raise where.error(e.message, e.kind) from None
+
+            return call2
 
         def call(f: Frame) -> Any:
             try:
@@ -372,6 +463,77 @@ class ExpressionCompiler:
 
     def user_call(self, node: ast.FuncCall, info: FunctionInfo) -> Eval:
         return self.program.function_call(self, node, info)
+
+
+_COMPARE = {ast.BinOp.LT: "<", ast.BinOp.LE: "<=", ast.BinOp.GT: ">", ast.BinOp.GE: ">="}
+
+
+def _literal_constant(node: ast.Expr) -> tuple[Any] | None:
+    """A literal scalar on one side of ==, for a cheaper comparison."""
+    if isinstance(node, ast.Literal) and (node.value is None or type(node.value) in (bool, str)):
+        return (node.value,)
+    return None
+
+
+def _equals_constant(left: Eval, constant: Any) -> Eval:
+    if constant is None or type(constant) is bool:
+        return lambda f: left(f) is constant
+    kind = type(constant)
+
+    def equals(f: Frame) -> bool:
+        v = left(f)
+        return type(v) is kind and bool(v == constant)
+    return equals
+
+
+def _comparison(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:
+    """<, <=, >, >= with numbers and strings inline."""
+    def slow(a: Any, b: Any) -> Any:
+        try:
+            return fn(a, b)
+        except OperatorError as e:
+            raise where.error(e.message, e.kind) from None
+
+    if op is ast.BinOp.GT:
+        def gt(f: Frame) -> Any:
+            a = left(f)
+            b = right(f)
+            ta = type(a)
+            tb = type(b)
+            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+                return a > b
+            return slow(a, b)
+        return gt
+    if op is ast.BinOp.LT:
+        def lt(f: Frame) -> Any:
+            a = left(f)
+            b = right(f)
+            ta = type(a)
+            tb = type(b)
+            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+                return a < b
+            return slow(a, b)
+        return lt
+    if op is ast.BinOp.GE:
+        def ge(f: Frame) -> Any:
+            a = left(f)
+            b = right(f)
+            ta = type(a)
+            tb = type(b)
+            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+                return a >= b
+            return slow(a, b)
+        return ge
+
+    def le(f: Frame) -> Any:
+        a = left(f)
+        b = right(f)
+        ta = type(a)
+        tb = type(b)
+        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+            return a <= b
+        return slow(a, b)
+    return le
 
 
 def _constant(value: Any) -> Eval:

@@ -209,8 +209,72 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_PLAIN = frozenset({str, int, bool, Decimal, type(None), Secret, RecordStream, date, timedelta})
+
+
 def from_python(value: Any, depth: int = 0) -> Value:
-    """Convert a host Python value (a binding's return value, an input payload) to a flowlang value."""
+    """Convert a host Python value (a binding's return value, an input payload) to a flowlang value.
+
+    Values that need no conversion are passed through, not copied: dicts and lists of plain JSON-like
+    data are used as they are (a flow that assigns into them changes them)."""
+    t = type(value)
+    if t in _PLAIN:
+        return value
+    if (t is dict or t is list) and depth == 0 and is_plain(value):
+        return value
+    if depth > 200:
+        raise ValueError("the value nests too deeply")
+    if t is dict:
+        out = None
+        for k, v in value.items():
+            c = from_python(v, depth + 1)
+            if out is None and (c is not v or type(k) is not str):
+                out = {}
+                for k2, v2 in value.items():
+                    if k2 is k:
+                        break
+                    out[k2] = v2
+            if out is not None:
+                out[str(k)] = c
+        return value if out is None else out
+    if t is list:
+        converted = [from_python(v, depth + 1) for v in value]
+        return value if all(c is v for c, v in zip(converted, value, strict=True)) else converted
+    return _from_other(value, depth)
+
+
+def is_plain(value: Any) -> bool:
+    """True when a dict or list holds only values flowlang uses as they are (a fast, flat walk)."""
+    stack = [value]
+    pop = stack.pop
+    push = stack.append
+    plain = _PLAIN
+    budget = 50_000_000  # containers visited; a cyclic structure ends here and is refused by from_python
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        v = pop()
+        if type(v) is dict:
+            for x in v.values():
+                tx = type(x)
+                if tx is str or tx is int:
+                    continue
+                if tx is dict or tx is list:
+                    push(x)
+                elif tx not in plain:
+                    return False
+        else:
+            for x in v:
+                tx = type(x)
+                if tx is dict or tx is list:
+                    push(x)
+                elif tx not in plain:
+                    return False
+    return True
+
+
+def _from_other(value: Any, depth: int) -> Value:
     if value is None or isinstance(value, bool | str | Decimal | Secret | RecordStream):
         return value
     if isinstance(value, int):
@@ -223,8 +287,6 @@ def from_python(value: Any, depth: int = 0) -> Value:
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, date | timedelta):
         return value
-    if depth > 200:
-        raise ValueError("the value nests too deeply")
     if isinstance(value, dict):
         return {str(k): from_python(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -244,9 +306,11 @@ def from_python(value: Any, depth: int = 0) -> Value:
 
 
 def to_python(value: Value) -> Any:
-    """A flowlang value as plain Python for embedders (secrets stay Secret, streams stay streams)."""
-    if type(value) is list:
-        return [to_python(v) for v in value]
-    if type(value) is dict:
-        return {k: to_python(v) for k, v in value.items()}
+    """A flowlang value as plain Python for embedders (a copy of lists and objects, so that later
+    changes in the flow do not reach an output already given out; secrets stay Secret)."""
+    t = type(value)
+    if t is dict:
+        return {k: (v if type(v) in _PLAIN else to_python(v)) for k, v in value.items()}
+    if t is list:
+        return [v if type(v) in _PLAIN else to_python(v) for v in value]
     return value

@@ -49,6 +49,9 @@ def _places(places: Any) -> int:
         raise BuiltinError(e.message, "type") from None
 
 
+_EXPONENTS = {d: Decimal(1).scaleb(-d) for d in range(-6, 13)}
+
+
 def round_(value: Any, places: Any = 0) -> Any:
     """round(x, places): x rounded half away from zero (2.5 -> 3, -2.5 -> -3)."""
     if value is None:
@@ -57,7 +60,7 @@ def round_(value: Any, places: Any = 0) -> Any:
     digits = _places(places)
     if type(value) is int and digits >= 0:
         return value
-    exp = Decimal(1).scaleb(-digits)
+    exp = _EXPONENTS.get(digits) or Decimal(1).scaleb(-digits)
     result = Decimal(value).quantize(exp, rounding=ROUND_HALF_UP)
     return int(result) if digits <= 0 else result
 
@@ -122,6 +125,16 @@ def max_(*values: Any) -> Any:
 
 def sum_(items: Any) -> Any:
     """sum(list): the total of the numbers (nulls ignored; 0 when empty)."""
+    if type(items) is list:
+        total: Any = 0
+        for x in items:
+            t = type(x)
+            if t is int or t is Decimal:
+                total += x
+            elif x is not None:
+                break
+        else:
+            return total
     values = _values((items,), "sum")
     total: Any = 0
     for i, x in enumerate(values):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from flowlang.runtime.values import Secret, type_name
@@ -142,8 +144,24 @@ class BuiltinRegistry:
 # ---- helpers for builtin implementations ------------------------------------------------
 
 
+_KIND_TYPES: dict[str, frozenset[type]] = {
+    "string": frozenset({str}), "number": frozenset({int, Decimal}), "list": frozenset({list}),
+    "object": frozenset({dict}), "secret": frozenset({Secret}), "boolean": frozenset({bool}),
+}
+
+
+@lru_cache(maxsize=None)
+def _types_of(kinds: str) -> frozenset[type]:
+    out: frozenset[type] = frozenset()
+    for kind in kinds.split():
+        out |= _KIND_TYPES.get(kind, frozenset())
+    return out
+
+
 def need(value: Any, kinds: str, fn: str, arg: str = "") -> None:
     """Raise a type error unless type_name(value) is one of the space-separated kinds."""
+    if type(value) in _types_of(kinds):
+        return
     actual = type_name(value)
     if actual not in kinds.split():
         where = f" for '{arg}'" if arg else ""
@@ -167,7 +185,25 @@ def reveal_all(args: Iterable[Any]) -> tuple[list[Any], bool]:
 def secret_preserving(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a text function: secrets in, secret out (the result is shown as ***)."""
 
+    params = [p for p in inspect.signature(fn).parameters.values()]
+    if len(params) == 1 and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+        def one(value: Any) -> Any:
+            if type(value) is not Secret:
+                return fn(value)
+            result = fn(value.reveal())
+            return Secret(result) if isinstance(result, str) else result
+
+        one.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        one.__doc__ = fn.__doc__
+        one.__name__ = fn.__name__
+        return one
+
     def wrapper(*args: Any) -> Any:
+        for a in args:
+            if type(a) is Secret:
+                break
+        else:
+            return fn(*args)
         plain, secret = reveal_all(args)
         result = fn(*plain)
         if secret and isinstance(result, str):
