@@ -500,7 +500,7 @@ def _comparison(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any],
             b = right(f)
             ta = type(a)
             tb = type(b)
-            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+            if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
                 return a > b
             return slow(a, b)
         return gt
@@ -510,7 +510,7 @@ def _comparison(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any],
             b = right(f)
             ta = type(a)
             tb = type(b)
-            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+            if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
                 return a < b
             return slow(a, b)
         return lt
@@ -520,7 +520,7 @@ def _comparison(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any],
             b = right(f)
             ta = type(a)
             tb = type(b)
-            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+            if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
                 return a >= b
             return slow(a, b)
         return ge
@@ -530,7 +530,7 @@ def _comparison(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any],
         b = right(f)
         ta = type(a)
         tb = type(b)
-        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal) or (ta is str and tb is str):
+        if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
             return a <= b
         return slow(a, b)
     return le

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from flowlang.runtime.values import Secret, type_name
@@ -150,7 +150,7 @@ _KIND_TYPES: dict[str, frozenset[type]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _types_of(kinds: str) -> frozenset[type]:
     out: frozenset[type] = frozenset()
     for kind in kinds.split():
