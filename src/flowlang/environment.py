@@ -65,7 +65,8 @@ class Environment:
                 return self.connectors
             specs, problems = load_folder(key / "connectors")
             found = self.connectors.child(specs)
-            found.problems.extend(problems)
+            found.broken.update(problems)
+            found.problems.extend(problems.values())
             self._per_folder[key] = found
         return found
 

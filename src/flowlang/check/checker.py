@@ -25,7 +25,11 @@ class Checker(StatementChecker):
         for k in node.kwargs:
             self.expr(k.value, scope)
         spec = self.connectors.get(node.connector)
-        if spec is None:
+        broken = getattr(self.connectors, "broken", {}).get(node.connector)
+        if spec is None and broken:
+            self.error("connector-file", f"the connector '{node.connector}' cannot be used: {broken}",
+                       node.connector_span)
+        elif spec is None:
             names = self.connectors.names()
             self.error("unknown-connector", f"unknown connector '{node.connector}'", node.connector_span,
                        did_you_mean(node.connector, names) or f"available: {', '.join(names)}")
@@ -88,6 +92,7 @@ class Checker(StatementChecker):
             return None
         for problem in op_spec.argument_problems(len(op.args), [k.name for k in op.kwargs]):
             self.error("arguments", problem, op.span)
+        self.resolution.op_specs[op] = op_spec
         return op_spec
 
     def host_operation(self, op: ast.Operation, scope: Scope, binding: Binding | None) -> OperationSpec | None:

@@ -15,7 +15,7 @@ from flowlang.source import Span
 
 if TYPE_CHECKING:
     from flowlang.check.program import FunctionInfo
-    from flowlang.connectors.base import ConnectorSpec
+    from flowlang.connectors.base import ConnectorSpec, OperationSpec
     from flowlang.runtime.builtins import Builtin
 
 GLOBALS = ("env", "secret", "job", "state", "input")
@@ -137,3 +137,4 @@ class Resolution:
     materialize: set[ast.CallStmt] = field(default_factory=set)
     loop_scopes: dict[ast.ForEach, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     pending_streams: list[tuple[ast.CallStmt, Binding]] = field(default_factory=list)
+    op_specs: dict[ast.Operation, OperationSpec] = field(default_factory=dict)

@@ -296,7 +296,7 @@ class ExpressionCompiler:
                 source = iterable(f)
                 if type(source) is not list:
                     source = iterate(source, False, where)
-                out = []
+                out: list[Any] = []
                 append = out.append
                 for item in source:
                     s[target] = item

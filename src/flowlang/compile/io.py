@@ -15,6 +15,7 @@ from flowlang.compile.expressions import Eval
 from flowlang.compile.statements import StatementCompiler
 from flowlang.compile.steps import Step
 from flowlang.connectors.base import Connection
+from flowlang.connectors.http.urls import segment
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
@@ -55,9 +56,21 @@ class IoCompiler(StatementCompiler):
     def operation_parts(self, op: ast.Operation) -> tuple[Callable[[Frame], Connection], list[Eval], dict[str, Eval]]:
         ref = self.checked.resolution.refs[op]
         getter = connection_getter(ref, op.connection, self.where(op.connection_span))
+        spec = self.checked.resolution.op_specs.get(op)
         args = [self.expr(a) for a in op.args]
+        if spec is not None and spec.params[:1] == ("path",) and op.args and isinstance(op.args[0], ast.Interpolated):
+            args[0] = self.path_expr(op.args[0])
         kwargs = {k.name: self.expr(k.value) for k in op.kwargs}
         return getter, args, kwargs
+
+    def path_expr(self, node: ast.Interpolated) -> Eval:
+        """A double-quoted path: each interpolated value becomes one percent-encoded path segment."""
+        parts: list[tuple[bool, Any]] = [
+            (True, p) if isinstance(p, str) else (False, self.expr(p)) for p in node.parts]
+
+        def path(f: Frame) -> str:
+            return "".join(part if const else segment(part(f)) for const, part in parts)
+        return path
 
     def located_call(self, where: Where, coro: Awaitable[Any]) -> Awaitable[Any]:
         async def run() -> Any:

@@ -16,6 +16,7 @@ class ConnectorRegistry:
         self._specs: dict[str, ConnectorSpec] = {}
         self.parent = parent
         self.problems: list[str] = []
+        self.broken: dict[str, str] = {}  # connector name -> why its file could not be loaded
         for spec in specs:
             self.add(spec)
 

@@ -35,14 +35,15 @@ def loads(text: str | bytes) -> Any:
         raise JsonDataError(f"not valid UTF-8 text: {e.reason}") from None
 
 
-def dumps(value: Any, *, secrets_as: str = "***") -> str:
-    """Compact JSON of a flowlang value; secrets become `secrets_as`, streams their label."""
+def dumps(value: Any, *, secrets_as: str = "***", reveal_secrets: bool = False) -> str:
+    """Compact JSON of a flowlang value; secrets become `secrets_as` (or, for requests to the
+    system the secret is meant for, their value), streams their label."""
     parts: list[str] = []
-    _encode(value, parts, secrets_as, 0)
+    _encode(value, parts, None if reveal_secrets else secrets_as, 0)
     return "".join(parts)
 
 
-def _encode(value: Any, out: list[str], secret_text: str, depth: int) -> None:
+def _encode(value: Any, out: list[str], secret_text: str | None, depth: int) -> None:
     t = type(value)
     if t is str:
         out.append(encode_basestring(value))
@@ -81,9 +82,9 @@ def _encode(value: Any, out: list[str], secret_text: str, depth: int) -> None:
         out.append(encode_basestring(_scalar_text(value, secret_text)))
 
 
-def _scalar_text(value: Any, secret_text: str) -> str:
+def _scalar_text(value: Any, secret_text: str | None) -> str:
     if isinstance(value, Secret):
-        return secret_text
+        return value.reveal() if secret_text is None else secret_text
     if isinstance(value, datetime):
         return format_datetime(value)
     if isinstance(value, date):

@@ -1,0 +1,1 @@
+"""Declarative REST connectors: TOML files validated by pydantic, run by the HTTP machinery."""

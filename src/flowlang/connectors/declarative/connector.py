@@ -1,0 +1,209 @@
+"""A connector file turned into a ConnectorSpec, and its connections: each operation is a request
+template run by the HTTP client (auth, retries, rate limit, pagination, batches)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
+from flowlang.connectors.declarative.models import AuthModel, ConnectorFile, OperationModel
+from flowlang.connectors.http.client import HttpClient
+from flowlang.connectors.http.pagination import Paginator, page_spec, records_of
+from flowlang.connectors.http.spec import HTTP_CONFIG, http_settings
+from flowlang.connectors.http.urls import fill, placeholders
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.builtins.collections import path_get
+from flowlang.runtime.values import Secret, Value, to_text, type_name
+
+READS = ("GET", "HEAD")
+CALL_KEYS = ("query", "headers", "body")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def operation_spec(name: str, op: OperationModel) -> OperationSpec:
+    holes = tuple(placeholders(op.path))
+    reads = op.method in READS
+    return OperationSpec(
+        name=name, description=op.description, params=(), required=holes if reads else (),
+        keywords=frozenset(holes) | frozenset(op.query) | frozenset(CALL_KEYS),
+        changes_data=not reads and not op.safe, takes_batch=op.batch is not None,
+        max_batch=op.batch.max if op.batch else None, returns_stream=op.pagination is not None,
+        method=op.method, path=op.path,
+    )
+
+
+def config_keys(model: ConnectorFile) -> tuple[ConfigKey, ...]:
+    own = [ConfigKey(k, v.required, v.secret, v.description, v.default) for k, v in model.config.items()]
+    if model.regions and "region" not in model.config:
+        first = next(iter(model.regions))
+        own.append(ConfigKey("region", description=f"{' or '.join(repr(r) for r in model.regions)} "
+                             f"(default {first!r})", default=first))
+    names = {k.name for k in own}
+    generic = [k if k.name != "base_url" else ConfigKey("base_url", description=f"default {model.base_url}")
+               for k in HTTP_CONFIG if k.name not in names and k.name != "auth"]
+    return (*own, *generic)
+
+
+def text_template(template: str, values: Mapping[str, Any]) -> str:
+    """Fill {name} with config values as they are (for auth and headers)."""
+    def replace(m: re.Match[str]) -> str:
+        value = values.get(m.group(1))
+        if value is None:
+            raise FlowRuntimeError(f"{template!r} needs the configuration key '{m.group(1)}'", "connector")
+        return value.reveal() if isinstance(value, Secret) else to_text(value)
+    return PLACEHOLDER.sub(replace, template)
+
+
+def base_url(template: str, values: Mapping[str, Any]) -> str:
+    """The base URL: a whole-URL placeholder is taken as it is, other values as path segments."""
+    whole = PLACEHOLDER.fullmatch(template)
+    if whole:
+        return text_template(template, values)
+    return fill(template, {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in values.items()},
+                "base_url")
+
+
+def auth_value(auth: AuthModel | None, values: Mapping[str, Any]) -> Any:
+    if auth is None:
+        return None
+    out: dict[str, Any] = {"type": auth.type}
+    for key in ("token", "user", "password", "name", "value", "token_url", "client_id", "client_secret", "scope"):
+        raw = getattr(auth, key)
+        if raw is not None:
+            out[key] = Secret(text_template(raw, values))
+    out["in"] = auth.in_
+    for plain in ("name", "token_url", "scope"):
+        if plain in out:
+            out[plain] = out[plain].reveal()
+    return out
+
+
+def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
+    async def open_declarative(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
+        values: dict[str, Any] = {k: v.default for k, v in model.config.items() if v.default is not None}
+        values.update({k: v for k, v in config.items() if v is not None})
+        for key, entry in model.config.items():
+            if entry.secret and isinstance(values.get(key), str):
+                values[key] = Secret(values[key], key)
+            if isinstance(values.get(key), Secret):
+                services.register_secret(values[key].reveal())
+        template = model.base_url
+        if model.regions:
+            region = values.get("region") or next(iter(model.regions))
+            if region not in model.regions:
+                raise FlowRuntimeError(f"{model.name}: region must be one of {', '.join(model.regions)}, "
+                                       f"got {to_text(region)!r}", "connector")
+            template = model.regions[str(region)]
+        settings_config: dict[str, Any] = {
+            "base_url": config.get("base_url") if "base_url" not in model.config and config.get("base_url")
+            else base_url(template, values),
+            "auth": auth_value(model.auth, values),
+            "headers": {**{k: text_template(v, values) for k, v in model.headers.items()},
+                        **(config.get("headers") or {})},
+            "timeout": config.get("timeout") or model.timeout,
+            "retry": config.get("retry"),
+            "rate_limit": config.get("rate_limit") or (
+                f"{model.rate_limit.requests}/{model.rate_limit.per}" if model.rate_limit else None),
+            "verify": config.get("verify", True),
+        }
+        client = HttpClient(name, http_settings(settings_config, services), services)
+        return DeclarativeConnection(name, spec, model, client)
+
+    spec = ConnectorSpec(
+        name=model.name, title=model.title or model.name, origin=origin, config=config_keys(model),
+        operations={name: operation_spec(name, op) for name, op in model.operations.items()},
+        open=open_declarative, docs=model.docs,
+    )
+    return spec
+
+
+class DeclarativeConnection(Connection):
+    def __init__(self, name: str, spec: ConnectorSpec, model: ConnectorFile, client: HttpClient) -> None:
+        super().__init__(name, spec)
+        self.model = model
+        self.client = client
+
+    def operation(self, op: str) -> OperationModel:
+        found = self.model.operations.get(op)
+        if found is None:
+            raise FlowRuntimeError(f"{self.model.name} has no operation '{op}'", "connector")
+        return found
+
+    def request_parts(self, op: OperationModel, kwargs: dict[str, Value], record: Any = None
+                      ) -> tuple[str, dict[str, Any] | None]:
+        holes = placeholders(op.path)
+        values = dict(record) if isinstance(record, dict) else {}
+        values.update({k: v for k, v in kwargs.items() if k in holes})
+        path = fill(op.path, values) if holes else op.path
+        query: dict[str, Any] = {param: kwargs[arg] for arg, param in op.query.items() if arg in kwargs}
+        extra = kwargs.get("query")
+        if extra is not None:
+            if not isinstance(extra, dict):
+                raise FlowRuntimeError(f"query: must be an object, got {type_name(extra)}", "connector")
+            query.update(extra)
+        headers = {**op.headers, **(kwargs.get("headers") or {})}
+        return self.client.url(path, query), headers or None
+
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        model = self.operation(op)
+        url, headers = self.request_parts(model, kwargs)
+        if model.pagination is not None:
+            spec = page_spec(model.pagination.model_dump(exclude_none=True))
+            return Paginator(self.client, model.method, url, None, headers, spec).stream(f"{self.name}.{op}()")
+        answer = await self.client.request(model.method, url, headers=headers, body=kwargs.get("body"),
+                                           changes_data=model.method not in READS and not model.safe)
+        if model.records:
+            return records_of(answer.value, model.records, url)
+        return answer.value
+
+    async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        model = self.operation(op)
+        if model.batch is not None:
+            outcome = (await self.send_batch(op, [record], args, kwargs))[0]
+            if not outcome.ok:
+                raise FlowRuntimeError(outcome.error or "the API refused the record", "connector",
+                                       status=outcome.status)
+            return outcome.result
+        url, headers = self.request_parts(model, kwargs, record)
+        key = text_template(model.idempotency_key, record) if model.idempotency_key and isinstance(record, dict) \
+            else None
+        answer = await self.client.request(model.method, url, headers=headers, body=record,
+                                           changes_data=not model.safe, idempotency_key=key)
+        return answer.value
+
+    async def send_batch(self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]
+                         ) -> list[SendOutcome]:
+        model = self.operation(op)
+        batch = model.batch
+        if batch is None:
+            return await super().send_batch(op, records, args, kwargs)
+        outcomes: list[SendOutcome] = []
+        for start in range(0, len(records), batch.max):
+            chunk = records[start : start + batch.max]
+            url, headers = self.request_parts(model, kwargs)
+            body: Any = {batch.body: chunk} if batch.body else chunk
+            answer = await self.client.request(model.method, url, headers=headers, body=body,
+                                               changes_data=not model.safe)
+            if answer.response is None:  # dry run: nothing was sent
+                outcomes.extend(SendOutcome(True, None) for _ in chunk)
+                continue
+            results = path_get(answer.value, batch.results) if batch.results else answer.value
+            if not isinstance(results, list) or len(results) != len(chunk):
+                message = (f"{self.name}.{op}: the answer does not hold one result per record "
+                           f"(expected {len(chunk)} at {batch.results or 'the body'})")
+                outcomes.extend(SendOutcome(False, error=message) for _ in chunk)
+                continue
+            for result in results:
+                ok = result.get(batch.ok, True) if isinstance(result, dict) else True
+                if ok is False:
+                    error = result.get(batch.error) if isinstance(result, dict) else None
+                    outcomes.append(SendOutcome(False, result, to_text(error) if error is not None else
+                                                "the API refused the record"))
+                else:
+                    outcomes.append(SendOutcome(True, result))
+        return outcomes
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,148 @@
+"""The connector file format (CONNECTORS.md), as pydantic models. Unknown keys are errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ConfigEntry(Strict):
+    """A key `use` must or may pass."""
+
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+    description: str = ""
+
+
+class AuthModel(Strict):
+    type: Literal["bearer", "basic", "api_key", "oauth2_client_credentials"]
+    token: str | None = None
+    user: str | None = None
+    password: str | None = None
+    name: str | None = None
+    value: str | None = None
+    in_: Literal["header", "query"] = Field("header", alias="in")
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def needs(self) -> AuthModel:
+        wanted = {"bearer": ["token"], "basic": ["user", "password"], "api_key": ["name", "value"],
+                  "oauth2_client_credentials": ["token_url", "client_id", "client_secret"]}[self.type]
+        missing = [k for k in wanted if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+
+class RateLimitModel(Strict):
+    requests: PositiveInt
+    per: Literal["second", "minute", "hour", "day"] = "minute"
+
+
+class PaginationModel(Strict):
+    style: Literal["page", "offset", "cursor", "link", "next_url"]
+    records: str | None = None
+    page_param: str | None = None
+    size_param: str | None = None
+    size: PositiveInt | None = None
+    start: int | None = None
+    total_pages: str | None = None
+    offset_param: str | None = None
+    limit_param: str | None = None
+    total: str | None = None
+    cursor_param: str | None = None
+    cursor: str | None = None
+    next: str | None = None
+
+    @model_validator(mode="after")
+    def style_keys(self) -> PaginationModel:
+        if self.style == "cursor" and not self.cursor:
+            raise ValueError('style "cursor" needs cursor (the path of the next cursor in the answer)')
+        if self.style == "next_url" and not self.next:
+            raise ValueError('style "next_url" needs next (the path of the next URL in the answer)')
+        return self
+
+
+class BatchModel(Strict):
+    max: PositiveInt = 100
+    body: str | None = None  # where the records go in the request body (the body is the list when absent)
+    results: str | None = None  # where the per-record results are in the answer
+    ok: str = "ok"
+    error: str = "error"
+
+
+class OperationModel(Strict):
+    method: METHODS
+    path: str
+    description: str = ""
+    query: dict[str, str] = Field(default_factory=dict)  # argument name -> query parameter name
+    headers: dict[str, str] = Field(default_factory=dict)
+    pagination: PaginationModel | None = None
+    batch: BatchModel | None = None
+    records: str | None = None  # path of the records in a non-paginated answer
+    safe: bool = False  # a non-GET operation that changes nothing (runs under --dry-run)
+    idempotency_key: str | None = None  # template over the record, sent as Idempotency-Key
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def query_names(cls, value: Any) -> Any:
+        """query = ["email"] (same names) or query = { email = "filter[email]" }."""
+        if isinstance(value, list):
+            return {str(v): str(v) for v in value}
+        return value
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def starts_with_slash(cls, value: str) -> str:
+        if not value.startswith("/") and not value.startswith("http"):
+            raise ValueError("must start with / (it is joined to base_url)")
+        return value
+
+
+class ConnectorFile(Strict):
+    name: str
+    title: str = ""
+    docs: str = ""
+    base_url: str
+    regions: dict[str, str] = Field(default_factory=dict)  # region name -> base URL (config key `region`)
+    config: dict[str, ConfigEntry] = Field(default_factory=dict)
+    auth: AuthModel | None = None
+    rate_limit: RateLimitModel | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = None
+    operations: dict[str, OperationModel]
+
+    @field_validator("name")
+    @classmethod
+    def identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError("must be a name like my_api (letters, digits, _)")
+        return value
+
+    @field_validator("operations")
+    @classmethod
+    def operation_names(cls, value: dict[str, OperationModel]) -> dict[str, OperationModel]:
+        for name in value:
+            if not IDENTIFIER.match(name):
+                raise ValueError(f"operation name {name!r} must be a name like list_orders")
+        if not value:
+            raise ValueError("a connector needs at least one operation")
+        return value

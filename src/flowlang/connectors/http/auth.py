@@ -1,0 +1,157 @@
+"""Authentication for HTTP requests: bearer, basic, API key (header or query) and OAuth2 client
+credentials (the token is fetched, cached, refreshed before it expires and once after a 401)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.values import Secret, to_text, type_name
+
+REFRESH_MARGIN = 60.0  # seconds before expiry a cached token is renewed
+
+
+def reveal(value: Any) -> str:
+    return value.reveal() if isinstance(value, Secret) else to_text(value)
+
+
+@dataclass
+class RequestAuth:
+    """Headers and query parameters one request carries for authentication."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+
+
+TokenFetcher = Callable[[str, dict[str, str]], Awaitable[tuple[int, Any]]]
+
+
+class Auth:
+    """Base: no authentication."""
+
+    async def apply(self, fetch: TokenFetcher) -> RequestAuth:
+        return RequestAuth()
+
+    def refreshable(self) -> bool:
+        return False
+
+    def invalidate(self) -> None:
+        pass
+
+    def secrets(self) -> list[str]:
+        return []
+
+
+class BearerAuth(Auth):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def apply(self, fetch: TokenFetcher) -> RequestAuth:
+        return RequestAuth(headers={"Authorization": f"Bearer {self.token}"})
+
+    def secrets(self) -> list[str]:
+        return [self.token]
+
+
+class BasicAuth(Auth):
+    def __init__(self, user: str, password: str) -> None:
+        self.value = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self.password = password
+
+    async def apply(self, fetch: TokenFetcher) -> RequestAuth:
+        return RequestAuth(headers={"Authorization": f"Basic {self.value}"})
+
+    def secrets(self) -> list[str]:
+        return [self.value, self.password]
+
+
+class ApiKeyAuth(Auth):
+    def __init__(self, name: str, value: str, where: str) -> None:
+        self.name = name
+        self.value = value
+        self.where = where
+
+    async def apply(self, fetch: TokenFetcher) -> RequestAuth:
+        if self.where == "query":
+            return RequestAuth(query={self.name: self.value})
+        return RequestAuth(headers={self.name: self.value})
+
+    def secrets(self) -> list[str]:
+        return [self.value]
+
+
+class OAuth2ClientCredentials(Auth):
+    def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None,
+                 on_token: Callable[[str], None]) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scope = scope
+        self.on_token = on_token
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    def secrets(self) -> list[str]:
+        return [self.client_secret, *([self._token] if self._token else [])]
+
+    def refreshable(self) -> bool:
+        return True
+
+    def invalidate(self) -> None:
+        self._token = None
+
+    async def apply(self, fetch: TokenFetcher) -> RequestAuth:
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._expires - REFRESH_MARGIN:
+                await self._fetch(fetch)
+        return RequestAuth(headers={"Authorization": f"Bearer {self._token}"})
+
+    async def _fetch(self, fetch: TokenFetcher) -> None:
+        form = {"grant_type": "client_credentials", "client_id": self.client_id,
+                "client_secret": self.client_secret}
+        if self.scope:
+            form["scope"] = self.scope
+        status, body = await fetch(self.token_url, form)
+        if status >= 400 or not isinstance(body, dict) or not body.get("access_token"):
+            raise FlowRuntimeError(f"the OAuth2 token endpoint answered {status} without an access_token", "http",
+                                   status=status)
+        self._token = str(body["access_token"])
+        self.on_token(self._token)
+        try:
+            lifetime = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self._expires = time.monotonic() + lifetime
+
+
+def make_auth(value: Any, on_token: Callable[[str], None]) -> Auth:
+    """The Auth for a `use ... auth:` value (from bearer(), basic(), api_key(), oauth2_...())."""
+    if value is None:
+        return Auth()
+    if isinstance(value, str | Secret):
+        return BearerAuth(reveal(value))
+    if not isinstance(value, Mapping) or "type" not in value:
+        raise FlowRuntimeError(f"auth must be bearer(...), basic(...), api_key(...) or "
+                               f"oauth2_client_credentials(...), got {type_name(value)}", "connector")
+    kind = value["type"]
+    if kind == "bearer":
+        return BearerAuth(reveal(value.get("token")))
+    if kind == "basic":
+        return BasicAuth(reveal(value.get("user")), reveal(value.get("password")))
+    if kind == "api_key":
+        where = str(value.get("in") or "header")
+        if where not in ("header", "query"):
+            raise FlowRuntimeError('api_key auth needs in: "header" or "query"', "connector")
+        return ApiKeyAuth(reveal(value.get("name")), reveal(value.get("value")), where)
+    if kind == "oauth2_client_credentials":
+        scope = value.get("scope")
+        return OAuth2ClientCredentials(reveal(value.get("token_url")), reveal(value.get("client_id")),
+                                       reveal(value.get("client_secret")), reveal(scope) if scope else None,
+                                       on_token)
+    raise FlowRuntimeError(f"unknown auth type {kind!r}", "connector")

@@ -1,0 +1,208 @@
+"""One HTTP client per connection: builds each request (URL, auth, headers, JSON body), waits for
+the rate limit, retries what may be retried, follows redirects safely, honours --dry-run, and turns
+answers into values or HttpErrors that carry the status, method, masked URL and body."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+from flowlang.connectors.base import RunServices
+from flowlang.connectors.http.auth import Auth, RequestAuth
+from flowlang.connectors.http.ratelimit import RateLimiter
+from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
+from flowlang.connectors.http.transport import Response, Transport, TransportError
+from flowlang.connectors.http.urls import host_of, join, shown, with_query
+from flowlang.errors import HttpError
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.values import Secret, to_text
+
+log = logging.getLogger("flowlang.http")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_REDIRECTS = 5
+BODY_SHOWN = 500
+
+
+@dataclass
+class HttpSettings:
+    base_url: str | None
+    auth: Auth
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 30.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    limiter: RateLimiter | None = None
+    verify: bool = True
+
+
+@dataclass
+class Answer:
+    """A successful answer: the decoded body, and the response for headers (pagination)."""
+
+    value: Any
+    response: Response | None
+
+
+def header_text(value: Any) -> str:
+    return value.reveal() if isinstance(value, Secret) else to_text(value)
+
+
+def encode_body(body: Any, headers: dict[str, str]) -> bytes | None:
+    if body is None:
+        return None
+    if isinstance(body, str | Secret):
+        headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        return header_text(body).encode()
+    headers.setdefault("Content-Type", "application/json")
+    return dumps(body, reveal_secrets=True).encode()
+
+
+class HttpClient:
+    """Sends requests for one connection."""
+
+    def __init__(self, name: str, settings: HttpSettings, services: RunServices) -> None:
+        self.name = name
+        self.settings = settings
+        self.services = services
+        self.transport = Transport(settings.timeout, settings.verify)
+        for secret in settings.auth.secrets():
+            services.register_secret(secret)
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
+        return with_query(join(self.settings.base_url, path), query)
+
+    async def request(self, method: str, url: str, *, headers: Mapping[str, Any] | None = None, body: Any = None,
+                      changes_data: bool | None = None, idempotency_key: str | None = None,
+                      timeout: float | None = None) -> Answer:
+        """Send (or, in a dry run, log) one request; returns the decoded answer or raises HttpError."""
+        method = method.upper()
+        writes = method not in READ_METHODS if changes_data is None else changes_data
+        all_headers = {k: header_text(v) for k, v in {**self.settings.headers, **(headers or {})}.items()}
+        if idempotency_key:
+            all_headers["Idempotency-Key"] = idempotency_key
+        data = encode_body(body, all_headers)
+        if writes and self.services.dry_run:
+            text = f" {data.decode(errors='replace')}" if data else ""
+            self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))
+            return Answer(None, None)
+        response = await self._with_retries(method, url, all_headers, data, bool(idempotency_key), timeout)
+        return Answer(self.decode(method, response), response)
+
+    # ---- attempts -------------------------------------------------------------------------------
+    async def _with_retries(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
+                            keyed: bool, timeout: float | None) -> Response:
+        policy = self.settings.policy
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._send_following(method, url, headers, data, timeout)
+            except TransportError as e:
+                if attempt < policy.attempts and may_retry_error(e.sent, method, keyed):
+                    await self._pause(policy.backoff(attempt), f"{e.message}; attempt {attempt} of {policy.attempts}",
+                                      method, url)
+                    continue
+                raise HttpError(f"{method} {shown(url, self.services.mask)} failed: {e.message}"
+                                + (f" (after {attempt} attempts)" if attempt > 1 else ""),
+                                status=None, method=method, url=shown(url, self.services.mask)) from None
+            if response.status == 401 and self.settings.auth.refreshable() and not refreshed:
+                refreshed = True
+                self.settings.auth.invalidate()
+                attempt -= 1
+                continue
+            if attempt < policy.attempts and may_retry_status(response.status, method, keyed):
+                wait = retry_after_seconds(response.headers.get("retry-after"))
+                if wait is not None and wait > policy.retry_after_cap:
+                    raise self.error(method, url, response, f" and asks to wait {wait:.0f}s, more than the "
+                                     f"{policy.retry_after_cap:.0f}s this connection waits")
+                delay = wait if wait is not None else policy.backoff(attempt)
+                await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
+                                  method, url)
+                continue
+            return response
+
+    async def _pause(self, seconds: float, why: str, method: str, url: str) -> None:
+        log.info(self.services.mask(f"{self.name}: {method} {shown(url, self.services.mask)} {why}; "
+                                    f"retrying in {seconds:.2f}s"))
+        await asyncio.sleep(seconds)
+
+    async def _auth(self) -> RequestAuth:
+        return await self.settings.auth.apply(self._fetch_token)
+
+    async def _fetch_token(self, token_url: str, form: dict[str, str]) -> tuple[int, Any]:
+        body = urlencode(form).encode()
+        response = await self.transport.send("POST", token_url, {
+            "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}, body)
+        try:
+            return response.status, loads(response.body) if response.body else None
+        except JsonDataError:
+            return response.status, None
+
+    async def _send_following(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
+                              timeout: float | None) -> Response:
+        """One attempt, following redirects; credentials never go to another host."""
+        origin = host_of(url)
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            same_host = host_of(current) == origin
+            auth = await self._auth() if same_host else RequestAuth()
+            send_headers = {**(headers if same_host else {"Content-Type": headers.get("Content-Type", "")}),
+                            **auth.headers}
+            send_headers = {k: v for k, v in send_headers.items() if v}
+            send_headers.setdefault("Accept", "application/json")
+            if self.settings.limiter is not None:
+                await self.settings.limiter.wait()
+            response = await self.transport.send(method, with_query(current, auth.query), send_headers, data,
+                                                 timeout)
+            location = response.headers.get("location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                return response
+            current = urljoin(current, location)
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, data = "GET", None
+        raise TransportError(f"more than {MAX_REDIRECTS} redirects", sent=True)
+
+    # ---- answers ----------------------------------------------------------------------------------
+    def decode(self, method: str, response: Response) -> Any:
+        if not 200 <= response.status < 300:
+            raise self.error(method, response.url, response)
+        if not response.body.strip() or method == "HEAD":
+            return None
+        kind = response.headers.get("content-type", "")
+        text_like = kind.startswith("text/") and "json" not in kind
+        if text_like:
+            return response.body.decode("utf-8", errors="replace")
+        try:
+            return loads(response.body)
+        except JsonDataError as e:
+            raise HttpError(f"{method} {shown(response.url, self.services.mask)} answered {response.status} with a "
+                            f"body that is not valid JSON ({e}): {self.snippet(response.body)}",
+                            status=response.status, method=method, url=shown(response.url, self.services.mask),
+                            body=self.snippet(response.body)) from None
+
+    def snippet(self, body: bytes) -> str:
+        text = body.decode("utf-8", errors="replace")
+        if len(text) > BODY_SHOWN:
+            text = text[:BODY_SHOWN] + f"... ({len(body)} bytes)"
+        return self.services.mask(text)
+
+    def error(self, method: str, url: str, response: Response, extra: str = "") -> HttpError:
+        try:
+            body: Any = loads(response.body) if response.body.strip() else None
+        except JsonDataError:
+            body = self.snippet(response.body)
+        where = shown(url, self.services.mask)
+        detail = self.snippet(response.body)
+        message = f"{method} {where} answered {response.status} {response.reason}{extra}"
+        if detail:
+            message += f": {detail}"
+        if isinstance(body, str):
+            body = self.services.mask(body)
+        return HttpError(message, status=response.status, method=method, url=where, body=body)

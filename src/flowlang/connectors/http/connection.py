@@ -1,0 +1,93 @@
+"""The `http` connector's connection: get, post, put, patch, delete and head on any URL of a base."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flowlang.connectors.base import Connection, ConnectorSpec, RunServices
+from flowlang.connectors.http.client import HttpClient
+from flowlang.connectors.http.pagination import Paginator, page_spec
+from flowlang.connectors.http.urls import fill, placeholders
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.values import Value, to_text, type_name
+
+REQUEST_KEYS = ("query", "headers", "body", "pages", "timeout", "idempotency_key")
+
+
+def split_request(op: str, args: list[Value], kwargs: dict[str, Value]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(path, request options, template values) of a call like api.get("/x/{id}", id: 1, query: {...})."""
+    if len(args) > 1:
+        raise FlowRuntimeError(f"{op}() takes the path, then key: value arguments", "connector")
+    path = args[0] if args else kwargs.get("path", "")
+    if not isinstance(path, str):
+        raise FlowRuntimeError(f"{op}() needs the path as a string, got {type_name(path)}", "connector")
+    options = {k: kwargs[k] for k in REQUEST_KEYS if k in kwargs}
+    templates = {k: v for k, v in kwargs.items() if k not in REQUEST_KEYS and k != "path"}
+    return path, options, templates
+
+
+def fill_path(path: str, templates: Mapping[str, Any], record: Any = None) -> str:
+    names = placeholders(path)
+    extra = [k for k in templates if k not in names]
+    if extra:
+        raise FlowRuntimeError(f"the path {path!r} has no {{{extra[0]}}} to fill (its placeholders: "
+                               f"{', '.join(names) or 'none'}; request options: {', '.join(REQUEST_KEYS)})",
+                               "connector")
+    if not names:
+        return path
+    values = dict(record) if isinstance(record, dict) else {}
+    values.update(templates)
+    return fill(path, values)
+
+
+def mapping(value: Any, what: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FlowRuntimeError(f"{what}: must be an object, got {type_name(value)}", "connector")
+    return value
+
+
+def timeout_of(value: Any) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int,) and type_name(value) != "number":
+        raise FlowRuntimeError(f"timeout: must be a number of seconds, got {type_name(value)}", "connector")
+    return float(value)
+
+
+class HttpConnection(Connection):
+    def __init__(self, name: str, spec: ConnectorSpec, client: HttpClient, services: RunServices) -> None:
+        super().__init__(name, spec)
+        self.client = client
+        self.services = services
+
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        method = op.upper()
+        path, options, templates = split_request(op, args, kwargs)
+        url = self.client.url(fill_path(path, templates), mapping(options.get("query"), "query"))
+        headers = mapping(options.get("headers"), "headers")
+        if options.get("pages") is not None:
+            spec = page_spec(options["pages"])
+            return Paginator(self.client, method, url, None, headers, spec).stream(f"{self.name}.{op}({path!r})")
+        key = options.get("idempotency_key")
+        answer = await self.client.request(method, url, headers=headers, body=options.get("body"),
+                                           idempotency_key=to_text(key) if key is not None else None,
+                                           timeout=timeout_of(options.get("timeout")))
+        return answer.value
+
+    async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        method = op.upper()
+        path, options, templates = split_request(op, args, kwargs)
+        if "body" in options:
+            raise FlowRuntimeError("send gives the record as the body; do not pass body:", "connector")
+        url = self.client.url(fill_path(path, templates, record), mapping(options.get("query"), "query"))
+        key = options.get("idempotency_key")
+        answer = await self.client.request(method, url, headers=mapping(options.get("headers"), "headers"),
+                                           body=record, idempotency_key=to_text(key) if key is not None else None,
+                                           timeout=timeout_of(options.get("timeout")))
+        return answer.value
+
+    async def close(self) -> None:
+        await self.client.close()

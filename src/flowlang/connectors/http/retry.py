@@ -1,0 +1,61 @@
+"""When to try an HTTP request again, and how long to wait (exponential backoff with jitter,
+Retry-After in seconds or as an HTTP date, with a cap)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+NEVER_RETRY = frozenset({400, 401, 403, 404, 409, 422})
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5  # in all, the first one included
+    base_delay: float = 0.2  # seconds before the second attempt; doubles each time
+    max_delay: float = 10.0
+    retry_after_cap: float = 120.0  # a longer Retry-After fails at once instead of waiting
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """The wait after failed attempt number `attempt` (1-based), with jitter in [50%, 100%]."""
+        delay = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return delay * (0.5 + (rng or random).random() / 2)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def may_retry_status(status: int, method: str, idempotent_key: bool) -> bool:
+    """A response status worth another attempt. 429 means the request was refused before any work,
+    so it is retried for every method; 502/503/504 only for idempotent requests (or with a key)."""
+    if status == 429:
+        return True
+    if status in RETRY_STATUSES:
+        return method in IDEMPOTENT or idempotent_key
+    return False
+
+
+def may_retry_error(sent: bool, method: str, idempotent_key: bool) -> bool:
+    """A connection error or timeout: retried when the request surely did not reach the server, or
+    when repeating it is harmless."""
+    return not sent or method in IDEMPOTENT or idempotent_key

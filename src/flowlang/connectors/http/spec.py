@@ -1,0 +1,95 @@
+"""The `http` connector: configuration keys, operations, and opening a connection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
+from flowlang.connectors.http.auth import make_auth
+from flowlang.connectors.http.client import HttpClient, HttpSettings
+from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
+from flowlang.connectors.http.ratelimit import RateLimiter, parse_rate
+from flowlang.connectors.http.retry import RetryPolicy
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.values import Secret, to_text, type_name
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def _text(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, Secret):
+        return value.reveal()
+    if not isinstance(value, str):
+        raise FlowRuntimeError(f"{key}: must be a string, got {type_name(value)}", "connector")
+    return value
+
+
+def _number(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key)
+    if value is None:
+        return default
+    if type_name(value) != "number" or value <= 0:
+        raise FlowRuntimeError(f"{key}: must be a positive number, got {to_text(value)!r}", "connector")
+    return float(value)
+
+
+def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSettings:
+    """Settings shared by `http` and the declarative connectors (which add their own defaults)."""
+    base_url = _text(config, "base_url")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise FlowRuntimeError(f"base_url must start with http:// or https://, got {base_url!r}", "connector")
+    headers = config.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise FlowRuntimeError(f"headers: must be an object, got {type_name(headers)}", "connector")
+    for value in headers.values():
+        if isinstance(value, Secret):
+            services.register_secret(value.reveal())
+    attempts = int(_number(config, "retry", RetryPolicy().attempts))
+    rate = _text(config, "rate_limit")
+    verify = config.get("verify", True)
+    if not isinstance(verify, bool):
+        raise FlowRuntimeError("verify: must be true or false", "connector")
+    return HttpSettings(
+        base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
+        timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
+        limiter=RateLimiter(parse_rate(rate)) if rate else None, verify=verify,
+    )
+
+
+async def open_http(name: str, config: Mapping[str, Any], services: RunServices) -> Connection:
+    return HttpConnection(name, HTTP, HttpClient(name, http_settings(config, services), services), services)
+
+
+HTTP_CONFIG = (
+    ConfigKey("base_url", description="prefix of every path (a path may also be a full URL)"),
+    ConfigKey("auth", secret=True, description="bearer(t), basic(u, p), api_key(name, value, in: ...) or "
+              "oauth2_client_credentials(...)"),
+    ConfigKey("headers", description="headers sent with every request"),
+    ConfigKey("timeout", description=f"seconds for a whole request (default {DEFAULT_TIMEOUT:g})"),
+    ConfigKey("retry", description=f"attempts in all for retryable failures (default {RetryPolicy().attempts})"),
+    ConfigKey("rate_limit", description='at most this many requests, e.g. "60/minute" (shared by parallel loops)'),
+    ConfigKey("verify", description="check TLS certificates (default true)"),
+)
+
+
+def _verb(method: str, changes: bool) -> OperationSpec:
+    return OperationSpec(method.lower(), f"{method} a path (keywords fill '{{name}}' templates)", params=("path",),
+                         keywords=None, changes_data=changes, method=method, path="(any)")
+
+
+HTTP = ConnectorSpec(
+    name="http",
+    title="Any HTTP JSON API",
+    origin="builtin",
+    config=HTTP_CONFIG,
+    operations={
+        "get": _verb("GET", False), "head": _verb("HEAD", False), "post": _verb("POST", True),
+        "put": _verb("PUT", True), "patch": _verb("PATCH", True), "delete": _verb("DELETE", True),
+    },
+    open=open_http,
+    notes=(f"request options: {', '.join(REQUEST_KEYS)}; other keywords fill '{{name}}' in the path",),
+)

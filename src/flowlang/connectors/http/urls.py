@@ -1,0 +1,93 @@
+"""URLs: joining a path to a base URL, filling '{name}' templates with percent-encoded segments,
+query strings, and URLs shown with secrets masked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.values import Secret, to_text
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def segment(value: Any) -> str:
+    """A value as one path segment: '/', '?', '#' and the rest are percent-encoded."""
+    if isinstance(value, Secret):
+        value = value.reveal()
+    return quote(to_text(value), safe="")
+
+
+def placeholders(template: str) -> list[str]:
+    return PLACEHOLDER.findall(template)
+
+
+def fill(template: str, values: Mapping[str, Any], what: str = "path") -> str:
+    """'/customers/{id}' with each value encoded as one segment; a missing value is an error."""
+    def replace(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in values or values[name] is None:
+            raise FlowRuntimeError(f"the {what} {template!r} needs a value for '{name}'", "value")
+        return segment(values[name])
+    return PLACEHOLDER.sub(replace, template)
+
+
+def join(base_url: str | None, path: str) -> str:
+    """base + path by concatenation ("https://x/api" + "/orders" is "https://x/api/orders");
+    an absolute URL is used as it is."""
+    if path.startswith(("http://", "https://")):
+        return path
+    if not base_url:
+        raise FlowRuntimeError(f"the path {path!r} needs a base_url (or use a full http:// URL)", "connector")
+    if not path:
+        return base_url
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def query_value(value: Any) -> str:
+    if isinstance(value, Secret):
+        return value.reveal()
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int | Decimal | str | datetime | date):
+        return to_text(value)
+    return to_text(value)
+
+
+def with_query(url: str, query: Mapping[str, Any] | None) -> str:
+    """Add query parameters (null values are left out, lists repeat the name)."""
+    if not query:
+        return url
+    pairs: list[tuple[str, str]] = []
+    for key, value in query.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            pairs.extend((key, query_value(v)) for v in value if v is not None)
+        else:
+            pairs.append((key, query_value(value)))
+    if not pairs:
+        return url
+    parts = urlsplit(url)
+    extra = urlencode(pairs, quote_via=quote, safe="")
+    combined = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, combined, parts.fragment))
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def shown(url: str, mask: Any) -> str:
+    """A URL for messages: user info removed, secrets masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return str(mask(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))))

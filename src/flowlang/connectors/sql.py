@@ -1,0 +1,281 @@
+"""The `sql` connector: SQLite as the embedded default, other databases by URL through SQLAlchemy
+Core. Every database call runs on one worker thread per connection; parameters are always bound;
+writes run in transactions; a query streams its rows in pages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.values import RecordStream, Secret, Value, from_python, to_text, type_name
+
+PAGE = 500
+T = TypeVar("T")
+
+
+def _sqlalchemy() -> Any:
+    import sqlalchemy
+
+    return sqlalchemy
+
+
+def resolve_url(url: str, base_dir: Path) -> str:
+    """sqlite:///relative.db is relative to the flow's folder (not the working folder)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and not url[len(prefix):].startswith(":memory:"):
+        rest = url[len(prefix):]
+        if rest:
+            return prefix + str((base_dir / rest).resolve())
+    return url
+
+
+def bindable(value: Any, sqlite: bool) -> Any:
+    """A flowlang value as a database parameter."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, dict | list):
+        return dumps(value, reveal_secrets=True)
+    if sqlite:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, datetime | date):
+            return to_text(value)
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+    return value
+
+
+def row_value(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    try:
+        return from_python(value)
+    except ValueError:
+        return to_text(value)
+
+
+class SqlConnection(Connection):
+    def __init__(self, name: str, spec: ConnectorSpec, url: str, services: RunServices) -> None:
+        super().__init__(name, spec)
+        self.url = url
+        self.services = services
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"flowlang-sql-{name}")
+        self._engine: Any = None
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, fn, *args)
+        except FlowRuntimeError:
+            raise
+        except Exception as e:
+            raise self._error(e) from None
+
+    def _error(self, e: Exception) -> FlowRuntimeError:
+        text = str(getattr(e, "orig", None) or e).splitlines()[0]
+        return FlowRuntimeError(self.services.mask(f"{self.name}: {type(e).__name__}: {text}"), "connector")
+
+    def engine(self) -> Any:
+        if self._engine is None:
+            sa = _sqlalchemy()
+            try:
+                self._engine = sa.create_engine(self.url)
+            except (ImportError, ModuleNotFoundError) as e:
+                raise FlowRuntimeError(f"the database driver for {self.url.split(':')[0]} is not installed ({e}); "
+                                       "install it with pip", "connector") from None
+            except Exception as e:
+                raise FlowRuntimeError(f"cannot use the database URL: {e}", "connector") from None
+        return self._engine
+
+    @property
+    def sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def _params(self, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise FlowRuntimeError(f"params: must be an object of named parameters, got {type_name(value)}",
+                                   "connector")
+        return {k: bindable(v, self.sqlite) for k, v in value.items()}
+
+    @staticmethod
+    def _sql(args: list[Value], kwargs: dict[str, Value], op: str) -> str:
+        sql = args[0] if args else kwargs.get("sql")
+        if isinstance(sql, Secret):
+            sql = sql.reveal()
+        if not isinstance(sql, str) or not sql.strip():
+            raise FlowRuntimeError(f"{op}() needs the SQL text", "connector")
+        return sql
+
+    # ---- operations -----------------------------------------------------------------------------
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if op == "query":
+            return self._query(self._sql(args, kwargs, op), self._params(kwargs.get("params")))
+        if op == "execute":
+            sql = self._sql(args, kwargs, op)
+            params = self._params(kwargs.get("params"))
+            if self.services.dry_run:
+                self.services.log_dry_run(self.name, f"execute {sql.strip()[:200]}")
+                return {"rowcount": 0}
+            return await self._on_thread(self._execute, sql, params)
+        if op in ("insert", "upsert"):
+            return await self.send(op, args[0] if args else None, [], kwargs)
+        raise FlowRuntimeError(f"sql has no operation '{op}'", "connector")
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> Value:
+        sa = _sqlalchemy()
+        with self.engine().begin() as conn:
+            result = conn.execute(sa.text(sql), params)
+            count = result.rowcount if result.rowcount is not None else -1
+            if result.returns_rows:
+                rows = [self._row(r) for r in result.mappings()]
+                return {"rowcount": count, "rows": rows}
+            return {"rowcount": count}
+
+    @staticmethod
+    def _row(row: Mapping[str, Any]) -> dict[str, Any]:
+        return {str(k): row_value(v) for k, v in row.items()}
+
+    def _query(self, sql: str, params: dict[str, Any]) -> RecordStream:
+        async def pages() -> AsyncIterator[list[Value]]:
+            state: dict[str, Any] = {}
+
+            def start() -> None:
+                sa = _sqlalchemy()
+                state["conn"] = self.engine().connect()
+                state["result"] = state["conn"].execution_options(stream_results=True).execute(sa.text(sql), params)
+
+            def fetch() -> list[Value]:
+                if not state["result"].returns_rows:
+                    return []
+                return [self._row(r) for r in state["result"].mappings().fetchmany(PAGE)]
+
+            def stop() -> None:
+                if "conn" in state:
+                    state["conn"].close()
+
+            try:
+                await self._on_thread(start)
+                while True:
+                    page = await self._on_thread(fetch)
+                    if not page:
+                        return
+                    yield page
+            finally:
+                await self._on_thread(stop)
+        return RecordStream(pages, f"{self.name}.query()")
+
+    async def send_batch(self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]
+                         ) -> list[SendOutcome]:
+        if op not in ("insert", "upsert"):
+            raise FlowRuntimeError(f"send to {self.name} needs insert(table: ...) or upsert(table: ..., key: ...)",
+                                   "connector")
+        table = kwargs.get("table")
+        if not isinstance(table, str) or not table:
+            raise FlowRuntimeError(f"{op}() needs table: the table's name", "connector")
+        key = kwargs.get("key")
+        keys = [key] if isinstance(key, str) else key
+        if op == "upsert" and (not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys)):
+            raise FlowRuntimeError("upsert() needs key: the column (or list of columns) that identifies a row",
+                                   "connector")
+        for r in records:
+            if not isinstance(r, dict) or not r:
+                raise FlowRuntimeError(f"a row must be an object with fields, got {type_name(r)}", "data")
+        if self.services.dry_run:
+            self.services.log_dry_run(self.name, f"{op} {len(records)} row(s) into {table}: "
+                                      f"{self.services.mask(dumps(records[:3]))}")
+            return [SendOutcome(True, r) for r in records]
+        return await self._on_thread(self._write, op, table, list(keys or []), records)
+
+    def _statement(self, op: str, table: str, keys: list[str], columns: list[str]) -> Any:
+        sa = _sqlalchemy()
+        target = sa.table(table, *[sa.column(c) for c in columns])
+        if op == "insert":
+            return sa.insert(target)
+        dialect = self.engine().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+            stmt = module.insert(target)
+            update = {c: stmt.excluded[c] for c in columns if c not in keys}
+            if not update:
+                return stmt.on_conflict_do_nothing(index_elements=keys)
+            return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+        if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            stmt = mysql_insert(target)
+            return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns if c not in keys})
+        raise FlowRuntimeError(f"upsert is not supported for {dialect}; use execute with your database's SQL",
+                               "connector")
+
+    def _write(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]) -> list[SendOutcome]:
+        """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself."""
+        rows = [{k: bindable(v, self.sqlite) for k, v in r.items()} for r in records]
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        rows = [{c: r.get(c) for c in columns} for r in rows]
+        try:
+            with self.engine().begin() as conn:
+                conn.execute(self._statement(op, table, keys, columns), rows)
+            return [SendOutcome(True, r) for r in records]
+        except FlowRuntimeError:
+            raise
+        except Exception as e:
+            if len(rows) == 1:
+                return [SendOutcome(False, error=self._error(e).message)]
+        outcomes = []
+        for record, row in zip(records, rows, strict=True):
+            try:
+                with self.engine().begin() as conn:
+                    conn.execute(self._statement(op, table, keys, columns), [row])
+                outcomes.append(SendOutcome(True, record))
+            except Exception as e:
+                outcomes.append(SendOutcome(False, error=self._error(e).message))
+        return outcomes
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._on_thread(self._engine.dispose)
+        self.executor.shutdown(wait=False)
+
+
+async def open_sql(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
+    url = config.get("url")
+    if isinstance(url, Secret):
+        services.register_secret(url.reveal())
+        url = url.reveal()
+    if not isinstance(url, str) or "://" not in url:
+        raise FlowRuntimeError('sql needs url: like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"',
+                               "connector")
+    return SqlConnection(name, SQL, resolve_url(url, services.base_dir), services)
+
+
+SQL = ConnectorSpec(
+    name="sql",
+    title="SQL databases (SQLite built in; others by URL via SQLAlchemy)",
+    origin="builtin",
+    config=(ConfigKey("url", required=True, secret=True,
+                      description='"sqlite:///file.db" (relative to the flow), or any SQLAlchemy URL'),),
+    operations={
+        "query": OperationSpec("query", "rows of a SELECT, as a stream", params=("sql",),
+                               keywords=frozenset({"params"}), returns_stream=True),
+        "execute": OperationSpec("execute", "run a statement; gives {rowcount}", params=("sql",),
+                                 keywords=frozenset({"params"}), changes_data=True),
+        "insert": OperationSpec("insert", "insert sent records into table:", keywords=frozenset({"table"}),
+                                required=("table",), changes_data=True, takes_batch=True),
+        "upsert": OperationSpec("upsert", "insert or update sent records by key:",
+                                keywords=frozenset({"table", "key"}), required=("table", "key"),
+                                changes_data=True, takes_batch=True),
+    },
+    open=open_sql,
+)
+
