@@ -23,7 +23,7 @@ class RetryPolicy:
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """The wait after failed attempt number `attempt` (1-based), with jitter in [50%, 100%]."""
         delay = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return delay * (0.5 + (rng or random).random() / 2)
+        return float(delay * (0.5 + (rng or random).random() / 2))
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:

@@ -4,7 +4,6 @@ docs/connectors.md), requests without automatic redirects, and aiohttp's errors 
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 
 import aiohttp

@@ -125,8 +125,8 @@ def max_(*values: Any) -> Any:
 
 def sum_(items: Any) -> Any:
     """sum(list): the total of the numbers (nulls ignored; 0 when empty)."""
+    total: Any = 0
     if type(items) is list:
-        total: Any = 0
         for x in items:
             t = type(x)
             if t is int or t is Decimal:
@@ -136,7 +136,7 @@ def sum_(items: Any) -> Any:
         else:
             return total
     values = _values((items,), "sum")
-    total: Any = 0
+    total = 0
     for i, x in enumerate(values):
         t = type(x)
         if t is not int and t is not Decimal:

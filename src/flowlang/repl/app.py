@@ -1,0 +1,123 @@
+"""The interactive screen: a prompt-toolkit session with highlighting, completion, persistent
+history, continuation lines decided by the parser, Ctrl-C to cancel a running statement and
+Ctrl-D to leave."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.lexers import PygmentsLexer
+from rich.console import Console
+
+from flowlang.cli.console import Terminal
+from flowlang.repl.completion import candidates
+from flowlang.repl.lexer import FlowLexer
+from flowlang.repl.meta import is_meta, run_meta
+from flowlang.repl.render import show
+from flowlang.repl.session import NOTHING, Outcome, ReplSession
+
+PROMPT = "flow> "
+CONTINUATION = "....  "
+
+
+class FlowCompleter(Completer):
+    def __init__(self, session: ReplSession) -> None:
+        self.session = session
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
+        word, found = candidates(self.session, document.text_before_cursor)
+        for name in found[:200]:
+            yield Completion(name, start_position=-len(word))
+
+
+def history_file() -> History:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    folder = Path(base) / "flowlang"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return FileHistory(str(folder / "history"))
+    except OSError:
+        return InMemoryHistory()
+
+
+def key_bindings(session: ReplSession) -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("enter")
+    def _(event: KeyPressEvent) -> None:
+        buffer = event.current_buffer
+        text = buffer.text
+        if is_meta(text) or session.is_complete(text + "\n"):
+            buffer.validate_and_handle()
+        else:
+            buffer.insert_text("\n")
+
+    return bindings
+
+
+def build_prompt(session: ReplSession, **kw: Any) -> PromptSession[str]:
+    return PromptSession(
+        message=PROMPT, multiline=True, lexer=PygmentsLexer(FlowLexer), completer=FlowCompleter(session),
+        complete_while_typing=False, history=kw.pop("history", None) or history_file(),
+        key_bindings=key_bindings(session), prompt_continuation=lambda width, line, soft: CONTINUATION,
+        **kw)
+
+
+def show_outcome(console: Console, terminal: Terminal, outcome: Outcome) -> None:
+    for record in outcome.emitted:
+        show(console, record)
+    if outcome.value is not NOTHING:
+        show(console, outcome.value)
+    for failure in outcome.failures:
+        terminal.message(f"record failed at {failure.location}: {failure.message}", "yellow")
+    if outcome.error is not None:
+        terminal.message(outcome.error.render(), "red")
+
+
+def run_input(session: ReplSession, text: str) -> Outcome:
+    """Run one input; Ctrl-C cancels it and the session goes on."""
+    running: list[Any] = []
+    try:
+        return session.execute(text, on_step=running.append)
+    except KeyboardInterrupt:
+        for task in running:
+            task.cancel()
+            try:
+                session.loop.run_until_complete(task)
+            except BaseException:  # the cancellation itself
+                pass
+        from flowlang.errors import FlowRuntimeError
+
+        return Outcome(error=FlowRuntimeError("cancelled (Ctrl-C)", "internal"), source=text)
+
+
+def interactive(session: ReplSession, terminal: Terminal, prompt: PromptSession[str] | None = None,
+                console: Console | None = None) -> int:
+    prompt = prompt or build_prompt(session)
+    console = console or Console(file=terminal.stdout, highlight=True)
+    terminal.message("flowlang repl: :help for commands, Ctrl-D to leave", "dim")
+    while True:
+        try:
+            text = prompt.prompt()
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            return 0
+        if not text.strip():
+            continue
+        if is_meta(text):
+            result = run_meta(session, text)
+            if result.text:
+                (console.print if result.ok else terminal.error)(result.text)
+            if result.quit:
+                return 0
+            continue
+        show_outcome(console, terminal, run_input(session, text + "\n"))

@@ -1,0 +1,51 @@
+"""REPL completion: keywords, names in scope, builtins, connector names, operations after
+`conn.`, and fields of values held in variables after `var.`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from flowlang.repl.lexer import GLOBALS, KEYWORDS
+from flowlang.repl.session import ReplSession
+
+WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\.?([A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def candidates(session: ReplSession, text_before_cursor: str) -> tuple[str, list[str]]:
+    """(the word being completed, sorted candidates) for the text left of the cursor."""
+    match = re.search(r"([A-Za-z_][A-Za-z0-9_.]*)$", text_before_cursor)
+    word = match.group(1) if match else ""
+    if "." in word:
+        head, _, partial = word.rpartition(".")
+        return partial, sorted(n for n in members(session, head) if n.startswith(partial))
+    pool: set[str] = set(KEYWORDS) | set(GLOBALS) | {"true", "false", "null"}
+    pool |= set(session.scope.visible())
+    pool |= set(session.environment.builtins.names())
+    pool |= set(session.functions())
+    if re.search(r"\buse\s+\w+\s*=\s*\w*$", text_before_cursor):
+        pool = set(session.environment.connectors_for(session.base_dir).names())
+    return word, sorted(n for n in pool if n.startswith(word) and n != word)
+
+
+def members(session: ReplSession, head: str) -> Iterable[str]:
+    """What may follow `head.`: operations of a connection, fields of a variable's value."""
+    parts = head.split(".")
+    connections = session.connections()
+    if len(parts) == 1 and parts[0] in connections:
+        spec = session.environment.connectors_for(session.base_dir).get(connections[parts[0]])
+        return list(spec.operations) if spec else []
+    if parts[0] == "job":
+        from flowlang.check.scopes import JOB_FIELDS
+
+        return JOB_FIELDS
+    if parts[0] == "env" and len(parts) == 1:
+        return list(session.env)
+    value = session.variables().get(parts[0]) if parts[0] != "state" else session.ctx.state
+    for part in parts[1:]:
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, dict):
+        return list(value)
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return []
+    return []

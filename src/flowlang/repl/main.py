@@ -1,0 +1,84 @@
+"""`flowlang repl`: the interactive screen on a terminal, or statements from a pipe."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import IO
+
+from flowlang.cli.console import Terminal
+from flowlang.cli.options import parse_params, read_secrets
+from flowlang.repl.meta import is_meta, run_meta
+from flowlang.repl.render import plain_text
+from flowlang.repl.session import NOTHING, Outcome, ReplSession
+
+
+def make_session(args: argparse.Namespace, terminal: Terminal) -> ReplSession:
+    secrets = read_secrets(getattr(args, "secrets", None))
+    for value in secrets.values():
+        terminal.masker.add(value)
+    base = Path(args.file).resolve().parent if getattr(args, "file", None) else Path.cwd()
+    session = ReplSession(base_dir=base, params=parse_params(getattr(args, "param", []) or []), secrets=secrets,
+                          env=dict(os.environ))
+    session.ctx.masker = terminal.masker
+    return session
+
+
+def report(outcome: Outcome, out: IO[str], err: Terminal) -> None:
+    for record in outcome.emitted:
+        out.write(plain_text(record) + "\n")
+    if outcome.value is not NOTHING:
+        out.write(plain_text(outcome.value) + "\n")
+    out.flush()
+    for failure in outcome.failures:
+        err.message(f"record failed at {failure.location}: {failure.message}")
+    if outcome.error is not None:
+        err.message(outcome.error.render())
+
+
+def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
+    """Statements from standard input, each run when the parser says it is complete."""
+    failed = False
+    buffer: list[str] = []
+    for line in text.splitlines():
+        if not buffer and is_meta(line):
+            result = run_meta(session, line)
+            if result.text:
+                (terminal.stdout if result.ok else terminal.stderr).write(result.text + "\n")
+            failed = failed or not result.ok
+            if result.quit:
+                break
+            continue
+        buffer.append(line)
+        chunk = "\n".join(buffer) + "\n"
+        if not chunk.strip() or not session.is_complete(chunk):
+            continue
+        buffer = []
+        outcome = session.execute(chunk)
+        report(outcome, terminal.stdout, terminal)
+        failed = failed or not outcome.ok
+    if buffer and "\n".join(buffer).strip():
+        outcome = session.execute("\n".join(buffer) + "\n")
+        report(outcome, terminal.stdout, terminal)
+        failed = failed or not outcome.ok
+    return 1 if failed else 0
+
+
+def repl_main(args: argparse.Namespace, terminal: Terminal) -> int:
+    session = make_session(args, terminal)
+    try:
+        if args.file:
+            loaded = session.load_file(Path(args.file))
+            if loaded.error is not None:
+                terminal.message(loaded.error.render())
+                if not sys.stdin.isatty():
+                    return 1
+        if not sys.stdin.isatty():
+            return run_piped(session, sys.stdin.read(), terminal)
+        from flowlang.repl.app import interactive
+
+        return interactive(session, terminal)
+    finally:
+        session.close()

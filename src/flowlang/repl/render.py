@@ -1,0 +1,53 @@
+"""How the REPL shows values: record lists as a table (first rows, with a count), objects pretty
+printed, secrets as ***."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.pretty import Pretty
+from rich.table import Table
+
+from flowlang.runtime.jsoncodec import dumps, loads
+
+TABLE_ROWS = 20
+
+
+def is_record_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def plain_text(value: Any) -> str:
+    """One line of JSON (secrets as ***): what piped mode prints."""
+    return dumps(value)
+
+
+def table(records: list[dict[str, Any]]) -> Table:
+    columns: list[str] = []
+    for r in records[:TABLE_ROWS]:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    shown = min(len(records), TABLE_ROWS)
+    grid = Table(caption=f"{shown} of {len(records)} records" if len(records) > shown else f"{len(records)} records",
+                 show_lines=False)
+    for c in columns[:12]:
+        grid.add_column(c, overflow="fold", max_width=40)
+    for r in records[:TABLE_ROWS]:
+        cells = []
+        for c in columns[:12]:
+            v = r.get(c)
+            text = dumps(v)
+            cells.append(text[1:-1] if isinstance(v, str) else text)
+        grid.add_row(*cells)
+    return grid
+
+
+def show(console: Console, value: Any) -> None:
+    if is_record_list(value):
+        console.print(table(value))
+    elif isinstance(value, dict | list):
+        console.print(Pretty(loads(dumps(value)), expand_all=len(dumps(value)) > 100))
+    else:
+        console.print(plain_text(value), highlight=False, markup=False)

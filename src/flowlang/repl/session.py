@@ -1,0 +1,241 @@
+"""The REPL's engine: one environment across inputs (connections, variables, functions persist),
+statement completeness decided by the parser, and each input checked, compiled and run. No I/O
+here: callers show the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from flowlang import ast
+from flowlang.check.checker import Checker
+from flowlang.check.program import CheckedModule
+from flowlang.check.scopes import Kind, Scope
+from flowlang.compile import ProgramCompiler
+from flowlang.compile.steps import Step, run_step
+from flowlang.environment import Environment
+from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
+from flowlang.runtime.frame import Frame
+from flowlang.runtime.operators import NeedsMaterialization
+from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
+from flowlang.runtime.values import RecordStream
+from flowlang.source import Source
+from flowlang.syntax import parse
+
+NOTHING = object()
+FILE_STATEMENTS = (ast.FlowDecl, ast.Param, ast.Use, ast.Import, ast.Function, ast.Let)
+
+
+@dataclass
+class Outcome:
+    """What one input did: the value of an expression, emitted records, failures, or the error."""
+
+    value: Any = NOTHING
+    emitted: list[Any] = field(default_factory=list)
+    failures: list[RecordFailure] = field(default_factory=list)
+    error: FlowError | None = None
+    source: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failures
+
+
+class ReplSession:
+    """An interactive environment; `execute(text)` runs one complete input."""
+
+    def __init__(self, *, base_dir: Path | None = None, params: dict[str, Any] | None = None,
+                 secrets: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 dry_run: bool = False, environment: Environment | None = None,
+                 logger: logging.Logger | None = None) -> None:
+        self.environment = environment or Environment()
+        self.base_dir = (base_dir or Path.cwd()).resolve()
+        self.params = dict(params or {})
+        self.secrets = dict(secrets or {})
+        self.env = dict(env or {})
+        self.logger = logger or logging.getLogger("flowlang.repl")
+        self.loop = asyncio.new_event_loop()
+        self.history: list[str] = []  # the inputs that succeeded, for :save
+        self.counter = 0
+        self._dry_run = dry_run
+        self._start()
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def _start(self) -> None:
+        empty = parse(Source("<repl>", ""), "repl")
+        self.checker = Checker(empty, self.environment, self.base_dir, frozenset(), repl=True)
+        self.checked: CheckedModule = self.checker.run()
+        self.program = ProgramCompiler()
+        self.compiled = self.program.module(self.checked)
+        self.outputs: list[Any] = []
+        options = RunOptions(params=self.params, dry_run=self._dry_run, secrets=self.secrets, env=self.env)
+        self.ctx = RunContext(
+            flow="repl", base_dir=self.base_dir, options=options, env=self.env or {},
+            job={"id": None, "flow": "repl", "started_at": None, "last_success_at": None,
+                 "dry_run": self._dry_run, "params": dict(self.params)},
+            state={}, emit=self.outputs.append, on_failure=lambda failure: None, logger=self.logger)
+        self.frame = Frame([], None, self.ctx, self.outputs.append)
+        self.ctx.frames = [self.frame]
+
+    def reset(self) -> None:
+        """Forget everything (connections are closed)."""
+        self.close_connections()
+        self.history.clear()
+        self._start()
+
+    def close_connections(self) -> None:
+        from flowlang.runner import close_all
+
+        self.loop.run_until_complete(close_all(self.ctx))
+
+    def close(self) -> None:
+        self.close_connections()
+        self.loop.close()
+
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run
+
+    @dry_run.setter
+    def dry_run(self, value: bool) -> None:
+        self._dry_run = value
+        self.ctx.dry_run = value
+        self.ctx.options = replace(self.ctx.options, dry_run=value)
+        self.ctx.job["dry_run"] = value
+
+    # ---- parsing ------------------------------------------------------------------------------
+    def source(self, text: str) -> Source:
+        self.counter += 1
+        return Source(f"<input {self.counter}>", text)
+
+    def is_complete(self, text: str) -> bool:
+        """False while the parser says more lines could finish the input (open block or bracket)."""
+        if not text.strip():
+            return True
+        try:
+            parse(Source("<input>", text), "repl")
+        except FlowSyntaxError as e:
+            return not e.incomplete
+        return True
+
+    # ---- running ------------------------------------------------------------------------------
+    def _check(self, module: ast.Module) -> None:
+        """Check new statements; on error nothing they declared is kept."""
+        scope = self.checker.scope
+        saved = (dict(scope.names), list(scope.frame.names), dict(self.checker.functions))
+        self.checker.diagnostics = []
+        self.checker.more(module)
+        if self.checker.diagnostics:
+            diagnostics = list(self.checker.diagnostics)
+            scope.names.clear()
+            scope.names.update(saved[0])
+            scope.frame.names[:] = saved[1]
+            self.checker.functions.clear()
+            self.checker.functions.update(saved[2])
+            raise ScriptError(diagnostics)
+
+    def compile(self, text: str, only: tuple[type, ...] | None = None) -> tuple[Step, ast.Module]:
+        module = parse(self.source(text), "repl")
+        if only is not None:
+            module = ast.Module(tuple(s for s in module.statements if isinstance(s, only)), module.source,
+                                module.span)
+        self._check(module)
+        step = self.program.extra(self.checked, module.statements)
+        self.frame.ensure(self.checked.frame.size)
+        return step, module
+
+    def execute(self, text: str, only: tuple[type, ...] | None = None,
+                on_step: Callable[[asyncio.Task[Any]], None] | None = None) -> Outcome:
+        """Run one complete input. `on_step` gets the running task (to cancel it on Ctrl-C)."""
+        outcome = Outcome(source=text)
+        try:
+            step, module = self.compile(text, only)
+            self._set_new_params(module)
+        except FlowError as e:
+            outcome.error = e
+            return outcome
+        self.ctx.last_value = NOTHING
+        before = len(self.ctx.failures)
+        self.outputs.clear()
+        try:
+            self._run(step, on_step)
+        except FlowError as e:
+            outcome.error = e
+        except asyncio.CancelledError:
+            outcome.error = FlowRuntimeError("cancelled", "internal")
+        outcome.value = self.ctx.last_value
+        outcome.emitted = list(self.outputs)
+        outcome.failures = self.ctx.failures[before:]
+        if outcome.value is not NOTHING and isinstance(outcome.value, RecordStream):
+            outcome.value = self.loop.run_until_complete(outcome.value.materialize(limit=1000))
+        if outcome.error is None:
+            self.history.append(text.rstrip("\n"))
+        return outcome
+
+    def _set_new_params(self, module: ast.Module) -> None:
+        for stmt in module.statements:
+            if isinstance(stmt, ast.Param) and stmt.name in self.params:
+                slot = self.checked.resolution.slots[(stmt, 0)]
+                self.frame.slots[slot] = self.params[stmt.name]
+
+    def _run(self, step: Step, on_step: Callable[[asyncio.Task[Any]], None] | None) -> None:
+        """Run a step; a record stream that an expression needs in memory is read, then the input
+        runs again from the start (REPL inputs are single statements)."""
+        for _ in range(10):
+            task = self.loop.create_task(self._with_params(step))
+            if on_step is not None:
+                on_step(task)
+            try:
+                self.loop.run_until_complete(task)
+                return
+            except NeedsMaterialization as e:
+                self.loop.run_until_complete(self._materialize(e.stream))
+
+    async def _with_params(self, step: Step) -> None:
+        for p in self.compiled.params:
+            if self.frame.slots[p.slot] is None and p.name not in self.params and p.default is not None:
+                self.frame.slots[p.slot] = p.default(self.frame)
+        await run_step(step, self.frame)
+
+    async def _materialize(self, stream: RecordStream) -> None:
+        records = await stream.materialize()
+        for i, value in enumerate(self.frame.slots):
+            if value is stream:
+                self.frame.slots[i] = records
+
+    # ---- files ------------------------------------------------------------------------------
+    def load_file(self, path: Path) -> Outcome:
+        """Definitions of a flow (params, connections, imports, functions, lets), without its loops."""
+        text = path.read_text(encoding="utf-8")
+        old = self.base_dir
+        self.base_dir = path.resolve().parent
+        self.checker.base_dir = self.base_dir
+        try:
+            return self.execute(text, only=FILE_STATEMENTS)
+        finally:
+            self.base_dir = old
+            self.checker.base_dir = old
+
+    # ---- introspection (for :vars and completion) -----------------------------------------------
+    @property
+    def scope(self) -> Scope:
+        return self.checker.scope
+
+    def variables(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, binding in self.scope.names.items():
+            if binding.kind is Kind.CONNECTION:
+                continue
+            out[name] = self.frame.slots[binding.slot] if binding.slot < len(self.frame.slots) else None
+        return out
+
+    def connections(self) -> dict[str, str]:
+        return {name: (b.connector.name if b.connector else "?") for name, b in self.scope.names.items()
+                if b.kind is Kind.CONNECTION}
+
+    def functions(self) -> list[str]:
+        return sorted(self.checker.functions)
