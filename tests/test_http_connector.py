@@ -1,0 +1,335 @@
+"""The http connector against a real server on 127.0.0.1: requests, lookups, sends, path encoding,
+pagination, retries, rate limits, auth, errors, dry runs and redirects."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fakeapi import FakeApi, Request, paged
+
+import flowlang
+
+ORDERS = [{"id": i, "total": Decimal(f"{i}.50")} for i in range(1, 6)]
+
+
+def run(text: str, api: FakeApi, **kw: Any) -> flowlang.Result:
+    flow = flowlang.compile(text, name="t.flow", bindings=())
+    return flow.run(env={"API": api.url}, **kw)
+
+
+def test_call_lookup_send_and_404_is_null() -> None:
+    with FakeApi({"orders": ORDERS[:2], "customers": [{"id": 7, "email": "a@x"}]}) as api:
+        result = run("""
+use api = http(base_url: env.API)
+call api.get("/orders") as orders
+for each o in orders
+  lookup api.get("/customers", query: {email: "a@x"}) as c
+  send {order: o.id, customer: c.id} to api.post("/invoices") as created
+  emit created
+end
+lookup api.get('/customers/{id}', id: 999) as nobody
+emit {nobody: nobody}
+""", api)
+        assert result.ok, result.error
+        assert result.outputs == [{"order": 1, "customer": 7, "id": 1001}, {"order": 2, "customer": 7, "id": 1002},
+                                  {"nobody": None}]
+        assert api.count("GET", "/customers") == 1  # the identical lookup is answered from the cache
+        assert api.requests[-2].body == {"order": 2, "customer": 7}
+        assert api.requests[-2].headers["content-type"] == "application/json"
+
+
+def test_decimals_travel_exactly() -> None:
+    with FakeApi({"prices": [{"id": 1, "amount": Decimal("0.10")}]}) as api:
+        result = run('use api = http(base_url: env.API)\ncall api.get("/prices/1") as p\n'
+                     'send {total: p.amount * 3} to api.post("/totals")\nemit p.amount + 0.20', api)
+        assert result.outputs == [Decimal("0.30")]
+        assert api.requests[-1].raw == b'{"total":0.30}'
+
+
+def test_path_values_are_one_encoded_segment() -> None:
+    with FakeApi({"customers": []}) as api:
+        run("""
+use api = http(base_url: env.API)
+let cid = "a/b?c#d"
+lookup api.get("/customers/{cid}") as one
+lookup api.get('/customers/{id}/x', id: "x y") as two
+""", api)
+        paths = [r.path for r in api.requests]
+        assert paths == ["/customers/a%2Fb%3Fc%23d", "/customers/x%20y/x"]
+
+
+def test_unknown_template_argument_is_an_error() -> None:
+    with FakeApi() as api:
+        result = run('use api = http(base_url: env.API)\ncall api.get("/x", idd: 1)', api)
+        assert result.error is not None and "has no {idd} to fill" in result.error.message
+        assert api.requests == []
+
+
+@pytest.mark.parametrize(("style", "pages", "requests"), [
+    ('{style: "page", size: 2, records: "data"}', "page", 3),
+    ('{style: "page", records: "data", total_pages: "total_pages"}', "page", 3),
+    ('{style: "offset", size: 2, records: "items"}', "offset", 3),
+    ('{style: "offset", size: 2, records: "items", total: "total"}', "offset", 3),
+    ('{style: "cursor", cursor: "next_cursor", size_param: "limit", size: 2, records: "results"}', "cursor", 3),
+    ('{style: "link"}', "link", 3),
+    ('{style: "next_url", next: "next", records: "records"}', "next_url", 3),
+])
+def test_pagination_styles(style: str, pages: str, requests: int) -> None:
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: paged(ORDERS, req, pages, api.url))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/orders", pages: {style}) as s\n'
+                     "for each o in s\n  emit o.id\nend\n", api)
+        assert result.outputs == [1, 2, 3, 4, 5], result.error
+        assert api.count("GET", "/orders") == requests
+
+
+def test_pages_are_fetched_lazily() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: paged(ORDERS, req, "page", api.url))
+        result = run('use api = http(base_url: env.API)\n'
+                     'call api.get("/orders", pages: {style: "page", size: 2, records: "data"}) as s\n'
+                     "for each o in s\n  if o.id == 2\n    stop\n  end\nend\n", api)
+        assert result.ok
+        assert api.count("GET", "/orders") == 1
+
+
+def test_iterating_again_fetches_again() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: paged(ORDERS, req, "link", api.url))
+        run('use api = http(base_url: env.API)\ncall api.get("/orders", pages: {style: "link"}) as s\n'
+            "for each o in s\n  emit o.id\nend\nfor each o in s\n  emit o.id\nend\n", api)
+        assert api.count("GET", "/orders") == 6
+
+
+def test_bad_pages_argument() -> None:
+    with FakeApi() as api:
+        result = run('use api = http(base_url: env.API)\ncall api.get("/o", pages: {style: "pages"}) as s\n'
+                     "for each o in s\n  emit o\nend\n", api)
+        assert result.error is not None and "style must be one of page, offset" in result.error.message
+
+
+def flaky(times: int, status: int = 503, headers: dict[str, str] | None = None) -> Any:
+    seen: dict[str, int] = {}
+
+    def handler(req: Request) -> tuple[int, dict[str, str], Any]:
+        seen[req.path] = seen.get(req.path, 0) + 1
+        if seen[req.path] <= times:
+            return status, headers or {}, {"error": "busy"}
+        return 200, {}, {"ok": True}
+    return handler
+
+
+def test_retries_503_then_succeeds() -> None:
+    with FakeApi() as api:
+        api.route("*", "/flaky", flaky(2))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/flaky") as r\nemit r', api)
+        assert result.outputs == [{"ok": True}]
+        assert api.count("GET", "/flaky") == 3
+
+
+def test_gives_up_after_the_attempts() -> None:
+    with FakeApi() as api:
+        api.route("*", "/down", flaky(100))
+        result = run('use api = http(base_url: env.API, retry: 2)\ncall api.get("/down")', api)
+        assert result.error is not None and result.error.status == 503
+        assert api.count("GET", "/down") == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_client_errors_are_not_retried(status: int) -> None:
+    with FakeApi() as api:
+        api.route("*", "/bad", flaky(100, status))
+        result = run('use api = http(base_url: env.API)\ntry\n  call api.get("/bad")\non error as e\n'
+                     "  emit [e.status, e.kind]\nend\n", api)
+        assert result.outputs == [[status, "http"]]
+        assert api.count("GET", "/bad") == 1
+
+
+def test_post_is_not_retried_after_a_503_but_is_after_a_429() -> None:
+    with FakeApi() as api:
+        api.route("*", "/p503", flaky(1, 503))
+        api.route("*", "/p429", flaky(1, 429, {"Retry-After": "0"}))
+        result = run('use api = http(base_url: env.API)\ntry\n  send {a: 1} to api.post("/p503")\n'
+                     "on error as e\n  emit e.status\nend\nsend {a: 1} to api.post(\"/p429\") as r\nemit r\n", api)
+        assert result.outputs == [503, {"ok": True}]
+        assert api.count("POST", "/p503") == 1
+        assert api.count("POST", "/p429") == 2
+
+
+def test_post_with_an_idempotency_key_is_retried_with_the_same_key() -> None:
+    with FakeApi() as api:
+        api.route("*", "/pay", flaky(2, 503))
+        result = run('use api = http(base_url: env.API)\nsend {a: 1} to api.post("/pay", idempotency_key: "k-1")'
+                     " as r\nemit r", api)
+        assert result.outputs == [{"ok": True}]
+        keys = [r.headers.get("idempotency-key") for r in api.requests]
+        assert keys == ["k-1", "k-1", "k-1"]
+
+
+def test_retry_after_seconds_and_http_date_are_honoured() -> None:
+    with FakeApi() as api:
+        api.route("*", "/seconds", flaky(1, 429, {"Retry-After": "1"}))
+        seen: list[int] = []
+
+        def by_date(req: Request) -> tuple[int, dict[str, str], Any]:
+            seen.append(1)
+            if len(seen) == 1:
+                when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True)
+                return 429, {"Retry-After": when}, {"error": "later"}
+            return 200, {}, {"ok": True}
+        api.route("*", "/date", by_date)
+        run('use api = http(base_url: env.API)\ncall api.get("/seconds")\ncall api.get("/date")', api)
+        times: dict[str, list[float]] = {}
+        for r in api.requests:
+            times.setdefault(r.path, []).append(r.at)
+        assert times["/seconds"][1] - times["/seconds"][0] >= 0.95  # the retry comes no earlier
+        assert times["/date"][1] - times["/date"][0] >= 0.9  # (an HTTP date has whole seconds)
+
+
+def test_retry_after_above_the_cap_fails_at_once() -> None:
+    with FakeApi() as api:
+        api.route("*", "/later", flaky(1, 429, {"Retry-After": "3600"}))
+        started = time.monotonic()
+        result = run('use api = http(base_url: env.API)\ncall api.get("/later")', api)
+        assert result.error is not None and "asks to wait 3600s" in result.error.message
+        assert time.monotonic() - started < 5
+        assert api.count("GET", "/later") == 1
+
+
+def test_rate_limit_spaces_requests_without_a_burst() -> None:
+    stamps: list[float] = []
+    with FakeApi() as api:
+        def handler(req: Request) -> tuple[int, dict[str, str], Any]:
+            stamps.append(time.monotonic())
+            return 200, {}, {"ok": True}
+        api.route("GET", "/r", handler)
+        run('use api = http(base_url: env.API, rate_limit: "20/second")\n'
+            "for each i in range(0, 8) parallel 8\n  call api.get(\"/r\")\nend\n", api)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert len(stamps) == 8
+    assert min(gaps) >= 0.035  # 50 ms apart, with scheduling slack
+    assert stamps[-1] - stamps[0] >= 0.3
+
+
+def test_bearer_basic_and_api_key_auth() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/who", lambda req: (200, {}, {"auth": req.headers.get("authorization"),
+                                                         "key": req.headers.get("x-key"), "q": req.query}))
+        result = run("""
+use a = http(base_url: env.API, auth: bearer("t0ken"))
+use b = http(base_url: env.API, auth: basic("u", "p4ss"))
+use c = http(base_url: env.API, auth: api_key("X-Key", "k3y"))
+use d = http(base_url: env.API, auth: api_key("api_key", "k3y", in: "query"))
+call a.get("/who") as ra
+call b.get("/who") as rb
+call c.get("/who") as rc
+call d.get("/who") as rd
+emit [ra.auth, rb.auth, rc.key, rd.q]
+""", api)
+        basic = "Basic " + base64.b64encode(b"u:p4ss").decode()
+        assert result.outputs == [["Bearer t0ken", basic, "k3y", {"api_key": "k3y"}]]
+
+
+def test_oauth2_token_is_cached_and_refreshed_once_after_a_401() -> None:
+    tokens = iter(["tok-1", "tok-2", "tok-3"])
+    with FakeApi() as api:
+        state = {"valid": ""}
+
+        def token(req: Request) -> tuple[int, dict[str, str], Any]:
+            assert "grant_type=client_credentials" in req.raw.decode()
+            state["valid"] = next(tokens)
+            return 200, {}, {"access_token": state["valid"], "expires_in": 3600}
+
+        def data(req: Request) -> tuple[int, dict[str, str], Any]:
+            if req.headers.get("authorization") != f"Bearer {state['valid']}":
+                return 401, {}, {"error": "expired"}
+            return 200, {}, {"ok": True}
+        api.route("POST", "/token", token)
+        api.route("GET", "/data", data)
+        result = run("""
+use api = http(base_url: env.API, auth: oauth2_client_credentials(env.API + "/token", "id", "s3cret"))
+call api.get("/data") as one
+call api.get("/data") as two
+emit [one.ok, two.ok]
+""", api)
+        assert result.outputs == [[True, True]]
+        assert api.count("POST", "/token") == 1
+        state["valid"] = "rotated-by-server"
+        result = run('use api = http(base_url: env.API, auth: oauth2_client_credentials(env.API + "/token", "id", '
+                     '"s3cret"))\ncall api.get("/data") as x\nemit x', api)
+        assert result.ok
+
+
+def test_error_message_has_status_method_masked_url_and_body() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/missing", lambda req: (404, {}, {"error": "no such thing"}))
+        result = run('use api = http(base_url: env.API, auth: api_key("key", secret.KEY, in: "query"))\n'
+                     'call api.get("/missing")', api, secrets={"KEY": "sup3r-secret"})
+        assert result.error is not None
+        message = result.error.message
+        assert "GET" in message and "404" in message and "no such thing" in message and "/missing" in message
+        assert "sup3r-secret" not in message and "key=***" in message
+
+
+def test_a_2xx_answer_that_is_not_json_is_a_clear_error() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/garbage", lambda req: (200, {}, b"<html>oops"))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/garbage")', api)
+        assert result.error is not None
+        assert "answered 200 with a body that is not valid JSON" in result.error.message
+        assert "<html>oops" in result.error.message
+
+
+def test_timeout() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/slow", lambda req: (time.sleep(2), (200, {}, {}))[1])
+        result = run('use api = http(base_url: env.API, timeout: 0.3, retry: 1)\ncall api.get("/slow")', api)
+        assert result.error is not None and "timeout" in result.error.message
+
+
+def test_dry_run_reads_but_does_not_write(caplog: pytest.LogCaptureFixture) -> None:
+    with FakeApi({"orders": ORDERS[:2]}) as api, caplog.at_level(logging.INFO, logger="flowlang"):
+        result = run('use api = http(base_url: env.API, auth: bearer(secret.T))\ncall api.get("/orders") as os\n'
+                     'for each o in os\n  send {o: o.id, t: secret.T} to api.post("/invoices")\nend\n', api,
+                     dry_run=True, secrets={"T": "tok-123"})
+        assert result.ok
+        assert api.count("POST", "/invoices") == 0 and api.count("GET", "/orders") == 1
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "POST " + api.url + "/invoices" in logged and '"t":"***"' in logged
+        assert "tok-123" not in logged
+
+
+def test_redirect_to_another_host_drops_credentials() -> None:
+    with FakeApi() as other, FakeApi() as api:
+        other.route("GET", "/landing", lambda req: (200, {}, {"auth": req.headers.get("authorization"),
+                                                                 "key": req.headers.get("x-api-key")}))
+        target = other.url.replace("127.0.0.1", "localhost") + "/landing"
+        api.route("GET", "/go", lambda req: (302, {"Location": target}, None))
+        result = run('use api = http(base_url: env.API, auth: bearer("t0k"), headers: {"X-Api-Key": "k"})\n'
+                     'call api.get("/go") as r\nemit r', api)
+        assert result.outputs == [{"auth": None, "key": None}], result.error
+
+
+def test_parallel_overlaps_requests_and_keeps_order() -> None:
+    with FakeApi() as api:
+        api.route("GET", r"/item/(\d+)", lambda req: (time.sleep(0.05), (200, {}, {"n": int(req.match[1])}))[1])
+        result = run("use api = http(base_url: env.API)\nfor each i in range(0, 30) parallel 10\n"
+                     "  call api.get('/item/{i}', i: i) as r\n  emit r.n\nend\n", api)
+        assert result.outputs == list(range(30))
+        assert 1 < api.state.max_in_flight <= 10
+
+
+def test_identical_lookups_in_flight_are_made_once() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/c", lambda req: (time.sleep(0.1), (200, {}, [{"id": 1}]))[1])
+        result = run("use api = http(base_url: env.API)\nfor each i in range(0, 10) parallel 10\n"
+                     "  lookup api.get(\"/c\") as c\n  emit c.id\nend\n", api)
+        assert result.outputs == [1] * 10
+        assert api.count("GET", "/c") == 1
