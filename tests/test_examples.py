@@ -32,6 +32,9 @@ def test_every_example_is_covered() -> None:
 COVERED = [
     "clean_orders/clean_orders.flow", "delta_sync/delta_sync.flow", "enrich_orders/enrich_orders.flow",
     "error_handling/import_payments.flow", "invoice_lines/invoice_lines.flow",
+    # run against local servers in test_stdlib.py:
+    "inflow_orders/orders_to_inflow.flow", "integrator_io_errors/error_report.flow",
+    "github_issues/issues_to_csv.flow",
 ]
 
 

@@ -1,0 +1,166 @@
+"""Declarative connectors: connector files in a flow's connectors/ folder, their validation, batches,
+base_url override, and what `flowlang check` and `flowlang connectors` know of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+from fakeapi import FakeApi, Request
+
+import flowlang
+
+SHOP = """
+name = "shop"
+title = "A shop"
+base_url = "https://shop.invalid/api/{tenant}"
+
+[config]
+tenant = { required = true }
+key    = { required = true, secret = true }
+
+[auth]
+type = "api_key"
+name = "X-Key"
+value = "{key}"
+
+[operations.list_items]
+method = "GET"
+path = "/items"
+pagination = { style = "offset", size = 2, records = "items" }
+
+[operations.get_item]
+method = "GET"
+path = "/items/{id}"
+
+[operations.find_item]
+method = "GET"
+path = "/items"
+query = { sku = "filter[sku]" }
+
+[operations.create_item]
+method = "POST"
+path = "/items"
+idempotency_key = "{sku}"
+
+[operations.update_item]
+method = "PATCH"
+path = "/items/{id}"
+
+[operations.create_items]
+method = "POST"
+path = "/items/batch"
+batch = { max = 3, body = "items", results = "results", ok = "ok", error = "error" }
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text(SHOP)
+    return tmp_path
+
+
+def run(folder: Path, text: str, api: FakeApi, **kw: Any) -> flowlang.Result:
+    path = folder / "main.flow"
+    path.write_text(text)
+    return flowlang.load(path).run(env={"API": api.url}, state_dir=folder / ".state", **kw)
+
+
+def test_operations_run_through_the_http_machinery(folder: Path) -> None:
+    with FakeApi() as api:
+        items = [{"id": i, "sku": f"S{i}"} for i in range(1, 6)]
+        api.route("GET", "/t1/items", lambda req: (200, {}, {"items": items[int(req.query["offset"]):][:2]})
+                  if "filter[sku]" not in req.query else (200, {}, [i for i in items if i["sku"] ==
+                                                                     req.query["filter[sku]"]]))
+        api.route("GET", r"/t1/items/(\d+)", lambda req: (200, {}, items[int(req.match[1]) - 1]))
+        api.route("POST", "/t1/items", lambda req: (201, {}, {**req.body, "id": 9,
+                                                            "key": req.headers.get("idempotency-key")}))
+        api.route("PATCH", r"/t1/items/(\d+)", lambda req: (200, {}, {"patched": req.match[1]}))
+        result = run(folder, """
+use shop = shop(tenant: "t1", key: "k", base_url: env.API + "/t1")
+call shop.list_items() as all
+emit len(list(all))
+lookup shop.find_item(sku: "S3") as three
+call shop.get_item(id: 4) as four
+send {sku: "NEW"} to shop.create_item as created
+send {id: 2, name: "x"} to shop.update_item as patched
+emit [three.id, four.sku, created.key, patched.patched]
+""", api)
+        assert result.outputs == [5, [3, "S4", "NEW", "2"]], result.error
+        assert all(r.headers.get("x-key") == "k" for r in api.requests)
+        assert api.count("GET", "/t1/items") == 4  # 3 pages of 2 + the find
+
+
+def test_batches_map_results_back_to_records(folder: Path) -> None:
+    with FakeApi() as api:
+        def batch(req: Request) -> tuple[int, dict[str, str], Any]:
+            return 200, {}, {"results": [{"ok": not i.get("bad"), "error": f"{i['sku']} refused"}
+                                         for i in req.body["items"]]}
+        api.route("POST", "/t/items/batch", batch)
+        result = run(folder, """
+use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")
+for each s in ["A", "B", "C", "D", "E", "F", "G"]
+  send {sku: s, bad: s == "C" or s == "G"} to shop.create_items batch 3
+end
+emit "done"
+""", api)
+        assert result.status == "partial"
+        assert sorted(e.message for e in result.errors) == ["C refused", "G refused"]
+        assert [e.record for e in result.errors] == ["C", "G"]
+        assert [len(r.body["items"]) for r in api.requests] == [3, 3, 1]
+        assert result.stats.sent == 5
+
+
+def test_batch_larger_than_max_is_a_check_error(folder: Path) -> None:
+    (folder / "main.flow").write_text('use shop = shop(tenant: "t", key: "k")\nfor each s in [1]\n'
+                                      "  send {sku: s} to shop.create_items batch 50\nend\n")
+    proc = run_cli("check", "main.flow", cwd=folder)
+    assert proc.returncode == 2 and "takes at most 3 records a batch" in proc.stderr
+
+
+def test_check_knows_operations_and_configuration(folder: Path) -> None:
+    (folder / "main.flow").write_text('use shop = shop(tenant: "t", kee: "k")\ncall shop.list_itemz() as x\n'
+                                      "lookup shop.find_item(skuu: 1) as y\n")
+    proc = run_cli("check", "main.flow", cwd=folder)
+    assert proc.returncode == 2
+    assert "shop has no configuration key 'kee'" in proc.stderr and "did you mean 'key'" in proc.stderr
+    assert "shop needs 'key'" in proc.stderr
+    assert "shop has no operation 'list_itemz'" in proc.stderr and "did you mean 'list_items'" in proc.stderr
+    assert "find_item() has no argument 'skuu'" in proc.stderr
+
+
+def test_a_broken_connector_file_is_reported_with_file_key_and_problem(folder: Path) -> None:
+    (folder / "connectors" / "bad.toml").write_text('name = "bad"\nbase_url = "https://x"\n'
+                                                    '[operations.list]\nmethod = "FETCH"\npath = "x"\n')
+    (folder / "main.flow").write_text("use b = bad()\n")
+    proc = run_cli("check", "main.flow", cwd=folder)
+    assert proc.returncode == 2
+    assert "connectors/bad.toml" in proc.stderr
+    assert "operations.list.method" in proc.stderr and "operations.list.path" in proc.stderr
+    listing = run_cli("connectors", "--dir", str(folder))
+    assert "shop" in listing.stdout and "connectors/bad.toml" in listing.stderr
+
+
+def test_not_toml_at_all(folder: Path) -> None:
+    (folder / "connectors" / "x.toml").write_text("name = \n")
+    (folder / "main.flow").write_text("use b = x()\n")
+    proc = run_cli("check", "main.flow", cwd=folder)
+    assert "connectors/x.toml: not valid TOML" in proc.stderr
+
+
+def test_connectors_command_describes_a_flow_folder_connector(folder: Path) -> None:
+    proc = run_cli("connectors", "shop", "--dir", str(folder))
+    assert proc.returncode == 0
+    for text in ("tenant", "key", "list_items", "GET", "/items/{id}", "batch (max 3)", "paginated stream"):
+        assert text in proc.stdout
+
+
+def test_flow_folder_connector_wins_over_stdlib(tmp_path: Path) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "github.toml").write_text(
+        'name = "github"\nbase_url = "https://example.invalid"\n[operations.ping]\nmethod = "GET"\npath = "/ping"\n')
+    proc = run_cli("connectors", "github", "--dir", str(tmp_path))
+    assert "ping" in proc.stdout and "list_issues" not in proc.stdout
