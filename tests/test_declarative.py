@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
-from fakeapi import FakeApi, Request
 
 import flowlang
+from conftest import run_cli
+from fakeapi import FakeApi, Request
 
 SHOP = """
 name = "shop"

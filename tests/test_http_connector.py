@@ -4,17 +4,18 @@ pagination, retries, rate limits, auth, errors, dry runs and redirects."""
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import time
-from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from fakeapi import FakeApi, Request, paged
 
 import flowlang
+from fakeapi import FakeApi, Request, paged
 
 ORDERS = [{"id": i, "total": Decimal(f"{i}.50")} for i in range(1, 6)]
 
@@ -181,7 +182,7 @@ def test_retry_after_seconds_and_http_date_are_honoured() -> None:
         def by_date(req: Request) -> tuple[int, dict[str, str], Any]:
             seen.append(1)
             if len(seen) == 1:
-                when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True)
+                when = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
                 return 429, {"Retry-After": when}, {"error": "later"}
             return 200, {}, {"ok": True}
         api.route("*", "/date", by_date)
@@ -212,7 +213,7 @@ def test_rate_limit_spaces_requests_without_a_burst() -> None:
         api.route("GET", "/r", handler)
         run('use api = http(base_url: env.API, rate_limit: "20/second")\n'
             "for each i in range(0, 8) parallel 8\n  call api.get(\"/r\")\nend\n", api)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert len(stamps) == 8
     assert min(gaps) >= 0.035  # 50 ms apart, with scheduling slack
     assert stamps[-1] - stamps[0] >= 0.3

@@ -256,7 +256,10 @@ async def open_sql(name: str, config: Mapping[str, Value], services: RunServices
     if not isinstance(url, str) or "://" not in url:
         raise FlowRuntimeError('sql needs url: like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"',
                                "connector")
-    return SqlConnection(name, SQL, resolve_url(url, services.base_dir), services)
+    resolved = resolve_url(url, services.base_dir)
+    if resolved.startswith("sqlite:////"):
+        Path(resolved[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return SqlConnection(name, SQL, resolved, services)
 
 
 SQL = ConnectorSpec(

@@ -29,9 +29,7 @@ def table(records: list[dict[str, Any]]) -> Table:
         for k in r:
             if k not in columns:
                 columns.append(k)
-    shown = min(len(records), TABLE_ROWS)
-    grid = Table(caption=f"{shown} of {len(records)} records" if len(records) > shown else f"{len(records)} records",
-                 show_lines=False)
+    grid = Table(show_lines=False)
     for c in columns[:12]:
         grid.add_column(c, overflow="fold", max_width=40)
     for r in records[:TABLE_ROWS]:
@@ -47,6 +45,9 @@ def table(records: list[dict[str, Any]]) -> Table:
 def show(console: Console, value: Any) -> None:
     if is_record_list(value):
         console.print(table(value))
+        shown = min(len(value), TABLE_ROWS)
+        console.print(f"{shown} of {len(value)} records" if len(value) > shown else f"{len(value)} records",
+                      style="dim", highlight=False)
     elif isinstance(value, dict | list):
         console.print(Pretty(loads(dumps(value)), expand_all=len(dumps(value)) > 100))
     else:

@@ -1,0 +1,190 @@
+"""The REPL: the session engine, completion and meta-commands as plain functions; the screen driven
+with prompt-toolkit's pipe input; piped stdin; and one real pseudo-terminal."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pyte
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from conftest import run_cli
+from flowlang.cli.console import Terminal
+from flowlang.repl.app import build_prompt, interactive
+from flowlang.repl.completion import candidates
+from flowlang.repl.lexer import FlowLexer
+from flowlang.repl.meta import run_meta
+from flowlang.repl.session import NOTHING, ReplSession
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> ReplSession:
+    s = ReplSession(base_dir=tmp_path)
+    yield s
+    s.close()
+
+
+def test_one_environment_across_inputs(session: ReplSession) -> None:
+    assert session.execute("let x = 2\n").value is NOTHING
+    assert session.execute("x * 21\n").value == 42
+    session.execute("function twice(n)\n  return n * 2\nend\n")
+    assert session.execute("twice(x)\n").value == 4
+    session.execute("use m = memory(records: [{id: 1}, {id: 2}])\n")
+    session.execute("call m.read() as rows\n")
+    assert session.execute("[r.id for r in rows]\n").value == [1, 2]
+
+
+def test_errors_keep_the_session_and_declare_nothing(session: ReplSession) -> None:
+    bad = session.execute("let y = nope + 1\n")
+    assert bad.error is not None and "unknown name 'nope'" in bad.error.render()
+    assert "y" not in session.variables()
+    failed = session.execute("let z = 1 / 0\n")
+    assert failed.error is not None and "division by zero" in failed.error.message
+    assert session.execute("1 + 1\n").value == 2
+
+
+def test_completeness_is_decided_by_the_parser(session: ReplSession) -> None:
+    assert not session.is_complete("for each x in [1, 2]\n")
+    assert not session.is_complete("let o = {a: 1,\n")
+    assert session.is_complete("for each x in [1]\n  emit x\nend\n")
+    assert session.is_complete("emit (\n1)\n")
+    assert session.is_complete("emit 1 +\n")  # complete, but wrong: it is run and reported
+
+
+def test_emitted_records_and_secrets(session: ReplSession) -> None:
+    session.secrets["TOKEN"] = "s3cret"
+    out = session.execute('emit {t: secret.TOKEN}\nemit "x"\n')
+    assert [str(v) for v in out.emitted[0].values()] == ["***"]
+    assert out.emitted[1] == "x"
+
+
+def test_load_file_defines_without_running_loops(session: ReplSession, tmp_path: Path) -> None:
+    flow = tmp_path / "f.flow"
+    flow.write_text('param who = "world"\nuse out = memory()\nfunction greet(n)\n  return "hi {n}"\nend\n'
+                    "for each n in [1, 2]\n  send {n: n} to out\nend\n")
+    outcome = session.load_file(flow)
+    assert outcome.error is None, outcome.error
+    assert session.execute("greet(who)\n").value == "hi world"
+    assert session.execute("call out.read() as got\n").error is None
+    assert session.execute("len(got)\n").value == 0
+
+
+def test_meta_commands(session: ReplSession, tmp_path: Path) -> None:
+    session.execute("let x = {a: 1}\n")
+    session.execute("use m = memory()\n")
+    assert "x = {\"a\":1}  (object)" in run_meta(session, ":vars").text
+    assert "m = memory(...)" in run_meta(session, ":connectors").text
+    assert "read()" in run_meta(session, ":ops m").text and "get(path)" in run_meta(session, ":ops http").text
+    assert not run_meta(session, ":ops nothing").ok
+    assert run_meta(session, ":dry on").text == "dry run is on" and session.dry_run
+    saved = tmp_path / "kept.flow"
+    assert "saved 2 input(s)" in run_meta(session, f":save {saved}").text
+    assert saved.read_text() == "let x = {a: 1}\nuse m = memory()\n"
+    run_meta(session, ":reset")
+    assert session.variables() == {}
+    assert run_meta(session, ":quit").quit
+    assert "did you mean ':vars'" in run_meta(session, ":varz").text.replace("'vars'", "':vars'")
+    flow = tmp_path / "r.flow"
+    flow.write_text("emit 7\n")
+    assert "7" in run_meta(session, f":run {flow}").text
+
+
+def test_completion(session: ReplSession) -> None:
+    session.execute('let order = {customer: {email: "x"}, total: 1}\nuse api = http(base_url: "http://x")\n')
+    assert "order" in candidates(session, "emit ord")[1]
+    assert candidates(session, "emit low")[1] == ["lower"]
+    assert "get" in candidates(session, "call api.")[1]
+    assert candidates(session, "emit order.cu")[1] == ["customer"]
+    assert candidates(session, "emit order.customer.")[1] == ["email"]
+    assert "for" in candidates(session, "fo")[1]
+    assert "inflow" in candidates(session, "use x = inf")[1]
+
+
+def test_lexer_is_a_pygments_plugin() -> None:
+    from pygments.lexers import get_lexer_by_name
+
+    assert isinstance(get_lexer_by_name("flowlang"), FlowLexer)
+    kinds = {str(t) for t, _ in FlowLexer().get_tokens('for each x in y\n  emit "a {x.b}" # c\nend\n')}
+    assert "Token.Keyword" in kinds and "Token.Literal.String.Interpol" in kinds and "Token.Comment.Single" in kinds
+
+
+def test_screen_with_pipe_input(session: ReplSession) -> None:
+    out = io.StringIO()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text("let n = 20\n")
+        pipe.send_text("for each i in [1, 2]\n")
+        pipe.send_text("emit i + n\n")
+        pipe.send_text("end\n")
+        pipe.send_text(":vars\n")
+        pipe.send_text("[{a: 1}, {a: 2}]\n")
+        pipe.send_text("\x04")
+        prompt = build_prompt(session, history=InMemoryHistory())
+        terminal = Terminal(stdout=out, stderr=io.StringIO(), color=False)
+        code = interactive(session, terminal, prompt, Console(file=out, width=80, color_system=None))
+    text = out.getvalue()
+    assert code == 0
+    assert "21" in text and "22" in text and "n = 20" in text
+    assert "2 records" in text  # a list of records is shown as a table
+
+
+def test_piped_stdin() -> None:
+    proc = run_cli("repl", stdin="let x = 2\nx * 21\nlet o = {a: [1, 2]}\nlen(o.a)\n")
+    assert proc.returncode == 0 and proc.stdout.split() == ["42", "2"]
+    bad = run_cli("repl", stdin="1 +\n2\n")
+    assert bad.returncode == 1 and "expected an expression" in bad.stderr and "2" in bad.stdout
+
+
+class Screen:
+    """A pseudo-terminal running the REPL, rendered by a VT100 emulator so tests read the screen."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "TERM": "xterm", "NO_COLOR": "1",
+               "PROMPT_TOOLKIT_NO_CPR": "1"}
+        self.child = pexpect.spawn(sys.executable, ["-m", "flowlang", "repl"], env=env, encoding="utf-8",
+                                   timeout=30, dimensions=(24, 80))
+        self.screen = pyte.Screen(80, 24)
+        self.stream = pyte.Stream(self.screen)
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def wait_for(self, needle: str, timeout: float = 20) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                self.stream.feed(self.child.read_nonblocking(4096, timeout=0.2))
+            except pexpect.TIMEOUT:
+                pass
+            if needle in self.text():
+                return self.text()
+        raise AssertionError(f"{needle!r} never appeared on the screen:\n{self.text()}")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pseudo-terminal")
+def test_real_terminal_multiline_for_each(tmp_path: Path) -> None:
+    term = Screen(tmp_path)
+    try:
+        term.wait_for("flow>")
+        term.child.send("for each n in [5, 6]\r")
+        screen = term.wait_for("....")  # the continuation prompt: the parser says the block is open
+        assert "flow> for each n in [5, 6]" in screen
+        term.child.send("emit n * 10\r")
+        term.child.send("end\r")
+        screen = term.wait_for("60")
+        assert "....  emit n * 10" in screen and "....  end" in screen
+        assert screen.index("50") < screen.index("60")
+        term.child.send(":quit\r")
+        term.child.expect(pexpect.EOF)
+    finally:
+        term.child.close()
+    assert (tmp_path / "flowlang" / "history").exists()
