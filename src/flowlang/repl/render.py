@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.pretty import Pretty
 from rich.table import Table
 
-from flowlang.runtime.jsoncodec import dumps, loads
+from flowlang.runtime.jsoncodec import dumps
 
 TABLE_ROWS = 20
 
@@ -49,6 +48,10 @@ def show(console: Console, value: Any) -> None:
         console.print(f"{shown} of {len(value)} records" if len(value) > shown else f"{len(value)} records",
                       style="dim", highlight=False)
     elif isinstance(value, dict | list):
-        console.print(Pretty(loads(dumps(value)), expand_all=len(dumps(value)) > 100))
+        text = dumps(value)
+        if len(text) <= 100:
+            console.print(text, highlight=False, markup=False)
+        else:
+            console.print_json(text)
     else:
         console.print(plain_text(value), highlight=False, markup=False)
