@@ -19,7 +19,7 @@ from flowlang.compile import CompiledModule, ProgramCompiler, compile_program
 from flowlang.environment import Environment, display_name
 from flowlang.errors import UsageError
 from flowlang.runner import Result, RunSetup, execute, retry_errors
-from flowlang.runtime.limits import Limits
+from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.run import RunOptions
 from flowlang.runtime.store import Store
@@ -77,7 +77,8 @@ class Flow:
     def options(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
                 input: Any = None, dry_run: bool = False, limit: int | None = None,
                 secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
-                limits: Limits | None = None, masker: Masker | None = None) -> RunOptions:
+                limits: Limits | None = None, masker: Masker | None = None,
+                stop: StopFlag | None = None) -> RunOptions:
         try:
             converted = {k: from_python(v) for k, v in (params or {}).items()}
             payload = from_python(input)
@@ -85,7 +86,7 @@ class Flow:
             raise UsageError(f"cannot pass that value to a flow: {e}") from None
         return RunOptions(params=converted, input=payload, dry_run=dry_run, limit=limit,
                           limits=limits or Limits(), secrets=dict(secrets or {}), env=env,
-                          bindings=dict(bindings or {}), masker=masker)
+                          bindings=dict(bindings or {}), masker=masker, stop=stop or StopFlag())
 
     def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
               collect: bool) -> RunSetup:
@@ -107,10 +108,11 @@ class Flow:
         on_output: Callable[[Any], None] | None = None,
         collect: bool = True,
         masker: Masker | None = None,
+        stop: StopFlag | None = None,
     ) -> Result:
         """Run the flow once as a job. Script mistakes raise CheckError / UsageError before anything
         runs; a run-level error is in result.error (result.ok is False)."""
-        options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker)
+        options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop)
         return await execute(self, options, self.setup(state_dir, on_output, collect))
 
     def run(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
@@ -121,9 +123,10 @@ class Flow:
     async def retry_async(self, error_id: int | None = None, *, state_dir: str | Path | None = None,
                           params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
                           secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
-                          on_output: Callable[[Any], None] | None = None, collect: bool = True) -> Result:
+                          on_output: Callable[[Any], None] | None = None, collect: bool = True,
+                          stop: StopFlag | None = None) -> Result:
         """Run the failed iterations in the error store again; those that succeed are resolved."""
-        options = self.options(params, bindings, None, False, None, secrets, env, None)
+        options = self.options(params, bindings, None, False, None, secrets, env, None, None, stop)
         return await retry_errors(self, options, self.setup(state_dir, on_output, collect), error_id)
 
     def retry(self, error_id: int | None = None, **kw: Any) -> Result:

@@ -125,6 +125,15 @@ class LimitError(FlowRuntimeError):
         super().__init__(message, "limit", **kw)
 
 
+class Interrupted(FlowRuntimeError):
+    """The run was asked to stop (SIGTERM, Ctrl-C): in-flight records finished, no new ones started."""
+
+    exit_status = 75
+
+    def __init__(self, message: str = "stopped on request; in-flight records finished") -> None:
+        super().__init__(message, "interrupted")
+
+
 class HttpError(FlowRuntimeError):
     """An HTTP answer that is an error, or a 2xx answer that is not what was promised."""
 

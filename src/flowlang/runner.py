@@ -3,6 +3,7 @@ connections, and the Result. `retry_errors` re-enters failed loop iterations fro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flowlang.compile import CompiledModule, ProgramCompiler
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
-from flowlang.errors import FlowError, FlowRuntimeError, UsageError
+from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, UsageError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.operators import NeedsMaterialization
@@ -46,7 +47,7 @@ class Result:
 
     @property
     def exit_status(self) -> int:
-        return {"ok": 0, "partial": 3}.get(self.status, 1)
+        return {"ok": 0, "partial": 3, "interrupted": 75}.get(self.status, 1)
 
 
 @dataclass
@@ -141,18 +142,27 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
     ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}
     main = ctx.frames[compiled.index]
     error: FlowError | None = None
+    deadline = None
+    if options.limits.max_seconds is not None:
+        deadline = asyncio.get_running_loop().call_later(
+            options.limits.max_seconds, options.stop.request, f"max_seconds {options.limits.max_seconds:g}")
     try:
         set_params(compiled, main, dict(options.params))
         await body(ctx, main, compiled, store, job_id)
+        ctx.check_stop()
     except FlowRuntimeError as e:
         error = e
     except NeedsMaterialization as e:
         error = FlowRuntimeError(f"the record stream {e.stream.label} was used outside `for each` "
                                  "before it was read; keep it in a variable with call ... as", "internal")
     finally:
+        if deadline is not None:
+            deadline.cancel()
         await close_all(ctx)
     failures = ctx.failures
     status = "failed" if error is not None else ("partial" if failures else "ok")
+    if isinstance(error, Interrupted):
+        status = "interrupted"
     ctx.stats.duration = time.monotonic() - started_clock
     commit = error is None and not options.dry_run
     message = ctx.mask(error.message) if error is not None else None

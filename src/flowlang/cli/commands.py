@@ -15,7 +15,7 @@ from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.runtime.limits import Limits
+from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.store import Store
 
 
@@ -40,10 +40,13 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.limit is not None and args.limit < 0:
         terminal.error("error: --limit must be 0 or more")
         return int(Exit.INVALID)
-    limits = Limits(max_seconds=args.max_seconds)
+    limits = Limits(max_seconds=args.max_seconds, max_record_seconds=args.max_record_seconds,
+                    max_call_depth=args.max_call_depth)
+    stop = StopFlag()
     result = run_async_command(flow.run_async(
         params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
-        secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker))
+        secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker,
+        stop=stop), stop, terminal)
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
     if not args.quiet:
@@ -134,12 +137,13 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
             what = f"error {args.id} is already resolved" if resolved else f"no open error {args.id}"
             terminal.error(f"error: {what}")
             return int(Exit.OK if resolved else Exit.INVALID)
+    stop = StopFlag()
     result = run_async_command(flow.retry_async(
         args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
-        collect=False))
+        collect=False, stop=stop), stop, terminal)
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
-        return int(Exit.RUN_FAILED)
+        return int(result.exit_status)
     still = len(result.errors)
     terminal.message(f"{flow.name}: retry resolved {len(result.resolved)}, still failing {still}",
                      "bold" if not still else "yellow")

@@ -17,6 +17,7 @@ from typing import Any
 from flowlang.cli.console import Terminal, TerminalLogHandler
 from flowlang.cli.exit import Exit
 from flowlang.errors import FlowError, FlowRuntimeError, LockedError, ScriptError
+from flowlang.runtime.limits import StopFlag
 
 Command = Callable[[argparse.Namespace, Terminal], int]
 
@@ -46,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", metavar="FILE", help="the input payload: a JSON or .jsonl file, or - for stdin")
     run.add_argument("--dry-run", action="store_true", help="read, but send nothing and commit no state")
     run.add_argument("--limit", type=int, metavar="N", help="take at most N records per loop")
-    run.add_argument("--max-seconds", type=float, metavar="S", help="stop the run after S seconds")
+    run.add_argument("--max-seconds", type=float, metavar="S",
+                     help="stop the run after S seconds (in-flight records finish; exit 1)")
+    run.add_argument("--max-record-seconds", type=float, metavar="S",
+                     help="a loop iteration that takes longer fails that record")
+    run.add_argument("--max-call-depth", type=int, default=100, metavar="N",
+                     help="how deep functions may call each other (default 100)")
     run.add_argument("--quiet", action="store_true", help="no summary")
     common(run)
 
@@ -143,15 +149,27 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
         return int(Exit.RUN_FAILED)
 
 
-def run_async_command(coro: Any) -> Any:
-    """asyncio.run, with SIGTERM treated like Ctrl-C."""
+def run_async_command(coro: Any, stop: StopFlag | None = None, terminal: Terminal | None = None) -> Any:
+    """Run a command's coroutine. SIGTERM or Ctrl-C asks the run to stop gracefully (in-flight records
+    finish, none is started); a second one cancels it at once."""
     loop = asyncio.new_event_loop()
     try:
         main_task = loop.create_task(coro)
-        try:
-            loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
-            pass
+
+        def on_signal(name: str) -> None:
+            if stop is not None and not stop.requested:
+                stop.request(name)
+                if terminal is not None:
+                    terminal.message(f"{name}: finishing the records in flight, then stopping "
+                                     "(again to stop at once)", "yellow")
+            else:
+                main_task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig.name)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
+                pass
         return loop.run_until_complete(main_task)
     finally:
         loop.close()

@@ -14,7 +14,8 @@ log = logging.getLogger("flowlang.cli")
 
 def headline(name: str, result: Result, verb: str = "run") -> str:
     s = result.stats
-    state = {"ok": "finished", "partial": "finished with failed records", "failed": "failed"}[result.status]
+    state = {"ok": "finished", "partial": "finished with failed records", "failed": "failed",
+             "interrupted": "stopped on request"}[result.status]
     return (f"{name}: {verb} {state} in {s.duration:.2f}s: read {s.read}, sent {s.sent}, failed {s.failed}, "
             f"skipped {s.skipped}, emitted {s.emitted}")
 

@@ -14,7 +14,7 @@ from flowlang import ast
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import Eval, iterate
 from flowlang.compile.steps import Step
-from flowlang.errors import FlowRuntimeError
+from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure
@@ -143,21 +143,34 @@ class LoopCompiler:
         limit = f.run.limit
         count = 0
         one_sync = self.one_sync if not self.body.is_async else None
+        stop = f.run.stop
+        record_limit = f.run.limits.max_record_seconds
         try:
             async for page in items_of(source, self.pairs, self.where):
                 for item in page:
-                    if limit is not None and count >= limit:
+                    if (limit is not None and count >= limit) or stop.requested:
                         raise StopSignal()
                     count += 1
                     if one_sync is not None:
                         one_sync(f, item)
-                    else:
+                    elif record_limit is None:
                         await self.one_async(f, item)
+                    else:
+                        await self.one_timed(f, item, record_limit)
         except StopSignal:
             pass
         finally:
             f.run.stats.at(self.info.line, "for each").read += count
         await self.info.flush(f)
+        f.run.check_stop()
+
+    async def one_timed(self, f: Frame, item: Any, seconds: float) -> None:
+        """One iteration under max_record_seconds: a record that takes longer fails alone."""
+        try:
+            await asyncio.wait_for(self.one_async(f, item), seconds)
+        except TimeoutError:
+            self.fail(f, item, LimitError(f"the record took longer than {seconds:g}s (max_record_seconds)",
+                                          source=self.where.source, span=self.where.span))
 
     # ---- parallel ----------------------------------------------------------------------------
     def width(self, f: Frame) -> int:
@@ -176,11 +189,17 @@ class LoopCompiler:
         stopped = False
         count = 0
 
+        record_limit = f.run.limits.max_record_seconds
+        stop = f.run.stop
+
         async def iteration(item: Any, out: list[Any]) -> None:
             nonlocal stopped
             frame = Frame(list(f.slots), f.parent, f.run, out.append)
             try:
-                await self.one_async(frame, item)
+                if record_limit is None:
+                    await self.one_async(frame, item)
+                else:
+                    await self.one_timed(frame, item, record_limit)
             except StopSignal:
                 stopped = True
             finally:
@@ -196,10 +215,10 @@ class LoopCompiler:
         try:
             async for page in items_of(source, self.pairs, self.where):
                 for item in page:
-                    if stopped or (limit is not None and count >= limit):
+                    if stopped or stop.requested or (limit is not None and count >= limit):
                         raise StopSignal()
                     await gate.acquire()
-                    if stopped:
+                    if stopped or stop.requested:
                         gate.release()
                         raise StopSignal()
                     count += 1
@@ -221,6 +240,7 @@ class LoopCompiler:
             await asyncio.wait([pending[0][0]])
             drain_done()
         await self.info.flush(f)
+        f.run.check_stop()
 
 
 def sync_loop(node: ast.ForEach, slots: tuple[int, ...], iterable: Eval, body: Step, where: Where) -> Step:

@@ -12,7 +12,7 @@ from flowlang.compile.expressions import Eval, ExpressionCompiler
 from flowlang.compile.functions import CompiledFunction, call_closure, compile_body
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.loops import LoopCompiler, LoopInfo, sync_loop
-from flowlang.compile.steps import Step, block
+from flowlang.compile.steps import Step, block, stoppable
 
 
 @dataclass
@@ -90,7 +90,8 @@ class ModuleCompiler(IoCompiler):
         for p in self.checked.params:
             default = self.expr(p.default) if p.default is not None else None
             self.compiled.params.append(CompiledParam(p.name, res.slots[(p, 0)], default, p))
-        self.compiled.body = self.body(stmts)
+        self.compiled.body = stoppable(
+            [self.stmt(s) for s in stmts if not isinstance(s, ast.Function | ast.Param | ast.FlowDecl)])
         self.compiled.prelude = block([self.stmt(s) for s in stmts if isinstance(s, ast.Use | ast.Import)])
 
 

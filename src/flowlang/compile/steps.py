@@ -51,6 +51,23 @@ def block(steps: list[Step]) -> Step:
     return Step(run_async, True)
 
 
+def stoppable(steps: list[Step]) -> Step:
+    """The top level of a flow: a requested stop (SIGTERM, max_seconds) ends the run between statements.
+    Loop bodies never check, so an iteration in flight always finishes."""
+    plan = tuple((s.is_async, s.run) for s in steps)
+
+    async def run_top(frame: Frame) -> None:
+        run = frame.run
+        for is_async, fn in plan:
+            run.check_stop()
+            if is_async:
+                await fn(frame)
+            else:
+                fn(frame)
+
+    return Step(run_top, True)
+
+
 async def run_step(step: Step, frame: Frame) -> None:
     """Run a step from async code, whatever its kind."""
     if step.is_async:

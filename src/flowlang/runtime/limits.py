@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class StopFlag:
+    """Set by a signal handler (or a deadline): loops start no new record, the run then ends."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reason = ""
+
+    def request(self, reason: str) -> None:
+        if not self.requested:
+            self.requested = True
+            self.reason = reason
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one run may use. Every limit can be set from the CLI (--max-...) or when embedding."""

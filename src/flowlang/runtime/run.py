@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowlang.errors import FlowRuntimeError
-from flowlang.runtime.limits import Limits
+from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.values import Secret
@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from flowlang.runtime.frame import Frame
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+
+def raise_stop(stop: StopFlag) -> None:
+    from flowlang.errors import Interrupted, LimitError
+
+    if stop.reason.startswith("max_seconds"):
+        raise LimitError(f"the run took longer than {stop.reason[len('max_seconds '):]}s (max_seconds); "
+                         "in-flight records finished")
+    raise Interrupted(f"stopped ({stop.reason}); in-flight records finished, no new record was started")
 
 
 @dataclass
@@ -51,6 +60,7 @@ class RunOptions:
     env: Mapping[str, str] | None = None
     bindings: Mapping[str, Any] = field(default_factory=dict)
     masker: Masker | None = None  # share one with the caller (the CLI masks its own output with it)
+    stop: StopFlag = field(default_factory=StopFlag)  # a graceful stop (SIGTERM, Ctrl-C, max_seconds)
 
 
 class RunContext:
@@ -93,10 +103,16 @@ class RunContext:
         self.failed_records = 0
         self.failures: list[RecordFailure] = []
         self.last_value: Any = None
+        self.stop = options.stop
         self.batches: dict[Any, Any] = {}
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
         for value in options.secrets.values():
             self.masker.add(value)
+
+    def check_stop(self) -> None:
+        """Between statements and before each record: end the run if a stop was requested."""
+        if self.stop.requested:
+            raise_stop(self.stop)
 
     # ---- globals ------------------------------------------------------------------------------
     def secret(self, name: str) -> Secret:

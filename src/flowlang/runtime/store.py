@@ -105,7 +105,11 @@ class Store:
 
     # ---- jobs --------------------------------------------------------------------------------
     def start_job(self, flow: str, params: dict[str, Any], dry_run: bool, kind: str = "run") -> tuple[int, str]:
+        """A new job; jobs of this flow still marked running died without ending (the caller holds the
+        flow's lock) and are marked crashed."""
         started = now_text()
+        self._tx("update jobs set status = 'crashed', ended_at = ? where flow = ? and status = 'running'",
+                 (started, flow))
         cur = self._tx("insert into jobs(flow, started_at, dry_run, kind, params) values (?, ?, ?, ?, ?)",
                        (flow, started, int(dry_run), kind, dumps_stored(params)))
         assert cur.lastrowid is not None

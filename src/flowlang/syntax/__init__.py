@@ -56,8 +56,15 @@ def _shifted(err: UnexpectedInput, source: Source, code: str, offset: int) -> Fl
     return FlowSyntaxError([Diagnostic("syntax", f"in string interpolation: {message}", source, span, d.hint)])
 
 
+MAX_SOURCE = 2_000_000  # characters; a flow is a script, not data
+
+
 def parse(source: Source, mode: StartRule["module", "repl"] = "module") -> ast.Module:
     """Parse a whole flow (or, with mode='repl', statements and bare expressions)."""
+    if len(source.text) > MAX_SOURCE:
+        raise FlowSyntaxError([Diagnostic(
+            "syntax", f"the script is {len(source.text):,} characters long, more than the {MAX_SOURCE:,} a flow "
+            "may have; keep data in files", source, Span(0, 1))])
     text = source.text if source.text.endswith("\n") else source.text + "\n"
     try:
         result = _parse_tree(source, text, mode, 0)

@@ -1,0 +1,139 @@
+"""Running from cron: graceful SIGTERM, limits, crashed jobs, huge inputs, and the exit status table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import flowlang
+from conftest import run_cli
+from fakeapi import FakeApi, Request
+from flowlang.errors import FlowSyntaxError
+from flowlang.source import Source
+from flowlang.syntax import parse
+
+
+def env_without_flowlang(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    env.update(extra)
+    return env
+
+
+def test_sigterm_finishes_in_flight_sends_and_exits_75(tmp_path: Path) -> None:
+    received: list[tuple[float, int]] = []
+    with FakeApi() as api:
+        def slow_send(req: Request) -> tuple[int, dict[str, str], Any]:
+            received.append((time.monotonic(), req.body["n"]))
+            time.sleep(0.5)
+            return 201, {}, {"ok": True}
+        api.route("POST", "/sink", slow_send)
+        (tmp_path / "f.flow").write_text(
+            "use api = http(base_url: env.API)\n"
+            "for each n in range(0, 40) parallel 4\n  send {n: n} to api.post(\"/sink\")\n  emit n\nend\n"
+            "let state.done = true\n")
+        proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "f.flow"], cwd=tmp_path,
+                                env=env_without_flowlang(API=api.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        while len(received) < 4:
+            time.sleep(0.05)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 75, err
+    emitted = [json.loads(x) for x in out.split()]
+    started_after = [n for t, n in received if t > signalled + 0.05]
+    assert started_after == []  # no new record after the signal
+    assert sorted(emitted) == sorted(n for _, n in received)  # every send in flight finished
+    assert "finishing the records in flight" in err
+    db = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
+    assert db.execute("select status from jobs").fetchall() == [("interrupted",)]
+    assert db.execute("select count(*) from state").fetchone() == (0,)  # state did not move
+
+
+def test_max_seconds_stops_the_run(tmp_path: Path) -> None:
+    with FakeApi() as api:
+        api.route("GET", "/slow", lambda req: (time.sleep(0.3), (200, {}, {"ok": True}))[1])
+        (tmp_path / "f.flow").write_text("use api = http(base_url: env.API)\nfor each n in range(0, 100)\n"
+                                         "  call api.get(\"/slow\")\nend\n")
+        proc = run_cli("run", "f.flow", "--max-seconds", "1", cwd=tmp_path, env={"API": api.url})
+    assert proc.returncode == 1
+    assert "max_seconds" in proc.stderr
+    assert api.count("GET", "/slow") < 10
+
+
+def test_max_record_seconds_fails_that_record_only(tmp_path: Path) -> None:
+    with FakeApi() as api:
+        api.route("GET", r"/item/(\d+)", lambda req: (time.sleep(2 if req.match[1] == "2" else 0),
+                                                      (200, {}, {"n": int(req.match[1])}))[1])
+        (tmp_path / "f.flow").write_text("use api = http(base_url: env.API)\nfor each n in [1, 2, 3]\n"
+                                         "  call api.get('/item/{n}', n: n) as r\n  emit r.n\nend\n")
+        proc = run_cli("run", "f.flow", "--max-record-seconds", "0.5", cwd=tmp_path, env={"API": api.url})
+    assert proc.returncode == 3
+    assert [json.loads(x) for x in proc.stdout.split()] == [1, 3]
+    errors = run_cli("errors", "f.flow", cwd=tmp_path)
+    assert "max_record_seconds" in errors.stdout
+
+
+def test_huge_values_hit_a_limit_that_names_the_line() -> None:
+    flow = flowlang.compile('let s = "x"\nfor each i in range(0, 40)\n  let s = s + s\nend\nemit len(s)\n')
+    result = flow.run(limits=flowlang.Limits(max_value_items=1_000_000))
+    assert result.status == "partial"
+    first = result.errors[0]
+    assert first.kind == "limit" and "max_value_items" in first.message and first.line == 3
+
+
+def test_recursion_limit_is_settable() -> None:
+    flow = flowlang.compile("function down(n)\n  return if n == 0 then 0 else down(n - 1)\nend\nemit down(50)\n")
+    assert flow.run().outputs == [0]
+    result = flow.run(limits=flowlang.Limits(max_call_depth=10))
+    assert result.error is not None and "max_call_depth" in result.error.message
+
+
+def test_a_killed_run_is_marked_crashed_by_the_next(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "f.flow").write_text('use src = file(path: "pipe.jsonl")\nemit "go"\ncall src.read() as rows\n'
+                                     "for each r in rows\n  emit r\nend\n")
+    proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "f.flow"], cwd=tmp_path,
+                            env=env_without_flowlang(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == '"go"'
+    proc.kill()
+    proc.wait()
+    (tmp_path / "pipe.jsonl").unlink()
+    (tmp_path / "pipe.jsonl").write_text('{"a": 1}\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 0
+    db = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
+    assert [r[0] for r in db.execute("select status from jobs order by id")] == ["crashed", "ok"]
+    assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+
+
+def test_a_10_mb_file_is_refused_quickly() -> None:
+    text = "emit 1\n" * 1_500_000
+    started = time.monotonic()
+    try:
+        parse(Source("big.flow", text))
+    except FlowSyntaxError as e:
+        assert "more than the 2,000,000" in e.diagnostics[0].message
+    else:
+        raise AssertionError("a 10 MB flow was accepted")
+    assert time.monotonic() - started < 1
+
+
+def test_exit_status_table(tmp_path: Path) -> None:
+    cases = {
+        0: "emit 1\n",
+        1: 'fail "run error"\n',
+        2: "emit undefined_name\n",
+        3: 'for each n in [1]\n  fail "record error"\nend\n',
+    }
+    for status, text in cases.items():
+        (tmp_path / f"s{status}.flow").write_text(text)
+        assert run_cli("run", f"s{status}.flow", cwd=tmp_path).returncode == status
+    assert run_cli("check", "s2.flow", cwd=tmp_path).returncode == 2
+    assert run_cli("run", "s0.flow", "--limit", "x", cwd=tmp_path).returncode == 2
