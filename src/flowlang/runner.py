@@ -166,7 +166,8 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
     ctx.stats.duration = time.monotonic() - started_clock
     commit = error is None and not options.dry_run
     message = ctx.mask(error.message) if error is not None else None
-    store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None)
+    store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
+                     ctx.mask)
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error)
 
 

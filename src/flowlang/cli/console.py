@@ -32,7 +32,8 @@ class Terminal:
 
     # ---- stdout ------------------------------------------------------------------------------
     def record(self, value: Any) -> None:
-        self.stdout.write(dumps(value) + "\n")
+        """One emitted value as a JSON line; any known secret in it is masked too."""
+        self.stdout.write(self.masker.mask(dumps(value)) + "\n")
         self.stdout.flush()
 
     def out(self, text: str) -> None:

@@ -200,6 +200,10 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     path = Path(raw)
     if not path.is_absolute():
         path = services.base_dir / path
+    inside = path.resolve().is_relative_to(services.base_dir.resolve())
+    if not inside and config.get("allow_outside") is not True:
+        raise FlowRuntimeError(f"the file {raw!r} is outside the flow's folder ({services.base_dir}); "
+                               "write allow_outside: true to use it", "connector")
     fmt = config.get("format") or path.suffix.lstrip(".").lower()
     if fmt == "ndjson":
         fmt = "jsonl"
@@ -224,6 +228,7 @@ FILE = ConnectorSpec(
         ConfigKey("format", description='"csv", "json" or "jsonl" (default: from the extension)'),
         ConfigKey("mode", description='"overwrite" (default: the file is replaced once per run) or "append"'),
         ConfigKey("delimiter", description='the CSV delimiter (default ",")'),
+        ConfigKey("allow_outside", description="true to use a file outside the flow's folder"),
     ),
     operations={
         "read": OperationSpec("read", "the file's records, as a stream (CSV cells are strings)",

@@ -73,9 +73,9 @@ def build_prompt(session: ReplSession, **kw: Any) -> PromptSession[str]:
 
 def show_outcome(console: Console, terminal: Terminal, outcome: Outcome) -> None:
     for record in outcome.emitted:
-        show(console, record)
+        show(console, record, terminal.masker.mask)
     if outcome.value is not NOTHING:
-        show(console, outcome.value)
+        show(console, outcome.value, terminal.masker.mask)
     for failure in outcome.failures:
         terminal.message(f"record failed at {failure.location}: {failure.message}", "yellow")
     if outcome.error is not None:

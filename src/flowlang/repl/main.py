@@ -28,9 +28,9 @@ def make_session(args: argparse.Namespace, terminal: Terminal) -> ReplSession:
 
 def report(outcome: Outcome, out: IO[str], err: Terminal) -> None:
     for record in outcome.emitted:
-        out.write(plain_text(record) + "\n")
+        out.write(err.masker.mask(plain_text(record)) + "\n")
     if outcome.value is not NOTHING:
-        out.write(plain_text(outcome.value) + "\n")
+        out.write(err.masker.mask(plain_text(outcome.value)) + "\n")
     out.flush()
     for failure in outcome.failures:
         err.message(f"record failed at {failure.location}: {failure.message}")

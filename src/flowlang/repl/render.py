@@ -3,6 +3,7 @@ printed, secrets as ***."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -22,7 +23,11 @@ def plain_text(value: Any) -> str:
     return dumps(value)
 
 
-def table(records: list[dict[str, Any]]) -> Table:
+def _same(text: str) -> str:
+    return text
+
+
+def table(records: list[dict[str, Any]], mask: Callable[[str], str] = _same) -> Table:
     columns: list[str] = []
     for r in records[:TABLE_ROWS]:
         for k in r:
@@ -35,23 +40,24 @@ def table(records: list[dict[str, Any]]) -> Table:
         cells = []
         for c in columns[:12]:
             v = r.get(c)
-            text = dumps(v)
+            text = mask(dumps(v))
             cells.append(text[1:-1] if isinstance(v, str) else text)
         grid.add_row(*cells)
     return grid
 
 
-def show(console: Console, value: Any) -> None:
+def show(console: Console, value: Any, mask: Callable[[str], str] = _same) -> None:
+    """Print a value: secrets as ***, and any known secret text masked."""
     if is_record_list(value):
-        console.print(table(value))
+        console.print(table(value, mask))
         shown = min(len(value), TABLE_ROWS)
         console.print(f"{shown} of {len(value)} records" if len(value) > shown else f"{len(value)} records",
                       style="dim", highlight=False)
     elif isinstance(value, dict | list):
-        text = dumps(value)
+        text = mask(dumps(value))
         if len(text) <= 100:
             console.print(text, highlight=False, markup=False)
         else:
             console.print_json(text)
     else:
-        console.print(plain_text(value), highlight=False, markup=False)
+        console.print(mask(plain_text(value)), highlight=False, markup=False)

@@ -122,7 +122,7 @@ class Store:
         return row[0] if row else None
 
     def finish_job(self, job_id: int, status: str, stats: dict[str, Any], message: str | None,
-                   flow: str, state: dict[str, Any] | None) -> None:
+                   flow: str, state: dict[str, Any] | None, mask: Any = None) -> None:
         """End a job; when state is given it is committed in the same transaction."""
         with self.db:
             self.db.execute("begin immediate")
@@ -132,7 +132,8 @@ class Store:
                 self.db.execute(
                     "insert into state(flow, value, job_id, updated_at) values (?, ?, ?, ?) "
                     "on conflict(flow) do update set value = excluded.value, job_id = excluded.job_id, "
-                    "updated_at = excluded.updated_at", (flow, dumps_stored(state), job_id, now_text()))
+                    "updated_at = excluded.updated_at",
+                    (flow, (mask or str)(dumps_stored(state)), job_id, now_text()))
 
     def jobs(self, flow: str, limit: int = 20) -> list[dict[str, Any]]:
         rows = self.db.execute(

@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urljoin
 
 from flowlang.connectors.base import RunServices
 from flowlang.connectors.http.auth import Auth, RequestAuth
+from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
 from flowlang.connectors.http.transport import Response, Transport, TransportError
@@ -36,6 +37,7 @@ class HttpSettings:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     limiter: RateLimiter | None = None
     verify: bool = True
+    guard: HostGuard | None = None
 
 
 @dataclass
@@ -137,6 +139,8 @@ class HttpClient:
         return await self.settings.auth.apply(self._fetch_token)
 
     async def _fetch_token(self, token_url: str, form: dict[str, str]) -> tuple[int, Any]:
+        if self.settings.guard is not None:
+            await self.settings.guard.check(token_url)
         body = urlencode(form).encode()
         response = await self.transport.send("POST", token_url, {
             "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}, body)
@@ -151,6 +155,8 @@ class HttpClient:
         origin = host_of(url)
         current = url
         for _ in range(MAX_REDIRECTS + 1):
+            if self.settings.guard is not None:
+                await self.settings.guard.check(current)
             same_host = host_of(current) == origin
             auth = await self._auth() if same_host else RequestAuth()
             send_headers = {**(headers if same_host else {"Content-Type": headers.get("Content-Type", "")}),

@@ -9,6 +9,7 @@ from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, Opera
 from flowlang.connectors.http.auth import make_auth
 from flowlang.connectors.http.client import HttpClient, HttpSettings
 from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
+from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, parse_rate
 from flowlang.connectors.http.retry import RetryPolicy
 from flowlang.errors import FlowRuntimeError
@@ -53,7 +54,11 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
     verify = config.get("verify", True)
     if not isinstance(verify, bool):
         raise FlowRuntimeError("verify: must be true or false", "connector")
+    allowed = config.get("allowed_hosts")
+    if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)):
+        raise FlowRuntimeError('allowed_hosts: must be a list of host names, like ["api.example.com"]', "connector")
     return HttpSettings(
+        guard=HostGuard(allowed) if allowed is not None else None,
         base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
         limiter=RateLimiter(parse_rate(rate)) if rate else None, verify=verify,
@@ -73,6 +78,8 @@ HTTP_CONFIG = (
     ConfigKey("retry", description=f"attempts in all for retryable failures (default {RetryPolicy().attempts})"),
     ConfigKey("rate_limit", description='at most this many requests, e.g. "60/minute" (shared by parallel loops)'),
     ConfigKey("verify", description="check TLS certificates (default true)"),
+    ConfigKey("allowed_hosts", description='only these hosts (["api.example.com", "*.example.com"]); no private '
+              "or loopback address behind a name, no redirect elsewhere"),
 )
 
 

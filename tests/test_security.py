@@ -1,0 +1,154 @@
+"""Security: a canary secret never reaches any output; allowed_hosts; files stay in the flow's folder."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowlang
+from conftest import run_cli
+from fakeapi import FakeApi, Request
+
+CANARY = "canary-9d2f/1e+x"
+
+
+def forms(secret: str) -> list[str]:
+    raw = secret.encode()
+    out = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
+           base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(),
+           base64.b64encode(raw).decode().rstrip("=")}
+    return sorted(out)
+
+
+FLOW = """
+use api = http(base_url: env.API, auth: bearer(secret.TOKEN))
+use keyed = http(base_url: env.API, auth: api_key("key", secret.TOKEN, in: "query"), retry: 1)
+let t = secret.TOKEN
+log "token is {t}"
+log warn "encoded {base64_encode(t)}"
+emit {t: t, s: "x{t}", b: base64_encode("u:" + t)}
+let state.tok = t
+let state.copy = "{t}"
+call api.get("/echo") as echoed
+emit echoed
+for each n in [1, 2]
+  call keyed.get('/fail/{n}', n: n)
+end
+send {secret: t} to api.post("/sink")
+try
+  call keyed.get("/fail/3")
+on error as e
+  emit e
+end
+"""
+
+
+def echo_api(api: FakeApi) -> None:
+    def echo(req: Request) -> tuple[int, dict[str, str], Any]:
+        return 200, {}, {"auth": req.headers.get("authorization"), "query": req.query}
+
+    def fail(req: Request) -> tuple[int, dict[str, str], Any]:
+        return 500, {}, {"error": f"bad key {req.query.get('key')}", "url": req.path + "?" +
+                         urllib.parse.urlencode(req.query)}
+    api.route("GET", "/echo", echo)
+    api.route("GET", r"/fail/\d+", fail)
+    api.route("POST", "/sink", lambda req: (201, {}, {"got": req.body}))
+
+
+def test_a_canary_secret_reaches_no_output(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text(FLOW)
+    (tmp_path / "secrets.toml").write_text(f'TOKEN = "{CANARY}"\n')
+    outputs: list[str] = []
+    with FakeApi() as api:
+        echo_api(api)
+        env = {"API": api.url}
+        for extra in (["--log-format", "text", "--debug"], ["--log-format", "json"], ["--dry-run", "--debug"]):
+            proc = run_cli("run", "f.flow", "--secrets", "secrets.toml", *extra, cwd=tmp_path, env=env)
+            assert proc.returncode == 3, proc.stderr
+            outputs += [proc.stdout, proc.stderr]
+        via_env = run_cli("run", "f.flow", cwd=tmp_path, env={**env, "TOKEN": CANARY})
+        outputs += [via_env.stdout, via_env.stderr]
+        outputs.append(run_cli("errors", "f.flow", cwd=tmp_path).stdout)
+        outputs.append(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+        retried = run_cli("retry", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path, env=env)
+        outputs += [retried.stdout, retried.stderr]
+        repl = run_cli("repl", "--secrets", "secrets.toml", cwd=tmp_path,
+                       stdin='let t = secret.TOKEN\nt\n"{t}"\n{a: t}\nlet u = "x" + t\nu\nfail "no {t}"\n'
+                             f"use api = http(base_url: \"{api.url}\", auth: bearer(t))\n"
+                             'call api.get("/echo") as e\ne\n')
+        outputs += [repl.stdout, repl.stderr]
+        assert api.requests[0].headers["authorization"] == f"Bearer {CANARY}"  # the API did get it
+    outputs.append((tmp_path / ".flowlang" / "flowlang.db").read_bytes().decode("utf-8", errors="replace"))
+    for wal in (tmp_path / ".flowlang").glob("*-wal"):
+        outputs.append(wal.read_bytes().decode("utf-8", errors="replace"))
+    everything = "\n".join(outputs)
+    hits = {form: everything.count(form) for form in forms(CANARY) if form in everything}
+    assert hits == {}
+    assert "***" in everything
+
+
+def test_secrets_in_a_run_result_stay_secret() -> None:
+    result = flowlang.compile('emit {t: secret.T}\nfail "with {secret.T}"').run(secrets={"T": CANARY})
+    assert result.error is not None and CANARY not in result.error.message and CANARY not in result.error.render()
+    assert CANARY not in json.dumps(result.outputs, default=str)
+
+
+def test_allowed_hosts_refuses_other_hosts_and_internal_addresses() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/go", lambda req: (302, {"Location": "http://localhost:1/elsewhere"}, None))
+        api.route("GET", "/ok", lambda req: (200, {}, {"ok": True}))
+        port = api.url.rsplit(":", 1)[1]
+        flow = flowlang.compile(f"""
+use listed   = http(base_url: "{api.url}", allowed_hosts: ["127.0.0.1"])
+use other    = http(base_url: "{api.url}", allowed_hosts: ["api.example.com"])
+use by_name  = http(base_url: "http://localhost:{port}", allowed_hosts: ["localhost"])
+call listed.get("/ok") as fine
+emit fine.ok
+try
+  call other.get("/ok")
+on error as e
+  emit e.message
+end
+try
+  call by_name.get("/ok")
+on error as e
+  emit e.message
+end
+try
+  call listed.get("/go")
+on error as e
+  emit e.message
+end
+""")
+        result = flow.run()
+        assert result.outputs[0] is True
+        assert "'127.0.0.1' is not in this connection's allowed_hosts (api.example.com)" in result.outputs[1]
+        assert "resolves to the internal address" in result.outputs[2]
+        assert "'localhost' is not in this connection's allowed_hosts" in result.outputs[3]
+        assert api.count("GET", "/ok") == 1  # refused before any connection
+
+
+def test_files_stay_inside_the_flow_folder(tmp_path: Path) -> None:
+    flow_dir = tmp_path / "flows"
+    flow_dir.mkdir()
+    (tmp_path / "outside.csv").write_text("a\n1\n")
+    (flow_dir / "link.csv").symlink_to(tmp_path / "outside.csv")
+    for path in ("../outside.csv", str(tmp_path / "outside.csv"), "link.csv"):
+        (flow_dir / "f.flow").write_text(f'use f = file(path: "{path}")\ncall f.read() as rows\nemit list(rows)\n')
+        proc = run_cli("run", "f.flow", cwd=flow_dir)
+        assert proc.returncode == 1 and "outside the flow's folder" in proc.stderr
+    (flow_dir / "f.flow").write_text('use f = file(path: "../outside.csv", allow_outside: true)\n'
+                                     "call f.read() as rows\nemit list(rows)\n")
+    proc = run_cli("run", "f.flow", cwd=flow_dir)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"a": "1"}
+
+
+@pytest.mark.parametrize("text", ['emit "{1 +}"', "emit __import__('os')", "emit eval(1)"])
+def test_user_text_is_never_evaluated_as_python(text: str) -> None:
+    with pytest.raises(flowlang.ScriptError):
+        flowlang.compile(text, bindings=())
