@@ -188,12 +188,17 @@ def crud(state: FakeState, req: Request) -> tuple[int, dict[str, str], Any]:
     return 200, {}, found
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that goes away (a killed process, a timeout) is part of the tests
+
+
 class FakeApi:
     """Start with `with FakeApi(...) as api:`; the server runs on a daemon thread."""
 
     def __init__(self, collections: dict[str, list[dict[str, Any]]] | None = None, token: str | None = None) -> None:
         self.state = FakeState({k: [dict(r) for r in v] for k, v in (collections or {}).items()}, token)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.state = self.state  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
