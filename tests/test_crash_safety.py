@@ -32,7 +32,8 @@ use src = http(base_url: env.API)
 use dst = http(base_url: env.API)
 let done_up_to = state.max_id ?? 0
 let newest = done_up_to
-call src.get("/source", pages: {style: "cursor", cursor: "next", size_param: "limit", size: 50, records: "items"}) as items
+call src.get("/source", pages: {style: "cursor", cursor: "next", size_param: "limit", size: 50,
+                               records: "items"}) as items
 for each it in items
   if it.id <= done_up_to
     skip

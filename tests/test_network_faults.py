@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
+import flowlang
 from fakeapi import FakeApi
 from faultproxy import FaultProxy
-
-import flowlang
 
 
 def run(text: str, url: str) -> flowlang.Result:
