@@ -52,3 +52,14 @@ def test_spec(case: SpecCase, caplog: pytest.LogCaptureFixture) -> None:
     assert len(result.errors) == case.failed, [e.message for e in result.errors]
     for text in case.logs:
         assert any(text in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.check_errors], ids=[c.id for c in CASES
+                                                                                 if not c.check_errors])
+def test_spec_with_closures_only(case: SpecCase, caplog: pytest.LogCaptureFixture,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same cases without generated code: both evaluators must agree."""
+    from flowlang.compile.expressions import ExpressionCompiler
+
+    monkeypatch.setattr(ExpressionCompiler, "codegen", False)
+    test_spec(case, caplog)

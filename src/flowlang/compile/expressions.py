@@ -92,7 +92,21 @@ class ExpressionCompiler:
     def where(self, span: Span) -> Where:
         return Where(self.checked.source, span)
 
+    codegen = True  # pure expression trees become Python code objects (flowlang.compile.codegen)
+
     def expr(self, node: ast.Expr) -> Eval:
+        """The fastest evaluator of an expression: generated code when it pays, else closures."""
+        slow = self.closure(node)
+        if self.codegen and not isinstance(node, ast.Literal | ast.Name):
+            from flowlang.compile.codegen import generate
+
+            fast = generate(self, node, slow)
+            if fast is not None:
+                return fast
+        return slow
+
+    def closure(self, node: ast.Expr) -> Eval:
+        """The closure of one node (its children compiled by expr)."""
         method: Callable[[Any], Eval] = getattr(self, "x_" + type(node).__name__)
         return method(node)
 

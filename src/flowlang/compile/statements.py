@@ -123,7 +123,15 @@ class StatementCompiler(ExpressionCompiler):
     def s_Emit(self, node: ast.Emit) -> Step:
         value = self.expr(node.value)
         line = self.line(node)
-        return Step(lambda f: emit_value(f, value(f), line), False)
+
+        def emit(f: Frame) -> None:
+            v = value(f)
+            if type(v) is dict:  # one record: the common case
+                f.out(v)
+                f.run.stats.at(line, "emit").emitted += 1
+            else:
+                emit_value(f, v, line)
+        return Step(emit, False)
 
     def s_Log(self, node: ast.Log) -> Step:
         value = self.expr(node.value)
@@ -226,9 +234,19 @@ class StatementCompiler(ExpressionCompiler):
         if simple:
             pairs = [(path, value) for _, path, value in lines]
 
-            def map_simple(f: Frame) -> None:
+            def build_object(f: Frame) -> dict[str, Any]:
                 source(f)
-                store(f, {k: v(f) for k, v in pairs})
+                return {k: v(f) for k, v in pairs}
+
+            built: Any = build_object
+            if self.codegen:
+                from flowlang.compile.codegen import generate_object
+
+                nodes = [(line.path[0], line.value) for line in node.lines if isinstance(line, ast.MapAssign)]
+                built = generate_object(self, node.source, nodes, build_object) or build_object
+
+            def map_simple(f: Frame) -> None:
+                store(f, built(f))
             return Step(map_simple, False)
 
         def map_build(f: Frame) -> None:

@@ -54,6 +54,11 @@ def date_(value: Any) -> Any:
         return None
     if type(value) is date:
         return value
+    if type(value) is str and len(value) == 20 and value[19] == "Z":  # the common 2024-05-01T10:00:00Z
+        try:
+            return datetime.fromisoformat(value[:19]).date()
+        except ValueError:
+            pass
     return as_datetime(value, "date").date()
 
 

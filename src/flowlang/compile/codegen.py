@@ -1,0 +1,311 @@
+"""Pure expression trees compiled to Python code objects (built from our own AST, never from user
+text), for the hot paths of mappings. Anything this generator does not handle is embedded as the
+closure the ExpressionCompiler makes for it.
+
+Generated code carries no positions: when it raises anything but an already positioned
+FlowRuntimeError, the expression is evaluated again by its closures, which raise the same error with
+its exact place (expressions are pure, so evaluating one twice changes nothing).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from flowlang import ast
+from flowlang.check.scopes import Local, Outer
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime import operators as ops
+from flowlang.runtime.builtins import Builtin
+from flowlang.runtime.frame import Frame, ReturnSignal
+from flowlang.runtime.operators import NeedsMaterialization
+from flowlang.runtime.values import RecordStream, Secret, equal, to_text, type_name
+
+if TYPE_CHECKING:
+    from flowlang.compile.expressions import ExpressionCompiler
+
+Eval = Callable[[Frame], Any]
+MIN_NATIVE = 3  # below this many generated nodes a closure is just as fast
+
+
+def _fld(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if type(value) is RecordStream:
+        raise NeedsMaterialization(value)
+    raise ValueError(f"cannot read field {name!r} of {type_name(value)}")
+
+
+def _idx(obj: Any, index: Any) -> Any:
+    t = type(obj)
+    if t is dict and type(index) is str:
+        return obj.get(index)
+    if t is list and type(index) is int:
+        return obj[index] if -len(obj) <= index < len(obj) else None
+    if obj is None:
+        return None
+    raise ValueError("slow path")
+
+
+def _iter(value: Any) -> Any:
+    t = type(value)
+    if t is list:
+        return value
+    if t is dict:
+        return list(value)
+    if value is None:
+        return ()
+    if t is RecordStream:
+        raise NeedsMaterialization(value)
+    raise ValueError("cannot loop")
+
+
+def _add_limited(a: Any, b: Any, f: Frame) -> Any:
+    """+ beyond numbers; a string or list past max_value_items goes to the closure, which says so."""
+    result = ops.add(a, b)
+    if type(result) in (str, list) and len(result) > f.run.limits.max_value_items:
+        raise ValueError("over the limit")
+    return result
+
+
+def _interp(parts: tuple[Any, ...]) -> Any:
+    out = []
+    secret = False
+    for v in parts:
+        t = type(v)
+        if t is str:
+            out.append(v)
+        elif t is Secret:
+            secret = True
+            out.append(v.reveal())
+        else:
+            out.append(to_text(v))
+    text = "".join(out)
+    return Secret(text) if secret else text
+
+
+HELPERS: dict[str, Any] = {
+    "_fld": _fld, "_idx": _idx, "_iter": _iter, "_interp": _interp, "_N": frozenset({int, Decimal}),
+    "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
+    "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
+    "_ge": ops.greater_equal, "_in": ops.contains, "_PASS": (FlowRuntimeError, NeedsMaterialization, ReturnSignal),
+    "dict": dict, "type": type, "bool": bool, "str": str, "int": int,
+}
+ARITHMETIC = {ast.BinOp.ADD: ("+", "_add"), ast.BinOp.SUB: ("-", "_sub"), ast.BinOp.MUL: ("*", "_mul")}
+ORDERING = {ast.BinOp.LT: ("<", "_lt"), ast.BinOp.LE: ("<=", "_le"), ast.BinOp.GT: (">", "_gt"),
+            ast.BinOp.GE: (">=", "_ge")}
+
+
+class Unsupported(Exception):
+    """The node is embedded as a closure instead."""
+
+
+class Generator:
+    """Turns one expression tree into Python source over a namespace of helpers and constants."""
+
+    def __init__(self, compiler: ExpressionCompiler) -> None:
+        self.compiler = compiler
+        self.ns: dict[str, Any] = dict(HELPERS)
+        self.count = 0
+        self.native = 0
+        self.closures = 0
+        self.locals: dict[int, str] = {}  # comprehension slots held in Python locals
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def const(self, value: Any) -> str:
+        name = self.name("_k")
+        self.ns[name] = value
+        return name
+
+    def closure(self, node: ast.Expr) -> str:
+        self.closures += 1
+        return f"{self.const(self.compiler.closure(node))}(f)"
+
+    def gen(self, node: ast.Expr) -> str:
+        method = getattr(self, "g_" + type(node).__name__, None)
+        if method is None:
+            return self.closure(node)
+        try:
+            code: str = method(node)
+        except Unsupported:
+            return self.closure(node)
+        self.native += 1
+        return code
+
+    # ---- nodes --------------------------------------------------------------------------------
+    def g_Literal(self, node: ast.Literal) -> str:
+        value = node.value
+        if value is None or type(value) in (bool, int, str):
+            return repr(value)
+        return self.const(value)
+
+    def g_Name(self, node: ast.Name) -> str:
+        ref = self.compiler.checked.resolution.refs.get(node)
+        if isinstance(ref, Local):
+            return self.locals.get(ref.slot, f"s[{ref.slot}]")
+        if isinstance(ref, Outer):
+            return f"f.parent.slots[{ref.slot}]"
+        raise Unsupported
+
+    def g_Field(self, node: ast.Field) -> str:
+        if isinstance(node.obj, ast.Name) and node.obj.name in ("env", "secret", "job", "state", "input") and \
+                not isinstance(self.compiler.checked.resolution.refs.get(node.obj), Local | Outer):
+            raise Unsupported
+        obj = self.gen(node.obj)
+        t = self.name("_t")
+        return f"({t}.get({node.name!r}) if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
+
+    def g_Index(self, node: ast.Index) -> str:
+        return f"_idx({self.gen(node.obj)}, {self.gen(node.index)})"
+
+    def g_ListLit(self, node: ast.ListLit) -> str:
+        return "[" + "".join(f"{self.gen(i)}, " for i in node.items) + "]"
+
+    def g_ObjectLit(self, node: ast.ObjectLit) -> str:
+        if not all(isinstance(p.key, ast.Literal) and isinstance(p.key.value, str) for p in node.pairs):
+            raise Unsupported
+        return "{" + "".join(f"{p.key.value!r}: {self.gen(p.value)}, " for p in node.pairs  # type: ignore[union-attr]
+                             ) + "}"
+
+    def g_Interpolated(self, node: ast.Interpolated) -> str:
+        parts = [repr(p) if isinstance(p, str) else self.gen(p) for p in node.parts]
+        return "_interp((" + "".join(f"{p}, " for p in parts) + "))"
+
+    def g_ListComp(self, node: ast.ListComp) -> str:
+        comp = node.comp
+        if len(comp.names) != 1:
+            raise Unsupported
+        slot = self.compiler.checked.resolution.slots[(comp, 0)]
+        iterable = self.gen(comp.iterable)
+        var = self.name("_v")
+        before = self.closures
+        self.locals[slot] = var
+        try:
+            element = self.gen(node.element)
+            condition = self.gen(comp.condition) if comp.condition is not None else None
+        finally:
+            del self.locals[slot]
+        if self.closures != before:  # a closure inside would read the slot, which a Python local skips
+            raise Unsupported
+        tail = f" if {condition}" if condition is not None else ""
+        items = self.name("_l")  # evaluated outside: Python allows no := in a comprehension's iterable
+        return f"(({items} := _iter({iterable})), [{element} for {var} in {items}{tail}])[1]"
+
+    def g_Negate(self, node: ast.Negate) -> str:
+        return f"_neg({self.gen(node.operand)})"
+
+    def g_Not(self, node: ast.Not) -> str:
+        return f"(not {self.gen(node.operand)})"
+
+    def g_Logical(self, node: ast.Logical) -> str:
+        op = "and" if node.op is ast.LogicOp.AND else "or"
+        return f"(bool({self.gen(node.left)}) {op} bool({self.gen(node.right)}))"
+
+    def g_Coalesce(self, node: ast.Coalesce) -> str:
+        t = self.name("_t")
+        return f"({t} if ({t} := {self.gen(node.left)}) is not None else {self.gen(node.right)})"
+
+    def g_Conditional(self, node: ast.Conditional) -> str:
+        return f"({self.gen(node.then)} if {self.gen(node.condition)} else {self.gen(node.otherwise)})"
+
+    def g_Binary(self, node: ast.Binary) -> str:
+        left, right = self.gen(node.left), self.gen(node.right)
+        op = node.op
+        if op in ARITHMETIC or op in ORDERING:
+            symbol, helper = ARITHMETIC.get(op) or ORDERING[op]
+            a, b = self.name("_a"), self.name("_b")
+            extra = ", f" if helper == "_add" else ""
+            return (f"({a} {symbol} {b} if (type({a} := {left}) in _N) & (type({b} := {right}) in _N) "
+                    f"else {helper}({a}, {b}{extra}))")
+        if op is ast.BinOp.EQ or op is ast.BinOp.NE:
+            negate = "not " if op is ast.BinOp.NE else ""
+            if isinstance(node.right, ast.Literal) and (node.right.value is None or type(node.right.value) is bool):
+                return f"({left} is {'not ' if negate else ''}{node.right.value!r})"
+            if isinstance(node.right, ast.Literal) and type(node.right.value) is str:
+                t = self.name("_t")
+                test = f"(type({t} := {left}) is str and {t} == {node.right.value!r})"
+                return f"(not {test})" if negate else test
+            return f"({negate}_eq({left}, {right}))"
+        if op is ast.BinOp.DIV:
+            return f"_div({left}, {right})"
+        if op is ast.BinOp.MOD:
+            return f"_mod({left}, {right})"
+        if op is ast.BinOp.IN:
+            return f"_in({right}, {left})"
+        return f"(not _in({right}, {left}))"
+
+    def g_FuncCall(self, node: ast.FuncCall) -> str:
+        target = self.compiler.checked.resolution.calls[node]
+        if not isinstance(target, Builtin):
+            raise Unsupported
+        args = [self.gen(a) for a in node.args]
+        kwargs = {k.name: self.gen(k.value) for k in node.kwargs}
+        plan, variadic = target.arrange(len(args), list(kwargs))
+        fixed = [p for p in target.params if not p.variadic]
+        values = []
+        for spec, step in zip(fixed, plan, strict=True):
+            if isinstance(step, int):
+                values.append(args[step])
+            elif isinstance(step, str):
+                values.append(kwargs[step])
+            else:
+                values.append(self.g_Literal(ast.Literal(spec.default, node.span))
+                              if spec.default is None or type(spec.default) in (bool, int, str)
+                              else self.const(spec.default))
+        if variadic:
+            values.extend(args[len(fixed):])
+        return f"{self.const(target.fn)}({', '.join(values)})"
+
+
+def build(source: str, ns: dict[str, Any], filename: str) -> Eval:
+    """A Python function from generated source, without exec: compile, then take the function's code."""
+    module = compile(source, filename, "exec")
+    code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    function: Eval = types.FunctionType(code, ns)
+    return function
+
+
+def generate(compiler: ExpressionCompiler, node: ast.Expr, slow: Eval) -> Eval | None:
+    """A generated function for an expression, or None when closures serve as well."""
+    gen = Generator(compiler)
+    try:
+        body = gen.gen(node)
+    except RecursionError:
+        return None
+    if gen.native < MIN_NATIVE:
+        return None
+    return _function(gen, f"return {body}", slow)
+
+
+def generate_object(compiler: ExpressionCompiler, source: ast.Expr, pairs: list[tuple[str, ast.Expr]],
+                    slow: Eval) -> Eval | None:
+    """One function that evaluates a map's source and builds its object (map without nested paths)."""
+    gen = Generator(compiler)
+    try:
+        src = gen.gen(source)
+        fields = "".join(f"{k!r}: {gen.gen(v)}, " for k, v in pairs)
+    except RecursionError:
+        return None
+    if gen.native < MIN_NATIVE:
+        return None
+    return _function(gen, f"return ({src}, {{{fields}}})[1]", slow)
+
+
+def _function(gen: Generator, statement: str, slow: Eval) -> Eval:
+    gen.ns["_slow"] = slow
+    source = (
+        "def generated(f):\n"
+        "    s = f.slots\n"
+        "    try:\n"
+        f"        {statement}\n"
+        "    except _PASS:\n"
+        "        raise\n"
+        "    except Exception:\n"
+        "        return _slow(f)\n"
+    )
+    return build(source, gen.ns, f"<flow {gen.compiler.checked.source.name}>")
