@@ -158,6 +158,7 @@ def test_kill_at_seeded_points_loses_nothing(tmp_path: Path) -> None:
     duplicates = len(ids) - len(set(ids))
     print(f"kill points: {len(plans(20261125))}, killed runs survived: {survived}, records lost: {lost}, "
           f"effective duplicates: {duplicates}, harmless replays: {dest.replays}")
-    assert survived >= POINTS - 2  # the "done" kills may land after the process has already ended
+    # a kill around the final state write may come after the process has already ended; the others cannot
+    assert survived >= sum(1 for p in plans(20261125) if p[0] != "done")
     assert lost == 0 and duplicates == 0
     assert dest.replays > 0  # records were sent again after crashes; the keys made them harmless
