@@ -17,6 +17,15 @@ def root() -> Path:
     return ROOT
 
 
+def copy_example(name: str, tmp_path: Path) -> Path:
+    """A copy of examples/NAME without its outputs or state, to run in a test."""
+    import shutil
+
+    target = tmp_path / name
+    shutil.copytree(ROOT / "examples" / name, target, ignore=shutil.ignore_patterns("out", ".flowlang"))
+    return target
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`python -m flowlang ARGS` in a real subprocess (stdout and stderr kept apart)."""

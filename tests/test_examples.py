@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, copy_example, run_cli
 
 EXAMPLES = ROOT / "examples"
-
-
-def copy_example(name: str, tmp_path: Path) -> Path:
-    target = tmp_path / name
-    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("out", ".flowlang"))
-    return target
 
 
 def records(text: str) -> list[object]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import urllib.parse
 from decimal import Decimal
 from pathlib import Path
@@ -13,16 +12,10 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, copy_example, run_cli
 from fakeapi import FakeApi, Request
 
 EXAMPLES = ROOT / "examples"
-
-
-def copy(name: str, tmp_path: Path) -> Path:
-    target = tmp_path / name
-    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("out", ".flowlang"))
-    return target
 
 
 def lines(text: str) -> list[Any]:
@@ -82,7 +75,7 @@ def test_inflow_lists_every_page_with_skip_and_count(tmp_path: Path) -> None:
 
 
 def test_inflow_example_creates_customers_and_sales_orders(tmp_path: Path) -> None:
-    folder = copy("inflow_orders", tmp_path)
+    folder = copy_example("inflow_orders", tmp_path)
     with FakeApi() as api:
         db = inflow_api(api, "acme", "inflow-secret")
         proc = run_cli("run", "orders_to_inflow.flow", cwd=folder,
@@ -145,7 +138,7 @@ def integrator_api(api: FakeApi, token: str) -> dict[str, Any]:
 
 
 def test_integrator_io_example_reports_and_retries(tmp_path: Path) -> None:
-    folder = copy("integrator_io_errors", tmp_path)
+    folder = copy_example("integrator_io_errors", tmp_path)
     with FakeApi() as api:
         seen = integrator_api(api, "io-token")
         proc = run_cli("run", "error_report.flow", "--param", "retry_source=connection", cwd=folder,
@@ -186,7 +179,7 @@ def test_integrator_io_region_picks_the_host(region: str, base: str) -> None:
 
 
 def test_github_example_pages_with_link_headers(tmp_path: Path) -> None:
-    folder = copy("github_issues", tmp_path)
+    folder = copy_example("github_issues", tmp_path)
     issues = [{"number": n, "title": f"Issue {n}", "user": {"login": "octo"}, "labels": [{"name": "bug"}],
                "created_at": "2024-05-01T00:00:00Z"} for n in range(1, 151)]
     issues[4]["pull_request"] = {"url": "x"}

@@ -21,7 +21,7 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
 from flowlang.runtime.frame import Frame, ReturnSignal
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.values import RecordStream, Secret, equal, to_text, type_name
+from flowlang.runtime.values import RecordStream, equal, interpolate, type_name
 
 if TYPE_CHECKING:
     from flowlang.compile.expressions import ExpressionCompiler
@@ -70,24 +70,8 @@ def _add_limited(a: Any, b: Any, f: Frame) -> Any:
     return result
 
 
-def _interp(parts: tuple[Any, ...]) -> Any:
-    out = []
-    secret = False
-    for v in parts:
-        t = type(v)
-        if t is str:
-            out.append(v)
-        elif t is Secret:
-            secret = True
-            out.append(v.reveal())
-        else:
-            out.append(to_text(v))
-    text = "".join(out)
-    return Secret(text) if secret else text
-
-
 HELPERS: dict[str, Any] = {
-    "_fld": _fld, "_idx": _idx, "_iter": _iter, "_interp": _interp, "_N": frozenset({int, Decimal}),
+    "_fld": _fld, "_idx": _idx, "_iter": _iter, "_interp": interpolate, "_N": frozenset({int, Decimal}),
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
     "_ge": ops.greater_equal, "_in": ops.contains, "_PASS": (FlowRuntimeError, NeedsMaterialization, ReturnSignal),

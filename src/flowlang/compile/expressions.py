@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError
-from flowlang.runtime.values import RecordStream, Secret, equal, to_text, truthy, type_name
+from flowlang.runtime.values import RecordStream, equal, interpolate, to_text, truthy, type_name
 from flowlang.source import Span
 
 if TYPE_CHECKING:
@@ -118,27 +119,7 @@ class ExpressionCompiler:
     def x_Interpolated(self, node: ast.Interpolated) -> Eval:
         parts: list[tuple[bool, Any]] = [
             (True, p) if isinstance(p, str) else (False, self.expr(p)) for p in node.parts]
-
-        def interpolate(f: Frame) -> Any:
-            out: list[str] = []
-            secret = False
-            for const, part in parts:
-                if const:
-                    out.append(part)
-                    continue
-                v = part(f)
-                t = type(v)
-                if t is str:
-                    out.append(v)
-                elif t is Secret:
-                    secret = True
-                    out.append(v.reveal())
-                else:
-                    out.append(to_text(v))
-            text = "".join(out)
-            return Secret(text) if secret else text
-
-        return interpolate
+        return lambda f: interpolate(tuple(part if const else part(f) for const, part in parts))
 
     def x_Name(self, node: ast.Name) -> Eval:
         return self.read_ref(self.checked.resolution.refs.get(node), node)
@@ -480,6 +461,11 @@ class ExpressionCompiler:
 
 
 _COMPARE = {ast.BinOp.LT: "<", ast.BinOp.LE: "<=", ast.BinOp.GT: ">", ast.BinOp.GE: ">="}
+NUMBERS = frozenset({int, Decimal})
+PYTHON_OPS: dict[ast.BinOp, Callable[[Any, Any], Any]] = {
+    ast.BinOp.ADD: operator.add, ast.BinOp.SUB: operator.sub, ast.BinOp.MUL: operator.mul,
+    ast.BinOp.LT: operator.lt, ast.BinOp.LE: operator.le, ast.BinOp.GT: operator.gt, ast.BinOp.GE: operator.ge,
+}
 
 
 def _literal_constant(node: ast.Expr) -> tuple[Any] | None:
@@ -501,53 +487,20 @@ def _equals_constant(left: Eval, constant: Any) -> Eval:
 
 
 def _comparison(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:
-    """<, <=, >, >= with numbers and strings inline."""
-    def slow(a: Any, b: Any) -> Any:
+    """<, <=, >, >= with numbers inline."""
+    python_op = PYTHON_OPS[op]
+
+    def compare(f: Frame) -> Any:
+        a = left(f)
+        b = right(f)
+        if (type(a) in NUMBERS) & (type(b) in NUMBERS):
+            return python_op(a, b)
         try:
             return fn(a, b)
         except OperatorError as e:
             raise where.error(e.message, e.kind) from None
 
-    if op is ast.BinOp.GT:
-        def gt(f: Frame) -> Any:
-            a = left(f)
-            b = right(f)
-            ta = type(a)
-            tb = type(b)
-            if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
-                return a > b
-            return slow(a, b)
-        return gt
-    if op is ast.BinOp.LT:
-        def lt(f: Frame) -> Any:
-            a = left(f)
-            b = right(f)
-            ta = type(a)
-            tb = type(b)
-            if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
-                return a < b
-            return slow(a, b)
-        return lt
-    if op is ast.BinOp.GE:
-        def ge(f: Frame) -> Any:
-            a = left(f)
-            b = right(f)
-            ta = type(a)
-            tb = type(b)
-            if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
-                return a >= b
-            return slow(a, b)
-        return ge
-
-    def le(f: Frame) -> Any:
-        a = left(f)
-        b = right(f)
-        ta = type(a)
-        tb = type(b)
-        if ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)) or (ta is str and tb is str):
-            return a <= b
-        return slow(a, b)
-    return le
+    return compare
 
 
 def _constant(value: Any) -> Eval:
@@ -555,10 +508,15 @@ def _constant(value: Any) -> Eval:
 
 
 def _arithmetic(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:
-    """+, -, * with the number case inline (the hot path of mappings)."""
+    """+, -, * with the number case inline; a string or list past max_value_items is a limit error."""
+    python_op = PYTHON_OPS[op]
     limit_check = op is ast.BinOp.ADD
 
-    def slow(a: Any, b: Any, f: Frame) -> Any:
+    def arithmetic(f: Frame) -> Any:
+        a = left(f)
+        b = right(f)
+        if (type(a) in NUMBERS) & (type(b) in NUMBERS):
+            return python_op(a, b)
         try:
             result = fn(a, b)
         except OperatorError as e:
@@ -569,35 +527,4 @@ def _arithmetic(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any],
                              span=where.span)
         return result
 
-    if op is ast.BinOp.ADD:
-        def add(f: Frame) -> Any:
-            a = left(f)
-            b = right(f)
-            ta = type(a)
-            tb = type(b)
-            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
-                return a + b
-            return slow(a, b, f)
-        return add
-    if op is ast.BinOp.SUB:
-        def sub(f: Frame) -> Any:
-            a = left(f)
-            b = right(f)
-            ta = type(a)
-            tb = type(b)
-            if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
-                return a - b
-            return slow(a, b, f)
-        return sub
-
-    def mul(f: Frame) -> Any:
-        a = left(f)
-        b = right(f)
-        ta = type(a)
-        tb = type(b)
-        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
-            return a * b
-        return slow(a, b, f)
-    return mul
-
-
+    return arithmetic

@@ -205,6 +205,23 @@ def to_text(value: Value) -> str:
     return dumps(value)
 
 
+def interpolate(parts: tuple[Any, ...]) -> Any:
+    """The text of a "...{x}..." string from its evaluated parts; secret in, secret out."""
+    out = []
+    secret = False
+    for v in parts:
+        t = type(v)
+        if t is str:
+            out.append(v)
+        elif t is Secret:
+            secret = True
+            out.append(v.reveal())
+        else:
+            out.append(to_text(v))
+    text = "".join(out)
+    return Secret(text) if secret else text
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
