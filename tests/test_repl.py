@@ -188,3 +188,26 @@ def test_real_terminal_multiline_for_each(tmp_path: Path) -> None:
     finally:
         term.child.close()
     assert (tmp_path / "flowlang" / "history").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pseudo-terminal")
+def test_ctrl_c_cancels_the_running_statement_and_keeps_the_session(tmp_path: Path) -> None:
+    term = Screen(tmp_path)
+    try:
+        term.wait_for("flow>")
+        term.child.send("let kept = 7\r")
+        term.child.send("for each i in range(0, 9000000)\r")
+        term.child.send("let x = i * 2\r")
+        term.child.send("end\r")
+        time.sleep(1.0)
+        started = time.monotonic()
+        term.child.sendintr()
+        screen = term.wait_for("stopped (Ctrl-C)")
+        assert time.monotonic() - started < 3  # not the seconds the loop would take
+        term.child.send("kept + 1\r")
+        assert "8" in term.wait_for("8")
+        term.child.sendeof()
+        term.child.expect(pexpect.EOF)
+    finally:
+        term.child.close()
+    assert "stopped (Ctrl-C)" in screen

@@ -99,10 +99,12 @@ def run_input(session: ReplSession, text: str) -> Outcome:
         return Outcome(error=FlowRuntimeError("cancelled (Ctrl-C)", "internal"), source=text)
 
 
+
 def interactive(session: ReplSession, terminal: Terminal, prompt: PromptSession[str] | None = None,
                 console: Console | None = None) -> int:
     prompt = prompt or build_prompt(session)
     console = console or Console(file=terminal.stdout, highlight=True)
+    session.interruptible = True
     terminal.message("flowlang repl: :help for commands, Ctrl-D to leave", "dim")
     while True:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from flowlang.compile.steps import Step, run_step
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
 from flowlang.runtime.frame import Frame
+from flowlang.runtime.limits import StopFlag
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
 from flowlang.runtime.values import RecordStream
@@ -61,6 +63,7 @@ class ReplSession:
         self.loop = asyncio.new_event_loop()
         self.history: list[str] = []  # the inputs that succeeded, for :save
         self.counter = 0
+        self.interruptible = False  # the interactive screen turns Ctrl-C handling on
         self._dry_run = dry_run
         self._start()
 
@@ -166,7 +169,7 @@ class ReplSession:
         except FlowError as e:
             outcome.error = e
         except asyncio.CancelledError:
-            outcome.error = FlowRuntimeError("cancelled", "internal")
+            outcome.error = FlowRuntimeError("cancelled (Ctrl-C)", "internal")
         outcome.value = self.ctx.last_value
         outcome.emitted = list(self.outputs)
         outcome.failures = self.ctx.failures[before:]
@@ -184,16 +187,33 @@ class ReplSession:
 
     def _run(self, step: Step, on_step: Callable[[asyncio.Task[Any]], None] | None) -> None:
         """Run a step; a record stream that an expression needs in memory is read, then the input
-        runs again from the start (REPL inputs are single statements)."""
+        runs again from the start (REPL inputs are single statements). With `interruptible`, Ctrl-C
+        stops a loop at its next record and cancels what is waiting (a request)."""
+        self.ctx.stop = StopFlag()
         for _ in range(10):
             task = self.loop.create_task(self._with_params(step))
             if on_step is not None:
                 on_step(task)
+            previous = self._watch_ctrl_c(task) if self.interruptible else None
             try:
                 self.loop.run_until_complete(task)
                 return
             except NeedsMaterialization as e:
                 self.loop.run_until_complete(self._materialize(e.stream))
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
+
+    def _watch_ctrl_c(self, task: asyncio.Task[Any]) -> Any:
+        """A Python-level SIGINT handler: it runs between bytecodes, so even a loop that never awaits
+        sees the stop at its next record; a waiting request is cancelled."""
+        def interrupt(signum: int, frame: Any) -> None:
+            self.ctx.stop.request("Ctrl-C")
+            self.loop.call_soon_threadsafe(task.cancel)
+        try:
+            return signal.signal(signal.SIGINT, interrupt)
+        except ValueError:  # not the main thread
+            return None
 
     async def _with_params(self, step: Step) -> None:
         for p in self.compiled.params:
