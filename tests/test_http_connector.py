@@ -127,9 +127,10 @@ def flaky(times: int, status: int = 503, headers: dict[str, str] | None = None) 
     return handler
 
 
-def test_retries_503_then_succeeds() -> None:
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_retries_then_succeeds(status: int) -> None:
     with FakeApi() as api:
-        api.route("*", "/flaky", flaky(2))
+        api.route("*", "/flaky", flaky(2, status, {"Retry-After": "0"} if status == 429 else None))
         result = run('use api = http(base_url: env.API)\ncall api.get("/flaky") as r\nemit r', api)
         assert result.outputs == [{"ok": True}]
         assert api.count("GET", "/flaky") == 3
