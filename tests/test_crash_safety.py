@@ -1,6 +1,7 @@
-"""Crash safety: a sync of 1,000 records is killed with SIGKILL at seeded points (after a page fetch,
-before a send reaches the destination, after a send is stored but before its answer is read, around
-the final state write). After reruns and `flowlang retry`, every source record is at the destination
+"""Crash safety: a sync of 1,000 records (half sent one by one with idempotency keys, half in batches to
+an endpoint that upserts by id) is killed with SIGKILL at seeded points (after a page fetch, before a
+send reaches the destination, in the middle of a batch, after a send is stored but before its answer
+is read, around the final state write). After reruns and `flowlang retry`, every source record is at the destination
 (0 lost), idempotency keys leave 0 effective duplicates, the store is never corrupt, and `state` never
 moves past a record that was not sent.
 
@@ -26,10 +27,22 @@ from fakeapi import FakeApi, Request
 RECORDS = 1000
 POINTS = int(os.environ.get("FLOWLANG_CRASH_POINTS", "10"))
 
+CONNECTOR = """
+name = "dest"
+base_url = "{base_url}"
+[config]
+base_url = { required = true }
+[operations.create_items]
+method = "POST"
+path = "/dest/batch"
+batch = { max = 50, body = "items", results = "results", ok = "ok", error = "error" }
+"""
+
 FLOW = """
 flow "crash sync"
 use src = http(base_url: env.API)
 use dst = http(base_url: env.API)
+use batched = dest(base_url: env.API)
 let done_up_to = state.max_id ?? 0
 let newest = done_up_to
 call src.get("/source", pages: {style: "cursor", cursor: "next", size_param: "limit", size: 50,
@@ -38,7 +51,11 @@ for each it in items
   if it.id <= done_up_to
     skip
   end
-  send it to dst.post("/dest", idempotency_key: "rec-{it.id}")
+  if it.id % 2 == 0
+    send it to dst.post("/dest", idempotency_key: "rec-{it.id}")
+  else
+    send it to batched.create_items batch 20
+  end
   let newest = max(newest, it.id)
 end
 call dst.get("/done")
@@ -56,7 +73,7 @@ class Destination:
         self.lock = threading.Lock()
         self.pid: int | None = None
         self.plan: tuple[str, int, float] | None = None  # (point, at which count, delay)
-        self.counts = {"page": 0, "before_store": 0, "after_store": 0, "done": 0}
+        self.counts = {"page": 0, "before_store": 0, "after_store": 0, "mid_batch": 0, "done": 0}
 
     def kill_if(self, point: str) -> None:
         with self.lock:
@@ -89,6 +106,24 @@ class Destination:
         self.kill_if("after_store")
         return 201, {}, {"ok": True}
 
+    def batch(self, req: Request) -> tuple[int, dict[str, str], Any]:
+        """A batch endpoint that upserts by id; it may die with half of a batch stored."""
+        items = req.body["items"]
+        results = []
+        for n, item in enumerate(items):
+            if n == len(items) // 2:
+                self.kill_if("mid_batch")
+            key = f"rec-{item['id']}"
+            with self.lock:
+                self.received += 1
+                if key in self.stored:
+                    self.replays += 1
+                else:
+                    self.stored[key] = item
+            results.append({"ok": True})
+        self.kill_if("after_store")
+        return 200, {}, {"results": results}
+
     def done(self, req: Request) -> tuple[int, dict[str, str], Any]:
         threading.Thread(target=self.kill_if, args=("done",), daemon=True).start()
         return 200, {}, {"ok": True}
@@ -96,10 +131,11 @@ class Destination:
 
 def plans(seed: int) -> list[tuple[str, int, float]]:
     rng = random.Random(seed)
-    fixed = [("page", 3, 0.0), ("before_store", 120, 0.0), ("after_store", 333, 0.0), ("done", 1, 0.0),
-             ("page", 12, 0.01), ("before_store", 640, 0.0), ("after_store", 999, 0.0), ("done", 1, 0.02),
-             ("after_store", 1, 0.0), ("done", 1, 0.005)]
-    extra = [(rng.choice(["page", "before_store", "after_store", "done"]), rng.randint(1, 20), rng.random() / 50)
+    fixed = [("page", 3, 0.0), ("before_store", 120, 0.0), ("mid_batch", 4, 0.0), ("after_store", 333, 0.0),
+             ("done", 1, 0.0), ("page", 12, 0.01), ("mid_batch", 20, 0.0), ("after_store", 450, 0.0),
+             ("before_store", 1, 0.0), ("done", 1, 0.005)]
+    extra = [(rng.choice(["page", "before_store", "after_store", "mid_batch", "done"]), rng.randint(1, 20),
+              rng.random() / 50)
              for _ in range(max(0, POINTS - len(fixed)))]
     return (fixed + extra)[:POINTS]
 
@@ -132,11 +168,14 @@ def check_store(folder: Path, dest: Destination) -> None:
 
 def test_kill_at_seeded_points_loses_nothing(tmp_path: Path) -> None:
     (tmp_path / "sync.flow").write_text(FLOW)
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "dest.toml").write_text(CONNECTOR)
     dest = Destination()
     survived = 0
     with FakeApi() as api:
         api.route("GET", "/source", dest.source)
         api.route("POST", "/dest", dest.dest)
+        api.route("POST", "/dest/batch", dest.batch)
         api.route("GET", "/done", dest.done)
         for plan in plans(seed=20261125):
             dest.plan = plan

@@ -42,6 +42,7 @@ def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -
     ops = Table(title="operations", box=None, padding=(0, 2), header_style="bold", title_justify="left")
     for column in ("operation", "method", "path", "arguments", "notes"):
         ops.add_column(column, overflow="fold")
+    generic = {"query", "headers", "body"} if spec.origin not in ("builtin", "binding") else set()
     for op in sorted(spec.operations.values(), key=lambda o: o.name):
         notes = []
         if op.name == spec.default_write:
@@ -50,10 +51,12 @@ def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -
             notes.append(f"batch (max {op.max_batch})" if op.max_batch else "batch")
         if op.returns_stream:
             notes.append("paginated stream")
-        args = list(op.params) + (sorted(op.keywords) if op.keywords else []) + (["..."] if op.keywords is None
-                                                                                   else [])
+        keywords = sorted(set(op.keywords or ()) - generic)
+        args = list(op.params) + keywords + (["..."] if op.keywords is None else [])
         ops.add_row(op.name, op.method or "", op.path or "", ", ".join(args), "; ".join(notes) or op.description)
     terminal.stdout_table(ops)
+    if generic:
+        terminal.out("every operation also takes query: {...}, headers: {...} and body: (for call)")
     for note in spec.notes:
         terminal.out(note)
     return int(Exit.OK)
