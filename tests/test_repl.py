@@ -206,7 +206,7 @@ def test_ctrl_c_cancels_the_running_statement_and_keeps_the_session(tmp_path: Pa
         assert time.monotonic() - started < 3  # not the seconds the loop would take
         term.child.send("kept + 1\r")
         assert "8" in term.wait_for("8")
-        term.child.sendeof()
+        term.child.send(":quit\r")
         term.child.expect(pexpect.EOF)
     finally:
         term.child.close()
