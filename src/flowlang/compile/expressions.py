@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -10,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 from flowlang import ast
 from flowlang.check.scopes import Global, Local, Outer
 from flowlang.compile.errors import Where
-from flowlang.errors import FlowRuntimeError, LimitError
+from flowlang.compile.inline import (
+    COMPARE,
+    arithmetic,
+    comparison,
+    constant,
+    equals_constant,
+    literal_constant,
+)
+from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.frame import Frame
@@ -358,17 +365,17 @@ class ExpressionCompiler:
         where = self.where(node.op_span)
         op = node.op
         if op is ast.BinOp.EQ:
-            constant = _literal_constant(node.right)
-            if constant is not None:
-                return _equals_constant(left, constant[0])
+            found = literal_constant(node.right)
+            if found is not None:
+                return equals_constant(left, found[0])
             return lambda f: equal(left(f), right(f))
         if op is ast.BinOp.NE:
             return lambda f: not equal(left(f), right(f))
         fn = BINARY[op]
         if op in (ast.BinOp.ADD, ast.BinOp.SUB, ast.BinOp.MUL):
-            return _arithmetic(op, left, right, fn, where)
-        if op in _COMPARE:
-            return _comparison(op, left, right, fn, where)
+            return arithmetic(op, left, right, fn, where)
+        if op in COMPARE:
+            return comparison(op, left, right, fn, where)
 
         def binary(f: Frame) -> Any:
             a = left(f)
@@ -422,7 +429,7 @@ class ExpressionCompiler:
             elif isinstance(step, str):
                 evals.append(kwargs[step])
             else:
-                evals.append(_constant(spec.default))
+                evals.append(constant(spec.default))
         if variadic:
             evals.extend(args[len(params):])
         fn = builtin.fn
@@ -460,71 +467,3 @@ class ExpressionCompiler:
         return self.program.function_call(self, node, info)
 
 
-_COMPARE = {ast.BinOp.LT: "<", ast.BinOp.LE: "<=", ast.BinOp.GT: ">", ast.BinOp.GE: ">="}
-NUMBERS = frozenset({int, Decimal})
-PYTHON_OPS: dict[ast.BinOp, Callable[[Any, Any], Any]] = {
-    ast.BinOp.ADD: operator.add, ast.BinOp.SUB: operator.sub, ast.BinOp.MUL: operator.mul,
-    ast.BinOp.LT: operator.lt, ast.BinOp.LE: operator.le, ast.BinOp.GT: operator.gt, ast.BinOp.GE: operator.ge,
-}
-
-
-def _literal_constant(node: ast.Expr) -> tuple[Any] | None:
-    """A literal scalar on one side of ==, for a cheaper comparison."""
-    if isinstance(node, ast.Literal) and (node.value is None or type(node.value) in (bool, str)):
-        return (node.value,)
-    return None
-
-
-def _equals_constant(left: Eval, constant: Any) -> Eval:
-    if constant is None or type(constant) is bool:
-        return lambda f: left(f) is constant
-    kind = type(constant)
-
-    def equals(f: Frame) -> bool:
-        v = left(f)
-        return type(v) is kind and bool(v == constant)
-    return equals
-
-
-def _comparison(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:
-    """<, <=, >, >= with numbers inline."""
-    python_op = PYTHON_OPS[op]
-
-    def compare(f: Frame) -> Any:
-        a = left(f)
-        b = right(f)
-        if (type(a) in NUMBERS) & (type(b) in NUMBERS):
-            return python_op(a, b)
-        try:
-            return fn(a, b)
-        except OperatorError as e:
-            raise where.error(e.message, e.kind) from None
-
-    return compare
-
-
-def _constant(value: Any) -> Eval:
-    return lambda f: value
-
-
-def _arithmetic(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:
-    """+, -, * with the number case inline; a string or list past max_value_items is a limit error."""
-    python_op = PYTHON_OPS[op]
-    limit_check = op is ast.BinOp.ADD
-
-    def arithmetic(f: Frame) -> Any:
-        a = left(f)
-        b = right(f)
-        if (type(a) in NUMBERS) & (type(b) in NUMBERS):
-            return python_op(a, b)
-        try:
-            result = fn(a, b)
-        except OperatorError as e:
-            raise where.error(e.message, e.kind) from None
-        if limit_check and type(result) in (str, list) and len(result) > f.run.limits.max_value_items:
-            raise LimitError(f"a {type_name(result)} of {len(result)} items is more than the limit of "
-                             f"{f.run.limits.max_value_items} (max_value_items)", source=where.source,
-                             span=where.span)
-        return result
-
-    return arithmetic
