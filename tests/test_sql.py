@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
+import socket
 import sqlite3
+import subprocess
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -107,18 +112,63 @@ def test_upsert_needs_a_key(tmp_path: Path) -> None:
         run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\nsend {a: 1} to db.upsert(table: "t")\n')
 
 
-POSTGRES = os.environ.get("FLOWLANG_TEST_POSTGRES_URL")
+def start_postgres(folder: Path) -> tuple[str | None, str]:
+    """A throwaway PostgreSQL server on loopback (initdb + pg_ctl), or why there is none."""
+    given = os.environ.get("FLOWLANG_TEST_POSTGRES_URL")
+    if given:
+        return given, ""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return None, "no PostgreSQL driver (pip install 'psycopg[binary]')"
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        return None, "no PostgreSQL server here (initdb and pg_ctl not found); set FLOWLANG_TEST_POSTGRES_URL"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        if not shutil.which("runuser") or subprocess.run(["id", "postgres"], capture_output=True).returncode:
+            return None, "running as root without a postgres user to start the server as"
+        prefix = ["runuser", "-u", "postgres", "--"]
+        os.chown(folder, pwd.getpwnam("postgres").pw_uid, -1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = folder / "data"
+    init = subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"], capture_output=True,
+                          text=True)
+    if init.returncode:
+        return None, f"initdb failed: {init.stderr.strip()[:200]}"
+    started = subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", f"-p {port} -k {folder} -h 127.0.0.1",
+                              "-l", str(folder / "log"), "-w", "start"], capture_output=True, text=True)
+    if started.returncode:
+        return None, f"the PostgreSQL server did not start: {started.stderr.strip()[:200]}"
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", " ".join([*prefix, pg_ctl, "-D", str(data)])
 
 
-@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: set FLOWLANG_TEST_POSTGRES_URL to run this test")
-def test_postgresql(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def postgres() -> object:
+    folder = Path(tempfile.mkdtemp(prefix="flowlang-pg-"))  # in /tmp itself: the postgres user must reach it
+    try:
+        url, stop = start_postgres(folder)
+        if url is None:
+            pytest.skip(stop)
+        yield url
+        if stop:
+            subprocess.run([*stop.split(), "-m", "fast", "stop"], capture_output=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql(tmp_path: Path, postgres: str) -> None:
     result = run(tmp_path, f"""
-use db = sql(url: "{POSTGRES}")
+use db = sql(url: "{postgres}")
 call db.execute("drop table if exists flowlang_t")
 call db.execute("create table flowlang_t (id integer primary key, price numeric(10, 2))")
 send [{{id: 1, price: 1.10}}, {{id: 2, price: 2.20}}] to db.insert(table: "flowlang_t")
 send {{id: 2, price: 9.99}} to db.upsert(table: "flowlang_t", key: "id")
-call db.query("select id, price from flowlang_t order by id") as rows
-emit list(rows)
+call db.query("select id, price from flowlang_t where id >= :min order by id", params: {{min: 1}}) as rows
+for each r in rows
+  emit r
+end
 """)
-    assert result.outputs == [[{"id": 1, "price": Decimal("1.10")}, {"id": 2, "price": Decimal("9.99")}]]
+    assert result.outputs == [{"id": 1, "price": Decimal("1.10")}, {"id": 2, "price": Decimal("9.99")}], result.error
