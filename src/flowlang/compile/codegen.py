@@ -227,22 +227,8 @@ class Generator:
         target = self.compiler.checked.resolution.calls[node]
         if not isinstance(target, Builtin):
             raise Unsupported
-        args = [self.gen(a) for a in node.args]
-        kwargs = {k.name: self.gen(k.value) for k in node.kwargs}
-        plan, variadic = target.arrange(len(args), list(kwargs))
-        fixed = [p for p in target.params if not p.variadic]
-        values = []
-        for spec, step in zip(fixed, plan, strict=True):
-            if isinstance(step, int):
-                values.append(args[step])
-            elif isinstance(step, str):
-                values.append(kwargs[step])
-            else:
-                values.append(self.g_Literal(ast.Literal(spec.default, node.span))
-                              if spec.default is None or type(spec.default) in (bool, int, str)
-                              else self.const(spec.default))
-        if variadic:
-            values.extend(args[len(fixed):])
+        values = target.order([self.gen(a) for a in node.args], {k.name: self.gen(k.value) for k in node.kwargs},
+                              lambda value: self.g_Literal(ast.Literal(value, node.span)))
         return f"{self.const(target.fn)}({', '.join(values)})"
 
 

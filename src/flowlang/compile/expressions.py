@@ -418,20 +418,8 @@ class ExpressionCompiler:
         return self.user_call(node, target)
 
     def builtin_call(self, node: ast.FuncCall, builtin: Builtin) -> Eval:
-        args = [self.expr(a) for a in node.args]
-        kwargs = {k.name: self.expr(k.value) for k in node.kwargs}
-        plan, variadic = builtin.arrange(len(args), list(kwargs))
-        params = [p for p in builtin.params if not p.variadic]
-        evals: list[Eval] = []
-        for spec, step in zip(params, plan, strict=True):
-            if isinstance(step, int):
-                evals.append(args[step])
-            elif isinstance(step, str):
-                evals.append(kwargs[step])
-            else:
-                evals.append(constant(spec.default))
-        if variadic:
-            evals.extend(args[len(params):])
+        evals = builtin.order([self.expr(a) for a in node.args], {k.name: self.expr(k.value) for k in node.kwargs},
+                              constant)
         fn = builtin.fn
         where = self.where(node.span)
         if len(evals) == 1:

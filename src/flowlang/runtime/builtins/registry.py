@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from flowlang.runtime.values import Secret, type_name
+
+T = TypeVar("T")
 
 
 class BuiltinError(ValueError):
@@ -92,6 +94,23 @@ class Builtin:
         if self.variadic and n_positional == 0 and not fixed and not keywords:
             problems.append(f"{self.signature()} needs at least one argument")
         return problems
+
+    def order(self, args: list[T], kwargs: dict[str, T], default: Callable[[Any], T]) -> list[T]:
+        """The call's arguments in the Python function's order: positionals, keywords by name, the
+        defaults (as `default(value)` makes them) for the rest, and extra positionals for *args."""
+        plan, variadic = self.arrange(len(args), list(kwargs))
+        fixed = [p for p in self.params if not p.variadic]
+        out: list[T] = []
+        for spec, step in zip(fixed, plan, strict=True):
+            if isinstance(step, int):
+                out.append(args[step])
+            elif isinstance(step, str):
+                out.append(kwargs[step])
+            else:
+                out.append(default(spec.default))
+        if variadic:
+            out.extend(args[len(fixed):])
+        return out
 
     def arrange(self, n_positional: int, keywords: list[str]) -> tuple[list[int | str | None], bool]:
         """How to build the Python call: for each fixed parameter, the positional index, the keyword
