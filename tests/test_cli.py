@@ -238,3 +238,12 @@ def test_connectors_listing() -> None:
     assert "path" in one.stdout and "write" in one.stdout and "default for send" in one.stdout
     bad = run_cli("connectors", "fiel")
     assert bad.returncode == 2 and "did you mean 'file'" in bad.stderr
+
+
+def test_an_unusable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "emit 1\n")
+    (tmp_path / "file").write_text("not a folder")
+    proc = run_cli("run", "f.flow", "--state-dir", str(tmp_path / "file" / "sub"), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "cannot use the state folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""

@@ -63,6 +63,10 @@ class UsageError(FlowError):
     exit_status = 2
 
 
+class StoreError(FlowError):
+    """The state folder or its database cannot be used (permissions, a full disk, a damaged file)."""
+
+
 class LockedError(FlowError):
     """Another run of the same flow holds the lock (exit status 75)."""
 

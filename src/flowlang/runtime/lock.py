@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from flowlang.errors import LockedError
+from flowlang.errors import LockedError, StoreError
 
 try:
     import fcntl
@@ -25,8 +25,11 @@ class FlowLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StoreError(f"cannot create the run lock {self.path}: {e.strerror}") from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

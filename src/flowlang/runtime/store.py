@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flowlang.errors import StoreError
 from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.run import RecordFailure
 from flowlang.runtime.values import format_datetime
@@ -86,14 +87,18 @@ class Store:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        if folder is None:
-            self.db = sqlite3.connect(":memory:", isolation_level=None)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(folder / STATE_DB, isolation_level=None, timeout=30)
-            self.db.execute("pragma journal_mode=wal")
-            self.db.execute("pragma synchronous=full")
-        self.db.executescript(SCHEMA)
+        try:
+            if folder is None:
+                self.db = sqlite3.connect(":memory:", isolation_level=None)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(folder / STATE_DB, isolation_level=None, timeout=30)
+                self.db.execute("pragma journal_mode=wal")
+                self.db.execute("pragma synchronous=full")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
+                             "FLOWLANG_STATE_DIR to a folder you can write)") from None
 
     def close(self) -> None:
         self.db.close()
