@@ -247,3 +247,20 @@ def test_an_unusable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "cannot use the state folder" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_run_another_flow_as_its_own_job(tmp_path: Path) -> None:
+    write(tmp_path, "child.flow", 'flow "child"\nparam who = "nobody"\nlet state.n = (state.n ?? 0) + 1\n'
+                                  'emit "hello {who} #{state.n}"\n')
+    write(tmp_path, "main.flow", 'emit "before"\nrun "child.flow" with {who: "main"}\nemit "after"\n')
+    first = run_cli("run", "main.flow", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert lines(first.stdout) == ["before", "hello main #1", "after"]
+    assert lines(run_cli("run", "main.flow", cwd=tmp_path).stdout)[1] == "hello main #2"  # its own state
+    write(tmp_path, "broken.flow", 'fail "the child broke"\n')
+    write(tmp_path, "main2.flow", 'run "broken.flow"\nemit "not here"\n')
+    failed = run_cli("run", "main2.flow", cwd=tmp_path)
+    assert failed.returncode == 1 and "the flow broken.flow failed: the child broke" in failed.stderr
+    write(tmp_path, "main3.flow", 'run "child.flow" with {whom: 1}\n')
+    bad = run_cli("run", "main3.flow", cwd=tmp_path)
+    assert bad.returncode == 1 and "unknown param 'whom'" in bad.stderr

@@ -198,7 +198,12 @@ def child_runner(parent: Flow, options: RunOptions, setup: RunSetup) -> Callable
                                    limits=options.limits, secrets=options.secrets, env=options.env)
         child_setup = RunSetup(state_dir_for(child, setup.state_dir, parent), setup.on_output, setup.collect,
                                setup.logger, setup.env)
-        result = await execute(child, child_options, child_setup)
+        try:
+            result = await execute(child, child_options, child_setup)
+        except FlowRuntimeError:
+            raise
+        except FlowError as e:  # its params, its bindings, its lock: the run line fails, this run ends well
+            raise FlowRuntimeError(f"the flow {path.name} cannot run: {e.message}", "connector") from None
         if result.error is not None:
             raise FlowRuntimeError(f"the flow {path.name} failed: {result.error.message}", "connector")
         if result.errors:
