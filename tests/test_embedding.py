@@ -145,3 +145,21 @@ def test_secrets_given_when_embedding_are_masked() -> None:
 def test_record_errors_in_result() -> None:
     result = flowlang.compile('for each n in [1, 2]\n  if n == 2\n    fail "no {n}"\n  end\nend').run()
     assert [(e.message, e.record, e.location) for e in result.errors] == [("no 2", 2, "<flow>:3:5")]
+
+
+def test_imported_connections_and_constants(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "common.flow").write_text(
+        'use ref = memory(records: [{code: "NO", name: "Norway"}, {code: "SE", name: "Sweden"}])\n'
+        'let prefix = "C-"\nfunction label(code)\n  return prefix + code\nend\n')
+    (tmp_path / "main.flow").write_text(
+        'import "lib/common.flow"\nlookup ref.find(code: "SE") as se\nemit [label(se.code), se.name]\n')
+    result = flowlang.load(tmp_path / "main.flow").run()
+    assert result.outputs == [["C-SE", "Sweden"]], result.error
+
+
+def test_an_imported_file_may_only_define(tmp_path: Path) -> None:
+    (tmp_path / "lib.flow").write_text("emit 1\n")
+    (tmp_path / "main.flow").write_text('import "lib.flow"\n')
+    with pytest.raises(flowlang.CheckError, match="an imported file may only hold"):
+        flowlang.load(tmp_path / "main.flow")
