@@ -40,33 +40,33 @@ class Environment:
 
     def __init__(self) -> None:
         self.builtins: BuiltinRegistry = default_registry()
-        self.connectors = ConnectorRegistry(builtin_connectors())
-        self._load_stdlib()
+        self.connectors = ConnectorRegistry(builtin_connectors(), loader=self._load_stdlib)
         self._per_folder: dict[Path, ConnectorRegistry] = {}
 
-    def _load_stdlib(self) -> None:
-        try:
-            from flowlang.connectors.declarative.loader import load_stdlib
-        except ImportError:  # pragma: no cover
-            return
+    def _load_stdlib(self, registry: ConnectorRegistry) -> None:
+        """The stdlib's connector files, read (with pydantic) the first time a flow needs one."""
+        from flowlang.connectors.declarative.loader import load_stdlib
+
         specs, problems = load_stdlib()
         for spec in specs:
-            self.connectors.add(spec)
-        self.connectors.problems.extend(problems)
+            registry.add(spec)
+        registry.problems.extend(problems)
 
     def connectors_for(self, base_dir: Path) -> ConnectorRegistry:
         """The registry a flow in base_dir sees: its own connectors/ folder first."""
         key = base_dir.resolve()
         found = self._per_folder.get(key)
         if found is None:
-            try:
+            folder = key / "connectors"
+            if not folder.is_dir():
+                found = self.connectors
+            else:
                 from flowlang.connectors.declarative.loader import load_folder
-            except ImportError:  # pragma: no cover
-                return self.connectors
-            specs, problems = load_folder(key / "connectors")
-            found = self.connectors.child(specs)
-            found.broken.update(problems)
-            found.problems.extend(problems.values())
+
+                specs, problems = load_folder(folder)
+                found = self.connectors.child(specs)
+                found.broken.update(problems)
+                found.problems.extend(problems.values())
             self._per_folder[key] = found
         return found
 

@@ -17,10 +17,11 @@ def show_connectors(registry: ConnectorRegistry, terminal: Terminal) -> int:
     for spec in registry.all():
         table.add_row(spec.name, spec.title, spec.origin, str(len(spec.operations)))
     terminal.stdout_table(table)
-    for problem in registry.problems:
+    problems = registry.all_problems
+    for problem in problems:
         terminal.error(problem)
     terminal.out("details: flowlang connectors NAME")
-    return int(Exit.OK if not registry.problems else Exit.INVALID)
+    return int(Exit.OK if not problems else Exit.INVALID)
 
 
 def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -> int:

@@ -3,7 +3,7 @@ flow folder's own `connectors/` (which win, in that order of precedence reversed
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from flowlang.connectors.base import ConnectorSpec
@@ -12,9 +12,11 @@ from flowlang.connectors.base import ConnectorSpec
 class ConnectorRegistry:
     """Name -> ConnectorSpec, with problems found while loading connector files."""
 
-    def __init__(self, specs: Iterable[ConnectorSpec] = (), parent: ConnectorRegistry | None = None) -> None:
+    def __init__(self, specs: Iterable[ConnectorSpec] = (), parent: ConnectorRegistry | None = None,
+                 loader: Callable[[ConnectorRegistry], None] | None = None) -> None:
         self._specs: dict[str, ConnectorSpec] = {}
         self.parent = parent
+        self._loader = loader  # adds more specs the first time a name is not found (the stdlib)
         self.problems: list[str] = []
         self.broken: dict[str, str] = {}  # connector name -> why its file could not be loaded
         for spec in specs:
@@ -23,17 +25,31 @@ class ConnectorRegistry:
     def add(self, spec: ConnectorSpec) -> None:
         self._specs[spec.name] = spec
 
+    def _load(self) -> None:
+        if self._loader is not None:
+            loader, self._loader = self._loader, None
+            loader(self)
+
     def get(self, name: str) -> ConnectorSpec | None:
         found = self._specs.get(name)
+        if found is None:
+            self._load()
+            found = self._specs.get(name)
         if found is None and self.parent is not None:
             return self.parent.get(name)
         return found
 
     def names(self) -> list[str]:
+        self._load()
         names = set(self._specs)
         if self.parent is not None:
             names |= set(self.parent.names())
         return sorted(names)
+
+    @property
+    def all_problems(self) -> list[str]:
+        self._load()
+        return self.problems + (self.parent.all_problems if self.parent is not None else [])
 
     def all(self) -> list[ConnectorSpec]:
         return [spec for name in self.names() if (spec := self.get(name)) is not None]

@@ -5,9 +5,10 @@ docs/connectors.md), requests without automatic redirects, and aiohttp's errors 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiohttp
-from yarl import URL
+if TYPE_CHECKING:
+    import aiohttp
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
+        import aiohttp  # imported when a flow first talks HTTP: a flow that does not pays nothing
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=bool(self.verify), ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
@@ -48,6 +51,9 @@ class Transport:
 
     async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                    timeout: float | None = None) -> Response:
+        import aiohttp
+        from yarl import URL
+
         session = self.session()
         limit = aiohttp.ClientTimeout(total=timeout or self.timeout)
         try:
