@@ -12,6 +12,7 @@ from flowlang import ast
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source
 from flowlang.syntax import parse
+from flowlang.syntax.format import format_text
 
 EXAMPLES = int(os.environ.get("FLOWLANG_FUZZ_EXAMPLES", "200"))
 NAMES = st.sampled_from(["a", "b", "order", "x1", "_y", "items"])
@@ -88,9 +89,12 @@ CONFIG = settings(max_examples=EXAMPLES, deadline=1000, suppress_health_check=li
 
 @CONFIG
 @given(PROGRAMS)
-def test_generated_programs_parse(program: str) -> None:
+def test_generated_programs_parse_and_format_round_trips(program: str) -> None:
     module = parse(Source("generated.flow", program))
     assert isinstance(module, ast.Module) and module.statements
+    formatted = format_text(program)
+    assert ast.dump(parse(Source("formatted.flow", formatted))) == ast.dump(module)
+    assert format_text(formatted) == formatted
 
 
 @CONFIG

@@ -150,6 +150,33 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     return int(Exit.RECORDS_FAILED if still else Exit.OK)
 
 
+def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.environment import display_name
+    from flowlang.syntax.format import format_text
+
+    changed = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            terminal.error(f"error: cannot read {name}: {e}")
+            return int(Exit.INVALID)
+        formatted = format_text(text, display_name(path))
+        if formatted == text:
+            continue
+        changed += 1
+        if args.check:
+            terminal.message(f"would reformat {name}")
+        else:
+            path.write_text(formatted, encoding="utf-8")
+            terminal.message(f"reformatted {name}")
+    unchanged = len(args.files) - changed
+    verb = "would be reformatted" if args.check else "reformatted"
+    terminal.message(f"{changed} {verb}, {unchanged} already formatted")
+    return int(Exit.RUN_FAILED if args.check and changed else Exit.OK)
+
+
 def cmd_connectors(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.connectors_view import show_connector, show_connectors
 

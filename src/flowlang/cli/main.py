@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+")
     common(check)
 
+    fmt = sub.add_parser("fmt", help="indent flows the standard way (2 spaces a block), in place")
+    fmt.add_argument("files", nargs="+")
+    fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
+    common(fmt)
+
     errors = sub.add_parser("errors", help="list a flow's open record errors")
     errors.add_argument("file")
     errors.add_argument("--state-dir")
@@ -88,7 +93,7 @@ def commands() -> dict[str, Command]:
     from flowlang.cli import commands as c
 
     return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
-            "connectors": c.cmd_connectors, "repl": c.cmd_repl}
+            "connectors": c.cmd_connectors, "repl": c.cmd_repl, "fmt": c.cmd_fmt}
 
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:

@@ -1,0 +1,112 @@
+"""`flowlang fmt`: 2-space blocks, one level per line of open brackets, comments and text kept; the
+result always parses to the same tree, and formatting twice changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+from spec_cases import all_cases
+
+from flowlang import ast
+from flowlang.errors import FlowSyntaxError
+from flowlang.source import Source
+from flowlang.syntax import parse
+from flowlang.syntax.format import format_text
+
+MESSY = """flow "x"
+# top comment
+for each o in [1,
+2,
+   3]
+if o > 1
+   # inner
+emit o
+      else if o == 1
+log "one"
+else
+try
+fail "x"
+ on error as e
+  map {a: 1} to m
+end = 1
+    a = 2
+  end
+end
+end
+end
+"""
+
+TIDY = """flow "x"
+# top comment
+for each o in [1,
+  2,
+  3]
+  if o > 1
+    # inner
+    emit o
+  else if o == 1
+    log "one"
+  else
+    try
+      fail "x"
+    on error as e
+      map {a: 1} to m
+        end = 1
+        a = 2
+      end
+    end
+  end
+end
+"""
+
+
+def tree(text: str) -> str:
+    return ast.dump(parse(Source("t.flow", text)))
+
+
+def test_blocks_and_continuations() -> None:
+    assert format_text(MESSY) == TIDY
+    assert format_text(TIDY) == TIDY
+
+
+def test_brackets_opened_on_one_line_are_one_level() -> None:
+    text = 'use m = memory(records: [\n{a: 1},\n{a: 2},\n])\nlet x = {\na: [\n1,\n],\n}\n'
+    assert format_text(text) == ('use m = memory(records: [\n  {a: 1},\n  {a: 2},\n])\nlet x = {\n  a: [\n    1,\n'
+                                 "  ],\n}\n")
+
+
+TEXTS = [p.read_text() for p in sorted(ROOT.glob("examples/**/*.flow"))] + [
+    c.text for c in all_cases() if not c.check_errors]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_format_keeps_the_tree_and_is_idempotent(text: str) -> None:
+    formatted = format_text(text)
+    assert tree(formatted) == tree(text)
+    assert format_text(formatted) == formatted
+
+
+def test_examples_are_formatted() -> None:
+    for path in ROOT.glob("examples/**/*.flow"):
+        assert format_text(path.read_text()) == path.read_text(), path
+
+
+def test_invalid_text_is_not_formatted() -> None:
+    with pytest.raises(FlowSyntaxError):
+        format_text("for each x in y\n")
+
+
+def test_cli(tmp_path: Path) -> None:
+    (tmp_path / "a.flow").write_text(MESSY)
+    (tmp_path / "b.flow").write_text(TIDY)
+    check = run_cli("fmt", "--check", "a.flow", "b.flow", cwd=tmp_path)
+    assert check.returncode == 1 and "would reformat a.flow" in check.stderr
+    assert (tmp_path / "a.flow").read_text() == MESSY
+    done = run_cli("fmt", "a.flow", "b.flow", cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "a.flow").read_text() == TIDY
+    assert run_cli("fmt", "--check", "a.flow", cwd=tmp_path).returncode == 0
+    (tmp_path / "bad.flow").write_text("emit (\n")
+    bad = run_cli("fmt", "bad.flow", cwd=tmp_path)
+    assert bad.returncode == 2 and "bad.flow:1:" in bad.stderr
