@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
-from spec_cases import all_cases
 
+from conftest import ROOT, run_cli
 from flowlang import ast
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source
 from flowlang.syntax import parse
 from flowlang.syntax.format import format_text
+from spec_cases import all_cases
 
 MESSY = """flow "x"
 # top comment
