@@ -176,21 +176,11 @@ class IoCompiler(StatementCompiler):
 
     # ---- send ----------------------------------------------------------------------------------
     def send_op(self, node: ast.Send) -> str:
-        dest = node.destination
-        if dest.op:
-            return dest.op
-        ref = self.checked.resolution.refs.get(dest)
-        if isinstance(ref, HostBinding):
-            return ""
-        binding = next((b for b in self.checked_connections() if b.name == dest.connection), None)
-        spec = binding.connector if binding is not None else None
-        return (spec.default_write or "") if spec is not None else ""
-
-    def checked_connections(self) -> list[Any]:
-        found = list(self.checked.connections.values())
-        for pairs in self.checked.imported_connections.values():
-            found.extend(mine for mine, _ in pairs)
-        return found
+        """The operation a send runs: the one named, or the connector's default write (`send r to out`)."""
+        if node.destination.op:
+            return node.destination.op
+        spec = self.checked.resolution.op_specs.get(node.destination)
+        return spec.name if spec is not None else ""
 
     def s_Send(self, node: ast.Send) -> Step:
         getter, args, kwargs = self.operation_parts(node.destination)
