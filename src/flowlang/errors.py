@@ -18,8 +18,6 @@ def _restore(cls: type[FlowError], state: dict[str, Any]) -> FlowError:
 class FlowError(Exception):
     """Base of every error flowlang raises on purpose."""
 
-    exit_status = 1
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -32,9 +30,7 @@ class FlowError(Exception):
 
 
 class ScriptError(FlowError):
-    """A mistake in a script, found before anything runs (exit status 2)."""
-
-    exit_status = 2
+    """A mistake in a script, found before anything runs."""
 
     def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
         self.diagnostics = tuple(diagnostics)
@@ -60,17 +56,13 @@ class CheckError(ScriptError):
 class UsageError(FlowError):
     """The flow was started wrongly: a missing or unknown parameter, a bad option or input file."""
 
-    exit_status = 2
-
 
 class StoreError(FlowError):
     """The state folder or its database cannot be used (permissions, a full disk, a damaged file)."""
 
 
 class LockedError(FlowError):
-    """Another run of the same flow holds the lock (exit status 75)."""
-
-    exit_status = 75
+    """Another run of the same flow holds the lock."""
 
 
 class FlowRuntimeError(FlowError):
@@ -131,8 +123,6 @@ class LimitError(FlowRuntimeError):
 
 class Interrupted(FlowRuntimeError):
     """The run was asked to stop (SIGTERM, Ctrl-C): in-flight records finished, no new ones started."""
-
-    exit_status = 75
 
     def __init__(self, message: str = "stopped on request; in-flight records finished") -> None:
         super().__init__(message, "interrupted")

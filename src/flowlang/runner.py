@@ -23,6 +23,7 @@ from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import Store
 from flowlang.runtime.values import Secret, to_python
+from flowlang.status import ExitStatus, exit_status
 
 if TYPE_CHECKING:
     from flowlang.api import Flow
@@ -37,7 +38,7 @@ class Result:
     """What a run did: ok (no run error, no failed record), outputs, record errors, stats."""
 
     ok: bool
-    status: str  # ok, partial (some records failed), failed (the run stopped)
+    status: str  # ok, partial (some records failed), failed (a run-level error), interrupted (stopped on request)
     outputs: list[Any]
     errors: list[RecordFailure]
     stats: Stats
@@ -46,8 +47,9 @@ class Result:
     resolved: list[int] = field(default_factory=list)
 
     @property
-    def exit_status(self) -> int:
-        return {"ok": 0, "partial": 3, "interrupted": 75}.get(self.status, 1)
+    def exit_status(self) -> ExitStatus:
+        """What the CLI exits with after this run (flowlang.status)."""
+        return exit_status(self)
 
 
 @dataclass

@@ -8,15 +8,15 @@ from pathlib import Path
 
 from flowlang.api import Flow, load
 from flowlang.cli.console import Terminal
-from flowlang.cli.exit import Exit
-from flowlang.cli.main import run_async_command
 from flowlang.cli.options import parse_params, read_input, read_secrets
+from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.store import Store
+from flowlang.status import ExitStatus, exit_status
 
 
 def show_run_error(terminal: Terminal, error: FlowError, debug: bool) -> None:
@@ -39,7 +39,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     secrets = _secrets(args, terminal)
     if args.limit is not None and args.limit < 0:
         terminal.error("error: --limit must be 0 or more")
-        return int(Exit.INVALID)
+        return int(ExitStatus.INVALID)
     limits = Limits(max_seconds=args.max_seconds, max_record_seconds=args.max_record_seconds,
                     max_call_depth=args.max_call_depth)
     stop = StopFlag()
@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if result.errors and not args.dry_run:
         terminal.message(f"{len(result.errors)} record{'s' if len(result.errors) != 1 else ''} failed; "
                          f"see: flowlang errors {args.file}", "yellow")
-    return int(result.exit_status)
+    return int(exit_status(result))
 
 
 def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -71,8 +71,8 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
     if failed:
         terminal.error(f"{failed} of {len(args.files)} file{'s' if len(args.files) != 1 else ''} "
                        "have errors")
-        return int(Exit.INVALID)
-    return int(Exit.OK)
+        return int(ExitStatus.INVALID)
+    return int(ExitStatus.OK)
 
 
 def _flow_key(file: str) -> tuple[Flow | None, str]:
@@ -97,7 +97,7 @@ def _store_for(file: str, state_dir: str | None) -> tuple[Store, str]:
 def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
     if not Path(args.file).is_file():
         terminal.error(f"error: no such flow file: {args.file}")
-        return int(Exit.INVALID)
+        return int(ExitStatus.INVALID)
     store, key = _store_for(args.file, args.state_dir)
     try:
         errors = store.open_errors(key)
@@ -108,10 +108,10 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(dumps({"id": e.id, "location": e.location, "loop": e.loop, "message": e.message,
                                 "kind": e.kind, "status": e.status, "record": e.record, "job_id": e.job_id,
                                 "created_at": e.created_at, "attempts": e.attempts}))
-        return int(Exit.OK)
+        return int(ExitStatus.OK)
     if not errors:
         terminal.out(f"{key}: no open errors")
-        return int(Exit.OK)
+        return int(ExitStatus.OK)
     terminal.out(f"{key}: {len(errors)} open error{'s' if len(errors) != 1 else ''}")
     for e in errors:
         attempts = f"{e.attempts} attempt{'s' if e.attempts != 1 else ''}"
@@ -120,7 +120,7 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
         record = dumps(e.record)
         terminal.out(f"    record: {record if len(record) <= 200 else record[:197] + '...'}")
     terminal.out(f"retry them with: flowlang retry {args.file}")
-    return int(Exit.OK)
+    return int(ExitStatus.OK)
 
 
 def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -136,18 +136,18 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
         if found is None:
             what = f"error {args.id} is already resolved" if resolved else f"no open error {args.id}"
             terminal.error(f"error: {what}")
-            return int(Exit.OK if resolved else Exit.INVALID)
+            return int(ExitStatus.OK if resolved else ExitStatus.INVALID)
     stop = StopFlag()
     result = run_async_command(flow.retry_async(
         args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
         collect=False, stop=stop), stop, terminal)
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
-        return int(result.exit_status)
+        return int(exit_status(result))
     still = len(result.errors)
     terminal.message(f"{flow.name}: retry resolved {len(result.resolved)}, still failing {still}",
                      "bold" if not still else "yellow")
-    return int(Exit.RECORDS_FAILED if still else Exit.OK)
+    return int(ExitStatus.PARTIAL if still else ExitStatus.OK)
 
 
 def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -161,7 +161,7 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             terminal.error(f"error: cannot read {name}: {e}")
-            return int(Exit.INVALID)
+            return int(ExitStatus.INVALID)
         formatted = format_text(text, display_name(path))
         if formatted == text:
             continue
@@ -174,7 +174,7 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
     unchanged = len(args.files) - changed
     verb = "would be reformatted" if args.check else "reformatted"
     terminal.message(f"{changed} {verb}, {unchanged} already formatted")
-    return int(Exit.RUN_FAILED if args.check and changed else Exit.OK)
+    return int(ExitStatus.FAILED if args.check and changed else ExitStatus.OK)
 
 
 def cmd_connectors(args: argparse.Namespace, terminal: Terminal) -> int:

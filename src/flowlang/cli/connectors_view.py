@@ -6,8 +6,8 @@ from rich.table import Table
 
 from flowlang.check.hints import did_you_mean
 from flowlang.cli.console import Terminal
-from flowlang.cli.exit import Exit
 from flowlang.connectors.registry import ConnectorRegistry
+from flowlang.status import ExitStatus
 
 
 def show_connectors(registry: ConnectorRegistry, terminal: Terminal) -> int:
@@ -21,7 +21,7 @@ def show_connectors(registry: ConnectorRegistry, terminal: Terminal) -> int:
     for problem in problems:
         terminal.error(problem)
     terminal.out("details: flowlang connectors NAME")
-    return int(Exit.OK if not problems else Exit.INVALID)
+    return int(ExitStatus.OK if not problems else ExitStatus.INVALID)
 
 
 def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -> int:
@@ -29,7 +29,7 @@ def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -
     if spec is None:
         hint = did_you_mean(name, registry.names())
         terminal.error(f"error: unknown connector '{name}'" + (f"; {hint}" if hint else ""))
-        return int(Exit.INVALID)
+        return int(ExitStatus.INVALID)
     terminal.out(f"{spec.name}: {spec.title} ({spec.origin})")
     if spec.docs:
         terminal.out(f"docs: {spec.docs}")
@@ -60,4 +60,4 @@ def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -
         terminal.out("every operation also takes query: {...}, headers: {...} and body: (for call)")
     for note in spec.notes:
         terminal.out(note)
-    return int(Exit.OK)
+    return int(ExitStatus.OK)

@@ -1,4 +1,5 @@
-"""`flowlang`: parse the command line, run the command, map outcomes to exit statuses.
+"""`flowlang`: the entry point. Parse the command line, run the command, report an error that ends it
+and exit with its status (the statuses and their mapping live in flowlang.status).
 
 A mistake in a script or on the command line never shows a Python traceback (--debug does).
 """
@@ -6,18 +7,14 @@ A mistake in a script or on the command line never shows a Python traceback (--d
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
-import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from contextlib import redirect_stderr, redirect_stdout
 
 from flowlang.cli.console import Terminal, TerminalLogHandler
-from flowlang.cli.exit import Exit
 from flowlang.errors import FlowError, FlowRuntimeError, LockedError, ScriptError
-from flowlang.runtime.limits import StopFlag
+from flowlang.status import ExitStatus, exit_status
 
 Command = Callable[[argparse.Namespace, Terminal], int]
 
@@ -114,67 +111,42 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     terminal = terminal or Terminal()
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with redirect_stdout(terminal.stdout), redirect_stderr(terminal.stderr):  # argparse writes there
+            args = parser.parse_args(argv)
     except SystemExit as e:
-        return int(e.code or 0) if e.code in (0, None) else int(Exit.INVALID)
+        return int(e.code or 0) if e.code in (0, None) else int(ExitStatus.INVALID)
     if not args.command:
-        parser.print_help(sys.stderr)
-        return int(Exit.INVALID)
+        parser.print_help(terminal.stderr)
+        return int(ExitStatus.INVALID)
     args.json_logs = setup_logging(terminal, args)
     debug = bool(getattr(args, "debug", False))
     try:
-        return commands()[args.command](args, terminal)
-    except ScriptError as e:
-        terminal.message(e.render())
-        count = len(e.diagnostics)
-        terminal.error(f"{count} error{'s' if count != 1 else ''}; nothing was run")
-        return int(Exit.INVALID)
-    except LockedError as e:
-        terminal.error(f"error: {e.message}")
-        return int(Exit.LOCKED)
-    except FlowRuntimeError as e:
-        terminal.message(e.render())
-        if debug:
-            terminal.message("".join(traceback.format_exception(e)))
-        return int(Exit.RUN_FAILED)
-    except FlowError as e:
-        terminal.error(f"error: {e.message}")
-        if debug:
-            terminal.message("".join(traceback.format_exception(e)))
-        return int(e.exit_status)
-    except KeyboardInterrupt:
+        return int(commands()[args.command](args, terminal))
+    except KeyboardInterrupt as e:
         terminal.error("interrupted")
-        return 130
-    except Exception as e:  # a bug in flowlang: say so plainly
-        terminal.error(f"internal error: {type(e).__name__}: {e}")
-        if debug:
-            terminal.message("".join(traceback.format_exception(e)))
-        else:
+        return int(exit_status(e))
+    except Exception as e:
+        report_error(terminal, e, debug)
+        return int(exit_status(e))
+
+
+def report_error(terminal: Terminal, error: Exception, debug: bool) -> None:
+    """What the user sees of an error that ended a command (a traceback only with --debug)."""
+    if isinstance(error, ScriptError):
+        terminal.message(error.render())
+        count = len(error.diagnostics)
+        terminal.error(f"{count} error{'s' if count != 1 else ''}; nothing was run")
+        return
+    if isinstance(error, LockedError):
+        terminal.error(f"error: {error.message}")
+        return
+    if isinstance(error, FlowRuntimeError):
+        terminal.message(error.render())
+    elif isinstance(error, FlowError):
+        terminal.error(f"error: {error.message}")
+    else:  # a bug in flowlang: say so plainly
+        terminal.error(f"internal error: {type(error).__name__}: {error}")
+        if not debug:
             terminal.message("this is a bug in flowlang; run again with --debug for the traceback and report it")
-        return int(Exit.RUN_FAILED)
-
-
-def run_async_command(coro: Any, stop: StopFlag | None = None, terminal: Terminal | None = None) -> Any:
-    """Run a command's coroutine. SIGTERM or Ctrl-C asks the run to stop gracefully (in-flight records
-    finish, none is started); a second one cancels it at once."""
-    loop = asyncio.new_event_loop()
-    try:
-        main_task = loop.create_task(coro)
-
-        def on_signal(name: str) -> None:
-            if stop is not None and not stop.requested:
-                stop.request(name)
-                if terminal is not None:
-                    terminal.message(f"{name}: finishing the records in flight, then stopping "
-                                     "(again to stop at once)", "yellow")
-            else:
-                main_task.cancel()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, on_signal, sig.name)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
-                pass
-        return loop.run_until_complete(main_task)
-    finally:
-        loop.close()
+    if debug:
+        terminal.message("".join(traceback.format_exception(error)))
