@@ -239,6 +239,17 @@ class FlowDecl:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Trigger:
+    """`trigger webhook(...)` or `trigger schedule(...)`: how `flowlang serve` starts the flow (runs ignore it)."""
+
+    kind: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[KwArg, ...]
+    span: Span
+    kind_span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Param:
     """`param name [= default]`."""
 
@@ -525,7 +536,7 @@ class ExprStmt:
 
 
 Stmt = (
-    FlowDecl | Param | Use | Let | CallStmt | LookupStmt | Send | MapStmt | If | ForEach | Skip | Stop
+    FlowDecl | Trigger | Param | Use | Let | CallStmt | LookupStmt | Send | MapStmt | If | ForEach | Skip | Stop
     | Fail | Try | Emit | Log | Function | Return | Import | RunFlow | ExprStmt
 )
 

@@ -61,6 +61,7 @@ class RunSetup:
     collect: bool = True
     logger: logging.Logger = field(default_factory=lambda: log)
     env: dict[str, str] = field(default_factory=dict)
+    lock: bool = True  # take the flow's run lock (serve runs a flow several at once only when told to)
 
 
 def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
@@ -78,11 +79,11 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
 
 
 def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dry: bool,
-               params: dict[str, Any]) -> dict[str, Any]:
+               params: dict[str, Any], trigger: dict[str, Any]) -> dict[str, Any]:
     def moment(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     return {"id": job_id, "flow": flow, "started_at": moment(started), "last_success_at": moment(last),
-            "dry_run": dry, "params": dict(params)}
+            "dry_run": dry, "params": dict(params), "trigger": trigger}
 
 
 async def module_body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
@@ -101,7 +102,7 @@ async def execute(flow: Flow, options: RunOptions, setup: RunSetup, kind: str = 
             raise UsageError(f"the binding '{name}' has no method {', '.join(repr(m) for m in missing)}")
     resolve_params(compiled, dict(options.params))
     store = Store(setup.state_dir)
-    lock = FlowLock(setup.state_dir, flow.key) if setup.state_dir is not None else None
+    lock = FlowLock(setup.state_dir, flow.key) if setup.state_dir is not None and setup.lock else None
     try:
         if lock is not None:
             lock.acquire()
@@ -136,7 +137,7 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
     ctx = RunContext(
         flow=flow.key, base_dir=flow.base_dir, options=options, env=env,
         job=_job_value(job_id, flow.name, started, store.last_success_at(flow.key), options.dry_run,
-                       dict(options.params)),
+                       dict(options.params), dict(options.trigger or {"kind": kind})),
         state=store.load_state(flow.key), emit=emit, on_failure=on_failure, logger=setup.logger,
     )
     ctx.run_child = child_runner(flow, options, setup)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flowlang import ast
 from flowlang.check.scopes import Binding, FrameLayout, Resolution
+from flowlang.check.triggers import Trigger
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.source import Source
 
@@ -59,3 +60,4 @@ class CheckedModule:
     runs: dict[ast.RunFlow, Path] = field(default_factory=dict)
     params: list[ast.Param] = field(default_factory=list)
     host_operations: dict[str, set[str]] = field(default_factory=dict)
+    triggers: list[Trigger] = field(default_factory=list)  # `trigger` lines, for flowlang serve

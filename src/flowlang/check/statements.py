@@ -182,6 +182,13 @@ class StatementChecker(ExpressionChecker):
     def stmt_FlowDecl(self, node: ast.FlowDecl, scope: Scope, ctx: Ctx) -> None:
         self.checked.flow_name = node.name
 
+    def stmt_Trigger(self, node: ast.Trigger, scope: Scope, ctx: Ctx) -> None:
+        from flowlang.check.triggers import TriggerReader
+
+        trigger = TriggerReader(self.error).read(node)
+        if trigger is not None:
+            self.checked.triggers.append(trigger)
+
     def stmt_Param(self, node: ast.Param, scope: Scope, ctx: Ctx) -> None:
         if node.default is not None:
             self.expr(node.default, scope)

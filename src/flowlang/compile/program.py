@@ -12,6 +12,7 @@ from flowlang.compile.expressions import Eval, ExpressionCompiler
 from flowlang.compile.functions import CompiledFunction, call_closure, compile_body
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.loops import LoopCompiler, LoopInfo, sync_loop
+from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import Step, block, stoppable
 
 
@@ -91,7 +92,7 @@ class ModuleCompiler(IoCompiler):
             default = self.expr(p.default) if p.default is not None else None
             self.compiled.params.append(CompiledParam(p.name, res.slots[(p, 0)], default, p))
         self.compiled.body = stoppable(
-            [self.stmt(s) for s in stmts if not isinstance(s, ast.Function | ast.Param | ast.FlowDecl)])
+            [self.stmt(s) for s in stmts if not isinstance(s, DECLARATIONS)])
         self.compiled.prelude = block([self.stmt(s) for s in stmts if isinstance(s, ast.Use | ast.Import)])
 
 

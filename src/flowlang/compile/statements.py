@@ -37,6 +37,10 @@ def error_value(err: FlowRuntimeError, frame: Frame) -> dict[str, Any]:
     }
 
 
+# lines that declare rather than run (a trigger is for flowlang serve; a run ignores it)
+DECLARATIONS = (ast.Function, ast.Param, ast.FlowDecl, ast.Trigger)
+
+
 class StatementCompiler(ExpressionCompiler):
     """Compiles the statements of one module that do no I/O."""
 
@@ -49,7 +53,7 @@ class StatementCompiler(ExpressionCompiler):
         return step
 
     def body(self, stmts: tuple[ast.Stmt, ...]) -> Step:
-        return block([self.stmt(s) for s in stmts if not isinstance(s, ast.Function | ast.Param | ast.FlowDecl)])
+        return block([self.stmt(s) for s in stmts if not isinstance(s, DECLARATIONS)])
 
     # ---- declarations handled elsewhere ------------------------------------------------------
     def s_FlowDecl(self, node: ast.FlowDecl) -> Step:

@@ -61,6 +61,7 @@ class RunOptions:
     bindings: Mapping[str, Any] = field(default_factory=dict)
     masker: Masker | None = None  # share one with the caller (the CLI masks its own output with it)
     stop: StopFlag = field(default_factory=StopFlag)  # a graceful stop (SIGTERM, Ctrl-C, max_seconds)
+    trigger: Mapping[str, Any] | None = None  # job.trigger (serve: kind webhook or scheduled, id, headers...)
 
 
 class RunContext:

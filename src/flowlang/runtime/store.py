@@ -123,7 +123,7 @@ class Store:
     def last_success_at(self, flow: str) -> str | None:
         row = self.db.execute(
             "select started_at from jobs where flow = ? and status in ('ok', 'partial') and dry_run = 0 "
-            "and kind = 'run' order by id desc limit 1", (flow,)).fetchone()
+            "and kind in ('run', 'webhook', 'scheduled') order by id desc limit 1", (flow,)).fetchone()
         return row[0] if row else None
 
     def finish_job(self, job_id: int, status: str, stats: dict[str, Any], message: str | None,

@@ -122,6 +122,10 @@ class ToAst(Transformer[Token, Any]):
     def flow_decl(self, meta: Meta, c: list[Any]) -> ast.FlowDecl:
         return ast.FlowDecl(self._plain_string(c[0], "a flow name"), self.span(meta))
 
+    def trigger_stmt(self, meta: Meta, c: list[Any]) -> ast.Trigger:
+        args, kwargs = self._split_args(c[1])
+        return ast.Trigger(str(c[0]), args, kwargs, self.span(meta), self.tspan(c[0]))
+
     def param_stmt(self, meta: Meta, c: list[Any]) -> ast.Param:
         return ast.Param(self.var(c[0]), c[1], self.span(meta), self.tspan(c[0]))
 

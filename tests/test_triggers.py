@@ -1,0 +1,85 @@
+"""`trigger` lines: read by `flowlang check` (mistakes with positions), ignored by a run, and `trigger`
+stays an ordinary name everywhere but at the start of a top-level line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import flowlang
+from flowlang.check.triggers import ScheduleTrigger, WebhookTrigger
+from flowlang.errors import ScriptError
+
+GOOD = '''flow "Shop orders"
+trigger webhook(verify: [shopify(secret.NEW), shopify(secret.OLD)], concurrency: 3, max_body: "2MB")
+trigger schedule("*/15 * * * *", tz: "Europe/Oslo", catch_up: true)
+let trigger = {kind: job.trigger.kind}
+emit trigger
+'''
+
+
+def test_triggers_are_read_into_specs_and_a_run_ignores_them() -> None:
+    flow = flowlang.compile(GOOD)
+    webhook, schedule = flow.checked.triggers
+    assert isinstance(webhook, WebhookTrigger) and isinstance(schedule, ScheduleTrigger)
+    assert [s.preset for s in webhook.verify] == ["shopify", "shopify"]
+    assert [s.secrets[0].name for s in webhook.verify] == ["NEW", "OLD"]
+    assert (webhook.concurrency, webhook.max_body, webhook.respond) == (3, 2_000_000, "accepted")
+    assert (schedule.cron, schedule.tz, schedule.catch_up) == ("*/15 * * * *", "Europe/Oslo", True)
+    result = flow.run()
+    assert result.ok and result.outputs == [{"kind": "run"}]
+
+
+BAD = [
+    ('trigger schedule("*/15 * * *")', "2:18", "five cron fields"),
+    ('trigger schedule("61 * * * *")', "2:18", "not a cron expression"),
+    ('trigger schedule("0 6 * * *", tz: "Europe/Olso")', "2:35", "unknown time zone 'Europe/Olso'"),
+    ('trigger webhook(verify: gitub(secret.S))', "2:25", "unknown verify preset 'gitub'"),
+    ('trigger webhook(verify: hmac(secret.S))', "2:25", "hmac() needs header:"),
+    ('trigger webhook(verify: hmac(secret.S, header: "X-Sig", algorithm: "md5"))', "2:68", "algorithm"),
+    ('trigger webhook(verify: stripe(secret.S, tolerance: 0))', "2:53", "tolerance"),
+    ('trigger webhook(verify: github(x))', "2:32", "secret.NAME, env.NAME or a string"),
+    ('trigger webhook(concurrency: 2)', "2:1", "needs `verify:`"),
+    ('trigger webhook(verify: github(secret.S), respond: "now")', "2:52", "respond"),
+    ('trigger webhook(verify: github(secret.S), max_body: "huge")', "2:53", "max_body"),
+    ('trigger webhok(verify: github(secret.S))', "2:9", "unknown trigger 'webhok'"),
+    ('trigger schedule("0 6 * * *", catch_up: 1)', "2:41", "true or false"),
+]
+
+
+@pytest.mark.parametrize(("line", "where", "message"), BAD)
+def test_a_mistake_in_a_trigger_is_a_check_error_at_its_place(tmp_path: Path, line: str, where: str,
+                                                             message: str) -> None:
+    path = tmp_path / "t.flow"
+    path.write_text(f'flow "t"\n{line}\nemit 1\n')
+    with pytest.raises(ScriptError) as info:
+        flowlang.load(path)
+    rendered = info.value.render()
+    assert f"t.flow:{where}: error:" in rendered and message in rendered
+
+
+def test_check_lists_every_trigger_mistake_at_once(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    path = tmp_path / "t.flow"
+    path.write_text('flow "t"\ntrigger schedule("* * *", tz: "Mars/Base")\n'
+                    'trigger webhook(verify: gitlab(secret.S))\nemit 1\n')
+    done = run_cli("check", str(path))
+    assert done.returncode == 2
+    assert "t.flow:2:18" in done.stderr and "t.flow:2:31" in done.stderr and "t.flow:3:25" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_trigger_belongs_to_the_top_level() -> None:
+    with pytest.raises(ScriptError) as info:
+        flowlang.compile('if true\n  trigger schedule("* * * * *")\nend\n')
+    assert "2:3" in info.value.render()
+
+
+def test_an_imported_file_holds_no_trigger(tmp_path: Path) -> None:
+    (tmp_path / "lib.flow").write_text('trigger schedule("* * * * *")\nlet x = 1\n')
+    (tmp_path / "main.flow").write_text('import "lib.flow"\nemit x\n')
+    with pytest.raises(ScriptError) as info:
+        flowlang.load(tmp_path / "main.flow")
+    assert "lib.flow:1:1" in info.value.render()
