@@ -158,6 +158,26 @@ def test_imported_connections_and_constants(tmp_path: Path) -> None:
     assert result.outputs == [["C-SE", "Sweden"]], result.error
 
 
+def test_a_diamond_import_checks_and_runs_the_shared_file_once(tmp_path: Path) -> None:
+    """main imports lib and mid, mid imports lib: one lib, its body run once per run."""
+    (tmp_path / "lib.flow").write_text(
+        "let state.runs = (state.runs ?? 0) + 1\nfunction twice(x)\n  return x * 2\nend\n")
+    (tmp_path / "mid.flow").write_text('import "lib.flow"\nfunction four(x)\n  return twice(twice(x))\nend\n')
+    (tmp_path / "main.flow").write_text('import "lib.flow"\nimport "mid.flow"\nemit [four(1), twice(1), state.runs]\n')
+    result = flowlang.load(tmp_path / "main.flow").run()
+    assert result.error is None, result.error.render()
+    assert result.outputs == [[4, 2, 1]]
+
+
+def test_a_broken_file_imported_twice_is_reported_once(tmp_path: Path) -> None:
+    (tmp_path / "lib.flow").write_text("function twice(x)\n  return y * 2\nend\n")
+    (tmp_path / "mid.flow").write_text('import "lib.flow"\n')
+    (tmp_path / "main.flow").write_text('import "lib.flow"\nimport "mid.flow"\n')
+    with pytest.raises(flowlang.CheckError) as refused:
+        flowlang.load(tmp_path / "main.flow")
+    assert [(Path(d.source.name).name, d.line, d.column) for d in refused.value.diagnostics] == [("lib.flow", 2, 10)]
+
+
 def test_an_imported_file_may_only_define(tmp_path: Path) -> None:
     (tmp_path / "lib.flow").write_text("emit 1\n")
     (tmp_path / "main.flow").write_text('import "lib.flow"\n')

@@ -87,7 +87,9 @@ def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dr
 
 
 async def module_body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
-    """The ordinary body of a run: params first, then every statement."""
+    """The ordinary body of a run: the module's top-level statements in order, stopping between them when a
+    stop is requested (params are already in the frame, set by set_params; `flowlang retry` runs
+    retry_body instead)."""
     await run_step(compiled.body, frame)
 
 

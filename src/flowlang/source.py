@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+NEWLINE = re.compile("\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,26 +28,21 @@ class Source:
     name: str
     text: str
     path: str | None = None
-    _line_starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        starts = [0]
-        for i, ch in enumerate(self.text):
-            if ch == "\n":
-                starts.append(i + 1)
-        object.__setattr__(self, "_line_starts", tuple(starts))
+    @cached_property
+    def lines(self) -> LineIndex:
+        """Where lines start, found on demand (a script refused for its size never pays for it)."""
+        return LineIndex(self.text)
 
     def line_col(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a character offset."""
-        offset = max(0, min(offset, len(self.text)))
-        line = bisect.bisect_right(self._line_starts, offset) - 1
-        return line + 1, offset - self._line_starts[line] + 1
+        return self.lines.line_col(offset)
 
     def line_text(self, line: int) -> str:
         """The text of a 1-based line, without its newline."""
-        if line < 1 or line > len(self._line_starts):
+        start = self.lines.start_of(line)
+        if start is None:
             return ""
-        start = self._line_starts[line - 1]
         end = self.text.find("\n", start)
         return (self.text[start:] if end < 0 else self.text[start:end]).rstrip("\r")
 
@@ -51,3 +50,34 @@ class Source:
         """`name:line:col` of the start of a span."""
         line, col = self.line_col(span.start)
         return f"{self.name}:{line}:{col}"
+
+
+class LineIndex:
+    """The offsets where lines start, scanned only as far as the positions asked for (and then some more:
+    the scanned part at least doubles each time, so many lookups stay linear in the text)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0]
+        self.scanned = 0  # every line start at or before this offset is in starts
+
+    def scan_to(self, offset: int) -> None:
+        if offset < self.scanned or self.scanned >= len(self.text):
+            return
+        end = min(len(self.text), max(offset + 1, 2 * self.scanned, 4096))
+        self.starts.extend(m.end() for m in NEWLINE.finditer(self.text, self.scanned, end))
+        self.scanned = end
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        offset = max(0, min(offset, len(self.text)))
+        self.scan_to(offset)
+        line = bisect.bisect_right(self.starts, offset) - 1
+        return line + 1, offset - self.starts[line] + 1
+
+    def start_of(self, line: int) -> int | None:
+        """The offset where a 1-based line starts, or None past the last line."""
+        if line < 1:
+            return None
+        while len(self.starts) < line and self.scanned < len(self.text):
+            self.scan_to(self.scanned)
+        return self.starts[line - 1] if line <= len(self.starts) else None

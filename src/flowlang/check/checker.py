@@ -157,7 +157,7 @@ class Checker(StatementChecker):
             chain = " -> ".join(p.name for p in self.stack)
             self.error("import-cycle", f"'{node.path}' imports itself (through {chain})", node.span)
             return
-        lib = self.check_file(path, library=True)
+        lib = self.check_library(path)
         if lib is None:
             return
         self.checked.imports[node] = lib
@@ -188,11 +188,18 @@ class Checker(StatementChecker):
         if self.check_file(path, library=False) is not None:
             self.checked.runs[node] = path
 
+    def check_library(self, path: Path) -> CheckedModule | None:
+        """An imported file, checked once per program however many files import it (a diamond shares one
+        CheckedModule, so its functions and its body exist once); None when it has errors."""
+        if path not in self.libraries:
+            self.libraries[path] = self.check_file(path, library=True)
+        return self.libraries[path]
+
     def check_file(self, path: Path, library: bool) -> CheckedModule | None:
         try:
             module = self.env.parse_file(path)
             child = Checker(module, self.env, path.parent, None if library else frozenset(),
-                            (*self.stack, path), library=library)
+                            (*self.stack, path), library=library, libraries=self.libraries if library else None)
             return child.run_or_raise()
         except ScriptError as e:
             self.diagnostics.extend(e.diagnostics)

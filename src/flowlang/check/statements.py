@@ -67,6 +67,7 @@ class StatementChecker(ExpressionChecker):
         stack: tuple[Path, ...] = (),
         library: bool = False,
         repl: bool = False,
+        libraries: dict[Path, CheckedModule | None] | None = None,
     ) -> None:
         super().__init__(module.source, env.builtins)
         self.module = module
@@ -76,6 +77,7 @@ class StatementChecker(ExpressionChecker):
         self.stack = stack
         self.library = library
         self.repl = repl
+        self.libraries: dict[Path, CheckedModule | None] = {} if libraries is None else libraries  # per program
         self.connectors = env.connectors_for(base_dir)
         self.frame = FrameLayout()
         self.scope = Scope(ScopeKind.MODULE, None, self.frame)

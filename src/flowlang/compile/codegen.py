@@ -21,7 +21,7 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
 from flowlang.runtime.frame import Frame, ReturnSignal
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.values import RecordStream, equal, interpolate, type_name
+from flowlang.runtime.values import RecordStream, equal, interpolate, truthy, type_name
 
 if TYPE_CHECKING:
     from flowlang.compile.expressions import ExpressionCompiler
@@ -70,14 +70,26 @@ def _add_limited(a: Any, b: Any, f: Frame) -> Any:
     return result
 
 
+def _is_in(item: Any, container: Any) -> bool:
+    """`item in container`, with the operands evaluated left first (as Python evaluates arguments)."""
+    return ops.contains(container, item)
+
+
+def _is_not_in(item: Any, container: Any) -> bool:
+    return ops.not_contains(container, item)
+
+
 HELPERS: dict[str, Any] = {
     "_fld": _fld, "_idx": _idx, "_iter": _iter, "_interp": interpolate, "_N": frozenset({int, Decimal}),
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
-    "_ge": ops.greater_equal, "_in": ops.contains, "_PASS": (FlowRuntimeError, NeedsMaterialization, ReturnSignal),
+    "_ge": ops.greater_equal, "_in": _is_in, "_not_in": _is_not_in, "_truthy": truthy,
+    "_PASS": (FlowRuntimeError, NeedsMaterialization, ReturnSignal),
     "dict": dict, "type": type, "bool": bool, "str": str, "int": int,
 }
 ARITHMETIC = {ast.BinOp.ADD: ("+", "_add"), ast.BinOp.SUB: ("-", "_sub"), ast.BinOp.MUL: ("*", "_mul")}
+BOOLEAN_OPS = frozenset({ast.BinOp.EQ, ast.BinOp.NE, ast.BinOp.LT, ast.BinOp.LE, ast.BinOp.GT, ast.BinOp.GE,
+                         ast.BinOp.IN, ast.BinOp.NOT_IN})
 ORDERING = {ast.BinOp.LT: ("<", "_lt"), ast.BinOp.LE: ("<=", "_le"), ast.BinOp.GT: (">", "_gt"),
             ast.BinOp.GE: (">=", "_ge")}
 
@@ -109,6 +121,15 @@ class Generator:
     def closure(self, node: ast.Expr) -> str:
         self.closures += 1
         return f"{self.const(self.compiler.closure(node))}(f)"
+
+    def test(self, node: ast.Expr) -> str:
+        """Code for a condition as a Python bool, by the one rule of truth (flowlang.runtime.values.truthy);
+        the call is left out where the node can only give a boolean."""
+        code = self.gen(node)
+        if isinstance(node, ast.Not | ast.Logical) or (isinstance(node, ast.Binary) and node.op in BOOLEAN_OPS) or \
+                (isinstance(node, ast.Literal) and type(node.value) is bool):
+            return code
+        return f"_truthy({code})"
 
     def gen(self, node: ast.Expr) -> str:
         method = getattr(self, "g_" + type(node).__name__, None)
@@ -171,7 +192,7 @@ class Generator:
         self.locals[slot] = var
         try:
             element = self.gen(node.element)
-            condition = self.gen(comp.condition) if comp.condition is not None else None
+            condition = self.test(comp.condition) if comp.condition is not None else None
         finally:
             del self.locals[slot]
         if self.closures != before:  # a closure inside would read the slot, which a Python local skips
@@ -184,18 +205,18 @@ class Generator:
         return f"_neg({self.gen(node.operand)})"
 
     def g_Not(self, node: ast.Not) -> str:
-        return f"(not {self.gen(node.operand)})"
+        return f"(not {self.test(node.operand)})"
 
     def g_Logical(self, node: ast.Logical) -> str:
         op = "and" if node.op is ast.LogicOp.AND else "or"
-        return f"(bool({self.gen(node.left)}) {op} bool({self.gen(node.right)}))"
+        return f"({self.test(node.left)} {op} {self.test(node.right)})"
 
     def g_Coalesce(self, node: ast.Coalesce) -> str:
         t = self.name("_t")
         return f"({t} if ({t} := {self.gen(node.left)}) is not None else {self.gen(node.right)})"
 
     def g_Conditional(self, node: ast.Conditional) -> str:
-        return f"({self.gen(node.then)} if {self.gen(node.condition)} else {self.gen(node.otherwise)})"
+        return f"({self.gen(node.then)} if {self.test(node.condition)} else {self.gen(node.otherwise)})"
 
     def g_Binary(self, node: ast.Binary) -> str:
         left, right = self.gen(node.left), self.gen(node.right)
@@ -220,8 +241,8 @@ class Generator:
         if op is ast.BinOp.MOD:
             return f"_mod({left}, {right})"
         if op is ast.BinOp.IN:
-            return f"_in({right}, {left})"
-        return f"(not _in({right}, {left}))"
+            return f"_in({left}, {right})"
+        return f"_not_in({left}, {right})"
 
     def g_FuncCall(self, node: ast.FuncCall) -> str:
         target = self.compiler.checked.resolution.calls[node]

@@ -269,7 +269,8 @@ class IoCompiler(StatementCompiler):
 
         async def import_(f: Frame) -> None:
             lib_frame = f.run.frames[compiled.index]
-            if not getattr(lib_frame, "_imported", False):
+            if compiled.index not in f.run.imported:
+                f.run.imported.add(compiled.index)
                 await run_any(compiled.body, lib_frame)
             for mine, theirs in pairs:
                 f.slots[mine] = lib_frame.slots[theirs]

@@ -16,7 +16,9 @@ from flowlang.runtime.values import RecordStream, to_text, truthy, type_name
 
 
 def emit_value(frame: Frame, value: Any, line: int) -> None:
-    """`emit`: a non-empty list of objects emits each object; any other value is one output."""
+    """`emit` of anything but one object (s_Emit handles that case inline): a list whose items are all
+    objects emits each of them (an empty list emits nothing); a record stream must be read first
+    (NeedsMaterialization); any other value is one output."""
     t = type(value)
     if t is list and all(type(x) is dict for x in value):
         for item in value:

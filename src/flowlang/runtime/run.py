@@ -96,6 +96,7 @@ class RunContext:
         self.masker = options.masker if options.masker is not None else Masker()
         self.stats = Stats()
         self.frames: list[Frame] = []
+        self.imported: set[int] = set()  # modules whose body has run (an import runs a file once per run)
         self.bindings: dict[str, Connection] = {}
         self.connections: list[Connection] = []
         self.lookup_cache: dict[Any, Any] = {}
