@@ -22,12 +22,14 @@ from flowlang.runner import Result, RunSetup, execute, retry_errors
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.run import RunOptions
+from flowlang.runtime.secrets import SecretProvider, default_chain
 from flowlang.runtime.store import Store
 from flowlang.runtime.values import from_python
 from flowlang.source import Source
 from flowlang.syntax import parse
 
 STATE_DIR_ENV = "FLOWLANG_STATE_DIR"
+SecretProviders = Callable[[Mapping[str, str], Mapping[str, str]], list[SecretProvider]]
 
 
 class Flow:
@@ -78,7 +80,7 @@ class Flow:
                 input: Any = None, dry_run: bool = False, limit: int | None = None,
                 secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                 limits: Limits | None = None, masker: Masker | None = None,
-                stop: StopFlag | None = None) -> RunOptions:
+                stop: StopFlag | None = None, secret_providers: SecretProviders | None = None) -> RunOptions:
         try:
             converted = {k: from_python(v) for k, v in (params or {}).items()}
             payload = from_python(input)
@@ -86,7 +88,8 @@ class Flow:
             raise UsageError(f"cannot pass that value to a flow: {e}") from None
         return RunOptions(params=converted, input=payload, dry_run=dry_run, limit=limit,
                           limits=limits or Limits(), secrets=dict(secrets or {}), env=env,
-                          bindings=dict(bindings or {}), masker=masker, stop=stop or StopFlag())
+                          bindings=dict(bindings or {}), masker=masker, stop=stop or StopFlag(),
+                          secret_providers=secret_providers or default_chain)
 
     def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
               collect: bool) -> RunSetup:
@@ -109,10 +112,13 @@ class Flow:
         collect: bool = True,
         masker: Masker | None = None,
         stop: StopFlag | None = None,
+        secret_providers: SecretProviders | None = None,
     ) -> Result:
         """Run the flow once as a job. Script mistakes raise CheckError / UsageError before anything
-        runs; a run-level error is in result.error (result.ok is False)."""
-        options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop)
+        runs; a run-level error is in result.error (result.ok is False). `secret_providers` builds the
+        chain `secret.NAME` asks (default: `secrets`, then the environment; see flowlang.project)."""
+        options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop,
+                               secret_providers)
         return await execute(self, options, self.setup(state_dir, on_output, collect))
 
     def run(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
@@ -124,9 +130,10 @@ class Flow:
                           params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
                           secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                           on_output: Callable[[Any], None] | None = None, collect: bool = True,
-                          stop: StopFlag | None = None) -> Result:
+                          stop: StopFlag | None = None, secret_providers: SecretProviders | None = None) -> Result:
         """Run the failed iterations in the error store again; those that succeed are resolved."""
-        options = self.options(params, bindings, None, False, None, secrets, env, None, None, stop)
+        options = self.options(params, bindings, None, False, None, secrets, env, None, None, stop,
+                               secret_providers)
         return await retry_errors(self, options, self.setup(state_dir, on_output, collect), error_id)
 
     def retry(self, error_id: int | None = None, **kw: Any) -> Result:

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowlang.check.secret_names import secret_uses
 from flowlang.compile import CompiledModule, ProgramCompiler
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
@@ -152,6 +153,7 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
         deadline = asyncio.get_running_loop().call_later(
             options.limits.max_seconds, options.stop.request, f"max_seconds {options.limits.max_seconds:g}")
     try:
+        await asyncio.to_thread(ctx.secrets.prefetch, secret_uses(compiled.checked))
         set_params(compiled, main, dict(options.params))
         await body(ctx, main, compiled, store, job_id)
         ctx.check_stop()

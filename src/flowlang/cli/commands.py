@@ -13,6 +13,7 @@ from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError
+from flowlang.project import Project, load_project
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.store import Store
@@ -32,8 +33,14 @@ def _secrets(args: argparse.Namespace, terminal: Terminal) -> dict[str, str]:
     return secrets
 
 
+def project_for(args: argparse.Namespace, flow: Flow) -> Project:
+    """--config FILE, else the flowlang.toml nearest the flow (secret providers, alerts)."""
+    return load_project(getattr(args, "config", None), flow.base_dir)
+
+
 def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     flow = load(args.file)
+    project = project_for(args, flow)
     params = parse_params(args.param)
     payload = read_input(args.input)
     secrets = _secrets(args, terminal)
@@ -46,7 +53,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     result = run_async_command(flow.run_async(
         params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
         secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker,
-        stop=stop), stop, terminal)
+        stop=stop, secret_providers=project.secret_providers), stop, terminal)
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
     if not args.quiet:
@@ -125,6 +132,7 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
 
 def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     flow = load(args.file)
+    project = project_for(args, flow)
     params = parse_params(args.param)
     secrets = _secrets(args, terminal)
     if args.id is not None:
@@ -140,7 +148,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     stop = StopFlag()
     result = run_async_command(flow.retry_async(
         args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
-        collect=False, stop=stop), stop, terminal)
+        collect=False, stop=stop, secret_providers=project.secret_providers), stop, terminal)
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
         return int(exit_status(result))

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--state-dir", help="where jobs, state and errors are kept (default: .flowlang/ beside "
                        "the flow; also FLOWLANG_STATE_DIR)")
         p.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (NAME = \"value\")")
+        p.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest the "
+                       "flow): secret providers and alerts")
 
     run = sub.add_parser("run", help="run a flow: records on stdout, logs and summary on stderr")
     run.add_argument("file")
@@ -79,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     conns.add_argument("--dir", default=".", help="a flow folder whose connectors/ to include (default: .)")
     common(conns)
 
+    from flowlang.cli.secrets_command import add_parser as add_secrets
+
+    add_secrets(sub, common)
+
     repl = sub.add_parser("repl", help="an interactive session (reads statements from stdin when piped)")
     repl.add_argument("file", nargs="?")
     running(repl)
@@ -88,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def commands() -> dict[str, Command]:
     from flowlang.cli import commands as c
+    from flowlang.cli import secrets_command
 
     return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
-            "connectors": c.cmd_connectors, "repl": c.cmd_repl, "fmt": c.cmd_fmt}
+            "connectors": c.cmd_connectors, "repl": c.cmd_repl, "fmt": c.cmd_fmt,
+            "secrets": secrets_command.cmd_secrets}
 
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:

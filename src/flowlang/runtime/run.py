@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
+from flowlang.runtime.secrets import SecretChain, SecretProvider, default_chain
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.values import Secret
 
@@ -62,6 +62,8 @@ class RunOptions:
     masker: Masker | None = None  # share one with the caller (the CLI masks its own output with it)
     stop: StopFlag = field(default_factory=StopFlag)  # a graceful stop (SIGTERM, Ctrl-C, max_seconds)
     trigger: Mapping[str, Any] | None = None  # job.trigger (serve: kind webhook or scheduled, id, headers...)
+    # the providers `secret.NAME` asks, in order, given the --secrets values and the run's environment
+    secret_providers: Callable[[Mapping[str, str], Mapping[str, str]], list[SecretProvider]] = default_chain
 
 
 class RunContext:
@@ -110,6 +112,7 @@ class RunContext:
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
         for value in options.secrets.values():
             self.masker.add(value)
+        self.secrets = SecretChain(options.secret_providers(options.secrets, env), on_value=self.masker.add)
 
     def check_stop(self) -> None:
         """Between statements and before each record: end the run if a stop was requested."""
@@ -118,15 +121,7 @@ class RunContext:
 
     # ---- globals ------------------------------------------------------------------------------
     def secret(self, name: str) -> Secret:
-        value = self.options.secrets.get(name)
-        if value is None:
-            value = self.env.get(name)
-        if value is None:
-            raise FlowRuntimeError(
-                f"secret '{name}' is not set: set the environment variable {name} or put it in the "
-                "--secrets file", "value")
-        self.masker.add(value)
-        return Secret(value, name)
+        return Secret(self.secrets.value(name), name)
 
     # ---- services for connections (RunServices) ------------------------------------------------
     def mask(self, text: str) -> str:
