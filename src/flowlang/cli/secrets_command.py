@@ -9,11 +9,11 @@ import os
 from flowlang.api import load
 from flowlang.check.secret_names import secret_uses
 from flowlang.cli.console import Terminal
-from flowlang.cli.exit import Exit
 from flowlang.cli.options import read_secrets
 from flowlang.project import load_project
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.secrets import SecretChain
+from flowlang.status import ExitStatus
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -55,5 +55,5 @@ def cmd_secrets(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(f"{name}  {source.name}:{line}:{col}  {why}; asked: {'; '.join(found.asked)}")
     if missing:
         terminal.error(f"{missing} secret{'s' if missing != 1 else ''} not found")
-        return int(Exit.INVALID)
-    return int(Exit.OK)
+        return int(ExitStatus.INVALID)
+    return int(ExitStatus.OK)
