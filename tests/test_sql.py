@@ -1,20 +1,18 @@
-"""The sql connector on SQLite (and PostgreSQL when a server is available)."""
+"""The sql connector on SQLite, and on real PostgreSQL and MariaDB servers started by the tests
+(tests/dbservers.py; their own time zone is not UTC)."""
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import flowlang
+from dbservers import mariadb_server, postgres_server
 
 
 def run(tmp_path: Path, text: str, **kw: object) -> flowlang.Result:
@@ -112,51 +110,24 @@ def test_upsert_needs_a_key(tmp_path: Path) -> None:
         run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\nsend {a: 1} to db.upsert(table: "t")\n')
 
 
-def start_postgres(folder: Path) -> tuple[str | None, str]:
-    """A throwaway PostgreSQL server on loopback (initdb + pg_ctl), or why there is none."""
-    given = os.environ.get("FLOWLANG_TEST_POSTGRES_URL")
-    if given:
-        return given, ""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return None, "no PostgreSQL driver (pip install 'psycopg[binary]')"
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
-        return None, "no PostgreSQL server here (initdb and pg_ctl not found); set FLOWLANG_TEST_POSTGRES_URL"
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        if not shutil.which("runuser") or subprocess.run(["id", "postgres"], capture_output=True).returncode:
-            return None, "running as root without a postgres user to start the server as"
-        prefix = ["runuser", "-u", "postgres", "--"]
-        os.chown(folder, pwd.getpwnam("postgres").pw_uid, -1)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = folder / "data"
-    init = subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"], capture_output=True,
-                          text=True)
-    if init.returncode:
-        return None, f"initdb failed: {init.stderr.strip()[:200]}"
-    started = subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", f"-p {port} -k {folder} -h 127.0.0.1",
-                              "-l", str(folder / "log"), "-w", "start"], capture_output=True, text=True)
-    if started.returncode:
-        return None, f"the PostgreSQL server did not start: {started.stderr.strip()[:200]}"
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", " ".join([*prefix, pg_ctl, "-D", str(data)])
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def postgres() -> object:
-    folder = Path(tempfile.mkdtemp(prefix="flowlang-pg-"))  # in /tmp itself: the postgres user must reach it
-    try:
-        url, stop = start_postgres(folder)
-        if url is None:
-            pytest.skip(stop)
+def mariadb() -> Iterator[str]:
+    with mariadb_server() as url:
         yield url
-        if stop:
-            subprocess.run([*stop.split(), "-m", "fast", "stop"], capture_output=True)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of each kind of database in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'any.db'}"
+    return str(request.getfixturevalue(request.param))
 
 
 def test_postgresql(tmp_path: Path, postgres: str) -> None:
@@ -172,3 +143,132 @@ for each r in rows
 end
 """)
     assert result.outputs == [{"id": 1, "price": Decimal("1.10")}, {"id": 2, "price": Decimal("9.99")}], result.error
+
+
+def test_mariadb(tmp_path: Path, mariadb: str) -> None:
+    result = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists flowlang_t")
+call db.execute("create table flowlang_t (id integer primary key, price numeric(10, 2))")
+send [{{id: 1, price: 1.10}}, {{id: 2, price: 2.20}}] to db.insert(table: "flowlang_t")
+send {{id: 2, price: 9.99}} to db.upsert(table: "flowlang_t", key: "id")
+call db.query("select id, price from flowlang_t where id >= :min order by id", params: {{min: 1}}) as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.outputs == [{"id": 1, "price": Decimal("1.10")}, {"id": 2, "price": Decimal("9.99")}], result.error
+
+
+def test_a_record_writes_only_the_columns_it_has(tmp_path: Path, database: str) -> None:
+    """Batched inserts keep column defaults, batched upserts keep the columns a record lacks."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{database}")
+call db.execute("drop table if exists people")
+let columns = "email varchar(50) default 'none', phone varchar(50) default 'n/a'"
+call db.execute("create table people (id integer primary key, {{columns}})")
+for each r in [{{id: 1, email: "ann@x.org"}}, {{id: 2, phone: "555-2"}}, {{phone: "555-3", id: 3}}]
+  send r to db.insert(table: "people") batch 10
+end
+for each r in [{{id: 1, phone: "555-1"}}, {{id: 2, email: "bob@x.org"}}, {{id: 3, email: "cy@x.org"}}]
+  send r to db.upsert(table: "people", key: "id") batch 10
+end
+call db.query("select id, email, phone from people order by id") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.ok, result.error
+    assert result.outputs == [{"id": 1, "email": "ann@x.org", "phone": "555-1"},
+                              {"id": 2, "email": "bob@x.org", "phone": "555-2"},
+                              {"id": 3, "email": "cy@x.org", "phone": "555-3"}]
+
+
+TIME_COLUMNS = {
+    "sqlite": "naive timestamp, aware timestamp",
+    "postgresql": "naive timestamp, aware timestamptz",
+    "mysql": "naive datetime(6), aware timestamp(6) null",
+}
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_datetimes_are_stored_and_read_as_utc_on_a_server_in_another_zone(
+        tmp_path: Path, server: str, request: pytest.FixtureRequest) -> None:
+    url = str(request.getfixturevalue(server))
+    kind = "postgresql" if server == "postgres" else "mysql"
+    result = run(tmp_path, f"""
+use db = sql(url: "{url}")
+call db.execute("drop table if exists times")
+call db.execute("create table times (id integer primary key, {TIME_COLUMNS[kind]})")
+let noon = datetime("2024-01-15T12:00:00Z")
+send {{id: 1, naive: noon, aware: noon}} to db.insert(table: "times")
+let summer = datetime("2024-07-15T15:00:00+03:00")
+send {{id: 2, naive: datetime("2024-01-15T14:00:00+02:00"), aware: summer}} to db.insert(table: "times")
+call db.query("select id, naive, aware from times order by id") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.ok, result.error
+    noon = datetime(2024, 1, 15, 12, tzinfo=UTC)
+    assert result.outputs == [{"id": 1, "naive": noon, "aware": noon},
+                              {"id": 2, "naive": noon, "aware": datetime(2024, 7, 15, 12, tzinfo=UTC)}]
+    for row in result.outputs:
+        assert row["naive"].utcoffset() == timedelta(0) and row["aware"].utcoffset() == timedelta(0)
+    # what another client of the database sees, in the server's own (non-UTC) zone
+    stored = raw_rows(url, "select cast(naive as char(19)) from times order by id", kind)
+    assert stored == ["2024-01-15 12:00:00", "2024-01-15 12:00:00"]
+
+
+def raw_rows(url: str, sql: str, kind: str) -> list[object]:
+    """The first column of a query by the driver itself, in the server's own time zone (checked not UTC)."""
+    if kind == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as c:
+            zone = c.execute("show timezone").fetchone()
+            assert zone is not None and zone[0] != "UTC"
+            return [r[0] for r in c.execute(sql.replace("char(19)", "varchar(19)")).fetchall()]
+    import pymysql
+
+    rest = url.split("://", 1)[1]
+    hostport, db = rest.split("@", 1)[1].split("/", 1)
+    host, port = hostport.split(":")
+    with pymysql.connect(host=host, port=int(port), user="root", database=db) as c, c.cursor() as cur:
+        cur.execute("select @@session.time_zone")
+        zone = cur.fetchone()
+        assert zone is not None and zone[0] not in ("UTC", "+00:00", "SYSTEM")
+        cur.execute(sql)
+        return [r[0] for r in cur.fetchall()]
+
+
+def test_decimals_inside_json_columns_read_back_exact(tmp_path: Path, postgres: str) -> None:
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("drop table if exists docs")
+call db.execute("create table docs (id integer primary key, b jsonb, j json)")
+let doc = {{amount: 12345678901234567890.123456789, count: 12345678901234567890, rate: 0.1}}
+send {{id: 1, b: doc, j: doc}} to db.insert(table: "docs")
+call db.query("select b, j from docs") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.ok, result.error
+    exact = {"amount": Decimal("12345678901234567890.123456789"), "count": 12345678901234567890,
+             "rate": Decimal("0.1")}
+    assert result.outputs == [{"b": exact, "j": exact}]
+    assert type(result.outputs[0]["b"]["amount"]) is Decimal
+
+
+def test_a_missing_driver_names_the_extra_to_install(tmp_path: Path) -> None:
+    result = run(tmp_path, 'use db = sql(url: "mssql+nosuchdriver://x@127.0.0.1/db")\n'
+                           'call db.execute("select 1")\n')
+    assert result.error is not None and "nosuchdriver" in result.error.message
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None:
+        result = run(tmp_path, 'use db = sql(url: "postgresql+psycopg2://x@127.0.0.1/db")\n'
+                               'call db.execute("select 1")\n')
+        assert result.error is not None
+        assert "pip install 'flowlang[postgres]'" in result.error.message, result.error.message

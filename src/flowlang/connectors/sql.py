@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.errors import FlowRuntimeError
-from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.jsoncodec import dumps, loads
 from flowlang.runtime.values import RecordStream, Secret, Value, from_python, to_text, type_name
 
 PAGE = 500
@@ -37,13 +37,19 @@ def resolve_url(url: str, base_dir: Path) -> str:
     return url
 
 
-def bindable(value: Any, sqlite: bool) -> Any:
-    """A flowlang value as a database parameter."""
+def bindable(value: Any, dialect: str) -> Any:
+    """A flowlang value as a database parameter. Datetimes go as UTC: aware for PostgreSQL (a
+    `timestamp` column, with the session zone UTC, stores the UTC wall time), naive UTC for MySQL and
+    MariaDB (their drivers drop an offset), ISO text ending in Z for SQLite."""
     if isinstance(value, Secret):
         return value.reveal()
     if isinstance(value, dict | list):
         return dumps(value, reveal_secrets=True)
-    if sqlite:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(UTC)
+        if dialect in ("mysql", "mariadb"):
+            return value.replace(tzinfo=None)
+    if dialect == "sqlite":
         if isinstance(value, Decimal):
             return str(value)
         if isinstance(value, datetime | date):
@@ -60,6 +66,41 @@ def row_value(value: Any) -> Any:
         return from_python(value)
     except ValueError:
         return to_text(value)
+
+
+# The one time-zone rule: every session runs in UTC, so naive `timestamp`/`datetime` columns hold UTC
+# wall time and MariaDB's TIMESTAMP does not shift by the server's zone.
+SESSION_UTC = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
+               "mariadb": "SET time_zone = '+00:00'"}
+
+# The driver each extra installs, used when a URL names none (postgresql://, mysql://).
+DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+
+
+def _set_session(dbapi_connection: Any, statement: str) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
+
+
+def missing_driver(dialect: str, error: Exception) -> str:
+    extra = EXTRAS.get(dialect)
+    module = getattr(error, "name", None) or str(error)
+    if extra:
+        return (f"the {dialect} database driver is not installed (no module {module}); "
+                f"install it with: pip install 'flowlang[{extra}]'")
+    return f"the database driver for {dialect} is not installed ({error}); install its Python package with pip"
+
+
+def with_default_driver(url: str) -> str:
+    """postgresql://... becomes postgresql+psycopg://..., mysql:// and mariadb:// use pymysql."""
+    scheme, sep, rest = url.partition("://")
+    driver = DEFAULT_DRIVERS.get(scheme.lower())
+    return f"{scheme}+{driver}{sep}{rest}" if driver else url
 
 
 class SqlConnection(Connection):
@@ -88,17 +129,23 @@ class SqlConnection(Connection):
         if self._engine is None:
             sa = _sqlalchemy()
             try:
-                self._engine = sa.create_engine(self.url)
+                self._engine = sa.create_engine(self.url, json_deserializer=loads)
             except (ImportError, ModuleNotFoundError) as e:
-                raise FlowRuntimeError(f"the database driver for {self.url.split(':')[0]} is not installed ({e}); "
-                                       "install it with pip", "connector") from None
+                raise FlowRuntimeError(missing_driver(self.dialect, e), "connector") from None
             except Exception as e:
                 raise FlowRuntimeError(f"cannot use the database URL: {e}", "connector") from None
+            zone = SESSION_UTC.get(self.dialect)
+            if zone:
+                sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
         return self._engine
 
     @property
-    def sqlite(self) -> bool:
-        return self.url.startswith("sqlite")
+    def dialect(self) -> str:
+        """The database kind from the URL's scheme: sqlite, postgresql, mysql, mariadb, ..."""
+        return self.url.split(":", 1)[0].split("+", 1)[0].lower()
+
+    def _bindable(self, value: Any) -> Any:
+        return bindable(value, self.dialect)
 
     def _params(self, value: Any) -> dict[str, Any]:
         if value is None:
@@ -106,7 +153,7 @@ class SqlConnection(Connection):
         if not isinstance(value, dict):
             raise FlowRuntimeError(f"params: must be an object of named parameters, got {type_name(value)}",
                                    "connector")
-        return {k: bindable(v, self.sqlite) for k, v in value.items()}
+        return {k: self._bindable(v) for k, v in value.items()}
 
     @staticmethod
     def _sql(args: list[Value], kwargs: dict[str, Value], op: str) -> str:
@@ -219,13 +266,15 @@ class SqlConnection(Connection):
                                "connector")
 
     def _write(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]) -> list[SendOutcome]:
-        """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself."""
-        rows = [{k: bindable(v, self.sqlite) for k, v in r.items()} for r in records]
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        rows = [{c: r.get(c) for c in columns} for r in rows]
+        """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself.
+
+        A row writes only the columns it has: consecutive rows with the same columns go in one
+        statement, so a column a record lacks keeps its value (upsert) or its default (insert)."""
+        rows = [{k: self._bindable(v) for k, v in r.items()} for r in records]
         try:
             with self.engine().begin() as conn:
-                conn.execute(self._statement(op, table, keys, columns), rows)
+                for columns, group in _runs_of_same_columns(rows):
+                    conn.execute(self._statement(op, table, keys, columns), group)
             return [SendOutcome(True, r) for r in records]
         except FlowRuntimeError:
             raise
@@ -236,7 +285,7 @@ class SqlConnection(Connection):
         for record, row in zip(records, rows, strict=True):
             try:
                 with self.engine().begin() as conn:
-                    conn.execute(self._statement(op, table, keys, columns), [row])
+                    conn.execute(self._statement(op, table, keys, list(row)), [row])
                 outcomes.append(SendOutcome(True, record))
             except Exception as e:
                 outcomes.append(SendOutcome(False, error=self._error(e).message))
@@ -256,7 +305,7 @@ async def open_sql(name: str, config: Mapping[str, Value], services: RunServices
     if not isinstance(url, str) or "://" not in url:
         raise FlowRuntimeError('sql needs url: like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"',
                                "connector")
-    resolved = resolve_url(url, services.base_dir)
+    resolved = with_default_driver(resolve_url(url, services.base_dir))
     if resolved.startswith("sqlite:////"):
         Path(resolved[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     return SqlConnection(name, SQL, resolved, services)
@@ -282,3 +331,17 @@ SQL = ConnectorSpec(
     open=open_sql,
 )
 
+
+
+def _runs_of_same_columns(rows: list[dict[str, Any]]) -> list[tuple[list[str], list[dict[str, Any]]]]:
+    """The rows cut into runs of consecutive rows with the same columns (in order, so a later write
+    of the same key still wins)."""
+    runs: list[tuple[list[str], list[dict[str, Any]]]] = []
+    last: tuple[str, ...] | None = None
+    for row in rows:
+        shape = tuple(sorted(row))
+        if shape != last:
+            runs.append((list(shape), []))
+            last = shape
+        runs[-1][1].append(row)
+    return runs

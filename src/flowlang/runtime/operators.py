@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
-from flowlang.runtime.values import RecordStream, Secret, equal, type_name
+from flowlang.runtime.values import RecordStream, Secret, equal, instant, type_name
 
 
 class OperatorError(ValueError):
@@ -124,6 +124,8 @@ def less(a: Any, b: Any) -> bool:
     if (ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb)):
         return bool(a < b)
     _ordered(a, b)
+    if ta is datetime:
+        return bool(instant(a) < instant(b))
     return bool(a < b)
 
 
@@ -132,6 +134,8 @@ def less_equal(a: Any, b: Any) -> bool:
     if (ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb)):
         return bool(a <= b)
     _ordered(a, b)
+    if ta is datetime:
+        return bool(instant(a) <= instant(b))
     return bool(a <= b)
 
 
@@ -139,6 +143,8 @@ def greater(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
     if not ((ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb))):
         _ordered(a, b)
+        if ta is datetime:
+            return bool(instant(a) > instant(b))
     return bool(a > b)
 
 
@@ -146,6 +152,8 @@ def greater_equal(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
     if not ((ta is tb and (ta is str or ta is int)) or (_is_num(ta) and _is_num(tb))):
         _ordered(a, b)
+        if ta is datetime:
+            return bool(instant(a) >= instant(b))
     return bool(a >= b)
 
 

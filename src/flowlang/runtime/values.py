@@ -129,10 +129,19 @@ def equal(a: Value, b: Value) -> bool:
             return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
         if ta is dict:
             return a.keys() == b.keys() and all(equal(v, b[k]) for k, v in a.items())
+        if ta is datetime:
+            return bool(instant(a) == instant(b))
         return bool(a == b)
     if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
         return bool(a == b)
     return False
+
+
+def instant(value: datetime) -> datetime:
+    """A datetime as UTC, so that comparing two compares their instants: Python compares datetimes
+    of one zone by wall time (01:30 before and after a DST change are "equal") and never finds a time
+    in a repeated hour (fold) equal to a time in another zone."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value
 
 
 def is_number(value: Value) -> bool:

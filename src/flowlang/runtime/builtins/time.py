@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
 from flowlang.runtime.values import type_name
@@ -33,9 +34,23 @@ def as_datetime(value: Any, fn: str) -> datetime:
     if t is str:
         return _parse_iso(value, fn)
     if t is int or t is Decimal:
-        return datetime.fromtimestamp(float(value), UTC)
+        return from_epoch(value, "s", fn)
     raise BuiltinError(f"{fn}() needs a datetime, date, ISO 8601 string or epoch seconds, got {type_name(value)}",
                        "type")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
+def from_epoch(value: int | Decimal, unit: str, fn: str) -> datetime:
+    """The instant `value` seconds (or ms, us) after 1970-01-01T00:00:00Z, exact to the microsecond."""
+    micros = int(Decimal(value) * EPOCH_UNITS[unit])
+    try:
+        return EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        hint = ' (for epoch milliseconds use datetime(n, unit: "ms"))' if unit == "s" else ""
+        raise BuiltinError(f"{fn}(): {value} {unit} since 1970 is out of the range of dates{hint}") from None
 
 
 def now() -> Any:
@@ -62,11 +77,43 @@ def date_(value: Any) -> Any:
     return as_datetime(value, "date").date()
 
 
-def datetime_(value: Any) -> Any:
-    """datetime(x): a datetime from an ISO 8601 string, a date or epoch seconds (null gives null)."""
+def datetime_(value: Any, unit: Any = "s") -> Any:
+    """datetime(x, unit: "s"): a datetime from ISO 8601 text, a date, or a number since 1970 in "s", "ms" or "us"."""
     if value is None:
         return None
+    need(unit, "string", "datetime", "unit")
+    if unit not in EPOCH_UNITS:
+        raise BuiltinError(f'datetime(): unit must be "s", "ms" or "us", got {unit!r}')
+    if type(value) is int or type(value) is Decimal:
+        return from_epoch(value, unit, "datetime")
     return as_datetime(value, "datetime")
+
+
+def to_zone(value: Any, zone: Any) -> Any:
+    """to_zone(d, "Europe/Berlin"): the same instant on the clock of a zone ("UTC", an IANA name or "+02:00")."""
+    if value is None:
+        return None
+    need(zone, "string", "to_zone", "zone")
+    return as_datetime(value, "to_zone").astimezone(time_zone(zone))
+
+
+def time_zone(name: str) -> tzinfo:
+    """A zone by name: UTC/Z, an IANA name (Europe/Berlin) or a fixed offset (+02:00, -0530)."""
+    text = name.strip()
+    if text.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    if text[:1] in "+-" and len(text) > 1:
+        digits = text[1:].replace(":", "")
+        if digits.isdigit() and len(digits) in (2, 4):
+            hours, mins = int(digits[:2]), int(digits[2:] or 0)
+            if hours < 24 and mins < 60:
+                delta = timedelta(hours=hours, minutes=mins)
+                return timezone(-delta if text[0] == "-" else delta)
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BuiltinError(f"to_zone(): unknown time zone {name!r} (use \"UTC\", an IANA name like "
+                           f"\"Europe/Berlin\" or an offset like \"+02:00\")") from None
 
 
 def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
@@ -124,7 +171,8 @@ def seconds(n: Any) -> Any:
 
 _TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("now", now), ("today", today), ("date", date_), ("datetime", datetime_), ("format_date", format_date),
-        ("parse_date", parse_date), ("days", days), ("hours", hours), ("minutes", minutes), ("seconds", seconds),
+        ("parse_date", parse_date), ("to_zone", to_zone), ("days", days), ("hours", hours), ("minutes", minutes),
+        ("seconds", seconds),
 ]
 BUILTINS = tuple(
     Builtin.of(name, fn, pure=name not in ("now", "today")) for name, fn in _TABLE
