@@ -24,6 +24,7 @@ from flowlang.runtime.masking import Masker
 from flowlang.runtime.run import RunOptions
 from flowlang.runtime.secrets import SecretProvider, default_chain
 from flowlang.runtime.store import Store
+from flowlang.runtime.tape import Tape
 from flowlang.runtime.values import from_python
 from flowlang.source import Source
 from flowlang.syntax import parse
@@ -80,7 +81,8 @@ class Flow:
                 input: Any = None, dry_run: bool = False, limit: int | None = None,
                 secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                 limits: Limits | None = None, masker: Masker | None = None,
-                stop: StopFlag | None = None, secret_providers: SecretProviders | None = None) -> RunOptions:
+                stop: StopFlag | None = None, secret_providers: SecretProviders | None = None,
+                tape: Tape | None = None) -> RunOptions:
         try:
             converted = {k: from_python(v) for k, v in (params or {}).items()}
             payload = from_python(input)
@@ -89,7 +91,7 @@ class Flow:
         return RunOptions(params=converted, input=payload, dry_run=dry_run, limit=limit,
                           limits=limits or Limits(), secrets=dict(secrets or {}), env=env,
                           bindings=dict(bindings or {}), masker=masker, stop=stop or StopFlag(),
-                          secret_providers=secret_providers or default_chain)
+                          secret_providers=secret_providers or default_chain, tape=tape)
 
     def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
               collect: bool) -> RunSetup:
@@ -113,13 +115,16 @@ class Flow:
         masker: Masker | None = None,
         stop: StopFlag | None = None,
         secret_providers: SecretProviders | None = None,
+        tape: Tape | None = None,
+        kind: str = "run",
     ) -> Result:
         """Run the flow once as a job. Script mistakes raise CheckError / UsageError before anything
         runs; a run-level error is in result.error (result.ok is False). `secret_providers` builds the
-        chain `secret.NAME` asks (default: `secrets`, then the environment; see flowlang.project)."""
+        chain `secret.NAME` asks (default: `secrets`, then the environment; see flowlang.project).
+        `tape` records the run or replays it (flowlang.testing); `kind` is the job's kind."""
         options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop,
-                               secret_providers)
-        return await execute(self, options, self.setup(state_dir, on_output, collect))
+                               secret_providers, tape)
+        return await execute(self, options, self.setup(state_dir, on_output, collect), kind)
 
     def run(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
             input: Any = None, **kw: Any) -> Result:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowlang import ast
+from flowlang.check import CheckedModule
 from flowlang.check.secret_names import secret_uses
 from flowlang.compile import CompiledModule, ProgramCompiler
 from flowlang.compile.steps import run_step
@@ -23,6 +25,7 @@ from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import Store
+from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.values import Secret, to_python
 from flowlang.status import ExitStatus, exit_status
 
@@ -94,12 +97,21 @@ async def module_body(ctx: RunContext, frame: Frame, compiled: CompiledModule, s
     await run_step(compiled.body, frame)
 
 
+def binding_operations(checked: CheckedModule, bindings: Mapping[str, Any]) -> dict[str, set[str]]:
+    """The operations the flow calls on each host binding, also on one that replaces a `use`."""
+    used = {name: set(ops) for name, ops in checked.host_operations.items()}
+    for node in checked.resolution.refs:
+        if isinstance(node, ast.Operation) and node.connection in bindings and node.op:
+            used.setdefault(node.connection, set()).add(node.op)
+    return used
+
+
 async def execute(flow: Flow, options: RunOptions, setup: RunSetup, kind: str = "run",
                   body: Body = module_body) -> Result:
     """Run one job of `flow` (checked against the given bindings) and return its Result."""
     checked = flow.checked_for(frozenset(options.bindings))
     program, compiled = flow.compiled_for(checked)
-    for name, used in checked.host_operations.items():
+    for name, used in binding_operations(checked, options.bindings).items():
         missing = check_binding_operations(name, options.bindings[name], used)
         if missing:
             raise UsageError(f"the binding '{name}' has no method {', '.join(repr(m) for m in missing)}")
@@ -124,7 +136,11 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind)
     outputs: list[Any] = []
 
+    tape = options.tape
+
     def emit(value: Any) -> None:
+        if tape is not None:
+            tape.output(value)
         if setup.collect:
             outputs.append(to_python(value))
         if setup.on_output is not None:
@@ -137,15 +153,20 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
             store.add_error(job_id, failure, ctx.mask)
 
     env = dict(options.env) if options.env is not None else setup.env
+    token = CURRENT.set(tape)
+    job = drawn("job", lambda: _job_value(job_id, flow.name, started, store.last_success_at(flow.key),
+                                          options.dry_run, dict(options.params),
+                                          dict(options.trigger or {"kind": kind})))
     ctx = RunContext(
-        flow=flow.key, base_dir=flow.base_dir, options=options, env=env,
-        job=_job_value(job_id, flow.name, started, store.last_success_at(flow.key), options.dry_run,
-                       dict(options.params), dict(options.trigger or {"kind": kind})),
-        state=store.load_state(flow.key), emit=emit, on_failure=on_failure, logger=setup.logger,
+        flow=flow.key, base_dir=flow.base_dir, options=options, env=env, job=job,
+        state=drawn("state", lambda: store.load_state(flow.key)), emit=emit, on_failure=on_failure,
+        logger=setup.logger,
     )
     ctx.run_child = child_runner(flow, options, setup)
     ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, emit) for m in program.modules]
     ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}
+    if tape is not None:
+        ctx.bindings = {name: tape.wrap(conn) for name, conn in ctx.bindings.items()}
     main = ctx.frames[compiled.index]
     error: FlowError | None = None
     deadline = None
@@ -166,10 +187,13 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
         if deadline is not None:
             deadline.cancel()
         await close_all(ctx)
+        CURRENT.reset(token)
     failures = ctx.failures
     status = "failed" if error is not None else ("partial" if failures else "ok")
     if isinstance(error, Interrupted):
         status = "interrupted"
+    if tape is not None:
+        tape.finish(status, len(failures))
     ctx.stats.duration = time.monotonic() - started_clock
     commit = error is None and not options.dry_run
     message = ctx.mask(error.message) if error is not None else None

@@ -50,10 +50,19 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     limits = Limits(max_seconds=args.max_seconds, max_record_seconds=args.max_record_seconds,
                     max_call_depth=args.max_call_depth)
     stop = StopFlag()
+    recorder = None
+    if args.record:
+        from flowlang.testing.recorder import Recorder
+
+        recorder = Recorder(Path(args.record), flow.name, params, payload)
     result = run_async_command(flow.run_async(
         params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
         secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker,
-        stop=stop, secret_providers=project.secret_providers), stop, terminal)
+        stop=stop, secret_providers=project.secret_providers, tape=recorder), stop, terminal)
+    if recorder is not None:
+        saved = recorder.save(terminal.masker.mask)
+        terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
+                         f"flowlang test {args.file} --cassette {args.record}")
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
     if not args.quiet:
@@ -198,3 +207,9 @@ def cmd_repl(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.repl.main import repl_main
 
     return int(repl_main(args, terminal))
+
+
+def cmd_test(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.testing_view import run_tests
+
+    return run_tests(args, terminal)

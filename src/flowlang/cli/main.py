@@ -53,7 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-call-depth", type=int, default=100, metavar="N",
                      help="how deep functions may call each other (default 100)")
     run.add_argument("--quiet", action="store_true", help="no summary")
+    run.add_argument("--record", metavar="DIR", help="run for real and write every exchange into a cassette "
+                     "in DIR (DIR/cassette.jsonl; secrets masked) for flowlang test")
     common(run)
+
+    test = sub.add_parser("test", help="replay flows offline against recorded cassettes; exit 1 if one differs")
+    test.add_argument("path", help="a flow file (with --cassette), or a folder of test folders (<name>/flow.toml)")
+    test.add_argument("--cassette", metavar="DIR", help="the cassette folder to replay a flow file against")
+    test.add_argument("--update", action="store_true",
+                      help="accept what the replay did: rewrite the cassette's expected writes and outputs")
+    test.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="a flow param (default: the params the cassette was recorded with)")
+    common(test)
 
     check = sub.add_parser("check", help="parse and check flows without running them (exit 0 or 2)")
     check.add_argument("files", nargs="+")
@@ -98,7 +109,8 @@ def commands() -> dict[str, Command]:
 
     return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
             "connectors": c.cmd_connectors, "repl": c.cmd_repl, "fmt": c.cmd_fmt,
-            "secrets": secrets_command.cmd_secrets}
+            "secrets": secrets_command.cmd_secrets,
+            "test": c.cmd_test}
 
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:

@@ -89,12 +89,20 @@ class IoCompiler(StatementCompiler):
         name = node.name
 
         async def use(f: Frame) -> None:
-            values = {k: v(f) for k, v in config.items()}
+            run = f.run
+            replaced = run.bindings.get(name)
+            if replaced is not None:  # a host binding of the same name stands in (tests, fakes)
+                run.log("info", f"the host binding '{name}' replaces `use {name} = {spec.name}(...)`")
+                f.slots[slot] = replaced
+                return
+
+            async def open_real() -> Connection:  # a replay opens nothing, so reads no configuration
+                return await spec.open(name, {k: v(f) for k, v in config.items()}, run)
             try:
-                conn = await spec.open(name, values, f.run)
+                conn = await (open_real() if run.tape is None else run.tape.connection(name, spec, open_real))
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
-            f.run.connections.append(conn)
+            run.connections.append(conn)
             f.slots[slot] = conn
         return Step(use, True)
 

@@ -1,8 +1,10 @@
-"""Secret masking: every known secret value, in plain, URL-encoded and base64 forms, becomes ***."""
+"""Secret masking: every known secret value, in plain, URL-encoded, base64 and JSON-escaped forms (and
+as UTF-8 misread as Latin-1), becomes ***."""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from urllib.parse import quote, quote_plus
 
@@ -22,6 +24,9 @@ class Masker:
             return
         forms = {value, quote(value, safe=""), quote_plus(value), quote(value)}
         raw = value.encode()
+        forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}  # inside JSON text
+        misread = raw.decode("latin-1")  # UTF-8 read as Latin-1 (HTTP headers), as a server may echo it
+        forms |= {misread, json.dumps(misread)[1:-1], json.dumps(misread, ensure_ascii=False)[1:-1]}
         for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
             text = b64.decode("ascii")
             forms.add(text)

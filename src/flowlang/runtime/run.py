@@ -19,6 +19,7 @@ from flowlang.runtime.values import Secret
 if TYPE_CHECKING:
     from flowlang.connectors.base import Connection
     from flowlang.runtime.frame import Frame
+    from flowlang.runtime.tape import Tape
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
@@ -64,6 +65,7 @@ class RunOptions:
     trigger: Mapping[str, Any] | None = None  # job.trigger (serve: kind webhook or scheduled, id, headers...)
     # the providers `secret.NAME` asks, in order, given the --secrets values and the run's environment
     secret_providers: Callable[[Mapping[str, str], Mapping[str, str]], list[SecretProvider]] = default_chain
+    tape: Tape | None = None  # records the run, or replays it from a cassette (flowlang.testing)
 
 
 class RunContext:
@@ -110,6 +112,7 @@ class RunContext:
         self.stop = options.stop
         self.batches: dict[Any, Any] = {}
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
+        self.tape = options.tape
         for value in options.secrets.values():
             self.masker.add(value)
         self.secrets = SecretChain(options.secret_providers(options.secrets, env), on_value=self.masker.add)

@@ -10,6 +10,7 @@ from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need, secret_preserving
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.tape import drawn
 from flowlang.runtime.values import type_name
 
 
@@ -58,7 +59,7 @@ def sha256(text: Any) -> Any:
 
 def uuid() -> Any:
     """uuid(): a random UUID (version 4)."""
-    return str(uuid_module.uuid4())
+    return drawn("uuid", lambda: str(uuid_module.uuid4()))
 
 
 def type_of(value: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
+from flowlang.runtime.tape import drawn
 from flowlang.runtime.values import type_name
 
 
@@ -55,12 +56,12 @@ def from_epoch(value: int | Decimal, unit: str, fn: str) -> datetime:
 
 def now() -> Any:
     """now(): the current time (UTC)."""
-    return datetime.now(UTC)
+    return drawn("now", lambda: datetime.now(UTC))
 
 
 def today() -> Any:
     """today(): the current date (UTC)."""
-    return datetime.now(UTC).date()
+    return drawn("today", lambda: datetime.now(UTC).date())
 
 
 def date_(value: Any) -> Any:

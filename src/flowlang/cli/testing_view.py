@@ -1,0 +1,62 @@
+"""`flowlang test`: replay one flow against a cassette, or every test folder under a folder, and
+show what differed (which request, which field, the old and the new value)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from flowlang.cli.console import Terminal
+from flowlang.cli.exit import Exit
+from flowlang.cli.main import run_async_command
+from flowlang.cli.options import parse_params
+from flowlang.errors import UsageError
+from flowlang.testing.suite import ReplayCase, ReplayOutcome, discover, run_case_async
+
+
+def cases_of(args: argparse.Namespace) -> list[ReplayCase]:
+    path = Path(args.path)
+    params = parse_params(args.param)
+    if path.is_dir():
+        if args.cassette:
+            raise UsageError("--cassette goes with a flow file; a folder's tests name their cassettes in flow.toml")
+        found = discover(path)
+        if not found:
+            raise UsageError(f"no test folders under {path} (a test folder holds a flow.toml naming its flow)")
+        for case in found:
+            case.params.update(params)
+        return found
+    if not path.is_file():
+        raise UsageError(f"no such flow file or folder: {path}")
+    if not args.cassette:
+        raise UsageError(f"say which cassette to replay: flowlang test {path} --cassette DIR "
+                         "(record one with flowlang run --record DIR)")
+    return [ReplayCase(path.name, path.parent, path.resolve(), Path(args.cassette), params)]
+
+
+def show_outcome(terminal: Terminal, outcome: ReplayOutcome) -> None:
+    if outcome.ok:
+        terminal.message(f"PASS {outcome.name}", "green")
+        return
+    verb = "UPDATED" if outcome.updated else "FAIL"
+    terminal.message(f"{verb} {outcome.name}", "yellow" if outcome.updated else "bold red")
+    for problem in outcome.problems:
+        terminal.message("  " + problem.replace("\n", "\n  "))
+
+
+def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
+    cases = cases_of(args)
+    failed = updated = 0
+    for case in cases:
+        outcome = run_async_command(run_case_async(case, args.update))
+        show_outcome(terminal, outcome)
+        if outcome.updated:
+            updated += 1
+        elif not outcome.ok:
+            failed += 1
+    total = len(cases)
+    summary = f"{total - failed - updated} passed, {failed} failed"
+    if updated:
+        summary += f", {updated} updated (review the cassette diff)"
+    terminal.message(summary, "bold" if not failed else "bold red")
+    return int(Exit.RUN_FAILED if failed else Exit.OK)

@@ -1,0 +1,48 @@
+"""The seam through which a run is recorded or replayed (TESTING.md section 2).
+
+A run may carry a `Tape`: every connection a `use` opens passes through it (so it can be recorded,
+or answered from a cassette without opening the real one), and the values that make a run
+reproducible (now(), today(), uuid(), the job, the state) are drawn through it. The run's tape is
+also reachable from builtins through a context variable, set for the run's task and inherited by
+the tasks and threads it starts. The implementations live in `flowlang.testing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from flowlang.connectors.base import Connection, ConnectorSpec
+
+
+class Tape(Protocol):
+    """What a recorder and a replayer both offer the runtime."""
+
+    replaying: bool
+
+    async def connection(self, name: str, spec: ConnectorSpec,
+                         open_real: Callable[[], Awaitable[Connection]]) -> Connection:
+        """The connection a `use` gets: the real one (recorded), or one answered from a cassette."""
+
+    def wrap(self, connection: Connection) -> Connection:
+        """A connection opened elsewhere (a host binding) as the tape sees it."""
+
+    def value(self, kind: str, make: Callable[[], Any]) -> Any:
+        """A value that differs between runs (now, today, uuid, job, state): recorded, or replayed."""
+
+    def output(self, value: Any) -> None:
+        """An emitted value."""
+
+    def finish(self, status: str, failed: int) -> None:
+        """The run ended with this status and this many failed records."""
+
+
+CURRENT: ContextVar[Tape | None] = ContextVar("flowlang_tape", default=None)
+
+
+def drawn(kind: str, make: Callable[[], Any]) -> Any:
+    """`make()`, through the current run's tape when there is one."""
+    tape = CURRENT.get()
+    return make() if tape is None else tape.value(kind, make)

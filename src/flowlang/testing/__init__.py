@@ -1,0 +1,1 @@
+"""Record a run into a cassette, replay it offline, compare what it would send (TESTING.md)."""

@@ -1,0 +1,98 @@
+"""The cassette: one run's exchanges with the outside, as JSON Lines in `DIR/cassette.jsonl`.
+
+Each line is one entry, in the order the run made it:
+
+    {"type": "run", "flow": ..., "params": {...}, "input": ..., "version": 1}
+    {"type": "value", "kind": "now", "value": ...}          now(), today(), uuid(), job, state
+    {"type": "read", "connection": "api", "op": "get", "args": [...], "kwargs": {...}, "result": ...}
+    {"type": "read", ..., "pages": [[...], ...], "complete": true}      a record stream
+    {"type": "write", "connection": "out", "op": "write", "args": [], "kwargs": {}, "record": ..., "result": ...}
+    {"type": "output", "value": ...}
+    {"type": "result", "status": "ok", "failed": 0}
+
+Values are in the stores' tagged form (datetimes, secret references) and every known secret is
+masked before a line is written: a cassette never holds a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowlang.errors import UsageError
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads, to_stored
+
+FILE_NAME = "cassette.jsonl"
+VERSION = 1
+
+
+def canonical(value: Any) -> Any:
+    """Dict keys sorted, recursively: two equal requests give the same text."""
+    if type(value) is dict:
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if type(value) is list:
+        return [canonical(v) for v in value]
+    return value
+
+
+def stored(value: Any) -> Any:
+    """A flowlang value in the cassette's form (JSON-able, tagged)."""
+    return to_stored(value)
+
+
+def request_key(connection: str, op: str, args: Any, kwargs: Any) -> str:
+    """What a read is matched on: connection, operation and arguments (for HTTP: method, URL, query, body)."""
+    return dumps(canonical({"connection": connection, "op": op, "args": args, "kwargs": kwargs}))
+
+
+@dataclass
+class Cassette:
+    """The entries of one cassette, in order."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e.get("type") == kind]
+
+    @property
+    def run(self) -> dict[str, Any]:
+        found = self.of_type("run")
+        return found[0] if found else {}
+
+    @staticmethod
+    def path_in(folder: Path) -> Path:
+        return folder / FILE_NAME
+
+    @classmethod
+    def load(cls, folder: Path) -> Cassette:
+        path = cls.path_in(folder)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"no cassette in {folder} (record one with: flowlang run FILE --record "
+                             f"{folder})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read the cassette {path}: {e}") from None
+        entries = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = loads(line)
+            except JsonDataError as e:
+                raise UsageError(f"{path}:{number}: not a cassette line: {e}") from None
+            if not isinstance(entry, dict) or "type" not in entry:
+                raise UsageError(f"{path}:{number}: a cassette line is an object with a type")
+            entries.append(entry)
+        return cls(entries)
+
+    def save(self, folder: Path, mask: Any) -> Path:
+        """Write the cassette, masking every line (`mask`: text -> text)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = self.path_in(folder)
+        lines = [mask(dumps(entry)) for entry in self.entries]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return path

@@ -1,0 +1,144 @@
+"""`flowlang run --record DIR`: a Tape that lets the run talk to the real world and writes down
+every exchange (reads with their answers, writes with theirs, drawn values, outputs)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.values import RecordStream, Value, format_datetime
+from flowlang.testing.cassette import VERSION, Cassette, stored
+
+
+def error_entry(e: FlowRuntimeError) -> dict[str, Any]:
+    return {"message": e.message, "kind": e.kind, "status": e.status}
+
+
+def writes(spec: ConnectorSpec, op: str) -> bool:
+    """Whether an operation changes data (a `call` of it is a write, not a read)."""
+    found = spec.operations.get(op)
+    return bool(found.changes_data) if found is not None else False
+
+
+class RecordingConnection(Connection):
+    """The real connection, with each exchange appended to the cassette."""
+
+    def __init__(self, inner: Connection, recorder: Recorder) -> None:
+        super().__init__(inner.name, inner.spec)
+        self.inner = inner
+        self.recorder = recorder
+
+    def default_write_op(self) -> str | None:
+        return self.inner.default_write_op()
+
+    def _entry(self, kind: str, op: str, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Any]:
+        entry = {"type": kind, "connection": self.name, "connector": self.spec.name, "op": op,
+                 "args": stored(args), "kwargs": stored(kwargs)}
+        self.recorder.cassette.entries.append(entry)
+        return entry
+
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        entry = self._entry("write" if writes(self.spec, op) and not self.spec.any_operation else "read",
+                            op, args, kwargs)
+        try:
+            result = await self.inner.invoke(op, args, kwargs)
+        except FlowRuntimeError as e:
+            entry["error"] = error_entry(e)
+            raise
+        if type(result) is RecordStream:
+            return self._recorded_stream(result, entry)
+        entry["result"] = stored(result)
+        return result
+
+    def _recorded_stream(self, stream: RecordStream, entry: dict[str, Any]) -> RecordStream:
+        entry["pages"] = []
+        entry["complete"] = False
+
+        async def pages() -> AsyncIterator[list[Value]]:
+            first = not entry.get("read_once")
+            entry["read_once"] = True
+            try:
+                async for page in stream.pages():
+                    if first:
+                        entry["pages"].append(stored(page))
+                    yield page
+            except FlowRuntimeError as e:
+                if first:
+                    entry["error"] = error_entry(e)
+                raise
+            if first:
+                entry["complete"] = True
+        return RecordStream(pages, stream.label)
+
+    async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        entry = self._entry("write", op, args, kwargs)
+        entry["record"] = stored(record)
+        try:
+            result = await self.inner.send(op, record, args, kwargs)
+        except FlowRuntimeError as e:
+            entry["error"] = error_entry(e)
+            raise
+        entry["result"] = stored(result)
+        return result
+
+    async def send_batch(self, op: str, records: list[Value], args: list[Value],
+                         kwargs: dict[str, Value]) -> list[SendOutcome]:
+        entries = []
+        for record in records:
+            entry = self._entry("write", op, args, kwargs)
+            entry["record"] = stored(record)
+            entries.append(entry)
+        try:
+            outcomes = await self.inner.send_batch(op, records, args, kwargs)
+        except FlowRuntimeError as e:
+            for entry in entries:
+                entry["error"] = error_entry(e)
+            raise
+        for entry, outcome in zip(entries, outcomes, strict=False):
+            if outcome.ok:
+                entry["result"] = stored(outcome.result)
+            else:
+                entry["error"] = {"message": outcome.error, "kind": "connector", "status": outcome.status}
+        return outcomes
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class Recorder:
+    """A Tape that records; `save()` writes the cassette when the run has ended."""
+
+    replaying = False
+
+    def __init__(self, folder: Path, flow: str, params: dict[str, Any], payload: Any) -> None:
+        self.folder = folder
+        self.cassette = Cassette([{"type": "run", "flow": flow, "version": VERSION, "params": stored(params),
+                                   "input": stored(payload),
+                                   "recorded_at": format_datetime(datetime.now(UTC))}])
+
+    async def connection(self, name: str, spec: ConnectorSpec,
+                         open_real: Callable[[], Awaitable[Connection]]) -> Connection:
+        return RecordingConnection(await open_real(), self)
+
+    def wrap(self, connection: Connection) -> Connection:
+        return RecordingConnection(connection, self)
+
+    def value(self, kind: str, make: Callable[[], Any]) -> Any:
+        value = make()
+        self.cassette.entries.append({"type": "value", "kind": kind, "value": stored(value)})
+        return value
+
+    def output(self, value: Any) -> None:
+        self.cassette.entries.append({"type": "output", "value": stored(value)})
+
+    def finish(self, status: str, failed: int) -> None:
+        self.cassette.entries.append({"type": "result", "status": status, "failed": failed})
+        for entry in self.cassette.entries:
+            entry.pop("read_once", None)
+
+    def save(self, mask: Callable[[str], str]) -> Path:
+        return self.cassette.save(self.folder, mask)

@@ -1,0 +1,208 @@
+"""`flowlang test`: a Tape that answers every read from a cassette (no network, no files, no
+database), sends nothing, and keeps what the run would have written and emitted for comparison."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
+from flowlang.errors import FlowRuntimeError, HttpError
+from flowlang.runtime.jsoncodec import dumps, from_stored, loads
+from flowlang.runtime.values import RecordStream, Value
+from flowlang.testing.cassette import Cassette, request_key, stored
+from flowlang.testing.diff import compare_sequences, render_diff, similarity
+from flowlang.testing.recorder import writes
+
+
+def recorded_error(error: dict[str, Any], what: str) -> FlowRuntimeError:
+    message = str(error.get("message") or "recorded error")
+    status = error.get("status")
+    kind = str(error.get("kind") or "connector")
+    if kind == "http":
+        return HttpError(message, status=status if isinstance(status, int) else None, method="", url=what)
+    return FlowRuntimeError(message, kind, status=status if isinstance(status, int) else None)
+
+
+class ReplayMiss(FlowRuntimeError):
+    """A read the cassette has no answer for."""
+
+
+class ReplayConnection(Connection):
+    """Stands in for a connection: reads from the cassette, writes kept, never sent."""
+
+    def __init__(self, name: str, spec: ConnectorSpec, replayer: Replayer, default_write: str | None) -> None:
+        super().__init__(name, spec)
+        self.replayer = replayer
+        self._default_write = default_write
+
+    def default_write_op(self) -> str | None:
+        return self._default_write
+
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if writes(self.spec, op) and not self.spec.any_operation:
+            return self.replayer.write(self.name, op, args, kwargs, None, as_record=False)
+        entry = self.replayer.read(self.name, op, args, kwargs)
+        if "pages" in entry:
+            return self._stream(entry, f"{self.name}.{op}()")
+        if "error" in entry:
+            raise recorded_error(entry["error"], f"{self.name}.{op}()")
+        return from_stored(entry.get("result"))
+
+    def _stream(self, entry: dict[str, Any], label: str) -> RecordStream:
+        pages = [from_stored(p) for p in entry["pages"]]
+        complete = bool(entry.get("complete"))
+        replayer = self.replayer
+
+        async def replayed() -> AsyncIterator[list[Value]]:
+            for page in pages:
+                yield page
+            if "error" in entry:
+                raise recorded_error(entry["error"], label)
+            if not complete:
+                raise replayer.miss(f"{label} needs more than the {len(pages)} pages the cassette holds "
+                                    "(it was recorded with --limit?)")
+        return RecordStream(replayed, label)
+
+    async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        return self.replayer.write(self.name, op, args, kwargs, record)
+
+    async def send_batch(self, op: str, records: list[Value], args: list[Value],
+                         kwargs: dict[str, Value]) -> list[SendOutcome]:
+        out = []
+        for record in records:
+            try:
+                out.append(SendOutcome(True, self.replayer.write(self.name, op, args, kwargs, record)))
+            except FlowRuntimeError as e:
+                out.append(SendOutcome(False, error=e.message, status=e.status))
+        return out
+
+
+class Replayer:
+    """A Tape that replays `cassette`; `problems()` after the run says how it differed."""
+
+    replaying = True
+
+    def __init__(self, cassette: Cassette, mask: Callable[[str], str]) -> None:
+        self.cassette = cassette
+        self.mask = mask
+        self.reads: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+        for entry in cassette.of_type("read"):
+            key = request_key(entry["connection"], entry["op"], entry.get("args", []), entry.get("kwargs", {}))
+            self.reads[key].append(entry)
+        self.expected_writes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for entry in cassette.of_type("write"):
+            self.expected_writes[f"{entry['connection']}.{entry['op']}"].append(entry)
+        self.values: dict[str, deque[Any]] = defaultdict(deque)
+        for entry in cassette.of_type("value"):
+            self.values[entry["kind"]].append(entry.get("value"))
+        self.made = Cassette([dict(cassette.run)] if cassette.run else [])
+        self.written: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.outputs: list[Any] = []
+        self.misses: list[str] = []
+
+    def normal(self, value: Any) -> Any:
+        """A live value as the cassette would hold it (tagged, masked, read back)."""
+        return loads(self.mask(dumps(stored(value))))
+
+    # ---- the Tape -----------------------------------------------------------------------------
+    async def connection(self, name: str, spec: ConnectorSpec,
+                         open_real: Callable[[], Awaitable[Connection]]) -> Connection:
+        return ReplayConnection(name, spec, self, spec.default_write)
+
+    def wrap(self, connection: Connection) -> Connection:
+        return ReplayConnection(connection.name, connection.spec, self, connection.default_write_op())
+
+    def value(self, kind: str, make: Callable[[], Any]) -> Any:
+        queue = self.values.get(kind)
+        value = from_stored(queue.popleft()) if queue else make()
+        self.made.entries.append({"type": "value", "kind": kind, "value": stored(value)})
+        return value
+
+    def output(self, value: Any) -> None:
+        normal = self.normal(value)
+        self.outputs.append(normal)
+        self.made.entries.append({"type": "output", "value": normal})
+
+    # ---- reads and writes -----------------------------------------------------------------------
+    def miss(self, message: str) -> ReplayMiss:
+        self.misses.append(message)
+        return ReplayMiss(message, "connector")
+
+    def read(self, connection: str, op: str, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Any]:
+        shown_args, shown_kwargs = self.normal(args), self.normal(kwargs)
+        key = request_key(connection, op, shown_args, shown_kwargs)
+        queue = self.reads.get(key)
+        if queue:
+            entry = queue.popleft() if len(queue) > 1 else queue[0]  # the last answer stands for repeats
+            self.made.entries.append(entry)
+            return entry
+        raise self.miss(self.nearest(connection, op, shown_args, shown_kwargs, key))
+
+    def nearest(self, connection: str, op: str, args: Any, kwargs: Any, key: str) -> str:
+        asked = f"{connection}.{op}({dumps(args)[1:-1]}{', ' if args and kwargs else ''}" \
+                f"{dumps(kwargs)[1:-1] if kwargs else ''})"
+        candidates = [e for e in self.cassette.of_type("read") if e["connection"] == connection] \
+            or self.cassette.of_type("read")
+        if not candidates:
+            return f"the cassette has no recorded request for {asked} (it holds no reads)"
+        best = max(candidates, key=lambda e: similarity(
+            key, request_key(e["connection"], e["op"], e.get("args", []), e.get("kwargs", {}))))
+        old = {"connection": best["connection"], "op": best["op"], "args": best.get("args", []),
+               "kwargs": best.get("kwargs", {})}
+        new = {"connection": connection, "op": op, "args": args, "kwargs": kwargs}
+        lines = render_diff(old, new)
+        return (f"the cassette has no recorded request for {asked}; the nearest recorded one differs in:\n"
+                + "\n".join(lines))
+
+    def write(self, connection: str, op: str, args: list[Value], kwargs: dict[str, Value], record: Value,
+              as_record: bool = True) -> Value:
+        destination = f"{connection}.{op}"
+        entry: dict[str, Any] = {"type": "write", "connection": connection, "op": op, "args": self.normal(args),
+                                 "kwargs": self.normal(kwargs)}
+        if as_record:
+            entry["record"] = self.normal(record)
+        position = len(self.written[destination])
+        self.written[destination].append(entry)
+        recorded = self.expected_writes.get(destination, [])
+        answer = recorded[position] if position < len(recorded) else None
+        if answer is not None:
+            for key in ("result", "error"):
+                if key in answer:
+                    entry[key] = answer[key]
+        self.made.entries.append(entry)
+        if answer is None:
+            return None
+        if "error" in answer:
+            raise recorded_error(answer["error"], destination)
+        return from_stored(answer.get("result"))
+
+    # ---- after the run --------------------------------------------------------------------------
+    def finish(self, status: str, failed: int) -> None:
+        self.status, self.failed = status, failed
+        self.made.entries.append({"type": "result", "status": status, "failed": failed})
+
+    def problems(self) -> list[str]:
+        """Every way the replay differed from the cassette (empty: the test passes)."""
+        out = [f"request not in the cassette: {m}" for m in self.misses]
+        for destination in sorted(set(self.expected_writes) | set(self.written)):
+            old = [self.sent(e) for e in self.expected_writes.get(destination, [])]
+            new = [self.sent(e) for e in self.written.get(destination, [])]
+            out += compare_sequences(f"write to {destination}: record", old, new)
+        old_outputs = [e.get("value") for e in self.cassette.of_type("output")]
+        out += compare_sequences("output", old_outputs, self.outputs)
+        recorded = self.cassette.of_type("result")
+        if recorded:
+            was = recorded[-1]
+            if (was.get("status"), was.get("failed")) != (self.status, self.failed):
+                out.append(f"the run finished {self.status} with {self.failed} failed records; the cassette "
+                           f"says {was.get('status')} with {was.get('failed')}")
+        return out
+
+    @staticmethod
+    def sent(entry: dict[str, Any]) -> Any:
+        """What a write sent, as compared: the record, and its arguments when it has any."""
+        if entry.get("args") or entry.get("kwargs"):
+            return {"record": entry.get("record"), "args": entry.get("args"), "kwargs": entry.get("kwargs")}
+        return entry.get("record")

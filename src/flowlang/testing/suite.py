@@ -1,0 +1,157 @@
+"""Replay tests: one flow against one cassette (`replay`), and test folders (`<name>/flow.toml`)
+found under a directory (`discover`), as `flowlang test` and the pytest plugin run them.
+
+A test folder's flow.toml names the flow (relative to the folder), and may name the cassette
+folder (default: the test folder itself) and params (default: those the cassette was recorded with):
+
+    flow = "../../sync_orders.flow"
+    cassette = "."
+    [params]
+    since = "2024-05-01"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowlang.errors import UsageError
+from flowlang.runtime.jsoncodec import from_stored
+from flowlang.runtime.masking import Masker
+from flowlang.runtime.values import from_python
+from flowlang.testing.cassette import Cassette
+from flowlang.testing.replayer import Replayer
+
+if TYPE_CHECKING:
+    from flowlang.api import Flow
+    from flowlang.runner import Result
+
+CASE_FILE = "flow.toml"
+
+
+@dataclass
+class ReplayCase:
+    """One test folder."""
+
+    name: str
+    folder: Path
+    flow: Path
+    cassette: Path
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReplayOutcome:
+    """What one replay found: ok when nothing differed from the cassette."""
+
+    name: str
+    problems: list[str]
+    result: Result
+    replayer: Replayer
+    updated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def outputs(self) -> list[Any]:
+        return self.replayer.outputs
+
+    @property
+    def writes(self) -> dict[str, list[dict[str, Any]]]:
+        """What the run would have sent, per destination `connection.operation`."""
+        return dict(self.replayer.written)
+
+
+class StandInSecrets:
+    """A replay talks to no one: `secret.NAME` is a stand-in, masked like the real value was."""
+
+    label = "the replay's stand-ins"
+
+    def where(self, name: str) -> str:
+        return f"a stand-in for {name}"
+
+    def get(self, name: str) -> str | None:
+        return f"replayed-secret-{name}"
+
+
+def stand_ins(secrets: Any, env: Any) -> list[Any]:
+    return [StandInSecrets()]
+
+
+def read_case(path: Path) -> ReplayCase:
+    """A flow.toml; a mistake in it is a UsageError naming the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path} is not valid TOML: {e}") from None
+    flow = data.get("flow")
+    if not isinstance(flow, str) or not flow:
+        raise UsageError(f'{path}: needs flow = "path/to/the.flow" (relative to its folder)')
+    cassette = data.get("cassette", ".")
+    params = data.get("params", {})
+    if not isinstance(cassette, str) or not isinstance(params, dict):
+        raise UsageError(f"{path}: cassette is a folder name and [params] a table")
+    unknown = sorted(set(data) - {"flow", "cassette", "params"})
+    if unknown:
+        raise UsageError(f"{path}: unknown key {', '.join(unknown)} (keys: flow, cassette, params)")
+    folder = path.parent
+    return ReplayCase(folder.name, folder, (folder / flow).resolve(), (folder / cassette).resolve(), params)
+
+
+def discover(root: Path) -> list[ReplayCase]:
+    """Every test folder under root (root itself may be one)."""
+    if not root.is_dir():
+        raise UsageError(f"no such folder: {root}")
+    return [read_case(p) for p in sorted(root.rglob(CASE_FILE)) if ".flowlang" not in p.parts]
+
+
+async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
+                       update: bool = False, name: str | None = None) -> ReplayOutcome:
+    """Run `flow` against the cassette in cassette_dir, offline; with update, rewrite its expectations."""
+    from flowlang.runner import RunSetup, execute
+
+    cassette = Cassette.load(cassette_dir)
+    masker = Masker()
+    replayer = Replayer(cassette, masker.mask)
+    recorded = cassette.run
+    given = dict(from_stored(recorded.get("params") or {}))
+    given.update({k: from_python(v) for k, v in (params or {}).items()})
+    options = flow.options(given, None, from_stored(recorded.get("input")), masker=masker, tape=replayer,
+                           secret_providers=stand_ins)
+    result = await execute(flow, options, RunSetup(None, collect=True), "test")
+    problems = replayer.problems()
+    if result.error is not None and recorded_status(cassette) != "failed":
+        problems.insert(0, f"the run failed: {result.error.message}")
+    outcome = ReplayOutcome(name or flow.name, problems, result, replayer)
+    if update and problems and not replayer.misses:
+        replayer.made.save(cassette_dir, masker.mask)
+        outcome.updated = True
+    return outcome
+
+
+def recorded_status(cassette: Cassette) -> str | None:
+    found = cassette.of_type("result")
+    return str(found[-1].get("status")) if found else None
+
+
+def replay(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
+           update: bool = False) -> ReplayOutcome:
+    """replay_async() for code without an event loop."""
+    return asyncio.run(replay_async(flow, cassette_dir, params, update=update))
+
+
+async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcome:
+    from flowlang.api import load
+
+    return await replay_async(load(case.flow), case.cassette, case.params, update=update, name=case.name)
+
+
+def run_case(case: ReplayCase, update: bool = False) -> ReplayOutcome:
+    return asyncio.run(run_case_async(case, update))

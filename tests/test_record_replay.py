@@ -1,0 +1,196 @@
+"""Record a run against a real server on 127.0.0.1, stop the server, replay it offline
+(TESTING.md section 2): a mapping change fails with a field-level diff, --update accepts it, a
+request the cassette lacks names the nearest recorded one, and no secret reaches a cassette."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowlang
+from conftest import run_cli
+from fakeapi import FakeApi, Request, paged
+from flowlang.testing.suite import discover, replay, run_case
+
+CANARY = ('canary-"quoted"-\\back\\slash-ÆØÅ-ñ-日本-' + "x" * 520 + '-end"\\')
+
+FLOW = """flow "Sync orders"
+param min_total = 0
+use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))
+use out = file(path: "out/invoices.jsonl")
+call api.get("/orders", pages: {style: "cursor", cursor: "next_cursor", records: "results", size: 2}) as orders
+for each o in orders
+  if o.total < min_total
+    skip
+  end
+  lookup api.get("/customers", query: {email: o.email}) as c
+  map o to invoice
+    order = o.id
+    customer = c.id
+    amount = o.total
+    stamped = now()
+  end
+  send invoice to api.post("/invoices") as created
+  send {order: o.id, invoice: created.id} to out
+  emit {order: o.id, invoice: created.id, token_seen: o.note}
+end
+"""
+
+ORDERS = [{"id": i, "email": f"c{i % 2}@x.test", "total": i * 10, "note": "none"} for i in range(1, 6)]
+CUSTOMERS = [{"id": 70, "email": "c0@x.test"}, {"id": 71, "email": "c1@x.test"}]
+
+
+def server() -> FakeApi:
+    api = FakeApi({"customers": CUSTOMERS, "invoices": []})
+    api.route("GET", r"^/orders$", lambda req: paged(ORDERS, req, "cursor", api.url))
+    return api
+
+
+def project(tmp_path: Path, text: str = FLOW) -> Path:
+    flow = tmp_path / "sync.flow"
+    flow.write_text(text)
+    (tmp_path / "secrets.toml").write_text(f"API_TOKEN = {json.dumps(CANARY)}\n")
+    return flow
+
+
+def record(tmp_path: Path, flow: Path, api: FakeApi, *extra: str) -> Any:
+    return run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--secrets",
+                   str(tmp_path / "secrets.toml"), "--state-dir", str(tmp_path / "state"), *extra,
+                   env={"API": api.url})
+
+
+def test_record_then_replay_offline_passes(tmp_path: Path) -> None:
+    flow = project(tmp_path)
+    with server() as api:
+        done = record(tmp_path, flow, api)
+        assert done.returncode == 0, done.stderr
+        sent = [r.body for r in api.requests if r.method == "POST"]
+    assert len(sent) == 5
+    lines = (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()
+    kinds = [json.loads(line)["type"] for line in lines]
+    assert kinds[0] == "run" and kinds[-1] == "result"
+    assert kinds.count("write") == 10 and kinds.count("output") == 5
+    # the server is gone: the replay talks to no one, and no file is written
+    (tmp_path / "out" / "invoices.jsonl").unlink()
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    assert test.returncode == 0, test.stdout + test.stderr
+    assert "PASS" in test.stderr
+    assert not (tmp_path / "out" / "invoices.jsonl").exists()
+
+
+def test_mapping_change_fails_with_a_field_diff_and_update_accepts_it(tmp_path: Path) -> None:
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    flow.write_text(FLOW.replace("amount = o.total", "amount = o.total * 2"))
+    cassette = str(tmp_path / "cassette")
+    failed = run_cli("test", str(flow), "--cassette", cassette)
+    assert failed.returncode == 1
+    assert "FAIL" in failed.stderr
+    assert "write to api.post: record 1 differs" in failed.stderr
+    assert "amount: 10 -> 20" in failed.stderr
+    assert "amount: 50 -> 100" in failed.stderr
+    updated = run_cli("test", str(flow), "--cassette", cassette, "--update")
+    assert updated.returncode == 0, updated.stderr
+    assert "UPDATED" in updated.stderr
+    again = run_cli("test", str(flow), "--cassette", cassette)
+    assert again.returncode == 0, again.stderr
+    # and the old mapping now fails against the accepted cassette
+    flow.write_text(FLOW)
+    assert run_cli("test", str(flow), "--cassette", cassette).returncode == 1
+
+
+def test_a_request_the_cassette_lacks_names_the_nearest(tmp_path: Path) -> None:
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    flow.write_text(FLOW.replace("query: {email: o.email}", "query: {email: upper(o.email)}"))
+    failed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert failed.returncode == 1
+    assert "request not in the cassette" in failed.stderr
+    assert "nearest recorded one differs in" in failed.stderr
+    assert 'kwargs.query.email: "c1@x.test" -> "C1@X.TEST"' in failed.stderr
+
+
+def test_no_secret_in_a_cassette(tmp_path: Path) -> None:
+    flow = project(tmp_path)
+
+    def echo_token(req: Request) -> tuple[int, dict[str, str], Any]:
+        status, headers, body = paged(ORDERS, req, "cursor", "")
+        token = req.headers.get("authorization", "")  # echoed back in a field, as some APIs do
+        body["results"] = [{**o, "note": token} for o in body["results"]]
+        return status, headers, body
+
+    api = FakeApi({"customers": CUSTOMERS, "invoices": []})
+    api.route("GET", r"^/orders$", echo_token)
+    with api:
+        done = record(tmp_path, flow, api)
+        assert done.returncode == 0, done.stderr
+        assert any("x" * 500 in r.headers.get("authorization", "") for r in api.requests)
+    raw = (tmp_path / "cassette" / "cassette.jsonl").read_bytes()
+    text = raw.decode()
+    for form in (CANARY, json.dumps(CANARY)[1:-1], CANARY[:40], CANARY[-40:], "x" * 200):
+        assert form not in text
+    assert CANARY.encode() not in raw
+    assert '"note":"Bearer ***"' in text
+    assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+
+
+def test_replay_in_python_and_test_folders(tmp_path: Path) -> None:
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    outcome = replay(flowlang.load(flow), tmp_path / "cassette")
+    assert outcome.ok, outcome.problems
+    assert [w["record"]["amount"] for w in outcome.writes["api.post"]] == [10, 20, 30, 40, 50]
+    case = tmp_path / "tests" / "sync_all"
+    case.mkdir(parents=True)
+    (case / "flow.toml").write_text('flow = "../../sync.flow"\ncassette = "../../cassette"\n')
+    found = discover(tmp_path / "tests")
+    assert [c.name for c in found] == ["sync_all"]
+    assert run_case(found[0]).ok
+    # a param that changes what is sent fails the folder's test
+    (case / "flow.toml").write_text('flow = "../../sync.flow"\ncassette = "../../cassette"\n'
+                                    "[params]\nmin_total = 25\n")
+    folder_run = run_cli("test", str(tmp_path / "tests"))
+    assert folder_run.returncode == 1
+    assert "FAIL sync_all" in folder_run.stderr
+    assert "in the cassette, not made by this run" in folder_run.stderr
+
+
+def test_bad_test_folders_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "flow.toml").write_text("flow = 3\n")
+    bad = run_cli("test", str(tmp_path))
+    assert bad.returncode == 2 and "needs flow =" in bad.stderr and "Traceback" not in bad.stderr
+    none = run_cli("test", str(tmp_path / "missing.flow"))
+    assert none.returncode == 2 and "no such flow file" in none.stderr
+    flow = project(tmp_path)
+    lacking = run_cli("test", str(flow), "--cassette", str(tmp_path / "nowhere"))
+    assert lacking.returncode == 2 and "no cassette in" in lacking.stderr
+
+
+@pytest.mark.parametrize("name", ["fake"])
+def test_a_host_binding_replaces_a_use_connection(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    class FakeCrm:
+        def __init__(self) -> None:
+            self.sent: list[Any] = []
+
+        def get(self, path: str) -> list[dict[str, Any]]:
+            return [{"id": 1}, {"id": 2}]
+
+        def post(self, record: Any, path: str) -> dict[str, Any]:
+            self.sent.append(record)
+            return {"ok": True}
+
+    flow = flowlang.compile('use crm = http(base_url: "http://127.0.0.1:9")\ncall crm.get("/people") as people\n'
+                            'for each p in people\n  send {n: p.id} to crm.post("/x")\nend\n', name="t.flow")
+    fake = FakeCrm()
+    with caplog.at_level("INFO", logger="flowlang"):
+        result = flow.run(bindings={"crm": fake})
+    assert result.ok, result.error
+    assert fake.sent == [{"n": 1}, {"n": 2}]
+    assert "the host binding 'crm' replaces `use crm = http(...)`" in caplog.text
