@@ -5,13 +5,16 @@ request the cassette lacks names the nearest recorded one, and no secret reaches
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import flowlang
-from conftest import run_cli
+from conftest import ROOT, copy_example, run_cli
 from fakeapi import FakeApi, Request, paged
 from flowlang.testing.suite import discover, replay, run_case
 
@@ -194,3 +197,67 @@ def test_a_host_binding_replaces_a_use_connection(name: str, caplog: pytest.LogC
     assert result.ok, result.error
     assert fake.sent == [{"n": 1}, {"n": 2}]
     assert "the host binding 'crm' replaces `use crm = http(...)`" in caplog.text
+
+
+EXAMPLE = ROOT / "examples" / "recorded_sync"
+
+
+def test_example_runs_for_real_and_its_recorded_test_replays(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from recorded_example import shop
+
+    folder = copy_example("recorded_sync", tmp_path)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f"SHOP_TOKEN = {json.dumps(CANARY)}\n")
+    with shop() as api:
+        done = run_cli("run", "sync_invoices.flow", "--record", "fresh", "--secrets", str(secrets), cwd=folder,
+                       env={"SHOP_URL": api.url})
+        assert done.returncode == 0, done.stderr
+        invoices = [r.body for r in api.requests if r.method == "POST"]
+    assert invoices == [
+        {"reference": "INV-101", "customer_id": 7, "currency": "EUR", "total": Decimal("19.99")},
+        {"reference": "INV-103", "customer_id": 8, "currency": "EUR", "total": Decimal("120.01")},
+        {"reference": "INV-104", "customer_id": 7, "currency": "EUR", "total": 42}]
+    assert CANARY[-60:] not in (folder / "fresh" / "cassette.jsonl").read_text()
+    if os.environ.get("FLOWLANG_RERECORD"):
+        shutil.copy(folder / "fresh" / "cassette.jsonl", EXAMPLE / "tests" / "paid_orders" / "cassette.jsonl")
+    # the committed cassette replays offline, with flowlang test and with pytest's plugin
+    replayed = run_cli("test", "tests", cwd=EXAMPLE)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "PASS paid_orders" in replayed.stderr and "1 passed, 0 failed" in replayed.stderr
+    collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+                                str(EXAMPLE / "tests")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "1 passed" in collected.stdout, collected.stdout + collected.stderr
+    assert not (EXAMPLE / "out").exists() and not (EXAMPLE / ".flowlang").exists()
+
+
+def test_a_broken_mapping_fails_the_pytest_item_with_its_diff(tmp_path: Path) -> None:
+    folder = copy_example("recorded_sync", tmp_path)
+    flow = folder / "sync_invoices.flow"
+    flow.write_text(flow.read_text().replace("round(order.total, 2)", "order.total"))
+    collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+                                str(folder / "tests")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "1 failed" in collected.stdout, collected.stdout
+    assert "write to books.post: record 1 differs" in collected.stdout
+    assert "record.total: 19.99 -> 19.990" in collected.stdout
+    (folder / "tests" / "test_custom.py").write_text(
+        "def test_custom(flowlang_replay):\n"
+        "    outcome = flowlang_replay('../sync_invoices.flow', cassette='paid_orders')\n"
+        "    assert [w['record']['reference'] for w in outcome.writes['books.post']] == "
+        "['INV-101', 'INV-103', 'INV-104']\n")
+    custom = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+                             str(folder / "tests" / "test_custom.py")], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert "1 passed" in custom.stdout, custom.stdout + custom.stderr
+
+
+def test_summary_read_counts_loop_records_only() -> None:
+    flow = flowlang.compile('use m = memory(records: [{"id": 1}, {"id": 2}, {"id": 3}])\ncall m.read() as rows\n'
+                            'for each r in rows\n  lookup m.find(id: r.id) as same\nend\n', name="t.flow")
+    result = flow.run()
+    assert result.ok, result.error
+    assert result.stats.read == 3
+    assert result.stats.as_dict()["read"] == 3
+    assert result.stats.per_line[4].read == 3  # the lookups, on their own line

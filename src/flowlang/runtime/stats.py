@@ -33,7 +33,8 @@ class Stats:
 
     @property
     def read(self) -> int:
-        return self.total("read")
+        """Records the loops took (a lookup's or a call's answers are counted on their own line only)."""
+        return sum(s.read for s in self.per_line.values() if s.kind == "for each")
 
     @property
     def sent(self) -> int:

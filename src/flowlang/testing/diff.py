@@ -34,8 +34,8 @@ def field_diff(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]
         return out
     if old is MISSING and new is MISSING:
         return []
-    if old is not MISSING and new is not MISSING and type(old) is type(new) and old == new:
-        return []
+    if old is not MISSING and new is not MISSING and type(old) is type(new) and dumps(old) == dumps(new):
+        return []  # as sent: 19.99 and 19.990 are different payloads
     return [(path or "(whole value)", old, new)]
 
 
