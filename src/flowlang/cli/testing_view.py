@@ -7,10 +7,10 @@ import argparse
 from pathlib import Path
 
 from flowlang.cli.console import Terminal
-from flowlang.cli.exit import Exit
-from flowlang.cli.main import run_async_command
 from flowlang.cli.options import parse_params
+from flowlang.cli.signals import run_async_command
 from flowlang.errors import UsageError
+from flowlang.status import ExitStatus
 from flowlang.testing.suite import ReplayCase, ReplayOutcome, discover, run_case_async
 
 
@@ -59,4 +59,4 @@ def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
     if updated:
         summary += f", {updated} updated (review the cassette diff)"
     terminal.message(summary, "bold" if not failed else "bold red")
-    return int(Exit.RUN_FAILED if failed else Exit.OK)
+    return int(ExitStatus.FAILED if failed else ExitStatus.OK)
