@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from flowlang.repl.lexer import GLOBALS, KEYWORDS
+from flowlang.repl.lexer import GLOBALS
 from flowlang.repl.session import ReplSession
+from flowlang.syntax import keywords
 
 WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\.?([A-Za-z_][A-Za-z0-9_]*)?$")
 
@@ -19,7 +20,7 @@ def candidates(session: ReplSession, text_before_cursor: str) -> tuple[str, list
     if "." in word:
         head, _, partial = word.rpartition(".")
         return partial, sorted(n for n in members(session, head) if n.startswith(partial))
-    pool: set[str] = set(KEYWORDS) | set(GLOBALS) | {"true", "false", "null"}
+    pool: set[str] = set(keywords.reserved_words() | keywords.soft_words()) | set(GLOBALS)
     pool |= set(session.scope.visible())
     pool |= set(session.environment.builtins.names())
     pool |= set(session.functions())

@@ -9,6 +9,7 @@ from flowlang.diagnostics import Diagnostic
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source, Span
 from flowlang.syntax.grammar import parser
+from flowlang.syntax.keywords import block_openers
 
 EXPRESSION_STARTS = {"NAME", "INT", "DQ_STRING", "LSQB", "LBRACE"}
 HUMAN = {
@@ -21,7 +22,6 @@ HUMAN = {
     "$END": "the end of the input",
     "LOG_LEVEL": "a log level",
 }
-OPENERS = {"FOR": "for each", "IF": "if", "TRY": "try", "MAP": "map", "FUNCTION": "function"}
 
 
 def _literal(terminal: str) -> str | None:
@@ -44,7 +44,7 @@ def describe_token(token: Token) -> str:
 
 
 OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "DOT", "LSQB", "LESSTHAN", "MORETHAN", "IN", "NOT",
-             "AND", "OR", "__ANON_1", "__ANON_2", "__ANON_3", "__ANON_4", "__ANON_5"}
+             "AND", "OR", "COALESCE", "EQ", "NE", "LE", "GE"}
 CLOSERS = ["COMMA", "RPAR", "RSQB", "RBRACE", "COLON"]
 
 
@@ -55,7 +55,7 @@ def _join(names: list[str]) -> str:
 
 
 def describe_expected(expected: set[str]) -> str:
-    expected = {e for e in expected if not e.startswith("__IGNORE")}
+    expected = expected - set(parser().lexer_conf.ignore)
     if expected >= EXPRESSION_STARTS:
         rest = expected - EXPRESSION_STARTS - {"DECIMAL", "SQ_STRING", "LPAR", "MINUS", "NOT", "IF", "TRUE",
                                                "FALSE", "NULL"}
@@ -74,14 +74,15 @@ def describe_expected(expected: set[str]) -> str:
 def open_blocks(text: str, upto: int) -> list[tuple[str, int]]:
     """Blocks opened and not yet closed before offset `upto`: (opener, offset), outermost first."""
     stack: list[tuple[str, int]] = []
+    openers = block_openers()
     prev = "_NL"
     try:
         for token in parser().lex(text, dont_ignore=False):
             if token.start_pos is not None and token.start_pos >= upto:
                 break
             at_line_start = prev == "_NL"
-            if at_line_start and token.type in OPENERS:
-                stack.append((OPENERS[token.type], token.start_pos or 0))
+            if at_line_start and token.type in openers:
+                stack.append((openers[token.type], token.start_pos or 0))
             elif at_line_start and token.type == "END" and stack:
                 stack.pop()
             prev = token.type

@@ -10,9 +10,9 @@ from lark.exceptions import UnexpectedInput
 from flowlang.source import Source
 from flowlang.syntax import parse
 from flowlang.syntax.grammar import parser
+from flowlang.syntax.keywords import block_openers
 from flowlang.syntax.postlex import CLOSERS, OPENERS
 
-BLOCK_OPENERS = {"FOR", "IF", "TRY", "MAP", "FUNCTION"}
 MIDDLE = {"ELSE", "ON"}  # `else`, `else if`, `on error`: one level out, then back in
 TARGET_FOLLOWERS = {"EQUAL", "DOT"}  # `end = p.end` in a map body names a field, it closes nothing
 INDENT = "  "
@@ -94,6 +94,6 @@ def _level(start: LineStart, block: int) -> tuple[int, int]:
         return block, block
     if start.kind in MIDDLE and statement:
         return max(0, block - 1), block
-    if start.kind in BLOCK_OPENERS and statement:
+    if start.kind in block_openers() and statement:
         return block, block + 1
     return block, block

@@ -11,18 +11,13 @@ from lark.tree import Meta
 
 from flowlang import ast
 from flowlang.source import Span
+from flowlang.syntax.keywords import reserved_words
 from flowlang.syntax.strings import ExprPart, StringSyntaxError, double_quoted, single_quoted
 
 BINOPS = {op.value: op for op in ast.BinOp}
 
 # Parses the code of one `{expr}` part at an absolute offset; installed by flowlang.syntax.parse.
 SubParser = Callable[[str, int], ast.Expr]
-
-
-KEYWORDS = frozenset(
-    "flow param use let call lookup send map to as if then else end for each in parallel batch try on error skip "
-    "stop fail emit log function return import run and or not true false null".split()
-)
 
 
 class LocatedSyntaxError(Exception):
@@ -51,6 +46,7 @@ class ToAst(Transformer[Token, Any]):
         self.offset = offset
         self.sub_parser = sub_parser
         self.source = source
+        self.reserved = reserved_words()
 
     # ---- positions -------------------------------------------------------------------
     def span(self, meta: Meta) -> Span:
@@ -65,7 +61,7 @@ class ToAst(Transformer[Token, Any]):
 
     def var(self, token: Token) -> str:
         """A name that declares or reads a variable: keywords are reserved here."""
-        if str(token) in KEYWORDS:
+        if str(token) in self.reserved:
             span = self.tspan(token)
             raise LocatedSyntaxError(f"`{token}` is a keyword and cannot name a variable", span.start, span.end)
         return str(token)
