@@ -10,12 +10,12 @@ its exact place (expressions are pure, so evaluating one twice changes nothing).
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from flowlang import ast
 from flowlang.check.scopes import Local, Outer
+from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
@@ -26,7 +26,6 @@ from flowlang.runtime.values import RecordStream, equal, interpolate, truthy, ty
 if TYPE_CHECKING:
     from flowlang.compile.expressions import ExpressionCompiler
 
-Eval = Callable[[Frame], Any]
 MIN_NATIVE = 3  # below this many generated nodes a closure is just as fast
 
 

@@ -17,6 +17,7 @@ from flowlang.compile.inline import (
     equals_constant,
     literal_constant,
 )
+from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from flowlang.check.program import CheckedModule, FunctionInfo
     from flowlang.compile.program import ProgramCompiler
 
-Eval = Callable[[Frame], Any]
 
 BINARY: dict[ast.BinOp, Callable[[Any, Any], Any]] = {
     ast.BinOp.ADD: ops.add, ast.BinOp.SUB: ops.subtract, ast.BinOp.MUL: ops.multiply,

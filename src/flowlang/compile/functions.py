@@ -1,17 +1,19 @@
-"""User functions: compiled once per program, called from expressions with their own frame."""
+"""User functions: their bodies (compiled without I/O; loops inside them are plain loops), the program's
+table of compiled functions (each compiled once, when its first call is compiled), and call sites."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowlang import ast
-from flowlang.compile.expressions import Eval
-from flowlang.compile.steps import NOTHING, Step
+from flowlang.compile.loops import ForEachCompiler
+from flowlang.compile.steps import NOTHING, Eval, Step
 from flowlang.errors import LimitError
 from flowlang.runtime.frame import Frame, ReturnSignal
 
 if TYPE_CHECKING:
-    from flowlang.check.program import FunctionInfo
+    from flowlang.check.program import CheckedModule, FunctionInfo
     from flowlang.compile.expressions import ExpressionCompiler
 
 
@@ -47,8 +49,41 @@ class CompiledFunction:
             run.depth -= 1
 
 
-def compile_body(fn: CompiledFunction, compiler: Any) -> None:
-    """Fill a CompiledFunction from its module's compiler (a StatementCompiler)."""
+class FunctionCompiler(ForEachCompiler):
+    """Adds function bodies to the statement compilers of a module."""
+
+    def function_body(self, stmts: tuple[ast.Stmt, ...]) -> Step:
+        saved, self.in_function = self.in_function, True
+        try:
+            return self.body(stmts)
+        finally:
+            self.in_function = saved
+
+
+class FunctionTable:
+    """The user functions of one program, each compiled once, by the compiler of the module that defines
+    it, when the first call to it is compiled (recursion and calls into imported files included)."""
+
+    def __init__(self, compiler_of: Callable[[CheckedModule], tuple[int, FunctionCompiler]]) -> None:
+        self.compiler_of = compiler_of  # a module's index in the run's frames, and its compiler
+        self.compiled: dict[int, CompiledFunction] = {}
+
+    def get(self, info: FunctionInfo) -> CompiledFunction:
+        found = self.compiled.get(id(info))
+        if found is not None:
+            return found
+        index, compiler = self.compiler_of(info.module)
+        fn = CompiledFunction(info, index)
+        self.compiled[id(info)] = fn  # before the body: a recursive call finds it
+        compile_body(fn, compiler)
+        return fn
+
+    def call(self, compiler: ExpressionCompiler, node: ast.FuncCall, info: FunctionInfo) -> Eval:
+        return call_closure(compiler, node, self.get(info))
+
+
+def compile_body(fn: CompiledFunction, compiler: FunctionCompiler) -> None:
+    """Fill a CompiledFunction from the compiler of the module that defines it."""
     node: ast.Function = fn.info.node
     fn.defaults = [compiler.expr(p.default) if p.default is not None else None for p in node.params]
     if len(node.body) == 1 and isinstance(node.body[0], ast.Return) and node.body[0].value is not None:

@@ -10,12 +10,11 @@ from typing import Any
 
 from flowlang import ast
 from flowlang.compile.errors import Where
+from flowlang.compile.steps import Eval
 from flowlang.errors import LimitError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.operators import OperatorError
 from flowlang.runtime.values import type_name
-
-Eval = Callable[[Frame], Any]
 
 COMPARE = {ast.BinOp.LT: "<", ast.BinOp.LE: "<=", ast.BinOp.GT: ">", ast.BinOp.GE: ">="}
 NUMBERS = frozenset({int, Decimal})

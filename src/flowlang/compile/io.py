@@ -11,11 +11,9 @@ from flowlang import ast
 from flowlang.check.scopes import HostBinding, Local, Outer
 from flowlang.compile.batching import BatchBuffer, Pending, flush
 from flowlang.compile.errors import Where
-from flowlang.compile.expressions import Eval
 from flowlang.compile.statements import StatementCompiler
-from flowlang.compile.steps import Step
+from flowlang.compile.steps import Eval, Step, run_step
 from flowlang.connectors.base import Connection
-from flowlang.connectors.http.urls import segment
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
@@ -58,19 +56,21 @@ class IoCompiler(StatementCompiler):
         getter = connection_getter(ref, op.connection, self.where(op.connection_span))
         spec = self.checked.resolution.op_specs.get(op)
         args = [self.expr(a) for a in op.args]
-        if spec is not None and spec.params[:1] == ("path",) and op.args and isinstance(op.args[0], ast.Interpolated):
-            args[0] = self.path_expr(op.args[0])
+        if spec is not None and spec.encode_interpolated is not None and op.args and \
+                isinstance(op.args[0], ast.Interpolated):
+            args[0] = self.encoded_interpolation(op.args[0], spec.encode_interpolated)
         kwargs = {k.name: self.expr(k.value) for k in op.kwargs}
         return getter, args, kwargs
 
-    def path_expr(self, node: ast.Interpolated) -> Eval:
-        """A double-quoted path: each interpolated value becomes one percent-encoded path segment."""
+    def encoded_interpolation(self, node: ast.Interpolated, encode: Callable[[Any], str]) -> Eval:
+        """A double-quoted first argument whose values the connector writes its own way (an http path:
+        one percent-encoded segment each; the rule is the connector's, see OperationSpec)."""
         parts: list[tuple[bool, Any]] = [
             (True, p) if isinstance(p, str) else (False, self.expr(p)) for p in node.parts]
 
-        def path(f: Frame) -> str:
-            return "".join(part if const else segment(part(f)) for const, part in parts)
-        return path
+        def encoded(f: Frame) -> str:
+            return "".join(part if const else encode(part(f)) for const, part in parts)
+        return encoded
 
     def located_call(self, where: Where, coro: Awaitable[Any]) -> Awaitable[Any]:
         async def run() -> Any:
@@ -104,7 +104,7 @@ class IoCompiler(StatementCompiler):
                 raise where.locate(e) from None
             run.connections.append(conn)
             f.slots[slot] = conn
-        return Step(use, True)
+        return Step.coroutine(use)
 
     # ---- call ----------------------------------------------------------------------------------
     def s_CallStmt(self, node: ast.CallStmt) -> Step:
@@ -130,7 +130,7 @@ class IoCompiler(StatementCompiler):
                 stats.read += len(result) if type(result) is list else (0 if result is None else 1)
             if store is not None:
                 store(f, result)
-        return Step(call, True)
+        return Step.coroutine(call)
 
     # ---- lookup ---------------------------------------------------------------------------------
     def s_LookupStmt(self, node: ast.LookupStmt) -> Step:
@@ -180,7 +180,7 @@ class IoCompiler(StatementCompiler):
                     del run.lookup_inflight[key]
                 run.stats.at(line, "lookup").read += 1
             store(f, plain_copy(value))
-        return Step(lookup, True)
+        return Step.coroutine(lookup)
 
     # ---- send ----------------------------------------------------------------------------------
     def send_op(self, node: ast.Send) -> str:
@@ -215,7 +215,7 @@ class IoCompiler(StatementCompiler):
                 raise where.locate(e) from None
             if store is not None:
                 store(f, results if type(v) in (list, RecordStream) else (results[0] if results else None))
-        return Step(send, True)
+        return Step.coroutine(send)
 
     def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],
                      kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int) -> Step:
@@ -265,13 +265,13 @@ class IoCompiler(StatementCompiler):
 
         if loop is not None:
             loop.flushers.append(flush_at_loop_end)
-        return Step(send_batched, True)
+        return Step.coroutine(send_batched)
 
     # ---- import and run -----------------------------------------------------------------------
     def s_Import(self, node: ast.Import) -> Step:
         lib = self.checked.imports.get(node)
         if lib is None:
-            return Step(lambda f: None, False)
+            return Step.sync(lambda f: None)
         compiled = self.program.module(lib)
         pairs = [(mine.slot, theirs.slot) for mine, theirs in self.checked.imported_connections.get(node, [])]
 
@@ -279,10 +279,10 @@ class IoCompiler(StatementCompiler):
             lib_frame = f.run.frames[compiled.index]
             if compiled.index not in f.run.imported:
                 f.run.imported.add(compiled.index)
-                await run_any(compiled.body, lib_frame)
+                await run_step(compiled.body, lib_frame)
             for mine, theirs in pairs:
                 f.slots[mine] = lib_frame.slots[theirs]
-        return Step(import_, True)
+        return Step.coroutine(import_)
 
     def s_RunFlow(self, node: ast.RunFlow) -> Step:
         path = self.checked.runs.get(node)
@@ -300,14 +300,7 @@ class IoCompiler(StatementCompiler):
                 await runner(path, given)
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
-        return Step(run_flow, True)
-
-
-async def run_any(step: Step, frame: Frame) -> None:
-    if step.is_async:
-        await step.run(frame)
-    else:
-        step.run(frame)
+        return Step.coroutine(run_flow)
 
 
 async def records_of(value: Any) -> Any:

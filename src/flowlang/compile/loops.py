@@ -1,5 +1,6 @@
-"""`for each`: sequential and parallel loops, error isolation per record, --limit, and the flush of
-batched sends when a loop ends."""
+"""`for each`: its compilation (ForEachCompiler.s_ForEach), sequential and parallel loops, error isolation
+per record, --limit, the flush of batched sends when a loop ends, and the loop entries `flowlang retry`
+re-enters."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 from flowlang import ast
 from flowlang.compile.errors import Where
-from flowlang.compile.expressions import Eval, iterate
-from flowlang.compile.steps import Step
+from flowlang.compile.expressions import iterate
+from flowlang.compile.io import IoCompiler
+from flowlang.compile.steps import Eval, Step
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.operators import NeedsMaterialization
@@ -100,8 +102,8 @@ class LoopCompiler:
 
     def step(self) -> Step:
         if self.parallel is not None:
-            return Step(self.run_parallel, True)
-        return Step(self.run_sequential, True)
+            return Step.coroutine(self.run_parallel)
+        return Step.coroutine(self.run_sequential)
 
     # ---- one iteration ----------------------------------------------------------------------
     def fail(self, f: Frame, item: Any, err: FlowRuntimeError) -> None:
@@ -243,6 +245,49 @@ class LoopCompiler:
         f.run.check_stop()
 
 
+@dataclass
+class LoopEntry:
+    """A loop that `flowlang retry` can re-enter: its body, and the names its failures saved."""
+
+    loop: LoopCompiler
+
+    @property
+    def info(self) -> LoopInfo:
+        return self.loop.info
+
+
+class ForEachCompiler(IoCompiler):
+    """Compiles `for each`: a job's loop at the top of a module or in an `if`/`try` (error isolation,
+    parallel, retry entries), or a plain loop inside a function body."""
+
+    loop_entries: dict[str, LoopEntry]  # of the module being compiled, by "line:col"
+    in_function = False
+
+    def s_ForEach(self, node: ast.ForEach) -> Step:
+        res = self.checked.resolution
+        slots = tuple(res.slots[(node, i)] for i in range(len(node.names)))
+        iterable = self.expr(node.iterable)
+        where = self.where(node.iterable.span)
+        if self.in_function:
+            return sync_loop(node, slots, iterable, self.body(node.body), where)
+        line, col = self.checked.source.line_col(node.span.start)
+        info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
+                        res.loop_scopes.get(node, ()))
+        self.loop_stack.append(info)
+        try:
+            body = self.body(node.body)
+        finally:
+            self.loop_stack.pop()
+        parallel = None
+        if node.parallel is not None:
+            value = node.parallel.value
+            parallel = (lambda f: value) if isinstance(value, int) else self.read_ref(
+                self.checked.resolution.refs.get(node.parallel), ast.Name(value, node.parallel.span))
+        loop = LoopCompiler(node, info, iterable, body, where, parallel)
+        self.loop_entries[info.loop_id] = LoopEntry(loop)
+        return loop.step()
+
+
 def sync_loop(node: ast.ForEach, slots: tuple[int, ...], iterable: Eval, body: Step, where: Where) -> Step:
     """A loop inside a function: no I/O, and errors go to the caller."""
     pairs = len(node.names) == 2
@@ -258,4 +303,4 @@ def sync_loop(node: ast.ForEach, slots: tuple[int, ...], iterable: Eval, body: S
         except StopSignal:
             return
 
-    return Step(loop, False)
+    return Step.sync(loop)

@@ -8,12 +8,11 @@ from typing import Any
 
 from flowlang import ast
 from flowlang.check.program import CheckedModule, FunctionInfo
-from flowlang.compile.expressions import Eval, ExpressionCompiler
-from flowlang.compile.functions import CompiledFunction, call_closure, compile_body
-from flowlang.compile.io import IoCompiler
-from flowlang.compile.loops import LoopCompiler, LoopInfo, sync_loop
+from flowlang.compile.expressions import ExpressionCompiler
+from flowlang.compile.functions import FunctionCompiler, FunctionTable
+from flowlang.compile.loops import LoopEntry, LoopInfo
 from flowlang.compile.statements import DECLARATIONS
-from flowlang.compile.steps import Step, block, stoppable
+from flowlang.compile.steps import Eval, Step, block, stoppable
 
 
 @dataclass
@@ -22,17 +21,6 @@ class CompiledParam:
     slot: int
     default: Eval | None
     node: ast.Param
-
-
-@dataclass
-class LoopEntry:
-    """A loop that `flowlang retry` can re-enter: its body, and the names its failures saved."""
-
-    loop: LoopCompiler
-
-    @property
-    def info(self) -> LoopInfo:
-        return self.loop.info
 
 
 @dataclass(eq=False)
@@ -45,45 +33,15 @@ class CompiledModule:
     prelude: Step = field(default_factory=lambda: block([]))  # use and import lines, for retry
 
 
-class ModuleCompiler(IoCompiler):
-    """Compiles one checked module."""
+class ModuleCompiler(FunctionCompiler):
+    """Compiles one checked module: expressions (expressions.py, codegen.py), statements (statements.py),
+    I/O (io.py), loops (loops.py) and function bodies (functions.py)."""
 
     def __init__(self, checked: CheckedModule, program: ProgramCompiler, compiled: CompiledModule) -> None:
         super().__init__(checked, program)
         self.compiled = compiled
         self.loop_stack: list[LoopInfo] = []
-        self.in_function = False
-
-    def function_body(self, stmts: tuple[ast.Stmt, ...]) -> Step:
-        saved, self.in_function = self.in_function, True
-        try:
-            return self.body(stmts)
-        finally:
-            self.in_function = saved
-
-    def s_ForEach(self, node: ast.ForEach) -> Step:
-        res = self.checked.resolution
-        slots = tuple(res.slots[(node, i)] for i in range(len(node.names)))
-        iterable = self.expr(node.iterable)
-        where = self.where(node.iterable.span)
-        if self.in_function:
-            return sync_loop(node, slots, iterable, self.body(node.body), where)
-        line, col = self.checked.source.line_col(node.span.start)
-        info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
-                        res.loop_scopes.get(node, ()))
-        self.loop_stack.append(info)
-        try:
-            body = self.body(node.body)
-        finally:
-            self.loop_stack.pop()
-        parallel = None
-        if node.parallel is not None:
-            value = node.parallel.value
-            parallel = (lambda f: value) if isinstance(value, int) else self.read_ref(
-                self.checked.resolution.refs.get(node.parallel), ast.Name(value, node.parallel.span))
-        loop = LoopCompiler(node, info, iterable, body, where, parallel)
-        self.compiled.loops[info.loop_id] = LoopEntry(loop)
-        return loop.step()
+        self.loop_entries = compiled.loops
 
     def compile_module(self) -> None:
         stmts = self.checked.module.statements
@@ -103,7 +61,7 @@ class ProgramCompiler:
         self.modules: list[CompiledModule] = []
         self._by_checked: dict[int, CompiledModule] = {}
         self._compilers: dict[int, ModuleCompiler] = {}
-        self._functions: dict[int, CompiledFunction] = {}
+        self.functions = FunctionTable(lambda checked: (self.module(checked).index, self._compilers[id(checked)]))
 
     def module(self, checked: CheckedModule) -> CompiledModule:
         found = self._by_checked.get(id(checked))
@@ -121,19 +79,8 @@ class ProgramCompiler:
         self.module(checked)
         return self._compilers[id(checked)]
 
-    def function(self, info: FunctionInfo) -> CompiledFunction:
-        found = self._functions.get(id(info))
-        if found is not None:
-            return found
-        module = self.module(info.module) if id(info.module) not in self._by_checked else \
-            self._by_checked[id(info.module)]
-        fn = CompiledFunction(info, module.index)
-        self._functions[id(info)] = fn
-        compile_body(fn, self._compilers[id(info.module)])
-        return fn
-
     def function_call(self, compiler: ExpressionCompiler, node: ast.FuncCall, info: FunctionInfo) -> Eval:
-        return call_closure(compiler, node, self.function(info))
+        return self.functions.call(compiler, node, info)
 
     def extra(self, checked: CheckedModule, stmts: tuple[ast.Stmt, ...]) -> Step:
         """Compile more statements of an already compiled module (the REPL)."""

@@ -7,8 +7,8 @@ from typing import Any
 from flowlang import ast
 from flowlang.check.scopes import Global, Local, Outer
 from flowlang.compile.errors import Where
-from flowlang.compile.expressions import Eval, ExpressionCompiler
-from flowlang.compile.steps import NOTHING, Step, block
+from flowlang.compile.expressions import ExpressionCompiler
+from flowlang.compile.steps import NOTHING, Eval, Step, block, run_step
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
 from flowlang.runtime.operators import NeedsMaterialization
@@ -93,8 +93,8 @@ class StatementCompiler(ExpressionCompiler):
 
             def let(f: Frame) -> None:
                 store(f, value(f))
-            return Step(let, False)
-        return Step(self.path_assign(node.target, value, where), False)
+            return Step.sync(let)
+        return Step.sync(self.path_assign(node.target, value, where))
 
     def path_assign(self, target: ast.Target, value: Eval, where: Where) -> Any:
         ref = self.checked.resolution.refs[target]
@@ -137,20 +137,20 @@ class StatementCompiler(ExpressionCompiler):
                 f.run.stats.at(line, "emit").emitted += 1
             else:
                 emit_value(f, v, line)
-        return Step(emit, False)
+        return Step.sync(emit)
 
     def s_Log(self, node: ast.Log) -> Step:
         value = self.expr(node.value)
         level = node.level
         location = self.checked.source.location(node.span)
-        return Step(lambda f: f.run.log(level, to_text(value(f)), location), False)
+        return Step.sync(lambda f: f.run.log(level, to_text(value(f)), location))
 
     def s_ExprStmt(self, node: ast.ExprStmt) -> Step:
         value = self.expr(node.expr)
 
         def show(f: Frame) -> None:
             f.run.last_value = value(f)
-        return Step(show, False)
+        return Step.sync(show)
 
     # ---- control ------------------------------------------------------------------------------
     def s_Fail(self, node: ast.Fail) -> Step:
@@ -159,24 +159,24 @@ class StatementCompiler(ExpressionCompiler):
 
         def fail(f: Frame) -> None:
             raise where.error(to_text(message(f)), "fail")
-        return Step(fail, False)
+        return Step.sync(fail)
 
     def s_Skip(self, node: ast.Skip) -> Step:
         def skip(f: Frame) -> None:
             raise SkipSignal()
-        return Step(skip, False)
+        return Step.sync(skip)
 
     def s_Stop(self, node: ast.Stop) -> Step:
         def stop(f: Frame) -> None:
             raise StopSignal()
-        return Step(stop, False)
+        return Step.sync(stop)
 
     def s_Return(self, node: ast.Return) -> Step:
         value = self.expr(node.value) if node.value is not None else (lambda f: None)
 
         def ret(f: Frame) -> None:
             raise ReturnSignal(value(f))
-        return Step(ret, False)
+        return Step.sync(ret)
 
     def s_If(self, node: ast.If) -> Step:
         branches = [(self.expr(b.condition), self.body(b.body)) for b in node.branches]
@@ -193,16 +193,16 @@ class StatementCompiler(ExpressionCompiler):
                         return
                 if other is not None:
                     other(f)
-            return Step(if_sync, False)
+            return Step.sync(if_sync)
 
         async def if_async(f: Frame) -> None:
             for cond, body in branches:
                 if truthy(cond(f)):
-                    await _run(body, f)
+                    await run_step(body, f)
                     return
             if otherwise is not None:
-                await _run(otherwise, f)
-        return Step(if_async, True)
+                await run_step(otherwise, f)
+        return Step.coroutine(if_async)
 
     def s_Try(self, node: ast.Try) -> Step:
         body = self.body(node.body)
@@ -218,18 +218,18 @@ class StatementCompiler(ExpressionCompiler):
                     if slot is not None:
                         f.slots[slot] = error_value(e, f)
                     handler.run(f)
-            return Step(try_sync, False)
+            return Step.sync(try_sync)
 
         async def try_async(f: Frame) -> None:
             try:
-                await _run(body, f)
+                await run_step(body, f)
             except LimitError:
                 raise
             except FlowRuntimeError as e:
                 if slot is not None:
                     f.slots[slot] = error_value(e, f)
-                await _run(handler, f)
-        return Step(try_async, True)
+                await run_step(handler, f)
+        return Step.coroutine(try_async)
 
     # ---- map ------------------------------------------------------------------------------------
     def s_MapStmt(self, node: ast.MapStmt) -> Step:
@@ -253,7 +253,7 @@ class StatementCompiler(ExpressionCompiler):
 
             def map_simple(f: Frame) -> None:
                 store(f, built(f))
-            return Step(map_simple, False)
+            return Step.sync(map_simple)
 
         def map_build(f: Frame) -> None:
             source(f)
@@ -268,7 +268,7 @@ class StatementCompiler(ExpressionCompiler):
                 else:
                     _drop_path(out, path)
             store(f, out)
-        return Step(map_build, False)
+        return Step.sync(map_build)
 
     def map_line(self, line: ast.MapLine) -> tuple[str, Any, Any]:
         if isinstance(line, ast.MapAssign):
@@ -278,13 +278,6 @@ class StatementCompiler(ExpressionCompiler):
         if isinstance(line, ast.MapSpread):
             return "spread", self.where(line.value.span), self.expr(line.value)
         return "drop", line.path, None
-
-
-async def _run(step: Step, f: Frame) -> None:
-    if step.is_async:
-        await step.run(f)
-    else:
-        step.run(f)
 
 
 def _get(container: Any, key: Any, where: Where) -> Any:

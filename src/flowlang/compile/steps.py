@@ -1,28 +1,42 @@
 """Compiled statements: a Step is a closure over a Frame, synchronous or a coroutine function,
-and blocks combine steps so that pure code never pays for `await`."""
+and blocks combine steps so that pure code never pays for `await`. Also the type of compiled
+expressions (Eval) and run_step, the one way to run a step from async code."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flowlang.runtime.frame import Frame
 
+Eval = Callable[[Frame], Any]  # a compiled expression: the frame in, the value out
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One compiled statement (or block). When is_async, run(frame) returns an awaitable."""
+    """One compiled statement (or block). When is_async, run(frame) returns an awaitable.
+    Made with Step.sync(fn) or Step.coroutine(fn)."""
 
     run: Callable[[Frame], Any]
     is_async: bool
+
+    @classmethod
+    def sync(cls, fn: Callable[[Frame], None]) -> Step:
+        """A step that does no I/O: blocks call it without `await`."""
+        return cls(fn, False)
+
+    @classmethod
+    def coroutine(cls, fn: Callable[[Frame], Awaitable[None]]) -> Step:
+        """A step that may do I/O: a coroutine function of the frame."""
+        return cls(fn, True)
 
 
 def _nothing(frame: Frame) -> None:
     return None
 
 
-NOTHING = Step(_nothing, False)
+NOTHING = Step.sync(_nothing)
 
 
 def block(steps: list[Step]) -> Step:
@@ -38,7 +52,7 @@ def block(steps: list[Step]) -> Step:
             for fn in fns:
                 fn(frame)
 
-        return Step(run_sync, False)
+        return Step.sync(run_sync)
     plan = tuple((s.is_async, s.run) for s in steps)
 
     async def run_async(frame: Frame) -> None:
@@ -48,7 +62,7 @@ def block(steps: list[Step]) -> Step:
             else:
                 fn(frame)
 
-    return Step(run_async, True)
+    return Step.coroutine(run_async)
 
 
 def stoppable(steps: list[Step]) -> Step:
@@ -65,7 +79,7 @@ def stoppable(steps: list[Step]) -> Step:
             else:
                 fn(frame)
 
-    return Step(run_top, True)
+    return Step.coroutine(run_top)
 
 
 async def run_step(step: Step, frame: Frame) -> None:

@@ -44,6 +44,9 @@ class OperationSpec:
     returns_stream: bool = False
     method: str | None = None  # for HTTP-backed operations, shown by `flowlang connectors`
     path: str | None = None
+    # How a value interpolated into a double-quoted first argument is written, when the connector has a
+    # rule for it (http: each value is one percent-encoded path segment); None: as text, like any string.
+    encode_interpolated: Callable[[Any], str] | None = None
 
     def argument_problems(self, n_positional: int, keywords: list[str]) -> list[str]:
         problems: list[str] = []

@@ -12,6 +12,7 @@ from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, parse_rate
 from flowlang.connectors.http.retry import RetryPolicy
+from flowlang.connectors.http.urls import segment
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Secret, to_text, type_name
 
@@ -85,7 +86,7 @@ HTTP_CONFIG = (
 
 def _verb(method: str, changes: bool) -> OperationSpec:
     return OperationSpec(method.lower(), f"{method} a path (keywords fill '{{name}}' templates)", params=("path",),
-                         keywords=None, changes_data=changes, method=method, path="(any)")
+                         keywords=None, changes_data=changes, method=method, path="(any)", encode_interpolated=segment)
 
 
 HTTP = ConnectorSpec(
