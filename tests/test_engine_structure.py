@@ -26,10 +26,10 @@ def definitions(name: str) -> list[str]:
     places = []
     for path in sorted(SRC.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
-                places.append(str(path.relative_to(SRC)))
-            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name
-                                                      for t in node.targets):
+            defined = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name
+            assigned = isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name
+                                                            for t in node.targets)
+            if defined or assigned:
                 places.append(str(path.relative_to(SRC)))
     return places
 

@@ -53,6 +53,22 @@ def test_errors_keep_the_session_and_declare_nothing(session: ReplSession) -> No
     assert session.execute("1 + 1\n").value == 2
 
 
+def test_a_refused_input_rolls_back_everything_it_declared(session: ReplSession, tmp_path: Path) -> None:
+    bad = session.execute("use m = memory()\nlet a = 1\nfunction g(x)\n  return x\nend\nparam p = 2\nemit nope\n")
+    assert bad.error is not None and "unknown name 'nope'" in bad.error.render()
+    assert session.variables() == {} and session.connections() == {} and session.functions() == []
+    again = session.execute("use m = memory()\nlet a = 1\nfunction g(x)\n  return x\nend\nparam p = 2\n"
+                            "emit [g(a), p]\n")
+    assert again.error is None, again.error.render()
+    assert again.emitted == [[1, 2]]
+    (tmp_path / "lib.flow").write_text("function h(x)\n  return y\nend\n")
+    assert session.execute('import "lib.flow"\n').error is not None
+    (tmp_path / "lib.flow").write_text("function h(x)\n  return x + 1\nend\n")
+    fixed = session.execute('import "lib.flow"\nemit h(1)\n')
+    assert fixed.error is None, fixed.error.render()
+    assert fixed.emitted == [2]
+
+
 def test_completeness_is_decided_by_the_parser(session: ReplSession) -> None:
     assert not session.is_complete("for each x in [1, 2]\n")
     assert not session.is_complete("let o = {a: 1,\n")

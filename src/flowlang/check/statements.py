@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import copy
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from flowlang import ast
 from flowlang.check.expressions import ExpressionChecker
@@ -55,6 +56,16 @@ class Ctx:
     library: bool = False
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A Checker's declarations at one moment (Checker.checkpoint)."""
+
+    names: dict[str, Binding]
+    slots: list[str]
+    module: dict[str, dict[Any, Any] | list[Any]]  # copies of the CheckedModule's tables
+    libraries: dict[Path, CheckedModule | None]
+
+
 class StatementChecker(ExpressionChecker):
     """Checks the statements of one module (I/O statements and imports: see flowlang.check.checker)."""
 
@@ -92,7 +103,9 @@ class StatementChecker(ExpressionChecker):
         return self.checked
 
     def more(self, module: ast.Module) -> CheckedModule:
-        """Check further statements against the same module scope (the REPL)."""
+        """Check further statements against the same module scope (the REPL); their problems are in
+        self.diagnostics (only theirs), and rollback() forgets what they declared."""
+        self.diagnostics = []
         self.source = module.source
         self.statements(module.statements, self.scope, Ctx(), top=True)
         self.finish()
@@ -103,6 +116,29 @@ class StatementChecker(ExpressionChecker):
             if self.repl or binding.uses - {"iterate", "send"}:
                 self.resolution.materialize.add(call)
         self.resolution.pending_streams.clear()
+
+    def checkpoint(self) -> Checkpoint:
+        """What the module has declared so far (names, slots, functions, connections, params, imported
+        files), to go back to with rollback()."""
+        saved: dict[str, dict[Any, Any] | list[Any]] = {
+            f.name: copy.copy(value) for f in fields(self.checked)
+            if isinstance(value := getattr(self.checked, f.name), dict | list)}
+        return Checkpoint(dict(self.scope.names), list(self.frame.names), saved, dict(self.libraries))
+
+    def rollback(self, point: Checkpoint) -> None:
+        """Forget every declaration made since the checkpoint (in place: compiled code shares these)."""
+        self.scope.names.clear()
+        self.scope.names.update(point.names)
+        self.frame.names[:] = point.slots
+        for name, value in point.module.items():
+            current = getattr(self.checked, name)
+            if isinstance(current, dict):
+                current.clear()
+                current.update(value)
+            else:
+                current[:] = value
+        self.libraries.clear()
+        self.libraries.update(point.libraries)
 
     # ---- statements -----------------------------------------------------------------------
     def statements(self, stmts: tuple[ast.Stmt, ...], scope: Scope, ctx: Ctx, top: bool = False) -> None:

@@ -128,17 +128,11 @@ class ReplSession:
     # ---- running ------------------------------------------------------------------------------
     def _check(self, module: ast.Module) -> None:
         """Check new statements; on error nothing they declared is kept."""
-        scope = self.checker.scope
-        saved = (dict(scope.names), list(scope.frame.names), dict(self.checker.functions))
-        self.checker.diagnostics = []
+        point = self.checker.checkpoint()
         self.checker.more(module)
         if self.checker.diagnostics:
             diagnostics = list(self.checker.diagnostics)
-            scope.names.clear()
-            scope.names.update(saved[0])
-            scope.frame.names[:] = saved[1]
-            self.checker.functions.clear()
-            self.checker.functions.update(saved[2])
+            self.checker.rollback(point)
             raise ScriptError(diagnostics)
 
     def compile(self, text: str, only: tuple[type, ...] | None = None) -> tuple[Step, ast.Module]:
@@ -149,6 +143,8 @@ class ReplSession:
         self._check(module)
         step = self.program.extra(self.checked, module.statements)
         self.frame.ensure(self.checked.frame.size)
+        for compiled in self.program.modules[len(self.ctx.frames):]:  # files this input imports
+            self.ctx.frames.append(Frame([None] * compiled.checked.frame.size, None, self.ctx, self.outputs.append))
         return step, module
 
     def execute(self, text: str, only: tuple[type, ...] | None = None,
