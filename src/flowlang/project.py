@@ -71,6 +71,7 @@ class EmailTarget(_Strict):
     password_secret: str | None = None  # the NAME of a secret holding the SMTP password
     sender: str = Field(alias="from")
     to: list[str]
+    ca_file: str | None = None  # a CA bundle to trust (relative to flowlang.toml), for a private SMTP server
     timeout: float = Field(30.0, gt=0)
 
 

@@ -7,6 +7,7 @@ import traceback
 from pathlib import Path
 
 from flowlang.api import Flow, load
+from flowlang.cli.after_run import after_run
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import parse_params, read_input, read_secrets
 from flowlang.cli.signals import run_async_command
@@ -70,6 +71,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if result.errors and not args.dry_run:
         terminal.message(f"{len(result.errors)} record{'s' if len(result.errors) != 1 else ''} failed; "
                          f"see: flowlang errors {args.file}", "yellow")
+    after_run(args, terminal, flow, project, result, secrets)
     return int(exit_status(result))
 
 
@@ -158,6 +160,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     result = run_async_command(flow.retry_async(
         args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
         collect=False, stop=stop, secret_providers=project.secret_providers), stop, terminal)
+    after_run(args, terminal, flow, project, result, secrets, "retry")
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
         return int(exit_status(result))

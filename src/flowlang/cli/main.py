@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a loop iteration that takes longer fails that record")
     run.add_argument("--max-call-depth", type=int, default=100, metavar="N",
                      help="how deep functions may call each other (default 100)")
+    run.add_argument("--metrics-file", metavar="FILE",
+                     help="write the run's figures in Prometheus text format to FILE at the end (for node "
+                     "exporter's textfile collector)")
     run.add_argument("--quiet", action="store_true", help="no summary")
     run.add_argument("--record", metavar="DIR", help="run for real and write every exchange into a cassette "
                      "in DIR (DIR/cassette.jsonl; secrets masked) for flowlang test")

@@ -1,0 +1,71 @@
+"""Where alerts go: an email over SMTP (STARTTLS or TLS, aiosmtplib) or a JSON POST to a webhook
+(Slack and Teams incoming webhooks included). Senders get finished, masked text; they add nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+import aiohttp
+
+
+class AlertDeliveryError(Exception):
+    """An alert could not be delivered (the message says why, never a credential)."""
+
+
+@dataclass
+class SmtpTarget:
+    host: str
+    port: int
+    sender: str
+    to: list[str]
+    starttls: bool = True
+    tls: bool = False
+    user: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    timeout: float = 30.0
+
+    @property
+    def label(self) -> str:
+        return f"email to {', '.join(self.to)} via {self.host}:{self.port}"
+
+    async def send(self, subject: str, text: str, data: dict[str, Any]) -> None:
+        import aiosmtplib
+
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = ", ".join(self.to)
+        message["Subject"] = subject
+        message.set_content(text)
+        try:
+            await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.user,
+                                  password=self.password, start_tls=self.starttls and not self.tls,
+                                  use_tls=self.tls, timeout=self.timeout, cert_bundle=self.ca_file)
+        except (aiosmtplib.SMTPException, OSError) as e:
+            raise AlertDeliveryError(f"{self.label}: {type(e).__name__}: {getattr(e, 'message', e)}") from None
+
+
+@dataclass
+class WebhookTarget:
+    url: str
+    shown_url: str  # the URL as it may be shown (a Slack URL is itself a secret)
+    format: str = "json"  # json: the report as an object; slack: {"text": ...}
+    timeout: float = 10.0
+
+    @property
+    def label(self) -> str:
+        return f"webhook {self.shown_url}"
+
+    async def send(self, subject: str, text: str, data: dict[str, Any]) -> None:
+        body: dict[str, Any] = {"text": f"{subject}\n{text}"} if self.format == "slack" else \
+            {"subject": subject, "text": text, **data}
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            async with aiohttp.ClientSession(timeout=timeout) as session, \
+                    session.post(self.url, json=body, allow_redirects=False) as response:
+                if response.status >= 300:
+                    raise AlertDeliveryError(f"{self.label} answered {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise AlertDeliveryError(f"{self.label}: {type(e).__name__}") from None

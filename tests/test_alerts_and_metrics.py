@@ -1,0 +1,197 @@
+"""Alerts of flowlang.toml against real local servers: an SMTP server (aiosmtpd) that requires
+STARTTLS and a login, and an HTTP receiver for webhooks; and the Prometheus metrics file."""
+
+from __future__ import annotations
+
+import datetime
+import email
+import ipaddress
+import json
+import socket
+import ssl
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import run_cli
+from fakeapi import FakeApi
+
+PASSWORD = 'smtp"pa\\ss-é' + "x" * 520  # the SMTP password is a canary: quotes, backslash, non-ASCII, long
+
+FLOW = """
+flow "Nightly orders"
+use api = http(base_url: env.API)
+for each n in [1, 2, 3]
+  if n == 2
+    fail "order {n} has no customer"
+  end
+  if n == 3
+    fail "order {n} has no customer"
+  end
+  emit n
+end
+"""
+
+
+def make_cert(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made here (no network, no CLI tool)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.logins: list[tuple[str, str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[tuple[int, Mailbox, Path]]:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = make_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = Mailbox()
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.login == b"alerts" and data.password == PASSWORD.encode()
+        if isinstance(data, LoginPassword):
+            box.logins.append((data.login.decode(), "ok" if ok else "refused"))
+        return AuthResult(success=ok)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+                            authenticator=authenticator, auth_require_tls=True)
+    controller.start()
+    try:
+        yield port, box, cert
+    finally:
+        controller.stop()
+
+
+def project(folder: Path, port: int, cert: Path, min_interval: str = "1h", hook: str | None = None) -> None:
+    text = (f'[alerts]\non = ["failed", "partial"]\nmin_interval = "{min_interval}"\n'
+            f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\nuser = "alerts"\npassword_secret = "SMTP_PASSWORD"\n'
+            f'from = "flowlang@acme.test"\nto = ["ops@acme.test", "oncall@acme.test"]\nca_file = "{cert.name}"\n')
+    if hook:
+        text += '[alerts.webhook]\nurl_secret = "HOOK_URL"\nformat = "slack"\n'
+    (folder / "flowlang.toml").write_text(text)
+    (folder / "secrets.toml").write_text("SMTP_PASSWORD = " + json.dumps(PASSWORD, ensure_ascii=False) + "\n"
+                                         + (f'HOOK_URL = "{hook}"\n' if hook else ""), encoding="utf-8")
+
+
+def run(folder: Path, api: str = "http://127.0.0.1:9", *extra: str) -> Any:
+    return run_cli("run", "orders.flow", "--secrets", "secrets.toml", "--log-format", "json", *extra, cwd=folder,
+                   env={"API": api})
+
+
+def test_a_partial_run_mails_once_with_grouped_errors(tmp_path: Path, smtp: tuple[int, Mailbox, Path]) -> None:
+    port, box, cert = smtp
+    (tmp_path / "orders.flow").write_text(FLOW)
+    project(tmp_path, port, cert)
+    proc = run(tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert len(box.messages) == 1
+    assert box.logins == [("alerts", "ok")]
+    mail = box.messages[0]
+    assert mail["Subject"] == "flowlang: Nightly orders finished with failed records (job 1)"
+    assert mail["To"] == "ops@acme.test, oncall@acme.test"
+    body = mail.get_payload(decode=True).decode()
+    assert "Records: read 3, sent 0, failed 2, skipped 0" in body
+    assert "  1 x order 2 has no customer" in body and "  1 x order 3 has no customer" in body
+    assert "flowlang errors orders.flow --group" in body
+    assert "alert sent: email to ops@acme.test" in proc.stderr
+    # a second bad run within min_interval is held back, and the next alert says so
+    run(tmp_path)
+    assert len(box.messages) == 1
+    project(tmp_path, port, cert, min_interval="0s")
+    run(tmp_path)
+    assert len(box.messages) == 2
+    assert "(1 more run ended so since the last alert" in box.messages[1].get_payload(decode=True).decode()
+    for text in [proc.stdout, proc.stderr, *(m.as_string() for m in box.messages)]:
+        assert PASSWORD not in text and PASSWORD[:30] not in text and json.dumps(PASSWORD)[1:-1] not in text
+
+
+def test_a_good_run_sends_nothing_and_a_test_run_never_alerts(tmp_path: Path,
+                                                             smtp: tuple[int, Mailbox, Path]) -> None:
+    port, box, cert = smtp
+    (tmp_path / "orders.flow").write_text("flow \"Nightly orders\"\nfor each n in [1]\n  emit n\nend\n")
+    project(tmp_path, port, cert, min_interval="0s")
+    assert run(tmp_path).returncode == 0
+    (tmp_path / "orders.flow").write_text(FLOW)
+    assert run(tmp_path, "http://127.0.0.1:9", "--dry-run").returncode == 3
+    assert box.messages == []
+
+
+def test_slack_webhook_and_an_unreachable_mail_server(tmp_path: Path) -> None:
+    with FakeApi() as hook:
+        hook.route("POST", "/services/T0/B0/secretpart", lambda req: (200, {}, "ok"))
+        (tmp_path / "orders.flow").write_text(FLOW)
+        (tmp_path / "cert.pem").write_text("")
+        project(tmp_path, 9, tmp_path / "cert.pem", min_interval="0s", hook=f"{hook.url}/services/T0/B0/secretpart")
+        proc = run(tmp_path)
+        assert proc.returncode == 3  # an alert that cannot be delivered never changes the outcome
+        posts = [r for r in hook.requests if r.method == "POST"]
+        assert len(posts) == 1
+        assert posts[0].body["text"].startswith("flowlang: Nightly orders finished with failed records (job 1)\n")
+        assert "2 x" not in posts[0].body["text"] and "1 x order 2 has no customer" in posts[0].body["text"]
+        lines = [json.loads(x) for x in proc.stderr.splitlines() if x.startswith("{")]
+        warnings = [x["message"] for x in lines if x["level"] == "warning"]
+        assert any(m.startswith("alert not delivered: email to ops@acme.test") for m in warnings)
+        assert "secretpart" not in proc.stderr  # the webhook URL is a secret: shown as (secret HOOK_URL)
+        assert "alert sent: webhook (secret HOOK_URL)" in proc.stderr
+
+
+def test_metrics_file(tmp_path: Path) -> None:
+    (tmp_path / "orders.flow").write_text(FLOW)
+    proc = run_cli("run", "orders.flow", "--metrics-file", "metrics/orders.prom", cwd=tmp_path,
+                   env={"API": "http://127.0.0.1:9"})
+    assert proc.returncode == 3
+    text = (tmp_path / "metrics" / "orders.prom").read_text()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    flow = ("flow", "Nightly orders")
+    assert samples[("flowlang_run_records", (flow, ("outcome", "read")))] == 3
+    assert samples[("flowlang_run_records", (flow, ("outcome", "failed")))] == 2
+    assert samples[("flowlang_run_records", (flow, ("outcome", "emitted")))] == 1
+    assert samples[("flowlang_run_status", (flow, ("status", "partial")))] == 1
+    assert samples[("flowlang_run_status", (flow, ("status", "ok")))] == 0
+    assert samples[("flowlang_run_job_id", (flow, ("kind", "run")))] == 1
+    assert ("flowlang_run_last_success_timestamp_seconds", (flow,)) in samples
+    assert not list((tmp_path / "metrics").glob("*.tmp*"))  # written through a temporary file, renamed
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    proc = run_cli("run", "orders.flow", "--metrics-file", "blocked/x.prom", cwd=tmp_path,
+                   env={"API": "http://127.0.0.1:9"})
+    assert proc.returncode == 3 and "cannot write --metrics-file blocked/x.prom" in proc.stderr
+    assert "Traceback" not in proc.stderr
