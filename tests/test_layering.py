@@ -17,6 +17,11 @@ ALLOWED = {
     "httpx": ("connectors",),
     "aiohttp": ("connectors",),
     "sqlalchemy": ("connectors",),
+    "opentelemetry": ("telemetry",),
+    "aiosmtplib": ("connectors",),
+    "botocore": ("connectors",),
+    "keyring": ("connectors",),
+    "dotenv": ("connectors",),
 }
 
 

@@ -21,6 +21,7 @@ from flowlang.errors import UsageError
 from flowlang.runner import Result, RunSetup, execute, retry_errors
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
+from flowlang.runtime.observe import NO_OBSERVER, RunObserver
 from flowlang.runtime.run import RunOptions
 from flowlang.runtime.secrets import SecretProvider, default_chain
 from flowlang.runtime.store import Store
@@ -82,7 +83,7 @@ class Flow:
                 secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                 limits: Limits | None = None, masker: Masker | None = None,
                 stop: StopFlag | None = None, secret_providers: SecretProviders | None = None,
-                tape: Tape | None = None) -> RunOptions:
+                tape: Tape | None = None, observer: RunObserver | None = None) -> RunOptions:
         try:
             converted = {k: from_python(v) for k, v in (params or {}).items()}
             payload = from_python(input)
@@ -91,7 +92,8 @@ class Flow:
         return RunOptions(params=converted, input=payload, dry_run=dry_run, limit=limit,
                           limits=limits or Limits(), secrets=dict(secrets or {}), env=env,
                           bindings=dict(bindings or {}), masker=masker, stop=stop or StopFlag(),
-                          secret_providers=secret_providers or default_chain, tape=tape)
+                          secret_providers=secret_providers or default_chain, tape=tape,
+                          observer=observer or NO_OBSERVER)
 
     def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
               collect: bool) -> RunSetup:
@@ -117,13 +119,15 @@ class Flow:
         secret_providers: SecretProviders | None = None,
         tape: Tape | None = None,
         kind: str = "run",
+        observer: RunObserver | None = None,
     ) -> Result:
         """Run the flow once as a job. Script mistakes raise CheckError / UsageError before anything
         runs; a run-level error is in result.error (result.ok is False). `secret_providers` builds the
         chain `secret.NAME` asks (default: `secrets`, then the environment; see flowlang.project).
-        `tape` records the run or replays it (flowlang.testing); `kind` is the job's kind."""
+        `tape` records the run or replays it (flowlang.testing); `kind` is the job's kind; `observer`
+        gets the run's events (flowlang.telemetry.otel.Telemetry(...).observer())."""
         options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop,
-                               secret_providers, tape)
+                               secret_providers, tape, observer)
         return await execute(self, options, self.setup(state_dir, on_output, collect), kind)
 
     def run(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
@@ -135,10 +139,11 @@ class Flow:
                           params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
                           secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                           on_output: Callable[[Any], None] | None = None, collect: bool = True,
-                          stop: StopFlag | None = None, secret_providers: SecretProviders | None = None) -> Result:
+                          stop: StopFlag | None = None, secret_providers: SecretProviders | None = None,
+                          observer: RunObserver | None = None) -> Result:
         """Run the failed iterations in the error store again; those that succeed are resolved."""
         options = self.options(params, bindings, None, False, None, secrets, env, None, None, stop,
-                               secret_providers)
+                               secret_providers, observer=observer)
         return await retry_errors(self, options, self.setup(state_dir, on_output, collect), error_id)
 
     def retry(self, error_id: int | None = None, **kw: Any) -> Result:

@@ -174,6 +174,7 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
         deadline = asyncio.get_running_loop().call_later(
             options.limits.max_seconds, options.stop.request, f"max_seconds {options.limits.max_seconds:g}")
     try:
+        ctx.observer.run_started(flow.name, job_id, kind)
         await asyncio.to_thread(ctx.secrets.prefetch, secret_uses(compiled.checked))
         set_params(compiled, main, dict(options.params))
         await body(ctx, main, compiled, store, job_id)
@@ -199,6 +200,7 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
     message = ctx.mask(error.message) if error is not None else None
     store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
                      ctx.mask)
+    ctx.observer.run_finished(status, ctx.stats, message)
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error)
 
 

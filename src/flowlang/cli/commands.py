@@ -19,6 +19,7 @@ from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.store import Store
 from flowlang.status import ExitStatus, exit_status
+from flowlang.telemetry.otel import from_environment as otel_from_environment
 
 
 def show_run_error(terminal: Terminal, error: FlowError, debug: bool) -> None:
@@ -56,10 +57,14 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         from flowlang.testing.recorder import Recorder
 
         recorder = Recorder(Path(args.record), flow.name, params, payload)
+    telemetry = otel_from_environment()
     result = run_async_command(flow.run_async(
         params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
         secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker,
-        stop=stop, secret_providers=project.secret_providers, tape=recorder), stop, terminal)
+        stop=stop, secret_providers=project.secret_providers, tape=recorder,
+        observer=telemetry.observer() if telemetry else None), stop, terminal)
+    if telemetry is not None:
+        telemetry.shutdown()
     if recorder is not None:
         saved = recorder.save(terminal.masker.mask)
         terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
@@ -157,9 +162,13 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.error(f"error: {what}")
             return int(ExitStatus.OK if resolved else ExitStatus.INVALID)
     stop = StopFlag()
+    telemetry = otel_from_environment()
     result = run_async_command(flow.retry_async(
         args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
-        collect=False, stop=stop, secret_providers=project.secret_providers), stop, terminal)
+        collect=False, stop=stop, secret_providers=project.secret_providers,
+        observer=telemetry.observer() if telemetry else None), stop, terminal)
+    if telemetry is not None:
+        telemetry.shutdown()
     after_run(args, terminal, flow, project, result, secrets, "retry")
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from flowlang.runtime.observe import RunObserver
 from flowlang.runtime.values import Value
 
 
@@ -69,6 +70,7 @@ class RunServices(Protocol):
     dry_run: bool
     base_dir: Path
     logger: logging.Logger
+    observer: RunObserver
 
     def mask(self, text: str) -> str: ...
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
+from flowlang.runtime.observe import NO_OBSERVER, RunObserver
 from flowlang.runtime.secrets import SecretChain, SecretProvider, default_chain
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.values import Secret
@@ -66,6 +67,7 @@ class RunOptions:
     # the providers `secret.NAME` asks, in order, given the --secrets values and the run's environment
     secret_providers: Callable[[Mapping[str, str], Mapping[str, str]], list[SecretProvider]] = default_chain
     tape: Tape | None = None  # records the run, or replays it from a cassette (flowlang.testing)
+    observer: RunObserver = NO_OBSERVER  # telemetry: spans and metrics (telemetry/otel.py)
 
 
 class RunContext:
@@ -115,6 +117,7 @@ class RunContext:
         self.tape = options.tape
         for value in options.secrets.values():
             self.masker.add(value)
+        self.observer = options.observer
         self.secrets = SecretChain(options.secret_providers(options.secrets, env), on_value=self.masker.add)
 
     def check_stop(self) -> None:

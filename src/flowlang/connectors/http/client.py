@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,9 +131,40 @@ class HttpClient:
                 continue
             return response
 
+    async def _wait_for_slot(self, limiter: RateLimiter) -> None:
+        observer = self.services.observer
+        if not observer.active:
+            await limiter.wait()
+            return
+        started = time.monotonic()
+        await limiter.wait()
+        waited = time.monotonic() - started
+        if waited > 0.001:
+            observer.rate_limited(self.name, waited)
+
+    async def _attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
+                       timeout: float | None) -> Response:
+        """One request on the wire (reported to the run's observer)."""
+        observer = self.services.observer
+        if not observer.active:
+            return await self.transport.send(method, url, headers, data, timeout)
+        started = time.monotonic()
+        try:
+            response = await self.transport.send(method, url, headers, data, timeout)
+        except TransportError as e:
+            observer.request(self.name, method, shown(url, self.services.mask), None, time.monotonic() - started,
+                             self.services.mask(e.message))
+            raise
+        observer.request(self.name, method, shown(url, self.services.mask), response.status,
+                         time.monotonic() - started)
+        return response
+
     async def _pause(self, seconds: float, why: str, method: str, url: str) -> None:
         log.info(self.services.mask(f"{self.name}: {method} {shown(url, self.services.mask)} {why}; "
                                     f"retrying in {seconds:.2f}s"))
+        if self.services.observer.active:
+            self.services.observer.retry(self.name, method, shown(url, self.services.mask), seconds,
+                                         self.services.mask(why))
         await asyncio.sleep(seconds)
 
     async def _auth(self) -> RequestAuth:
@@ -164,9 +196,8 @@ class HttpClient:
             send_headers = {k: v for k, v in send_headers.items() if v}
             send_headers.setdefault("Accept", "application/json")
             if self.settings.limiter is not None:
-                await self.settings.limiter.wait()
-            response = await self.transport.send(method, with_query(current, auth.query), send_headers, data,
-                                                 timeout)
+                await self._wait_for_slot(self.settings.limiter)
+            response = await self._attempt(method, with_query(current, auth.query), send_headers, data, timeout)
             location = response.headers.get("location")
             if response.status not in (301, 302, 303, 307, 308) or not location:
                 return response
