@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_secrets(sub, common)
 
+    from flowlang.cli.serve_commands import add_parsers
+
+    add_parsers(sub, common)
+
     repl = sub.add_parser("repl", help="an interactive session (reads statements from stdin when piped)")
     repl.add_argument("file", nargs="?")
     running(repl)
@@ -108,12 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def commands() -> dict[str, Command]:
     from flowlang.cli import commands as c
-    from flowlang.cli import secrets_command
+    from flowlang.cli import secrets_command, serve_commands
 
     return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
             "connectors": c.cmd_connectors, "repl": c.cmd_repl, "fmt": c.cmd_fmt,
-            "secrets": secrets_command.cmd_secrets,
-            "test": c.cmd_test}
+            "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
+            "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox}
 
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:

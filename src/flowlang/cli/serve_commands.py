@@ -1,0 +1,151 @@
+"""The CLI commands of flowlang serve: `serve DIR` (webhooks, schedules, console) and `inbox DIR`
+(list deliveries, --failed, --replay ID)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from flowlang.cli.console import Terminal
+from flowlang.cli.options import read_secrets
+from flowlang.errors import UsageError
+from flowlang.status import ExitStatus
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: Callable[[argparse.ArgumentParser], None]) -> None:
+    serve = sub.add_parser("serve", help="receive webhooks and run schedules for a folder of flows, with a console")
+    serve.add_argument("folder", metavar="DIR")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0 picks a free one)")
+    serve.add_argument("--state-dir", help="jobs, state, errors and the inbox (default: DIR/.flowlang; also "
+                       "FLOWLANG_STATE_DIR)")
+    serve.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (NAME = \"value\")")
+    serve.add_argument("--max-pending", type=int, default=10_000, metavar="N",
+                       help="answer 503 with Retry-After while N deliveries wait (default 10000)")
+    serve.add_argument("--console-token-file", metavar="FILE",
+                       help="a file holding the token the console's actions need (without it: read-only)")
+    common(serve)
+
+    inbox = sub.add_parser("inbox", help="list the webhook deliveries of a served folder; replay one")
+    inbox.add_argument("folder", metavar="DIR")
+    inbox.add_argument("--flow", help="only this flow (its file stem)")
+    inbox.add_argument("--failed", action="store_true", help="only deliveries whose run failed")
+    inbox.add_argument("--replay", type=int, metavar="ID", help="run this delivery again, now")
+    inbox.add_argument("--state-dir")
+    inbox.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (for --replay)")
+    inbox.add_argument("--json", action="store_true", help="one JSON object per delivery on stdout")
+    common(inbox)
+
+
+def read_token(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read --console-token-file {path}: {e}") from None
+    if len(token) < 16:
+        raise UsageError(f"the console token in {path} is shorter than 16 characters")
+    return token
+
+
+def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.serve.service import ServeOptions, Service
+
+    secrets = read_secrets(args.secrets)
+    token = read_token(args.console_token_file)
+    for value in [*secrets.values(), *([token] if token else [])]:
+        terminal.masker.add(value)
+    options = ServeOptions(Path(args.folder), args.host, args.port, Path(args.state_dir) if args.state_dir else None,
+                           secrets, args.max_pending, token)
+    service = Service(options)
+    loop = asyncio.new_event_loop()
+    try:
+        for s in service.flows:
+            for scheme in s.schemes:
+                for value in scheme.secrets:
+                    terminal.masker.add(value)
+        signals = {"count": 0}
+
+        def on_signal(name: str) -> None:
+            signals["count"] += 1
+            if signals["count"] == 1:
+                terminal.message(f"{name}: stopping (running jobs finish; again to stop them too)", "yellow")
+                service.request_stop()
+            else:
+                service.runs.stop_runs(name)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        return loop.run_until_complete(service.run())
+    finally:
+        loop.close()
+
+
+def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.runtime.jsoncodec import dumps
+    from flowlang.serve.inbox import Inbox
+    from flowlang.serve.service import state_folder
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"no such folder: {folder}")
+    inbox = Inbox(state_folder(folder, Path(args.state_dir) if args.state_dir else None))
+    try:
+        if args.replay is not None:
+            return _replay(args, terminal, inbox)
+        rows = inbox.listing(args.flow, args.failed, limit=1000)
+    finally:
+        inbox.close()
+    if args.json:
+        for d in rows:
+            terminal.out(dumps({"id": d.id, "flow": d.flow, "delivery_id": d.delivery_id, "received_at": d.received_at,
+                                "status": d.status, "job_id": d.job_id, "attempts": d.attempts, "message": d.message,
+                                "bytes": len(d.body)}))
+        return int(ExitStatus.OK)
+    if not rows:
+        terminal.out("no deliveries" + (" whose run failed" if args.failed else ""))
+        return int(ExitStatus.OK)
+    for d in rows:
+        job = f"job {d.job_id}" if d.job_id is not None else "no job yet"
+        terminal.out(f"#{d.id}  {d.flow}  {d.status}  {d.received_at}  id {d.delivery_id or '-'}  {job}  "
+                     f"{len(d.body):,} bytes")
+        if d.message:
+            terminal.out(f"    {d.message}")
+    if any(d.status == "failed" for d in rows):
+        terminal.out(f"run one again with: flowlang inbox {args.folder} --replay ID")
+    return int(ExitStatus.OK)
+
+
+def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
+    from flowlang.cli.signals import run_async_command
+    from flowlang.serve.flows import load_folder
+    from flowlang.serve.inbox import Inbox
+    from flowlang.serve.runs import run_delivery
+    from flowlang.serve.service import state_folder
+
+    assert isinstance(inbox, Inbox)
+    d = inbox.get(args.replay)
+    if d is None:
+        raise UsageError(f"no delivery {args.replay} in the inbox")
+    secrets = read_secrets(args.secrets)
+    for value in secrets.values():
+        terminal.masker.add(value)
+    flows = {f.route: f for f in load_folder(Path(args.folder), secrets)}
+    served = flows.get(d.flow)
+    if served is None:
+        raise UsageError(f"delivery {d.id} is for the flow '{d.flow}', which is no longer in {args.folder}")
+    inbox.mark(d.id, "running").result()
+    folder = state_folder(Path(args.folder), Path(args.state_dir) if args.state_dir else None)
+    result = run_async_command(run_delivery(served, d, inbox, folder, secrets))
+    terminal.message(f"{d.flow}: delivery {d.id} ran again as job {result.job_id}: {result.status}",
+                     "bold" if result.ok else "yellow")
+    if result.error is not None:
+        terminal.message(result.error.render())
+    from flowlang.status import exit_status
+
+    return int(exit_status(result))

@@ -1,0 +1,84 @@
+"""The flows of a served folder: each one loaded and checked (serve refuses to start while any has a
+check error, listing them all), its route name (the file stem), its triggers, and the secret values its
+verify schemes need (read once at start)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowlang.api import Flow, load
+from flowlang.check.triggers import ScheduleTrigger, SecretRef, WebhookTrigger
+from flowlang.diagnostics import Diagnostic
+from flowlang.environment import Environment
+from flowlang.errors import CheckError, ScriptError, UsageError
+from flowlang.serve.signatures import Scheme
+
+
+@dataclass
+class ServedFlow:
+    route: str  # the file stem: POST /hooks/<route>
+    flow: Flow
+    webhook: WebhookTrigger | None = None
+    schemes: list[Scheme] = field(default_factory=list)
+    schedules: list[ScheduleTrigger] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.flow.name
+
+    @property
+    def concurrency(self) -> int:
+        return self.webhook.concurrency if self.webhook is not None else 1
+
+
+def secret_value(ref: SecretRef, secrets: Mapping[str, str], env: Mapping[str, str], route: str) -> str:
+    if ref.source == "literal":
+        return ref.name
+    value = secrets.get(ref.name) if ref.source == "secret" else None
+    if value is None:
+        value = env.get(ref.name)
+    if value is None:
+        where = "the environment variable or the --secrets file" if ref.source == "secret" else "the environment"
+        raise UsageError(f"{route}.flow: the webhook's {ref.describe()} is not set: set it in {where}")
+    return value
+
+
+def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str] | None = None) -> list[ServedFlow]:
+    """Every *.flow file of the folder, checked; raises a CheckError listing all their mistakes."""
+    if not folder.is_dir():
+        raise UsageError(f"no such folder: {folder}")
+    env = dict(os.environ) if env is None else env
+    environment = Environment()
+    problems: list[Diagnostic] = []
+    served: list[ServedFlow] = []
+    for path in sorted(folder.glob("*.flow")):
+        try:
+            flow = load(path, environment=environment)
+        except ScriptError as e:
+            problems.extend(e.diagnostics)
+            continue
+        item = ServedFlow(path.stem, flow)
+        for trigger in flow.checked.triggers:
+            if isinstance(trigger, WebhookTrigger):
+                if item.webhook is not None:
+                    problems.append(Diagnostic("trigger", "a flow has one webhook trigger (list several verify "
+                                               "schemes in it instead)", flow.source, trigger.span))
+                item.webhook = trigger
+            else:
+                item.schedules.append(trigger)
+        served.append(item)
+    if problems:
+        raise CheckError(problems)
+    names: dict[str, str] = {}
+    for item in served:
+        if item.flow.key in names:
+            raise UsageError(f"{item.route}.flow and {names[item.flow.key]}.flow have the same flow name "
+                             f"'{item.flow.key}'; flows that share a state folder need distinct names")
+        names[item.flow.key] = item.route
+        if item.webhook is not None:
+            item.schemes = [Scheme(s, tuple(secret_value(r, secrets, env, item.route) for r in s.secrets))
+                            for s in item.webhook.verify]
+    return served

@@ -1,0 +1,240 @@
+"""The durable inbox: every accepted delivery is committed to SQLite (`inbox.db` in the state folder)
+before its 202. One writer thread owns the writes and commits the deliveries that arrive together in one
+transaction (WAL, synchronous=FULL), so an answer never waits for more than one fsync and a crash after
+an answer loses nothing. A delivery id seen before for a flow is a duplicate. Deliveries wait, run, and
+end done or failed; failed ones stay for `flowlang inbox --replay`. Schedules keep their last tick here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from flowlang.errors import StoreError
+
+SCHEMA = """
+create table if not exists deliveries (
+  id integer primary key autoincrement,
+  flow text not null,
+  delivery_id text,
+  received_at text not null,
+  content_type text not null default '',
+  headers text not null,
+  body blob not null,
+  status text not null default 'waiting',
+  job_id integer,
+  attempts integer not null default 0,
+  message text,
+  finished_at text
+);
+create unique index if not exists deliveries_once on deliveries(flow, delivery_id);
+create index if not exists deliveries_status on deliveries(status, flow, id);
+create table if not exists ticks (
+  flow text primary key,
+  last_tick text not null
+);
+"""
+INBOX_DB = "inbox.db"
+BATCH = 512  # deliveries committed together at most
+
+
+@dataclass
+class Delivery:
+    id: int
+    flow: str
+    delivery_id: str | None
+    received_at: str
+    content_type: str
+    headers: dict[str, str]
+    body: bytes
+    status: str = "waiting"
+    job_id: int | None = None
+    attempts: int = 0
+    message: str | None = None
+    finished_at: str | None = None
+
+
+class InboxStore(Protocol):
+    """What the server and the runs need from an inbox (SQLite here)."""
+
+    def accept(self, delivery: Delivery, done: Callable[[int, bool], None]) -> Future[tuple[int, bool]]: ...
+
+    def mark(self, delivery_id: int, status: str, job_id: int | None = None,
+             message: str | None = None) -> Future[None]: ...
+
+    def waiting(self) -> list[Delivery]: ...
+
+
+Op = Callable[[sqlite3.Connection], Any]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    db.execute("pragma journal_mode=wal")
+    db.execute("pragma synchronous=full")
+    return db
+
+
+class Inbox:
+    """The SQLite inbox of one state folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / INBOX_DB
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._write = _connect(self.path)
+            self._write.executescript(SCHEMA)
+            self._read = _connect(self.path)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot use the inbox {self.path}: {e} (set --state-dir to a folder you can "
+                             "write)") from None
+        self._read_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Op, Future[Any], Callable[[Any], None] | None] | None] = (
+            queue.SimpleQueue())
+        self._thread = threading.Thread(target=self._writer, name="flowlang-inbox", daemon=True)
+        self._thread.start()
+
+    # ---- the writer thread -------------------------------------------------------------------
+    def _writer(self) -> None:
+        db = self._write
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            results: list[Any] = []
+            try:
+                db.execute("begin immediate")
+                for op, _, _ in batch:
+                    results.append(op(db))
+                db.execute("commit")
+            except (sqlite3.Error, OSError) as e:
+                try:
+                    db.execute("rollback")
+                except sqlite3.Error:
+                    pass
+                for _, future, _ in batch:
+                    future.set_exception(StoreError(f"the inbox cannot be written: {e}"))
+                continue
+            for (_, future, after), result in zip(batch, results, strict=True):
+                if after is not None:
+                    after(result)
+                future.set_result(result)
+
+    def _submit(self, op: Op, after: Callable[[Any], None] | None = None) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._queue.put((op, future, after))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._write.close()
+        self._read.close()
+
+    # ---- writes -----------------------------------------------------------------------------
+    def accept(self, delivery: Delivery, done: Callable[[int, bool], None]) -> Future[tuple[int, bool]]:
+        """Commit a delivery; the result is (its id, whether it is a duplicate). `done` is called in the
+        writer thread, in commit order, once it is durable."""
+        def op(db: sqlite3.Connection) -> tuple[int, bool]:
+            if delivery.delivery_id is not None:
+                row = db.execute("select id from deliveries where flow = ? and delivery_id = ?",
+                                 (delivery.flow, delivery.delivery_id)).fetchone()
+                if row is not None:
+                    return int(row[0]), True
+            cur = db.execute(
+                "insert into deliveries(flow, delivery_id, received_at, content_type, headers, body) "
+                "values (?, ?, ?, ?, ?, ?)",
+                (delivery.flow, delivery.delivery_id, delivery.received_at, delivery.content_type,
+                 json.dumps(delivery.headers), delivery.body))
+            assert cur.lastrowid is not None
+            return cur.lastrowid, False
+
+        def after(result: tuple[int, bool]) -> None:
+            done(*result)
+        return self._submit(op, after)
+
+    def mark(self, delivery_id: int, status: str, job_id: int | None = None,
+             message: str | None = None) -> Future[None]:
+        """running (one more attempt), done, failed or waiting (a replay)."""
+        def op(db: sqlite3.Connection) -> None:
+            if status == "running":
+                db.execute("update deliveries set status = 'running', attempts = attempts + 1 where id = ?",
+                           (delivery_id,))
+            elif status == "waiting":
+                db.execute("update deliveries set status = 'waiting' where id = ?", (delivery_id,))
+            else:
+                db.execute("update deliveries set status = ?, job_id = ?, message = ?, "
+                           "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?",
+                           (status, job_id, message, delivery_id))
+        return self._submit(op)
+
+    def set_tick(self, flow: str, when: str) -> Future[None]:
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("insert into ticks(flow, last_tick) values (?, ?) on conflict(flow) do update set "
+                       "last_tick = excluded.last_tick", (flow, when))
+        return self._submit(op)
+
+    def check_writable(self) -> Future[None]:
+        """A write round trip through the writer (for /healthz)."""
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("insert into ticks(flow, last_tick) values ('', '') on conflict(flow) do nothing")
+        return self._submit(op)
+
+    # ---- reads ------------------------------------------------------------------------------
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Delivery]:
+        with self._read_lock:
+            rows = self._read.execute(
+                "select id, flow, delivery_id, received_at, content_type, headers, body, status, job_id, attempts, "
+                "message, finished_at from deliveries " + sql, args).fetchall()
+        return [Delivery(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), bytes(r[6]), r[7], r[8], r[9], r[10], r[11])
+                for r in rows]
+
+    def waiting(self) -> list[Delivery]:
+        """Deliveries to run, in arrival order: waiting ones, and those a crash left running."""
+        return self._rows("where status in ('waiting', 'running') order by id")
+
+    def get(self, delivery_id: int) -> Delivery | None:
+        found = self._rows("where id = ?", (delivery_id,))
+        return found[0] if found else None
+
+    def listing(self, flow: str | None = None, failed: bool = False, limit: int = 100) -> list[Delivery]:
+        where, args = [], []
+        if flow is not None:
+            where.append("flow = ?")
+            args.append(flow)
+        if failed:
+            where.append("status = 'failed'")
+        sql = ("where " + " and ".join(where) + " " if where else "") + "order by id desc limit ?"
+        return self._rows(sql, (*args, limit))
+
+    def counts(self) -> dict[str, int]:
+        with self._read_lock:
+            rows = self._read.execute("select status, count(*) from deliveries group by status").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def last_tick(self, flow: str) -> str | None:
+        with self._read_lock:
+            row = self._read.execute("select last_tick from ticks where flow = ?", (flow,)).fetchone()
+        return str(row[0]) if row else None
+
+
+async def wait(future: Future[Any]) -> Any:
+    """Await an inbox future from an event loop."""
+    return await asyncio.wrap_future(future)

@@ -1,0 +1,248 @@
+"""The runs of a served folder, on a thread and event loop of their own (the HTTP server stays quick
+while flows work): each flow's deliveries in arrival order, up to the flow's concurrency at once; ticks;
+run-now and retry from the console. Every run is a job in the flow's store (kinds webhook, scheduled,
+run, retry) with the same lock, state, error store and logs as `flowlang run`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import Future
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from flowlang.errors import FlowError, LockedError
+from flowlang.runner import Result, execute, retry_errors
+from flowlang.runtime.jsoncodec import JsonDataError, loads
+from flowlang.runtime.limits import StopFlag
+from flowlang.serve.flows import ServedFlow
+from flowlang.serve.inbox import Delivery, Inbox
+from flowlang.serve.metrics import Metrics
+
+log = logging.getLogger("flowlang.serve")
+LOCKED_RETRY_SECONDS = 1.0
+
+
+def parse_body(body: bytes, content_type: str) -> Any:
+    """A delivery's body as the run's input: JSON, a form as an object, anything else as text."""
+    kind = content_type.split(";")[0].strip().lower()
+    text = body.decode("utf-8", errors="replace")
+    if kind == "application/x-www-form-urlencoded":
+        form = parse_qs(text, keep_blank_values=True)
+        return {k: v[0] if len(v) == 1 else v for k, v in form.items()}
+    if kind.endswith("json") or (not kind and text.lstrip()[:1] in ("{", "[")):
+        try:
+            return loads(body)
+        except JsonDataError:
+            return text
+    return text
+
+
+def trigger_value(d: Delivery) -> dict[str, Any]:
+    return {"kind": "webhook", "id": d.delivery_id or str(d.id),
+            "received_at": datetime.fromisoformat(d.received_at.replace("Z", "+00:00")), "headers": dict(d.headers)}
+
+
+def summary(result: Result) -> str:
+    s = result.stats
+    return (f"{result.status} in {s.duration:.2f}s: read {s.read}, sent {s.sent}, failed {s.failed}")
+
+
+async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir: Path | None,
+                       secrets: Mapping[str, str], collect: bool = False, stop: StopFlag | None = None) -> Result:
+    """Run one delivery as a webhook job and record how it ended in the inbox."""
+    flow = served.flow
+    options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop)
+    options.trigger = trigger_value(d)
+    setup = flow.setup(state_dir, None, collect)
+    setup.lock = served.concurrency == 1
+    result = await execute(flow, options, setup, "webhook")
+    if result.status == "interrupted":
+        await asyncio.wrap_future(inbox.mark(d.id, "waiting"))
+    else:
+        status = "failed" if result.status == "failed" else "done"
+        message = result.error.message if result.error is not None else (
+            f"{len(result.errors)} records failed (flowlang errors {served.route}.flow)" if result.errors else None)
+        await asyncio.wrap_future(inbox.mark(d.id, status, result.job_id, message))
+    log.info(f"{served.route}: job {result.job_id} (webhook {d.delivery_id or d.id}) {summary(result)}")
+    return result
+
+
+class FlowQueue:
+    """One flow's waiting deliveries and how many of its runs are going (any kind)."""
+
+    def __init__(self, served: ServedFlow) -> None:
+        self.served = served
+        self.waiting: deque[Delivery] = deque()
+        self.running = 0
+        self.waiters: dict[int, Future[Result | None]] = {}
+
+
+class Runs:
+    """The thread that runs jobs. Its methods are safe to call from other threads unless they say not."""
+
+    def __init__(self, flows: list[ServedFlow], inbox: Inbox, state_dir: Path | None, secrets: Mapping[str, str],
+                 metrics: Metrics) -> None:
+        self.flows = {f.route: f for f in flows}
+        self.queues = {f.route: FlowQueue(f) for f in flows}
+        self.inbox = inbox
+        self.state_dir = state_dir
+        self.secrets = dict(secrets)
+        self.metrics = metrics
+        self.loop = asyncio.new_event_loop()
+        self.stopping = False
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._thread = threading.Thread(target=self._main, name="flowlang-runs", daemon=True)
+        self.stop_flag = StopFlag()  # requested on a second SIGTERM: running jobs end after their in-flight records
+
+    # ---- thread --------------------------------------------------------------------------------
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self) -> None:
+        for d in self.inbox.waiting():
+            if d.flow in self.queues:
+                self.reserve()
+                self.queues[d.flow].waiting.append(d)
+        self._thread.start()
+        for route in self.queues:
+            self.loop.call_soon_threadsafe(self._pump, route)
+
+    def call(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        """Run a coroutine on the runs loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """(On the runs loop.) A task kept until it ends."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        while any(q.running for q in self.queues.values()) or [t for t in self._tasks if not t.done()
+                                                                  and t is not asyncio.current_task()]:
+            await asyncio.sleep(0.05)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Start nothing new, let running jobs finish, then end the thread (waiting deliveries stay)."""
+        self.stopping = True
+        if self._thread.is_alive():
+            try:
+                self.call(self._drain()).result(timeout)
+            except TimeoutError:
+                log.warning("runs still going after the stop timeout; leaving them")
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+
+    def stop_runs(self, reason: str) -> None:
+        self.stop_flag.request(reason)
+
+    # ---- pending count (back-pressure) ----------------------------------------------------------
+    def reserve(self) -> None:
+        with self._lock:
+            self._pending += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    @property
+    def pending(self) -> int:
+        """Deliveries accepted (or being committed) that have not finished their run."""
+        return self._pending
+
+    # ---- deliveries -----------------------------------------------------------------------------
+    def enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None = None) -> None:
+        """A committed delivery joins its flow's queue (any thread)."""
+        self.loop.call_soon_threadsafe(self._enqueue, delivery, waiter)
+
+    def _enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None) -> None:
+        q = self.queues[delivery.flow]
+        q.waiting.append(delivery)
+        if waiter is not None:
+            q.waiters[delivery.id] = waiter
+        self._pump(delivery.flow)
+
+    def _pump(self, route: str) -> None:
+        q = self.queues[route]
+        while not self.stopping and q.waiting and q.running < q.served.concurrency:
+            d = q.waiting.popleft()
+            q.running += 1
+            self.spawn(self._deliver(q, d))
+
+    async def _deliver(self, q: FlowQueue, d: Delivery) -> None:
+        result: Result | None = None
+        try:
+            await asyncio.wrap_future(self.inbox.mark(d.id, "running"))
+            result = await self._run_delivery(q, d)
+        except LockedError as e:
+            log.info(f"{q.served.route}: delivery {d.id} waits: {e.message}")
+            await asyncio.sleep(LOCKED_RETRY_SECONDS)
+            q.waiting.appendleft(d)
+            q.running -= 1
+            self._pump(q.served.route)
+            return
+        except FlowError as e:
+            log.error(f"{q.served.route}: delivery {d.id} cannot run: {e.message}")
+            await asyncio.wrap_future(self.inbox.mark(d.id, "failed", None, e.message))
+            self.metrics.run_done(q.served.route, "failed", None)
+        except Exception as e:  # a bug in flowlang: keep the delivery, say so, keep serving
+            log.exception(f"{q.served.route}: delivery {d.id}: internal error (a bug in flowlang): {e}")
+            await asyncio.wrap_future(self.inbox.mark(d.id, "failed", None, f"internal error: {e}"))
+        finally:
+            waiter = q.waiters.pop(d.id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(result)
+        q.running -= 1
+        self.release()
+        self.metrics.delivered(q.served.route, d.received_at)
+        self._pump(q.served.route)
+
+    async def _run_delivery(self, q: FlowQueue, d: Delivery) -> Result:
+        result = await run_delivery(q.served, d, self.inbox, self.state_dir, self.secrets, d.id in q.waiters,
+                                    self.stop_flag)
+        self.metrics.run_done(q.served.route, result.status, result)
+        return result
+
+    def replay(self, delivery_id: int) -> Delivery:
+        """Run an inbox delivery again (any thread); it joins the end of its flow's queue."""
+        d = self.inbox.get(delivery_id)
+        if d is None:
+            raise KeyError(delivery_id)
+        self.inbox.mark(d.id, "waiting").result()
+        self.reserve()
+        self.enqueue(d)
+        return d
+
+    # ---- other jobs ---------------------------------------------------------------------------
+    def busy(self, route: str) -> bool:
+        return self.queues[route].running > 0
+
+    async def run_job(self, route: str, kind: str, trigger: dict[str, Any] | None = None,
+                      error_id: int | None = None, retry: bool = False) -> Result:
+        """(On the runs loop.) A scheduled tick, a console run-now, or a retry of errors."""
+        q = self.queues[route]
+        flow = q.served.flow
+        q.running += 1
+        try:
+            options = flow.options(secrets=self.secrets, stop=self.stop_flag)
+            options.trigger = trigger or {"kind": kind}
+            setup = flow.setup(self.state_dir, None, False)
+            if retry:
+                result = await retry_errors(flow, options, setup, error_id)
+            else:
+                result = await execute(flow, options, setup, kind)
+        finally:
+            q.running -= 1
+            self._pump(route)
+        log.info(f"{route}: job {result.job_id} ({kind}) {summary(result)}")
+        self.metrics.run_done(route, result.status, result)
+        return result

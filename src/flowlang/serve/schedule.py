@@ -1,0 +1,91 @@
+"""Cron schedules (croniter, five fields, an IANA time zone): each tick is a `scheduled` job; a tick while
+a run of the flow still goes is skipped and logged; with catch_up, a tick missed while serve was down
+runs once at start. Ticks follow the serve clock (real, or FLOWLANG_CLOCK in tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from flowlang.check.triggers import ScheduleTrigger
+from flowlang.errors import FlowError, LockedError
+from flowlang.runtime.values import format_datetime
+from flowlang.serve.clock import Clock
+from flowlang.serve.inbox import Inbox
+from flowlang.serve.runs import Runs
+
+log = logging.getLogger("flowlang.serve")
+
+
+def next_tick(trigger: ScheduleTrigger, after: datetime) -> datetime:
+    """The first tick strictly after `after`, in UTC (wall-clock times of the trigger's zone)."""
+    local = after.astimezone(ZoneInfo(trigger.tz))
+    found = croniter(trigger.cron, local).get_next(datetime)
+    assert isinstance(found, datetime)
+    return found.astimezone(UTC)
+
+
+class Scheduler:
+    """The ticks of every scheduled flow (tasks on the runs loop)."""
+
+    def __init__(self, runs: Runs, inbox: Inbox, clock: Clock) -> None:
+        self.runs = runs
+        self.inbox = inbox
+        self.clock = clock
+        self.upcoming: dict[tuple[str, int], datetime] = {}
+        self.skipped: dict[str, int] = {}
+
+    def key(self, route: str, index: int) -> str:
+        return route if index == 0 else f"{route}#{index}"
+
+    def start(self) -> None:
+        now = self.clock.now()
+        for route, served in self.runs.flows.items():
+            for i, trigger in enumerate(served.schedules):
+                self.upcoming[(route, i)] = next_tick(trigger, now)
+                log.info(f"{route}: schedule \"{trigger.cron}\" ({trigger.tz}), next tick "
+                         f"{format_datetime(self.upcoming[(route, i)].astimezone(ZoneInfo(trigger.tz)))}")
+                self.runs.call(self._loop(route, i, trigger))
+
+    def next_ticks(self, route: str) -> list[datetime]:
+        return [when for (r, _), when in sorted(self.upcoming.items()) if r == route]
+
+    async def _loop(self, route: str, index: int, trigger: ScheduleTrigger) -> None:
+        key = self.key(route, index)
+        last = self.inbox.last_tick(key)
+        if last is None:
+            await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(self.clock.now())))
+        elif trigger.catch_up:
+            missed = next_tick(trigger, datetime.fromisoformat(last.replace("Z", "+00:00")))
+            if missed <= self.clock.now():
+                log.info(f"{route}: catching up the tick of {format_datetime(missed)} missed while serve was down")
+                await self._tick(route, key, missed)
+        while not self.runs.stopping:
+            when = self.upcoming[(route, index)]
+            while self.clock.now() < when and not self.runs.stopping:
+                await self.clock.sleep_until(when, step=0.5)
+            if self.runs.stopping:
+                return
+            self.upcoming[(route, index)] = next_tick(trigger, max(when, self.clock.now()))
+            await self._tick(route, key, when)
+
+    async def _tick(self, route: str, key: str, when: datetime) -> None:
+        await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(when)))
+        if self.runs.busy(route):
+            self.skipped[route] = self.skipped.get(route, 0) + 1
+            log.warning(f"{route}: tick of {format_datetime(when)} skipped: the previous run still runs")
+            return
+        self.runs.spawn(self._run(route, when))
+
+    async def _run(self, route: str, when: datetime) -> None:
+        try:
+            await self.runs.run_job(route, "scheduled", {"kind": "scheduled", "scheduled_at": when})
+        except LockedError as e:
+            self.skipped[route] = self.skipped.get(route, 0) + 1
+            log.warning(f"{route}: tick of {format_datetime(when)} skipped: {e.message}")
+        except FlowError as e:
+            log.error(f"{route}: the scheduled run cannot start: {e.message}")

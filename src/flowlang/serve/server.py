@@ -1,0 +1,161 @@
+"""The HTTP side of serve (aiohttp.web): `POST /hooks/<flow>` (size limit, signature on the raw bytes,
+duplicates, back-pressure, committed to the inbox before the 202), `GET /healthz`, `GET /metrics`;
+the console's pages and actions are added by flowlang.serve.console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from flowlang.errors import StoreError
+from flowlang.runner import Result
+from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.store import now_text
+from flowlang.serve.flows import ServedFlow
+from flowlang.serve.inbox import Delivery, Inbox
+from flowlang.serve.metrics import CONTENT_TYPE, Metrics
+from flowlang.serve.runs import Runs
+from flowlang.serve.signatures import check, masked_headers
+
+log = logging.getLogger("flowlang.serve")
+RETRY_AFTER_FULL = "5"
+RETRY_AFTER_STOPPING = "30"
+CHUNK = 1 << 16
+
+
+@dataclass
+class ServeState:
+    """What the routes share."""
+
+    flows: dict[str, ServedFlow]
+    inbox: Inbox
+    runs: Runs
+    metrics: Metrics
+    max_pending: int = 10_000
+    stopping: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+STATE: web.AppKey[ServeState] = web.AppKey("serve_state", ServeState)
+
+
+def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(CHUNK):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
+
+
+def body_field(body: bytes, name: str) -> Any:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value.get(name) if isinstance(value, dict) else None
+
+
+async def hook(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    route = request.match_info["flow"]
+    served = state.flows.get(route)
+    if served is None or served.webhook is None:
+        return answer(404, {"error": f"no flow with a webhook trigger is called '{route}'"})
+    metrics = state.metrics
+    if state.stopping:
+        metrics.answered(route, 503)
+        return answer(503, {"error": "serve is stopping"}, {"Retry-After": RETRY_AFTER_STOPPING})
+    webhook = served.webhook
+    body = await read_limited(request, webhook.max_body)
+    if body is None:
+        metrics.answered(route, 413)
+        return answer(413, {"error": f"the body is larger than max_body ({webhook.max_body:,} bytes)"})
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    verdict = check(served.schemes, headers, body, time.time())
+    if not verdict.ok:
+        metrics.answered(route, 401)
+        log.warning(f"{route}: delivery refused (401): {verdict.reason}")
+        return answer(401, {"error": verdict.reason})
+    if any(s.preset == "slack" for s in served.schemes) and body_field(body, "type") == "url_verification":
+        challenge = body_field(body, "challenge")
+        metrics.answered(route, 200)
+        return answer(200, {"challenge": challenge if isinstance(challenge, str) else ""})
+    delivery_id = verdict.delivery_id
+    if delivery_id is None and verdict.id_field is not None:
+        found = body_field(body, verdict.id_field)
+        delivery_id = str(found) if isinstance(found, str | int) and not isinstance(found, bool) else None
+    if state.runs.pending >= state.max_pending:
+        metrics.answered(route, 503)
+        return answer(503, {"error": f"{state.max_pending:,} deliveries are waiting; try again later"},
+                      {"Retry-After": RETRY_AFTER_FULL})
+    state.runs.reserve()
+    delivery = Delivery(0, route, delivery_id, now_text(), request.headers.get("Content-Type", ""),
+                        masked_headers(headers, served.schemes), body)
+    waiter: Future[Result | None] | None = Future() if webhook.respond == "outputs" else None
+
+    def committed(inbox_id: int, duplicate: bool) -> None:
+        if not duplicate:
+            delivery.id = inbox_id
+            state.runs.enqueue(delivery, waiter)
+
+    try:
+        inbox_id, duplicate = await asyncio.wrap_future(state.inbox.accept(delivery, committed))
+    except StoreError as e:
+        state.runs.release()
+        metrics.answered(route, 503)
+        log.error(f"{route}: {e.message}")
+        return answer(503, {"error": "the inbox cannot be written"}, {"Retry-After": RETRY_AFTER_FULL})
+    if duplicate:
+        state.runs.release()
+        metrics.answered(route, 200)
+        return answer(200, {"duplicate": True, "job": inbox_id})
+    if waiter is not None:
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(waiter), webhook.timeout)
+        except TimeoutError:
+            result = None
+        if result is not None:
+            metrics.answered(route, 200)
+            text = dumps({"job": inbox_id, "status": result.status, "outputs": result.outputs})
+            return web.Response(status=200, text=text, content_type="application/json")
+    metrics.answered(route, 202)
+    return answer(202, {"job": inbox_id})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        await asyncio.wait_for(asyncio.wrap_future(state.inbox.check_writable()), 5)
+    except (StoreError, TimeoutError) as e:
+        return answer(503, {"ok": False, "error": f"the inbox cannot be written: {e}"})
+    return answer(200, {"ok": True, "pending": state.runs.pending, "stopping": state.stopping})
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.Response(body=state.metrics.text(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def build_app(state: ServeState) -> web.Application:
+    biggest = max((f.webhook.max_body for f in state.flows.values() if f.webhook is not None), default=1_000_000)
+    app = web.Application(client_max_size=biggest + CHUNK)
+    app[STATE] = state
+    app.router.add_post("/hooks/{flow}", hook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app

@@ -1,0 +1,119 @@
+"""Starting and stopping a serve process: check every flow (refuse to start on any check error), open the
+inbox, start the runs thread and the schedules, log each route and next tick, serve HTTP until asked to
+stop; then answer 503, let running jobs finish, leave waiting deliveries in the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from flowlang.api import STATE_DIR_ENV
+from flowlang.errors import UsageError
+from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
+from flowlang.serve.flows import ServedFlow, load_folder
+from flowlang.serve.inbox import Inbox
+from flowlang.serve.metrics import Metrics
+from flowlang.serve.runs import Runs
+from flowlang.serve.schedule import Scheduler
+from flowlang.serve.server import ServeState, build_app
+
+log = logging.getLogger("flowlang.serve")
+
+
+@dataclass
+class ServeOptions:
+    folder: Path
+    host: str = "127.0.0.1"
+    port: int = 8765
+    state_dir: Path | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+    max_pending: int = 10_000
+    console_token: str | None = None
+    clock: Clock | None = None
+
+
+def state_folder(folder: Path, given: Path | None) -> Path:
+    """--state-dir, else FLOWLANG_STATE_DIR, else .flowlang/ in the served folder (as `flowlang run`)."""
+    if given is not None:
+        return given
+    env = os.environ.get(STATE_DIR_ENV)
+    return Path(env) if env else folder.resolve() / ".flowlang"
+
+
+class Service:
+    """One serve process."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        if options.max_pending < 1:
+            raise UsageError("--max-pending must be 1 or more")
+        self.options = options
+        self.flows: list[ServedFlow] = load_folder(options.folder, options.secrets)
+        self.folder = state_folder(options.folder, options.state_dir)
+        self.clock = options.clock or clock_from(os.environ.get(CLOCK_ENV))
+        self.metrics = Metrics()
+        self.inbox = Inbox(self.folder)
+        self.runs = Runs(self.flows, self.inbox, self.folder, options.secrets, self.metrics)
+        self.metrics.watch_depth(lambda: self.runs.pending)
+        self.scheduler = Scheduler(self.runs, self.inbox, self.clock)
+        self.state = ServeState({f.route: f for f in self.flows}, self.inbox, self.runs, self.metrics,
+                                options.max_pending)
+        self.state.extra["scheduler"] = self.scheduler
+        self.state.extra["state_dir"] = self.folder
+        self.state.extra["console_token"] = options.console_token
+        self.app = build_app(self.state)
+        from flowlang.serve.console import add_console
+
+        add_console(self.app)
+        self._stop = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> int:
+        """Start everything; returns the port it listens on."""
+        self.runs.start()
+        self.scheduler.start()
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.options.host, self.options.port)
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            self.runs.stop(5)
+            self.inbox.close()
+            raise UsageError(f"cannot listen on {self.options.host}:{self.options.port}: {e.strerror}") from None
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        port = sockets[0].getsockname()[1] if sockets else self.options.port
+        base = f"http://{self.options.host}:{port}"
+        for f in self.flows:
+            if f.webhook is not None:
+                schemes = ", ".join(s.preset for s in f.schemes)
+                log.info(f"{f.route}: POST {base}/hooks/{f.route} (verify {schemes}, concurrency {f.concurrency})")
+        waiting = self.runs.pending
+        log.info(f"serving {len(self.flows)} flow{'s' if len(self.flows) != 1 else ''} of {self.options.folder} "
+                 f"on {base} (console {base}/, state {self.folder}"
+                 f"{f', {waiting} deliveries waiting in the inbox' if waiting else ''})")
+        return int(port)
+
+    async def run(self) -> int:
+        await self.start()
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        log.info("stopping: new deliveries get 503; running jobs finish; waiting deliveries stay in the inbox")
+        self.state.stopping = True
+        await asyncio.get_running_loop().run_in_executor(None, self.runs.stop, None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.inbox.close()
+        log.info("stopped")
