@@ -181,7 +181,7 @@ class Runs:
     async def _deliver(self, q: FlowQueue, d: Delivery) -> None:
         result: Result | None = None
         try:
-            await asyncio.wrap_future(self.inbox.mark(d.id, "running"))
+            self.inbox.mark(d.id, "running")  # committed alongside; a crash reruns waiting and running alike
             result = await self._run_delivery(q, d)
         except LockedError as e:
             log.info(f"{q.served.route}: delivery {d.id} waits: {e.message}")

@@ -1,0 +1,175 @@
+"""The inbox against a running `flowlang serve`: kill -9 right after a 202, then a restart runs the
+delivery once; 1,000 deliveries posted 50 at a time while the flow is slow (and while it burns CPU):
+none lost, none run twice (counted at the receiving server), back-pressure (503 + Retry-After) seen;
+SIGTERM leaves waiting deliveries in the inbox and exits 0; `flowlang inbox` lists and replays."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from conftest import run_cli
+from fakeapi import FakeApi, Request
+from serving import ServeProcess, wait_for
+
+TOKEN = 'tok-"quoted"-\\back\\-' + "x" * 520
+HEADERS = {"X-Token": TOKEN}
+
+
+def hook_flow(extra: str = "", concurrency: int = 1, before: str = "") -> str:
+    return (f'flow "orders"\ntrigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"), '
+            f'concurrency: {concurrency})\nuse api = http(base_url: env.API)\n{before}'
+            f'send {{n: input.n{extra}}} to api.post("/got")\n')
+
+
+def got(api: FakeApi) -> Counter[int]:
+    return Counter(r.body["n"] for r in list(api.requests) if r.method == "POST" and r.path == "/got")
+
+
+def test_kill_9_right_after_202_then_restart_runs_each_delivery_once(tmp_path: Path) -> None:
+    slow = threading.Event()
+    slow.set()
+
+    def maybe_slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        if slow.is_set():
+            time.sleep(3)
+        return 200, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow(before='call api.get("/slow") as s\n'))
+    with FakeApi() as api:
+        api.route("GET", r"^/slow$", maybe_slow)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        serve = ServeProcess(tmp_path, env=env).start()
+        answers = [serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] for n in range(20)]
+        serve.kill()  # SIGKILL: no chance to clean up
+        assert answers == [202] * 20
+        assert got(api) == Counter()  # nothing was sent before the kill: the first run waited on /slow
+        slow.clear()
+        with ServeProcess(tmp_path, env=env) as again:
+            wait_for(lambda: sum(got(api).values()) >= 20, what="the 20 deliveries after the restart")
+            time.sleep(1)
+            assert got(api) == Counter(range(20))
+            assert again.terminate() == 0
+    listing = run_cli("inbox", str(tmp_path), "--json")
+    rows = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert len(rows) == 20 and {r["status"] for r in rows} == {"done"}
+
+
+def post_all(serve: ServeProcess, count: int, workers: int) -> tuple[Counter[int], int, set[str]]:
+    """Post deliveries 0..count-1 from `workers` threads; a 503 is tried again after a short pause."""
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for n in range(count):
+        todo.put(n)
+    accepted: Counter[int] = Counter()
+    refused = [0]
+    retry_after: set[str] = set()
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            try:
+                n = todo.get_nowait()
+            except queue.Empty:
+                return
+            while True:
+                status, headers, _ = serve.post("/hooks/orders", json.dumps({"n": n}).encode(),
+                                                {**HEADERS, "X-Id": str(n)})
+                if status == 202:
+                    with lock:
+                        accepted[n] += 1
+                    break
+                assert status == 503, status
+                with lock:
+                    refused[0] += 1
+                    retry_after.add(headers.get("Retry-After", ""))
+                time.sleep(0.2)
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return accepted, refused[0], retry_after
+
+
+def test_1000_deliveries_50_at_a_time_while_the_flow_is_slow(tmp_path: Path) -> None:
+    def slow_receiver(req: Request) -> tuple[int, dict[str, str], Any]:
+        time.sleep(0.01)
+        return 201, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow(concurrency=4))
+    with FakeApi() as api:
+        api.route("POST", r"^/got$", slow_receiver)
+        with ServeProcess(tmp_path, "--max-pending", "100", env={"API": api.url, "HOOK_TOKEN": TOKEN}) as serve:
+            accepted, refused, retry_after = post_all(serve, 1000, 50)
+            assert accepted == Counter(range(1000))
+            assert refused > 0 and retry_after == {"5"}  # back-pressure was seen, with Retry-After
+            wait_for(lambda: sum(got(api).values()) >= 1000, timeout=300, what="1,000 runs")
+            time.sleep(1)
+            assert got(api) == Counter(range(1000))  # none lost, none twice
+            assert serve.terminate() == 0
+
+
+def test_back_pressure_while_the_flow_burns_cpu(tmp_path: Path) -> None:
+    burn = "let total = 0\nfor each i in range(20000)\n  let total = total + i * i % 7\nend\n"
+    (tmp_path / "orders.flow").write_text(hook_flow(before=burn, extra=", total: total"))
+    with FakeApi() as api, ServeProcess(tmp_path, "--max-pending", "10",
+                                        env={"API": api.url, "HOOK_TOKEN": TOKEN}) as serve:
+        accepted, refused, _ = post_all(serve, 150, 50)
+        assert accepted == Counter(range(150)) and refused > 0
+        wait_for(lambda: sum(got(api).values()) >= 150, timeout=300, what="150 runs")
+        time.sleep(0.5)
+        assert got(api) == Counter(range(150))
+        assert serve.terminate() == 0
+
+
+def test_sigterm_leaves_waiting_deliveries_and_replay_runs_a_failed_one(tmp_path: Path) -> None:
+    gate = threading.Event()
+    fixed = threading.Event()
+    succeeded: list[int] = []
+
+    def gated(req: Request) -> tuple[int, dict[str, str], Any]:
+        gate.wait(30)
+        if req.body["n"] == 2 and not fixed.is_set():
+            return 500, {}, {"error": "refused"}
+        succeeded.append(req.body["n"])
+        return 201, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    with FakeApi() as api:
+        api.route("POST", r"^/got$", gated)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        serve = ServeProcess(tmp_path, env=env).start()
+        for n in range(1, 6):
+            assert serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] == 202
+        wait_for(lambda: api.count("POST", "/got") >= 1, what="the first run to reach the receiver")
+        stopper = threading.Thread(target=serve.terminate)
+        stopper.start()
+        wait_for(lambda: "stopping" in serve.logs(), what="serve to begin stopping")
+        assert serve.post("/hooks/orders", b'{"n": 9}', HEADERS)[0] == 503
+        gate.set()
+        stopper.join(60)
+        assert serve.proc is not None and serve.proc.returncode == 0
+        assert succeeded == [1]  # the running job finished; the others wait in the inbox
+        waiting = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+        assert sorted(r["status"] for r in waiting) == ["done", "waiting", "waiting", "waiting", "waiting"]
+        with ServeProcess(tmp_path, env=env) as again:
+            wait_for(lambda: len(succeeded) >= 4, what="the waiting deliveries after the restart")
+            wait_for(lambda: "failed" in run_cli("inbox", str(tmp_path), "--failed").stdout, what="a failed run")
+            assert again.terminate() == 0
+        assert sorted(succeeded) == [1, 3, 4, 5]  # in arrival order, each once; 2 was refused
+        assert succeeded == [1, 3, 4, 5]
+        failed = run_cli("inbox", str(tmp_path), "--failed")
+        assert "orders" in failed.stdout and "--replay" in failed.stdout
+        failed_id = next(json.loads(x)["id"] for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()
+                         if json.loads(x)["status"] == "failed")
+        fixed.set()
+        replay = run_cli("inbox", str(tmp_path), "--replay", str(failed_id), env=env)
+        assert replay.returncode == 0, replay.stderr + replay.stdout
+        assert succeeded == [1, 3, 4, 5, 2]
+        assert "no deliveries whose run failed" in run_cli("inbox", str(tmp_path), "--failed").stdout

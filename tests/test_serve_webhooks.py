@@ -1,0 +1,270 @@
+"""Webhooks against a running `flowlang serve` (a real process on 127.0.0.1): every verify preset with
+signatures computed as its provider documents them (valid, wrong, expired timestamp, rotated secret),
+duplicates, size limit, unknown routes; what the flow received is counted at the receiving server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeapi import FakeApi
+from serving import ServeProcess, wait_for
+
+# canary secrets: long, with quotes, backslashes and non-ASCII
+CANARY = 'q"uo\'te\\back\\slash-ø-日本-' + "s3cr3t" * 90
+
+
+def secret(name: str) -> str:
+    return f"{name}-{CANARY}"
+
+
+NEW = {p: secret(f"new-{p}") for p in ("github", "shopify", "stripe", "slack", "hmac", "token")}
+OLD = {p: secret(f"old-{p}") for p in NEW}
+# a token travels as a header value, which HTTP keeps to Latin-1: quotes and backslashes, no other script
+ASCII_CANARY = 'q"uo\'te\\back\\slash-' + "s3cr3t" * 90
+NEW["token"], OLD["token"] = f"new-token-{ASCII_CANARY}", f"old-token-{ASCII_CANARY}"
+STANDARD_NEW = "whsec_" + base64.b64encode(b"standard-new-key-" + CANARY.encode()).decode()
+STANDARD_OLD = "whsec_" + base64.b64encode(b"standard-old-key-" + CANARY.encode()).decode()
+BASIC_USER, BASIC_PASSWORD = "hooks", secret("basic-password")
+
+SEND = "send {preset: \"%s\", n: input.n, kind: job.trigger.kind, id: job.trigger.id, headers: job.trigger.headers} " \
+       "to api.post(\"/got\")\n"
+
+
+def flow(preset: str, verify: str) -> str:
+    return (f'flow "{preset} hook"\ntrigger webhook(verify: {verify})\nuse api = http(base_url: env.API)\n'
+            + SEND % preset)
+
+
+FLOWS = {
+    "github": flow("github", "[github(secret.NEW_GITHUB), github(secret.OLD_GITHUB)]"),
+    "shopify": flow("shopify", "[shopify(secret.NEW_SHOPIFY), shopify(secret.OLD_SHOPIFY)]"),
+    "stripe": flow("stripe", "[stripe(secret.NEW_STRIPE), stripe(secret.OLD_STRIPE, tolerance: 300)]"),
+    "slack": flow("slack", "[slack(secret.NEW_SLACK), slack(secret.OLD_SLACK)]"),
+    "standard": flow("standard", "[standard(secret.NEW_STANDARD), standard(secret.OLD_STANDARD)]"),
+    "hmac": flow("hmac", '[hmac(secret.NEW_HMAC, header: "X-Sig", algorithm: "sha512", encoding: "base64", '
+                 'prefix: "sha512=", id_header: "X-Id"), hmac(secret.OLD_HMAC, header: "X-Sig", '
+                 'algorithm: "sha512", encoding: "base64", prefix: "sha512=", id_header: "X-Id")]'),
+    "token": flow("token", '[token(secret.NEW_TOKEN, header: "X-Token"), token(secret.OLD_TOKEN, header: "X-Token")]'),
+    "basic": flow("basic", "basic(env.BASIC_USER, secret.BASIC_PASSWORD)"),
+    "small": 'trigger webhook(verify: token(secret.NEW_TOKEN, header: "X-Token"), max_body: "1KB")\nemit input\n',
+    "plain": "emit 1\n",
+}
+
+
+def env_for(api: FakeApi) -> dict[str, str]:
+    env = {"API": api.url, "BASIC_USER": BASIC_USER, "BASIC_PASSWORD": BASIC_PASSWORD,
+           "NEW_STANDARD": STANDARD_NEW, "OLD_STANDARD": STANDARD_OLD}
+    for p in NEW:
+        env[f"NEW_{p.upper()}"] = NEW[p]
+        env[f"OLD_{p.upper()}"] = OLD[p]
+    return env
+
+
+def mac(key: bytes, content: bytes, algorithm: str = "sha256") -> bytes:
+    return hmac.new(key, content, getattr(hashlib, algorithm)).digest()
+
+
+def standard_key(whsec: str) -> bytes:
+    return base64.b64decode(whsec.removeprefix("whsec_"))
+
+
+# ---- how each provider signs: (body, when, key index) -> headers ---------------------------------
+Signer = Callable[[bytes, int, str, str], dict[str, str]]
+
+
+def sign_github(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    return {"X-Hub-Signature-256": "sha256=" + mac(key.encode(), body).hex(), "X-GitHub-Delivery": delivery,
+            "X-GitHub-Event": "push"}
+
+
+def sign_shopify(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    return {"X-Shopify-Hmac-Sha256": base64.b64encode(mac(key.encode(), body)).decode(),
+            "X-Shopify-Webhook-Id": delivery, "X-Shopify-Topic": "orders/create"}
+
+
+def sign_stripe(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    signature = mac(key.encode(), f"{when}.".encode() + body).hex()
+    return {"Stripe-Signature": f"t={when},v1={signature},v0=ignored"}
+
+
+def sign_slack(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    return {"X-Slack-Request-Timestamp": str(when),
+            "X-Slack-Signature": "v0=" + mac(key.encode(), f"v0:{when}:".encode() + body).hex()}
+
+
+def sign_standard(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    signature = base64.b64encode(mac(standard_key(key), f"{delivery}.{when}.".encode() + body)).decode()
+    return {"webhook-id": delivery, "webhook-timestamp": str(when),
+            "webhook-signature": f"v1,{base64.b64encode(b'other').decode()} v1,{signature}"}
+
+
+def sign_hmac(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    return {"X-Sig": "sha512=" + base64.b64encode(mac(key.encode(), body, "sha512")).decode(), "X-Id": delivery}
+
+
+def sign_token(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    return {"X-Token": key}
+
+
+def sign_basic(body: bytes, when: int, key: str, delivery: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{BASIC_USER}:{key}".encode()).decode()}
+
+
+SIGNERS: dict[str, tuple[Signer, str, str, bool]] = {
+    # preset: (signer, current secret, old secret, signs a timestamp)
+    "github": (sign_github, NEW["github"], OLD["github"], False),
+    "shopify": (sign_shopify, NEW["shopify"], OLD["shopify"], False),
+    "stripe": (sign_stripe, NEW["stripe"], OLD["stripe"], True),
+    "slack": (sign_slack, NEW["slack"], OLD["slack"], True),
+    "standard": (sign_standard, STANDARD_NEW, STANDARD_OLD, True),
+    "hmac": (sign_hmac, NEW["hmac"], OLD["hmac"], False),
+    "token": (sign_token, NEW["token"], OLD["token"], False),
+    "basic": (sign_basic, BASIC_PASSWORD, "", False),
+}
+HAS_ID = {"github", "shopify", "stripe", "slack", "standard", "hmac"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProcess, FakeApi]]:
+    folder = tmp_path_factory.mktemp("hooks")
+    for name, text in FLOWS.items():
+        (folder / f"{name}.flow").write_text(text)
+    with FakeApi() as api, ServeProcess(folder, env=env_for(api)) as serve:
+        yield serve, api
+        assert serve.terminate() == 0
+
+
+def payload(preset: str, n: int, delivery: str) -> bytes:
+    body: dict[str, Any] = {"n": n, "text": "ø"}
+    if preset == "stripe":
+        body["id"] = delivery
+    if preset == "slack":
+        body["event_id"] = delivery
+    return json.dumps(body).encode()
+
+
+def received(api: FakeApi, preset: str) -> list[int]:
+    return sorted(r.body["n"] for r in api.requests if r.path == "/got" and r.body["preset"] == preset)
+
+
+@pytest.mark.parametrize("preset", list(SIGNERS))
+def test_each_preset_accepts_its_signature_and_refuses_the_rest(served: tuple[ServeProcess, FakeApi],
+                                                                preset: str) -> None:
+    serve, api = served
+    sign, current, old, stamped = SIGNERS[preset]
+    now = int(time.time())
+
+    def post(n: int, key: str, when: int = now, delivery: str | None = None) -> int:
+        delivery = delivery or str(uuid.uuid4())
+        body = payload(preset, n, delivery)
+        status, _, _ = serve.post(f"/hooks/{preset}", body, sign(body, when, key, delivery))
+        return status
+
+    assert post(1, current) == 202
+    assert post(2, "wrong-" + current) == 401
+    body = payload(preset, 3, "unsigned")
+    assert serve.post(f"/hooks/{preset}", body)[0] == 401
+    if old:
+        assert post(4, old) == 202  # the rotated-out secret still works while it is listed
+    if stamped:
+        assert post(5, current, when=now - 1000) == 401  # outside the 300 s tolerance
+        assert post(6, current, when=now + 1000) == 401
+    # a signature over other bytes than the body sent is refused (checked on the raw bytes)
+    delivery = str(uuid.uuid4())
+    signed = payload(preset, 7, delivery)
+    sent = signed.replace(b'"n": 7', b'"n":  7')
+    headers = sign(signed, now, current, delivery)
+    assert serve.post(f"/hooks/{preset}", sent, headers)[0] == (202 if preset in ("token", "basic") else 401)
+    expected = [1, 4] if old else [1]
+    if preset in ("token", "basic"):
+        expected.append(7)
+    wait_for(lambda: received(api, preset) == expected, what=f"{preset} runs {expected}")
+    time.sleep(0.3)
+    assert received(api, preset) == expected
+
+
+@pytest.mark.parametrize("preset", sorted(HAS_ID))
+def test_a_delivery_id_seen_before_is_a_duplicate(served: tuple[ServeProcess, FakeApi], preset: str) -> None:
+    serve, api = served
+    sign, current, _, _ = SIGNERS[preset]
+    delivery = str(uuid.uuid4())
+    body = payload(preset, 100, delivery)
+    headers = sign(body, int(time.time()), current, delivery)
+    first = serve.post(f"/hooks/{preset}", body, headers)
+    again = serve.post(f"/hooks/{preset}", body, headers)
+    assert first[0] == 202 and isinstance(first[2]["job"], int)
+    assert again[0] == 200 and again[2]["duplicate"] is True
+    wait_for(lambda: 100 in received(api, preset), what="the first delivery's run")
+    time.sleep(0.5)
+    assert received(api, preset).count(100) == 1
+    got = [r.body for r in api.requests if r.path == "/got" and r.body["preset"] == preset and r.body["n"] == 100][0]
+    assert got["kind"] == "webhook" and got["id"] == delivery
+
+
+def test_stored_headers_are_masked_and_no_secret_is_printed(served: tuple[ServeProcess, FakeApi]) -> None:
+    serve, api = served
+    wait_for(lambda: received(api, "github"), what="a github run")
+    for r in api.requests:
+        if r.path != "/got":
+            continue
+        text = json.dumps(r.body)
+        assert "s3cr3t" not in text and BASIC_PASSWORD not in text
+        headers = r.body["headers"]
+        for name in ("x-hub-signature-256", "x-shopify-hmac-sha256", "stripe-signature", "x-slack-signature",
+                     "webhook-signature", "x-sig", "x-token", "authorization"):
+            if name in headers:
+                assert headers[name] == "***", name
+    assert "s3cr3t" not in serve.logs()
+
+
+def test_slack_url_verification_is_answered_at_once(served: tuple[ServeProcess, FakeApi]) -> None:
+    serve, api = served
+    body = json.dumps({"type": "url_verification", "challenge": "ch-123"}).encode()
+    status, _, answer = serve.post("/hooks/slack", body, sign_slack(body, int(time.time()), NEW["slack"], ""))
+    assert (status, answer) == (200, {"challenge": "ch-123"})
+    unsigned = serve.post("/hooks/slack", body)
+    assert unsigned[0] == 401
+
+
+def test_limits_and_routes(served: tuple[ServeProcess, FakeApi]) -> None:
+    serve, _ = served
+    token = {"X-Token": NEW["token"]}
+    assert serve.post("/hooks/small", json.dumps({"x": "a" * 2000}).encode(), token)[0] == 413
+    assert serve.post("/hooks/small", json.dumps({"x": "a" * 100}).encode(), token)[0] == 202
+    assert serve.post("/hooks/nothing", b"{}")[0] == 404
+    assert serve.post("/hooks/plain", b"{}")[0] == 404  # a flow without `trigger webhook`
+    status, _, health = serve.request("GET", "/healthz")
+    assert status == 200 and health["ok"] is True
+    status, _, metrics = serve.request("GET", "/metrics")
+    assert status == 200 and 'flowlang_deliveries_total{answer="413",flow="small"} 1.0' in metrics
+    assert "flowlang_inbox_depth" in metrics and "flowlang_runs_total" in metrics
+
+
+def test_serve_refuses_to_start_while_a_flow_has_check_errors(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    (tmp_path / "a.flow").write_text('trigger schedule("* * *")\nemit 1\n')
+    (tmp_path / "b.flow").write_text('trigger webhook(verify: gitlab(secret.X))\nemit 1\n')
+    (tmp_path / "c.flow").write_text("emit nope\n")
+    done = run_cli("serve", str(tmp_path), "--port", "0", timeout=60)
+    assert done.returncode == 2
+    for where in ("a.flow:1:18", "b.flow:1:25", "c.flow:1:6"):
+        assert where in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_says_which_secret_is_missing(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    (tmp_path / "a.flow").write_text("trigger webhook(verify: github(secret.NOT_SET_ANYWHERE))\nemit 1\n")
+    done = run_cli("serve", str(tmp_path), "--port", "0", timeout=60)
+    assert done.returncode == 2 and "secret.NOT_SET_ANYWHERE is not set" in done.stderr
