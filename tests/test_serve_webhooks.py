@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fakeapi import FakeApi
 from serving import ServeProcess, wait_for
 
@@ -206,7 +207,7 @@ def test_a_delivery_id_seen_before_is_a_duplicate(served: tuple[ServeProcess, Fa
     wait_for(lambda: 100 in received(api, preset), what="the first delivery's run")
     time.sleep(0.5)
     assert received(api, preset).count(100) == 1
-    got = [r.body for r in api.requests if r.path == "/got" and r.body["preset"] == preset and r.body["n"] == 100][0]
+    got = next(r.body for r in api.requests if r.path == "/got" and r.body["preset"] == preset and r.body["n"] == 100)
     assert got["kind"] == "webhook" and got["id"] == delivery
 
 
@@ -227,7 +228,7 @@ def test_stored_headers_are_masked_and_no_secret_is_printed(served: tuple[ServeP
 
 
 def test_slack_url_verification_is_answered_at_once(served: tuple[ServeProcess, FakeApi]) -> None:
-    serve, api = served
+    serve, _api = served
     body = json.dumps({"type": "url_verification", "challenge": "ch-123"}).encode()
     status, _, answer = serve.post("/hooks/slack", body, sign_slack(body, int(time.time()), NEW["slack"], ""))
     assert (status, answer) == (200, {"challenge": "ch-123"})

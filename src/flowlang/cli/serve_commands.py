@@ -12,6 +12,7 @@ from pathlib import Path
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import read_secrets
 from flowlang.errors import UsageError
+from flowlang.project import load_project
 from flowlang.status import ExitStatus
 
 
@@ -26,6 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     serve.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (NAME = \"value\")")
     serve.add_argument("--max-pending", type=int, default=10_000, metavar="N",
                        help="answer 503 with Retry-After while N deliveries wait (default 10000)")
+    serve.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")
     serve.add_argument("--console-token-file", metavar="FILE",
                        help="a file holding the token the console's actions need (without it: read-only)")
     common(serve)
@@ -37,6 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     inbox.add_argument("--replay", type=int, metavar="ID", help="run this delivery again, now")
     inbox.add_argument("--state-dir")
     inbox.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (for --replay)")
+    inbox.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")
     inbox.add_argument("--json", action="store_true", help="one JSON object per delivery on stdout")
     common(inbox)
 
@@ -60,8 +63,9 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
     token = read_token(args.console_token_file)
     for value in [*secrets.values(), *([token] if token else [])]:
         terminal.masker.add(value)
+    project = load_project(getattr(args, "config", None), Path(args.folder).resolve())
     options = ServeOptions(Path(args.folder), args.host, args.port, Path(args.state_dir) if args.state_dir else None,
-                           secrets, args.max_pending, token)
+                           secrets, args.max_pending, token, secret_providers=project.secret_providers)
     service = Service(options)
     loop = asyncio.new_event_loop()
     try:
@@ -135,13 +139,14 @@ def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
     secrets = read_secrets(args.secrets)
     for value in secrets.values():
         terminal.masker.add(value)
-    flows = {f.route: f for f in load_folder(Path(args.folder), secrets)}
+    project = load_project(getattr(args, "config", None), Path(args.folder).resolve())
+    flows = {f.route: f for f in load_folder(Path(args.folder), secrets, None, project.secret_providers)}
     served = flows.get(d.flow)
     if served is None:
         raise UsageError(f"delivery {d.id} is for the flow '{d.flow}', which is no longer in {args.folder}")
     inbox.mark(d.id, "running").result()
     folder = state_folder(Path(args.folder), Path(args.state_dir) if args.state_dir else None)
-    result = run_async_command(run_delivery(served, d, inbox, folder, secrets))
+    result = run_async_command(run_delivery(served, d, inbox, folder, secrets, providers=project.secret_providers))
     terminal.message(f"{d.flow}: delivery {d.id} ran again as job {result.job_id}: {result.status}",
                      "bold" if result.ok else "yellow")
     if result.error is not None:

@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowlang.api import Flow, load
+from flowlang.api import Flow, SecretProviders, load
 from flowlang.check.triggers import ScheduleTrigger, SecretRef, WebhookTrigger
 from flowlang.diagnostics import Diagnostic
 from flowlang.environment import Environment
-from flowlang.errors import CheckError, ScriptError, UsageError
+from flowlang.errors import CheckError, FlowRuntimeError, ScriptError, UsageError
+from flowlang.runtime.secrets import SecretChain, default_chain
 from flowlang.serve.signatures import Scheme
 
 
@@ -34,23 +35,28 @@ class ServedFlow:
         return self.webhook.concurrency if self.webhook is not None else 1
 
 
-def secret_value(ref: SecretRef, secrets: Mapping[str, str], env: Mapping[str, str], route: str) -> str:
+def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], route: str) -> str:
+    """A verify scheme's secret, from the same chain `secret.NAME` asks in a run (read once at start)."""
     if ref.source == "literal":
         return ref.name
-    value = secrets.get(ref.name) if ref.source == "secret" else None
-    if value is None:
+    if ref.source == "env":
         value = env.get(ref.name)
-    if value is None:
-        where = "the environment variable or the --secrets file" if ref.source == "secret" else "the environment"
-        raise UsageError(f"{route}.flow: the webhook's {ref.describe()} is not set: set it in {where}")
-    return value
+        if value is None:
+            raise UsageError(f"{route}.flow: the webhook's env.{ref.name} is not set")
+        return value
+    try:
+        return chain.value(ref.name)
+    except FlowRuntimeError as e:
+        raise UsageError(f"{route}.flow: the webhook's secret.{ref.name} is not set: {e.message}") from None
 
 
-def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str] | None = None) -> list[ServedFlow]:
+def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str] | None = None,
+                providers: SecretProviders | None = None) -> list[ServedFlow]:
     """Every *.flow file of the folder, checked; raises a CheckError listing all their mistakes."""
     if not folder.is_dir():
         raise UsageError(f"no such folder: {folder}")
     env = dict(os.environ) if env is None else env
+    chain = SecretChain((providers or default_chain)(secrets, env))
     environment = Environment()
     problems: list[Diagnostic] = []
     served: list[ServedFlow] = []
@@ -79,6 +85,6 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
                              f"'{item.flow.key}'; flows that share a state folder need distinct names")
         names[item.flow.key] = item.route
         if item.webhook is not None:
-            item.schemes = [Scheme(s, tuple(secret_value(r, secrets, env, item.route) for r in s.secrets))
+            item.schemes = [Scheme(s, tuple(secret_value(r, chain, env, item.route) for r in s.secrets))
                             for s in item.webhook.verify]
     return served

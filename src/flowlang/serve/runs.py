@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from flowlang.api import SecretProviders
 from flowlang.errors import FlowError, LockedError
 from flowlang.runner import Result, execute, retry_errors
 from flowlang.runtime.jsoncodec import JsonDataError, loads
@@ -54,10 +55,12 @@ def summary(result: Result) -> str:
 
 
 async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir: Path | None,
-                       secrets: Mapping[str, str], collect: bool = False, stop: StopFlag | None = None) -> Result:
+                       secrets: Mapping[str, str], collect: bool = False, stop: StopFlag | None = None,
+                       providers: SecretProviders | None = None) -> Result:
     """Run one delivery as a webhook job and record how it ended in the inbox."""
     flow = served.flow
-    options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop)
+    options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop,
+                           secret_providers=providers)
     options.trigger = trigger_value(d)
     setup = flow.setup(state_dir, None, collect)
     setup.lock = served.concurrency == 1
@@ -87,12 +90,13 @@ class Runs:
     """The thread that runs jobs. Its methods are safe to call from other threads unless they say not."""
 
     def __init__(self, flows: list[ServedFlow], inbox: Inbox, state_dir: Path | None, secrets: Mapping[str, str],
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, providers: SecretProviders | None = None) -> None:
         self.flows = {f.route: f for f in flows}
         self.queues = {f.route: FlowQueue(f) for f in flows}
         self.inbox = inbox
         self.state_dir = state_dir
         self.secrets = dict(secrets)
+        self.providers = providers
         self.metrics = metrics
         self.loop = asyncio.new_event_loop()
         self.stopping = False
@@ -208,7 +212,7 @@ class Runs:
 
     async def _run_delivery(self, q: FlowQueue, d: Delivery) -> Result:
         result = await run_delivery(q.served, d, self.inbox, self.state_dir, self.secrets, d.id in q.waiters,
-                                    self.stop_flag)
+                                    self.stop_flag, self.providers)
         self.metrics.run_done(q.served.route, result.status, result)
         return result
 
@@ -233,7 +237,7 @@ class Runs:
         flow = q.served.flow
         q.running += 1
         try:
-            options = flow.options(secrets=self.secrets, stop=self.stop_flag)
+            options = flow.options(secrets=self.secrets, stop=self.stop_flag, secret_providers=self.providers)
             options.trigger = trigger or {"kind": kind}
             setup = flow.setup(self.state_dir, None, False)
             if retry:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flowlang.api import STATE_DIR_ENV
+from flowlang.api import STATE_DIR_ENV, SecretProviders
 from flowlang.errors import UsageError
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
 from flowlang.serve.flows import ServedFlow, load_folder
@@ -35,6 +35,7 @@ class ServeOptions:
     max_pending: int = 10_000
     console_token: str | None = None
     clock: Clock | None = None
+    secret_providers: SecretProviders | None = None  # the flowlang.toml chain (default: --secrets, environment)
 
 
 def state_folder(folder: Path, given: Path | None) -> Path:
@@ -52,12 +53,12 @@ class Service:
         if options.max_pending < 1:
             raise UsageError("--max-pending must be 1 or more")
         self.options = options
-        self.flows: list[ServedFlow] = load_folder(options.folder, options.secrets)
+        self.flows: list[ServedFlow] = load_folder(options.folder, options.secrets, None, options.secret_providers)
         self.folder = state_folder(options.folder, options.state_dir)
         self.clock = options.clock or clock_from(os.environ.get(CLOCK_ENV))
         self.metrics = Metrics()
         self.inbox = Inbox(self.folder)
-        self.runs = Runs(self.flows, self.inbox, self.folder, options.secrets, self.metrics)
+        self.runs = Runs(self.flows, self.inbox, self.folder, options.secrets, self.metrics, options.secret_providers)
         self.metrics.watch_depth(lambda: self.runs.pending)
         self.scheduler = Scheduler(self.runs, self.inbox, self.clock)
         self.state = ServeState({f.route: f for f in self.flows}, self.inbox, self.runs, self.metrics,
