@@ -135,6 +135,14 @@ class Runs:
                                                                   and t is not asyncio.current_task()]:
             await asyncio.sleep(0.05)
 
+    async def _cancel_rest(self) -> None:
+        """The schedules' loops (and anything else still waiting) end now."""
+        me = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not me]
+        for t in rest:
+            t.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
     def stop(self, timeout: float | None = None) -> None:
         """Start nothing new, let running jobs finish, then end the thread (waiting deliveries stay)."""
         self.stopping = True
@@ -143,6 +151,7 @@ class Runs:
                 self.call(self._drain()).result(timeout)
             except TimeoutError:
                 log.warning("runs still going after the stop timeout; leaving them")
+            self.call(self._cancel_rest()).result(10)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=10)
 

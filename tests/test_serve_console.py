@@ -1,0 +1,152 @@
+"""The console of a running `flowlang serve`, in a real headless Chromium: the jobs list, an error's
+record, the retry and resolve buttons working, run now, an action without the token refused (and a
+form without its CSRF token refused)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser import open_chromium
+from fakeapi import FakeApi, Request
+from serving import ServeProcess, wait_for
+
+chromium = pytest.fixture(open_chromium)
+
+CONSOLE_TOKEN = 'console-"tok"-\\-' + "k" * 40
+HOOK_TOKEN = "hook-token-" + "h" * 30
+FLOW = '''flow "Orders"
+trigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"))
+trigger schedule("0 6 * * 1-5", tz: "Europe/Oslo")
+use api = http(base_url: env.API)
+for each o in input.orders ?? []
+  send o to api.post("/orders")
+end
+'''
+
+
+def test_the_console_in_chromium(tmp_path: Path, chromium: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    fixed = threading.Event()
+
+    def orders(req: Request) -> tuple[int, dict[str, str], Any]:
+        n = req.body["n"]
+        if n == 3 or (n == 2 and not fixed.is_set()):
+            return 422, {}, {"error": f"order {n} refused"}
+        return 201, {}, {"ok": n}
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "orders.flow").write_text(FLOW)
+    token_file = tmp_path / "token"
+    token_file.write_text(CONSOLE_TOKEN + "\n")
+    with FakeApi() as api:
+        api.route("POST", r"^/orders$", orders)
+        env = {"API": api.url, "HOOK_TOKEN": HOOK_TOKEN}
+        with ServeProcess(folder, "--console-token-file", str(token_file), env=env) as serve:
+            body = json.dumps({"orders": [{"n": 1}, {"n": 2, "note": "ø <b>"}, {"n": 3}]}).encode()
+            assert serve.post("/hooks/orders", body, {"X-Token": HOOK_TOKEN})[0] == 202
+            wait_for(lambda: api.count("POST", "/orders") >= 3, what="the delivery's run")
+
+            def rows(kind: str) -> list[Any]:
+                return chromium.find_elements(By.CSS_SELECTOR, f"tr.{kind}")
+
+            def open_console() -> None:
+                chromium.get(serve.url + "/")
+                wait_for(lambda: rows("job") and rows("job")[0].get_attribute("data-status") != "running",
+                         what="the job to show as finished")
+
+            # the jobs list, the flows with their triggers and next tick, the open errors
+            open_console()
+            wait_for(lambda: (open_console(), len(rows("error")) == 2)[1], what="two open errors")
+            job = rows("job")[0]
+            assert job.get_attribute("data-status") == "partial" and "webhook" in job.text
+            assert "3 / 1 / 2" in job.text  # read / sent / failed
+            flow = chromium.find_element(By.CSS_SELECTOR, "tr.flow")
+            assert "webhook, verified by token" in flow.text and "next tick" in flow.text
+            assert chromium.find_elements(By.CSS_SELECTOR, "svg.steps g.step")
+            errors = {e.get_attribute("data-id"): e for e in rows("error")}
+            first, second = sorted(errors, key=int)
+            assert "order 2 refused" in errors[first].text
+
+            # an error's record, on its own page (escaped, not interpreted)
+            errors[first].find_element(By.TAG_NAME, "a").click()
+            record = chromium.find_element(By.ID, "record").text
+            assert json.loads(record) == {"n": 2, "note": "ø <b>"}
+
+            # an action without the token is refused, and changes nothing
+            chromium.find_element(By.ID, f"retry-{first}").click()
+            assert "needs the console token" in chromium.find_element(By.ID, "notice").text
+            fixed.set()
+            open_console()
+            assert len(rows("error")) == 2
+
+            # log in with the token through the form; a wrong token first
+            chromium.get(serve.url + "/login")
+            chromium.find_element(By.ID, "token").send_keys("wrong-token-xxxxxxxxxxxx")
+            chromium.find_element(By.ID, "login").click()
+            assert "wrong console token" in chromium.find_element(By.ID, "notice").text
+            chromium.find_element(By.ID, "token").send_keys(CONSOLE_TOKEN)
+            chromium.find_element(By.ID, "login").click()
+            wait_for(lambda: chromium.find_elements(By.CSS_SELECTOR, "tr.error"), what="the console after login")
+
+            # retry works: the receiver takes order 2 now, and the error is resolved
+            posts_before = api.count("POST", "/orders")
+            chromium.find_element(By.ID, f"retry-{first}").click()
+            assert f"error {first} resolved" in chromium.find_element(By.ID, "notice").text
+            assert api.count("POST", "/orders") == posts_before + 1
+            assert [e.get_attribute("data-id") for e in rows("error")] == [second]
+
+            # resolve works: order 3 is given up by hand
+            chromium.find_element(By.ID, f"resolve-{second}").click()
+            assert f"error {second} resolved by hand" in chromium.find_element(By.ID, "notice").text
+            assert rows("error") == []
+
+            # run now: a job of kind run
+            chromium.find_element(By.ID, "run-orders").click()
+            assert "orders: job" in chromium.find_element(By.ID, "notice").text
+            kinds = [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows("job")]
+            assert kinds[0] == "run" and "webhook" in kinds and "retry" in kinds
+
+            # a form posted with the session cookie but without its CSRF token is refused
+            assert_csrf_is_required(serve.url, serve)
+            assert serve.terminate() == 0
+
+
+def assert_csrf_is_required(url: str, serve: ServeProcess) -> None:
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    data = urllib.parse.urlencode({"token": CONSOLE_TOKEN}).encode()
+    opener.open(url + "/login", data=data, timeout=30)
+    assert any(c.name == "flowlang_console" for c in jar)
+    try:
+        opener.open(url + "/actions/run/orders", data=b"", timeout=30)
+    except urllib.error.HTTPError as e:
+        assert e.code == 403 and "CSRF" in e.read().decode()
+    else:
+        raise AssertionError("a form without its CSRF token was accepted")
+    # a bearer token works without a form (for scripts)
+    status, _, answer = serve.request("POST", "/actions/run/orders", b"",
+                                      {"Authorization": f"Bearer {CONSOLE_TOKEN}"})
+    assert status == 200 and answer["ok"] is True
+    status, _, _ = serve.request("POST", "/actions/run/orders", b"", {"Authorization": "Bearer nope-nope-nope"})
+    assert status == 403
+
+
+def test_without_a_token_file_the_console_is_read_only(tmp_path: Path) -> None:
+    (tmp_path / "a.flow").write_text("emit 1\n")
+    with ServeProcess(tmp_path) as serve:
+        status, _, page = serve.request("GET", "/")
+        assert status == 200 and "a.flow" in page
+        status, _, answer = serve.request("POST", "/actions/run/a", b"", {"Authorization": "Bearer anything-at-all"})
+        assert status == 403 and "--console-token-file" in answer["error"]
+        assert serve.terminate() == 0

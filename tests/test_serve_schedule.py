@@ -1,0 +1,80 @@
+"""Schedules of a running `flowlang serve` on an accelerated clock (FLOWLANG_CLOCK, 60x: a
+every-minute cron ticks every real second): each tick is one scheduled job; a tick while the previous run
+still runs is skipped and logged; catch_up runs a missed tick once at start. Time zones from IANA."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fakeapi import FakeApi, Request
+from flowlang.check.triggers import ScheduleTrigger
+from flowlang.serve.schedule import next_tick
+from serving import ServeProcess, wait_for
+
+TICKS = 'use api = http(base_url: env.API)\nsend {at: job.trigger.scheduled_at, kind: job.trigger.kind} to ' \
+        'api.post("/ticks")\n'
+
+
+def moments(api: FakeApi, path: str = "/ticks") -> list[datetime]:
+    return [datetime.fromisoformat(r.body["at"].replace("Z", "+00:00")) for r in list(api.requests) if r.path == path]
+
+
+def test_an_every_minute_schedule_ticks_every_second_on_a_60x_clock(tmp_path: Path) -> None:
+    (tmp_path / "tick.flow").write_text('trigger schedule("* * * * *")\n' + TICKS)
+    with FakeApi() as api, ServeProcess(tmp_path, env={"API": api.url,
+                                                       "FLOWLANG_CLOCK": "2026-01-01T00:00:30Z@60"}) as serve:
+        wait_for(lambda: len(moments(api)) >= 4, what="four ticks")
+        assert serve.terminate() == 0
+    seen = moments(api)
+    first = seen[0]
+    assert first == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    assert seen == [first.replace(minute=first.minute + i) for i in range(len(seen))]  # each minute once, in order
+    assert {r.body["kind"] for r in api.requests} == {"scheduled"}
+    assert 'schedule \\"* * * * *\\" (UTC), next tick 2026-01-01T00:01:00Z' in serve.logs()
+
+
+def test_a_tick_while_the_previous_run_still_runs_is_skipped_and_logged(tmp_path: Path) -> None:
+    def slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        time.sleep(2.5)
+        return 201, {}, {}
+
+    (tmp_path / "tick.flow").write_text('trigger schedule("* * * * *")\n' + TICKS)
+    with FakeApi() as api:
+        api.route("POST", r"^/ticks$", slow)
+        with ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": "2026-01-01T00:00:30Z@60"}) as serve:
+            wait_for(lambda: len(moments(api)) >= 3, what="three runs")
+            wait_for(lambda: serve.logs().count("skipped: the previous run still runs") >= 2, what="skipped ticks")
+            assert serve.terminate() == 0
+    seen = moments(api)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(seen)]
+    assert all(g >= 120 for g in gaps)  # the ticks in between were skipped, none queued up
+    assert len(set(seen)) == len(seen)
+
+
+def test_catch_up_runs_a_missed_tick_once_at_start(tmp_path: Path) -> None:
+    (tmp_path / "hourly.flow").write_text('trigger schedule("0 * * * *", catch_up: true)\n' + TICKS)
+    (tmp_path / "other.flow").write_text('trigger schedule("0 * * * *")\n' + TICKS.replace("/ticks", "/other"))
+    with FakeApi() as api:
+        with ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": "2026-01-01T00:10:00Z@1"}) as serve:
+            assert serve.terminate() == 0
+        assert moments(api) == []
+        with ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": "2026-01-01T03:20:00Z@1"}) as serve:
+            wait_for(lambda: moments(api), what="the caught-up tick")
+            time.sleep(1)
+            assert serve.terminate() == 0
+        assert moments(api) == [datetime(2026, 1, 1, 1, 0, tzinfo=UTC)]  # once, not three times
+        assert moments(api, "/other") == []
+        assert "catching up the tick of 2026-01-01T01:00:00Z" in serve.logs()
+
+
+def test_ticks_follow_the_time_zone_and_its_daylight_saving() -> None:
+    oslo = ScheduleTrigger("0 6 * * *", "Europe/Oslo")
+    assert next_tick(oslo, datetime(2026, 1, 10, 12, tzinfo=UTC)) == datetime(2026, 1, 11, 5, tzinfo=UTC)
+    assert next_tick(oslo, datetime(2026, 7, 10, 12, tzinfo=UTC)) == datetime(2026, 7, 11, 4, tzinfo=UTC)
+    weekdays = ScheduleTrigger("30 9 * * 1-5", "America/New_York")
+    friday_evening = datetime(2026, 1, 9, 23, tzinfo=UTC)
+    assert next_tick(weekdays, friday_evening) == datetime(2026, 1, 12, 14, 30, tzinfo=UTC)  # Monday
