@@ -57,6 +57,17 @@ def test_the_console_in_chromium(tmp_path: Path, chromium: Any) -> None:
             assert serve.post("/hooks/orders", body, {"X-Token": HOOK_TOKEN})[0] == 202
             wait_for(lambda: api.count("POST", "/orders") >= 3, what="the delivery's run")
 
+            def click(element_id: str) -> str:
+                """Click a button or link and wait for the page it leads to; that page's notice."""
+                from selenium.webdriver.support import expected_conditions
+                from selenium.webdriver.support.wait import WebDriverWait
+
+                old = chromium.find_element(By.TAG_NAME, "html")
+                chromium.find_element(By.ID, element_id).click()
+                WebDriverWait(chromium, 120).until(expected_conditions.staleness_of(old))
+                found = chromium.find_elements(By.ID, "notice")
+                return str(found[0].text) if found else ""
+
             def rows(kind: str) -> list[Any]:
                 return chromium.find_elements(By.CSS_SELECTOR, f"tr.{kind}")
 
@@ -79,13 +90,17 @@ def test_the_console_in_chromium(tmp_path: Path, chromium: Any) -> None:
             assert "order 2 refused" in errors[first].text
 
             # an error's record, on its own page (escaped, not interpreted)
+            old = chromium.find_element(By.TAG_NAME, "html")
             errors[first].find_element(By.TAG_NAME, "a").click()
+            from selenium.webdriver.support import expected_conditions
+            from selenium.webdriver.support.wait import WebDriverWait
+
+            WebDriverWait(chromium, 120).until(expected_conditions.staleness_of(old))
             record = chromium.find_element(By.ID, "record").text
             assert json.loads(record) == {"n": 2, "note": "ø <b>"}
 
             # an action without the token is refused, and changes nothing
-            chromium.find_element(By.ID, f"retry-{first}").click()
-            assert "needs the console token" in chromium.find_element(By.ID, "notice").text
+            assert "needs the console token" in click(f"retry-{first}")
             fixed.set()
             open_console()
             assert len(rows("error")) == 2
@@ -93,27 +108,23 @@ def test_the_console_in_chromium(tmp_path: Path, chromium: Any) -> None:
             # log in with the token through the form; a wrong token first
             chromium.get(serve.url + "/login")
             chromium.find_element(By.ID, "token").send_keys("wrong-token-xxxxxxxxxxxx")
-            chromium.find_element(By.ID, "login").click()
-            assert "wrong console token" in chromium.find_element(By.ID, "notice").text
+            assert "wrong console token" in click("login")
             chromium.find_element(By.ID, "token").send_keys(CONSOLE_TOKEN)
-            chromium.find_element(By.ID, "login").click()
+            click("login")
             wait_for(lambda: chromium.find_elements(By.CSS_SELECTOR, "tr.error"), what="the console after login")
 
             # retry works: the receiver takes order 2 now, and the error is resolved
             posts_before = api.count("POST", "/orders")
-            chromium.find_element(By.ID, f"retry-{first}").click()
-            assert f"error {first} resolved" in chromium.find_element(By.ID, "notice").text
+            assert f"error {first} resolved" in click(f"retry-{first}")
             assert api.count("POST", "/orders") == posts_before + 1
             assert [e.get_attribute("data-id") for e in rows("error")] == [second]
 
             # resolve works: order 3 is given up by hand
-            chromium.find_element(By.ID, f"resolve-{second}").click()
-            assert f"error {second} resolved by hand" in chromium.find_element(By.ID, "notice").text
+            assert f"error {second} resolved by hand" in click(f"resolve-{second}")
             assert rows("error") == []
 
             # run now: a job of kind run
-            chromium.find_element(By.ID, "run-orders").click()
-            assert "orders: job" in chromium.find_element(By.ID, "notice").text
+            assert "orders: job" in click("run-orders")
             kinds = [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows("job")]
             assert kinds[0] == "run" and "webhook" in kinds and "retry" in kinds
 
