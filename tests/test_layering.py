@@ -16,7 +16,7 @@ ALLOWED = {
     "pygments": ("repl",),
     "httpx": ("connectors",),
     "aiohttp": ("connectors", "serve"),
-    "prometheus_client": ("serve",),
+    "prometheus_client": ("serve", "telemetry"),
     "croniter": ("check", "serve"),
     "sqlalchemy": ("connectors",),
     "opentelemetry": ("telemetry",),
