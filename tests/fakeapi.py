@@ -33,6 +33,7 @@ class Request:
     raw: bytes
     match: re.Match[str] | None = None
     at: float = field(default_factory=time.monotonic)
+    query_string: str = ""  # as sent, to see a name that was sent twice
 
 
 @dataclass
@@ -87,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 body = raw.decode(errors="replace")
         return Request(method, url.path, dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True)),
-                       {k.lower(): v for k, v in self.headers.items()}, body, raw)
+                       {k.lower(): v for k, v in self.headers.items()}, body, raw, query_string=url.query)
 
     def handle_method(self, method: str) -> None:
         req = self._request(method)

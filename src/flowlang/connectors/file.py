@@ -1,10 +1,13 @@
-"""The `file` connector: CSV, JSON and JSON Lines files, read as record streams and written
-record by record (folders are created; CSV cells are escaped against formula injection)."""
+"""The `file` connector: CSV, JSON and JSON Lines files, read as record streams (a JSON list is
+parsed as a stream too, so memory stays flat) and written record by record (folders are created;
+CSV cells are escaped against formula injection), and binary files (`format: "bytes"`). Text is
+decoded in the file's `encoding` line by line, so a bad byte is reported with its line."""
 
 from __future__ import annotations
 
+import codecs
 import csv
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,7 +17,7 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.values import RecordStream, Value, to_text, type_name
 
-FORMATS = ("csv", "json", "jsonl")
+FORMATS = ("csv", "json", "jsonl", "bytes")
 PAGE = 1000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -42,14 +45,15 @@ def _numeric(text: str) -> bool:
 
 class FileConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, path: Path, fmt: str, mode: str, services: RunServices,
-                 delimiter: str) -> None:
+                 delimiter: str, encoding: str = "utf-8") -> None:
         super().__init__(name, spec)
+        self.encoding = encoding
         self.path = path
         self.format = fmt
         self.mode = mode
         self.services = services
         self.delimiter = delimiter
-        self._handle: IO[str] | None = None
+        self._handle: IO[Any] | None = None
         self._writer: Any = None
         self._header: list[str] | None = None
         self._json_count = 0
@@ -74,18 +78,39 @@ class FileConnection(Connection):
             self._cache = records
         return self._cache
 
-    def _open_read(self) -> IO[str]:
+    def _open_binary(self) -> IO[bytes]:
         try:
-            return self.path.open(encoding="utf-8-sig", newline="")
+            return self.path.open("rb")
         except FileNotFoundError:
             raise FlowRuntimeError(f"file not found: {self.path}", "connector") from None
         except OSError as e:
             raise FlowRuntimeError(f"cannot read {self.path}: {e.strerror}", "connector") from None
 
+    def _lines(self, fh: IO[bytes]) -> Iterator[str]:
+        """The file's text line by line in its encoding (a UTF-8 byte order mark is skipped); a byte
+        that is not of the encoding is an error naming the file and the line."""
+        name = "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
+        decoder = codecs.getincrementaldecoder(name)(errors="strict")
+        number = 0
+        try:
+            if not _splits_on_newline_bytes(self.encoding):  # UTF-16/32: a newline is more than one byte
+                text = decoder.decode(fh.read(), final=True)
+                for number, line in enumerate(text.splitlines(keepends=True), 1):  # noqa: B007
+                    yield line
+                return
+            for number, raw in enumerate(fh, 1):  # noqa: B007
+                yield decoder.decode(raw)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            bad = e.object[e.start:e.end].hex(" ")
+            raise FlowRuntimeError(f"{self.path.name} line {max(number, 1)}: the bytes {bad} are not {self.encoding} "
+                                   f'text (give the file\'s encoding, e.g. encoding: "cp1252" or "latin-1")',
+                                   "data") from None
+
     async def _pages(self) -> AsyncIterator[list[Value]]:
         if self.format == "csv":
-            with self._open_read() as fh:
-                reader = csv.DictReader(fh, delimiter=self.delimiter)
+            with self._open_binary() as fh:
+                reader = csv.DictReader(self._lines(fh), delimiter=self.delimiter)
                 page: list[Value] = []
                 try:
                     for row in reader:
@@ -99,9 +124,9 @@ class FileConnection(Connection):
                 if page:
                     yield page
         elif self.format == "jsonl":
-            with self._open_read() as fh:
+            with self._open_binary() as fh:
                 page = []
-                for number, line in enumerate(fh, 1):
+                for number, line in enumerate(self._lines(fh), 1):
                     if not line.strip():
                         continue
                     try:
@@ -114,16 +139,45 @@ class FileConnection(Connection):
                         page = []
                 if page:
                     yield page
+        elif self.format == "bytes":
+            with self._open_binary() as fh:
+                yield [fh.read()]
         else:
-            with self._open_read() as fh:
-                text = fh.read()
+            async for page in self._json_pages():
+                yield page
+
+    async def _json_pages(self) -> AsyncIterator[list[Value]]:
+        """A JSON list streamed item by item (ijson; decimals exact); any other JSON value is one record."""
+        import ijson  # type: ignore[import-untyped]
+
+        with self._open_binary() as fh:
+            source: Any = fh if codecs.lookup(self.encoding).name == "utf-8" else _AsUtf8(fh, self.encoding)
+            start = source.peek(64)[:64]
+            if start.startswith(codecs.BOM_UTF8):
+                source.read(len(codecs.BOM_UTF8))
+                start = start[len(codecs.BOM_UTF8):]
+            if not start.lstrip().startswith(b"[") and start.strip():
+                try:
+                    yield [loads(source.read())]
+                except JsonDataError as e:
+                    raise FlowRuntimeError(f"bad JSON in {self.path.name}: {e}", "data") from None
+                return
+            page: list[Value] = []
             try:
-                data = loads(text) if text.strip() else []
-            except JsonDataError as e:
+                for item in ijson.items(source, "item", use_float=False):
+                    page.append(item)
+                    if len(page) >= PAGE:
+                        yield page
+                        page = []
+            except ijson.JSONError as e:
+                if not start.strip():
+                    return
                 raise FlowRuntimeError(f"bad JSON in {self.path.name}: {e}", "data") from None
-            records = data if type(data) is list else [data]
-            for i in range(0, len(records), PAGE):
-                yield records[i : i + PAGE]
+            except UnicodeDecodeError as e:
+                raise FlowRuntimeError(f"bad JSON in {self.path.name}: not {self.encoding} text ({e.reason})",
+                                       "data") from None
+            if page:
+                yield page
 
     # ---- writing -------------------------------------------------------------------------------
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -136,16 +190,19 @@ class FileConnection(Connection):
             raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
         return record
 
-    def _start(self) -> IO[str]:
+    def _start(self) -> IO[Any]:
+        if self._handle is None and self.format == "bytes":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("ab" if self.mode == "append" else "wb")
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             existing = self.mode == "append" and self.path.exists() and self.path.stat().st_size > 0
             if self.format == "csv" and existing:
-                with self.path.open(encoding="utf-8-sig", newline="") as fh:
-                    self._header = next(csv.reader(fh, delimiter=self.delimiter), None)
+                with self.path.open("rb") as fh:
+                    self._header = next(csv.reader(self._lines(fh), delimiter=self.delimiter), None)
             if self.format == "json" and existing:
                 self._prepare_json_append()
-            self._handle = self.path.open("a" if self.mode == "append" else "w", encoding="utf-8", newline="")
+            self._handle = self.path.open("a" if self.mode == "append" else "w", encoding=self.encoding, newline="")
             if self.format == "json" and not existing:
                 self._handle.write("[")
         return self._handle
@@ -161,7 +218,12 @@ class FileConnection(Connection):
     def _write(self, record: Value) -> None:
         self._cache = None
         handle = self._start()
-        if self.format == "jsonl":
+        if self.format == "bytes":
+            if type(record) is not bytes:
+                raise FlowRuntimeError(f'a file with format: "bytes" takes bytes (a binary answer), got '
+                                       f"{type_name(record)}", "data")
+            handle.write(record)
+        elif self.format == "jsonl":
             handle.write(dumps(record) + "\n")
         elif self.format == "json":
             handle.write(("," if self._json_count else "") + "\n" + dumps(record))
@@ -214,20 +276,61 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     if mode not in ("overwrite", "append"):
         raise FlowRuntimeError(f'file mode must be "overwrite" or "append", got {to_text(mode)!r}', "connector")
     delimiter = config.get("delimiter") or ","
+    if delimiter == "\\t":
+        delimiter = "\t"
     if type(delimiter) is not str or len(delimiter) != 1:
-        raise FlowRuntimeError("file delimiter must be one character", "connector")
-    return FileConnection(name, FILE, path, str(fmt), str(mode), services, delimiter)
+        raise FlowRuntimeError('file delimiter must be one character (a tab is "\\t")', "connector")
+    encoding = config.get("encoding") or "utf-8"
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
+        raise FlowRuntimeError(f"file encoding {to_text(encoding)!r} is not one Python knows (e.g. \"utf-8\", "
+                               '"cp1252", "latin-1", "utf-16")', "connector") from None
+    return FileConnection(name, FILE, path, str(fmt), str(mode), services, delimiter, str(encoding))
+
+
+def _splits_on_newline_bytes(encoding: str) -> bool:
+    """True when every b"\\n" byte in the encoding's text is a newline (ASCII-compatible encodings)."""
+    return "\n".encode(encoding) == b"\n" and "\u2028".encode(encoding, errors="ignore").count(b"\n") == 0 \
+        and not codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+
+
+class _AsUtf8:
+    """A binary file in another encoding, read as UTF-8 bytes (for ijson)."""
+
+    def __init__(self, raw: IO[bytes], encoding: str) -> None:
+        self.text = codecs.getreader(encoding)(raw)
+        self.buffer = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            more = self.text.read(8192)
+            if not more:
+                break
+            self.buffer += more.encode()
+        return self.buffer
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            out = self.buffer + self.text.read().encode()
+            self.buffer = b""
+            return out
+        self.peek(n)
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
 
 
 FILE = ConnectorSpec(
     name="file",
-    title="CSV, JSON and JSON Lines files",
+    title="CSV, JSON and JSON Lines files, and binary files",
     origin="builtin",
     config=(
         ConfigKey("path", required=True, description="the file, relative to the flow's folder"),
-        ConfigKey("format", description='"csv", "json" or "jsonl" (default: from the extension)'),
+        ConfigKey("format", description='"csv", "json", "jsonl" (default: from the extension) or "bytes"'),
         ConfigKey("mode", description='"overwrite" (default: the file is replaced once per run) or "append"'),
-        ConfigKey("delimiter", description='the CSV delimiter (default ",")'),
+        ConfigKey("delimiter", description='the CSV delimiter (default ","; ";", "|", "\\t" for a tab)'),
+        ConfigKey("encoding", description='the text encoding (default "utf-8", a byte order mark is skipped; '
+                  '"cp1252", "latin-1", "utf-16", ...)'),
         ConfigKey("allow_outside", description="true to use a file outside the flow's folder"),
     ),
     operations={

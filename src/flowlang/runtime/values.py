@@ -1,7 +1,8 @@
 """Runtime values: type names, truthiness, structural equality, ordering and text conversion.
 
 flowlang values are plain Python objects: None, bool, int, Decimal (never float), str, list,
-dict (string keys, ordered), datetime (aware), date, timedelta, plus Secret and RecordStream.
+dict (string keys, ordered), datetime (aware), date, timedelta, bytes (a binary answer or file,
+never shown raw: its text is "<N bytes>"), plus Secret and RecordStream.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def type_name(value: Value) -> str:
 _TYPE_NAMES: dict[type, str] = {
     bool: "boolean", int: "number", Decimal: "number", str: "string", list: "list", dict: "object",
     datetime: "datetime", date: "date", timedelta: "duration", Secret: "secret", RecordStream: "stream",
+    bytes: "bytes",
 }
 
 
@@ -115,7 +117,7 @@ def truthy(value: Value) -> bool:
     if value is True:
         return True
     t = type(value)
-    if t is int or t is Decimal or t is str or t is list or t is dict:
+    if t is int or t is Decimal or t is str or t is list or t is dict or t is bytes:
         return bool(value)
     return True
 
@@ -209,9 +211,16 @@ def to_text(value: Value) -> str:
         return "***"
     if t is RecordStream:
         return repr(value)
+    if t is bytes:
+        return bytes_text(value)
     from flowlang.runtime.jsoncodec import dumps
 
     return dumps(value)
+
+
+def bytes_text(value: bytes) -> str:
+    """How binary data reads in text and output: its size, never its raw bytes."""
+    return f"<{len(value)} bytes>"
 
 
 def interpolate(parts: tuple[Any, ...]) -> Any:
@@ -235,7 +244,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-_PLAIN = frozenset({str, int, bool, Decimal, type(None), Secret, RecordStream, date, timedelta})
+_PLAIN = frozenset({str, int, bool, Decimal, type(None), Secret, RecordStream, date, timedelta, bytes})
 
 
 def from_python(value: Any, depth: int = 0) -> Value:
@@ -324,8 +333,8 @@ def _from_other(value: Any, depth: int) -> Value:
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return from_python(dataclasses.asdict(value), depth + 1)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
     if isinstance(value, Iterable):
         return [from_python(v, depth + 1) for v in value]
     raise ValueError(f"cannot use a Python {type(value).__name__} as a flowlang value")

@@ -74,6 +74,7 @@ def auth_value(auth: AuthModel | None, values: Mapping[str, Any]) -> Any:
         if raw is not None:
             out[key] = Secret(text_template(raw, values))
     out["in"] = auth.in_
+    out["auth_method"] = auth.auth_method
     for plain in ("name", "token_url", "scope"):
         if plain in out:
             out[plain] = out[plain].reveal()
@@ -96,9 +97,11 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
                 raise FlowRuntimeError(f"{model.name}: region must be one of {', '.join(model.regions)}, "
                                        f"got {to_text(region)!r}", "connector")
             template = model.regions[str(region)]
+        override = config.get("base_url") if "base_url" not in model.config else None
+        if isinstance(override, Secret):
+            override = override.reveal()
         settings_config: dict[str, Any] = {
-            "base_url": config.get("base_url") if "base_url" not in model.config and config.get("base_url")
-            else base_url(template, values),
+            "base_url": base_url(override, values) if isinstance(override, str) else base_url(template, values),
             "auth": auth_value(model.auth, values),
             "headers": {**{k: text_template(v, values) for k, v in model.headers.items()},
                         **(config.get("headers") or {})},
@@ -132,6 +135,9 @@ class DeclarativeConnection(Connection):
             raise FlowRuntimeError(f"{self.model.name} has no operation '{op}'", "connector")
         return found
 
+    def form(self, op: OperationModel) -> bool:
+        return (op.content_type or self.model.content_type) == "form"
+
     def request_parts(self, op: OperationModel, kwargs: dict[str, Value], record: Any = None
                       ) -> tuple[str, dict[str, Any] | None]:
         holes = placeholders(op.path)
@@ -154,7 +160,8 @@ class DeclarativeConnection(Connection):
             spec = page_spec(model.pagination.model_dump(exclude_none=True))
             return Paginator(self.client, model.method, url, None, headers, spec).stream(f"{self.name}.{op}()")
         answer = await self.client.request(model.method, url, headers=headers, body=kwargs.get("body"),
-                                           changes_data=model.method not in READS and not model.safe)
+                                           changes_data=model.method not in READS and not model.safe,
+                                           form=self.form(model))
         if model.records:
             return records_of(answer.value, model.records, url)
         return answer.value
@@ -171,7 +178,7 @@ class DeclarativeConnection(Connection):
         key = text_template(model.idempotency_key, record) if model.idempotency_key and isinstance(record, dict) \
             else None
         answer = await self.client.request(model.method, url, headers=headers, body=record,
-                                           changes_data=not model.safe, idempotency_key=key)
+                                           changes_data=not model.safe, idempotency_key=key, form=self.form(model))
         return answer.value
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]

@@ -36,6 +36,7 @@ class AuthModel(Strict):
     client_id: str | None = None
     client_secret: str | None = None
     scope: str | None = None
+    auth_method: Literal["post", "basic"] = "post"  # oauth2: client secret in the form, or HTTP Basic
 
     @model_validator(mode="after")
     def needs(self) -> AuthModel:
@@ -66,6 +67,7 @@ class PaginationModel(Strict):
     cursor_param: str | None = None
     cursor: str | None = None
     next: str | None = None
+    has_more: str | None = None
 
     @model_validator(mode="after")
     def style_keys(self) -> PaginationModel:
@@ -95,6 +97,7 @@ class OperationModel(Strict):
     records: str | None = None  # path of the records in a non-paginated answer
     safe: bool = False  # a non-GET operation that changes nothing (runs under --dry-run)
     idempotency_key: str | None = None  # template over the record, sent as Idempotency-Key
+    content_type: Literal["json", "form"] | None = None  # the request body's encoding (default: the file's)
 
     @field_validator("query", mode="before")
     @classmethod
@@ -128,6 +131,7 @@ class ConnectorFile(Strict):
     rate_limit: RateLimitModel | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = None
+    content_type: Literal["json", "form"] = "json"  # request bodies as JSON or form fields
     operations: dict[str, OperationModel]
 
     @field_validator("name")

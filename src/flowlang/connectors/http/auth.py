@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Secret, to_text, type_name
@@ -28,7 +29,7 @@ class RequestAuth:
     query: dict[str, str] = field(default_factory=dict)
 
 
-TokenFetcher = Callable[[str, dict[str, str]], Awaitable[tuple[int, Any]]]
+TokenFetcher = Callable[[str, dict[str, str], dict[str, str]], Awaitable[tuple[int, Any]]]
 
 
 class Auth:
@@ -87,7 +88,10 @@ class ApiKeyAuth(Auth):
 
 class OAuth2ClientCredentials(Auth):
     def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None,
-                 on_token: Callable[[str], None]) -> None:
+                 on_token: Callable[[str], None], method: str = "post") -> None:
+        if method not in ("post", "basic"):
+            raise FlowRuntimeError(f'oauth2 auth_method must be "post" or "basic", got {method!r}', "connector")
+        self.method = method
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -98,7 +102,12 @@ class OAuth2ClientCredentials(Auth):
         self._lock = asyncio.Lock()
 
     def secrets(self) -> list[str]:
-        return [self.client_secret, *([self._token] if self._token else [])]
+        return [self.client_secret, self._basic(), *([self._token] if self._token else [])]
+
+    def _basic(self) -> str:
+        """RFC 6749 2.3.1: id and secret form-encoded, joined by ':', in base64."""
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
+        return base64.b64encode(pair.encode()).decode("ascii")
 
     def refreshable(self) -> bool:
         return True
@@ -113,11 +122,15 @@ class OAuth2ClientCredentials(Auth):
         return RequestAuth(headers={"Authorization": f"Bearer {self._token}"})
 
     async def _fetch(self, fetch: TokenFetcher) -> None:
-        form = {"grant_type": "client_credentials", "client_id": self.client_id,
-                "client_secret": self.client_secret}
+        form = {"grant_type": "client_credentials"}
+        headers: dict[str, str] = {}
+        if self.method == "basic":
+            headers["Authorization"] = f"Basic {self._basic()}"
+        else:
+            form.update(client_id=self.client_id, client_secret=self.client_secret)
         if self.scope:
             form["scope"] = self.scope
-        status, body = await fetch(self.token_url, form)
+        status, body = await fetch(self.token_url, form, headers)
         if status >= 400 or not isinstance(body, dict) or not body.get("access_token"):
             raise FlowRuntimeError(f"the OAuth2 token endpoint answered {status} without an access_token", "http",
                                    status=status)
@@ -153,5 +166,5 @@ def make_auth(value: Any, on_token: Callable[[str], None]) -> Auth:
         scope = value.get("scope")
         return OAuth2ClientCredentials(reveal(value.get("token_url")), reveal(value.get("client_id")),
                                        reveal(value.get("client_secret")), reveal(scope) if scope else None,
-                                       on_token)
+                                       on_token, str(value.get("auth_method") or "post"))
     raise FlowRuntimeError(f"unknown auth type {kind!r}", "connector")

@@ -19,14 +19,30 @@ from flowlang.connectors.http.ratelimit import RateLimiter
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
 from flowlang.connectors.http.transport import Response, Transport, TransportError
 from flowlang.connectors.http.urls import host_of, join, shown, with_query
-from flowlang.errors import HttpError
+from flowlang.errors import FlowRuntimeError, HttpError
+from flowlang.runtime.formcodec import FormError, form_encode
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
-from flowlang.runtime.values import Secret, to_text
+from flowlang.runtime.values import Secret, to_text, type_name
 
 log = logging.getLogger("flowlang.http")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_REDIRECTS = 5
 BODY_SHOWN = 500
+
+
+TEXT_TYPES = ("xml", "javascript", "x-www-form-urlencoded", "csv", "yaml")
+
+
+def is_binary(body: bytes) -> bool:
+    """Bytes that are not UTF-8 text, or hold control characters a terminal would act on."""
+    head = body[:4096]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not merely a character cut at the end of the sample
+            return True
+        text = head[:e.start].decode("utf-8")
+    return any((c < " " and c not in "\t\n\r") or c == "\x7f" for c in text)
 
 
 @dataclass
@@ -53,9 +69,16 @@ def header_text(value: Any) -> str:
     return value.reveal() if isinstance(value, Secret) else to_text(value)
 
 
-def encode_body(body: Any, headers: dict[str, str]) -> bytes | None:
+def encode_body(body: Any, headers: dict[str, str], form: bool = False) -> bytes | None:
+    """The request body: JSON (decimals exact), text for a string, or form fields when `form`."""
     if body is None:
         return None
+    if form:
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            return form_encode(body).encode()
+        except FormError as e:
+            raise FlowRuntimeError(f"{e}, got {type_name(body)}", "value") from None
     if isinstance(body, str | Secret):
         headers.setdefault("Content-Type", "text/plain; charset=utf-8")
         return header_text(body).encode()
@@ -82,14 +105,14 @@ class HttpClient:
 
     async def request(self, method: str, url: str, *, headers: Mapping[str, Any] | None = None, body: Any = None,
                       changes_data: bool | None = None, idempotency_key: str | None = None,
-                      timeout: float | None = None) -> Answer:
+                      timeout: float | None = None, form: bool = False) -> Answer:
         """Send (or, in a dry run, log) one request; returns the decoded answer or raises HttpError."""
         method = method.upper()
         writes = method not in READ_METHODS if changes_data is None else changes_data
         all_headers = {k: header_text(v) for k, v in {**self.settings.headers, **(headers or {})}.items()}
         if idempotency_key:
             all_headers["Idempotency-Key"] = idempotency_key
-        data = encode_body(body, all_headers)
+        data = encode_body(body, all_headers, form)
         if writes and self.services.dry_run:
             text = f" {data.decode(errors='replace')}" if data else ""
             self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))
@@ -170,12 +193,12 @@ class HttpClient:
     async def _auth(self) -> RequestAuth:
         return await self.settings.auth.apply(self._fetch_token)
 
-    async def _fetch_token(self, token_url: str, form: dict[str, str]) -> tuple[int, Any]:
+    async def _fetch_token(self, token_url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
         if self.settings.guard is not None:
             await self.settings.guard.check(token_url)
         body = urlencode(form).encode()
         response = await self.transport.send("POST", token_url, {
-            "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}, body)
+            "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers}, body)
         try:
             return response.status, loads(response.body) if response.body else None
         except JsonDataError:
@@ -208,23 +231,31 @@ class HttpClient:
 
     # ---- answers ----------------------------------------------------------------------------------
     def decode(self, method: str, response: Response) -> Any:
+        """A 2xx body as a value: JSON (decimals exact), text for text types, bytes for binary types
+        (a PDF, an image, application/octet-stream), null when empty."""
         if not 200 <= response.status < 300:
             raise self.error(method, response.url, response)
         if not response.body.strip() or method == "HEAD":
             return None
-        kind = response.headers.get("content-type", "")
-        text_like = kind.startswith("text/") and "json" not in kind
-        if text_like:
-            return response.body.decode("utf-8", errors="replace")
+        kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind and "json" not in kind:
+            if kind.startswith("text/") or any(t in kind for t in TEXT_TYPES):
+                return response.body.decode("utf-8", errors="replace")
+            return response.body
         try:
             return loads(response.body)
         except JsonDataError as e:
+            if not kind and is_binary(response.body):
+                return response.body
             raise HttpError(f"{method} {shown(response.url, self.services.mask)} answered {response.status} with a "
                             f"body that is not valid JSON ({e}): {self.snippet(response.body)}",
                             status=response.status, method=method, url=shown(response.url, self.services.mask),
                             body=self.snippet(response.body)) from None
 
     def snippet(self, body: bytes) -> str:
+        """The start of a body for a message: text masked and cut, binary data by its size only."""
+        if is_binary(body):
+            return f"<{len(body)} bytes of binary data>"
         text = body.decode("utf-8", errors="replace")
         if len(text) > BODY_SHOWN:
             text = text[:BODY_SHOWN] + f"... ({len(body)} bytes)"

@@ -12,7 +12,7 @@ from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Value, to_text, type_name
 
-REQUEST_KEYS = ("query", "headers", "body", "pages", "timeout", "idempotency_key")
+REQUEST_KEYS = ("query", "headers", "body", "form", "pages", "timeout", "idempotency_key")
 
 
 def split_request(op: str, args: list[Value], kwargs: dict[str, Value]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -72,9 +72,15 @@ class HttpConnection(Connection):
             spec = page_spec(options["pages"])
             return Paginator(self.client, method, url, None, headers, spec).stream(f"{self.name}.{op}({path!r})")
         key = options.get("idempotency_key")
-        answer = await self.client.request(method, url, headers=headers, body=options.get("body"),
+        body, form = options.get("body"), options.get("form")
+        if form is not None:
+            if body is not None:
+                raise FlowRuntimeError(f"{op}() takes body: (JSON) or form: (form fields), not both", "connector")
+            if not isinstance(form, dict):
+                raise FlowRuntimeError(f"form: must be an object of fields, got {type_name(form)}", "connector")
+        answer = await self.client.request(method, url, headers=headers, body=form if form is not None else body,
                                            idempotency_key=to_text(key) if key is not None else None,
-                                           timeout=timeout_of(options.get("timeout")))
+                                           timeout=timeout_of(options.get("timeout")), form=form is not None)
         return answer.value
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -82,11 +88,15 @@ class HttpConnection(Connection):
         path, options, templates = split_request(op, args, kwargs)
         if "body" in options:
             raise FlowRuntimeError("send gives the record as the body; do not pass body:", "connector")
+        form = options.get("form", False)
+        if not isinstance(form, bool):
+            raise FlowRuntimeError("in a send, form: true sends the record as form fields (form: takes true or "
+                                   "false here)", "connector")
         url = self.client.url(fill_path(path, templates, record), mapping(options.get("query"), "query"))
         key = options.get("idempotency_key")
         answer = await self.client.request(method, url, headers=mapping(options.get("headers"), "headers"),
                                            body=record, idempotency_key=to_text(key) if key is not None else None,
-                                           timeout=timeout_of(options.get("timeout")))
+                                           timeout=timeout_of(options.get("timeout")), form=form)
         return answer.value
 
     async def close(self) -> None:

@@ -10,11 +10,11 @@ from typing import Any
 from urllib.parse import urljoin
 
 from flowlang.connectors.http.client import HttpClient
-from flowlang.connectors.http.urls import host_of, with_query
+from flowlang.connectors.http.urls import host_of, query_names, with_query
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
 from flowlang.runtime.operators import OperatorError, as_int
-from flowlang.runtime.values import RecordStream, to_text, type_name
+from flowlang.runtime.values import RecordStream, to_text, truthy, type_name
 
 STYLES = ("page", "offset", "cursor", "link", "next_url")
 LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?next"?', re.IGNORECASE)
@@ -37,6 +37,7 @@ class PageSpec:
     cursor_param: str = "cursor"
     cursor: str | None = None
     next: str | None = None
+    has_more: str | None = None
     max_pages: int = 1_000_000
 
 
@@ -102,6 +103,16 @@ class Paginator:
         self.query = dict(query or {})
         self.headers = headers
         self.spec = spec
+        self.size = spec.size
+        self.size_given = False
+        given = query_names(url).get(self.size_name())
+        if given is not None:  # the flow's own page size replaces the connector's default
+            self.size_given = True
+            self.size = int(given) if given.isdigit() and int(given) > 0 else None
+
+    def size_name(self) -> str:
+        defaults = {"page": "per_page", "offset": self.spec.limit_param, "cursor": "limit"}
+        return self.spec.size_param or defaults.get(self.spec.style, "per_page")
 
     def stream(self, label: str) -> RecordStream:
         return RecordStream(self.pages, label)
@@ -125,12 +136,22 @@ class Paginator:
                 raise FlowRuntimeError(f"{self.shown()} gave more than {spec.max_pages} pages (max_pages)", "limit")
 
     def _sized(self, query: dict[str, Any], default_param: str) -> dict[str, Any]:
-        if self.spec.size is not None:
-            query[self.spec.size_param or default_param] = self.spec.size
+        if self.size is not None and not self.size_given:
+            query[self.spec.size_param or default_param] = self.size
         return query
 
-    def _short(self, records: list[Any]) -> bool:
-        return not records or (self.spec.size is not None and len(records) < self.spec.size)
+    def _short(self, records: list[Any], body: Any) -> bool:
+        """The last page: `has_more` false in the body, or (without has_more) an empty or short page."""
+        more = self._more(body)
+        if more is not None:
+            return not more or not records
+        return not records or (self.size is not None and len(records) < self.size)
+
+    def _more(self, body: Any) -> bool | None:
+        """The body's `has_more` field (a missing or null one means no more pages), or None without one."""
+        if not self.spec.has_more:
+            return None
+        return truthy(path_get(body, self.spec.has_more))
 
     async def _numbered(self) -> AsyncIterator[list[Any]]:
         page = self.spec.start
@@ -140,7 +161,7 @@ class Paginator:
             records = records_of(body, self.spec.records, self.shown())
             yield records
             total = path_get(body, self.spec.total_pages) if self.spec.total_pages else None
-            if self._short(records) or (isinstance(total, int) and page >= total):
+            if self._short(records, body) or (isinstance(total, int) and page >= total):
                 return
             page += 1
 
@@ -152,8 +173,8 @@ class Paginator:
             records = records_of(body, self.spec.records, self.shown())
             yield records
             total = path_get(body, self.spec.total) if self.spec.total else None
-            offset += self.spec.size if self.spec.size is not None else len(records)
-            if self._short(records) or (isinstance(total, int) and offset >= total):
+            offset += self.size if self.size is not None else len(records)
+            if self._short(records, body) or (isinstance(total, int) and offset >= total):
                 return
 
     async def _cursor(self) -> AsyncIterator[list[Any]]:
@@ -166,7 +187,7 @@ class Paginator:
             body, _ = await self.fetch(with_query(self.url, query))
             yield records_of(body, self.spec.records, self.shown())
             cursor = path_get(body, self.spec.cursor or "")
-            if cursor in (None, ""):
+            if cursor in (None, "") or self._more(body) is False:
                 return
             key = to_text(cursor)
             if key in seen:
@@ -181,7 +202,7 @@ class Paginator:
             body, headers = await self.fetch(url)
             yield records_of(body, self.spec.records, self.shown())
             nxt = next_of(body, headers)
-            if not nxt:
+            if not nxt or self._more(body) is False:
                 return
             nxt = to_text(nxt)
             if not nxt.startswith(("http://", "https://")):

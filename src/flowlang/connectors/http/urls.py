@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.formcodec import query_value
 from flowlang.runtime.values import Secret, to_text
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -49,20 +48,9 @@ def join(base_url: str | None, path: str) -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def query_value(value: Any) -> str:
-    if isinstance(value, Secret):
-        return value.reveal()
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int | Decimal | str | datetime | date):
-        return to_text(value)
-    return to_text(value)
-
-
 def with_query(url: str, query: Mapping[str, Any] | None) -> str:
-    """Add query parameters (null values are left out, lists repeat the name)."""
+    """Add query parameters (null values are left out, lists repeat the name). A name already in the
+    URL's query is replaced, never sent twice."""
     if not query:
         return url
     pairs: list[tuple[str, str]] = []
@@ -77,7 +65,9 @@ def with_query(url: str, query: Mapping[str, Any] | None) -> str:
         return url
     parts = urlsplit(url)
     extra = urlencode(pairs, quote_via=quote, safe="")
-    combined = f"{parts.query}&{extra}" if parts.query else extra
+    names = {quote(k, safe="") for k, _ in pairs}
+    kept = "&".join(p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in names)
+    combined = f"{kept}&{extra}" if kept else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, combined, parts.fragment))
 
 
@@ -91,3 +81,10 @@ def shown(url: str, mask: Any) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return str(mask(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))))
+
+
+def query_names(url: str) -> dict[str, str]:
+    """The query parameters already in a URL, name -> (last) value, decoded."""
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+

@@ -7,6 +7,7 @@ from typing import Any
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
 
 AUTH_TYPES = ("bearer", "basic", "api_key", "oauth2_client_credentials")
+OAUTH2_METHODS = ("post", "basic")
 
 
 def bearer(token: Any) -> Any:
@@ -31,15 +32,19 @@ def api_key(name: Any, value: Any, in_: Any = "header") -> Any:
     return {"type": "api_key", "name": name, "value": value, "in": in_}
 
 
-def oauth2_client_credentials(token_url: Any, client_id: Any, client_secret: Any, scope: Any = None) -> Any:
-    """oauth2_client_credentials(token_url, client_id, client_secret, scope): OAuth2 client credentials."""
+def oauth2_client_credentials(token_url: Any, client_id: Any, client_secret: Any, scope: Any = None,
+                              auth_method: Any = "post") -> Any:
+    """oauth2_client_credentials(token_url, client_id, client_secret, scope, auth_method: "post"|"basic"): OAuth2."""
     need(token_url, "string", "oauth2_client_credentials", "token_url")
     need(client_id, "string secret", "oauth2_client_credentials", "client_id")
     need(client_secret, "string secret", "oauth2_client_credentials", "client_secret")
     if scope is not None:
         need(scope, "string", "oauth2_client_credentials", "scope")
+    if auth_method not in OAUTH2_METHODS:
+        raise BuiltinError('oauth2_client_credentials() needs auth_method: "post" (the secret in the form) or '
+                           '"basic" (HTTP Basic client authentication)')
     return {"type": "oauth2_client_credentials", "token_url": token_url, "client_id": client_id,
-            "client_secret": client_secret, "scope": scope}
+            "client_secret": client_secret, "scope": scope, "auth_method": auth_method}
 
 
 def _api_key_builtin() -> Builtin:

@@ -49,15 +49,15 @@ def list_(value: Any) -> Any:
 
 
 def len_(value: Any) -> Any:
-    """len(x): the number of items, keys or characters (0 for null)."""
+    """len(x): the number of items, keys, characters or bytes (0 for null)."""
     t = type(value)
     if value is None:
         return 0
-    if t is list or t is dict or t is str:
+    if t is list or t is dict or t is str or t is bytes:
         return len(value)
     if t is RecordStream:
         raise NeedsMaterialization(value)
-    raise BuiltinError(f"len() needs a list, object or string, got {type_name(value)}", "type")
+    raise BuiltinError(f"len() needs a list, object, string or bytes, got {type_name(value)}", "type")
 
 
 def first(items: Any) -> Any:

@@ -7,11 +7,13 @@ import binascii
 import hashlib
 import uuid as uuid_module
 from typing import Any
+from urllib.parse import quote
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need, secret_preserving
+from flowlang.runtime.formcodec import FormError, form_encode, query_value
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.tape import drawn
-from flowlang.runtime.values import type_name
+from flowlang.runtime.values import Secret, type_name
 
 
 def json_parse(text: Any) -> Any:
@@ -31,11 +33,29 @@ def json_string(value: Any) -> Any:
 
 
 def base64_encode(text: Any) -> Any:
-    """base64_encode(s): the base64 of s's UTF-8 bytes."""
+    """base64_encode(x): the base64 of a text's UTF-8 bytes, or of bytes (a binary answer)."""
     if text is None:
         return None
+    if type(text) is bytes:
+        return base64.b64encode(text).decode("ascii")
     need(text, "string", "base64_encode")
     return base64.b64encode(text.encode()).decode("ascii")
+
+
+def url_encode(value: Any) -> Any:
+    """url_encode(x): text percent-encoded for a URL (a space is %20), or an object as form fields (a=1&b=x+y)."""
+    if value is None:
+        return None
+    if isinstance(value, Secret):
+        return Secret(str(url_encode(value.reveal())))
+    if isinstance(value, dict):
+        try:
+            return form_encode(value)
+        except FormError as e:
+            raise BuiltinError(f"url_encode(): {e}") from None
+    if isinstance(value, list | bytes):
+        raise BuiltinError(f"url_encode() needs a string, number or object, got {type_name(value)}", "type")
+    return quote(query_value(value), safe="")
 
 
 def base64_decode(text: Any) -> Any:
@@ -77,6 +97,7 @@ BUILTINS = (
     Builtin.of("json_string", json_string),
     Builtin.of("base64_encode", secret_preserving(base64_encode)),
     Builtin.of("base64_decode", secret_preserving(base64_decode)),
+    Builtin.of("url_encode", url_encode),
     Builtin.of("sha256", secret_preserving(sha256)),
     Builtin.of("uuid", uuid, pure=False),
     Builtin.of("type_of", type_of),

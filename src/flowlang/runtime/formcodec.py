@@ -1,0 +1,51 @@
+"""Form encoding (application/x-www-form-urlencoded) and the text of a value in a query string or
+form field: one home for both, used by the HTTP connector and the url_encode() builtin."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flowlang.runtime.values import Secret, to_text
+
+
+class FormError(ValueError):
+    """A value that cannot be form fields."""
+
+
+def query_value(value: Any) -> str:
+    """true/false, numbers in plain notation, datetimes in ISO 8601, secrets revealed (for the request)."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return to_text(value)
+
+
+def form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """An object as form fields: nested objects as a[b]=..., lists of objects as a[0][b]=..., lists of
+    plain values repeat the name (a=1&a=2), nulls are left out (the Stripe and PHP convention)."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            pairs.extend(form_pairs(v, f"{prefix}[{k}]" if prefix else str(k)))
+    elif isinstance(value, list):
+        if any(isinstance(v, dict | list) for v in value):
+            for i, v in enumerate(value):
+                pairs.extend(form_pairs(v, f"{prefix}[{i}]"))
+        else:
+            pairs.extend((prefix, query_value(v)) for v in value if v is not None)
+    elif value is not None:
+        if not prefix:
+            raise FormError("a form body must be an object of fields")
+        pairs.append((prefix, query_value(value)))
+    return pairs
+
+
+def form_encode(value: Any) -> str:
+    """application/x-www-form-urlencoded text of an object (spaces as +)."""
+    if not isinstance(value, dict):
+        raise FormError("a form body must be an object of fields")
+    return urlencode(form_pairs(value))

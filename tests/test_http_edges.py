@@ -1,0 +1,224 @@
+"""HTTP at the edges, against the project's server on 127.0.0.1: a flow's query value replaces the
+connector's default, form bodies and url_encode(), OAuth2 client authentication by HTTP Basic, a
+stdlib base_url override with placeholders, a has_more stop condition, and binary answers."""
+
+from __future__ import annotations
+
+import base64
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowlang
+from fakeapi import FakeApi, Request
+
+
+def run(text: str, api: FakeApi, **kw: Any) -> flowlang.Result:
+    flow = flowlang.compile(text, name="t.flow", bindings=())
+    return flow.run(env={"API": api.url}, **kw)
+
+
+def test_a_query_value_in_the_flow_replaces_the_connectors_default() -> None:
+    with FakeApi() as api:
+        seen: list[str] = []
+
+        def issues(req: Request) -> tuple[int, dict[str, str], Any]:
+            seen.append(req.query_string)
+            page = int(req.query.get("page", 1))
+            link = {"Link": f'<{api.url}/repos/o/r/issues?per_page=5&page={page + 1}>; rel="next"'} if page < 3 else {}
+            return 200, link, [{"n": page * 10 + i} for i in range(5 if page < 3 else 2)]
+        api.route("GET", "/repos/o/r/issues", issues)
+        result = run('use gh = github(token: "t", base_url: env.API)\n'
+                     'call gh.list_issues(owner: "o", repo: "r", query: {per_page: 5}) as all\n'
+                     "emit len(list(all))\n", api)
+        assert result.ok, result.error
+        assert all(urllib.parse.parse_qsl(q).count(("per_page", "5")) == 1 for q in seen), seen
+        assert not any("per_page=100" in q for q in seen), seen
+        assert result.outputs == [12] and len(seen) == 3
+
+
+def test_form_bodies_and_url_encode() -> None:
+    with FakeApi() as api:
+        api.route("POST", "/v1/customers", lambda req: (200, {}, {"raw": req.raw.decode(),
+                                                                  "type": req.headers["content-type"]}))
+        result = run("""
+use api = http(base_url: env.API)
+call api.post("/v1/customers", form: {email: "ann+1@x.org", name: "Ann B", metadata: {tier: "gold"}, tags: ["a", "b"], skip: null}) as made
+emit made
+send {email: "bob@x.org", note: "a&b=c"} to api.post("/v1/customers", form: true) as sent
+emit sent
+emit [url_encode("a b/c?d=é"), url_encode({q: "x y", n: 1.50, ok: true})]
+""", api)
+        assert result.ok, result.error
+        first, second, encoded = result.outputs
+        assert first["type"] == "application/x-www-form-urlencoded"
+        assert urllib.parse.parse_qsl(first["raw"]) == [("email", "ann+1@x.org"), ("name", "Ann B"),
+                                                         ("metadata[tier]", "gold"), ("tags", "a"), ("tags", "b")]
+        assert urllib.parse.parse_qsl(second["raw"]) == [("email", "bob@x.org"), ("note", "a&b=c")]
+        assert encoded == ["a%20b%2Fc%3Fd%3D%C3%A9", "q=x+y&n=1.50&ok=true"]
+
+
+def test_a_connector_file_sends_form_bodies(tmp_path: Path) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text("""
+name = "shop"
+base_url = "http://unused.invalid"
+content_type = "form"
+
+[operations.create_charge]
+method = "POST"
+path = "/charges"
+
+[operations.create_note]
+method = "POST"
+path = "/notes"
+content_type = "json"
+""")
+    with FakeApi() as api:
+        api.route("POST", "/(charges|notes)", lambda req: (200, {}, {"raw": req.raw.decode(),
+                                                                    "type": req.headers["content-type"]}))
+        flow = tmp_path / "f.flow"
+        flow.write_text('use shop = shop(base_url: env.API)\n'
+                        'send {amount: 2000, currency: "eur"} to shop.create_charge() as c\nemit c\n'
+                        'send {text: "hi"} to shop.create_note() as n\nemit n\n')
+        result = flowlang.load(flow).run(env={"API": api.url})
+        assert result.ok, result.error
+        charge, note = result.outputs
+        assert charge == {"raw": "amount=2000&currency=eur", "type": "application/x-www-form-urlencoded"}
+        assert note == {"raw": '{"text":"hi"}', "type": "application/json"}
+
+
+CANARY = 'cl1ent-"secret"\\with\'quotes-ünïcödé-' + "x" * 520
+
+
+@pytest.mark.parametrize("method", ["basic", "post"])
+def test_oauth2_client_credentials_by_basic_or_in_the_form(method: str) -> None:
+    with FakeApi() as api:
+        got: dict[str, Any] = {}
+
+        def token(req: Request) -> tuple[int, dict[str, str], Any]:
+            form = dict(urllib.parse.parse_qsl(req.raw.decode()))
+            got.update(form=form, auth=req.headers.get("authorization"))
+            if method == "basic":
+                scheme, _, value = (req.headers.get("authorization") or "").partition(" ")
+                user, _, password = base64.b64decode(value).decode().partition(":")
+                ok = scheme == "Basic" and urllib.parse.unquote_plus(user) == "my id" and \
+                    urllib.parse.unquote_plus(password) == CANARY and "client_secret" not in form
+            else:
+                ok = form.get("client_secret") == CANARY and form.get("client_id") == "my id"
+            if not ok:
+                return 401, {}, {"error": "invalid_client"}
+            return 200, {}, {"access_token": "tok", "expires_in": 3600}
+        api.route("POST", "/token", token)
+        api.route("GET", "/data", lambda req: (200, {}, {"auth": req.headers.get("authorization")}))
+        result = run(f"""
+use api = http(base_url: env.API, auth: oauth2_client_credentials(env.API + "/token", "my id", secret.CS, auth_method: "{method}"))
+call api.get("/data") as d
+emit d
+""", api, secrets={"CS": CANARY})
+        assert result.ok, result.error
+        assert result.outputs == [{"auth": "Bearer tok"}]
+        assert got["form"]["grant_type"] == "client_credentials"
+        logs = "".join(str(r) for r in result.errors)
+        assert CANARY not in logs
+
+
+def test_oauth2_auth_method_in_a_connector_file(tmp_path: Path) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "corp.toml").write_text("""
+name = "corp"
+base_url = "http://unused.invalid"
+[config]
+client_id = { required = true }
+client_secret = { required = true, secret = true }
+token_url = { required = true }
+[auth]
+type = "oauth2_client_credentials"
+token_url = "{token_url}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+auth_method = "basic"
+[operations.get_me]
+method = "GET"
+path = "/me"
+""")
+    with FakeApi() as api:
+        api.route("POST", "/token", lambda req: (200, {}, {"access_token": "t1"}) if
+                  req.headers.get("authorization", "").startswith("Basic ") and b"client_secret" not in req.raw
+                  else (401, {}, {"error": "invalid_client"}))
+        api.route("GET", "/me", lambda req: (200, {}, {"auth": req.headers.get("authorization")}))
+        flow = tmp_path / "f.flow"
+        flow.write_text('use c = corp(client_id: "id", client_secret: "s", token_url: env.API + "/token", '
+                        "base_url: env.API)\ncall c.get_me() as me\nemit me\n")
+        result = flowlang.load(flow).run(env={"API": api.url})
+        assert result.ok, result.error
+        assert result.outputs == [{"auth": "Bearer t1"}]
+
+
+def test_a_stdlib_base_url_override_fills_its_placeholders() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/acme/customers", lambda req: (200, {}, [{"customerId": "c1"}]))
+        result = run("use inv = inflow(company_id: \"acme\", token: \"t\", base_url: env.API + '/{company_id}')\n"
+                     "call inv.list_customers() as all\nfor each c in all\n  emit c\nend\n", api)
+        assert result.ok, result.error
+        assert result.outputs == [{"customerId": "c1"}]
+        assert api.requests[0].path == "/acme/customers"
+
+
+@pytest.mark.parametrize("style", ["page", "offset", "cursor", "link", "next_url"])
+def test_has_more_false_stops_without_an_extra_request(style: str) -> None:
+    records = [{"id": i} for i in range(6)]
+    with FakeApi() as api:
+        def listing(req: Request) -> tuple[int, dict[str, str], Any]:
+            q = req.query
+            n = {"page": int(q.get("page", 1)) - 1, "offset": int(q.get("offset", 0)) // 3,
+                 "cursor": int(q.get("cursor") or 0), "link": int(q.get("p", 0)),
+                 "next_url": int(q.get("p", 0))}[style]
+            chunk = records[n * 3:(n + 1) * 3]
+            more = (n + 1) * 3 < len(records)
+            after = f"{api.url}/items?p={n + 1}"  # a next link is always given: has_more decides
+            return 200, {"Link": f'<{after}>; rel="next"'}, {"data": chunk, "has_more": more,
+                                                              "next_cursor": str(n + 1), "next": after}
+        api.route("GET", "/items", listing)
+        pages = {"page": '{style: "page", size: 3, records: "data", has_more: "has_more"}',
+                 "offset": '{style: "offset", size: 3, records: "data", has_more: "has_more"}',
+                 "cursor": '{style: "cursor", cursor: "next_cursor", records: "data", has_more: "has_more"}',
+                 "link": '{style: "link", records: "data", has_more: "has_more"}',
+                 "next_url": '{style: "next_url", next: "next", records: "data", has_more: "has_more"}'}[style]
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/items", pages: {pages}) as all\n'
+                     "emit [r.id for r in all]\n", api)
+        assert result.ok, result.error
+        assert result.outputs == [[0, 1, 2, 3, 4, 5]]
+        assert api.count("GET", "/items") == 2  # two full pages; has_more: false stops
+
+
+PDF = b"%PDF-1.4\n\x00\x01\x02\x1b[31mred\x1b[0m\xff\xfe binary \x07 data"
+
+
+def test_a_binary_answer_is_a_bytes_value(tmp_path: Path) -> None:
+    with FakeApi() as api:
+        api.route("GET", "/invoice.pdf", lambda req: (200, {"Content-Type": "application/pdf"}, PDF))
+        api.route("GET", "/bad", lambda req: (500, {"Content-Type": "application/octet-stream"}, PDF))
+        flow = tmp_path / "f.flow"
+        flow.write_text("""
+use api = http(base_url: env.API)
+use out = file(path: "out/invoice.pdf", format: "bytes")
+call api.get("/invoice.pdf") as pdf
+emit [type_of(pdf), len(pdf), base64_encode(pdf), "{pdf}"]
+emit pdf
+send pdf to out
+try
+  call api.get("/bad")
+on error as e
+  emit e.message
+end
+""")
+        result = flowlang.load(flow).run(env={"API": api.url})
+        assert result.ok, result.error
+        info, raw, message = result.outputs
+        assert info == ["bytes", len(PDF), base64.b64encode(PDF).decode(), f"<{len(PDF)} bytes>"]
+        assert raw == PDF
+        assert (tmp_path / "out" / "invoice.pdf").read_bytes() == PDF
+        assert "\x1b" not in message and "\x00" not in message and f"<{len(PDF)} bytes of binary data>" in message
