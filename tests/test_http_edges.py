@@ -45,7 +45,8 @@ def test_form_bodies_and_url_encode() -> None:
                                                                   "type": req.headers["content-type"]}))
         result = run("""
 use api = http(base_url: env.API)
-call api.post("/v1/customers", form: {email: "ann+1@x.org", name: "Ann B", metadata: {tier: "gold"}, tags: ["a", "b"], skip: null}) as made
+let fields = {email: "ann+1@x.org", name: "Ann B", metadata: {tier: "gold"}, tags: ["a", "b"], skip: null}
+call api.post("/v1/customers", form: fields) as made
 emit made
 send {email: "bob@x.org", note: "a&b=c"} to api.post("/v1/customers", form: true) as sent
 emit sent
@@ -114,7 +115,8 @@ def test_oauth2_client_credentials_by_basic_or_in_the_form(method: str) -> None:
         api.route("POST", "/token", token)
         api.route("GET", "/data", lambda req: (200, {}, {"auth": req.headers.get("authorization")}))
         result = run(f"""
-use api = http(base_url: env.API, auth: oauth2_client_credentials(env.API + "/token", "my id", secret.CS, auth_method: "{method}"))
+let auth = oauth2_client_credentials(env.API + "/token", "my id", secret.CS, auth_method: "{method}")
+use api = http(base_url: env.API, auth: auth)
 call api.get("/data") as d
 emit d
 """, api, secrets={"CS": CANARY})
