@@ -110,6 +110,7 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
             "rate_limit": config.get("rate_limit") or (
                 f"{model.rate_limit.requests}/{model.rate_limit.per}" if model.rate_limit else None),
             "verify": config.get("verify", True),
+            "proxy": config.get("proxy"),
             "allowed_hosts": config.get("allowed_hosts"),
         }
         client = HttpClient(name, http_settings(settings_config, services), services)

@@ -53,7 +53,8 @@ class HttpSettings:
     timeout: float = 30.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     limiter: RateLimiter | None = None
-    verify: bool = True
+    verify: bool | str = True  # or the path of a CA bundle
+    proxy: str | None = None
     guard: HostGuard | None = None
 
 
@@ -93,7 +94,7 @@ class HttpClient:
         self.name = name
         self.settings = settings
         self.services = services
-        self.transport = Transport(settings.timeout, settings.verify)
+        self.transport = Transport(settings.timeout, settings.verify, proxy=settings.proxy)
         for secret in settings.auth.secrets():
             services.register_secret(secret)
 
@@ -135,7 +136,7 @@ class HttpClient:
                     await self._pause(policy.backoff(attempt), f"{e.message}; attempt {attempt} of {policy.attempts}",
                                       method, url)
                     continue
-                raise HttpError(f"{method} {shown(url, self.services.mask)} failed: {e.message}"
+                raise HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)} failed: {e.message}")
                                 + (f" (after {attempt} attempts)" if attempt > 1 else ""),
                                 status=None, method=method, url=shown(url, self.services.mask)) from None
             if response.status == 401 and self.settings.auth.refreshable() and not refreshed:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import ssl
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
 from flowlang.connectors.http.auth import make_auth
@@ -52,9 +56,8 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
             services.register_secret(value.reveal())
     attempts = int(_number(config, "retry", RetryPolicy().attempts))
     rate = _text(config, "rate_limit")
-    verify = config.get("verify", True)
-    if not isinstance(verify, bool):
-        raise FlowRuntimeError("verify: must be true or false", "connector")
+    verify = tls_verify(config.get("verify", True), services)
+    proxy = proxy_url(config.get("proxy"), services)
     allowed = config.get("allowed_hosts")
     if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)):
         raise FlowRuntimeError('allowed_hosts: must be a list of host names, like ["api.example.com"]', "connector")
@@ -62,8 +65,44 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         guard=HostGuard(allowed) if allowed is not None else None,
         base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
-        limiter=RateLimiter(parse_rate(rate)) if rate else None, verify=verify,
+        limiter=RateLimiter(parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
     )
+
+
+def tls_verify(value: Any, services: RunServices) -> bool | str:
+    """verify: true, false, or the path of a PEM CA bundle (relative to the flow's folder)."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value:
+        raise FlowRuntimeError('verify: must be true, false or the path of a CA bundle ("certs/ca.pem")', "connector")
+    path = Path(value) if Path(value).is_absolute() else services.base_dir / value
+    if not path.is_file():
+        raise FlowRuntimeError(f"verify: the CA bundle {value!r} is not a file ({path})", "connector")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError, OSError) as e:
+        raise FlowRuntimeError(f"verify: {value!r} is not a PEM bundle of CA certificates ({e})", "connector") from None
+    return str(path)
+
+
+def proxy_url(value: Any, services: RunServices) -> str | None:
+    """proxy: "http://[user:password@]host:port"; its password is masked everywhere."""
+    if value is None:
+        return None
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise FlowRuntimeError('proxy: must be a URL like "http://proxy.example.com:3128"', "connector")
+    parts = urlsplit(value)
+    if parts.password:
+        services.register_secret(parts.password)
+        services.register_secret(unquote(parts.password))
+        services.register_secret(value)
+        basic = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+        for encoding in ("utf-8", "latin-1"):  # aiohttp sends proxy credentials in latin-1
+            raw = basic.encode(encoding, errors="replace")
+            services.register_secret(base64.b64encode(raw).decode("ascii"))
+    return value
 
 
 async def open_http(name: str, config: Mapping[str, Any], services: RunServices) -> Connection:
@@ -78,7 +117,10 @@ HTTP_CONFIG = (
     ConfigKey("timeout", description=f"seconds for a whole request (default {DEFAULT_TIMEOUT:g})"),
     ConfigKey("retry", description=f"attempts in all for retryable failures (default {RetryPolicy().attempts})"),
     ConfigKey("rate_limit", description='at most this many requests, e.g. "60/minute" (shared by parallel loops)'),
-    ConfigKey("verify", description="check TLS certificates (default true)"),
+    ConfigKey("verify", description='check TLS certificates (default true); or the path of a CA bundle '
+              '("certs/ca.pem")'),
+    ConfigKey("proxy", secret=True, description='an HTTP proxy for every request ("http://host:3128"); by default '
+              "HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment"),
     ConfigKey("allowed_hosts", description='only these hosts (["api.example.com", "*.example.com"]); no private '
               "or loopback address behind a name, no redirect elsewhere"),
 )

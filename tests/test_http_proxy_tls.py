@@ -1,0 +1,109 @@
+"""Proxies and private CAs against real servers on 127.0.0.1: HTTP_PROXY/HTTPS_PROXY/NO_PROXY from
+the environment, the `proxy:` key (with masked credentials), and `verify: "ca.pem"` with a CA and a
+server certificate made here (trustme), through a CONNECT tunnel too."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+import flowlang
+from fakeapi import FakeApi
+from httpproxy import Proxy
+
+
+def run(tmp_path: Path, text: str, **kw: Any) -> flowlang.Result:
+    path = tmp_path / "f.flow"
+    path.write_text(text)
+    return flowlang.load(path).run(state_dir=tmp_path / ".state", **kw)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def hello(api: FakeApi) -> FakeApi:
+    api.route("GET", "/hello", lambda req: (200, {}, {"hi": True}))
+    return api
+
+
+def test_http_proxy_and_no_proxy_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with hello(FakeApi()) as api, Proxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        flow = f'use api = http(base_url: "{api.url}")\ncall api.get("/hello") as h\nemit h\n'
+        result = run(tmp_path, flow)
+        assert result.ok, result.error
+        assert result.outputs == [{"hi": True}]
+        assert proxy.seen == [f"GET {api.url}/hello"]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        result = run(tmp_path, flow)
+        assert result.ok, result.error
+        assert len(proxy.seen) == 1 and api.count("GET", "/hello") == 2  # the second went straight
+
+
+CANARY = 'pr0xy-"pass"\\wörd\'' + "y" * 520
+
+
+def test_the_proxy_key_wins_and_its_password_is_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.parse import quote
+
+    with hello(FakeApi()) as api, Proxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there: the key must win
+        port = proxy.url.rsplit(":", 1)[1]
+        result = run(tmp_path, f'use api = http(base_url: "{api.url}", proxy: "http://ann:" + secret.PP + '
+                               f'"@127.0.0.1:{port}")\ncall api.get("/hello") as h\nemit h\n'
+                               'call api.get("/missing")\n', secrets={"PP": quote(CANARY, safe="")})
+        assert result.outputs == [{"hi": True}]
+        assert proxy.seen[0] == f"GET {api.url}/hello"
+        scheme, _, value = (proxy.auth[0] or "").partition(" ")
+        assert scheme == "Basic" and base64.b64decode(value).decode("latin-1") == f"ann:{CANARY}"  # aiohttp's encoding
+        assert result.error is not None
+        assert CANARY not in result.error.message and quote(CANARY, safe="") not in result.error.message
+
+
+@pytest.fixture
+def tls_api(tmp_path: Path) -> Any:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    (tmp_path / "certs").mkdir()
+    ca.cert_pem.write_to_path(str(tmp_path / "certs" / "ca.pem"))
+    api = hello(FakeApi())
+    api.server.socket = context.wrap_socket(api.server.socket, server_side=True)
+    with api:
+        yield f"https://127.0.0.1:{api.server.server_address[1]}", api
+
+
+def test_a_private_ca_by_path_and_through_an_https_proxy(tmp_path: Path, tls_api: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    url, api = tls_api
+    result = run(tmp_path, f'use api = http(base_url: "{url}", retry: 1)\ncall api.get("/hello") as h\nemit h\n')
+    assert result.error is not None and "certificate" in result.error.message.lower()
+    assert api.count("GET", "/hello") == 0
+    flow = f'use api = http(base_url: "{url}", verify: "certs/ca.pem")\ncall api.get("/hello") as h\nemit h\n'
+    result = run(tmp_path, flow)
+    assert result.ok, result.error
+    assert result.outputs == [{"hi": True}]
+    with Proxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        result = run(tmp_path, flow)
+        assert result.ok, result.error
+        assert proxy.seen == [f"CONNECT {url.removeprefix('https://')}"]
+    assert api.count("GET", "/hello") == 2
+
+
+def test_bad_verify_and_proxy_values_are_clear(tmp_path: Path) -> None:
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    for value, expected in [('verify: "nope.pem"', "is not a file"), ('verify: "junk.pem"', "not a PEM bundle"),
+                            ('proxy: "proxy:3128"', "proxy: must be a URL")]:
+        result = run(tmp_path, f'use api = http(base_url: "http://127.0.0.1:9", {value})\ncall api.get("/x")\n')
+        assert result.error is not None and expected in result.error.message, (value, result.error)
