@@ -1,5 +1,6 @@
-"""The layering of ARCHITECTURE.md: each third-party library is imported only where it belongs,
-and library code never prints."""
+"""The layering of ARCHITECTURE.md (drawn in docs/architecture.md): every import in src/ points down
+the internal order, each third-party library is imported only where it belongs, and library code
+never prints."""
 
 from __future__ import annotations
 
@@ -25,6 +26,92 @@ ALLOWED = {
     "keyring": ("connectors",),
     "dotenv": ("connectors",),
 }
+
+
+# The internal order, lowest first. A module may import its own unit and any lower layer, never a
+# unit of its own layer or above (lazy imports and `if TYPE_CHECKING:` imports count too).
+# A unit is a top-level module or package of src/flowlang; `cli.main` (the entry point, which
+# dispatches to the REPL) and `__main__` sit above everything.
+LAYERS: list[tuple[str, ...]] = [
+    ("source", "resources"),
+    ("diagnostics", "ast"),
+    ("errors",),
+    ("syntax", "runtime", "status"),
+    ("connectors", "telemetry"),
+    ("environment", "project"),
+    ("alerts",),
+    ("check",),
+    ("compile",),
+    ("runner",),
+    ("api",),
+    ("__init__",),  # flowlang/__init__.py: the embedding API's front door
+    ("testing", "serve"),  # record/replay, the pytest plugin, serve: they run flows through the API
+    ("cli",),
+    ("repl",),
+    ("cli.main",),
+    ("__main__",),
+]
+RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
+# Known knots, each to be untied (not to be added to): file -> module it imports.
+KNOWN_UPWARD = {
+    # typing only: the Tape protocol names connectors' Connection and ConnectorSpec
+    ("src/flowlang/runtime/tape.py", "flowlang.connectors.base"),
+    # the version string lives in flowlang/__init__.py (a leaf module for it would untie this)
+    ("src/flowlang/telemetry/otel.py", "flowlang.__version__"),
+}
+
+
+def unit_of(module: str) -> str:
+    """flowlang.runtime.values -> runtime; flowlang.cli.main -> cli.main; flowlang -> __init__."""
+    parts = module.split(".")[1:]
+    if not parts or parts[0] == "__version__":
+        return "__init__"
+    if parts[:2] == ["cli", "main"]:
+        return "cli.main"
+    return parts[0]
+
+
+def internal_imports(path: Path) -> set[str]:
+    """The flowlang modules (and `from flowlang import name` targets) this file imports."""
+    package = ".".join(("flowlang", *path.relative_to(SRC).with_suffix("").parts))
+    if path.name != "__init__.py":
+        package = package.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "flowlang"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            if module == "flowlang":
+                found |= {f"flowlang.{a.name}" for a in node.names}
+            elif module.split(".")[0] == "flowlang":
+                found.add(module)
+    return found
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {unit_of(".".join(("flowlang", *p.relative_to(SRC).with_suffix("").parts))) for p in SRC.rglob("*.py")}
+    assert sorted(units - set(RANK)) == [], "add the new module or package to LAYERS (and docs/architecture.md)"
+
+
+def test_no_import_points_up() -> None:
+    upward = []
+    for path in sorted(SRC.rglob("*.py")):
+        mine = unit_of(".".join(("flowlang", *path.relative_to(SRC).with_suffix("").parts)))
+        for module in sorted(internal_imports(path)):
+            theirs = unit_of(module)
+            known = (str(path.relative_to(ROOT)), module) in KNOWN_UPWARD
+            if theirs != mine and RANK.get(theirs, -1) >= RANK.get(mine, -1) and not known:
+                upward.append(f"{path.relative_to(ROOT)} ({mine}) imports {module} ({theirs})")
+    assert upward == []
+
+
+def test_the_runner_does_not_know_the_api() -> None:
+    assert not {m for m in internal_imports(SRC / "runner.py") if unit_of(m) in ("api", "__init__")}
 
 
 def imports(path: Path) -> set[str]:

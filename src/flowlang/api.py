@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -18,19 +19,19 @@ from flowlang.check import CheckedModule, check_module
 from flowlang.compile import CompiledModule, ProgramCompiler, compile_program
 from flowlang.environment import Environment, display_name
 from flowlang.errors import UsageError
-from flowlang.runner import Result, RunSetup, execute, retry_errors
+from flowlang.runner import CompiledFlow, LoadChild, Result, RunSetup, execute, retry_errors
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.observe import NO_OBSERVER, RunObserver
 from flowlang.runtime.run import RunOptions
 from flowlang.runtime.secrets import SecretProvider, default_chain
+from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.store import Store
 from flowlang.runtime.tape import Tape
 from flowlang.runtime.values import from_python
 from flowlang.source import Source
 from flowlang.syntax import parse
 
-STATE_DIR_ENV = "FLOWLANG_STATE_DIR"
 SecretProviders = Callable[[Mapping[str, str], Mapping[str, str]], list[SecretProvider]]
 
 
@@ -74,6 +75,12 @@ class Flow:
             found = self._compiled[id(checked)] = compile_program(checked)
         return found
 
+    def compiled_flow(self, bindings: frozenset[str]) -> CompiledFlow:
+        """Checked against these host binding names and compiled, for the runner."""
+        checked = self.checked_for(bindings)
+        program, compiled = self.compiled_for(checked)
+        return CompiledFlow(self.key, self.name, self.path, self.base_dir, program, compiled, checked)
+
     def params(self) -> list[str]:
         return [p.name for p in self.checked.params]
 
@@ -97,8 +104,8 @@ class Flow:
 
     def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
               collect: bool) -> RunSetup:
-        return RunSetup(state_dir_for(self, Path(state_dir) if state_dir else None), on_output, collect,
-                        env=dict(os.environ))
+        return RunSetup(state_dir_for(self.path, state_dir), on_output, collect, env=dict(os.environ),
+                        load_child=child_loader(self.environment))
 
     async def run_async(
         self,
@@ -128,7 +135,25 @@ class Flow:
         gets the run's events (flowlang.telemetry.otel.Telemetry(...).observer())."""
         options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop,
                                secret_providers, tape, observer)
-        return await execute(self, options, self.setup(state_dir, on_output, collect), kind)
+        return await self.run_job(options, self.setup(state_dir, on_output, collect), kind)
+
+    async def run_job(self, options: RunOptions, setup: RunSetup, kind: str = "run") -> Result:
+        """One job from options() and setup() as they are or adjusted (a trigger, no lock): what
+        run_async does, for callers that start jobs of their own kind. A setup without a child-flow
+        loader gets this flow's."""
+        return await execute(self.compiled_flow(frozenset(options.bindings)), options, self.with_loader(setup),
+                             kind)
+
+    async def retry_job(self, options: RunOptions, setup: RunSetup, error_id: int | None = None) -> Result:
+        """retry_async's job, from options() and setup()."""
+        return await retry_errors(self.compiled_flow(frozenset(options.bindings)), options,
+                                  self.with_loader(setup), error_id)
+
+    def with_loader(self, setup: RunSetup) -> RunSetup:
+        """`run "other.flow"` lines load their flows in this flow's environment."""
+        if setup.load_child is not None:
+            return setup
+        return dataclasses.replace(setup, load_child=child_loader(self.environment))
 
     def run(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
             input: Any = None, **kw: Any) -> Result:
@@ -144,26 +169,21 @@ class Flow:
         """Run the failed iterations in the error store again; those that succeed are resolved."""
         options = self.options(params, bindings, None, False, None, secrets, env, None, None, stop,
                                secret_providers, observer=observer)
-        return await retry_errors(self, options, self.setup(state_dir, on_output, collect), error_id)
+        return await self.retry_job(options, self.setup(state_dir, on_output, collect), error_id)
 
     def retry(self, error_id: int | None = None, **kw: Any) -> Result:
         return asyncio.run(self.retry_async(error_id, **kw))
 
     def store(self, state_dir: str | Path | None = None) -> Store:
         """The flow's store (jobs, state, errors); close it when done."""
-        return Store(state_dir_for(self, Path(state_dir) if state_dir else None))
+        return Store(state_dir_for(self.path, state_dir))
 
 
-def state_dir_for(flow: Flow, given: Path | None, parent: Flow | None = None) -> Path | None:
-    """--state-dir, else FLOWLANG_STATE_DIR, else .flowlang/ beside the flow file (in memory for text)."""
-    if given is not None:
-        return given
-    from_env = os.environ.get(STATE_DIR_ENV)
-    if from_env:
-        return Path(from_env)
-    if flow.path is not None:
-        return flow.path.parent / ".flowlang"
-    return None
+def child_loader(environment: Environment) -> LoadChild:
+    """How a run loads the flows its `run "other.flow"` lines name: read, checked, compiled."""
+    def load_child(path: Path) -> CompiledFlow:
+        return load(path, environment=environment).compiled_flow(frozenset())
+    return load_child
 
 
 def load(path: str | Path, *, environment: Environment | None = None) -> Flow:

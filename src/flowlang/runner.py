@@ -1,5 +1,8 @@
 """Runs a compiled flow as a job: params, the run lock, state, the error store, host bindings,
-connections, and the Result. `retry_errors` re-enters failed loop iterations from the store."""
+connections, and the Result. `retry_errors` re-enters failed loop iterations from the store.
+
+The runner gets a `CompiledFlow` and, in its `RunSetup`, a callback that loads child flows
+(`run "other.flow"`); it knows nothing of files, parsing or checking (api.py does that)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flowlang import ast
 from flowlang.check import CheckedModule
@@ -23,14 +26,12 @@ from flowlang.runtime.frame import Frame
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
+from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import Store
 from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.values import Secret, to_python
 from flowlang.status import ExitStatus, exit_status
-
-if TYPE_CHECKING:
-    from flowlang.api import Flow
 
 Output = Callable[[Any], None]
 Body = Callable[[RunContext, Frame, CompiledModule, Store, int], Awaitable[None]]
@@ -56,6 +57,23 @@ class Result:
         return exit_status(self)
 
 
+@dataclass(frozen=True)
+class CompiledFlow:
+    """A flow checked against its run's bindings and compiled: what the runner runs."""
+
+    key: str  # what identifies it in its state folder (state, jobs, errors, lock)
+    name: str
+    path: Path | None  # its file (None for text): a child flow's state folder is found from it
+    base_dir: Path
+    program: ProgramCompiler
+    compiled: CompiledModule
+    checked: CheckedModule  # what the checker found (the host bindings' operations, ...)
+
+
+LoadChild = Callable[[Path], CompiledFlow]
+"""Reads, checks (against no bindings) and compiles the flow a `run "other.flow"` line names."""
+
+
 @dataclass
 class RunSetup:
     """Where a run's outputs go and where its state lives."""
@@ -66,6 +84,7 @@ class RunSetup:
     logger: logging.Logger = field(default_factory=lambda: log)
     env: dict[str, str] = field(default_factory=dict)
     lock: bool = True  # take the flow's run lock (serve runs a flow several at once only when told to)
+    load_child: LoadChild | None = None  # None: `run "other.flow"` is refused
 
 
 def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
@@ -106,12 +125,11 @@ def binding_operations(checked: CheckedModule, bindings: Mapping[str, Any]) -> d
     return used
 
 
-async def execute(flow: Flow, options: RunOptions, setup: RunSetup, kind: str = "run",
+async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind: str = "run",
                   body: Body = module_body) -> Result:
-    """Run one job of `flow` (checked against the given bindings) and return its Result."""
-    checked = flow.checked_for(frozenset(options.bindings))
-    program, compiled = flow.compiled_for(checked)
-    for name, used in binding_operations(checked, options.bindings).items():
+    """Run one job of `flow` (checked against the bindings in `options`) and return its Result."""
+    program, compiled = flow.program, flow.compiled
+    for name, used in binding_operations(flow.checked, options.bindings).items():
         missing = check_binding_operations(name, options.bindings[name], used)
         if missing:
             raise UsageError(f"the binding '{name}' has no method {', '.join(repr(m) for m in missing)}")
@@ -130,7 +148,7 @@ async def execute(flow: Flow, options: RunOptions, setup: RunSetup, kind: str = 
         store.close()
 
 
-async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,
+async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,
                setup: RunSetup, store: Store, kind: str, body: Body) -> Result:
     started_clock = time.monotonic()
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind)
@@ -162,7 +180,7 @@ async def _job(flow: Flow, program: ProgramCompiler, compiled: CompiledModule, o
         state=drawn("state", lambda: store.load_state(flow.key)), emit=emit, on_failure=on_failure,
         logger=setup.logger,
     )
-    ctx.run_child = child_runner(flow, options, setup)
+    ctx.run_child = child_runner(setup.load_child, options, setup) if setup.load_child is not None else None
     ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, emit) for m in program.modules]
     ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}
     if tape is not None:
@@ -221,16 +239,14 @@ async def close_all(ctx: RunContext) -> None:
     ctx.connections.clear()
 
 
-def child_runner(parent: Flow, options: RunOptions, setup: RunSetup) -> Callable[[Path, dict[str, Any]],
-                                                                                  Awaitable[None]]:
+def child_runner(load_child: LoadChild, options: RunOptions,
+                 setup: RunSetup) -> Callable[[Path, dict[str, Any]], Awaitable[None]]:
     async def run_child(path: Path, params: dict[str, Any]) -> None:
-        from flowlang.api import load, state_dir_for
-
-        child = load(path, environment=parent.environment)
+        child = load_child(path)
         child_options = RunOptions(params=params, dry_run=options.dry_run, limit=options.limit,
                                    limits=options.limits, secrets=options.secrets, env=options.env)
-        child_setup = RunSetup(state_dir_for(child, setup.state_dir, parent), setup.on_output, setup.collect,
-                               setup.logger, setup.env)
+        child_setup = RunSetup(state_dir_for(child.path, setup.state_dir), setup.on_output, setup.collect,
+                               setup.logger, setup.env, load_child=load_child)
         try:
             result = await execute(child, child_options, child_setup)
         except FlowRuntimeError:
@@ -296,7 +312,7 @@ def retry_body(error_id: int | None, resolved: list[int], still: list[int]) -> B
     return body
 
 
-async def retry_errors(flow: Flow, options: RunOptions, setup: RunSetup, error_id: int | None) -> Result:
+async def retry_errors(flow: CompiledFlow, options: RunOptions, setup: RunSetup, error_id: int | None) -> Result:
     resolved: list[int] = []
     still: list[int] = []
     result = await execute(flow, options, setup, "retry", retry_body(error_id, resolved, still))

@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 from flowlang.alerts import alert, report_of
-from flowlang.api import Flow, state_dir_for
+from flowlang.api import Flow
 from flowlang.cli.console import Terminal
 from flowlang.cli.signals import run_async_command
 from flowlang.project import Project
 from flowlang.runner import Result
 from flowlang.runtime.secrets import SecretChain
+from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.store import Store
 from flowlang.telemetry.textfile import write_metrics_file
 
@@ -24,7 +25,7 @@ log = logging.getLogger("flowlang.cli")
 
 def after_run(args: argparse.Namespace, terminal: Terminal, flow: Flow, project: Project, result: Result,
               secrets: dict[str, str], kind: str = "run") -> None:
-    state_dir = state_dir_for(flow, Path(args.state_dir) if getattr(args, "state_dir", None) else None)
+    state_dir = state_dir_for(flow.path, getattr(args, "state_dir", None))
     test_run = bool(getattr(args, "dry_run", False)) or getattr(args, "limit", None) is not None
     metrics_file = getattr(args, "metrics_file", None)
     if metrics_file:

@@ -1,4 +1,4 @@
-"""The CLI commands: run, check, errors, retry, connectors, repl."""
+"""The CLI commands: run, check, fmt, errors, retry, connectors (repl is the REPL's own)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from flowlang.errors import FlowError, ScriptError
 from flowlang.project import Project, load_project
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.limits import Limits, StopFlag
+from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.store import Store
 from flowlang.status import ExitStatus, exit_status
 from flowlang.telemetry.otel import from_environment as otel_from_environment
@@ -98,30 +99,20 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
     return int(ExitStatus.OK)
 
 
-def _flow_key(file: str) -> tuple[Flow | None, str]:
+def _flow_key(file: str) -> str:
+    """The flow's key in its store; a flow with mistakes still has its errors listed (under its stem)."""
     try:
-        flow = load(file)
+        return load(file).key
     except ScriptError:
-        return None, Path(file).stem
-    return flow, flow.key
-
-
-def _store_for(file: str, state_dir: str | None) -> tuple[Store, str]:
-    import os
-
-    from flowlang.api import STATE_DIR_ENV
-
-    _, key = _flow_key(file)
-    folder = Path(state_dir) if state_dir else (Path(os.environ[STATE_DIR_ENV]) if os.environ.get(STATE_DIR_ENV)
-                                                else Path(file).resolve().parent / ".flowlang")
-    return Store(folder), key
+        return Path(file).stem
 
 
 def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
     if not Path(args.file).is_file():
         terminal.error(f"error: no such flow file: {args.file}")
         return int(ExitStatus.INVALID)
-    store, key = _store_for(args.file, args.state_dir)
+    key = _flow_key(args.file)
+    store = Store(state_dir_for(Path(args.file).resolve(), args.state_dir))
     try:
         errors = store.open_errors(key)
     finally:
@@ -152,9 +143,9 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     params = parse_params(args.param)
     secrets = _secrets(args, terminal)
     if args.id is not None:
-        store, key = _store_for(args.file, args.state_dir)
+        store = flow.store(args.state_dir)
         try:
-            found, resolved = store.get_error(key, args.id)
+            found, resolved = store.get_error(flow.key, args.id)
         finally:
             store.close()
         if found is None:
@@ -214,11 +205,6 @@ def cmd_connectors(args: argparse.Namespace, terminal: Terminal) -> int:
         return show_connector(registry, args.name, terminal)
     return show_connectors(registry, terminal)
 
-
-def cmd_repl(args: argparse.Namespace, terminal: Terminal) -> int:
-    from flowlang.repl.main import repl_main
-
-    return int(repl_main(args, terminal))
 
 
 def cmd_test(args: argparse.Namespace, terminal: Terminal) -> int:

@@ -111,11 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def commands() -> dict[str, Command]:
+    """Each subcommand's function, imported when a command runs (`--help` stays fast)."""
     from flowlang.cli import commands as c
     from flowlang.cli import secrets_command, serve_commands
 
+    def repl(args: argparse.Namespace, terminal: Terminal) -> int:
+        from flowlang.repl.main import repl_main  # the entry point is the one place above both cli/ and repl/
+
+        return int(repl_main(args, terminal))
+
     return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
-            "connectors": c.cmd_connectors, "repl": c.cmd_repl, "fmt": c.cmd_fmt,
+            "connectors": c.cmd_connectors, "repl": repl, "fmt": c.cmd_fmt,
             "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
             "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox}
 

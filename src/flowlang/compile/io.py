@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def connection_getter(ref: Any, name: str, where: Where) -> Callable[[Frame], Connection]:
     if isinstance(ref, HostBinding):
         def host(f: Frame) -> Connection:
-            conn = f.run.bindings.get(name)
+            conn: Connection | None = f.run.bindings.get(name)
             if conn is None:
                 raise where.error(f"no host binding named '{name}' was given", "name")
             return conn

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
@@ -18,7 +18,6 @@ from flowlang.runtime.stats import Stats
 from flowlang.runtime.values import Secret
 
 if TYPE_CHECKING:
-    from flowlang.connectors.base import Connection
     from flowlang.runtime.frame import Frame
     from flowlang.runtime.tape import Tape
 
@@ -32,6 +31,14 @@ def raise_stop(stop: StopFlag) -> None:
         raise LimitError(f"the run took longer than {stop.reason[len('max_seconds '):]}s (max_seconds); "
                          "in-flight records finished")
     raise Interrupted(f"stopped ({stop.reason}); in-flight records finished, no new record was started")
+
+
+class OpenConnection(Protocol):
+    """What a run needs of a connection it opened: closing it at the end (connectors implement it)."""
+
+    name: str
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -103,8 +110,8 @@ class RunContext:
         self.stats = Stats()
         self.frames: list[Frame] = []
         self.imported: set[int] = set()  # modules whose body has run (an import runs a file once per run)
-        self.bindings: dict[str, Connection] = {}
-        self.connections: list[Connection] = []
+        self.bindings: dict[str, Any] = {}  # the host bindings' connectors.host.HostConnection by name
+        self.connections: list[OpenConnection] = []
         self.lookup_cache: dict[Any, Any] = {}
         self.lookup_inflight: dict[Any, asyncio.Future[Any]] = {}
         self.depth = 0

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from flowlang.api import SecretProviders
 from flowlang.errors import FlowError, LockedError
-from flowlang.runner import Result, execute, retry_errors
+from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import JsonDataError, loads
 from flowlang.runtime.limits import StopFlag
 from flowlang.serve.flows import ServedFlow
@@ -64,7 +64,7 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
     options.trigger = trigger_value(d)
     setup = flow.setup(state_dir, None, collect)
     setup.lock = served.concurrency == 1
-    result = await execute(flow, options, setup, "webhook")
+    result = await flow.run_job(options, setup, "webhook")
     if result.status == "interrupted":
         await asyncio.wrap_future(inbox.mark(d.id, "waiting"))
     else:
@@ -250,9 +250,9 @@ class Runs:
             options.trigger = trigger or {"kind": kind}
             setup = flow.setup(self.state_dir, None, False)
             if retry:
-                result = await retry_errors(flow, options, setup, error_id)
+                result = await flow.retry_job(options, setup, error_id)
             else:
-                result = await execute(flow, options, setup, kind)
+                result = await flow.run_job(options, setup, kind)
         finally:
             q.running -= 1
             self._pump(route)

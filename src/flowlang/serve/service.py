@@ -12,8 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flowlang.api import STATE_DIR_ENV, SecretProviders
+from flowlang.api import SecretProviders
 from flowlang.errors import UsageError
+from flowlang.runtime.state_folder import state_dir_in
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
 from flowlang.serve.flows import ServedFlow, load_folder
 from flowlang.serve.inbox import Inbox
@@ -40,10 +41,7 @@ class ServeOptions:
 
 def state_folder(folder: Path, given: Path | None) -> Path:
     """--state-dir, else FLOWLANG_STATE_DIR, else .flowlang/ in the served folder (as `flowlang run`)."""
-    if given is not None:
-        return given
-    env = os.environ.get(STATE_DIR_ENV)
-    return Path(env) if env else folder.resolve() / ".flowlang"
+    return state_dir_in(folder.resolve(), given)
 
 
 class Service:

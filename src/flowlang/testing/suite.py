@@ -115,7 +115,7 @@ def discover(root: Path) -> list[ReplayCase]:
 async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
                        update: bool = False, name: str | None = None) -> ReplayOutcome:
     """Run `flow` against the cassette in cassette_dir, offline; with update, rewrite its expectations."""
-    from flowlang.runner import RunSetup, execute
+    from flowlang.runner import RunSetup
 
     cassette = Cassette.load(cassette_dir)
     masker = Masker()
@@ -125,7 +125,7 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     given.update({k: from_python(v) for k, v in (params or {}).items()})
     options = flow.options(given, None, from_stored(recorded.get("input")), masker=masker, tape=replayer,
                            secret_providers=stand_ins)
-    result = await execute(flow, options, RunSetup(None, collect=True), "test")
+    result = await flow.run_job(options, RunSetup(None, collect=True), "test")
     problems = replayer.problems()
     if result.error is not None and recorded_status(cassette) != "failed":
         problems.insert(0, f"the run failed: {result.error.message}")
