@@ -28,6 +28,8 @@ COVERED = [
     # run against local servers in test_stdlib.py:
     "inflow_orders/orders_to_inflow.flow", "integrator_io_errors/error_report.flow",
     "github_issues/issues_to_csv.flow",
+    # served (webhook deliveries signed as Shopify does) in test_serve_webhooks.py:
+    "webhooks/shop_orders.flow",
     # recorded against a local server and replayed from its cassette in test_record_replay.py:
     "recorded_sync/sync_invoices.flow",
 ]

@@ -72,9 +72,10 @@ def test_the_console_in_chromium(tmp_path: Path, chromium: Any) -> None:
                 return chromium.find_elements(By.CSS_SELECTOR, f"tr.{kind}")
 
             def open_console() -> None:
-                chromium.get(serve.url + "/")
-                wait_for(lambda: rows("job") and rows("job")[0].get_attribute("data-status") != "running",
-                         what="the job to show as finished")
+                def finished() -> bool:
+                    chromium.get(serve.url + "/")
+                    return bool(rows("job")) and rows("job")[0].get_attribute("data-status") != "running"
+                wait_for(finished, what="the latest job to show as finished")
 
             # the jobs list, the flows with their triggers and next tick, the open errors
             open_console()

@@ -269,3 +269,26 @@ def test_serve_says_which_secret_is_missing(tmp_path: Path) -> None:
     (tmp_path / "a.flow").write_text("trigger webhook(verify: github(secret.NOT_SET_ANYWHERE))\nemit 1\n")
     done = run_cli("serve", str(tmp_path), "--port", "0", timeout=60)
     assert done.returncode == 2 and "secret.NOT_SET_ANYWHERE is not set" in done.stderr
+
+
+def test_the_webhooks_example_under_serve(tmp_path: Path) -> None:
+    from conftest import copy_example
+
+    folder = copy_example("webhooks", tmp_path)
+    env = {"SHOPIFY_WEBHOOK_SECRET": NEW["shopify"], "SHOPIFY_WEBHOOK_SECRET_OLD": OLD["shopify"]}
+    order = {"id": 4711, "line_items": [{"sku": "A-1", "quantity": 2, "price": "9.95"},
+                                        {"sku": "B-2", "quantity": "1", "price": "100.10"}]}
+    body = json.dumps(order).encode()
+    with ServeProcess(folder, env=env) as serve:
+        assert serve.post("/hooks/shop_orders", body, sign_shopify(body, 0, NEW["shopify"], "w-1"))[0] == 202
+        assert serve.post("/hooks/shop_orders", body, sign_shopify(body, 0, NEW["shopify"], "w-1"))[0] == 200
+        again = json.dumps({**order, "id": 4712}).encode()
+        assert serve.post("/hooks/shop_orders", again, sign_shopify(again, 0, OLD["shopify"], "w-2"))[0] == 202
+        out = folder / "out" / "lines.jsonl"
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 4, what="four lines")
+        assert "next tick" in serve.logs() and "Europe/Oslo" in serve.logs()
+        assert serve.terminate() == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(r["order"], r["sku"], r["total"], r["delivery"]) for r in lines] == [
+        (4711, "A-1", 19.9, "w-1"), (4711, "B-2", 100.1, "w-1"), (4712, "A-1", 19.9, "w-2"),
+        (4712, "B-2", 100.1, "w-2")]
