@@ -224,3 +224,25 @@ end
         assert raw == PDF
         assert (tmp_path / "out" / "invoice.pdf").read_bytes() == PDF
         assert "\x1b" not in message and "\x00" not in message and f"<{len(PDF)} bytes of binary data>" in message
+
+
+def test_stripe_style_lists_page_by_the_last_id_until_has_more_is_false() -> None:
+    customers = [{"id": f"cus_{i:03d}", "object": "customer"} for i in range(7)]
+    with FakeApi() as api:
+        def listing(req: Request) -> tuple[int, dict[str, str], Any]:
+            after = req.query.get("starting_after")
+            start = next(i + 1 for i, c in enumerate(customers) if c["id"] == after) if after else 0
+            limit = int(req.query["limit"])
+            chunk = customers[start:start + limit]
+            return 200, {}, {"object": "list", "data": chunk, "has_more": start + limit < len(customers)}
+        api.route("GET", "/v1/customers", listing)
+        result = run("""
+use api = http(base_url: env.API)
+let pages = {style: "cursor", cursor_param: "starting_after", cursor_field: "id", size: 3, records: "data",
+             has_more: "has_more"}
+call api.get("/v1/customers", pages: pages) as all
+emit [c.id for c in all]
+""", api)
+        assert result.ok, result.error
+        assert result.outputs == [[c["id"] for c in customers]]
+        assert [r.query.get("starting_after") for r in api.requests] == [None, "cus_002", "cus_005"]

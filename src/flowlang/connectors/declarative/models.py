@@ -66,13 +66,15 @@ class PaginationModel(Strict):
     total: str | None = None
     cursor_param: str | None = None
     cursor: str | None = None
+    cursor_field: str | None = None
     next: str | None = None
     has_more: str | None = None
 
     @model_validator(mode="after")
     def style_keys(self) -> PaginationModel:
-        if self.style == "cursor" and not self.cursor:
-            raise ValueError('style "cursor" needs cursor (the path of the next cursor in the answer)')
+        if self.style == "cursor" and not self.cursor and not self.cursor_field:
+            raise ValueError('style "cursor" needs cursor (the path of the next cursor in the answer) or '
+                             "cursor_field (the field of the last record that is the next cursor)")
         if self.style == "next_url" and not self.next:
             raise ValueError('style "next_url" needs next (the path of the next URL in the answer)')
         return self

@@ -36,6 +36,7 @@ class PageSpec:
     total: str | None = None
     cursor_param: str = "cursor"
     cursor: str | None = None
+    cursor_field: str | None = None  # the next cursor is this field of the page's last record (Stripe)
     next: str | None = None
     has_more: str | None = None
     max_pages: int = 1_000_000
@@ -69,8 +70,9 @@ def page_spec(value: Any) -> PageSpec:
                 raise FlowRuntimeError(e.message, "connector") from None
         else:
             args[key] = to_text(raw)
-    if style == "cursor" and not args.get("cursor"):
-        raise FlowRuntimeError('pages: style "cursor" needs cursor: the path of the next cursor in the answer',
+    if style == "cursor" and not args.get("cursor") and not args.get("cursor_field"):
+        raise FlowRuntimeError('pages: style "cursor" needs cursor: the path of the next cursor in the answer '
+                               '(or cursor_field: the field of the last record that is the next cursor)',
                                "connector")
     if style == "next_url" and not args.get("next"):
         raise FlowRuntimeError('pages: style "next_url" needs next: the path of the next URL in the answer',
@@ -185,8 +187,12 @@ class Paginator:
             if cursor not in (None, ""):
                 query[self.spec.cursor_param] = cursor
             body, _ = await self.fetch(with_query(self.url, query))
-            yield records_of(body, self.spec.records, self.shown())
-            cursor = path_get(body, self.spec.cursor or "")
+            records = records_of(body, self.spec.records, self.shown())
+            yield records
+            if self.spec.cursor_field:
+                cursor = path_get(records[-1], self.spec.cursor_field) if records else None
+            else:
+                cursor = path_get(body, self.spec.cursor or "")
             if cursor in (None, "") or self._more(body) is False:
                 return
             key = to_text(cursor)
