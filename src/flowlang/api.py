@@ -23,7 +23,7 @@ from flowlang.runner import CompiledFlow, LoadChild, Result, RunSetup, execute, 
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.observe import NO_OBSERVER, RunObserver
-from flowlang.runtime.run import RunOptions
+from flowlang.runtime.run import RunContext, RunOptions
 from flowlang.runtime.secrets import SecretProvider, default_chain
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.store import Store
@@ -103,9 +103,9 @@ class Flow:
                           observer=observer or NO_OBSERVER)
 
     def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
-              collect: bool) -> RunSetup:
+              collect: bool, watch: Callable[[RunContext], None] | None = None) -> RunSetup:
         return RunSetup(state_dir_for(self.path, state_dir), on_output, collect, env=dict(os.environ),
-                        load_child=child_loader(self.environment))
+                        load_child=child_loader(self.environment), watch=watch)
 
     async def run_async(
         self,
@@ -127,6 +127,7 @@ class Flow:
         tape: Tape | None = None,
         kind: str = "run",
         observer: RunObserver | None = None,
+        watch: Callable[[RunContext], None] | None = None,
     ) -> Result:
         """Run the flow once as a job. Script mistakes raise CheckError / UsageError before anything
         runs; a run-level error is in result.error (result.ok is False). `secret_providers` builds the
@@ -135,7 +136,7 @@ class Flow:
         gets the run's events (flowlang.telemetry.otel.Telemetry(...).observer())."""
         options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop,
                                secret_providers, tape, observer)
-        return await self.run_job(options, self.setup(state_dir, on_output, collect), kind)
+        return await self.run_job(options, self.setup(state_dir, on_output, collect, watch), kind)
 
     async def run_job(self, options: RunOptions, setup: RunSetup, kind: str = "run") -> Result:
         """One job from options() and setup() as they are or adjusted (a trigger, no lock): what
@@ -165,11 +166,12 @@ class Flow:
                           secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                           on_output: Callable[[Any], None] | None = None, collect: bool = True,
                           stop: StopFlag | None = None, secret_providers: SecretProviders | None = None,
-                          observer: RunObserver | None = None) -> Result:
+                          observer: RunObserver | None = None,
+                          watch: Callable[[RunContext], None] | None = None) -> Result:
         """Run the failed iterations in the error store again; those that succeed are resolved."""
         options = self.options(params, bindings, None, False, None, secrets, env, None, None, stop,
                                secret_providers, observer=observer)
-        return await self.retry_job(options, self.setup(state_dir, on_output, collect), error_id)
+        return await self.retry_job(options, self.setup(state_dir, on_output, collect, watch), error_id)
 
     def retry(self, error_id: int | None = None, **kw: Any) -> Result:
         return asyncio.run(self.retry_async(error_id, **kw))

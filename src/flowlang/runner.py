@@ -85,6 +85,7 @@ class RunSetup:
     env: dict[str, str] = field(default_factory=dict)
     lock: bool = True  # take the flow's run lock (serve runs a flow several at once only when told to)
     load_child: LoadChild | None = None  # None: `run "other.flow"` is refused
+    watch: Callable[[RunContext], None] | None = None  # given the run's context once it exists (progress)
 
 
 def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
@@ -106,7 +107,7 @@ def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dr
     def moment(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     return {"id": job_id, "flow": flow, "started_at": moment(started), "last_success_at": moment(last),
-            "dry_run": dry, "params": dict(params), "trigger": trigger}
+            "dry_run": dry, "params": dict(params), "trigger": trigger, "plan": trigger.get("kind") == "plan"}
 
 
 async def module_body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
@@ -180,6 +181,8 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         state=drawn("state", lambda: store.load_state(flow.key)), emit=emit, on_failure=on_failure,
         logger=setup.logger,
     )
+    if setup.watch is not None:
+        setup.watch(ctx)
     ctx.run_child = child_runner(setup.load_child, options, setup) if setup.load_child is not None else None
     ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, emit) for m in program.modules]
     ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from flowlang.runtime.builtins import Builtin
 
 GLOBALS = ("env", "secret", "job", "state", "input")
-JOB_FIELDS = ("id", "flow", "started_at", "last_success_at", "dry_run", "params", "trigger")
+JOB_FIELDS = ("id", "flow", "started_at", "last_success_at", "dry_run", "params", "trigger", "plan")
 
 
 class Kind(Enum):

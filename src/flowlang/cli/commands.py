@@ -10,6 +10,7 @@ from flowlang.api import Flow, load
 from flowlang.cli.after_run import after_run
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import parse_params, read_input, read_secrets
+from flowlang.cli.progress import estimate, progress_display
 from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
@@ -59,11 +60,16 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
 
         recorder = Recorder(Path(args.record), flow.name, params, payload)
     telemetry = otel_from_environment()
-    result = run_async_command(flow.run_async(
-        params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
-        secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker,
-        stop=stop, secret_providers=project.secret_providers, tape=recorder,
-        observer=telemetry.observer() if telemetry else None), stop, terminal)
+    live = not args.quiet and terminal.rich
+    if live:
+        show_estimate(terminal, flow, args.state_dir)
+    with progress_display(terminal, flow.name, live) as progress:
+        result = run_async_command(flow.run_async(
+            params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
+            secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker,
+            stop=stop, secret_providers=project.secret_providers, tape=recorder,
+            observer=telemetry.observer() if telemetry else None,
+            watch=progress.watch if progress is not None else None), stop, terminal)
     if telemetry is not None:
         telemetry.shutdown()
     if recorder is not None:
@@ -79,6 +85,17 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
                          f"see: flowlang errors {args.file}", "yellow")
     after_run(args, terminal, flow, project, result, secrets)
     return int(exit_status(result))
+
+
+def show_estimate(terminal: Terminal, flow: Flow, state_dir: str | None) -> None:
+    """Before a run the last one suggests will take over a minute: how long, at least, and why."""
+    store = flow.store(state_dir)
+    try:
+        text = estimate(store, flow.key)
+    finally:
+        store.close()
+    if text is not None:
+        terminal.message(text, "cyan")
 
 
 def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -154,10 +171,12 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
             return int(ExitStatus.OK if resolved else ExitStatus.INVALID)
     stop = StopFlag()
     telemetry = otel_from_environment()
-    result = run_async_command(flow.retry_async(
-        args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
-        collect=False, stop=stop, secret_providers=project.secret_providers,
-        observer=telemetry.observer() if telemetry else None), stop, terminal)
+    with progress_display(terminal, f"{flow.name} (retry)", not getattr(args, "quiet", False)) as progress:
+        result = run_async_command(flow.retry_async(
+            args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
+            collect=False, stop=stop, secret_providers=project.secret_providers,
+            observer=telemetry.observer() if telemetry else None,
+            watch=progress.watch if progress is not None else None), stop, terminal)
     if telemetry is not None:
         telemetry.shutdown()
     after_run(args, terminal, flow, project, result, secrets, "retry")
@@ -211,3 +230,27 @@ def cmd_test(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.testing_view import run_tests
 
     return run_tests(args, terminal)
+
+
+def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.plan_view import show_plan
+    from flowlang.testing.plan import Planner
+
+    flow = load(args.file)
+    project = project_for(args, flow)
+    params = parse_params(args.param)
+    payload = read_input(args.input)
+    secrets = _secrets(args, terminal)
+    if args.limit is not None and args.limit < 0:
+        terminal.error("error: --limit must be 0 or more")
+        return int(ExitStatus.INVALID)
+    planner = Planner(keep_all=args.json)
+    stop = StopFlag()
+    result = run_async_command(flow.run_async(
+        params, None, payload, dry_run=True, limit=args.limit, state_dir=args.state_dir, secrets=secrets,
+        collect=False, masker=terminal.masker, stop=stop, secret_providers=project.secret_providers,
+        tape=planner, kind="plan"), stop, terminal)
+    if result.error is not None:
+        show_run_error(terminal, result.error, args.debug)
+    show_plan(terminal, flow.name, planner, result, args.json)
+    return int(exit_status(result))

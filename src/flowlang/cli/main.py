@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "in DIR (DIR/cassette.jsonl; secrets masked) for flowlang test")
     common(run)
 
+    plan = sub.add_parser("plan", help="read for real, write nothing: what a run would send, and how long "
+                          "it would take under the rate limits")
+    plan.add_argument("file")
+    running(plan)
+    plan.add_argument("--input", metavar="FILE", help="the input payload: a JSON or .jsonl file, or - for stdin")
+    plan.add_argument("--limit", type=int, metavar="N", help="take at most N records per loop")
+    plan.add_argument("--json", action="store_true", help="the plan as one JSON object on stdout, every payload")
+    common(plan)
+
     test = sub.add_parser("test", help="replay flows offline against recorded cassettes; exit 1 if one differs")
     test.add_argument("path", help="a flow file (with --cassette), or a folder of test folders (<name>/flow.toml)")
     test.add_argument("--cassette", metavar="DIR", help="the cassette folder to replay a flow file against")
@@ -87,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="run failed iterations again; resolve those that succeed")
     retry.add_argument("file")
     retry.add_argument("--id", type=int, help="only this error")
+    retry.add_argument("--quiet", action="store_true", help="no progress display")
     running(retry)
     common(retry)
 
@@ -123,7 +133,8 @@ def commands() -> dict[str, Command]:
     return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
             "connectors": c.cmd_connectors, "repl": repl, "fmt": c.cmd_fmt,
             "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
-            "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox}
+            "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox,
+            "plan": c.cmd_plan}
 
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:

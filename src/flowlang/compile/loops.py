@@ -36,6 +36,7 @@ class LoopInfo:
     names_slots: tuple[int, ...]
     visible: tuple[tuple[str, int], ...]
     flushers: list[Callable[[Frame], Awaitable[None]]] = field(default_factory=list)
+    outermost: bool = False  # not inside another loop: its records are the run's unit of work
 
     def snapshot(self, f: Frame) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -140,8 +141,16 @@ class LoopCompiler:
             self.fail(f, item, internal_error(e))
 
     # ---- sequential ---------------------------------------------------------------------------
+    def note_total(self, f: Frame, source: Any) -> None:
+        """The outermost loop over a list says how many records the run will take (progress, ETA)."""
+        if self.info.outermost and type(source) is list:
+            limit = f.run.limit
+            f.run.stats.total = len(source) if limit is None else min(limit, len(source))
+
     async def run_sequential(self, f: Frame) -> None:
         source = self.iterable(f)
+        self.note_total(f, source)
+        counter = f.run.stats.at(self.info.line, "for each")
         limit = f.run.limit
         count = 0
         one_sync = self.one_sync if not self.body.is_async else None
@@ -153,6 +162,7 @@ class LoopCompiler:
                     if (limit is not None and count >= limit) or stop.requested:
                         raise StopSignal()
                     count += 1
+                    counter.read += 1  # counted as taken, so a progress display sees it move
                     if one_sync is not None:
                         one_sync(f, item)
                     elif record_limit is None:
@@ -161,8 +171,6 @@ class LoopCompiler:
                         await self.one_timed(f, item, record_limit)
         except StopSignal:
             pass
-        finally:
-            f.run.stats.at(self.info.line, "for each").read += count
         await self.info.flush(f)
         f.run.check_stop()
 
@@ -185,6 +193,8 @@ class LoopCompiler:
     async def run_parallel(self, f: Frame) -> None:
         width = self.width(f)
         source = self.iterable(f)
+        self.note_total(f, source)
+        counter = f.run.stats.at(self.info.line, "for each")
         limit = f.run.limit
         gate = asyncio.Semaphore(width)
         pending: deque[tuple[asyncio.Task[None], list[Any]]] = deque()
@@ -224,6 +234,7 @@ class LoopCompiler:
                         gate.release()
                         raise StopSignal()
                     count += 1
+                    counter.read += 1  # counted as taken, so a progress display sees it move
                     out: list[Any] = []
                     pending.append((asyncio.ensure_future(iteration(item, out)), out))
                     drain_done()
@@ -236,8 +247,6 @@ class LoopCompiler:
             for task, _ in pending:
                 task.cancel()
             raise
-        finally:
-            f.run.stats.at(self.info.line, "for each").read += count
         while pending:
             await asyncio.wait([pending[0][0]])
             drain_done()
@@ -272,7 +281,7 @@ class ForEachCompiler(IoCompiler):
             return sync_loop(node, slots, iterable, self.body(node.body), where)
         line, col = self.checked.source.line_col(node.span.start)
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
-                        res.loop_scopes.get(node, ()))
+                        res.loop_scopes.get(node, ()), outermost=not self.loop_stack)
         self.loop_stack.append(info)
         try:
             body = self.body(node.body)

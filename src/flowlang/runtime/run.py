@@ -14,7 +14,7 @@ from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.observe import NO_OBSERVER, RunObserver
 from flowlang.runtime.secrets import SecretChain, SecretProvider, default_chain
-from flowlang.runtime.stats import Stats
+from flowlang.runtime.stats import Stats, Traffic
 from flowlang.runtime.values import Secret
 
 if TYPE_CHECKING:
@@ -147,6 +147,10 @@ class RunContext:
         text = self.mask(message)
         self.logger.log(LEVELS.get(level, logging.INFO), text,
                         extra={"flow": self.flow, "job_id": self.job.get("id"), "location": location})
+
+    def traffic_for(self, connection: str) -> Traffic:
+        """Where an HTTP-backed connection counts its requests, retries and waits."""
+        return self.stats.traffic_for(connection)
 
     def log_dry_run(self, connection: str, description: str) -> None:
         self.log("info", f"dry run, not sent: {connection}: {description}")

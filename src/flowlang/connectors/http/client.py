@@ -22,6 +22,7 @@ from flowlang.connectors.http.urls import host_of, join, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.formcodec import FormError, form_encode
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.stats import Traffic
 from flowlang.runtime.values import Secret, to_text, type_name
 
 log = logging.getLogger("flowlang.http")
@@ -95,6 +96,10 @@ class HttpClient:
         self.settings = settings
         self.services = services
         self.transport = Transport(settings.timeout, settings.verify, proxy=settings.proxy)
+        counter = getattr(services, "traffic_for", None)
+        self.traffic: Traffic = counter(name) if counter is not None else Traffic()
+        if settings.limiter is not None:
+            self.traffic.interval = settings.limiter.interval
         for secret in settings.auth.secrets():
             services.register_secret(secret)
 
@@ -156,34 +161,35 @@ class HttpClient:
             return response
 
     async def _wait_for_slot(self, limiter: RateLimiter) -> None:
-        observer = self.services.observer
-        if not observer.active:
-            await limiter.wait()
-            return
-        started = time.monotonic()
-        await limiter.wait()
-        waited = time.monotonic() - started
-        if waited > 0.001:
-            observer.rate_limited(self.name, waited)
+        waited = await limiter.wait(self.traffic)
+        self.traffic.waited += waited
+        if waited > 0.001 and self.services.observer.active:
+            self.services.observer.rate_limited(self.name, waited)
 
     async def _attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                        timeout: float | None) -> Response:
         """One request on the wire (reported to the run's observer)."""
         observer = self.services.observer
-        if not observer.active:
-            return await self.transport.send(method, url, headers, data, timeout)
+        traffic = self.traffic
         started = time.monotonic()
         try:
             response = await self.transport.send(method, url, headers, data, timeout)
         except TransportError as e:
-            observer.request(self.name, method, shown(url, self.services.mask), None, time.monotonic() - started,
-                             self.services.mask(e.message))
+            traffic.requests += 1
+            traffic.latency += time.monotonic() - started
+            if observer.active:
+                observer.request(self.name, method, shown(url, self.services.mask), None,
+                                 time.monotonic() - started, self.services.mask(e.message))
             raise
-        observer.request(self.name, method, shown(url, self.services.mask), response.status,
-                         time.monotonic() - started)
+        traffic.requests += 1
+        traffic.latency += time.monotonic() - started
+        if observer.active:
+            observer.request(self.name, method, shown(url, self.services.mask), response.status,
+                             time.monotonic() - started)
         return response
 
     async def _pause(self, seconds: float, why: str, method: str, url: str) -> None:
+        self.traffic.retries += 1
         log.info(self.services.mask(f"{self.name}: {method} {shown(url, self.services.mask)} {why}; "
                                     f"retrying in {seconds:.2f}s"))
         if self.services.observer.active:
@@ -219,6 +225,7 @@ class HttpClient:
                             **auth.headers}
             send_headers = {k: v for k, v in send_headers.items() if v}
             send_headers.setdefault("Accept", "application/json")
+            traffic = self.traffic
             if self.settings.limiter is not None:
                 await self._wait_for_slot(self.settings.limiter)
             response = await self._attempt(method, with_query(current, auth.query), send_headers, data, timeout)

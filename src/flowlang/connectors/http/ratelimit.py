@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 from flowlang.errors import FlowRuntimeError
 
@@ -33,9 +34,13 @@ class RateLimiter:
         self.interval = interval
         self._next = 0.0
 
-    async def wait(self) -> None:
+    async def wait(self, watcher: Any = None) -> float:
+        """Sleep until this request's slot; returns the seconds waited (`watcher.waiting_until` shows it)."""
         now = time.monotonic()
         slot = max(now, self._next)
         self._next = slot + self.interval
         if slot > now:
+            if watcher is not None:
+                watcher.waiting_until = max(watcher.waiting_until, slot)
             await asyncio.sleep(slot - now)
+        return slot - now

@@ -1,0 +1,103 @@
+"""The live progress display of `flowlang run` and `flowlang retry` on a terminal: records read,
+sent and failed, requests and retries, the rate, the ETA when the total is known, and the wait a
+rate limit imposes. Off when stderr is not a terminal, and with --quiet. Before a run that the
+last run of the flow suggests will take over a minute, the estimate is printed first."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from flowlang.cli.console import Terminal
+from flowlang.runtime.run import RunContext
+from flowlang.runtime.store import Store
+from flowlang.testing.plan import duration_text, rate_text
+
+ESTIMATE_SHOWN_OVER = 60.0
+
+
+class RunProgress:
+    """Renders one run's counters; rich's Live calls `__rich__` a few times a second."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ctx: RunContext | None = None
+        self.started = time.monotonic()
+
+    def watch(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.started = time.monotonic()
+
+    def line(self) -> str:
+        ctx = self.ctx
+        if ctx is None:
+            return f"{self.name}: starting"
+        s = ctx.stats
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        read = s.read
+        total = s.total
+        parts = [f"read {read:,}" + (f"/{total:,}" if total is not None else ""), f"sent {s.sent:,}",
+                 f"failed {s.failed:,}", f"requests {s.requests:,}", f"retries {s.retries:,}"]
+        rate = read / elapsed
+        parts.append(f"{rate:,.1f} records/s")
+        if total is not None and rate > 0 and read < total:
+            parts.append(f"ETA {duration_text((total - read) / rate)}")
+        now = time.monotonic()
+        for name, traffic in sorted(s.traffic.items()):
+            if traffic.waiting_until > now and traffic.interval is not None:
+                parts.append(f"waiting {traffic.waiting_until - now:.1f} s for {name}'s rate limit "
+                             f"({rate_text(traffic.interval)})")
+        return f"{self.name}: " + " · ".join(parts)
+
+    def __rich__(self) -> Any:
+        ctx = self.ctx
+        text = Text(self.line())
+        if ctx is not None and ctx.stats.total:
+            bar = ProgressBar(total=ctx.stats.total, completed=min(ctx.stats.read, ctx.stats.total), width=40)
+            return Group(bar, text)
+        return text
+
+
+def estimate(store: Store, flow: str) -> str | None:
+    """What the last finished run of this flow suggests the next one takes, when over a minute."""
+    for job in store.jobs(flow, 5):
+        stats = job.get("stats")
+        if not stats or job.get("status") == "running":
+            continue
+        from flowlang.runtime.jsoncodec import loads
+
+        data = loads(stats) if isinstance(stats, str) else stats
+        connections = data.get("connections") or {}
+        lines = []
+        longest = 0.0
+        for name, traffic in sorted(connections.items()):
+            interval = traffic.get("interval")
+            requests = int(traffic.get("requests") or 0)
+            if interval is None or not requests:
+                continue
+            seconds = float(interval) * requests
+            longest = max(longest, seconds)
+            lines.append(f"{name}: {requests:,} requests at {rate_text(float(interval))}: at least "
+                         f"{duration_text(seconds)}")
+        if longest > ESTIMATE_SHOWN_OVER:
+            return f"estimate from job {job['id']}: " + "; ".join(lines)
+        return None
+    return None
+
+
+@contextmanager
+def progress_display(terminal: Terminal, name: str, enabled: bool) -> Iterator[RunProgress | None]:
+    """A live display on stderr while the body runs (None when it is off)."""
+    if not enabled or not terminal.rich:
+        yield None
+        return
+    progress = RunProgress(name)
+    with Live(progress, console=terminal.err, refresh_per_second=4, transient=True):
+        yield progress

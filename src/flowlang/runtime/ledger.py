@@ -1,0 +1,118 @@
+"""The send ledger (TESTING.md section 3): what `send ... once` and `send ... if changed` wrote, per
+flow, connection, operation and record key, with a hash of the payload, the destination's answer,
+the job and the time. It lives in the flow's store (its own table, on the store's connection).
+
+A `once` send writes a pending row *before* it sends and marks it sent when the answer came back,
+each in its own transaction. So a run killed while the request was in flight leaves a pending row:
+the next run cannot know whether the destination got it, and refuses to send that key again until
+someone checks (`flowlang ledger FILE --forget KEY` sends it again). That is how `once` gives
+0 duplicates even against an API without idempotency keys."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads, to_stored
+
+SCHEMA = """
+create table if not exists ledger (
+  flow text not null,
+  connection text not null,
+  operation text not null,
+  key text not null,
+  hash text not null,
+  answer text,
+  status text not null,
+  job_id integer,
+  sent_at text not null,
+  primary key (flow, connection, operation, key)
+);
+"""
+
+
+def payload_hash(record: Any, args: Any, kwargs: Any) -> str:
+    """What `if changed` compares: the record and the send's arguments, as sent."""
+    text = dumps(to_stored({"record": record, "args": args, "kwargs": kwargs}), secrets_as="***")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def key_text(key: Any) -> str:
+    """A record key as the ledger stores it: text as it is, anything else as JSON."""
+    return key if isinstance(key, str) else dumps_stored(key)
+
+
+@dataclass
+class LedgerEntry:
+    flow: str
+    connection: str
+    operation: str
+    key: str
+    hash: str
+    answer: Any
+    status: str  # "sent", or "pending" (a send that may or may not have reached the destination)
+    job_id: int | None
+    sent_at: str
+
+
+class Ledger:
+    """The ledger table of one store."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.executescript(SCHEMA)
+
+    def get(self, flow: str, connection: str, operation: str, key: str) -> LedgerEntry | None:
+        row = self.db.execute(
+            "select flow, connection, operation, key, hash, answer, status, job_id, sent_at from ledger "
+            "where flow = ? and connection = ? and operation = ? and key = ?",
+            (flow, connection, operation, key)).fetchone()
+        return entry_of(row) if row else None
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        with self.db:
+            self.db.execute("begin immediate")
+            return self.db.execute(sql, args).rowcount
+
+    def pending(self, flow: str, connection: str, operation: str, key: str, digest: str, job_id: int | None,
+                when: str) -> None:
+        """Before a `once` send: the key is claimed (a kill from here on leaves it pending)."""
+        self._write("insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at) "
+                    "values (?, ?, ?, ?, ?, 'pending', ?, ?) on conflict(flow, connection, operation, key) do "
+                    "update set hash = excluded.hash, status = 'pending', job_id = excluded.job_id, "
+                    "sent_at = excluded.sent_at", (flow, connection, operation, key, digest, job_id, when))
+
+    def sent(self, flow: str, connection: str, operation: str, key: str, digest: str, answer: Any,
+             job_id: int | None, when: str, mask: Any) -> None:
+        self._write("insert into ledger(flow, connection, operation, key, hash, answer, status, job_id, sent_at) "
+                    "values (?, ?, ?, ?, ?, ?, 'sent', ?, ?) on conflict(flow, connection, operation, key) do "
+                    "update set hash = excluded.hash, answer = excluded.answer, status = 'sent', "
+                    "job_id = excluded.job_id, sent_at = excluded.sent_at",
+                    (flow, connection, operation, key, digest, mask(dumps_stored(answer)), job_id, when))
+
+    def release(self, flow: str, connection: str, operation: str, key: str) -> None:
+        """A pending send that failed with an answer: not sent, so it may be sent again."""
+        self._write("delete from ledger where flow = ? and connection = ? and operation = ? and key = ? "
+                    "and status = 'pending'", (flow, connection, operation, key))
+
+    def entries(self, flow: str, key: str | None = None) -> list[LedgerEntry]:
+        sql = ("select flow, connection, operation, key, hash, answer, status, job_id, sent_at from ledger "
+               "where flow = ?")
+        args: tuple[Any, ...] = (flow,)
+        if key is not None:
+            sql += " and key = ?"
+            args += (key,)
+        return [entry_of(r) for r in self.db.execute(sql + " order by sent_at, key", args).fetchall()]
+
+    def forget(self, flow: str, key: str | None) -> int:
+        """Forget one key (every operation), or with None every entry of the flow; returns how many."""
+        if key is None:
+            return self._write("delete from ledger where flow = ?", (flow,))
+        return self._write("delete from ledger where flow = ? and key = ?", (flow, key))
+
+
+def entry_of(row: tuple[Any, ...]) -> LedgerEntry:
+    answer = from_stored(loads(row[5])) if row[5] is not None else None
+    return LedgerEntry(row[0], row[1], row[2], row[3], row[4], answer, row[6], row[7], row[8])

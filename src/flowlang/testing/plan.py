@@ -1,0 +1,234 @@
+"""`flowlang plan`: run a flow with live reads and no writes, and say what the real run would write
+(per destination: how many records, the first payloads) and what it would cost (per connection:
+requests, and how long they take at least under the connection's rate limit).
+
+The Planner is a Tape: every connection a `use` opens is wrapped so that reads reach the real
+source and writes are kept here instead of being sent (the run is also a dry run, so nothing
+that slips past is sent either, and no state is committed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
+from flowlang.runtime.jsoncodec import dumps, loads, to_stored
+from flowlang.runtime.stats import Stats
+from flowlang.runtime.values import Value
+from flowlang.testing.recorder import writes
+
+SHOWN_PAYLOADS = 3
+DEFAULT_BATCH = 100
+
+
+@dataclass
+class Destination:
+    """What the run would write with one operation of one connection."""
+
+    connection: str
+    op: str
+    label: str  # "POST /invoices", or the operation's name
+    records: int = 0
+    requests: int = 0
+    payloads: list[Any] = field(default_factory=list)
+    batch_size: int | None = None  # the operation's own batch limit, when it takes batches
+
+    def add(self, record: Any, keep_all: bool) -> None:
+        self.records += 1
+        if keep_all or len(self.payloads) < SHOWN_PAYLOADS:
+            self.payloads.append(loads(dumps(to_stored(record))))
+
+
+def label_of(spec: ConnectorSpec, op: str, args: list[Value]) -> str:
+    found = spec.operations.get(op)
+    if spec.name == "http" and args and isinstance(args[0], str):
+        return f"{op.upper()} {args[0]}"
+    if found is not None and found.method and found.path:
+        return f"{found.method} {found.path}"
+    return op
+
+
+def batches_natively(connection: Connection) -> bool:
+    """Whether a batch goes out as one request (the connection has its own send_batch)."""
+    inner = getattr(connection, "inner", connection)
+    return type(inner).send_batch is not Connection.send_batch
+
+
+class PlanningConnection(Connection):
+    """Reads go to the real connection; writes are planned, never sent."""
+
+    def __init__(self, inner: Connection, planner: Planner) -> None:
+        super().__init__(inner.name, inner.spec)
+        self.inner = inner
+        self.planner = planner
+
+    def default_write_op(self) -> str | None:
+        return self.inner.default_write_op()
+
+    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if writes(self.spec, op) and not self.spec.any_operation:
+            self.planner.plan(self, op, args, [args[0] if args else None], 1)
+            return None
+        return await self.inner.invoke(op, args, kwargs)
+
+    async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        self.planner.plan(self, op, args, [record], 1)
+        return None
+
+    async def send_batch(self, op: str, records: list[Value], args: list[Value],
+                         kwargs: dict[str, Value]) -> list[SendOutcome]:
+        self.planner.plan(self, op, args, records, 1 if batches_natively(self.inner) else len(records))
+        return [SendOutcome(True, None) for _ in records]
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class Planner:
+    """A Tape that lets reads through and keeps the writes as the plan."""
+
+    replaying = False
+
+    def __init__(self, keep_all: bool = False) -> None:
+        self.keep_all = keep_all
+        self.destinations: dict[tuple[str, str, str], Destination] = {}
+        self.outputs: list[Any] = []
+        self.status = ""
+
+    async def connection(self, name: str, spec: ConnectorSpec,
+                         open_real: Callable[[], Awaitable[Connection]]) -> Connection:
+        return PlanningConnection(await open_real(), self)
+
+    def wrap(self, connection: Connection) -> Connection:
+        return PlanningConnection(connection, self)
+
+    def value(self, kind: str, make: Callable[[], Any]) -> Any:
+        return make()
+
+    def output(self, value: Any) -> None:
+        self.outputs.append(value)
+
+    def finish(self, status: str, failed: int) -> None:
+        self.status = status
+
+    def plan(self, connection: Connection, op: str, args: list[Value], records: list[Value], requests: int) -> None:
+        label = label_of(connection.spec, op, args)
+        key = (connection.name, op, label)
+        found = self.destinations.get(key)
+        if found is None:
+            spec = connection.spec.operations.get(op)
+            size = (spec.max_batch or DEFAULT_BATCH) if spec is not None and spec.takes_batch else None
+            found = self.destinations[key] = Destination(connection.name, op, label, batch_size=size)
+        for record in records:
+            found.add(record, self.keep_all)
+        found.requests += requests
+
+
+# ---- the cost -------------------------------------------------------------------------------
+
+
+def duration_text(seconds: float) -> str:
+    seconds = math.ceil(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs or not parts:
+        parts.append(f"{secs} s")
+    return " ".join(parts)
+
+
+def rate_text(interval: float) -> str:
+    per_second = round(1 / interval, 6)
+    if per_second >= 2 and per_second.is_integer():
+        return f"{int(per_second)}/second"
+    per_minute = round(60 / interval, 6)
+    if per_minute >= 1:
+        return f"{per_minute:g}/minute"
+    return f"{round(3600 / interval, 6):g}/hour"
+
+
+@dataclass
+class ConnectionCost:
+    """What one connection's part of the real run would take."""
+
+    connection: str
+    reads: int  # requests made by the plan (the real run makes them again)
+    writes: int  # write requests the real run would make
+    interval: float | None
+    latency: float | None  # the reads' measured average, in seconds
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return self.reads + self.writes
+
+    @property
+    def at_least(self) -> float:
+        """Seconds the requests take at least: the rate limit's schedule, else their measured latency."""
+        if self.interval is not None:
+            return self.requests * self.interval
+        return self.requests * (self.latency or 0.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"connection": self.connection, "reads": self.reads, "writes": self.writes,
+                "requests": self.requests, "rate_interval": number(self.interval),
+                "read_latency": number(self.latency), "at_least_seconds": number(self.at_least),
+                "summary": self.lines}
+
+
+def number(value: float | None) -> Decimal | None:
+    """A float as an exact JSON number, to the millisecond-ish."""
+    return None if value is None else Decimal(str(round(value, 4)))
+
+
+def costs(planner: Planner, stats: Stats) -> list[ConnectionCost]:
+    names = sorted(set(stats.traffic) | {d.connection for d in planner.destinations.values()})
+    out = []
+    for name in names:
+        traffic = stats.traffic.get(name)
+        reads = traffic.requests if traffic is not None else 0
+        mine = [d for d in planner.destinations.values() if d.connection == name]
+        interval = traffic.interval if traffic is not None else None
+        latency = traffic.latency / traffic.requests if traffic is not None and traffic.requests else None
+        cost = ConnectionCost(name, reads, sum(d.requests for d in mine), interval, latency)
+        cost.lines = cost_lines(cost, mine)
+        out.append(cost)
+    return out
+
+
+def cost_lines(cost: ConnectionCost, destinations: list[Destination]) -> list[str]:
+    lines = []
+    limit = f", rate {rate_text(cost.interval)}" if cost.interval is not None else ""
+    for d in destinations:
+        text = f"{cost.connection}: {d.requests:,} {d.label}"
+        if d.requests != d.records:
+            text += f" ({d.records:,} records)"
+        if cost.interval is not None:
+            text += f"{limit}: at least {duration_text(d.requests * cost.interval)}"
+            if d.batch_size and d.requests == d.records and d.records > 1:
+                batched = math.ceil(d.records / d.batch_size)
+                text += (f" (with batch {d.batch_size}: {batched:,} requests, "
+                         f"{duration_text(batched * cost.interval)})")
+        lines.append(text)
+    if cost.reads:
+        latency = f", {cost.latency * 1000:.0f} ms each" if cost.latency is not None else ""
+        lines.append(f"{cost.connection}: {cost.reads:,} reads{latency}")
+    if cost.requests:
+        lines.append(f"{cost.connection}: {cost.requests:,} requests in all{limit}: at least "
+                     f"{duration_text(cost.at_least)}")
+    return lines
+
+
+def plan_dict(planner: Planner, stats: Stats) -> dict[str, Any]:
+    return {
+        "status": planner.status,
+        "read": stats.read,
+        "writes": [{"connection": d.connection, "operation": d.op, "target": d.label, "records": d.records,
+                    "requests": d.requests, "payloads": d.payloads} for d in planner.destinations.values()],
+        "connections": [c.as_dict() for c in costs(planner, stats)],
+    }

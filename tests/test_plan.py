@@ -1,0 +1,111 @@
+"""`flowlang plan` against a real server on 127.0.0.1 (TESTING.md section 1): live reads, no
+writes, no state; the plan lists exactly what the real run then sends, and what the requests cost
+under the rate limit."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from conftest import run_cli
+from fakeapi import FakeApi, paged
+
+FLOW = """flow "Customers and invoices"
+use shop = http(base_url: env.API, rate_limit: "1200/minute")
+call shop.get("/orders", pages: {style: "cursor", cursor: "next_cursor", records: "results", size: 3}) as orders
+for each o in orders
+  lookup shop.get("/customers", query: {email: o.email}) as c
+  if c == null
+    send {email: o.email, name: o.name} to shop.post("/customers") as made
+  else
+    send {name: o.name} to shop.put('/customers/{id}', id: c.id)
+  end
+  send {order: o.id, total: o.total * 2} to shop.post("/invoices")
+  let state.last = o.id
+end
+"""
+
+ORDERS = [{"id": i, "email": f"c{i % 4}@x.test", "name": f"Name {i}", "total": Decimal(f"{i}.25")}
+          for i in range(1, 11)]
+
+
+def server() -> FakeApi:
+    api = FakeApi({"customers": [{"id": 1, "email": "c1@x.test"}, {"id": 3, "email": "c3@x.test"}],
+                   "invoices": []})
+    api.route("GET", r"^/orders$", lambda req: paged(ORDERS, req, "cursor", api.url))
+    return api
+
+
+def writes_at(api: FakeApi) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for r in api.requests:
+        if r.method != "GET":
+            out.setdefault(f"{r.method} {r.path}", []).append(r.body)
+    return out
+
+
+def test_the_plan_lists_exactly_what_the_run_then_sends(tmp_path: Path) -> None:
+    flow = tmp_path / "sync.flow"
+    flow.write_text(FLOW)
+    state = str(tmp_path / "state")
+    with server() as api:
+        planned = run_cli("plan", str(flow), "--json", "--state-dir", state, env={"API": api.url})
+        assert planned.returncode == 0, planned.stderr
+        assert writes_at(api) == {}  # the plan sent nothing
+        reads_in_plan = sum(1 for r in api.requests if r.method == "GET")
+        plan = json.loads(planned.stdout, parse_float=Decimal)
+        api.state.requests.clear()
+        done = run_cli("run", str(flow), "--state-dir", state, env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+        sent = writes_at(api)
+        put_bodies = [r.body for r in api.requests if r.method == "PUT"]
+    planned_writes: dict[str, list[Any]] = {}
+    for w in plan["writes"]:
+        target = w["target"]
+        if target == "PUT /customers/{id}":
+            continue
+        planned_writes[target] = w["payloads"]
+        assert w["records"] == len(w["payloads"])
+    puts = {k: v for k, v in sent.items() if k.startswith("PUT")}
+    assert planned_writes == {k: v for k, v in sent.items() if not k.startswith("PUT")}
+    put_plan = next(w for w in plan["writes"] if w["target"] == "PUT /customers/{id}")
+    assert put_plan["payloads"] == put_bodies and len(puts) == 2  # /customers/1 and /customers/3
+    # the branch each record took: new customers created, known ones updated
+    assert len(planned_writes["POST /customers"]) == 5 and put_plan["records"] == 5
+    assert planned_writes["POST /invoices"][0] == {"order": 1, "total": Decimal("2.50")}
+    shop = next(c for c in plan["connections"] if c["connection"] == "shop")
+    assert shop["reads"] == reads_in_plan == 4 + 4  # 4 pages, 4 distinct customer lookups (cached)
+    assert shop["writes"] == 20 and shop["requests"] == 28
+    assert shop["rate_interval"] == Decimal("0.05")
+
+
+def test_the_plan_has_no_effect_on_state_or_the_delta(tmp_path: Path) -> None:
+    flow = tmp_path / "sync.flow"
+    flow.write_text(FLOW + 'emit {last: state.last, plan: job.plan}\n')
+    state = str(tmp_path / "state")
+    with server() as api:
+        planned = run_cli("plan", str(flow), "--state-dir", state, env={"API": api.url})
+        assert planned.returncode == 0, planned.stderr
+        done = run_cli("run", str(flow), "--state-dir", state, env={"API": api.url})
+    assert json.loads(done.stdout.splitlines()[-1]) == {"last": 10, "plan": False}
+    text = planned.stdout
+    assert "plan of Customers and invoices: read 10 records, nothing was written" in text
+    assert "shop.post  POST /customers: 5 records" in text
+    assert "shop.put  PUT /customers/{id}: 5 records" in text
+    assert '1. {"email":"c1@x.test","name":"Name 1"}' not in text  # c1 exists: updated, not created
+    assert '1. {"email":"c2@x.test","name":"Name 2"}' in text
+    assert "... and 7 more (--json shows all)" in text
+    assert "shop: 28 requests in all, rate 20/second: at least 2 s" in text
+
+
+def test_the_cost_under_a_rate_limit(tmp_path: Path) -> None:
+    flow = tmp_path / "bulk.flow"
+    flow.write_text('use api = http(base_url: env.API, rate_limit: "60/minute")\n'
+                    "for each i in range(0, 1000)\n  send {n: i} to api.post(\"/products\")\nend\n")
+    with FakeApi() as api:
+        planned = run_cli("plan", str(flow), env={"API": api.url})
+        assert planned.returncode == 0, planned.stderr
+        assert api.requests == []
+    assert "api: 1,000 POST /products, rate 60/minute: at least 16 min 40 s" in planned.stdout

@@ -1,0 +1,105 @@
+"""The progress display of `flowlang run` on a real pseudo-terminal (pexpect), read through a VT100
+emulator (pyte): counts, requests, the rate, the ETA and the rate limit's wait while it runs; the
+estimate before a run expected to take over a minute; nothing of it off a terminal or with --quiet."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pyte
+import pytest
+
+from conftest import run_cli
+from fakeapi import FakeApi
+from flowlang.runtime.store import Store
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pseudo-terminal")
+
+FLOW = """flow "Slow sync"
+use api = http(base_url: env.API, rate_limit: "10/second")
+for each i in range(0, 30)
+  send {n: i} to api.post("/items")
+end
+"""
+
+
+class Terminal:
+    """`flowlang ARGS` on a pseudo-terminal, every screen it showed kept."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        full = {**os.environ, "TERM": "xterm", "COLUMNS": "200", "LINES": "30", **env}
+        full.pop("FLOWLANG_STATE_DIR", None)
+        self.child = pexpect.spawn(sys.executable, ["-m", "flowlang", *args], env=full, encoding="utf-8",
+                                   timeout=60, dimensions=(30, 200))
+        self.screen = pyte.Screen(200, 30)
+        self.stream = pyte.Stream(self.screen)
+        self.seen: list[str] = []
+
+    def text(self) -> str:
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def run_to_end(self, timeout: float = 60) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.1))
+            except pexpect.TIMEOUT:
+                pass
+            except pexpect.EOF:
+                self.child.close()
+                return self.text()
+            self.seen.append(self.text())
+        raise AssertionError("the run did not end:\n" + self.text())
+
+
+def test_progress_while_running_on_a_terminal(tmp_path: Path) -> None:
+    flow = tmp_path / "slow.flow"
+    flow.write_text(FLOW)
+    with FakeApi() as api:
+        term = Terminal(["run", str(flow)], {"API": api.url})
+        final = term.run_to_end()
+        assert api.count("POST", "/items") == 30
+    assert term.child.exitstatus == 0, final
+    live = [screen for screen in term.seen if "records/s" in screen]
+    assert live, "no progress line was ever shown:\n" + final
+    middle = next(s for s in live if "read 1" in s and "/30" in s and "ETA" in s)
+    assert "Slow sync: read " in middle and "sent " in middle and "requests " in middle and "retries 0" in middle
+    assert any("waiting" in s and "for api's rate limit (10/second)" in s for s in live)
+    counts = [int(s.split("sent ")[1].split(" ")[0].replace(",", "")) for s in live]
+    assert counts == sorted(counts) and counts[-1] > counts[0]  # it moved while the run went on
+    assert "finished in" in final and "read 30, sent 30" in final
+    assert "records/s" not in final  # the live line goes away; the summary stays
+
+
+def test_the_estimate_before_a_long_run(tmp_path: Path) -> None:
+    flow = tmp_path / "slow.flow"
+    flow.write_text(FLOW.replace("range(0, 30)", "range(0, 3)"))
+    store = Store(tmp_path / ".flowlang")
+    job, _ = store.start_job("Slow sync", {}, False)
+    store.finish_job(job, "ok", {"read": 900, "connections": {"api": {"requests": 900, "interval": 0.1}}},
+                     None, "Slow sync", {})
+    store.close()
+    with FakeApi() as api:
+        term = Terminal(["run", str(flow)], {"API": api.url})
+        final = term.run_to_end()
+    assert term.child.exitstatus == 0, final
+    assert f"estimate from job {job}: api: 900 requests at 10/second: at least 1 min 30 s" in final
+
+
+def test_no_progress_off_a_terminal_or_with_quiet(tmp_path: Path) -> None:
+    flow = tmp_path / "slow.flow"
+    flow.write_text(FLOW.replace("range(0, 30)", "range(0, 8)"))
+    with FakeApi() as api:
+        piped = run_cli("run", str(flow), env={"API": api.url})
+        assert piped.returncode == 0, piped.stderr
+        assert "records/s" not in piped.stderr
+        assert all(json.loads(line) for line in piped.stderr.splitlines())  # JSON lines only
+        term = Terminal(["run", str(flow), "--quiet"], {"API": api.url})
+        final = term.run_to_end()
+    assert term.child.exitstatus == 0, final
+    assert not any("records/s" in screen for screen in term.seen)
