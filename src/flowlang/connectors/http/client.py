@@ -225,7 +225,6 @@ class HttpClient:
                             **auth.headers}
             send_headers = {k: v for k, v in send_headers.items() if v}
             send_headers.setdefault("Accept", "application/json")
-            traffic = self.traffic
             if self.settings.limiter is not None:
                 await self._wait_for_slot(self.settings.limiter)
             response = await self._attempt(method, with_query(current, auth.query), send_headers, data, timeout)
