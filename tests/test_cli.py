@@ -1,4 +1,5 @@
-"""The CLI in a real subprocess: exit statuses, stdout/stderr separation, errors and retry, the lock."""
+"""The CLI: exit statuses, stdout/stderr separation, errors and retry (in-process, through `cli`), and
+what needs a real process (the lock across processes, `python -m flowlang`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import cli, run_cli
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -27,8 +28,8 @@ def lines(text: str) -> list[object]:
 
 def test_records_on_stdout_logs_on_stderr(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'log "hello from the log"\nemit {a: 1}\nemit "two"\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
-    assert proc.returncode == 0
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 0
     assert lines(proc.stdout) == [{"a": 1}, "two"]
     assert "hello from the log" in proc.stderr
     assert "hello" not in proc.stdout
@@ -36,7 +37,7 @@ def test_records_on_stdout_logs_on_stderr(tmp_path: Path) -> None:
 
 def test_json_logs_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'flow "Logged"\nlog warn "careful"\nemit 1\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    proc = cli("run", "f.flow", cwd=tmp_path)
     entries = [json.loads(line) for line in proc.stderr.splitlines()]
     warn = next(e for e in entries if e["message"] == "careful")
     assert warn["level"] == "warning" and warn["flow"] == "Logged" and isinstance(warn["job_id"], int)
@@ -47,7 +48,7 @@ def test_json_logs_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
 
 def test_text_logs_on_request(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'log warn "careful"\n')
-    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert "warning: careful" in proc.stderr
     assert "run finished" in proc.stderr
 
@@ -61,16 +62,16 @@ def test_text_logs_on_request(tmp_path: Path) -> None:
 ])
 def test_exit_statuses(tmp_path: Path, text: str, status: int) -> None:
     write(tmp_path, "f.flow", text)
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
-    assert proc.returncode == status, proc.stderr
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == status, proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_script_errors_are_reported_before_anything_runs(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'use out = file(path: "out.jsonl")\nsend {a: 1} to out\nemit custmer\n'
                               'let customer = 1\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
-    assert proc.returncode == 2
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 2
     assert proc.stdout == ""
     assert not (tmp_path / "out.jsonl").exists()
     assert "f.flow:3:6: error: unknown name 'custmer'" in proc.stderr
@@ -79,26 +80,26 @@ def test_script_errors_are_reported_before_anything_runs(tmp_path: Path) -> None
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'fail "boom"\n')
-    plain = run_cli("run", "f.flow", cwd=tmp_path)
-    debug = run_cli("run", "f.flow", "--debug", cwd=tmp_path)
+    plain = cli("run", "f.flow", cwd=tmp_path)
+    debug = cli("run", "f.flow", "--debug", cwd=tmp_path)
     assert "Traceback" not in plain.stderr
     assert "Traceback" in debug.stderr
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "param since\nemit since\n")
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 2
-    unknown = run_cli("run", "f.flow", "--param", "since=1", "--param", "other=2", cwd=tmp_path)
-    assert unknown.returncode == 2 and "unknown param 'other'" in unknown.stderr
-    assert run_cli("run", "missing.flow", cwd=tmp_path).returncode == 2
-    assert run_cli("run", cwd=tmp_path).returncode == 2
-    assert run_cli("nonsense", cwd=tmp_path).returncode == 2
+    assert cli("run", "f.flow", cwd=tmp_path).status == 2
+    unknown = cli("run", "f.flow", "--param", "since=1", "--param", "other=2", cwd=tmp_path)
+    assert unknown.status == 2 and "unknown param 'other'" in unknown.stderr
+    assert cli("run", "missing.flow", cwd=tmp_path).status == 2
+    assert cli("run", cwd=tmp_path).status == 2
+    assert cli("nonsense", cwd=tmp_path).status == 2
 
 
 def test_params_and_input(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "param n\nparam s = \"x\"\nemit {n: n, s: s, input: input}\n")
     write(tmp_path, "in.json", '{"ids": [1, 2]}')
-    proc = run_cli("run", "f.flow", "--param", "n=[1,2]", "--param", "s=plain text", "--input", "in.json",
+    proc = cli("run", "f.flow", "--param", "n=[1,2]", "--param", "s=plain text", "--input", "in.json",
                    cwd=tmp_path)
     assert lines(proc.stdout) == [{"n": [1, 2], "s": "plain text", "input": {"ids": [1, 2]}}]
 
@@ -106,9 +107,9 @@ def test_params_and_input(tmp_path: Path) -> None:
 def test_check_many_files(tmp_path: Path) -> None:
     write(tmp_path, "good.flow", "emit 1\n")
     write(tmp_path, "bad.flow", "emit x\n")
-    assert run_cli("check", "good.flow", cwd=tmp_path).returncode == 0
-    both = run_cli("check", "good.flow", "bad.flow", cwd=tmp_path)
-    assert both.returncode == 2
+    assert cli("check", "good.flow", cwd=tmp_path).status == 0
+    both = cli("check", "good.flow", "bad.flow", cwd=tmp_path)
+    assert both.status == 2
     assert "bad.flow:1:6" in both.stderr
 
 
@@ -125,57 +126,57 @@ for each ref in ["A", "B", "C"]
   send {ref: ref} to out
 end
 """)
-    first = run_cli("run", "f.flow", cwd=tmp_path)
-    assert first.returncode == 3
-    listed = run_cli("errors", "f.flow", cwd=tmp_path)
+    first = cli("run", "f.flow", cwd=tmp_path)
+    assert first.status == 3
+    listed = cli("errors", "f.flow", cwd=tmp_path)
     assert "B is blocked" in listed.stdout and "f.flow:7:5" in listed.stdout
     write(tmp_path, "blocked.csv", "ref\nZ\n")
-    retried = run_cli("retry", "f.flow", cwd=tmp_path)
-    assert retried.returncode == 0, retried.stderr
+    retried = cli("retry", "f.flow", cwd=tmp_path)
+    assert retried.status == 0, retried.stderr
     assert "resolved 1" in retried.stderr
-    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert "no open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
     sent = [json.loads(line)["ref"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(sent) == ["A", "B", "C"]
-    again = run_cli("retry", "f.flow", cwd=tmp_path)
-    assert again.returncode == 0 and "resolved 0" in again.stderr
+    again = cli("retry", "f.flow", cwd=tmp_path)
+    assert again.status == 0 and "resolved 0" in again.stderr
 
 
 def test_retry_one_error_by_id(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'for each n in [1, 2]\n  fail "bad {n}"\nend\n')
-    run_cli("run", "f.flow", cwd=tmp_path)
-    errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    cli("run", "f.flow", cwd=tmp_path)
+    errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert [e["message"] for e in errors] == ["bad 1", "bad 2"]
-    one = run_cli("retry", "f.flow", "--id", str(errors[1]["id"]), cwd=tmp_path)
-    assert one.returncode == 3
-    after = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    one = cli("retry", "f.flow", "--id", str(errors[1]["id"]), cwd=tmp_path)
+    assert one.status == 3
+    after = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert [e["attempts"] for e in after] == [1, 2]
-    missing = run_cli("retry", "f.flow", "--id", "999", cwd=tmp_path)
-    assert missing.returncode == 2
+    missing = cli("retry", "f.flow", "--id", "999", cwd=tmp_path)
+    assert missing.status == 2
 
 
 def test_state_dir_option_and_environment(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "let state.n = (state.n ?? 0) + 1\nemit state.n\n")
     elsewhere = tmp_path / "states"
-    assert lines(run_cli("run", "f.flow", "--state-dir", str(elsewhere), cwd=tmp_path).stdout) == [1]
-    assert lines(run_cli("run", "f.flow", "--state-dir", str(elsewhere), cwd=tmp_path).stdout) == [2]
+    assert lines(cli("run", "f.flow", "--state-dir", str(elsewhere), cwd=tmp_path).stdout) == [1]
+    assert lines(cli("run", "f.flow", "--state-dir", str(elsewhere), cwd=tmp_path).stdout) == [2]
     assert (elsewhere / "flowlang.db").is_file()
     assert not (tmp_path / ".flowlang").exists()
     env = {"FLOWLANG_STATE_DIR": str(elsewhere)}
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path, env=env).stdout) == [3]
+    assert lines(cli("run", "f.flow", cwd=tmp_path, env=env).stdout) == [3]
 
 
 def test_state_is_not_committed_when_the_run_fails(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "param boom = false\nlet state.n = (state.n ?? 0) + 1\nemit state.n\n"
                               "if boom\n  fail \"boom\"\nend\n")
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [1]
-    assert run_cli("run", "f.flow", "--param", "boom=true", cwd=tmp_path).returncode == 1
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [2]
+    assert lines(cli("run", "f.flow", cwd=tmp_path).stdout) == [1]
+    assert cli("run", "f.flow", "--param", "boom=true", cwd=tmp_path).status == 1
+    assert lines(cli("run", "f.flow", cwd=tmp_path).stdout) == [2]
 
 
 def test_dry_run_commits_no_state(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "emit job.dry_run\nlet state.n = (state.n ?? 0) + 1\nemit state.n\n")
-    assert lines(run_cli("run", "f.flow", "--dry-run", cwd=tmp_path).stdout) == [True, 1]
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [False, 1]
+    assert lines(cli("run", "f.flow", "--dry-run", cwd=tmp_path).stdout) == [True, 1]
+    assert lines(cli("run", "f.flow", cwd=tmp_path).stdout) == [False, 1]
 
 
 def test_second_run_of_the_same_flow_exits_75(tmp_path: Path) -> None:
@@ -204,23 +205,23 @@ def test_second_run_of_the_same_flow_exits_75(tmp_path: Path) -> None:
 
 def test_limit(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "for each n in range(0, 100)\n  emit n\nend\nfor each m in [7, 8, 9]\n  emit m\nend\n")
-    assert lines(run_cli("run", "f.flow", "--limit", "2", cwd=tmp_path).stdout) == [0, 1, 7, 8]
+    assert lines(cli("run", "f.flow", "--limit", "2", cwd=tmp_path).stdout) == [0, 1, 7, 8]
 
 
 def test_secrets_file_is_masked(tmp_path: Path) -> None:
     write(tmp_path, "secrets.toml", 'TOKEN = "s3cr3t-value"\n')
     write(tmp_path, "f.flow", 'let t = secret.TOKEN\nlog "token {t} and {secret.TOKEN}"\nemit {t: t}\n'
                               'fail "failing with {t}"\n')
-    proc = run_cli("run", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path)
-    assert proc.returncode == 1
+    proc = cli("run", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path)
+    assert proc.status == 1
     assert "s3cr3t-value" not in proc.stdout + proc.stderr
     assert lines(proc.stdout) == [{"t": "***"}]
 
 
 def test_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "emit secret.NOT_SET_ANYWHERE_42\n")
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
-    assert proc.returncode == 1
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 1
     assert "secret 'NOT_SET_ANYWHERE_42' is not set" in proc.stderr
 
 
@@ -230,21 +231,21 @@ def test_python_dash_m_and_version() -> None:
 
 
 def test_connectors_listing() -> None:
-    proc = run_cli("connectors")
-    assert proc.returncode == 0
+    proc = cli("connectors")
+    assert proc.status == 0
     for name in ("file", "memory"):
         assert name in proc.stdout
-    one = run_cli("connectors", "file")
+    one = cli("connectors", "file")
     assert "path" in one.stdout and "write" in one.stdout and "default for send" in one.stdout
-    bad = run_cli("connectors", "fiel")
-    assert bad.returncode == 2 and "did you mean 'file'" in bad.stderr
+    bad = cli("connectors", "fiel")
+    assert bad.status == 2 and "did you mean 'file'" in bad.stderr
 
 
 def test_an_unusable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "emit 1\n")
     (tmp_path / "file").write_text("not a folder")
-    proc = run_cli("run", "f.flow", "--state-dir", str(tmp_path / "file" / "sub"), cwd=tmp_path)
-    assert proc.returncode == 1
+    proc = cli("run", "f.flow", "--state-dir", str(tmp_path / "file" / "sub"), cwd=tmp_path)
+    assert proc.status == 1
     assert "cannot use the state folder" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
 
@@ -253,14 +254,41 @@ def test_run_another_flow_as_its_own_job(tmp_path: Path) -> None:
     write(tmp_path, "child.flow", 'flow "child"\nparam who = "nobody"\nlet state.n = (state.n ?? 0) + 1\n'
                                   'emit "hello {who} #{state.n}"\n')
     write(tmp_path, "main.flow", 'emit "before"\nrun "child.flow" with {who: "main"}\nemit "after"\n')
-    first = run_cli("run", "main.flow", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    first = cli("run", "main.flow", cwd=tmp_path)
+    assert first.status == 0, first.stderr
     assert lines(first.stdout) == ["before", "hello main #1", "after"]
-    assert lines(run_cli("run", "main.flow", cwd=tmp_path).stdout)[1] == "hello main #2"  # its own state
+    assert lines(cli("run", "main.flow", cwd=tmp_path).stdout)[1] == "hello main #2"  # its own state
     write(tmp_path, "broken.flow", 'fail "the child broke"\n')
     write(tmp_path, "main2.flow", 'run "broken.flow"\nemit "not here"\n')
-    failed = run_cli("run", "main2.flow", cwd=tmp_path)
-    assert failed.returncode == 1 and "the flow broken.flow failed: the child broke" in failed.stderr
+    failed = cli("run", "main2.flow", cwd=tmp_path)
+    assert failed.status == 1 and "the flow broken.flow failed: the child broke" in failed.stderr
     write(tmp_path, "main3.flow", 'run "child.flow" with {whom: 1}\n')
-    bad = run_cli("run", "main3.flow", cwd=tmp_path)
-    assert bad.returncode == 1 and "unknown param 'whom'" in bad.stderr
+    bad = cli("run", "main3.flow", cwd=tmp_path)
+    assert bad.status == 1 and "unknown param 'whom'" in bad.stderr
+
+
+def test_input_from_stdin(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "for each r in input\n  emit r.n\nend\n")
+    assert lines(cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin='[{"n": 1}, {"n": 2}]').stdout) == [1, 2]
+    bad = cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin="{not json")
+    assert bad.status == 2 and "--input - is not valid JSON" in bad.stderr
+
+
+def test_a_real_pipe_in_and_real_exit_statuses(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "for each r in input\n  if r.n == 2\n    fail \"two\"\n  end\n  emit r.n\nend\n")
+    proc = run_cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin='[{"n": 1}, {"n": 2}, {"n": 3}]')
+    assert proc.returncode == 3, proc.stderr
+    assert lines(proc.stdout) == [1, 3]
+    assert run_cli("run", "missing.flow", cwd=tmp_path).returncode == 2
+
+
+def test_the_in_process_helper_leaves_the_process_as_it_was(tmp_path: Path) -> None:
+    import logging
+
+    write(tmp_path, "f.flow", 'log "hi"\nemit env.ONLY_HERE\n')
+    cwd, environ = os.getcwd(), dict(os.environ)
+    handlers = logging.getLogger("flowlang").handlers[:]
+    result = cli("run", "f.flow", cwd=tmp_path, env={"ONLY_HERE": "x"})
+    assert result.status == 0 and lines(result.stdout) == ["x"] and "hi" in result.stderr
+    assert os.getcwd() == cwd and dict(os.environ) == environ
+    assert logging.getLogger("flowlang").handlers == handlers

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import flowlang
-from conftest import run_cli
+from conftest import cli
 from fakeapi import FakeApi, Request
 
 SHOP = """
@@ -117,15 +117,15 @@ emit "done"
 def test_batch_larger_than_max_is_a_check_error(folder: Path) -> None:
     (folder / "main.flow").write_text('use shop = shop(tenant: "t", key: "k")\nfor each s in [1]\n'
                                       "  send {sku: s} to shop.create_items batch 50\nend\n")
-    proc = run_cli("check", "main.flow", cwd=folder)
-    assert proc.returncode == 2 and "takes at most 3 records a batch" in proc.stderr
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2 and "takes at most 3 records a batch" in proc.stderr
 
 
 def test_check_knows_operations_and_configuration(folder: Path) -> None:
     (folder / "main.flow").write_text('use shop = shop(tenant: "t", kee: "k")\ncall shop.list_itemz() as x\n'
                                       "lookup shop.find_item(skuu: 1) as y\n")
-    proc = run_cli("check", "main.flow", cwd=folder)
-    assert proc.returncode == 2
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2
     assert "shop has no configuration key 'kee'" in proc.stderr and "did you mean 'key'" in proc.stderr
     assert "shop needs 'key'" in proc.stderr
     assert "shop has no operation 'list_itemz'" in proc.stderr and "did you mean 'list_items'" in proc.stderr
@@ -136,24 +136,24 @@ def test_a_broken_connector_file_is_reported_with_file_key_and_problem(folder: P
     (folder / "connectors" / "bad.toml").write_text('name = "bad"\nbase_url = "https://x"\n'
                                                     '[operations.list]\nmethod = "FETCH"\npath = "x"\n')
     (folder / "main.flow").write_text("use b = bad()\n")
-    proc = run_cli("check", "main.flow", cwd=folder)
-    assert proc.returncode == 2
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2
     assert "connectors/bad.toml" in proc.stderr
     assert "operations.list.method" in proc.stderr and "operations.list.path" in proc.stderr
-    listing = run_cli("connectors", "--dir", str(folder))
+    listing = cli("connectors", "--dir", str(folder))
     assert "shop" in listing.stdout and "connectors/bad.toml" in listing.stderr
 
 
 def test_not_toml_at_all(folder: Path) -> None:
     (folder / "connectors" / "x.toml").write_text("name = \n")
     (folder / "main.flow").write_text("use b = x()\n")
-    proc = run_cli("check", "main.flow", cwd=folder)
+    proc = cli("check", "main.flow", cwd=folder)
     assert "connectors/x.toml: not valid TOML" in proc.stderr
 
 
 def test_connectors_command_describes_a_flow_folder_connector(folder: Path) -> None:
-    proc = run_cli("connectors", "shop", "--dir", str(folder))
-    assert proc.returncode == 0
+    proc = cli("connectors", "shop", "--dir", str(folder))
+    assert proc.status == 0
     for text in ("tenant", "key", "list_items", "GET", "/items/{id}", "batch (max 3)", "paginated stream"):
         assert text in proc.stdout
 
@@ -162,5 +162,5 @@ def test_flow_folder_connector_wins_over_stdlib(tmp_path: Path) -> None:
     (tmp_path / "connectors").mkdir()
     (tmp_path / "connectors" / "github.toml").write_text(
         'name = "github"\nbase_url = "https://example.invalid"\n[operations.ping]\nmethod = "GET"\npath = "/ping"\n')
-    proc = run_cli("connectors", "github", "--dir", str(tmp_path))
+    proc = cli("connectors", "github", "--dir", str(tmp_path))
     assert "ping" in proc.stdout and "list_issues" not in proc.stdout

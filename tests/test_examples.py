@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_example, run_cli
+from conftest import ROOT, cli, copy_example
 
 EXAMPLES = ROOT / "examples"
 
@@ -37,8 +37,8 @@ COVERED = [
 
 def test_clean_orders(tmp_path: Path) -> None:
     folder = copy_example("clean_orders", tmp_path)
-    proc = run_cli("run", "clean_orders.flow", cwd=folder)
-    assert proc.returncode == 0, proc.stderr
+    proc = cli("run", "clean_orders.flow", cwd=folder)
+    assert proc.status == 0, proc.stderr
     assert records(proc.stdout) == [{"id": 1001, "total": Decimal("19.99")},
                                     {"id": 1003, "total": Decimal("120.01")}, {"id": 1005, "total": 42}]
     written = records((folder / "out/orders.jsonl").read_text())
@@ -49,55 +49,55 @@ def test_clean_orders(tmp_path: Path) -> None:
 
 def test_delta_sync_moves_its_high_water_mark(tmp_path: Path) -> None:
     folder = copy_example("delta_sync", tmp_path)
-    first = run_cli("run", "delta_sync.flow", cwd=folder)
-    assert first.returncode == 0, first.stderr
+    first = cli("run", "delta_sync.flow", cwd=folder)
+    assert first.status == 0, first.stderr
     assert records(first.stdout) == [1, 2, 3]
     assert "first run" in first.stderr
-    again = run_cli("run", "delta_sync.flow", cwd=folder)
+    again = cli("run", "delta_sync.flow", cwd=folder)
     assert records(again.stdout) == []
     assert "first run" not in again.stderr
     with (folder / "data/customers.jsonl").open("a") as fh:
         fh.write('{"id": 4, "name": "Dina Ek", "email": "dina@example.com", "updated_at": "2024-06-01T00:00:00Z"}\n')
-    third = run_cli("run", "delta_sync.flow", cwd=folder)
+    third = cli("run", "delta_sync.flow", cwd=folder)
     assert records(third.stdout) == [4]
     assert [r["id"] for r in records((folder / "out/changed_customers.jsonl").read_text())] == [1, 2, 3, 4]  # type: ignore[index]
 
 
 def test_enrich_orders_keeps_the_unknown_customer(tmp_path: Path) -> None:
     folder = copy_example("enrich_orders", tmp_path)
-    proc = run_cli("run", "enrich_orders.flow", cwd=folder)
-    assert proc.returncode == 3, proc.stderr
+    proc = cli("run", "enrich_orders.flow", cwd=folder)
+    assert proc.status == 3, proc.stderr
     assert records(proc.stdout) == [
         {"invoice": "INV-501", "customer": "Ann Berg", "net": Decimal("15.00")},
         {"invoice": "INV-502", "customer": "Carl Dahl", "net": Decimal("29.80")},
     ]
     invoices = json.loads((folder / "out/invoices.json").read_text(), parse_float=Decimal)
     assert invoices[0]["lines"][1] == {"sku": "C-3", "name": "Cable tie", "qty": 100, "net": Decimal("5.00")}
-    errors = run_cli("errors", "enrich_orders.flow", cwd=folder)
+    errors = cli("errors", "enrich_orders.flow", cwd=folder)
     assert "no customer with the email nobody@example.com" in errors.stdout
 
 
 def test_import_payments_errors_and_retry(tmp_path: Path) -> None:
     folder = copy_example("error_handling", tmp_path)
-    proc = run_cli("run", "import_payments.flow", cwd=folder)
-    assert proc.returncode == 3
+    proc = cli("run", "import_payments.flow", cwd=folder)
+    assert proc.status == 3
     assert records(proc.stdout) == ["P-1", "P-4"]
-    listed = run_cli("errors", "import_payments.flow", cwd=folder)
+    listed = cli("errors", "import_payments.flow", cwd=folder)
     assert "the amount 'abc' is not a number" in listed.stdout
     assert "amount must be positive, got -5" in listed.stdout
     # retry runs the failed iterations again from their saved records: still bad, attempts counted
-    retried = run_cli("retry", "import_payments.flow", cwd=folder)
-    assert retried.returncode == 3  # the saved records are still bad
+    retried = cli("retry", "import_payments.flow", cwd=folder)
+    assert retried.status == 3  # the saved records are still bad
     assert "still failing 2" in retried.stderr
-    listed_again = run_cli("errors", "import_payments.flow", "--json", cwd=folder)
+    listed_again = cli("errors", "import_payments.flow", "--json", cwd=folder)
     attempts = [json.loads(line)["attempts"] for line in listed_again.stdout.splitlines()]
     assert attempts == [2, 2]
 
 
 def test_invoice_lines_uses_the_imported_library(tmp_path: Path) -> None:
     folder = copy_example("invoice_lines", tmp_path)
-    proc = run_cli("run", "invoice_lines.flow", "--param", "currency=NOK", cwd=folder)
-    assert proc.returncode == 0, proc.stderr
+    proc = cli("run", "invoice_lines.flow", "--param", "currency=NOK", cwd=folder)
+    assert proc.status == 0, proc.stderr
     assert records(proc.stdout) == [
         {"line": "A-1 Anchor bolt", "net": "10.00 NOK", "gross": "12.50 NOK"},
         {"line": "C-3", "net": "5.00 NOK", "gross": "5.60 NOK"},
@@ -107,5 +107,5 @@ def test_invoice_lines_uses_the_imported_library(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flow", COVERED)
 def test_examples_pass_check(flow: str) -> None:
-    proc = run_cli("check", str(EXAMPLES / flow))
-    assert proc.returncode == 0, proc.stderr
+    proc = cli("check", str(EXAMPLES / flow))
+    assert proc.status == 0, proc.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli
 from flowlang import ast
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source
@@ -101,12 +101,12 @@ def test_invalid_text_is_not_formatted() -> None:
 def test_cli(tmp_path: Path) -> None:
     (tmp_path / "a.flow").write_text(MESSY)
     (tmp_path / "b.flow").write_text(TIDY)
-    check = run_cli("fmt", "--check", "a.flow", "b.flow", cwd=tmp_path)
-    assert check.returncode == 1 and "would reformat a.flow" in check.stderr
+    check = cli("fmt", "--check", "a.flow", "b.flow", cwd=tmp_path)
+    assert check.status == 1 and "would reformat a.flow" in check.stderr
     assert (tmp_path / "a.flow").read_text() == MESSY
-    done = run_cli("fmt", "a.flow", "b.flow", cwd=tmp_path)
-    assert done.returncode == 0 and (tmp_path / "a.flow").read_text() == TIDY
-    assert run_cli("fmt", "--check", "a.flow", cwd=tmp_path).returncode == 0
+    done = cli("fmt", "a.flow", "b.flow", cwd=tmp_path)
+    assert done.status == 0 and (tmp_path / "a.flow").read_text() == TIDY
+    assert cli("fmt", "--check", "a.flow", cwd=tmp_path).status == 0
     (tmp_path / "bad.flow").write_text("emit (\n")
-    bad = run_cli("fmt", "bad.flow", cwd=tmp_path)
-    assert bad.returncode == 2 and "bad.flow:1:" in bad.stderr
+    bad = cli("fmt", "bad.flow", cwd=tmp_path)
+    assert bad.status == 2 and "bad.flow:1:" in bad.stderr

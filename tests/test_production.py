@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import flowlang
-from conftest import run_cli
+from conftest import cli, run_cli
 from fakeapi import FakeApi, Request
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source
@@ -64,8 +64,8 @@ def test_max_seconds_stops_the_run(tmp_path: Path) -> None:
         api.route("GET", "/slow", lambda req: (time.sleep(0.3), (200, {}, {"ok": True}))[1])
         (tmp_path / "f.flow").write_text("use api = http(base_url: env.API)\nfor each n in range(0, 100)\n"
                                          "  call api.get(\"/slow\")\nend\n")
-        proc = run_cli("run", "f.flow", "--max-seconds", "1", cwd=tmp_path, env={"API": api.url})
-    assert proc.returncode == 1
+        proc = cli("run", "f.flow", "--max-seconds", "1", cwd=tmp_path, env={"API": api.url})
+    assert proc.status == 1
     assert "max_seconds" in proc.stderr
     assert api.count("GET", "/slow") < 10
 
@@ -76,10 +76,10 @@ def test_max_record_seconds_fails_that_record_only(tmp_path: Path) -> None:
                                                       (200, {}, {"n": int(req.match[1])}))[1])
         (tmp_path / "f.flow").write_text("use api = http(base_url: env.API)\nfor each n in [1, 2, 3]\n"
                                          "  call api.get('/item/{n}', n: n) as r\n  emit r.n\nend\n")
-        proc = run_cli("run", "f.flow", "--max-record-seconds", "0.5", cwd=tmp_path, env={"API": api.url})
-    assert proc.returncode == 3
+        proc = cli("run", "f.flow", "--max-record-seconds", "0.5", cwd=tmp_path, env={"API": api.url})
+    assert proc.status == 3
     assert [json.loads(x) for x in proc.stdout.split()] == [1, 3]
-    errors = run_cli("errors", "f.flow", cwd=tmp_path)
+    errors = cli("errors", "f.flow", cwd=tmp_path)
     assert "max_record_seconds" in errors.stdout
 
 
@@ -109,7 +109,7 @@ def test_a_killed_run_is_marked_crashed_by_the_next(tmp_path: Path) -> None:
     proc.wait()
     (tmp_path / "pipe.jsonl").unlink()
     (tmp_path / "pipe.jsonl").write_text('{"a": 1}\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 0
+    assert cli("run", "f.flow", cwd=tmp_path).status == 0
     db = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
     assert [r[0] for r in db.execute("select status from jobs order by id")] == ["crashed", "ok"]
     assert db.execute("pragma integrity_check").fetchone() == ("ok",)

@@ -18,7 +18,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from conftest import run_cli
+from conftest import cli
 from flowlang.cli.console import Terminal
 from flowlang.repl.app import build_prompt, interactive
 from flowlang.repl.completion import candidates
@@ -154,10 +154,10 @@ def test_screen_with_pipe_input(session: ReplSession) -> None:
 
 
 def test_piped_stdin() -> None:
-    proc = run_cli("repl", stdin="let x = 2\nx * 21\nlet o = {a: [1, 2]}\nlen(o.a)\n")
-    assert proc.returncode == 0 and proc.stdout.split() == ["42", "2"]
-    bad = run_cli("repl", stdin="1 +\n2\n")
-    assert bad.returncode == 1 and "expected an expression" in bad.stderr and "2" in bad.stdout
+    proc = cli("repl", stdin="let x = 2\nx * 21\nlet o = {a: [1, 2]}\nlen(o.a)\n")
+    assert proc.status == 0 and proc.stdout.split() == ["42", "2"]
+    bad = cli("repl", stdin="1 +\n2\n")
+    assert bad.status == 1 and "expected an expression" in bad.stderr and "2" in bad.stdout
 
 
 class Screen:

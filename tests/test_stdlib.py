@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, copy_example, run_cli
+from conftest import ROOT, cli, copy_example
 from fakeapi import FakeApi, Request
 
 EXAMPLES = ROOT / "examples"
@@ -68,7 +68,7 @@ def test_inflow_lists_every_page_with_skip_and_count(tmp_path: Path) -> None:
         flow = tmp_path / "f.flow"
         flow.write_text('use inflow = inflow(company_id: "acme", token: "tok", base_url: env.BASE + "/acme")\n'
                         "call inflow.list_customers() as all\nemit len(list(all))\n")
-        proc = run_cli("run", str(flow), env={"BASE": api.url})
+        proc = cli("run", str(flow), env={"BASE": api.url})
         assert lines(proc.stdout) == [251], proc.stderr
         assert [r.query.get("skip") for r in api.requests] == ["0", "100", "200"]
         assert {r.query.get("count") for r in api.requests} == {"100"}
@@ -78,10 +78,10 @@ def test_inflow_example_creates_customers_and_sales_orders(tmp_path: Path) -> No
     folder = copy_example("inflow_orders", tmp_path)
     with FakeApi() as api:
         db = inflow_api(api, "acme", "inflow-secret")
-        proc = run_cli("run", "orders_to_inflow.flow", cwd=folder,
+        proc = cli("run", "orders_to_inflow.flow", cwd=folder,
                        env={"INFLOW_COMPANY_ID": "acme", "INFLOW_TOKEN": "inflow-secret",
                             "INFLOW_BASE_URL": api.url + "/acme"})
-        assert proc.returncode == 0, proc.stderr
+        assert proc.status == 0, proc.stderr
         assert lines(proc.stdout) == [{"order": 1001, "customer": "c-ann", "status": "sent"},
                                       {"order": 1002, "customer": "cu-252", "status": "sent"}]
         assert db["customers"][-1] == {"name": "Neo Lind", "email": "new@example.com", "customerId": "cu-252"}
@@ -141,9 +141,9 @@ def test_integrator_io_example_reports_and_retries(tmp_path: Path) -> None:
     folder = copy_example("integrator_io_errors", tmp_path)
     with FakeApi() as api:
         seen = integrator_api(api, "io-token")
-        proc = run_cli("run", "error_report.flow", "--param", "retry_source=connection", cwd=folder,
+        proc = cli("run", "error_report.flow", "--param", "retry_source=connection", cwd=folder,
                        env={"INTEGRATOR_IO_TOKEN": "io-token", "INTEGRATOR_IO_BASE_URL": api.url + "/v1"})
-        assert proc.returncode == 0, proc.stderr
+        assert proc.status == 0, proc.stderr
         assert lines(proc.stdout) == [{"flow": "Flow 1", "step": "e1", "retried": 3}]
         assert seen["retried"] == [("f1", "e1", ["k1", "k2", "k3"])]
         rows = list(csv.DictReader((folder / "out/errors.csv").open()))
@@ -153,7 +153,7 @@ def test_integrator_io_example_reports_and_retries(tmp_path: Path) -> None:
 
 
 def test_integrator_io_regions() -> None:
-    proc = run_cli("connectors", "integrator_io")
+    proc = cli("connectors", "integrator_io")
     assert "region" in proc.stdout and "'na' or 'eu'" in proc.stdout
     for name in ("get_token_info", "list_flow_errors", "retry_flow_errors", "resolve_flow_errors", "list_jobs"):
         assert name in proc.stdout
@@ -195,9 +195,9 @@ def test_github_example_pages_with_link_headers(tmp_path: Path) -> None:
                 headers["Link"] = f'<{api.url}{req.path}?{q}>; rel="next", <{api.url}{req.path}?page=9>; rel="last"'
             return 200, headers, chunk
         api.route("GET", "/repos/octo/demo/issues", listing)
-        proc = run_cli("run", "issues_to_csv.flow", "--param", "repo=octo/demo", cwd=folder,
+        proc = cli("run", "issues_to_csv.flow", "--param", "repo=octo/demo", cwd=folder,
                        env={"GITHUB_TOKEN": "gh-token", "GITHUB_BASE_URL": api.url})
-        assert proc.returncode == 0, proc.stderr
+        assert proc.status == 0, proc.stderr
         assert len(lines(proc.stdout)) == 149
         assert api.count("GET", "/repos/octo/demo/issues") == 2
         rows = list(csv.DictReader((folder / "out/issues.csv").open()))

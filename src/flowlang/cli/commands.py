@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     flow = load(args.file)
     project = project_for(args, flow)
     params = parse_params(args.param)
-    payload = read_input(args.input)
+    payload = read_input(args.input, terminal.stdin)
     secrets = _secrets(args, terminal)
     if args.limit is not None and args.limit < 0:
         terminal.error("error: --limit must be 0 or more")

@@ -1,5 +1,6 @@
-"""All terminal I/O of the CLI in one injectable object: JSON Lines on stdout, messages, logs and
-summaries on stderr (rich on a terminal, plain text otherwise)."""
+"""All terminal I/O of the CLI in one injectable object (like httpie's Environment): stdin, JSON Lines
+on stdout, messages, logs and summaries on stderr (rich on a terminal, plain text otherwise). Tests
+give it in-memory streams (tests/conftest.py `cli`)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from flowlang.runtime.masking import Masker
 
 
 class Terminal:
-    """stdout for records, stderr for people (and, when not a terminal, for log collectors)."""
+    """stdin for input (`--input -`, piped REPL statements), stdout for records, stderr for people
+    (and, when not a terminal, for log collectors)."""
 
     def __init__(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
-                 color: bool | None = None) -> None:
+                 color: bool | None = None, stdin: IO[str] | None = None) -> None:
+        self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         is_tty = hasattr(self.stderr, "isatty") and self.stderr.isatty()
@@ -29,6 +32,14 @@ class Terminal:
         self.err = Console(file=self.stderr, force_terminal=self.rich, no_color=not self.rich,
                            highlight=False, soft_wrap=True)
         self.masker = Masker()
+
+    # ---- stdin -------------------------------------------------------------------------------
+    def stdin_is_terminal(self) -> bool:
+        """Whether a person types the input (else it is piped or redirected)."""
+        return hasattr(self.stdin, "isatty") and self.stdin.isatty()
+
+    def read_stdin(self) -> str:
+        return self.stdin.read()
 
     # ---- stdout ------------------------------------------------------------------------------
     def record(self, value: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import JsonDataError, loads
@@ -25,12 +25,12 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def read_input(path: str | None) -> Any:
+def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
     """--input FILE: a JSON file, a JSON Lines file (.jsonl: a list of records), or - for stdin."""
     if path is None:
         return None
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        text = (stdin or sys.stdin).read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read --input {path}: {e.strerror}") from None
     try:

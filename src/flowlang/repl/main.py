@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import IO
 
@@ -73,10 +72,10 @@ def repl_main(args: argparse.Namespace, terminal: Terminal) -> int:
             loaded = session.load_file(Path(args.file))
             if loaded.error is not None:
                 terminal.message(loaded.error.render())
-                if not sys.stdin.isatty():
+                if not terminal.stdin_is_terminal():
                     return 1
-        if not sys.stdin.isatty():
-            return run_piped(session, sys.stdin.read(), terminal)
+        if not terminal.stdin_is_terminal():
+            return run_piped(session, terminal.read_stdin(), terminal)
         from flowlang.repl.app import interactive
 
         return interactive(session, terminal)
