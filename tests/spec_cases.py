@@ -101,6 +101,19 @@ def all_cases() -> list[SpecCase]:
     return out
 
 
+def focused(cases: list[SpecCase], focus: str) -> list[SpecCase]:
+    """The cases of the files named in `focus` ("loops.flow", "loops", or several, comma-separated); all
+    cases when it is empty. A name that matches no file is an error, not an empty run."""
+    if not focus.strip():
+        return cases
+    names = {n.strip() if n.strip().endswith(".flow") else n.strip() + ".flow" for n in focus.split(",") if n.strip()}
+    known = {c.file for c in cases}
+    unknown = sorted(names - known)
+    if unknown:
+        raise ValueError(f"FLOWLANG_SPEC names no spec file: {', '.join(unknown)} (files: {', '.join(sorted(known))})")
+    return [c for c in cases if c.file in names]
+
+
 def same(expected: Any, actual: Any) -> bool:
     """Equality as the acceptance runner has it: numbers by value, booleans only to booleans."""
     if isinstance(expected, bool) or isinstance(actual, bool):

@@ -53,32 +53,39 @@ def compound(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 EXPRESSIONS = st.recursive(atoms, compound, max_leaves=12)
 
 
-def statements(depth: int) -> st.SearchStrategy[list[str]]:
-    simple = st.one_of(
-        st.tuples(NAMES, EXPRESSIONS).map(lambda t: [f"let {t[0]} = {t[1]}"]),
-        st.tuples(NAMES, FIELDS, EXPRESSIONS).map(lambda t: [f"let {t[0]}.{t[1]} = {t[2]}"]),
-        EXPRESSIONS.map(lambda e: [f"emit {e}"]),
-        st.tuples(st.sampled_from(["", "debug ", "warn ", "error "]), EXPRESSIONS).map(lambda t: [f"log {t[0]}{t[1]}"]),
-        EXPRESSIONS.map(lambda e: [f"fail {e}"]),
-        st.tuples(NAMES, EXPRESSIONS, NAMES).map(lambda t: [f'call api.get("/x/{{{t[0]}}}", q: {t[1]}) as {t[2]}']),
-        st.tuples(EXPRESSIONS, NAMES).map(lambda t: [f"lookup api.find(email: {t[0]}) as {t[1]}"]),
-        st.tuples(EXPRESSIONS, st.integers(1, 50)).map(lambda t: [f"send {t[0]} to out.write batch {t[1]}"]),
+def statements(depth: int, io: bool = True, expressions: st.SearchStrategy[str] = EXPRESSIONS
+               ) -> st.SearchStrategy[list[str]]:
+    """Statement lines nested `depth` deep; io=False leaves out call, lookup and send (programs that run
+    without connections: tests/test_engine_differential.py, which also brings its own expressions)."""
+    pure = [
+        st.tuples(NAMES, expressions).map(lambda t: [f"let {t[0]} = {t[1]}"]),
+        st.tuples(NAMES, FIELDS, expressions).map(lambda t: [f"let {t[0]}.{t[1]} = {t[2]}"]),
+        expressions.map(lambda e: [f"emit {e}"]),
+        st.tuples(st.sampled_from(["", "debug ", "warn ", "error "]), expressions).map(lambda t: [f"log {t[0]}{t[1]}"]),
+        expressions.map(lambda e: [f"fail {e}"]),
         st.just(["skip"]), st.just(["stop"]),
-    )
+    ]
+    with_io = [
+        st.tuples(NAMES, expressions, NAMES).map(lambda t: [f'call api.get("/x/{{{t[0]}}}", q: {t[1]}) as {t[2]}']),
+        st.tuples(expressions, NAMES).map(lambda t: [f"lookup api.find(email: {t[0]}) as {t[1]}"]),
+        st.tuples(expressions, st.integers(1, 50)).map(lambda t: [f"send {t[0]} to out.write batch {t[1]}"]),
+    ]
+    simple = st.one_of(*pure, *(with_io if io else []))
     if depth == 0:
         return simple
 
     def indent(lines: list[str]) -> list[str]:
         return ["  " + line for line in lines]
 
-    body = st.lists(statements(depth - 1), min_size=0, max_size=3).map(lambda bs: [x for b in bs for x in b])
+    body = st.lists(statements(depth - 1, io, expressions), min_size=0, max_size=3).map(
+        lambda bs: [x for b in bs for x in b])
     return st.one_of(
         simple,
-        st.tuples(EXPRESSIONS, body, body).map(lambda t: [f"if {t[0]}", *indent(t[1]), "else", *indent(t[2]), "end"]),
-        st.tuples(NAMES, EXPRESSIONS, body, st.sampled_from(["", " parallel 4"])).map(
+        st.tuples(expressions, body, body).map(lambda t: [f"if {t[0]}", *indent(t[1]), "else", *indent(t[2]), "end"]),
+        st.tuples(NAMES, expressions, body, st.sampled_from(["", " parallel 4"])).map(
             lambda t: [f"for each {t[0]} in {t[1]}{t[3]}", *indent(t[2]), "end"]),
         st.tuples(body, body).map(lambda t: ["try", *indent(t[0]), "on error as e", *indent(t[1]), "end"]),
-        st.tuples(EXPRESSIONS, NAMES, st.lists(st.tuples(FIELDS, EXPRESSIONS), max_size=3)).map(
+        st.tuples(expressions, NAMES, st.lists(st.tuples(FIELDS, expressions), max_size=3)).map(
             lambda t: [f"map {t[0]} to {t[1]}", *[f"  {k} = {v}" for k, v in t[2]], "  drop x.y", "end"]),
     )
 

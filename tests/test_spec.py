@@ -1,21 +1,50 @@
-"""Runs every case of the tests/spec corpus (see spec_cases.py for the format)."""
+"""Runs every case of the tests/spec corpus (see spec_cases.py for the format), with generated code and
+with closures only. FLOWLANG_SPEC=loops.flow (or `loops`, or several, comma-separated) runs only those
+files; a failing case shows its parsed tree (ast.dump) below the assertion."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 import flowlang
+from flowlang import ast
+from flowlang.errors import FlowSyntaxError
 from flowlang.runtime.jsoncodec import dumps, loads
-from spec_cases import SpecCase, all_cases, same
+from flowlang.source import Source
+from flowlang.syntax import parse
+from spec_cases import SpecCase, all_cases, focused, same
 
-CASES = all_cases()
+FOCUS = os.environ.get("FLOWLANG_SPEC", "")
+CASES = focused(all_cases(), FOCUS)
 
 
 def test_corpus_is_large() -> None:
+    if FOCUS:
+        pytest.skip(f"FLOWLANG_SPEC={FOCUS} runs {len(CASES)} case(s) of the corpus")
     assert len(CASES) >= 150
+
+
+def parsed_tree(case: SpecCase) -> str:
+    source = Source("case.flow", case.text)
+    try:
+        return ast.dump(parse(source), source)
+    except FlowSyntaxError as e:
+        return e.render()
+
+
+@contextmanager
+def tree_on_failure(case: SpecCase) -> Iterator[None]:
+    """A failing case shows what the parser made of it."""
+    try:
+        yield
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n\nparsed tree of {case.id}:\n{parsed_tree(case)}") from None
 
 
 def plain(value: Any) -> Any:
@@ -25,6 +54,11 @@ def plain(value: Any) -> Any:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_spec(case: SpecCase, caplog: pytest.LogCaptureFixture) -> None:
+    with tree_on_failure(case):
+        run_case(case, caplog)
+
+
+def run_case(case: SpecCase, caplog: pytest.LogCaptureFixture) -> None:
     try:
         flow = flowlang.compile(case.text, name="case.flow", bindings=())
     except flowlang.ScriptError as e:
