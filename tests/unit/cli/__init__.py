@@ -1,0 +1,1 @@
+"""Unit tests of src/flowlang/cli/ (pure helpers; commands are tested through tests/conftest.py cli())."""
