@@ -351,7 +351,8 @@ class Count:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Send:
-    """`send value to conn[.op[(args)]] [as name] [batch N]`."""
+    """`send value to conn[.op[(args)]] [key expr] [once | if changed] [as name] [batch N]`. `mode` is
+    "once" or "changed" for a send that goes through the ledger, keyed by `key` (else the loop's record)."""
 
     value: Expr
     destination: Operation
@@ -359,6 +360,8 @@ class Send:
     batch: Count | None
     span: Span
     as_span: Span | None
+    key: Expr | None = None
+    mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

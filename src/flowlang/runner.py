@@ -181,6 +181,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         state=drawn("state", lambda: store.load_state(flow.key)), emit=emit, on_failure=on_failure,
         logger=setup.logger,
     )
+    ctx.ledger = store.ledger
     if setup.watch is not None:
         setup.watch(ctx)
     ctx.run_child = child_runner(setup.load_child, options, setup) if setup.load_child is not None else None

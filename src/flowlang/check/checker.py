@@ -125,6 +125,14 @@ class Checker(StatementChecker):
     def stmt_Send(self, node: ast.Send, scope: Scope, ctx: Ctx) -> None:
         self.expr(node.value, scope, "send" if isinstance(node.value, ast.Name) else "other")
         op_spec = self.operation(node.destination, scope, ctx, sending=True)
+        if node.key is not None:
+            self.expr(node.key, scope, "other")
+            if node.mode is None:
+                self.error("send", "a send's `key` goes with `once` or `if changed` (the ledger keeps sends by key)",
+                           node.span, "write: send r to out key r.number once")
+        if node.mode is not None and node.batch is not None:
+            self.error("batch", f"`{'once' if node.mode == 'once' else 'if changed'}` sends one record at a time; "
+                       "it cannot be batched yet", node.batch.span)
         if node.batch is not None:
             self.count(node.batch, scope, "batch")
             if node.as_name is not None:

@@ -254,3 +254,9 @@ def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
         show_run_error(terminal, result.error, args.debug)
     show_plan(terminal, flow.name, planner, result, args.json)
     return int(exit_status(result))
+
+
+def cmd_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.ledger_view import show_ledger
+
+    return show_ledger(args, terminal)

@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "in DIR (DIR/cassette.jsonl; secrets masked) for flowlang test")
     common(run)
 
+    ledger = sub.add_parser("ledger", help="what send ... once / if changed recorded as sent; forget keys")
+    ledger.add_argument("file")
+    ledger.add_argument("--state-dir")
+    ledger.add_argument("--key", metavar="K", help="only this record key")
+    ledger.add_argument("--forget", metavar="K", help="forget this key (every operation): the next run sends it again")
+    ledger.add_argument("--all", action="store_true", help="forget every key of the flow")
+    ledger.add_argument("--json", action="store_true", help="one JSON object per entry on stdout")
+    common(ledger)
+
     plan = sub.add_parser("plan", help="read for real, write nothing: what a run would send, and how long "
                           "it would take under the rate limits")
     plan.add_argument("file")
@@ -134,7 +143,7 @@ def commands() -> dict[str, Command]:
             "connectors": c.cmd_connectors, "repl": repl, "fmt": c.cmd_fmt,
             "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
             "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox,
-            "plan": c.cmd_plan}
+            "plan": c.cmd_plan, "ledger": c.cmd_ledger}
 
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:

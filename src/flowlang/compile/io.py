@@ -11,6 +11,7 @@ from flowlang import ast
 from flowlang.check.scopes import HostBinding, Local, Outer
 from flowlang.compile.batching import BatchBuffer, Pending, flush
 from flowlang.compile.errors import Where
+from flowlang.compile.ledger_send import ledger_send, record_key
 from flowlang.compile.statements import StatementCompiler
 from flowlang.compile.steps import Eval, Step, run_step
 from flowlang.connectors.base import Connection
@@ -199,6 +200,8 @@ class IoCompiler(StatementCompiler):
         if node.batch is not None:
             return self.batched_send(node, getter, args, kwargs, value, op, where, line)
         store = self.assigner(node, self.where(node.span)) if node.as_name else None
+        mode = node.mode
+        key_of = self.send_key(node)
 
         async def send(f: Frame) -> None:
             v = value(f)
@@ -209,6 +212,10 @@ class IoCompiler(StatementCompiler):
             results = []
             try:
                 async for record in records_of(v):
+                    if mode is not None:
+                        results.append(await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats,
+                                                         where))
+                        continue
                     results.append(await conn.send(op, record, a, kw))
                     stats.sent += 1
             except FlowRuntimeError as e:
@@ -216,6 +223,16 @@ class IoCompiler(StatementCompiler):
             if store is not None:
                 store(f, results if type(v) in (list, RecordStream) else (results[0] if results else None))
         return Step.coroutine(send)
+
+    def send_key(self, node: ast.Send) -> Eval:
+        """The record key of a ledger send: its `key EXPR`, else the outermost loop's record's id."""
+        if node.key is not None:
+            return self.expr(node.key)
+        loop = self.loop_stack[0] if self.loop_stack else None
+        if loop is None or len(loop.names_slots) != 1:
+            return lambda f: None
+        slot = loop.names_slots[0]
+        return lambda f: record_key(f.slots[slot])
 
     def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],
                      kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int) -> Step:

@@ -19,6 +19,7 @@ from flowlang.runtime.values import Secret
 
 if TYPE_CHECKING:
     from flowlang.runtime.frame import Frame
+    from flowlang.runtime.ledger import Ledger
     from flowlang.runtime.tape import Tape
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
@@ -122,6 +123,7 @@ class RunContext:
         self.batches: dict[Any, Any] = {}
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
         self.tape = options.tape
+        self.ledger: Ledger | None = None  # the store's send ledger (send ... once / if changed)
         for value in options.secrets.values():
             self.masker.add(value)
         self.observer = options.observer

@@ -12,6 +12,7 @@ from typing import Any
 
 from flowlang.errors import StoreError
 from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads
+from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.run import RecordFailure
 from flowlang.runtime.values import format_datetime
 
@@ -96,6 +97,7 @@ class Store:
                 self.db.execute("pragma journal_mode=wal")
                 self.db.execute("pragma synchronous=full")
             self.db.executescript(SCHEMA)
+            self.ledger = Ledger(self.db)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
                              "FLOWLANG_STATE_DIR to a folder you can write)") from None

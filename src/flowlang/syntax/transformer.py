@@ -183,10 +183,19 @@ class ToAst(Transformer[Token, Any]):
         )
 
     def send_stmt(self, meta: Meta, c: list[Any]) -> ast.Send:
-        value, dest, as_name, batch = c
+        value, dest, key, mode, as_name, batch = c
         as_span = self.tspan(as_name) if as_name is not None else None
         name = self.var(as_name) if as_name is not None else None
-        return ast.Send(value, dest, name, batch, self.span(meta), as_span)
+        return ast.Send(value, dest, name, batch, self.span(meta), as_span, key, mode)
+
+    def send_key(self, meta: Meta, c: list[Any]) -> Any:
+        return c[-1]
+
+    def send_once(self, meta: Meta, c: list[Any]) -> str:
+        return "once"
+
+    def send_if_changed(self, meta: Meta, c: list[Any]) -> str:
+        return "changed"
 
     def count(self, meta: Meta, c: list[Any]) -> ast.Count:
         token: Token = c[0]

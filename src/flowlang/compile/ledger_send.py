@@ -1,0 +1,66 @@
+"""`send ... once` and `send ... if changed`: a send that goes through the ledger (runtime/ledger.py).
+
+`once` sends a record key at most once per connection and operation, across runs, reruns and
+retries: a key already sent is skipped (`as NAME` gets the recorded answer); a key whose send was
+interrupted by a kill is refused until someone checks (the record fails with a message saying so).
+`if changed` sends only when the payload's hash differs from the last one sent for the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowlang.compile.errors import Where
+from flowlang.connectors.base import Connection
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.ledger import key_text, payload_hash
+from flowlang.runtime.run import RunContext
+from flowlang.runtime.stats import StatementStats
+from flowlang.runtime.store import now_text
+
+MODE_WORDS = {"once": "once", "changed": "if changed"}
+
+
+def record_key(value: Any) -> Any:
+    """The default key of a loop's record: its `id` when it is an object with one."""
+    if type(value) is dict:
+        return value.get("id")
+    return None
+
+
+async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, args: list[Any],
+                      kwargs: dict[str, Any], key: Any, mode: str, stats: StatementStats, where: Where) -> Any:
+    """Send one record through the ledger; returns the answer (the recorded one when skipped)."""
+    words = MODE_WORDS[mode]
+    if key is None:
+        raise where.error(f"send ... {words} needs the record's key: write `key EXPR` after the destination "
+                          "(or loop over records that have an id)", "value")
+    ledger = run.ledger
+    if ledger is None:
+        return await conn.send(op, record, args, kwargs)
+    k = key_text(key)
+    digest = payload_hash(record, args, kwargs)
+    entry = ledger.get(run.flow, conn.name, op, k)
+    if entry is not None and entry.status == "pending" and mode == "once":
+        raise FlowRuntimeError(
+            f"send ... once: the send of key {k} to {conn.name}.{op} was in flight when job {entry.job_id} "
+            f"stopped, so it may have reached {conn.name}; check there, then run flowlang ledger FILE --forget "
+            f"{k} to send it again", "connector")
+    if entry is not None and entry.status == "sent" and (mode == "once" or entry.hash == digest):
+        stats.skipped += 1
+        why = f"already sent in job {entry.job_id}" if mode == "once" else f"unchanged since job {entry.job_id}"
+        run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
+        return entry.answer
+    if run.dry_run:
+        return await conn.send(op, record, args, kwargs)
+    job_id = run.job.get("id")
+    if mode == "once":
+        ledger.pending(run.flow, conn.name, op, k, digest, job_id, now_text())
+    try:
+        answer = await conn.send(op, record, args, kwargs)
+    except FlowRuntimeError:  # the connector says it failed; a kill or a cancel leaves the key pending
+        if mode == "once":
+            ledger.release(run.flow, conn.name, op, k)
+        raise
+    ledger.sent(run.flow, conn.name, op, k, digest, answer, job_id, now_text(), run.mask)
+    stats.sent += 1
+    return answer
