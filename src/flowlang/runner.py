@@ -201,6 +201,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         set_params(compiled, main, dict(options.params))
         await body(ctx, main, compiled, store, job_id)
         ctx.check_stop()
+        ctx.body_finished = True  # connections that settle sources at close (file pick-up) may now
     except FlowRuntimeError as e:
         error = e
     except NeedsMaterialization as e:

@@ -225,6 +225,17 @@ def cmd_connectors(args: argparse.Namespace, terminal: Terminal) -> int:
     return show_connectors(registry, terminal)
 
 
+def cmd_connectors_import(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.connectors_tools import cmd_import
+
+    return cmd_import(args, terminal)
+
+
+def cmd_connectors_verify(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.connectors_tools import cmd_verify
+
+    return cmd_verify(args, terminal)
+
 
 def cmd_test(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.testing_view import run_tests

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout
@@ -109,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     running(retry)
     common(retry)
 
-    conns = sub.add_parser("connectors", help="list connectors, or show one's configuration and operations")
+    conns = sub.add_parser("connectors", help="list connectors, or show one's configuration and operations; "
+                           "connectors import SPEC --name NAME, connectors verify NAME --spec SPEC")
     conns.add_argument("name", nargs="?")
     conns.add_argument("--dir", default=".", help="a flow folder whose connectors/ to include (default: .)")
     common(conns)
@@ -117,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     from flowlang.cli.secrets_command import add_parser as add_secrets
 
     add_secrets(sub, common)
+    from flowlang.cli.connectors_tools import add_parsers as add_connector_tools
+
+    add_connector_tools(sub, common)
 
     from flowlang.cli.serve_commands import add_parsers
 
@@ -143,7 +148,8 @@ def commands() -> dict[str, Command]:
             "connectors": c.cmd_connectors, "repl": repl, "fmt": c.cmd_fmt,
             "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
             "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox,
-            "plan": c.cmd_plan, "ledger": c.cmd_ledger}
+            "plan": c.cmd_plan, "ledger": c.cmd_ledger,
+            "connectors-import": c.cmd_connectors_import, "connectors-verify": c.cmd_connectors_verify}
 
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
@@ -164,8 +170,10 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     terminal = terminal or Terminal()
     parser = build_parser()
     try:
+        from flowlang.cli.connectors_tools import rewrite
+
         with redirect_stdout(terminal.stdout), redirect_stderr(terminal.stderr):  # argparse writes there
-            args = parser.parse_args(argv)
+            args = parser.parse_args(rewrite(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as e:
         return int(e.code or 0) if e.code in (0, None) else int(ExitStatus.INVALID)
     if not args.command:

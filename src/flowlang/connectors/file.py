@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
 from flowlang.connectors.matching import matches
+from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.values import RecordStream, Value, to_text, type_name
@@ -262,11 +263,12 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     path = Path(raw)
     if not path.is_absolute():
         path = services.base_dir / path
-    inside = path.resolve().is_relative_to(services.base_dir.resolve())
+    inside = Path(str(path).split("*")[0].split("?")[0].split("[")[0] or ".").resolve().is_relative_to(
+        services.base_dir.resolve())
     if not inside and config.get("allow_outside") is not True:
         raise FlowRuntimeError(f"the file {raw!r} is outside the flow's folder ({services.base_dir}); "
                                "write allow_outside: true to use it", "connector")
-    fmt = config.get("format") or path.suffix.lstrip(".").lower()
+    fmt = config.get("format") or ("" if raw.endswith("/") else path.suffix.lstrip(".").lower())
     if fmt == "ndjson":
         fmt = "jsonl"
     if fmt not in FORMATS:
@@ -286,6 +288,22 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     except LookupError:
         raise FlowRuntimeError(f"file encoding {to_text(encoding)!r} is not one Python knows (e.g. \"utf-8\", "
                                '"cp1252", "latin-1", "utf-16")', "connector") from None
+    if is_pattern(raw):
+        after = check_after(config.get("after") or "")
+
+        def open_one(one: Path) -> FileConnection:
+            return FileConnection(name, FILE, one, str(fmt), "overwrite", services, delimiter, str(encoding))
+        return PickupConnection(name, FILE, raw, after, services, open_one, fmt == "bytes")
+    if raw.endswith("/"):
+        if fmt != "bytes":
+            raise FlowRuntimeError(f'the folder {raw!r} takes files as format: "bytes" (records {{name, content}})',
+                                   "connector")
+        from flowlang.connectors.folder import FolderConnection
+
+        return FolderConnection(name, FILE, path, services)
+    if config.get("after") is not None:
+        raise FlowRuntimeError('file after: is for a pick-up of several files: give path: a pattern such as '
+                               '"in/*.csv"', "connector")
     return FileConnection(name, FILE, path, str(fmt), str(mode), services, delimiter, str(encoding))
 
 
@@ -325,13 +343,16 @@ FILE = ConnectorSpec(
     title="CSV, JSON and JSON Lines files, and binary files",
     origin="builtin",
     config=(
-        ConfigKey("path", required=True, description="the file, relative to the flow's folder"),
+        ConfigKey("path", required=True, description="the file, relative to the flow's folder; a pattern "
+                  '("in/*.csv") picks up every file it matches'),
         ConfigKey("format", description='"csv", "json", "jsonl" (default: from the extension) or "bytes"'),
         ConfigKey("mode", description='"overwrite" (default: the file is replaced once per run) or "append"'),
         ConfigKey("delimiter", description='the CSV delimiter (default ","; ";", "|", "\\t" for a tab)'),
         ConfigKey("encoding", description='the text encoding (default "utf-8", a byte order mark is skipped; '
                   '"cp1252", "latin-1", "utf-16", ...)'),
         ConfigKey("allow_outside", description="true to use a file outside the flow's folder"),
+        ConfigKey("after", description='for a pick-up pattern: the folder each file is moved to once all its '
+                  'records succeeded (after: "archive/"), or "delete"'),
     ),
     operations={
         "read": OperationSpec("read", "the file's records, as a stream (CSV cells are strings)",
@@ -340,6 +361,7 @@ FILE = ConnectorSpec(
                               "is read once per run)", keywords=None),
         "write": OperationSpec("write", "append one record (the default for send)", params=("record",),
                                changes_data=True, takes_batch=True),
+        "list": OperationSpec("list", "the files a pick-up pattern matches: {name, path, size}"),
     },
     open=open_file,
     default_write="write",

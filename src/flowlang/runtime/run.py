@@ -118,6 +118,7 @@ class RunContext:
         self.depth = 0
         self.failed_records = 0
         self.failures: list[RecordFailure] = []
+        self.body_finished = False  # set when the run's statements all ran (no error, no stop)
         self.last_value: Any = None
         self.stop = options.stop
         self.batches: dict[Any, Any] = {}

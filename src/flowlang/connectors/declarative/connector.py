@@ -26,7 +26,8 @@ def operation_spec(name: str, op: OperationModel) -> OperationSpec:
     holes = tuple(placeholders(op.path))
     reads = op.method in READS
     return OperationSpec(
-        name=name, description=op.description, params=(), required=holes if reads else (),
+        name=name, description=op.description, params=(),
+        required=(*holes, *op.required) if reads else tuple(op.required),
         keywords=frozenset(holes) | frozenset(op.query) | frozenset(CALL_KEYS),
         changes_data=not reads and not op.safe, takes_batch=op.batch is not None,
         max_batch=op.batch.max if op.batch else None, returns_stream=op.pagination is not None,
@@ -61,6 +62,12 @@ def base_url(template: str, values: Mapping[str, Any]) -> str:
     whole = PLACEHOLDER.fullmatch(template)
     if whole:
         return text_template(template, values)
+    lead = PLACEHOLDER.match(template)
+    if lead:  # "{store_url}/wp-json/wc/v3": the leading value is a URL, taken as it is
+        start = text_template(lead.group(0), values).rstrip("/")
+        if not start.startswith(("http://", "https://")):
+            raise FlowRuntimeError(f"{lead.group(1)} must be an http(s):// address, got {start!r}", "connector")
+        return start + base_url(template[lead.end():], values) if template[lead.end():] else start
     return fill(template, {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in values.items()},
                 "base_url")
 
@@ -160,12 +167,15 @@ class DeclarativeConnection(Connection):
         if model.pagination is not None:
             spec = page_spec(model.pagination.model_dump(exclude_none=True))
             return Paginator(self.client, model.method, url, None, headers, spec).stream(f"{self.name}.{op}()")
-        answer = await self.client.request(model.method, url, headers=headers, body=kwargs.get("body"),
+        body = kwargs.get("body")
+        if body is not None and model.envelope:
+            body = {model.envelope: body}
+        answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=model.method not in READS and not model.safe,
                                            form=self.form(model))
         if model.records:
             return records_of(answer.value, model.records, url)
-        return answer.value
+        return path_get(answer.value, model.result) if model.result else answer.value
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         model = self.operation(op)
@@ -178,9 +188,11 @@ class DeclarativeConnection(Connection):
         url, headers = self.request_parts(model, kwargs, record)
         key = text_template(model.idempotency_key, record) if model.idempotency_key and isinstance(record, dict) \
             else None
-        answer = await self.client.request(model.method, url, headers=headers, body=record,
+        body = {model.envelope: record} if model.envelope else record
+        answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=not model.safe, idempotency_key=key, form=self.form(model))
-        return answer.value
+        return path_get(answer.value, model.result) if model.result and answer.response is not None \
+            else answer.value
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]
                          ) -> list[SendOutcome]:

@@ -22,20 +22,7 @@ class ConnectorFileError(ValueError):
 
 
 def parse_connector(file_name: str, text: str, origin: str) -> ConnectorSpec:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConnectorFileError(f"{file_name}: not valid TOML: {e}", Path(file_name).stem) from None
-    try:
-        model = ConnectorFile.model_validate(data)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(file)"
-            problems.append(f"{where}: {err['msg']}")
-        name = data.get("name") if isinstance(data.get("name"), str) else Path(file_name).stem
-        raise ConnectorFileError(f"{file_name}: " + "; ".join(problems), name) from None
-    return build_spec(model, origin)
+    return build_spec(parse_model(file_name, text), origin)
 
 
 def load_stdlib() -> tuple[list[ConnectorSpec], list[str]]:
@@ -66,3 +53,17 @@ def load_folder(folder: Path) -> tuple[list[ConnectorSpec], dict[str, str]]:
             continue
         specs.append(spec)
     return specs, problems
+
+
+def parse_model(file_name: str, text: str) -> ConnectorFile:
+    """The validated model of a connector file (for tools such as `connectors verify`)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConnectorFileError(f"{file_name}: not valid TOML: {e}", Path(file_name).stem) from None
+    try:
+        return ConnectorFile.model_validate(data)
+    except ValidationError as e:
+        problems = [f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}" for err in e.errors()]
+        name = data.get("name") if isinstance(data.get("name"), str) else Path(file_name).stem
+        raise ConnectorFileError(f"{file_name}: " + "; ".join(problems), name) from None

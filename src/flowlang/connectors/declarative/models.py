@@ -100,6 +100,10 @@ class OperationModel(Strict):
     safe: bool = False  # a non-GET operation that changes nothing (runs under --dry-run)
     idempotency_key: str | None = None  # template over the record, sent as Idempotency-Key
     content_type: Literal["json", "form"] | None = None  # the request body's encoding (default: the file's)
+    required: list[str] = Field(default_factory=list)  # query arguments a call must give
+    fields: list[str] = Field(default_factory=list)  # the body fields it sends (checked by `connectors verify`)
+    envelope: str | None = None  # the record is sent as {envelope: record} (Asana: "data")
+    result: str | None = None  # the dotted path of the answer to return (the whole answer when absent)
 
     @field_validator("query", mode="before")
     @classmethod
@@ -108,6 +112,17 @@ class OperationModel(Strict):
         if isinstance(value, list):
             return {str(v): str(v) for v in value}
         return value
+
+    @model_validator(mode="after")
+    def required_are_query(self) -> OperationModel:
+        taken = [a for a in self.query if a in ("query", "headers", "body")]
+        if taken:
+            raise ValueError(f"the query argument {taken[0]!r} would hide the generic {taken[0]}: argument; "
+                             f"name it differently (e.g. q = \"{self.query[taken[0]]}\")")
+        unknown = [r for r in self.required if r not in self.query]
+        if unknown:
+            raise ValueError(f"required names {', '.join(unknown)}, which are not query arguments")
+        return self
 
     @field_validator("method", mode="before")
     @classmethod

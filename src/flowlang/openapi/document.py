@@ -1,0 +1,280 @@
+"""An API description read and validated by prance (with openapi-spec-validator), then seen through
+one small model for both OpenAPI 3 and Swagger 2: servers, security schemes and operations with
+their parameters, request body and responses. Local `$ref`s are followed lazily (recursive schemas
+such as Stripe's stay finite); external references are resolved by prance."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+METHODS = ("get", "put", "post", "delete", "patch", "head")
+JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class DescriptionError(ValueError):
+    """The description cannot be read or is not a valid OpenAPI/Swagger document."""
+
+
+@dataclass
+class Parameter:
+    name: str
+    location: str  # path, query, header, cookie
+    required: bool
+    schema: dict[str, Any]
+    description: str = ""
+
+
+@dataclass
+class Response:
+    status: str
+    schema: dict[str, Any] | None
+    headers: list[str]
+
+
+@dataclass
+class Operation:
+    method: str  # upper case
+    path: str
+    operation_id: str
+    summary: str
+    tags: list[str]
+    parameters: list[Parameter]
+    body_schema: dict[str, Any] | None
+    body_types: list[str]
+    body_required: bool
+    responses: list[Response]
+    security: list[dict[str, Any]] | None  # None: the document's default
+
+    def param(self, location: str) -> list[Parameter]:
+        return [p for p in self.parameters if p.location == location]
+
+    def success(self) -> Response | None:
+        ok = [r for r in self.responses if r.status.startswith("2")]
+        return ok[0] if ok else next((r for r in self.responses if r.status == "default"), None)
+
+    @property
+    def body_is_form(self) -> bool:
+        return bool(self.body_types) and not any(t in JSON_TYPES or t.endswith("+json") for t in self.body_types) \
+            and any(t in FORM_TYPES for t in self.body_types)
+
+
+@dataclass
+class Document:
+    source: str
+    raw: dict[str, Any]
+    version: str  # "2.0" or "3.x.y"
+    title: str
+    docs: str
+    servers: list[tuple[str, dict[str, dict[str, Any]]]]  # (url, variables)
+    security_schemes: dict[str, dict[str, Any]]
+    security: list[dict[str, Any]]
+    operations: list[Operation] = field(default_factory=list)
+
+    @property
+    def swagger2(self) -> bool:
+        return self.version.startswith("2")
+
+    def deref(self, node: Any, depth: int = 0) -> Any:
+        """Follow local '#/...' references until a node that is not one."""
+        while isinstance(node, dict) and isinstance(node.get("$ref"), str) and depth < 50:
+            node = pointer(self.raw, node["$ref"])
+            depth += 1
+        return node
+
+
+def pointer(doc: Any, ref: str) -> Any:
+    if not ref.startswith("#"):
+        raise DescriptionError(f"unresolved external reference {ref!r}")
+    node = doc
+    for part in ref[1:].split("/")[1:]:
+        part = unquote(part).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise DescriptionError(f"the reference {ref!r} points at nothing")
+    return node
+
+
+def load(source: str) -> Document:
+    """Read a description from a file or an http(s) URL; prance resolves external references and
+    checks it with openapi-spec-validator."""
+    import prance
+    from prance.util.resolver import RESOLVE_FILES, RESOLVE_HTTP
+
+    is_url = source.startswith(("http://", "https://"))
+    if not is_url and not Path(source).is_file():
+        raise DescriptionError(f"no such file: {source}")
+    try:
+        parser = prance.ResolvingParser(
+            source, lazy=True, strict=False, backend="openapi-spec-validator",
+            resolve_types=RESOLVE_FILES | RESOLVE_HTTP, recursion_limit_handler=_keep_recursive_ref)
+        parser.parse()
+    except prance.ValidationError as e:
+        raise DescriptionError(f"{source} is not a valid OpenAPI/Swagger description: {_short(e)}") from None
+    except Exception as e:  # prance raises many kinds (YAML, JSON, HTTP, references)
+        raise DescriptionError(f"cannot read {source}: {_short(e)}") from None
+    spec = parser.specification
+    if not isinstance(spec, dict):
+        raise DescriptionError(f"{source} does not hold an OpenAPI/Swagger object")
+    return from_dict(spec, source)
+
+
+def _keep_recursive_ref(limit: int, ref: Any, recursions: Any) -> dict[str, str]:
+    """A recursive schema (a Line whose parent is a Line) stays a local reference."""
+    fragment = ref.fragment if hasattr(ref, "fragment") else str(ref).partition("#")[2]
+    return {"$ref": "#" + fragment}
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[0] if text else type(error).__name__
+    return first[:300]
+
+
+def from_dict(spec: dict[str, Any], source: str) -> Document:
+    version = str(spec.get("openapi") or spec.get("swagger") or "")
+    if not version:
+        raise DescriptionError(f"{source} is not an OpenAPI 3 or Swagger 2 description (no openapi: or swagger: key)")
+    info = spec.get("info") or {}
+    docs = (spec.get("externalDocs") or {}).get("url") or ""
+    doc = Document(source=source, raw=spec, version=version, title=str(info.get("title") or ""),
+                   docs=str(docs), servers=[], security_schemes={}, security=list(spec.get("security") or []))
+    if doc.swagger2:
+        schemes = spec.get("schemes") or ["https"]
+        host = spec.get("host")
+        base = spec.get("basePath") or ""
+        if host:
+            doc.servers = [(f"{schemes[0]}://{host}{base}", {})]
+        elif base:
+            doc.servers = [(base, {})]
+        doc.security_schemes = {k: doc.deref(v) for k, v in (spec.get("securityDefinitions") or {}).items()}
+    else:
+        doc.servers = [(str(s.get("url", "")), dict(s.get("variables") or {})) for s in spec.get("servers") or []
+                       if isinstance(s, dict)]
+        schemes3 = (spec.get("components") or {}).get("securitySchemes") or {}
+        doc.security_schemes = {k: doc.deref(v) for k, v in schemes3.items()}
+    doc.operations = list(_operations(doc))
+    return doc
+
+
+def _operations(doc: Document) -> Iterator[Operation]:
+    for path, item in (doc.raw.get("paths") or {}).items():
+        item = doc.deref(item)
+        if not isinstance(item, dict):
+            continue
+        shared = [doc.deref(p) for p in item.get("parameters") or []]
+        for method in METHODS:
+            op = item.get(method)
+            if not isinstance(op, dict):
+                continue
+            yield _operation(doc, str(path), method, op, shared)
+
+
+def _operation(doc: Document, path: str, method: str, op: dict[str, Any], shared: list[Any]) -> Operation:
+    own = [doc.deref(p) for p in op.get("parameters") or []]
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in [*shared, *own]:
+        if isinstance(p, dict) and "name" in p and "in" in p:
+            merged[(p["in"], p["name"])] = p
+    params: list[Parameter] = []
+    body_schema: dict[str, Any] | None = None
+    body_types: list[str] = []
+    body_required = False
+    form_props: dict[str, Any] = {}
+    form_required: list[str] = []
+    for (where, name), p in merged.items():
+        if where == "body":
+            body_schema = doc.deref(p.get("schema") or {})
+            body_types = list(op.get("consumes") or doc.raw.get("consumes") or ["application/json"])
+            body_required = bool(p.get("required"))
+        elif where == "formData":
+            form_props[name] = {k: v for k, v in p.items() if k not in ("name", "in", "required")}
+            if p.get("required"):
+                form_required.append(name)
+        else:
+            swagger_keys = ("type", "format", "enum", "maximum", "default", "items")
+            schema = doc.deref(p.get("schema")) if "schema" in p else {k: p[k] for k in swagger_keys if k in p}
+            params.append(Parameter(name, where, bool(p.get("required")) or where == "path",
+                                    schema if isinstance(schema, dict) else {}, str(p.get("description") or "")))
+    if form_props:
+        body_schema = {"type": "object", "properties": form_props, "required": form_required}
+        body_types = list(op.get("consumes") or ["application/x-www-form-urlencoded"])
+    body = doc.deref(op.get("requestBody")) if "requestBody" in op else None
+    if isinstance(body, dict):
+        content = body.get("content") or {}
+        body_types = list(content)
+        chosen = next((t for t in content if t in JSON_TYPES or t.endswith("+json")), None) or \
+            next((t for t in content if t in FORM_TYPES), None) or next(iter(content), None)
+        if chosen is not None:
+            body_schema = doc.deref((content[chosen] or {}).get("schema") or {})
+        body_required = bool(body.get("required"))
+    responses = []
+    for status, answer in (op.get("responses") or {}).items():
+        answer = doc.deref(answer)
+        if not isinstance(answer, dict):
+            continue
+        if doc.swagger2:
+            schema = doc.deref(answer.get("schema")) if "schema" in answer else None
+        else:
+            content = answer.get("content") or {}
+            kind = next((t for t in content if t in JSON_TYPES or t.endswith("+json")), None)
+            schema = doc.deref((content[kind] or {}).get("schema")) if kind else None
+        headers = [str(h).lower() for h in (answer.get("headers") or {})]
+        responses.append(Response(str(status), schema if isinstance(schema, dict) else None, headers))
+    security = op.get("security")
+    return Operation(method=method.upper(), path=path, operation_id=str(op.get("operationId") or ""),
+                     summary=_summary(op), tags=[str(t) for t in op.get("tags") or []],
+                     parameters=params, body_schema=body_schema if isinstance(body_schema, dict) else None,
+                     body_types=body_types, body_required=body_required, responses=responses,
+                     security=list(security) if isinstance(security, list) else None)
+
+
+def _summary(op: dict[str, Any]) -> str:
+    text = str(op.get("summary") or "").strip()
+    if not text:  # Stripe: only a description, often HTML
+        text = re.sub(r"<[^>]+>", "", str(op.get("description") or "")).strip()
+        text = re.split(r"(?<=\.)\s", text, maxsplit=1)[0] if text else ""
+    return " ".join(text.split())[:160]
+
+
+def properties(doc: Document, schema: Any, depth: int = 0) -> tuple[dict[str, Any], set[str], bool]:
+    """An object schema's properties (allOf merged, oneOf/anyOf united), its required names, and
+    whether it allows other properties."""
+    schema = doc.deref(schema)
+    props: dict[str, Any] = {}
+    required: set[str] = set()
+    if not isinstance(schema, dict) or depth > 8:
+        return props, required, True
+    open_ = schema.get("additionalProperties", None) not in (False, None) or \
+        (not schema.get("properties") and not any(k in schema for k in ("allOf", "oneOf", "anyOf")))
+    for name, sub in (schema.get("properties") or {}).items():
+        props[str(name)] = doc.deref(sub)
+    required |= {str(r) for r in schema.get("required") or []}
+    for sub in schema.get("allOf") or []:
+        p, r, o = properties(doc, sub, depth + 1)
+        props.update(p)
+        required |= r
+        open_ = open_ or (o and not p)
+    alternatives = (schema.get("oneOf") or []) + (schema.get("anyOf") or [])
+    if alternatives:
+        shared: set[str] | None = None
+        for sub in alternatives:
+            p, r, o = properties(doc, sub, depth + 1)
+            props.update(p)
+            open_ = open_ or o
+            shared = r if shared is None else shared & r
+        required |= shared or set()
+    return props, required, open_
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,222 @@
+"""`flowlang connectors import` and `flowlang connectors verify` on small descriptions kept in
+tests/openapi/ (OpenAPI 3 in YAML, Swagger 2 in JSON): names, parameters, auth, pagination, the
+unsure points, and each kind of contract break verify must catch."""
+
+from __future__ import annotations
+
+import json
+import threading
+import tomllib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+SPECS = ROOT / "tests" / "openapi"
+
+
+def imported(tmp_path: Path, spec: str | Path, name: str, *extra: str) -> dict[str, Any]:
+    result = run_cli("connectors", "import", str(spec), "--name", name, "--yes", *extra, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return tomllib.loads((tmp_path / "connectors" / f"{name}.toml").read_text())
+
+
+def test_openapi3_operations_follow_the_naming_convention(tmp_path: Path) -> None:
+    data = imported(tmp_path, SPECS / "shop.yaml", "shop")
+    assert data["base_url"] == "https://api.shop.example.com/v2"
+    assert data["docs"] == "https://shop.example.com/docs"
+    ops = data["operations"]
+    assert sorted(ops) == ["cancel_order", "create_order", "delete_order", "get_order", "list_customers",
+                           "list_orders", "update_order"]
+    assert ops["get_order"] == {"method": "GET", "path": "/orders/{order_id}"}  # order-id made a name
+    assert ops["update_order"]["method"] == "PATCH"
+    assert ops["create_order"]["fields"] == ["id", "customer_id", "total", "lines"]
+    assert ops["list_customers"]["required"] == ["email"]
+    assert data["auth"] == {"type": "bearer", "token": "{token}"}
+    assert data["config"]["token"]["secret"] is True
+
+
+def test_pagination_is_detected_from_parameters_and_answers(tmp_path: Path) -> None:
+    ops = imported(tmp_path, SPECS / "shop.yaml", "shop")["operations"]
+    assert ops["list_orders"]["pagination"] == {"style": "cursor", "cursor_param": "cursor",
+                                                "cursor": "paging.next_cursor", "size_param": "limit",
+                                                "size": 50, "records": "data"}
+    assert ops["list_orders"]["query"] == {"status": "status"}  # cursor and limit belong to the pagination
+    assert ops["list_customers"]["pagination"]["style"] == "link"  # the answer has a Link header
+
+
+def test_swagger2_with_api_key_and_offset_pages(tmp_path: Path) -> None:
+    data = imported(tmp_path, SPECS / "petstore2.json", "pets")
+    assert data["base_url"] == "https://pets.example.com/api"
+    assert data["auth"] == {"type": "api_key", "name": "X-Pet-Key", "value": "{api_key}", "in": "header"}
+    ops = data["operations"]
+    assert ops["list_pets"]["pagination"] == {"style": "offset", "offset_param": "offset", "limit_param": "limit",
+                                              "size": 20}
+    assert ops["create_pet"]["fields"] == ["name", "tag"]
+    text = (tmp_path / "connectors" / "pets.toml").read_text()
+    assert "# pagination 'offset' guessed from the parameters alone" in text
+    assert "# the record must have: name" in text
+
+
+def test_tag_and_path_select_a_subset(tmp_path: Path) -> None:
+    assert sorted(imported(tmp_path, SPECS / "shop.yaml", "a", "--tag", "customers")["operations"]) == \
+        ["list_customers"]
+    assert sorted(imported(tmp_path, SPECS / "shop.yaml", "b", "--path", "/orders/*")["operations"]) == \
+        ["cancel_order", "delete_order", "get_order", "update_order"]
+    none = run_cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "c", "--tag", "nope", "--yes",
+                   cwd=tmp_path)
+    assert none.returncode == 2 and "no operation of the description matches" in none.stderr
+
+
+def unsure_spec(tmp_path: Path) -> Path:
+    spec = json.loads((SPECS / "petstore2.json").read_text())
+    spec["securityDefinitions"]["basic"] = {"type": "basic"}
+    path = tmp_path / "two-auths.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_unsure_points_are_asked_or_taken_with_yes_and_written_as_comments(tmp_path: Path) -> None:
+    spec = unsure_spec(tmp_path)
+    asked = run_cli("connectors", "import", str(spec), "--name", "pets", cwd=tmp_path, stdin="")
+    assert asked.returncode == 2
+    assert "unsure: the description allows several security schemes; which one? (default: key)" in asked.stderr
+    assert "--yes" in asked.stderr and not (tmp_path / "connectors").exists()
+    data = imported(tmp_path, spec, "pets")
+    assert data["auth"]["type"] == "api_key"
+    text = (tmp_path / "connectors" / "pets.toml").read_text()
+    assert "#   auth: the description allows several security schemes; which one? -> key (default, --yes)" in text
+
+
+def test_an_existing_file_is_kept_without_force(tmp_path: Path) -> None:
+    imported(tmp_path, SPECS / "shop.yaml", "shop")
+    again = run_cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "shop", "--yes", cwd=tmp_path)
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+
+
+def test_bad_descriptions_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("openapi: 3.0.0\ninfo: {title: x}\npaths: {}\n")  # no version
+    bad = run_cli("connectors", "import", str(tmp_path / "bad.yaml"), "--name", "x", "--yes", cwd=tmp_path)
+    assert bad.returncode == 2 and "not a valid OpenAPI/Swagger description" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = run_cli("connectors", "import", "nowhere.json", "--name", "x", "--yes", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file: nowhere.json" in missing.stderr
+    name = run_cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "my-api", "--yes", cwd=tmp_path)
+    assert name.returncode == 2 and "--name must be a name like my_api" in name.stderr
+
+
+class _SpecServer(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = (SPECS / "shop.yaml").read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/yaml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_import_from_a_url(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SpecServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/shop.yaml"
+        data = imported(tmp_path, url, "shop")
+    finally:
+        server.shutdown()
+    assert "list_orders" in data["operations"]
+
+
+# ---- verify --------------------------------------------------------------------------------------
+
+
+def write_connector(tmp_path: Path, operations: str) -> None:
+    (tmp_path / "connectors").mkdir(exist_ok=True)
+    (tmp_path / "connectors" / "shop.toml").write_text(
+        'name = "shop"\nbase_url = "https://api.shop.example.com/v2"\n' + operations)
+
+
+def verify(tmp_path: Path) -> Any:
+    return run_cli("connectors", "verify", "shop", "--spec", str(SPECS / "shop.yaml"), cwd=tmp_path)
+
+
+def test_verify_passes_for_an_imported_file(tmp_path: Path) -> None:
+    imported(tmp_path, SPECS / "shop.yaml", "shop")
+    result = verify(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "7 operations match" in result.stderr
+
+
+def test_verify_fails_on_a_wrong_path(tmp_path: Path) -> None:
+    write_connector(tmp_path, '[operations.list_orders]\nmethod = "GET"\npath = "/order"\n')
+    result = verify(tmp_path)
+    assert result.returncode == 1
+    assert "list_orders: GET /order is not in the description (nearest: /v2/orders)" in result.stderr
+
+
+def test_verify_fails_on_a_wrong_method(tmp_path: Path) -> None:
+    write_connector(tmp_path, '[operations.update_order]\nmethod = "PUT"\npath = "/orders/{id}"\n')
+    result = verify(tmp_path)
+    assert result.returncode == 1
+    assert "update_order: the description has /orders/{id} but not PUT (it has DELETE, GET, PATCH)" in result.stderr
+
+
+def test_verify_fails_on_a_missing_required_parameter(tmp_path: Path) -> None:
+    write_connector(tmp_path, '[operations.list_customers]\nmethod = "GET"\npath = "/customers"\n'
+                              'pagination = { style = "link", size_param = "per_page", size = 100 }\n')
+    result = verify(tmp_path)
+    assert result.returncode == 1
+    assert "list_customers: misses the required query parameter 'email'" in result.stderr
+
+
+def test_verify_fails_on_an_unknown_query_parameter(tmp_path: Path) -> None:
+    write_connector(tmp_path, '[operations.list_orders]\nmethod = "GET"\npath = "/orders"\n'
+                              'query = { state = "state" }\n')
+    result = verify(tmp_path)
+    assert result.returncode == 1
+    assert "list_orders: the query parameter 'state' is not in the description of GET /orders (it has: " \
+           "cursor, limit, status)" in result.stderr
+
+
+def test_verify_fails_on_a_body_field_the_schema_lacks(tmp_path: Path) -> None:
+    write_connector(tmp_path, '[operations.create_order]\nmethod = "POST"\npath = "/orders"\n'
+                              'fields = ["customer_id", "totl"]\n')
+    result = verify(tmp_path)
+    assert result.returncode == 1
+    assert "create_order: the body field 'totl' is not in the request schema of POST /orders (it has: id, " \
+           "customer_id, total, lines)" in result.stderr
+
+
+def test_verify_fails_when_a_required_body_field_is_not_sent(tmp_path: Path) -> None:
+    write_connector(tmp_path, '[operations.create_order]\nmethod = "POST"\npath = "/orders"\nfields = ["total"]\n')
+    result = verify(tmp_path)
+    assert result.returncode == 1
+    assert "create_order: the request schema requires the body field 'customer_id'" in result.stderr
+
+
+def test_verify_fails_on_a_pagination_parameter_the_api_lacks(tmp_path: Path) -> None:
+    write_connector(tmp_path, '[operations.list_orders]\nmethod = "GET"\npath = "/orders"\n'
+                              'pagination = { style = "page", size = 10 }\n')
+    result = verify(tmp_path)
+    assert result.returncode == 1
+    assert "list_orders: the pagination parameter 'page' is not a query parameter of GET /orders" in result.stderr
+
+
+def test_verify_names_an_unknown_connector(tmp_path: Path) -> None:
+    result = run_cli("connectors", "verify", "nope", "--spec", str(SPECS / "shop.yaml"), cwd=tmp_path)
+    assert result.returncode == 2 and "no connector file 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("required", ["email"])
+def test_required_query_arguments_are_checked_before_running(tmp_path: Path, required: str) -> None:
+    imported(tmp_path, SPECS / "shop.yaml", "shop")
+    (tmp_path / "f.flow").write_text('use shop = shop(token: "t")\ncall shop.list_customers() as cs\n'
+                                     'for each c in cs\n  emit c\nend\n')
+    result = run_cli("check", "f.flow", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"list_customers() needs the argument '{required}'" in result.stderr

@@ -1,0 +1,170 @@
+"""File pick-up: `file(path: "in/*.csv", after: "archive/")`. A file is archived (or deleted) only
+when the run finished and every one of its records succeeded; a killed run (SIGKILL at random
+points while records are being sent) never leaves a file archived before all its records reached
+the destination, and a file whose records were all sent is not read again by the rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import run_cli
+from fakeapi import FakeApi, Request
+
+
+def make_inbox(folder: Path, files: int, rows: int) -> dict[str, list[str]]:
+    (folder / "in").mkdir(parents=True, exist_ok=True)
+    ids: dict[str, list[str]] = {}
+    for f in range(files):
+        name = f"batch{f:02d}.csv"
+        ids[name] = [f"{f}-{r}" for r in range(rows)]
+        lines = ["id,amount"] + [f"{i},{r}" for r, i in enumerate(ids[name])]
+        (folder / "in" / name).write_text("\n".join(lines) + "\n")
+    return ids
+
+
+FLOW = """use inbox = file(path: "in/*.csv", after: "archive/")
+use out = file(path: "out/sent.jsonl", mode: "append")
+call inbox.read() as rows
+for each r in rows
+  if r.amount == "bad"
+    fail "bad amount in {r.id}"
+  end
+  send r to out
+end
+"""
+
+
+def test_files_are_archived_only_when_all_their_records_succeeded(tmp_path: Path) -> None:
+    make_inbox(tmp_path, 3, 4)
+    bad = tmp_path / "in" / "batch01.csv"
+    bad.write_text(bad.read_text().replace("1-2,2", "1-2,bad"))
+    (tmp_path / "f.flow").write_text(FLOW)
+    first = run_cli("run", "f.flow", cwd=tmp_path)
+    assert first.returncode == 3, first.stderr
+    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == ["batch00.csv", "batch02.csv"]
+    assert [p.name for p in (tmp_path / "in").iterdir()] == ["batch01.csv"]  # kept, to be read again
+    bad.write_text(bad.read_text().replace("1-2,bad", "1-2,2"))  # fixed by hand
+    second = run_cli("run", "f.flow", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert list((tmp_path / "in").iterdir()) == []
+    sent = [json.loads(x)["id"] for x in (tmp_path / "out/sent.jsonl").read_text().splitlines()]
+    assert sorted(sent) == sorted([f"{f}-{r}" for f in range(3) for r in range(4)] + ["1-0", "1-1", "1-3"])
+
+
+def test_nothing_is_archived_by_a_dry_run_a_limit_or_a_failed_run(tmp_path: Path) -> None:
+    make_inbox(tmp_path, 2, 3)
+    (tmp_path / "f.flow").write_text(FLOW)
+    assert run_cli("run", "f.flow", "--dry-run", cwd=tmp_path).returncode == 0
+    assert run_cli("run", "f.flow", "--limit", "2", cwd=tmp_path).returncode == 0
+    (tmp_path / "g.flow").write_text(FLOW.replace("send r to out", "send r to out\n  let x = 1 / 0"))
+    assert run_cli("run", "g.flow", cwd=tmp_path).returncode == 3
+    assert not (tmp_path / "archive").exists()
+    assert len(list((tmp_path / "in").iterdir())) == 2
+
+
+def test_after_delete_and_the_list_operation(tmp_path: Path) -> None:
+    make_inbox(tmp_path, 2, 1)
+    (tmp_path / "f.flow").write_text(
+        'use inbox = file(path: "in/*.csv", after: "delete")\n'
+        'call inbox.list() as files\nfor each f in files\n  emit f\nend\n'
+        'call inbox.read() as rows\nfor each r in rows\n  emit r.id\nend\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert out[:2] == [{"name": "batch00.csv", "path": "in/batch00.csv", "size": 16},
+                       {"name": "batch01.csv", "path": "in/batch01.csv", "size": 16}]
+    assert out[2:] == ["0-0", "1-0"]
+    assert list((tmp_path / "in").iterdir()) == []
+
+
+def test_binary_pickup_gives_name_size_and_content(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.pdf").write_bytes(b"%PDF-1.7\x00\xff" * 10)
+    (tmp_path / "in" / "b.pdf").write_bytes(b"\x89PNG")
+    (tmp_path / "f.flow").write_text(
+        'use inbox = file(path: "in/*.pdf", format: "bytes", after: "done/")\n'
+        'use out = file(path: "out/", format: "bytes")\n'
+        'call inbox.read() as files\nfor each f in files\n'
+        '  send {name: "copy-" + f.name, content: f.content} to out\n'
+        '  emit {name: f.name, path: f.path, size: f.size, kind: type_of(f.content)}\nend\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x) for x in proc.stdout.splitlines()] == [
+        {"name": "a.pdf", "path": "in/a.pdf", "size": 100, "kind": "bytes"},
+        {"name": "b.pdf", "path": "in/b.pdf", "size": 4, "kind": "bytes"}]
+    assert (tmp_path / "out" / "copy-a.pdf").read_bytes() == b"%PDF-1.7\x00\xff" * 10
+    assert (tmp_path / "out" / "copy-b.pdf").read_bytes() == b"\x89PNG"
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["a.pdf", "b.pdf"]
+
+
+def test_a_folder_refuses_names_with_folders(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text('use out = file(path: "out/", format: "bytes")\n'
+                                     'send {name: "../escape.bin", content: base64_decode("AAE=")} to out\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 1 and "a file name must be one name without folders" in proc.stderr
+    assert not (tmp_path / "escape.bin").exists()
+
+
+def test_after_needs_a_pattern(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text('use one = file(path: "in/a.csv", after: "archive/")\n'
+                                     'call one.read() as rows\nemit rows\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 1 and "after: is for a pick-up of several files" in proc.stderr
+
+
+# ---- kill -9 -------------------------------------------------------------------------------------
+
+KILL_FLOW = """use inbox = file(path: "in/*.csv", after: "archive/")
+use api = http(base_url: env.API)
+call inbox.read() as rows
+for each r in rows
+  send r to api.put("/items/{r.id}")
+end
+"""
+
+
+def test_kill_9_never_archives_a_file_before_its_records_are_sent(tmp_path: Path) -> None:
+    ids = make_inbox(tmp_path, 6, 25)
+    (tmp_path / "f.flow").write_text(KILL_FLOW)
+    received: dict[str, int] = {}
+    rng = random.Random(14)
+    with FakeApi() as api:
+        def put(req: Request) -> tuple[int, dict[str, str], Any]:
+            assert req.match is not None
+            received[req.match[1]] = received.get(req.match[1], 0) + 1
+            return 200, {}, {"ok": True}
+        api.route("PUT", r"/items/([\w-]+)", put)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+        env["API"] = api.url
+        archive = tmp_path / "archive"
+        for attempt in range(12):
+            counts_at_start = dict(received)
+            archived_at_start = {p.name for p in archive.iterdir()} if archive.exists() else set()
+            proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "f.flow", "--quiet"], cwd=tmp_path,
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if attempt < 5:  # kill after a random number of new records reached the server
+                target = len(counts_at_start) + rng.randint(1, 60)
+                deadline = time.monotonic() + 60
+                while len(received) < target and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(120)
+            # whatever the moment of the kill, each archived file has every one of its records at the server
+            archived = {p.name for p in archive.iterdir()} if archive.exists() else set()
+            for name in archived:
+                assert all(i in received for i in ids[name]), f"{name} archived before all its records were sent"
+            # a file archived before this run started was not read again by it
+            for name in archived_at_start:
+                assert all(received[i] == counts_at_start[i] for i in ids[name]), f"{name} was read again"
+            if attempt >= 5 and proc.returncode == 0 and not list((tmp_path / "in").glob("*.csv")):
+                break
+    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == sorted(ids)
+    assert set(received) == {i for rows in ids.values() for i in rows}  # none lost
