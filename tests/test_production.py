@@ -72,11 +72,11 @@ def test_max_seconds_stops_the_run(tmp_path: Path) -> None:
 
 def test_max_record_seconds_fails_that_record_only(tmp_path: Path) -> None:
     with FakeApi() as api:
-        api.route("GET", r"/item/(\d+)", lambda req: (time.sleep(2 if req.match[1] == "2" else 0),
+        api.route("GET", r"/item/(\d+)", lambda req: (time.sleep(5 if req.match[1] == "2" else 0),
                                                       (200, {}, {"n": int(req.match[1])}))[1])
         (tmp_path / "f.flow").write_text("use api = http(base_url: env.API)\nfor each n in [1, 2, 3]\n"
                                          "  call api.get('/item/{n}', n: n) as r\n  emit r.n\nend\n")
-        proc = cli("run", "f.flow", "--max-record-seconds", "0.5", cwd=tmp_path, env={"API": api.url})
+        proc = cli("run", "f.flow", "--max-record-seconds", "2", cwd=tmp_path, env={"API": api.url})
     assert proc.status == 3
     assert [json.loads(x) for x in proc.stdout.split()] == [1, 3]
     errors = cli("errors", "f.flow", cwd=tmp_path)

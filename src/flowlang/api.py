@@ -145,10 +145,12 @@ class Flow:
         return await execute(self.compiled_flow(frozenset(options.bindings)), options, self.with_loader(setup),
                              kind)
 
-    async def retry_job(self, options: RunOptions, setup: RunSetup, error_id: int | None = None) -> Result:
-        """retry_async's job, from options() and setup()."""
+    async def retry_job(self, options: RunOptions, setup: RunSetup,
+                        error_id: int | Iterable[int] | None = None) -> Result:
+        """retry_async's job, from options() and setup(): all open errors, or the ids given."""
+        ids = None if error_id is None else ([error_id] if isinstance(error_id, int) else list(error_id))
         return await retry_errors(self.compiled_flow(frozenset(options.bindings)), options,
-                                  self.with_loader(setup), error_id)
+                                  self.with_loader(setup), ids)
 
     def with_loader(self, setup: RunSetup) -> RunSetup:
         """`run "other.flow"` lines load their flows in this flow's environment."""
@@ -161,19 +163,21 @@ class Flow:
         """run_async() for code without an event loop."""
         return asyncio.run(self.run_async(params, bindings, input, **kw))
 
-    async def retry_async(self, error_id: int | None = None, *, state_dir: str | Path | None = None,
+    async def retry_async(self, error_id: int | Iterable[int] | None = None, *, state_dir: str | Path | None = None,
                           params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
                           secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                           on_output: Callable[[Any], None] | None = None, collect: bool = True,
                           stop: StopFlag | None = None, secret_providers: SecretProviders | None = None,
                           observer: RunObserver | None = None,
-                          watch: Callable[[RunContext], None] | None = None) -> Result:
-        """Run the failed iterations in the error store again; those that succeed are resolved."""
-        options = self.options(params, bindings, None, False, None, secrets, env, None, None, stop,
+                          watch: Callable[[RunContext], None] | None = None, dry_run: bool = False,
+                          masker: Masker | None = None) -> Result:
+        """Run the failed iterations in the error store again (all open ones, or the ids given); those
+        that succeed are resolved. With dry_run, show what would be sent and change nothing."""
+        options = self.options(params, bindings, None, dry_run, None, secrets, env, None, masker, stop,
                                secret_providers, observer=observer)
         return await self.retry_job(options, self.setup(state_dir, on_output, collect, watch), error_id)
 
-    def retry(self, error_id: int | None = None, **kw: Any) -> Result:
+    def retry(self, error_id: int | Iterable[int] | None = None, **kw: Any) -> Result:
         return asyncio.run(self.retry_async(error_id, **kw))
 
     def store(self, state_dir: str | Path | None = None) -> Store:

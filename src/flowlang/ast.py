@@ -425,7 +425,8 @@ class If:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ForEach:
-    """`for each x[, y] in iterable [parallel N]` ... `end`."""
+    """`for each x[, y] in iterable [key expr] [parallel N]` ... `end`. The key names what identifies
+    a record in the error store (OPERATIONS.md 2)."""
 
     names: tuple[str, ...]
     iterable: Expr
@@ -433,6 +434,7 @@ class ForEach:
     body: tuple[Stmt, ...]
     span: Span
     name_spans: tuple[Span, ...]
+    key: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -18,14 +18,14 @@ from typing import Any
 from flowlang import ast
 from flowlang.check import CheckedModule
 from flowlang.check.secret_names import secret_uses
-from flowlang.compile import CompiledModule, ProgramCompiler
+from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
 from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, UsageError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
+from flowlang.runtime.run import RUNNING_JOB, RecordFailure, RunContext, RunOptions
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import Store
@@ -49,12 +49,33 @@ class Result:
     stats: Stats
     job_id: int | None = None
     error: FlowError | None = None
-    resolved: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)  # errors this job resolved (retried, or a later success)
+    kind: str = "run"  # run, test (--limit), dry-run, retry, webhook, scheduled
+    unreplayable: list[int] = field(default_factory=list)  # retry: errors whose loop changed (left open)
+    children: list[ChildReport] = field(default_factory=list)  # `run "child.flow"` jobs that had failed records
+
+    @property
+    def test(self) -> bool:
+        """A test job (--limit, --dry-run): it commits no state and does not move job.last_success_at."""
+        return self.kind in TEST_KINDS
 
     @property
     def exit_status(self) -> ExitStatus:
         """What the CLI exits with after this run (flowlang.status)."""
         return exit_status(self)
+
+
+TEST_KINDS = ("test", "dry-run")
+
+
+@dataclass
+class ChildReport:
+    """A chained flow that finished with failed records (OPERATIONS.md 8)."""
+
+    flow: str
+    job_id: int | None
+    failed: int
+    status: str
 
 
 @dataclass(frozen=True)
@@ -103,11 +124,21 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
 
 
 def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dry: bool,
-               params: dict[str, Any], trigger: dict[str, Any]) -> dict[str, Any]:
+               params: dict[str, Any], trigger: dict[str, Any], kind: str = "run") -> dict[str, Any]:
     def moment(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-    return {"id": job_id, "flow": flow, "started_at": moment(started), "last_success_at": moment(last),
-            "dry_run": dry, "params": dict(params), "trigger": trigger, "plan": trigger.get("kind") == "plan"}
+    return {"id": job_id, "flow": flow, "kind": kind, "test": kind in TEST_KINDS, "started_at": moment(started),
+            "last_success_at": moment(last), "dry_run": dry, "params": dict(params), "trigger": trigger,
+            "plan": trigger.get("kind") == "plan"}
+
+
+def job_kind(kind: str, options: RunOptions) -> str:
+    """A run with --dry-run or --limit is a test job (OPERATIONS.md 6)."""
+    if kind != "run":
+        return kind
+    if options.dry_run:
+        return "dry-run"
+    return "test" if options.limit is not None else "run"
 
 
 async def module_body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
@@ -152,8 +183,10 @@ async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind
 async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,
                setup: RunSetup, store: Store, kind: str, body: Body) -> Result:
     started_clock = time.monotonic()
+    kind = job_kind(kind, options)
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind)
     outputs: list[Any] = []
+    resolved: list[int] = []
 
     tape = options.tape
 
@@ -171,20 +204,36 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         if not options.dry_run:
             store.add_error(job_id, failure, ctx.mask)
 
+    def on_success(loop_id: str, key: str) -> None:
+        ids = store.resolve_key(flow.key, loop_id, key, job_id)
+        resolved.extend(ids)
+        for error_id in ids:
+            ctx.log("info", f"error {error_id} (key {key}) resolved: the record went through")
+
     env = dict(options.env) if options.env is not None else setup.env
     token = CURRENT.set(tape)
+    running = RUNNING_JOB.set((flow.name, job_id))
     job = drawn("job", lambda: _job_value(job_id, flow.name, started, store.last_success_at(flow.key),
                                           options.dry_run, dict(options.params),
-                                          dict(options.trigger or {"kind": kind})))
+                                          dict(options.trigger or {"kind": kind}), kind))
     ctx = RunContext(
         flow=flow.key, base_dir=flow.base_dir, options=options, env=env, job=job,
         state=drawn("state", lambda: store.load_state(flow.key)), emit=emit, on_failure=on_failure,
         logger=setup.logger,
     )
     ctx.ledger = store.ledger
+    if not options.dry_run:
+        ctx.open_keys = store.open_keys(flow.key)
+        ctx.on_success = on_success
+        purged = store.purge_resolved(flow.key)
+        if purged:
+            ctx.log("info", f"purged {purged} resolved error{'s' if purged != 1 else ''} past the retention window")
+    ctx.appending = kind == "retry"
     if setup.watch is not None:
         setup.watch(ctx)
-    ctx.run_child = child_runner(setup.load_child, options, setup) if setup.load_child is not None else None
+    children: list[ChildReport] = []
+    ctx.run_child = child_runner(setup.load_child, options, setup, children) \
+        if setup.load_child is not None else None
     ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, emit) for m in program.modules]
     ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}
     if tape is not None:
@@ -212,19 +261,21 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
             deadline.cancel()
         await close_all(ctx)
         CURRENT.reset(token)
+        RUNNING_JOB.reset(running)
     failures = ctx.failures
-    status = "failed" if error is not None else ("partial" if failures else "ok")
+    status = "failed" if error is not None else ("partial" if failures or children else "ok")
     if isinstance(error, Interrupted):
         status = "interrupted"
     if tape is not None:
         tape.finish(status, len(failures))
     ctx.stats.duration = time.monotonic() - started_clock
-    commit = error is None and not options.dry_run
+    commit = error is None and kind not in (*TEST_KINDS, "retry") and not options.dry_run
     message = ctx.mask(error.message) if error is not None else None
     store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
                      ctx.mask)
     ctx.observer.run_finished(status, ctx.stats, message)
-    return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error)
+    return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
+                  children=children)
 
 
 def set_params(compiled: CompiledModule, frame: Frame, given: dict[str, Any]) -> None:
@@ -244,12 +295,13 @@ async def close_all(ctx: RunContext) -> None:
     ctx.connections.clear()
 
 
-def child_runner(load_child: LoadChild, options: RunOptions,
-                 setup: RunSetup) -> Callable[[Path, dict[str, Any]], Awaitable[None]]:
+def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
+                 children: list[ChildReport]) -> Callable[[Path, dict[str, Any]], Awaitable[None]]:
     async def run_child(path: Path, params: dict[str, Any]) -> None:
         child = load_child(path)
         child_options = RunOptions(params=params, dry_run=options.dry_run, limit=options.limit,
-                                   limits=options.limits, secrets=options.secrets, env=options.env)
+                                   limits=options.limits, secrets=options.secrets, env=options.env,
+                                   masker=options.masker, stop=options.stop)
         child_setup = RunSetup(state_dir_for(child.path, setup.state_dir), setup.on_output, setup.collect,
                                setup.logger, setup.env, load_child=load_child)
         try:
@@ -260,9 +312,12 @@ def child_runner(load_child: LoadChild, options: RunOptions,
             raise FlowRuntimeError(f"the flow {path.name} cannot run: {e.message}", "connector") from None
         if result.error is not None:
             raise FlowRuntimeError(f"the flow {path.name} failed: {result.error.message}", "connector")
-        if result.errors:
-            setup.logger.warning(f"the flow {path.name} finished with {len(result.errors)} failed records "
-                                 f"(see flowlang errors {path.name})")
+        if result.errors:  # the parent finishes as partial and names the child's job (OPERATIONS.md 8)
+            children.append(ChildReport(child.name, result.job_id, len(result.errors), result.status))
+            setup.logger.warning(
+                f"the flow {path.name} (job {result.job_id}) finished with {len(result.errors)} failed "
+                f"record{'s' if len(result.errors) != 1 else ''} (see flowlang errors {path.name})",
+                extra={"flow": child.name, "job_id": result.job_id})
     return run_child
 
 
@@ -281,47 +336,74 @@ def restore(value: Any, ctx: RunContext) -> Any:
     return value
 
 
-def attempt_noter(store: Store, ctx: RunContext, error_id: int) -> Callable[[RecordFailure], None]:
+def retry_failure_noter(store: Store, ctx: RunContext, error_id: int, job_id: int,
+                        dry_run: bool) -> Callable[[RecordFailure], None]:
     """During a retry, a failure updates its error (attempts, message) instead of adding a new one."""
     def note(failure: RecordFailure) -> None:
-        store.note_attempt(error_id, ctx.mask(failure.message))
+        if not dry_run:
+            store.fail_again(error_id, job_id, failure, ctx.mask)
     return note
 
 
-def retry_body(error_id: int | None, resolved: list[int], still: list[int]) -> Body:
+async def run_prelude(ctx: RunContext, compiled: CompiledModule, frame: Frame) -> None:
+    """The flow's use, import, param and let lines, before the saved iterations. A `let` that cannot be
+    worked out without the rest of the flow is left unset: the saved scope fills it."""
+    for step, tolerant in compiled.prelude_steps:
+        try:
+            if step.is_async:
+                await step.run(frame)
+            else:
+                step.run(frame)
+        except FlowRuntimeError as e:
+            if not tolerant:
+                raise
+            ctx.log("debug", f"retry: a top-level let was skipped ({e.message})")
+
+
+def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int],
+               unreplayable: list[int]) -> Body:
     async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
-        await run_step(compiled.prelude, frame)
-        for err in store.open_errors(ctx.flow, error_id):
-            entry = compiled.loops.get(err.loop)
+        await run_prelude(ctx, compiled, frame)
+        dry_run = ctx.dry_run
+        errors = store.errors(ctx.flow, ids=error_ids) if error_ids else store.open_errors(ctx.flow)
+        for err in errors:
+            ctx.check_stop()
+            entry = find_loop(compiled.loops, err.loop_id)
             if entry is None:
-                ctx.log("warn", f"error {err.id}: the loop at {err.loop} is no longer in the flow; left open")
-                still.append(err.id)
+                ctx.log("error", f"error {err.id}: its loop ({err.loop_id or 'at ' + err.loop}) is no longer in "
+                        "the flow or was changed, so it cannot be replayed; left open")
+                unreplayable.append(err.id)
                 continue
             before = ctx.failed_records
             scope = dict(entry.info.visible)
             for name, value in err.scope.items():
                 if name in scope:
                     frame.slots[scope[name]] = restore(value, ctx)
-            ctx.on_failure = attempt_noter(store, ctx, err.id)
+            ctx.on_failure = retry_failure_noter(store, ctx, err.id, job_id, dry_run)
+            if err.key is not None and err.loop_id is not None:  # this error is resolved as retried, below
+                ctx.open_keys.get(err.loop_id, set()).discard(err.key)
             record = restore(err.record, ctx)
+            if dry_run:
+                ctx.log("info", f"dry run: replaying error {err.id}" + (f" (key {err.key})" if err.key else ""))
             if entry.loop.body.is_async:
                 await entry.loop.one_async(frame, record)
             else:
                 entry.loop.one_sync(frame, record)
             await entry.info.flush(frame)
             if ctx.failed_records == before:
-                store.resolve(err.id, job_id)
+                if not dry_run:
+                    store.resolve(err.id, job_id)
                 resolved.append(err.id)
             else:
                 still.append(err.id)
     return body
 
 
-async def retry_errors(flow: CompiledFlow, options: RunOptions, setup: RunSetup, error_id: int | None) -> Result:
+async def retry_errors(flow: CompiledFlow, options: RunOptions, setup: RunSetup, error_ids: list[int] | None) -> Result:
     resolved: list[int] = []
     still: list[int] = []
-    result = await execute(flow, options, setup, "retry", retry_body(error_id, resolved, still))
+    unreplayable: list[int] = []
+    result = await execute(flow, options, setup, "retry", retry_body(error_ids, resolved, still, unreplayable))
     result.resolved = resolved
+    result.unreplayable = unreplayable
     return result
-
-

@@ -135,9 +135,6 @@ class Checker(StatementChecker):
                        "it cannot be batched yet", node.batch.span)
         if node.batch is not None:
             self.count(node.batch, scope, "batch")
-            if node.as_name is not None:
-                self.error("batch", "`as` cannot be used with `batch`: results arrive when the batch is sent",
-                           node.batch.span)
             if op_spec is not None and not op_spec.takes_batch:
                 self.error("batch", f"the operation '{op_spec.name}' does not take batches", node.batch.span,
                            "declare `batch` on the operation in a connector file, or send one record at a time")

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from flowlang.runtime.builtins import Builtin
 
 GLOBALS = ("env", "secret", "job", "state", "input")
-JOB_FIELDS = ("id", "flow", "started_at", "last_success_at", "dry_run", "params", "trigger", "plan")
+JOB_FIELDS = ("id", "flow", "kind", "test", "started_at", "last_success_at", "dry_run", "params", "trigger",
+              "plan")
 
 
 class Kind(Enum):

@@ -47,6 +47,20 @@ class CheckEnvironment(Protocol):
     def parse_file(self, path: Path) -> ast.Module: ...
 
 
+def sends_in_batches(stmts: tuple[ast.Stmt, ...]) -> bool:
+    """A loop body with a `send ... batch N` of its own (not in an inner loop): the loop runs up to N
+    iterations ahead to fill the batch, so it follows the rules of a parallel loop (OPERATIONS.md 7)."""
+    for stmt in stmts:
+        if isinstance(stmt, ast.Send) and stmt.batch is not None:
+            return True
+        if isinstance(stmt, ast.If) and (any(sends_in_batches(b.body) for b in stmt.branches) or (
+                stmt.otherwise is not None and sends_in_batches(stmt.otherwise))):
+            return True
+        if isinstance(stmt, ast.Try) and (sends_in_batches(stmt.body) or sends_in_batches(stmt.handler)):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Ctx:
     top: bool = True
@@ -210,8 +224,9 @@ class StatementChecker(ExpressionChecker):
                        "return the value instead")
             return None
         if ctx.parallel is not None and ctx.parallel in walked[:-1]:
-            self.error("parallel-assign", f"cannot assign '{name}' inside a `parallel` loop: it belongs to the "
-                       "enclosing block and iterations run at the same time", span,
+            self.error("parallel-assign", f"cannot assign '{name}' inside a `parallel` loop (or one with a batched "
+                       "send, which runs ahead): it belongs to the enclosing block and iterations run at the same "
+                       "time", span,
                        "emit the value, or collect it with a plain loop")
         self.resolution.slots[key] = binding.slot
         return binding
@@ -265,7 +280,8 @@ class StatementChecker(ExpressionChecker):
             self.error("read-only", f"'{target.name}' is a connection", target.name_span)
             return
         if ctx.parallel is not None and ctx.parallel in walked[:-1]:
-            self.error("parallel-assign", f"cannot change '{target.name}' inside a `parallel` loop: it belongs to "
+            self.error("parallel-assign", f"cannot change '{target.name}' inside a `parallel` loop (or one with a "
+                       "batched send, which runs ahead): it belongs to "
                        "the enclosing block and iterations run at the same time", target.name_span)
         binding.uses.add("other")
         self.resolution.refs[target] = self.frame_depth_ref(binding, scope)
@@ -325,11 +341,14 @@ class StatementChecker(ExpressionChecker):
             if name in GLOBALS:
                 self.error("read-only", f"'{name}' is a built-in name; choose another loop variable", span)
             self.declare(name, Kind.LOOP, span, body, (node, i))
+        if node.key is not None:
+            self.expr(node.key, body)
         if ctx.function is None:
             visible = body.visible()
             self.resolution.loop_scopes[node] = tuple(
                 (n, b.slot) for n, b in visible.items() if b.kind is not Kind.CONNECTION and b.frame is scope.frame)
-        inner_ctx = replace(ctx, top=False, loop=node, parallel=body if node.parallel is not None else ctx.parallel)
+        runs_ahead = node.parallel is not None or sends_in_batches(node.body)
+        inner_ctx = replace(ctx, top=False, loop=node, parallel=body if runs_ahead else ctx.parallel)
         self.statements(node.body, body, inner_ctx)
 
     def count(self, count: ast.Count, scope: Scope, what: str) -> None:

@@ -16,10 +16,7 @@ from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError
 from flowlang.project import Project, load_project
-from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.limits import Limits, StopFlag
-from flowlang.runtime.state_folder import state_dir_for
-from flowlang.runtime.store import Store
 from flowlang.status import ExitStatus, exit_status
 from flowlang.telemetry.otel import from_environment as otel_from_environment
 
@@ -63,6 +60,8 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     live = not args.quiet and terminal.rich
     if live:
         show_estimate(terminal, flow, args.state_dir)
+    terminal.context = {"flow": flow.name, "job_id": None}
+    terminal.on_closed = lambda: stop.request("stdout closed")
     with progress_display(terminal, flow.name, live) as progress:
         result = run_async_command(flow.run_async(
             params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
@@ -76,13 +75,16 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         saved = recorder.save(terminal.masker.mask)
         terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
                          f"flowlang test {args.file} --cassette {args.record}")
+    terminal.context = {"flow": flow.name, "job_id": result.job_id}
+    if terminal.closed:  # stdout went away: the run ended like an interrupted one, quietly (OPERATIONS.md 9)
+        return int(ExitStatus.CLOSED_STDOUT)
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
-    if not args.quiet:
-        show(terminal, flow.name, result, args.json_logs)
     if result.errors and not args.dry_run:
         terminal.message(f"{len(result.errors)} record{'s' if len(result.errors) != 1 else ''} failed; "
                          f"see: flowlang errors {args.file}", "yellow")
+    if not args.quiet:
+        show(terminal, flow.name, result, args.json_logs)
     after_run(args, terminal, flow, project, result, secrets)
     return int(exit_status(result))
 
@@ -116,76 +118,50 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
     return int(ExitStatus.OK)
 
 
-def _flow_key(file: str) -> str:
-    """The flow's key in its store; a flow with mistakes still has its errors listed (under its stem)."""
-    try:
-        return load(file).key
-    except ScriptError:
-        return Path(file).stem
-
-
-def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
-    if not Path(args.file).is_file():
-        terminal.error(f"error: no such flow file: {args.file}")
-        return int(ExitStatus.INVALID)
-    key = _flow_key(args.file)
-    store = Store(state_dir_for(Path(args.file).resolve(), args.state_dir))
-    try:
-        errors = store.open_errors(key)
-    finally:
-        store.close()
-    if args.json:
-        for e in errors:
-            terminal.out(dumps({"id": e.id, "location": e.location, "loop": e.loop, "message": e.message,
-                                "kind": e.kind, "status": e.status, "record": e.record, "job_id": e.job_id,
-                                "created_at": e.created_at, "attempts": e.attempts}))
-        return int(ExitStatus.OK)
-    if not errors:
-        terminal.out(f"{key}: no open errors")
-        return int(ExitStatus.OK)
-    terminal.out(f"{key}: {len(errors)} open error{'s' if len(errors) != 1 else ''}")
-    for e in errors:
-        attempts = f"{e.attempts} attempt{'s' if e.attempts != 1 else ''}"
-        terminal.out(f"#{e.id}  {e.location}  (job {e.job_id}, {e.created_at}, {attempts})")
-        terminal.out(f"    {e.message}")
-        record = dumps(e.record)
-        terminal.out(f"    record: {record if len(record) <= 200 else record[:197] + '...'}")
-    terminal.out(f"retry them with: flowlang retry {args.file}")
-    return int(ExitStatus.OK)
-
-
 def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.store_commands import opened
+
     flow = load(args.file)
     project = project_for(args, flow)
     params = parse_params(args.param)
     secrets = _secrets(args, terminal)
-    if args.id is not None:
-        store = flow.store(args.state_dir)
-        try:
-            found, resolved = store.get_error(flow.key, args.id)
-        finally:
-            store.close()
-        if found is None:
-            what = f"error {args.id} is already resolved" if resolved else f"no open error {args.id}"
-            terminal.error(f"error: {what}")
-            return int(ExitStatus.OK if resolved else ExitStatus.INVALID)
+    if args.id:
+        with opened(args) as (store, key):
+            for error_id in args.id:
+                found, resolved = store.get_error(key, error_id)
+                if found is None:
+                    what = f"error {error_id} is already resolved" if resolved else f"no open error {error_id}"
+                    terminal.error(f"error: {what}")
+                    return int(ExitStatus.OK if resolved and len(args.id) == 1 else ExitStatus.INVALID)
     stop = StopFlag()
     telemetry = otel_from_environment()
+    terminal.context = {"flow": flow.name, "job_id": None}
+    terminal.on_closed = lambda: stop.request("stdout closed")
     with progress_display(terminal, f"{flow.name} (retry)", not getattr(args, "quiet", False)) as progress:
         result = run_async_command(flow.retry_async(
-            args.id, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
-            collect=False, stop=stop, secret_providers=project.secret_providers,
+            args.id or None, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
+            collect=False, stop=stop, dry_run=args.dry_run, masker=terminal.masker,
+            secret_providers=project.secret_providers,
             observer=telemetry.observer() if telemetry else None,
             watch=progress.watch if progress is not None else None), stop, terminal)
     if telemetry is not None:
         telemetry.shutdown()
+    terminal.context = {"flow": flow.name, "job_id": result.job_id}
+    if terminal.closed:
+        return int(ExitStatus.CLOSED_STDOUT)
     after_run(args, terminal, flow, project, result, secrets, "retry")
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
         return int(exit_status(result))
     still = len(result.errors)
-    terminal.message(f"{flow.name}: retry resolved {len(result.resolved)}, still failing {still}",
-                     "bold" if not still else "yellow")
+    cannot = len(result.unreplayable)
+    verb = "would resolve" if args.dry_run else "resolved"
+    text = f"{flow.name}: retry (job {result.job_id}) {verb} {len(result.resolved)}, still failing {still}"
+    if cannot:
+        text += f", cannot be replayed {cannot} (their loop changed; left open)"
+    terminal.message(text, "bold" if not (still or cannot) else "yellow")
+    if cannot:
+        return int(ExitStatus.FAILED)
     return int(ExitStatus.PARTIAL if still else ExitStatus.OK)
 
 
@@ -271,3 +247,10 @@ def cmd_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.ledger_view import show_ledger
 
     return show_ledger(args, terminal)
+
+
+def _flow_key(file: str) -> str:
+    """The flow's key in its store; a flow with mistakes still has its errors listed (under its stem)."""
+    from flowlang.cli.store_commands import flow_key
+
+    return flow_key(file)

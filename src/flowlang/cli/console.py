@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -16,6 +18,7 @@ from rich.text import Text
 
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.masking import Masker
+from flowlang.runtime.run import current_flow, current_job_id
 
 
 class Terminal:
@@ -32,6 +35,10 @@ class Terminal:
         self.err = Console(file=self.stderr, force_terminal=self.rich, no_color=not self.rich,
                            highlight=False, soft_wrap=True)
         self.masker = Masker()
+        self.json_lines = False  # set by setup_logging: every stderr line is then a JSON object
+        self.context: dict[str, Any] = {"flow": None, "job_id": None}  # what JSON lines carry
+        self.closed = False  # stdout went away (`| head`)
+        self.on_closed: Callable[[], None] | None = None  # a run stops when its stdout goes away
 
     # ---- stdin -------------------------------------------------------------------------------
     def stdin_is_terminal(self) -> bool:
@@ -43,17 +50,46 @@ class Terminal:
 
     # ---- stdout ------------------------------------------------------------------------------
     def record(self, value: Any) -> None:
-        """One emitted value as a JSON line; any known secret in it is masked too."""
-        self.stdout.write(self.masker.mask(dumps(value)) + "\n")
-        self.stdout.flush()
+        """One emitted value as a JSON line; any known secret in it is masked too. When stdout has
+        gone away, the run is asked to stop (OPERATIONS.md 9) and further records are dropped."""
+        if self.closed:
+            return
+        try:
+            self.stdout.write(self.masker.mask(dumps(value)) + "\n")
+            self.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            self.stdout_gone()
 
     def out(self, text: str) -> None:
-        self.stdout.write(text + "\n")
-        self.stdout.flush()
+        """A line of a command's output; a closed stdout ends the command (quietly, status 141)."""
+        if self.closed:
+            raise BrokenPipeError("stdout is closed")
+        try:
+            self.stdout.write(text + "\n")
+            self.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            self.stdout_gone()
+            raise BrokenPipeError("stdout is closed") from None
+
+    def stdout_gone(self) -> None:
+        self.closed = True
+        if self.stdout is sys.stdout or self.stdout is sys.__stdout__:
+            try:  # nothing more reaches the pipe, and Python's exit flush has nothing to complain about
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+        if self.on_closed is not None:
+            self.on_closed()
 
     # ---- stderr ------------------------------------------------------------------------------
     def message(self, text: str, style: str | None = None) -> None:
         text = self.masker.mask(text)
+        if self.json_lines:
+            level = "error" if style and "red" in style else ("warning" if style == "yellow" else "info")
+            self.json_line(level, text)
+            return
         if self.rich:
             self.err.print(Text(text, style=style or ""))
         else:
@@ -62,6 +98,19 @@ class Terminal:
 
     def error(self, text: str) -> None:
         self.message(text, "bold red")
+
+    def json_line(self, level: str, text: str, flow: Any = None, job_id: Any = None,
+                  extra: dict[str, Any] | None = None) -> None:
+        """One JSON object on stderr (OPERATIONS.md 10): time, level, flow, job_id, message."""
+        entry = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level,
+                 "flow": flow if flow is not None else self.context.get("flow"),
+                 "job_id": job_id if job_id is not None else self.context.get("job_id"), "message": text}
+        entry.update(extra or {})
+        try:
+            self.stderr.write(json.dumps(entry, default=str) + "\n")
+            self.stderr.flush()
+        except (BrokenPipeError, ValueError):
+            pass
 
     def table(self, table: Table) -> None:
         self.err.print(table)
@@ -82,17 +131,14 @@ class TerminalLogHandler(logging.Handler):
         try:
             text = self.terminal.masker.mask(record.getMessage())
             if self.json_lines:
-                entry = {
-                    "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-                    "level": record.levelname.lower(), "flow": getattr(record, "flow", None),
-                    "job_id": getattr(record, "job_id", None), "message": text,
-                }
-                for extra in ("location", "summary"):
-                    value = getattr(record, extra, None)
+                extra = {}
+                for name in ("location", "summary"):
+                    value = getattr(record, name, None)
                     if value:
-                        entry[extra] = value
-                self.terminal.stderr.write(json.dumps(entry) + "\n")
-                self.terminal.stderr.flush()
+                        extra[name] = value
+                level = {"warning": "warning"}.get(record.levelname.lower(), record.levelname.lower())
+                self.terminal.json_line(level, text, getattr(record, "flow", None) or current_flow(),
+                                        getattr(record, "job_id", None) or current_job_id(), extra)
                 return
             style = {"ERROR": "red", "WARNING": "yellow", "DEBUG": "dim"}.get(record.levelname)
             where = getattr(record, "location", None)

@@ -97,15 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     common(fmt)
 
-    errors = sub.add_parser("errors", help="list a flow's open record errors")
-    errors.add_argument("file")
-    errors.add_argument("--state-dir")
-    errors.add_argument("--json", action="store_true", help="one JSON object per error on stdout")
-    common(errors)
+    from flowlang.cli.store_commands import add_parsers as add_store_parsers
 
-    retry = sub.add_parser("retry", help="run failed iterations again; resolve those that succeed")
+    add_store_parsers(sub, common)
+
+    retry = sub.add_parser("retry", help="run failed iterations again (a job of kind retry; files in overwrite "
+                           "mode are appended to); resolve those that succeed. Exit 0 all resolved, 3 some "
+                           "still fail, 1 some cannot be replayed")
     retry.add_argument("file")
-    retry.add_argument("--id", type=int, help="only this error")
+    retry.add_argument("--id", type=int, action="append", default=[], help="only this error (repeatable)")
+    retry.add_argument("--dry-run", action="store_true", help="show what each replay would send; change nothing")
     retry.add_argument("--quiet", action="store_true", help="no progress display")
     running(retry)
     common(retry)
@@ -138,13 +139,14 @@ def commands() -> dict[str, Command]:
     """Each subcommand's function, imported when a command runs (`--help` stays fast)."""
     from flowlang.cli import commands as c
     from flowlang.cli import secrets_command, serve_commands
+    from flowlang.cli.store_commands import COMMANDS
 
     def repl(args: argparse.Namespace, terminal: Terminal) -> int:
         from flowlang.repl.main import repl_main  # the entry point is the one place above both cli/ and repl/
 
         return int(repl_main(args, terminal))
 
-    return {"run": c.cmd_run, "check": c.cmd_check, "errors": c.cmd_errors, "retry": c.cmd_retry,
+    return {**COMMANDS, "run": c.cmd_run, "check": c.cmd_check, "retry": c.cmd_retry,
             "connectors": c.cmd_connectors, "repl": repl, "fmt": c.cmd_fmt,
             "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
             "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox,
@@ -156,13 +158,18 @@ def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
     """Route flowlang's loggers to stderr; returns whether logs are JSON lines."""
     fmt = getattr(args, "log_format", "auto")
     json_lines = fmt == "json" or (fmt == "auto" and not terminal.rich)
+    terminal.json_lines = json_lines
     handler = TerminalLogHandler(terminal, json_lines)
     root = logging.getLogger("flowlang")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
     root.propagate = False
-    for noisy in ("httpx", "httpcore", "aiohttp", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # library warnings become log lines too (JSON when logs are JSON)
+    for library in ("py.warnings", "httpx", "httpcore", "aiohttp", "asyncio"):
+        logger = logging.getLogger(library)
+        logger.setLevel(logging.WARNING)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
     return json_lines
 
 
@@ -183,6 +190,10 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     debug = bool(getattr(args, "debug", False))
     try:
         return int(commands()[args.command](args, terminal))
+    except BrokenPipeError as e:  # stdout went away (`| head`): end quietly (OPERATIONS.md 9)
+        if not terminal.closed:
+            terminal.stdout_gone()
+        return int(exit_status(e))
     except KeyboardInterrupt as e:
         terminal.error("interrupted")
         return int(exit_status(e))

@@ -37,4 +37,16 @@ def run_async_command(coro: Coroutine[Any, Any, T], stop: StopFlag | None = None
                 pass
         return loop.run_until_complete(main_task)
     finally:
+        finish_tasks(loop)
         loop.close()
+
+
+def finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still pending and let it end, then close async generators: no "Task was
+    destroyed but it is pending" at exit (OPERATIONS.md 10)."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())

@@ -14,18 +14,29 @@ log = logging.getLogger("flowlang.cli")
 
 def headline(name: str, result: Result, verb: str = "run") -> str:
     s = result.stats
+    if result.kind in ("test", "dry-run") and verb == "run":
+        verb = "test run" if result.kind == "test" else "dry run"
     state = {"ok": "finished", "partial": "finished with failed records", "failed": "failed",
              "interrupted": "stopped on request"}[result.status]
     return (f"{name}: {verb} {state} in {s.duration:.2f}s: read {s.read}, sent {s.sent}, failed {s.failed}, "
             f"skipped {s.skipped}, emitted {s.emitted}")
 
 
+def children_text(result: Result) -> str:
+    """The chained flows whose records failed (OPERATIONS.md 8), named with their job and counts."""
+    return "".join(f"; {c.flow} (job {c.job_id}) had {c.failed} failed record{'s' if c.failed != 1 else ''}"
+                   for c in result.children)
+
+
 def show(terminal: Terminal, name: str, result: Result, json_logs: bool, verb: str = "run") -> None:
-    if json_logs:
-        log.info(headline(name, result, verb), extra={"flow": name, "job_id": result.job_id,
-                                                      "summary": result.stats.as_dict()})
+    if json_logs:  # the summary's level follows the outcome (OPERATIONS.md 10)
+        level = {"ok": logging.INFO, "partial": logging.WARNING}.get(result.status, logging.ERROR)
+        log.log(level, headline(name, result, verb) + children_text(result),
+                extra={"flow": name, "job_id": result.job_id,
+                       "summary": {**result.stats.as_dict(), "kind": result.kind,
+                                   "children": [vars(c) for c in result.children]}})
         return
-    terminal.message(headline(name, result, verb), "bold" if result.ok else "yellow")
+    terminal.message(headline(name, result, verb) + children_text(result), "bold" if result.ok else "yellow")
     rows = [(line, st) for line, st in sorted(result.stats.per_line.items())
             if st.read or st.sent or st.failed or st.skipped]
     if not rows or not terminal.rich:

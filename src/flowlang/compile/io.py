@@ -14,7 +14,7 @@ from flowlang.compile.errors import Where
 from flowlang.compile.ledger_send import ledger_send, record_key
 from flowlang.compile.statements import StatementCompiler
 from flowlang.compile.steps import Eval, Step, run_step
-from flowlang.connectors.base import Connection
+from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
@@ -197,9 +197,9 @@ class IoCompiler(StatementCompiler):
         op = self.send_op(node)
         where = self.where(node.destination.span)
         line = self.line(node)
-        if node.batch is not None:
-            return self.batched_send(node, getter, args, kwargs, value, op, where, line)
         store = self.assigner(node, self.where(node.span)) if node.as_name else None
+        if node.batch is not None:
+            return self.batched_send(node, getter, args, kwargs, value, op, where, line, store)
         mode = node.mode
         key_of = self.send_key(node)
 
@@ -235,7 +235,10 @@ class IoCompiler(StatementCompiler):
         return lambda f: record_key(f.slots[slot])
 
     def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],
-                     kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int) -> Step:
+                     kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int,
+                     store: Callable[[Frame, Any], None] | None) -> Step:
+        """A batched send works like a plain one for the script (OPERATIONS.md 7): the iteration waits
+        for its batch's answer, `as` gets this record's own result, a rejected record fails here."""
         assert node.batch is not None
         count = node.batch.value
         size_of: Eval = (lambda f: count) if isinstance(count, int) else self.read_ref(
@@ -262,17 +265,29 @@ class IoCompiler(StatementCompiler):
             if old is not None and not old.same_target(conn, op, a, kw):
                 await flush(old, f, line)
             buffer = buffer_for(f, conn, a, kw, size)
+            answers: list[asyncio.Future[SendOutcome]] = []
+            running = asyncio.get_running_loop()
             async for record in records_of(v):
-                failure = None
-                if loop is not None:
-                    item = [f.slots[s] for s in loop.names_slots]
-                    failure = loop.failure(f, item[0] if len(item) == 1 else item,
-                                           FlowRuntimeError("", "connector", source=where.source, span=where.span))
-                buffer.items.append(Pending(record, failure, loop.line if loop is not None else None))
+                answer: asyncio.Future[SendOutcome] = running.create_future()
+                buffer.items.append(Pending(record, answer))
+                answers.append(answer)
                 if len(buffer.items) >= buffer.size:
                     await flush(buffer, f, line)
-            if loop is None:
+            ahead = f.run_ahead
+            if ahead is None:  # nothing runs ahead (a retry, a send outside loops): send now
                 await flush(buffer, f, line)
+            elif not all(x.done() for x in answers):
+                ahead.waiters.append(answers)
+                if ahead.stalled():
+                    await ahead.flush_all(f)
+            outcomes = [await x for x in answers]
+            refused = next((o for o in outcomes if not o.ok), None)
+            if refused is not None:
+                raise FlowRuntimeError(refused.error or "the destination refused the record", "connector",
+                                       status=refused.status, source=where.source, span=where.span)
+            if store is not None:
+                results = [o.result for o in outcomes]
+                store(f, results if type(v) in (list, RecordStream) else (results[0] if results else None))
 
         async def flush_at_loop_end(f: Frame) -> None:
             buffers: dict[Any, BatchBuffer] = f.run.batches
@@ -282,6 +297,7 @@ class IoCompiler(StatementCompiler):
 
         if loop is not None:
             loop.flushers.append(flush_at_loop_end)
+            loop.batch_sizes.append(size_of)
         return Step.coroutine(send_batched)
 
     # ---- import and run -----------------------------------------------------------------------

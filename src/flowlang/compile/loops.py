@@ -1,23 +1,30 @@
-"""`for each`: its compilation (ForEachCompiler.s_ForEach), sequential and parallel loops, error isolation
-per record, --limit, the flush of batched sends when a loop ends, and the loop entries `flowlang retry`
-re-enters."""
+"""`for each`: its compilation (ForEachCompiler.s_ForEach), sequential and parallel loops, --limit, the
+flush of batched sends when a loop ends, and the loop entries `flowlang retry` re-enters.
+
+The unit of work is the record of the outermost loop (OPERATIONS.md 1): an unhandled error anywhere
+inside its iteration (inner loops included) fails that record, which is kept with the scope at the
+start of its iteration, its loop's identity and its trace key (OPERATIONS.md 2, 3). Inner loops do
+not isolate their items."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flowlang import ast
+from flowlang.compile.batching import RunAhead
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.steps import Eval, Step
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
+from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure
 from flowlang.runtime.values import RecordStream, Secret, type_name
@@ -30,18 +37,29 @@ STORABLE = (type(None), bool, int, str, list, dict, Secret)
 class LoopInfo:
     """What a loop knows about itself: identity for the error store, and its batched sends."""
 
-    loop_id: str  # "line:col"
+    loop_id: str  # "line:col", for people
     line: int
     location: str
     names_slots: tuple[int, ...]
     visible: tuple[tuple[str, int], ...]
     flushers: list[Callable[[Frame], Awaitable[None]]] = field(default_factory=list)
-    outermost: bool = False  # not inside another loop: its records are the run's unit of work
+    identity: str | None = None  # set on outermost loops: what the error store and retry know it by
+    key: Eval | None = None  # `key expr`; without it an object's non-null `id`
+    batch_sizes: list[Eval] = field(default_factory=list)  # of the batched sends in its body: it runs ahead
 
-    def snapshot(self, f: Frame) -> dict[str, Any]:
+    @property
+    def outermost(self) -> bool:
+        return self.identity is not None
+
+    def start(self, f: Frame) -> list[Any]:
+        """The values of the visible variables at the start of an iteration (saved if it fails)."""
+        slots = f.slots
+        return [slots[slot] if slot < len(slots) else None for _, slot in self.visible]
+
+    def snapshot(self, f: Frame, start: list[Any] | None = None) -> dict[str, Any]:
+        values = start if start is not None else self.start(f)
         out: dict[str, Any] = {}
-        for name, slot in self.visible:
-            value = f.slots[slot] if slot < len(f.slots) else None
+        for (name, _), value in zip(self.visible, values, strict=True):
             if isinstance(value, STORABLE) or type(value).__name__ in ("Decimal", "datetime", "date", "timedelta"):
                 out[name] = value
         return out
@@ -49,11 +67,33 @@ class LoopInfo:
     def record_of(self, item: Any) -> Any:
         return item
 
-    def failure(self, f: Frame, item: Any, err: FlowRuntimeError) -> RecordFailure:
+    def trace_key(self, f: Frame, item: Any, where: Where) -> str | None:
+        """The record's trace key as JSON text, or None when it has none."""
+        if self.key is None:
+            value = item.get("id") if type(item) is dict else None
+        else:
+            saved = [f.slots[s] for s in self.names_slots]
+            try:
+                set_vars(f.slots, self.names_slots, item, where)
+                value = self.key(f)
+            except FlowRuntimeError:
+                return None
+            finally:
+                for slot, old in zip(self.names_slots, saved, strict=True):
+                    f.slots[slot] = old
+        if value is None:
+            return None
+        try:
+            return dumps_stored(value)
+        except (TypeError, ValueError):
+            return None
+
+    def failure(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None,
+                key: str | None = None) -> RecordFailure:
         return RecordFailure(
             flow=f.run.flow, loop=self.loop_id, location=err.location or self.location, line=err.line,
             message=err.message, kind=err.kind, status=err.status, record=self.record_of(item),
-            scope=self.snapshot(f),
+            scope=self.snapshot(f, start), loop_id=self.identity, key=key,
         )
 
     async def flush(self, f: Frame) -> None:
@@ -76,11 +116,17 @@ def set_vars(s: list[Any], slots: tuple[int, ...], item: Any, where: Where) -> N
     raise where.error(f"two loop variables need [key, value] pairs or an object, got {type_name(item)}")
 
 
-async def items_of(value: Any, pairs: bool, where: Where) -> AsyncIterator[list[Any]]:
-    """The loop's items, a page at a time (record streams are read lazily)."""
+async def items_of(value: Any, pairs: bool, where: Where) -> AsyncGenerator[list[Any], None]:
+    """The loop's items, a page at a time (record streams are read lazily; closed when the loop ends)."""
     if type(value) is RecordStream:
-        async for page in value.pages():
-            yield page
+        pages = value.pages()
+        try:
+            async for page in pages:
+                yield page
+        finally:
+            close = getattr(pages, "aclose", None)
+            if close is not None:
+                await close()
         return
     if type(value) is list:
         yield value  # pairs are checked item by item, so a bad item fails alone
@@ -102,16 +148,33 @@ class LoopCompiler:
         self.pairs = len(node.names) == 2
 
     def step(self) -> Step:
-        if self.parallel is not None:
+        if self.parallel is not None or self.info.batch_sizes:
             return Step.coroutine(self.run_parallel)
         return Step.coroutine(self.run_sequential)
 
     # ---- one iteration ----------------------------------------------------------------------
-    def fail(self, f: Frame, item: Any, err: FlowRuntimeError) -> None:
+    def fail(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None) -> None:
         f.run.stats.at(self.info.line, "for each").failed += 1
-        f.run.record_failure(self.info.failure(f, item, err))
+        key = self.info.trace_key(f, item, self.where)
+        f.run.record_failure(self.info.failure(f, item, err, start, key))
+
+    def succeeded(self, f: Frame, item: Any) -> None:
+        """A keyed record whose key has an open error went through: that error is resolved."""
+        identity = self.info.identity
+        if identity is not None and f.run.open_keys.get(identity):
+            key = self.info.trace_key(f, item, self.where)
+            if key is not None:
+                f.run.record_success(identity, key)
 
     def one_sync(self, f: Frame, item: Any) -> None:
+        if not self.info.outermost:  # an inner loop: its errors fail the outermost record
+            try:
+                set_vars(f.slots, self.info.names_slots, item, self.where)
+                self.body.run(f)
+            except SkipSignal:
+                f.run.stats.at(self.info.line, "for each").skipped += 1
+            return
+        start = self.info.start(f)
         try:
             set_vars(f.slots, self.info.names_slots, item, self.where)
             self.body.run(f)
@@ -120,11 +183,25 @@ class LoopCompiler:
         except (StopSignal, NeedsMaterialization):
             raise
         except FlowRuntimeError as e:
-            self.fail(f, item, e)
+            self.fail(f, item, e, start)
+            return
         except Exception as e:  # a bug must not lose the record: it is kept like any failure
-            self.fail(f, item, internal_error(e))
+            self.fail(f, item, internal_error(e), start)
+            return
+        self.succeeded(f, item)
 
     async def one_async(self, f: Frame, item: Any) -> None:
+        if not self.info.outermost:
+            try:
+                set_vars(f.slots, self.info.names_slots, item, self.where)
+                if self.body.is_async:
+                    await self.body.run(f)
+                else:
+                    self.body.run(f)
+            except SkipSignal:
+                f.run.stats.at(self.info.line, "for each").skipped += 1
+            return
+        start = self.info.start(f)
         try:
             set_vars(f.slots, self.info.names_slots, item, self.where)
             if self.body.is_async:
@@ -136,9 +213,12 @@ class LoopCompiler:
         except (StopSignal, NeedsMaterialization, asyncio.CancelledError):
             raise
         except FlowRuntimeError as e:
-            self.fail(f, item, e)
+            self.fail(f, item, e, start)
+            return
         except Exception as e:
-            self.fail(f, item, internal_error(e))
+            self.fail(f, item, internal_error(e), start)
+            return
+        self.succeeded(f, item)
 
     # ---- sequential ---------------------------------------------------------------------------
     def note_total(self, f: Frame, source: Any) -> None:
@@ -155,20 +235,25 @@ class LoopCompiler:
         count = 0
         one_sync = self.one_sync if not self.body.is_async else None
         stop = f.run.stop
-        record_limit = f.run.limits.max_record_seconds
+        record_limit = f.run.limits.max_record_seconds if self.info.outermost else None
         try:
-            async for page in items_of(source, self.pairs, self.where):
-                for item in page:
-                    if (limit is not None and count >= limit) or stop.requested:
-                        raise StopSignal()
-                    count += 1
-                    counter.read += 1  # counted as taken, so a progress display sees it move
-                    if one_sync is not None:
-                        one_sync(f, item)
-                    elif record_limit is None:
-                        await self.one_async(f, item)
-                    else:
-                        await self.one_timed(f, item, record_limit)
+            if limit is not None and limit <= 0:
+                raise StopSignal()
+            async with contextlib.aclosing(items_of(source, self.pairs, self.where)) as pages:
+                async for page in pages:
+                    for item in page:
+                        if stop.requested:
+                            raise StopSignal()
+                        count += 1
+                        counter.read += 1  # counted as taken, so a progress display sees it move
+                        if one_sync is not None:
+                            one_sync(f, item)
+                        elif record_limit is None:
+                            await self.one_async(f, item)
+                        else:
+                            await self.one_timed(f, item, record_limit)
+                        if limit is not None and count >= limit:  # N taken: no further page is fetched
+                            raise StopSignal()
         except StopSignal:
             pass
         await self.info.flush(f)
@@ -184,7 +269,9 @@ class LoopCompiler:
 
     # ---- parallel ----------------------------------------------------------------------------
     def width(self, f: Frame) -> int:
-        assert self.parallel is not None
+        if self.parallel is None:  # a loop with batched sends runs up to N iterations ahead
+            sizes = [size(f) for size in self.info.batch_sizes]
+            return max([n for n in sizes if type(n) is int and n >= 1] or [1])
         n = self.parallel(f)
         if type(n) is not int or n < 1:
             raise self.where.error(f"parallel needs a whole number of at least 1, got {n!r}", "value")
@@ -201,12 +288,14 @@ class LoopCompiler:
         stopped = False
         count = 0
 
-        record_limit = f.run.limits.max_record_seconds
+        record_limit = f.run.limits.max_record_seconds if self.info.outermost else None
         stop = f.run.stop
+
+        ahead = RunAhead(self.info.flush) if self.info.batch_sizes else None
 
         async def iteration(item: Any, out: list[Any]) -> None:
             nonlocal stopped
-            frame = Frame(list(f.slots), f.parent, f.run, out.append)
+            frame = Frame(list(f.slots), f.parent, f.run, out.append, ahead)
             try:
                 if record_limit is None:
                     await self.one_async(frame, item)
@@ -215,7 +304,11 @@ class LoopCompiler:
             except StopSignal:
                 stopped = True
             finally:
-                gate.release()
+                try:
+                    if ahead is not None:
+                        await ahead.iteration_done(frame)
+                finally:
+                    gate.release()
 
         def drain_done() -> None:
             while pending and pending[0][0].done():
@@ -225,33 +318,52 @@ class LoopCompiler:
                     f.out(value)
 
         try:
-            async for page in items_of(source, self.pairs, self.where):
-                for item in page:
-                    if stopped or stop.requested or (limit is not None and count >= limit):
-                        raise StopSignal()
-                    await gate.acquire()
-                    if stopped or stop.requested:
-                        gate.release()
-                        raise StopSignal()
-                    count += 1
-                    counter.read += 1  # counted as taken, so a progress display sees it move
-                    out: list[Any] = []
-                    pending.append((asyncio.ensure_future(iteration(item, out)), out))
-                    drain_done()
-                    while len(pending) > width * 4:  # bound the results waiting for a slow first one
-                        await asyncio.wait([pending[0][0]])
+            if limit is not None and limit <= 0:
+                raise StopSignal()
+            async with contextlib.aclosing(items_of(source, self.pairs, self.where)) as pages:
+                async for page in pages:
+                    for item in page:
+                        if stopped or stop.requested:
+                            raise StopSignal()
+                        await gate.acquire()
+                        if stopped or stop.requested:
+                            gate.release()
+                            raise StopSignal()
+                        count += 1
+                        counter.read += 1  # counted as taken, so a progress display sees it move
+                        out: list[Any] = []
+                        if ahead is not None:
+                            ahead.active += 1
+                        pending.append((asyncio.ensure_future(iteration(item, out)), out))
                         drain_done()
+                        while len(pending) > width * 4:  # bound the results waiting for a slow first one
+                            await asyncio.wait([pending[0][0]])
+                            drain_done()
+                        if limit is not None and count >= limit:  # N taken: no further page is fetched
+                            raise StopSignal()
         except StopSignal:
             pass
         except BaseException:
-            for task, _ in pending:
-                task.cancel()
+            await cancel_all(pending)
             raise
-        while pending:
-            await asyncio.wait([pending[0][0]])
-            drain_done()
+        try:
+            while pending:
+                await asyncio.wait([pending[0][0]])
+                drain_done()
+        except BaseException:
+            await cancel_all(pending)
+            raise
         await self.info.flush(f)
         f.run.check_stop()
+
+
+async def cancel_all(pending: deque[tuple[asyncio.Task[None], list[Any]]]) -> None:
+    """Cancel the iterations still running and wait for them (no task is left behind)."""
+    tasks = [task for task, _ in pending]
+    pending.clear()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass
@@ -265,12 +377,33 @@ class LoopEntry:
         return self.loop.info
 
 
+def loop_identity(node: ast.ForEach, text: str, place: int) -> str:
+    """What identifies an outermost loop across edits (OPERATIONS.md 3): its variables, the text of its
+    list expression (spaces collapsed) and its place among the outermost loops: `o in orders #1`."""
+    listed = " ".join(text[node.iterable.span.start:node.iterable.span.end].split())
+    return f"{', '.join(node.names)} in {listed} #{place}"
+
+
+def find_loop(loops: dict[str, LoopEntry], identity: str | None) -> LoopEntry | None:
+    """The loop an error belongs to: the same identity, else the only loop with the same variables and
+    list expression (it moved among the loops); None when the loop itself changed."""
+    if identity is None:
+        return None
+    found = loops.get(identity)
+    if found is not None:
+        return found
+    stem = identity.rsplit(" #", 1)[0]
+    same = [entry for name, entry in loops.items() if name.rsplit(" #", 1)[0] == stem]
+    return same[0] if len(same) == 1 else None
+
+
 class ForEachCompiler(IoCompiler):
     """Compiles `for each`: a job's loop at the top of a module or in an `if`/`try` (error isolation,
     parallel, retry entries), or a plain loop inside a function body."""
 
-    loop_entries: dict[str, LoopEntry]  # of the module being compiled, by "line:col"
+    loop_entries: dict[str, LoopEntry]  # of the module being compiled, by loop identity
     in_function = False
+    outermost_loops = 0  # how many outermost loops were compiled so far: the next one's place
 
     def s_ForEach(self, node: ast.ForEach) -> Step:
         res = self.checked.resolution
@@ -280,8 +413,13 @@ class ForEachCompiler(IoCompiler):
         if self.in_function:
             return sync_loop(node, slots, iterable, self.body(node.body), where)
         line, col = self.checked.source.line_col(node.span.start)
+        identity = None
+        if not self.loop_stack:
+            self.outermost_loops += 1
+            identity = loop_identity(node, self.checked.source.text, self.outermost_loops)
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
-                        res.loop_scopes.get(node, ()), outermost=not self.loop_stack)
+                        res.loop_scopes.get(node, ()), identity=identity,
+                        key=self.expr(node.key) if node.key is not None else None)
         self.loop_stack.append(info)
         try:
             body = self.body(node.body)
@@ -293,7 +431,8 @@ class ForEachCompiler(IoCompiler):
             parallel = (lambda f: value) if isinstance(value, int) else self.read_ref(
                 self.checked.resolution.refs.get(node.parallel), ast.Name(value, node.parallel.span))
         loop = LoopCompiler(node, info, iterable, body, where, parallel)
-        self.loop_entries[info.loop_id] = LoopEntry(loop)
+        if identity is not None:
+            self.loop_entries[identity] = LoopEntry(loop)
         return loop.step()
 
 

@@ -10,7 +10,7 @@ from flowlang import ast
 from flowlang.check.program import CheckedModule, FunctionInfo
 from flowlang.compile.expressions import ExpressionCompiler
 from flowlang.compile.functions import FunctionCompiler, FunctionTable
-from flowlang.compile.loops import LoopEntry, LoopInfo
+from flowlang.compile.loops import LoopEntry, LoopInfo, find_loop
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import Eval, Step, block, stoppable
 
@@ -30,7 +30,8 @@ class CompiledModule:
     body: Step = field(default_factory=lambda: block([]))
     params: list[CompiledParam] = field(default_factory=list)
     loops: dict[str, LoopEntry] = field(default_factory=dict)
-    prelude: Step = field(default_factory=lambda: block([]))  # use and import lines, for retry
+    # retry runs the use, import and let lines first; (step, a failure may be skipped: a `let`)
+    prelude_steps: list[tuple[Step, bool]] = field(default_factory=list)
 
 
 class ModuleCompiler(FunctionCompiler):
@@ -51,7 +52,8 @@ class ModuleCompiler(FunctionCompiler):
             self.compiled.params.append(CompiledParam(p.name, res.slots[(p, 0)], default, p))
         self.compiled.body = stoppable(
             [self.stmt(s) for s in stmts if not isinstance(s, DECLARATIONS)])
-        self.compiled.prelude = block([self.stmt(s) for s in stmts if isinstance(s, ast.Use | ast.Import)])
+        self.compiled.prelude_steps = [(self.stmt(s), isinstance(s, ast.Let)) for s in stmts
+                                       if isinstance(s, ast.Use | ast.Import | ast.Let)]
 
 
 class ProgramCompiler:
@@ -98,4 +100,4 @@ def compile_program(checked: CheckedModule) -> tuple[ProgramCompiler, CompiledMo
     return program, program.module(checked)
 
 
-__all__ = ["Any", "CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program"]
+__all__ = ["Any", "CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program", "find_loop"]

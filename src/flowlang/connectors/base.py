@@ -68,6 +68,7 @@ class RunServices(Protocol):
     """What a connection may use from the run that opened it."""
 
     dry_run: bool
+    appending: bool  # a retry: files opened in overwrite mode are appended to (OPERATIONS.md 4)
     base_dir: Path
     logger: logging.Logger
     observer: RunObserver

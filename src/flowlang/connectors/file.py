@@ -304,6 +304,8 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     if config.get("after") is not None:
         raise FlowRuntimeError('file after: is for a pick-up of several files: give path: a pattern such as '
                                '"in/*.csv"', "connector")
+    if services.appending:  # a retry never erases what the runs before it wrote
+        mode = "append"
     return FileConnection(name, FILE, path, str(fmt), str(mode), services, delimiter, str(encoding))
 
 

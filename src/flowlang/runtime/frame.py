@@ -6,21 +6,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from flowlang.compile.batching import RunAhead
     from flowlang.runtime.run import RunContext
 
 
 class Frame:
     """The variables of one module run or one function call, plus where `emit` goes."""
 
-    __slots__ = ("out", "parent", "run", "slots")
+    __slots__ = ("out", "parent", "run", "run_ahead", "slots")
 
     def __init__(
-        self, slots: list[Any], parent: Frame | None, run: RunContext, out: Callable[[Any], None]
+        self, slots: list[Any], parent: Frame | None, run: RunContext, out: Callable[[Any], None],
+        run_ahead: RunAhead | None = None,
     ) -> None:
         self.slots = slots
         self.parent = parent
         self.run = run
         self.out = out
+        self.run_ahead = run_ahead  # an iteration of a loop that runs ahead to fill batches
 
     def ensure(self, size: int) -> None:
         """Grow to `size` slots (the REPL adds variables as it goes)."""

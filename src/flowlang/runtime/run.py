@@ -4,6 +4,7 @@ records and failed records go, logging, masking, statistics and the caches share
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,22 @@ if TYPE_CHECKING:
     from flowlang.runtime.frame import Frame
     from flowlang.runtime.ledger import Ledger
     from flowlang.runtime.tape import Tape
+
+# The job whose code is running (a child run sets its own): log lines that libraries or connections
+# write without naming a job carry it (OPERATIONS.md 10).
+RUNNING_JOB: contextvars.ContextVar[tuple[str, int | None] | None] = contextvars.ContextVar("running_job",
+                                                                                           default=None)
+
+
+def current_flow() -> str | None:
+    job = RUNNING_JOB.get()
+    return job[0] if job else None
+
+
+def current_job_id() -> int | None:
+    job = RUNNING_JOB.get()
+    return job[1] if job else None
+
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
@@ -55,6 +72,8 @@ class RecordFailure:
     status: int | None
     record: Any
     scope: dict[str, Any]
+    loop_id: str | None = None  # the loop's identity (OPERATIONS.md 3)
+    key: str | None = None  # the record's trace key as JSON text (OPERATIONS.md 2)
 
 
 @dataclass
@@ -102,6 +121,7 @@ class RunContext:
         self.state = state
         self.input = options.input
         self.dry_run = options.dry_run
+        self.appending = False
         self.limit = options.limit
         self.limits = options.limits
         self.emit = emit
@@ -125,6 +145,9 @@ class RunContext:
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
         self.tape = options.tape
         self.ledger: Ledger | None = None  # the store's send ledger (send ... once / if changed)
+        # trace keys with an open error, per loop identity; a success of one of them resolves it
+        self.open_keys: dict[str, set[str]] = {}
+        self.on_success: Callable[[str, str], None] = lambda loop_id, key: None
         for value in options.secrets.values():
             self.masker.add(value)
         self.observer = options.observer
@@ -157,6 +180,13 @@ class RunContext:
 
     def log_dry_run(self, connection: str, description: str) -> None:
         self.log("info", f"dry run, not sent: {connection}: {description}")
+
+    def record_success(self, loop_id: str, key: str) -> None:
+        """A keyed record went through: resolve its open error, if it has one."""
+        keys = self.open_keys.get(loop_id)
+        if keys is not None and key in keys:
+            keys.discard(key)
+            self.on_success(loop_id, key)
 
     def record_failure(self, failure: RecordFailure) -> None:
         self.failed_records += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,22 @@ create table if not exists errors (
 create index if not exists errors_open on errors(flow, resolved_at);
 """
 
+# Columns added after the first release: (table, column, declaration). Opened stores gain them.
+MIGRATIONS = (
+    ("jobs", "success_at", "text"),  # `flowlang state --last-success-at` / `--reset` jobs
+    ("errors", "loop_id", "text"),  # the loop's identity (OPERATIONS.md 3)
+    ("errors", "trace_key", "text"),  # the record's trace key as JSON (OPERATIONS.md 2)
+    ("errors", "last_job_id", "integer"),
+    ("errors", "resolved_reason", "text"),
+    ("errors", "history", "text"),  # earlier saved records (flowlang edit)
+)
+INDEXES = "create index if not exists errors_key on errors(flow, loop_id, trace_key, resolved_at);"
+
+# Jobs that count for job.last_success_at: real runs (a test, dry run or retry never moves the delta).
+DELTA_KINDS = ("run", "scheduled", "webhook")
+RETENTION_DAYS = 30
+RETENTION_PER_LOOP = 20_000
+
 STATE_DB = "flowlang.db"
 
 
@@ -64,12 +80,17 @@ def now_text() -> str:
     return format_datetime(datetime.now(UTC))
 
 
+ERROR_COLUMNS = ("id, flow, job_id, loop, location, line, message, kind, status, record, scope, created_at, "
+                 "attempts, last_attempt_at, resolved_at, resolved_by, loop_id, trace_key, resolved_reason, history, "
+                 "last_job_id")
+
+
 @dataclass
 class StoredError:
     id: int
     flow: str
     job_id: int
-    loop: str
+    loop: str  # "line:col" where the loop was when the error was stored (for people)
     location: str
     line: int | None
     message: str
@@ -81,10 +102,27 @@ class StoredError:
     attempts: int
     last_attempt_at: str
     resolved_at: str | None
+    resolved_by: int | None = None
+    loop_id: str | None = None  # the loop's identity: what retry matches against the flow
+    key: str | None = None  # the trace key as JSON text
+    resolved_reason: str | None = None
+    history: list[Any] | None = None
+    last_job_id: int | None = None
+
+    @property
+    def key_value(self) -> Any:
+        return loads(self.key) if self.key is not None else None
+
+
+def _stored_error(r: tuple[Any, ...]) -> StoredError:
+    return StoredError(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], from_stored(loads(r[9])),
+                       from_stored(loads(r[10])), r[11], r[12], r[13], r[14], r[15], r[16], r[17], r[18],
+                       loads(r[19]) if r[19] else None, r[20])
 
 
 class Store:
-    """Jobs, state and errors of the flows that share one state folder."""
+    """Jobs, state and errors of the flows that share one state folder. Everything the runtime and
+    the CLI keep goes through this interface (SCALE.md: one interface in front of the store)."""
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
@@ -98,9 +136,21 @@ class Store:
                 self.db.execute("pragma synchronous=full")
             self.db.executescript(SCHEMA)
             self.ledger = Ledger(self.db)
+            self._migrate()
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
                              "FLOWLANG_STATE_DIR to a folder you can write)") from None
+
+    def _migrate(self) -> None:
+        for table, column, decl in MIGRATIONS:
+            have = {r[1] for r in self.db.execute(f"pragma table_info({table})")}
+            if column not in have:
+                try:
+                    self.db.execute(f"alter table {table} add column {column} {decl}")
+                except sqlite3.OperationalError as e:  # another process added it first
+                    if "duplicate column" not in str(e):
+                        raise
+        self.db.execute(INDEXES)
 
     def close(self) -> None:
         self.db.close()
@@ -123,10 +173,14 @@ class Store:
         return cur.lastrowid, started
 
     def last_success_at(self, flow: str) -> str | None:
+        """When the last real run that finished started (tests, dry runs and retries do not count);
+        `flowlang state --last-success-at` / `--reset` jobs set it by hand."""
+        marks = ", ".join("?" for _ in DELTA_KINDS)
         row = self.db.execute(
-            "select started_at from jobs where flow = ? and status in ('ok', 'partial') and dry_run = 0 "
-            "and kind in ('run', 'webhook', 'scheduled') order by id desc limit 1", (flow,)).fetchone()
-        return row[0] if row else None
+            f"select coalesce(success_at, started_at) from jobs where flow = ? and ((status in ('ok', 'partial') "
+            f"and dry_run = 0 and kind in ({marks})) or success_at is not null) order by id desc limit 1",
+            (flow, *DELTA_KINDS)).fetchone()
+        return row[0] if row and row[0] else None
 
     def finish_job(self, job_id: int, status: str, stats: dict[str, Any], message: str | None,
                    flow: str, state: dict[str, Any] | None, mask: Any = None) -> None:
@@ -136,11 +190,21 @@ class Store:
             self.db.execute("update jobs set ended_at = ?, status = ?, stats = ?, message = ? where id = ?",
                             (now_text(), status, dumps(stats), message, job_id))
             if state is not None:
-                self.db.execute(
-                    "insert into state(flow, value, job_id, updated_at) values (?, ?, ?, ?) "
-                    "on conflict(flow) do update set value = excluded.value, job_id = excluded.job_id, "
-                    "updated_at = excluded.updated_at",
-                    (flow, (mask or str)(dumps_stored(state)), job_id, now_text()))
+                self._write_state(flow, (mask or str)(dumps_stored(state)), job_id)
+
+    def _write_state(self, flow: str, value: str, job_id: int) -> None:
+        self.db.execute(
+            "insert into state(flow, value, job_id, updated_at) values (?, ?, ?, ?) "
+            "on conflict(flow) do update set value = excluded.value, job_id = excluded.job_id, "
+            "updated_at = excluded.updated_at", (flow, value, job_id, now_text()))
+
+    def admin_job(self, flow: str, kind: str, message: str, success_at: str | None = None) -> int:
+        """A change made by hand (resolve, edit, state): recorded as a finished job of its own."""
+        when = now_text()
+        cur = self._tx("insert into jobs(flow, started_at, ended_at, status, kind, message, success_at, stats) "
+                       "values (?, ?, ?, 'ok', ?, ?, ?, '{}')", (flow, when, when, kind, message, success_at))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def jobs(self, flow: str, limit: int = 20) -> list[dict[str, Any]]:
         rows = self.db.execute(
@@ -157,50 +221,145 @@ class Store:
         value = from_stored(loads(row[0]))
         return value if isinstance(value, dict) else {}
 
+    def replace_state(self, flow: str, state: dict[str, Any] | None, job_id: int) -> None:
+        """Set the persisted state by hand (None: forget it)."""
+        with self.db:
+            self.db.execute("begin immediate")
+            if state is None:
+                self.db.execute("delete from state where flow = ?", (flow,))
+            else:
+                self._write_state(flow, dumps_stored(state), job_id)
+
     # ---- errors ------------------------------------------------------------------------------
     def add_error(self, job_id: int, failure: RecordFailure, mask: Any) -> int:
+        """Keep a failed iteration. A keyed record replaces the open error of the same loop and key
+        (one open error per key; its attempts go up)."""
         when = now_text()
-        cur = self._tx(
-            "insert into errors(flow, job_id, loop, location, line, message, kind, status, record, scope, "
-            "created_at, last_attempt_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (failure.flow, job_id, failure.loop, failure.location, failure.line, mask(failure.message),
-             failure.kind, failure.status, mask(dumps_stored(failure.record)), mask(dumps_stored(failure.scope)),
-             when, when))
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        record = mask(dumps_stored(failure.record))
+        scope = mask(dumps_stored(failure.scope))
+        with self.db:
+            self.db.execute("begin immediate")
+            if failure.key is not None:
+                row = self.db.execute(
+                    "select id from errors where flow = ? and loop_id = ? and trace_key = ? and resolved_at is null "
+                    "order by id limit 1", (failure.flow, failure.loop_id, failure.key)).fetchone()
+                if row is not None:
+                    self._update_failed(row[0], job_id, failure, mask, record, scope, when)
+                    return int(row[0])
+            cur = self.db.execute(
+                "insert into errors(flow, job_id, loop, location, line, message, kind, status, record, scope, "
+                "created_at, last_attempt_at, loop_id, trace_key, last_job_id) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (failure.flow, job_id, failure.loop, failure.location, failure.line, mask(failure.message),
+                 failure.kind, failure.status, record, scope, when, when, failure.loop_id, failure.key, job_id))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def _update_failed(self, error_id: int, job_id: int, failure: RecordFailure, mask: Any, record: str,
+                       scope: str, when: str) -> None:
+        self.db.execute(
+            "update errors set attempts = attempts + 1, last_attempt_at = ?, last_job_id = ?, message = ?, "
+            "location = ?, line = ?, kind = ?, status = ?, record = ?, scope = ?, loop = ? where id = ?",
+            (when, job_id, mask(failure.message), failure.location, failure.line, failure.kind, failure.status,
+             record, scope, failure.loop, error_id))
+
+    def fail_again(self, error_id: int, job_id: int, failure: RecordFailure, mask: Any) -> None:
+        """A retried error failed again: the same error, one more attempt, the new message."""
+        with self.db:
+            self.db.execute("begin immediate")
+            self._update_failed(error_id, job_id, failure, mask, mask(dumps_stored(failure.record)),
+                                mask(dumps_stored(failure.scope)), now_text())
+
+    def open_keys(self, flow: str) -> dict[str, set[str]]:
+        """The trace keys with an open error, per loop identity."""
+        out: dict[str, set[str]] = {}
+        for loop_id, key in self.db.execute(
+                "select loop_id, trace_key from errors where flow = ? and resolved_at is null "
+                "and trace_key is not null and loop_id is not null", (flow,)):
+            out.setdefault(loop_id, set()).add(key)
+        return out
+
+    def resolve_key(self, flow: str, loop_id: str, key: str, job_id: int) -> list[int]:
+        """A later success of a keyed record resolves its open error."""
+        with self.db:
+            self.db.execute("begin immediate")
+            ids = [r[0] for r in self.db.execute(
+                "select id from errors where flow = ? and loop_id = ? and trace_key = ? and resolved_at is null",
+                (flow, loop_id, key))]
+            when = now_text()
+            self.db.execute(
+                "update errors set resolved_at = ?, resolved_by = ?, resolved_reason = ? "
+                "where flow = ? and loop_id = ? and trace_key = ? and resolved_at is null",
+                (when, job_id, f"a later success (job {job_id})", flow, loop_id, key))
+        return ids
+
+    def errors(self, flow: str, *, include_resolved: bool = False, key: str | None = None,
+               ids: list[int] | None = None, match: str | None = None) -> list[StoredError]:
+        sql = f"select {ERROR_COLUMNS} from errors where flow = ?"
+        args: list[Any] = [flow]
+        if not include_resolved:
+            sql += " and resolved_at is null"
+        if key is not None:
+            sql += " and trace_key = ?"
+            args.append(key)
+        if ids:
+            sql += f" and id in ({', '.join('?' for _ in ids)})"
+            args.extend(ids)
+        if match is not None:
+            sql += " and instr(message, ?) > 0"
+            args.append(match)
+        return [_stored_error(r) for r in self.db.execute(sql + " order by id", args).fetchall()]
 
     def open_errors(self, flow: str, error_id: int | None = None) -> list[StoredError]:
-        sql = ("select id, flow, job_id, loop, location, line, message, kind, status, record, scope, created_at, "
-               "attempts, last_attempt_at, resolved_at from errors where flow = ? and resolved_at is null")
-        args: tuple[Any, ...] = (flow,)
-        if error_id is not None:
-            sql += " and id = ?"
-            args += (error_id,)
-        rows = self.db.execute(sql + " order by id", args).fetchall()
-        out = []
-        for r in rows:
-            out.append(StoredError(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                                   from_stored(loads(r[9])), from_stored(loads(r[10])), r[11], r[12], r[13], r[14]))
-        return out
+        return self.errors(flow, ids=[error_id] if error_id is not None else None)
 
     def get_error(self, flow: str, error_id: int) -> tuple[StoredError | None, bool]:
         """The error with that id (open or not) and whether it is resolved."""
-        row = self.db.execute("select resolved_at from errors where flow = ? and id = ?", (flow, error_id)).fetchone()
-        if row is None:
+        found = self.errors(flow, include_resolved=True, ids=[error_id])
+        if not found:
             return None, False
-        if row[0] is not None:
+        if found[0].resolved_at is not None:
             return None, True
-        found = self.open_errors(flow, error_id)
-        return (found[0] if found else None), False
+        return found[0], False
 
-    def resolve(self, error_id: int, job_id: int) -> None:
-        self._tx("update errors set resolved_at = ?, resolved_by = ?, attempts = attempts + 1, "
-                 "last_attempt_at = ? where id = ? and resolved_at is null", (now_text(), job_id, now_text(), error_id))
+    def resolve(self, error_id: int, job_id: int, reason: str | None = None) -> None:
+        """Resolve one error: by a successful retry (attempts go up) or by hand (with a reason)."""
+        when = now_text()
+        if reason is None:
+            self._tx("update errors set resolved_at = ?, resolved_by = ?, attempts = attempts + 1, "
+                     "last_attempt_at = ?, resolved_reason = ? where id = ? and resolved_at is null",
+                     (when, job_id, when, f"retried (job {job_id})", error_id))
+        else:
+            self._tx("update errors set resolved_at = ?, resolved_by = ?, resolved_reason = ? "
+                     "where id = ? and resolved_at is null", (when, job_id, reason, error_id))
 
     def note_attempt(self, error_id: int, message: str) -> None:
         self._tx("update errors set attempts = attempts + 1, last_attempt_at = ?, message = ? where id = ?",
                  (now_text(), message, error_id))
 
+    def edit_record(self, error_id: int, record: Any, job_id: int) -> None:
+        """Replace an open error's saved record; the old one goes to the error's history."""
+        with self.db:
+            self.db.execute("begin immediate")
+            row = self.db.execute("select record, history from errors where id = ?", (error_id,)).fetchone()
+            history = loads(row[1]) if row and row[1] else []
+            history.append({"at": now_text(), "job_id": job_id, "record": loads(row[0]) if row else None})
+            self.db.execute("update errors set record = ?, history = ? where id = ?",
+                            (dumps_stored(record), dumps(history), error_id))
+
     def count_open(self, flow: str) -> int:
         row = self.db.execute("select count(*) from errors where flow = ? and resolved_at is null", (flow,)).fetchone()
         return int(row[0])
+
+    def purge_resolved(self, flow: str, days: int = RETENTION_DAYS, keep: int = RETENTION_PER_LOOP) -> int:
+        """Forget resolved errors older than `days` and those beyond the newest `keep` of each loop."""
+        cutoff = format_datetime(datetime.now(UTC) - timedelta(days=days))
+        with self.db:
+            self.db.execute("begin immediate")
+            old = self.db.execute("delete from errors where flow = ? and resolved_at is not null and resolved_at < ?",
+                                  (flow, cutoff)).rowcount
+            many = self.db.execute(
+                "delete from errors where id in (select id from (select id, row_number() over (partition by "
+                "coalesce(loop_id, loop) order by id desc) as n from errors where flow = ? and resolved_at is not "
+                "null) where n > ?)", (flow, keep)).rowcount
+        return int(old) + int(many)

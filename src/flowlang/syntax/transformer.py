@@ -197,6 +197,10 @@ class ToAst(Transformer[Token, Any]):
     def send_if_changed(self, meta: Meta, c: list[Any]) -> str:
         return "changed"
 
+    def send_batch_as(self, meta: Meta, c: list[Any]) -> ast.Send:
+        value, dest, key, mode, batch, as_name = c
+        return ast.Send(value, dest, self.var(as_name), batch, self.span(meta), self.tspan(as_name), key, mode)
+
     def count(self, meta: Meta, c: list[Any]) -> ast.Count:
         token: Token = c[0]
         value: int | str = int(token) if token.type == "INT" else str(token)
@@ -231,11 +235,11 @@ class ToAst(Transformer[Token, Any]):
         return body
 
     def for_stmt(self, meta: Meta, c: list[Any]) -> ast.ForEach:
-        first, second, iterable, parallel, body = c
+        first, second, iterable, key, parallel, body = c
         names = (first,) if second is None else (first, second)
         return ast.ForEach(
             tuple(self.var(n) for n in names), iterable, parallel, body, self.span(meta),
-            tuple(self.tspan(n) for n in names),
+            tuple(self.tspan(n) for n in names), key,
         )
 
     def skip_stmt(self, meta: Meta, c: list[Any]) -> ast.Skip:

@@ -1,0 +1,345 @@
+"""The commands that look after a flow's store (OPERATIONS.md 5): errors, resolve, edit, jobs, state.
+
+Each change they make is recorded as a job of its own (kind resolve, edit or state)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flowlang.cli.console import Terminal
+from flowlang.errors import ScriptError, UsageError
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
+from flowlang.runtime.lock import FlowLock
+from flowlang.runtime.store import Store, StoredError
+from flowlang.runtime.values import format_datetime
+from flowlang.status import ExitStatus
+
+
+def flow_key(file: str) -> str:
+    """The flow's key in its store (its `flow "Name"`, else the file's stem), even if the flow has errors now."""
+    from flowlang.api import load
+
+    if not Path(file).is_file():
+        raise UsageError(f"no such flow file: {file}")
+    try:
+        return load(file).key
+    except ScriptError:
+        return Path(file).stem
+
+
+def state_folder(file: str, state_dir: str | None) -> Path:
+    from flowlang.runtime.state_folder import state_dir_in
+
+    return state_dir_in(Path(file).resolve().parent, state_dir)
+
+
+@contextmanager
+def opened(args: argparse.Namespace, lock: bool = False) -> Iterator[tuple[Store, str]]:
+    """The flow's store (and, for changes, the flow's lock: not while a run is going on)."""
+    key = flow_key(args.file)
+    folder = state_folder(args.file, getattr(args, "state_dir", None))
+    store = Store(folder)
+    held = FlowLock(folder, key) if lock else None
+    try:
+        if held is not None:
+            held.acquire()
+        yield store, key
+    finally:
+        if held is not None:
+            held.release()
+        store.close()
+
+
+def parse_value(raw: str) -> Any:
+    """PATH=JSON values: JSON, else the text as a string."""
+    try:
+        return from_stored(loads(raw))
+    except JsonDataError:
+        return raw
+
+
+def key_text(raw: str) -> list[str]:
+    """--key K as the stored JSON text of a key: K read as JSON (10, "A") and K as a string."""
+    texts = [dumps_stored(raw)]
+    try:
+        texts.insert(0, dumps_stored(loads(raw)))
+    except JsonDataError:
+        pass
+    return texts
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+# ---- errors -----------------------------------------------------------------------------------
+def error_json(e: StoredError) -> dict[str, Any]:
+    return {"id": e.id, "key": e.key_value, "location": e.location, "loop": e.loop_id or e.loop,
+            "message": e.message, "kind": e.kind, "status": e.status, "record": e.record, "job_id": e.job_id,
+            "last_job_id": e.last_job_id, "created_at": e.created_at, "attempts": e.attempts,
+            "resolved_at": e.resolved_at, "resolved_by": e.resolved_by, "resolved_reason": e.resolved_reason}
+
+
+def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
+    with opened(args) as (store, key):
+        errors = store.errors(key, include_resolved=args.all)
+    if args.key is not None:
+        wanted = key_text(args.key)
+        errors = [e for e in errors if e.key in wanted]
+    if args.json:
+        for e in errors:
+            terminal.out(dumps(error_json(e)))
+        return int(ExitStatus.OK)
+    what = "errors" if args.all else "open errors"
+    if not errors:
+        terminal.out(f"{key}: no {what}" + (f" with key {args.key}" if args.key is not None else ""))
+        return int(ExitStatus.OK)
+    if args.group:
+        show_groups(terminal, key, errors)
+    else:
+        terminal.out(f"{key}: {plural(len(errors), 'open error' if not args.all else 'error')}")
+        for e in errors:
+            show_error(terminal, e)
+    if any(e.resolved_at is None for e in errors):
+        terminal.out(f"retry them with: flowlang retry {args.file}")
+    return int(ExitStatus.OK)
+
+
+def show_error(terminal: Terminal, e: StoredError) -> None:
+    attempts = plural(e.attempts, "attempt")
+    key = f"  key {dumps(e.key_value)}" if e.key is not None else ""
+    terminal.out(f"#{e.id}  {e.location}{key}  (job {e.job_id}, {e.created_at}, {attempts})")
+    terminal.out(f"    {e.message}")
+    record = dumps(e.record)
+    terminal.out(f"    record: {record if len(record) <= 200 else record[:197] + '...'}")
+    if e.resolved_at is not None:
+        reason = f": {e.resolved_reason}" if e.resolved_reason else ""
+        terminal.out(f"    resolved by job {e.resolved_by} at {e.resolved_at}{reason}")
+
+
+def show_groups(terminal: Terminal, key: str, errors: list[StoredError]) -> None:
+    groups: dict[str, list[StoredError]] = {}
+    for e in errors:
+        groups.setdefault(e.message, []).append(e)
+    terminal.out(f"{key}: {plural(len(errors), 'error')} in {plural(len(groups), 'group')}")
+    for message, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0].id)):
+        ids = ", ".join(f"#{e.id}" for e in members[:5]) + (", ..." if len(members) > 5 else "")
+        terminal.out(f"{len(members):>6}  {message}")
+        terminal.out(f"        at {members[0].location}; {ids}")
+
+
+# ---- resolve and edit -------------------------------------------------------------------------
+def cmd_resolve(args: argparse.Namespace, terminal: Terminal) -> int:
+    if not args.ids and not args.all:
+        raise UsageError("name the errors to resolve (flowlang resolve FILE ID...) or give --all")
+    if args.ids and args.all:
+        raise UsageError("give error ids or --all, not both")
+    if args.match is not None and not args.all:
+        raise UsageError("--match goes with --all")
+    with opened(args, lock=True) as (store, key):
+        errors = store.errors(key, ids=args.ids or None, match=args.match)
+        missing = sorted(set(args.ids) - {e.id for e in errors})
+        if missing:
+            raise UsageError(f"no open error {', '.join(f'#{i}' for i in missing)} of {key} "
+                             f"(see flowlang errors {args.file})")
+        if not errors:
+            terminal.out(f"{key}: no open errors to resolve")
+            return int(ExitStatus.OK)
+        reason = f"by hand: {args.reason}" if args.reason else "by hand"
+        job = store.admin_job(key, "resolve", f"resolved {plural(len(errors), 'error')} {reason}")
+        for e in errors:
+            store.resolve(e.id, job, reason)
+    terminal.out(f"{key}: resolved {plural(len(errors), 'error')} ({reason}; job {job})")
+    return int(ExitStatus.OK)
+
+
+def set_path(target: Any, path: str, value: Any, unset: bool = False) -> Any:
+    """`a.b.c` in nested objects: set (creating objects on the way) or remove."""
+    parts = [p for p in path.split(".")]
+    if not all(parts):
+        raise UsageError(f"bad path {path!r}: use names separated by dots, like customer.email")
+    if not isinstance(target, dict):
+        raise UsageError(f"cannot set {path!r}: the saved value is not an object")
+    node = target
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if unset:
+                return target
+            child = node[part] = {}
+        node = child
+    if unset:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
+    return target
+
+
+def assignments(items: list[str], option: str) -> list[tuple[str, Any]]:
+    out = []
+    for item in items:
+        path, sep, raw = item.partition("=")
+        if not sep or not path.strip():
+            raise UsageError(f"{option} needs PATH=JSON, got {item!r}")
+        out.append((path.strip(), parse_value(raw)))
+    return out
+
+
+def cmd_edit(args: argparse.Namespace, terminal: Terminal) -> int:
+    changes = assignments(args.set, "--set")
+    if not changes:
+        raise UsageError("say what to change: flowlang edit FILE ID --set PATH=JSON")
+    with opened(args, lock=True) as (store, key):
+        found = store.errors(key, ids=[args.id])
+        if not found:
+            raise UsageError(f"no open error #{args.id} of {key} (see flowlang errors {args.file})")
+        record = found[0].record
+        for path, value in changes:
+            record = set_path(record, path, value)
+        job = store.admin_job(key, "edit", f"edited the record of error {args.id}")
+        store.edit_record(args.id, record, job)
+    terminal.out(f"#{args.id} record: {dumps(record)}")
+    terminal.out(f"the old record is kept in the error's history; retry it with: flowlang retry {args.file} "
+                 f"--id {args.id}")
+    return int(ExitStatus.OK)
+
+
+# ---- jobs and state ---------------------------------------------------------------------------
+def duration(job: dict[str, Any]) -> str:
+    if not job["ended_at"]:
+        return "-"
+    try:
+        start = datetime.fromisoformat(job["started_at"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(job["ended_at"].replace("Z", "+00:00"))
+    except ValueError:
+        return "-"
+    return f"{(end - start).total_seconds():.2f}s"
+
+
+def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
+    if args.last < 1:
+        raise UsageError("--last needs a number of at least 1")
+    with opened(args) as (store, key):
+        jobs = store.jobs(key, args.last)
+    for job in jobs:
+        job["stats"] = loads(job["stats"]) if job["stats"] else {}
+        job["dry_run"] = bool(job["dry_run"])
+    if args.json:
+        for job in jobs:
+            terminal.out(dumps({**job, "duration": duration(job)}))
+        return int(ExitStatus.OK)
+    if not jobs:
+        terminal.out(f"{key}: no jobs yet")
+        return int(ExitStatus.OK)
+    terminal.out(f"{'id':>6}  {'kind':<9} {'started':<27} {'duration':>9}  {'status':<12} counts")
+    for job in jobs:
+        s = job["stats"] or {}
+        counts = (f"read {s.get('read', 0)}, sent {s.get('sent', 0)}, failed {s.get('failed', 0)}"
+                  if job["kind"] not in ("resolve", "edit", "state") else (job["message"] or ""))
+        terminal.out(f"{job['id']:>6}  {job['kind']:<9} {job['started_at']:<27} {duration(job):>9}  "
+                     f"{job['status']:<12} {counts}")
+    return int(ExitStatus.OK)
+
+
+def cmd_state(args: argparse.Namespace, terminal: Terminal) -> int:
+    sets = assignments(args.set, "--set")
+    unsets = list(args.unset)
+    changing = bool(sets or unsets or args.reset or args.last_success_at is not None)
+    if args.reset and (sets or unsets):
+        raise UsageError("--reset forgets the whole state; give it alone (or with --last-success-at)")
+    with opened(args, lock=changing) as (store, key):
+        if changing:
+            change_state(store, key, args, sets, unsets, terminal)
+        state = store.load_state(key)
+        last = store.last_success_at(key)
+    terminal.out(dumps({"state": state, "last_success_at": last}))
+    return int(ExitStatus.OK)
+
+
+def change_state(store: Store, key: str, args: argparse.Namespace, sets: list[tuple[str, Any]],
+                 unsets: list[str], terminal: Terminal) -> None:
+    success_at = None
+    if args.last_success_at is not None:
+        success_at = moment_text(args.last_success_at)
+    elif args.reset:
+        success_at = ""  # the next run is a first run: job.last_success_at is null
+    what = []
+    if args.reset:
+        what.append("reset the state")
+    what += [f"set {p}" for p, _ in sets] + [f"unset {p}" for p in unsets]
+    if args.last_success_at is not None:
+        what.append(f"last_success_at = {success_at}")
+    job = store.admin_job(key, "state", "; ".join(what), success_at)
+    if args.reset:
+        store.replace_state(key, None, job)
+    elif sets or unsets:
+        state = store.load_state(key)
+        for path, value in sets:
+            state = set_path(state, path, value)
+        for path in unsets:
+            state = set_path(state, path, None, unset=True)
+        store.replace_state(key, state, job)
+    terminal.message(f"{key}: {'; '.join(what)} (job {job})")
+
+
+def moment_text(raw: str) -> str:
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--last-success-at needs a date and time like 2024-05-01T00:00:00Z, got {raw!r}") from None
+    if when.tzinfo is None:
+        raise UsageError(f"--last-success-at needs a time zone (2024-05-01T00:00:00Z), got {raw!r}")
+    return format_datetime(when)
+
+
+def add_parsers(sub: Any, common: Any) -> None:
+    """The store commands' command lines (called by cli.main.build_parser)."""
+    errors = sub.add_parser("errors", help="list a flow's open record errors")
+    errors.add_argument("file")
+    errors.add_argument("--state-dir")
+    errors.add_argument("--json", action="store_true", help="one JSON object per error on stdout")
+    errors.add_argument("--all", action="store_true", help="resolved errors too, with who resolved them")
+    errors.add_argument("--key", metavar="K", help="only the errors of this trace key")
+    errors.add_argument("--group", action="store_true", help="group by message, with counts")
+    common(errors)
+
+    resolve = sub.add_parser("resolve", help="resolve errors by hand (kept as resolved, with the reason)")
+    resolve.add_argument("file")
+    resolve.add_argument("ids", nargs="*", type=int, metavar="ID")
+    resolve.add_argument("--all", action="store_true", help="every open error (with --match: those whose "
+                         "message contains TEXT)")
+    resolve.add_argument("--match", metavar="TEXT")
+    resolve.add_argument("--reason", metavar="TEXT", help="why; kept with the error")
+    resolve.add_argument("--state-dir")
+    common(resolve)
+
+    edit = sub.add_parser("edit", help="change an error's saved record before a retry (the old one is kept)")
+    edit.add_argument("file")
+    edit.add_argument("id", type=int, metavar="ID")
+    edit.add_argument("--set", action="append", default=[], metavar="PATH=JSON")
+    edit.add_argument("--state-dir")
+    common(edit)
+
+    jobs = sub.add_parser("jobs", help="a flow's run history: id, kind, start, duration, status, counts")
+    jobs.add_argument("file")
+    jobs.add_argument("--last", type=int, default=20, metavar="N", help="the newest N jobs (default 20)")
+    jobs.add_argument("--json", action="store_true", help="one JSON object per job on stdout")
+    jobs.add_argument("--state-dir")
+    common(jobs)
+
+    state = sub.add_parser("state", help="show or change a flow's persisted state (e.g. for a backfill)")
+    state.add_argument("file")
+    state.add_argument("--set", action="append", default=[], metavar="PATH=JSON")
+    state.add_argument("--unset", action="append", default=[], metavar="PATH")
+    state.add_argument("--reset", action="store_true", help="forget the state and job.last_success_at")
+    state.add_argument("--last-success-at", metavar="TIME", help="what job.last_success_at is on the next run")
+    state.add_argument("--state-dir")
+    common(state)
+
+
+COMMANDS = {"errors": cmd_errors, "resolve": cmd_resolve, "edit": cmd_edit, "jobs": cmd_jobs, "state": cmd_state}

@@ -1,0 +1,212 @@
+"""OPERATIONS.md 1-4 against the local API: the outermost record is the unit of work, trace keys keep
+one open error per record and a later success resolves it, errors survive edits, retry appends to
+files and exits 0/3/1. Duplicates are counted from what the API received."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import flowlang
+from conftest import run_cli
+from fakeapi import FakeApi
+
+ORDERS = """use api = http(base_url: env.API)
+for each order in orders
+  let lines = []
+  for each line in order.lines
+    lookup api.get("/products", query: {sku: line.sku}) as product
+    if product == null
+      fail "order {order.id}: unknown product {line.sku}"
+    end
+    let lines = lines + [{product: product.id, qty: line.qty}]
+  end
+  send {order: order.id, lines: lines} to api.post("/salesorders")
+end
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def run(path: Path, api: FakeApi, **kw: Any) -> flowlang.Result:
+    return flowlang.load(path).run(env={"API": api.url}, state_dir=path.parent / "state", **kw)
+
+
+def retry(path: Path, api: FakeApi, **kw: Any) -> flowlang.Result:
+    return flowlang.load(path).retry(env={"API": api.url}, state_dir=path.parent / "state", **kw)
+
+
+def open_errors(path: Path) -> list[Any]:
+    store = flowlang.load(path).store(path.parent / "state")
+    try:
+        return store.open_errors(flowlang.load(path).key)
+    finally:
+        store.close()
+
+
+def sent(api: FakeApi, path: str) -> list[Any]:
+    return [r.body for r in api.requests if r.method == "POST" and r.path == path]
+
+
+# ---- 1. the outermost record ------------------------------------------------------------------
+def test_an_inner_failure_fails_the_whole_order_and_retry_sends_it_whole(tmp_path: Path) -> None:
+    orders = [{"id": 10, "lines": [{"sku": "A", "qty": 1}]},
+              {"id": 11, "lines": [{"sku": "A", "qty": 1}, {"sku": "NOPE", "qty": 5}, {"sku": "B", "qty": 1}]}]
+    flow = write(tmp_path, "orders.flow", "let orders = " + json.dumps(orders) + "\n" + ORDERS)
+    products = [{"id": 1, "sku": "A"}, {"id": 2, "sku": "B"}]
+    with FakeApi({"products": products}) as api:
+        result = run(flow, api)
+        assert result.status == "partial"
+        assert [b["order"] for b in sent(api, "/salesorders")] == [10]  # order 11 not sent with half its lines
+        [error] = open_errors(flow)
+        assert error.record["id"] == 11 and error.line == 8  # the innermost statement that failed
+        assert error.scope.get("lines") is None or error.scope["lines"] == []  # the scope at the iteration's start
+        api.state.collections["products"].append({"id": 3, "sku": "NOPE"})
+        again = retry(flow, api)
+        assert again.ok and again.resolved == [error.id]
+    [_, retried] = sent(api, "/salesorders")
+    assert retried == {"order": 11, "lines": [{"product": 1, "qty": 1}, {"product": 3, "qty": 5},
+                                              {"product": 2, "qty": 1}]}
+
+
+def test_try_around_an_inner_item_lets_it_fail_alone(tmp_path: Path) -> None:
+    flow = write(tmp_path, "f.flow", """for each o in [{id: 1, xs: [1, 0, 2]}]
+  let total = 0
+  for each x in o.xs
+    try
+      let total = total + 10 / x
+    on error
+      skip
+    end
+  end
+  emit total
+end
+""")
+    result = flowlang.load(flow).run(state_dir=tmp_path / "state")
+    assert result.ok and result.outputs == [15]
+
+
+# ---- 2. trace keys ----------------------------------------------------------------------------
+ITEMS = """use api = http(base_url: env.API)
+for each it in items key it.sku
+  send {sku: it.sku, price: number(it.price)} to api.post("/items")
+end
+"""
+
+
+def test_a_key_keeps_one_open_error_and_a_later_success_resolves_it(tmp_path: Path) -> None:
+    bad = [{"sku": "A", "price": "1"}, {"sku": "B", "price": "abc"}]
+    flow = write(tmp_path, "items.flow", "param items\n" + ITEMS)
+    with FakeApi() as api:
+        for _ in range(3):
+            assert run(flow, api, params={"items": bad}).status == "partial"
+        [error] = open_errors(flow)
+        assert error.attempts == 3 and error.key == '"B"'
+        good = [{"sku": "B", "price": "2"}]
+        fixed = run(flow, api, params={"items": good})
+        assert fixed.ok and fixed.resolved == [error.id]
+        assert open_errors(flow) == []
+        nothing = retry(flow, api, params={"items": []})
+        assert nothing.ok and nothing.resolved == []
+    skus = [b["sku"] for b in sent(api, "/items")]
+    assert skus.count("B") == 1  # the stale record was never sent over the corrected one
+    assert skus.count("A") == 3
+
+
+def test_records_are_keyed_by_id_without_key(tmp_path: Path) -> None:
+    flow = write(tmp_path, "f.flow", "param rows\nfor each r in rows\n  emit 10 / r.n\nend\n")
+    loaded = flowlang.load(flow)
+    for _ in range(2):
+        loaded.run(params={"rows": [{"id": 7, "n": 0}, {"n": 0}]}, state_dir=tmp_path / "state")
+    errors = open_errors(flow)
+    assert sorted(e.key or "" for e in errors) == ["", "", "7"]  # no id: no key, one error per failure
+    loaded.run(params={"rows": [{"id": 7, "n": 5}]}, state_dir=tmp_path / "state")
+    assert [e.key for e in open_errors(flow)] == [None, None]
+
+
+def test_key_is_a_keyword_only_in_for_each() -> None:
+    flow = flowlang.compile('let key = {key: 1}\nfor each k in [key] key k.key\n  emit k.key + key.key\nend\n')
+    assert flow.run().outputs == [2]
+
+
+def test_errors_shows_and_filters_by_key(tmp_path: Path) -> None:
+    flow = write(tmp_path, "f.flow", 'for each r in [{id: "x-1"}, {id: 2}]\n  fail "bad {r.id}"\nend\n')
+    run_cli("run", "f.flow", cwd=tmp_path)
+    text = run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert 'key "x-1"' in text and "key 2" in text
+    only = run_cli("errors", "f.flow", "--key", "x-1", "--json", cwd=tmp_path).stdout.splitlines()
+    assert [json.loads(line)["key"] for line in only] == ["x-1"]
+    assert flow.exists()
+
+
+# ---- 3. errors survive edits ------------------------------------------------------------------
+def test_errors_survive_comments_lines_and_new_loops_but_not_a_changed_loop(tmp_path: Path) -> None:
+    body = 'for each r in rows\n  if r.n == 0\n    fail "zero"\n  end\n  send r to api.post("/got")\nend\n'
+    head = "use api = http(base_url: env.API)\nparam rows = [{id: 1, n: 0}, {id: 2, n: 0}]\n"
+    flow = write(tmp_path, "f.flow", head + body)
+    with FakeApi() as api:
+        assert run(flow, api).status == "partial"
+        # an edit elsewhere: comments, a new loop before it, other statements
+        flow.write_text(head + "# nightly\n\nfor each x in [1]\n  log info \"first\"\nend\nlet unused = 1\n"
+                        + body.replace('fail "zero"', 'log warn "zero, sent anyway"'))
+        [one, two] = open_errors(flow)
+        assert retry(flow, api, error_id=one.id).ok
+        flow.write_text(head + body.replace("for each r in rows", "for each row in rows").replace("r.", "row.")
+                        .replace("send r", "send row"))
+        env = {"API": api.url, "FLOWLANG_STATE_DIR": str(tmp_path / "state")}
+        proc = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot be replayed" in proc.stderr
+    assert [e.id for e in open_errors(flow)] == [two.id]  # left open
+    assert [b["id"] for b in sent(api, "/got")] == [1]
+
+
+# ---- 4. retry ---------------------------------------------------------------------------------
+RATES = """use api = http(base_url: env.API)
+use out = file(path: "out/amounts.jsonl")
+param rows = [{id: 1, cur: "EUR"}, {id: 2, cur: "SEK"}, {id: 3, cur: "EUR"}]
+for each r in rows
+  lookup api.get("/rates", query: {cur: r.cur}) as rate
+  if rate == null
+    fail "no rate for {r.cur}"
+  end
+  send {id: r.id, rate: rate.rate} to out
+end
+"""
+
+
+def test_retry_appends_to_an_overwrite_file_and_dry_run_changes_nothing(tmp_path: Path) -> None:
+    flow = write(tmp_path, "f.flow", RATES)
+    out = tmp_path / "out" / "amounts.jsonl"
+    with FakeApi({"rates": [{"cur": "EUR", "rate": 2}]}) as api:
+        assert run(flow, api).status == "partial"
+        api.state.collections["rates"].append({"cur": "SEK", "rate": 3})
+        env = {"API": api.url, "FLOWLANG_STATE_DIR": str(tmp_path / "state")}
+        dry = run_cli("retry", "f.flow", "--dry-run", cwd=tmp_path, env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert "would resolve 1" in dry.stderr and "dry run" in dry.stderr
+        assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, 3]
+        assert len(open_errors(flow)) == 1
+        done = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, 3, 2]
+    jobs = [j["kind"] for j in flowlang.load(flow).store(tmp_path / "state").jobs(flowlang.load(flow).key)]
+    assert jobs[:2] == ["retry", "retry"]
+
+
+def test_retry_exits_3_when_an_error_stays_open(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", RATES)
+    with FakeApi({"rates": [{"cur": "EUR", "rate": 2}]}) as api:
+        env = {"API": api.url}
+        assert run_cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
+        proc = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        assert proc.returncode == 3
+        assert "still failing 1" in proc.stderr
+        errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [e["attempts"] for e in errors] == [2]

@@ -1,0 +1,243 @@
+"""OPERATIONS.md 5-10 against the local API: the store commands, test runs, batches with a result per
+record, chained flows, a closed stdout, JSON logs; and a kill -9 of `retry` against a sink without
+idempotency keys (duplicates counted from what the sink received)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import flowlang
+from conftest import run_cli
+from fakeapi import FakeApi, Request, paged
+
+RECORDS = [{"id": i} for i in range(1, 7)]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def lines(text: str) -> list[Any]:
+    return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+
+# ---- 5. the store commands --------------------------------------------------------------------
+def test_resolve_edit_jobs_and_errors_group(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'for each r in [{id: 1, n: 0}, {id: 2, n: 0}, {id: 3, n: 1}]\n'
+                              '  if r.n == 0\n    fail "zero in {r.id}"\n  end\n  emit r.id\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    grouped = run_cli("errors", "f.flow", "--group", cwd=tmp_path).stdout
+    assert "2 errors in 2 groups" in grouped
+    [first, second] = [e["id"] for e in lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)]
+    edited = run_cli("edit", "f.flow", str(first), "--set", "n=5", cwd=tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    retried = run_cli("retry", "f.flow", "--id", str(first), cwd=tmp_path)
+    assert retried.returncode == 0 and lines(retried.stdout) == [1]
+    done = run_cli("resolve", "f.flow", str(second), "--reason", "sent by hand", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    everything = lines(run_cli("errors", "f.flow", "--all", "--json", cwd=tmp_path).stdout)
+    assert [e["resolved_reason"] for e in everything] == [f"retried (job {everything[0]['resolved_by']})",
+                                                          "by hand: sent by hand"]
+    jobs = lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert [j["kind"] for j in jobs] == ["resolve", "retry", "edit", "run"]
+    store = flowlang.load(tmp_path / "f.flow").store()
+    try:
+        [kept] = store.errors("f", include_resolved=True, ids=[first])
+    finally:
+        store.close()
+    assert kept.history and kept.history[0]["record"]["n"] == 0  # the old record is kept
+
+
+def test_state_command_sets_and_resets_for_a_backfill(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "emit {since: job.last_success_at, cursor: state.cursor}\nlet state.cursor = 9\n")
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [{"since": None, "cursor": None}]
+    changed = run_cli("state", "f.flow", "--set", "cursor=3", "--last-success-at", "2024-05-01T00:00:00Z",
+                      cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    assert lines(changed.stdout) == [{"state": {"cursor": 3}, "last_success_at": "2024-05-01T00:00:00Z"}]
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [
+        {"since": "2024-05-01T00:00:00Z", "cursor": 3}]
+    assert run_cli("state", "f.flow", "--reset", cwd=tmp_path).returncode == 0
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [{"since": None, "cursor": None}]
+    bad = run_cli("state", "f.flow", "--last-success-at", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_resolved_errors_past_retention_are_purged(tmp_path: Path) -> None:
+    from flowlang.runtime.store import Store
+
+    write(tmp_path, "f.flow", "for each r in [{id: 1}]\n  fail \"no\"\nend\n")
+    run_cli("run", "f.flow", cwd=tmp_path)
+    run_cli("resolve", "f.flow", "--all", cwd=tmp_path)
+    store = Store(tmp_path / ".flowlang")
+    try:
+        store.db.execute("update errors set resolved_at = '2000-01-01T00:00:00Z'")
+        assert store.purge_resolved("f") == 1
+        assert store.errors("f", include_resolved=True) == []
+    finally:
+        store.close()
+
+
+# ---- 6. test runs -----------------------------------------------------------------------------
+def test_limit_and_dry_run_are_test_jobs(tmp_path: Path) -> None:
+    flow = flowlang.load(write(tmp_path, "f.flow", "emit job.last_success_at == null\nlet state.n = 1\n"
+                                                   "for each x in [1, 2, 3]\n  emit x\nend\n"))
+    test = flow.run(limit=1, state_dir=tmp_path / "s")
+    assert test.kind == "test" and test.test and test.outputs == [True, 1]
+    dry = flow.run(dry_run=True, state_dir=tmp_path / "s")
+    assert dry.kind == "dry-run" and dry.outputs == [True, 1, 2, 3]
+    real = flow.run(state_dir=tmp_path / "s")
+    assert real.kind == "run" and not real.test and real.outputs == [True, 1, 2, 3]
+    after = flow.run(limit=1, state_dir=tmp_path / "s")
+    assert after.outputs == [False, 1]
+    store = flow.store(tmp_path / "s")
+    try:
+        assert store.load_state(flow.key) == {"n": 1}
+    finally:
+        store.close()
+
+
+def test_limit_and_stop_fetch_no_page_they_do_not_use() -> None:
+    pages = '{style: "page", size: 2, records: "data"}'
+    with FakeApi() as api:
+        api.route("GET", "/r", lambda req: paged(RECORDS, req, "page", api.url))
+        flow = flowlang.compile(f'use api = http(base_url: env.API)\ncall api.get("/r", pages: {pages}) as s\n'
+                                "for each r in s\n  emit r.id\nend\n")
+        assert flow.run(limit=4, env={"API": api.url}).outputs == [1, 2, 3, 4]
+        assert api.count("GET", "/r") == 2  # 4 records are two pages: the third is never asked for
+        stopping = flowlang.compile(f'use api = http(base_url: env.API)\ncall api.get("/r", pages: {pages}) '
+                                    "as s\nfor each r in s\n  emit r.id\n  if r.id == 2\n    stop\n  end\nend\n")
+        assert stopping.run(env={"API": api.url}).outputs == [1, 2]
+        assert api.count("GET", "/r") == 3
+
+
+# ---- 7. batches -------------------------------------------------------------------------------
+SHOP = """name = "shop"
+base_url = "{base_url}"
+
+[config]
+base_url = { required = true }
+
+[operations.create_items]
+method = "POST"
+path = "/items/batch"
+batch = { max = 100, body = "items", results = "results", ok = "ok", error = "error" }
+"""
+
+
+def test_a_batch_gives_each_record_its_result(tmp_path: Path) -> None:
+    write(tmp_path, "connectors/shop.toml", SHOP)
+    write(tmp_path, "f.flow", 'use shop = shop(base_url: env.API)\n'
+                              'param items = [{sku: "A"}, {sku: "B"}, {sku: "C", fail: true}, {sku: "D"}, {sku: "E"}]\n'
+                              "for each it in items\n  send it to shop.create_items batch 2 as created\n"
+                              "  emit {sku: it.sku, id: created.record.id}\nend\n")
+    with FakeApi() as api:
+        proc = run_cli("run", "f.flow", cwd=tmp_path, env={"API": api.url})
+        batches = [r.body["items"] for r in api.requests if r.path == "/items/batch"]
+    assert proc.returncode == 3, proc.stderr
+    assert [o["sku"] for o in lines(proc.stdout)] == ["A", "B", "D", "E"]  # emit order kept, C not emitted
+    assert [[i["sku"] for i in b] for b in batches] == [["A", "B"], ["C", "D"], ["E"]]
+    assert len({o["id"] for o in lines(proc.stdout)}) == 4
+    errors = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert [(e["record"]["sku"], e["message"]) for e in errors] == [("C", "rejected C")]
+
+
+def test_a_loop_with_a_batched_send_cannot_assign_outer_variables() -> None:
+    try:
+        flowlang.compile("let n = 0\nfor each x in [1]\n  send x to out batch 2\n  let n = n + 1\nend\n",
+                         bindings=["out"])
+    except flowlang.CheckError as e:
+        assert "runs ahead" in str(e)
+    else:
+        raise AssertionError("an outer variable was assigned in a loop that runs ahead")
+
+
+# ---- 8. chained flows -------------------------------------------------------------------------
+def test_a_child_with_failed_records_makes_the_parent_partial(tmp_path: Path) -> None:
+    write(tmp_path, "child.flow", 'for each r in [{id: 1}, {id: 2}]\n  if r.id == 2\n    fail "no"\n  end\nend\n')
+    write(tmp_path, "parent.flow", 'run "child.flow"\nemit "after"\n')
+    proc = run_cli("run", "parent.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert lines(proc.stdout) == ["after"]
+    assert "child (job 2) had 1 failed record" in proc.stderr
+
+
+# ---- 9. a closed stdout -----------------------------------------------------------------------
+def test_a_closed_stdout_ends_the_run_quietly_with_141(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", "for each i in range(100000)\n  emit {i: i}\nend\n")
+    command = f"{sys.executable} -m flowlang run f.flow | head -2 >/dev/null; echo status=${{PIPESTATUS[0]}}"
+    proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "status=141" in proc.stdout
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr and "internal" not in proc.stderr
+    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    jobs = lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert jobs[0]["status"] == "interrupted" and jobs[0]["stats"]["read"] < 100000
+    piped = subprocess.run(["bash", "-c", f"{sys.executable} -m flowlang jobs f.flow | head -0; "
+                                          "echo status=${PIPESTATUS[0]}"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
+
+
+# ---- 10. JSON logs ----------------------------------------------------------------------------
+def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
+    write(tmp_path, "child.flow", 'log warn "from the child"\n')
+    write(tmp_path, "f.flow", 'run "child.flow"\nfor each n in [1, 2]\n  log warn "checking {n}"\n'
+                              '  if n == 2\n    fail "bad {n}"\n  end\nend\n')
+    proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+    entries = [json.loads(x) for x in proc.stderr.splitlines() if x.strip()]  # every line is JSON
+    assert all(e["flow"] and e["job_id"] is not None for e in entries), entries
+    assert {e["flow"] for e in entries} == {"f", "child"}
+    assert entries[-1]["level"] == "warning" and "finished with failed records" in entries[-1]["message"]
+    retry = run_cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path)
+    for line in retry.stderr.splitlines():
+        entry = json.loads(line)
+        assert entry["flow"] == "f" and entry["job_id"] is not None
+
+
+# ---- kill -9 of retry, against a sink without idempotency keys --------------------------------
+def test_retry_killed_and_run_again_delivers_each_record_at_most_once_more(tmp_path: Path) -> None:
+    received: list[int] = []
+    ready = {"open": False}
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        if not ready["open"]:
+            return 422, {}, {"error": "closed"}
+        time.sleep(0.05)
+        received.append(req.body["id"])  # no idempotency key: every delivery counts
+        return 201, {}, {}
+
+    write(tmp_path, "f.flow", "use api = http(base_url: env.API, retry: 1)\n"
+                              "for each i in range(1, 41)\n  send {id: i} to api.post(\"/sink\")\nend\n")
+    with FakeApi() as api:
+        api.route("POST", "/sink", sink)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}, "API": api.url}
+        assert subprocess.run([sys.executable, "-m", "flowlang", "run", "f.flow"], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=120).returncode == 3
+        ready["open"] = True
+        child = subprocess.Popen([sys.executable, "-m", "flowlang", "retry", "f.flow"], cwd=tmp_path, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        killed_at = len(received)
+        again = subprocess.run([sys.executable, "-m", "flowlang", "retry", "f.flow"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert 10 <= killed_at < 40
+    assert again.returncode == 0, again.stderr
+    counts = Counter(received)
+    assert set(counts) == set(range(1, 41))  # none lost
+    assert sum(counts.values()) - 40 <= 1  # at most the one in flight when the retry was killed
