@@ -44,7 +44,6 @@ use src = http(base_url: env.API)
 use dst = http(base_url: env.API)
 use batched = dest(base_url: env.API)
 let done_up_to = state.max_id ?? 0
-let newest = done_up_to
 call src.get("/source", pages: {style: "cursor", cursor: "next", size_param: "limit", size: 50,
                                records: "items"}) as items
 for each it in items
@@ -56,10 +55,9 @@ for each it in items
   else
     send it to batched.create_items batch 20
   end
-  let newest = max(newest, it.id)
+  let state.max_id = max(state.max_id ?? 0, it.id)
 end
 call dst.get("/done")
-let state.max_id = newest
 """
 
 

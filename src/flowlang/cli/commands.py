@@ -61,6 +61,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if live:
         show_estimate(terminal, flow, args.state_dir)
     terminal.context = {"flow": flow.name, "job_id": None}
+    terminal.json_lines = args.json_logs  # every stderr line of a run is then one JSON object
     terminal.on_closed = lambda: stop.request("stdout closed")
     with progress_display(terminal, flow.name, live) as progress:
         result = run_async_command(flow.run_async(
@@ -136,6 +137,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     stop = StopFlag()
     telemetry = otel_from_environment()
     terminal.context = {"flow": flow.name, "job_id": None}
+    terminal.json_lines = args.json_logs  # every stderr line of a run is then one JSON object
     terminal.on_closed = lambda: stop.request("stdout closed")
     with progress_display(terminal, f"{flow.name} (retry)", not getattr(args, "quiet", False)) as progress:
         result = run_async_command(flow.retry_async(

@@ -158,7 +158,6 @@ def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
     """Route flowlang's loggers to stderr; returns whether logs are JSON lines."""
     fmt = getattr(args, "log_format", "auto")
     json_lines = fmt == "json" or (fmt == "auto" and not terminal.rich)
-    terminal.json_lines = json_lines
     handler = TerminalLogHandler(terminal, json_lines)
     root = logging.getLogger("flowlang")
     root.handlers[:] = [handler]

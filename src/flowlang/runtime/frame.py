@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flowlang.compile.batching import RunAhead
     from flowlang.runtime.run import RunContext
 
 
@@ -17,13 +16,13 @@ class Frame:
 
     def __init__(
         self, slots: list[Any], parent: Frame | None, run: RunContext, out: Callable[[Any], None],
-        run_ahead: RunAhead | None = None,
+        run_ahead: Any = None,
     ) -> None:
         self.slots = slots
         self.parent = parent
         self.run = run
         self.out = out
-        self.run_ahead = run_ahead  # an iteration of a loop that runs ahead to fill batches
+        self.run_ahead = run_ahead  # a compile.batching.RunAhead: an iteration of a loop that runs ahead
 
     def ensure(self, size: int) -> None:
         """Grow to `size` slots (the REPL adds variables as it goes)."""
