@@ -9,23 +9,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flowlang
 from conftest import run_cli
 from fakeapi import FakeApi, Request
 
-CANARY = "canary-9d2f/1e+x"
+# A canary as hard to mask as a secret gets: quotes, backslashes, '/', '+', a space, non-ASCII
+# (two-byte and astral), and longer than any snippet a message shows (500 characters).
+CANARY = ('canary-"9d2f"\\x/1e+x wörd-😀-' + "k7Q\\\"z" * 80)[:620]
 
 
 def forms(secret: str) -> list[str]:
-    raw = secret.encode()
-    out = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
-           base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(),
-           base64.b64encode(raw).decode().rstrip("=")}
+    """The secret and its encoded forms, and its first 40 characters in each (a cut secret)."""
+    out: set[str] = set()
+    for text in (secret, secret[:40], secret.encode().decode("latin-1")):  # as a server reads a header
+        raw = text.encode()
+        out |= {text, urllib.parse.quote(text, safe=""), urllib.parse.quote_plus(text), urllib.parse.quote(text),
+                base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(),
+                base64.b64encode(raw).decode().rstrip("="), raw.hex(), raw.hex().upper(),
+                json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1],
+                json.dumps(json.dumps(text))[3:-3]}
     return sorted(out)
 
 
+def toml_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
 FLOW = """
+param p = "none"
 use api = http(base_url: env.API, auth: bearer(secret.TOKEN))
 use keyed = http(base_url: env.API, auth: api_key("key", secret.TOKEN, in: "query"), retry: 1)
 let t = secret.TOKEN
@@ -40,6 +54,11 @@ for each n in [1, 2]
   call keyed.get('/fail/{n}', n: n)
 end
 send {secret: t} to api.post("/sink")
+try
+  call api.get("/long")
+on error as e
+  emit e.message
+end
 try
   call keyed.get("/fail/3")
 on error as e
@@ -58,16 +77,19 @@ def echo_api(api: FakeApi) -> None:
     api.route("GET", "/echo", echo)
     api.route("GET", r"/fail/\d+", fail)
     api.route("POST", "/sink", lambda req: (201, {}, {"got": req.body}))
+    # an error body longer than any snippet, the secret across the cut
+    api.route("GET", "/long", lambda req: (400, {}, {"error": "x" * 470 + (req.headers.get("authorization") or "")}))
 
 
 def test_a_canary_secret_reaches_no_output(tmp_path: Path) -> None:
     (tmp_path / "f.flow").write_text(FLOW)
-    (tmp_path / "secrets.toml").write_text(f'TOKEN = "{CANARY}"\n')
+    (tmp_path / "secrets.toml").write_text(f"TOKEN = {toml_string(CANARY)}\n")
     outputs: list[str] = []
     with FakeApi() as api:
         echo_api(api)
         env = {"API": api.url}
-        for extra in (["--log-format", "text", "--debug"], ["--log-format", "json"], ["--dry-run", "--debug"]):
+        for extra in (["--log-format", "text", "--debug"], ["--log-format", "json"], ["--dry-run", "--debug"],
+                      ["--dry-run", "--log-format", "text"], ["--param", f"p={CANARY}"]):
             proc = run_cli("run", "f.flow", "--secrets", "secrets.toml", *extra, cwd=tmp_path, env=env)
             assert proc.returncode == 3, proc.stderr
             outputs += [proc.stdout, proc.stderr]
@@ -82,7 +104,8 @@ def test_a_canary_secret_reaches_no_output(tmp_path: Path) -> None:
                              f"use api = http(base_url: \"{api.url}\", auth: bearer(t))\n"
                              'call api.get("/echo") as e\ne\n')
         outputs += [repl.stdout, repl.stderr]
-        assert api.requests[0].headers["authorization"] == f"Bearer {CANARY}"  # the API did get it
+        # the API did get it (as UTF-8 bytes, which its HTTP server reads as Latin-1)
+        assert api.requests[0].headers["authorization"].encode("latin-1").decode() == f"Bearer {CANARY}"
     outputs.append((tmp_path / ".flowlang" / "flowlang.db").read_bytes().decode("utf-8", errors="replace"))
     for wal in (tmp_path / ".flowlang").glob("*-wal"):
         outputs.append(wal.read_bytes().decode("utf-8", errors="replace"))
@@ -152,3 +175,40 @@ def test_files_stay_inside_the_flow_folder(tmp_path: Path) -> None:
 def test_user_text_is_never_evaluated_as_python(text: str) -> None:
     with pytest.raises(flowlang.ScriptError):
         flowlang.compile(text, bindings=())
+
+
+def test_a_secret_with_quotes_is_masked_in_a_dry_run_log(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text('use api = http(base_url: "http://127.0.0.1:9")\n'
+                                     'send {p: secret.T} to api.post("/x")\nsend "{secret.T}" to api.post("/y")\n')
+    (tmp_path / "s.toml").write_text('T = "pa\\"ss\\\\word"\n')
+    proc = run_cli("run", "f.flow", "--secrets", "s.toml", "--dry-run", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "dry run, not sent" in proc.stderr and "***" in proc.stderr
+    assert "word" not in proc.stderr and 'pa"' not in proc.stderr and "pa\\" not in proc.stderr
+
+
+NO_STAR = st.characters(blacklist_characters="*")
+
+
+@given(st.text(NO_STAR, min_size=3, max_size=40), st.text(NO_STAR, max_size=10))
+@settings(max_examples=300, deadline=None)
+def test_masking_covers_every_encoding_of_any_secret(secret: str, around: str) -> None:
+    from flowlang.runtime.masking import Masker
+
+    masker = Masker()
+    masker.add(secret)
+    value = {"k": around + secret + around, "l": [secret]}
+    seen = [json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(json.dumps(value)),
+            json.dumps(masker.mask_value(value)), urllib.parse.quote(around + secret, safe=""),
+            urllib.parse.quote_plus(secret + around)]
+    for text in seen:
+        masked = masker.mask(text)
+        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                     urllib.parse.quote(secret, safe="")):
+            assert form not in masked
+    raw = secret.encode()
+    if len(raw) >= 6:
+        for prefix in (b"", b"u", b"u:"):
+            encoded = base64.b64encode(prefix + raw + b"!").decode()
+            assert "***" in masker.mask(encoded)
+        assert masker.mask("x" + raw.hex() + "y") == "x***y"

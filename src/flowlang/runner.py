@@ -24,6 +24,7 @@ from flowlang.connectors.host import HostConnection, check_binding_operations
 from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, UsageError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.lock import FlowLock
+from flowlang.runtime.masking import Masker
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RUNNING_JOB, RecordFailure, RunContext, RunOptions
 from flowlang.runtime.state_folder import state_dir_for
@@ -184,7 +185,10 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
                setup: RunSetup, store: Store, kind: str, body: Body) -> Result:
     started_clock = time.monotonic()
     kind = job_kind(kind, options)
-    job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind)
+    known = options.masker if options.masker is not None else Masker()
+    for value in options.secrets.values():
+        known.add(value)
+    job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind, known.mask)
     outputs: list[Any] = []
     resolved: list[int] = []
 
@@ -272,7 +276,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     commit = error is None and kind not in (*TEST_KINDS, "retry") and not options.dry_run
     message = ctx.mask(error.message) if error is not None else None
     store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
-                     ctx.mask)
+                     ctx.mask, dict(options.params))
     ctx.observer.run_finished(status, ctx.stats, message)
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
                   children=children)

@@ -55,7 +55,7 @@ class Terminal:
         if self.closed:
             return
         try:
-            self.stdout.write(self.masker.mask(dumps(value)) + "\n")
+            self.stdout.write(self.masker.mask(dumps(self.masker.mask_value(value))) + "\n")
             self.stdout.flush()
         except (BrokenPipeError, ValueError):
             self.stdout_gone()

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import dumps, loads
+from flowlang.runtime.masking import cut
 from flowlang.runtime.values import RecordStream, Secret, Value, from_python, to_text, type_name
 
 PAGE = 500
@@ -172,7 +173,7 @@ class SqlConnection(Connection):
             sql = self._sql(args, kwargs, op)
             params = self._params(kwargs.get("params"))
             if self.services.dry_run:
-                self.services.log_dry_run(self.name, f"execute {sql.strip()[:200]}")
+                self.services.log_dry_run(self.name, f"execute {cut(sql.strip(), 200, self.services.mask)}")
                 return {"rowcount": 0}
             return await self._on_thread(self._execute, sql, params)
         if op in ("insert", "upsert"):

@@ -1,46 +1,119 @@
-"""Secret masking: every known secret value, in plain, URL-encoded, base64 and JSON-escaped forms (and
-as UTF-8 misread as Latin-1), becomes ***."""
+"""Secret masking: every known secret value becomes *** in any text, in every form it may take.
+
+Values are masked before they are encoded where the code has the value (`mask_value`), and text
+that is already encoded is masked too (`Masker.mask`), in these forms of each secret: raw; inside a
+JSON string, escaped once or twice, with non-ASCII raw or as `\\u` escapes (either case, surrogate
+pairs), `/` and `<>&` raw or escaped; percent-encoded (either case, `+` for a space, twice); base64
+(standard and URL-safe, whole, and the part fixed at each of the three byte alignments it can have
+inside a longer encoded text); hex (either case). Text is cut only after it is masked (`cut`)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MIN_SECRET_LENGTH = 3
+MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MASK = "***"
+
+
+def _json_escaped(text: str) -> set[str]:
+    """`text` inside a JSON string as encoders write it: non-ASCII raw or as `\\u` escapes (either
+    case), `/` raw or escaped, `<>&` raw or escaped (Go)."""
+    raw = json.dumps(text, ensure_ascii=False)[1:-1]
+    ascii_only = json.dumps(text)[1:-1]
+    upper = re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), ascii_only)
+    forms = {raw, ascii_only, upper}
+    forms |= {f.replace("/", "\\/") for f in forms}
+    forms |= {f.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") for f in forms}
+    return forms
+
+
+def _url_encoded(text: str) -> set[str]:
+    forms = {quote(text, safe=""), quote(text), quote_plus(text)}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
+    return forms | {quote(f, safe="") for f in forms}  # encoded twice
+
+
+def _text_forms(value: str) -> set[str]:
+    """The secret as it appears in text: raw, JSON-escaped once and twice, URL-encoded; also its
+    UTF-8 bytes read as Latin-1 (how HTTP servers read a header, and may echo it)."""
+    forms: set[str] = set()
+    for text in {value, value.encode("utf-8").decode("latin-1")}:
+        once = _json_escaped(text)
+        forms |= {text} | once | {f for form in once for f in _json_escaped(form)} | _url_encoded(text)
+    return forms
+
+
+def _encoded_forms(value: str) -> set[str]:
+    """The secret's bytes in base64 (whole, unpadded, and the part fixed at each alignment) and hex."""
+    raw = value.encode("utf-8")
+    forms = {raw.hex(), raw.hex().upper()}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode("ascii")
+        forms |= {whole, whole.rstrip("=")}
+        for k in range(3):
+            text = encode(b"\0" * k + raw).decode("ascii")
+            start = -(-8 * k // 6)
+            end = (8 * (k + len(raw))) // 6
+            core = text[start:end]
+            if len(core) >= MIN_ENCODED_CORE:
+                forms.add(core)
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
 class Masker:
     """Collects the secret values of one run and hides them in any text."""
 
     def __init__(self) -> None:
-        self._forms: set[str] = set()
+        self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
 
     def add(self, value: str) -> None:
-        if len(value) < MIN_SECRET_LENGTH or value in self._forms:
+        if len(value) < MIN_SECRET_LENGTH or value in self._values:
             return
-        forms = {value, quote(value, safe=""), quote_plus(value), quote(value)}
-        raw = value.encode()
-        forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}  # inside JSON text
-        misread = raw.decode("latin-1")  # UTF-8 read as Latin-1 (HTTP headers), as a server may echo it
-        forms |= {misread, json.dumps(misread)[1:-1], json.dumps(misread, ensure_ascii=False)[1:-1]}
-        for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-            text = b64.decode("ascii")
-            forms.add(text)
-            forms.add(text.rstrip("="))
-        self._forms |= {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+        self._values.add(value)
         self._pattern = None
 
     def __bool__(self) -> bool:
-        return bool(self._forms)
+        return bool(self._values)
+
+    def _compiled(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            forms = {f for v in self._values for f in _text_forms(v) | _encoded_forms(v)}
+            forms = {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+            self._pattern = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+        return self._pattern
 
     def mask(self, text: str) -> str:
-        if not self._forms or not text:
+        if not self._values or not text:
             return text
-        if self._pattern is None:
-            ordered = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
-        return self._pattern.sub(MASK, text)
+        return self._compiled().sub(MASK, text)
+
+    def mask_value(self, value: Any) -> Any:
+        """A copy of a value (dicts, lists, text) with every secret in its text masked."""
+        return mask_value(value, self.mask) if self._values else value
+
+
+def mask_value(value: Any, mask: Callable[[str], str]) -> Any:
+    """`value` with `mask` applied to every string in it (keys too), before it is encoded."""
+    t = type(value)
+    if t is str:
+        return mask(value)
+    if t is dict:
+        return {mask(k) if type(k) is str else k: mask_value(v, mask) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [mask_value(v, mask) for v in value]
+    return value
+
+
+def cut(text: str, limit: int, mask: Callable[[str], str], total: int | None = None) -> str:
+    """`text` masked, then cut to `limit` characters (a secret across the cut is masked whole)."""
+    text = mask(text)
+    if len(text) > limit:
+        text = text[:limit] + (f"... ({total} bytes)" if total is not None else f"... ({len(text)} characters)")
+    return text

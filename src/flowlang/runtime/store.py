@@ -5,6 +5,7 @@ or the new state, never a torn one."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from flowlang.errors import StoreError
 from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.ledger import Ledger
+from flowlang.runtime.masking import mask_value
 from flowlang.runtime.run import RecordFailure
 from flowlang.runtime.values import format_datetime
 
@@ -74,6 +76,13 @@ RETENTION_DAYS = 30
 RETENTION_PER_LOOP = 20_000
 
 STATE_DB = "flowlang.db"
+
+
+def masked_json(value: Any, mask: Callable[[str], str] | None) -> str:
+    """The stored JSON of a value, every secret in its text masked before and after encoding."""
+    if mask is None:
+        return dumps_stored(value)
+    return mask(dumps_stored(mask_value(value, mask)))
 
 
 def now_text() -> str:
@@ -161,14 +170,15 @@ class Store:
             return self.db.execute(sql, args)
 
     # ---- jobs --------------------------------------------------------------------------------
-    def start_job(self, flow: str, params: dict[str, Any], dry_run: bool, kind: str = "run") -> tuple[int, str]:
+    def start_job(self, flow: str, params: dict[str, Any], dry_run: bool, kind: str = "run",
+                  mask: Callable[[str], str] | None = None) -> tuple[int, str]:
         """A new job; jobs of this flow still marked running died without ending (the caller holds the
         flow's lock) and are marked crashed."""
         started = now_text()
         self._tx("update jobs set status = 'crashed', ended_at = ? where flow = ? and status = 'running'",
                  (started, flow))
         cur = self._tx("insert into jobs(flow, started_at, dry_run, kind, params) values (?, ?, ?, ?, ?)",
-                       (flow, started, int(dry_run), kind, dumps_stored(params)))
+                       (flow, started, int(dry_run), kind, masked_json(params, mask)))
         assert cur.lastrowid is not None
         return cur.lastrowid, started
 
@@ -183,14 +193,18 @@ class Store:
         return row[0] if row and row[0] else None
 
     def finish_job(self, job_id: int, status: str, stats: dict[str, Any], message: str | None,
-                   flow: str, state: dict[str, Any] | None, mask: Any = None) -> None:
-        """End a job; when state is given it is committed in the same transaction."""
+                   flow: str, state: dict[str, Any] | None, mask: Callable[[str], str] | None = None,
+                   params: dict[str, Any] | None = None) -> None:
+        """End a job; when state is given it is committed in the same transaction. The params are
+        stored again, masked with every secret the run has read."""
         with self.db:
             self.db.execute("begin immediate")
             self.db.execute("update jobs set ended_at = ?, status = ?, stats = ?, message = ? where id = ?",
                             (now_text(), status, dumps(stats), message, job_id))
+            if params is not None:
+                self.db.execute("update jobs set params = ? where id = ?", (masked_json(params, mask), job_id))
             if state is not None:
-                self._write_state(flow, (mask or str)(dumps_stored(state)), job_id)
+                self._write_state(flow, masked_json(state, mask), job_id)
 
     def _write_state(self, flow: str, value: str, job_id: int) -> None:
         self.db.execute(
@@ -235,8 +249,8 @@ class Store:
         """Keep a failed iteration. A keyed record replaces the open error of the same loop and key
         (one open error per key; its attempts go up)."""
         when = now_text()
-        record = mask(dumps_stored(failure.record))
-        scope = mask(dumps_stored(failure.scope))
+        record = masked_json(failure.record, mask)
+        scope = masked_json(failure.scope, mask)
         with self.db:
             self.db.execute("begin immediate")
             if failure.key is not None:
@@ -267,8 +281,8 @@ class Store:
         """A retried error failed again: the same error, one more attempt, the new message."""
         with self.db:
             self.db.execute("begin immediate")
-            self._update_failed(error_id, job_id, failure, mask, mask(dumps_stored(failure.record)),
-                                mask(dumps_stored(failure.scope)), now_text())
+            self._update_failed(error_id, job_id, failure, mask, masked_json(failure.record, mask),
+                                masked_json(failure.scope, mask), now_text())
 
     def open_keys(self, flow: str) -> dict[str, set[str]]:
         """The trace keys with an open error, per loop identity."""

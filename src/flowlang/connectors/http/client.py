@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -22,6 +22,7 @@ from flowlang.connectors.http.urls import host_of, join, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.formcodec import FormError, form_encode
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.masking import cut, mask_value
 from flowlang.runtime.stats import Traffic
 from flowlang.runtime.values import Secret, to_text, type_name
 
@@ -69,6 +70,13 @@ class Answer:
 
 def header_text(value: Any) -> str:
     return value.reveal() if isinstance(value, Secret) else to_text(value)
+
+
+def shown_body(body: Any, mask: Callable[[str], str]) -> str:
+    """A request body for a log line: secrets as ***, every known secret masked before encoding."""
+    if isinstance(body, str | Secret):
+        return mask(to_text(body))
+    return mask(dumps(mask_value(body, mask)))
 
 
 def encode_body(body: Any, headers: dict[str, str], form: bool = False) -> bytes | None:
@@ -120,7 +128,7 @@ class HttpClient:
             all_headers["Idempotency-Key"] = idempotency_key
         data = encode_body(body, all_headers, form)
         if writes and self.services.dry_run:
-            text = f" {data.decode(errors='replace')}" if data else ""
+            text = f" {shown_body(body, self.services.mask)}" if data else ""
             self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))
             return Answer(None, None)
         response = await self._with_retries(method, url, all_headers, data, bool(idempotency_key), timeout)
@@ -260,13 +268,10 @@ class HttpClient:
                             body=self.snippet(response.body)) from None
 
     def snippet(self, body: bytes) -> str:
-        """The start of a body for a message: text masked and cut, binary data by its size only."""
+        """The start of a body for a message: text masked first, then cut; binary data by its size only."""
         if is_binary(body):
             return f"<{len(body)} bytes of binary data>"
-        text = body.decode("utf-8", errors="replace")
-        if len(text) > BODY_SHOWN:
-            text = text[:BODY_SHOWN] + f"... ({len(body)} bytes)"
-        return self.services.mask(text)
+        return cut(body.decode("utf-8", errors="replace"), BODY_SHOWN, self.services.mask, len(body))
 
     def error(self, method: str, url: str, response: Response, extra: str = "") -> HttpError:
         try:
@@ -278,6 +283,5 @@ class HttpClient:
         message = f"{method} {where} answered {response.status} {response.reason}{extra}"
         if detail:
             message += f": {detail}"
-        if isinstance(body, str):
-            body = self.services.mask(body)
+        body = mask_value(body, self.services.mask)
         return HttpError(message, status=response.status, method=method, url=where, body=body)
