@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_LENGTH = 3
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MASK = "***"
+BYTES = "surrogatepass"  # a secret read from the environment may hold lone surrogates
 
 
 def _json_escaped(text: str) -> set[str]:
@@ -34,7 +35,7 @@ def _json_escaped(text: str) -> set[str]:
 
 
 def _url_encoded(text: str) -> set[str]:
-    forms = {quote(text, safe=""), quote(text), quote_plus(text)}
+    forms = {quote(text, safe="", errors=BYTES), quote(text, errors=BYTES), quote_plus(text, errors=BYTES)}
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
     return forms | {quote(f, safe="") for f in forms}  # encoded twice
 
@@ -43,7 +44,7 @@ def _text_forms(value: str) -> set[str]:
     """The secret as it appears in text: raw, JSON-escaped once and twice, URL-encoded; also its
     UTF-8 bytes read as Latin-1 (how HTTP servers read a header, and may echo it)."""
     forms: set[str] = set()
-    for text in {value, value.encode("utf-8").decode("latin-1")}:
+    for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
         once = _json_escaped(text)
         forms |= {text} | once | {f for form in once for f in _json_escaped(form)} | _url_encoded(text)
     return forms
@@ -51,7 +52,7 @@ def _text_forms(value: str) -> set[str]:
 
 def _encoded_forms(value: str) -> set[str]:
     """The secret's bytes in base64 (whole, unpadded, and the part fixed at each alignment) and hex."""
-    raw = value.encode("utf-8")
+    raw = value.encode("utf-8", BYTES)
     forms = {raw.hex(), raw.hex().upper()}
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         whole = encode(raw).decode("ascii")
