@@ -220,3 +220,33 @@ def test_a_secret_with_a_lone_surrogate_is_masked() -> None:
     masker = Masker()
     masker.add("ab\ud800cd")  # os.environ can hold one
     assert masker.mask(json.dumps({"k": "ab\ud800cd"})) == '{"k": "***"}'
+
+
+def test_credentials_go_only_to_the_connections_own_origin() -> None:
+    with FakeApi() as api, FakeApi() as other:
+        api.route("GET", "/first", lambda req: (200, {}, {"next": other.url + "/steal"}))
+        other.route("GET", "/steal", lambda req: (200, {}, {"ok": True}))
+        source = """
+use api = http(base_url: env.API, auth: bearer(secret.T), headers: {"X-Key": secret.K}{allowed})
+call api.get("/first") as r
+try
+  call api.get(r.next) as got
+  emit got
+on error as e
+  emit e.message
+end
+"""
+        env = {"API": api.url}
+        secrets = {"T": CANARY, "K": "key-" + CANARY}
+        refused = flowlang.compile(source.replace("{allowed}", "")).run(env=env, secrets=secrets)
+        assert refused.error is None
+        message = refused.outputs[0]
+        assert "refused" in message and "not on this connection's origin" in message and "allowed_hosts" in message
+        assert other.requests == []
+        allowed = flowlang.compile(source.replace("{allowed}", ', allowed_hosts: ["127.0.0.1"]'))
+        result = allowed.run(env=env, secrets=secrets)
+        assert result.outputs == [{"ok": True}]
+        assert len(other.requests) == 1
+        sent = other.requests[0].headers
+        assert "authorization" not in sent and "x-key" not in sent
+        assert api.requests[-1].headers["authorization"].startswith("Bearer ")  # its own origin still gets them

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from flowlang.connectors.base import RunServices
 from flowlang.connectors.http.auth import Auth, RequestAuth
@@ -18,7 +18,7 @@ from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
 from flowlang.connectors.http.transport import Response, Transport, TransportError
-from flowlang.connectors.http.urls import host_of, join, shown, with_query
+from flowlang.connectors.http.urls import join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.formcodec import FormError, form_encode
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
@@ -114,6 +114,28 @@ class HttpClient:
     async def close(self) -> None:
         await self.transport.close()
 
+    def own_origin(self, url: str) -> str:
+        """The origin credentials go to: the base_url's (or, without one, the URL's own)."""
+        return origin_of(self.settings.base_url or url)
+
+    def admit(self, method: str, url: str) -> bool:
+        """Whether `url` is on the connection's own origin; a URL on another origin (from data, a
+        next link) is refused unless allowed_hosts lists its host, and then gets no credentials."""
+        if not url.startswith(("http://", "https://")):
+            raise HttpError(f"{method} {shown(url, self.services.mask)}: not an http:// or https:// URL",
+                            status=None, method=method, url=shown(url, self.services.mask))
+        if origin_of(url) == self.own_origin(url):
+            return True
+        guard = self.settings.guard
+        parts = urlsplit(url)
+        if guard is not None and guard.listed((parts.hostname or "").lower(), parts.port):
+            return False
+        where = shown(url, self.services.mask)
+        raise HttpError(f"{method} {where} refused: it is not on this connection's origin "
+                        f"({self.own_origin(url)}, from base_url), and its credentials and headers go nowhere "
+                        "else; to reach that host without them, list it in allowed_hosts",
+                        status=None, method=method, url=where)
+
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
         return with_query(join(self.settings.base_url, path), query)
 
@@ -123,7 +145,9 @@ class HttpClient:
         """Send (or, in a dry run, log) one request; returns the decoded answer or raises HttpError."""
         method = method.upper()
         writes = method not in READ_METHODS if changes_data is None else changes_data
-        all_headers = {k: header_text(v) for k, v in {**self.settings.headers, **(headers or {})}.items()}
+        own = self.admit(method, url)
+        added = self.settings.headers if own else {}
+        all_headers = {k: header_text(v) for k, v in {**added, **(headers or {})}.items()}
         if idempotency_key:
             all_headers["Idempotency-Key"] = idempotency_key
         data = encode_body(body, all_headers, form)
@@ -221,16 +245,17 @@ class HttpClient:
 
     async def _send_following(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                               timeout: float | None) -> Response:
-        """One attempt, following redirects; credentials never go to another host."""
-        origin = host_of(url)
+        """One attempt, following redirects; credentials go only to the connection's own origin, and
+        a redirect to another origin keeps only the Content-Type."""
+        origin = self.own_origin(url)
         current = url
-        for _ in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
             if self.settings.guard is not None:
                 await self.settings.guard.check(current)
-            same_host = host_of(current) == origin
+            same_host = origin_of(current) == origin
             auth = await self._auth() if same_host else RequestAuth()
-            send_headers = {**(headers if same_host else {"Content-Type": headers.get("Content-Type", "")}),
-                            **auth.headers}
+            kept = headers if same_host or hop == 0 else {"Content-Type": headers.get("Content-Type", "")}
+            send_headers = {**kept, **auth.headers}
             send_headers = {k: v for k, v in send_headers.items() if v}
             send_headers.setdefault("Accept", "application/json")
             if self.settings.limiter is not None:
