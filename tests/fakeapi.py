@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -195,19 +196,27 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that goes away (a killed process, a timeout) is part of the tests
 
 
-class FakeApi:
-    """Start with `with FakeApi(...) as api:`; the server runs on a daemon thread."""
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
-    def __init__(self, collections: dict[str, list[dict[str, Any]]] | None = None, token: str | None = None) -> None:
+
+class FakeApi:
+    """Start with `with FakeApi(...) as api:`; the server runs on a daemon thread (on 127.0.0.1, or
+    on the address given as host, like "::1")."""
+
+    def __init__(self, collections: dict[str, list[dict[str, Any]]] | None = None, token: str | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.state = FakeState({k: [dict(r) for r in v] for k, v in (collections or {}).items()}, token)
-        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.host = host
+        self.server = (_Server6 if ":" in host else _Server)((host, 0), _Handler)
         self.server.daemon_threads = True
         self.server.state = self.state  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.server.server_address[1]}"
 
     @property
     def requests(self) -> list[Request]:

@@ -250,3 +250,65 @@ end
         sent = other.requests[0].headers
         assert "authorization" not in sent and "x-key" not in sent
         assert api.requests[-1].headers["authorization"].startswith("Bearer ")  # its own origin still gets them
+
+
+def test_dns_rebinding_cannot_pass_allowed_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name answers a public address when first looked up and 127.0.0.1 afterwards: the
+    connection must go to the address that was checked, never to a second answer."""
+    import asyncio.selector_events
+    import socket
+
+    real_lookup = socket.getaddrinfo
+    answers: list[str] = []
+    connects: list[str] = []
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.test":
+            return real_lookup(host, port, *args, **kwargs)
+        address = "100.64.0.7" if not answers else "127.0.0.1"  # (shared address space: not private)
+        answers.append(address)
+        return real_lookup(address, port, *args, **kwargs)
+
+    real_connect = asyncio.selector_events.BaseSelectorEventLoop.sock_connect
+
+    async def connect(self: Any, sock: Any, address: Any) -> Any:
+        connects.append(address[0])
+        if address[0] != "127.0.0.1":
+            raise ConnectionRefusedError(111, "refused by the test (no traffic leaves 127.0.0.1)")
+        return await real_connect(self, sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(asyncio.selector_events.BaseSelectorEventLoop, "sock_connect", connect)
+    with FakeApi() as api:
+        api.route("GET", "/secret", lambda req: (200, {}, {"reached": True}))
+        port = api.url.rsplit(":", 1)[1]
+        flow = flowlang.compile(f"""
+use api = http(base_url: "http://rebind.test:{port}", allowed_hosts: ["rebind.test"], retry: 1)
+try
+  call api.get("/secret") as r
+  emit r
+on error as e
+  emit e.message
+end
+""")
+        result = flow.run()
+        assert api.requests == [], "the request reached the address of the second lookup"
+        assert connects == ["100.64.0.7"] and answers[0] == "100.64.0.7"
+        assert "cannot connect" in result.outputs[0]
+        connects.clear()
+        again = flow.run()  # from now on the name answers 127.0.0.1: refused by the resolver itself
+        assert "resolves to the internal address 127.0.0.1" in again.outputs[0]
+        assert api.requests == [] and connects == []
+
+
+def test_ipv6_literals_in_allowed_hosts() -> None:
+    with FakeApi(host="::1") as api:
+        api.route("GET", "/ok", lambda req: (200, {}, {"ok": True}))
+        port = api.url.rsplit(":", 1)[1]
+        source = 'use api = http(base_url: "{url}", allowed_hosts: [{allowed}])\ncall api.get("/ok") as r\nemit r.ok\n'
+        for allowed in ('"[::1]"', f'"[::1]:{port}"', '"::1"', '"[0:0:0:0:0:0:0:1]"'):
+            result = flowlang.compile(source.format(url=api.url, allowed=allowed)).run()
+            assert result.error is None and result.outputs == [True], (allowed, result.error)
+        refused = flowlang.compile(source.format(url=api.url, allowed='"[::1]:1"')).run()
+        assert refused.error is not None and "not in this connection's allowed_hosts" in refused.error.message
+        assert api.count("GET", "/ok") == 4

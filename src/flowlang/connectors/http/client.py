@@ -103,7 +103,9 @@ class HttpClient:
         self.name = name
         self.settings = settings
         self.services = services
-        self.transport = Transport(settings.timeout, settings.verify, proxy=settings.proxy)
+        guard = settings.guard
+        self.transport = Transport(settings.timeout, settings.verify, proxy=settings.proxy,
+                                   check_addresses=guard.check_resolved if guard is not None else None)
         counter = getattr(services, "traffic_for", None)
         self.traffic: Traffic = counter(name) if counter is not None else Traffic()
         if settings.limiter is not None:
@@ -169,6 +171,9 @@ class HttpClient:
             try:
                 response = await self._send_following(method, url, headers, data, timeout)
             except TransportError as e:
+                if e.refused:
+                    raise HttpError(f"{method} {shown(url, self.services.mask)} refused: {e.message}", status=None,
+                                    method=method, url=shown(url, self.services.mask)) from None
                 if attempt < policy.attempts and may_retry_error(e.sent, method, keyed):
                     await self._pause(policy.backoff(attempt), f"{e.message}; attempt {attempt} of {policy.attempts}",
                                       method, url)
