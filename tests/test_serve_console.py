@@ -57,14 +57,30 @@ def test_the_console_in_chromium(tmp_path: Path, chromium: Any) -> None:
             assert serve.post("/hooks/orders", body, {"X-Token": HOOK_TOKEN})[0] == 202
             wait_for(lambda: api.count("POST", "/orders") >= 3, what="the delivery's run")
 
-            def click(element_id: str) -> str:
-                """Click a button or link and wait for the page it leads to; that page's notice."""
-                from selenium.webdriver.support import expected_conditions
+            def follow(element: Any) -> None:
+                """Click a button or link and wait for the page it leads to."""
+                from selenium.common.exceptions import WebDriverException
                 from selenium.webdriver.support.wait import WebDriverWait
 
-                old = chromium.find_element(By.TAG_NAME, "html")
-                chromium.find_element(By.ID, element_id).click()
-                WebDriverWait(chromium, 120).until(expected_conditions.staleness_of(old))
+                # Mark the current document, click, and wait for a document without the mark.
+                # (Selenium's staleness_of can hit chromedriver's "Node with given id does not
+                # belong to the document" while the old page is being torn down.)
+                chromium.execute_script("window.__flowlangOldPage = true;")
+                element.click()
+
+                def new_page_loaded(driver: Any) -> bool:
+                    return bool(driver.execute_script(
+                        "return window.__flowlangOldPage === undefined"
+                        " && document.readyState === 'complete';"
+                    ))
+
+                WebDriverWait(chromium, 120, ignored_exceptions=(WebDriverException,)).until(
+                    new_page_loaded
+                )
+
+            def click(element_id: str) -> str:
+                """Click the element with this id, wait for the page it leads to; that page's notice."""
+                follow(chromium.find_element(By.ID, element_id))
                 found = chromium.find_elements(By.ID, "notice")
                 return str(found[0].text) if found else ""
 
@@ -91,12 +107,7 @@ def test_the_console_in_chromium(tmp_path: Path, chromium: Any) -> None:
             assert "order 2 refused" in errors[first].text
 
             # an error's record, on its own page (escaped, not interpreted)
-            old = chromium.find_element(By.TAG_NAME, "html")
-            errors[first].find_element(By.TAG_NAME, "a").click()
-            from selenium.webdriver.support import expected_conditions
-            from selenium.webdriver.support.wait import WebDriverWait
-
-            WebDriverWait(chromium, 120).until(expected_conditions.staleness_of(old))
+            follow(errors[first].find_element(By.TAG_NAME, "a"))
             record = chromium.find_element(By.ID, "record").text
             assert json.loads(record) == {"n": 2, "note": "ø <b>"}
 
