@@ -62,7 +62,15 @@ def test_spans_and_metrics_of_a_run(tmp_path: Path) -> None:
     run_span = next(s for s in finished if s.name == "flowlang run otel")
     gets = [s for s in finished if s.name == "GET"]
     assert len(gets) == 5  # three items, the 503 and its retry
-    assert all(s.parent is not None and s.parent.span_id == run_span.context.span_id for s in gets)
+    iterations = [s for s in finished if s.name == "iteration n in [1, 2, 3] #1"]
+    assert sorted(s.attributes["flowlang.iteration"] for s in iterations) == [0, 1, 2]
+    assert all(s.parent is not None and s.parent.span_id == run_span.context.span_id for s in iterations)
+    iteration_ids = {s.context.span_id for s in iterations}
+    in_loop = [s for s in gets if "/items/" in s.attributes["url.full"]]
+    assert len(in_loop) == 3 and all(s.parent is not None and s.parent.span_id in iteration_ids for s in in_loop)
+    after_loop = [s for s in gets if "/flaky" in s.attributes["url.full"]]
+    assert len(after_loop) == 2
+    assert all(s.parent is not None and s.parent.span_id == run_span.context.span_id for s in after_loop)
     assert sorted(s.attributes["http.response.status_code"] for s in gets) == [200, 200, 200, 200, 503]
     assert all(s.attributes["server.address"] == "127.0.0.1" for s in gets)
     assert run_span.attributes["flowlang.records.read"] == result.stats.read
@@ -137,3 +145,64 @@ def test_no_export_without_the_environment_asking(tmp_path: Path) -> None:
 
     assert from_environment({}) is None
     assert from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"}) is None
+
+
+SEND_FLOW = """
+flow "otel sends"
+use api = http(base_url: env.API, auth: bearer(secret.KEY))
+use out = file(path: "out.jsonl")
+for each n in [1, 2, 3, 4, 5, 6]
+  if n <= 3
+    send {n: n} to api.post("/one")
+  else
+    send {n: n} to out batch 2
+  end
+end
+"""
+
+
+def test_spans_per_send_and_sampled_iterations(tmp_path: Path) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from flowlang.telemetry.otel import Telemetry
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    # every iteration up to 2, then one in 3: iterations 0, 1, 3 get spans
+    telemetry = Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]),
+                          {"FLOWLANG_OTEL_ITERATIONS": "2", "FLOWLANG_OTEL_ITERATION_EVERY": "3"})
+    flow = flowlang.compile(SEND_FLOW, base_dir=tmp_path)
+
+    def one(req: Any) -> tuple[int, dict[str, str], Any]:
+        n = req.body["n"]
+        return (422, {}, {"error": "no"}) if n == 2 else (201, {}, {"id": n})
+
+    with FakeApi() as api:
+        api.route("POST", "/one", one)
+        result = flow.run(env={"API": api.url, "KEY": SECRET}, observer=telemetry.observer())
+        assert api.count("POST", "/one") == 3
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+    assert result.stats.sent == 5 and result.stats.failed == 1
+    finished = spans.get_finished_spans()
+    iterations = sorted((s for s in finished if s.name.startswith("iteration ")),
+                        key=lambda s: s.attributes["flowlang.iteration"])
+    assert [s.attributes["flowlang.iteration"] for s in iterations] == [0, 1, 3]
+    sends = [s for s in finished if s.name.startswith("send ")]
+    one_sends = sorted((s for s in sends if s.name == "send api.post" and s.parent is not None
+                        and s.parent.span_id in {i.context.span_id for i in iterations}),
+                       key=lambda s: s.start_time)
+    assert [s.attributes["flowlang.ok"] for s in one_sends] == [True, False]  # iterations 0 and 1 (n = 1, 2)
+    assert len([s for s in sends if s.name == "send api.post"]) == 3
+    assert len([s for s in sends if s.name.startswith("send out.")]) == 2  # batches of 2 and of 1
+    assert all(SECRET not in str(s.attributes) for s in finished)
+    metrics = {m.name: m for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+               for m in sm.metrics}
+    by_ok = {ok: sum(p.value for p in metrics["flowlang.sends"].data.data_points if p.attributes["flowlang.ok"] is ok)
+             for ok in (True, False)}
+    assert by_ok == {True: 2 + 2, False: 1}  # two single sends and two batches went through

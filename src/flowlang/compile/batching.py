@@ -7,6 +7,7 @@ iteration; the statements after the send run only for accepted records."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ async def flush(buffer: BatchBuffer, f: Frame, send_line: int) -> None:
     if not items:
         return
     records = [p.record for p in items]
+    observer = f.run.observer
+    started = time.monotonic() if observer.active else 0.0
     try:
         try:
             outcomes = await buffer.connection.send_batch(buffer.op, records, buffer.args, buffer.kwargs)
@@ -76,6 +79,8 @@ async def flush(buffer: BatchBuffer, f: Frame, send_line: int) -> None:
             if not p.answer.done():
                 p.answer.cancel()
         raise
+    if observer.active:
+        observer.send(buffer.connection.name, buffer.op, all(o.ok for o in outcomes), time.monotonic() - started)
     stats = f.run.stats.at(send_line, "send")
     for pending, outcome in zip(items, outcomes, strict=True):
         if outcome.ok:

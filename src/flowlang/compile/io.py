@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -209,15 +210,24 @@ class IoCompiler(StatementCompiler):
             a = [x(f) for x in args]
             kw = {k: e(f) for k, e in kwargs.items()}
             stats = f.run.stats.at(line, "send")
+            observer = f.run.observer
             results = []
             try:
                 async for record in records_of(v):
-                    if mode is not None:
-                        results.append(await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats,
-                                                         where))
-                        continue
-                    results.append(await conn.send(op, record, a, kw))
-                    stats.sent += 1
+                    started = time.monotonic() if observer.active else 0.0
+                    try:
+                        if mode is not None:
+                            results.append(await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode,
+                                                             stats, where))
+                        else:
+                            results.append(await conn.send(op, record, a, kw))
+                            stats.sent += 1
+                    except FlowRuntimeError:
+                        if observer.active:
+                            observer.send(conn.name, op, False, time.monotonic() - started)
+                        raise
+                    if observer.active:
+                        observer.send(conn.name, op, True, time.monotonic() - started)
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             if store is not None:

@@ -236,6 +236,7 @@ class LoopCompiler:
         one_sync = self.one_sync if not self.body.is_async else None
         stop = f.run.stop
         record_limit = f.run.limits.max_record_seconds if self.info.outermost else None
+        observed = self.info.outermost and f.run.observer.active
         try:
             if limit is not None and limit <= 0:
                 raise StopSignal()
@@ -246,7 +247,9 @@ class LoopCompiler:
                             raise StopSignal()
                         count += 1
                         counter.read += 1  # counted as taken, so a progress display sees it move
-                        if one_sync is not None:
+                        if observed:
+                            await self.one_observed(f, item, count - 1, record_limit)
+                        elif one_sync is not None:
                             one_sync(f, item)
                         elif record_limit is None:
                             await self.one_async(f, item)
@@ -258,6 +261,16 @@ class LoopCompiler:
             pass
         await self.info.flush(f)
         f.run.check_stop()
+
+    async def one_observed(self, f: Frame, item: Any, index: int, record_limit: float | None) -> None:
+        """One record of an outermost loop inside the run observer's iteration span (telemetry)."""
+        with f.run.observer.iteration(self.info.identity or "for each", index):
+            if not self.body.is_async:
+                self.one_sync(f, item)
+            elif record_limit is None:
+                await self.one_async(f, item)
+            else:
+                await self.one_timed(f, item, record_limit)
 
     async def one_timed(self, f: Frame, item: Any, seconds: float) -> None:
         """One iteration under max_record_seconds: a record that takes longer fails alone."""
@@ -293,11 +306,15 @@ class LoopCompiler:
 
         ahead = RunAhead(self.info.flush) if self.info.batch_sizes else None
 
-        async def iteration(item: Any, out: list[Any]) -> None:
+        observed = self.info.outermost and f.run.observer.active
+
+        async def iteration(item: Any, out: list[Any], index: int) -> None:
             nonlocal stopped
             frame = Frame(list(f.slots), f.parent, f.run, out.append, ahead)
             try:
-                if record_limit is None:
+                if observed:
+                    await self.one_observed(frame, item, index, record_limit)
+                elif record_limit is None:
                     await self.one_async(frame, item)
                 else:
                     await self.one_timed(frame, item, record_limit)
@@ -334,7 +351,7 @@ class LoopCompiler:
                         out: list[Any] = []
                         if ahead is not None:
                             ahead.active += 1
-                        pending.append((asyncio.ensure_future(iteration(item, out)), out))
+                        pending.append((asyncio.ensure_future(iteration(item, out, count - 1)), out))
                         drain_done()
                         while len(pending) > width * 4:  # bound the results waiting for a slow first one
                             await asyncio.wait([pending[0][0]])
