@@ -25,6 +25,7 @@ def test_every_example_is_covered() -> None:
 COVERED = [
     "clean_orders/clean_orders.flow", "delta_sync/delta_sync.flow", "enrich_orders/enrich_orders.flow",
     "error_handling/import_payments.flow", "invoice_lines/invoice_lines.flow",
+    "legacy_erp/customers_to_erp.flow",
     # run against local servers in test_stdlib.py:
     "inflow_orders/orders_to_inflow.flow", "integrator_io_errors/error_report.flow",
     "github_issues/issues_to_csv.flow",
@@ -109,6 +110,38 @@ def test_invoice_lines_uses_the_imported_library(tmp_path: Path) -> None:
         {"line": "C-3", "net": "5.00 NOK", "gross": "5.60 NOK"},
         {"line": "Z-9 Gift card", "net": "50 NOK", "gross": "50 NOK"},
     ]
+
+
+def test_legacy_erp_reads_cp1252_and_posts_forms(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs
+
+    from fakeapi import FakeApi, Request
+
+    folder = copy_example("legacy_erp", tmp_path)
+    token = 'erp"tok\\en-' + "x" * 40  # ASCII: it travels in a header
+    (folder / "secrets.toml").write_text(f"ERP_TOKEN = {json.dumps(token)}\n", encoding="utf-8")
+    received: list[tuple[str, str, dict[str, list[str]]]] = []
+
+    def create(req: Request) -> tuple[int, dict[str, str], object]:
+        received.append((req.headers.get("content-type", ""), req.headers.get("authorization", ""),
+                         parse_qs(req.raw.decode("ascii"), strict_parsing=True)))
+        return 201, {}, {"id": f"C{len(received)}"}
+
+    with FakeApi() as api:
+        api.route("POST", r"^/customers$", create)
+        proc = cli("run", "customers_to_erp.flow", "--secrets", "secrets.toml", cwd=folder,
+                   env={"ERP_URL": api.url})
+    assert proc.status == 0, proc.stderr
+    assert [form for _, _, form in received] == [
+        {"number": ["10001"], "name": ["Müller & Söhne GmbH"], "city": ["Köln"], "balance": ["1234.50"]},
+        {"number": ["10002"], "name": ["Café Señor"], "city": ["Málaga"], "balance": ["-12.05"]},
+        {"number": ["10003"], "name": ["Ærø Smørrebrød A/S"], "city": ["Århus"], "balance": ["0.00"]},
+    ]
+    assert all(ct.startswith("application/x-www-form-urlencoded") for ct, _, _ in received)
+    assert all(auth == f"Bearer {token}" for _, auth, _ in received)
+    assert records(proc.stdout)[0] == {"number": "10001", "id": "C1",
+                                       "search": "/customers?name=M%C3%BCller%20%26%20S%C3%B6hne%20GmbH"}
+    assert token not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("flow", COVERED)
