@@ -261,6 +261,22 @@ end
     assert type(result.outputs[0]["b"]["amount"]) is Decimal
 
 
+def test_mariadb_json_columns_are_text_and_json_parse_keeps_decimals_exact(tmp_path: Path, mariadb: str) -> None:
+    """MariaDB's JSON is LONGTEXT with a check, and its drivers give it as text (docs/connectors.md)."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists docs")
+call db.execute("create table docs (id integer primary key, j json)")
+send {{id: 1, j: {{amount: 12345678901234567890.123456789, rate: 0.1}}}} to db.insert(table: "docs")
+call db.query("select j from docs") as rows
+for each r in rows
+  emit json_parse(r.j)
+end
+""")
+    assert result.ok, result.error
+    assert result.outputs == [{"amount": Decimal("12345678901234567890.123456789"), "rate": Decimal("0.1")}]
+
+
 def test_a_missing_driver_names_the_extra_to_install(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "mssql+nosuchdriver://x@127.0.0.1/db")\n'
                            'call db.execute("select 1")\n')
