@@ -292,3 +292,27 @@ def test_the_webhooks_example_under_serve(tmp_path: Path) -> None:
     assert [(r["order"], r["sku"], r["total"], r["delivery"]) for r in lines] == [
         (4711, "A-1", 19.9, "w-1"), (4711, "B-2", 100.1, "w-1"), (4712, "A-1", 19.9, "w-2"),
         (4712, "B-2", 100.1, "w-2")]
+
+
+def test_healthz_answers_503_while_the_inbox_cannot_be_written(tmp_path: Path) -> None:
+    import sqlite3
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "hook.flow").write_text('trigger webhook(verify: token(secret.T, header: "X-Token"))\nemit input\n')
+    with ServeProcess(folder, env={"T": NEW["token"]}) as serve:
+        status, _, health = serve.request("GET", "/healthz")
+        assert status == 200 and health["ok"] is True
+        inbox = next(folder.rglob("inbox.db"))
+        blocker = sqlite3.connect(inbox, isolation_level=None)
+        blocker.execute("begin exclusive")  # another process holds the inbox: no write can go through
+        try:
+            status, _, health = serve.request("GET", "/healthz")
+            assert status == 503 and health["ok"] is False
+            assert "the inbox cannot be written" in health["error"]
+        finally:
+            blocker.execute("rollback")
+            blocker.close()
+        # the writer outlived the requests that gave up on it: health and deliveries come back
+        wait_for(lambda: serve.request("GET", "/healthz")[0] == 200, what="healthz to recover")
+        assert serve.post("/hooks/hook", b'{"a": 1}', {"X-Token": NEW["token"]})[0] == 202

@@ -118,6 +118,11 @@ class Inbox:
                     self._queue.put(None)
                     break
                 batch.append(more)
+            # a caller that stopped waiting (a cancelled /healthz) gets nothing: its op is skipped, and a
+            # cancelled future can no longer make set_result fail in this thread (that killed the writer)
+            batch = [entry for entry in batch if entry[1].set_running_or_notify_cancel()]
+            if not batch:
+                continue
             results: list[Any] = []
             try:
                 db.execute("begin immediate")

@@ -137,12 +137,18 @@ async def hook(request: web.Request) -> web.Response:
     return answer(202, {"job": inbox_id})
 
 
+HEALTH_WAIT = 5.0  # seconds /healthz waits for a write round trip through the inbox
+
+
 async def healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        await asyncio.wait_for(asyncio.wrap_future(state.inbox.check_writable()), 5)
-    except (StoreError, TimeoutError) as e:
-        return answer(503, {"ok": False, "error": f"the inbox cannot be written: {e}"})
+        await asyncio.wait_for(asyncio.wrap_future(state.inbox.check_writable()), HEALTH_WAIT)
+    except StoreError as e:
+        return answer(503, {"ok": False, "error": str(e)})
+    except TimeoutError:
+        return answer(503, {"ok": False, "error": f"the inbox cannot be written: no write went through within "
+                                                   f"{HEALTH_WAIT:g}s (is another process holding it?)"})
     return answer(200, {"ok": True, "pending": state.runs.pending, "stopping": state.stopping})
 
 
