@@ -27,6 +27,22 @@ def test_wheel_holds_grammar_and_stdlib(wheel: Path) -> None:
     stdlib = [n for n in names if n.startswith("flowlang/_data/stdlib/") and n.endswith(".toml")]
     assert len(stdlib) == len(list((ROOT / "stdlib").glob("*.toml")))
     assert "flowlang/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "License-Expression: MIT" in text and "Classifier: Typing :: Typed" in text
+    assert "Provides-Extra: postgres" in text and "Provides-Extra: mysql" in text
+
+
+def test_sdist_holds_the_license(tmp_path: Path) -> None:
+    import tarfile
+
+    proc = subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with tarfile.open(next(tmp_path.glob("flowlang-*.tar.gz"))) as sdist:
+        names = sdist.getnames()
+    assert any(n.endswith("/LICENSE") for n in names), names
 
 
 def test_installed_wheel_reads_its_own_grammar(wheel: Path, tmp_path: Path) -> None:
