@@ -195,3 +195,43 @@ def test_key_and_mode_words_are_names_elsewhere(tmp_path: Path) -> None:
     checked = run_cli("check", str(wrong))
     assert checked.returncode == 2
     assert "goes with `once` or `if changed`" in checked.stderr
+
+
+def test_the_ledger_key_defaults_to_the_loops_trace_key(tmp_path: Path) -> None:
+    """Without `key EXPR` on the send, the key is the loop's trace key (`for each ... key EXPR`), else the
+    record's id (TESTING.md 3); in a nested loop, the innermost loop's."""
+    class Erp:
+        def __init__(self) -> None:
+            self.made: list[Any] = []
+
+        def create_order(self, order: Any) -> dict[str, Any]:
+            self.made.append(order)
+            return {"id": f"ERP-{len(self.made)}"}
+
+        def add_line(self, line: Any) -> dict[str, Any]:
+            self.made.append(line)
+            return {"ok": True}
+
+    flow = flowlang.compile('for each o in input key o.number\n  send o to erp.create_order once as created\n'
+                            '  for each l in o.lines key [o.number, l.sku]\n    send l to erp.add_line once\n  end\n'
+                            '  emit created.id\nend\n', name="erp.flow")
+    erp = Erp()
+    orders = [{"number": "SO-1", "lines": [{"sku": "A"}, {"sku": "B"}]}, {"number": "SO-2", "lines": [{"sku": "A"}]}]
+    first = flow.run(bindings={"erp": erp}, input=orders, state_dir=tmp_path)
+    assert first.ok, first.errors
+    assert first.outputs == ["ERP-1", "ERP-4"] and len(erp.made) == 5
+    again = flow.run(bindings={"erp": erp}, input=orders + [{"number": "SO-3", "lines": []}], state_dir=tmp_path)
+    assert again.ok, again.errors
+    assert again.outputs == ["ERP-1", "ERP-4", "ERP-6"] and len(erp.made) == 6
+    assert again.stats.skipped == 5
+    keys = sorted(e.key for e in flowlang_store_entries(tmp_path, "erp"))
+    assert keys == sorted(['["SO-1","A"]', '["SO-1","B"]', '["SO-2","A"]', "SO-1", "SO-2", "SO-3"])
+
+
+def flowlang_store_entries(folder: Path, flow: str) -> list[Any]:
+    from flowlang.runtime.store import Store
+    store = Store(folder)
+    try:
+        return store.ledger.entries(flow)
+    finally:
+        store.close()

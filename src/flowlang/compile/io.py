@@ -235,10 +235,13 @@ class IoCompiler(StatementCompiler):
         return Step.coroutine(send)
 
     def send_key(self, node: ast.Send) -> Eval:
-        """The record key of a ledger send: its `key EXPR`, else the outermost loop's record's id."""
+        """The record key of a ledger send (TESTING.md 3): its `key EXPR`, else the trace key of the loop
+        it is in (the innermost one: `for each ... key EXPR`, else its record's id)."""
         if node.key is not None:
             return self.expr(node.key)
-        loop = self.loop_stack[0] if self.loop_stack else None
+        loop = self.loop_stack[-1] if self.loop_stack else None
+        if loop is not None and loop.key is not None:
+            return loop.key
         if loop is None or len(loop.names_slots) != 1:
             return lambda f: None
         slot = loop.names_slots[0]
