@@ -220,7 +220,7 @@ def test_the_ledger_key_defaults_to_the_loops_trace_key(tmp_path: Path) -> None:
     first = flow.run(bindings={"erp": erp}, input=orders, state_dir=tmp_path)
     assert first.ok, first.errors
     assert first.outputs == ["ERP-1", "ERP-4"] and len(erp.made) == 5
-    again = flow.run(bindings={"erp": erp}, input=orders + [{"number": "SO-3", "lines": []}], state_dir=tmp_path)
+    again = flow.run(bindings={"erp": erp}, input=[*orders, {"number": "SO-3", "lines": []}], state_dir=tmp_path)
     assert again.ok, again.errors
     assert again.outputs == ["ERP-1", "ERP-4", "ERP-6"] and len(erp.made) == 6
     assert again.stats.skipped == 5
