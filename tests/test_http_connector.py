@@ -65,6 +65,19 @@ lookup api.get('/customers/{id}/x', id: "x y") as two
         assert paths == ["/customers/a%2Fb%3Fc%23d", "/customers/x%20y/x"]
 
 
+@pytest.mark.parametrize("value", [".", ".."])
+def test_dot_segments_are_encoded_not_followed(value: str) -> None:
+    with FakeApi({"customers": []}) as api:
+        run(f"""
+use api = http(base_url: env.API)
+let cid = "{value}"
+lookup api.get("/customers/{{cid}}/orders") as one
+lookup api.get('/customers/{{id}}/orders', id: "{value}") as two
+""", api)
+        encoded = "%2E" * len(value)
+        assert [r.path for r in api.requests] == [f"/customers/{encoded}/orders"] * 2
+
+
 def test_unknown_template_argument_is_an_error() -> None:
     with FakeApi() as api:
         result = run('use api = http(base_url: env.API)\ncall api.get("/x", idd: 1)', api)

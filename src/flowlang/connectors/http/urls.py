@@ -16,10 +16,14 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def segment(value: Any) -> str:
-    """A value as one path segment: '/', '?', '#' and the rest are percent-encoded."""
+    """A value as one path segment: '/', '?', '#' and the rest are percent-encoded, and `.` and `..`
+    (which a server or proxy would take as "this" or "the parent" folder) are sent as %2E and %2E%2E."""
     if isinstance(value, Secret):
         value = value.reveal()
-    return quote(to_text(value), safe="")
+    text = to_text(value)
+    if text in (".", ".."):
+        return "%2E" * len(text)
+    return quote(text, safe="")
 
 
 def placeholders(template: str) -> list[str]:
