@@ -114,6 +114,41 @@ emit "done"
         assert result.stats.sent == 5
 
 
+def test_a_batch_result_that_is_not_clearly_ok_fails_its_record(folder: Path) -> None:
+    answers: dict[str, Any] = {"A": {"ok": True}, "B": {"ok": 0}, "C": {"ok": "false"}, "D": {"ok": None},
+                               "E": {"id": 5}, "F": {"ok": "true"}, "G": None, "H": {"ok": 1}}
+    with FakeApi() as api:
+        api.route("POST", "/t/items/batch", lambda req: (200, {}, {"results": [answers[i["sku"]]
+                                                                              for i in req.body["items"]]}))
+        result = run(folder, """
+use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")
+for each s in ["A", "B", "C", "D", "E", "F", "G", "H"]
+  send {sku: s} to shop.create_items batch 3
+end
+""", api)
+        assert result.status == "partial"
+        assert result.stats.sent == 1
+        failed = {e.record: e.message for e in result.errors}
+        assert sorted(failed) == ["B", "C", "D", "E", "F", "G", "H"]
+        assert "ok: 0" in failed["B"] and "ok: \"false\"" in failed["C"] and "no ok field" in failed["E"]
+
+
+def test_a_batch_without_an_ok_field_fails_only_results_with_an_error(folder: Path) -> None:
+    (folder / "connectors" / "shop.toml").write_text(SHOP.replace('ok = "ok", ', 'ok = "", '))
+    with FakeApi() as api:
+        api.route("POST", "/t/items/batch", lambda req: (200, {}, {"results": [
+            {"id": 1}, {"id": None, "error": "duplicate sku"}, None]}))
+        result = run(folder, """
+use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")
+for each s in ["A", "B", "C"]
+  send {sku: s} to shop.create_items batch 3
+end
+""", api)
+        assert result.stats.sent == 1
+        assert {e.record: e.message for e in result.errors} == {
+            "B": "duplicate sku", "C": "the API's result for this record is null"}
+
+
 def test_batch_larger_than_max_is_a_check_error(folder: Path) -> None:
     (folder / "main.flow").write_text('use shop = shop(tenant: "t", key: "k")\nfor each s in [1]\n'
                                       "  send {sku: s} to shop.create_items batch 50\nend\n")

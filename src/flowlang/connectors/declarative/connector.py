@@ -15,6 +15,7 @@ from flowlang.connectors.http.spec import HTTP_CONFIG, http_settings
 from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
+from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import Secret, Value, to_text, type_name
 
 READS = ("GET", "HEAD")
@@ -131,6 +132,27 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
     return spec
 
 
+def batch_refusal(result: Any, ok: str, error: str) -> str | None:
+    """Why one record's result in a batch answer is not clearly ok, or None when it is. With an `ok`
+    field name (the default "ok") only `true` there is ok: 0, "false", "true", null or a missing field
+    fail the record. With `ok = ""` (results carry no flag) a result is ok unless it is null or false
+    or holds a non-null `error` field."""
+    message = result.get(error) if isinstance(result, dict) else None
+    if message is not None and (not ok or result.get(ok) is not True):
+        return to_text(message)
+    if result is None or result is False:
+        return f"the API's result for this record is {dumps(result)}"
+    if not ok:
+        return None
+    if not isinstance(result, dict):
+        return f"the API's result for this record is {type_name(result)}, not an object with an {ok!r} field"
+    if ok not in result:
+        return f"the API's result for this record has no {ok} field (it is ok only when {ok}: true)"
+    if result[ok] is not True:
+        return f"the API did not accept the record ({ok}: {dumps(result[ok])}, not true)"
+    return None
+
+
 class DeclarativeConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, model: ConnectorFile, client: HttpClient) -> None:
         super().__init__(name, spec)
@@ -217,13 +239,8 @@ class DeclarativeConnection(Connection):
                 outcomes.extend(SendOutcome(False, error=message) for _ in chunk)
                 continue
             for result in results:
-                ok = result.get(batch.ok, True) if isinstance(result, dict) else True
-                if ok is False:
-                    error = result.get(batch.error) if isinstance(result, dict) else None
-                    outcomes.append(SendOutcome(False, result, to_text(error) if error is not None else
-                                                "the API refused the record"))
-                else:
-                    outcomes.append(SendOutcome(True, result))
+                refused = batch_refusal(result, batch.ok, batch.error)
+                outcomes.append(SendOutcome(True, result) if refused is None else SendOutcome(False, result, refused))
         return outcomes
 
     async def close(self) -> None:
