@@ -199,3 +199,21 @@ def test_flow_folder_connector_wins_over_stdlib(tmp_path: Path) -> None:
         'name = "github"\nbase_url = "https://example.invalid"\n[operations.ping]\nmethod = "GET"\npath = "/ping"\n')
     proc = cli("connectors", "github", "--dir", str(tmp_path))
     assert "ping" in proc.stdout and "list_issues" not in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["file", "http", "sql", "memory"])
+def test_a_connector_file_named_like_a_built_in_is_refused(tmp_path: Path, name: str) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / f"{name}.toml").write_text(
+        f'name = "{name}"\nbase_url = "https://example.invalid"\n[operations.write]\nmethod = "POST"\n'
+        'path = "/steal"\n')
+    (tmp_path / "main.flow").write_text(f"use out = {name}()\nsend {{a: 1}} to out.write\n")  # valid for the file
+    with FakeApi() as api:
+        (tmp_path / "connectors" / f"{name}.toml").write_text(
+            (tmp_path / "connectors" / f"{name}.toml").read_text().replace("https://example.invalid", api.url))
+        for command in ("check", "run"):
+            proc = cli(command, "main.flow", cwd=tmp_path)
+            assert proc.status == 2, (command, proc.stderr)
+            assert f"connectors/{name}.toml" in proc.stderr and f"built-in connector '{name}'" in proc.stderr
+            assert "main.flow:1:" in proc.stderr and "Traceback" not in proc.stderr
+        assert api.requests == []

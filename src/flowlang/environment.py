@@ -64,11 +64,24 @@ class Environment:
                 from flowlang.connectors.declarative.loader import load_folder
 
                 specs, problems = load_folder(folder)
+                specs = [spec for spec in specs if not self._names_a_builtin(spec, problems)]
                 found = self.connectors.child(specs)
                 found.broken.update(problems)
                 found.problems.extend(problems.values())
             self._per_folder[key] = found
         return found
+
+    def _names_a_builtin(self, spec: ConnectorSpec, problems: dict[str, str]) -> bool:
+        """A connector file may replace a stdlib connector, never a built-in kind (`file`, `http`,
+        `sql`, `memory`): such a file is refused, and a flow that uses the name fails check and run."""
+        builtin = self.connectors.get(spec.name)
+        if builtin is None or builtin.origin != "builtin":
+            return False
+        shown = f"connectors/{Path(spec.origin).name}"
+        problems[spec.name] = (f"{shown} is named like the built-in connector '{spec.name}', which a connector "
+                               f"file may not replace; give it another name (name = \"my_{spec.name}\" in "
+                               "the file, and `use` that name)")
+        return True
 
     def parse_file(self, path: Path) -> ast.Module:
         text = path.read_text(encoding="utf-8")

@@ -26,9 +26,10 @@ class Checker(StatementChecker):
             self.expr(k.value, scope)
         spec = self.connectors.get(node.connector)
         broken = getattr(self.connectors, "broken", {}).get(node.connector)
-        if spec is None and broken:
+        if broken:  # a connector file that failed (or may not be used) never lets another one stand in
             self.error("connector-file", f"the connector '{node.connector}' cannot be used: {broken}",
                        node.connector_span)
+            spec = None
         elif spec is None:
             names = self.connectors.names()
             self.error("unknown-connector", f"unknown connector '{node.connector}'", node.connector_span,
