@@ -217,3 +217,55 @@ def test_a_connector_file_named_like_a_built_in_is_refused(tmp_path: Path, name:
             assert f"connectors/{name}.toml" in proc.stderr and f"built-in connector '{name}'" in proc.stderr
             assert "main.flow:1:" in proc.stderr and "Traceback" not in proc.stderr
         assert api.requests == []
+
+
+def test_a_list_operation_whose_answer_is_an_error_object_fails(folder: Path) -> None:
+    (folder / "connectors" / "shop.toml").write_text(SHOP + """
+[operations.list_tags]
+method = "GET"
+path = "/tags"
+
+[operations.list_colours]
+method = "GET"
+path = "/colours"
+records = "data"
+""")
+    with FakeApi() as api:
+        error = {"error": "quota exceeded", "retry": True}
+        for route in ("/t/tags", "/t/colours", "/t/items"):
+            api.route("GET", route, lambda req: (200, {}, error))
+        for op in ("list_tags", "list_colours", "list_items"):
+            result = run(folder, f"""
+use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")
+call shop.{op}() as tags
+for each t in tags
+  send t to shop.create_item
+end
+""", api)
+            assert result.status == "failed", op
+            assert result.error is not None and f"{api.url}/t/" in result.error.message
+            assert '"error":"quota exceeded"' in result.error.message
+            assert api.count("POST", "/t/items") == 0
+        api.state.routes.clear()
+        api.route("GET", "/t/tags", lambda req: (200, {}, ["red"]))
+        api.route("GET", "/t/colours", lambda req: (200, {}, {"data": None}))
+        result = run(folder, 'use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")\n'
+                     "call shop.list_tags() as a\ncall shop.list_colours() as b\nemit [list(a), list(b)]\n", api)
+        assert result.outputs == [[["red"], []]], result.error
+
+
+def test_the_page_cap_is_set_by_the_connector_file_and_raised_by_the_flow(folder: Path) -> None:
+    (folder / "connectors" / "shop.toml").write_text(SHOP.replace(
+        'pagination = { style = "offset", size = 2, records = "items" }',
+        'pagination = { style = "offset", size = 2, records = "items", max_pages = 2 }'))
+    with FakeApi() as api:
+        items = [{"id": i} for i in range(1, 9)]
+        api.route("GET", "/t/items", lambda req: (200, {}, {"items": items[int(req.query["offset"]):][:2]}))
+        flow = 'use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")\ncall shop.list_items({}) as s\n' \
+               "emit len(list(s))\n"
+        capped = run(folder, flow.format(""), api)
+        assert capped.error is not None and "more than 2 pages" in capped.error.message
+        raised = run(folder, flow.format("max_pages: 10"), api)
+        assert raised.outputs == [8], raised.error
+    (folder / "main.flow").write_text(flow.format("max_pagez: 10"))
+    assert cli("check", "main.flow", cwd=folder).status == 2

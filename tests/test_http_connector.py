@@ -103,6 +103,51 @@ def test_pagination_styles(style: str, pages: str, requests: int) -> None:
         assert api.count("GET", "/orders") == requests
 
 
+RUNAWAY = {
+    # the last page again and again, whatever page is asked for
+    "page": ('{style: "page", size: 2, records: "data", has_more: "more"}',
+             lambda req: {"data": [{"id": min(int(req.query["page"]), 3)}, {"id": -min(int(req.query["page"]), 3)}],
+                          "more": True},
+             "holds the same records as page 3"),
+    "cursor": ('{style: "cursor", cursor: "next", records: "data"}',
+               lambda req: {"data": [{"id": req.query.get("cursor", "start")}], "next": "c7"}, "the cursor 'c7' twice"),
+    "next_url": ('{style: "next_url", next: "next", records: "data"}',
+                 lambda req: {"data": [{"id": req.query.get("p", "0")}], "next": "/orders?p=9"},
+                 "as the next page again"),
+}
+
+
+@pytest.mark.parametrize("style", RUNAWAY)
+def test_runaway_pagination_stops_with_an_error(style: str) -> None:
+    pages, answer, message = RUNAWAY[style]
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: (200, {}, answer(req)))
+        api.route("POST", "/copies", lambda req: (201, {}, req.body))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/orders", pages: {pages}) as s\n'
+                     "for each o in s\n  send o to api.post(\"/copies\")\nend\n", api)
+        assert result.status == "failed" and result.error is not None
+        assert message in result.error.message and "pagination stops here" in result.error.message
+        assert api.count("GET", "/orders") <= 5
+        copies = [r.body["id"] for r in api.requests if r.path == "/copies"]
+        assert len(copies) == len({str(c) for c in copies})  # counted at the receiver: no duplicate sent
+
+
+def test_the_page_cap_defaults_to_10000_and_a_flow_can_set_it() -> None:
+    from flowlang.connectors.http.pagination import page_spec
+
+    assert page_spec({"style": "page"}).max_pages == 10_000
+    assert page_spec({"style": "page", "max_pages": 50_000}).max_pages == 50_000
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: (200, {}, {"data": [{"id": int(req.query["page"])}], "more": True}))
+        result = run('use api = http(base_url: env.API)\n'
+                     'call api.get("/orders", pages: {style: "page", records: "data", has_more: "more", max_pages: 4})'
+                     " as s\nfor each o in s\n  emit o.id\nend\n", api)
+        assert result.outputs == [1, 2, 3, 4]
+        assert result.error is not None and "more than 4 pages" in result.error.message
+        assert "max_pages" in result.error.message
+        assert api.count("GET", "/orders") == 4
+
+
 def test_pages_are_fetched_lazily() -> None:
     with FakeApi() as api:
         api.route("GET", "/orders", lambda req: paged(ORDERS, req, "page", api.url))

@@ -29,7 +29,8 @@ def operation_spec(name: str, op: OperationModel) -> OperationSpec:
     return OperationSpec(
         name=name, description=op.description, params=(),
         required=(*holes, *op.required) if reads else tuple(op.required),
-        keywords=frozenset(holes) | frozenset(op.query) | frozenset(CALL_KEYS),
+        keywords=frozenset(holes) | frozenset(op.query) | frozenset(CALL_KEYS)
+        | (frozenset({"max_pages"}) if op.pagination is not None else frozenset()),
         changes_data=not reads and not op.safe, takes_batch=op.batch is not None,
         max_batch=op.batch.max if op.batch else None, returns_stream=op.pagination is not None,
         method=op.method, path=op.path,
@@ -187,7 +188,10 @@ class DeclarativeConnection(Connection):
         model = self.operation(op)
         url, headers = self.request_parts(model, kwargs)
         if model.pagination is not None:
-            spec = page_spec(model.pagination.model_dump(exclude_none=True))
+            pagination = model.pagination.model_dump(exclude_none=True)
+            if kwargs.get("max_pages") is not None:  # the flow raises (or lowers) the connector's page cap
+                pagination["max_pages"] = kwargs["max_pages"]
+            spec = page_spec(pagination)
             return Paginator(self.client, model.method, url, None, headers, spec).stream(f"{self.name}.{op}()")
         body = kwargs.get("body")
         if body is not None and model.envelope:
@@ -195,9 +199,12 @@ class DeclarativeConnection(Connection):
         answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=model.method not in READS and not model.safe,
                                            form=self.form(model))
-        if model.records:
-            return records_of(answer.value, model.records, url)
-        return path_get(answer.value, model.result) if model.result else answer.value
+        value = path_get(answer.value, model.result) if model.result else answer.value
+        if answer.response is not None and (model.records or op.startswith("list_")):
+            # a list operation answers a list (or a list at `records`): an error object is not records
+            return records_of(answer.value if model.records else value, model.records,
+                              self.client.services.mask(url), self.client.services.mask)
+        return value
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         model = self.operation(op)

@@ -69,6 +69,7 @@ class PaginationModel(Strict):
     cursor_field: str | None = None
     next: str | None = None
     has_more: str | None = None
+    max_pages: PositiveInt | None = None  # the page cap (default 10,000)
 
     @model_validator(mode="after")
     def style_keys(self) -> PaginationModel:

@@ -3,8 +3,9 @@ fetched when the loop needs them, so memory does not grow with the number of rec
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urljoin
@@ -13,10 +14,14 @@ from flowlang.connectors.http.client import HttpClient
 from flowlang.connectors.http.urls import host_of, query_names, with_query
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
+from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.masking import cut, mask_value
 from flowlang.runtime.operators import OperatorError, as_int
 from flowlang.runtime.values import RecordStream, to_text, truthy, type_name
 
 STYLES = ("page", "offset", "cursor", "link", "next_url")
+MAX_PAGES = 10_000  # the default page cap of one list request; `max_pages` raises it
+SNIPPET = 300  # characters of an answer shown in an error
 LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?next"?', re.IGNORECASE)
 
 
@@ -39,7 +44,7 @@ class PageSpec:
     cursor_field: str | None = None  # the next cursor is this field of the page's last record (Stripe)
     next: str | None = None
     has_more: str | None = None
-    max_pages: int = 1_000_000
+    max_pages: int = MAX_PAGES
 
 
 PAGE_KEYS = tuple(f.name for f in fields(PageSpec))
@@ -80,18 +85,36 @@ def page_spec(value: Any) -> PageSpec:
     return PageSpec(**args)
 
 
-def records_of(body: Any, path: str | None, url: str) -> list[Any]:
-    """The record list of one page."""
-    found = path_get(body, path) if path else body
-    if found is None:
+def records_of(body: Any, path: str | None, url: str, mask: Callable[[str], str] = str) -> list[Any]:
+    """The record list of one answer (a page, or the answer of a list operation): the body, or the
+    list at the dotted `records` path. Anything else (an error object in a 200 answer, a path the
+    answer does not have) is an error with the URL and the start of the answer, never records made
+    of an object's keys or an empty list that hides the answer."""
+    if body is None or body == "":
         return []
+    found = path_get(body, path) if path else body
     if isinstance(found, list):
         return found
-    if isinstance(found, dict) and not path:
-        keys = ", ".join(list(found)[:8])
-        raise FlowRuntimeError(f"the answer of {url} is an object, not a list: say where its records are with "
-                               f"records: (its fields: {keys})", "data")
-    raise FlowRuntimeError(f"records: {path!r} of the answer of {url} is {type_name(found)}, not a list", "data")
+    if found is None and path and has_path(body, path):
+        return []  # the path is there and null: no records
+    shown = cut(dumps(mask_value(body, mask)), SNIPPET, mask)
+    if not path:
+        hint = (f"; if its records are in a field, say where with records: (its fields: "
+                f"{', '.join(list(found)[:8])})") if isinstance(found, dict) else ""
+        raise FlowRuntimeError(f"the answer of {url} is {type_name(found)}, not a list of records{hint}: {shown}",
+                               "data")
+    if found is None:
+        raise FlowRuntimeError(f"the answer of {url} has no {path!r} (records:), so it holds no list of records: "
+                               f"{shown}", "data")
+    raise FlowRuntimeError(f"records: {path!r} of the answer of {url} is {type_name(found)}, not a list: {shown}",
+                           "data")
+
+
+def has_path(value: Any, path: str) -> bool:
+    """Whether a dotted path names a field that is there (even if null)."""
+    *parents, last = path.split(".")
+    holder = path_get(value, ".".join(parents)) if parents else value
+    return type(holder) is dict and last in holder
 
 
 class Paginator:
@@ -131,11 +154,19 @@ class Paginator:
         pager = {"page": self._numbered, "offset": self._offset, "cursor": self._cursor, "link": self._link,
                  "next_url": self._next_url}[spec.style]
         count = 0
+        seen: dict[bytes, int] = {}  # digest of a page's records -> its number
         async for page in pager():
             count += 1
+            if page:
+                digest = hashlib.blake2b(dumps(page).encode(), digest_size=16).digest()
+                first = seen.setdefault(digest, count)
+                if first != count:
+                    raise FlowRuntimeError(f"{self.shown()}: page {count} holds the same records as page {first}; "
+                                           "the API repeats a page, so pagination stops here", "data")
             yield page
             if count >= spec.max_pages:
-                raise FlowRuntimeError(f"{self.shown()} gave more than {spec.max_pages} pages (max_pages)", "limit")
+                raise FlowRuntimeError(f"{self.shown()} gave more than {spec.max_pages} pages; stopping (raise the "
+                                       "cap with max_pages: in pages: or the connector's pagination)", "limit")
 
     def _sized(self, query: dict[str, Any], default_param: str) -> dict[str, Any]:
         if self.size is not None and not self.size_given:
@@ -160,7 +191,7 @@ class Paginator:
         while True:
             query = self._sized({**self.query, self.spec.page_param: page}, "per_page")
             body, _ = await self.fetch(with_query(self.url, query))
-            records = records_of(body, self.spec.records, self.shown())
+            records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             yield records
             total = path_get(body, self.spec.total_pages) if self.spec.total_pages else None
             if self._short(records, body) or (isinstance(total, int) and page >= total):
@@ -172,7 +203,7 @@ class Paginator:
         while True:
             query = self._sized({**self.query, self.spec.offset_param: offset}, self.spec.limit_param)
             body, _ = await self.fetch(with_query(self.url, query))
-            records = records_of(body, self.spec.records, self.shown())
+            records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             yield records
             total = path_get(body, self.spec.total) if self.spec.total else None
             offset += self.size if self.size is not None else len(records)
@@ -187,7 +218,7 @@ class Paginator:
             if cursor not in (None, ""):
                 query[self.spec.cursor_param] = cursor
             body, _ = await self.fetch(with_query(self.url, query))
-            records = records_of(body, self.spec.records, self.shown())
+            records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             yield records
             if self.spec.cursor_field:
                 cursor = path_get(records[-1], self.spec.cursor_field) if records else None
@@ -197,7 +228,8 @@ class Paginator:
                 return
             key = to_text(cursor)
             if key in seen:
-                raise FlowRuntimeError(f"{self.shown()} gave the cursor {key!r} twice; stopping", "data")
+                raise FlowRuntimeError(f"{self.shown()} gave the cursor {key!r} twice; the API repeats a "
+                                       "cursor, so pagination stops here", "data")
             seen.add(key)
 
     async def _follow(self, first: str, next_of: Any) -> AsyncIterator[list[Any]]:
@@ -206,7 +238,7 @@ class Paginator:
         origin = host_of(first)
         while True:
             body, headers = await self.fetch(url)
-            yield records_of(body, self.spec.records, self.shown())
+            yield records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             nxt = next_of(body, headers)
             if not nxt or self._more(body) is False:
                 return
@@ -217,7 +249,8 @@ class Paginator:
                 raise FlowRuntimeError(f"the next page of {self.shown()} is on another host ({host_of(nxt)}); "
                                        "not following it with this connection's credentials", "data")
             if nxt in seen:
-                raise FlowRuntimeError(f"{self.shown()} links to a page it already gave; stopping", "data")
+                raise FlowRuntimeError(f"{self.shown()} gives {self.client.services.mask(nxt)} as the next page "
+                                       "again; the API repeats a next URL, so pagination stops here", "data")
             seen.add(nxt)
             url = nxt
 
