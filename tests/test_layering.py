@@ -26,6 +26,8 @@ ALLOWED = {
     "botocore": ("connectors",),
     "keyring": ("connectors",),
     "dotenv": ("connectors",),
+    "pygls": ("lsp",),
+    "lsprotocol": ("lsp",),
 }
 
 
@@ -42,11 +44,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("environment", "project", "openapi"),
     ("alerts",),
     ("check",),
-    ("compile",),
+    ("compile", "picture"),
     ("runner",),
     ("api",),
     ("__init__",),  # flowlang/__init__.py: the embedding API's front door
-    ("testing", "serve"),  # record/replay, the pytest plugin, serve: they run flows through the API
+    ("testing", "serve", "lsp"),  # record/replay, the pytest plugin, serve, the language server: above the API
     ("cli",),
     ("repl",),
     ("cli.main",),

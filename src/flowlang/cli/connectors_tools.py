@@ -38,8 +38,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def rewrite(argv: list[str]) -> list[str]:
-    """`connectors import ...` -> `connectors-import ...` (argparse cannot mix a NAME with subcommands)."""
-    if len(argv) >= 2 and argv[0] == "connectors" and argv[1] in ("import", "verify"):
+    """`connectors import ...` -> `connectors-import ...`, also verify and schema (argparse cannot mix a NAME
+    with subcommands)."""
+    if len(argv) >= 2 and argv[0] == "connectors" and argv[1] in ("import", "verify", "schema"):
         return [f"connectors-{argv[1]}", *argv[2:]]
     return argv
 

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(retry)
 
     conns = sub.add_parser("connectors", help="list connectors, or show one's configuration and operations; "
-                           "connectors import SPEC --name NAME, connectors verify NAME --spec SPEC")
+                           "connectors import SPEC --name NAME, connectors verify NAME --spec SPEC, connectors schema")
     conns.add_argument("name", nargs="?")
     conns.add_argument("--dir", default=".", help="a flow folder whose connectors/ to include (default: .)")
     common(conns)
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from flowlang.cli.serve_commands import add_parsers
 
     add_parsers(sub, common)
+    from flowlang.cli.editor_commands import add_parsers as add_editor_parsers
+
+    add_editor_parsers(sub, common)
 
     repl = sub.add_parser("repl", help="an interactive session (reads statements from stdin when piped)")
     repl.add_argument("file", nargs="?")
@@ -139,6 +142,7 @@ def commands() -> dict[str, Command]:
     """Each subcommand's function, imported when a command runs (`--help` stays fast)."""
     from flowlang.cli import commands as c
     from flowlang.cli import secrets_command, serve_commands
+    from flowlang.cli.editor_commands import COMMANDS as EDITOR_COMMANDS
     from flowlang.cli.store_commands import COMMANDS
 
     def repl(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -146,7 +150,7 @@ def commands() -> dict[str, Command]:
 
         return int(repl_main(args, terminal))
 
-    return {**COMMANDS, "run": c.cmd_run, "check": c.cmd_check, "retry": c.cmd_retry,
+    return {**COMMANDS, **EDITOR_COMMANDS, "run": c.cmd_run, "check": c.cmd_check, "retry": c.cmd_retry,
             "connectors": c.cmd_connectors, "repl": repl, "fmt": c.cmd_fmt,
             "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
             "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox,

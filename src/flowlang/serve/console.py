@@ -22,12 +22,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from flowlang.errors import FlowError
+from flowlang.picture import svg, trigger_text
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.store import Store, StoredError
 from flowlang.runtime.values import format_datetime
 from flowlang.serve.flows import ServedFlow
-from flowlang.serve.picture import svg, trigger_text
 from flowlang.serve.server import STATE, ServeState
 
 COOKIE = "flowlang_console"

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, WithJsonSchema, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+# what the before-validators below accept, for the JSON Schema (`flowlang connectors schema`)
+METHOD_SCHEMA = WithJsonSchema({"enum": [m for u in get_args(METHODS) for m in (u, u.lower())]})
+QUERY_SCHEMA = WithJsonSchema({"anyOf": [{"type": "object", "additionalProperties": {"type": "string"}},
+                                         {"type": "array", "items": {"type": "string"}}],
+                               "description": "argument name -> query parameter name, or a list of names"})
 
 
 class Strict(BaseModel):
@@ -90,10 +95,10 @@ class BatchModel(Strict):
 
 
 class OperationModel(Strict):
-    method: METHODS
+    method: Annotated[METHODS, METHOD_SCHEMA]
     path: str
     description: str = ""
-    query: dict[str, str] = Field(default_factory=dict)  # argument name -> query parameter name
+    query: Annotated[dict[str, str], QUERY_SCHEMA] = Field(default_factory=dict)  # argument -> query parameter
     headers: dict[str, str] = Field(default_factory=dict)
     pagination: PaginationModel | None = None
     batch: BatchModel | None = None
