@@ -28,6 +28,7 @@ ALLOWED = {
     "dotenv": ("connectors",),
     "pygls": ("lsp",),
     "lsprotocol": ("lsp",),
+    "shtab": ("cli",),
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 import traceback
 from pathlib import Path
 
-from flowlang.api import Flow, load
+from flowlang.api import Flow, compile, load
 from flowlang.cli.after_run import after_run
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import parse_params, read_input, read_secrets
@@ -14,7 +14,7 @@ from flowlang.cli.progress import estimate, progress_display
 from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
-from flowlang.errors import FlowError, ScriptError
+from flowlang.errors import FlowError, UsageError
 from flowlang.project import Project, load_project
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.status import ExitStatus, exit_status
@@ -39,8 +39,17 @@ def project_for(args: argparse.Namespace, flow: Flow) -> Project:
     return load_project(getattr(args, "config", None), flow.base_dir)
 
 
+def load_flow(file: str, terminal: Terminal) -> Flow:
+    """The flow FILE names; `-` reads it from stdin (it runs as if in the working folder)."""
+    if file == "-":
+        return compile(terminal.read_stdin(), name="<stdin>", bindings=())
+    return load(file)
+
+
 def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
-    flow = load(args.file)
+    if args.file == "-" and args.input == "-":
+        raise UsageError("the flow and --input cannot both come from stdin (-)")
+    flow = load_flow(args.file, terminal)
     project = project_for(args, flow)
     params = parse_params(args.param)
     payload = read_input(args.input, terminal.stdin)
@@ -102,21 +111,9 @@ def show_estimate(terminal: Terminal, flow: Flow, state_dir: str | None) -> None
 
 
 def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
-    env = Environment()
-    failed = 0
-    for file in args.files:
-        try:
-            flow = load(file, environment=env)
-        except ScriptError as e:
-            failed += 1
-            terminal.message(e.render())
-            continue
-        terminal.message(f"{file}: ok ({flow.name})", "green")
-    if failed:
-        terminal.error(f"{failed} of {len(args.files)} file{'s' if len(args.files) != 1 else ''} "
-                       "have errors")
-        return int(ExitStatus.INVALID)
-    return int(ExitStatus.OK)
+    from flowlang.cli.check_command import cmd_check as check
+
+    return check(args, terminal)
 
 
 def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -168,11 +165,23 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.cli.options import flow_paths
     from flowlang.environment import display_name
     from flowlang.syntax.format import format_text
 
+    paths = flow_paths(args.files)
+    if "-" in paths:  # stdin to stdout, like ruff format -
+        if len(paths) > 1:
+            raise UsageError("fmt - (stdin to stdout) takes no other files")
+        text = terminal.read_stdin()
+        formatted = format_text(text, "<stdin>")
+        if args.check:
+            return int(ExitStatus.FAILED if formatted != text else ExitStatus.OK)
+        terminal.stdout.write(formatted)
+        terminal.stdout.flush()
+        return int(ExitStatus.OK)
     changed = 0
-    for name in args.files:
+    for name in paths:
         path = Path(name)
         try:
             text = path.read_text(encoding="utf-8")
@@ -188,7 +197,7 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
         else:
             path.write_text(formatted, encoding="utf-8")
             terminal.message(f"reformatted {name}")
-    unchanged = len(args.files) - changed
+    unchanged = len(paths) - changed
     verb = "would be reformatted" if args.check else "reformatted"
     terminal.message(f"{changed} {verb}, {unchanged} already formatted")
     return int(ExitStatus.FAILED if args.check and changed else ExitStatus.OK)

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -21,24 +21,48 @@ from flowlang.runtime.masking import Masker
 from flowlang.runtime.run import current_flow, current_job_id
 
 
+def wants_color(mode: str, is_tty: bool, environ: Mapping[str, str]) -> bool:
+    """Colour on stderr: --color always/never wins; else a non-empty NO_COLOR turns it off
+    (no-color.org), a non-empty FORCE_COLOR turns it on, and otherwise a terminal has it."""
+    if mode in ("always", "never"):
+        return mode == "always"
+    if environ.get("NO_COLOR"):
+        return False
+    if environ.get("FORCE_COLOR"):
+        return True
+    return is_tty
+
+
 class Terminal:
     """stdin for input (`--input -`, piped REPL statements), stdout for records, stderr for people
-    (and, when not a terminal, for log collectors)."""
+    (and, when not a terminal, for log collectors).
+
+    `rich` says stderr is a person's terminal (live progress, tables, text logs); `color` whether
+    stderr gets colour (NO_COLOR, FORCE_COLOR, --color)."""
 
     def __init__(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
                  color: bool | None = None, stdin: IO[str] | None = None) -> None:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
-        is_tty = hasattr(self.stderr, "isatty") and self.stderr.isatty()
-        self.rich = is_tty if color is None else color
-        self.err = Console(file=self.stderr, force_terminal=self.rich, no_color=not self.rich,
-                           highlight=False, soft_wrap=True)
+        self.is_tty = hasattr(self.stderr, "isatty") and self.stderr.isatty()
+        self.rich = self.is_tty if color is None else color
+        self.color = wants_color("auto", self.rich, os.environ) if color is None else color
+        self.err = self._console()
         self.masker = Masker()
         self.json_lines = False  # set by setup_logging: every stderr line is then a JSON object
         self.context: dict[str, Any] = {"flow": None, "job_id": None}  # what JSON lines carry
         self.closed = False  # stdout went away (`| head`)
         self.on_closed: Callable[[], None] | None = None  # a run stops when its stdout goes away
+
+    def _console(self) -> Console:
+        return Console(file=self.stderr, force_terminal=True if self.color else None, no_color=not self.color,
+                       highlight=False, soft_wrap=True)
+
+    def use_color(self, mode: str) -> None:
+        """Apply --color auto|always|never (and NO_COLOR / FORCE_COLOR for auto)."""
+        self.color = wants_color(mode, self.rich, os.environ)
+        self.err = self._console()
 
     # ---- stdin -------------------------------------------------------------------------------
     def stdin_is_terminal(self) -> bool:
@@ -90,7 +114,7 @@ class Terminal:
             level = "error" if style and "red" in style else ("warning" if style == "yellow" else "info")
             self.json_line(level, text)
             return
-        if self.rich:
+        if self.color:
             self.err.print(Text(text, style=style or ""))
         else:
             self.stderr.write(text + "\n")

@@ -22,15 +22,20 @@ Command = Callable[[argparse.Namespace, Terminal], int]
 
 def build_parser() -> argparse.ArgumentParser:
     from flowlang import __version__
+    from flowlang.cli.argparser import Parser, add_completion_parser, add_examples
 
-    parser = argparse.ArgumentParser(prog="flowlang", description="Run, check and explore .flow scripts.")
+    parser = Parser(prog="flowlang", description="Run, check and explore .flow scripts.")
     parser.add_argument("--version", action="version", version=f"flowlang {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub: argparse._SubParsersAction[argparse.ArgumentParser]
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # type: ignore[assignment]
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
         p.add_argument("--log-format", choices=("auto", "text", "json"), default="auto",
                        help="stderr logs as text or JSON lines (auto: JSON when stderr is not a terminal)")
+        p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                       help="colour on stderr (auto: on a terminal, unless NO_COLOR is set; FORCE_COLOR "
+                       "forces it)")
 
     def running(p: argparse.ArgumentParser) -> None:
         p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -42,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "flow): secret providers and alerts")
 
     run = sub.add_parser("run", help="run a flow: records on stdout, logs and summary on stderr")
-    run.add_argument("file")
+    run.add_argument("file", help="the flow file, or - to read it from stdin")
     running(run)
     run.add_argument("--input", metavar="FILE", help="the input payload: a JSON or .jsonl file, or - for stdin")
     run.add_argument("--dry-run", action="store_true", help="read, but send nothing and commit no state")
@@ -89,11 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(test)
 
     check = sub.add_parser("check", help="parse and check flows without running them (exit 0 or 2)")
-    check.add_argument("files", nargs="+")
+    check.add_argument("files", nargs="+", metavar="PATH",
+                       help="flow files, folders (every .flow file under them) or - for stdin")
+    check.add_argument("--format", choices=("text", "json", "github"), default="text", dest="output_format",
+                       help="text (default); json: one object per diagnostic on stdout; github: workflow "
+                       "annotations on stdout for GitHub Actions")
+    check.add_argument("--secrets", metavar="FILE", help="also verify every secret the flows read is found "
+                       "(in FILE, the environment or a provider of flowlang.toml); a missing one is an error")
+    check.add_argument("--config", metavar="FILE", help="the project file for --secrets (default: the "
+                       "flowlang.toml nearest each flow)")
     common(check)
 
     fmt = sub.add_parser("fmt", help="indent flows the standard way (2 spaces a block), in place")
-    fmt.add_argument("files", nargs="+")
+    fmt.add_argument("files", nargs="+", metavar="PATH",
+                     help="flow files, folders (every .flow file under them) or - (stdin to stdout)")
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     common(fmt)
 
@@ -135,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("file", nargs="?")
     running(repl)
     common(repl)
+    add_completion_parser(sub)
+    add_examples(parser)
     return parser
 
 
@@ -150,11 +166,17 @@ def commands() -> dict[str, Command]:
 
         return int(repl_main(args, terminal))
 
+    def completion(args: argparse.Namespace, terminal: Terminal) -> int:
+        from flowlang.cli.argparser import completion_script
+
+        terminal.out(completion_script(build_parser(), args.shell).rstrip("\n"))
+        return int(ExitStatus.OK)
+
     return {**COMMANDS, **EDITOR_COMMANDS, "run": c.cmd_run, "check": c.cmd_check, "retry": c.cmd_retry,
             "connectors": c.cmd_connectors, "repl": repl, "fmt": c.cmd_fmt,
             "secrets": secrets_command.cmd_secrets, "test": c.cmd_test,
             "serve": serve_commands.cmd_serve, "inbox": serve_commands.cmd_inbox,
-            "plan": c.cmd_plan, "ledger": c.cmd_ledger,
+            "plan": c.cmd_plan, "ledger": c.cmd_ledger, "completion": completion,
             "connectors-import": c.cmd_connectors_import, "connectors-verify": c.cmd_connectors_verify}
 
 
@@ -189,6 +211,7 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     if not args.command:
         parser.print_help(terminal.stderr)
         return int(ExitStatus.INVALID)
+    terminal.use_color(getattr(args, "color", "auto"))
     args.json_logs = setup_logging(terminal, args)
     debug = bool(getattr(args, "debug", False))
     try:

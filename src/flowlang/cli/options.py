@@ -25,6 +25,25 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
+def flow_paths(items: list[str]) -> list[str]:
+    """The flow files named on a command line: a file as given, `-` (stdin) as is, and a folder as
+    every .flow file under it (sorted; hidden folders such as .flowlang/ and .venv/ skipped)."""
+    paths: list[str] = []
+    for item in items:
+        folder = Path(item)
+        if item == "-" or not folder.is_dir():
+            paths.append(item)
+            continue
+        found = sorted(p for p in folder.rglob("*.flow")
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1]))
+        if not found:
+            raise UsageError(f"no .flow files in {item}")
+        paths.extend(str(p) for p in found)
+    if paths.count("-") > 1:
+        raise UsageError("- (stdin) can be given once")
+    return paths
+
+
 def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
     """--input FILE: a JSON file, a JSON Lines file (.jsonl: a list of records), or - for stdin."""
     if path is None:

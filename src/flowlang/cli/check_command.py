@@ -1,0 +1,103 @@
+"""`flowlang check PATH...`: parse and check flows (files, folders, `-` for stdin) without running
+them; report as text, JSON lines or GitHub workflow annotations; with --secrets, verify every secret
+the flows read is found."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from flowlang.api import Flow, compile, load
+from flowlang.check.secret_names import secret_uses
+from flowlang.cli.console import Terminal
+from flowlang.cli.options import flow_paths, read_secrets
+from flowlang.diagnostics import Diagnostic
+from flowlang.environment import Environment
+from flowlang.errors import ScriptError
+from flowlang.project import load_project
+from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.secrets import SecretChain
+from flowlang.status import ExitStatus
+
+
+def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
+    env = Environment()
+    fmt = getattr(args, "output_format", "text")
+    paths = flow_paths(args.files)
+    failed = 0
+    for path in paths:
+        try:
+            flow = _load(path, env, terminal)
+            problems = _missing_secrets(flow, args, terminal) if args.secrets is not None else []
+        except ScriptError as e:
+            failed += 1
+            _report(terminal, fmt, list(e.diagnostics), e.render())
+            continue
+        if problems:
+            failed += 1
+            _report(terminal, fmt, problems, "\n\n".join(d.render() for d in problems))
+        elif fmt == "text":
+            terminal.message(f"{path}: ok ({flow.name})", "green")
+    if failed:
+        terminal.error(f"{failed} of {len(paths)} file{'s' if len(paths) != 1 else ''} have errors")
+        return int(ExitStatus.INVALID)
+    return int(ExitStatus.OK)
+
+
+def _load(path: str, env: Environment, terminal: Terminal) -> Flow:
+    if path == "-":
+        return compile(terminal.read_stdin(), name="<stdin>", environment=env, bindings=())
+    return load(path, environment=env)
+
+
+def _missing_secrets(flow: Flow, args: argparse.Namespace, terminal: Terminal) -> list[Diagnostic]:
+    """A diagnostic at the first read of each secret no provider has (values are never shown)."""
+    project = load_project(args.config, flow.base_dir)
+    chain = SecretChain(project.secret_providers(read_secrets(args.secrets), dict(os.environ)),
+                        on_value=terminal.masker.add)
+    problems = []
+    for name, (source, span) in secret_uses(flow.checked).items():
+        found = chain.locate(name)
+        if found.found_in is None:
+            why = f"cannot be read: {found.problem}" if found.problem else "is not found"
+            problems.append(Diagnostic("secret", f"secret '{name}' {why}", source, span,
+                                       f"asked: {'; '.join(found.asked)}"))
+    return problems
+
+
+def _report(terminal: Terminal, fmt: str, diagnostics: list[Diagnostic], text: str) -> None:
+    if fmt == "text":
+        terminal.message(text)
+        return
+    for d in sorted(diagnostics, key=lambda d: (d.source.name, d.span.start)):
+        terminal.out(github_annotation(d) if fmt == "github" else dumps(as_json(d)))
+
+
+def as_json(d: Diagnostic) -> dict[str, object]:
+    end_line, end_col = d.source.line_col(max(d.span.start, d.span.end))
+    return {"file": d.source.name, "line": d.line, "column": d.column, "end_line": end_line,
+            "end_column": end_col, "severity": d.severity.value, "code": d.code, "message": d.message,
+            "hint": d.hint}
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """A workflow command GitHub Actions shows on the pull request's line
+    (docs.github.com: workflow-commands, "Setting an error message")."""
+    end_line, end_col = d.source.line_col(max(d.span.start, d.span.end))
+    props = {"file": _github_path(d.source.name), "line": str(d.line), "col": str(d.column),
+             "endLine": str(end_line), "endColumn": str(end_col), "title": f"flowlang {d.code}"}
+    message = d.message + (f"\nhint: {d.hint}" if d.hint else "")
+    kind = "error" if d.severity.value == "error" else "warning"
+    return f"::{kind} " + ",".join(f"{k}={_escape(v, True)}" for k, v in props.items()) + f"::{_escape(message)}"
+
+
+def _github_path(name: str) -> str:
+    return Path(name).as_posix() if not name.startswith("<") else name
+
+
+def _escape(text: str, property_value: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_value:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text

@@ -1,0 +1,187 @@
+"""The command line's conventions (issue 16; httpie, ruff, git): options spelled out in full,
+did-you-mean for commands and options, examples in every --help, colour by NO_COLOR / FORCE_COLOR /
+--color, `-` for stdin, folders for check and fmt, check's output formats and --secrets, and shell
+completion scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+from conftest import cli
+from flowlang.cli.console import wants_color
+from flowlang.cli.main import build_parser
+
+ESC = "\x1b["
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---- parsing ------------------------------------------------------------------------------------
+def test_an_abbreviated_option_is_refused_and_named(tmp_path: Path) -> None:
+    write(tmp_path / "f.flow", "emit 1\n")
+    result = cli("run", "--dry", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and result.stdout == ""  # not run as --dry-run (nor for real)
+    assert "unrecognized arguments: --dry; options are spelled out in full: did you mean --dry-run?" \
+        in result.stderr
+
+
+def test_a_mistyped_option_gets_the_closest(tmp_path: Path) -> None:
+    result = cli("check", "--formt", "json", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and "did you mean --format?" in result.stderr
+
+
+def test_a_mistyped_command_gets_did_you_mean() -> None:
+    result = cli("rn", "f.flow")
+    assert result.status == 2
+    assert "flowlang: error: no command 'rn'; did you mean 'run'?" in result.stderr
+    assert "connectors-import" not in result.stderr  # the hidden spellings are not offered
+
+
+def test_a_mistyped_choice_gets_did_you_mean(tmp_path: Path) -> None:
+    result = cli("check", "f.flow", "--format", "githb", cwd=tmp_path)
+    assert result.status == 2 and "no choice 'githb'; did you mean 'github'?" in result.stderr
+
+
+def commands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    found: dict[str, argparse.ArgumentParser] = {"": parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.update(action.choices)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(commands()))
+def test_every_help_ends_with_examples(name: str) -> None:
+    result = cli(*([name] if name else []), "--help")
+    assert result.status == 0
+    examples = result.stdout.split("examples:\n", 1)[1]
+    lines = [line.strip() for line in examples.splitlines() if line.strip()]
+    assert lines and all(line.startswith("flowlang ") or line.startswith(("cat ", "echo ")) for line in lines)
+
+
+# ---- colour -------------------------------------------------------------------------------------
+def test_color_rules() -> None:
+    assert wants_color("auto", True, {}) is True
+    assert wants_color("auto", False, {}) is False
+    assert wants_color("auto", True, {"NO_COLOR": "1"}) is False
+    assert wants_color("auto", True, {"NO_COLOR": ""}) is True  # no-color.org: only a non-empty value
+    assert wants_color("auto", False, {"FORCE_COLOR": "1"}) is True
+    assert wants_color("auto", False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}) is False
+    assert wants_color("always", False, {"NO_COLOR": "1"}) is True
+    assert wants_color("never", True, {"FORCE_COLOR": "1"}) is False
+
+
+def test_force_color_and_color_flag_reach_stderr(tmp_path: Path) -> None:
+    write(tmp_path / "bad.flow", "emit custmer\n")
+    plain = cli("check", "bad.flow", cwd=tmp_path)
+    assert plain.status == 2 and ESC not in plain.stderr  # not a terminal (and NO_COLOR=1)
+    forced = cli("check", "bad.flow", cwd=tmp_path, env={"NO_COLOR": "", "FORCE_COLOR": "1"})
+    assert ESC in forced.stderr and "unknown name 'custmer'" in forced.stderr
+    assert ESC in cli("check", "bad.flow", "--color", "always", cwd=tmp_path).stderr  # beats NO_COLOR
+    never = cli("check", "bad.flow", "--color", "never", cwd=tmp_path, env={"NO_COLOR": "", "FORCE_COLOR": "1"})
+    assert ESC not in never.stderr and "unknown name 'custmer'" in never.stderr
+
+
+# ---- stdin and folders --------------------------------------------------------------------------
+def test_run_reads_the_flow_from_stdin(tmp_path: Path) -> None:
+    result = cli("run", "-", "--quiet", "--param", "n=4", cwd=tmp_path, stdin="param n = 1\nemit n * 10\n")
+    assert result.status == 0 and result.stdout == "40\n"
+    both = cli("run", "-", "--input", "-", cwd=tmp_path, stdin="emit 1\n")
+    assert both.status == 2 and "cannot both come from stdin" in both.stderr
+
+
+def test_check_reads_stdin(tmp_path: Path) -> None:
+    assert cli("check", "-", cwd=tmp_path, stdin="emit 1\n").stderr == "-: ok (<stdin>)\n"
+    bad = cli("check", "-", cwd=tmp_path, stdin="emit custmer\n")
+    assert bad.status == 2 and "<stdin>:1:6: error: unknown name 'custmer'" in bad.stderr
+
+
+def test_fmt_stdin_to_stdout(tmp_path: Path) -> None:
+    result = cli("fmt", "-", cwd=tmp_path, stdin="if true\nemit 1\nend\n")
+    assert result.status == 0 and result.stdout == "if true\n  emit 1\nend\n"
+    assert cli("fmt", "-", "--check", cwd=tmp_path, stdin="if true\nemit 1\nend\n").status == 1
+    assert cli("fmt", "-", "--check", cwd=tmp_path, stdin="emit 1\n").status == 0
+
+
+def test_check_and_fmt_take_folders(tmp_path: Path) -> None:
+    write(tmp_path / "flows/a.flow", "emit 1\n")
+    write(tmp_path / "flows/deep/b.flow", "if true\nemit 2\nend\n")
+    write(tmp_path / "flows/.flowlang/c.flow", "emit nope\n")  # hidden folders are skipped
+    write(tmp_path / "flows/notes.txt", "not a flow\n")
+    result = cli("check", "flows", cwd=tmp_path)
+    assert result.status == 0
+    assert result.stderr.splitlines() == ["flows/a.flow: ok (a)", "flows/deep/b.flow: ok (b)"]
+    assert cli("fmt", "flows", "--check", cwd=tmp_path).status == 1
+    assert cli("fmt", "flows", cwd=tmp_path).status == 0
+    assert (tmp_path / "flows/deep/b.flow").read_text() == "if true\n  emit 2\nend\n"
+    assert (tmp_path / "flows/.flowlang/c.flow").read_text() == "emit nope\n"
+    (tmp_path / "empty").mkdir()
+    empty = cli("check", "empty", cwd=tmp_path)
+    assert empty.status == 2 and "no .flow files in empty" in empty.stderr
+
+
+# ---- check --format -----------------------------------------------------------------------------
+def test_check_format_json(tmp_path: Path) -> None:
+    write(tmp_path / "ok.flow", "emit 1\n")
+    write(tmp_path / "bad.flow", "let customer = 1\nemit custmer\n")
+    result = cli("check", "ok.flow", "bad.flow", "--format", "json", cwd=tmp_path)
+    assert result.status == 2
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"file": "bad.flow", "line": 2, "column": 6, "end_line": 2, "end_column": 13, "severity": "error",
+         "code": "unknown-name", "message": "unknown name 'custmer'", "hint": "did you mean 'customer'?"}]
+
+
+def test_check_format_github(tmp_path: Path, snapshot: SnapshotAssertion) -> None:
+    write(tmp_path / "flows/bad.flow", "let customer = 1\nemit custmer\n")
+    write(tmp_path / "flows/worse.flow", "emit \"a, b: {1 +}\"\n")
+    result = cli("check", "flows", "--format", "github", cwd=tmp_path)
+    assert result.status == 2
+    assert all(line.startswith("::error file=flows/") for line in result.stdout.splitlines())
+    assert result.stdout == snapshot
+
+
+# ---- check --secrets ----------------------------------------------------------------------------
+CANARY = "s3cr'et\"\\ünï-" + "x" * 80
+
+
+def test_check_secrets_verifies_they_exist(tmp_path: Path) -> None:
+    write(tmp_path / "f.flow", "let t = secret.API_TOKEN\nlet u = secret.OTHER\nemit 1\n")
+    write(tmp_path / "secrets.toml", f"API_TOKEN = {json.dumps(CANARY)}\n")
+    missing = cli("check", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path)
+    assert missing.status == 2
+    assert "f.flow:2:9: error: secret 'OTHER' is not found" in missing.stderr
+    assert "API_TOKEN" not in missing.stderr and CANARY not in missing.stderr + missing.stdout
+    found = cli("check", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path, env={"OTHER": "x"})
+    assert found.status == 0 and CANARY not in found.stderr
+    assert cli("check", "f.flow", cwd=tmp_path).status == 0  # without --secrets, not asked
+
+
+# ---- completion ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(shell: str) -> None:
+    result = cli("completion", shell)
+    assert result.status == 0
+    long = "-l " if shell == "fish" else "--"
+    for word in ("run", "check", f"{long}dry-run", f"{long}format", "github"):
+        assert word in result.stdout
+
+
+def test_bash_completion_completes_a_command(tmp_path: Path) -> None:
+    script = write(tmp_path / "flowlang.bash", cli("completion", "bash").stdout)
+    probe = (f"source {script}; COMP_WORDS=(flowlang ru); COMP_CWORD=1; COMP_LINE='flowlang ru'; "
+             "COMP_POINT=${#COMP_LINE}; _shtab_flowlang; echo \"${COMPREPLY[@]}\"")
+    done = subprocess.run([shutil.which("bash") or "bash", "-c", probe], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["run"]
