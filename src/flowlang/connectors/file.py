@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
+import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -14,7 +16,9 @@ from typing import IO, Any
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
 from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
+from flowlang.connectors.storage import LocalStorage
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.blob import Blob, binary_value, is_binary
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.values import RecordStream, Value, to_text, type_name
 
@@ -142,7 +146,8 @@ class FileConnection(Connection):
                     yield page
         elif self.format == "bytes":
             with self._open_binary() as fh:
-                yield [fh.read()]
+                size = os.fstat(fh.fileno()).st_size
+            yield [binary_value(self.path, size)]
         else:
             async for page in self._json_pages():
                 yield page
@@ -220,10 +225,14 @@ class FileConnection(Connection):
         self._cache = None
         handle = self._start()
         if self.format == "bytes":
-            if type(record) is not bytes:
+            if not is_binary(record):
                 raise FlowRuntimeError(f'a file with format: "bytes" takes bytes (a binary answer), got '
                                        f"{type_name(record)}", "data")
-            handle.write(record)
+            if type(record) is Blob:
+                with record.open() as source:
+                    shutil.copyfileobj(source, handle, 1 << 20)
+            else:
+                handle.write(record)
         elif self.format == "jsonl":
             handle.write(dumps(record) + "\n")
         elif self.format == "json":
@@ -293,14 +302,15 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
 
         def open_one(one: Path) -> FileConnection:
             return FileConnection(name, FILE, one, str(fmt), "overwrite", services, delimiter, str(encoding))
-        return PickupConnection(name, FILE, raw, after, services, open_one, fmt == "bytes")
+        return PickupConnection(name, FILE, raw, after, services, open_one, fmt == "bytes",
+                                LocalStorage(services.base_dir))
     if raw.endswith("/"):
         if fmt != "bytes":
             raise FlowRuntimeError(f'the folder {raw!r} takes files as format: "bytes" (records {{name, content}})',
                                    "connector")
         from flowlang.connectors.folder import FolderConnection
 
-        return FolderConnection(name, FILE, path, services)
+        return FolderConnection(name, FILE, LocalStorage(services.base_dir), str(path), services)
     if config.get("after") is not None:
         raise FlowRuntimeError('file after: is for a pick-up of several files: give path: a pattern such as '
                                '"in/*.csv"', "connector")

@@ -1,15 +1,16 @@
-"""A folder of binary files: `file(path: "out/", format: "bytes")`. `send {name, content}` writes
-`content` (bytes) to `out/NAME`, one file per record (the BLOB half of a file transfer, the other
-half being a binary pick-up's {name, path, size, content} records). The name is one file name: a
-name with a folder in it, or `..`, is refused."""
+"""A folder of binary files: `file(path: "out/", format: "bytes")` (or `sftp(...)`, `s3(...)` with a
+path ending in `/`). `send {name, content}` writes `content` (bytes) to `out/NAME`, one file per
+record (the BLOB half of a file transfer, the other half being a binary pick-up's {name, path, size,
+content} records), through the connection's Storage: in chunks, to a temporary name and renamed (or
+one S3 object), so no reader sees half a file. The name is one file name: a name with a folder in
+it, or `..`, is refused."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from flowlang.connectors.base import Connection, ConnectorSpec, RunServices
+from flowlang.connectors.storage import Storage
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.blob import Blob, is_binary, open_binary
 from flowlang.runtime.values import Value, to_text, type_name
 
 
@@ -21,19 +22,23 @@ def safe_name(value: Value) -> str:
 
 
 class FolderConnection(Connection):
-    def __init__(self, name: str, spec: ConnectorSpec, folder: Path, services: RunServices) -> None:
+    def __init__(self, name: str, spec: ConnectorSpec, storage: Storage, folder: str, services: RunServices) -> None:
         super().__init__(name, spec)
-        self.folder = folder
+        self.storage = storage
+        self.folder = folder.rstrip("/") or folder
         self.services = services
+
+    @property
+    def shown(self) -> str:
+        return self.storage.shown(self.folder).rstrip("/") + "/"
 
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if op == "list":
-            if not self.folder.is_dir():
-                return []
-            return [{"name": p.name, "size": p.stat().st_size} for p in sorted(self.folder.iterdir()) if p.is_file()]
+            found = await self.storage.glob(self.storage.join(self.folder, "*"))
+            return [{"name": e.name, "size": e.size} for e in found if not e.name.endswith(".part")]
         if op == "write":
             return await self.send(op, args[0] if args else None, [], {})
-        raise FlowRuntimeError(f"a folder of files ({self.folder.name}/) has the operations write and list, "
+        raise FlowRuntimeError(f"a folder of files ({self.shown}) has the operations write and list, "
                                f"not '{op}'", "connector")
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -41,22 +46,21 @@ class FolderConnection(Connection):
             raise FlowRuntimeError(f"a folder of files takes records {{name, content}}, got {type_name(record)}",
                                    "data")
         name = safe_name(record.get("name"))
-        if type(record.get("content")) is not bytes:
+        if not is_binary(record.get("content")):
             raise FlowRuntimeError("a folder of files takes content as bytes (a binary pick-up's content, or a "
                                    f"binary answer), got {type_name(record.get('content'))}", "data")
-        content: bytes = record["content"]
+        content: bytes | Blob = record["content"]
         if self.services.dry_run:
-            self.services.log_dry_run(self.name, f"write {name} ({len(content)} bytes) to {self.folder.name}/")
+            self.services.log_dry_run(self.name, f"write {name} ({len(content)} bytes) to {self.shown}")
             return record
-        target = self.folder / name
-        tmp = self.folder / f".{name}.part"
+        target = self.storage.join(self.folder, name)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:
-                fh.write(content)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)  # a reader never sees half a file
+            with open_binary(content) as source:
+                await self.storage.upload(source, target)
         except OSError as e:
-            raise FlowRuntimeError(f"cannot write {target}: {e.strerror}", "connector") from None
-        return {"name": name, "path": str(target), "size": len(content)}
+            raise FlowRuntimeError(f"cannot write {self.storage.shown(target)}: {e.strerror or e}",
+                                   "connector") from None
+        return {"name": name, "path": self.storage.shown(target), "size": len(content)}
+
+    async def close(self) -> None:
+        await self.storage.close()

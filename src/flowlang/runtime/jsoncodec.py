@@ -10,6 +10,7 @@ from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
 
+from flowlang.runtime.blob import Blob
 from flowlang.runtime.values import RecordStream, Secret, bytes_text, format_datetime, format_duration
 
 MAX_DEPTH = 500
@@ -95,7 +96,7 @@ def _scalar_text(value: Any, secret_text: str | None) -> str:
         return repr(value)
     if isinstance(value, RecordStream):
         return repr(value)
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | Blob):
         return bytes_text(value)
     if isinstance(value, bool | int | Decimal):  # subclasses
         return str(value)

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from flowlang.runtime.blob import Blob
+
 NUMBER_TYPES = (int, Decimal)
 Value = Any  # a flowlang value (see the module docstring)
 
@@ -106,7 +108,7 @@ def type_name(value: Value) -> str:
 _TYPE_NAMES: dict[type, str] = {
     bool: "boolean", int: "number", Decimal: "number", str: "string", list: "list", dict: "object",
     datetime: "datetime", date: "date", timedelta: "duration", Secret: "secret", RecordStream: "stream",
-    bytes: "bytes",
+    bytes: "bytes", Blob: "bytes",
 }
 
 
@@ -117,7 +119,7 @@ def truthy(value: Value) -> bool:
     if value is True:
         return True
     t = type(value)
-    if t is int or t is Decimal or t is str or t is list or t is dict or t is bytes:
+    if t is int or t is Decimal or t is str or t is list or t is dict or t is bytes or t is Blob:
         return bool(value)
     return True
 
@@ -211,14 +213,14 @@ def to_text(value: Value) -> str:
         return "***"
     if t is RecordStream:
         return repr(value)
-    if t is bytes:
+    if t is bytes or t is Blob:
         return bytes_text(value)
     from flowlang.runtime.jsoncodec import dumps
 
     return dumps(value)
 
 
-def bytes_text(value: bytes) -> str:
+def bytes_text(value: bytes | Blob) -> str:
     """How binary data reads in text and output: its size, never its raw bytes."""
     return f"<{len(value)} bytes>"
 

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from flowlang.runtime.blob import Blob
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, as_int, less
 from flowlang.runtime.values import RecordStream, equal, to_text, type_name
@@ -53,7 +54,7 @@ def len_(value: Any) -> Any:
     t = type(value)
     if value is None:
         return 0
-    if t is list or t is dict or t is str or t is bytes:
+    if t is list or t is dict or t is str or t is bytes or t is Blob:
         return len(value)
     if t is RecordStream:
         raise NeedsMaterialization(value)

@@ -9,6 +9,7 @@ import uuid as uuid_module
 from typing import Any
 from urllib.parse import quote
 
+from flowlang.runtime.blob import Blob
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need, secret_preserving
 from flowlang.runtime.formcodec import FormError, form_encode, query_value
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
@@ -36,6 +37,8 @@ def base64_encode(text: Any) -> Any:
     """base64_encode(x): the base64 of a text's UTF-8 bytes, or of bytes (a binary answer)."""
     if text is None:
         return None
+    if type(text) is Blob:
+        text = text.whole()
     if type(text) is bytes:
         return base64.b64encode(text).decode("ascii")
     need(text, "string", "base64_encode")
