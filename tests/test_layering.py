@@ -24,6 +24,8 @@ ALLOWED = {
     "opentelemetry": ("telemetry",),
     "aiosmtplib": ("connectors",),
     "botocore": ("connectors",),
+    "aiobotocore": ("connectors",),
+    "asyncssh": ("connectors",),
     "keyring": ("connectors",),
     "dotenv": ("connectors",),
     "pygls": ("lsp",),

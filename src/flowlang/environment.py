@@ -32,6 +32,9 @@ def builtin_connectors() -> list[ConnectorSpec]:
         specs.append(SQL)
     except ImportError:  # pragma: no cover
         pass
+    from flowlang.connectors.sftp import SFTP
+
+    specs.append(SFTP)
     return specs
 
 

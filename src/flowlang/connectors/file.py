@@ -10,7 +10,7 @@ import csv
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
@@ -277,26 +277,7 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     if not inside and config.get("allow_outside") is not True:
         raise FlowRuntimeError(f"the file {raw!r} is outside the flow's folder ({services.base_dir}); "
                                "write allow_outside: true to use it", "connector")
-    fmt = config.get("format") or ("" if raw.endswith("/") else path.suffix.lstrip(".").lower())
-    if fmt == "ndjson":
-        fmt = "jsonl"
-    if fmt not in FORMATS:
-        raise FlowRuntimeError(f"file cannot tell the format of {raw!r}: give format: \"csv\", \"json\" or "
-                               "\"jsonl\"", "connector")
-    mode = config.get("mode") or "overwrite"
-    if mode not in ("overwrite", "append"):
-        raise FlowRuntimeError(f'file mode must be "overwrite" or "append", got {to_text(mode)!r}', "connector")
-    delimiter = config.get("delimiter") or ","
-    if delimiter == "\\t":
-        delimiter = "\t"
-    if type(delimiter) is not str or len(delimiter) != 1:
-        raise FlowRuntimeError('file delimiter must be one character (a tab is "\\t")', "connector")
-    encoding = config.get("encoding") or "utf-8"
-    try:
-        codecs.lookup(str(encoding))
-    except LookupError:
-        raise FlowRuntimeError(f"file encoding {to_text(encoding)!r} is not one Python knows (e.g. \"utf-8\", "
-                               '"cp1252", "latin-1", "utf-16")', "connector") from None
+    fmt, mode, delimiter, encoding = format_options(raw, config)
     if is_pattern(raw):
         after = check_after(config.get("after") or "")
 
@@ -317,6 +298,32 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     if services.appending:  # a retry never erases what the runs before it wrote
         mode = "append"
     return FileConnection(name, FILE, path, str(fmt), str(mode), services, delimiter, str(encoding))
+
+
+def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") -> tuple[str, str, str, str]:
+    """The format, mode, delimiter and encoding a file connector's configuration gives (checked), for
+    local and remote files alike."""
+    fmt = config.get("format") or ("" if raw.endswith("/") else PurePosixPath(raw).suffix.lstrip(".").lower())
+    if fmt == "ndjson":
+        fmt = "jsonl"
+    if fmt not in FORMATS:
+        raise FlowRuntimeError(f"{kind} cannot tell the format of {raw!r}: give format: \"csv\", \"json\", "
+                               "\"jsonl\" or \"bytes\"", "connector")
+    mode = config.get("mode") or "overwrite"
+    if mode not in ("overwrite", "append"):
+        raise FlowRuntimeError(f'{kind} mode must be "overwrite" or "append", got {to_text(mode)!r}', "connector")
+    delimiter = config.get("delimiter") or ","
+    if delimiter == "\\t":
+        delimiter = "\t"
+    if type(delimiter) is not str or len(delimiter) != 1:
+        raise FlowRuntimeError(f'{kind} delimiter must be one character (a tab is "\\t")', "connector")
+    encoding = config.get("encoding") or "utf-8"
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
+        raise FlowRuntimeError(f"{kind} encoding {to_text(encoding)!r} is not one Python knows (e.g. \"utf-8\", "
+                               '"cp1252", "latin-1", "utf-16")', "connector") from None
+    return str(fmt), str(mode), delimiter, str(encoding)
 
 
 def _splits_on_newline_bytes(encoding: str) -> bool:
@@ -379,4 +386,4 @@ FILE = ConnectorSpec(
     default_write="write",
 )
 
-__all__ = ["FILE", "csv_cell"]
+__all__ = ["FILE", "FileConnection", "csv_cell", "format_options"]

@@ -8,7 +8,7 @@ it, or `..`, is refused."""
 from __future__ import annotations
 
 from flowlang.connectors.base import Connection, ConnectorSpec, RunServices
-from flowlang.connectors.storage import Storage
+from flowlang.connectors.storage import Storage, is_partial
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob, is_binary, open_binary
 from flowlang.runtime.values import Value, to_text, type_name
@@ -35,7 +35,7 @@ class FolderConnection(Connection):
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if op == "list":
             found = await self.storage.glob(self.storage.join(self.folder, "*"))
-            return [{"name": e.name, "size": e.size} for e in found if not e.name.endswith(".part")]
+            return [{"name": e.name, "size": e.size} for e in found if not is_partial(e.name)]
         if op == "write":
             return await self.send(op, args[0] if args else None, [], {})
         raise FlowRuntimeError(f"a folder of files ({self.shown}) has the operations write and list, "

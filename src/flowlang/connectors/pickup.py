@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, RunServices
-from flowlang.connectors.storage import Entry, Storage
+from flowlang.connectors.storage import Entry, Storage, is_partial
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import binary_value
 from flowlang.runtime.values import RecordStream, Value, to_text
@@ -65,7 +65,7 @@ class PickupConnection(Connection):
             found = await self.storage.glob(self.pattern)
         except ValueError as e:
             raise FlowRuntimeError(f"{self.name}: {e}", "connector") from None
-        return [e for e in found if not e.name.startswith(LEDGER_PREFIX) and not e.name.endswith(".part")]
+        return [e for e in found if not e.name.startswith(LEDGER_PREFIX) and not is_partial(e.name)]
 
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if op == "read":

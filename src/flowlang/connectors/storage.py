@@ -84,6 +84,11 @@ def split_pattern(pattern: str) -> tuple[str, str]:
     return folder, name
 
 
+def is_partial(name: str) -> bool:
+    """A file being written (`.NAME.part`), not yet renamed to its name."""
+    return name.startswith(".") and name.endswith(".part")
+
+
 def name_matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
