@@ -53,6 +53,20 @@ DIAGNOSTIC_CASES = {
     "bad_config": 'use f = file(pth: "x.csv")\ncall f.reed()\n',
     "arity": "emit round(1, 2, 3)\nemit lower()\n",
     "interpolation": 'emit "total: {order.total +}"\n',
+    # issue 16: the mistakes a newcomer makes, each explained (and one diagnostic for a near miss)
+    "assign_in_condition": "let x = 1\nif x = 1\n  emit x\nend\n",
+    "elif": "let x = 1\nif x == 1\n  emit x\nelif x == 2\n  emit 2\nend\n",
+    "python_for": "let rows = [1]\nfor row in rows:\n  emit row\nend\n",
+    "colon_after_header": "for each row in [1]:\n  emit row\nend\n",
+    "unclosed_brace": "let x = {a: 1,\n  b: 2\nemit x\n",
+    "unclosed_bracket_at_end": "emit [1,\n  2\n",
+    "double_quotes_in_interpolation": 'let o = {id: 1}\nemit "id: {o["id"]}"\n',
+    "lookup_without_as": 'use api = http(base_url: "http://x")\nfor each o in [1]\n  lookup api.get("/c")\nend\n',
+    "near_miss_config_key": 'use f = file(pth: "x.csv")\n',
+    "near_miss_operation_keyword": 'use db = sql(url: "sqlite:///x.db")\n'
+                                   'send {a: 1} to db.upsert(tabel: "t", key: "a")\n',
+    "near_miss_builtin_keyword": "emit round(1.5, place: 1)\n",
+    "near_miss_function_keyword": "function f(total, rate = 1)\n  return total * rate\nend\nemit f(totl: 1)\n",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flowlang import ast
-from flowlang.check.hints import did_you_mean
+from flowlang.check.hints import did_you_mean, near_misses
 from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
 from flowlang.check.statements import Ctx, StatementChecker
@@ -54,10 +54,15 @@ class Checker(StatementChecker):
             if k.name in given:
                 self.error("config", f"'{k.name}' is given twice", k.span)
             given.add(k.name)
-            if spec.config_key(k.name) is None and not spec.extra_config:
-                self.error("config", f"{spec.name} has no configuration key '{k.name}'", k.span,
-                           did_you_mean(k.name, allowed) or f"allowed keys: {', '.join(allowed) or 'none'}")
         missing = [k.name for k in spec.config if k.required and k.name not in given]
+        if not spec.extra_config:
+            unknown = [k for k in node.kwargs if spec.config_key(k.name) is None]
+            for miss in near_misses(unknown, [], missing) if unknown else []:
+                hint = miss.hint if miss.meant else (did_you_mean(miss.name, allowed)
+                                                     or f"allowed keys: {', '.join(allowed) or 'none'}")
+                self.error("config", f"{spec.name} has no configuration key '{miss.name}'", miss.span, hint)
+                if miss.meant in missing:
+                    missing.remove(miss.meant)
         if missing:
             self.error("config", f"{spec.name} needs {', '.join(repr(m) for m in missing)}", node.span,
                        f"allowed keys: {', '.join(allowed)}")
@@ -91,8 +96,11 @@ class Checker(StatementChecker):
             self.error("unknown-operation", f"{spec.name} has no operation '{name}'", op.op_span,
                        did_you_mean(name, spec.operations) or f"operations: {', '.join(sorted(spec.operations))}")
             return None
-        for problem in op_spec.argument_problems(len(op.args), [k.name for k in op.kwargs]):
-            self.error("arguments", problem, op.span)
+        keywords = [k.name for k in op.kwargs]
+        allowed = None if op_spec.keywords is None else [*op_spec.params, *op_spec.keywords]
+        given = set(op_spec.params[:len(op.args)]) | set(keywords)
+        self.report_arguments(op_spec.name, op_spec.argument_problems(len(op.args), keywords), op.kwargs, allowed,
+                              [r for r in op_spec.required if r not in given], op.span)
         self.resolution.op_specs[op] = op_spec
         return op_spec
 

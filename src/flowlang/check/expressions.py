@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from flowlang import ast
-from flowlang.check.hints import did_you_mean
+from flowlang.check.hints import did_you_mean, near_misses
 from flowlang.check.scopes import (
     GLOBALS,
     JOB_FIELDS,
@@ -20,6 +21,7 @@ from flowlang.check.scopes import (
 )
 from flowlang.diagnostics import Diagnostic
 from flowlang.runtime.builtins import BuiltinRegistry
+from flowlang.runtime.builtins.registry import REQUIRED
 from flowlang.source import Source, Span
 
 if TYPE_CHECKING:
@@ -39,6 +41,23 @@ class ExpressionChecker:
     # ---- reporting ---------------------------------------------------------------------------
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
+
+    def report_arguments(self, what: str, problems: list[str], kwargs: Sequence[ast.KwArg],
+                         allowed: Iterable[str] | None, missing: list[str], call: Span) -> None:
+        """A call's argument problems: an unknown keyword at its name (with did-you-mean, and
+        without a second report of the required name it misspells), the rest at the call."""
+        if allowed is None:
+            for p in problems:
+                self.error("arguments", p, call)
+            return
+        misses = near_misses(kwargs, allowed, missing)
+        covered = {m.meant for m in misses if m.meant in missing}
+        for m in misses:
+            self.error("arguments", f"{what}() has no argument '{m.name}'", m.span, m.hint)
+        for p in problems:
+            if "has no argument '" in p or (missing and covered >= set(missing) and " needs " in p):
+                continue
+            self.error("arguments", p, call)
 
     # ---- names ------------------------------------------------------------------------------
     def frame_depth_ref(self, binding: Binding, scope: Scope) -> Local | Outer:
@@ -100,9 +119,12 @@ class ExpressionChecker:
             self.expr(k.value, scope)
         keywords = [k.name for k in node.kwargs]
         target = self.functions.get(node.name)
+        n = len(node.args)
         if target is not None:
             self.resolution.calls[node] = target
-            problems = target.bind_problems(len(node.args), keywords)
+            problems = target.bind_problems(n, keywords)
+            names = [p.name for p in target.node.params]
+            missing = [p.name for p in target.node.params[n:] if p.default is None and p.name not in keywords]
         else:
             builtin = self.builtins.get(node.name)
             if builtin is None:
@@ -115,9 +137,11 @@ class ExpressionChecker:
                 self.error("unknown-function", message, node.name_span, did_you_mean(node.name, pool))
                 return
             self.resolution.calls[node] = builtin
-            problems = builtin.bind_problems(len(node.args), keywords)
-        for p in problems:
-            self.error("arguments", p, node.span)
+            problems = builtin.bind_problems(n, keywords)
+            fixed = [p for p in builtin.params if not p.variadic]
+            names = [p.name for p in fixed]
+            missing = [p.name for p in fixed[n:] if p.default is REQUIRED and p.name not in keywords]
+        self.report_arguments(node.name, problems, node.kwargs, names, missing, node.span)
 
     def expr_ListLit(self, node: ast.ListLit, scope: Scope, use: str) -> None:
         for item in node.items:

@@ -10,6 +10,7 @@ from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source, Span
 from flowlang.syntax.grammar import parser
 from flowlang.syntax.keywords import block_openers
+from flowlang.syntax.lessons import teach
 
 EXPRESSION_STARTS = {"NAME", "INT", "DQ_STRING", "LSQB", "LBRACE"}
 HUMAN = {
@@ -149,5 +150,9 @@ def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSy
     if token.type == "LOG_LEVEL":
         message = f"`{token}` is a log level here; expected {describe_expected(expected)}"
     end = pos + max(1, len(str(token))) if not at_end and token.type != "_NL" else pos + 1
-    diag = Diagnostic("syntax", message, source, Span(pos, end), hint)
+    span = Span(pos, end)
+    lesson = teach(source, text, token, expected, pos)
+    if lesson is not None:
+        message, hint, span = lesson.message, lesson.hint, lesson.span or span
+    diag = Diagnostic("syntax", message, source, span, hint)
     return FlowSyntaxError([diag], incomplete=at_end)

@@ -1,0 +1,102 @@
+"""Syntax mistakes a newcomer makes, recognised and explained the way Elm would: `=` in a condition,
+`elif`, a Python-style `for x in y:`, a colon after a block's header, a bracket left open, double
+quotes inside an interpolation, `lookup` without `as`. Given the parse error's token, returns a
+better message, hint and place, or None (then the generic "expected ..., found ..." stands)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lark import Token
+from lark.exceptions import UnexpectedInput
+
+from flowlang.source import Source, Span
+from flowlang.syntax.grammar import parser
+
+CLOSING = {"LBRACE": "RBRACE", "LSQB": "RSQB", "LPAR": "RPAR"}
+TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
+BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    message: str
+    hint: str | None
+    span: Span | None = None  # None: the place of the unexpected token
+
+
+def tokens_before(text: str, pos: int) -> list[Token]:
+    found: list[Token] = []
+    try:
+        for token in parser().lex(text, dont_ignore=False):
+            if token.start_pos is not None and token.start_pos >= pos:
+                break
+            found.append(token)
+    except UnexpectedInput:
+        pass
+    return found
+
+
+def teach(source: Source, text: str, token: Token, expected: set[str], pos: int) -> Lesson | None:
+    before = tokens_before(text, pos)
+    line_no = source.line_col(pos)[0]
+    on_line = [t for t in before if t.type != "_NL" and source.line_col(t.start_pos or 0)[0] == line_no]
+    first = on_line[0] if on_line else None
+    word = str(token)
+    line_text = source.line_text(line_no)
+    col = source.line_col(pos)[1]
+    if token.type == "EQUAL" and any(t.type == "IF" for t in on_line):
+        return Lesson("`=` gives a name a value; to compare, write `==`",
+                      (line_text[:col - 1] + "==" + line_text[col:]).strip())
+    if token.type == "NAME" and word in ("elif", "elsif", "elseif") and first is None:
+        return Lesson(f"flowlang has no `{word}`: write `else if`", line_text.strip().replace(word, "else if", 1))
+    if first is not None and first.type == "FOR" and len(on_line) == 1 and expected == {"EACH"}:
+        return Lesson("a loop is written `for each NAME in LIST`",
+                      f"for each {word} in ... (no colon; the block ends with `end`)")
+    if token.type == "COLON" and first is not None and str(first) in BLOCK_HEADERS:
+        return Lesson(f"no colon after a `{first}` line: the block starts on the next line",
+                      "blocks end with `end`; indentation does not matter")
+    unclosed = _unclosed_bracket(before, expected)
+    if unclosed is not None and source.line_col(unclosed.start_pos or 0)[0] < line_no:
+        close = TEXT[CLOSING[unclosed.type]]
+        found = "the end of the input" if token.type == "$END" else f"`{word}` on line {line_no}"
+        start = unclosed.start_pos or 0
+        return Lesson(f"this `{unclosed}` is not closed",
+                      f"close it with `{close}` before {found}", Span(start, start + 1))
+    previous = before[-1] if before else None
+    if previous is not None and previous.type == "DQ_STRING" and _open_interpolation(str(previous)):
+        return Lesson("a double quote inside `{...}` ends the string",
+                      "inside a \"...\" string, write the expression in {...} with single quotes: "
+                      "\"{o['id']}\" (or o.id)", Span(previous.end_pos - 1 if previous.end_pos else pos, pos))
+    if "AS" in expected and first is not None and first.type == "LOOKUP":
+        return Lesson("`lookup` names its result with `as`", f"{line_text.strip()} as NAME")
+    return None
+
+
+def _unclosed_bracket(before: list[Token], expected: set[str]) -> Token | None:
+    stack: list[Token] = []
+    for t in before:
+        if t.type in CLOSING:
+            stack.append(t)
+        elif t.type in CLOSING.values() and stack and CLOSING[stack[-1].type] == t.type:
+            stack.pop()
+    if stack and CLOSING[stack[-1].type] in expected:
+        return stack[-1]
+    return None
+
+
+def _open_interpolation(string: str) -> bool:
+    """Whether a "..." string token ends inside an unclosed `{` (its closing quote was meant as a
+    quote inside the expression)."""
+    depth = 0
+    escaped = False
+    for ch in string[1:-1]:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+    return depth > 0
