@@ -28,3 +28,9 @@ def stdlib_files() -> list[tuple[str, str]]:
     folder = _data_dir("stdlib")
     found = [(f.name, f.read_text(encoding="utf-8")) for f in folder.iterdir() if f.name.endswith(".toml")]
     return sorted(found)
+
+
+def stdlib_path(file_name: str) -> Path | None:
+    """Where a stdlib connector file is on disk (for an editor's go to definition), if it is a real file."""
+    found = _data_dir("stdlib") / file_name
+    return Path(str(found)) if isinstance(found, Path) and found.is_file() else None

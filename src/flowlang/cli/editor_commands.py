@@ -1,5 +1,5 @@
 """The CLI commands for editors and pictures: `graph FILE` (the flow's steps as SVG, Mermaid or DOT),
-and `connectors schema` (the JSON Schema of connector files)."""
+`lsp` (the language server on stdio) and `connectors schema` (the JSON Schema of connector files)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        help="mermaid (default; renders on GitHub), dot (for Graphviz) or svg (standalone)")
     common(graph)
 
+    lsp = sub.add_parser("lsp", help="the language server for editors, on stdin/stdout (needs flowlang[lsp])",
+                         description="Run the flowlang language server (diagnostics, completion, hover, go to "
+                         "definition, formatting) over stdio, for VS Code, Neovim, Helix, Emacs...")
+    lsp.add_argument("--stdio", action="store_true", help="accepted for editors that pass it (stdio is the default)")
+    common(lsp)
+
     schema = sub.add_parser("connectors-schema", help=argparse.SUPPRESS, usage="flowlang connectors schema",
                             description="Print the JSON Schema of connector files (for taplo / Even Better TOML).")
     common(schema)
@@ -36,6 +42,17 @@ def cmd_graph(args: argparse.Namespace, terminal: Terminal) -> int:
     return int(ExitStatus.OK)
 
 
+def cmd_lsp(args: argparse.Namespace, terminal: Terminal) -> int:
+    try:
+        from flowlang.lsp.server import serve_stdio
+    except ImportError as e:
+        terminal.error(f"error: the language server needs pygls and lsprotocol ({e.name} is missing): "
+                       "pip install 'flowlang[lsp]'")
+        return int(ExitStatus.INVALID)
+    serve_stdio()
+    return int(ExitStatus.OK)
+
+
 def cmd_connectors_schema(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.connectors.declarative.schema import connector_schema
 
@@ -43,4 +60,4 @@ def cmd_connectors_schema(args: argparse.Namespace, terminal: Terminal) -> int:
     return int(ExitStatus.OK)
 
 
-COMMANDS = {"graph": cmd_graph, "connectors-schema": cmd_connectors_schema}
+COMMANDS = {"graph": cmd_graph, "lsp": cmd_lsp, "connectors-schema": cmd_connectors_schema}

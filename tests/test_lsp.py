@@ -1,0 +1,216 @@
+"""`flowlang lsp` through the protocol: a real `flowlang lsp` process, driven over its stdin/stdout by
+pygls's language client with lsprotocol messages (diagnostics, completion, hover, definition, formatting)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from conftest import ROOT
+
+Script = Callable[["Editor"], Awaitable[Any]]
+
+
+class Editor:
+    """A language client as an editor would use it, with the diagnostics the server published."""
+
+    def __init__(self, client: LanguageClient, folder: Path) -> None:
+        self.client = client
+        self.folder = folder
+        self.published: dict[str, asyncio.Queue[list[types.Diagnostic]]] = {}
+
+    def queue(self, uri: str) -> asyncio.Queue[list[types.Diagnostic]]:
+        return self.published.setdefault(uri, asyncio.Queue())
+
+    async def open(self, name: str, text: str) -> tuple[str, list[types.Diagnostic]]:
+        path = self.folder / name
+        path.write_text(text, encoding="utf-8")
+        uri = path.as_uri()
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="flowlang", version=1, text=text)))
+        return uri, await asyncio.wait_for(self.queue(uri).get(), 20)
+
+    async def change(self, uri: str, text: str, version: int = 2) -> list[types.Diagnostic]:
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+        return await asyncio.wait_for(self.queue(uri).get(), 20)
+
+    async def complete(self, uri: str, line: int, character: int) -> list[types.CompletionItem]:
+        found = await asyncio.wait_for(self.client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character))), 20)
+        assert isinstance(found, types.CompletionList)
+        return found.items
+
+    async def hover(self, uri: str, line: int, character: int) -> str | None:
+        found = await asyncio.wait_for(self.client.text_document_hover_async(types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character))), 20)
+        if found is None:
+            return None
+        assert isinstance(found.contents, types.MarkupContent)
+        return found.contents.value
+
+    async def definition(self, uri: str, line: int, character: int) -> types.Location | None:
+        found = await asyncio.wait_for(self.client.text_document_definition_async(types.DefinitionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character))), 20)
+        assert found is None or isinstance(found, types.Location)
+        return found
+
+
+@asynccontextmanager
+async def editor(folder: Path) -> AsyncIterator[Editor]:
+    client = LanguageClient("test-editor", "1")
+    ed = Editor(client, folder)
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def published(params: types.PublishDiagnosticsParams) -> None:
+        ed.queue(params.uri).put_nowait(params.diagnostics)
+
+    await client.start_io(sys.executable, "-m", "flowlang", "lsp", cwd=str(folder))
+    try:
+        result = await asyncio.wait_for(client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(), root_uri=folder.as_uri())), 30)
+        assert result.server_info is not None and result.server_info.name == "flowlang"
+        client.initialized(types.InitializedParams())
+        yield ed
+    finally:
+        await asyncio.wait_for(client.shutdown_async(None), 10)
+        client.exit(None)
+        await asyncio.wait_for(client.stop(), 10)
+
+
+def drive(folder: Path, script: Script) -> Any:
+    async def main() -> Any:
+        async with editor(folder) as ed:
+            return await script(ed)
+    return asyncio.run(main())
+
+
+FLOW = '''param since = "2024-01-01"
+use shop = shopify(shop: "demo", token: secret.SHOPIFY_TOKEN)
+function twice(n)
+  return n * 2
+end
+call shop.list_orders() as orders
+for each o in orders
+  emit {id: o.id, total: twice(o.total), name: upper(o.name)}
+end
+'''
+
+
+def test_an_error_arrives_as_a_diagnostic_and_goes_when_fixed(tmp_path: Path) -> None:
+    async def script(ed: Editor) -> None:
+        uri, diagnostics = await ed.open("f.flow", 'let total = 1\nemit totl + 1\n')
+        assert len(diagnostics) == 1
+        d = diagnostics[0]
+        assert "totl" in d.message and "total" in d.message  # did you mean
+        assert d.severity == types.DiagnosticSeverity.Error and d.source == "flowlang"
+        assert d.range == types.Range(start=types.Position(line=1, character=5),
+                                      end=types.Position(line=1, character=9))
+        assert list(await ed.change(uri, "let total = 1\nemit total + 1\n")) == []
+        broken = await ed.change(uri, 'let total = 1\nemit (total\n', 3)  # a syntax error while typing
+        assert len(broken) == 1 and broken[0].range.start.line in (1, 2)
+    drive(tmp_path, script)
+
+
+def test_ranges_count_utf16_units(tmp_path: Path) -> None:
+    async def script(ed: Editor) -> None:
+        _, diagnostics = await ed.open("f.flow", 'let s = "😀é"; emit nope\n'.replace("; ", "\n"))
+        assert diagnostics[0].range.start == types.Position(line=1, character=5)
+        _, diagnostics = await ed.open("g.flow", 'emit "😀" + nope\n')
+        assert diagnostics[0].range.start == types.Position(line=0, character=12)  # 😀 is 2 UTF-16 units
+    drive(tmp_path, script)
+
+
+def test_completion_after_a_connection_gives_its_operations(tmp_path: Path) -> None:
+    async def script(ed: Editor) -> None:
+        text = FLOW + "call shop.\n"
+        uri, _ = await ed.open("f.flow", text)  # (the last line does not parse: answered from the last good text)
+        items = await ed.complete(uri, 9, len("call shop."))
+        labels = {i.label for i in items}
+        assert {"list_orders", "list_products"} <= labels
+        orders = next(i for i in items if i.label == "list_orders")
+        assert orders.kind == types.CompletionItemKind.Method and "GET" in (orders.detail or "")
+        everywhere = {i.label: i for i in await ed.complete(uri, 7, 2)}
+        assert {"for", "emit", "send", "upper", "twice", "orders", "shop", "since", "o"} <= set(everywhere)
+        assert everywhere["upper"].detail == "upper(s)"
+        assert everywhere["upper"].kind == types.CompletionItemKind.Function
+        uri_g, _ = await ed.open("g.flow", "use x = ")
+        connectors = {i.label for i in await ed.complete(uri_g, 0, 8)}
+        assert {"shopify", "http", "file", "stripe"} <= connectors
+        uri_h, _ = await ed.open("h.flow", 'use x = shopify(shop: "a", ')
+        keys = {i.label: i for i in await ed.complete(uri_h, 0, 27)}
+        assert "token" in keys and "shop" not in keys and "required" in (keys["token"].detail or "")
+    drive(tmp_path, script)
+
+
+def test_hover_shows_builtin_docs_operations_and_origins(tmp_path: Path) -> None:
+    async def script(ed: Editor) -> None:
+        uri, _ = await ed.open("f.flow", FLOW)
+        upper = await ed.hover(uri, 7, FLOW.splitlines()[7].index("upper") + 1)
+        assert upper is not None and "upper(s)" in upper and "upper case" in upper
+        op = await ed.hover(uri, 5, FLOW.splitlines()[5].index("list_orders") + 1)
+        assert op is not None and "shopify.list_orders" in op and "GET" in op
+        origin = await ed.hover(uri, 7, FLOW.splitlines()[7].index("o.id") + 0)
+        assert origin is not None and "loop variable `o`" in origin and "line 7" in origin
+        assert "for each o in orders" in origin
+        assert await ed.hover(uri, 0, 0) is None or "param" not in (await ed.hover(uri, 0, 0) or "")
+    drive(tmp_path, script)
+
+
+def test_definition_of_a_function_a_variable_an_import_and_a_connector(tmp_path: Path) -> None:
+    (tmp_path / "lib.flow").write_text("function cents(x)\n  return x * 100\nend\n")
+    text = 'import "lib.flow"\n' + FLOW + "emit cents(1)\n"
+    async def script(ed: Editor) -> None:
+        uri, diagnostics = await ed.open("f.flow", text)
+        assert list(diagnostics) == []
+        lines = text.splitlines()
+        here = await ed.definition(uri, 8, lines[8].index("twice") + 2)
+        assert here is not None and here.uri == uri
+        assert here.range.start == types.Position(line=3, character=9)  # `function twice`
+        there = await ed.definition(uri, 10, 6)
+        assert there is not None and there.uri == (tmp_path / "lib.flow").as_uri()
+        assert there.range.start == types.Position(line=0, character=9)
+        imported = await ed.definition(uri, 0, 10)
+        assert imported is not None and imported.uri == (tmp_path / "lib.flow").as_uri()
+        loop_var = await ed.definition(uri, 8, lines[8].index("o.id"))
+        assert loop_var is not None and loop_var.range.start == types.Position(line=7, character=9)
+        connector = await ed.definition(uri, 2, lines[2].index("shopify") + 1)
+        assert connector is not None and connector.uri == (ROOT / "stdlib" / "shopify.toml").resolve().as_uri()
+    drive(tmp_path, script)
+
+
+def test_formatting_goes_through_the_formatter(tmp_path: Path) -> None:
+    async def script(ed: Editor) -> None:
+        uri, _ = await ed.open("f.flow", "for each x in [1, 2]\nemit x\n    end\n")
+        edits = await asyncio.wait_for(ed.client.text_document_formatting_async(types.DocumentFormattingParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            options=types.FormattingOptions(tab_size=2, insert_spaces=True))), 20)
+        assert edits is not None and len(edits) == 1
+        assert edits[0].new_text == "for each x in [1, 2]\n  emit x\nend\n"
+    drive(tmp_path, script)
+
+
+@pytest.mark.parametrize("missing", ["pygls"])
+def test_without_the_extra_the_command_says_how_to_install_it(tmp_path: Path, missing: str) -> None:
+    import subprocess
+
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / f"{missing}.py").write_text("raise ImportError('blocked', name='pygls')\n")
+    env = {"PYTHONPATH": str(blocker), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "flowlang", "lsp"], capture_output=True, text=True, env=env,
+                          timeout=30, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert "pip install 'flowlang[lsp]'" in proc.stderr and "Traceback" not in proc.stderr
