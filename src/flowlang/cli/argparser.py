@@ -41,6 +41,7 @@ EXAMPLES: dict[str, list[str]] = {
                           "flowlang connectors import https://example.com/openapi.yaml --name shop --tag orders"],
     "connectors-verify": ["flowlang connectors verify shop --spec openapi.json"],
     "connectors-schema": ["flowlang connectors schema > connector.schema.json"],
+    "lsp": ["flowlang lsp   (started by the editor: see docs/editors.md)"],
     "graph": ["flowlang graph orders.flow", "flowlang graph orders.flow --format dot | dot -Tpng > orders.png",
               "flowlang graph orders.flow --format svg > orders.svg"],
     "secrets": ["flowlang secrets check orders.flow", "flowlang secrets check orders.flow --secrets secrets.toml"],
