@@ -32,9 +32,10 @@ def builtin_connectors() -> list[ConnectorSpec]:
         specs.append(SQL)
     except ImportError:  # pragma: no cover
         pass
+    from flowlang.connectors.s3 import S3
     from flowlang.connectors.sftp import SFTP
 
-    specs.append(SFTP)
+    specs += [SFTP, S3]
     return specs
 
 
