@@ -206,7 +206,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
 
     def on_failure(failure: RecordFailure) -> None:
         if not options.dry_run:
-            store.add_error(job_id, failure, ctx.mask)
+            store.add_error(job_id, failure, ctx.mask, ctx.limits.max_error_bytes)
 
     def on_success(loop_id: str, key: str) -> None:
         ids = store.resolve_key(flow.key, loop_id, key, job_id)
@@ -345,7 +345,7 @@ def retry_failure_noter(store: Store, ctx: RunContext, error_id: int, job_id: in
     """During a retry, a failure updates its error (attempts, message) instead of adding a new one."""
     def note(failure: RecordFailure) -> None:
         if not dry_run:
-            store.fail_again(error_id, job_id, failure, ctx.mask)
+            store.fail_again(error_id, job_id, failure, ctx.mask, ctx.limits.max_error_bytes)
     return note
 
 

@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         terminal.error("error: --limit must be 0 or more")
         return int(ExitStatus.INVALID)
     limits = Limits(max_seconds=args.max_seconds, max_record_seconds=args.max_record_seconds,
-                    max_call_depth=args.max_call_depth)
+                    max_call_depth=args.max_call_depth, max_error_bytes=args.max_error_bytes or None)
     stop = StopFlag()
     recorder = None
     if args.record:

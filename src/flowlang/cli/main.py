@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a loop iteration that takes longer fails that record")
     run.add_argument("--max-call-depth", type=int, default=100, metavar="N",
                      help="how deep functions may call each other (default 100)")
+    run.add_argument("--max-error-bytes", type=int, default=1_000_000, metavar="N",
+                     help="the most one failed record keeps in the error store (its record and the variables "
+                     "it reads; the largest variables are left out past it, with a note; 0: no cap; "
+                     "default 1000000)")
     run.add_argument("--metrics-file", metavar="FILE",
                      help="write the run's figures in Prometheus text format to FILE at the end (for node "
                      "exporter's textfile collector)")

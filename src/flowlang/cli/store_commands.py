@@ -82,31 +82,38 @@ def error_json(e: StoredError) -> dict[str, Any]:
     return {"id": e.id, "key": e.key_value, "location": e.location, "loop": e.loop_id or e.loop,
             "message": e.message, "kind": e.kind, "status": e.status, "record": e.record, "job_id": e.job_id,
             "last_job_id": e.last_job_id, "created_at": e.created_at, "attempts": e.attempts,
-            "resolved_at": e.resolved_at, "resolved_by": e.resolved_by, "resolved_reason": e.resolved_reason}
+            "resolved_at": e.resolved_at, "resolved_by": e.resolved_by, "resolved_reason": e.resolved_reason,
+            "note": e.note}
 
 
 def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
+    """List errors a page at a time from the store (memory stays flat), never their saved scopes."""
+    if (args.limit is not None and args.limit < 0) or args.offset < 0:
+        raise UsageError("--limit and --offset must be 0 or more")
     with opened(args) as (store, key):
-        errors = store.errors(key, include_resolved=args.all)
-    if args.key is not None:
-        wanted = key_text(args.key)
-        errors = [e for e in errors if e.key in wanted]
-    if args.json:
-        for e in errors:
-            terminal.out(dumps(error_json(e)))
-        return int(ExitStatus.OK)
-    what = "errors" if args.all else "open errors"
-    if not errors:
-        terminal.out(f"{key}: no {what}" + (f" with key {args.key}" if args.key is not None else ""))
-        return int(ExitStatus.OK)
-    if args.group:
-        show_groups(terminal, key, errors)
-    else:
-        terminal.out(f"{key}: {plural(len(errors), 'open error' if not args.all else 'error')}")
-        for e in errors:
-            show_error(terminal, e)
-    if any(e.resolved_at is None for e in errors):
-        terminal.out(f"retry them with: flowlang retry {args.file}")
+        keys = key_text(args.key) if args.key is not None else None
+        listed = store.iter_errors(key, include_resolved=args.all, key=keys, limit=args.limit, offset=args.offset)
+        if args.json:
+            for e in listed:
+                terminal.out(dumps(error_json(e)))
+            return int(ExitStatus.OK)
+        total = store.count_errors(key, include_resolved=args.all, key=keys)
+        what = "errors" if args.all else "open errors"
+        if not total:
+            terminal.out(f"{key}: no {what}" + (f" with key {args.key}" if args.key is not None else ""))
+            return int(ExitStatus.OK)
+        if args.group:
+            show_groups(terminal, key, total, store.error_groups(key, include_resolved=args.all, key=keys))
+        else:
+            shown = ""
+            if args.limit is not None or args.offset:
+                last = min(total, args.offset + args.limit) if args.limit is not None else total
+                shown = f" (showing {args.offset + 1}-{last})" if last > args.offset else " (none on this page)"
+            terminal.out(f"{key}: {plural(total, 'open error' if not args.all else 'error')}{shown}")
+            for e in listed:
+                show_error(terminal, e)
+        if store.count_errors(key, key=keys):
+            terminal.out(f"retry them with: flowlang retry {args.file}")
     return int(ExitStatus.OK)
 
 
@@ -117,20 +124,19 @@ def show_error(terminal: Terminal, e: StoredError) -> None:
     terminal.out(f"    {e.message}")
     record = dumps(e.record)
     terminal.out(f"    record: {record if len(record) <= 200 else record[:197] + '...'}")
+    if e.note:
+        terminal.out(f"    note: {e.note}")
     if e.resolved_at is not None:
         reason = f": {e.resolved_reason}" if e.resolved_reason else ""
         terminal.out(f"    resolved by job {e.resolved_by} at {e.resolved_at}{reason}")
 
 
-def show_groups(terminal: Terminal, key: str, errors: list[StoredError]) -> None:
-    groups: dict[str, list[StoredError]] = {}
-    for e in errors:
-        groups.setdefault(e.message, []).append(e)
-    terminal.out(f"{key}: {plural(len(errors), 'error')} in {plural(len(groups), 'group')}")
-    for message, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0].id)):
-        ids = ", ".join(f"#{e.id}" for e in members[:5]) + (", ..." if len(members) > 5 else "")
-        terminal.out(f"{len(members):>6}  {message}")
-        terminal.out(f"        at {members[0].location}; {ids}")
+def show_groups(terminal: Terminal, key: str, total: int, groups: list[tuple[str, int, str, list[int]]]) -> None:
+    terminal.out(f"{key}: {plural(total, 'error')} in {plural(len(groups), 'group')}")
+    for message, count, location, ids in groups:
+        shown = ", ".join(f"#{i}" for i in ids[:5]) + (", ..." if count > 5 else "")
+        terminal.out(f"{count:>6}  {message}")
+        terminal.out(f"        at {location}; {shown}")
 
 
 # ---- resolve and edit -------------------------------------------------------------------------
@@ -306,6 +312,8 @@ def add_parsers(sub: Any, common: Any) -> None:
     errors.add_argument("--all", action="store_true", help="resolved errors too, with who resolved them")
     errors.add_argument("--key", metavar="K", help="only the errors of this trace key")
     errors.add_argument("--group", action="store_true", help="group by message, with counts")
+    errors.add_argument("--limit", type=int, metavar="N", help="show at most N errors (oldest first)")
+    errors.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N errors")
     common(errors)
 
     resolve = sub.add_parser("resolve", help="resolve errors by hand (kept as resolved, with the reason)")

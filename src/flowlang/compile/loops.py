@@ -21,6 +21,7 @@ from flowlang.compile.batching import RunAhead
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
+from flowlang.compile.reads import slots_read
 from flowlang.compile.steps import Eval, Step
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
@@ -46,6 +47,7 @@ class LoopInfo:
     identity: str | None = None  # set on outermost loops: what the error store and retry know it by
     key: Eval | None = None  # `key expr`; without it an object's non-null `id`
     batch_sizes: list[Eval] = field(default_factory=list)  # of the batched sends in its body: it runs ahead
+    read: frozenset[int] | None = None  # the visible slots the iteration reads (None: all); compile/reads.py
 
     @property
     def outermost(self) -> bool:
@@ -59,7 +61,10 @@ class LoopInfo:
     def snapshot(self, f: Frame, start: list[Any] | None = None) -> dict[str, Any]:
         values = start if start is not None else self.start(f)
         out: dict[str, Any] = {}
-        for (name, _), value in zip(self.visible, values, strict=True):
+        read = self.read
+        for (name, slot), value in zip(self.visible, values, strict=True):
+            if read is not None and slot not in read:
+                continue  # the iteration never reads it: a replay does not need it
             if isinstance(value, STORABLE) or type(value).__name__ in ("Decimal", "datetime", "date", "timedelta"):
                 out[name] = value
         return out
@@ -436,7 +441,8 @@ class ForEachCompiler(IoCompiler):
             identity = loop_identity(node, self.checked.source.text, self.outermost_loops)
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
                         res.loop_scopes.get(node, ()), identity=identity,
-                        key=self.expr(node.key) if node.key is not None else None)
+                        key=self.expr(node.key) if node.key is not None else None,
+                        read=frozenset(slots_read((node.body, node.key), self.checked) - set(slots)) if identity else None)
         self.loop_stack.append(info)
         try:
             body = self.body(node.body)

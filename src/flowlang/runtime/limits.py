@@ -26,3 +26,6 @@ class Limits:
     max_value_items: int = 5_000_000  # items of one list, characters of one string
     max_seconds: float | None = None  # whole run; None means no deadline
     max_record_seconds: float | None = None  # one loop iteration; None means no deadline
+    # one failed record in the error store: its record and the scope values it reads (the largest are
+    # left out past it, with a note in the error; the record is kept whole); None means no cap
+    max_error_bytes: int | None = 1_000_000

@@ -4,8 +4,9 @@ or the new state, never a torn one."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,10 @@ create table if not exists errors (
   resolved_by integer
 );
 create index if not exists errors_open on errors(flow, resolved_at);
+create table if not exists error_values (
+  hash text primary key,
+  value text not null
+);
 """
 
 # Columns added after the first release: (table, column, declaration). Opened stores gain them.
@@ -67,6 +72,10 @@ MIGRATIONS = (
     ("errors", "last_job_id", "integer"),
     ("errors", "resolved_reason", "text"),
     ("errors", "history", "text"),  # earlier saved records (flowlang edit)
+    # 1: `scope` maps each name to the hash of its value in error_values (shared by every error that
+    # holds the same value); null: `scope` holds the values themselves (stores written before)
+    ("errors", "scope_refs", "integer"),
+    ("errors", "note", "text"),  # what the store left out of this error (over max_error_bytes)
 )
 INDEXES = "create index if not exists errors_key on errors(flow, loop_id, trace_key, resolved_at);"
 
@@ -89,9 +98,10 @@ def now_text() -> str:
     return format_datetime(datetime.now(UTC))
 
 
-ERROR_COLUMNS = ("id, flow, job_id, loop, location, line, message, kind, status, record, scope, created_at, "
+ERROR_COLUMNS = ("id, flow, job_id, loop, location, line, message, kind, status, record, {scope}, created_at, "
                  "attempts, last_attempt_at, resolved_at, resolved_by, loop_id, trace_key, resolved_reason, history, "
-                 "last_job_id")
+                 "last_job_id, scope_refs, note")
+PAGE = 200  # errors read at a time when they are listed
 
 
 @dataclass
@@ -117,16 +127,54 @@ class StoredError:
     resolved_reason: str | None = None
     history: list[Any] | None = None
     last_job_id: int | None = None
+    note: str | None = None  # what the store left out (max_error_bytes)
 
     @property
     def key_value(self) -> Any:
         return loads(self.key) if self.key is not None else None
 
 
-def _stored_error(r: tuple[Any, ...]) -> StoredError:
+def _stored_error(r: tuple[Any, ...], scope: dict[str, Any]) -> StoredError:
     return StoredError(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], from_stored(loads(r[9])),
-                       from_stored(loads(r[10])), r[11], r[12], r[13], r[14], r[15], r[16], r[17], r[18],
-                       loads(r[19]) if r[19] else None, r[20])
+                       scope, r[11], r[12], r[13], r[14], r[15], r[16], r[17], r[18],
+                       loads(r[19]) if r[19] else None, r[20], r[22])
+
+
+@dataclass(frozen=True)
+class StoredScope:
+    """A failed record's scope as it goes into the store: each value's JSON under its hash, the note."""
+
+    refs: dict[str, str]  # name -> hash
+    values: dict[str, str]  # hash -> JSON text
+    note: str | None
+
+
+def stored_scope(record_json: str, scope: dict[str, Any], mask: Callable[[str], str] | None,
+                 max_bytes: int | None) -> StoredScope:
+    """Encode a failure's scope for the values table, leaving out the largest values while the error
+    (its record and its scope values, each counted whole even when shared) is over max_bytes. The
+    record is never cut: it is what a retry sends."""
+    encoded = {name: masked_json(value, mask) for name, value in scope.items()}
+    size = len(record_json.encode()) + sum(len(v.encode()) for v in encoded.values())
+    left_out: list[str] = []
+    if max_bytes is not None and size > max_bytes:
+        for name in sorted(encoded, key=lambda n: (-len(encoded[n]), n)):
+            if size <= max_bytes:
+                break
+            size -= len(encoded.pop(name).encode())
+            left_out.append(name)
+    note = None
+    if left_out:
+        note = (f"over the {max_bytes:,}-byte limit of one error (max_error_bytes): the value"
+                f"{'s' if len(left_out) > 1 else ''} of {', '.join(sorted(left_out))} not kept; "
+                "a retry takes them from the flow's top-level lines")
+        if size > (max_bytes or 0):
+            note += f"; the record alone is {len(record_json.encode()):,} bytes and is kept whole"
+    elif max_bytes is not None and size > max_bytes:
+        note = (f"the record is {len(record_json.encode()):,} bytes, over the {max_bytes:,}-byte limit of one "
+                "error (max_error_bytes); kept whole, a retry sends it")
+    refs = {name: hashlib.sha256(text.encode()).hexdigest() for name, text in encoded.items()}
+    return StoredScope(refs, {refs[name]: text for name, text in encoded.items()}, note)
 
 
 class Store:
@@ -245,14 +293,15 @@ class Store:
                 self._write_state(flow, dumps_stored(state), job_id)
 
     # ---- errors ------------------------------------------------------------------------------
-    def add_error(self, job_id: int, failure: RecordFailure, mask: Any) -> int:
+    def add_error(self, job_id: int, failure: RecordFailure, mask: Any, max_bytes: int | None = None) -> int:
         """Keep a failed iteration. A keyed record replaces the open error of the same loop and key
-        (one open error per key; its attempts go up)."""
+        (one open error per key; its attempts go up). Its scope values go to the shared values table."""
         when = now_text()
         record = masked_json(failure.record, mask)
-        scope = masked_json(failure.scope, mask)
+        scope = stored_scope(record, failure.scope, mask, max_bytes)
         with self.db:
             self.db.execute("begin immediate")
+            self._put_values(scope)
             if failure.key is not None:
                 row = self.db.execute(
                     "select id from errors where flow = ? and loop_id = ? and trace_key = ? and resolved_at is null "
@@ -262,27 +311,35 @@ class Store:
                     return int(row[0])
             cur = self.db.execute(
                 "insert into errors(flow, job_id, loop, location, line, message, kind, status, record, scope, "
-                "created_at, last_attempt_at, loop_id, trace_key, last_job_id) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, last_attempt_at, loop_id, trace_key, last_job_id, scope_refs, note) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
                 (failure.flow, job_id, failure.loop, failure.location, failure.line, mask(failure.message),
-                 failure.kind, failure.status, record, scope, when, when, failure.loop_id, failure.key, job_id))
+                 failure.kind, failure.status, record, dumps(scope.refs), when, when, failure.loop_id, failure.key,
+                 job_id, scope.note))
             assert cur.lastrowid is not None
             return cur.lastrowid
 
+    def _put_values(self, scope: StoredScope) -> None:
+        self.db.executemany("insert or ignore into error_values(hash, value) values (?, ?)", scope.values.items())
+
     def _update_failed(self, error_id: int, job_id: int, failure: RecordFailure, mask: Any, record: str,
-                       scope: str, when: str) -> None:
+                       scope: StoredScope, when: str) -> None:
         self.db.execute(
             "update errors set attempts = attempts + 1, last_attempt_at = ?, last_job_id = ?, message = ?, "
-            "location = ?, line = ?, kind = ?, status = ?, record = ?, scope = ?, loop = ? where id = ?",
+            "location = ?, line = ?, kind = ?, status = ?, record = ?, scope = ?, scope_refs = 1, note = ?, "
+            "loop = ? where id = ?",
             (when, job_id, mask(failure.message), failure.location, failure.line, failure.kind, failure.status,
-             record, scope, failure.loop, error_id))
+             record, dumps(scope.refs), scope.note, failure.loop, error_id))
 
-    def fail_again(self, error_id: int, job_id: int, failure: RecordFailure, mask: Any) -> None:
+    def fail_again(self, error_id: int, job_id: int, failure: RecordFailure, mask: Any,
+                   max_bytes: int | None = None) -> None:
         """A retried error failed again: the same error, one more attempt, the new message."""
+        record = masked_json(failure.record, mask)
+        scope = stored_scope(record, failure.scope, mask, max_bytes)
         with self.db:
             self.db.execute("begin immediate")
-            self._update_failed(error_id, job_id, failure, mask, masked_json(failure.record, mask),
-                                masked_json(failure.scope, mask), now_text())
+            self._put_values(scope)
+            self._update_failed(error_id, job_id, failure, mask, record, scope, now_text())
 
     def open_keys(self, flow: str) -> dict[str, set[str]]:
         """The trace keys with an open error, per loop identity."""
@@ -307,22 +364,84 @@ class Store:
                 (when, job_id, f"a later success (job {job_id})", flow, loop_id, key))
         return ids
 
-    def errors(self, flow: str, *, include_resolved: bool = False, key: str | None = None,
-               ids: list[int] | None = None, match: str | None = None) -> list[StoredError]:
-        sql = f"select {ERROR_COLUMNS} from errors where flow = ?"
+    def _error_query(self, flow: str, include_resolved: bool, key: str | list[str] | None, ids: list[int] | None,
+                     match: str | None) -> tuple[str, list[Any]]:
+        sql = " from errors where flow = ?"
         args: list[Any] = [flow]
         if not include_resolved:
             sql += " and resolved_at is null"
         if key is not None:
-            sql += " and trace_key = ?"
-            args.append(key)
+            keys = [key] if isinstance(key, str) else key
+            sql += f" and trace_key in ({', '.join('?' for _ in keys)})"
+            args.extend(keys)
         if ids:
             sql += f" and id in ({', '.join('?' for _ in ids)})"
             args.extend(ids)
         if match is not None:
             sql += " and instr(message, ?) > 0"
             args.append(match)
-        return [_stored_error(r) for r in self.db.execute(sql + " order by id", args).fetchall()]
+        return sql, args
+
+    def _scope_of(self, text: str, refs: int | None) -> dict[str, Any]:
+        if not refs:
+            value = from_stored(loads(text))
+            return value if isinstance(value, dict) else {}
+        hashes: dict[str, str] = loads(text)
+        out: dict[str, Any] = {}
+        for name, digest in hashes.items():
+            row = self.db.execute("select value from error_values where hash = ?", (digest,)).fetchone()
+            if row is not None:
+                out[name] = from_stored(loads(row[0]))
+        return out
+
+    def errors(self, flow: str, *, include_resolved: bool = False, key: str | list[str] | None = None,
+               ids: list[int] | None = None, match: str | None = None) -> list[StoredError]:
+        """The errors with their scopes (what a replay needs)."""
+        return list(self.iter_errors(flow, include_resolved=include_resolved, key=key, ids=ids, match=match,
+                                     scope=True))
+
+    def iter_errors(self, flow: str, *, include_resolved: bool = False, key: str | list[str] | None = None,
+                    ids: list[int] | None = None, match: str | None = None, scope: bool = False,
+                    limit: int | None = None, offset: int = 0) -> Iterator[StoredError]:
+        """The errors in id order, read a page at a time (memory stays flat however many there are);
+        without `scope` their scopes are left empty (listing them needs none)."""
+        where, args = self._error_query(flow, include_resolved, key, ids, match)
+        columns = ERROR_COLUMNS.format(scope="scope" if scope else "'{}'")
+        after = 0
+        skip = offset
+        left = limit
+        while left is None or left > 0:
+            size = PAGE if left is None else min(PAGE, left)
+            rows = self.db.execute(f"select {columns}{where} and id > ? order by id limit ? offset ?",
+                                   [*args, after, size, skip]).fetchall()
+            skip = 0
+            if not rows:
+                return
+            for r in rows:
+                yield _stored_error(r, self._scope_of(r[10], r[21]) if scope else {})
+            after = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < size:
+                return
+
+    def count_errors(self, flow: str, *, include_resolved: bool = False, key: str | list[str] | None = None) -> int:
+        where, args = self._error_query(flow, include_resolved, key, None, None)
+        return int(self.db.execute(f"select count(*){where}", args).fetchone()[0])
+
+    def error_groups(self, flow: str, *, include_resolved: bool = False,
+                     key: str | list[str] | None = None) -> list[tuple[str, int, str, list[int]]]:
+        """(message, count, location of the first, the first six ids) per message, most frequent first."""
+        where, args = self._error_query(flow, include_resolved, key, None, None)
+        groups = self.db.execute(f"select message, count(*), min(id){where} group by message "
+                                 "order by count(*) desc, min(id)", args).fetchall()
+        out = []
+        for message, count, first in groups:
+            ids = [r[0] for r in self.db.execute(f"select id{where} and message = ? order by id limit 6",
+                                                 [*args, message])]
+            location = self.db.execute("select location from errors where id = ?", (first,)).fetchone()[0]
+            out.append((message, int(count), location, ids))
+        return out
 
     def open_errors(self, flow: str, error_id: int | None = None) -> list[StoredError]:
         return self.errors(flow, ids=[error_id] if error_id is not None else None)
@@ -376,4 +495,6 @@ class Store:
                 "delete from errors where id in (select id from (select id, row_number() over (partition by "
                 "coalesce(loop_id, loop) order by id desc) as n from errors where flow = ? and resolved_at is not "
                 "null) where n > ?)", (flow, keep)).rowcount
+            self.db.execute("delete from error_values where hash not in (select j.value from errors, "
+                            "json_each(errors.scope) as j where errors.scope_refs = 1)")
         return int(old) + int(many)

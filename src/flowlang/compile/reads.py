@@ -1,0 +1,53 @@
+"""Which of a loop's visible variables its iteration reads: what the error store keeps of a failed
+record's scope (a replay needs those and nothing else; OPERATIONS.md 1).
+
+A variable counts when a name, an assignment target or a `parallel` count in the loop's body (or its
+`key`) refers to it, or when a function of the same module that the body calls (directly or through
+other functions) reads it as a module variable."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from flowlang import ast
+from flowlang.check.program import CheckedModule, FunctionInfo
+from flowlang.check.scopes import Local, Outer
+from flowlang.source import Span
+
+
+def nodes(value: Any) -> Iterator[Any]:
+    """Every AST node under value (tuples and dataclass fields, spans left out)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type | Span):
+            yield item
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+
+
+def slots_read(body: Iterable[Any], checked: CheckedModule) -> set[int]:
+    """The module-frame slots that running `body` may read."""
+    res = checked.resolution
+    slots: set[int] = set()
+    seen: set[int] = set()
+    pending: list[FunctionInfo] = []
+
+    def visit(tree: Any, own: bool) -> None:
+        for node in nodes(tree):
+            ref = res.refs.get(node)
+            if isinstance(ref, Local if own else Outer):
+                slots.add(ref.slot)
+            if type(node) is ast.FuncCall:
+                info = res.calls.get(node)
+                if type(info) is FunctionInfo and info.module is checked and id(info) not in seen:
+                    seen.add(id(info))
+                    pending.append(info)
+
+    visit(tuple(body), True)
+    while pending:
+        visit(pending.pop().node.body, False)
+    return slots
