@@ -439,10 +439,10 @@ class ForEachCompiler(IoCompiler):
         if not self.loop_stack:
             self.outermost_loops += 1
             identity = loop_identity(node, self.checked.source.text, self.outermost_loops)
+        read = frozenset(slots_read((node.body, node.key), self.checked) - set(slots)) if identity else None
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
                         res.loop_scopes.get(node, ()), identity=identity,
-                        key=self.expr(node.key) if node.key is not None else None,
-                        read=frozenset(slots_read((node.body, node.key), self.checked) - set(slots)) if identity else None)
+                        key=self.expr(node.key) if node.key is not None else None, read=read)
         self.loop_stack.append(info)
         try:
             body = self.body(node.body)
