@@ -433,15 +433,14 @@ class Store:
                      key: str | list[str] | None = None) -> list[tuple[str, int, str, list[int]]]:
         """(message, count, location of the first, the first six ids) per message, most frequent first."""
         where, args = self._error_query(flow, include_resolved, key, None, None)
-        groups = self.db.execute(f"select message, count(*), min(id){where} group by message "
-                                 "order by count(*) desc, min(id)", args).fetchall()
-        out = []
-        for message, count, first in groups:
-            ids = [r[0] for r in self.db.execute(f"select id{where} and message = ? order by id limit 6",
-                                                 [*args, message])]
-            location = self.db.execute("select location from errors where id = ?", (first,)).fetchone()[0]
-            out.append((message, int(count), location, ids))
-        return out
+        rows = self.db.execute(
+            f"select message, n, id, location from (select message, id, location, count(*) over (partition by "
+            f"message) as n, row_number() over (partition by message order by id) as k{where}) where k <= 6 "
+            "order by n desc, message, id", args).fetchall()
+        out: dict[str, tuple[str, int, str, list[int]]] = {}
+        for message, count, error_id, location in rows:
+            out.setdefault(message, (message, int(count), location, []))[3].append(int(error_id))
+        return sorted(out.values(), key=lambda g: (-g[1], g[3][0]))
 
     def open_errors(self, flow: str, error_id: int | None = None) -> list[StoredError]:
         return self.errors(flow, ids=[error_id] if error_id is not None else None)
