@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("diagnostics", "ast"),
     ("errors",),
     ("syntax", "runtime", "status"),
-    ("connectors", "telemetry"),
+    ("connectors", "telemetry", "project_schema"),
     ("environment", "project", "openapi"),
     ("alerts",),
     ("check",),

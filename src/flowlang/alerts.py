@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from flowlang.project import AlertsConfig, Project
+from flowlang.project import Project
+from flowlang.project_schema import AlertsConfig
 from flowlang.runtime.alert_log import take_alert_slot
 from flowlang.runtime.secrets import SecretChain
 from flowlang.runtime.store import Store
@@ -119,7 +120,7 @@ async def alert(project: Project, report: RunReport, state_dir: Path | None, cha
     from flowlang.connectors.alert_targets import AlertDeliveryError
     from flowlang.errors import FlowError
 
-    config = project.config.alerts
+    config = project.alerts
     if config is None or report.status not in config.on:
         return []
     extra = {"flow": report.flow, "job_id": report.job_id}

@@ -1,20 +1,83 @@
-"""The flowlang abstract syntax tree: frozen, slotted dataclasses, one per construct, each with a span.
+"""The flowlang abstract syntax tree: frozen, slotted classes (dataclass-like, `Node`), one per
+construct, each with a span.
 
 Built only by flowlang.syntax.transformer; read by the checker, the compiler and the formatter.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
 
 from flowlang.source import Span
 
 if TYPE_CHECKING:
     from flowlang.source import Source
+
+
+# ---- the node base -----------------------------------------------------------------------
+# Frozen slotted dataclasses cost ~0.5 ms each to create (their methods are generated with exec),
+# which every start of `flowlang` paid for ~50 node classes. A metaclass makes the same classes
+# (fields from the annotations, in order; defaults; __slots__; frozen; identity equality) without
+# generating code, and type checkers see them as dataclasses (PEP 681).
+
+
+@dataclass_transform(frozen_default=True, eq_default=False)
+class _NodeMeta(type):
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _NodeMeta:
+        annotations = namespace.get("__annotations__", {})
+        names = tuple(k for k, v in annotations.items() if not str(v).startswith("ClassVar"))
+        defaults = {k: namespace.pop(k) for k in names if k in namespace}
+        namespace.update(__slots__=names, __match_args__=names, _fields=names, _defaults=defaults,
+                         _required=sum(1 for k in names if k not in defaults))
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class Node(metaclass=_NodeMeta):
+    """The base of every node class: `fields(node)` names its fields in order."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]]
+    _defaults: ClassVar[dict[str, Any]]
+    _required: ClassVar[int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self._fields
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments, got {len(args)}")
+        put = object.__setattr__
+        for name, value in zip(names, args, strict=False):
+            put(self, name, value)
+        if len(args) == len(names) and not kwargs:
+            return
+        for name in names[len(args):]:
+            if name in kwargs:
+                put(self, name, kwargs.pop(name))
+            elif name in self._defaults:
+                put(self, name, self._defaults[name])
+            else:
+                raise TypeError(f"{type(self).__name__}() needs {name!r}")
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}() has no field {next(iter(kwargs))!r}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and copy: by the constructor
+        return type(self), tuple(getattr(self, n) for n in self._fields)
+
+
+def fields(node: Node) -> tuple[str, ...]:
+    """The names of a node's fields, in declaration order."""
+    return node._fields
 
 
 
@@ -46,32 +109,28 @@ class LogicOp(Enum):
 # ---- expressions -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Literal:
+class Literal(Node):
     """A constant: null, true/false, an integer, an exact decimal or a string without interpolation."""
 
     value: bool | int | Decimal | str | None
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Interpolated:
+class Interpolated(Node):
     """A double-quoted string with `{expr}` parts; literal text parts are plain strings."""
 
     parts: tuple[str | Expr, ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Name:
+class Name(Node):
     """A reference to a variable, parameter, connection or global (env, secret, job, state, input)."""
 
     name: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Field:
+class Field(Node):
     """`obj.name`: a field of an object (null when missing)."""
 
     obj: Expr
@@ -80,8 +139,7 @@ class Field:
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Index:
+class Index(Node):
     """`obj[index]`: a list index (negative from the end) or an object key."""
 
     obj: Expr
@@ -89,8 +147,7 @@ class Index:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class KwArg:
+class KwArg(Node):
     """`name: value` in a call's arguments."""
 
     name: str
@@ -98,8 +155,7 @@ class KwArg:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class FuncCall:
+class FuncCall(Node):
     """`name(args, key: value)`: a call of a builtin or a user function."""
 
     name: str
@@ -109,16 +165,14 @@ class FuncCall:
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ListLit:
+class ListLit(Node):
     """`[a, b, c]`."""
 
     items: tuple[Expr, ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Pair:
+class Pair(Node):
     """`key: value` in an object literal; key is a Literal string or an Interpolated string
     (in an object comprehension a bare name is a Name, the variable)."""
 
@@ -127,16 +181,14 @@ class Pair:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ObjectLit:
+class ObjectLit(Node):
     """`{a: 1, "two words": 2}`."""
 
     pairs: tuple[Pair, ...]
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class CompFor:
+class CompFor(Node):
     """`for x[, y] in iterable [if condition]` of a comprehension."""
 
     names: tuple[str, ...]
@@ -146,8 +198,7 @@ class CompFor:
     name_spans: tuple[Span, ...]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ListComp:
+class ListComp(Node):
     """`[element for x in xs if cond]`."""
 
     element: Expr
@@ -155,8 +206,7 @@ class ListComp:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ObjectComp:
+class ObjectComp(Node):
     """`{key: value for k, v in items(obj)}`."""
 
     key: Expr
@@ -165,24 +215,21 @@ class ObjectComp:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Negate:
+class Negate(Node):
     """`-a`."""
 
     operand: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Not:
+class Not(Node):
     """`not a` (always a boolean)."""
 
     operand: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Binary:
+class Binary(Node):
     """Arithmetic and comparison: `a + b`, `a == b`, `a in b`, `a not in b`."""
 
     op: BinOp
@@ -192,8 +239,7 @@ class Binary:
     op_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Logical:
+class Logical(Node):
     """`a and b`, `a or b` (short-circuit, result is a boolean)."""
 
     op: LogicOp
@@ -202,8 +248,7 @@ class Logical:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Coalesce:
+class Coalesce(Node):
     """`a ?? b`: a unless it is null."""
 
     left: Expr
@@ -211,8 +256,7 @@ class Coalesce:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Conditional:
+class Conditional(Node):
     """`if cond then a else b`."""
 
     condition: Expr
@@ -230,16 +274,14 @@ Expr = (
 # ---- statements --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class FlowDecl:
+class FlowDecl(Node):
     """`flow "Name"`."""
 
     name: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Trigger:
+class Trigger(Node):
     """`trigger webhook(...)` or `trigger schedule(...)`: how `flowlang serve` starts the flow (runs ignore it)."""
 
     kind: str
@@ -249,8 +291,7 @@ class Trigger:
     kind_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Param:
+class Param(Node):
     """`param name [= default]`."""
 
     name: str
@@ -259,8 +300,7 @@ class Param:
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Use:
+class Use(Node):
     """`use name = connector(key: value, ...)`."""
 
     name: str
@@ -272,24 +312,21 @@ class Use:
     connector_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class FieldStep:
+class FieldStep(Node):
     """`.name` in an assignment target."""
 
     name: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class IndexStep:
+class IndexStep(Node):
     """`[expr]` in an assignment target."""
 
     index: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Target:
+class Target(Node):
     """What `let` assigns: a variable, or a path into one (`order.status`, `state.cursor`)."""
 
     name: str
@@ -298,8 +335,7 @@ class Target:
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Let:
+class Let(Node):
     """`let target = value`."""
 
     target: Target
@@ -307,8 +343,7 @@ class Let:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Operation:
+class Operation(Node):
     """`conn.op(args)` in call, lookup and send."""
 
     connection: str
@@ -321,8 +356,7 @@ class Operation:
     op_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class CallStmt:
+class CallStmt(Node):
     """`call conn.op(args) [as name]`."""
 
     operation: Operation
@@ -331,8 +365,7 @@ class CallStmt:
     as_span: Span | None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class LookupStmt:
+class LookupStmt(Node):
     """`lookup conn.op(args) as name`: the first record, or null."""
 
     operation: Operation
@@ -341,16 +374,14 @@ class LookupStmt:
     as_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Count:
+class Count(Node):
     """The N of `parallel N` and `batch N`: an integer literal or a parameter name."""
 
     value: int | str
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Send:
+class Send(Node):
     """`send value to conn[.op[(args)]] [key expr] [once | if changed] [as name] [batch N]`. `mode` is
     "once" or "changed" for a send that goes through the ledger, keyed by `key` (else the loop's record)."""
 
@@ -364,8 +395,7 @@ class Send:
     mode: str | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class MapAssign:
+class MapAssign(Node):
     """`path = value` in a map body (a dotted path builds nested objects)."""
 
     path: tuple[str, ...]
@@ -373,16 +403,14 @@ class MapAssign:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class MapSpread:
+class MapSpread(Node):
     """`...value` in a map body: copy all fields of an object."""
 
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class MapDrop:
+class MapDrop(Node):
     """`drop path` in a map body."""
 
     path: tuple[str, ...]
@@ -394,8 +422,7 @@ MapLine = (
 )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class MapStmt:
+class MapStmt(Node):
     """`map source to target` ... `end`."""
 
     source: Expr
@@ -405,8 +432,7 @@ class MapStmt:
     target_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Branch:
+class Branch(Node):
     """One `if` / `else if` condition with its block."""
 
     condition: Expr
@@ -414,8 +440,7 @@ class Branch:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class If:
+class If(Node):
     """`if c` ... `else if c` ... `else` ... `end`."""
 
     branches: tuple[Branch, ...]
@@ -423,8 +448,7 @@ class If:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ForEach:
+class ForEach(Node):
     """`for each x[, y] in iterable [key expr] [parallel N]` ... `end`. The key names what identifies
     a record in the error store (OPERATIONS.md 2)."""
 
@@ -437,30 +461,26 @@ class ForEach:
     key: Expr | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Skip:
+class Skip(Node):
     """`skip`: go on with the next iteration."""
 
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Stop:
+class Stop(Node):
     """`stop`: leave the loop."""
 
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Fail:
+class Fail(Node):
     """`fail message`."""
 
     message: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Try:
+class Try(Node):
     """`try` ... `on error [as e]` ... `end`."""
 
     body: tuple[Stmt, ...]
@@ -470,16 +490,14 @@ class Try:
     error_span: Span | None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Emit:
+class Emit(Node):
     """`emit value`: an output record (a list emits each item)."""
 
     value: Expr
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Log:
+class Log(Node):
     """`log [level] value`."""
 
     level: str
@@ -487,8 +505,7 @@ class Log:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class FnParam:
+class FnParam(Node):
     """A function parameter with an optional default."""
 
     name: str
@@ -496,8 +513,7 @@ class FnParam:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Function:
+class Function(Node):
     """`function name(params)` ... `end`."""
 
     name: str
@@ -507,24 +523,21 @@ class Function:
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Return:
+class Return(Node):
     """`return [value]`."""
 
     value: Expr | None
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Import:
+class Import(Node):
     """`import "path.flow"`."""
 
     path: str
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class RunFlow:
+class RunFlow(Node):
     """`run "other.flow" [with params]`."""
 
     path: str
@@ -532,8 +545,7 @@ class RunFlow:
     span: Span
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ExprStmt:
+class ExprStmt(Node):
     """A bare expression (REPL input only): its value is shown."""
 
     expr: Expr
@@ -546,8 +558,7 @@ Stmt = (
 )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Module:
+class Module(Node):
     """A parsed flow file (or REPL input)."""
 
     statements: tuple[Stmt, ...]
@@ -570,21 +581,21 @@ def dump(value: object, source: Source | None = None, indent: int = 0) -> str:
         return "(\n" + inner + "\n" + pad + ")"
     if isinstance(value, Enum):
         return value.value if isinstance(value.value, str) else str(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type) and not isinstance(value, Span):
+    if isinstance(value, Node):
         name = type(value).__name__
         if isinstance(value, Module):
             return "Module " + dump(value.statements, source, indent)
         parts = []
         where = ""
-        for f in dataclasses.fields(value):
-            v = getattr(value, f.name)
-            if f.name == "span":
+        for field_name in value._fields:
+            v = getattr(value, field_name)
+            if field_name == "span":
                 if source is not None:
                     line, col = source.line_col(v.start)
                     where = f"@{line}:{col}"
                 continue
-            if f.name.endswith("_span") or f.name.endswith("_spans"):
+            if field_name.endswith("_span") or field_name.endswith("_spans"):
                 continue
-            parts.append(f"{f.name}=" + dump(v, source, indent + 1))
+            parts.append(f"{field_name}=" + dump(v, source, indent + 1))
         return f"{name}{where}(" + ", ".join(parts) + ")"
     return repr(value)

@@ -1,6 +1,7 @@
 """The project file `flowlang.toml` (beside the flows, found in the flow's folder or a parent, or
 given with --config): where secrets come from and where failures are reported. Validated by
-pydantic; a mistake names the file, the key and the problem."""
+pydantic (the schema is flowlang.project_schema, imported only when there is a file); a mistake names
+the file, the key and the problem."""
 
 from __future__ import annotations
 
@@ -8,118 +9,27 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import TYPE_CHECKING
 
 from flowlang.errors import UsageError
 from flowlang.runtime.secrets import EnvironmentProvider, MappingProvider, SecretProvider
 
+if TYPE_CHECKING:
+    from flowlang.project_schema import AlertsConfig, ProjectConfig
+
 PROJECT_FILE = "flowlang.toml"
-ProviderName = Literal["file", "env", "dotenv", "keyring", "command", "aws", "vault"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class DotenvConfig(_Strict):
-    path: str = ".env"
-
-
-class KeyringConfig(_Strict):
-    service: str = "flowlang"
-
-
-class CommandConfig(_Strict):
-    command: str
-    timeout: float = Field(10.0, gt=0)
-
-
-class AwsConfig(_Strict):
-    region: str | None = None
-    prefix: str = ""
-    field: str | None = None
-    endpoint_url: str | None = None
-
-
-class VaultConfig(_Strict):
-    address: str
-    mount: str = "secret"
-    path: str = "{name}"
-    field: str = "value"
-    token_env: str = "VAULT_TOKEN"
-    namespace: str | None = None
-    timeout: float = Field(10.0, gt=0)
-
-
-class SecretsConfig(_Strict):
-    order: list[ProviderName] | None = None
-    dotenv: DotenvConfig | None = None
-    keyring: KeyringConfig | None = None
-    command: CommandConfig | None = None
-    aws: AwsConfig | None = None
-    vault: VaultConfig | None = None
-
-
-class EmailTarget(_Strict):
-    host: str
-    port: int = 587
-    starttls: bool = True
-    tls: bool = False  # implicit TLS (port 465)
-    user: str | None = None
-    password_secret: str | None = None  # the NAME of a secret holding the SMTP password
-    sender: str = Field(alias="from")
-    to: list[str]
-    ca_file: str | None = None  # a CA bundle to trust (relative to flowlang.toml), for a private SMTP server
-    timeout: float = Field(30.0, gt=0)
-
-
-class WebhookTarget(_Strict):
-    url: str | None = None
-    url_secret: str | None = None  # the NAME of a secret holding the URL (Slack and Teams URLs are secrets)
-    format: Literal["json", "slack"] = "json"
-    timeout: float = Field(10.0, gt=0)
-
-
-RunOutcome = Literal["failed", "partial", "interrupted"]
-
-
-class AlertsConfig(_Strict):
-    on: list[RunOutcome] = ["failed", "partial"]
-    min_interval: float = Field(3600.0, ge=0)  # seconds between two alerts of one flow to one target
-    email: EmailTarget | None = None
-    webhook: WebhookTarget | None = None
-
-    @field_validator("min_interval", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
-
-
-class ProjectConfig(_Strict):
-    secrets: SecretsConfig = SecretsConfig()
-    alerts: AlertsConfig | None = None
-
-
-def parse_duration(text: str) -> float:
-    """"90s", "15m", "1h", "2d" or a plain number of seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip()
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise ValueError(f"'{text}' is not a duration (write 90s, 15m, 1h or 2d)") from None
 
 
 @dataclass
 class Project:
     """A loaded project file (or the defaults when there is none)."""
 
-    config: ProjectConfig
+    config: ProjectConfig | None  # None: no project file, every default
     path: Path | None
+
+    @property
+    def alerts(self) -> AlertsConfig | None:
+        return self.config.alerts if self.config is not None else None
 
     @property
     def folder(self) -> Path:
@@ -128,7 +38,10 @@ class Project:
     def secret_providers(self, secrets: Mapping[str, str], env: Mapping[str, str]) -> list[SecretProvider]:
         """The chain `secret.NAME` asks, in the configured order (default: --secrets, the environment,
         then each configured provider in the order the file lists them)."""
+        if self.config is None:
+            return [MappingProvider(secrets), EnvironmentProvider(env)]
         from flowlang.connectors import secret_providers as sp
+        from flowlang.project_schema import AwsConfig, DotenvConfig, KeyringConfig
 
         conf = self.config.secrets
         configured = [n for n in ("dotenv", "keyring", "command", "aws", "vault") if getattr(conf, n) is not None]
@@ -168,7 +81,11 @@ def load_project(config: str | Path | None, flow_folder: Path | None) -> Project
     """--config FILE, else the flowlang.toml nearest the flow, else the defaults."""
     path = Path(config) if config is not None else find_project_file(flow_folder or Path.cwd())
     if path is None:
-        return Project(ProjectConfig(), None)
+        return Project(None, None)
+    from pydantic import ValidationError
+
+    from flowlang.project_schema import ProjectConfig
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

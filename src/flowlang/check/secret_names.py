@@ -3,7 +3,6 @@ position of its first use. Run starts fetch them once; `flowlang secrets check` 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 from flowlang import ast
@@ -11,12 +10,12 @@ from flowlang.check.program import CheckedModule
 from flowlang.source import Source, Span
 
 
-def _children(node: object) -> Iterator[object]:
-    for f in dataclasses.fields(node):  # type: ignore[arg-type]
-        value = getattr(node, f.name)
+def _children(node: ast.Node) -> Iterator[object]:
+    for name in ast.fields(node):
+        value = getattr(node, name)
         if isinstance(value, tuple | list):
             yield from value
-        elif dataclasses.is_dataclass(value) and not isinstance(value, Span | Source):
+        elif isinstance(value, ast.Node):
             yield value
 
 
@@ -25,7 +24,7 @@ def _walk(node: object) -> Iterator[object]:
     while stack:
         current = stack.pop()
         yield current
-        if dataclasses.is_dataclass(current) and not isinstance(current, type | Span | Source):
+        if isinstance(current, ast.Node):
             stack.extend(_children(current))
 
 

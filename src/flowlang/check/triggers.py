@@ -8,7 +8,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowlang import ast
 from flowlang.check.hints import did_you_mean
@@ -99,6 +98,8 @@ def cron_problem(expression: str) -> str | None:
 
 
 def zone_problem(name: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only a flow with a trigger needs it
+
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

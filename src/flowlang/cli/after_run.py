@@ -8,17 +8,15 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flowlang.alerts import alert, report_of
-from flowlang.api import Flow
-from flowlang.cli.console import Terminal
-from flowlang.cli.signals import run_async_command
-from flowlang.project import Project
-from flowlang.runner import Result
-from flowlang.runtime.secrets import SecretChain
 from flowlang.runtime.state_folder import state_dir_for
-from flowlang.runtime.store import Store
-from flowlang.telemetry.textfile import write_metrics_file
+
+if TYPE_CHECKING:  # the rest is imported when there is a metrics file or an alert to send
+    from flowlang.api import Flow
+    from flowlang.cli.console import Terminal
+    from flowlang.project import Project
+    from flowlang.runner import Result
 
 log = logging.getLogger("flowlang.cli")
 
@@ -29,6 +27,9 @@ def after_run(args: argparse.Namespace, terminal: Terminal, flow: Flow, project:
     test_run = bool(getattr(args, "dry_run", False)) or getattr(args, "limit", None) is not None
     metrics_file = getattr(args, "metrics_file", None)
     if metrics_file:
+        from flowlang.runtime.store import Store
+        from flowlang.telemetry.textfile import write_metrics_file
+
         store = Store(state_dir)
         try:
             last_success = store.last_success_at(flow.key)
@@ -40,8 +41,12 @@ def after_run(args: argparse.Namespace, terminal: Terminal, flow: Flow, project:
         except OSError as e:
             log.error(f"cannot write --metrics-file {metrics_file}: {e.strerror or e}",
                       extra={"flow": flow.name, "job_id": result.job_id})
-    if project.config.alerts is None or test_run:
+    if project.alerts is None or test_run:
         return
+    from flowlang.alerts import alert, report_of
+    from flowlang.cli.signals import run_async_command
+    from flowlang.runtime.secrets import SecretChain
+
     chain = SecretChain(project.secret_providers(secrets, dict(os.environ)), on_value=terminal.masker.add)
     report = report_of(flow.name, args.file, result, terminal.masker.mask)
     run_async_command(alert(project, report, state_dir, chain, terminal.masker.mask))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flowlang.cli.console import Terminal
-from flowlang.connectors.declarative.loader import ConnectorFileError, parse_model
-from flowlang.connectors.declarative.models import IDENTIFIER, ConnectorFile
-from flowlang.resources import stdlib_files
 from flowlang.status import ExitStatus
+
+if TYPE_CHECKING:  # the rest is imported by the commands: building the parser stays cheap
+    from flowlang.cli.console import Terminal
+    from flowlang.connectors.declarative.models import ConnectorFile
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -46,6 +47,8 @@ def rewrite(argv: list[str]) -> list[str]:
 
 
 def cmd_import(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.connectors.declarative.loader import ConnectorFileError, parse_model
+    from flowlang.connectors.declarative.models import IDENTIFIER
     from flowlang.openapi.document import DescriptionError, load
     from flowlang.openapi.importer import Question, Selection, import_description
 
@@ -110,6 +113,8 @@ def cmd_import(args: argparse.Namespace, terminal: Terminal) -> int:
 
 def connector_text(name: str, folder: Path) -> tuple[str, str] | None:
     """(file name, text) of a connector: a .toml path, the flow folder's connectors/, or the stdlib."""
+    from flowlang.resources import stdlib_files
+
     path = Path(name)
     if name.endswith(".toml") and path.is_file():
         return str(path), path.read_text(encoding="utf-8")
@@ -123,6 +128,7 @@ def connector_text(name: str, folder: Path) -> tuple[str, str] | None:
 
 
 def cmd_verify(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.connectors.declarative.loader import ConnectorFileError, parse_model
     from flowlang.openapi.document import DescriptionError, load
     from flowlang.openapi.verify import verify
 

@@ -10,15 +10,15 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import IO, Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any
 
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.masking import Masker
-from flowlang.runtime.run import current_flow, current_job_id
+
+if TYPE_CHECKING:  # rich is imported when something is drawn: `flowlang --version` stays fast
+    from rich.console import Console
+    from rich.table import Table
 
 
 def wants_color(mode: str, is_tty: bool, environ: Mapping[str, str]) -> bool:
@@ -48,21 +48,24 @@ class Terminal:
         self.is_tty = hasattr(self.stderr, "isatty") and self.stderr.isatty()
         self.rich = self.is_tty if color is None else color
         self.color = wants_color("auto", self.rich, os.environ) if color is None else color
-        self.err = self._console()
         self.masker = Masker()
         self.json_lines = False  # set by setup_logging: every stderr line is then a JSON object
         self.context: dict[str, Any] = {"flow": None, "job_id": None}  # what JSON lines carry
         self.closed = False  # stdout went away (`| head`)
         self.on_closed: Callable[[], None] | None = None  # a run stops when its stdout goes away
 
-    def _console(self) -> Console:
+    @cached_property
+    def err(self) -> Console:
+        """The rich console on stderr (made on first use: rich is imported only when drawing)."""
+        from rich.console import Console
+
         return Console(file=self.stderr, force_terminal=True if self.color else None, no_color=not self.color,
                        highlight=False, soft_wrap=True)
 
     def use_color(self, mode: str) -> None:
         """Apply --color auto|always|never (and NO_COLOR / FORCE_COLOR for auto)."""
         self.color = wants_color(mode, self.rich, os.environ)
-        self.err = self._console()
+        self.__dict__.pop("err", None)  # the next use makes the console with the new setting
 
     # ---- stdin -------------------------------------------------------------------------------
     def stdin_is_terminal(self) -> bool:
@@ -115,6 +118,8 @@ class Terminal:
             self.json_line(level, text)
             return
         if self.color:
+            from rich.text import Text
+
             self.err.print(Text(text, style=style or ""))
         else:
             self.stderr.write(text + "\n")
@@ -140,6 +145,8 @@ class Terminal:
         self.err.print(table)
 
     def stdout_table(self, table: Table) -> None:
+        from rich.console import Console
+
         Console(file=self.stdout, force_terminal=False, no_color=True, width=200, soft_wrap=True).print(table)
 
 
@@ -152,6 +159,8 @@ class TerminalLogHandler(logging.Handler):
         self.json_lines = json_lines
 
     def emit(self, record: logging.LogRecord) -> None:
+        from flowlang.runtime.run import current_flow, current_job_id
+
         try:
             text = self.terminal.masker.mask(record.getMessage())
             if self.json_lines:

@@ -2,25 +2,29 @@
 and exit with its status (the statuses and their mapping live in flowlang.status).
 
 A mistake in a script or on the command line never shows a Python traceback (--debug does).
+
+Start-up time counts (`flowlang --version`, a short `flowlang run`): this module imports little at
+the top, and each command's module is imported when that command runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
-import traceback
-from collections.abc import Callable, Sequence
-from contextlib import redirect_stderr, redirect_stdout
 
-from flowlang.cli.console import Terminal, TerminalLogHandler
-from flowlang.errors import FlowError, FlowRuntimeError, LockedError, ScriptError
-from flowlang.status import ExitStatus, exit_status
+TYPE_CHECKING = False  # not typing's: importing typing (and re) costs more than this module
 
-Command = Callable[[argparse.Namespace, Terminal], int]
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+
+    from flowlang.cli.console import Terminal
+
+    Command = Callable[[argparse.Namespace, Terminal], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     from flowlang import __version__
     from flowlang.cli.argparser import Parser, add_completion_parser, add_examples
 
@@ -186,6 +190,10 @@ def commands() -> dict[str, Command]:
 
 def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
     """Route flowlang's loggers to stderr; returns whether logs are JSON lines."""
+    import logging
+
+    from flowlang.cli.console import TerminalLogHandler
+
     fmt = getattr(args, "log_format", "auto")
     json_lines = fmt == "json" or (fmt == "auto" and not terminal.rich)
     handler = TerminalLogHandler(terminal, json_lines)
@@ -203,13 +211,24 @@ def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
 
 
 def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["--version"]:  # what argparse would answer, without building every subcommand
+        from flowlang import __version__
+
+        (terminal.stdout if terminal else sys.stdout).write(f"flowlang {__version__}\n")
+        return 0
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from flowlang.cli.console import Terminal
+    from flowlang.status import ExitStatus, exit_status
+
     terminal = terminal or Terminal()
     parser = build_parser()
     try:
         from flowlang.cli.connectors_tools import rewrite
 
         with redirect_stdout(terminal.stdout), redirect_stderr(terminal.stderr):  # argparse writes there
-            args = parser.parse_args(rewrite(list(sys.argv[1:] if argv is None else argv)))
+            args = parser.parse_args(rewrite(words))
     except SystemExit as e:
         return int(e.code or 0) if e.code in (0, None) else int(ExitStatus.INVALID)
     if not args.command:
@@ -234,6 +253,10 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
 
 def report_error(terminal: Terminal, error: Exception, debug: bool) -> None:
     """What the user sees of an error that ended a command (a traceback only with --debug)."""
+    import traceback
+
+    from flowlang.errors import FlowError, FlowRuntimeError, LockedError, ScriptError
+
     if isinstance(error, ScriptError):
         terminal.message(error.render())
         count = len(error.diagnostics)

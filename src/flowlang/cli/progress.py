@@ -8,17 +8,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.text import Text
-
-from flowlang.cli.console import Terminal
-from flowlang.runtime.run import RunContext
-from flowlang.runtime.store import Store
 from flowlang.testing.plan import duration_text, rate_text
+
+if TYPE_CHECKING:  # rich is imported when the display is on (a terminal): a piped run starts faster
+    from flowlang.cli.console import Terminal
+    from flowlang.runtime.run import RunContext
+    from flowlang.runtime.store import Store
 
 ESTIMATE_SHOWN_OVER = 60.0
 
@@ -57,6 +54,10 @@ class RunProgress:
         return f"{self.name}: " + " · ".join(parts)
 
     def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.text import Text
+
         ctx = self.ctx
         text = Text(self.line())
         if ctx is not None and ctx.stats.total:
@@ -98,6 +99,8 @@ def progress_display(terminal: Terminal, name: str, enabled: bool) -> Iterator[R
     if not enabled or not terminal.rich:
         yield None
         return
+    from rich.live import Live
+
     progress = RunProgress(name)
     with Live(progress, console=terminal.err, refresh_per_second=4, transient=True):
         yield progress

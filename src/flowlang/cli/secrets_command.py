@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
-from flowlang.api import load
-from flowlang.check.secret_names import secret_uses
-from flowlang.cli.console import Terminal
-from flowlang.cli.options import read_secrets
-from flowlang.project import load_project
-from flowlang.runtime.jsoncodec import dumps
-from flowlang.runtime.secrets import SecretChain
 from flowlang.status import ExitStatus
+
+if TYPE_CHECKING:
+    from flowlang.cli.console import Terminal
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -33,6 +30,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def cmd_secrets(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.api import load  # here, not at the top: building the parser stays cheap
+    from flowlang.check.secret_names import secret_uses
+    from flowlang.cli.options import read_secrets
+    from flowlang.project import load_project
+    from flowlang.runtime.jsoncodec import dumps
+    from flowlang.runtime.secrets import SecretChain
+
     flow = load(args.file)
     project = load_project(args.config, flow.base_dir)
     given = read_secrets(args.secrets)

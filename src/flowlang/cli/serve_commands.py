@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flowlang.cli.console import Terminal
-from flowlang.cli.options import read_secrets
 from flowlang.errors import UsageError
-from flowlang.project import load_project
 from flowlang.status import ExitStatus
+
+if TYPE_CHECKING:  # the rest is imported by the commands: building the parser stays cheap
+    from flowlang.cli.console import Terminal
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -57,6 +56,11 @@ def read_token(path: str | None) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
+    import asyncio
+    import signal
+
+    from flowlang.cli.options import read_secrets
+    from flowlang.project import load_project
     from flowlang.serve.service import ServeOptions, Service
 
     secrets = read_secrets(args.secrets)
@@ -126,7 +130,9 @@ def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
 
 
 def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
+    from flowlang.cli.options import read_secrets
     from flowlang.cli.signals import run_async_command
+    from flowlang.project import load_project
     from flowlang.serve.flows import load_folder
     from flowlang.serve.inbox import Inbox
     from flowlang.serve.runs import run_delivery

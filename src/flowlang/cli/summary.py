@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from rich.table import Table
-
 from flowlang.cli.console import Terminal
 from flowlang.runner import Result
 
@@ -41,6 +39,8 @@ def show(terminal: Terminal, name: str, result: Result, json_logs: bool, verb: s
             if st.read or st.sent or st.failed or st.skipped]
     if not rows or not terminal.rich:
         return
+    from rich.table import Table  # here: a run on a pipe draws no table and needs no rich
+
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
     for column in ("line", "statement", "read", "sent", "failed", "skipped", "emitted"):
         table.add_column(column, justify="right" if column != "statement" else "left")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import uuid as uuid_module
 from typing import Any
 from urllib.parse import quote
 
@@ -82,6 +81,8 @@ def sha256(text: Any) -> Any:
 
 def uuid() -> Any:
     """uuid(): a random UUID (version 4)."""
+    import uuid as uuid_module  # here: importing uuid at start-up costs more than a run of `emit 1`
+
     return drawn("uuid", lambda: str(uuid_module.uuid4()))
 
 

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, TypeVar
 
 from flowlang.runtime.values import Secret, type_name
@@ -37,23 +37,37 @@ class ParamSpec:
     variadic: bool = False
 
 
-@dataclass(frozen=True)
 class Builtin:
-    """A named function callable from flowlang expressions."""
+    """A named function callable from flowlang expressions. Its parameters and summary are read
+    from the Python function when first needed (reading every builtin's signature at import slowed
+    each start of `flowlang`)."""
 
-    name: str
-    fn: Callable[..., Any]
-    params: tuple[ParamSpec, ...]
-    doc: str
-    pure: bool = True
+    def __init__(self, name: str, fn: Callable[..., Any], params: tuple[ParamSpec, ...] | None = None,
+                 doc: str | None = None, pure: bool = True) -> None:
+        self.name = name
+        self.fn = fn
+        self.pure = pure
+        if params is not None:
+            self.__dict__["params"] = params
+        if doc is not None:
+            self.__dict__["doc"] = doc
 
     @classmethod
     def of(cls, name: str, fn: Callable[..., Any], pure: bool = True) -> Builtin:
-        params = []
-        for p in inspect.signature(fn).parameters.values():
-            params.append(ParamSpec(p.name, p.default, p.kind is inspect.Parameter.VAR_POSITIONAL))
-        doc = inspect.getdoc(fn) or ""
-        return cls(name, fn, tuple(params), doc.splitlines()[0] if doc else "", pure)
+        return cls(name, fn, pure=pure)
+
+    @cached_property
+    def params(self) -> tuple[ParamSpec, ...]:
+        return tuple(ParamSpec(p.name, p.default, p.kind is inspect.Parameter.VAR_POSITIONAL)
+                     for p in inspect.signature(self.fn).parameters.values())
+
+    @cached_property
+    def doc(self) -> str:
+        doc = inspect.getdoc(self.fn) or ""
+        return doc.splitlines()[0] if doc else ""
+
+    def __repr__(self) -> str:
+        return f"Builtin({self.name!r})"
 
     @property
     def variadic(self) -> bool:
@@ -204,15 +218,17 @@ def reveal_all(args: Iterable[Any]) -> tuple[list[Any], bool]:
 def secret_preserving(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a text function: secrets in, secret out (the result is shown as ***)."""
 
-    params = [p for p in inspect.signature(fn).parameters.values()]
-    if len(params) == 1 and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+    code = fn.__code__  # not inspect.signature: this runs for every text builtin at import
+    plain_one = (code.co_argcount == 1 and not code.co_posonlyargcount and not code.co_kwonlyargcount
+                 and not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS))
+    if plain_one:
         def one(value: Any) -> Any:
             if type(value) is not Secret:
                 return fn(value)
             result = fn(value.reveal())
             return Secret(result) if isinstance(result, str) else result
 
-        one.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        one.__wrapped__ = fn  # type: ignore[attr-defined]  # inspect.signature(one) is fn's
         one.__doc__ = fn.__doc__
         one.__name__ = fn.__name__
         return one
@@ -229,7 +245,7 @@ def secret_preserving(fn: Callable[..., Any]) -> Callable[..., Any]:
             return Secret(result)
         return result
 
-    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
     wrapper.__doc__ = fn.__doc__
     wrapper.__name__ = fn.__name__
     return wrapper

@@ -1,0 +1,105 @@
+"""The schema of the project file `flowlang.toml` (pydantic models): what `flowlang.project` validates
+a file against. Imported only when there is a project file, so a run without one never loads pydantic."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ProviderName = Literal["file", "env", "dotenv", "keyring", "command", "aws", "vault"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DotenvConfig(_Strict):
+    path: str = ".env"
+
+
+class KeyringConfig(_Strict):
+    service: str = "flowlang"
+
+
+class CommandConfig(_Strict):
+    command: str
+    timeout: float = Field(10.0, gt=0)
+
+
+class AwsConfig(_Strict):
+    region: str | None = None
+    prefix: str = ""
+    field: str | None = None
+    endpoint_url: str | None = None
+
+
+class VaultConfig(_Strict):
+    address: str
+    mount: str = "secret"
+    path: str = "{name}"
+    field: str = "value"
+    token_env: str = "VAULT_TOKEN"
+    namespace: str | None = None
+    timeout: float = Field(10.0, gt=0)
+
+
+class SecretsConfig(_Strict):
+    order: list[ProviderName] | None = None
+    dotenv: DotenvConfig | None = None
+    keyring: KeyringConfig | None = None
+    command: CommandConfig | None = None
+    aws: AwsConfig | None = None
+    vault: VaultConfig | None = None
+
+
+class EmailTarget(_Strict):
+    host: str
+    port: int = 587
+    starttls: bool = True
+    tls: bool = False  # implicit TLS (port 465)
+    user: str | None = None
+    password_secret: str | None = None  # the NAME of a secret holding the SMTP password
+    sender: str = Field(alias="from")
+    to: list[str]
+    ca_file: str | None = None  # a CA bundle to trust (relative to flowlang.toml), for a private SMTP server
+    timeout: float = Field(30.0, gt=0)
+
+
+class WebhookTarget(_Strict):
+    url: str | None = None
+    url_secret: str | None = None  # the NAME of a secret holding the URL (Slack and Teams URLs are secrets)
+    format: Literal["json", "slack"] = "json"
+    timeout: float = Field(10.0, gt=0)
+
+
+RunOutcome = Literal["failed", "partial", "interrupted"]
+
+
+class AlertsConfig(_Strict):
+    on: list[RunOutcome] = ["failed", "partial"]
+    min_interval: float = Field(3600.0, ge=0)  # seconds between two alerts of one flow to one target
+    email: EmailTarget | None = None
+    webhook: WebhookTarget | None = None
+
+    @field_validator("min_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+class ProjectConfig(_Strict):
+    secrets: SecretsConfig = SecretsConfig()
+    alerts: AlertsConfig | None = None
+
+
+def parse_duration(text: str) -> float:
+    """"90s", "15m", "1h", "2d" or a plain number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a duration (write 90s, 15m, 1h or 2d)") from None
