@@ -70,3 +70,10 @@ def test_a_project_file_still_is_validated(tmp_path: Path) -> None:
     result = cli("run", "one.flow", "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
     assert result.status == 2
     assert "flowlang.toml" in result.stderr and "secrets.order" in result.stderr
+
+
+def test_compile_is_the_function_after_the_compile_package_is_imported() -> None:
+    code = ("import flowlang; import flowlang.compile.expressions; "
+            "print(flowlang.compile('emit 1', name='a.flow').run().outputs)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[1]"

@@ -12,6 +12,9 @@ The names below are imported on first use (module `__getattr__`), so `import flo
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
+
 TYPE_CHECKING = False  # not typing's: importing typing costs more than the rest of this module
 if TYPE_CHECKING:
     from typing import Any
@@ -48,6 +51,19 @@ __all__ = [
     "LimitError", "Limits", "LockedError", "Result", "ScriptError", "Secret", "UsageError", "__version__",
     "compile", "load",
 ]
+
+
+class _Package(ModuleType):
+    """Importing the subpackage flowlang.compile sets the package's attribute `compile` to it; the
+    API function of that name wins (as it did when this module imported it eagerly)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "compile" and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
