@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import argparse
-
     from flowlang import __version__
     from flowlang.cli.argparser import Parser, add_completion_parser, add_examples
 
@@ -176,6 +174,7 @@ def commands() -> dict[str, Command]:
 
     def completion(args: argparse.Namespace, terminal: Terminal) -> int:
         from flowlang.cli.argparser import completion_script
+        from flowlang.status import ExitStatus
 
         terminal.out(completion_script(build_parser(), args.shell).rstrip("\n"))
         return int(ExitStatus.OK)
