@@ -183,3 +183,53 @@ def test_an_imported_file_may_only_define(tmp_path: Path) -> None:
     (tmp_path / "main.flow").write_text('import "lib.flow"\n')
     with pytest.raises(flowlang.CheckError, match="an imported file may only hold"):
         flowlang.load(tmp_path / "main.flow")
+
+
+def test_an_output_is_not_changed_by_what_the_flow_does_after_emitting_it() -> None:
+    flow = flowlang.compile("""
+let o = {a: 1, items: [1, 2], inner: {x: 1}}
+emit o
+emit o.items
+let o.a = 2
+let o.items[0] = 9
+let o.inner.x = 5
+emit o
+let state = {n: 1}
+emit state
+let state.n = 2
+emit state
+let state = {n: 3}
+""", name="a.flow")
+    result = flow.run()
+    assert result.ok, result.error
+    assert result.outputs == [{"a": 1, "items": [1, 2], "inner": {"x": 1}}, [1, 2],
+                              {"a": 2, "items": [9, 2], "inner": {"x": 5}}, {"n": 1}, {"n": 2}]
+
+
+def test_an_output_is_not_changed_by_a_later_change_to_the_input() -> None:
+    data = [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": ["b"]}]
+    flow = flowlang.compile("""
+for each r in input
+  emit r
+  let r.tags[0] = "changed"
+end
+""", name="a.flow")
+    result = flow.run(input=data)
+    assert result.ok, result.error
+    assert result.outputs == [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": ["b"]}]
+    assert data[0]["tags"] == ["changed"]  # input is used as given (docs/embedding.md)
+
+
+def test_outputs_the_flow_built_are_not_copied() -> None:
+    streamed: list[object] = []
+    flow = flowlang.compile("""
+for each r in input
+  map r to out
+    id = r.id
+  end
+  emit out
+end
+""", name="a.flow")
+    result = flow.run(input=[{"id": 1}, {"id": 2}], on_output=streamed.append)
+    assert result.outputs == [{"id": 1}, {"id": 2}]
+    assert all(a is b for a, b in zip(result.outputs, streamed, strict=True))

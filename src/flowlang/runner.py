@@ -26,12 +26,13 @@ from flowlang.runtime.frame import Frame
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.operators import NeedsMaterialization
+from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import RUNNING_JOB, RecordFailure, RunContext, RunOptions
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import Store
 from flowlang.runtime.tape import CURRENT, drawn
-from flowlang.runtime.values import Secret, to_python
+from flowlang.runtime.values import Secret
 from flowlang.status import ExitStatus, exit_status
 
 Output = Callable[[Any], None]
@@ -189,7 +190,8 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     for value in options.secrets.values():
         known.add(value)
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind, known.mask)
-    outputs: list[Any] = []
+    collected = Outputs()
+    outputs = collected.values
     resolved: list[int] = []
 
     tape = options.tape
@@ -198,7 +200,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         if tape is not None:
             tape.output(value)
         if setup.collect:
-            outputs.append(to_python(value))
+            outputs.append(value)  # not copied: see runtime/outputs.py
         if setup.on_output is not None:
             setup.on_output(value)
 
@@ -226,6 +228,8 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         logger=setup.logger,
     )
     ctx.ledger = store.ledger
+    if setup.collect:
+        ctx.before_change = collected.before_change
     if not options.dry_run:
         ctx.open_keys = store.open_keys(flow.key)
         ctx.on_success = on_success

@@ -77,6 +77,8 @@ class StatementCompiler(ExpressionCompiler):
             def set_state(f: Frame, value: Any) -> None:
                 if type(value) is not dict:
                     raise where.error(f"state must be an object, got {type_name(value)}")
+                if f.run.before_change is not None:
+                    f.run.before_change()
                 f.run.state.clear()
                 f.run.state.update(value)
             return set_state
@@ -113,6 +115,8 @@ class StatementCompiler(ExpressionCompiler):
 
         def let_path(f: Frame) -> None:
             v = value(f)
+            if f.run.before_change is not None:  # outputs already given out are not changed
+                f.run.before_change()
             container = root(f)
             resolved = [k if const else k(f) for const, k in keys]
             for key in resolved[:-1]:

@@ -143,6 +143,9 @@ class RunContext:
         self.stop = options.stop
         self.batches: dict[Any, Any] = {}
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
+        # called before a path assignment or a state assignment changes a value in place (the
+        # collected outputs are copied then: runtime/outputs.py)
+        self.before_change: Callable[[], None] | None = None
         self.tape = options.tape
         self.ledger: Ledger | None = None  # the store's send ledger (send ... once / if changed)
         # trace keys with an open error, per loop identity; a success of one of them resolves it
