@@ -214,3 +214,23 @@ def test_without_the_extra_the_command_says_how_to_install_it(tmp_path: Path, mi
                           timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert "pip install 'flowlang[lsp]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_completion_after_a_record_gives_the_fields_seen_in_a_cassette(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "recorded_sync"
+    shutil.copytree(ROOT / "examples" / "recorded_sync", folder)
+    text = (folder / "sync_invoices.flow").read_text()
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "as customer" in line) + 1
+    lines.insert(at, "  let probe = order.")
+    lines.insert(at + 1, "  let other = customer.")
+    async def script(ed: Editor) -> None:
+        uri, _ = await ed.open("recorded_sync/sync_invoices.flow", "\n".join(lines) + "\n")
+        order = {i.label: i for i in await ed.complete(uri, at, len("  let probe = order."))}
+        assert set(order) == {"id", "email", "status", "total"}  # the /orders records
+        assert order["email"].detail == "seen in tests/paid_orders/cassette.jsonl"
+        customer = {i.label for i in await ed.complete(uri, at + 1, len("  let other = customer."))}
+        assert customer == {"id", "email"}  # the /customers lookup's records, not the orders'
+    drive(tmp_path, script)

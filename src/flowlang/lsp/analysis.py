@@ -4,6 +4,7 @@ to definition. No I/O to the editor here (server.py does the protocol)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,15 @@ from flowlang.source import Source, Span
 from flowlang.syntax import keywords, parse
 
 
+ReadKey = tuple[str, str, str | None]  # connection, operation, its first argument when a literal string (a path)
+
+
+def read_key(operation: ast.Operation) -> ReadKey:
+    first = operation.args[0] if operation.args else None
+    path = first.value if isinstance(first, ast.Literal) and isinstance(first.value, str) else None
+    return operation.connection, operation.op, path
+
+
 @dataclass(frozen=True)
 class Declaration:
     """A name the document declares: a param, connection, variable, loop variable, function..."""
@@ -34,6 +44,7 @@ class Declaration:
     line: str  # the declaring line, stripped (what hover shows as the origin)
     scope: Span | None = None  # where it is visible; None: the rest of the file
     connector: str | None = None  # for a connection: its connector's name
+    read_from: ReadKey | None = None  # the read whose records it holds, if known
 
 
 @dataclass
@@ -109,9 +120,12 @@ def declarations(module: ast.Module) -> list[Declaration]:
     source = module.source
     out: list[Declaration] = []
 
-    def add(name: str, kind: str, span: Span, scope: Span | None = None, connector: str | None = None) -> None:
+    reads: dict[str, ReadKey] = {}  # `call conn.op() as rows` -> rows holds conn.op's records
+
+    def add(name: str, kind: str, span: Span, scope: Span | None = None, connector: str | None = None,
+            read_from: ReadKey | None = None) -> None:
         line = source.line_text(source.line_col(span.start)[0]).strip()
-        out.append(Declaration(name, kind, span, line, scope, connector))
+        out.append(Declaration(name, kind, span, line, scope, connector, read_from))
 
     def walk(stmts: tuple[ast.Stmt, ...], scope: Span | None) -> None:
         for s in stmts:
@@ -121,13 +135,17 @@ def declarations(module: ast.Module) -> list[Declaration]:
                 add(s.name, "connection", s.name_span, scope, s.connector)
             elif isinstance(s, ast.Let) and not s.target.steps and s.target.name != "state":
                 add(s.target.name, "variable", s.target.name_span, scope)
-            elif isinstance(s, ast.CallStmt | ast.LookupStmt | ast.Send) and s.as_name and s.as_span:
+            elif isinstance(s, ast.CallStmt | ast.LookupStmt) and s.as_name and s.as_span:
+                reads[s.as_name] = read_key(s.operation)
+                add(s.as_name, "variable", s.as_span, scope, read_from=reads[s.as_name])
+            elif isinstance(s, ast.Send) and s.as_name and s.as_span:
                 add(s.as_name, "variable", s.as_span, scope)
             elif isinstance(s, ast.MapStmt):
                 add(s.target, "variable", s.target_span, scope)
             elif isinstance(s, ast.ForEach):
+                held = reads.get(s.iterable.name) if isinstance(s.iterable, ast.Name) else None
                 for n, sp in zip(s.names, s.name_spans, strict=False):
-                    add(n, "loop variable", sp, s.span)
+                    add(n, "loop variable", sp, s.span, read_from=held if len(s.names) == 1 else None)
                 walk(s.body, s.span)
             elif isinstance(s, ast.If):
                 for b in s.branches:
@@ -219,7 +237,49 @@ def _members(analysis: Analysis, env: Environment, head: str, at: int) -> list[t
                 for op in spec.operations.values()]
     if head == "job":
         return [types.CompletionItem(label=f, kind=types.CompletionItemKind.Field) for f in JOB_FIELDS]
+    held = _first(analysis.declarations, head, at)
+    if held is not None and held.read_from is not None:
+        fields = cassette_fields(analysis.base_dir).get(held.read_from, {})
+        return [types.CompletionItem(label=f, kind=types.CompletionItemKind.Field, detail=f"seen in {where}")
+                for f, where in sorted(fields.items())]
     return []
+
+
+CASSETTE_LIMIT = 5_000_000  # bytes: larger cassettes are not read for completion
+
+
+def cassette_fields(base_dir: Path) -> dict[ReadKey, dict[str, str]]:
+    """(connection, operation, path) -> {field: the cassette it was seen in}, from the records of the reads in
+    the cassettes beside the flow (`flowlang run --record DIR`: DIR/cassette.jsonl up to 3 folders down)."""
+    found: dict[ReadKey, dict[str, str]] = {}
+    files = [p for depth in ("*", "*/*", "*/*/*") for p in base_dir.glob(f"{depth}/cassette.jsonl")]
+    for file in files[:50]:
+        try:
+            if file.stat().st_size > CASSETTE_LIMIT:
+                continue
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        where = str(file.relative_to(base_dir))
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict) or entry.get("type") != "read":
+                continue
+            pages = entry.get("pages")
+            records = [r for page in pages if isinstance(page, list) for r in page] if isinstance(pages, list) \
+                else entry.get("result")
+            records = records if isinstance(records, list) else [records]
+            args = entry.get("args")
+            path = args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None
+            target = found.setdefault((str(entry.get("connection")), str(entry.get("op")), path), {})
+            for record in records:
+                if isinstance(record, dict):
+                    for key in record:
+                        target.setdefault(str(key), where)
+    return found
 
 
 def _operation_signature(spec: ConnectorSpec, op: OperationSpec) -> str:
