@@ -24,7 +24,6 @@ from flowlang.runtime.builtins import Builtin
 from flowlang.source import Source, Span
 from flowlang.syntax import keywords, parse
 
-
 ReadKey = tuple[str, str, str | None]  # connection, operation, its first argument when a literal string (a path)
 
 
