@@ -91,6 +91,40 @@ def test_huge_values_hit_a_limit_that_names_the_line() -> None:
     assert first.kind == "limit" and "max_value_items" in first.message and first.line == 3
 
 
+BUILDERS = {
+    "pad_left": 'pad_left("x", 5000)',
+    "replace": 'replace(pad_left("", 100, "a"), "a", pad_left("", 100, "b"))',
+    "regex_replace": 'regex_replace(pad_left("", 100, "a"), "", pad_left("", 50, "b"))',
+    "join": 'join([pad_left("", 600, "a"), pad_left("", 600, "a")], "-")',
+    "split": 'split(pad_left("", 1000, ","), ",")',
+    "flatten": "flatten([range(0, 600), range(0, 600)])",
+    "range": "range(0, 1500)",
+    "base64_encode": 'base64_encode(pad_left("", 900, "a"))',
+    "url_encode": 'url_encode(pad_left("", 400, " "))',
+    "json_string": 'json_string([pad_left("", 600, "a"), pad_left("", 600, "a")])',
+    "str": 'str([pad_left("", 600, "a"), pad_left("", 600, "a")])',
+}
+
+
+@pytest.mark.parametrize("fn", BUILDERS)
+def test_every_builtin_that_builds_text_or_a_list_checks_the_limit(fn: str) -> None:
+    flow = flowlang.compile(f"for each i in [1]\n  emit len({BUILDERS[fn]})\nend\n")
+    result = flow.run(limits=flowlang.Limits(max_value_items=1000))
+    assert result.status == "partial", (fn, result.outputs)
+    first = result.errors[0]
+    assert first.kind == "limit" and "max_value_items" in first.message and f"{fn}()" in first.message
+    assert first.line == 2
+    assert flow.run(limits=flowlang.Limits(max_value_items=100_000)).ok  # under the limit: the same call works
+
+
+def test_a_builtin_is_stopped_before_it_builds_a_huge_value() -> None:
+    flow = flowlang.compile("emit len(pad_left(\"x\", 2000000000))\n")  # 2 GB if it were built
+    started = time.monotonic()
+    result = flow.run()
+    assert result.error is not None and "5000000 (max_value_items)" in result.error.message
+    assert time.monotonic() - started < 5
+
+
 def test_recursion_limit_is_settable() -> None:
     flow = flowlang.compile("function down(n)\n  return if n == 0 then 0 else down(n - 1)\nend\nemit down(50)\n")
     assert flow.run().outputs == [0]

@@ -23,6 +23,7 @@ from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
 from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, UsageError
 from flowlang.runtime.frame import Frame
+from flowlang.runtime.limits import VALUE_ITEMS
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.operators import NeedsMaterialization
@@ -168,6 +169,7 @@ async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind
         if missing:
             raise UsageError(f"the binding '{name}' has no method {', '.join(repr(m) for m in missing)}")
     resolve_params(compiled, dict(options.params))
+    VALUE_ITEMS.set(options.limits.max_value_items)  # for the builtins, in this job's task and its children
     store = Store(setup.state_dir)
     lock = FlowLock(setup.state_dir, flow.key) if setup.state_dir is not None and setup.lock else None
     try:

@@ -1,7 +1,9 @@
-"""Run limits: defaults, and the errors that name them."""
+"""Run limits: defaults, the errors that name them, and the value-size limit that builtins check
+before they build a string or a list (the run sets VALUE_ITEMS)."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 
@@ -29,3 +31,8 @@ class Limits:
     # one failed record in the error store: its record and the scope values it reads (the largest are
     # left out past it, with a note in the error; the record is kept whole); None means no cap
     max_error_bytes: int | None = 1_000_000
+
+
+# the running job's max_value_items, for builtins (set by the runner for the job's tasks)
+VALUE_ITEMS: ContextVar[int] = ContextVar("flowlang_max_value_items", default=Limits.max_value_items)
+

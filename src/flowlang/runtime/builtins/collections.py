@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowlang.runtime.blob import Blob
-from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, as_int, less
 from flowlang.runtime.values import RecordStream, equal, to_text, type_name
 
@@ -122,7 +122,9 @@ def unique(items: Any) -> Any:
 def flatten(items: Any) -> Any:
     """flatten(list): lists inside the list spliced in (one level)."""
     out: list[Any] = []
-    for x in _list_arg(items, "flatten"):
+    values = _list_arg(items, "flatten")
+    check_items(sum(len(x) if type(x) is list else 1 for x in values), "flatten")
+    for x in values:
         if type(x) is list:
             out.extend(x)
         else:
@@ -155,6 +157,7 @@ def range_(start: Any, stop: Any = None, step: Any = 1) -> Any:
     result = range(a, b, s)
     if len(result) > MAX_RANGE:
         raise BuiltinError(f"range() of {len(result)} numbers is more than {MAX_RANGE}")
+    check_items(len(result), "range")
     return list(result)
 
 

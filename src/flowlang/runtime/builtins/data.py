@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flowlang.runtime.blob import Blob
-from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need, secret_preserving
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
 from flowlang.runtime.formcodec import FormError, form_encode, query_value
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.tape import drawn
@@ -29,7 +29,9 @@ def json_parse(text: Any) -> Any:
 
 def json_string(value: Any) -> Any:
     """json_string(x): x as compact JSON text."""
-    return dumps(value)
+    text = dumps(value)
+    check_items(len(text), "json_string")
+    return text
 
 
 def base64_encode(text: Any) -> Any:
@@ -39,9 +41,12 @@ def base64_encode(text: Any) -> Any:
     if type(text) is Blob:
         text = text.whole()
     if type(text) is bytes:
+        check_items(4 * -(-len(text) // 3), "base64_encode")
         return base64.b64encode(text).decode("ascii")
     need(text, "string", "base64_encode")
-    return base64.b64encode(text.encode()).decode("ascii")
+    raw = text.encode()
+    check_items(4 * -(-len(raw) // 3), "base64_encode")
+    return base64.b64encode(raw).decode("ascii")
 
 
 def url_encode(value: Any) -> Any:
@@ -57,7 +62,9 @@ def url_encode(value: Any) -> Any:
             raise BuiltinError(f"url_encode(): {e}") from None
     if isinstance(value, list | bytes):
         raise BuiltinError(f"url_encode() needs a string, number or object, got {type_name(value)}", "type")
-    return quote(query_value(value), safe="")
+    encoded = quote(query_value(value), safe="")  # at most 12 characters for one: bounded by its input
+    check_items(len(encoded), "url_encode")
+    return encoded
 
 
 def base64_decode(text: Any) -> Any:

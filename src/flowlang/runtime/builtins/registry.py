@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import cache, cached_property
 from typing import Any, TypeVar
 
+from flowlang.runtime.limits import VALUE_ITEMS
 from flowlang.runtime.values import Secret, type_name
 
 T = TypeVar("T")
@@ -25,6 +26,15 @@ class BuiltinError(ValueError):
         super().__init__(message)
         self.message = message
         self.kind = kind
+
+
+def check_items(count: int, fn: str) -> None:
+    """Refuse to build a string of `count` characters or a list of `count` items past the run's
+    max_value_items: checked before the value is built, so no builtin can make a huge one."""
+    limit = VALUE_ITEMS.get()
+    if count > limit:
+        raise BuiltinError(f"{fn}() would make a value of {count} items, more than the limit of {limit} "
+                           "(max_value_items)", "limit")
 
 
 REQUIRED = inspect.Parameter.empty

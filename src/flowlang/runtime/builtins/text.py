@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need, secret_preserving
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
 from flowlang.runtime.values import to_text, type_name
 
 
@@ -52,6 +52,7 @@ def split(s: Any, sep: Any = None) -> Any:
         need(sep, "string", "split", "sep")
         if sep == "":
             raise BuiltinError("split() needs a non-empty separator")
+        check_items(s.count(sep) + 1, "split")
     return s.split(sep)
 
 
@@ -61,7 +62,10 @@ def join(items: Any, sep: Any = "") -> Any:
         return None
     need(items, "list", "join")
     need(sep, "string", "join", "sep")
-    return sep.join(to_text(i) for i in items if i is not None)
+    check_items(len(items), "join")
+    texts = [to_text(i) for i in items if i is not None]
+    check_items(sum(map(len, texts)) + len(sep) * max(len(texts) - 1, 0), "join")
+    return sep.join(texts)
 
 
 def replace(s: Any, old: Any, new: Any) -> Any:
@@ -70,7 +74,11 @@ def replace(s: Any, old: Any, new: Any) -> Any:
         return None
     need(s, "string", "replace")
     need(old, "string", "replace", "old")
-    return s.replace(old, to_text(new))
+    new_text = to_text(new)
+    if len(new_text) > len(old):
+        count = s.count(old) if old else len(s) + 1
+        check_items(len(s) + count * (len(new_text) - len(old)), "replace")
+    return s.replace(old, new_text)
 
 
 def starts_with(s: Any, prefix: Any) -> Any:
@@ -108,6 +116,7 @@ def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
     need(fill, "string", "pad_left", "fill")
     if len(fill) != 1:
         raise BuiltinError("pad_left() needs a single fill character")
+    check_items(int(width), "pad_left")
     return to_text(s).rjust(int(width), fill)
 
 
@@ -161,8 +170,16 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
     need(s, "string", "regex_replace")
     need(pattern, "string", "regex_replace", "pattern")
     need(replacement, "string", "regex_replace", "replacement")
+    compiled = _regex(pattern)
+    built = [0]
+
+    def expand(m: re.Match[str]) -> str:  # counts what is built, so a short pattern cannot make a huge text
+        text = m.expand(replacement)
+        built[0] += len(text) - (m.end() - m.start())
+        check_items(len(s) + built[0], "regex_replace")
+        return text
     try:
-        return _regex(pattern).sub(replacement, s)
+        return compiled.sub(expand, s)
     except re.error as e:
         raise BuiltinError(f"regex_replace(): {e}") from None
 
@@ -171,7 +188,9 @@ def str_(value: Any) -> Any:
     """str(x): x as text (null is "", lists and objects as JSON)."""
     if type_name(value) == "stream":
         raise BuiltinError("str() of a record stream: use list() first")
-    return to_text(value)
+    text = to_text(value)
+    check_items(len(text), "str")
+    return text
 
 
 _TABLE: list[tuple[str, Callable[..., Any]]] = [
