@@ -192,6 +192,7 @@ def crud(state: FakeState, req: Request) -> tuple[int, dict[str, str], Any]:
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 512  # hundreds of connections at once (parallel loops) are not refused
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that goes away (a killed process, a timeout) is part of the tests
 

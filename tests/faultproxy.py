@@ -46,7 +46,7 @@ class FaultProxy:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
             up_writer.write(request)
             await up_writer.drain()
-            response = await up_reader.read(1_000_000)
+            response = await _read_request(up_reader)  # the whole answer (its head and Content-Length body)
             up_writer.close()
             if mode == "reset":
                 writer.write(response[: max(1, len(response) // 3)])
@@ -77,6 +77,8 @@ class FaultProxy:
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """A whole request or answer: the head, then the body of its Content-Length (a server may write
+    them apart, so one read() can end between them)."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     for line in head.split(b"\r\n"):

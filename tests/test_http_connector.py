@@ -396,3 +396,33 @@ def test_identical_lookups_in_flight_are_made_once() -> None:
                      "  lookup api.get(\"/c\") as c\n  emit c.id\nend\n", api)
         assert result.outputs == [1] * 10
         assert api.count("GET", "/c") == 1
+
+
+def test_an_answer_past_max_response_bytes_fails_after_decompression() -> None:
+    import gzip
+
+    bomb = gzip.compress(b" " * 1_500_000 + b"[]")  # 1.5 MB of JSON from a few KB on the wire
+    with FakeApi() as api:
+        api.route("GET", "/bomb", lambda req: (200, {"Content-Encoding": "gzip"}, bomb))
+        api.route("GET", "/fine", lambda req: (200, {"Content-Encoding": "gzip"}, gzip.compress(b'{"a": 1}')))
+        result = run("use api = http(base_url: env.API, max_response_bytes: 1000000)\n"
+                     'call api.get("/fine") as fine\nemit fine.a\ncall api.get("/bomb") as b\nemit b\n', api)
+        assert result.outputs == [1]
+        assert result.error is not None and "more than 1000000 bytes" in result.error.message
+        assert "max_response_bytes" in result.error.message and f"{api.url}/bomb" in result.error.message
+        assert api.count("GET", "/bomb") == 1  # not retried: it would be as big again
+        default = run('use api = http(base_url: env.API)\ncall api.get("/bomb") as b\nemit len(b)\n', api)
+        assert default.outputs == [0], default.error  # 1.5 MB is under the default of 100,000,000 bytes
+
+
+def test_parallel_beyond_the_connection_pool_waits_for_a_slot_not_for_the_timeout() -> None:
+    with FakeApi() as api:
+        api.route("POST", "/orders", lambda req: (time.sleep(0.5), (201, {}, req.body))[1])
+        result = run("use api = http(base_url: env.API, timeout: 2)\n"
+                     "for each i in range(0, 600) parallel 600\n"
+                     '  send {n: i} to api.post("/orders") as r\nend\n', api)
+        assert result.ok, result.errors[:1] or result.error
+        assert result.stats.sent == 600
+        sent = [r.body["n"] for r in api.requests if r.path == "/orders"]
+        assert sorted(sent) == list(range(600))  # each once, counted at the server
+        assert api.state.max_in_flight <= 100

@@ -17,7 +17,7 @@ from flowlang.connectors.http.auth import Auth, RequestAuth
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
-from flowlang.connectors.http.transport import Response, Transport, TransportError
+from flowlang.connectors.http.transport import MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.formcodec import FormError, form_encode
@@ -58,6 +58,7 @@ class HttpSettings:
     verify: bool | str = True  # or the path of a CA bundle
     proxy: str | None = None
     guard: HostGuard | None = None
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
 
 @dataclass
@@ -105,7 +106,8 @@ class HttpClient:
         self.services = services
         guard = settings.guard
         self.transport = Transport(settings.timeout, settings.verify, proxy=settings.proxy,
-                                   check_addresses=guard.check_resolved if guard is not None else None)
+                                   check_addresses=guard.check_resolved if guard is not None else None,
+                                   max_response_bytes=settings.max_response_bytes)
         counter = getattr(services, "traffic_for", None)
         self.traffic: Traffic = counter(name) if counter is not None else Traffic()
         if settings.limiter is not None:
@@ -171,7 +173,10 @@ class HttpClient:
             try:
                 response = await self._send_following(method, url, headers, data, timeout)
             except TransportError as e:
-                if e.refused:
+                if e.refused or e.final:
+                    if e.final:
+                        raise HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)}: {e.message}"),
+                                        status=None, method=method, url=shown(url, self.services.mask)) from None
                     raise HttpError(f"{method} {shown(url, self.services.mask)} refused: {e.message}", status=None,
                                     method=method, url=shown(url, self.services.mask)) from None
                 if attempt < policy.attempts and may_retry_error(e.sent, method, keyed):
@@ -206,11 +211,16 @@ class HttpClient:
     async def _attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                        timeout: float | None) -> Response:
         """One request on the wire (reported to the run's observer)."""
+        async with self.transport.slots():  # waiting for a free connection is not request time
+            return await self._timed_attempt(method, url, headers, data, timeout)
+
+    async def _timed_attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
+                             timeout: float | None) -> Response:
         observer = self.services.observer
         traffic = self.traffic
         started = time.monotonic()
         try:
-            response = await self.transport.send(method, url, headers, data, timeout)
+            response = await self.transport.send_now(method, url, headers, data, timeout)
         except TransportError as e:
             traffic.requests += 1
             traffic.latency += time.monotonic() - started

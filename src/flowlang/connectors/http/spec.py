@@ -16,6 +16,7 @@ from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, parse_rate
 from flowlang.connectors.http.retry import RetryPolicy
+from flowlang.connectors.http.transport import MAX_RESPONSE_BYTES
 from flowlang.connectors.http.urls import segment
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Secret, to_text, type_name
@@ -66,6 +67,7 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
         limiter=RateLimiter(parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
+        max_response_bytes=int(_number(config, "max_response_bytes", MAX_RESPONSE_BYTES)),
     )
 
 
@@ -121,6 +123,8 @@ HTTP_CONFIG = (
               '("certs/ca.pem")'),
     ConfigKey("proxy", secret=True, description='an HTTP proxy for every request ("http://host:3128"); by default '
               "HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment"),
+    ConfigKey("max_response_bytes", description=f"the largest answer body read, after decompression (default "
+              f"{MAX_RESPONSE_BYTES:,}); a bigger one fails the request"),
     ConfigKey("allowed_hosts", description='only these hosts (["api.example.com", "*.example.com"]); no private '
               "or loopback address behind a name, no redirect elsewhere"),
 )

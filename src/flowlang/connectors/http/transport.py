@@ -5,6 +5,7 @@ requests go through the connection's `proxy`, else the HTTP(S)_PROXY/NO_PROXY en
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import Callable
@@ -53,25 +54,46 @@ class Response:
 class TransportError(Exception):
     """The request failed without an HTTP answer; `sent` tells whether it may have reached the server."""
 
-    def __init__(self, message: str, sent: bool, timeout: bool = False, refused: bool = False) -> None:
+    def __init__(self, message: str, sent: bool, timeout: bool = False, refused: bool = False,
+                 final: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.sent = sent
         self.timeout = timeout
         self.refused = refused  # allowed_hosts refused the address: never retried
+        self.final = final  # retrying cannot help (an answer past max_response_bytes)
+
+
+MAX_RESPONSE_BYTES = 100_000_000  # the default limit of one answer's body, after decompression
+MAX_CONNECTIONS = 100
+READ_CHUNK = 1 << 16
 
 
 class Transport:
-    """Owns one aiohttp ClientSession, created on first use inside the running loop."""
+    """Owns one aiohttp ClientSession, created on first use inside the running loop.
 
-    def __init__(self, timeout: float, verify: bool | str, max_connections: int = 100,
-                 proxy: str | None = None, check_addresses: AddressCheck | None = None) -> None:
+    At most `max_connections` requests are on the wire at once: the others wait for a free slot
+    *before* their timeout starts (a `parallel 10000` loop queues, it never times out waiting for the
+    pool). An answer's body is read up to `max_response_bytes` after decompression (a gzip bomb
+    stops there)."""
+
+    def __init__(self, timeout: float, verify: bool | str, max_connections: int = MAX_CONNECTIONS,
+                 proxy: str | None = None, check_addresses: AddressCheck | None = None,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.timeout = timeout
         self.verify = verify
         self.proxy = proxy
         self.max_connections = max_connections
         self.check_addresses = check_addresses
+        self.max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    def slots(self) -> asyncio.Semaphore:
+        """The connection slots (one per pooled connection), made inside the running loop."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_connections)
+        return self._slots
 
     def tls(self) -> ssl.SSLContext | bool:
         """True: the system's CAs; False: no check; a path: trust the CAs in that PEM bundle."""
@@ -95,6 +117,31 @@ class Transport:
 
     async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                    timeout: float | None = None) -> Response:
+        """One request, once a connection slot is free (the wait for it is not request time)."""
+        async with self.slots():
+            return await self.send_now(method, url, headers, body, timeout)
+
+    async def read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
+        """The decompressed body, refused past max_response_bytes (announced or read)."""
+        limit = self.max_response_bytes
+        announced = resp.content_length
+        if announced is not None and announced > limit and not resp.headers.get("Content-Encoding"):
+            raise TransportError(self.too_large(announced), sent=True, final=True)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise TransportError(self.too_large(size), sent=True, final=True)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def too_large(self, size: int) -> str:
+        return (f"the answer is more than {self.max_response_bytes} bytes ({size} read, after decompression); "
+                "raise max_response_bytes on the connection if it is meant to be this big")
+
+    async def send_now(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                       timeout: float | None = None) -> Response:
         import aiohttp
         from yarl import URL
 
@@ -103,9 +150,15 @@ class Transport:
         try:
             async with session.request(method, URL(url, encoded=True), headers=headers, data=body,
                                        allow_redirects=False, timeout=limit, proxy=self.proxy) as resp:
-                data = await resp.read()
+                try:
+                    data = await self.read_body(resp, url)
+                except BaseException:
+                    resp.close()  # a connection cut (or refused) mid-body never goes back to the pool
+                    raise
                 return Response(resp.status, resp.reason or "", {k.lower(): v for k, v in resp.headers.items()},
                                 data, str(resp.url))
+        except TransportError:
+            raise  # already sorted (an answer past max_response_bytes)
         except aiohttp.ClientConnectorError as e:
             if isinstance(e.os_error, RefusedAddress):
                 raise TransportError(str(e.os_error), sent=False, refused=True) from None
