@@ -417,13 +417,13 @@ def test_an_answer_past_max_response_bytes_fails_after_decompression() -> None:
 
 def test_parallel_beyond_the_connection_pool_waits_for_a_slot_not_for_the_timeout() -> None:
     with FakeApi() as api:
-        # 8 rounds of 100 (the pool) at 0.4 s: the last rounds would wait 2.8 s or more in the pool, past the timeout
-        api.route("POST", "/orders", lambda req: (time.sleep(0.4), (201, {}, req.body))[1])
-        result = run("use api = http(base_url: env.API, timeout: 2.5)\n"
-                     "for each i in range(0, 800) parallel 800\n"
+        # 6 rounds of 2 (the pool) at 0.3 s: the last ones would wait 1.5 s in the pool, past the timeout
+        api.route("POST", "/orders", lambda req: (time.sleep(0.3), (201, {}, req.body))[1])
+        result = run("use api = http(base_url: env.API, timeout: 1, max_connections: 2)\n"
+                     "for each i in range(0, 12) parallel 12\n"
                      '  send {n: i} to api.post("/orders") as r\nend\n', api)
         assert result.ok, result.errors[:1] or result.error
-        assert result.stats.sent == 800
+        assert result.stats.sent == 12
         sent = [r.body["n"] for r in api.requests if r.path == "/orders"]
-        assert sorted(sent) == list(range(800))  # each once, counted at the server
-        assert api.state.max_in_flight <= 100
+        assert sorted(sent) == list(range(12))  # each once, counted at the server
+        assert api.state.max_in_flight <= 2

@@ -122,6 +122,7 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
             "proxy": config.get("proxy"),
             "allowed_hosts": config.get("allowed_hosts"),
             "max_response_bytes": config.get("max_response_bytes"),
+            "max_connections": config.get("max_connections"),
         }
         client = HttpClient(name, http_settings(settings_config, services), services)
         return DeclarativeConnection(name, spec, model, client)

@@ -17,7 +17,7 @@ from flowlang.connectors.http.auth import Auth, RequestAuth
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
-from flowlang.connectors.http.transport import MAX_RESPONSE_BYTES, Response, Transport, TransportError
+from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.formcodec import FormError, form_encode
@@ -59,6 +59,7 @@ class HttpSettings:
     proxy: str | None = None
     guard: HostGuard | None = None
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    max_connections: int = MAX_CONNECTIONS
 
 
 @dataclass
@@ -107,7 +108,8 @@ class HttpClient:
         guard = settings.guard
         self.transport = Transport(settings.timeout, settings.verify, proxy=settings.proxy,
                                    check_addresses=guard.check_resolved if guard is not None else None,
-                                   max_response_bytes=settings.max_response_bytes)
+                                   max_response_bytes=settings.max_response_bytes,
+                                   max_connections=settings.max_connections)
         counter = getattr(services, "traffic_for", None)
         self.traffic: Traffic = counter(name) if counter is not None else Traffic()
         if settings.limiter is not None:

@@ -16,7 +16,7 @@ from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, parse_rate
 from flowlang.connectors.http.retry import RetryPolicy
-from flowlang.connectors.http.transport import MAX_RESPONSE_BYTES
+from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES
 from flowlang.connectors.http.urls import segment
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Secret, to_text, type_name
@@ -68,6 +68,7 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
         limiter=RateLimiter(parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
         max_response_bytes=int(_number(config, "max_response_bytes", MAX_RESPONSE_BYTES)),
+        max_connections=int(_number(config, "max_connections", MAX_CONNECTIONS)),
     )
 
 
@@ -125,6 +126,8 @@ HTTP_CONFIG = (
               "HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment"),
     ConfigKey("max_response_bytes", description=f"the largest answer body read, after decompression (default "
               f"{MAX_RESPONSE_BYTES:,}); a bigger one fails the request"),
+    ConfigKey("max_connections", description=f"requests on the wire at once (default {MAX_CONNECTIONS}); more "
+              "wait for a free one, and that wait is not request time"),
     ConfigKey("allowed_hosts", description='only these hosts (["api.example.com", "*.example.com"]); no private '
               "or loopback address behind a name, no redirect elsewhere"),
 )
