@@ -39,6 +39,8 @@ COVERED = [
     "stripe_customers/customers_to_csv.flow",
     "hubspot_contacts/contacts_from_csv.flow", "shopify_products/products_to_csv.flow",
     "zendesk_tickets/open_tickets.flow", "woocommerce_stock/update_stock.flow",
+    # run against the tests' own SFTP server (asyncssh) and S3 (moto) in test_remote_transfer.py:
+    "sftp_to_s3/scans_to_s3.flow",
 ]
 
 

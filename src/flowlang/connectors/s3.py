@@ -1,6 +1,6 @@
 """The `s3` connector: objects in an S3 bucket or any S3-compatible store (aiobotocore; `endpoint_url`
 for MinIO, Ceph, R2, a local test server), with the local file connector's formats, pick-up and
-folders (remote.py). Objects are read as streams and written in one put, or in 8 MB parts for a
+folders (remote.py). Objects are read as streams and written in one put, or in 5 MB parts for a
 large file, so memory stays flat. Credentials come from `access_key`/`secret_key` (secrets) or the
 usual AWS sources; errors name the bucket and key, never a credential."""
 
@@ -17,7 +17,7 @@ from flowlang.connectors.storage import CHUNK, Entry, Storage, split_pattern
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Value, type_name
 
-PART = 8 << 20  # the size of one part of a multipart upload (S3's minimum is 5 MB)
+PART = 5 << 20  # the size of one part of a multipart upload (S3's minimum, so memory stays low)
 DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
           "403", "AllAccessDisabled"}
 
