@@ -221,8 +221,10 @@ def test_secrets_file_is_masked(tmp_path: Path) -> None:
 def test_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "emit secret.NOT_SET_ANYWHERE_42\n")
     proc = cli("run", "f.flow", cwd=tmp_path)
-    assert proc.status == 1
+    assert proc.status == 2  # a usage mistake: set the secret and run again
     assert "secret 'NOT_SET_ANYWHERE_42' is not set" in proc.stderr
+    in_loop = write(tmp_path, "g.flow", "for each i in [1, 2]\n  emit secret.NOT_SET_ANYWHERE_42\nend\n")
+    assert cli("run", str(in_loop), cwd=tmp_path).status == 3  # in a loop: failed records, kept for retry
 
 
 def test_python_dash_m_and_version() -> None:

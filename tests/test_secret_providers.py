@@ -110,7 +110,7 @@ def test_a_missing_secret_names_every_provider_asked(tmp_path: Path) -> None:
     setup(tmp_path, '[secrets.dotenv]\n[secrets.command]\ncommand = "' + sys.executable.replace("\\", "/")
           + ' -c \\"import sys; sys.exit(0)\\" {name}"\n')
     proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a missing secret is a usage mistake
     assert "secret 'API_TOKEN' is not set; asked: API_TOKEN in the --secrets file; the environment variable " \
            "API_TOKEN; API_TOKEN in " in proc.stderr
     assert "the command '" in proc.stderr and "f.flow:4:9" in proc.stderr
@@ -188,7 +188,7 @@ def test_aws_secrets_manager_provider(tmp_path: Path, moto_server: str, monkeypa
     check_run(tmp_path, AWS_ENV)
     (tmp_path / "g.flow").write_text("emit secret.MISSING_ONE\n")
     proc = run_cli("run", "g.flow", "--log-format", "text", cwd=tmp_path, env=AWS_ENV)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "AWS Secrets Manager secret 'prod/MISSING_ONE'" in proc.stderr
     (tmp_path / "flowlang.toml").write_text(f'[secrets.aws]\nregion = "eu-north-1"\nprefix = "prod/"\n'
                                             f'field = "password"\nendpoint_url = "{moto_server}"\n')

@@ -139,3 +139,8 @@ class HttpError(FlowRuntimeError):
 
 class InternalError(FlowError):
     """A bug in flowlang itself; the message asks to report it."""
+
+
+class MissingSecretError(FlowRuntimeError):
+    """A secret no provider has. Outside a loop it ends the run as a usage mistake (exit 2: set the
+    secret and run again); inside one it fails the record (kept, to retry once it is set)."""

@@ -7,11 +7,13 @@ The runner gets a `CompiledFlow` and, in its `RunSetup`, a callback that loads c
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +119,38 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
     declared = [p.name for p in compiled.params]
     unknown = [k for k in given if k not in declared]
     if unknown:
+        close = difflib.get_close_matches(unknown[0], declared, n=1, cutoff=0.6)
         raise UsageError(f"unknown param {', '.join(repr(u) for u in unknown)}: the flow declares "
-                         f"{', '.join(declared) or 'no params'}")
+                         f"{', '.join(declared) or 'no params'}" + (f"; did you mean '{close[0]}'?" if close else ""))
+    for p in compiled.params:
+        if p.name in given:
+            problem = _param_type_problem(p.node.default, given[p.name])
+            if problem:
+                raise UsageError(f"param {p.name} {problem}")
     missing = [p.name for p in compiled.params if p.default is None and p.name not in given]
     if missing:
         names = ", ".join(missing)
         raise UsageError(f"missing param {names}: give it with --param {missing[0]}=VALUE "
                          f"(or params={{'{missing[0]}': ...}} when embedding)")
+
+
+def _param_type_problem(default: ast.Expr | None, value: Any) -> str | None:
+    """A param whose default is a number or true/false takes only that kind of value (a
+    `--param n=abc` is refused before the run, not found wrong in the middle of it)."""
+    if not isinstance(default, ast.Literal) or default.value is None or isinstance(default.value, str):
+        return None
+    shown = "true" if default.value is True else "false" if default.value is False else str(default.value)
+    if isinstance(default.value, bool):
+        if not isinstance(value, bool):
+            return f"is true or false (its default is {shown}), got {_show(value)}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return f"is a number (its default is {shown}), got {_show(value)}"
+    return None
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else type(value).__name__
 
 
 def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dry: bool,

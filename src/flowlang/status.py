@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Protocol
 
-from flowlang.errors import Interrupted, LockedError, ScriptError, UsageError
+from flowlang.errors import Interrupted, LockedError, MissingSecretError, ScriptError, UsageError
 
 
 class ExitStatus(IntEnum):
@@ -38,6 +38,8 @@ RUN_STATUSES = {"ok": ExitStatus.OK, "partial": ExitStatus.PARTIAL, "failed": Ex
 def exit_status(outcome: RunOutcome | BaseException) -> ExitStatus:
     """The exit status of a finished run (its Result) or of an error that ended a command."""
     if not isinstance(outcome, BaseException):
+        if isinstance(getattr(outcome, "error", None), MissingSecretError):
+            return ExitStatus.INVALID  # a run-level missing secret: set it and run again
         return RUN_STATUSES.get(outcome.status, ExitStatus.FAILED)
     if isinstance(outcome, ScriptError | UsageError):
         return ExitStatus.INVALID

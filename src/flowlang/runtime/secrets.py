@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from flowlang.errors import FlowRuntimeError
+from flowlang.errors import FlowRuntimeError, MissingSecretError
 
 
 class SecretProviderError(Exception):
@@ -124,7 +124,7 @@ class SecretChain:
         found = self._missing[name]
         if found.problem is not None:
             raise FlowRuntimeError(f"secret '{name}' could not be read: {found.problem}", "value")
-        raise FlowRuntimeError(f"secret '{name}' is not set; asked: {'; '.join(found.asked)}", "value")
+        raise MissingSecretError(f"secret '{name}' is not set; asked: {'; '.join(found.asked)}", "value")
 
 
 def default_chain(secrets: Mapping[str, str], env: Mapping[str, str]) -> list[SecretProvider]:

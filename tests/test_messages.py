@@ -1,0 +1,28 @@
+"""Messages that teach (issue 16), as a user meets them on the command line: a mistyped --param,
+a --param that does not parse as its default's type, a missing secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import cli
+
+PARAMS = 'param since = "2024-01-01"\nparam n = 5\nparam full = false\nemit [since, n, full]\n'
+
+
+def test_a_mistyped_param_gets_did_you_mean(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text(PARAMS)
+    result = cli("run", "f.flow", "--param", "sinse=2024-05-01", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 2 and result.stdout == ""
+    assert "unknown param 'sinse': the flow declares since, n, full; did you mean 'since'?" in result.stderr
+
+
+def test_a_param_of_the_wrong_type_is_refused_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text(PARAMS)
+    wrong = cli("run", "f.flow", "--param", "n=abc", "--log-format", "text", cwd=tmp_path)
+    assert wrong.status == 2 and wrong.stdout == ""
+    assert "param n is a number (its default is 5), got 'abc'" in wrong.stderr
+    flag = cli("run", "f.flow", "--param", "full=yes", "--log-format", "text", cwd=tmp_path)
+    assert flag.status == 2 and "param full is true or false (its default is false), got 'yes'" in flag.stderr
+    right = cli("run", "f.flow", "--param", "n=2.5", "--param", "full=true", "--quiet", cwd=tmp_path)
+    assert right.status == 0 and right.stdout == '["2024-01-01",2.5,true]\n'
