@@ -531,18 +531,20 @@ class Return(Node):
 
 
 class Import(Node):
-    """`import "path.flow"`."""
+    """`import "path.flow" [allow_outside]`."""
 
     path: str
     span: Span
+    allow_outside: bool = False  # the file may lie outside the flow's folder
 
 
 class RunFlow(Node):
-    """`run "other.flow" [with params]`."""
+    """`run "other.flow" [allow_outside] [with params]`."""
 
     path: str
     params: Expr | None
     span: Span
+    allow_outside: bool = False  # the file may lie outside the flow's folder
 
 
 class ExprStmt(Node):

@@ -1,11 +1,34 @@
-"""Diagnostics: what the checker and parser report, and their plain-text rendering (no I/O)."""
+"""Diagnostics: what the checker and parser report, and their plain-text rendering (no I/O); and
+`printable`, the one rule for text from data that reaches a terminal or a text log."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
 from flowlang.source import Source, Span
+
+# C0 and C1 control characters, DEL, line and paragraph separators and bidirectional overrides: each
+# could end a log line early, move the cursor, or show text other than what is there.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    c = match.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """Text with every control character written as an escape (`\\n`, `\\x1b`, `\\u202e`): a value from
+    data can neither forge a log line nor send escape sequences to a terminal. With lines=True the
+    newlines of a multi-line message are kept (and only they)."""
+    if _CONTROLS.search(text) is None:
+        return text
+    if lines:
+        return "\n".join(_CONTROLS.sub(_escape, part) for part in text.split("\n"))
+    return _CONTROLS.sub(_escape, text)
 
 
 class Severity(Enum):

@@ -141,6 +141,15 @@ class InternalError(FlowError):
     """A bug in flowlang itself; the message asks to report it."""
 
 
+def internal_error(err: BaseException) -> FlowRuntimeError:
+    """An exception flowlang did not expect, as a run error of kind `internal` (the original is its
+    __cause__, for --debug): a failed record or a failed run, never an exception that escapes a run."""
+    error = FlowRuntimeError(f"internal error ({type(err).__name__}: {err}); this is a bug in flowlang, "
+                             "please report it", "internal")
+    error.__cause__ = err
+    return error
+
+
 class MissingSecretError(FlowRuntimeError):
     """A secret no provider has. Outside a loop it ends the run as a usage mistake (exit 2: set the
     secret and run again); inside one it fails the record (kept, to retry once it is set)."""

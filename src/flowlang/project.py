@@ -94,6 +94,8 @@ def load_project(config: str | Path | None, flow_folder: Path | None) -> Project
         raise UsageError(f"cannot read {path}: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise UsageError(f"{path} is not valid TOML: it nests too deeply to be read") from None
     try:
         model = ProjectConfig.model_validate(data)
     except ValidationError as e:

@@ -23,7 +23,7 @@ from flowlang.check.secret_names import secret_uses
 from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
-from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, UsageError
+from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, UsageError, internal_error
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import VALUE_ITEMS
 from flowlang.runtime.lock import FlowLock
@@ -219,6 +219,21 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     for value in options.secrets.values():
         known.add(value)
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind, known.mask)
+    try:
+        return await _started_job(flow, program, compiled, options, setup, store, kind, body, job_id, started,
+                                  started_clock)
+    except Exception as e:  # setting up the run failed (a damaged store row, a bug): the job is recorded
+        error = e if isinstance(e, FlowError) else internal_error(e)
+        log.debug("the run could not start", exc_info=e)
+        message = known.mask(error.message)
+        store.finish_job(job_id, "failed", {}, message, flow.key, None, known.mask, dict(options.params))
+        return Result(False, "failed", [], [], Stats(), job_id, error, kind=kind)
+
+
+async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,
+                       setup: RunSetup, store: Store, kind: str, body: Body, job_id: int, started: str,
+                       started_clock: float) -> Result:
+    """The job once it is in the store: its context, its body, and how it ended."""
     collected = Outputs()
     outputs = collected.values
     resolved: list[int] = []
@@ -293,6 +308,9 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     except NeedsMaterialization as e:
         error = FlowRuntimeError(f"the record stream {e.stream.label} was used outside `for each` "
                                  "before it was read; keep it in a variable with call ... as", "internal")
+    except Exception as e:  # a bug, or bad input nothing caught: the run fails, the job is recorded
+        log.debug("internal error in a run", exc_info=e)
+        error = e if isinstance(e, FlowError) else internal_error(e)
     finally:
         if deadline is not None:
             deadline.cancel()
@@ -409,6 +427,10 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             if entry is None:
                 ctx.log("error", f"error {err.id}: its loop ({err.loop_id or 'at ' + err.loop}) is no longer in "
                         "the flow or was changed, so it cannot be replayed; left open")
+                unreplayable.append(err.id)
+                continue
+            if err.damaged is not None:
+                ctx.log("error", f"error {err.id}: {err.damaged}, so it cannot be replayed; left open")
                 unreplayable.append(err.id)
                 continue
             before = ctx.failed_records

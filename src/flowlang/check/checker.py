@@ -12,6 +12,7 @@ from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
 from flowlang.check.statements import Ctx, StatementChecker
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.errors import CheckError, ScriptError
+from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.source import Span
 
 
@@ -155,16 +156,27 @@ class Checker(StatementChecker):
             self.assign(node.as_name, node.as_span or node.span, scope, ctx, (node, 0))
 
     # ---- other files ----------------------------------------------------------------------
-    def resolve_path(self, relative: str, span: Span, what: str) -> Path | None:
-        path = (self.base_dir / relative).resolve()
-        if not path.is_file():
-            self.error("missing-file", f"cannot {what} '{relative}': no such file (looked in {self.base_dir})",
+    def resolve_path(self, relative: str, span: Span, what: str, allow_outside: bool = False) -> Path | None:
+        """The file an `import` or `run` line names: it exists, and stays in the flow's folder unless the
+        line says allow_outside (runtime/flow_folder.py, the rule `file()` follows too)."""
+        try:
+            path = inside(self.base_dir, relative, allow_outside=allow_outside,
+                          switch=f'`{what} "{relative[:60]}" allow_outside`').resolve()
+            found = path.is_file()
+        except PathRefused as e:
+            self.error("outside", f"cannot {what} it: {e.message}", span)
+            return None
+        except OSError as e:
+            self.error("missing-file", f"cannot {what} '{relative[:200]}': {e.strerror}", span)
+            return None
+        if not found:
+            self.error("missing-file", f"cannot {what} '{relative[:200]}': no such file (looked in {self.base_dir})",
                        span)
             return None
         return path
 
     def stmt_Import(self, node: ast.Import, scope: Scope, ctx: Ctx) -> None:
-        path = self.resolve_path(node.path, node.span, "import")
+        path = self.resolve_path(node.path, node.span, "import", node.allow_outside)
         if path is None:
             return
         if path in self.stack:
@@ -193,7 +205,7 @@ class Checker(StatementChecker):
     def stmt_RunFlow(self, node: ast.RunFlow, scope: Scope, ctx: Ctx) -> None:
         if node.params is not None:
             self.expr(node.params, scope)
-        path = self.resolve_path(node.path, node.span, "run")
+        path = self.resolve_path(node.path, node.span, "run", node.allow_outside)
         if path is None:
             return
         if path in self.stack:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
+from flowlang.diagnostics import printable
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.masking import Masker
 
@@ -92,7 +93,7 @@ class Terminal:
         if self.closed:
             raise BrokenPipeError("stdout is closed")
         try:
-            self.stdout.write(text + "\n")
+            self.stdout.write(printable(text, lines=True) + "\n")
             self.stdout.flush()
         except (BrokenPipeError, ValueError):
             self.stdout_gone()
@@ -112,11 +113,13 @@ class Terminal:
 
     # ---- stderr ------------------------------------------------------------------------------
     def message(self, text: str, style: str | None = None) -> None:
+        """Text for people on stderr; control characters from data are escaped (diagnostics.printable)."""
         text = self.masker.mask(text)
         if self.json_lines:
             level = "error" if style and "red" in style else ("warning" if style == "yellow" else "info")
             self.json_line(level, text)
             return
+        text = printable(text, lines=True)
         if self.color:
             from rich.text import Text
 
@@ -173,6 +176,7 @@ class TerminalLogHandler(logging.Handler):
                 self.terminal.json_line(level, text, getattr(record, "flow", None) or current_flow(),
                                         getattr(record, "job_id", None) or current_job_id(), extra)
                 return
+            text = printable(text)  # one log record, one line (a newline in data cannot forge another)
             style = {"ERROR": "red", "WARNING": "yellow", "DEBUG": "dim"}.get(record.levelname)
             where = getattr(record, "location", None)
             prefix = f"{record.levelname.lower()}: " if record.levelno != logging.INFO else ""

@@ -68,8 +68,12 @@ def read_secrets(path: str | None) -> dict[str, str]:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise UsageError(f"cannot read --secrets {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--secrets {path} is not UTF-8 text (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"--secrets {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise UsageError(f"--secrets {path} is not valid TOML: it nests too deeply to be read") from None
     out: dict[str, str] = {}
     for key, value in data.items():
         if not isinstance(value, str | int | float):

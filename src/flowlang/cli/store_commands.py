@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.cli.console import Terminal
+from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, UsageError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.lock import FlowLock
@@ -83,7 +84,7 @@ def error_json(e: StoredError) -> dict[str, Any]:
             "message": e.message, "kind": e.kind, "status": e.status, "record": e.record, "job_id": e.job_id,
             "last_job_id": e.last_job_id, "created_at": e.created_at, "attempts": e.attempts,
             "resolved_at": e.resolved_at, "resolved_by": e.resolved_by, "resolved_reason": e.resolved_reason,
-            "note": e.note}
+            "note": e.note, **({"damaged": e.damaged} if e.damaged is not None else {})}
 
 
 def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -121,7 +122,9 @@ def show_error(terminal: Terminal, e: StoredError) -> None:
     attempts = plural(e.attempts, "attempt")
     key = f"  key {dumps(e.key_value)}" if e.key is not None else ""
     terminal.out(f"#{e.id}  {e.location}{key}  (job {e.job_id}, {e.created_at}, {attempts})")
-    terminal.out(f"    {e.message}")
+    terminal.out(f"    {printable(e.message)}")
+    if e.damaged is not None:
+        terminal.out(f"    damaged: {e.damaged}")
     record = dumps(e.record)
     terminal.out(f"    record: {record if len(record) <= 200 else record[:197] + '...'}")
     if e.note:
@@ -135,7 +138,7 @@ def show_groups(terminal: Terminal, key: str, total: int, groups: list[tuple[str
     terminal.out(f"{key}: {plural(total, 'error')} in {plural(len(groups), 'group')}")
     for message, count, location, ids in groups:
         shown = ", ".join(f"#{i}" for i in ids[:5]) + (", ..." if count > 5 else "")
-        terminal.out(f"{count:>6}  {message}")
+        terminal.out(f"{count:>6}  {printable(message)}")
         terminal.out(f"        at {location}; {shown}")
 
 

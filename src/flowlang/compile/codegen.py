@@ -229,7 +229,8 @@ class Generator:
         if op is ast.BinOp.EQ or op is ast.BinOp.NE:
             negate = "not " if op is ast.BinOp.NE else ""
             if isinstance(node.right, ast.Literal) and (node.right.value is None or type(node.right.value) is bool):
-                return f"({left} is {'not ' if negate else ''}{node.right.value!r})"
+                t = self.name("_t")  # bound first: `"x" is True` would make Python warn of a literal
+                return f"(({t} := {left}) is {'not ' if negate else ''}{node.right.value!r})"
             if isinstance(node.right, ast.Literal) and type(node.right.value) is str:
                 t = self.name("_t")
                 test = f"(type({t} := {left}) is str and {t} == {node.right.value!r})"
@@ -298,4 +299,7 @@ def _function(gen: Generator, statement: str, slow: Eval) -> Eval:
         "    except Exception:\n"
         "        return _slow(f)\n"
     )
-    return build(source, gen.ns, f"<flow {gen.compiler.checked.source.name}>")
+    try:
+        return build(source, gen.ns, f"<flow {gen.compiler.checked.source.name}>")
+    except (SyntaxError, RecursionError, MemoryError):  # past what Python compiles (200 nested brackets)
+        return slow

@@ -22,7 +22,7 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.frame import Frame
-from flowlang.runtime.operators import NeedsMaterialization, OperatorError
+from flowlang.runtime.operators import NeedsMaterialization, OperatorError, arithmetic_problem
 from flowlang.runtime.values import RecordStream, equal, interpolate, to_text, truthy, type_name
 from flowlang.source import Span
 
@@ -384,6 +384,8 @@ class ExpressionCompiler:
                 return fn(a, b)
             except OperatorError as e:
                 raise where.error(e.message, e.kind) from None
+            except ArithmeticError as e:
+                raise where.error(arithmetic_problem(e), "value") from None
 
         return binary
 
@@ -421,6 +423,7 @@ class ExpressionCompiler:
         evals = builtin.order([self.expr(a) for a in node.args], {k.name: self.expr(k.value) for k in node.kwargs},
                               constant)
         fn = builtin.fn
+        name = builtin.name
         where = self.where(node.span)
         if len(evals) == 1:
             (a0,) = evals
@@ -430,6 +433,8 @@ class ExpressionCompiler:
                     return fn(a0(f))
                 except (BuiltinError, OperatorError) as e:
                     raise where.error(e.message, e.kind) from None
+                except ArithmeticError as e:
+                    raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
 
             return call1
         if len(evals) == 2:
@@ -440,6 +445,8 @@ class ExpressionCompiler:
                     return fn(b0(f), b1(f))
                 except (BuiltinError, OperatorError) as e:
                     raise where.error(e.message, e.kind) from None
+                except ArithmeticError as e:
+                    raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
 
             return call2
 
@@ -448,6 +455,8 @@ class ExpressionCompiler:
                 return fn(*[e(f) for e in evals])
             except (BuiltinError, OperatorError) as e:
                 raise where.error(e.message, e.kind) from None
+            except ArithmeticError as e:
+                raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
 
         return call
 

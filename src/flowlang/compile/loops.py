@@ -24,6 +24,7 @@ from flowlang.compile.io import IoCompiler
 from flowlang.compile.reads import slots_read
 from flowlang.compile.steps import Eval, Step
 from flowlang.errors import FlowRuntimeError, LimitError
+from flowlang.errors import internal_error as unexpected
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.operators import NeedsMaterialization
@@ -108,7 +109,7 @@ class LoopInfo:
 
 def internal_error(err: Exception) -> FlowRuntimeError:
     log.debug("internal error in an iteration", exc_info=err)
-    return FlowRuntimeError(f"internal error ({type(err).__name__}: {err}); please report it", "internal")
+    return unexpected(err)
 
 
 def set_vars(s: list[Any], slots: tuple[int, ...], item: Any, where: Where) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -19,7 +20,8 @@ from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.flow_folder import PathRefused, inside
+from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
 from flowlang.runtime.values import RecordStream, Value, to_text, type_name
 
 FORMATS = ("csv", "json", "jsonl", "bytes")
@@ -168,22 +170,42 @@ class FileConnection(Connection):
                 except JsonDataError as e:
                     raise FlowRuntimeError(f"bad JSON in {self.path.name}: {e}", "data") from None
                 return
-            page: list[Value] = []
+            guarded = _DigitGuard(source)
+            count = 0
             try:
-                for item in ijson.items(source, "item", use_float=False):
-                    page.append(item)
-                    if len(page) >= PAGE:
+                async for page in self._json_items(ijson.items(guarded, "item", use_float=False), start):
+                    count += len(page)
+                    yield page
+            except _LongDigits:  # the C parser cannot read such a number: the Python one goes on from here
+                with self._open_binary() as again:
+                    rest: Any = again if codecs.lookup(self.encoding).name == "utf-8" else _AsUtf8(again, self.encoding)
+                    if rest.peek(3)[:3] == codecs.BOM_UTF8:
+                        rest.read(3)
+                    import ijson.backends.python as slow  # type: ignore[import-untyped]
+
+                    items = slow.items(rest, "item", use_float=False)
+                    async for page in self._json_items(itertools.islice(items, count, None), start):
                         yield page
-                        page = []
-            except ijson.JSONError as e:
-                if not start.strip():
-                    return
-                raise FlowRuntimeError(f"bad JSON in {self.path.name}: {e}", "data") from None
-            except UnicodeDecodeError as e:
-                raise FlowRuntimeError(f"bad JSON in {self.path.name}: not {self.encoding} text ({e.reason})",
-                                       "data") from None
-            if page:
-                yield page
+
+    async def _json_items(self, items: Iterator[Value], start: bytes) -> AsyncIterator[list[Value]]:
+        import ijson
+
+        page: list[Value] = []
+        try:
+            for item in items:
+                page.append(item)
+                if len(page) >= PAGE:
+                    yield page
+                    page = []
+        except ijson.JSONError as e:
+            if not start.strip():
+                return
+            raise FlowRuntimeError(f"bad JSON in {self.path.name}: {_ijson_problem(e)}", "data") from None
+        except UnicodeDecodeError as e:
+            raise FlowRuntimeError(f"bad JSON in {self.path.name}: not {self.encoding} text ({e.reason})",
+                                   "data") from None
+        if page:
+            yield page
 
     # ---- writing -------------------------------------------------------------------------------
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -269,19 +291,20 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     raw = config.get("path")
     if type(raw) is not str or not raw:
         raise FlowRuntimeError(f"file needs path: a file name, got {type_name(raw)}", "connector")
-    path = Path(raw)
-    if not path.is_absolute():
-        path = services.base_dir / path
-    inside = Path(str(path).split("*")[0].split("?")[0].split("[")[0] or ".").resolve().is_relative_to(
-        services.base_dir.resolve())
-    if not inside and config.get("allow_outside") is not True:
-        raise FlowRuntimeError(f"the file {raw!r} is outside the flow's folder ({services.base_dir}); "
-                               "write allow_outside: true to use it", "connector")
+    allow_outside = config.get("allow_outside") is True
+    try:
+        path = inside(services.base_dir, raw, allow_outside=allow_outside)
+    except PathRefused as e:
+        raise FlowRuntimeError(e.message, "connector") from None
     fmt, mode, delimiter, encoding = format_options(raw, config)
     if is_pattern(raw):
         after = check_after(config.get("after") or "")
 
         def open_one(one: Path) -> FileConnection:
+            try:
+                inside(services.base_dir, str(one), allow_outside=allow_outside)
+            except PathRefused as e:
+                raise FlowRuntimeError(e.message, "connector") from None
             return FileConnection(name, FILE, one, str(fmt), "overwrite", services, delimiter, str(encoding))
         return PickupConnection(name, FILE, raw, after, services, open_one, fmt == "bytes",
                                 LocalStorage(services.base_dir))
@@ -330,6 +353,38 @@ def _splits_on_newline_bytes(encoding: str) -> bool:
     """True when every b"\\n" byte in the encoding's text is a newline (ASCII-compatible encodings)."""
     return "\n".encode(encoding) == b"\n" and "\u2028".encode(encoding, errors="ignore").count(b"\n") == 0 \
         and not codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+
+
+class _LongDigits(Exception):
+    """A run of digits longer than a whole number may have: ijson's C parser crashes on one."""
+
+
+class _DigitGuard:
+    """The bytes ijson reads, watched for a run of more than MAX_INT_DIGITS digits (which may be a
+    number): before such bytes reach the C parser, _LongDigits is raised."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.tail = b""
+
+    def read(self, n: int = -1) -> bytes:
+        chunk: bytes = self.raw.read(n)
+        window = self.tail + chunk
+        if LONG_DIGITS.search(window):
+            raise _LongDigits
+        self.tail = window[-MAX_INT_DIGITS:]
+        return chunk
+
+
+def _ijson_problem(error: Exception) -> str:
+    """ijson's message, short and in words (its Python parser quotes the whole offending token)."""
+    text = str(error)
+    if "Unexpected symbol" in text and LONG_DIGITS.search(text.encode(errors="replace")):
+        return f"a number has more than {MAX_INT_DIGITS:,} digits"
+    if isinstance(error.args[0] if error.args else None, bytes):
+        text = error.args[0].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 class _AsUtf8:

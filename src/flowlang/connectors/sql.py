@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.runtime.jsoncodec import dumps, loads
 from flowlang.runtime.masking import cut
 from flowlang.runtime.values import RecordStream, Secret, Value, from_python, to_text, type_name
@@ -28,14 +29,20 @@ def _sqlalchemy() -> Any:
     return sqlalchemy
 
 
-def resolve_url(url: str, base_dir: Path) -> str:
-    """sqlite:///relative.db is relative to the flow's folder (not the working folder)."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and not url[len(prefix):].startswith(":memory:"):
-        rest = url[len(prefix):]
-        if rest:
-            return prefix + str((base_dir / rest).resolve())
-    return url
+def resolve_url(url: str, base_dir: Path, allow_outside: bool = False) -> str:
+    """sqlite:///relative.db is relative to the flow's folder (not the working folder), and a SQLite
+    file, relative or absolute, stays in that folder unless allow_outside (runtime/flow_folder.py)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
+        return url
+    file, query, params = rest[1:].partition("?")
+    if not file or file.startswith(":memory:"):
+        return url
+    try:
+        path = inside(base_dir, file, allow_outside=allow_outside)
+    except PathRefused as e:
+        raise FlowRuntimeError(f"the SQLite database: {e.message}", "connector") from None
+    return f"{scheme}:///{path.resolve()}{query}{params}"
 
 
 def bindable(value: Any, dialect: str) -> Any:
@@ -306,9 +313,9 @@ async def open_sql(name: str, config: Mapping[str, Value], services: RunServices
     if not isinstance(url, str) or "://" not in url:
         raise FlowRuntimeError('sql needs url: like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"',
                                "connector")
-    resolved = with_default_driver(resolve_url(url, services.base_dir))
+    resolved = with_default_driver(resolve_url(url, services.base_dir, config.get("allow_outside") is True))
     if resolved.startswith("sqlite:////"):
-        Path(resolved[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(resolved[len("sqlite:///"):].split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
     return SqlConnection(name, SQL, resolved, services)
 
 
@@ -317,7 +324,8 @@ SQL = ConnectorSpec(
     title="SQL databases (SQLite built in; others by URL via SQLAlchemy)",
     origin="builtin",
     config=(ConfigKey("url", required=True, secret=True,
-                      description='"sqlite:///file.db" (relative to the flow), or any SQLAlchemy URL'),),
+                      description='"sqlite:///file.db" (relative to the flow), or any SQLAlchemy URL'),
+            ConfigKey("allow_outside", description="true to use a SQLite file outside the flow's folder")),
     operations={
         "query": OperationSpec("query", "rows of a SELECT, as a stream", params=("sql",),
                                keywords=frozenset({"params"}), returns_stream=True),

@@ -23,6 +23,7 @@ from flowlang.repl.lexer import FlowLexer
 from flowlang.repl.meta import is_meta, run_meta
 from flowlang.repl.render import show
 from flowlang.repl.session import NOTHING, Outcome, ReplSession
+from flowlang.runtime.private import private_file
 
 PROMPT = "flow> "
 CONTINUATION = "....  "
@@ -43,7 +44,7 @@ def history_file() -> History:
     folder = Path(base) / "flowlang"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        return FileHistory(str(folder / "history"))
+        return FileHistory(str(private_file(folder / "history")))
     except OSError:
         return InMemoryHistory()
 

@@ -5,6 +5,8 @@ datetimes, durations and secret references across a save and a load."""
 from __future__ import annotations
 
 import json
+import re
+import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from json.encoder import encode_basestring
@@ -14,6 +16,8 @@ from flowlang.runtime.blob import Blob
 from flowlang.runtime.values import RecordStream, Secret, bytes_text, format_datetime, format_duration
 
 MAX_DEPTH = 500
+MAX_INT_DIGITS = sys.get_int_max_str_digits() or 4300  # Python's bound for reading a whole number
+LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
 
 
 class JsonDataError(ValueError):
@@ -34,6 +38,8 @@ def loads(text: str | bytes) -> Any:
         raise JsonDataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except UnicodeDecodeError as e:
         raise JsonDataError(f"not valid UTF-8 text: {e.reason}") from None
+    except ValueError:  # int(): a number past Python's digit limit
+        raise JsonDataError(f"a number has more than {MAX_INT_DIGITS:,} digits") from None
 
 
 def dumps(value: Any, *, secrets_as: str = "***", reveal_secrets: bool = False) -> str:

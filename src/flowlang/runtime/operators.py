@@ -6,8 +6,10 @@ expression adds the position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
+from decimal import Overflow as DecimalOverflow
 from typing import Any
 
 from flowlang.runtime.values import RecordStream, Secret, equal, instant, type_name
@@ -100,7 +102,35 @@ def modulo(a: Any, b: Any) -> Any:
         raise OperatorError("division by zero (in %)", "value")
     if ta is int and tb is int:
         return a % b
-    return Decimal(a) % Decimal(b)
+    return exactly(lambda: Decimal(a) % Decimal(b), Decimal(a).adjusted() - Decimal(b).adjusted(), "%")
+
+
+MAX_DIGITS = 4300  # digits an exact result may need (Python's own bound for int <-> text)
+
+
+def exactly(compute: Callable[[], Decimal], magnitude: int, what: str) -> Decimal:
+    """A decimal operation done with as many digits as its result needs (`magnitude`: about how many
+    digits left of the point), up to MAX_DIGITS; past that, an error that says so."""
+    digits = max(28, magnitude + 30)
+    if digits > MAX_DIGITS:
+        raise OperatorError(f"the number is too large for {what} (it would need {magnitude:,} digits; "
+                            f"at most {MAX_DIGITS:,})", "value")
+    try:
+        with localcontext(prec=digits):
+            return +compute()
+    except ArithmeticError as e:
+        raise OperatorError(f"cannot compute {what}: {arithmetic_problem(e)}", "value") from None
+
+
+def arithmetic_problem(error: ArithmeticError) -> str:
+    """What went wrong in a decimal or integer operation, in words (decimal's own text is a class list)."""
+    if isinstance(error, DivisionByZero | ZeroDivisionError):
+        return "division by zero"
+    if isinstance(error, OverflowError | DecimalOverflow):
+        return "the number is too large"
+    if isinstance(error, InvalidOperation):
+        return "the number is too large or not a number"
+    return str(error) or type(error).__name__
 
 
 def negate(a: Any) -> Any:

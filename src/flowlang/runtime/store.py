@@ -9,13 +9,15 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flowlang.errors import StoreError
-from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.masking import mask_value
+from flowlang.runtime.private import private_file
 from flowlang.runtime.run import RecordFailure
 from flowlang.runtime.values import format_datetime
 
@@ -94,6 +96,36 @@ def masked_json(value: Any, mask: Callable[[str], str] | None) -> str:
     return mask(dumps_stored(mask_value(value, mask)))
 
 
+STORED_DEPTH = 400  # levels of a failed record (or scope value) kept; deeper ones are cut, with a note
+
+
+def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
+             max_bytes: int | None) -> tuple[str, StoredScope]:
+    """The stored JSON of a failure's record, and its scope. A value that cannot be stored whole (it
+    nests too deeply) is kept cut at STORED_DEPTH levels, and the failure's message says so."""
+    try:
+        record = masked_json(failure.record, mask)
+        return record, stored_scope(record, failure.scope, mask, max_bytes)
+    except (JsonDataError, RecursionError):
+        failure.message += (f" (the record or its scope nests more than {STORED_DEPTH} levels deep; it was "
+                            f"stored cut at that depth)")
+        record = masked_json(cut_deep(failure.record, STORED_DEPTH), mask)
+        return record, stored_scope(record, cut_deep(failure.scope, STORED_DEPTH + 1), mask, max_bytes)
+
+
+def cut_deep(value: Any, levels: int) -> Any:
+    """A copy of value with lists and objects below `levels` replaced by a note (without recursion
+    past `levels`, so any depth can be cut)."""
+    t = type(value)
+    if t is not dict and t is not list and t is not tuple:
+        return value
+    if levels <= 0:
+        return f"<cut: nested more than {STORED_DEPTH} levels>"
+    if t is dict:
+        return {k: cut_deep(v, levels - 1) for k, v in value.items()}
+    return [cut_deep(v, levels - 1) for v in value]
+
+
 def now_text() -> str:
     return format_datetime(datetime.now(UTC))
 
@@ -128,16 +160,34 @@ class StoredError:
     history: list[Any] | None = None
     last_job_id: int | None = None
     note: str | None = None  # what the store left out (max_error_bytes)
+    damaged: str | None = None  # why the saved record or scope cannot be read (the row is damaged)
 
     @property
     def key_value(self) -> Any:
-        return loads(self.key) if self.key is not None else None
+        try:
+            return loads(self.key) if self.key is not None else None
+        except JsonDataError:
+            return self.key
 
 
-def _stored_error(r: tuple[Any, ...], scope: dict[str, Any]) -> StoredError:
-    return StoredError(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], from_stored(loads(r[9])),
-                       scope, r[11], r[12], r[13], r[14], r[15], r[16], r[17], r[18],
-                       loads(r[19]) if r[19] else None, r[20], r[22])
+def _stored_error(r: tuple[Any, ...], scope: Callable[[], dict[str, Any]] | None) -> StoredError:
+    """A row of the errors table (its scope read by `scope`, or left empty); a damaged column (not JSON)
+    makes that one error say so, never the whole list fail."""
+    problems: list[str] = []
+
+    def column(read: Callable[[], Any], what: str, empty: Any) -> Any:
+        try:
+            return read()
+        except (JsonDataError, TypeError, ValueError, RecursionError) as e:
+            problems.append(f"its saved {what} is damaged ({e})")
+            return empty
+
+    record = column(lambda: from_stored(loads(r[9])), "record", None)
+    values = column(scope, "scope", {}) if scope is not None else {}
+    history = column(lambda: loads(r[19]), "history", None) if r[19] else None
+    return StoredError(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], record,
+                       values if isinstance(values, dict) else {}, r[11], r[12], r[13], r[14], r[15], r[16], r[17],
+                       r[18], history, r[20], r[22], "; ".join(problems) or None)
 
 
 @dataclass(frozen=True)
@@ -188,7 +238,7 @@ class Store:
                 self.db = sqlite3.connect(":memory:", isolation_level=None)
             else:
                 folder.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(folder / STATE_DB, isolation_level=None, timeout=30)
+                self.db = sqlite3.connect(private_file(folder / STATE_DB), isolation_level=None, timeout=30)
                 self.db.execute("pragma journal_mode=wal")
                 self.db.execute("pragma synchronous=full")
             self.db.executescript(SCHEMA)
@@ -280,7 +330,11 @@ class Store:
         row = self.db.execute("select value from state where flow = ?", (flow,)).fetchone()
         if not row:
             return {}
-        value = from_stored(loads(row[0]))
+        try:
+            value = from_stored(loads(row[0]))
+        except (JsonDataError, TypeError, ValueError, RecursionError) as e:
+            raise StoreError(f"the saved state of the flow {flow} is damaged ({e}); see it with flowlang state, "
+                             "then set it again with flowlang state --set or --reset") from None
         return value if isinstance(value, dict) else {}
 
     def replace_state(self, flow: str, state: dict[str, Any] | None, job_id: int) -> None:
@@ -297,8 +351,7 @@ class Store:
         """Keep a failed iteration. A keyed record replaces the open error of the same loop and key
         (one open error per key; its attempts go up). Its scope values go to the shared values table."""
         when = now_text()
-        record = masked_json(failure.record, mask)
-        scope = stored_scope(record, failure.scope, mask, max_bytes)
+        record, scope = storable(failure, mask, max_bytes)
         with self.db:
             self.db.execute("begin immediate")
             self._put_values(scope)
@@ -334,8 +387,7 @@ class Store:
     def fail_again(self, error_id: int, job_id: int, failure: RecordFailure, mask: Any,
                    max_bytes: int | None = None) -> None:
         """A retried error failed again: the same error, one more attempt, the new message."""
-        record = masked_json(failure.record, mask)
-        scope = stored_scope(record, failure.scope, mask, max_bytes)
+        record, scope = storable(failure, mask, max_bytes)
         with self.db:
             self.db.execute("begin immediate")
             self._put_values(scope)
@@ -418,7 +470,7 @@ class Store:
             if not rows:
                 return
             for r in rows:
-                yield _stored_error(r, self._scope_of(r[10], r[21]) if scope else {})
+                yield _stored_error(r, partial(self._scope_of, r[10], r[21]) if scope else None)
             after = rows[-1][0]
             if left is not None:
                 left -= len(rows)

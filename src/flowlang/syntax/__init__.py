@@ -10,17 +10,19 @@ from flowlang import ast
 from flowlang.diagnostics import Diagnostic
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source, Span
+from flowlang.syntax.depth import MAX_NESTING, TooDeep, measure
 from flowlang.syntax.errors import syntax_error
 from flowlang.syntax.grammar import parser
-from flowlang.syntax.postlex import MAX_DEPTH, NestingTooDeep
 from flowlang.syntax.transformer import LocatedSyntaxError, ToAst
 
 __all__ = ["parse", "parse_expression"]
 
 
-def _parse_tree(source: Source, text: str, start: str, offset: int) -> ast.Module | ast.Expr:
+def _parse_tree(source: Source, text: str, start: str, offset: int, base: int = 0) -> ast.Module | ast.Expr:
+    """Parse `text` (at `offset` in the source) from the rule `start`; `base` is how deep it sits
+    (an interpolation is as deep as its string)."""
     def sub_parse(code: str, at: int) -> ast.Expr:
-        result = _parse_tree(source, code, "interpolation", at)
+        result = _parse_tree(source, code, "interpolation", at, depths.at(at, base))
         assert not isinstance(result, ast.Module)
         return result
 
@@ -30,10 +32,14 @@ def _parse_tree(source: Source, text: str, start: str, offset: int) -> ast.Modul
         if offset:
             raise _shifted(e, source, text, offset) from None
         raise syntax_error(source, e, text) from None
-    except NestingTooDeep as e:
-        pos = (e.token.start_pos or 0) + offset
+    try:
+        depths = measure(tree, base, offset)
+    except TooDeep as e:
+        pos = e.position + offset
         raise FlowSyntaxError([Diagnostic(
-            "syntax", f"brackets nest more than {MAX_DEPTH} levels deep", source, Span(pos, pos + 1))]) from None
+            "syntax", f"the script nests more than {MAX_NESTING} levels deep here (expressions, brackets and "
+            "blocks together)", source, Span(pos, pos + 1),
+            "split it: give a part a name with let, or move it into a function")]) from None
     try:
         result: ast.Module | ast.Expr = ToAst(offset, sub_parse, source).transform(tree)
     except VisitError as e:

@@ -1,4 +1,4 @@
-"""The post-lexer: drops newlines inside brackets and refuses absurd nesting depth."""
+"""The post-lexer: drops newlines inside brackets (how deep a script may nest is syntax/depth.py's rule)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,6 @@ from lark import Token
 
 OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 CLOSERS = frozenset(OPENERS.values())
-MAX_DEPTH = 64
-
-
-class NestingTooDeep(Exception):
-    """Raised (and turned into a syntax error) when brackets nest deeper than MAX_DEPTH."""
-
-    def __init__(self, token: Token) -> None:
-        super().__init__("brackets nest too deeply")
-        self.token = token
 
 
 class BracketNewlines:
@@ -30,8 +21,6 @@ class BracketNewlines:
             kind = token.type
             if kind in OPENERS:
                 depth += 1
-                if depth > MAX_DEPTH:
-                    raise NestingTooDeep(token)
             elif kind in CLOSERS:
                 depth = max(0, depth - 1)
             elif kind == "_NL" and depth:

@@ -277,10 +277,11 @@ class ToAst(Transformer[Token, Any]):
         return ast.Return(c[0], self.span(meta))
 
     def import_stmt(self, meta: Meta, c: list[Any]) -> ast.Import:
-        return ast.Import(self._plain_string(c[0], "an import path"), self.span(meta))
+        return ast.Import(self._plain_string(c[0], "an import path"), self.span(meta), allow_outside=c[1] is not None)
 
     def run_stmt(self, meta: Meta, c: list[Any]) -> ast.RunFlow:
-        return ast.RunFlow(self._plain_string(c[0], "a flow path"), c[1], self.span(meta))
+        return ast.RunFlow(self._plain_string(c[0], "a flow path"), c[2], self.span(meta),
+                           allow_outside=c[1] is not None)
 
     # ---- expressions -----------------------------------------------------------------------
     def if_expr(self, meta: Meta, c: list[Any]) -> ast.Conditional:

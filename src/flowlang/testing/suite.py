@@ -89,8 +89,10 @@ def read_case(path: Path) -> ReplayCase:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path} is not UTF-8 text (byte {e.start})") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
+        raise UsageError(f"{path} is not valid TOML: {e or 'it nests too deeply'}") from None
     flow = data.get("flow")
     if not isinstance(flow, str) or not flow:
         raise UsageError(f'{path}: needs flow = "path/to/the.flow" (relative to its folder)')

@@ -51,6 +51,9 @@ def load_folder(folder: Path) -> tuple[list[ConnectorSpec], dict[str, str]]:
         except OSError as e:
             problems[path.stem] = f"connectors/{path.name}: cannot read: {e.strerror}"
             continue
+        except UnicodeDecodeError as e:
+            problems[path.stem] = f"connectors/{path.name}: not UTF-8 text (byte {e.start}: {e.reason})"
+            continue
         specs.append(spec)
     return specs, problems
 
@@ -61,6 +64,9 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConnectorFileError(f"{file_name}: not valid TOML: {e}", Path(file_name).stem) from None
+    except RecursionError:
+        raise ConnectorFileError(f"{file_name}: not valid TOML: it nests too deeply to be read",
+                                 Path(file_name).stem) from None
     try:
         return ConnectorFile.model_validate(data)
     except ValidationError as e:

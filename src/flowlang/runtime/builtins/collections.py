@@ -154,11 +154,11 @@ def range_(start: Any, stop: Any = None, step: Any = 1) -> Any:
     s = _int(step, "range", "step")
     if s == 0:
         raise BuiltinError("range() step cannot be 0")
-    result = range(a, b, s)
-    if len(result) > MAX_RANGE:
-        raise BuiltinError(f"range() of {len(result)} numbers is more than {MAX_RANGE}")
-    check_items(len(result), "range")
-    return list(result)
+    count = max(0, (b - a + s - (1 if s > 0 else -1)) // s)  # len(range(...)) fails past sys.maxsize
+    if count > MAX_RANGE:
+        raise BuiltinError(f"range() of {count:,} numbers is more than {MAX_RANGE:,}")
+    check_items(count, "range")
+    return list(range(a, b, s))
 
 
 def _object_arg(value: Any, fn: str) -> dict[str, Any]:

@@ -72,6 +72,8 @@ def base64_decode(text: Any) -> Any:
     if text is None:
         return None
     need(text, "string", "base64_decode")
+    if not text.isascii():
+        raise BuiltinError("base64_decode(): not valid base64 (base64 is ASCII letters, digits, +, / and =)")
     try:
         return base64.b64decode(text, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as e:

@@ -8,7 +8,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidO
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
-from flowlang.runtime.operators import OperatorError, add, as_int, divide, less
+from flowlang.runtime.operators import OperatorError, add, as_int, divide, exactly, less
 from flowlang.runtime.values import type_name
 
 
@@ -61,7 +61,11 @@ def round_(value: Any, places: Any = 0) -> Any:
     if type(value) is int and digits >= 0:
         return value
     exp = _EXPONENTS.get(digits) or Decimal(1).scaleb(-digits)
-    result = Decimal(value).quantize(exp, rounding=ROUND_HALF_UP)
+    exact = Decimal(value)
+    try:
+        result = exactly(lambda: exact.quantize(exp, rounding=ROUND_HALF_UP), exact.adjusted() + digits, "round()")
+    except OperatorError as e:
+        raise BuiltinError(e.message) from None
     return int(result) if digits <= 0 else result
 
 

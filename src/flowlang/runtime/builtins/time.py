@@ -144,7 +144,11 @@ def parse_date(text: Any, fmt: Any) -> Any:
 
 def _duration(amount: Any, fn: str, unit: str) -> timedelta:
     need(amount, "number", fn)
-    return timedelta(**{unit: float(amount) if type(amount) is Decimal else amount})
+    try:
+        return timedelta(**{unit: float(amount) if type(amount) is Decimal else amount})
+    except OverflowError:
+        raise BuiltinError(f"{fn}({amount if len(str(amount)) < 40 else str(amount)[:30] + '...'}) is out of range: "
+                           "a duration is at most 999,999,999 days") from None
 
 
 def days(n: Any) -> Any:

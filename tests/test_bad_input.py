@@ -1,0 +1,316 @@
+"""Bad input gets a clear diagnostic, a failed record or a failed run, never "internal error ... a bug
+in flowlang" (issue 10, Low): huge numbers in builtins and JSON, damaged store rows, deep nesting,
+odd paths and connector files; an exception that escapes a run still lands in result.error with the
+job recorded; control characters never reach a terminal raw; files stay in the flow's folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import warnings
+from pathlib import Path
+
+import pytest
+
+import flowlang
+from conftest import cli
+from flowlang.errors import FlowSyntaxError, ScriptError
+
+BIG = "1" + "0" * 30
+
+
+def run_text(text: str, tmp_path: Path) -> flowlang.Result:
+    (tmp_path / "f.flow").write_text(text)
+    return flowlang.load(tmp_path / "f.flow").run(state_dir=tmp_path / "state")
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    ("round(1e5000)", "too large for round()"),
+    ("1e5000 % 3", "too large for %"),
+    (f"days({BIG})", "out of range"),
+    ("hours(1e400)", "out of range"),
+    (f"range(0, {BIG})", "more than 10,000,000"),
+    (f"len(range(0, {BIG}))", "more than 10,000,000"),
+    ('base64_decode("é")', "not valid base64"),
+])
+def test_huge_numbers_and_bad_text_in_builtins_fail_with_the_position(expr: str, message: str,
+                                                                      tmp_path: Path) -> None:
+    result = run_text(f"emit {expr}\n", tmp_path)
+    assert result.status == "failed" and result.error is not None
+    assert message in result.error.message and "internal" not in result.error.message
+    assert result.error.line == 1 and "f.flow:1:" in (result.error.location or "")
+
+
+def test_exact_results_of_large_numbers_are_still_computed(tmp_path: Path) -> None:
+    result = run_text("emit [1e400 % 3, round(1e400) % 7, 5.5 % 2, round(2.5), round(-2.5), round(1.2345, 2)]\n",
+                      tmp_path)
+    assert result.ok, result.error
+    assert result.outputs == [[1, 10**400 % 7, __import__("decimal").Decimal("1.5"), 3, -3,
+                               __import__("decimal").Decimal("1.23")]]
+
+
+@pytest.mark.parametrize("layout", ["list", "jsonl", "object"])
+def test_a_json_number_past_4300_digits_is_a_data_error(layout: str, tmp_path: Path) -> None:
+    digits = "7" * 5000
+    name = "big.jsonl" if layout == "jsonl" else "big.json"
+    text = {"list": f'[{{"a": 1}}, {{"a": {digits}}}]', "jsonl": f'{{"a": 1}}\n{{"a": {digits}}}\n',
+            "object": f'{{"a": {digits}}}'}[layout]
+    (tmp_path / name).write_text(text)
+    result = run_text(f'use f = file(path: "{name}")\ncall f.read() as rows\nfor each r in rows\n  emit r\nend\n',
+                      tmp_path)
+    assert result.status == "failed" and result.error is not None
+    assert "more than 4,300 digits" in result.error.message, result.error.message
+
+
+def test_a_long_run_of_digits_in_a_json_string_is_read(tmp_path: Path) -> None:
+    (tmp_path / "d.json").write_text(json.dumps([{"a": 1}, {"s": "2" * 6000}, {"b": 3}]))
+    result = run_text('use f = file(path: "d.json")\ncall f.read() as rows\nfor each r in rows\n  emit keys(r)\nend\n',
+                      tmp_path)
+    assert result.ok, result.error
+    assert result.outputs == [["a"], ["s"], ["b"]]
+
+
+@pytest.mark.parametrize("name", ["bad.json", "bad.csv", "bad.jsonl"])
+def test_invalid_utf8_in_a_data_file_is_a_data_error(name: str, tmp_path: Path) -> None:
+    body = b'[{"a": "\xff\xfe"}]' if name.endswith(".json") else (b"a,b\n\xff,2\n" if name.endswith(".csv")
+                                                                  else b'{"a": "\xff"}\n')
+    (tmp_path / name).write_bytes(body)
+    result = run_text(f'use f = file(path: "{name}")\ncall f.read() as rows\nfor each r in rows\n  emit r\nend\n',
+                      tmp_path)
+    assert result.status == "failed" and result.error is not None and result.error.kind == "data"
+
+
+def test_a_nul_in_a_file_path_is_refused(tmp_path: Path) -> None:
+    result = run_text('use f = file(path: "a\\u0000b.json")\ncall f.read() as rows\nemit list(rows)\n', tmp_path)
+    assert result.error is not None and "NUL" in result.error.message
+
+
+@pytest.mark.parametrize("where", ["flowlang.runner.set_params", "flowlang.runtime.store.Store.open_keys"])
+def test_an_exception_that_escapes_a_run_lands_in_result_error_with_the_job_recorded(
+        where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(where, bug)  # in the run's body, and while the run is set up
+    flow = flowlang.compile("emit 1\n", bindings=())
+    result = flow.run(state_dir=tmp_path / "state")
+    assert result.status == "failed" and result.error is not None
+    assert "internal error (RuntimeError: a bug)" in result.error.message
+    assert isinstance(result.error.__cause__, RuntimeError)
+    db = sqlite3.connect(tmp_path / "state" / "flowlang.db")
+    assert db.execute("select id, status from jobs").fetchall() == [(result.job_id, "failed")]
+    db.close()
+
+
+def test_a_damaged_state_row_fails_the_run_clearly_and_records_the_job(tmp_path: Path) -> None:
+    run_text("let state.n = 1\nemit 1\n", tmp_path)
+    db = sqlite3.connect(tmp_path / "state" / "flowlang.db")
+    db.execute("update state set value = '{not json'")
+    db.commit()
+    db.close()
+    result = run_text("let state.n = 1\nemit 1\n", tmp_path)
+    assert result.status == "failed" and result.error is not None
+    assert "saved state of the flow f is damaged" in result.error.message
+    db = sqlite3.connect(tmp_path / "state" / "flowlang.db")
+    assert db.execute("select status from jobs order by id desc limit 1").fetchone() == ("failed",)
+    db.close()
+
+
+def test_one_damaged_error_row_is_reported_and_the_others_stay_usable(tmp_path: Path) -> None:
+    flow = "for each r in [{id: 1}, {id: 2}, {id: 3}]\n  fail \"bad {r.id}\"\nend\n"
+    result = run_text(flow, tmp_path)
+    assert len(result.errors) == 3
+    db = sqlite3.connect(tmp_path / "state" / "flowlang.db")
+    db.execute("update errors set record = '[1, ', scope = 'nope' where id = 2")
+    db.commit()
+    db.close()
+    listed = cli("errors", "f.flow", "--state-dir", "state", cwd=tmp_path)
+    assert listed.status == 0, listed.stderr
+    assert listed.stdout.count("bad ") == 3 and "damaged: its saved record is damaged" in listed.stdout
+    as_json = [json.loads(line) for line in cli("errors", "f.flow", "--state-dir", "state", "--json",
+                                                 cwd=tmp_path).stdout.splitlines()]
+    assert [e.get("damaged") is not None for e in as_json] == [False, True, False]
+    (tmp_path / "f.flow").write_text("for each r in [{id: 1}, {id: 2}, {id: 3}]\n  emit r.id\nend\n")
+    retried = cli("retry", "f.flow", "--state-dir", "state", "--log-format", "text", cwd=tmp_path)
+    assert retried.status == 1, retried.stderr  # one error could not be replayed
+    assert "error 2: its saved record is damaged" in retried.stderr
+    assert [json.loads(line) for line in retried.stdout.splitlines()] == [1, 3]
+
+
+def test_a_record_too_deep_to_store_is_kept_cut_and_the_run_goes_on(tmp_path: Path) -> None:
+    deep: object = 1
+    for _ in range(600):
+        deep = [deep]
+    (tmp_path / "deep.json").write_text(json.dumps([{"id": 1, "v": deep}, {"id": 2, "v": 1}]))
+    flow = 'use f = file(path: "deep.json")\ncall f.read() as rows\nfor each r in rows\n  fail "bad"\nend\n'
+    for _ in range(2):  # the second run replaces the keyed errors: the store keeps working
+        result = run_text(flow, tmp_path)
+        assert result.status == "partial" and len(result.errors) == 2, result.error
+    listed = cli("errors", "f.flow", "--state-dir", "state", cwd=tmp_path)
+    assert listed.status == 0 and "stored cut at that depth" in listed.stdout
+
+
+def test_emit_of_a_literal_compared_with_true_gives_no_python_warning(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = flowlang.compile('emit "x" == true\nemit "x" != null\nemit 1 == false\n', bindings=()).run()
+    assert result.outputs == [False, True, False]
+
+
+@pytest.mark.parametrize("text", [
+    "emit [" + "-" * 480 + "1]\n",
+    'emit "{' + "-" * 1000 + '1}"\n',
+    "emit " + "+".join(["1"] * 400) + "\n",
+    "emit " + "not " * 300 + "true\n",
+    "emit " + "lower(" * 200 + '"A"' + ")" * 200 + "\n",
+    "for each x in [1]\n" * 120 + "emit 1\n" + "end\n" * 120,
+])
+def test_deep_nesting_is_one_clear_diagnostic_with_its_place(text: str, tmp_path: Path) -> None:
+    with pytest.raises(FlowSyntaxError) as caught:
+        flowlang.compile(text, bindings=())
+    diagnostic = caught.value.diagnostics[0]
+    assert "nests more than 100 levels deep" in diagnostic.message
+    assert diagnostic.column > 1 or diagnostic.line > 1
+    (tmp_path / "deep.flow").write_text(text)
+    checked = cli("check", "deep.flow", cwd=tmp_path)
+    assert checked.status == 2 and "deep.flow:" in checked.stderr and "internal" not in checked.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "emit [" + "-" * 96 + "1]\n",
+    "emit " + "+".join(["1"] * 95) + "\n",
+    'for each q in ["a"]\n  emit ' + " + ".join(["q"] * 95) + "\nend\n",
+    "emit " + "[" * 97 + "1" + "]" * 97 + "\n",
+])
+def test_nesting_just_under_the_limit_runs(text: str) -> None:
+    result = flowlang.compile(text, bindings=()).run()
+    assert result.ok, result.error
+
+
+def test_check_of_an_import_with_a_very_long_path_is_a_diagnostic(tmp_path: Path) -> None:
+    for path in ("a/" * 3000 + "x.flow", "b" * 300 + ".flow", "a/" * 1500 + "x.flow"):
+        (tmp_path / "f.flow").write_text(f'import "{path}"\n')
+        checked = cli("check", "f.flow", cwd=tmp_path)
+        assert checked.status == 2 and "f.flow:1:1" in checked.stderr and "internal" not in checked.stderr
+
+
+@pytest.mark.parametrize(("name", "body"), [
+    ("deep.toml", ("a = " + "[" * 5000 + "]" * 5000 + "\n").encode()),
+    ("latin.toml", b'name = "caf\xe9"\n'),
+])
+def test_a_connector_file_nested_deep_or_not_utf8_is_reported(name: str, body: bytes, tmp_path: Path) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / name).write_bytes(body)
+    (tmp_path / "f.flow").write_text("emit 1\n")
+    listed = cli("connectors", "--dir", str(tmp_path), cwd=tmp_path)
+    assert listed.status == 2 and f"connectors/{name}:" in listed.stdout + listed.stderr
+    assert "internal" not in listed.stderr
+
+
+# ---- control characters ------------------------------------------------------------------------------
+
+
+def test_control_characters_from_data_cannot_forge_a_text_log_line_or_reach_the_terminal(tmp_path: Path) -> None:
+    forged = '\\n\\{\\"level\\": \\"info\\", \\"message\\": \\"all good\\"}\\u001b[2J\\u001b]0;owned\\u0007'
+    (tmp_path / "f.flow").write_text(f'for each r in [{{id: 1}}]\n  log "got {forged}"\n  fail "bad {forged}"\nend\n')
+    ran = cli("run", "f.flow", "--state-dir", "state", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 3
+    assert "\x1b" not in ran.stderr and "\x07" not in ran.stderr and "\\x1b[2J" in ran.stderr
+    assert not any(line.startswith('{"level"') for line in ran.stderr.splitlines())
+    listed = cli("errors", "f.flow", "--state-dir", "state", cwd=tmp_path)
+    assert "\x1b" not in listed.stdout and "\\x1b" in listed.stdout
+    assert not any(line.startswith('{"level"') for line in listed.stdout.splitlines())
+    grouped = cli("errors", "f.flow", "--state-dir", "state", "--group", cwd=tmp_path)
+    assert "\x1b" not in grouped.stdout
+
+
+def test_printable_escapes_every_control_character_once() -> None:
+    from flowlang.diagnostics import printable
+
+    assert printable("plain é ü 日本") == "plain é ü 日本"
+    assert printable("a\nb\x1b[31m\u202e\x9b\x00\x7f") == "a\\nb\\x1b[31m\\u202e\\x9b\\x00\\x7f"
+    assert printable("line one\nline\x1btwo", lines=True) == "line one\nline\\x1btwo"
+
+
+# ---- the flow's folder ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (tmp_path / "lib.flow").write_text("function g(x)\n  return x + 1\nend\n")
+    return flows
+
+
+@pytest.mark.parametrize("line", ['import "../lib.flow"', 'run "../lib.flow"'])
+def test_import_and_run_stay_in_the_flows_folder_unless_allow_outside(line: str, outside: Path) -> None:
+    (outside / "f.flow").write_text(f"{line}\nemit 1\n")
+    checked = cli("check", "f.flow", cwd=outside)
+    assert checked.status == 2 and "outside the flow's folder" in checked.stderr
+    assert "allow_outside" in checked.stderr
+    (outside / "f.flow").write_text(f"{line} allow_outside\nemit 1\n")
+    assert cli("check", "f.flow", cwd=outside).status == 0
+
+
+def test_an_allowed_import_outside_the_folder_works(outside: Path) -> None:
+    (outside / "f.flow").write_text('import "../lib.flow" allow_outside\nemit g(1)\n')
+    ran = cli("run", "f.flow", cwd=outside)
+    assert ran.status == 0 and ran.stdout == "2\n"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///../x.db", "sqlite:///{abs}"])
+def test_a_sqlite_file_stays_in_the_flows_folder_unless_allow_outside(url: str, outside: Path) -> None:
+    url = url.format(abs=outside.parent / "x.db")
+    (outside / "f.flow").write_text(f'use db = sql(url: "{url}")\ncall db.execute("create table t (a)")\n')
+    ran = cli("run", "f.flow", "--state-dir", "state", cwd=outside)
+    assert ran.status == 1 and "outside the flow's folder" in ran.stderr
+    assert not (outside.parent / "x.db").exists()
+    (outside / "f.flow").write_text(f'use db = sql(url: "{url}", allow_outside: true)\n'
+                                    'call db.execute("create table t (a)")\n')
+    assert cli("run", "f.flow", "--state-dir", "state", cwd=outside).status == 0
+    assert (outside.parent / "x.db").exists()
+
+
+def test_a_sqlite_file_inside_the_folder_and_in_memory_are_fine(outside: Path) -> None:
+    for url in ("sqlite:///data/in.db", f"sqlite:///{outside / 'abs.db'}", "sqlite://", "sqlite:///:memory:"):
+        (outside / "f.flow").write_text(f'use db = sql(url: "{url}")\ncall db.execute("create table t (a)")\n')
+        ran = cli("run", "f.flow", "--state-dir", "state", cwd=outside)
+        assert ran.status == 0, (url, ran.stderr)
+
+
+def test_a_hard_link_to_a_file_elsewhere_is_outside(outside: Path) -> None:
+    secret = outside.parent / "secret.csv"
+    secret.write_text("a\n1\n")
+    os.link(secret, outside / "link.csv")
+    (outside / "f.flow").write_text('use f = file(path: "link.csv")\ncall f.read() as rows\nemit list(rows)\n')
+    ran = cli("run", "f.flow", "--state-dir", "state", cwd=outside)
+    assert ran.status == 1 and "hard links" in ran.stderr
+    (outside / "f.flow").write_text('use f = file(path: "link.csv", mode: "overwrite")\nsend {a: 2} to f\n')
+    assert cli("run", "f.flow", "--state-dir", "state", cwd=outside).status == 1
+    assert secret.read_text() == "a\n1\n"  # not overwritten through the link
+
+
+# ---- permissions --------------------------------------------------------------------------------------
+
+
+def test_the_store_and_the_repl_history_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = os.umask(0o022)
+    try:
+        run_text("emit 1\n", tmp_path)
+        mode = stat.S_IMODE((tmp_path / "state" / "flowlang.db").stat().st_mode)
+        assert mode == 0o600, oct(mode)
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        from flowlang.repl.app import history_file
+
+        history_file()
+        assert stat.S_IMODE((tmp_path / "data" / "flowlang" / "history").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_script_errors_stay_script_errors() -> None:
+    with pytest.raises(ScriptError):
+        flowlang.compile("emit (\n", bindings=())
