@@ -26,3 +26,19 @@ def test_a_param_of_the_wrong_type_is_refused_before_the_run(tmp_path: Path) -> 
     assert flag.status == 2 and "param full is true or false (its default is false), got 'yes'" in flag.stderr
     right = cli("run", "f.flow", "--param", "n=2.5", "--param", "full=true", "--quiet", cwd=tmp_path)
     assert right.status == 0 and right.stdout == '["2024-01-01",2.5,true]\n'
+
+
+def test_a_number_read_as_text_from_a_csv_says_how_to_convert_it(tmp_path: Path) -> None:
+    (tmp_path / "o.csv").write_text("id,total\n1,12.50\n2,7\n3,n/a\n")
+    (tmp_path / "f.flow").write_text('use f = file(path: "o.csv")\ncall f.read() as rows\n'
+                                     "for each row in rows\n  emit round(row.total, 1)\nend\n")
+    result = cli("run", "f.flow", "--log-format", "text", "--quiet", cwd=tmp_path)
+    assert result.status == 3
+    hint = "round() needs a number, got string that looks like a number (CSV cells are text: use number(...)"
+    assert result.stderr.count(hint) == 2  # the same words for each, so `flowlang errors --group` groups them
+    assert "round() needs a number, got string\n" in result.stderr  # 'n/a' does not look like a number
+    fixed = tmp_path / "g.flow"
+    (tmp_path / "p.csv").write_text("id,total\n1,12.50\n2,7\n")
+    fixed.write_text('use f = file(path: "p.csv")\ncall f.read() as rows\n'
+                     "for each row in rows\n  emit round(number(row.total), 1)\nend\n")
+    assert cli("run", "g.flow", "--quiet", cwd=tmp_path).stdout == "12.5\n7\n"

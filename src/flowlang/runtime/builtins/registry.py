@@ -209,7 +209,18 @@ def need(value: Any, kinds: str, fn: str, arg: str = "") -> None:
     if actual not in kinds.split():
         where = f" for '{arg}'" if arg else ""
         wanted = " or ".join(kinds.split())
-        raise BuiltinError(f"{fn}() needs a {wanted}{where}, got {actual}", "type")
+        raise BuiltinError(f"{fn}() needs a {wanted}{where}, got {actual}{_text_number_hint(value, kinds)}", "type")
+
+
+def _text_number_hint(value: Any, kinds: str) -> str:
+    """The commonest beginner error: a number read from a CSV file (or a form, a query) is text."""
+    if not isinstance(value, str) or "number" not in kinds.split():
+        return ""
+    try:
+        Decimal(value.strip().replace(",", ""))
+    except ArithmeticError:
+        return ""
+    return " that looks like a number (CSV cells are text: use number(...) to convert it)"
 
 
 def reveal_all(args: Iterable[Any]) -> tuple[list[Any], bool]:
