@@ -288,3 +288,16 @@ def test_a_missing_driver_names_the_extra_to_install(tmp_path: Path) -> None:
                                'call db.execute("select 1")\n')
         assert result.error is not None
         assert "pip install 'flowlang[postgres]'" in result.error.message, result.error.message
+
+
+def test_check_warns_when_sql_is_built_by_interpolation(tmp_path: Path) -> None:
+    from conftest import cli
+
+    (tmp_path / "f.flow").write_text('use db = sql(url: "sqlite:///x.db")\nlet id = "1; drop table t"\n'
+                                     'call db.query("select * from t where id = {id}") as bad\n'
+                                     'call db.query("select * from t where id = :id", params: {id: id}) as good\n')
+    proc = cli("check", "f.flow", cwd=tmp_path)
+    assert proc.status == 0, proc.stderr
+    assert "f.flow:3:15: warning:" in proc.stderr and "SQL injection" in proc.stderr
+    assert "params:" in proc.stderr
+    assert proc.stderr.count("warning:") == 1  # the bound query is fine

@@ -11,9 +11,12 @@ from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
 from flowlang.check.statements import Ctx, StatementChecker
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
+from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.errors import CheckError, ScriptError
 from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.source import Span
+
+SQL_TEXT_OPERATIONS = ("query", "execute")
 
 
 class Checker(StatementChecker):
@@ -103,6 +106,12 @@ class Checker(StatementChecker):
         self.report_arguments(op_spec.name, op_spec.argument_problems(len(op.args), keywords), op.kwargs, allowed,
                               [r for r in op_spec.required if r not in given], op.span)
         self.resolution.op_specs[op] = op_spec
+        if spec.name == "sql" and name in SQL_TEXT_OPERATIONS and op.args and isinstance(op.args[0], ast.Interpolated):
+            self.checked.warnings.append(Diagnostic(
+                "sql-interpolation", f"{op.connection}.{name}() is given SQL built by interpolation: a value "
+                "pasted into SQL can change the statement (SQL injection)", self.source, op.args[0].span,
+                'pass the values as parameters: db.query("select * from t where id = :id", params: {id: x.id})',
+                Severity.WARNING))
         return op_spec
 
     def host_operation(self, op: ast.Operation, scope: Scope, binding: Binding | None) -> OperationSpec | None:

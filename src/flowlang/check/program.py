@@ -9,6 +9,7 @@ from flowlang import ast
 from flowlang.check.scopes import Binding, FrameLayout, Resolution
 from flowlang.check.triggers import Trigger
 from flowlang.connectors.base import ConnectorSpec
+from flowlang.diagnostics import Diagnostic
 from flowlang.source import Source
 
 
@@ -55,6 +56,7 @@ class CheckedModule:
     own_functions: dict[str, FunctionInfo] = field(default_factory=dict)
     connections: dict[str, Binding] = field(default_factory=dict)  # declared by `use` here
     specs: dict[ast.Use, ConnectorSpec] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)  # what `check` shows without failing
     imports: dict[ast.Import, CheckedModule] = field(default_factory=dict)
     imported_connections: dict[ast.Import, list[tuple[Binding, Binding]]] = field(default_factory=dict)
     runs: dict[ast.RunFlow, Path] = field(default_factory=dict)

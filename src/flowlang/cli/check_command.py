@@ -38,6 +38,8 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
             failed += 1
             _report(terminal, fmt, problems, "\n\n".join(d.render() for d in problems))
         elif fmt == "text":
+            for warning in flow.checked.warnings:
+                terminal.error(warning.render())
             terminal.message(f"{path}: ok ({flow.name})", "green")
     if failed:
         terminal.error(f"{failed} of {len(paths)} file{'s' if len(paths) != 1 else ''} have errors")
