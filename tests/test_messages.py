@@ -42,3 +42,10 @@ def test_a_number_read_as_text_from_a_csv_says_how_to_convert_it(tmp_path: Path)
     fixed.write_text('use f = file(path: "p.csv")\ncall f.read() as rows\n'
                      "for each row in rows\n  emit round(number(row.total), 1)\nend\n")
     assert cli("run", "g.flow", "--quiet", cwd=tmp_path).stdout == "12.5\n7\n"
+
+
+def test_a_repl_run_time_error_shows_the_input_line(tmp_path: Path) -> None:
+    result = cli("repl", cwd=tmp_path, stdin='let x = null\nx < 1\nround("a", 1)\n')
+    assert "<repl>:1:1" not in result.stderr
+    assert "<input 2>:1:3: error: cannot compare null and number\n 1 | x < 1\n   |   ^" in result.stderr
+    assert '<input 3>:1:1: error: round() needs a number, got string\n 1 | round("a", 1)' in result.stderr

@@ -162,6 +162,8 @@ class ReplSession:
         self.outputs.clear()
         try:
             self._run(step, on_step)
+        except FlowRuntimeError as e:
+            outcome.error = self._at_input(e, module)
         except FlowError as e:
             outcome.error = e
         except asyncio.CancelledError:
@@ -174,6 +176,15 @@ class ReplSession:
         if outcome.error is None:
             self.history.append(text.rstrip("\n"))
         return outcome
+
+    @staticmethod
+    def _at_input(error: FlowRuntimeError, module: ast.Module) -> FlowRuntimeError:
+        """A run-time error of this input is shown on its own line: its statements run in the
+        session's module (named <repl>), but their spans are places in the input's text."""
+        if error.source is not None and error.source.name == "<repl>" and error.span is not None \
+                and error.span.end <= len(module.source.text):
+            error.source = module.source
+        return error
 
     def _set_new_params(self, module: ast.Module) -> None:
         for stmt in module.statements:
