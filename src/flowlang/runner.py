@@ -23,9 +23,9 @@ from flowlang.check.secret_names import secret_uses
 from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
-from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, UsageError, internal_error
+from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, LimitError, UsageError, internal_error
 from flowlang.runtime.frame import Frame
-from flowlang.runtime.limits import VALUE_ITEMS
+from flowlang.runtime.limits import VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.operators import NeedsMaterialization
@@ -36,6 +36,7 @@ from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import Store
 from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.values import Secret
+from flowlang.runtime.watchdog import WATCHDOG
 from flowlang.status import ExitStatus, exit_status
 
 Output = Callable[[Any], None]
@@ -292,10 +293,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         ctx.bindings = {name: tape.wrap(conn) for name, conn in ctx.bindings.items()}
     main = ctx.frames[compiled.index]
     error: FlowError | None = None
-    deadline = None
-    if options.limits.max_seconds is not None:
-        deadline = asyncio.get_running_loop().call_later(
-            options.limits.max_seconds, options.stop.request, f"max_seconds {options.limits.max_seconds:g}")
+    timers = deadline_timers(options, flow.key, setup.state_dir, job_id)
     try:
         ctx.observer.run_started(flow.name, job_id, kind)
         await asyncio.to_thread(ctx.secrets.prefetch, secret_uses(compiled.checked))
@@ -305,6 +303,12 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         ctx.body_finished = True  # connections that settle sources at close (file pick-up) may now
     except FlowRuntimeError as e:
         error = e
+    except HardStop as e:
+        error = hard_stop_error(options, e.reason)
+    except asyncio.CancelledError:
+        if not options.stop.hard:
+            raise
+        error = hard_stop_error(options, options.stop.hard)
     except NeedsMaterialization as e:
         error = FlowRuntimeError(f"the record stream {e.stream.label} was used outside `for each` "
                                  "before it was read; keep it in a variable with call ... as", "internal")
@@ -312,8 +316,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         log.debug("internal error in a run", exc_info=e)
         error = e if isinstance(e, FlowError) else internal_error(e)
     finally:
-        if deadline is not None:
-            deadline.cancel()
+        for timer in timers:
+            WATCHDOG.cancel(timer)
+        WATCHDOG.job_ended(job_id)
         await close_all(ctx)
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
@@ -331,6 +336,38 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     ctx.observer.run_finished(status, ctx.stats, message)
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
                   children=children)
+
+
+def deadline_timers(options: RunOptions, flow: str, state_dir: Path | None, job_id: int) -> list[int]:
+    """The watchdog's part of a run: at max_seconds a graceful stop, after the grace a hard stop, after
+    as long again (code stuck in C) the job recorded as failed and, from the CLI, the process ended
+    with 1. Any hard stop of the process records this job first."""
+    if state_dir is not None:
+        def record(status: str, message: str) -> None:
+            store = Store(state_dir)
+            try:
+                store.finish_job(job_id, status, {}, message, flow, None)
+            finally:
+                store.close()
+        WATCHDOG.job_started(job_id, record)
+    seconds = options.limits.max_seconds
+    if seconds is None:
+        return []
+    stop, grace = options.stop, options.limits.grace_seconds
+    start = time.monotonic()
+    reason = f"max_seconds {seconds:g}"
+    return [WATCHDOG.at(start + seconds, lambda: stop.request(reason)),
+            WATCHDOG.at(start + seconds + grace, lambda: stop.request_hard(reason)),
+            WATCHDOG.at(start + seconds + 2 * grace, lambda: WATCHDOG.exit_process(
+                int(ExitStatus.FAILED), "failed", f"the run took longer than {seconds:g}s (max_seconds) and did not "
+                f"stop within {2 * grace:g}s more (stuck in CPU-bound work): ended; no state committed"))]
+
+
+def hard_stop_error(options: RunOptions, reason: str) -> FlowRuntimeError:
+    if reason.startswith("max_seconds"):
+        return LimitError(f"the run took longer than {reason[len('max_seconds '):]}s (max_seconds); the records in "
+                          f"flight did not finish within {options.limits.grace_seconds:g}s and were stopped")
+    return Interrupted(f"stopped at once ({reason}); no state committed")
 
 
 def set_params(compiled: CompiledModule, frame: Frame, given: dict[str, Any]) -> None:

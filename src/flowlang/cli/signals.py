@@ -1,42 +1,72 @@
-"""Running a command's coroutine on its own event loop, where SIGTERM and Ctrl-C ask the run to stop."""
+"""Running a command's coroutine on its own event loop, where SIGTERM and Ctrl-C ask the run to stop.
+
+The signals are read by the watchdog thread (runtime/watchdog.py), so they count even while the run is
+stuck in CPU-bound work: the first asks for a graceful stop (records in flight finish, none is
+started), the second stops at once (the job is recorded as interrupted, exit 75); when the run has not
+ended `grace` seconds after that, the watchdog records the job and ends the process with 75."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from flowlang.cli.console import Terminal
+from flowlang.errors import Interrupted
 from flowlang.runtime.limits import StopFlag
+from flowlang.runtime.watchdog import WATCHDOG, signal_name
+from flowlang.status import ExitStatus
 
 T = TypeVar("T")
+GRACE = 2.0  # after a second signal, how long the run has to unwind before the process ends
 
 
 def run_async_command(coro: Coroutine[Any, Any, T], stop: StopFlag | None = None,
-                      terminal: Terminal | None = None) -> T:
+                      terminal: Terminal | None = None, grace: float = GRACE) -> T:
     """Run a command's coroutine. SIGTERM or Ctrl-C asks the run to stop gracefully (in-flight records
-    finish, none is started); a second one cancels it at once."""
+    finish, none is started); a second one stops it at once."""
     loop = asyncio.new_event_loop()
+    received = 0
+    main_task = loop.create_task(coro)
+
+    def soon(fn: Any, *args: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the command is over
+            pass
+
+    def tell(name: str) -> None:
+        if terminal is not None:
+            terminal.message(f"{name}: finishing the records in flight, then stopping (again to stop at once)",
+                             "yellow")
+
+    def on_signal(number: int) -> None:  # in the watchdog thread
+        nonlocal received
+        received += 1
+        name = signal_name(number)
+        if stop is not None and received == 1:
+            stop.request(name)
+            soon(tell, name)
+            return
+        if stop is not None:
+            stop.request_hard(f"{name} again")
+        soon(main_task.cancel)
+        WATCHDOG.at(time.monotonic() + grace, lambda: WATCHDOG.exit_process(
+            int(ExitStatus.INTERRUPTED), "interrupted",
+            f"stopped at once ({name}): the run did not end within {grace:g}s (stuck in CPU-bound work); "
+            "no state committed"))
+
+    allowed, WATCHDOG.allow_exit = WATCHDOG.allow_exit, True
+    restore = WATCHDOG.watch_signals(on_signal)
     try:
-        main_task = loop.create_task(coro)
-
-        def on_signal(name: str) -> None:
-            if stop is not None and not stop.requested:
-                stop.request(name)
-                if terminal is not None:
-                    terminal.message(f"{name}: finishing the records in flight, then stopping "
-                                     "(again to stop at once)", "yellow")
-            else:
-                main_task.cancel()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, on_signal, sig.name)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
-                pass
-        return loop.run_until_complete(main_task)
+        try:
+            return loop.run_until_complete(main_task)
+        except asyncio.CancelledError:
+            raise Interrupted("stopped at once by a second signal; no state committed") from None
     finally:
+        restore()
+        WATCHDOG.allow_exit = allowed
         finish_tasks(loop)
         loop.close()
 

@@ -20,6 +20,7 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
 from flowlang.runtime.frame import Frame, ReturnSignal
+from flowlang.runtime.limits import paced
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.values import RecordStream, equal, interpolate, truthy, type_name
 
@@ -79,7 +80,8 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 
 HELPERS: dict[str, Any] = {
-    "_fld": _fld, "_idx": _idx, "_iter": _iter, "_interp": interpolate, "_N": frozenset({int, Decimal}),
+    "_fld": _fld, "_idx": _idx, "_iter": _iter, "_paced": paced, "_interp": interpolate,
+    "_N": frozenset({int, Decimal}),
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
     "_ge": ops.greater_equal, "_in": _is_in, "_not_in": _is_not_in, "_truthy": truthy,
@@ -198,7 +200,8 @@ class Generator:
             raise Unsupported
         tail = f" if {condition}" if condition is not None else ""
         items = self.name("_l")  # evaluated outside: Python allows no := in a comprehension's iterable
-        return f"(({items} := _iter({iterable})), [{element} for {var} in {items}{tail}])[1]"
+        return (f"(({items} := _paced(_iter({iterable}), f.run.stop)), "
+                f"[{element} for {var} in {items}{tail}])[1]")
 
     def g_Negate(self, node: ast.Negate) -> str:
         return f"_neg({self.gen(node.operand)})"

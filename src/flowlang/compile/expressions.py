@@ -22,6 +22,7 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.frame import Frame
+from flowlang.runtime.limits import paced
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, arithmetic_problem
 from flowlang.runtime.values import RecordStream, equal, interpolate, to_text, truthy, type_name
 from flowlang.source import Span
@@ -298,6 +299,7 @@ class ExpressionCompiler:
                 source = iterable(f)
                 if type(source) is not list:
                     source = iterate(source, False, where)
+                source = paced(source, f.run.stop)
                 out: list[Any] = []
                 append = out.append
                 for item in source:
@@ -310,7 +312,8 @@ class ExpressionCompiler:
             out = []
             s = f.slots
             source = iterable(f)
-            for item in source if type(source) is list and not pairs else iterate(source, pairs, where):
+            items = source if type(source) is list and not pairs else iterate(source, pairs, where)
+            for item in paced(items, f.run.stop):
                 if pairs:
                     s[slots[0]], s[slots[1]] = item[0], item[1]
                 else:
@@ -330,7 +333,7 @@ class ExpressionCompiler:
         def object_comp(f: Frame) -> Any:
             out = {}
             s = f.slots
-            for item in iterate(iterable(f), pairs, where):
+            for item in paced(iterate(iterable(f), pairs, where), f.run.stop):
                 if pairs:
                     s[slots[0]], s[slots[1]] = item[0], item[1]
                 else:

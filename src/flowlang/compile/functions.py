@@ -11,6 +11,7 @@ from flowlang.compile.loops import ForEachCompiler
 from flowlang.compile.steps import NOTHING, Eval, Step
 from flowlang.errors import LimitError
 from flowlang.runtime.frame import Frame, ReturnSignal
+from flowlang.runtime.limits import check_time
 
 if TYPE_CHECKING:
     from flowlang.check.program import CheckedModule, FunctionInfo
@@ -29,6 +30,7 @@ class CompiledFunction:
 
     def invoke(self, caller: Frame, values: list[Any], where: Any) -> Any:
         run = caller.run
+        check_time(run.stop)
         if run.depth >= run.limits.max_call_depth:
             raise LimitError(f"functions call each other more than {run.limits.max_call_depth} deep "
                              "(max_call_depth): is a recursion missing its end?", source=where.source,

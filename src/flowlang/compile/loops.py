@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import dumps_stored
+from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure
 from flowlang.runtime.values import RecordStream, Secret, type_name
@@ -241,6 +243,7 @@ class LoopCompiler:
         count = 0
         one_sync = self.one_sync if not self.body.is_async else None
         stop = f.run.stop
+        graceful = self.info.outermost  # a graceful stop starts no new outermost record
         record_limit = f.run.limits.max_record_seconds if self.info.outermost else None
         observed = self.info.outermost and f.run.observer.active
         try:
@@ -249,14 +252,18 @@ class LoopCompiler:
             async with contextlib.aclosing(items_of(source, self.pairs, self.where)) as pages:
                 async for page in pages:
                     for item in page:
-                        if stop.requested:
+                        check_time(stop)
+                        if graceful and stop.requested:  # records in flight finish their inner loops
                             raise StopSignal()
                         count += 1
                         counter.read += 1  # counted as taken, so a progress display sees it move
                         if observed:
                             await self.one_observed(f, item, count - 1, record_limit)
                         elif one_sync is not None:
-                            one_sync(f, item)
+                            if record_limit is None:
+                                one_sync(f, item)
+                            else:
+                                self.one_sync_timed(f, item, record_limit)
                         elif record_limit is None:
                             await self.one_async(f, item)
                         else:
@@ -266,7 +273,8 @@ class LoopCompiler:
         except StopSignal:
             pass
         await self.info.flush(f)
-        f.run.check_stop()
+        if graceful:
+            f.run.check_stop()
 
     async def one_observed(self, f: Frame, item: Any, index: int, record_limit: float | None) -> None:
         """One record of an outermost loop inside the run observer's iteration span (telemetry)."""
@@ -278,13 +286,25 @@ class LoopCompiler:
             else:
                 await self.one_timed(f, item, record_limit)
 
-    async def one_timed(self, f: Frame, item: Any, seconds: float) -> None:
-        """One iteration under max_record_seconds: a record that takes longer fails alone."""
+    def one_sync_timed(self, f: Frame, item: Any, seconds: float) -> None:
+        """One iteration without I/O under max_record_seconds: check_time fails it when it runs over."""
+        token = RECORD_DEADLINE.set((time.monotonic() + seconds, seconds))
         try:
-            await asyncio.wait_for(self.one_async(f, item), seconds)
+            self.one_sync(f, item)
+        finally:
+            RECORD_DEADLINE.reset(token)
+
+    async def one_timed(self, f: Frame, item: Any, seconds: float) -> None:
+        """One iteration under max_record_seconds: a record that takes longer fails alone (waiting on
+        I/O, by the timeout; CPU-bound, by check_time)."""
+        async def timed() -> None:
+            RECORD_DEADLINE.set((time.monotonic() + seconds, seconds))  # this task's own context
+            await self.one_async(f, item)
+        try:
+            await asyncio.wait_for(timed(), seconds)
         except TimeoutError:
-            self.fail(f, item, LimitError(f"the record took longer than {seconds:g}s (max_record_seconds)",
-                                          source=self.where.source, span=self.where.span))
+            self.fail(f, item, LimitError(record_limit_message(seconds), source=self.where.source,
+                                          span=self.where.span))
 
     # ---- parallel ----------------------------------------------------------------------------
     def width(self, f: Frame) -> int:
@@ -309,6 +329,7 @@ class LoopCompiler:
 
         record_limit = f.run.limits.max_record_seconds if self.info.outermost else None
         stop = f.run.stop
+        graceful = self.info.outermost
 
         ahead = RunAhead(self.info.flush) if self.info.batch_sizes else None
 
@@ -346,10 +367,11 @@ class LoopCompiler:
             async with contextlib.aclosing(items_of(source, self.pairs, self.where)) as pages:
                 async for page in pages:
                     for item in page:
-                        if stopped or stop.requested:
+                        check_time(stop)
+                        if stopped or (graceful and stop.requested):
                             raise StopSignal()
                         await gate.acquire()
-                        if stopped or stop.requested:
+                        if stopped or (graceful and stop.requested):
                             gate.release()
                             raise StopSignal()
                         count += 1
@@ -377,7 +399,8 @@ class LoopCompiler:
             await cancel_all(pending)
             raise
         await self.info.flush(f)
-        f.run.check_stop()
+        if graceful:
+            f.run.check_stop()
 
 
 async def cancel_all(pending: deque[tuple[asyncio.Task[None], list[Any]]]) -> None:
@@ -466,7 +489,9 @@ def sync_loop(node: ast.ForEach, slots: tuple[int, ...], iterable: Eval, body: S
 
     def loop(f: Frame) -> None:
         try:
+            stop = f.run.stop
             for item in iterate(iterable(f), pairs, where):
+                check_time(stop)
                 set_vars(f.slots, slots, item, where)
                 try:
                     body.run(f)

@@ -1,23 +1,85 @@
-"""Run limits: defaults, the errors that name them, and the value-size limit that builtins check
-before they build a string or a list (the run sets VALUE_ITEMS)."""
+"""Run limits: defaults, the stop flag, the value-size limit that builtins check before they build
+a string or a list (the run sets VALUE_ITEMS), and the checks that make deadlines and stops real
+inside CPU-bound work (loops, comprehensions, function calls call `check_time`).
+
+A graceful stop (the first SIGTERM or Ctrl-C, or `max_seconds` reached) starts no new record and lets
+those in flight finish. A hard stop (a second signal, or `max_seconds` passed by `grace_seconds`)
+makes the next check raise `HardStop`, which no record isolation catches; runtime/watchdog.py ends
+the process when even that does not come (code stuck in C)."""
 
 from __future__ import annotations
 
+import contextvars
+import time
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
+
+from flowlang.errors import LimitError
 
 
 class StopFlag:
-    """Set by a signal handler (or a deadline): loops start no new record, the run then ends."""
+    """Set by a signal handler (or a deadline): loops start no new record, the run then ends. `hard`
+    set: stop at once, at the next check."""
 
     def __init__(self) -> None:
         self.requested = False
         self.reason = ""
+        self.hard = ""
 
     def request(self, reason: str) -> None:
         if not self.requested:
             self.requested = True
             self.reason = reason
+
+    def request_hard(self, reason: str) -> None:
+        self.request(reason)
+        if not self.hard:
+            self.hard = reason
+
+
+class HardStop(BaseException):
+    """Raised by check_time on a hard stop: not an Exception, so no record's isolation keeps it; the
+    runner records the job (interrupted, or failed for max_seconds)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# (monotonic deadline, its seconds) of the record the running task works on (max_record_seconds)
+RECORD_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
+    "record_deadline", default=None)
+CHECK_EVERY = 1024  # items of a long comprehension between two checks
+
+
+def check_time(stop: StopFlag) -> None:
+    """Between items of loops and comprehensions and at each function call: a hard stop raises
+    HardStop, a record past max_record_seconds fails that record (LimitError)."""
+    if stop.hard:
+        raise HardStop(stop.hard)
+    deadline = RECORD_DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline[0]:
+        raise LimitError(record_limit_message(deadline[1]))
+
+
+def paced(items: Any, stop: StopFlag) -> Any:
+    """A comprehension's items, with check_time every CHECK_EVERY items when there are that many."""
+    if type(items) in (list, tuple) and len(items) < CHECK_EVERY:
+        return items
+    return _paced(items, stop)
+
+
+def _paced(items: Iterable[Any], stop: StopFlag) -> Iterator[Any]:
+    for i, item in enumerate(items):
+        if not i % CHECK_EVERY:
+            check_time(stop)
+        yield item
+
+
+def record_limit_message(seconds: float) -> str:
+    return f"the record took longer than {seconds:g}s (max_record_seconds)"
 
 
 @dataclass(frozen=True)
@@ -28,6 +90,9 @@ class Limits:
     max_value_items: int = 5_000_000  # items of one list, characters of one string
     max_seconds: float | None = None  # whole run; None means no deadline
     max_record_seconds: float | None = None  # one loop iteration; None means no deadline
+    # after max_seconds (or a stop signal) records in flight have this long to finish; then they are
+    # stopped at once (and from the CLI the process ends after as long again if code is stuck in C)
+    grace_seconds: float = 2.0
     # one failed record in the error store: its record and the scope values it reads (the largest are
     # left out past it, with a note in the error; the record is kept whole); None means no cap
     max_error_bytes: int | None = 1_000_000

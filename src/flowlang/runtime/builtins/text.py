@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import regex as re  # type: ignore[import-untyped]  # the `regex` engine: like `re`, with a timeout (a backtracking pattern cannot hang a run)
+
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
 from flowlang.runtime.values import to_text, type_name
 
+REGEX_SECONDS = 1.0  # the most one regex_match / regex_find / regex_replace may take
+
+
+def timed_out(name: str, pattern: str) -> BuiltinError:
+    return BuiltinError(f"{name}(): the pattern {pattern[:80]!r} took longer than {REGEX_SECONDS:g}s on this text "
+                        "(catastrophic backtracking?); simplify it, e.g. avoid nested repeats like (a+)+")
+
 
 @lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
+def _regex(pattern: str) -> Any:
     try:
         return re.compile(pattern)
     except re.error as e:
@@ -141,7 +149,10 @@ def regex_match(s: Any, pattern: Any) -> Any:
         return False
     need(s, "string", "regex_match")
     need(pattern, "string", "regex_match", "pattern")
-    return _regex(pattern).search(s) is not None
+    try:
+        return _regex(pattern).search(s, timeout=REGEX_SECONDS) is not None
+    except TimeoutError:
+        raise timed_out("regex_match", pattern) from None
 
 
 def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
@@ -150,7 +161,10 @@ def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
         return None
     need(s, "string", "regex_find")
     need(pattern, "string", "regex_find", "pattern")
-    m = _regex(pattern).search(s)
+    try:
+        m = _regex(pattern).search(s, timeout=REGEX_SECONDS)
+    except TimeoutError:
+        raise timed_out("regex_find", pattern) from None
     if m is None:
         return None
     try:
@@ -160,7 +174,8 @@ def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
 
 
 def error_type() -> type[Exception]:
-    return re.error
+    error: type[Exception] = re.error
+    return error
 
 
 def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
@@ -173,13 +188,15 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
     compiled = _regex(pattern)
     built = [0]
 
-    def expand(m: re.Match[str]) -> str:  # counts what is built, so a short pattern cannot make a huge text
+    def expand(m: Any) -> str:  # counts what is built, so a short pattern cannot make a huge text
         text = m.expand(replacement)
         built[0] += len(text) - (m.end() - m.start())
         check_items(len(s) + built[0], "regex_replace")
-        return text
+        return str(text)
     try:
-        return compiled.sub(expand, s)
+        return compiled.sub(expand, s, timeout=REGEX_SECONDS)
+    except TimeoutError:
+        raise timed_out("regex_replace", pattern) from None
     except re.error as e:
         raise BuiltinError(f"regex_replace(): {e}") from None
 

@@ -1,0 +1,188 @@
+"""Limits and stop signals against CPU-bound work (issue 10, High 4): --max-seconds, --max-record-seconds,
+SIGTERM and SIGINT stop loops, comprehensions, recursion and code stuck in C (a huge multiplication);
+the job is recorded, the lock released (the next run does not exit 75) and the exit is clean.
+
+Each test starts a real process (signals, exit statuses, the lock) and measures how long it took to
+end after the limit or the signal; the bounds are generous (the machine is shared), the work would
+otherwise run for minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import run_cli
+
+LOOP = """param n = 5000
+emit "started"
+for each r in range(0, 3)
+  let total = 0
+  for each j in range(0, n)
+    for each i in range(0, n)
+      let total = total + i
+    end
+  end
+  emit total
+end
+"""
+
+COMPREHENSION = """param n = 5000000
+emit "started"
+for each r in range(0, 3)
+  let xs = [i * 2 for i in range(0, n)]
+  let ys = [x + 1 for x in xs if x > 0]
+  emit len(ys)
+end
+"""
+
+RECURSION = """param n = 40
+function fib(k)
+  if k < 2
+    return k
+  end
+  return fib(k - 1) + fib(k - 2)
+end
+emit "started"
+for each r in range(0, 2)
+  emit fib(n)
+end
+"""
+
+# stuck in C: each squaring doubles the digits (no bytecode runs while Python multiplies)
+BIG_MULTIPLY = """param n = 40
+emit "started"
+for each r in range(0, 2)
+  let x = 3
+  for each i in range(0, n)
+    let x = x * x
+  end
+  emit r
+end
+"""
+
+
+def start(folder: Path, name: str, text: str, *args: str) -> tuple[subprocess.Popen[str], float]:
+    (folder / f"{name}.flow").write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", f"{name}.flow", "--log-format", "json",
+                             *args], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == '"started"'
+    return proc, time.monotonic()
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the run did not end") from None
+    return proc.returncode, out, err
+
+
+def last_job(folder: Path, name: str) -> dict[str, object]:
+    jobs = run_cli("jobs", f"{name}.flow", "--json", cwd=folder)
+    return dict(json.loads(jobs.stdout.splitlines()[0]))
+
+
+def assert_clean(err: str) -> None:
+    assert "Traceback" not in err
+    for line in err.splitlines():
+        json.loads(line)  # every stderr line is still one JSON object
+
+
+def assert_lock_released(folder: Path, name: str) -> None:
+    again = run_cli("run", f"{name}.flow", "--param", "n=1", cwd=folder)
+    assert again.returncode != 75, again.stderr
+
+
+def test_max_seconds_stops_a_cpu_bound_loop(tmp_path: Path) -> None:
+    proc, started = start(tmp_path, "loop", LOOP, "--max-seconds", "1")
+    status, _, err = finish(proc)
+    took = time.monotonic() - started
+    assert status == 1, err
+    assert took < 20  # 1 s, then the 2 s grace; the loop alone runs for minutes
+    assert "max_seconds" in err and "were stopped" in err
+    assert_clean(err)
+    assert last_job(tmp_path, "loop")["status"] == "failed"
+    assert_lock_released(tmp_path, "loop")
+
+
+def test_max_seconds_stops_comprehensions_and_recursion(tmp_path: Path) -> None:
+    for name, text in (("comp", COMPREHENSION), ("rec", RECURSION)):
+        proc, started = start(tmp_path, name, text, "--max-seconds", "1")
+        status, _, err = finish(proc)
+        assert status == 1 and time.monotonic() - started < 20, err
+        assert "max_seconds" in err
+        assert_clean(err)
+
+
+def test_max_record_seconds_fails_a_cpu_bound_record_alone(tmp_path: Path) -> None:
+    proc, started = start(tmp_path, "loop", LOOP, "--max-record-seconds", "0.5")
+    status, out, err = finish(proc)
+    assert status == 3, err  # each record failed alone; the run went on to the next
+    assert time.monotonic() - started < 30
+    assert out == ""  # no record finished
+    errors = run_cli("errors", "loop.flow", "--json", cwd=tmp_path)
+    found = [json.loads(x) for x in errors.stdout.splitlines()]
+    assert [e["record"] for e in found] == [0, 1, 2]
+    assert all("max_record_seconds" in e["message"] for e in found)
+
+
+def test_a_second_sigterm_ends_code_stuck_in_c(tmp_path: Path) -> None:
+    proc, _ = start(tmp_path, "big", BIG_MULTIPLY)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert proc.poll() is None  # the first asks for a graceful stop: the record in flight may finish
+    proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    status, _, err = finish(proc)
+    assert status == 75, err
+    assert time.monotonic() - signalled < 15  # 2 s to unwind, then the watchdog ends the process
+    assert_clean(err)
+    assert last_job(tmp_path, "big")["status"] == "interrupted"
+    assert_lock_released(tmp_path, "big")
+
+
+def test_sigint_twice_stops_a_python_loop_at_once_and_cleanly(tmp_path: Path) -> None:
+    proc, _ = start(tmp_path, "loop", LOOP)
+    time.sleep(1)  # the first record is in flight
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    status, _, err = finish(proc)
+    assert status == 75, err
+    assert time.monotonic() - signalled < 10
+    assert_clean(err)
+    assert "stopped at once" in err
+    assert last_job(tmp_path, "loop")["status"] == "interrupted"
+    assert_lock_released(tmp_path, "loop")
+
+
+def test_one_sigterm_finishes_the_record_in_flight_then_stops(tmp_path: Path) -> None:
+    proc, _ = start(tmp_path, "loop", LOOP, "--param", "n=700")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    status, out, err = finish(proc)
+    assert status == 75, err
+    totals = [int(x) for x in out.splitlines()]
+    assert len(totals) < 3  # no new record was started after the signal
+    assert all(t == 700 * sum(range(700)) for t in totals)  # the record in flight finished whole
+    assert last_job(tmp_path, "loop")["status"] == "interrupted"
+
+
+def test_a_backtracking_regex_fails_its_record_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "re.flow").write_text('for each s in ["{}!"]\n  emit regex_match(s, "(a|a)+$")\nend\n'
+                                      .format("a" * 40))
+    done = run_cli("run", "re.flow", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "took longer than 1s" in done.stderr and "backtracking" in done.stderr
+    assert "Traceback" not in done.stderr
