@@ -7,26 +7,24 @@ other functions) reads it as a module variable."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flowlang import ast
 from flowlang.check.program import CheckedModule, FunctionInfo
 from flowlang.check.scopes import Local, Outer
-from flowlang.source import Span
 
 
 def nodes(value: Any) -> Iterator[Any]:
-    """Every AST node under value (tuples and dataclass fields, spans left out)."""
+    """Every AST node under value (through tuples and node fields)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, tuple):
             stack.extend(item)
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type | Span):
+        elif isinstance(item, ast.Node):
             yield item
-            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+            stack.extend(getattr(item, name) for name in ast.fields(item))
 
 
 def slots_read(body: Iterable[Any], checked: CheckedModule) -> set[int]:
