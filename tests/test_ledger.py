@@ -235,3 +235,88 @@ def flowlang_store_entries(folder: Path, flow: str) -> list[Any]:
         return store.ledger.entries(flow)
     finally:
         store.close()
+
+
+BATCH_CONNECTOR = """
+name = "dest"
+base_url = "{base_url}"
+[config]
+base_url = { required = true }
+[operations.create_items]
+method = "POST"
+path = "/items/batch"
+batch = { max = 50, body = "items", results = "results", ok = "ok", error = "error" }
+"""
+
+BATCH_ONCE = """flow "orders once"
+use src = file(path: "orders.jsonl")
+use dest = dest(base_url: env.API)
+call src.read() as orders
+for each o in orders key o.number
+  send {number: o.number, total: o.total} to dest.create_items once batch 20 as created
+  emit {number: o.number, ok: created.ok}
+end
+"""
+
+
+class BatchSink(Sink):
+    """A batch endpoint without idempotency keys; the client is killed before a batch is stored, with
+    half of it stored, or after storing it (the answer never arrives)."""
+
+    def batch(self, req: Request) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
+            self.count += 1
+            plan, pid, n = self.plan, self.pid, self.count
+        hit = plan is not None and pid is not None and n == plan[1]
+        items = req.body["items"]
+        for i, item in enumerate(items):
+            if hit and pid is not None and plan is not None and (
+                    (plan[0] == "before" and i == 0) or (plan[0] == "half" and i == len(items) // 2)):
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(0.05)
+                return 500, {}, {"error": "gone"}
+            with self.lock:
+                self.received[item["number"]] += 1
+        if hit and pid is not None and plan is not None and plan[0] == "after":
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        return 200, {}, {"results": [{"ok": True} for _ in items]}
+
+
+def test_batched_once_under_kill_9_sends_no_duplicate(tmp_path: Path) -> None:
+    (tmp_path / "orders.flow").write_text(BATCH_ONCE)
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "dest.toml").write_text(BATCH_CONNECTOR)
+    count = 200
+    (tmp_path / "orders.jsonl").write_text("".join(
+        json.dumps({"number": f"SO-{i:04d}", "total": i}) + "\n" for i in range(1, count + 1)))
+    sink = BatchSink()
+    points = [("half", 2), ("after", 1), ("before", 3), ("after", 2), ("half", 1)]
+    killed = 0
+    with FakeApi() as api:
+        api.route("POST", "/items/batch", sink.batch)
+        for plan in points:
+            sink.plan, sink.count = plan, 0
+            proc = run_flow(tmp_path, api, sink, "run", "orders.flow")
+            killed += proc.returncode == -signal.SIGKILL
+        sink.plan = None
+        final = run_flow(tmp_path, api, sink, "run", "orders.flow")
+        assert final.returncode in (0, 3), final.stderr
+        entries = {e["key"]: e for e in ledger(tmp_path)}
+        pending = sorted(k for k, e in entries.items() if e["status"] == "pending")
+        errors = run_cli("errors", "orders.flow", "--json", cwd=tmp_path)
+        failed = sorted({json.loads(line)["record"]["number"] for line in errors.stdout.splitlines()})
+        assert failed == pending  # every record of a batch cut off in flight: refused, kept, never sent twice
+        for key in pending:
+            if sink.received[key] == 0:
+                assert run_cli("ledger", "orders.flow", "--forget", key, cwd=tmp_path).returncode == 0
+        # those that did arrive stay open until someone resolves them (flowlang resolve): retry exits 3
+        assert run_flow(tmp_path, api, sink, "retry", "orders.flow").returncode in (0, 3)
+    duplicates = sum(n - 1 for n in sink.received.values() if n > 1)
+    lost = [f"SO-{i:04d}" for i in range(1, count + 1) if sink.received[f"SO-{i:04d}"] == 0]
+    print(f"batched once: kill points {len(points)}, killed {killed}, in flight when killed: {len(pending)}, "
+          f"duplicates at the sink: {duplicates}, lost: {len(lost)}")
+    assert killed == len(points)
+    assert duplicates == 0 and lost == []
+    assert len(pending) >= 20  # whole batches were cut off, and none of their records was sent twice
+    assert all(entries[f"SO-{i:04d}"]["status"] == "sent" or f"SO-{i:04d}" in pending for i in range(1, count + 1))

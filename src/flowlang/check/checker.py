@@ -149,9 +149,6 @@ class Checker(StatementChecker):
             if node.mode is None:
                 self.error("send", "a send's `key` goes with `once` or `if changed` (the ledger keeps sends by key)",
                            node.span, "write: send r to out key r.number once")
-        if node.mode is not None and node.batch is not None:
-            self.error("batch", f"`{'once' if node.mode == 'once' else 'if changed'}` sends one record at a time; "
-                       "it cannot be batched yet", node.batch.span)
         if node.batch is not None:
             self.count(node.batch, scope, "batch")
             if op_spec is not None and not op_spec.takes_batch:

@@ -12,13 +12,14 @@ from flowlang import ast
 from flowlang.check.scopes import HostBinding, Local, Outer
 from flowlang.compile.batching import BatchBuffer, Pending, flush
 from flowlang.compile.errors import Where
-from flowlang.compile.ledger_send import ledger_send, record_key
+from flowlang.compile.ledger_send import already_sent, ledger_send, needs_key, record_key
 from flowlang.compile.statements import StatementCompiler
 from flowlang.compile.steps import Eval, Step, run_step
 from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
+from flowlang.runtime.ledger import key_text, payload_hash
 from flowlang.runtime.values import RecordStream, type_name
 
 if TYPE_CHECKING:
@@ -257,12 +258,14 @@ class IoCompiler(StatementCompiler):
         size_of: Eval = (lambda f: count) if isinstance(count, int) else self.read_ref(
             self.checked.resolution.refs.get(node.batch), ast.Name(count, node.batch.span))
         loop = self.loop_stack[-1] if self.loop_stack else None
+        mode = node.mode
+        key_of = self.send_key(node) if mode is not None else None
 
         def buffer_for(f: Frame, conn: Connection, a: list[Any], kw: dict[str, Any], size: int) -> BatchBuffer:
             buffers: dict[Any, BatchBuffer] = f.run.batches
             current = buffers.get(node)
             if current is None or not current.same_target(conn, op, a, kw):
-                current = buffers[node] = BatchBuffer(conn, op, a, kw, size)
+                current = buffers[node] = BatchBuffer(conn, op, a, kw, size, mode=mode)
             return current
 
         async def send_batched(f: Frame) -> None:
@@ -282,7 +285,27 @@ class IoCompiler(StatementCompiler):
             running = asyncio.get_running_loop()
             async for record in records_of(v):
                 answer: asyncio.Future[SendOutcome] = running.create_future()
-                buffer.items.append(Pending(record, answer))
+                ledger = None
+                if mode is not None and key_of is not None:  # the ledger decides, record by record
+                    key = key_of(f)
+                    try:
+                        needs_key(key, mode, where)
+                        k, digest = key_text(key), payload_hash(record, a, kw)
+                        stats = f.run.stats.at(line, "send")
+                        skip, recorded = already_sent(f.run, conn, op, k, digest, mode, stats)
+                    except FlowRuntimeError as e:
+                        raise where.locate(e) from None
+                    if skip:
+                        answer.set_result(SendOutcome(True, recorded))
+                        answers.append(answer)
+                        continue
+                    if k in buffer.keys:  # the same key twice in one batch: sent once, both get its answer
+                        stats.skipped += 1
+                        answers.append(buffer.keys[k])
+                        continue
+                    buffer.keys[k] = answer
+                    ledger = (k, digest)
+                buffer.items.append(Pending(record, answer, ledger))
                 answers.append(answer)
                 if len(buffer.items) >= buffer.size:
                     await flush(buffer, f, line)

@@ -27,19 +27,12 @@ def record_key(value: Any) -> Any:
     return None
 
 
-async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, args: list[Any],
-                      kwargs: dict[str, Any], key: Any, mode: str, stats: StatementStats, where: Where) -> Any:
-    """Send one record through the ledger; returns the answer (the recorded one when skipped)."""
-    words = MODE_WORDS[mode]
-    if key is None:
-        raise where.error(f"send ... {words} needs the record's key: write `key EXPR` after the destination "
-                          "(or loop over records that have an id)", "value")
+def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str, mode: str,
+                 stats: StatementStats) -> tuple[bool, Any]:
+    """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose `once`
+    send was cut off in flight is refused: the record fails, saying so."""
     ledger = run.ledger
-    if ledger is None:
-        return await conn.send(op, record, args, kwargs)
-    k = key_text(key)
-    digest = payload_hash(record, args, kwargs)
-    entry = ledger.get(run.flow, conn.name, op, k)
+    entry = ledger.get(run.flow, conn.name, op, k) if ledger is not None else None
     if entry is not None and entry.status == "pending" and mode == "once":
         raise FlowRuntimeError(
             f"send ... once: the send of key {k} to {conn.name}.{op} was in flight when job {entry.job_id} "
@@ -49,7 +42,28 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         stats.skipped += 1
         why = f"already sent in job {entry.job_id}" if mode == "once" else f"unchanged since job {entry.job_id}"
         run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
-        return entry.answer
+        return True, entry.answer
+    return False, None
+
+
+def needs_key(key: Any, mode: str, where: Where) -> None:
+    if key is None:
+        raise where.error(f"send ... {MODE_WORDS[mode]} needs the record's key: write `key EXPR` after the "
+                          "destination (or loop over records that have an id)", "value")
+
+
+async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, args: list[Any],
+                      kwargs: dict[str, Any], key: Any, mode: str, stats: StatementStats, where: Where) -> Any:
+    """Send one record through the ledger; returns the answer (the recorded one when skipped)."""
+    needs_key(key, mode, where)
+    ledger = run.ledger
+    if ledger is None:
+        return await conn.send(op, record, args, kwargs)
+    k = key_text(key)
+    digest = payload_hash(record, args, kwargs)
+    skip, answer = already_sent(run, conn, op, k, digest, mode, stats)
+    if skip:
+        return answer
     if run.dry_run:
         return await conn.send(op, record, args, kwargs)
     job_id = run.job.get("id")

@@ -92,6 +92,33 @@ class Ledger:
                     "job_id = excluded.job_id, sent_at = excluded.sent_at",
                     (flow, connection, operation, key, digest, mask(dumps_stored(answer)), job_id, when))
 
+    def pending_many(self, flow: str, connection: str, operation: str, keys: list[tuple[str, str]],
+                     job_id: int | None, when: str) -> None:
+        """Before a batched `once` send: every key of the batch claimed, in one transaction."""
+        with self.db:
+            self.db.execute("begin immediate")
+            self.db.executemany(
+                "insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at) "
+                "values (?, ?, ?, ?, ?, 'pending', ?, ?) on conflict(flow, connection, operation, key) do "
+                "update set hash = excluded.hash, status = 'pending', job_id = excluded.job_id, "
+                "sent_at = excluded.sent_at", [(flow, connection, operation, k, d, job_id, when) for k, d in keys])
+
+    def settle_many(self, flow: str, connection: str, operation: str, sent: list[tuple[str, str, Any]],
+                    released: list[str], job_id: int | None, when: str, mask: Any) -> None:
+        """After a batch's answer: the records it accepted are sent, those it refused released (one
+        transaction)."""
+        with self.db:
+            self.db.execute("begin immediate")
+            self.db.executemany(
+                "insert into ledger(flow, connection, operation, key, hash, answer, status, job_id, sent_at) "
+                "values (?, ?, ?, ?, ?, ?, 'sent', ?, ?) on conflict(flow, connection, operation, key) do "
+                "update set hash = excluded.hash, answer = excluded.answer, status = 'sent', "
+                "job_id = excluded.job_id, sent_at = excluded.sent_at",
+                [(flow, connection, operation, k, d, mask(dumps_stored(a)), job_id, when) for k, d, a in sent])
+            self.db.executemany(
+                "delete from ledger where flow = ? and connection = ? and operation = ? and key = ? "
+                "and status = 'pending'", [(flow, connection, operation, k) for k in released])
+
     def release(self, flow: str, connection: str, operation: str, key: str) -> None:
         """A pending send that failed with an answer: not sent, so it may be sent again."""
         self._write("delete from ledger where flow = ? and connection = ? and operation = ? and key = ? "
