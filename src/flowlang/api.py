@@ -128,14 +128,20 @@ class Flow:
         kind: str = "run",
         observer: RunObserver | None = None,
         watch: Callable[[RunContext], None] | None = None,
+        resume: bool = False,
     ) -> Result:
         """Run the flow once as a job. Script mistakes raise CheckError / UsageError before anything
         runs; a run-level error is in result.error (result.ok is False). `secret_providers` builds the
         chain `secret.NAME` asks (default: `secrets`, then the environment; see flowlang.project).
         `tape` records the run or replays it (flowlang.testing); `kind` is the job's kind; `observer`
-        gets the run's events (flowlang.telemetry.otel.Telemetry(...).observer())."""
+        gets the run's events (flowlang.telemetry.otel.Telemetry(...).observer()). `resume` continues the
+        last job's checkpoints when it crashed or was interrupted (TESTING.md 4)."""
+        if resume and (dry_run or limit is not None or tape is not None):
+            raise UsageError("--resume continues a real run from its checkpoint; it cannot be combined with "
+                             "--dry-run, --limit or --record")
         options = self.options(params, bindings, input, dry_run, limit, secrets, env, limits, masker, stop,
                                secret_providers, tape, observer)
+        options.resume = resume
         return await self.run_job(options, self.setup(state_dir, on_output, collect, watch), kind)
 
     async def run_job(self, options: RunOptions, setup: RunSetup, kind: str = "run") -> Result:

@@ -24,18 +24,19 @@ from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
 from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, LimitError, UsageError, internal_error
+from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.frame import Frame
+from flowlang.runtime.jsoncodec import from_stored
 from flowlang.runtime.limits import VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.outputs import Outputs
-from flowlang.runtime.run import RUNNING_JOB, RecordFailure, RunContext, RunOptions
+from flowlang.runtime.run import RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
-from flowlang.runtime.store import Store
+from flowlang.runtime.store import Store, masked_json, now_text
 from flowlang.runtime.tape import CURRENT, drawn
-from flowlang.runtime.values import Secret
 from flowlang.runtime.watchdog import WATCHDOG
 from flowlang.status import ExitStatus, exit_status
 
@@ -59,6 +60,8 @@ class Result:
     kind: str = "run"  # run, test (--limit), dry-run, retry, webhook, scheduled
     unreplayable: list[int] = field(default_factory=list)  # retry: errors whose loop changed (left open)
     children: list[ChildReport] = field(default_factory=list)  # `run "child.flow"` jobs that had failed records
+    resumed_from: int | None = None  # --resume: the job whose checkpoints this run continued
+    resumable: bool = False  # the job left checkpoints: `flowlang run --resume` continues from them
 
     @property
     def test(self) -> bool:
@@ -219,10 +222,13 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     known = options.masker if options.masker is not None else Masker()
     for value in options.secrets.values():
         known.add(value)
+    keeps = kind == "run"  # a real run keeps checkpoints; tests, retries, serve's jobs do not (TESTING.md 4)
+    saved = store.checkpoints.of(flow.key) if kind in ("run", *TEST_KINDS) else []
+    resume_from = resume_points(flow, saved, store) if options.resume else {}
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind, known.mask)
     try:
         return await _started_job(flow, program, compiled, options, setup, store, kind, body, job_id, started,
-                                  started_clock)
+                                  started_clock, Resumption(keeps, saved, resume_from))
     except Exception as e:  # setting up the run failed (a damaged store row, a bug): the job is recorded
         error = e if isinstance(e, FlowError) else internal_error(e)
         log.debug("the run could not start", exc_info=e)
@@ -233,8 +239,9 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
 
 async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,
                        setup: RunSetup, store: Store, kind: str, body: Body, job_id: int, started: str,
-                       started_clock: float) -> Result:
+                       started_clock: float, resumption: Resumption) -> Result:
     """The job once it is in the store: its context, its body, and how it ended."""
+    keeps = resumption.keeps
     collected = Outputs()
     outputs = collected.values
     resolved: list[int] = []
@@ -275,6 +282,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     ctx.ledger = store.ledger
     if setup.collect:
         ctx.before_change = collected.before_change
+    resumed_from = start_checkpoints(ctx, store, flow, job_id, keeps, resumption.saved, resumption.resume_from,
+                                     ctx.mask)
     if not options.dry_run:
         ctx.open_keys = store.open_keys(flow.key)
         ctx.on_success = on_success
@@ -331,11 +340,70 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     ctx.stats.duration = time.monotonic() - started_clock
     commit = error is None and kind not in (*TEST_KINDS, "retry") and not options.dry_run
     message = ctx.mask(error.message) if error is not None else None
+    finished = status in ("ok", "partial")
     store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
-                     ctx.mask, dict(options.params))
+                     ctx.mask, dict(options.params), clear_checkpoints=keeps and finished)
     ctx.observer.run_finished(status, ctx.stats, message)
+    resumable = keeps and not finished and bool(store.checkpoints.of(flow.key))
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
-                  children=children)
+                  children=children, resumed_from=resumed_from, resumable=resumable)
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """What a job knows of checkpoints before it starts (TESTING.md 4): whether it keeps them, the saved
+    ones, and those `--resume` continues from."""
+
+    keeps: bool
+    saved: list[Checkpoint]
+    resume_from: dict[str, Checkpoint]
+
+
+def resume_points(flow: CompiledFlow, saved: list[Checkpoint], store: Store) -> dict[str, Checkpoint]:
+    """`--resume`: the checkpoints the flow's loops continue from, by their identity now. A checkpoint
+    whose loop is no longer in the flow (or whose list expression changed) cannot be used: refused
+    before anything runs, since starting that loop again could send its records twice."""
+    points: dict[str, Checkpoint] = {}
+    for point in saved:
+        entry = find_loop(flow.compiled.loops, point.loop_id)
+        identity = entry.info.identity if entry is not None else None
+        if identity is None or identity in points:
+            raise UsageError(f"cannot resume: job {point.job_id} stopped in the loop `{point.loop_id}`, which is no "
+                             "longer in the flow or was changed (its variables or its list); run without --resume "
+                             "to start from the beginning")
+        if identity != point.loop_id:
+            store.checkpoints.rename(flow.key, point.loop_id, identity)
+            point.loop_id = identity
+        points[identity] = point
+    return points
+
+
+def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id: int, keeps: bool,
+                      saved: list[Checkpoint], resume_from: dict[str, Checkpoint],
+                      mask: Callable[[str], str]) -> int | None:
+    """Give the run its checkpointer; say what a --resume run continues, or that a plain run could have
+    resumed. Returns the job resumed."""
+    if saved and not resume_from:
+        last = saved[-1]
+        ctx.log("warn", f"job {last.job_id} stopped in the loop `{last.loop_id}` {last.where()}: run with --resume "
+                "to continue from its checkpoint" + ("; this run starts from the beginning" if keeps else ""))
+    elif ctx.options.resume and not saved:
+        ctx.log("info", "--resume: no checkpoint to continue from (the last run finished); starting from the beginning")
+    if not keeps:
+        return None
+    resumed = None
+    if resume_from:
+        latest = max(resume_from.values(), key=lambda p: p.updated_at)
+        resumed = latest.job_id
+        if latest.state is not None:  # the state as it was at the checkpoint: committed as one run would
+            ctx.state = from_stored(latest.state)
+        store.mark_resumed(job_id, resumed)
+        ctx.log("info", f"--resume: continuing job {resumed} from its checkpoint")
+    elif saved:
+        store.checkpoints.clear(flow.key)
+    ctx.checkpointer = Checkpointer(store.checkpoints, flow.key, job_id, lambda v: masked_json(v, mask), now_text,
+                                    resume_from)
+    return resumed
 
 
 def deadline_timers(options: RunOptions, flow: str, state_dir: Path | None, job_id: int) -> list[int]:
@@ -416,18 +484,6 @@ def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
 # ---- retry --------------------------------------------------------------------------------
 
 
-def restore(value: Any, ctx: RunContext) -> Any:
-    """Saved values back to flowlang values; {"$secret": NAME} is read again."""
-    if type(value) is dict:
-        if len(value) == 1 and "$secret" in value:
-            name = value["$secret"]
-            return ctx.secret(name) if isinstance(name, str) else Secret("")
-        return {k: restore(v, ctx) for k, v in value.items()}
-    if type(value) is list:
-        return [restore(v, ctx) for v in value]
-    return value
-
-
 def retry_failure_noter(store: Store, ctx: RunContext, error_id: int, job_id: int,
                         dry_run: bool) -> Callable[[RecordFailure], None]:
     """During a retry, a failure updates its error (attempts, message) instead of adding a new one."""
@@ -474,11 +530,11 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             scope = dict(entry.info.visible)
             for name, value in err.scope.items():
                 if name in scope:
-                    frame.slots[scope[name]] = restore(value, ctx)
+                    frame.slots[scope[name]] = restore_saved(value, ctx)
             ctx.on_failure = retry_failure_noter(store, ctx, err.id, job_id, dry_run)
             if err.key is not None and err.loop_id is not None:  # this error is resolved as retried, below
                 ctx.open_keys.get(err.loop_id, set()).discard(err.key)
-            record = restore(err.record, ctx)
+            record = restore_saved(err.record, ctx)
             if dry_run:
                 ctx.log("info", f"dry run: replaying error {err.id}" + (f" (key {err.key})" if err.key else ""))
             if entry.loop.body.is_async:

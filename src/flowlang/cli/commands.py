@@ -78,7 +78,8 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
             secrets=secrets, limits=limits, on_output=terminal.record, collect=False, masker=terminal.masker,
             stop=stop, secret_providers=project.secret_providers, tape=recorder,
             observer=telemetry.observer() if telemetry else None,
-            watch=progress.watch if progress is not None else None), stop, terminal)
+            watch=progress.watch if progress is not None else None, resume=getattr(args, "resume", False)),
+            stop, terminal)
     if telemetry is not None:
         telemetry.shutdown()
     if recorder is not None:
@@ -93,6 +94,8 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if result.errors and not args.dry_run:
         terminal.message(f"{len(result.errors)} record{'s' if len(result.errors) != 1 else ''} failed; "
                          f"see: flowlang errors {args.file}", "yellow")
+    if result.resumable:
+        terminal.message(f"continue from where it stopped with: flowlang run {args.file} --resume", "yellow")
     if not args.quiet:
         show(terminal, flow.name, result, args.json_logs)
     after_run(args, terminal, flow, project, result, secrets)

@@ -23,6 +23,7 @@ from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.reads import slots_read
+from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.steps import Eval, Step
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
@@ -51,6 +52,7 @@ class LoopInfo:
     key: Eval | None = None  # `key expr`; without it an object's non-null `id`
     batch_sizes: list[Eval] = field(default_factory=list)  # of the batched sends in its body: it runs ahead
     read: frozenset[int] | None = None  # the visible slots the iteration reads (None: all); compile/reads.py
+    assigned: tuple[tuple[str, int], ...] = ()  # enclosing variables its body assigns (kept in checkpoints)
 
     @property
     def outermost(self) -> bool:
@@ -235,8 +237,39 @@ class LoopCompiler:
             limit = f.run.limit
             f.run.stats.total = len(source) if limit is None else min(limit, len(source))
 
-    async def run_sequential(self, f: Frame) -> None:
+    def begin(self, f: Frame) -> tuple[Any, LoopProgress | None] | None:
+        """The loop's list and its checkpointing; None when a --resume run finds the loop finished."""
+        point = resume_point(f, self.info.identity) if self.info.identity is not None else None
+        if point is not None:
+            restore_scope(f, point, self.info.visible)
+            if point.finished:
+                f.run.log("info", f"--resume: the loop at {self.info.location} finished in job {point.job_id}; "
+                          "not run again")
+                return None
         source = self.iterable(f)
+        progress = progress_of(f, self.info.identity, source, point, self.info.assigned, self.where)
+        if point is not None:
+            f.run.log("info", f"--resume: the loop at {self.info.location} continues from job {point.job_id}'s "
+                      f"checkpoint, {point.where()}")
+        return source, progress
+
+    def pages(self, source: Any, progress: LoopProgress | None) -> AsyncGenerator[list[Any], None]:
+        return items_of(source, self.pairs, self.where) if progress is None else progress.pages()
+
+    def ended(self, f: Frame, progress: LoopProgress | None, done: int) -> None:
+        """The loop ended (its records done, batches flushed): checkpoint a graceful stop, or the end."""
+        if progress is None:
+            return
+        if f.run.stop.requested:
+            progress.stopped(done)
+        else:
+            progress.finished()
+
+    async def run_sequential(self, f: Frame) -> None:
+        begun = self.begin(f)
+        if begun is None:
+            return
+        source, progress = begun
         self.note_total(f, source)
         counter = f.run.stats.at(self.info.line, "for each")
         limit = f.run.limit
@@ -249,7 +282,7 @@ class LoopCompiler:
         try:
             if limit is not None and limit <= 0:
                 raise StopSignal()
-            async with contextlib.aclosing(items_of(source, self.pairs, self.where)) as pages:
+            async with contextlib.aclosing(self.pages(source, progress)) as pages:
                 async for page in pages:
                     for item in page:
                         check_time(stop)
@@ -270,9 +303,14 @@ class LoopCompiler:
                             await self.one_timed(f, item, record_limit)
                         if limit is not None and count >= limit:  # N taken: no further page is fetched
                             raise StopSignal()
+                        if progress is not None:
+                            progress.done(count)
+                    if progress is not None:
+                        progress.done(count)
         except StopSignal:
             pass
         await self.info.flush(f)
+        self.ended(f, progress, count)
         if graceful:
             f.run.check_stop()
 
@@ -318,8 +356,12 @@ class LoopCompiler:
 
     async def run_parallel(self, f: Frame) -> None:
         width = self.width(f)
-        source = self.iterable(f)
+        begun = self.begin(f)
+        if begun is None:
+            return
+        source, progress = begun
         self.note_total(f, source)
+        drained = 0
         counter = f.run.stats.at(self.info.line, "for each")
         limit = f.run.limit
         gate = asyncio.Semaphore(width)
@@ -355,17 +397,23 @@ class LoopCompiler:
                     gate.release()
 
         def drain_done() -> None:
+            nonlocal drained
             while pending and pending[0][0].done():
                 task, out = pending.popleft()
                 task.result()
                 for value in out:
                     f.out(value)
+                drained += 1
+            if progress is not None:
+                progress.done(drained)
 
         try:
             if limit is not None and limit <= 0:
                 raise StopSignal()
-            async with contextlib.aclosing(items_of(source, self.pairs, self.where)) as pages:
+            async with contextlib.aclosing(self.pages(source, progress)) as pages:
                 async for page in pages:
+                    if not page:
+                        drain_done()
                     for item in page:
                         check_time(stop)
                         if stopped or (graceful and stop.requested):
@@ -399,6 +447,7 @@ class LoopCompiler:
             await cancel_all(pending)
             raise
         await self.info.flush(f)
+        self.ended(f, progress, drained)
         if graceful:
             f.run.check_stop()
 
@@ -464,9 +513,15 @@ class ForEachCompiler(IoCompiler):
             self.outermost_loops += 1
             identity = loop_identity(node, self.checked.source.text, self.outermost_loops)
         read = frozenset(slots_read((node.body, node.key), self.checked) - set(slots)) if identity else None
+        visible = res.loop_scopes.get(node, ())
+        assigned: tuple[tuple[str, int], ...] = ()
+        if identity is not None:
+            changed = assigned_slots(node, res.slots) - set(slots)
+            assigned = tuple((name, slot) for name, slot in visible if slot in changed)
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
-                        res.loop_scopes.get(node, ()), identity=identity,
-                        key=self.expr(node.key) if node.key is not None else None, read=read)
+                        visible, identity=identity,
+                        key=self.expr(node.key) if node.key is not None else None, read=read,
+                        assigned=assigned)
         self.loop_stack.append(info)
         try:
             body = self.body(node.body)

@@ -19,6 +19,7 @@ from flowlang.runtime.stats import Stats, Traffic
 from flowlang.runtime.values import Secret
 
 if TYPE_CHECKING:
+    from flowlang.runtime.checkpoints import Checkpointer
     from flowlang.runtime.frame import Frame
     from flowlang.runtime.ledger import Ledger
     from flowlang.runtime.tape import Tape
@@ -49,6 +50,19 @@ def raise_stop(stop: StopFlag) -> None:
         raise LimitError(f"the run took longer than {stop.reason[len('max_seconds '):]}s (max_seconds); "
                          "in-flight records finished")
     raise Interrupted(f"stopped ({stop.reason}); in-flight records finished, no new record was started")
+
+
+def restore_saved(value: Any, ctx: RunContext) -> Any:
+    """Saved values (a failed record's scope, a checkpoint's) back to flowlang values; {"$secret": NAME}
+    is read again."""
+    if type(value) is dict:
+        if len(value) == 1 and "$secret" in value:
+            name = value["$secret"]
+            return ctx.secret(name) if isinstance(name, str) else Secret("")
+        return {k: restore_saved(v, ctx) for k, v in value.items()}
+    if type(value) is list:
+        return [restore_saved(v, ctx) for v in value]
+    return value
 
 
 class OpenConnection(Protocol):
@@ -94,6 +108,7 @@ class RunOptions:
     # the providers `secret.NAME` asks, in order, given the --secrets values and the run's environment
     secret_providers: Callable[[Mapping[str, str], Mapping[str, str]], list[SecretProvider]] = default_chain
     tape: Tape | None = None  # records the run, or replays it from a cassette (flowlang.testing)
+    resume: bool = False  # continue the last job's checkpoints (flowlang run --resume; TESTING.md 4)
     observer: RunObserver = NO_OBSERVER  # telemetry: spans and metrics (telemetry/otel.py)
 
 
@@ -148,6 +163,7 @@ class RunContext:
         self.before_change: Callable[[], None] | None = None
         self.tape = options.tape
         self.ledger: Ledger | None = None  # the store's send ledger (send ... once / if changed)
+        self.checkpointer: Checkpointer | None = None  # a job that keeps checkpoints (TESTING.md 4)
         # trace keys with an open error, per loop identity; a success of one of them resolves it
         self.open_keys: dict[str, set[str]] = {}
         self.on_success: Callable[[str, str], None] = lambda loop_id, key: None

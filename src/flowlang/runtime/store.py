@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.errors import StoreError
+from flowlang.runtime.checkpoints import Checkpoints
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.masking import mask_value
@@ -78,6 +79,7 @@ MIGRATIONS = (
     # holds the same value); null: `scope` holds the values themselves (stores written before)
     ("errors", "scope_refs", "integer"),
     ("errors", "note", "text"),  # what the store left out of this error (over max_error_bytes)
+    ("jobs", "resumed_from", "integer"),  # `flowlang run --resume`: the job whose checkpoints it continued
 )
 INDEXES = "create index if not exists errors_key on errors(flow, loop_id, trace_key, resolved_at);"
 
@@ -243,6 +245,7 @@ class Store:
                 self.db.execute("pragma synchronous=full")
             self.db.executescript(SCHEMA)
             self.ledger = Ledger(self.db)
+            self.checkpoints = Checkpoints(self.db)
             self._migrate()
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
@@ -292,11 +295,14 @@ class Store:
 
     def finish_job(self, job_id: int, status: str, stats: dict[str, Any], message: str | None,
                    flow: str, state: dict[str, Any] | None, mask: Callable[[str], str] | None = None,
-                   params: dict[str, Any] | None = None) -> None:
-        """End a job; when state is given it is committed in the same transaction. The params are
-        stored again, masked with every secret the run has read."""
+                   params: dict[str, Any] | None = None, clear_checkpoints: bool = False) -> None:
+        """End a job; when state is given it is committed in the same transaction, and so is the clearing
+        of the flow's checkpoints (a finished run leaves nothing to resume). The params are stored again,
+        masked with every secret the run has read."""
         with self.db:
             self.db.execute("begin immediate")
+            if clear_checkpoints:
+                self.db.execute("delete from checkpoints where flow = ?", (flow,))
             self.db.execute("update jobs set ended_at = ?, status = ?, stats = ?, message = ? where id = ?",
                             (now_text(), status, dumps(stats), message, job_id))
             if params is not None:
@@ -318,11 +324,15 @@ class Store:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def mark_resumed(self, job_id: int, from_job: int | None) -> None:
+        """This job continues the checkpoints of `from_job` (flowlang run --resume)."""
+        self._tx("update jobs set resumed_from = ? where id = ?", (from_job, job_id))
+
     def jobs(self, flow: str, limit: int = 20) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "select id, started_at, ended_at, status, dry_run, kind, stats, message from jobs where flow = ? "
-            "order by id desc limit ?", (flow, limit)).fetchall()
-        keys = ("id", "started_at", "ended_at", "status", "dry_run", "kind", "stats", "message")
+            "select id, started_at, ended_at, status, dry_run, kind, stats, message, resumed_from from jobs "
+            "where flow = ? order by id desc limit ?", (flow, limit)).fetchall()
+        keys = ("id", "started_at", "ended_at", "status", "dry_run", "kind", "stats", "message", "resumed_from")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     # ---- state -------------------------------------------------------------------------------

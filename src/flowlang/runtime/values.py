@@ -46,17 +46,27 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+CursorPages = Callable[[Any], AsyncIterator[tuple[list[Value], Any, Any]]]
+"""Pages from a cursor (None: the first page), each with the cursor of its own request and of the next
+page's request (None after the last page). Cursors are JSON-able: what a checkpoint keeps."""
+
+
 class RecordStream:
     """A lazy, re-iterable sequence of records read page by page (an API list, a file, a query).
 
-    `pages()` starts from the first page every time it is called.
+    `pages()` starts from the first page every time it is called. A stream that can start from a
+    later page (an HTTP list) also has `cursor_pages` and a `source` naming the request it reads
+    (TESTING.md 4: what `flowlang run --resume` continues from).
     """
 
-    __slots__ = ("_pages", "label")
+    __slots__ = ("_pages", "cursor_pages", "label", "source")
 
-    def __init__(self, pages: Callable[[], AsyncIterator[list[Value]]], label: str) -> None:
+    def __init__(self, pages: Callable[[], AsyncIterator[list[Value]]], label: str,
+                 cursor_pages: CursorPages | None = None, source: str | None = None) -> None:
         self._pages = pages
         self.label = label
+        self.cursor_pages = cursor_pages
+        self.source = source
 
     def pages(self) -> AsyncIterator[list[Value]]:
         return self._pages()

@@ -117,6 +117,13 @@ def has_path(value: Any, path: str) -> bool:
     return type(holder) is dict and last in holder
 
 
+def checkpoint_int(start: dict[str, Any], name: str) -> int:
+    try:
+        return as_int(start.get(name), f"a checkpoint's {name}")
+    except OperatorError as e:
+        raise FlowRuntimeError(e.message, "data") from None
+
+
 class Paginator:
     """Fetches the pages of one list request."""
 
@@ -140,7 +147,12 @@ class Paginator:
         return self.spec.size_param or defaults.get(self.spec.style, "per_page")
 
     def stream(self, label: str) -> RecordStream:
-        return RecordStream(self.pages, label)
+        return RecordStream(self.pages, label, self.cursor_pages, self.source())
+
+    def source(self) -> str:
+        """The request this stream reads (masked): a checkpoint is only resumed against the same one."""
+        query = self._sized(dict(self.query), self.size_name())
+        return self.client.services.mask(f"{self.method} {with_query(self.url, query)}")
 
     async def fetch(self, url: str) -> tuple[Any, dict[str, str]]:
         answer = await self.client.request(self.method, url, headers=self.headers, changes_data=False)
@@ -150,15 +162,23 @@ class Paginator:
         return self.client.services.mask(self.url)
 
     async def pages(self) -> AsyncIterator[list[Any]]:
+        async for records, _, _ in self.cursor_pages(None):
+            yield records
+
+    async def cursor_pages(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
+        """The pages from `start` (a cursor this paginator gave, or None for the first page), each with
+        the cursor of its request and of the next page's (None after the last)."""
         spec = self.spec
         pager = {"page": self._numbered, "offset": self._offset, "cursor": self._cursor, "link": self._link,
                  "next_url": self._next_url}[spec.style]
+        if start is not None and not (type(start) is dict and set(start) <= {"page", "offset", "cursor", "url"}):
+            raise FlowRuntimeError(f"the checkpoint of {self.shown()} is not a cursor of this list: {start!r}", "data")
         count = 0
         seen: dict[bytes, int] = {}  # digest of a page's records -> its number
-        async for page in pager():
+        async for page in pager(start):
             count += 1
-            if page:
-                digest = hashlib.blake2b(dumps(page).encode(), digest_size=16).digest()
+            if page[0]:
+                digest = hashlib.blake2b(dumps(page[0]).encode(), digest_size=16).digest()
                 first = seen.setdefault(digest, count)
                 if first != count:
                     raise FlowRuntimeError(f"{self.shown()}: page {count} holds the same records as page {first}; "
@@ -186,32 +206,35 @@ class Paginator:
             return None
         return truthy(path_get(body, self.spec.has_more))
 
-    async def _numbered(self) -> AsyncIterator[list[Any]]:
-        page = self.spec.start
+    async def _numbered(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
+        page = self.spec.start if start is None else checkpoint_int(start, "page")
         while True:
             query = self._sized({**self.query, self.spec.page_param: page}, "per_page")
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
-            yield records
             total = path_get(body, self.spec.total_pages) if self.spec.total_pages else None
-            if self._short(records, body) or (isinstance(total, int) and page >= total):
+            last = self._short(records, body) or (isinstance(total, int) and page >= total)
+            yield records, {"page": page}, None if last else {"page": page + 1}
+            if last:
                 return
             page += 1
 
-    async def _offset(self) -> AsyncIterator[list[Any]]:
-        offset = 0
+    async def _offset(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
+        offset = 0 if start is None else checkpoint_int(start, "offset")
         while True:
             query = self._sized({**self.query, self.spec.offset_param: offset}, self.spec.limit_param)
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
-            yield records
             total = path_get(body, self.spec.total) if self.spec.total else None
+            at = offset
             offset += self.size if self.size is not None else len(records)
-            if self._short(records, body) or (isinstance(total, int) and offset >= total):
+            last = self._short(records, body) or (isinstance(total, int) and offset >= total)
+            yield records, {"offset": at}, None if last else {"offset": offset}
+            if last:
                 return
 
-    async def _cursor(self) -> AsyncIterator[list[Any]]:
-        cursor: Any = None
+    async def _cursor(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
+        cursor: Any = None if start is None else start.get("cursor")
         seen: set[str] = set()
         while True:
             query = self._sized(dict(self.query), "limit")
@@ -219,12 +242,14 @@ class Paginator:
                 query[self.spec.cursor_param] = cursor
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
-            yield records
+            at = cursor
             if self.spec.cursor_field:
                 cursor = path_get(records[-1], self.spec.cursor_field) if records else None
             else:
                 cursor = path_get(body, self.spec.cursor or "")
-            if cursor in (None, "") or self._more(body) is False:
+            last = cursor in (None, "") or self._more(body) is False
+            yield records, {"cursor": at}, None if last else {"cursor": cursor}
+            if last:
                 return
             key = to_text(cursor)
             if key in seen:
@@ -232,19 +257,27 @@ class Paginator:
                                        "cursor, so pagination stops here", "data")
             seen.add(key)
 
-    async def _follow(self, first: str, next_of: Any) -> AsyncIterator[list[Any]]:
-        url = first
-        seen = {url}
+    async def _follow(self, first: str, next_of: Any, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
         origin = host_of(first)
+        url = first
+        if start is not None:
+            url = to_text(start.get("url"))
+            if host_of(url) != origin:  # a checkpoint is data in the store: never follow it elsewhere
+                raise FlowRuntimeError(f"the checkpoint of {self.shown()} points at another host ({host_of(url)}); "
+                                       "not following it with this connection's credentials", "data")
+        seen = {url}
         while True:
             body, headers = await self.fetch(url)
-            yield records_of(body, self.spec.records, self.shown(), self.client.services.mask)
+            records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             nxt = next_of(body, headers)
-            if not nxt or self._more(body) is False:
+            last = not nxt or self._more(body) is False
+            if not last:
+                nxt = to_text(nxt)
+                if not nxt.startswith(("http://", "https://")):
+                    nxt = urljoin(url, nxt)
+            yield records, {"url": url}, None if last else {"url": nxt}
+            if last:
                 return
-            nxt = to_text(nxt)
-            if not nxt.startswith(("http://", "https://")):
-                nxt = urljoin(url, nxt)
             if host_of(nxt) != origin:
                 raise FlowRuntimeError(f"the next page of {self.shown()} is on another host ({host_of(nxt)}); "
                                        "not following it with this connection's credentials", "data")
@@ -254,13 +287,13 @@ class Paginator:
             seen.add(nxt)
             url = nxt
 
-    def _link(self) -> AsyncIterator[list[Any]]:
+    def _link(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
         def next_of(body: Any, headers: dict[str, str]) -> str | None:
             m = LINK_NEXT.search(headers.get("link", ""))
             return m.group(1) if m else None
-        return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of)
+        return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of, start)
 
-    def _next_url(self) -> AsyncIterator[list[Any]]:
+    def _next_url(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
         def next_of(body: Any, headers: dict[str, str]) -> Any:
             return path_get(body, self.spec.next or "")
-        return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of)
+        return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of, start)

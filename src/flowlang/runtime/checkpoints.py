@@ -1,0 +1,162 @@
+"""Checkpoints of paginated reads (TESTING.md 4): where the outermost loop over a record stream had
+got to, so that `flowlang run --resume` continues a crashed or interrupted run from there.
+
+A checkpoint is a row of the store's `checkpoints` table, one per flow and loop identity: the
+cursor of the request that fetches the page to go on with (`{"page": 41}`, `{"offset": 4000}`,
+`{"cursor": "..."}`, `{"url": "..."}`; `{"records": N}` for a stream that can only be read from
+its start, such as a file), how many records of that page were done, the pages and records done,
+the values of the enclosing variables the loop assigns, and the run's `state`. It is written in
+its own transaction after every page whose records are all finished (sent, or kept as failed
+records), and, on a graceful stop, at the record the loop stopped before; a loop that read its
+stream to the end is marked finished. A job that ends ok or partial clears its flow's checkpoints;
+one that crashed, failed or was interrupted leaves them for `--resume`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flowlang.runtime.jsoncodec import dumps_stored, loads
+from flowlang.runtime.values import RecordStream, Value
+
+SCHEMA = """
+create table if not exists checkpoints (
+  flow text not null,
+  loop_id text not null,
+  job_id integer,
+  source text,
+  cursor text,
+  done integer not null default 0,
+  pages integer not null default 0,
+  records integer not null default 0,
+  finished integer not null default 0,
+  scope text not null default '{}',
+  state text,
+  updated_at text not null,
+  primary key (flow, loop_id)
+);
+"""
+
+
+@dataclass
+class Checkpoint:
+    flow: str
+    loop_id: str
+    job_id: int | None
+    source: str | None  # the request the stream read (masked); None for a stream without one
+    cursor: Any  # the request of the page to go on with (None: the first page)
+    done: int  # records of that page already done
+    pages: int  # pages done before it
+    records: int  # records done before it (that page's done ones included)
+    finished: bool  # the loop read its stream to the end
+    scope: dict[str, Any]  # the enclosing variables the loop assigns, as stored
+    state: Any  # the run's state at the checkpoint, as stored (None: not kept)
+    updated_at: str
+
+    def where(self) -> str:
+        """Where the loop had got to, for people: `after 40 pages (4,000 records)`."""
+        if self.finished:
+            return f"finished ({self.records:,} records)"
+        return f"after {self.pages:,} page{'s' if self.pages != 1 else ''} ({self.records:,} records)"
+
+
+class Checkpoints:
+    """The checkpoints table of one store (behind the store's interface: SCALE.md)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.executescript(SCHEMA)
+
+    def of(self, flow: str) -> list[Checkpoint]:
+        rows = self.db.execute(
+            "select flow, loop_id, job_id, source, cursor, done, pages, records, finished, scope, state, updated_at "
+            "from checkpoints where flow = ? order by updated_at, loop_id", (flow,)).fetchall()
+        return [Checkpoint(r[0], r[1], r[2], r[3], loads(r[4]) if r[4] is not None else None, r[5], r[6], r[7],
+                           bool(r[8]), loads(r[9]), loads(r[10]) if r[10] is not None else None, r[11])
+                for r in rows]
+
+    def save(self, point: Checkpoint, scope_json: str, state_json: str | None) -> None:
+        """Write one loop's checkpoint (its own transaction: a kill leaves the old one or the new one)."""
+        with self.db:
+            self.db.execute("begin immediate")
+            self.db.execute(
+                "insert into checkpoints(flow, loop_id, job_id, source, cursor, done, pages, records, finished, "
+                "scope, state, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "on conflict(flow, loop_id) do update set job_id = excluded.job_id, source = excluded.source, "
+                "cursor = excluded.cursor, done = excluded.done, pages = excluded.pages, records = excluded.records, "
+                "finished = excluded.finished, scope = excluded.scope, state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (point.flow, point.loop_id, point.job_id, point.source,
+                 dumps_stored(point.cursor) if point.cursor is not None else None, point.done, point.pages,
+                 point.records, int(point.finished), scope_json, state_json, point.updated_at))
+
+    def rename(self, flow: str, old: str, new: str) -> None:
+        """A loop that moved among the flow's loops keeps its checkpoint under its new identity."""
+        with self.db:
+            self.db.execute("begin immediate")
+            self.db.execute("delete from checkpoints where flow = ? and loop_id = ?", (flow, new))
+            self.db.execute("update checkpoints set loop_id = ? where flow = ? and loop_id = ?", (new, flow, old))
+
+    def clear(self, flow: str, loop_id: str | None = None) -> int:
+        with self.db:
+            self.db.execute("begin immediate")
+            if loop_id is None:
+                return self.db.execute("delete from checkpoints where flow = ?", (flow,)).rowcount
+            return self.db.execute("delete from checkpoints where flow = ? and loop_id = ?", (flow, loop_id)).rowcount
+
+
+Masked = Callable[[Any], str]  # a value -> its stored JSON, every secret masked
+
+
+class Checkpointer:
+    """What a run's outermost loops use to checkpoint and to resume (one per job that keeps them)."""
+
+    def __init__(self, checkpoints: Checkpoints, flow: str, job_id: int, masked: Masked, now: Callable[[], str],
+                 resume_from: dict[str, Checkpoint] | None = None) -> None:
+        self.checkpoints = checkpoints
+        self.flow = flow
+        self.job_id = job_id
+        self.masked = masked
+        self.now = now
+        self.resume_from = dict(resume_from or {})  # by the loop identity of this flow
+
+    def resume_point(self, loop_id: str) -> Checkpoint | None:
+        """The checkpoint this loop resumes from (once: a loop run again starts from its beginning)."""
+        return self.resume_from.pop(loop_id, None)
+
+    def save(self, loop_id: str, source: str | None, cursor: Any, done: int, pages: int, records: int,
+             scope: dict[str, Any], state: Any, finished: bool = False) -> None:
+        point = Checkpoint(self.flow, loop_id, self.job_id, source, cursor, done, pages, records, finished, {},
+                           None, self.now())
+        self.checkpoints.save(point, self.masked(scope), self.masked(state))
+
+
+async def pages_from(stream: RecordStream, cursor: Any, done: int) -> AsyncIterator[tuple[list[Value], Any, Any, int]]:
+    """A stream's pages from a checkpoint: each page's records not yet done, the cursor of its request,
+    that of the next page (None after the last), and how many of its records were skipped as done.
+    A stream with its own cursors starts at the checkpoint's request; any other is read from its start
+    and the records done are skipped (`{"records": N}`)."""
+    if stream.cursor_pages is not None:
+        first = True
+        async for records, at, nxt in stream.cursor_pages(cursor):
+            skip = done if first else 0
+            first = False
+            yield records[skip:], at, nxt, min(skip, len(records))
+        return
+    skip = (cursor.get("records", 0) if type(cursor) is dict and type(cursor.get("records")) is int else 0) + done
+    before = 0
+    pages = stream.pages()
+    try:
+        async for records in pages:
+            start = before
+            before += len(records)
+            if before <= skip and records:
+                continue
+            cut = max(0, skip - start)
+            yield records[cut:], {"records": start}, {"records": before}, cut
+    finally:
+        close = getattr(pages, "aclose", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,320 @@
+"""`flowlang run --resume` (TESTING.md 4) against a real server on 127.0.0.1 with 100 pages: a run
+killed with SIGKILL at page 40 is continued from its checkpoint (the server counts the page
+requests: none before the checkpoint is fetched again, except the page in flight) and loses nothing
+(the sink counts the records: every one arrives; without `once` only records of the page in flight
+come twice, with `once` none). A graceful stop checkpoints the record it stopped before, so its
+resume sends nothing twice even without `once`. And the rules around it: no checkpoint, a changed
+flow or request, the job records, the other pagination styles, parallel loops, file streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowlang
+from conftest import cli
+from fakeapi import FakeApi, Request, paged
+from flowlang.runtime.limits import StopFlag
+
+PAGES = 100
+PER_PAGE = 3
+RECORDS = [{"n": i, "name": f"item {i}"} for i in range(1, PAGES * PER_PAGE + 1)]
+
+
+def page_of(n: int) -> int:
+    return (n - 1) // PER_PAGE + 1
+
+
+class Server:
+    """100 pages of items, and a sink that counts what arrives and can kill the client at a record."""
+
+    def __init__(self) -> None:
+        self.pages: Counter[int] = Counter()
+        self.received: Counter[int] = Counter()
+        self.lock = threading.Lock()
+        self.pid: int | None = None
+        self.kill_at: int | None = None  # the record whose arrival kills the client (after storing it)
+        self.kill_signal = signal.SIGKILL
+        self.stop: StopFlag | None = None  # in-process runs: a graceful stop instead
+
+    def items(self, req: Request) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
+            self.pages[int(req.query.get("page", 1))] += 1
+        return paged(RECORDS, req, "page", "")
+
+    def post(self, req: Request) -> tuple[int, dict[str, str], Any]:
+        n = req.body["n"]
+        with self.lock:
+            self.received[n] += 1
+            seq = sum(self.received.values())
+        if n == self.kill_at:
+            self.kill_at = None
+            if self.stop is not None:
+                self.stop.request("test")
+            elif self.pid is not None:
+                os.kill(self.pid, self.kill_signal)
+                if self.kill_signal == signal.SIGKILL:
+                    time.sleep(0.05)  # stored here; the answer never reaches the client
+        return 201, {}, {"seq": seq}
+
+    def __enter__(self) -> tuple[Server, FakeApi]:
+        self.api = FakeApi().__enter__()
+        self.api.route("GET", "/items", self.items)
+        self.api.route("POST", "/sink", self.post)
+        return self, self.api
+
+    def __exit__(self, *exc: Any) -> None:
+        self.api.__exit__(*exc)
+
+    def duplicates(self) -> dict[int, int]:
+        return {n: c for n, c in self.received.items() if c > 1}
+
+    def lost(self) -> list[int]:
+        return [r["n"] for r in RECORDS if self.received[r["n"]] == 0]
+
+
+FLOW = """flow "items"
+use api = http(base_url: env.API)
+call api.get("/items", pages: {{style: "page", size: {size}, records: "data", total_pages: "total_pages"}}) as items
+let count = 0
+for each i in items{loop}
+  send {{n: i.n, name: i.name}} to api.post("/sink"){send}
+  let count = count + 1
+  let state.last = i.n
+end
+emit {{count: count}}
+"""
+
+
+def write_flow(folder: Path, loop: str = "", send: str = "", size: int = PER_PAGE) -> None:
+    (folder / "items.flow").write_text(FLOW.format(loop=loop, send=send, size=size))
+
+
+def run_flow(folder: Path, server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    env["API"] = server.api.url
+    proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "items.flow", *args], cwd=folder, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server.pid = proc.pid
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_here(folder: Path, server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    """A run that nobody kills, in this process (faster)."""
+    done = cli("run", "items.flow", *args, cwd=folder, env={"API": server.api.url})
+    return subprocess.CompletedProcess([], done.status, done.stdout, done.stderr)
+
+
+def logs(stderr: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def state_of(folder: Path) -> Any:
+    return json.loads(cli("state", "items.flow", cwd=folder).stdout)["state"]
+
+
+@pytest.mark.parametrize("once", [False, True], ids=["plain", "once"])
+def test_resume_after_kill_9_at_page_40_of_100(tmp_path: Path, once: bool) -> None:
+    write_flow(tmp_path, send=" key i.n once" if once else "")
+    kill_at = 39 * PER_PAGE + 2  # the second record of page 40
+    with Server() as (server, _):
+        server.kill_at = kill_at
+        first = run_flow(tmp_path, server)
+        assert first.returncode == -signal.SIGKILL
+        assert max(server.pages) == 40 and all(server.pages[p] == 1 for p in range(1, 41))
+        fetched_before = Counter(server.pages)
+        server.pages.clear()
+        plain = cli("jobs", "items.flow", "--json", cwd=tmp_path)
+        assert json.loads(plain.stdout.splitlines()[0])["status"] == "running"  # killed: marked crashed at the next run
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == (3 if once else 0), resumed.stderr
+        # from the checkpoint on: page 40 (in flight when killed) again, and no page before it
+        assert sorted(server.pages) == list(range(40, PAGES + 1))
+        assert all(n == 1 for n in server.pages.values())
+        refetched = sorted(p for p in server.pages if fetched_before[p])
+        print(f"pages fetched by the killed run: {sum(fetched_before.values())}, by the resumed run: "
+              f"{sum(server.pages.values())}, fetched twice: {refetched}")
+        assert refetched == [40]
+        lines = logs(resumed.stderr)
+        assert any(f"continues from job 1's checkpoint, after 39 pages ({39 * PER_PAGE} records)" in entry["message"]
+                   for entry in lines), resumed.stderr
+        summary = [entry for entry in lines if "summary" in entry][-1]["summary"]
+        assert summary["read"] == len(RECORDS) - 39 * PER_PAGE
+    assert server.lost() == []
+    dupes = server.duplicates()
+    print(f"{'once' if once else 'plain'}: records at the sink: {len(server.received)}, duplicates: {len(dupes)}")
+    if once:
+        assert dupes == {}
+        # the send cut off in flight was stored by the sink: not sent again, kept as a failed record
+        errors = cli("errors", "items.flow", "--json", cwd=tmp_path)
+        failed = [json.loads(line) for line in errors.stdout.splitlines()]
+        assert [e["record"]["n"] for e in failed] == [kill_at]
+        assert "may have reached api" in failed[0]["message"]
+    else:  # at least once: only the records of the page in flight that were done before the kill come twice
+        assert set(dupes) == set(range(39 * PER_PAGE + 1, kill_at + 1)) and set(dupes.values()) == {2}
+    # the state commits as one run would: the enclosing variable and state carried over the checkpoint
+    assert json.loads(resumed.stdout.splitlines()[-1]) == {"count": len(RECORDS) - (1 if once else 0)}
+    assert state_of(tmp_path) == {"last": len(RECORDS)}
+    jobs = [json.loads(line) for line in cli("jobs", "items.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [(j["id"], j["status"], j["resumed_from"]) for j in jobs] == [
+        (2, "partial" if once else "ok", 1), (1, "crashed", None)]
+    shown = cli("jobs", "items.flow", cwd=tmp_path).stdout
+    assert "(resumed job 1)" in shown
+    # a finished run leaves no checkpoint: --resume now starts from the beginning and says so
+    with Server() as (server, _):
+        again = run_here(tmp_path, server, "--resume")
+        assert again.returncode in (0, 3), again.stderr
+        assert sorted(server.pages) == list(range(1, PAGES + 1))
+        assert "no checkpoint to continue from" in again.stderr
+
+
+def test_a_graceful_stop_resumes_at_the_record_it_stopped_before(tmp_path: Path) -> None:
+    write_flow(tmp_path)
+    with Server() as (server, _):
+        server.kill_at, server.kill_signal = 39 * PER_PAGE + 2, signal.SIGTERM
+        first = run_flow(tmp_path, server)
+        assert first.returncode == 75, first.stderr
+        assert "flowlang run items.flow --resume" in first.stderr
+        done = sum(server.received.values())
+        server.pages.clear()
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert min(server.pages) == page_of(done + 1)
+    assert server.duplicates() == {} and server.lost() == []
+    assert json.loads(resumed.stdout.splitlines()[-1]) == {"count": len(RECORDS)}
+
+
+def test_a_run_without_resume_says_it_could_and_starts_again(tmp_path: Path) -> None:
+    write_flow(tmp_path)
+    with Server() as (server, _):
+        server.kill_at = 20 * PER_PAGE + 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        server.pages.clear()
+        plain = run_here(tmp_path, server)
+        assert plain.returncode == 0
+        assert min(server.pages) == 1
+        assert any("run with --resume to continue from its checkpoint; this run starts from the beginning"
+                   in entry["message"] for entry in logs(plain.stderr)), plain.stderr
+        # test runs say it too, and keep the checkpoint; --resume refuses to be one
+        server.kill_at = 10 * PER_PAGE + 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        dry = run_here(tmp_path, server, "--dry-run")
+        assert "run with --resume" in dry.stderr
+        refused = run_here(tmp_path, server, "--resume", "--limit", "3")
+        assert refused.returncode == 2 and "cannot be combined with --dry-run, --limit or --record" in refused.stderr
+        server.pages.clear()
+        assert run_here(tmp_path, server, "--resume").returncode == 0
+        assert min(server.pages) == 11
+
+
+def test_resume_refuses_a_changed_loop_or_request(tmp_path: Path) -> None:
+    write_flow(tmp_path)
+    with Server() as (server, _):
+        server.kill_at = 10 * PER_PAGE + 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        # another page size: the checkpoint's page numbers mean other records
+        write_flow(tmp_path, size=2 * PER_PAGE)
+        changed = run_here(tmp_path, server, "--resume")
+        assert changed.returncode == 1
+        assert "was taken reading GET" in changed.stderr and f"per_page={PER_PAGE}" in changed.stderr
+        assert "run without --resume" in changed.stderr
+        # the loop itself changed: refused before anything runs
+        (tmp_path / "items.flow").write_text(FLOW.format(loop="", send="", size=PER_PAGE).replace(
+            "for each i in items", "for each item in items").replace("i.n", "item.n").replace("i.name", "item.name"))
+        server.pages.clear()
+        gone = run_here(tmp_path, server, "--resume")
+        assert gone.returncode == 2 and "no longer in the flow or was changed" in gone.stderr
+        assert not server.pages
+        # other lines may change: the loop is the same, the run resumes
+        write_flow(tmp_path)
+        (tmp_path / "items.flow").write_text("# a comment\n" + (tmp_path / "items.flow").read_text())
+        assert run_here(tmp_path, server, "--resume").returncode == 0
+        assert min(server.pages) == 11
+    assert server.lost() == []
+
+
+@pytest.mark.parametrize("style", ["page", "offset", "cursor", "link", "next_url"])
+def test_every_pagination_style_resumes_from_its_cursor(tmp_path: Path, style: str) -> None:
+    records = [{"id": i} for i in range(1, 41)]  # 8 pages of 5
+    requests: list[str] = []
+    got: Counter[int] = Counter()
+    stop = StopFlag()
+
+    def items(req: Request) -> tuple[int, dict[str, str], Any]:
+        requests.append(req.query_string)
+        return paged(records, req, style, api.url)
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        got[req.body["id"]] += 1
+        if req.body["id"] == 17:
+            stop.request("test")
+        return 201, {}, {}
+
+    pages = {"page": '{style: "page", size: 5, records: "data"}',
+             "offset": '{style: "offset", size: 5, records: "items"}',
+             "cursor": '{style: "cursor", size: 5, records: "results", cursor: "next_cursor"}',
+             "link": '{style: "link", size: 5}',
+             "next_url": '{style: "next_url", size: 5, records: "records", next: "next"}'}
+    flow = flowlang.compile(f'use api = http(base_url: env.API)\ncall api.get("/items", pages: {pages[style]}) as items'
+                            '\nfor each r in items\n  send r to api.post("/sink")\nend\n', name="styles.flow")
+    with FakeApi() as api:
+        api.route("GET", "/items", items)
+        api.route("POST", "/sink", sink)
+        first = flow.run(env={"API": api.url}, state_dir=tmp_path, stop=stop)
+        assert first.status == "interrupted" and first.resumable
+        before = len(requests)
+        second = flow.run(env={"API": api.url}, state_dir=tmp_path, resume=True)
+        assert second.ok and second.resumed_from == first.job_id
+    killed, resumed = requests[:before], requests[before:]
+    assert len(killed) == 4 and resumed[0] == killed[3]  # from page 4, the one it stopped in
+    assert not set(resumed[1:]) & set(killed)  # and no page before it again
+    assert sorted(got) == list(range(1, 41)) and set(got.values()) == {1}
+
+
+def test_a_parallel_loop_resumes_after_the_pages_it_finished(tmp_path: Path) -> None:
+    write_flow(tmp_path, loop=" parallel 4")
+    (tmp_path / "items.flow").write_text((tmp_path / "items.flow").read_text()
+                                         .replace("  let count = count + 1\n", "")
+                                         .replace("emit {count: count}\n", ""))
+    with Server() as (server, _):
+        server.kill_at = 50 * PER_PAGE + 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        killed_pages = max(server.pages)
+        server.pages.clear()
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        start = min(server.pages)
+        assert killed_pages - 2 <= start <= killed_pages  # at most the pages in flight with 4 records at once
+    assert server.lost() == []
+    assert all(page_of(n) >= start for n in server.duplicates())
+
+
+def test_a_file_stream_resumes_by_skipping_the_records_done(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    got: list[int] = []
+    stop = StopFlag()
+
+    class Sink:
+        def put(self, record: Any) -> None:
+            got.append(int(record["n"]))
+            if record["n"] == 200:
+                stop.request("test")
+
+    flow = flowlang.compile('use src = file(path: "in.jsonl")\ncall src.read() as rows\nfor each r in rows\n'
+                            '  send r to sink.put\nend\n', name="file.flow", base_dir=tmp_path)
+    first = flow.run(bindings={"sink": Sink()}, state_dir=tmp_path / "state", stop=stop)
+    assert first.status == "interrupted" and got[-1] == 200
+    second = flow.run(bindings={"sink": Sink()}, state_dir=tmp_path / "state", resume=True)
+    assert second.ok, second.error
+    assert got == list(range(1, len(RECORDS) + 1))
