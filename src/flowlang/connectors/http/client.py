@@ -204,17 +204,23 @@ class HttpClient:
                 continue
             return response
 
-    async def _wait_for_slot(self, limiter: RateLimiter) -> None:
-        waited = await limiter.wait(self.traffic)
-        self.traffic.waited += waited
-        if waited > 0.001 and self.services.observer.active:
-            self.services.observer.rate_limited(self.name, waited)
-
     async def _attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                        timeout: float | None) -> Response:
-        """One request on the wire (reported to the run's observer)."""
+        """One request on the wire (reported to the run's observer), after the rate limit lets it
+        go: the limit is taken once a connection is free, right before sending, so requests let
+        through never queue up and then leave together."""
+        limiter = self.settings.limiter
         async with self.transport.slots():  # waiting for a free connection is not request time
-            return await self._timed_attempt(method, url, headers, data, timeout)
+            if limiter is None:
+                return await self._timed_attempt(method, url, headers, data, timeout)
+            ticket, waited = await limiter.acquire(self.traffic)
+            self.traffic.waited += waited
+            if waited > 0.001 and self.services.observer.active:
+                self.services.observer.rate_limited(self.name, waited)
+            try:
+                return await self._timed_attempt(method, url, headers, data, timeout)
+            finally:
+                limiter.release(ticket)
 
     async def _timed_attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                              timeout: float | None) -> Response:
@@ -275,8 +281,6 @@ class HttpClient:
             send_headers = {**kept, **auth.headers}
             send_headers = {k: v for k, v in send_headers.items() if v}
             send_headers.setdefault("Accept", "application/json")
-            if self.settings.limiter is not None:
-                await self._wait_for_slot(self.settings.limiter)
             response = await self._attempt(method, with_query(current, auth.query), send_headers, data, timeout)
             location = response.headers.get("location")
             if response.status not in (301, 302, 303, 307, 308) or not location:

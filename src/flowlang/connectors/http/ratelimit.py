@@ -1,11 +1,19 @@
-"""A per-connection rate limit shared by all concurrent iterations. Each request reserves the next
-slot on a fixed schedule, so there is no burst: "60/minute" is one request a second."""
+"""A per-connection rate limit shared by all concurrent iterations.
+
+"N per T" holds exactly, whatever the server's clock sees: a request may start only once the
+request N before it has *finished* at least T seconds ago (a sliding log of the last N requests), so
+no window of T seconds can hold N + 1 arrivals at the server, however long each request took on the
+way. On top of that, starts are spaced T/N apart, so there is no burst: "60/minute" is one request
+a second. Waiters go one at a time, first come first served."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from flowlang.errors import FlowRuntimeError
@@ -15,8 +23,8 @@ UNITS = {"second": 1.0, "sec": 1.0, "s": 1.0, "minute": 60.0, "min": 60.0, "m": 
 SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$")
 
 
-def parse_rate(text: str) -> float:
-    """'60/minute', '10/second', '1000/hour', '5/10s' -> seconds between requests."""
+def parse_rate(text: str) -> tuple[float, float]:
+    """'60/minute', '10/second', '1000/hour', '5/10s' -> (requests, seconds)."""
     m = SPEC.match(text.lower())
     if not m or m.group(3) not in UNITS:
         raise FlowRuntimeError(f'rate_limit must look like "60/minute" or "10/second", got {text!r}', "connector")
@@ -24,23 +32,73 @@ def parse_rate(text: str) -> float:
     per = float(m.group(2) or 1) * UNITS[m.group(3)]
     if count <= 0:
         raise FlowRuntimeError("rate_limit needs a positive number of requests", "connector")
-    return per / count
+    return count, per
+
+
+class Ticket:
+    """One request let through: when it started, and when it finished (None while in flight)."""
+
+    __slots__ = ("_done", "finished", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.finished: float | None = None
+        self._done: asyncio.Event | None = None
+
+    async def wait_finished(self) -> None:
+        if self.finished is None:
+            if self._done is None:
+                self._done = asyncio.Event()
+            await self._done.wait()
+
+    def finish(self, now: float) -> None:
+        if self.finished is None:
+            self.finished = now
+            if self._done is not None:
+                self._done.set()
 
 
 class RateLimiter:
-    """Reserves start times `interval` apart; callers sleep until their slot."""
+    """At most `count` requests in any `per` seconds (a whole number of them: "1.5/second" is 1 per
+    2/3 s), starts at least `per / count` apart. `clock` is a monotonic clock in seconds, the same
+    one `asyncio.sleep` waits on (the default is the event loop's: `time.monotonic`)."""
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._next = 0.0
+    def __init__(self, count: float, per: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = per / count  # seconds between starts
+        self.count = max(1, math.floor(count))
+        self.window = per if self.count == count else self.count * self.interval
+        self.clock = clock
+        self._next = -math.inf  # earliest start the spacing allows
+        self._log: deque[Ticket] = deque(maxlen=self.count)  # the last `count` requests let through
+        self._turn: asyncio.Lock | None = None
 
-    async def wait(self, watcher: Any = None) -> float:
-        """Sleep until this request's slot; returns the seconds waited (`watcher.waiting_until` shows it)."""
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            if watcher is not None:
-                watcher.waiting_until = max(watcher.waiting_until, slot)
-            await asyncio.sleep(slot - now)
-        return slot - now
+    async def acquire(self, watcher: Any = None) -> tuple[Ticket, float]:
+        """Wait for this request's turn; returns its ticket (pass it to `release` when the request
+        has finished, failed or been cancelled) and the seconds waited (`watcher.waiting_until`
+        shows when it may go)."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        began = self.clock()
+        async with self._turn:
+            while True:
+                now = self.clock()
+                slot = max(now, self._next)
+                if len(self._log) == self.count:
+                    oldest = self._log[0]
+                    if oldest.finished is None:
+                        await oldest.wait_finished()
+                        continue
+                    slot = max(slot, oldest.finished + self.window)
+                if slot <= now:
+                    break
+                if watcher is not None:
+                    watcher.waiting_until = max(watcher.waiting_until, slot)
+                await asyncio.sleep(slot - now)
+            ticket = Ticket(now)
+            self._log.append(ticket)
+            self._next = now + self.interval
+        return ticket, now - began
+
+    def release(self, ticket: Ticket) -> None:
+        """The request has finished (answered, failed or cancelled)."""
+        ticket.finish(self.clock())

@@ -66,7 +66,7 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         guard=HostGuard(allowed) if allowed is not None else None,
         base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
-        limiter=RateLimiter(parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
+        limiter=RateLimiter(*parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
         max_response_bytes=int(_number(config, "max_response_bytes", MAX_RESPONSE_BYTES)),
         max_connections=int(_number(config, "max_connections", MAX_CONNECTIONS)),
     )
