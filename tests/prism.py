@@ -108,15 +108,67 @@ def _refs(node: object, out: set[str]) -> None:
             _refs(value, out)
 
 
-def cut(name: str, paths: list[str], tmp: Path) -> Path:
+def _resolve(doc: dict[str, object], ref: str) -> object:
+    node: object = doc
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]  # type: ignore[index]
+    return node
+
+
+def _inline(doc: dict[str, object], node: object, depth: int) -> object:
+    """`node` with its references resolved in place down to `depth` levels; deeper ones accept anything."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            return {} if depth == 0 else _inline(doc, _resolve(doc, ref), depth - 1)
+        return {key: _inline(doc, value, depth) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(doc, value, depth) for value in node]
+    return node
+
+
+def _set_examples(node: object, examples: dict[str, object]) -> None:
+    if isinstance(node, dict):
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            for name, value in examples.items():
+                if isinstance(properties.get(name), dict):
+                    properties[name] = {**properties[name], "example": value}
+        for value in node.values():
+            _set_examples(value, examples)
+    elif isinstance(node, list):
+        for value in node:
+            _set_examples(value, examples)
+
+
+def _prune_responses(doc: dict[str, object], paths: dict[str, dict[str, object]], depth: int,
+                     examples: dict[str, object]) -> None:
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"] = _inline(doc, operation["responses"], depth)
+                _set_examples(operation["responses"], examples)
+
+
+def cut(name: str, paths: list[str], tmp: Path, response_depth: int | None = None,
+        answer_examples: dict[str, object] | None = None) -> Path:
     """The published description of `name` with only the given paths (and the components they reach,
-    unchanged): Prism takes minutes to start on the whole of a large description."""
+    unchanged): Prism takes minutes to start on the whole of a large description.
+
+    With `response_depth`, the answers' schemas are inlined to that many levels of references and
+    accept anything below (the requests' parameters and bodies stay unchanged, so Prism still refuses
+    every request the description does not allow): Stripe's answers reach 485 schemas through its
+    expandable fields, on which Prism does not start within 5 minutes. `answer_examples` sets the
+    example of answer fields by name (Prism's static answers otherwise say `has_more: true` on every
+    page, which the connector rightly stops as a repeated page)."""
     import json
 
     doc = json.loads(description(name).read_text())
     missing = [p for p in paths if p not in doc["paths"]]
     assert not missing, f"not in the {name} description: {missing}"
     doc["paths"] = {p: doc["paths"][p] for p in paths}
+    if response_depth is not None:
+        _prune_responses(doc, doc["paths"], response_depth, answer_examples or {})
     for extra in ("x-webhooks", "webhooks"):  # GitHub's, which point into the components dropped below
         doc.pop(extra, None)
     seen: set[str] = set()
@@ -127,10 +179,7 @@ def cut(name: str, paths: list[str], tmp: Path) -> Path:
         if ref in seen:
             continue
         seen.add(ref)
-        node: object = doc
-        for part in ref[2:].split("/"):
-            node = node[part.replace("~1", "/").replace("~0", "~")]  # type: ignore[index]
-        _refs(node, todo)
+        _refs(_resolve(doc, ref), todo)
     components: dict[str, dict[str, object]] = {}
     for ref in seen:
         _, section, key = ref[2:].split("/", 2)
