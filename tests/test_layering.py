@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("api",),
     ("__init__",),  # flowlang/__init__.py: the embedding API's front door
     ("testing", "serve", "lsp"),  # record/replay, the pytest plugin, serve, the language server: above the API
+    ("tools",),  # `python -m flowlang.tools.*`: generators of reference pages in docs/
     ("cli",),
     ("repl",),
     ("cli.main",),

@@ -11,20 +11,35 @@ OAUTH2_METHODS = ("post", "basic")
 
 
 def bearer(token: Any) -> Any:
-    """bearer(token): `Authorization: Bearer <token>`."""
+    """bearer(token): the header `Authorization: Bearer <token>`, for `auth:` of an HTTP connection.
+
+    Examples:
+        bearer(secret.SHOP_TOKEN)
+    """
     need(token, "string secret", "bearer", "token")
     return {"type": "bearer", "token": token}
 
 
 def basic(user: Any, password: Any) -> Any:
-    """basic(user, password): HTTP basic authentication."""
+    """basic(user, password): HTTP Basic authentication, for `auth:` of an HTTP connection.
+
+    Examples:
+        basic(env.ERP_USER, secret.ERP_PASSWORD)
+    """
     need(user, "string secret", "basic", "user")
     need(password, "string secret", "basic", "password")
     return {"type": "basic", "user": user, "password": password}
 
 
 def api_key(name: Any, value: Any, in_: Any = "header") -> Any:
-    """api_key(name, value, in: "header"|"query"): an API key in a header or the query string."""
+    """api_key(name, value, in: "header"|"query"): an API key sent in a header (default) or the query string.
+
+    Give the key as a secret: it is masked wherever it could be shown, in a URL's query string too.
+
+    Examples:
+        api_key("X-Api-Key", secret.CRM_KEY)
+        api_key("api_key", secret.CRM_KEY, in: "query")
+    """
     need(name, "string", "api_key", "name")
     need(value, "string secret", "api_key", "value")
     if in_ not in ("header", "query"):
@@ -34,7 +49,16 @@ def api_key(name: Any, value: Any, in_: Any = "header") -> Any:
 
 def oauth2_client_credentials(token_url: Any, client_id: Any, client_secret: Any, scope: Any = None,
                               auth_method: Any = "post") -> Any:
-    """oauth2_client_credentials(token_url, client_id, client_secret, scope, auth_method: "post"|"basic"): OAuth2."""
+    """oauth2_client_credentials(token_url, client_id, client_secret, scope, auth_method): OAuth2.
+
+    The client credentials grant: a token is fetched from token_url, kept until shortly before it
+    expires, and fetched again once after a 401. auth_method: "post" (the default) sends the client id
+    and secret in the token request's form, "basic" as HTTP Basic client authentication (RFC 6749 2.3.1).
+
+    Examples:
+        oauth2_client_credentials("https://login.example.com/oauth/token", env.CLIENT_ID, secret.CLIENT_SECRET)
+        oauth2_client_credentials(env.TOKEN_URL, env.ID, secret.SECRET, scope: "orders.read", auth_method: "basic")
+    """
     need(token_url, "string", "oauth2_client_credentials", "token_url")
     need(client_id, "string secret", "oauth2_client_credentials", "client_id")
     need(client_secret, "string secret", "oauth2_client_credentials", "client_secret")

@@ -43,14 +43,31 @@ def path_get(value: Any, path: str) -> Any:
 
 
 def list_(value: Any) -> Any:
-    """list(x): a list of x's items (a record stream read into memory; null gives [])."""
+    """list(x): a list of x's items: a record stream read into memory; null gives [].
+
+    A `call ... as rows` of a paginated API or a file gives a record stream, read page by page as a loop
+    needs it; list(rows) reads all of it at once (so len(), indexes and comprehensions can use it).
+
+    Examples:
+        list(null) -> []
+        list([1, 2]) -> [1, 2]
+    """
     if type(value) is dict:
         raise BuiltinError("list() of an object: use keys(), values() or items()", "type")
     return list(_list_arg(value, "list"))
 
 
 def len_(value: Any) -> Any:
-    """len(x): the number of items, keys, characters or bytes (0 for null)."""
+    """len(x): the number of items of a list, keys of an object, characters of a text or bytes of bytes.
+
+    len(null) is 0.
+
+    Examples:
+        len([1, 2, 3]) -> 3
+        len("åsa") -> 3
+        len({a: 1, b: 2}) -> 2
+        len(null) -> 0
+    """
     t = type(value)
     if value is None:
         return 0
@@ -62,13 +79,22 @@ def len_(value: Any) -> Any:
 
 
 def first(items: Any) -> Any:
-    """first(list): the first item, or null."""
+    """first(list): the first item, or null when the list is empty.
+
+    Examples:
+        first([1, 2]) -> 1
+        first([]) -> null
+    """
     values = _list_arg(items, "first")
     return values[0] if values else None
 
 
 def last(items: Any) -> Any:
-    """last(list): the last item, or null."""
+    """last(list): the last item, or null when the list is empty.
+
+    Examples:
+        last([1, 2]) -> 2
+    """
     values = _list_arg(items, "last")
     return values[-1] if values else None
 
@@ -83,7 +109,13 @@ def _sort_key_compare(a: Any, b: Any) -> int:
 
 
 def sort(items: Any, desc: Any = False) -> Any:
-    """sort(list, desc): the items in order (nulls last)."""
+    """sort(list, desc): the items in order, smallest first (largest first with desc: true); nulls last.
+
+    Examples:
+        sort([3, null, 1]) -> [1, 3, null]
+        sort([1, 3, 2], desc: true) -> [3, 2, 1]
+        sort(["b", "a"]) -> ["a", "b"]
+    """
     values = _list_arg(items, "sort")
     ordered = sorted(values, key=functools.cmp_to_key(_sort_key_compare))
     return _desc(ordered, desc)
@@ -97,7 +129,14 @@ def _desc(ordered: list[Any], desc: Any) -> list[Any]:
 
 
 def sort_by(items: Any, field: Any, desc: Any = False) -> Any:
-    """sort_by(list, "field", desc): the records ordered by a field (nulls last)."""
+    """sort_by(list, "field", desc): the records ordered by a field (a dotted path); nulls last.
+
+    The sort is stable: records with equal values keep their order.
+
+    Examples:
+        sort_by([{n: 2}, {n: 1}], "n") -> [{"n": 1}, {"n": 2}]
+        sort_by([{c: {n: 1}}, {c: {n: 2}}], "c.n", desc: true) -> [{"c": {"n": 2}}, {"c": {"n": 1}}]
+    """
     values = _list_arg(items, "sort_by")
     need(field, "string", "sort_by", "field")
     keyed = sorted(
@@ -111,7 +150,12 @@ def sort_by(items: Any, field: Any, desc: Any = False) -> Any:
 
 
 def unique(items: Any) -> Any:
-    """unique(list): the items without repeats, first occurrence kept."""
+    """unique(list): the items without repeats, the first occurrence kept (== decides what repeats).
+
+    Examples:
+        unique([1, 2, 1, 3]) -> [1, 2, 3]
+        unique([{a: 1}, {a: 1}]) -> [{"a": 1}]
+    """
     out: list[Any] = []
     for x in _list_arg(items, "unique"):
         if not any(equal(x, y) for y in out):
@@ -120,7 +164,12 @@ def unique(items: Any) -> Any:
 
 
 def flatten(items: Any) -> Any:
-    """flatten(list): lists inside the list spliced in (one level)."""
+    """flatten(list): the lists inside the list spliced in (one level).
+
+    Examples:
+        flatten([[1, 2], [3], 4]) -> [1, 2, 3, 4]
+        flatten([[1, [2]]]) -> [1, [2]]
+    """
     out: list[Any] = []
     values = _list_arg(items, "flatten")
     check_items(sum(len(x) if type(x) is list else 1 for x in values), "flatten")
@@ -133,7 +182,11 @@ def flatten(items: Any) -> Any:
 
 
 def chunk(items: Any, size: Any) -> Any:
-    """chunk(list, n): the items in lists of n."""
+    """chunk(list, n): the items in lists of n (the last one may be shorter).
+
+    Examples:
+        chunk([1, 2, 3, 4, 5], 2) -> [[1, 2], [3, 4], [5]]
+    """
     values = _list_arg(items, "chunk")
     n = _int(size, "chunk", "size")
     if n < 1:
@@ -145,7 +198,13 @@ MAX_RANGE = 10_000_000
 
 
 def range_(start: Any, stop: Any = None, step: Any = 1) -> Any:
-    """range(n) or range(a, b[, step]): whole numbers, half-open ([1, 2, 3] for range(1, 4))."""
+    """range(n) or range(a, b, step): whole numbers from a (0) up to b, not including b.
+
+    Examples:
+        range(3) -> [0, 1, 2]
+        range(1, 4) -> [1, 2, 3]
+        range(10, 0, -5) -> [10, 5]
+    """
     a = _int(start, "range", "start")
     if stop is None:
         a, b = 0, a
@@ -170,22 +229,44 @@ def _object_arg(value: Any, fn: str) -> dict[str, Any]:
 
 
 def keys(obj: Any) -> Any:
-    """keys(obj): the object's keys, in order."""
+    """keys(obj): the object's keys, in order.
+
+    Examples:
+        keys({a: 1, b: 2}) -> ["a", "b"]
+    """
     return list(_object_arg(obj, "keys"))
 
 
 def values(obj: Any) -> Any:
-    """values(obj): the object's values, in order."""
+    """values(obj): the object's values, in order.
+
+    Examples:
+        values({a: 1, b: 2}) -> [1, 2]
+    """
     return list(_object_arg(obj, "values").values())
 
 
 def items(obj: Any) -> Any:
-    """items(obj): [key, value] pairs, in order (for k, v in items(obj))."""
+    """items(obj): the object's [key, value] pairs, in order.
+
+    `for each k, v in obj` loops over the same pairs.
+
+    Examples:
+        items({a: 1, b: 2}) -> [["a", 1], ["b", 2]]
+        [k for k, v in items({a: 1, b: null}) if v != null] -> ["a"]
+    """
     return [[k, v] for k, v in _object_arg(obj, "items").items()]
 
 
 def has(obj: Any, path: Any) -> Any:
-    """has(obj, "a.b"): true when the field exists (even when it is null)."""
+    """has(obj, "a.b"): true when the field exists at the dotted path, even when its value is null.
+
+    `obj.a.b == null` cannot tell a missing field from a null one; has() can.
+
+    Examples:
+        has({a: {b: null}}, "a.b") -> true
+        has({a: 1}, "b") -> false
+    """
     need(path, "string", "has", "path")
     *parents, last_key = path.split(".")
     target = path_get(obj, ".".join(parents)) if parents else obj
@@ -193,14 +274,32 @@ def has(obj: Any, path: Any) -> Any:
 
 
 def get(obj: Any, path: Any, default: Any = None) -> Any:
-    """get(obj, "a.b", default): the value at a dotted path, or default when it is null."""
+    """get(obj, "a.b", default): the value at a dotted path, or default when it is missing or null.
+
+    A number in the path is a list index ("lines.0.sku"). Use it for field names only known at run time;
+    otherwise `obj.a.b ?? default` says the same.
+
+    Examples:
+        get({a: {b: 2}}, "a.b") -> 2
+        get({}, "a.b", 0) -> 0
+        get({lines: [{sku: "A-1"}]}, "lines.0.sku") -> "A-1"
+        get({"first name": "Ann"}, "first name") -> "Ann"
+    """
     need(path, "string", "get", "path")
     found = path_get(obj, path)
     return default if found is None else found
 
 
 def merge(*objects: Any) -> Any:
-    """merge(a, b, ...): one object with the fields of each (later ones win); nulls are skipped."""
+    """merge(a, b, ...): one object with the fields of each (later ones win); nulls are skipped.
+
+    One level deep: a field holding an object is replaced, not merged. In a map block, `...a` does
+    the same for one object.
+
+    Examples:
+        merge({a: 1, b: 2}, {b: 3}) -> {"a": 1, "b": 3}
+        merge({a: 1}, null) -> {"a": 1}
+    """
     out: dict[str, Any] = {}
     for i, o in enumerate(objects):
         if o is None:
@@ -222,13 +321,22 @@ def _names(args: tuple[Any, ...], fn: str) -> list[str]:
 
 
 def pick(obj: Any, *fields: Any) -> Any:
-    """pick(obj, "a", "b") or pick(obj, ["a", "b"]): only those fields (missing ones left out)."""
+    """pick(obj, "a", "b") or pick(obj, ["a", "b"]): only those fields (missing ones are left out).
+
+    Examples:
+        pick({id: 1, name: "Ann", secret: "x"}, "id", "name") -> {"id": 1, "name": "Ann"}
+        pick({id: 1}, ["id", "email"]) -> {"id": 1}
+    """
     source = _object_arg(obj, "pick")
     return {k: source[k] for k in _names(fields, "pick") if k in source}
 
 
 def omit(obj: Any, *fields: Any) -> Any:
-    """omit(obj, "a", "b"): all fields but those."""
+    """omit(obj, "a", "b") or omit(obj, ["a", "b"]): all fields but those.
+
+    Examples:
+        omit({id: 1, name: "Ann", internal: true}, "internal") -> {"id": 1, "name": "Ann"}
+    """
     source = _object_arg(obj, "omit")
     drop = set(_names(fields, "omit"))
     return {k: v for k, v in source.items() if k not in drop}
@@ -239,7 +347,11 @@ def _key_of(item: Any, field: str) -> str:
 
 
 def group_by(items: Any, field: Any) -> Any:
-    """group_by(list, "field"): an object from each field value (as text) to its records."""
+    """group_by(list, "field"): an object from each value of the field (as text) to its records, in order.
+
+    Examples:
+        group_by([{c: "no"}, {c: "se"}, {c: "no"}], "c") -> {"no": [{"c": "no"}, {"c": "no"}], "se": [{"c": "se"}]}
+    """
     need(field, "string", "group_by", "field")
     out: dict[str, list[Any]] = {}
     for x in _list_arg(items, "group_by"):
@@ -248,13 +360,25 @@ def group_by(items: Any, field: Any) -> Any:
 
 
 def index_by(items: Any, field: Any) -> Any:
-    """index_by(list, "field"): an object from each field value (as text) to its record (last wins)."""
+    """index_by(list, "field"): an object from each value of the field (as text) to its record (the last wins).
+
+    The lookup table for joining two lists in memory: index one list once, then read
+    `table[str(x.id)]` for each record of the other.
+
+    Examples:
+        index_by([{id: 1, n: "a"}, {id: 2, n: "b"}], "id") -> {"1": {"id": 1, "n": "a"}, "2": {"id": 2, "n": "b"}}
+        index_by([{id: 7, n: "a"}], "id")["7"].n -> "a"
+    """
     need(field, "string", "index_by", "field")
     return {_key_of(x, field): x for x in _list_arg(items, "index_by")}
 
 
 def count_by(items: Any, field: Any) -> Any:
-    """count_by(list, "field"): an object from each field value (as text) to how many records have it."""
+    """count_by(list, "field"): an object from each value of the field (as text) to how many records have it.
+
+    Examples:
+        count_by([{s: "paid"}, {s: "open"}, {s: "paid"}], "s") -> {"paid": 2, "open": 1}
+    """
     need(field, "string", "count_by", "field")
     out: dict[str, int] = {}
     for x in _list_arg(items, "count_by"):

@@ -17,7 +17,15 @@ from flowlang.runtime.values import Secret, type_name
 
 
 def json_parse(text: Any) -> Any:
-    """json_parse(s): the value a JSON text holds (decimals exact)."""
+    """json_parse(s): the value a JSON text holds (decimals exact, key order kept).
+
+    For a JSON document inside a field (a CSV cell, a MySQL JSON column, a webhook's form field). Text
+    that is not JSON fails the record.
+
+    Examples:
+        json_parse('{"total": 19.90, "tags": ["a"]}') -> {"total": 19.90, "tags": ["a"]}
+        json_parse('{"total": 19.90}').total -> 19.90
+    """
     if text is None:
         return None
     need(text, "string", "json_parse")
@@ -28,14 +36,22 @@ def json_parse(text: Any) -> Any:
 
 
 def json_string(value: Any) -> Any:
-    """json_string(x): x as compact JSON text."""
+    r"""json_string(x): x as compact JSON text (the inverse of json_parse).
+
+    Examples:
+        json_string({a: [1, 2], b: null}) -> "{\"a\":[1,2],\"b\":null}"
+    """
     text = dumps(value)
     check_items(len(text), "json_string")
     return text
 
 
 def base64_encode(text: Any) -> Any:
-    """base64_encode(x): the base64 of a text's UTF-8 bytes, or of bytes (a binary answer)."""
+    """base64_encode(x): the base64 of a text's UTF-8 bytes, or of bytes (a binary answer or file).
+
+    Examples:
+        base64_encode("user:pass") -> "dXNlcjpwYXNz"
+    """
     if text is None:
         return None
     if type(text) is Blob:
@@ -50,7 +66,15 @@ def base64_encode(text: Any) -> Any:
 
 
 def url_encode(value: Any) -> Any:
-    """url_encode(x): text percent-encoded for a URL (a space is %20), or an object as form fields (a=1&b=x+y)."""
+    """url_encode(x): text percent-encoded for a URL (a space is %20), or an object as form fields.
+
+    Paths and query strings of HTTP operations are encoded already; this is for building a URL or a
+    form body by hand. An object gives `a=1&b=x+y` (nested objects as `a[b]=...`).
+
+    Examples:
+        url_encode("a b/c?d") -> "a%20b%2Fc%3Fd"
+        url_encode({a: 1, b: "x y"}) -> "a=1&b=x+y"
+    """
     if value is None:
         return None
     if isinstance(value, Secret):
@@ -68,7 +92,11 @@ def url_encode(value: Any) -> Any:
 
 
 def base64_decode(text: Any) -> Any:
-    """base64_decode(s): the UTF-8 text that base64 s encodes."""
+    """base64_decode(s): the UTF-8 text that base64 s encodes.
+
+    Examples:
+        base64_decode("dXNlcjpwYXNz") -> "user:pass"
+    """
     if text is None:
         return None
     need(text, "string", "base64_decode")
@@ -81,7 +109,13 @@ def base64_decode(text: Any) -> Any:
 
 
 def sha256(text: Any) -> Any:
-    """sha256(s): the hex SHA-256 digest of s's UTF-8 bytes."""
+    """sha256(s): the hex SHA-256 digest of s's UTF-8 bytes.
+
+    A stable key or fingerprint for a record: sha256(json_string(r)).
+
+    Examples:
+        sha256("abc") -> "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    """
     if text is None:
         return None
     need(text, "string", "sha256")
@@ -89,19 +123,42 @@ def sha256(text: Any) -> Any:
 
 
 def uuid() -> Any:
-    """uuid(): a random UUID (version 4)."""
+    """uuid(): a new random UUID (version 4), as text.
+
+    `flowlang test` replays the UUIDs a recorded run drew.
+
+    Examples:
+        uuid()
+    """
     import uuid as uuid_module  # here: importing uuid at start-up costs more than a run of `emit 1`
 
     return drawn("uuid", lambda: str(uuid_module.uuid4()))
 
 
 def type_of(value: Any) -> Any:
-    """type_of(x): "null", "boolean", "number", "string", "list", "object", "datetime", ..."""
+    """type_of(x): the kind of a value, as text.
+
+    One of "null", "boolean", "number", "string", "list", "object", "datetime", "date", "duration",
+    "stream", "secret", "bytes".
+
+    Examples:
+        type_of(1.5) -> "number"
+        type_of("1.5") -> "string"
+        type_of(null) -> "null"
+        type_of(datetime("2024-05-01")) -> "datetime"
+    """
     return type_name(value)
 
 
 def coalesce(*values: Any) -> Any:
-    """coalesce(a, b, ...): the first value that is not null."""
+    """coalesce(a, b, ...): the first value that is not null (null when all are).
+
+    Only null is passed over: "" and 0 are values. `a ?? b` is the same for two values.
+
+    Examples:
+        coalesce(null, "", "x") -> ""
+        coalesce(null, null) -> null
+    """
     return next((v for v in values if v is not None), None)
 
 

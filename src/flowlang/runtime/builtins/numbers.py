@@ -13,7 +13,18 @@ from flowlang.runtime.values import type_name
 
 
 def number(value: Any) -> Any:
-    """number(x): a number from a string ("10.50", "7", "1e3"); numbers pass; "" and null give null."""
+    """number(x): a number from text ("10.50", "7", "-1e3"); numbers pass; "" and null give null.
+
+    Surrounding spaces are ignored. Whole numbers become integers, others exact decimals (the digits are
+    kept: "10.50" stays 10.50). Text that is not a number fails the record. CSV cells are text: convert
+    them with number() before arithmetic or round().
+
+    Examples:
+        number("10.50") -> 10.50
+        number(" 7 ") -> 7
+        number("") -> null
+        number("10.50") + 1 -> 11.50
+    """
     if value is None:
         return None
     t = type(value)
@@ -35,7 +46,13 @@ def number(value: Any) -> Any:
 
 
 def int_(value: Any) -> Any:
-    """int(x): the whole part of a number (or numeric string), toward zero."""
+    """int(x): the whole part of a number or numeric text, toward zero.
+
+    Examples:
+        int("42") -> 42
+        int(-2.7) -> -2
+        int("19.99") -> 19
+    """
     n = number(value)
     if n is None:
         return None
@@ -53,7 +70,18 @@ _EXPONENTS = {d: Decimal(1).scaleb(-d) for d in range(-6, 13)}
 
 
 def round_(value: Any, places: Any = 0) -> Any:
-    """round(x, places): x rounded half away from zero (2.5 -> 3, -2.5 -> -3)."""
+    """round(x, places): x rounded to places decimals, half away from zero (2.5 -> 3, -2.5 -> -3).
+
+    round(x) gives an integer. A negative places rounds to tens, hundreds, ... The rounding is exact
+    (decimals, not binary floating point): round(2.675, 2) is 2.68.
+
+    Examples:
+        round(2.345, 2) -> 2.35
+        round(2.675, 2) -> 2.68
+        round(2.5) -> 3
+        round(-2.5) -> -3
+        round(1234, -2) -> 1200
+    """
     if value is None:
         return None
     need(value, "number", "round")
@@ -70,7 +98,12 @@ def round_(value: Any, places: Any = 0) -> Any:
 
 
 def floor(value: Any) -> Any:
-    """floor(x): the largest whole number not above x."""
+    """floor(x): the largest whole number not above x.
+
+    Examples:
+        floor(2.7) -> 2
+        floor(-2.5) -> -3
+    """
     if value is None:
         return None
     need(value, "number", "floor")
@@ -78,7 +111,12 @@ def floor(value: Any) -> Any:
 
 
 def ceil(value: Any) -> Any:
-    """ceil(x): the smallest whole number not below x."""
+    """ceil(x): the smallest whole number not below x.
+
+    Examples:
+        ceil(2.1) -> 3
+        ceil(-2.5) -> -2
+    """
     if value is None:
         return None
     need(value, "number", "ceil")
@@ -86,7 +124,11 @@ def ceil(value: Any) -> Any:
 
 
 def abs_(value: Any) -> Any:
-    """abs(x): x without its sign."""
+    """abs(x): x without its sign.
+
+    Examples:
+        abs(-4.50) -> 4.50
+    """
     if value is None:
         return None
     need(value, "number", "abs")
@@ -118,17 +160,40 @@ def _extreme(args: tuple[Any, ...], fn: str, pick_less: bool) -> Any:
 
 
 def min_(*values: Any) -> Any:
-    """min(list) or min(a, b, ...): the smallest value (nulls ignored; null when none)."""
+    """min(list) or min(a, b, ...): the smallest value (nulls ignored; null when there is none).
+
+    Numbers, texts, dates and datetimes compare; mixing kinds (a number and a text) is an error.
+
+    Examples:
+        min([3, null, 1]) -> 1
+        min(2, 5) -> 2
+        min([]) -> null
+        min(["b", "a"]) -> "a"
+    """
     return _extreme(values, "min", True)
 
 
 def max_(*values: Any) -> Any:
-    """max(list) or max(a, b, ...): the largest value (nulls ignored; null when none)."""
+    """max(list) or max(a, b, ...): the largest value (nulls ignored; null when there is none).
+
+    Examples:
+        max([3, null, 1]) -> 3
+        max(datetime("2024-05-01"), datetime("2024-06-01")) -> "2024-06-01T00:00:00Z"
+    """
     return _extreme(values, "max", False)
 
 
 def sum_(items: Any) -> Any:
-    """sum(list): the total of the numbers (nulls ignored; 0 when empty)."""
+    """sum(list): the total of the numbers (nulls ignored; 0 for an empty list).
+
+    Exact: decimals add up without rounding errors. A text in the list is an error (convert it with
+    number() first).
+
+    Examples:
+        sum([1.10, 2.20, null]) -> 3.30
+        sum([]) -> 0
+        sum([number(l.qty) * number(l.price) for l in [{qty: "2", price: "9.95"}]]) -> 19.90
+    """
     total: Any = 0
     if type(items) is list:
         for x in items:
@@ -150,7 +215,12 @@ def sum_(items: Any) -> Any:
 
 
 def avg(items: Any) -> Any:
-    """avg(list): the mean of the numbers (nulls ignored; null when empty)."""
+    """avg(list): the mean of the numbers (nulls ignored; null for an empty list).
+
+    Examples:
+        avg([2, null, 4]) -> 3
+        avg([]) -> null
+    """
     values = _values((items,), "avg")
     if not values:
         return None

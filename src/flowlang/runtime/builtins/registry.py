@@ -73,8 +73,14 @@ class Builtin:
 
     @cached_property
     def doc(self) -> str:
-        doc = inspect.getdoc(self.fn) or ""
-        return doc.splitlines()[0] if doc else ""
+        """The first line of the docstring: `name(args): what it gives`."""
+        return self.help.splitlines()[0] if self.help else ""
+
+    @cached_property
+    def help(self) -> str:
+        """The whole docstring: the summary line, paragraphs, and an `Examples:` section (one
+        `expression -> result` a line) that docs/builtins.md shows and the tests run."""
+        return inspect.getdoc(self.fn) or ""
 
     def __repr__(self) -> str:
         return f"Builtin({self.name!r})"

@@ -28,7 +28,12 @@ def _regex(pattern: str) -> Any:
 
 
 def lower(s: Any) -> Any:
-    """lower(s): s in lower case."""
+    """lower(s): s in lower case.
+
+    Examples:
+        lower("Ann@Example.COM") -> "ann@example.com"
+        lower(null) -> null
+    """
     if s is None:
         return None
     need(s, "string", "lower")
@@ -36,7 +41,11 @@ def lower(s: Any) -> Any:
 
 
 def upper(s: Any) -> Any:
-    """upper(s): s in upper case."""
+    """upper(s): s in upper case.
+
+    Examples:
+        upper("no") -> "NO"
+    """
     if s is None:
         return None
     need(s, "string", "upper")
@@ -44,7 +53,11 @@ def upper(s: Any) -> Any:
 
 
 def trim(s: Any) -> Any:
-    """trim(s): s without leading and trailing whitespace."""
+    """trim(s): s without leading and trailing whitespace (spaces, tabs, line breaks).
+
+    Examples:
+        trim("  dora@example.com ") -> "dora@example.com"
+    """
     if s is None:
         return None
     need(s, "string", "trim")
@@ -52,7 +65,16 @@ def trim(s: Any) -> Any:
 
 
 def split(s: Any, sep: Any = None) -> Any:
-    """split(s, sep): the parts of s between each sep (whitespace when sep is null)."""
+    """split(s, sep): the parts of s between each sep (whitespace when sep is null).
+
+    Without sep, runs of whitespace separate and leading or trailing whitespace gives no empty part;
+    with sep, every sep separates, so two in a row give an empty part.
+
+    Examples:
+        split("a,b,,c", ",") -> ["a", "b", "", "c"]
+        split("  Ann   Berg ") -> ["Ann", "Berg"]
+        split("ann@example.com", "@")[1] -> "example.com"
+    """
     if s is None:
         return None
     need(s, "string", "split")
@@ -65,7 +87,14 @@ def split(s: Any, sep: Any = None) -> Any:
 
 
 def join(items: Any, sep: Any = "") -> Any:
-    """join(list, sep): the items as text, with sep between them (nulls are left out)."""
+    """join(list, sep): the items as text, with sep between them (nulls are left out).
+
+    Numbers, booleans, lists and objects are shown as `str()` shows them.
+
+    Examples:
+        join(["a", null, 3], "-") -> "a-3"
+        join(["x", "y"]) -> "xy"
+    """
     if items is None:
         return None
     need(items, "list", "join")
@@ -77,7 +106,12 @@ def join(items: Any, sep: Any = "") -> Any:
 
 
 def replace(s: Any, old: Any, new: Any) -> Any:
-    """replace(s, old, new): every old in s replaced by new."""
+    """replace(s, old, new): every old in s replaced by new (new may be any value, shown as text).
+
+    Examples:
+        replace("2024-05-01", "-", "/") -> "2024/05/01"
+        replace("Total: N", "N", 42) -> "Total: 42"
+    """
     if s is None:
         return None
     need(s, "string", "replace")
@@ -90,7 +124,12 @@ def replace(s: Any, old: Any, new: Any) -> Any:
 
 
 def starts_with(s: Any, prefix: Any) -> Any:
-    """starts_with(s, prefix): true when s begins with prefix."""
+    """starts_with(s, prefix): true when s begins with prefix (false for null).
+
+    Examples:
+        starts_with("INV-0042", "INV-") -> true
+        starts_with(null, "INV-") -> false
+    """
     if s is None:
         return False
     need(s, "string", "starts_with")
@@ -99,7 +138,11 @@ def starts_with(s: Any, prefix: Any) -> Any:
 
 
 def ends_with(s: Any, suffix: Any) -> Any:
-    """ends_with(s, suffix): true when s ends with suffix."""
+    """ends_with(s, suffix): true when s ends with suffix (false for null).
+
+    Examples:
+        ends_with("report.csv", ".csv") -> true
+    """
     if s is None:
         return False
     need(s, "string", "ends_with")
@@ -108,7 +151,16 @@ def ends_with(s: Any, suffix: Any) -> Any:
 
 
 def contains(container: Any, item: Any) -> Any:
-    """contains(x, item): substring of a string, item of a list, or key of an object."""
+    """contains(x, item): true when item is a substring of a string, an item of a list, or a key of an object.
+
+    The same as the `in` operator with its sides swapped. null contains nothing.
+
+    Examples:
+        contains("ann@example.com", "@") -> true
+        contains([1, 2, 3], 2) -> true
+        contains({sku: "A-1"}, "sku") -> true
+        contains(null, "x") -> false
+    """
     from flowlang.runtime.operators import contains as op_contains
 
     if container is None:
@@ -117,7 +169,14 @@ def contains(container: Any, item: Any) -> Any:
 
 
 def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
-    """pad_left(s, width, fill): s (as text) padded on the left to width characters."""
+    """pad_left(s, width, fill): s (as text) padded on the left to width characters.
+
+    fill is one character (a space by default). A text already as wide or wider is given unchanged.
+
+    Examples:
+        pad_left(42, 6, "0") -> "000042"
+        pad_left("abc", 2) -> "abc"
+    """
     if s is None:
         return None
     need(width, "number", "pad_left", "width")
@@ -129,7 +188,15 @@ def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
 
 
 def substr(s: Any, start: Any, length: Any = None) -> Any:
-    """substr(s, start, length): the part of s from index start (negative counts from the end)."""
+    """substr(s, start, length): length characters of s from index start (to the end without length).
+
+    0 is the first character; a negative start counts from the end.
+
+    Examples:
+        substr("2024-05-01", 0, 4) -> "2024"
+        substr("INV-0042", -4) -> "0042"
+        substr("abc", 5) -> ""
+    """
     if s is None:
         return None
     need(s, "string", "substr")
@@ -144,7 +211,16 @@ def substr(s: Any, start: Any, length: Any = None) -> Any:
 
 
 def regex_match(s: Any, pattern: Any) -> Any:
-    """regex_match(s, pattern): true when the regular expression matches somewhere in s."""
+    r"""regex_match(s, pattern): true when the regular expression matches somewhere in s (false for null).
+
+    Anchor the pattern with ^ and $ to match the whole text. Write patterns in single quotes, where a
+    backslash is kept as it is ('\d+'). A pattern that takes longer than 1 second on one text fails
+    that record (catastrophic backtracking).
+
+    Examples:
+        regex_match("INV-0042", '^INV-\d+$') -> true
+        regex_match("order 7", '^\d+$') -> false
+    """
     if s is None:
         return False
     need(s, "string", "regex_match")
@@ -156,7 +232,15 @@ def regex_match(s: Any, pattern: Any) -> Any:
 
 
 def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
-    """regex_find(s, pattern, group): the first match (or its group), or null."""
+    r"""regex_find(s, pattern, group): the first match of the regular expression in s, or null.
+
+    With group (a number or a name), that group of the match.
+
+    Examples:
+        regex_find("Order #123 paid", '#(\d+)', 1) -> "123"
+        regex_find("no number here", '\d+') -> null
+        regex_find("ref: AB-77", '(?P<code>[A-Z]+)-\d+', "code") -> "AB"
+    """
     if s is None:
         return None
     need(s, "string", "regex_find")
@@ -179,7 +263,14 @@ def error_type() -> type[Exception]:
 
 
 def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
-    """regex_replace(s, pattern, replacement): every match replaced (\\1 refers to a group)."""
+    r"""regex_replace(s, pattern, replacement): every match of the regular expression replaced.
+
+    \1 in the replacement is the text of group 1, \g<name> of a named group.
+
+    Examples:
+        regex_replace("+47 22 33 44 55", '[^0-9]', "") -> "4722334455"
+        regex_replace("2024-05-01", '(\d+)-(\d+)-(\d+)', '\3.\2.\1') -> "01.05.2024"
+    """
     if s is None:
         return None
     need(s, "string", "regex_replace")
@@ -202,7 +293,17 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
 
 
 def str_(value: Any) -> Any:
-    """str(x): x as text (null is "", lists and objects as JSON)."""
+    r"""str(x): x as text (null is "", lists and objects as compact JSON).
+
+    Decimals are in plain notation, booleans true/false, datetimes ISO 8601 (Z for UTC). This is
+    also how a value is shown inside a string ("{x}"). A secret stays a secret (shown as ***).
+
+    Examples:
+        str(19.90) -> "19.90"
+        str(null) -> ""
+        str([1, {a: true}]) -> "[1,{\"a\":true}]"
+        str(datetime("2024-05-01T10:00:00Z")) -> "2024-05-01T10:00:00Z"
+    """
     if type_name(value) == "stream":
         raise BuiltinError("str() of a record stream: use list() first")
     text = to_text(value)

@@ -55,17 +55,34 @@ def from_epoch(value: int | Decimal, unit: str, fn: str) -> datetime:
 
 
 def now() -> Any:
-    """now(): the current time (UTC)."""
+    """now(): the current time, in UTC.
+
+    One value per call. `flowlang test` replays the times a recorded run saw, so a flow that uses now()
+    tests the same every time. For "since the last run", `job.last_success_at` is usually what you want.
+
+    Examples:
+        now() - hours(24)
+        format_date(now(), "%Y-%m-%dT%H:%M:%SZ")
+    """
     return drawn("now", lambda: datetime.now(UTC))
 
 
 def today() -> Any:
-    """today(): the current date (UTC)."""
+    """today(): the current date, in UTC.
+
+    Examples:
+        format_date(today(), "%Y%m%d")
+    """
     return drawn("today", lambda: datetime.now(UTC).date())
 
 
 def date_(value: Any) -> Any:
-    """date(x): the date part of a datetime or ISO 8601 string (null gives null)."""
+    """date(x): the date part of a datetime, a date or ISO 8601 text (null gives null).
+
+    Examples:
+        date("2024-05-01T10:00:00Z") -> "2024-05-01"
+        date(datetime("2024-05-01T23:30:00-02:00")) -> "2024-05-01"
+    """
     if value is None:
         return None
     if type(value) is date:
@@ -79,7 +96,19 @@ def date_(value: Any) -> Any:
 
 
 def datetime_(value: Any, unit: Any = "s") -> Any:
-    """datetime(x, unit: "s"): a datetime from ISO 8601 text, a date, or a number since 1970 in "s", "ms" or "us"."""
+    """datetime(x, unit: "s"): a datetime from ISO 8601 text, a date, or a number since 1970.
+
+    A number counts seconds since 1970-01-01T00:00:00Z; unit: "ms" milliseconds (JavaScript, Java and
+    many APIs), unit: "us" microseconds, exactly. Text without a zone is UTC; a datetime keeps its zone.
+    Text that is not ISO 8601 fails the record (parse_date() reads other formats).
+
+    Examples:
+        datetime("2024-05-01T12:00:00+02:00") -> "2024-05-01T12:00:00+02:00"
+        datetime("2024-05-01") -> "2024-05-01T00:00:00Z"
+        datetime(1714564800) -> "2024-05-01T12:00:00Z"
+        datetime(1714564800000, unit: "ms") -> "2024-05-01T12:00:00Z"
+        datetime("2024-05-01T12:00:00+02:00") == datetime("2024-05-01T10:00:00Z") -> true
+    """
     if value is None:
         return None
     need(unit, "string", "datetime", "unit")
@@ -91,7 +120,16 @@ def datetime_(value: Any, unit: Any = "s") -> Any:
 
 
 def to_zone(value: Any, zone: Any) -> Any:
-    """to_zone(d, "Europe/Berlin"): the same instant on the clock of a zone ("UTC", an IANA name or "+02:00")."""
+    """to_zone(d, zone): the same instant on the clock of a zone: "UTC", an IANA name or an offset.
+
+    Datetimes compare by the instant they name, so to_zone(d, zone) == d is always true; only the way
+    it is shown (and format_date) changes.
+
+    Examples:
+        to_zone("2024-05-01T10:00:00Z", "Europe/Oslo") -> "2024-05-01T12:00:00+02:00"
+        to_zone("2024-05-01T10:00:00Z", "-05:30") -> "2024-05-01T04:30:00-05:30"
+        format_date(to_zone("2024-12-31T23:30:00Z", "Europe/Berlin"), "%Y") -> "2025"
+    """
     if value is None:
         return None
     need(zone, "string", "to_zone", "zone")
@@ -118,7 +156,16 @@ def time_zone(name: str) -> tzinfo:
 
 
 def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
-    """format_date(d, "%Y-%m-%d"): a date or datetime as text, strftime-style."""
+    """format_date(d, fmt): a date or datetime as text, in a strftime format (default "%Y-%m-%d").
+
+    %Y year, %m month, %d day, %H hour, %M minute, %S second, %z offset, %A weekday, %B month name (in
+    English). ISO 8601 text is read as a datetime first.
+
+    Examples:
+        format_date(datetime("2024-05-01T10:00:00Z"), "%d.%m.%Y") -> "01.05.2024"
+        format_date("2024-05-01T10:00:00Z", "%Y-%m-%dT%H:%M:%SZ") -> "2024-05-01T10:00:00Z"
+        format_date(date("2024-05-01")) -> "2024-05-01"
+    """
     if value is None:
         return None
     need(fmt, "string", "format_date", "format")
@@ -130,7 +177,15 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
 
 
 def parse_date(text: Any, fmt: Any) -> Any:
-    """parse_date(s, fmt): a datetime read from text in a strptime-style format (UTC unless it says)."""
+    """parse_date(s, fmt): a datetime read from text in a strptime format (UTC unless the text says).
+
+    The format uses the codes of format_date(); text that does not fit the format fails the record.
+
+    Examples:
+        parse_date("01.05.2024", "%d.%m.%Y") -> "2024-05-01T00:00:00Z"
+        parse_date("05/01/2024 14:30", "%m/%d/%Y %H:%M") -> "2024-05-01T14:30:00Z"
+        parse_date("2024-05-01 14:30 +0200", "%Y-%m-%d %H:%M %z") -> "2024-05-01T14:30:00+02:00"
+    """
     if text is None:
         return None
     need(text, "string", "parse_date")
@@ -152,22 +207,43 @@ def _duration(amount: Any, fn: str, unit: str) -> timedelta:
 
 
 def days(n: Any) -> Any:
-    """days(n): a duration of n days (datetime + days(1))."""
+    """days(n): a duration of n days, to add to or subtract from a datetime or a date.
+
+    Durations are shown in ISO 8601 (P1D). The difference of two datetimes is a duration too.
+
+    Examples:
+        datetime("2024-05-01T10:00:00Z") + days(1) -> "2024-05-02T10:00:00Z"
+        days(1) -> "P1D"
+    """
     return _duration(n, "days", "days")
 
 
 def hours(n: Any) -> Any:
-    """hours(n): a duration of n hours."""
+    """hours(n): a duration of n hours.
+
+    Examples:
+        datetime("2024-05-01T10:00:00Z") - hours(12) -> "2024-04-30T22:00:00Z"
+        hours(1.5) -> "PT1H30M"
+    """
     return _duration(n, "hours", "hours")
 
 
 def minutes(n: Any) -> Any:
-    """minutes(n): a duration of n minutes."""
+    """minutes(n): a duration of n minutes (a lag window: since - minutes(10)).
+
+    Examples:
+        datetime("2024-05-01T10:00:00Z") - minutes(10) -> "2024-05-01T09:50:00Z"
+    """
     return _duration(n, "minutes", "minutes")
 
 
 def seconds(n: Any) -> Any:
-    """seconds(n): a duration of n seconds; seconds(duration) gives its length in seconds."""
+    """seconds(n): a duration of n seconds; seconds(duration) gives a duration's length in seconds.
+
+    Examples:
+        seconds(hours(2)) -> 7200
+        seconds(datetime("2024-05-01T10:00:00Z") - datetime("2024-05-01T09:58:30Z")) -> 90
+    """
     if type(n) is timedelta:
         total = Decimal(n.days * 86400 + n.seconds) + Decimal(n.microseconds) / 1_000_000
         return int(total) if total == total.to_integral_value() else total
