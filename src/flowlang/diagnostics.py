@@ -1,9 +1,12 @@
-"""Diagnostics: what the checker and parser report, and their plain-text rendering (no I/O); and
-`printable`, the one rule for text from data that reaches a terminal or a text log."""
+"""Diagnostics: what the checker and parser report, and their plain-text rendering (no I/O);
+`printable`, the one rule for text from data that reaches a terminal or a text log; and
+`did_you_mean`, the one rule for suggesting a close name."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -29,6 +32,24 @@ def printable(text: str, *, lines: bool = False) -> str:
     if lines:
         return "\n".join(_CONTROLS.sub(_escape, part) for part in text.split("\n"))
     return _CONTROLS.sub(_escape, text)
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `name` was most likely meant to be (a close spelling, else the same name in another
+    case), or None."""
+    pool = sorted({c for c in candidates if c and c != name})
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in pool}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """`did you mean 'x'?` for the closest candidate, or None."""
+    meant = closest(name, candidates)
+    return f"did you mean '{meant}'?" if meant else None
 
 
 class Severity(Enum):

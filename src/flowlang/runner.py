@@ -25,6 +25,7 @@ from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations
 from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, LimitError, UsageError, internal_error
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
+from flowlang.runtime.field_misses import warnings as field_warnings
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import from_stored
 from flowlang.runtime.limits import VALUE_ITEMS, HardStop
@@ -331,6 +332,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         await close_all(ctx)
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
+    for warning, location in field_warnings(ctx.field_misses, ctx.stats):
+        ctx.log("warn", warning, location)
     failures = ctx.failures
     status = "failed" if error is not None else ("partial" if failures or children else "ok")
     if isinstance(error, Interrupted):

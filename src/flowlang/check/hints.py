@@ -1,4 +1,4 @@
-"""Did-you-mean hints."""
+"""Did-you-mean hints of the checker (the rule itself: diagnostics.did_you_mean)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flowlang.ast import KwArg
+from flowlang.diagnostics import did_you_mean
 from flowlang.source import Span
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    pool = sorted({c for c in candidates if c and c != name})
-    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in pool}
-        if name.lower() in lowered:
-            close = [lowered[name.lower()]]
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 @dataclass(frozen=True)
@@ -48,3 +39,6 @@ def near_misses(kwargs: Sequence[KwArg], allowed: Iterable[str], missing: Iterab
         hint = f"did you mean '{meant}'?" if meant else f"allowed: {', '.join(pool) or 'none'}"
         found.append(NearMiss(k.name, Span(k.span.start, k.span.start + len(k.name)), hint, meant))
     return found
+
+
+__all__ = ["NearMiss", "did_you_mean", "near_misses"]

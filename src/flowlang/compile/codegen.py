@@ -19,6 +19,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
+from flowlang.runtime.field_misses import missed
 from flowlang.runtime.frame import Frame, ReturnSignal
 from flowlang.runtime.limits import paced
 from flowlang.runtime.operators import NeedsMaterialization
@@ -80,7 +81,7 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 
 HELPERS: dict[str, Any] = {
-    "_fld": _fld, "_idx": _idx, "_iter": _iter, "_paced": paced, "_interp": interpolate,
+    "_fld": _fld, "_miss": missed, "_idx": _idx, "_iter": _iter, "_paced": paced, "_interp": interpolate,
     "_N": frozenset({int, Decimal}),
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
@@ -162,8 +163,13 @@ class Generator:
         if isinstance(node.obj, ast.Name) and node.obj.name in ("env", "secret", "job", "state", "input") and \
                 not isinstance(self.compiler.checked.resolution.refs.get(node.obj), Local | Outer):
             raise Unsupported
+        site = self.compiler.field_site(node)
         obj = self.gen(node.obj)
         t = self.name("_t")
+        if site is not None:  # a miss is counted (runtime/field_misses.py); a value costs one comparison
+            r = self.name("_r")
+            got = f"({r} if ({r} := {t}.get({node.name!r})) is not None else _miss(f, {self.const(site)}, {t}))"
+            return f"({got} if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
         return f"({t}.get({node.name!r}) if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
 
     def g_Index(self, node: ast.Index) -> str:

@@ -21,6 +21,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
+from flowlang.runtime.field_misses import FieldSite, missed
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import paced
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, arithmetic_problem
@@ -29,6 +30,7 @@ from flowlang.source import Span
 
 if TYPE_CHECKING:
     from flowlang.check.program import CheckedModule, FunctionInfo
+    from flowlang.compile.loops import LoopInfo
     from flowlang.compile.program import ProgramCompiler
 
 
@@ -97,9 +99,31 @@ class ExpressionCompiler:
     def __init__(self, checked: CheckedModule, program: ProgramCompiler) -> None:
         self.checked = checked
         self.program = program
+        self.field_sites: dict[ast.Field, FieldSite | None] = {}
+        self.repeated = 0  # >0: the node being compiled may run more than once per record (a comprehension)
 
     def where(self, span: Span) -> Where:
         return Where(self.checked.source, span)
+
+    def watched_loop(self) -> LoopInfo | None:
+        """The loop whose records a field read here counts its misses against (field_misses.py): the
+        innermost loop, when the read runs at most once per record of it."""
+        return None
+
+    def field_site(self, node: ast.Field) -> FieldSite | None:
+        """The site of a field read whose misses are counted, decided when the node is first compiled (its
+        closure comes first, in its real context; generated code asks again)."""
+        if node in self.field_sites:
+            return self.field_sites[node]
+        loop = self.watched_loop() if not self.repeated else None
+        site = None
+        if loop is not None:
+            text = self.checked.source.text
+            receiver = " ".join(text[node.obj.span.start:node.obj.span.end].split())
+            site = FieldSite(node.name, receiver, isinstance(node.obj, ast.Name) and receiver in loop.names,
+                             self.checked.source.location(node.name_span), loop.line, loop.listed)
+        self.field_sites[node] = site
+        return site
 
     codegen = True  # pure expression trees become Python code objects (flowlang.compile.codegen)
 
@@ -171,6 +195,17 @@ class ExpressionCompiler:
             return chain
         obj = self.expr(node.obj)
         where = self.where(node.name_span)
+        site = self.field_site(node)
+        if site is not None:
+            def get_watched(f: Frame) -> Any:
+                v = obj(f)
+                if type(v) is dict:
+                    r = v.get(name)
+                    return r if r is not None else missed(f, site, v)
+                if v is None:
+                    return None
+                return field_of(v, name, where)
+            return get_watched
 
         def get_field(f: Frame) -> Any:
             v = obj(f)
@@ -196,6 +231,9 @@ class ExpressionCompiler:
         slot = ref.slot
         names = tuple(s.name for s in steps)
         wheres = tuple(self.where(s.name_span) for s in steps)
+        sites = tuple(self.field_site(s) for s in steps)
+        if any(sites):
+            return self.watched_chain(slot, names, wheres, sites)
         if len(names) == 1:
             (name,) = names
             where = wheres[0]
@@ -235,6 +273,41 @@ class ExpressionCompiler:
                     return None
                 else:
                     return field_of(v, name, wheres[i])
+            return v
+        return get_path
+
+    @staticmethod
+    def watched_chain(slot: int, names: tuple[str, ...], wheres: tuple[Where, ...],
+                      sites: tuple[FieldSite | None, ...]) -> Eval:
+        """`a.b.c` whose reads count their misses (field_misses.py)."""
+        if len(names) == 1:
+            (name,), (where,), (site,) = names, wheres, sites
+            assert site is not None
+
+            def get_one(f: Frame) -> Any:
+                v = f.slots[slot]
+                if type(v) is dict:
+                    r = v.get(name)
+                    return r if r is not None else missed(f, site, v)
+                if v is None:
+                    return None
+                return field_of(v, name, where)
+            return get_one
+
+        steps = tuple(zip(names, wheres, sites, strict=True))
+
+        def get_path(f: Frame) -> Any:
+            v = f.slots[slot]
+            for name, where, site in steps:
+                if type(v) is dict:
+                    r = v.get(name)
+                    if r is None:
+                        return missed(f, site, v) if site is not None else None
+                    v = r
+                elif v is None:
+                    return None
+                else:
+                    return field_of(v, name, where)
             return v
         return get_path
 
@@ -283,12 +356,22 @@ class ExpressionCompiler:
 
     def comprehension(self, comp: ast.CompFor) -> tuple[Eval, list[int], Eval | None, Where]:
         slots = [self.checked.resolution.slots[(comp, i)] for i in range(len(comp.names))]
-        cond = self.expr(comp.condition) if comp.condition is not None else None
-        return self.expr(comp.iterable), slots, cond, self.where(comp.iterable.span)
+        iterable = self.expr(comp.iterable)
+        cond = self.repeated_expr(comp.condition) if comp.condition is not None else None
+        return iterable, slots, cond, self.where(comp.iterable.span)
+
+    def repeated_expr(self, node: ast.Expr) -> Eval:
+        """An expression that may run more than once per record (a comprehension's element, a loop's key):
+        its field reads count no misses."""
+        self.repeated += 1
+        try:
+            return self.expr(node)
+        finally:
+            self.repeated -= 1
 
     def x_ListComp(self, node: ast.ListComp) -> Eval:
         iterable, slots, cond, where = self.comprehension(node.comp)
-        element = self.expr(node.element)
+        element = self.repeated_expr(node.element)
         pairs = len(slots) == 2
 
         if cond is None and not pairs:
@@ -326,8 +409,8 @@ class ExpressionCompiler:
 
     def x_ObjectComp(self, node: ast.ObjectComp) -> Eval:
         iterable, slots, cond, where = self.comprehension(node.comp)
-        key = self.expr(node.key)
-        value = self.expr(node.value)
+        key = self.repeated_expr(node.key)
+        value = self.repeated_expr(node.value)
         pairs = len(slots) == 2
 
         def object_comp(f: Frame) -> Any:

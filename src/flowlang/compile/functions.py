@@ -87,11 +87,15 @@ class FunctionTable:
 def compile_body(fn: CompiledFunction, compiler: FunctionCompiler) -> None:
     """Fill a CompiledFunction from the compiler of the module that defines it."""
     node: ast.Function = fn.info.node
-    fn.defaults = [compiler.expr(p.default) if p.default is not None else None for p in node.params]
-    if len(node.body) == 1 and isinstance(node.body[0], ast.Return) and node.body[0].value is not None:
-        fn.direct = compiler.expr(node.body[0].value)
-        return
-    fn.body = compiler.function_body(node.body)
+    saved, compiler.in_function = compiler.in_function, True  # compiled from wherever its first call is
+    try:
+        fn.defaults = [compiler.expr(p.default) if p.default is not None else None for p in node.params]
+        if len(node.body) == 1 and isinstance(node.body[0], ast.Return) and node.body[0].value is not None:
+            fn.direct = compiler.expr(node.body[0].value)
+            return
+        fn.body = compiler.function_body(node.body)
+    finally:
+        compiler.in_function = saved
 
 
 def call_closure(compiler: ExpressionCompiler, node: ast.FuncCall, fn: CompiledFunction) -> Eval:

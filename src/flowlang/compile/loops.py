@@ -53,6 +53,8 @@ class LoopInfo:
     batch_sizes: list[Eval] = field(default_factory=list)  # of the batched sends in its body: it runs ahead
     read: frozenset[int] | None = None  # the visible slots the iteration reads (None: all); compile/reads.py
     assigned: tuple[tuple[str, int], ...] = ()  # enclosing variables its body assigns (kept in checkpoints)
+    names: tuple[str, ...] = ()  # its variables
+    listed: str = ""  # the text of its list expression (spaces collapsed): "rows"
 
     @property
     def outermost(self) -> bool:
@@ -500,6 +502,9 @@ class ForEachCompiler(IoCompiler):
     in_function = False
     outermost_loops = 0  # how many outermost loops were compiled so far: the next one's place
 
+    def watched_loop(self) -> LoopInfo | None:
+        return self.loop_stack[-1] if self.loop_stack and not self.in_function else None
+
     def s_ForEach(self, node: ast.ForEach) -> Step:
         res = self.checked.resolution
         slots = tuple(res.slots[(node, i)] for i in range(len(node.names)))
@@ -518,10 +523,12 @@ class ForEachCompiler(IoCompiler):
         if identity is not None:
             changed = assigned_slots(node, res.slots) - set(slots)
             assigned = tuple((name, slot) for name, slot in visible if slot in changed)
+        text = self.checked.source.text
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
                         visible, identity=identity,
-                        key=self.expr(node.key) if node.key is not None else None, read=read,
-                        assigned=assigned)
+                        key=self.repeated_expr(node.key) if node.key is not None else None, read=read,
+                        assigned=assigned, names=tuple(node.names),
+                        listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)
         try:
             body = self.body(node.body)

@@ -20,6 +20,7 @@ from flowlang.runtime.values import Secret
 
 if TYPE_CHECKING:
     from flowlang.runtime.checkpoints import Checkpointer
+    from flowlang.runtime.field_misses import FieldSite, Misses
     from flowlang.runtime.frame import Frame
     from flowlang.runtime.ledger import Ledger
     from flowlang.runtime.tape import Tape
@@ -153,6 +154,7 @@ class RunContext:
         self.depth = 0
         self.failed_records = 0
         self.failures: list[RecordFailure] = []
+        self.field_misses: dict[FieldSite, Misses] = {}  # reads in loops that found nothing (field_misses.py)
         self.body_finished = False  # set when the run's statements all ran (no error, no stop)
         self.last_value: Any = None
         self.stop = options.stop

@@ -1,0 +1,84 @@
+"""Field reads that found nothing (issue 16): a read inside a loop counts the records in which it found
+null or no such field, on that path only (a read that finds a value pays one comparison); at the end of
+a run, a read that found nothing in every record of its loop while the records have a close name is a
+warning with did-you-mean ("'emial' was missing in all 2,000 records of rows; they have email, ...").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flowlang.diagnostics import closest
+
+if TYPE_CHECKING:
+    from flowlang.runtime.frame import Frame
+    from flowlang.runtime.stats import Stats
+
+KEYS_SHOWN = 6  # of the records' field names, in the warning
+
+
+@dataclass(frozen=True, eq=False)
+class FieldSite:
+    """One `x.name` read in the body of a loop (not in a comprehension or a function: it runs at most once
+    per record of that loop)."""
+
+    name: str
+    receiver: str  # the text of `x`, as written
+    loop_variable: bool  # x is the loop's own variable: "they have ..."
+    location: str  # file:line:col of the name
+    loop_line: int  # the loop's line (its record count is in Stats.per_line)
+    listed: str  # the text of the loop's list: "rows"
+
+
+class Misses:
+    """One site's misses in one run: how many records, the field names of the first, whether any record
+    had the field (as null)."""
+
+    __slots__ = ("count", "keys", "last", "present")
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.count = 0
+        self.keys = list(record)
+        self.last: Any = None  # the object read last: the same record read twice counts once
+        self.present = False
+
+
+def missed(f: Frame, site: FieldSite, record: dict[str, Any]) -> None:
+    """`record.name` found nothing: count it (returns the read's value, null)."""
+    misses = f.run.field_misses
+    found = misses.get(site)
+    if found is None:
+        found = misses[site] = Misses(record)
+    elif found.last is record:
+        return None
+    found.last = record
+    found.count += 1
+    if not found.present and site.name in record:
+        found.present = True
+    return None
+
+
+def warnings(misses: dict[FieldSite, Misses], stats: Stats) -> list[tuple[str, str]]:
+    """(message, location) of each read that found nothing in every record of its loop, where the records
+    have a name close to it; in the order of the reads."""
+    out: list[tuple[str, str]] = []
+    for site, found in misses.items():
+        counter = stats.per_line.get(site.loop_line)
+        taken = counter.read if counter is not None and counter.kind == "for each" else 0
+        if found.present or found.count != taken or taken == 0 or site.name in found.keys:
+            continue
+        meant = closest(site.name, found.keys)
+        if meant is None:
+            continue
+        shown = ", ".join(found.keys[:KEYS_SHOWN]) + (", ..." if len(found.keys) > KEYS_SHOWN else "")
+        records = "the 1 record" if taken == 1 else f"all {taken:,} records"
+        if site.loop_variable:
+            have = f"{'it has' if taken == 1 else 'they have'} {shown}"
+            read = f"'{site.name}'"
+        else:
+            have = f"{site.receiver} has {shown}"
+            read = f"'{site.name}' (in {site.receiver}.{site.name})"
+        out.append((f"{read} was missing in {records} of {site.listed}; {have}; did you mean '{meant}'?",
+                    site.location))
+    return out

@@ -1,0 +1,95 @@
+"""A field read that found nothing in every record of its loop, while the records have a close name
+(issue 16): a warning at the end of the run with did-you-mean, the exit status unchanged; and reads
+that did find something, or that run more than once per record, stay quiet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from syrupy.assertion import SnapshotAssertion
+
+import flowlang
+from conftest import cli
+
+
+def people(folder: Path, n: int = 2000) -> None:
+    lines = ["id,name,email"] + [f"{i},n{i},U{i}@Example.com" for i in range(n)]
+    (folder / "people.csv").write_text("\n".join(lines) + "\n")
+
+
+READ = 'use f = file(path: "people.csv")\ncall f.read() as rows\n'
+
+
+def warned(flow: str, tmp_path: Path, *extra: str) -> list[str]:
+    (tmp_path / "f.flow").write_text(flow)
+    result = cli("run", "f.flow", "--log-format", "text", "--quiet", *extra, cwd=tmp_path)
+    assert result.status in (0, 3), result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+
+
+def test_a_typo_in_every_record_is_a_warning_at_the_end(tmp_path: Path, snapshot: SnapshotAssertion) -> None:
+    people(tmp_path)
+    (tmp_path / "f.flow").write_text(READ + "for each row in rows\n  emit {id: row.id, email: lower(row.emial)}\nend\n")
+    result = cli("run", "f.flow", "--log-format", "text", "--quiet", cwd=tmp_path)
+    assert result.status == 0  # a warning does not change the exit status
+    assert result.stdout.count('"email":null') == 2000
+    assert result.stderr == snapshot
+    assert result.stderr.count("warning:") == 1
+    as_json = cli("run", "f.flow", "--log-format", "json", "--quiet", cwd=tmp_path)
+    lines = [json.loads(line) for line in as_json.stderr.splitlines()]
+    (warning,) = [line for line in lines if line["level"] == "warning"]
+    assert warning["location"] == "f.flow:4:38"
+    assert warning["message"] == ("'emial' was missing in all 2,000 records of rows; they have id, name, email; "
+                                  "did you mean 'email'?")
+
+
+def test_nested_reads_and_closures_and_generated_code(tmp_path: Path, snapshot: SnapshotAssertion) -> None:
+    records = [{"id": i, "customer": {"email": f"u{i}@x", "name": "n", "vip": i % 2 == 0}} for i in range(5)]
+    (tmp_path / "in.json").write_text(json.dumps(records))
+    flow = ("for each o in input\n"
+            "  let c = o.customer\n"
+            "  emit c.emial\n"                                    # a closure on a local
+            "  emit lower(o.customer.nmae) ?? o.custmer\n"        # generated code, a chain
+            "  emit o.customer.vip\n"                             # found in some: quiet
+            "end\n")
+    assert warned(flow, tmp_path, "--input", "in.json") == snapshot
+
+
+def test_quiet_when_a_record_has_it_or_not_every_record_reads_it(tmp_path: Path) -> None:
+    people(tmp_path, 3)
+    (tmp_path / "extra.csv").write_text("id,name,email,mail\n1,a,b,\n2,c,d,e\n")
+    quiet = [
+        READ + "for each row in rows\n  if row.id == \"1\"\n    emit row.emial\n  end\nend\n",  # in a branch
+        READ + "for each row in rows\n  if row.id == \"1\"\n    skip\n  end\n  emit row.emial\nend\n",  # skipped first
+        READ + "for each row in rows\n  emit [x.emial for x in [row, row]]\nend\n",  # in a comprehension
+        READ + "function m(r)\n  return r.emial\nend\nfor each row in rows\n  emit m(row)\nend\n",  # in a function
+        READ + "for each row in rows\n  emit row.zzz\nend\n",  # no close name
+        READ + "emit rows[0].emial\n",  # outside a loop
+        'use f = file(path: "extra.csv")\ncall f.read() as rows\nfor each row in rows\n  emit row.mail\nend\n',
+        'use f = file(path: "extra.csv")\ncall f.read() as rows\nfor each row in rows\n  emit row.emil\nend\n',
+    ]
+    for flow in quiet[:-1]:
+        assert warned(flow, tmp_path) == [], flow
+    # 'mail' is empty in one record and set in the other; 'emil' is close to both email and mail: one warning
+    assert len(warned(quiet[-1], tmp_path)) == 1
+
+
+def test_a_field_present_as_null_in_every_record_is_not_a_typo(tmp_path: Path) -> None:
+    flow = flowlang.compile("for each r in input\n  emit r.emial\nend\n", name="f.flow")
+    records = [{"email": "a", "emial": None}, {"email": "b"}]
+    result = flow.run(input=records)
+    assert result.ok and result.outputs == [None, None]
+    assert flow.run(input=[{"email": "a"}, {"email": "b"}]).ok
+
+
+def test_inner_loops_and_parallel_loops_count_their_own_records(tmp_path: Path, snapshot: SnapshotAssertion) -> None:
+    orders = [{"id": i, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]} for i in range(3)]
+    (tmp_path / "in.json").write_text(json.dumps(orders))
+    flow = ("for each o in input parallel 2\n"
+            "  emit o.idd\n"
+            "  for each i in o.items\n"
+            "    emit i.qtty\n"
+            "  end\n"
+            "end\n")
+    assert warned(flow, tmp_path, "--input", "in.json") == snapshot
