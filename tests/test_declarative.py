@@ -183,7 +183,8 @@ def test_not_toml_at_all(folder: Path) -> None:
     (folder / "connectors" / "x.toml").write_text("name = \n")
     (folder / "main.flow").write_text("use b = x()\n")
     proc = cli("check", "main.flow", cwd=folder)
-    assert "connectors/x.toml: not valid TOML" in proc.stderr
+    assert "connectors/x.toml:1:8: not valid TOML: Invalid value" in proc.stderr
+    assert " 1 | name = \n   |        ^" in proc.stderr
 
 
 def test_connectors_command_describes_a_flow_folder_connector(folder: Path) -> None:

@@ -1,9 +1,12 @@
 """Messages that teach (issue 16), as a user meets them on the command line: a mistyped --param,
-a --param that does not parse as its default's type, a missing secret."""
+a --param that does not parse as its default's type, a missing secret, a TOML error in a connector
+file."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from syrupy.assertion import SnapshotAssertion
 
 from conftest import cli
 
@@ -49,3 +52,23 @@ def test_a_repl_run_time_error_shows_the_input_line(tmp_path: Path) -> None:
     assert "<repl>:1:1" not in result.stderr
     assert "<input 2>:1:3: error: cannot compare null and number\n 1 | x < 1\n   |   ^" in result.stderr
     assert '<input 3>:1:1: error: round() needs a number, got string\n 1 | round("a", 1)' in result.stderr
+
+
+def test_a_toml_error_in_a_connector_file_shows_its_line_and_a_caret(tmp_path: Path,
+                                                                     snapshot: SnapshotAssertion) -> None:
+    (tmp_path / "connectors").mkdir()
+    toml = tmp_path / "connectors" / "shop.toml"
+    (tmp_path / "f.flow").write_text('use s = shop()\ncall s.list() as r\nemit r\n')
+    shown = []
+    for text in ('name = "shop"\nkind = "http"\nbase_url = "http://x"\n[operations.list\nmethod = "GET"\n',
+                 'name = "shop"\nkind = "http"\nbase_url = "http://x\n',
+                 'name = "shop"\nkind = "http"\nbase_url = """http://x'):
+        toml.write_text(text)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert result.status == 2 and "Traceback" not in result.stderr
+        shown.append(result.stderr)
+    assert "connectors/shop.toml:4:17: not valid TOML: Expected ']'" in shown[0]
+    assert " 4 | [operations.list\n   |                 ^" in shown[0]
+    assert shown == snapshot
+    run = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert run.status == 2 and " --> connectors/shop.toml:3:23" in run.stderr

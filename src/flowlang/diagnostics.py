@@ -67,6 +67,7 @@ class Diagnostic:
     span: Span
     hint: str | None = None
     severity: Severity = Severity.ERROR
+    note: str | None = None  # lines shown below the block: a second place (a connector file's TOML line)
 
     @property
     def line(self) -> int:
@@ -80,8 +81,9 @@ class Diagnostic:
         return f"{self.source.location(self.span)}: {self.severity.value}: {self.message}"
 
     def render(self) -> str:
-        """rustc-like block: headline, the source line with a caret, and the hint."""
-        return render_block(self.headline(), self.source, self.span, self.hint)
+        """rustc-like block: headline, the source line with a caret, the hint, and the note."""
+        block = render_block(self.headline(), self.source, self.span, self.hint)
+        return f"{block}\n{self.note}" if self.note else block
 
 
 def render_block(headline: str, source: Source, span: Span, hint: str | None = None) -> str:

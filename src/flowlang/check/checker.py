@@ -31,8 +31,10 @@ class Checker(StatementChecker):
         spec = self.connectors.get(node.connector)
         broken = getattr(self.connectors, "broken", {}).get(node.connector)
         if broken:  # a connector file that failed (or may not be used) never lets another one stand in
-            self.error("connector-file", f"the connector '{node.connector}' cannot be used: {broken}",
-                       node.connector_span)
+            problem, _, excerpt = broken.partition("\n")  # below its first line: the file's own place
+            self.diagnostics.append(Diagnostic("connector-file", f"the connector '{node.connector}' cannot be "
+                                               f"used: {problem}", self.source, node.connector_span,
+                                               note=excerpt or None))
             spec = None
         elif spec is None:
             names = self.connectors.names()

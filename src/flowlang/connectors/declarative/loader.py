@@ -1,8 +1,10 @@
 """Loading connector files: the stdlib's and a flow folder's `connectors/*.toml`. A broken file is
-reported with its file name, the key and the problem, and does not hide the others."""
+reported with its file name, the key and the problem, and does not hide the others; a TOML syntax error
+with its file:line:col, and below the first line of the message the TOML line with a caret."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -11,7 +13,12 @@ from pydantic import ValidationError
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
 from flowlang.connectors.declarative.models import ConnectorFile
+from flowlang.diagnostics import render_block
 from flowlang.resources import stdlib_files
+from flowlang.source import Source, Span
+
+TOML_PLACE = re.compile(r"^(?P<message>.*?) \((?:at line (?P<line>\d+), column (?P<col>\d+)|at end of document)\)$",
+                        re.DOTALL)
 
 
 class ConnectorFileError(ValueError):
@@ -63,7 +70,7 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConnectorFileError(f"{file_name}: not valid TOML: {e}", Path(file_name).stem) from None
+        raise ConnectorFileError(toml_problem(file_name, text, e), Path(file_name).stem) from None
     except RecursionError:
         raise ConnectorFileError(f"{file_name}: not valid TOML: it nests too deeply to be read",
                                  Path(file_name).stem) from None
@@ -73,3 +80,22 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
         problems = [f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}" for err in e.errors()]
         name = data.get("name") if isinstance(data.get("name"), str) else Path(file_name).stem
         raise ConnectorFileError(f"{file_name}: " + "; ".join(problems), name) from None
+
+
+def toml_problem(file_name: str, text: str, error: tomllib.TOMLDecodeError) -> str:
+    """`connectors/x.toml:4:17: not valid TOML: <what>`, then the TOML line with a caret under the place
+    (`-->` names the file, as the second place of a diagnostic)."""
+    found = TOML_PLACE.match(str(error))
+    if found is None:
+        return f"{file_name}: not valid TOML: {error}"
+    source = Source(file_name, text)
+    if found.group("line") is not None:
+        line, col = int(found.group("line")), int(found.group("col"))
+        start = source.lines.start_of(line)
+        offset = min(len(text), (start if start is not None else len(text)) + col - 1)
+    else:  # at the end of the document: point after its last character
+        offset = len(text.rstrip("\n"))
+    span = Span(offset, offset + 1)
+    where = source.location(span)
+    block = render_block(f" --> {where}", source, span)
+    return f"{where}: not valid TOML: {found.group('message')}\n{block}"
