@@ -74,6 +74,28 @@ emit [r.id for r in rows]
     assert result.errors[0].record == {"id": 2, "name": None}
 
 
+def test_batched_rows_bind_every_kind_of_value_under_quoted_names(tmp_path: Path) -> None:
+    """Batched rows go as SQL text with positional parameters on SQLite: names that need quoting,
+    decimals, dates, objects (as JSON) and nulls, each in its own column."""
+    result = run(tmp_path, """
+use db = sql(url: "sqlite:///q.db")
+let columns = "\\"select\\" text, \\"unit price\\" text, tags text, day text"
+call db.execute("create table \\"order lines\\" (id integer primary key, {columns})")
+let first = {id: 1, select: "a", "unit price": 1.50, tags: ["x", 2], day: date("2024-05-01")}
+for each r in [first, {id: 2, select: null, "unit price": 2, tags: {k: 1.0}, day: null}]
+  send r to db.insert(table: "order lines") batch 10
+end
+for each r in [{id: 2, select: "b"}, {id: 1, "unit price": 9.99}]
+  send r to db.upsert(table: "order lines", key: "id") batch 10
+end
+""")
+    assert result.ok, result.error
+    con = sqlite3.connect(tmp_path / "q.db")
+    rows = con.execute('select id, "select", "unit price", tags, day from "order lines" order by id').fetchall()
+    con.close()
+    assert rows == [(1, "a", "9.99", '["x",2]', "2024-05-01"), (2, "b", "2", '{"k":1.0}', None)]
+
+
 def test_query_streams_in_pages(tmp_path: Path) -> None:
     result = run(tmp_path, """
 use db = sql(url: "sqlite:///s.db")

@@ -1,6 +1,8 @@
 """The `sql` connector: SQLite as the embedded default, other databases by URL through SQLAlchemy
 Core. Every database call runs on one worker thread per connection; parameters are always bound;
-writes run in transactions; a query streams its rows in pages."""
+writes run in transactions; a query streams its rows in pages. A batch's rows are converted once to
+tuples and written with a statement built once per connection and columns (on SQLite, as SQL text
+with positional parameters, skipping SQLAlchemy's per-row work)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +70,18 @@ def bindable(value: Any, dialect: str) -> Any:
     return value
 
 
+# Values every driver binds as they are: a row made only of these is sent without conversion.
+AS_THEY_ARE = frozenset({str, int, bool, float, type(None), bytes})
+
+
+def bound_row(values: tuple[Any, ...], dialect: str) -> tuple[Any, ...]:
+    """A row's values as database parameters (the same tuple when none needs converting)."""
+    plain = AS_THEY_ARE
+    if plain.issuperset(map(type, values)):
+        return values
+    return tuple([v if type(v) in plain else bindable(v, dialect) for v in values])
+
+
 def row_value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
@@ -111,6 +126,18 @@ def with_default_driver(url: str) -> str:
     return f"{scheme}+{driver}{sep}{rest}" if driver else url
 
 
+class Statement:
+    """A write statement for rows of some columns: the SQLAlchemy statement, and for SQLite its SQL text
+    with the columns in the order of its positional parameters."""
+
+    __slots__ = ("columns", "sql", "stmt")
+
+    def __init__(self, stmt: Any, columns: tuple[str, ...]) -> None:
+        self.stmt = stmt
+        self.columns = columns
+        self.sql: str | None = None
+
+
 class SqlConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, url: str, services: RunServices) -> None:
         super().__init__(name, spec)
@@ -118,6 +145,9 @@ class SqlConnection(Connection):
         self.services = services
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"flowlang-sql-{name}")
         self._engine: Any = None
+        # the database kind from the URL's scheme: sqlite, postgresql, mysql, mariadb, ...
+        self.dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
+        self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Statement] = {}
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -146,11 +176,6 @@ class SqlConnection(Connection):
             if zone:
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
         return self._engine
-
-    @property
-    def dialect(self) -> str:
-        """The database kind from the URL's scheme: sqlite, postgresql, mysql, mariadb, ..."""
-        return self.url.split(":", 1)[0].split("+", 1)[0].lower()
 
     def _bindable(self, value: Any) -> Any:
         return bindable(value, self.dialect)
@@ -252,7 +277,22 @@ class SqlConnection(Connection):
             return [SendOutcome(True, r) for r in records]
         return await self._on_thread(self._write, op, table, list(keys or []), records)
 
-    def _statement(self, op: str, table: str, keys: list[str], columns: list[str]) -> Any:
+    def _statement(self, op: str, table: str, keys: list[str], columns: tuple[str, ...]) -> Statement:
+        """The write of rows with these columns, built once per connection and reused."""
+        cache_key = (op, table, tuple(keys), columns)
+        found = self._statements.get(cache_key)
+        if found is None:
+            stmt = self._build_statement(op, table, keys, list(columns))
+            found = self._statements[cache_key] = Statement(stmt, columns)
+            dialect = self.engine().dialect
+            if dialect.name == "sqlite":  # sent as SQL text with positional parameters (nothing to convert)
+                compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+                order = tuple(compiled.positiontup or ())
+                if sorted(order) == sorted(columns):
+                    found.sql, found.columns = str(compiled), order
+        return found
+
+    def _build_statement(self, op: str, table: str, keys: list[str], columns: list[str]) -> Any:
         sa = _sqlalchemy()
         target = sa.table(table, *[sa.column(c) for c in columns])
         if op == "insert":
@@ -273,27 +313,56 @@ class SqlConnection(Connection):
         raise FlowRuntimeError(f"upsert is not supported for {dialect}; use execute with your database's SQL",
                                "connector")
 
-    def _write(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]) -> list[SendOutcome]:
-        """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself.
+    def _runs(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]
+              ) -> list[tuple[Statement, list[tuple[Any, ...]]]]:
+        """The records cut into runs of consecutive records with the same columns (in order, so a later
+        write of the same key still wins), each run's rows as tuples of bound values in its statement's
+        column order: a record writes only the columns it has."""
+        runs: list[tuple[Statement, list[tuple[Any, ...]]]] = []
+        dialect = self.dialect
+        last: Any = None
+        rows: list[tuple[Any, ...]] = []
+        get: Any = None
+        single = False
+        for record in records:
+            shape = record.keys()
+            if shape != last:
+                statement = self._statement(op, table, keys, tuple(record))
+                rows = []
+                runs.append((statement, rows))
+                last = shape
+                get = itemgetter(*statement.columns)
+                single = len(statement.columns) == 1
+            values = get(record)
+            rows.append(bound_row((values,) if single else values, dialect))
+        return runs
 
-        A row writes only the columns it has: consecutive rows with the same columns go in one
-        statement, so a column a record lacks keeps its value (upsert) or its default (insert)."""
-        rows = [{k: self._bindable(v) for k, v in r.items()} for r in records]
+    def _execute_many(self, conn: Any, statement: Statement, rows: list[tuple[Any, ...]]) -> None:
+        if statement.sql is not None:
+            conn.exec_driver_sql(statement.sql, rows)
+        else:
+            columns = statement.columns
+            conn.execute(statement.stmt, [dict(zip(columns, row, strict=True)) for row in rows])
+
+    def _write(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]) -> list[SendOutcome]:
+        """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself."""
+        runs = self._runs(op, table, keys, records)
         try:
             with self.engine().begin() as conn:
-                for columns, group in _runs_of_same_columns(rows):
-                    conn.execute(self._statement(op, table, keys, columns), group)
+                for statement, rows in runs:
+                    self._execute_many(conn, statement, rows)
             return [SendOutcome(True, r) for r in records]
         except FlowRuntimeError:
             raise
         except Exception as e:
-            if len(rows) == 1:
+            if len(records) == 1:
                 return [SendOutcome(False, error=self._error(e).message)]
         outcomes = []
-        for record, row in zip(records, rows, strict=True):
+        alone = ((statement, row) for statement, rows in runs for row in rows)
+        for record, (statement, row) in zip(records, alone, strict=True):
             try:
                 with self.engine().begin() as conn:
-                    conn.execute(self._statement(op, table, keys, list(row)), [row])
+                    self._execute_many(conn, statement, [row])
                 outcomes.append(SendOutcome(True, record))
             except Exception as e:
                 outcomes.append(SendOutcome(False, error=self._error(e).message))
@@ -339,18 +408,3 @@ SQL = ConnectorSpec(
     },
     open=open_sql,
 )
-
-
-
-def _runs_of_same_columns(rows: list[dict[str, Any]]) -> list[tuple[list[str], list[dict[str, Any]]]]:
-    """The rows cut into runs of consecutive rows with the same columns (in order, so a later write
-    of the same key still wins)."""
-    runs: list[tuple[list[str], list[dict[str, Any]]]] = []
-    last: tuple[str, ...] | None = None
-    for row in rows:
-        shape = tuple(sorted(row))
-        if shape != last:
-            runs.append((list(shape), []))
-            last = shape
-        runs[-1][1].append(row)
-    return runs
