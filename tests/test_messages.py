@@ -72,3 +72,26 @@ def test_a_toml_error_in_a_connector_file_shows_its_line_and_a_caret(tmp_path: P
     assert shown == snapshot
     run = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert run.status == 2 and " --> connectors/shop.toml:3:23" in run.stderr
+
+
+def test_identical_failures_are_one_line_at_the_end_and_each_record_is_kept(tmp_path: Path,
+                                                                           snapshot: SnapshotAssertion) -> None:
+    rows = ["id,name"] + [f"{i},n{i}" for i in range(2000)] + ["x,7"]
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "f.flow").write_text('use f = file(path: "p.csv")\ncall f.read() as rows\n'
+                                     "for each row in rows\n  if row.id == \"x\"\n    fail \"bad id\"\n  end\n"
+                                     "  emit round(row.name, 1)\nend\n")
+    result = cli("run", "f.flow", "--log-format", "text", "--quiet", cwd=tmp_path)
+    assert result.status == 3
+    assert result.stderr == snapshot
+    assert result.stderr.count("error:") == 3  # the first of 2,000, the one 'bad id', the summary
+    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    assert len(errors.stdout.splitlines()) == 2001  # every record is kept in the error store
+    flow = tmp_path / "g.flow"  # a parallel loop names its records by their place too
+    flow.write_text("for each o in input parallel 3\n  fail \"no\"\nend\n")
+    (tmp_path / "in.json").write_text("[{\"id\": 7}, {\"id\": 8}, {}, {}, {}]")
+    parallel = cli("run", "g.flow", "--input", "in.json", "--log-format", "text", "--quiet", cwd=tmp_path)
+    assert "5 records failed at g.flow:2:3: no (first: record 1 (key 7), record 2 (key 8), record 3, ...)" \
+        in parallel.stderr
+    as_json = cli("run", "g.flow", "--input", "in.json", "--log-format", "json", "--quiet", cwd=tmp_path)
+    assert as_json.stderr.count('"level": "error"') == 2

@@ -332,6 +332,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         await close_all(ctx)
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
+    ctx.log_failure_groups()
     for warning, location in field_warnings(ctx.field_misses, ctx.stats):
         ctx.log("warn", warning, location)
     failures = ctx.failures

@@ -165,10 +165,13 @@ class LoopCompiler:
         return Step.coroutine(self.run_sequential)
 
     # ---- one iteration ----------------------------------------------------------------------
-    def fail(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None) -> None:
+    def fail(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None,
+             index: int | None = None) -> None:
         f.run.stats.at(self.info.line, "for each").failed += 1
         key = self.info.trace_key(f, item, self.where)
-        f.run.record_failure(self.info.failure(f, item, err, start, key))
+        failure = self.info.failure(f, item, err, start, key)
+        failure.index = index
+        f.run.record_failure(failure)
 
     def succeeded(self, f: Frame, item: Any) -> None:
         """A keyed record whose key has an open error went through: that error is resolved."""
@@ -178,7 +181,8 @@ class LoopCompiler:
             if key is not None:
                 f.run.record_success(identity, key)
 
-    def one_sync(self, f: Frame, item: Any) -> None:
+    def one_sync(self, f: Frame, item: Any, index: int | None = None) -> None:
+        """One iteration without I/O; `index` is the record's place in the loop (1 for the first)."""
         if not self.info.outermost:  # an inner loop: its errors fail the outermost record
             try:
                 set_vars(f.slots, self.info.names_slots, item, self.where)
@@ -195,14 +199,14 @@ class LoopCompiler:
         except (StopSignal, NeedsMaterialization):
             raise
         except FlowRuntimeError as e:
-            self.fail(f, item, e, start)
+            self.fail(f, item, e, start, index)
             return
         except Exception as e:  # a bug must not lose the record: it is kept like any failure
-            self.fail(f, item, internal_error(e), start)
+            self.fail(f, item, internal_error(e), start, index)
             return
         self.succeeded(f, item)
 
-    async def one_async(self, f: Frame, item: Any) -> None:
+    async def one_async(self, f: Frame, item: Any, index: int | None = None) -> None:
         if not self.info.outermost:
             try:
                 set_vars(f.slots, self.info.names_slots, item, self.where)
@@ -225,10 +229,10 @@ class LoopCompiler:
         except (StopSignal, NeedsMaterialization, asyncio.CancelledError):
             raise
         except FlowRuntimeError as e:
-            self.fail(f, item, e, start)
+            self.fail(f, item, e, start, index)
             return
         except Exception as e:
-            self.fail(f, item, internal_error(e), start)
+            self.fail(f, item, internal_error(e), start, index)
             return
         self.succeeded(f, item)
 
@@ -296,13 +300,13 @@ class LoopCompiler:
                             await self.one_observed(f, item, count - 1, record_limit)
                         elif one_sync is not None:
                             if record_limit is None:
-                                one_sync(f, item)
+                                one_sync(f, item, count)
                             else:
-                                self.one_sync_timed(f, item, record_limit)
+                                self.one_sync_timed(f, item, record_limit, count)
                         elif record_limit is None:
-                            await self.one_async(f, item)
+                            await self.one_async(f, item, count)
                         else:
-                            await self.one_timed(f, item, record_limit)
+                            await self.one_timed(f, item, record_limit, count)
                         if limit is not None and count >= limit:  # N taken: no further page is fetched
                             raise StopSignal()
                         if progress is not None:
@@ -320,31 +324,31 @@ class LoopCompiler:
         """One record of an outermost loop inside the run observer's iteration span (telemetry)."""
         with f.run.observer.iteration(self.info.identity or "for each", index):
             if not self.body.is_async:
-                self.one_sync(f, item)
+                self.one_sync(f, item, index + 1)
             elif record_limit is None:
-                await self.one_async(f, item)
+                await self.one_async(f, item, index + 1)
             else:
-                await self.one_timed(f, item, record_limit)
+                await self.one_timed(f, item, record_limit, index + 1)
 
-    def one_sync_timed(self, f: Frame, item: Any, seconds: float) -> None:
+    def one_sync_timed(self, f: Frame, item: Any, seconds: float, index: int | None = None) -> None:
         """One iteration without I/O under max_record_seconds: check_time fails it when it runs over."""
         token = RECORD_DEADLINE.set((time.monotonic() + seconds, seconds))
         try:
-            self.one_sync(f, item)
+            self.one_sync(f, item, index)
         finally:
             RECORD_DEADLINE.reset(token)
 
-    async def one_timed(self, f: Frame, item: Any, seconds: float) -> None:
+    async def one_timed(self, f: Frame, item: Any, seconds: float, index: int | None = None) -> None:
         """One iteration under max_record_seconds: a record that takes longer fails alone (waiting on
         I/O, by the timeout; CPU-bound, by check_time)."""
         async def timed() -> None:
             RECORD_DEADLINE.set((time.monotonic() + seconds, seconds))  # this task's own context
-            await self.one_async(f, item)
+            await self.one_async(f, item, index)
         try:
             await asyncio.wait_for(timed(), seconds)
         except TimeoutError:
             self.fail(f, item, LimitError(record_limit_message(seconds), source=self.where.source,
-                                          span=self.where.span))
+                                          span=self.where.span), index=index)
 
     # ---- parallel ----------------------------------------------------------------------------
     def width(self, f: Frame) -> int:
@@ -386,9 +390,9 @@ class LoopCompiler:
                 if observed:
                     await self.one_observed(frame, item, index, record_limit)
                 elif record_limit is None:
-                    await self.one_async(frame, item)
+                    await self.one_async(frame, item, index + 1)
                 else:
-                    await self.one_timed(frame, item, record_limit)
+                    await self.one_timed(frame, item, record_limit, index + 1)
             except StopSignal:
                 stopped = True
             finally:

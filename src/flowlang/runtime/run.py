@@ -89,6 +89,39 @@ class RecordFailure:
     scope: dict[str, Any]
     loop_id: str | None = None  # the loop's identity (OPERATIONS.md 3)
     key: str | None = None  # the record's trace key as JSON text (OPERATIONS.md 2)
+    index: int | None = None  # its place in its loop in this run (1 for the first), when known
+
+
+class FailureGroup:
+    """The failures of one run with the same message at the same place: the log shows the first as it
+    happens and the count at the end, not one line each (each record is kept in the error store)."""
+
+    __slots__ = ("count", "first", "location", "message")
+
+    def __init__(self, failure: RecordFailure) -> None:
+        self.location = failure.location
+        self.message = failure.message
+        self.count = 1
+        self.first: list[str] = [which_record(failure)]
+
+    def add(self, failure: RecordFailure) -> None:
+        self.count += 1
+        if len(self.first) < FIRST_SHOWN:
+            self.first.append(which_record(failure))
+
+    def summary(self) -> str:
+        more = ", ..." if self.count > len(self.first) else ""
+        return (f"{self.count:,} records failed at {self.location}: {self.message} "
+                f"(first: {', '.join(self.first)}{more})")
+
+
+FIRST_SHOWN = 3  # of a group's records, named in its summary
+
+
+def which_record(failure: RecordFailure) -> str:
+    """How a summary names a failed record: its place in the loop, and its trace key when it has one."""
+    place = f"record {failure.index:,}" if failure.index is not None else "a record"
+    return f"{place} (key {failure.key})" if failure.key is not None else place
 
 
 @dataclass
@@ -154,6 +187,7 @@ class RunContext:
         self.depth = 0
         self.failed_records = 0
         self.failures: list[RecordFailure] = []
+        self.failure_groups: dict[tuple[str, str], FailureGroup] = {}  # by place and message
         self.field_misses: dict[FieldSite, Misses] = {}  # reads in loops that found nothing (field_misses.py)
         self.body_finished = False  # set when the run's statements all ran (no error, no stop)
         self.last_value: Any = None
@@ -213,5 +247,17 @@ class RunContext:
         self.failed_records += 1
         failure.message = self.mask(failure.message)
         self.failures.append(failure)
-        self.log("error", f"record failed at {failure.location}: {failure.message}")
+        group = self.failure_groups.get((failure.location, failure.message))
+        if group is None:
+            self.failure_groups[(failure.location, failure.message)] = FailureGroup(failure)
+            self.log("error", f"record failed at {failure.location}: {failure.message}")
+        else:  # the same failure again: counted, and summed up at the end of the run (log_failure_groups)
+            group.add(failure)
+            self.log("debug", f"record failed at {failure.location}: {failure.message}")
         self.on_failure(failure)
+
+    def log_failure_groups(self) -> None:
+        """At the end of a run: one line for each failure that happened to more than one record."""
+        for group in self.failure_groups.values():
+            if group.count > 1:
+                self.log("error", group.summary())
