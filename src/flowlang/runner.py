@@ -167,6 +167,27 @@ def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dr
             "plan": trigger.get("kind") == "plan"}
 
 
+# Jobs that read job.last_success_at as the start of their window: refused when the clock is behind it
+CLOCK_KINDS = ("run", "scheduled", "webhook", *TEST_KINDS)
+
+
+def refuse_clock_behind(flow: str, last: str | None, now: str) -> None:
+    """A clock earlier than the flow's last success (it ran once under a clock that was ahead, or this
+    machine's clock went back) would make job.last_success_at a moment in the future: the window a
+    delta reads from it would skip records. The job is refused (recorded as failed, exit 1) until the
+    clock is right or the last success is set by hand."""
+    if last is None:
+        return
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment(now) >= moment(last):
+        return
+    raise FlowRuntimeError(
+        f"the clock of this machine ({now}) is behind the last success of {flow} ({last}): job.last_success_at "
+        "would be in the future and a window read from it would skip records; set the clock right, or set the "
+        f"last success by hand with `flowlang state FILE --last-success-at TIME` (the run was refused)", "value")
+
+
 def job_kind(kind: str, options: RunOptions) -> str:
     """A run with --dry-run or --limit is a test job (OPERATIONS.md 6)."""
     if kind != "run":
@@ -228,6 +249,8 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     resume_from = resume_points(flow, saved, store) if options.resume else {}
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind, known.mask)
     try:
+        if kind in CLOCK_KINDS:
+            refuse_clock_behind(flow.name, store.last_success_at(flow.key), started)
         return await _started_job(flow, program, compiled, options, setup, store, kind, body, job_id, started,
                                   started_clock, Resumption(keeps, saved, resume_from))
     except Exception as e:  # setting up the run failed (a damaged store row, a bug): the job is recorded

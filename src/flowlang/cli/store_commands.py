@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +305,9 @@ def moment_text(raw: str) -> str:
         raise UsageError(f"--last-success-at needs a date and time like 2024-05-01T00:00:00Z, got {raw!r}") from None
     if when.tzinfo is None:
         raise UsageError(f"--last-success-at needs a time zone (2024-05-01T00:00:00Z), got {raw!r}")
+    if when > datetime.now(UTC):
+        raise UsageError(f"--last-success-at {raw} is in the future: the next run would read a window that skips "
+                         "records (and is refused while the clock is behind it)")
     return format_datetime(when)
 
 
