@@ -17,6 +17,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
+from syrupy.assertion import SnapshotAssertion
 
 from conftest import cli
 from flowlang.cli.console import Terminal
@@ -113,6 +114,21 @@ def test_meta_commands(session: ReplSession, tmp_path: Path) -> None:
     flow = tmp_path / "r.flow"
     flow.write_text("emit 7\n")
     assert "7" in run_meta(session, f":run {flow}").text
+
+
+def test_help_lists_commands_and_explains_a_name(session: ReplSession, snapshot: SnapshotAssertion) -> None:
+    session.execute("use m = memory()\n")
+    listing = run_meta(session, ":help").text
+    for command in ("vars", "connectors", "ops", "load", "run", "dry", "reset", "save", "quit"):
+        assert f"  :{command}" in listing  # each with its help text beside it
+    assert ":help [NAME]" in listing
+    asked = {name: run_meta(session, f":help {name}") for name in (
+        "round", "m", "memory", "http.get", "m.write", ":vars", "save", "rund", "http.gett", "nope.read", ":nope")}
+    assert all(asked[n].ok for n in ("round", "m", "memory", "http.get", "m.write", ":vars", "save"))
+    assert not any(asked[n].ok for n in ("rund", "http.gett", "nope.read", ":nope"))
+    assert asked["round"].text.startswith("round(value, places: 0)\nround(x, places): x rounded")
+    assert "Examples:" in asked["round"].text and "round(2.5) -> 3" in asked["round"].text
+    assert {n: r.text for n, r in asked.items() if n != "round"} == snapshot  # a docstring may change
 
 
 def test_completion(session: ReplSession) -> None:

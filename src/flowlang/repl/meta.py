@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowlang.check.hints import did_you_mean
+from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.repl.session import ReplSession
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import type_name
 
-HELP = """statements and expressions run as you type them; blocks and brackets continue on the next line.
-  :help              this text
-  :vars              variables and their values
-  :connectors        connections in this session, and every connector available
-  :ops NAME          the operations of a connection or connector
-  :load FILE         load a flow's params, connections, imports and functions (its loops do not run)
-  :run FILE          run a whole flow as a job and show its outputs
-  :dry on|off        dry run: reads happen, writes are only logged
-  :reset             forget everything
-  :save FILE         write the inputs that succeeded as a .flow file
-  :quit              leave (Ctrl-D does too)"""
+# Each command: its usage and what it does (`:help` lists them, `:help :NAME` shows one).
+COMMAND_HELP: dict[str, tuple[str, str]] = {
+    "help": (":help [NAME]", "this text; with NAME, the help of a builtin, a connector, an operation "
+                             "(conn.op or connector.op) or a command"),
+    "vars": (":vars", "variables and their values"),
+    "connectors": (":connectors", "connections in this session, and every connector available"),
+    "ops": (":ops NAME", "the operations of a connection or connector"),
+    "load": (":load FILE", "load a flow's params, connections, imports and functions (its loops do not run)"),
+    "run": (":run FILE", "run a whole flow as a job and show its outputs"),
+    "dry": (":dry on|off", "dry run: reads happen, writes are only logged"),
+    "reset": (":reset", "forget everything"),
+    "save": (":save FILE", "write the inputs that succeeded as a .flow file"),
+    "quit": (":quit", "leave (Ctrl-D does too)"),
+}
+HELP = "statements and expressions run as you type them; blocks and brackets continue on the next line.\n" + \
+    "\n".join(f"  {usage:<18} {text}" for usage, text in COMMAND_HELP.values())
 
 
 @dataclass
@@ -38,7 +44,82 @@ def short(value: object, width: int = 60) -> str:
 
 
 def cmd_help(session: ReplSession, arg: str) -> MetaResult:
-    return MetaResult(HELP)
+    """`:help`, or `:help NAME`: a command, a builtin, a connection or connector, an operation."""
+    name = arg.strip()
+    if not name:
+        return MetaResult(HELP)
+    command = name.lstrip(":")
+    if name.startswith(":") or (command in COMMAND_HELP and session.environment.builtins.get(command) is None):
+        if command in COMMAND_HELP:
+            usage, text = COMMAND_HELP[command]
+            return MetaResult(f"{usage}  {text}")
+        hint = did_you_mean(command, COMMAND_HELP)
+        return MetaResult(f"no command :{command}" + (f"; {hint}" if hint else ""), ok=False)
+    registry = session.environment.connectors_for(session.base_dir)
+    head, dot, op = name.partition(".")
+    if dot:
+        kind = session.connections().get(head, head)
+        spec = registry.get(kind)
+        if spec is None:
+            return MetaResult(f"no connection or connector '{head}'"
+                              + _hint(head, [*session.connections(), *registry.names()]), ok=False)
+        found = spec.operations.get(op)
+        if found is None:
+            return MetaResult(f"{spec.name} has no operation '{op}'" + _hint(op, spec.operations)
+                              + f" (its operations: {', '.join(sorted(spec.operations))})", ok=False)
+        return MetaResult(operation_help(spec, found))
+    builtin = session.environment.builtins.get(name)
+    if builtin is not None:
+        return MetaResult(f"{builtin.signature()}\n{builtin.help}".rstrip())
+    kind = session.connections().get(name)
+    spec = registry.get(kind or name)
+    if spec is not None:
+        text = connector_help(spec)
+        return MetaResult(f"{name} = {spec.name}(...), a connection of this session\n{text}" if kind else text)
+    pool = [*session.environment.builtins.names(), *session.connections(), *registry.names(),
+            *(f":{c}" for c in COMMAND_HELP)]
+    return MetaResult(f"no builtin, connection, connector or command '{name}'" + _hint(name, pool), ok=False)
+
+
+def _hint(name: str, pool: Iterable[str]) -> str:
+    hint = did_you_mean(name, pool)
+    return f"; {hint}" if hint else ""
+
+
+def connector_help(spec: ConnectorSpec) -> str:
+    """A connector's title, docs, configuration keys and operations, one a line."""
+    lines = [f"{spec.name}: {spec.title} ({spec.origin})"]
+    if spec.docs:
+        lines.append(spec.docs)
+    lines.append(f"use NAME = {spec.name}(key: value, ...), with:" if spec.config else "no configuration")
+    for key in spec.config:
+        marks = ", ".join(m for m, on in (("required", key.required), ("secret", key.secret)) if on)
+        lines.append(f"  {key.name}{f' ({marks})' if marks else ''}  {key.description}".rstrip())
+    lines.append("operations (:help " + spec.name + ".NAME for one):")
+    for op in sorted(spec.operations.values(), key=lambda o: o.name):
+        lines.append(f"  {op.name}({', '.join(op.params)})  {op.description}".rstrip())
+    return "\n".join(lines)
+
+
+def operation_help(spec: ConnectorSpec, op: OperationSpec) -> str:
+    """One operation: its call, method and path, what it does, its keywords and how it sends or reads."""
+    lines = [f"{spec.name}.{op.name}({', '.join(op.params)})"
+             + (f"  {op.method} {op.path}" if op.method and op.path and op.path != "(any)" else "")]
+    if op.description:
+        lines.append(op.description)
+    keywords = sorted(set(op.keywords or ()) - set(op.params))
+    if keywords or op.keywords is None:
+        lines.append("keywords: " + ", ".join(keywords + (["any"] if op.keywords is None else [])))
+    if op.required:
+        lines.append("required: " + ", ".join(op.required))
+    notes = [text for text, on in (("changes data (not sent in a dry run)", op.changes_data),
+                                   ("the default for send", op.name == spec.default_write),
+                                   (f"takes a batch (at most {op.max_batch})" if op.max_batch else "takes a batch",
+                                    op.takes_batch),
+                                   ("a paginated stream (read as `for each` goes)", op.returns_stream)) if on]
+    if notes:
+        lines.append("; ".join(notes))
+    return "\n".join(lines)
 
 
 def cmd_vars(session: ReplSession, arg: str) -> MetaResult:
