@@ -71,11 +71,12 @@ def cmd_help(session: ReplSession, arg: str) -> MetaResult:
     builtin = session.environment.builtins.get(name)
     if builtin is not None:
         return MetaResult(f"{builtin.signature()}\n{builtin.help}".rstrip())
-    kind = session.connections().get(name)
-    spec = registry.get(kind or name)
-    if spec is not None:
-        text = connector_help(spec)
-        return MetaResult(f"{name} = {spec.name}(...), a connection of this session\n{text}" if kind else text)
+    connection = session.connections().get(name)
+    connector = registry.get(connection or name)
+    if connector is not None:
+        text = connector_help(connector)
+        return MetaResult(f"{name} = {connector.name}(...), a connection of this session\n{text}"
+                          if connection else text)
     pool = [*session.environment.builtins.names(), *session.connections(), *registry.names(),
             *(f":{c}" for c in COMMAND_HELP)]
     return MetaResult(f"no builtin, connection, connector or command '{name}'" + _hint(name, pool), ok=False)
