@@ -79,6 +79,9 @@ def test_invalid_utf8_in_a_data_file_is_a_data_error(name: str, tmp_path: Path) 
     (tmp_path / name).write_bytes(body)
     result = run_text(f'use f = file(path: "{name}")\ncall f.read() as rows\nfor each r in rows\n  emit r\nend\n',
                       tmp_path)
+    if name.endswith(".csv"):  # a CSV row is a record of its own: it fails alone (test_file_edges.py)
+        assert result.status == "partial" and [e.kind for e in result.errors] == ["data"]
+        return
     assert result.status == "failed" and result.error is not None and result.error.kind == "data"
 
 

@@ -1,9 +1,10 @@
 """Files at the edges: CSV encodings (a byte order mark, Latin-1, Windows-1252, UTF-16) and
-delimiters, a bad byte reported with the file and line, and large JSON lists read as a stream with
-exact decimals and flat memory."""
+delimiters, a bad byte reported with the file and line (in CSV a failed record: the read goes on),
+and large JSON lists read as a stream with exact decimals and flat memory."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import flowlang
+from conftest import cli
 
 
 def run(tmp_path: Path, text: str) -> flowlang.Result:
@@ -48,8 +50,8 @@ def test_latin1_is_read_with_encoding_and_a_bad_byte_names_the_file_and_line(tmp
     (tmp_path / "old.csv").write_bytes("id,name\n1,Ann\n2,Jos\xe9\n".encode("latin-1"))
     result = run(tmp_path, 'use src = file(path: "old.csv")\ncall src.read() as rows\nfor each r in rows\n'
                            "  emit r.name\nend\n")
-    assert not result.ok and result.error is not None
-    message = result.error.message
+    assert result.status == "partial" and result.outputs == ["Ann"]
+    message = result.errors[0].message
     assert "old.csv line 3" in message and "e9" in message and "encoding:" in message, message
     assert "internal error" not in message
     result = run(tmp_path, 'use src = file(path: "old.csv", encoding: "latin-1")\ncall src.read() as rows\n'
@@ -115,3 +117,69 @@ def test_a_large_json_list_is_read_in_flat_memory(tmp_path: Path) -> None:
     assert result.ok, result.error
     assert result.outputs == [[40_000, Decimal(sum(range(40_000))) + Decimal("0.25") * 40_000]]
     assert peak < size / 4, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+
+
+# ---- a bad byte in a CSV fails its record; the read goes on (issue 11) ------------------------------
+BAD_ROW_FLOW = """use src = file(path: "in.csv"{options})
+use out = file(path: "out.jsonl")
+call src.read() as rows
+for each r in rows
+  send r to out
+end
+"""
+
+
+@pytest.mark.parametrize(("encoding", "bad"), [("utf-8", b"\xe9"), ("cp1252", b"\x81"), ("utf-16-le", b"\x00\xdc")])
+def test_a_bad_byte_in_a_csv_fails_that_record_and_the_read_goes_on(tmp_path: Path, encoding: str,
+                                                                     bad: bytes) -> None:
+    rows = [f"{n},name{n}\n".encode(encoding) for n in range(1, 6)]
+    rows[2] = "3,Jos".encode(encoding) + bad + "\n".encode(encoding)
+    (tmp_path / "in.csv").write_bytes("id,name\n".encode(encoding) + b"".join(rows))
+    options = "" if encoding == "utf-8" else f', encoding: "{encoding}"'
+    (tmp_path / "f.flow").write_text(BAD_ROW_FLOW.format(options=options))
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 3, proc.stderr  # as for any failed record
+    assert "internal error" not in proc.stderr
+    sent = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in sent] == ["1", "2", "4", "5"]
+    errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert len(errors) == 1, errors
+    message = errors[0]["message"]
+    assert f"in.csv line 4: the bytes {bad.hex(' ')} are not {encoding} text" in message, message
+    assert errors[0]["record"] == {"id": "3", "name": "Jos\ufffd" if len(bad) == 1 else "Jos\ufffd\ufffd"}
+    listed = cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert "in.csv line 4" in listed
+    # where no record can fail alone (a list, a lookup), the bad row stops the read
+    result = run(tmp_path, f'use src = file(path: "in.csv"{options})\ncall src.read() as rows\nemit len(rows)\n')
+    assert result.error is not None and result.error.kind == "data" and "in.csv line 4" in result.error.message
+    result = run(tmp_path, f'use src = file(path: "in.csv"{options})\nlookup src.find(id: "5") as r\nemit r\n')
+    assert result.error is not None and "in.csv line 4" in result.error.message
+
+
+def test_a_bad_byte_in_a_picked_up_csv_keeps_the_file_for_the_next_run(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_bytes(b"id\n1\n2\n")
+    (tmp_path / "in" / "b.csv").write_bytes(b"id\n3\n\xff4\n5\n")
+    (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*.csv", after: "archive/")\n'
+                                     'use out = file(path: "out.jsonl")\ncall inbox.read() as rows\n'
+                                     "for each r in rows\n  send r to out\nend\n")
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 3, proc.stderr
+    assert [json.loads(x)["id"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == ["1", "2", "3", "5"]
+    assert [p.name for p in (tmp_path / "archive").iterdir()] == ["a.csv"]
+    assert [p.name for p in (tmp_path / "in").iterdir()] == ["b.csv"]
+
+
+def test_a_bad_csv_row_is_recorded_and_replayed_as_a_failed_record(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_bytes(b"id,name\n1,a\n2,b\xff\n3,c\xfe\n4,d\n")
+    (tmp_path / "f.flow").write_text(BAD_ROW_FLOW.format(options="") + "emit 1\n")
+    recorded = cli("run", "f.flow", "--record", "cassette", cwd=tmp_path)
+    assert recorded.status == 3, recorded.stderr
+    entries = [json.loads(x) for x in (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()]
+    assert entries[-1]["failed"] == 2
+    read = next(e for e in entries if e["type"] == "read")
+    assert [list(r) for r in read["pages"][0]] == [["id", "name"], ["$bad_record"], ["$bad_record"], ["id", "name"]]
+    assert len([e for e in entries if e["type"] == "write"]) == 2
+    (tmp_path / "in.csv").unlink()  # the replay reads the cassette, not the file
+    replayed = cli("test", "f.flow", "--cassette", "cassette", cwd=tmp_path)
+    assert replayed.status == 0 and "PASS" in replayed.stderr, replayed.stderr

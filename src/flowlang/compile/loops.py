@@ -32,7 +32,7 @@ from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure
-from flowlang.runtime.values import RecordStream, Secret, type_name
+from flowlang.runtime.values import BadRecord, RecordStream, Secret, type_name
 
 log = logging.getLogger("flowlang.loops")
 STORABLE = (type(None), bool, int, str, list, dict, Secret)
@@ -77,12 +77,13 @@ class LoopInfo:
         return out
 
     def record_of(self, item: Any) -> Any:
-        return item
+        return item.record if type(item) is BadRecord else item
 
     def trace_key(self, f: Frame, item: Any, where: Where) -> str | None:
         """The record's trace key as JSON text, or None when it has none."""
         if self.key is None:
-            value = item.get("id") if type(item) is dict else None
+            record = self.record_of(item)
+            value = record.get("id") if type(record) is dict else None
         else:
             saved = [f.slots[s] for s in self.names_slots]
             try:
@@ -119,6 +120,9 @@ def internal_error(err: Exception) -> FlowRuntimeError:
 
 
 def set_vars(s: list[Any], slots: tuple[int, ...], item: Any, where: Where) -> None:
+    """Bind the loop variables to an item; a record its source could not read fails here."""
+    if type(item) is BadRecord:
+        raise where.error(item.message, "data")
     if len(slots) == 1:
         s[slots[0]] = item
         return
@@ -131,7 +135,7 @@ def set_vars(s: list[Any], slots: tuple[int, ...], item: Any, where: Where) -> N
 async def items_of(value: Any, pairs: bool, where: Where) -> AsyncGenerator[list[Any], None]:
     """The loop's items, a page at a time (record streams are read lazily; closed when the loop ends)."""
     if type(value) is RecordStream:
-        pages = value.pages()
+        pages = value.pages(keep_bad=True)
         try:
             async for page in pages:
                 yield page

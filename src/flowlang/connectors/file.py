@@ -1,7 +1,8 @@
 """The `file` connector: CSV, JSON and JSON Lines files, read as record streams (a JSON list is
-parsed as a stream too, so memory stays flat) and written record by record (folders are created;
-CSV cells are escaped against formula injection), and binary files (`format: "bytes"`). Text is
-decoded in the file's `encoding` line by line, so a bad byte is reported with its line."""
+parsed as a stream too, so memory stays flat) and written record by record (folders are created),
+and binary files (`format: "bytes"`). Text is decoded in the file's `encoding` line by line
+(textlines.py), so a bad byte is reported with its line; the CSV rules (bad rows, formula escaping)
+are csvrows.py's."""
 
 from __future__ import annotations
 
@@ -11,55 +12,45 @@ import itertools
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
+from flowlang.connectors.csvrows import csv_cell, header_of, records
 from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
+from flowlang.connectors.textlines import lines
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
 from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
-from flowlang.runtime.values import RecordStream, Value, to_text, type_name
+from flowlang.runtime.values import BadRecord, RecordStream, Value, to_text, type_name
 
 FORMATS = ("csv", "json", "jsonl", "bytes")
 PAGE = 1000
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_cell(value: Value) -> str:
-    """A value as a CSV cell; text that a spreadsheet would run as a formula gets a leading '."""
-    if value is None:
-        return ""
-    t = type(value)
-    if t is dict or t is list:
-        return dumps(value)
-    text = to_text(value)
-    if text.startswith(FORMULA_STARTS) and not _numeric(text):
-        return "'" + text
-    return text
+@dataclass(frozen=True)
+class TextRules:
+    """How a file's text is read and written: its encoding, and for CSV the delimiter."""
 
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return text.strip() == text and text.lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
+    delimiter: str = ","
+    encoding: str = "utf-8"
 
 
 class FileConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, path: Path, fmt: str, mode: str, services: RunServices,
-                 delimiter: str, encoding: str = "utf-8") -> None:
+                 rules: TextRules = TextRules()) -> None:
         super().__init__(name, spec)
-        self.encoding = encoding
+        self.rules = rules
+        self.encoding = rules.encoding
         self.path = path
         self.format = fmt
         self.mode = mode
         self.services = services
-        self.delimiter = delimiter
+        self.delimiter = rules.delimiter
         self._handle: IO[Any] | None = None
         self._writer: Any = None
         self._header: list[str] | None = None
@@ -79,10 +70,13 @@ class FileConnection(Connection):
     async def _all(self) -> list[Value]:
         """The whole file, read once per run (for find)."""
         if self._cache is None:
-            records: list[Value] = []
+            found: list[Value] = []
             async for page in self._pages():
-                records.extend(page)
-            self._cache = records
+                for record in page:
+                    if type(record) is BadRecord:  # a lookup cannot skip a record: it stops at it
+                        raise FlowRuntimeError(record.message, "data")
+                found.extend(page)
+            self._cache = found
         return self._cache
 
     def _open_binary(self) -> IO[bytes]:
@@ -93,47 +87,21 @@ class FileConnection(Connection):
         except OSError as e:
             raise FlowRuntimeError(f"cannot read {self.path}: {e.strerror}", "connector") from None
 
-    def _lines(self, fh: IO[bytes]) -> Iterator[str]:
-        """The file's text line by line in its encoding (a UTF-8 byte order mark is skipped); a byte
-        that is not of the encoding is an error naming the file and the line."""
-        name = "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
-        decoder = codecs.getincrementaldecoder(name)(errors="strict")
-        number = 0
-        try:
-            if not _splits_on_newline_bytes(self.encoding):  # UTF-16/32: a newline is more than one byte
-                text = decoder.decode(fh.read(), final=True)
-                for number, line in enumerate(text.splitlines(keepends=True), 1):  # noqa: B007
-                    yield line
-                return
-            for number, raw in enumerate(fh, 1):  # noqa: B007
-                yield decoder.decode(raw)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as e:
-            bad = e.object[e.start:e.end].hex(" ")
-            raise FlowRuntimeError(f"{self.path.name} line {max(number, 1)}: the bytes {bad} are not {self.encoding} "
-                                   f'text (give the file\'s encoding, e.g. encoding: "cp1252" or "latin-1")',
-                                   "data") from None
-
     async def _pages(self) -> AsyncIterator[list[Value]]:
         if self.format == "csv":
             with self._open_binary() as fh:
-                reader = csv.DictReader(self._lines(fh), delimiter=self.delimiter)
                 page: list[Value] = []
-                try:
-                    for row in reader:
-                        page.append({k: (v if v is not None else "") for k, v in row.items() if k is not None})
-                        if len(page) >= PAGE:
-                            yield page
-                            page = []
-                except csv.Error as e:
-                    raise FlowRuntimeError(f"bad CSV in {self.path.name} at line {reader.line_num}: {e}",
-                                           "data") from None
+                for record in records(fh, self.encoding, self.path.name, self.delimiter):
+                    page.append(record)
+                    if len(page) >= PAGE:
+                        yield page
+                        page = []
                 if page:
                     yield page
         elif self.format == "jsonl":
             with self._open_binary() as fh:
                 page = []
-                for number, line in enumerate(self._lines(fh), 1):
+                for number, line in enumerate(lines(fh, self.encoding, self.path.name), 1):
                     if not line.strip():
                         continue
                     try:
@@ -227,7 +195,7 @@ class FileConnection(Connection):
             existing = self.mode == "append" and self.path.exists() and self.path.stat().st_size > 0
             if self.format == "csv" and existing:
                 with self.path.open("rb") as fh:
-                    self._header = next(csv.reader(self._lines(fh), delimiter=self.delimiter), None)
+                    self._header = header_of(fh, self.encoding, self.path.name, self.delimiter)
             if self.format == "json" and existing:
                 self._prepare_json_append()
             self._handle = self.path.open("a" if self.mode == "append" else "w", encoding=self.encoding, newline="")
@@ -296,7 +264,7 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
         path = inside(services.base_dir, raw, allow_outside=allow_outside)
     except PathRefused as e:
         raise FlowRuntimeError(e.message, "connector") from None
-    fmt, mode, delimiter, encoding = format_options(raw, config)
+    fmt, mode, rules = format_options(raw, config)
     if is_pattern(raw):
         after = check_after(config.get("after") or "")
 
@@ -305,7 +273,7 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
                 inside(services.base_dir, str(one), allow_outside=allow_outside)
             except PathRefused as e:
                 raise FlowRuntimeError(e.message, "connector") from None
-            return FileConnection(name, FILE, one, str(fmt), "overwrite", services, delimiter, str(encoding))
+            return FileConnection(name, FILE, one, fmt, "overwrite", services, rules)
         return PickupConnection(name, FILE, raw, after, services, open_one, fmt == "bytes",
                                 LocalStorage(services.base_dir))
     if raw.endswith("/"):
@@ -320,12 +288,12 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
                                '"in/*.csv"', "connector")
     if services.appending:  # a retry never erases what the runs before it wrote
         mode = "append"
-    return FileConnection(name, FILE, path, str(fmt), str(mode), services, delimiter, str(encoding))
+    return FileConnection(name, FILE, path, fmt, mode, services, rules)
 
 
-def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") -> tuple[str, str, str, str]:
-    """The format, mode, delimiter and encoding a file connector's configuration gives (checked), for
-    local and remote files alike."""
+def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") -> tuple[str, str, TextRules]:
+    """The format, mode and text rules (delimiter, encoding) a file connector's configuration gives
+    (checked), for local and remote files alike."""
     fmt = config.get("format") or ("" if raw.endswith("/") else PurePosixPath(raw).suffix.lstrip(".").lower())
     if fmt == "ndjson":
         fmt = "jsonl"
@@ -346,13 +314,7 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
     except LookupError:
         raise FlowRuntimeError(f"{kind} encoding {to_text(encoding)!r} is not one Python knows (e.g. \"utf-8\", "
                                '"cp1252", "latin-1", "utf-16")', "connector") from None
-    return str(fmt), str(mode), delimiter, str(encoding)
-
-
-def _splits_on_newline_bytes(encoding: str) -> bool:
-    """True when every b"\\n" byte in the encoding's text is a newline (ASCII-compatible encodings)."""
-    return "\n".encode(encoding) == b"\n" and "\u2028".encode(encoding, errors="ignore").count(b"\n") == 0 \
-        and not codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    return str(fmt), str(mode), TextRules(delimiter, str(encoding))
 
 
 class _LongDigits(Exception):
@@ -441,4 +403,4 @@ FILE = ConnectorSpec(
     default_write="write",
 )
 
-__all__ = ["FILE", "FileConnection", "csv_cell", "format_options"]
+__all__ = ["FILE", "FileConnection", "TextRules", "format_options"]

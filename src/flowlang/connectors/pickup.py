@@ -27,7 +27,7 @@ from flowlang.connectors.base import Connection, ConnectorSpec, RunServices
 from flowlang.connectors.storage import Entry, Storage, is_partial
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import binary_value
-from flowlang.runtime.values import RecordStream, Value, to_text
+from flowlang.runtime.values import BadRecord, RecordStream, Value, to_text
 
 GLOB_CHARS = ("*", "?", "[")
 LEDGER_PREFIX = ".flowlang-pickup-"
@@ -120,7 +120,8 @@ class PickupConnection(Connection):
             return []
         failed = {id(f.record) for f in getattr(self.services, "failures", [])}
         return [p.entry for p in self.picked.values()
-                if p.read_to_end and not any(id(r) in failed for r in p.records)]
+                if p.read_to_end and not any(id(r.record if type(r) is BadRecord else r) in failed
+                                             for r in p.records)]
 
     async def close(self) -> None:
         try:

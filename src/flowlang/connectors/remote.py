@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
-from flowlang.connectors.file import FileConnection, format_options
+from flowlang.connectors.file import FileConnection, TextRules, format_options
 from flowlang.connectors.folder import FolderConnection
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import Storage
@@ -24,20 +24,20 @@ class RemoteFileConnection(Connection):
     """One file in a store, in a format of the file connector."""
 
     def __init__(self, name: str, spec: ConnectorSpec, storage: Storage, path: str, fmt: str, mode: str,
-                 services: RunServices, delimiter: str, encoding: str) -> None:
+                 services: RunServices, rules: TextRules) -> None:
         super().__init__(name, spec)
         self.storage = storage
         self.remote = path
         self.services = services
-        self.options = (fmt, mode, delimiter, encoding)
+        self.options = (fmt, mode, rules)
         self.folder = Path(tempfile.mkdtemp(prefix="flowlang-remote-"))
         self.local = self.folder / (PurePosixPath(path).name or "file")
         self._reader: FileConnection | None = None
         self._writer: FileConnection | None = None
 
     def _file(self, path: Path, mode: str) -> FileConnection:
-        fmt, _, delimiter, encoding = self.options
-        return FileConnection(self.name, self.spec, path, fmt, mode, self.services, delimiter, encoding)
+        fmt, _, rules = self.options
+        return FileConnection(self.name, self.spec, path, fmt, mode, self.services, rules)
 
     async def _read_copy(self) -> FileConnection:
         if self._reader is None:
@@ -98,12 +98,12 @@ def open_path(name: str, spec: ConnectorSpec, config: Mapping[str, Value], servi
     if type(raw) is not str or not raw:
         raise FlowRuntimeError(f"{kind} needs path: a file, a pattern (\"in/*.csv\") or a folder (\"out/\"), "
                                f"got {type_name(raw)}", "connector")
-    fmt, mode, delimiter, encoding = format_options(raw, config, kind)
+    fmt, mode, rules = format_options(raw, config, kind)
     if is_pattern(raw):
         after = check_after(config.get("after") or "")
 
         def open_one(one: Path) -> FileConnection:
-            return FileConnection(name, spec, one, fmt, "overwrite", services, delimiter, encoding)
+            return FileConnection(name, spec, one, fmt, "overwrite", services, rules)
         return PickupConnection(name, spec, raw, after, services, open_one, fmt == "bytes", storage)
     if raw.endswith("/"):
         if fmt != "bytes":
@@ -115,7 +115,7 @@ def open_path(name: str, spec: ConnectorSpec, config: Mapping[str, Value], servi
                                '"in/*.csv"', "connector")
     if services.appending:  # a retry never erases what the runs before it wrote
         mode = "append"
-    return RemoteFileConnection(name, spec, storage, raw, fmt, mode, services, delimiter, encoding)
+    return RemoteFileConnection(name, spec, storage, raw, fmt, mode, services, rules)
 
 
 def revealed(value: Value, services: RunServices) -> str | None:

@@ -147,7 +147,7 @@ async def pages_from(stream: RecordStream, cursor: Any, done: int) -> AsyncItera
         return
     skip = (cursor.get("records", 0) if type(cursor) is dict and type(cursor.get("records")) is int else 0) + done
     before = 0
-    pages = stream.pages()
+    pages = stream.pages(keep_bad=True)  # a loop's: it fails a bad record alone
     try:
         async for records in pages:
             start = before

@@ -2,7 +2,8 @@
 
 flowlang values are plain Python objects: None, bool, int, Decimal (never float), str, list,
 dict (string keys, ordered), datetime (aware), date, timedelta, bytes (a binary answer or file,
-never shown raw: its text is "<N bytes>"), plus Secret and RecordStream.
+never shown raw: its text is "<N bytes>"), plus Secret and RecordStream (whose pages may hold a
+BadRecord: a record its source could not take as it is).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
 
 NUMBER_TYPES = (int, Decimal)
@@ -46,6 +48,23 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+class BadRecord:
+    """A record a source read but cannot give as it is (a CSV row with a byte not of the file's
+    encoding, or with more or fewer cells than the header): `record` is what could be read of it (kept
+    in the error store), `message` says why and names the file and line. A loop fails it as that
+    record and goes on with the next (compile/loops.py); any other reader of the stream stops at it
+    with the message as a data error (RecordStream.pages)."""
+
+    __slots__ = ("message", "record")
+
+    def __init__(self, record: Value, message: str) -> None:
+        self.record = record
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"<bad record: {self.message}>"
+
+
 CursorPages = Callable[[Any], AsyncIterator[tuple[list[Value], Any, Any]]]
 """Pages from a cursor (None: the first page), each with the cursor of its own request and of the next
 page's request (None after the last page). Cursors are JSON-able: what a checkpoint keeps."""
@@ -68,26 +87,43 @@ class RecordStream:
         self.cursor_pages = cursor_pages
         self.source = source
 
-    def pages(self) -> AsyncIterator[list[Value]]:
-        return self._pages()
+    def pages(self, keep_bad: bool = False) -> AsyncIterator[list[Value]]:
+        """The pages from the first. A BadRecord in them is a data error (after the records before it),
+        unless `keep_bad`: a loop takes it as a failed record."""
+        return self._pages() if keep_bad else _without_bad(self._pages())
 
     async def materialize(self, limit: int | None = None) -> list[Value]:
         """All records in memory (at most `limit` when given)."""
         out: list[Value] = []
-        async for page in self._pages():
+        async for page in self.pages():
             out.extend(page)
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
 
     async def first(self) -> Value:
-        async for page in self._pages():
+        async for page in self.pages():
             if page:
                 return page[0]
         return None
 
     def __repr__(self) -> str:
         return f"<record stream {self.label}>"
+
+
+async def _without_bad(pages: AsyncIterator[list[Value]]) -> AsyncIterator[list[Value]]:
+    try:
+        async for page in pages:
+            if BadRecord in map(type, page):
+                at = next(i for i, item in enumerate(page) if type(item) is BadRecord)
+                if at:
+                    yield page[:at]
+                raise FlowRuntimeError(page[at].message, "data")
+            yield page
+    finally:
+        close = getattr(pages, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def type_name(value: Value) -> str:

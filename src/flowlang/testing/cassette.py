@@ -6,6 +6,7 @@ Each line is one entry, in the order the run made it:
     {"type": "value", "kind": "now", "value": ...}          now(), today(), uuid(), job, state
     {"type": "read", "connection": "api", "op": "get", "args": [...], "kwargs": {...}, "result": ...}
     {"type": "read", ..., "pages": [[...], ...], "complete": true}      a record stream
+        (a record the source could not read is {"$bad_record": {"record": ..., "message": ...}})
     {"type": "write", "connection": "out", "op": "write", "args": [], "kwargs": {}, "record": ..., "result": ...}
     {"type": "output", "value": ...}
     {"type": "result", "status": "ok", "failed": 0}
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.errors import UsageError
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads, to_stored
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored, loads, to_stored
+from flowlang.runtime.values import BadRecord
 
 FILE_NAME = "cassette.jsonl"
 VERSION = 1
@@ -39,6 +41,21 @@ def canonical(value: Any) -> Any:
 def stored(value: Any) -> Any:
     """A flowlang value in the cassette's form (JSON-able, tagged)."""
     return to_stored(value)
+
+
+def stored_page(page: list[Any]) -> list[Any]:
+    """A stream's page in the cassette's form: a BadRecord is tagged, so a replay fails it alike."""
+    return [{"$bad_record": {"record": to_stored(r.record), "message": r.message}} if type(r) is BadRecord
+            else to_stored(r) for r in page]
+
+
+def page_from_stored(page: list[Any]) -> list[Any]:
+    out = []
+    for item in page:
+        bad = item.get("$bad_record") if type(item) is dict and len(item) == 1 else None
+        out.append(BadRecord(from_stored(bad.get("record")), str(bad.get("message")))
+                   if type(bad) is dict else from_stored(item))
+    return out
 
 
 def request_key(connection: str, op: str, args: Any, kwargs: Any) -> str:

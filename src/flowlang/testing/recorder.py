@@ -11,7 +11,7 @@ from typing import Any
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import RecordStream, Value, format_datetime
-from flowlang.testing.cassette import VERSION, Cassette, stored
+from flowlang.testing.cassette import VERSION, Cassette, stored, stored_page
 
 
 def error_entry(e: FlowRuntimeError) -> dict[str, Any]:
@@ -62,9 +62,9 @@ class RecordingConnection(Connection):
             first = not entry.get("read_once")
             entry["read_once"] = True
             try:
-                async for page in stream.pages():
+                async for page in stream.pages(keep_bad=True):  # bad records are recorded as they are
                     if first:
-                        entry["pages"].append(stored(page))
+                        entry["pages"].append(stored_page(page))
                     yield page
             except FlowRuntimeError as e:
                 if first:

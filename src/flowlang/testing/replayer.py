@@ -11,7 +11,7 @@ from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.jsoncodec import dumps, from_stored, loads
 from flowlang.runtime.values import RecordStream, Value
-from flowlang.testing.cassette import Cassette, request_key, stored
+from flowlang.testing.cassette import Cassette, page_from_stored, request_key, stored
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
 from flowlang.testing.recorder import writes
 
@@ -51,7 +51,7 @@ class ReplayConnection(Connection):
         return from_stored(entry.get("result"))
 
     def _stream(self, entry: dict[str, Any], label: str) -> RecordStream:
-        pages = [from_stored(p) for p in entry["pages"]]
+        pages = [page_from_stored(p) for p in entry["pages"]]
         complete = bool(entry.get("complete"))
         replayer = self.replayer
 
