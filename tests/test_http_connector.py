@@ -167,10 +167,15 @@ def test_iterating_again_fetches_again() -> None:
 
 
 def test_bad_pages_argument() -> None:
-    with FakeApi() as api:
-        result = run('use api = http(base_url: env.API)\ncall api.get("/o", pages: {style: "pages"}) as s\n'
+    with FakeApi() as api:  # known only at run time: the run says what is wrong
+        result = run('use api = http(base_url: env.API)\nlet p = {style: "pages"}\ncall api.get("/o", pages: p) as s\n'
                      "for each o in s\n  emit o\nend\n", api)
         assert result.error is not None and "style must be one of page, offset" in result.error.message
+        assert "did you mean 'page'?" in result.error.message
+    with pytest.raises(flowlang.ScriptError) as refused:  # written as a literal: refused by check
+        flowlang.compile('use api = http(base_url: "http://x")\ncall api.get("/o", pages: {style: "pages"}) as s\n',
+                         name="f.flow")
+    assert "f.flow:2:35: error: pages: style must be one of" in refused.value.render()
 
 
 def flaky(times: int, status: int = 503, headers: dict[str, str] | None = None) -> Any:

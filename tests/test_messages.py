@@ -95,3 +95,22 @@ def test_identical_failures_are_one_line_at_the_end_and_each_record_is_kept(tmp_
         in parallel.stderr
     as_json = cli("run", "g.flow", "--input", "in.json", "--log-format", "json", "--quiet", cwd=tmp_path)
     assert as_json.stderr.count('"level": "error"') == 2
+
+
+def test_a_connector_file_pagination_typo_gets_did_you_mean_and_a_caret(tmp_path: Path,
+                                                                       snapshot: SnapshotAssertion) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text(
+        'name = "shop"\ntitle = "Shop"\nbase_url = "http://127.0.0.1:9"\n\n'
+        '[operations.list_orders]\nmethod = "GET"\npath = "/orders"\n'
+        'pagination = { style = "cursr", record = "data" }\n\n'
+        '[operations.list_items]\nmethod = "GET"\npath = "/items"\n\n'
+        '[operations.list_items.pagination]\nstyle = "cursor"\ncurser = "next"\n')
+    (tmp_path / "f.flow").write_text("use s = shop()\ncall s.list_orders() as r\nemit r\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert "pagination.style: Input should be 'page', 'offset', 'cursor', 'link' or 'next_url' (did you mean " \
+           "'cursor'?)" in result.stderr
+    assert "pagination.record: no such key (did you mean 'records'?)" in result.stderr
+    assert " 16 | curser = \"next\"\n    | ^^^^^^" in result.stderr
+    assert result.stderr == snapshot

@@ -67,6 +67,12 @@ DIAGNOSTIC_CASES = {
                                    'send {a: 1} to db.upsert(tabel: "t", key: "a")\n',
     "near_miss_builtin_keyword": "emit round(1.5, place: 1)\n",
     "near_miss_function_keyword": "function f(total, rate = 1)\n  return total * rate\nend\nemit f(totl: 1)\n",
+    # a literal pages: spec is checked before the run: did-you-mean, the caret under the key or the value
+    "pages_style": 'use api = http(base_url: "http://x")\ncall api.get("/a", pages: {style: "cursr"}) as a\n',
+    "pages_keys": 'use api = http(base_url: "http://x")\n'
+                  'call api.get("/b", pages: {style: "cursor", curser: "next", record: "data"}) as b\n',
+    "pages_needs": 'use api = http(base_url: "http://x")\n'
+                   'call api.get("/c", pages: {style: "next_url", size: "ten"}) as c\n',
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flowlang import ast
 from flowlang.check.hints import did_you_mean, near_misses
+from flowlang.check.pages import page_diagnostics
 from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
 from flowlang.check.statements import Ctx, StatementChecker
@@ -108,6 +109,8 @@ class Checker(StatementChecker):
         self.report_arguments(op_spec.name, op_spec.argument_problems(len(op.args), keywords), op.kwargs, allowed,
                               [r for r in op_spec.required if r not in given], op.span)
         self.resolution.op_specs[op] = op_spec
+        if spec.name == "http":
+            self.diagnostics.extend(page_diagnostics(op.kwargs, self.source))
         if spec.name == "sql" and name in SQL_TEXT_OPERATIONS and op.args and isinstance(op.args[0], ast.Interpolated):
             self.checked.warnings.append(Diagnostic(
                 "sql-interpolation", f"{op.connection}.{name}() is given SQL built by interpolation: a value "

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
 from flowlang.connectors.declarative.models import ConnectorFile
+from flowlang.connectors.declarative.places import excerpt, locate, suggestion
 from flowlang.diagnostics import render_block
 from flowlang.resources import stdlib_files
 from flowlang.source import Source, Span
@@ -77,9 +78,26 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
     try:
         return ConnectorFile.model_validate(data)
     except ValidationError as e:
-        problems = [f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}" for err in e.errors()]
         name = data.get("name") if isinstance(data.get("name"), str) else Path(file_name).stem
-        raise ConnectorFileError(f"{file_name}: " + "; ".join(problems), name) from None
+        raise ConnectorFileError(model_problem(file_name, text, e), name) from None
+
+
+def model_problem(file_name: str, text: str, error: ValidationError) -> str:
+    """What the models refused, one `key.path: problem` each with did-you-mean where a name is close;
+    below it, the TOML line of each key that can be found, with a caret under the key or its value."""
+    problems: list[str] = []
+    blocks: list[str] = []
+    for err in error.errors():
+        loc = err["loc"]
+        what = "no such key" if err["type"] == "extra_forbidden" else err["msg"]
+        meant = suggestion(ConnectorFile, dict(err))
+        problems.append(f"{'.'.join(str(p) for p in loc) or '(file)'}: {what}"
+                        + (f" (did you mean '{meant}'?)" if meant else ""))
+        span = locate(text, loc, on_value=err["type"] != "extra_forbidden") if loc else None
+        if span is not None:
+            blocks.append(excerpt(file_name, text, span))
+    first = f"{file_name}: " + "; ".join(problems)
+    return "\n".join([first, *blocks])
 
 
 def toml_problem(file_name: str, text: str, error: tomllib.TOMLDecodeError) -> str:

@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 from flowlang.connectors.http.client import HttpClient
 from flowlang.connectors.http.urls import host_of, query_names, with_query
+from flowlang.diagnostics import closest
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
 from flowlang.runtime.jsoncodec import dumps
@@ -50,6 +51,57 @@ class PageSpec:
 PAGE_KEYS = tuple(f.name for f in fields(PageSpec))
 
 
+INT_KEYS = ("size", "start", "max_pages")
+UNKNOWN = object()  # a value known only at run time (page_problems checks its key, not the value)
+
+
+@dataclass(frozen=True)
+class PageProblem:
+    """What is wrong with a pages: object: at a key (on_value: under its value), or of the whole."""
+
+    message: str
+    key: str | None = None
+    on_value: bool = False
+    hint: str | None = None
+
+
+def page_problems(value: Mapping[str, Any]) -> list[PageProblem]:
+    """Every problem of a pages: object (the one rule: page_spec at run time, the checker on a literal);
+    values that are UNKNOWN are not judged."""
+    problems = []
+    meant_keys = set()  # a misspelt key counts as given below: one mistake, one problem
+    for key in value:
+        if key not in PAGE_KEYS:
+            meant = closest(key, PAGE_KEYS)
+            if meant is not None:
+                meant_keys.add(meant)
+            problems.append(PageProblem(f"pages: has no key {key!r}", key, False,
+                                        f"did you mean '{meant}'?" if meant else f"keys: {', '.join(PAGE_KEYS)}"))
+    style = value.get("style")
+    if style is None:
+        problems.append(PageProblem(f"pages: needs style: one of {', '.join(STYLES)}"))
+    elif style is not UNKNOWN and style not in STYLES:
+        meant = closest(style, STYLES) if isinstance(style, str) else None
+        problems.append(PageProblem(f"pages: style must be one of {', '.join(STYLES)}, got {style!r}", "style", True,
+                                    f"did you mean '{meant}'?" if meant else None))
+    for key in INT_KEYS:
+        raw = value.get(key)
+        if raw is not None and raw is not UNKNOWN:
+            try:
+                as_int(raw, f"pages: {key}")
+            except OperatorError as e:
+                problems.append(PageProblem(e.message, key, True))
+    given = {k for k, v in value.items() if v is not None} | meant_keys
+    if style == "cursor" and not given & {"cursor", "cursor_field"}:
+        problems.append(PageProblem('pages: style "cursor" needs cursor: the path of the next cursor in the answer '
+                                    '(or cursor_field: the field of the last record that is the next cursor)',
+                                    "style", True))
+    if style == "next_url" and "next" not in given:
+        problems.append(PageProblem('pages: style "next_url" needs next: the path of the next URL in the answer',
+                                    "style", True))
+    return problems
+
+
 def page_spec(value: Any) -> PageSpec:
     """Validate a pages: object; unknown keys and styles are errors that list what is allowed."""
     if isinstance(value, PageSpec):
@@ -57,31 +109,15 @@ def page_spec(value: Any) -> PageSpec:
     if not isinstance(value, Mapping):
         raise FlowRuntimeError(f"pages: must be an object like {{style: \"page\", size: 100}}, got "
                                f"{type_name(value)}", "connector")
-    unknown = [k for k in value if k not in PAGE_KEYS]
-    if unknown:
-        raise FlowRuntimeError(f"pages: has no key {', '.join(repr(k) for k in unknown)} (keys: "
-                               f"{', '.join(PAGE_KEYS)})", "connector")
-    style = value.get("style")
-    if style not in STYLES:
-        raise FlowRuntimeError(f"pages: style must be one of {', '.join(STYLES)}, got {style!r}", "connector")
+    problems = page_problems(value)
+    if problems:
+        first = problems[0]
+        raise FlowRuntimeError(first.message + (f"; {first.hint}" if first.hint else ""), "connector")
     args: dict[str, Any] = {}
     for key, raw in value.items():
         if raw is None:
             continue
-        if key in ("size", "start", "max_pages"):
-            try:
-                args[key] = as_int(raw, f"pages: {key}")
-            except OperatorError as e:
-                raise FlowRuntimeError(e.message, "connector") from None
-        else:
-            args[key] = to_text(raw)
-    if style == "cursor" and not args.get("cursor") and not args.get("cursor_field"):
-        raise FlowRuntimeError('pages: style "cursor" needs cursor: the path of the next cursor in the answer '
-                               '(or cursor_field: the field of the last record that is the next cursor)',
-                               "connector")
-    if style == "next_url" and not args.get("next"):
-        raise FlowRuntimeError('pages: style "next_url" needs next: the path of the next URL in the answer',
-                               "connector")
+        args[key] = as_int(raw, f"pages: {key}") if key in INT_KEYS else to_text(raw)
     return PageSpec(**args)
 
 

@@ -1,0 +1,120 @@
+"""Where a problem of a connector file is: the TOML line of a key the models refused (found by its
+table header and key, `[operations.list.pagination]` / `curser = ...` or an inline table), and the
+names it was likely meant to be (a misspelt key among the model's keys, a misspelt choice among the
+allowed values), for messages with file:line:col, did-you-mean and a caret."""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Sequence
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from flowlang.diagnostics import closest, render_block
+from flowlang.source import Source, Span
+
+QUOTED = re.compile(r"'([^']*)'")
+HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def model_at(model: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model that holds the last key of loc (ConnectorFile, ("operations", "list", "pagination",
+    "x") -> PaginationModel)."""
+    current: Any = model
+    for part in loc[:-1]:
+        current = _inner(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part)) or next(
+                (f for f in current.model_fields.values() if f.alias == part), None)
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        elif get_origin(current) is list:
+            current = get_args(current)[0]
+        else:
+            return None
+    current = _inner(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner(annotation: Any) -> Any:
+    """X of `X | None` (and of Annotated[X, ...])."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Union or origin is types.UnionType:
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        elif hasattr(annotation, "__metadata__"):
+            annotation = get_args(annotation)[0]
+        else:
+            return annotation
+
+
+def suggestion(model: type[BaseModel], error: dict[str, Any]) -> str | None:
+    """The name a refused key or value was likely meant to be."""
+    loc = error.get("loc", ())
+    if error.get("type") == "extra_forbidden" and loc:
+        holder = model_at(model, loc)
+        if holder is None:
+            return None
+        names = [f.alias or name for name, f in holder.model_fields.items()]
+        return closest(str(loc[-1]), names)
+    if error.get("type") == "literal_error" and isinstance(error.get("input"), str):
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return closest(error["input"], QUOTED.findall(str(expected)))
+    return None
+
+
+def locate(text: str, loc: Sequence[int | str], on_value: bool) -> Span | None:
+    """The span of a key (or its value) in TOML text, by the longest table header that is a prefix of
+    loc and then the key below it; None when it cannot be found."""
+    keys = [str(p) for p in loc if isinstance(p, str)]
+    if not keys:
+        return None
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    best, best_len = 0, 0  # the line after the header, and how many keys it names
+    for i, line in enumerate(lines):
+        header = HEADER.match(line)
+        if header is None:
+            continue
+        named = [k.strip().strip('"') for k in header.group(1).split(".")]
+        if len(named) > best_len and named == keys[:len(named)] and len(named) < len(keys):
+            best, best_len = i + 1, len(named)
+    end = next((i for i in range(best, len(lines)) if HEADER.match(lines[i])), len(lines))
+    section = text[starts[best]:starts[end]]
+    rest = keys[best_len:]
+    at = 0
+    for key in rest[:-1]:  # an inline table or a dotted key: its parent keys come first
+        found = re.search(rf"(?<![\w-]){re.escape(key)}\s*[=.]", section[at:])
+        if found is None:
+            return None
+        at += found.end()
+    found = re.search(rf"(?<![\w-])\"?{re.escape(rest[-1])}\"?\s*=\s*", section[at:])
+    if found is None:
+        return None
+    base = starts[best] + at
+    if not on_value:
+        start = base + found.start() + (1 if section[at + found.start()] == '"' else 0)
+        return Span(start, start + len(rest[-1]))
+    value_start = base + found.end()
+    value = re.match(r'"[^"\n]*"|\'[^\'\n]*\'|[^,}\]\n#]+', text[value_start:])
+    width = len(value.group().rstrip()) if value else 1
+    return Span(value_start, value_start + max(1, width))
+
+
+def excerpt(file_name: str, text: str, span: Span) -> str:
+    """` --> file:line:col`, the TOML line and a caret."""
+    source = Source(file_name, text)
+    return render_block(f" --> {source.location(span)}", source, span)
+
+
+__all__ = ["excerpt", "locate", "model_at", "suggestion"]
