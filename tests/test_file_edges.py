@@ -170,6 +170,37 @@ def test_a_bad_byte_in_a_picked_up_csv_keeps_the_file_for_the_next_run(tmp_path:
     assert [p.name for p in (tmp_path / "in").iterdir()] == ["b.csv"]
 
 
+# ---- ragged rows (issue 10) ---------------------------------------------------------------------------
+RAGGED = "id,name,city\n1,Ann,Oslo\n2,Bob,Rome,extra,more\n3,Cy\n\n4,Dee,Lima\n"
+
+
+def test_a_ragged_csv_row_fails_its_record_naming_the_line_and_the_counts(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text(RAGGED)
+    (tmp_path / "f.flow").write_text(BAD_ROW_FLOW.format(options=""))
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 3, proc.stderr
+    sent = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sent == [{"id": "1", "name": "Ann", "city": "Oslo"}, {"id": "4", "name": "Dee", "city": "Lima"}]
+    errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [e["message"] for e in errors] == [
+        'in.csv line 3: the row has 5 cells, the header 3 (a ragged row; ragged: "keep" reads such rows)',
+        'in.csv line 4: the row has 2 cells, the header 3 (a ragged row; ragged: "keep" reads such rows)']
+    assert [e["record"] for e in errors] == [{"id": "2", "name": "Bob", "city": "Rome", "_extra": ["extra", "more"]},
+                                             {"id": "3", "name": "Cy", "city": None}]
+
+
+def test_ragged_keep_reads_every_cell(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text(RAGGED)
+    result = run(tmp_path, 'use src = file(path: "in.csv", ragged: "keep")\ncall src.read() as rows\n'
+                           "for each r in rows\n  emit r\nend\n")
+    assert result.ok, result.errors
+    assert result.outputs == [{"id": "1", "name": "Ann", "city": "Oslo"},
+                              {"id": "2", "name": "Bob", "city": "Rome", "_extra": ["extra", "more"]},
+                              {"id": "3", "name": "Cy", "city": None}, {"id": "4", "name": "Dee", "city": "Lima"}]
+    result = run(tmp_path, 'use src = file(path: "in.csv", ragged: "pad")\ncall src.read() as rows\nemit len(rows)\n')
+    assert result.error is not None and 'ragged must be "error"' in result.error.message
+
+
 def test_a_bad_csv_row_is_recorded_and_replayed_as_a_failed_record(tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_bytes(b"id,name\n1,a\n2,b\xff\n3,c\xfe\n4,d\n")
     (tmp_path / "f.flow").write_text(BAD_ROW_FLOW.format(options="") + "emit 1\n")

@@ -1,10 +1,11 @@
 """CSV rows and cells: the one place the rules for reading and writing CSV live (the file connector's,
 so sftp and s3 files and pick-ups follow them too).
 
-Reading: the first row is the header, every later row a record of strings by column (a missing cell
-is "", cells past the header are dropped); blank lines are skipped. A row with a byte that is not of
-the file's encoding is a BadRecord naming the file and the line: a loop fails that record alone (it is
-kept in the error store) and goes on with the next.
+Reading: the first row is the header, every later row a record of strings by column; blank lines are
+skipped. A row with a byte that is not of the file's encoding, or with more or fewer cells
+than the header (a ragged row), is a BadRecord naming the file and the line: a loop fails that record
+alone (it is kept in the error store) and goes on with the next. With `ragged: "keep"` a ragged row is
+read: a missing cell is null, extra cells are kept as a list in the field `_extra`.
 
 Writing: a cell whose text starts with = + - @, a tab or a carriage return gets a leading ' against
 spreadsheet formula injection (unless it is a number)."""
@@ -21,6 +22,8 @@ from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import BadRecord, Value, to_text
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+RAGGED = ("error", "keep")
+EXTRA = "_extra"  # where ragged: "keep" puts the cells past the header's
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -55,15 +58,17 @@ def header_of(fh: IO[bytes], encoding: str, name: str, delimiter: str) -> list[s
     return next(csv.reader(lines(fh, encoding, name), delimiter=delimiter), None)
 
 
-def records(fh: IO[bytes], encoding: str, name: str, delimiter: str) -> Iterator[Value]:
+def records(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged: str) -> Iterator[Value]:
     """The file's records: an object per row, or a BadRecord for a row that cannot be read as one."""
     state = LineState()
     reader = csv.reader(lines(fh, encoding, name, state), delimiter=delimiter)
     header: list[str] | None = None
     width = 0
     bad_seen = 0
+    last = 0  # the last line of the row before
     try:
         for row in reader:
+            first, last = last + 1, state.number
             bad = state.bad[bad_seen:]
             bad_seen = len(state.bad)
             if not row:
@@ -78,15 +83,21 @@ def records(fh: IO[bytes], encoding: str, name: str, delimiter: str) -> Iterator
                 yield BadRecord(_loose(header, cells), bad_bytes_message(name, bad[0][0], bad[0][1], encoding))
             elif len(row) == width:
                 yield dict(zip(header, row, strict=True))
-            else:
+            elif ragged == "keep":
                 yield _loose(header, row)
+            else:
+                yield BadRecord(_loose(header, row),
+                                f"{name} line {first}: the row has {len(row)} cell{'s' * (len(row) != 1)}, "
+                                f"the header {width} (a ragged row; ragged: \"keep\" reads such rows)")
     except csv.Error as e:
         raise FlowRuntimeError(f"bad CSV in {name} at line {reader.line_num}: {e}", "data") from None
 
 
 def _loose(header: list[str], row: list[str]) -> dict[str, Value]:
-    """A row of any length by column: a missing cell is "", cells past the header are dropped."""
+    """A row of any length by column: a missing cell is null, cells past the header go to `_extra`."""
     record: dict[str, Value] = dict(zip(header, row, strict=False))
     for column in header[len(row):]:
-        record[column] = ""
+        record[column] = None
+    if len(row) > len(header):
+        record[EXTRA] = row[len(header):]
     return record

@@ -1,8 +1,8 @@
 """The `file` connector: CSV, JSON and JSON Lines files, read as record streams (a JSON list is
 parsed as a stream too, so memory stays flat) and written record by record (folders are created),
 and binary files (`format: "bytes"`). Text is decoded in the file's `encoding` line by line
-(textlines.py), so a bad byte is reported with its line; the CSV rules (bad rows, formula escaping)
-are csvrows.py's."""
+(textlines.py), so a bad byte is reported with its line; the CSV rules (bad rows, ragged rows,
+formula escaping) are csvrows.py's."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
-from flowlang.connectors.csvrows import csv_cell, header_of, records
+from flowlang.connectors.csvrows import RAGGED, csv_cell, header_of, records
 from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
@@ -34,10 +34,12 @@ PAGE = 1000
 
 @dataclass(frozen=True)
 class TextRules:
-    """How a file's text is read and written: its encoding, and for CSV the delimiter."""
+    """How a file's text is read and written: its encoding, and for CSV the delimiter and what a
+    ragged row is ("error" or "keep", csvrows.py)."""
 
     delimiter: str = ","
     encoding: str = "utf-8"
+    ragged: str = "error"
 
 
 class FileConnection(Connection):
@@ -91,7 +93,7 @@ class FileConnection(Connection):
         if self.format == "csv":
             with self._open_binary() as fh:
                 page: list[Value] = []
-                for record in records(fh, self.encoding, self.path.name, self.delimiter):
+                for record in records(fh, self.encoding, self.path.name, self.delimiter, self.rules.ragged):
                     page.append(record)
                     if len(page) >= PAGE:
                         yield page
@@ -292,8 +294,8 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
 
 
 def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") -> tuple[str, str, TextRules]:
-    """The format, mode and text rules (delimiter, encoding) a file connector's configuration gives
-    (checked), for local and remote files alike."""
+    """The format, mode and text rules (delimiter, encoding, ragged) a file connector's configuration
+    gives (checked), for local and remote files alike."""
     fmt = config.get("format") or ("" if raw.endswith("/") else PurePosixPath(raw).suffix.lstrip(".").lower())
     if fmt == "ndjson":
         fmt = "jsonl"
@@ -314,7 +316,11 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
     except LookupError:
         raise FlowRuntimeError(f"{kind} encoding {to_text(encoding)!r} is not one Python knows (e.g. \"utf-8\", "
                                '"cp1252", "latin-1", "utf-16")', "connector") from None
-    return str(fmt), str(mode), TextRules(delimiter, str(encoding))
+    ragged = config.get("ragged") or "error"
+    if ragged not in RAGGED:
+        raise FlowRuntimeError(f'{kind} ragged must be "error" (a row with more or fewer cells than the header '
+                               f'is a failed record) or "keep", got {to_text(ragged)!r}', "connector")
+    return str(fmt), str(mode), TextRules(delimiter, str(encoding), str(ragged))
 
 
 class _LongDigits(Exception):
@@ -386,6 +392,8 @@ FILE = ConnectorSpec(
         ConfigKey("delimiter", description='the CSV delimiter (default ","; ";", "|", "\\t" for a tab)'),
         ConfigKey("encoding", description='the text encoding (default "utf-8", a byte order mark is skipped; '
                   '"cp1252", "latin-1", "utf-16", ...)'),
+        ConfigKey("ragged", description='a CSV row with more or fewer cells than the header: "error" (default: '
+                  'a failed record) or "keep" (missing cells null, extra ones in _extra)'),
         ConfigKey("allow_outside", description="true to use a file outside the flow's folder"),
         ConfigKey("after", description='for a pick-up pattern: the folder each file is moved to once all its '
                   'records succeeded (after: "archive/"), or "delete"'),

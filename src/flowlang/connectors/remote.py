@@ -136,6 +136,8 @@ FORMAT_KEYS = (
     ConfigKey("mode", description='"overwrite" (default) or "append"'),
     ConfigKey("delimiter", description='the CSV delimiter (default ",")'),
     ConfigKey("encoding", description='the text encoding (default "utf-8")'),
+    ConfigKey("ragged", description='a CSV row with more or fewer cells than the header: "error" (default) or '
+              '"keep"'),
     ConfigKey("after", description='for a pick-up pattern: the folder each file is moved to once all its '
               'records succeeded, or "delete"'),
 )
