@@ -160,6 +160,7 @@ def test_hover_shows_builtin_docs_operations_and_origins(tmp_path: Path) -> None
         uri, _ = await ed.open("f.flow", FLOW)
         upper = await ed.hover(uri, 7, FLOW.splitlines()[7].index("upper") + 1)
         assert upper is not None and "upper(s)" in upper and "upper case" in upper
+        assert 'upper("no") -> "NO"' in upper  # the docstring's examples, as docs/builtins.md has them
         op = await ed.hover(uri, 5, FLOW.splitlines()[5].index("list_orders") + 1)
         assert op is not None and "shopify.list_orders" in op and "GET" in op
         origin = await ed.hover(uri, 7, FLOW.splitlines()[7].index("o.id") + 0)

@@ -344,7 +344,9 @@ def _hover_text(analysis: Analysis, env: Environment, word: str, start: int, end
 
 
 def _builtin_text(b: Builtin) -> str:
-    return f"```\n{b.signature()}\n```\n{b.doc}".rstrip()
+    """The signature, then the whole docstring (its examples indented, so Markdown shows them as code),
+    as docs/builtins.md shows them."""
+    return f"```\n{b.signature()}\n```\n{b.help}".rstrip()
 
 
 # ---- definition -----------------------------------------------------------------------------------
