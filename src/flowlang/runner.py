@@ -259,6 +259,8 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         message = known.mask(error.message)
         store.finish_job(job_id, "failed", {}, message, flow.key, None, known.mask, dict(options.params))
         return Result(False, "failed", [], [], Stats(), job_id, error, kind=kind)
+    finally:
+        WATCHDOG.job_ended(job_id)  # once the job is recorded: until then a hard stop records it
 
 
 async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,
@@ -351,8 +353,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     finally:
         for timer in timers:
             WATCHDOG.cancel(timer)
-        WATCHDOG.job_ended(job_id)
-        await close_all(ctx)
+        await close_all(ctx)  # a close that hangs (a query stuck in C): the watchdog still records the job
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
     ctx.log_failure_groups()

@@ -71,6 +71,10 @@ def _add_limited(a: Any, b: Any, f: Frame) -> Any:
     return result
 
 
+def _big() -> Any:
+    raise ValueError("a whole number past MAX_DIGITS digits")  # the closure gives the located error
+
+
 def _is_in(item: Any, container: Any) -> bool:
     """`item in container`, with the operands evaluated left first (as Python evaluates arguments)."""
     return ops.contains(container, item)
@@ -82,7 +86,7 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 HELPERS: dict[str, Any] = {
     "_fld": _fld, "_miss": missed, "_idx": _idx, "_iter": _iter, "_paced": paced, "_interp": interpolate,
-    "_N": frozenset({int, Decimal}),
+    "_N": frozenset({int, Decimal}), "_B": ops.INT_BOUND, "_NB": -ops.INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
     "_ge": ops.greater_equal, "_in": _is_in, "_not_in": _is_not_in, "_truthy": truthy,
@@ -233,7 +237,11 @@ class Generator:
             symbol, helper = ARITHMETIC.get(op) or ORDERING[op]
             a, b = self.name("_a"), self.name("_b")
             extra = ", f" if helper == "_add" else ""
-            return (f"({a} {symbol} {b} if (type({a} := {left}) in _N) & (type({b} := {right}) in _N) "
+            native = f"{a} {symbol} {b}"
+            if op in ARITHMETIC:  # a whole number past MAX_DIGITS digits: the closure says so
+                r = self.name("_r")
+                native = f"({r} if type({r} := {native}) is not int or _NB < {r} < _B else _big())"
+            return (f"({native} if (type({a} := {left}) in _N) & (type({b} := {right}) in _N) "
                     f"else {helper}({a}, {b}{extra}))")
         if op is ast.BinOp.EQ or op is ast.BinOp.NE:
             negate = "not " if op is ast.BinOp.NE else ""

@@ -13,7 +13,7 @@ from flowlang.compile.errors import Where
 from flowlang.compile.steps import Eval
 from flowlang.errors import LimitError
 from flowlang.runtime.frame import Frame
-from flowlang.runtime.operators import OperatorError
+from flowlang.runtime.operators import OperatorError, computed
 from flowlang.runtime.values import type_name
 
 COMPARE = {ast.BinOp.LT: "<", ast.BinOp.LE: "<=", ast.BinOp.GT: ">", ast.BinOp.GE: ">="}
@@ -22,6 +22,9 @@ PYTHON_OPS: dict[ast.BinOp, Callable[[Any, Any], Any]] = {
     ast.BinOp.ADD: operator.add, ast.BinOp.SUB: operator.sub, ast.BinOp.MUL: operator.mul,
     ast.BinOp.LT: operator.lt, ast.BinOp.LE: operator.le, ast.BinOp.GT: operator.gt, ast.BinOp.GE: operator.ge,
 }
+
+
+SYMBOLS = {ast.BinOp.ADD: "+", ast.BinOp.SUB: "-", ast.BinOp.MUL: "*"}
 
 
 def literal_constant(node: ast.Expr) -> tuple[Any] | None:
@@ -66,13 +69,17 @@ def constant(value: Any) -> Eval:
 def arithmetic(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], Any], where: Where) -> Eval:
     """+, -, * with the number case inline; a string or list past max_value_items is a limit error."""
     python_op = PYTHON_OPS[op]
+    symbol = SYMBOLS[op]
     limit_check = op is ast.BinOp.ADD
 
     def arithmetic(f: Frame) -> Any:
         a = left(f)
         b = right(f)
         if (type(a) in NUMBERS) & (type(b) in NUMBERS):
-            return python_op(a, b)
+            try:
+                return computed(python_op, a, b, symbol)
+            except OperatorError as e:
+                raise where.error(e.message, e.kind) from None
         try:
             result = fn(a, b)
         except OperatorError as e:

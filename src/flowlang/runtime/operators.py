@@ -6,6 +6,7 @@ expression adds the position.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
@@ -40,10 +41,47 @@ def _is_num(t: type) -> bool:
     return t is int or t is Decimal
 
 
+MAX_DIGITS = 4300  # digits a whole number, or an exact result, may have (Python's own bound for int <-> text)
+INT_BOUND = 10 ** MAX_DIGITS  # a whole number's size must stay below it (a comparison of sizes: cheap)
+
+
+def too_large(what: str) -> OperatorError:
+    return OperatorError(f"the result of {what} is too large (a whole number of more than {MAX_DIGITS:,} digits)",
+                         "value")
+
+
+def sized(result: Any, what: str) -> Any:
+    """An arithmetic result, refused when it is a whole number past MAX_DIGITS digits: every number a
+    flow holds stays small enough that the next operation on it is quick, and it can be written as
+    text and JSON."""
+    if type(result) is int and not -INT_BOUND < result < INT_BOUND:
+        raise too_large(what)
+    return result
+
+
+def computed(compute: Callable[[Any, Any], Any], a: Any, b: Any, what: str) -> Any:
+    """a <op> b on two numbers, with the size of a whole result checked and a decimal's overflow (an
+    exponent past what decimals hold) said in words."""
+    try:
+        result = compute(a, b)
+    except ArithmeticError as e:
+        raise OperatorError(f"cannot compute {what}: {arithmetic_problem(e)}", "value") from None
+    return sized(result, what)
+
+
+def whole(value: Decimal, what: str) -> int:
+    """The integer of an integral decimal, refused past MAX_DIGITS digits (int(1e999999999) would
+    build a billion digits)."""
+    if value.adjusted() >= MAX_DIGITS:
+        raise OperatorError(f"{what}: {value:.6E} is too large for a whole number (more than {MAX_DIGITS:,} "
+                            "digits)", "value")
+    return int(value)
+
+
 def add(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if _is_num(ta) and _is_num(tb):
-        return a + b
+        return computed(operator.add, a, b, "+")
     if ta is tb and ta in (str, list):
         return a + b
     if ta is dict and tb is dict:
@@ -62,7 +100,7 @@ def add(a: Any, b: Any) -> Any:
 def subtract(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if _is_num(ta) and _is_num(tb):
-        return a - b
+        return computed(operator.sub, a, b, "-")
     if ta in (datetime, date, timedelta) and tb is timedelta:
         return a - b
     if ta is tb and ta in (datetime, date):
@@ -73,7 +111,7 @@ def subtract(a: Any, b: Any) -> Any:
 def multiply(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if _is_num(ta) and _is_num(tb):
-        return a * b
+        return computed(operator.mul, a, b, "*")
     if ta is timedelta and _is_num(tb):
         return a * int(b) if tb is int else a * float(b)
     raise mismatch("multiply", a, b)
@@ -105,9 +143,6 @@ def modulo(a: Any, b: Any) -> Any:
     return exactly(lambda: Decimal(a) % Decimal(b), Decimal(a).adjusted() - Decimal(b).adjusted(), "%")
 
 
-MAX_DIGITS = 4300  # digits an exact result may need (Python's own bound for int <-> text)
-
-
 def exactly(compute: Callable[[], Decimal], magnitude: int, what: str) -> Decimal:
     """A decimal operation done with as many digits as its result needs (`magnitude`: about how many
     digits left of the point), up to MAX_DIGITS; past that, an error that says so."""
@@ -135,7 +170,9 @@ def arithmetic_problem(error: ArithmeticError) -> str:
 
 def negate(a: Any) -> Any:
     t = type(a)
-    if t is int or t is Decimal or t is timedelta:
+    if t is Decimal:
+        return a.copy_negate()  # exact: no rounding, no overflow
+    if t is int or t is timedelta:
         return -a
     raise OperatorError(f"cannot negate {type_name(a)}")
 
@@ -222,7 +259,7 @@ def as_int(value: Any, what: str) -> int:
     """An integral number as int (1.0 counts), else OperatorError."""
     if type(value) is int:
         return int(value)
-    if type(value) is Decimal and value == value.to_integral_value():
-        return int(value)
+    if type(value) is Decimal and value.is_finite() and value == value.to_integral_value():
+        return whole(value, what)
     raise OperatorError(f"{what} must be a whole number, got {type_name(value)}"
                         + (f" {value}" if type(value) is Decimal else ""))

@@ -329,7 +329,7 @@ class ToAst(Transformer[Token, Any]):
         if isinstance(operand, ast.Literal) and type(operand.value) in (int, Decimal):
             value = operand.value
             assert isinstance(value, int | Decimal)
-            return ast.Literal(-value, span)
+            return ast.Literal(value.copy_negate() if type(value) is Decimal else -value, span)  # exact, any size
         return ast.Negate(operand, span)
 
     def field(self, meta: Meta, c: list[Any]) -> ast.Field:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
-from flowlang.runtime.operators import OperatorError, add, as_int, divide, exactly, less
+from flowlang.runtime.operators import (
+    MAX_DIGITS,
+    OperatorError,
+    add,
+    arithmetic_problem,
+    as_int,
+    divide,
+    exactly,
+    less,
+    sized,
+    whole,
+)
 from flowlang.runtime.values import type_name
 
 
@@ -34,14 +45,18 @@ def number(value: Any) -> Any:
     text = value.strip()
     if text == "":
         return None
+    shown = repr(value) if len(value) <= 60 else repr(value[:50]) + f"... ({len(value):,} characters)"
+    digits = text.lstrip("+-")
+    if digits.isdigit() and len(digits) > MAX_DIGITS:
+        raise BuiltinError(f"cannot read {shown} as a number: a whole number may have at most {MAX_DIGITS:,} digits")
     try:
-        if text.lstrip("+-").isdigit():
+        if digits.isdigit():
             return int(text)
         result = Decimal(text)
     except (InvalidOperation, ValueError):
-        raise BuiltinError(f"cannot read {value!r} as a number") from None
+        raise BuiltinError(f"cannot read {shown} as a number") from None
     if not result.is_finite():
-        raise BuiltinError(f"cannot read {value!r} as a number")
+        raise BuiltinError(f"cannot read {shown} as a number")
     return result
 
 
@@ -54,9 +69,16 @@ def int_(value: Any) -> Any:
         int("19.99") -> 19
     """
     n = number(value)
-    if n is None:
-        return None
-    return int(n)
+    if n is None or type(n) is int:
+        return n
+    return _whole(n.to_integral_value(rounding=ROUND_DOWN), "int()")
+
+
+def _whole(value: Decimal, what: str) -> int:
+    try:
+        return whole(value, what)
+    except OperatorError as e:
+        raise BuiltinError(e.message) from None
 
 
 def _places(places: Any) -> int:
@@ -94,7 +116,7 @@ def round_(value: Any, places: Any = 0) -> Any:
         result = exactly(lambda: exact.quantize(exp, rounding=ROUND_HALF_UP), exact.adjusted() + digits, "round()")
     except OperatorError as e:
         raise BuiltinError(e.message) from None
-    return int(result) if digits <= 0 else result
+    return _whole(result, "round()") if digits <= 0 else result
 
 
 def floor(value: Any) -> Any:
@@ -107,7 +129,9 @@ def floor(value: Any) -> Any:
     if value is None:
         return None
     need(value, "number", "floor")
-    return int(Decimal(value).to_integral_value(rounding=ROUND_FLOOR))
+    if type(value) is int:
+        return value
+    return _whole(value.to_integral_value(rounding=ROUND_FLOOR), "floor()")
 
 
 def ceil(value: Any) -> Any:
@@ -120,7 +144,9 @@ def ceil(value: Any) -> Any:
     if value is None:
         return None
     need(value, "number", "ceil")
-    return int(Decimal(value).to_integral_value(rounding=ROUND_CEILING))
+    if type(value) is int:
+        return value
+    return _whole(value.to_integral_value(rounding=ROUND_CEILING), "ceil()")
 
 
 def abs_(value: Any) -> Any:
@@ -196,14 +222,17 @@ def sum_(items: Any) -> Any:
     """
     total: Any = 0
     if type(items) is list:
-        for x in items:
-            t = type(x)
-            if t is int or t is Decimal:
-                total += x
-            elif x is not None:
-                break
-        else:
-            return total
+        try:
+            for x in items:
+                t = type(x)
+                if t is int or t is Decimal:
+                    total += x
+                elif x is not None:
+                    break
+            else:
+                return sized(total, "sum()")
+        except ArithmeticError as e:
+            raise BuiltinError(f"sum(): {arithmetic_problem(e)}") from None
     values = _values((items,), "sum")
     total = 0
     for i, x in enumerate(values):

@@ -1,0 +1,72 @@
+"""Caps on number sizes (issue 10, High 4): arithmetic and conversions that would make a whole number
+of more than 4,300 digits (or overflow a decimal's exponent) fail their record at once with a clear
+message, instead of running for minutes in C where no limit or signal reaches them. Each case runs in
+one subprocess with a timeout as a safety net: before the caps, several of them never ended."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import flowlang
+from conftest import run_cli
+
+NINES = 'int(pad_left("", 4300, "9"))'  # the largest whole number a flow holds: 4,300 digits
+CASES = {  # an expression and what its failed record says
+    "squaring": ("squared(10, 40)", "the result of * is too large (a whole number of more than 4,300 digits)"),
+    "doubling": ("doubled(10, 100000)", "the result of + is too large"),
+    "product": (f"{NINES} * {NINES}", "the result of * is too large"),
+    "difference": (f"-{NINES} - {NINES}", "the result of - is too large"),
+    "sum": (f"sum([{NINES}, {NINES}])", "the result of sum() is too large"),
+    "int of a huge decimal": ("int(1e999999999)", "int(): 1.000000E+999999999 is too large for a whole number"),
+    "floor": ("floor(1e999999999)", "floor(): 1.000000E+999999999 is too large"),
+    "ceil": ("ceil(-1e999999999)", "ceil(): -1.000000E+999999999 is too large"),
+    "round": ("round(1e999999999)", "too large for round()"),
+    "range": ("range(0, 1e999999999)", "too large for a whole number"),
+    "digits as text": ('int(pad_left("", 1000000, "9"))', "a whole number may have at most 4,300 digits"),
+    "decimal overflow": ("1e999999999 * 10", "cannot compute *: the number is too large"),
+    "decimal overflow +": ("1e999999999 + 1", "cannot compute +: the number is too large"),
+    "decimal sum": ("sum([1e999999999, 1e999999999])", "sum(): the number is too large"),
+}
+FUNCTIONS = """function squared(x, n)
+  for each i in range(0, n)
+    let x = x * x
+  end
+  return x
+end
+function doubled(x, n)
+  for each i in range(0, n)
+    let x = x + x
+  end
+  return x
+end
+"""
+
+
+def test_number_sizes_are_capped_with_a_clear_record_error(tmp_path: Path) -> None:
+    loops = "".join(f"for each case in [{json.dumps(name)}]\n  emit {expr}\nend\n"
+                    for name, (expr, _) in CASES.items())
+    (tmp_path / "f.flow").write_text(FUNCTIONS + loops)
+    done = run_cli("run", "f.flow", cwd=tmp_path, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    said = {e["record"]: e["message"] for e in errors}
+    assert set(said) == set(CASES)
+    for name, (_, message) in CASES.items():
+        assert message in said[name], (name, said[name])
+    assert all(e["location"].startswith("f.flow:") for e in errors)  # each with its place
+
+
+def test_numbers_up_to_the_cap_are_exact(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text(
+        f"let n = {NINES}\n"
+        "emit len(str(n))\n"
+        "emit len(str(n - 1 + 1))\n"
+        'emit len(str(int(pad_left("", 2150, "9")) * int(pad_left("", 2150, "9"))))\n'
+        "emit -(-1e999999999) == 1e999999999\n"
+        "emit int(1e4299) == int(1e4299)\n"
+        "emit 1e999999999 > 5\n")
+    result = flowlang.load(tmp_path / "f.flow").run(state_dir=tmp_path / "state")
+    assert result.error is None, result.error
+    assert result.outputs == [4300, 4300, 4300, True, True, True]
