@@ -113,8 +113,9 @@ def _code(text: str) -> str:
 def _summary_text(e: Entry) -> str:
     """The summary line: without its usage prefix when that only repeats the signature's names,
     else with the usage as code (`min(list) or min(a, b, ...)`, `round(x, places)`)."""
-    head, colon, rest = e.summary.partition(": ")
-    if not (colon and head.startswith(f"{e.name}(") and head.endswith(")")):
+    end = e.summary.find("): ")
+    head, rest = e.summary[:end + 1], e.summary[end + 3:]
+    if end < 0 or not head.startswith(f"{e.name}("):
         return e.summary
     if head == e.bare:
         return rest

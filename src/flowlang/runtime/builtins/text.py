@@ -214,7 +214,7 @@ def regex_match(s: Any, pattern: Any) -> Any:
     r"""regex_match(s, pattern): true when the regular expression matches somewhere in s (false for null).
 
     Anchor the pattern with ^ and $ to match the whole text. Write patterns in single quotes, where a
-    backslash is kept as it is ('\d+'). A pattern that takes longer than 1 second on one text fails
+    backslash is kept as it is (`'\d+'`). A pattern that takes longer than 1 second on one text fails
     that record (catastrophic backtracking).
 
     Examples:
@@ -265,11 +265,12 @@ def error_type() -> type[Exception]:
 def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
     r"""regex_replace(s, pattern, replacement): every match of the regular expression replaced.
 
-    \1 in the replacement is the text of group 1, \g<name> of a named group.
+    `\1` in the replacement is the text of group 1, `\g<name>` that of a named group.
 
     Examples:
         regex_replace("+47 22 33 44 55", '[^0-9]', "") -> "4722334455"
         regex_replace("2024-05-01", '(\d+)-(\d+)-(\d+)', '\3.\2.\1') -> "01.05.2024"
+        regex_replace("ref: AB-77", '(?P<code>[A-Z]+)-(\d+)', '\2/\g<code>') -> "ref: 77/AB"
     """
     if s is None:
         return None
@@ -296,7 +297,7 @@ def str_(value: Any) -> Any:
     r"""str(x): x as text (null is "", lists and objects as compact JSON).
 
     Decimals are in plain notation, booleans true/false, datetimes ISO 8601 (Z for UTC). This is
-    also how a value is shown inside a string ("{x}"). A secret stays a secret (shown as ***).
+    also how a value is shown inside a string ("{x}"). A secret stays a secret (shown as `***`).
 
     Examples:
         str(19.90) -> "19.90"
