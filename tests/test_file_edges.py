@@ -4,6 +4,8 @@ and large JSON lists read as a stream with exact decimals and flat memory."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tracemalloc
 from decimal import Decimal
@@ -199,6 +201,55 @@ def test_ragged_keep_reads_every_cell(tmp_path: Path) -> None:
                               {"id": "3", "name": "Cy", "city": None}, {"id": "4", "name": "Dee", "city": "Lima"}]
     result = run(tmp_path, 'use src = file(path: "in.csv", ragged: "pad")\ncall src.read() as rows\nemit len(rows)\n')
     assert result.error is not None and 'ragged must be "error"' in result.error.message
+
+
+# ---- bare carriage returns and formula escaping (issue 10) ---------------------------------------------
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_bare_cr_inside_a_value_does_not_split_the_row(tmp_path: Path, encoding: str) -> None:
+    # the last line ends in a CR alone
+    text = 'id,note,n\r\n1,a\rb,x\r\n2,"c\rd",y\r\n3,e\x85f\u2028g\x0ch,z\r\n4,end,w\r'
+    (tmp_path / "in.csv").write_bytes(text.encode(encoding))
+    result = run(tmp_path, f'use src = file(path: "in.csv", encoding: "{encoding}")\ncall src.read() as rows\n'
+                           "for each r in rows\n  emit r\nend\n")
+    assert result.ok, result.errors or result.error
+    assert result.outputs == [{"id": "1", "note": "a\rb", "n": "x"}, {"id": "2", "note": "c\rd", "n": "y"},
+                              {"id": "3", "note": "e\x85f\u2028g\x0ch", "n": "z"}, {"id": "4", "note": "end", "n": "w"}]
+    assert result.stats.at(3, "for each").read == 4
+
+
+def test_a_file_with_cr_line_ends_is_refused_not_read_as_one_row(tmp_path: Path) -> None:
+    (tmp_path / "mac.csv").write_bytes(b"id,name\r1,Ann\r2,Bob\r")
+    result = run(tmp_path, 'use src = file(path: "mac.csv")\ncall src.read() as rows\nfor each r in rows\n'
+                           "  emit r\nend\n")
+    assert result.error is not None and result.error.kind == "data"
+    assert "mac.csv line 1" in result.error.message and "carriage return alone" in result.error.message
+
+
+def test_cells_and_header_cells_are_escaped_at_every_line_start_and_quoted_with_a_cr(tmp_path: Path) -> None:
+    flow = """use out = file(path: "out.csv"{mode})
+for each r in [{{"=id": 1, note: "x\\r=HYPERLINK(1)", n: "-5"}}, {{"=id": 2, note: "@a\\n+b\\r\\n-3", n: "+x"}}]
+  send r to out
+end
+"""
+    result = run(tmp_path, flow.format(mode=""))
+    assert result.ok, result.errors or result.error
+    written = (tmp_path / "out.csv").read_bytes()
+    assert written == (b"'=id,note,n\n1,\"x\r'=HYPERLINK(1)\",-5\n2,\"'@a\n'+b\r\n-3\",'+x\n")
+    rows = list(csv.reader(io.StringIO(written.decode(), newline="")))
+    assert rows == [["'=id", "note", "n"], ["1", "x\r'=HYPERLINK(1)", "-5"], ["2", "'@a\n'+b\r\n-3", "'+x"]]
+    # an append maps each field to its escaped column
+    result = run(tmp_path, flow.format(mode=', mode: "append"'))
+    assert result.ok, result.errors or result.error
+    assert (tmp_path / "out.csv").read_bytes() == written + written.split(b"\n", 1)[1]
+
+
+def test_a_character_the_encoding_cannot_write_fails_that_record(tmp_path: Path) -> None:
+    result = run(tmp_path, 'use out = file(path: "out.csv", encoding: "cp1252")\n'
+                           'for each r in [{a: "é"}, {a: "Ω"}, {a: "x"}]\n  send r to out\nend\n')
+    assert result.status == "partial", result.error
+    assert [e.message for e in result.errors] == [
+        "cannot write 'Ω' to out.csv: it is not cp1252 text (give another encoding, e.g. encoding: \"utf-8\")"]
+    assert (tmp_path / "out.csv").read_bytes() == "a\né\nx\n".encode("cp1252")
 
 
 def test_a_bad_csv_row_is_recorded_and_replayed_as_a_failed_record(tmp_path: Path) -> None:

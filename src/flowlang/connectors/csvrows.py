@@ -2,17 +2,19 @@
 so sftp and s3 files and pick-ups follow them too).
 
 Reading: the first row is the header, every later row a record of strings by column; blank lines are
-skipped. A row with a byte that is not of the file's encoding, or with more or fewer cells
+skipped. A line ends at "\\n" (or "\\r\\n"): a bare carriage return inside a value, quoted or not,
+stays in the value. A row with a byte that is not of the file's encoding, or with more or fewer cells
 than the header (a ragged row), is a BadRecord naming the file and the line: a loop fails that record
 alone (it is kept in the error store) and goes on with the next. With `ragged: "keep"` a ragged row is
 read: a missing cell is null, extra cells are kept as a list in the field `_extra`.
 
-Writing: a cell whose text starts with = + - @, a tab or a carriage return gets a leading ' against
-spreadsheet formula injection (unless it is a number)."""
+Writing: a cell whose text, or any line inside it, starts with = + - @, a tab or a carriage return
+gets a leading ' against spreadsheet formula injection (unless it is a number); header cells too."""
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from typing import IO
 
@@ -24,6 +26,8 @@ from flowlang.runtime.values import BadRecord, Value, to_text
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 RAGGED = ("error", "keep")
 EXTRA = "_extra"  # where ragged: "keep" puts the cells past the header's
+CR_MARK = "\ud800"  # a bare CR while the csv module splits the line (no decoded text holds a lone surrogate)
+_BREAKS = re.compile(r"(\r\n|\r|\n)")
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -38,10 +42,18 @@ def csv_cell(value: Value) -> str:
 
 
 def escaped(text: str) -> str:
-    """The text with a leading ' where a spreadsheet would start a formula."""
+    """The text with a leading ' where a spreadsheet would start a formula: at its start, and at the
+    start of each line inside it (a reader that breaks rows at a bare CR sees those as cells)."""
     if text.startswith(FORMULA_STARTS) and not _numeric(text):
-        return "'" + text
-    return text
+        text = "'" + text
+    if "\r" not in text and "\n" not in text:
+        return text
+    parts = _BREAKS.split(text)
+    for i in range(2, len(parts), 2):  # the text after each line break
+        part = parts[i]
+        if part.startswith(FORMULA_STARTS) and not _numeric(part):
+            parts[i] = "'" + part
+    return "".join(parts)
 
 
 def _numeric(text: str) -> bool:
@@ -61,14 +73,19 @@ def header_of(fh: IO[bytes], encoding: str, name: str, delimiter: str) -> list[s
 def records(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged: str) -> Iterator[Value]:
     """The file's records: an object per row, or a BadRecord for a row that cannot be read as one."""
     state = LineState()
-    reader = csv.reader(lines(fh, encoding, name, state), delimiter=delimiter)
+    marked = [0]  # lines in which a bare CR was marked
+    reader = csv.reader(_with_cr_marked(lines(fh, encoding, name, state), marked), delimiter=delimiter)
     header: list[str] | None = None
     width = 0
     bad_seen = 0
+    marks_seen = 0
     last = 0  # the last line of the row before
     try:
         for row in reader:
             first, last = last + 1, state.number
+            if marked[0] != marks_seen:
+                marks_seen = marked[0]
+                row = [cell.replace(CR_MARK, "\r") for cell in row]
             bad = state.bad[bad_seen:]
             bad_seen = len(state.bad)
             if not row:
@@ -76,6 +93,10 @@ def records(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged: str
             if header is None:
                 if bad:
                     raise FlowRuntimeError(bad_bytes_message(name, bad[0][0], bad[0][1], encoding), "data")
+                if any("\r" in cell for cell in row):
+                    raise FlowRuntimeError(f"{name} line {first}: the header has a carriage return in a cell: "
+                                           "a file whose lines end in a carriage return alone (an old Mac "
+                                           "file) is not read; save it with \\n or \\r\\n line ends", "data")
                 header, width = row, len(row)
                 continue
             if bad:
@@ -101,3 +122,14 @@ def _loose(header: list[str], row: list[str]) -> dict[str, Value]:
     if len(row) > len(header):
         record[EXTRA] = row[len(header):]
     return record
+
+
+def _with_cr_marked(source: Iterator[str], marked: list[int]) -> Iterator[str]:
+    """Lines with each bare CR inside them marked, so that the csv module keeps it in its value."""
+    for line in source:
+        n = len(line)
+        end = n - 2 if line.endswith("\r\n") else n - 1 if line.endswith(("\n", "\r")) else n
+        if line.find("\r", 0, end) >= 0:
+            marked[0] += 1
+            line = line[:end].replace("\r", CR_MARK) + line[end:]
+        yield line

@@ -1,8 +1,8 @@
 """The `file` connector: CSV, JSON and JSON Lines files, read as record streams (a JSON list is
 parsed as a stream too, so memory stays flat) and written record by record (folders are created),
 and binary files (`format: "bytes"`). Text is decoded in the file's `encoding` line by line
-(textlines.py), so a bad byte is reported with its line; the CSV rules (bad rows, ragged rows,
-formula escaping) are csvrows.py's."""
+(textlines.py), so a bad byte is reported with its line; the CSV rules (bad rows, ragged rows, bare
+carriage returns, formula escaping) are csvrows.py's."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
-from flowlang.connectors.csvrows import RAGGED, csv_cell, header_of, records
+from flowlang.connectors.csvrows import RAGGED, csv_cell, escaped, header_of, records
 from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
@@ -30,6 +30,7 @@ from flowlang.runtime.values import BadRecord, RecordStream, Value, to_text, typ
 
 FORMATS = ("csv", "json", "jsonl", "bytes")
 PAGE = 1000
+ROW_END = "\r\n"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class FileConnection(Connection):
         self.delimiter = rules.delimiter
         self._handle: IO[Any] | None = None
         self._writer: Any = None
-        self._header: list[str] | None = None
+        self._header: list[str] | None = None  # the header's cells as written
+        self._columns: dict[str, int] = {}  # a record's key (or its escaped form) -> its column
         self._json_count = 0
         self._cache: list[Value] | None = None
 
@@ -186,6 +188,10 @@ class FileConnection(Connection):
             self._write(record)
         except OSError as e:
             raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
+        except UnicodeEncodeError as e:  # nothing of the record was written: it is encoded whole first
+            raise FlowRuntimeError(f"cannot write {e.object[e.start:e.end]!r} to {self.path.name}: it is not "
+                                   f'{self.encoding} text (give another encoding, e.g. encoding: "utf-8")',
+                                   "data") from None
         return record
 
     def _start(self) -> IO[Any]:
@@ -238,16 +244,29 @@ class FileConnection(Connection):
         if type(record) is not dict:
             raise FlowRuntimeError(f"a CSV row must be an object, got {type_name(record)}", "data")
         if self._writer is None:
-            self._writer = csv.writer(handle, delimiter=self.delimiter, lineterminator="\n")
+            writer = csv.writer(_LfRows(handle), delimiter=self.delimiter, lineterminator=ROW_END)
             if self._header is None:
-                self._header = list(record)
-                self._writer.writerow(self._header)
+                self._header = [escaped(k) for k in record]  # header cells are escaped like any cell
+                self._columns = {k: i for i, k in enumerate(record)}
+                writer.writerow(self._header)
+            self._columns.update({cell: i for i, cell in enumerate(self._header)})
+            self._writer = writer
         header = self._header or []
-        extra = [k for k in record if k not in header]
+        columns = self._columns
+        row = [""] * len(header)
+        extra = []
+        for key, value in record.items():
+            at = columns.get(key)
+            if at is None:
+                at = columns.get(escaped(key))
+                if at is None:
+                    extra.append(key)
+                    continue
+            row[at] = csv_cell(value)
         if extra:
             raise FlowRuntimeError(f"the record has fields that are not columns of {self.path.name}: "
                                    f"{', '.join(extra)} (columns: {', '.join(header)})", "data")
-        self._writer.writerow([csv_cell(record.get(k)) for k in header])
+        self._writer.writerow(row)
 
     async def close(self) -> None:
         if self._handle is not None:
@@ -321,6 +340,19 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
         raise FlowRuntimeError(f'{kind} ragged must be "error" (a row with more or fewer cells than the header '
                                f'is a failed record) or "keep", got {to_text(ragged)!r}', "connector")
     return str(fmt), str(mode), TextRules(delimiter, str(encoding), str(ragged))
+
+
+class _LfRows:
+    """A CSV writer's rows, each ended by "\n": the writer ends them in "\r\n" (ROW_END), so that it
+    quotes every cell with a carriage return in it (it quotes only for the characters of its line end)."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+
+    def write(self, row: str) -> int:
+        return self.handle.write(row[:-2] + "\n")
 
 
 class _LongDigits(Exception):
