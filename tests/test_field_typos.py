@@ -1,6 +1,7 @@
 """A field read that found nothing in every record of its loop, while the records have a close name
 (issue 16): a warning at the end of the run with did-you-mean, the exit status unchanged; and reads
-that did find something, or that run more than once per record, stay quiet."""
+that did find something, or that run more than once per record, stay quiet. `flowlang check` warns
+of a field that is not a column of a literal CSV file's header."""
 
 from __future__ import annotations
 
@@ -93,3 +94,33 @@ def test_inner_loops_and_parallel_loops_count_their_own_records(tmp_path: Path, 
             "  end\n"
             "end\n")
     assert warned(flow, tmp_path, "--input", "in.json") == snapshot
+
+
+def test_check_warns_of_a_field_that_is_not_a_column_of_a_literal_csv(tmp_path: Path,
+                                                                      snapshot: SnapshotAssertion) -> None:
+    people(tmp_path, 3)
+    (tmp_path / "semi.csv").write_text("id;full_name\n1;a\n")
+    (tmp_path / "f.flow").write_text(
+        READ + "use g = file(path: \"semi.csv\", delimiter: \";\")\ncall g.read() as others\n"
+        "for each row in rows\n"
+        "  let row.extra = 1\n"
+        "  emit {id: row.id, email: lower(row.emial), e: row.extra, z: row.zzz}\n"
+        "  map row to out\n    nm = row.nmae\n  end\n"
+        "end\n"
+        "for each o in others\n  emit o.full_nam\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 0  # warnings only
+    assert result.stderr == snapshot
+    assert result.stderr.count("warning:") == 3  # not row.id, row.extra (assigned) or row.zzz (no close column)
+
+
+def test_check_is_quiet_when_the_shape_is_not_known(tmp_path: Path) -> None:
+    people(tmp_path, 3)
+    for flow in ('use f = file(path: "*.csv")\ncall f.read() as rows\nfor each r in rows\n  emit r.emial\nend\n',
+                 'use f = file(path: "nope.csv")\ncall f.read() as rows\nfor each r in rows\n  emit r.emial\nend\n',
+                 'let p = "people.csv"\nuse f = file(path: p)\ncall f.read() as rows\nfor each r in rows\n'
+                 '  emit r.emial\nend\n',
+                 READ + "for each r in rows\n  emit r.email\nend\n"):
+        (tmp_path / "f.flow").write_text(flow)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert "warning" not in result.stderr, (flow, result.stderr)
