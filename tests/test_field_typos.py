@@ -124,3 +124,10 @@ def test_check_is_quiet_when_the_shape_is_not_known(tmp_path: Path) -> None:
         (tmp_path / "f.flow").write_text(flow)
         result = cli("check", "f.flow", cwd=tmp_path)
         assert "warning" not in result.stderr, (flow, result.stderr)
+
+
+def test_check_of_a_csv_it_cannot_read_is_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_bytes(b"id,name\r1,a\r2,b\r")  # CR line ends: the run refuses it
+    (tmp_path / "f.flow").write_text(READ + "for each r in rows\n  emit r.nmae\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 0 and "internal error" not in result.stderr and "warning" not in result.stderr

@@ -6,6 +6,7 @@ warns of a read that found nothing in every record (runtime/field_misses.py)."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +65,8 @@ def csv_header(checked: CheckedModule, use: ast.Use) -> Shape | None:
         path = inside(checked.base_dir, raw, allow_outside=config.get("allow_outside") is True)
         with path.open("rb") as fh:
             header = header_of(fh, rules.encoding, path.name, rules.delimiter)
-    except (FlowError, PathRefused, OSError, UnicodeError, ValueError, LookupError):
-        return None
+    except (FlowError, PathRefused, OSError, UnicodeError, ValueError, LookupError, csv.Error):
+        return None  # the run reports what is wrong with the file
     if not header:
         return None
     return Shape(tuple(header), path.name)
