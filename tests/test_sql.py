@@ -96,6 +96,25 @@ end
     assert rows == [(1, "a", "9.99", '["x",2]', "2024-05-01"), (2, "b", "2", '{"k":1.0}', None)]
 
 
+def test_a_large_batch_is_written_in_several_statements(tmp_path: Path) -> None:
+    """SQLite rows go ROWS_PER_STATEMENT to an INSERT: 2,600 rows in batches of 2,500 all arrive once."""
+    result = run(tmp_path, """
+use db = sql(url: "sqlite:///big.db")
+call db.execute("create table n (id integer primary key, v integer)")
+for each i in range(2600)
+  send {id: i, v: i * 2} to db.insert(table: "n") batch 2500
+end
+for each i in range(1300)
+  send {id: i * 2, v: 0 - i} to db.upsert(table: "n", key: "id") batch 2500
+end
+""")
+    assert result.ok, result.error
+    con = sqlite3.connect(tmp_path / "big.db")
+    assert con.execute("select count(*), count(distinct id), sum(v) from n").fetchone() == (
+        2600, 2600, sum(i * 2 for i in range(1, 2600, 2)) - sum(range(1300)))
+    con.close()
+
+
 def test_query_streams_in_pages(tmp_path: Path) -> None:
     result = run(tmp_path, """
 use db = sql(url: "sqlite:///s.db")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
@@ -126,16 +127,33 @@ def with_default_driver(url: str) -> str:
     return f"{scheme}+{driver}{sep}{rest}" if driver else url
 
 
+ROWS_PER_STATEMENT = 1000  # SQLite: rows written by one INSERT ... VALUES (...), (...), ...
+
+
 class Statement:
     """A write statement for rows of some columns: the SQLAlchemy statement, and for SQLite its SQL text
-    with the columns in the order of its positional parameters."""
+    with the columns in the order of its positional parameters, and that text for several rows at once
+    (one statement for many rows: far fewer calls into SQLite than one per row)."""
 
-    __slots__ = ("columns", "sql", "stmt")
+    __slots__ = ("columns", "many", "sql", "stmt")
 
     def __init__(self, stmt: Any, columns: tuple[str, ...]) -> None:
         self.stmt = stmt
         self.columns = columns
         self.sql: str | None = None
+        self.many: dict[int, str | None] = {}
+
+    def for_rows(self, count: int) -> str | None:
+        """The SQL text writing `count` rows in one statement (None when the text does not allow it)."""
+        found = self.many.get(count, "")
+        if found != "":
+            return found
+        group = "(" + ", ".join(["?"] * len(self.columns)) + ")"
+        marker = f" VALUES {group}"
+        one = self.sql or ""
+        text = one.replace(marker, " VALUES " + ", ".join([group] * count)) if one.count(marker) == 1 else None
+        self.many[count] = text
+        return text
 
 
 class SqlConnection(Connection):
@@ -148,6 +166,7 @@ class SqlConnection(Connection):
         # the database kind from the URL's scheme: sqlite, postgresql, mysql, mariadb, ...
         self.dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
         self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Statement] = {}
+        self._variables: int | None = None
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -339,10 +358,28 @@ class SqlConnection(Connection):
 
     def _execute_many(self, conn: Any, statement: Statement, rows: list[tuple[Any, ...]]) -> None:
         if statement.sql is not None:
-            conn.exec_driver_sql(statement.sql, rows)
+            per = max(1, min(ROWS_PER_STATEMENT, self._max_variables(conn) // max(1, len(statement.columns))))
+            for start in range(0, len(rows), per):
+                part = rows[start:start + per]
+                text = statement.for_rows(len(part)) if len(part) > 1 else statement.sql
+                if text is None:
+                    conn.exec_driver_sql(statement.sql, part)
+                else:
+                    conn.exec_driver_sql(text, tuple(chain.from_iterable(part)))
         else:
             columns = statement.columns
             conn.execute(statement.stmt, [dict(zip(columns, row, strict=True)) for row in rows])
+
+    def _max_variables(self, conn: Any) -> int:
+        """How many parameters one SQLite statement may have (999 where the driver cannot say)."""
+        if self._variables is None:
+            try:
+                import sqlite3
+
+                self._variables = int(conn.connection.dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+            except Exception:
+                self._variables = 999
+        return self._variables
 
     def _write(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]) -> list[SendOutcome]:
         """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself."""
