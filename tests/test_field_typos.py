@@ -131,3 +131,26 @@ def test_check_of_a_csv_it_cannot_read_is_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "f.flow").write_text(READ + "for each r in rows\n  emit r.nmae\nend\n")
     result = cli("check", "f.flow", cwd=tmp_path)
     assert result.status == 0 and "internal error" not in result.stderr and "warning" not in result.stderr
+
+
+def test_a_recorded_cassette_gives_check_the_fields_and_the_replay_warns_too(tmp_path: Path,
+                                                                            snapshot: SnapshotAssertion) -> None:
+    from fakeapi import FakeApi, paged
+
+    orders = [{"id": i, "email": f"c{i}@x", "total": i} for i in range(1, 6)]
+    api = FakeApi({})
+    api.route("GET", r"^/orders$", lambda req: paged(orders, req, "cursor", api.url))
+    flow = ('use api = http(base_url: env.API)\n'
+            'call api.get("/orders", pages: {style: "cursor", cursor: "next_cursor", records: "results", size: 2}) '
+            'as orders\nfor each o in orders\n  emit {id: o.id, e: o.email}\nend\n')
+    (tmp_path / "f.flow").write_text(flow)
+    with api:
+        recorded = cli("run", "f.flow", "--record", "cassette", "--quiet", cwd=tmp_path, env={"API": api.url})
+        assert recorded.status == 0, recorded.stderr
+    (tmp_path / "f.flow").write_text(flow.replace("o.email", "o.emial"))
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 0 and checked.stderr == snapshot
+    replayed = cli("test", "f.flow", "--cassette", "cassette", "--log-format", "text", cwd=tmp_path)
+    assert replayed.status == 1  # the outputs differ from the recorded ones
+    assert ("warning: 'emial' was missing in all 5 records of orders; they have id, email, total; did you mean "
+            "'email'?  (f.flow:4:24)") in replayed.stderr

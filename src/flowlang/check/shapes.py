@@ -1,14 +1,18 @@
-"""Field reads checked against a record shape known before the run (issue 16): the records of a
-`file(path: "x.csv")` whose path is literal and exists have the columns of its header line, so a read
-of a field that is not one, while a column has a close name, is a warning at the read with
-did-you-mean ("'emial' is not a column of people.csv ...; did you mean 'email'?"). The run itself
-warns of a read that found nothing in every record (runtime/field_misses.py)."""
+"""Record shapes known before the run, and field reads checked against them (issue 16): the records
+of a `file(path: "x.csv")` whose path is literal and exists have the columns of its header line; the
+records a `call` answered in a cassette beside the flow (`flowlang run --record DIR`) have the fields
+seen there (the language server completes them too). A read of a field a shape lacks, while it has a
+close name, is a warning at the read with did-you-mean ("'emial' is not a column of people.csv ...;
+did you mean 'email'?"). The run itself warns of a read that found nothing in every record
+(runtime/field_misses.py)."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flowlang import ast
@@ -24,12 +28,57 @@ GLOB = frozenset("*?[")
 SHOWN = 8  # columns named in a warning
 
 
+ReadKey = tuple[str, str, str | None]  # connection, operation, its first argument when a literal string (a path)
+CASSETTE_LIMIT = 5_000_000  # bytes: larger cassettes are not read
+
+
+def read_key(operation: ast.Operation) -> ReadKey:
+    first = operation.args[0] if operation.args else None
+    path = first.value if isinstance(first, ast.Literal) and isinstance(first.value, str) else None
+    return operation.connection, operation.op, path
+
+
+def cassette_fields(base_dir: Path) -> dict[ReadKey, dict[str, str]]:
+    """(connection, operation, path) -> {field: the cassette it was seen in}, from the records of the reads in
+    the cassettes beside the flow (`flowlang run --record DIR`: DIR/cassette.jsonl up to 3 folders down)."""
+    found: dict[ReadKey, dict[str, str]] = {}
+    files = [p for depth in ("*", "*/*", "*/*/*") for p in base_dir.glob(f"{depth}/cassette.jsonl")]
+    for file in files[:50]:
+        try:
+            if file.stat().st_size > CASSETTE_LIMIT:
+                continue
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        where = str(file.relative_to(base_dir))
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict) or entry.get("type") != "read":
+                continue
+            pages = entry.get("pages")
+            records = [r for page in pages if isinstance(page, list) for r in page] if isinstance(pages, list) \
+                else entry.get("result")
+            records = records if isinstance(records, list) else [records]
+            args = entry.get("args")
+            path = args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None
+            target = found.setdefault((str(entry.get("connection")), str(entry.get("op")), path), {})
+            for record in records:
+                if isinstance(record, dict):
+                    for key in record:
+                        target.setdefault(str(key), where)
+    return found
+
+
 @dataclass(frozen=True)
 class Shape:
     """The fields every record of a list has, and where they come from."""
 
     fields: tuple[str, ...]
-    origin: str  # "people.csv"
+    origin: str  # "people.csv", or which cassette's records
+    column: bool = True  # the fields are a file's columns (every record has them), not those seen
 
 
 def nodes(value: Any) -> Iterator[ast.Node]:
@@ -73,7 +122,8 @@ def csv_header(checked: CheckedModule, use: ast.Use) -> Shape | None:
 
 
 def shape_warnings(checked: CheckedModule) -> list[Diagnostic]:
-    """Warnings for reads of fields that the records of a loop over a known shape do not have."""
+    """Warnings for reads of fields that the records of a loop over a known shape do not have (`flowlang
+    check` asks: it reads files beside the flow, which a run need not do)."""
     res = checked.resolution
     statements = checked.module.statements
     files: dict[int, Shape] = {}  # connection slot -> the shape of its read()
@@ -82,15 +132,27 @@ def shape_warnings(checked: CheckedModule) -> list[Diagnostic]:
             shape = csv_header(checked, node)
             if shape is not None:
                 files[res.slots[(node, 0)]] = shape
-    if not files:
-        return []
     lists: dict[int, Shape] = {}  # variable slot -> the shape of its records
+    cassettes: dict[ReadKey, dict[str, str]] | None = None
+    looped = {ref.slot for node in nodes(statements) if isinstance(node, ast.ForEach)
+              and isinstance(node.iterable, ast.Name) and isinstance(ref := res.refs.get(node.iterable), Local)}
     for node in nodes(statements):
-        if isinstance(node, ast.CallStmt) and node.as_name and node.operation.op == "read" \
-                and not node.operation.args and (node, 0) in res.slots:
-            ref = res.refs.get(node.operation)
-            if isinstance(ref, Local) and ref.slot in files:
-                lists[res.slots[(node, 0)]] = files[ref.slot]
+        if not (isinstance(node, ast.CallStmt) and node.as_name and (node, 0) in res.slots):
+            continue
+        slot = res.slots[(node, 0)]
+        if slot not in looped:
+            continue
+        ref = res.refs.get(node.operation)
+        if node.operation.op == "read" and not node.operation.args and isinstance(ref, Local) and ref.slot in files:
+            lists[slot] = files[ref.slot]
+            continue
+        if cassettes is None:  # read only when a loop goes over what a call answered
+            cassettes = cassette_fields(checked.base_dir)
+        seen = cassettes.get(read_key(node.operation))
+        if seen:
+            where = sorted(set(seen.values()))[0]
+            lists[slot] = Shape(tuple(seen), f"the records {node.operation.connection}.{node.operation.op}() "
+                                f"answered in {where}", column=False)
     found: list[Diagnostic] = []
     for node in nodes(statements):
         if not (isinstance(node, ast.ForEach) and len(node.names) == 1 and isinstance(node.iterable, ast.Name)):
@@ -118,6 +180,10 @@ def _reads(checked: CheckedModule, loop: ast.ForEach, slot: int, shape: Shape) -
         if meant is None:
             continue
         columns = ", ".join(shape.fields[:SHOWN]) + (", ..." if len(shape.fields) > SHOWN else "")
-        yield Diagnostic("unknown-field", f"'{node.name}' is not a column of {shape.origin} (its columns: {columns}), "
-                         f"so {loop.names[0]}.{node.name} is null in every record", checked.source, node.name_span,
-                         f"did you mean '{meant}'?", Severity.WARNING)
+        if shape.column:
+            message = (f"'{node.name}' is not a column of {shape.origin} (its columns: {columns}), so "
+                       f"{loop.names[0]}.{node.name} is null in every record")
+        else:
+            message = f"'{node.name}' is in none of {shape.origin} (they have {columns})"
+        yield Diagnostic("unknown-field", message, checked.source, node.name_span, f"did you mean '{meant}'?",
+                         Severity.WARNING)

@@ -20,7 +20,6 @@ from flowlang.check.scopes import (
     Scope,
     ScopeKind,
 )
-from flowlang.check.shapes import shape_warnings
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.runtime.builtins import BuiltinRegistry
 from flowlang.source import Span
@@ -115,8 +114,6 @@ class StatementChecker(ExpressionChecker):
     def run(self) -> CheckedModule:
         self.statements(self.module.statements, self.scope, Ctx(library=self.library), top=True)
         self.finish()
-        if not self.diagnostics:
-            self.checked.warnings.extend(shape_warnings(self.checked))
         return self.checked
 
     def more(self, module: ast.Module) -> CheckedModule:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flowlang.api import Flow, compile, load
 from flowlang.check.secret_names import secret_uses
+from flowlang.check.shapes import shape_warnings
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import flow_paths, read_secrets
 from flowlang.diagnostics import Diagnostic
@@ -38,7 +39,7 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
             failed += 1
             _report(terminal, fmt, problems, "\n\n".join(d.render() for d in problems))
         elif fmt == "text":
-            for warning in flow.checked.warnings:
+            for warning in [*flow.checked.warnings, *shape_warnings(flow.checked)]:
                 terminal.error(warning.render())
             terminal.message(f"{path}: ok ({flow.name})", "green")
     if failed:

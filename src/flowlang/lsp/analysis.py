@@ -4,7 +4,6 @@ to definition. No I/O to the editor here (server.py does the protocol)."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from lsprotocol import types
 from flowlang import ast
 from flowlang.check import CheckedModule, check_module
 from flowlang.check.scopes import GLOBALS, JOB_FIELDS
+from flowlang.check.shapes import ReadKey, cassette_fields, read_key
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.environment import Environment
@@ -23,14 +23,6 @@ from flowlang.resources import stdlib_path
 from flowlang.runtime.builtins import Builtin
 from flowlang.source import Source, Span
 from flowlang.syntax import keywords, parse
-
-ReadKey = tuple[str, str, str | None]  # connection, operation, its first argument when a literal string (a path)
-
-
-def read_key(operation: ast.Operation) -> ReadKey:
-    first = operation.args[0] if operation.args else None
-    path = first.value if isinstance(first, ast.Literal) and isinstance(first.value, str) else None
-    return operation.connection, operation.op, path
 
 
 @dataclass(frozen=True)
@@ -242,43 +234,6 @@ def _members(analysis: Analysis, env: Environment, head: str, at: int) -> list[t
         return [types.CompletionItem(label=f, kind=types.CompletionItemKind.Field, detail=f"seen in {where}")
                 for f, where in sorted(fields.items())]
     return []
-
-
-CASSETTE_LIMIT = 5_000_000  # bytes: larger cassettes are not read for completion
-
-
-def cassette_fields(base_dir: Path) -> dict[ReadKey, dict[str, str]]:
-    """(connection, operation, path) -> {field: the cassette it was seen in}, from the records of the reads in
-    the cassettes beside the flow (`flowlang run --record DIR`: DIR/cassette.jsonl up to 3 folders down)."""
-    found: dict[ReadKey, dict[str, str]] = {}
-    files = [p for depth in ("*", "*/*", "*/*/*") for p in base_dir.glob(f"{depth}/cassette.jsonl")]
-    for file in files[:50]:
-        try:
-            if file.stat().st_size > CASSETTE_LIMIT:
-                continue
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            continue
-        where = str(file.relative_to(base_dir))
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(entry, dict) or entry.get("type") != "read":
-                continue
-            pages = entry.get("pages")
-            records = [r for page in pages if isinstance(page, list) for r in page] if isinstance(pages, list) \
-                else entry.get("result")
-            records = records if isinstance(records, list) else [records]
-            args = entry.get("args")
-            path = args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None
-            target = found.setdefault((str(entry.get("connection")), str(entry.get("op")), path), {})
-            for record in records:
-                if isinstance(record, dict):
-                    for key in record:
-                        target.setdefault(str(key), where)
-    return found
 
 
 def _operation_signature(spec: ConnectorSpec, op: OperationSpec) -> str:
