@@ -154,3 +154,23 @@ def test_a_recorded_cassette_gives_check_the_fields_and_the_replay_warns_too(tmp
     assert replayed.status == 1  # the outputs differ from the recorded ones
     assert ("warning: 'emial' was missing in all 5 records of orders; they have id, email, total; did you mean "
             "'email'?  (f.flow:4:24)") in replayed.stderr
+
+
+def test_check_warns_of_a_sent_field_the_connector_file_does_not_declare(tmp_path: Path,
+                                                                         snapshot: SnapshotAssertion) -> None:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "crm.toml").write_text(
+        'name = "crm"\ntitle = "CRM"\nbase_url = "http://127.0.0.1:9"\n\n'
+        '[operations.create_contact]\nmethod = "POST"\npath = "/contacts"\nfields = ["email", "name", "phone"]\n')
+    (tmp_path / "f.flow").write_text(
+        "use crm = crm()\n"
+        "for each c in input\n"
+        "  map c to contact\n    emial = c.mail\n    name = c.n\n  end\n"
+        "  send contact to crm.create_contact()\n"
+        "  send {nmae: c.n, email: c.mail, zzz: 1} to crm.create_contact()\n"
+        "  map c to open\n    ...c\n    phnoe = 1\n  end\n"
+        "  send open to crm.create_contact()\n"  # a spread: its fields are not known
+        "end\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 0 and result.stderr.count("warning:") == 2
+    assert result.stderr == snapshot

@@ -3,7 +3,8 @@ of a `file(path: "x.csv")` whose path is literal and exists have the columns of 
 records a `call` answered in a cassette beside the flow (`flowlang run --record DIR`) have the fields
 seen there (the language server completes them too). A read of a field a shape lacks, while it has a
 close name, is a warning at the read with did-you-mean ("'emial' is not a column of people.csv ...;
-did you mean 'email'?"). The run itself warns of a read that found nothing in every record
+did you mean 'email'?"). A record sent to an operation whose connector file declares its `fields` is
+checked the same way. The run itself warns of a read that found nothing in every record
 (runtime/field_misses.py)."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from flowlang.connectors.file import format_options
 from flowlang.diagnostics import Diagnostic, Severity, closest
 from flowlang.errors import FlowError
 from flowlang.runtime.flow_folder import PathRefused, inside
+from flowlang.source import Span
 
 GLOB = frozenset("*?[")
 SHOWN = 8  # columns named in a warning
@@ -153,7 +155,7 @@ def shape_warnings(checked: CheckedModule) -> list[Diagnostic]:
             where = sorted(set(seen.values()))[0]
             lists[slot] = Shape(tuple(seen), f"the records {node.operation.connection}.{node.operation.op}() "
                                 f"answered in {where}", column=False)
-    found: list[Diagnostic] = []
+    found = send_warnings(checked)
     for node in nodes(statements):
         if not (isinstance(node, ast.ForEach) and len(node.names) == 1 and isinstance(node.iterable, ast.Name)):
             continue
@@ -162,6 +164,38 @@ def shape_warnings(checked: CheckedModule) -> list[Diagnostic]:
         if shape is None or (node, 0) not in res.slots:
             continue
         found.extend(_reads(checked, node, res.slots[(node, 0)], shape))
+    return found
+
+
+def send_warnings(checked: CheckedModule) -> list[Diagnostic]:
+    """A record sent to an operation whose connector file declares its fields (`fields = [...]`), built
+    as an object literal or by a `map` without `...`, with a key that is not one but close to one."""
+    res = checked.resolution
+    maps: dict[int, ast.MapStmt] = {res.slots[(n, 0)]: n for n in nodes(checked.module.statements)
+                                    if isinstance(n, ast.MapStmt) and (n, 0) in res.slots}
+    found = []
+    for node in nodes(checked.module.statements):
+        if not isinstance(node, ast.Send):
+            continue
+        spec = res.op_specs.get(node.destination)
+        if spec is None or not spec.fields:
+            continue
+        keys: list[tuple[str, Span]] = []
+        if isinstance(node.value, ast.ObjectLit):
+            keys = [(p.key.value, p.key.span) for p in node.value.pairs
+                    if isinstance(p.key, ast.Literal) and isinstance(p.key.value, str)]
+        elif isinstance(node.value, ast.Name) and isinstance(ref := res.refs.get(node.value), Local) \
+                and ref.slot in maps and not any(isinstance(line, ast.MapSpread) for line in maps[ref.slot].lines):
+            keys = [(line.path[0], Span(line.span.start, line.span.start + len(line.path[0])))
+                    for line in maps[ref.slot].lines if isinstance(line, ast.MapAssign)]
+        shown = ", ".join(spec.fields[:SHOWN]) + (", ..." if len(spec.fields) > SHOWN else "")
+        where = f"{node.destination.connection}.{spec.name}()"
+        for key, span in keys:
+            meant = closest(key, spec.fields) if key not in spec.fields else None
+            if meant is not None:
+                found.append(Diagnostic("unknown-field", f"'{key}' is not a field {where} sends (its connector "
+                                        f"file declares: {shown})", checked.source, span, f"did you mean '{meant}'?",
+                                        Severity.WARNING))
     return found
 
 

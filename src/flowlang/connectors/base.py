@@ -48,6 +48,7 @@ class OperationSpec:
     # How a value interpolated into a double-quoted first argument is written, when the connector has a
     # rule for it (http: each value is one percent-encoded path segment); None: as text, like any string.
     encode_interpolated: Callable[[Any], str] | None = None
+    fields: tuple[str, ...] = ()  # the fields a record it sends may have, when a connector file declares them
 
     def argument_problems(self, n_positional: int, keywords: list[str]) -> list[str]:
         problems: list[str] = []

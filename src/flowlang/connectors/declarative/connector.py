@@ -33,7 +33,7 @@ def operation_spec(name: str, op: OperationModel) -> OperationSpec:
         | (frozenset({"max_pages"}) if op.pagination is not None else frozenset()),
         changes_data=not reads and not op.safe, takes_batch=op.batch is not None,
         max_batch=op.batch.max if op.batch else None, returns_stream=op.pagination is not None,
-        method=op.method, path=op.path,
+        method=op.method, path=op.path, fields=tuple(op.fields),
     )
 
 
