@@ -203,6 +203,24 @@ def test_ragged_keep_reads_every_cell(tmp_path: Path) -> None:
     assert result.error is not None and 'ragged must be "error"' in result.error.message
 
 
+
+def test_a_row_the_csv_rules_cannot_read_fails_alone_and_a_quote_never_closed_loses_no_row_silently(
+        tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text('id,name\n1,a\n2,"x"y\n3,b\n4,"open\n5,z\n')
+    (tmp_path / "f.flow").write_text(BAD_ROW_FLOW.format(options=""))
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 3, proc.stderr
+    assert [json.loads(x)["id"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == ["1", "3"]
+    errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [e["message"] for e in errors] == [
+        'in.csv line 3: bad CSV: a " inside a quoted value must be doubled ("") (\',\' expected after \'"\')',
+        'in.csv line 5: bad CSV: a quoted value is never closed (the file ends inside it): is a " missing?']
+    assert [e["record"] for e in errors] == [{"_raw": '2,"x"y\n'}, {"_raw": '4,"open\n5,z\n'}]
+    (tmp_path / "in.csv").write_text('id,"name\n1,a\n')
+    result = run(tmp_path, 'use src = file(path: "in.csv")\ncall src.read() as rows\nfor each r in rows\n'
+                           "  emit r\nend\n")
+    assert result.error is not None and "in.csv line 1: bad CSV: a quoted value is never closed" in result.error.message
+
 # ---- bare carriage returns and formula escaping (issue 10) ---------------------------------------------
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
 def test_a_bare_cr_inside_a_value_does_not_split_the_row(tmp_path: Path, encoding: str) -> None:

@@ -7,6 +7,8 @@ stays in the value. A row with a byte that is not of the file's encoding, or wit
 than the header (a ragged row), is a BadRecord naming the file and the line: a loop fails that record
 alone (it is kept in the error store) and goes on with the next. With `ragged: "keep"` a ragged row is
 read: a missing cell is null, extra cells are kept as a list in the field `_extra`.
+A row the csv module refuses (strict: a quote never closed, text after a closing quote) is a BadRecord
+with its text in `_raw`; the read goes on at the next line.
 
 Writing: a cell whose text, or any line inside it, starts with = + - @, a tab or a carriage return
 gets a leading ' against spreadsheet formula injection (unless it is a number); header cells too."""
@@ -26,6 +28,8 @@ from flowlang.runtime.values import BadRecord, Value, to_text
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 RAGGED = ("error", "keep")
 EXTRA = "_extra"  # where ragged: "keep" puts the cells past the header's
+RAW = "_raw"  # the text of a row the csv module cannot read (its record in the error store)
+RAW_KEPT = 10_000  # characters of it kept
 CR_MARK = "\ud800"  # a bare CR while the csv module splits the line (no decoded text holds a lone surrogate)
 _BREAKS = re.compile(r"(\r\n|\r|\n)")
 
@@ -74,44 +78,69 @@ def records(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged: str
     """The file's records: an object per row, or a BadRecord for a row that cannot be read as one."""
     state = LineState()
     marked = [0]  # lines in which a bare CR was marked
-    reader = csv.reader(_with_cr_marked(lines(fh, encoding, name, state), marked), delimiter=delimiter)
+    taken: list[str] = []  # the lines of the row being read
+    reader = csv.reader(_with_cr_marked(lines(fh, encoding, name, state), marked, taken), delimiter=delimiter,
+                        strict=True)
     header: list[str] | None = None
     width = 0
     bad_seen = 0
     marks_seen = 0
     last = 0  # the last line of the row before
-    try:
-        for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # the reader starts afresh at the next line
             first, last = last + 1, state.number
-            if marked[0] != marks_seen:
-                marks_seen = marked[0]
-                row = [cell.replace(CR_MARK, "\r") for cell in row]
-            bad = state.bad[bad_seen:]
             bad_seen = len(state.bad)
-            if not row:
-                continue
+            raw = unmarked("".join(taken)).replace(CR_MARK, "\r")
+            taken.clear()
+            message = f"{name} line {first}: bad CSV: {_said(str(e))}"
             if header is None:
-                if bad:
-                    raise FlowRuntimeError(bad_bytes_message(name, bad[0][0], bad[0][1], encoding), "data")
-                if any("\r" in cell for cell in row):
-                    raise FlowRuntimeError(f"{name} line {first}: the header has a carriage return in a cell: "
-                                           "a file whose lines end in a carriage return alone (an old Mac "
-                                           "file) is not read; save it with \\n or \\r\\n line ends", "data")
-                header, width = row, len(row)
-                continue
+                raise FlowRuntimeError(message, "data") from None
+            yield BadRecord({RAW: raw if len(raw) <= RAW_KEPT else raw[:RAW_KEPT] + "..."}, message)
+            continue
+        taken.clear()
+        first, last = last + 1, state.number
+        if marked[0] != marks_seen:
+            marks_seen = marked[0]
+            row = [cell.replace(CR_MARK, "\r") for cell in row]
+        bad = state.bad[bad_seen:]
+        bad_seen = len(state.bad)
+        if not row:
+            continue
+        if header is None:
             if bad:
-                cells = [unmarked(cell) for cell in row]
-                yield BadRecord(_loose(header, cells), bad_bytes_message(name, bad[0][0], bad[0][1], encoding))
-            elif len(row) == width:
-                yield dict(zip(header, row, strict=True))
-            elif ragged == "keep":
-                yield _loose(header, row)
-            else:
-                yield BadRecord(_loose(header, row),
-                                f"{name} line {first}: the row has {len(row)} cell{'s' * (len(row) != 1)}, "
-                                f"the header {width} (a ragged row; ragged: \"keep\" reads such rows)")
-    except csv.Error as e:
-        raise FlowRuntimeError(f"bad CSV in {name} at line {reader.line_num}: {e}", "data") from None
+                raise FlowRuntimeError(bad_bytes_message(name, bad[0][0], bad[0][1], encoding), "data")
+            if any("\r" in cell for cell in row):
+                raise FlowRuntimeError(f"{name} line {first}: the header has a carriage return in a cell: "
+                                       "a file whose lines end in a carriage return alone (an old Mac "
+                                       "file) is not read; save it with \\n or \\r\\n line ends", "data")
+            header, width = row, len(row)
+            continue
+        if bad:
+            cells = [unmarked(cell) for cell in row]
+            yield BadRecord(_loose(header, cells), bad_bytes_message(name, bad[0][0], bad[0][1], encoding))
+        elif len(row) == width:
+            yield dict(zip(header, row, strict=True))
+        elif ragged == "keep":
+            yield _loose(header, row)
+        else:
+            yield BadRecord(_loose(header, row),
+                            f"{name} line {first}: the row has {len(row)} cell{'s' * (len(row) != 1)}, "
+                            f"the header {width} (a ragged row; ragged: \"keep\" reads such rows)")
+
+
+def _said(error: str) -> str:
+    """The csv module's complaint, in words."""
+    if error == "unexpected end of data":
+        return 'a quoted value is never closed (the file ends inside it): is a " missing?'
+    if "expected after" in error:
+        return f'a " inside a quoted value must be doubled ("") ({error})'
+    if error.startswith("field larger than field limit"):
+        return f"a value is longer than {csv.field_size_limit():,} characters: is a closing \" missing?"
+    return error
 
 
 def _loose(header: list[str], row: list[str]) -> dict[str, Value]:
@@ -124,12 +153,14 @@ def _loose(header: list[str], row: list[str]) -> dict[str, Value]:
     return record
 
 
-def _with_cr_marked(source: Iterator[str], marked: list[int]) -> Iterator[str]:
-    """Lines with each bare CR inside them marked, so that the csv module keeps it in its value."""
+def _with_cr_marked(source: Iterator[str], marked: list[int], taken: list[str]) -> Iterator[str]:
+    """Lines with each bare CR inside them marked, so that the csv module keeps it in its value (each
+    one is also put in `taken`, for the record of a row the csv module refuses)."""
     for line in source:
         n = len(line)
         end = n - 2 if line.endswith("\r\n") else n - 1 if line.endswith(("\n", "\r")) else n
         if line.find("\r", 0, end) >= 0:
             marked[0] += 1
             line = line[:end].replace("\r", CR_MARK) + line[end:]
+        taken.append(line)
         yield line
