@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from syrupy.assertion import SnapshotAssertion
 
 import flowlang
@@ -53,6 +54,7 @@ def test_nested_reads_and_closures_and_generated_code(tmp_path: Path, snapshot: 
             "  emit c.emial\n"                                    # a closure on a local
             "  emit lower(o.customer.nmae) ?? o.custmer\n"        # generated code, a chain
             "  emit o.customer.vip\n"                             # found in some: quiet
+            "  emit o.custmer.email\n"                            # a step inside a chain
             "end\n")
     assert warned(flow, tmp_path, "--input", "in.json") == snapshot
 
@@ -174,3 +176,22 @@ def test_check_warns_of_a_sent_field_the_connector_file_does_not_declare(tmp_pat
     result = cli("check", "f.flow", cwd=tmp_path)
     assert result.status == 0 and result.stderr.count("warning:") == 2
     assert result.stderr == snapshot
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_closures_and_generated_code_count_the_same(generated: bool, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from flowlang.compile.expressions import ExpressionCompiler
+
+    monkeypatch.setattr(ExpressionCompiler, "codegen", generated)
+    flow = flowlang.compile("for each o in input\n  emit [o.a.b, o.a.bb.c, o.aa.b, o.a.bx, o.n]\nend\n",
+                            name="f.flow")
+    records = [{"a": {"b": 1, "bb": {"c": i}}, "n": i} for i in range(4)] + [{"a": {"b": 2, "bb": None}, "n": None}]
+    with caplog.at_level("WARNING", logger="flowlang"):
+        result = flow.run(input=records)
+    assert result.ok and result.outputs[0] == [1, 0, None, None, 0]
+    warned = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert warned == [  # o.a.bb is null in one record only, o.n is null in one: quiet
+        "'aa' was missing in all 5 records of input; they have a, n; did you mean 'a'?",
+        "'bx' (in o.a.bx) was missing in all 5 records of input; o.a has b, bb; did you mean 'b'?",
+    ]

@@ -19,7 +19,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
-from flowlang.runtime.field_misses import missed
+from flowlang.runtime.field_misses import found_nothing, missed
 from flowlang.runtime.frame import Frame, ReturnSignal
 from flowlang.runtime.limits import paced
 from flowlang.runtime.operators import NeedsMaterialization
@@ -85,7 +85,8 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 
 HELPERS: dict[str, Any] = {
-    "_fld": _fld, "_miss": missed, "_idx": _idx, "_iter": _iter, "_paced": paced, "_interp": interpolate,
+    "_fld": _fld, "_miss": missed, "_nothing": found_nothing, "_idx": _idx, "_iter": _iter, "_paced": paced,
+    "_interp": interpolate,
     "_N": frozenset({int, Decimal}), "_B": ops.INT_BOUND, "_NB": -ops.INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
@@ -114,6 +115,7 @@ class Generator:
         self.native = 0
         self.closures = 0
         self.locals: dict[int, str] = {}  # comprehension slots held in Python locals
+        self.plain_fields: set[ast.Field] = set()  # steps of a chain checked at its end (g_Field)
 
     def name(self, prefix: str) -> str:
         self.count += 1
@@ -167,13 +169,27 @@ class Generator:
         if isinstance(node.obj, ast.Name) and node.obj.name in ("env", "secret", "job", "state", "input") and \
                 not isinstance(self.compiler.checked.resolution.refs.get(node.obj), Local | Outer):
             raise Unsupported
-        site = self.compiler.field_site(node)
-        obj = self.gen(node.obj)
-        t = self.name("_t")
-        if site is not None:  # a miss is counted (runtime/field_misses.py); a value costs one comparison
+        if node in self.plain_fields:  # a step inside a chain whose end is checked
+            return self.plain_field(node)
+        chain = self.compiler.field_chain_of(node)
+        if chain is not None:  # `o.a.b` on a local: one check at the end, the miss found by _nothing
+            inner = node.obj
+            while isinstance(inner, ast.Field):
+                self.plain_fields.add(inner)
+                inner = inner.obj
             r = self.name("_r")
+            return f"({r} if ({r} := {self.plain_field(node)}) is not None else _nothing(f, {self.const(chain)}))"
+        site = self.compiler.field_site(node)
+        if site is not None:  # a miss is counted (runtime/field_misses.py); a value costs one comparison
+            obj = self.gen(node.obj)
+            t, r = self.name("_t"), self.name("_r")
             got = f"({r} if ({r} := {t}.get({node.name!r})) is not None else _miss(f, {self.const(site)}, {t}))"
             return f"({got} if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
+        return self.plain_field(node)
+
+    def plain_field(self, node: ast.Field) -> str:
+        obj = self.gen(node.obj)
+        t = self.name("_t")
         return f"({t}.get({node.name!r}) if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
 
     def g_Index(self, node: ast.Index) -> str:

@@ -21,7 +21,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
-from flowlang.runtime.field_misses import FieldSite, missed
+from flowlang.runtime.field_misses import FieldChain, FieldSite, found_nothing, missed
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import paced
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, arithmetic_problem
@@ -124,6 +124,23 @@ class ExpressionCompiler:
                              self.checked.source.location(node.name_span), loop.line, loop.listed)
         self.field_sites[node] = site
         return site
+
+    def field_chain_of(self, node: ast.Field) -> FieldChain | None:
+        """`x.a.b` on a local variable with at least two reads whose misses are counted: its end is checked,
+        and a miss found by walking it again (runtime/field_misses.py)."""
+        steps: list[ast.Field] = []
+        current: ast.Expr = node
+        while isinstance(current, ast.Field):
+            steps.append(current)
+            current = current.obj
+        ref = self.checked.resolution.refs.get(current) if isinstance(current, ast.Name) else None
+        if not isinstance(ref, Local) or len(steps) < 2:
+            return None
+        steps.reverse()
+        sites = tuple(self.field_site(s) for s in steps)
+        if not any(sites):
+            return None
+        return FieldChain(ref.slot, tuple(s.name for s in steps), sites)
 
     codegen = True  # pure expression trees become Python code objects (flowlang.compile.codegen)
 
@@ -233,7 +250,7 @@ class ExpressionCompiler:
         wheres = tuple(self.where(s.name_span) for s in steps)
         sites = tuple(self.field_site(s) for s in steps)
         if any(sites):
-            return self.watched_chain(slot, names, wheres, sites)
+            return self.watched_chain(slot, names, wheres, sites, self.field_chain_of(node))
         if len(names) == 1:
             (name,) = names
             where = wheres[0]
@@ -278,9 +295,9 @@ class ExpressionCompiler:
 
     @staticmethod
     def watched_chain(slot: int, names: tuple[str, ...], wheres: tuple[Where, ...],
-                      sites: tuple[FieldSite | None, ...]) -> Eval:
-        """`a.b.c` whose reads count their misses (field_misses.py)."""
-        if len(names) == 1:
+                      sites: tuple[FieldSite | None, ...], chain: FieldChain | None) -> Eval:
+        """`a.b.c` whose reads count their misses (field_misses.py): one check of the value at the end."""
+        if chain is None:
             (name,), (where,), (site,) = names, wheres, sites
             assert site is not None
 
@@ -294,21 +311,18 @@ class ExpressionCompiler:
                 return field_of(v, name, where)
             return get_one
 
-        steps = tuple(zip(names, wheres, sites, strict=True))
+        steps = tuple(zip(names, wheres, strict=True))
 
         def get_path(f: Frame) -> Any:
             v = f.slots[slot]
-            for name, where, site in steps:
+            for name, where in steps:
                 if type(v) is dict:
-                    r = v.get(name)
-                    if r is None:
-                        return missed(f, site, v) if site is not None else None
-                    v = r
+                    v = v.get(name)
                 elif v is None:
-                    return None
+                    return found_nothing(f, chain)
                 else:
                     return field_of(v, name, where)
-            return v
+            return v if v is not None else found_nothing(f, chain)
         return get_path
 
     def global_field(self, kind: str, name: str, node: ast.Field) -> Eval:

@@ -1,5 +1,6 @@
 """Field reads that found nothing (issue 16): a read inside a loop counts the records in which it found
-null or no such field, on that path only (a read that finds a value pays one comparison); at the end of
+null or no such field, on that path only (a read or a chain `a.b.c` that finds a value pays one
+comparison); at the end of
 a run, a read that found nothing in every record of its loop while the records have a close name is a
 warning with did-you-mean ("'emial' was missing in all 2,000 records of rows; they have email, ...").
 """
@@ -56,6 +57,33 @@ def missed(f: Frame, site: FieldSite, record: dict[str, Any]) -> None:
     found.count += 1
     if not found.present and site.name in record:
         found.present = True
+    return None
+
+
+@dataclass(frozen=True, eq=False)
+class FieldChain:
+    """`x.a.b.c` on a local variable, whose reads count their misses: the code reads the chain as usual
+    and checks only its end; when that is null, `found_nothing` walks it again to find the step that
+    missed (expressions are pure: the second walk sees the same values)."""
+
+    slot: int
+    names: tuple[str, ...]
+    sites: tuple[FieldSite | None, ...]
+
+
+def found_nothing(f: Frame, chain: FieldChain) -> None:
+    """The chain read null: count the miss at the step that found nothing (none when a value on the way
+    was null itself or not an object). Returns null, the chain's value."""
+    v: Any = f.slots[chain.slot]
+    for name, site in zip(chain.names, chain.sites, strict=True):
+        if type(v) is not dict:
+            return None
+        r = v.get(name)
+        if r is None:
+            if site is not None:
+                missed(f, site, v)
+            return None
+        v = r
     return None
 
 
