@@ -115,7 +115,7 @@ class ExpressionCompiler:
         closure comes first, in its real context; generated code asks again)."""
         if node in self.field_sites:
             return self.field_sites[node]
-        loop = self.watched_loop() if not self.repeated else None
+        loop = self.watched_loop() if self.count_misses and not self.repeated else None
         site = None
         if loop is not None:
             text = self.checked.source.text
@@ -143,6 +143,7 @@ class ExpressionCompiler:
         return FieldChain(ref.slot, tuple(s.name for s in steps), sites)
 
     codegen = True  # pure expression trees become Python code objects (flowlang.compile.codegen)
+    count_misses = True  # field reads in loops count the records they found nothing in (field_misses.py)
 
     def expr(self, node: ast.Expr) -> Eval:
         """The fastest evaluator of an expression: generated code when it pays, else closures."""
