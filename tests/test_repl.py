@@ -131,6 +131,15 @@ def test_help_lists_commands_and_explains_a_name(session: ReplSession, snapshot:
     assert {n: r.text for n, r in asked.items() if n != "round"} == snapshot  # a docstring may change
 
 
+def test_completion_of_meta_commands_and_help_names(session: ReplSession) -> None:
+    session.execute("use m = memory()\n")
+    assert candidates(session, ":he") == ("he", ["help"])
+    assert candidates(session, ":help rou")[1] == ["round"]
+    assert "m" in candidates(session, ":help ")[1] and "memory" in candidates(session, ":help mem")[1]
+    assert candidates(session, ":help m.wr") == ("wr", ["write"])
+    assert candidates(session, ":help http.g") == ("g", ["get"])
+
+
 def test_completion(session: ReplSession) -> None:
     session.execute('let order = {customer: {email: "x"}, total: 1}\nuse api = http(base_url: "http://x")\n')
     assert "order" in candidates(session, "emit ord")[1]
