@@ -283,3 +283,26 @@ def test_a_bad_csv_row_is_recorded_and_replayed_as_a_failed_record(tmp_path: Pat
     (tmp_path / "in.csv").unlink()  # the replay reads the cassette, not the file
     replayed = cli("test", "f.flow", "--cassette", "cassette", cwd=tmp_path)
     assert replayed.status == 0 and "PASS" in replayed.stderr, replayed.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_what_a_run_sent_to_a_file_is_there_when_it_reads_the_file(tmp_path: Path, fmt: str) -> None:
+    # writes are buffered (flushed once a page); a read of the same file in the same run sees them all
+    result = run(tmp_path, f'use out = file(path: "out.{fmt}")\nuse again = file(path: "out.{fmt}")\n'
+                           "for each i in range(0, 2500)\n  send {n: i} to out\nend\n"
+                           "send {n: 2500} to out\n"
+                           'call again.read() as rows\nlet count = 0\n'
+                           "for each r in rows\n  let count = count + 1\nend\n"
+                           "emit count\n")
+    assert result.ok, result.error
+    assert result.outputs == [2501]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_write_that_fails_at_a_flush_fails_the_run_and_says_records_may_be_missing(tmp_path: Path) -> None:
+    result = run(tmp_path, 'use out = file(path: "/dev/full", format: "jsonl", allow_outside: true)\n'
+                           "for each i in range(0, 10)\n  send {n: i} to out\nend\n")
+    assert result.status == "failed" and result.error is not None
+    message = result.error.message
+    assert "cannot write /dev/full: No space left on device" in message and "may be missing" in message, message
+    assert "internal error" not in message

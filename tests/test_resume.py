@@ -318,3 +318,36 @@ def test_a_file_stream_resumes_by_skipping_the_records_done(tmp_path: Path) -> N
     second = flow.run(bindings={"sink": Sink()}, state_dir=tmp_path / "state", resume=True)
     assert second.ok, second.error
     assert got == list(range(1, len(RECORDS) + 1))
+
+
+FILE_FLOW = """flow "items"
+use src = file(path: "in.jsonl")
+use out = file(path: "out.jsonl", mode: "append")
+use api = http(base_url: env.API)
+call src.read() as rows
+for each r in rows
+  send r to out
+  send {n: r.n} to api.post("/sink")
+end
+"""
+
+
+def test_a_file_destination_killed_after_a_checkpoint_loses_no_record(tmp_path: Path) -> None:
+    # writes to a file are buffered and flushed once a page (1,000 records of a file stream), before
+    # the checkpoint that says the page is done: a SIGKILL right after that checkpoint loses only
+    # what the resumed run sends again
+    total = 5000
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"n": n, "name": f"item {n}"}) + "\n"
+                                               for n in range(1, total + 1)))
+    (tmp_path / "items.flow").write_text(FILE_FLOW)
+    with Server() as (server, _):
+        server.kill_at = 2001  # the first record after the checkpoint of page 2
+        first = run_flow(tmp_path, server)
+        assert first.returncode == -signal.SIGKILL
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "after 2 pages (2,000 records)" in resumed.stderr
+    written = Counter(json.loads(line)["n"] for line in (tmp_path / "out.jsonl").read_text().splitlines())
+    assert [n for n in range(1, total + 1) if written[n] == 0] == []  # none lost
+    assert {n for n, c in written.items() if c > 1} <= {2001}  # at most the record in flight twice
+    assert sum(written.values()) <= total + 1

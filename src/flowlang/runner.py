@@ -334,6 +334,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         await asyncio.to_thread(ctx.secrets.prefetch, secret_uses(compiled.checked))
         set_params(compiled, main, dict(options.params))
         await body(ctx, main, compiled, store, job_id)
+        ctx.flush_writes()  # a write that fails here fails the run (the records may be missing)
         ctx.check_stop()
         ctx.body_finished = True  # connections that settle sources at close (file pick-up) may now
     except FlowRuntimeError as e:

@@ -91,6 +91,7 @@ async def flush(buffer: BatchBuffer, f: Frame, send_line: int) -> None:
                 p.answer.cancel()
         raise
     if ledgered and run.ledger is not None:
+        run.flush_writes()  # what the ledger records as sent has reached the destination
         sent = [(p.ledger[0], p.ledger[1], o.result) for p, o in zip(items, outcomes, strict=True) if p.ledger and o.ok]
         refused = [p.ledger[0] for p, o in zip(items, outcomes, strict=True) if p.ledger and not o.ok]
         run.ledger.settle_many(run.flow, conn.name, op, sent, refused, job_id, now_text(), run.mask)

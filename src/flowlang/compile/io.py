@@ -205,35 +205,102 @@ class IoCompiler(StatementCompiler):
         mode = node.mode
         key_of = self.send_key(node)
 
+        async def send_one(f: Frame, conn: Connection, record: Any, a: list[Any], kw: dict[str, Any],
+                           stats: Any, observer: Any) -> Any:
+            if not observer.active:
+                if mode is not None:
+                    return await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where)
+                result = await conn.send(op, record, a, kw)
+                stats.sent += 1
+                return result
+            started = time.monotonic()
+            try:
+                if mode is not None:
+                    result = await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where)
+                else:
+                    result = await conn.send(op, record, a, kw)
+                    stats.sent += 1
+            except FlowRuntimeError:
+                observer.send(conn.name, op, False, time.monotonic() - started)
+                raise
+            observer.send(conn.name, op, True, time.monotonic() - started)
+            return result
+
         async def send(f: Frame) -> None:
             v = value(f)
             conn = getter(f)
-            a = [x(f) for x in args]
-            kw = {k: e(f) for k, e in kwargs.items()}
+            a = [x(f) for x in args] if args else []
+            kw = {k: e(f) for k, e in kwargs.items()} if kwargs else {}
             stats = f.run.stats.at(line, "send")
             observer = f.run.observer
+            try:
+                if type(v) is list or type(v) is RecordStream:
+                    results = [await send_one(f, conn, record, a, kw, stats, observer)
+                               async for record in records_of(v)]
+                    if store is not None:
+                        store(f, results)
+                    return
+                if mode is None and not observer.active:  # the usual send: one record, no generator
+                    result = await conn.send(op, v, a, kw)
+                    stats.sent += 1
+                else:
+                    result = await send_one(f, conn, v, a, kw, stats, observer)
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+            if store is not None:
+                store(f, result)
+
+        if mode is not None or not self.never_a_stream(node.value):
+            return Step.coroutine(send)
+
+        def sends_now(f: Frame) -> bool:
+            try:
+                return getter(f).sends_now
+            except FlowRuntimeError:
+                return False
+
+        def send_now(f: Frame) -> None:
+            """The same send to a connection whose writes never wait (a file), without awaiting."""
+            v = value(f)
+            conn = getter(f)
+            a = [x(f) for x in args] if args else []
+            kw = {k: e(f) for k, e in kwargs.items()} if kwargs else {}
+            stats = f.run.stats.at(line, "send")
+            observer = f.run.observer
+            if type(v) is not list and not observer.active:  # the usual send: one record, nobody watching
+                try:
+                    result = conn.send_now(op, v, a, kw)
+                except FlowRuntimeError as e:
+                    raise where.locate(e) from None
+                stats.sent += 1
+                if store is not None:
+                    store(f, result)
+                return
+            records = v if type(v) is list else (v,)
             results = []
             try:
-                async for record in records_of(v):
+                for record in records:
                     started = time.monotonic() if observer.active else 0.0
                     try:
-                        if mode is not None:
-                            results.append(await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode,
-                                                             stats, where))
-                        else:
-                            results.append(await conn.send(op, record, a, kw))
-                            stats.sent += 1
+                        results.append(conn.send_now(op, record, a, kw))
                     except FlowRuntimeError:
                         if observer.active:
                             observer.send(conn.name, op, False, time.monotonic() - started)
                         raise
+                    stats.sent += 1
                     if observer.active:
                         observer.send(conn.name, op, True, time.monotonic() - started)
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             if store is not None:
-                store(f, results if type(v) in (list, RecordStream) else (results[0] if results else None))
-        return Step.coroutine(send)
+                store(f, results if type(v) is list else results[0])
+        return Step.maybe_sync(send, send_now, sends_now)
+
+    @staticmethod
+    def never_a_stream(node: ast.Node) -> bool:
+        """A sent value that is never a record stream (whose records only an await can read): an object
+        or a list written out. (A variable may hold a stream: its send keeps the async form.)"""
+        return isinstance(node, ast.ObjectLit | ast.ListLit)
 
     def send_key(self, node: ast.Send) -> Eval:
         """The record key of a ledger send (TESTING.md 3): its `key EXPR`, else the trace key of the loop

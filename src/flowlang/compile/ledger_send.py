@@ -75,6 +75,7 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         if mode == "once":
             ledger.release(run.flow, conn.name, op, k)
         raise
+    run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
     ledger.sent(run.flow, conn.name, op, k, digest, answer, job_id, now_text(), run.mask)
     stats.sent += 1
     return answer

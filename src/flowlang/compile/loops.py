@@ -185,19 +185,22 @@ class LoopCompiler:
             if key is not None:
                 f.run.record_success(identity, key)
 
-    def one_sync(self, f: Frame, item: Any, index: int | None = None) -> None:
-        """One iteration without I/O; `index` is the record's place in the loop (1 for the first)."""
+    def one_sync(self, f: Frame, item: Any, index: int | None = None,
+                 body: Callable[[Frame], None] | None = None) -> None:
+        """One iteration without I/O; `index` is the record's place in the loop (1 for the first);
+        `body` the body's synchronous form, when the body itself is async (sends to files)."""
+        run = body if body is not None else self.body.run
         if not self.info.outermost:  # an inner loop: its errors fail the outermost record
             try:
                 set_vars(f.slots, self.info.names_slots, item, self.where)
-                self.body.run(f)
+                run(f)
             except SkipSignal:
                 f.run.stats.at(self.info.line, "for each").skipped += 1
             return
         start = self.info.start(f)
         try:
             set_vars(f.slots, self.info.names_slots, item, self.where)
-            self.body.run(f)
+            run(f)
         except SkipSignal:
             f.run.stats.at(self.info.line, "for each").skipped += 1
         except (StopSignal, NeedsMaterialization):
@@ -289,6 +292,9 @@ class LoopCompiler:
         graceful = self.info.outermost  # a graceful stop starts no new outermost record
         record_limit = f.run.limits.max_record_seconds if self.info.outermost else None
         observed = self.info.outermost and f.run.observer.active
+        body_now = None  # the body's synchronous form, when it has one for this run (sends to files)
+        if one_sync is None and record_limit is None and not observed:
+            body_now = self.body.sync_run(f)
         try:
             if limit is not None and limit <= 0:
                 raise StopSignal()
@@ -307,6 +313,8 @@ class LoopCompiler:
                                 one_sync(f, item, count)
                             else:
                                 self.one_sync_timed(f, item, record_limit, count)
+                        elif body_now is not None:
+                            self.one_sync(f, item, count, body_now)
                         elif record_limit is None:
                             await self.one_async(f, item, count)
                         else:
@@ -317,9 +325,13 @@ class LoopCompiler:
                             progress.done(count)
                     if progress is not None:
                         progress.done(count)
+                    if graceful:
+                        f.run.flush_writes()  # once a page: a file's records reach it
         except StopSignal:
             pass
         await self.info.flush(f)
+        if graceful:
+            f.run.flush_writes()
         self.ended(f, progress, count)
         if graceful:
             f.run.check_stop()
@@ -422,6 +434,8 @@ class LoopCompiler:
                 raise StopSignal()
             async with contextlib.aclosing(self.pages(source, progress)) as pages:
                 async for page in pages:
+                    if graceful:
+                        f.run.flush_writes()  # once a page: a file's records reach it
                     if not page:
                         drain_done()
                     for item in page:
@@ -457,6 +471,8 @@ class LoopCompiler:
             await cancel_all(pending)
             raise
         await self.info.flush(f)
+        if graceful:
+            f.run.flush_writes()
         self.ended(f, progress, drained)
         if graceful:
             f.run.check_stop()

@@ -94,6 +94,7 @@ class LoopProgress:
             self.pages_done += 1
         if nxt is None:  # the last page: the loop marks itself finished when it ends
             return
+        self.frame.run.flush_writes()  # the records a checkpoint says are done have reached their files
         self.checkpointer.save(self.loop_id, self.source, nxt, 0, self.base_pages + self.pages_done,
                                self.base_records + taken, self.scope(), self.frame.run.state)
 
@@ -103,11 +104,13 @@ class LoopProgress:
         self.done(finished)
         if finished >= self.taken:  # every page given is done (done() kept the next one's request)
             return
+        self.frame.run.flush_writes()  # the records a checkpoint says are done have reached their files
         self.checkpointer.save(self.loop_id, self.source, self.page_at,
                                self.page_offset + finished - self.page_first, self.base_pages + self.pages_done,
                                self.base_records + finished, self.scope(), self.frame.run.state)
 
     def finished(self) -> None:
+        self.frame.run.flush_writes()  # the records a checkpoint says are done have reached their files
         self.checkpointer.save(self.loop_id, self.source, None, 0, self.base_pages + self.pages_done,
                                self.base_records + self.taken, self.scope(), self.frame.run.state, finished=True)
 

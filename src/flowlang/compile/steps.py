@@ -20,6 +20,12 @@ class Step:
 
     run: Callable[[Frame], Any]
     is_async: bool
+    # An async step that can also run without awaiting, when each of its guards holds for the frame
+    # (checked once, when a loop starts): its synchronous form. A send to a file is one: its write
+    # never waits (compile/io.py); a loop whose body is all sync steps and such sends runs it as
+    # plain calls, with no coroutine per record.
+    sync_form: Callable[[Frame], None] | None = None
+    guards: tuple[Callable[[Frame], bool], ...] = ()
 
     @classmethod
     def sync(cls, fn: Callable[[Frame], None]) -> Step:
@@ -30,6 +36,21 @@ class Step:
     def coroutine(cls, fn: Callable[[Frame], Awaitable[None]]) -> Step:
         """A step that may do I/O: a coroutine function of the frame."""
         return cls(fn, True)
+
+    @classmethod
+    def maybe_sync(cls, fn: Callable[[Frame], Awaitable[None]], sync_form: Callable[[Frame], None],
+                   guard: Callable[[Frame], bool]) -> Step:
+        """A coroutine step with a synchronous form for frames where `guard` holds."""
+        return cls(fn, True, sync_form, (guard,))
+
+    def sync_run(self, frame: Frame) -> Callable[[Frame], None] | None:
+        """The step as a plain function for this frame: itself when sync, its synchronous form when
+        its guards hold, else None."""
+        if not self.is_async:
+            return self.run
+        if self.sync_form is not None and all(guard(frame) for guard in self.guards):
+            return self.sync_form
+        return None
 
 
 def _nothing(frame: Frame) -> None:
@@ -62,7 +83,16 @@ def block(steps: list[Step]) -> Step:
             else:
                 fn(frame)
 
-    return Step.coroutine(run_async)
+    forms = [s.sync_form if s.is_async else s.run for s in steps]
+    if any(form is None for form in forms):
+        return Step.coroutine(run_async)
+    sync_fns = tuple(form for form in forms if form is not None)
+
+    def run_sync_form(frame: Frame) -> None:
+        for fn in sync_fns:
+            fn(frame)
+
+    return Step(run_async, True, run_sync_form, tuple(g for s in steps for g in s.guards))
 
 
 def stoppable(steps: list[Step]) -> Step:

@@ -113,6 +113,14 @@ class Connection(ABC):
                                    status=outcome.status)
         return outcome.result
 
+    # True when `send_now` writes a record without waiting for anything (a file): a loop of such sends
+    # then runs without a coroutine per record (compile/steps.py, Step.sync_form)
+    sends_now = False
+
+    def send_now(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        """`send`, for a connection whose writes never wait (`sends_now`)."""
+        raise NotImplementedError(f"{type(self).__name__} sends only through send()")
+
     async def send_batch(
         self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]
     ) -> list[SendOutcome]:

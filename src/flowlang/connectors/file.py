@@ -2,7 +2,11 @@
 parsed as a stream too, so memory stays flat) and written record by record (folders are created),
 and binary files (`format: "bytes"`). Text is decoded in the file's `encoding` line by line
 (textlines.py), so a bad byte is reported with its line; the CSV rules (bad rows, ragged rows, bare
-carriage returns, formula escaping) are csvrows.py's."""
+carriage returns, formula escaping) are csvrows.py's.
+
+Writes are buffered, not flushed per record: the run flushes them (`flush_writes`) at the end of
+each page of an outermost loop, before a checkpoint or a ledger entry says records are done, and at
+the end of the run; a read of a file flushes what this process has buffered for that file first."""
 
 from __future__ import annotations
 
@@ -43,6 +47,16 @@ class TextRules:
     ragged: str = "error"
 
 
+_UNFLUSHED: set[FileConnection] = set()  # file connections of this process with buffered writes
+
+
+def flush_buffered(path: Path) -> None:
+    """What any run of this process has buffered for `path` reaches it before it is read (a failure
+    to write is kept for the writer's run to report)."""
+    for writer in [w for w in _UNFLUSHED if w.path == path]:
+        writer.flush_quietly()
+
+
 class FileConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, path: Path, fmt: str, mode: str, services: RunServices,
                  rules: TextRules = TextRules()) -> None:
@@ -60,6 +74,8 @@ class FileConnection(Connection):
         self._columns: dict[str, int] = {}  # a record's key (or its escaped form) -> its column
         self._json_count = 0
         self._cache: list[Value] | None = None
+        self._write_error: str | None = None  # a buffered write that failed, reported at the next flush
+        self._dirty = False  # records written since the last flush
 
     # ---- reading -------------------------------------------------------------------------------
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -84,6 +100,8 @@ class FileConnection(Connection):
         return self._cache
 
     def _open_binary(self) -> IO[bytes]:
+        if _UNFLUSHED:
+            flush_buffered(self.path)
         try:
             return self.path.open("rb")
         except FileNotFoundError:
@@ -180,19 +198,58 @@ class FileConnection(Connection):
             yield page
 
     # ---- writing -------------------------------------------------------------------------------
+    sends_now = True
+
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        return self.send_now(op, record, args, kwargs)
+
+    def send_now(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if self.services.dry_run:
             self.services.log_dry_run(self.name, f"write to {self.path.name}: {self.services.mask(dumps(record))}")
             return record
         try:
             self._write(record)
         except OSError as e:
+            if self._dirty:  # records before this one may be lost with the buffer: the next flush says so
+                self._write_error = self._write_error or e.strerror
             raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
         except UnicodeEncodeError as e:  # nothing of the record was written: it is encoded whole first
             raise FlowRuntimeError(f"cannot write {e.object[e.start:e.end]!r} to {self.path.name}: it is not "
                                    f'{self.encoding} text (give another encoding, e.g. encoding: "utf-8")',
                                    "data") from None
         return record
+
+    def _buffered(self) -> None:
+        """The record is in the file's buffer: the run flushes it (see the module's docstring); with
+        services that do not (an embedder's own), it is flushed now."""
+        pending = getattr(self.services, "unflushed", None)
+        if pending is None or self.format == "bytes":  # a binary file is flushed as it is written
+            self.flush_writes()
+            return
+        if not self._dirty:
+            self._dirty = True
+            pending.add(self)
+            _UNFLUSHED.add(self)
+
+    def flush_quietly(self) -> None:
+        try:
+            self.flush_writes()
+        except FlowRuntimeError:
+            pass  # kept in _write_error: the writer's own run reports it
+
+    def flush_writes(self) -> None:
+        """Push the buffered records to the file; a write that failed since the last flush fails here,
+        saying that records sent to this file since then may be missing."""
+        _UNFLUSHED.discard(self)
+        self._dirty = False
+        if self._handle is not None and self._write_error is None:
+            try:
+                self._handle.flush()
+            except OSError as e:
+                self._write_error = e.strerror
+        if self._write_error is not None:
+            raise FlowRuntimeError(f"cannot write {self.path}: {self._write_error}; records sent to it since the "
+                                   "last page may be missing from it", "connector")
 
     def _start(self) -> IO[Any]:
         if self._handle is None and self.format == "bytes":
@@ -221,7 +278,7 @@ class FileConnection(Connection):
 
     def _write(self, record: Value) -> None:
         self._cache = None
-        handle = self._start()
+        handle = self._handle if self._handle is not None else self._start()
         if self.format == "bytes":
             if not is_binary(record):
                 raise FlowRuntimeError(f'a file with format: "bytes" takes bytes (a binary answer), got '
@@ -238,7 +295,8 @@ class FileConnection(Connection):
             self._json_count += 1
         else:
             self._write_csv(handle, record)
-        handle.flush()
+        if not self._dirty:
+            self._buffered()
 
     def _write_csv(self, handle: IO[str], record: Value) -> None:
         if type(record) is not dict:
@@ -269,11 +327,13 @@ class FileConnection(Connection):
         self._writer.writerow(row)
 
     async def close(self) -> None:
+        _UNFLUSHED.discard(self)
+        self._dirty = False
         if self._handle is not None:
+            handle, self._handle = self._handle, None
             if self.format == "json":
-                self._handle.write("\n]\n")
-            self._handle.close()
-            self._handle = None
+                handle.write("\n]\n")
+            handle.close()
 
 
 async def open_file(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:

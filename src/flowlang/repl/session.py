@@ -226,7 +226,10 @@ class ReplSession:
         for p in self.compiled.params:
             if self.frame.slots[p.slot] is None and p.name not in self.params and p.default is not None:
                 self.frame.slots[p.slot] = p.default(self.frame)
-        await run_step(step, self.frame)
+        try:
+            await run_step(step, self.frame)
+        finally:
+            self.ctx.flush_writes()  # what an input sent to a file is in it when the prompt comes back
 
     async def _materialize(self, stream: RecordStream) -> None:
         records = await stream.materialize()

@@ -28,10 +28,18 @@ def _no_constants(name: str) -> Any:
     raise JsonDataError(f"{name} is not a JSON number")
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constants)  # one for every call
+_decode = _DECODER.decode
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON keeping decimals exact; bad or absurdly nested input raises JsonDataError."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+        if isinstance(text, str):  # what json.loads does, without making a decoder per call
+            if text.startswith("\ufeff"):
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            return _decode(text)
+        return _decode(text.decode(json.detect_encoding(text), "surrogatepass"))  # UTF-8, -16 or -32 bytes
     except RecursionError:
         raise JsonDataError("the JSON nests too deeply to be read") from None
     except json.JSONDecodeError as e:

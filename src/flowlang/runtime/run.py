@@ -182,6 +182,8 @@ class RunContext:
         self.imported: set[int] = set()  # modules whose body has run (an import runs a file once per run)
         self.bindings: dict[str, Any] = {}  # the host bindings' connectors.host.HostConnection by name
         self.connections: list[OpenConnection] = []
+        # connections holding buffered writes (a file's records): flushed by flush_writes
+        self.unflushed: set[Any] = set()
         self.lookup_cache: dict[Any, Any] = {}
         self.lookup_inflight: dict[Any, asyncio.Future[Any]] = {}
         self.depth = 0
@@ -235,6 +237,13 @@ class RunContext:
 
     def log_dry_run(self, connection: str, description: str) -> None:
         self.log("info", f"dry run, not sent: {connection}: {description}")
+
+    def flush_writes(self) -> None:
+        """Buffered writes reach their destination: at the end of each page of an outermost loop, before
+        a checkpoint or a ledger entry says records are done, and when the run's statements end. A
+        write that failed raises FlowRuntimeError here (the run fails: records may be missing)."""
+        while self.unflushed:
+            self.unflushed.pop().flush_writes()
 
     def record_success(self, loop_id: str, key: str) -> None:
         """A keyed record went through: resolve its open error, if it has one."""
