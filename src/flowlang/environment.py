@@ -5,6 +5,8 @@ Registries belong to an environment, never to module globals; `Environment()` bu
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 from flowlang import ast
@@ -14,29 +16,18 @@ from flowlang.runtime.builtins import BuiltinRegistry, default_registry
 from flowlang.source import Source
 from flowlang.syntax import parse
 
+BUILTIN_CONNECTORS = {  # name -> (module, attribute): imported the first time a flow names one
+    "file": ("flowlang.connectors.file", "FILE"), "memory": ("flowlang.connectors.memory", "MEMORY"),
+    "http": ("flowlang.connectors.http.spec", "HTTP"), "sql": ("flowlang.connectors.sql", "SQL"),
+    "sftp": ("flowlang.connectors.sftp", "SFTP"), "s3": ("flowlang.connectors.s3", "S3"),
+}
 
-def builtin_connectors() -> list[ConnectorSpec]:
-    from flowlang.connectors.file import FILE
-    from flowlang.connectors.memory import MEMORY
 
-    specs = [FILE, MEMORY]
-    try:
-        from flowlang.connectors.http.spec import HTTP
-
-        specs.append(HTTP)
-    except ImportError:  # pragma: no cover - the http connector is part of the package
-        pass
-    try:
-        from flowlang.connectors.sql import SQL
-
-        specs.append(SQL)
-    except ImportError:  # pragma: no cover
-        pass
-    from flowlang.connectors.s3 import S3
-    from flowlang.connectors.sftp import SFTP
-
-    specs += [SFTP, S3]
-    return specs
+def _importer(module: str, attribute: str) -> Callable[[], ConnectorSpec]:
+    def spec() -> ConnectorSpec:
+        found: ConnectorSpec = getattr(importlib.import_module(module), attribute)
+        return found
+    return spec
 
 
 class Environment:
@@ -44,7 +35,8 @@ class Environment:
 
     def __init__(self) -> None:
         self.builtins: BuiltinRegistry = default_registry()
-        self.connectors = ConnectorRegistry(builtin_connectors(), loader=self._load_stdlib)
+        self.connectors = ConnectorRegistry(loader=self._load_stdlib, lazy={
+            name: _importer(module, attribute) for name, (module, attribute) in BUILTIN_CONNECTORS.items()})
         self._per_folder: dict[Path, ConnectorRegistry] = {}
 
     def _load_stdlib(self, registry: ConnectorRegistry) -> None:

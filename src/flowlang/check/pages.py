@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from flowlang import ast
-from flowlang.connectors.http.pagination import UNKNOWN, page_problems
 from flowlang.diagnostics import Diagnostic
 from flowlang.source import Source
 
@@ -28,6 +27,9 @@ def page_diagnostics(kwargs: tuple[ast.KwArg, ...], source: Source) -> list[Diag
         if not (isinstance(pair.key, ast.Literal) and isinstance(pair.key.value, str)):
             return []  # a computed key: known only at run time
         pairs[pair.key.value] = pair
+    # the http connector's modules are imported when a flow has a pages: (a run without one pays nothing)
+    from flowlang.connectors.http.pagination import UNKNOWN, page_problems
+
     values: dict[str, Any] = {k: p.value.value if isinstance(p.value, ast.Literal) else UNKNOWN
                               for k, p in pairs.items()}
     found = []

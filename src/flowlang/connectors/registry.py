@@ -3,7 +3,7 @@ flow folder's own `connectors/` (which win, in that order of precedence reversed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from flowlang.connectors.base import ConnectorSpec
@@ -13,8 +13,12 @@ class ConnectorRegistry:
     """Name -> ConnectorSpec, with problems found while loading connector files."""
 
     def __init__(self, specs: Iterable[ConnectorSpec] = (), parent: ConnectorRegistry | None = None,
-                 loader: Callable[[ConnectorRegistry], None] | None = None) -> None:
+                 loader: Callable[[ConnectorRegistry], None] | None = None,
+                 lazy: Mapping[str, Callable[[], ConnectorSpec]] | None = None) -> None:
         self._specs: dict[str, ConnectorSpec] = {}
+        # name -> how to import the spec: a built-in kind's module (http, sql, ...) is imported the
+        # first time a flow names it, so a run that uses none pays nothing for it
+        self._lazy: dict[str, Callable[[], ConnectorSpec]] = dict(lazy or {})
         self.parent = parent
         self._loader = loader  # adds more specs the first time a name is not found (the stdlib)
         self.problems: list[str] = []
@@ -32,6 +36,9 @@ class ConnectorRegistry:
 
     def get(self, name: str) -> ConnectorSpec | None:
         found = self._specs.get(name)
+        if found is None and name in self._lazy:
+            found = self._lazy.pop(name)()
+            self.add(found)
         if found is None:
             self._load()
             found = self._specs.get(name)
@@ -41,7 +48,7 @@ class ConnectorRegistry:
 
     def names(self) -> list[str]:
         self._load()
-        names = set(self._specs)
+        names = set(self._specs) | set(self._lazy)
         if self.parent is not None:
             names |= set(self.parent.names())
         return sorted(names)

@@ -6,12 +6,18 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-import regex as re  # type: ignore[import-untyped]  # the `regex` engine: like `re`, with a timeout (a backtracking pattern cannot hang a run)
-
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
 from flowlang.runtime.values import to_text, type_name
 
 REGEX_SECONDS = 1.0  # the most one regex_match / regex_find / regex_replace may take
+
+
+def _engine() -> Any:
+    """The `regex` engine (like `re`, with a timeout: a backtracking pattern cannot hang a run),
+    imported when a flow first uses a regular expression."""
+    import regex  # type: ignore[import-untyped]
+
+    return regex
 
 
 def timed_out(name: str, pattern: str) -> BuiltinError:
@@ -22,8 +28,8 @@ def timed_out(name: str, pattern: str) -> BuiltinError:
 @lru_cache(maxsize=256)
 def _regex(pattern: str) -> Any:
     try:
-        return re.compile(pattern)
-    except re.error as e:
+        return _engine().compile(pattern)
+    except _engine().error as e:
         raise BuiltinError(f"bad regular expression {pattern!r}: {e}") from None
 
 
@@ -258,7 +264,7 @@ def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
 
 
 def error_type() -> type[Exception]:
-    error: type[Exception] = re.error
+    error: type[Exception] = _engine().error
     return error
 
 
@@ -289,7 +295,7 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
         return compiled.sub(expand, s, timeout=REGEX_SECONDS)
     except TimeoutError:
         raise timed_out("regex_replace", pattern) from None
-    except re.error as e:
+    except _engine().error as e:
         raise BuiltinError(f"regex_replace(): {e}") from None
 
 
