@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlang import ast
 from flowlang.check.scopes import HostBinding, Local, Outer
-from flowlang.compile.batching import BatchBuffer, Pending, flush
+from flowlang.compile.batching import BatchBuffer, Pending, TailSend, abandon, flush, start_flush
 from flowlang.compile.errors import Where
 from flowlang.compile.ledger_send import already_sent, ledger_send, needs_key, record_key
 from flowlang.compile.statements import StatementCompiler
@@ -327,70 +327,121 @@ class IoCompiler(StatementCompiler):
         loop = self.loop_stack[-1] if self.loop_stack else None
         mode = node.mode
         key_of = self.send_key(node) if mode is not None else None
+        fixed = fixed_arguments(node.destination)  # literal arguments: evaluated once, here
 
-        def buffer_for(f: Frame, conn: Connection, a: list[Any], kw: dict[str, Any], size: int) -> BatchBuffer:
-            buffers: dict[Any, BatchBuffer] = f.run.batches
-            current = buffers.get(node)
-            if current is None or not current.same_target(conn, op, a, kw):
-                current = buffers[node] = BatchBuffer(conn, op, a, kw, size, mode=mode)
-            return current
+        async def ledger_answer(f: Frame, buffer: BatchBuffer, record: Any, conn: Connection, a: list[Any],
+                                kw: dict[str, Any], answer: asyncio.Future[SendOutcome]
+                                ) -> tuple[asyncio.Future[SendOutcome], tuple[str, str] | None]:
+            """The ledger decides, record by record: the answer to wait for, and the ledger entry of a
+            record to send (None when it is answered without being sent)."""
+            assert key_of is not None and mode is not None
+            key = key_of(f)
+            try:
+                needs_key(key, mode, where)
+                k, digest = key_text(key), payload_hash(record, a, kw)
+                writing = buffer.in_flight.get(k)
+                if writing is not None:  # its key is in a batch being written: the ledger decides after it
+                    await asyncio.wait([writing])
+                stats = f.run.stats.at(line, "send")
+                skip, recorded = already_sent(f.run, conn, op, k, digest, mode, stats)
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+            if skip:
+                answer.set_result(SendOutcome(True, recorded))
+                return answer, None
+            if k in buffer.keys:  # the same key twice in one batch: sent once, both get its answer
+                stats.skipped += 1
+                return buffer.keys[k], None
+            buffer.keys[k] = answer
+            return answer, (k, digest)
 
-        async def send_batched(f: Frame) -> None:
-            v = value(f)
+        def buffer_for(f: Frame) -> tuple[Connection, BatchBuffer, list[Any], dict[str, Any]]:
+            """The send's connection, its buffer for this target (a new one when the target changed:
+            what the old one holds goes first) and its arguments."""
             conn = getter(f)
-            a = [x(f) for x in args]
-            kw = {k: e(f) for k, e in kwargs.items()}
+            if fixed is not None:
+                a, kw = fixed
+            else:
+                a = [x(f) for x in args]
+                kw = {k: e(f) for k, e in kwargs.items()}
             size = size_of(f)
             if type(size) is not int or size < 1:
                 raise where.error(f"batch needs a whole number of at least 1, got {type_name(size)}", "value")
             buffers: dict[Any, BatchBuffer] = f.run.batches
-            old = buffers.get(node)
-            if old is not None and not old.same_target(conn, op, a, kw):
-                await flush(old, f, line)
-            buffer = buffer_for(f, conn, a, kw, size)
+            buffer = buffers.get(node)
+            if buffer is None or not buffer.same_target(conn, op, a, kw):
+                fresh = BatchBuffer(conn, op, a, kw, size, mode=mode)
+                if buffer is not None:
+                    start_flush(buffer, f, line)
+                    fresh.succeed(buffer)
+                buffer = buffers[node] = fresh
+            return conn, buffer, a, kw
+
+        def refusal(outcomes: list[SendOutcome]) -> FlowRuntimeError | None:
+            """The error of the first record the destination refused, at the send."""
+            refused = next((o for o in outcomes if not o.ok), None)
+            if refused is None:
+                return None
+            return FlowRuntimeError(refused.error or "the destination refused the record", "connector",
+                                    status=refused.status, source=where.source, span=where.span)
+
+        def enqueue(f: Frame) -> list[asyncio.Future[SendOutcome]] | None:
+            """The records put in the buffer and their answers, without waiting (a loop that runs this
+            send as its last statement without a task per record: compile/loops.py); None when the value
+            is a stream (sent by send_batched instead)."""
+            v = value(f)
+            if type(v) is RecordStream:
+                return None
+            _, buffer, _, _ = buffer_for(f)
+            create = asyncio.get_running_loop().create_future
             answers: list[asyncio.Future[SendOutcome]] = []
-            running = asyncio.get_running_loop()
-            async for record in records_of(v):
-                answer: asyncio.Future[SendOutcome] = running.create_future()
-                ledger = None
-                if mode is not None and key_of is not None:  # the ledger decides, record by record
-                    key = key_of(f)
-                    try:
-                        needs_key(key, mode, where)
-                        k, digest = key_text(key), payload_hash(record, a, kw)
-                        stats = f.run.stats.at(line, "send")
-                        skip, recorded = already_sent(f.run, conn, op, k, digest, mode, stats)
-                    except FlowRuntimeError as e:
-                        raise where.locate(e) from None
-                    if skip:
-                        answer.set_result(SendOutcome(True, recorded))
-                        answers.append(answer)
-                        continue
-                    if k in buffer.keys:  # the same key twice in one batch: sent once, both get its answer
-                        stats.skipped += 1
-                        answers.append(buffer.keys[k])
-                        continue
-                    buffer.keys[k] = answer
-                    ledger = (k, digest)
-                buffer.items.append(Pending(record, answer, ledger))
+            for record in (v if type(v) is list else (v,)):
+                answer: asyncio.Future[SendOutcome] = create()
                 answers.append(answer)
+                buffer.items.append(Pending(record, answer))
                 if len(buffer.items) >= buffer.size:
-                    await flush(buffer, f, line)
+                    start_flush(buffer, f, line)
+            return answers
+
+        async def send_batched(f: Frame) -> None:
+            v = value(f)
+            conn, buffer, a, kw = buffer_for(f)
+            running = asyncio.get_running_loop()
+            many = type(v) is list or type(v) is RecordStream
+            answers: list[asyncio.Future[SendOutcome]] = []
+            if many or mode is not None:
+                async for record in (records_of(v) if many else one(v)):
+                    answer: asyncio.Future[SendOutcome] = running.create_future()
+                    ledger = None
+                    if mode is not None:
+                        answer, ledger = await ledger_answer(f, buffer, record, conn, a, kw, answer)
+                        if ledger is None:
+                            answers.append(answer)
+                            continue
+                    answers.append(answer)
+                    buffer.items.append(Pending(record, answer, ledger))
+                    if len(buffer.items) >= buffer.size:
+                        start_flush(buffer, f, line)
+            else:  # one record, no ledger: the common case, kept short
+                answer = running.create_future()
+                answers.append(answer)
+                buffer.items.append(Pending(v, answer))
+                if len(buffer.items) >= buffer.size:
+                    start_flush(buffer, f, line)
             ahead = f.run_ahead
             if ahead is None:  # nothing runs ahead (a retry, a send outside loops): send now
                 await flush(buffer, f, line)
             elif not all(x.done() for x in answers):
                 ahead.waiters.append(answers)
                 if ahead.stalled():
-                    await ahead.flush_all(f)
-            outcomes = [await x for x in answers]
-            refused = next((o for o in outcomes if not o.ok), None)
-            if refused is not None:
-                raise FlowRuntimeError(refused.error or "the destination refused the record", "connector",
-                                       status=refused.status, source=where.source, span=where.span)
+                    ahead.kick(f)
+            outcomes = [x.result() if x.done() else await x for x in answers]
+            error = refusal(outcomes)
+            if error is not None:
+                raise error
             if store is not None:
                 results = [o.result for o in outcomes]
-                store(f, results if type(v) in (list, RecordStream) else (results[0] if results else None))
+                store(f, results if many else (results[0] if results else None))
 
         async def flush_at_loop_end(f: Frame) -> None:
             buffers: dict[Any, BatchBuffer] = f.run.batches
@@ -398,8 +449,26 @@ class IoCompiler(StatementCompiler):
             if buffer is not None:
                 await flush(buffer, f, line)
 
+        def kick(f: Frame) -> None:
+            """Every iteration waits: send what the buffer holds, unless a batch of it is being written
+            (when that one is answered, the loop checks again)."""
+            buffers: dict[Any, BatchBuffer] = f.run.batches
+            buffer = buffers.get(node)
+            if buffer is not None and buffer.items and not buffer.busy():
+                start_flush(buffer, f, line)
+
+        def abandon_at_loop_end(f: Frame) -> None:
+            buffers: dict[Any, BatchBuffer] = f.run.batches
+            buffer = buffers.get(node)
+            if buffer is not None:
+                abandon(buffer)
+
         if loop is not None:
+            if mode is None and store is None:
+                loop.tail_sends[node] = TailSend(enqueue, refusal)
             loop.flushers.append(flush_at_loop_end)
+            loop.kickers.append(kick)
+            loop.abandoners.append(abandon_at_loop_end)
             loop.batch_sizes.append(size_of)
         return Step.coroutine(send_batched)
 
@@ -439,6 +508,11 @@ class IoCompiler(StatementCompiler):
         return Step.coroutine(run_flow)
 
 
+async def one(value: Any) -> Any:
+    """A sent value that is one record."""
+    yield value
+
+
 async def records_of(value: Any) -> Any:
     """A sent value as records: a list sends each item, a stream each record."""
     if type(value) is list:
@@ -450,3 +524,20 @@ async def records_of(value: Any) -> Any:
                 yield item
     else:
         yield value
+
+
+def fixed_arguments(op: ast.Operation) -> tuple[list[Any], dict[str, Any]] | None:
+    """The arguments of an operation when every one is a literal (a string, number, true/false, null or
+    a list of those): the same for every record, so evaluated once."""
+    def fixed(node: ast.Expr) -> tuple[Any] | None:
+        if isinstance(node, ast.Literal):
+            return (node.value,)
+        if isinstance(node, ast.ListLit):
+            items = [fixed(item) for item in node.items]
+            return None if any(i is None for i in items) else ([i[0] for i in items if i is not None],)
+        return None
+    values = [fixed(a) for a in op.args]
+    named = {k.name: fixed(k.value) for k in op.kwargs}
+    if any(v is None for v in values) or any(v is None for v in named.values()):
+        return None
+    return [v[0] for v in values if v is not None], {k: v[0] for k, v in named.items() if v is not None}

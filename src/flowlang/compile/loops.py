@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowlang import ast
-from flowlang.compile.batching import RunAhead
+from flowlang.compile.batching import RunAhead, TailSend
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.reads import slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
-from flowlang.compile.steps import Eval, Step
+from flowlang.compile.statements import DECLARATIONS
+from flowlang.compile.steps import Eval, Step, block
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
@@ -36,6 +37,8 @@ from flowlang.runtime.values import BadRecord, RecordStream, Secret, type_name
 
 log = logging.getLogger("flowlang.loops")
 STORABLE = (type(None), bool, int, str, list, dict, Secret)
+# what an iteration of run_tail waits for: its records' answers, the task sending a stream, or nothing
+Waiting = list[asyncio.Future[Any]] | asyncio.Future[Any] | None
 
 
 @dataclass
@@ -48,6 +51,9 @@ class LoopInfo:
     names_slots: tuple[int, ...]
     visible: tuple[tuple[str, int], ...]
     flushers: list[Callable[[Frame], Awaitable[None]]] = field(default_factory=list)
+    kickers: list[Callable[[Frame], None]] = field(default_factory=list)  # its batched sends' idle buffers out
+    abandoners: list[Callable[[Frame], None]] = field(default_factory=list)  # its batches cancelled
+    tail_sends: dict[ast.Send, TailSend] = field(default_factory=dict)  # its batched sends a loop may run inline
     identity: str | None = None  # set on outermost loops: what the error store and retry know it by
     key: Eval | None = None  # `key expr`; without it an object's non-null `id`
     batch_sizes: list[Eval] = field(default_factory=list)  # of the batched sends in its body: it runs ahead
@@ -113,6 +119,14 @@ class LoopInfo:
         for flush in self.flushers:
             await flush(f)
 
+    def kick(self, f: Frame) -> None:
+        for kick in self.kickers:
+            kick(f)
+
+    def abandon(self, f: Frame) -> None:
+        for abandon in self.abandoners:
+            abandon(f)
+
 
 def internal_error(err: Exception) -> FlowRuntimeError:
     log.debug("internal error in an iteration", exc_info=err)
@@ -154,7 +168,7 @@ class LoopCompiler:
     """Builds the Step of one `for each` (used by ModuleCompiler)."""
 
     def __init__(self, node: ast.ForEach, info: LoopInfo, iterable: Eval, body: Step, where: Where,
-                 parallel: Eval | None) -> None:
+                 parallel: Eval | None, tail: tuple[Step, Step, TailSend] | None = None) -> None:
         self.node = node
         self.info = info
         self.iterable = iterable
@@ -162,8 +176,11 @@ class LoopCompiler:
         self.where = where
         self.parallel = parallel
         self.pairs = len(node.names) == 2
+        self.tail = tail  # (the statements before it, the send, the send inline) when the body ends with one
 
     def step(self) -> Step:
+        if self.tail is not None:
+            return Step.coroutine(self.run_tail)
         if self.parallel is not None or self.info.batch_sizes:
             return Step.coroutine(self.run_parallel)
         return Step.coroutine(self.run_sequential)
@@ -368,9 +385,9 @@ class LoopCompiler:
 
     # ---- parallel ----------------------------------------------------------------------------
     def width(self, f: Frame) -> int:
-        if self.parallel is None:  # a loop with batched sends runs up to N iterations ahead
-            sizes = [size(f) for size in self.info.batch_sizes]
-            return max([n for n in sizes if type(n) is int and n >= 1] or [1])
+        if self.parallel is None:  # a loop with batched sends runs up to 2N iterations ahead: the next
+            sizes = [size(f) for size in self.info.batch_sizes]  # batch is collected while one is written
+            return 2 * max([n for n in sizes if type(n) is int and n >= 1] or [1])
         n = self.parallel(f)
         if type(n) is not int or n < 1:
             raise self.where.error(f"parallel needs a whole number of at least 1, got {n!r}", "value")
@@ -395,7 +412,7 @@ class LoopCompiler:
         stop = f.run.stop
         graceful = self.info.outermost
 
-        ahead = RunAhead(self.info.flush) if self.info.batch_sizes else None
+        ahead = RunAhead(self.info.kick) if self.info.batch_sizes else None
 
         observed = self.info.outermost and f.run.observer.active
 
@@ -414,7 +431,7 @@ class LoopCompiler:
             finally:
                 try:
                     if ahead is not None:
-                        await ahead.iteration_done(frame)
+                        ahead.iteration_done(frame)
                 finally:
                     gate.release()
 
@@ -461,21 +478,158 @@ class LoopCompiler:
         except StopSignal:
             pass
         except BaseException:
+            self.info.abandon(f)
             await cancel_all(pending)
             raise
         try:
             while pending:
                 await asyncio.wait([pending[0][0]])
                 drain_done()
+            await self.info.flush(f)
         except BaseException:
+            self.info.abandon(f)
             await cancel_all(pending)
             raise
-        await self.info.flush(f)
         if graceful:
             f.run.flush_writes()
         self.ended(f, progress, drained)
         if graceful:
             f.run.check_stop()
+
+
+    # ---- a body that ends with a batched send ------------------------------------------------
+    async def run_tail(self, f: Frame) -> None:
+        """An outermost loop whose body is statements that do no I/O and then a batched send: each
+        iteration runs up to the send without a task of its own and leaves its records in the buffer,
+        and the loop goes on while up to 2N iterations wait for answers (the next batch is collected
+        while one is written). An iteration ends when its answer arrives, in order: it fails (a record
+        refused) or succeeds, and its outputs go out then, as in run_parallel."""
+        run = f.run
+        if run.observer.active or run.limits.max_record_seconds is not None:
+            await self.run_parallel(f)  # telemetry spans and deadlines per iteration need a task each
+            return
+        assert self.tail is not None
+        prefix, send_step, tail = self.tail
+        width = self.width(f)
+        begun = self.begin(f)
+        if begun is None:
+            return
+        source, progress = begun
+        self.note_total(f, source)
+        info = self.info
+        counter = run.stats.at(info.line, "for each")
+        limit = run.limit
+        stop = run.stop
+        pending: deque[tuple[Waiting, Frame, Any, list[Any], list[Any], int]] = deque()
+        drained = 0
+        count = 0
+        stopped = False
+        run_prefix, enqueue, refusal = prefix.run, tail.enqueue, tail.refusal
+        names_slots, where = info.names_slots, self.where
+
+        def land() -> None:
+            """The iterations whose answers arrived, in order: each fails or succeeds, its outputs go out."""
+            nonlocal drained
+            while pending:
+                waiting, frame, item, start, out, index = pending[0]
+                error: FlowRuntimeError | None = None
+                if isinstance(waiting, list):
+                    if waiting and not waiting[-1].done():  # batches are answered in order: the last is enough
+                        return
+                    error = refusal([a.result() for a in waiting])
+                elif waiting is not None:  # a stream, sent by the send's own step in a task
+                    if not waiting.done():
+                        return
+                    problem = waiting.exception()
+                    if problem is not None:
+                        error = problem if isinstance(problem, FlowRuntimeError) else unexpected(problem)
+                pending.popleft()
+                if waiting is not None:
+                    if error is None:
+                        self.succeeded(frame, item)
+                    else:
+                        self.fail(frame, item, error, start, index)
+                for value in out:
+                    f.out(value)
+                drained += 1
+            if progress is not None:
+                progress.done(drained)
+
+        async def first_answered() -> None:
+            waiting = pending[0][0]
+            future = (waiting[-1] if waiting else None) if isinstance(waiting, list) else waiting
+            if future is not None and not future.done():
+                await asyncio.wait([future])
+
+        try:
+            if limit is not None and limit <= 0:
+                raise StopSignal()
+            async with contextlib.aclosing(self.pages(source, progress)) as pages:
+                async for page in pages:
+                    run.flush_writes()  # once a page: a file's records reach it
+                    for item in page:
+                        check_time(stop)
+                        if stopped or stop.requested:  # records in flight are answered first
+                            raise StopSignal()
+                        count += 1
+                        counter.read += 1
+                        out: list[Any] = []
+                        frame = Frame(list(f.slots), f.parent, run, out.append)
+                        start = info.start(frame)
+                        waiting: Waiting = None
+                        try:
+                            set_vars(frame.slots, names_slots, item, where)
+                            run_prefix(frame)
+                            waiting = enqueue(frame)
+                            if waiting is None:
+                                waiting = asyncio.ensure_future(send_step.run(frame))
+                        except SkipSignal:
+                            counter.skipped += 1
+                        except StopSignal:
+                            stopped = True
+                        except NeedsMaterialization:
+                            raise
+                        except FlowRuntimeError as e:
+                            self.fail(frame, item, e, start, count)
+                        except Exception as e:
+                            self.fail(frame, item, internal_error(e), start, count)
+                        pending.append((waiting, frame, item, start, out, count))
+                        land()
+                        while len(pending) > width:
+                            info.kick(f)
+                            await first_answered()
+                            land()
+                        if limit is not None and count >= limit:
+                            raise StopSignal()
+                    info.kick(f)  # the page is done: what waits goes out while the next one is read
+                    land()
+        except StopSignal:
+            pass
+        except BaseException:
+            info.abandon(f)
+            await cancel_waiting(pending)
+            raise
+        try:
+            await info.flush(f)
+            while pending:
+                await first_answered()
+                land()
+        except BaseException:
+            info.abandon(f)
+            await cancel_waiting(pending)
+            raise
+        run.flush_writes()
+        self.ended(f, progress, drained)
+        run.check_stop()
+
+
+async def cancel_waiting(pending: deque[tuple[Any, ...]]) -> None:
+    """Cancel the sends of streams still running and wait for them (no task is left behind)."""
+    tasks = [entry[0] for entry in pending if isinstance(entry[0], asyncio.Task)]
+    pending.clear()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def cancel_all(pending: deque[tuple[asyncio.Task[None], list[Any]]]) -> None:
@@ -555,15 +709,22 @@ class ForEachCompiler(IoCompiler):
                         listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)
         try:
-            body = self.body(node.body)
+            stmts = [s for s in node.body if not isinstance(s, DECLARATIONS)]
+            steps = [self.stmt(s) for s in stmts]
         finally:
             self.loop_stack.pop()
+        body = block(steps)
+        tail = None
+        last = stmts[-1] if stmts else None
+        if identity is not None and node.parallel is None and isinstance(last, ast.Send) and \
+                last in info.tail_sends and len(info.batch_sizes) == 1 and not any(s.is_async for s in steps[:-1]):
+            tail = (block(steps[:-1]), steps[-1], info.tail_sends[last])
         parallel = None
         if node.parallel is not None:
             value = node.parallel.value
             parallel = (lambda f: value) if isinstance(value, int) else self.read_ref(
                 self.checked.resolution.refs.get(node.parallel), ast.Name(value, node.parallel.span))
-        loop = LoopCompiler(node, info, iterable, body, where, parallel)
+        loop = LoopCompiler(node, info, iterable, body, where, parallel, tail)
         if identity is not None:
             self.loop_entries[identity] = LoopEntry(loop)
         return loop.step()

@@ -1,0 +1,91 @@
+"""`send ... batch N` as the last statement of a loop (compile/loops.py run_tail: no task per record,
+the next batch collected while one is written), counted at the receiving side: a SQLite table without
+a primary key, so a record written twice would show."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import flowlang
+
+SETUP = """
+use db = sql(url: "sqlite:///b.db")
+call db.execute("create table if not exists t (id integer, name text not null)")
+"""
+
+
+def run(tmp_path: Path, text: str, **kw: object) -> flowlang.Result:
+    path = tmp_path / "f.flow"
+    path.write_text(SETUP + text)
+    return flowlang.load(path).run(state_dir=tmp_path / ".state", **kw)  # type: ignore[arg-type]
+
+
+def written(tmp_path: Path) -> list[int]:
+    con = sqlite3.connect(tmp_path / "b.db")
+    ids = [row[0] for row in con.execute("select id from t order by rowid")]
+    con.close()
+    return ids
+
+
+ROWS = [{"id": i, "name": None if i % 97 == 5 else f"n{i}"} for i in range(2500)]
+BAD = {i for i in range(2500) if i % 97 == 5}
+
+
+def test_every_record_is_written_once_in_order_and_a_refused_one_fails_alone(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+for each r in input
+  if r.id % 500 == 7
+    skip
+  end
+  emit r.id
+  send r to db.insert(table: "t") batch 100
+end
+""", input=ROWS)
+    skipped = {i for i in range(2500) if i % 500 == 7}
+    assert result.status == "partial"
+    assert written(tmp_path) == [i for i in range(2500) if i not in BAD and i not in skipped]
+    assert result.outputs == [i for i in range(2500) if i not in skipped]  # emitted before the send, in order
+    assert sorted(e.record["id"] for e in result.errors) == sorted(BAD)
+    assert all("NOT NULL" in e.message and e.line == 10 for e in result.errors)
+    stats = result.stats.per_line
+    assert stats[10].sent == 2500 - len(BAD) - len(skipped)
+    assert (stats[5].read, stats[5].failed, stats[5].skipped) == (2500, len(BAD), len(skipped))
+
+
+def test_limit_and_stop_end_the_loop_after_the_records_taken_are_written(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+for each r in input
+  send r to db.insert(table: "t") batch 100
+end
+""", input=ROWS, limit=250)
+    assert result.stats.read == 250 and len(result.errors) == len([i for i in BAD if i < 250])
+    assert written(tmp_path) == [i for i in range(250) if i not in BAD]
+    result = run(tmp_path, """
+call db.execute("delete from t")
+for each r in input
+  if r.id == 1234
+    stop
+  end
+  send r to db.insert(table: "t") batch 100
+end
+""", input=ROWS)
+    assert result.status == "partial" and len(result.errors) == len([i for i in BAD if i < 1234])
+    assert written(tmp_path) == [i for i in range(1234) if i not in BAD]
+
+
+def test_a_stream_is_sent_page_by_page_and_a_sent_list_gives_each_item_its_row(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+use source = sql(url: "sqlite:///source.db")
+call source.execute("create table src (id integer)")
+send [{id: i} for i in range(1700)] to source.insert(table: "src")
+call source.query("select id from src order by id") as rows
+for each r in rows
+  send [{id: r.id, name: "a"}, {id: r.id, name: "b"}] to db.insert(table: "t") batch 300
+end
+call db.query("select count(*) as n, count(distinct id) as ids from t") as counts
+emit list(counts)[0]
+""")
+    assert result.ok, result.error
+    assert result.outputs == [{"n": 3400, "ids": 1700}]
+    assert written(tmp_path) == [i for i in range(1700) for _ in range(2)]
