@@ -88,6 +88,7 @@ class Transport:
         self.max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._environment: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
 
     def slots(self) -> asyncio.Semaphore:
         """The connection slots (one per pooled connection), made inside the running loop."""
@@ -112,8 +113,28 @@ class Transport:
                                              resolver=resolver)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout),
-                auto_decompress=True, trust_env=self.proxy is None)
+                auto_decompress=True, trust_env=False)  # the environment is read by from_environment
         return self._session
+
+    def from_environment(self, url: Any) -> tuple[Any, Any, Any]:
+        """What aiohttp's trust_env reads for a request (the HTTP(S)_PROXY/NO_PROXY proxy and its
+        credentials, a ~/.netrc login for the host), read once per scheme and host of this
+        connection: aiohttp reads them in a thread for every request, two thread hops each."""
+        key = (url.scheme, url.host)
+        found = self._environment.get(key)
+        if found is None:
+            from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
+
+            try:
+                proxy, proxy_auth = get_env_proxy_for_url(url)
+            except LookupError:
+                proxy, proxy_auth = None, None
+            try:
+                login = basicauth_from_netrc(netrc_from_env(), url.host) if url.host else None
+            except LookupError:
+                login = None
+            found = self._environment[key] = (proxy, proxy_auth, login)
+        return found
 
     async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                    timeout: float | None = None) -> Response:
@@ -147,9 +168,14 @@ class Transport:
 
         session = self.session()
         limit = aiohttp.ClientTimeout(total=timeout or self.timeout)
+        target = URL(url, encoded=True)
+        proxy, proxy_auth, login = (self.proxy, None, None) if self.proxy is not None else \
+            self.from_environment(target)
+        if login is not None and any(k.lower() == "authorization" for k in headers):
+            login = None  # the connection's own auth wins over a .netrc login
         try:
-            async with session.request(method, URL(url, encoded=True), headers=headers, data=body,
-                                       allow_redirects=False, timeout=limit, proxy=self.proxy) as resp:
+            async with session.request(method, target, headers=headers, data=body, allow_redirects=False,
+                                       timeout=limit, proxy=proxy, proxy_auth=proxy_auth, auth=login) as resp:
                 try:
                     data = await self.read_body(resp, url)
                 except BaseException:

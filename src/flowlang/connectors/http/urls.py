@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -80,6 +81,12 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def origin_of(url: str) -> str:
     """scheme://host:port of a URL, the port always written (https://x and https://x:443 are one origin)."""
+    head = url.split("/", 3)
+    return _origin("/".join(head[:3]) if len(head) > 3 else url)  # the part before the path decides
+
+
+@lru_cache(maxsize=256)  # a connection asks for the origin of the same few hosts at every request
+def _origin(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
