@@ -25,7 +25,7 @@ from flowlang.compile.io import IoCompiler
 from flowlang.compile.reads import slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
-from flowlang.compile.steps import Eval, Step, block
+from flowlang.compile.steps import NOTHING, Eval, Step, block
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
@@ -520,23 +520,31 @@ class LoopCompiler:
         counter = run.stats.at(info.line, "for each")
         limit = run.limit
         stop = run.stop
-        pending: deque[tuple[Waiting, Frame, Any, list[Any], list[Any], int]] = deque()
+        pending: deque[tuple[Waiting, Frame, Any, list[Any], int]] = deque()
         drained = 0
         count = 0
         stopped = False
         run_prefix, enqueue, refusal = prefix.run, tail.enqueue, tail.refusal
         names_slots, where = info.names_slots, self.where
+        # the loop's enclosing variables are read-only (a batch loop's rule), so the scope at the start of
+        # every iteration is the loop's own: taken once, saved with a record that fails
+        start = info.start(f)
+        # a body that is only the send: one frame serves every iteration (it runs nothing but the send,
+        # which reads the record when it is enqueued) and nothing is emitted
+        shared = Frame(list(f.slots), f.parent, run, f.out) if prefix is NOTHING else None
+        nothing_out: list[Any] = []
 
         def land() -> None:
             """The iterations whose answers arrived, in order: each fails or succeeds, its outputs go out."""
             nonlocal drained
             while pending:
-                waiting, frame, item, start, out, index = pending[0]
+                waiting, frame, item, out, index = pending[0]
                 error: FlowRuntimeError | None = None
                 if isinstance(waiting, list):
                     if waiting and not waiting[-1].done():  # batches are answered in order: the last is enough
                         return
-                    error = refusal([a.result() for a in waiting])
+                    if len(waiting) != 1 or not waiting[0].result().ok:
+                        error = refusal([a.result() for a in waiting])
                 elif waiting is not None:  # a stream, sent by the send's own step in a task
                     if not waiting.done():
                         return
@@ -573,9 +581,11 @@ class LoopCompiler:
                             raise StopSignal()
                         count += 1
                         counter.read += 1
-                        out: list[Any] = []
-                        frame = Frame(list(f.slots), f.parent, run, out.append)
-                        start = info.start(frame)
+                        if shared is None:
+                            out: list[Any] = []
+                            frame = Frame(list(f.slots), f.parent, run, out.append)
+                        else:
+                            out, frame = nothing_out, shared
                         waiting: Waiting = None
                         try:
                             set_vars(frame.slots, names_slots, item, where)
@@ -593,7 +603,7 @@ class LoopCompiler:
                             self.fail(frame, item, e, start, count)
                         except Exception as e:
                             self.fail(frame, item, internal_error(e), start, count)
-                        pending.append((waiting, frame, item, start, out, count))
+                        pending.append((waiting, frame, item, out, count))
                         land()
                         while len(pending) > width:
                             info.kick(f)
