@@ -306,3 +306,12 @@ def test_a_write_that_fails_at_a_flush_fails_the_run_and_says_records_may_be_mis
     message = result.error.message
     assert "cannot write /dev/full: No space left on device" in message and "may be missing" in message, message
     assert "internal error" not in message
+
+
+def test_csv_rows_of_plain_text_and_rows_that_need_escaping_are_written_alike(tmp_path: Path) -> None:
+    # a row of plain text in the header's order is written as it is; any other goes cell by cell
+    result = run(tmp_path, 'use out = file(path: "out.csv")\n'
+                           'send {a: "x", b: "=1+1"} to out\nsend {a: "-5", b: "y\\rz"} to out\n'
+                           'send {a: "p", b: "q"} to out\nsend {b: "r", a: "s"} to out\nsend {a: 7, b: null} to out\n')
+    assert result.ok, result.error
+    assert (tmp_path / "out.csv").read_bytes() == b"a,b\nx,'=1+1\n-5,\"y\rz\"\np,q\ns,r\n7,\n"

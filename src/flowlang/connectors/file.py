@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
-from flowlang.connectors.csvrows import RAGGED, csv_cell, escaped, header_of, records
+from flowlang.connectors.csvrows import FORMULA_STARTS, RAGGED, csv_cell, escaped, header_of, records
 from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
@@ -72,6 +72,7 @@ class FileConnection(Connection):
         self._writer: Any = None
         self._header: list[str] | None = None  # the header's cells as written
         self._columns: dict[str, int] = {}  # a record's key (or its escaped form) -> its column
+        self._order: list[str] = []  # the keys of a row whose cells are in the header's order
         self._json_count = 0
         self._cache: list[Value] | None = None
         self._write_error: str | None = None  # a buffered write that failed, reported at the next flush
@@ -307,8 +308,22 @@ class FileConnection(Connection):
                 self._header = [escaped(k) for k in record]  # header cells are escaped like any cell
                 self._columns = {k: i for i, k in enumerate(record)}
                 writer.writerow(self._header)
+                self._order = list(record)
+            else:
+                self._order = list(self._header)
             self._columns.update({cell: i for i, cell in enumerate(self._header)})
             self._writer = writer
+        if len(record) == len(self._order) and list(record) == self._order:  # the usual row
+            cells = list(record.values())
+            try:  # text that needs no escaping (no formula start, no line break) is written as it is
+                joined = "".join(cells)
+                plain = "\r" not in joined and "\n" not in joined and \
+                    not any(map(str.startswith, cells, itertools.repeat(FORMULA_STARTS)))
+            except TypeError:  # not all text
+                plain = False
+            if plain:
+                self._writer.writerow(cells)
+                return
         header = self._header or []
         columns = self._columns
         row = [""] * len(header)
