@@ -89,3 +89,19 @@ emit list(counts)[0]
     assert result.ok, result.error
     assert result.outputs == [{"n": 3400, "ids": 1700}]
     assert written(tmp_path) == [i for i in range(1700) for _ in range(2)]
+
+
+def test_a_stream_sent_from_the_loop_is_sent_whole_for_each_iteration(tmp_path: Path) -> None:
+    """A stream is sent by the send's own step (a task per iteration, as in a parallel loop: the two
+    iterations' records may interleave), every record once per iteration."""
+    result = run(tmp_path, """
+use source = sql(url: "sqlite:///source.db")
+call source.execute("create table src (id integer, name text)")
+send [{id: i, name: "s"} for i in range(700)] to source.insert(table: "src")
+call source.query("select id, name from src order by id") as rows
+for each k in [1, 2]
+  send rows to db.insert(table: "t") batch 300
+end
+""")
+    assert result.ok, result.error
+    assert sorted(written(tmp_path)) == sorted(list(range(700)) * 2)

@@ -57,11 +57,11 @@ class BatchBuffer:
 @dataclass(frozen=True)
 class TailSend:
     """A batched send without `once`, `if changed` or `as`, as a loop runs it when it is the last
-    statement of its body (compile/loops.py, BatchLoop): `enqueue(frame)` puts the records in the buffer
-    and gives their answers (None for a stream: run the send's step instead), `refusal(outcomes)` the
-    error of a refused record."""
+    statement of its body (compile/loops.py, run_tail): `enqueue(frame)` puts the records in the buffer
+    and gives their answers (one record's answer, or a list's; None for a stream: run the send's step
+    instead), `refusal(outcomes)` the error of a refused record."""
 
-    enqueue: Callable[[Frame], list[asyncio.Future[SendOutcome]] | None]
+    enqueue: Callable[[Frame], asyncio.Future[SendOutcome] | list[asyncio.Future[SendOutcome]] | None]
     refusal: Callable[[list[SendOutcome]], FlowRuntimeError | None]
 
 

@@ -385,18 +385,32 @@ class IoCompiler(StatementCompiler):
             return FlowRuntimeError(refused.error or "the destination refused the record", "connector",
                                     status=refused.status, source=where.source, span=where.span)
 
-        def enqueue(f: Frame) -> list[asyncio.Future[SendOutcome]] | None:
-            """The records put in the buffer and their answers, without waiting (a loop that runs this
-            send as its last statement without a task per record: compile/loops.py); None when the value
-            is a stream (sent by send_batched instead)."""
+        # literal arguments and size: the same target for every record with the same connection, so the
+        # buffer found is the right one without comparing arguments
+        steady_args = fixed[0] if fixed is not None and isinstance(count, int) else None
+
+        def enqueue(f: Frame) -> asyncio.Future[SendOutcome] | list[asyncio.Future[SendOutcome]] | None:
+            """The records put in the buffer and their answers (one record's, or a list's), without
+            waiting (a loop that runs this send as its last statement without a task per record:
+            compile/loops.py); None when the value is a stream (sent by send_batched instead)."""
             v = value(f)
-            if type(v) is RecordStream:
+            kind = type(v)
+            if kind is RecordStream:
                 return None
-            _, buffer, _, _ = buffer_for(f)
+            buffer = f.run.batches.get(node)
+            if steady_args is None or buffer is None or buffer.connection is not getter(f) or \
+                    buffer.args is not steady_args:
+                _, buffer, _, _ = buffer_for(f)
             create = asyncio.get_running_loop().create_future
-            answers: list[asyncio.Future[SendOutcome]] = []
-            for record in (v if type(v) is list else (v,)):
+            if kind is not list:
                 answer: asyncio.Future[SendOutcome] = create()
+                buffer.items.append(Pending(v, answer))
+                if len(buffer.items) >= buffer.size:
+                    start_flush(buffer, f, line)
+                return answer
+            answers: list[asyncio.Future[SendOutcome]] = []
+            for record in v:
+                answer = create()
                 answers.append(answer)
                 buffer.items.append(Pending(record, answer))
                 if len(buffer.items) >= buffer.size:

@@ -543,14 +543,18 @@ class LoopCompiler:
                 if isinstance(waiting, list):
                     if waiting and not waiting[-1].done():  # batches are answered in order: the last is enough
                         return
-                    if len(waiting) != 1 or not waiting[0].result().ok:
-                        error = refusal([a.result() for a in waiting])
-                elif waiting is not None:  # a stream, sent by the send's own step in a task
+                    error = refusal([a.result() for a in waiting])
+                elif waiting is not None:
                     if not waiting.done():
                         return
-                    problem = waiting.exception()
-                    if problem is not None:
-                        error = problem if isinstance(problem, FlowRuntimeError) else unexpected(problem)
+                    if isinstance(waiting, asyncio.Task):  # a stream, sent by the send's own step
+                        problem = waiting.exception()
+                        if problem is not None:
+                            error = problem if isinstance(problem, FlowRuntimeError) else unexpected(problem)
+                    else:
+                        outcome = waiting.result()
+                        if not outcome.ok:
+                            error = refusal([outcome])
                 pending.popleft()
                 if waiting is not None:
                     if error is None:
