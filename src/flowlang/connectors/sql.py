@@ -75,12 +75,17 @@ def bindable(value: Any, dialect: str) -> Any:
 AS_THEY_ARE = frozenset({str, int, bool, float, type(None), bytes})
 
 
-def bound_row(values: tuple[Any, ...], dialect: str) -> tuple[Any, ...]:
-    """A row's values as database parameters (the same tuple when none needs converting)."""
+def bound_rows(rows: list[tuple[Any, ...]], dialect: str) -> list[tuple[Any, ...]]:
+    """Rows' values as database parameters, converted a column at a time: a column of values drivers
+    take as they are is left alone (the same rows when no column needs converting)."""
     plain = AS_THEY_ARE
-    if plain.issuperset(map(type, values)):
-        return values
-    return tuple([v if type(v) in plain else bindable(v, dialect) for v in values])
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
+    changed = False
+    for i, column in enumerate(columns):
+        if not plain.issuperset(map(type, column)):
+            columns[i] = tuple([v if type(v) in plain else bindable(v, dialect) for v in column])
+            changed = True
+    return list(zip(*columns, strict=True)) if changed else rows
 
 
 def row_value(value: Any) -> Any:
@@ -338,7 +343,6 @@ class SqlConnection(Connection):
         write of the same key still wins), each run's rows as tuples of bound values in its statement's
         column order: a record writes only the columns it has."""
         runs: list[tuple[Statement, list[tuple[Any, ...]]]] = []
-        dialect = self.dialect
         last: Any = None
         rows: list[tuple[Any, ...]] = []
         get: Any = None
@@ -353,8 +357,8 @@ class SqlConnection(Connection):
                 get = itemgetter(*statement.columns)
                 single = len(statement.columns) == 1
             values = get(record)
-            rows.append(bound_row((values,) if single else values, dialect))
-        return runs
+            rows.append((values,) if single else values)
+        return [(statement, bound_rows(rows, self.dialect)) for statement, rows in runs]
 
     def _execute_many(self, conn: Any, statement: Statement, rows: list[tuple[Any, ...]]) -> None:
         if statement.sql is not None:
