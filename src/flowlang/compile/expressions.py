@@ -23,7 +23,7 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.field_misses import FieldChain, FieldSite, found_nothing, missed
 from flowlang.runtime.frame import Frame
-from flowlang.runtime.limits import paced
+from flowlang.runtime.limits import ValueTooLarge, paced
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, arithmetic_problem
 from flowlang.runtime.values import RecordStream, equal, interpolate, to_text, truthy, type_name
 from flowlang.source import Span
@@ -169,7 +169,15 @@ class ExpressionCompiler:
     def x_Interpolated(self, node: ast.Interpolated) -> Eval:
         parts: list[tuple[bool, Any]] = [
             (True, p) if isinstance(p, str) else (False, self.expr(p)) for p in node.parts]
-        return lambda f: interpolate(tuple(part if const else part(f) for const, part in parts))
+        where = self.where(node.span)
+
+        def interpolated(f: Frame) -> Any:
+            try:
+                return interpolate(tuple(part if const else part(f) for const, part in parts))
+            except ValueTooLarge as e:
+                raise where.error(e.message, e.kind) from None
+
+        return interpolated
 
     def x_Name(self, node: ast.Name) -> Eval:
         return self.read_ref(self.checked.resolution.refs.get(node), node)
@@ -532,7 +540,7 @@ class ExpressionCompiler:
             def call1(f: Frame) -> Any:
                 try:
                     return fn(a0(f))
-                except (BuiltinError, OperatorError) as e:
+                except (BuiltinError, OperatorError, ValueTooLarge) as e:
                     raise where.error(e.message, e.kind) from None
                 except ArithmeticError as e:
                     raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
@@ -544,7 +552,7 @@ class ExpressionCompiler:
             def call2(f: Frame) -> Any:
                 try:
                     return fn(b0(f), b1(f))
-                except (BuiltinError, OperatorError) as e:
+                except (BuiltinError, OperatorError, ValueTooLarge) as e:
                     raise where.error(e.message, e.kind) from None
                 except ArithmeticError as e:
                     raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
@@ -554,7 +562,7 @@ class ExpressionCompiler:
         def call(f: Frame) -> Any:
             try:
                 return fn(*[e(f) for e in evals])
-            except (BuiltinError, OperatorError) as e:
+            except (BuiltinError, OperatorError, ValueTooLarge) as e:
                 raise where.error(e.message, e.kind) from None
             except ArithmeticError as e:
                 raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None

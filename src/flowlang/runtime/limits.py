@@ -101,3 +101,12 @@ class Limits:
 # the running job's max_value_items, for builtins (set by the runner for the job's tasks)
 VALUE_ITEMS: ContextVar[int] = ContextVar("flowlang_max_value_items", default=Limits.max_value_items)
 
+
+class ValueTooLarge(ValueError):
+    """Text past max_value_items would be built (the caller adds the position); like a builtin's error,
+    it has a message and a kind."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = "limit"

@@ -15,6 +15,7 @@ from typing import Any
 
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
+from flowlang.runtime.limits import VALUE_ITEMS, ValueTooLarge
 
 NUMBER_TYPES = (int, Decimal)
 Value = Any  # a flowlang value (see the module docstring)
@@ -207,11 +208,60 @@ def comparable(a: Value, b: Value) -> bool:
     return na == nb and na in ORDERED_KINDS
 
 
+PLAIN_DIGITS = 4300  # a decimal with more digits left or right of the point reads in E notation (as in JSON)
+
+
 def format_number(value: int | Decimal) -> str:
-    if type(value) is int:
+    """A number as text: decimals in plain notation (1E+3 reads 1000), except one that would need more
+    than PLAIN_DIGITS digits (1e999999999 reads 1E+999999999, not a billion zeros)."""
+    if not isinstance(value, Decimal):
         return str(value)
-    text = format(value, "f")
-    return text
+    if not -PLAIN_DIGITS < value.adjusted() < PLAIN_DIGITS:
+        return str(value)
+    return format(value, "f")
+
+
+def text_size_floor(value: Any, limit: int) -> int:
+    """At least how many characters the text of `value` has (its JSON, or how it reads in a string),
+    counted only until it passes `limit`: a list holding the same big list a million times is found
+    too large before any of its text is built, and the count stops after about `limit` steps."""
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str:
+            total += len(v) + 2
+        elif t is list:
+            total += 2 + len(v)
+            if total <= limit:
+                stack.extend(v)
+        elif t is dict:
+            total += 2 + len(v)
+            if total <= limit:
+                for k, x in v.items():
+                    total += len(k) + 3
+                    stack.append(x)
+        elif t is int:
+            total += 1 + v.bit_length() * 3 // 10
+        elif t is Decimal:
+            total += len(format_number(v)) if v.is_finite() else 3
+        else:
+            total += 1
+        if total > limit:
+            return total
+    return total
+
+
+def check_text_size(value: Any, what: str = "") -> None:
+    """Refuse to build the text of a value past the run's max_value_items, before it is built. `what`
+    names the builtin ("str()"); without it the value's type is named."""
+    limit = VALUE_ITEMS.get()
+    size = text_size_floor(value, limit)
+    if size > limit:
+        raise ValueTooLarge(f"{what or 'the text of a ' + type_name(value)} would make a text of at least {size} "
+                            f"characters, more than the limit of {limit} (max_value_items)")
+
 
 
 def format_datetime(value: datetime) -> str:
@@ -263,6 +313,7 @@ def to_text(value: Value) -> str:
         return bytes_text(value)
     from flowlang.runtime.jsoncodec import dumps
 
+    check_text_size(value)
     return dumps(value)
 
 
@@ -284,6 +335,10 @@ def interpolate(parts: tuple[Any, ...]) -> Any:
             out.append(v.reveal())
         else:
             out.append(to_text(v))
+    size = sum(map(len, out))
+    if size > VALUE_ITEMS.get():
+        raise ValueTooLarge(f"the string would be {size} characters, more than the limit of {VALUE_ITEMS.get()} "
+                            "(max_value_items)")
     text = "".join(out)
     return Secret(text) if secret else text
 

@@ -13,7 +13,7 @@ from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_item
 from flowlang.runtime.formcodec import FormError, form_encode, query_value
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.tape import drawn
-from flowlang.runtime.values import Secret, type_name
+from flowlang.runtime.values import Secret, check_text_size, type_name
 
 
 def json_parse(text: Any) -> Any:
@@ -41,6 +41,7 @@ def json_string(value: Any) -> Any:
     Examples:
         json_string({a: [1, 2], b: null}) -> "{\"a\":[1,2],\"b\":null}"
     """
+    check_text_size(value, "json_string()")  # before the text is built: a list may hold the same big value many times
     text = dumps(value)
     check_items(len(text), "json_string")
     return text

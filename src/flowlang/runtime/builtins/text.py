@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
-from flowlang.runtime.values import to_text, type_name
+from flowlang.runtime.values import check_text_size, to_text, type_name
 
 REGEX_SECONDS = 1.0  # the most one regex_match / regex_find / regex_replace may take
 
@@ -302,8 +302,10 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
 def str_(value: Any) -> Any:
     r"""str(x): x as text (null is "", lists and objects as compact JSON).
 
-    Decimals are in plain notation, booleans true/false, datetimes ISO 8601 (Z for UTC). This is
-    also how a value is shown inside a string ("{x}"). A secret stays a secret (shown as `***`).
+    Decimals are in plain notation (one with more than 4,300 digits left or right of the point in E
+    notation, as in JSON: 1E+999999999), booleans true/false, datetimes ISO 8601 (Z for UTC). This is
+    also how a value is shown inside a string ("{x}"). A secret stays a secret (shown as `***`). A
+    text past max_value_items (5,000,000 characters) is refused before it is built.
 
     Examples:
         str(19.90) -> "19.90"
@@ -313,6 +315,8 @@ def str_(value: Any) -> Any:
     """
     if type_name(value) == "stream":
         raise BuiltinError("str() of a record stream: use list() first")
+    if type(value) in (list, dict):
+        check_text_size(value, "str()")  # before the text is built: it may hold one big value many times
     text = to_text(value)
     check_items(len(text), "str")
     return text

@@ -1,0 +1,46 @@
+"""The size limit on text (issue 10, Medium: every builtin that builds text checks max_value_items):
+str(), json_string() and "{...}" strings of a value that holds one big value many times are refused
+before their text is built, and a decimal with a huge exponent reads in E notation instead of a
+billion zeros. Run in a subprocess with a timeout as a safety net: before, some of them never ended."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import flowlang
+from conftest import run_cli
+
+SHARED = ('let s = pad_left("", 1000, "x")\n  let l = [s for i in range(0, 10000)]\n'
+          "  let m = [l for i in range(0, 10000)]\n")  # 100 GB of text: 10,000 times a list of 10,000 1 KB strings
+CASES = {  # the expression (after SHARED) and what its failed record says
+    "str": ("len(str(m))", "str() would make a text of at least"),
+    "json_string": ("len(json_string([m, m]))", "json_string() would make a text of at least"),
+    "interpolated list": ('len("{m}")', "the text of a list would make a text of at least"),
+    "interpolated strings": ("len(\"{s}{l[0]}{pad_left('', 3000000, 'x')}{pad_left('', 3000000, 'y')}\")",
+                             "the string would be 6002000 characters, more than the limit of 5000000"),
+    "join": ('len(join([l, l], ","))', "the text of a list would make a text of at least"),
+}
+
+
+def test_text_of_shared_values_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    loops = "".join(f"for each case in [{json.dumps(name)}]\n  {SHARED}  emit {expr}\nend\n"
+                    for name, (expr, _) in CASES.items())
+    (tmp_path / "f.flow").write_text(loops)
+    done = run_cli("run", "f.flow", cwd=tmp_path, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    said = {e["record"]: e for e in errors}
+    assert set(said) == set(CASES)
+    for name, (_, message) in CASES.items():
+        assert message in said[name]["message"], (name, said[name]["message"])
+        assert "(max_value_items)" in said[name]["message"] and said[name]["location"].startswith("f.flow:")
+
+
+def test_a_decimal_with_a_huge_exponent_reads_in_e_notation(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text(
+        'emit [str(1e999999999), "{-1e4300}", str(2e4299) == "2" + pad_left("", 4299, "0"), str(1.5e-3)]\n')
+    result = flowlang.load(tmp_path / "f.flow").run(state_dir=tmp_path / "state")
+    assert result.error is None, result.error
+    assert result.outputs == [["1E+999999999", "-1E+4300", True, "0.0015"]]
