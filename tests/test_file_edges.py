@@ -304,7 +304,8 @@ def test_a_write_that_fails_at_a_flush_fails_the_run_and_says_records_may_be_mis
                            "for each i in range(0, 10)\n  send {n: i} to out\nend\n")
     assert result.status == "failed" and result.error is not None
     message = result.error.message
-    assert "cannot write /dev/full: No space left on device" in message and "may be missing" in message, message
+    assert "disk full writing /dev/full (No space left on device)" in message, message
+    assert "the file holds the records up to the last page that was written whole" in message, message
     assert "internal error" not in message
 
 

@@ -4,7 +4,12 @@ under a file sink and under the store."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from conftest import cli
 from flowlang.runtime.store import Store
@@ -51,3 +56,70 @@ def test_state_refuses_a_last_success_in_the_future(tmp_path: Path) -> None:
     future = cli("state", "f.flow", "--last-success-at", "2999-01-01T00:00:00Z", cwd=tmp_path)
     assert future.status == 2 and "is in the future" in future.stderr
     assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["last_success_at"] is None
+
+
+# ---- a full disk ------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (CI runs as root; elsewhere the tests are skipped when it cannot be mounted)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot mount a small tmpfs under CI: {mounted.stderr}")
+        pytest.skip(f"cannot mount a small tmpfs (not root?): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+SINK = ('use out = file(path: "out.jsonl")\nfor each i in range(0, 100000)\n'
+        '  send {id: i, pad: "' + "x" * 60 + '"} to out\nend\n')
+
+
+def whole_lines(path: Path) -> list[dict[str, object]]:
+    data = path.read_bytes()
+    assert not data or data.endswith(b"\n"), data[-80:]  # no torn line
+    return [json.loads(x) for x in data.splitlines()]
+
+
+def assert_disk_full_run(ran: object, folder: Path, state: list[str]) -> None:
+    assert ran.status == 1, ran.stderr  # type: ignore[attr-defined]
+    err = ran.stderr  # type: ignore[attr-defined]
+    assert "internal error" not in err and "Traceback" not in err
+    [job] = [json.loads(x) for x in cli("jobs", "f.flow", "--json", *state, cwd=folder).stdout.splitlines()]
+    assert job["status"] == "failed"  # recorded, not left running
+
+
+def test_a_full_disk_under_a_file_sink_fails_the_run_clearly_without_a_torn_line(small_disk: Path,
+                                                                                 tmp_path: Path) -> None:
+    write(small_disk, "f.flow", SINK)
+    state = ["--state-dir", str(tmp_path / "state")]  # the store on another disk
+    ran = cli("run", "f.flow", *state, cwd=small_disk)
+    assert f"disk full writing {small_disk / 'out.jsonl'}" in ran.stderr
+    assert_disk_full_run(ran, small_disk, state)
+    written = whole_lines(small_disk / "out.jsonl")
+    assert [r["id"] for r in written] == list(range(len(written)))  # whole records, in order
+    [failed] = [json.loads(x) for x in cli("errors", "f.flow", "--json", *state, cwd=small_disk).stdout.splitlines()]
+    assert "disk full writing" in failed["message"]  # the record in flight is kept
+
+
+def test_a_full_disk_under_the_sink_and_the_store_records_the_job(small_disk: Path) -> None:
+    write(small_disk, "f.flow", SINK)
+    ran = cli("run", "f.flow", cwd=small_disk)  # the store in the flow's folder: the same small disk
+    assert "disk full" in ran.stderr
+    assert_disk_full_run(ran, small_disk, [])
+    whole_lines(small_disk / "out.jsonl")
+
+
+def test_a_full_disk_under_the_store_is_a_clear_error_and_each_failure_is_kept(small_disk: Path) -> None:
+    write(small_disk, "f.flow", 'for each i in range(0, 100000)\n  fail "no {i}"\nend\n')
+    ran = cli("run", "f.flow", cwd=small_disk)
+    assert "the disk is full: the store" in ran.stderr and "the failed record was kept" in ran.stderr
+    assert_disk_full_run(ran, small_disk, [])
+    [job] = [json.loads(x) for x in cli("jobs", "f.flow", "--json", cwd=small_disk).stdout.splitlines()]
+    kept = cli("errors", "f.flow", "--json", cwd=small_disk).stdout.splitlines()
+    assert len(kept) == job["stats"]["failed"] > 0  # every record counted as failed is in the store

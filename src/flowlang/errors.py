@@ -121,6 +121,14 @@ class LimitError(FlowRuntimeError):
         super().__init__(message, "limit", **kw)
 
 
+class DiskFull(FlowRuntimeError):
+    """No room to write a file (a full disk, a quota, a file size limit): the record being written fails
+    and the run ends (every later write would fail alike); the file holds whole records only."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "connector")
+
+
 class Interrupted(FlowRuntimeError):
     """The run was asked to stop (SIGTERM, Ctrl-C): in-flight records finished, no new ones started."""
 

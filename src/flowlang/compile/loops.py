@@ -26,7 +26,7 @@ from flowlang.compile.reads import slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import NOTHING, Eval, Step, block
-from flowlang.errors import FlowRuntimeError, LimitError
+from flowlang.errors import DiskFull, FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import dumps_stored
@@ -224,6 +224,8 @@ class LoopCompiler:
             raise
         except FlowRuntimeError as e:
             self.fail(f, item, e, start, index)
+            if type(e) is DiskFull:  # every later record would fail alike: the run ends
+                raise
             return
         except Exception as e:  # a bug must not lose the record: it is kept like any failure
             self.fail(f, item, internal_error(e), start, index)
@@ -254,6 +256,8 @@ class LoopCompiler:
             raise
         except FlowRuntimeError as e:
             self.fail(f, item, e, start, index)
+            if type(e) is DiskFull:  # every later record would fail alike: the run ends
+                raise
             return
         except Exception as e:
             self.fail(f, item, internal_error(e), start, index)

@@ -26,7 +26,8 @@ from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
 from flowlang.connectors.textlines import lines
-from flowlang.errors import FlowRuntimeError
+from flowlang.connectors.wholelines import DISK_FULL, WholeRecords
+from flowlang.errors import DiskFull, FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
 from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
@@ -68,7 +69,7 @@ class FileConnection(Connection):
         self.mode = mode
         self.services = services
         self.delimiter = rules.delimiter
-        self._handle: IO[Any] | None = None
+        self._handle: Any = None  # WholeRecords for text formats, a binary file for bytes
         self._writer: Any = None
         self._header: list[str] | None = None  # the header's cells as written
         self._columns: dict[str, int] = {}  # a record's key (or its escaped form) -> its column
@@ -76,6 +77,7 @@ class FileConnection(Connection):
         self._json_count = 0
         self._cache: list[Value] | None = None
         self._write_error: str | None = None  # a buffered write that failed, reported at the next flush
+        self._full: str | None = None  # the disk filled up writing this file: what every later write says
         self._dirty = False  # records written since the last flush
 
     # ---- reading -------------------------------------------------------------------------------
@@ -208,9 +210,13 @@ class FileConnection(Connection):
         if self.services.dry_run:
             self.services.log_dry_run(self.name, f"write to {self.path.name}: {self.services.mask(dumps(record))}")
             return record
+        if self._full is not None:  # the disk filled up: no record more is written; the run ends at the page
+            raise DiskFull(self._full)
         try:
             self._write(record)
         except OSError as e:
+            if e.errno in DISK_FULL:
+                raise self._disk_full(e) from None
             if self._dirty:  # records before this one may be lost with the buffer: the next flush says so
                 self._write_error = self._write_error or e.strerror
             raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
@@ -243,16 +249,27 @@ class FileConnection(Connection):
         saying that records sent to this file since then may be missing."""
         _UNFLUSHED.discard(self)
         self._dirty = False
+        if self._full is not None:
+            raise DiskFull(self._full)
         if self._handle is not None and self._write_error is None:
             try:
                 self._handle.flush()
             except OSError as e:
+                if e.errno in DISK_FULL:
+                    raise self._disk_full(e) from None
                 self._write_error = e.strerror
         if self._write_error is not None:
             raise FlowRuntimeError(f"cannot write {self.path}: {self._write_error}; records sent to it since the "
                                    "last page may be missing from it", "connector")
 
-    def _start(self) -> IO[Any]:
+    def _disk_full(self, error: OSError) -> DiskFull:
+        """The disk (or a quota, or a file size limit) is full: said once, and every later write and flush
+        of this file fails with the same message, so the run ends at the end of the page."""
+        self._full = (f"disk full writing {self.path} ({error.strerror}); the file holds the records up to the "
+                      "last page that was written whole (no torn line); free some space and run again")
+        return DiskFull(self._full)
+
+    def _start(self) -> Any:
         if self._handle is None and self.format == "bytes":
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("ab" if self.mode == "append" else "wb")
@@ -264,7 +281,7 @@ class FileConnection(Connection):
                     self._header = header_of(fh, self.encoding, self.path.name, self.delimiter)
             if self.format == "json" and existing:
                 self._prepare_json_append()
-            self._handle = self.path.open("a" if self.mode == "append" else "w", encoding=self.encoding, newline="")
+            self._handle = WholeRecords(self.path, self.mode == "append", self.encoding)
             if self.format == "json" and not existing:
                 self._handle.write("[")
         return self._handle

@@ -4,14 +4,16 @@ or the new state, never a torn one."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from flowlang.errors import StoreError
 from flowlang.runtime.checkpoints import Checkpoints
@@ -229,6 +231,109 @@ def stored_scope(record_json: str, scope: dict[str, Any], mask: Callable[[str], 
     return StoredScope(refs, {refs[name]: text for name, text in encoded.items()}, note)
 
 
+def disk_full(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(error)
+
+
+class StoreFull(StoreError):
+    """The store's disk is full: nothing more can be written to it (the write was rolled back)."""
+
+
+class _Connection(sqlite3.Connection):
+    """The store's database connection: a full disk is a StoreFull naming the file, not an sqlite3 error
+    from deep inside a run (every write of the store, its ledger and its checkpoints goes through here)."""
+
+    path = ""
+    reserve: Path | None = None  # room kept free for when the disk fills: released at the first full write
+    released = False  # the reserve was just released: the write that failed may be tried once more
+    spent: StoreError | None = None  # the reserve is in use: the run is ending
+
+    def _full(self, error: sqlite3.Error) -> StoreError:
+        if self.reserve is not None:
+            try:
+                self.reserve.unlink()
+                self.released = True
+            except OSError:
+                pass
+            self.reserve = None
+        return StoreFull(f"the disk is full: the store {self.path} cannot be written ({error}); free some space "
+                         "and run again")
+
+    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        try:
+            return super().execute(*args, **kwargs)
+        except sqlite3.OperationalError as e:
+            if disk_full(e):
+                raise self._full(e) from None
+            raise
+
+    def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        try:
+            return super().executemany(*args, **kwargs)
+        except sqlite3.OperationalError as e:
+            if disk_full(e):
+                raise self._full(e) from None
+            raise
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return super().__exit__(*exc)
+        except sqlite3.OperationalError as e:  # the commit
+            if disk_full(e):
+                raise self._full(e) from None
+            raise
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+RESERVE = STATE_DB + "-reserve"  # beside the database: 256 KiB given back when the disk fills
+RESERVE_BYTES = 256 * 1024
+
+
+def keep_reserve(path: Path) -> Path | None:
+    """A file holding RESERVE_BYTES of the disk, so that when the disk fills up the store can still
+    record the failed record and end the job (it is removed then, and made again by a later run)."""
+    if path.exists():
+        return path
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return None
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except OSError:  # no room even for the reserve, or a file system without fallocate
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        return None
+    os.close(fd)
+    return path
+
+
+def with_room(method: Method) -> Method:
+    """A write of the store that, when it fails on a full disk just as the reserve is given back, is
+    tried once more in the reserve's room (the failed record, the end of the job: what must not be
+    lost). A failed record kept that way still raises StoreFull, so the run ends and leaves the rest of
+    the room to record the job; after it, no failed record is written."""
+    keeps_record = method.__name__ == "add_error"
+
+    @functools.wraps(method)
+    def again(self: Store, *args: Any, **kwargs: Any) -> Any:
+        spent = getattr(self.db, "spent", None)
+        if keeps_record and spent is not None:
+            raise spent
+        try:
+            return method(self, *args, **kwargs)
+        except StoreFull as e:
+            if not getattr(self.db, "released", False):
+                raise
+            self.db.released = False  # type: ignore[attr-defined]
+            self.db.spent = e  # type: ignore[attr-defined]
+            result = method(self, *args, **kwargs)
+            if keeps_record:
+                raise StoreFull(e.message + "; the failed record was kept") from None
+            return result
+    return cast(Method, again)
+
+
 class Store:
     """Jobs, state and errors of the flows that share one state folder. Everything the runtime and
     the CLI keep goes through this interface (SCALE.md: one interface in front of the store)."""
@@ -240,7 +345,10 @@ class Store:
                 self.db = sqlite3.connect(":memory:", isolation_level=None)
             else:
                 folder.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(private_file(folder / STATE_DB), isolation_level=None, timeout=30)
+                self.db = sqlite3.connect(private_file(folder / STATE_DB), isolation_level=None, timeout=30,
+                                          factory=_Connection)
+                self.db.path = str(folder / STATE_DB)
+                self.db.reserve = keep_reserve(folder / RESERVE)
                 self.db.execute("pragma journal_mode=wal")
                 self.db.execute("pragma synchronous=full")
             self.db.executescript(SCHEMA)
@@ -271,6 +379,7 @@ class Store:
             return self.db.execute(sql, args)
 
     # ---- jobs --------------------------------------------------------------------------------
+    @with_room
     def start_job(self, flow: str, params: dict[str, Any], dry_run: bool, kind: str = "run",
                   mask: Callable[[str], str] | None = None) -> tuple[int, str]:
         """A new job; jobs of this flow still marked running died without ending (the caller holds the
@@ -293,6 +402,7 @@ class Store:
             (flow, *DELTA_KINDS)).fetchone()
         return row[0] if row and row[0] else None
 
+    @with_room
     def finish_job(self, job_id: int, status: str, stats: dict[str, Any], message: str | None,
                    flow: str, state: dict[str, Any] | None, mask: Callable[[str], str] | None = None,
                    params: dict[str, Any] | None = None, clear_checkpoints: bool = False) -> None:
@@ -357,6 +467,7 @@ class Store:
                 self._write_state(flow, dumps_stored(state), job_id)
 
     # ---- errors ------------------------------------------------------------------------------
+    @with_room
     def add_error(self, job_id: int, failure: RecordFailure, mask: Any, max_bytes: int | None = None) -> int:
         """Keep a failed iteration. A keyed record replaces the open error of the same loop and key
         (one open error per key; its attempts go up). Its scope values go to the shared values table."""
