@@ -109,3 +109,21 @@ def test_the_cost_under_a_rate_limit(tmp_path: Path) -> None:
         assert planned.returncode == 0, planned.stderr
         assert api.requests == []
     assert "api: 1,000 POST /products, rate 60/minute: at least 16 min 40 s" in planned.stdout
+
+
+def test_paths_built_from_records_are_one_destination(tmp_path: Path) -> None:
+    flow = tmp_path / "prices.flow"
+    flow.write_text('use api = http(base_url: env.API, rate_limit: "60/minute")\n'
+                    'for each i in range(0, 600)\n  send {price: i} to api.patch("/products/SKU-{i}")\nend\n'
+                    'send {done: true} to api.post("/runs")\n')
+    with FakeApi() as api:
+        planned = run_cli("plan", str(flow), env={"API": api.url})
+        as_json = run_cli("plan", str(flow), "--json", env={"API": api.url})
+        assert api.requests == []
+    assert planned.returncode == 0, planned.stderr
+    assert "api.patch  PATCH /products/{...}: 600 records to 600 different paths" in planned.stdout
+    assert "api.post  POST /runs: 1 record\n" in planned.stdout
+    assert "api: 600 PATCH /products/{...}, rate 60/minute: at least 10 min" in planned.stdout
+    writes = {w["target"]: w for w in json.loads(as_json.stdout)["writes"]}
+    assert writes["PATCH /products/{...}"]["paths"] == 600 and writes["POST /runs"]["paths"] == 1
+    assert writes["PATCH /products/{...}"]["payloads"][:2] == [{"price": 0}, {"price": 1}]

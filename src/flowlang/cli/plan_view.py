@@ -22,8 +22,9 @@ def show_plan(terminal: Terminal, name: str, planner: Planner, result: Result, a
         terminal.out("no writes: the run would send nothing")
     for d in planner.destinations.values():
         batched = f" in {d.requests:,} requests" if d.requests != d.records else ""
+        paths = f" to {d.paths_text}" if d.paths_text else ""
         terminal.out(f"\n{d.connection}.{d.op}  {d.label}: {d.records:,} record{'s' if d.records != 1 else ''}"
-                     f"{batched}")
+                     f"{batched}{paths}")
         for i, payload in enumerate(d.payloads, 1):
             text = terminal.masker.mask(dumps(payload))
             terminal.out(f"  {i}. {text if len(text) <= PAYLOAD_SHOWN else text[:PAYLOAD_SHOWN - 3] + '...'}")

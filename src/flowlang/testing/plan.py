@@ -21,6 +21,7 @@ from flowlang.runtime.values import Value
 from flowlang.testing.recorder import writes
 
 SHOWN_PAYLOADS = 3
+MAX_TARGETS = 10_000  # distinct paths counted per destination (a plan of a million records stays small)
 DEFAULT_BATCH = 100
 
 
@@ -35,11 +36,48 @@ class Destination:
     requests: int = 0
     payloads: list[Any] = field(default_factory=list)
     batch_size: int | None = None  # the operation's own batch limit, when it takes batches
+    targets: set[str] = field(default_factory=set)  # the paths met, up to MAX_TARGETS
+    more_targets: bool = False
+
+    def aim(self, label: str) -> None:
+        """Count a path this destination's records went to; the label becomes their shared pattern."""
+        if label in self.targets:
+            return
+        if len(self.targets) >= MAX_TARGETS:
+            self.more_targets = True
+        else:
+            self.targets.add(label)
+        self.label = pattern(self.label, label)
+
+    @property
+    def paths_text(self) -> str:
+        """'' for one path; else how many different paths the pattern stands for."""
+        if len(self.targets) <= 1:
+            return ""
+        return f"{len(self.targets):,}{'+' if self.more_targets else ''} different paths"
 
     def add(self, record: Any, keep_all: bool) -> None:
         self.records += 1
         if keep_all or len(self.payloads) < SHOWN_PAYLOADS:
             self.payloads.append(loads(dumps(to_stored(record))))
+
+
+def group_of(label: str) -> str:
+    """Labels of one group differ only in the path's segments after the first (an interpolated
+    `"/products/{p.sku}"` gives one path per record): method, first segment and segment count."""
+    method, _, path = label.partition(" ")
+    segments = path.split("?", 1)[0].split("/")
+    return f"{method} /{segments[1] if len(segments) > 1 else ''} {len(segments)}" if path else label
+
+
+def pattern(seen: str, label: str) -> str:
+    """The pattern of two labels of one group: the segments that differ become `{...}`."""
+    if seen == label:
+        return seen
+    method, _, path = seen.partition(" ")
+    ours, theirs = path.split("/"), label.partition(" ")[2].split("/")
+    merged = [a if a == b else "{...}" for a, b in zip(ours, theirs, strict=False)]
+    return f"{method} {'/'.join(merged)}"
 
 
 def label_of(spec: ConnectorSpec, op: str, args: list[Value]) -> str:
@@ -116,12 +154,13 @@ class Planner:
 
     def plan(self, connection: Connection, op: str, args: list[Value], records: list[Value], requests: int) -> None:
         label = label_of(connection.spec, op, args)
-        key = (connection.name, op, label)
+        key = (connection.name, op, group_of(label))
         found = self.destinations.get(key)
         if found is None:
             spec = connection.spec.operations.get(op)
             size = (spec.max_batch or DEFAULT_BATCH) if spec is not None and spec.takes_batch else None
             found = self.destinations[key] = Destination(connection.name, op, label, batch_size=size)
+        found.aim(label)
         for record in records:
             found.add(record, self.keep_all)
         found.requests += requests
@@ -229,6 +268,7 @@ def plan_dict(planner: Planner, stats: Stats) -> dict[str, Any]:
         "status": planner.status,
         "read": stats.read,
         "writes": [{"connection": d.connection, "operation": d.op, "target": d.label, "records": d.records,
-                    "requests": d.requests, "payloads": d.payloads} for d in planner.destinations.values()],
+                    "requests": d.requests, "paths": len(d.targets), "payloads": d.payloads}
+                   for d in planner.destinations.values()],
         "connections": [c.as_dict() for c in costs(planner, stats)],
     }
