@@ -195,3 +195,15 @@ def test_closures_and_generated_code_count_the_same(generated: bool, monkeypatch
         "'aa' was missing in all 5 records of input; they have a, n; did you mean 'a'?",
         "'bx' (in o.a.bx) was missing in all 5 records of input; o.a has b, bb; did you mean 'b'?",
     ]
+
+
+def test_check_formats_for_tools_carry_the_warnings(tmp_path: Path) -> None:
+    people(tmp_path, 3)
+    (tmp_path / "f.flow").write_text(READ + "for each row in rows\n  emit lower(row.emial)\nend\n")
+    as_json = cli("check", "f.flow", "--format", "json", cwd=tmp_path)
+    github = cli("check", "f.flow", "--format", "github", cwd=tmp_path)
+    assert as_json.status == github.status == 0
+    [found] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (found["severity"], found["line"], found["column"]) == ("warning", 4, 18)  # under the field name
+    assert "did you mean 'email'?" in found["message"] + (found["hint"] or "")
+    assert github.stdout.startswith("::warning file=f.flow,line=4,col=18,")

@@ -38,8 +38,12 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
         if problems:
             failed += 1
             _report(terminal, fmt, problems, "\n\n".join(d.render() for d in problems))
-        elif fmt == "text":
-            for warning in [*flow.checked.warnings, *shape_warnings(flow.checked)]:
+        else:
+            warnings = [*flow.checked.warnings, *shape_warnings(flow.checked)]
+            if fmt != "text":
+                _report(terminal, fmt, warnings, "")  # JSON lines or annotations of severity warning
+                continue
+            for warning in warnings:
                 terminal.error(warning.render())
             terminal.message(f"{path}: ok ({flow.name})", "green")
     if failed:
