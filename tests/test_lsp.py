@@ -124,6 +124,19 @@ def test_an_error_arrives_as_a_diagnostic_and_goes_when_fixed(tmp_path: Path) ->
     drive(tmp_path, script)
 
 
+def test_warnings_arrive_as_warnings(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_text("id,name,email\n1,Ann,ann@example.com\n")
+
+    async def script(ed: Editor) -> None:
+        text = 'use f = file(path: "people.csv")\ncall f.read() as rows\nfor each row in rows\n  emit row.emial\nend\n'
+        uri, diagnostics = await ed.open("f.flow", text)
+        assert len(diagnostics) == 1 and diagnostics[0].severity == types.DiagnosticSeverity.Warning
+        assert "did you mean 'email'?" in diagnostics[0].message
+        assert diagnostics[0].range.start == types.Position(line=3, character=11)
+        assert list(await ed.change(uri, text.replace("emial", "email"))) == []
+    drive(tmp_path, script)
+
+
 def test_ranges_count_utf16_units(tmp_path: Path) -> None:
     async def script(ed: Editor) -> None:
         _, diagnostics = await ed.open("f.flow", 'let s = "😀é"; emit nope\n'.replace("; ", "\n"))

@@ -13,7 +13,7 @@ from lsprotocol import types
 from flowlang import ast
 from flowlang.check import CheckedModule, check_module
 from flowlang.check.scopes import GLOBALS, JOB_FIELDS
-from flowlang.check.shapes import ReadKey, cassette_fields, read_key
+from flowlang.check.shapes import ReadKey, cassette_fields, read_key, shape_warnings
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.environment import Environment
@@ -63,6 +63,9 @@ def analyze(text: str, name: str, path: Path | None, env: Environment) -> Analys
         found.checked = check_module(found.module, env, base_dir, frozenset() if path else None, path)
     except ScriptError as e:
         found.diagnostics = list(e.diagnostics)
+        return found
+    # the warnings `flowlang check` prints: the checker's, and fields the known record shapes lack
+    found.diagnostics = [*found.checked.warnings, *shape_warnings(found.checked)]
     return found
 
 
