@@ -74,6 +74,20 @@ def test_a_bad_byte_in_json_lines_names_the_line(tmp_path: Path) -> None:
     assert result.error is not None and "a.jsonl line 2" in result.error.message
 
 
+def test_a_bad_json_line_fails_alone_and_the_read_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b'{"a": 1}\n{"a": "\xe9"}\n{"a": 3\n\n{"a": 4.10}\nnot json\n{"a": 6}')
+    result = run(tmp_path, 'use src = file(path: "a.jsonl")\ncall src.read() as rows\nfor each r in rows\n'
+                           "  emit r.a\nend\n")
+    assert result.status == "partial" and result.outputs == [1, Decimal("4.10"), 6]
+    messages = [e.message for e in result.errors]
+    assert len(messages) == 3
+    assert "a.jsonl line 2: the bytes e9 are not utf-8 text" in messages[0]
+    assert "a.jsonl line 3: not valid JSON: Expecting ',' delimiter at column 8" in messages[1]
+    assert "a.jsonl line 6: not valid JSON" in messages[2]
+    assert [e.record for e in result.errors] == [{"_raw": '{"a": "\ufffd"}'}, {"_raw": '{"a": 3'},
+                                                 {"_raw": "not json"}]
+
+
 def test_json_lists_stream_with_exact_decimals(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_bytes(b'\xef\xbb\xbf [ {"amount": 12345678901234567890.123456789, "n": 1},'
                                       b' {"amount": 0.1, "n": 2} ]')

@@ -22,10 +22,10 @@ from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
 from flowlang.connectors.csvrows import FORMULA_STARTS, RAGGED, csv_cell, escaped, header_of, records
+from flowlang.connectors.jsonlrows import json_lines
 from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
-from flowlang.connectors.textlines import lines
 from flowlang.connectors.wholelines import DISK_FULL, WholeRecords
 from flowlang.errors import DiskFull, FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
@@ -126,14 +126,8 @@ class FileConnection(Connection):
         elif self.format == "jsonl":
             with self._open_binary() as fh:
                 page = []
-                for number, line in enumerate(lines(fh, self.encoding, self.path.name), 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        page.append(loads(line))
-                    except JsonDataError as e:
-                        raise FlowRuntimeError(f"bad JSON on line {number} of {self.path.name}: {e}",
-                                               "data") from None
+                for line in json_lines(fh, self.encoding, self.path.name):
+                    page.append(line)
                     if len(page) >= PAGE:
                         yield page
                         page = []
