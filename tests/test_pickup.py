@@ -168,3 +168,32 @@ def test_kill_9_never_archives_a_file_before_its_records_are_sent(tmp_path: Path
                 break
     assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == sorted(ids)
     assert set(received) == {i for rows in ids.values() for i in rows}  # none lost
+
+
+def test_a_retry_that_sends_the_last_failed_records_of_a_file_archives_it(tmp_path: Path) -> None:
+    make_inbox(tmp_path, 3, 4)
+    for name, row in (("batch01.csv", "1-2,2"), ("batch02.csv", "2-0,0")):
+        path = tmp_path / "in" / name
+        path.write_text(path.read_text().replace(row, row.split(",")[0] + ",bad"))
+    (tmp_path / "f.flow").write_text(FLOW)
+    first = run_cli("run", "f.flow", cwd=tmp_path)
+    assert first.returncode == 3, first.stderr
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["batch01.csv", "batch02.csv"]
+    errors = {e["record"]["id"]: e["id"] for e in map(json.loads, run_cli(
+        "errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines())}
+    assert set(errors) == {"1-2", "2-0"}
+    assert run_cli("edit", "f.flow", str(errors["1-2"]), "--set", 'amount="2"', cwd=tmp_path).returncode == 0
+    one = run_cli("retry", "f.flow", "--id", str(errors["1-2"]), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["batch02.csv"]  # its last failure went through
+    assert "batch01.csv" in {p.name for p in (tmp_path / "archive").iterdir()}
+    again = run_cli("retry", "f.flow", cwd=tmp_path)  # batch02's record still fails: the file stays
+    assert again.returncode == 3, again.stderr
+    assert [p.name for p in (tmp_path / "in").iterdir()] == ["batch02.csv"]
+    assert run_cli("resolve", "f.flow", str(errors["2-0"]), "--reason", "sent by hand", cwd=tmp_path).returncode == 0
+    assert run_cli("retry", "f.flow", cwd=tmp_path).returncode == 0  # nothing to replay; its errors are resolved
+    assert list((tmp_path / "in").iterdir()) == []
+    third = run_cli("run", "f.flow", cwd=tmp_path)  # nothing is read twice
+    assert third.returncode == 0, third.stderr
+    sent = [json.loads(x)["id"] for x in (tmp_path / "out/sent.jsonl").read_text().splitlines()]
+    assert sorted(sent) == sorted([f"{f}-{r}" for f in range(3) for r in range(4) if f"{f}-{r}" != "2-0"])

@@ -286,7 +286,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
 
     def on_failure(failure: RecordFailure) -> None:
         if not options.dry_run:
-            store.add_error(job_id, failure, ctx.mask, ctx.limits.max_error_bytes)
+            failure.error_id = store.add_error(job_id, failure, ctx.mask, ctx.limits.max_error_bytes)
 
     def on_success(loop_id: str, key: str) -> None:
         ids = store.resolve_key(flow.key, loop_id, key, job_id)
@@ -317,6 +317,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         if purged:
             ctx.log("info", f"purged {purged} resolved error{'s' if purged != 1 else ''} past the retention window")
     ctx.appending = kind == "retry"
+    ctx.errors_open = store.still_open
+    ctx.held_files = lambda connection: store.held_files(flow.key, connection)
+    ctx.set_held_files = lambda connection, files: store.set_held_files(flow.key, connection, files)
     if setup.watch is not None:
         setup.watch(ctx)
     children: list[ChildReport] = []

@@ -2,7 +2,9 @@
 path) reads every file the pattern matches, one after another, and when the run has finished moves
 (or, with `after: "delete"`, deletes) each file whose records all succeeded. A file with a failed
 record, a file not read to its end (--limit, a stop, a run that failed) and every file of a dry run
-stay where they are, to be read again. The files are listed, read and moved through a Storage
+stay where they are, to be read again. A file held back for failed records is kept in the store with
+the ids of its errors; when they are all resolved (`flowlang retry` sent them, or `resolve`), the next
+job that opens the pick-up (a run or a retry) archives it. The files are listed, read and moved through a Storage
 (storage.py), so local, SFTP and S3 pick-ups follow these rules alike.
 
 Kill safety: before it moves anything, the connection writes the list of finished files to a ledger
@@ -114,29 +116,75 @@ class PickupConnection(Connection):
                                "connector")
 
     # ---- archiving -----------------------------------------------------------------------------
+    def settled(self) -> tuple[list[Entry], list[dict[str, Any]]]:
+        """If the run itself finished: the files read to the end whose records all succeeded, and the
+        files read to the end that are held back for failed records (with the ids of those errors)."""
+        if self.services.dry_run or not getattr(self.services, "body_finished", False):
+            return [], []
+        failures: dict[int, list[int]] = {}
+        for f in getattr(self.services, "failures", []):
+            failures.setdefault(id(f.record), []).append(f.error_id)
+        done: list[Entry] = []
+        held: list[dict[str, Any]] = []
+        for p in self.picked.values():
+            if not p.read_to_end:
+                continue
+            ids = [i for r in p.records for i in failures.get(id(r.record if type(r) is BadRecord else r), ())]
+            if not ids:
+                done.append(p.entry)
+            elif all(i is not None for i in ids):
+                held.append({**self.ledger_entry(p.entry), "errors": sorted(set(ids))})
+        return done, held
+
     def done_files(self) -> list[Entry]:
         """The files read to the end whose records all succeeded, if the run itself finished."""
-        if self.services.dry_run or not getattr(self.services, "body_finished", False):
-            return []
-        failed = {id(f.record) for f in getattr(self.services, "failures", [])}
-        return [p.entry for p in self.picked.values()
-                if p.read_to_end and not any(id(r.record if type(r) is BadRecord else r) in failed
-                                             for r in p.records)]
+        return self.settled()[0]
 
     async def close(self) -> None:
         try:
-            done = self.done_files()
-            if done:
-                await self.write_ledger(done)
-                await self.finish_ledger()
+            done, held = self.settled()
+            if getattr(self.services, "body_finished", False) and not self.services.dry_run:
+                entries = [self.ledger_entry(e) for e in done] + await self.released(held)
+                if entries:
+                    await self.write_ledger(entries)
+                    await self.finish_ledger()
         finally:
             if self._copies is not None:
                 shutil.rmtree(self._copies, ignore_errors=True)
                 self._copies = None
             await self.storage.close()
 
-    async def write_ledger(self, files: list[Entry]) -> None:
-        entries = [{"path": e.path, "size": e.size, "stamp": e.stamp} for e in files]
+    @staticmethod
+    def ledger_entry(e: Entry) -> dict[str, Any]:
+        return {"path": e.path, "size": e.size, "stamp": e.stamp}
+
+    async def released(self, held_now: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Files held back for failed records ({path, size, stamp, errors: [error ids]}, kept in the store by
+        the connection's name): those whose errors are
+        all resolved now (`flowlang retry` sent them, or they were resolved by hand) are returned, to be
+        archived as a run whose records all succeeded would; the rest, with the files this run held
+        back, are kept in the list for a later run or retry."""
+        held_files = getattr(self.services, "held_files", None)
+        set_held_files = getattr(self.services, "set_held_files", None)
+        if held_files is None or set_held_files is None:  # services without a store (an embedder's own)
+            return []
+        earlier = held_files(self.name)
+        read_now = {p.entry.path for p in self.picked.values() if p.read_to_end}
+        keep = list(held_now)
+        free: list[dict[str, Any]] = []
+        errors_open = getattr(self.services, "errors_open", None)
+        for item in earlier:
+            if item["path"] in read_now:
+                continue  # this run read the file again: its outcome now is what counts
+            if errors_open is not None and not errors_open(list(item["errors"])):
+                free.append({k: item[k] for k in ("path", "size", "stamp")})
+            else:
+                keep.append(item)
+        if keep or earlier:
+            set_held_files(self.name, keep)
+        return free
+
+    async def write_ledger(self, entries: list[dict[str, Any]]) -> None:
         await self._guard("write the pick-up ledger", self.storage.upload(io.BytesIO(json.dumps(entries).encode()),
                                                                           self.ledger))
 

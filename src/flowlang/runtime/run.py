@@ -90,6 +90,7 @@ class RecordFailure:
     loop_id: str | None = None  # the loop's identity (OPERATIONS.md 3)
     key: str | None = None  # the record's trace key as JSON text (OPERATIONS.md 2)
     index: int | None = None  # its place in its loop in this run (1 for the first), when known
+    error_id: int | None = None  # its row in the error store, once stored
 
 
 class FailureGroup:
@@ -192,6 +193,11 @@ class RunContext:
         self.failure_groups: dict[tuple[str, str], FailureGroup] = {}  # by place and message
         self.field_misses: dict[FieldSite, Misses] = {}  # reads in loops that found nothing (field_misses.py)
         self.body_finished = False  # set when the run's statements all ran (no error, no stop)
+        # which of these error ids are still open in the store (a file pick-up archives a file held back
+        # for its failed records once they are all resolved, e.g. by `flowlang retry`)
+        self.errors_open: Callable[[list[int]], set[int]] = lambda ids: set(ids)
+        self.held_files: Callable[[str], list[dict[str, Any]]] = lambda connection: []
+        self.set_held_files: Callable[[str, list[dict[str, Any]]], None] = lambda connection, files: None
         self.last_value: Any = None
         self.stop = options.stop
         self.batches: dict[Any, Any] = {}

@@ -67,6 +67,12 @@ create table if not exists error_values (
   hash text primary key,
   value text not null
 );
+create table if not exists pickup_held (
+  flow text not null,
+  connection text not null,
+  files text not null,
+  primary key (flow, connection)
+);
 """
 
 # Columns added after the first release: (table, column, declaration). Opened stores gain them.
@@ -626,6 +632,29 @@ class Store:
         if found[0].resolved_at is not None:
             return None, True
         return found[0], False
+
+    def held_files(self, flow: str, connection: str) -> list[dict[str, Any]]:
+        """The files a pick-up read to the end but held back for failed records (connectors/pickup.py)."""
+        row = self.db.execute("select files from pickup_held where flow = ? and connection = ?",
+                              (flow, connection)).fetchone()
+        return list(loads(row[0])) if row else []
+
+    def set_held_files(self, flow: str, connection: str, files: list[dict[str, Any]]) -> None:
+        if files:
+            self._tx("insert into pickup_held(flow, connection, files) values (?, ?, ?) on conflict(flow, connection) "
+                     "do update set files = excluded.files", (flow, connection, dumps(files)))
+        else:
+            self._tx("delete from pickup_held where flow = ? and connection = ?", (flow, connection))
+
+    def still_open(self, ids: list[int]) -> set[int]:
+        """Which of these errors are still open (not resolved, and not purged)."""
+        found: set[int] = set()
+        for at in range(0, len(ids), 500):
+            part = ids[at:at + 500]
+            marks = ", ".join("?" for _ in part)
+            found.update(r[0] for r in self.db.execute(
+                f"select id from errors where id in ({marks}) and resolved_at is null", part))
+        return found
 
     def resolve(self, error_id: int, job_id: int, reason: str | None = None) -> None:
         """Resolve one error: by a successful retry (attempts go up) or by hand (with a reason)."""
