@@ -105,3 +105,24 @@ end
 """)
     assert result.ok, result.error
     assert sorted(written(tmp_path)) == sorted(list(range(700)) * 2)
+
+
+def test_a_query_read_from_a_file_while_writing_into_the_same_file(tmp_path: Path) -> None:
+    # the query's open read held the file's lock and every write waited on it (the run hung); in WAL mode
+    # a reader does not block a writer, batched or not
+    result = run(tmp_path, """
+call db.execute("create table src (id integer)")
+send [{id: i} for i in range(2500)] to db.insert(table: "src")
+call db.query("select id from src order by id") as rows
+for each r in rows
+  send {id: r.id, name: "batched"} to db.insert(table: "t") batch 100
+end
+for each r in rows
+  send {id: r.id, name: "one by one"} to db.insert(table: "t")
+end
+""")
+    assert result.ok, result.error
+    assert written(tmp_path) == list(range(2500)) * 2
+    con = sqlite3.connect(tmp_path / "b.db")
+    assert con.execute("pragma journal_mode").fetchone() == ("wal",)
+    con.close()

@@ -102,6 +102,16 @@ def row_value(value: Any) -> Any:
 SESSION_UTC = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
                "mariadb": "SET time_zone = '+00:00'"}
 
+# A SQLite file is used in WAL mode: a query still being read (a `for each` over db.query(...)) does not
+# block writes into the same file, which in the default journal mode wait on its lock until they fail.
+SQLITE_WAL = "PRAGMA journal_mode=WAL"
+
+
+def sqlite_file(database: str | None) -> bool:
+    """Whether a SQLite URL's database is a file (not an in-memory database)."""
+    return bool(database) and database != ":memory:" and "mode=memory" not in (database or "")
+
+
 # The driver each extra installs, used when a URL names none (postgresql://, mysql://).
 DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
@@ -199,6 +209,8 @@ class SqlConnection(Connection):
             zone = SESSION_UTC.get(self.dialect)
             if zone:
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
+            elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):
+                sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine
 
     def _bindable(self, value: Any) -> Any:
