@@ -34,6 +34,12 @@ class ServedFlow:
     def concurrency(self) -> int:
         return self.webhook.concurrency if self.webhook is not None else 1
 
+    def prepare(self, state_dir: Path) -> None:
+        """What a first run would do before its first statement, done at start instead, so a delivery
+        runs at once: the flow compiled (a served run has no host bindings) and its store created."""
+        self.flow.compiled_flow(frozenset())
+        self.flow.store(state_dir).close()
+
 
 def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], route: str) -> str:
     """A verify scheme's secret, from the same chain `secret.NAME` asks in a run (read once at start)."""

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -56,13 +56,15 @@ def summary(result: Result) -> str:
 
 async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir: Path | None,
                        secrets: Mapping[str, str], collect: bool = False, stop: StopFlag | None = None,
-                       providers: SecretProviders | None = None) -> Result:
-    """Run one delivery as a webhook job and record how it ended in the inbox."""
+                       providers: SecretProviders | None = None,
+                       started: Callable[[], None] | None = None) -> Result:
+    """Run one delivery as a webhook job and record how it ended in the inbox (`started` is called
+    once the job is recorded and its first statement is about to run)."""
     flow = served.flow
     options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop,
                            secret_providers=providers)
     options.trigger = trigger_value(d)
-    setup = flow.setup(state_dir, None, collect)
+    setup = flow.setup(state_dir, None, collect, None if started is None else lambda _ctx: started())
     setup.lock = served.concurrency == 1
     result = await flow.run_job(options, setup, "webhook")
     if result.status == "interrupted":
@@ -84,6 +86,12 @@ class FlowQueue:
         self.waiting: deque[Delivery] = deque()
         self.running = 0
         self.waiters: dict[int, Future[Result | None]] = {}
+        self.starts: dict[int, Future[None]] = {}  # set once the delivery's job has started
+
+    @property
+    def idle(self) -> bool:
+        """No run going and none waiting (read from any thread: a hint, not a promise)."""
+        return self.running == 0 and not self.waiting
 
 
 class Runs:
@@ -173,15 +181,19 @@ class Runs:
         return self._pending
 
     # ---- deliveries -----------------------------------------------------------------------------
-    def enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None = None) -> None:
-        """A committed delivery joins its flow's queue (any thread)."""
-        self.loop.call_soon_threadsafe(self._enqueue, delivery, waiter)
+    def enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None = None,
+                started: Future[None] | None = None) -> None:
+        """A committed delivery joins its flow's queue (any thread); `started` is set when its job starts."""
+        self.loop.call_soon_threadsafe(self._enqueue, delivery, waiter, started)
 
-    def _enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None) -> None:
+    def _enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None,
+                 started: Future[None] | None = None) -> None:
         q = self.queues[delivery.flow]
         q.waiting.append(delivery)
         if waiter is not None:
             q.waiters[delivery.id] = waiter
+        if started is not None:
+            q.starts[delivery.id] = started
         self._pump(delivery.flow)
 
     def _pump(self, route: str) -> None:
@@ -211,6 +223,7 @@ class Runs:
             log.exception(f"{q.served.route}: delivery {d.id}: internal error (a bug in flowlang): {e}")
             await asyncio.wrap_future(self.inbox.mark(d.id, "failed", None, f"internal error: {e}"))
         finally:
+            _set(q.starts.pop(d.id, None), None)
             waiter = q.waiters.pop(d.id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
@@ -220,8 +233,10 @@ class Runs:
         self._pump(q.served.route)
 
     async def _run_delivery(self, q: FlowQueue, d: Delivery) -> Result:
+        start = q.starts.get(d.id)
         result = await run_delivery(q.served, d, self.inbox, self.state_dir, self.secrets, d.id in q.waiters,
-                                    self.stop_flag, self.providers)
+                                    self.stop_flag, self.providers,
+                                    None if start is None else lambda: _set(start, None))
         self.metrics.run_done(q.served.route, result.status, result)
         return result
 
@@ -259,3 +274,8 @@ class Runs:
         log.info(f"{route}: job {result.job_id} ({kind}) {summary(result)}")
         self.metrics.run_done(route, result.status, result)
         return result
+
+
+def _set(future: Future[None] | None, value: None) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)

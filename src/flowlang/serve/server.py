@@ -5,6 +5,7 @@ the console's pages and actions are added by flowlang.serve.console."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -107,11 +108,14 @@ async def hook(request: web.Request) -> web.Response:
     delivery = Delivery(0, route, delivery_id, now_text(), request.headers.get("Content-Type", ""),
                         masked_headers(headers, served.schemes), body)
     waiter: Future[Result | None] | None = Future() if webhook.respond == "outputs" else None
+    # when the flow has nothing to do, the answer waits (a little) for the run's job to start, so a
+    # 202 means the run is under way, not only queued; behind other deliveries it answers at once
+    started: Future[None] | None = Future() if waiter is None and state.runs.queues[route].idle else None
 
     def committed(inbox_id: int, duplicate: bool) -> None:
         if not duplicate:
             delivery.id = inbox_id
-            state.runs.enqueue(delivery, waiter)
+            state.runs.enqueue(delivery, waiter, started)
 
     try:
         inbox_id, duplicate = await asyncio.wrap_future(state.inbox.accept(delivery, committed))
@@ -133,10 +137,14 @@ async def hook(request: web.Request) -> web.Response:
             metrics.answered(route, 200)
             text = dumps({"job": inbox_id, "status": result.status, "outputs": result.outputs})
             return web.Response(status=200, text=text, content_type="application/json")
+    if started is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.wrap_future(started), START_WAIT)
     metrics.answered(route, 202)
     return answer(202, {"job": inbox_id})
 
 
+START_WAIT = 0.05  # seconds a 202 waits at most for an idle flow's run to start
 HEALTH_WAIT = 5.0  # seconds /healthz waits for a write round trip through the inbox
 
 

@@ -53,6 +53,8 @@ class Service:
         self.options = options
         self.flows: list[ServedFlow] = load_folder(options.folder, options.secrets, None, options.secret_providers)
         self.folder = state_folder(options.folder, options.state_dir)
+        for served in self.flows:
+            served.prepare(self.folder)
         self.clock = options.clock or clock_from(os.environ.get(CLOCK_ENV))
         self.metrics = Metrics()
         self.inbox = Inbox(self.folder)
