@@ -9,6 +9,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -265,29 +266,26 @@ class _Connection(sqlite3.Connection):
         return StoreFull(f"the disk is full: the store {self.path} cannot be written ({error}); free some space "
                          "and run again")
 
-    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+    @contextmanager
+    def _said_when_full(self) -> Iterator[None]:
         try:
-            return super().execute(*args, **kwargs)
+            yield
         except sqlite3.OperationalError as e:
             if disk_full(e):
                 raise self._full(e) from None
             raise
+
+    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        with self._said_when_full():
+            return super().execute(*args, **kwargs)
 
     def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
-        try:
+        with self._said_when_full():
             return super().executemany(*args, **kwargs)
-        except sqlite3.OperationalError as e:
-            if disk_full(e):
-                raise self._full(e) from None
-            raise
 
     def __exit__(self, *exc: Any) -> Any:
-        try:
+        with self._said_when_full():  # the commit
             return super().__exit__(*exc)
-        except sqlite3.OperationalError as e:  # the commit
-            if disk_full(e):
-                raise self._full(e) from None
-            raise
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
