@@ -233,3 +233,12 @@ end
     result = flow.run(input=[{"id": 1}, {"id": 2}], on_output=streamed.append)
     assert result.outputs == [{"id": 1}, {"id": 2}]
     assert all(a is b for a, b in zip(result.outputs, streamed, strict=True))
+
+
+def test_input_keys_that_are_not_text_become_text() -> None:
+    """A dict from Python with keys that are not text (an int, a bool) is read with text keys, as
+    every other value given from Python is converted (the fast plain check must not pass it through)."""
+    flow = flowlang.compile('for each r in input\n  emit keys(r)\n  emit r["1"]\nend\n')
+    result = flow.run(input=[{1: "a", "b": 2}, {"1": {2: "x"}}])
+    assert result.ok, result.error
+    assert result.outputs == [["1", "b"], "a", ["1"], {"2": "x"}]

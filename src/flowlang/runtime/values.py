@@ -382,7 +382,8 @@ def from_python(value: Any, depth: int = 0) -> Value:
 
 
 def is_plain(value: Any) -> bool:
-    """True when a dict or list holds only values flowlang uses as they are (a fast, flat walk)."""
+    """True when a dict or list holds only values flowlang uses as they are, under text keys (a fast,
+    flat walk)."""
     stack = [value]
     pop = stack.pop
     push = stack.append
@@ -394,7 +395,9 @@ def is_plain(value: Any) -> bool:
             return False
         v = pop()
         if type(v) is dict:
-            for x in v.values():
+            for k, x in v.items():
+                if type(k) is not str:  # a key from Python that is not text: from_python makes it text
+                    return False
                 tx = type(x)
                 if tx is str or tx is int:
                     continue
