@@ -3,18 +3,25 @@
 
 from __future__ import annotations
 
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 
 def _data_dir(name: str) -> Traversable:
+    here = Path(__file__).parent
+    if (here / "_data" / name).is_dir():  # the wheel, installed in a folder
+        return here / "_data" / name
+    checkout = here.resolve().parents[1]
+    if (checkout / name).is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / name
+    from importlib import resources  # a zipped install (importlib.resources costs ~2 ms a start)
+
     packaged = resources.files("flowlang") / "_data" / name
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parents[2] / name
-    if checkout.is_dir():
-        return checkout
     raise FileNotFoundError(f"flowlang is installed without its {name}/ folder")
 
 
