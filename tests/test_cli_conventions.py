@@ -62,6 +62,17 @@ def commands() -> dict[str, argparse.ArgumentParser]:
     return found
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", "f.flow", "--param", "a=1", "--param", "b=x", "--dry-run", "--limit", "3", "--debug"],
+    ["secrets", "check", "f.flow", "--json"], ["errors", "f.flow", "--group"], ["serve", "flows"],
+    ["connectors-import", "spec.json", "--name", "shop"], ["repl"], ["check", "a.flow", "b.flow"]])
+def test_a_parser_of_one_command_parses_it_as_the_whole_one(argv: list[str]) -> None:
+    one = build_parser(argv[0])
+    assert one.commands is not None and list(one.commands.choices) == [argv[0]]  # the others are not built
+    assert one.parse_args(argv) == build_parser().parse_args(argv)
+    assert one.commands.choices[argv[0]].format_help() == build_parser().commands.choices[argv[0]].format_help()
+
+
 @pytest.mark.parametrize("name", sorted(commands()))
 def test_every_help_ends_with_examples(name: str) -> None:
     result = cli(*([name] if name else []), "--help")

@@ -5,7 +5,6 @@ and shell completion scripts (shtab)."""
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 from typing import IO, Any, NoReturn
 
@@ -67,12 +66,16 @@ class Parser(argparse.ArgumentParser):
     """flowlang's parser: options must be spelled out, the examples keep their lines, and a mistyped
     command or choice gets a did-you-mean."""
 
+    commands: Subcommands | None = None  # the COMMAND argument (set by cli.main.build_parser)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        import difflib  # only for a mistake
+
         found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
         if found:
             wrong = found.group(1)
@@ -94,6 +97,7 @@ class Parser(argparse.ArgumentParser):
 
     def _option_hint(self, unknown: list[str]) -> str:
         """An abbreviated option names the one it starts (spelled out in full); else the closest."""
+        import difflib
         options = sorted(set(_long_options(self._command_parser())))
         for word in unknown:
             if word.startswith("--"):
@@ -121,6 +125,37 @@ class Parser(argparse.ArgumentParser):
         import sys
 
         return sys.stderr
+
+
+class Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The COMMAND argument. With `only` set, just that command's parser is built (a run of `flowlang
+    run` needs none of the other commands' ~200 options; building them was ~5 ms of every start):
+    the others' parsers are stand-ins that take their arguments and keep nothing."""
+
+    only: str | None = None
+    choices: dict[str, argparse.ArgumentParser]
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if self.only is not None and name != self.only:
+            return _Unbuilt()
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        return parser
+
+
+class _Unbuilt(argparse.ArgumentParser):
+    """A command's parser that this process does not use: its arguments are not made."""
+
+    def __init__(self) -> None:  # nothing of ArgumentParser's state is ever read
+        pass
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        return self
+
+    def add_parser(self, name: str, **kwargs: Any) -> _Unbuilt:
+        return self
 
 
 def _long_options(parser: argparse.ArgumentParser) -> list[str]:

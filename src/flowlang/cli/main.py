@@ -17,19 +17,23 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
 
+    from flowlang.cli.argparser import Parser
     from flowlang.cli.console import Terminal
 
     Command = Callable[[argparse.Namespace, Terminal], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> Parser:
+    """The command line; with `only`, of that command alone (see argparser.Subcommands)."""
     from flowlang import __version__
-    from flowlang.cli.argparser import Parser, add_completion_parser, add_examples
+    from flowlang.cli.argparser import Parser, Subcommands, add_completion_parser, add_examples
 
     parser = Parser(prog="flowlang", description="Run, check and explore .flow scripts.")
     parser.add_argument("--version", action="version", version=f"flowlang {__version__}")
-    sub: argparse._SubParsersAction[argparse.ArgumentParser]
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # type: ignore[assignment]
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=Subcommands)
+    assert isinstance(sub, Subcommands)
+    sub.only = only
+    parser.commands = sub
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
@@ -221,16 +225,19 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
         return 0
     from contextlib import redirect_stderr, redirect_stdout
 
+    from flowlang.cli.connectors_tools import rewrite
     from flowlang.cli.console import Terminal
     from flowlang.status import ExitStatus, exit_status
 
     terminal = terminal or Terminal()
-    parser = build_parser()
+    words = rewrite(words)
+    command = words[0] if words and not words[0].startswith("-") else None
+    parser = build_parser(command)
+    if command is not None and (parser.commands is None or command not in parser.commands.choices):
+        parser = build_parser()  # a mistyped command: the message lists every command
     try:
-        from flowlang.cli.connectors_tools import rewrite
-
         with redirect_stdout(terminal.stdout), redirect_stderr(terminal.stderr):  # argparse writes there
-            args = parser.parse_args(rewrite(words))
+            args = parser.parse_args(words)
     except SystemExit as e:
         return int(e.code or 0) if e.code in (0, None) else int(ExitStatus.INVALID)
     if not args.command:
