@@ -64,6 +64,14 @@ def test_short_run_on_a_pipe_loads_no_pydantic_and_no_rich(tmp_path: Path) -> No
     assert not {m.split(".")[0] for m in modules} & {"pydantic", "rich", "aiohttp", "sqlalchemy"}
 
 
+def test_short_run_loads_neither_the_other_commands_nor_what_the_flow_does_not_use(tmp_path: Path) -> None:
+    (tmp_path / "one.flow").write_text("emit 1\n")
+    status, modules, out = modules_after("run", "one.flow", "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
+    assert (status, out) == (0, "1\n")
+    unused = ("flowlang.testing", "flowlang.check.triggers", "flowlang.serve", "tomllib", "zoneinfo", "difflib")
+    assert not {m for m in modules if m.startswith(unused)}
+
+
 def test_a_project_file_still_is_validated(tmp_path: Path) -> None:
     (tmp_path / "one.flow").write_text("emit 1\n")
     (tmp_path / "flowlang.toml").write_text("[secrets]\norder = ['nope']\n")

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +37,8 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate `name` was most likely meant to be (a close spelling, else the same name in another
     case), or None."""
     pool = sorted({c for c in candidates if c and c != name})
+    import difflib  # only when there is a mistake to name
+
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in pool}

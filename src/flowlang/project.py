@@ -5,7 +5,6 @@ the file, the key and the problem."""
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +81,8 @@ def load_project(config: str | Path | None, flow_folder: Path | None) -> Project
     path = Path(config) if config is not None else find_project_file(flow_folder or Path.cwd())
     if path is None:
         return Project(None, None)
+    import tomllib
+
     from pydantic import ValidationError
 
     from flowlang.project_schema import ProjectConfig

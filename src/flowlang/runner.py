@@ -7,7 +7,6 @@ The runner gets a `CompiledFlow` and, in its `RunSetup`, a callback that loads c
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -124,6 +123,8 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
     declared = [p.name for p in compiled.params]
     unknown = [k for k in given if k not in declared]
     if unknown:
+        import difflib  # only when there is a mistake to name
+
         close = difflib.get_close_matches(unknown[0], declared, n=1, cutoff=0.6)
         raise UsageError(f"unknown param {', '.join(repr(u) for u in unknown)}: the flow declares "
                          f"{', '.join(declared) or 'no params'}" + (f"; did you mean '{close[0]}'?" if close else ""))

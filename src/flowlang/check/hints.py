@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +30,8 @@ def near_misses(kwargs: Sequence[KwArg], allowed: Iterable[str], missing: Iterab
     for k in kwargs:
         if k.name in pool:
             continue
+        import difflib  # only when there is a mistake to name
+
         close = difflib.get_close_matches(k.name, left, n=1, cutoff=0.6) or \
             difflib.get_close_matches(k.name, pool, n=1, cutoff=0.6)
         meant = close[0] if close else None

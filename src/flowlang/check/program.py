@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowlang import ast
 from flowlang.check.scopes import Binding, FrameLayout, Resolution
-from flowlang.check.triggers import Trigger
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.diagnostics import Diagnostic
 from flowlang.source import Source
+
+if TYPE_CHECKING:
+    from flowlang.check.triggers import Trigger
 
 
 @dataclass(eq=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,6 +63,8 @@ def read_secrets(path: str | None) -> dict[str, str]:
     """--secrets FILE: a TOML file of NAME = "value" lines."""
     if path is None:
         return {}
+    import tomllib
+
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from flowlang.testing.plan import duration_text, rate_text
-
 if TYPE_CHECKING:  # rich is imported when the display is on (a terminal): a piped run starts faster
     from flowlang.cli.console import Terminal
     from flowlang.runtime.run import RunContext
@@ -33,6 +31,8 @@ class RunProgress:
         self.started = time.monotonic()
 
     def line(self) -> str:
+        from flowlang.testing.plan import duration_text, rate_text  # (the plan's module: not loaded by a run)
+
         ctx = self.ctx
         if ctx is None:
             return f"{self.name}: starting"
@@ -68,6 +68,8 @@ class RunProgress:
 
 def estimate(store: Store, flow: str) -> str | None:
     """What the last finished run of this flow suggests the next one takes, when over a minute."""
+    from flowlang.testing.plan import duration_text, rate_text
+
     for job in store.jobs(flow, 5):
         stats = job.get("stats")
         if not stats or job.get("status") == "running":

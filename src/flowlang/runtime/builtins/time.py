@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
 from flowlang.runtime.tape import drawn
@@ -148,6 +147,8 @@ def time_zone(name: str) -> tzinfo:
             if hours < 24 and mins < 60:
                 delta = timedelta(hours=hours, minutes=mins)
                 return timezone(-delta if text[0] == "-" else delta)
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # (and sysconfig): only a flow that names a zone
+
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
