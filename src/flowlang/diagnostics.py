@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import Enum
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.source import Source, Span
 
 # C0 and C1 control characters, DEL, line and paragraph separators and bidirectional overrides: each

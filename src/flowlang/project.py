@@ -6,11 +6,11 @@ the file, the key and the problem."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowlang.errors import UsageError
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.secrets import EnvironmentProvider, MappingProvider, SecretProvider
 
 if TYPE_CHECKING:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
 from functools import cached_property
+
+from flowlang.lazy_dataclass import dataclass
 
 NEWLINE = re.compile("\n")
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from flowlang.ast import KwArg
 from flowlang.diagnostics import did_you_mean
+from flowlang.lazy_dataclass import dataclass
 from flowlang.source import Span
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +10,7 @@ from flowlang import ast
 from flowlang.check.scopes import Binding, FrameLayout, Resolution
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.diagnostics import Diagnostic
+from flowlang.lazy_dataclass import dataclass
 from flowlang.source import Source
 
 if TYPE_CHECKING:

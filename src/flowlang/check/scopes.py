@@ -6,11 +6,12 @@ Blocks (loop bodies, if branches, try, comprehensions) make scopes inside the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from flowlang import ast
+from flowlang.lazy_dataclass import dataclass
 from flowlang.source import Span
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from flowlang.check.scopes import (
     ScopeKind,
 )
 from flowlang.connectors.base import ConnectorSpec
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.builtins import BuiltinRegistry
 from flowlang.source import Span
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, internal_error
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.store import now_text
 

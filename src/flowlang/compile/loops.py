@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from flowlang import ast
@@ -28,6 +28,7 @@ from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import NOTHING, Eval, Step, block
 from flowlang.errors import DiskFull, FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message

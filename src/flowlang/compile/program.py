@@ -3,7 +3,7 @@ compiled functions, params and the loop entries `flowlang retry` re-enters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from flowlang import ast
@@ -13,6 +13,7 @@ from flowlang.compile.functions import FunctionCompiler, FunctionTable
 from flowlang.compile.loops import LoopEntry, LoopInfo, find_loop
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import Eval, Step, block, stoppable
+from flowlang.lazy_dataclass import dataclass
 
 
 @dataclass

@@ -5,9 +5,9 @@ expressions (Eval) and run_step, the one way to run a step from async code."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame
 
 Eval = Callable[[Frame], Any]  # a compiled expression: the frame in, the value out

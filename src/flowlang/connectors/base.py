@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Protocol
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.observe import RunObserver
 from flowlang.runtime.values import Value
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.jsoncodec import dumps_stored, loads
 from flowlang.runtime.values import RecordStream, Value
 

@@ -7,10 +7,10 @@ warning with did-you-mean ("'emial' was missing in all 2,000 records of rows; th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowlang.diagnostics import closest
+from flowlang.lazy_dataclass import dataclass
 
 if TYPE_CHECKING:
     from flowlang.runtime.frame import Frame

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads, to_stored
 
 SCHEMA = """

@@ -13,10 +13,10 @@ import contextvars
 import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from flowlang.errors import LimitError
+from flowlang.lazy_dataclass import dataclass
 
 
 class StopFlag:

@@ -7,10 +7,11 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.observe import NO_OBSERVER, RunObserver

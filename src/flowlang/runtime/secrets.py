@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from flowlang.errors import FlowRuntimeError, MissingSecretError
+from flowlang.lazy_dataclass import dataclass
 
 
 class SecretProviderError(Exception):

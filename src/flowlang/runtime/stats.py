@@ -3,7 +3,9 @@ connection's traffic (requests, retries, time waiting for answers and for the ra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
+
+from flowlang.lazy_dataclass import dataclass
 
 
 @dataclass

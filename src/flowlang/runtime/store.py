@@ -10,13 +10,13 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from flowlang.errors import StoreError
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoints
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.ledger import Ledger

@@ -5,11 +5,10 @@ better message, hint and place, or None (then the generic "expected ..., found .
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lark import Token
 from lark.exceptions import UnexpectedInput
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.source import Source, Span
 from flowlang.syntax.grammar import parser
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache, cached_property
 from typing import Any, TypeVar
 
+from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.limits import VALUE_ITEMS
 from flowlang.runtime.values import Secret, type_name
 
