@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
-from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, ParamSpec, need, params_of
 
 AUTH_TYPES = ("bearer", "basic", "api_key", "oauth2_client_credentials")
 OAUTH2_METHODS = ("post", "basic")
@@ -71,15 +72,17 @@ def oauth2_client_credentials(token_url: Any, client_id: Any, client_secret: Any
             "client_secret": client_secret, "scope": scope, "auth_method": auth_method}
 
 
-def _api_key_builtin() -> Builtin:
-    b = Builtin.of("api_key", api_key)
-    params = tuple(p if p.name != "in_" else type(p)("in", p.default, p.variadic) for p in b.params)
-    return Builtin(b.name, b.fn, params, b.doc)
+class _ApiKey(Builtin):
+    """api_key(): its Python argument `in_` is `in` in a flow (read on first use, like every builtin's)."""
+
+    @cached_property
+    def params(self) -> tuple[ParamSpec, ...]:
+        return tuple(ParamSpec("in", p.default, p.variadic) if p.name == "in_" else p for p in params_of(self.fn))
 
 
 BUILTINS = (
     Builtin.of("bearer", bearer),
     Builtin.of("basic", basic),
-    _api_key_builtin(),
+    _ApiKey("api_key", api_key),
     Builtin.of("oauth2_client_credentials", oauth2_client_credentials),
 )

@@ -47,6 +47,12 @@ class ParamSpec:
     variadic: bool = False
 
 
+def params_of(fn: Callable[..., Any]) -> tuple[ParamSpec, ...]:
+    """A Python function's parameters as a builtin's."""
+    return tuple(ParamSpec(p.name, p.default, p.kind is inspect.Parameter.VAR_POSITIONAL)
+                 for p in inspect.signature(fn).parameters.values())
+
+
 class Builtin:
     """A named function callable from flowlang expressions. Its parameters and summary are read
     from the Python function when first needed (reading every builtin's signature at import slowed
@@ -68,8 +74,7 @@ class Builtin:
 
     @cached_property
     def params(self) -> tuple[ParamSpec, ...]:
-        return tuple(ParamSpec(p.name, p.default, p.kind is inspect.Parameter.VAR_POSITIONAL)
-                     for p in inspect.signature(self.fn).parameters.values())
+        return params_of(self.fn)
 
     @cached_property
     def doc(self) -> str:
