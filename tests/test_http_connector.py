@@ -403,6 +403,50 @@ def test_identical_lookups_in_flight_are_made_once() -> None:
         assert api.count("GET", "/c") == 1
 
 
+def test_an_identical_lookup_in_flight_that_fails_fails_every_record_that_waited_for_it() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/c", lambda req: (time.sleep(0.1), (400, {}, {"error": "no"}))[1])
+        result = run("use api = http(base_url: env.API)\nfor each i in range(0, 5) parallel 5\n"
+                     "  lookup api.get(\"/c\") as c\n  emit c.id\nend\n", api)
+        assert result.outputs == []
+        assert len(result.errors) == 5  # each record kept as failed, none lost
+        assert all("answered 400" in e.message for e in result.errors)
+        assert api.count("GET", "/c") == 1
+
+
+def test_lookups_whose_arguments_differ_in_type_are_not_answered_from_one_cache_entry() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/c", lambda req: (200, {}, [{"q": req.query.get("id"), "n": api.count("GET", "/c")}]))
+        result = run("""
+use api = http(base_url: env.API)
+for each v in [1, "1", true, "true", 1.0, 1, {a: 1, b: 2}, {b: 2, a: 1}, {a: 1, b: 2}, [1], ["1"]]
+  lookup api.get("/c", query: {id: v}) as c
+  emit c.n
+end
+""", api)
+        assert result.ok, result.errors[:1] or result.error
+        # 1 and "1" and 1.0 (and true and "true") are one URL here but different lookups; a repeat is cached
+        assert result.outputs == [1, 2, 3, 4, 5, 1, 6, 7, 6, 8, 9]
+        assert api.count("GET", "/c") == 9
+
+
+def test_a_flow_that_changes_a_looked_up_value_does_not_change_the_next_lookup_of_it() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/c", lambda req: (200, {}, [{"name": "x", "tags": ["a"], "address": {"city": "C"}}]))
+        result = run("""
+use api = http(base_url: env.API)
+for each i in [1, 2]
+  lookup api.get("/c") as c
+  emit [c.name, c.tags, c.address.city]
+  let c.name = "changed"
+  let c.address.city = "D"
+end
+""", api)
+        assert result.ok, result.errors[:1] or result.error
+        assert result.outputs == [["x", ["a"], "C"], ["x", ["a"], "C"]]
+        assert api.count("GET", "/c") == 1
+
+
 def test_an_answer_past_max_response_bytes_fails_after_decompression() -> None:
     import gzip
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from flowlang import ast
@@ -43,10 +43,35 @@ def connection_getter(ref: Any, name: str, where: Where) -> Callable[[Frame], Co
 
 
 def plain_copy(value: Any) -> Any:
+    """A copy of a looked-up value's objects and lists (a flow that assigns into its copy leaves the
+    cached value alone); everything else in a value is immutable and shared."""
     t = type(value)
-    if t is dict or t is list:
-        return copy.deepcopy(value)
+    if t is dict:
+        return {k: plain_copy(v) if type(v) in CONTAINERS else v for k, v in value.items()}
+    if t is list:
+        return [plain_copy(v) if type(v) in CONTAINERS else v for v in value]
     return value
+
+
+CONTAINERS = frozenset({dict, list})
+MISSING = object()
+
+
+def cache_key(value: Any) -> Any:
+    """A lookup's arguments as a hashable key that tells apart exactly what their stored JSON would
+    (1, true, "1" and 1.0 are four keys; objects keep their order), without writing the JSON: text
+    and whole numbers stand for themselves, an object or list is a tuple led by its type, anything
+    else its type and stored form."""
+    t = type(value)
+    if t is str or t is int or value is None:
+        return value
+    if t is dict:
+        return (dict, *[(k, cache_key(v)) for k, v in value.items()])
+    if t is list:
+        return (list, *[cache_key(v) for v in value])
+    if t is Decimal:
+        return (Decimal, str(value))
+    return (t, dumps_stored(value))
 
 
 class IoCompiler(StatementCompiler):
@@ -143,45 +168,58 @@ class IoCompiler(StatementCompiler):
         where = self.where(node.operation.span)
         line = self.line(node)
 
-        async def fetch(conn: Connection, a: list[Any], kw: dict[str, Any]) -> Any:
+        async def fetch(conn: Connection, a: list[Any], kw: dict[str, Any], key: Any, run: Any) -> Any:
+            """The lookup's request (its first record; null for none or a 404), answering every iteration
+            that asked for the same key meanwhile: a future each, made only when one asks (a cancelled
+            one is skipped)."""
+            inflight = run.lookup_inflight
+            waiters: list[asyncio.Future[Any]] = []
+            inflight[key] = waiters
             try:
-                result = await conn.invoke(op, a, kw)
-                if type(result) is RecordStream:
-                    return await result.first()
-            except HttpError as e:
-                if e.status == 404:
-                    return None
+                try:
+                    value = await conn.invoke(op, a, kw)
+                    if type(value) is RecordStream:
+                        value = await value.first()
+                    elif type(value) is list:
+                        value = value[0] if value else None
+                except HttpError as e:
+                    if e.status != 404:
+                        raise
+                    value = None
+            except BaseException as e:
+                del inflight[key]
+                failure = e if isinstance(e, Exception) else asyncio.CancelledError()
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(failure)
+                        waiter.exception()  # retrieved here: a waiter cancelled meanwhile logs nothing
+                if isinstance(e, FlowRuntimeError):
+                    raise where.locate(e) from None
                 raise
-            if type(result) is list:
-                return result[0] if result else None
-            return result
+            del inflight[key]
+            run.lookup_cache[key] = value
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(value)
+            return value
 
         async def lookup(f: Frame) -> None:
             conn = getter(f)
             a = [x(f) for x in args]
             kw = {k: v(f) for k, v in kwargs.items()}
-            key = (id(conn), op, dumps_stored([a, kw]))
+            key = (id(conn), op, cache_key(a), cache_key(kw))
             run = f.run
-            if key in run.lookup_cache:
-                value = run.lookup_cache[key]
-            elif key in run.lookup_inflight:
-                value = await asyncio.shield(run.lookup_inflight[key])
-            else:
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                future.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
-                run.lookup_inflight[key] = future
-                try:
-                    value = await fetch(conn, a, kw)
-                    run.lookup_cache[key] = value
-                    future.set_result(value)
-                except BaseException as e:
-                    future.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
-                    if isinstance(e, FlowRuntimeError):
-                        raise where.locate(e) from None
-                    raise
-                finally:
-                    del run.lookup_inflight[key]
-                run.stats.at(line, "lookup").read += 1
+            value = run.lookup_cache.get(key, MISSING)
+            if value is MISSING:
+                inflight = run.lookup_inflight
+                waiters = inflight.get(key)
+                if waiters is not None:  # the same lookup is on its way: wait for its answer
+                    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                    waiters.append(future)
+                    value = await future
+                else:
+                    value = await fetch(conn, a, kw, key, run)
+                    run.stats.at(line, "lookup").read += 1
             store(f, plain_copy(value))
         return Step.coroutine(lookup)
 
