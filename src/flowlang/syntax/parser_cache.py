@@ -10,7 +10,8 @@ with its key (this module's format number, the versions of Python and Lark, the 
 the parser's options), compared in full with the running one's, so a changed grammar or an
 upgraded Lark builds and stores the parser again. A missing, unreadable, corrupt or foreign file
 (not the user's own, or writable by others) is never an error: the parser is built, and stored if
-the folder can be written (atomically: a concurrent start reads the old file or the new one).
+the folder can be written (atomically: a concurrent start reads the old file or the new one); the
+8 newest are kept.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from lark import __version__ as lark_version
 from lark.parsers import lalr_analysis
 
 FORMAT = 1  # raise when what is stored changes shape
+KEPT = 8  # parsers kept in the folder (other grammars, Lark or Python versions); the oldest go first
 
 
 def cache_folder(environ: dict[str, str] | os._Environ[str] = os.environ) -> Path | None:
@@ -110,6 +112,18 @@ def _store(path: Path, key: tuple[Any, ...], parser: Lark) -> None:
             os.unlink(temporary)
         except OSError:
             pass
+        return
+    _prune(path.parent)
+
+
+def _prune(folder: Path) -> None:
+    """Keep the KEPT newest parsers (each grammar change leaves one behind)."""
+    try:
+        found = sorted(folder.glob("parser-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in found[KEPT:]:
+            old.unlink()
+    except OSError:  # another process pruned first
+        pass
 
 
 def _module(name: str) -> types.ModuleType:

@@ -13,7 +13,7 @@ from lark import Lark
 
 from conftest import ROOT
 from flowlang.syntax.grammar import START_RULES
-from flowlang.syntax.parser_cache import cache_folder, cache_key, cache_path, load_or_build
+from flowlang.syntax.parser_cache import KEPT, cache_folder, cache_key, cache_path, load_or_build
 from flowlang.syntax.postlex import BracketNewlines
 
 GRAMMAR = (ROOT / "grammar" / "flowlang.lark").read_text(encoding="utf-8")
@@ -113,6 +113,17 @@ def test_a_folder_that_is_a_file_still_parses(tmp_path: Path) -> None:
     build = Builds()
     assert load_or_build(cache_key(GRAMMAR, OPTIONS), build, blocker).parse(TEXT, start="module")
     assert load_or_build(cache_key(GRAMMAR, OPTIONS), build, blocker) and build.count == 2
+
+
+def test_only_the_newest_parsers_are_kept(tmp_path: Path) -> None:
+    for n in range(KEPT + 2):
+        old = tmp_path / f"parser-old{n}.pickle"
+        old.write_bytes(b"")
+        os.utime(old, (1_000_000 + n, 1_000_000 + n))
+    load_or_build(cache_key(GRAMMAR, OPTIONS), Builds(), tmp_path)
+    kept = stored(tmp_path)
+    assert len(kept) == KEPT and cache_path(tmp_path, cache_key(GRAMMAR, OPTIONS)) in kept
+    assert tmp_path / "parser-old0.pickle" not in kept and tmp_path / f"parser-old{KEPT + 1}.pickle" in kept
 
 
 def test_the_folder_follows_xdg_cache_home(tmp_path: Path) -> None:
