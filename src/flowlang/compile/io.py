@@ -168,40 +168,21 @@ class IoCompiler(StatementCompiler):
         where = self.where(node.operation.span)
         line = self.line(node)
 
-        async def fetch(conn: Connection, a: list[Any], kw: dict[str, Any], key: Any, run: Any) -> Any:
-            """The lookup's request (its first record; null for none or a 404), answering every iteration
-            that asked for the same key meanwhile: a future each, made only when one asks (a cancelled
-            one is skipped)."""
-            inflight = run.lookup_inflight
-            waiters: list[asyncio.Future[Any]] = []
-            inflight[key] = waiters
-            try:
-                try:
-                    value = await conn.invoke(op, a, kw)
-                    if type(value) is RecordStream:
-                        value = await value.first()
-                    elif type(value) is list:
-                        value = value[0] if value else None
-                except HttpError as e:
-                    if e.status != 404:
-                        raise
-                    value = None
-            except BaseException as e:
-                del inflight[key]
-                failure = e if isinstance(e, Exception) else asyncio.CancelledError()
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(failure)
-                        waiter.exception()  # retrieved here: a waiter cancelled meanwhile logs nothing
-                if isinstance(e, FlowRuntimeError):
-                    raise where.locate(e) from None
-                raise
-            del inflight[key]
+        def answered(run: Any, key: Any, waiters: list[asyncio.Future[Any]], value: Any) -> None:
+            del run.lookup_inflight[key]
             run.lookup_cache[key] = value
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(value)
-            return value
+            run.stats.at(line, "lookup").read += 1
+
+        def failed(run: Any, key: Any, waiters: list[asyncio.Future[Any]], e: BaseException) -> None:
+            del run.lookup_inflight[key]
+            failure = e if isinstance(e, Exception) else asyncio.CancelledError()
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(failure)
+                    waiter.exception()  # retrieved here: a waiter cancelled meanwhile logs nothing
 
         async def lookup(f: Frame) -> None:
             conn = getter(f)
@@ -217,9 +198,25 @@ class IoCompiler(StatementCompiler):
                     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                     waiters.append(future)
                     value = await future
-                else:
-                    value = await fetch(conn, a, kw, key, run)
-                    run.stats.at(line, "lookup").read += 1
+                else:  # this iteration asks, and answers the ones that ask meanwhile (a future each)
+                    waiters = inflight[key] = []
+                    try:
+                        try:
+                            value = await conn.invoke(op, a, kw)
+                            if type(value) is RecordStream:
+                                value = await value.first()
+                            elif type(value) is list:
+                                value = value[0] if value else None
+                        except HttpError as e:
+                            if e.status != 404:
+                                raise
+                            value = None  # a lookup that finds nothing is null
+                    except BaseException as e:
+                        failed(run, key, waiters, e)
+                        if isinstance(e, FlowRuntimeError):
+                            raise where.locate(e) from None
+                        raise
+                    answered(run, key, waiters, value)
             store(f, plain_copy(value))
         return Step.coroutine(lookup)
 
