@@ -447,6 +447,19 @@ end
         assert api.count("GET", "/c") == 1
 
 
+def test_requests_ask_for_json_unless_their_headers_ask_for_something_else() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/c", lambda req: (200, {}, {"accept": req.headers.get("accept")}))
+        result = run("""
+use api = http(base_url: env.API)
+call api.get("/c") as plain
+call api.get("/c", headers: {Accept: "text/csv"}) as named
+call api.get("/c", headers: {accept: "text/csv"}) as lower
+emit [plain.accept, named.accept, lower.accept]
+""", api)
+        assert result.outputs == [["application/json", "text/csv", "text/csv"]], result.error
+
+
 def test_an_answer_past_max_response_bytes_fails_after_decompression() -> None:
     import gzip
 

@@ -29,6 +29,8 @@ class RequestAuth:
     query: dict[str, str] = field(default_factory=dict)
 
 
+NO_AUTH = RequestAuth()
+
 TokenFetcher = Callable[[str, dict[str, str], dict[str, str]], Awaitable[tuple[int, Any]]]
 
 
@@ -37,6 +39,11 @@ class Auth:
 
     async def apply(self, fetch: TokenFetcher) -> RequestAuth:
         return RequestAuth()
+
+    def fixed(self) -> RequestAuth | None:
+        """What every request carries, when that never changes (read it, never change it); None when
+        each request must ask `apply` (a token that is fetched and expires)."""
+        return NO_AUTH
 
     def refreshable(self) -> bool:
         return False
@@ -55,6 +62,9 @@ class BearerAuth(Auth):
     async def apply(self, fetch: TokenFetcher) -> RequestAuth:
         return RequestAuth(headers={"Authorization": f"Bearer {self.token}"})
 
+    def fixed(self) -> RequestAuth | None:
+        return RequestAuth(headers={"Authorization": f"Bearer {self.token}"})
+
     def secrets(self) -> list[str]:
         return [self.token]
 
@@ -65,6 +75,9 @@ class BasicAuth(Auth):
         self.password = password
 
     async def apply(self, fetch: TokenFetcher) -> RequestAuth:
+        return RequestAuth(headers={"Authorization": f"Basic {self.value}"})
+
+    def fixed(self) -> RequestAuth | None:
         return RequestAuth(headers={"Authorization": f"Basic {self.value}"})
 
     def secrets(self) -> list[str]:
@@ -78,6 +91,11 @@ class ApiKeyAuth(Auth):
         self.where = where
 
     async def apply(self, fetch: TokenFetcher) -> RequestAuth:
+        if self.where == "query":
+            return RequestAuth(query={self.name: self.value})
+        return RequestAuth(headers={self.name: self.value})
+
+    def fixed(self) -> RequestAuth | None:
         if self.where == "query":
             return RequestAuth(query={self.name: self.value})
         return RequestAuth(headers={self.name: self.value})
@@ -111,6 +129,9 @@ class OAuth2ClientCredentials(Auth):
 
     def refreshable(self) -> bool:
         return True
+
+    def fixed(self) -> RequestAuth | None:
+        return None
 
     def invalidate(self) -> None:
         self._token = None

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from flowlang.connectors.base import RunServices
-from flowlang.connectors.http.auth import Auth, RequestAuth
+from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
@@ -70,6 +71,17 @@ class Answer:
     response: Response | None
 
 
+async def nothing_sent() -> Answer:
+    """The answer of a request a dry run only logs."""
+    return Answer(None, None)
+
+
+@lru_cache(maxsize=64)
+def media_type(content_type: str) -> str:
+    """'application/json; charset=utf-8' -> 'application/json'."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def header_text(value: Any) -> str:
     return value.reveal() if isinstance(value, Secret) else to_text(value)
 
@@ -116,13 +128,15 @@ class HttpClient:
             self.traffic.interval = settings.limiter.interval
         for secret in settings.auth.secrets():
             services.register_secret(secret)
-
-    async def close(self) -> None:
-        await self.transport.close()
+        self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
+        self.base_origin = origin_of(settings.base_url) if settings.base_url else None
 
     def own_origin(self, url: str) -> str:
         """The origin credentials go to: the base_url's (or, without one, the URL's own)."""
-        return origin_of(self.settings.base_url or url)
+        return self.base_origin or origin_of(url)
+
+    async def close(self) -> None:
+        await self.transport.close()
 
     def admit(self, method: str, url: str) -> bool:
         """Whether `url` is on the connection's own origin; a URL on another origin (from data, a
@@ -145,35 +159,41 @@ class HttpClient:
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
         return with_query(join(self.settings.base_url, path), query)
 
-    async def request(self, method: str, url: str, *, headers: Mapping[str, Any] | None = None, body: Any = None,
-                      changes_data: bool | None = None, idempotency_key: str | None = None,
-                      timeout: float | None = None, form: bool = False) -> Answer:
-        """Send (or, in a dry run, log) one request; returns the decoded answer or raises HttpError."""
+    def request(self, method: str, url: str, *, headers: Mapping[str, Any] | None = None, body: Any = None,
+                changes_data: bool | None = None, idempotency_key: str | None = None,
+                timeout: float | None = None, form: bool = False) -> Coroutine[Any, Any, Answer]:
+        """Send (or, in a dry run, log) one request: awaited, the decoded answer, or HttpError. The
+        request is checked and built at the call (a bad one raises there), sent when awaited (one
+        coroutine fewer on the way of every request)."""
         method = method.upper()
         writes = method not in READ_METHODS if changes_data is None else changes_data
         own = self.admit(method, url)
-        added = self.settings.headers if own else {}
-        all_headers = {k: header_text(v) for k, v in {**added, **(headers or {})}.items()}
+        added = self.settings.headers if own else None
+        if added or headers:
+            all_headers = {k: header_text(v) for k, v in {**(added or {}), **(headers or {})}.items()}
+        else:
+            all_headers = {}
         if idempotency_key:
             all_headers["Idempotency-Key"] = idempotency_key
         data = encode_body(body, all_headers, form)
         if writes and self.services.dry_run:
             text = f" {shown_body(body, self.services.mask)}" if data else ""
             self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))
-            return Answer(None, None)
-        response = await self._with_retries(method, url, all_headers, data, bool(idempotency_key), timeout)
-        return Answer(self.decode(method, response), response)
+            return nothing_sent()
+        return self._exchange(method, url, all_headers, data, bool(idempotency_key), timeout, own)
 
     # ---- attempts -------------------------------------------------------------------------------
-    async def _with_retries(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
-                            keyed: bool, timeout: float | None) -> Response:
+    async def _exchange(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
+                        keyed: bool, timeout: float | None, own: bool) -> Answer:
+        """The request sent, tried again while that may help, and its answer decoded; `own`: the
+        URL is on the connection's own origin (admit)."""
         policy = self.settings.policy
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self._send_following(method, url, headers, data, timeout)
+                response = await self._send_following(method, url, headers, data, timeout, own)
             except TransportError as e:
                 if e.refused or e.final:
                     if e.final:
@@ -202,7 +222,7 @@ class HttpClient:
                 await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
                                   method, url)
                 continue
-            return response
+            return Answer(self.decode(method, response), response)
 
     async def _attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                        timeout: float | None) -> Response:
@@ -210,38 +230,35 @@ class HttpClient:
         go: the limit is taken once a connection is free, right before sending, so requests let
         through never queue up and then leave together."""
         limiter = self.settings.limiter
-        async with self.transport.slots():  # waiting for a free connection is not request time
-            if limiter is None:
-                return await self._timed_attempt(method, url, headers, data, timeout)
-            ticket, waited = await limiter.acquire(self.traffic)
-            self.traffic.waited += waited
-            if waited > 0.001 and self.services.observer.active:
-                self.services.observer.rate_limited(self.name, waited)
-            try:
-                return await self._timed_attempt(method, url, headers, data, timeout)
-            finally:
-                limiter.release(ticket)
-
-    async def _timed_attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
-                             timeout: float | None) -> Response:
         observer = self.services.observer
         traffic = self.traffic
-        started = time.monotonic()
-        try:
-            response = await self.transport.send_now(method, url, headers, data, timeout)
-        except TransportError as e:
-            traffic.requests += 1
-            traffic.latency += time.monotonic() - started
-            if observer.active:
-                observer.request(self.name, method, shown(url, self.services.mask), None,
-                                 time.monotonic() - started, self.services.mask(e.message))
-            raise
-        traffic.requests += 1
-        traffic.latency += time.monotonic() - started
-        if observer.active:
-            observer.request(self.name, method, shown(url, self.services.mask), response.status,
-                             time.monotonic() - started)
-        return response
+        async with self.transport.slots():  # waiting for a free connection is not request time
+            ticket = None
+            if limiter is not None:
+                ticket, waited = await limiter.acquire(traffic)
+                traffic.waited += waited
+                if waited > 0.001 and observer.active:
+                    observer.rate_limited(self.name, waited)
+            try:
+                started = time.monotonic()
+                try:
+                    response = await self.transport.send_now(method, url, headers, data, timeout)
+                except TransportError as e:
+                    traffic.requests += 1
+                    traffic.latency += time.monotonic() - started
+                    if observer.active:
+                        observer.request(self.name, method, shown(url, self.services.mask), None,
+                                         time.monotonic() - started, self.services.mask(e.message))
+                    raise
+                traffic.requests += 1
+                traffic.latency += time.monotonic() - started
+                if observer.active:
+                    observer.request(self.name, method, shown(url, self.services.mask), response.status,
+                                     time.monotonic() - started)
+                return response
+            finally:
+                if limiter is not None and ticket is not None:
+                    limiter.release(ticket)
 
     async def _pause(self, seconds: float, why: str, method: str, url: str) -> None:
         self.traffic.retries += 1
@@ -267,20 +284,23 @@ class HttpClient:
             return response.status, None
 
     async def _send_following(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
-                              timeout: float | None) -> Response:
+                              timeout: float | None, own: bool) -> Response:
         """One attempt, following redirects; credentials go only to the connection's own origin, and
-        a redirect to another origin keeps only the Content-Type."""
+        a redirect to another origin keeps only the Content-Type. Every request asks for JSON
+        (Accept: application/json, the transport's default) unless its headers say otherwise."""
         origin = self.own_origin(url)
         current = url
+        same_host = own  # the first hop's origin was compared by admit
         for hop in range(MAX_REDIRECTS + 1):
             if self.settings.guard is not None:
                 await self.settings.guard.check(current)
-            same_host = origin_of(current) == origin
-            auth = await self._auth() if same_host else RequestAuth()
+            if hop:
+                same_host = origin_of(current) == origin
+            auth = (self.fixed_auth or await self._auth()) if same_host else NO_AUTH
             kept = headers if same_host or hop == 0 else {"Content-Type": headers.get("Content-Type", "")}
-            send_headers = {**kept, **auth.headers}
-            send_headers = {k: v for k, v in send_headers.items() if v}
-            send_headers.setdefault("Accept", "application/json")
+            send_headers = {**kept, **auth.headers} if auth.headers else kept
+            if send_headers:
+                send_headers = {k: v for k, v in send_headers.items() if v}
             response = await self._attempt(method, with_query(current, auth.query), send_headers, data, timeout)
             location = response.headers.get("location")
             if response.status not in (301, 302, 303, 307, 308) or not location:
@@ -296,9 +316,10 @@ class HttpClient:
         (a PDF, an image, application/octet-stream), null when empty."""
         if not 200 <= response.status < 300:
             raise self.error(method, response.url, response)
-        if not response.body.strip() or method == "HEAD":
+        body = response.body
+        if not body or (body[:1].isspace() and not body.strip()) or method == "HEAD":
             return None
-        kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        kind = media_type(response.headers.get("content-type", ""))
         if kind and "json" not in kind:
             if kind.startswith("text/") or any(t in kind for t in TEXT_TYPES):
                 return response.body.decode("utf-8", errors="replace")

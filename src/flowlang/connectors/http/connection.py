@@ -13,6 +13,7 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Value, to_text, type_name
 
 REQUEST_KEYS = ("query", "headers", "body", "form", "pages", "timeout", "idempotency_key")
+REQUEST_OPTIONS = frozenset(REQUEST_KEYS)
 
 
 def split_request(op: str, args: list[Value], kwargs: dict[str, Value]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -22,12 +23,19 @@ def split_request(op: str, args: list[Value], kwargs: dict[str, Value]) -> tuple
     path = args[0] if args else kwargs.get("path", "")
     if not isinstance(path, str):
         raise FlowRuntimeError(f"{op}() needs the path as a string, got {type_name(path)}", "connector")
-    options = {k: kwargs[k] for k in REQUEST_KEYS if k in kwargs}
-    templates = {k: v for k, v in kwargs.items() if k not in REQUEST_KEYS and k != "path"}
+    options: dict[str, Any] = {}
+    templates: dict[str, Any] = {}
+    for k, v in kwargs.items():
+        if k in REQUEST_OPTIONS:
+            options[k] = v
+        elif k != "path":
+            templates[k] = v
     return path, options, templates
 
 
 def fill_path(path: str, templates: Mapping[str, Any], record: Any = None) -> str:
+    if not templates and "{" not in path:
+        return path
     names = placeholders(path)
     extra = [k for k in templates if k not in names]
     if extra:

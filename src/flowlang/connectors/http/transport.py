@@ -1,7 +1,8 @@
 """The HTTP transport: an aiohttp session per connection (measured fastest here; see
 docs/connectors.md), requests without automatic redirects, and aiohttp's errors sorted into
 "surely not sent" and "maybe sent". TLS is checked against the system's CAs or a given CA bundle;
-requests go through the connection's `proxy`, else the HTTP(S)_PROXY/NO_PROXY environment."""
+requests go through the connection's `proxy`, else the HTTP(S)_PROXY/NO_PROXY environment. Every request
+asks for JSON (Accept: application/json, the session's default header) unless its own headers say otherwise."""
 
 from __future__ import annotations
 
@@ -89,6 +90,8 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._environment: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
+        self._timeout: Any = None  # the session's aiohttp.ClientTimeout
+        self._url: Any = None  # yarl.URL, imported with aiohttp
 
     def slots(self) -> asyncio.Semaphore:
         """The connection slots (one per pooled connection), made inside the running loop."""
@@ -106,13 +109,17 @@ class Transport:
         import aiohttp  # imported when a flow first talks HTTP: a flow that does not pays nothing
 
         if self._session is None or self._session.closed:
+            from yarl import URL
+
+            self._url = URL
             # through a proxy, the proxy resolves the host: the names were checked, its address is its own
             check = self.check_addresses if self.proxy is None else None
             resolver = guarded_resolver(check) if check is not None else None
             connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=self.tls(), ttl_dns_cache=300,
                                              resolver=resolver)
+            self._timeout = aiohttp.ClientTimeout(total=self.timeout)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=connector, timeout=self._timeout, headers={"Accept": "application/json"},
                 auto_decompress=True, trust_env=False)  # the environment is read by from_environment
         return self._session
 
@@ -146,8 +153,10 @@ class Transport:
         """The decompressed body, refused past max_response_bytes (announced or read)."""
         limit = self.max_response_bytes
         announced = resp.content_length
-        if announced is not None and announced > limit and not resp.headers.get("Content-Encoding"):
-            raise TransportError(self.too_large(announced), sent=True, final=True)
+        if announced is not None and not resp.headers.get("Content-Encoding"):
+            if announced > limit:
+                raise TransportError(self.too_large(announced), sent=True, final=True)
+            return await resp.read()  # the body is exactly the announced length: at most the limit
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(READ_CHUNK):
@@ -164,17 +173,16 @@ class Transport:
     async def send_now(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                        timeout: float | None = None) -> Response:
         import aiohttp
-        from yarl import URL
 
         session = self.session()
-        limit = aiohttp.ClientTimeout(total=timeout or self.timeout)
-        target = URL(url, encoded=True)
+        limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout or self.timeout)
+        target = self._url(url, encoded=True)
         proxy, proxy_auth, login = (self.proxy, None, None) if self.proxy is not None else \
             self.from_environment(target)
         if login is not None and any(k.lower() == "authorization" for k in headers):
             login = None  # the connection's own auth wins over a .netrc login
         try:
-            async with session.request(method, target, headers=headers, data=body, allow_redirects=False,
+            async with session.request(method, target, headers=headers or None, data=body, allow_redirects=False,
                                        timeout=limit, proxy=proxy, proxy_auth=proxy_auth, auth=login) as resp:
                 try:
                     data = await self.read_body(resp, url)

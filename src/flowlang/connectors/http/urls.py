@@ -7,13 +7,14 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.formcodec import query_value
 from flowlang.runtime.values import Secret, to_text
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote(text, safe="") leaves as it is
 
 
 def segment(value: Any) -> str:
@@ -28,7 +29,17 @@ def segment(value: Any) -> str:
 
 
 def placeholders(template: str) -> list[str]:
-    return PLACEHOLDER.findall(template)
+    return list(_placeholders(template))
+
+
+@lru_cache(maxsize=1024)  # a flow's few paths are asked at every request
+def _placeholders(template: str) -> tuple[str, ...]:
+    return tuple(PLACEHOLDER.findall(template))
+
+
+def encoded(text: str) -> str:
+    """`quote(text, safe="")`, without its work for text that needs no escape (a number, a name)."""
+    return text if UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 def fill(template: str, values: Mapping[str, Any], what: str = "path") -> str:
@@ -68,9 +79,11 @@ def with_query(url: str, query: Mapping[str, Any] | None) -> str:
             pairs.append((key, query_value(value)))
     if not pairs:
         return url
+    extra = "&".join(f"{encoded(k)}={encoded(v)}" for k, v in pairs)  # urlencode(quote_via=quote, safe="")
+    if "?" not in url and "#" not in url:
+        return f"{url}?{extra}"
     parts = urlsplit(url)
-    extra = urlencode(pairs, quote_via=quote, safe="")
-    names = {quote(k, safe="") for k, _ in pairs}
+    names = {encoded(k) for k, _ in pairs}
     kept = "&".join(p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in names)
     combined = f"{kept}&{extra}" if kept else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, combined, parts.fragment))
