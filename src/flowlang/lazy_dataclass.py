@@ -4,7 +4,7 @@ The standard decorator compiles each class's __init__, __repr__, __eq__ (and, fr
 __delattr__, __hash__) with exec: ~0.5 ms a class, which every start of `flowlang` paid for the ~55
 dataclasses its modules define, though a short run makes instances of only some of them. This
 decorator takes the same arguments (`frozen`, `eq`, `slots`) and, at the first instantiation of
-the class (or of a subclass), applies `dataclasses.dataclass` to it with them: from then on the
+the class (or of a subclass; an unpickled one too), applies `dataclasses.dataclass` to it with them: from then on the
 class is exactly what @dataclass makes. Until then only the class exists: `dataclasses.fields()`
 and `is_dataclass()` of the class itself need a real @dataclass (`slots=True` is one at once).
 """
@@ -45,8 +45,15 @@ def dataclass(cls: T | None = None, /, *, frozen: bool = False, eq: bool = True,
             made(owner)
             owner.__init__(self, *args, **kwargs)  # type: ignore[misc]  # the generated __init__
 
-        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-        cls.__init__ = __init__  # type: ignore[misc]
+        def __setstate__(self: Any, state: Any) -> None:  # unpickling skips __init__: it starts here
+            made(owner)
+            values, slot_values = state if isinstance(state, tuple) else (state, None)
+            for name, value in {**(values or {}), **(slot_values or {})}.items():
+                object.__setattr__(self, name, value)
+
+        for method in (__init__, __setstate__):
+            method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+            setattr(cls, method.__name__, method)
         return cls
 
     return wrap if cls is None else wrap(cls)
@@ -58,7 +65,7 @@ def made(cls: type) -> type:
         with _LOCK:  # another thread making it waits here, then finds it made
             options = _PENDING.get(cls)
             if options is not None:
-                del cls.__init__  # type: ignore[misc]  # the placeholder: @dataclass adds the real one
+                del cls.__init__, cls.__setstate__  # type: ignore[misc,attr-defined]  # @dataclass adds __init__
                 dataclasses.dataclass(cls, **options)
                 del _PENDING[cls]
     return cls

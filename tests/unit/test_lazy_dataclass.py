@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import pickle
 import threading
@@ -54,6 +55,21 @@ def test_not_made_before_its_first_instance() -> None:
     assert not dataclasses.is_dataclass(Pending)
     assert Pending(3).a == 3
     assert dataclasses.is_dataclass(Pending) and [f.name for f in dataclasses.fields(Pending)] == ["a"]
+
+
+def test_an_unpickled_instance_makes_it_too() -> None:
+    @dataclass(frozen=True)
+    class Unpickled:
+        a: int
+        b: list[int] = dataclasses.field(default_factory=list)
+
+    raw = copyreg.__newobj__(Unpickled)  # type: ignore[attr-defined]  # how pickle makes one: no __init__
+    raw.__setstate__({"a": 1, "b": [2]})  # and then its state
+    assert dataclasses.is_dataclass(Unpickled)
+    assert raw == Unpickled(1, [2]) and repr(raw).endswith("Unpickled(a=1, b=[2])")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        raw.a = 2  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(Key("k"))) == Key("k")
 
 
 def test_the_same_behaviour_as_a_dataclass() -> None:
