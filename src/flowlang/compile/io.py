@@ -294,23 +294,37 @@ class IoCompiler(StatementCompiler):
             except FlowRuntimeError:
                 return False
 
+        ref = self.checked.resolution.refs.get(node.destination)
+        conn_slot = ref.slot if isinstance(ref, Local) else -1  # the connection's slot in the frame
+
         def send_now(f: Frame) -> None:
             """The same send to a connection whose writes never wait (a file), without awaiting."""
             v = value(f)
+            run = f.run
+            if type(v) is not list and not run.observer.active:  # the usual send: one record, nobody watching
+                conn = f.slots[conn_slot] if conn_slot >= 0 else getter(f)
+                a = [x(f) for x in args] if args else []
+                kw = {k: e(f) for k, e in kwargs.items()} if kwargs else {}
+                try:
+                    result = conn.send_now(op, v, a, kw)
+                except FlowRuntimeError as e:
+                    raise where.locate(e) from None
+                stats = run.stats.per_line.get(line)
+                if stats is None:
+                    stats = run.stats.at(line, "send")
+                stats.sent += 1
+                if store is not None:
+                    store(f, result)
+                return
+            send_each_now(f, v)
+
+        def send_each_now(f: Frame, v: Any) -> None:
+            """A list sent record by record, or a send the run observer times."""
             conn = getter(f)
             a = [x(f) for x in args] if args else []
             kw = {k: e(f) for k, e in kwargs.items()} if kwargs else {}
             stats = f.run.stats.at(line, "send")
             observer = f.run.observer
-            if type(v) is not list and not observer.active:  # the usual send: one record, nobody watching
-                try:
-                    result = conn.send_now(op, v, a, kw)
-                except FlowRuntimeError as e:
-                    raise where.locate(e) from None
-                stats.sent += 1
-                if store is not None:
-                    store(f, result)
-                return
             records = v if type(v) is list else (v,)
             results = []
             try:

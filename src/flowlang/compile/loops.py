@@ -208,30 +208,79 @@ class LoopCompiler:
         """One iteration without I/O; `index` is the record's place in the loop (1 for the first);
         `body` the body's synchronous form, when the body itself is async (sends to files)."""
         run = body if body is not None else self.body.run
-        if not self.info.outermost:  # an inner loop: its errors fail the outermost record
+        info = self.info
+        if info.identity is None:  # an inner loop: its errors fail the outermost record
             try:
-                set_vars(f.slots, self.info.names_slots, item, self.where)
+                set_vars(f.slots, info.names_slots, item, self.where)
                 run(f)
             except SkipSignal:
-                f.run.stats.at(self.info.line, "for each").skipped += 1
+                f.run.stats.at(info.line, "for each").skipped += 1
             return
-        start = self.info.start(f)
+        start = info.start(f) if info.assigned else None  # see page_sync
         try:
-            set_vars(f.slots, self.info.names_slots, item, self.where)
+            set_vars(f.slots, info.names_slots, item, self.where)
             run(f)
         except SkipSignal:
-            f.run.stats.at(self.info.line, "for each").skipped += 1
+            f.run.stats.at(info.line, "for each").skipped += 1
         except (StopSignal, NeedsMaterialization):
             raise
-        except FlowRuntimeError as e:
-            self.fail(f, item, e, start, index)
-            if type(e) is DiskFull:  # every later record would fail alike: the run ends
+        except Exception as e:
+            self.failed(f, item, e, start, index)
+            return
+        if f.run.open_keys.get(info.identity):
+            self.succeeded(f, item)
+
+    def failed(self, f: Frame, item: Any, error: Exception, start: list[Any] | None, index: int | None) -> None:
+        """An outermost record's iteration raised: the record fails and is kept (a bug in flowlang too:
+        it must not lose the record); a full disk also ends the run (every later record would fail alike)."""
+        if not isinstance(error, FlowRuntimeError):
+            self.fail(f, item, internal_error(error), start, index)
+            return
+        self.fail(f, item, error, start, index)
+        if type(error) is DiskFull:
+            raise error
+
+    def page_sync(self, f: Frame, page: list[Any], count: int, run: Callable[[Frame], None], counter: Any,
+                  limit: int | None) -> int:
+        """A page's records through a synchronous body, each as one_sync runs it, in one frame (an
+        outermost loop with no record time limit and no observer); returns the records taken so far."""
+        info = self.info
+        stop = f.run.stop
+        slots = f.slots
+        names = info.names_slots
+        single = names[0] if len(names) == 1 else -1
+        # the scope a failed record is kept with: taken at the start of its iteration when the body
+        # assigns a variable the iteration sees, else when it fails (the same values then)
+        keep_start = bool(info.assigned)
+        open_keys = f.run.open_keys
+        identity = info.identity or ""  # set on an outermost loop
+        deadline = RECORD_DEADLINE.get()  # not set for this loop's records: one the run is under, if any
+        for item in page:
+            if stop.hard or deadline is not None:  # what check_time looks at
+                check_time(stop)
+            if stop.requested:  # a graceful stop starts no new outermost record
+                raise StopSignal()
+            count += 1
+            counter.read += 1  # counted as taken, so a progress display sees it move
+            start = info.start(f) if keep_start else None
+            try:
+                if single >= 0 and type(item) is not BadRecord:
+                    slots[single] = item
+                else:
+                    set_vars(slots, names, item, self.where)
+                run(f)
+            except SkipSignal:
+                counter.skipped += 1
+            except (StopSignal, NeedsMaterialization):
                 raise
-            return
-        except Exception as e:  # a bug must not lose the record: it is kept like any failure
-            self.fail(f, item, internal_error(e), start, index)
-            return
-        self.succeeded(f, item)
+            except Exception as e:
+                self.failed(f, item, e, start, count)
+            else:
+                if open_keys.get(identity):
+                    self.succeeded(f, item)
+            if limit is not None and count >= limit:  # N taken: no further page is fetched
+                raise StopSignal()
+        return count
 
     async def one_async(self, f: Frame, item: Any, index: int | None = None) -> None:
         if not self.info.outermost:
@@ -317,11 +366,21 @@ class LoopCompiler:
         body_now = None  # the body's synchronous form, when it has one for this run (sends to files)
         if one_sync is None and record_limit is None and not observed:
             body_now = self.body.sync_run(f)
+        # an outermost loop whose body runs without awaiting, untimed and unobserved: a page at a time
+        page_body = None
+        if graceful and record_limit is None and not observed:
+            page_body = body_now if body_now is not None else self.body.run if one_sync is not None else None
         try:
             if limit is not None and limit <= 0:
                 raise StopSignal()
             async with contextlib.aclosing(self.pages(source, progress)) as pages:
                 async for page in pages:
+                    if page_body is not None:
+                        count = self.page_sync(f, page, count, page_body, counter, limit)
+                        if progress is not None:
+                            progress.done(count)
+                        f.run.flush_writes()  # once a page: a file's records reach it
+                        continue
                     for item in page:
                         check_time(stop)
                         if graceful and stop.requested:  # records in flight finish their inner loops
@@ -343,9 +402,7 @@ class LoopCompiler:
                             await self.one_timed(f, item, record_limit, count)
                         if limit is not None and count >= limit:  # N taken: no further page is fetched
                             raise StopSignal()
-                        if progress is not None:
-                            progress.done(count)
-                    if progress is not None:
+                    if progress is not None:  # the page's records are all done (one at a time, in order)
                         progress.done(count)
                     if graceful:
                         f.run.flush_writes()  # once a page: a file's records reach it

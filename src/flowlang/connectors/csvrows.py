@@ -11,16 +11,22 @@ A row the csv module refuses (strict: a quote never closed, text after a closing
 with its text in `_raw`; the read goes on at the next line.
 
 Writing: a cell whose text, or any line inside it, starts with = + - @, a tab or a carriage return
-gets a leading ' against spreadsheet formula injection (unless it is a number); header cells too."""
+gets a leading ' against spreadsheet formula injection (unless it is a number); header cells too.
+A row of text cells with no delimiter, quote, CR or LF in any of them and none starting a formula is
+its cells joined by the delimiter: the csv rules quote and escape nothing in it (but a row of one
+empty cell, written ""). The file connector writes its usual row so, without a csv writer (its
+send_now tests this rule, with formula_after's search)."""
 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import IO
 
-from flowlang.connectors.textlines import LineState, bad_bytes_message, lines, unmarked
+from flowlang.connectors.textlines import LineState, bad_bytes_message, line_chunks, lines, unmarked
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import BadRecord, Value, to_text
@@ -43,6 +49,13 @@ def csv_cell(value: Value) -> str:
     if t is dict or t is list:
         return escaped(dumps(value))
     return escaped(to_text(value))
+
+
+def formula_after(delimiter: str) -> Callable[[str], object]:
+    """A search of `delimiter` + a row joined by it for a cell that starts with a formula character (a
+    CR is searched for apart)."""
+    starts = "".join(FORMULA_STARTS).replace("\r", "")
+    return re.compile(re.escape(delimiter) + "[" + re.escape(starts) + "]").search
 
 
 def escaped(text: str) -> str:
@@ -74,62 +87,108 @@ def header_of(fh: IO[bytes], encoding: str, name: str, delimiter: str) -> list[s
     return next(csv.reader(lines(fh, encoding, name), delimiter=delimiter), None)
 
 
-def records(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged: str) -> Iterator[Value]:
-    """The file's records: an object per row, or a BadRecord for a row that cannot be read as one."""
+def record_pages(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged: str,
+                 size: int) -> Iterator[list[Value]]:
+    """The file's records, `size` at a time: an object per row, or a BadRecord for a row that cannot be
+    read as one. The usual row (as many cells as the header, no bad byte, no bare CR) costs one
+    check: the lines with a bad byte or a marked CR are noted as each chunk of lines is read."""
     state = LineState()
-    marked = [0]  # lines in which a bare CR was marked
-    taken: list[str] = []  # the lines of the row being read
-    reader = csv.reader(_with_cr_marked(lines(fh, encoding, name, state), marked, taken), delimiter=delimiter,
-                        strict=True)
+    odd: deque[int] = deque()  # lines with a bad byte or a marked CR that no row has reached yet
+    kept: deque[tuple[int, list[str]]] = deque()  # (number of the first line, lines): from the row being read on
     header: list[str] | None = None
-    width = 0
-    bad_seen = 0
-    marks_seen = 0
+    columns: list[str] = []  # the header's cells
+    width = -1  # no row is as wide until the header is read
     last = 0  # the last line of the row before
+    bad_at = 0  # the first entry of state.bad no row has reached
+
+    def given() -> Iterator[list[str]]:
+        """The chunks of lines, with each bare CR marked, kept back to the row being read."""
+        number = 0  # lines given
+        seen = 0  # entries of state.bad noted in `odd`
+        for chunk in line_chunks(fh, encoding, name, state):
+            marked: list[int] = []
+            joined = "".join(chunk)
+            if "\r" in joined and joined.count("\r") != joined.count("\r\n"):  # a bare CR, or a last line ending in one
+                chunk, marked = _cr_marked(chunk, number)
+            if seen < len(state.bad) or marked:
+                odd.extend(sorted({*marked, *(line for line, _ in state.bad[seen:])}))
+                seen = len(state.bad)
+            while kept and kept[0][0] + len(kept[0][1]) <= last + 1:  # ends before the row being read
+                kept.popleft()
+            kept.append((number + 1, chunk))
+            number += len(chunk)
+            yield chunk
+
+    reader = csv.reader(itertools.chain.from_iterable(given()), delimiter=delimiter, strict=True)
+    page: list[Value] = []
     while True:
         try:
-            row = next(reader)
-        except StopIteration:
-            return
+            for row in reader:
+                first, last = last + 1, reader.line_num
+                if odd and odd[0] <= last:  # a line of the row has a bad byte or a marked CR
+                    while odd and odd[0] <= last:
+                        odd.popleft()
+                    row = [cell.replace(CR_MARK, "\r") for cell in row]
+                    while bad_at < len(state.bad) and state.bad[bad_at][0] < first:  # lines of refused rows
+                        bad_at += 1
+                    bad = []
+                    while bad_at < len(state.bad) and state.bad[bad_at][0] <= last:
+                        bad.append(state.bad[bad_at])
+                        bad_at += 1
+                    if bad and row:
+                        if header is None:
+                            raise FlowRuntimeError(bad_bytes_message(name, bad[0][0], bad[0][1], encoding), "data")
+                        cells = [unmarked(cell) for cell in row]
+                        page.append(BadRecord(_loose(header, cells),
+                                              bad_bytes_message(name, bad[0][0], bad[0][1], encoding)))
+                        if len(page) >= size:
+                            yield page
+                            page = []
+                        continue
+                if len(row) == width:
+                    page.append(dict(zip(columns, row, strict=False)))
+                elif not row:
+                    continue
+                elif header is None:
+                    if any("\r" in cell for cell in row):
+                        raise FlowRuntimeError(f"{name} line {first}: the header has a carriage return in a cell: "
+                                               "a file whose lines end in a carriage return alone (an old Mac "
+                                               "file) is not read; save it with \\n or \\r\\n line ends", "data")
+                    header = columns = row
+                    width = len(row)
+                    continue
+                elif ragged == "keep":
+                    page.append(_loose(header, row))
+                else:
+                    page.append(BadRecord(_loose(header, row),
+                                          f"{name} line {first}: the row has {len(row)} cell{'s' * (len(row) != 1)}, "
+                                          f"the header {width} (a ragged row; ragged: \"keep\" reads such rows)"))
+                if len(page) >= size:
+                    yield page
+                    page = []
         except csv.Error as e:  # the reader starts afresh at the next line
-            first, last = last + 1, state.number
-            bad_seen = len(state.bad)
-            raw = unmarked("".join(taken)).replace(CR_MARK, "\r")
-            taken.clear()
+            first, last = last + 1, reader.line_num
+            while odd and odd[0] <= last:
+                odd.popleft()
+            raw = unmarked("".join(_lines_of(kept, first, last))).replace(CR_MARK, "\r")
             message = f"{name} line {first}: bad CSV: {_said(str(e))}"
             if header is None:
                 raise FlowRuntimeError(message, "data") from None
-            yield BadRecord({RAW: raw if len(raw) <= RAW_KEPT else raw[:RAW_KEPT] + "..."}, message)
+            page.append(BadRecord({RAW: raw if len(raw) <= RAW_KEPT else raw[:RAW_KEPT] + "..."}, message))
+            if len(page) >= size:
+                yield page
+                page = []
             continue
-        taken.clear()
-        first, last = last + 1, state.number
-        if marked[0] != marks_seen:
-            marks_seen = marked[0]
-            row = [cell.replace(CR_MARK, "\r") for cell in row]
-        bad = state.bad[bad_seen:]
-        bad_seen = len(state.bad)
-        if not row:
-            continue
-        if header is None:
-            if bad:
-                raise FlowRuntimeError(bad_bytes_message(name, bad[0][0], bad[0][1], encoding), "data")
-            if any("\r" in cell for cell in row):
-                raise FlowRuntimeError(f"{name} line {first}: the header has a carriage return in a cell: "
-                                       "a file whose lines end in a carriage return alone (an old Mac "
-                                       "file) is not read; save it with \\n or \\r\\n line ends", "data")
-            header, width = row, len(row)
-            continue
-        if bad:
-            cells = [unmarked(cell) for cell in row]
-            yield BadRecord(_loose(header, cells), bad_bytes_message(name, bad[0][0], bad[0][1], encoding))
-        elif len(row) == width:
-            yield dict(zip(header, row, strict=True))
-        elif ragged == "keep":
-            yield _loose(header, row)
-        else:
-            yield BadRecord(_loose(header, row),
-                            f"{name} line {first}: the row has {len(row)} cell{'s' * (len(row) != 1)}, "
-                            f"the header {width} (a ragged row; ragged: \"keep\" reads such rows)")
+        break
+    if page:
+        yield page
+
+
+def _lines_of(kept: deque[tuple[int, list[str]]], first: int, last: int) -> Iterator[str]:
+    """Lines `first` to `last` of the chunks kept."""
+    for start, chunk in kept:
+        if start + len(chunk) > first and start <= last:
+            yield from chunk[max(first - start, 0):last - start + 1]
 
 
 def _said(error: str) -> str:
@@ -153,14 +212,16 @@ def _loose(header: list[str], row: list[str]) -> dict[str, Value]:
     return record
 
 
-def _with_cr_marked(source: Iterator[str], marked: list[int], taken: list[str]) -> Iterator[str]:
-    """Lines with each bare CR inside them marked, so that the csv module keeps it in its value (each
-    one is also put in `taken`, for the record of a row the csv module refuses)."""
-    for line in source:
+def _cr_marked(chunk: list[str], before: int) -> tuple[list[str], list[int]]:
+    """A chunk of lines with each bare CR inside them marked, so that the csv module keeps it in its
+    value, and the numbers of the lines marked (`before` lines come before the chunk)."""
+    out: list[str] = []
+    marked: list[int] = []
+    for number, line in enumerate(chunk, before + 1):
         n = len(line)
         end = n - 2 if line.endswith("\r\n") else n - 1 if line.endswith(("\n", "\r")) else n
         if line.find("\r", 0, end) >= 0:
-            marked[0] += 1
+            marked.append(number)
             line = line[:end].replace("\r", CR_MARK) + line[end:]
-        taken.append(line)
-        yield line
+        out.append(line)
+    return out, marked

@@ -13,15 +13,16 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
+import operator
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
-from flowlang.connectors.csvrows import FORMULA_STARTS, RAGGED, csv_cell, escaped, header_of, records
+from flowlang.connectors.csvrows import RAGGED, csv_cell, escaped, formula_after, header_of, record_pages
 from flowlang.connectors.jsonlrows import json_lines
 from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
@@ -73,7 +74,11 @@ class FileConnection(Connection):
         self._writer: Any = None
         self._header: list[str] | None = None  # the header's cells as written
         self._columns: dict[str, int] = {}  # a record's key (or its escaped form) -> its column
-        self._order: list[str] = []  # the keys of a row whose cells are in the header's order
+        self._width = 0  # the header's columns
+        self._cells: Callable[[dict[str, Value]], tuple[Any, ...]] = tuple  # a record's cells in the header's order
+        self._plain_sep: str | None = None  # the delimiter, once the usual row can be written joined
+        self._formula_at: Callable[[str], object] = bool  # finds a cell that starts a formula (csvrows)
+        self._add_line: Callable[[str], Any] | None = None  # the buffer's line appender (UTF-8)
         self._json_count = 0
         self._cache: list[Value] | None = None
         self._write_error: str | None = None  # a buffered write that failed, reported at the next flush
@@ -115,17 +120,11 @@ class FileConnection(Connection):
     async def _pages(self) -> AsyncIterator[list[Value]]:
         if self.format == "csv":
             with self._open_binary() as fh:
-                page: list[Value] = []
-                for record in records(fh, self.encoding, self.path.name, self.delimiter, self.rules.ragged):
-                    page.append(record)
-                    if len(page) >= PAGE:
-                        yield page
-                        page = []
-                if page:
-                    yield page
+                for rows in record_pages(fh, self.encoding, self.path.name, self.delimiter, self.rules.ragged, PAGE):
+                    yield rows
         elif self.format == "jsonl":
             with self._open_binary() as fh:
-                page = []
+                page: list[Value] = []
                 for line in json_lines(fh, self.encoding, self.path.name):
                     page.append(line)
                     if len(page) >= PAGE:
@@ -207,6 +206,26 @@ class FileConnection(Connection):
         if self._full is not None:  # the disk filled up: no record more is written; the run ends at the page
             raise DiskFull(self._full)
         try:
+            sep = self._plain_sep
+            if sep is not None and type(record) is dict and len(record) == self._width:
+                # the usual CSV row (csvrows.plain_row): its cells joined, straight to the buffer
+                try:
+                    line = sep.join(self._cells(record))
+                except (KeyError, TypeError):  # not the header's keys, not all text
+                    line = "\r"
+                if line.count(sep) == self._width - 1 and "\n" not in line and "\r" not in line and '"' not in line \
+                        and not self._formula_at(sep + line) and (line or self._width > 1):
+                    if self._add_line is None:
+                        self._handle.write(line + "\n")  # which encodes it
+                    else:
+                        if not line.isascii():
+                            line.encode()  # a lone surrogate fails the record here, before it is buffered
+                        self._add_line(line + "\n")
+                        self._handle.added(len(line) + 1)
+                    self._cache = None
+                    if not self._dirty:
+                        self._buffered()
+                    return record
             self._write(record)
         except OSError as e:
             if e.errno in DISK_FULL:
@@ -291,7 +310,9 @@ class FileConnection(Connection):
     def _write(self, record: Value) -> None:
         self._cache = None
         handle = self._handle if self._handle is not None else self._start()
-        if self.format == "bytes":
+        if self.format == "csv":
+            self._write_csv(handle, record)
+        elif self.format == "bytes":
             if not is_binary(record):
                 raise FlowRuntimeError(f'a file with format: "bytes" takes bytes (a binary answer), got '
                                        f"{type_name(record)}", "data")
@@ -305,36 +326,14 @@ class FileConnection(Connection):
         elif self.format == "json":
             handle.write(("," if self._json_count else "") + "\n" + dumps(record))
             self._json_count += 1
-        else:
-            self._write_csv(handle, record)
         if not self._dirty:
             self._buffered()
 
-    def _write_csv(self, handle: IO[str], record: Value) -> None:
+    def _write_csv(self, handle: WholeRecords, record: Value) -> None:
         if type(record) is not dict:
             raise FlowRuntimeError(f"a CSV row must be an object, got {type_name(record)}", "data")
         if self._writer is None:
-            writer = csv.writer(_LfRows(handle), delimiter=self.delimiter, lineterminator=ROW_END)
-            if self._header is None:
-                self._header = [escaped(k) for k in record]  # header cells are escaped like any cell
-                self._columns = {k: i for i, k in enumerate(record)}
-                writer.writerow(self._header)
-                self._order = list(record)
-            else:
-                self._order = list(self._header)
-            self._columns.update({cell: i for i, cell in enumerate(self._header)})
-            self._writer = writer
-        if len(record) == len(self._order) and list(record) == self._order:  # the usual row
-            cells = list(record.values())
-            try:  # text that needs no escaping (no formula start, no line break) is written as it is
-                joined = "".join(cells)
-                plain = "\r" not in joined and "\n" not in joined and \
-                    not any(map(str.startswith, cells, itertools.repeat(FORMULA_STARTS)))
-            except TypeError:  # not all text
-                plain = False
-            if plain:
-                self._writer.writerow(cells)
-                return
+            self._start_csv(handle, record)
         header = self._header or []
         columns = self._columns
         row = [""] * len(header)
@@ -352,9 +351,34 @@ class FileConnection(Connection):
                                    f"{', '.join(extra)} (columns: {', '.join(header)})", "data")
         self._writer.writerow(row)
 
+    def _start_csv(self, handle: WholeRecords, record: dict[str, Value]) -> None:
+        """The writers of a CSV file (the header is written first, from the first record's keys, unless
+        the file being appended to has one)."""
+        writer = csv.writer(_LfRows(handle), delimiter=self.delimiter, lineterminator=ROW_END)
+        if self._header is None:
+            self._header = [escaped(k) for k in record]  # header cells are escaped like any cell
+            self._columns = {k: i for i, k in enumerate(record)}
+            writer.writerow(self._header)
+            order = list(record)
+        else:
+            order = list(self._header)
+        self._columns.update({cell: i for i, cell in enumerate(self._header)})
+        self._writer = writer
+        # the usual row is its cells joined (csvrows.plain_row): no writer, straight to the buffer
+        self._width = len(order)
+        if len(order) > 1:
+            self._cells = operator.itemgetter(*order)
+        elif order:
+            key = order[0]
+            self._cells = lambda r: (r[key],)
+        self._add_line = handle.add_line()
+        self._formula_at = formula_after(self.delimiter)
+        self._plain_sep = self.delimiter
+
     async def close(self) -> None:
         _UNFLUSHED.discard(self)
         self._dirty = False
+        self._plain_sep = None
         if self._handle is not None:
             handle, self._handle = self._handle, None
             if self.format == "json":
@@ -434,7 +458,7 @@ class _LfRows:
 
     __slots__ = ("handle",)
 
-    def __init__(self, handle: IO[str]) -> None:
+    def __init__(self, handle: WholeRecords) -> None:
         self.handle = handle
 
     def write(self, row: str) -> int:

@@ -9,25 +9,33 @@ from collections.abc import Iterator
 from typing import IO
 
 from flowlang.connectors.csvrows import RAW, RAW_KEPT
-from flowlang.connectors.textlines import LineState, bad_bytes_message, lines, unmarked
+from flowlang.connectors.textlines import LineState, bad_bytes_message, line_chunks, unmarked
 from flowlang.runtime.jsoncodec import JsonDataError, loads
 from flowlang.runtime.values import BadRecord, Value
 
 
 def json_lines(fh: IO[bytes], encoding: str, name: str) -> Iterator[Value | BadRecord]:
     state = LineState()
-    for line in lines(fh, encoding, name, state):
-        text = line.strip()
-        if not text:
-            continue
-        if state.bad and state.bad[-1][0] == state.number:
-            yield BadRecord(_raw(unmarked(text)), bad_bytes_message(name, state.number, state.bad[-1][1], encoding))
-            continue
-        try:
-            yield loads(text)
-        except JsonDataError as e:
-            problem = str(e).replace(" at line 1 column ", " at column ")  # one line is parsed at a time
-            yield BadRecord(_raw(text), f"{name} line {state.number}: {problem}")
+    number = 0
+    bad_at = 0  # the first entry of state.bad not yet reached
+    for chunk in line_chunks(fh, encoding, name, state):
+        for line in chunk:
+            number += 1
+            if bad_at < len(state.bad) and state.bad[bad_at][0] == number:
+                bad_at += 1
+                text = line.strip()
+                if text:
+                    yield BadRecord(_raw(unmarked(text)), bad_bytes_message(name, number, state.bad[bad_at - 1][1],
+                                                                             encoding))
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                yield loads(text)
+            except JsonDataError as e:
+                problem = str(e).replace(" at line 1 column ", " at column ")  # one line is parsed at a time
+                yield BadRecord(_raw(text), f"{name} line {number}: {problem}")
 
 
 def _raw(text: str) -> dict[str, Value]:

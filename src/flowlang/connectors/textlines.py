@@ -4,11 +4,13 @@ A UTF-8 byte order mark is skipped. A line ends at "\\n" only: a bare carriage r
 a Unicode line separator stays inside its line (UTF-16 and UTF-32 included). A byte that is not of the
 encoding is, for a strict reader, an error naming the file and the line; a reader that can fail one
 record alone (CSV) passes a LineState: the line is given with each bad byte as a mark (a lone
-surrogate U+DC00 + byte, which no strict decoding yields) and the line is noted in the state."""
+surrogate U+DC00 + byte, which no strict decoding yields) and the line is noted in the state.
+Lines are read, decoded and split a chunk (CHUNK bytes, whole lines) at a time, not one by one."""
 
 from __future__ import annotations
 
 import codecs
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from flowlang.errors import FlowRuntimeError
 
 BAD_BYTE = "flowlang-bad-byte"  # the codecs error handler that marks bad bytes
 MARKS = re.compile("[\udc00-\udcff]")
+CHUNK = 1 << 16  # bytes read and decoded at once (memory stays flat)
 
 
 def _mark(error: UnicodeError) -> tuple[str, int]:
@@ -31,9 +34,8 @@ codecs.register_error(BAD_BYTE, _mark)
 
 @dataclass
 class LineState:
-    """Where a tolerant read is: the number of the last line given, and the lines with bad bytes."""
+    """What a tolerant read found: the lines with bad bytes, in order, each noted before its chunk is given."""
 
-    number: int = 0
     bad: list[tuple[int, bytes]] = field(default_factory=list)  # (line number, its bad bytes)
 
 
@@ -52,28 +54,55 @@ def bad_bytes_message(name: str, line: int, data: bytes, encoding: str) -> str:
             f'encoding, e.g. encoding: "cp1252" or "latin-1")')
 
 
-def lines(fh: IO[bytes], encoding: str, name: str, state: LineState | None = None) -> Iterator[str]:
-    """The file's lines, each with its "\\n" (the last one may have none). Without a state a bad byte is
-    a data error; with one it is marked in its line and noted in the state."""
+def lines(fh: IO[bytes], encoding: str, name: str) -> Iterator[str]:
+    """The file's lines, each with its "\\n" (the last one may have none); a bad byte is a data error
+    (raised once the lines before it are given)."""
+    for chunk in line_chunks(fh, encoding, name):
+        yield from chunk
+
+
+def line_chunks(fh: IO[bytes], encoding: str, name: str, state: LineState | None = None) -> Iterator[list[str]]:
+    """The file's lines (as lines() gives them), a chunk of about CHUNK bytes at a time: decoded and split
+    a chunk at once, not a line at a time. Without a state a bad byte is a data error, raised after the
+    lines before it are given; with one it is marked in its line and the line noted in the state before
+    its chunk is given."""
     sig = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     if not splits_on_newline_bytes(encoding):  # UTF-16/32: a newline is more than one byte
         yield from _whole(fh.read(), sig, encoding, name, state)
         return
     decoder = codecs.getincrementaldecoder(sig)(errors="strict")
-    number = 0
-    for number, raw in enumerate(fh, 1):
-        try:
-            line = decoder.decode(raw, final=not raw.endswith(b"\n"))
-        except UnicodeDecodeError as e:
-            if state is None:
-                raise FlowRuntimeError(bad_bytes_message(name, number, e.object[e.start:e.end], encoding),
-                                       "data") from None
-            decoder.reset()
-            line = raw.decode(sig if number == 1 else encoding, errors=BAD_BYTE)
-            state.bad.append((number, marked_bytes(line)))
-        if state is not None:
-            state.number = number
-        yield line
+    number = 0  # lines given
+    rest: list[bytes] = []  # the start of a line that goes on in the next block
+    while True:
+        block = fh.read(CHUNK)
+        if not block:  # the end of the file: what is left is its last line, with no "\n"
+            data, final, rest = b"".join(rest), True, []
+        else:
+            cut = block.rfind(b"\n") + 1
+            if not cut:  # no line ends in this block: its line goes on in the next
+                rest.append(block)
+                continue
+            data = b"".join((*rest, block[:cut])) if rest else block[:cut]
+            rest = [block[cut:]] if cut < len(block) else []
+            final = False
+        if data:
+            saved = decoder.getstate()
+            try:
+                text = decoder.decode(data, final=final)
+            except UnicodeDecodeError:
+                decoder.setstate(saved)
+                chunk, problem = _by_line(decoder, data, number, sig, encoding, name, state)
+                number += len(chunk)
+                if chunk:
+                    yield chunk
+                if problem is not None:
+                    raise problem from None
+            else:
+                chunk = io.StringIO(text, newline="\n").readlines()
+                number += len(chunk)
+                yield chunk
+        if final:
+            break
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as e:  # only for an encoding that keeps state across lines
@@ -81,7 +110,25 @@ def lines(fh: IO[bytes], encoding: str, name: str, state: LineState | None = Non
                                "data") from None
 
 
-def _whole(data: bytes, sig: str, encoding: str, name: str, state: LineState | None) -> Iterator[str]:
+def _by_line(decoder: codecs.IncrementalDecoder, data: bytes, number: int, sig: str, encoding: str, name: str,
+             state: LineState | None) -> tuple[list[str], FlowRuntimeError | None]:
+    """A chunk with a bad byte, decoded a line at a time: its lines (up to the bad one, without a state)
+    and the error to raise after them (without a state)."""
+    out: list[str] = []
+    for at, raw in enumerate(io.BytesIO(data), number + 1):
+        try:
+            line = decoder.decode(raw, final=not raw.endswith(b"\n"))
+        except UnicodeDecodeError as e:
+            if state is None:
+                return out, FlowRuntimeError(bad_bytes_message(name, at, e.object[e.start:e.end], encoding), "data")
+            decoder.reset()
+            line = raw.decode(sig if at == 1 else encoding, errors=BAD_BYTE)
+            state.bad.append((at, marked_bytes(line)))
+        out.append(line)
+    return out, None
+
+
+def _whole(data: bytes, sig: str, encoding: str, name: str, state: LineState | None) -> Iterator[list[str]]:
     try:
         text = data.decode(sig)
     except UnicodeDecodeError as e:
@@ -90,19 +137,12 @@ def _whole(data: bytes, sig: str, encoding: str, name: str, state: LineState | N
             raise FlowRuntimeError(bad_bytes_message(name, at, e.object[e.start:e.end], encoding),
                                    "data") from None
         text = data.decode(sig, errors=BAD_BYTE)
-    start = 0
-    number = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end + 1
-        line = text[start:end]
-        start = end
-        number += 1
-        if state is not None:
+        for number, line in enumerate(io.StringIO(text, newline="\n"), 1):
             if MARKS.search(line):
                 state.bad.append((number, marked_bytes(line)))
-            state.number = number
-        yield line
+    found = io.StringIO(text, newline="\n")
+    while chunk := found.readlines(CHUNK):
+        yield chunk
 
 
 def splits_on_newline_bytes(encoding: str) -> bool:

@@ -1,5 +1,6 @@
 """A text file written in whole records: each record's text is encoded when it is written (so a
-character the encoding lacks fails that record alone) and buffered; a flush pushes the buffer with
+character the encoding lacks fails that record alone) and buffered (UTF-8 is buffered as text, checked
+to encode as it is written, and encoded a buffer at a time); a flush pushes the buffer with
 os.write. A flush that fails (a full disk, a file size limit) cuts the file back to where the last
 good flush ended, so the file never ends in a torn line: it holds whole records only."""
 
@@ -8,7 +9,9 @@ from __future__ import annotations
 import codecs
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})  # no room: the disk, a quota, RLIMIT_FSIZE
 FLUSH_AT = 1 << 20  # bytes buffered before a flush without waiting for the run's (memory stays flat)
@@ -19,28 +22,47 @@ class WholeRecords:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         self.fd = os.open(path, flags, 0o666)
         self.good = os.fstat(self.fd).st_size  # where the last whole record ends
-        if codecs.lookup(encoding).name == "utf-8":
-            self.encode = str.encode  # the common case, without an encoder object per call
-        else:
+        # UTF-8 (the common case) is buffered as text and encoded at the flush: a text encodes unless it
+        # holds a lone surrogate, which write() checks for; any other encoding is encoded record by record
+        self.text = codecs.lookup(encoding).name == "utf-8"
+        self.encode: Callable[[str], bytes] = str.encode
+        if not self.text:
             encoder = codecs.getincrementalencoder(encoding)()
             if self.good:
                 encoder.setstate(0)  # appending: no second byte order mark
-            self.encode = encoder.encode  # type: ignore[assignment]
-        self.pending: list[bytes] = []
-        self.size = 0
+            self.encode = encoder.encode
+        self.pending: list[Any] = []  # text (UTF-8) or bytes
+        self.size = 0  # characters or bytes in `pending`
 
     def write(self, text: str) -> int:
-        data = self.encode(text)
-        self.pending.append(data)
-        self.size += len(data)
+        if self.text:
+            if not text.isascii():
+                text.encode()  # a lone surrogate fails here, before anything of the record is buffered
+            self.pending.append(text)
+            self.size += len(text)
+        else:
+            data = self.encode(text)
+            self.pending.append(data)
+            self.size += len(data)
         if self.size >= FLUSH_AT:
             self.flush()
         return len(text)
 
+    def add_line(self) -> Callable[[str], Any] | None:
+        """For a text buffer, the function that appends a line to it as it is, for a writer that has
+        checked that the line encodes and counts it with `added` (None for any other encoding)."""
+        return self.pending.append if self.text else None
+
+    def added(self, size: int) -> None:
+        """`size` characters were appended with add_line."""
+        self.size += size
+        if self.size >= FLUSH_AT:
+            self.flush()
+
     def flush(self) -> None:
         if not self.pending:
             return
-        data = b"".join(self.pending)
+        data = "".join(self.pending).encode() if self.text else b"".join(self.pending)
         self.pending.clear()
         self.size = 0
         view = memoryview(data)
