@@ -116,6 +116,11 @@ class Generator:
         self.closures = 0
         self.locals: dict[int, str] = {}  # comprehension slots held in Python locals
         self.plain_fields: set[ast.Field] = set()  # steps of a chain checked at its end (g_Field)
+        # local variables whose fields are read, each read once at the start with its `is dict` test:
+        # slot -> (value name, test name); only in an expression that binds no variable (no comprehension),
+        # where no slot changes while it is evaluated
+        self.hoisted: dict[int, tuple[str, str]] = {}
+        self.hoisting = False
 
     def name(self, prefix: str) -> str:
         self.count += 1
@@ -181,6 +186,12 @@ class Generator:
             return f"({r} if ({r} := {self.plain_field(node)}) is not None else _nothing(f, {self.const(chain)}))"
         site = self.compiler.field_site(node)
         if site is not None:  # a miss is counted (runtime/field_misses.py); a value costs one comparison
+            held = self.held(node.obj)
+            if held is not None:
+                t, is_dict = held
+                r = self.name("_r")
+                got = f"({r} if ({r} := {t}.get({node.name!r})) is not None else _miss(f, {self.const(site)}, {t}))"
+                return f"({got} if {is_dict} else _fld({t}, {node.name!r}))"
             obj = self.gen(node.obj)
             t, r = self.name("_t"), self.name("_r")
             got = f"({r} if ({r} := {t}.get({node.name!r})) is not None else _miss(f, {self.const(site)}, {t}))"
@@ -188,9 +199,26 @@ class Generator:
         return self.plain_field(node)
 
     def plain_field(self, node: ast.Field) -> str:
+        held = self.held(node.obj)
+        if held is not None:
+            t, is_dict = held
+            return f"({t}.get({node.name!r}) if {is_dict} else _fld({t}, {node.name!r}))"
         obj = self.gen(node.obj)
         t = self.name("_t")
         return f"({t}.get({node.name!r}) if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
+
+    def held(self, obj: ast.Expr) -> tuple[str, str] | None:
+        """For a local variable whose field is read: its value and `is dict` test, read once (hoisted)."""
+        if not self.hoisting or not isinstance(obj, ast.Name):
+            return None
+        ref = self.compiler.checked.resolution.refs.get(obj)
+        if not isinstance(ref, Local) or ref.slot in self.locals:
+            return None
+        self.native += 1  # the name, as gen() counts it
+        found = self.hoisted.get(ref.slot)
+        if found is None:
+            found = self.hoisted[ref.slot] = (self.name("_h"), self.name("_d"))
+        return found
 
     def g_Index(self, node: ast.Index) -> str:
         return f"_idx({self.gen(node.obj)}, {self.gen(node.index)})"
@@ -294,9 +322,25 @@ def build(source: str, ns: dict[str, Any], filename: str) -> Eval:
     return function
 
 
+def binds_nothing(nodes: list[ast.Expr]) -> bool:
+    """True when no node in the trees binds a variable (a comprehension): no slot changes while they
+    are evaluated."""
+    seen: list[Any] = list(nodes)
+    while seen:
+        node = seen.pop()
+        if isinstance(node, ast.ListComp | ast.ObjectComp):
+            return False
+        if isinstance(node, tuple | list):
+            seen.extend(node)
+        elif isinstance(node, ast.Node):
+            seen.extend(getattr(node, name) for name in ast.fields(node))
+    return True
+
+
 def generate(compiler: ExpressionCompiler, node: ast.Expr, slow: Eval) -> Eval | None:
     """A generated function for an expression, or None when closures serve as well."""
     gen = Generator(compiler)
+    gen.hoisting = binds_nothing([node])
     try:
         body = gen.gen(node)
     except RecursionError:
@@ -310,6 +354,7 @@ def generate_object(compiler: ExpressionCompiler, source: ast.Expr, pairs: list[
                     slow: Eval) -> Eval | None:
     """One function that evaluates a map's source and builds its object (map without nested paths)."""
     gen = Generator(compiler)
+    gen.hoisting = binds_nothing([source, *(value for _, value in pairs)])
     try:
         src = gen.gen(source)
         fields = "".join(f"{k!r}: {gen.gen(v)}, " for k, v in pairs)
@@ -322,10 +367,13 @@ def generate_object(compiler: ExpressionCompiler, source: ast.Expr, pairs: list[
 
 def _function(gen: Generator, statement: str, slow: Eval) -> Eval:
     gen.ns["_slow"] = slow
+    held = "".join(f"        {value} = s[{slot}]\n        {is_dict} = type({value}) is dict\n"
+                   for slot, (value, is_dict) in gen.hoisted.items())
     source = (
         "def generated(f):\n"
         "    s = f.slots\n"
         "    try:\n"
+        f"{held}"
         f"        {statement}\n"
         "    except _PASS:\n"
         "        raise\n"

@@ -78,7 +78,6 @@ class FileConnection(Connection):
         self._cells: Callable[[dict[str, Value]], tuple[Any, ...]] = tuple  # a record's cells in the header's order
         self._plain_sep: str | None = None  # the delimiter, once the usual row can be written joined
         self._formula_at: Callable[[str], object] = bool  # finds a cell that starts a formula (csvrows)
-        self._add_line: Callable[[str], Any] | None = None  # the buffer's line appender (UTF-8)
         self._json_count = 0
         self._cache: list[Value] | None = None
         self._write_error: str | None = None  # a buffered write that failed, reported at the next flush
@@ -215,13 +214,7 @@ class FileConnection(Connection):
                     line = "\r"
                 if line.count(sep) == self._width - 1 and "\n" not in line and "\r" not in line and '"' not in line \
                         and not self._formula_at(sep + line) and (line or self._width > 1):
-                    if self._add_line is None:
-                        self._handle.write(line + "\n")  # which encodes it
-                    else:
-                        if not line.isascii():
-                            line.encode()  # a lone surrogate fails the record here, before it is buffered
-                        self._add_line(line + "\n")
-                        self._handle.added(len(line) + 1)
+                    self._handle.write(line + "\n")
                     self._cache = None
                     if not self._dirty:
                         self._buffered()
@@ -371,7 +364,6 @@ class FileConnection(Connection):
         elif order:
             key = order[0]
             self._cells = lambda r: (r[key],)
-        self._add_line = handle.add_line()
         self._formula_at = formula_after(self.delimiter)
         self._plain_sep = self.delimiter
 

@@ -48,17 +48,6 @@ class WholeRecords:
             self.flush()
         return len(text)
 
-    def add_line(self) -> Callable[[str], Any] | None:
-        """For a text buffer, the function that appends a line to it as it is, for a writer that has
-        checked that the line encodes and counts it with `added` (None for any other encoding)."""
-        return self.pending.append if self.text else None
-
-    def added(self, size: int) -> None:
-        """`size` characters were appended with add_line."""
-        self.size += size
-        if self.size >= FLUSH_AT:
-            self.flush()
-
     def flush(self) -> None:
         if not self.pending:
             return
