@@ -242,3 +242,27 @@ def test_input_keys_that_are_not_text_become_text() -> None:
     result = flow.run(input=[{1: "a", "b": 2}, {"1": {2: "x"}}])
     assert result.ok, result.error
     assert result.outputs == [["1", "b"], "a", ["1"], {"2": "x"}]
+
+
+class _ReprCounted(str):
+    """Text from Python that counts how often its repr is made."""
+
+    reprs = 0
+
+    def __repr__(self) -> str:
+        type(self).reprs += 1
+        return super().__repr__()
+
+
+def test_run_does_not_format_its_result_as_text() -> None:
+    """Flow.run's Result is not made into text on the way out: on Python 3.11 asyncio.run formats its
+    main task (result included) when it puts the SIGINT handler back, which for 100,000 outputs in
+    result.outputs cost more than the whole mapping (issue 15)."""
+    _ReprCounted.reprs = 0
+    flow = flowlang.compile("for each r in input\n  emit r\nend\n", name="a.flow")
+    result = flow.run(input=[_ReprCounted("a"), _ReprCounted("b")])
+    assert result.ok, result.error
+    assert result.outputs == ["a", "b"]
+    assert _ReprCounted.reprs == 0
+    retried = flow.retry(state_dir=None)
+    assert retried.ok and _ReprCounted.reprs == 0

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +29,7 @@ from flowlang.runtime.store import Store
 from flowlang.runtime.tape import Tape
 from flowlang.runtime.values import from_python
 from flowlang.source import Source
+from flowlang.syncrun import run_sync
 from flowlang.syntax import parse
 
 SecretProviders = Callable[[Mapping[str, str], Mapping[str, str]], list[SecretProvider]]
@@ -167,7 +167,7 @@ class Flow:
     def run(self, params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
             input: Any = None, **kw: Any) -> Result:
         """run_async() for code without an event loop."""
-        return asyncio.run(self.run_async(params, bindings, input, **kw))
+        return run_sync(self.run_async(params, bindings, input, **kw))
 
     async def retry_async(self, error_id: int | Iterable[int] | None = None, *, state_dir: str | Path | None = None,
                           params: Mapping[str, Any] | None = None, bindings: Mapping[str, Any] | None = None,
@@ -184,7 +184,7 @@ class Flow:
         return await self.retry_job(options, self.setup(state_dir, on_output, collect, watch), error_id)
 
     def retry(self, error_id: int | Iterable[int] | None = None, **kw: Any) -> Result:
-        return asyncio.run(self.retry_async(error_id, **kw))
+        return run_sync(self.retry_async(error_id, **kw))
 
     def store(self, state_dir: str | Path | None = None) -> Store:
         """The flow's store (jobs, state, errors); close it when done."""

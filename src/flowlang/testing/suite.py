@@ -12,7 +12,6 @@ folder (default: the test folder itself) and params (default: those the cassette
 
 from __future__ import annotations
 
-import asyncio
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import from_stored
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.values import from_python
+from flowlang.syncrun import run_sync
 from flowlang.testing.cassette import Cassette
 from flowlang.testing.replayer import Replayer
 
@@ -146,7 +146,7 @@ def recorded_status(cassette: Cassette) -> str | None:
 def replay(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
            update: bool = False) -> ReplayOutcome:
     """replay_async() for code without an event loop."""
-    return asyncio.run(replay_async(flow, cassette_dir, params, update=update))
+    return run_sync(replay_async(flow, cassette_dir, params, update=update))
 
 
 async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcome:
@@ -156,4 +156,4 @@ async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcom
 
 
 def run_case(case: ReplayCase, update: bool = False) -> ReplayOutcome:
-    return asyncio.run(run_case_async(case, update))
+    return run_sync(run_case_async(case, update))
