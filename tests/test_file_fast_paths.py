@@ -151,3 +151,10 @@ def test_every_csv_row_is_written_as_the_cell_by_cell_rules_write_it(tmp_path_fa
     result = flowlang.compile(flow, base_dir=folder).run(state_dir=folder / "st")
     assert result.ok, result.errors or result.error
     assert (folder / "out.csv").read_bytes() == cell_by_cell(rows, delimiter)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.sampled_from(["a", "é", "\n", "\r", "\r\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e",
+                                 "\x85", "\u2028", "\u2029", " "])).map("".join))
+def test_a_chunk_splits_into_lines_at_lf_only(text: str) -> None:
+    assert textlines.split_lines(text) == io.StringIO(text, newline="\n").readlines()
