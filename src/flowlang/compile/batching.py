@@ -21,12 +21,21 @@ from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.store import now_text
 
+# A record's answer: its batch's answer (one future for every record of the batch: the outcomes in the
+# batch's order) and the record's place in it
+Answer = tuple["asyncio.Future[list[SendOutcome]]", int]
 
-@dataclass(slots=True)
-class Pending:
-    record: Any
-    answer: asyncio.Future[SendOutcome]
-    ledger: tuple[str, str] | None = None  # a `once` / `if changed` send: its key and payload hash
+
+def outcome_of(answer: Answer) -> SendOutcome:
+    """The outcome of one record whose batch was answered."""
+    return answer[0].result()[answer[1]]
+
+
+def answered(outcome: SendOutcome) -> Answer:
+    """The answer of a record answered without being sent (the ledger knew it)."""
+    future: asyncio.Future[list[SendOutcome]] = asyncio.get_running_loop().create_future()
+    future.set_result([outcome])
+    return future, 0
 
 
 @dataclass
@@ -36,12 +45,22 @@ class BatchBuffer:
     args: list[Any]
     kwargs: dict[str, Any]
     size: int
-    items: list[Pending] = field(default_factory=list)
+    items: list[Any] = field(default_factory=list)  # the records of the batch being collected
     mode: str | None = None  # "once" or "changed": each record goes through the ledger
-    keys: dict[str, asyncio.Future[SendOutcome]] = field(default_factory=dict)  # ledger keys in this batch
+    ledgers: list[tuple[str, str]] = field(default_factory=list)  # with a mode: each item's key and payload hash
+    answer: asyncio.Future[list[SendOutcome]] | None = None  # the answer of the batch being collected
+    keys: dict[str, Answer] = field(default_factory=dict)  # ledger keys in this batch
     writing: asyncio.Task[None] | None = None  # the last batch taken: each write waits for the one before
     writes: set[asyncio.Task[None]] = field(default_factory=set)  # the batches taken and not answered yet
     in_flight: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # ledger keys of those batches
+
+    def add(self, record: Any) -> Answer:
+        """A record put in the batch being collected (without a ledger entry), and its answer."""
+        answer = self.answer
+        if answer is None:
+            answer = self.answer = asyncio.get_running_loop().create_future()
+        self.items.append(record)
+        return answer, len(self.items) - 1
 
     def same_target(self, connection: Connection, op: str, args: list[Any], kwargs: dict[str, Any]) -> bool:
         return connection is self.connection and op == self.op and args == self.args and kwargs == self.kwargs
@@ -62,7 +81,7 @@ class TailSend:
     and gives their answers (one record's answer, or a list's; None for a stream: run the send's step
     instead), `refusal(outcomes)` the error of a refused record."""
 
-    enqueue: Callable[[Frame], asyncio.Future[SendOutcome] | list[asyncio.Future[SendOutcome]] | None]
+    enqueue: Callable[[Frame], Answer | list[Answer] | None]
     refusal: Callable[[list[SendOutcome]], FlowRuntimeError | None]
 
 
@@ -73,7 +92,7 @@ class RunAhead:
 
     kick: Callable[[Frame], None]
     active: int = 0
-    waiters: list[list[asyncio.Future[SendOutcome]]] = field(default_factory=list)
+    waiters: list[list[asyncio.Future[list[SendOutcome]]]] = field(default_factory=list)  # batches' answers
 
     def settle(self) -> None:
         """Forget the waiters whose answers all arrived."""
@@ -92,16 +111,16 @@ class RunAhead:
 def start_flush(buffer: BatchBuffer, f: Frame, send_line: int) -> None:
     """Take what the buffer holds as one batch, written after the batches taken before it."""
     items, buffer.items = buffer.items, []
+    ledgers, buffer.ledgers = buffer.ledgers, []
+    answer, buffer.answer = buffer.answer, None
     buffer.keys = {}
-    if not items:
+    if not items or answer is None:
         return
-    task = asyncio.ensure_future(write(buffer, items, f, send_line, buffer.writing))
+    task = asyncio.ensure_future(write(buffer, items, ledgers, answer, f, send_line, buffer.writing))
     buffer.writing = task
     buffer.writes.add(task)
-    if buffer.mode is not None:
-        for p in items:
-            if p.ledger is not None:
-                buffer.in_flight[p.ledger[0]] = task
+    for key, _ in ledgers:
+        buffer.in_flight[key] = task
 
 
 async def written(buffer: BatchBuffer) -> None:
@@ -123,24 +142,24 @@ def abandon(buffer: BatchBuffer) -> None:
         task.cancel()
 
 
-async def write(buffer: BatchBuffer, items: list[Pending], f: Frame, send_line: int,
+async def write(buffer: BatchBuffer, items: list[Any], ledgers: list[tuple[str, str]],
+                answer: asyncio.Future[list[SendOutcome]], f: Frame, send_line: int,
                 previous: asyncio.Task[None] | None) -> None:
-    """Send one batch (after the one before it) and give each record its outcome."""
+    """Send one batch (after the one before it) and give its records their outcomes."""
     task = asyncio.current_task()
     try:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])
-        await send(buffer, items, f, send_line)
+        await send(buffer, items, ledgers, answer, f, send_line)
     except BaseException:  # cut off (a cancel; a kill does not get here): `once` keys stay pending
-        for p in items:
-            if not p.answer.done():
-                p.answer.cancel()
+        if not answer.done():
+            answer.cancel()
         raise
     finally:
         buffer.writes.discard(task)
-        for p in items:
-            if p.ledger is not None and buffer.in_flight.get(p.ledger[0]) is task:
-                del buffer.in_flight[p.ledger[0]]
+        for key, _ in ledgers:
+            if buffer.in_flight.get(key) is task:
+                del buffer.in_flight[key]
     ahead = f.run_ahead
     if ahead is not None:
         ahead.settle()
@@ -148,8 +167,8 @@ async def write(buffer: BatchBuffer, items: list[Pending], f: Frame, send_line: 
             ahead.kick(f)
 
 
-async def send(buffer: BatchBuffer, items: list[Pending], f: Frame, send_line: int) -> None:
-    records = [p.record for p in items]
+async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str, str]],
+               answer: asyncio.Future[list[SendOutcome]], f: Frame, send_line: int) -> None:
     run = f.run
     observer = run.observer
     started = time.monotonic() if observer.active else 0.0
@@ -157,27 +176,24 @@ async def send(buffer: BatchBuffer, items: list[Pending], f: Frame, send_line: i
     conn, op = buffer.connection, buffer.op
     job_id = run.job.get("id")
     if ledgered and buffer.mode == "once" and run.ledger is not None:  # claimed before the request goes out
-        run.ledger.pending_many(run.flow, conn.name, op, [p.ledger for p in items if p.ledger], job_id, now_text())
+        run.ledger.pending_many(run.flow, conn.name, op, ledgers, job_id, now_text())
     try:
         outcomes = await buffer.connection.send_batch(buffer.op, records, buffer.args, buffer.kwargs)
     except FlowRuntimeError as e:
-        outcomes = [SendOutcome(False, error=e.message, status=e.status) for _ in items]
+        outcomes = [SendOutcome(False, error=e.message, status=e.status) for _ in records]
     except Exception as e:  # a bug must not lose the records: each fails with it
         error = internal_error(e)
-        outcomes = [SendOutcome(False, error=error.message) for _ in items]
-    if len(outcomes) != len(items):
-        message = f"the destination answered {len(outcomes)} results for a batch of {len(items)} records"
-        outcomes = [SendOutcome(False, error=message) for _ in items]
+        outcomes = [SendOutcome(False, error=error.message) for _ in records]
+    if len(outcomes) != len(records):
+        message = f"the destination answered {len(outcomes)} results for a batch of {len(records)} records"
+        outcomes = [SendOutcome(False, error=message) for _ in records]
     if ledgered and run.ledger is not None:
         run.flush_writes()  # what the ledger records as sent has reached the destination
-        sent = [(p.ledger[0], p.ledger[1], o.result) for p, o in zip(items, outcomes, strict=True) if p.ledger and o.ok]
-        refused = [p.ledger[0] for p, o in zip(items, outcomes, strict=True) if p.ledger and not o.ok]
+        sent = [(k, digest, o.result) for (k, digest), o in zip(ledgers, outcomes, strict=True) if o.ok]
+        refused = [k for (k, _), o in zip(ledgers, outcomes, strict=True) if not o.ok]
         run.ledger.settle_many(run.flow, conn.name, op, sent, refused, job_id, now_text(), run.mask)
     if observer.active:
         observer.send(buffer.connection.name, buffer.op, all(o.ok for o in outcomes), time.monotonic() - started)
-    stats = run.stats.at(send_line, "send")
-    for pending, outcome in zip(items, outcomes, strict=True):
-        if outcome.ok:
-            stats.sent += 1
-        if not pending.answer.done():
-            pending.answer.set_result(outcome)
+    run.stats.at(send_line, "send").sent += sum(1 for o in outcomes if o.ok)
+    if not answer.done():
+        answer.set_result(outcomes)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlang import ast
 from flowlang.check.scopes import HostBinding, Local, Outer
-from flowlang.compile.batching import BatchBuffer, Pending, TailSend, abandon, flush, start_flush
+from flowlang.compile.batching import Answer, BatchBuffer, TailSend, abandon, answered, flush, start_flush
 from flowlang.compile.errors import Where
 from flowlang.compile.ledger_send import already_sent, ledger_send, needs_key, record_key
 from flowlang.compile.statements import StatementCompiler
@@ -379,10 +379,9 @@ class IoCompiler(StatementCompiler):
         fixed = fixed_arguments(node.destination)  # literal arguments: evaluated once, here
 
         async def ledger_answer(f: Frame, buffer: BatchBuffer, record: Any, conn: Connection, a: list[Any],
-                                kw: dict[str, Any], answer: asyncio.Future[SendOutcome]
-                                ) -> tuple[asyncio.Future[SendOutcome], tuple[str, str] | None]:
-            """The ledger decides, record by record: the answer to wait for, and the ledger entry of a
-            record to send (None when it is answered without being sent)."""
+                                kw: dict[str, Any]) -> tuple[Answer | None, tuple[str, str] | None]:
+            """The ledger decides, record by record: the answer of a record answered without being sent
+            (the ledger knew it, or the same key is in this batch), else the ledger entry to send it with."""
             assert key_of is not None and mode is not None
             key = key_of(f)
             try:
@@ -396,13 +395,11 @@ class IoCompiler(StatementCompiler):
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             if skip:
-                answer.set_result(SendOutcome(True, recorded))
-                return answer, None
+                return answered(SendOutcome(True, recorded)), None
             if k in buffer.keys:  # the same key twice in one batch: sent once, both get its answer
                 stats.skipped += 1
                 return buffer.keys[k], None
-            buffer.keys[k] = answer
-            return answer, (k, digest)
+            return None, (k, digest)
 
         def buffer_for(f: Frame) -> tuple[Connection, BatchBuffer, list[Any], dict[str, Any]]:
             """The send's connection, its buffer for this target (a new one when the target changed:
@@ -438,7 +435,7 @@ class IoCompiler(StatementCompiler):
         # buffer found is the right one without comparing arguments
         steady_args = fixed[0] if fixed is not None and isinstance(count, int) else None
 
-        def enqueue(f: Frame) -> asyncio.Future[SendOutcome] | list[asyncio.Future[SendOutcome]] | None:
+        def enqueue(f: Frame) -> Answer | list[Answer] | None:
             """The records put in the buffer and their answers (one record's, or a list's), without
             waiting (a loop that runs this send as its last statement without a task per record:
             compile/loops.py); None when the value is a stream (sent by send_batched instead)."""
@@ -450,18 +447,19 @@ class IoCompiler(StatementCompiler):
             if steady_args is None or buffer is None or buffer.connection is not getter(f) or \
                     buffer.args is not steady_args:
                 _, buffer, _, _ = buffer_for(f)
-            create = asyncio.get_running_loop().create_future
             if kind is not list:
-                answer: asyncio.Future[SendOutcome] = create()
-                buffer.items.append(Pending(v, answer))
-                if len(buffer.items) >= buffer.size:
+                items = buffer.items
+                answer = buffer.answer
+                if answer is None:
+                    answer = buffer.answer = asyncio.get_running_loop().create_future()
+                items.append(v)
+                index = len(items) - 1
+                if index + 1 >= buffer.size:
                     start_flush(buffer, f, line)
-                return answer
-            answers: list[asyncio.Future[SendOutcome]] = []
+                return answer, index
+            answers: list[Answer] = []
             for record in v:
-                answer = create()
-                answers.append(answer)
-                buffer.items.append(Pending(record, answer))
+                answers.append(buffer.add(record))
                 if len(buffer.items) >= buffer.size:
                     start_flush(buffer, f, line)
             return answers
@@ -469,36 +467,40 @@ class IoCompiler(StatementCompiler):
         async def send_batched(f: Frame) -> None:
             v = value(f)
             conn, buffer, a, kw = buffer_for(f)
-            running = asyncio.get_running_loop()
             many = type(v) is list or type(v) is RecordStream
-            answers: list[asyncio.Future[SendOutcome]] = []
+            answers: list[Answer] = []
             if many or mode is not None:
                 async for record in (records_of(v) if many else one(v)):
-                    answer: asyncio.Future[SendOutcome] = running.create_future()
-                    ledger = None
                     if mode is not None:
-                        answer, ledger = await ledger_answer(f, buffer, record, conn, a, kw, answer)
-                        if ledger is None:
-                            answers.append(answer)
+                        known, ledger = await ledger_answer(f, buffer, record, conn, a, kw)
+                        if ledger is None:  # answered without being sent
+                            assert known is not None
+                            answers.append(known)
                             continue
+                        answer = buffer.add(record)
+                        buffer.ledgers.append(ledger)
+                        buffer.keys[ledger[0]] = answer
+                    else:
+                        answer = buffer.add(record)
                     answers.append(answer)
-                    buffer.items.append(Pending(record, answer, ledger))
                     if len(buffer.items) >= buffer.size:
                         start_flush(buffer, f, line)
             else:  # one record, no ledger: the common case, kept short
-                answer = running.create_future()
-                answers.append(answer)
-                buffer.items.append(Pending(v, answer))
+                answers.append(buffer.add(v))
                 if len(buffer.items) >= buffer.size:
                     start_flush(buffer, f, line)
+            futures = list(dict.fromkeys(x[0] for x in answers))  # the batches they are in
             ahead = f.run_ahead
             if ahead is None:  # nothing runs ahead (a retry, a send outside loops): send now
                 await flush(buffer, f, line)
-            elif not all(x.done() for x in answers):
-                ahead.waiters.append(answers)
+            elif not all(x.done() for x in futures):
+                ahead.waiters.append(futures)
                 if ahead.stalled():
                     ahead.kick(f)
-            outcomes = [x.result() if x.done() else await x for x in answers]
+            for x in futures:
+                if not x.done():
+                    await x
+            outcomes = [x.result()[i] for x, i in answers]
             error = refusal(outcomes)
             if error is not None:
                 raise error

@@ -18,7 +18,7 @@ from dataclasses import field
 from typing import Any
 
 from flowlang import ast
-from flowlang.compile.batching import RunAhead, TailSend
+from flowlang.compile.batching import Answer, RunAhead, TailSend, outcome_of
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
@@ -38,8 +38,9 @@ from flowlang.runtime.values import BadRecord, RecordStream, Secret, type_name
 
 log = logging.getLogger("flowlang.loops")
 STORABLE = (type(None), bool, int, str, list, dict, Secret)
-# what an iteration of run_tail waits for: its records' answers, the task sending a stream, or nothing
-Waiting = list[asyncio.Future[Any]] | asyncio.Future[Any] | None
+# what an iteration of run_tail waits for: its record's answer, its records' answers, the task sending a
+# stream, or nothing
+Waiting = Answer | list[Answer] | asyncio.Task[None] | None
 
 
 @dataclass
@@ -596,33 +597,42 @@ class LoopCompiler:
         shared = Frame(list(f.slots), f.parent, run, f.out) if prefix is NOTHING else None
         nothing_out: list[Any] = []
 
+        open_keys, identity = run.open_keys, info.identity
+
         def land() -> None:
-            """The iterations whose answers arrived, in order: each fails or succeeds, its outputs go out."""
+            """The iterations whose answers arrived, in order: each fails or succeeds, its outputs go out.
+            Answers arrive only while the loop awaits, so it runs after each wait (and once a page)."""
             nonlocal drained
+            batch: Any = None  # the batch answer last read, and its outcomes
+            outcomes: list[Any] = []
             while pending:
                 waiting, frame, item, out, index = pending[0]
                 error: FlowRuntimeError | None = None
-                if isinstance(waiting, list):
-                    if waiting and not waiting[-1].done():  # batches are answered in order: the last is enough
+                if isinstance(waiting, tuple):  # one record's answer: its batch's future and its place in it
+                    future, place = waiting
+                    if future is not batch:
+                        if not future.done():
+                            return
+                        batch, outcomes = future, future.result()
+                    outcome = outcomes[place]
+                    if not outcome.ok:
+                        error = refusal([outcome])
+                elif isinstance(waiting, list):
+                    if waiting and not waiting[-1][0].done():  # batches are answered in order: the last is enough
                         return
-                    error = refusal([a.result() for a in waiting])
-                elif waiting is not None:
+                    error = refusal([outcome_of(a) for a in waiting])
+                elif waiting is not None:  # a stream, sent by the send's own step
                     if not waiting.done():
                         return
-                    if isinstance(waiting, asyncio.Task):  # a stream, sent by the send's own step
-                        problem = waiting.exception()
-                        if problem is not None:
-                            error = problem if isinstance(problem, FlowRuntimeError) else unexpected(problem)
-                    else:
-                        outcome = waiting.result()
-                        if not outcome.ok:
-                            error = refusal([outcome])
+                    problem = waiting.exception()
+                    if problem is not None:
+                        error = problem if isinstance(problem, FlowRuntimeError) else unexpected(problem)
                 pending.popleft()
                 if waiting is not None:
-                    if error is None:
-                        self.succeeded(frame, item)
-                    else:
+                    if error is not None:
                         self.fail(frame, item, error, start, index)
+                    elif open_keys.get(identity):  # type: ignore[arg-type]
+                        self.succeeded(frame, item)
                 for value in out:
                     f.out(value)
                 drained += 1
@@ -631,7 +641,13 @@ class LoopCompiler:
 
         async def first_answered() -> None:
             waiting = pending[0][0]
-            future = (waiting[-1] if waiting else None) if isinstance(waiting, list) else waiting
+            future: asyncio.Future[Any] | None
+            if isinstance(waiting, list):
+                future = waiting[-1][0] if waiting else None
+            elif isinstance(waiting, tuple):
+                future = waiting[0]
+            else:
+                future = waiting
             if future is not None and not future.done():
                 await asyncio.wait([future])
 
@@ -670,7 +686,6 @@ class LoopCompiler:
                         except Exception as e:
                             self.fail(frame, item, internal_error(e), start, count)
                         pending.append((waiting, frame, item, out, count))
-                        land()
                         while len(pending) > width:
                             info.kick(f)
                             await first_answered()

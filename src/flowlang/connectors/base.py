@@ -82,7 +82,7 @@ class RunServices(Protocol):
     def log_dry_run(self, connection: str, description: str) -> None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class SendOutcome:
     """The result of sending one record: ok with the API's answer, or the error for that record."""
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -75,6 +76,13 @@ def bindable(value: Any, dialect: str) -> Any:
 AS_THEY_ARE = frozenset({str, int, bool, float, type(None), bytes})
 
 
+def converter(kind: type, dialect: str) -> Callable[[Any], Any]:
+    """`bindable` for the values of one type: `str` itself for SQLite's decimals (the common case)."""
+    if kind is Decimal and dialect == "sqlite":
+        return str
+    return partial(bindable, dialect=dialect)
+
+
 def bound_rows(rows: list[tuple[Any, ...]], dialect: str) -> list[tuple[Any, ...]]:
     """Rows' values as database parameters, converted a column at a time: a column of values drivers
     take as they are is left alone (the same rows when no column needs converting)."""
@@ -82,8 +90,13 @@ def bound_rows(rows: list[tuple[Any, ...]], dialect: str) -> list[tuple[Any, ...
     columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
     changed = False
     for i, column in enumerate(columns):
-        if not plain.issuperset(map(type, column)):
-            columns[i] = tuple([v if type(v) in plain else bindable(v, dialect) for v in column])
+        kinds = set(map(type, column))
+        if not plain.issuperset(kinds):
+            convert = {kind: converter(kind, dialect) for kind in kinds - plain}
+            if len(kinds) == 1:  # one type that needs converting: a column of decimals
+                columns[i] = tuple(map(convert[kinds.pop()], column))
+            else:
+                columns[i] = tuple([v if type(v) in plain else convert[type(v)](v) for v in column])
             changed = True
     return list(zip(*columns, strict=True)) if changed else rows
 
@@ -354,6 +367,16 @@ class SqlConnection(Connection):
         """The records cut into runs of consecutive records with the same columns (in order, so a later
         write of the same key still wins), each run's rows as tuples of bound values in its statement's
         column order: a record writes only the columns it has."""
+        if records:  # every record with the columns of the first (the common case): one run, rows at C speed
+            statement = self._statement(op, table, keys, tuple(records[0]))
+            width = len(statement.columns)
+            if width > 1 and set(map(len, records)) == {width}:
+                try:  # each record has every column and no other one (a missing one raises KeyError)
+                    whole = list(map(itemgetter(*statement.columns), records))
+                except KeyError:
+                    pass
+                else:
+                    return [(statement, bound_rows(whole, self.dialect))]
         runs: list[tuple[Statement, list[tuple[Any, ...]]]] = []
         last: Any = None
         rows: list[tuple[Any, ...]] = []
