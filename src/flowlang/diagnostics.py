@@ -13,7 +13,7 @@ from flowlang.source import Source, Span
 
 # C0 and C1 control characters, DEL, line and paragraph separators and bidirectional overrides: each
 # could end a log line early, move the cursor, or show text other than what is there.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")  # and lone surrogates
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -31,6 +31,16 @@ def printable(text: str, *, lines: bool = False) -> str:
     if lines:
         return "\n".join(_CONTROLS.sub(_escape, part) for part in text.split("\n"))
     return _CONTROLS.sub(_escape, text)
+
+
+def unencodable(error: UnicodeEncodeError, encoding: str, where: str) -> str:
+    """Why a value's text cannot be written to `where`: a lone surrogate (half of a UTF-16 pair, from
+    broken text at the source) is in no encoding; any other character only in another one."""
+    bad = error.object[error.start:error.end]
+    if all("\ud800" <= c <= "\udfff" for c in bad):
+        return (f"cannot write {bad!r} to {where}: it is half of a UTF-16 surrogate pair, not a character "
+                "(broken text in the data)")
+    return f'cannot write {bad!r} to {where}: it is not {encoding} text (give another encoding, e.g. encoding: "utf-8")'
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -82,9 +83,9 @@ class Terminal:
         gone away, the run is asked to stop (OPERATIONS.md 9) and further records are dropped."""
         if self.closed:
             return
+        line = self.masker.mask(dumps(self.masker.mask_value(value))) + "\n"
         try:
-            self.stdout.write(self.masker.mask(dumps(self.masker.mask_value(value))) + "\n")
-            self.stdout.flush()
+            self._write_out(line, ascii_json)
         except (BrokenPipeError, ValueError):
             self.stdout_gone()
 
@@ -93,11 +94,19 @@ class Terminal:
         if self.closed:
             raise BrokenPipeError("stdout is closed")
         try:
-            self.stdout.write(printable(text, lines=True) + "\n")
-            self.stdout.flush()
+            self._write_out(printable(text, lines=True) + "\n", escaped_text)
         except (BrokenPipeError, ValueError):
             self.stdout_gone()
             raise BrokenPipeError("stdout is closed") from None
+
+    def _write_out(self, text: str, fallback: Callable[[str], str]) -> None:
+        """Text on stdout; where stdout's encoding cannot hold a character (PYTHONIOENCODING=ascii, a
+        Latin-1 terminal), the text as `fallback` writes it in ASCII, never as a closed stdout."""
+        try:
+            self.stdout.write(text)
+        except UnicodeEncodeError:
+            self.stdout.write(fallback(text))
+        self.stdout.flush()
 
     def stdout_gone(self) -> None:
         self.closed = True
@@ -183,3 +192,17 @@ class TerminalLogHandler(logging.Handler):
             self.terminal.message(prefix + text + (f"  ({where})" if where else ""), style)
         except Exception:  # a log line must never break a run
             self.handleError(record)
+
+
+_NOT_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def ascii_json(text: str) -> str:
+    """JSON text with every character past ASCII as its escape (`\\u00e9`, a pair past U+FFFF): the
+    same JSON value, in any encoding. (JSON's own syntax is ASCII: such characters are in strings.)"""
+    return _NOT_ASCII.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
+def escaped_text(text: str) -> str:
+    """Text for people with every character past ASCII as a Python-style escape (`\\xe9`)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")

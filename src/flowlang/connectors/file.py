@@ -28,6 +28,7 @@ from flowlang.connectors.matching import matches
 from flowlang.connectors.pickup import PickupConnection, check_after, is_pattern
 from flowlang.connectors.storage import LocalStorage
 from flowlang.connectors.wholelines import DISK_FULL, WholeRecords
+from flowlang.diagnostics import unencodable
 from flowlang.errors import DiskFull, FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
 from flowlang.runtime.flow_folder import PathRefused, inside
@@ -227,9 +228,7 @@ class FileConnection(Connection):
                 self._write_error = self._write_error or e.strerror
             raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
         except UnicodeEncodeError as e:  # nothing of the record was written: it is encoded whole first
-            raise FlowRuntimeError(f"cannot write {e.object[e.start:e.end]!r} to {self.path.name}: it is not "
-                                   f'{self.encoding} text (give another encoding, e.g. encoding: "utf-8")',
-                                   "data") from None
+            raise FlowRuntimeError(unencodable(e, self.encoding, self.path.name), "data") from None
         return record
 
     def _buffered(self) -> None:
@@ -546,3 +545,4 @@ FILE = ConnectorSpec(
 )
 
 __all__ = ["FILE", "FileConnection", "TextRules", "format_options"]
+

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
+from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.runtime.jsoncodec import dumps, loads
@@ -207,6 +208,8 @@ class SqlConnection(Connection):
             raise self._error(e) from None
 
     def _error(self, e: Exception) -> FlowRuntimeError:
+        if isinstance(e, UnicodeEncodeError):  # the driver encodes a value's text: the record is at fault
+            return FlowRuntimeError(f"{self.name}: {unencodable(e, e.encoding, 'the database')}", "data")
         text = str(getattr(e, "orig", None) or e).splitlines()[0]
         return FlowRuntimeError(self.services.mask(f"{self.name}: {type(e).__name__}: {text}"), "connector")
 

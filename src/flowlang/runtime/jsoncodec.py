@@ -18,6 +18,7 @@ from flowlang.runtime.values import RecordStream, Secret, bytes_text, format_dat
 MAX_DEPTH = 500
 MAX_INT_DIGITS = sys.get_int_max_str_digits() or 4300  # Python's bound for reading a whole number
 LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
+LONE_SURROGATES = re.compile("[\ud800-\udfff]")  # half a UTF-16 pair: JSON's "\\ud800", not UTF-8 text
 
 
 class JsonDataError(ValueError):
@@ -55,7 +56,15 @@ def dumps(value: Any, *, secrets_as: str = "***", reveal_secrets: bool = False) 
     system the secret is meant for, their value), streams their label."""
     parts: list[str] = []
     _encode(value, parts, None if reveal_secrets else secrets_as, 0)
-    return "".join(parts)
+    text = "".join(parts)
+    if not text.isascii() and LONE_SURROGATES.search(text) is not None:
+        text = LONE_SURROGATES.sub(_escaped, text)  # only inside strings: JSON's own text is ASCII
+    return text
+
+
+def _escaped(match: re.Match[str]) -> str:
+    """A lone surrogate as JSON writes it (`\\ud800`), as it came: the text stays encodable as UTF-8."""
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _encode(value: Any, out: list[str], secret_text: str | None, depth: int) -> None:

@@ -1,0 +1,88 @@
+"""Broken text from data: JSON may hold a lone surrogate (`"\\ud800"`, half of a UTF-16 pair), which is
+no character in any encoding. Emitted, stored or written it must never stop a run, vanish, or end in
+an internal error: JSON carries it as the escape it came as; a CSV file or a database cannot take
+it, so that record fails with a clear message and is kept. And a stdout that cannot encode a
+character (PYTHONIOENCODING=ascii) gets the same JSON value, escaped, not a silently ended run."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from conftest import cli, run_cli
+
+from flowlang.cli.console import ascii_json
+from flowlang.diagnostics import printable
+from flowlang.runtime.jsoncodec import dumps, dumps_stored, loads
+
+BROKEN = '{"id": 1, "name": "a\\ud800b"}\n{"id": 2, "name": "ok"}\n'
+SURROGATE_MESSAGE = "it is half of a UTF-16 surrogate pair, not a character (broken text in the data)"
+
+
+def test_json_writes_a_lone_surrogate_as_its_escape_and_reads_it_back() -> None:
+    value = {"name": "a\ud800b", "low": "\udcff", "fine": "café 😀"}
+    text = dumps(value)
+    assert text == '{"name":"a\\ud800b","low":"\\udcff","fine":"café 😀"}'
+    text.encode("utf-8")  # no UnicodeEncodeError
+    assert loads(text) == value
+    assert loads(dumps_stored(value)) == value
+
+
+def test_a_message_shows_a_lone_surrogate_as_an_escape() -> None:
+    assert printable("bad \ud800 text") == "bad \\ud800 text"
+
+
+def test_ascii_json_is_the_same_json_value() -> None:
+    line = dumps({"name": "café 😀 \ud800 Ω"})
+    assert ascii_json(line).isascii()
+    assert json.loads(ascii_json(line)) == json.loads(line)
+
+
+def test_an_emitted_record_with_a_lone_surrogate_reaches_stdout(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(BROKEN)
+    (tmp_path / "f.flow").write_text("for each r in input\n  emit r\nend\n")
+    done = run_cli("run", "f.flow", "--input", "in.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [{"id": 1, "name": "a\ud800b"},
+                                                                       {"id": 2, "name": "ok"}]
+    assert "emitted 2" in done.stderr
+
+
+def test_a_stdout_that_cannot_encode_a_character_gets_it_escaped(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text('emit {name: "Zoë Ω 😀"}\n')
+    done = run_cli("run", "f.flow", cwd=tmp_path, env={"PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.isascii()
+    assert json.loads(done.stdout) == {"name": "Zoë Ω 😀"}
+
+
+def test_a_csv_file_fails_that_record_and_keeps_it(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(BROKEN)
+    (tmp_path / "f.flow").write_text('use src = file(path: "in.jsonl")\nuse out = file(path: "out.csv")\n'
+                                     "call src.read() as rows\nfor each r in rows\n  send r to out\nend\n")
+    done = cli("run", "f.flow", cwd=tmp_path)
+    assert done.status == 3, done.stderr  # finished with a failed record (OPERATIONS.md: exit 3)
+    assert "internal error" not in done.stderr
+    assert (tmp_path / "out.csv").read_text() == "id,name\n2,ok\n"
+    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
+    assert kept["record"] == {"id": 1, "name": "a\ud800b"}
+    assert kept["message"] == f"cannot write '\\ud800' to out.csv: {SURROGATE_MESSAGE}"
+
+
+def test_a_database_fails_that_record_and_keeps_it(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(BROKEN)
+    (tmp_path / "f.flow").write_text(
+        'use src = file(path: "in.jsonl")\nuse db = sql(url: "sqlite:///db.sqlite")\n'
+        'call db.execute("create table t (id integer, name text)")\n'
+        'call src.read() as rows\nfor each r in rows\n  send r to db.insert(table: "t")\nend\n')
+    done = cli("run", "f.flow", cwd=tmp_path)
+    assert done.status == 3 and "internal error" not in done.stderr, done.stderr
+    assert "UnicodeEncodeError" not in done.stderr
+    with sqlite3.connect(tmp_path / "db.sqlite") as db:
+        assert db.execute("select id, name from t").fetchall() == [(2, "ok")]
+    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
+    assert kept["record"] == {"id": 1, "name": "a\ud800b"}
+    assert kept["message"] == f"db: cannot write '\\ud800' to the database: {SURROGATE_MESSAGE}"
