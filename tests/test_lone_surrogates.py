@@ -11,7 +11,6 @@ import sqlite3
 from pathlib import Path
 
 from conftest import cli, run_cli
-
 from flowlang.cli.console import ascii_json
 from flowlang.diagnostics import printable
 from flowlang.runtime.jsoncodec import dumps, dumps_stored, loads
