@@ -36,6 +36,14 @@ def test_an_abbreviated_option_is_refused_and_named(tmp_path: Path) -> None:
         in result.stderr
 
 
+def test_a_command_option_before_the_command_says_where_it_goes(tmp_path: Path) -> None:
+    write(tmp_path / "f.flow", "emit 1\n")
+    result = cli("--debug", "run", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and result.stdout == ""
+    assert "--debug is an option of the command: put it after it (flowlang run --debug ...)" in result.stderr
+    assert "did you mean --debug" not in result.stderr
+
+
 def test_a_mistyped_option_gets_the_closest(tmp_path: Path) -> None:
     result = cli("check", "--formt", "json", "f.flow", cwd=tmp_path)
     assert result.status == 2 and "did you mean --format?" in result.stderr

@@ -102,6 +102,9 @@ class Parser(argparse.ArgumentParser):
         for word in unknown:
             if word.startswith("--"):
                 wrong = word.split("=", 1)[0]
+                command = self._command_word()
+                if wrong in options and command is not None and self._argv.index(word) < self._argv.index(command):
+                    return f"; {wrong} is an option of the command: put it after it (flowlang {command} {wrong} ...)"
                 started = [o for o in options if o.startswith(wrong)]
                 if len(started) == 1:
                     return f"; options are spelled out in full: did you mean {started[0]}?"
@@ -112,13 +115,21 @@ class Parser(argparse.ArgumentParser):
 
     def _command_parser(self) -> argparse.ArgumentParser:
         """The parser of the command being parsed (the first word that names one), else this one."""
+        command = self._command_word()
+        for action in self._actions:
+            if command is not None and isinstance(action, argparse._SubParsersAction):
+                found: argparse.ArgumentParser = action.choices[command]
+                return found
+        return self
+
+    def _command_word(self) -> str | None:
+        """The first word of the command line that names a command of this parser."""
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for word in getattr(self, "_argv", []):
                     if word in action.choices:
-                        found: argparse.ArgumentParser = action.choices[word]
-                        return found
-        return self
+                        return str(word)
+        return None
 
     @staticmethod
     def _stderr() -> IO[str]:
