@@ -25,7 +25,7 @@ from flowlang.compile.io import IoCompiler
 from flowlang.compile.reads import slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
-from flowlang.compile.steps import NOTHING, Eval, Step, block
+from flowlang.compile.steps import NOTHING, Eval, Step, block, plan_of
 from flowlang.errors import DiskFull, FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
@@ -479,11 +479,32 @@ class LoopCompiler:
 
         observed = self.info.outermost and f.run.observer.active
 
+        info = self.info
+        plan = plan_of(self.body)
+        inline = info.outermost and not observed and record_limit is None
+
         async def iteration(item: Any, out: list[Any], index: int) -> None:
             nonlocal stopped
             frame = Frame(list(f.slots), f.parent, f.run, out.append, ahead)
             try:
-                if observed:
+                if inline:  # one_async's outermost iteration, the body's statements run from here:
+                    start = info.start(frame)  # each coroutine level costs every await of a request
+                    try:
+                        set_vars(frame.slots, info.names_slots, item, self.where)
+                        for is_async, fn in plan:
+                            if is_async:
+                                await fn(frame)
+                            else:
+                                fn(frame)
+                    except SkipSignal:
+                        counter.skipped += 1
+                    except (StopSignal, NeedsMaterialization, asyncio.CancelledError):
+                        raise
+                    except Exception as e:
+                        self.failed(frame, item, e, start, index + 1)
+                    else:
+                        self.succeeded(frame, item)
+                elif observed:
                     await self.one_observed(frame, item, index, record_limit)
                 elif record_limit is None:
                     await self.one_async(frame, item, index + 1)

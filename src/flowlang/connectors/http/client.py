@@ -76,6 +76,11 @@ async def nothing_sent() -> Answer:
     return Answer(None, None)
 
 
+async def no_value() -> Any:
+    """The value of a request a dry run only logs."""
+    return None
+
+
 @lru_cache(maxsize=64)
 def media_type(content_type: str) -> str:
     """'application/json; charset=utf-8' -> 'application/json'."""
@@ -108,6 +113,15 @@ def encode_body(body: Any, headers: dict[str, str], form: bool = False) -> bytes
         return header_text(body).encode()
     headers.setdefault("Content-Type", "application/json")
     return dumps(body, reveal_secrets=True).encode()
+
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def hop_headers(headers: dict[str, str], auth: RequestAuth) -> dict[str, str]:
+    """The headers one hop sends: the request's, then the auth's; an empty value sends none."""
+    send = {**headers, **auth.headers} if auth.headers else headers
+    return {k: v for k, v in send.items() if v} if send else send
 
 
 class HttpClient:
@@ -165,6 +179,19 @@ class HttpClient:
         """Send (or, in a dry run, log) one request: awaited, the decoded answer, or HttpError. The
         request is checked and built at the call (a bad one raises there), sent when awaited (one
         coroutine fewer on the way of every request)."""
+        return self._request(method, url, headers, body, changes_data, idempotency_key, timeout, form, True)
+
+    def request_value(self, method: str, url: str, *, headers: Mapping[str, Any] | None = None, body: Any = None,
+                      changes_data: bool | None = None, idempotency_key: str | None = None,
+                      timeout: float | None = None, form: bool = False) -> Coroutine[Any, Any, Any]:
+        """request, awaited as the answer's decoded value alone (None in a dry run): a caller that
+        needs no headers returns it as it is, with no coroutine of its own around it."""
+        return self._request(method, url, headers, body, changes_data, idempotency_key, timeout, form, False)
+
+    def _request(self, method: str, url: str, headers: Mapping[str, Any] | None, body: Any,
+                 changes_data: bool | None, idempotency_key: str | None, timeout: float | None, form: bool,
+                 whole: bool) -> Coroutine[Any, Any, Any]:
+        """request's work; `whole`: awaited as an Answer, else as its value."""
         method = method.upper()
         writes = method not in READ_METHODS if changes_data is None else changes_data
         own = self.admit(method, url)
@@ -179,21 +206,30 @@ class HttpClient:
         if writes and self.services.dry_run:
             text = f" {shown_body(body, self.services.mask)}" if data else ""
             self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))
-            return nothing_sent()
-        return self._exchange(method, url, all_headers, data, bool(idempotency_key), timeout, own)
+            return nothing_sent() if whole else no_value()
+        return self._exchange(method, url, all_headers, data, bool(idempotency_key), timeout, own, whole)
 
     # ---- attempts -------------------------------------------------------------------------------
     async def _exchange(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
-                        keyed: bool, timeout: float | None, own: bool) -> Answer:
-        """The request sent, tried again while that may help, and its answer decoded; `own`: the
-        URL is on the connection's own origin (admit)."""
+                        keyed: bool, timeout: float | None, own: bool, whole: bool) -> Any:
+        """The request sent, tried again while that may help, and its answer decoded (an Answer when
+        `whole`, else its value); `own`: the URL is on the connection's own origin (admit). The
+        first hop is sent from here and only a redirect goes through _follow: every await of a
+        request passes through each coroutine on its way, so there are as few as can be."""
         policy = self.settings.policy
+        guard = self.settings.guard
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self._send_following(method, url, headers, data, timeout, own)
+                if guard is not None:
+                    await guard.check(url)
+                auth = (self.fixed_auth or await self._auth()) if own else NO_AUTH
+                response = await self._attempt(method, with_query(url, auth.query), hop_headers(headers, auth),
+                                               data, timeout)
+                if response.status in REDIRECTS and response.headers.get("location"):
+                    response = await self._follow(method, url, headers, data, timeout, response)
             except TransportError as e:
                 if e.refused or e.final:
                     if e.final:
@@ -222,7 +258,8 @@ class HttpClient:
                 await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
                                   method, url)
                 continue
-            return Answer(self.decode(method, response), response)
+            value = self.decode(method, response)
+            return Answer(value, response) if whole else value
 
     async def _attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                        timeout: float | None) -> Response:
@@ -283,31 +320,30 @@ class HttpClient:
         except JsonDataError:
             return response.status, None
 
-    async def _send_following(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
-                              timeout: float | None, own: bool) -> Response:
-        """One attempt, following redirects; credentials go only to the connection's own origin, and
-        a redirect to another origin keeps only the Content-Type. Every request asks for JSON
-        (Accept: application/json, the transport's default) unless its headers say otherwise."""
+    async def _follow(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
+                      timeout: float | None, response: Response) -> Response:
+        """The redirects of an attempt whose first hop to `url` answered `response` (a redirect);
+        credentials go only to the connection's own origin, and a redirect to another origin keeps
+        only the Content-Type. Every request asks for JSON (Accept: application/json, the
+        transport's default) unless its headers say otherwise."""
         origin = self.own_origin(url)
         current = url
-        same_host = own  # the first hop's origin was compared by admit
-        for hop in range(MAX_REDIRECTS + 1):
-            if self.settings.guard is not None:
-                await self.settings.guard.check(current)
-            if hop:
-                same_host = origin_of(current) == origin
-            auth = (self.fixed_auth or await self._auth()) if same_host else NO_AUTH
-            kept = headers if same_host or hop == 0 else {"Content-Type": headers.get("Content-Type", "")}
-            send_headers = {**kept, **auth.headers} if auth.headers else kept
-            if send_headers:
-                send_headers = {k: v for k, v in send_headers.items() if v}
-            response = await self._attempt(method, with_query(current, auth.query), send_headers, data, timeout)
+        for _ in range(MAX_REDIRECTS):
             location = response.headers.get("location")
-            if response.status not in (301, 302, 303, 307, 308) or not location:
+            if response.status not in REDIRECTS or not location:
                 return response
             current = urljoin(current, location)
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, data = "GET", None
+            if self.settings.guard is not None:
+                await self.settings.guard.check(current)
+            same_host = origin_of(current) == origin
+            auth = (self.fixed_auth or await self._auth()) if same_host else NO_AUTH
+            kept = headers if same_host else {"Content-Type": headers.get("Content-Type", "")}
+            response = await self._attempt(method, with_query(current, auth.query), hop_headers(kept, auth),
+                                           data, timeout)
+        if response.status not in REDIRECTS or not response.headers.get("location"):
+            return response
         raise TransportError(f"more than {MAX_REDIRECTS} redirects", sent=True)
 
     # ---- answers ----------------------------------------------------------------------------------

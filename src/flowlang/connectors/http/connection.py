@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, RunServices
@@ -65,20 +65,27 @@ def timeout_of(value: Any) -> float | None:
     return float(value)
 
 
+async def ready(value: Value) -> Value:
+    return value
+
+
 class HttpConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, client: HttpClient, services: RunServices) -> None:
         super().__init__(name, spec)
         self.client = client
         self.services = services
 
-    async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Coroutine[Any, Any, Value]:
+        """Checks and builds the request at the call (a bad one raises there) and returns the
+        client's coroutine itself: awaited, the answer's value (no coroutine of its own between the
+        statement and the client: every await of a request passes through each one on its way)."""
         method = op.upper()
         path, options, templates = split_request(op, args, kwargs)
         url = self.client.url(fill_path(path, templates), mapping(options.get("query"), "query"))
         headers = mapping(options.get("headers"), "headers")
         if options.get("pages") is not None:
             spec = page_spec(options["pages"])
-            return Paginator(self.client, method, url, None, headers, spec).stream(f"{self.name}.{op}({path!r})")
+            return ready(Paginator(self.client, method, url, None, headers, spec).stream(f"{self.name}.{op}({path!r})"))
         key = options.get("idempotency_key")
         body, form = options.get("body"), options.get("form")
         if form is not None:
@@ -86,10 +93,9 @@ class HttpConnection(Connection):
                 raise FlowRuntimeError(f"{op}() takes body: (JSON) or form: (form fields), not both", "connector")
             if not isinstance(form, dict):
                 raise FlowRuntimeError(f"form: must be an object of fields, got {type_name(form)}", "connector")
-        answer = await self.client.request(method, url, headers=headers, body=form if form is not None else body,
-                                           idempotency_key=to_text(key) if key is not None else None,
-                                           timeout=timeout_of(options.get("timeout")), form=form is not None)
-        return answer.value
+        return self.client.request_value(method, url, headers=headers, body=form if form is not None else body,
+                                         idempotency_key=to_text(key) if key is not None else None,
+                                         timeout=timeout_of(options.get("timeout")), form=form is not None)
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         method = op.upper()
