@@ -47,6 +47,8 @@ def loads(text: str | bytes) -> Any:
         raise JsonDataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except UnicodeDecodeError as e:
         raise JsonDataError(f"not valid UTF-8 text: {e.reason}") from None
+    except JsonDataError:  # NaN, Infinity: said as it is
+        raise
     except ValueError:  # int(): a number past Python's digit limit
         raise JsonDataError(f"a number has more than {MAX_INT_DIGITS:,} digits") from None
 
