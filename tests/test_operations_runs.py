@@ -206,6 +206,14 @@ def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
         assert entry["flow"] == "f" and entry["job_id"] is not None
 
 
+def test_json_logs_give_a_failed_run_its_error_at_level_error(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow", 'let x = int("seven")\nemit x\n')
+    proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+    entries = [json.loads(x) for x in proc.stderr.splitlines() if x.strip()]
+    [error] = [e for e in entries if "f.flow:1:" in e["message"]]
+    assert error["level"] == "error" and "cannot read 'seven' as a number" in error["message"], entries
+
+
 # ---- kill -9 of retry, against a sink without idempotency keys --------------------------------
 def test_retry_killed_and_run_again_delivers_each_record_at_most_once_more(tmp_path: Path) -> None:
     received: list[int] = []

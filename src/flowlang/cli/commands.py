@@ -22,7 +22,7 @@ from flowlang.telemetry.otel import from_environment as otel_from_environment
 
 
 def show_run_error(terminal: Terminal, error: FlowError, debug: bool) -> None:
-    terminal.message(error.render())
+    terminal.error(error.render())
     if debug:
         terminal.message("".join(traceback.format_exception(error)))
 
