@@ -21,7 +21,7 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
 from flowlang.runtime.field_misses import found_nothing, missed
 from flowlang.runtime.frame import Frame, ReturnSignal
-from flowlang.runtime.limits import paced
+from flowlang.runtime.limits import CHECK_EVERY, paced
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.values import RecordStream, equal, interpolate, truthy, type_name
 
@@ -86,7 +86,7 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 HELPERS: dict[str, Any] = {
     "_fld": _fld, "_miss": missed, "_nothing": found_nothing, "_idx": _idx, "_iter": _iter, "_paced": paced,
-    "_interp": interpolate,
+    "_CHECK_EVERY": CHECK_EVERY, "_interp": interpolate,
     "_N": frozenset({int, Decimal}), "_B": ops.INT_BOUND, "_NB": -ops.INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
@@ -115,12 +115,16 @@ class Generator:
         self.native = 0
         self.closures = 0
         self.locals: dict[int, str] = {}  # comprehension slots held in Python locals
+        # a comprehension variable whose fields are read: the name of its `is dict` test, computed
+        # once per item (g_ListComp)
+        self.local_tests: dict[int, str] = {}
         self.plain_fields: set[ast.Field] = set()  # steps of a chain checked at its end (g_Field)
         # local variables whose fields are read, each read once at the start with its `is dict` test:
-        # slot -> (value name, test name); only in an expression that binds no variable (no comprehension),
-        # where no slot changes while it is evaluated
+        # slot -> (value name, test name); never a slot a comprehension of the expression binds (`bound`),
+        # so no hoisted slot changes while the expression is evaluated
         self.hoisted: dict[int, tuple[str, str]] = {}
         self.hoisting = False
+        self.bound: frozenset[int] = frozenset()
 
     def name(self, prefix: str) -> str:
         self.count += 1
@@ -209,10 +213,18 @@ class Generator:
 
     def held(self, obj: ast.Expr) -> tuple[str, str] | None:
         """For a local variable whose field is read: its value and `is dict` test, read once (hoisted)."""
-        if not self.hoisting or not isinstance(obj, ast.Name):
+        if not isinstance(obj, ast.Name):
             return None
         ref = self.compiler.checked.resolution.refs.get(obj)
-        if not isinstance(ref, Local) or ref.slot in self.locals:
+        if not isinstance(ref, Local):
+            return None
+        if ref.slot in self.locals:  # a comprehension's item: its test is made once per item
+            test = self.local_tests.get(ref.slot)
+            if test is None:
+                test = self.local_tests[ref.slot] = self.name("_d")
+            self.native += 1
+            return self.locals[ref.slot], test
+        if not self.hoisting or ref.slot in self.bound:
             return None
         self.native += 1  # the name, as gen() counts it
         found = self.hoisted.get(ref.slot)
@@ -250,12 +262,17 @@ class Generator:
             condition = self.test(comp.condition) if comp.condition is not None else None
         finally:
             del self.locals[slot]
+            test = self.local_tests.pop(slot, None)
         if self.closures != before:  # a closure inside would read the slot, which a Python local skips
             raise Unsupported
+        # the item's `is dict` test once per item (Python makes `for x in [v]` an assignment)
+        each = f" for {test} in [type({var}) is dict]" if test is not None else ""
         tail = f" if {condition}" if condition is not None else ""
         items = self.name("_l")  # evaluated outside: Python allows no := in a comprehension's iterable
-        return (f"(({items} := _paced(_iter({iterable}), f.run.stop)), "
-                f"[{element} for {var} in {items}{tail}])[1]")
+        # a short list is walked as it is (no pacing: as limits.paced), anything else by _iter and _paced
+        return (f"(({items} if type({items} := {iterable}) is list and len({items}) < _CHECK_EVERY "
+                f"else _paced(_iter({items}), f.run.stop)), "
+                f"[{element} for {var} in {items}{each}{tail}])[1]")
 
     def g_Negate(self, node: ast.Negate) -> str:
         return f"_neg({self.gen(node.operand)})"
@@ -311,6 +328,12 @@ class Generator:
             raise Unsupported
         values = target.order([self.gen(a) for a in node.args], {k.name: self.gen(k.value) for k in node.kwargs},
                               lambda value: self.g_Literal(ast.Literal(value, node.span)))
+        if target.direct is not None and len(values) == 1:  # e.g. len of a list: no frame of the builtin's
+            types, direct = target.direct
+            t = self.name("_t")
+            test = (f"type({t} := {values[0]}) is {self.const(next(iter(types)))}" if len(types) == 1
+                    else f"type({t} := {values[0]}) in {self.const(types)}")
+            return f"({self.const(direct)}({t}) if {test} else {self.const(target.fn)}({t}))"
         return f"{self.const(target.fn)}({', '.join(values)})"
 
 
@@ -322,25 +345,28 @@ def build(source: str, ns: dict[str, Any], filename: str) -> Eval:
     return function
 
 
-def binds_nothing(nodes: list[ast.Expr]) -> bool:
-    """True when no node in the trees binds a variable (a comprehension): no slot changes while they
-    are evaluated."""
+def bound_slots(compiler: ExpressionCompiler, nodes: list[ast.Expr]) -> frozenset[int]:
+    """The slots the comprehensions in the trees bind: the only slots that change while the trees are
+    evaluated (every other slot read there holds a variable in scope, which no comprehension reuses)."""
+    slots = compiler.checked.resolution.slots
+    bound: set[int] = set()
     seen: list[Any] = list(nodes)
     while seen:
         node = seen.pop()
         if isinstance(node, ast.ListComp | ast.ObjectComp):
-            return False
+            bound.update(slots[(node.comp, i)] for i in range(len(node.comp.names)))
         if isinstance(node, tuple | list):
             seen.extend(node)
         elif isinstance(node, ast.Node):
             seen.extend(getattr(node, name) for name in ast.fields(node))
-    return True
+    return frozenset(bound)
 
 
 def generate(compiler: ExpressionCompiler, node: ast.Expr, slow: Eval) -> Eval | None:
     """A generated function for an expression, or None when closures serve as well."""
     gen = Generator(compiler)
-    gen.hoisting = binds_nothing([node])
+    gen.hoisting = True
+    gen.bound = bound_slots(compiler, [node])
     try:
         body = gen.gen(node)
     except RecursionError:
@@ -354,7 +380,8 @@ def generate_object(compiler: ExpressionCompiler, source: ast.Expr, pairs: list[
                     slow: Eval) -> Eval | None:
     """One function that evaluates a map's source and builds its object (map without nested paths)."""
     gen = Generator(compiler)
-    gen.hoisting = binds_nothing([source, *(value for _, value in pairs)])
+    gen.hoisting = True
+    gen.bound = bound_slots(compiler, [source, *(value for _, value in pairs)])
     try:
         src = gen.gen(source)
         fields = "".join(f"{k!r}: {gen.gen(v)}, " for k, v in pairs)

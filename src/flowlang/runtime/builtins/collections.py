@@ -393,6 +393,8 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("values", values), ("items", items), ("has", has), ("get", get), ("merge", merge), ("pick", pick),
         ("omit", omit), ("group_by", group_by), ("index_by", index_by), ("count_by", count_by),
 ]
+# len() of a list, an object or a text is Python's len (bytes and the rest go through len_)
+_DIRECT: dict[str, tuple[frozenset[type], Callable[[Any], Any]]] = {"len": (frozenset({list, dict, str}), len)}
 BUILTINS = tuple(
-    Builtin.of(name, fn) for name, fn in _TABLE
+    Builtin.of(name, fn, direct=_DIRECT.get(name)) for name, fn in _TABLE
 )

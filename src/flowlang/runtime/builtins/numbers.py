@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+)
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
 from flowlang.runtime.operators import (
+    INT_BOUND,
     MAX_DIGITS,
     OperatorError,
     add,
@@ -89,6 +100,10 @@ def _places(places: Any) -> int:
 
 
 _EXPONENTS = {d: Decimal(1).scaleb(-d) for d in range(-6, 13)}
+# round()'s fast path: a quantize in this context gives the general path's result whenever the result
+# fits its 28 digits (the general path's context has at least 28, so it never rounds such a result
+# again); anything else (more digits, infinity, a signalling NaN) raises here and takes the general path
+_ROUND_FAST = Context(prec=28, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 
 def round_(value: Any, places: Any = 0) -> Any:
@@ -104,6 +119,22 @@ def round_(value: Any, places: Any = 0) -> Any:
         round(-2.5) -> -3
         round(1234, -2) -> 1200
     """
+    if type(value) is Decimal and type(places) is int:
+        exp = _EXPONENTS.get(places)
+        if exp is not None:
+            try:
+                fast = value.quantize(exp, ROUND_HALF_UP, _ROUND_FAST)
+            except ArithmeticError:
+                pass
+            else:
+                if places <= 0:
+                    return int(fast)
+                return fast if fast else _ROUND_FAST.plus(fast)  # -0.00 -> 0.00, as the general path's `+`
+    return _round(value, places)
+
+
+def _round(value: Any, places: Any) -> Any:
+    """round() in general: any size (exact to MAX_DIGITS digits), and its errors."""
     if value is None:
         return None
     need(value, "number", "round")
@@ -230,7 +261,9 @@ def sum_(items: Any) -> Any:
                 elif x is not None:
                     break
             else:
-                return sized(total, "sum()")
+                if type(total) is not int or -INT_BOUND < total < INT_BOUND:
+                    return total
+                return sized(total, "sum()")  # its error
         except ArithmeticError as e:
             raise BuiltinError(f"sum(): {arithmetic_problem(e)}") from None
     values = _values((items,), "sum")

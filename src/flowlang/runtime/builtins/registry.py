@@ -56,21 +56,28 @@ def params_of(fn: Callable[..., Any]) -> tuple[ParamSpec, ...]:
 class Builtin:
     """A named function callable from flowlang expressions. Its parameters and summary are read
     from the Python function when first needed (reading every builtin's signature at import slowed
-    each start of `flowlang`)."""
+    each start of `flowlang`).
+
+    `direct`, for a builtin of one argument: (types, function) where, for an argument of exactly one
+    of those types, `function(argument)` is what `fn` gives (compiled code calls it without `fn`'s
+    frame, e.g. `len` of a list; any other argument goes to `fn`)."""
 
     def __init__(self, name: str, fn: Callable[..., Any], params: tuple[ParamSpec, ...] | None = None,
-                 doc: str | None = None, pure: bool = True) -> None:
+                 doc: str | None = None, pure: bool = True,
+                 direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None) -> None:
         self.name = name
         self.fn = fn
         self.pure = pure
+        self.direct = direct
         if params is not None:
             self.__dict__["params"] = params
         if doc is not None:
             self.__dict__["doc"] = doc
 
     @classmethod
-    def of(cls, name: str, fn: Callable[..., Any], pure: bool = True) -> Builtin:
-        return cls(name, fn, pure=pure)
+    def of(cls, name: str, fn: Callable[..., Any], pure: bool = True,
+           direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None) -> Builtin:
+        return cls(name, fn, pure=pure, direct=direct)
 
     @cached_property
     def params(self) -> tuple[ParamSpec, ...]:

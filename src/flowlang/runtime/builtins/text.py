@@ -40,6 +40,8 @@ def lower(s: Any) -> Any:
         lower("Ann@Example.COM") -> "ann@example.com"
         lower(null) -> null
     """
+    if type(s) is str:
+        return s.lower()
     if s is None:
         return None
     need(s, "string", "lower")
@@ -52,6 +54,8 @@ def upper(s: Any) -> Any:
     Examples:
         upper("no") -> "NO"
     """
+    if type(s) is str:
+        return s.upper()
     if s is None:
         return None
     need(s, "string", "upper")
@@ -328,6 +332,10 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("contains", contains), ("pad_left", pad_left), ("substr", substr), ("regex_match", regex_match),
         ("regex_find", regex_find), ("regex_replace", regex_replace), ("str", str_),
 ]
+# for a text argument, the result is the str method's (tests/test_builtin_fast_paths.py checks it)
+_DIRECT: dict[str, tuple[frozenset[type], Callable[[Any], Any]]] = {
+    "lower": (frozenset({str}), str.lower), "upper": (frozenset({str}), str.upper),
+}
 BUILTINS = tuple(
-    Builtin.of(name, secret_preserving(fn)) for name, fn in _TABLE
+    Builtin.of(name, secret_preserving(fn), direct=_DIRECT.get(name)) for name, fn in _TABLE
 )
