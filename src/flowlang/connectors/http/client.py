@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from flowlang.connectors.base import RunServices
 from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
 from flowlang.connectors.http.hosts import HostGuard
-from flowlang.connectors.http.ratelimit import RateLimiter
+from flowlang.connectors.http.ratelimit import RateLimiter, Ticket
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import join, origin_of, shown, with_query
@@ -124,6 +124,41 @@ def hop_headers(headers: dict[str, str], auth: RequestAuth) -> dict[str, str]:
     return {k: v for k, v in send.items() if v} if send else send
 
 
+class RequestMeter:
+    """A connection's rate limit, traffic counts and the run's observer around each request on the
+    wire (Transport.send calls it: no coroutine of the client's between a statement and the session)."""
+
+    def __init__(self, name: str, limiter: RateLimiter | None, traffic: Traffic, services: RunServices) -> None:
+        self.name = name
+        self.limiter = limiter
+        self.limited = limiter is not None
+        self.traffic = traffic
+        self.services = services
+
+    async def admit(self) -> Ticket:
+        assert self.limiter is not None  # admit is awaited only when limited
+        ticket, waited = await self.limiter.acquire(self.traffic)
+        self.traffic.waited += waited
+        observer = self.services.observer
+        if waited > 0.001 and observer.active:
+            observer.rate_limited(self.name, waited)
+        return ticket
+
+    def release(self, ticket: Ticket) -> None:
+        if self.limiter is not None:
+            self.limiter.release(ticket)
+
+    def sent(self, method: str, url: str, status: int | None, started: float, error: str | None = None) -> None:
+        traffic = self.traffic
+        traffic.requests += 1
+        traffic.latency += time.monotonic() - started
+        observer = self.services.observer
+        if observer.active:
+            mask = self.services.mask
+            observer.request(self.name, method, shown(url, mask), status, time.monotonic() - started,
+                             mask(error) if error is not None else None)
+
+
 class HttpClient:
     """Sends requests for one connection."""
 
@@ -142,6 +177,7 @@ class HttpClient:
             self.traffic.interval = settings.limiter.interval
         for secret in settings.auth.secrets():
             services.register_secret(secret)
+        self.meter = RequestMeter(name, settings.limiter, self.traffic, services)
         self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
         self.base_origin = origin_of(settings.base_url) if settings.base_url else None
 
@@ -226,8 +262,8 @@ class HttpClient:
                 if guard is not None:
                     await guard.check(url)
                 auth = (self.fixed_auth or await self._auth()) if own else NO_AUTH
-                response = await self._attempt(method, with_query(url, auth.query), hop_headers(headers, auth),
-                                               data, timeout)
+                response = await self.transport.send(method, with_query(url, auth.query), hop_headers(headers, auth),
+                                                     data, timeout, self.meter)
                 if response.status in REDIRECTS and response.headers.get("location"):
                     response = await self._follow(method, url, headers, data, timeout, response)
             except TransportError as e:
@@ -260,42 +296,6 @@ class HttpClient:
                 continue
             value = self.decode(method, response)
             return Answer(value, response) if whole else value
-
-    async def _attempt(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
-                       timeout: float | None) -> Response:
-        """One request on the wire (reported to the run's observer), after the rate limit lets it
-        go: the limit is taken once a connection is free, right before sending, so requests let
-        through never queue up and then leave together."""
-        limiter = self.settings.limiter
-        observer = self.services.observer
-        traffic = self.traffic
-        async with self.transport.slots():  # waiting for a free connection is not request time
-            ticket = None
-            if limiter is not None:
-                ticket, waited = await limiter.acquire(traffic)
-                traffic.waited += waited
-                if waited > 0.001 and observer.active:
-                    observer.rate_limited(self.name, waited)
-            try:
-                started = time.monotonic()
-                try:
-                    response = await self.transport.send_now(method, url, headers, data, timeout)
-                except TransportError as e:
-                    traffic.requests += 1
-                    traffic.latency += time.monotonic() - started
-                    if observer.active:
-                        observer.request(self.name, method, shown(url, self.services.mask), None,
-                                         time.monotonic() - started, self.services.mask(e.message))
-                    raise
-                traffic.requests += 1
-                traffic.latency += time.monotonic() - started
-                if observer.active:
-                    observer.request(self.name, method, shown(url, self.services.mask), response.status,
-                                     time.monotonic() - started)
-                return response
-            finally:
-                if limiter is not None and ticket is not None:
-                    limiter.release(ticket)
 
     async def _pause(self, seconds: float, why: str, method: str, url: str) -> None:
         self.traffic.retries += 1
@@ -340,8 +340,8 @@ class HttpClient:
             same_host = origin_of(current) == origin
             auth = (self.fixed_auth or await self._auth()) if same_host else NO_AUTH
             kept = headers if same_host else {"Content-Type": headers.get("Content-Type", "")}
-            response = await self._attempt(method, with_query(current, auth.query), hop_headers(kept, auth),
-                                           data, timeout)
+            response = await self.transport.send(method, with_query(current, auth.query), hop_headers(kept, auth),
+                                                 data, timeout, self.meter)
         if response.status not in REDIRECTS or not response.headers.get("location"):
             return response
         raise TransportError(f"more than {MAX_REDIRECTS} redirects", sent=True)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowlang.connectors.http.hosts import RefusedAddress
 
@@ -19,6 +20,22 @@ if TYPE_CHECKING:
     import aiohttp
 
 AddressCheck = Callable[[str, list[str]], None]
+
+
+class Meter(Protocol):
+    """What counts and reports each request a transport sends (the client's rate limit, traffic
+    and the run's observer: client.RequestMeter)."""
+
+    limited: bool  # admit must be awaited before each request
+
+    async def admit(self) -> Any:
+        """Wait for the rate limit; returns the ticket to release."""
+
+    def release(self, ticket: Any) -> None:
+        """The request that ticket let go has finished (answered, failed or cancelled)."""
+
+    def sent(self, method: str, url: str, status: int | None, started: float, error: str | None = None) -> None:
+        """One attempt ended (status None: no answer, `error` says why); `started`: time.monotonic()."""
 
 
 def guarded_resolver(check: AddressCheck) -> Any:
@@ -143,12 +160,6 @@ class Transport:
             found = self._environment[key] = (proxy, proxy_auth, login)
         return found
 
-    async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                   timeout: float | None = None) -> Response:
-        """One request, once a connection slot is free (the wait for it is not request time)."""
-        async with self.slots():
-            return await self.send_now(method, url, headers, body, timeout)
-
     async def read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
         """The decompressed body, refused past max_response_bytes (announced or read)."""
         limit = self.max_response_bytes
@@ -170,42 +181,67 @@ class Transport:
         return (f"the answer is more than {self.max_response_bytes} bytes ({size} read, after decompression); "
                 "raise max_response_bytes on the connection if it is meant to be this big")
 
-    async def send_now(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                       timeout: float | None = None) -> Response:
+    async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                   timeout: float | None = None, meter: Meter | None = None) -> Response:
+        """One request, once a connection slot is free (the wait for it is not request time) and,
+        with a meter that has a rate limit, once the limit lets it go: taken once a connection is
+        free, right before sending, so requests let through never queue up and then leave together.
+        The meter counts and reports the attempt. All in this one coroutine: every await of a
+        request passes through each coroutine on its way."""
         import aiohttp
 
-        session = self.session()
-        limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout or self.timeout)
-        target = self._url(url, encoded=True)
-        proxy, proxy_auth, login = (self.proxy, None, None) if self.proxy is not None else \
-            self.from_environment(target)
-        if login is not None and any(k.lower() == "authorization" for k in headers):
-            login = None  # the connection's own auth wins over a .netrc login
-        try:
-            async with session.request(method, target, headers=headers or None, data=body, allow_redirects=False,
-                                       timeout=limit, proxy=proxy, proxy_auth=proxy_auth, auth=login) as resp:
+        async with self.slots():
+            ticket = await meter.admit() if meter is not None and meter.limited else None
+            try:
+                started = time.monotonic()
                 try:
-                    data = await self.read_body(resp, url)
-                except BaseException:
-                    resp.close()  # a connection cut (or refused) mid-body never goes back to the pool
-                    raise
-                return Response(resp.status, resp.reason or "", {k.lower(): v for k, v in resp.headers.items()},
-                                data, str(resp.url))
-        except TransportError:
-            raise  # already sorted (an answer past max_response_bytes)
-        except aiohttp.ClientConnectorError as e:
-            if isinstance(e.os_error, RefusedAddress):
-                raise TransportError(str(e.os_error), sent=False, refused=True) from None
-            raise TransportError(f"cannot connect: {e.os_error or e}", sent=False) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise TransportError(f"no complete answer within {timeout or self.timeout:g}s (timeout)", sent=True,
-                                 timeout=True) from None
-        except aiohttp.InvalidURL as e:
-            raise TransportError(f"invalid URL: {e}", sent=False) from None
-        except aiohttp.ClientError as e:
-            raise TransportError(f"connection failed: {type(e).__name__}: {e}", sent=True) from None
-        except OSError as e:
-            raise TransportError(f"connection failed: {e}", sent=True) from None
+                    session = self.session()
+                    limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout or self.timeout)
+                    target = self._url(url, encoded=True)
+                    proxy, proxy_auth, login = (self.proxy, None, None) if self.proxy is not None else \
+                        self.from_environment(target)
+                    if login is not None and any(k.lower() == "authorization" for k in headers):
+                        login = None  # the connection's own auth wins over a .netrc login
+                    async with session.request(method, target, headers=headers or None, data=body,
+                                               allow_redirects=False, timeout=limit, proxy=proxy,
+                                               proxy_auth=proxy_auth, auth=login) as resp:
+                        try:
+                            announced = resp.content_length
+                            if announced is not None and announced <= self.max_response_bytes and \
+                                    not resp.headers.get("Content-Encoding"):
+                                data = await resp.read()  # exactly the announced length: at most the limit
+                            else:
+                                data = await self.read_body(resp, url)
+                        except BaseException:
+                            resp.close()  # a connection cut (or refused) mid-body never goes back to the pool
+                            raise
+                        response = Response(resp.status, resp.reason or "",
+                                            {k.lower(): v for k, v in resp.headers.items()}, data, url)
+                except TransportError:
+                    raise  # already sorted (an answer past max_response_bytes)
+                except aiohttp.ClientConnectorError as e:
+                    if isinstance(e.os_error, RefusedAddress):
+                        raise TransportError(str(e.os_error), sent=False, refused=True) from None
+                    raise TransportError(f"cannot connect: {e.os_error or e}", sent=False) from None
+                except (TimeoutError, aiohttp.ServerTimeoutError):
+                    raise TransportError(f"no complete answer within {timeout or self.timeout:g}s (timeout)",
+                                         sent=True, timeout=True) from None
+                except aiohttp.InvalidURL as e:
+                    raise TransportError(f"invalid URL: {e}", sent=False) from None
+                except aiohttp.ClientError as e:
+                    raise TransportError(f"connection failed: {type(e).__name__}: {e}", sent=True) from None
+                except OSError as e:
+                    raise TransportError(f"connection failed: {e}", sent=True) from None
+            except TransportError as e:
+                if meter is not None:
+                    meter.sent(method, url, None, started, e.message)
+                raise
+            finally:
+                if ticket is not None and meter is not None:
+                    meter.release(ticket)
+            if meter is not None:
+                meter.sent(method, url, response.status, started)
+            return response
 
     async def close(self) -> None:
         if self._session is not None:
