@@ -64,26 +64,41 @@ def join(base_url: str | None, path: str) -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
+@lru_cache(maxsize=256)  # a flow's few parameter names are asked at every request
+def encoded_name(name: str) -> str:
+    return encoded(name)
+
+
+def query_text(value: Any) -> str:
+    """One query value, encoded: a whole number as its digits (nothing in them needs an escape)."""
+    return str(value) if type(value) is int else encoded(query_value(value))
+
+
 def with_query(url: str, query: Mapping[str, Any] | None) -> str:
     """Add query parameters (null values are left out, lists repeat the name). A name already in the
     URL's query is replaced, never sent twice."""
     if not query:
         return url
-    pairs: list[tuple[str, str]] = []
+    fields: list[str] = []  # name=value, encoded as urlencode(quote_via=quote, safe="") would
+    names: set[str] = set()
     for key, value in query.items():
         if value is None:
             continue
+        name = encoded_name(key)
         if isinstance(value, list):
-            pairs.extend((key, query_value(v)) for v in value if v is not None)
+            texts = [query_text(v) for v in value if v is not None]
+            if not texts:
+                continue
+            fields.extend(f"{name}={text}" for text in texts)
         else:
-            pairs.append((key, query_value(value)))
-    if not pairs:
+            fields.append(f"{name}={query_text(value)}")
+        names.add(name)
+    if not fields:
         return url
-    extra = "&".join(f"{encoded(k)}={encoded(v)}" for k, v in pairs)  # urlencode(quote_via=quote, safe="")
+    extra = "&".join(fields)
     if "?" not in url and "#" not in url:
         return f"{url}?{extra}"
     parts = urlsplit(url)
-    names = {encoded(k) for k, _ in pairs}
     kept = "&".join(p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in names)
     combined = f"{kept}&{extra}" if kept else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, combined, parts.fragment))
