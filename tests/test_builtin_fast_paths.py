@@ -137,6 +137,10 @@ def test_a_direct_call_gives_what_the_builtin_gives_for_its_types(builtin: Built
     'let o = {s: secret.KEY}\nemit {s: str(lower(o.s)), n: len(o.s ?? "")}\n',
     "let o = {n: 5}\nemit {a: len(o.n) + 1}\n",
     "let o = {n: 5}\nemit {a: lower(o.n), b: 1}\n",
+    # an index: an object's key inline, the rest (lists, null, a bad key) as before
+    'let m = {p: "paid"}\nlet o = {s: "p", t: "x", l: [1, 2], n: null}\n'
+    'emit {a: m[o.s] ?? "?", b: m[o.t] ?? "?", c: o.l[1], d: o.l[-3], e: o.n[0], f: m[o.n], g: len(o.l)}\n',
+    "let m = {p: 1}\nlet o = {i: 2}\nemit {a: m[o.i], b: len(o)}\n",
 ])
 def test_direct_calls_in_generated_code_agree_with_closures(text: str) -> None:
     generated = outcome(text, codegen=True)

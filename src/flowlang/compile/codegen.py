@@ -233,7 +233,9 @@ class Generator:
         return found
 
     def g_Index(self, node: ast.Index) -> str:
-        return f"_idx({self.gen(node.obj)}, {self.gen(node.index)})"
+        o, i = self.name("_o"), self.name("_i")  # an object's key inline; anything else in _idx
+        return (f"({o}.get({i}) if (type({o} := {self.gen(node.obj)}) is dict) & (type({i} := {self.gen(node.index)}) "
+                f"is str) else _idx({o}, {i}))")
 
     def g_ListLit(self, node: ast.ListLit) -> str:
         return "[" + "".join(f"{self.gen(i)}, " for i in node.items) + "]"

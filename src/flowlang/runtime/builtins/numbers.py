@@ -119,8 +119,10 @@ def round_(value: Any, places: Any = 0) -> Any:
         round(-2.5) -> -3
         round(1234, -2) -> 1200
     """
-    if type(value) is Decimal and type(places) is int:
-        exp = _EXPONENTS.get(places)
+    if type(places) is int:
+        if type(value) is int and places >= 0:
+            return value
+        exp = _EXPONENTS.get(places) if type(value) is Decimal else None
         if exp is not None:
             try:
                 fast = value.quantize(exp, ROUND_HALF_UP, _ROUND_FAST)
