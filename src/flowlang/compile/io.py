@@ -54,6 +54,7 @@ def plain_copy(value: Any) -> Any:
 
 
 CONTAINERS = frozenset({dict, list})
+KEYS_ITSELF = frozenset({str, int, type(None)})  # values that are their own cache_key
 MISSING = object()
 
 
@@ -65,10 +66,10 @@ def cache_key(value: Any) -> Any:
     t = type(value)
     if t is str or t is int or value is None:
         return value
-    if t is dict:
-        return (dict, *[(k, cache_key(v)) for k, v in value.items()])
+    if t is dict:  # a text or whole number stands for itself here too, without a call
+        return (dict, *[(k, v if type(v) in KEYS_ITSELF else cache_key(v)) for k, v in value.items()])
     if t is list:
-        return (list, *[cache_key(v) for v in value])
+        return (list, *[v if type(v) in KEYS_ITSELF else cache_key(v) for v in value])
     if t is Decimal:
         return (Decimal, str(value))
     return (t, dumps_stored(value))

@@ -482,6 +482,7 @@ class LoopCompiler:
         info = self.info
         plan = plan_of(self.body)
         inline = info.outermost and not observed and record_limit is None
+        single = info.names_slots[0] if len(info.names_slots) == 1 else -1
 
         async def iteration(item: Any, out: list[Any], index: int) -> None:
             nonlocal stopped
@@ -490,7 +491,10 @@ class LoopCompiler:
                 if inline:  # one_async's outermost iteration, the body's statements run from here:
                     start = info.start(frame)  # each coroutine level costs every await of a request
                     try:
-                        set_vars(frame.slots, info.names_slots, item, self.where)
+                        if single >= 0 and type(item) is not BadRecord:  # what set_vars does for one name
+                            frame.slots[single] = item
+                        else:
+                            set_vars(frame.slots, info.names_slots, item, self.where)
                         for is_async, fn in plan:
                             if is_async:
                                 await fn(frame)

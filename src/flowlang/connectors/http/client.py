@@ -194,7 +194,7 @@ class HttpClient:
         if not url.startswith(("http://", "https://")):
             raise HttpError(f"{method} {shown(url, self.services.mask)}: not an http:// or https:// URL",
                             status=None, method=method, url=shown(url, self.services.mask))
-        if origin_of(url) == self.own_origin(url):
+        if origin_of(url) == (self.base_origin or origin_of(url)):  # own_origin
             return True
         guard = self.settings.guard
         parts = urlsplit(url)
@@ -262,7 +262,8 @@ class HttpClient:
                 if guard is not None:
                     await guard.check(url)
                 auth = (self.fixed_auth or await self._auth()) if own else NO_AUTH
-                response = await self.transport.send(method, with_query(url, auth.query), hop_headers(headers, auth),
+                response = await self.transport.send(method, with_query(url, auth.query) if auth.query else url,
+                                                     hop_headers(headers, auth) if headers or auth.headers else headers,
                                                      data, timeout, self.meter)
                 if response.status in REDIRECTS and response.headers.get("location"):
                     response = await self._follow(method, url, headers, data, timeout, response)

@@ -81,8 +81,12 @@ class HttpConnection(Connection):
         statement and the client: every await of a request passes through each one on its way)."""
         method = op.upper()
         path, options, templates = split_request(op, args, kwargs)
-        url = self.client.url(fill_path(path, templates), mapping(options.get("query"), "query"))
-        headers = mapping(options.get("headers"), "headers")
+        query = options.get("query")
+        filled = fill_path(path, templates) if templates or "{" in path else path
+        url = self.client.url(filled, query if type(query) is dict else mapping(query, "query"))
+        headers = options.get("headers")
+        if headers is not None and type(headers) is not dict:
+            mapping(headers, "headers")  # raises
         if options.get("pages") is not None:
             spec = page_spec(options["pages"])
             return ready(Paginator(self.client, method, url, None, headers, spec).stream(f"{self.name}.{op}({path!r})"))
@@ -93,9 +97,11 @@ class HttpConnection(Connection):
                 raise FlowRuntimeError(f"{op}() takes body: (JSON) or form: (form fields), not both", "connector")
             if not isinstance(form, dict):
                 raise FlowRuntimeError(f"form: must be an object of fields, got {type_name(form)}", "connector")
+        timeout = options.get("timeout")
         return self.client.request_value(method, url, headers=headers, body=form if form is not None else body,
                                          idempotency_key=to_text(key) if key is not None else None,
-                                         timeout=timeout_of(options.get("timeout")), form=form is not None)
+                                         timeout=timeout_of(timeout) if timeout is not None else None,
+                                         form=form is not None)
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         method = op.upper()

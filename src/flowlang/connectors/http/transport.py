@@ -190,12 +190,14 @@ class Transport:
         request passes through each coroutine on its way."""
         import aiohttp
 
-        async with self.slots():
+        async with self._slots or self.slots():
             ticket = await meter.admit() if meter is not None and meter.limited else None
             try:
                 started = time.monotonic()
                 try:
-                    session = self.session()
+                    session = self._session
+                    if session is None or session.closed:
+                        session = self.session()
                     limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout or self.timeout)
                     target = self._url(url, encoded=True)
                     proxy, proxy_auth, login = (self.proxy, None, None) if self.proxy is not None else \
