@@ -185,11 +185,19 @@ class IoCompiler(StatementCompiler):
                     waiter.set_exception(failure)
                     waiter.exception()  # retrieved here: a waiter cancelled meanwhile logs nothing
 
+        first = args[0] if len(args) == 1 else None  # the usual lookup: one argument, its path
+
         async def lookup(f: Frame) -> None:
             conn = getter(f)
-            a = [x(f) for x in args]
+            if first is not None:
+                a0 = first(f)
+                a = [a0]
+                args_key = (list, a0) if type(a0) in KEYS_ITSELF else cache_key(a)  # cache_key(a), its way
+            else:
+                a = [x(f) for x in args]
+                args_key = cache_key(a)
             kw = {k: v(f) for k, v in kwargs.items()}
-            key = (id(conn), op, cache_key(a), cache_key(kw))
+            key = (id(conn), op, args_key, cache_key(kw))
             run = f.run
             value = run.lookup_cache.get(key, MISSING)
             if value is MISSING:
