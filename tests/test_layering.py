@@ -39,7 +39,7 @@ ALLOWED = {
 # A unit is a top-level module or package of src/flowlang; `cli.main` (the entry point, which
 # dispatches to the REPL) and `__main__` sit above everything.
 LAYERS: list[tuple[str, ...]] = [
-    ("lazy_dataclass",),
+    ("lazy_dataclass", "syncrun"),
     ("source", "resources"),
     ("diagnostics", "ast"),
     ("errors",),
