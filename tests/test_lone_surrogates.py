@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from conftest import cli, run_cli
+from fakeapi import FakeApi
 from flowlang.cli.console import ascii_json
 from flowlang.diagnostics import printable
 from flowlang.runtime.jsoncodec import dumps, dumps_stored, loads
@@ -85,3 +86,19 @@ def test_a_database_fails_that_record_and_keeps_it(tmp_path: Path) -> None:
     [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
     assert kept["record"] == {"id": 1, "name": "a\ud800b"}
     assert kept["message"] == f"db: cannot write '\\ud800' to the database: {SURROGATE_MESSAGE}"
+
+
+def test_a_lone_surrogate_in_a_url_or_a_hash_fails_that_record_as_broken_data(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(BROKEN)
+    with FakeApi({"items": [{"id": 1}]}) as api:
+        (tmp_path / "f.flow").write_text(
+            f'use api = http(base_url: "{api.url}")\n'
+            "for each r in input\n  lookup api.get(\"/items/{r.name}\") as found\n  emit sha256(r.name)\nend\n")
+        done = cli("run", "f.flow", "--input", "in.jsonl", cwd=tmp_path)
+        assert [r.path for r in api.requests] == ["/items/ok"]  # the broken one never left
+    assert done.status == 3 and "internal error" not in done.stderr, done.stderr
+    assert len(done.stdout.splitlines()) == 1  # the good record went on
+    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
+    assert kept["record"] == {"id": 1, "name": "a\ud800b"}
+    assert kept["message"] == f"cannot encode '\\ud800' as utf-8 text: {SURROGATE_MESSAGE}"

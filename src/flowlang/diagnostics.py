@@ -33,13 +33,20 @@ def printable(text: str, *, lines: bool = False) -> str:
     return _CONTROLS.sub(_escape, text)
 
 
+BROKEN_TEXT = "it is half of a UTF-16 surrogate pair, not a character (broken text in the data)"
+
+
+def is_broken_text(error: UnicodeEncodeError) -> bool:
+    """Whether what could not be encoded is lone surrogates (JSON's "\\ud800"): in no encoding."""
+    return all("\ud800" <= c <= "\udfff" for c in error.object[error.start:error.end])
+
+
 def unencodable(error: UnicodeEncodeError, encoding: str, where: str) -> str:
     """Why a value's text cannot be written to `where`: a lone surrogate (half of a UTF-16 pair, from
     broken text at the source) is in no encoding; any other character only in another one."""
     bad = error.object[error.start:error.end]
-    if all("\ud800" <= c <= "\udfff" for c in bad):
-        return (f"cannot write {bad!r} to {where}: it is half of a UTF-16 surrogate pair, not a character "
-                "(broken text in the data)")
+    if is_broken_text(error):
+        return f"cannot write {bad!r} to {where}: {BROKEN_TEXT}"
     return f'cannot write {bad!r} to {where}: it is not {encoding} text (give another encoding, e.g. encoding: "utf-8")'
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowlang.diagnostics import Diagnostic, render_all, render_block
+from flowlang.diagnostics import BROKEN_TEXT, Diagnostic, is_broken_text, render_all, render_block
 from flowlang.source import Source, Span
 
 
@@ -151,7 +151,13 @@ class InternalError(FlowError):
 
 def internal_error(err: BaseException) -> FlowRuntimeError:
     """An exception flowlang did not expect, as a run error of kind `internal` (the original is its
-    __cause__, for --debug): a failed record or a failed run, never an exception that escapes a run."""
+    __cause__, for --debug): a failed record or a failed run, never an exception that escapes a run.
+    Lone surrogates that reach an encoder (a URL, a header, a hash of the text) are the data's fault."""
+    if isinstance(err, UnicodeEncodeError) and is_broken_text(err):
+        error = FlowRuntimeError(f"cannot encode {err.object[err.start:err.end]!r} as {err.encoding} text: "
+                                 f"{BROKEN_TEXT}", "data")
+        error.__cause__ = err
+        return error
     error = FlowRuntimeError(f"internal error ({type(err).__name__}: {err}); this is a bug in flowlang, "
                              "please report it", "internal")
     error.__cause__ = err
