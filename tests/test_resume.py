@@ -295,7 +295,11 @@ def test_a_parallel_loop_resumes_after_the_pages_it_finished(tmp_path: Path) -> 
         resumed = run_here(tmp_path, server, "--resume")
         assert resumed.returncode == 0, resumed.stderr
         start = min(server.pages)
-        assert killed_pages - 2 <= start <= killed_pages  # at most the pages in flight with 4 records at once
+        # Not too far back: with 4 records at once, the oldest page still in flight (a slow record), a
+        # finished page after it (not checkpointed before it), the page being read and the one fetched
+        # ahead. How far ahead the reader gets at the kill depends on timing (under load it has been 3);
+        # what must hold whatever the timing is asserted below: nothing lost, no page before `start` again.
+        assert killed_pages - 3 <= start <= killed_pages
     assert server.lost() == []
     assert all(page_of(n) >= start for n in server.duplicates())
 
