@@ -20,6 +20,13 @@ BROKEN = '{"id": 1, "name": "a\\ud800b"}\n{"id": 2, "name": "ok"}\n'
 SURROGATE_MESSAGE = "it is half of a UTF-16 surrogate pair, not a character (broken text in the data)"
 
 
+def the_one_kept_error(folder: Path) -> dict[str, object]:
+    """The only open error of f.flow in `folder`, as `flowlang errors --json` lists it."""
+    errors = cli("errors", "f.flow", "--json", cwd=folder)
+    [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
+    return dict(kept)
+
+
 def test_json_writes_a_lone_surrogate_as_its_escape_and_reads_it_back() -> None:
     value = {"name": "a\ud800b", "low": "\udcff", "fine": "café 😀"}
     text = dumps(value)
@@ -65,8 +72,7 @@ def test_a_csv_file_fails_that_record_and_keeps_it(tmp_path: Path) -> None:
     assert done.status == 3, done.stderr  # finished with a failed record (OPERATIONS.md: exit 3)
     assert "internal error" not in done.stderr
     assert (tmp_path / "out.csv").read_text() == "id,name\n2,ok\n"
-    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
-    [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
+    kept = the_one_kept_error(tmp_path)
     assert kept["record"] == {"id": 1, "name": "a\ud800b"}
     assert kept["message"] == f"cannot write '\\ud800' to out.csv: {SURROGATE_MESSAGE}"
 
@@ -82,8 +88,7 @@ def test_a_database_fails_that_record_and_keeps_it(tmp_path: Path) -> None:
     assert "UnicodeEncodeError" not in done.stderr
     with sqlite3.connect(tmp_path / "db.sqlite") as db:
         assert db.execute("select id, name from t").fetchall() == [(2, "ok")]
-    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
-    [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
+    kept = the_one_kept_error(tmp_path)
     assert kept["record"] == {"id": 1, "name": "a\ud800b"}
     assert kept["message"] == f"db: cannot write '\\ud800' to the database: {SURROGATE_MESSAGE}"
 
@@ -98,7 +103,6 @@ def test_a_lone_surrogate_in_a_url_or_a_hash_fails_that_record_as_broken_data(tm
         assert [r.path for r in api.requests] == ["/items/ok"]  # the broken one never left
     assert done.status == 3 and "internal error" not in done.stderr, done.stderr
     assert len(done.stdout.splitlines()) == 1  # the good record went on
-    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
-    [kept] = [json.loads(line) for line in errors.stdout.splitlines()]
+    kept = the_one_kept_error(tmp_path)
     assert kept["record"] == {"id": 1, "name": "a\ud800b"}
     assert kept["message"] == f"cannot encode '\\ud800' as utf-8 text: {SURROGATE_MESSAGE}"
