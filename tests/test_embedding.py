@@ -266,3 +266,38 @@ def test_run_does_not_format_its_result_as_text() -> None:
     assert _ReprCounted.reprs == 0
     retried = flow.retry(state_dir=None)
     assert retried.ok and _ReprCounted.reprs == 0
+
+
+@pytest.mark.parametrize("payload", [{1: "a", "1": "b"}, {"1": "b", 1: "a"}, {"x": [{True: 1, "True": 2}]}])
+def test_input_keys_that_become_the_same_text_are_refused(payload: dict[Any, Any]) -> None:
+    """Two keys of one host dict that are the same as text (1 and "1") cannot both be kept in a
+    flowlang object: the run is refused with a message, rather than one value silently dropped."""
+    flow = flowlang.compile("for each r in input\n  emit r\nend\n")
+    with pytest.raises(flowlang.UsageError, match=r"two keys of one dict are both '(1|True)' as text"):
+        flow.run(input=[payload])
+
+
+class _BadItemSource:
+    """A host binding whose async stream gives an item flowlang cannot hold after a good one."""
+
+    def __init__(self, bad: Any) -> None:
+        self.bad = bad
+
+    async def stream(self) -> AsyncIterator[Any]:
+        yield {"n": 1}
+        yield self.bad
+        yield {"n": 3}
+
+
+@pytest.mark.parametrize("bad, why", [(object(), "cannot use a Python object"),
+                                      ({1: "a", "1": "b"}, "two keys of one dict are both '1'")])
+def test_a_bad_item_from_a_host_stream_ends_the_read_with_a_message(bad: Any, why: str) -> None:
+    """An item of a binding's async stream that cannot be a flowlang value ends the run with a message
+    naming the operation (not an internal error), after the items before it were processed."""
+    flow = flowlang.compile("call src.stream() as rs\nfor each r in rs\n  emit r.n\nend\n", name="a.flow")
+    result = flow.run(bindings={"src": _BadItemSource(bad)})
+    assert not result.ok
+    assert result.outputs == [1]
+    message = str(result.error)
+    assert "src.stream() gave an item flowlang cannot use" in message and why in message
+    assert "internal error" not in message

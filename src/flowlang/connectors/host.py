@@ -38,7 +38,12 @@ def _converted(value: Any, label: str) -> Value:
         async def pages() -> AsyncIterator[list[Value]]:
             page: list[Value] = []
             async for item in source:
-                page.append(from_python(item))
+                try:
+                    page.append(from_python(item))
+                except ValueError as e:
+                    if page:  # the items before the bad one are read as usual
+                        yield page
+                    raise FlowRuntimeError(f"{label} gave an item flowlang cannot use: {e}", "connector") from None
                 if len(page) >= PAGE:
                     yield page
                     page = []

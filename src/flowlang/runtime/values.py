@@ -373,12 +373,26 @@ def from_python(value: Any, depth: int = 0) -> Value:
                         break
                     out[k2] = v2
             if out is not None:
-                out[str(k)] = c
+                _put_text_key(out, k, c)
         return value if out is None else out
     if t is list:
         converted = [from_python(v, depth + 1) for v in value]
         return value if all(c is v for c, v in zip(converted, value, strict=True)) else converted
     return _from_other(value, depth)
+
+
+def _put_text_key(out: dict[str, Value], key: Any, value: Value) -> None:
+    """Put a host dict's entry under its key as text, refusing two keys that become the same text
+    (`{1: "a", "1": "b"}`): keeping either would lose the other's value."""
+    text = key if type(key) is str else str(key)
+    if text in out:
+        raise ValueError(f"two keys of one dict are both {text!r} as text (one is {_key_repr(key)}): a flowlang "
+                         "object has text keys, so one of the two values would be lost; keep one of them")
+    out[text] = value
+
+
+def _key_repr(key: Any) -> str:
+    return repr(key) if type(key) in (str, int, bool, float) or key is None else f"{type(key).__name__} {key!r}"
 
 
 def is_plain(value: Any) -> bool:
@@ -429,7 +443,10 @@ def _from_other(value: Any, depth: int) -> Value:
     if isinstance(value, date | timedelta):
         return value
     if isinstance(value, dict):
-        return {str(k): from_python(v, depth + 1) for k, v in value.items()}
+        out: dict[str, Value] = {}
+        for k, v in value.items():
+            _put_text_key(out, k, from_python(v, depth + 1))
+        return out
     if isinstance(value, list | tuple | set | frozenset):
         return [from_python(v, depth + 1) for v in value]
     dump = getattr(value, "model_dump", None)
