@@ -62,7 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
     def state(self) -> FakeState:
         return self.server.state  # type: ignore[attr-defined, no-any-return]
 
-    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def send_json(self, status: int, body: Any, headers: dict[str, Any] | None = None) -> None:
+        """Answer with a body; a header whose value is a list is sent once for each of its values."""
         if isinstance(body, bytes):
             data = body
         elif body is None:
@@ -73,7 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(headers or {})
         headers.setdefault("Content-Type", "application/json")
         for k, v in headers.items():
-            self.send_header(k, v)
+            for one in v if isinstance(v, list) else [v]:
+                self.send_header(k, one)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

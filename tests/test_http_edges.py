@@ -4,6 +4,7 @@ stdlib base_url override with placeholders, a has_more stop condition, and binar
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import urllib.parse
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 import flowlang
 from fakeapi import FakeApi, Request
+from flowlang.connectors.http.transport import Transport
 
 
 def run(text: str, api: FakeApi, **kw: Any) -> flowlang.Result:
@@ -246,3 +248,35 @@ emit [c.id for c in all]
         assert result.ok, result.error
         assert result.outputs == [[c["id"] for c in customers]]
         assert [r.query.get("starting_after") for r in api.requests] == [None, "cus_002", "cus_005"]
+
+
+def test_a_header_sent_twice_is_read_as_both_values() -> None:
+    """An answer may carry a header more than once (RFC 9110 joins such values with commas): two
+    `Link` lines with `rel="next"` in the first still page on, and a flow reading an answer's headers
+    sees both values, Set-Cookie's joined with a newline (its values hold commas)."""
+    with FakeApi() as api:
+        seen: list[int] = []
+
+        def issues(req: Request) -> tuple[int, dict[str, Any], Any]:
+            page = int(req.query.get("page", 1))
+            seen.append(page)
+            links = [f'<{api.url}/repos/o/r/issues?page={page + 1}>; rel="next"',
+                     f'<{api.url}/repos/o/r/issues?page=3>; rel="last"'] if page < 3 else []
+            return 200, {"Link": links} if links else {}, [{"n": page}]
+        api.route("GET", "/repos/o/r/issues", issues)
+        api.route("GET", "/cookies", lambda req: (200, {"Set-Cookie": ["a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+                                                                        "b=2"], "X-Tag": ["x", "y"]}, {}))
+        result = run('use gh = github(token: "t", base_url: env.API)\n'
+                     'call gh.list_issues(owner: "o", repo: "r") as all\n'
+                     "emit [i.n for i in list(all)]\n", api)
+        assert result.ok, result.error
+        assert result.outputs == [[1, 2, 3]] and seen == [1, 2, 3]
+        async def fetch() -> dict[str, str]:
+            transport = Transport(10.0, True)
+            try:
+                return (await transport.send("GET", f"{api.url}/cookies", {}, None)).headers
+            finally:
+                await transport.close()
+        headers = asyncio.run(fetch())
+        assert headers["x-tag"] == "x, y"
+        assert headers["set-cookie"] == "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2"

@@ -69,6 +69,21 @@ class Response:
     url: str
 
 
+def header_fields(raw: Any) -> dict[str, str]:
+    """An answer's headers by lowercase name. A header sent more than once (two `Link` lines, say) is
+    one value, its values joined with ", " in the order sent, as HTTP defines; `Set-Cookie`'s values,
+    which hold commas themselves, are joined with a newline."""
+    fields = {k.lower(): v for k, v in raw.items()}
+    if len(fields) == len(raw):
+        return fields
+    fields = {}
+    for k, v in raw.items():
+        name = k.lower()
+        before = fields.get(name)
+        fields[name] = v if before is None else before + ("\n" if name == "set-cookie" else ", ") + v
+    return fields
+
+
 class TransportError(Exception):
     """The request failed without an HTTP answer; `sent` tells whether it may have reached the server."""
 
@@ -217,8 +232,7 @@ class Transport:
                         except BaseException:
                             resp.close()  # a connection cut (or refused) mid-body never goes back to the pool
                             raise
-                        response = Response(resp.status, resp.reason or "",
-                                            {k.lower(): v for k, v in resp.headers.items()}, data, url)
+                        response = Response(resp.status, resp.reason or "", header_fields(resp.headers), data, url)
                 except TransportError:
                     raise  # already sorted (an answer past max_response_bytes)
                 except aiohttp.ClientConnectorError as e:
