@@ -62,6 +62,9 @@ DIAGNOSTIC_CASES = {
     "unclosed_bracket_at_end": "emit [1,\n  2\n",
     "double_quotes_in_interpolation": 'let o = {id: 1}\nemit "id: {o["id"]}"\n',
     "lookup_without_as": 'use api = http(base_url: "http://x")\nfor each o in [1]\n  lookup api.get("/c")\nend\n',
+    "operation_in_expression": 'use f = file(path: "in.json")\nfor each r in f.read()\n  emit r\nend\n',
+    "binding_operation_in_expression": "for each o in input\n  let c = crm.find(o.id)\nend\n",
+    "python_method": 'let o = {email: "A"}\nemit o.email.lower()\n',
     "near_miss_config_key": 'use f = file(pth: "x.csv")\n',
     "near_miss_operation_keyword": 'use db = sql(url: "sqlite:///x.db")\n'
                                    'send {a: 1} to db.upsert(tabel: "t", key: "a")\n',

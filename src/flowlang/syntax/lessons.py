@@ -1,9 +1,13 @@
 """Syntax mistakes a newcomer makes, recognised and explained the way Elm would: `=` in a condition,
 `elif`, a Python-style `for x in y:`, a colon after a block's header, a bracket left open, double
-quotes inside an interpolation, `lookup` without `as`. Given the parse error's token, returns a
-better message, hint and place, or None (then the generic "expected ..., found ..." stands)."""
+quotes inside an interpolation, `lookup` without `as`, a connection's operation or a Python method
+called inside an expression (`for each r in f.read()`, `o.email.lower()`). Given the parse error's
+token, returns a better message, hint and place, or None (then the generic "expected ..., found ..."
+stands)."""
 
 from __future__ import annotations
+
+import re
 
 from lark import Token
 from lark.exceptions import UnexpectedInput
@@ -15,6 +19,13 @@ from flowlang.syntax.grammar import parser
 CLOSING = {"LBRACE": "RBRACE", "LSQB": "RSQB", "LPAR": "RPAR"}
 TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
 BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
+# Python's methods on text, lists and dicts that a newcomer writes as `x.lower()`; flowlang has
+# functions for them (`lower(x)`), so `x.NAME(...)` with one of these is a value, not a connection
+VALUE_METHODS = frozenset({
+    "lower", "upper", "strip", "lstrip", "rstrip", "trim", "split", "join", "replace", "startswith", "endswith",
+    "starts_with", "ends_with", "contains", "format", "get", "keys", "values", "items", "append", "extend",
+    "pop", "count", "index", "sort", "title", "capitalize", "len", "round", "str", "int", "date", "datetime",
+})
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,41 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
                       "\"{o['id']}\" (or o.id)", Span(previous.end_pos - 1 if previous.end_pos else pos, pos))
     if "AS" in expected and first is not None and first.type == "LOOKUP":
         return Lesson("`lookup` names its result with `as`", f"{line_text.strip()} as NAME")
+    if token.type == "LPAR":
+        return _method_call(text, before, first)
     return None
+
+
+def _method_call(text: str, before: list[Token], first: Token | None) -> Lesson | None:
+    """`x.name(` inside an expression: either a connection's operation, which runs as a statement
+    (`call f.read() as rows`), or a Python-style method on a value (`o.email.lower()`)."""
+    chain: list[Token] = []
+    i = len(before) - 1
+    while i >= 0 and before[i].type == "NAME" and (not chain or chain[-1].type == "DOT"):
+        chain.append(before[i])
+        if i > 0 and before[i - 1].type == "DOT":
+            chain.append(before[i - 1])
+            i -= 2
+            continue
+        break
+    names = [str(t) for t in reversed(chain) if t.type == "NAME"]
+    if len(names) < 2 or chain[-1].type != "NAME":
+        return None
+    owner, method = ".".join(names[:-1]), names[-1]
+    start, end = chain[-1].start_pos or 0, before[-1].end_pos or 0
+    if len(names) == 2 and (_declares_connection(text, names[0]) or method not in VALUE_METHODS):
+        statement = "for each" if first is not None and first.type == "FOR" else None
+        hint = (f"call {owner}.{method}(...) as rows, then `for each ... in rows`" if statement
+                else f"call {owner}.{method}(...) as NAME (or `lookup ... as NAME` inside a loop), then use NAME")
+        what = "the connection" if _declares_connection(text, owner) else "a connection or binding"
+        return Lesson(f"`{owner}.{method}(...)` runs an operation of {what} `{owner}`: that is a statement "
+                      "of its own, not part of an expression", hint, Span(start, end))
+    return Lesson(f"flowlang values have no methods: `{method}` is not called as `{owner}.{method}(...)`",
+                  f"call a function with the value as its first argument: {method}({owner}, ...)", Span(start, end))
+
+
+def _declares_connection(text: str, name: str) -> bool:
+    return re.search(rf"^\s*use\s+{re.escape(name)}\s*=", text, re.MULTILINE) is not None
 
 
 def _unclosed_bracket(before: list[Token], expected: set[str]) -> Token | None:
