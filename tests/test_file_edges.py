@@ -319,7 +319,8 @@ def test_a_write_that_fails_at_a_flush_fails_the_run_and_says_records_may_be_mis
     assert result.status == "failed" and result.error is not None
     message = result.error.message
     assert "disk full writing /dev/full (No space left on device)" in message, message
-    assert "the file holds the records up to the last page that was written whole" in message, message
+    assert "the 10 records sent to it since its last write that reached the disk are not in it" in message, message
+    assert "the file was cut back to its last whole record" in message, message
     assert "internal error" not in message
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,13 @@ def test_a_full_disk_under_a_file_sink_fails_the_run_clearly_without_a_torn_line
     assert [r["id"] for r in written] == list(range(len(written)))  # whole records, in order
     [failed] = [json.loads(x) for x in cli("errors", "f.flow", "--json", *state, cwd=small_disk).stdout.splitlines()]
     assert "disk full writing" in failed["message"]  # the record in flight is kept
+    # every record counted as sent is in the file or counted in the message as cut back, and the one
+    # in flight comes right after them
+    cut = re.search(r"the ([\d,]+) records? sent to it since its last write that reached the disk", ran.stderr)
+    assert cut is not None, ran.stderr
+    [job] = [json.loads(x) for x in cli("jobs", "f.flow", "--json", *state, cwd=small_disk).stdout.splitlines()]
+    assert len(written) + int(cut.group(1).replace(",", "")) == job["stats"]["sent"] > 0
+    assert failed["record"] == job["stats"]["sent"]
 
 
 def test_a_full_disk_under_the_sink_and_the_store_records_the_job(small_disk: Path) -> None:

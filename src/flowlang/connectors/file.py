@@ -223,7 +223,7 @@ class FileConnection(Connection):
             self._write(record)
         except OSError as e:
             if e.errno in DISK_FULL:
-                raise self._disk_full(e) from None
+                raise self._disk_full(e, in_flight=True) from None
             if self._dirty:  # records before this one may be lost with the buffer: the next flush says so
                 self._write_error = self._write_error or e.strerror
             raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
@@ -267,11 +267,17 @@ class FileConnection(Connection):
             raise FlowRuntimeError(f"cannot write {self.path}: {self._write_error}; records sent to it since the "
                                    "last page may be missing from it", "connector")
 
-    def _disk_full(self, error: OSError) -> DiskFull:
+    def _disk_full(self, error: OSError, in_flight: bool = False) -> DiskFull:
         """The disk (or a quota, or a file size limit) is full: said once, and every later write and flush
-        of this file fails with the same message, so the run ends at the end of the page."""
-        self._full = (f"disk full writing {self.path} ({error.strerror}); the file holds the records up to the "
-                      "last page that was written whole (no torn line); free some space and run again")
+        of this file fails with the same message, so the run ends at the end of the page. The message
+        counts the records sent to the file that a failed flush cut back (the one in flight, which
+        fails and is kept, is not one of them)."""
+        cut = getattr(self._handle, "cut_back", 0) - (1 if in_flight else 0)
+        lost = (f"the {cut:,} record{'s' if cut != 1 else ''} sent to it since its last write that reached the disk "
+                f"{'are' if cut != 1 else 'is'} not in it (counted as sent); "
+                if cut > 0 else "")
+        self._full = (f"disk full writing {self.path} ({error.strerror}); {lost}the file was cut back to its last "
+                      "whole record (no torn line); free some space and run again")
         return DiskFull(self._full)
 
     def _start(self) -> Any:
@@ -288,7 +294,7 @@ class FileConnection(Connection):
                 self._prepare_json_append()
             self._handle = WholeRecords(self.path, self.mode == "append", self.encoding)
             if self.format == "json" and not existing:
-                self._handle.write("[")
+                self._handle.write_frame("[")
         return self._handle
 
     def _prepare_json_append(self) -> None:
@@ -351,6 +357,7 @@ class FileConnection(Connection):
             self._header = [escaped(k) for k in record]  # header cells are escaped like any cell
             self._columns = {k: i for i, k in enumerate(record)}
             writer.writerow(self._header)
+            handle.records -= 1  # the header is not a record
             order = list(record)
         else:
             order = list(self._header)
@@ -373,7 +380,7 @@ class FileConnection(Connection):
         if self._handle is not None:
             handle, self._handle = self._handle, None
             if self.format == "json":
-                handle.write("\n]\n")
+                handle.write_frame("\n]\n")
             handle.close()
 
 

@@ -2,7 +2,8 @@
 character the encoding lacks fails that record alone) and buffered (UTF-8 is buffered as text, checked
 to encode as it is written, and encoded a buffer at a time); a flush pushes the buffer with
 os.write. A flush that fails (a full disk, a file size limit) cuts the file back to where the last
-good flush ended, so the file never ends in a torn line: it holds whole records only."""
+good flush ended, so the file never ends in a torn line: it holds whole records only; `cut_back`
+counts the records that were cut back so."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ class WholeRecords:
             self.encode = encoder.encode
         self.pending: list[Any] = []  # text (UTF-8) or bytes
         self.size = 0  # characters or bytes in `pending`
+        self.records = 0  # records in `pending` (a header or a bracket is not one)
+        self.cut_back = 0  # records a failed flush cut back from the file
+
+    def write_frame(self, text: str) -> None:
+        """Write text that is not a record (a CSV header, a JSON list's brackets)."""
+        self.write(text)
+        self.records -= 1
 
     def write(self, text: str) -> int:
         if self.text:
@@ -44,6 +52,7 @@ class WholeRecords:
             data = self.encode(text)
             self.pending.append(data)
             self.size += len(data)
+        self.records += 1
         if self.size >= FLUSH_AT:
             self.flush()
         return len(text)
@@ -54,6 +63,7 @@ class WholeRecords:
         data = "".join(self.pending).encode() if self.text else b"".join(self.pending)
         self.pending.clear()
         self.size = 0
+        records, self.records = self.records, 0
         view = memoryview(data)
         written = 0
         try:
@@ -64,6 +74,7 @@ class WholeRecords:
                 os.ftruncate(self.fd, self.good)  # no torn line: back to the end of the last whole record
             except OSError:
                 pass
+            self.cut_back += max(records, 0)
             raise
         self.good += len(data)
 
