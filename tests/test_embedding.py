@@ -301,3 +301,41 @@ def test_a_bad_item_from_a_host_stream_ends_the_read_with_a_message(bad: Any, wh
     message = str(result.error)
     assert "src.stream() gave an item flowlang cannot use" in message and why in message
     assert "internal error" not in message
+
+
+@pytest.mark.parametrize("number", ["NaN", "sNaN", "Infinity", "-Infinity"])
+def test_a_decimal_that_is_not_finite_is_refused_like_a_float_nan(number: str) -> None:
+    """Decimal('NaN') or Decimal('Infinity') from Python is refused at the door, as float('nan') is:
+    inside a flow it made comparisons, int() and JSON fail as internal errors."""
+    flow = flowlang.compile("for each r in input\n  emit r > 1\nend\n", name="a.flow")
+    with pytest.raises(flowlang.UsageError, match=f"{number} is not a number flowlang can hold"):
+        flow.run(input=[{"n": 1}, {"total": Decimal(number)}])
+    with pytest.raises(flowlang.UsageError, match="not a number flowlang can hold"):
+        flow.run(input=[Decimal(number)])
+
+    class Source:
+        def get(self) -> dict[str, Any]:
+            return {"total": Decimal(number)}
+    looked = flowlang.compile("call src.get() as x\nemit x.total > 1\n", name="b.flow")
+    result = looked.run(bindings={"src": Source()})
+    assert not result.ok
+    assert "src.get() returned a value flowlang cannot use" in str(result.error), result.error
+    assert "internal error" not in str(result.error)
+
+
+def test_an_on_output_callback_that_raises_fails_the_record_with_its_message() -> None:
+    """An exception from the embedder's on_output fails that record (kept, as a binding's exception
+    does), named for what raised it: not an internal error of flowlang."""
+    flow = flowlang.compile("for each r in input\n  emit r\nend\nemit \"done\"\n", name="a.flow")
+    seen: list[Any] = []
+
+    def callback(value: Any) -> None:
+        seen.append(value)
+        if value == 2:
+            raise RuntimeError("the host's queue is full")
+    result = flow.run(input=[1, 2, 3], on_output=callback)
+    assert result.status == "partial", result.error
+    [failure] = result.errors
+    assert failure.message == "on_output raised RuntimeError: the host's queue is full"
+    assert failure.record == 2
+    assert seen == [1, 2, 3, "done"]

@@ -282,7 +282,10 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         if setup.collect:
             outputs.append(value)  # not copied: see runtime/outputs.py
         if setup.on_output is not None:
-            setup.on_output(value)
+            try:
+                setup.on_output(value)
+            except Exception as e:  # the embedder's callback fails the record (or the run), as a method does
+                raise FlowRuntimeError(f"on_output raised {type(e).__name__}: {e}", "connector") from e
 
     ctx: RunContext
 

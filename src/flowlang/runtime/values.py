@@ -357,6 +357,8 @@ def from_python(value: Any, depth: int = 0) -> Value:
     data are used as they are (a flow that assigns into them changes them)."""
     t = type(value)
     if t in _PLAIN:
+        if t is Decimal and not value.is_finite():
+            raise ValueError(_not_finite(value))
         return value
     if (t is dict or t is list) and depth == 0 and is_plain(value):
         return value
@@ -417,6 +419,9 @@ def is_plain(value: Any) -> bool:
                     continue
                 if tx is dict or tx is list:
                     push(x)
+                elif tx is Decimal:
+                    if not x.is_finite():  # NaN or Infinity: from_python refuses it
+                        return False
                 elif tx not in plain:
                     return False
         else:
@@ -424,19 +429,30 @@ def is_plain(value: Any) -> bool:
                 tx = type(x)
                 if tx is dict or tx is list:
                     push(x)
+                elif tx is Decimal:
+                    if not x.is_finite():
+                        return False
                 elif tx not in plain:
                     return False
     return True
 
 
+def _not_finite(value: Any) -> str:
+    return f"{value} is not a number flowlang can hold (numbers are finite: no NaN or Infinity)"
+
+
 def _from_other(value: Any, depth: int) -> Value:
-    if value is None or isinstance(value, bool | str | Decimal | Secret | RecordStream):
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(_not_finite(value))
+        return Decimal(value)
+    if value is None or isinstance(value, bool | str | Secret | RecordStream):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{value} is not a number flowlang can hold")
+            raise ValueError(_not_finite(value))
         return Decimal(repr(value))
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
