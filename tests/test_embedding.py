@@ -339,3 +339,19 @@ def test_an_on_output_callback_that_raises_fails_the_record_with_its_message() -
     assert failure.message == "on_output raised RuntimeError: the host's queue is full"
     assert failure.record == 2
     assert seen == [1, 2, 3, "done"]
+
+
+def test_flow_run_inside_a_running_event_loop_says_to_await_run_async() -> None:
+    """Flow.run blocks; inside a running event loop (a notebook, async code) it is refused with a
+    message naming `await flow.run_async(...)`, and the flow did not run (no coroutine left behind)."""
+    flow = flowlang.compile("emit 1\n", name="a.flow")
+
+    async def main() -> str:
+        with pytest.raises(flowlang.UsageError, match=r"await flow\.run_async\(\.\.\.\)") as info:
+            flow.run()
+        with pytest.raises(flowlang.UsageError, match=r"await flow\.retry_async\(\.\.\.\)"):
+            flow.retry(state_dir=None)
+        result = await flow.run_async()
+        assert result.outputs == [1]
+        return str(info.value)
+    assert "running event loop" in asyncio.run(main())

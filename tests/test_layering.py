@@ -39,11 +39,11 @@ ALLOWED = {
 # A unit is a top-level module or package of src/flowlang; `cli.main` (the entry point, which
 # dispatches to the REPL) and `__main__` sit above everything.
 LAYERS: list[tuple[str, ...]] = [
-    ("lazy_dataclass", "syncrun"),
+    ("lazy_dataclass",),
     ("source", "resources"),
     ("diagnostics", "ast"),
     ("errors",),
-    ("syntax", "runtime", "status"),
+    ("syntax", "runtime", "status", "syncrun"),
     ("connectors", "telemetry", "project_schema"),
     ("environment", "project", "openapi"),
     ("alerts",),

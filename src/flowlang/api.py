@@ -184,7 +184,7 @@ class Flow:
         return await self.retry_job(options, self.setup(state_dir, on_output, collect, watch), error_id)
 
     def retry(self, error_id: int | Iterable[int] | None = None, **kw: Any) -> Result:
-        return run_sync(self.retry_async(error_id, **kw))
+        return run_sync(self.retry_async(error_id, **kw), "await flow.retry_async(...)")
 
     def store(self, state_dir: str | Path | None = None) -> Store:
         """The flow's store (jobs, state, errors); close it when done."""

@@ -13,11 +13,23 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from flowlang.errors import UsageError
+
 T = TypeVar("T")
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run(coro)'s value, without the main task holding it."""
+def run_sync(coro: Coroutine[Any, Any, T], async_form: str = "await flow.run_async(...)") -> T:
+    """asyncio.run(coro)'s value, without the main task holding it. Inside a running event loop (a
+    Jupyter notebook, async code) a blocking call cannot run: that is a UsageError naming the
+    coroutine to await instead."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coro.close()
+        raise UsageError(f"this call waits for the run to end, so it cannot be made inside a running event loop "
+                         f"(a Jupyter notebook, async code): write `{async_form}` there")
     box: list[T] = []
 
     async def main() -> None:

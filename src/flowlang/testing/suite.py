@@ -146,7 +146,7 @@ def recorded_status(cassette: Cassette) -> str | None:
 def replay(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
            update: bool = False) -> ReplayOutcome:
     """replay_async() for code without an event loop."""
-    return run_sync(replay_async(flow, cassette_dir, params, update=update))
+    return run_sync(replay_async(flow, cassette_dir, params, update=update), "await replay_async(...)")
 
 
 async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcome:
@@ -156,4 +156,4 @@ async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcom
 
 
 def run_case(case: ReplayCase, update: bool = False) -> ReplayOutcome:
-    return run_sync(run_case_async(case, update))
+    return run_sync(run_case_async(case, update), "await run_case_async(...)")
