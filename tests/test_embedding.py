@@ -355,3 +355,8 @@ def test_flow_run_inside_a_running_event_loop_says_to_await_run_async() -> None:
         assert result.outputs == [1]
         return str(info.value)
     assert "running event loop" in asyncio.run(main())
+
+
+def test_compile_of_bytes_says_to_decode_them() -> None:
+    with pytest.raises(flowlang.UsageError, match=r"takes the flow's text as str, not bytes \(decode"):
+        flowlang.compile(b"emit 1\n")  # type: ignore[arg-type]

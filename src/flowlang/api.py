@@ -216,6 +216,9 @@ def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = No
             environment: Environment | None = None, bindings: Iterable[str] | None = None) -> Flow:
     """Parse and check flow text. Connections not opened with `use` are host bindings given to run();
     name them in `bindings` to have any other unknown connection reported now."""
+    if not isinstance(text, str):
+        raise UsageError(f"compile() takes the flow's text as str, not {type(text).__name__}"
+                         + (" (decode the bytes first, or use flowlang.load(path))" if isinstance(text, bytes) else ""))
     env = environment or Environment()
     module = parse(Source(name, text))
     flow = Flow(module, Path(base_dir) if base_dir else Path.cwd(), None, env)
