@@ -51,12 +51,27 @@ def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
         text = (stdin or sys.stdin).read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read --input {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise UsageError(f"--input {path} is not UTF-8 text: byte {e.object[e.start]:#04x} on line {line} "
+                         "(JSON files are UTF-8; convert it first, e.g. with iconv)") from None
+    if path.endswith((".jsonl", ".ndjson")):
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(loads(line))
+                except JsonDataError as e:
+                    raise UsageError(f"--input {path} line {number} is not valid JSON: {_reason(e)}") from None
+        return records
     try:
-        if path.endswith((".jsonl", ".ndjson")):
-            return [loads(line) for line in text.splitlines() if line.strip()]
         return loads(text)
     except JsonDataError as e:
-        raise UsageError(f"--input {path} is not valid JSON: {e}") from None
+        raise UsageError(f"--input {path} is not valid JSON: {_reason(e)}") from None
+
+
+def _reason(error: JsonDataError) -> str:
+    return str(error).removeprefix("not valid JSON: ")
 
 
 def read_secrets(path: str | None) -> dict[str, str]:

@@ -39,6 +39,21 @@ def test_bad_input_is_a_usage_error(tmp_path: Path) -> None:
         read_input("-", io.StringIO("{nope"))
 
 
+def test_bad_input_says_where(tmp_path: Path) -> None:
+    """A JSON Lines input names the bad line; a file that is not UTF-8 is a usage error naming the byte
+    and its line (it was an internal error); the reason is not prefixed twice."""
+    (tmp_path / "in.jsonl").write_text('{"a": 1}\n{"a": NaN}\n')
+    with pytest.raises(UsageError, match=r"in.jsonl line 2 is not valid JSON: NaN is not a JSON number$"):
+        read_input(str(tmp_path / "in.jsonl"))
+    (tmp_path / "in.json").write_bytes(b'[1,\n"caf\xe9"]')
+    with pytest.raises(UsageError, match=r"in.json is not UTF-8 text: byte 0xe9 on line 2"):
+        read_input(str(tmp_path / "in.json"))
+    (tmp_path / "bad.json").write_text("[1,")
+    with pytest.raises(UsageError) as info:
+        read_input(str(tmp_path / "bad.json"))
+    assert str(info.value).count("not valid JSON") == 1, info.value
+
+
 def test_secrets_file(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text('TOKEN = "a \\"quoted\\" \\\\ value é"\nPORT = 5432\n')
     assert read_secrets(str(tmp_path / "s.toml")) == {"TOKEN": 'a "quoted" \\ value é', "PORT": "5432"}
