@@ -296,7 +296,7 @@ def test_a_bad_csv_row_is_recorded_and_replayed_as_a_failed_record(tmp_path: Pat
     assert len([e for e in entries if e["type"] == "write"]) == 2
     (tmp_path / "in.csv").unlink()  # the replay reads the cassette, not the file
     replayed = cli("test", "f.flow", "--cassette", "cassette", cwd=tmp_path)
-    assert replayed.status == 0 and "PASS" in replayed.stderr, replayed.stderr
+    assert replayed.status == 0 and "PASS" in replayed.stdout, replayed.stderr
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

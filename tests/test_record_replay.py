@@ -80,7 +80,7 @@ def test_record_then_replay_offline_passes(tmp_path: Path) -> None:
     (tmp_path / "out" / "invoices.jsonl").unlink()
     test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
     assert test.returncode == 0, test.stdout + test.stderr
-    assert "PASS" in test.stderr
+    assert "PASS" in test.stdout
     assert not (tmp_path / "out" / "invoices.jsonl").exists()
 
 
@@ -92,13 +92,13 @@ def test_mapping_change_fails_with_a_field_diff_and_update_accepts_it(tmp_path: 
     cassette = str(tmp_path / "cassette")
     failed = run_cli("test", str(flow), "--cassette", cassette)
     assert failed.returncode == 1
-    assert "FAIL" in failed.stderr
-    assert "write to api.post: record 1 differs" in failed.stderr
-    assert "amount: 10 -> 20" in failed.stderr
-    assert "amount: 50 -> 100" in failed.stderr
+    assert "FAIL" in failed.stdout
+    assert "write to api.post: record 1 differs" in failed.stdout
+    assert "amount: 10 -> 20" in failed.stdout
+    assert "amount: 50 -> 100" in failed.stdout
     updated = run_cli("test", str(flow), "--cassette", cassette, "--update")
     assert updated.returncode == 0, updated.stderr
-    assert "UPDATED" in updated.stderr
+    assert "UPDATED" in updated.stdout
     again = run_cli("test", str(flow), "--cassette", cassette)
     assert again.returncode == 0, again.stderr
     # and the old mapping now fails against the accepted cassette
@@ -113,9 +113,9 @@ def test_a_request_the_cassette_lacks_names_the_nearest(tmp_path: Path) -> None:
     flow.write_text(FLOW.replace("query: {email: o.email}", "query: {email: upper(o.email)}"))
     failed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert failed.returncode == 1
-    assert "request not in the cassette" in failed.stderr
-    assert "nearest recorded one differs in" in failed.stderr
-    assert 'kwargs.query.email: "c1@x.test" -> "C1@X.TEST"' in failed.stderr
+    assert "request not in the cassette" in failed.stdout
+    assert "nearest recorded one differs in" in failed.stdout
+    assert 'kwargs.query.email: "c1@x.test" -> "C1@X.TEST"' in failed.stdout
 
 
 def test_no_secret_in_a_cassette(tmp_path: Path) -> None:
@@ -160,8 +160,8 @@ def test_replay_in_python_and_test_folders(tmp_path: Path) -> None:
                                     "[params]\nmin_total = 25\n")
     folder_run = run_cli("test", str(tmp_path / "tests"))
     assert folder_run.returncode == 1
-    assert "FAIL sync_all" in folder_run.stderr
-    assert "in the cassette, not made by this run" in folder_run.stderr
+    assert "FAIL sync_all" in folder_run.stdout
+    assert "in the cassette, not made by this run" in folder_run.stdout
 
 
 def test_bad_test_folders_are_clear_errors(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_example_runs_for_real_and_its_recorded_test_replays(tmp_path: Path) -> 
     # the committed cassette replays offline, with flowlang test and with pytest's plugin
     replayed = run_cli("test", "tests", cwd=EXAMPLE)
     assert replayed.returncode == 0, replayed.stderr
-    assert "PASS paid_orders" in replayed.stderr and "1 passed, 0 failed" in replayed.stderr
+    assert "PASS paid_orders" in replayed.stdout and "1 passed, 0 failed" in replayed.stdout
     collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
                                 str(EXAMPLE / "tests")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert "1 passed" in collected.stdout, collected.stdout + collected.stderr
@@ -261,3 +261,31 @@ def test_summary_read_counts_loop_records_only() -> None:
     assert result.stats.read == 3
     assert result.stats.as_dict()["read"] == 3
     assert result.stats.per_line[4].read == 3  # the lookups, on their own line
+
+
+def json_lines(stderr: str) -> list[dict[str, Any]]:
+    """Every stderr line as a JSON object (OPERATIONS.md 10); a line that is not one fails the test."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    objects = [json.loads(line) for line in lines]
+    assert all(isinstance(o, dict) and "flow" in o and "job_id" in o for o in objects), stderr
+    return objects
+
+
+def test_test_and_plan_keep_stderr_to_json_lines_and_report_on_stdout(tmp_path: Path) -> None:
+    # `flowlang test` in CI (stderr not a terminal): the report (PASS/FAIL and the diff) is the
+    # command's output, on stdout; stderr holds only JSON log lines carrying flow and job_id
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    flow.write_text(FLOW.replace("amount = o.total", "amount = o.total * 2"))
+    failed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert failed.returncode == 1
+    assert "FAIL sync.flow" in failed.stdout and "amount: 10 -> 20" in failed.stdout
+    assert "0 passed, 1 failed" in failed.stdout
+    json_lines(failed.stderr)
+    # a plan that cannot start (a secret no provider has) says so as a JSON line naming the flow
+    planned = run_cli("plan", str(flow), "--state-dir", str(tmp_path / "state"), env={"API": "http://127.0.0.1:9"})
+    assert planned.returncode == 2
+    logged = json_lines(planned.stderr)
+    assert any("secret 'API_TOKEN' is not set" in o["message"] and o["flow"] == "Sync orders" for o in logged)
+    assert "Traceback" not in planned.stderr

@@ -247,10 +247,14 @@ def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
         return int(ExitStatus.INVALID)
     planner = Planner(keep_all=args.json)
     stop = StopFlag()
+    terminal.context = {"flow": flow.name, "job_id": None}
+    terminal.json_lines = args.json_logs  # every stderr line of a plan is then one JSON object
+    terminal.on_closed = lambda: stop.request("stdout closed")
     result = run_async_command(flow.run_async(
         params, None, payload, dry_run=True, limit=args.limit, state_dir=args.state_dir, secrets=secrets,
         collect=False, masker=terminal.masker, stop=stop, secret_providers=project.secret_providers,
         tape=planner, kind="plan"), stop, terminal)
+    terminal.context = {"flow": flow.name, "job_id": result.job_id}
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
     show_plan(terminal, flow.name, planner, result, args.json)

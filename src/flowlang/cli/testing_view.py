@@ -1,5 +1,6 @@
 """`flowlang test`: replay one flow against a cassette, or every test folder under a folder, and
-show what differed (which request, which field, the old and the new value)."""
+show what differed (which request, which field, the old and the new value). The report is the
+command's output, on stdout; stderr keeps to log lines (JSON lines when it is not a terminal)."""
 
 from __future__ import annotations
 
@@ -36,15 +37,15 @@ def cases_of(args: argparse.Namespace) -> list[ReplayCase]:
 
 def show_outcome(terminal: Terminal, outcome: ReplayOutcome) -> None:
     if outcome.ok:
-        terminal.message(f"PASS {outcome.name}", "green")
+        terminal.out(f"PASS {outcome.name}")
         return
-    verb = "UPDATED" if outcome.updated else "FAIL"
-    terminal.message(f"{verb} {outcome.name}", "yellow" if outcome.updated else "bold red")
+    terminal.out(f"{'UPDATED' if outcome.updated else 'FAIL'} {outcome.name}")
     for problem in outcome.problems:
-        terminal.message("  " + problem.replace("\n", "\n  "))
+        terminal.out("  " + problem.replace("\n", "\n  "))
 
 
 def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
+    terminal.json_lines = args.json_logs  # every stderr line is then one JSON object (OPERATIONS.md 10)
     cases = cases_of(args)
     failed = updated = 0
     for case in cases:
@@ -58,5 +59,5 @@ def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
     summary = f"{total - failed - updated} passed, {failed} failed"
     if updated:
         summary += f", {updated} updated (review the cassette diff)"
-    terminal.message(summary, "bold" if not failed else "bold red")
+    terminal.out(summary)
     return int(ExitStatus.FAILED if failed else ExitStatus.OK)
