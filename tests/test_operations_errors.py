@@ -145,6 +145,21 @@ def test_errors_shows_and_filters_by_key(tmp_path: Path) -> None:
     assert flow.exists()
 
 
+def test_errors_group_json_gives_one_object_per_group_with_its_count(tmp_path: Path) -> None:
+    # the view of a bad night, for a script: --group --json is grouped too, not the errors one by one
+    write(tmp_path, "f.flow", 'for each r in range(0, 9)\n  if r < 7\n    fail "no price"\n  end\n'
+          '  fail "no stock"\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    grouped = run_cli("errors", "f.flow", "--group", "--json", cwd=tmp_path)
+    assert grouped.returncode == 0, grouped.stderr
+    groups = [json.loads(line) for line in grouped.stdout.splitlines()]
+    assert groups == [{"message": "no price", "count": 7, "location": "f.flow:3:5", "first_ids": [1, 2, 3, 4, 5]},
+                      {"message": "no stock", "count": 2, "location": "f.flow:5:3", "first_ids": [8, 9]}]
+    empty = tmp_path / "ok.flow"
+    empty.write_text("emit 1\n")
+    assert run_cli("errors", str(empty), "--group", "--json", cwd=tmp_path).stdout == ""
+
+
 # ---- 3. errors survive edits ------------------------------------------------------------------
 def test_errors_survive_comments_lines_and_new_loops_but_not_a_changed_loop(tmp_path: Path) -> None:
     body = 'for each r in rows\n  if r.n == 0\n    fail "zero"\n  end\n  send r to api.post("/got")\nend\n'

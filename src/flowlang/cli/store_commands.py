@@ -93,6 +93,11 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError("--limit and --offset must be 0 or more")
     with opened(args) as (store, key):
         keys = key_text(args.key) if args.key is not None else None
+        if args.json and args.group:  # one object per group: message, count, where, the first ids
+            for message, count, location, ids in store.error_groups(key, include_resolved=args.all, key=keys):
+                terminal.out(dumps({"message": message, "count": count, "location": location,
+                                    "first_ids": ids[:5]}))
+            return int(ExitStatus.OK)
         listed = store.iter_errors(key, include_resolved=args.all, key=keys, limit=args.limit, offset=args.offset)
         if args.json:
             for e in listed:
