@@ -205,6 +205,31 @@ def test_a_ragged_csv_row_fails_its_record_naming_the_line_and_the_counts(tmp_pa
                                              {"id": "3", "name": "Cy", "city": None}]
 
 
+def test_a_record_that_failed_as_it_was_read_is_retried_only_once_edited(tmp_path: Path) -> None:
+    """What was kept of a ragged row is not the record: a retry leaves it open (exit 3, saying to edit
+    it) and sends nothing; once `flowlang edit` changed it, the retry sends the edited record."""
+    (tmp_path / "in.csv").write_text(RAGGED)
+    (tmp_path / "f.flow").write_text(BAD_ROW_FLOW.format(options=""))
+    assert cli("run", "f.flow", cwd=tmp_path).status == 3
+    out = tmp_path / "out.jsonl"
+    sent_before = out.read_text()
+    retried = cli("retry", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert retried.status == 3, retried.stderr
+    assert "the record failed as it was read" in retried.stderr and "flowlang edit" in retried.stderr
+    assert "to edit first 2" in retried.stderr
+    assert out.read_text() == sent_before  # nothing sent
+    errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    first = str(errors[1]["id"])
+    assert cli("edit", "f.flow", first, "--set", 'city="Lima"', cwd=tmp_path).status == 0
+    other = str(errors[0]["id"])  # the row with cells past the header: its _extra removed
+    assert cli("edit", "f.flow", other, "--unset", "_extra", cwd=tmp_path).status == 0
+    again = cli("retry", "f.flow", cwd=tmp_path)
+    assert again.status == 0, again.stderr
+    assert [json.loads(x) for x in out.read_text().splitlines()][-2:] == [
+        {"id": "2", "name": "Bob", "city": "Rome"}, {"id": "3", "name": "Cy", "city": "Lima"}]
+    assert out.read_text().count("\n") == sent_before.count("\n") + 2
+
+
 def test_ragged_keep_reads_every_cell(tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_text(RAGGED)
     result = run(tmp_path, 'use src = file(path: "in.csv", ragged: "keep")\ncall src.read() as rows\n'

@@ -33,7 +33,7 @@ from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.outputs import Outputs
-from flowlang.runtime.run import RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
+from flowlang.runtime.run import READ_FAILED, RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import Store, masked_json, now_text
@@ -60,6 +60,7 @@ class Result:
     resolved: list[int] = field(default_factory=list)  # errors this job resolved (retried, or a later success)
     kind: str = "run"  # run, test (--limit), dry-run, retry, webhook, scheduled
     unreplayable: list[int] = field(default_factory=list)  # retry: errors whose loop changed (left open)
+    needs_edit: list[int] = field(default_factory=list)  # retry: records that failed as read, not yet edited
     children: list[ChildReport] = field(default_factory=list)  # `run "child.flow"` jobs that had failed records
     resumed_from: int | None = None  # --resume: the job whose checkpoints this run continued
     resumable: bool = False  # the job left checkpoints: `flowlang run --resume` continues from them
@@ -546,7 +547,7 @@ async def run_prelude(ctx: RunContext, compiled: CompiledModule, frame: Frame) -
 
 
 def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int],
-               unreplayable: list[int]) -> Body:
+               unreplayable: list[int], needs_edit: list[int]) -> Body:
     async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
         await run_prelude(ctx, compiled, frame)
         dry_run = ctx.dry_run
@@ -562,6 +563,12 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             if err.damaged is not None:
                 ctx.log("error", f"error {err.id}: {err.damaged}, so it cannot be replayed; left open")
                 unreplayable.append(err.id)
+                continue
+            if err.scope.get(READ_FAILED) and not err.history:
+                ctx.log("error", f"error {err.id}: the record failed as it was read ({err.message}), and what was "
+                        f"kept of it is not the record: change it with `flowlang edit FILE {err.id} "
+                        "--set PATH=JSON` (or fix the source and run again) before a retry; left open")
+                needs_edit.append(err.id)
                 continue
             before = ctx.failed_records
             scope = dict(entry.info.visible)
@@ -592,7 +599,10 @@ async def retry_errors(flow: CompiledFlow, options: RunOptions, setup: RunSetup,
     resolved: list[int] = []
     still: list[int] = []
     unreplayable: list[int] = []
-    result = await execute(flow, options, setup, "retry", retry_body(error_ids, resolved, still, unreplayable))
+    needs_edit: list[int] = []
+    result = await execute(flow, options, setup, "retry", retry_body(error_ids, resolved, still, unreplayable,
+                                                                      needs_edit))
     result.resolved = resolved
     result.unreplayable = unreplayable
+    result.needs_edit = needs_edit
     return result

@@ -28,7 +28,7 @@ EXAMPLES: dict[str, list[str]] = {
                "flowlang errors orders.flow --json"],
     "resolve": ["flowlang resolve orders.flow 3 4 --reason 'fixed by hand'",
                 "flowlang resolve orders.flow --all --match timeout"],
-    "edit": ["flowlang edit orders.flow 3 --set 'record.email=\"a@example.com\"'"],
+    "edit": ["flowlang edit orders.flow 3 --set 'email=\"a@example.com\"' --unset _extra"],
     "jobs": ["flowlang jobs orders.flow", "flowlang jobs orders.flow --last 5 --json"],
     "state": ["flowlang state orders.flow", "flowlang state orders.flow --last-success-at 2024-05-01T00:00:00Z",
               "flowlang state orders.flow --reset"],

@@ -159,6 +159,9 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     cannot = len(result.unreplayable)
     verb = "would resolve" if args.dry_run else "resolved"
     text = f"{flow.name}: retry (job {result.job_id}) {verb} {len(result.resolved)}, still failing {still}"
+    if result.needs_edit:
+        still += len(result.needs_edit)
+        text += f", to edit first {len(result.needs_edit)} (they failed as they were read; left open)"
     if cannot:
         text += f", cannot be replayed {cannot} (their loop changed; left open)"
     terminal.message(text, "bold" if not (still or cannot) else "yellow")

@@ -206,8 +206,9 @@ def assignments(items: list[str], option: str) -> list[tuple[str, Any]]:
 
 def cmd_edit(args: argparse.Namespace, terminal: Terminal) -> int:
     changes = assignments(args.set, "--set")
-    if not changes:
-        raise UsageError("say what to change: flowlang edit FILE ID --set PATH=JSON")
+    unsets = list(args.unset)
+    if not changes and not unsets:
+        raise UsageError("say what to change: flowlang edit FILE ID --set PATH=JSON (or --unset PATH)")
     with opened(args, lock=True) as (store, key):
         found = store.errors(key, ids=[args.id])
         if not found:
@@ -215,6 +216,8 @@ def cmd_edit(args: argparse.Namespace, terminal: Terminal) -> int:
         record = found[0].record
         for path, value in changes:
             record = set_path(record, path, value)
+        for path in unsets:
+            record = set_path(record, path, None, unset=True)
         job = store.admin_job(key, "edit", f"edited the record of error {args.id}")
         store.edit_record(args.id, record, job)
     terminal.out(f"#{args.id} record: {dumps(record)}")
@@ -343,6 +346,8 @@ def add_parsers(sub: Any, common: Any) -> None:
     edit.add_argument("file")
     edit.add_argument("id", type=int, metavar="ID")
     edit.add_argument("--set", action="append", default=[], metavar="PATH=JSON")
+    edit.add_argument("--unset", action="append", default=[], metavar="PATH",
+                      help="remove a field (such as a ragged row's _extra)")
     edit.add_argument("--state-dir")
     common(edit)
 

@@ -33,7 +33,7 @@ from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.run import RecordFailure
+from flowlang.runtime.run import READ_FAILED, RecordFailure
 from flowlang.runtime.values import BadRecord, RecordStream, Secret, type_name
 
 log = logging.getLogger("flowlang.loops")
@@ -111,10 +111,13 @@ class LoopInfo:
 
     def failure(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None,
                 key: str | None = None) -> RecordFailure:
+        scope = self.snapshot(f, start)
+        if type(item) is BadRecord:
+            scope[READ_FAILED] = True
         return RecordFailure(
             flow=f.run.flow, loop=self.loop_id, location=err.location or self.location, line=err.line,
             message=err.message, kind=err.kind, status=err.status, record=self.record_of(item),
-            scope=self.snapshot(f, start), loop_id=self.identity, key=key,
+            scope=scope, loop_id=self.identity, key=key,
         )
 
     async def flush(self, f: Frame) -> None:

@@ -75,6 +75,12 @@ class OpenConnection(Protocol):
     async def close(self) -> None: ...
 
 
+# A saved scope's mark for a record that failed as its source read it (a ragged CSV row, bytes not of
+# the file's encoding, a JSON line that does not parse): what was kept of it is not the record, so a
+# retry replays it only after `flowlang edit` changed it (runner.retry_body)
+READ_FAILED = "$read_failed"
+
+
 @dataclass
 class RecordFailure:
     """A loop iteration that failed: everything needed to show it and to run it again."""
