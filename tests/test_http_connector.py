@@ -267,6 +267,49 @@ def test_retry_after_above_the_cap_fails_at_once() -> None:
         assert api.count("GET", "/later") == 1
 
 
+def test_github_rate_limit_answers_are_waited_for_then_retried() -> None:
+    """GitHub answers a spent rate limit with 403 (or 429) and X-RateLimit-Remaining: 0 plus the
+    reset time as epoch seconds, and its secondary limit with 403 and Retry-After: each is a refusal
+    before any work, waited for and retried (a POST too); a plain 403 still is not."""
+    with FakeApi() as api:
+        def reset_soon(req: Request) -> tuple[int, dict[str, str], Any]:
+            return 403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 1)}, \
+                {"message": "API rate limit exceeded"}
+        seen: dict[str, int] = {}
+
+        def once(status: int, handler: Any) -> Any:
+            def answer(req: Request) -> tuple[int, dict[str, str], Any]:
+                seen[req.path] = seen.get(req.path, 0) + 1
+                return handler(req) if seen[req.path] == 1 else (200, {}, {"ok": req.path})
+            return answer
+        api.route("*", "/primary", once(403, reset_soon))
+        api.route("*", "/primary429", once(429, lambda req: (429, {"X-RateLimit-Remaining": "0",
+                                                                   "X-RateLimit-Reset": str(int(time.time()) + 1)},
+                                                            {"message": "API rate limit exceeded"})))
+        api.route("*", "/secondary", once(403, lambda req: (403, {"Retry-After": "0"},
+                                                            {"message": "secondary rate limit"})))
+        api.route("*", "/forbidden", flaky(100, 403, {"X-RateLimit-Remaining": "4999"}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/primary") as a\nemit a\n'
+                     'call api.get("/primary429") as b\nemit b\n'
+                     'send {a: 1} to api.post("/secondary") as c\nemit c\n'
+                     'try\n  call api.get("/forbidden")\non error as e\n  emit e.status\nend\n', api)
+        assert result.outputs == [{"ok": "/primary"}, {"ok": "/primary429"}, {"ok": "/secondary"}, 403]
+        assert [api.count("GET", "/primary"), api.count("GET", "/primary429"), api.count("POST", "/secondary"),
+                api.count("GET", "/forbidden")] == [2, 2, 2, 1]
+        times = [r.at for r in api.requests if r.path == "/primary429"]
+        assert times[1] - times[0] >= 0.5  # waited for the reset (whole seconds), not a 0.2 s backoff
+
+
+def test_a_rate_limit_reset_beyond_the_cap_fails_at_once_saying_when() -> None:
+    with FakeApi() as api:
+        api.route("*", "/spent", flaky(100, 403, {"X-RateLimit-Remaining": "0",
+                                                  "X-RateLimit-Reset": str(int(time.time()) + 3000)}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/spent")', api)
+        assert result.error is not None and result.error.status == 403
+        assert "asks to wait 29" in result.error.message or "asks to wait 30" in result.error.message
+        assert api.count("GET", "/spent") == 1
+
+
 def test_rate_limit_spaces_requests_without_a_burst() -> None:
     stamps: list[float] = []
     with FakeApi() as api:

@@ -17,7 +17,7 @@ from flowlang.connectors.base import RunServices
 from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, Ticket
-from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, retry_after_seconds
+from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, rate_limit_wait
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
@@ -286,8 +286,8 @@ class HttpClient:
                 self.settings.auth.invalidate()
                 attempt -= 1
                 continue
-            if attempt < policy.attempts and may_retry_status(response.status, method, keyed):
-                wait = retry_after_seconds(response.headers.get("retry-after"))
+            if attempt < policy.attempts and may_retry_status(response.status, method, keyed, response.headers):
+                wait = rate_limit_wait(response.headers)
                 if wait is not None and wait > policy.retry_after_cap:
                     raise self.error(method, url, response, f" and asks to wait {wait:.0f}s, more than the "
                                      f"{policy.retry_after_cap:.0f}s this connection waits")

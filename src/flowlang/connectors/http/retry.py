@@ -1,9 +1,11 @@
 """When to try an HTTP request again, and how long to wait (exponential backoff with jitter,
-Retry-After in seconds or as an HTTP date, with a cap)."""
+Retry-After in seconds or as an HTTP date, the reset of a spent rate limit, with a cap)."""
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -45,10 +47,42 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - now).total_seconds())
 
 
-def may_retry_status(status: int, method: str, idempotent_key: bool) -> bool:
-    """A response status worth another attempt. 429 means the request was refused before any work,
-    so it is retried for every method; 502/503/504 only for idempotent requests (or with a key)."""
+EPOCH_FROM = 1_000_000_000  # an X-RateLimit-Reset this large is a time (epoch seconds), else seconds to wait
+
+
+def rate_limited(status: int, headers: Mapping[str, str]) -> bool:
+    """A refusal for going over a rate limit, made before any work: 429, or a 403 that says so the
+    way GitHub's does (Retry-After, or X-RateLimit-Remaining: 0). Any other 403 is a plain refusal."""
     if status == 429:
+        return True
+    return status == 403 and (bool(headers.get("retry-after"))
+                              or headers.get("x-ratelimit-remaining", "").strip() == "0")
+
+
+def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds an answer asks to wait: its Retry-After, else, when X-RateLimit-Remaining is 0, the
+    time until X-RateLimit-Reset (epoch seconds, as GitHub sends it, or seconds from now); None
+    when it says nothing usable."""
+    wait = retry_after_seconds(headers.get("retry-after"))
+    if wait is not None or headers.get("x-ratelimit-remaining", "").strip() != "0":
+        return wait
+    try:
+        reset = float(headers.get("x-ratelimit-reset", "").strip())
+    except ValueError:
+        return None
+    if reset != reset or reset < 0 or reset == float("inf"):
+        return None
+    if reset >= EPOCH_FROM:
+        return max(0.0, reset - (time.time() if now is None else now))
+    return reset
+
+
+def may_retry_status(status: int, method: str, idempotent_key: bool,
+                     headers: Mapping[str, str] | None = None) -> bool:
+    """A response status worth another attempt. A rate-limit refusal (429, or a 403 that says it is
+    one) means the request was refused before any work, so it is retried for every method;
+    502/503/504 only for idempotent requests (or with a key)."""
+    if status == 429 or (status == 403 and headers is not None and rate_limited(status, headers)):
         return True
     if status in RETRY_STATUSES:
         return method in IDEMPOTENT or idempotent_key
