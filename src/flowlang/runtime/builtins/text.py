@@ -275,7 +275,8 @@ def error_type() -> type[Exception]:
 def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
     r"""regex_replace(s, pattern, replacement): every match of the regular expression replaced.
 
-    `\1` in the replacement is the text of group 1, `\g<name>` that of a named group.
+    `\1` in the replacement is the text of group 1, `\g<name>` that of a named group; naming a
+    group the pattern does not have is an error.
 
     Examples:
         regex_replace("+47 22 33 44 55", '[^0-9]', "") -> "4722334455"
@@ -299,6 +300,8 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
         return compiled.sub(expand, s, timeout=REGEX_SECONDS)
     except TimeoutError:
         raise timed_out("regex_replace", pattern) from None
+    except IndexError as e:  # the replacement names a group the pattern lacks (\9, \g<x>)
+        raise BuiltinError(f"regex_replace(): bad replacement '{replacement}': {e}") from None
     except _engine().error as e:
         raise BuiltinError(f"regex_replace(): {e}") from None
 
