@@ -127,9 +127,31 @@ def test_runaway_pagination_stops_with_an_error(style: str) -> None:
                      "for each o in s\n  send o to api.post(\"/copies\")\nend\n", api)
         assert result.status == "failed" and result.error is not None
         assert message in result.error.message and "pagination stops here" in result.error.message
+        assert result.error.location == "t.flow:3:15"  # the loop's `in s`: the page was fetched there
         assert api.count("GET", "/orders") <= 5
         copies = [r.body["id"] for r in api.requests if r.path == "/copies"]
         assert len(copies) == len({str(c) for c in copies})  # counted at the receiver: no duplicate sent
+
+
+def test_an_error_of_a_later_page_names_the_loop_that_read_it() -> None:
+    """A page fetched while a loop reads the stream (a next page on another host, a record list that
+    is not a list) fails with the place of the loop's `in ...`, in a parallel loop too."""
+    with FakeApi() as api:
+        api.route("GET", "/away", lambda req: (200, {}, {"data": [{"id": 1}],
+                                                        "next": api.url.replace("127.0.0.1", "localhost") + "/x"}))
+        api.route("GET", "/odd", lambda req: (200, {}, {"data": [{"id": 1}], "next": "2"} if not req.query
+                                              else {"data": {"id": 2}, "next": None}))
+        for path, pages, message in [
+                ("/away", '{style: "next_url", next: "next", records: "data"}', "is on another host"),
+                ("/odd", '{style: "cursor", cursor: "next", records: "data"}', "is object, not a list")]:
+            for parallel in ("", " parallel 2"):
+                result = run(f'use api = http(base_url: env.API, headers: {{"X-Key": "k"}})\n'
+                             f'call api.get("{path}", pages: {pages}) as s\n'
+                             f"for each o in s{parallel}\n  emit o.id\nend\n", api)
+                assert result.error is not None and message in result.error.message
+                assert result.error.location == "t.flow:3:15", (path, parallel, result.error.render())
+                if not parallel:
+                    assert result.outputs == [1]
 
 
 def test_the_page_cap_defaults_to_10000_and_a_flow_can_set_it() -> None:

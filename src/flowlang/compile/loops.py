@@ -169,6 +169,17 @@ async def items_of(value: Any, pairs: bool, where: Where) -> AsyncGenerator[list
     yield iterate(value, pairs, where)
 
 
+async def located_pages(pages: AsyncGenerator[list[Any], None], where: Where) -> AsyncGenerator[list[Any], None]:
+    """A stream's pages, an error fetching one placed at the loop's `in ...` (a page after the first
+    is fetched while the loop reads, long after the `call` that made the stream returned)."""
+    async with contextlib.aclosing(pages):
+        try:
+            async for page in pages:
+                yield page
+        except FlowRuntimeError as e:
+            raise where.locate(e) from None
+
+
 class LoopCompiler:
     """Builds the Step of one `for each` (used by ModuleCompiler)."""
 
@@ -342,7 +353,8 @@ class LoopCompiler:
         return source, progress
 
     def pages(self, source: Any, progress: LoopProgress | None) -> AsyncGenerator[list[Any], None]:
-        return items_of(source, self.pairs, self.where) if progress is None else progress.pages()
+        pages = items_of(source, self.pairs, self.where) if progress is None else progress.pages()
+        return located_pages(pages, self.where) if type(source) is RecordStream else pages
 
     def ended(self, f: Frame, progress: LoopProgress | None, done: int) -> None:
         """The loop ended (its records done, batches flushed): checkpoint a graceful stop, or the end."""
