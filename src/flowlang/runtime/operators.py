@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
 from decimal import Overflow as DecimalOverflow
 from typing import Any
@@ -78,6 +78,26 @@ def whole(value: Decimal, what: str) -> int:
     return int(value)
 
 
+def shift(moment: Any, delta: timedelta, sign: int = 1) -> Any:
+    """A datetime or date moved by a duration, as elapsed time: a datetime on a zone's clock is moved
+    in UTC and shown again on that clock, so `hours(1)` is one hour across a DST change too."""
+    try:
+        if type(moment) is datetime and moment.tzinfo is not None and moment.tzinfo is not UTC:
+            return (moment.astimezone(UTC) + sign * delta).astimezone(moment.tzinfo)
+        return moment + sign * delta
+    except OverflowError:
+        raise OperatorError(f"the result is out of range: {type_name(moment)}s go from year 1 to 9999",
+                            "value") from None
+
+
+def between(a: Any, b: Any) -> timedelta:
+    """The elapsed time from b to a (two datetimes or two dates)."""
+    if type(a) is datetime:
+        return a.astimezone(UTC) - b.astimezone(UTC)
+    result: timedelta = a - b
+    return result
+
+
 def add(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if _is_num(ta) and _is_num(tb):
@@ -91,9 +111,11 @@ def add(a: Any, b: Any) -> Any:
         right = b.reveal() if tb is Secret else b
         return Secret(left + right)
     if ta in (datetime, date) and tb is timedelta:
-        return a + b
-    if ta is timedelta and tb in (datetime, date, timedelta):
-        return a + b
+        return shift(a, b)
+    if ta is timedelta and tb in (datetime, date):
+        return shift(b, a)
+    if ta is timedelta and tb is timedelta:
+        return _duration(operator.add, a, b)
     raise mismatch("add", a, b)
 
 
@@ -101,11 +123,22 @@ def subtract(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if _is_num(ta) and _is_num(tb):
         return computed(operator.sub, a, b, "-")
-    if ta in (datetime, date, timedelta) and tb is timedelta:
-        return a - b
+    if ta in (datetime, date) and tb is timedelta:
+        return shift(a, b, -1)
+    if ta is timedelta and tb is timedelta:
+        return _duration(operator.sub, a, b)
     if ta is tb and ta in (datetime, date):
-        return a - b
+        return between(a, b)
     raise mismatch("subtract", a, b)
+
+
+def _duration(op: Callable[[Any, Any], Any], a: timedelta, b: Any) -> timedelta:
+    try:
+        result: timedelta = op(a, b)
+    except (OverflowError, ValueError):  # past timedelta's range; a float too big for it
+        raise OperatorError("the result is out of range: a duration is at most 999,999,999 days",
+                            "value") from None
+    return result
 
 
 def multiply(a: Any, b: Any) -> Any:
@@ -113,7 +146,7 @@ def multiply(a: Any, b: Any) -> Any:
     if _is_num(ta) and _is_num(tb):
         return computed(operator.mul, a, b, "*")
     if ta is timedelta and _is_num(tb):
-        return a * int(b) if tb is int else a * float(b)
+        return _duration(operator.mul, a, int(b) if tb is int else float(b))
     raise mismatch("multiply", a, b)
 
 
