@@ -93,8 +93,9 @@ def shift(moment: Any, delta: timedelta, sign: int = 1) -> Any:
 def between(a: Any, b: Any) -> timedelta:
     """The elapsed time from b to a (two datetimes or two dates)."""
     if type(a) is datetime:
-        return a.astimezone(UTC) - b.astimezone(UTC)
-    result: timedelta = a - b
+        result: timedelta = a.astimezone(UTC) - b.astimezone(UTC)
+        return result
+    result = a - b
     return result
 
 
