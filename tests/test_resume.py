@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -355,3 +356,30 @@ def test_a_file_destination_killed_after_a_checkpoint_loses_no_record(tmp_path: 
     assert [n for n in range(1, total + 1) if written[n] == 0] == []  # none lost
     assert {n for n, c in written.items() if c > 1} <= {2001}  # at most the record in flight twice
     assert sum(written.values()) <= total + 1
+
+
+@pytest.mark.parametrize("loop", ["", " parallel 4"], ids=["sequential", "parallel"])
+def test_a_page_that_fails_under_a_parallel_loop_resumes_sending_nothing_twice(tmp_path: Path, loop: str) -> None:
+    """The records in flight when a later page cannot be read (a 400 for page 30) finish and are
+    checkpointed before the run fails, as in a loop of one record at a time: before, a parallel loop
+    cancelled them (some had reached the server) and left no checkpoint, so --resume sent them again."""
+    write_flow(tmp_path, loop=loop)
+    (tmp_path / "items.flow").write_text((tmp_path / "items.flow").read_text()
+                                         .replace("  let count = count + 1\n", "")
+                                         .replace("emit {count: count}\n", ""))
+    with Server() as (server, api):
+        failing = [True]
+
+        def items(req: Request) -> tuple[int, dict[str, str], Any]:
+            if int(req.query.get("page", 1)) == 30 and failing[0]:
+                return 400, {}, {"error": "not now"}
+            return server.items(req)
+        api.state.routes.insert(0, ("GET", re.compile("/items"), items))
+        first = run_here(tmp_path, server)
+        assert first.returncode != 0 and "answered 400" in first.stderr, first.stderr
+        assert "flowlang run items.flow --resume" in first.stderr
+        assert sorted(server.received) == [r["n"] for r in RECORDS[:29 * PER_PAGE]]  # all before, none after
+        failing[0] = False
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+    assert server.duplicates() == {} and server.lost() == []

@@ -180,6 +180,24 @@ async def located_pages(pages: AsyncGenerator[list[Any], None], where: Where) ->
             raise where.locate(e) from None
 
 
+class PageFailure:
+    """The error that ended a stream's pages under a parallel loop, held while the records already
+    taken finish (and are checkpointed), so that --resume sends none of them again."""
+
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: FlowRuntimeError | None = None
+
+    async def pages(self, pages: AsyncGenerator[list[Any], None]) -> AsyncGenerator[list[Any], None]:
+        async with contextlib.aclosing(pages):
+            try:
+                async for page in pages:
+                    yield page
+            except FlowRuntimeError as e:
+                self.error = e
+
+
 class LoopCompiler:
     """Builds the Step of one `for each` (used by ModuleCompiler)."""
 
@@ -549,10 +567,11 @@ class LoopCompiler:
             if progress is not None:
                 progress.done(drained)
 
+        failure = PageFailure()
         try:
             if limit is not None and limit <= 0:
                 raise StopSignal()
-            async with contextlib.aclosing(self.pages(source, progress)) as pages:
+            async with contextlib.aclosing(failure.pages(self.pages(source, progress))) as pages:
                 async for page in pages:
                     if graceful:
                         f.run.flush_writes()  # once a page: a file's records reach it
@@ -595,6 +614,8 @@ class LoopCompiler:
             raise
         if graceful:
             f.run.flush_writes()
+        if failure.error is not None:  # the records taken are done and checkpointed: now the run fails
+            raise failure.error
         self.ended(f, progress, drained)
         if graceful:
             f.run.check_stop()
