@@ -383,3 +383,14 @@ def test_a_page_that_fails_under_a_parallel_loop_resumes_sending_nothing_twice(t
         resumed = run_here(tmp_path, server, "--resume")
         assert resumed.returncode == 0, resumed.stderr
     assert server.duplicates() == {} and server.lost() == []
+
+
+def test_resume_after_a_run_that_failed_on_its_first_page_does_not_say_it_finished(tmp_path: Path) -> None:
+    write_flow(tmp_path)
+    with Server() as (server, api):
+        api.state.routes.insert(0, ("GET", re.compile("/items"), lambda req: (400, {}, {"error": "no"})))
+        assert run_here(tmp_path, server).returncode != 0
+        again = run_here(tmp_path, server, "--resume")
+        assert "no checkpoint to continue from" in again.stderr
+        assert "the last run finished)" not in again.stderr and "finished its first page" in again.stderr
+        assert server.received == Counter()

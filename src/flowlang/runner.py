@@ -426,7 +426,8 @@ def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id:
         ctx.log("warn", f"job {last.job_id} stopped in the loop `{last.loop_id}` {last.where()}: run with --resume "
                 "to continue from its checkpoint" + ("; this run starts from the beginning" if keeps else ""))
     elif ctx.options.resume and not saved:
-        ctx.log("info", "--resume: no checkpoint to continue from (the last run finished); starting from the beginning")
+        ctx.log("info", "--resume: no checkpoint to continue from (the last run finished, or stopped before a loop "
+                "over a paginated read finished its first page); starting from the beginning")
     if not keeps:
         return None
     resumed = None
