@@ -394,3 +394,38 @@ def test_resume_after_a_run_that_failed_on_its_first_page_does_not_say_it_finish
         assert "no checkpoint to continue from" in again.stderr
         assert "the last run finished)" not in again.stderr and "finished its first page" in again.stderr
         assert server.received == Counter()
+
+
+def test_a_page_that_fails_under_a_batched_send_sends_the_batch_and_resumes_after_it(tmp_path: Path) -> None:
+    """A loop that fills batches: the records taken before page 3 could not be read are sent in
+    their batch and checkpointed before the run fails; before, the batch was dropped half sent
+    (counted as not sent, no checkpoint) and --resume sent its records again."""
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "sink.toml").write_text(
+        'name = "sink"\nbase_url = "http://x"\n[operations.list_items]\nmethod = "GET"\npath = "/items"\n'
+        'pagination = { style = "page", size = 3, records = "data" }\n'
+        '[operations.create_items]\nmethod = "POST"\npath = "/items/batch"\n'
+        'batch = { max = 10, body = "items", results = "results" }\n')
+    (tmp_path / "items.flow").write_text('use s = sink(base_url: env.API)\ncall s.list_items() as items\n'
+                                         "for each i in items\n  send {n: i.n} to s.create_items batch 4\nend\n")
+    received: Counter[int] = Counter()
+    failing = [True]
+    with FakeApi() as api:
+        def items(req: Request) -> tuple[int, dict[str, str], Any]:
+            if int(req.query.get("page", 1)) == 3 and failing[0]:
+                return 400, {}, {"error": "not now"}
+            return paged(RECORDS[:15], req, "page", "")
+
+        def batch(req: Request) -> tuple[int, dict[str, str], Any]:
+            received.update(item["n"] for item in req.body["items"])
+            return 200, {}, {"results": [{"ok": True} for _ in req.body["items"]]}
+        api.route("GET", "/items", items)
+        api.route("POST", "/items/batch", batch)
+        first = cli("run", "items.flow", cwd=tmp_path, env={"API": api.url})
+        assert first.status != 0 and "answered 400" in first.stderr, first.stderr
+        assert "flowlang run items.flow --resume" in first.stderr
+        assert sorted(received) == list(range(1, 7))  # the records of pages 1 and 2, in their batches
+        failing[0] = False
+        resumed = cli("run", "items.flow", "--resume", cwd=tmp_path, env={"API": api.url})
+        assert resumed.status == 0, resumed.stderr
+    assert received == Counter(range(1, 16))  # every record once

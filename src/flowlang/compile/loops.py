@@ -181,8 +181,9 @@ async def located_pages(pages: AsyncGenerator[list[Any], None], where: Where) ->
 
 
 class PageFailure:
-    """The error that ended a stream's pages under a parallel loop, held while the records already
-    taken finish (and are checkpointed), so that --resume sends none of them again."""
+    """The error that ended a stream's pages under a parallel loop or one that fills batches, held
+    while the records already taken finish (and are checkpointed), so that --resume sends none of
+    them again."""
 
     __slots__ = ("error",)
 
@@ -712,10 +713,11 @@ class LoopCompiler:
             if future is not None and not future.done():
                 await asyncio.wait([future])
 
+        failure = PageFailure()
         try:
             if limit is not None and limit <= 0:
                 raise StopSignal()
-            async with contextlib.aclosing(self.pages(source, progress)) as pages:
+            async with contextlib.aclosing(failure.pages(self.pages(source, progress))) as pages:
                 async for page in pages:
                     run.flush_writes()  # once a page: a file's records reach it
                     for item in page:
@@ -771,6 +773,8 @@ class LoopCompiler:
             await cancel_waiting(pending)
             raise
         run.flush_writes()
+        if failure.error is not None:  # the records taken are sent and checkpointed: now the run fails
+            raise failure.error
         self.ended(f, progress, drained)
         run.check_stop()
 
