@@ -312,3 +312,37 @@ def test_ipv6_literals_in_allowed_hosts() -> None:
         refused = flowlang.compile(source.format(url=api.url, allowed='"[::1]:1"')).run()
         assert refused.error is not None and "not in this connection's allowed_hosts" in refused.error.message
         assert api.count("GET", "/ok") == 4
+
+
+def test_a_record_holding_a_secrets_text_is_stored_masked_and_not_retried_until_edited(tmp_path: Path) -> None:
+    """Data that holds a secret's text (an API echoing a token) is stored with *** in its place, so
+    replaying it would send *** to the API: retry leaves it open and says to edit it first; after
+    `flowlang edit`, the retry sends the edited record. Counted at the receiving server."""
+    from conftest import cli
+    secret = 'sek"ret\\-é-canary-4711'
+    (tmp_path / "s.toml").write_text(f"K = {json.dumps(secret)}\n")
+    (tmp_path / "a.flow").write_text('use api = http(base_url: env.API, headers: {"X-Key": secret.K})\n'
+                                     'call api.get("/l") as xs\nfor each x in xs\n  send x to api.post("/p")\nend\n')
+    received: list[Any] = []
+    failing = [True]
+    with FakeApi() as api:
+        api.route("GET", "/l", lambda req: (200, {}, [{"id": 1, "note": f"token {secret} here"}]))
+
+        def post(req: Request) -> tuple[int, dict[str, str], Any]:
+            received.append(req.body)
+            return (500, {}, {"error": "down"}) if failing[0] else (201, {}, {"ok": True})
+        api.route("POST", "/p", post)
+        env = {"API": api.url}
+        assert cli("run", "a.flow", "--secrets", "s.toml", cwd=tmp_path, env=env).status == 3
+        stored = json.loads(cli("errors", "a.flow", "--json", cwd=tmp_path, env=env).stdout.splitlines()[0])
+        assert stored["record"] == {"id": 1, "note": "token *** here"}
+        failing[0] = False
+        retry = cli("retry", "a.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
+        assert retry.status == 3 and "flowlang edit" in retry.stderr
+        assert "to edit first 1" in retry.stdout + retry.stderr
+        assert secret not in retry.stdout + retry.stderr
+        assert len(received) == 1  # nothing sent with *** in it
+        assert cli("edit", "a.flow", str(stored["id"]), "--set", 'note="token (removed) here"',
+                   cwd=tmp_path, env=env).status == 0
+        assert cli("retry", "a.flow", "--secrets", "s.toml", cwd=tmp_path, env=env).status == 0
+    assert received == [{"id": 1, "note": f"token {secret} here"}, {"id": 1, "note": "token (removed) here"}]

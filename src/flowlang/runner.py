@@ -36,7 +36,7 @@ from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import READ_FAILED, RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
-from flowlang.runtime.store import Store, masked_json, now_text
+from flowlang.runtime.store import SECRET_MASKED, Store, masked_json, now_text
 from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.watchdog import WATCHDOG
 from flowlang.status import ExitStatus, exit_status
@@ -568,6 +568,12 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             if err.scope.get(READ_FAILED) and not err.history:
                 ctx.log("error", f"error {err.id}: the record failed as it was read ({err.message}), and what was "
                         f"kept of it is not the record: change it with `flowlang edit FILE {err.id} "
+                        "--set PATH=JSON` (or fix the source and run again) before a retry; left open")
+                needs_edit.append(err.id)
+                continue
+            if err.scope.get(SECRET_MASKED) and not err.history:
+                ctx.log("error", f"error {err.id}: the record held the text of a secret, which is stored as ***, "
+                        f"so a retry would send *** in its place: change it with `flowlang edit FILE {err.id} "
                         "--set PATH=JSON` (or fix the source and run again) before a retry; left open")
                 needs_edit.append(err.id)
                 continue

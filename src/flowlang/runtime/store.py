@@ -109,6 +109,11 @@ def masked_json(value: Any, mask: Callable[[str], str] | None) -> str:
 
 STORED_DEPTH = 400  # levels of a failed record (or scope value) kept; deeper ones are cut, with a note
 
+# A saved scope's mark for a failure whose record held the text of a secret (data echoing a token):
+# it is stored with *** in its place, so a retry replays it only after `flowlang edit` changed it
+# (runner.retry_body), never sending *** to the API as if it were the data
+SECRET_MASKED = "$secret_masked"
+
 
 def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
              max_bytes: int | None) -> tuple[str, StoredScope]:
@@ -116,7 +121,10 @@ def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
     nests too deeply) is kept cut at STORED_DEPTH levels, and the failure's message says so."""
     try:
         record = masked_json(failure.record, mask)
-        return record, stored_scope(record, failure.scope, mask, max_bytes)
+        scope = failure.scope
+        if mask is not None and record != dumps_stored(failure.record):
+            scope = {**scope, SECRET_MASKED: True}
+        return record, stored_scope(record, scope, mask, max_bytes)
     except (JsonDataError, RecursionError):
         failure.message += (f" (the record or its scope nests more than {STORED_DEPTH} levels deep; it was "
                             f"stored cut at that depth)")
