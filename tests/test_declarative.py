@@ -133,6 +133,22 @@ end
         assert "ok: 0" in failed["B"] and "ok: \"false\"" in failed["C"] and "no ok field" in failed["E"]
 
 
+@pytest.mark.parametrize("answer,found", [({"results": [{"ok": True}]}, "found 1"),
+                                          ({"error": "x"}, "found nothing"),
+                                          ({"results": {"ok": True}}, "found an object")])
+def test_a_batch_answer_without_one_result_per_record_says_what_it_found(folder: Path, answer: Any,
+                                                                         found: str) -> None:
+    with FakeApi() as api:
+        api.route("POST", "/t/items/batch", lambda req: (200, {}, answer))
+        result = run(folder, 'use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")\n'
+                     'for each s in ["A", "B", "C"]\n  send {sku: s} to shop.create_items batch 3\nend\n', api)
+        assert [e.record for e in result.errors] == ["A", "B", "C"]
+        message = result.errors[0].message
+        assert f"expected 3 at results, {found}" in message, message
+        assert "may have taken some" in message  # the batch reached the API: a blind retry may repeat it
+        assert api.count("POST", "/t/items/batch") == 1
+
+
 def test_a_batch_without_an_ok_field_fails_only_results_with_an_error(folder: Path) -> None:
     (folder / "connectors" / "shop.toml").write_text(SHOP.replace('ok = "ok", ', 'ok = "", '))
     with FakeApi() as api:

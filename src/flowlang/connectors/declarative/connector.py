@@ -243,8 +243,11 @@ class DeclarativeConnection(Connection):
                 continue
             results = path_get(answer.value, batch.results) if batch.results else answer.value
             if not isinstance(results, list) or len(results) != len(chunk):
+                found = ("nothing" if results is None else str(len(results)) if isinstance(results, list)
+                         else f"{article(type_name(results))} {type_name(results)}")
                 message = (f"{self.name}.{op}: the answer does not hold one result per record "
-                           f"(expected {len(chunk)} at {batch.results or 'the body'})")
+                           f"(expected {len(chunk)} at {batch.results or 'the body'}, found {found}); the API "
+                           "may have taken some of the batch's records, so check them before a retry")
                 outcomes.extend(SendOutcome(False, error=message) for _ in chunk)
                 continue
             for result in results:
@@ -254,3 +257,7 @@ class DeclarativeConnection(Connection):
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
