@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
+from flowlang.runtime.operators import whole
 from flowlang.runtime.values import check_text_size, to_text, type_name
 
 REGEX_SECONDS = 1.0  # the most one regex_match / regex_find / regex_replace may take
@@ -193,8 +195,9 @@ def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
     need(fill, "string", "pad_left", "fill")
     if len(fill) != 1:
         raise BuiltinError("pad_left() needs a single fill character")
-    check_items(int(width), "pad_left")
-    return to_text(s).rjust(int(width), fill)
+    size = whole(Decimal(width), "pad_left()'s width")  # 1e999999 is refused, not built (seconds)
+    check_items(size, "pad_left")
+    return to_text(s).rjust(size, fill)
 
 
 def substr(s: Any, start: Any, length: Any = None) -> Any:
@@ -211,13 +214,13 @@ def substr(s: Any, start: Any, length: Any = None) -> Any:
         return None
     need(s, "string", "substr")
     need(start, "number", "substr", "start")
-    begin = int(start)
+    begin = whole(Decimal(start), "substr()'s start")
     if begin < 0:
         begin = max(0, len(s) + begin)
     if length is None:
         return s[begin:]
     need(length, "number", "substr", "length")
-    return s[begin : begin + max(0, int(length))]
+    return s[begin : begin + max(0, whole(Decimal(length), "substr()'s length"))]
 
 
 def regex_match(s: Any, pattern: Any) -> Any:
