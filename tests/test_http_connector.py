@@ -224,6 +224,7 @@ def test_gives_up_after_the_attempts() -> None:
         api.route("*", "/down", flaky(100))
         result = run('use api = http(base_url: env.API, retry: 2)\ncall api.get("/down")', api)
         assert result.error is not None and result.error.status == 503
+        assert "answered 503 Service Unavailable (after 2 attempts): " in result.error.message
         assert api.count("GET", "/down") == 2
 
 

@@ -295,6 +295,8 @@ class HttpClient:
                 await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
                                   method, url)
                 continue
+            if attempt > 1 and not 200 <= response.status < 300:  # say it was retried, not only how it ended
+                raise self.error(method, response.url, response, f" (after {attempt} attempts)")
             value = self.decode(method, response)
             return Answer(value, response) if whole else value
 
