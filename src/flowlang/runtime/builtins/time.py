@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
@@ -160,7 +162,8 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
     """format_date(d, fmt): a date or datetime as text, in a strftime format (default "%Y-%m-%d").
 
     %Y year, %m month, %d day, %H hour, %M minute, %S second, %z offset, %A weekday, %B month name (in
-    English). ISO 8601 text is read as a datetime first.
+    English). ISO 8601 text is read as a datetime first. A code the C library does not know (%Q, a
+    lone % at the end) is an error, as in parse_date(); %% is a literal %.
 
     Examples:
         format_date(datetime("2024-05-01T10:00:00Z"), "%d.%m.%Y") -> "01.05.2024"
@@ -171,10 +174,23 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
         return None
     need(fmt, "string", "format_date", "format")
     moment: date | datetime = value if type(value) is date else as_datetime(value, "format_date")
+    for code in _DIRECTIVE.findall(fmt):
+        if not _known_directive(code):
+            raise BuiltinError(f"format_date(): '{code}' is not a format code (use %Y, %m, %d, %H, %M, %S, "
+                               "%z, %A, %B, ...; %% for a literal %)")
     try:
         return moment.strftime(fmt)
     except ValueError as e:
         raise BuiltinError(f"format_date(): {e}") from None
+
+
+_DIRECTIVE = re.compile(r"%[-_0^#]?[A-Za-z%]|%$")
+
+
+@lru_cache(maxsize=256)
+def _known_directive(code: str) -> bool:
+    """The C library leaves a code it does not know as it is (%Q stays "%Q"): such a code is a typo."""
+    return code != "%" and date(2000, 1, 1).strftime(code) != code
 
 
 def parse_date(text: Any, fmt: Any) -> Any:
