@@ -153,6 +153,22 @@ def test_an_error_of_a_later_page_names_the_loop_that_read_it() -> None:
                 assert result.outputs == [1]  # the record before finished (a parallel loop's too)
 
 
+@pytest.mark.parametrize("pages", [
+    '{style: "cursor", cursor_param: "starting_after", cursor_field: "id", has_more: "has_more", records: "data"}',
+    '{style: "cursor", cursor_param: "starting_after", cursor: "data.-1.id", has_more: "has_more", records: "data"}'])
+def test_has_more_true_without_a_next_cursor_is_an_error_not_the_end(pages: str) -> None:
+    """Stripe-like: the last record of a page lacks the id the next page starts after, while has_more
+    says there is more. Before, the list silently ended there (the records after it lost)."""
+    with FakeApi() as api:
+        api.route("GET", "/s", lambda req: (200, {}, {"data": [{"id": "a"}, {"name": "no id"}], "has_more": True})
+                  if not req.query.get("starting_after") else (200, {}, {"data": [{"id": "z"}], "has_more": False}))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/s", pages: {pages}) as s\n'
+                     "for each o in s\n  emit o\nend\n", api)
+        assert result.outputs == [{"id": "a"}, {"name": "no id"}]  # the page's records, then the error
+        assert result.error is not None and "has_more" in result.error.message
+        assert "no next cursor" in result.error.message and result.error.location == "t.flow:3:15"
+
+
 def test_the_page_cap_defaults_to_10000_and_a_flow_can_set_it() -> None:
     from flowlang.connectors.http.pagination import page_spec
 

@@ -283,8 +283,15 @@ class Paginator:
                 cursor = path_get(records[-1], self.spec.cursor_field) if records else None
             else:
                 cursor = path_get(body, self.spec.cursor or "")
-            last = cursor in (None, "") or self._more(body) is False
+            more = self._more(body)
+            last = cursor in (None, "") or more is False
             yield records, {"cursor": at}, None if last else {"cursor": cursor}
+            if last and more:  # the API says there is more, but not where: ending here would lose it unseen
+                where = f"the field {self.spec.cursor_field!r} of the page's last record" if self.spec.cursor_field \
+                    else f"{self.spec.cursor!r}"
+                raise FlowRuntimeError(f"{self.shown()}: the answer says there are more records ({self.spec.has_more}: "
+                                       f"true) but gives no next cursor ({where} is missing or empty); "
+                                       "pagination stops here", "data")
             if last:
                 return
             key = to_text(cursor)
