@@ -8,6 +8,7 @@ import hashlib
 from typing import Any
 from urllib.parse import quote
 
+from flowlang.diagnostics import BROKEN_TEXT
 from flowlang.runtime.blob import Blob
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
 from flowlang.runtime.formcodec import FormError, form_encode, query_value
@@ -61,9 +62,18 @@ def base64_encode(text: Any) -> Any:
         check_items(4 * -(-len(text) // 3), "base64_encode")
         return base64.b64encode(text).decode("ascii")
     need(text, "string", "base64_encode")
-    raw = text.encode()
+    raw = utf8(text, "base64_encode")
     check_items(4 * -(-len(raw) // 3), "base64_encode")
     return base64.b64encode(raw).decode("ascii")
+
+
+def utf8(text: str, fn: str) -> bytes:
+    """The UTF-8 bytes of a text; half a surrogate pair (broken text in the data) fails the record."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as e:
+        raise BuiltinError(f"{fn}(): cannot encode {e.object[e.start:e.end]!r} as UTF-8: {BROKEN_TEXT}",
+                           "data") from None
 
 
 def url_encode(value: Any) -> Any:
@@ -87,7 +97,7 @@ def url_encode(value: Any) -> Any:
             raise BuiltinError(f"url_encode(): {e}") from None
     if isinstance(value, list | bytes):
         raise BuiltinError(f"url_encode() needs a string, number or object, got {type_name(value)}", "type")
-    encoded = quote(query_value(value), safe="")  # at most 12 characters for one: bounded by its input
+    encoded = quote(utf8(query_value(value), "url_encode"), safe="")  # at most 12 characters for one
     check_items(len(encoded), "url_encode")
     return encoded
 
@@ -120,7 +130,7 @@ def sha256(text: Any) -> Any:
     if text is None:
         return None
     need(text, "string", "sha256")
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(utf8(text, "sha256")).hexdigest()
 
 
 def uuid() -> Any:
