@@ -13,7 +13,7 @@ from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
 from decimal import Overflow as DecimalOverflow
 from typing import Any
 
-from flowlang.runtime.values import RecordStream, Secret, equal, instant, type_name
+from flowlang.runtime.values import RecordStream, Secret, equal, format_duration, instant, type_name
 
 
 class OperatorError(ValueError):
@@ -81,6 +81,9 @@ def whole(value: Decimal, what: str) -> int:
 def shift(moment: Any, delta: timedelta, sign: int = 1) -> Any:
     """A datetime or date moved by a duration, as elapsed time: a datetime on a zone's clock is moved
     in UTC and shown again on that clock, so `hours(1)` is one hour across a DST change too."""
+    if type(moment) is date and (delta.seconds or delta.microseconds):  # date + hours(1) would drop them
+        raise OperatorError(f"a date moves by whole days, not by {format_duration(delta)}: use datetime(d) "
+                            "for a time of day", "value")
     try:
         if type(moment) is datetime and moment.tzinfo is not None and moment.tzinfo is not UTC:
             return (moment.astimezone(UTC) + sign * delta).astimezone(moment.tzinfo)
