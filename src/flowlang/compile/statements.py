@@ -16,11 +16,11 @@ from flowlang.runtime.values import RecordStream, to_text, truthy, type_name
 
 
 def emit_value(frame: Frame, value: Any, line: int) -> None:
-    """`emit` of anything but one object (s_Emit handles that case inline): a list whose items are all
-    objects emits each of them (an empty list emits nothing); a record stream must be read first
-    (NeedsMaterialization); any other value is one output."""
+    """`emit` of anything but one object (s_Emit handles that case inline): a non-empty list whose
+    items are all objects emits each of them; a record stream must be read first
+    (NeedsMaterialization); any other value, an empty list too, is one output (LANGUAGE.md 7)."""
     t = type(value)
-    if t is list and all(type(x) is dict for x in value):
+    if t is list and value and all(type(x) is dict for x in value):
         for item in value:
             frame.out(item)
         frame.run.stats.at(line, "emit").emitted += len(value)
