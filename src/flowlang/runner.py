@@ -36,7 +36,7 @@ from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import READ_FAILED, RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
-from flowlang.runtime.store import SECRET_MASKED, Store, masked_json, now_text
+from flowlang.runtime.store import SECRET_MASKED, Store, StoredError, masked_json, now_text
 from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.watchdog import WATCHDOG
 from flowlang.status import ExitStatus, exit_status
@@ -547,6 +547,18 @@ async def run_prelude(ctx: RunContext, compiled: CompiledModule, frame: Frame) -
             ctx.log("debug", f"retry: a top-level let was skipped ({e.message})")
 
 
+def edit_first(err: StoredError) -> str | None:
+    """Why a saved record must be edited before a retry replays it, or None: what was kept of a record
+    that failed as it was read is not the record, and a secret's text is kept as ***."""
+    if err.history:  # edited since: replayed as edited
+        return None
+    if err.scope.get(READ_FAILED):
+        return f"the record failed as it was read ({err.message}), and what was kept of it is not the record"
+    if err.scope.get(SECRET_MASKED):
+        return "the record held the text of a secret, which is stored as ***, so a retry would send *** in its place"
+    return None
+
+
 def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int],
                unreplayable: list[int], needs_edit: list[int]) -> Body:
     async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
@@ -565,16 +577,10 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                 ctx.log("error", f"error {err.id}: {err.damaged}, so it cannot be replayed; left open")
                 unreplayable.append(err.id)
                 continue
-            if err.scope.get(READ_FAILED) and not err.history:
-                ctx.log("error", f"error {err.id}: the record failed as it was read ({err.message}), and what was "
-                        f"kept of it is not the record: change it with `flowlang edit FILE {err.id} "
-                        "--set PATH=JSON` (or fix the source and run again) before a retry; left open")
-                needs_edit.append(err.id)
-                continue
-            if err.scope.get(SECRET_MASKED) and not err.history:
-                ctx.log("error", f"error {err.id}: the record held the text of a secret, which is stored as ***, "
-                        f"so a retry would send *** in its place: change it with `flowlang edit FILE {err.id} "
-                        "--set PATH=JSON` (or fix the source and run again) before a retry; left open")
+            why = edit_first(err)
+            if why is not None:
+                ctx.log("error", f"error {err.id}: {why}: change it with `flowlang edit FILE {err.id} --set PATH=JSON` "
+                        "(or fix the source and run again) before a retry; left open")
                 needs_edit.append(err.id)
                 continue
             before = ctx.failed_records
