@@ -177,7 +177,20 @@ def modulo(a: Any, b: Any) -> Any:
         raise OperatorError("division by zero (in %)", "value")
     if ta is int and tb is int:
         return a % b
-    return exactly(lambda: Decimal(a) % Decimal(b), Decimal(a).adjusted() - Decimal(b).adjusted(), "%")
+    x, y = Decimal(a), Decimal(b)
+    magnitude = x.adjusted() - y.adjusted()
+    if (x < 0) != (y < 0):  # the remainder is moved by y: as many digits as y and x together need
+        magnitude = abs(magnitude)
+    return exactly(lambda: _floored_remainder(x, y), magnitude, "%")
+
+
+def _floored_remainder(a: Decimal, b: Decimal) -> Decimal:
+    """a % b with the sign of b, as whole numbers have it (-7 % 3 is 2, so -7.0 % 3 is 2.0 too);
+    Decimal's own % takes the sign of a."""
+    result = a % b
+    if result and (result < 0) != (b < 0):
+        result += b
+    return result
 
 
 def exactly(compute: Callable[[], Decimal], magnitude: int, what: str) -> Decimal:
