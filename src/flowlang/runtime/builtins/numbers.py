@@ -47,12 +47,17 @@ def number(value: Any) -> Any:
         number("") -> null
         number("10.50") + 1 -> 11.50
     """
+    return _number(value, "number")
+
+
+def _number(value: Any, fn: str) -> Any:
+    """number(value), its type errors naming `fn` (int() reads its argument as number() does)."""
     if value is None:
         return None
     t = type(value)
     if t is int or t is Decimal:
         return value
-    need(value, "string", "number")
+    need(value, "string number", fn)
     text = value.strip()
     if text == "":
         return None
@@ -79,7 +84,7 @@ def int_(value: Any) -> Any:
         int(-2.7) -> -2
         int("19.99") -> 19
     """
-    n = number(value)
+    n = _number(value, "int")
     if n is None or type(n) is int:
         return n
     return _whole(n.to_integral_value(rounding=ROUND_DOWN), "int()")

@@ -227,7 +227,9 @@ def need(value: Any, kinds: str, fn: str, arg: str = "") -> None:
     if actual not in kinds.split():
         where = f" for '{arg}'" if arg else ""
         wanted = " or ".join(kinds.split())
-        raise BuiltinError(f"{fn}() needs a {wanted}{where}, got {actual}{_text_number_hint(value, kinds)}", "type")
+        article = "an" if wanted[0] in "aeiou" else "a"
+        hint = _text_number_hint(value, kinds)
+        raise BuiltinError(f"{fn}() needs {article} {wanted}{where}, got {actual}{hint}", "type")
 
 
 def _text_number_hint(value: Any, kinds: str) -> str:

@@ -305,8 +305,8 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
         raise timed_out("regex_replace", pattern) from None
     except IndexError as e:  # the replacement names a group the pattern lacks (\9, \g<x>)
         raise BuiltinError(f"regex_replace(): bad replacement '{replacement}': {e}") from None
-    except _engine().error as e:
-        raise BuiltinError(f"regex_replace(): {e}") from None
+    except _engine().error as e:  # the pattern compiled, so this is the replacement ('x\', a bad escape)
+        raise BuiltinError(f"regex_replace(): bad replacement '{replacement}': {e}") from None
 
 
 def str_(value: Any) -> Any:

@@ -23,7 +23,18 @@ def _parse_iso(text: str, fn: str) -> datetime:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise BuiltinError(f"{fn}(): {text!r} is not an ISO 8601 date or time") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return in_range(value, fn, text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def in_range(value: datetime, fn: str, text: str) -> datetime:
+    """`value` (aware), refused when the instant it names is past the years 1 to 9999 in UTC
+    ("9999-12-31T23:00:00-05:00"): Python builds it, then fails to compare or move it."""
+    if value.year in (1, 9999):
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise BuiltinError(f"{fn}(): {text!r} is out of the range of dates (years 1 to 9999 in UTC)") from None
+    return value
 
 
 def as_datetime(value: Any, fn: str) -> datetime:
@@ -134,7 +145,12 @@ def to_zone(value: Any, zone: Any) -> Any:
     if value is None:
         return None
     need(zone, "string", "to_zone", "zone")
-    return as_datetime(value, "to_zone").astimezone(time_zone(zone))
+    moment = as_datetime(value, "to_zone")
+    try:
+        return moment.astimezone(time_zone(zone))
+    except OverflowError:
+        raise BuiltinError(f"to_zone(): {moment.isoformat()} on the clock of {zone!r} is out of the range of "
+                           "dates (years 1 to 9999)") from None
 
 
 def time_zone(name: str) -> tzinfo:
@@ -210,8 +226,10 @@ def parse_date(text: Any, fmt: Any) -> Any:
     try:
         value = datetime.strptime(text, fmt)
     except ValueError as e:
+        if str(e).startswith("offset must be a timedelta"):  # %z read +2500: Python names its own types
+            raise BuiltinError(f"parse_date(): the offset in {text!r} is not between -24:00 and +24:00") from None
         raise BuiltinError(f"parse_date(): {e}") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return in_range(value, "parse_date", text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _duration(amount: Any, fn: str, unit: str) -> timedelta:
