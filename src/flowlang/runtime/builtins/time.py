@@ -179,7 +179,8 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
 
     %Y year, %m month, %d day, %H hour, %M minute, %S second, %z offset, %A weekday, %B month name (in
     English). ISO 8601 text is read as a datetime first. A code the C library does not know (%Q, a
-    lone % at the end) is an error, as in parse_date(); %% is a literal %.
+    lone % at the end) is an error, as in parse_date(); %% is a literal %. %Y writes a year before 1000
+    in four digits (0999), as ISO 8601 does.
 
     Examples:
         format_date(datetime("2024-05-01T10:00:00Z"), "%d.%m.%Y") -> "01.05.2024"
@@ -194,10 +195,20 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
         if not _known_directive(code):
             raise BuiltinError(f"format_date(): '{code}' is not a format code (use %Y, %m, %d, %H, %M, %S, "
                                "%z, %A, %B, ...; %% for a literal %)")
+    if moment.year < 1000:
+        fmt = _padded_years(fmt, moment)
     try:
         return moment.strftime(fmt)
     except ValueError as e:
         raise BuiltinError(f"format_date(): {e}") from None
+
+
+def _padded_years(fmt: str, moment: date) -> str:
+    """`fmt` with the year codes of a year before 1000 written out in four digits, as ISO 8601 and date()
+    have them: the C library writes year 999 as '999' ('999-01-01', which date() refuses)."""
+    year, iso_year = f"{moment.year:04d}", f"{moment.isocalendar()[0]:04d}"
+    written = {"%Y": year, "%F": f"{year}-%m-%d", "%G": iso_year}
+    return _DIRECTIVE.sub(lambda m: written.get(m.group(), m.group()), fmt)
 
 
 _DIRECTIVE = re.compile(r"%[-_0^#]?[A-Za-z%]|%$")
