@@ -205,11 +205,10 @@ def range_(start: Any, stop: Any = None, step: Any = 1) -> Any:
         range(1, 4) -> [1, 2, 3]
         range(10, 0, -5) -> [10, 5]
     """
-    a = _int(start, "range", "start")
-    if stop is None:
-        a, b = 0, a
+    if stop is None:  # range(n): n is where it stops
+        a, b = 0, _int(start, "range", "n")
     else:
-        b = _int(stop, "range", "stop")
+        a, b = _int(start, "range", "start"), _int(stop, "range", "stop")
     s = _int(step, "range", "step")
     if s == 0:
         raise BuiltinError("range() step cannot be 0")
