@@ -45,7 +45,13 @@ class ExpressionChecker:
     def report_arguments(self, what: str, problems: list[str], kwargs: Sequence[ast.KwArg],
                          allowed: Iterable[str] | None, missing: list[str], call: Span) -> None:
         """A call's argument problems: an unknown keyword at its name (with did-you-mean, and
-        without a second report of the required name it misspells), the rest at the call."""
+        without a second report of the required name it misspells), a keyword given twice at its second
+        use, the rest at the call."""
+        given: set[str] = set()
+        for k in kwargs:
+            if k.name in given:
+                self.error("arguments", f"the argument '{k.name}' is given twice", k.span)
+            given.add(k.name)
         if allowed is None:
             for p in problems:
                 self.error("arguments", p, call)
