@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import re
+import time as time_module
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
@@ -240,7 +242,18 @@ def parse_date(text: Any, fmt: Any) -> Any:
         if str(e).startswith("offset must be a timedelta"):  # %z read +2500: Python names its own types
             raise BuiltinError(f"parse_date(): the offset in {text!r} is not between -24:00 and +24:00") from None
         raise BuiltinError(f"parse_date(): {e}") from None
+    if "%j" in _DIRECTIVE.findall(fmt):
+        _real_day_of_year(text, fmt, value)
     return in_range(value, "parse_date", text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _real_day_of_year(text: str, fmt: str, value: datetime) -> None:
+    """Refuse day 366 of a year of 365 days: Python's strptime moves it to January 1 of the next year."""
+    day = time_module.strptime(text, fmt).tm_yday
+    if day != value.timetuple().tm_yday:
+        year = value.year - 1
+        raise BuiltinError(f"parse_date(): {text!r} names day {day} of {year}, which has "
+                           f"{365 + calendar.isleap(year)} days")
 
 
 def _duration(amount: Any, fn: str, unit: str) -> timedelta:
