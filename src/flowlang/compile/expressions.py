@@ -23,6 +23,7 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.field_misses import FieldChain, FieldSite, found_nothing, missed
 from flowlang.runtime.frame import Frame
+from flowlang.runtime.jsoncodec import JsonDataError
 from flowlang.runtime.limits import ValueTooLarge, paced
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, arithmetic_problem
 from flowlang.runtime.values import RecordStream, equal, interpolate, to_text, truthy, type_name
@@ -176,6 +177,8 @@ class ExpressionCompiler:
                 return interpolate(tuple(part if const else part(f) for const, part in parts))
             except ValueTooLarge as e:
                 raise where.error(e.message, e.kind) from None
+            except (RecursionError, JsonDataError) as e:
+                raise where.error(too_deep(e), "value") from None
 
         return interpolated
 
@@ -477,9 +480,9 @@ class ExpressionCompiler:
             found = literal_constant(node.right)
             if found is not None:
                 return equals_constant(left, found[0])
-            return lambda f: equal(left(f), right(f))
+            return structural(left, right, where, False)
         if op is ast.BinOp.NE:
-            return lambda f: not equal(left(f), right(f))
+            return structural(left, right, where, True)
         fn = BINARY[op]
         if op in (ast.BinOp.ADD, ast.BinOp.SUB, ast.BinOp.MUL):
             return arithmetic(op, left, right, fn, where)
@@ -495,6 +498,8 @@ class ExpressionCompiler:
                 raise where.error(e.message, e.kind) from None
             except ArithmeticError as e:
                 raise where.error(arithmetic_problem(e), "value") from None
+            except RecursionError as e:  # `in` comparing lists or objects nested thousands deep
+                raise where.error(too_deep(e), "value") from None
 
         return binary
 
@@ -544,6 +549,8 @@ class ExpressionCompiler:
                     raise where.error(e.message, e.kind) from None
                 except ArithmeticError as e:
                     raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
+                except (RecursionError, JsonDataError) as e:
+                    raise where.error(f"{name}(): {too_deep(e)}", "value") from None
 
             return call1
         if len(evals) == 2:
@@ -556,6 +563,8 @@ class ExpressionCompiler:
                     raise where.error(e.message, e.kind) from None
                 except ArithmeticError as e:
                     raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
+                except (RecursionError, JsonDataError) as e:
+                    raise where.error(f"{name}(): {too_deep(e)}", "value") from None
 
             return call2
 
@@ -566,6 +575,8 @@ class ExpressionCompiler:
                 raise where.error(e.message, e.kind) from None
             except ArithmeticError as e:
                 raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
+            except (RecursionError, JsonDataError) as e:
+                raise where.error(f"{name}(): {too_deep(e)}", "value") from None
 
         return call
 
@@ -573,3 +584,21 @@ class ExpressionCompiler:
         return self.program.function_call(self, node, info)
 
 
+
+
+def too_deep(error: RecursionError | JsonDataError) -> str:
+    """What a value built thousands of levels deep (`let x = [x]` in a loop) makes an operation say:
+    Python's recursion limit, or the JSON writer's depth limit, in words."""
+    if isinstance(error, JsonDataError):
+        return str(error)
+    return "the value nests too deeply (lists or objects inside each other thousands of levels deep)"
+
+
+def structural(left: Eval, right: Eval, where: Where, negate: bool) -> Eval:
+    """== and != of any two values (structural, so it walks nested lists and objects)."""
+    def same(f: Frame) -> bool:
+        try:
+            return equal(left(f), right(f)) is not negate
+        except RecursionError as e:
+            raise where.error(too_deep(e), "value") from None
+    return same
