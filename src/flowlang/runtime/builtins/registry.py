@@ -118,8 +118,8 @@ class Builtin:
         problems: list[str] = []
         if not self.variadic and n_positional > len(fixed):
             most = len(fixed)
-            problems.append(f"{self.signature()} takes at most {most} argument{'s' if most != 1 else ''}, "
-                            f"got {n_positional}")
+            takes = "no arguments" if most == 0 else f"at most {most} argument{'s' if most != 1 else ''}"
+            problems.append(f"{self.signature()} takes {takes}, got {n_positional}")
         names = {p.name for p in fixed}
         for k in keywords:
             if k not in names:
