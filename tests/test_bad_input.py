@@ -322,3 +322,19 @@ def test_the_store_and_the_repl_history_are_private(tmp_path: Path, monkeypatch:
 def test_script_errors_stay_script_errors() -> None:
     with pytest.raises(ScriptError):
         flowlang.compile("emit (\n", bindings=())
+
+
+def test_an_emitted_value_nested_too_deeply_for_json_fails_its_record_at_the_emit(tmp_path: Path) -> None:
+    """`flowlang run` writes each output as a JSON line; a value built thousands of levels deep cannot
+    be written: the record fails at its emit (kept, with its record), not 'on_output raised JsonDataError'."""
+    (tmp_path / "f.flow").write_text(
+        "let x = {}\nfor each i in range(5000)\n  let x = {a: x}\nend\n"
+        "for each r in [1, 2, 3]\n  emit {r: r, x: if r == 2 then x else 0}\nend\n")
+    ran = cli("run", "f.flow", "--state-dir", "state", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 3, ran.stderr
+    assert [json.loads(line)["r"] for line in ran.stdout.splitlines()] == [1, 3]
+    assert "f.flow:6:3" in ran.stderr and "cannot write this output: the value nests too deeply" in ran.stderr
+    assert "on_output" not in ran.stderr and "internal error" not in ran.stderr
+    listed = cli("errors", "f.flow", "--state-dir", "state", "--json", cwd=tmp_path)
+    [error] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert error["record"] == 2

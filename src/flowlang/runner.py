@@ -27,7 +27,7 @@ from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.field_misses import warnings as field_warnings
 from flowlang.runtime.frame import Frame
-from flowlang.runtime.jsoncodec import from_stored
+from flowlang.runtime.jsoncodec import JsonDataError, from_stored
 from flowlang.runtime.limits import VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import Masker
@@ -285,6 +285,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         if setup.on_output is not None:
             try:
                 setup.on_output(value)
+            except (JsonDataError, RecursionError) as e:  # flowlang's JSON of a value nested thousands deep
+                problem = str(e) if isinstance(e, JsonDataError) else "the value nests too deeply"
+                raise FlowRuntimeError(f"cannot write this output: {problem}", "value") from e
             except Exception as e:  # the embedder's callback fails the record (or the run), as a method does
                 raise FlowRuntimeError(f"on_output raised {type(e).__name__}: {e}", "connector") from e
 

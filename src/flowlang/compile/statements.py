@@ -133,14 +133,18 @@ class StatementCompiler(ExpressionCompiler):
     def s_Emit(self, node: ast.Emit) -> Step:
         value = self.expr(node.value)
         line = self.line(node)
+        where = self.where(node.span)
 
         def emit(f: Frame) -> None:
             v = value(f)
-            if type(v) is dict:  # one record: the common case
-                f.out(v)
-                f.run.stats.at(line, "emit").emitted += 1
-            else:
-                emit_value(f, v, line)
+            try:
+                if type(v) is dict:  # one record: the common case
+                    f.out(v)
+                    f.run.stats.at(line, "emit").emitted += 1
+                else:
+                    emit_value(f, v, line)
+            except FlowRuntimeError as e:  # the output could not be taken (on_output): at this emit
+                raise where.locate(e) from None
         return Step.sync(emit)
 
     def s_Log(self, node: ast.Log) -> Step:
