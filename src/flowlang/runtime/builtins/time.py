@@ -93,6 +93,9 @@ def today() -> Any:
 def date_(value: Any) -> Any:
     """date(x): the date part of a datetime, a date or ISO 8601 text (null gives null).
 
+    A number counts seconds since 1970, as in datetime(), so date(20240101) is 1970-08-23: read a
+    YYYYMMDD number with parse_date(str(n), "%Y%m%d").
+
     Examples:
         date("2024-05-01T10:00:00Z") -> "2024-05-01"
         date(datetime("2024-05-01T23:30:00-02:00")) -> "2024-05-01"
