@@ -36,7 +36,7 @@ from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import READ_FAILED, RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
-from flowlang.runtime.store import SECRET_MASKED, Store, StoredError, masked_json, now_text
+from flowlang.runtime.store import SECRET_MASKED, SECRET_MASKED_NAMES, Store, StoredError, masked_json, now_text
 from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.watchdog import WATCHDOG
 from flowlang.status import ExitStatus, exit_status
@@ -566,6 +566,7 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                unreplayable: list[int], needs_edit: list[int]) -> Body:
     async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
         await run_prelude(ctx, compiled, frame)
+        worked_out = list(frame.slots)  # the top-level lines' values, before any saved scope fills a slot
         dry_run = ctx.dry_run
         errors = store.errors(ctx.flow, ids=error_ids) if error_ids else store.open_errors(ctx.flow)
         for err in errors:
@@ -586,10 +587,21 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                         "(or fix the source and run again) before a retry; left open")
                 needs_edit.append(err.id)
                 continue
-            before = ctx.failed_records
             scope = dict(entry.info.visible)
+            masked = [name for name in err.scope.get(SECRET_MASKED_NAMES) or [] if name in scope]
+            lost = [name for name in masked if worked_out[scope[name]] is None]
+            if lost:
+                ctx.log("error", f"error {err.id}: the variable{'s' if len(lost) > 1 else ''} {', '.join(lost)} held "
+                        "the text of a secret, which is stored as ***, and the flow's top-level lines do not work "
+                        f"{'them' if len(lost) > 1 else 'it'} out again, so a retry would use *** in its place; "
+                        "left open (run the flow again from its source)")
+                unreplayable.append(err.id)
+                continue
+            before = ctx.failed_records
             for name, value in err.scope.items():
-                if name in scope:
+                if name in masked:  # stored as ***: the top-level line's value, worked out again
+                    frame.slots[scope[name]] = worked_out[scope[name]]
+                elif name in scope:
                     frame.slots[scope[name]] = restore_saved(value, ctx)
             ctx.on_failure = retry_failure_noter(store, ctx, err.id, job_id, dry_run)
             if err.key is not None and err.loop_id is not None:  # this error is resolved as retried, below

@@ -163,7 +163,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
         still += len(result.needs_edit)
         text += f", to edit first {len(result.needs_edit)} (they failed as they were read; left open)"
     if cannot:
-        text += f", cannot be replayed {cannot} (their loop changed; left open)"
+        text += f", cannot be replayed {cannot} (left open: see the error lines above)"
     terminal.message(text, "bold" if not (still or cannot) else "yellow")
     if cannot:
         return int(ExitStatus.FAILED)

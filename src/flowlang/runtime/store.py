@@ -113,6 +113,9 @@ STORED_DEPTH = 400  # levels of a failed record (or scope value) kept; deeper on
 # it is stored with *** in its place, so a retry replays it only after `flowlang edit` changed it
 # (runner.retry_body), never sending *** to the API as if it were the data
 SECRET_MASKED = "$secret_masked"
+# ... and its mark for the scope's variables whose values held a secret's text (kept as *** too): a retry
+# takes them from the flow's top-level lines, worked out again, or leaves the error open
+SECRET_MASKED_NAMES = "$secret_masked_names"
 
 
 def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
@@ -124,12 +127,22 @@ def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
         scope = failure.scope
         if mask is not None and record != dumps_stored(failure.record):
             scope = {**scope, SECRET_MASKED: True}
+        masked = masked_names(failure.scope, mask)
+        if masked:
+            scope = {**scope, SECRET_MASKED_NAMES: masked}
         return record, stored_scope(record, scope, mask, max_bytes)
     except (JsonDataError, RecursionError):
         failure.message += (f" (the record or its scope nests more than {STORED_DEPTH} levels deep; it was "
                             f"stored cut at that depth)")
         record = masked_json(cut_deep(failure.record, STORED_DEPTH), mask)
         return record, stored_scope(record, cut_deep(failure.scope, STORED_DEPTH + 1), mask, max_bytes)
+
+
+def masked_names(scope: dict[str, Any], mask: Callable[[str], str] | None) -> list[str]:
+    """The names of a scope's values that hold the text of a secret (stored with *** in its place)."""
+    if mask is None:
+        return []
+    return sorted(name for name, value in scope.items() if masked_json(value, mask) != dumps_stored(value))
 
 
 def cut_deep(value: Any, levels: int) -> Any:
