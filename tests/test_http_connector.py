@@ -169,6 +169,37 @@ def test_has_more_true_without_a_next_cursor_is_an_error_not_the_end(pages: str)
         assert "no next cursor" in result.error.message and result.error.location == "t.flow:3:15"
 
 
+@pytest.mark.parametrize("pages, which", [
+    ('{style: "page", size: 2, has_more: "has_more", records: "data"}', "page 2 is empty"),
+    ('{style: "page", has_more: "has_more", records: "data", total_pages: "pages"}', "page 2 is empty"),
+    ('{style: "offset", size: 2, has_more: "has_more", records: "data"}', "the page at offset 2 is empty"),
+    ('{style: "offset", has_more: "has_more", records: "data"}', "the page at offset 2 is empty")])
+def test_has_more_true_on_an_empty_page_is_an_error_not_the_end(pages: str, which: str) -> None:
+    """The page and offset styles: the second page is empty while has_more says there are more. Before,
+    the list silently ended there (the records the API says are left lost unseen)."""
+    with FakeApi() as api:
+        def listing(req: Request) -> tuple[int, dict[str, str], Any]:
+            first = req.query.get("page", "1") == "1" and req.query.get("offset", "0") == "0"
+            return 200, {}, {"data": [{"id": "a"}, {"id": "b"}] if first else [], "has_more": True, "pages": 3}
+        api.route("GET", "/s", listing)
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/s", pages: {pages}) as s\n'
+                     "for each o in s\n  emit o\nend\n", api)
+        assert result.outputs == [{"id": "a"}, {"id": "b"}]  # the first page's records, then the error
+        assert result.error is not None and "has_more: true" in result.error.message, result.error
+        assert which in result.error.message and result.error.location == "t.flow:3:15"
+        assert api.count("GET", "/s") == 2  # no request after the empty page
+
+
+def test_an_empty_page_past_total_pages_ends_the_list_even_with_has_more() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/s", lambda req: (200, {}, {"data": [{"id": 1}] if req.query["page"] == "1" else [],
+                                                      "has_more": True, "pages": 2}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/s", pages: {style: "page", records: "data", '
+                     'has_more: "has_more", total_pages: "pages"}) as s\nfor each o in s\n  emit o\nend\n', api)
+        assert result.ok, result.error
+        assert result.outputs == [{"id": 1}] and api.count("GET", "/s") == 2
+
+
 def test_the_page_cap_defaults_to_10000_and_a_flow_can_set_it() -> None:
     from flowlang.connectors.http.pagination import page_spec
 

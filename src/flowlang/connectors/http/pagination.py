@@ -242,6 +242,14 @@ class Paginator:
             return None
         return truthy(path_get(body, self.spec.has_more))
 
+    def _check_empty(self, records: list[Any], body: Any, which: str) -> None:
+        """An empty page while `has_more` is true: the page and offset styles cannot go on (an empty page
+        ends them, and the offset would not move), and ending quietly would lose the records the API says
+        are left, so the read fails after the records already read (as a cursor style without a next cursor)."""
+        if not records and self._more(body):
+            raise FlowRuntimeError(f"{self.shown()}: the answer says there are more records ({self.spec.has_more}: "
+                                   f"true) but {which} is empty; pagination stops here", "data")
+
     async def _numbered(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
         page = self.spec.start if start is None else checkpoint_int(start, "page")
         while True:
@@ -249,8 +257,11 @@ class Paginator:
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             total = path_get(body, self.spec.total_pages) if self.spec.total_pages else None
-            last = self._short(records, body) or (isinstance(total, int) and page >= total)
+            done = isinstance(total, int) and page >= total
+            last = self._short(records, body) or done
             yield records, {"page": page}, None if last else {"page": page + 1}
+            if not done:
+                self._check_empty(records, body, f"page {page}")
             if last:
                 return
             page += 1
@@ -264,8 +275,11 @@ class Paginator:
             total = path_get(body, self.spec.total) if self.spec.total else None
             at = offset
             offset += self.size if self.size is not None else len(records)
-            last = self._short(records, body) or (isinstance(total, int) and offset >= total)
+            done = isinstance(total, int) and offset >= total
+            last = self._short(records, body) or done
             yield records, {"offset": at}, None if last else {"offset": offset}
+            if not done:
+                self._check_empty(records, body, f"the page at offset {at}")
             if last:
                 return
 
