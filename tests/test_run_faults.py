@@ -131,3 +131,15 @@ def test_a_full_disk_under_the_store_is_a_clear_error_and_each_failure_is_kept(s
     [job] = [json.loads(x) for x in cli("jobs", "f.flow", "--json", cwd=small_disk).stdout.splitlines()]
     kept = cli("errors", "f.flow", "--json", cwd=small_disk).stdout.splitlines()
     assert len(kept) == job["stats"]["failed"] > 0  # every record counted as failed is in the store
+
+
+def test_a_full_disk_under_a_json_list_sink_leaves_a_list_that_parses(small_disk: Path, tmp_path: Path) -> None:
+    """A JSON-list file (`out.json`) cut back on a full disk still ends in its `]`: a reader gets the
+    records that reached the disk, in order, as one valid JSON list."""
+    write(small_disk, "f.flow", SINK.replace("out.jsonl", "out.json"))
+    state = ["--state-dir", str(tmp_path / "state")]
+    ran = cli("run", "f.flow", *state, cwd=small_disk)
+    assert f"disk full writing {small_disk / 'out.json'}" in ran.stderr
+    assert_disk_full_run(ran, small_disk, state)
+    written = json.loads((small_disk / "out.json").read_text())
+    assert [r["id"] for r in written] == list(range(len(written)))  # those that reached the disk, in order

@@ -295,6 +295,7 @@ class FileConnection(Connection):
             self._handle = WholeRecords(self.path, self.mode == "append", self.encoding)
             if self.format == "json" and not existing:
                 self._handle.write_frame("[")
+                self._handle.flush()  # on the disk first: a flush of records cut back on a full disk keeps it
         return self._handle
 
     def _prepare_json_append(self) -> None:
@@ -379,9 +380,17 @@ class FileConnection(Connection):
         self._plain_sep = None
         if self._handle is not None:
             handle, self._handle = self._handle, None
-            if self.format == "json":
-                handle.write_frame("\n]\n")
-            handle.close()
+            try:
+                try:
+                    if self.format == "json":
+                        handle.write_frame("\n]\n")  # after a cut back too: the file stays one JSON list
+                finally:
+                    handle.close()
+            except OSError as e:
+                if self._full is None and e.errno in DISK_FULL:
+                    raise self._disk_full(e) from None
+                if self._full is None:
+                    raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
 
 
 async def open_file(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:

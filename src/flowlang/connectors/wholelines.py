@@ -72,6 +72,7 @@ class WholeRecords:
         except OSError:
             try:
                 os.ftruncate(self.fd, self.good)  # no torn line: back to the end of the last whole record
+                os.lseek(self.fd, self.good, os.SEEK_SET)  # and write on from there, not past a hole of NULs
             except OSError:
                 pass
             self.cut_back += max(records, 0)
