@@ -63,6 +63,28 @@ emit [url_encode("a b/c?d=é"), url_encode({q: "x y", n: 1.50, ok: true})]
         assert encoded == ["a%20b%2Fc%3Fd%3D%C3%A9", "q=x+y&n=1.50&ok=true"]
 
 
+def test_an_empty_object_or_list_in_a_form_body_is_sent_as_an_empty_field() -> None:
+    """Stripe clears a field with an empty value (metadata=, default_tax_rates=); before, an empty object
+    or list was left out of the body, so the field could not be cleared. A null is still left out."""
+    with FakeApi() as api:
+        api.route("POST", "/v1/customers/cus_1", lambda req: (200, {}, {"raw": req.raw.decode()}))
+        result = run("""
+use api = http(base_url: env.API)
+let fields = {metadata: {}, default_tax_rates: [], items: [{price: "p1", metadata: {}}], skip: null, name: ""}
+call api.post("/v1/customers/cus_1", form: fields) as made
+emit made.raw
+emit [url_encode({metadata: {}, tags: []}), url_encode({})]
+""", api)
+        assert result.ok, result.error
+        raw, encoded = result.outputs
+        assert raw == "metadata=&default_tax_rates=&items%5B0%5D%5Bprice%5D=p1&items%5B0%5D%5Bmetadata%5D=&name="
+        assert urllib.parse.parse_qsl(raw, keep_blank_values=True) == [
+            ("metadata", ""), ("default_tax_rates", ""), ("items[0][price]", "p1"), ("items[0][metadata]", ""),
+            ("name", "")]
+        assert encoded == ["metadata=&tags=", ""]
+        assert api.count("POST", "/v1/customers/cus_1") == 1
+
+
 def test_a_connector_file_sends_form_bodies(tmp_path: Path) -> None:
     (tmp_path / "connectors").mkdir()
     (tmp_path / "connectors" / "shop.toml").write_text("""

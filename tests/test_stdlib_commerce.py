@@ -237,3 +237,15 @@ def test_stripe_writes_send_form_fields_with_an_idempotency_key(tmp_path: Path) 
         assert api.count("POST", "/v1/customers") == 1
     assert lines(proc.stdout) == [{"id": "cus_new", "object": "customer", "email": "ann@example.com",
                                    "name": "Ann Berg", "metadata[tier]": "gold", "idem": "ann@example.com"}]
+
+
+def test_stripe_update_customer_clears_metadata_with_an_empty_field(tmp_path: Path) -> None:
+    with FakeApi() as api:
+        api.route("POST", "/v1/customers/cus_1", lambda req: (200, {}, {"id": "cus_1", "raw": req.raw.decode()}))
+        (tmp_path / "f.flow").write_text(
+            'use stripe = stripe(token: "sk_test_x", base_url: env.BASE)\n'
+            'call stripe.update_customer(customer: "cus_1", body: {metadata: {}, name: "Ann"}) as c\nemit c.raw\n')
+        proc = run_cli("run", "f.flow", cwd=tmp_path, env={"BASE": api.url})
+        assert proc.returncode == 0, proc.stderr
+        assert api.count("POST", "/v1/customers/cus_1") == 1
+    assert lines(proc.stdout) == ["metadata=&name=Ann"]  # Stripe's metadata= clears every key

@@ -26,9 +26,13 @@ def query_value(value: Any) -> str:
 
 def form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     """An object as form fields: nested objects as a[b]=..., lists of objects as a[0][b]=..., lists of
-    plain values repeat the name (a=1&a=2), nulls are left out (the Stripe and PHP convention)."""
+    plain values repeat the name (a=1&a=2), nulls are left out (the Stripe and PHP convention). An empty
+    object or list inside the body is the field with an empty value (metadata=): Stripe's way of
+    clearing a field, which leaving it out could not say."""
     pairs: list[tuple[str, str]] = []
-    if isinstance(value, dict):
+    if prefix and isinstance(value, dict | list) and not value:
+        pairs.append((prefix, ""))
+    elif isinstance(value, dict):
         for k, v in value.items():
             pairs.extend(form_pairs(v, f"{prefix}[{k}]" if prefix else str(k)))
     elif isinstance(value, list):
