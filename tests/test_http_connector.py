@@ -190,6 +190,27 @@ def test_has_more_true_on_an_empty_page_is_an_error_not_the_end(pages: str, whic
         assert api.count("GET", "/s") == 2  # no request after the empty page
 
 
+@pytest.mark.parametrize("pages, which", [
+    ('{style: "link", has_more: "has_more", records: "data"}', 'no Link header with rel="next"'),
+    ('{style: "next_url", next: "next", has_more: "has_more", records: "data"}', "'next' is missing or empty")])
+def test_has_more_true_without_a_next_page_is_an_error_not_the_end(pages: str, which: str) -> None:
+    """The link and next_url styles: the second page says has_more but gives no next page. Before, the
+    list silently ended there."""
+    with FakeApi() as api:
+        def listing(req: Request) -> tuple[int, dict[str, str], Any]:
+            if req.query.get("p") == "2":
+                return 200, {}, {"data": [{"id": "c"}], "has_more": True}
+            return 200, {"Link": f'<{api.url}/s?p=2>; rel="next"'}, {"data": [{"id": "a"}], "has_more": True,
+                                                                    "next": f"{api.url}/s?p=2"}
+        api.route("GET", "/s", listing)
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/s", pages: {pages}) as s\n'
+                     "for each o in s\n  emit o\nend\n", api)
+        assert result.outputs == [{"id": "a"}, {"id": "c"}]  # both pages' records, then the error
+        assert result.error is not None and "has_more: true" in result.error.message, result.error
+        assert which in result.error.message and result.error.location == "t.flow:3:15"
+        assert api.count("GET", "/s") == 2
+
+
 def test_an_empty_page_past_total_pages_ends_the_list_even_with_has_more() -> None:
     with FakeApi() as api:
         api.route("GET", "/s", lambda req: (200, {}, {"data": [{"id": 1}] if req.query["page"] == "1" else [],

@@ -327,12 +327,18 @@ class Paginator:
             body, headers = await self.fetch(url)
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             nxt = next_of(body, headers)
-            last = not nxt or self._more(body) is False
+            more = self._more(body)
+            last = not nxt or more is False
             if not last:
                 nxt = to_text(nxt)
                 if not nxt.startswith(("http://", "https://")):
                     nxt = urljoin(url, nxt)
             yield records, {"url": url}, None if last else {"url": nxt}
+            if last and more:  # the API says there is more, but not where: ending here would lose it unseen
+                where = "no Link header with rel=\"next\"" if self.spec.style == "link" else \
+                    f"{self.spec.next!r} is missing or empty"
+                raise FlowRuntimeError(f"{self.shown()}: the answer says there are more records ({self.spec.has_more}: "
+                                       f"true) but gives no next page ({where}); pagination stops here", "data")
             if last:
                 return
             if host_of(nxt) != origin:
