@@ -60,6 +60,41 @@ def test_resolve_edit_jobs_and_errors_group(tmp_path: Path) -> None:
     assert kept.history and kept.history[0]["record"]["n"] == 0  # the old record is kept
 
 
+def test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way(tmp_path: Path) -> None:
+    """`edit --set lines.1.qty=5` fixes one line of an order; before, it replaced the list of lines with
+    {"1": {"qty": 5}}, and the retry sent an order without its lines. A path through text, a number or a
+    list by name is refused (exit 2) and changes nothing; the retried order reaches the API whole, once."""
+    orders = [{"id": "O1", "lines": [{"sku": "a", "qty": 1}]},
+              {"id": "O2", "lines": [{"sku": "c", "qty": 1}, {"sku": "d", "qty": -1}, {"sku": "e", "qty": 2}]}]
+    write(tmp_path, "orders.json", json.dumps(orders))
+    with FakeApi() as api:
+        write(tmp_path, "f.flow", f'use api = http(base_url: "{api.url}")\nuse src = file(path: "orders.json")\n'
+                                  'call src.read() as orders\nfor each o in orders\n  for each l in o.lines\n'
+                                  '    if l.qty < 0\n      fail "bad quantity {l.qty} of {l.sku}"\n    end\n  end\n'
+                                  '  send o to api.post("/orders")\nend\n')
+        assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+        [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+        saved = error["record"]
+        for bad, says in [("lines.x.qty=5", "lines is a list of 3; give an index, like lines.0.qty"),
+                          ("lines.3.qty=5", "lines is a list of 3, it has no item 3"),
+                          ("id.x=5", 'id is text ("O2"), not an object'),
+                          ("lines.1.qty.x=5", "lines.1.qty is a number")]:
+            refused = run_cli("edit", "f.flow", str(error["id"]), "--set", bad, cwd=tmp_path)
+            assert refused.returncode == 2 and says in refused.stderr, (bad, refused.stderr)
+            assert "Traceback" not in refused.stderr
+        missing = run_cli("edit", "f.flow", str(error["id"]), "--unset", "lines.0.colour", cwd=tmp_path)
+        assert missing.returncode == 2 and "there is no lines.0.colour" in missing.stderr, missing.stderr
+        [unchanged] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+        assert unchanged["record"] == saved
+        edited = run_cli("edit", "f.flow", str(error["id"]), "--set", "lines.1.qty=5", "--set", 'lines[-1].sku="z"',
+                         cwd=tmp_path)
+        assert edited.returncode == 0, edited.stderr
+        assert run_cli("retry", "f.flow", cwd=tmp_path).returncode == 0
+    received = [r.body for r in api.requests if r.method == "POST" and r.path == "/orders"]
+    assert [r["id"] for r in received] == ["O1", "O2"]  # each order once
+    assert received[1]["lines"] == [{"sku": "c", "qty": 1}, {"sku": "d", "qty": 5}, {"sku": "z", "qty": 2}]
+
+
 def test_state_command_sets_and_resets_for_a_backfill(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "emit {since: job.last_success_at, cursor: state.cursor}\nlet state.cursor = 9\n")
     assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [{"since": None, "cursor": None}]

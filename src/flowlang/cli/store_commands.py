@@ -5,6 +5,7 @@ Each change they make is recorded as a job of its own (kind resolve, edit or sta
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -172,25 +173,84 @@ def cmd_resolve(args: argparse.Namespace, terminal: Terminal) -> int:
     return int(ExitStatus.OK)
 
 
+_STEP = re.compile(r"\[(-?\d+)\]")
+
+
+def path_steps(path: str) -> list[str | int]:
+    """`customer.email`, `lines.1.qty` or `lines[1].qty`: names, and whole numbers that index a list."""
+    steps: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        indexes = _STEP.findall("[" + rest) if rest else []
+        if rest and "".join(f"[{i}]" for i in indexes) != "[" + rest:
+            raise UsageError(f"bad path {path!r}: use names separated by dots, like customer.email or lines.0.qty")
+        if name:
+            steps.append(int(name) if re.fullmatch(r"-?\d+", name) else name)
+        elif not indexes:
+            raise UsageError(f"bad path {path!r}: use names separated by dots, like customer.email")
+        steps.extend(int(i) for i in indexes)
+    return steps
+
+
+def _shown(steps: list[str | int]) -> str:
+    return ".".join(str(s) for s in steps)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float) or type(value).__name__ == "Decimal":
+        return "a number"
+    return type(value).__name__
+
+
 def set_path(target: Any, path: str, value: Any, unset: bool = False) -> Any:
-    """`a.b.c` in nested objects: set (creating objects on the way) or remove."""
-    parts = [p for p in path.split(".")]
-    if not all(parts):
-        raise UsageError(f"bad path {path!r}: use names separated by dots, like customer.email")
+    """`a.b.c` in nested objects and lists (`lines.1.qty`): set or remove, as `let` into a path does
+    (LANGUAGE.md): missing objects are made on the way, a list index must exist, and a path never
+    goes through text, a number or a list (by name) by replacing it: that would lose the saved data."""
+    steps = path_steps(path)
     if not isinstance(target, dict):
         raise UsageError(f"cannot set {path!r}: the saved value is not an object")
-    node = target
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            if unset:
+    node: Any = target
+    for i, step in enumerate(steps):
+        last = i == len(steps) - 1
+        here = _shown(steps[:i]) or "the record"
+        if isinstance(node, list):
+            if not isinstance(step, int):
+                raise UsageError(f"cannot {'unset' if unset else 'set'} {path!r}: {here} is a list of "
+                                 f"{len(node)}; give an index, like {_shown([*steps[:i], 0, *steps[i + 1:]])}")
+            if not -len(node) <= step < len(node):
+                raise UsageError(f"cannot {'unset' if unset else 'set'} {path!r}: {here} is a list of "
+                                 f"{len(node)}, it has no item {step}")
+            if last:
+                if unset:
+                    del node[step]
+                else:
+                    node[step] = value
                 return target
-            child = node[part] = {}
+            node = node[step]
+            continue
+        key = str(step)
+        if last:
+            if unset:
+                if key not in node:
+                    raise UsageError(f"cannot unset {path!r}: there is no {_shown(steps)}")
+                del node[key]
+            else:
+                node[key] = value
+            return target
+        child = node.get(key)
+        if child is None:
+            if unset:
+                raise UsageError(f"cannot unset {path!r}: there is no {_shown(steps[:i + 1])}")
+            child = node[key] = {}
+        elif not isinstance(child, dict | list):
+            raise UsageError(f"cannot {'unset' if unset else 'set'} {path!r}: {_shown(steps[:i + 1])} is "
+                             f"{_kind(child)} ({printable(dumps(child))[:40]}), not an object; set "
+                             f"{_shown(steps[:i + 1])} itself to replace it")
         node = child
-    if unset:
-        node.pop(parts[-1], None)
-    else:
-        node[parts[-1]] = value
     return target
 
 
