@@ -387,3 +387,41 @@ def test_a_variable_holding_a_secrets_text_is_worked_out_again_or_left_open_on_r
         assert secret not in top.stdout + top.stderr + outer.stdout + outer.stderr
     assert received == [{"id": 1, "who": f"token {secret} here"}, {"id": 7, "who": f"by {secret}"},
                         {"id": 1, "who": f"token {secret} here"}]
+
+
+def test_a_trace_key_is_stored_and_shown_masked(tmp_path: Path) -> None:
+    """A record keyed by a field that holds a secret's text (an API that echoes the token) is kept with
+    its key masked, as its record is: `flowlang errors` (text and --json) and the store file never hold
+    the secret; a later success of that record still resolves its error. A key built from a secret
+    (`key secret.K + o.n`) keeps the rest of its text, so two such failed records are two open errors;
+    before, both keys were {"$secret": null} and the second replaced the first (a failed record lost)."""
+    from conftest import cli
+    secret = 'sek"ret\\-é-canary-4713'
+    (tmp_path / "s.toml").write_text(f"K = {json.dumps(secret)}\n")
+    (tmp_path / "a.flow").write_text(
+        'use api = http(base_url: env.API, headers: {"X-Key": secret.K})\ncall api.get("/l") as xs\n'
+        'for each x in xs key x.ref\n  send {n: x.n} to api.post("/p")\nend\n'
+        'for each x in xs key secret.K + x.n\n  send {n: x.n, again: true} to api.post("/p")\nend\n')
+    failing = [True]
+    received: list[Any] = []
+    with FakeApi() as api:
+        api.route("GET", "/l", lambda req: (200, {}, [{"ref": f"ref-{secret}-{n}", "n": n} for n in ("1", "2")]))
+
+        def post(req: Request) -> tuple[int, dict[str, str], Any]:
+            received.append(req.body)
+            return (422, {}, {"error": "no"}) if failing[0] else (201, {}, {"ok": True})
+        api.route("POST", "/p", post)
+        env = {"API": api.url}
+        assert cli("run", "a.flow", "--secrets", "s.toml", cwd=tmp_path, env=env).status == 3
+        shown = cli("errors", "a.flow", cwd=tmp_path, env=env).stdout
+        listed = [json.loads(x) for x in cli("errors", "a.flow", "--json", cwd=tmp_path, env=env).stdout.splitlines()]
+        assert [e["key"] for e in listed] == ["ref-***-1", "ref-***-2", "***1", "***2"], listed
+        assert secret not in shown and "ref-***-1" in shown
+        store_bytes = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").iterdir() if p.is_file())
+        assert secret.encode() not in store_bytes and json.dumps(secret).encode() not in store_bytes
+        failing[0] = False
+        assert cli("run", "a.flow", "--secrets", "s.toml", cwd=tmp_path, env=env).status == 0
+        everything = cli("errors", "a.flow", "--all", "--json", cwd=tmp_path, env=env).stdout
+    after = [json.loads(x) for x in everything.splitlines()]
+    assert [e["resolved_reason"] for e in after] == ["a later success (job 2)"] * 4
+    assert len(received) == 8  # each record once a run: nothing lost, nothing sent twice
