@@ -34,6 +34,10 @@ def run_text(text: str, tmp_path: Path) -> flowlang.Result:
     (f"range(0, {BIG})", "more than 10,000,000"),
     (f"len(range(0, {BIG}))", "more than 10,000,000"),
     ('base64_decode("é")', "not valid base64"),
+    ("range(1, null)", "range()'s stop must be a whole number, got null"),  # was [0], as if range(1)
+    ("range(null)", "range()'s n must be a whole number, got null"),
+    ("range(1, 5, null)", "range()'s step must be a whole number, got null"),
+    ("range(1, 5, 0)", "step cannot be 0"),
 ])
 def test_huge_numbers_and_bad_text_in_builtins_fail_with_the_position(expr: str, message: str,
                                                                       tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowlang.runtime.blob import Blob
-from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need
+from flowlang.runtime.builtins.registry import NOT_GIVEN, Builtin, BuiltinError, check_items, need
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, as_int, less
 from flowlang.runtime.values import RecordStream, equal, to_text, type_name
 
@@ -197,7 +197,7 @@ def chunk(items: Any, size: Any) -> Any:
 MAX_RANGE = 10_000_000
 
 
-def range_(start: Any, stop: Any = None, step: Any = 1) -> Any:
+def range_(start: Any, stop: Any = NOT_GIVEN, step: Any = 1) -> Any:
     """range(n) or range(a, b, step): whole numbers from a (0) up to b, not including b.
 
     Examples:
@@ -205,7 +205,7 @@ def range_(start: Any, stop: Any = None, step: Any = 1) -> Any:
         range(1, 4) -> [1, 2, 3]
         range(10, 0, -5) -> [10, 5]
     """
-    if stop is None:  # range(n): n is where it stops
+    if stop is NOT_GIVEN:  # range(n): n is where it stops
         a, b = 0, _int(start, "range", "n")
     else:
         a, b = _int(start, "range", "start"), _int(stop, "range", "stop")

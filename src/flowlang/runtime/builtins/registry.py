@@ -40,6 +40,17 @@ def check_items(count: int, fn: str) -> None:
 REQUIRED = inspect.Parameter.empty
 
 
+class NotGiven:
+    """The default of an optional argument that has no value of its own (null given is not the same:
+    `range(1, null)` is refused, `range(1)` is range(n))."""
+
+    def __repr__(self) -> str:
+        return "not given"
+
+
+NOT_GIVEN = NotGiven()
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     name: str
@@ -170,6 +181,8 @@ class Builtin:
 
 
 def _show_default(value: Any) -> str:
+    if value is NOT_GIVEN:
+        return "(optional)"
     if value is None:
         return "null"
     if value is True:
