@@ -159,7 +159,7 @@ def test_if_changed_sends_only_changed_payloads(tmp_path: Path) -> None:
         summary = [json.loads(line) for line in third.stderr.splitlines() if "summary" in line][-1]
         assert summary["summary"]["sent"] == 2 and summary["summary"]["skipped"] == 18
         shown = run_cli("ledger", "catalogue.flow", "--key", "P-5", cwd=tmp_path)
-        assert "P-5  shop.put  sent in job 3" in shown.stdout
+        assert "P-5  shop.put /products/{sku}  sent in job 3" in shown.stdout
         assert run_cli("ledger", "catalogue.flow", "--all", cwd=tmp_path).returncode == 0
         got.clear()
         assert run_cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url}).returncode == 0
@@ -320,3 +320,44 @@ def test_batched_once_under_kill_9_sends_no_duplicate(tmp_path: Path) -> None:
     assert duplicates == 0 and lost == []
     assert len(pending) >= 20  # whole batches were cut off, and none of their records was sent twice
     assert all(entries[f"SO-{i:04d}"]["status"] == "sent" or f"SO-{i:04d}" in pending for i in range(1, count + 1))
+
+
+def test_once_to_two_paths_of_one_connection_sends_to_each(tmp_path: Path) -> None:
+    """`api.post("/invoices")` and `api.post("/shipments")` with the same key are two sends: each path gets
+    every order once. Before, both were the ledger's operation `post`, so the second send of each key was
+    skipped as already sent (the shipments never went out). A key built from a secret keeps the rest of
+    its text (before, every such key was {"$secret": null}: one record sent, the others skipped) and a key
+    holding a secret's text is kept masked. An entry an earlier version kept under the bare operation
+    still counts, so an upgrade sends nothing twice. Counted at the server."""
+    (tmp_path / "orders.jsonl").write_text("".join(json.dumps({"number": f"SO-{i}"}) + "\n" for i in range(1, 5)))
+    (tmp_path / "s.toml").write_text('K = "canary-4714-secret"\n')
+    (tmp_path / "f.flow").write_text(
+        'use src = file(path: "orders.jsonl")\nuse api = http(base_url: env.API, headers: {"X-Key": secret.K})\n'
+        'call src.read() as orders\nfor each o in orders\n'
+        '  send {n: o.number} to api.post("/invoices") key o.number once\n'
+        '  send {n: o.number} to api.post("/shipments") key o.number once\n'
+        '  send {n: o.number} to api.post("/notes") key secret.K + o.number once\n'
+        '  send {n: o.number} to api.post("/tags") key "canary-4714-secret/" + o.number once\nend\n')
+    with FakeApi() as api:
+        env = {"API": api.url}
+        first = run_cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
+        again = run_cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr
+        store = flowlang.load(tmp_path / "f.flow").store()
+        try:  # as an earlier version kept it: under `post`, for a key no path has sent yet
+            store.ledger.sent("f", "api", "post", "SO-9", "0" * 64, {"ok": True}, 1, "2026-01-01T00:00:00Z",
+                              lambda text: text)
+        finally:
+            store.close()
+        (tmp_path / "orders.jsonl").write_text(json.dumps({"number": "SO-9"}) + "\n")
+        assert run_cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env).returncode == 0
+        shown = run_cli("ledger", "f.flow", "--key", "SO-1", cwd=tmp_path).stdout
+    every = {f"SO-{i}": 1 for i in range(1, 5)}
+    for path, expected in [("/invoices", every), ("/shipments", every),  # SO-9: in the ledger of before
+                           ("/notes", {**every, "SO-9": 1}), ("/tags", {**every, "SO-9": 1})]:
+        got = Counter(r.body["n"] for r in api.requests if r.method == "POST" and r.path == path)
+        assert got == expected, (path, got)
+    assert "api.post /invoices" in shown and "api.post /shipments" in shown
+    listed = run_cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout
+    assert "canary-4714-secret" not in listed and "***/SO-1" in listed and "***SO-1" in listed

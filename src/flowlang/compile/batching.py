@@ -19,6 +19,7 @@ from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame
+from flowlang.runtime.ledger import ledger_operation
 from flowlang.runtime.store import now_text
 
 # A record's answer: its batch's answer (one future for every record of the batch: the outcomes in the
@@ -173,7 +174,7 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
     observer = run.observer
     started = time.monotonic() if observer.active else 0.0
     ledgered = buffer.mode is not None and run.ledger is not None and not run.dry_run
-    conn, op = buffer.connection, buffer.op
+    conn, op = buffer.connection, ledger_operation(buffer.op, buffer.args)  # op: the ledger's name
     job_id = run.job.get("id")
     if ledgered and buffer.mode == "once" and run.ledger is not None:  # claimed before the request goes out
         run.ledger.pending_many(run.flow, conn.name, op, ledgers, job_id, now_text())

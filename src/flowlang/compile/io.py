@@ -19,7 +19,7 @@ from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
-from flowlang.runtime.ledger import key_text, payload_hash
+from flowlang.runtime.ledger import key_text, ledger_operation, payload_hash
 from flowlang.runtime.values import RecordStream, type_name
 
 if TYPE_CHECKING:
@@ -395,12 +395,12 @@ class IoCompiler(StatementCompiler):
             key = key_of(f)
             try:
                 needs_key(key, mode, where)
-                k, digest = key_text(key), payload_hash(record, a, kw)
+                k, digest = key_text(key, f.run.mask), payload_hash(record, a, kw)
                 writing = buffer.in_flight.get(k)
                 if writing is not None:  # its key is in a batch being written: the ledger decides after it
                     await asyncio.wait([writing])
                 stats = f.run.stats.at(line, "send")
-                skip, recorded = already_sent(f.run, conn, op, k, digest, mode, stats)
+                skip, recorded = already_sent(f.run, conn, ledger_operation(op, a), k, digest, mode, stats)
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             if skip:

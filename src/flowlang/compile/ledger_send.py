@@ -12,7 +12,7 @@ from typing import Any
 from flowlang.compile.errors import Where
 from flowlang.connectors.base import Connection
 from flowlang.errors import FlowRuntimeError
-from flowlang.runtime.ledger import key_text, payload_hash
+from flowlang.runtime.ledger import key_text, ledger_operation, legacy_operation, payload_hash
 from flowlang.runtime.run import RunContext
 from flowlang.runtime.stats import StatementStats
 from flowlang.runtime.store import now_text
@@ -33,6 +33,9 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
     send was cut off in flight is refused: the record fails, saying so."""
     ledger = run.ledger
     entry = ledger.get(run.flow, conn.name, op, k) if ledger is not None else None
+    legacy = legacy_operation(op)
+    if entry is None and ledger is not None and legacy is not None:
+        entry = ledger.get(run.flow, conn.name, legacy, k)
     if entry is not None and entry.status == "pending" and mode == "once":
         raise FlowRuntimeError(
             f"send ... once: the send of key {k} to {conn.name}.{op} was in flight when job {entry.job_id} "
@@ -59,23 +62,24 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     ledger = run.ledger
     if ledger is None:
         return await conn.send(op, record, args, kwargs)
-    k = key_text(key)
+    k = key_text(key, run.mask)
+    entry_op = ledger_operation(op, args)  # the ledger's name of the operation: with its path
     digest = payload_hash(record, args, kwargs)
-    skip, answer = already_sent(run, conn, op, k, digest, mode, stats)
+    skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats)
     if skip:
         return answer
     if run.dry_run:
         return await conn.send(op, record, args, kwargs)
     job_id = run.job.get("id")
     if mode == "once":
-        ledger.pending(run.flow, conn.name, op, k, digest, job_id, now_text())
+        ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text())
     try:
         answer = await conn.send(op, record, args, kwargs)
     except FlowRuntimeError:  # the connector says it failed; a kill or a cancel leaves the key pending
         if mode == "once":
-            ledger.release(run.flow, conn.name, op, k)
+            ledger.release(run.flow, conn.name, entry_op, k)
         raise
     run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
-    ledger.sent(run.flow, conn.name, op, k, digest, answer, job_id, now_text(), run.mask)
+    ledger.sent(run.flow, conn.name, entry_op, k, digest, answer, job_id, now_text(), run.mask)
     stats.sent += 1
     return answer

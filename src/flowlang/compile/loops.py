@@ -30,7 +30,7 @@ from flowlang.errors import DiskFull, FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
-from flowlang.runtime.jsoncodec import dumps, dumps_stored
+from flowlang.runtime.jsoncodec import dumps, dumps_stored, holds_secret
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import READ_FAILED, RecordFailure
@@ -42,17 +42,6 @@ STORABLE = (type(None), bool, int, str, list, dict, Secret)
 # stream, or nothing
 Waiting = Answer | list[Answer] | asyncio.Task[None] | None
 
-
-
-def holds_secret(value: Any) -> bool:
-    """Whether a key's value is (or holds) a value made from a secret."""
-    if isinstance(value, Secret):
-        return True
-    if isinstance(value, dict):
-        return any(holds_secret(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(holds_secret(v) for v in value)
-    return False
 
 
 @dataclass

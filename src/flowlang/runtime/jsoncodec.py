@@ -173,5 +173,16 @@ def from_stored(value: Any) -> Any:
     return value
 
 
+def holds_secret(value: Any) -> bool:
+    """Whether a key's value is (or holds) a value made from a secret."""
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, dict):
+        return any(holds_secret(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(holds_secret(v) for v in value)
+    return False
+
+
 def dumps_stored(value: Any) -> str:
     return dumps(to_stored(value), secrets_as="***")

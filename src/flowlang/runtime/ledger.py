@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from flowlang.lazy_dataclass import dataclass
-from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads, to_stored
+from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, holds_secret, loads, to_stored
+from flowlang.runtime.values import Secret
 
 SCHEMA = """
 create table if not exists ledger (
@@ -39,10 +41,32 @@ def payload_hash(record: Any, args: Any, kwargs: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def key_text(key: Any) -> str:
-    """A record key as the ledger stores it: text as it is, anything else as JSON."""
-    return key if isinstance(key, str) else dumps_stored(key)
+def key_text(key: Any, mask: Callable[[str], str]) -> str:
+    """A record key as the ledger stores it: text as it is, anything else as JSON, masked as everything
+    stored is. A key built from a secret keeps the rest of its text (`***A1`, `***A2`): as
+    {"$secret": null} every such record would have had one key, and all but the first been skipped."""
+    if isinstance(key, str):
+        return mask(key)
+    if isinstance(key, Secret):
+        return mask(key.reveal())
+    return mask(dumps(key, reveal_secrets=True) if holds_secret(key) else dumps_stored(key))
 
+
+
+def ledger_operation(op: str, args: list[Any]) -> str:
+    """The operation a send's entries are kept under: the connector's operation and, for one given a path
+    (an http connection's `post("/invoices")`), that path, so `api.post("/invoices")` and
+    `api.post("/shipments")` with the same key are two sends (as one operation, the second was skipped as
+    already sent). Entries an earlier version kept under the bare operation are still found
+    (`legacy_operation`), so an upgrade sends nothing twice."""
+    if args and isinstance(args[0], str):
+        return f"{op} {args[0]}"
+    return op
+
+
+def legacy_operation(op: str) -> str | None:
+    """The bare operation an earlier version kept a path's entries under, or None."""
+    return op.split(" ", 1)[0] if " " in op else None
 
 @dataclass
 class LedgerEntry:
