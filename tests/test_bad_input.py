@@ -342,3 +342,18 @@ def test_an_emitted_value_nested_too_deeply_for_json_fails_its_record_at_the_emi
     listed = cli("errors", "f.flow", "--state-dir", "state", "--json", cwd=tmp_path)
     [error] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert error["record"] == 2
+
+
+def test_a_map_path_through_a_value_that_is_not_an_object_is_a_located_error(tmp_path: Path) -> None:
+    """`s.t = 5` in a map where s is a string (copied by `...o`, or set on an earlier line) was silently
+    replaced by an object {t: 5}; `let x.s.t = 5` refuses the same. Now the map refuses it too, at
+    its line, and a null or missing s still becomes an object (the source is never changed)."""
+    for body in ("  ...o\n  s.t = 5\n", '  s = "x"\n  s.t = 5\n'):
+        result = run_text('let o = {s: "text", n: 1}\nmap o to a\n' + body + "end\nemit a\n", tmp_path)
+        assert result.status == "failed" and result.error is not None
+        assert "cannot set s.t: s is a string, not an object" in result.error.message
+        assert (result.error.location or "").endswith("f.flow:4:3")
+    built = run_text('let o = {s: null, k: {a: 1}}\nmap o to a\n  ...o\n  s.t = 5\n  k.b = 2\n  m.n = 3\nend\n'
+                     "emit [a, o]\n", tmp_path)
+    assert built.ok and built.outputs == [{"s": {"t": 5}, "k": {"a": 1, "b": 2}, "m": {"n": 3}},
+                                          {"s": None, "k": {"a": 1}}]

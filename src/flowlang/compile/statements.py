@@ -12,7 +12,7 @@ from flowlang.compile.steps import NOTHING, Eval, Step, block, run_step
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.values import RecordStream, to_text, truthy, type_name
+from flowlang.runtime.values import RecordStream, article, to_text, truthy, type_name
 
 
 def emit_value(frame: Frame, value: Any, line: int) -> None:
@@ -270,7 +270,7 @@ class StatementCompiler(ExpressionCompiler):
                 if kind == "set1":
                     out[path] = value(f)
                 elif kind == "set":
-                    _set_path(out, path, value(f))
+                    _set_path(out, path[0], value(f), path[1])
                 elif kind == "spread":
                     _spread(out, value(f), path)
                 else:
@@ -282,7 +282,7 @@ class StatementCompiler(ExpressionCompiler):
         if isinstance(line, ast.MapAssign):
             if len(line.path) == 1:
                 return "set1", line.path[0], self.expr(line.value)
-            return "set", line.path, self.expr(line.value)
+            return "set", (line.path, self.where(line.span)), self.expr(line.value)
         if isinstance(line, ast.MapSpread):
             return "spread", self.where(line.value.span), self.expr(line.value)
         return "drop", line.path, None
@@ -315,10 +315,16 @@ def _set(container: Any, key: Any, value: Any, where: Where) -> None:
     raise where.error(f"cannot set a field inside {type_name(container)}")
 
 
-def _set_path(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+def _set_path(out: dict[str, Any], path: tuple[str, ...], value: Any, where: Where) -> None:
+    """`a.b.c = value` in a map: objects are made where the path has none (or null), copied where it
+    has one (a source object is never changed); any other value on the way is an error, as for `let`."""
     target = out
-    for key in path[:-1]:
+    for depth, key in enumerate(path[:-1]):
         nxt = target.get(key)
+        if nxt is not None and type(nxt) is not dict:
+            inside, kind = ".".join(path[:depth + 1]), type_name(nxt)
+            raise where.error(f"cannot set {'.'.join(path)}: {inside} is {article(kind)} {kind}, not an object "
+                              f"(set {inside} to an object first, or to null)", "value")
         nxt = target[key] = dict(nxt) if type(nxt) is dict else {}  # copy: never change a source object
         target = nxt
     target[path[-1]] = value

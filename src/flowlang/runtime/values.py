@@ -127,6 +127,11 @@ async def _without_bad(pages: AsyncIterator[list[Value]]) -> AsyncIterator[list[
             await close()
 
 
+def article(word: str) -> str:
+    """The article for a word in a message: "an object", "a list"."""
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def type_name(value: Value) -> str:
     """The flowlang name of a value's type, as error messages and type_of() say it."""
     if value is None:

@@ -16,7 +16,7 @@ from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.runtime.values import Secret, Value, to_text, type_name
+from flowlang.runtime.values import Secret, Value, article, to_text, type_name
 
 READS = ("GET", "HEAD")
 CALL_KEYS = ("query", "headers", "body")
@@ -257,7 +257,3 @@ class DeclarativeConnection(Connection):
 
     async def close(self) -> None:
         await self.client.close()
-
-
-def article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
