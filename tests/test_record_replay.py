@@ -176,6 +176,29 @@ def test_bad_test_folders_are_clear_errors(tmp_path: Path) -> None:
     assert lacking.returncode == 2 and "no cassette in" in lacking.stderr
 
 
+def test_a_test_folder_that_cannot_run_fails_alone_naming_its_flow_toml(tmp_path: Path) -> None:
+    """`flowlang test DIR`: a folder whose [params] names a param its flow lacks, or whose flow does not
+    check, is a FAIL naming its flow.toml (or the flow's line), and the other folders still run: exit 1
+    with the summary. Before, the first such folder ended the command (exit 2, no summary, no file named),
+    and a folder that had failed before it no longer made the exit 1."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    (tmp_path / "bad.flow").write_text("emit {a: nope}\n")
+    for name, toml in [("a_good", ""), ("b_param", "[params]\nzz = 1\n"), ("c_flow", None)]:
+        (tmp_path / "tests" / name).mkdir(parents=True)
+        text = 'flow = "../../sync.flow"\ncassette = "../../cassette"\n' + (toml or "") if toml is not None \
+            else 'flow = "../../bad.flow"\ncassette = "../../cassette"\n'
+        (tmp_path / "tests" / name / "flow.toml").write_text(text)
+    folder_run = run_cli("test", "tests", cwd=tmp_path)
+    assert folder_run.returncode == 1, folder_run.stderr
+    out = folder_run.stdout
+    assert "PASS a_good" in out and "FAIL b_param" in out and "FAIL c_flow" in out
+    assert "tests/b_param/flow.toml: unknown param 'zz'" in out
+    assert "bad.flow:1:10: error: unknown name 'nope'" in out
+    assert "1 passed, 2 failed" in out and "Traceback" not in folder_run.stderr
+
+
 @pytest.mark.parametrize("name", ["fake"])
 def test_a_host_binding_replaces_a_use_connection(name: str, caplog: pytest.LogCaptureFixture) -> None:
     class FakeCrm:

@@ -10,7 +10,7 @@ from pathlib import Path
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import parse_params
 from flowlang.cli.signals import run_async_command
-from flowlang.errors import UsageError
+from flowlang.errors import ScriptError, UsageError
 from flowlang.status import ExitStatus
 from flowlang.testing.suite import ReplayCase, ReplayOutcome, discover, run_case_async
 
@@ -47,9 +47,21 @@ def show_outcome(terminal: Terminal, outcome: ReplayOutcome) -> None:
 def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.json_lines = args.json_logs  # every stderr line is then one JSON object (OPERATIONS.md 10)
     cases = cases_of(args)
+    folders = Path(args.path).is_dir()
     failed = updated = 0
     for case in cases:
-        outcome = run_async_command(run_case_async(case, args.update))
+        try:
+            outcome = run_async_command(run_case_async(case, args.update))
+        except (UsageError, ScriptError) as e:
+            if not folders:
+                raise
+            # one test folder that cannot run (a param its flow lacks, a flow that does not check) fails
+            # alone, named by its flow.toml; the other folders still run
+            failed += 1
+            said = e.render() if isinstance(e, ScriptError) else f"{case.folder / 'flow.toml'}: {e.message}"
+            terminal.out(f"FAIL {case.name}")
+            terminal.out("  " + said.replace("\n", "\n  "))
+            continue
         show_outcome(terminal, outcome)
         if outcome.updated:
             updated += 1
