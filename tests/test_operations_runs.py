@@ -142,6 +142,8 @@ def test_limit_and_dry_run_are_test_jobs(tmp_path: Path) -> None:
         assert store.load_state(flow.key) == {"n": 1}
     finally:
         store.close()
+    helped = run_cli("run", "--help", cwd=tmp_path)  # OPERATIONS.md 6: --help says a --limit run writes for real
+    assert helped.returncode == 0 and "its writes are real" in " ".join(helped.stdout.split())
 
 
 def test_limit_and_stop_fetch_no_page_they_do_not_use() -> None:

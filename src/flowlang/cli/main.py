@@ -57,7 +57,9 @@ def build_parser(only: str | None = None) -> Parser:
     running(run)
     run.add_argument("--input", metavar="FILE", help="the input payload: a JSON or .jsonl file, or - for stdin")
     run.add_argument("--dry-run", action="store_true", help="read, but send nothing and commit no state")
-    run.add_argument("--limit", type=int, metavar="N", help="take at most N records per loop")
+    run.add_argument("--limit", type=int, metavar="N",
+                     help="take at most N records per loop, for a try: its writes are real "
+                          "(sent, written); a test job, so no state is committed")
     run.add_argument("--max-seconds", type=float, metavar="S",
                      help="stop the run after S seconds (in-flight records finish; exit 1)")
     run.add_argument("--max-record-seconds", type=float, metavar="S",
