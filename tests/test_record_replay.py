@@ -276,6 +276,25 @@ def test_a_broken_mapping_fails_the_pytest_item_with_its_diff(tmp_path: Path) ->
     assert "1 passed" in custom.stdout, custom.stdout + custom.stderr
 
 
+def test_a_test_folder_that_cannot_run_fails_its_pytest_item_without_a_traceback(tmp_path: Path) -> None:
+    """A pytest item whose flow.toml names a param the flow lacks says so naming its flow.toml; one whose
+    flow does not check shows the flow's file:line:col. Before, each showed flowlang's Python traceback."""
+    folder = copy_example("recorded_sync", tmp_path)
+    (folder / "bad.flow").write_text("emit {a: nope}\n")
+    for name, text in [("bad_param", 'flow = "../../sync_invoices.flow"\ncassette = "../paid_orders"\n'
+                                     "[params]\nzz = 1\n"),
+                       ("bad_flow", 'flow = "../../bad.flow"\ncassette = "../paid_orders"\n')]:
+        (folder / "tests" / name).mkdir()
+        (folder / "tests" / name / "flow.toml").write_text(text)
+    collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+                                str(folder / "tests")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = collected.stdout
+    assert "2 failed, 1 passed" in out, out
+    assert f"{folder / 'tests' / 'bad_param' / 'flow.toml'}: unknown param 'zz'" in out
+    assert "bad.flow:1:10: error: unknown name 'nope'" in out
+    assert "raise UsageError" not in out and "runner.py" not in out and "check_command" not in out
+
+
 def test_summary_read_counts_loop_records_only() -> None:
     flow = flowlang.compile('use m = memory(records: [{"id": 1}, {"id": 2}, {"id": 3}])\ncall m.read() as rows\n'
                             'for each r in rows\n  lookup m.find(id: r.id) as same\nend\n', name="t.flow")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from flowlang.errors import ScriptError, UsageError
 from flowlang.testing.suite import CASE_FILE, ReplayCase, ReplayOutcome, read_case, replay, run_case
 
 
@@ -47,6 +48,10 @@ class FlowTestItem(pytest.Item):
         if isinstance(excinfo.value, ReplayFailed):
             return f"the replay of {self.case.flow.name} differs from {self.case.cassette}:\n" + "\n".join(
                 excinfo.value.outcome.problems)
+        if isinstance(excinfo.value, ScriptError):  # the flow does not check: its file:line:col, no traceback
+            return excinfo.value.render()
+        if isinstance(excinfo.value, UsageError):  # a param its flow lacks, a missing flow or cassette
+            return f"{self.path}: {excinfo.value.message}"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
