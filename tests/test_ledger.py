@@ -361,3 +361,18 @@ def test_once_to_two_paths_of_one_connection_sends_to_each(tmp_path: Path) -> No
     assert "api.post /invoices" in shown and "api.post /shipments" in shown
     listed = run_cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout
     assert "canary-4714-secret" not in listed and "***/SO-1" in listed and "***SO-1" in listed
+
+
+def test_once_ignores_a_query_string_that_changes_between_runs(tmp_path: Path) -> None:
+    """`api.post("/invoices?run={job.id}") key o.number once`: the query carries the run, the destination
+    is the same, so a second run sends nothing again. Counted at the server."""
+    (tmp_path / "orders.jsonl").write_text("".join(json.dumps({"number": f"SO-{i}"}) + "\n" for i in range(1, 4)))
+    (tmp_path / "f.flow").write_text(
+        'use src = file(path: "orders.jsonl")\nuse api = http(base_url: env.API)\ncall src.read() as orders\n'
+        'for each o in orders\n  send {n: o.number} to api.post("/invoices?run={job.id}") key o.number once\nend\n')
+    with FakeApi() as api:
+        for _ in range(2):
+            done = run_cli("run", "f.flow", cwd=tmp_path, env={"API": api.url})
+            assert done.returncode == 0, done.stderr
+    got = Counter(r.body["n"] for r in api.requests if r.method == "POST" and r.path == "/invoices")
+    assert got == {"SO-1": 1, "SO-2": 1, "SO-3": 1}

@@ -58,9 +58,10 @@ def ledger_operation(op: str, args: list[Any]) -> str:
     (an http connection's `post("/invoices")`), that path, so `api.post("/invoices")` and
     `api.post("/shipments")` with the same key are two sends (as one operation, the second was skipped as
     already sent). Entries an earlier version kept under the bare operation are still found
-    (`legacy_operation`), so an upgrade sends nothing twice."""
+    (`legacy_operation`), so an upgrade sends nothing twice. A query string is not part of it: a path
+    that carries the job's id or the day in its query is still the same destination run after run."""
     if args and isinstance(args[0], str):
-        return f"{op} {args[0]}"
+        return f"{op} {args[0].split('?', 1)[0]}"
     return op
 
 
