@@ -52,7 +52,6 @@ def key_text(key: Any, mask: Callable[[str], str]) -> str:
     return mask(dumps(key, reveal_secrets=True) if holds_secret(key) else dumps_stored(key))
 
 
-
 def ledger_operation(op: str, args: list[Any]) -> str:
     """The operation a send's entries are kept under: the connector's operation and, for one given a path
     (an http connection's `post("/invoices")`), that path, so `api.post("/invoices")` and
@@ -68,6 +67,7 @@ def ledger_operation(op: str, args: list[Any]) -> str:
 def legacy_operation(op: str) -> str | None:
     """The bare operation an earlier version kept a path's entries under, or None."""
     return op.split(" ", 1)[0] if " " in op else None
+
 
 @dataclass
 class LedgerEntry:
