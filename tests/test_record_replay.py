@@ -176,6 +176,25 @@ def test_bad_test_folders_are_clear_errors(tmp_path: Path) -> None:
     assert lacking.returncode == 2 and "no cassette in" in lacking.stderr
 
 
+def test_a_cassette_line_of_an_unknown_type_is_refused_at_its_line(tmp_path: Path) -> None:
+    """A hand-edited cassette with a typo in a type ("wrte") was accepted and the line ignored, so the
+    replay went on without that exchange; now `flowlang test` names the file and line."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    path = tmp_path / "cassette" / "cassette.jsonl"
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "write")
+    lines[at] = lines[at].replace('"type": "write"', '"type": "wrte"').replace('"type":"write"', '"type":"wrte"')
+    assert '"wrte"' in lines[at]
+    path.write_text("\n".join(lines) + "\n")
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    assert test.returncode == 2, test.stdout + test.stderr
+    message = json.loads(test.stderr.splitlines()[-1])["message"]
+    assert f"{path}:{at + 1}: a cassette line of an unknown type \"wrte\"" in message
+    assert "did you mean 'write'?" in message and "Traceback" not in test.stderr
+
+
 def test_a_test_folder_that_cannot_run_fails_alone_naming_its_flow_toml(tmp_path: Path) -> None:
     """`flowlang test DIR`: a folder whose [params] names a param its flow lacks, or whose flow does not
     check, is a FAIL naming its flow.toml (or the flow's line), and the other folders still run: exit 1

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowlang.diagnostics import closest
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored, loads, to_stored
 from flowlang.runtime.values import BadRecord
 
 FILE_NAME = "cassette.jsonl"
 VERSION = 1
+ENTRY_TYPES = ("run", "value", "read", "write", "output", "result")  # what a cassette line can be
 
 
 def canonical(value: Any) -> Any:
@@ -101,6 +103,11 @@ class Cassette:
                 raise UsageError(f"{path}:{number}: not a cassette line: {e}") from None
             if not isinstance(entry, dict) or "type" not in entry:
                 raise UsageError(f"{path}:{number}: a cassette line is an object with a type")
+            if entry["type"] not in ENTRY_TYPES:
+                kind = entry["type"]
+                meant = closest(kind, ENTRY_TYPES) if isinstance(kind, str) else None
+                raise UsageError(f"{path}:{number}: a cassette line of an unknown type {dumps(kind)} (one of "
+                                 f"{', '.join(ENTRY_TYPES)})" + (f"; did you mean {meant!r}?" if meant else ""))
             entries.append(entry)
         return cls(entries)
 
