@@ -173,8 +173,9 @@ class ExpressionCompiler:
         where = self.where(node.span)
 
         def interpolated(f: Frame) -> Any:
+            values = tuple(part if const else part(f) for const, part in parts)  # outside: a deep call's own error
             try:
-                return interpolate(tuple(part if const else part(f) for const, part in parts))
+                return interpolate(values)
             except ValueTooLarge as e:
                 raise where.error(e.message, e.kind) from None
             except (RecursionError, JsonDataError) as e:
@@ -543,8 +544,9 @@ class ExpressionCompiler:
             (a0,) = evals
 
             def call1(f: Frame) -> Any:
+                a = a0(f)  # arguments outside the try: a recursion too deep in them is their own error
                 try:
-                    return fn(a0(f))
+                    return fn(a)
                 except (BuiltinError, OperatorError, ValueTooLarge) as e:
                     raise where.error(e.message, e.kind) from None
                 except ArithmeticError as e:
@@ -557,8 +559,9 @@ class ExpressionCompiler:
             b0, b1 = evals
 
             def call2(f: Frame) -> Any:
+                a, b = b0(f), b1(f)
                 try:
-                    return fn(b0(f), b1(f))
+                    return fn(a, b)
                 except (BuiltinError, OperatorError, ValueTooLarge) as e:
                     raise where.error(e.message, e.kind) from None
                 except ArithmeticError as e:
@@ -569,8 +572,9 @@ class ExpressionCompiler:
             return call2
 
         def call(f: Frame) -> Any:
+            values = [e(f) for e in evals]
             try:
-                return fn(*[e(f) for e in evals])
+                return fn(*values)
             except (BuiltinError, OperatorError, ValueTooLarge) as e:
                 raise where.error(e.message, e.kind) from None
             except ArithmeticError as e:
@@ -597,8 +601,9 @@ def too_deep(error: RecursionError | JsonDataError) -> str:
 def structural(left: Eval, right: Eval, where: Where, negate: bool) -> Eval:
     """== and != of any two values (structural, so it walks nested lists and objects)."""
     def same(f: Frame) -> bool:
+        a, b = left(f), right(f)  # outside the try: only equal()'s own walk is "nests too deeply"
         try:
-            return equal(left(f), right(f)) is not negate
+            return equal(a, b) is not negate
         except RecursionError as e:
             raise where.error(too_deep(e), "value") from None
     return same

@@ -47,8 +47,18 @@ class CompiledFunction:
             return None
         except ReturnSignal as r:
             return r.value
+        except RecursionError:  # Python's stack ran out before max_call_depth (set high): still the user's
+            raise LimitError(too_deep_message(self.info.name, run.depth, run.limits.max_call_depth),
+                             source=where.source, span=where.span) from None
         finally:
             run.depth -= 1
+
+
+def too_deep_message(name: str, depth: int, most: int) -> str:
+    """What a call says when Python's own stack runs out under a raised max_call_depth. Made at the
+    deepest call that has room for it (a call with none lets the RecursionError go to its caller)."""
+    return (f"{name}() calls itself too deeply: the stack ran out {depth} calls deep, before "
+            f"max_call_depth ({most}): is a recursion missing its end?")
 
 
 class FunctionCompiler(ForEachCompiler):
