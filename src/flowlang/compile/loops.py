@@ -30,7 +30,7 @@ from flowlang.errors import DiskFull, FlowRuntimeError, LimitError
 from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
-from flowlang.runtime.jsoncodec import dumps, dumps_stored, holds_secret
+from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import READ_FAILED, RecordFailure
@@ -41,7 +41,6 @@ STORABLE = (type(None), bool, int, str, list, dict, Secret)
 # what an iteration of run_tail waits for: its record's answer, its records' answers, the task sending a
 # stream, or nothing
 Waiting = Answer | list[Answer] | asyncio.Task[None] | None
-
 
 
 @dataclass
@@ -106,12 +105,9 @@ class LoopInfo:
         if value is None:
             return None
         try:
-            # Masked as the saved record is: a key never shows a secret's text. A key built from a
-            # secret keeps the rest of its text ("A***", "B***"), so such records stay apart.
-            text = dumps(value, reveal_secrets=True) if holds_secret(value) else dumps_stored(value)
+            return masked_key(value, f.run.mask)  # as the saved record is masked
         except (TypeError, ValueError):
             return None
-        return f.run.mask(text)
 
     def failure(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None,
                 key: str | None = None) -> RecordFailure:

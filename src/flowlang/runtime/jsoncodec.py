@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from json.encoder import encode_basestring
@@ -171,6 +172,13 @@ def from_stored(value: Any) -> Any:
                 return timedelta(seconds=float(Decimal(inner)))
         return {k: from_stored(v) for k, v in value.items()}
     return value
+
+
+def masked_key(value: Any, mask: Callable[[str], str]) -> str:
+    """A record key (a trace key, a ledger key) as JSON text, masked as everything stored is. A key
+    built from a secret keeps the rest of its text (`"***A1"`, `"***A2"`): written as {"$secret": null},
+    every such record would have the same key."""
+    return mask(dumps(value, reveal_secrets=True) if holds_secret(value) else dumps_stored(value))
 
 
 def holds_secret(value: Any) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowlang.lazy_dataclass import dataclass
-from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, holds_secret, loads, to_stored
+from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads, masked_key, to_stored
 from flowlang.runtime.values import Secret
 
 SCHEMA = """
@@ -49,7 +49,7 @@ def key_text(key: Any, mask: Callable[[str], str]) -> str:
         return mask(key)
     if isinstance(key, Secret):
         return mask(key.reveal())
-    return mask(dumps(key, reveal_secrets=True) if holds_secret(key) else dumps_stored(key))
+    return masked_key(key, mask)
 
 
 def ledger_operation(op: str, args: list[Any]) -> str:
