@@ -377,6 +377,12 @@ class ExpressionCompiler:
     def x_ObjectLit(self, node: ast.ObjectLit) -> Eval:
         if all(isinstance(p.key, ast.Literal) for p in node.pairs):
             pairs = [(str(p.key.value), self.expr(p.value)) for p in node.pairs]  # type: ignore[union-attr]
+            if len(pairs) == 1:  # `query: {id: i}`: built without a comprehension's call
+                (k0, v0), = pairs
+                return lambda f: {k0: v0(f)}
+            if len(pairs) == 2:
+                (k0, v0), (k1, v1) = pairs
+                return lambda f: {k0: v0(f), k1: v1(f)}
             return lambda f: {k: v(f) for k, v in pairs}
         dynamic = [(self.expr(p.key), self.expr(p.value)) for p in node.pairs]
         return lambda f: {to_text(k(f)): v(f) for k, v in dynamic}

@@ -67,6 +67,9 @@ def cache_key(value: Any) -> Any:
     if t is str or t is int or value is None:
         return value
     if t is dict:  # a text or whole number stands for itself here too, without a call
+        if len(value) == 1:  # `query: {id: i}`: the same key, without a comprehension's call
+            (k, v), = value.items()
+            return (dict, (k, v if type(v) in KEYS_ITSELF else cache_key(v)))
         return (dict, *[(k, v if type(v) in KEYS_ITSELF else cache_key(v)) for k, v in value.items()])
     if t is list:
         return (list, *[v if type(v) in KEYS_ITSELF else cache_key(v) for v in value])
@@ -186,6 +189,7 @@ class IoCompiler(StatementCompiler):
                     waiter.exception()  # retrieved here: a waiter cancelled meanwhile logs nothing
 
         first = args[0] if len(args) == 1 else None  # the usual lookup: one argument, its path
+        only = next(iter(kwargs.items())) if len(kwargs) == 1 else None  # and one option (query:)
 
         async def lookup(f: Frame) -> None:
             conn = getter(f)
@@ -196,7 +200,7 @@ class IoCompiler(StatementCompiler):
             else:
                 a = [x(f) for x in args]
                 args_key = cache_key(a)
-            kw = {k: v(f) for k, v in kwargs.items()}
+            kw = {only[0]: only[1](f)} if only is not None else {k: v(f) for k, v in kwargs.items()}
             key = (id(conn), op, args_key, cache_key(kw))
             run = f.run
             value = run.lookup_cache.get(key, MISSING)

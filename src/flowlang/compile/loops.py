@@ -327,7 +327,7 @@ class LoopCompiler:
             except SkipSignal:
                 f.run.stats.at(self.info.line, "for each").skipped += 1
             return
-        start = self.info.start(f)
+        start = self.info.start(f) if self.info.assigned else None  # see page_sync
         try:
             set_vars(f.slots, self.info.names_slots, item, self.where)
             if self.body.is_async:
@@ -517,13 +517,15 @@ class LoopCompiler:
         plan = plan_of(self.body)
         inline = info.outermost and not observed and record_limit is None
         single = info.names_slots[0] if len(info.names_slots) == 1 else -1
+        keep_start = bool(info.assigned)  # as page_sync: else the frame holds the same values when it fails
 
         async def iteration(item: Any, out: list[Any], index: int) -> None:
             nonlocal stopped
             frame = Frame(list(f.slots), f.parent, f.run, out.append, ahead)
             try:
                 if inline:  # one_async's outermost iteration, the body's statements run from here:
-                    start = info.start(frame)  # each coroutine level costs every await of a request
+                    # each coroutine level costs every await of a request
+                    start = info.start(frame) if keep_start else None
                     try:
                         if single >= 0 and type(item) is not BadRecord:  # what set_vars does for one name
                             frame.slots[single] = item

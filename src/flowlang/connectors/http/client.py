@@ -19,7 +19,7 @@ from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, Ticket
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, rate_limit_wait
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
-from flowlang.connectors.http.urls import join, origin_of, shown, with_query
+from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.formcodec import FormError, form_encode
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
@@ -180,6 +180,7 @@ class HttpClient:
         self.meter = RequestMeter(name, settings.limiter, self.traffic, services)
         self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
         self.base_origin = origin_of(settings.base_url) if settings.base_url else None
+        self.base_prefix = base_prefix(settings.base_url) if settings.base_url else None
 
     def own_origin(self, url: str) -> str:
         """The origin credentials go to: the base_url's (or, without one, the URL's own)."""
@@ -194,6 +195,8 @@ class HttpClient:
         if not url.startswith(("http://", "https://")):
             raise HttpError(f"{method} {shown(url, self.services.mask)}: not an http:// or https:// URL",
                             status=None, method=method, url=shown(url, self.services.mask))
+        if self.base_prefix is not None and url.startswith(self.base_prefix):
+            return True  # the base_url's scheme://authority/ as written: its origin, without parsing
         if origin_of(url) == (self.base_origin or origin_of(url)):  # own_origin
             return True
         guard = self.settings.guard

@@ -23,6 +23,8 @@ def split_request(op: str, args: list[Value], kwargs: dict[str, Value]) -> tuple
     path = args[0] if args else kwargs.get("path", "")
     if not isinstance(path, str):
         raise FlowRuntimeError(f"{op}() needs the path as a string, got {type_name(path)}", "connector")
+    if REQUEST_OPTIONS.issuperset(kwargs):  # the usual call: request options only (read, never changed)
+        return path, kwargs, {}
     options: dict[str, Any] = {}
     templates: dict[str, Any] = {}
     for k, v in kwargs.items():

@@ -6,7 +6,7 @@ asks for JSON (Accept: application/json, the session's default header) unless it
 
 from __future__ import annotations
 
-import asyncio
+import re
 import socket
 import ssl
 import time
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowlang.connectors.http.hosts import RefusedAddress
+from flowlang.connectors.http.slots import RequestSlots
 
 if TYPE_CHECKING:
     import aiohttp
@@ -99,6 +100,19 @@ class TransportError(Exception):
 
 MAX_RESPONSE_BYTES = 100_000_000  # the default limit of one answer's body, after decompression
 MAX_CONNECTIONS = 100
+MAX_TARGETS = 256  # URLs before the query kept parsed, per connection
+PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&+-]*")  # yarl's with_query leaves these as they are
+NO_ENVIRONMENT: tuple[Any, Any, Any] = (None, None, None)  # (proxy, proxy_auth, login)
+
+
+def plain_environment() -> bool:
+    """True when no proxy variable is set and there is no .netrc (NETRC, ~/.netrc): aiohttp's
+    trust_env would then add nothing to any request."""
+    from urllib.request import getproxies
+
+    from aiohttp.helpers import netrc_from_env
+
+    return not getproxies() and netrc_from_env() is None
 READ_CHUNK = 1 << 16
 
 
@@ -120,15 +134,17 @@ class Transport:
         self.check_addresses = check_addresses
         self.max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: RequestSlots | None = None
         self._environment: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
         self._timeout: Any = None  # the session's aiohttp.ClientTimeout
         self._url: Any = None  # yarl.URL, imported with aiohttp
+        self._targets: dict[str, Any] = {}  # a URL's part before the query, as a yarl.URL
+        self._plain_environment = False  # no proxy variables and no .netrc: nothing for from_environment
 
-    def slots(self) -> asyncio.Semaphore:
-        """The connection slots (one per pooled connection), made inside the running loop."""
+    def slots(self) -> RequestSlots:
+        """The connection slots (one per pooled connection)."""
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_connections)
+            self._slots = RequestSlots(self.max_connections)
         return self._slots
 
     def tls(self) -> ssl.SSLContext | bool:
@@ -150,6 +166,7 @@ class Transport:
             connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=self.tls(), ttl_dns_cache=300,
                                              resolver=resolver)
             self._timeout = aiohttp.ClientTimeout(total=self.timeout)
+            self._plain_environment = plain_environment()
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, headers={"Accept": "application/json"},
                 auto_decompress=True, trust_env=False)  # the environment is read by from_environment
@@ -174,6 +191,20 @@ class Transport:
                 login = None
             found = self._environment[key] = (proxy, proxy_auth, login)
         return found
+
+    def target(self, url: str) -> Any:
+        """`url` as a yarl.URL, sent as it is written (encoded=True). The part before the query is
+        parsed once: a flow asks the same few paths with different queries, and a query of plain
+        characters (all a query flowlang encodes is, but for %-escapes) is only added to it."""
+        head, _, query = url.partition("?")
+        if not query or "#" in head or not PLAIN_QUERY.fullmatch(query):
+            return self._url(url, encoded=True)
+        base = self._targets.get(head)
+        if base is None:
+            base = self._url(head, encoded=True)
+            if len(self._targets) < MAX_TARGETS:
+                self._targets[head] = base
+        return base.with_query(query)
 
     async def read_body(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
         """The decompressed body, refused past max_response_bytes (announced or read)."""
@@ -205,7 +236,10 @@ class Transport:
         request passes through each coroutine on its way."""
         import aiohttp
 
-        async with self._slots or self.slots():
+        slots = self._slots or self.slots()
+        if not slots.take_now():
+            await slots.take()
+        try:
             ticket = await meter.admit() if meter is not None and meter.limited else None
             try:
                 started = time.monotonic()
@@ -214,9 +248,9 @@ class Transport:
                     if session is None or session.closed:
                         session = self.session()
                     limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout or self.timeout)
-                    target = self._url(url, encoded=True)
+                    target = self.target(url)
                     proxy, proxy_auth, login = (self.proxy, None, None) if self.proxy is not None else \
-                        self.from_environment(target)
+                        NO_ENVIRONMENT if self._plain_environment else self.from_environment(target)
                     if login is not None and any(k.lower() == "authorization" for k in headers):
                         login = None  # the connection's own auth wins over a .netrc login
                     async with session.request(method, target, headers=headers or None, data=body,
@@ -255,9 +289,11 @@ class Transport:
             finally:
                 if ticket is not None and meter is not None:
                     meter.release(ticket)
-            if meter is not None:
-                meter.sent(method, url, response.status, started)
-            return response
+        finally:
+            slots.release()
+        if meter is not None:
+            meter.sent(method, url, response.status, started)
+        return response
 
     async def close(self) -> None:
         if self._session is not None:

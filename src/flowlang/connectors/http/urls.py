@@ -127,6 +127,17 @@ def _origin(url: str) -> str:
     return f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, 0)}"
 
 
+def base_prefix(url: str) -> str | None:
+    """'https://x.com:8443/api' -> 'https://x.com:8443/': a URL that starts with it has that very
+    authority (an authority ends at the first '/'), so that origin; None when the authority is not
+    plain (user info, '?', '#', a backslash) or the URL is not http(s)."""
+    head = url.split("/", 3)
+    if len(head) < 3 or head[0] not in ("http:", "https:") or head[1] or not head[2] or \
+            any(c in head[2] for c in "@?#\\"):
+        return None
+    return "/".join(head[:3]) + "/"
+
+
 def host_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
