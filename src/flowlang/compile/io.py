@@ -61,21 +61,31 @@ MISSING = object()
 def cache_key(value: Any) -> Any:
     """A lookup's arguments as a hashable key that tells apart exactly what their stored JSON would
     (1, true, "1" and 1.0 are four keys; objects keep their order), without writing the JSON: text
-    and whole numbers stand for themselves, an object or list is a tuple led by its type, anything
-    else its type and stored form."""
+    and whole numbers stand for themselves, an object is one tuple led by its type and then its keys
+    and values in turn, a list a tuple led by its type, anything else its type and stored form."""
     t = type(value)
     if t is str or t is int or value is None:
         return value
     if t is dict:  # a text or whole number stands for itself here too, without a call
-        if len(value) == 1:  # `query: {id: i}`: the same key, without a comprehension's call
+        if len(value) == 1:  # `query: {id: i}`: without a loop
             (k, v), = value.items()
-            return (dict, (k, v if type(v) in KEYS_ITSELF else cache_key(v)))
-        return (dict, *[(k, v if type(v) in KEYS_ITSELF else cache_key(v)) for k, v in value.items()])
+            return (dict, k, v if type(v) in KEYS_ITSELF else cache_key(v))
+        parts: list[Any] = [dict]
+        for k, v in value.items():
+            parts.append(k)
+            parts.append(v if type(v) in KEYS_ITSELF else cache_key(v))
+        return tuple(parts)
     if t is list:
         return (list, *[v if type(v) in KEYS_ITSELF else cache_key(v) for v in value])
     if t is Decimal:
         return (Decimal, str(value))
     return (t, dumps_stored(value))
+
+
+def evaluated(kwargs: dict[str, Eval], f: Frame) -> dict[str, Any]:
+    """Keyword arguments' values (here, not in the step: a comprehension there would make its frame
+    variable a cell at every call)."""
+    return {k: v(f) for k, v in kwargs.items()}
 
 
 class IoCompiler(StatementCompiler):
@@ -172,16 +182,19 @@ class IoCompiler(StatementCompiler):
         where = self.where(node.operation.span)
         line = self.line(node)
 
-        def answered(run: Any, key: Any, waiters: list[asyncio.Future[Any]], value: Any) -> None:
-            del run.lookup_inflight[key]
+        def answered(run: Any, key: Any, value: Any) -> None:
+            waiters = run.lookup_inflight.pop(key)
             run.lookup_cache[key] = value
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(value)
+            if waiters is not None:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(value)
             run.stats.at(line, "lookup").read += 1
 
-        def failed(run: Any, key: Any, waiters: list[asyncio.Future[Any]], e: BaseException) -> None:
-            del run.lookup_inflight[key]
+        def failed(run: Any, key: Any, e: BaseException) -> None:
+            waiters = run.lookup_inflight.pop(key)
+            if waiters is None:
+                return
             failure = e if isinstance(e, Exception) else asyncio.CancelledError()
             for waiter in waiters:
                 if not waiter.done():
@@ -189,30 +202,40 @@ class IoCompiler(StatementCompiler):
                     waiter.exception()  # retrieved here: a waiter cancelled meanwhile logs nothing
 
         first = args[0] if len(args) == 1 else None  # the usual lookup: one argument, its path
-        only = next(iter(kwargs.items())) if len(kwargs) == 1 else None  # and one option (query:)
+        only_name, only = next(iter(kwargs.items())) if len(kwargs) == 1 else ("", None)  # one option (query:)
 
         async def lookup(f: Frame) -> None:
             conn = getter(f)
             if first is not None:
                 a0 = first(f)
                 a = [a0]
-                args_key = (list, a0) if type(a0) in KEYS_ITSELF else cache_key(a)  # cache_key(a), its way
+                # a text, whole number or null stands for itself: never a tuple, as cache_key's lists are
+                args_key = a0 if type(a0) in KEYS_ITSELF else cache_key(a)
             else:
                 a = [x(f) for x in args]
                 args_key = cache_key(a)
-            kw = {only[0]: only[1](f)} if only is not None else {k: v(f) for k, v in kwargs.items()}
-            key = (id(conn), op, args_key, cache_key(kw))
+            if only is not None:
+                v = only(f)
+                kw = {only_name: v}
+                kw_key = (dict, only_name, v if type(v) in KEYS_ITSELF else cache_key(v))  # cache_key(kw)
+            else:
+                kw = evaluated(kwargs, f)
+                kw_key = cache_key(kw)
+            key = (id(conn), op, args_key, kw_key)
             run = f.run
             value = run.lookup_cache.get(key, MISSING)
             if value is MISSING:
                 inflight = run.lookup_inflight
-                waiters = inflight.get(key)
-                if waiters is not None:  # the same lookup is on its way: wait for its answer
+                if key in inflight:  # the same lookup is on its way: wait for its answer
                     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                    waiters.append(future)
+                    waiters = inflight[key]
+                    if waiters is None:
+                        inflight[key] = [future]
+                    else:
+                        waiters.append(future)
                     value = await future
                 else:  # this iteration asks, and answers the ones that ask meanwhile (a future each)
-                    waiters = inflight[key] = []
+                    inflight[key] = None  # no one else waits yet
                     try:
                         try:
                             value = await conn.invoke(op, a, kw)
@@ -225,11 +248,11 @@ class IoCompiler(StatementCompiler):
                                 raise
                             value = None  # a lookup that finds nothing is null
                     except BaseException as e:
-                        failed(run, key, waiters, e)
+                        failed(run, key, e)
                         if isinstance(e, FlowRuntimeError):
                             raise where.locate(e) from None
                         raise
-                    answered(run, key, waiters, value)
+                    answered(run, key, value)
             store(f, plain_copy(value))
         return Step.coroutine(lookup)
 
