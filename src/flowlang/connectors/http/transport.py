@@ -138,6 +138,7 @@ class Transport:
         self._environment: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
         self._timeout: Any = None  # the session's aiohttp.ClientTimeout
         self._url: Any = None  # yarl.URL, imported with aiohttp
+        self._aiohttp: Any = None  # the module, imported when a flow first talks HTTP
         self._targets: dict[str, Any] = {}  # a URL's part before the query, as a yarl.URL
         self._plain_environment = False  # no proxy variables and no .netrc: nothing for from_environment
 
@@ -146,6 +147,12 @@ class Transport:
         if self._slots is None:
             self._slots = RequestSlots(self.max_connections)
         return self._slots
+
+    def http_module(self) -> Any:
+        import aiohttp  # imported when a flow first talks HTTP: a flow that does not pays nothing
+
+        self._aiohttp = aiohttp
+        return aiohttp
 
     def tls(self) -> ssl.SSLContext | bool:
         """True: the system's CAs; False: no check; a path: trust the CAs in that PEM bundle."""
@@ -234,8 +241,7 @@ class Transport:
         free, right before sending, so requests let through never queue up and then leave together.
         The meter counts and reports the attempt. All in this one coroutine: every await of a
         request passes through each coroutine on its way."""
-        import aiohttp
-
+        aiohttp = self._aiohttp or self.http_module()
         slots = self._slots or self.slots()
         if not slots.take_now():
             await slots.take()
