@@ -495,6 +495,10 @@ async def close_all(ctx: RunContext) -> None:
         except Exception as e:  # closing must not hide the run's own outcome
             ctx.log("warn", f"closing {conn.name} failed: {e}")
     ctx.connections.clear()
+    # the lookups' answers are for these connections only (their keys hold a connection's id): freed
+    # here, not left to the cyclic garbage collector with the rest of the run (a full collection
+    # of a big heap in the middle of the host's next run)
+    ctx.lookup_cache.clear()
 
 
 def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
