@@ -46,8 +46,12 @@ def plain_copy(value: Any) -> Any:
     """A copy of a looked-up value's objects and lists (a flow that assigns into its copy leaves the
     cached value alone); everything else in a value is immutable and shared."""
     t = type(value)
-    if t is dict:
-        return {k: plain_copy(v) if type(v) in CONTAINERS else v for k, v in value.items()}
+    if t is dict:  # copied whole, then its objects and lists copied in turn (no comprehension's call)
+        copy = value.copy()
+        for k, v in copy.items():
+            if type(v) in CONTAINERS:
+                copy[k] = plain_copy(v)  # a value replaced, no key added: the walk goes on
+        return copy
     if t is list:
         return [plain_copy(v) if type(v) in CONTAINERS else v for v in value]
     return value

@@ -34,6 +34,7 @@ from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import READ_FAILED, RecordFailure
+from flowlang.runtime.slots import Slots
 from flowlang.runtime.values import BadRecord, RecordStream, Secret, type_name
 
 log = logging.getLogger("flowlang.loops")
@@ -500,7 +501,8 @@ class LoopCompiler:
         drained = 0
         counter = f.run.stats.at(self.info.line, "for each")
         limit = f.run.limit
-        gate = asyncio.Semaphore(width)
+        gate = Slots(width)  # an iteration takes one before it starts, gives it back when it ends
+        loop = asyncio.get_running_loop()
         pending: deque[tuple[asyncio.Task[None], list[Any]]] = deque()
         stopped = False
         count = 0
@@ -584,7 +586,8 @@ class LoopCompiler:
                         check_time(stop)
                         if stopped or (graceful and stop.requested):
                             raise StopSignal()
-                        await gate.acquire()
+                        if not gate.take_now():
+                            await gate.take()
                         if stopped or (graceful and stop.requested):
                             gate.release()
                             raise StopSignal()
@@ -593,7 +596,7 @@ class LoopCompiler:
                         out: list[Any] = []
                         if ahead is not None:
                             ahead.active += 1
-                        pending.append((asyncio.ensure_future(iteration(item, out, count - 1)), out))
+                        pending.append((loop.create_task(iteration(item, out, count - 1)), out))
                         drain_done()
                         while len(pending) > width * 4:  # bound the results waiting for a slow first one
                             await asyncio.wait([pending[0][0]])

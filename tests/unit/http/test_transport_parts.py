@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from flowlang.connectors.http.slots import RequestSlots
 from flowlang.connectors.http.transport import Transport
 from flowlang.connectors.http.urls import base_prefix, origin_of
+from flowlang.runtime.slots import Slots
 
 
-async def hold(slots: RequestSlots, name: str, log: list[str], busy: list[int], peak: list[int],
+async def hold(slots: Slots, name: str, log: list[str], busy: list[int], peak: list[int],
                release: asyncio.Event) -> None:
     if not slots.take_now():
         await slots.take()
@@ -32,7 +32,7 @@ async def hold(slots: RequestSlots, name: str, log: list[str], busy: list[int], 
 
 def test_slots_bound_the_holders_and_serve_waiters_in_order() -> None:
     async def main() -> tuple[list[str], int, int]:
-        slots = RequestSlots(3)
+        slots = Slots(3)
         log: list[str] = []
         busy, peak = [0], [0]
         release = asyncio.Event()
@@ -52,7 +52,7 @@ def test_slots_bound_the_holders_and_serve_waiters_in_order() -> None:
 
 def test_a_cancelled_waiter_loses_no_slot() -> None:
     async def main() -> int:
-        slots = RequestSlots(1)
+        slots = Slots(1)
         assert slots.take_now()
         waiting = asyncio.create_task(slots.take())
         handed = asyncio.create_task(slots.take())

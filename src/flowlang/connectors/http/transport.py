@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowlang.connectors.http.hosts import RefusedAddress
-from flowlang.connectors.http.slots import RequestSlots
+from flowlang.runtime.slots import Slots
 
 if TYPE_CHECKING:
     import aiohttp
@@ -74,7 +74,7 @@ def header_fields(raw: Any) -> dict[str, str]:
     """An answer's headers by lowercase name. A header sent more than once (two `Link` lines, say) is
     one value, its values joined with ", " in the order sent, as HTTP defines; `Set-Cookie`'s values,
     which hold commas themselves, are joined with a newline."""
-    fields = {k.lower(): v for k, v in raw.items()}
+    fields = dict(zip(map(str.lower, raw.keys()), raw.values(), strict=True))  # no comprehension's call
     if len(fields) == len(raw):
         return fields
     fields = {}
@@ -134,7 +134,7 @@ class Transport:
         self.check_addresses = check_addresses
         self.max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
-        self._slots: RequestSlots | None = None
+        self._slots: Slots | None = None
         self._environment: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
         self._timeout: Any = None  # the session's aiohttp.ClientTimeout
         self._url: Any = None  # yarl.URL, imported with aiohttp
@@ -142,10 +142,10 @@ class Transport:
         self._targets: dict[str, Any] = {}  # a URL's part before the query, as a yarl.URL
         self._plain_environment = False  # no proxy variables and no .netrc: nothing for from_environment
 
-    def slots(self) -> RequestSlots:
+    def slots(self) -> Slots:
         """The connection slots (one per pooled connection)."""
         if self._slots is None:
-            self._slots = RequestSlots(self.max_connections)
+            self._slots = Slots(self.max_connections)
         return self._slots
 
     def http_module(self) -> Any:

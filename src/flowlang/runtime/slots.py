@@ -1,7 +1,7 @@
-"""A connection's request slots: at most N requests on the wire at once, the others waiting in
-the order they came. Taking a free slot is a plain call, not a coroutine: asyncio.Semaphore's
-`async with` makes two coroutines on every request, and every await of a request passes through
-each coroutine on its way."""
+"""Slots: at most N holders at once (requests on a connection's wire, iterations of a `parallel`
+loop), the others waiting in the order they came. Taking a free slot is a plain call, not a
+coroutine: asyncio.Semaphore's acquire makes a coroutine and a generator on every take (two
+coroutines with `async with`), and every await of a request passes through each coroutine on its way."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 from collections import deque
 
 
-class RequestSlots:
+class Slots:
     """Up to `size` holders at once; `take_now()` or else `await take()`, then `release()` once."""
 
     def __init__(self, size: int) -> None:
