@@ -10,7 +10,10 @@ Both sides do the same work in the same window: the event loop and the HTTP sess
 closed inside it (flowlang's `flow.run` does both), the session has the settings flowlang's HTTP
 connection uses, and every answer's status is checked and its body read and decoded as JSON with
 exact decimals. The flow is compiled outside the window. Runs alternate (bare, flow, bare, ...);
-the figures are medians, and the ratio's range over the pairs is printed beside it.
+the figures are medians, and the ratio's range over the pairs is printed beside it. Each window
+starts after a full garbage collection (gc.collect), as a fresh process would: otherwise the
+garbage of the runs before sets off a full collection of the whole heap (about 35 ms here) in
+whichever window it happens to land, 8-9% of a run, at random on either side.
 
 The server is a minimal asyncio HTTP/1.1 responder (keep-alive, no framework), in S processes
 sharing the port (SO_REUSEPORT), so that it is not what limits the rate; its own CPU per request is
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -124,6 +128,7 @@ async def bare_lookups(base: str, n: int, width: int) -> list[Any]:
 
 def bare_run(base: str, n: int, width: int) -> Timing:
     """Timed like flow_run: the event loop and the session are made and closed inside the window."""
+    gc.collect()
     start, cpu = time.perf_counter(), time.process_time()
     results = asyncio.run(bare_lookups(base, n, width))
     elapsed = time.perf_counter() - start, time.process_time() - cpu
@@ -142,6 +147,7 @@ end
 
 def flow_run(base: str, n: int, width: int) -> Timing:
     flow = flowlang.compile(FLOW.format(width=width), name="lookups.flow")
+    gc.collect()
     start, cpu = time.perf_counter(), time.process_time()
     result = flow.run(input=list(range(n)), env={"BASE": base})
     elapsed = time.perf_counter() - start, time.process_time() - cpu
