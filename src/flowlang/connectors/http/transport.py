@@ -74,7 +74,7 @@ def header_fields(raw: Any) -> dict[str, str]:
     """An answer's headers by lowercase name. A header sent more than once (two `Link` lines, say) is
     one value, its values joined with ", " in the order sent, as HTTP defines; `Set-Cookie`'s values,
     which hold commas themselves, are joined with a newline."""
-    fields = dict(zip(map(str.lower, raw.keys()), raw.values(), strict=True))  # no comprehension's call
+    fields = {k.lower(): v for k, v in raw.items()}
     if len(fields) == len(raw):
         return fields
     fields = {}
