@@ -139,6 +139,38 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert sqlite3.connect(db).execute("select count(*) from t").fetchone() == (0,)
 
 
+def test_sqlite_datetimes_compare_as_instants_so_an_incremental_read_skips_nothing(tmp_path: Path) -> None:
+    """A row written later in the same second as the high-water mark is read by the next run: SQLite
+    keeps datetimes as text, and 01:00:00.5 was written '...00.500000Z', which sorted before the
+    mark '...00Z' ('.' < 'Z'), so `where at > :since` skipped it in every later run."""
+    sync = """
+use db = sql(url: "sqlite:///ev.db")
+call db.execute("create table if not exists ev (id integer primary key, at timestamp)")
+param id = 0
+param at = ""
+if id > 0
+  send {id: id, at: datetime(at)} to db.insert(table: "ev")
+end
+let since = state.since ?? datetime("2000-01-01T00:00:00Z")
+call db.query("select id, at from ev where at > :since order by at", params: {since: since}) as rows
+for each r in rows
+  emit r.id
+  let state.since = datetime(r.at)
+end
+"""
+    seen = []
+    for id, at in [(1, "2024-10-27T03:00:00+02:00"), (2, "2024-10-27T01:00:00.5Z"), (3, "2024-10-27T01:00:01Z"),
+                   (0, "")]:
+        result = run(tmp_path, sync, params={"id": id, "at": at})
+        assert result.ok, result.error
+        seen += result.outputs
+    assert seen == [1, 2, 3]  # each row once, none skipped
+    con = sqlite3.connect(tmp_path / "ev.db")
+    assert [r[0] for r in con.execute("select at from ev order by at")] == [
+        "2024-10-27T01:00:00.000000Z", "2024-10-27T01:00:00.500000Z", "2024-10-27T01:00:01.000000Z"]
+    con.close()
+
+
 def test_sql_errors_are_clear(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\ncall db.query("select * from nowhere") as r\n'
                            "emit list(r)\n")
@@ -342,3 +374,28 @@ def test_check_warns_when_sql_is_built_by_interpolation(tmp_path: Path) -> None:
     assert "f.flow:3:15: warning:" in proc.stderr and "SQL injection" in proc.stderr
     assert "params:" in proc.stderr
     assert proc.stderr.count("warning:") == 1  # the bound query is fine
+
+
+def test_postgres_values_flowlang_has_no_type_for_read_as_their_text(tmp_path: Path, postgres: str) -> None:
+    """A uuid, an inet, a time of day (with or without a zone), a range and a uuid[] are their text;
+    before, each was the placeholder "<UUID>", "<time>", ... and the value was lost."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("drop table if exists odd")
+call db.execute("create table odd (u uuid primary key, ip inet, t time, ttz timetz, r int4range, us uuid[])")
+let u = "6f1c2a3e-0b4d-4c5e-9f60-7a8b9c0d1e2f"
+let values = "(:u, '10.0.0.1/24', '10:00:01.5', '10:00+05:45', '[1,5)', array[cast(:u as uuid)])"
+call db.execute("insert into odd values {{values}}",
+                params: {{u: u}})
+call db.query("select * from odd") as rows
+for each r in rows
+  emit r
+  send {{u: r.u, ip: "10.0.0.2"}} to db.upsert(table: "odd", key: "u")
+end
+call db.query("select count(*) as n, min(host(ip)) as ip from odd") as counts
+emit list(counts)[0]
+""")
+    assert result.ok, result.error
+    u = "6f1c2a3e-0b4d-4c5e-9f60-7a8b9c0d1e2f"
+    assert result.outputs == [{"u": u, "ip": "10.0.0.1/24", "t": "10:00:01.500000", "ttz": "10:00:00+05:45",
+                               "r": "[1, 5)", "us": [u]}, {"n": 1, "ip": "10.0.0.2"}]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
 from itertools import chain
@@ -54,7 +54,7 @@ def resolve_url(url: str, base_dir: Path, allow_outside: bool = False) -> str:
 def bindable(value: Any, dialect: str) -> Any:
     """A flowlang value as a database parameter. Datetimes go as UTC: aware for PostgreSQL (a
     `timestamp` column, with the session zone UTC, stores the UTC wall time), naive UTC for MySQL and
-    MariaDB (their drivers drop an offset), ISO text ending in Z for SQLite."""
+    MariaDB (their drivers drop an offset), ISO text ending in Z for SQLite (`sqlite_datetime`)."""
     if isinstance(value, Secret):
         return value.reveal()
     if isinstance(value, dict | list):
@@ -66,11 +66,22 @@ def bindable(value: Any, dialect: str) -> Any:
     if dialect == "sqlite":
         if isinstance(value, Decimal):
             return str(value)
-        if isinstance(value, datetime | date):
+        if isinstance(value, datetime):
+            return sqlite_datetime(value)
+        if isinstance(value, date):
             return to_text(value)
         if isinstance(value, timedelta):
             return value.total_seconds()
     return value
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """A datetime as SQLite text: UTC, always with six fraction digits (2024-05-01T10:00:00.000000Z),
+    so that the text sorts and compares as the instants do. With the fraction left out for whole
+    seconds, 10:00:00.5 sorted before 10:00:00 ('.' < 'Z'): an incremental read `where at > :since`
+    skipped a row written later in the same second as the high-water mark."""
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # Values every driver binds as they are: a row made only of these is sent without conversion.
@@ -103,12 +114,22 @@ def bound_rows(rows: list[tuple[Any, ...]], dialect: str) -> list[tuple[Any, ...
 
 
 def row_value(value: Any) -> Any:
+    """A column's value as a flowlang value. A type flowlang has no value for is its text: a time of
+    day in ISO 8601 (10:00:01.500000, 10:00:00+05:45 for timetz), a uuid, an inet address or a range as
+    the database writes it. Before, each was the placeholder text "<time>", "<UUID>": the value lost."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, list | tuple):  # a PostgreSQL array: uuid[] is a list of uuids
+        return [row_value(v) for v in value]
     try:
         return from_python(value)
     except ValueError:
+        pass
+    if isinstance(value, time):
+        return value.isoformat()
+    if isinstance(value, Decimal | float):  # NaN, Infinity
         return to_text(value)
+    return str(value)
 
 
 # The one time-zone rule: every session runs in UTC, so naive `timestamp`/`datetime` columns hold UTC
