@@ -399,3 +399,36 @@ emit list(counts)[0]
     u = "6f1c2a3e-0b4d-4c5e-9f60-7a8b9c0d1e2f"
     assert result.outputs == [{"u": u, "ip": "10.0.0.1/24", "t": "10:00:01.500000", "ttz": "10:00:00+05:45",
                                "r": "[1, 5)", "us": [u]}, {"n": 1, "ip": "10.0.0.2"}]
+
+
+def test_a_mariadb_password_beyond_ascii_logs_in_and_is_never_shown(tmp_path: Path, mariadb: str) -> None:
+    """PyMySQL sent the password as latin-1: 'straße' was refused, and one with '€' failed as "cannot
+    write '€' to the database: it is not latin-1 text", naming a character of the password."""
+    password = ('ca"n\\ary-ß€-' * 8)[:90]
+    for host in ("%", "127.0.0.1", "localhost"):
+        result = run(tmp_path, f"""
+use root = sql(url: "{mariadb}")
+call root.execute("create user if not exists 'pw'@'{host}' identified by :pw", params: {{pw: secret.PW}})
+call root.execute("grant all on flowlang.* to 'pw'@'{host}'")
+""", secrets={"PW": password})
+        assert result.ok, result.error
+    address = mariadb.split("@", 1)[1]
+    result = run(tmp_path, f"""
+use db = sql(url: "mysql://pw:{{url_encode(secret.PW)}}@{address}")
+call db.execute("drop table if exists pw_t")
+call db.execute("create table pw_t (id integer primary key)")
+send {{id: 1}} to db.insert(table: "pw_t")
+call db.query("select count(*) as n, current_user() as who from pw_t") as rows
+emit list(rows)[0]
+""", secrets={"PW": password})
+    assert result.ok, result.error
+    assert result.outputs == [{"n": 1, "who": "pw@127.0.0.1"}]
+    wrong = run(tmp_path, f"""
+use db = sql(url: "mysql://pw:{{url_encode(secret.PW)}}x@{address}")
+call db.execute("select 1")
+""", secrets={"PW": password})
+    assert wrong.error is not None and "Access denied for user 'pw'" in wrong.error.message
+    import urllib.parse
+
+    for form in (password, "€", urllib.parse.quote(password, safe=""), password[:20]):
+        assert form not in wrong.error.render()

@@ -238,7 +238,7 @@ class SqlConnection(Connection):
         if self._engine is None:
             sa = _sqlalchemy()
             try:
-                self._engine = sa.create_engine(self.url, json_deserializer=loads)
+                self._engine = sa.create_engine(self.url, json_deserializer=loads, **self._connect_args(sa))
             except (ImportError, ModuleNotFoundError) as e:
                 raise FlowRuntimeError(missing_driver(self.dialect, e), "connector") from None
             except Exception as e:
@@ -249,6 +249,18 @@ class SqlConnection(Connection):
             elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine
+
+    def _connect_args(self, sa: Any) -> dict[str, Any]:
+        """PyMySQL sends a password given as text in latin-1, so a non-ASCII one (`straße`, set by a client
+        in UTF-8, as every client is now) was refused ('Access denied'), or one with a character beyond
+        latin-1 failed as a value 'not latin-1 text', naming that character of the password. Its UTF-8
+        bytes log in."""
+        if self.dialect not in ("mysql", "mariadb"):
+            return {}
+        url = sa.engine.make_url(self.url)
+        if url.get_driver_name() != "pymysql" or not url.password or str(url.password).isascii():
+            return {}
+        return {"connect_args": {"password": str(url.password).encode("utf-8")}}
 
     def _bindable(self, value: Any) -> Any:
         return bindable(value, self.dialect)
