@@ -152,7 +152,8 @@ def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
         raise UsageError(f"delivery {d.id} is for the flow '{d.flow}', which is no longer in {args.folder}")
     inbox.mark(d.id, "running").result()
     folder = state_folder(Path(args.folder), Path(args.state_dir) if args.state_dir else None)
-    result = run_async_command(run_delivery(served, d, inbox, folder, secrets, providers=project.secret_providers))
+    result = run_async_command(run_delivery(served, d, inbox, folder, secrets, providers=project.secret_providers,
+                                                    masker=terminal.masker))
     terminal.message(f"{d.flow}: delivery {d.id} ran again as job {result.job_id}: {result.status}",
                      "bold" if result.ok else "yellow")
     if result.error is not None:

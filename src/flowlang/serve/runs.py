@@ -21,6 +21,7 @@ from flowlang.errors import FlowError, LockedError
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import JsonDataError, loads
 from flowlang.runtime.limits import StopFlag
+from flowlang.runtime.masking import Masker
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.inbox import Delivery, Inbox
 from flowlang.serve.metrics import Metrics
@@ -54,15 +55,34 @@ def summary(result: Result) -> str:
     return (f"{result.status} in {s.duration:.2f}s: read {s.read}, sent {s.sent}, failed {s.failed}")
 
 
+def run_error(result: Result, masker: Masker) -> str | None:
+    """Why a run failed, with its place in the flow (file:line:col) and the run's secrets masked: for the
+    log and the inbox (the job in the store keeps the masked message too)."""
+    error = result.error
+    if error is None:
+        return None
+    location = getattr(error, "location", None)
+    return masker.mask(f"{location}: {error.message}" if location else error.message)
+
+
+def log_run(route: str, what: str, result: Result, masker: Masker) -> None:
+    said = run_error(result, masker)
+    if said is None:
+        log.info(f"{route}: job {result.job_id} ({what}) {summary(result)}")
+    else:
+        log.error(f"{route}: job {result.job_id} ({what}) {summary(result)}: {said}")
+
+
 async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir: Path | None,
                        secrets: Mapping[str, str], collect: bool = False, stop: StopFlag | None = None,
                        providers: SecretProviders | None = None,
-                       started: Callable[[], None] | None = None) -> Result:
+                       started: Callable[[], None] | None = None, masker: Masker | None = None) -> Result:
     """Run one delivery as a webhook job and record how it ended in the inbox (`started` is called
     once the job is recorded and its first statement is about to run)."""
     flow = served.flow
+    masker = masker if masker is not None else Masker()  # learns the run's secrets
     options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop,
-                           secret_providers=providers)
+                           secret_providers=providers, masker=masker)
     options.trigger = trigger_value(d)
     setup = flow.setup(state_dir, None, collect, None if started is None else lambda _ctx: started())
     setup.lock = served.concurrency == 1
@@ -71,10 +91,10 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
         await asyncio.wrap_future(inbox.mark(d.id, "waiting"))
     else:
         status = "failed" if result.status == "failed" else "done"
-        message = result.error.message if result.error is not None else (
+        message = run_error(result, masker) or (
             f"{len(result.errors)} records failed (flowlang errors {served.route}.flow)" if result.errors else None)
         await asyncio.wrap_future(inbox.mark(d.id, status, result.job_id, message))
-    log.info(f"{served.route}: job {result.job_id} (webhook {d.delivery_id or d.id}) {summary(result)}")
+    log_run(served.route, f"webhook {d.delivery_id or d.id}", result, masker)
     return result
 
 
@@ -260,8 +280,10 @@ class Runs:
         q = self.queues[route]
         flow = q.served.flow
         q.running += 1
+        masker = Masker()
         try:
-            options = flow.options(secrets=self.secrets, stop=self.stop_flag, secret_providers=self.providers)
+            options = flow.options(secrets=self.secrets, stop=self.stop_flag, secret_providers=self.providers,
+                                   masker=masker)
             options.trigger = trigger or {"kind": kind}
             setup = flow.setup(self.state_dir, None, False)
             if retry:
@@ -271,7 +293,7 @@ class Runs:
         finally:
             q.running -= 1
             self._pump(route)
-        log.info(f"{route}: job {result.job_id} ({kind}) {summary(result)}")
+        log_run(route, kind, result, masker)
         self.metrics.run_done(route, result.status, result)
         return result
 

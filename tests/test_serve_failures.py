@@ -1,0 +1,56 @@
+"""A served run that fails as a whole (bad input, an API answer that echoes a credential): serve's log says
+why, with the flow's file:line:col, and the inbox keeps that message; a secret in it is masked in the
+log, the inbox (`flowlang inbox`, `--json`, the inbox.db bytes) and `flowlang inbox --replay`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_cli
+from fakeapi import FakeApi, Request
+from serving import ServeProcess, wait_for
+
+HOOK_TOKEN = "hook-token-" + "h" * 30
+CANARY = "api-canary-" + "c" * 30
+HEADERS = {"X-Token": HOOK_TOKEN}
+FLOW = ('flow "orders"\ntrigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"))\n'
+        'use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))\n'
+        'let orders = input.orders\n'
+        'call api.get("/whoami") as me\n'
+        'fail "the API said {me.said}"\n')
+
+
+def echo(req: Request) -> tuple[int, dict[str, str], object]:
+    return 200, {}, {"said": req.headers.get("authorization") or req.headers.get("Authorization")}
+
+
+def test_a_failed_run_is_located_in_the_log_and_the_inbox_and_its_secret_masked(tmp_path: Path) -> None:
+    (tmp_path / "orders.flow").write_text(FLOW)
+    with FakeApi() as api:
+        api.route("GET", r"^/whoami$", echo)
+        env = {"API": api.url, "HOOK_TOKEN": HOOK_TOKEN, "API_TOKEN": CANARY}
+        with ServeProcess(tmp_path, env=env) as serve:
+            assert serve.post("/hooks/orders", b'"not an object"', HEADERS)[0] == 202
+            assert serve.post("/hooks/orders", b'{"orders": [1]}', HEADERS)[0] == 202
+            wait_for(lambda: serve.logs().count("(webhook ") >= 2, what="both runs")
+            assert serve.terminate() == 0
+            logs = serve.logs()
+        assert api.count("GET", "/whoami") == 1  # the API did echo the credential
+        assert CANARY not in logs
+        assert "orders.flow:4:20: cannot read field 'orders' of string" in logs
+        assert "orders.flow:6:1: the API said Bearer ***" in logs
+        rows = {r["id"]: r for r in map(json.loads, run_cli("inbox", str(tmp_path), "--json").stdout.splitlines())}
+        assert rows[1]["status"] == rows[2]["status"] == "failed"
+        assert rows[1]["message"].endswith("orders.flow:4:20: cannot read field 'orders' of string")
+        assert rows[2]["message"].endswith("orders.flow:6:1: the API said Bearer ***")
+        listing = run_cli("inbox", str(tmp_path))
+        assert CANARY not in listing.stdout + listing.stderr and "the API said Bearer ***" in listing.stdout
+        state = tmp_path / ".flowlang"
+        for f in state.iterdir():
+            assert CANARY.encode() not in f.read_bytes(), f.name
+        replay = run_cli("inbox", str(tmp_path), "--replay", "2", env=env)
+        assert replay.returncode == 1
+        said = replay.stdout + replay.stderr
+        assert CANARY not in said and "the API said Bearer ***" in said
+        assert "Traceback" not in said
