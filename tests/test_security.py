@@ -425,3 +425,24 @@ def test_a_trace_key_is_stored_and_shown_masked(tmp_path: Path) -> None:
     after = [json.loads(x) for x in everything.splitlines()]
     assert [e["resolved_reason"] for e in after] == ["a later success (job 2)"] * 4
     assert len(received) == 8  # each record once a run: nothing lost, nothing sent twice
+
+
+def test_a_database_password_with_an_unencoded_at_sign_is_refused_unshown(tmp_path: Path) -> None:
+    """A password's '@' ends it in a URL: SQLAlchemy read the rest as the host, and the driver's error
+    showed it ("failed to resolve host '<the rest of the password>@127.0.0.1'"), unmasked in the message,
+    the log and the error store. Now the URL is refused before connecting and no form of it is shown;
+    URL-encoded, the same password reaches the server (here: a closed port, refused)."""
+    password = "pw@" + CANARY
+    (tmp_path / "secrets.toml").write_text(f"PW = {toml_string(password)}\n")
+    outputs = []
+    for url, says in (("postgresql://app:{secret.PW}@127.0.0.1:1/db", "not URL-encoded"),
+                      ("postgresql://app:{url_encode(secret.PW)}@127.0.0.1:1/db", 'port 1 failed')):
+        (tmp_path / "f.flow").write_text(f'use db = sql(url: "{url}")\ncall db.execute("select 1")\n')
+        for extra in ([], ["--debug"], ["--log-format", "json"]):
+            proc = run_cli("run", "f.flow", "--secrets", "secrets.toml", *extra, cwd=tmp_path)
+            assert proc.returncode == 1 and says in proc.stderr, proc.stderr
+            outputs += [proc.stdout, proc.stderr]
+        outputs.append(run_cli("jobs", "f.flow", cwd=tmp_path).stdout)
+    outputs.append((tmp_path / ".flowlang" / "flowlang.db").read_bytes().decode("utf-8", errors="replace"))
+    everything = "\n".join(outputs)
+    assert {form for form in forms(CANARY) if form in everything} == set()

@@ -486,6 +486,27 @@ class SqlConnection(Connection):
         self.executor.shutdown(wait=False)
 
 
+def check_credentials(url: str, services: RunServices, secret: bool) -> None:
+    """A password with an '@' not URL-encoded ends at that '@', and SQLAlchemy reads the rest of it as
+    the host (up to a '/', the rest as the database's name): the driver's error then showed it ("failed
+    to resolve host 'TheRestOfThePassword@db'"), past the masking of the whole secret. Refused before
+    connecting, naming no part of the URL. The password of a secret URL is masked on its own too (a
+    driver may echo it)."""
+    if url.split(":", 1)[0].split("+", 1)[0].lower() == "sqlite":
+        return
+    try:
+        parsed = _sqlalchemy().engine.make_url(url)
+    except Exception:
+        return  # engine() says what is wrong with it
+    read_apart = (parsed.host, parsed.database, *parsed.query)  # an '@' in none of them, in a URL well written
+    if any(part and "@" in part for part in read_apart):
+        raise FlowRuntimeError("sql: the URL's password (or user) holds an '@' that is not URL-encoded, so "
+                               "the rest of it would be read as the host; write it URL-encoded: "
+                               'sql(url: "postgresql://app:{url_encode(secret.DB_PASSWORD)}@db:5432/app")', "connector")
+    if secret and parsed.password:
+        services.register_secret(str(parsed.password))
+
+
 async def open_sql(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
     url = config.get("url")
     if isinstance(url, Secret):
@@ -495,6 +516,7 @@ async def open_sql(name: str, config: Mapping[str, Value], services: RunServices
         raise FlowRuntimeError('sql needs url: like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"',
                                "connector")
     resolved = with_default_driver(resolve_url(url, services.base_dir, config.get("allow_outside") is True))
+    check_credentials(resolved, services, secret=isinstance(config.get("url"), Secret))
     if resolved.startswith("sqlite:////"):
         Path(resolved[len("sqlite:///"):].split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
     return SqlConnection(name, SQL, resolved, services)
