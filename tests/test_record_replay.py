@@ -116,6 +116,23 @@ def test_a_request_the_cassette_lacks_names_the_nearest(tmp_path: Path) -> None:
     assert "request not in the cassette" in failed.stdout
     assert "nearest recorded one differs in" in failed.stdout
     assert 'kwargs.query.email: "c1@x.test" -> "C1@X.TEST"' in failed.stdout
+    # the lookup's place in the flow, once per miss (before: no place at all)
+    assert f"request not in the cassette at {flow}:10:10: the cassette has no recorded request" in failed.stdout
+
+
+def test_a_new_call_outside_a_loop_names_its_line_once(tmp_path: Path) -> None:
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    flow.write_text(FLOW.replace("for each o in orders", 'call api.get("/settings") as settings\nfor each o in orders'))
+    failed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert failed.returncode == 1, failed.stderr
+    said = failed.stdout.splitlines()
+    misses = [line for line in said if "no recorded request for api.get(\"/settings\")" in line]
+    # one line, at the call (before: twice, as 'the run failed: ...' and as the miss, neither located)
+    assert misses == [f"  request not in the cassette at {flow}:6:6: the cassette has no recorded request for "
+                      'api.get("/settings"); the nearest recorded one differs in:'], failed.stdout
+    assert "Traceback" not in failed.stdout + failed.stderr
 
 
 def test_no_secret_in_a_cassette(tmp_path: Path) -> None:

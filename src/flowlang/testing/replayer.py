@@ -29,6 +29,11 @@ class ReplayMiss(FlowRuntimeError):
     """A read the cassette has no answer for."""
 
 
+def located(error: FlowRuntimeError) -> str:
+    """' at FILE:LINE:COL' of the statement an error came from, when it has one."""
+    return f" at {error.location}" if error.location else ""
+
+
 class ReplayConnection(Connection):
     """Stands in for a connection: reads from the cassette, writes kept, never sent."""
 
@@ -100,7 +105,7 @@ class Replayer:
         self.made = Cassette([dict(cassette.run)] if cassette.run else [])
         self.written: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.outputs: list[Any] = []
-        self.misses: list[str] = []
+        self.misses: list[ReplayMiss] = []  # located by the run as they pass the statement that asked
 
     def normal(self, value: Any) -> Any:
         """A live value as the cassette would hold it (tagged, masked, read back)."""
@@ -127,8 +132,9 @@ class Replayer:
 
     # ---- reads and writes -----------------------------------------------------------------------
     def miss(self, message: str) -> ReplayMiss:
-        self.misses.append(message)
-        return ReplayMiss(message, "connector")
+        error = ReplayMiss(message, "connector")
+        self.misses.append(error)
+        return error
 
     def read(self, connection: str, op: str, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Any]:
         shown_args, shown_kwargs = self.normal(args), self.normal(kwargs)
@@ -185,7 +191,7 @@ class Replayer:
 
     def problems(self) -> list[str]:
         """Every way the replay differed from the cassette (empty: the test passes)."""
-        out = [f"request not in the cassette: {m}" for m in self.misses]
+        out = [f"request not in the cassette{located(m)}: {m.message}" for m in self.misses]
         for destination in sorted(set(self.expected_writes) | set(self.written)):
             old = [self.sent(e) for e in self.expected_writes.get(destination, [])]
             new = [self.sent(e) for e in self.written.get(destination, [])]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowlang.errors import UsageError
+from flowlang.errors import FlowRuntimeError, UsageError
 from flowlang.runtime.jsoncodec import from_stored
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.values import from_python
@@ -129,8 +129,10 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
                            secret_providers=stand_ins)
     result = await flow.run_job(options, RunSetup(None, collect=True), "test")
     problems = replayer.problems()
-    if result.error is not None and recorded_status(cassette) != "failed":
-        problems.insert(0, f"the run failed: {result.error.message}")
+    error = result.error
+    if error is not None and recorded_status(cassette) != "failed" and not any(error is m for m in replayer.misses):
+        where = f" at {error.location}" if isinstance(error, FlowRuntimeError) and error.location else ""
+        problems.insert(0, f"the run failed{where}: {error.message}")
     outcome = ReplayOutcome(name or flow.name, problems, result, replayer)
     if update and problems and not replayer.misses:
         replayer.made.save(cassette_dir, masker.mask)
