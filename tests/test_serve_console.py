@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from browser import open_chromium
+from conftest import run_cli
 from fakeapi import FakeApi, Request
 from serving import ServeProcess, wait_for
 
@@ -173,3 +174,24 @@ def test_without_a_token_file_the_console_is_read_only(tmp_path: Path) -> None:
         status, _, answer = serve.request("POST", "/actions/run/a", b"", {"Authorization": "Bearer anything-at-all"})
         assert status == 403 and "--console-token-file" in answer["error"]
         assert serve.terminate() == 0
+
+
+def test_actions_and_pages_on_an_error_that_is_not_there(tmp_path: Path) -> None:
+    (tmp_path / "a.flow").write_text("emit 1\n")
+    (tmp_path / "token").write_text(CONSOLE_TOKEN)
+    bearer = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+    with ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token")) as serve:
+        # before: a retry job ran, retried nothing, and the answer said 'error 12345 failed again (job 1)'
+        status, _, answer = serve.request("POST", "/actions/retry/a/12345", b"", bearer)
+        assert status == 200 and answer["notice"] == "no error 12345", answer
+        status, _, answer = serve.request("POST", "/actions/resolve/a/12345", b"", bearer)
+        assert answer["notice"] == "no error 12345", answer
+        huge = "9" * 30  # more than SQLite's integers: before, a 500 'Server got itself in trouble'
+        for method, path in (("GET", f"/errors/a/{huge}"), ("POST", f"/actions/retry/a/{huge}"),
+                             ("POST", f"/actions/resolve/a/{huge}")):
+            status, _, _ = serve.request(method, path, b"" if method == "POST" else None, bearer)
+            assert status == 404, (method, path, status)
+        assert serve.terminate() == 0
+        assert "Traceback" not in serve.logs()
+    jobs = run_cli("jobs", str(tmp_path / "a.flow"))
+    assert "retry" not in jobs.stdout, jobs.stdout  # no job was started for an error that is not there

@@ -204,15 +204,26 @@ async def index(request: web.Request) -> web.Response:
     return page("flowlang serve", body, request, request.query.get("notice"))
 
 
+LARGEST_ID = 2 ** 63 - 1  # SQLite's integers: a larger id is no error (it was a 500: OverflowError)
+
+
+def error_number(request: web.Request) -> int:
+    """The {id} of an error's URL, else 404."""
+    try:
+        error_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    if not 0 < error_id <= LARGEST_ID:
+        raise web.HTTPNotFound()
+    return error_id
+
+
 async def error_page(request: web.Request) -> web.Response:
     if not may_read(request):
         raise web.HTTPFound("/login")
     state = request.app[STATE]
     served = state.flows.get(request.match_info["flow"])
-    try:
-        error_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    error_id = error_number(request)
     if served is None:
         raise web.HTTPNotFound()
     store = store_of(state)
@@ -318,9 +329,17 @@ async def retry(request: web.Request) -> web.Response:
     if not ok:
         return refused(request, why)
     state = request.app[STATE]
-    route, error_id = request.match_info["flow"], int(request.match_info["id"])
-    if route not in state.flows:
+    route, error_id = request.match_info["flow"], error_number(request)
+    served = state.flows.get(route)
+    if served is None:
         raise web.HTTPNotFound()
+    store = store_of(state)
+    try:
+        found, resolved = store.get_error(served.flow.key, error_id)
+    finally:
+        store.close()
+    if found is None:  # before: a retry job ran, retried nothing, and said 'error N failed again'
+        return done(request, f"error {error_id} was already resolved" if resolved else f"no error {error_id}")
     try:
         result = await wait_job(state, state.runs.run_job(route, "retry", None, error_id, retry=True))
     except FlowError as e:
@@ -338,7 +357,7 @@ async def resolve(request: web.Request) -> web.Response:
     if not ok:
         return refused(request, why)
     state = request.app[STATE]
-    route, error_id = request.match_info["flow"], int(request.match_info["id"])
+    route, error_id = request.match_info["flow"], error_number(request)
     served = state.flows.get(route)
     if served is None:
         raise web.HTTPNotFound()
