@@ -1,10 +1,12 @@
 """A served run that fails as a whole (bad input, an API answer that echoes a credential): serve's log says
 why, with the flow's file:line:col, and the inbox keeps that message; a secret in it is masked in the
-log, the inbox (`flowlang inbox`, `--json`, the inbox.db bytes) and `flowlang inbox --replay`."""
+log, the inbox (`flowlang inbox`, `--json`, the inbox.db bytes) and `flowlang inbox --replay`. SIGTERM while a
+client stalls in its body still stops serve (exit 0) without waiting aiohttp's minute."""
 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from conftest import run_cli
@@ -54,3 +56,19 @@ def test_a_failed_run_is_located_in_the_log_and_the_inbox_and_its_secret_masked(
         said = replay.stdout + replay.stderr
         assert CANARY not in said and "the API said Bearer ***" in said
         assert "Traceback" not in said
+
+
+def test_sigterm_does_not_wait_a_minute_for_a_client_stalled_in_its_body(tmp_path: Path) -> None:
+    (tmp_path / "orders.flow").write_text(FLOW)
+    env = {"API": "http://127.0.0.1:9", "HOOK_TOKEN": HOOK_TOKEN, "API_TOKEN": CANARY}
+    with ServeProcess(tmp_path, env=env) as serve:
+        stalled = socket.create_connection(("127.0.0.1", serve.port))
+        try:  # a slow-loris client: headers, a few bytes of a 100-byte body, then nothing
+            stalled.sendall(b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Token: "
+                            + HOOK_TOKEN.encode() + b"\r\n\r\n{\"a\"")
+            wait_for(lambda: serve.request("GET", "/healthz")[0] == 200, what="serve to answer")
+            # aiohttp's default kept serve 60 s more (past `docker stop`'s 10 s); the bound is generous
+            assert serve.terminate(timeout=40) == 0
+        finally:
+            stalled.close()
+        assert "stopped" in serve.logs()

@@ -24,6 +24,9 @@ from flowlang.serve.schedule import Scheduler
 from flowlang.serve.server import ServeState, build_app
 
 log = logging.getLogger("flowlang.serve")
+# seconds the HTTP side waits, once the runs have finished, for requests still open (a client that stalls in
+# its body): aiohttp's 60 s default kept a stopping serve alive past a container's stop timeout
+HTTP_SHUTDOWN_GRACE = 5.0
 
 
 @dataclass
@@ -80,7 +83,8 @@ class Service:
         """Start everything; returns the port it listens on."""
         self.runs.start()
         self.scheduler.start()
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=HTTP_SHUTDOWN_GRACE)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port)
         try:
