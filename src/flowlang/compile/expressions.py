@@ -380,9 +380,6 @@ class ExpressionCompiler:
             if len(pairs) == 1:  # `query: {id: i}`: built without a comprehension's call
                 (k0, v0), = pairs
                 return lambda f: {k0: v0(f)}
-            if len(pairs) == 2:
-                (k0, v0), (k1, v1) = pairs
-                return lambda f: {k0: v0(f), k1: v1(f)}
             return lambda f: {k: v(f) for k, v in pairs}
         dynamic = [(self.expr(p.key), self.expr(p.value)) for p in node.pairs]
         return lambda f: {to_text(k(f)): v(f) for k, v in dynamic}

@@ -218,14 +218,8 @@ class IoCompiler(StatementCompiler):
             else:
                 a = [x(f) for x in args]
                 args_key = cache_key(a)
-            if only is not None:
-                v = only(f)
-                kw = {only_name: v}
-                kw_key = (dict, only_name, v if type(v) in KEYS_ITSELF else cache_key(v))  # cache_key(kw)
-            else:
-                kw = evaluated(kwargs, f)
-                kw_key = cache_key(kw)
-            key = (id(conn), op, args_key, kw_key)
+            kw = {only_name: only(f)} if only is not None else evaluated(kwargs, f)
+            key = (id(conn), op, args_key, cache_key(kw))
             run = f.run
             value = run.lookup_cache.get(key, MISSING)
             if value is MISSING:

@@ -100,6 +100,7 @@ class TransportError(Exception):
 
 MAX_RESPONSE_BYTES = 100_000_000  # the default limit of one answer's body, after decompression
 MAX_CONNECTIONS = 100
+READ_CHUNK = 1 << 16
 MAX_TARGETS = 256  # URLs before the query kept parsed, per connection
 PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&+-]*")  # yarl's with_query leaves these as they are
 NO_ENVIRONMENT: tuple[Any, Any, Any] = (None, None, None)  # (proxy, proxy_auth, login)
@@ -113,7 +114,6 @@ def plain_environment() -> bool:
     from aiohttp.helpers import netrc_from_env
 
     return not getproxies() and netrc_from_env() is None
-READ_CHUNK = 1 << 16
 
 
 class Transport:
@@ -138,7 +138,6 @@ class Transport:
         self._environment: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
         self._timeout: Any = None  # the session's aiohttp.ClientTimeout
         self._url: Any = None  # yarl.URL, imported with aiohttp
-        self._aiohttp: Any = None  # the module, imported when a flow first talks HTTP
         self._targets: dict[str, Any] = {}  # a URL's part before the query, as a yarl.URL
         self._plain_environment = False  # no proxy variables and no .netrc: nothing for from_environment
 
@@ -147,12 +146,6 @@ class Transport:
         if self._slots is None:
             self._slots = Slots(self.max_connections)
         return self._slots
-
-    def http_module(self) -> Any:
-        import aiohttp  # imported when a flow first talks HTTP: a flow that does not pays nothing
-
-        self._aiohttp = aiohttp
-        return aiohttp
 
     def tls(self) -> ssl.SSLContext | bool:
         """True: the system's CAs; False: no check; a path: trust the CAs in that PEM bundle."""
@@ -241,7 +234,8 @@ class Transport:
         free, right before sending, so requests let through never queue up and then leave together.
         The meter counts and reports the attempt. All in this one coroutine: every await of a
         request passes through each coroutine on its way."""
-        aiohttp = self._aiohttp or self.http_module()
+        import aiohttp
+
         slots = self._slots or self.slots()
         if not slots.take_now():
             await slots.take()

@@ -79,12 +79,6 @@ def with_query(url: str, query: Mapping[str, Any] | None) -> str:
     URL's query is replaced, never sent twice."""
     if not query:
         return url
-    if len(query) == 1 and "?" not in url and "#" not in url:  # the usual one parameter, without a loop
-        (key, value), = query.items()
-        if value is None:
-            return url
-        if not isinstance(value, list):
-            return f"{url}?{encoded_name(key)}={query_text(value)}"
     fields: list[str] = []  # name=value, encoded as urlencode(quote_via=quote, safe="") would
     names: set[str] = set()
     for key, value in query.items():
