@@ -196,6 +196,29 @@ def test_a_graceful_stop_resumes_at_the_record_it_stopped_before(tmp_path: Path)
     assert json.loads(resumed.stdout.splitlines()[-1]) == {"count": len(RECORDS)}
 
 
+def test_a_job_killed_outright_keeps_the_counts_of_its_last_checkpoint(tmp_path: Path) -> None:
+    """kill -9 at page 21: `flowlang jobs` shows what the job had done by its last checkpoint (20
+    pages), running and then crashed, not zeros (the counts used to be written only at the end)."""
+    write_flow(tmp_path)
+    with Server() as (server, _):
+        server.kill_at = 20 * PER_PAGE + 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        assert sum(server.received.values()) == 20 * PER_PAGE + 2  # sent, as the sink counts them
+
+        def last_job() -> dict[str, Any]:
+            return dict(json.loads(cli("jobs", "items.flow", "--json", cwd=tmp_path).stdout.splitlines()[-1]))
+
+        killed = last_job()
+        assert killed["status"] == "running"
+        assert (killed["stats"]["read"], killed["stats"]["sent"], killed["stats"]["failed"]) == (60, 60, 0)
+        assert run_here(tmp_path, server, "--resume").returncode == 0
+    crashed = last_job()
+    assert crashed["status"] == "crashed" and crashed["stats"]["sent"] == 20 * PER_PAGE
+    assert crashed["stats"]["statements"]["6"]["sent"] == 20 * PER_PAGE  # the send's own line
+    shown = cli("jobs", "items.flow", cwd=tmp_path).stdout.splitlines()
+    assert "crashed" in shown[-1] and "read 60, sent 60, failed 0" in shown[-1], shown
+
+
 def test_a_run_without_resume_says_it_could_and_starts_again(tmp_path: Path) -> None:
     write_flow(tmp_path)
     with Server() as (server, _):

@@ -27,7 +27,7 @@ from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.field_misses import warnings as field_warnings
 from flowlang.runtime.frame import Frame
-from flowlang.runtime.jsoncodec import JsonDataError, from_stored
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored
 from flowlang.runtime.limits import VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import Masker
@@ -444,7 +444,7 @@ def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id:
     elif saved:
         store.checkpoints.clear(flow.key)
     ctx.checkpointer = Checkpointer(store.checkpoints, flow.key, job_id, lambda v: masked_json(v, mask), now_text,
-                                    resume_from)
+                                    resume_from, lambda: dumps(ctx.stats.as_dict()))
     return resumed
 
 
@@ -456,7 +456,7 @@ def deadline_timers(options: RunOptions, flow: str, state_dir: Path | None, job_
         def record(status: str, message: str) -> None:
             store = Store(state_dir)
             try:
-                store.finish_job(job_id, status, {}, message, flow, None)
+                store.finish_job(job_id, status, None, message, flow, None)  # the counts of its last checkpoint
             finally:
                 store.close()
         WATCHDOG.job_started(job_id, record)

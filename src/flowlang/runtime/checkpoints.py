@@ -9,7 +9,11 @@ the values of the enclosing variables the loop assigns, and the run's `state`. I
 its own transaction after every page whose records are all finished (sent, or kept as failed
 records), and, on a graceful stop, at the record the loop stopped before; a loop that read its
 stream to the end is marked finished. A job that ends ok or partial clears its flow's checkpoints;
-one that crashed, failed or was interrupted leaves them for `--resume`."""
+one that crashed, failed or was interrupted leaves them for `--resume`.
+
+The same transaction writes the job's counts so far into its row of `jobs` (while it is still
+running): a job killed outright keeps what it had done by its last checkpoint (`flowlang jobs`
+shows those counts for a crashed job, not zeros)."""
 
 from __future__ import annotations
 
@@ -77,18 +81,19 @@ class Checkpoints:
                            bool(r[8]), loads(r[9]), loads(r[10]) if r[10] is not None else None, r[11])
                 for r in rows]
 
-    def save(self, point: Checkpoint, scope_json: str, state_json: str | None) -> None:
-        """Write one loop's checkpoint (its own transaction: a kill leaves the old one or the new one).
+    def save(self, point: Checkpoint, scope_json: str, state_json: str | None, stats_json: str | None = None) -> None:
+        """Write one loop's checkpoint (its own transaction: a kill leaves the old one or the new one),
+        with the job's counts so far when given.
         Not synced to the disk (synchronous=normal in WAL mode): a kill of the process loses nothing,
         and a power cut at worst the last checkpoints, so a resume starts from an earlier page and
         sends more again, never less. A page checkpointed costs a write, not an fsync (~5 ms)."""
         self.db.execute("pragma synchronous=normal")
         try:
-            self._save(point, scope_json, state_json)
+            self._save(point, scope_json, state_json, stats_json)
         finally:
             self.db.execute("pragma synchronous=full")
 
-    def _save(self, point: Checkpoint, scope_json: str, state_json: str | None) -> None:
+    def _save(self, point: Checkpoint, scope_json: str, state_json: str | None, stats_json: str | None) -> None:
         with self.db:
             self.db.execute("begin immediate")
             self.db.execute(
@@ -101,6 +106,9 @@ class Checkpoints:
                 (point.flow, point.loop_id, point.job_id, point.source,
                  dumps_stored(point.cursor) if point.cursor is not None else None, point.done, point.pages,
                  point.records, int(point.finished), scope_json, state_json, point.updated_at))
+            if stats_json is not None and point.job_id is not None:
+                self.db.execute("update jobs set stats = ? where id = ? and status = 'running'",
+                                (stats_json, point.job_id))
 
     def rename(self, flow: str, old: str, new: str) -> None:
         """A loop that moved among the flow's loops keeps its checkpoint under its new identity."""
@@ -118,14 +126,16 @@ class Checkpoints:
 
 
 Masked = Callable[[Any], str]  # a value -> its stored JSON, every secret masked
+Counts = Callable[[], str]  # the job's counts so far, as the JSON of its `jobs.stats`
 
 
 class Checkpointer:
     """What a run's outermost loops use to checkpoint and to resume (one per job that keeps them)."""
 
     def __init__(self, checkpoints: Checkpoints, flow: str, job_id: int, masked: Masked, now: Callable[[], str],
-                 resume_from: dict[str, Checkpoint] | None = None) -> None:
+                 resume_from: dict[str, Checkpoint] | None = None, counts: Counts | None = None) -> None:
         self.checkpoints = checkpoints
+        self.counts = counts
         self.flow = flow
         self.job_id = job_id
         self.masked = masked
@@ -140,7 +150,8 @@ class Checkpointer:
              scope: dict[str, Any], state: Any, finished: bool = False) -> None:
         point = Checkpoint(self.flow, loop_id, self.job_id, source, cursor, done, pages, records, finished, {},
                            None, self.now())
-        self.checkpoints.save(point, self.masked(scope), self.masked(state))
+        self.checkpoints.save(point, self.masked(scope), self.masked(state),
+                              self.counts() if self.counts is not None else None)
 
 
 async def pages_from(stream: RecordStream, cursor: Any, done: int) -> AsyncIterator[tuple[list[Value], Any, Any, int]]:

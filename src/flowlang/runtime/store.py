@@ -428,18 +428,20 @@ class Store:
         return row[0] if row and row[0] else None
 
     @with_room
-    def finish_job(self, job_id: int, status: str, stats: dict[str, Any], message: str | None,
+    def finish_job(self, job_id: int, status: str, stats: dict[str, Any] | None, message: str | None,
                    flow: str, state: dict[str, Any] | None, mask: Callable[[str], str] | None = None,
                    params: dict[str, Any] | None = None, clear_checkpoints: bool = False) -> None:
         """End a job; when state is given it is committed in the same transaction, and so is the clearing
         of the flow's checkpoints (a finished run leaves nothing to resume). The params are stored again,
-        masked with every secret the run has read."""
+        masked with every secret the run has read. Without stats, the job keeps the counts its last
+        checkpoint wrote (a hard stop that cannot reach the run's counters)."""
         with self.db:
             self.db.execute("begin immediate")
             if clear_checkpoints:
                 self.db.execute("delete from checkpoints where flow = ?", (flow,))
-            self.db.execute("update jobs set ended_at = ?, status = ?, stats = ?, message = ? where id = ?",
-                            (now_text(), status, dumps(stats), message, job_id))
+            self.db.execute("update jobs set ended_at = ?, status = ?, stats = coalesce(?, stats), message = ? "
+                            "where id = ?", (now_text(), status, dumps(stats) if stats is not None else None,
+                                             message, job_id))
             if params is not None:
                 self.db.execute("update jobs set params = ? where id = ?", (masked_json(params, mask), job_id))
             if state is not None:
