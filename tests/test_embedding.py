@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import pickle
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -360,3 +361,73 @@ def test_flow_run_inside_a_running_event_loop_says_to_await_run_async() -> None:
 def test_compile_of_bytes_says_to_decode_them() -> None:
     with pytest.raises(flowlang.UsageError, match=r"takes the flow's text as str, not bytes \(decode"):
         flowlang.compile(b"emit 1\n")  # type: ignore[arg-type]
+
+
+class _Color(str, enum.Enum):  # noqa: UP042 (the form libraries written before StrEnum use)
+    RED = "red"
+
+
+class _Size(enum.IntEnum):
+    LARGE = 3
+
+
+class _Text(str):
+    pass
+
+
+class _Stamp(datetime):  # as pandas' Timestamp and pendulum's DateTime are
+    pass
+
+
+class _Float(float):  # as numpy's float64 is; its repr is not a number's text
+    def __repr__(self) -> str:
+        return f"np.float64({float(self)})"
+
+
+class _Index:  # as numpy's integers are: not int, but an index
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __index__(self) -> int:
+        return self.n
+
+
+def test_python_kinds_a_program_commonly_holds_become_flowlang_values() -> None:
+    """Enum members, subclasses of str/int/float/datetime, UUIDs, times of day, paths and integers that
+    are indexes come into a flow as the flowlang values they stand for. Before, a (str, Enum) member or
+    a str subclass was kept as it was, so len() refused it as 'got string' and upper() gave 'RED' of
+    the member's name; a pydantic model with a UUID field was refused."""
+    from pathlib import PurePosixPath
+    from uuid import UUID
+
+    from pydantic import BaseModel
+
+    class Order(BaseModel):
+        id: UUID
+        color: _Color
+
+    flow = flowlang.compile("for each x in input\n  emit {x: x, t: type_of(x), n: len(json_string(x))}\nend\n",
+                            name="a.flow")
+    given = [_Color.RED, _Size.LARGE, _Text("abc"), _Float(1.5), _Index(7), UUID(int=5),
+             datetime(2024, 5, 1, 10, 30, tzinfo=UTC).time(), PurePosixPath("/data/x.csv"),
+             _Stamp(2024, 5, 1, 10, 30), Order(id=UUID(int=6), color=_Color.RED)]
+    result = flow.run(input=given)
+    assert result.ok, result.error or result.errors
+    values = [(o["x"], o["t"]) for o in result.outputs]
+    assert values == [("red", "string"), (3, "number"), ("abc", "string"), (Decimal("1.5"), "number"),
+                      (7, "number"), ("00000000-0000-0000-0000-000000000005", "string"), ("10:30:00", "string"),
+                      ("/data/x.csv", "string"), (datetime(2024, 5, 1, 10, 30, tzinfo=UTC), "datetime"),
+                      ({"id": "00000000-0000-0000-0000-000000000006", "color": "red"}, "object")]
+    assert [type(o["x"]) for o in result.outputs][:9] == [str, int, str, Decimal, int, str, str, str, datetime]
+    texts = flowlang.compile("for each x in input\n  emit [upper(x), len(x), x == \"red\"]\nend\n", name="b.flow")
+    result = texts.run(input=[_Color.RED, _Text("red")])
+    assert result.ok, result.errors
+    assert result.outputs == [["RED", 3, True], ["RED", 3, True]]
+
+
+def test_keys_that_become_the_same_text_are_named_both() -> None:
+    flow = flowlang.compile("emit input\n", name="a.flow")
+    with pytest.raises(flowlang.UsageError, match=r"both '1' as text \(one is '1', the other is not text\)"):
+        flow.run(input={1: "a", "1": "b"})
+    with pytest.raises(flowlang.UsageError, match=r"both '1' as text \(one is 1\)"):
+        flow.run(input={"1": "b", 1: "a"})

@@ -8,9 +8,13 @@ BadRecord: a record its source could not take as it is).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
 from typing import Any
 
 from flowlang.errors import FlowRuntimeError
@@ -393,7 +397,8 @@ def _put_text_key(out: dict[str, Value], key: Any, value: Value) -> None:
     (`{1: "a", "1": "b"}`): keeping either would lose the other's value."""
     text = key if type(key) is str else str(key)
     if text in out:
-        raise ValueError(f"two keys of one dict are both {text!r} as text (one is {_key_repr(key)}): a flowlang "
+        which = f"one is {_key_repr(key)}" if type(key) is not str else f"one is {key!r}, the other is not text"
+        raise ValueError(f"two keys of one dict are both {text!r} as text ({which}): a flowlang "
                          "object has text keys, so one of the two values would be lost; keep one of them")
     out[text] = value
 
@@ -447,22 +452,33 @@ def _not_finite(value: Any) -> str:
 
 
 def _from_other(value: Any, depth: int) -> Value:
+    """A value of a type not used as it is: subclasses become their base type (an Enum its value), and
+    the few other kinds a Python program commonly holds become what they read as."""
+    if isinstance(value, Enum):  # (str, Enum) and IntEnum members too: the value, not the member
+        return from_python(value.value, depth + 1)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(_not_finite(value))
         return Decimal(value)
-    if value is None or isinstance(value, bool | str | Secret | RecordStream):
+    if value is None or isinstance(value, bool | Secret | RecordStream):
         return value
+    if isinstance(value, str):  # a subclass: flowlang's text is exactly str (its fast paths check the type)
+        return str.__str__(value)
     if isinstance(value, int):
         return int(value)
-    if isinstance(value, float):
+    if isinstance(value, float):  # numpy's float64 too: float's own repr, not the subclass's
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(_not_finite(value))
-        return Decimal(repr(value))
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, date | timedelta):
-        return value
+        return Decimal(float.__repr__(value))
+    if isinstance(value, datetime):  # naive: UTC; a subclass (pandas' Timestamp, pendulum's DateTime) made exact
+        if type(value) is datetime:
+            return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                        value.microsecond, value.tzinfo or UTC, fold=value.fold)
+    if isinstance(value, date):
+        return value if type(value) is date else date(value.year, value.month, value.day)
+    if isinstance(value, timedelta):
+        return value if type(value) is timedelta else timedelta(value.days, value.seconds, value.microseconds)
     if isinstance(value, dict):
         out: dict[str, Value] = {}
         for k, v in value.items():
@@ -470,6 +486,19 @@ def _from_other(value: Any, depth: int) -> Value:
         return out
     if isinstance(value, list | tuple | set | frozenset):
         return [from_python(v, depth + 1) for v in value]
+    return _from_library(value, depth)
+
+
+def _from_library(value: Any, depth: int) -> Value:
+    """Values of the standard library's and common libraries' own kinds."""
+    from uuid import UUID  # here: not imported at start-up for the rare path alone
+
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, time_of_day):  # a time of day: its ISO 8601 text, as a database's time column is read
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic models
         return from_python(dump(), depth + 1)
@@ -479,6 +508,8 @@ def _from_other(value: Any, depth: int) -> Value:
         return from_python(dataclasses.asdict(value), depth + 1)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
+    if hasattr(type(value), "__index__"):  # numpy's integers
+        return operator.index(value)
     if isinstance(value, Iterable):
         return [from_python(v, depth + 1) for v in value]
     raise ValueError(f"cannot use a Python {type(value).__name__} as a flowlang value")
