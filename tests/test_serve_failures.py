@@ -1,11 +1,13 @@
 """A served run that fails as a whole (bad input, an API answer that echoes a credential): serve's log says
 why, with the flow's file:line:col, and the inbox keeps that message; a secret in it is masked in the
 log, the inbox (`flowlang inbox`, `--json`, the inbox.db bytes) and `flowlang inbox --replay`. SIGTERM while a
-client stalls in its body still stops serve (exit 0) without waiting aiohttp's minute."""
+client stalls in its body still stops serve (exit 0) without waiting aiohttp's minute; while serve runs, such a
+client (or one dripping its body) gets 408 after --body-timeout and nothing of it is kept."""
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 from pathlib import Path
 
@@ -72,3 +74,57 @@ def test_sigterm_does_not_wait_a_minute_for_a_client_stalled_in_its_body(tmp_pat
         finally:
             stalled.close()
         assert "stopped" in serve.logs()
+
+
+def read_answer(sock: socket.socket, timeout: float) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by `timeout`)."""
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_body_that_stalls_or_drips_gets_408_and_is_not_kept(tmp_path: Path) -> None:
+    (tmp_path / "orders.flow").write_text(FLOW)
+    env = {"API": "http://127.0.0.1:9", "HOOK_TOKEN": HOOK_TOKEN, "API_TOKEN": CANARY}
+    head = (b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+            b"X-Token: " + HOOK_TOKEN.encode() + b"\r\n\r\n")
+    with ServeProcess(tmp_path, "--body-timeout", "1", env=env) as serve:
+        stalled = socket.create_connection(("127.0.0.1", serve.port))
+        try:
+            stalled.sendall(head + b'{"orders"')  # part of the body, then nothing
+            # the 408 about a second later, then the close (not aiohttp's 10 s more of waiting for the rest);
+            # the old code never answered: this read timed out
+            answers = [read_answer(stalled, 6)]
+        finally:
+            stalled.close()
+        dripping = socket.create_connection(("127.0.0.1", serve.port))
+        try:
+            dripping.sendall(head)
+            sent = 0
+            # a byte every 0.3 s (alive, but not done within the second) until the server answers
+            while not select.select([dripping], [], [], 0.3)[0] and sent < 40:
+                dripping.sendall(b" ")
+                sent += 1
+            assert 2 <= sent < 40
+            answers.append(read_answer(dripping, 6))
+        finally:
+            dripping.close()
+        for said in answers:  # an answer, then the connection closed (the rest of a body is not read)
+            assert said.startswith(b"HTTP/1.1 408 "), said
+            assert said.endswith(b'{"error": "the body did not arrive within 1 seconds"}'), said
+        assert serve.post("/hooks/orders", b'{"orders": []}', HEADERS)[0] == 202  # serve is well
+        wait_for(lambda: "(webhook " in serve.logs(), what="the run")
+        assert serve.terminate() == 0
+        assert serve.logs().count("delivery refused (408): its body did not arrive within 1s") == 2
+    rows = [json.loads(line) for line in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+    assert len(rows) == 1  # only the whole delivery was kept
+
+
+def test_body_timeout_must_be_a_positive_number(tmp_path: Path) -> None:
+    (tmp_path / "orders.flow").write_text(FLOW)
+    for bad in ("0", "-1", "inf"):
+        said = run_cli("serve", str(tmp_path), "--port", "0", "--body-timeout", bad)
+        assert said.returncode == 2, said
+        assert "--body-timeout must be a number of seconds above 0" in said.stderr and "Traceback" not in said.stderr

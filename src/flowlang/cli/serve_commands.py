@@ -26,6 +26,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     serve.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (NAME = \"value\")")
     serve.add_argument("--max-pending", type=int, default=10_000, metavar="N",
                        help="answer 503 with Retry-After while N deliveries wait (default 10000)")
+    serve.add_argument("--body-timeout", type=float, metavar="SECONDS",
+                       help="answer 408 to a delivery whose body has not arrived within SECONDS (default 30)")
     serve.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")
     serve.add_argument("--console-token-file", metavar="FILE",
                        help="a file holding the token the console's actions need (without it: read-only)")
@@ -61,6 +63,7 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
 
     from flowlang.cli.options import read_secrets
     from flowlang.project import load_project
+    from flowlang.serve.server import BODY_TIMEOUT
     from flowlang.serve.service import ServeOptions, Service
 
     secrets = read_secrets(args.secrets)
@@ -69,7 +72,8 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
         terminal.masker.add(value)
     project = load_project(getattr(args, "config", None), Path(args.folder).resolve())
     options = ServeOptions(Path(args.folder), args.host, args.port, Path(args.state_dir) if args.state_dir else None,
-                           secrets, args.max_pending, token, secret_providers=project.secret_providers)
+                           secrets, args.max_pending, token, secret_providers=project.secret_providers,
+                           body_timeout=BODY_TIMEOUT if args.body_timeout is None else args.body_timeout)
     service = Service(options)
     loop = asyncio.new_event_loop()
     try:

@@ -29,6 +29,7 @@ log = logging.getLogger("flowlang.serve")
 RETRY_AFTER_FULL = "5"
 RETRY_AFTER_STOPPING = "30"
 CHUNK = 1 << 16
+BODY_TIMEOUT = 30.0  # seconds a delivery's body may take to arrive (--body-timeout); then 408
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ServeState:
     runs: Runs
     metrics: Metrics
     max_pending: int = 10_000
+    body_timeout: float = BODY_TIMEOUT
     stopping: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -82,7 +84,21 @@ async def hook(request: web.Request) -> web.Response:
         metrics.answered(route, 503)
         return answer(503, {"error": "serve is stopping"}, {"Retry-After": RETRY_AFTER_STOPPING})
     webhook = served.webhook
-    body = await read_limited(request, webhook.max_body)
+    try:
+        async with asyncio.timeout(state.body_timeout):
+            body = await read_limited(request, webhook.max_body)
+    except TimeoutError:
+        # a client stalled in its body (or sending it a few bytes at a time) held its request open forever;
+        # nothing of it is kept, and the connection closes after the answer (not after aiohttp's 10 s of
+        # reading, for a tidy close, the rest of a body that does not come)
+        metrics.answered(route, 408)
+        log.warning(f"{route}: delivery refused (408): its body did not arrive within {state.body_timeout:g}s")
+        response = answer(408, {"error": f"the body did not arrive within {state.body_timeout:g} seconds"})
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
+        return response
     if body is None:
         metrics.answered(route, 413)
         return answer(413, {"error": f"the body is larger than max_body ({webhook.max_body:,} bytes)"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from flowlang.serve.inbox import Inbox
 from flowlang.serve.metrics import Metrics
 from flowlang.serve.runs import Runs
 from flowlang.serve.schedule import Scheduler
-from flowlang.serve.server import ServeState, build_app
+from flowlang.serve.server import BODY_TIMEOUT, ServeState, build_app
 
 log = logging.getLogger("flowlang.serve")
 # seconds the HTTP side waits, once the runs have finished, for requests still open (a client that stalls in
@@ -40,6 +41,7 @@ class ServeOptions:
     console_token: str | None = None
     clock: Clock | None = None
     secret_providers: SecretProviders | None = None  # the flowlang.toml chain (default: --secrets, environment)
+    body_timeout: float = BODY_TIMEOUT  # seconds a delivery's body may take to arrive (then 408)
 
 
 def state_folder(folder: Path, given: Path | None) -> Path:
@@ -53,6 +55,8 @@ class Service:
     def __init__(self, options: ServeOptions) -> None:
         if options.max_pending < 1:
             raise UsageError("--max-pending must be 1 or more")
+        if not 0 < options.body_timeout < math.inf:
+            raise UsageError("--body-timeout must be a number of seconds above 0")
         self.options = options
         self.flows: list[ServedFlow] = load_folder(options.folder, options.secrets, None, options.secret_providers)
         self.folder = state_folder(options.folder, options.state_dir)
@@ -65,7 +69,7 @@ class Service:
         self.metrics.watch_depth(lambda: self.runs.pending)
         self.scheduler = Scheduler(self.runs, self.inbox, self.clock)
         self.state = ServeState({f.route: f for f in self.flows}, self.inbox, self.runs, self.metrics,
-                                options.max_pending)
+                                options.max_pending, options.body_timeout)
         self.state.extra["scheduler"] = self.scheduler
         self.state.extra["state_dir"] = self.folder
         self.state.extra["console_token"] = options.console_token
