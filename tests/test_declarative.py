@@ -286,3 +286,24 @@ def test_the_page_cap_is_set_by_the_connector_file_and_raised_by_the_flow(folder
         assert raised.outputs == [8], raised.error
     (folder / "main.flow").write_text(flow.format("max_pagez: 10"))
     assert cli("check", "main.flow", cwd=folder).status == 2
+
+
+def test_a_placeholder_naming_no_config_key_is_a_file_error_before_anything_runs(folder: Path) -> None:
+    (folder / "connectors" / "bad.toml").write_text(
+        'name = "bad"\nbase_url = "{url}/v1/{tenent}"\n\n[config]\nurl = { required = true }\n'
+        'tenant = { required = true }\ntoken = { required = true, secret = true }\n\n'
+        '[auth]\ntype = "bearer"\ntoken = "{tokn}"\n\n[operations.list_x]\nmethod = "GET"\npath = "/x"\n')
+    with FakeApi() as api:
+        # a send before the `use`: before, it reached the API, and the run failed at the use line
+        (folder / "main.flow").write_text(
+            f'use api = http(base_url: "{api.url}")\nsend {{id: 1}} to api.post("/orders")\n'
+            f'use b = bad(url: "{api.url}", tenant: "t", token: "s")\ncall b.list_x() as x\n')
+        for command in ("check", "run"):
+            proc = cli(command, "main.flow", cwd=folder)
+            assert proc.status == 2, (command, proc.stderr)
+            assert ("main.flow:3:9: error: the connector 'bad' cannot be used: connectors/bad.toml: base_url: "
+                    "'{tenent}' is not a key of [config] (it has: tenant, token, url) (did you mean '{tenant}'?); "
+                    "auth.token: '{tokn}' is not a key of [config]") in proc.stderr
+            assert " --> connectors/bad.toml:11:9\n 11 | token = \"{tokn}\"\n" in proc.stderr
+            assert "Traceback" not in proc.stderr
+        assert api.requests == []

@@ -14,6 +14,7 @@ from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
 from flowlang.connectors.declarative.models import ConnectorFile
 from flowlang.connectors.declarative.places import excerpt, locate, suggestion
+from flowlang.connectors.declarative.templates import unknown_placeholders
 from flowlang.diagnostics import render_block
 from flowlang.resources import stdlib_files
 from flowlang.source import Source, Span
@@ -75,25 +76,40 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
     except RecursionError:
         raise ConnectorFileError(f"{file_name}: not valid TOML: it nests too deeply to be read",
                                  Path(file_name).stem) from None
+    name = data.get("name") if isinstance(data.get("name"), str) else Path(file_name).stem
     try:
-        return ConnectorFile.model_validate(data)
+        model = ConnectorFile.model_validate(data)
     except ValidationError as e:
-        name = data.get("name") if isinstance(data.get("name"), str) else Path(file_name).stem
         raise ConnectorFileError(model_problem(file_name, text, e), name) from None
+    unknown = unknown_placeholders(model)
+    if unknown:
+        raise ConnectorFileError(placed_problems(file_name, text, unknown), name)
+    return model
 
 
 def model_problem(file_name: str, text: str, error: ValidationError) -> str:
     """What the models refused, one `key.path: problem` each with did-you-mean where a name is close;
     below it, the TOML line of each key that can be found, with a caret under the key or its value."""
-    problems: list[str] = []
-    blocks: list[str] = []
+    found: list[tuple[tuple[str | int, ...], str, bool]] = []
     for err in error.errors():
-        loc = err["loc"]
         what = "no such key" if err["type"] == "extra_forbidden" else err["msg"]
         meant = suggestion(ConnectorFile, dict(err))
-        problems.append(f"{'.'.join(str(p) for p in loc) or '(file)'}: {what}"
-                        + (f" (did you mean '{meant}'?)" if meant else ""))
-        span = locate(text, loc, on_value=err["type"] != "extra_forbidden") if loc else None
+        found.append((tuple(err["loc"]), what + (f" (did you mean '{meant}'?)" if meant else ""),
+                      err["type"] != "extra_forbidden"))
+    return _message(file_name, text, found)
+
+
+def placed_problems(file_name: str, text: str, problems: list[tuple[tuple[str, ...], str]]) -> str:
+    """Problems found in a file the models took (a placeholder that names no key), each at its value."""
+    return _message(file_name, text, [(loc, what, True) for loc, what in problems])
+
+
+def _message(file_name: str, text: str, found: list[tuple[tuple[str | int, ...], str, bool]]) -> str:
+    problems: list[str] = []
+    blocks: list[str] = []
+    for loc, what, on_value in found:
+        problems.append(f"{'.'.join(str(p) for p in loc) or '(file)'}: {what}")
+        span = locate(text, loc, on_value=on_value) if loc else None
         if span is not None:
             blocks.append(excerpt(file_name, text, span))
     first = f"{file_name}: " + "; ".join(problems)
