@@ -96,6 +96,35 @@ def test_load_file_defines_without_running_loops(session: ReplSession, tmp_path:
     assert session.execute("len(got)\n").value == 0
 
 
+def test_an_input_that_fails_at_run_time_declares_nothing(session: ReplSession) -> None:
+    """`let z = 1 / 0` fails: z is not declared (before, it was, holding null, and :save kept the
+    input after it that read z)."""
+    assert session.execute("let z = 1 / 0\n").error is not None
+    later = session.execute("z\n")
+    assert later.error is not None and "unknown name 'z'" in str(later.error)
+    assert session.execute("let z = 2\n").error is None
+    assert session.execute("z + 1\n").value == 3
+    session.execute("let z = int(\"x\")\n")  # fails: z keeps its value
+    assert session.execute("z\n").value == 2
+
+
+def test_save_writes_a_flow_that_checks(session: ReplSession, tmp_path: Path) -> None:
+    """:save keeps the inputs that succeeded but the lines typed to see a value (a bare expression is
+    not a statement of a .flow file: the saved file did not parse)."""
+    for text in ("let xs = [1, 2,\n  3]\n", "xs\n", "len(xs) * 2\n", "function twice(a)\n  return a * 2\nend\n",
+                 "twice(4)\n", "for each x in xs\n  emit twice(x)\nend\n"):
+        outcome = session.execute(text)
+        assert outcome.error is None, outcome.error
+    saved = tmp_path / "kept.flow"
+    assert "saved 3 input(s)" in run_meta(session, f":save {saved}").text
+    assert saved.read_text() == ("let xs = [1, 2,\n  3]\nfunction twice(a)\n  return a * 2\nend\n"
+                                 "for each x in xs\n  emit twice(x)\nend\n")
+    checked = cli("check", str(saved), cwd=tmp_path)
+    assert checked.status == 0, checked.stderr
+    ran = cli("run", str(saved), cwd=tmp_path)
+    assert ran.status == 0 and ran.stdout.split() == ["2", "4", "6"], ran.stderr
+
+
 def test_meta_commands(session: ReplSession, tmp_path: Path) -> None:
     session.execute("let x = {a: 1}\n")
     session.execute("use m = memory()\n")

@@ -151,6 +151,7 @@ class ReplSession:
                 on_step: Callable[[asyncio.Task[Any]], None] | None = None) -> Outcome:
         """Run one complete input. `on_step` gets the running task (to cancel it on Ctrl-C)."""
         outcome = Outcome(source=text)
+        point = self.checker.checkpoint()
         try:
             step, module = self.compile(text, only)
             self._set_new_params(module)
@@ -174,8 +175,20 @@ class ReplSession:
         if outcome.value is not NOTHING and isinstance(outcome.value, RecordStream):
             outcome.value = self.loop.run_until_complete(outcome.value.materialize(limit=1000))
         if outcome.error is None:
-            self.history.append(text.rstrip("\n"))
+            kept = self._file_text(module)
+            if kept:
+                self.history.append(kept)
+        else:  # an input that fails declares nothing: `let z = 1 / 0` leaves no z
+            self.checker.rollback(point)
         return outcome
+
+    @staticmethod
+    def _file_text(module: ast.Module) -> str:
+        """What :save keeps of an input: its statements but the expressions typed to see a value
+        (a line of only an expression is not a statement a .flow file may hold)."""
+        text = module.source.text
+        kept = [text[s.span.start:s.span.end] for s in module.statements if not isinstance(s, ast.ExprStmt)]
+        return "\n".join(part.rstrip("\n") for part in kept)
 
     @staticmethod
     def _at_input(error: FlowRuntimeError, module: ast.Module) -> FlowRuntimeError:
