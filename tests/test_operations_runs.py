@@ -110,6 +110,32 @@ def test_state_command_sets_and_resets_for_a_backfill(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
+
+def test_state_set_reads_nan_as_text_like_param_and_refuses_a_bad_tagged_value(tmp_path: Path) -> None:
+    """NaN and Infinity are no JSON numbers (flowlang numbers are finite decimals): `state --set`
+    keeps them as text, as `--param` does; a tagged value that holds no duration or time is refused
+    (it was an internal error: "cannot convert float NaN to integer")."""
+    write(tmp_path, "f.flow", "param p\nemit {p: p, a: state.a, b: state.b, c: state.c, d: state.d}\n")
+    done = run_cli("state", "f.flow", "--set", "a=NaN", "--set", "b=Infinity", "--set", "c=-Infinity",
+                   "--set", "d=[1, NaN]", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert lines(done.stdout)[0]["state"] == {"a": "NaN", "b": "Infinity", "c": "-Infinity", "d": "[1, NaN]"}
+    ran = run_cli("run", "f.flow", "--param", "p=NaN", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert lines(ran.stdout) == [{"p": "NaN", "a": "NaN", "b": "Infinity", "c": "-Infinity", "d": "[1, NaN]"}]
+    for raw, said in (('{"$seconds": "NaN"}', '"$seconds" takes a finite number of seconds'),
+                      ('{"$seconds": "-Infinity"}', '"$seconds" takes a finite number of seconds'),
+                      ('{"$seconds": "1e999"}', '"$seconds" takes a finite number of seconds'),
+                      ('{"$datetime": "soon"}', '"$datetime" takes an ISO 8601 time'),
+                      ('{"$date": 5}', '"$date" takes an ISO 8601 date')):
+        bad = run_cli("state", "f.flow", "--set", f"x={raw}", cwd=tmp_path)
+        assert bad.returncode == 2, bad.stderr
+        assert said in bad.stderr and "internal error" not in bad.stderr and "Traceback" not in bad.stderr
+    shown = run_cli("state", "f.flow", cwd=tmp_path)
+    assert "x" not in lines(shown.stdout)[0]["state"]  # nothing was set
+    tagged = run_cli("state", "f.flow", "--set", 'x={"$seconds": 90}', cwd=tmp_path)
+    assert lines(tagged.stdout)[0]["state"]["x"] == "PT1M30S"
+
 def test_resolved_errors_past_retention_are_purged(tmp_path: Path) -> None:
     from flowlang.runtime.store import Store
 

@@ -58,11 +58,17 @@ def opened(args: argparse.Namespace, lock: bool = False) -> Iterator[tuple[Store
 
 
 def parse_value(raw: str) -> Any:
-    """PATH=JSON values: JSON, else the text as a string."""
+    """PATH=JSON values: JSON, else the text as a string, as `--param` reads them: `NaN`, `Infinity` and
+    `-Infinity` are no JSON numbers (nor flowlang ones: numbers are finite decimals), so they are text.
+    JSON in the store's tagged form (`{"$datetime": "..."}`) must hold what it tags."""
     try:
-        return from_stored(loads(raw))
+        parsed = loads(raw)
     except JsonDataError:
         return raw
+    try:
+        return from_stored(parsed)
+    except JsonDataError as e:
+        raise UsageError(f"cannot set {printable(raw)[:80]!r}: {e}") from None
 
 
 def key_text(raw: str) -> list[str]:

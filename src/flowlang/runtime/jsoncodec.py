@@ -157,21 +157,39 @@ def to_stored(value: Any) -> Any:
 
 
 def from_stored(value: Any) -> Any:
-    """Undo to_stored (secrets come back as {"$secret": name} for the caller to resolve)."""
+    """Undo to_stored (secrets come back as {"$secret": name} for the caller to resolve). A tag whose
+    value is not what it tags (`{"$seconds": "NaN"}`, `{"$datetime": "soon"}`: hand-written or damaged)
+    raises JsonDataError."""
     t = type(value)
     if t is list:
         return [from_stored(v) for v in value]
     if t is dict:
         if len(value) == 1:
             (key, inner), = value.items()
-            if key == "$datetime":
-                return datetime.fromisoformat(inner.replace("Z", "+00:00"))
-            if key == "$date":
-                return date.fromisoformat(inner)
-            if key == "$seconds":
-                return timedelta(seconds=float(Decimal(inner)))
+            if key in _TAGS:
+                return _untagged(key, inner)
         return {k: from_stored(v) for k, v in value.items()}
     return value
+
+
+_TAGS = ("$datetime", "$date", "$seconds")
+
+
+def _untagged(key: str, inner: Any) -> Any:
+    try:
+        if key == "$datetime" and type(inner) is str:
+            return datetime.fromisoformat(inner.replace("Z", "+00:00"))
+        if key == "$date" and type(inner) is str:
+            return date.fromisoformat(inner)
+        if key == "$seconds" and type(inner) in (str, int, Decimal):
+            seconds = Decimal(inner)
+            if seconds.is_finite():
+                return timedelta(seconds=float(seconds))
+    except (ArithmeticError, ValueError, OverflowError):
+        pass
+    what = {"$datetime": ("a time", "an ISO 8601 time"), "$date": ("a date", "an ISO 8601 date"),
+            "$seconds": ("a duration", "a finite number of seconds")}[key]
+    raise JsonDataError(f'{{"{key}": {dumps(inner)[:40]}}} is not {what[0]}: "{key}" takes {what[1]}')
 
 
 def masked_key(value: Any, mask: Callable[[str], str]) -> str:
