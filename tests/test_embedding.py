@@ -431,3 +431,37 @@ def test_keys_that_become_the_same_text_are_named_both() -> None:
         flow.run(input={1: "a", "1": "b"})
     with pytest.raises(flowlang.UsageError, match=r"both '1' as text \(one is 1\)"):
         flow.run(input={"1": "b", 1: "a"})
+
+
+class _BrokenStreams:
+    """A binding whose streams fail after their first item: an async generator and a sync one."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    async def later(self) -> AsyncIterator[dict[str, int]]:
+        yield {"n": 1}
+        raise RuntimeError("the feed broke")
+
+    def rows(self) -> Any:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        yield {"n": 1}
+        raise KeyError("cursor closed")
+
+
+def test_a_host_stream_that_raises_fails_with_its_message_not_an_internal_error() -> None:
+    """An exception raised while a binding's generator gives its items is the binding's failure, named
+    for it (before: 'internal error (RuntimeError: the feed broke); this is a bug in flowlang'); the
+    items given before it are processed. A sync generator is read in the worker thread."""
+    source = _BrokenStreams()
+    flow = flowlang.compile("call src.later() as s\nfor each r in s\n  emit r.n\nend\n", name="a.flow")
+    result = flow.run(bindings={"src": source})
+    assert result.status == "failed" and result.outputs == [1]
+    assert str(result.error) == "src.later() raised RuntimeError while giving its items: the feed broke"
+    rows = flowlang.compile("call src.rows() as s\nfor each r in s\n  emit r.n\nend\n", name="b.flow")
+    result = rows.run(bindings={"src": source})
+    assert result.status == "failed"
+    assert str(result.error) == "src.rows() raised KeyError: 'cursor closed'"
+    assert source.threads and source.threads[0] != "MainThread"

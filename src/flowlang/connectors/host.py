@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, OperationSpec, RunServices
@@ -37,7 +37,17 @@ def _converted(value: Any, label: str) -> Value:
 
         async def pages() -> AsyncIterator[list[Value]]:
             page: list[Value] = []
-            async for item in source:
+            items = aiter(source)
+            while True:
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    break
+                except Exception as e:  # the binding's own failure, after the items it gave before it
+                    if page:
+                        yield page
+                    raise FlowRuntimeError(f"{label} raised {type(e).__name__} while giving its items: {e}",
+                                           "connector") from None
                 try:
                     page.append(from_python(item))
                 except ValueError as e:
@@ -54,6 +64,13 @@ def _converted(value: Any, label: str) -> Value:
         return from_python(value)
     except ValueError as e:
         raise FlowRuntimeError(f"{label} returned a value flowlang cannot use: {e}", "connector") from None
+
+
+def _called(method: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """A sync method's result, in the worker thread: a generator it returns is read there too (not in the
+    event loop, which it would block; its exception is the method's own)."""
+    result = method(*args, **kwargs)
+    return list(result) if isinstance(result, Iterator) else result
 
 
 class HostConnection(Connection):
@@ -75,7 +92,7 @@ class HostConnection(Connection):
             if inspect.iscoroutinefunction(method):
                 result = await method(*args, **kwargs)
             else:
-                result = await asyncio.to_thread(method, *args, **kwargs)
+                result = await asyncio.to_thread(_called, method, args, kwargs)
                 if inspect.isawaitable(result):
                     result = await result
         except FlowRuntimeError:
