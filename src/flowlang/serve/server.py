@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from flowlang.connectors.http.transport import header_fields
 from flowlang.errors import StoreError
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import dumps
@@ -102,7 +103,7 @@ async def hook(request: web.Request) -> web.Response:
     if body is None:
         metrics.answered(route, 413)
         return answer(413, {"error": f"the body is larger than max_body ({webhook.max_body:,} bytes)"})
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers = header_fields(request.headers)  # a header sent twice: both values, as an answer's headers
     verdict = check(served.schemes, headers, body, time.time())
     if not verdict.ok:
         metrics.answered(route, 401)

@@ -71,9 +71,9 @@ class Response:
 
 
 def header_fields(raw: Any) -> dict[str, str]:
-    """An answer's headers by lowercase name. A header sent more than once (two `Link` lines, say) is
-    one value, its values joined with ", " in the order sent, as HTTP defines; `Set-Cookie`'s values,
-    which hold commas themselves, are joined with a newline."""
+    """A message's headers by lowercase name (an answer's here; a webhook delivery's in serve). A header
+    sent more than once (two `Link` lines, say) is one value, its values joined with ", " in the order
+    sent, as HTTP defines; `Set-Cookie`'s values, which hold commas themselves, are joined with a newline."""
     fields = {k.lower(): v for k, v in raw.items()}
     if len(fields) == len(raw):
         return fields
