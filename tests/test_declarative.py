@@ -307,3 +307,19 @@ def test_a_placeholder_naming_no_config_key_is_a_file_error_before_anything_runs
             assert " --> connectors/bad.toml:11:9\n 11 | token = \"{tokn}\"\n" in proc.stderr
             assert "Traceback" not in proc.stderr
         assert api.requests == []
+
+
+def test_an_idempotency_key_without_its_record_field_names_the_field(folder: Path) -> None:
+    with FakeApi() as api:
+        api.route("POST", "/t1/items", lambda req: (201, {}, {"id": 9}))
+        result = run(folder, """
+use shop = shop(tenant: "t1", key: "k", base_url: env.API + "/t1")
+for each r in [{sku: "A"}, {name: "no sku"}, {sku: null}]
+  send r to shop.create_item
+end
+""", api)
+        # before, both said "'{sku}' needs the configuration key 'sku'": a record field is not configuration
+        assert [e.message for e in result.errors] == [
+            "the idempotency_key '{sku}' needs the record's field 'sku', which is missing",
+            "the idempotency_key '{sku}' needs the record's field 'sku', which is null"]
+        assert [r.headers.get("idempotency-key") for r in api.requests] == ["A"]

@@ -49,12 +49,16 @@ def config_keys(model: ConnectorFile) -> tuple[ConfigKey, ...]:
     return (*own, *generic)
 
 
-def text_template(template: str, values: Mapping[str, Any]) -> str:
-    """Fill {name} with config values as they are (for auth and headers)."""
+def text_template(template: str, values: Mapping[str, Any], of_record: bool = False) -> str:
+    """Fill {name} with config values as they are (for auth and headers), or with a record's fields
+    (an operation's idempotency_key)."""
     def replace(m: re.Match[str]) -> str:
         value = values.get(m.group(1))
         if value is None:
-            raise FlowRuntimeError(f"{template!r} needs the configuration key '{m.group(1)}'", "connector")
+            raise FlowRuntimeError(
+                f"the idempotency_key {template!r} needs the record's field '{m.group(1)}', which is "
+                f"{'null' if m.group(1) in values else 'missing'}" if of_record
+                else f"{template!r} needs the configuration key '{m.group(1)}'", "connector")
         return value.reveal() if isinstance(value, Secret) else to_text(value)
     return PLACEHOLDER.sub(replace, template)
 
@@ -217,8 +221,8 @@ class DeclarativeConnection(Connection):
                                        status=outcome.status)
             return outcome.result
         url, headers = self.request_parts(model, kwargs, record)
-        key = text_template(model.idempotency_key, record) if model.idempotency_key and isinstance(record, dict) \
-            else None
+        key = text_template(model.idempotency_key, record, of_record=True) \
+            if model.idempotency_key and isinstance(record, dict) else None
         body = {model.envelope: record} if model.envelope else record
         answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=not model.safe, idempotency_key=key, form=self.form(model))
