@@ -149,6 +149,8 @@ class Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         if self.only is not None and name != self.only:
             return _Unbuilt()
+        if kwargs.get("help") == argparse.SUPPRESS:  # a hidden command: no line in --help (Python 3.11
+            del kwargs["help"]  # lists one given help=SUPPRESS as '==SUPPRESS==')
         parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
         return parser
 
