@@ -60,6 +60,26 @@ def test_resolve_edit_jobs_and_errors_group(tmp_path: Path) -> None:
     assert kept.history and kept.history[0]["record"]["n"] == 0  # the old record is kept
 
 
+def test_an_id_or_count_past_the_stores_integers_is_a_usage_error(tmp_path: Path) -> None:
+    """`--id 99999999999999999999999` (a typo, a pasted number) was an internal error (OverflowError:
+    Python int too large to convert to SQLite INTEGER) in retry, resolve, edit, errors --offset and
+    jobs --last; now the command line refuses it, naming the largest, and nothing changes."""
+    write(tmp_path, "f.flow", 'for each r in [{id: 1}]\n  fail "no"\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    huge = "9" * 23
+    for command in (("retry", "f.flow", "--id", huge), ("retry", "f.flow", "--id", "-" + huge),
+                    ("resolve", "f.flow", huge), ("edit", "f.flow", huge, "--set", "a=1"),
+                    ("errors", "f.flow", "--offset", huge), ("errors", "f.flow", "--limit", huge),
+                    ("jobs", "f.flow", "--last", huge), ("inbox", ".", "--replay", huge)):
+        proc = run_cli(*command, cwd=tmp_path)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert f"{huge} is past the largest number the store holds (9223372036854775807)" in proc.stderr, proc.stderr
+    assert "invalid int value: 'x'" in run_cli("retry", "f.flow", "--id", "x", cwd=tmp_path).stderr
+    assert "1 open error" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert [j["kind"] for j in lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)] == ["run"]
+
+
 def test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way(tmp_path: Path) -> None:
     """`edit --set lines.1.qty=5` fixes one line of an order; before, it replaced the list of lines with
     {"1": {"qty": 5}}, and the retry sent an order without its lines. A path through text, a number or a

@@ -62,6 +62,20 @@ def examples_epilog(command: str) -> str | None:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def store_number(text: str) -> int:
+    """An argparse type for a whole number the store looks up (an error's or a job's id, a count): a
+    number past SQLite's integers is refused here, before it reaches a query (it was an OverflowError)."""
+    from flowlang.runtime.store import LARGEST_ID
+
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if abs(number) > LARGEST_ID:
+        raise argparse.ArgumentTypeError(f"{text} is past the largest number the store holds ({LARGEST_ID})")
+    return number
+
+
 class Parser(argparse.ArgumentParser):
     """flowlang's parser: options must be spelled out, the examples keep their lines, and a mistyped
     command or choice gets a did-you-mean."""

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def build_parser(only: str | None = None) -> Parser:
     """The command line; with `only`, of that command alone (see argparser.Subcommands)."""
     from flowlang import __version__
-    from flowlang.cli.argparser import Parser, Subcommands, add_completion_parser, add_examples
+    from flowlang.cli.argparser import Parser, Subcommands, add_completion_parser, add_examples, store_number
 
     parser = Parser(prog="flowlang", description="Run, check and explore .flow scripts.")
     parser.add_argument("--version", action="version", version=f"flowlang {__version__}")
@@ -134,7 +134,7 @@ def build_parser(only: str | None = None) -> Parser:
                            "mode are appended to); resolve those that succeed. Exit 0 all resolved, 3 some "
                            "still fail, 1 some cannot be replayed")
     retry.add_argument("file")
-    retry.add_argument("--id", type=int, action="append", default=[], help="only this error (repeatable)")
+    retry.add_argument("--id", type=store_number, action="append", default=[], help="only this error (repeatable)")
     retry.add_argument("--dry-run", action="store_true", help="show what each replay would send; change nothing")
     retry.add_argument("--quiet", action="store_true", help="no progress display")
     running(retry)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flowlang.cli.argparser import store_number
 from flowlang.errors import UsageError
 from flowlang.status import ExitStatus
 
@@ -37,7 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     inbox.add_argument("folder", metavar="DIR")
     inbox.add_argument("--flow", help="only this flow (its file stem)")
     inbox.add_argument("--failed", action="store_true", help="only deliveries whose run failed")
-    inbox.add_argument("--replay", type=int, metavar="ID", help="run this delivery again, now")
+    inbox.add_argument("--replay", type=store_number, metavar="ID", help="run this delivery again, now")
     inbox.add_argument("--state-dir")
     inbox.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (for --replay)")
     inbox.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")

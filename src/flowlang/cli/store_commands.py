@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flowlang.cli.argparser import store_number
 from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, UsageError
@@ -394,13 +395,13 @@ def add_parsers(sub: Any, common: Any) -> None:
     errors.add_argument("--all", action="store_true", help="resolved errors too, with who resolved them")
     errors.add_argument("--key", metavar="K", help="only the errors of this trace key")
     errors.add_argument("--group", action="store_true", help="group by message, with counts")
-    errors.add_argument("--limit", type=int, metavar="N", help="show at most N errors (oldest first)")
-    errors.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N errors")
+    errors.add_argument("--limit", type=store_number, metavar="N", help="show at most N errors (oldest first)")
+    errors.add_argument("--offset", type=store_number, default=0, metavar="N", help="skip the first N errors")
     common(errors)
 
     resolve = sub.add_parser("resolve", help="resolve errors by hand (kept as resolved, with the reason)")
     resolve.add_argument("file")
-    resolve.add_argument("ids", nargs="*", type=int, metavar="ID")
+    resolve.add_argument("ids", nargs="*", type=store_number, metavar="ID")
     resolve.add_argument("--all", action="store_true", help="every open error (with --match: those whose "
                          "message contains TEXT)")
     resolve.add_argument("--match", metavar="TEXT")
@@ -410,7 +411,7 @@ def add_parsers(sub: Any, common: Any) -> None:
 
     edit = sub.add_parser("edit", help="change an error's saved record before a retry (the old one is kept)")
     edit.add_argument("file")
-    edit.add_argument("id", type=int, metavar="ID")
+    edit.add_argument("id", type=store_number, metavar="ID")
     edit.add_argument("--set", action="append", default=[], metavar="PATH=JSON")
     edit.add_argument("--unset", action="append", default=[], metavar="PATH",
                       help="remove a field (such as a ragged row's _extra)")
@@ -419,7 +420,7 @@ def add_parsers(sub: Any, common: Any) -> None:
 
     jobs = sub.add_parser("jobs", help="a flow's run history: id, kind, start, duration, status, counts")
     jobs.add_argument("file")
-    jobs.add_argument("--last", type=int, default=20, metavar="N", help="the newest N jobs (default 20)")
+    jobs.add_argument("--last", type=store_number, default=20, metavar="N", help="the newest N jobs (default 20)")
     jobs.add_argument("--json", action="store_true", help="one JSON object per job on stdout")
     jobs.add_argument("--state-dir")
     common(jobs)

@@ -25,6 +25,8 @@ from flowlang.runtime.private import private_file
 from flowlang.runtime.run import RecordFailure
 from flowlang.runtime.values import format_datetime
 
+LARGEST_ID = 2 ** 63 - 1  # SQLite's integers: no id, count or offset of the store is larger
+
 SCHEMA = """
 create table if not exists jobs (
   id integer primary key autoincrement,

@@ -25,7 +25,7 @@ from flowlang.errors import FlowError
 from flowlang.picture import svg, trigger_text
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.runtime.store import Store, StoredError
+from flowlang.runtime.store import LARGEST_ID, Store, StoredError
 from flowlang.runtime.values import format_datetime
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.server import STATE, ServeState
@@ -202,9 +202,6 @@ async def index(request: web.Request) -> web.Response:
             f'<p class="muted">inbox: {state.runs.pending} waiting · <a href="/metrics">metrics</a> · '
             f'<a href="/healthz">health</a></p>')
     return page("flowlang serve", body, request, request.query.get("notice"))
-
-
-LARGEST_ID = 2 ** 63 - 1  # SQLite's integers: a larger id is no error (it was a 500: OverflowError)
 
 
 def error_number(request: web.Request) -> int:
