@@ -85,6 +85,27 @@ emit [url_encode({metadata: {}, tags: []}), url_encode({})]
         assert api.count("POST", "/v1/customers/cus_1") == 1
 
 
+def test_a_list_of_nulls_in_a_form_body_is_an_empty_list_not_a_lost_field() -> None:
+    """A list's nulls are no items ([a, null] sends tags=a), so [null, null] is the empty list (tags=, as
+    []); before, the field was left out without a word, like a lone null (which still is)."""
+    with FakeApi() as api:
+        bodies: list[str] = []
+        api.route("POST", "/v1/customers", lambda req: (bodies.append(req.raw.decode()) or (200, {}, {})))
+        result = run("""
+use api = http(base_url: env.API)
+for each r in [{id: 1, tags: [null, null]}, {id: 2, tags: ["a", null]}, {id: 3, tags: null}, {id: 4, tags: []},
+               {id: 5, tags: [null]}, {id: 6, lines: [{qty: 1, codes: [null]}]}]
+  send r to api.post("/v1/customers", form: true)
+end
+emit url_encode({tags: [null, null]})
+""", api)
+        assert result.ok, result.error
+        assert sorted(bodies) == ["id=1&tags=", "id=2&tags=a", "id=3", "id=4&tags=", "id=5&tags=",
+                                  "id=6&lines%5B0%5D%5Bqty%5D=1&lines%5B0%5D%5Bcodes%5D="]
+        assert result.outputs == ["tags="]
+        assert api.count("POST", "/v1/customers") == 6
+
+
 def test_a_connector_file_sends_form_bodies(tmp_path: Path) -> None:
     (tmp_path / "connectors").mkdir()
     (tmp_path / "connectors" / "shop.toml").write_text("""

@@ -28,7 +28,8 @@ def form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     """An object as form fields: nested objects as a[b]=..., lists of objects as a[0][b]=..., lists of
     plain values repeat the name (a=1&a=2), nulls are left out (the Stripe and PHP convention). An empty
     object or list inside the body is the field with an empty value (metadata=): Stripe's way of
-    clearing a field, which leaving it out could not say."""
+    clearing a field, which leaving it out could not say. A list's nulls are no items, so a list of
+    nulls alone is an empty list (tags=), never a field lost without a word."""
     pairs: list[tuple[str, str]] = []
     if prefix and isinstance(value, dict | list) and not value:
         pairs.append((prefix, ""))
@@ -40,7 +41,8 @@ def form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
             for i, v in enumerate(value):
                 pairs.extend(form_pairs(v, f"{prefix}[{i}]"))
         else:
-            pairs.extend((prefix, query_value(v)) for v in value if v is not None)
+            items = [(prefix, query_value(v)) for v in value if v is not None]
+            pairs.extend(items or [(prefix, "")])
     elif value is not None:
         if not prefix:
             raise FormError("a form body must be an object of fields")
