@@ -47,6 +47,21 @@ def test_mermaid_nests_blocks_and_bypasses_them(flow: Path) -> None:
     assert "s3 -.-> s8" in out  # a loop without records goes on to emit
     assert "s4 -.-> s6" in out  # the if's condition false: to else
     assert "s0 --> s1" in out and "s7 --> s8" in out
+    assert "s5 --> s8" in out and "s5 --> s6" not in out  # the then-block goes past the else, not into it
+
+
+def test_a_branch_ends_past_its_statement_and_a_try_leads_to_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.flow"
+    path.write_text('use out = file(path: "o.jsonl")\nfor each r in [1, 2]\n  try\n    if r == 1\n'
+                    '      send {r: r} to out\n    else if r == 2\n      log "two"\n    end\n  on error as e\n'
+                    '    log "failed"\n  end\nend\nemit "done"\n')
+    proc = cli("graph", str(path), cwd=tmp_path)
+    assert proc.status == 0, proc.stderr
+    nodes = dict(re.findall(r'^\s*(s\d+)\W+"([^"]*)"', proc.stdout, re.M))
+    assert nodes["s5"] == "else if r == 2" and nodes["s7"] == "on error" and nodes["s9"] == "emit #quot;done#quot;"
+    edges = set(re.findall(r"^  (s\d+ -\.?-> s\d+)$", proc.stdout, re.M))
+    assert edges == {"s0 --> s1", "s1 --> s2", "s2 --> s3", "s3 --> s4", "s4 --> s9", "s5 --> s6", "s6 --> s9",
+                     "s7 --> s8", "s8 --> s9", "s1 -.-> s9", "s2 -.-> s7", "s3 -.-> s5", "s5 -.-> s9"}
 
 
 def test_dot_is_balanced_and_escapes_quotes(flow: Path) -> None:

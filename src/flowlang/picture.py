@@ -21,17 +21,19 @@ COLORS = {"read": "#e3f0ff", "look up": "#e3f0ff", "send": "#e6f6e6", "map": "#f
 BOX_H, GAP, INDENT, WIDTH, MAX_TEXT = 28, 10, 28, 520, 60
 
 
-def _children(stmt: ast.Stmt) -> list[tuple[str | None, tuple[ast.Stmt, ...]]]:
+def _children(stmt: ast.Stmt) -> list[tuple[str | None, tuple[ast.Stmt, ...], int | None]]:
+    """The blocks of a statement: (label of a branch after the first, its statements, where its line is)."""
     if isinstance(stmt, ast.ForEach):
-        return [(None, stmt.body)]
+        return [(None, stmt.body, None)]
     if isinstance(stmt, ast.If):
-        parts: list[tuple[str | None, tuple[ast.Stmt, ...]]] = [
-            (None if i == 0 else "else if", b.body) for i, b in enumerate(stmt.branches)]
+        parts: list[tuple[str | None, tuple[ast.Stmt, ...], int | None]] = [
+            (None, b.body, None) if i == 0 else ("else if", b.body, b.condition.span.start)
+            for i, b in enumerate(stmt.branches)]
         if stmt.otherwise is not None:
-            parts.append(("else", stmt.otherwise))
+            parts.append(("else", stmt.otherwise, None))
         return parts
     if isinstance(stmt, ast.Try):
-        return [(None, stmt.body), ("on error", stmt.handler)]
+        return [(None, stmt.body, None), ("on error", stmt.handler, None)]
     return []
 
 
@@ -45,9 +47,10 @@ def steps(module: ast.Module) -> list[tuple[int, str, str]]:
                 continue
             line, _ = module.source.line_col(stmt.span.start)
             out.append((depth, KINDS.get(type(stmt).__name__, "step"), module.source.line_text(line).strip()))
-            for label, body in _children(stmt):
-                if label is not None:
-                    out.append((depth, label, label))
+            for label, body, start in _children(stmt):
+                if label is not None:  # an else if shows its condition's line
+                    text = module.source.line_text(module.source.line_col(start)[0]).strip() if start else label
+                    out.append((depth, label, text))
                 walk(body, depth + 1)
 
     walk(module.statements, 0)
@@ -93,19 +96,50 @@ def svg(module: ast.Module, triggers: list[Trigger], title: str) -> str:
 
 
 BRANCHES = ("if", "else if", "for each")
+LABELS = ("else if", "else", "on error")  # a box that starts another branch of the statement above it
 
 
 def _edges(rows_: list[tuple[int, str, str]]) -> list[tuple[int, int, bool]]:
-    """(from, to, bypass) box indexes: each box leads to the next one; an if, else if or for each also
-    leads past its block (the condition false, no records) to the next box at its depth or shallower."""
-    edges = [(i - 1, i, False) for i in range(1, len(rows_))]
+    """(from, to, bypass) box indexes: each box leads to the next one, but the end of a branch leads past
+    the other branches of its statement (a then-block does not run on into the else); an if, else if or
+    for each also leads past its block (the condition false, no records), and a try to its on error."""
+    edges = []
+    for i in range(1, len(rows_)):
+        depth, kind, _ = rows_[i]
+        if kind in LABELS and rows_[i - 1][0] > depth:  # the box before ends the branch before this one
+            after = _past(rows_, i, depth)
+            if after is not None:
+                edges.append((i - 1, after, False))
+        else:
+            edges.append((i - 1, i, False))
     for i, (depth, kind, _) in enumerate(rows_):
-        if kind not in BRANCHES or i + 1 >= len(rows_) or rows_[i + 1][0] <= depth:
+        if kind not in (*BRANCHES, "try") or i + 1 >= len(rows_) or rows_[i + 1][0] <= depth:
             continue
-        after = next((j for j in range(i + 1, len(rows_)) if rows_[j][0] <= depth), None)
-        if after is not None:
-            edges.append((i, after, True))
+        j = next((j for j in range(i + 1, len(rows_)) if rows_[j][0] <= depth), None)
+        if j is None:
+            continue
+        own_branch = rows_[j][0] == depth and rows_[j][1] in LABELS
+        if kind == "try":
+            if own_branch and rows_[j][1] == "on error":
+                edges.append((i, j, True))
+            continue
+        target = j if own_branch or rows_[j][1] not in LABELS else _past(rows_, j, rows_[j][0])
+        if target is not None:
+            edges.append((i, target, True))
     return edges
+
+
+def _past(rows_: list[tuple[int, str, str]], label: int, depth: int) -> int | None:
+    """The box after the whole statement that the branch starting at box `label` belongs to: past its
+    other branches, and past those of the statements it ends inside."""
+    for j in range(label + 1, len(rows_)):
+        d, kind, _ = rows_[j]
+        if d <= depth:
+            if kind in LABELS:
+                depth = d
+                continue
+            return j
+    return None
 
 
 def mermaid(module: ast.Module, triggers: list[Trigger], title: str) -> str:
