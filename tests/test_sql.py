@@ -171,6 +171,20 @@ end
     con.close()
 
 
+def test_a_real_column_holding_infinity_reads_as_its_text(tmp_path: Path) -> None:
+    # SQLite keeps a REAL that overflows (9e999, a decimal past a float's range) as Infinity; it was read
+    # as the text '"inf"', quotes included
+    result = run(tmp_path, """
+use db = sql(url: "sqlite:///t.db")
+call db.execute("create table t (id integer primary key, x real)")
+call db.execute("insert into t values (1, 9e999), (2, -9e999), (3, 1.5)")
+send {id: 4, x: 1e400} to db.insert(table: "t")
+call db.query("select x from t order by id") as rows
+emit [r.x for r in rows]
+""")
+    assert result.outputs == [["Infinity", "-Infinity", Decimal("1.5"), "Infinity"]], result.error
+
+
 def test_sql_errors_are_clear(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\ncall db.query("select * from nowhere") as r\n'
                            "emit list(r)\n")

@@ -127,8 +127,8 @@ def row_value(value: Any) -> Any:
         pass
     if isinstance(value, time):
         return value.isoformat()
-    if isinstance(value, Decimal | float):  # NaN, Infinity
-        return to_text(value)
+    if isinstance(value, Decimal | float):  # NaN, Infinity (a float's too: "Infinity", not '"inf"')
+        return to_text(Decimal(value))
     return str(value)
 
 
