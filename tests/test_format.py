@@ -110,3 +110,18 @@ def test_cli(tmp_path: Path) -> None:
     (tmp_path / "bad.flow").write_text("emit (\n")
     bad = cli("fmt", "bad.flow", cwd=tmp_path)
     assert bad.status == 2 and "bad.flow:1:" in bad.stderr
+
+
+def test_fmt_keeps_a_files_windows_line_endings(tmp_path: Path) -> None:
+    """A file written with CRLF line endings is reindented and keeps them (before, fmt rewrote every
+    line ending to LF: a diff of the whole file for a one-line change)."""
+    path = tmp_path / "crlf.flow"
+    path.write_bytes(b'for each x in [1, 2]\r\n\tif x == 1\r\n\t\temit "a"\r\n\tend\r\nend\r\n')
+    result = cli("fmt", str(path), cwd=tmp_path)
+    assert result.status == 0, result.stderr
+    assert path.read_bytes() == b'for each x in [1, 2]\r\n  if x == 1\r\n    emit "a"\r\n  end\r\nend\r\n'
+    assert cli("fmt", "--check", str(path), cwd=tmp_path).status == 0
+    unix = tmp_path / "lf.flow"
+    unix.write_bytes(b"for each x in [1]\n\temit x\nend\n")
+    assert cli("fmt", str(unix), cwd=tmp_path).status == 0
+    assert unix.read_bytes() == b"for each x in [1]\n  emit x\nend\n"

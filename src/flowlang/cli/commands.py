@@ -190,10 +190,12 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
     for name in paths:
         path = Path(name)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
+            text = path.read_text(encoding="utf-8")  # as run reads it (any line ending is a newline)
         except (OSError, UnicodeDecodeError) as e:
             terminal.error(f"error: cannot read {name}: {e}")
             return int(ExitStatus.INVALID)
+        newline = "\r\n" if b"\r\n" in raw else "\n"  # the file's own line endings are kept
         formatted = format_text(text, display_name(path))
         if formatted == text:
             continue
@@ -201,7 +203,7 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
         if args.check:
             terminal.message(f"would reformat {name}")
         else:
-            path.write_text(formatted, encoding="utf-8")
+            path.write_text(formatted, encoding="utf-8", newline=newline)
             terminal.message(f"reformatted {name}")
     unchanged = len(paths) - changed
     verb = "would be reformatted" if args.check else "reformatted"
