@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import urllib.parse
 from pathlib import Path
@@ -446,3 +447,30 @@ def test_a_database_password_with_an_unencoded_at_sign_is_refused_unshown(tmp_pa
     outputs.append((tmp_path / ".flowlang" / "flowlang.db").read_bytes().decode("utf-8", errors="replace"))
     everything = "\n".join(outputs)
     assert {form for form in forms(CANARY) if form in everything} == set()
+
+
+def test_a_secret_echoed_in_an_html_or_xml_error_page_is_masked(tmp_path: Path) -> None:
+    # a gateway's HTML error page, a SOAP fault: the canary's quotes as &quot; / &#34; / &#39;; before,
+    # that form was shown in the log, the error store and `flowlang errors`
+    def page(req: Request) -> tuple[int, dict[str, str], Any]:
+        token = req.headers["authorization"].encode("latin-1").decode()
+        if req.query.get("as") == "xml":
+            body = ("<fault><detail>" + html.escape(token, quote=False).replace('"', "&#34;").replace("'", "&apos;")
+                    + "</detail></fault>")
+            return 400, {"Content-Type": "application/xml"}, body.encode()
+        return 400, {"Content-Type": "text/html"}, f"<p>bad token {html.escape(token)}</p>".encode()
+
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, auth: bearer(secret.TOKEN))\n'
+                                     'for each kind in ["html", "xml"]\n  call api.get("/page", query: {as: kind})\n'
+                                     'end\n')
+    secret = CANARY + "'<&>"
+    with FakeApi() as api:
+        api.route("GET", "/page", page)
+        proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url, "TOKEN": secret})
+        assert proc.returncode == 3, proc.stderr
+        listed = run_cli("errors", "f.flow", cwd=tmp_path)
+    assert listed.stdout.count("bad token Bearer ***") == 1 and "<detail>Bearer ***</detail>" in listed.stdout
+    everything = "\n".join([proc.stdout, proc.stderr, listed.stdout,
+                            (tmp_path / ".flowlang" / "flowlang.db").read_bytes().decode("utf-8", "replace")])
+    escaped = {html.escape(secret), html.escape(secret, quote=False).replace('"', "&#34;").replace("'", "&apos;")}
+    assert [form[:40] for form in escaped if form[:40] in everything] == []

@@ -3,7 +3,8 @@
 Values are masked before they are encoded where the code has the value (`mask_value`), and text
 that is already encoded is masked too (`Masker.mask`), in these forms of each secret: raw; inside a
 JSON string, escaped once or twice, with non-ASCII raw or as `\\u` escapes (either case, surrogate
-pairs), `/` and `<>&` raw or escaped; percent-encoded (either case, `+` for a space, twice); base64
+pairs), `/` and `<>&` raw or escaped; percent-encoded (either case, `+` for a space, twice); escaped for
+HTML or XML (`&quot;`, `&#39;`, `&amp;`, `&lt;`, ...); base64
 (standard and URL-safe, whole, and the part fixed at each of the three byte alignments it can have
 inside a longer encoded text); hex (either case). Text is cut only after it is masked (`cut`)."""
 
@@ -40,13 +41,28 @@ def _url_encoded(text: str) -> set[str]:
     return forms | {quote(f, safe="") for f in forms}  # encoded twice
 
 
+def _markup_escaped(text: str) -> set[str]:
+    """`text` in HTML or XML (an error page, a SOAP fault that echoes a credential): `&` as `&amp;`,
+    `<` `>` as `&lt;` `&gt;` (or `>` raw), `"` and `'` raw or as any of their entities."""
+    if not any(c in text for c in "&<>\"'"):
+        return set()
+    base = text.replace("&", "&amp;").replace("<", "&lt;")
+    forms: set[str] = set()
+    for gt in (">", "&gt;"):
+        for quot in ('"', "&quot;", "&#34;", "&#x22;"):
+            for apos in ("'", "&#39;", "&#x27;", "&apos;"):
+                forms.add(base.replace(">", gt).replace('"', quot).replace("'", apos))
+    return forms - {text}
+
+
 def _text_forms(value: str) -> set[str]:
-    """The secret as it appears in text: raw, JSON-escaped once and twice, URL-encoded; also its
-    UTF-8 bytes read as Latin-1 (how HTTP servers read a header, and may echo it)."""
+    """The secret as it appears in text: raw, JSON-escaped once and twice, URL-encoded, escaped for
+    HTML or XML; also its UTF-8 bytes read as Latin-1 (how HTTP servers read a header, and may echo it)."""
     forms: set[str] = set()
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
         once = _json_escaped(text)
         forms |= {text} | once | {f for form in once for f in _json_escaped(form)} | _url_encoded(text)
+        forms |= _markup_escaped(text)
     return forms
 
 
