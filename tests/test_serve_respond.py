@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import run_cli
 from fakeapi import FakeApi, Request
-from serving import ServeProcess
+from serving import ServeProcess, wait_for
 
 TOKEN = "respond-token-" + "r" * 30
 
@@ -76,3 +76,41 @@ def test_a_header_sent_twice_reaches_the_flow_as_both_values(tmp_path: Path) -> 
         assert serve.terminate() == 0
     rows = run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()
     assert len(rows) == 1
+
+
+def test_the_answer_names_the_delivery_and_the_job_as_the_commands_show_them(tmp_path: Path) -> None:
+    """The 202's `delivery` is the id `flowlang inbox` lists (and --replay takes); its `job` the id
+    `flowlang jobs` lists. The old answer's "job" was the inbox id, which is not the job's once the state
+    folder has a job that no delivery made (a `flowlang run`, a tick, a retry)."""
+    (tmp_path / "a.flow").write_text(
+        'trigger webhook(verify: token(secret.T, header: "X-Token", id_header: "X-Id"))\nemit 1\n')
+    (tmp_path / "b.flow").write_text(
+        'trigger webhook(verify: token(secret.T, header: "X-Token"), respond: "outputs", timeout: 20)\n'
+        "emit job.id\n")
+
+    def inbox() -> dict[int, Any]:
+        rows = run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()
+        return {r["id"]: r for r in map(json.loads, rows)}
+
+    def jobs(flow: str) -> list[int]:
+        return [j["id"] for j in map(json.loads, run_cli("jobs", str(tmp_path / flow), "--json").stdout.splitlines())
+                if j["kind"] == "webhook"]
+
+    assert run_cli("run", str(tmp_path / "a.flow")).returncode == 0  # job 1, no delivery
+    with ServeProcess(tmp_path, env={"T": TOKEN}) as serve:
+        for n in (1, 2):
+            status, _, answer = serve.post("/hooks/a", b"{}", {"X-Token": TOKEN, "X-Id": f"d{n}"})
+            assert status == 202 and answer["delivery"] == n and answer["job"] in (None, n + 1), answer
+        wait_for(lambda: all(r["status"] == "done" for r in inbox().values()) and len(inbox()) == 2, what="two runs")
+        status, _, answer = serve.post("/hooks/b", b"{}", {"X-Token": TOKEN})
+        assert status == 200 and answer == {"delivery": 3, "job": 4, "status": "ok", "outputs": [4]}, answer
+        status, _, answer = serve.post("/hooks/a", b"{}", {"X-Token": TOKEN, "X-Id": "d3"})
+        assert status == 202 and answer["delivery"] == 4 and answer["job"] in (None, 5), answer
+        wait_for(lambda: inbox()[4]["status"] == "done", what="the third run of a")
+        status, _, again = serve.post("/hooks/a", b"{}", {"X-Token": TOKEN, "X-Id": "d3"})
+        assert status == 200 and again == {"duplicate": True, "delivery": 4, "job": 5}, again
+        assert serve.terminate() == 0
+    rows = inbox()
+    assert {n: (r["flow"], r["job_id"]) for n, r in rows.items()} == {1: ("a", 2), 2: ("a", 3), 3: ("b", 4),
+                                                                      4: ("a", 5)}
+    assert sorted(jobs("a.flow")) == [2, 3, 5] and jobs("b.flow") == [4]

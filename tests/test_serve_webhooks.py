@@ -202,8 +202,8 @@ def test_a_delivery_id_seen_before_is_a_duplicate(served: tuple[ServeProcess, Fa
     headers = sign(body, int(time.time()), current, delivery)
     first = serve.post(f"/hooks/{preset}", body, headers)
     again = serve.post(f"/hooks/{preset}", body, headers)
-    assert first[0] == 202 and isinstance(first[2]["job"], int)
-    assert again[0] == 200 and again[2]["duplicate"] is True
+    assert first[0] == 202 and isinstance(first[2]["delivery"], int)
+    assert again[0] == 200 and again[2]["duplicate"] is True and again[2]["delivery"] == first[2]["delivery"]
     wait_for(lambda: 100 in received(api, preset), what="the first delivery's run")
     time.sleep(0.5)
     assert received(api, preset).count(100) == 1

@@ -64,7 +64,8 @@ class Delivery:
 class InboxStore(Protocol):
     """What the server and the runs need from an inbox (SQLite here)."""
 
-    def accept(self, delivery: Delivery, done: Callable[[int, bool], None]) -> Future[tuple[int, bool]]: ...
+    def accept(self, delivery: Delivery,
+               done: Callable[[int, bool], None]) -> Future[tuple[int, bool, int | None]]: ...
 
     def mark(self, delivery_id: int, status: str, job_id: int | None = None,
              message: str | None = None) -> Future[None]: ...
@@ -154,25 +155,27 @@ class Inbox:
         self._read.close()
 
     # ---- writes -----------------------------------------------------------------------------
-    def accept(self, delivery: Delivery, done: Callable[[int, bool], None]) -> Future[tuple[int, bool]]:
-        """Commit a delivery; the result is (its id, whether it is a duplicate). `done` is called in the
-        writer thread, in commit order, once it is durable."""
-        def op(db: sqlite3.Connection) -> tuple[int, bool]:
+    def accept(self, delivery: Delivery,
+               done: Callable[[int, bool], None]) -> Future[tuple[int, bool, int | None]]:
+        """Commit a delivery; the result is (its id, whether it is a duplicate, the job a duplicate's first
+        delivery ran as, if it has). `done` is called in the writer thread, in commit order, once it is
+        durable."""
+        def op(db: sqlite3.Connection) -> tuple[int, bool, int | None]:
             if delivery.delivery_id is not None:
-                row = db.execute("select id from deliveries where flow = ? and delivery_id = ?",
+                row = db.execute("select id, job_id from deliveries where flow = ? and delivery_id = ?",
                                  (delivery.flow, delivery.delivery_id)).fetchone()
                 if row is not None:
-                    return int(row[0]), True
+                    return int(row[0]), True, row[1]
             cur = db.execute(
                 "insert into deliveries(flow, delivery_id, received_at, content_type, headers, body) "
                 "values (?, ?, ?, ?, ?, ?)",
                 (delivery.flow, delivery.delivery_id, delivery.received_at, delivery.content_type,
                  json.dumps(delivery.headers), delivery.body))
             assert cur.lastrowid is not None
-            return cur.lastrowid, False
+            return cur.lastrowid, False, None
 
-        def after(result: tuple[int, bool]) -> None:
-            done(*result)
+        def after(result: tuple[int, bool, int | None]) -> None:
+            done(result[0], result[1])
         return self._submit(op, after)
 
     def mark(self, delivery_id: int, status: str, job_id: int | None = None,

@@ -22,6 +22,7 @@ from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import JsonDataError, loads
 from flowlang.runtime.limits import StopFlag
 from flowlang.runtime.masking import Masker
+from flowlang.runtime.run import current_job_id
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.inbox import Delivery, Inbox
 from flowlang.serve.metrics import Metrics
@@ -76,15 +77,15 @@ def log_run(route: str, what: str, result: Result, masker: Masker) -> None:
 async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir: Path | None,
                        secrets: Mapping[str, str], collect: bool = False, stop: StopFlag | None = None,
                        providers: SecretProviders | None = None,
-                       started: Callable[[], None] | None = None, masker: Masker | None = None) -> Result:
-    """Run one delivery as a webhook job and record how it ended in the inbox (`started` is called
-    once the job is recorded and its first statement is about to run)."""
+                       started: Callable[[int | None], None] | None = None, masker: Masker | None = None) -> Result:
+    """Run one delivery as a webhook job and record how it ended in the inbox (`started` is given the job's
+    id once the job is recorded and its first statement is about to run)."""
     flow = served.flow
     masker = masker if masker is not None else Masker()  # learns the run's secrets
     options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop,
                            secret_providers=providers, masker=masker)
     options.trigger = trigger_value(d)
-    setup = flow.setup(state_dir, None, collect, None if started is None else lambda _ctx: started())
+    setup = flow.setup(state_dir, None, collect, None if started is None else lambda _ctx: started(current_job_id()))
     setup.lock = served.concurrency == 1
     result = await flow.run_job(options, setup, "webhook")
     if result.status == "interrupted":
@@ -106,7 +107,7 @@ class FlowQueue:
         self.waiting: deque[Delivery] = deque()
         self.running = 0
         self.waiters: dict[int, Future[Result | None]] = {}
-        self.starts: dict[int, Future[None]] = {}  # set once the delivery's job has started
+        self.starts: dict[int, Future[int | None]] = {}  # the job's id, once the delivery's job has started
 
     @property
     def idle(self) -> bool:
@@ -202,12 +203,13 @@ class Runs:
 
     # ---- deliveries -----------------------------------------------------------------------------
     def enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None = None,
-                started: Future[None] | None = None) -> None:
-        """A committed delivery joins its flow's queue (any thread); `started` is set when its job starts."""
+                started: Future[int | None] | None = None) -> None:
+        """A committed delivery joins its flow's queue (any thread); `started` is set to its job's id when
+        the job starts (to None when the delivery ends without one)."""
         self.loop.call_soon_threadsafe(self._enqueue, delivery, waiter, started)
 
     def _enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None,
-                 started: Future[None] | None = None) -> None:
+                 started: Future[int | None] | None = None) -> None:
         q = self.queues[delivery.flow]
         q.waiting.append(delivery)
         if waiter is not None:
@@ -256,7 +258,7 @@ class Runs:
         start = q.starts.get(d.id)
         result = await run_delivery(q.served, d, self.inbox, self.state_dir, self.secrets, d.id in q.waiters,
                                     self.stop_flag, self.providers,
-                                    None if start is None else lambda: _set(start, None))
+                                    None if start is None else lambda job: _set(start, job))
         self.metrics.run_done(q.served.route, result.status, result)
         return result
 
@@ -298,6 +300,6 @@ class Runs:
         return result
 
 
-def _set(future: Future[None] | None, value: None) -> None:
+def _set(future: Future[int | None] | None, value: int | None) -> None:
     if future is not None and not future.done():
         future.set_result(value)

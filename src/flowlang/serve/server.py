@@ -5,7 +5,6 @@ the console's pages and actions are added by flowlang.serve.console."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -125,9 +124,11 @@ async def hook(request: web.Request) -> web.Response:
     delivery = Delivery(0, route, delivery_id, now_text(), request.headers.get("Content-Type", ""),
                         masked_headers(headers, served.schemes), body)
     waiter: Future[Result | None] | None = Future() if webhook.respond == "outputs" else None
-    # when the flow has nothing to do, the answer waits (a little) for the run's job to start, so a
-    # 202 means the run is under way, not only queued; behind other deliveries it answers at once
-    started: Future[None] | None = Future() if waiter is None and state.runs.queues[route].idle else None
+    # the run's job id once its job has started (None if it ends without one): the answer names the job
+    # when it is known. When the flow has nothing to do, the answer waits (a little) for that, so a 202
+    # means the run is under way, not only queued; behind other deliveries it answers at once
+    started: Future[int | None] = Future()
+    idle = waiter is None and state.runs.queues[route].idle
 
     def committed(inbox_id: int, duplicate: bool) -> None:
         if not duplicate:
@@ -135,7 +136,7 @@ async def hook(request: web.Request) -> web.Response:
             state.runs.enqueue(delivery, waiter, started)
 
     try:
-        inbox_id, duplicate = await asyncio.wrap_future(state.inbox.accept(delivery, committed))
+        inbox_id, duplicate, first_job = await asyncio.wrap_future(state.inbox.accept(delivery, committed))
     except StoreError as e:
         state.runs.release()
         metrics.answered(route, 503)
@@ -144,7 +145,7 @@ async def hook(request: web.Request) -> web.Response:
     if duplicate:
         state.runs.release()
         metrics.answered(route, 200)
-        return answer(200, {"duplicate": True, "job": inbox_id})
+        return answer(200, {"duplicate": True, "delivery": inbox_id, "job": first_job})
     if waiter is not None:
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(waiter), webhook.timeout)
@@ -152,13 +153,14 @@ async def hook(request: web.Request) -> web.Response:
             result = None
         if result is not None:
             metrics.answered(route, 200)
-            text = dumps({"job": inbox_id, "status": result.status, "outputs": result.outputs})
+            text = dumps({"delivery": inbox_id, "job": result.job_id, "status": result.status,
+                          "outputs": result.outputs})
             return web.Response(status=200, text=text, content_type="application/json")
-    if started is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.wrap_future(started), START_WAIT)
+    elif idle:
+        await asyncio.wait([asyncio.wrap_future(started)], timeout=START_WAIT)  # (not cancelled at the timeout)
+    job = started.result() if started.done() and not started.cancelled() else None
     metrics.answered(route, 202)
-    return answer(202, {"job": inbox_id})
+    return answer(202, {"delivery": inbox_id, "job": job})
 
 
 START_WAIT = 0.05  # seconds a 202 waits at most for an idle flow's run to start
