@@ -70,3 +70,19 @@ def test_numbers_up_to_the_cap_are_exact(tmp_path: Path) -> None:
     result = flowlang.load(tmp_path / "f.flow").run(state_dir=tmp_path / "state")
     assert result.error is None, result.error
     assert result.outputs == [4300, 4300, 4300, True, True, True]
+
+
+def test_a_whole_number_literal_past_the_digit_bound_is_a_syntax_error(tmp_path: Path) -> None:
+    """`emit 999...9` with 5,000 digits: a syntax error at its place, nothing run (before, Python's int()
+    refused it inside the parse: 'this is a bug in flowlang'); 4,300 digits still read exactly."""
+    from conftest import cli
+
+    (tmp_path / "big.flow").write_text("emit 1\nemit " + "9" * 5000 + "\n")
+    result = cli("run", "big.flow", cwd=tmp_path)
+    assert result.status == 2, result.stderr
+    assert "big.flow:2:6: error: this whole number has 5,000 digits; a number may have at most 4,300" in result.stderr
+    assert "bug in flowlang" not in result.stderr and result.stdout == ""
+    (tmp_path / "ok.flow").write_text("emit " + "9" * 4300 + " + 0\n")
+    result = cli("run", "ok.flow", cwd=tmp_path)
+    assert result.status == 0 and result.stdout.strip() == "9" * 4300, result.stderr
+    assert isinstance(flowlang.compile("emit " + "9" * 5000 + ".5\n"), flowlang.Flow)  # a decimal has no such bound

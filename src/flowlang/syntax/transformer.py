@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,9 @@ BINOPS = {op.value: op for op in ast.BinOp}
 
 # Parses the code of one `{expr}` part at an absolute offset; installed by flowlang.syntax.parse.
 SubParser = Callable[[str, int], ast.Expr]
+
+
+MAX_INT_DIGITS = 4300  # Python's default bound for reading a whole number's text
 
 
 class LocatedSyntaxError(Exception):
@@ -346,7 +350,14 @@ class ToAst(Transformer[Token, Any]):
         return ast.Name(self.var(c[0]), self.span(meta))
 
     def int_lit(self, meta: Meta, c: list[Any]) -> ast.Literal:
-        return ast.Literal(int(c[0]), self.span(meta))
+        text = str(c[0])
+        bound = sys.get_int_max_str_digits() or MAX_INT_DIGITS
+        if len(text) > bound:  # int() refuses it (a ValueError deep in the parse, before)
+            span = self.span(meta)
+            raise LocatedSyntaxError(f"this whole number has {len(text):,} digits; a number may have at most "
+                                     f"{bound:,} (write it as text, or as a decimal in E notation: 1e5000)",
+                                     span.start, span.end)
+        return ast.Literal(int(text), self.span(meta))
 
     def decimal_lit(self, meta: Meta, c: list[Any]) -> ast.Literal:
         return ast.Literal(Decimal(str(c[0])), self.span(meta))
