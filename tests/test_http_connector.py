@@ -468,6 +468,30 @@ emit [one.ok, two.ok]
         assert result.ok
 
 
+@pytest.mark.parametrize(("answer", "said"), [
+    ((401, {}, {"error": "invalid_client", "error_description": "client secret X was wrong"}),
+     "answered 401 without an access_token: invalid_client (client secret *** was wrong)"),
+    ((400, {}, {"error": "invalid_scope"}), "answered 400 without an access_token: invalid_scope"),
+    ((200, {"Content-Type": "text/html"}, b"<html>login</html>"),
+     "answered 200 without an access_token: <html>login</html>"),
+    ((200, {}, {"token": "t", "expires": 5}), "answered 200 without an access_token (the answer has token, expires)"),
+])
+def test_a_token_endpoint_that_gives_no_token_says_why(answer: tuple[int, dict[str, str], Any], said: str) -> None:
+    # before, each was only "the OAuth2 token endpoint answered 401 without an access_token": RFC 6749's
+    # error and error_description (or the page it answered) were dropped
+    with FakeApi() as api:
+        def token(req: Request) -> tuple[int, dict[str, str], Any]:
+            status, headers, body = answer
+            if isinstance(body, dict) and "error_description" in body:  # it echoes the client secret
+                body = {**body, "error_description": body["error_description"].replace("X", "s3cret-9")}
+            return status, headers, body
+        api.route("POST", "/token", token)
+        result = run('use api = http(base_url: env.API, auth: oauth2_client_credentials(env.API + "/token", "id", '
+                     'secret.CS))\ncall api.get("/data")', api, secrets={"CS": "s3cret-9"})
+        assert result.error is not None and api.count("GET", "/data") == 0
+        assert result.error.message == f"the OAuth2 token endpoint {said}"
+
+
 def test_error_message_has_status_method_masked_url_and_body() -> None:
     with FakeApi() as api:
         api.route("GET", "/missing", lambda req: (404, {}, {"error": "no such thing"}))

@@ -153,8 +153,8 @@ class OAuth2ClientCredentials(Auth):
             form["scope"] = self.scope
         status, body = await fetch(self.token_url, form, headers)
         if status >= 400 or not isinstance(body, dict) or not body.get("access_token"):
-            raise FlowRuntimeError(f"the OAuth2 token endpoint answered {status} without an access_token", "http",
-                                   status=status)
+            raise FlowRuntimeError(f"the OAuth2 token endpoint answered {status} without an access_token"
+                                   + token_error(body), "http", status=status)
         self._token = str(body["access_token"])
         self.on_token(self._token)
         try:
@@ -162,6 +162,22 @@ class OAuth2ClientCredentials(Auth):
         except (TypeError, ValueError):
             lifetime = 3600.0
         self._expires = time.monotonic() + lifetime
+
+
+def token_error(body: Any) -> str:
+    """What a token endpoint said was wrong (RFC 6749 5.2: `error`, `error_description`), or what it
+    answered instead of a token object: `: invalid_client (the client secret is wrong)`, or the keys of
+    an object without a token."""
+    if isinstance(body, dict):
+        said = [to_text(body[k]) for k in ("error", "error_description") if body.get(k) not in (None, "")]
+        if not said:
+            return f" (the answer has {', '.join(map(str, body)) or 'no keys'})"
+        text = said[0] + (f" ({said[1]})" if len(said) > 1 else "")
+    elif isinstance(body, str) and body.strip():
+        text = body.strip()
+    else:
+        return ""
+    return ": " + (text if len(text) <= 300 else text[:300] + "...")
 
 
 def make_auth(value: Any, on_token: Callable[[str], None]) -> Auth:

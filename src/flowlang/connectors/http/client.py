@@ -322,9 +322,12 @@ class HttpClient:
         response = await self.transport.send("POST", token_url, {
             "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers}, body)
         try:
-            return response.status, loads(response.body) if response.body else None
-        except JsonDataError:
-            return response.status, None
+            value = loads(response.body) if response.body else None
+        except JsonDataError:  # not JSON: its text, for the error to show
+            value = response.body.decode("utf-8", errors="replace")
+        if response.status < 400 and isinstance(value, dict) and value.get("access_token"):
+            return response.status, value
+        return response.status, mask_value(value, self.services.mask)  # an error may echo the client secret
 
     async def _follow(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                       timeout: float | None, response: Response) -> Response:
