@@ -474,3 +474,35 @@ def test_a_secret_echoed_in_an_html_or_xml_error_page_is_masked(tmp_path: Path) 
                             (tmp_path / ".flowlang" / "flowlang.db").read_bytes().decode("utf-8", "replace")])
     escaped = {html.escape(secret), html.escape(secret, quote=False).replace('"', "&#34;").replace("'", "&apos;")}
     assert [form[:40] for form in escaped if form[:40] in everything] == []
+
+
+def test_the_parts_of_a_split_secret_and_a_join_with_one_stay_secret(tmp_path: Path) -> None:
+    """split() of a secret gave its parts as plain text (each a long piece of the secret, which masking
+    of the whole does not find): emitted, logged and kept in the store as they were. Now each part is a
+    secret, and join() of a list holding one is a secret of the joined text (before: the text '***'
+    itself was joined in, so a header built with join lost its credential)."""
+    from conftest import cli
+
+    (tmp_path / "s.flow").write_text(
+        'let parts = split(secret.TOKEN, "x/")\n'
+        "emit parts\n"
+        'log "first part: {parts[0]}, count {len(parts)}"\n'
+        "emit len(parts) == 2\n"
+        'let again = join(parts, "x/")\n'
+        "emit again == secret.TOKEN\n"
+        "for each p in parts\n"
+        '  fail "part {p}"\n'
+        "end\n")
+    result = cli("run", "s.flow", "--log-format", "json", cwd=tmp_path, env={"TOKEN": CANARY})
+    assert result.status == 3, result.stderr
+    out = result.stdout + result.stderr
+    pieces = CANARY.split("x/")
+    assert len(pieces) == 2 and all(len(p) > 10 for p in pieces)
+    for piece in pieces:
+        for form in (piece, json.dumps(piece)[1:-1]):
+            assert form not in out
+    assert json.loads(result.stdout.splitlines()[0]) == ["***", "***"]
+    assert result.stdout.splitlines()[1:] == ["true", "true"]
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for piece in pieces:
+        assert piece.encode() not in stored and json.dumps(piece)[1:-1].encode() not in stored

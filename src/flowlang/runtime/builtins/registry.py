@@ -269,6 +269,18 @@ def reveal_all(args: Iterable[Any]) -> tuple[list[Any], bool]:
     return out, secret
 
 
+def kept_secret(result: Any) -> Any:
+    """The result of a text function given a secret: its text is secret, and so is each text in a list
+    it gives (split's parts: each a piece of the secret, which masking of the whole would not find)."""
+    if isinstance(result, str):
+        return Secret(result)
+    if isinstance(result, list):
+        return [kept_secret(x) for x in result]
+    if isinstance(result, dict):
+        return {k: kept_secret(v) for k, v in result.items()}
+    return result
+
+
 def secret_preserving(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a text function: secrets in, secret out (the result is shown as ***)."""
 
@@ -279,8 +291,7 @@ def secret_preserving(fn: Callable[..., Any]) -> Callable[..., Any]:
         def one(value: Any) -> Any:
             if type(value) is not Secret:
                 return fn(value)
-            result = fn(value.reveal())
-            return Secret(result) if isinstance(result, str) else result
+            return kept_secret(fn(value.reveal()))
 
         one.__wrapped__ = fn  # type: ignore[attr-defined]  # inspect.signature(one) is fn's
         one.__doc__ = fn.__doc__
@@ -293,11 +304,8 @@ def secret_preserving(fn: Callable[..., Any]) -> Callable[..., Any]:
                 break
         else:
             return fn(*args)
-        plain, secret = reveal_all(args)
-        result = fn(*plain)
-        if secret and isinstance(result, str):
-            return Secret(result)
-        return result
+        plain, _ = reveal_all(args)
+        return kept_secret(fn(*plain))
 
     wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
     wrapper.__doc__ = fn.__doc__

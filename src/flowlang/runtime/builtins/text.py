@@ -9,7 +9,7 @@ from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
 from flowlang.runtime.operators import whole
-from flowlang.runtime.values import check_text_size, to_text, type_name
+from flowlang.runtime.values import Secret, check_text_size, to_text, type_name
 
 REGEX_SECONDS = 1.0  # the most one regex_match / regex_find / regex_replace may take
 
@@ -112,9 +112,17 @@ def join(items: Any, sep: Any = "") -> Any:
     need(items, "list", "join")
     need(sep, "string", "join", "sep")
     check_items(len(items), "join")
-    texts = [to_text(i) for i in items if i is not None]
+    secret = False  # a secret among the items: its text is joined, and the result is secret (as "{x}" is)
+    texts = []
+    for i in items:
+        if type(i) is Secret:
+            secret = True
+            texts.append(i.reveal())
+        elif i is not None:
+            texts.append(to_text(i))
     check_items(sum(map(len, texts)) + len(sep) * max(len(texts) - 1, 0), "join")
-    return sep.join(texts)
+    text = sep.join(texts)
+    return Secret(text) if secret else text
 
 
 def replace(s: Any, old: Any, new: Any) -> Any:
