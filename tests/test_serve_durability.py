@@ -173,3 +173,43 @@ def test_sigterm_leaves_waiting_deliveries_and_replay_runs_a_failed_one(tmp_path
         assert replay.returncode == 0, replay.stderr + replay.stdout
         assert succeeded == [1, 3, 4, 5, 2]
         assert "no deliveries whose run failed" in run_cli("inbox", str(tmp_path), "--failed").stdout
+
+
+COUNTING = ('trigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"){concurrency})\n'
+            'use api = http(base_url: env.API)\n'
+            'let n = (state.count ?? 0) + 1\n'
+            'call api.get("/slow") as answer\n'
+            'let state.count = n\n')
+
+
+def test_runs_that_keep_state_do_not_overlap(tmp_path: Path) -> None:
+    """`state` is loaded as a run starts and saved as it ends: two deliveries at once that each add 1 end
+    at 2 (runs of a flow go one at a time), and a flow that asks for concurrency above 1 and uses `state`
+    is refused with its place (with concurrency 2 the old code ran both at once and saved 1)."""
+    def slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        time.sleep(0.5)  # the second delivery arrives while the first run is between its read and its save
+        return 200, {}, {}
+
+    (tmp_path / "count.flow").write_text(COUNTING.format(concurrency=", concurrency: 2"))
+    refused = run_cli("serve", str(tmp_path), "--port", "0", env={"HOOK_TOKEN": TOKEN, "API": "http://127.0.0.1:9"},
+                      timeout=30)  # the old code started serving
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert ("count.flow:3:10: error: this flow uses `state`, but its webhook runs 2 deliveries at once "
+            "(concurrency: 2, line 1)") in refused.stderr
+    (tmp_path / "count.flow").write_text(COUNTING.format(concurrency=""))
+    with FakeApi() as api:
+        api.route("GET", r"^/slow$", slow)
+        with ServeProcess(tmp_path, env={"HOOK_TOKEN": TOKEN, "API": api.url}) as serve:
+            answers: queue.Queue[int] = queue.Queue()
+            posts = [threading.Thread(target=lambda: answers.put(serve.post("/hooks/count", b"{}", HEADERS)[0]))
+                     for _ in range(2)]
+            for t in posts:
+                t.start()
+            for t in posts:
+                t.join()
+            assert [answers.get(), answers.get()] == [202, 202]
+            wait_for(lambda: serve.logs().count("(webhook ") == 2, what="both runs")
+            assert serve.terminate() == 0
+        assert api.count("GET", "/slow") == 2
+    state = json.loads(run_cli("state", str(tmp_path / "count.flow")).stdout)
+    assert state["state"] == {"count": 2}

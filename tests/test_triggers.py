@@ -83,3 +83,28 @@ def test_an_imported_file_holds_no_trigger(tmp_path: Path) -> None:
     with pytest.raises(ScriptError) as info:
         flowlang.load(tmp_path / "main.flow")
     assert "lib.flow:1:1" in info.value.render()
+
+
+CONCURRENT = 'trigger webhook(verify: github(secret.S), concurrency: 3)\nuse api = http(base_url: "http://x")\n'
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ("let state.cursor = 1\n", "3:5"),
+    ("let n = 1\nemit state.cursor\n", "4:6"),
+    ("let s = state\nlet s.cursor = 2\n", "3:9"),  # changes state through another name
+    ('call api.get("/x") as state\n', "3:23"),
+    ("function f()\n  let state = {}\nend\nlet state.a = f()\n", "4:7"),
+])
+def test_a_flow_whose_runs_overlap_cannot_use_state(tmp_path: Path, body: str, where: str) -> None:
+    path = tmp_path / "t.flow"
+    path.write_text(CONCURRENT + body)
+    with pytest.raises(ScriptError) as info:
+        flowlang.load(path)
+    rendered = info.value.render()
+    assert f"t.flow:{where}: error: this flow uses `state`, but its webhook runs 3 deliveries at once " \
+           "(concurrency: 3, line 1)" in rendered
+    assert rendered.count("error:") == 1
+    path.write_text(CONCURRENT.replace(", concurrency: 3", "") + body)  # one at a time: fine
+    flowlang.load(path)
+    path.write_text(CONCURRENT + "emit 1\n")  # concurrent without state: fine
+    flowlang.load(path)

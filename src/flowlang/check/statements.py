@@ -110,12 +110,27 @@ class StatementChecker(ExpressionChecker):
         name = Path(module.source.name).stem if module.source.name else "flow"
         self.checked = CheckedModule(module, module.source, base_dir, self.frame, self.resolution, name)
         self.checked.functions = self.functions
+        self.state_assigned: list[Span] = []  # `let state = ...`, `call ... as state`
 
     # ---- entry points ----------------------------------------------------------------------
     def run(self) -> CheckedModule:
         self.statements(self.module.statements, self.scope, Ctx(library=self.library), top=True)
         self.finish()
+        if self.checked.triggers:
+            from flowlang.check.triggers import concurrent_state
+
+            concurrent_state(self.checked.triggers, self.state_uses(),
+                             lambda span: self.source.line_col(span.start)[0], self.error)
         return self.checked
+
+    def state_uses(self) -> list[Span]:
+        """Where this module names `state` (reads, writes, `as state`)."""
+        state = Global("state")
+        uses = list(self.state_assigned)
+        for node, ref in self.resolution.refs.items():
+            if ref == state:
+                uses.append(node.name_span if isinstance(node, ast.Target) else node.span)
+        return uses
 
     def more(self, module: ast.Module) -> CheckedModule:
         """Check further statements against the same module scope (the REPL); their problems are in
@@ -212,6 +227,7 @@ class StatementChecker(ExpressionChecker):
                 self.error("read-only", f"'{name}' is read-only", span)
             else:
                 self.resolution.slots[key] = -1
+                self.state_assigned.append(span)
             return None
         found = scope.find(name)
         if found is None:

@@ -292,3 +292,20 @@ class TriggerReader:
             return None
         assert isinstance(cron, str)
         return ScheduleTrigger(cron, tz, catch_up, node.span)
+
+
+def concurrent_state(triggers: list[Trigger], uses: list[Span], line_of: Callable[[Span], int],
+                     report: Report) -> None:
+    """`state` is loaded as a run starts and saved as it ends, so runs of one flow that overlap (a webhook
+    with concurrency above 1) would each save their own copy and lose the others' changes (two runs that
+    add 1 leave 1). Such a flow's first use of `state` is a check error (any use: `let s = state` can
+    change it)."""
+    webhook = next((t for t in triggers if isinstance(t, WebhookTrigger) and t.concurrency > 1), None)
+    if webhook is None or not uses:
+        return
+    n = webhook.concurrency
+    report("concurrent-state", f"this flow uses `state`, but its webhook runs {n} deliveries at once "
+           f"(concurrency: {n}, line {line_of(webhook.span)}): runs at the same time would each save their "
+           "own `state` and lose the others' changes", min(uses, key=lambda s: s.start),
+           "keep `state` out of a flow with concurrency above 1, or leave concurrency at 1 (its deliveries "
+           "then run one at a time, in arrival order)")
