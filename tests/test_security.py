@@ -506,3 +506,19 @@ def test_the_parts_of_a_split_secret_and_a_join_with_one_stay_secret(tmp_path: P
     stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
     for piece in pieces:
         assert piece.encode() not in stored and json.dumps(piece)[1:-1].encode() not in stored
+
+
+def test_json_string_of_a_value_holding_a_secret_sends_the_value_and_shows_it_masked(tmp_path: Path) -> None:
+    """json_string({key: secret.TOKEN}) wrote '***' into the JSON text, so a body built with it (for a
+    signature, a text field) reached the API without the credential. It now holds the value and is a
+    secret itself: the API gets the real JSON, and the flow's outputs show ***."""
+    with FakeApi() as api:
+        api.route("POST", "/in", lambda req: (200, {}, {"ok": True}))
+        flow = flowlang.compile(f'use api = http(base_url: "{api.url}")\n'
+                                "let body = json_string({key: secret.TOKEN, n: 1})\n"
+                                'call api.post("/in", body: body, headers: {"Content-Type": "application/json"}) as r\n'
+                                "emit body\nemit json_string({n: 1})\n", name="j.flow")
+        result = flow.run(secrets={"TOKEN": CANARY})
+        assert result.ok, result.error
+        assert json.loads(api.requests[0].raw) == {"key": CANARY, "n": 1}
+    assert str(result.outputs[0]) == "***" and result.outputs[1] == '{"n":1}'

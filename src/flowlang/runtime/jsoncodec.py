@@ -200,13 +200,16 @@ def masked_key(value: Any, mask: Callable[[str], str]) -> str:
 
 
 def holds_secret(value: Any) -> bool:
-    """Whether a key's value is (or holds) a value made from a secret."""
-    if isinstance(value, Secret):
-        return True
-    if isinstance(value, dict):
-        return any(holds_secret(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(holds_secret(v) for v in value)
+    """Whether a value is (or holds, however deep) a value made from a secret."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Secret):
+            return True
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
     return False
 
 

@@ -12,7 +12,7 @@ from flowlang.diagnostics import BROKEN_TEXT
 from flowlang.runtime.blob import Blob
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
 from flowlang.runtime.formcodec import FormError, form_encode, query_value
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, holds_secret, loads
 from flowlang.runtime.tape import drawn
 from flowlang.runtime.values import Secret, check_text_size, type_name
 
@@ -39,13 +39,17 @@ def json_parse(text: Any) -> Any:
 def json_string(value: Any) -> Any:
     r"""json_string(x): x as compact JSON text (the inverse of json_parse).
 
+    A value holding a secret gives a secret: its JSON holds the secret's value (what a request gets),
+    and it is shown as ***.
+
     Examples:
         json_string({a: [1, 2], b: null}) -> "{\"a\":[1,2],\"b\":null}"
     """
     check_text_size(value, "json_string()")  # before the text is built: a list may hold the same big value many times
-    text = dumps(value)
+    secret = holds_secret(value)  # then the JSON holds its value, and is a secret itself (as "{x}" is)
+    text = dumps(value, reveal_secrets=secret)
     check_items(len(text), "json_string")
-    return text
+    return Secret(text) if secret else text
 
 
 def base64_encode(text: Any) -> Any:
