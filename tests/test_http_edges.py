@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import flowlang
+from conftest import cli
 from fakeapi import FakeApi, Request
 from flowlang.connectors.http.transport import Transport
 
@@ -323,3 +324,39 @@ def test_a_header_sent_twice_is_read_as_both_values() -> None:
         headers = asyncio.run(fetch())
         assert headers["x-tag"] == "x, y"
         assert headers["set-cookie"] == "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2"
+
+
+def test_a_secret_with_a_trailing_newline_in_a_header_is_a_clear_error(tmp_path: Path) -> None:
+    # a token read from a file keeps its newline: aiohttp refuses the header, and that was "internal error
+    # (ValueError: Forbidden control character ...); this is a bug in flowlang", with no place
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, auth: bearer(secret.TOKEN))\n'
+                                     'call api.get("/me") as me\n')
+    with FakeApi() as api:
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path,
+                   env={"API": api.url, "TOKEN": "tok-9f8e7d\n"})
+        assert api.requests == []
+    assert proc.status == 1, proc.stderr
+    assert (f"f.flow:2:6: error: GET {api.url}/me: the header 'Authorization' holds a line break in its value, "
+            "which an HTTP header cannot hold (it ends with one: a secret or a value read from a file with its "
+            "newline? trim() it)") in proc.stderr
+    assert "internal error" not in proc.stderr and "tok-9f8e7d" not in proc.stderr
+
+
+def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API)\n'
+                                     'for each n in ["ok", "a\\nb", "c\\rd", "e\\u0000f"]\n'
+                                     '  call api.get("/a", headers: {"X-Name": n})\nend\n'
+                                     'for each n in ["X-Ok", "bad name", "", "ü"]\n'
+                                     '  call api.get("/b", headers: {"{n}": "v"})\nend\n')
+    with FakeApi() as api:
+        api.route("GET", "/[ab]", lambda req: (200, {}, {}))
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+        assert [(r.path, r.headers.get("x-name") or r.headers.get("x-ok")) for r in api.requests] == [
+            ("/a", "ok"), ("/b", "v")]
+    assert proc.status == 3, proc.stderr
+    assert "internal error" not in proc.stderr
+    for what in ("the header 'X-Name' holds a line break", "the header 'X-Name' holds a carriage return",
+                 "the header 'X-Name' holds a NUL character"):
+        assert f"record failed at f.flow:3:8: GET {api.url}/a: {what} in its value" in proc.stderr
+    for name in ("'bad name'", "''", "'ü'"):
+        assert f"record failed at f.flow:6:8: GET {api.url}/b: {name} is not a valid HTTP header name" in proc.stderr

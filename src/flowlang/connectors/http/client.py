@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from flowlang.connectors.base import RunServices
 from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
+from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, Ticket
 from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, rate_limit_wait
@@ -237,6 +238,11 @@ class HttpClient:
         added = self.settings.headers if own else None
         if added or headers:
             all_headers = {k: header_text(v) for k, v in {**(added or {}), **(headers or {})}.items()}
+            if headers:  # the call's own (from data, perhaps): a bad name would reach the server
+                problem = header_problem(all_headers)
+                if problem is not None:
+                    raise HttpError(f"{method} {shown(url, self.services.mask)}: {problem}", status=None,
+                                    method=method, url=shown(url, self.services.mask))
         else:
             all_headers = {}
         if idempotency_key:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import RefusedAddress
 from flowlang.runtime.slots import Slots
 
@@ -282,6 +283,11 @@ class Transport:
                     raise TransportError(f"connection failed: {type(e).__name__}: {e}", sent=True) from None
                 except OSError as e:
                     raise TransportError(f"connection failed: {e}", sent=True) from None
+                except ValueError:  # aiohttp refuses a header value with a line break (header injection)
+                    problem = header_problem(headers)
+                    if problem is None:
+                        raise
+                    raise TransportError(problem, sent=False, final=True) from None
             except TransportError as e:
                 if meter is not None:
                     meter.sent(method, url, None, started, e.message)
