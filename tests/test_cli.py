@@ -276,6 +276,25 @@ def test_input_from_stdin(tmp_path: Path) -> None:
     assert bad.status == 2 and "--input - is not valid JSON" in bad.stderr
 
 
+def test_json_lines_on_stdin_are_a_list_of_records(tmp_path: Path) -> None:
+    """What `flowlang run` writes (JSON Lines) is an --input - the next flow can read: before, two lines
+    or more were 'not valid JSON: Extra data'. A real pipe between two runs; a broken line is named."""
+    import subprocess
+    import sys
+
+    write(tmp_path, "a.flow", "for each n in [1, 2, 3]\n  emit {n: n}\nend\n")
+    write(tmp_path, "b.flow", "for each r in input\n  emit r.n * 10\nend\n")
+    first = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "a.flow"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    second = subprocess.run([sys.executable, "-m", "flowlang", "run", "b.flow", "--input", "-"], cwd=tmp_path,
+                            stdin=first.stdout, capture_output=True, text=True, timeout=60)
+    assert first.wait(timeout=60) == 0
+    assert second.returncode == 0, second.stderr
+    assert lines(second.stdout) == [10, 20, 30]
+    bad = cli("run", "b.flow", "--input", "-", cwd=tmp_path, stdin='{"n": 1}\n{"n": 2\n')
+    assert bad.status == 2 and "--input - line 2 is not valid JSON" in bad.stderr
+
+
 def test_a_real_pipe_in_and_real_exit_statuses(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "for each r in input\n  if r.n == 2\n    fail \"two\"\n  end\n  emit r.n\nend\n")
     proc = run_cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin='[{"n": 1}, {"n": 2}, {"n": 3}]')

@@ -56,18 +56,25 @@ def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
         raise UsageError(f"--input {path} is not UTF-8 text: byte {e.object[e.start]:#04x} on line {line} "
                          "(JSON files are UTF-8; convert it first, e.g. with iconv)") from None
     if path.endswith((".jsonl", ".ndjson")):
-        records = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(loads(line))
-                except JsonDataError as e:
-                    raise UsageError(f"--input {path} line {number} is not valid JSON: {_reason(e)}") from None
-        return records
+        return _json_lines(text, path)
     try:
         return loads(text)
     except JsonDataError as e:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) > 1 and str(e).startswith("not valid JSON: Extra data"):  # several values: JSON Lines
+            return _json_lines(text, path)  # (as `flowlang run` writes: `... | flowlang run b.flow --input -`)
         raise UsageError(f"--input {path} is not valid JSON: {_reason(e)}") from None
+
+
+def _json_lines(text: str, path: str) -> list[Any]:
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(loads(line))
+            except JsonDataError as e:
+                raise UsageError(f"--input {path} line {number} is not valid JSON: {_reason(e)}") from None
+    return records
 
 
 def _reason(error: JsonDataError) -> str:
