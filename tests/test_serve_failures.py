@@ -2,7 +2,8 @@
 why, with the flow's file:line:col, and the inbox keeps that message; a secret in it is masked in the
 log, the inbox (`flowlang inbox`, `--json`, the inbox.db bytes) and `flowlang inbox --replay`. SIGTERM while a
 client stalls in its body still stops serve (exit 0) without waiting aiohttp's minute; while serve runs, such a
-client (or one dripping its body) gets 408 after --body-timeout and nothing of it is kept."""
+client (or one dripping its body, or stalled in the console's login form) gets 408 after --body-timeout and
+nothing of it is kept."""
 
 from __future__ import annotations
 
@@ -111,6 +112,13 @@ def test_a_body_that_stalls_or_drips_gets_408_and_is_not_kept(tmp_path: Path) ->
             answers.append(read_answer(dripping, 6))
         finally:
             dripping.close()
+        login = socket.create_connection(("127.0.0.1", serve.port))
+        try:  # the console's login form, stalled the same way
+            login.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                          b"Content-Length: 100\r\n\r\ntoken=ab")
+            answers.append(read_answer(login, 6))
+        finally:
+            login.close()
         for said in answers:  # an answer, then the connection closed (the rest of a body is not read)
             assert said.startswith(b"HTTP/1.1 408 "), said
             assert said.endswith(b'{"error": "the body did not arrive within 1 seconds"}'), said
@@ -118,6 +126,7 @@ def test_a_body_that_stalls_or_drips_gets_408_and_is_not_kept(tmp_path: Path) ->
         wait_for(lambda: "(webhook " in serve.logs(), what="the run")
         assert serve.terminate() == 0
         assert serve.logs().count("delivery refused (408): its body did not arrive within 1s") == 2
+        assert "POST /login: refused (408): the body did not arrive within 1 seconds" in serve.logs()
     rows = [json.loads(line) for line in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
     assert len(rows) == 1  # only the whole delivery was kept
 

@@ -28,7 +28,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     serve.add_argument("--max-pending", type=int, default=10_000, metavar="N",
                        help="answer 503 with Retry-After while N deliveries wait (default 10000)")
     serve.add_argument("--body-timeout", type=float, metavar="SECONDS",
-                       help="answer 408 to a delivery whose body has not arrived within SECONDS (default 30)")
+                       help="answer 408 to a request (a delivery, a console form) whose body has not arrived "
+                       "within SECONDS (default 30)")
     serve.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")
     serve.add_argument("--console-token-file", metavar="FILE",
                        help="a file holding the token the console's actions need (without it: read-only)")

@@ -28,7 +28,7 @@ from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.store import LARGEST_ID, Store, StoredError
 from flowlang.runtime.values import format_datetime
 from flowlang.serve.flows import ServedFlow
-from flowlang.serve.server import STATE, ServeState
+from flowlang.serve.server import STATE, ServeState, read_within
 
 COOKIE = "flowlang_console"
 ACTION_WAIT = 30.0  # seconds an action waits for its job before the page says it is still running
@@ -91,7 +91,7 @@ async def may_act(request: web.Request) -> tuple[bool, str]:
     session = session_of(request)
     if session is None:
         return False, "this action needs the console token: log in first"
-    form = await request.post()
+    form = await read_within(request, request.post())
     given = form.get("csrf")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), sessions.csrf(session).encode()):
         return False, "the form's CSRF token is missing or wrong: reload the page and try again"
@@ -255,7 +255,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
-    form = await request.post()
+    form = await read_within(request, request.post())
     given = form.get("token")
     if not isinstance(given, str) or not sessions.token_ok(given.strip()):
         response = page("log in", LOGIN_FORM, request, "wrong console token")

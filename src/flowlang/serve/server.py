@@ -8,11 +8,13 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from flowlang.connectors.http.transport import header_fields
 from flowlang.errors import StoreError
@@ -26,6 +28,7 @@ from flowlang.serve.runs import Runs
 from flowlang.serve.signatures import check, masked_headers
 
 log = logging.getLogger("flowlang.serve")
+T = TypeVar("T")
 RETRY_AFTER_FULL = "5"
 RETRY_AFTER_STOPPING = "30"
 CHUNK = 1 << 16
@@ -65,6 +68,42 @@ async def read_limited(request: web.Request, limit: int) -> bytes | None:
     return bytes(data)
 
 
+class BodyTimedOut(Exception):
+    """A request's body did not all arrive within --body-timeout."""
+
+
+async def read_within(request: web.Request, read: Awaitable[T]) -> T:
+    """`read` (of the request's body), bounded by --body-timeout: a client stalled in its body, or sending it
+    a few bytes at a time, held its request open for as long as it liked."""
+    seconds = request.app[STATE].body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            return await read
+    except TimeoutError:
+        raise BodyTimedOut(f"the body did not arrive within {seconds:g} seconds") from None
+
+
+async def answer_and_close(request: web.Request, status: int, error: str) -> web.Response:
+    """Answer and close the connection at once: not after aiohttp's 10 s of reading, for a tidy close, the
+    rest of a body that does not come."""
+    response = answer(status, {"error": error})
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
+
+
+@web.middleware
+async def bounded_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Any route's body read that timed out (the console's forms) is a 408 and nothing of it is kept."""
+    try:
+        return await handler(request)
+    except BodyTimedOut as e:
+        log.warning(f"{request.method} {request.path}: refused (408): {e}")
+        return await answer_and_close(request, 408, str(e))
+
+
 def body_field(body: bytes, name: str) -> Any:
     try:
         value = json.loads(body)
@@ -85,20 +124,11 @@ async def hook(request: web.Request) -> web.Response:
         return answer(503, {"error": "serve is stopping"}, {"Retry-After": RETRY_AFTER_STOPPING})
     webhook = served.webhook
     try:
-        async with asyncio.timeout(state.body_timeout):
-            body = await read_limited(request, webhook.max_body)
-    except TimeoutError:
-        # a client stalled in its body (or sending it a few bytes at a time) held its request open forever;
-        # nothing of it is kept, and the connection closes after the answer (not after aiohttp's 10 s of
-        # reading, for a tidy close, the rest of a body that does not come)
+        body = await read_within(request, read_limited(request, webhook.max_body))
+    except BodyTimedOut as e:
         metrics.answered(route, 408)
         log.warning(f"{route}: delivery refused (408): its body did not arrive within {state.body_timeout:g}s")
-        response = answer(408, {"error": f"the body did not arrive within {state.body_timeout:g} seconds"})
-        response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
-        request.protocol.force_close()
-        return response
+        return await answer_and_close(request, 408, str(e))
     if body is None:
         metrics.answered(route, 413)
         return answer(413, {"error": f"the body is larger than max_body ({webhook.max_body:,} bytes)"})
@@ -186,7 +216,7 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 def build_app(state: ServeState) -> web.Application:
     biggest = max((f.webhook.max_body for f in state.flows.values() if f.webhook is not None), default=1_000_000)
-    app = web.Application(client_max_size=biggest + CHUNK)
+    app = web.Application(client_max_size=biggest + CHUNK, middlewares=[bounded_bodies])
     app[STATE] = state
     app.router.add_post("/hooks/{flow}", hook)
     app.router.add_get("/healthz", healthz)

@@ -41,7 +41,7 @@ class ServeOptions:
     console_token: str | None = None
     clock: Clock | None = None
     secret_providers: SecretProviders | None = None  # the flowlang.toml chain (default: --secrets, environment)
-    body_timeout: float = BODY_TIMEOUT  # seconds a delivery's body may take to arrive (then 408)
+    body_timeout: float = BODY_TIMEOUT  # seconds a request's body may take to arrive (then 408)
 
 
 def state_folder(folder: Path, given: Path | None) -> Path:
