@@ -289,6 +289,34 @@ def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
         assert entry["flow"] == "f" and entry["job_id"] is not None
 
 
+def test_json_logs_hold_the_errors_before_a_run_starts_too(tmp_path: Path) -> None:
+    """A cron job's stderr is JSON lines; a flow that no longer checks after an edit, a missing file,
+    a bad --input or a retry of an error that is not open printed plain text there (a rustc block of
+    three lines), which a log collector could not read. Each is one JSON object now, a check error
+    with its location; a recorded run's last lines carry its job id."""
+    write(tmp_path, "bad.flow", 'for each r in [1]\n  emit lower(emial)\nend\n')
+    write(tmp_path, "ok.flow", 'for each r in input\n  emit r\nend\n')
+    write(tmp_path, "broken.json", '{"a": ')
+    commands = [("run", "bad.flow"), ("run", "nothere.flow"), ("run", "ok.flow", "--input", "broken.json"),
+                ("run", "ok.flow", "--input", "nothere.json"), ("plan", "bad.flow"), ("plan", "nothere.flow"),
+                ("retry", "bad.flow"), ("retry", "ok.flow", "--id", "7"), ("test", "bad.flow", "--cassette", ".")]
+    for command in commands:
+        proc = run_cli(*command, "--log-format", "json", cwd=tmp_path)
+        assert proc.returncode == 2, (command, proc.stderr)
+        entries = [json.loads(x) for x in proc.stderr.splitlines()]  # every line is one JSON object
+        assert entries and entries[0]["level"] == "error", (command, entries)
+    checked = [json.loads(x) for x in
+               run_cli("run", "bad.flow", "--log-format", "json", cwd=tmp_path).stderr.splitlines()]
+    assert checked[0]["location"] == "bad.flow:2:14" and "unknown name 'emial'" in checked[0]["message"]
+    assert checked[0]["flow"] is None and checked[-1]["message"] == "1 error; nothing was run"
+    write(tmp_path, "one.json", "[1]")
+    recorded = run_cli("run", "ok.flow", "--input", "one.json", "--record", "cas", "--log-format", "json",
+                       cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    entries = [json.loads(x) for x in recorded.stderr.splitlines()]
+    assert all(e["flow"] == "ok" and e["job_id"] == 1 for e in entries), entries
+
+
 def test_json_logs_give_a_failed_run_its_error_at_level_error(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'let x = int("seven")\nemit x\n')
     proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)

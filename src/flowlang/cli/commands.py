@@ -47,6 +47,7 @@ def load_flow(file: str, terminal: Terminal) -> Flow:
 
 
 def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
+    terminal.json_lines = args.json_logs  # every stderr line of a run, from its first, is then one JSON object
     if args.file == "-" and args.input == "-":
         raise UsageError("the flow and --input cannot both come from stdin (-)")
     flow = load_flow(args.file, terminal)
@@ -70,7 +71,6 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if live:
         show_estimate(terminal, flow, args.state_dir)
     terminal.context = {"flow": flow.name, "job_id": None}
-    terminal.json_lines = args.json_logs  # every stderr line of a run is then one JSON object
     terminal.on_closed = lambda: stop.request("stdout closed")
     with progress_display(terminal, flow.name, live) as progress:
         result = run_async_command(flow.run_async(
@@ -82,11 +82,11 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
             stop, terminal)
     if telemetry is not None:
         telemetry.shutdown()
+    terminal.context = {"flow": flow.name, "job_id": result.job_id}
     if recorder is not None:
         saved = recorder.save(terminal.masker.mask)
         terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
                          f"flowlang test {args.file} --cassette {args.record}")
-    terminal.context = {"flow": flow.name, "job_id": result.job_id}
     if terminal.closed:  # stdout went away: the run ended like an interrupted one, quietly (OPERATIONS.md 9)
         return int(ExitStatus.CLOSED_STDOUT)
     if result.error is not None:
@@ -122,6 +122,7 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
 def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.store_commands import opened
 
+    terminal.json_lines = args.json_logs  # every stderr line of a retry, from its first, is then one JSON object
     flow = load(args.file)
     project = project_for(args, flow)
     params = parse_params(args.param)
@@ -137,7 +138,6 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     stop = StopFlag()
     telemetry = otel_from_environment()
     terminal.context = {"flow": flow.name, "job_id": None}
-    terminal.json_lines = args.json_logs  # every stderr line of a run is then one JSON object
     terminal.on_closed = lambda: stop.request("stdout closed")
     with progress_display(terminal, f"{flow.name} (retry)", not getattr(args, "quiet", False)) as progress:
         result = run_async_command(flow.retry_async(
@@ -242,6 +242,7 @@ def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.plan_view import show_plan
     from flowlang.testing.plan import Planner
 
+    terminal.json_lines = args.json_logs  # every stderr line of a plan, from its first, is then one JSON object
     flow = load(args.file)
     project = project_for(args, flow)
     params = parse_params(args.param)
@@ -253,7 +254,6 @@ def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
     planner = Planner(keep_all=args.json)
     stop = StopFlag()
     terminal.context = {"flow": flow.name, "job_id": None}
-    terminal.json_lines = args.json_logs  # every stderr line of a plan is then one JSON object
     terminal.on_closed = lambda: stop.request("stdout closed")
     result = run_async_command(flow.run_async(
         params, None, payload, dry_run=True, limit=args.limit, state_dir=args.state_dir, secrets=secrets,

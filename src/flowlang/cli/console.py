@@ -121,12 +121,13 @@ class Terminal:
             self.on_closed()
 
     # ---- stderr ------------------------------------------------------------------------------
-    def message(self, text: str, style: str | None = None) -> None:
-        """Text for people on stderr; control characters from data are escaped (diagnostics.printable)."""
+    def message(self, text: str, style: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        """Text for people on stderr; control characters from data are escaped (diagnostics.printable).
+        `extra` are fields of its JSON line (such as `location`)."""
         text = self.masker.mask(text)
         if self.json_lines:
             level = "error" if style and "red" in style else ("warning" if style == "yellow" else "info")
-            self.json_line(level, text)
+            self.json_line(level, text, extra=extra)
             return
         text = printable(text, lines=True)
         if self.color:

@@ -281,7 +281,12 @@ def report_error(terminal: Terminal, error: Exception, debug: bool) -> None:
     from flowlang.errors import FlowError, FlowRuntimeError, LockedError, ScriptError
 
     if isinstance(error, ScriptError):
-        terminal.message(error.render())
+        if terminal.json_lines:  # one JSON object a mistake, with its place (OPERATIONS.md 10)
+            for diagnostic in sorted(error.diagnostics, key=lambda d: (d.source.name, d.span.start)):
+                terminal.message(diagnostic.render(), "bold red",
+                                 {"location": diagnostic.source.location(diagnostic.span)})
+        else:
+            terminal.message(error.render())
         count = len(error.diagnostics)
         terminal.error(f"{count} error{'s' if count != 1 else ''}; nothing was run")
         return
