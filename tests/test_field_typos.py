@@ -63,8 +63,7 @@ def test_quiet_when_a_record_has_it_or_not_every_record_reads_it(tmp_path: Path)
     people(tmp_path, 3)
     (tmp_path / "extra.csv").write_text("id,name,email,mail\n1,a,b,\n2,c,d,e\n")
     quiet = [
-        READ + "for each row in rows\n  if row.id == \"1\"\n    emit row.emial\n  end\nend\n",  # in a branch
-        READ + "for each row in rows\n  if row.id == \"1\"\n    skip\n  end\n  emit row.emial\nend\n",  # skipped first
+        READ + "for each row in rows\n  if row.id == \"9\"\n    emit row.emial\n  end\nend\n",  # no record reached it
         READ + "for each row in rows\n  emit [x.emial for x in [row, row]]\nend\n",  # in a comprehension
         READ + "function m(r)\n  return r.emial\nend\nfor each row in rows\n  emit m(row)\nend\n",  # in a function
         READ + "for each row in rows\n  emit row.zzz\nend\n",  # no close name
@@ -76,6 +75,34 @@ def test_quiet_when_a_record_has_it_or_not_every_record_reads_it(tmp_path: Path)
         assert warned(flow, tmp_path) == [], flow
     # 'mail' is empty in one record and set in the other; 'emil' is close to both email and mail: one warning
     assert len(warned(quiet[-1], tmp_path)) == 1
+
+
+def test_a_read_that_only_some_records_reach_warns_when_every_one_of_them_missed(tmp_path: Path) -> None:
+    """In an if branch, a try, or after a skip: the records that reached the read are counted (before,
+    the read was compared with every record of the loop, so such a typo was never said)."""
+    people(tmp_path, 3)
+    in_branch = warned(READ + "for each row in rows\n  if row.id != \"1\"\n    emit row.emial\n  end\nend\n",
+                       tmp_path)
+    assert in_branch == ["warning: 'emial' was missing in all 2 records of rows that reached it (of 3); they have "
+                         "id, name, email; did you mean 'email'?  (f.flow:5:14)"]
+    after_skip = warned(READ + "for each row in rows\n  if row.id == \"1\"\n    skip\n  end\n"
+                        "  emit {id: row.id, e: row.emial}\nend\n", tmp_path)
+    assert after_skip == ["warning: 'emial' was missing in all 2 records of rows that reached it (of 3); they "
+                          "have id, name, email; did you mean 'email'?  (f.flow:7:28)"]
+    one = warned(READ + "use out = file(path: \"out.jsonl\")\nfor each row in rows parallel 2\n"
+                 "  if row.id == \"1\"\n    if row.name != \"\"\n      send {e: row.emial} to out\n"
+                 "    end\n  end\nend\n", tmp_path)
+    assert one == ["warning: 'emial' was missing in the 1 record of rows that reached it (of 3); it has id, name, "
+                   "email; did you mean 'email'?  (f.flow:7:20)"]
+    assert (tmp_path / "out.jsonl").read_text() == '{"e":null}\n'
+
+    # an optional field that some of the records reaching the read have is no typo; nor one read by no record
+    records = [{"kind": "p", "note": 1}, {"kind": "p", "note": 2, "notes": "x"}, {"kind": "q", "note": 3}]
+    (tmp_path / "in.json").write_text(json.dumps(records))
+    optional = ('for each row in input\n  if row.kind == "p"\n    emit row.notes\n  end\n'
+                '  if row.kind == "z"\n    emit row.nots\n  end\nend\n')
+    assert warned(optional, tmp_path, "--input", "in.json") == []
+    assert len(warned(optional.replace("row.notes", "row.nots"), tmp_path, "--input", "in.json")) == 1
 
 
 def test_a_field_present_as_null_in_every_record_is_not_a_typo(tmp_path: Path) -> None:

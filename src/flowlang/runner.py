@@ -370,7 +370,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
     ctx.log_failure_groups()
-    for warning, location in field_warnings(ctx.field_misses, ctx.stats):
+    for warning, location in field_warnings(ctx.field_misses, ctx.field_reached, ctx.stats):
         ctx.log("warn", warning, location)
     failures = ctx.failures
     status = "failed" if error is not None else ("partial" if failures or children else "ok")

@@ -21,7 +21,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
-from flowlang.runtime.field_misses import FieldChain, FieldSite, found_nothing, missed
+from flowlang.runtime.field_misses import FieldChain, FieldSite, Reach, found_nothing, missed
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import JsonDataError
 from flowlang.runtime.limits import ValueTooLarge, paced
@@ -102,6 +102,8 @@ class ExpressionCompiler:
         self.program = program
         self.field_sites: dict[ast.Field, FieldSite | None] = {}
         self.repeated = 0  # >0: the node being compiled may run more than once per record (a comprehension)
+        self.reach: Reach | None = None  # the statement being compiled counts the records that reach it
+        self.reaches_used: set[Reach] = set()  # those that hold a read whose misses are counted
 
     def where(self, span: Span) -> Where:
         return Where(self.checked.source, span)
@@ -122,7 +124,9 @@ class ExpressionCompiler:
             text = self.checked.source.text
             receiver = " ".join(text[node.obj.span.start:node.obj.span.end].split())
             site = FieldSite(node.name, receiver, isinstance(node.obj, ast.Name) and receiver in loop.names,
-                             self.checked.source.location(node.name_span), loop.line, loop.listed)
+                             self.checked.source.location(node.name_span), loop.line, loop.listed, self.reach)
+            if self.reach is not None:
+                self.reaches_used.add(self.reach)
         self.field_sites[node] = site
         return site
 

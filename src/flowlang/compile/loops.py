@@ -869,11 +869,14 @@ class ForEachCompiler(IoCompiler):
                         assigned=assigned, names=tuple(node.names),
                         listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)
+        outer = self.branch_depth, self.reach
+        self.branch_depth, self.reach = 0, None  # its body's statements, as its own records reach them
         try:
             stmts = [s for s in node.body if not isinstance(s, DECLARATIONS)]
-            steps = [self.stmt(s) for s in stmts]
+            steps = self.steps(stmts)
         finally:
             self.loop_stack.pop()
+            self.branch_depth, self.reach = outer
         body = block(steps)
         tail = None
         last = stmts[-1] if stmts else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flowlang import ast
@@ -10,6 +11,7 @@ from flowlang.compile.errors import Where
 from flowlang.compile.expressions import ExpressionCompiler
 from flowlang.compile.steps import NOTHING, Eval, Step, block, run_step
 from flowlang.errors import FlowRuntimeError, LimitError
+from flowlang.runtime.field_misses import Reach, counter
 from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.values import RecordStream, article, to_text, truthy, type_name
@@ -43,6 +45,19 @@ def error_value(err: FlowRuntimeError, frame: Frame) -> dict[str, Any]:
 DECLARATIONS = (ast.Function, ast.Param, ast.FlowDecl, ast.Trigger)
 
 
+def may_end_iteration(node: ast.Stmt) -> bool:
+    """Whether the statement can end its loop's iteration: a `skip`, `stop` or `fail` in it (one in an
+    inner loop ends that loop's iteration)."""
+    if isinstance(node, ast.Skip | ast.Stop | ast.Fail):
+        return True
+    if isinstance(node, ast.If):
+        inner = [s for b in node.branches for s in b.body] + list(node.otherwise or ())
+        return any(may_end_iteration(s) for s in inner)
+    if isinstance(node, ast.Try):
+        return any(may_end_iteration(s) for s in (*node.body, *node.handler))
+    return False
+
+
 class StatementCompiler(ExpressionCompiler):
     """Compiles the statements of one module that do no I/O."""
 
@@ -54,8 +69,39 @@ class StatementCompiler(ExpressionCompiler):
         step: Step = method(node)
         return step
 
+    branch_depth = 0  # >0: compiling the statements of an if or try branch in the innermost loop's body
+
     def body(self, stmts: tuple[ast.Stmt, ...]) -> Step:
-        return block([self.stmt(s) for s in stmts if not isinstance(s, DECLARATIONS)])
+        return block(self.steps(stmts))
+
+    def steps(self, stmts: Sequence[ast.Stmt]) -> list[Step]:
+        """The steps of a block's statements. In a loop, a statement that not every record reaches (in a
+        branch, or after one that can end the iteration) and that holds a read whose misses are counted
+        comes after a step counting the records that reach it (runtime/field_misses.py)."""
+        out: list[Step] = []
+        ended = False
+        for s in stmts:
+            if isinstance(s, DECLARATIONS):
+                continue
+            if (self.branch_depth or ended) and self.watched_loop() is not None:
+                out.extend(self.reached_stmt(s))
+            else:
+                out.append(self.stmt(s))
+            ended = ended or may_end_iteration(s)
+        return out
+
+    def reached_stmt(self, node: ast.Stmt) -> list[Step]:
+        outer = self.reach
+        reach = self.reach = Reach(self.checked.source.location(node.span))
+        try:
+            step = self.stmt(node)
+        finally:
+            self.reach = outer
+        if reach not in self.reaches_used:
+            return [step]
+        if step.is_async:  # a step of its own before it (a loop's batched send runs after what comes before)
+            return [Step.sync(counter(reach)), step]
+        return [Step.sync(counter(reach, step.run))]
 
     # ---- declarations handled elsewhere ------------------------------------------------------
     def s_FlowDecl(self, node: ast.FlowDecl) -> Step:
@@ -187,8 +233,12 @@ class StatementCompiler(ExpressionCompiler):
         return Step.sync(ret)
 
     def s_If(self, node: ast.If) -> Step:
-        branches = [(self.expr(b.condition), self.body(b.body)) for b in node.branches]
-        otherwise = self.body(node.otherwise) if node.otherwise is not None else None
+        self.branch_depth += 1
+        try:
+            branches = [(self.expr(b.condition), self.body(b.body)) for b in node.branches]
+            otherwise = self.body(node.otherwise) if node.otherwise is not None else None
+        finally:
+            self.branch_depth -= 1
         steps = [b for _, b in branches] + ([otherwise] if otherwise else [])
         if not any(s.is_async for s in steps):
             plan = [(c, b.run) for c, b in branches]
@@ -213,8 +263,12 @@ class StatementCompiler(ExpressionCompiler):
         return Step.coroutine(if_async)
 
     def s_Try(self, node: ast.Try) -> Step:
-        body = self.body(node.body)
-        handler = self.body(node.handler)
+        self.branch_depth += 1
+        try:
+            body = self.body(node.body)
+            handler = self.body(node.handler)
+        finally:
+            self.branch_depth -= 1
         slot = self.checked.resolution.slots.get((node, 0))
         if not body.is_async and not handler.is_async:
             def try_sync(f: Frame) -> None:

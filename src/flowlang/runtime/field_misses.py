@@ -1,12 +1,17 @@
 """Field reads that found nothing (issue 16): a read inside a loop counts the records in which it found
 null or no such field, on that path only (a read or a chain `a.b.c` that finds a value pays one
 comparison); at the end of
-a run, a read that found nothing in every record of its loop while the records have a close name is a
-warning with did-you-mean ("'emial' was missing in all 2,000 records of rows; they have email, ...").
+a run, a read that found nothing in every record of its loop that reached it (and some did) while the
+records have a close name is a warning with did-you-mean ("'emial' was missing in all 2,000 records of
+rows; they have email, ..."). A statement that not every record of the loop runs (in an `if` or `try`
+branch, or after a statement that can `skip`, `stop` or `fail`) and holds such a read counts the records
+that reach it, with one step before it (`Reach`); a read elsewhere is reached by every record the loop
+took (one that failed before it makes the read quiet, never wrong).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowlang.diagnostics import closest
@@ -30,6 +35,32 @@ class FieldSite:
     location: str  # file:line:col of the name
     loop_line: int  # the loop's line (its record count is in Stats.per_line)
     listed: str  # the text of the loop's list: "rows"
+    reach: Reach | None = None  # the statement's count of the records that reached it; None: every record
+
+
+@dataclass(frozen=True, eq=False)
+class Reach:
+    """A statement in a loop that not every record runs, holding a read whose misses are counted: how many
+    records reached it is counted per run in RunContext.field_reached (by `reached`, a step before it)."""
+
+    location: str  # file:line:col of the statement
+
+
+def counter(reach: Reach, then: Callable[[Frame], None] | None = None) -> Callable[[Frame], None]:
+    """What runs before the statement: one more record of the loop reached it; then the statement itself,
+    when it is given (a synchronous one: a call fewer)."""
+    if then is None:
+        def reached(f: Frame) -> None:
+            counts = f.run.field_reached
+            counts[reach] = counts.get(reach, 0) + 1
+        return reached
+    run = then
+
+    def reached_then(f: Frame) -> None:
+        counts = f.run.field_reached
+        counts[reach] = counts.get(reach, 0) + 1
+        run(f)
+    return reached_then
 
 
 class Misses:
@@ -87,26 +118,29 @@ def found_nothing(f: Frame, chain: FieldChain) -> None:
     return None
 
 
-def warnings(misses: dict[FieldSite, Misses], stats: Stats) -> list[tuple[str, str]]:
-    """(message, location) of each read that found nothing in every record of its loop, where the records
-    have a name close to it; in the order of the reads."""
+def warnings(misses: dict[FieldSite, Misses], reached_counts: dict[Reach, int],
+             stats: Stats) -> list[tuple[str, str]]:
+    """(message, location) of each read that found nothing in every record of its loop that reached it,
+    where the records have a name close to it; in the order of the reads."""
     out: list[tuple[str, str]] = []
     for site, found in misses.items():
         counter = stats.per_line.get(site.loop_line)
         taken = counter.read if counter is not None and counter.kind == "for each" else 0
-        if found.present or found.count != taken or taken == 0 or site.name in found.keys:
+        came = taken if site.reach is None else reached_counts.get(site.reach, 0)
+        if found.present or found.count != came or came == 0 or site.name in found.keys:
             continue
         meant = closest(site.name, found.keys)
         if meant is None:
             continue
         shown = ", ".join(found.keys[:KEYS_SHOWN]) + (", ..." if len(found.keys) > KEYS_SHOWN else "")
-        records = "the 1 record" if taken == 1 else f"all {taken:,} records"
+        records = "the 1 record" if came == 1 else f"all {came:,} records"
+        of = site.listed if came == taken else f"{site.listed} that reached it (of {taken:,})"
         if site.loop_variable:
-            have = f"{'it has' if taken == 1 else 'they have'} {shown}"
+            have = f"{'it has' if came == 1 else 'they have'} {shown}"
             read = f"'{site.name}'"
         else:
             have = f"{site.receiver} has {shown}"
             read = f"'{site.name}' (in {site.receiver}.{site.name})"
-        out.append((f"{read} was missing in {records} of {site.listed}; {have}; did you mean '{meant}'?",
+        out.append((f"{read} was missing in {records} of {of}; {have}; did you mean '{meant}'?",
                     site.location))
     return out

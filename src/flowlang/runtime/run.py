@@ -21,7 +21,7 @@ from flowlang.runtime.values import Secret
 
 if TYPE_CHECKING:
     from flowlang.runtime.checkpoints import Checkpointer
-    from flowlang.runtime.field_misses import FieldSite, Misses
+    from flowlang.runtime.field_misses import FieldSite, Misses, Reach
     from flowlang.runtime.frame import Frame
     from flowlang.runtime.ledger import Ledger
     from flowlang.runtime.tape import Tape
@@ -199,6 +199,7 @@ class RunContext:
         self.failures: list[RecordFailure] = []
         self.failure_groups: dict[tuple[str, str], FailureGroup] = {}  # by place and message
         self.field_misses: dict[FieldSite, Misses] = {}  # reads in loops that found nothing (field_misses.py)
+        self.field_reached: dict[Reach, int] = {}  # records that reached a statement not all do (field_misses.py)
         self.body_finished = False  # set when the run's statements all ran (no error, no stop)
         # which of these error ids are still open in the store (a file pick-up archives a file held back
         # for its failed records once they are all resolved, e.g. by `flowlang retry`)
