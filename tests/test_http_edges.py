@@ -360,3 +360,31 @@ def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_pa
         assert f"record failed at f.flow:3:8: GET {api.url}/a: {what} in its value" in proc.stderr
     for name in ("'bad name'", "''", "'ü'"):
         assert f"record failed at f.flow:6:8: GET {api.url}/b: {name} is not a valid HTTP header name" in proc.stderr
+
+
+@pytest.mark.parametrize(("given", "col", "said"), [
+    ('rate_limit: "fast"', 47, """rate_limit must look like "60/minute" or "10/second", got 'fast'"""),
+    ("timeout: -1", 44, "timeout: must be a positive number, got '-1'"),
+    ("retry: 0", 42, "retry: must be a positive number, got '0'"),
+    ('proxy: "proxy.corp:3128"', 42, 'proxy: must be a URL like "http://proxy.example.com:3128"'),
+    ('allowed_hosts: "api.example.com"', 50, "allowed_hosts: must be a list of host names"),
+])
+def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
+        tmp_path: Path, given: str, col: int, said: str) -> None:
+    # before, check said ok, and the run failed at the use line: after the send above it had been made
+    (tmp_path / "f.flow").write_text(f'use first = http(base_url: env.API)\nsend {{id: 1}} to first.post("/a")\n'
+                                     f'use api = http(base_url: env.API, {given})\ncall api.get("/b")\n')
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "own.toml").write_text(
+        'name = "own"\nbase_url = "http://127.0.0.1:1"\n[config]\ntimeout = { description = "its own key" }\n'
+        '[operations.list_x]\nmethod = "GET"\npath = "/x"\n')
+    (tmp_path / "g.flow").write_text(f"use o = own(timeout: -1)\nuse p = own({given})\n")
+    with FakeApi() as api:
+        for command in ("check", "run"):
+            proc = cli(command, "f.flow", cwd=tmp_path, env={"API": api.url})
+            assert proc.status == 2, proc.stderr
+            assert f"f.flow:3:{col}: error: {said}" in proc.stderr
+        assert api.requests == []
+    own = cli("check", "g.flow", cwd=tmp_path)  # a declarative connector: the same rules, not for its own keys
+    assert "g.flow:1:" not in own.stderr
+    assert own.status == 0 if given.startswith("timeout") else f"g.flow:2:{col - 22}: error: {said}" in own.stderr

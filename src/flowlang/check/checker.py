@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flowlang import ast
+from flowlang.check.constants import constant_value
 from flowlang.check.hints import did_you_mean, near_misses
 from flowlang.check.pages import page_diagnostics
 from flowlang.check.program import CheckedModule
@@ -73,6 +74,12 @@ class Checker(StatementChecker):
         if missing:
             self.error("config", f"{spec.name} needs {', '.join(repr(m) for m in missing)}", node.span,
                        f"allowed keys: {', '.join(allowed)}")
+        if spec.value_problem is not None:
+            for k in node.kwargs:
+                known, value = constant_value(k.value)
+                problem = spec.value_problem(k.name, value) if known else None
+                if problem is not None:
+                    self.error("config", problem, k.value.span)
 
     # ---- operations ---------------------------------------------------------------------------
     def operation(self, op: ast.Operation, scope: Scope, ctx: Ctx, sending: bool) -> OperationSpec | None:

@@ -156,6 +156,9 @@ class ConnectorSpec:
     docs: str = ""
     extra_config: bool = False  # accepts keys beyond `config` (unused by the built-ins)
     notes: tuple[str, ...] = field(default=())
+    # the problem of a configuration value written as a constant (`timeout: -1`), for `flowlang check`:
+    # the rule `open` applies, found before the run starts
+    value_problem: Callable[[str, Value], str | None] | None = None
 
     def config_key(self, name: str) -> ConfigKey | None:
         return next((k for k in self.config if k.name == name), None)

@@ -11,7 +11,7 @@ from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, Opera
 from flowlang.connectors.declarative.models import AuthModel, ConnectorFile, OperationModel
 from flowlang.connectors.http.client import HttpClient
 from flowlang.connectors.http.pagination import Paginator, page_spec, records_of
-from flowlang.connectors.http.spec import HTTP_CONFIG, http_settings
+from flowlang.connectors.http.spec import HTTP_CONFIG, config_value_problem, http_settings
 from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
@@ -135,6 +135,7 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
         name=model.name, title=model.title or model.name, origin=origin, config=config_keys(model),
         operations={name: operation_spec(name, op) for name, op in model.operations.items()},
         open=open_declarative, docs=model.docs,
+        value_problem=lambda key, value: None if key in model.config else config_value_problem(key, value),
     )
     return spec
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,6 +109,42 @@ def proxy_url(value: Any, services: RunServices) -> str | None:
     return value
 
 
+# the keys whose constant values `flowlang check` judges by http_settings' rules (verify names a file,
+# auth and headers hold secrets: the run judges those)
+CHECKED_KEYS = frozenset({"base_url", "timeout", "retry", "rate_limit", "proxy", "max_response_bytes",
+                          "max_connections", "allowed_hosts"})
+
+
+class _Checking:
+    """The RunServices of a check: http_settings applied to one constant, nothing opened or kept."""
+
+    dry_run = True
+    appending = False
+    base_dir = Path(".")
+    logger = logging.getLogger("flowlang.check")
+    observer: Any = None
+
+    def mask(self, text: str) -> str:
+        return text
+
+    def register_secret(self, value: str) -> None:
+        pass
+
+    def log_dry_run(self, connection: str, description: str) -> None:
+        pass
+
+
+def config_value_problem(key: str, value: Any) -> str | None:
+    """What http_settings would refuse in one configuration value known before the run, or None."""
+    if key not in CHECKED_KEYS:
+        return None
+    try:
+        http_settings({key: value}, _Checking())
+    except FlowRuntimeError as e:
+        return e.message
+    return None
+
+
 async def open_http(name: str, config: Mapping[str, Any], services: RunServices) -> Connection:
     return HttpConnection(name, HTTP, HttpClient(name, http_settings(config, services), services), services)
 
@@ -148,5 +185,6 @@ HTTP = ConnectorSpec(
         "put": _verb("PUT", True), "patch": _verb("PATCH", True), "delete": _verb("DELETE", True),
     },
     open=open_http,
+    value_problem=config_value_problem,
     notes=(f"request options: {', '.join(REQUEST_KEYS)}; other keywords fill '{{name}}' in the path",),
 )
