@@ -522,3 +522,30 @@ def test_json_string_of_a_value_holding_a_secret_sends_the_value_and_shows_it_ma
         assert result.ok, result.error
         assert json.loads(api.requests[0].raw) == {"key": CANARY, "n": 1}
     assert str(result.outputs[0]) == "***" and result.outputs[1] == '{"n":1}'
+
+
+def test_an_api_echoing_a_part_of_a_split_secret_has_it_masked(tmp_path: Path) -> None:
+    """A credential kept as "user:password" and split to send the password alone: an API that echoes
+    the password in its error message had it shown in the log, the failed record's message and the
+    error store (only the whole secret was masked). The parts split() gives are masked in the run as
+    the secret is."""
+    from conftest import cli
+
+    password = CANARY[10:]
+    with FakeApi() as api:
+        api.route("POST", "/login", lambda req: (422, {}, {"error": f"wrong password {req.body.get('password')}"}))
+        (tmp_path / "f.flow").write_text(
+            f'use api = http(base_url: "{api.url}")\n'
+            'let parts = split(secret.LOGIN, "\\t")\n'
+            "for each n in [1]\n"
+            '  call api.post("/login", body: {user: parts[0], password: parts[1]}) as r\n'
+            "end\n")
+        result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"LOGIN": "bob\t" + password})
+        assert api.requests[0].body == {"user": "bob", "password": password}  # the API got the real value
+    assert result.status == 3, result.stderr
+    assert "wrong password ***" in result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        assert password not in text and json.dumps(password)[1:-1] not in text
+    assert "wrong password ***" in listed.stdout

@@ -30,7 +30,7 @@ from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored
 from flowlang.runtime.limits import VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
-from flowlang.runtime.masking import Masker
+from flowlang.runtime.masking import DERIVED, Masker
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import READ_FAILED, RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
@@ -315,6 +315,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         logger=setup.logger,
     )
     ctx.ledger = store.ledger
+    derived = DERIVED.set(ctx.masker.add)
     if setup.collect:
         ctx.before_change = collected.before_change
     resumed_from = start_checkpoints(ctx, store, flow, job_id, keeps, resumption.saved, resumption.resume_from,
@@ -369,6 +370,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         await close_all(ctx)  # a close that hangs (a query stuck in C): the watchdog still records the job
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
+        DERIVED.reset(derived)
     ctx.log_failure_groups()
     for warning, location in field_warnings(ctx.field_misses, ctx.field_reached, ctx.stats):
         ctx.log("warn", warning, location)

@@ -14,12 +14,16 @@ import base64
 import json
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 MIN_SECRET_LENGTH = 3
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MASK = "***"
+# where a run takes secrets made from a secret's text (the parts split() gives): set by the runner for
+# its job's task, so that an API echoing such a part has it masked as the secret itself would be
+DERIVED: ContextVar[Callable[[str], None] | None] = ContextVar("flowlang_derived_secrets", default=None)
 BYTES = "surrogatepass"  # a secret read from the environment may hold lone surrogates
 
 
@@ -134,3 +138,10 @@ def cut(text: str, limit: int, mask: Callable[[str], str], total: int | None = N
     if len(text) > limit:
         text = text[:limit] + (f"... ({total} bytes)" if total is not None else f"... ({len(text)} characters)")
     return text
+
+
+def register_derived(value: str) -> None:
+    """A new secret made of part of a secret's text, in the running job: masked from now on."""
+    add = DERIVED.get()
+    if add is not None:
+        add(value)

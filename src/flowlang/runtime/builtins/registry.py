@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.limits import VALUE_ITEMS
+from flowlang.runtime.masking import register_derived
 from flowlang.runtime.values import Secret, type_name
 
 T = TypeVar("T")
@@ -275,6 +276,9 @@ def kept_secret(result: Any) -> Any:
     if isinstance(result, str):
         return Secret(result)
     if isinstance(result, list):
+        for x in result:
+            if isinstance(x, str):
+                register_derived(x)  # a piece the whole secret's masking would not find
         return [kept_secret(x) for x in result]
     if isinstance(result, dict):
         return {k: kept_secret(v) for k, v in result.items()}
