@@ -106,6 +106,27 @@ def test_mapping_change_fails_with_a_field_diff_and_update_accepts_it(tmp_path: 
     assert run_cli("test", str(flow), "--cassette", cassette).returncode == 1
 
 
+def test_update_rewrites_only_the_writes_that_changed(tmp_path: Path) -> None:
+    """--update is reviewed as a diff: it rewrote every write line of the cassette (their "connector"
+    field dropped), so a change to one field of one destination showed as every write changed."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    before = (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()
+    flow.write_text(FLOW.replace("amount = o.total", "amount = o.total * 2"))
+    updated = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--update")
+    assert updated.returncode == 0 and "UPDATED" in updated.stdout, updated.stdout + updated.stderr
+    after = (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()
+    assert len(after) == len(before)
+    changed = [(json.loads(old), json.loads(new)) for old, new in zip(before, after, strict=True) if old != new]
+    assert len(changed) == 5, changed  # the five invoices posted, nothing else
+    for old, new in changed:
+        assert (old["connection"], old["op"], new["connector"]) == ("api", "post", "http")
+        assert new["record"]["amount"] == old["record"]["amount"] * 2
+        assert {**new, "record": old["record"]} == old
+    assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+
+
 def test_a_request_the_cassette_lacks_names_the_nearest(tmp_path: Path) -> None:
     flow = project(tmp_path)
     with server() as api:

@@ -47,7 +47,7 @@ class ReplayConnection(Connection):
 
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if writes(self.spec, op) and not self.spec.any_operation:
-            return self.replayer.write(self.name, op, args, kwargs, None, as_record=False)
+            return self.replayer.write(self, op, args, kwargs, None, as_record=False)
         entry = self.replayer.read(self.name, op, args, kwargs)
         if "pages" in entry:
             return self._stream(entry, f"{self.name}.{op}()")
@@ -71,14 +71,14 @@ class ReplayConnection(Connection):
         return RecordStream(replayed, label)
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
-        return self.replayer.write(self.name, op, args, kwargs, record)
+        return self.replayer.write(self, op, args, kwargs, record)
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value],
                          kwargs: dict[str, Value]) -> list[SendOutcome]:
         out = []
         for record in records:
             try:
-                out.append(SendOutcome(True, self.replayer.write(self.name, op, args, kwargs, record)))
+                out.append(SendOutcome(True, self.replayer.write(self, op, args, kwargs, record)))
             except FlowRuntimeError as e:
                 out.append(SendOutcome(False, error=e.message, status=e.status))
         return out
@@ -162,11 +162,12 @@ class Replayer:
         return (f"the cassette has no recorded request for {asked}; the nearest recorded one differs in:\n"
                 + "\n".join(lines))
 
-    def write(self, connection: str, op: str, args: list[Value], kwargs: dict[str, Value], record: Value,
+    def write(self, connection: Connection, op: str, args: list[Value], kwargs: dict[str, Value], record: Value,
               as_record: bool = True) -> Value:
-        destination = f"{connection}.{op}"
-        entry: dict[str, Any] = {"type": "write", "connection": connection, "op": op, "args": self.normal(args),
-                                 "kwargs": self.normal(kwargs)}
+        destination = f"{connection.name}.{op}"
+        # the fields of a recorded write line, in its order: --update rewrites only what changed
+        entry: dict[str, Any] = {"type": "write", "connection": connection.name, "connector": connection.spec.name,
+                                 "op": op, "args": self.normal(args), "kwargs": self.normal(kwargs)}
         if as_record:
             entry["record"] = self.normal(record)
         position = len(self.written[destination])
