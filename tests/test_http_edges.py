@@ -380,8 +380,8 @@ def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
         '[operations.list_x]\nmethod = "GET"\npath = "/x"\n')
     (tmp_path / "g.flow").write_text(f"use o = own(timeout: -1)\nuse p = own({given})\n")
     with FakeApi() as api:
-        for command in ("check", "run"):
-            proc = cli(command, "f.flow", cwd=tmp_path, env={"API": api.url})
+        for command in (["check"], ["run", "--log-format", "text"]):
+            proc = cli(*command, "f.flow", cwd=tmp_path, env={"API": api.url})
             assert proc.status == 2, proc.stderr
             assert f"f.flow:3:{col}: error: {said}" in proc.stderr
         assert api.requests == []
