@@ -388,3 +388,26 @@ def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
     own = cli("check", "g.flow", cwd=tmp_path)  # a declarative connector: the same rules, not for its own keys
     assert "g.flow:1:" not in own.stderr
     assert own.status == 0 if given.startswith("timeout") else f"g.flow:2:{col - 22}: error: {said}" in own.stderr
+
+
+def test_an_answer_is_read_in_the_charset_its_content_type_names() -> None:
+    """A text answer in ISO-8859-1 (a CSV export, charset named) was read as UTF-8 with each é replaced
+    by U+FFFD, silently; a JSON answer in latin-1 with the charset named was refused as not UTF-8.
+    Text now reads in the charset it names; JSON is UTF-8 first (RFC 8259: a mislabelled UTF-8 body
+    still reads right) and the named charset when its bytes are not UTF-8."""
+    latin = {"Content-Type": "text/csv; charset=ISO-8859-1"}
+    with FakeApi() as api:
+        api.route("GET", "/export.csv", lambda req: (200, latin, "caf\xe9;1\n".encode("latin-1")))
+        api.route("GET", "/latin.json", lambda req: (200, {"Content-Type": 'application/json; charset="iso-8859-1"'},
+                                                     '{"a": "caf\xe9"}'.encode("latin-1")))
+        api.route("GET", "/mislabelled.json", lambda req: (200, {"Content-Type": "application/json; charset=latin1"},
+                                                           '{"a": "caf\xe9"}'.encode()))
+        api.route("GET", "/plain.txt", lambda req: (200, {"Content-Type": "text/plain"}, "caf\xe9".encode()))
+        api.route("GET", "/unknown.txt", lambda req: (200, {"Content-Type": "text/plain; charset=x-nope"},
+                                                      "caf\xe9".encode()))
+        flow = flowlang.compile("use api = http(base_url: env.API)\n"
+                                'for each p in ["/export.csv", "/latin.json", "/mislabelled.json", "/plain.txt", '
+                                '"/unknown.txt"]\n  call api.get(p) as r\n  emit r\nend\n', name="c.flow")
+        result = flow.run(env={"API": api.url})
+    assert result.ok, result.error or result.errors
+    assert result.outputs == ["caf\xe9;1\n", {"a": "caf\xe9"}, {"a": "caf\xe9"}, "caf\xe9", "caf\xe9"]

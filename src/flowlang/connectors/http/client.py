@@ -5,6 +5,7 @@ answers into values or HttpErrors that carry the status, method, masked URL and 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -86,6 +87,19 @@ async def no_value() -> Any:
 def media_type(content_type: str) -> str:
     """'application/json; charset=utf-8' -> 'application/json'."""
     return content_type.split(";", 1)[0].strip().lower()
+
+
+def charset_of(content_type: str) -> str | None:
+    """The charset a Content-Type names, when Python knows it ('text/csv; charset="ISO-8859-1"' ->
+    'iso8859-1'); None when it names none, or one Python does not know."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip('"').strip()).name
+            except LookupError:
+                return None
+    return None
 
 
 def header_text(value: Any) -> str:
@@ -370,13 +384,20 @@ class HttpClient:
         body = response.body
         if not body or (body[:1].isspace() and not body.strip()) or method == "HEAD":
             return None
-        kind = media_type(response.headers.get("content-type", ""))
+        content_type = response.headers.get("content-type", "")
+        kind = media_type(content_type)
+        declared = charset_of(content_type)
         if kind and "json" not in kind:
-            if kind.startswith("text/") or any(t in kind for t in TEXT_TYPES):
-                return response.body.decode("utf-8", errors="replace")
+            if kind.startswith("text/") or any(t in kind for t in TEXT_TYPES):  # in the charset it names
+                return response.body.decode(declared or "utf-8", errors="replace")
             return response.body
         try:
-            return loads(response.body)
+            try:
+                return loads(response.body)
+            except JsonDataError:  # JSON is UTF-8 (RFC 8259), but a server may send, and say, latin-1
+                if declared is None or declared == "utf-8" or not _not_utf(response.body):
+                    raise
+                return loads(response.body.decode(declared, errors="replace"))
         except JsonDataError as e:
             if not kind and is_binary(response.body):
                 return response.body
@@ -403,3 +424,14 @@ class HttpClient:
             message += f": {detail}"
         body = mask_value(body, self.services.mask)
         return HttpError(message, status=response.status, method=method, url=where, body=body)
+
+
+def _not_utf(body: bytes) -> bool:
+    """Whether the bytes are not UTF-8 (nor UTF-16 or -32, which JSON may be too)."""
+    import json
+
+    try:
+        body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
+        return True
+    return False
