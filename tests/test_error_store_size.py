@@ -116,7 +116,7 @@ def test_errors_pages_with_limit_and_offset(tmp_path: Path) -> None:
     rows = cli("errors", str(flow), *state, "--json", "--offset", "5", cwd=tmp_path).stdout.splitlines()
     assert [json.loads(r)["id"] for r in rows] == ids[5:]
     grouped = cli("errors", str(flow), *state, "--group", cwd=tmp_path).stdout
-    assert "7 errors in 7 groups" in grouped
+    assert "7 errors in 1 group" in grouped and "all like: bad <n> of <n>" in grouped  # differ only in numbers
     bad = cli("errors", str(flow), *state, "--limit", "-1", cwd=tmp_path)
     assert bad.status == 2 and "Traceback" not in bad.stderr
 

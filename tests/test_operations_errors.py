@@ -153,11 +153,61 @@ def test_errors_group_json_gives_one_object_per_group_with_its_count(tmp_path: P
     grouped = run_cli("errors", "f.flow", "--group", "--json", cwd=tmp_path)
     assert grouped.returncode == 0, grouped.stderr
     groups = [json.loads(line) for line in grouped.stdout.splitlines()]
-    assert groups == [{"message": "no price", "count": 7, "location": "f.flow:3:5", "first_ids": [1, 2, 3, 4, 5]},
-                      {"message": "no stock", "count": 2, "location": "f.flow:5:3", "first_ids": [8, 9]}]
+    assert groups == [{"message": "no price", "pattern": "no price", "count": 7, "location": "f.flow:3:5",
+                       "first_ids": [1, 2, 3, 4, 5]},
+                      {"message": "no stock", "pattern": "no stock", "count": 2, "location": "f.flow:5:3",
+                       "first_ids": [8, 9]}]
     empty = tmp_path / "ok.flow"
     empty.write_text("emit 1\n")
     assert run_cli("errors", str(empty), "--group", "--json", cwd=tmp_path).stdout == ""
+
+
+def test_errors_group_puts_messages_that_differ_only_in_their_values_together(tmp_path: Path) -> None:
+    """"order 17 not found" and "order 18 not found" are one group (before: one group per message); an id,
+    a quoted value and an HTTP error's path and id too; different kinds of error stay apart."""
+    orders = [{"id": 17}, {"id": 18}, {"id": 19, "ref": "A-1"}, {"id": 20, "ref": "B-22"},
+              {"id": 21, "cus": "cus_9fX2QwZ1"}, {"id": 22, "cus": "cus_Ab77Kq0Z"}, {"id": 23, "why": "no stock"},
+              {"id": 24, "why": "no price"}, {"id": 25, "url": "/orders/25"}, {"id": 26, "url": "/orders/26"},
+              {"id": 27, "url": "/customers/7"}]
+    write(tmp_path, "in.json", json.dumps(orders))
+    write(tmp_path, "f.flow", """use api = http(base_url: env.API)
+for each o in input
+  if o.url != null
+    call api.get(o.url)
+  else if o.why != null
+    fail "order {o.id}: '{o.why}'"
+  else if o.cus != null
+    fail "customer {o.cus} not found"
+  else if o.ref != null
+    fail "bad ref '{o.ref}' for order {o.id}"
+  end
+  fail "order {o.id} not found"
+end
+""")
+    with FakeApi() as api:
+        api.route("GET", "/orders/25", lambda req: (404, {}, {"error": "no such order"}))
+        api.route("GET", "/orders/26", lambda req: (404, {}, {"error": "no such order"}))
+        api.route("GET", "/customers/7", lambda req: (404, {}, {"error": "no such customer"}))
+        ran = run_cli("run", "f.flow", "--input", "in.json", cwd=tmp_path, env={"API": api.url})
+        assert ran.returncode == 3, ran.stderr
+        assert api.count("GET", "/orders/25") == 1
+    grouped = run_cli("errors", "f.flow", "--group", "--json", cwd=tmp_path)
+    assert grouped.returncode == 0, grouped.stderr
+    groups = [json.loads(line) for line in grouped.stdout.splitlines()]
+    found = {(g["count"], g["pattern"], tuple(g["first_ids"])) for g in groups}
+    assert {(c, i) for c, _, i in found} == {(2, (1, 2)), (2, (3, 4)), (2, (5, 6)), (1, (7,)), (1, (8,)),
+                                             (2, (9, 10)), (1, (11,))}, found
+    by_ids = {tuple(g["first_ids"]): g for g in groups}
+    assert by_ids[(1, 2)]["message"] == "order 17 not found"  # the first message is the example
+    assert by_ids[(1, 2)]["pattern"] == "order <n> not found"
+    assert by_ids[(3, 4)]["pattern"] == "bad ref '<value>' for order <n>"
+    assert by_ids[(5, 6)]["pattern"] == "customer <id> not found"
+    assert "/orders/<n> answered <n> Not Found" in by_ids[(9, 10)]["pattern"]
+    assert "/customers/<n>" in by_ids[(11,)]["pattern"]  # another path: another group
+    text = run_cli("errors", "f.flow", "--group", cwd=tmp_path).stdout
+    assert "11 errors in 7 groups" in text
+    assert "     2  order 17 not found\n        all like: order <n> not found\n        at f.flow:12:3; #1, #2" in text
+    assert "all like" not in text.split("order 23")[1].split("\n")[1]  # a group of one message says nothing more
 
 
 # ---- 3. errors survive edits ------------------------------------------------------------------

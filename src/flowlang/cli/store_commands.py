@@ -16,6 +16,7 @@ from flowlang.cli.argparser import store_number
 from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, UsageError
+from flowlang.runtime.error_groups import ErrorGroup
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.store import Store, StoredError
@@ -101,10 +102,10 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError("--limit and --offset must be 0 or more")
     with opened(args) as (store, key):
         keys = key_text(args.key) if args.key is not None else None
-        if args.json and args.group:  # one object per group: message, count, where, the first ids
-            for message, count, location, ids in store.error_groups(key, include_resolved=args.all, key=keys):
-                terminal.out(dumps({"message": message, "count": count, "location": location,
-                                    "first_ids": ids[:5]}))
+        if args.json and args.group:  # one object per group: its first message, shape, count, where, first ids
+            for group in store.error_groups(key, include_resolved=args.all, key=keys):
+                terminal.out(dumps({"message": group.message, "pattern": group.shape, "count": group.count,
+                                    "location": group.location, "first_ids": group.ids[:5]}))
             return int(ExitStatus.OK)
         listed = store.iter_errors(key, include_resolved=args.all, key=keys, limit=args.limit, offset=args.offset)
         if args.json:
@@ -147,12 +148,15 @@ def show_error(terminal: Terminal, e: StoredError) -> None:
         terminal.out(f"    resolved by job {e.resolved_by} at {e.resolved_at}{reason}")
 
 
-def show_groups(terminal: Terminal, key: str, total: int, groups: list[tuple[str, int, str, list[int]]]) -> None:
+def show_groups(terminal: Terminal, key: str, total: int, groups: list[ErrorGroup]) -> None:
+    """Each group: its count and first message; when its messages differ, what they have in common."""
     terminal.out(f"{key}: {plural(total, 'error')} in {plural(len(groups), 'group')}")
-    for message, count, location, ids in groups:
-        shown = ", ".join(f"#{i}" for i in ids[:5]) + (", ..." if count > 5 else "")
-        terminal.out(f"{count:>6}  {printable(message)}")
-        terminal.out(f"        at {location}; {shown}")
+    for group in groups:
+        shown = ", ".join(f"#{i}" for i in group.ids[:5]) + (", ..." if group.count > 5 else "")
+        terminal.out(f"{group.count:>6}  {printable(group.message)}")
+        if group.varied:
+            terminal.out(f"        all like: {printable(group.shape)}")
+        terminal.out(f"        at {group.location}; {shown}")
 
 
 # ---- resolve and edit -------------------------------------------------------------------------

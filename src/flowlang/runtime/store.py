@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 from flowlang.errors import StoreError
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoints
+from flowlang.runtime.error_groups import ErrorGroup, group_errors
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.masking import mask_value
@@ -632,17 +633,11 @@ class Store:
         return int(self.db.execute(f"select count(*){where}", args).fetchone()[0])
 
     def error_groups(self, flow: str, *, include_resolved: bool = False,
-                     key: str | list[str] | None = None) -> list[tuple[str, int, str, list[int]]]:
-        """(message, count, location of the first, the first six ids) per message, most frequent first."""
+                     key: str | list[str] | None = None) -> list[ErrorGroup]:
+        """The errors grouped by the shape of their message (runtime/error_groups.py), the largest group
+        first; the rows are read as a stream, so memory holds the groups, not the errors."""
         where, args = self._error_query(flow, include_resolved, key, None, None)
-        rows = self.db.execute(
-            f"select message, n, id, location from (select message, id, location, count(*) over (partition by "
-            f"message) as n, row_number() over (partition by message order by id) as k{where}) where k <= 6 "
-            "order by n desc, message, id", args).fetchall()
-        out: dict[str, tuple[str, int, str, list[int]]] = {}
-        for message, count, error_id, location in rows:
-            out.setdefault(message, (message, int(count), location, []))[3].append(int(error_id))
-        return sorted(out.values(), key=lambda g: (-g[1], g[3][0]))
+        return group_errors(self.db.execute(f"select id, message, location{where} order by id", args))
 
     def open_errors(self, flow: str, error_id: int | None = None) -> list[StoredError]:
         return self.errors(flow, ids=[error_id] if error_id is not None else None)
