@@ -29,7 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        help="answer 503 with Retry-After while N deliveries wait (default 10000)")
     serve.add_argument("--body-timeout", type=float, metavar="SECONDS",
                        help="answer 408 to a request (a delivery, a console form) whose body has not arrived "
-                       "within SECONDS (default 30)")
+                       "within SECONDS, close a connection that sends no whole headers within SECONDS "
+                       "(default 30)")
     serve.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")
     serve.add_argument("--console-token-file", metavar="FILE",
                        help="a file holding the token the console's actions need (without it: read-only)")

@@ -87,8 +87,10 @@ class Service:
         """Start everything; returns the port it listens on."""
         self.runs.start()
         self.scheduler.start()
+        # keepalive_timeout: a connection that has sent no whole request's headers that long after it opened or
+        # after its last answer (idle, or stalled in its headers) is closed; aiohttp's default kept it an hour
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=HTTP_SHUTDOWN_GRACE)
+                                     shutdown_timeout=HTTP_SHUTDOWN_GRACE, keepalive_timeout=self.options.body_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port)
         try:
