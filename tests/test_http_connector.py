@@ -103,6 +103,26 @@ def test_pagination_styles(style: str, pages: str, requests: int) -> None:
         assert api.count("GET", "/orders") == requests
 
 
+@pytest.mark.parametrize("pages", ['{style: "offset", size: 5, records: "items", total: "total"}',
+                                   '{style: "page", size: 5, records: "data", total_pages: "total_pages"}'])
+def test_an_api_that_caps_the_page_size_loses_no_record_when_its_total_counts_more(pages: str) -> None:
+    # the flow asks for 5 a page, the API gives at most 2 (as many APIs cap their limit) and counts the
+    # rest in its total: before, the first short page ended the list (2 of 5 records sent, no error),
+    # and offset + 5 would have skipped records 3 to 5
+    def capped(req: Request) -> tuple[int, dict[str, str], Any]:
+        req.query.update({k: str(min(int(req.query[k]), 2)) for k in ("limit", "per_page") if k in req.query})
+        return paged(ORDERS, req, "offset" if "offset" in pages else "page", api.url)
+
+    with FakeApi() as api:
+        api.route("GET", "/orders", capped)
+        api.route("POST", "/copies", lambda req: (201, {}, {}))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/orders", pages: {pages}) as s\n'
+                     'for each o in s\n  send o to api.post("/copies")\nend\n', api)
+        assert result.ok, result.error
+        assert sorted(r.body["id"] for r in api.requests if r.path == "/copies") == [1, 2, 3, 4, 5]
+        assert api.count("GET", "/orders") == 3
+
+
 RUNAWAY = {
     # the last page again and again, whatever page is asked for
     "page": ('{style: "page", size: 2, records: "data", has_more: "more"}',

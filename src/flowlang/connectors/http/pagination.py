@@ -229,12 +229,14 @@ class Paginator:
             query[self.spec.size_param or default_param] = self.size
         return query
 
-    def _short(self, records: list[Any], body: Any) -> bool:
-        """The last page: `has_more` false in the body, or (without has_more) an empty or short page."""
+    def _short(self, records: list[Any], body: Any, counted_more: bool = False) -> bool:
+        """The last page: `has_more` false in the body, or (without has_more) an empty or short page. A
+        short page is not the last while the answer's total (`total`, `total_pages`) counts more
+        (`counted_more`): an API that caps the page size below `size` answers every page short."""
         more = self._more(body)
         if more is not None:
             return not more or not records
-        return not records or (self.size is not None and len(records) < self.size)
+        return not records or (self.size is not None and len(records) < self.size and not counted_more)
 
     def _more(self, body: Any) -> bool | None:
         """The body's `has_more` field (a missing or null one means no more pages), or None without one."""
@@ -258,7 +260,7 @@ class Paginator:
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             total = path_get(body, self.spec.total_pages) if self.spec.total_pages else None
             done = isinstance(total, int) and page >= total
-            last = self._short(records, body) or done
+            last = self._short(records, body, isinstance(total, int) and not done) or done
             yield records, {"page": page}, None if last else {"page": page + 1}
             if not done:
                 self._check_empty(records, body, f"page {page}")
@@ -274,9 +276,11 @@ class Paginator:
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
             total = path_get(body, self.spec.total) if self.spec.total else None
             at = offset
-            offset += self.size if self.size is not None else len(records)
+            # the records it gave: an API that caps the page size below `size` gives fewer, and
+            # offset + size would skip the rest of them
+            offset += len(records) if records or self.size is None else self.size
             done = isinstance(total, int) and offset >= total
-            last = self._short(records, body) or done
+            last = self._short(records, body, isinstance(total, int) and not done) or done
             yield records, {"offset": at}, None if last else {"offset": offset}
             if not done:
                 self._check_empty(records, body, f"the page at offset {at}")
