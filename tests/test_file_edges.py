@@ -356,3 +356,19 @@ def test_csv_rows_of_plain_text_and_rows_that_need_escaping_are_written_alike(tm
                            'send {a: "p", b: "q"} to out\nsend {b: "r", a: "s"} to out\nsend {a: 7, b: null} to out\n')
     assert result.ok, result.error
     assert (tmp_path / "out.csv").read_bytes() == b"a,b\nx,'=1+1\n-5,\"y\rz\"\np,q\ns,r\n7,\n"
+
+
+@pytest.mark.parametrize(("header", "said"), [
+    ("id,name,name", "columns 2 and 3 of the header are both named 'name'"),
+    ("id,,x,", "columns 2 and 4 of the header both have no name"),
+])
+def test_a_csv_header_that_names_a_column_twice_is_a_data_error(tmp_path: Path, header: str, said: str) -> None:
+    # before, each record kept the last of the two cells: "Ann" of id,name,name = 1,Ann,Bob was lost unsaid
+    (tmp_path / "in.csv").write_text(f"\ufeff{header}\n1,Ann,Bob,\n")
+    (tmp_path / "f.flow").write_text('use src = file(path: "in.csv")\nuse out = file(path: "out.jsonl")\n'
+                                     "call src.read() as rows\nfor each r in rows\n  send r to out\nend\n")
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.status == 1, proc.stderr
+    assert (f"f.flow:4:15: error: in.csv line 1: {said}: a record would keep only one of their cells; "
+            "name them apart") in proc.stderr
+    assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").read_text() == ""

@@ -154,6 +154,9 @@ def record_pages(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged
                         raise FlowRuntimeError(f"{name} line {first}: the header has a carriage return in a cell: "
                                                "a file whose lines end in a carriage return alone (an old Mac "
                                                "file) is not read; save it with \\n or \\r\\n line ends", "data")
+                    twice = _repeated(row)
+                    if twice is not None:
+                        raise FlowRuntimeError(f"{name} line {first}: {twice}", "data")
                     header = columns = row
                     width = len(row)
                     continue
@@ -200,6 +203,19 @@ def _said(error: str) -> str:
     if error.startswith("field larger than field limit"):
         return f"a value is longer than {csv.field_size_limit():,} characters: is a closing \" missing?"
     return error
+
+
+def _repeated(header: list[str]) -> str | None:
+    """A header that names a column twice (or has two without a name): a record is an object, so it
+    would keep one of the two cells and lose the other without a word."""
+    seen: dict[str, int] = {}
+    for number, cell in enumerate(header, 1):
+        if cell in seen:
+            which = f"are both named {cell!r}" if cell else "both have no name"
+            return (f"columns {seen[cell]} and {number} of the header {which}: a record would keep only one "
+                    "of their cells; name them apart")
+        seen[cell] = number
+    return None
 
 
 def _loose(header: list[str], row: list[str]) -> dict[str, Value]:
