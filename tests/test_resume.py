@@ -8,6 +8,8 @@ flow or request, the job records, the other pagination styles, parallel loops, f
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -350,7 +352,7 @@ def test_a_file_stream_resumes_by_skipping_the_records_done(tmp_path: Path) -> N
 
 FILE_FLOW = """flow "items"
 use src = file(path: "in.jsonl")
-use out = file(path: "out.jsonl", mode: "append")
+use out = file(path: "out.{ext}"{mode})
 use api = http(base_url: env.API)
 call src.read() as rows
 for each r in rows
@@ -360,14 +362,17 @@ end
 """
 
 
-def test_a_file_destination_killed_after_a_checkpoint_loses_no_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("ext", "mode"), [("jsonl", ', mode: "append"'), ("jsonl", ""), ("csv", ""), ("json", "")],
+                         ids=["jsonl-append", "jsonl-overwrite", "csv-overwrite", "json-overwrite"])
+def test_a_file_destination_killed_after_a_checkpoint_loses_no_record(tmp_path: Path, ext: str, mode: str) -> None:
     # writes to a file are buffered and flushed once a page (1,000 records of a file stream), before
     # the checkpoint that says the page is done: a SIGKILL right after that checkpoint loses only
-    # what the resumed run sends again
+    # what the resumed run sends again. A file in overwrite mode (the default) is appended to by the
+    # resumed run, as by a retry: it was emptied, and the records of the pages before the checkpoint lost.
     total = 5000
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"n": n, "name": f"item {n}"}) + "\n"
                                                for n in range(1, total + 1)))
-    (tmp_path / "items.flow").write_text(FILE_FLOW)
+    (tmp_path / "items.flow").write_text(FILE_FLOW.replace("{ext}", ext).replace("{mode}", mode))
     with Server() as (server, _):
         server.kill_at = 2001  # the first record after the checkpoint of page 2
         first = run_flow(tmp_path, server)
@@ -375,7 +380,10 @@ def test_a_file_destination_killed_after_a_checkpoint_loses_no_record(tmp_path: 
         resumed = run_here(tmp_path, server, "--resume")
         assert resumed.returncode == 0, resumed.stderr
         assert "after 2 pages (2,000 records)" in resumed.stderr
-    written = Counter(json.loads(line)["n"] for line in (tmp_path / "out.jsonl").read_text().splitlines())
+    text = (tmp_path / f"out.{ext}").read_text()
+    rows = json.loads(text) if ext == "json" else list(csv.DictReader(io.StringIO(text))) if ext == "csv" \
+        else [json.loads(line) for line in text.splitlines()]
+    written = Counter(int(row["n"]) for row in rows)
     assert [n for n in range(1, total + 1) if written[n] == 0] == []  # none lost
     assert {n for n, c in written.items() if c > 1} <= {2001}  # at most the record in flight twice
     assert sum(written.values()) <= total + 1

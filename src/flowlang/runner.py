@@ -326,7 +326,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         purged = store.purge_resolved(flow.key)
         if purged:
             ctx.log("info", f"purged {purged} resolved error{'s' if purged != 1 else ''} past the retention window")
-    ctx.appending = kind == "retry"
+    # a retry, and a run that continues a checkpoint, never erase what the runs before them wrote
+    ctx.appending = kind == "retry" or resumed_from is not None
     ctx.errors_open = store.still_open
     ctx.held_files = lambda connection: store.held_files(flow.key, connection)
     ctx.set_held_files = lambda connection, files: store.set_held_files(flow.key, connection, files)

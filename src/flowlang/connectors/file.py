@@ -300,9 +300,12 @@ class FileConnection(Connection):
 
     def _prepare_json_append(self) -> None:
         text = self.path.read_text(encoding="utf-8").rstrip()
-        if not text.endswith("]"):
+        if text.endswith("]"):
+            body = text[:-1].rstrip()
+        elif left_open(text):  # a run killed while writing it: its whole records, without the closing ]
+            body = text
+        else:
             raise FlowRuntimeError(f"{self.path.name} does not hold a JSON list to append to", "data")
-        body = text[:-1].rstrip()
         self._json_count = 0 if body.endswith("[") else 1
         self.path.write_text(body, encoding="utf-8")
 
@@ -429,6 +432,17 @@ async def open_file(name: str, config: Mapping[str, Value], services: RunService
     return FileConnection(name, FILE, path, fmt, mode, services, rules)
 
 
+def left_open(text: str) -> bool:
+    """Whether text is a JSON list of whole records without its closing `]` (a file sink pushes whole
+    records, and writes the `]` when it closes: a killed run leaves such a list)."""
+    if not text.startswith("["):
+        return False
+    try:
+        return isinstance(loads(text + "]"), list)
+    except JsonDataError:
+        return False
+
+
 def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") -> tuple[str, str, TextRules]:
     """The format, mode and text rules (delimiter, encoding, ragged) a file connector's configuration
     gives (checked), for local and remote files alike."""
@@ -537,7 +551,8 @@ FILE = ConnectorSpec(
         ConfigKey("path", required=True, description="the file, relative to the flow's folder; a pattern "
                   '("in/*.csv") picks up every file it matches'),
         ConfigKey("format", description='"csv", "json", "jsonl" (default: from the extension) or "bytes"'),
-        ConfigKey("mode", description='"overwrite" (default: the file is replaced once per run) or "append"'),
+        ConfigKey("mode", description='"overwrite" (default: the file is replaced once per run; a retry or a '
+                  'resumed run appends) or "append"'),
         ConfigKey("delimiter", description='the CSV delimiter (default ","; ";", "|", "\\t" for a tab)'),
         ConfigKey("encoding", description='the text encoding (default "utf-8", a byte order mark is skipped; '
                   '"cp1252", "latin-1", "utf-16", ...)'),
