@@ -184,3 +184,24 @@ def test_a_backtracking_regex_fails_its_record_with_a_clear_message(tmp_path: Pa
     assert done.returncode == 3, done.stderr
     assert "took longer than 1s" in done.stderr and "backtracking" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_limit_that_cannot_hold_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """`--max-seconds 0` (or -1) ran the flow, failed it at once and recorded a failed job (a cron alert
+    for a typo); `--max-seconds nan`, `--max-record-seconds -1`, `--max-error-bytes -3` were taken and
+    did nothing; `--max-call-depth 0` failed the first call. Each is a usage error now (exit 2), and no
+    job is recorded."""
+    (tmp_path / "f.flow").write_text("function f(n)\n  return n\nend\nemit f(1)\n")
+    for option, value in (("--max-seconds", "0"), ("--max-seconds", "-1"), ("--max-seconds", "nan"),
+                          ("--max-seconds", "inf"), ("--max-record-seconds", "-1"),
+                          ("--max-record-seconds", "nan"), ("--max-seconds", "soon"),
+                          ("--max-call-depth", "0"), ("--max-call-depth", "-5"), ("--max-error-bytes", "-3")):
+        proc = run_cli("run", "f.flow", option, value, cwd=tmp_path)
+        assert proc.returncode == 2, (option, value, proc.stderr)
+        assert f"argument {option}: needs " in proc.stderr and repr(value) in proc.stderr, proc.stderr
+        assert proc.stdout == ""
+    assert "no jobs yet" in run_cli("jobs", "f.flow", cwd=tmp_path).stdout
+    for option, value in (("--max-seconds", "0.5"), ("--max-record-seconds", "3"), ("--max-call-depth", "1"),
+                          ("--max-error-bytes", "0")):
+        proc = run_cli("run", "f.flow", option, value, cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stdout == "1\n", (option, value, proc.stderr)

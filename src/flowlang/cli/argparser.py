@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from typing import IO, Any, NoReturn
 
 # Each command's examples, shown under its --help (one home; `test_cli_conventions` checks every
@@ -74,6 +75,33 @@ def store_number(text: str) -> int:
     if abs(number) > LARGEST_ID:
         raise argparse.ArgumentTypeError(f"{text} is past the largest number the store holds ({LARGEST_ID})")
     return number
+
+
+def seconds(text: str) -> float:
+    """An argparse type for a time limit: a number of seconds above 0 (0, a negative number or nan
+    would fail a run at once or never)."""
+    import math
+
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"needs a number of seconds above 0, got {text!r}")
+    return number
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type for a whole number of at least `low`."""
+    def whole_number(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = low - 1
+        if number < low:
+            raise argparse.ArgumentTypeError(f"needs a whole number of at least {low}, got {text!r}")
+        return number
+    return whole_number
 
 
 class Parser(argparse.ArgumentParser):

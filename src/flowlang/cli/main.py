@@ -26,7 +26,15 @@ if TYPE_CHECKING:
 def build_parser(only: str | None = None) -> Parser:
     """The command line; with `only`, of that command alone (see argparser.Subcommands)."""
     from flowlang import __version__
-    from flowlang.cli.argparser import Parser, Subcommands, add_completion_parser, add_examples, store_number
+    from flowlang.cli.argparser import (
+        Parser,
+        Subcommands,
+        add_completion_parser,
+        add_examples,
+        at_least,
+        seconds,
+        store_number,
+    )
 
     parser = Parser(prog="flowlang", description="Run, check and explore .flow scripts.")
     parser.add_argument("--version", action="version", version=f"flowlang {__version__}")
@@ -60,13 +68,13 @@ def build_parser(only: str | None = None) -> Parser:
     run.add_argument("--limit", type=int, metavar="N",
                      help="take at most N records per loop, for a try: its writes are real "
                           "(sent, written); a test job, so no state is committed")
-    run.add_argument("--max-seconds", type=float, metavar="S",
+    run.add_argument("--max-seconds", type=seconds, metavar="S",
                      help="stop the run after S seconds (in-flight records finish; exit 1)")
-    run.add_argument("--max-record-seconds", type=float, metavar="S",
+    run.add_argument("--max-record-seconds", type=seconds, metavar="S",
                      help="a loop iteration that takes longer fails that record")
-    run.add_argument("--max-call-depth", type=int, default=100, metavar="N",
+    run.add_argument("--max-call-depth", type=at_least(1), default=100, metavar="N",
                      help="how deep functions may call each other (default 100)")
-    run.add_argument("--max-error-bytes", type=int, default=1_000_000, metavar="N",
+    run.add_argument("--max-error-bytes", type=at_least(0), default=1_000_000, metavar="N",
                      help="the most one failed record keeps in the error store (its record and the variables "
                      "it reads; the largest variables are left out past it, with a note; 0: no cap; "
                      "default 1000000)")
