@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -213,9 +214,13 @@ def test_a_job_killed_outright_keeps_the_counts_of_its_last_checkpoint(tmp_path:
         killed = last_job()
         assert killed["status"] == "running"
         assert (killed["stats"]["read"], killed["stats"]["sent"], killed["stats"]["failed"]) == (60, 60, 0)
+        time.sleep(1.5)  # the crashed job's end is its last checkpoint, not the next run's start
         assert run_here(tmp_path, server, "--resume").returncode == 0
     crashed = last_job()
     assert crashed["status"] == "crashed" and crashed["stats"]["sent"] == 20 * PER_PAGE
+    resumed = json.loads(cli("jobs", "items.flow", "--json", cwd=tmp_path).stdout.splitlines()[0])
+    gap = (datetime.fromisoformat(resumed["started_at"]) - datetime.fromisoformat(crashed["ended_at"])).total_seconds()
+    assert crashed["started_at"] < crashed["ended_at"] and gap >= 1.4, (crashed, resumed)
     assert crashed["stats"]["statements"]["6"]["sent"] == 20 * PER_PAGE  # the send's own line
     shown = cli("jobs", "items.flow", cwd=tmp_path).stdout.splitlines()
     assert "crashed" in shown[-1] and "read 60, sent 60, failed 0" in shown[-1], shown

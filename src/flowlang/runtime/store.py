@@ -411,10 +411,11 @@ class Store:
     def start_job(self, flow: str, params: dict[str, Any], dry_run: bool, kind: str = "run",
                   mask: Callable[[str], str] | None = None) -> tuple[int, str]:
         """A new job; jobs of this flow still marked running died without ending (the caller holds the
-        flow's lock) and are marked crashed."""
+        flow's lock) and are marked crashed, ended at their last checkpoint (their last sign of life;
+        unknown without one: not the time this job starts, which would add the time between)."""
         started = now_text()
-        self._tx("update jobs set status = 'crashed', ended_at = ? where flow = ? and status = 'running'",
-                 (started, flow))
+        self._tx("update jobs set status = 'crashed', ended_at = (select max(c.updated_at) from checkpoints c "
+                 "where c.job_id = jobs.id) where flow = ? and status = 'running'", (flow,))
         cur = self._tx("insert into jobs(flow, started_at, dry_run, kind, params) values (?, ?, ?, ?, ?)",
                        (flow, started, int(dry_run), kind, masked_json(params, mask)))
         assert cur.lastrowid is not None
