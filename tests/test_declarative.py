@@ -323,3 +323,42 @@ end
             "the idempotency_key '{sku}' needs the record's field 'sku', which is missing",
             "the idempotency_key '{sku}' needs the record's field 'sku', which is null"]
         assert [r.headers.get("idempotency-key") for r in api.requests] == ["A"]
+
+
+def test_a_parallel_loop_fills_its_batches_past_its_parallel_width(folder: Path) -> None:
+    # parallel 4 with batch 3 of 40 records: an iteration waiting for its batch's answer kept its slot, so a
+    # batch held at most 4 records, and with `batch 3` they went 3, 1, 3, 1 (19 or 20 requests for 40 records);
+    # the lookups before the send still run at most 4 at once
+    import threading
+    import time
+
+    lock = threading.Lock()
+    busy = {"now": 0, "most": 0}
+
+    def lookup(req: Request) -> tuple[int, dict[str, str], Any]:
+        with lock:
+            busy["now"] += 1
+            busy["most"] = max(busy["most"], busy["now"])
+        time.sleep(0.005)
+        with lock:
+            busy["now"] -= 1
+        return 200, {}, [{"sku": req.query["filter[sku]"], "id": 1}]
+
+    with FakeApi() as api:
+        api.route("GET", "/t1/items", lookup)
+        api.route("POST", "/t1/items/batch", lambda req: (200, {}, {"results": [
+            {"ok": True, "sku": i["sku"]} for i in req.body["items"]]}))
+        result = run(folder, """
+use shop = shop(tenant: "t1", key: "k", base_url: env.API + "/t1")
+for each n in range(40) parallel 4
+  lookup shop.find_item(sku: "S{n}") as found
+  send {sku: found.sku} to shop.create_items batch 3 as created
+  emit created.sku
+end
+""", api)
+        assert result.ok, result.error
+        assert result.outputs == [f"S{n}" for n in range(40)]
+        sent = [[i["sku"] for i in r.body["items"]] for r in api.requests if r.method == "POST"]
+        assert sorted(s for batch in sent for s in batch) == sorted(f"S{n}" for n in range(40))  # each once
+        assert len(sent) <= 15, [len(b) for b in sent]  # 14 when every batch is full
+        assert busy["most"] <= 4

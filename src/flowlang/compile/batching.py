@@ -20,6 +20,7 @@ from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.ledger import ledger_operation
+from flowlang.runtime.slots import Slots
 from flowlang.runtime.store import now_text
 
 # A record's answer: its batch's answer (one future for every record of the batch: the outcomes in the
@@ -94,6 +95,27 @@ class RunAhead:
     kick: Callable[[Frame], None]
     active: int = 0
     waiters: list[list[asyncio.Future[list[SendOutcome]]]] = field(default_factory=list)  # batches' answers
+    gate: Slots | None = None  # a `parallel N` loop's slots: given back while an iteration waits for an answer
+
+    async def wait(self, futures: list[asyncio.Future[list[SendOutcome]]]) -> None:
+        """Wait for the answers of an iteration's batches, without its `parallel` slot meanwhile."""
+        gate = self.gate
+        if gate is not None:
+            gate.release()
+        try:
+            for x in futures:
+                if not x.done():
+                    await x
+        except BaseException:  # cut off: the iteration's own release balances the slot
+            if gate is not None:
+                gate.owe()
+            raise
+        if gate is not None and not gate.take_now():
+            try:
+                await gate.take()
+            except BaseException:
+                gate.owe()
+                raise
 
     def settle(self) -> None:
         """Forget the waiters whose answers all arrived."""

@@ -531,6 +531,8 @@ class IoCompiler(StatementCompiler):
                 ahead.waiters.append(futures)
                 if ahead.stalled():
                     ahead.kick(f)
+                if ahead.gate is not None:  # a `parallel N` loop: without its slot meanwhile
+                    await ahead.wait(futures)
             for x in futures:
                 if not x.done():
                     await x

@@ -482,10 +482,15 @@ class LoopCompiler:
                                           span=self.where.span), index=index)
 
     # ---- parallel ----------------------------------------------------------------------------
+    def ahead_width(self, f: Frame) -> int:
+        """A loop with batched sends runs up to 2N iterations ahead: the next batch is collected while
+        one is written."""
+        sizes = [size(f) for size in self.info.batch_sizes]
+        return 2 * max([n for n in sizes if type(n) is int and n >= 1] or [1])
+
     def width(self, f: Frame) -> int:
-        if self.parallel is None:  # a loop with batched sends runs up to 2N iterations ahead: the next
-            sizes = [size(f) for size in self.info.batch_sizes]  # batch is collected while one is written
-            return 2 * max([n for n in sizes if type(n) is int and n >= 1] or [1])
+        if self.parallel is None:
+            return self.ahead_width(f)
         n = self.parallel(f)
         if type(n) is not int or n < 1:
             raise self.where.error(f"parallel needs a whole number of at least 1, got {n!r}", "value")
@@ -512,6 +517,12 @@ class LoopCompiler:
         graceful = self.info.outermost
 
         ahead = RunAhead(self.info.kick) if self.info.batch_sizes else None
+        queued = width * 4  # iterations started before the first one's results went out
+        if ahead is not None and self.parallel is not None:
+            # `parallel N` with batched sends: an iteration waiting for its batch's answer gives its
+            # slot back (it does no work), so a batch can fill past N records
+            ahead.gate = gate
+            queued = max(queued, self.ahead_width(f))
 
         observed = self.info.outermost and f.run.observer.active
 
@@ -598,7 +609,7 @@ class LoopCompiler:
                             ahead.active += 1
                         pending.append((loop.create_task(iteration(item, out, count - 1)), out))
                         drain_done()
-                        while len(pending) > width * 4:  # bound the results waiting for a slow first one
+                        while len(pending) > queued:  # bound the results waiting for a slow first one
                             await asyncio.wait([pending[0][0]])
                             drain_done()
                         if limit is not None and count >= limit:  # N taken: no further page is fetched

@@ -40,6 +40,11 @@ class Slots:
                     pass
             raise
 
+    def owe(self) -> None:
+        """Count a slot as taken again without waiting: a holder that gave its slot back while it
+        waited, cut off before it could take one again, still releases one on its way out."""
+        self.free -= 1
+
     def release(self) -> None:
         """Give the slot back: to the first waiter still waiting, else to the free ones."""
         waiters = self.waiters
