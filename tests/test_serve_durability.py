@@ -213,3 +213,29 @@ def test_runs_that_keep_state_do_not_overlap(tmp_path: Path) -> None:
         assert api.count("GET", "/slow") == 2
     state = json.loads(run_cli("state", str(tmp_path / "count.flow")).stdout)
     assert state["state"] == {"count": 2}
+
+
+def test_the_inbox_names_a_running_deliverys_job(tmp_path: Path) -> None:
+    """While a delivery runs, `flowlang inbox` names its job (the one the 202 answered with); before, it
+    said 'no job yet' until the run ended, as the job was written to the inbox only then."""
+    gate = threading.Event()
+
+    def slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        gate.wait(30)
+        return 201, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    with FakeApi() as api:
+        api.route("POST", r"^/got$", slow)
+        with ServeProcess(tmp_path, env={"API": api.url, "HOOK_TOKEN": TOKEN}) as serve:
+            status, _, answer = serve.post("/hooks/orders", b'{"n": 1}', HEADERS)
+            assert status == 202
+            wait_for(lambda: api.count("POST", "/got") >= 1, what="the run to reach the receiver")
+            job = answer["job"] if answer["job"] is not None else 1
+            rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+            assert [(r["status"], r["job_id"]) for r in rows] == [("running", job)], rows
+            assert f"job {job}" in run_cli("inbox", str(tmp_path)).stdout
+            gate.set()
+            wait_for(lambda: "done" in run_cli("inbox", str(tmp_path)).stdout, what="the run to end")
+        rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+        assert [(r["status"], r["job_id"]) for r in rows] == [("done", job)]

@@ -70,6 +70,8 @@ class InboxStore(Protocol):
     def mark(self, delivery_id: int, status: str, job_id: int | None = None,
              message: str | None = None) -> Future[None]: ...
 
+    def job_started(self, delivery_id: int, job_id: int | None) -> Future[None]: ...
+
     def waiting(self) -> list[Delivery]: ...
 
 
@@ -191,6 +193,12 @@ class Inbox:
                 db.execute("update deliveries set status = ?, job_id = ?, message = ?, "
                            "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?",
                            (status, job_id, message, delivery_id))
+        return self._submit(op)
+
+    def job_started(self, delivery_id: int, job_id: int | None) -> Future[None]:
+        """The job a delivery's run is: known while it runs (flowlang inbox names it), not only at its end."""
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("update deliveries set job_id = ? where id = ?", (job_id, delivery_id))
         return self._submit(op)
 
     def set_tick(self, flow: str, when: str) -> Future[None]:

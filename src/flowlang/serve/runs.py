@@ -85,7 +85,13 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
     options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop,
                            secret_providers=providers, masker=masker)
     options.trigger = trigger_value(d)
-    setup = flow.setup(state_dir, None, collect, None if started is None else lambda _ctx: started(current_job_id()))
+    def job_started(_ctx: object) -> None:
+        job_id = current_job_id()
+        inbox.job_started(d.id, job_id)  # written by the inbox's writer, in order with the marks
+        if started is not None:
+            started(job_id)
+
+    setup = flow.setup(state_dir, None, collect, job_started)
     setup.lock = served.concurrency == 1
     result = await flow.run_job(options, setup, "webhook")
     if result.status == "interrupted":
