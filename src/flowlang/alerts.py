@@ -1,7 +1,7 @@
 """Who is told when a run ends badly: `[alerts]` of flowlang.toml. One message per run that ended
 as configured (failed, partial, interrupted), with the flow, the job, the counts, the first errors
-grouped by message and the command to see them; masked; at most one per flow and target per
-`min_interval` (the runs held back are counted in the next message). A target that cannot be
+grouped as `flowlang errors --group` groups them, and the command to see them; masked; at most one
+per flow and target per `min_interval` (the runs held back are counted in the next message). A target that cannot be
 reached is logged; it never changes the run's outcome."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from flowlang.project import Project
 from flowlang.project_schema import AlertsConfig
 from flowlang.runtime.alert_log import take_alert_slot
+from flowlang.runtime.error_groups import message_shape
 from flowlang.runtime.secrets import SecretChain
 from flowlang.runtime.store import Store
 
@@ -88,10 +89,25 @@ class RunReport:
 def report_of(flow: str, file: str, result: RunResult, mask: Callable[[str], str]) -> RunReport:
     stats = result.stats
     counts = {name: int(getattr(stats, name)) for name in ("read", "sent", "failed", "skipped")}
-    grouped = Counter(mask(str(getattr(e, "message", e))) for e in result.errors)
     run_error = mask(str(getattr(result.error, "message", result.error))) if result.error is not None else None
     return RunReport(flow, file, result.job_id, result.status, counts, float(stats.duration),
-                     grouped.most_common(FIRST_GROUPS), run_error)
+                     grouped(mask(str(getattr(e, "message", e))) for e in result.errors), run_error)
+
+
+def grouped(messages: Iterable[str]) -> list[tuple[str, int]]:
+    """The errors' messages grouped as `flowlang errors --group` groups them (runtime/error_groups.py: by
+    their shape, "order 17 not found" and "order 18 not found" together), largest first: the first
+    message of each, with the shape when the others differ, and how many."""
+    first: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    differ: set[str] = set()
+    for message in messages:
+        shape = message_shape(message)
+        if first.setdefault(shape, message) != message:
+            differ.add(shape)
+        counts[shape] += 1
+    return [(first[shape] + (f" (all like: {shape})" if shape in differ else ""), n)
+            for shape, n in counts.most_common(FIRST_GROUPS)]
 
 
 def senders(config: AlertsConfig, chain: SecretChain, project_folder: Path) -> list[AlertSender]:
