@@ -206,7 +206,7 @@ def test_bad_test_folders_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "flow.toml").write_text("flow = 3\n")
     bad = run_cli("test", str(tmp_path))
-    assert bad.returncode == 2 and "needs flow =" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "needs flow =" in bad.stdout and "Traceback" not in bad.stderr
     none = run_cli("test", str(tmp_path / "missing.flow"))
     assert none.returncode == 2 and "no such flow file" in none.stderr
     flow = project(tmp_path)
@@ -254,6 +254,29 @@ def test_a_test_folder_that_cannot_run_fails_alone_naming_its_flow_toml(tmp_path
     assert "tests/b_param/flow.toml: unknown param 'zz'" in out
     assert "bad.flow:1:10: error: unknown name 'nope'" in out
     assert "1 passed, 2 failed" in out and "Traceback" not in folder_run.stderr
+
+
+def test_a_flow_toml_that_cannot_be_read_fails_alone_at_its_line(tmp_path: Path) -> None:
+    """A flow.toml that is not TOML, has an unknown key or no flow ended the whole `flowlang test DIR`
+    (exit 2: no other folder ran, no summary), and bad TOML said '(at line 1, column 24)' without the
+    file's place. Now each is a FAIL of its own folder (the TOML mistake at flow.toml:LINE:COL, with
+    the line and a caret) and the other folders still run: exit 1 with the summary."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    good = 'flow = "../../sync.flow"\ncassette = "../../cassette"\n'
+    for name, text in [("a_good", good), ("b_toml", 'cassette = "../../cassette"\nflow = "../../sync.flow\n'),
+                       ("c_key", good + "bogus = 1\n"), ("d_flow", "flow = 3\n")]:
+        (tmp_path / "tests" / name).mkdir(parents=True)
+        (tmp_path / "tests" / name / "flow.toml").write_text(text)
+    done = run_cli("test", "tests", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "PASS a_good" in out and "FAIL b_toml" in out and "FAIL c_key" in out and "FAIL d_flow" in out
+    assert "tests/b_toml/flow.toml:2:24: not valid TOML: Illegal character" in out and " 2 | flow = " in out
+    assert "tests/c_key/flow.toml: unknown key bogus (keys: flow, cassette, params)" in out
+    assert "tests/d_flow/flow.toml: needs flow = " in out
+    assert "1 passed, 3 failed" in out and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("name", ["fake"])

@@ -50,6 +50,11 @@ def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
     folders = Path(args.path).is_dir()
     failed = updated = 0
     for case in cases:
+        if case.problem is not None:  # its flow.toml cannot be read: it fails alone
+            failed += 1
+            terminal.out(f"FAIL {case.name}")
+            terminal.out("  " + case.problem.replace("\n", "\n  "))
+            continue
         try:
             outcome = run_async_command(run_case_async(case, args.update))
         except (UsageError, ScriptError) as e:

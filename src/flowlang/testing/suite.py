@@ -41,6 +41,7 @@ class ReplayCase:
     flow: Path
     cassette: Path
     params: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # why its flow.toml cannot be read: the folder fails alone
 
 
 @dataclass
@@ -84,15 +85,20 @@ def stand_ins(secrets: Any, env: Any) -> list[Any]:
 
 
 def read_case(path: Path) -> ReplayCase:
-    """A flow.toml; a mistake in it is a UsageError naming the file."""
+    """A flow.toml; a mistake in it is a UsageError naming the file (bad TOML at its line and column)."""
+    from flowlang.connectors.declarative.loader import toml_problem
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise UsageError(f"{path} is not UTF-8 text (byte {e.start})") from None
-    except (tomllib.TOMLDecodeError, RecursionError) as e:
-        raise UsageError(f"{path} is not valid TOML: {e or 'it nests too deeply'}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(toml_problem(str(path), text, e)) from None
+    except RecursionError:
+        raise UsageError(f"{path} is not valid TOML: it nests too deeply") from None
     flow = data.get("flow")
     if not isinstance(flow, str) or not flow:
         raise UsageError(f'{path}: needs flow = "path/to/the.flow" (relative to its folder)')
@@ -108,10 +114,18 @@ def read_case(path: Path) -> ReplayCase:
 
 
 def discover(root: Path) -> list[ReplayCase]:
-    """Every test folder under root (root itself may be one)."""
+    """Every test folder under root (root itself may be one); one whose flow.toml cannot be read is a
+    case with its `problem`, so that it fails alone."""
     if not root.is_dir():
         raise UsageError(f"no such folder: {root}")
-    return [read_case(p) for p in sorted(root.rglob(CASE_FILE)) if ".flowlang" not in p.parts]
+    return [readable_case(p) for p in sorted(root.rglob(CASE_FILE)) if ".flowlang" not in p.parts]
+
+
+def readable_case(path: Path) -> ReplayCase:
+    try:
+        return read_case(path)
+    except UsageError as e:
+        return ReplayCase(path.parent.name, path.parent, path, path.parent, problem=e.message)
 
 
 async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
