@@ -123,6 +123,25 @@ def test_an_api_that_caps_the_page_size_loses_no_record_when_its_total_counts_mo
         assert api.count("GET", "/orders") == 3
 
 
+def test_a_link_header_is_read_by_its_rel_values() -> None:
+    # RFC 8288: rel may hold several values (`rel="next last"` on the page before the last one): before, that
+    # next link was not seen and the list ended there, losing page 3 unsaid; `rel="nextpage"` was taken for
+    # next, and `title="next"` of a rel="last" link too
+    def page(req: Request) -> tuple[int, dict[str, str], Any]:
+        n = int(req.query.get("page", 1))
+        links = {1: f'<{api.url}/o?page=9>; rel="nextpage", <{api.url}/o?page=2>; rel="next"',
+                 2: f'<{api.url}/o?page=1>; rel="prev first", <{api.url}/o?page=3>; rel="next last"',
+                 3: f'<{api.url}/o?page=1>; rel="first"; title="next", <{api.url}/o?page=9>; rel=last'}
+        return 200, {"Link": links.get(n, "")}, [{"id": n}]
+
+    with FakeApi() as api:
+        api.route("GET", "/o", page)
+        result = run('use api = http(base_url: env.API)\ncall api.get("/o", pages: {style: "link"}) as s\n'
+                     "for each o in s\n  emit o.id\nend\n", api)
+        assert result.outputs == [1, 2, 3], result.error
+        assert [r.query.get("page") for r in api.requests] == [None, "2", "3"]
+
+
 RUNAWAY = {
     # the last page again and again, whatever page is asked for
     "page": ('{style: "page", size: 2, records: "data", has_more: "more"}',

@@ -23,7 +23,22 @@ from flowlang.runtime.values import RecordStream, to_text, truthy, type_name
 STYLES = ("page", "offset", "cursor", "link", "next_url")
 MAX_PAGES = 10_000  # the default page cap of one list request; `max_pages` raises it
 SNIPPET = 300  # characters of an answer shown in an error
-LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?next"?', re.IGNORECASE)
+# one link-value of a Link header (RFC 8288): <target>, then its parameters (a quoted value may hold ; and ,)
+LINK_PARAM = r'\s*;\s*([^;,=\s]+)(?:\s*=\s*(?:"([^"]*)"|([^;,]*)))?'
+LINK_VALUE = re.compile(rf"<([^>]*)>((?:{LINK_PARAM})*)")
+LINK_PARAMS = re.compile(LINK_PARAM)
+
+
+def next_link(header: str) -> str | None:
+    """The target of the link whose rel is (or, as rel="next last", includes) next, or None."""
+    for link in LINK_VALUE.finditer(header):
+        for param in LINK_PARAMS.finditer(link.group(2)):
+            if param.group(1).lower() == "rel":
+                value = param.group(2) if param.group(2) is not None else (param.group(3) or "")
+                if "next" in value.lower().split():
+                    return link.group(1)
+                break  # a link's first rel is its rel (RFC 8288 3.3)
+    return None
 
 
 @dataclass(frozen=True)
@@ -356,8 +371,7 @@ class Paginator:
 
     def _link(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
         def next_of(body: Any, headers: dict[str, str]) -> str | None:
-            m = LINK_NEXT.search(headers.get("link", ""))
-            return m.group(1) if m else None
+            return next_link(headers.get("link", ""))
         return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of, start)
 
     def _next_url(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
