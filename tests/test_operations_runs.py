@@ -80,6 +80,27 @@ def test_an_id_or_count_past_the_stores_integers_is_a_usage_error(tmp_path: Path
     assert [j["kind"] for j in lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)] == ["run"]
 
 
+def test_the_store_commands_find_a_named_flow_that_no_longer_checks(tmp_path: Path) -> None:
+    """A flow is kept in its store under its `flow "Name"`. After an edit that broke it (a syntax or a
+    check error), `errors` said 'no open errors', `jobs` 'no jobs yet' and `state` showed an empty
+    state: they looked under the file's stem. They find the flow by its name line now."""
+    good = 'flow "Nightly orders"\nfor each r in [{id: 1}]\n  fail "no"\nend\n'
+    write(tmp_path, "orders.flow", good)
+    assert run_cli("run", "orders.flow", cwd=tmp_path).returncode == 3
+    assert run_cli("state", "orders.flow", "--set", "since=5", cwd=tmp_path).returncode == 0
+    for broken in (good + "emit (\n", good + "emit nope\n", "# edited\n" + good.replace("for each", "for eahc")):
+        write(tmp_path, "orders.flow", broken)
+        errors = run_cli("errors", "orders.flow", cwd=tmp_path)
+        assert "Nightly orders: 1 open error" in errors.stdout, (broken, errors.stdout, errors.stderr)
+        jobs = lines(run_cli("jobs", "orders.flow", "--json", cwd=tmp_path).stdout)
+        assert [j["kind"] for j in jobs] == ["state", "run"], jobs
+        assert json.loads(run_cli("state", "orders.flow", cwd=tmp_path).stdout)["state"] == {"since": 5}
+    resolved = run_cli("resolve", "orders.flow", "--all", cwd=tmp_path)
+    assert "Nightly orders: resolved 1 error" in resolved.stdout, resolved.stdout + resolved.stderr
+    write(tmp_path, "plain.flow", "emit (\n")  # no name line: the file's stem, as before
+    assert "plain: no open errors" in run_cli("errors", "plain.flow", cwd=tmp_path).stdout
+
+
 def test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way(tmp_path: Path) -> None:
     """`edit --set lines.1.qty=5` fixes one line of an order; before, it replaced the list of lines with
     {"1": {"qty": 5}}, and the retry sent an order without its lines. A path through text, a number or a

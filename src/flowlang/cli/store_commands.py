@@ -33,7 +33,31 @@ def flow_key(file: str) -> str:
     try:
         return load(file).key
     except ScriptError:
-        return Path(file).stem
+        return declared_name(Path(file)) or Path(file).stem
+
+
+NAME_LINE = re.compile(r'^[ \t]*flow[ \t]+"')
+
+
+def declared_name(path: Path) -> str | None:
+    """The `flow "Name"` of a file that does not parse or check now (an edit broke it): its name line
+    alone, parsed."""
+    from flowlang.ast import FlowDecl
+    from flowlang.source import Source
+    from flowlang.syntax import parse
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    line = next((line for line in text.splitlines() if NAME_LINE.match(line)), None)
+    if line is None:
+        return None
+    try:
+        module = parse(Source(path.name, line + "\n"))
+    except ScriptError:
+        return None
+    return next((s.name for s in module.statements if isinstance(s, FlowDecl)), None)
 
 
 def state_folder(file: str, state_dir: str | None) -> Path:
