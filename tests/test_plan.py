@@ -127,3 +127,26 @@ def test_paths_built_from_records_are_one_destination(tmp_path: Path) -> None:
     writes = {w["target"]: w for w in json.loads(as_json.stdout)["writes"]}
     assert writes["PATCH /products/{...}"]["paths"] == 600 and writes["POST /runs"]["paths"] == 1
     assert writes["PATCH /products/{...}"]["payloads"][:2] == [{"price": 0}, {"price": 1}]
+
+
+def test_the_plan_says_which_sends_the_ledger_would_skip(tmp_path: Path) -> None:
+    """testing.md: a plan consults the ledger and shows what would be skipped. It listed only the
+    records it would send: nothing said that the others were left out because they were sent before
+    (`once`) or had not changed (`if changed`)."""
+    flow = tmp_path / "sync.flow"
+    flow.write_text('use api = http(base_url: env.API)\nfor each n in input\n'
+                    '  send {n: n} to api.post("/orders") key n once\nend\n')
+    (tmp_path / "three.json").write_text("[1, 2, 3]")
+    (tmp_path / "four.json").write_text("[1, 2, 3, 4]")
+    with FakeApi() as api:
+        done = run_cli("run", str(flow), "--input", str(tmp_path / "three.json"), env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+        planned = run_cli("plan", str(flow), "--input", str(tmp_path / "four.json"), env={"API": api.url})
+        as_json = run_cli("plan", str(flow), "--input", str(tmp_path / "four.json"), "--json", env={"API": api.url})
+        assert len(writes_at(api)["POST /orders"]) == 3
+    assert planned.returncode == 0, planned.stderr
+    assert ("plan of sync: read 4 records, nothing was written; 3 sends skipped: the ledger has them "
+            "(sent before with once, or unchanged with if changed)") in planned.stdout
+    assert "api.post  POST /orders: 1 record" in planned.stdout
+    plan = json.loads(as_json.stdout)
+    assert plan["skipped"] == 3 and plan["writes"][0]["payloads"] == [{"n": 4}]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flowlang.cli.console import Terminal
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.testing.plan import Planner, costs, plan_dict
+from flowlang.testing.plan import Planner, costs, ledger_skips, plan_dict
 
 PAYLOAD_SHOWN = 400
 
@@ -16,8 +16,12 @@ def show_plan(terminal: Terminal, name: str, planner: Planner, result: Result, a
         terminal.record(plan_dict(planner, result.stats))
         return
     s = result.stats
+    skipped = ledger_skips(s)
     terminal.out(f"plan of {name}: read {s.read:,} records, nothing was written"
-                 + ("" if result.status == "ok" else f" ({result.status}, {s.failed} records failed)"))
+                 + ("" if result.status == "ok" else f" ({result.status}, {s.failed} records failed)")
+                 + (f"; {skipped:,} send{'s' if skipped != 1 else ''} skipped: the ledger has "
+                    f"{'them' if skipped != 1 else 'it'} (sent before with once, or unchanged with if changed)"
+                    if skipped else ""))
     if not planner.destinations:
         terminal.out("no writes: the run would send nothing")
     for d in planner.destinations.values():

@@ -263,10 +263,17 @@ def cost_lines(cost: ConnectionCost, destinations: list[Destination]) -> list[st
     return lines
 
 
+def ledger_skips(stats: Stats) -> int:
+    """The sends the plan left out because the ledger has them (`once`: sent before; `if changed`: the
+    same payload as last time): a send statement skips for no other reason."""
+    return sum(s.skipped for s in stats.per_line.values() if s.kind == "send")
+
+
 def plan_dict(planner: Planner, stats: Stats) -> dict[str, Any]:
     return {
         "status": planner.status,
         "read": stats.read,
+        "skipped": ledger_skips(stats),
         "writes": [{"connection": d.connection, "operation": d.op, "target": d.label, "records": d.records,
                     "requests": d.requests, "paths": len(d.targets), "payloads": d.payloads}
                    for d in planner.destinations.values()],
