@@ -372,3 +372,18 @@ def test_a_csv_header_that_names_a_column_twice_is_a_data_error(tmp_path: Path, 
     assert (f"f.flow:4:15: error: in.csv line 1: {said}: a record would keep only one of their cells; "
             "name them apart") in proc.stderr
     assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.json", "out.csv"])
+def test_a_bytes_value_in_a_record_written_to_a_text_file_fails_that_record(tmp_path: Path, name: str) -> None:
+    # before, the file got the text "<5 bytes>" in the bytes' place, and the run succeeded
+    (tmp_path / "in.bin").write_bytes(b"hello")
+    (tmp_path / "f.flow").write_text('use blob = file(path: "in.bin", format: "bytes")\n'
+                                     f'use out = file(path: "{name}")\n'
+                                     "call blob.read() as whole\nlet b = whole[0]\nfor each i in [1, 2]\n"
+                                     "  send {id: i, data: if i == 1 then b else base64_encode(b)} to out\nend\n")
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.status == 3, proc.stderr
+    assert "record failed at f.flow:6:" in proc.stderr and "a bytes value (5 bytes) cannot be written as" in proc.stderr
+    text = (tmp_path / name).read_text()
+    assert "bytes>" not in text and "aGVsbG8=" in text and text.count("aGVsbG8=") == 1

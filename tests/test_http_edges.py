@@ -411,3 +411,35 @@ def test_an_answer_is_read_in_the_charset_its_content_type_names() -> None:
         result = flow.run(env={"API": api.url})
     assert result.ok, result.error or result.errors
     assert result.outputs == ["caf\xe9;1\n", {"a": "caf\xe9"}, {"a": "caf\xe9"}, "caf\xe9", "caf\xe9"]
+
+
+def test_a_bytes_value_is_sent_as_itself_or_refused_never_as_its_size_text(tmp_path: Path) -> None:
+    # a PDF from one API sent on to another: before, the body was the JSON text "<9 bytes>", and a bytes
+    # field in a JSON body, a form or a query was sent as '<9 bytes>' too, the run reporting success
+    (tmp_path / "f.flow").write_text("""use api = http(base_url: env.API)
+call api.get("/pdf") as pdf
+send pdf to api.post("/upload")
+for each how in ["json", "form", "query"]
+  if how == "json"
+    send {name: "a.pdf", content: pdf} to api.post("/docs")
+  else if how == "form"
+    call api.post("/docs", form: {content: pdf})
+  else
+    call api.get("/docs", query: {content: pdf})
+  end
+end
+""")
+    with FakeApi() as api:
+        api.route("GET", "/pdf", lambda req: (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4\xff"))
+        api.route("POST", "/upload", lambda req: (201, {}, {"ok": True}))
+        api.route("*", "/docs", lambda req: (201, {}, {"ok": True}))
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+        upload = [r for r in api.requests if r.path == "/upload"]
+        assert [(r.raw, r.headers.get("content-type")) for r in upload] == [
+            (b"%PDF-1.4\xff", "application/octet-stream")]
+        assert [r for r in api.requests if r.path == "/docs"] == []
+    assert proc.status == 3, proc.stderr
+    assert proc.stderr.count("a bytes value (9 bytes) cannot be written as") == 3
+    assert "record failed at f.flow:6:43: the request body: a bytes value (9 bytes) cannot be written as JSON: its " \
+           "text would be '<9 bytes>', not the data; give base64_encode(b)" in proc.stderr
+    assert "cannot be written as a query parameter or a form field" in proc.stderr

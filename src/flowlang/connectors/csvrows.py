@@ -28,7 +28,8 @@ from typing import IO
 
 from flowlang.connectors.textlines import LineState, bad_bytes_message, line_chunks, lines, unmarked
 from flowlang.errors import FlowRuntimeError
-from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.blob import Blob
+from flowlang.runtime.jsoncodec import JsonDataError, binary_refused, dumps
 from flowlang.runtime.values import BadRecord, Value, to_text
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -47,7 +48,12 @@ def csv_cell(value: Value) -> str:
         return ""
     t = type(value)
     if t is dict or t is list:
-        return escaped(dumps(value))
+        try:
+            return escaped(dumps(value, binary=False))
+        except JsonDataError as e:
+            raise FlowRuntimeError(str(e), "data") from None
+    if t is bytes or t is Blob:
+        raise FlowRuntimeError(binary_refused(value, "a CSV cell"), "data")
     return escaped(to_text(value))
 
 

@@ -324,12 +324,20 @@ class FileConnection(Connection):
             else:
                 handle.write(record)
         elif self.format == "jsonl":
-            handle.write(dumps(record) + "\n")
+            handle.write(self._json(record) + "\n")
         elif self.format == "json":
-            handle.write(("," if self._json_count else "") + "\n" + dumps(record))
+            handle.write(("," if self._json_count else "") + "\n" + self._json(record))
             self._json_count += 1
         if not self._dirty:
             self._buffered()
+
+    def _json(self, record: Value) -> str:
+        """A record as a line of the file: a bytes value in it fails the record (its `<N bytes>` text
+        would stand in for the data)."""
+        try:
+            return dumps(record, binary=False)
+        except JsonDataError as e:
+            raise FlowRuntimeError(f"cannot write to {self.path.name}: {e}", "data") from None
 
     def _write_csv(self, handle: WholeRecords, record: Value) -> None:
         if type(record) is not dict:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.blob import Blob
+from flowlang.runtime.jsoncodec import binary_refused
 from flowlang.runtime.values import Secret, to_text
 
 
@@ -21,6 +24,8 @@ def query_value(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
+    if type(value) is bytes or type(value) is Blob:  # its text `<N bytes>` would stand in for the data
+        raise FlowRuntimeError(binary_refused(value, "a query parameter or a form field"), "data")
     return to_text(value)
 
 

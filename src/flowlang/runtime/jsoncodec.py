@@ -54,11 +54,13 @@ def loads(text: str | bytes) -> Any:
         raise JsonDataError(f"a number has more than {MAX_INT_DIGITS:,} digits") from None
 
 
-def dumps(value: Any, *, secrets_as: str = "***", reveal_secrets: bool = False) -> str:
+def dumps(value: Any, *, secrets_as: str = "***", reveal_secrets: bool = False, binary: bool = True) -> str:
     """Compact JSON of a flowlang value; secrets become `secrets_as` (or, for requests to the
-    system the secret is meant for, their value), streams their label."""
+    system the secret is meant for, their value), streams their label. A bytes value reads
+    `<N bytes>` (output for people); with `binary=False` (data for a destination: a request body, a
+    file) it is a JsonDataError instead, since that text would stand in for the data."""
     parts: list[str] = []
-    _encode(value, parts, None if reveal_secrets else secrets_as, 0)
+    _encode(value, parts, None if reveal_secrets else secrets_as, 0, binary)
     text = "".join(parts)
     if not text.isascii() and LONE_SURROGATES.search(text) is not None:
         text = LONE_SURROGATES.sub(_escaped, text)  # only inside strings: JSON's own text is ASCII
@@ -70,7 +72,7 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def _encode(value: Any, out: list[str], secret_text: str | None, depth: int) -> None:
+def _encode(value: Any, out: list[str], secret_text: str | None, depth: int, binary: bool = True) -> None:
     t = type(value)
     if t is str:
         out.append(encode_basestring(value))
@@ -96,17 +98,26 @@ def _encode(value: Any, out: list[str], secret_text: str | None, depth: int) -> 
                 first = False
                 out.append(encode_basestring(str(k)))
                 out.append(":")
-                _encode(v, out, secret_text, depth + 1)
+                _encode(v, out, secret_text, depth + 1, binary)
             out.append("}")
         else:
             out.append("[")
             for i, v in enumerate(value):
                 if i:
                     out.append(",")
-                _encode(v, out, secret_text, depth + 1)
+                _encode(v, out, secret_text, depth + 1, binary)
             out.append("]")
     else:
+        if not binary and isinstance(value, bytes | Blob):
+            raise JsonDataError(binary_refused(value))
         out.append(encode_basestring(_scalar_text(value, secret_text)))
+
+
+def binary_refused(value: bytes | Blob, where: str = "JSON") -> str:
+    """Why a bytes value cannot be written into text data."""
+    return (f"a bytes value ({len(value):,} bytes) cannot be written as {where}: its text would be "
+            f"'{bytes_text(value)}', not the data; give base64_encode(b) (or send the bytes alone as the body "
+            'of a request, or to a file with format: "bytes")')
 
 
 def _scalar_text(value: Any, secret_text: str | None) -> str:

@@ -23,6 +23,7 @@ from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_ret
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
+from flowlang.runtime.blob import is_binary as binary_value
 from flowlang.runtime.formcodec import FormError, form_encode
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.masking import cut, mask_value
@@ -126,8 +127,14 @@ def encode_body(body: Any, headers: dict[str, str], form: bool = False) -> bytes
     if isinstance(body, str | Secret):
         headers.setdefault("Content-Type", "text/plain; charset=utf-8")
         return header_text(body).encode()
+    if binary_value(body):  # a file or a binary answer sent on as it is (an upload)
+        headers.setdefault("Content-Type", "application/octet-stream")
+        return body if type(body) is bytes else body.whole()
     headers.setdefault("Content-Type", "application/json")
-    return dumps(body, reveal_secrets=True).encode()
+    try:
+        return dumps(body, reveal_secrets=True, binary=False).encode()
+    except JsonDataError as e:
+        raise FlowRuntimeError(f"the request body: {e}", "data") from None
 
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
