@@ -276,6 +276,21 @@ def test_input_from_stdin(tmp_path: Path) -> None:
     assert bad.status == 2 and "--input - is not valid JSON" in bad.stderr
 
 
+def test_a_flow_saved_with_a_byte_order_mark_runs(tmp_path: Path) -> None:
+    """A .flow file that starts with a UTF-8 byte order mark (Windows Notepad writes one) was a syntax
+    error, "unexpected character '\\ufeff'" at 1:1; the mark is not part of the flow, nor of its columns."""
+    (tmp_path / "bom.flow").write_bytes(b"\xef\xbb\xbfemit 1\n")
+    result = cli("run", "bom.flow", cwd=tmp_path)
+    assert result.status == 0 and result.stdout == "1\n", result.stderr
+    (tmp_path / "bad.flow").write_bytes(b"\xef\xbb\xbfemit foo\n")
+    result = cli("check", "bad.flow", cwd=tmp_path)
+    assert result.status == 2 and "bad.flow:1:6: error: unknown name 'foo'" in result.stderr
+    (tmp_path / "lib.flow").write_bytes(b"\xef\xbb\xbffunction two()\n  return 2\nend\n")
+    (tmp_path / "main.flow").write_text('import "lib.flow"\nemit two()\n')
+    result = cli("run", "main.flow", cwd=tmp_path)
+    assert result.status == 0 and result.stdout == "2\n", result.stderr
+
+
 def test_json_lines_on_stdin_are_a_list_of_records(tmp_path: Path) -> None:
     """What `flowlang run` writes (JSON Lines) is an --input - the next flow can read: before, two lines
     or more were 'not valid JSON: Extra data'. A real pipe between two runs; a broken line is named."""

@@ -75,6 +75,8 @@ MAX_SOURCE = 2_000_000  # characters; a flow is a script, not data
 
 def parse(source: Source, mode: StartRule["module", "repl"] = "module") -> ast.Module:
     """Parse a whole flow (or, with mode='repl', statements and bare expressions)."""
+    if source.text.startswith("\ufeff"):  # a byte order mark (Notepad writes one): not part of the flow,
+        source = Source(source.name, source.text[1:], source.path)  # nor counted in its columns
     if len(source.text) > MAX_SOURCE:
         raise FlowSyntaxError([Diagnostic(
             "syntax", f"the script is {len(source.text):,} characters long, more than the {MAX_SOURCE:,} a flow "
