@@ -150,3 +150,46 @@ def test_the_plan_says_which_sends_the_ledger_would_skip(tmp_path: Path) -> None
     assert "api.post  POST /orders: 1 record" in planned.stdout
     plan = json.loads(as_json.stdout)
     assert plan["skipped"] == 3 and plan["writes"][0]["payloads"] == [{"n": 4}]
+
+
+BATCHING = """name = "shop"
+base_url = "{base_url}"
+
+[config]
+base_url = { required = true }
+
+[operations.list_items]
+method = "GET"
+path = "/source"
+pagination = { style = "page", size = 10, records = "data", total_pages = "total_pages" }
+
+[operations.create_items]
+method = "POST"
+path = "/items/batch"
+batch = { max = 100, body = "items", results = "results", ok = "ok", error = "error" }
+"""
+
+
+def test_a_batched_send_over_pages_is_planned_as_its_least_number_of_requests(tmp_path: Path) -> None:
+    """100 records read in pages of 10 and sent `batch 7`: the plan counted 17 batch requests (each
+    page's remainder planned as a batch of its own, since a planned batch is "sent" at once) and its
+    least duration from them, while the run made 15. A plan counts ceil(records / batch) now: the
+    least the run makes, as the plan's durations are."""
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text(BATCHING)
+    flow = tmp_path / "bulk.flow"
+    flow.write_text('use shop = shop(base_url: env.API, rate_limit: env.RATE)\ncall shop.list_items() as items\n'
+                    "for each it in items\n  send {n: it.n} to shop.create_items batch 7\nend\n")
+    source = [{"n": n} for n in range(1, 101)]
+    with FakeApi({"items": []}) as api:
+        api.route("GET", r"^/source$", lambda req: paged(source, req, "page", api.url))
+        planned = run_cli("plan", str(flow), "--json", env={"API": api.url, "RATE": "600/minute"})
+        assert planned.returncode == 0, planned.stderr
+        text = run_cli("plan", str(flow), env={"API": api.url, "RATE": "600/minute"})
+        done = run_cli("run", str(flow), env={"API": api.url, "RATE": "100/second"})
+        assert done.returncode == 0, done.stderr
+        sent = [len(r.body["items"]) for r in api.requests if r.path == "/items/batch"]
+    [write] = json.loads(planned.stdout)["writes"]
+    assert write["records"] == 100 == sum(sent)
+    assert write["requests"] == 15 <= len(sent), sent
+    assert "shop: 15 POST /items/batch (100 records), rate 10/second: at least 2 s" in text.stdout

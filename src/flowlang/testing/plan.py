@@ -33,11 +33,20 @@ class Destination:
     op: str
     label: str  # "POST /invoices", or the operation's name
     records: int = 0
-    requests: int = 0
+    single_requests: int = 0  # one a record (or a batch sent as one request a record)
+    batched: int = 0  # records of batches that go out as one request each
+    largest_batch: int = 0
     payloads: list[Any] = field(default_factory=list)
     batch_size: int | None = None  # the operation's own batch limit, when it takes batches
     targets: set[str] = field(default_factory=set)  # the paths met, up to MAX_TARGETS
     more_targets: bool = False
+
+    @property
+    def requests(self) -> int:
+        """The least the real run makes: its batches full (a planned batch is "sent" at once, so the
+        plan flushes partial ones at page ends that the run, waiting for an answer, fills)."""
+        full = math.ceil(self.batched / self.largest_batch) if self.batched else 0
+        return self.single_requests + full
 
     def aim(self, label: str) -> None:
         """Count a path this destination's records went to; the label becomes their shared pattern."""
@@ -118,7 +127,7 @@ class PlanningConnection(Connection):
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value],
                          kwargs: dict[str, Value]) -> list[SendOutcome]:
-        self.planner.plan(self, op, args, records, 1 if batches_natively(self.inner) else len(records))
+        self.planner.plan(self, op, args, records, len(records), batch=batches_natively(self.inner))
         return [SendOutcome(True, None) for _ in records]
 
     async def close(self) -> None:
@@ -152,7 +161,9 @@ class Planner:
     def finish(self, status: str, failed: int) -> None:
         self.status = status
 
-    def plan(self, connection: Connection, op: str, args: list[Value], records: list[Value], requests: int) -> None:
+    def plan(self, connection: Connection, op: str, args: list[Value], records: list[Value], requests: int,
+             batch: bool = False) -> None:
+        """Plan records sent in `requests` requests, or with `batch` in one request (of a batch)."""
         label = label_of(connection.spec, op, args)
         key = (connection.name, op, group_of(label))
         found = self.destinations.get(key)
@@ -163,7 +174,11 @@ class Planner:
         found.aim(label)
         for record in records:
             found.add(record, self.keep_all)
-        found.requests += requests
+        if batch:
+            found.batched += len(records)
+            found.largest_batch = max(found.largest_batch, len(records))
+        else:
+            found.single_requests += requests
 
 
 # ---- the cost -------------------------------------------------------------------------------
