@@ -197,6 +197,36 @@ def equal(a: Value, b: Value) -> bool:
     return False
 
 
+class _Unkeyed:
+    """The key of a value that has no hash: equal() alone can compare it (see equality_key)."""
+
+
+UNKEYED = _Unkeyed()
+
+
+def equality_key(value: Value) -> Any:
+    """A hashable key that two values share exactly when equal() finds them equal (1 and 1.0 share
+    one, true and 1 do not, an object's key order does not count), so unique() and the like find
+    repeats in one pass instead of comparing every pair; UNKEYED for a value without one (a stream),
+    which the caller compares with equal()."""
+    t = type(value)
+    if t is int or t is Decimal:
+        return ("number", value)  # hash(Decimal("1.0")) == hash(1), as equal() says
+    if t is list:
+        parts = tuple(equality_key(x) for x in value)
+        return UNKEYED if any(p is UNKEYED for p in parts) else ("list", parts)
+    if t is dict:
+        pairs = frozenset((k, equality_key(v)) for k, v in value.items())
+        return UNKEYED if any(p is UNKEYED for _, p in pairs) else ("object", pairs)
+    if t is datetime:
+        return ("datetime", instant(value))
+    try:
+        hash(value)
+    except TypeError:
+        return UNKEYED
+    return (t, value)
+
+
 def instant(value: datetime) -> datetime:
     """A datetime as UTC, so that comparing two compares their instants: Python compares datetimes
     of one zone by wall time (01:30 before and after a DST change are "equal") and never finds a time
