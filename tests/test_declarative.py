@@ -362,3 +362,22 @@ end
         assert sorted(s for batch in sent for s in batch) == sorted(f"S{n}" for n in range(40))  # each once
         assert len(sent) <= 15, [len(b) for b in sent]  # 14 when every batch is full
         assert busy["most"] <= 4
+
+
+def test_a_path_written_with_a_space_or_non_ascii_is_sent_encoded(folder: Path) -> None:
+    # as `connectors import` writes an OpenAPI path ("/items/{id}/sub items"): before, the request line
+    # carried the space and the UTF-8 bytes as they were, and the server answered 400 (a bad request line)
+    (folder / "connectors" / "sp.toml").write_text('name = "sp"\nbase_url = "http://127.0.0.1:1/v1"\n'
+                                                   '[operations.get_sub]\nmethod = "GET"\n'
+                                                   'path = "/items/{id}/sub items/ü"\n')
+    with FakeApi() as api:
+        api.route("GET", ".*", lambda req: (200, {}, {"path": req.path}))
+        result = run(folder, """
+use s = sp(base_url: env.API + "/v1")
+call s.get_sub(id: "a/b c") as one
+use h = http(base_url: env.API)
+call h.get("/x y/Zoë", query: {q: "a b"}) as two
+emit [one.path, two.path]
+""", api)
+        assert result.outputs == [["/v1/items/a%2Fb%20c/sub%20items/%C3%BC", "/x%20y/Zo%C3%AB"]], result.error
+        assert api.requests[1].query == {"q": "a b"}

@@ -104,6 +104,19 @@ MAX_CONNECTIONS = 100
 READ_CHUNK = 1 << 16
 MAX_TARGETS = 256  # URLs before the query kept parsed, per connection
 PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&+-]*")  # yarl's with_query leaves these as they are
+# what a request line cannot carry as it is: a space, a control character, non-ASCII, and the characters
+# RFC 3986 never allows in a URL; written in a flow's literal path ("/sub items/ü"), they are %-encoded
+UNSENDABLE = re.compile(r'[^\x21-\x7e]|["<>\\^`{|}]')
+KEPT = ":/?#[]@!$&'()*+,;=%~"  # the URL's own structure and its %-escapes stay as they are
+
+
+def sendable(url: str) -> str:
+    """`url` with what a request line cannot carry %-encoded (UTF-8), the rest as it is."""
+    if UNSENDABLE.search(url) is None:
+        return url
+    from urllib.parse import quote
+
+    return quote(url, safe=KEPT, errors="surrogatepass")
 NO_ENVIRONMENT: tuple[Any, Any, Any] = (None, None, None)  # (proxy, proxy_auth, login)
 
 
@@ -199,10 +212,10 @@ class Transport:
         characters (all a query flowlang encodes is, but for %-escapes) is only added to it."""
         head, _, query = url.partition("?")
         if not query or "#" in head or not PLAIN_QUERY.fullmatch(query):
-            return self._url(url, encoded=True)
+            return self._url(sendable(url), encoded=True)
         base = self._targets.get(head)
         if base is None:
-            base = self._url(head, encoded=True)
+            base = self._url(sendable(head), encoded=True)
             if len(self._targets) < MAX_TARGETS:
                 self._targets[head] = base
         return base.with_query(query)
