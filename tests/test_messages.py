@@ -27,6 +27,10 @@ def test_a_param_of_the_wrong_type_is_refused_before_the_run(tmp_path: Path) -> 
     assert "param n is a number (its default is 5), got 'abc'" in wrong.stderr
     flag = cli("run", "f.flow", "--param", "full=yes", "--log-format", "text", cwd=tmp_path)
     assert flag.status == 2 and "param full is true or false (its default is false), got 'yes'" in flag.stderr
+    for given, said in (("null", "null"), ("[1]", "list"), ('{"a":1}', "object"), ("7", "number")):
+        other = cli("run", "f.flow", "--param", f"full={given}", "--log-format", "text", cwd=tmp_path)
+        # before, a null was "got NoneType" and an object "got dict"
+        assert other.status == 2 and f"(its default is false), got {said}\n" in other.stderr, other.stderr
     right = cli("run", "f.flow", "--param", "n=2.5", "--param", "full=true", "--quiet", cwd=tmp_path)
     assert right.status == 0 and right.stdout == '["2024-01-01",2.5,true]\n'
 
@@ -114,3 +118,15 @@ def test_a_connector_file_pagination_typo_gets_did_you_mean_and_a_caret(tmp_path
     assert "pagination.record: no such key (did you mean 'records'?)" in result.stderr
     assert " 16 | curser = \"next\"\n    | ^^^^^^" in result.stderr
     assert result.stderr == snapshot
+
+
+def test_a_parallel_or_batch_size_that_is_not_a_whole_number_is_shown_as_given(tmp_path: Path) -> None:
+    # before: "got Decimal('2.5')" for parallel, "got number" for batch
+    (tmp_path / "f.flow").write_text("param p = 2\nuse out = memory()\nfor each i in range(3) parallel p\n"
+                                     "  emit i\nend\nfor each i in range(3)\n  send {i: i} to out batch p\nend\n")
+    for given in ("0", "2.5"):
+        proc = cli("run", "f.flow", "--param", f"p={given}", "--log-format", "text", cwd=tmp_path)
+        assert f"f.flow:3:15: error: parallel needs a whole number of at least 1, got {given}\n" in proc.stderr
+    (tmp_path / "f.flow").write_text((tmp_path / "f.flow").read_text().replace(" parallel p", ""))
+    proc = cli("run", "f.flow", "--param", "p=2.5", "--log-format", "text", cwd=tmp_path)
+    assert "batch needs a whole number of at least 1, got 2.5 (first:" in proc.stderr, proc.stderr

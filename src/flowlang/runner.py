@@ -38,6 +38,7 @@ from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import SECRET_MASKED, SECRET_MASKED_NAMES, Store, StoredError, masked_json, now_text
 from flowlang.runtime.tape import CURRENT, drawn
+from flowlang.runtime.values import type_name
 from flowlang.runtime.watchdog import WATCHDOG
 from flowlang.status import ExitStatus, exit_status
 
@@ -158,7 +159,9 @@ def _param_type_problem(default: ast.Expr | None, value: Any) -> str | None:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else type(value).__name__
+    """A given param's value for a message: text as it was given, else its flowlang type (`null`,
+    `list`, `object`), never a Python type name (`NoneType`)."""
+    return repr(value) if isinstance(value, str) else type_name(value)
 
 
 def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dry: bool,

@@ -20,7 +20,7 @@ from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.ledger import key_text, ledger_operation, payload_hash
-from flowlang.runtime.values import RecordStream, type_name
+from flowlang.runtime.values import RecordStream, shown_number, type_name
 
 if TYPE_CHECKING:
     from flowlang.compile.loops import LoopInfo
@@ -446,7 +446,7 @@ class IoCompiler(StatementCompiler):
                 kw = {k: e(f) for k, e in kwargs.items()}
             size = size_of(f)
             if type(size) is not int or size < 1:
-                raise where.error(f"batch needs a whole number of at least 1, got {type_name(size)}", "value")
+                raise where.error(f"batch needs a whole number of at least 1, got {shown_number(size)}", "value")
             buffers: dict[Any, BatchBuffer] = f.run.batches
             buffer = buffers.get(node)
             if buffer is None or not buffer.same_target(conn, op, a, kw):

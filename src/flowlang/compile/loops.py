@@ -35,7 +35,7 @@ from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_me
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import READ_FAILED, RecordFailure
 from flowlang.runtime.slots import Slots
-from flowlang.runtime.values import BadRecord, RecordStream, Secret, type_name
+from flowlang.runtime.values import BadRecord, RecordStream, Secret, shown_number, type_name
 
 log = logging.getLogger("flowlang.loops")
 STORABLE = (type(None), bool, int, str, list, dict, Secret)
@@ -493,7 +493,7 @@ class LoopCompiler:
             return self.ahead_width(f)
         n = self.parallel(f)
         if type(n) is not int or n < 1:
-            raise self.where.error(f"parallel needs a whole number of at least 1, got {n!r}", "value")
+            raise self.where.error(f"parallel needs a whole number of at least 1, got {shown_number(n)}", "value")
         return n
 
     async def run_parallel(self, f: Frame) -> None:

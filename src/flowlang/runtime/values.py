@@ -356,6 +356,12 @@ def to_text(value: Value) -> str:
     return dumps(value)
 
 
+def shown_number(value: Any) -> str:
+    """A value where a whole number was wanted, for a message: a number as it reads (`0`, `2.5`),
+    anything else by its type (`text`, `null`)."""
+    return to_text(value) if type_name(value) == "number" else type_name(value)
+
+
 def bytes_text(value: bytes | Blob) -> str:
     """How binary data reads in text and output: its size, never its raw bytes."""
     return f"<{len(value)} bytes>"
