@@ -103,6 +103,27 @@ def test_params_and_input(tmp_path: Path) -> None:
     assert lines(proc.stdout) == [{"n": [1, 2], "s": "plain text", "input": {"ids": [1, 2]}}]
 
 
+def test_a_value_that_looks_like_json_but_is_not_is_refused(tmp_path: Path) -> None:
+    """`--param ids=[1,2` (a bracket lost) or `--param 'filter={status: "paid"}'` (a flowlang object,
+    not JSON) was taken as a text, so the run started and failed as a job ('cannot loop over string',
+    exit 1, a failed job for the alerts); `flowlang state --set` and `edit --set` stored such text. A
+    value that starts with [ or { must be JSON now: exit 2 before anything runs, saying what is wrong;
+    a text that starts so is given as a JSON string."""
+    write(tmp_path, "f.flow", 'flow "F"\nparam ids = [1]\nfor each i in ids\n  emit i\nend\n')
+    for raw in ("ids=[1,2", 'ids={status: "paid"}', "ids= [1, 2,]"):
+        proc = cli("run", "f.flow", "--param", raw, "--log-format", "text", cwd=tmp_path)
+        assert proc.status == 2, (raw, proc.stderr)
+        assert f"--param {raw} is not valid JSON" in proc.stderr and "a text that starts with" in proc.stderr
+        state = cli("state", "f.flow", "--set", raw, cwd=tmp_path)
+        assert state.status == 2 and f"--set {raw} is not valid JSON" in state.stderr, state.stderr
+    assert "no jobs yet" in cli("jobs", "f.flow", cwd=tmp_path).stdout
+    assert lines(cli("run", "f.flow", "--param", "ids=[1, 2]", cwd=tmp_path).stdout) == [1, 2]
+    text = cli("run", "f.flow", "--param", 'ids="[draft]"', cwd=tmp_path)
+    assert text.status == 1 and "cannot loop over string" in text.stderr  # the JSON string: the text itself
+    assert cli("state", "f.flow", "--set", "since=2024-05-01", cwd=tmp_path).status == 0  # other text as before
+    assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"] == {"since": "2024-05-01"}
+
+
 def test_check_many_files(tmp_path: Path) -> None:
     write(tmp_path, "good.flow", "emit 1\n")
     write(tmp_path, "bad.flow", "emit x\n")

@@ -157,8 +157,10 @@ def test_state_set_reads_nan_as_text_like_param_and_refuses_a_bad_tagged_value(t
     keeps them as text, as `--param` does; a tagged value that holds no duration or time is refused
     (it was an internal error: "cannot convert float NaN to integer")."""
     write(tmp_path, "f.flow", "param p\nemit {p: p, a: state.a, b: state.b, c: state.c, d: state.d}\n")
+    listed = run_cli("state", "f.flow", "--set", "d=[1, NaN]", cwd=tmp_path)  # a list, so it must be JSON
+    assert listed.returncode == 2 and "--set d=[1, NaN] is not valid JSON (NaN is not a JSON number)" in listed.stderr
     done = run_cli("state", "f.flow", "--set", "a=NaN", "--set", "b=Infinity", "--set", "c=-Infinity",
-                   "--set", "d=[1, NaN]", cwd=tmp_path)
+                   "--set", 'd="[1, NaN]"', cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert lines(done.stdout)[0]["state"] == {"a": "NaN", "b": "Infinity", "c": "-Infinity", "d": "[1, NaN]"}
     ran = run_cli("run", "f.flow", "--param", "p=NaN", cwd=tmp_path)

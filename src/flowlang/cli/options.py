@@ -11,17 +11,28 @@ from flowlang.runtime.jsoncodec import JsonDataError, loads
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
-    """--param name=value: the value is parsed as JSON, else taken as a string."""
+    """--param name=value: the value is parsed as JSON, else taken as a string (json_or_text)."""
     params: dict[str, Any] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--param needs name=value, got {item!r}")
-        try:
-            params[name.strip()] = loads(raw)
-        except JsonDataError:
-            params[name.strip()] = raw
+        params[name.strip()] = json_or_text(raw, f"--param {item}")
     return params
+
+
+def json_or_text(raw: str, given: str) -> Any:
+    """A NAME=VALUE value of the command line (--param, --set): JSON, else the text itself. A value
+    that starts with [ or { is meant as JSON (a list, an object), so when it is not JSON (a bracket
+    lost, a flowlang object's unquoted keys) it is refused, not taken as text."""
+    try:
+        return loads(raw)
+    except JsonDataError as e:
+        if raw.lstrip()[:1] in ("[", "{"):
+            raise UsageError(f"{given} is not valid JSON ({_reason(e)}): lists and objects are given as JSON "
+                             "(ids=[1,2], filter={\"status\": \"paid\"}); a text that starts with [ or { "
+                             "as a JSON string (tag='\"[draft]\"')") from None
+        return raw
 
 
 def flow_paths(items: list[str]) -> list[str]:

@@ -83,14 +83,14 @@ def opened(args: argparse.Namespace, lock: bool = False) -> Iterator[tuple[Store
         store.close()
 
 
-def parse_value(raw: str) -> Any:
-    """PATH=JSON values: JSON, else the text as a string, as `--param` reads them: `NaN`, `Infinity` and
-    `-Infinity` are no JSON numbers (nor flowlang ones: numbers are finite decimals), so they are text.
-    JSON in the store's tagged form (`{"$datetime": "..."}`) must hold what it tags."""
-    try:
-        parsed = loads(raw)
-    except JsonDataError:
-        return raw
+def parse_value(raw: str, given: str) -> Any:
+    """PATH=JSON values: JSON, else the text as a string, as `--param` reads them (options.json_or_text):
+    `NaN`, `Infinity` and `-Infinity` are no JSON numbers (nor flowlang ones: numbers are finite
+    decimals), so they are text. JSON in the store's tagged form (`{"$datetime": "..."}`) must hold what
+    it tags."""
+    from flowlang.cli.options import json_or_text
+
+    parsed = json_or_text(raw, given)
     try:
         return from_stored(parsed)
     except JsonDataError as e:
@@ -295,7 +295,7 @@ def assignments(items: list[str], option: str) -> list[tuple[str, Any]]:
         path, sep, raw = item.partition("=")
         if not sep or not path.strip():
             raise UsageError(f"{option} needs PATH=JSON, got {item!r}")
-        out.append((path.strip(), parse_value(raw)))
+        out.append((path.strip(), parse_value(raw, f"{option} {item}")))
     return out
 
 
