@@ -357,3 +357,20 @@ def test_a_map_path_through_a_value_that_is_not_an_object_is_a_located_error(tmp
                      "emit [a, o]\n", tmp_path)
     assert built.ok and built.outputs == [{"s": {"t": 5}, "k": {"a": 1, "b": 2}, "m": {"n": 3}},
                                           {"s": None, "k": {"a": 1}}]
+
+
+def test_a_huge_list_or_string_index_is_past_the_end_at_once(tmp_path: Path) -> None:
+    # xs[1e999999] converted the index to a whole number of a million digits first: one record, minutes
+    started = __import__("time").monotonic()
+    result = run_text('for each i in [1e999999, -1e999999, 1.0, 2]\n  let xs = [10, 20]\n'
+                      '  emit [xs[i], "ab"[i]]\nend\n', tmp_path)
+    assert result.ok, result.errors
+    assert result.outputs == [[None, None], [None, None], [20, "b"], [None, None]]
+    assert __import__("time").monotonic() - started < 5
+    # assigning: 1.0 is index 1 (as reading it is), a huge index is out of range with the line
+    result = run_text('for each i in [1.0, 1e999999, "a"]\n  let xs = [10, 20]\n  let xs[i] = 5\n  emit xs\nend\n',
+                      tmp_path)
+    assert result.status == "partial" and result.outputs == [[10, 5]]
+    assert [(e.message, e.line) for e in result.errors] == [
+        ("list index 1E+999999 is out of range (the list has 2 items)", 3),
+        ("a list index must be a whole number, got string", 3)]

@@ -51,24 +51,37 @@ def field_of(value: Any, name: str, where: Where) -> Any:
     raise where.error(f"cannot read field '{name}' of {type_name(value)}")
 
 
+PAST_ANY_LIST = 10**19  # an index this far is past the end of every list (and of every text)
+
+
+def whole_index(index: Any) -> int | None:
+    """A list or string index as an int: a whole number, 1.0 included; one of more than 18 digits
+    (1e999999) as PAST_ANY_LIST with its sign, not converted (int() of it took minutes); None when
+    it is not a whole number."""
+    t = type(index)
+    if t is int:
+        return int(index)
+    if t is Decimal and index.is_finite() and index == index.to_integral_value():
+        if index.adjusted() > 18:
+            return -PAST_ANY_LIST if index < 0 else PAST_ANY_LIST
+        return int(index)
+    return None
+
+
 def index_of(obj: Any, index: Any, where: Where) -> Any:
     t = type(obj)
-    if t is list:
-        if type(index) is Decimal and index == index.to_integral_value():
-            index = int(index)
-        if type(index) is not int:
-            raise where.error(f"a list index must be a whole number, got {type_name(index)}")
-        return obj[index] if -len(obj) <= index < len(obj) else None
+    if t is list or t is str:
+        i = whole_index(index)
+        if i is None:
+            raise where.error(f"a {'list' if t is list else 'string'} index must be a whole number, "
+                              f"got {type_name(index)}")
+        return obj[i] if -len(obj) <= i < len(obj) else None
     if t is dict:
         if type(index) is not str:
             raise where.error(f"an object key must be a string, got {type_name(index)}")
         return obj.get(index)
     if obj is None:
         return None
-    if t is str:
-        if type(index) is not int:
-            raise where.error(f"a string index must be a whole number, got {type_name(index)}")
-        return obj[index] if -len(obj) <= index < len(obj) else None
     if t is RecordStream:
         raise NeedsMaterialization(obj)
     raise where.error(f"cannot index {type_name(obj)}")

@@ -8,7 +8,7 @@ from typing import Any
 from flowlang import ast
 from flowlang.check.scopes import Global, Local, Outer
 from flowlang.compile.errors import Where
-from flowlang.compile.expressions import ExpressionCompiler
+from flowlang.compile.expressions import ExpressionCompiler, whole_index
 from flowlang.compile.steps import NOTHING, Eval, Step, block, run_step
 from flowlang.errors import FlowRuntimeError, LimitError
 from flowlang.runtime.field_misses import Reach, counter
@@ -348,9 +348,10 @@ def _get(container: Any, key: Any, where: Where) -> Any:
             raise where.error(f"an object key must be a string, got {type_name(key)}")
         return container.get(key)
     if type(container) is list:
-        if type(key) is not int:
+        i = whole_index(key)
+        if i is None:
             raise where.error(f"a list index must be a whole number, got {type_name(key)}")
-        return container[key] if -len(container) <= key < len(container) else None
+        return container[i] if -len(container) <= i < len(container) else None
     raise where.error(f"cannot set a field inside {type_name(container)}")
 
 
@@ -361,10 +362,13 @@ def _set(container: Any, key: Any, value: Any, where: Where) -> None:
         container[key] = value
         return
     if type(container) is list:
-        if type(key) is not int or not -len(container) <= key < len(container):
+        i = whole_index(key)
+        if i is None:
+            raise where.error(f"a list index must be a whole number, got {type_name(key)}")
+        if not -len(container) <= i < len(container):
             raise where.error(f"list index {to_text(key)} is out of range (the list has {len(container)} items)",
                               "value")
-        container[key] = value
+        container[i] = value
         return
     raise where.error(f"cannot set a field inside {type_name(container)}")
 
