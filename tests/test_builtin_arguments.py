@@ -70,3 +70,23 @@ def test_unique_of_a_long_list_takes_one_pass_and_keeps_the_equality_rule(tmp_pa
                                dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC), dt.date(2024, 1, 1),
                                dt.timedelta(days=1), 0, False]]
     assert type(result.outputs[0][-2]) is int and not isinstance(result.outputs[0][0], Decimal)
+
+
+@pytest.mark.parametrize(("group", "message"), [
+    ("null", "regex_find()'s group must be a whole number or a group's name, got null"),
+    ("[1]", "regex_find()'s group must be a whole number or a group's name, got list"),
+    ("o", "regex_find()'s group must be a whole number or a group's name, got object"),
+    ("true", "regex_find()'s group must be a whole number or a group's name, got boolean"),  # was group 1
+    ("1.5", "regex_find()'s group must be a whole number or a group's name, got number 1.5"),  # was group 1
+    ("1e999999", "regex_find(): the pattern has no group 1E+999999"),
+])
+def test_regex_find_refuses_a_group_that_is_not_a_number_or_a_name(group: str, message: str,
+                                                                   tmp_path: Path) -> None:
+    # a null, a list or an object as the group was "internal error (TypeError: int() argument ...)"
+    result = run_text(f'for each o in [{{}}]\n  emit regex_find("ab", "(a)(b)", {group})\nend\n', tmp_path)
+    assert result.status == "partial" and len(result.errors) == 1
+    [failure] = result.errors
+    assert failure.message == message and failure.kind != "internal"
+    assert (failure.location or "").endswith("f.flow:2:8") and failure.record == {}
+    result = run_text('emit [regex_find("ab", "(a)(b)", 2.0), regex_find("ab", "(?P<x>a)(b)", "x")]\n', tmp_path)
+    assert result.outputs == [["b", "a"]]

@@ -255,7 +255,7 @@ def regex_match(s: Any, pattern: Any) -> Any:
 def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
     r"""regex_find(s, pattern, group): the first match of the regular expression in s, or null.
 
-    With group (a number or a name), that group of the match.
+    With group (a whole number or a name), that group of the match; any other group (null, true, 1.5) is an error.
 
     Examples:
         regex_find("Order #123 paid", '#(\d+)', 1) -> "123"
@@ -266,6 +266,7 @@ def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
         return None
     need(s, "string", "regex_find")
     need(pattern, "string", "regex_find", "pattern")
+    which = _group_arg(group)
     try:
         m = _regex(pattern).search(s, timeout=REGEX_SECONDS)
     except TimeoutError:
@@ -273,9 +274,22 @@ def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
     if m is None:
         return None
     try:
-        return m.group(group if isinstance(group, str) else int(group))
+        return m.group(which)
     except (IndexError, error_type()):
         raise BuiltinError(f"regex_find(): the pattern has no group {group}") from None
+
+
+def _group_arg(group: Any) -> str | int:
+    """regex_find's group: a name, or a whole number (1.0 counts; 1.5, true and null do not)."""
+    if type(group) is str:
+        return group
+    if type(group) is Decimal and group.is_finite() and group == group.to_integral_value():
+        return int(group) if group.adjusted() < 10 else 10**10  # no pattern has that many groups
+    if type(group) is not int:
+        shown = f" {group}" if type(group) is Decimal else ""
+        raise BuiltinError(f"regex_find()'s group must be a whole number or a group's name, got "
+                           f"{type_name(group)}{shown}", "type")
+    return group
 
 
 def error_type() -> type[Exception]:
