@@ -376,3 +376,40 @@ def test_once_ignores_a_query_string_that_changes_between_runs(tmp_path: Path) -
             assert done.returncode == 0, done.stderr
     got = Counter(r.body["n"] for r in api.requests if r.method == "POST" and r.path == "/invoices")
     assert got == {"SO-1": 1, "SO-2": 1, "SO-3": 1}
+
+
+def test_forgetting_keys_waits_for_no_run_and_is_a_job(tmp_path: Path) -> None:
+    """`flowlang ledger --forget K` / `--all` changed the ledger while a run of the flow was going on
+    (that run's `once` sends read and write those very entries), where resolve, edit and state wait
+    for the flow's lock (exit 75); and nothing in `flowlang jobs` said that keys had been forgotten.
+    It takes the lock now, and each forget is a job of kind `ledger`."""
+    from flowlang.runtime.lock import FlowLock
+
+    (tmp_path / "orders.jsonl").write_text("".join(json.dumps({"number": f"SO-{i}", "total": i}) + "\n"
+                                                   for i in range(1, 4)))
+    (tmp_path / "orders.flow").write_text(ONCE)
+    with FakeApi() as api:
+        api.route("POST", "/orders", lambda req: (201, {}, {"seq": 1}))
+        done = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+    assert len(ledger(tmp_path)) == 3
+    held = FlowLock(tmp_path / ".flowlang", "orders once")
+    held.acquire()  # a run of the flow is going on
+    try:
+        for args in (("--forget", "SO-1"), ("--all",)):
+            refused = run_cli("ledger", "orders.flow", *args, cwd=tmp_path)
+            assert refused.returncode == 75, refused.stderr
+            assert "another run of 'orders once' is in progress" in refused.stderr
+        assert len(ledger(tmp_path)) == 3
+        assert run_cli("ledger", "orders.flow", cwd=tmp_path).returncode == 0  # reading needs no lock
+    finally:
+        held.release()
+    forgot = run_cli("ledger", "orders.flow", "--forget", "SO-1", cwd=tmp_path)
+    assert forgot.returncode == 0 and "forgot key SO-1 (1 entry); the next run sends it again" in forgot.stderr
+    every = run_cli("ledger", "orders.flow", "--all", cwd=tmp_path)
+    assert every.returncode == 0 and "forgot every key (2 entries); the next run sends them again" in every.stderr
+    assert ledger(tmp_path) == []
+    jobs = [json.loads(line) for line in run_cli("jobs", "orders.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert [(j["kind"], j["message"]) for j in jobs] == [
+        ("ledger", "forgot every key (2 entries)"), ("ledger", "forgot key SO-1 (1 entry)"), ("run", None)]
+    assert "forgot key SO-1 (1 entry)" in run_cli("jobs", "orders.flow", cwd=tmp_path).stdout

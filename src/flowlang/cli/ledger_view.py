@@ -23,15 +23,11 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError("give --forget KEY or --all, not both")
     if not Path(args.file).is_file():
         raise UsageError(f"no such flow file: {args.file}")
+    if args.forget is not None or args.all:
+        return forget(args, terminal)
     flow = _flow_key(args.file)
     store = Store(state_dir_for(Path(args.file).resolve(), args.state_dir))
     try:
-        if args.forget is not None or args.all:
-            count = store.ledger.forget(flow, None if args.all else args.forget)
-            what = "every key" if args.all else f"key {args.forget}"
-            terminal.message(f"{flow}: forgot {what} ({count} entr{'ies' if count != 1 else 'y'}); "
-                             "the next run sends it again" if count else f"{flow}: no ledger entry for {what}")
-            return int(ExitStatus.OK)
         entries = store.ledger.entries(flow, args.key)
     finally:
         store.close()
@@ -53,4 +49,22 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
             answer = answer[:SHOWN - 3] + "..."
         terminal.out(f"{e.key}  {e.connection}.{e.operation}  {e.status} in job {e.job_id} at {e.sent_at}  "
                      f"hash {e.hash[:12]}  answer {answer}")
+    return int(ExitStatus.OK)
+
+
+def forget(args: argparse.Namespace, terminal: Terminal) -> int:
+    """--forget K / --all: under the flow's lock (a run's `once` sends read and write these entries), and
+    a job of kind `ledger` of its own, as the other changes made by hand are (OPERATIONS.md 5)."""
+    from flowlang.cli.store_commands import opened
+
+    with opened(args, lock=True) as (store, flow):
+        count = store.ledger.forget(flow, None if args.all else args.forget)
+        what = "every key" if args.all else f"key {args.forget}"
+        if count:
+            store.admin_job(flow, "ledger", f"forgot {what} ({count} entr{'ies' if count != 1 else 'y'})")
+    if not count:
+        terminal.message(f"{flow}: no ledger entry for {what}")
+    else:
+        terminal.message(f"{flow}: forgot {what} ({count} entr{'ies' if count != 1 else 'y'}); the next run sends "
+                         f"{'them' if count != 1 else 'it'} again")
     return int(ExitStatus.OK)

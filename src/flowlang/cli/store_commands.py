@@ -352,7 +352,7 @@ def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
     for job in jobs:
         s = job["stats"] or {}
         counts = (f"read {s.get('read', 0)}, sent {s.get('sent', 0)}, failed {s.get('failed', 0)}"
-                  if job["kind"] not in ("resolve", "edit", "state") else (job["message"] or ""))
+                  if job["kind"] not in ("resolve", "edit", "state", "ledger") else (job["message"] or ""))
         if job.get("resumed_from"):
             counts += f" (resumed job {job['resumed_from']})"
         terminal.out(f"{job['id']:>6}  {job['kind']:<9} {job['started_at']:<27} {duration(job):>9}  "

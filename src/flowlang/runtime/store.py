@@ -458,7 +458,7 @@ class Store:
             "updated_at = excluded.updated_at", (flow, value, job_id, now_text()))
 
     def admin_job(self, flow: str, kind: str, message: str, success_at: str | None = None) -> int:
-        """A change made by hand (resolve, edit, state): recorded as a finished job of its own."""
+        """A change made by hand (resolve, edit, state, ledger): recorded as a finished job of its own."""
         when = now_text()
         cur = self._tx("insert into jobs(flow, started_at, ended_at, status, kind, message, success_at, stats) "
                        "values (?, ?, ?, 'ok', ?, ?, ?, '{}')", (flow, when, when, kind, message, success_at))
