@@ -446,3 +446,38 @@ call db.execute("select 1")
 
     for form in (password, "€", urllib.parse.quote(password, safe=""), password[:20]):
         assert form not in wrong.error.render()
+
+
+BINARY_COLUMNS = {"sqlite": "blob", "postgres": "bytea", "mariadb": "varbinary(16)"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mariadb"])
+def test_binary_columns_read_as_bytes_and_copy_back_unchanged(tmp_path: Path, kind: str,
+                                                             request: pytest.FixtureRequest) -> None:
+    """A bytea, blob or varbinary was read as its bytes decoded as UTF-8 with every byte that is not
+    UTF-8 replaced by U+FFFD: de ad be ef 00 ff became the text 'ޭ��\\x00�', and copying it into another
+    binary column wrote those replacement characters' bytes, silently."""
+    url = f"sqlite:///{tmp_path / 'bin.db'}" if kind == "sqlite" else str(request.getfixturevalue(kind))
+    column = BINARY_COLUMNS[kind]
+    literal = "decode('deadbeef00ff', 'hex')" if kind == "postgres" else "X'deadbeef00ff'"
+    result = run(tmp_path, f"""
+use db = sql(url: "{url}")
+call db.execute("drop table if exists bin")
+call db.execute("create table bin (id integer primary key, b {column})")
+call db.execute("insert into bin values (1, {literal})")
+call db.query("select b from bin where id = 1") as rows
+for each r in rows
+  emit [type_of(r.b), len(r.b), base64_encode(r.b)]
+  send {{id: 2, b: r.b}} to db.insert(table: "bin") batch 10
+  send {{id: 3, b: r.b}} to db.insert(table: "bin")
+end
+""")
+    assert result.ok, result.error
+    assert result.outputs == [["bytes", 6, "3q2+7wD/"]]
+    hexed = "hex(b)" if kind != "postgres" else "upper(encode(b, 'hex'))"
+    check = run(tmp_path, f"""
+use db = sql(url: "{url}")
+call db.query("select id, {hexed} as h from bin order by id") as rows
+emit [r.h for r in rows]
+""")
+    assert check.outputs == [["DEADBEEF00FF"] * 3], check.error

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.blob import Blob
 from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.runtime.jsoncodec import dumps, loads
 from flowlang.runtime.masking import cut
@@ -59,6 +60,8 @@ def bindable(value: Any, dialect: str) -> Any:
         return value.reveal()
     if isinstance(value, dict | list):
         return dumps(value, reveal_secrets=True)
+    if isinstance(value, Blob):  # a large picked-up file: the driver takes bytes
+        return value.whole()
     if isinstance(value, datetime) and value.tzinfo is not None:
         value = value.astimezone(UTC)
         if dialect in ("mysql", "mariadb"):
@@ -116,9 +119,11 @@ def bound_rows(rows: list[tuple[Any, ...]], dialect: str) -> list[tuple[Any, ...
 def row_value(value: Any) -> Any:
     """A column's value as a flowlang value. A type flowlang has no value for is its text: a time of
     day in ISO 8601 (10:00:01.500000, 10:00:00+05:45 for timetz), a uuid, an inet address or a range as
-    the database writes it. Before, each was the placeholder text "<time>", "<UUID>": the value lost."""
+    the database writes it. Before, each was the placeholder text "<time>", "<UUID>": the value lost.
+    A binary column (bytea, blob, varbinary) is bytes: it was its bytes decoded as UTF-8, every byte
+    that is not UTF-8 replaced by U+FFFD, and so written back changed."""
     if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", errors="replace")
+        return bytes(value)
     if isinstance(value, list | tuple):  # a PostgreSQL array: uuid[] is a list of uuids
         return [row_value(v) for v in value]
     try:
