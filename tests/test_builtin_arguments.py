@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import flowlang
+from conftest import cli
 
 
 def run_text(text: str, tmp_path: Path) -> flowlang.Result:
@@ -90,3 +91,32 @@ def test_regex_find_refuses_a_group_that_is_not_a_number_or_a_name(group: str, m
     assert (failure.location or "").endswith("f.flow:2:8") and failure.record == {}
     result = run_text('emit [regex_find("ab", "(a)(b)", 2.0), regex_find("ab", "(?P<x>a)(b)", "x")]\n', tmp_path)
     assert result.outputs == [["b", "a"]]
+
+
+@pytest.mark.parametrize(("expr", "gives"), [
+    ('get([1, 2], "²")', None),  # "²" is a digit to str.isdigit(), not to int(): was an internal error
+    ('get([1, 2], "--1")', None),  # was an internal error
+    ('get({a: [5, 6]}, "a.-1")', 6),
+    ('get({a: [5, 6]}, "a.' + "9" * 5000 + '")', None),  # past int()'s 4,300 digits: was an internal error
+    ('group_by([[1], [2, 3]], "²")', {"": [[1], [2, 3]]}),
+])
+def test_an_odd_list_index_in_a_dotted_path_is_no_index(expr: str, gives: object, tmp_path: Path) -> None:
+    result = run_text(f"for each o in [1]\n  emit {expr}\nend\n", tmp_path)
+    assert result.ok, result.errors
+    assert result.outputs == [gives]
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America", "+²²:00", "+¹²"])
+def test_a_zone_that_is_a_folder_of_zones_or_odd_digits_is_an_unknown_zone(zone: str, tmp_path: Path) -> None:
+    # "Europe" (a folder of the zone database) was internal error (IsADirectoryError ...), in to_zone()
+    # and in flowlang check of a trigger; "+²²:00" was internal error (ValueError: invalid literal for int())
+    result = run_text(f'for each o in [1]\n  emit to_zone(datetime("2024-01-01T00:00:00Z"), "{zone}")\nend\n',
+                      tmp_path)
+    assert result.status == "partial"
+    [failure] = result.errors
+    assert failure.message.startswith(f"to_zone(): unknown time zone '{zone}'"), failure.message
+    assert (failure.location or "").endswith("f.flow:2:8")
+    (tmp_path / "t.flow").write_text(f'trigger schedule("0 * * * *", tz: "{zone}")\nemit 1\n')
+    done = cli("check", "t.flow", cwd=tmp_path)
+    assert done.status == 2 and "internal" not in done.stdout + done.stderr
+    assert f"t.flow:1:35: error: unknown time zone '{zone}'" in done.stdout + done.stderr

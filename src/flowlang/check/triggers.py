@@ -102,7 +102,7 @@ def zone_problem(name: str) -> str | None:
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("Europe")
         return f"unknown time zone '{name}' (a name from the IANA database, like 'Europe/Oslo' or 'UTC')"
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,13 +30,16 @@ def _int(value: Any, fn: str, arg: str) -> int:
         raise BuiltinError(e.message, "type") from None
 
 
+_INDEX = re.compile(r"-?[0-9]+", re.ASCII)  # a list index in a dotted path: ASCII digits ("²" is a name)
+
+
 def path_get(value: Any, path: str) -> Any:
     """Follow a dotted path through objects (and list indexes); missing is null."""
     for part in path.split("."):
         if type(value) is dict:
             value = value.get(part)
-        elif type(value) is list and part.lstrip("-").isdigit():
-            i = int(part)
+        elif type(value) is list and _INDEX.fullmatch(part):
+            i = int(part) if len(part) < 20 else len(value)  # past the end, unconverted
             value = value[i] if -len(value) <= i < len(value) else None
         else:
             return None
@@ -283,8 +287,8 @@ def has(obj: Any, path: Any) -> Any:
 def get(obj: Any, path: Any, default: Any = None) -> Any:
     """get(obj, "a.b", default): the value at a dotted path, or default when it is missing or null.
 
-    A number in the path is a list index ("lines.0.sku"). Use it for field names only known at run time;
-    otherwise `obj.a.b ?? default` says the same.
+    A number in the path (digits 0-9, with - to count from the end) is a list index ("lines.0.sku").
+    Use it for field names only known at run time; otherwise `obj.a.b ?? default` says the same.
 
     Examples:
         get({a: {b: 2}}, "a.b") -> 2

@@ -165,7 +165,7 @@ def time_zone(name: str) -> tzinfo:
         return UTC
     if text[:1] in "+-" and len(text) > 1:
         digits = text[1:].replace(":", "")
-        if digits.isdigit() and len(digits) in (2, 4):
+        if digits.isascii() and digits.isdigit() and len(digits) in (2, 4):  # "²²" is no offset
             hours, mins = int(digits[:2]), int(digits[2:] or 0)
             if hours < 24 and mins < 60:
                 delta = timedelta(hours=hours, minutes=mins)
@@ -174,7 +174,7 @@ def time_zone(name: str) -> tzinfo:
 
     try:
         return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("Europe")
         raise BuiltinError(f"to_zone(): unknown time zone {name!r} (use \"UTC\", an IANA name like "
                            f"\"Europe/Berlin\" or an offset like \"+02:00\")") from None
 
