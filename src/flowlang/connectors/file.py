@@ -32,7 +32,7 @@ from flowlang.diagnostics import unencodable
 from flowlang.errors import DiskFull, FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
 from flowlang.runtime.flow_folder import PathRefused, inside
-from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
+from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_DEPTH, MAX_INT_DIGITS, JsonDataError, dumps, loads
 from flowlang.runtime.values import BadRecord, RecordStream, Value, to_text, type_name
 
 FORMATS = ("csv", "json", "jsonl", "bytes")
@@ -156,22 +156,27 @@ class FileConnection(Connection):
                 except JsonDataError as e:
                     raise FlowRuntimeError(f"bad JSON in {self.path.name}: {e}", "data") from None
                 return
-            guarded = _DigitGuard(source)
+            guarded = _DigitGuard(_NestingGuard(source))
             count = 0
             try:
-                async for page in self._json_items(ijson.items(guarded, "item", use_float=False), start):
-                    count += len(page)
-                    yield page
-            except _LongDigits:  # the C parser cannot read such a number: the Python one goes on from here
-                with self._open_binary() as again:
-                    rest: Any = again if codecs.lookup(self.encoding).name == "utf-8" else _AsUtf8(again, self.encoding)
-                    if rest.peek(3)[:3] == codecs.BOM_UTF8:
-                        rest.read(3)
-                    import ijson.backends.python as slow  # type: ignore[import-untyped]
-
-                    items = slow.items(rest, "item", use_float=False)
-                    async for page in self._json_items(itertools.islice(items, count, None), start):
+                try:
+                    async for page in self._json_items(ijson.items(guarded, "item", use_float=False), start):
+                        count += len(page)
                         yield page
+                except _LongDigits:  # the C parser cannot read such a number: the Python one goes on from here
+                    with self._open_binary() as again:
+                        rest: Any = again if codecs.lookup(self.encoding).name == "utf-8" else \
+                            _AsUtf8(again, self.encoding)
+                        if rest.peek(3)[:3] == codecs.BOM_UTF8:
+                            rest.read(3)
+                        import ijson.backends.python as slow  # type: ignore[import-untyped]
+
+                        items = slow.items(_NestingGuard(rest), "item", use_float=False)
+                        async for page in self._json_items(itertools.islice(items, count, None), start):
+                            yield page
+            except _TooDeep:
+                raise FlowRuntimeError(f"bad JSON in {self.path.name}: a record nests more than {MAX_DEPTH} levels "
+                                       "deep", "data") from None
 
     async def _json_items(self, items: Iterator[Value], start: bytes) -> AsyncIterator[list[Value]]:
         import ijson
@@ -492,6 +497,63 @@ class _LfRows:
 
     def write(self, row: str) -> int:
         return self.handle.write(row[:-2] + "\n")
+
+
+NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')  # deleted: all but brackets and quotes
+
+
+class _TooDeep(Exception):
+    """A JSON file that nests deeper than a value may (ijson's prefixes grow with the depth, so a few
+    hundred kilobytes of brackets took gigabytes and the process was killed)."""
+
+
+class _NestingGuard:
+    """The bytes ijson reads, their nesting followed: past MAX_DEPTH levels inside the file's list,
+    _TooDeep is raised. Brackets count outside strings only; each chunk is reduced with bytes methods
+    (escaped backslashes and quotes dropped, then all but brackets and quotes, split at the quotes), so
+    following costs a fifth of ijson's own time, not a Python step per byte."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.depth = 0
+        self.in_string = False
+        self.carry = b""  # a backslash that ended the last chunk: it escapes the first byte of this one
+
+    def read(self, n: int = -1) -> bytes:
+        chunk: bytes = self.raw.read(n)
+        if chunk:
+            self._follow(chunk)
+        return chunk
+
+    def _follow(self, chunk: bytes) -> None:
+        if self.carry:
+            chunk = self.carry + chunk
+        if b"\\" in chunk:
+            chunk = chunk.replace(b"\\\\", b"").replace(b'\\"', b"")
+            self.carry = b"\\" if chunk.endswith(b"\\") else b""
+        else:
+            self.carry = b""
+        parts = chunk.translate(None, NOT_STRUCTURE).split(b'"')
+        outside = b"".join(parts[1::2] if self.in_string else parts[0::2])
+        if len(parts) % 2 == 0:  # an odd number of quotes: a string goes on into the next chunk
+            self.in_string = not self.in_string
+        brackets = outside.replace(b"{", b"[").replace(b"}", b"]")
+        opens = brackets.count(b"[")
+        limit = MAX_DEPTH + 1
+        if self.depth + opens > limit and self._peak(brackets, limit) > limit:
+            raise _TooDeep
+        self.depth += 2 * opens - len(brackets)
+
+    def _peak(self, brackets: bytes, limit: int) -> int:
+        """The deepest point of the chunk, or a bound above it: pairs `[]` are dropped round by round
+        (a record nests a few levels, so a few rounds leave `]]..[[`), and the rest is walked only
+        when that bound passes the limit."""
+        rest, rounds = brackets, 0
+        while b"[]" in rest and rounds <= limit:
+            rest, rounds = rest.replace(b"[]", b""), rounds + 1
+        if self.depth + rest.count(b"[") + rounds <= limit:
+            return self.depth + rest.count(b"[") + rounds
+        return max(itertools.accumulate((1 if b == 91 else -1 for b in brackets), initial=self.depth))
 
 
 class _LongDigits(Exception):
