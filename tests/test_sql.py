@@ -481,3 +481,30 @@ call db.query("select id, {hexed} as h from bin order by id") as rows
 emit [r.h for r in rows]
 """)
     assert check.outputs == [["DEADBEEF00FF"] * 3], check.error
+
+
+def test_a_table_in_a_schema_is_written_by_its_qualified_name(tmp_path: Path, database: str) -> None:
+    """table: "sales.orders" was quoted as one name ("sales.orders"): 'relation "sales.orders" does not
+    exist' on PostgreSQL, "Table 'flowlang.flowlang.orders' doesn't exist" on MariaDB, for a table that
+    exists."""
+    schema = "main" if database.startswith("sqlite") else "flowlang" if database.startswith("mysql") else "sales"
+    result = run(tmp_path, f"""
+use db = sql(url: "{database}")
+if "{schema}" == "sales"
+  call db.execute("create schema if not exists sales")
+end
+call db.execute("drop table if exists {schema}.orders")
+call db.execute("create table {schema}.orders (id integer primary key, name varchar(20))")
+for each r in [{{id: 1, name: "a"}}, {{id: 2, name: "b"}}]
+  send r to db.insert(table: "{schema}.orders") batch 10
+end
+send {{id: 3, name: "c"}} to db.insert(table: "{schema}.orders")
+send {{id: 1, name: "A"}} to db.upsert(table: "{schema}.orders", key: "id")
+for each r in [{{id: 2, name: "B"}}, {{id: 4, name: "d"}}]
+  send r to db.upsert(table: "{schema}.orders", key: "id") batch 10
+end
+call db.query("select id, name from {schema}.orders order by id") as rows
+emit [r.name for r in rows]
+""")
+    assert result.ok, result.error
+    assert result.outputs == [["A", "B", "c", "d"]]

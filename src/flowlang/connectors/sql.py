@@ -182,6 +182,15 @@ def with_default_driver(url: str) -> str:
     return f"{scheme}+{driver}{sep}{rest}" if driver else url
 
 
+def table_clause(sa: Any, table: str, columns: list[str]) -> Any:
+    """The table a send writes: "sales.orders" is the table orders in the schema (on MySQL/MariaDB the
+    database) sales. It was quoted as one name, "sales.orders": a table that does not exist."""
+    schema, _, name = table.rpartition(".")
+    if not name or (_ and not schema):
+        raise FlowRuntimeError(f"table: {table!r} is not a table's name (a name, or schema.name)", "connector")
+    return sa.table(name, *[sa.column(c) for c in columns], schema=schema or None)
+
+
 ROWS_PER_STATEMENT = 1000  # SQLite: rows written by one INSERT ... VALUES (...), (...), ...
 
 
@@ -384,7 +393,7 @@ class SqlConnection(Connection):
 
     def _build_statement(self, op: str, table: str, keys: list[str], columns: list[str]) -> Any:
         sa = _sqlalchemy()
-        target = sa.table(table, *[sa.column(c) for c in columns])
+        target = table_clause(sa, table, columns)
         if op == "insert":
             return sa.insert(target)
         dialect = self.engine().dialect.name
