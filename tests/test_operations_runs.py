@@ -101,6 +101,27 @@ def test_the_store_commands_find_a_named_flow_that_no_longer_checks(tmp_path: Pa
     assert "plain: no open errors" in run_cli("errors", "plain.flow", cwd=tmp_path).stdout
 
 
+def test_errors_show_the_record_an_edit_replaced(tmp_path: Path) -> None:
+    """`flowlang edit` says 'the old record is kept in the error's history', but no command showed that
+    history: an edit that went wrong could not be undone by hand. `errors` shows the last record an
+    edit replaced, and `errors --json` has every one (`history`: when, the edit's job, the record)."""
+    write(tmp_path, "f.flow", 'for each r in [{id: 1, n: 0, email: "A@X"}]\n  fail "zero"\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert error["history"] == []
+    assert run_cli("edit", "f.flow", str(error["id"]), "--set", "n=5", cwd=tmp_path).returncode == 0
+    assert run_cli("edit", "f.flow", str(error["id"]), "--unset", "email", cwd=tmp_path).returncode == 0
+    [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert error["record"] == {"id": 1, "n": 5}
+    assert [h["record"] for h in error["history"]] == [{"id": 1, "n": 0, "email": "A@X"},
+                                                       {"id": 1, "n": 5, "email": "A@X"}]
+    edits = [j["id"] for j in lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout) if j["kind"] == "edit"]
+    assert [h["job_id"] for h in error["history"]] == sorted(edits)
+    shown = run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert (f'    edited 2 times, last in job {max(edits)}; the record before it: {{"id":1,"n":5,"email":"A@X"}} '
+            "(errors --json has each)") in shown, shown
+
+
 def test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way(tmp_path: Path) -> None:
     """`edit --set lines.1.qty=5` fixes one line of an order; before, it replaced the list of lines with
     {"1": {"qty": 5}}, and the retry sent an order without its lines. A path through text, a number or a

@@ -117,7 +117,8 @@ def error_json(e: StoredError) -> dict[str, Any]:
             "message": e.message, "kind": e.kind, "status": e.status, "record": e.record, "job_id": e.job_id,
             "last_job_id": e.last_job_id, "created_at": e.created_at, "attempts": e.attempts,
             "resolved_at": e.resolved_at, "resolved_by": e.resolved_by, "resolved_reason": e.resolved_reason,
-            "note": e.note, **({"damaged": e.damaged} if e.damaged is not None else {})}
+            "note": e.note, "history": e.history or [],
+            **({"damaged": e.damaged} if e.damaged is not None else {})}
 
 
 def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -167,6 +168,12 @@ def show_error(terminal: Terminal, e: StoredError) -> None:
     terminal.out(f"    record: {record if len(record) <= 200 else record[:197] + '...'}")
     if e.note:
         terminal.out(f"    note: {e.note}")
+    last = e.history[-1] if isinstance(e.history, list) and e.history else None
+    if isinstance(last, dict):  # the records `flowlang edit` replaced, oldest first
+        before = dumps(last.get("record"))
+        terminal.out(f"    edited {plural(len(e.history or []), 'time')}, last in job {last.get('job_id')}; the "
+                     f"record before it: {before if len(before) <= 200 else before[:197] + '...'} (errors --json "
+                     "has each)")
     if e.resolved_at is not None:
         reason = f": {e.resolved_reason}" if e.resolved_reason else ""
         terminal.out(f"    resolved by job {e.resolved_by} at {e.resolved_at}{reason}")
