@@ -90,6 +90,11 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+def is_text_type(kind: str) -> bool:
+    """Whether a media type that is not text/* is text all the same (XML, CSV, YAML, ...)."""
+    return any(name in kind for name in TEXT_TYPES)  # here, not in decode: no cell there at every answer
+
+
 def charset_of(content_type: str) -> str | None:
     """The charset a Content-Type names, when Python knows it ('text/csv; charset="ISO-8859-1"' ->
     'iso8859-1'); None when it names none, or one Python does not know."""
@@ -393,15 +398,15 @@ class HttpClient:
             return None
         content_type = response.headers.get("content-type", "")
         kind = media_type(content_type)
-        declared = charset_of(content_type)
         if kind and "json" not in kind:
-            if kind.startswith("text/") or any(t in kind for t in TEXT_TYPES):  # in the charset it names
-                return response.body.decode(declared or "utf-8", errors="replace")
+            if kind.startswith("text/") or is_text_type(kind):  # in the charset it names
+                return response.body.decode(charset_of(content_type) or "utf-8", errors="replace")
             return response.body
         try:
             try:
                 return loads(response.body)
             except JsonDataError:  # JSON is UTF-8 (RFC 8259), but a server may send, and say, latin-1
+                declared = charset_of(content_type)
                 if declared is None or declared == "utf-8" or not _not_utf(response.body):
                     raise
                 return loads(response.body.decode(declared, errors="replace"))
