@@ -381,3 +381,19 @@ emit [one.path, two.path]
 """, api)
         assert result.outputs == [["/v1/items/a%2Fb%20c/sub%20items/%C3%BC", "/x%20y/Zo%C3%AB"]], result.error
         assert api.requests[1].query == {"q": "a b"}
+
+
+def test_a_connector_file_and_a_secrets_file_saved_with_a_byte_order_mark_are_read(folder: Path) -> None:
+    # Notepad saves UTF-8 with a BOM: before, each was "not valid TOML: Invalid statement" at 1:1
+    (folder / "connectors" / "bom.toml").write_bytes(
+        b'\xef\xbb\xbfname = "bom"\r\nbase_url = "http://127.0.0.1:1"\r\n[operations.get_x]\r\nmethod = "GET"\r\n'
+        b'path = "/x"\r\n')
+    (folder / "secrets.toml").write_bytes('\ufeffKEY = "s3cret-ü"\n'.encode())
+    with FakeApi() as api:
+        api.route("GET", "/x", lambda req: (200, {}, {"key": req.headers.get("x-key")}))
+        (folder / "main.flow").write_text(f'use b = bom(base_url: "{api.url}", headers: {{"X-Key": secret.KEY}})\n'
+                                          'call b.get_x() as r\nemit r.key\n')
+        proc = cli("run", "main.flow", "--secrets", "secrets.toml", "--quiet", cwd=folder)
+        assert proc.status == 0 and proc.stdout == "\"***\"\n", proc.stderr  # the key it echoed, masked
+        assert api.requests[0].headers["x-key"].encode("latin-1").decode() == "s3cret-ü"
+    assert cli("connectors", "bom", "--dir", str(folder)).status == 0

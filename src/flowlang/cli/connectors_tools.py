@@ -117,10 +117,10 @@ def connector_text(name: str, folder: Path) -> tuple[str, str] | None:
 
     path = Path(name)
     if name.endswith(".toml") and path.is_file():
-        return str(path), path.read_text(encoding="utf-8")
+        return str(path), path.read_text(encoding="utf-8-sig")  # a byte order mark (Notepad's) is skipped
     own = folder / "connectors" / f"{name}.toml"
     if own.is_file():
-        return str(own), own.read_text(encoding="utf-8")
+        return str(own), own.read_text(encoding="utf-8-sig")
     for file_name, text in stdlib_files():
         if file_name == f"{name}.toml":
             return f"stdlib/{file_name}", text

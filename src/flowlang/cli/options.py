@@ -99,7 +99,7 @@ def read_secrets(path: str | None) -> dict[str, str]:
     import tomllib
 
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))  # a byte order mark is skipped
     except OSError as e:
         raise UsageError(f"cannot read --secrets {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:

@@ -53,7 +53,8 @@ def load_folder(folder: Path) -> tuple[list[ConnectorSpec], dict[str, str]]:
         return specs, problems
     for path in sorted(folder.glob("*.toml")):
         try:
-            spec = parse_connector(f"connectors/{path.name}", path.read_text(encoding="utf-8"), str(path))
+            # utf-8-sig: a byte order mark (Notepad writes one) is skipped, not "Invalid statement" at 1:1
+            spec = parse_connector(f"connectors/{path.name}", path.read_text(encoding="utf-8-sig"), str(path))
         except ConnectorFileError as e:
             problems[e.name or path.stem] = e.message
             continue
