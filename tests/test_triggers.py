@@ -108,3 +108,22 @@ def test_a_flow_whose_runs_overlap_cannot_use_state(tmp_path: Path, body: str, w
     flowlang.load(path)
     path.write_text(CONCURRENT + "emit 1\n")  # concurrent without state: fine
     flowlang.load(path)
+
+
+def test_a_flow_whose_runs_overlap_cannot_use_state_through_an_imported_function(tmp_path: Path) -> None:
+    """A function of an imported file (or of a file that one imports) that uses `state` is a use of the
+    flow's state too: found at the import line (before, only the flow's own lines were looked at, and two
+    runs at once that each bumped state.count left 1)."""
+    (tmp_path / "counter.flow").write_text("function bump()\n  let state.count = (state.count ?? 0) + 1\n"
+                                           "  return state.count\nend\n")
+    (tmp_path / "via.flow").write_text('import "counter.flow"\nfunction twice()\n  return bump() + bump()\nend\n')
+    (tmp_path / "pure.flow").write_text("function one()\n  return 1\nend\n")
+    for imported in ("counter.flow", "via.flow"):
+        path = tmp_path / "t.flow"
+        path.write_text(CONCURRENT + f'import "pure.flow"\nimport "{imported}"\nemit one()\n')
+        with pytest.raises(ScriptError) as info:
+            flowlang.load(path)
+        assert "t.flow:4:1: error: this flow uses `state`, but its webhook runs 3 deliveries at once" \
+               in info.value.render()
+    path.write_text(CONCURRENT + 'import "pure.flow"\nemit one()\n')
+    flowlang.load(path)

@@ -124,12 +124,14 @@ class StatementChecker(ExpressionChecker):
         return self.checked
 
     def state_uses(self) -> list[Span]:
-        """Where this module names `state` (reads, writes, `as state`)."""
+        """Where this module names `state` (reads, writes, `as state`), and its imports of files whose
+        functions do."""
         state = Global("state")
         uses = list(self.state_assigned)
         for node, ref in self.resolution.refs.items():
             if ref == state:
                 uses.append(node.name_span if isinstance(node, ast.Target) else node.span)
+        uses += [node.span for node, lib in self.checked.imports.items() if names_state(lib, set())]
         return uses
 
     def more(self, module: ast.Module) -> CheckedModule:
@@ -404,3 +406,14 @@ class StatementChecker(ExpressionChecker):
             slots.append(self.declare(p.name, Kind.ARGUMENT, p.span, fscope, (p, 0)).slot)
         info.param_slots = tuple(slots)
         self.statements(node.body, fscope, Ctx(top=False, function=info, library=ctx.library))
+
+
+def names_state(module: CheckedModule, seen: set[int]) -> bool:
+    """Whether a checked file, or one it imports, names `state` anywhere (its functions' bodies too)."""
+    if id(module) in seen:
+        return False
+    seen.add(id(module))
+    state = Global("state")
+    if any(ref == state for ref in module.resolution.refs.values()):
+        return True
+    return any(names_state(lib, seen) for lib in module.imports.values())
