@@ -122,6 +122,23 @@ def test_errors_show_the_record_an_edit_replaced(tmp_path: Path) -> None:
             "(errors --json has each)") in shown, shown
 
 
+def test_jobs_tells_a_retry_dry_run_from_a_retry(tmp_path: Path) -> None:
+    """`flowlang retry --dry-run` changes nothing, but `flowlang jobs` listed it as a retry like any other
+    ('retry  ok  read 0, sent 1, failed 0'): it read as if the errors had been sent. Its line says
+    'dry run: nothing sent' now, as `--json` had `dry_run: true`."""
+    write(tmp_path, "f.flow", 'for each r in [{id: 1, n: 0}]\n  if r.n == 0\n    fail "zero"\n  end\n'
+                              '  emit r.id\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert run_cli("edit", "f.flow", str(error["id"]), "--set", "n=5", cwd=tmp_path).returncode == 0
+    assert run_cli("retry", "f.flow", "--dry-run", cwd=tmp_path).returncode == 0
+    assert "1 open error" in run_cli("errors", "f.flow", cwd=tmp_path).stdout  # nothing changed
+    assert run_cli("retry", "f.flow", cwd=tmp_path).returncode == 0
+    shown = run_cli("jobs", "f.flow", cwd=tmp_path).stdout.splitlines()
+    assert "retry" in shown[1] and "dry run" not in shown[1]
+    assert "retry" in shown[2] and shown[2].endswith("(dry run: nothing sent)"), shown
+
+
 def test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way(tmp_path: Path) -> None:
     """`edit --set lines.1.qty=5` fixes one line of an order; before, it replaced the list of lines with
     {"1": {"qty": 5}}, and the retry sent an order without its lines. A path through text, a number or a

@@ -362,6 +362,8 @@ def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
                   if job["kind"] not in ("resolve", "edit", "state", "ledger") else (job["message"] or ""))
         if job.get("resumed_from"):
             counts += f" (resumed job {job['resumed_from']})"
+        if job["dry_run"] and job["kind"] not in ("dry-run", "plan"):  # a retry --dry-run: its kind says retry
+            counts += " (dry run: nothing sent)"
         terminal.out(f"{job['id']:>6}  {job['kind']:<9} {job['started_at']:<27} {duration(job):>9}  "
                      f"{job['status']:<12} {counts}")
     return int(ExitStatus.OK)
