@@ -397,3 +397,14 @@ def test_a_connector_file_and_a_secrets_file_saved_with_a_byte_order_mark_are_re
         assert proc.status == 0 and proc.stdout == "\"***\"\n", proc.stderr  # the key it echoed, masked
         assert api.requests[0].headers["x-key"].encode("latin-1").decode() == "s3cret-ü"
     assert cli("connectors", "bom", "--dir", str(folder)).status == 0
+
+
+def test_a_connector_file_named_apart_from_its_connector_is_named_in_the_hint(folder: Path) -> None:
+    # before: "unknown connector 'crm'" and a list of every connector, not the file that was meant
+    (folder / "connectors" / "crm.toml").write_text('name = "my_crm"\nbase_url = "https://crm.invalid"\n'
+                                                    '[operations.list_x]\nmethod = "GET"\npath = "/x"\n')
+    (folder / "main.flow").write_text("use c = crm()\n")
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2
+    assert ("main.flow:1:9: error: unknown connector 'crm'\n" in proc.stderr and "hint: connectors/crm.toml names its "
+            "connector 'my_crm' (name = \"my_crm\"): use my_crm(...), or name the file after it") in proc.stderr

@@ -40,7 +40,13 @@ class Checker(StatementChecker):
             spec = None
         elif spec is None:
             names = self.connectors.names()
+            # connectors/NAME.toml whose `name` is another: the file's name is what a user writes first
+            inside = next((s for n in names if (s := self.connectors.get(n)) is not None
+                           and s.origin.endswith(".toml") and Path(s.origin).stem == node.connector), None)
             self.error("unknown-connector", f"unknown connector '{node.connector}'", node.connector_span,
+                       f"connectors/{node.connector}.toml names its connector '{inside.name}' (name = "
+                       f"\"{inside.name}\"): use {inside.name}(...), or name the file after it"
+                       if inside is not None else
                        did_you_mean(node.connector, names) or f"available: {', '.join(names)}")
         else:
             self.check_config(node, spec)
