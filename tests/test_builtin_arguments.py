@@ -71,6 +71,12 @@ def test_unique_of_a_long_list_takes_one_pass_and_keeps_the_equality_rule(tmp_pa
                                dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC), dt.date(2024, 1, 1),
                                dt.timedelta(days=1), 0, False]]
     assert type(result.outputs[0][-2]) is int and not isinstance(result.outputs[0][0], Decimal)
+    # a list that holds the same list twice, 60 times over, is 2**60 items as a tree: keyed by its parts
+    started = time.monotonic()
+    result = run_text("let s = [1]\nlet t = [1]\nfor each k in range(0, 60)\n  let s = [s, s]\n  let t = [t, t]\nend\n"
+                      "emit len(unique([s, t, s, [1], t]))\n", tmp_path)
+    assert result.ok, result.error
+    assert result.outputs == [2] and time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize(("group", "message"), [

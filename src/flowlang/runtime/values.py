@@ -198,33 +198,62 @@ def equal(a: Value, b: Value) -> bool:
 
 
 class _Unkeyed:
-    """The key of a value that has no hash: equal() alone can compare it (see equality_key)."""
+    """The key of a value that has no hash: equal() alone can compare it (see EqualityKeys)."""
 
 
 UNKEYED = _Unkeyed()
 
 
-def equality_key(value: Value) -> Any:
-    """A hashable key that two values share exactly when equal() finds them equal (1 and 1.0 share
-    one, true and 1 do not, an object's key order does not count), so unique() and the like find
-    repeats in one pass instead of comparing every pair; UNKEYED for a value without one (a stream),
-    which the caller compares with equal()."""
-    t = type(value)
-    if t is int or t is Decimal:
-        return ("number", value)  # hash(Decimal("1.0")) == hash(1), as equal() says
-    if t is list:
-        parts = tuple(equality_key(x) for x in value)
-        return UNKEYED if any(p is UNKEYED for p in parts) else ("list", parts)
-    if t is dict:
-        pairs = frozenset((k, equality_key(v)) for k, v in value.items())
-        return UNKEYED if any(p is UNKEYED for _, p in pairs) else ("object", pairs)
-    if t is datetime:
-        return ("datetime", instant(value))
-    try:
-        hash(value)
-    except TypeError:
-        return UNKEYED
-    return (t, value)
+class EqualityKeys:
+    """Hashable keys that two values share exactly when equal() finds them equal (1 and 1.0 share
+    one, true and 1 do not, an object's key order does not count), so unique() finds repeats in one
+    pass instead of comparing every pair; UNKEYED for a value without one (a stream), which the
+    caller compares with equal().
+
+    A list or object is keyed once however often it is held (by identity, for the life of this
+    object), and its key is a number standing for its items' keys: a list holding the same list
+    twice, 60 times over (`let s = [s, s]`: 2**60 items as a tree), is keyed in time of its distinct
+    parts, not of the tree."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, Any] = {}
+        self._numbers: dict[Any, int] = {}
+        self._held: list[Any] = []  # the values keyed by identity stay alive, so no id is reused
+
+    def key(self, value: Value) -> Any:
+        t = type(value)
+        if t is str:
+            return value  # the only key that is a str
+        if t is int or t is Decimal:
+            return ("number", value)  # hash(Decimal("1.0")) == hash(1), as equal() says
+        if t is list or t is dict:
+            found = self._by_id.get(id(value))
+            if found is None:
+                found = self._container(value)
+                self._by_id[id(value)] = found
+                self._held.append(value)
+            return found
+        if t is datetime:
+            return ("datetime", instant(value))
+        try:
+            hash(value)
+        except TypeError:
+            return UNKEYED
+        return (t, value)
+
+    def _container(self, value: list[Any] | dict[str, Any]) -> Any:
+        shape: Any
+        if isinstance(value, list):
+            parts = tuple(self.key(x) for x in value)
+            if any(p is UNKEYED for p in parts):
+                return UNKEYED
+            shape = ("list", parts)
+        else:
+            pairs = frozenset((k, self.key(v)) for k, v in value.items())
+            if any(p is UNKEYED for _, p in pairs):
+                return UNKEYED
+            shape = ("object", pairs)
+        return self._numbers.setdefault(shape, len(self._numbers))
 
 
 def instant(value: datetime) -> datetime:

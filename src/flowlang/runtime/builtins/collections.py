@@ -10,7 +10,7 @@ from typing import Any
 from flowlang.runtime.blob import Blob
 from flowlang.runtime.builtins.registry import NOT_GIVEN, Builtin, BuiltinError, check_items, need
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, as_int, less
-from flowlang.runtime.values import UNKEYED, RecordStream, equal, equality_key, to_text, type_name
+from flowlang.runtime.values import UNKEYED, EqualityKeys, RecordStream, equal, to_text, type_name
 
 
 def _list_arg(value: Any, fn: str) -> list[Any]:
@@ -162,9 +162,10 @@ def unique(items: Any) -> Any:
     """
     out: list[Any] = []
     seen: set[Any] = set()
+    keys = EqualityKeys()
     unkeyed: list[Any] = []  # the few values without a key (a stream): compared one by one
     for x in _list_arg(items, "unique"):
-        key = equality_key(x)
+        key = keys.key(x)
         if key is UNKEYED:
             if not any(equal(x, y) for y in unkeyed):
                 unkeyed.append(x)
