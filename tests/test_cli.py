@@ -130,7 +130,10 @@ def test_check_many_files(tmp_path: Path) -> None:
     assert cli("check", "good.flow", cwd=tmp_path).status == 0
     both = cli("check", "good.flow", "bad.flow", cwd=tmp_path)
     assert both.status == 2
-    assert "bad.flow:1:6" in both.stderr
+    assert "bad.flow:1:6" in both.stderr and "1 of 2 files has errors" in both.stderr
+    assert "1 of 1 file has errors" in cli("check", "bad.flow", cwd=tmp_path).stderr
+    write(tmp_path, "worse.flow", "emit y\n")
+    assert "2 of 2 files have errors" in cli("check", "bad.flow", "worse.flow", cwd=tmp_path).stderr
 
 
 def test_errors_and_retry_resolve(tmp_path: Path) -> None:

@@ -47,7 +47,8 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
                 terminal.error(warning.render())
             terminal.message(f"{path}: ok ({flow.name})", "green")
     if failed:
-        terminal.error(f"{failed} of {len(paths)} file{'s' if len(paths) != 1 else ''} have errors")
+        files = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
+        terminal.error(f"{failed} of {files} {'has' if failed == 1 else 'have'} errors")
         return int(ExitStatus.INVALID)
     return int(ExitStatus.OK)
 
