@@ -508,3 +508,37 @@ emit [r.name for r in rows]
 """)
     assert result.ok, result.error
     assert result.outputs == [["A", "B", "c", "d"]]
+
+
+def test_lists_are_written_into_postgres_array_columns(tmp_path: Path, postgres: str) -> None:
+    """A list sent to an integer[] (or text[], uuid[], an enum's array) column was written as JSON text
+    and refused: 'malformed array literal: "[1,2,null]"', though the same column reads as a list. A
+    json/jsonb column beside it still takes the list as JSON."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("drop table if exists arr")
+call db.execute("drop type if exists arr_mood")
+call db.execute("create type arr_mood as enum ('sad', 'ok')")
+let columns = "n integer[], t text[], u uuid[], m arr_mood[], g integer[][], at timestamptz[], j jsonb"
+call db.execute("create table arr (id integer primary key, {{columns}})")
+let u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+let first = {{id: 1, n: [1, null, 3], t: ["a \\"b\\"", "c,d", "back\\\\slash", "\\{{x}}", "", "NULL"], u: [u],
+  m: ["ok", "sad"], g: [[1, 2], [3, 4]], at: [datetime("2024-03-10T02:30:00-05:00")], j: [1, "x"]}}
+for each r in [first, {{id: 2, n: [], t: null}}]
+  send r to db.insert(table: "arr") batch 10
+end
+send {{id: 3, n: [7]}} to db.insert(table: "arr")
+send {{id: 3, n: [8, 9], j: [2]}} to db.upsert(table: "arr", key: "id")
+call db.query("select * from arr order by id") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.ok, result.error
+    u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    none = {"t": None, "u": None, "m": None, "g": None, "at": None, "j": None}
+    assert result.outputs == [
+        {"id": 1, "n": [1, None, 3], "t": ['a "b"', "c,d", "back\\slash", "{x}", "", "NULL"], "u": [u],
+         "m": "{ok,sad}", "g": [[1, 2], [3, 4]], "at": [datetime(2024, 3, 10, 7, 30, tzinfo=UTC)], "j": [1, "x"]},
+        {"id": 2, "n": [], **none}, {"id": 3, "n": [8, 9], **none, "j": [2]}]
+    assert raw_rows(postgres, "select cast(m as text) from arr where id = 1", "postgresql") == ["{ok,sad}"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
+from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
@@ -98,13 +99,20 @@ def converter(kind: type, dialect: str) -> Callable[[Any], Any]:
     return partial(bindable, dialect=dialect)
 
 
-def bound_rows(rows: list[tuple[Any, ...]], dialect: str) -> list[tuple[Any, ...]]:
+def bound_rows(rows: list[tuple[Any, ...]], dialect: str, arrays: frozenset[int] = frozenset()
+               ) -> list[tuple[Any, ...]]:
     """Rows' values as database parameters, converted a column at a time: a column of values drivers
-    take as they are is left alone (the same rows when no column needs converting)."""
+    take as they are is left alone (the same rows when no column needs converting). The columns at
+    `arrays` are PostgreSQL arrays: their lists are written as array text."""
     plain = AS_THEY_ARE
     columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
     changed = False
+    bind = partial(bindable, dialect=dialect)
     for i, column in enumerate(columns):
+        if i in arrays:
+            columns[i] = tuple([array_text(v, bind) for v in column])
+            changed = True
+            continue
         kinds = set(map(type, column))
         if not plain.issuperset(kinds):
             convert = {kind: converter(kind, dialect) for kind in kinds - plain}
@@ -231,6 +239,7 @@ class SqlConnection(Connection):
         self.dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
         self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Statement] = {}
         self._variables: int | None = None
+        self._arrays: dict[str, frozenset[str]] = {}
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -417,6 +426,12 @@ class SqlConnection(Connection):
         """The records cut into runs of consecutive records with the same columns (in order, so a later
         write of the same key still wins), each run's rows as tuples of bound values in its statement's
         column order: a record writes only the columns it has."""
+        arrays = self._array_columns(table)
+
+        def bound(statement: Statement, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            at = frozenset(i for i, c in enumerate(statement.columns) if c in arrays) if arrays else frozenset()
+            return bound_rows(rows, self.dialect, at)
+
         if records:  # every record with the columns of the first (the common case): one run, rows at C speed
             statement = self._statement(op, table, keys, tuple(records[0]))
             width = len(statement.columns)
@@ -426,7 +441,7 @@ class SqlConnection(Connection):
                 except KeyError:
                     pass
                 else:
-                    return [(statement, bound_rows(whole, self.dialect))]
+                    return [(statement, bound(statement, whole))]
         runs: list[tuple[Statement, list[tuple[Any, ...]]]] = []
         last: Any = None
         rows: list[tuple[Any, ...]] = []
@@ -443,7 +458,24 @@ class SqlConnection(Connection):
                 single = len(statement.columns) == 1
             values = get(record)
             rows.append((values,) if single else values)
-        return [(statement, bound_rows(rows, self.dialect)) for statement, rows in runs]
+        return [(statement, bound(statement, rows)) for statement, rows in runs]
+
+    def _array_columns(self, table: str) -> frozenset[str]:
+        """PostgreSQL: the table's array columns, read once per table (not cached while there is no such
+        table: the flow may create it later)."""
+        if self.dialect != "postgresql":
+            return frozenset()
+        found = self._arrays.get(table)
+        if found is None:
+            sa = _sqlalchemy()
+            engine = self.engine()
+            name = engine.dialect.identifier_preparer.format_table(table_clause(sa, table, []))
+            with engine.connect() as conn:
+                columns = conn.execute(sa.text(ARRAY_COLUMNS), {"t": name}).all()
+            found = frozenset(str(c) for c, is_array in columns if is_array)
+            if columns:
+                self._arrays[table] = found
+        return found
 
     def _execute_many(self, conn: Any, statement: Statement, rows: list[tuple[Any, ...]]) -> None:
         if statement.sql is not None:
