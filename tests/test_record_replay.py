@@ -127,6 +127,27 @@ def test_update_rewrites_only_the_writes_that_changed(tmp_path: Path) -> None:
     assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
 
 
+def test_a_cassette_folder_that_cannot_be_written_stops_the_run_before_it_starts(tmp_path: Path) -> None:
+    """`--record DIR` where DIR is a file or cannot be made ran the flow for real (its writes sent, the
+    job recorded) and then ended in 'internal error: FileExistsError ... a bug in flowlang' (exit 1),
+    the cassette lost. The folder is made and checked first now: exit 2, nothing run, nothing sent."""
+    flow = project(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    for where in (tmp_path / "a_file", tmp_path / "a_file" / "below", Path("/proc/no/such/folder")):
+        with server() as api:
+            done = record_into(tmp_path, flow, api, where)
+            posted = [r for r in api.requests if r.method == "POST"]
+        assert done.returncode == 2, done.stderr
+        assert f"cannot record into {where}: " in done.stderr and "internal error" not in done.stderr, done.stderr
+        assert posted == [] and done.stdout == ""
+    assert "no jobs yet" in run_cli("jobs", str(flow), "--state-dir", str(tmp_path / "state")).stdout
+
+
+def record_into(tmp_path: Path, flow: Path, api: FakeApi, folder: Path) -> Any:
+    return run_cli("run", str(flow), "--record", str(folder), "--secrets", str(tmp_path / "secrets.toml"),
+                   "--state-dir", str(tmp_path / "state"), "--log-format", "text", env={"API": api.url})
+
+
 def test_a_request_the_cassette_lacks_names_the_nearest(tmp_path: Path) -> None:
     flow = project(tmp_path)
     with server() as api:

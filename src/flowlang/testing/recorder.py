@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
-from flowlang.errors import FlowRuntimeError
+from flowlang.errors import FlowRuntimeError, UsageError
 from flowlang.runtime.values import RecordStream, Value, format_datetime
 from flowlang.testing.cassette import VERSION, Cassette, stored, stored_page
 
@@ -109,6 +109,18 @@ class RecordingConnection(Connection):
         await self.inner.close()
 
 
+def writable(folder: Path) -> None:
+    """Make the cassette's folder and try a file in it; a UsageError saying why not."""
+    probe = Cassette.path_in(folder).with_suffix(".probe")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot record into {folder}: {e.strerror or e} (give --record a folder that can be "
+                         "written)") from None
+
+
 class Recorder:
     """A Tape that records; `save()` writes the cassette when the run has ended."""
 
@@ -116,6 +128,7 @@ class Recorder:
 
     def __init__(self, folder: Path, flow: str, params: dict[str, Any], payload: Any) -> None:
         self.folder = folder
+        writable(folder)  # before the run: a cassette that cannot be saved would be lost after real writes
         self.cassette = Cassette([{"type": "run", "flow": flow, "version": VERSION, "params": stored(params),
                                    "input": stored(payload),
                                    "recorded_at": format_datetime(datetime.now(UTC))}])
