@@ -185,6 +185,23 @@ emit [r.x for r in rows]
     assert result.outputs == [["Infinity", "-Infinity", Decimal("1.5"), "Infinity"]], result.error
 
 
+def test_a_parameter_the_sql_names_and_params_lacks_is_named(tmp_path: Path) -> None:
+    # before: "db: StatementError: A value is required for bind parameter 'id' (Background on this error at:
+    # https://sqlalche.me/e/21/cd3x)", the same for a misspelt key as for none
+    for params, said in (("", "no params: given"),
+                         (", params: {idd: 1, x: 2}", "it has idd, x: is idd meant to be id?")):
+        result = run(tmp_path, f"""
+use db = sql(url: "sqlite:///t.db")
+call db.execute("create table if not exists t (id integer, n text)")
+call db.query("select * from t where id = :id and n = :n"{params}) as rows
+""")
+        assert result.error is not None and result.error.location.endswith("f.flow:4:6")
+        assert result.error.message == f"query(): the SQL names :id, :n, but params: has no id, n ({said})"
+    result = run(tmp_path, 'use db = sql(url: "sqlite:///t.db")\n'
+                           'call db.execute("insert into t values (:id, :n)", params: {id: 1})\n')
+    assert result.error is not None and "execute(): the SQL names :n, but params: has no n" in result.error.message
+
+
 def test_sql_errors_are_clear(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\ncall db.query("select * from nowhere") as r\n'
                            "emit list(r)\n")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -143,6 +143,12 @@ def row_value(value: Any) -> Any:
     if isinstance(value, Decimal | float):  # NaN, Infinity (a float's too: "Infinity", not '"inf"')
         return to_text(Decimal(value))
     return str(value)
+
+
+@lru_cache(maxsize=256)  # a flow runs the same few statements, one per record perhaps
+def bind_names(sql: str) -> tuple[str, ...]:
+    """The `:name` parameters of SQL text as SQLAlchemy reads them (not `::cast`, nor `\\:name`)."""
+    return tuple(_sqlalchemy().text(sql)._bindparams)
 
 
 # The one time-zone rule: every session runs in UTC, so naive `timestamp`/`datetime` columns hold UTC
@@ -305,13 +311,32 @@ class SqlConnection(Connection):
             raise FlowRuntimeError(f"{op}() needs the SQL text", "connector")
         return sql
 
+    @staticmethod
+    def _check_params(op: str, sql: str, params: dict[str, Any]) -> None:
+        """Each `:name` of the SQL (as SQLAlchemy reads it) must be given in params: before, a missing
+        one was the driver's "StatementError: A value is required for bind parameter 'id' (Background
+        on this error at: https://sqlalche.me/...)"."""
+        missing = [n for n in bind_names(sql) if n not in params]
+        if missing:
+            from flowlang.diagnostics import closest
+
+            given = sorted(params)
+            meant = closest(missing[0], given)
+            raise FlowRuntimeError(
+                f"{op}(): the SQL names {', '.join(':' + n for n in missing)}, but params: has no "
+                f"{', '.join(missing)} ({'it has ' + ', '.join(given) if given else 'no params: given'}"
+                f"{f': is {meant} meant to be {missing[0]}?' if meant else ''})", "connector")
+
     # ---- operations -----------------------------------------------------------------------------
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if op == "query":
-            return self._query(self._sql(args, kwargs, op), self._params(kwargs.get("params")))
+            sql, params = self._sql(args, kwargs, op), self._params(kwargs.get("params"))
+            self._check_params(op, sql, params)
+            return self._query(sql, params)
         if op == "execute":
             sql = self._sql(args, kwargs, op)
             params = self._params(kwargs.get("params"))
+            self._check_params(op, sql, params)
             if self.services.dry_run:
                 self.services.log_dry_run(self.name, f"execute {cut(sql.strip(), 200, self.services.mask)}")
                 return {"rowcount": 0}
