@@ -287,7 +287,7 @@ def test_run_another_flow_as_its_own_job(tmp_path: Path) -> None:
     write(tmp_path, "broken.flow", 'fail "the child broke"\n')
     write(tmp_path, "main2.flow", 'run "broken.flow"\nemit "not here"\n')
     failed = cli("run", "main2.flow", cwd=tmp_path)
-    assert failed.status == 1 and "the flow broken.flow failed: the child broke" in failed.stderr
+    assert failed.status == 1 and "the flow broken.flow failed at broken.flow:1:1: the child broke" in failed.stderr
     write(tmp_path, "main3.flow", 'run "child.flow" with {whom: 1}\n')
     bad = cli("run", "main3.flow", cwd=tmp_path)
     assert bad.status == 1 and "unknown param 'whom'" in bad.stderr

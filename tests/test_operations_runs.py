@@ -318,6 +318,17 @@ def test_a_child_with_failed_records_makes_the_parent_partial(tmp_path: Path) ->
     assert "child (job 2) had 1 failed record" in proc.stderr
 
 
+def test_a_child_that_fails_as_a_whole_is_named_at_its_own_line(tmp_path: Path) -> None:
+    """A child that failed as a whole was reported at the parent's `run` line only ('the flow
+    child.flow failed: cannot read 'seven' as a number'): where in the child was left out."""
+    write(tmp_path, "child.flow", 'flow "Child"\nlet n = 1\nlet x = int("seven")\nemit x\n')
+    write(tmp_path, "f.flow", 'run "child.flow"\nemit "after"\n')
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "f.flow:1:1: error: the flow child.flow failed at child.flow:3:9: cannot read 'seven' as a number" \
+        in proc.stderr, proc.stderr
+
+
 # ---- 9. a closed stdout -----------------------------------------------------------------------
 def test_a_closed_stdout_ends_the_run_quietly_with_141(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "for each i in range(100000)\n  emit {i: i}\nend\n")

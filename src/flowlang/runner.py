@@ -523,7 +523,9 @@ def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
         except FlowError as e:  # its params, its bindings, its lock: the run line fails, this run ends well
             raise FlowRuntimeError(f"the flow {path.name} cannot run: {e.message}", "connector") from None
         if result.error is not None:
-            raise FlowRuntimeError(f"the flow {path.name} failed: {result.error.message}", "connector")
+            failed = result.error
+            where = f" at {failed.location}" if isinstance(failed, FlowRuntimeError) and failed.location else ""
+            raise FlowRuntimeError(f"the flow {path.name} failed{where}: {failed.message}", "connector")
         if result.errors:  # the parent finishes as partial and names the child's job (OPERATIONS.md 8)
             children.append(ChildReport(child.name, result.job_id, len(result.errors), result.status))
             setup.logger.warning(
