@@ -559,3 +559,31 @@ end
          "m": "{ok,sad}", "g": [[1, 2], [3, 4]], "at": [datetime(2024, 3, 10, 7, 30, tzinfo=UTC)], "j": [1, "x"]},
         {"id": 2, "n": [], **none}, {"id": 3, "n": [8, 9], **none, "j": [2]}]
     assert raw_rows(postgres, "select cast(m as text) from arr where id = 1", "postgresql") == ["{ok,sad}"]
+
+
+def test_a_mariadb_upsert_on_a_key_without_a_unique_index_is_refused_not_inserted_again(
+        tmp_path: Path, mariadb: str) -> None:
+    """ON DUPLICATE KEY goes by the table's unique indexes, not key:: upsert(key: "email") on a table
+    without one on email inserted every record again in every run (4 rows after two runs of 2)."""
+    sync = f"""
+use db = sql(url: "{mariadb}")
+for each r in [{{email: "a@x.org", name: "A"}}, {{email: "b@x.org", name: "B"}}]
+  send r to db.upsert(table: "people_u", key: "email") batch 10
+end
+call db.query("select count(*) as n from people_u") as rows
+emit list(rows)[0].n
+"""
+    made = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists people_u")
+call db.execute("create table people_u (id integer auto_increment primary key, email varchar(50), name text)")
+""")
+    assert made.ok, made.error
+    for _ in range(2):
+        refused = run(tmp_path, sync)
+        assert refused.outputs == [0] and len(refused.errors) == 2
+        assert "has no primary key or unique index on (email)" in refused.errors[0].message
+        assert refused.errors[0].record == {"email": "a@x.org", "name": "A"}  # kept, for a retry
+    assert run(tmp_path, f'use db = sql(url: "{mariadb}")\n'
+                         'call db.execute("alter table people_u add unique (email)")\n').ok
+    assert [run(tmp_path, sync).outputs for _ in range(2)] == [[2], [2]]

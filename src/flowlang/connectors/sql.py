@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
+from flowlang.connectors.sql_keys import check_upsert_key
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
@@ -246,6 +247,7 @@ class SqlConnection(Connection):
         self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Statement] = {}
         self._variables: int | None = None
         self._arrays: dict[str, frozenset[str]] = {}
+        self._keys_checked: set[tuple[str, ...]] = set()
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -529,6 +531,10 @@ class SqlConnection(Connection):
 
     def _write(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]) -> list[SendOutcome]:
         """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself."""
+        if op == "upsert" and self.dialect in ("mysql", "mariadb") and (table, *keys) not in self._keys_checked:
+            with self.engine().connect() as conn:
+                if check_upsert_key(_sqlalchemy(), conn, table, keys):
+                    self._keys_checked.add((table, *keys))
         runs = self._runs(op, table, keys, records)
         try:
             with self.engine().begin() as conn:
