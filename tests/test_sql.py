@@ -202,6 +202,22 @@ call db.query("select * from t where id = :id and n = :n"{params}) as rows
     assert result.error is not None and "execute(): the SQL names :n, but params: has no n" in result.error.message
 
 
+def test_a_field_with_an_empty_name_fails_its_row_alone(tmp_path: Path) -> None:
+    # a CSV column without a header name: before, "StatementError: A value is required for bind parameter
+    # '%(139780760451344 param)s'"
+    result = run(tmp_path, """
+use db = sql(url: "sqlite:///t.db")
+call db.execute("create table t (id integer, n text)")
+for each r in [{id: 1, n: "a"}, {id: 2, "": "x"}, {id: 3}]
+  send r to db.insert(table: "t") batch 10
+end
+""")
+    assert [(e.record, e.message) for e in result.errors] == [
+        ({"id": 2, "": "x"}, "a field with an empty name cannot be a column of t: rename or drop it (omit(r, \"\"))")]
+    assert sqlite3.connect(tmp_path / "t.db").execute("select id, n from t order by id").fetchall() == [
+        (1, "a"), (3, None)]
+
+
 def test_sql_errors_are_clear(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\ncall db.query("select * from nowhere") as r\n'
                            "emit list(r)\n")

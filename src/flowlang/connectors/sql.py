@@ -531,6 +531,11 @@ class SqlConnection(Connection):
 
     def _write(self, op: str, table: str, keys: list[str], records: list[dict[str, Any]]) -> list[SendOutcome]:
         """All rows in one transaction; if it fails, each row alone, so a bad row fails by itself."""
+        if any("" in r for r in records):  # no column has an empty name: SQLAlchemy's error named its own
+            good = [r for r in records if "" not in r]
+            done = iter(self._write(op, table, keys, good) if good else [])
+            return [SendOutcome(False, error=f"a field with an empty name cannot be a column of {table}: rename or "
+                                "drop it (omit(r, \"\"))") if "" in r else next(done) for r in records]
         if op == "upsert" and self.dialect in ("mysql", "mariadb") and (table, *keys) not in self._keys_checked:
             with self.engine().connect() as conn:
                 if check_upsert_key(_sqlalchemy(), conn, table, keys):
