@@ -603,3 +603,29 @@ call db.execute("create table people_u (id integer auto_increment primary key, e
     assert run(tmp_path, f'use db = sql(url: "{mariadb}")\n'
                          'call db.execute("alter table people_u add unique (email)")\n').ok
     assert [run(tmp_path, sync).outputs for _ in range(2)] == [[2], [2]]
+
+
+def test_postgres_intervals_with_months_read_as_their_iso_text_not_as_days(tmp_path: Path, postgres: str) -> None:
+    """psycopg reads a month as 30 days and a year as 365: '1 year 2 mons 3 days' was the duration
+    P428D, and written back it was another interval. Such an interval is its ISO 8601 text now (as
+    PostgreSQL writes it with intervalstyle iso_8601, and reads it back); days and time stay durations."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("drop table if exists iv")
+call db.execute("create table iv (id integer primary key, a interval, l interval[])")
+call db.execute("insert into iv values (1, '1 year 2 mons 3 days 04:05:06.5', array[interval '-1 mons', '2 days'])")
+call db.execute("insert into iv values (2, '-1 years +3 days -00:00:10', null)")
+call db.execute("insert into iv values (3, '3 days 01:00', null)")
+call db.query("select id, a, l from iv order by id") as rows
+for each r in rows
+  emit r
+  send {{id: r.id + 10, a: r.a, l: r.l}} to db.insert(table: "iv")
+end
+call db.query("select count(*) as n from iv a join iv b on b.id = a.id + 10 and b.a = a.a") as same
+emit list(same)[0].n
+""")
+    assert result.ok, result.error
+    assert result.outputs == [{"id": 1, "a": "P1Y2M3DT4H5M6.5S", "l": ["P-1M", timedelta(days=2)]},
+                              {"id": 2, "a": "P-1Y3DT-10S", "l": None},
+                              {"id": 3, "a": timedelta(days=3, hours=1), "l": None}, 3]
+    assert raw_rows(postgres, "select cast(l as text) from iv where id = 11", "postgresql") == ['{"-1 mons","2 days"}']

@@ -36,7 +36,7 @@ def _item(value: Any, bind: Callable[[Any], Any]) -> str:
     elif isinstance(bound, bytes):
         text = "\\x" + bound.hex()
     elif isinstance(bound, timedelta):
-        text = f"{bound.total_seconds()} seconds"
+        text = f"{bound.days} days {bound.seconds}.{bound.microseconds:06d} seconds"  # as psycopg writes one
     else:
         text = str(bound)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
