@@ -408,3 +408,14 @@ def test_a_connector_file_named_apart_from_its_connector_is_named_in_the_hint(fo
     assert proc.status == 2
     assert ("main.flow:1:9: error: unknown connector 'crm'\n" in proc.stderr and "hint: connectors/crm.toml names its "
             "connector 'my_crm' (name = \"my_crm\"): use my_crm(...), or name the file after it") in proc.stderr
+
+
+def test_a_rate_limit_past_the_limiters_bound_is_a_file_error(folder: Path) -> None:
+    # before: check said ok, and the run failed with "internal error: OverflowError: Python int too large"
+    (folder / "connectors" / "r.toml").write_text('name = "r"\nbase_url = "https://r.invalid"\n[rate_limit]\n'
+                                                  'requests = 99999999999999999999\n'
+                                                  '[operations.list_x]\nmethod = "GET"\npath = "/x"\n')
+    (folder / "main.flow").write_text("use x = r()\n")
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2 and "rate_limit.requests: Input should be less than or equal to 1000000" in proc.stderr
+    assert " --> connectors/r.toml:4:12" in proc.stderr and "internal error" not in proc.stderr

@@ -364,6 +364,9 @@ def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_pa
 
 @pytest.mark.parametrize(("given", "col", "said"), [
     ('rate_limit: "fast"', 47, """rate_limit must look like "60/minute" or "10/second", got 'fast'"""),
+    ('rate_limit: "1/0s"', 47, "rate_limit needs a window longer than 0 seconds, got '1/0s'"),
+    # before: "internal error: OverflowError: Python int too large to convert to C ssize_t", in check too
+    ('rate_limit: "99999999999999999999/second"', 47, "rate_limit allows at most 1,000,000 requests in its window"),
     ("timeout: -1", 44, "timeout: must be a positive number, got '-1'"),
     ("retry: 0", 42, "retry: must be a positive number, got '0'"),
     ('proxy: "proxy.corp:3128"', 42, 'proxy: must be a URL like "http://proxy.example.com:3128"'),

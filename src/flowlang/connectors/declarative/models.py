@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, WithJsonSchema, field_validator, model_validator
 
+from flowlang.connectors.http.ratelimit import MAX_RATE_COUNT
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 # what the before-validators below accept, for the JSON Schema (`flowlang connectors schema`)
@@ -54,7 +56,7 @@ class AuthModel(Strict):
 
 
 class RateLimitModel(Strict):
-    requests: PositiveInt
+    requests: Annotated[PositiveInt, Field(le=MAX_RATE_COUNT)]  # the limiter's bound (ratelimit.parse_rate)
     per: Literal["second", "minute", "hour", "day"] = "minute"
 
 

@@ -23,6 +23,9 @@ UNITS = {"second": 1.0, "sec": 1.0, "s": 1.0, "minute": 60.0, "min": 60.0, "m": 
 SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$")
 
 
+MAX_RATE_COUNT = 1_000_000
+
+
 def parse_rate(text: str) -> tuple[float, float]:
     """'60/minute', '10/second', '1000/hour', '5/10s' -> (requests, seconds)."""
     m = SPEC.match(text.lower())
@@ -32,6 +35,11 @@ def parse_rate(text: str) -> tuple[float, float]:
     per = float(m.group(2) or 1) * UNITS[m.group(3)]
     if count <= 0:
         raise FlowRuntimeError("rate_limit needs a positive number of requests", "connector")
+    if count > MAX_RATE_COUNT:  # the limiter keeps the last `count` requests: 1e20 was an OverflowError
+        raise FlowRuntimeError(f"rate_limit allows at most {MAX_RATE_COUNT:,} requests in its window, got "
+                               f"{m.group(1)} (for no limit, leave rate_limit out)", "connector")
+    if per <= 0:  # "1/0s": a window of no time
+        raise FlowRuntimeError(f"rate_limit needs a window longer than 0 seconds, got {text!r}", "connector")
     return count, per
 
 
