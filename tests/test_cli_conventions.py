@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from conftest import cli
+from conftest import cli, run_cli
 from flowlang.cli.console import wants_color
 from flowlang.cli.main import build_parser
 
@@ -128,6 +128,28 @@ def test_run_reads_the_flow_from_stdin(tmp_path: Path) -> None:
     assert result.status == 0 and result.stdout == "40\n"
     both = cli("run", "-", "--input", "-", cwd=tmp_path, stdin="emit 1\n")
     assert both.status == 2 and "cannot both come from stdin" in both.stderr
+
+
+def test_a_flow_from_stdin_keeps_its_failed_records_in_the_working_folder(tmp_path: Path) -> None:
+    """`cat job.flow | flowlang run -` kept its jobs and failed records in memory: they were gone when
+    the run ended, while it said '2 records failed; see: flowlang errors -', which answered 'no such
+    flow file: -'. A flow from stdin is kept in the working folder's store now (docs/cli.md: it runs
+    as if it were in the working folder), and errors, jobs and retry take `-` with the flow on stdin."""
+    flow = 'flow "From stdin"\nparam limit = 0\nfor each n in [1, 2]\n  if n > limit\n    fail "no {n}"\n  end\n' \
+           '  emit n\nend\n'
+    ran = run_cli("run", "-", "--log-format", "text", cwd=tmp_path, stdin=flow)
+    assert ran.returncode == 3 and "see: flowlang errors -" in ran.stderr, ran.stderr
+    assert (tmp_path / ".flowlang" / "flowlang.db").is_file()
+    listed = run_cli("errors", "-", "--json", cwd=tmp_path, stdin=flow)
+    assert [json.loads(line)["record"] for line in listed.stdout.splitlines()] == [1, 2], listed.stderr
+    jobs = run_cli("jobs", "-", "--json", cwd=tmp_path, stdin=flow)
+    assert [json.loads(line)["status"] for line in jobs.stdout.splitlines()] == ["partial"]
+    (tmp_path / "job.flow").write_text(flow)  # the same flow as a file finds them too
+    assert "From stdin: 2 open errors" in run_cli("errors", "job.flow", cwd=tmp_path).stdout
+    fixed = flow.replace('fail "no {n}"', "emit -n")  # the mapping fixed: the loop is the same loop
+    retried = run_cli("retry", "-", "--id", "1", "--log-format", "text", cwd=tmp_path, stdin=fixed)
+    assert retried.returncode == 0 and retried.stdout == "-1\n1\n", retried.stderr
+    assert "From stdin: 1 open error" in run_cli("errors", "job.flow", cwd=tmp_path).stdout
 
 
 def test_check_reads_stdin(tmp_path: Path) -> None:

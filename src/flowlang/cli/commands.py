@@ -46,10 +46,20 @@ def load_flow(file: str, terminal: Terminal) -> Flow:
     return load(file)
 
 
+def stdin_store(args: argparse.Namespace) -> None:
+    """A flow from stdin keeps its jobs, state and failed records in the working folder's store (as a
+    flow file there would), not in memory: `flowlang errors -` and `retry -` find them."""
+    from flowlang.runtime.state_folder import state_dir_in
+
+    if args.file == "-" and not args.state_dir:
+        args.state_dir = str(state_dir_in(Path.cwd()))
+
+
 def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.json_lines = args.json_logs  # every stderr line of a run, from its first, is then one JSON object
     if args.file == "-" and args.input == "-":
         raise UsageError("the flow and --input cannot both come from stdin (-)")
+    stdin_store(args)
     flow = load_flow(args.file, terminal)
     project = project_for(args, flow)
     params = parse_params(args.param)
@@ -123,12 +133,13 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.store_commands import opened
 
     terminal.json_lines = args.json_logs  # every stderr line of a retry, from its first, is then one JSON object
-    flow = load(args.file)
+    stdin_store(args)
+    flow = load_flow(args.file, terminal)
     project = project_for(args, flow)
     params = parse_params(args.param)
     secrets = _secrets(args, terminal)
     if args.id:
-        with opened(args) as (store, key):
+        with opened(args, key=flow.key) as (store, key):
             for error_id in args.id:
                 found, resolved = store.get_error(key, error_id)
                 if found is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,35 +27,41 @@ from flowlang.status import ExitStatus
 
 def flow_key(file: str) -> str:
     """The flow's key in its store (its `flow "Name"`, else the file's stem), even if the flow has errors now."""
-    from flowlang.api import load
+    from flowlang.api import compile, load
 
+    if file == "-":  # the flow on stdin, kept in the working folder's store as `flowlang run -` keeps it
+        text = sys.stdin.read()
+        try:
+            return compile(text, name="<stdin>", bindings=()).key
+        except ScriptError:
+            return declared_name(text) or "<stdin>"
     if not Path(file).is_file():
         raise UsageError(f"no such flow file: {file}")
     try:
         return load(file).key
     except ScriptError:
-        return declared_name(Path(file)) or Path(file).stem
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        return declared_name(text) or Path(file).stem
 
 
 NAME_LINE = re.compile(r'^[ \t]*flow[ \t]+"')
 
 
-def declared_name(path: Path) -> str | None:
-    """The `flow "Name"` of a file that does not parse or check now (an edit broke it): its name line
+def declared_name(text: str) -> str | None:
+    """The `flow "Name"` of a flow that does not parse or check now (an edit broke it): its name line
     alone, parsed."""
     from flowlang.ast import FlowDecl
     from flowlang.source import Source
     from flowlang.syntax import parse
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
     line = next((line for line in text.splitlines() if NAME_LINE.match(line)), None)
     if line is None:
         return None
     try:
-        module = parse(Source(path.name, line + "\n"))
+        module = parse(Source("<name line>", line + "\n"))
     except ScriptError:
         return None
     return next((s.name for s in module.statements if isinstance(s, FlowDecl)), None)
@@ -67,9 +74,10 @@ def state_folder(file: str, state_dir: str | None) -> Path:
 
 
 @contextmanager
-def opened(args: argparse.Namespace, lock: bool = False) -> Iterator[tuple[Store, str]]:
-    """The flow's store (and, for changes, the flow's lock: not while a run is going on)."""
-    key = flow_key(args.file)
+def opened(args: argparse.Namespace, lock: bool = False, key: str | None = None) -> Iterator[tuple[Store, str]]:
+    """The flow's store (and, for changes, the flow's lock: not while a run is going on); `key` when the
+    flow is loaded already (a flow from stdin cannot be read twice)."""
+    key = key if key is not None else flow_key(args.file)
     folder = state_folder(args.file, getattr(args, "state_dir", None))
     store = Store(folder)
     held = FlowLock(folder, key) if lock else None
