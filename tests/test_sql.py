@@ -629,3 +629,27 @@ emit list(same)[0].n
                               {"id": 2, "a": "P-1Y3DT-10S", "l": None},
                               {"id": 3, "a": timedelta(days=3, hours=1), "l": None}, 3]
     assert raw_rows(postgres, "select cast(l as text) from iv where id = 11", "postgresql") == ['{"-1 mons","2 days"}']
+
+
+def test_an_upsert_of_only_the_key_columns_inserts_once_and_changes_nothing(tmp_path: Path, database: str) -> None:
+    """On MySQL/MariaDB a record of only its key's columns failed with SQLAlchemy's 'ValueError:
+    update parameter dictionary must not be empty' and was not written (SQLite and PostgreSQL do
+    nothing for a key that is there)."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{database}")
+call db.execute("drop table if exists ko")
+call db.execute("create table ko (a integer, b integer, c varchar(5), primary key (a, b))")
+call db.execute("insert into ko values (1, 2, 'kept')")
+for each r in [{{a: 1, b: 1}}, {{a: 1, b: 1}}, {{a: 1, b: 2}}]
+  send r to db.upsert(table: "ko", key: ["a", "b"])
+end
+for each r in [{{a: 2, b: 1}}, {{b: 1, a: 2}}, {{a: 1, b: 2}}]
+  send r to db.upsert(table: "ko", key: ["b", "a"]) batch 10
+end
+call db.query("select a, b, c from ko order by a, b") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.ok, result.error
+    assert result.outputs == [{"a": 1, "b": 1, "c": None}, {"a": 1, "b": 2, "c": "kept"}, {"a": 2, "b": 1, "c": None}]

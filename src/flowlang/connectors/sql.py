@@ -447,7 +447,9 @@ class SqlConnection(Connection):
             from sqlalchemy.dialects.mysql import insert as mysql_insert
 
             stmt = mysql_insert(target)
-            return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns if c not in keys})
+            update = {c: stmt.inserted[c] for c in columns if c not in keys}
+            # a record of only its key: a = a, the one way to do nothing (SQLAlchemy refuses an empty update)
+            return stmt.on_duplicate_key_update(update or {columns[0]: target.c[columns[0]]})
         raise FlowRuntimeError(f"upsert is not supported for {dialect}; use execute with your database's SQL",
                                "connector")
 
