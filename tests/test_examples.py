@@ -94,6 +94,9 @@ def test_import_payments_errors_and_retry(tmp_path: Path) -> None:
     listed = cli("errors", "import_payments.flow", cwd=folder)
     assert "the amount 'abc' is not a number" in listed.stdout
     assert "amount must be positive, got -5" in listed.stdout
+    # as README.md and docs/cli.md show it: the place, and the payment's trace key (its ref)
+    assert '#1  import_payments.flow:15:5  key "P-2"  (job 1, ' in listed.stdout, listed.stdout
+    assert "    record: {\"ref\":\"P-2\",\"amount\":\"abc\",\"iban\":\"NO9386011117947\"}" in listed.stdout
     # retry runs the failed iterations again from their saved records: still bad, attempts counted
     retried = cli("retry", "import_payments.flow", cwd=folder)
     assert retried.status == 3  # the saved records are still bad
