@@ -23,6 +23,7 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Secret, to_text, type_name
 
 DEFAULT_TIMEOUT = 30.0
+MAX_SETTING = 10**15  # the largest number a setting (timeout, retry, max_connections, ...) takes
 
 
 def _text(config: Mapping[str, Any], key: str) -> str | None:
@@ -42,6 +43,8 @@ def _number(config: Mapping[str, Any], key: str, default: float) -> float:
         return default
     if type_name(value) != "number" or value <= 0:
         raise FlowRuntimeError(f"{key}: must be a positive number, got {to_text(value)!r}", "connector")
+    if value > MAX_SETTING:  # 1e400 is infinity as a float, and int() of it an OverflowError
+        raise FlowRuntimeError(f"{key}: the number is too large (at most {MAX_SETTING:,})", "connector")
     return float(value)
 
 
