@@ -653,3 +653,32 @@ end
 """)
     assert result.ok, result.error
     assert result.outputs == [{"a": 1, "b": 1, "c": None}, {"a": 1, "b": 2, "c": "kept"}, {"a": 2, "b": 1, "c": None}]
+
+
+def test_postgres_infinite_and_bc_dates_read_as_their_text(tmp_path: Path, postgres: str) -> None:
+    """'infinity' in a timestamp (a history table's valid_to), a date BC or after 9999 failed the whole
+    query: 'db: DataError: timestamp too large (after year 10K): 'infinity''. Each is its text now, and
+    copied back it is the same value; the other rows' values are still datetimes and dates."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("drop table if exists hist")
+call db.execute("create table hist (id integer primary key, a timestamp, b timestamptz, c date)")
+call db.execute("insert into hist values (1, 'infinity', '-infinity', '0044-03-15 BC')")
+call db.execute("insert into hist values (2, '2024-01-01 10:00', '2024-01-01 10:00+02', '10000-01-01')")
+call db.execute("insert into hist values (3, '2024-01-01 10:00', '2024-01-01 10:00+02', '2024-02-29')")
+call db.query("select id, a, b, c from hist order by id") as rows
+for each r in rows
+  emit r
+  send {{id: r.id + 10, a: r.a, b: r.b, c: r.c}} to db.insert(table: "hist") batch 10
+end
+let same_row = "y.id = x.id + 10 and y.a = x.a and y.b = x.b and y.c = x.c"
+call db.query("select count(*) as n from hist x join hist y on {{same_row}}") as same
+emit list(same)[0].n
+""")
+    assert result.ok, result.error
+    from datetime import date
+
+    ten = datetime(2024, 1, 1, 10, tzinfo=UTC)
+    assert result.outputs == [{"id": 1, "a": "infinity", "b": "-infinity", "c": "0044-03-15 BC"},
+                              {"id": 2, "a": ten, "b": ten - timedelta(hours=2), "c": "10000-01-01"},
+                              {"id": 3, "a": ten, "b": ten - timedelta(hours=2), "c": date(2024, 2, 29)}, 3]

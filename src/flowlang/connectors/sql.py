@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
-from flowlang.connectors.sql_intervals import register_interval_loader
 from flowlang.connectors.sql_keys import check_upsert_key
+from flowlang.connectors.sql_pg_loaders import register_loaders
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
@@ -279,7 +279,7 @@ class SqlConnection(Connection):
             if zone:
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
             if self.dialect == "postgresql":
-                sa.event.listen(self._engine, "connect", lambda dbapi, _record: register_interval_loader(dbapi))
+                sa.event.listen(self._engine, "connect", lambda dbapi, _record: register_loaders(dbapi))
             elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine
