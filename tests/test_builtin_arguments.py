@@ -126,3 +126,27 @@ def test_a_zone_that_is_a_folder_of_zones_or_odd_digits_is_an_unknown_zone(zone:
     done = cli("check", "t.flow", cwd=tmp_path)
     assert done.status == 2 and "internal" not in done.stdout + done.stderr
     assert f"t.flow:1:35: error: unknown time zone '{zone}'" in done.stdout + done.stderr
+
+
+def test_sort_with_desc_keeps_equal_items_in_order_and_nulls_last(tmp_path: Path) -> None:
+    # desc reversed the ascending order, so records with equal values came out last first (sort_by's
+    # docstring says the sort is stable)
+    result = run_text('let rs = [{n: 1, id: "a"}, {n: 2, id: "b"}, {id: "x"}, {n: 1, id: "c"}, {n: null, id: "y"}]\n'
+                      'emit [[r.id for r in sort_by(rs, "n", desc: true)], [r.id for r in sort_by(rs, "n")],\n'
+                      '      sort([1, 1.0, null, 2], desc: true), sort([3, null, 1])]\n', tmp_path)
+    assert result.ok, result.error
+    [[by_desc, by_asc, numbers, plain]] = result.outputs
+    assert by_desc == ["b", "a", "c", "x", "y"] and by_asc == ["a", "c", "b", "x", "y"]
+    assert numbers == [2, 1, Decimal("1.0"), None] and type(numbers[1]) is int and plain == [1, 3, None]
+
+
+@pytest.mark.parametrize("desc", ['"yes"', "1", "null", "[true]"])
+def test_a_desc_that_is_not_a_boolean_is_an_error_not_ascending(desc: str, tmp_path: Path) -> None:
+    # desc: "yes" or desc: 1 (a flag from the data) sorted ascending without a word
+    for call in (f'sort([1, 2], desc: {desc})', f'sort_by([{{n: 1}}, {{n: 2}}], "n", desc: {desc})'):
+        result = run_text(f"for each o in [1]\n  emit {call}\nend\n", tmp_path)
+        assert result.status == "partial" and result.outputs == []
+        [failure] = result.errors
+        name = call.split("(")[0]
+        assert failure.message.startswith(f"{name}()'s desc must be true or false, got "), failure.message
+        assert (failure.location or "").endswith("f.flow:2:8")

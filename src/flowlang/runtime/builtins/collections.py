@@ -115,42 +115,46 @@ def _sort_key_compare(a: Any, b: Any) -> int:
 def sort(items: Any, desc: Any = False) -> Any:
     """sort(list, desc): the items in order, smallest first (largest first with desc: true); nulls last.
 
+    The sort is stable, with desc too: equal items (1 and 1.0) keep their order. desc is true or
+    false; any other value is an error, not taken for false.
+
     Examples:
         sort([3, null, 1]) -> [1, 3, null]
         sort([1, 3, 2], desc: true) -> [3, 2, 1]
         sort(["b", "a"]) -> ["a", "b"]
     """
     values = _list_arg(items, "sort")
-    ordered = sorted(values, key=functools.cmp_to_key(_sort_key_compare))
-    return _desc(ordered, desc)
+    return _ordered(values, lambda x: x, _desc_arg(desc, "sort"))
 
 
-def _desc(ordered: list[Any], desc: Any) -> list[Any]:
-    if desc is True:
-        nulls = [x for x in ordered if x is None]
-        return [x for x in reversed(ordered) if x is not None] + nulls
-    return ordered
+def _desc_arg(desc: Any, fn: str) -> bool:
+    if type(desc) is not bool:
+        raise BuiltinError(f"{fn}()'s desc must be true or false, got {type_name(desc)}", "type")
+    return desc
+
+
+def _ordered(values: list[Any], key: Callable[[Any], Any], desc: bool) -> list[Any]:
+    """values by key(value), nulls last; stable both ways (reverse=True keeps equal items in order)."""
+    present = [x for x in values if key(x) is not None]
+    nulls = [x for x in values if key(x) is None]
+    compare = functools.cmp_to_key(_sort_key_compare)
+    return sorted(present, key=lambda x: compare(key(x)), reverse=desc) + nulls
 
 
 def sort_by(items: Any, field: Any, desc: Any = False) -> Any:
     """sort_by(list, "field", desc): the records ordered by a field (a dotted path); nulls last.
 
-    The sort is stable: records with equal values keep their order.
+    The sort is stable, with desc too: records with equal values keep their order. desc is true or
+    false; any other value is an error, not taken for false.
 
     Examples:
         sort_by([{n: 2}, {n: 1}], "n") -> [{"n": 1}, {"n": 2}]
         sort_by([{c: {n: 1}}, {c: {n: 2}}], "c.n", desc: true) -> [{"c": {"n": 2}}, {"c": {"n": 1}}]
+        [r.id for r in sort_by([{n: 1, id: "a"}, {n: 2, id: "b"}, {n: 1, id: "c"}], "n", desc: true)] -> ["b", "a", "c"]
     """
     values = _list_arg(items, "sort_by")
     need(field, "string", "sort_by", "field")
-    keyed = sorted(
-        values,
-        key=functools.cmp_to_key(lambda a, b: _sort_key_compare(path_get(a, field), path_get(b, field))),
-    )
-    if desc is True:
-        present = [x for x in keyed if path_get(x, field) is not None]
-        return list(reversed(present)) + [x for x in keyed if path_get(x, field) is None]
-    return keyed
+    return _ordered(values, lambda x: path_get(x, field), _desc_arg(desc, "sort_by"))
 
 
 def unique(items: Any) -> Any:
