@@ -150,3 +150,17 @@ def test_a_desc_that_is_not_a_boolean_is_an_error_not_ascending(desc: str, tmp_p
         name = call.split("(")[0]
         assert failure.message.startswith(f"{name}()'s desc must be true or false, got "), failure.message
         assert (failure.location or "").endswith("f.flow:2:8")
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    ('pad_left("abc", o.n)', "pad_left()'s width must be a whole number, got number 5.5"),  # was width 5
+    ('substr("abcdef", o.n)', "substr()'s start must be a whole number, got number 5.5"),  # was start 5
+    ('substr("abcdef", 1, o.n)', "substr()'s length must be a whole number, got number 5.5"),
+])
+def test_a_fraction_as_a_width_or_an_index_is_an_error_not_cut_to_a_whole_number(expr: str, message: str,
+                                                                                  tmp_path: Path) -> None:
+    result = run_text(f"for each o in [{{n: 5.5}}, {{n: 2.0}}]\n  emit {expr}\nend\n", tmp_path)
+    assert result.status == "partial" and len(result.outputs) == 1  # 2.0 is a whole number
+    [failure] = result.errors
+    assert failure.message == message and failure.record == {"n": Decimal("5.5")}
+    assert (failure.location or "").endswith("f.flow:2:8")

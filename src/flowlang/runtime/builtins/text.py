@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
-from flowlang.runtime.operators import whole
+from flowlang.runtime.operators import OperatorError, as_int
 from flowlang.runtime.values import Secret, check_text_size, to_text, type_name
 
 REGEX_SECONDS = 1.0  # the most one regex_match / regex_find / regex_replace may take
@@ -192,6 +192,7 @@ def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
     """pad_left(s, width, fill): s (as text) padded on the left to width characters.
 
     fill is one character (a space by default). A text already as wide or wider is given unchanged.
+    width is a whole number (6.0 counts; 6.5 is an error).
 
     Examples:
         pad_left(42, 6, "0") -> "000042"
@@ -203,15 +204,25 @@ def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
     need(fill, "string", "pad_left", "fill")
     if len(fill) != 1:
         raise BuiltinError("pad_left() needs a single fill character")
-    size = whole(Decimal(width), "pad_left()'s width")  # 1e999999 is refused, not built (seconds)
+    size = _whole_arg(width, "pad_left()'s width")
     check_items(size, "pad_left")
     return to_text(s).rjust(size, fill)
+
+
+def _whole_arg(value: Any, what: str) -> int:
+    """A width or an index: a whole number (2.0 counts; 2.5 is an error, not 2; 1e999999 is refused,
+    not built, which took seconds)."""
+    try:
+        return as_int(value, what)
+    except OperatorError as e:
+        raise BuiltinError(e.message, e.kind) from None
 
 
 def substr(s: Any, start: Any, length: Any = None) -> Any:
     """substr(s, start, length): length characters of s from index start (to the end without length).
 
-    0 is the first character; a negative start counts from the end.
+    0 is the first character; a negative start counts from the end. start and length are whole
+    numbers (2.0 counts; 1.5 is an error, not 1).
 
     Examples:
         substr("2024-05-01", 0, 4) -> "2024"
@@ -222,13 +233,13 @@ def substr(s: Any, start: Any, length: Any = None) -> Any:
         return None
     need(s, "string", "substr")
     need(start, "number", "substr", "start")
-    begin = whole(Decimal(start), "substr()'s start")
+    begin = _whole_arg(start, "substr()'s start")
     if begin < 0:
         begin = max(0, len(s) + begin)
     if length is None:
         return s[begin:]
     need(length, "number", "substr", "length")
-    return s[begin : begin + max(0, whole(Decimal(length), "substr()'s length"))]
+    return s[begin : begin + max(0, _whole_arg(length, "substr()'s length"))]
 
 
 def regex_match(s: Any, pattern: Any) -> Any:
