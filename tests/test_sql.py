@@ -682,3 +682,21 @@ emit list(same)[0].n
     assert result.outputs == [{"id": 1, "a": "infinity", "b": "-infinity", "c": "0044-03-15 BC"},
                               {"id": 2, "a": ten, "b": ten - timedelta(hours=2), "c": "10000-01-01"},
                               {"id": 3, "a": ten, "b": ten - timedelta(hours=2), "c": date(2024, 2, 29)}, 3]
+
+
+def test_a_decimal_parameter_compares_as_a_number_on_sqlite(tmp_path: Path) -> None:
+    """A parameter with a fraction (1.5 is an exact decimal) was bound as the text '1.5', which SQLite
+    sorts after every number: compared with an expression (price * qty, abs(), sum() in a having) it
+    matched no row, silently; an integer parameter worked."""
+    result = run(tmp_path, """
+use db = sql(url: "sqlite:///dec.db")
+call db.execute("create table p (id integer primary key, price numeric, qty integer)")
+call db.execute("insert into p values (1, 1.0, 1), (2, 2.5, 1), (3, 10, 2)")
+call db.query("select id from p where price > :min order by id", params: {min: 1.5}) as plain
+call db.query("select id from p where price * qty > :min order by id", params: {min: 1.5}) as product
+call db.query("select id from p where abs(price) between :low and :high", params: {low: 0.5, high: 2.5}) as ranged
+call db.query("select qty from p group by qty having sum(price) > :min", params: {min: 3.4}) as grouped
+emit [[r.id for r in plain], [r.id for r in product], [r.id for r in ranged], [r.qty for r in grouped]]
+""")
+    assert result.ok, result.error
+    assert result.outputs == [[[2, 3], [2, 3], [1, 2], [1, 2]]]

@@ -90,6 +90,15 @@ def sqlite_datetime(value: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def sqlite_number(value: Decimal) -> float | str:
+    """A decimal query parameter on SQLite: a float when its shortest text is the same number (1.5,
+    0.1, 19.99), so it compares as a number with an expression (price * qty > :min, having sum(x) >
+    :min). As the text '1.5' (how a decimal is written into a row), which SQLite sorts after every
+    number, it matched no row. A decimal a float cannot hold (more than 15 or so digits) stays text."""
+    number = float(value)
+    return number if Decimal(repr(number)) == value else str(value)
+
+
 # Values every driver binds as they are: a row made only of these is sent without conversion.
 AS_THEY_ARE = frozenset({str, int, bool, float, type(None), bytes})
 
@@ -305,6 +314,8 @@ class SqlConnection(Connection):
         if not isinstance(value, dict):
             raise FlowRuntimeError(f"params: must be an object of named parameters, got {type_name(value)}",
                                    "connector")
+        if self.dialect == "sqlite":
+            return {k: sqlite_number(v) if type(v) is Decimal else self._bindable(v) for k, v in value.items()}
         return {k: self._bindable(v) for k, v in value.items()}
 
     @staticmethod
