@@ -700,3 +700,22 @@ emit [[r.id for r in plain], [r.id for r in product], [r.id for r in ranged], [r
 """)
     assert result.ok, result.error
     assert result.outputs == [[[2, 3], [2, 3], [1, 2], [1, 2]]]
+
+
+def test_a_database_driver_s_warning_is_a_log_line_of_the_run_s_format(tmp_path: Path, postgres: str) -> None:
+    """psycopg's own warnings went to stderr as bare text, past flowlang's log handler: a line that is
+    not JSON among JSON logs ('unknown PostgreSQL timezone: '<+05:30>-05:30'; will use UTC'), unmasked."""
+    import json
+
+    from conftest import run_cli
+
+    (tmp_path / "f.flow").write_text(f"""
+use db = sql(url: "{postgres}")
+call db.execute("set time zone interval '+05:30' hour to minute")
+call db.query("select cast('2024-01-01 10:00+00' as timestamptz) as t") as rows
+emit list(rows)[0]
+""")
+    proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is JSON
+    assert any("unknown PostgreSQL timezone" in line["message"] and line["level"] == "warning" for line in lines)

@@ -218,7 +218,7 @@ def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
     root.setLevel(logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
     root.propagate = False
     logging.captureWarnings(True)  # library warnings become log lines too (JSON when logs are JSON)
-    for library in ("py.warnings", "httpx", "httpcore", "aiohttp", "asyncio"):
+    for library in ("py.warnings", "httpx", "httpcore", "aiohttp", "asyncio", "sqlalchemy", "psycopg", "pymysql"):
         logger = logging.getLogger(library)
         logger.setLevel(logging.WARNING)
         logger.handlers[:] = [handler]
