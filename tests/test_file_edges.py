@@ -392,12 +392,12 @@ def test_a_bytes_value_in_a_record_written_to_a_text_file_fails_that_record(tmp_
 def test_a_json_file_nested_past_the_limit_is_a_data_error_not_a_killed_process(tmp_path: Path) -> None:
     # ijson's prefixes grow with the depth: a 400 KB file of 200,000 brackets took gigabytes, and the run
     # was killed (exit 137) or ended in "internal error (MemoryError)". At 5,000 levels (here, so that the
-    # old code still finishes) it was read; now past 500 levels the read stops with a data error.
+    # old code still finishes) it was read; now past 1,000 levels the read stops with a data error.
     (tmp_path / "deep.json").write_text("[" + "[" * 5000 + "1" + "]" * 5000 + "]")
-    (tmp_path / "ok.json").write_text('[{"s": "[[[{{{\\\\\\"", "v": ' + "[" * 499 + "1" + "]" * 499 + "}, {\"s\": 2}]")
+    (tmp_path / "ok.json").write_text('[{"s": "[[[{{{\\\\\\"", "v": ' + "[" * 998 + "1" + "]" * 998 + "}, {\"s\": 2}]")
     (tmp_path / "f.flow").write_text('use deep = file(path: "deep.json")\nuse ok = file(path: "ok.json")\n'
                                      "call ok.read() as fine\nemit [len(fine), fine[0].s]\n"
                                      "call deep.read() as rows\nemit len(rows)\n")
     proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.status == 1 and proc.stdout == '[2,"[[[{{{\\\\\\""]\n', (proc.stdout, proc.stderr)
-    assert "f.flow:5:6: error: bad JSON in deep.json: a record nests more than 500 levels deep" in proc.stderr
+    assert "f.flow:5:6: error: bad JSON in deep.json: a record nests more than 1,000 levels deep" in proc.stderr

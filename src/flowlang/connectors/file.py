@@ -32,7 +32,7 @@ from flowlang.diagnostics import unencodable
 from flowlang.errors import DiskFull, FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
 from flowlang.runtime.flow_folder import PathRefused, inside
-from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_DEPTH, MAX_INT_DIGITS, JsonDataError, dumps, loads
+from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
 from flowlang.runtime.values import BadRecord, RecordStream, Value, to_text, type_name
 
 FORMATS = ("csv", "json", "jsonl", "bytes")
@@ -175,8 +175,8 @@ class FileConnection(Connection):
                         async for page in self._json_items(itertools.islice(items, count, None), start):
                             yield page
             except _TooDeep:
-                raise FlowRuntimeError(f"bad JSON in {self.path.name}: a record nests more than {MAX_DEPTH} levels "
-                                       "deep", "data") from None
+                raise FlowRuntimeError(f"bad JSON in {self.path.name}: a record nests more than "
+                                       f"{MAX_READ_DEPTH:,} levels deep", "data") from None
 
     async def _json_items(self, items: Iterator[Value], start: bytes) -> AsyncIterator[list[Value]]:
         import ijson
@@ -502,13 +502,18 @@ class _LfRows:
 NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')  # deleted: all but brackets and quotes
 
 
+# as deep as JSON from an API may be (json.loads stops near Python's recursion limit); a record past 500
+# levels is read, and kept cut at that depth in the error store if it fails
+MAX_READ_DEPTH = 1000
+
+
 class _TooDeep(Exception):
     """A JSON file that nests deeper than a value may (ijson's prefixes grow with the depth, so a few
     hundred kilobytes of brackets took gigabytes and the process was killed)."""
 
 
 class _NestingGuard:
-    """The bytes ijson reads, their nesting followed: past MAX_DEPTH levels inside the file's list,
+    """The bytes ijson reads, their nesting followed: past MAX_READ_DEPTH levels inside the file's list,
     _TooDeep is raised. Brackets count outside strings only; each chunk is reduced with bytes methods
     (escaped backslashes and quotes dropped, then all but brackets and quotes, split at the quotes), so
     following costs a fifth of ijson's own time, not a Python step per byte."""
@@ -539,7 +544,7 @@ class _NestingGuard:
             self.in_string = not self.in_string
         brackets = outside.replace(b"{", b"[").replace(b"}", b"]")
         opens = brackets.count(b"[")
-        limit = MAX_DEPTH + 1
+        limit = MAX_READ_DEPTH + 1
         if self.depth + opens > limit and self._peak(brackets, limit) > limit:
             raise _TooDeep
         self.depth += 2 * opens - len(brackets)
