@@ -164,3 +164,13 @@ def test_a_fraction_as_a_width_or_an_index_is_an_error_not_cut_to_a_whole_number
     [failure] = result.errors
     assert failure.message == message and failure.record == {"n": Decimal("5.5")}
     assert (failure.location or "").endswith("f.flow:2:8")
+
+
+def test_a_nul_in_a_date_format_is_an_error_not_the_end_of_the_text(tmp_path: Path) -> None:
+    # the C library stops at a NUL: format_date(d, "%Y\u0000-%m") gave "2024" without a word
+    result = run_text('for each f in ["%Y\\u0000-%m", "%Y-%m"]\n  emit format_date(date("2024-05-01"), f)\nend\n',
+                      tmp_path)
+    assert result.status == "partial" and result.outputs == ["2024-05"]
+    [failure] = result.errors
+    assert failure.message == "format_date(): the format holds a NUL character (\\u0000), which would end it there"
+    assert (failure.location or "").endswith("f.flow:2:8")

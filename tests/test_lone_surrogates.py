@@ -106,3 +106,26 @@ def test_a_lone_surrogate_in_a_url_or_a_hash_fails_that_record_as_broken_data(tm
     kept = the_one_kept_error(tmp_path)
     assert kept["record"] == {"id": 1, "name": "a\ud800b"}
     assert kept["message"] == f"cannot encode '\\ud800' as utf-8 text: {SURROGATE_MESSAGE}"
+
+
+def test_broken_text_in_a_builtin_fails_that_record_at_the_call(tmp_path: Path) -> None:
+    # url_encode() of an object with broken text failed at the loop's line (f.flow:1:1), not the call's;
+    # format_date() with it in the format said "'utf-8' codec can't encode character ..."
+    (tmp_path / "in.jsonl").write_text(BROKEN)
+    (tmp_path / "f.flow").write_text('for each r in input\n  let q = url_encode({name: r.name})\n'
+                                     '  emit format_date(date("2024-05-01"), "{r.name} %Y")\nend\n')
+    done = cli("run", "f.flow", "--input", "in.jsonl", cwd=tmp_path)
+    assert done.status == 3 and "internal error" not in done.stderr, done.stderr
+    assert done.stdout.splitlines() == ['"ok 2024"']
+    kept = the_one_kept_error(tmp_path)
+    assert kept["message"] == f"url_encode(): cannot encode '\\ud800' as UTF-8: {SURROGATE_MESSAGE}"
+    assert kept["location"] == "f.flow:2:11" and kept["record"] == {"id": 1, "name": "a\ud800b"}
+    two = tmp_path / "two"
+    two.mkdir()
+    (two / "in.jsonl").write_text(BROKEN)
+    (two / "f.flow").write_text('for each r in input\n  emit format_date(date("2024-05-01"), "{r.name} %Y")\nend\n')
+    done = cli("run", "f.flow", "--input", "in.jsonl", cwd=two)
+    assert done.status == 3 and "codec" not in done.stderr, done.stderr
+    kept = the_one_kept_error(two)
+    assert kept["message"] == f"format_date(): cannot encode '\\ud800' as UTF-8: {SURROGATE_MESSAGE}"
+    assert kept["location"] == "f.flow:2:8"

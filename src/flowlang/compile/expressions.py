@@ -18,7 +18,8 @@ from flowlang.compile.inline import (
     literal_constant,
 )
 from flowlang.compile.steps import Eval
-from flowlang.errors import FlowRuntimeError
+from flowlang.diagnostics import BROKEN_TEXT, is_broken_text
+from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
 from flowlang.runtime.field_misses import FieldChain, FieldSite, Reach, found_nothing, missed
@@ -573,6 +574,8 @@ class ExpressionCompiler:
                     raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
                 except (RecursionError, JsonDataError) as e:
                     raise where.error(f"{name}(): {too_deep(e)}", "value") from None
+                except UnicodeEncodeError as e:
+                    raise encode_error(where, name, e) from None
 
             return call1
         if len(evals) == 2:
@@ -588,6 +591,8 @@ class ExpressionCompiler:
                     raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
                 except (RecursionError, JsonDataError) as e:
                     raise where.error(f"{name}(): {too_deep(e)}", "value") from None
+                except UnicodeEncodeError as e:
+                    raise encode_error(where, name, e) from None
 
             return call2
 
@@ -601,6 +606,8 @@ class ExpressionCompiler:
                 raise where.error(f"{name}(): {arithmetic_problem(e)}", "value") from None
             except (RecursionError, JsonDataError) as e:
                 raise where.error(f"{name}(): {too_deep(e)}", "value") from None
+            except UnicodeEncodeError as e:
+                raise encode_error(where, name, e) from None
 
         return call
 
@@ -608,6 +615,15 @@ class ExpressionCompiler:
         return self.program.function_call(self, node, info)
 
 
+
+
+def encode_error(where: Where, name: str, error: UnicodeEncodeError) -> Exception:
+    """Broken text (half a surrogate pair, from the data) that reached an encoder inside a builtin:
+    the data's fault, at the call; anything else that could not be encoded is a bug in flowlang."""
+    if not is_broken_text(error):
+        return where.locate(internal_error(error))
+    bad = error.object[error.start:error.end]
+    return where.error(f"{name}(): cannot encode {bad!r} as UTF-8: {BROKEN_TEXT}", "data")
 
 
 def too_deep(error: RecursionError | JsonDataError) -> str:

@@ -185,7 +185,8 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
     %Y year, %m month, %d day, %H hour, %M minute, %S second, %z offset, %A weekday, %B month name (in
     English). ISO 8601 text is read as a datetime first. A code the C library does not know (%Q, a
     lone % at the end) is an error, as in parse_date(); %% is a literal %. %Y writes a year before 1000
-    in four digits (0999), as ISO 8601 does.
+    in four digits (0999), as ISO 8601 does. A NUL character (`\\u0000`) in the format is an error (the C
+    library would end the text there).
 
     Examples:
         format_date(datetime("2024-05-01T10:00:00Z"), "%d.%m.%Y") -> "01.05.2024"
@@ -200,10 +201,14 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
         if not _known_directive(code):
             raise BuiltinError(f"format_date(): '{code}' is not a format code (use %Y, %m, %d, %H, %M, %S, "
                                "%z, %A, %B, ...; %% for a literal %)")
+    if "\x00" in fmt:  # the C library stops at it: "a\x00b" wrote "a"
+        raise BuiltinError("format_date(): the format holds a NUL character (\\u0000), which would end it there")
     if moment.year < 1000:
         fmt = _padded_years(fmt, moment)
     try:
         return moment.strftime(fmt)
+    except UnicodeEncodeError:
+        raise  # broken text in the format: the call says so, as for every builtin
     except ValueError as e:
         raise BuiltinError(f"format_date(): {e}") from None
 
