@@ -281,6 +281,22 @@ batch = { max = 100, body = "items", results = "results", ok = "ok", error = "er
 """
 
 
+def test_a_dry_run_says_what_it_would_send_not_that_it_sent(tmp_path: Path) -> None:
+    """A dry run's summary said 'dry run finished in 0.86s: read 100, sent 258, ...' and `flowlang jobs`
+    'sent 258' while nothing was sent (the API received nothing): it says 'would send 258' now."""
+    write(tmp_path, "f.flow", 'use api = http(base_url: env.API)\nfor each n in [1, 2, 3]\n'
+                              '  send {n: n} to api.post("/orders")\nend\n')
+    with FakeApi() as api:
+        proc = run_cli("run", "f.flow", "--dry-run", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+        assert [r for r in api.requests if r.method == "POST"] == []
+    assert proc.returncode == 0, proc.stderr
+    assert "f: dry run finished in " in proc.stderr and "s: read 3, would send 3, failed 0" in proc.stderr
+    assert "sent 3" not in proc.stderr
+    jobs = run_cli("jobs", "f.flow", cwd=tmp_path).stdout
+    assert "read 3, would send 3, failed 0" in jobs and "sent 3" not in jobs, jobs
+    assert lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)[0]["stats"]["sent"] == 3  # the figure
+
+
 def test_a_batch_gives_each_record_its_result(tmp_path: Path) -> None:
     write(tmp_path, "connectors/shop.toml", SHOP)
     write(tmp_path, "f.flow", 'use shop = shop(base_url: env.API)\n'

@@ -366,7 +366,8 @@ def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.out(f"{'id':>6}  {'kind':<9} {'started':<27} {'duration':>9}  {'status':<12} counts")
     for job in jobs:
         s = job["stats"] or {}
-        counts = (f"read {s.get('read', 0)}, sent {s.get('sent', 0)}, failed {s.get('failed', 0)}"
+        sent = "would send" if job["dry_run"] else "sent"  # a dry run, a plan, a retry --dry-run sent nothing
+        counts = (f"read {s.get('read', 0)}, {sent} {s.get('sent', 0)}, failed {s.get('failed', 0)}"
                   if job["kind"] not in ("resolve", "edit", "state", "ledger") else (job["message"] or ""))
         if job.get("resumed_from"):
             counts += f" (resumed job {job['resumed_from']})"

@@ -16,7 +16,8 @@ def headline(name: str, result: Result, verb: str = "run") -> str:
         verb = "test run" if result.kind == "test" else "dry run"
     state = {"ok": "finished", "partial": "finished with failed records", "failed": "failed",
              "interrupted": "stopped on request"}[result.status]
-    return (f"{name}: {verb} {state} in {s.duration:.2f}s: read {s.read}, sent {s.sent}, failed {s.failed}, "
+    sent = f"would send {s.sent}" if result.kind in ("dry-run", "plan") else f"sent {s.sent}"  # nothing was sent
+    return (f"{name}: {verb} {state} in {s.duration:.2f}s: read {s.read}, {sent}, failed {s.failed}, "
             f"skipped {s.skipped}, emitted {s.emitted}")
 
 
