@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 import flowlang
 from conftest import cli
+from flowlang.errors import CheckError
 
 
 def run(tmp_path: Path, text: str) -> flowlang.Result:
@@ -63,9 +65,9 @@ def test_latin1_is_read_with_encoding_and_a_bad_byte_names_the_file_and_line(tmp
 
 def test_an_unknown_encoding_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("a\n1\n")
-    result = run(tmp_path, 'use src = file(path: "a.csv", encoding: "klingon")\ncall src.read() as rows\n'
-                           "emit list(rows)\n")
-    assert result.error is not None and "'klingon' is not one Python knows" in result.error.message
+    said = "f.flow:1:41: error: file encoding 'klingon' is not one Python knows"
+    with pytest.raises(CheckError, match=re.escape(said)):
+        run(tmp_path, 'use src = file(path: "a.csv", encoding: "klingon")\ncall src.read() as rows\nemit list(rows)\n')
 
 
 def test_a_bad_byte_in_json_lines_names_the_line(tmp_path: Path) -> None:
@@ -238,8 +240,9 @@ def test_ragged_keep_reads_every_cell(tmp_path: Path) -> None:
     assert result.outputs == [{"id": "1", "name": "Ann", "city": "Oslo"},
                               {"id": "2", "name": "Bob", "city": "Rome", "_extra": ["extra", "more"]},
                               {"id": "3", "name": "Cy", "city": None}, {"id": "4", "name": "Dee", "city": "Lima"}]
-    result = run(tmp_path, 'use src = file(path: "in.csv", ragged: "pad")\ncall src.read() as rows\nemit len(rows)\n')
-    assert result.error is not None and 'ragged must be "error"' in result.error.message
+    said = 'f.flow:1:40: error: file ragged must be "error"'  # found before the run
+    with pytest.raises(CheckError, match=re.escape(said)):
+        run(tmp_path, 'use src = file(path: "in.csv", ragged: "pad")\ncall src.read() as rows\nemit len(rows)\n')
 
 
 
@@ -401,3 +404,23 @@ def test_a_json_file_nested_past_the_limit_is_a_data_error_not_a_killed_process(
     proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.status == 1 and proc.stdout == '[2,"[[[{{{\\\\\\""]\n', (proc.stdout, proc.stderr)
     assert "f.flow:5:6: error: bad JSON in deep.json: a record nests more than 1,000 levels deep" in proc.stderr
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    # before: "internal error (LookupError: 'rot13' is not a text encoding; ...)", with no place
+    ('encoding: "rot13"', "file encoding 'rot13' is not a text encoding"),
+    # before: taken, and the rows written with it could not be read back
+    ('delimiter: "\\n"', "file delimiter cannot be '\\n': CSV uses it for quoting or line ends"),
+    ('delimiter: "\\""', "file delimiter cannot be '\"': CSV uses it for quoting or line ends"),
+    # before: "file cannot tell the format of 'out.csv'", though the format was given
+    ('format: "xml"', "file format must be \"csv\", \"json\", \"jsonl\" or \"bytes\", got 'xml'"),
+])
+def test_a_bad_text_option_of_a_file_is_found_by_check(tmp_path: Path, given: str, said: str) -> None:
+    (tmp_path / "f.flow").write_text('use first = file(path: "first.jsonl")\nsend {id: 1} to first\n'
+                                     f'use out = file(path: "out.csv", {given})\nsend {{a: "x,y"}} to out\n')
+    for command in (["check"], ["run", "--log-format", "text"]):
+        proc = cli(*command, "f.flow", cwd=tmp_path)
+        assert proc.status == 2, proc.stderr
+        col = 35 + len(given.split(":")[0])  # the value's column
+        assert f"f.flow:3:{col}: error: {said}" in proc.stderr and "internal error" not in proc.stderr
+    assert not (tmp_path / "first.jsonl").exists() and not (tmp_path / "out.csv").exists()

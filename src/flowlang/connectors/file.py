@@ -463,6 +463,9 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
     if fmt == "ndjson":
         fmt = "jsonl"
     if fmt not in FORMATS:
+        if config.get("format"):
+            raise FlowRuntimeError(f'{kind} format must be "csv", "json", "jsonl" or "bytes", got '
+                                   f"{to_text(config['format'])!r}", "connector")
         raise FlowRuntimeError(f"{kind} cannot tell the format of {raw!r}: give format: \"csv\", \"json\", "
                                "\"jsonl\" or \"bytes\"", "connector")
     mode = config.get("mode") or "overwrite"
@@ -473,17 +476,35 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
         delimiter = "\t"
     if type(delimiter) is not str or len(delimiter) != 1:
         raise FlowRuntimeError(f'{kind} delimiter must be one character (a tab is "\\t")', "connector")
+    if delimiter in '"\r\n':  # the CSV rules' own characters: rows written so could not be read back
+        raise FlowRuntimeError(f"{kind} delimiter cannot be {delimiter!r}: CSV uses it for quoting or line ends",
+                               "connector")
     encoding = config.get("encoding") or "utf-8"
     try:
-        codecs.lookup(str(encoding))
+        text_codec = codecs.lookup(str(encoding))._is_text_encoding
     except LookupError:
         raise FlowRuntimeError(f"{kind} encoding {to_text(encoding)!r} is not one Python knows (e.g. \"utf-8\", "
                                '"cp1252", "latin-1", "utf-16")', "connector") from None
+    if not text_codec:  # rot13, base64, zlib: codecs, but not of text (a LookupError when a file is opened)
+        raise FlowRuntimeError(f"{kind} encoding {to_text(encoding)!r} is not a text encoding (e.g. \"utf-8\", "
+                               '"cp1252", "latin-1", "utf-16")', "connector")
     ragged = config.get("ragged") or "error"
     if ragged not in RAGGED:
         raise FlowRuntimeError(f'{kind} ragged must be "error" (a row with more or fewer cells than the header '
                                f'is a failed record) or "keep", got {to_text(ragged)!r}', "connector")
     return str(fmt), str(mode), TextRules(delimiter, str(encoding), str(ragged))
+
+
+def text_option_problem(key: str, value: Value, kind: str = "file") -> str | None:
+    """What format_options would refuse in one of these keys written as a constant, for `flowlang
+    check` (ConnectorSpec.value_problem); other keys (path, after) are judged when the file opens."""
+    if key not in ("format", "mode", "delimiter", "encoding", "ragged") or value is None:
+        return None
+    try:
+        format_options("records.csv", {key: value}, kind)
+    except FlowRuntimeError as e:
+        return e.message
+    return None
 
 
 class _LfRows:
@@ -648,7 +669,8 @@ FILE = ConnectorSpec(
     },
     open=open_file,
     default_write="write",
+    value_problem=text_option_problem,
 )
 
-__all__ = ["FILE", "FileConnection", "TextRules", "format_options"]
+__all__ = ["FILE", "FileConnection", "TextRules", "format_options", "text_option_problem"]
 

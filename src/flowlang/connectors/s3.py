@@ -9,9 +9,11 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, BinaryIO
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, RunServices
+from flowlang.connectors.file import text_option_problem
 from flowlang.connectors.remote import FORMAT_KEYS, OPERATIONS, open_path, revealed
 from flowlang.connectors.storage import CHUNK, Entry, Storage, split_pattern
 from flowlang.errors import FlowRuntimeError
@@ -193,4 +195,5 @@ S3 = ConnectorSpec(
     operations=OPERATIONS,
     open=open_s3,
     default_write="write",
+    value_problem=partial(text_option_problem, kind="s3"),
 )

@@ -11,10 +11,12 @@ import os
 import posixpath
 import stat as stat_module
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, RunServices
+from flowlang.connectors.file import text_option_problem
 from flowlang.connectors.remote import FORMAT_KEYS, OPERATIONS, open_path, revealed
 from flowlang.connectors.storage import CHUNK, Entry, Storage, split_pattern
 from flowlang.errors import FlowRuntimeError
@@ -229,4 +231,5 @@ SFTP = ConnectorSpec(
     operations=OPERATIONS,
     open=open_sftp,
     default_write="write",
+    value_problem=partial(text_option_problem, kind="sftp"),
 )
