@@ -719,3 +719,15 @@ emit list(rows)[0]
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is JSON
     assert any("unknown PostgreSQL timezone" in line["message"] and line["level"] == "warning" for line in lines)
+
+
+def test_a_postgres_url_as_hosts_give_it_connects(tmp_path: Path, postgres: str) -> None:
+    """postgres://user@host/db, the form libpq reads and many hosts give in DATABASE_URL, failed with
+    "cannot use the database URL: Can't load plugin: sqlalchemy.dialects:postgres"."""
+    short = "postgres://" + postgres.split("://", 1)[1]
+    result = run(tmp_path, """
+use db = sql(url: secret.DATABASE_URL)
+call db.query("select current_database() as d") as rows
+emit list(rows)[0].d
+""", secrets={"DATABASE_URL": short})
+    assert result.outputs == ["postgres"], result.error

@@ -201,10 +201,15 @@ def missing_driver(dialect: str, error: Exception) -> str:
 
 
 def with_default_driver(url: str) -> str:
-    """postgresql://... becomes postgresql+psycopg://..., mysql:// and mariadb:// use pymysql."""
+    """postgresql://... becomes postgresql+psycopg://..., mysql:// and mariadb:// use pymysql. postgres://
+    (the form libpq reads and many hosts give in DATABASE_URL) is postgresql://: SQLAlchemy knows no
+    'postgres' ("Can't load plugin: sqlalchemy.dialects:postgres")."""
     scheme, sep, rest = url.partition("://")
-    driver = DEFAULT_DRIVERS.get(scheme.lower())
-    return f"{scheme}+{driver}{sep}{rest}" if driver else url
+    name, _, driver = scheme.partition("+")
+    if name.lower() == "postgres":
+        name = "postgresql"
+    driver = driver or DEFAULT_DRIVERS.get(name.lower(), "")
+    return f"{name}+{driver}{sep}{rest}" if driver else f"{name}{sep}{rest}"
 
 
 def table_clause(sa: Any, table: str, columns: list[str]) -> Any:
