@@ -276,6 +276,24 @@ def test_an_unusable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.stdout == ""
 
 
+def test_a_damaged_store_is_named_as_damaged(tmp_path: Path) -> None:
+    """A store file that is not an SQLite database (damaged, or another file put there) was 'cannot use
+    the state folder .flowlang: file is not a database (set --state-dir or FLOWLANG_STATE_DIR to a
+    folder you can write)': it named the folder, not the file, and sent the user to permissions."""
+    write(tmp_path, "f.flow", "emit 1\n")
+    assert cli("run", "f.flow", cwd=tmp_path).status == 0
+    store = tmp_path / ".flowlang" / "flowlang.db"
+    store.write_bytes(b"\x00garbage" * 50)
+    for name in (store.name + "-wal", store.name + "-shm"):
+        (store.parent / name).unlink(missing_ok=True)
+    for command in (("run", "f.flow", "--log-format", "text"), ("errors", "f.flow"), ("jobs", "f.flow")):
+        proc = cli(*command, cwd=tmp_path)
+        assert proc.status == 1 and proc.stdout == "", proc.stderr
+        assert (f"the store {store} is damaged or is not a flowlang store (file is not a database); move it "
+                "away to start a new one") in proc.stderr, proc.stderr
+        assert "a folder you can write" not in proc.stderr
+
+
 def test_run_another_flow_as_its_own_job(tmp_path: Path) -> None:
     write(tmp_path, "child.flow", 'flow "child"\nparam who = "nobody"\nlet state.n = (state.n ?? 0) + 1\n'
                                   'emit "hello {who} #{state.n}"\n')

@@ -383,6 +383,12 @@ class Store:
             self.ledger = Ledger(self.db)
             self.checkpoints = Checkpoints(self.db)
             self._migrate()
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) or folder is None:  # cannot open, read-only, locked
+                raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
+                                 "FLOWLANG_STATE_DIR to a folder you can write)") from None
+            raise StoreError(f"the store {folder / STATE_DB} is damaged or is not a flowlang store ({e}); move it "
+                             "away to start a new one (its jobs, state and errors stay in it)") from None
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
                              "FLOWLANG_STATE_DIR to a folder you can write)") from None
