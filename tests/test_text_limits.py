@@ -44,3 +44,17 @@ def test_a_decimal_with_a_huge_exponent_reads_in_e_notation(tmp_path: Path) -> N
     result = flowlang.load(tmp_path / "f.flow").run(state_dir=tmp_path / "state")
     assert result.error is None, result.error
     assert result.outputs == [["1E+999999999", "-1E+4300", True, "0.0015"]]
+
+
+def test_regex_replace_of_a_million_matches_is_quick_and_a_slow_one_is_not_called_backtracking(
+        tmp_path: Path) -> None:
+    # every match went through a Python call: 1,000,000 matches took 5 s and failed with "the pattern
+    # 'a' took longer than 1s on this text (catastrophic backtracking?)"
+    flow = flowlang.compile('for each r in input\n  emit len(regex_replace(r.s, r.p, r.t))\nend\n')
+    text = "a" * 1_000_000
+    result = flow.run(input=[{"s": text, "p": "a", "t": "b"}, {"s": text[:800_000], "p": "(a)", "t": "[\\1]"},
+                             {"s": "2024-05-01", "p": "(\\d+)-(\\d+)-(\\d+)", "t": "\\3.\\2.\\1"},
+                             {"s": text, "p": "", "t": text}])
+    assert result.outputs == [1_000_000, 2_400_000, 10]
+    [failure] = result.errors  # the last would be 1,000,001,000,000 characters: the limit says so
+    assert "would make a value of" in failure.message and "max_value_items" in failure.message
