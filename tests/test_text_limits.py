@@ -58,3 +58,14 @@ def test_regex_replace_of_a_million_matches_is_quick_and_a_slow_one_is_not_calle
     assert result.outputs == [1_000_000, 2_400_000, 10]
     [failure] = result.errors  # the last would be 1,000,001,000,000 characters: the limit says so
     assert "would make a value of" in failure.message and "max_value_items" in failure.message
+
+
+def test_format_date_cannot_build_a_text_past_the_limit() -> None:
+    # "%c" writes 24 characters: a format of 1,000,000 of them made a text of 24,000,000
+    flow = flowlang.compile('for each f in input\n  emit len(format_date(date("2024-05-01"), f))\nend\n')
+    result = flow.run(input=["%c" * 1_000_000, "%c" * 1_000])
+    assert result.outputs == [24_000]
+    [failure] = result.errors
+    assert failure.message == ("format_date() would make a value of 24000000 items, more than the limit of 5000000 "
+                               "(max_value_items)")
+    assert (failure.location or "").endswith(":2:12")

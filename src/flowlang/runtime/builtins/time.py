@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
+from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need
 from flowlang.runtime.tape import drawn
 from flowlang.runtime.values import type_name
 
@@ -206,11 +206,13 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
     if moment.year < 1000:
         fmt = _padded_years(fmt, moment)
     try:
-        return moment.strftime(fmt)
+        text = moment.strftime(fmt)
     except UnicodeEncodeError:
         raise  # broken text in the format: the call says so, as for every builtin
     except ValueError as e:
         raise BuiltinError(f"format_date(): {e}") from None
+    check_items(len(text), "format_date")  # "%c" is 24 characters: a long format of codes grows 12 times
+    return text
 
 
 def _padded_years(fmt: str, moment: date) -> str:
