@@ -275,3 +275,38 @@ def test_retry_exits_3_when_an_error_stays_open(tmp_path: Path) -> None:
         assert "still failing 1" in proc.stderr
         errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert [e["attempts"] for e in errors] == [2]
+
+
+def test_retry_of_several_ids_skips_one_resolved_meanwhile(tmp_path: Path) -> None:
+    """`flowlang retry f.flow --id 1 --id 2` when error 1 had been resolved meanwhile (by hand, or by a
+    later run) said 'error 1 is already resolved' and exited 2 without retrying error 2; with one id
+    it exited 0. A resolved one is skipped, saying so, and the others are retried; an id that is no
+    error at all still stops the command (exit 2, nothing retried)."""
+    write(tmp_path, "f.flow", 'use api = http(base_url: env.API)\nparam rows = [{id: 1}, {id: 2}]\n'
+                              'for each r in rows\n  send r to api.post("/got")\nend\n')
+    broken = [True]
+    got: list[Any] = []
+
+    def receive(req: Any) -> tuple[int, dict[str, str], Any]:
+        if broken[0]:
+            return 422, {}, {"error": "not today"}
+        got.append(req.body)
+        return 201, {}, {}
+
+    with FakeApi() as api:
+        api.route("POST", "/got", receive)
+        env = {"API": api.url}
+        assert run_cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
+        listed = run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()
+        [one, two] = [json.loads(line)["id"] for line in listed]
+        assert run_cli("resolve", "f.flow", str(one), cwd=tmp_path).returncode == 0
+        broken[0] = False
+        missing = run_cli("retry", "f.flow", "--id", str(two), "--id", "999", cwd=tmp_path, env=env)
+        assert missing.returncode == 2 and "no open error 999" in missing.stderr
+        assert got == []
+        both = run_cli("retry", "f.flow", "--id", str(one), "--id", str(two), "--log-format", "text",
+                       cwd=tmp_path, env=env)
+        assert both.returncode == 0, both.stderr
+        assert f"error {one} is already resolved" in both.stderr
+        assert [b["id"] for b in got] == [2]
+    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout

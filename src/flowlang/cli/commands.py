@@ -138,21 +138,27 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     project = project_for(args, flow)
     params = parse_params(args.param)
     secrets = _secrets(args, terminal)
-    if args.id:
+    ids = list(args.id)
+    if ids:  # an id that is no open error stops the retry; one resolved meanwhile is skipped, saying so
         with opened(args, key=flow.key) as (store, key):
-            for error_id in args.id:
-                found, resolved = store.get_error(key, error_id)
-                if found is None:
-                    what = f"error {error_id} is already resolved" if resolved else f"no open error {error_id}"
-                    terminal.error(f"error: {what}")
-                    return int(ExitStatus.OK if resolved and len(args.id) == 1 else ExitStatus.INVALID)
+            found_ids = [(error_id, *store.get_error(key, error_id)) for error_id in ids]
+        for error_id, found, resolved in found_ids:
+            if found is None and not resolved:
+                terminal.error(f"error: no open error {error_id}")
+                return int(ExitStatus.INVALID)
+        for error_id, found, _ in found_ids:
+            if found is None:
+                terminal.message(f"error {error_id} is already resolved: nothing to retry for it", "yellow")
+        ids = [error_id for error_id, found, _ in found_ids if found is not None]
+        if not ids:
+            return int(ExitStatus.OK)
     stop = StopFlag()
     telemetry = otel_from_environment()
     terminal.context = {"flow": flow.name, "job_id": None}
     terminal.on_closed = lambda: stop.request("stdout closed")
     with progress_display(terminal, f"{flow.name} (retry)", not getattr(args, "quiet", False)) as progress:
         result = run_async_command(flow.retry_async(
-            args.id or None, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
+            ids or None, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,
             collect=False, stop=stop, dry_run=args.dry_run, masker=terminal.masker,
             secret_providers=project.secret_providers,
             observer=telemetry.observer() if telemetry else None,
