@@ -5,6 +5,7 @@ value from the data, the record fails at its line and is kept."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import flowlang
-from conftest import cli
+from conftest import cli, run_cli
 
 
 def run_text(text: str, tmp_path: Path) -> flowlang.Result:
@@ -174,3 +175,17 @@ def test_a_nul_in_a_date_format_is_an_error_not_the_end_of_the_text(tmp_path: Pa
     [failure] = result.errors
     assert failure.message == "format_date(): the format holds a NUL character (\\u0000), which would end it there"
     assert (failure.location or "").endswith("f.flow:2:8")
+
+
+@pytest.mark.parametrize("machine_zone", ["UTC", "America/New_York"])
+def test_format_date_percent_s_counts_from_1970_in_utc_whatever_the_zones(machine_zone: str,
+                                                                          tmp_path: Path) -> None:
+    # %s went to the C library, which reads the clock as the machine's local time: under
+    # TZ=America/New_York one instant gave 1711863000, and on Tokyo's clock 1711899000 (not 1711848600)
+    (tmp_path / "f.flow").write_text(
+        'emit [format_date(datetime("2024-03-31T01:30:00Z"), "%s"), '
+        'format_date(to_zone(datetime("2024-03-31T01:30:00Z"), "Asia/Tokyo"), "%s %%s %H"), '
+        'format_date(date("2024-03-31"), "%s")]\n')
+    done = run_cli("run", "f.flow", cwd=tmp_path, env={"TZ": machine_zone})  # a process of that zone
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["1711848600", "1711848600 %s 10", "1711843200"]

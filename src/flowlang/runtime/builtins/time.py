@@ -185,7 +185,8 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
     %Y year, %m month, %d day, %H hour, %M minute, %S second, %z offset, %A weekday, %B month name (in
     English). ISO 8601 text is read as a datetime first. A code the C library does not know (%Q, a
     lone % at the end) is an error, as in parse_date(); %% is a literal %. %Y writes a year before 1000
-    in four digits (0999), as ISO 8601 does. A NUL character (`\\u0000`) in the format is an error (the C
+    in four digits (0999), as ISO 8601 does. %s is the seconds since 1970-01-01T00:00:00Z (a date's
+    from its midnight in UTC), whatever the zone. A NUL character (`\\u0000`) in the format is an error (the C
     library would end the text there).
 
     Examples:
@@ -203,6 +204,9 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
                                "%z, %A, %B, ...; %% for a literal %)")
     if "\x00" in fmt:  # the C library stops at it: "a\x00b" wrote "a"
         raise BuiltinError("format_date(): the format holds a NUL character (\\u0000), which would end it there")
+    if "%s" in fmt:  # the C library reads the clock as the machine's local time: hours off outside UTC
+        seconds = calendar.timegm(moment.utctimetuple() if type(moment) is datetime else moment.timetuple())
+        fmt = _DIRECTIVE.sub(lambda m: str(seconds) if m.group() == "%s" else m.group(), fmt)
     if moment.year < 1000:
         fmt = _padded_years(fmt, moment)
     try:
