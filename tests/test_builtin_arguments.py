@@ -189,3 +189,14 @@ def test_format_date_percent_s_counts_from_1970_in_utc_whatever_the_zones(machin
     done = run_cli("run", "f.flow", cwd=tmp_path, env={"TZ": machine_zone})  # a process of that zone
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["1711848600", "1711848600 %s 10", "1711843200"]
+
+
+def test_parse_date_with_a_code_twice_is_an_error_not_an_internal_one(tmp_path: Path) -> None:
+    # "%d/%m/%d" was "internal error (error: redefinition of group name 'd' ...); this is a bug in
+    # flowlang", and a format of 100,000 "%Y" took minutes to say so
+    result = run_text('for each r in [{t: "01/02/01", f: "%d/%m/%d"}, {t: "01/02/2024 %", f: "%d/%m/%Y %%"}]\n'
+                      '  emit parse_date(r.t, r.f)\nend\n', tmp_path)
+    assert result.status == "partial" and result.outputs == [dt.datetime(2024, 2, 1, tzinfo=dt.UTC)]
+    [failure] = result.errors
+    assert failure.message == "parse_date(): the format has %d more than once; a code may be read once"
+    assert failure.kind != "internal" and (failure.location or "").endswith("f.flow:2:8")

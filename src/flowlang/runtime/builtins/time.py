@@ -239,7 +239,8 @@ def _known_directive(code: str) -> bool:
 def parse_date(text: Any, fmt: Any) -> Any:
     """parse_date(s, fmt): a datetime read from text in a strptime format (UTC unless the text says).
 
-    The format uses the codes of format_date(); text that does not fit the format fails the record.
+    The format uses the codes of format_date(); text that does not fit the format fails the record. A
+    code may appear once ("%d/%m/%d" is an error).
 
     Examples:
         parse_date("01.05.2024", "%d.%m.%Y") -> "2024-05-01T00:00:00Z"
@@ -250,6 +251,10 @@ def parse_date(text: Any, fmt: Any) -> Any:
         return None
     need(text, "string", "parse_date")
     need(fmt, "string", "parse_date", "format")
+    codes = [c for c in _DIRECTIVE.findall(fmt) if c != "%%"]
+    twice = next((c for i, c in enumerate(codes) if c in codes[:i]), None)
+    if twice is not None:  # Python's strptime fails on it inside its regex engine (and took minutes on a long one)
+        raise BuiltinError(f"parse_date(): the format has {twice} more than once; a code may be read once")
     try:
         value = datetime.strptime(text, fmt)
     except ValueError as e:
