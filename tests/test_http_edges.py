@@ -448,3 +448,24 @@ end
     assert "record failed at f.flow:6:43: the request body: a bytes value (9 bytes) cannot be written as JSON: its " \
            "text would be '<9 bytes>', not the data; give base64_encode(b)" in proc.stderr
     assert "cannot be written as a query parameter or a form field" in proc.stderr
+
+
+def test_a_retry_never_sends_the_size_text_the_store_kept_for_a_bytes_value(tmp_path: Path) -> None:
+    # the store keeps a failed record's bytes as "<5 bytes>": before, `flowlang retry` sent that text as the
+    # file's content (text/plain) and resolved the error, the file's bytes lost
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.pdf").write_bytes(b"%PDF-")
+    (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*.pdf", format: "bytes", after: "done/")\n'
+                                     "use api = http(base_url: env.API)\ncall inbox.read() as files\n"
+                                     'for each f in files\n  send f.content to api.post("/upload")\nend\n')
+    with FakeApi() as api:
+        answers = iter([(400, {}, {"error": "try later"}), (201, {}, {"ok": True})])
+        api.route("POST", "/upload", lambda req: next(answers))
+        first = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+        retried = cli("retry", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+        assert [r.raw for r in api.requests] == [b"%PDF-"]
+    assert first.status == 3 and retried.status == 3, retried.stderr
+    assert "the record held a bytes value (a file's or an answer's content), which the store keeps only as its " \
+           "size" in retried.stderr
+    assert "1 open error" in cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert (tmp_path / "in" / "a.pdf").exists()  # not archived: the next run sends it

@@ -36,7 +36,15 @@ from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import READ_FAILED, RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
-from flowlang.runtime.store import SECRET_MASKED, SECRET_MASKED_NAMES, Store, StoredError, masked_json, now_text
+from flowlang.runtime.store import (
+    BYTES_AS_SIZE,
+    SECRET_MASKED,
+    SECRET_MASKED_NAMES,
+    Store,
+    StoredError,
+    masked_json,
+    now_text,
+)
 from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.values import type_name
 from flowlang.runtime.watchdog import WATCHDOG
@@ -571,6 +579,10 @@ def edit_first(err: StoredError) -> str | None:
         return f"the record failed as it was read ({err.message}), and what was kept of it is not the record"
     if err.scope.get(SECRET_MASKED):
         return "the record held the text of a secret, which is stored as ***, so a retry would send *** in its place"
+    if err.scope.get(BYTES_AS_SIZE):
+        return ("the record held a bytes value (a file's or an answer's content), which the store keeps only as its "
+                "size, so a retry would send that text in its place; run the flow again to send it (a picked-up "
+                "file with a failed record is read again)")
     return None
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from flowlang.errors import StoreError
 from flowlang.lazy_dataclass import dataclass
+from flowlang.runtime.blob import Blob
 from flowlang.runtime.checkpoints import Checkpoints
 from flowlang.runtime.error_groups import ErrorGroup, group_errors
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
@@ -119,6 +120,23 @@ SECRET_MASKED = "$secret_masked"
 # ... and its mark for the scope's variables whose values held a secret's text (kept as *** too): a retry
 # takes them from the flow's top-level lines, worked out again, or leaves the error open
 SECRET_MASKED_NAMES = "$secret_masked_names"
+# ... and its mark for a failure whose record or variables held a bytes value (a picked-up file's content,
+# a binary answer): stored as its size ("<5 bytes>"), so a retry would send that text as the content
+BYTES_AS_SIZE = "$bytes_as_size"
+
+
+def holds_bytes(value: Any, depth: int = 0) -> bool:
+    """Whether a value holds a bytes value anywhere (as a picked-up file's record does)."""
+    t = type(value)
+    if t is bytes or t is Blob:
+        return True
+    if depth > STORED_DEPTH:
+        return False
+    if t is dict:
+        return any(holds_bytes(v, depth + 1) for v in value.values())
+    if t is list or t is tuple:
+        return any(holds_bytes(v, depth + 1) for v in value)
+    return False
 
 
 def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
@@ -130,6 +148,8 @@ def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
         scope = failure.scope
         if mask is not None and record != dumps_stored(failure.record):
             scope = {**scope, SECRET_MASKED: True}
+        if holds_bytes(failure.record) or any(holds_bytes(v) for v in failure.scope.values()):
+            scope = {**scope, BYTES_AS_SIZE: True}
         masked = masked_names(failure.scope, mask)
         if masked:
             scope = {**scope, SECRET_MASKED_NAMES: masked}
