@@ -200,3 +200,15 @@ def test_parse_date_with_a_code_twice_is_an_error_not_an_internal_one(tmp_path: 
     [failure] = result.errors
     assert failure.message == "parse_date(): the format has %d more than once; a code may be read once"
     assert failure.kind != "internal" and (failure.location or "").endswith("f.flow:2:8")
+
+
+def test_parse_date_does_not_take_a_local_zone_name_for_utc(tmp_path: Path) -> None:
+    # on a machine in New York, %Z read "EST" and Python dropped it: midnight EST became midnight UTC
+    (tmp_path / "f.flow").write_text(
+        'for each t in ["2024-01-01 EST", "2024-01-01 UTC", "2024-01-01 +0100 EST"]\n'
+        '  emit parse_date(t, if starts_with(t, "2024-01-01 +") then "%Y-%m-%d %z %Z" else "%Y-%m-%d %Z")\nend\n')
+    done = run_cli("run", "f.flow", cwd=tmp_path, env={"TZ": "America/New_York"})  # a process of that zone
+    assert done.returncode == 3, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == ["2024-01-01T00:00:00Z",
+                                                                       "2024-01-01T00:00:00+01:00"]
+    assert "the zone name 'EST' in '2024-01-01 EST' does not say its offset" in done.stderr

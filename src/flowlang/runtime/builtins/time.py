@@ -240,7 +240,9 @@ def parse_date(text: Any, fmt: Any) -> Any:
     """parse_date(s, fmt): a datetime read from text in a strptime format (UTC unless the text says).
 
     The format uses the codes of format_date(); text that does not fit the format fails the record. A
-    code may appear once ("%d/%m/%d" is an error).
+    code may appear once ("%d/%m/%d" is an error). %Z reads the zone names UTC and GMT; any other name
+    (EST, which Python reads on a machine in New York) is an error without a %z offset beside it, not
+    taken for UTC.
 
     Examples:
         parse_date("01.05.2024", "%d.%m.%Y") -> "2024-05-01T00:00:00Z"
@@ -261,9 +263,22 @@ def parse_date(text: Any, fmt: Any) -> Any:
         if str(e).startswith("offset must be a timedelta"):  # %z read +2500: Python names its own types
             raise BuiltinError(f"parse_date(): the offset in {text!r} is not between -24:00 and +24:00") from None
         raise BuiltinError(f"parse_date(): {e}") from None
-    if "%j" in _DIRECTIVE.findall(fmt):
+    if "%j" in codes:
         _real_day_of_year(text, fmt, value)
+    if "%Z" in codes and "%z" not in codes:  # with %z the offset is read, the name is a label
+        _zone_name_is_utc(text, fmt)
     return in_range(value, "parse_date", text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _zone_name_is_utc(text: str, fmt: str) -> None:
+    """%Z reads UTC or GMT, and also the machine's own zone names (EST on a machine in New York),
+    which Python then drops: 2024-01-01 EST was read as midnight UTC, 5 hours off. Only UTC and GMT
+    say their offset."""
+    name = time_module.strptime(text, fmt).tm_zone
+    if name and name.upper() not in ("UTC", "GMT"):
+        raise BuiltinError(f"parse_date(): the zone name {name!r} in {text!r} does not say its offset (only UTC "
+                           "and GMT do): read an offset with %z (-0500, +01:00), or parse without the name and "
+                           "give the zone with to_zone()")
 
 
 def _real_day_of_year(text: str, fmt: str, value: datetime) -> None:
