@@ -197,3 +197,15 @@ def test_a_retry_that_sends_the_last_failed_records_of_a_file_archives_it(tmp_pa
     assert third.returncode == 0, third.stderr
     sent = [json.loads(x)["id"] for x in (tmp_path / "out/sent.jsonl").read_text().splitlines()]
     assert sorted(sent) == sorted([f"{f}-{r}" for f in range(3) for r in range(4) if f"{f}-{r}" != "2-0"])
+
+
+def test_a_pickup_pattern_without_after_says_that_it_needs_one(tmp_path: Path) -> None:
+    # before: "file after: must be a folder to move picked-up files to ... got ''", for a key not given
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id\n1\n")
+    (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*.csv")\ncall inbox.read() as rows\n')
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 1 and "got ''" not in proc.stderr
+    assert ("f.flow:1:1: error: file: a pick-up pattern needs after: the folder each file is moved to once all its "
+            'records succeeded (after: "archive/"), or after: "delete"') in proc.stderr
+    assert (tmp_path / "in" / "a.csv").exists()

@@ -230,7 +230,10 @@ class PickupConnection(Connection):
 
 
 def check_after(after: Value) -> str:
-    if type(after) is not str or not after:
+    if after is None or after == "":  # not given: it said "must be a folder ..., got ''"
+        raise FlowRuntimeError('file: a pick-up pattern needs after: the folder each file is moved to once all '
+                               'its records succeeded (after: "archive/"), or after: "delete"', "connector")
+    if type(after) is not str:
         raise FlowRuntimeError('file after: must be a folder to move picked-up files to (after: "archive/") or '
                                f'"delete", got {to_text(after)!r}', "connector")
     return after
