@@ -731,3 +731,35 @@ call db.query("select current_database() as d") as rows
 emit list(rows)[0].d
 """, secrets={"DATABASE_URL": short})
     assert result.outputs == ["postgres"], result.error
+
+
+def test_a_lookup_query_in_a_batched_loop_gives_its_connection_back(tmp_path: Path, database: str) -> None:
+    """A query's connection was held until its stream was closed: the lookups of a batched loop (up to
+    2 x the batch run at once) took every connection of the pool, and the next one waited on the one
+    database thread that would have given one back. The run hung (killed after minutes on PostgreSQL
+    and MariaDB, each record's upsert never sent)."""
+    import subprocess
+
+    from conftest import run_cli
+
+    (tmp_path / "f.flow").write_text(f"""
+use db = sql(url: "{database}")
+call db.execute("drop table if exists src")
+call db.execute("drop table if exists dst")
+call db.execute("create table src (id integer primary key)")
+call db.execute("create table dst (id integer primary key, seen integer)")
+send [{{id: i}} for i in range(300)] to db.insert(table: "src") batch 300
+call db.query("select id from src order by id") as rows
+for each r in rows
+  call db.query("select count(*) as n from src where id <= :id", params: {{id: r.id}}) as found
+  send {{id: r.id, seen: list(found)[0].n}} to db.upsert(table: "dst", key: "id") batch 100
+end
+call db.query("select count(*) as n, sum(seen) as s from dst") as total
+emit list(total)[0]
+""")
+    try:
+        proc = run_cli("run", "f.flow", "--quiet", cwd=tmp_path, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the run hung")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '{"n":300,"s":45150}'

@@ -390,23 +390,38 @@ class SqlConnection(Connection):
                 state["result"] = state["conn"].execution_options(stream_results=True).execute(sa.text(sql), params)
 
             def fetch() -> list[Value]:
-                if not state["result"].returns_rows:
+                """The next page. The connection goes back to the pool as soon as the last page is read
+                (one shorter than PAGE), in the same call: a lookup's query (a row or a few) holds none
+                while the flow goes on. Held until the stream was closed, the lookups of a batched or
+                parallel loop (up to 2 x the batch running at once) took every connection of the
+                pool, and the next one waited for a connection on the one thread that would have
+                given one back: the run hung."""
+                result = state.get("result")
+                if result is None:
                     return []
-                return [self._row(r) for r in state["result"].mappings().fetchmany(PAGE)]
+                page = [self._row(r) for r in result.mappings().fetchmany(PAGE)] if result.returns_rows else []
+                if len(page) < PAGE:
+                    stop()
+                return page
+
+            def first() -> list[Value]:
+                start()
+                return fetch()
 
             def stop() -> None:
-                if "conn" in state:
-                    state["conn"].close()
+                state.pop("result", None)
+                conn = state.pop("conn", None)
+                if conn is not None:
+                    conn.close()
 
             try:
-                await self._on_thread(start)
-                while True:
-                    page = await self._on_thread(fetch)
-                    if not page:
-                        return
+                page = await self._on_thread(first)
+                while page:
                     yield page
+                    page = await self._on_thread(fetch)
             finally:
-                await self._on_thread(stop)
+                if "conn" in state:
+                    await self._on_thread(stop)
         return RecordStream(pages, f"{self.name}.query()")
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]
