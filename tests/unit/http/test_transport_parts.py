@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from flowlang.connectors.http.transport import Transport
+from flowlang.connectors.http.transport import Transport, sendable
 from flowlang.connectors.http.urls import base_prefix, origin_of
 from flowlang.runtime.slots import Slots
 
@@ -85,7 +85,8 @@ def test_the_url_sent_is_what_a_full_parse_gives(head: str, query: str) -> None:
     transport._url = URL  # set when the session is made
     for url in (f"{head}?{query}", head, f"{head}?"):
         for _ in range(2):  # parsed, then from the cache
-            assert str(transport.target(url)) == str(URL(url, encoded=True))
+            # what a request line cannot carry (a space, ü) is %-encoded first (sendable), the rest as written
+            assert str(transport.target(url)) == str(URL(sendable(url), encoded=True))
 
 
 @pytest.mark.parametrize(("base", "url", "same"), [
