@@ -371,6 +371,7 @@ def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_pa
     # before: "internal error (OverflowError: cannot convert float infinity to integer)", in check too
     ("max_response_bytes: 1e400", 55, "max_response_bytes: the number is too large (at most 1,000,000,000,000,000)"),
     ("retry: 0", 42, "retry: must be a positive number, got '0'"),
+    ("retry: 1.5", 42, "retry: must be a whole number, got 1.5"),  # before: taken as 1 attempt
     ('proxy: "proxy.corp:3128"', 42, 'proxy: must be a URL like "http://proxy.example.com:3128"'),
     ('allowed_hosts: "api.example.com"', 50, "allowed_hosts: must be a list of host names"),
 ])

@@ -37,7 +37,7 @@ def _text(config: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def _number(config: Mapping[str, Any], key: str, default: float) -> float:
+def _number(config: Mapping[str, Any], key: str, default: float, whole: bool = False) -> float:
     value = config.get(key)
     if value is None:
         return default
@@ -45,6 +45,8 @@ def _number(config: Mapping[str, Any], key: str, default: float) -> float:
         raise FlowRuntimeError(f"{key}: must be a positive number, got {to_text(value)!r}", "connector")
     if value > MAX_SETTING:  # 1e400 is infinity as a float, and int() of it an OverflowError
         raise FlowRuntimeError(f"{key}: the number is too large (at most {MAX_SETTING:,})", "connector")
+    if whole and value != int(value):  # retry: 1.5 was 1 attempt, without a word
+        raise FlowRuntimeError(f"{key}: must be a whole number, got {to_text(value)}", "connector")
     return float(value)
 
 
@@ -59,7 +61,7 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
     for value in headers.values():
         if isinstance(value, Secret):
             services.register_secret(value.reveal())
-    attempts = int(_number(config, "retry", RetryPolicy().attempts))
+    attempts = int(_number(config, "retry", RetryPolicy().attempts, whole=True))
     rate = _text(config, "rate_limit")
     verify = tls_verify(config.get("verify", True), services)
     proxy = proxy_url(config.get("proxy"), services)
@@ -71,8 +73,8 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
         limiter=RateLimiter(*parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
-        max_response_bytes=int(_number(config, "max_response_bytes", MAX_RESPONSE_BYTES)),
-        max_connections=int(_number(config, "max_connections", MAX_CONNECTIONS)),
+        max_response_bytes=int(_number(config, "max_response_bytes", MAX_RESPONSE_BYTES, whole=True)),
+        max_connections=int(_number(config, "max_connections", MAX_CONNECTIONS, whole=True)),
     )
 
 
