@@ -429,6 +429,25 @@ def test_github_rate_limit_answers_are_waited_for_then_retried() -> None:
         assert times[1] - times[0] >= 0.5  # waited for the reset (whole seconds), not a 0.2 s backoff
 
 
+def test_a_rate_limit_reset_in_epoch_milliseconds_is_waited_for() -> None:
+    """X-RateLimit-Reset given in epoch milliseconds (as some APIs send it) was read as seconds: 'asks to
+    wait 1794615243863s', more than the cap, so the record failed. It is a time like epoch seconds."""
+    with FakeApi() as api:
+        seen: list[float] = []
+
+        def limited(req: Request) -> tuple[int, dict[str, str], Any]:
+            seen.append(time.monotonic())
+            if len(seen) == 1:
+                return 429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time() * 1000) + 800)}, \
+                    {"message": "slow down"}
+            return 200, {}, {"ok": True}
+        api.route("GET", "/items", limited)
+        result = run('use api = http(base_url: env.API)\ncall api.get("/items") as a\nemit a\n', api)
+        assert result.ok, result.error
+        assert result.outputs == [{"ok": True}] and len(seen) == 2
+        assert 0.4 <= seen[1] - seen[0] < 5
+
+
 def test_a_rate_limit_reset_beyond_the_cap_fails_at_once_saying_when() -> None:
     with FakeApi() as api:
         api.route("*", "/spent", flaky(100, 403, {"X-RateLimit-Remaining": "0",

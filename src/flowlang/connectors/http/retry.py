@@ -48,6 +48,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 EPOCH_FROM = 1_000_000_000  # an X-RateLimit-Reset this large is a time (epoch seconds), else seconds to wait
+EPOCH_MS_FROM = 1_000_000_000_000  # ...and this large, epoch milliseconds (as some APIs send it): year 33658 in seconds
 
 
 def rate_limited(status: int, headers: Mapping[str, str]) -> bool:
@@ -61,8 +62,8 @@ def rate_limited(status: int, headers: Mapping[str, str]) -> bool:
 
 def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds an answer asks to wait: its Retry-After, else, when X-RateLimit-Remaining is 0, the
-    time until X-RateLimit-Reset (epoch seconds, as GitHub sends it, or seconds from now); None
-    when it says nothing usable."""
+    time until X-RateLimit-Reset (epoch seconds, as GitHub sends it, epoch milliseconds, or seconds from
+    now); None when it says nothing usable."""
     wait = retry_after_seconds(headers.get("retry-after"))
     if wait is not None or headers.get("x-ratelimit-remaining", "").strip() != "0":
         return wait
@@ -72,6 +73,8 @@ def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> flo
         return None
     if reset != reset or reset < 0 or reset == float("inf"):
         return None
+    if reset >= EPOCH_MS_FROM:
+        reset /= 1000
     if reset >= EPOCH_FROM:
         return max(0.0, reset - (time.time() if now is None else now))
     return reset
