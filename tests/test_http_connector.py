@@ -704,3 +704,25 @@ def test_parallel_beyond_the_connection_pool_waits_for_a_slot_not_for_the_timeou
         sent = [r.body["n"] for r in api.requests if r.path == "/orders"]
         assert sorted(sent) == list(range(12))  # each once, counted at the server
         assert api.state.max_in_flight <= 2
+
+
+def test_a_next_cursor_of_zero_ends_the_list() -> None:
+    """Twitter-style lists end with next_cursor: 0. It was followed (the first page read again) and the
+    read failed with 'the API repeats a page'. A cursor of 0 or "0" now ends the list, each record once."""
+    with FakeApi() as api:
+        pages = {None: ([1, 2], 1500), "1500": ([3, 4], 1400), "1400": ([5], 0)}
+
+        def listing(req: Request) -> tuple[int, dict[str, str], Any]:
+            records, after = pages[req.query.get("cursor")]
+            return 200, {}, {"users": [{"id": n} for n in records], "next_cursor": after}
+        api.route("GET", "/followers", listing)
+        for quoted in (False, True):
+            if quoted:
+                pages["1400"] = ([5], "0")  # type: ignore[assignment]
+            before = api.count("GET", "/followers")
+            result = run('use api = http(base_url: env.API)\ncall api.get("/followers", pages: {style: "cursor", '
+                         'cursor: "next_cursor", records: "users"}) as users\nfor each u in users\n  emit u.id\nend\n',
+                         api)
+            assert result.ok, result.error
+            assert result.outputs == [1, 2, 3, 4, 5]
+            assert api.count("GET", "/followers") - before == 3

@@ -7,6 +7,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin
 
@@ -317,7 +318,7 @@ class Paginator:
             else:
                 cursor = path_get(body, self.spec.cursor or "")
             more = self._more(body)
-            last = cursor in (None, "") or more is False
+            last = cursor in (None, "") or no_cursor(cursor) or more is False
             yield records, {"cursor": at}, None if last else {"cursor": cursor}
             if last and more:  # the API says there is more, but not where: ending here would lose it unseen
                 where = f"the field {self.spec.cursor_field!r} of the page's last record" if self.spec.cursor_field \
@@ -378,3 +379,9 @@ class Paginator:
         def next_of(body: Any, headers: dict[str, str]) -> Any:
             return path_get(body, self.spec.next or "")
         return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of, start)
+
+
+def no_cursor(cursor: Any) -> bool:
+    """A next cursor of 0 (or "0") says there is none, as Twitter-style APIs end a list: following it
+    would read the first page again."""
+    return (type(cursor) is int and cursor == 0) or cursor == "0" or (isinstance(cursor, Decimal) and cursor == 0)
