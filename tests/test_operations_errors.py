@@ -162,6 +162,20 @@ def test_errors_group_json_gives_one_object_per_group_with_its_count(tmp_path: P
     assert run_cli("errors", str(empty), "--group", "--json", cwd=tmp_path).stdout == ""
 
 
+def test_errors_group_pages_by_group_with_limit_and_offset(tmp_path: Path) -> None:
+    """--limit and --offset were ignored with --group (every group was listed); they now count groups."""
+    write(tmp_path, "f.flow", 'for each r in range(0, 6)\n  if r < 3\n    fail "order {r} not found"\n'
+          '  else if r < 5\n    fail "no stock"\n  end\n  fail "boom"\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    first = run_cli("errors", "f.flow", "--group", "--limit", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "6 errors in 3 groups (showing groups 1-1)" in first.stdout
+    assert "order 0 not found" in first.stdout and "no stock" not in first.stdout and "boom" not in first.stdout
+    rest = [json.loads(x)["message"] for x in run_cli("errors", "f.flow", "--group", "--offset", "1", "--json",
+                                                      cwd=tmp_path).stdout.splitlines()]
+    assert rest == ["no stock", "boom"]
+
+
 def test_errors_group_puts_messages_that_differ_only_in_their_values_together(tmp_path: Path) -> None:
     """"order 17 not found" and "order 18 not found" are one group (before: one group per message); an id,
     a quoted value and an HTTP error's path and id too; different kinds of error stay apart."""

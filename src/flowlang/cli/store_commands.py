@@ -136,7 +136,7 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
     with opened(args) as (store, key):
         keys = key_text(args.key) if args.key is not None else None
         if args.json and args.group:  # one object per group: its first message, shape, count, where, first ids
-            for group in store.error_groups(key, include_resolved=args.all, key=keys):
+            for group in paged(store.error_groups(key, include_resolved=args.all, key=keys), args):
                 terminal.out(dumps({"message": group.message, "pattern": group.shape, "count": group.count,
                                     "location": group.location, "first_ids": group.ids[:5]}))
             return int(ExitStatus.OK)
@@ -151,7 +151,8 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(f"{key}: no {what}" + (f" with key {args.key}" if args.key is not None else ""))
             return int(ExitStatus.OK)
         if args.group:
-            show_groups(terminal, key, total, store.error_groups(key, include_resolved=args.all, key=keys))
+            groups = store.error_groups(key, include_resolved=args.all, key=keys)
+            show_groups(terminal, key, total, len(groups), paged(groups, args), args)
         else:
             shown = ""
             if args.limit is not None or args.offset:
@@ -163,6 +164,11 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
         if store.count_errors(key, key=keys):
             terminal.out(f"retry them with: flowlang retry {args.file}")
     return int(ExitStatus.OK)
+
+
+def paged(groups: list[ErrorGroup], args: argparse.Namespace) -> list[ErrorGroup]:
+    """With --group, --offset and --limit count groups (as they count errors without it)."""
+    return groups[args.offset:None if args.limit is None else args.offset + args.limit]
 
 
 def show_error(terminal: Terminal, e: StoredError) -> None:
@@ -187,9 +193,15 @@ def show_error(terminal: Terminal, e: StoredError) -> None:
         terminal.out(f"    resolved by job {e.resolved_by} at {e.resolved_at}{reason}")
 
 
-def show_groups(terminal: Terminal, key: str, total: int, groups: list[ErrorGroup]) -> None:
-    """Each group: its count and first message; when its messages differ, what they have in common."""
-    terminal.out(f"{key}: {plural(total, 'error')} in {plural(len(groups), 'group')}")
+def show_groups(terminal: Terminal, key: str, total: int, count: int, groups: list[ErrorGroup],
+                args: argparse.Namespace) -> None:
+    """Each group of the page: its count and first message; when its messages differ, what they have
+    in common."""
+    shown = ""
+    if args.limit is not None or args.offset:
+        last = min(count, args.offset + args.limit) if args.limit is not None else count
+        shown = f" (showing groups {args.offset + 1}-{last})" if last > args.offset else " (none on this page)"
+    terminal.out(f"{key}: {plural(total, 'error')} in {plural(count, 'group')}{shown}")
     for group in groups:
         shown = ", ".join(f"#{i}" for i in group.ids[:5]) + (", ..." if group.count > 5 else "")
         terminal.out(f"{group.count:>6}  {printable(group.message)}")
