@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 import flowlang
 
 SETUP = """
@@ -126,3 +128,19 @@ end
     con = sqlite3.connect(tmp_path / "b.db")
     assert con.execute("pragma journal_mode").fetchone() == ("wal",)
     con.close()
+
+
+@pytest.mark.parametrize(("text", "where", "got"), [
+    ('use out = file(path: "b.jsonl")\nfor each i in [1]\n  send {id: i} to out batch null\nend\n', "3:29", "null"),
+    ("for each i in [1] parallel true\n  emit i\nend\n", "1:28", "true"),
+])
+def test_a_constant_that_is_no_count_is_said_so(tmp_path: Path, text: str, where: str, got: str) -> None:
+    """`batch null` or `parallel true` said "unknown name 'null'": they are constants, and the message
+    says what the count takes."""
+    from conftest import cli
+
+    (tmp_path / "f.flow").write_text(text)
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert f"f.flow:{where}: error: " in result.stderr and "needs a whole number of at least 1" in result.stderr
+    assert f"got {got}" in result.stderr and "unknown name" not in result.stderr

@@ -375,6 +375,10 @@ class StatementChecker(ExpressionChecker):
             if count.value < 1:
                 self.error("value", f"`{what}` needs a number of at least 1", count.span)
             return
+        if count.value in ("null", "true", "false"):  # a constant, not a name: say what `what` takes
+            self.error("value", f"`{what}` needs a whole number of at least 1 (or a variable or param holding one), "
+                       f"got {count.value}", count.span)
+            return
         name = ast.Name(str(count.value), count.span)
         self.resolve_name(name, scope)
         ref = self.resolution.refs.get(name)
