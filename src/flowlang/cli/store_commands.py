@@ -154,16 +154,21 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
             groups = store.error_groups(key, include_resolved=args.all, key=keys)
             show_groups(terminal, key, total, len(groups), paged(groups, args), args)
         else:
-            shown = ""
-            if args.limit is not None or args.offset:
-                last = min(total, args.offset + args.limit) if args.limit is not None else total
-                shown = f" (showing {args.offset + 1}-{last})" if last > args.offset else " (none on this page)"
+            shown = page_note(total, args, "")
             terminal.out(f"{key}: {plural(total, 'open error' if not args.all else 'error')}{shown}")
             for e in listed:
                 show_error(terminal, e)
         if store.count_errors(key, key=keys):
             terminal.out(f"retry them with: flowlang retry {args.file}")
     return int(ExitStatus.OK)
+
+
+def page_note(count: int, args: argparse.Namespace, what: str) -> str:
+    """' (showing 3-4)' for the page --offset and --limit give of `count` items, '' without them."""
+    if args.limit is None and not args.offset:
+        return ""
+    last = min(count, args.offset + args.limit) if args.limit is not None else count
+    return f" (showing {what}{args.offset + 1}-{last})" if last > args.offset else " (none on this page)"
 
 
 def paged(groups: list[ErrorGroup], args: argparse.Namespace) -> list[ErrorGroup]:
@@ -197,11 +202,7 @@ def show_groups(terminal: Terminal, key: str, total: int, count: int, groups: li
                 args: argparse.Namespace) -> None:
     """Each group of the page: its count and first message; when its messages differ, what they have
     in common."""
-    shown = ""
-    if args.limit is not None or args.offset:
-        last = min(count, args.offset + args.limit) if args.limit is not None else count
-        shown = f" (showing groups {args.offset + 1}-{last})" if last > args.offset else " (none on this page)"
-    terminal.out(f"{key}: {plural(total, 'error')} in {plural(count, 'group')}{shown}")
+    terminal.out(f"{key}: {plural(total, 'error')} in {plural(count, 'group')}{page_note(count, args, 'groups ')}")
     for group in groups:
         shown = ", ".join(f"#{i}" for i in group.ids[:5]) + (", ..." if group.count > 5 else "")
         terminal.out(f"{group.count:>6}  {printable(group.message)}")
