@@ -465,3 +465,24 @@ def test_a_host_stream_that_raises_fails_with_its_message_not_an_internal_error(
     assert result.status == "failed"
     assert str(result.error) == "src.rows() raised KeyError: 'cursor closed'"
     assert source.threads and source.threads[0] != "MainThread"
+
+
+def test_load_takes_the_names_of_host_bindings(tmp_path: Path) -> None:
+    """LANGUAGE.md's example loads a file and runs it with bindings={"crm": ...}: a file may name a host
+    binding without a `use` line when load() is told its name; the store stays beside the file."""
+    path = tmp_path / "orders.flow"
+    path.write_text('for each e in ["a@x", "b@x"]\n  lookup crm.find(email: e) as c\n'
+                    '  send c to crm.save(tag: "t")\n  emit c.id\nend\n')
+    with pytest.raises(flowlang.CheckError, match="unknown connection 'crm'"):
+        flowlang.load(path)  # as `flowlang check` says: no such connection
+    crm = CRM()
+    result = flowlang.load(path, bindings=["crm"]).run(bindings={"crm": crm})
+    assert result.ok, result.error
+    assert result.outputs == [3, 3] and [s["tag"] for s in crm.saved] == ["t", "t"]
+    assert (tmp_path / ".flowlang" / "flowlang.db").exists()
+    typo = tmp_path / "typo.flow"
+    typo.write_text('lookup crn.find(email: "a") as c\n')
+    with pytest.raises(flowlang.CheckError, match="unknown connection 'crn'"):
+        flowlang.load(typo, bindings=["crm"])  # any other name is still checked
+    with pytest.raises(flowlang.UsageError, match=r"bindings takes a list of names \(bindings=\['crm'\]\)"):
+        flowlang.load(path, bindings="crm")

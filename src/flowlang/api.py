@@ -38,14 +38,15 @@ SecretProviders = Callable[[Mapping[str, str], Mapping[str, str]], list[SecretPr
 class Flow:
     """A parsed and checked flow, ready to run any number of times."""
 
-    def __init__(self, module: ast.Module, base_dir: Path, path: Path | None, environment: Environment) -> None:
+    def __init__(self, module: ast.Module, base_dir: Path, path: Path | None, environment: Environment,
+                 bindings: Iterable[str] = ()) -> None:
         self.module = module
         self.base_dir = base_dir
         self.path = path
         self.environment = environment
         self._checked: dict[frozenset[str] | None, CheckedModule] = {}
         self._compiled: dict[int, tuple[ProgramCompiler, CompiledModule]] = {}
-        self.checked = self.checked_for(None if path is None else frozenset())
+        self.checked = self.checked_for(None if path is None else frozenset(bindings))
 
     @property
     def source(self) -> Source:
@@ -198,8 +199,10 @@ def child_loader(environment: Environment) -> LoadChild:
     return load_child
 
 
-def load(path: str | Path, *, environment: Environment | None = None) -> Flow:
-    """Read, parse and check a .flow file (CheckError / FlowSyntaxError on mistakes)."""
+def load(path: str | Path, *, environment: Environment | None = None, bindings: Iterable[str] = ()) -> Flow:
+    """Read, parse and check a .flow file (CheckError / FlowSyntaxError on mistakes). A connection the
+    file names without a `use` line is a host binding only when it is in `bindings` (the names run()
+    will be given); any other is an unknown connection, as `flowlang check` says."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -209,7 +212,7 @@ def load(path: str | Path, *, environment: Environment | None = None) -> Flow:
         raise UsageError(f"cannot read {file}: {e}") from None
     env = environment or Environment()
     module = parse(Source(display_name(file), text, str(file.resolve())))
-    return Flow(module, file.resolve().parent, file.resolve(), env)
+    return Flow(module, file.resolve().parent, file.resolve(), env, binding_names(bindings))
 
 
 def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = None,
@@ -223,5 +226,16 @@ def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = No
     module = parse(Source(name, text))
     flow = Flow(module, Path(base_dir) if base_dir else Path.cwd(), None, env)
     if bindings is not None:
-        flow.checked = flow.checked_for(frozenset(bindings))
+        flow.checked = flow.checked_for(frozenset(binding_names(bindings)))
     return flow
+
+
+def binding_names(bindings: Iterable[str]) -> list[str]:
+    """The host binding names given to load() or compile(): names, not one text (bindings="crm")."""
+    if isinstance(bindings, str):
+        raise UsageError(f"bindings takes a list of names (bindings=[{bindings!r}]), not one text")
+    names = list(bindings)
+    wrong = [n for n in names if not isinstance(n, str)]
+    if wrong:
+        raise UsageError(f"bindings takes the names of the host bindings as text, got {wrong[0]!r}")
+    return names
