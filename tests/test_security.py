@@ -549,3 +549,36 @@ def test_an_api_echoing_a_part_of_a_split_secret_has_it_masked(tmp_path: Path) -
     for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
         assert password not in text and json.dumps(password)[1:-1] not in text
     assert "wrong password ***" in listed.stdout
+
+
+def test_a_secret_quoted_by_python_in_a_message_is_masked(tmp_path: Path) -> None:
+    """regex_match(text, secret.P) with a bad pattern failed with "bad regular expression '...'": Python's
+    repr of the pattern, its backslashes doubled and its ' escaped, which none of the masked forms
+    matched, so a secret with a quote and a backslash was shown whole in the log, the failed record's
+    message and the error store. The forms repr() and ascii() write are masked too."""
+    from conftest import cli
+
+    secret = "k'e\"y\\x-é中😀-" + "Rk3v9Wm2" * 6
+    (tmp_path / "f.flow").write_text('for each n in [1]\n  emit regex_match("x", secret.P)\nend\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"P": secret})
+    assert result.status == 3, result.stderr
+    assert "bad regular expression '***'" in result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    assert "bad regular expression '***'" in listed.stdout
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        for form in (secret, repr(secret)[1:-1], ascii(secret)[1:-1], "Rk3v9Wm2Rk3v9Wm2"):
+            assert form not in text
+
+
+@given(st.text(NO_STAR, min_size=3, max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_masking_covers_the_forms_python_quotes_a_secret_in(secret: str) -> None:
+    from flowlang.runtime.masking import Masker
+
+    masker = Masker()
+    masker.add(secret)
+    forms = {repr(secret)[1:-1], ascii(secret)[1:-1], repr(secret.encode())[2:-1], repr(secret + "'\"")[1:-4]}
+    for shown in (repr(secret), ascii(secret), repr(secret.encode()), repr(secret + "'\""), str(KeyError(secret))):
+        masked = masker.mask(shown)
+        assert "***" in masked and not any(form in masked for form in forms), (shown, masked)

@@ -3,7 +3,8 @@
 Values are masked before they are encoded where the code has the value (`mask_value`), and text
 that is already encoded is masked too (`Masker.mask`), in these forms of each secret: raw; inside a
 JSON string, escaped once or twice, with non-ASCII raw or as `\\u` escapes (either case, surrogate
-pairs), `/` and `<>&` raw or escaped; percent-encoded (either case, `+` for a space, twice); escaped for
+pairs), `/` and `<>&` raw or escaped; as Python writes it in a message (repr, ascii, the UTF-8 bytes' repr:
+backslashes doubled, a quote escaped); percent-encoded (either case, `+` for a space, twice); escaped for
 HTML or XML (`&quot;`, `&#39;`, `&amp;`, `&lt;`, ...); base64
 (standard and URL-safe, whole, and the part fixed at each of the three byte alignments it can have
 inside a longer encoded text); hex (either case). Text is cut only after it is masked (`cut`)."""
@@ -39,6 +40,21 @@ def _json_escaped(text: str) -> set[str]:
     return forms
 
 
+def _python_escaped(text: str) -> set[str]:
+    """`text` inside a Python string literal as repr() writes it in a message ("bad regular expression
+    '...'", a KeyError): backslashes doubled, `'` escaped, or raw when repr chose "..." (and then `"`
+    raw or escaped), non-printable (with ascii(), non-ASCII) characters as `\\x`, `\\u`, `\\U`; and
+    the repr of its UTF-8 bytes."""
+    raw = text.encode("utf-8", BYTES)
+    # with both quotes in it, repr() writes '...' with each ' escaped: cut off the two added quotes
+    quoted = {repr(text + "'\"")[1:-4], ascii(text + "'\"")[1:-4], repr(raw + b"'\"")[2:-4]}
+    forms = set(quoted)
+    for form in quoted:
+        single_raw = form.replace("\\'", "'")
+        forms |= {single_raw, single_raw.replace('"', '\\"')}
+    return forms - {text}
+
+
 def _url_encoded(text: str) -> set[str]:
     forms = {quote(text, safe="", errors=BYTES), quote(text, errors=BYTES), quote_plus(text, errors=BYTES)}
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
@@ -66,7 +82,7 @@ def _text_forms(value: str) -> set[str]:
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
         once = _json_escaped(text)
         forms |= {text} | once | {f for form in once for f in _json_escaped(form)} | _url_encoded(text)
-        forms |= _markup_escaped(text)
+        forms |= _markup_escaped(text) | _python_escaped(text)
     return forms
 
 
