@@ -130,3 +130,20 @@ def test_a_parallel_or_batch_size_that_is_not_a_whole_number_is_shown_as_given(t
     (tmp_path / "f.flow").write_text((tmp_path / "f.flow").read_text().replace(" parallel p", ""))
     proc = cli("run", "f.flow", "--param", "p=2.5", "--log-format", "text", cwd=tmp_path)
     assert "batch needs a whole number of at least 1, got 2.5 (first:" in proc.stderr, proc.stderr
+
+
+def test_a_variable_of_an_imported_file_says_that_import_brings_functions(tmp_path: Path) -> None:
+    """language.md: an import brings in the functions and connections of a file; a top-level `let` there
+    is seen by its functions only. Reading one from the importer said only "unknown name"."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "money.flow").write_text(
+        'let currency = "EUR"\nfunction cents(a)\n  return int(round(number(a) * 100))\nend\n')
+    (tmp_path / "f.flow").write_text('import "lib/money.flow"\nemit {cents: cents("1.10"), cur: currency}\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert ("f.flow:2:34: error: unknown name 'currency'\n" in result.stderr
+            and "hint: 'currency' is a `let` of lib/money.flow: an import brings in its functions and "
+                "connections, not its variables" in result.stderr), result.stderr
+    (tmp_path / "f.flow").write_text('import "lib/money.flow"\nemit {cents: cents("1.10"), cur: "EUR"}\n')
+    ran = cli("run", "f.flow", "--quiet", cwd=tmp_path)
+    assert ran.status == 0 and ran.stdout == '{"cents":110,"cur":"EUR"}\n'

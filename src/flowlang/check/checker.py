@@ -211,6 +211,9 @@ class Checker(StatementChecker):
         if lib is None:
             return
         self.checked.imports[node] = lib
+        for stmt in lib.module.statements:
+            if isinstance(stmt, ast.Let) and not stmt.target.steps:
+                self.imported_lets.setdefault(stmt.target.name, node.path)
         for name, info in lib.functions.items():
             if name in self.functions and self.functions[name] is not info:
                 self.error("duplicate", f"the imported function '{name}' is already defined", node.span)

@@ -37,6 +37,7 @@ class ExpressionChecker:
         self.diagnostics: list[Diagnostic] = []
         self.resolution = Resolution()
         self.functions: dict[str, FunctionInfo] = {}
+        self.imported_lets: dict[str, str] = {}  # a top-level `let` of an imported file: its name -> the file
 
     # ---- reporting ---------------------------------------------------------------------------
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
@@ -88,8 +89,17 @@ class ExpressionChecker:
             return None
         candidates = [*scope.visible(), *GLOBALS]
         self.error("unknown-name", f"unknown name '{node.name}'", node.span,
-                   did_you_mean(node.name, candidates))
+                   self.imported_let_hint(node.name) or did_you_mean(node.name, candidates))
         return None
+
+    def imported_let_hint(self, name: str) -> str | None:
+        """Why a top-level `let` of an imported file is not a name here: an import brings functions and
+        connections only (the file's functions see its own names)."""
+        file = self.imported_lets.get(name)
+        if file is None:
+            return None
+        return (f"'{name}' is a `let` of {file}: an import brings in its functions and connections, not "
+                f"its variables (return it from a function there, and call that)")
 
     # ---- expressions ------------------------------------------------------------------------
     def expr(self, node: ast.Expr, scope: Scope, use: str = "other") -> None:
