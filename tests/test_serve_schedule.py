@@ -78,3 +78,50 @@ def test_ticks_follow_the_time_zone_and_its_daylight_saving() -> None:
     weekdays = ScheduleTrigger("30 9 * * 1-5", "America/New_York")
     friday_evening = datetime(2026, 1, 9, 23, tzinfo=UTC)
     assert next_tick(weekdays, friday_evening) == datetime(2026, 1, 12, 14, 30, tzinfo=UTC)  # Monday
+
+
+def test_a_time_the_clocks_show_twice_ticks_once_and_a_skipped_time_ticks_once() -> None:
+    """Daylight saving as cron does it: on the day the clocks go back, a 01:30 job runs at the first 01:30
+    only; on the day they jump, a 02:30 job runs once, when they jump (03:00); a schedule of every hour
+    (hour field *) ticks in both passes of the repeated hour, each an hour of real time apart."""
+    def ticks(cron: str, tz: str, start: datetime, n: int) -> list[datetime]:
+        found, after = [], start
+        for _ in range(n):
+            after = next_tick(ScheduleTrigger(cron, tz), after)
+            found.append(after)
+        return found
+
+    fall = datetime(2024, 11, 2, 12, tzinfo=UTC)
+    assert ticks("30 1 * * *", "America/New_York", fall, 3) == [
+        datetime(2024, 11, 3, 5, 30, tzinfo=UTC), datetime(2024, 11, 4, 6, 30, tzinfo=UTC),
+        datetime(2024, 11, 5, 6, 30, tzinfo=UTC)]
+    assert ticks("*/20 1 * * *", "America/New_York", fall, 4)[2:] == [
+        datetime(2024, 11, 3, 5, 40, tzinfo=UTC), datetime(2024, 11, 4, 6, 0, tzinfo=UTC)]
+    assert ticks("30 2 * * *", "Europe/Oslo", datetime(2026, 10, 24, 12, tzinfo=UTC), 2) == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC)]
+    # Chatham goes back from +13:45 to +12:45 at 03:45: 03:00 is shown twice
+    assert ticks("0 3 * * *", "Pacific/Chatham", datetime(2024, 4, 6, 12, tzinfo=UTC), 2) == [
+        datetime(2024, 4, 6, 13, 15, tzinfo=UTC), datetime(2024, 4, 7, 14, 15, tzinfo=UTC)]
+    # a schedule that starts inside the second pass does not run it either
+    assert next_tick(ScheduleTrigger("30 1 * * *", "America/New_York"),
+                     datetime(2024, 11, 3, 6, 10, tzinfo=UTC)) == datetime(2024, 11, 4, 6, 30, tzinfo=UTC)
+    assert ticks("0 * * * *", "America/New_York", datetime(2024, 11, 3, 4, 30, tzinfo=UTC), 3) == [
+        datetime(2024, 11, 3, 5, tzinfo=UTC), datetime(2024, 11, 3, 6, tzinfo=UTC),
+        datetime(2024, 11, 3, 7, tzinfo=UTC)]
+    spring = datetime(2024, 3, 9, 12, tzinfo=UTC)
+    assert ticks("30 2 * * *", "America/New_York", spring, 2) == [
+        datetime(2024, 3, 10, 7, 0, tzinfo=UTC), datetime(2024, 3, 11, 6, 30, tzinfo=UTC)]
+    assert ticks("*/15 2 * * *", "America/New_York", spring, 2) == [
+        datetime(2024, 3, 10, 7, 0, tzinfo=UTC), datetime(2024, 3, 11, 6, 0, tzinfo=UTC)]
+
+
+def test_serve_in_new_york_runs_the_0130_job_once_on_the_night_the_clocks_go_back(tmp_path: Path) -> None:
+    (tmp_path / "nightly.flow").write_text('trigger schedule("30 1 * * *", tz: "America/New_York")\n' + TICKS)
+    (tmp_path / "later.flow").write_text('trigger schedule("0 2 * * *", tz: "America/New_York")\n'
+                                         + TICKS.replace("/ticks", "/later"))
+    with FakeApi() as api, ServeProcess(tmp_path, env={"API": api.url, "TZ": "America/New_York",
+                                                       "FLOWLANG_CLOCK": "2024-11-03T01:20:00-04:00@1200"}) as serve:
+        wait_for(lambda: moments(api, "/later"), what="the 02:00 tick, after both passes of 01:30")
+        assert serve.terminate() == 0
+    assert moments(api, "/later") == [datetime(2024, 11, 3, 7, tzinfo=UTC)]
+    assert moments(api) == [datetime(2024, 11, 3, 5, 30, tzinfo=UTC)]  # 01:30-04:00 only, not 01:30-05:00 too

@@ -1,6 +1,8 @@
 """Cron schedules (croniter, five fields, an IANA time zone): each tick is a `scheduled` job; a tick while
 a run of the flow still goes is skipped and logged; with catch_up, a tick missed while serve was down
-runs once at start. Ticks follow the serve clock (real, or FLOWLANG_CLOCK in tests)."""
+runs once at start. Ticks follow the serve clock (real, or FLOWLANG_CLOCK in tests). Daylight saving, as
+cron does it: a time the clocks skip ticks once when they jump; a time of day the clocks show twice
+ticks the first time only, unless the schedule runs every hour (its hour field `*`)."""
 
 from __future__ import annotations
 
@@ -23,10 +25,21 @@ log = logging.getLogger("flowlang.serve")
 
 def next_tick(trigger: ScheduleTrigger, after: datetime) -> datetime:
     """The first tick strictly after `after`, in UTC (wall-clock times of the trigger's zone)."""
-    local = after.astimezone(ZoneInfo(trigger.tz))
-    found = croniter(trigger.cron, local).get_next(datetime)
-    assert isinstance(found, datetime)
-    return found.astimezone(UTC)
+    zone = ZoneInfo(trigger.tz)
+    ticks = croniter(trigger.cron, after.astimezone(zone))
+    every_hour = ticks.expanded[1] == ["*"]
+    while True:
+        found = ticks.get_next(datetime)
+        assert isinstance(found, datetime)
+        moment = found.astimezone(UTC)
+        if every_hour or not _shown_again(moment.astimezone(zone)):
+            return moment
+
+
+def _shown_again(local: datetime) -> bool:
+    """Whether the clock showed this time of day already, an hour (or so) before: the second pass through
+    the hour repeated when daylight saving time ends (01:30 in New York on the first Sunday of November)."""
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
 class Scheduler:
