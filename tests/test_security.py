@@ -579,6 +579,51 @@ def test_masking_covers_the_forms_python_quotes_a_secret_in(secret: str) -> None
     masker = Masker()
     masker.add(secret)
     forms = {repr(secret)[1:-1], ascii(secret)[1:-1], repr(secret.encode())[2:-1], repr(secret + "'\"")[1:-4]}
-    for shown in (repr(secret), ascii(secret), repr(secret.encode()), repr(secret + "'\""), str(KeyError(secret))):
+    for shown in (repr(secret), ascii(secret), repr(secret.encode()), repr(secret + "'\""), str(KeyError(secret)),
+                  json.dumps(repr(secret)), json.dumps(repr(secret), ensure_ascii=False)):
         masked = masker.mask(shown)
-        assert "***" in masked and not any(form in masked for form in forms), (shown, masked)
+        assert "***" in masked and not any(form in masked or json.dumps(form)[1:-1] in masked
+                                           for form in forms), (shown, masked)
+
+
+def test_an_api_echoing_a_text_made_from_a_secret_has_it_masked(tmp_path: Path) -> None:
+    """upper(secret.T), substr(secret.T, ...) and replace(secret.T, ...) are secrets in the flow (shown
+    as ***), but sent to an API that echoes what it got in its error, they were shown whole in the log,
+    the failed record's message and the error store: only the secret's own text was masked. The run's
+    masker now learns each text a text function makes from a secret."""
+    from conftest import cli
+
+    secret = "k'e\"y\\x-é中😀-" + "Rk3v9Wm2Lp8Tx5Qn" * 4
+    made = {"u": secret.upper(), "s": secret[3:40], "r": secret.replace("Rk3", "QQQ")}
+    with FakeApi() as api:
+        api.route("POST", "/in", lambda req: (422, {}, {"error": f"refused {req.body}"}))
+        (tmp_path / "f.flow").write_text(
+            f'use api = http(base_url: "{api.url}", retry: 1)\n'
+            "for each n in [1]\n"
+            '  call api.post("/in", body: {u: upper(secret.T), s: substr(secret.T, 3, 37), '
+            'r: replace(secret.T, "Rk3", "QQQ")}) as r\n'
+            "end\n")
+        result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"T": secret})
+        assert api.requests[0].body == made  # the API got the real values
+    assert result.status == 3, result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    assert "refused {'u': '***', 's': '***', 'r': '***'}" in json.loads(listed.stdout.splitlines()[0])["message"]
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        for value in made.values():
+            for form in (value, value[:20], json.dumps(value)[1:-1], repr(value)[1:-1], value[-20:]):
+                assert form not in text
+
+
+def test_texts_made_from_a_secret_per_record_are_learned_a_bounded_number_of_times() -> None:
+    from flowlang.runtime.masking import MAX_DERIVED, Masker
+
+    masker = Masker()
+    masker.add("Rk3v9Wm2Lp8Tx5Qn")
+    masker.learn_derived("id 7: Rk3v9Wm2Lp8Tx5Qn")  # shows the secret: its masking hides it already
+    masker.learn_derived("RK3V9WM2LP8TX5QN")
+    assert masker.mask("a RK3V9WM2LP8TX5QN, id 7: Rk3v9Wm2Lp8Tx5Qn") == "a ***, id 7: ***"
+    for n in range(MAX_DERIVED + 50):
+        masker.learn_derived(f"made-{n:04}-from-it")
+    assert masker.mask("made-0050-from-it") == "***"
+    assert masker.mask(f"made-{MAX_DERIVED + 10:04}-from-it") != "***"  # past the bound: not learned

@@ -326,7 +326,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         logger=setup.logger,
     )
     ctx.ledger = store.ledger
-    derived = DERIVED.set(ctx.masker.add)
+    derived = DERIVED.set(ctx.masker.learn_derived)
     if setup.collect:
         ctx.before_change = collected.before_change
     resumed_from = start_checkpoints(ctx, store, flow, job_id, keeps, resumption.saved, resumption.resume_from,

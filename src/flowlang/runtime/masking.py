@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -22,8 +23,10 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_LENGTH = 3
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MASK = "***"
-# where a run takes secrets made from a secret's text (the parts split() gives): set by the runner for
-# its job's task, so that an API echoing such a part has it masked as the secret itself would be
+MAX_DERIVED = 100  # texts made from secrets learned in one run (one made per record would grow without end)
+# where a run takes texts made from a secret's text (upper(), substr(), replace(), the parts split()
+# gives...): set by the runner for its job's task, so that an API echoing one has it masked as the
+# secret itself would be
 DERIVED: ContextVar[Callable[[str], None] | None] = ContextVar("flowlang_derived_secrets", default=None)
 BYTES = "surrogatepass"  # a secret read from the environment may hold lone surrogates
 
@@ -82,7 +85,9 @@ def _text_forms(value: str) -> set[str]:
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
         once = _json_escaped(text)
         forms |= {text} | once | {f for form in once for f in _json_escaped(form)} | _url_encoded(text)
-        forms |= _markup_escaped(text) | _python_escaped(text)
+        quoted = _python_escaped(text)  # and as a Python API's JSON error writes a repr() of it
+        forms |= _markup_escaped(text) | quoted | {json.dumps(form, ensure_ascii=ascii_only)[1:-1]
+                                                           for form in quoted for ascii_only in (True, False)}
     return forms
 
 
@@ -104,32 +109,55 @@ def _encoded_forms(value: str) -> set[str]:
 
 
 class Masker:
-    """Collects the secret values of one run and hides them in any text."""
+    """Collects the secret values of one run and hides them in any text. Each value's forms are one
+    pattern, compiled once when it is first needed (a value learned later does not compile the others
+    again); the values are masked longest first, so a part of a secret never leaves the rest shown."""
 
     def __init__(self) -> None:
         self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._compiled: dict[str, re.Pattern[str]] = {}
+        self._patterns: tuple[re.Pattern[str], ...] | None = None
+        self._derived = 0
+        self._lock = threading.Lock()
 
     def add(self, value: str) -> None:
         if len(value) < MIN_SECRET_LENGTH or value in self._values:
             return
-        self._values.add(value)
-        self._pattern = None
+        with self._lock:
+            self._values.add(value)
+            self._patterns = None
+
+    def learn_derived(self, value: str) -> None:
+        """A text made from a secret (upper(secret.T), a part of it): masked from now on, unless it shows
+        a known secret already (its masking hides that part: "id {secret.T}" made per record is not
+        learned each time), or MAX_DERIVED have been learned."""
+        if (len(value) < MIN_SECRET_LENGTH or value in self._values or self._derived >= MAX_DERIVED
+                or self.mask(value) != value):
+            return
+        self._derived += 1
+        self.add(value)
 
     def __bool__(self) -> bool:
         return bool(self._values)
 
-    def _compiled(self) -> re.Pattern[str]:
-        if self._pattern is None:
-            forms = {f for v in self._values for f in _text_forms(v) | _encoded_forms(v)}
-            forms = {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
-            self._pattern = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
-        return self._pattern
+    def _all(self) -> tuple[re.Pattern[str], ...]:
+        patterns = self._patterns
+        if patterns is None:
+            with self._lock:
+                for value in self._values - self._compiled.keys():
+                    forms = {f for f in _text_forms(value) | _encoded_forms(value) if len(f) >= MIN_SECRET_LENGTH}
+                    self._compiled[value] = re.compile(
+                        "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+                patterns = tuple(self._compiled[v] for v in sorted(self._values, key=len, reverse=True))
+                self._patterns = patterns
+        return patterns
 
     def mask(self, text: str) -> str:
         if not self._values or not text:
             return text
-        return self._compiled().sub(MASK, text)
+        for pattern in self._all():
+            text = pattern.sub(MASK, text)
+        return text
 
     def mask_value(self, value: Any) -> Any:
         """A copy of a value (dicts, lists, text) with every secret in its text masked."""
@@ -157,7 +185,7 @@ def cut(text: str, limit: int, mask: Callable[[str], str], total: int | None = N
 
 
 def register_derived(value: str) -> None:
-    """A new secret made of part of a secret's text, in the running job: masked from now on."""
+    """A text made from a secret's text, in the running job: masked from now on (`Masker.learn_derived`)."""
     add = DERIVED.get()
     if add is not None:
         add(value)

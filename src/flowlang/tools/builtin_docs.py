@@ -26,7 +26,8 @@ FIX = "python -m flowlang.tools.builtin_docs --write docs/builtins.md"
 GROUPS: list[tuple[str, str, tuple[Builtin, ...]]] = [
     ("Text", "A null text gives null (and `starts_with`, `ends_with`, `contains`, `regex_match` give false). "
              "A secret given to a text function gives a secret: it stays `***` in every output (each part "
-             "`split` gives is a secret, and `join` of a list holding a secret gives a secret).", text.BUILTINS),
+             "`split` gives is a secret, and `join` of a list holding a secret gives a secret), and its text "
+             "is masked as the secret's is when an API echoes it (up to 100 such texts a run).", text.BUILTINS),
     ("Numbers", "Numbers are exact: integers, or decimals that keep their digits (`0.1 + 0.2 == 0.3`). A null "
                 "gives null; the aggregates `min`, `max`, `sum` and `avg` leave nulls out, as SQL does. CSV cells "
                 "are text: convert them with `number()` first.", numbers.BUILTINS),

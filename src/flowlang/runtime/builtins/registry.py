@@ -272,13 +272,12 @@ def reveal_all(args: Iterable[Any]) -> tuple[list[Any], bool]:
 
 def kept_secret(result: Any) -> Any:
     """The result of a text function given a secret: its text is secret, and so is each text in a list
-    it gives (split's parts: each a piece of the secret, which masking of the whole would not find)."""
+    it gives (split's parts). The run's masker learns each such text: masking of the whole secret
+    would not find upper(secret.T), a substr() or a part in an API's answer that echoes it."""
     if isinstance(result, str):
+        register_derived(result)
         return Secret(result)
     if isinstance(result, list):
-        for x in result:
-            if isinstance(x, str):
-                register_derived(x)  # a piece the whole secret's masking would not find
         return [kept_secret(x) for x in result]
     if isinstance(result, dict):
         return {k: kept_secret(v) for k, v in result.items()}
