@@ -29,9 +29,23 @@ def query_value(value: Any) -> str:
     return to_text(value)
 
 
-def form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+PARAM_STYLES = ("repeat", "brackets", "indices")
+
+
+def list_name(prefix: str, index: int, style: str) -> str:
+    """The field name of a list's item: the list's own (repeat: tags=a&tags=b), with [] (brackets:
+    tags[]=a, as Rails, PHP and Stripe read lists) or with its index (indices: tags[0]=a)."""
+    if style == "brackets":
+        return f"{prefix}[]"
+    if style == "indices":
+        return f"{prefix}[{index}]"
+    return prefix
+
+
+def form_pairs(value: Any, prefix: str = "", style: str = "repeat") -> list[tuple[str, str]]:
     """An object as form fields: nested objects as a[b]=..., lists of objects as a[0][b]=..., lists of
-    plain values repeat the name (a=1&a=2), nulls are left out (the Stripe and PHP convention). An empty
+    plain values repeat the name (a=1&a=2; `style` "brackets" gives a[]=1&a[]=2, "indices" a[0]=1&a[1]=2),
+    nulls are left out (the Stripe and PHP convention). An empty
     object or list inside the body is the field with an empty value (metadata=): Stripe's way of
     clearing a field, which leaving it out could not say. A list's nulls are no items, so a list of
     nulls alone is an empty list (tags=), never a field lost without a word."""
@@ -40,13 +54,14 @@ def form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
         pairs.append((prefix, ""))
     elif isinstance(value, dict):
         for k, v in value.items():
-            pairs.extend(form_pairs(v, f"{prefix}[{k}]" if prefix else str(k)))
+            pairs.extend(form_pairs(v, f"{prefix}[{k}]" if prefix else str(k), style))
     elif isinstance(value, list):
         if any(isinstance(v, dict | list) for v in value):
             for i, v in enumerate(value):
-                pairs.extend(form_pairs(v, f"{prefix}[{i}]"))
+                pairs.extend(form_pairs(v, f"{prefix}[{i}]", style))
         else:
-            items = [(prefix, query_value(v)) for v in value if v is not None]
+            items = [(list_name(prefix, i, style), query_value(v))
+                     for i, v in enumerate(v for v in value if v is not None)]
             pairs.extend(items or [(prefix, "")])
     elif value is not None:
         if not prefix:
@@ -55,8 +70,8 @@ def form_pairs(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return pairs
 
 
-def form_encode(value: Any) -> str:
-    """application/x-www-form-urlencoded text of an object (spaces as +)."""
+def form_encode(value: Any, style: str = "repeat") -> str:
+    """application/x-www-form-urlencoded text of an object (spaces as +); `style` as in form_pairs."""
     if not isinstance(value, dict):
         raise FormError("a form body must be an object of fields")
-    return urlencode(form_pairs(value))
+    return urlencode(form_pairs(value, style=style))

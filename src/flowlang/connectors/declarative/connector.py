@@ -127,6 +127,7 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
             "allowed_hosts": config.get("allowed_hosts"),
             "max_response_bytes": config.get("max_response_bytes"),
             "max_connections": config.get("max_connections"),
+            "param_style": config.get("param_style") or model.param_style,
         }
         client = HttpClient(name, http_settings(settings_config, services), services)
         return DeclarativeConnection(name, spec, model, client)

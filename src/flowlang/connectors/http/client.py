@@ -64,6 +64,7 @@ class HttpSettings:
     guard: HostGuard | None = None
     max_response_bytes: int = MAX_RESPONSE_BYTES
     max_connections: int = MAX_CONNECTIONS
+    param_style: str = "repeat"  # lists and objects in queries and forms: repeat, brackets or indices
 
 
 @dataclass
@@ -119,14 +120,15 @@ def shown_body(body: Any, mask: Callable[[str], str]) -> str:
     return mask(dumps(mask_value(body, mask)))
 
 
-def encode_body(body: Any, headers: dict[str, str], form: bool = False) -> bytes | None:
-    """The request body: JSON (decimals exact), text for a string, or form fields when `form`."""
+def encode_body(body: Any, headers: dict[str, str], form: bool = False, style: str = "repeat") -> bytes | None:
+    """The request body: JSON (decimals exact), text for a string, or form fields when `form` (lists
+    written by `style`, the connection's param_style)."""
     if body is None:
         return None
     if form:
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         try:
-            return form_encode(body).encode()
+            return form_encode(body, style).encode()
         except FormError as e:
             raise FlowRuntimeError(f"{e}, got {type_name(body)}", "value") from None
     if isinstance(body, str | Secret):
@@ -237,7 +239,7 @@ class HttpClient:
                         status=None, method=method, url=where)
 
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
-        return with_query(join(self.settings.base_url, path), query)
+        return with_query(join(self.settings.base_url, path), query, self.settings.param_style)
 
     def request(self, method: str, url: str, *, headers: Mapping[str, Any] | None = None, body: Any = None,
                 changes_data: bool | None = None, idempotency_key: str | None = None,
@@ -273,7 +275,7 @@ class HttpClient:
             all_headers = {}
         if idempotency_key:
             all_headers["Idempotency-Key"] = idempotency_key
-        data = encode_body(body, all_headers, form)
+        data = encode_body(body, all_headers, form, self.settings.param_style)
         if writes and self.services.dry_run:
             text = f" {shown_body(body, self.services.mask)}" if data else ""
             self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))

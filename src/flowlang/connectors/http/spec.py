@@ -20,6 +20,7 @@ from flowlang.connectors.http.retry import RetryPolicy
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES
 from flowlang.connectors.http.urls import segment
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.formcodec import PARAM_STYLES
 from flowlang.runtime.values import Secret, to_text, type_name
 
 DEFAULT_TIMEOUT = 30.0
@@ -75,7 +76,18 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         limiter=RateLimiter(*parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
         max_response_bytes=int(_number(config, "max_response_bytes", MAX_RESPONSE_BYTES, whole=True)),
         max_connections=int(_number(config, "max_connections", MAX_CONNECTIONS, whole=True)),
+        param_style=param_style(config.get("param_style")),
     )
+
+
+def param_style(value: Any) -> str:
+    """param_style: how lists and objects are written into query strings and form bodies."""
+    if value is None:
+        return "repeat"
+    if value not in PARAM_STYLES:
+        raise FlowRuntimeError(f"param_style: must be one of {', '.join(repr(s) for s in PARAM_STYLES)} "
+                               f"(tags=a&tags=b, tags[]=a, tags[0]=a), got {to_text(value)!r}", "connector")
+    return str(value)
 
 
 def tls_verify(value: Any, services: RunServices) -> bool | str:
@@ -117,7 +129,7 @@ def proxy_url(value: Any, services: RunServices) -> str | None:
 # the keys whose constant values `flowlang check` judges by http_settings' rules (verify names a file,
 # auth and headers hold secrets: the run judges those)
 CHECKED_KEYS = frozenset({"base_url", "timeout", "retry", "rate_limit", "proxy", "max_response_bytes",
-                          "max_connections", "allowed_hosts"})
+                          "max_connections", "allowed_hosts", "param_style"})
 
 
 class _Checking:
@@ -172,6 +184,8 @@ HTTP_CONFIG = (
               "wait for a free one, and that wait is not request time"),
     ConfigKey("allowed_hosts", description='only these hosts (["api.example.com", "*.example.com"]); no private '
               "or loopback address behind a name, no redirect elsewhere"),
+    ConfigKey("param_style", description='lists and objects in queries and form bodies: "repeat" (default: '
+              'tags=a&tags=b), "brackets" (tags[]=a, created[gte]=1: Stripe, Rails, PHP) or "indices" (tags[0]=a)'),
 )
 
 

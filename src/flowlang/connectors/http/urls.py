@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from flowlang.errors import FlowRuntimeError
-from flowlang.runtime.formcodec import query_value
+from flowlang.runtime.formcodec import form_pairs, query_value
 from flowlang.runtime.values import Secret, to_text
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -74,15 +74,21 @@ def query_text(value: Any) -> str:
     return str(value) if type(value) is int else encoded(query_value(value))
 
 
-def with_query(url: str, query: Mapping[str, Any] | None) -> str:
+def with_query(url: str, query: Mapping[str, Any] | None, style: str = "repeat") -> str:
     """Add query parameters (null values are left out, lists repeat the name). A name already in the
-    URL's query is replaced, never sent twice."""
+    URL's query is replaced, never sent twice. With `style` "brackets" or "indices" (param_style), lists
+    and objects are written as form bodies write them: tags[]=a or tags[0]=a, created[gte]=1."""
     if not query:
         return url
     fields: list[str] = []  # name=value, encoded as urlencode(quote_via=quote, safe="") would
     names: set[str] = set()
     for key, value in query.items():
         if value is None:
+            continue
+        if style != "repeat" and isinstance(value, list | dict):
+            pairs = form_pairs(value, key, style) if any(v is not None for v in value) else []
+            fields.extend(f"{encoded_name(n)}={encoded(v)}" for n, v in pairs)
+            names.update(encoded_name(n) for n, _ in pairs)
             continue
         name = encoded_name(key)
         if isinstance(value, list):

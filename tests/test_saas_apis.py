@@ -1,0 +1,76 @@
+"""Flows written with the declarative connectors against strict mocks of GitHub's, Stripe's and
+Asana's REST APIs (tests/saas_mocks.py): every record read once (counted at the server), sends
+retried through rate limits without a failed record, and the APIs' refusals shown as they said them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import cli
+from saas_mocks import StripeMock
+
+
+def lines(text: str) -> list[Any]:
+    return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# ---- Stripe --------------------------------------------------------------------------------------
+
+
+def test_stripe_lists_and_nested_filters_go_as_stripe_reads_them(tmp_path: Path) -> None:
+    """Stripe reads a list as expand[]=... (or expand[0]=...) and a filter object as created[gte]=...;
+    a repeated name (expand=a&expand=b) it refuses with 400 "Invalid array". The stdlib connector sent
+    lists so, and objects in the query as JSON text: a create_customer with preferred_locales, or a
+    list_customers with expand, failed every record. It now says param_style = "brackets"."""
+    write(tmp_path, "f.flow",
+          'use stripe = stripe(token: secret.STRIPE_KEY, base_url: env.STRIPE_BASE_URL)\n'
+          'send {email: "ann@example.com", preferred_locales: ["en", "fr"], metadata: {order_id: 1}} '
+          'to stripe.create_customer as made\n'
+          'emit made.preferred_locales\n'
+          'call stripe.list_customers(created: {gte: 1700000001}, expand: ["data.default_source"]) as all\n'
+          'for each c in all\n  emit c.id\nend\n')
+    with StripeMock(customers=150) as api:
+        proc = cli("run", "f.flow", cwd=tmp_path, env={"STRIPE_KEY": "sk_test_123", "STRIPE_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [r.status for r in api.requests] == [200, 200, 200]
+        create, first, _ = api.requests
+        assert b"preferred_locales%5B%5D=en&preferred_locales%5B%5D=fr" in create.body
+        assert b"metadata%5Border_id%5D=1" in create.body
+        assert ("expand[]", "data.default_source") in first.query and ("created[gte]", "1700000001") in first.query
+    out = lines(proc.stdout)
+    assert out[0] == ["en", "fr"]
+    assert len(out[1:]) == 151 and len(set(out[1:])) == 151  # every customer once, the new one too
+
+
+def test_param_style_of_an_http_connection_and_a_connector_file(tmp_path: Path) -> None:
+    """param_style in `use` (http) and in a connector file: "indices" gives tags[0]=a, "brackets"
+    tags[]=a, the default repeats the name."""
+    write(tmp_path, "connectors/pay.toml",
+          'name = "pay"\nbase_url = "https://api.stripe.com"\nparam_style = "indices"\n'
+          '[config]\nkey = { required = true, secret = true }\n'
+          '[auth]\ntype = "basic"\nuser = "{key}"\npassword = ""\n'
+          '[operations.create_customer]\nmethod = "POST"\npath = "/v1/customers"\ncontent_type = "form"\n')
+    write(tmp_path, "f.flow",
+          'use pay = pay(key: secret.STRIPE_KEY, base_url: env.STRIPE_BASE_URL)\n'
+          'use raw = http(base_url: env.STRIPE_BASE_URL, auth: bearer(secret.STRIPE_KEY), param_style: "brackets")\n'
+          'send {email: "a@example.com", preferred_locales: ["de", null, "it"]} to pay.create_customer as a\n'
+          'send {email: "b@example.com", preferred_locales: ["fr"]} to raw.post("/v1/customers", form: true) as b\n'
+          'call raw.get("/v1/customers", query: {expand: ["data.default_source"], limit: 2}) as page\n'
+          'emit [a.preferred_locales, b.preferred_locales, len(page.data)]\n')
+    with StripeMock() as api:
+        proc = cli("run", "f.flow", cwd=tmp_path, env={"STRIPE_KEY": "sk_test_123", "STRIPE_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [r.status for r in api.requests] == [200, 200, 200]
+        assert b"preferred_locales%5B0%5D=de&preferred_locales%5B1%5D=it" in api.requests[0].body
+        assert api.requests[0].headers["authorization"].startswith("Basic ")  # the key as the user
+        assert b"preferred_locales%5B%5D=fr" in api.requests[1].body
+    assert lines(proc.stdout) == [[["de", "it"], ["fr"], 2]]
