@@ -117,12 +117,15 @@ def test_an_odd_list_index_in_a_dotted_path_is_no_index(expr: str, gives: object
 def test_a_zone_that_is_a_folder_of_zones_or_odd_digits_is_an_unknown_zone(zone: str, tmp_path: Path) -> None:
     # "Europe" (a folder of the zone database) was internal error (IsADirectoryError ...), in to_zone()
     # and in flowlang check of a trigger; "+²²:00" was internal error (ValueError: invalid literal for int())
-    result = run_text(f'for each o in [1]\n  emit to_zone(datetime("2024-01-01T00:00:00Z"), "{zone}")\nend\n',
+    result = run_text(f'for each o in ["{zone}"]\n  emit to_zone(datetime("2024-01-01T00:00:00Z"), o)\nend\n',
                       tmp_path)
     assert result.status == "partial"
     [failure] = result.errors
     assert failure.message.startswith(f"to_zone(): unknown time zone '{zone}'"), failure.message
     assert (failure.location or "").endswith("f.flow:2:8")
+    (tmp_path / "z.flow").write_text(f'emit to_zone(now(), "{zone}")\n')  # a constant zone: found by check
+    checked = cli("check", "z.flow", cwd=tmp_path)
+    assert checked.status == 2 and f"z.flow:1:21: error: to_zone(): unknown time zone '{zone}'" in checked.stderr
     (tmp_path / "t.flow").write_text(f'trigger schedule("0 * * * *", tz: "{zone}")\nemit 1\n')
     done = cli("check", "t.flow", cwd=tmp_path)
     assert done.status == 2 and "internal" not in done.stdout + done.stderr
@@ -212,3 +215,37 @@ def test_parse_date_does_not_take_a_local_zone_name_for_utc(tmp_path: Path) -> N
     assert [json.loads(line) for line in done.stdout.splitlines()] == ["2024-01-01T00:00:00Z",
                                                                        "2024-01-01T00:00:00+01:00"]
     assert "the zone name 'EST' in '2024-01-01 EST' does not say its offset" in done.stderr
+
+
+@pytest.mark.parametrize(("call", "column", "message"), [
+    ('to_zone(d, "Europe/Olso")', 19, "to_zone(): unknown time zone 'Europe/Olso'"),
+    ('to_zone(d, zone: 2)', 25, "to_zone() needs a string for 'zone', got number"),
+    ('format_date(d, "%d.%m.%Q")', 23, "format_date(): '%Q' is not a format code"),
+    ('parse_date(s, "%d/%m/%d")', 22, "parse_date(): the format has %d more than once"),
+    ("regex_match(s, '^(INV-\\d+$')", 23, "bad regular expression '^(INV-\\\\d+$': missing )"),
+    ('regex_replace(s, "[a-", "")', 25, "bad regular expression '[a-'"),
+    ('regex_find(s, pattern: "(?P<n")', 31, "bad regular expression '(?P<n'"),
+    ('datetime(s, unit: "sec")', 26, 'datetime(): unit must be "s", "ms" or "us", got \'sec\''),
+])
+def test_check_judges_a_constant_zone_pattern_format_or_unit_by_the_builtins_rule(
+        call: str, column: int, message: str, tmp_path: Path) -> None:
+    """A typo in a zone name, a pattern or a format written in the flow passed `flowlang check` and then
+    failed every record of the run; check now applies the function's own rule to such a constant."""
+    (tmp_path / "f.flow").write_text('for each s in ["01/02/2024"]\n  let d = now()\n'
+                                     f'  emit {call}\nend\n')
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 2, checked.stdout + checked.stderr
+    assert f"f.flow:3:{column}: error: {message}" in checked.stderr, checked.stderr
+    ran = cli("run", "f.flow", cwd=tmp_path)
+    assert ran.status == 2 and ran.stdout == ""  # refused before the run, not a failed record
+
+
+def test_check_leaves_a_zone_pattern_or_format_from_the_data_to_the_run(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text(
+        'for each r in [{z: "Europe/Oslo", p: "^a", f: "%Y"}, {z: "Mars/Base", p: "(", f: "%Q"}]\n'
+        '  emit [format_date(to_zone(datetime("2024-01-01T00:00:00Z"), r.z), r.f), regex_match("ab", r.p),\n'
+        '        to_zone(datetime("2024-01-01T00:00:00Z"), "Europe/Oslo"), regex_match("ab", \'^a\\w$\')]\nend\n')
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 3, ran.stderr
+    assert ran.stdout == '["2024",true,"2024-01-01T01:00:00+01:00",true]\n'
+    assert "unknown time zone 'Mars/Base'" in ran.stderr

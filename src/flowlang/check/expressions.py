@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from flowlang import ast
+from flowlang.check.constants import constant_value
 from flowlang.check.hints import did_you_mean, near_misses
 from flowlang.check.scopes import (
     GLOBALS,
@@ -21,7 +22,7 @@ from flowlang.check.scopes import (
 )
 from flowlang.diagnostics import Diagnostic
 from flowlang.runtime.builtins import BuiltinRegistry
-from flowlang.runtime.builtins.registry import REQUIRED
+from flowlang.runtime.builtins.registry import REQUIRED, Builtin
 from flowlang.source import Source, Span
 
 if TYPE_CHECKING:
@@ -157,7 +158,23 @@ class ExpressionChecker:
             fixed = [p for p in builtin.params if not p.variadic]
             names = [p.name for p in fixed]
             missing = [p.name for p in fixed[n:] if p.default is REQUIRED and p.name not in keywords]
+            if not problems:
+                self.check_constant_arguments(builtin, node, names)
         self.report_arguments(node.name, problems, node.kwargs, names, missing, node.span)
+
+    def check_constant_arguments(self, builtin: Builtin, node: ast.FuncCall, names: list[str]) -> None:
+        """An argument written as a constant (a zone name, a pattern, a format) judged by the builtin's own
+        rule for it: a typo there would fail every record at run time."""
+        if not builtin.constant_checks:
+            return
+        given = [*zip(names, node.args, strict=False), *((k.name, k.value) for k in node.kwargs)]
+        for param, expr in given:
+            if param not in builtin.constant_checks:
+                continue
+            known, value = constant_value(expr)
+            problem = builtin.constant_problem(param, value) if known else None
+            if problem is not None:
+                self.error("constant-argument", problem.message, expr.span)
 
     def expr_ListLit(self, node: ast.ListLit, scope: Scope, use: str) -> None:
         for item in node.items:

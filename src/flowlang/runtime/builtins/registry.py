@@ -76,11 +76,13 @@ class Builtin:
 
     def __init__(self, name: str, fn: Callable[..., Any], params: tuple[ParamSpec, ...] | None = None,
                  doc: str | None = None, pure: bool = True,
-                 direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None) -> None:
+                 direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None,
+                 constant_checks: Mapping[str, Callable[[Any], object]] | None = None) -> None:
         self.name = name
         self.fn = fn
         self.pure = pure
         self.direct = direct
+        self.constant_checks = constant_checks or {}
         if params is not None:
             self.__dict__["params"] = params
         if doc is not None:
@@ -88,8 +90,23 @@ class Builtin:
 
     @classmethod
     def of(cls, name: str, fn: Callable[..., Any], pure: bool = True,
-           direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None) -> Builtin:
-        return cls(name, fn, pure=pure, direct=direct)
+           direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None,
+           constant_checks: Mapping[str, Callable[[Any], object]] | None = None) -> Builtin:
+        """`constant_checks`: for a parameter, the rule the function applies to that argument (raising
+        BuiltinError), so that `flowlang check` judges an argument written as a constant (a zone name,
+        a pattern, a format) by it before the run, instead of every record failing at run time."""
+        return cls(name, fn, pure=pure, direct=direct, constant_checks=constant_checks)
+
+    def constant_problem(self, param: str, value: Any) -> BuiltinError | None:
+        """What the function would refuse in this constant argument, or None."""
+        rule = self.constant_checks.get(param)
+        if rule is None:
+            return None
+        try:
+            rule(value)
+        except BuiltinError as e:
+            return e
+        return None
 
     @cached_property
     def params(self) -> tuple[ParamSpec, ...]:

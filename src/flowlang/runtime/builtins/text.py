@@ -392,6 +392,21 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
 _DIRECT: dict[str, tuple[frozenset[type], Callable[[Any], Any]]] = {
     "lower": (frozenset({str}), str.lower), "upper": (frozenset({str}), str.upper),
 }
+
+
+def _pattern_rule(fn: str) -> Callable[[Any], None]:
+    """What fn() refuses in its pattern, for `flowlang check` to judge a constant one (a regex engine
+    is imported only for a flow that has a regular expression)."""
+    def rule(pattern: Any) -> None:
+        need(pattern, "string", fn, "pattern")
+        _regex(pattern)
+    return rule
+
+
+_CONSTANT_CHECKS: dict[str, dict[str, Callable[[Any], object]]] = {
+    fn: {"pattern": _pattern_rule(fn)} for fn in ("regex_match", "regex_find", "regex_replace")
+}
 BUILTINS = tuple(
-    Builtin.of(name, secret_preserving(fn), direct=_DIRECT.get(name)) for name, fn in _TABLE
+    Builtin.of(name, secret_preserving(fn), direct=_DIRECT.get(name), constant_checks=_CONSTANT_CHECKS.get(name))
+    for name, fn in _TABLE
 )

@@ -128,12 +128,21 @@ def datetime_(value: Any, unit: Any = "s") -> Any:
     """
     if value is None:
         return None
-    need(unit, "string", "datetime", "unit")
-    if unit not in EPOCH_UNITS:
-        raise BuiltinError(f'datetime(): unit must be "s", "ms" or "us", got {unit!r}')
+    _unit_rule(unit)
     if type(value) is int or type(value) is Decimal:
         return from_epoch(value, unit, "datetime")
     return as_datetime(value, "datetime")
+
+
+def _unit_rule(unit: Any) -> None:
+    need(unit, "string", "datetime", "unit")
+    if unit not in EPOCH_UNITS:
+        raise BuiltinError(f'datetime(): unit must be "s", "ms" or "us", got {unit!r}')
+
+
+def _zone_rule(zone: Any) -> None:
+    need(zone, "string", "to_zone", "zone")
+    time_zone(zone)
 
 
 def to_zone(value: Any, zone: Any) -> Any:
@@ -196,14 +205,8 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
     """
     if value is None:
         return None
-    need(fmt, "string", "format_date", "format")
+    _format_rule(fmt)
     moment: date | datetime = value if type(value) is date else as_datetime(value, "format_date")
-    for code in _DIRECTIVE.findall(fmt):
-        if not _known_directive(code):
-            raise BuiltinError(f"format_date(): '{code}' is not a format code (use %Y, %m, %d, %H, %M, %S, "
-                               "%z, %A, %B, ...; %% for a literal %)")
-    if "\x00" in fmt:  # the C library stops at it: "a\x00b" wrote "a"
-        raise BuiltinError("format_date(): the format holds a NUL character (\\u0000), which would end it there")
     if "%s" in fmt:  # the C library reads the clock as the machine's local time: hours off outside UTC
         seconds = calendar.timegm(moment.utctimetuple() if type(moment) is datetime else moment.timetuple())
         fmt = _DIRECTIVE.sub(lambda m: str(seconds) if m.group() == "%s" else m.group(), fmt)
@@ -217,6 +220,17 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
         raise BuiltinError(f"format_date(): {e}") from None
     check_items(len(text), "format_date")  # "%c" is 24 characters: a long format of codes grows 12 times
     return text
+
+
+def _format_rule(fmt: Any) -> None:
+    """What format_date() refuses in a format."""
+    need(fmt, "string", "format_date", "format")
+    for code in _DIRECTIVE.findall(fmt):
+        if not _known_directive(code):
+            raise BuiltinError(f"format_date(): '{code}' is not a format code (use %Y, %m, %d, %H, %M, %S, "
+                               "%z, %A, %B, ...; %% for a literal %)")
+    if "\x00" in fmt:  # the C library stops at it: "a\x00b" wrote "a"
+        raise BuiltinError("format_date(): the format holds a NUL character (\\u0000), which would end it there")
 
 
 def _padded_years(fmt: str, moment: date) -> str:
@@ -252,11 +266,7 @@ def parse_date(text: Any, fmt: Any) -> Any:
     if text is None:
         return None
     need(text, "string", "parse_date")
-    need(fmt, "string", "parse_date", "format")
-    codes = [c for c in _DIRECTIVE.findall(fmt) if c != "%%"]
-    twice = next((c for i, c in enumerate(codes) if c in codes[:i]), None)
-    if twice is not None:  # Python's strptime fails on it inside its regex engine (and took minutes on a long one)
-        raise BuiltinError(f"parse_date(): the format has {twice} more than once; a code may be read once")
+    codes = _parse_format_codes(fmt)
     try:
         value = datetime.strptime(text, fmt)
     except ValueError as e:
@@ -268,6 +278,16 @@ def parse_date(text: Any, fmt: Any) -> Any:
     if "%Z" in codes and "%z" not in codes:  # with %z the offset is read, the name is a label
         _zone_name_is_utc(text, fmt)
     return in_range(value, "parse_date", text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _parse_format_codes(fmt: Any) -> list[str]:
+    """The codes of a parse_date() format (not %%), refusing what parse_date() refuses in a format."""
+    need(fmt, "string", "parse_date", "format")
+    codes = [c for c in _DIRECTIVE.findall(fmt) if c != "%%"]
+    twice = next((c for i, c in enumerate(codes) if c in codes[:i]), None)
+    if twice is not None:  # Python's strptime fails on it inside its regex engine (and took minutes on a long one)
+        raise BuiltinError(f"parse_date(): the format has {twice} more than once; a code may be read once")
+    return codes
 
 
 def _zone_name_is_utc(text: str, fmt: str) -> None:
@@ -348,6 +368,13 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("parse_date", parse_date), ("to_zone", to_zone), ("days", days), ("hours", hours), ("minutes", minutes),
         ("seconds", seconds),
 ]
+# the rules of arguments that `flowlang check` applies to a constant argument (a typo in a zone name
+# or a format would otherwise fail every record at run time)
+_CONSTANT_CHECKS: dict[str, dict[str, Callable[[Any], object]]] = {
+    "datetime": {"unit": _unit_rule}, "to_zone": {"zone": _zone_rule}, "format_date": {"fmt": _format_rule},
+    "parse_date": {"fmt": _parse_format_codes},
+}
 BUILTINS = tuple(
-    Builtin.of(name, fn, pure=name not in ("now", "today")) for name, fn in _TABLE
+    Builtin.of(name, fn, pure=name not in ("now", "today"), constant_checks=_CONSTANT_CHECKS.get(name))
+    for name, fn in _TABLE
 )
