@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +211,25 @@ def test_a_pickup_pattern_without_after_says_that_it_needs_one(tmp_path: Path) -
     assert ("f.flow:1:1: error: file: a pick-up pattern needs after: the folder each file is moved to once all its "
             'records succeeded (after: "archive/"), or after: "delete"') in proc.stderr
     assert (tmp_path / "in" / "a.csv").exists()
+
+
+def test_files_of_one_name_are_all_kept_in_the_archive_stamped_in_utc(tmp_path: Path) -> None:
+    """Three in/*/a.csv archived by one run: the first as a.csv, the others stamped with the time in UTC
+    (the machine here is in Kolkata) and counted on when the stamp is taken; a move onto a name that is
+    there replaced that file (z's a.csv overwrote y's)."""
+    for sub in "xyz":
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        (tmp_path / "in" / sub / "a.csv").write_text(f"id,src\n1,{sub}\n")
+    (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*/*.csv", after: "archive/")\n'
+                                     'call inbox.read() as rows\nfor each r in rows\n  emit r\nend\n')
+    before = datetime.now(UTC).replace(microsecond=0)
+    proc = run_cli("run", "f.flow", cwd=tmp_path, env={"TZ": "Asia/Kolkata"})
+    after = datetime.now(UTC)
+    assert proc.returncode == 0, proc.stderr
+    archived = {p.name: p.read_text().split()[-1] for p in (tmp_path / "archive").iterdir()}
+    assert sorted(archived.values()) == ["1,x", "1,y", "1,z"]  # every file, none replaced
+    assert archived.pop("a.csv") == "1,x"
+    for name in archived:
+        found = re.fullmatch(r"a\.(\d{8}T\d{6}Z)(-2)?\.csv", name)
+        assert found, name
+        assert before <= datetime.strptime(found.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) <= after

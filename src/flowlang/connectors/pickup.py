@@ -16,12 +16,13 @@ records are sent, and a file whose records were all sent is not read again by th
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import shutil
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -216,11 +217,23 @@ class PickupConnection(Connection):
             return
         target = self.storage.join(self.archive_dir, entry.name)
         if await self.storage.stat(target) is not None:
-            stem, dot, suffix = entry.name.rpartition(".")
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            target = self.storage.join(self.archive_dir, f"{stem}.{stamp}.{suffix}" if dot and stem
-                                       else f"{entry.name}.{stamp}")
+            target = await self._free_stamped_name(entry.name)
         await self._guard(f"archive {entry.name}", self.storage.move(entry.path, target))
+
+    async def _free_stamped_name(self, name: str) -> str:
+        """A name in the archive for a file whose name is there already: stamped with the time in UTC
+        (a.20261204T212356Z.csv; the machine's local time repeats an hour when the clocks go back) and,
+        when that is taken too (a second file of that name in the same second), counted on (-2, -3, ...):
+        a move onto a name that is there replaces that file."""
+        assert self.archive_dir is not None
+        stem, dot, suffix = name.rpartition(".")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for n in itertools.count(1):
+            tag = stamp if n == 1 else f"{stamp}-{n}"
+            target = self.storage.join(self.archive_dir, f"{stem}.{tag}.{suffix}" if dot and stem else f"{name}.{tag}")
+            if await self.storage.stat(target) is None:
+                return target
+        raise AssertionError("unreachable")
 
     async def _guard(self, what: str, action: Any) -> None:
         try:
