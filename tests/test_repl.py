@@ -281,3 +281,16 @@ def test_ctrl_c_cancels_the_running_statement_and_keeps_the_session(tmp_path: Pa
     finally:
         term.child.close()
     assert "stopped (Ctrl-C)" in screen
+
+
+def test_save_indents_the_blocks_and_says_why_a_file_cannot_be_written(tmp_path: Path) -> None:
+    """Blocks typed without indentation were saved so (the prompt shows an indent that is not in the text);
+    a folder that does not exist gave 'error: FileNotFoundError: [Errno 2] ...'."""
+    typed = "let a = 1\nfor each x in [1, 2]\nif x > a\nemit x\nend\nend\n"
+    result = cli("repl", cwd=tmp_path, stdin=typed + ":save nowhere/kept.flow\n:save kept.flow\n")
+    assert result.status == 1 and result.stdout == "2\nsaved 2 input(s) to kept.flow\n"
+    assert "cannot save to nowhere/kept.flow: No such file or directory\n" in result.stderr, result.stderr
+    assert "Error" not in result.stderr
+    assert (tmp_path / "kept.flow").read_text() == (
+        "let a = 1\nfor each x in [1, 2]\n  if x > a\n    emit x\n  end\nend\n")
+    assert cli("fmt", "--check", "kept.flow", cwd=tmp_path).status == 0

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from flowlang.check.hints import did_you_mean
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
+from flowlang.errors import FlowError
 from flowlang.repl.session import ReplSession
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import type_name
+from flowlang.syntax.format import format_text
 
 # Each command: its usage and what it does (`:help` lists them, `:help :NAME` shows one).
 COMMAND_HELP: dict[str, tuple[str, str]] = {
@@ -204,7 +206,15 @@ def cmd_save(session: ReplSession, arg: str) -> MetaResult:
     path = Path(arg.strip())
     if path.suffix != ".flow":
         path = path.with_suffix(".flow")
-    path.write_text("\n".join(session.history) + "\n", encoding="utf-8")
+    text = "\n".join(session.history) + "\n"
+    try:
+        text = format_text(text, path.name)  # indented as `flowlang fmt` does, whatever was typed
+    except FlowError:  # pragma: no cover - each input parsed on its own; kept as typed
+        pass
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        return MetaResult(f"cannot save to {path}: {e.strerror or e}", ok=False)
     return MetaResult(f"saved {len(session.history)} input(s) to {path}")
 
 
@@ -233,8 +243,6 @@ def run_meta(session: ReplSession, line: str) -> MetaResult:
     try:
         return command(session, arg)
     except Exception as e:  # a meta-command must not end the session
-        from flowlang.errors import FlowError
-
         if isinstance(e, FlowError):
             return MetaResult(e.render(), ok=False)
         return MetaResult(f"error: {type(e).__name__}: {e}", ok=False)
