@@ -5,6 +5,7 @@ request the cassette lacks names the nearest recorded one, and no secret reaches
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from decimal import Decimal
@@ -199,6 +200,42 @@ def test_no_secret_in_a_cassette(tmp_path: Path) -> None:
     assert CANARY.encode() not in raw
     assert '"note":"Bearer ***"' in text
     assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+
+
+def test_a_secret_split_into_common_words_keeps_the_cassette_whole(tmp_path: Path) -> None:
+    """A token split into parts ("prod", "key", "secret", "2024", ...): every part was masked as text
+    anywhere, in the cassette's own JSON too, so the recording held {"$***": "TOK"} for a secret's
+    reference, "***": "id" for the key: argument, "mon***" and "***board" for data, and
+    {"year":***}, which is not JSON: flowlang test refused the cassette, or failed the unchanged flow.
+    A part is masked where it stands alone, and the cassette's structure is never masked."""
+    token = "prod-key-secret-2024-Zq9xK7pLmW"
+    flow = tmp_path / "parts.flow"
+    flow.write_text(
+        'flow "Parts"\n'
+        "use api = http(base_url: env.API)\n"
+        'use db = sql(url: "sqlite:///parts.db")\n'
+        'let tenant = split(secret.TOK, "-")[0]\n'
+        'send {year: 2024, keyboard: "monkey", tenant: tenant, token: secret.TOK} to api.post("/echo") as r\n'
+        'send {id: 1, v: "monkey"} to db.upsert(table: "t", key: "id")\n'
+        "emit {year: r.year, keyboard: r.keyboard, tenant: r.tenant}\n")
+    sqlite3.connect(tmp_path / "parts.db").execute("create table t (id integer primary key, v text)")
+    with FakeApi() as api:
+        api.route("POST", "/echo", lambda req: (200, {}, req.body))  # echoes the part: masked where it shows
+        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+                       str(tmp_path / "state"), env={"API": api.url, "TOK": token})
+        assert done.returncode == 0, done.stderr
+        assert api.requests[0].body["tenant"] == "prod"  # the API got the real value
+    assert json.loads(done.stdout) == {"year": 2024, "keyboard": "monkey", "tenant": "***"}
+    text = (tmp_path / "cassette" / "cassette.jsonl").read_text()
+    assert "Zq9xK7pLmW" not in text and "prod" not in text
+    lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
+    sent = [e for e in lines if e["type"] == "write"]
+    assert sent[0]["record"] == {"year": 2024, "keyboard": "monkey", "tenant": {"$secret": None},
+                                 "token": {"$secret": "TOK"}}
+    assert sent[0]["result"]["tenant"] == "***"
+    assert sent[1]["kwargs"] == {"table": "t", "key": "id"} and sent[1]["record"] == {"id": 1, "v": "monkey"}
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
 
 
 def test_replay_in_python_and_test_folders(tmp_path: Path) -> None:

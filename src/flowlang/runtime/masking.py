@@ -7,7 +7,13 @@ pairs), `/` and `<>&` raw or escaped; as Python writes it in a message (repr, as
 backslashes doubled, a quote escaped); percent-encoded (either case, `+` for a space, twice); escaped for
 HTML or XML (`&quot;`, `&#39;`, `&amp;`, `&lt;`, ...); base64
 (standard and URL-safe, whole, and the part fixed at each of the three byte alignments it can have
-inside a longer encoded text); hex (either case). Text is cut only after it is masked (`cut`)."""
+inside a longer encoded text); hex (either case). Text is cut only after it is masked (`cut`).
+
+A text made from a secret (a part split() gave: `bob` of `bob<TAB>password`, `key` of
+`prod-key-...`; upper() of one) is masked where it stands alone, not inside a longer word or number
+(`monkey`, `keyboard`, `20245` keep their text), and one that is only digits not where it stands as a
+number in JSON (`"year":2024`): such a text is often a short common word, and masking it everywhere
+made JSON invalid and data wrong. Its base64 and hex are masked anywhere when 8 characters or more."""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from urllib.parse import quote, quote_plus
 
 MIN_SECRET_LENGTH = 3
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
+MIN_DERIVED_ENCODED = 8  # a derived text's base64 or hex shorter than this is not masked: likely data
 MASK = "***"
 MAX_DERIVED = 100  # texts made from secrets learned in one run (one made per record would grow without end)
 # where a run takes texts made from a secret's text (upper(), substr(), replace(), the parts split()
@@ -118,12 +125,16 @@ class Masker:
         self._compiled: dict[str, re.Pattern[str]] = {}
         self._patterns: tuple[re.Pattern[str], ...] | None = None
         self._derived = 0
+        self._alone: set[str] = set()  # the learned texts made from a secret: masked where they stand alone
         self._lock = threading.Lock()
 
     def add(self, value: str) -> None:
-        if len(value) < MIN_SECRET_LENGTH or value in self._values:
+        if len(value) < MIN_SECRET_LENGTH or (value in self._values and value not in self._alone):
             return
         with self._lock:
+            if value in self._alone:  # a secret itself: masked anywhere from now on
+                self._alone.discard(value)
+                self._compiled.pop(value, None)
             self._values.add(value)
             self._patterns = None
 
@@ -135,7 +146,10 @@ class Masker:
                 or self.mask(value) != value):
             return
         self._derived += 1
-        self.add(value)
+        with self._lock:
+            self._values.add(value)
+            self._alone.add(value)
+            self._patterns = None
 
     def __bool__(self) -> bool:
         return bool(self._values)
@@ -145,9 +159,7 @@ class Masker:
         if patterns is None:
             with self._lock:
                 for value in self._values - self._compiled.keys():
-                    forms = {f for f in _text_forms(value) | _encoded_forms(value) if len(f) >= MIN_SECRET_LENGTH}
-                    self._compiled[value] = re.compile(
-                        "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+                    self._compiled[value] = _pattern(value, value in self._alone)
                 patterns = tuple(self._compiled[v] for v in sorted(self._values, key=len, reverse=True))
                 self._patterns = patterns
         return patterns
@@ -162,6 +174,32 @@ class Masker:
     def mask_value(self, value: Any) -> Any:
         """A copy of a value (dicts, lists, text) with every secret in its text masked."""
         return mask_value(value, self.mask) if self._values else value
+
+
+def _pattern(value: str, derived: bool) -> re.Pattern[str]:
+    """The forms of one value as one pattern, longest first; a derived text's where they stand alone."""
+    if not derived:
+        forms = [(f, re.escape(f)) for f in _text_forms(value) | _encoded_forms(value)]
+    else:
+        text = _text_forms(value)
+        encoded = {f for f in _encoded_forms(value) if len(f) >= MIN_DERIVED_ENCODED} - text
+        forms = [(f, re.escape(f)) for f in encoded] + [(f, _alone(f)) for f in text]
+    forms = [(f, p) for f, p in forms if len(f) >= MIN_SECRET_LENGTH]
+    return re.compile("|".join(p for _, p in sorted(forms, key=lambda fp: len(fp[0]), reverse=True)))
+
+
+_WORD = re.compile(r"\w")
+
+
+def _alone(form: str) -> str:
+    """The pattern of a derived text's form where it stands alone: not inside a longer word or number,
+    and (only digits) not as a number in JSON."""
+    pattern = re.escape(form)
+    if _WORD.match(form[0]):
+        pattern = r"(?<!\w)" + (r"(?<![:\[,])" if form.isdigit() else "") + pattern
+    if _WORD.match(form[-1]):
+        pattern += r"(?!\w)"
+    return pattern
 
 
 def mask_value(value: Any, mask: Callable[[str], str]) -> Any:

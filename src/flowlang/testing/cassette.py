@@ -12,18 +12,24 @@ Each line is one entry, in the order the run made it:
     {"type": "result", "status": "ok", "failed": 0}
 
 Values are in the stores' tagged form (datetimes, secret references) and every known secret is
-masked before a line is written: a cassette never holds a credential.
+masked before a line is written: a cassette never holds a credential. Masking keeps the line's
+structure (`masked_entry`): its field names, the arguments' names, the tags and a secret's reference
+are left as they are, and a number whose text is a secret becomes the text "***", so a line stays
+JSON that reads back as it was written, whatever text a secret (or a part of one) has.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from flowlang.diagnostics import closest
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored, loads, to_stored
+from flowlang.runtime.masking import MASK
 from flowlang.runtime.values import BadRecord
 
 FILE_NAME = "cassette.jsonl"
@@ -57,6 +63,38 @@ def page_from_stored(page: list[Any]) -> list[Any]:
         bad = item.get("$bad_record") if type(item) is dict and len(item) == 1 else None
         out.append(BadRecord(from_stored(bad.get("record")), str(bad.get("message")))
                    if type(bad) is dict else from_stored(item))
+    return out
+
+
+def masked(value: Any, mask: Callable[[str], str]) -> Any:
+    """A stored value with every secret in its text masked and its structure kept (module doc)."""
+    t = type(value)
+    if t is str:
+        return mask(value)
+    if t is list:
+        return [masked(v, mask) for v in value]
+    if t is dict:
+        if len(value) == 1:
+            (key, inner), = value.items()
+            if key == "$secret":
+                return value  # a reference by name, never the value
+            if type(key) is str and key.startswith("$"):
+                return {key: masked(inner, mask)}
+        return {mask(k) if type(k) is str else k: masked(v, mask) for k, v in value.items()}
+    if t is int or t is float or t is Decimal:
+        text = f"[{dumps(value)}]"  # as a number stands in JSON
+        return MASK if mask(text) != text else value
+    return value
+
+
+def masked_entry(entry: dict[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
+    """A cassette line masked: its field names and its arguments' names (from the flow) as they are."""
+    out: dict[str, Any] = {}
+    for name, value in entry.items():
+        if name == "kwargs" and type(value) is dict:
+            out[name] = {k: masked(v, mask) for k, v in value.items()}
+        else:
+            out[name] = masked(value, mask)
     return out
 
 
@@ -111,11 +149,11 @@ class Cassette:
             entries.append(entry)
         return cls(entries)
 
-    def save(self, folder: Path, mask: Any) -> Path:
-        """Write the cassette, masking every line (`mask`: text -> text)."""
+    def save(self, folder: Path, mask: Callable[[str], str]) -> Path:
+        """Write the cassette, masking every line (`mask`: text -> text) as `masked_entry` does."""
         folder.mkdir(parents=True, exist_ok=True)
         path = self.path_in(folder)
-        lines = [mask(dumps(entry)) for entry in self.entries]
+        lines = [dumps(masked_entry(entry, mask)) for entry in self.entries]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         tmp.replace(path)

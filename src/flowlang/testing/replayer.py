@@ -11,7 +11,7 @@ from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.jsoncodec import dumps, from_stored, loads
 from flowlang.runtime.values import RecordStream, Value
-from flowlang.testing.cassette import Cassette, page_from_stored, request_key, stored
+from flowlang.testing.cassette import Cassette, masked, page_from_stored, request_key, stored
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
 from flowlang.testing.recorder import writes
 
@@ -109,7 +109,7 @@ class Replayer:
 
     def normal(self, value: Any) -> Any:
         """A live value as the cassette would hold it (tagged, masked, read back)."""
-        return loads(self.mask(dumps(stored(value))))
+        return loads(dumps(masked(stored(value), self.mask)))
 
     # ---- the Tape -----------------------------------------------------------------------------
     async def connection(self, name: str, spec: ConnectorSpec,

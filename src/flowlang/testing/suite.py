@@ -77,7 +77,8 @@ class StandInSecrets:
         return f"a stand-in for {name}"
 
     def get(self, name: str) -> str | None:
-        return f"replayed-secret-{name}"
+        # one word, no separator: split() of it gives it whole, no common word that masking would hide
+        return "flowlangstandin" + "".join(c for c in name if c.isalnum())
 
 
 def stand_ins(secrets: Any, env: Any) -> list[Any]:
