@@ -34,6 +34,8 @@ def test_triggers_are_read_into_specs_and_a_run_ignores_them() -> None:
 BAD = [
     ('trigger schedule("*/15 * * *")', "2:18", "five cron fields"),
     ('trigger schedule("61 * * * *")', "2:18", "not a cron expression"),
+    ('trigger schedule("0 2 30 2 *")', "2:18", 'the schedule "0 2 30 2 *" never ticks'),
+    ('trigger schedule("0 0 31 4,6,9,11 *", tz: "Asia/Kolkata")', "2:18", "never ticks"),
     ('trigger schedule("0 6 * * *", tz: "Europe/Olso")', "2:35", "unknown time zone 'Europe/Olso'"),
     ('trigger webhook(verify: gitub(secret.S))', "2:25", "unknown verify preset 'gitub'"),
     ('trigger webhook(verify: hmac(secret.S))', "2:25", "hmac() needs header:"),
@@ -69,6 +71,19 @@ def test_check_lists_every_trigger_mistake_at_once(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "t.flow:2:18" in done.stderr and "t.flow:2:31" in done.stderr and "t.flow:3:25" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_schedule_that_never_ticks_at_its_place(tmp_path: Path) -> None:
+    """February 30 is five good cron fields: check passed it and serve then died at start with 'internal
+    error: CroniterBadDateError: failed to find next date'."""
+    from conftest import run_cli
+
+    (tmp_path / "leap.flow").write_text('trigger schedule("0 0 29 2 *")\nemit 1\n')  # ticks every 4 years
+    (tmp_path / "never.flow").write_text('trigger schedule("0 2 30 2 *", tz: "America/New_York")\nemit 1\n')
+    done = run_cli("serve", str(tmp_path), "--port", "0", env={"TZ": "America/New_York"}, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert 'never.flow:1:18: error: the schedule "0 2 30 2 *" never ticks' in done.stderr
+    assert "leap.flow" not in done.stderr and "internal error" not in done.stderr
 
 
 def test_trigger_belongs_to_the_top_level() -> None:

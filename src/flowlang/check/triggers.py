@@ -91,9 +91,14 @@ def cron_problem(expression: str) -> str | None:
     if len(fields) != 5:
         return f"a schedule takes five cron fields (minute hour day month weekday), not {len(fields)}"
     try:
-        croniter(expression)
+        ticks = croniter(expression)
     except (ValueError, KeyError) as e:
         return f"not a cron expression: {e}"
+    try:  # "0 2 30 2 *" is five good fields, and no day has them: serve failed to find its first tick
+        ticks.get_next(float, start_time=0)
+    except ValueError:
+        return (f"the schedule \"{expression}\" never ticks: no month of it has that day "
+                "(like February 30 or April 31)")
     return None
 
 
