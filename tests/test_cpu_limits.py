@@ -133,6 +133,30 @@ def test_max_record_seconds_fails_a_cpu_bound_record_alone(tmp_path: Path) -> No
     assert all("max_record_seconds" in e["message"] for e in found)
 
 
+# a comprehension that is a record's whole work, with no loop or function call around it to check the time
+ONE_COMPREHENSION = """emit "started"
+for each r in range(0, 2)
+  let xs = [i * 7919 % 1000003 for i in range(0, 3000000)]
+  emit len(xs)
+end
+"""
+
+
+def test_max_record_seconds_fails_a_record_busy_in_one_long_comprehension(tmp_path: Path) -> None:
+    """A comprehension of generated code walked the list it was given, not the paced walk chosen for a
+    long one (4345309): nothing checked the time, so each record ran its 3,000,000 items through and
+    succeeded, however low --max-record-seconds was (a SIGTERM waited for it too)."""
+    proc, started = start(tmp_path, "comp", ONE_COMPREHENSION, "--max-record-seconds", "0.2")
+    status, out, err = finish(proc)
+    assert status == 3 and time.monotonic() - started < 30, err
+    assert out == ""  # neither record finished
+    assert_clean(err)
+    errors = run_cli("errors", "comp.flow", "--json", cwd=tmp_path)
+    found = [json.loads(x) for x in errors.stdout.splitlines()]
+    assert [e["record"] for e in found] == [0, 1]
+    assert all(e["message"] == "the record took longer than 0.2s (max_record_seconds)" for e in found)
+
+
 def test_a_second_sigterm_ends_code_stuck_in_c(tmp_path: Path) -> None:
     proc, _ = start(tmp_path, "big", STUCK_IN_C)
     time.sleep(0.5)

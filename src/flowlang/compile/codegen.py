@@ -272,7 +272,8 @@ class Generator:
         tail = f" if {condition}" if condition is not None else ""
         items = self.name("_l")  # evaluated outside: Python allows no := in a comprehension's iterable
         # a short list is walked as it is (no pacing: as limits.paced), anything else by _iter and _paced
-        return (f"(({items} if type({items} := {iterable}) is list and len({items}) < _CHECK_EVERY "
+        # (what the comprehension walks is that choice, not the value it was made of)
+        return (f"(({items} := {items} if type({items} := {iterable}) is list and len({items}) < _CHECK_EVERY "
                 f"else _paced(_iter({items}), f.run.stop)), "
                 f"[{element} for {var} in {items}{each}{tail}])[1]")
 
