@@ -119,7 +119,8 @@ def test_a_value_that_looks_like_json_but_is_not_is_refused(tmp_path: Path) -> N
     assert "no jobs yet" in cli("jobs", "f.flow", cwd=tmp_path).stdout
     assert lines(cli("run", "f.flow", "--param", "ids=[1, 2]", cwd=tmp_path).stdout) == [1, 2]
     text = cli("run", "f.flow", "--param", 'ids="[draft]"', cwd=tmp_path)
-    assert text.status == 1 and "cannot loop over string" in text.stderr  # the JSON string: the text itself
+    # the JSON string is the text itself, which a param with a list default refuses before the run
+    assert text.status == 2 and "param ids is a list (its default is one), got '[draft]'" in text.stderr
     assert cli("state", "f.flow", "--set", "since=2024-05-01", cwd=tmp_path).status == 0  # other text as before
     assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"] == {"since": "2024-05-01"}
 

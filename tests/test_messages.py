@@ -147,3 +147,18 @@ def test_a_variable_of_an_imported_file_says_that_import_brings_functions(tmp_pa
     (tmp_path / "f.flow").write_text('import "lib/money.flow"\nemit {cents: cents("1.10"), cur: "EUR"}\n')
     ran = cli("run", "f.flow", "--quiet", cwd=tmp_path)
     assert ran.status == 0 and ran.stdout == '{"cents":110,"cur":"EUR"}\n'
+
+
+def test_a_param_whose_default_is_a_list_or_object_refuses_another_kind(tmp_path: Path) -> None:
+    """`--param ids=1,2` (text) or `ids=5` for `param ids = [1, 2]` ran and failed later (len() needs a
+    list, got number), or looped over the characters of the text; now refused before the run."""
+    (tmp_path / "f.flow").write_text('param ids = [1, 2]\nparam opts = {a: 1}\nemit [len(ids), keys(opts)]\n')
+    text = cli("run", "f.flow", "--param", "ids=1,2", "--log-format", "text", cwd=tmp_path)
+    assert text.status == 2 and text.stdout == ""
+    assert "param ids is a list (its default is one), got '1,2' (as JSON: --param ids='[1, 2]')" in text.stderr
+    number = cli("run", "f.flow", "--param", "ids=5", "--log-format", "text", cwd=tmp_path)
+    assert number.status == 2 and "param ids is a list (its default is one), got number" in number.stderr
+    other = cli("run", "f.flow", "--param", "opts=[1]", "--log-format", "text", cwd=tmp_path)
+    assert other.status == 2 and "param opts is an object (its default is one), got list" in other.stderr
+    right = cli("run", "f.flow", "--param", "ids=[7]", "--param", 'opts={"b": 2}', "--quiet", cwd=tmp_path)
+    assert right.status == 0 and right.stdout == '[1,["b"]]\n', right.stderr

@@ -141,7 +141,7 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
                          f"{', '.join(declared) or 'no params'}" + (f"; did you mean '{close[0]}'?" if close else ""))
     for p in compiled.params:
         if p.name in given:
-            problem = _param_type_problem(p.node.default, given[p.name])
+            problem = _param_type_problem(p.name, p.node.default, given[p.name])
             if problem:
                 raise UsageError(f"param {p.name} {problem}")
     missing = [p.name for p in compiled.params if p.default is None and p.name not in given]
@@ -151,9 +151,14 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
                          f"(or params={{'{missing[0]}': ...}} when embedding)")
 
 
-def _param_type_problem(default: ast.Expr | None, value: Any) -> str | None:
-    """A param whose default is a number or true/false takes only that kind of value (a
-    `--param n=abc` is refused before the run, not found wrong in the middle of it)."""
+def _param_type_problem(name: str, default: ast.Expr | None, value: Any) -> str | None:
+    """A param whose default is a number, true/false, a list or an object (written as such) takes only
+    that kind of value (a `--param n=abc` or `--param ids=1,2` is refused before the run, not found
+    wrong in the middle of it)."""
+    for literal, kind, example in ((ast.ListLit, "list", "[1, 2]"), (ast.ObjectLit, "object", '{"a": 1}')):
+        if isinstance(default, literal) and type_name(value) != kind:
+            article = "an" if kind == "object" else "a"
+            return f"is {article} {kind} (its default is one), got {_show(value)} (as JSON: --param {name}='{example}')"
     if not isinstance(default, ast.Literal) or default.value is None or isinstance(default.value, str):
         return None
     shown = "true" if default.value is True else "false" if default.value is False else str(default.value)
