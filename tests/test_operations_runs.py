@@ -190,6 +190,21 @@ def test_state_command_sets_and_resets_for_a_backfill(tmp_path: Path) -> None:
 
 
 
+def test_a_last_success_set_with_an_offset_is_kept_in_utc(tmp_path: Path) -> None:
+    """`--last-success-at 2026-05-01T00:00:00+05:30` was kept with its offset, so the documented
+    `format_date(job.last_success_at, "%Y-%m-%dT%H:%M:%SZ")` gave 2026-05-01T00:00:00Z: a window
+    starting 5.5 hours late, whose records were never read. It is the same instant in UTC now."""
+    write(tmp_path, "f.flow", 'emit {since: job.last_success_at, '
+                              'text: format_date(job.last_success_at, "%Y-%m-%dT%H:%M:%SZ")}\n')
+    env = {"TZ": "Asia/Kolkata"}
+    changed = run_cli("state", "f.flow", "--last-success-at", "2026-05-01T00:00:00+05:30", cwd=tmp_path, env=env)
+    assert changed.returncode == 0, changed.stderr
+    assert lines(changed.stdout) == [{"state": {}, "last_success_at": "2026-04-30T18:30:00Z"}]
+    assert "last_success_at = 2026-04-30T18:30:00Z" in changed.stderr
+    assert lines(run_cli("run", "f.flow", cwd=tmp_path, env=env).stdout) == [
+        {"since": "2026-04-30T18:30:00Z", "text": "2026-04-30T18:30:00Z"}]
+
+
 def test_state_set_reads_nan_as_text_like_param_and_refuses_a_bad_tagged_value(tmp_path: Path) -> None:
     """NaN and Infinity are no JSON numbers (flowlang numbers are finite decimals): `state --set`
     keeps them as text, as `--param` does; a tagged value that holds no duration or time is refused

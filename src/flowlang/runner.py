@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -179,8 +179,8 @@ def _show(value: Any) -> str:
 
 def _job_value(job_id: int | None, flow: str, started: str, last: str | None, dry: bool,
                params: dict[str, Any], trigger: dict[str, Any], kind: str = "run") -> dict[str, Any]:
-    def moment(text: str | None) -> datetime | None:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    def moment(text: str | None) -> datetime | None:  # in UTC (a last success set with an offset by an older flowlang)
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC) if text else None
     return {"id": job_id, "flow": flow, "kind": kind, "test": kind in TEST_KINDS, "started_at": moment(started),
             "last_success_at": moment(last), "dry_run": dry, "params": dict(params), "trigger": trigger,
             "plan": trigger.get("kind") == "plan"}

@@ -442,7 +442,7 @@ def moment_text(raw: str) -> str:
     if when > datetime.now(UTC):
         raise UsageError(f"--last-success-at {raw} is in the future: the next run would read a window that skips "
                          "records (and is refused while the clock is behind it)")
-    return format_datetime(when)
+    return format_datetime(when.astimezone(UTC))  # job.last_success_at is UTC, as a run's start is
 
 
 def add_parsers(sub: Any, common: Any) -> None:
