@@ -9,6 +9,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,22 @@ def test_actions_and_pages_on_an_error_that_is_not_there(tmp_path: Path) -> None
         assert "Traceback" not in serve.logs()
     jobs = run_cli("jobs", str(tmp_path / "a.flow"))
     assert "retry" not in jobs.stdout, jobs.stdout  # no job was started for an error that is not there
+
+
+def test_resolving_by_hand_says_when_in_utc_as_the_store_and_the_console_do(tmp_path: Path) -> None:
+    """The notice gave the machine's local time ('... at 2026-12-05T03:01:00.123456+05:30' in Kolkata)
+    beside jobs, errors and next ticks all shown in UTC."""
+    (tmp_path / "a.flow").write_text('for each n in [1]\n  fail "no {n}"\nend\n')
+    (tmp_path / "token").write_text(CONSOLE_TOKEN)
+    env = {"TZ": "Asia/Kolkata"}
+    assert run_cli("run", str(tmp_path / "a.flow"), env=env).returncode == 3
+    with ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token"), env=env) as serve:
+        status, _, answer = serve.request("POST", "/actions/resolve/a/1", b"",
+                                          {"Authorization": f"Bearer {CONSOLE_TOKEN}"})
+        assert serve.terminate() == 0
+    assert status == 200 and answer["notice"].startswith("error 1 resolved by hand at "), answer
+    assert answer["notice"].endswith("Z") and "+05:30" not in answer["notice"], answer
+    listed = json.loads(run_cli("errors", str(tmp_path / "a.flow"), "--all", "--json", env=env).stdout)
+    said, stored = (datetime.fromisoformat(t.replace("Z", "+00:00"))
+                    for t in (answer["notice"].rsplit(" ", 1)[1], listed["resolved_at"]))
+    assert abs((said - stored).total_seconds()) < 5, (answer, listed)

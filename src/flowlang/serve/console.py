@@ -13,7 +13,6 @@ import ipaddress
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from flowlang.errors import FlowError
 from flowlang.picture import svg, trigger_text
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.runtime.store import LARGEST_ID, Store, StoredError
+from flowlang.runtime.store import LARGEST_ID, Store, StoredError, now_text
 from flowlang.runtime.values import format_datetime
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.server import STATE, ServeState, read_within
@@ -367,7 +366,7 @@ async def resolve(request: web.Request) -> web.Response:
         store.close()
     if found is None:
         return done(request, f"error {error_id} was already resolved" if resolved else f"no error {error_id}")
-    return done(request, f"error {error_id} resolved by hand at {format_datetime(datetime.now().astimezone())}")
+    return done(request, f"error {error_id} resolved by hand at {now_text()}")
 
 
 def add_console(app: web.Application) -> None:
