@@ -291,6 +291,49 @@ def test_a_cassette_line_of_an_unknown_type_is_refused_at_its_line(tmp_path: Pat
     assert "did you mean 'write'?" in message and "Traceback" not in test.stderr
 
 
+@pytest.mark.parametrize(("kind", "change", "said"), [
+    ("run", {"params": [1, 2]}, '"params" is an object'),
+    ("value", {"kind": None}, 'needs "kind" (a text)'),
+    ("value", {"value": 5}, 'the value of "job" is an object'),
+    ("read", {"pages": 5}, '"pages" is a list of pages, each a list of records'),
+    ("read", {"error": "x"}, '"error" is an object with a "message" text'),
+    ("write", {"connection": None}, 'needs "connection" (a text)'),
+    ("write", {"result": {"$seconds": "NaN"}}, '"$seconds" takes a finite number of seconds'),
+])
+def test_a_damaged_cassette_line_is_refused_at_its_line(tmp_path: Path, kind: str, change: dict[str, Any],
+                                                        said: str) -> None:
+    """A line of a known type with a field of the wrong kind ("pages": 5, a write without its
+    connection, params as a list, a bad tag) failed the replay with "internal error (TypeError ...); this
+    is a bug in flowlang", or stopped `flowlang test` with "internal error: KeyError: 'connection'"; it
+    now stops it at the cassette's file and line (exit 2), as a line of an unknown type does."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    path = tmp_path / "cassette" / "cassette.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    at = next(i for i, e in enumerate(lines) if e["type"] == kind and (kind != "read" or "pages" in e))
+    for name, value in change.items():
+        if value is None:
+            del lines[at][name]
+        else:
+            lines[at][name] = value
+    path.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    assert test.returncode == 2, test.stdout + test.stderr
+    message = json.loads(test.stderr.splitlines()[-1])["message"]
+    assert f"{path}:{at + 1}: a {kind} line that cannot be replayed: " in message and said in message, message
+    assert "internal error" not in test.stderr + test.stdout
+
+
+def test_a_cassette_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
+    flow = project(tmp_path)
+    (tmp_path / "cassette").write_text("not a folder")
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 2
+    assert f"{tmp_path / 'cassette'} is a file: --cassette takes the folder that holds cassette.jsonl" in test.stderr
+    assert "Errno" not in test.stderr
+
+
 def test_a_test_folder_that_cannot_run_fails_alone_naming_its_flow_toml(tmp_path: Path) -> None:
     """`flowlang test DIR`: a folder whose [params] names a param its flow lacks, or whose flow does not
     check, is a FAIL naming its flow.toml (or the flow's line), and the other folders still run: exit 1

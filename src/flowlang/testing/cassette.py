@@ -31,6 +31,7 @@ from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored, loads, to_stored
 from flowlang.runtime.masking import MASK
 from flowlang.runtime.values import BadRecord
+from flowlang.testing.cassette_lines import line_problem
 
 FILE_NAME = "cassette.jsonl"
 VERSION = 1
@@ -129,8 +130,12 @@ class Cassette:
         except FileNotFoundError:
             raise UsageError(f"no cassette in {folder} (record one with: flowlang run FILE --record "
                              f"{folder})") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read the cassette {path}: {e}") from None
+        except NotADirectoryError:
+            raise UsageError(f"{folder} is a file: --cassette takes the folder that holds {FILE_NAME}") from None
+        except OSError as e:
+            raise UsageError(f"cannot read the cassette {path}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise UsageError(f"cannot read the cassette {path}: it is not UTF-8 text (byte {e.start})") from None
         entries = []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -146,6 +151,9 @@ class Cassette:
                 meant = closest(kind, ENTRY_TYPES) if isinstance(kind, str) else None
                 raise UsageError(f"{path}:{number}: a cassette line of an unknown type {dumps(kind)} (one of "
                                  f"{', '.join(ENTRY_TYPES)})" + (f"; did you mean {meant!r}?" if meant else ""))
+            problem = line_problem(entry)
+            if problem:
+                raise UsageError(f"{path}:{number}: a {entry['type']} line that cannot be replayed: {problem}")
             entries.append(entry)
         return cls(entries)
 
