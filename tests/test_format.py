@@ -125,3 +125,19 @@ def test_fmt_keeps_a_files_windows_line_endings(tmp_path: Path) -> None:
     unix.write_bytes(b"for each x in [1]\n\temit x\nend\n")
     assert cli("fmt", str(unix), cwd=tmp_path).status == 0
     assert unix.read_bytes() == b"for each x in [1]\n  emit x\nend\n"
+
+
+def test_fmt_of_several_files_formats_the_others_when_one_is_broken(tmp_path: Path) -> None:
+    """A syntax error in the first of several files ended fmt there, saying '1 error; nothing was run',
+    and the files after it were left unformatted; a missing file said "[Errno 2] ... 'nope.flow'"."""
+    (tmp_path / "a_bad.flow").write_text("emit (\n")
+    (tmp_path / "b.flow").write_text(MESSY)
+    (tmp_path / "c.flow").write_bytes(b"emit '\xff'\n")
+    result = cli("fmt", ".", "nope.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert (tmp_path / "b.flow").read_text() == TIDY
+    assert "a_bad.flow:1:7: error: expected an expression" in result.stderr, result.stderr
+    assert "error: cannot read c.flow: it is not UTF-8 text (invalid start byte at byte 6)" in result.stderr
+    assert "error: cannot read nope.flow: No such file or directory\n" in result.stderr
+    assert "nothing was run" not in result.stderr and "Errno" not in result.stderr
+    assert result.stderr.endswith("1 reformatted, 0 already formatted, 3 not formatted (see the errors above)\n")

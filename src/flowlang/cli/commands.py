@@ -14,7 +14,7 @@ from flowlang.cli.progress import estimate, progress_display
 from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
-from flowlang.errors import FlowError, UsageError
+from flowlang.errors import FlowError, ScriptError, UsageError
 from flowlang.project import Project, load_project
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.status import ExitStatus, exit_status
@@ -203,17 +203,27 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
         terminal.stdout.write(formatted)
         terminal.stdout.flush()
         return int(ExitStatus.OK)
-    changed = 0
-    for name in paths:
+    changed = broken = 0
+    for name in paths:  # a file that cannot be read or parsed is reported, and the others are formatted
         path = Path(name)
         try:
             raw = path.read_bytes()
             text = path.read_text(encoding="utf-8")  # as run reads it (any line ending is a newline)
-        except (OSError, UnicodeDecodeError) as e:
-            terminal.error(f"error: cannot read {name}: {e}")
-            return int(ExitStatus.INVALID)
+        except OSError as e:
+            terminal.error(f"error: cannot read {name}: {e.strerror or e}")
+            broken += 1
+            continue
+        except UnicodeDecodeError as e:
+            terminal.error(f"error: cannot read {name}: it is not UTF-8 text ({e.reason} at byte {e.start})")
+            broken += 1
+            continue
         newline = "\r\n" if b"\r\n" in raw else "\n"  # the file's own line endings are kept
-        formatted = format_text(text, display_name(path))
+        try:
+            formatted = format_text(text, display_name(path))
+        except ScriptError as e:
+            terminal.message(e.render())
+            broken += 1
+            continue
         if formatted == text:
             continue
         changed += 1
@@ -222,9 +232,12 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
         else:
             path.write_text(formatted, encoding="utf-8", newline=newline)
             terminal.message(f"reformatted {name}")
-    unchanged = len(paths) - changed
+    unchanged = len(paths) - changed - broken
     verb = "would be reformatted" if args.check else "reformatted"
-    terminal.message(f"{changed} {verb}, {unchanged} already formatted")
+    terminal.message(f"{changed} {verb}, {unchanged} already formatted"
+                     + (f", {broken} not formatted (see the errors above)" if broken else ""))
+    if broken:
+        return int(ExitStatus.INVALID)
     return int(ExitStatus.FAILED if args.check and changed else ExitStatus.OK)
 
 
