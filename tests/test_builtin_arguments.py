@@ -249,3 +249,23 @@ def test_check_leaves_a_zone_pattern_or_format_from_the_data_to_the_run(tmp_path
     assert ran.status == 3, ran.stderr
     assert ran.stdout == '["2024",true,"2024-01-01T01:00:00+01:00",true]\n'
     assert "unknown time zone 'Mars/Base'" in ran.stderr
+
+
+def test_epoch_seconds_as_text_are_pointed_at_datetime_of_int(tmp_path: Path) -> None:
+    """format_date() writes %s, and parse_date() said "'s' is a bad directive in format '%s'"; a date of
+    an API as the text "1714564800" was 'not an ISO 8601 date or time' with no word of what to do."""
+    (tmp_path / "f.flow").write_text('emit parse_date("1714564800", "%s")\n')
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 2
+    assert ("f.flow:1:31: error: parse_date(): %s (seconds since 1970) is not read by a format: for epoch "
+            "seconds in text use datetime(int(s))") in checked.stderr, checked.stderr
+    result = run_text('for each r in [{at: "1714564800", f: "%s"}, {at: "1714564800000", f: "%Y"}]\n'
+                      '  emit [datetime(int(r.at)), parse_date(r.at, r.f)]\nend\n'
+                      'for each s in ["1714564800", "-864000000", "20240501"]\n  emit datetime(s)\nend\n', tmp_path)
+    assert result.outputs == [dt.datetime(2024, 5, 1, tzinfo=dt.UTC)]  # 20240501 is ISO 8601's basic form
+    messages = [e.message for e in result.errors]
+    assert messages[0].startswith("parse_date(): %s (seconds since 1970) is not read by a format")
+    assert messages[1].startswith("datetime(): 1714564800000 s since 1970 is out of the range")
+    assert messages[2:] == [f"datetime(): {s!r} is not an ISO 8601 date or time (epoch seconds as text? "
+                            'datetime(int(s)), or datetime(int(s), unit: "ms") for milliseconds)'
+                            for s in ("1714564800", "-864000000")]

@@ -24,7 +24,10 @@ def _parse_iso(text: str, fn: str) -> datetime:
             return datetime(d.year, d.month, d.day, tzinfo=UTC)
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise BuiltinError(f"{fn}(): {text!r} is not an ISO 8601 date or time") from None
+        digits = raw.removeprefix("-")
+        hint = (' (epoch seconds as text? datetime(int(s)), or datetime(int(s), unit: "ms") for milliseconds)'
+                if digits.isascii() and digits.isdigit() and len(digits) > 8 else "")
+        raise BuiltinError(f"{fn}(): {text!r} is not an ISO 8601 date or time{hint}") from None
     return in_range(value, fn, text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -117,7 +120,8 @@ def datetime_(value: Any, unit: Any = "s") -> Any:
 
     A number counts seconds since 1970-01-01T00:00:00Z; unit: "ms" milliseconds (JavaScript, Java and
     many APIs), unit: "us" microseconds, exactly. Text without a zone is UTC; a datetime keeps its zone.
-    Text that is not ISO 8601 fails the record (parse_date() reads other formats).
+    Digits past the microsecond are cut (.123456789 is .123456). Text that is not ISO 8601 fails the
+    record (parse_date() reads other formats; epoch seconds as text: datetime(int(s))).
 
     Examples:
         datetime("2024-05-01T12:00:00+02:00") -> "2024-05-01T12:00:00+02:00"
@@ -254,7 +258,8 @@ def parse_date(text: Any, fmt: Any) -> Any:
     """parse_date(s, fmt): a datetime read from text in a strptime format (UTC unless the text says).
 
     The format uses the codes of format_date(); text that does not fit the format fails the record. A
-    code may appear once ("%d/%m/%d" is an error). %Z reads the zone names UTC and GMT; any other name
+    code may appear once ("%d/%m/%d" is an error). %s is not read (epoch seconds in text:
+    datetime(int(s))). %Z reads the zone names UTC and GMT; any other name
     (EST, which Python reads on a machine in New York) is an error without a %z offset beside it, not
     taken for UTC.
 
@@ -287,6 +292,9 @@ def _parse_format_codes(fmt: Any) -> list[str]:
     twice = next((c for i, c in enumerate(codes) if c in codes[:i]), None)
     if twice is not None:  # Python's strptime fails on it inside its regex engine (and took minutes on a long one)
         raise BuiltinError(f"parse_date(): the format has {twice} more than once; a code may be read once")
+    if "%s" in codes:  # format_date() writes it; Python's strptime said "'s' is a bad directive in format '%s'"
+        raise BuiltinError('parse_date(): %s (seconds since 1970) is not read by a format: for epoch seconds '
+                           'in text use datetime(int(s)) (datetime(int(s), unit: "ms") for milliseconds)')
     return codes
 
 
