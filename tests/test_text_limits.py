@@ -38,6 +38,26 @@ def test_text_of_shared_values_is_refused_before_it_is_built(tmp_path: Path) -> 
         assert "(max_value_items)" in said[name]["message"] and said[name]["location"].startswith("f.flow:")
 
 
+def test_a_try_does_not_catch_a_value_past_the_size_limit(tmp_path: Path) -> None:
+    """A `try` caught the size limit of a builtin or an interpolation (kind limit, but not of the class
+    `try` let through): `on error` ran and the record went on, while the same limit reached by `+` of
+    two lists failed the record. docs/language.md: `try` does not catch limit errors; each fails its record."""
+    cases = {**CASES, "list +": ("len(l + m + l + m + l + m)", "a list of")}
+    big = 'let l = range(0, 3000000)\n  let m = l\n'
+    loops = "".join(f"for each case in [{json.dumps(name)}]\n  {SHARED if name in CASES else big}"
+                    f"  try\n    emit {expr}\n  on error as e\n    emit {{caught: e.kind}}\n  end\nend\n"
+                    for name, (expr, _) in cases.items())
+    (tmp_path / "f.flow").write_text(loops)
+    done = run_cli("run", "f.flow", cwd=tmp_path, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == ""  # no on error ran
+    errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    said = {e["record"]: e for e in errors}
+    assert set(said) == set(cases)
+    for name, (_, message) in cases.items():
+        assert message in said[name]["message"] and said[name]["kind"] == "limit", (name, said[name])
+
+
 def test_a_decimal_with_a_huge_exponent_reads_in_e_notation(tmp_path: Path) -> None:
     (tmp_path / "f.flow").write_text(
         'emit [str(1e999999999), "{-1e4300}", str(2e4299) == "2" + pad_left("", 4299, "0"), str(1.5e-3)]\n')

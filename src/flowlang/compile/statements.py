@@ -10,7 +10,7 @@ from flowlang.check.scopes import Global, Local, Outer
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import ExpressionCompiler, whole_index
 from flowlang.compile.steps import NOTHING, Eval, Step, block, run_step
-from flowlang.errors import FlowRuntimeError, LimitError
+from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.field_misses import Reach, counter
 from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
 from flowlang.runtime.operators import NeedsMaterialization
@@ -263,6 +263,8 @@ class StatementCompiler(ExpressionCompiler):
         return Step.coroutine(if_async)
 
     def s_Try(self, node: ast.Try) -> Step:
+        """try ... on error: every error but a limit's (of kind "limit": a LimitError, or a value a
+        builtin or an interpolation would build past max_value_items), which fails the record."""
         self.branch_depth += 1
         try:
             body = self.body(node.body)
@@ -274,9 +276,9 @@ class StatementCompiler(ExpressionCompiler):
             def try_sync(f: Frame) -> None:
                 try:
                     body.run(f)
-                except LimitError:
-                    raise
                 except FlowRuntimeError as e:
+                    if e.kind == "limit":
+                        raise
                     if slot is not None:
                         f.slots[slot] = error_value(e, f)
                     handler.run(f)
@@ -285,9 +287,9 @@ class StatementCompiler(ExpressionCompiler):
         async def try_async(f: Frame) -> None:
             try:
                 await run_step(body, f)
-            except LimitError:
-                raise
             except FlowRuntimeError as e:
+                if e.kind == "limit":
+                    raise
                 if slot is not None:
                     f.slots[slot] = error_value(e, f)
                 await run_step(handler, f)
