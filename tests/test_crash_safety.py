@@ -205,3 +205,59 @@ def test_kill_at_seeded_points_loses_nothing(tmp_path: Path) -> None:
     assert survived >= min(4, POINTS), (survived, dest.fired)
     assert lost == 0 and duplicates == 0
     assert dest.replays > 0  # records were sent again after crashes; the keys made them harmless
+
+
+RETRY_FLOW = """flow "retry to a file"
+use src = file(path: "in.jsonl")
+use out = file(path: "out.jsonl", mode: "append")
+use api = http(base_url: env.API)
+call src.read() as rows
+for each r in rows
+  if r.id % 2 == 0 and (env.BAD ?? "") == "yes"
+    fail "bad {r.id}"
+  end
+  send {id: r.id} to out
+  send {id: r.id} to api.post("/seen")
+end
+"""
+
+
+def test_a_retry_killed_midway_keeps_every_record_it_resolved_in_the_file(tmp_path: Path) -> None:
+    """`flowlang retry` killed with SIGKILL at its fifth replayed record: the four errors it had resolved
+    have their records in the file (the replay's file writes are flushed before its error is resolved);
+    the record in flight stays an open error, and the next retry writes it. The old code resolved each
+    error with its record still in the file's buffer, flushed at the retry's end: the kill lost 4
+    records whose errors said they were retried."""
+    (tmp_path / "r.flow").write_text(RETRY_FLOW)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(1, 21)))
+    seen: list[int] = []
+    pid: list[int] = []
+
+    def post(req: Request) -> tuple[int, dict[str, str], Any]:
+        seen.append(req.body["id"])
+        if pid and req.body["id"] == 10:  # the fifth record the retry replays (2, 4, 6, 8, 10)
+            os.kill(pid.pop(), signal.SIGKILL)
+            time.sleep(0.05)
+        return 201, {}, {"ok": True}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    with FakeApi() as api:
+        api.route("POST", "/seen", post)
+        env["API"] = api.url
+        first = subprocess.run([sys.executable, "-m", "flowlang", "run", "r.flow"], cwd=tmp_path, text=True,
+                               env={**env, "BAD": "yes"}, capture_output=True, timeout=60)
+        assert first.returncode == 3, first.stderr
+        proc = subprocess.Popen([sys.executable, "-m", "flowlang", "retry", "r.flow"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pid.append(proc.pid)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        written = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+        assert sorted(written) == sorted([*range(1, 20, 2), 2, 4, 6, 8]), written  # the 4 resolved ones are in
+        again = subprocess.run([sys.executable, "-m", "flowlang", "retry", "r.flow"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert "Traceback" not in again.stderr
+    written = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(written) == list(range(1, 21))  # every record once: none lost, none twice
+    assert seen.count(10) == 2 and all(seen.count(n) == 1 for n in range(1, 21) if n != 10)

@@ -645,6 +645,7 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             await entry.info.flush(frame)
             if ctx.failed_records == before:
                 if not dry_run:
+                    ctx.flush_writes()  # what the replay sent to a file is in it before its error is resolved
                     store.resolve(err.id, job_id)
                 resolved.append(err.id)
             else:
