@@ -58,7 +58,7 @@ class MockServer:
     def __init__(self) -> None:
         self.requests: list[Seen] = []
         self.faults: list[tuple[int, int]] = []  # (number of the request, status to answer instead)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

@@ -320,8 +320,10 @@ end
 """, api)
         # before, both said "'{sku}' needs the configuration key 'sku'": a record field is not configuration
         assert [e.message for e in result.errors] == [
-            "the idempotency_key '{sku}' needs the record's field 'sku', which is missing",
-            "the idempotency_key '{sku}' needs the record's field 'sku', which is null"]
+            "the idempotency_key '{sku}' needs the record's field 'sku', which is missing; or give "
+            "idempotency_key: in the send",
+            "the idempotency_key '{sku}' needs the record's field 'sku', which is null; or give "
+            "idempotency_key: in the send"]
         assert [r.headers.get("idempotency-key") for r in api.requests] == ["A"]
 
 

@@ -74,3 +74,65 @@ def test_param_style_of_an_http_connection_and_a_connector_file(tmp_path: Path) 
         assert api.requests[0].headers["authorization"].startswith("Basic ")  # the key as the user
         assert b"preferred_locales%5B%5D=fr" in api.requests[1].body
     assert lines(proc.stdout) == [[["de", "it"], ["fr"], 2]]
+
+
+PAY = '''name = "pay"
+base_url = "https://api.stripe.com"
+param_style = "brackets"
+
+[config]
+key = { required = true, secret = true }
+
+[auth]
+type = "basic"
+user = "{key}"
+password = ""
+
+[operations.create_payment_intent]
+method = "POST"
+path = "/v1/payment_intents"
+content_type = "form"
+idempotency_key = "order-{metadata.order_id}"
+'''
+
+
+def test_stripe_idempotency_keys_from_a_nested_field_or_the_send(tmp_path: Path) -> None:
+    """Stripe refuses a parameter it does not know (400 parameter_unknown), so the order id a key is
+    made of cannot ride in the record beside amount and currency: the idempotency_key template took a
+    top-level field only ('order-{metadata.order_id}' failed every record: needs the configuration key),
+    and a send could not give a key of its own (idempotency_key: was an unknown argument). A dotted name
+    now reaches into the record, and a send may give idempotency_key:. Retried after a 503 and run twice,
+    each order is charged once; the declined card fails its record with Stripe's own words."""
+    write(tmp_path, "connectors/pay.toml", PAY)
+    write(tmp_path, "orders.csv", "order_id,amount,pm\n1,1000,pm_card_visa\n2,2000,pm_card_chargeDeclined\n"
+                                  "3,3000,pm_card_visa\n")
+    write(tmp_path, "charge.flow",
+          'use pay = pay(key: secret.STRIPE_KEY, base_url: env.STRIPE_BASE_URL)\n'
+          'use src = file(path: "orders.csv")\n'
+          'call src.read() as rows\n'
+          'for each r in rows\n'
+          '  let pi = {amount: number(r.amount), currency: "eur", payment_method: r.pm, confirm: true,\n'
+          '            metadata: {order_id: r.order_id}}\n'
+          '  if r.order_id == "3"\n'
+          '    send pi to pay.create_payment_intent(idempotency_key: "pi-" + r.order_id) as made\n'
+          '    emit made.id\n'
+          '  else\n'
+          '    send pi to pay.create_payment_intent as made\n'
+          '    emit made.id\n'
+          '  end\n'
+          'end\n')
+    env = {"STRIPE_KEY": "sk_test_123"}
+    with StripeMock() as api:
+        api.faults.append((1, 503))
+        env["STRIPE_BASE_URL"] = api.url
+        for _ in range(2):
+            proc = cli("run", "charge.flow", "--log-format", "text", cwd=tmp_path, env=env)
+            assert proc.status == 3, proc.stderr
+            assert "record failed at charge.flow:11:16: POST " in proc.stderr
+            assert "answered 402 Payment Required" in proc.stderr and "Your card was declined." in proc.stderr
+            assert "card_declined" in proc.stderr
+        keys = [r.headers.get("idempotency-key") for r in api.requests]
+        assert keys == ["order-1", "order-1", "order-2", "pi-3", "order-1", "order-2", "pi-3"]
+        assert [r.status for r in api.requests] == [503, 200, 402, 200, 200, 402, 200]
+        assert [i["metadata"] for i in api.intents] == [{"order_id": "1"}, {"order_id": "3"}]  # once each
+        assert all(b"order_id=" not in r.body.replace(b"%5Border_id%5D", b"") for r in api.requests)

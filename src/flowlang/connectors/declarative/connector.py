@@ -10,7 +10,7 @@ from typing import Any
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.declarative.models import AuthModel, ConnectorFile, OperationModel
 from flowlang.connectors.http.client import HttpClient
-from flowlang.connectors.http.pagination import Paginator, page_spec, records_of
+from flowlang.connectors.http.pagination import Paginator, has_path, page_spec, records_of
 from flowlang.connectors.http.spec import HTTP_CONFIG, config_value_problem, http_settings
 from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
@@ -21,6 +21,7 @@ from flowlang.runtime.values import Secret, Value, article, to_text, type_name
 READS = ("GET", "HEAD")
 CALL_KEYS = ("query", "headers", "body")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+FIELD_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")  # {metadata.order_id}
 
 
 def operation_spec(name: str, op: OperationModel) -> OperationSpec:
@@ -30,7 +31,8 @@ def operation_spec(name: str, op: OperationModel) -> OperationSpec:
         name=name, description=op.description, params=(),
         required=(*holes, *op.required) if reads else tuple(op.required),
         keywords=frozenset(holes) | frozenset(op.query) | frozenset(CALL_KEYS)
-        | (frozenset({"max_pages"}) if op.pagination is not None else frozenset()),
+        | (frozenset({"max_pages"}) if op.pagination is not None else frozenset())
+        | (frozenset({"idempotency_key"}) if not reads and op.batch is None else frozenset()),
         changes_data=not reads and not op.safe, takes_batch=op.batch is not None,
         max_batch=op.batch.max if op.batch else None, returns_stream=op.pagination is not None,
         method=op.method, path=op.path, fields=tuple(op.fields),
@@ -49,18 +51,29 @@ def config_keys(model: ConnectorFile) -> tuple[ConfigKey, ...]:
     return (*own, *generic)
 
 
-def text_template(template: str, values: Mapping[str, Any], of_record: bool = False) -> str:
-    """Fill {name} with config values as they are (for auth and headers), or with a record's fields
-    (an operation's idempotency_key)."""
+def text_template(template: str, values: Mapping[str, Any]) -> str:
+    """Fill {name} with config values as they are (for auth and headers)."""
     def replace(m: re.Match[str]) -> str:
         value = values.get(m.group(1))
         if value is None:
-            raise FlowRuntimeError(
-                f"the idempotency_key {template!r} needs the record's field '{m.group(1)}', which is "
-                f"{'null' if m.group(1) in values else 'missing'}" if of_record
-                else f"{template!r} needs the configuration key '{m.group(1)}'", "connector")
+            raise FlowRuntimeError(f"{template!r} needs the configuration key '{m.group(1)}'", "connector")
         return value.reveal() if isinstance(value, Secret) else to_text(value)
     return PLACEHOLDER.sub(replace, template)
+
+
+def record_template(template: str, record: Mapping[str, Any]) -> str:
+    """Fill an operation's idempotency_key with the record's fields; a dotted name reaches into an
+    object ("order-{metadata.order_id}"), for an API that refuses a field it does not know."""
+    def replace(m: re.Match[str]) -> str:
+        name = m.group(1)
+        value = path_get(record, name) if "." in name else record.get(name)
+        if value is None:
+            held = has_path(record, name) if "." in name else name in record
+            raise FlowRuntimeError(f"the idempotency_key {template!r} needs the record's field '{name}', which is "
+                                   f"{'null' if held else 'missing'}; or give idempotency_key: in the send",
+                                   "connector")
+        return value.reveal() if isinstance(value, Secret) else to_text(value)
+    return FIELD_PLACEHOLDER.sub(replace, template)
 
 
 def base_url(template: str, values: Mapping[str, Any]) -> str:
@@ -204,8 +217,10 @@ class DeclarativeConnection(Connection):
         body = kwargs.get("body")
         if body is not None and model.envelope:
             body = {model.envelope: body}
+        given = kwargs.get("idempotency_key")
         answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=model.method not in READS and not model.safe,
+                                           idempotency_key=to_text(given) if given is not None else None,
                                            form=self.form(model))
         value = path_get(answer.value, model.result) if model.result else answer.value
         if answer.response is not None and (model.records or op.startswith("list_")):
@@ -223,7 +238,8 @@ class DeclarativeConnection(Connection):
                                        status=outcome.status)
             return outcome.result
         url, headers = self.request_parts(model, kwargs, record)
-        key = text_template(model.idempotency_key, record, of_record=True) \
+        given = kwargs.get("idempotency_key")
+        key = to_text(given) if given is not None else record_template(model.idempotency_key, record) \
             if model.idempotency_key and isinstance(record, dict) else None
         body = {model.envelope: record} if model.envelope else record
         answer = await self.client.request(model.method, url, headers=headers, body=body,
