@@ -486,3 +486,20 @@ def test_load_takes_the_names_of_host_bindings(tmp_path: Path) -> None:
         flowlang.load(typo, bindings=["crm"])  # any other name is still checked
     with pytest.raises(flowlang.UsageError, match=r"bindings takes a list of names \(bindings=\['crm'\]\)"):
         flowlang.load(path, bindings="crm")
+
+
+def test_a_naive_datetime_given_to_a_flow_is_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As text without a zone is: datetime(2024, 5, 1, 12) is 12:00Z also in Kolkata (datetime.now() would
+    be the local wall time taken for UTC, hence the docs' advice of datetime.now(UTC))."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        flow = flowlang.compile('param since\nemit {at: since, later: since + hours(1), text: "{since}"}\n')
+        result = flow.run(params={"since": datetime(2024, 5, 1, 12)})
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert result.outputs == [{"at": datetime(2024, 5, 1, 12, tzinfo=UTC),
+                               "later": datetime(2024, 5, 1, 13, tzinfo=UTC), "text": "2024-05-01T12:00:00Z"}]
