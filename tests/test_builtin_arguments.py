@@ -269,3 +269,30 @@ def test_epoch_seconds_as_text_are_pointed_at_datetime_of_int(tmp_path: Path) ->
     assert messages[2:] == [f"datetime(): {s!r} is not an ISO 8601 date or time (epoch seconds as text? "
                             'datetime(int(s)), or datetime(int(s), unit: "ms") for milliseconds)'
                             for s in ("1714564800", "-864000000")]
+
+
+def test_a_local_time_without_an_offset_is_read_on_the_clock_of_zone(tmp_path: Path) -> None:
+    """Exports full of local times ("2026-05-01 14:30", shop time in Oslo) could only be read as UTC:
+    there was no way to say on whose clock, so each came out hours off. datetime() and parse_date()
+    take zone:, for text without an offset; the run is under TZ=America/New_York, which changes nothing."""
+    (tmp_path / "f.flow").write_text(
+        'for each t in ["2026-05-01 14:30", "2026-10-25 02:30", "2026-03-29 02:30"]\n'
+        '  let d = datetime(t, zone: "Europe/Oslo")\n'
+        '  emit [d, to_zone(d, "UTC"), parse_date(t, "%Y-%m-%d %H:%M", zone: "Europe/Oslo") == d]\nend\n'
+        'emit [datetime("2026-05-01", zone: "America/New_York"), datetime(0, zone: "Asia/Tokyo"),\n'
+        '      datetime(date("2026-05-01"), zone: "+05:30"), datetime("2026-05-01 14:30"),\n'
+        '      datetime("2026-05-01T14:30:00Z", zone: "Europe/Oslo")]\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"TZ": "America/New_York"})
+    assert result.status == 3, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        ["2026-05-01T14:30:00+02:00", "2026-05-01T12:30:00Z", True],
+        ["2026-10-25T02:30:00+02:00", "2026-10-25T00:30:00Z", True],  # shown twice: the first of the two
+        # a number and text with an offset name their instant already; without zone: UTC, as before
+        ["2026-05-01T00:00:00-04:00", "1970-01-01T00:00:00Z", "2026-05-01T00:00:00+05:30", "2026-05-01T14:30:00Z",
+         "2026-05-01T14:30:00Z"],
+    ]
+    assert ("record failed at f.flow:2:11: datetime(): '2026-03-29 02:30' is not a time on the clock of "
+            "Europe/Oslo: the clocks skip it (daylight saving time begins)") in result.stderr
+    (tmp_path / "g.flow").write_text('emit parse_date("1.5.2026", "%d.%m.%Y", zone: "Europe/Olso")\n')
+    checked = cli("check", "g.flow", cwd=tmp_path)
+    assert checked.status == 2 and "g.flow:1:47: error: parse_date(): unknown time zone 'Europe/Olso'" in checked.stderr

@@ -16,19 +16,39 @@ from flowlang.runtime.tape import drawn
 from flowlang.runtime.values import type_name
 
 
-def _parse_iso(text: str, fn: str) -> datetime:
+def _parse_iso(text: str, fn: str, zone: tzinfo = UTC) -> datetime:
     raw = text.strip()
     try:
         if len(raw) == 10:
             d = date.fromisoformat(raw)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+            if zone is UTC:
+                return datetime(d.year, d.month, d.day, tzinfo=UTC)
+            value = datetime(d.year, d.month, d.day)
+        else:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         digits = raw.removeprefix("-")
         hint = (' (epoch seconds as text? datetime(int(s)), or datetime(int(s), unit: "ms") for milliseconds)'
                 if digits.isascii() and digits.isdigit() and len(digits) > 8 else "")
         raise BuiltinError(f"{fn}(): {text!r} is not an ISO 8601 date or time{hint}") from None
-    return in_range(value, fn, text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return in_range(value, fn, text) if value.tzinfo is not None else on_clock(value, zone, fn, text)
+
+
+def on_clock(wall: datetime, zone: tzinfo, fn: str, text: str) -> datetime:
+    """A time of day without an offset, read on the clock of `zone`. A time the clocks skip (02:30
+    when they move from 02:00 to 03:00) is an error; a time they show twice (when they move back) is
+    the first of the two."""
+    if zone is UTC:
+        return wall.replace(tzinfo=UTC)
+    value = wall.replace(tzinfo=zone, fold=0)
+    try:
+        back = value.astimezone(UTC).astimezone(zone)
+    except OverflowError:
+        raise BuiltinError(f"{fn}(): {text!r} is out of the range of dates (years 1 to 9999 in UTC)") from None
+    if back.replace(tzinfo=None) != wall:
+        raise BuiltinError(f"{fn}(): {text!r} is not a time on the clock of {zone}: the clocks skip it "
+                           "(daylight saving time begins)")
+    return value
 
 
 def in_range(value: datetime, fn: str, text: str) -> datetime:
@@ -115,13 +135,16 @@ def date_(value: Any) -> Any:
     return as_datetime(value, "date").date()
 
 
-def datetime_(value: Any, unit: Any = "s") -> Any:
-    """datetime(x, unit: "s"): a datetime from ISO 8601 text, a date, or a number since 1970.
+def datetime_(value: Any, unit: Any = "s", zone: Any = "UTC") -> Any:
+    """datetime(x, unit: "s", zone: "UTC"): a datetime from ISO 8601 text, a date, or a number since 1970.
 
     A number counts seconds since 1970-01-01T00:00:00Z; unit: "ms" milliseconds (JavaScript, Java and
-    many APIs), unit: "us" microseconds, exactly. Text without a zone is UTC; a datetime keeps its zone.
-    Digits past the microsecond are cut (.123456789 is .123456). Text that is not ISO 8601 fails the
-    record (parse_date() reads other formats; epoch seconds as text: datetime(int(s))).
+    many APIs), unit: "us" microseconds, exactly. Text without an offset is read on the clock of zone
+    (UTC unless given: zone: "Europe/Oslo" reads "2024-05-01 14:30" as Oslo's 14:30); a time the clocks
+    skip when daylight saving time begins is an error, one they show twice when it ends is the first.
+    Text with an offset, a datetime and a number name their instant already. Digits past the
+    microsecond are cut (.123456789 is .123456). Text that is not ISO 8601 fails the record
+    (parse_date() reads other formats; epoch seconds as text: datetime(int(s))).
 
     Examples:
         datetime("2024-05-01T12:00:00+02:00") -> "2024-05-01T12:00:00+02:00"
@@ -129,13 +152,25 @@ def datetime_(value: Any, unit: Any = "s") -> Any:
         datetime(1714564800) -> "2024-05-01T12:00:00Z"
         datetime(1714564800000, unit: "ms") -> "2024-05-01T12:00:00Z"
         datetime("2024-05-01T12:00:00+02:00") == datetime("2024-05-01T10:00:00Z") -> true
+        datetime("2024-05-01 14:30", zone: "Europe/Oslo") -> "2024-05-01T14:30:00+02:00"
     """
     if value is None:
         return None
     _unit_rule(unit)
+    clock = _clock_zone(zone, "datetime")
     if type(value) is int or type(value) is Decimal:
         return from_epoch(value, unit, "datetime")
+    if type(value) is str:
+        return _parse_iso(value, "datetime", clock)
+    if type(value) is date and clock is not UTC:
+        return on_clock(datetime(value.year, value.month, value.day), clock, "datetime", value.isoformat())
     return as_datetime(value, "datetime")
+
+
+def _clock_zone(zone: Any, fn: str) -> tzinfo:
+    """The zone of a `zone:` argument: the clock that text without an offset is read on."""
+    need(zone, "string", fn, "zone")
+    return time_zone(zone, fn)
 
 
 def _unit_rule(unit: Any) -> None:
@@ -144,9 +179,11 @@ def _unit_rule(unit: Any) -> None:
         raise BuiltinError(f'datetime(): unit must be "s", "ms" or "us", got {unit!r}')
 
 
-def _zone_rule(zone: Any) -> None:
-    need(zone, "string", "to_zone", "zone")
-    time_zone(zone)
+def _zone_rule(fn: str) -> Callable[[Any], object]:
+    def rule(zone: Any) -> None:
+        need(zone, "string", fn, "zone")
+        time_zone(zone, fn)
+    return rule
 
 
 def to_zone(value: Any, zone: Any) -> Any:
@@ -171,7 +208,7 @@ def to_zone(value: Any, zone: Any) -> Any:
                            "dates (years 1 to 9999)") from None
 
 
-def time_zone(name: str) -> tzinfo:
+def time_zone(name: str, fn: str = "to_zone") -> tzinfo:
     """A zone by name: UTC/Z, an IANA name (Europe/Berlin) or a fixed offset (+02:00, -0530)."""
     text = name.strip()
     if text.upper() in ("UTC", "Z", "GMT"):
@@ -188,7 +225,7 @@ def time_zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("Europe")
-        raise BuiltinError(f"to_zone(): unknown time zone {name!r} (use \"UTC\", an IANA name like "
+        raise BuiltinError(f"{fn}(): unknown time zone {name!r} (use \"UTC\", an IANA name like "
                            f"\"Europe/Berlin\" or an offset like \"+02:00\")") from None
 
 
@@ -254,24 +291,27 @@ def _known_directive(code: str) -> bool:
     return code != "%" and date(2000, 1, 1).strftime(code) != code
 
 
-def parse_date(text: Any, fmt: Any) -> Any:
-    """parse_date(s, fmt): a datetime read from text in a strptime format (UTC unless the text says).
+def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
+    """parse_date(s, fmt, zone: "UTC"): a datetime read from text in a strptime format (UTC unless the text says).
 
     The format uses the codes of format_date(); text that does not fit the format fails the record. A
     code may appear once ("%d/%m/%d" is an error). %s is not read (epoch seconds in text:
     datetime(int(s))). %Z reads the zone names UTC and GMT; any other name
     (EST, which Python reads on a machine in New York) is an error without a %z offset beside it, not
-    taken for UTC.
+    taken for UTC. Text without an offset is read on the clock of zone, as in datetime() (zone:
+    "Europe/Oslo": a local time of Oslo).
 
     Examples:
         parse_date("01.05.2024", "%d.%m.%Y") -> "2024-05-01T00:00:00Z"
         parse_date("05/01/2024 14:30", "%m/%d/%Y %H:%M") -> "2024-05-01T14:30:00Z"
         parse_date("2024-05-01 14:30 +0200", "%Y-%m-%d %H:%M %z") -> "2024-05-01T14:30:00+02:00"
+        parse_date("01.05.2024 14:30", "%d.%m.%Y %H:%M", zone: "Europe/Oslo") -> "2024-05-01T14:30:00+02:00"
     """
     if text is None:
         return None
     need(text, "string", "parse_date")
     codes = _parse_format_codes(fmt)
+    clock = _clock_zone(zone, "parse_date")
     try:
         value = datetime.strptime(text, fmt)
     except ValueError as e:
@@ -282,7 +322,8 @@ def parse_date(text: Any, fmt: Any) -> Any:
         _real_day_of_year(text, fmt, value)
     if "%Z" in codes and "%z" not in codes:  # with %z the offset is read, the name is a label
         _zone_name_is_utc(text, fmt)
-    return in_range(value, "parse_date", text) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return in_range(value, "parse_date", text) if value.tzinfo is not None else on_clock(value, clock, "parse_date",
+                                                                                         text)
 
 
 def _parse_format_codes(fmt: Any) -> list[str]:
@@ -379,8 +420,8 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
 # the rules of arguments that `flowlang check` applies to a constant argument (a typo in a zone name
 # or a format would otherwise fail every record at run time)
 _CONSTANT_CHECKS: dict[str, dict[str, Callable[[Any], object]]] = {
-    "datetime": {"unit": _unit_rule}, "to_zone": {"zone": _zone_rule}, "format_date": {"fmt": _format_rule},
-    "parse_date": {"fmt": _parse_format_codes},
+    "datetime": {"unit": _unit_rule, "zone": _zone_rule("datetime")}, "to_zone": {"zone": _zone_rule("to_zone")},
+    "format_date": {"fmt": _format_rule}, "parse_date": {"fmt": _parse_format_codes, "zone": _zone_rule("parse_date")},
 }
 BUILTINS = tuple(
     Builtin.of(name, fn, pure=name not in ("now", "today"), constant_checks=_CONSTANT_CHECKS.get(name))
