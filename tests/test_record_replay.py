@@ -128,6 +128,24 @@ def test_update_rewrites_only_the_writes_that_changed(tmp_path: Path) -> None:
     assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
 
 
+def test_update_with_a_param_keeps_the_param_in_the_cassette(tmp_path: Path) -> None:
+    """`flowlang test --param min_total=30 --update` rewrote the expectations for min_total 30 but kept
+    the recorded params ({}) in the cassette's run line, so the next plain `flowlang test` replayed with
+    min_total 0 against the new expectations and failed. The run line now holds the params the
+    accepted replay ran with."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    cassette = str(tmp_path / "cassette")
+    updated = run_cli("test", str(flow), "--cassette", cassette, "--param", "min_total=30", "--update")
+    assert updated.returncode == 0 and "UPDATED" in updated.stdout, updated.stdout + updated.stderr
+    lines = [json.loads(line) for line in (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()]
+    assert lines[0]["params"] == {"min_total": 30}
+    assert sum(1 for e in lines if e["type"] == "output") == 3  # orders 3, 4, 5
+    again = run_cli("test", str(flow), "--cassette", cassette)
+    assert again.returncode == 0 and "PASS" in again.stdout, again.stdout + again.stderr
+
+
 def test_a_cassette_folder_that_cannot_be_written_stops_the_run_before_it_starts(tmp_path: Path) -> None:
     """`--record DIR` where DIR is a file or cannot be made ran the flow for real (its writes sent, the
     job recorded) and then ended in 'internal error: FileExistsError ... a bug in flowlang' (exit 1),

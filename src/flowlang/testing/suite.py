@@ -22,7 +22,7 @@ from flowlang.runtime.jsoncodec import from_stored
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.values import from_python
 from flowlang.syncrun import run_sync
-from flowlang.testing.cassette import Cassette
+from flowlang.testing.cassette import Cassette, stored
 from flowlang.testing.replayer import Replayer
 
 if TYPE_CHECKING:
@@ -150,6 +150,8 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
         problems.insert(0, f"the run failed{where}: {error.message}")
     outcome = ReplayOutcome(name or flow.name, problems, result, replayer)
     if update and problems and not replayer.misses:
+        if params and replayer.made.of_type("run"):  # the expectations are those of these params: keep them
+            replayer.made.run["params"] = stored(given)
         replayer.made.save(cassette_dir, masker.mask)
         outcome.updated = True
     return outcome
