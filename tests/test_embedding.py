@@ -503,3 +503,15 @@ def test_a_naive_datetime_given_to_a_flow_is_utc_whatever_the_machines_zone(monk
         time.tzset()
     assert result.outputs == [{"at": datetime(2024, 5, 1, 12, tzinfo=UTC),
                                "later": datetime(2024, 5, 1, 13, tzinfo=UTC), "text": "2024-05-01T12:00:00Z"}]
+
+
+def test_a_binding_without_a_method_the_flow_calls_names_the_call_and_the_methods(tmp_path: Path) -> None:
+    """The run was refused with "the binding 'crm' has no method 'fnd'" and nothing else: no place in
+    the flow, no word of what the object has."""
+    path = tmp_path / "sync.flow"
+    path.write_text('emit 1\nfor each e in ["a@x"]\n  lookup crm.fnd(email: e) as c\n  send c to crm.save\nend\n')
+    with pytest.raises(flowlang.UsageError) as refused:
+        flowlang.load(path, bindings=["crm"]).run(bindings={"crm": CRM()})
+    assert str(refused.value).endswith("sync.flow:3:10: the binding 'crm' has no method 'fnd'; did you mean "
+                                       "'find'? (its methods: broken, find, save, stream)"), str(refused.value)
+    assert not (tmp_path / ".flowlang").exists()  # refused before the run: no job

@@ -21,7 +21,8 @@ from flowlang.check import CheckedModule
 from flowlang.check.secret_names import secret_uses
 from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
 from flowlang.compile.steps import run_step
-from flowlang.connectors.host import HostConnection, check_binding_operations
+from flowlang.connectors.host import HostConnection, check_binding_operations, public_methods
+from flowlang.diagnostics import did_you_mean
 from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, LimitError, UsageError, internal_error
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
@@ -232,6 +233,13 @@ def binding_operations(checked: CheckedModule, bindings: Mapping[str, Any]) -> d
     return used
 
 
+def binding_call_place(checked: CheckedModule, name: str, op: str) -> str:
+    """file:line:col of the first `name.op(...)` of the flow (its own file, else where it is)."""
+    places = [(node.span.start, checked.source.location(node.span)) for node in checked.resolution.refs
+              if isinstance(node, ast.Operation) and node.connection == name and node.op == op]
+    return min(places)[1] if places else checked.source.name
+
+
 async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind: str = "run",
                   body: Body = module_body) -> Result:
     """Run one job of `flow` (checked against the bindings in `options`) and return its Result."""
@@ -239,7 +247,12 @@ async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind
     for name, used in binding_operations(flow.checked, options.bindings).items():
         missing = check_binding_operations(name, options.bindings[name], used)
         if missing:
-            raise UsageError(f"the binding '{name}' has no method {', '.join(repr(m) for m in missing)}")
+            methods = public_methods(options.bindings[name])
+            hint = did_you_mean(missing[0], methods)
+            raise UsageError(f"{binding_call_place(flow.checked, name, missing[0])}: the binding '{name}' has no "
+                             f"method {', '.join(repr(m) for m in missing)}"
+                             + (f"; {hint}" if hint else "")
+                             + f" (its methods: {', '.join(methods) or 'none'})")
     resolve_params(compiled, dict(options.params))
     VALUE_ITEMS.set(options.limits.max_value_items)  # for the builtins, in this job's task and its children
     store = Store(setup.state_dir)
