@@ -154,12 +154,17 @@ class GitHubMock(MockServer):
                     str(self.limit - self.remaining), "x-ratelimit-resource": "core"}
 
     def fault(self, status: int, seen: Seen) -> web.Response:
+        """403 and 429: a secondary rate limit with retry-after; 4030: the primary limit spent
+        (remaining 0, a reset ahead); 4031: a secondary limit said in the message alone."""
         if status == 403:  # a secondary rate limit, as GitHub documents it
             return jsonr(403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
                                "before you try again.", "documentation_url": GH_DOCS}, {"retry-after": "1"})
         if status == 429:
             return jsonr(429, {"message": "You have exceeded a secondary rate limit.", "documentation_url": GH_DOCS},
                          {"retry-after": "1"})
+        if status == 4031:  # a secondary rate limit without retry-after (GitHub: "wait at least one minute")
+            return jsonr(403, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
+                               "before you try again.", "documentation_url": GH_DOCS})
         if status == 4030:  # the primary limit spent: remaining 0, reset one second ahead (epoch seconds)
             return jsonr(403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": GH_DOCS},
                          {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-used": "5000",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import cli
-from saas_mocks import StripeMock
+from saas_mocks import GitHubMock, StripeMock
 
 
 def lines(text: str) -> list[Any]:
@@ -136,3 +136,49 @@ def test_stripe_idempotency_keys_from_a_nested_field_or_the_send(tmp_path: Path)
         assert [r.status for r in api.requests] == [503, 200, 402, 200, 200, 402, 200]
         assert [i["metadata"] for i in api.intents] == [{"order_id": "1"}, {"order_id": "3"}]  # once each
         assert all(b"order_id=" not in r.body.replace(b"%5Border_id%5D", b"") for r in api.requests)
+
+
+# ---- GitHub --------------------------------------------------------------------------------------
+
+GH_ENV = {"GITHUB_TOKEN": "ghp_test"}
+
+
+def gh_export(folder: Path) -> None:
+    write(folder, "export.flow",
+          'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL, rate_limit: "50/second")\n'
+          'call gh.list_issues(owner: "octo", repo: "hello", state: "all") as issues\n'
+          'for each i in issues\n  emit i.number\nend\n')
+
+
+def test_github_pages_every_issue_once_through_its_rate_limits(tmp_path: Path) -> None:
+    """Link-header pages of 100 (per_page at GitHub's maximum), through a secondary rate limit as a 403
+    and as a 429 with retry-after and a spent primary limit (remaining 0, reset in epoch seconds):
+    each issue once, each page asked until it was answered."""
+    gh_export(tmp_path)
+    with GitHubMock(issues=345) as api:
+        api.faults += [(2, 403), (3, 429), (4, 4030)]
+        proc = cli("run", "export.flow", "--log-format", "text", cwd=tmp_path,
+                   env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [(r.q("page"), r.status) for r in api.requests] == [
+            (None, 200), ("2", 403), ("2", 429), ("2", 403), ("2", 200), ("3", 200), ("4", 200)]
+        assert {r.q("per_page") for r in api.requests} == {"100"}
+        assert {r.headers["accept"] for r in api.requests} == {"application/vnd.github+json"}
+    numbers = lines(proc.stdout)
+    assert sorted(numbers) == list(range(1, 346))
+
+
+def test_a_github_secondary_rate_limit_said_in_the_message_alone_is_waited_out(tmp_path: Path) -> None:
+    """GitHub may answer a secondary rate limit with a 403 that has neither retry-after nor
+    x-ratelimit-remaining: 0, only the message ("You have exceeded a secondary rate limit"). That was
+    taken for a permission refusal and not retried: the list failed after its first page. A 403 whose
+    body says "rate limit" is now a rate limit, retried with backoff."""
+    gh_export(tmp_path)
+    with GitHubMock(issues=150) as api:
+        api.faults += [(2, 4031)]
+        proc = cli("run", "export.flow", "--log-format", "text", cwd=tmp_path,
+                   env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [(r.q("page"), r.status) for r in api.requests] == [(None, 200), ("2", 403), ("2", 200)]
+        assert "answered 403; attempt 1 of 5; retrying in" in proc.stderr
+    assert sorted(lines(proc.stdout)) == list(range(1, 151))

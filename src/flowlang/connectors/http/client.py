@@ -323,7 +323,8 @@ class HttpClient:
                 self.settings.auth.invalidate()
                 attempt -= 1
                 continue
-            if attempt < policy.attempts and may_retry_status(response.status, method, keyed, response.headers):
+            if attempt < policy.attempts and may_retry_status(response.status, method, keyed, response.headers,
+                                                                 response.body):
                 wait = rate_limit_wait(response.headers)
                 if wait is not None and wait > policy.retry_after_cap:
                     raise self.error(method, url, response, f" and asks to wait {wait:.0f}s, more than the "

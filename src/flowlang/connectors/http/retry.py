@@ -4,6 +4,7 @@ Retry-After in seconds or as an HTTP date, the reset of a spent rate limit, with
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,13 +52,18 @@ EPOCH_FROM = 1_000_000_000  # an X-RateLimit-Reset this large is a time (epoch s
 EPOCH_MS_FROM = 1_000_000_000_000  # ...and this large, epoch milliseconds (as some APIs send it): year 33658 in seconds
 
 
-def rate_limited(status: int, headers: Mapping[str, str]) -> bool:
+RATE_LIMIT_WORDS = re.compile(rb"rate[ -]?limit", re.IGNORECASE)
+
+
+def rate_limited(status: int, headers: Mapping[str, str], body: bytes = b"") -> bool:
     """A refusal for going over a rate limit, made before any work: 429, or a 403 that says so the
-    way GitHub's does (Retry-After, or X-RateLimit-Remaining: 0). Any other 403 is a plain refusal."""
+    way GitHub's do (Retry-After, X-RateLimit-Remaining: 0, or, for a secondary rate limit that
+    GitHub sends without either, a message that says "rate limit"). Any other 403 is a plain refusal."""
     if status == 429:
         return True
     return status == 403 and (bool(headers.get("retry-after"))
-                              or headers.get("x-ratelimit-remaining", "").strip() == "0")
+                              or headers.get("x-ratelimit-remaining", "").strip() == "0"
+                              or RATE_LIMIT_WORDS.search(body[:2000]) is not None)
 
 
 def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -81,11 +87,11 @@ def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> flo
 
 
 def may_retry_status(status: int, method: str, idempotent_key: bool,
-                     headers: Mapping[str, str] | None = None) -> bool:
+                     headers: Mapping[str, str] | None = None, body: bytes = b"") -> bool:
     """A response status worth another attempt. A rate-limit refusal (429, or a 403 that says it is
     one) means the request was refused before any work, so it is retried for every method;
     502/503/504 only for idempotent requests (or with a key)."""
-    if status == 429 or (status == 403 and headers is not None and rate_limited(status, headers)):
+    if status == 429 or (status == 403 and headers is not None and rate_limited(status, headers, body)):
         return True
     if status in RETRY_STATUSES:
         return method in IDEMPOTENT or idempotent_key
