@@ -627,3 +627,50 @@ def test_texts_made_from_a_secret_per_record_are_learned_a_bounded_number_of_tim
         masker.learn_derived(f"made-{n:04}-from-it")
     assert masker.mask("made-0050-from-it") == "***"
     assert masker.mask(f"made-{MAX_DERIVED + 10:04}-from-it") != "***"  # past the bound: not learned
+
+
+def test_a_piece_of_a_secret_is_masked_where_it_shows(tmp_path: Path) -> None:
+    """Only whole secrets were masked, so a piece of one was shown: an API that echoes the first 30
+    characters of the Authorization header it got, or SQLite's 'near "...": syntax error' naming the
+    token of a secret written into a query. A piece of 9 characters or more of a secret (plain,
+    JSON-escaped, Python-quoted, percent-encoded) is masked now."""
+    from conftest import cli
+
+    secret = "Zq7'\"\\x/é中😀+ &<b>%41 " + "Rk3v9Wm2Lp8Tx5Qn" + "é中Ab\\'\"cD😀eF" * 4
+    with FakeApi() as api:
+        api.route("GET", "/in", lambda req: (401, {}, {"error": f"bad token {req.headers['authorization'][:30]}..."}))
+        (tmp_path / "f.flow").write_text(
+            f'use api = http(base_url: "{api.url}", auth: bearer(secret.T), retry: 1)\n'
+            'use db = sql(url: "sqlite:///x.db")\n'
+            "for each n in [1]\n"
+            '  call api.get("/in") as r\n'
+            "end\n"
+            "for each n in [2]\n"
+            '  call db.query("select {secret.T}") as rows\n'
+            "  emit rows\n"
+            "end\n")
+        result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"T": secret})
+    assert result.status == 3, result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    messages = [json.loads(line)["message"] for line in listed.stdout.splitlines()]
+    assert messages[0].endswith('answered 401 Unauthorized: {"error":"bad token Bearer ***..."}'), messages
+    assert "syntax error" in messages[1] and "***" in messages[1], messages
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    header = f"Bearer {secret}".encode().decode("latin-1")  # as the API's HTTP server read it
+    pieces = [header[7:30], secret[37:50], "cD😀eFé中Ab"]
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        for piece in pieces:
+            for form in (piece, json.dumps(piece)[1:-1]):
+                assert form not in text
+
+
+def test_a_piece_of_a_secret_is_masked_from_9_characters_but_not_a_urls_scheme_and_host() -> None:
+    from flowlang.runtime.masking import MIN_FRAGMENT, Masker
+
+    masker = Masker()
+    masker.add("Rk3v9Wm2Lp8Tx5Qn")
+    masker.add("postgresql://app:Zx8vQ2mN7pL4kJ9w@db.example.com/app")
+    assert MIN_FRAGMENT == 9
+    assert masker.mask("a Rk3v9Wm2L, b Rk3v9Wm2, c 8Tx5QnRk3v9") == "a ***, b Rk3v9Wm2, c 8Tx5QnRk3v9"
+    assert masker.mask(json.dumps("x v9Wm2Lp8Tx5Qn y")) == '"x *** y"'
+    assert masker.mask("cannot reach postgresql://app:***@db.example.com/app") == "cannot reach postgresql://app:***@db.example.com/app"

@@ -7,7 +7,11 @@ pairs), `/` and `<>&` raw or escaped; as Python writes it in a message (repr, as
 backslashes doubled, a quote escaped); percent-encoded (either case, `+` for a space, twice); escaped for
 HTML or XML (`&quot;`, `&#39;`, `&amp;`, `&lt;`, ...); base64
 (standard and URL-safe, whole, and the part fixed at each of the three byte alignments it can have
-inside a longer encoded text); hex (either case). Text is cut only after it is masked (`cut`).
+inside a longer encoded text); hex (either case). A piece of MIN_FRAGMENT characters or more of a
+secret in its plain, JSON-escaped, Python-quoted or percent-encoded text is masked too (an API that
+echoes the first 30 characters of a header, a driver's "near "...": syntax error"), except for a
+secret that is a URL (its password is a secret of its own) and a text made from a secret. Text is
+cut only after it is masked (`cut`).
 
 A text made from a secret (a part split() gave: `bob` of `bob<TAB>password`, `key` of
 `prod-key-...`; upper() of one) is masked where it stands alone, not inside a longer word or number
@@ -29,6 +33,7 @@ from urllib.parse import quote, quote_plus
 MIN_SECRET_LENGTH = 3
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MIN_DERIVED_ENCODED = 8  # a derived text's base64 or hex shorter than this is not masked: likely data
+MIN_FRAGMENT = 9  # a piece of a secret this long is masked where it shows (a cut echo, a token of it)
 MASK = "***"
 MAX_DERIVED = 100  # texts made from secrets learned in one run (one made per record would grow without end)
 # where a run takes texts made from a secret's text (upper(), substr(), replace(), the parts split()
@@ -115,6 +120,54 @@ def _encoded_forms(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
+def _fragment_forms(value: str) -> set[str]:
+    """The forms of a secret in which a piece of it is looked for: plain (and its UTF-8 read as
+    Latin-1), JSON-escaped, Python-quoted, percent-encoded. None for a URL: its scheme and host are
+    no secret, and would mask every message that names them."""
+    if "://" in value:
+        return set()
+    forms: set[str] = set()
+    for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
+        forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1],
+                  quote(text, safe="", errors=BYTES), repr(text + "'\"")[1:-4]}
+    return {f for f in forms if len(f) >= MIN_FRAGMENT}
+
+
+class _Fragments:
+    """Finds each piece of MIN_FRAGMENT characters or more of one secret's forms in a text: a pattern of
+    every MIN_FRAGMENT-character window finds where a piece starts, and it is followed as far as it goes."""
+
+    def __init__(self, forms: set[str]) -> None:
+        self.starts: dict[str, list[tuple[str, int]]] = {}
+        for form in forms:
+            for at in range(len(form) - MIN_FRAGMENT + 1):
+                self.starts.setdefault(form[at:at + MIN_FRAGMENT], []).append((form, at))
+        self.pattern = re.compile("|".join(re.escape(w) for w in sorted(self.starts))) if self.starts else None
+
+    def mask(self, text: str) -> str:
+        if self.pattern is None:
+            return text
+        found = self.pattern.search(text)
+        if found is None:
+            return text
+        out: list[str] = []
+        done = 0
+        while found is not None:
+            start = found.start()
+            end = found.end()
+            for form, at in self.starts[found.group()]:
+                i, j = found.end(), at + MIN_FRAGMENT
+                while i < len(text) and j < len(form) and text[i] == form[j]:
+                    i += 1
+                    j += 1
+                end = max(end, i)
+            out += (text[done:start], MASK)
+            done = end
+            found = self.pattern.search(text, end)
+        out.append(text[done:])
+        return "".join(out)
+
+
 class Masker:
     """Collects the secret values of one run and hides them in any text. Each value's forms are one
     pattern, compiled once when it is first needed (a value learned later does not compile the others
@@ -122,8 +175,8 @@ class Masker:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
-        self._compiled: dict[str, re.Pattern[str]] = {}
-        self._patterns: tuple[re.Pattern[str], ...] | None = None
+        self._compiled: dict[str, tuple[re.Pattern[str], _Fragments]] = {}
+        self._patterns: tuple[tuple[re.Pattern[str], _Fragments], ...] | None = None
         self._derived = 0
         self._alone: set[str] = set()  # the learned texts made from a secret: masked where they stand alone
         self._lock = threading.Lock()
@@ -143,7 +196,7 @@ class Masker:
         a known secret already (its masking hides that part: "id {secret.T}" made per record is not
         learned each time), or MAX_DERIVED have been learned."""
         if (len(value) < MIN_SECRET_LENGTH or value in self._values or self._derived >= MAX_DERIVED
-                or self.mask(value) != value):
+                or self._whole(value) != value):
             return
         self._derived += 1
         with self._lock:
@@ -154,21 +207,29 @@ class Masker:
     def __bool__(self) -> bool:
         return bool(self._values)
 
-    def _all(self) -> tuple[re.Pattern[str], ...]:
+    def _all(self) -> tuple[tuple[re.Pattern[str], _Fragments], ...]:
         patterns = self._patterns
         if patterns is None:
             with self._lock:
                 for value in self._values - self._compiled.keys():
-                    self._compiled[value] = _pattern(value, value in self._alone)
+                    derived = value in self._alone  # a text made from a secret: not by pieces (common words)
+                    self._compiled[value] = (_pattern(value, derived),
+                                             _Fragments(set() if derived else _fragment_forms(value)))
                 patterns = tuple(self._compiled[v] for v in sorted(self._values, key=len, reverse=True))
                 self._patterns = patterns
         return patterns
 
+    def _whole(self, text: str) -> str:
+        for whole, _ in self._all():
+            text = whole.sub(MASK, text)
+        return text
+
     def mask(self, text: str) -> str:
         if not self._values or not text:
             return text
-        for pattern in self._all():
-            text = pattern.sub(MASK, text)
+        text = self._whole(text)
+        for _, pieces in self._all():  # after every whole form: a piece never leaves the rest of one shown
+            text = pieces.mask(text)
         return text
 
     def mask_value(self, value: Any) -> Any:
