@@ -82,8 +82,8 @@ def test_ticks_follow_the_time_zone_and_its_daylight_saving() -> None:
 
 def test_a_time_the_clocks_show_twice_ticks_once_and_a_skipped_time_ticks_once() -> None:
     """Daylight saving as cron does it: on the day the clocks go back, a 01:30 job runs at the first 01:30
-    only; on the day they jump, a 02:30 job runs once, when they jump (03:00); a schedule of every hour
-    (hour field *) ticks in both passes of the repeated hour, each an hour of real time apart."""
+    only; on the day they jump, a 02:30 job runs once, when they jump (03:00); a wildcard schedule (its
+    minute or hour field starting with *) ticks in both passes of the repeated hour, by real time."""
     def ticks(cron: str, tz: str, start: datetime, n: int) -> list[datetime]:
         found, after = [], start
         for _ in range(n):
@@ -95,8 +95,12 @@ def test_a_time_the_clocks_show_twice_ticks_once_and_a_skipped_time_ticks_once()
     assert ticks("30 1 * * *", "America/New_York", fall, 3) == [
         datetime(2024, 11, 3, 5, 30, tzinfo=UTC), datetime(2024, 11, 4, 6, 30, tzinfo=UTC),
         datetime(2024, 11, 5, 6, 30, tzinfo=UTC)]
-    assert ticks("*/20 1 * * *", "America/New_York", fall, 4)[2:] == [
+    assert ticks("0,20,40 1 * * *", "America/New_York", fall, 4)[2:] == [
         datetime(2024, 11, 3, 5, 40, tzinfo=UTC), datetime(2024, 11, 4, 6, 0, tzinfo=UTC)]
+    # a wildcard minute (or hour) ticks through both passes, by the real time that passes, as cron does
+    assert ticks("*/20 1 * * *", "America/New_York", fall, 7)[3:] == [
+        datetime(2024, 11, 3, 6, 0, tzinfo=UTC), datetime(2024, 11, 3, 6, 20, tzinfo=UTC),
+        datetime(2024, 11, 3, 6, 40, tzinfo=UTC), datetime(2024, 11, 4, 6, 0, tzinfo=UTC)]
     assert ticks("30 2 * * *", "Europe/Oslo", datetime(2026, 10, 24, 12, tzinfo=UTC), 2) == [
         datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC)]
     # Chatham goes back from +13:45 to +12:45 at 03:45: 03:00 is shown twice

@@ -2,7 +2,8 @@
 a run of the flow still goes is skipped and logged; with catch_up, a tick missed while serve was down
 runs once at start. Ticks follow the serve clock (real, or FLOWLANG_CLOCK in tests). Daylight saving, as
 cron does it: a time the clocks skip ticks once when they jump; a time of day the clocks show twice
-ticks the first time only, unless the schedule runs every hour (its hour field `*`)."""
+ticks the first time only, unless the schedule is a wildcard one (its minute or hour field starts with `*`:
+`*/15 * * * *`, `* 1 * * *`), which keeps ticking by the real time that passes."""
 
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ def next_tick(trigger: ScheduleTrigger, after: datetime) -> datetime:
     """The first tick strictly after `after`, in UTC (wall-clock times of the trigger's zone)."""
     zone = ZoneInfo(trigger.tz)
     ticks = croniter(trigger.cron, after.astimezone(zone))
-    every_hour = ticks.expanded[1] == ["*"]
+    minute, hour = trigger.cron.split()[:2]
+    wildcard = minute.startswith("*") or hour.startswith("*")  # as Vixie cron and cronie tell them apart
     while True:
         found = ticks.get_next(datetime)
         assert isinstance(found, datetime)
         moment = found.astimezone(UTC)
-        if every_hour or not _shown_again(moment.astimezone(zone)):
+        if wildcard or not _shown_again(moment.astimezone(zone)):
             return moment
 
 
