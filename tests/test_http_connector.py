@@ -53,6 +53,27 @@ def test_decimals_travel_exactly() -> None:
         assert api.requests[-1].raw == b'{"total":0.30}'
 
 
+def test_datetimes_go_out_in_iso_8601_on_their_own_clock_and_dates_and_durations_too() -> None:
+    """What docs/connectors.md says a datetime becomes in a query, a JSON body and a form: its instant
+    in ISO 8601 on its own clock (Z for UTC, six fraction digits when it has a fraction; the + of an
+    offset %-encoded in a query), a date as YYYY-MM-DD, a duration in ISO 8601."""
+    with FakeApi() as api:
+        api.route("GET", r"^/q$", lambda req: (200, {}, {}))
+        api.route("POST", r"^/[bf]$", lambda req: (200, {}, {}))
+        result = run('use api = http(base_url: env.API)\n'
+                     'let d = to_zone("2024-11-03T06:30:00.5Z", "Asia/Kolkata")\n'
+                     'let v = {since: d, utc: datetime("2024-11-03T06:30:00Z"), day: date(d), lag: minutes(10)}\n'
+                     'call api.get("/q", query: v) as q\ncall api.post("/b", body: v) as b\n'
+                     'call api.post("/f", form: v) as f\n', api)
+        assert result.ok, result.error
+        query, body, form = (r.raw if r.method == "POST" else r.query_string.encode() for r in api.requests)
+    sent = ("since=2024-11-03T12%3A00%3A00.500000%2B05%3A30&utc=2024-11-03T06%3A30%3A00Z&day=2024-11-03"
+            "&lag=PT10M")
+    assert query.decode() == sent and form.decode() == sent
+    assert body == (b'{"since":"2024-11-03T12:00:00.500000+05:30","utc":"2024-11-03T06:30:00Z",'
+                    b'"day":"2024-11-03","lag":"PT10M"}')
+
+
 def test_path_values_are_one_encoded_segment() -> None:
     with FakeApi({"customers": []}) as api:
         run("""
