@@ -394,6 +394,30 @@ def test_a_file_destination_killed_after_a_checkpoint_loses_no_record(tmp_path: 
     assert sum(written.values()) <= total + 1
 
 
+def test_a_limit_run_between_the_kill_and_the_resume_keeps_what_the_killed_run_wrote(tmp_path: Path) -> None:
+    """kill -9 after page 2, a `--limit 5` try (which leaves the checkpoint for the resume), then
+    `--resume`: the try appends to the overwrite file, so the 2,000 records of the killed run stay for
+    the resume, which adds the rest. The old code let the try replace the file: the resume appended
+    pages 3-5 to its 5 records, and 1,995 records were lost from the file of a run that ended ok."""
+    total = 5000
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"n": n, "name": f"item {n}"}) + "\n"
+                                               for n in range(1, total + 1)))
+    (tmp_path / "items.flow").write_text(FILE_FLOW.replace("{ext}", "csv").replace("{mode}", ""))
+    with Server() as (server, _):
+        server.kill_at = 2001  # the first record after the checkpoint of page 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        tried = run_here(tmp_path, server, "--limit", "5")
+        assert tried.returncode == 0, tried.stderr
+        assert "this test run appends to the files it writes" in tried.stderr
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "after 2 pages (2,000 records)" in resumed.stderr
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))  # a header again fails int()
+    written = Counter(int(row["n"]) for row in rows)
+    assert [n for n in range(1, total + 1) if written[n] == 0] == []  # none lost
+    assert {n for n, c in written.items() if c > 1} <= {1, 2, 3, 4, 5, 2001}  # the try's records, and the one in flight
+
+
 @pytest.mark.parametrize("loop", ["", " parallel 4"], ids=["sequential", "parallel"])
 def test_a_page_that_fails_under_a_parallel_loop_resumes_sending_nothing_twice(tmp_path: Path, loop: str) -> None:
     """The records in flight when a later page cannot be read (a 400 for page 30) finish and are

@@ -355,8 +355,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         purged = store.purge_resolved(flow.key)
         if purged:
             ctx.log("info", f"purged {purged} resolved error{'s' if purged != 1 else ''} past the retention window")
-    # a retry, and a run that continues a checkpoint, never erase what the runs before them wrote
-    ctx.appending = kind == "retry" or resumed_from is not None
+    # a retry, and a run that continues a checkpoint, never erase what the runs before them wrote; nor does a
+    # test run while a checkpoint waits: the resume appends to what the stopped run wrote
+    ctx.appending = kind == "retry" or resumed_from is not None or (kind in TEST_KINDS and bool(resumption.saved))
     ctx.errors_open = store.still_open
     ctx.held_files = lambda connection: store.held_files(flow.key, connection)
     ctx.set_held_files = lambda connection, files: store.set_held_files(flow.key, connection, files)
@@ -458,8 +459,11 @@ def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id:
     resumed. Returns the job resumed."""
     if saved and not resume_from:
         last = saved[-1]
+        after = "; this run starts from the beginning" if keeps else "" if ctx.options.dry_run else (
+            "; this test run appends to the files it writes, so that the resume finds the records the stopped run "
+            "wrote")
         ctx.log("warn", f"job {last.job_id} stopped in the loop `{last.loop_id}` {last.where()}: run with --resume "
-                "to continue from its checkpoint" + ("; this run starts from the beginning" if keeps else ""))
+                "to continue from its checkpoint" + after)
     elif ctx.options.resume and not saved:
         ctx.log("info", "--resume: no checkpoint to continue from (the last run finished, or stopped before a loop "
                 "over a paginated read finished its first page); starting from the beginning")
