@@ -196,8 +196,10 @@ class GitHubMock(MockServer):
         except ValueError:
             return jsonr(422, {"message": "Validation Failed", "documentation_url": GH_DOCS})
         state = seen.q("state") or "open"
+        wanted = [w for w in (seen.q("labels") or "").split(",") if w]  # a comma-separated list; all must match
         with self.lock:
-            rows = [i for i in self.issues if state == "all" or i["state"] == state]
+            rows = [i for i in self.issues if (state == "all" or i["state"] == state)
+                    and all(w in [x["name"] for x in i["labels"]] for w in wanted)]
         last = max(1, -(-len(rows) // per_page))
         chunk = rows[(page - 1) * per_page: page * per_page]
         body = json.dumps(chunk)

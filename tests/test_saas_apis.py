@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import cli
-from saas_mocks import GitHubMock, StripeMock
+from saas_mocks import AsanaMock, GitHubMock, StripeMock
 
 
 def lines(text: str) -> list[Any]:
@@ -182,3 +182,27 @@ def test_a_github_secondary_rate_limit_said_in_the_message_alone_is_waited_out(t
         assert [(r.q("page"), r.status) for r in api.requests] == [(None, 200), ("2", 403), ("2", 200)]
         assert "answered 403; attempt 1 of 5; retrying in" in proc.stderr
     assert sorted(lines(proc.stdout)) == list(range(1, 151))
+
+
+def test_github_and_asana_read_a_list_in_the_query_comma_separated(tmp_path: Path) -> None:
+    """GitHub's labels and Asana's opt_fields are comma-separated lists (labels=bug,ui,
+    opt_fields=name,notes). The stdlib connectors sent a list as a repeated name (labels=bug&labels=ui),
+    of which the API reads one: issues with the label ui alone were listed as if they had both, and
+    Asana's records came without the fields asked for. They now say param_style = "comma"."""
+    write(tmp_path, "f.flow",
+          'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL, rate_limit: "50/second")\n'
+          'use asana = asana(token: secret.ASANA_TOKEN, base_url: env.ASANA_BASE_URL)\n'
+          'call gh.list_issues(owner: "octo", repo: "hello", labels: ["bug", "ui"]) as both\n'
+          'emit [i.number for i in both]\n'
+          'call asana.list_project_tasks(project_gid: "1200", opt_fields: ["name", "notes"]) as tasks\n'
+          'emit [[t.name, t.notes] for t in tasks]\n')
+    with GitHubMock(issues=4) as gh, AsanaMock(tasks=3) as asana:
+        gh.issues[0]["labels"] = [{"name": "bug"}, {"name": "ui"}]
+        gh.issues[1]["labels"] = [{"name": "ui"}]
+        proc = cli("run", "f.flow", cwd=tmp_path, env={**GH_ENV, "GITHUB_BASE_URL": gh.url,
+                                                     "ASANA_TOKEN": "1/asana-pat",
+                                                     "ASANA_BASE_URL": asana.url + "/api/1.0"})
+        assert proc.status == 0, proc.stderr
+        assert [v for k, v in gh.requests[0].query if k == "labels"] == ["bug,ui"]
+        assert [v for k, v in asana.requests[0].query if k == "opt_fields"] == ["name,notes"]
+    assert lines(proc.stdout) == [[1], [["Task 0", "n0"], ["Task 1", "n1"], ["Task 2", "n2"]]]

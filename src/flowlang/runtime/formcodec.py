@@ -29,7 +29,7 @@ def query_value(value: Any) -> str:
     return to_text(value)
 
 
-PARAM_STYLES = ("repeat", "brackets", "indices")
+PARAM_STYLES = ("repeat", "brackets", "indices", "comma")
 
 
 def list_name(prefix: str, index: int, style: str) -> str:
@@ -44,7 +44,8 @@ def list_name(prefix: str, index: int, style: str) -> str:
 
 def form_pairs(value: Any, prefix: str = "", style: str = "repeat") -> list[tuple[str, str]]:
     """An object as form fields: nested objects as a[b]=..., lists of objects as a[0][b]=..., lists of
-    plain values repeat the name (a=1&a=2; `style` "brackets" gives a[]=1&a[]=2, "indices" a[0]=1&a[1]=2),
+    plain values repeat the name (a=1&a=2; `style` "brackets" gives a[]=1&a[]=2, "indices" a[0]=1&a[1]=2,
+    "comma" a=1,2),
     nulls are left out (the Stripe and PHP convention). An empty
     object or list inside the body is the field with an empty value (metadata=): Stripe's way of
     clearing a field, which leaving it out could not say. A list's nulls are no items, so a list of
@@ -59,6 +60,8 @@ def form_pairs(value: Any, prefix: str = "", style: str = "repeat") -> list[tupl
         if any(isinstance(v, dict | list) for v in value):
             for i, v in enumerate(value):
                 pairs.extend(form_pairs(v, f"{prefix}[{i}]", style))
+        elif style == "comma":  # one field of the values joined (opt_fields=name,notes: Asana, GitHub)
+            pairs.append((prefix, ",".join(query_value(v) for v in value if v is not None)))
         else:
             items = [(list_name(prefix, i, style), query_value(v))
                      for i, v in enumerate(v for v in value if v is not None)]

@@ -157,7 +157,7 @@ class ConnectorFile(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = None
     content_type: Literal["json", "form"] = "json"  # request bodies as JSON or form fields
-    param_style: Literal["repeat", "brackets", "indices"] = "repeat"  # lists in queries and forms
+    param_style: Literal["repeat", "brackets", "indices", "comma"] = "repeat"  # lists in queries and forms
     operations: dict[str, OperationModel]
 
     @field_validator("name")

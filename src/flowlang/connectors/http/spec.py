@@ -86,7 +86,7 @@ def param_style(value: Any) -> str:
         return "repeat"
     if value not in PARAM_STYLES:
         raise FlowRuntimeError(f"param_style: must be one of {', '.join(repr(s) for s in PARAM_STYLES)} "
-                               f"(tags=a&tags=b, tags[]=a, tags[0]=a), got {to_text(value)!r}", "connector")
+                               f"(tags=a&tags=b, tags[]=a, tags[0]=a, tags=a,b), got {to_text(value)!r}", "connector")
     return str(value)
 
 
@@ -185,7 +185,8 @@ HTTP_CONFIG = (
     ConfigKey("allowed_hosts", description='only these hosts (["api.example.com", "*.example.com"]); no private '
               "or loopback address behind a name, no redirect elsewhere"),
     ConfigKey("param_style", description='lists and objects in queries and form bodies: "repeat" (default: '
-              'tags=a&tags=b), "brackets" (tags[]=a, created[gte]=1: Stripe, Rails, PHP) or "indices" (tags[0]=a)'),
+              'tags=a&tags=b), "brackets" (tags[]=a, created[gte]=1: Stripe, Rails, PHP), "indices" (tags[0]=a) '
+              'or "comma" (tags=a,b: GitHub, Asana)'),
 )
 
 
