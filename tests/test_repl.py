@@ -294,3 +294,27 @@ def test_save_indents_the_blocks_and_says_why_a_file_cannot_be_written(tmp_path:
     assert (tmp_path / "kept.flow").read_text() == (
         "let a = 1\nfor each x in [1, 2]\n  if x > a\n    emit x\n  end\nend\n")
     assert cli("fmt", "--check", "kept.flow", cwd=tmp_path).status == 0
+
+
+def test_an_api_echoing_a_secret_from_the_environment_is_masked_in_the_repl(tmp_path: Path) -> None:
+    """The REPL replaced its run's masker with the terminal's after the run had tied its secret providers
+    to the first one, so a secret read from the environment (not from --secrets) was never learned by
+    the masker that masks what the REPL prints: an API echoing it in its error showed it whole. Texts
+    made from a secret (upper()) were not learned at all. The session now has one masker, from the
+    start and across :reset, and learns each text made from a secret."""
+    from fakeapi import FakeApi
+
+    secret = "Rk3v9Wm2Lp8Tx5QnZZqq77"
+    with FakeApi() as api:
+        api.route("POST", "/in", lambda req: (422, {}, {"error": f"bad {req.body}"}))
+        use = f'use api = http(base_url: "{api.url}", retry: 1)\n'
+        result = cli("repl", cwd=tmp_path, env={"T": secret},
+                     stdin=use + 'call api.post("/in", body: {s: secret.T, u: upper(secret.T)}) as r\n'
+                           ":reset\n" + use + 'call api.post("/in", body: {s: secret.T, l: lower(secret.T)}) as r\n')
+        sent = [r.body for r in api.requests]
+    assert sent == [{"s": secret, "u": secret.upper()}, {"s": secret, "l": secret.lower()}]
+    assert result.stderr.count("answered 422 Unprocessable Entity") == 2, result.stderr
+    assert """{"error":"bad {'s': '***', 'u': '***'}"}""" in result.stderr
+    assert """{"error":"bad {'s': '***', 'l': '***'}"}""" in result.stderr
+    for form in (secret, secret.upper(), secret.lower(), secret[:12]):
+        assert form not in result.stdout + result.stderr

@@ -16,13 +16,9 @@ from flowlang.repl.session import NOTHING, Outcome, ReplSession
 
 def make_session(args: argparse.Namespace, terminal: Terminal) -> ReplSession:
     secrets = read_secrets(getattr(args, "secrets", None))
-    for value in secrets.values():
-        terminal.masker.add(value)
     base = Path(args.file).resolve().parent if getattr(args, "file", None) else Path.cwd()
-    session = ReplSession(base_dir=base, params=parse_params(getattr(args, "param", []) or []), secrets=secrets,
-                          env=dict(os.environ))
-    session.ctx.masker = terminal.masker
-    return session
+    return ReplSession(base_dir=base, params=parse_params(getattr(args, "param", []) or []), secrets=secrets,
+                       env=dict(os.environ), masker=terminal.masker)  # it learns each secret read, as it is read
 
 
 def report(outcome: Outcome, out: IO[str], err: Terminal) -> None:

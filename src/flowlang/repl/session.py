@@ -22,6 +22,7 @@ from flowlang.environment import Environment
 from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import StopFlag
+from flowlang.runtime.masking import DERIVED, Masker
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
 from flowlang.runtime.values import RecordStream
@@ -53,12 +54,15 @@ class ReplSession:
     def __init__(self, *, base_dir: Path | None = None, params: dict[str, Any] | None = None,
                  secrets: dict[str, str] | None = None, env: dict[str, str] | None = None,
                  dry_run: bool = False, environment: Environment | None = None,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, masker: Masker | None = None) -> None:
         self.environment = environment or Environment()
         self.base_dir = (base_dir or Path.cwd()).resolve()
         self.params = dict(params or {})
         self.secrets = dict(secrets or {})
         self.env = dict(env or {})
+        # one masker for the whole session (a :reset too): the caller masks what it shows with it, and
+        # it learns every secret an input reads, from any provider, and each text made from one
+        self.masker = masker if masker is not None else Masker()
         self.logger = logger or logging.getLogger("flowlang.repl")
         self.loop = asyncio.new_event_loop()
         self.history: list[str] = []  # the inputs that succeeded, for :save
@@ -75,7 +79,8 @@ class ReplSession:
         self.program = ProgramCompiler()
         self.compiled = self.program.module(self.checked)
         self.outputs: list[Any] = []
-        options = RunOptions(params=self.params, dry_run=self._dry_run, secrets=self.secrets, env=self.env)
+        options = RunOptions(params=self.params, dry_run=self._dry_run, secrets=self.secrets, env=self.env,
+                             masker=self.masker)
         self.ctx = RunContext(
             flow="repl", base_dir=self.base_dir, options=options, env=self.env or {},
             job={"id": None, "flow": "repl", "started_at": None, "last_success_at": None,
@@ -210,6 +215,13 @@ class ReplSession:
         runs again from the start (REPL inputs are single statements). With `interruptible`, Ctrl-C
         stops a loop at its next record and cancels what is waiting (a request)."""
         self.ctx.stop = StopFlag()
+        derived = DERIVED.set(self.masker.learn_derived)  # copied into the tasks made below
+        try:
+            self._run_steps(step, on_step)
+        finally:
+            DERIVED.reset(derived)
+
+    def _run_steps(self, step: Step, on_step: Callable[[asyncio.Task[Any]], None] | None) -> None:
         for _ in range(10):
             task = self.loop.create_task(self._with_params(step))
             if on_step is not None:
