@@ -674,3 +674,22 @@ def test_a_piece_of_a_secret_is_masked_from_9_characters_but_not_a_urls_scheme_a
     assert masker.mask("a Rk3v9Wm2L, b Rk3v9Wm2, c 8Tx5QnRk3v9") == "a ***, b Rk3v9Wm2, c 8Tx5QnRk3v9"
     assert masker.mask(json.dumps("x v9Wm2Lp8Tx5Qn y")) == '"x *** y"'
     assert masker.mask("cannot reach postgresql://app:***@db.example.com/app") == "cannot reach postgresql://app:***@db.example.com/app"
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=st.text(min_size=9, max_size=120), data=st.data())
+def test_every_piece_of_a_secret_is_masked_wherever_it_starts(secret: str, data: Any) -> None:
+    """The text is probed for pieces every few characters only (a PEM key's windows as one pattern cost
+    milliseconds a line): a piece of 9 or more characters is still masked at any offset, next to any
+    text, and two pieces side by side or overlapping leave no window of the secret shown."""
+    from flowlang.runtime.masking import MIN_FRAGMENT, Masker
+
+    masker = Masker()
+    masker.add(secret)
+    parts = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        parts.append(data.draw(st.text(max_size=12)))
+        start = data.draw(st.integers(0, len(secret) - MIN_FRAGMENT))
+        parts.append(secret[start:data.draw(st.integers(start + MIN_FRAGMENT, len(secret)))])
+    shown = masker.mask("".join(parts))
+    assert not any(secret[i:i + MIN_FRAGMENT] in shown for i in range(len(secret) - MIN_FRAGMENT + 1)), shown

@@ -34,6 +34,8 @@ MIN_SECRET_LENGTH = 3
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MIN_DERIVED_ENCODED = 8  # a derived text's base64 or hex shorter than this is not masked: likely data
 MIN_FRAGMENT = 9  # a piece of a secret this long is masked where it shows (a cut echo, a token of it)
+_GRAM = 5  # the windows of a secret indexed to find its pieces; the text is probed every _STRIDE characters
+_STRIDE = MIN_FRAGMENT - _GRAM + 1
 MASK = "***"
 MAX_DERIVED = 100  # texts made from secrets learned in one run (one made per record would grow without end)
 # where a run takes texts made from a secret's text (upper(), substr(), replace(), the parts split()
@@ -134,36 +136,55 @@ def _fragment_forms(value: str) -> set[str]:
 
 
 class _Fragments:
-    """Finds each piece of MIN_FRAGMENT characters or more of one secret's forms in a text: a pattern of
-    every MIN_FRAGMENT-character window finds where a piece starts, and it is followed as far as it goes."""
+    """Finds each piece of MIN_FRAGMENT characters or more of one secret's forms in a text.
+
+    Every `_GRAM`-character window of each form is indexed; the text is probed only every `_STRIDE`
+    characters (a piece of MIN_FRAGMENT characters always holds a window starting at such a place), and a
+    window found is followed both ways as far as the form goes. So a text costs len/_STRIDE lookups however
+    long the secret is (a pattern of every window, as before, cost milliseconds a line for a PEM key)."""
 
     def __init__(self, forms: set[str]) -> None:
-        self.starts: dict[str, list[tuple[str, int]]] = {}
+        self.grams: dict[str, list[tuple[str, int]]] = {}
         for form in forms:
-            for at in range(len(form) - MIN_FRAGMENT + 1):
-                self.starts.setdefault(form[at:at + MIN_FRAGMENT], []).append((form, at))
-        self.pattern = re.compile("|".join(re.escape(w) for w in sorted(self.starts))) if self.starts else None
+            for at in range(len(form) - _GRAM + 1):
+                self.grams.setdefault(form[at:at + _GRAM], []).append((form, at))
 
     def mask(self, text: str) -> str:
-        if self.pattern is None:
+        grams = self.grams
+        size = len(text)
+        if not grams or size < MIN_FRAGMENT:
             return text
-        found = self.pattern.search(text)
-        if found is None:
+        get = grams.get
+        pieces: list[tuple[int, int]] = []
+        covered = 0  # the text before this is inside a piece found already
+        for p in range(0, size - _GRAM + 1, _STRIDE):
+            if p + _GRAM <= covered:
+                continue
+            hits = get(text[p:p + _GRAM])
+            if hits is None:
+                continue
+            for form, at in hits:
+                start, j = p, at
+                while start > 0 and j > 0 and text[start - 1] == form[j - 1]:
+                    start -= 1
+                    j -= 1
+                end, j = p + _GRAM, at + _GRAM
+                while end < size and j < len(form) and text[end] == form[j]:
+                    end += 1
+                    j += 1
+                if end - start >= MIN_FRAGMENT:
+                    pieces.append((start, end))
+                    covered = max(covered, end)
+        if not pieces:
             return text
         out: list[str] = []
         done = 0
-        while found is not None:
-            start = found.start()
-            end = found.end()
-            for form, at in self.starts[found.group()]:
-                i, j = found.end(), at + MIN_FRAGMENT
-                while i < len(text) and j < len(form) and text[i] == form[j]:
-                    i += 1
-                    j += 1
-                end = max(end, i)
-            out += (text[done:start], MASK)
+        for start, end in sorted(pieces):
+            if end <= done:
+                continue
+            if start >= done:
+                out += (text[done:start], MASK)
             done = end
-            found = self.pattern.search(text, end)
         out.append(text[done:])
         return "".join(out)
 
