@@ -54,8 +54,9 @@ def test_a_number_read_as_text_from_a_csv_says_how_to_convert_it(tmp_path: Path)
 def test_a_repl_run_time_error_shows_the_input_line(tmp_path: Path) -> None:
     result = cli("repl", cwd=tmp_path, stdin='let x = null\nx < 1\nround("a", 1)\n')
     assert "<repl>:1:1" not in result.stderr
-    assert "<input 2>:1:3: error: cannot compare null and number\n 1 | x < 1\n   |   ^" in result.stderr
-    assert '<input 3>:1:1: error: round() needs a number, got string\n 1 | round("a", 1)' in result.stderr
+    # piped, an input is named by its line of stdin (docs/repl.md)
+    assert "<stdin>:2:3: error: cannot compare null and number\n 2 | x < 1\n   |   ^" in result.stderr
+    assert '<stdin>:3:1: error: round() needs a number, got string\n 3 | round("a", 1)' in result.stderr
 
 
 def test_a_toml_error_in_a_connector_file_shows_its_line_and_a_caret(tmp_path: Path,

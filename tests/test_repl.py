@@ -318,3 +318,22 @@ def test_an_api_echoing_a_secret_from_the_environment_is_masked_in_the_repl(tmp_
     assert """{"error":"bad {'s': '***', 'l': '***'}"}""" in result.stderr
     for form in (secret, secret.upper(), secret.lower(), secret[:12]):
         assert form not in result.stdout + result.stderr
+
+
+def test_piped_statements_are_named_by_their_line_of_stdin_and_a_failed_record_by_its_place(
+        tmp_path: Path) -> None:
+    """Piped, an error was named by the count of inputs ('<input 4>:1:3'), not the line a user can find;
+    a record that failed in a loop was 'record failed at <repl>:1:1' and said twice (a log line too); an
+    error inside a function defined in an earlier input pointed at the input that called it."""
+    typed = ("let xs = [1, 0]\n\n# a comment\nfunction inv(a)\n  return 1 / a\nend\n"
+             "for each x in xs\n  emit inv(x)\nend\nlower(5)\ninv(0)\n")
+    result = cli("repl", cwd=tmp_path, stdin=typed)
+    assert result.status == 1 and result.stdout == "1\n"
+    assert result.stderr == (
+        "record failed at <stdin>:5:12: division by zero\n"
+        "<stdin>:10:1: error: lower() needs a string, got number\n"
+        " 10 | lower(5)\n"
+        "    | ^^^^^^^^\n"
+        "<stdin>:5:12: error: division by zero\n"
+        " 5 |   return 1 / a\n"
+        "   |            ^\n"), result.stderr

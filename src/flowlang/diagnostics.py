@@ -113,7 +113,7 @@ def render_block(headline: str, source: Source, span: Span, hint: str | None = N
     gutter = str(line)
     pad = " " * len(gutter)
     lines = [headline]
-    if text or line <= len(source.text.splitlines()) + 1:
+    if text or line - source.first_line + 1 <= len(source.text.splitlines()) + 1:
         lines.append(f" {gutter} | {text}")
         lines.append(f" {pad} | {' ' * (col - 1)}{'^' * width}")
     if hint:

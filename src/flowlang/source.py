@@ -29,6 +29,7 @@ class Source:
     name: str
     text: str
     path: str | None = None
+    first_line: int = 1  # the line number of the text's first line (a REPL input read from a pipe: its line there)
 
     @cached_property
     def lines(self) -> LineIndex:
@@ -37,11 +38,12 @@ class Source:
 
     def line_col(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a character offset."""
-        return self.lines.line_col(offset)
+        line, col = self.lines.line_col(offset)
+        return line + self.first_line - 1, col
 
     def line_text(self, line: int) -> str:
-        """The text of a 1-based line, without its newline."""
-        start = self.lines.start_of(line)
+        """The text of a 1-based line (as line_col numbers it), without its newline."""
+        start = self.lines.start_of(line - self.first_line + 1)
         if start is None:
             return ""
         end = self.text.find("\n", start)

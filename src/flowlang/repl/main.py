@@ -37,7 +37,10 @@ def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
     """Statements from standard input, each run when the parser says it is complete."""
     failed = False
     buffer: list[str] = []
-    for line in text.splitlines():
+    first = 1  # the line of stdin the buffered input starts on: a message names <stdin>:LINE:COL
+    for number, line in enumerate(text.splitlines(), 1):
+        if not buffer:
+            first = number
         if not buffer and is_meta(line):
             result = run_meta(session, line)
             if result.text:
@@ -51,11 +54,11 @@ def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
         if not chunk.strip() or not session.is_complete(chunk):
             continue
         buffer = []
-        outcome = session.execute(chunk)
+        outcome = session.execute(chunk, at=("<stdin>", first))
         report(outcome, terminal.stdout, terminal)
         failed = failed or not outcome.ok
     if buffer and "\n".join(buffer).strip():
-        outcome = session.execute("\n".join(buffer) + "\n")
+        outcome = session.execute("\n".join(buffer) + "\n", at=("<stdin>", first))
         report(outcome, terminal.stdout, terminal)
         failed = failed or not outcome.ok
     return 1 if failed else 0

@@ -86,6 +86,7 @@ class ReplSession:
             job={"id": None, "flow": "repl", "started_at": None, "last_success_at": None,
                  "dry_run": self._dry_run, "params": dict(self.params)},
             state={}, emit=self.outputs.append, on_failure=lambda failure: None, logger=self.logger)
+        self.ctx.log_failures = False  # each input's failed records are shown with it (Outcome.failures)
         self.frame = Frame([], None, self.ctx, self.outputs.append)
         self.ctx.frames = [self.frame]
 
@@ -116,8 +117,12 @@ class ReplSession:
         self.ctx.job["dry_run"] = value
 
     # ---- parsing ------------------------------------------------------------------------------
-    def source(self, text: str) -> Source:
+    def source(self, text: str, at: tuple[str, int] | None = None) -> Source:
+        """An input's source: `<input N>`, or the name and first line it has where it was read (`<stdin>`
+        and its line there, when the statements come from a pipe)."""
         self.counter += 1
+        if at is not None:
+            return Source(at[0], text, first_line=at[1])
         return Source(f"<input {self.counter}>", text)
 
     def is_complete(self, text: str) -> bool:
@@ -140,25 +145,36 @@ class ReplSession:
             self.checker.rollback(point)
             raise ScriptError(diagnostics)
 
-    def compile(self, text: str, only: tuple[type, ...] | None = None) -> tuple[Step, ast.Module]:
-        module = parse(self.source(text), "repl")
+    def compile(self, text: str, only: tuple[type, ...] | None = None,
+                at: tuple[str, int] | None = None) -> tuple[Step, ast.Module]:
+        module = parse(self.source(text, at), "repl")
         if only is not None:
             module = ast.Module(tuple(s for s in module.statements if isinstance(s, only)), module.source,
                                 module.span)
         self._check(module)
-        step = self.program.extra(self.checked, module.statements)
+        session_source = self.checked.source
+        self.checked.source = module.source  # the places its steps report (a failed record's) are in this input
+        try:
+            step = self.program.extra(self.checked, module.statements)
+            for stmt in module.statements:  # now, not at its first call, which may be a later input
+                if isinstance(stmt, ast.Function) and stmt.name in self.checked.own_functions:
+                    self.program.functions.get(self.checked.own_functions[stmt.name])
+        finally:
+            self.checked.source = session_source
         self.frame.ensure(self.checked.frame.size)
         for compiled in self.program.modules[len(self.ctx.frames):]:  # files this input imports
             self.ctx.frames.append(Frame([None] * compiled.checked.frame.size, None, self.ctx, self.outputs.append))
         return step, module
 
     def execute(self, text: str, only: tuple[type, ...] | None = None,
-                on_step: Callable[[asyncio.Task[Any]], None] | None = None) -> Outcome:
-        """Run one complete input. `on_step` gets the running task (to cancel it on Ctrl-C)."""
+                on_step: Callable[[asyncio.Task[Any]], None] | None = None,
+                at: tuple[str, int] | None = None) -> Outcome:
+        """Run one complete input. `on_step` gets the running task (to cancel it on Ctrl-C); `at` names
+        where the input was read (see source())."""
         outcome = Outcome(source=text)
         point = self.checker.checkpoint()
         try:
-            step, module = self.compile(text, only)
+            step, module = self.compile(text, only, at)
             self._set_new_params(module)
         except FlowError as e:
             outcome.error = e

@@ -198,6 +198,7 @@ class RunContext:
         self.failed_records = 0
         self.failures: list[RecordFailure] = []
         self.failure_groups: dict[tuple[str, str], FailureGroup] = {}  # by place and message
+        self.log_failures = True  # the REPL shows each failed record with its input, so it logs none
         self.field_misses: dict[FieldSite, Misses] = {}  # reads in loops that found nothing (field_misses.py)
         self.field_reached: dict[Reach, int] = {}  # records that reached a statement not all do (field_misses.py)
         self.body_finished = False  # set when the run's statements all ran (no error, no stop)
@@ -270,6 +271,9 @@ class RunContext:
         self.failed_records += 1
         failure.message = self.mask(failure.message)
         self.failures.append(failure)
+        if not self.log_failures:
+            self.on_failure(failure)
+            return
         group = self.failure_groups.get((failure.location, failure.message))
         if group is None:
             self.failure_groups[(failure.location, failure.message)] = FailureGroup(failure)
