@@ -79,10 +79,14 @@ def _number(value: Any, fn: str) -> Any:
 def int_(value: Any) -> Any:
     """int(x): the whole part of a number or numeric text, toward zero.
 
+    Text is read as number() reads it: surrounding spaces are ignored, "" (an empty CSV cell) and null
+    give null, and text that is not a number fails the record.
+
     Examples:
         int("42") -> 42
         int(-2.7) -> -2
         int("19.99") -> 19
+        int("") -> null
     """
     n = _number(value, "int")
     if n is None or type(n) is int:
