@@ -146,6 +146,35 @@ def test_update_with_a_param_keeps_the_param_in_the_cassette(tmp_path: Path) -> 
     assert again.returncode == 0 and "PASS" in again.stdout, again.stdout + again.stderr
 
 
+def test_a_rerun_whose_sends_the_ledger_skipped_replays_as_it_ran(tmp_path: Path) -> None:
+    """`send ... once`: a recording of a rerun (every key already sent, so nothing was sent and `as
+    created` was the ledger's answer) held no write, and its replay, which has no ledger, sent every
+    record and gave created null: the unchanged flow failed ("new, not in the cassette", "invoice:
+    1001 -> null"). What the ledger said is now kept in the cassette (a `value` line of kind `ledger`)
+    and said again in the replay."""
+    once = FLOW.replace('send invoice to api.post("/invoices") as created',
+                        'send invoice to api.post("/invoices") key o.id once as created')
+    flow = project(tmp_path, once)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+        forgot = run_cli("ledger", str(flow), "--forget", "4", "--state-dir", str(tmp_path / "state"))
+        assert forgot.returncode == 0, forgot.stderr
+        again = run_cli("run", str(flow), "--record", str(tmp_path / "rerun"), "--secrets",
+                        str(tmp_path / "secrets.toml"), "--state-dir", str(tmp_path / "state"), env={"API": api.url})
+        assert again.returncode == 0, again.stderr
+        assert api.count("POST", "/invoices") == 6  # 5, then key 4 again
+    outputs = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [o["invoice"] for o in outputs] == [1001, 1002, 1003, 1006, 1005]
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "rerun"), env={"API": "http://127.0.0.1:9"})
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+    # a mapping change shows the one record the rerun sent, not the four the ledger skipped
+    flow.write_text(once.replace("amount = o.total", "amount = o.total + 1"))
+    changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "rerun"))
+    assert changed.returncode == 1
+    assert "write to api.post: record 1 differs" in changed.stdout and "amount: 40 -> 41" in changed.stdout
+    assert "record 2" not in changed.stdout, changed.stdout
+
+
 def test_a_cassette_folder_that_cannot_be_written_stops_the_run_before_it_starts(tmp_path: Path) -> None:
     """`--record DIR` where DIR is a file or cannot be made ran the flow for real (its writes sent, the
     job recorded) and then ended in 'internal error: FileExistsError ... a bug in flowlang' (exit 1),

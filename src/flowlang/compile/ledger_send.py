@@ -16,6 +16,7 @@ from flowlang.runtime.ledger import key_text, ledger_operation, legacy_operation
 from flowlang.runtime.run import RunContext
 from flowlang.runtime.stats import StatementStats
 from flowlang.runtime.store import now_text
+from flowlang.runtime.tape import drawn
 
 MODE_WORDS = {"once": "once", "changed": "if changed"}
 
@@ -31,22 +32,44 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
                  stats: StatementStats) -> tuple[bool, Any]:
     """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose `once`
     send was cut off in flight is refused: the record fails, saying so."""
-    ledger = run.ledger
-    entry = ledger.get(run.flow, conn.name, op, k) if ledger is not None else None
-    legacy = legacy_operation(op)
-    if entry is None and ledger is not None and legacy is not None:
-        entry = ledger.get(run.flow, conn.name, legacy, k)
-    if entry is not None and entry.status == "pending" and mode == "once":
+    entry = consulted(run, conn.name, op, k)
+    if entry is not None and entry["status"] == "pending" and mode == "once":
         raise FlowRuntimeError(
-            f"send ... once: the send of key {k} to {conn.name}.{op} was in flight when job {entry.job_id} "
+            f"send ... once: the send of key {k} to {conn.name}.{op} was in flight when job {entry['job_id']} "
             f"stopped, so it may have reached {conn.name}; check there, then run flowlang ledger FILE --forget "
             f"{k} to send it again", "connector")
-    if entry is not None and entry.status == "sent" and (mode == "once" or entry.hash == digest):
+    if entry is not None and entry["status"] == "sent" and (mode == "once" or entry["hash"] == digest):
         stats.skipped += 1
-        why = f"already sent in job {entry.job_id}" if mode == "once" else f"unchanged since job {entry.job_id}"
+        job = entry["job_id"]
+        why = f"already sent in job {job}" if mode == "once" else f"unchanged since job {job}"
         run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
-        return True, entry.answer
+        return True, entry["answer"]
     return False, None
+
+
+def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, Any] | None:
+    """What the ledger holds for a key (status, job_id, hash, answer), drawn through the run's tape as
+    `state` is: a recording keeps what the ledger said, and its replay (which has no ledger of its own)
+    says the same, so a send the recorded run skipped is skipped in the replay too. A recorded answer
+    for another key (the flow changed since) is not used."""
+    def looked_up() -> dict[str, Any] | None:
+        ledger = run.ledger
+        if ledger is None:
+            return None
+        entry = ledger.get(run.flow, connection, op, k)
+        legacy = legacy_operation(op)
+        if entry is None and legacy is not None:
+            entry = ledger.get(run.flow, connection, legacy, k)
+        if entry is None:
+            return None
+        return {"status": entry.status, "job_id": entry.job_id, "hash": entry.hash, "answer": entry.answer}
+
+    asked = {"connection": connection, "operation": op, "key": k}
+    found = drawn("ledger", lambda: {**asked, "entry": looked_up()})
+    if type(found) is not dict or any(found.get(name) != value for name, value in asked.items()):
+        return looked_up()
+    entry = found.get("entry")
+    return entry if type(entry) is dict else None
 
 
 def needs_key(key: Any, mode: str, where: Where) -> None:

@@ -2,7 +2,8 @@
 
 A run may carry a `Tape`: every connection a `use` opens passes through it (so it can be recorded,
 or answered from a cassette without opening the real one), and the values that make a run
-reproducible (now(), today(), uuid(), the job, the state) are drawn through it. The run's tape is
+reproducible (now(), today(), uuid(), the job, the state, what the ledger holds for a
+`send ... once` or `if changed`) are drawn through it. The run's tape is
 also reachable from builtins through a context variable, set for the run's task and inherited by
 the tasks and threads it starts. The implementations live in `flowlang.testing`.
 """

@@ -9,7 +9,7 @@ from typing import Any
 
 from flowlang.runtime.jsoncodec import JsonDataError, from_stored
 
-VALUE_KINDS = {"job": dict, "state": dict, "now": datetime, "today": date, "uuid": str}
+VALUE_KINDS = {"job": dict, "state": dict, "now": datetime, "today": date, "uuid": str, "ledger": dict}
 _NAMES = {dict: "an object", list: "a list", str: "a text", int: "a whole number", bool: "true or false",
           datetime: 'a time ({"$datetime": "..."})', date: 'a date ({"$date": "..."})'}
 
