@@ -25,7 +25,7 @@ from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.masking import mask_value
 from flowlang.runtime.private import private_file
 from flowlang.runtime.run import RecordFailure
-from flowlang.runtime.values import format_datetime
+from flowlang.runtime.values import format_datetime, text_size_floor
 
 LARGEST_ID = 2 ** 63 - 1  # SQLite's integers: no id, count or offset of the store is larger
 
@@ -143,22 +143,35 @@ def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
              max_bytes: int | None) -> tuple[str, StoredScope]:
     """The stored JSON of a failure's record, and its scope. A value that cannot be stored whole (it
     nests too deeply) is kept cut at STORED_DEPTH levels, and the failure's message says so."""
+    big = oversized(failure.scope, max_bytes)
+    values = {name: v for name, v in failure.scope.items() if name not in big} if big else failure.scope
     try:
         record = masked_json(failure.record, mask)
-        scope = failure.scope
+        scope = values
         if mask is not None and record != dumps_stored(failure.record):
             scope = {**scope, SECRET_MASKED: True}
-        if holds_bytes(failure.record) or any(holds_bytes(v) for v in failure.scope.values()):
+        if holds_bytes(failure.record) or any(holds_bytes(v) for v in values.values()):
             scope = {**scope, BYTES_AS_SIZE: True}
-        masked = masked_names(failure.scope, mask)
+        masked = masked_names(values, mask)
         if masked:
             scope = {**scope, SECRET_MASKED_NAMES: masked}
-        return record, stored_scope(record, scope, mask, max_bytes)
+        return record, stored_scope(record, scope, mask, max_bytes, big)
     except (JsonDataError, RecursionError):
         failure.message += (f" (the record or its scope nests more than {STORED_DEPTH} levels deep; it was "
                             f"stored cut at that depth)")
         record = masked_json(cut_deep(failure.record, STORED_DEPTH), mask)
-        return record, stored_scope(record, cut_deep(failure.scope, STORED_DEPTH + 1), mask, max_bytes)
+        return record, stored_scope(record, cut_deep(values, STORED_DEPTH + 1), mask, max_bytes, big)
+
+
+def oversized(scope: dict[str, Any], max_bytes: int | None) -> list[str]:
+    """The names of the scope values whose JSON alone is surely past max_bytes: stored_scope would
+    leave each out, so none is encoded (a list of millions of items in scope took seconds to encode,
+    mask and hash at every failed record). The text is at least half the counted floor (each list
+    or object of it is counted one character over), so a floor past twice the limit is past it."""
+    if max_bytes is None:
+        return []
+    return sorted(name for name, value in scope.items()
+                  if type(value) in (list, dict, str) and text_size_floor(value, 2 * max_bytes) > 2 * max_bytes)
 
 
 def masked_names(scope: dict[str, Any], mask: Callable[[str], str] | None) -> list[str]:
@@ -255,13 +268,14 @@ class StoredScope:
 
 
 def stored_scope(record_json: str, scope: dict[str, Any], mask: Callable[[str], str] | None,
-                 max_bytes: int | None) -> StoredScope:
+                 max_bytes: int | None, oversized: list[str] | tuple[str, ...] = ()) -> StoredScope:
     """Encode a failure's scope for the values table, leaving out the largest values while the error
     (its record and its scope values, each counted whole even when shared) is over max_bytes. The
-    record is never cut: it is what a retry sends."""
+    record is never cut: it is what a retry sends. `oversized`: names already left out, each alone
+    past max_bytes (not in `scope`)."""
     encoded = {name: masked_json(value, mask) for name, value in scope.items()}
     size = len(record_json.encode()) + sum(len(v.encode()) for v in encoded.values())
-    left_out: list[str] = []
+    left_out: list[str] = list(oversized)
     if max_bytes is not None and size > max_bytes:
         for name in sorted(encoded, key=lambda n: (-len(encoded[n]), n)):
             if size <= max_bytes:
