@@ -219,6 +219,8 @@ def test_parse_date_does_not_take_a_local_zone_name_for_utc(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("call", "column", "message"), [
     ('to_zone(d, "Europe/Olso")', 19, "to_zone(): unknown time zone 'Europe/Olso'"),
+    ('to_zone(d, "asia/kolkata")', 19, "to_zone(): unknown time zone 'asia/kolkata' (use \"UTC\", an IANA name "
+     "like \"Europe/Berlin\" or an offset like \"+02:00\"; did you mean 'Asia/Kolkata'?)"),
     ('to_zone(d, zone: 2)', 25, "to_zone() needs a string for 'zone', got number"),
     ('format_date(d, "%d.%m.%Q")', 23, "format_date(): '%Q' is not a format code"),
     ('parse_date(s, "%d/%m/%d")', 22, "parse_date(): the format has %d more than once"),

@@ -75,6 +75,10 @@ def test_ticks_follow_the_time_zone_and_its_daylight_saving() -> None:
     oslo = ScheduleTrigger("0 6 * * *", "Europe/Oslo")
     assert next_tick(oslo, datetime(2026, 1, 10, 12, tzinfo=UTC)) == datetime(2026, 1, 11, 5, tzinfo=UTC)
     assert next_tick(oslo, datetime(2026, 7, 10, 12, tzinfo=UTC)) == datetime(2026, 7, 11, 4, tzinfo=UTC)
+    fixed = ScheduleTrigger("0 2 * * *", "+05:30")  # an offset, as to_zone() takes it: no daylight saving
+    assert next_tick(fixed, datetime(2026, 7, 10, 12, tzinfo=UTC)) == datetime(2026, 7, 10, 20, 30, tzinfo=UTC)
+    assert next_tick(ScheduleTrigger("0 2 * * *", "utc"), datetime(2026, 7, 10, tzinfo=UTC)) == datetime(
+        2026, 7, 10, 2, tzinfo=UTC)
     weekdays = ScheduleTrigger("30 9 * * 1-5", "America/New_York")
     friday_evening = datetime(2026, 1, 9, 23, tzinfo=UTC)
     assert next_tick(weekdays, friday_evening) == datetime(2026, 1, 12, 14, 30, tzinfo=UTC)  # Monday

@@ -37,6 +37,8 @@ BAD = [
     ('trigger schedule("0 2 30 2 *")', "2:18", 'the schedule "0 2 30 2 *" never ticks'),
     ('trigger schedule("0 0 31 4,6,9,11 *", tz: "Asia/Kolkata")', "2:18", "never ticks"),
     ('trigger schedule("0 6 * * *", tz: "Europe/Olso")', "2:35", "unknown time zone 'Europe/Olso'"),
+    ('trigger schedule("0 6 * * *", tz: "europe/oslo")', "2:35", "did you mean 'Europe/Oslo'?"),
+    ('trigger schedule("0 6 * * *", tz: "America/NewYork")', "2:35", "did you mean 'America/New_York'?"),
     ('trigger webhook(verify: gitub(secret.S))', "2:25", "unknown verify preset 'gitub'"),
     ('trigger webhook(verify: hmac(secret.S))', "2:25", "hmac() needs header:"),
     ('trigger webhook(verify: hmac(secret.S, header: "X-Sig", algorithm: "md5"))', "2:68", "algorithm"),
@@ -59,6 +61,15 @@ def test_a_mistake_in_a_trigger_is_a_check_error_at_its_place(tmp_path: Path, li
         flowlang.load(path)
     rendered = info.value.render()
     assert f"t.flow:{where}: error:" in rendered and message in rendered
+
+
+def test_a_schedule_takes_the_zones_to_zone_takes() -> None:
+    """tz: "utc" and tz: "+05:30" were unknown time zones to a schedule, while to_zone(d, "utc") and
+    to_zone(d, "+05:30") took them: one rule for zone names now."""
+    for zone in ("utc", "+05:30", "Asia/Kolkata"):
+        flow = flowlang.compile(f'trigger schedule("0 2 * * *", tz: "{zone}")\nemit to_zone(now(), "{zone}")\n')
+        [schedule] = flow.checked.triggers
+        assert isinstance(schedule, ScheduleTrigger) and schedule.tz == zone
 
 
 def test_check_lists_every_trigger_mistake_at_once(tmp_path: Path) -> None:

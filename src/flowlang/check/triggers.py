@@ -103,13 +103,10 @@ def cron_problem(expression: str) -> str | None:
 
 
 def zone_problem(name: str) -> str | None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only a flow with a trigger needs it
+    """Why a schedule's tz: is no zone, or None: the rule of to_zone() (UTC, an IANA name, an offset)."""
+    from flowlang.runtime.builtins.time import unknown_zone, zone_named
 
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("Europe")
-        return f"unknown time zone '{name}' (a name from the IANA database, like 'Europe/Oslo' or 'UTC')"
-    return None
+    return unknown_zone(name) if zone_named(name) is None else None
 
 
 class TriggerReader:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from flowlang.check.triggers import ScheduleTrigger
 from flowlang.errors import FlowError, LockedError
+from flowlang.runtime.builtins.time import time_zone
 from flowlang.runtime.values import format_datetime
 from flowlang.serve.clock import Clock
 from flowlang.serve.inbox import Inbox
@@ -26,7 +26,7 @@ log = logging.getLogger("flowlang.serve")
 
 def next_tick(trigger: ScheduleTrigger, after: datetime) -> datetime:
     """The first tick strictly after `after`, in UTC (wall-clock times of the trigger's zone)."""
-    zone = ZoneInfo(trigger.tz)
+    zone = time_zone(trigger.tz)
     ticks = croniter(trigger.cron, after.astimezone(zone))
     minute, hour = trigger.cron.split()[:2]
     wildcard = minute.startswith("*") or hour.startswith("*")  # as Vixie cron and cronie tell them apart
@@ -63,7 +63,7 @@ class Scheduler:
             for i, trigger in enumerate(served.schedules):
                 self.upcoming[(route, i)] = next_tick(trigger, now)
                 log.info(f"{route}: schedule \"{trigger.cron}\" ({trigger.tz}), next tick "
-                         f"{format_datetime(self.upcoming[(route, i)].astimezone(ZoneInfo(trigger.tz)))}")
+                         f"{format_datetime(self.upcoming[(route, i)].astimezone(time_zone(trigger.tz)))}")
                 self.runs.call(self._loop(route, i, trigger))
 
     def next_ticks(self, route: str) -> list[datetime]:

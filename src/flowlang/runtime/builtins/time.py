@@ -210,6 +210,35 @@ def to_zone(value: Any, zone: Any) -> Any:
 
 def time_zone(name: str, fn: str = "to_zone") -> tzinfo:
     """A zone by name: UTC/Z, an IANA name (Europe/Berlin) or a fixed offset (+02:00, -0530)."""
+    zone = zone_named(name)
+    if zone is None:
+        raise BuiltinError(f"{fn}(): {unknown_zone(name)}")
+    return zone
+
+
+def unknown_zone(name: str) -> str:
+    """What is said of a name that is no zone, with the zone it differs from by case or a letter or two."""
+    import difflib  # only for a name that is no zone
+
+    names, key = _zone_names(), name.strip().lower()
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
+    near = names.get(key) or (names[close[0]] if close else None)
+    hint = f"; did you mean {near!r}?" if near else ""
+    return (f"unknown time zone {name!r} (use \"UTC\", an IANA name like \"Europe/Berlin\" or an offset like "
+            f"\"+02:00\"{hint})")
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> dict[str, str]:
+    """The IANA zone names by their lower case (read once, when a name is not found)."""
+    from zoneinfo import available_timezones
+
+    return {n.lower(): n for n in sorted(available_timezones())}
+
+
+def zone_named(name: str) -> tzinfo | None:
+    """The zone `name` gives (UTC, an IANA name or a fixed offset), or None: one rule for to_zone(), the
+    zone: of datetime() and parse_date(), and the tz: of a schedule."""
     text = name.strip()
     if text.upper() in ("UTC", "Z", "GMT"):
         return UTC
@@ -225,8 +254,7 @@ def time_zone(name: str, fn: str = "to_zone") -> tzinfo:
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("Europe")
-        raise BuiltinError(f"{fn}(): unknown time zone {name!r} (use \"UTC\", an IANA name like "
-                           f"\"Europe/Berlin\" or an offset like \"+02:00\")") from None
+        return None
 
 
 def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
