@@ -374,6 +374,7 @@ def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_pa
     ("retry: 1.5", 42, "retry: must be a whole number, got 1.5"),  # before: taken as 1 attempt
     ('proxy: "proxy.corp:3128"', 42, 'proxy: must be a URL like "http://proxy.example.com:3128"'),
     ('allowed_hosts: "api.example.com"', 50, "allowed_hosts: must be a list of host names"),
+    ("max_retry_wait: 0", 51, "max_retry_wait: must be a positive number, got '0'"),
     ('param_style: "php"', 48, "param_style: must be one of 'repeat', 'brackets', 'indices', 'comma' "
      "(tags=a&tags=b, tags[]=a, tags[0]=a, tags=a,b), got 'php'"),
 ])

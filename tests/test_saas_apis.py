@@ -5,6 +5,7 @@ retried through rate limits without a failed record, and the APIs' refusals show
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,26 @@ def test_github_and_asana_read_a_list_in_the_query_comma_separated(tmp_path: Pat
         assert [v for k, v in gh.requests[0].query if k == "labels"] == ["bug,ui"]
         assert [v for k, v in asana.requests[0].query if k == "opt_fields"] == ["name,notes"]
     assert lines(proc.stdout) == [[1], [["Task 0", "n0"], ["Task 1", "n1"], ["Task 2", "n2"]]]
+
+
+def test_max_retry_wait_sets_how_long_a_rate_limit_may_be_waited_for(tmp_path: Path) -> None:
+    """GitHub's primary limit, once spent, resets up to an hour later (x-ratelimit-reset), and a
+    connection waited at most 120 s: longer, every record failed at once, and nothing in a flow could
+    say to wait for the reset. max_retry_wait in `use` sets that cap (here lowered, so the test is
+    quick; raised the same way), and the message names it."""
+    write(tmp_path, "f.flow",
+          'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL, rate_limit: "50/second",\n'
+          '                max_retry_wait: 0.5)\n'
+          'for each t in ["one", "two"]\n'
+          '  send {title: t} to gh.create_issue(owner: "octo", repo: "hello") as made\n'
+          '  emit made.number\n'
+          'end\n')
+    with GitHubMock() as api:
+        api.faults.append((1, 4030))  # remaining 0, the reset 1-2 s ahead
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert [r.status for r in api.requests] == [403, 201]
+    assert proc.status == 3, proc.stderr
+    assert re.search(r"record failed at f.flow:4:22: POST \S+/repos/octo/hello/issues answered 403 Forbidden and asks "
+                     r"to wait [12]s, more than the 0.5s this connection waits \(max_retry_wait\): "
+                     r'\{"message": "API rate limit exceeded', proc.stderr), proc.stderr
+    assert lines(proc.stdout) == [1]

@@ -133,6 +133,7 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
                         **(config.get("headers") or {})},
             "timeout": config.get("timeout") or model.timeout,
             "retry": config.get("retry"),
+            "max_retry_wait": config.get("max_retry_wait"),
             "rate_limit": config.get("rate_limit") or (
                 f"{model.rate_limit.requests}/{model.rate_limit.per}" if model.rate_limit else None),
             "verify": config.get("verify", True),

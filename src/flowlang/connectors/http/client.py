@@ -328,7 +328,7 @@ class HttpClient:
                 wait = rate_limit_wait(response.headers)
                 if wait is not None and wait > policy.retry_after_cap:
                     raise self.error(method, url, response, f" and asks to wait {wait:.0f}s, more than the "
-                                     f"{policy.retry_after_cap:.0f}s this connection waits")
+                                     f"{policy.retry_after_cap:g}s this connection waits (max_retry_wait)")
                 delay = wait if wait is not None else policy.backoff(attempt)
                 await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
                                   method, url)

@@ -72,7 +72,9 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
     return HttpSettings(
         guard=HostGuard(allowed) if allowed is not None else None,
         base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
-        timeout=_number(config, "timeout", DEFAULT_TIMEOUT), policy=RetryPolicy(attempts=max(1, attempts)),
+        timeout=_number(config, "timeout", DEFAULT_TIMEOUT),
+        policy=RetryPolicy(attempts=max(1, attempts), retry_after_cap=_number(
+            config, "max_retry_wait", RetryPolicy().retry_after_cap)),
         limiter=RateLimiter(*parse_rate(rate)) if rate else None, verify=verify, proxy=proxy,
         max_response_bytes=int(_number(config, "max_response_bytes", MAX_RESPONSE_BYTES, whole=True)),
         max_connections=int(_number(config, "max_connections", MAX_CONNECTIONS, whole=True)),
@@ -129,7 +131,7 @@ def proxy_url(value: Any, services: RunServices) -> str | None:
 # the keys whose constant values `flowlang check` judges by http_settings' rules (verify names a file,
 # auth and headers hold secrets: the run judges those)
 CHECKED_KEYS = frozenset({"base_url", "timeout", "retry", "rate_limit", "proxy", "max_response_bytes",
-                          "max_connections", "allowed_hosts", "param_style"})
+                          "max_connections", "allowed_hosts", "param_style", "max_retry_wait"})
 
 
 class _Checking:
@@ -173,6 +175,9 @@ HTTP_CONFIG = (
     ConfigKey("headers", description="headers sent with every request"),
     ConfigKey("timeout", description=f"seconds for a whole request (default {DEFAULT_TIMEOUT:g})"),
     ConfigKey("retry", description=f"attempts in all for retryable failures (default {RetryPolicy().attempts})"),
+    ConfigKey("max_retry_wait", description=f"the longest wait a rate-limited answer may ask for (Retry-After, "
+              f"X-RateLimit-Reset), in seconds (default {RetryPolicy().retry_after_cap:g}); a longer one fails the "
+              "request at once"),
     ConfigKey("rate_limit", description='at most this many requests, e.g. "60/minute" (shared by parallel loops)'),
     ConfigKey("verify", description='check TLS certificates (default true); or the path of a CA bundle '
               '("certs/ca.pem")'),
