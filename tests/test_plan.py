@@ -111,6 +111,25 @@ def test_the_cost_under_a_rate_limit(tmp_path: Path) -> None:
     assert "api: 1,000 POST /products, rate 60/minute: at least 16 min 40 s" in planned.stdout
 
 
+def test_a_short_run_without_a_rate_limit_is_not_said_to_take_a_second(tmp_path: Path) -> None:
+    """Without a rate limit the least time is the requests at the reads' latency: a few milliseconds
+    were rounded up and shown as 'at least 1 s'; a file destination, of which nothing is measured, was
+    'at least 0 s'; one read was '1 reads'. Now 'at least 12 ms', no time for the file, '1 read'."""
+    flow = tmp_path / "small.flow"
+    flow.write_text('use api = http(base_url: env.API)\nuse out = file(path: "out.jsonl")\n'
+                    'call api.get("/customers") as cs\n'
+                    'for each c in cs\n  send {n: c.id} to api.post("/invoices")\n  send c to out\nend\n')
+    with server() as api:
+        planned = run_cli("plan", str(flow), env={"API": api.url})
+    assert planned.returncode == 0, planned.stderr
+    lines = planned.stdout.splitlines()
+    assert "  api: 1 read, " in "\n".join(lines)
+    total = next(line for line in lines if line.startswith("  api: 3 requests in all: at least "))
+    assert total.endswith(" ms"), total
+    assert "  out: 2 requests in all" in lines
+    assert "at least 0 s" not in planned.stdout and "at least 1 s" not in planned.stdout
+
+
 def test_paths_built_from_records_are_one_destination(tmp_path: Path) -> None:
     flow = tmp_path / "prices.flow"
     flow.write_text('use api = http(base_url: env.API, rate_limit: "60/minute")\n'

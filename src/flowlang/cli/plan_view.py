@@ -18,7 +18,8 @@ def show_plan(terminal: Terminal, name: str, planner: Planner, result: Result, a
     s = result.stats
     skipped = ledger_skips(s)
     terminal.out(f"plan of {name}: read {s.read:,} records, nothing was written"
-                 + ("" if result.status == "ok" else f" ({result.status}, {s.failed} records failed)")
+                 + ("" if result.status == "ok" else
+                    f" ({result.status}, {s.failed:,} record{'s' if s.failed != 1 else ''} failed)")
                  + (f"; {skipped:,} send{'s' if skipped != 1 else ''} skipped: the ledger has "
                     f"{'them' if skipped != 1 else 'it'} (sent before with once, or unchanged with if changed)"
                     if skipped else ""))

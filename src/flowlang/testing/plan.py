@@ -185,6 +185,9 @@ class Planner:
 
 
 def duration_text(seconds: float) -> str:
+    """`16 min 40 s`; under a second in milliseconds (`12 ms`), not rounded up to a second."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000)) if seconds > 0 else 0} ms"
     seconds = math.ceil(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -271,10 +274,12 @@ def cost_lines(cost: ConnectionCost, destinations: list[Destination]) -> list[st
         lines.append(text)
     if cost.reads:
         latency = f", {cost.latency * 1000:.0f} ms each" if cost.latency is not None else ""
-        lines.append(f"{cost.connection}: {cost.reads:,} reads{latency}")
+        lines.append(f"{cost.connection}: {cost.reads:,} read{'s' if cost.reads != 1 else ''}{latency}")
     if cost.requests:
-        lines.append(f"{cost.connection}: {cost.requests:,} requests in all{limit}: at least "
-                     f"{duration_text(cost.at_least)}")
+        # no rate limit and no read measured (a file, a database written only): no time to say
+        known = cost.interval is not None or cost.latency is not None
+        lines.append(f"{cost.connection}: {cost.requests:,} request{'s' if cost.requests != 1 else ''} in all"
+                     f"{limit}" + (f": at least {duration_text(cost.at_least)}" if known else ""))
     return lines
 
 
