@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import flowlang
+from conftest import cli
 from dbservers import mariadb_server, postgres_server
 
 
@@ -763,3 +764,33 @@ emit list(total)[0]
         pytest.fail("the run hung")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == '{"n":300,"s":45150}'
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_an_upsert_by_a_key_that_is_no_unique_index_says_how_to_add_one(
+        tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    """SQLite said 'db: OperationalError: ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE
+    constraint' (PostgreSQL: 'there is no unique or exclusion constraint matching ...'): a Python class
+    name and the database's words, naming neither the table nor the key. The CLI run now names both
+    and the index to add; with it, the same flow upserts."""
+    url = f"sqlite:///{tmp_path / 'shop.db'}" if kind == "sqlite" else str(request.getfixturevalue("postgres"))
+    (tmp_path / "f.flow").write_text(f'use db = sql(url: "{url}")\n'
+                                     'call db.execute("drop table if exists stock")\n'
+                                     'call db.execute("create table stock (sku text, qty integer)")\n'
+                                     'for each r in [{sku: "A", qty: 1}, {sku: "B", qty: 2}, {sku: "A", qty: 3}]\n'
+                                     '  send r to db.upsert(table: "stock", key: "sku") batch 10\nend\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 3, result.stderr
+    assert ("record failed at f.flow:5:13: upsert(key: 'sku'): the table stock has no primary key or unique "
+            "index on (sku), which an upsert needs to find the row a record updates; add one: create unique "
+            "index stock_sku on stock (sku)") in result.stderr, result.stderr
+    assert "Error:" not in result.stderr and "ON CONFLICT" not in result.stderr
+    (tmp_path / "f.flow").write_text((tmp_path / "f.flow").read_text().replace(
+        'create table stock (sku text, qty integer)")\n',
+        'create table stock (sku text, qty integer)")\n'
+        'call db.execute("create unique index stock_sku on stock (sku)")\n'))
+    fixed = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert fixed.status == 0, fixed.stderr
+    (tmp_path / "q.flow").write_text(f'use db = sql(url: "{url}")\ncall db.query("select sku, qty from stock '
+                                     'order by sku") as rows\nemit list(rows)\n')
+    assert cli("run", "q.flow", "--quiet", cwd=tmp_path).stdout == '{"sku":"A","qty":3}\n{"sku":"B","qty":2}\n'

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
-from flowlang.connectors.sql_keys import check_upsert_key
+from flowlang.connectors.sql_keys import check_upsert_key, no_unique_key
 from flowlang.connectors.sql_pg_loaders import register_loaders
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
@@ -585,6 +585,9 @@ class SqlConnection(Connection):
         except FlowRuntimeError:
             raise
         except Exception as e:
+            unkeyed = no_unique_key(e, table, keys) if op == "upsert" else None
+            if unkeyed is not None:  # no row can go in, whatever it holds
+                raise unkeyed from None
             if len(records) == 1:
                 return [SendOutcome(False, error=self._error(e).message)]
         outcomes = []

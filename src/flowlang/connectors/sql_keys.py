@@ -2,7 +2,9 @@
 with any primary key or unique index of the table, whatever `key:` names. When no unique index is
 made of exactly the key's columns, a record whose key is already there does not collide and is
 inserted again: every rerun wrote each record once more, silently (PostgreSQL and SQLite refuse such
-an ON CONFLICT target). The key is checked against the table's unique indexes once per table and key."""
+an ON CONFLICT target).
+The key is checked against the table's unique indexes once per table and key. SQLite and PostgreSQL
+refuse the write instead, in their own words, which `no_unique_key` turns into what to do."""
 
 from __future__ import annotations
 
@@ -35,3 +37,22 @@ def check_upsert_key(sa: Any, conn: Any, table: str, keys: list[str]) -> bool:
         f"unique index on ({shown}), and MySQL/MariaDB upserts by those (ON DUPLICATE KEY), so a record "
         f"whose key is there would be inserted again; add one: alter table {table} add unique ({shown})",
         "connector")
+
+
+# what SQLite and PostgreSQL say when an upsert's key is no primary key or unique index of the table
+_NO_CONFLICT_TARGET = ("ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint",
+                       "there is no unique or exclusion constraint matching the ON CONFLICT specification")
+
+
+def no_unique_key(error: Exception, table: str, keys: list[str]) -> FlowRuntimeError | None:
+    """The error of an upsert whose key is no primary key or unique index of `table`, saying how to add
+    one (the driver's text named neither the table nor the key), or None for any other error."""
+    text = str(getattr(error, "orig", None) or error)
+    if not any(words in text for words in _NO_CONFLICT_TARGET):
+        return None
+    shown = ", ".join(keys)
+    index = f"{table.rpartition('.')[2]}_{'_'.join(keys)}".replace('"', "")
+    return FlowRuntimeError(
+        f"upsert(key: {keys[0]!r}{', ...' if len(keys) > 1 else ''}): the table {table} has no primary key or "
+        f"unique index on ({shown}), which an upsert needs to find the row a record updates; add one: "
+        f"create unique index {index} on {table} ({shown})", "connector")
