@@ -357,6 +357,7 @@ class StripeMock(MockServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/customers", self.list_customers)
         app.router.add_post("/v1/customers", self.create_customer)
+        app.router.add_get("/v1/customers/search", self.search_customers)
         app.router.add_get("/v1/customers/{id}", self.get_customer)
         app.router.add_post("/v1/customers/{id}", self.update_customer)
         app.router.add_post("/v1/payment_intents", self.create_intent)
@@ -476,6 +477,23 @@ class StripeMock(MockServer):
         with self.lock:
             rows = list(self.customers)
         return self.listing(request, rows, {"email", "created"})
+
+    async def search_customers(self, request: web.Request) -> web.Response:
+        """Stripe's search: query (email:'...' here) required, pages by next_page."""
+        if (no := self.refused(request)) is not None:
+            return no
+        params = self.params(request, {"query", "limit", "page", "expand"})
+        if isinstance(params, web.Response):
+            return params
+        if not params.get("query"):
+            return stripe_error(400, "Missing required param: query.", code="parameter_missing", param="query")
+        m = re.fullmatch(r"email:'([^']*)'", params["query"])
+        if m is None:
+            return stripe_error(400, f"Invalid search query: {params['query']}", param="query")
+        with self.lock:
+            found = [c for c in self.customers if c["email"] == m.group(1)]
+        return jsonr(200, {"object": "search_result", "url": request.path, "has_more": False, "next_page": None,
+                           "data": found})
 
     async def get_customer(self, request: web.Request) -> web.Response:
         if (no := self.refused(request)) is not None:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from conftest import cli
+from conftest import cli, copy_example
 from saas_mocks import AsanaMock, GitHubMock, StripeMock
 
 
@@ -230,3 +230,26 @@ def test_max_retry_wait_sets_how_long_a_rate_limit_may_be_waited_for(tmp_path: P
                      r"to wait [12]s, more than the 0.5s this connection waits \(max_retry_wait\): "
                      r'\{"message": "API rate limit exceeded', proc.stderr), proc.stderr
     assert lines(proc.stdout) == [1]
+
+
+def test_the_stripe_charges_example_pays_each_order_once(tmp_path: Path) -> None:
+    """examples/stripe_charges against the strict Stripe mock, run twice: each customer created once
+    (preferred_locales as a list), each order paid once (the second run's requests replayed by their
+    idempotency keys), the declined card a failed record with Stripe's message."""
+    folder = copy_example("stripe_charges", tmp_path)
+    with StripeMock() as api:
+        env = {"STRIPE_TOKEN": "sk_test_123", "STRIPE_BASE_URL": api.url}
+        for _ in range(2):
+            proc = cli("run", "charge_orders.flow", "--log-format", "text", cwd=folder, env=env)
+            assert proc.status == 3, proc.stderr
+            assert lines(proc.stdout) == [{"order": "A-1001", "payment": "pi_000001", "status": "succeeded"},
+                                          {"order": "A-1003", "payment": "pi_000002", "status": "succeeded"}]
+            assert "answered 402 Payment Required" in proc.stderr and "Your card was declined." in proc.stderr
+        assert [(c["email"], c["preferred_locales"]) for c in api.customers] == [
+            ("ann@example.com", ["en", "nb"]), ("bob@example.com", ["en"])]
+        assert [i["metadata"]["order_id"] for i in api.intents] == ["A-1001", "A-1003"]
+        assert {r.status for r in api.requests} == {200, 402}
+        assert {r.headers.get("idempotency-key") for r in api.requests if r.path == "/v1/payment_intents"} == {
+            "order-A-1001", "order-A-1002", "order-A-1003"}
+    errors = lines(cli("errors", "charge_orders.flow", "--json", cwd=folder).stdout)
+    assert [(e["record"]["order_id"], e["status"]) for e in errors] == [("A-1002", 402)]
