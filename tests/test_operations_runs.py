@@ -205,6 +205,23 @@ def test_a_last_success_set_with_an_offset_is_kept_in_utc(tmp_path: Path) -> Non
         {"since": "2026-04-30T18:30:00Z", "text": "2026-04-30T18:30:00Z"}]
 
 
+def test_a_tagged_time_without_an_offset_set_in_state_is_utc(tmp_path: Path) -> None:
+    """`--set 'since={"$datetime": "2024-05-01T00:00:00"}'` was kept without a zone, and the run
+    comparing it with now() ended in 'internal error (TypeError: can't compare offset-naive and
+    offset-aware datetimes)'. It is UTC, as text without an offset is to datetime()."""
+    write(tmp_path, "f.flow", 'emit {since: state.since, past: state.since < now(), '
+                              'there: to_zone(state.since, "Asia/Kolkata")}\n')
+    env = {"TZ": "Asia/Kolkata"}
+    changed = run_cli("state", "f.flow", "--set", 'since={"$datetime": "2024-05-01T00:00:00"}', cwd=tmp_path, env=env)
+    assert changed.returncode == 0, changed.stderr
+    assert lines(changed.stdout) == [{"state": {"since": "2024-05-01T00:00:00Z"}, "last_success_at": None}]
+    done = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert lines(done.stdout) == [{"since": "2024-05-01T00:00:00Z", "past": True, "there": "2024-05-01T05:30:00+05:30"}]
+    late = run_cli("state", "f.flow", "--set", 'since={"$datetime": "9999-12-31T23:00:00-05:00"}', cwd=tmp_path)
+    assert late.returncode == 2 and "is not a time" in late.stderr and "internal error" not in late.stderr
+
+
 def test_state_set_reads_nan_as_text_like_param_and_refuses_a_bad_tagged_value(tmp_path: Path) -> None:
     """NaN and Infinity are no JSON numbers (flowlang numbers are finite decimals): `state --set`
     keeps them as text, as `--param` does; a tagged value that holds no duration or time is refused

@@ -8,7 +8,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
@@ -188,8 +188,11 @@ _TAGS = ("$datetime", "$date", "$seconds")
 
 def _untagged(key: str, inner: Any) -> Any:
     try:
-        if key == "$datetime" and type(inner) is str:
-            return datetime.fromisoformat(inner.replace("Z", "+00:00"))
+        if key == "$datetime" and type(inner) is str:  # without an offset it is UTC, as text is to datetime()
+            moment = datetime.fromisoformat(inner.replace("Z", "+00:00"))
+            moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+            moment.astimezone(UTC)  # OverflowError past the years 1 to 9999 in UTC (9999-12-31T23:00-05:00)
+            return moment
         if key == "$date" and type(inner) is str:
             return date.fromisoformat(inner)
         if key == "$seconds" and type(inner) in (str, int, Decimal):
