@@ -222,8 +222,13 @@ end
 def test_sql_errors_are_clear(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\ncall db.query("select * from nowhere") as r\n'
                            "emit list(r)\n")
-    assert result.error is not None and "no such table: nowhere" in result.error.message
+    # the database's words without SQLAlchemy's class name ('db: OperationalError: no such table: ...')
+    assert result.error is not None and result.error.message == "db: no such table: nowhere"
     assert result.error.line == 2
+    twice = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\n'
+                          'call db.execute("create table u (id integer primary key)")\n'
+                          'for each i in [1, 1]\n  send {id: i} to db.insert(table: "u")\nend\n')
+    assert [e.message for e in twice.errors] == ["db: UNIQUE constraint failed: u.id"]
 
 
 def test_upsert_needs_a_key(tmp_path: Path) -> None:

@@ -278,6 +278,8 @@ class SqlConnection(Connection):
         if isinstance(e, UnicodeEncodeError):  # the driver encodes a value's text: the record is at fault
             return FlowRuntimeError(f"{self.name}: {unencodable(e, e.encoding, 'the database')}", "data")
         text = str(getattr(e, "orig", None) or e).splitlines()[0]
+        if getattr(e, "orig", None) is not None:  # the database's own words (SQLAlchemy's class says nothing more)
+            return FlowRuntimeError(self.services.mask(f"{self.name}: {text}"), "connector")
         return FlowRuntimeError(self.services.mask(f"{self.name}: {type(e).__name__}: {text}"), "connector")
 
     def engine(self) -> Any:
