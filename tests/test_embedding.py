@@ -143,6 +143,31 @@ def test_secrets_given_when_embedding_are_masked() -> None:
     assert result.outputs[0]["t"].reveal() == "abc123"
 
 
+def test_a_secret_that_is_not_text_is_refused_by_name_not_shown() -> None:
+    """secrets={"PIN": 12345678} ended in TypeError: object of type 'int' has no len() from inside the
+    masker (a traceback, no word of which secret); a provider of the embedding code's own that gave a
+    number the same. Now a UsageError names the secret, and a provider's number fails the secret where
+    it is read, saying which provider; neither shows the value."""
+    flow = flowlang.compile("emit 'x' + secret.PIN")
+    with pytest.raises(flowlang.UsageError, match=r"^secrets: the value of 'PIN' must be a string, got int$"):
+        flow.run(secrets={"PIN": 12345678})
+
+    class Numbers:
+        label = "the test provider"
+
+        def where(self, name: str) -> str:
+            return f"{name} in the test provider"
+
+        def get(self, name: str) -> Any:
+            return 12345678
+
+    result = flow.run(secret_providers=lambda secrets, env: [Numbers()])
+    assert result.status == "failed" and result.error is not None
+    assert result.error.message == ("secret 'PIN' could not be read: the test provider gave an object of type int, "
+                                    "not a string")
+    assert "12345678" not in result.error.render()
+
+
 def test_record_errors_in_result() -> None:
     result = flowlang.compile('for each n in [1, 2]\n  if n == 2\n    fail "no {n}"\n  end\nend').run()
     assert [(e.message, e.record, e.location) for e in result.errors] == [("no 2", 2, "<flow>:3:5")]

@@ -97,6 +97,9 @@ class Flow:
             payload = from_python(input)
         except ValueError as e:
             raise UsageError(f"cannot pass that value to a flow: {e}") from None
+        for name, value in (secrets or {}).items():
+            if not isinstance(value, str):  # named, never shown; masking and connectors take text
+                raise UsageError(f"secrets: the value of {name!r} must be a string, got {type(value).__name__}")
         return RunOptions(params=converted, input=payload, dry_run=dry_run, limit=limit,
                           limits=limits or Limits(), secrets=dict(secrets or {}), env=env,
                           bindings=dict(bindings or {}), masker=masker, stop=stop or StopFlag(),

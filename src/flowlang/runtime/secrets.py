@@ -89,6 +89,9 @@ class SecretChain:
                 value = provider.get(name)
             except SecretProviderError as e:
                 return Lookup(name, None, asked, f"{provider.label}: {e}")
+            if value is not None and not isinstance(value, str):  # a provider of the embedding code's own
+                given = type(value).__name__
+                return Lookup(name, None, asked, f"{provider.label} gave an object of type {given}, not a string")
             if value is not None:
                 self._remember(name, value)
                 return Lookup(name, provider.label, asked)
