@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from conftest import run_cli
 from fakeapi import FakeApi, Request
 from flowlang.check.triggers import ScheduleTrigger
 from flowlang.serve.schedule import next_tick
@@ -133,3 +136,18 @@ def test_serve_in_new_york_runs_the_0130_job_once_on_the_night_the_clocks_go_bac
         assert serve.terminate() == 0
     assert moments(api, "/later") == [datetime(2024, 11, 3, 7, tzinfo=UTC)]
     assert moments(api) == [datetime(2024, 11, 3, 5, 30, tzinfo=UTC)]  # 01:30-04:00 only, not 01:30-05:00 too
+
+
+@pytest.mark.parametrize(("clock", "message"), [
+    ("2026-01-01T00:00:00Z@nan", "the speed is a number from 0 to 1,000,000, got 'nan'"),
+    ("2026-01-01T00:00:00Z@inf", "the speed is a number from 0 to 1,000,000, got 'inf'"),
+    ("2026-01-01T00:00:00Z@1e300", "the speed is a number from 0 to 1,000,000"),
+    ("9999-12-31T23:59:00Z@60", "the moment is from 1970 to 8999, got '9999-12-31T23:59:00Z'"),
+])
+def test_a_clock_serve_cannot_follow_is_refused_at_start(clock: str, message: str, tmp_path: Path) -> None:
+    """Each was 'internal error: ValueError: cannot convert float NaN to integer' (OverflowError for the
+    others): serve died a bug's death at start."""
+    (tmp_path / "tick.flow").write_text('trigger schedule("* * * * *")\nemit 1\n')
+    done = run_cli("serve", str(tmp_path), "--port", "0", env={"FLOWLANG_CLOCK": clock}, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert f"FLOWLANG_CLOCK: {message}" in done.stderr and "internal error" not in done.stderr

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from flowlang.errors import UsageError
 
 CLOCK_ENV = "FLOWLANG_CLOCK"
+MAX_SPEED = 1_000_000  # a day of real time is 2,700 years of the clock
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class Clock:
@@ -55,14 +57,16 @@ def clock_from(text: str | None) -> Clock:
     """The clock FLOWLANG_CLOCK describes (`ISO-MOMENT@SPEED`), else real time."""
     if not text:
         return Clock()
-    moment, _, speed = text.partition("@")
+    moment_text, _, speed = text.partition("@")
     try:
-        start = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        start = datetime.fromisoformat(moment_text.replace("Z", "+00:00"))
         factor = float(speed or "1")
     except ValueError:
         raise UsageError(f"{CLOCK_ENV}={text!r} is not MOMENT@SPEED, like 2026-01-01T00:00:00Z@60") from None
     if start.tzinfo is None:
         raise UsageError(f"{CLOCK_ENV}: give the moment with its offset, like 2026-01-01T00:00:00Z")
-    if factor < 0:
-        raise UsageError(f"{CLOCK_ENV}: the speed is 0 or more")
+    if not 0 <= factor <= MAX_SPEED:  # not NaN; an infinite, huge or NaN speed was an internal error
+        raise UsageError(f"{CLOCK_ENV}: the speed is a number from 0 to {MAX_SPEED:,}, got {speed!r}")
+    if not EARLIEST <= start < LATEST:  # a clock near the year 9999 overflowed at its first tick
+        raise UsageError(f"{CLOCK_ENV}: the moment is from {EARLIEST.year} to {LATEST.year - 1}, got {moment_text!r}")
     return ScaledClock(start.astimezone(UTC), factor)
