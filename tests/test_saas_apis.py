@@ -253,3 +253,21 @@ def test_the_stripe_charges_example_pays_each_order_once(tmp_path: Path) -> None
             "order-A-1001", "order-A-1002", "order-A-1003"}
     errors = lines(cli("errors", "charge_orders.flow", "--json", cwd=folder).stdout)
     assert [(e["record"]["order_id"], e["status"]) for e in errors] == [("A-1002", 402)]
+
+
+def test_a_dry_run_shows_a_form_body_as_it_would_be_sent(tmp_path: Path) -> None:
+    """--dry-run logged a form body as JSON ({"preferred_locales":["en","fr"]}), not as the fields
+    Stripe would get, so it could not show whether a list goes as preferred_locales[]=en. It now
+    shows the fields (an & or = in a value %-encoded, secrets masked); nothing is sent."""
+    write(tmp_path, "f.flow",
+          'use stripe = stripe(token: secret.STRIPE_KEY, base_url: env.STRIPE_BASE_URL)\n'
+          'send {email: "z@example.com", name: "A&B=C", description: secret.NOTE, preferred_locales: ["en", "fr"],\n'
+          '      metadata: {a: 1}} to stripe.create_customer\n')
+    with StripeMock() as api:
+        proc = cli("run", "f.flow", "--dry-run", "--log-format", "text", cwd=tmp_path,
+                   env={"STRIPE_KEY": "sk_test_123", "NOTE": "hush-hush-1234", "STRIPE_BASE_URL": api.url})
+        assert api.requests == []
+    assert proc.status == 0, proc.stderr
+    assert (f"dry run, not sent: stripe: POST {api.url}/v1/customers email=z@example.com&name=A%26B%3DC&"
+            "description=***&preferred_locales[]=en&preferred_locales[]=fr&metadata[a]=1") in proc.stderr
+    assert "hush" not in proc.stderr

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from flowlang.connectors.base import RunServices
 from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
@@ -24,7 +24,7 @@ from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYT
 from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.blob import is_binary as binary_value
-from flowlang.runtime.formcodec import FormError, form_encode
+from flowlang.runtime.formcodec import FormError, form_encode, form_pairs
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.masking import cut, mask_value
 from flowlang.runtime.stats import Traffic
@@ -113,11 +113,31 @@ def header_text(value: Any) -> str:
     return value.reveal() if isinstance(value, Secret) else to_text(value)
 
 
-def shown_body(body: Any, mask: Callable[[str], str]) -> str:
-    """A request body for a log line: secrets as ***, every known secret masked before encoding."""
+SHOWN_SAFE = "[]@:/,;*$!'()"  # what a form field shown in a log keeps as it is (an & or = is %-encoded)
+
+
+def shown_body(body: Any, mask: Callable[[str], str], form: bool = False, style: str = "repeat") -> str:
+    """A request body for a log line: secrets as ***, every known secret masked before encoding; form
+    fields as they are sent (preferred_locales[]=en&metadata[a]=1), brackets and @ left unencoded so
+    they read."""
     if isinstance(body, str | Secret):
         return mask(to_text(body))
+    if form:
+        pairs = form_pairs(hidden(mask_value(body, mask)), style=style)
+        return mask("&".join(f"{quote(name, safe=SHOWN_SAFE)}={quote(value, safe=SHOWN_SAFE)}"
+                             for name, value in pairs))
     return mask(dumps(mask_value(body, mask)))
+
+
+def hidden(value: Any) -> Any:
+    """A value with each Secret in it as ***."""
+    if isinstance(value, Secret):
+        return "***"
+    if type(value) is dict:
+        return {k: hidden(v) for k, v in value.items()}
+    if type(value) is list:
+        return [hidden(v) for v in value]
+    return value
 
 
 def encode_body(body: Any, headers: dict[str, str], form: bool = False, style: str = "repeat") -> bytes | None:
@@ -277,7 +297,7 @@ class HttpClient:
             all_headers["Idempotency-Key"] = idempotency_key
         data = encode_body(body, all_headers, form, self.settings.param_style)
         if writes and self.services.dry_run:
-            text = f" {shown_body(body, self.services.mask)}" if data else ""
+            text = f" {shown_body(body, self.services.mask, form, self.settings.param_style)}" if data else ""
             self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))
             return nothing_sent() if whole else no_value()
         return self._exchange(method, url, all_headers, data, bool(idempotency_key), timeout, own, whole)
