@@ -163,3 +163,21 @@ def test_a_param_whose_default_is_a_list_or_object_refuses_another_kind(tmp_path
     assert other.status == 2 and "param opts is an object (its default is one), got list" in other.stderr
     right = cli("run", "f.flow", "--param", "ids=[7]", "--param", 'opts={"b": 2}', "--quiet", cwd=tmp_path)
     assert right.status == 0 and right.stdout == '[1,["b"]]\n', right.stderr
+
+
+def test_pythons_floor_division_and_power_are_explained(tmp_path: Path) -> None:
+    """`total // 2` and `n ** 2` said 'expected an expression, found `/`' (or `*`), pointing at the
+    second character, with no word that flowlang has neither operator."""
+    (tmp_path / "f.flow").write_text("let total = 7\nemit total // 2\nemit total ** 2\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert ("f.flow:2:12: error: `//` is not an operator: `/` divides exactly (7 / 2 is 3.5)\n"
+            " 2 | emit total // 2\n"
+            "   |            ^^\n"
+            "   = hint: for the whole part of a division write floor(a / b) (int(a / b) rounds toward zero)\n"
+            ) in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("let total = 7\nemit total ** 2\n")
+    power = cli("check", "f.flow", cwd=tmp_path)
+    assert power.status == 2 and "f.flow:2:12: error: `**` is not an operator" in power.stderr
+    (tmp_path / "f.flow").write_text("let total = 7\nemit floor(total / 2) * total * total\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "147\n"

@@ -47,6 +47,21 @@ def tokens_before(text: str, pos: int) -> list[Token]:
     return found
 
 
+def python_operator(token: Token, before: list[Token]) -> Lesson | None:
+    """`a // b` and `a ** b`, Python's floor division and power, which flowlang does not have."""
+    last = before[-1] if before else None
+    if last is None or last.end_pos != token.start_pos or last.type != token.type:
+        return None
+    if token.type == "SLASH":
+        return Lesson("`//` is not an operator: `/` divides exactly (7 / 2 is 3.5)",
+                      "for the whole part of a division write floor(a / b) (int(a / b) rounds toward zero)",
+                      Span(last.start_pos or 0, (token.end_pos or 0)))
+    if token.type == "STAR":
+        return Lesson("`**` is not an operator: flowlang has no power operator",
+                      "multiply (x * x), or write the number (1e6)", Span(last.start_pos or 0, (token.end_pos or 0)))
+    return None
+
+
 def teach(source: Source, text: str, token: Token, expected: set[str], pos: int) -> Lesson | None:
     before = tokens_before(text, pos)
     line_no = source.line_col(pos)[0]
@@ -55,6 +70,9 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     word = str(token)
     line_text = source.line_text(line_no)
     col = source.line_col(pos)[1]
+    operator = python_operator(token, before)
+    if operator is not None:
+        return operator
     if token.type == "EQUAL" and any(t.type == "IF" for t in on_line):
         return Lesson("`=` gives a name a value; to compare, write `==`",
                       (line_text[:col - 1] + "==" + line_text[col:]).strip())
