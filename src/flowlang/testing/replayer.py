@@ -15,6 +15,9 @@ from flowlang.testing.cassette import Cassette, masked, page_from_stored, reques
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
 from flowlang.testing.recorder import writes
 
+# values drawn with what they are for, matched on it in a replay (not in the order they were drawn)
+KEYED_VALUES = {"ledger": ("connection", "operation", "key")}
+
 
 def recorded_error(error: dict[str, Any], what: str) -> FlowRuntimeError:
     message = str(error.get("message") or "recorded error")
@@ -121,9 +124,24 @@ class Replayer:
 
     def value(self, kind: str, make: Callable[[], Any]) -> Any:
         queue = self.values.get(kind)
-        value = from_stored(queue.popleft()) if queue else make()
+        if kind in KEYED_VALUES:
+            value = self.keyed_value(queue, make())
+        else:
+            value = from_stored(queue.popleft()) if queue else make()
         self.made.entries.append({"type": "value", "kind": kind, "value": stored(value)})
         return value
+
+    @staticmethod
+    def keyed_value(queue: deque[Any] | None, asked: Any) -> Any:
+        """The first recorded value for what `asked` names (what the ledger held for this connection,
+        operation and key), whatever the order: a parallel loop asks in another order than it recorded."""
+        if queue and type(asked) is dict:
+            names = {k: v for k, v in asked.items() if k in KEYED_VALUES["ledger"]}
+            for i, recorded in enumerate(queue):
+                if type(recorded) is dict and all(recorded.get(k) == v for k, v in names.items()):
+                    del queue[i]
+                    return from_stored(recorded)
+        return asked
 
     def output(self, value: Any) -> None:
         normal = self.normal(value)
