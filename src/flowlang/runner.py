@@ -29,7 +29,7 @@ from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.field_misses import warnings as field_warnings
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored
-from flowlang.runtime.limits import VALUE_ITEMS, HardStop
+from flowlang.runtime.limits import RUN_STOP, VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import DERIVED, Masker
 from flowlang.runtime.operators import NeedsMaterialization
@@ -255,6 +255,7 @@ async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind
                              + f" (its methods: {', '.join(methods) or 'none'})")
     resolve_params(compiled, dict(options.params))
     VALUE_ITEMS.set(options.limits.max_value_items)  # for the builtins, in this job's task and its children
+    RUN_STOP.set(options.stop)  # so that a builtin's long work (a sort) stops too
     store = Store(setup.state_dir)
     lock = FlowLock(setup.state_dir, flow.key) if setup.state_dir is not None and setup.lock else None
     try:

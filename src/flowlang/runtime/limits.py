@@ -1,6 +1,7 @@
 """Run limits: defaults, the stop flag, the value-size limit that builtins check before they build
 a string or a list (the run sets VALUE_ITEMS), and the checks that make deadlines and stops real
-inside CPU-bound work (loops, comprehensions, function calls call `check_time`).
+inside CPU-bound work (loops, comprehensions, function calls call `check_time`; builtins that walk a
+long list, `check_busy`).
 
 A graceful stop (the first SIGTERM or Ctrl-C, or `max_seconds` reached) starts no new record and lets
 those in flight finish. A hard stop (a second signal, or `max_seconds` passed by `grace_seconds`)
@@ -75,6 +76,36 @@ def _paced(items: Iterable[Any], stop: StopFlag) -> Iterator[Any]:
     for i, item in enumerate(items):
         if not i % CHECK_EVERY:
             check_time(stop)
+        yield item
+
+
+# the running job's stop flag, for builtins that work long on one value (they have no frame to read
+# it from): set by the runner for the job's tasks, like VALUE_ITEMS
+RUN_STOP: ContextVar[StopFlag | None] = ContextVar("flowlang_run_stop", default=None)
+
+
+def check_busy() -> None:
+    """check_time inside a builtin's long work (a sort or unique() of millions of items): the job's
+    hard stop, and the record's max_record_seconds; nothing outside a run."""
+    stop = RUN_STOP.get()
+    if stop is not None and stop.hard:
+        raise HardStop(stop.hard)
+    deadline = RECORD_DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline[0]:
+        raise LimitError(record_limit_message(deadline[1]))
+
+
+def busy(items: list[Any]) -> Iterable[Any]:
+    """A builtin's walk of a list, with check_busy every CHECK_EVERY items when there are that many."""
+    if len(items) < CHECK_EVERY:
+        return items
+    return _busy(items)
+
+
+def _busy(items: list[Any]) -> Iterator[Any]:
+    for i, item in enumerate(items):
+        if not i % CHECK_EVERY:
+            check_busy()
         yield item
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
 from decimal import Overflow as DecimalOverflow
 from typing import Any
 
+from flowlang.runtime.limits import busy
 from flowlang.runtime.values import RecordStream, Secret, equal, format_duration, instant, type_name
 
 
@@ -282,7 +283,7 @@ def contains(container: Any, item: Any) -> bool:
     """`item in container`: list item, object key or substring; nothing is in null."""
     t = type(container)
     if t is list:
-        return any(equal(item, x) for x in container)
+        return any(equal(item, x) for x in busy(container))
     if t is dict:
         if type(item) is not str:
             raise OperatorError(f"object keys are strings, not {type_name(item)}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from flowlang.runtime.blob import Blob
 from flowlang.runtime.builtins.registry import NOT_GIVEN, Builtin, BuiltinError, check_items, need
+from flowlang.runtime.limits import CHECK_EVERY, busy, check_busy
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, as_int, less
 from flowlang.runtime.values import UNKEYED, EqualityKeys, RecordStream, equal, to_text, type_name
 
@@ -103,13 +104,24 @@ def last(items: Any) -> Any:
     return values[-1] if values else None
 
 
-def _sort_key_compare(a: Any, b: Any) -> int:
-    if a is None or b is None:
-        return (a is None) - (b is None)  # nulls last
-    try:
-        return -1 if less(a, b) else (1 if less(b, a) else 0)
-    except OperatorError as e:
-        raise BuiltinError(f"cannot sort: {e.message}", "type") from None
+class _Compared:
+    """A sort key compared by `less` (dates, mixed numbers and text that fail): every CHECK_EVERY-th
+    comparison checks the time, since a sort of millions of them takes a while."""
+
+    __slots__ = ("value",)
+    count = 0  # comparisons made, of every sort (only its remainder matters)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Compared) -> bool:
+        _Compared.count += 1
+        if not _Compared.count % CHECK_EVERY:
+            check_busy()
+        try:
+            return less(self.value, other.value)
+        except OperatorError as e:
+            raise BuiltinError(f"cannot sort: {e.message}", "type") from None
 
 
 def sort(items: Any, desc: Any = False) -> Any:
@@ -133,12 +145,22 @@ def _desc_arg(desc: Any, fn: str) -> bool:
     return desc
 
 
+NATIVE_ORDER = (frozenset({str}), frozenset({int}), frozenset({Decimal}), frozenset({int, Decimal}))
+
+
 def _ordered(values: list[Any], key: Callable[[Any], Any], desc: bool) -> list[Any]:
-    """values by key(value), nulls last; stable both ways (reverse=True keeps equal items in order)."""
-    present = [x for x in values if key(x) is not None]
-    nulls = [x for x in values if key(x) is None]
-    compare = functools.cmp_to_key(_sort_key_compare)
-    return sorted(present, key=lambda x: compare(key(x)), reverse=desc) + nulls
+    """values by key(value), nulls last; stable both ways (reverse=True keeps equal items in order).
+    Keys that are all text or all numbers are sorted as Python orders them (as `less` does, at C
+    speed); any other keys are compared by `less`, with the time checked as the sort goes."""
+    keys = [key(x) for x in busy(values)]
+    present = [i for i, k in enumerate(keys) if k is not None]
+    nulls = [values[i] for i, k in enumerate(keys) if k is None]
+    if frozenset(map(type, [keys[i] for i in present])) in NATIVE_ORDER:
+        order = sorted(present, key=keys.__getitem__, reverse=desc)
+        check_busy()  # the sort itself cannot check (in C): at once after it
+    else:
+        order = sorted(present, key=lambda i: _Compared(keys[i]), reverse=desc)
+    return [values[i] for i in order] + nulls
 
 
 def sort_by(items: Any, field: Any, desc: Any = False) -> Any:
@@ -168,7 +190,7 @@ def unique(items: Any) -> Any:
     seen: set[Any] = set()
     keys = EqualityKeys()
     unkeyed: list[Any] = []  # the few values without a key (a stream): compared one by one
-    for x in _list_arg(items, "unique"):
+    for x in busy(_list_arg(items, "unique")):
         key = keys.key(x)
         if key is UNKEYED:
             if not any(equal(x, y) for y in unkeyed):
@@ -370,7 +392,7 @@ def group_by(items: Any, field: Any) -> Any:
     """
     need(field, "string", "group_by", "field")
     out: dict[str, list[Any]] = {}
-    for x in _list_arg(items, "group_by"):
+    for x in busy(_list_arg(items, "group_by")):
         out.setdefault(_key_of(x, field), []).append(x)
     return out
 
@@ -386,7 +408,7 @@ def index_by(items: Any, field: Any) -> Any:
         index_by([{id: 7, n: "a"}], "id")["7"].n -> "a"
     """
     need(field, "string", "index_by", "field")
-    return {_key_of(x, field): x for x in _list_arg(items, "index_by")}
+    return {_key_of(x, field): x for x in busy(_list_arg(items, "index_by"))}
 
 
 def count_by(items: Any, field: Any) -> Any:
@@ -397,7 +419,7 @@ def count_by(items: Any, field: Any) -> Any:
     """
     need(field, "string", "count_by", "field")
     out: dict[str, int] = {}
-    for x in _list_arg(items, "count_by"):
+    for x in busy(_list_arg(items, "count_by")):
         key = _key_of(x, field)
         out[key] = out.get(key, 0) + 1
     return out
