@@ -298,3 +298,17 @@ def test_a_local_time_without_an_offset_is_read_on_the_clock_of_zone(tmp_path: P
     (tmp_path / "g.flow").write_text('emit parse_date("1.5.2026", "%d.%m.%Y", zone: "Europe/Olso")\n')
     checked = cli("check", "g.flow", cwd=tmp_path)
     assert checked.status == 2 and "g.flow:1:47: error: parse_date(): unknown time zone 'Europe/Olso'" in checked.stderr
+
+
+def test_a_date_of_iso_form_that_is_no_real_day_says_which_part_is_wrong(tmp_path: Path) -> None:
+    """date("2026-02-29") said "'2026-02-29' is not an ISO 8601 date or time", which it is in form: a
+    reader looked for a wrong format. The message now says the day is not in the calendar, and why."""
+    (tmp_path / "f.flow").write_text('for each t in ["2026-02-29", "2026-13-01", "2026-01-01T25:00",'
+                                     ' "2026-04-31T10:00:00Z", "01/02/2026", "2028-02-29"]\n  emit date(t)\nend\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 3 and result.stdout == '"2028-02-29"\n'
+    for text, reason in (("2026-02-29", "day is out of range for month"), ("2026-13-01", "month must be in 1..12"),
+                         ("2026-01-01T25:00", "hour must be in 0..23"),
+                         ("2026-04-31T10:00:00Z", "day is out of range for month")):
+        assert f"date(): '{text}' is not a real date or time ({reason})" in result.stderr, result.stderr
+    assert "date(): '01/02/2026' is not an ISO 8601 date or time" in result.stderr

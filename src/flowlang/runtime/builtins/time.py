@@ -15,6 +15,8 @@ from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_item
 from flowlang.runtime.tape import drawn
 from flowlang.runtime.values import type_name
 
+_ISO_SHAPE = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d(:\d\d){0,2}|$)", re.ASCII)  # ISO 8601's form, whatever the numbers
+
 
 def _parse_iso(text: str, fn: str, zone: tzinfo = UTC) -> datetime:
     raw = text.strip()
@@ -26,7 +28,10 @@ def _parse_iso(text: str, fn: str, zone: tzinfo = UTC) -> datetime:
             value = datetime(d.year, d.month, d.day)
         else:
             value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+    except ValueError as e:
+        reason = str(e)
+        if _ISO_SHAPE.match(raw) and ("out of range" in reason or "must be in" in reason):  # 2026-02-29
+            raise BuiltinError(f"{fn}(): {text!r} is not a real date or time ({reason})") from None
         digits = raw.removeprefix("-")
         hint = (' (epoch seconds as text? datetime(int(s)), or datetime(int(s), unit: "ms") for milliseconds)'
                 if digits.isascii() and digits.isdigit() and len(digits) > 8 else "")
