@@ -281,9 +281,10 @@ class GitHubMock(MockServer):
 
 # ---- Stripe ----------------------------------------------------------------------------------------
 
-def stripe_error(status: int, message: str, type_: str = "invalid_request_error", **more: Any) -> web.Response:
+def stripe_error(status: int, message: str, type_: str = "invalid_request_error",
+                 headers: dict[str, str] | None = None, **more: Any) -> web.Response:
     return jsonr(status, {"error": {"message": message, "type": type_, **more}},
-                 {"Request-Id": f"req_{time.monotonic_ns()}"})
+                 {"Request-Id": f"req_{time.monotonic_ns()}", **(headers or {})})
 
 
 class Unknown(ValueError):
@@ -344,6 +345,8 @@ class StripeMock(MockServer):
         self.customers: list[dict[str, Any]] = []
         self.intents: list[dict[str, Any]] = []
         self.keys: dict[str, tuple[str, int, str]] = {}  # Idempotency-Key -> (params digest, status, body)
+        self.running: set[str] = set()  # keys whose first request is still being worked on
+        self.slow: list[float] = []  # seconds the next create_intent requests take, one each
         for n in range(customers):
             self.customers.append(self._customer({"email": f"c{n}@example.com", "name": f"Customer {n}"}))
 
@@ -416,6 +419,13 @@ class StripeMock(MockServer):
         digest = hashlib.sha256(json.dumps([request.path, params], sort_keys=True).encode()).hexdigest()
         with self.lock:
             old = self.keys.get(key)
+            if old is None and key in self.running:
+                return stripe_error(409, "There is currently another in-progress request using this Idempotent Key "
+                                    "(that probably means you submitted twice, and the other request is still going "
+                                    "through): " + key + ". Please try again later.", "idempotency_error",
+                                    code="idempotency_key_in_use", headers={"Stripe-Should-Retry": "true"})
+            if old is None:
+                self.running.add(key)
         if old is None:
             return key, digest
         if old[0] != digest:
@@ -429,6 +439,7 @@ class StripeMock(MockServer):
         if mark is not None:
             with self.lock:
                 self.keys[mark[0]] = (mark[1], response.status, response.text or "")
+                self.running.discard(mark[0])
         return response
 
     def expanded(self, obj: dict[str, Any], expand: list[str], prefix: str = "") -> dict[str, Any] | web.Response:
@@ -550,6 +561,10 @@ class StripeMock(MockServer):
         mark = self.replay(request, params)
         if isinstance(mark, web.Response):
             return mark
+        with self.lock:
+            pause = self.slow.pop(0) if self.slow else 0.0
+        if pause:
+            await asyncio.sleep(pause)  # the work goes on when the client has given up waiting
         with self.lock:
             intent = {"id": f"pi_{len(self.intents) + 1:06d}", "object": "payment_intent",
                       "amount": int(params["amount"]), "currency": params["currency"],

@@ -271,3 +271,26 @@ def test_a_dry_run_shows_a_form_body_as_it_would_be_sent(tmp_path: Path) -> None
     assert (f"dry run, not sent: stripe: POST {api.url}/v1/customers email=z@example.com&name=A%26B%3DC&"
             "description=***&preferred_locales[]=en&preferred_locales[]=fr&metadata[a]=1") in proc.stderr
     assert "hush" not in proc.stderr
+
+
+def test_a_stripe_request_still_running_under_its_key_is_asked_again(tmp_path: Path) -> None:
+    """A payment whose first request timed out while Stripe was still working on it: the retry, with
+    the same Idempotency-Key, is answered 409 idempotency_key_in_use with Stripe-Should-Retry: true
+    ("Please try again later"). A 409 was never retried, so the record failed although the payment
+    went through. An answer's Stripe-Should-Retry is now taken at its word: asked again, Stripe replays
+    the first answer, and the order is paid once, with no failed record."""
+    write(tmp_path, "f.flow",
+          'use stripe = stripe(token: secret.STRIPE_KEY, base_url: env.STRIPE_BASE_URL, timeout: 0.4)\n'
+          'let pi = {amount: 500, currency: "eur", confirm: true, payment_method: "pm_card_visa"}\n'
+          'send pi to stripe.create_payment_intent(idempotency_key: "order-7") as paid\n'
+          'emit paid.id\n')
+    with StripeMock() as api:
+        api.slow.append(0.9)
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path,
+                   env={"STRIPE_KEY": "sk_test_123", "STRIPE_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        statuses = [r.status for r in api.requests]
+        assert 409 in statuses and statuses[-1] == 200, statuses
+        assert {r.headers.get("idempotency-key") for r in api.requests} == {"order-7"}
+        assert len(api.intents) == 1
+    assert lines(proc.stdout) == ["pi_000001"]

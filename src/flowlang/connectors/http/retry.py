@@ -90,7 +90,13 @@ def may_retry_status(status: int, method: str, idempotent_key: bool,
                      headers: Mapping[str, str] | None = None, body: bytes = b"") -> bool:
     """A response status worth another attempt. A rate-limit refusal (429, or a 403 that says it is
     one) means the request was refused before any work, so it is retried for every method;
-    502/503/504 only for idempotent requests (or with a key)."""
+    502/503/504 only for idempotent requests (or with a key). An answer with Stripe-Should-Retry is
+    taken at its word: true (a 409 for an idempotency key whose first request is still running, a
+    lock timeout) is retried, false is not."""
+    if status >= 400 and headers is not None:
+        advice = headers.get("stripe-should-retry", "").strip().lower()
+        if advice in ("true", "false"):
+            return advice == "true"
     if status == 429 or (status == 403 and headers is not None and rate_limited(status, headers, body)):
         return True
     if status in RETRY_STATUSES:
