@@ -181,3 +181,18 @@ def test_pythons_floor_division_and_power_are_explained(tmp_path: Path) -> None:
     assert power.status == 2 and "f.flow:2:12: error: `**` is not an operator" in power.stderr
     (tmp_path / "f.flow").write_text("let total = 7\nemit floor(total / 2) * total * total\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "147\n"
+
+
+def test_a_path_in_double_quotes_with_a_placeholder_its_call_fills_says_to_use_single_quotes(
+        tmp_path: Path) -> None:
+    """`api.get("/customers/{id}", id: 1)` said "unknown name 'id'" with "did you mean 'd'?": the
+    double quotes read {id} as a variable, where the argument id: shows a path template was meant."""
+    (tmp_path / "f.flow").write_text('use api = http(base_url: "http://127.0.0.1:9")\nlet d = 1\n'
+                                     'lookup api.get("/customers/{id}/orders/{d}", id: 7) as c\nemit c\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert ("f.flow:3:29: error: unknown name 'id'\n"
+            ' 3 | lookup api.get("/customers/{id}/orders/{d}", id: 7) as c\n'
+            "   | " + " " * 28 + "^^\n"
+            "   = hint: to fill {id} from the argument id:, write the path in single quotes, as a template: "
+            "'/customers/{id}/orders/{d}'\n") in result.stderr, result.stderr

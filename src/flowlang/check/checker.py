@@ -89,8 +89,11 @@ class Checker(StatementChecker):
 
     # ---- operations ---------------------------------------------------------------------------
     def operation(self, op: ast.Operation, scope: Scope, ctx: Ctx, sending: bool) -> OperationSpec | None:
+        before = len(self.diagnostics)
         for a in op.args:
             self.expr(a, scope)
+        if op.args and isinstance(op.args[0], ast.Interpolated) and len(self.diagnostics) > before:
+            self.path_template_hints(op, before)
         for k in op.kwargs:
             self.expr(k.value, scope)
         found = scope.find(op.connection)
@@ -131,6 +134,24 @@ class Checker(StatementChecker):
                 'pass the values as parameters: db.query("select * from t where id = :id", params: {id: x.id})',
                 Severity.WARNING))
         return op_spec
+
+    def path_template_hints(self, op: ast.Operation, since: int) -> None:
+        """`api.get("/customers/{id}", id: 1)`: the double quotes read {id} as a variable (none there);
+        the keyword argument of that name says a path template was meant, which takes single quotes."""
+        path = op.args[0]
+        assert isinstance(path, ast.Interpolated)
+        given = {k.name for k in op.kwargs}
+        names = {part.name: part for part in path.parts if isinstance(part, ast.Name) and part.name in given}
+        for i in range(since, len(self.diagnostics)):
+            d = self.diagnostics[i]
+            named = next((n for n in names.values() if n.span == d.span), None)
+            if d.code == "unknown-name" and named is not None:
+                template = "'" + "".join(p if isinstance(p, str) else "{" + self.source.text[p.span.start:p.span.end]
+                                         + "}" for p in path.parts) + "'"
+                self.diagnostics[i] = Diagnostic(
+                    d.code, d.message, d.source, d.span,
+                    f"to fill {{{named.name}}} from the argument {named.name}:, write the path in single quotes, "
+                    f"as a template: {template}")
 
     def host_operation(self, op: ast.Operation, scope: Scope, binding: Binding | None) -> OperationSpec | None:
         if binding is None and (self.bindings is None or op.connection in self.bindings):
