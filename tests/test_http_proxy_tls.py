@@ -69,6 +69,28 @@ def test_the_proxy_key_wins_and_its_password_is_masked(tmp_path: Path, monkeypat
         assert CANARY not in result.error.message and quote(CANARY, safe="") not in result.error.message
 
 
+def test_a_proxy_password_that_is_not_latin_1_is_sent_in_utf_8(tmp_path: Path) -> None:
+    """A proxy password holding a character past Latin-1 ('中', an emoji) failed every request with
+    "internal error (UnicodeEncodeError: 'latin-1' codec can't encode characters ...); this is a bug in
+    flowlang" (aiohttp encodes the credentials of a proxy URL in Latin-1). They are sent in UTF-8 now,
+    and stay masked."""
+    from urllib.parse import quote
+
+    password = "pä'ss\"中😀-" + "Rk3v9Wm2" * 3
+    with hello(FakeApi()) as api, Proxy() as proxy:
+        port = proxy.url.rsplit(":", 1)[1]
+        result = run(tmp_path, f'use api = http(base_url: "{api.url}", retry: 1, proxy: "http://ann:" + secret.PP + '
+                               f'"@127.0.0.1:{port}")\ncall api.get("/hello") as h\nemit h\n'
+                               'call api.get("/missing")\n', secrets={"PP": quote(password, safe="")})
+        assert result.outputs == [{"hi": True}], result.error
+        assert proxy.seen[:2] == [f"GET {api.url}/hello", f"GET {api.url}/missing"]
+        scheme, _, value = (proxy.auth[0] or "").partition(" ")
+        assert scheme == "Basic" and base64.b64decode(value).decode() == f"ann:{password}"
+    assert result.error is not None and "404" in result.error.message, result.error
+    for form in (password, quote(password, safe=""), value, password[-12:]):
+        assert form not in result.error.render()
+
+
 @pytest.fixture
 def tls_api(tmp_path: Path) -> Any:
     ca = trustme.CA()

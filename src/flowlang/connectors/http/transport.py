@@ -154,6 +154,7 @@ class Transport:
         self._url: Any = None  # yarl.URL, imported with aiohttp
         self._targets: dict[str, Any] = {}  # a URL's part before the query, as a yarl.URL
         self._plain_environment = False  # no proxy variables and no .netrc: nothing for from_environment
+        self._own_proxy: tuple[Any, Any, Any] | None = None  # (URL, proxy_auth, login) of the proxy: key
 
     def slots(self) -> Slots:
         """The connection slots (one per pooled connection)."""
@@ -185,6 +186,26 @@ class Transport:
                 connector=connector, timeout=self._timeout, headers={"Accept": "application/json"},
                 auto_decompress=True, trust_env=False)  # the environment is read by from_environment
         return self._session
+
+    def own_proxy(self) -> tuple[Any, Any, Any]:
+        """The connection's `proxy:` as (URL, proxy_auth, login). aiohttp sends the credentials of a proxy
+        URL in Latin-1, and failed on any other character ('中' in a password: an internal error for each
+        request): such credentials are taken out of the URL and sent in UTF-8."""
+        if self._own_proxy is None:
+            from urllib.parse import unquote, urlsplit, urlunsplit
+
+            assert self.proxy is not None
+            parts = urlsplit(self.proxy)
+            user, password = unquote(parts.username or ""), unquote(parts.password or "")
+            try:
+                f"{user}:{password}".encode("latin-1")
+                self._own_proxy = (self.proxy, None, None)
+            except UnicodeEncodeError:
+                from aiohttp import BasicAuth
+
+                plain = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+                self._own_proxy = (plain, BasicAuth(user, password, encoding="utf-8"), None)
+        return self._own_proxy
 
     def from_environment(self, url: Any) -> tuple[Any, Any, Any]:
         """What aiohttp's trust_env reads for a request (the HTTP(S)_PROXY/NO_PROXY proxy and its
@@ -263,7 +284,7 @@ class Transport:
                         session = self.session()
                     limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout or self.timeout)
                     target = self.target(url)
-                    proxy, proxy_auth, login = (self.proxy, None, None) if self.proxy is not None else \
+                    proxy, proxy_auth, login = self.own_proxy() if self.proxy is not None else \
                         NO_ENVIRONMENT if self._plain_environment else self.from_environment(target)
                     if login is not None and any(k.lower() == "authorization" for k in headers):
                         login = None  # the connection's own auth wins over a .netrc login
