@@ -710,3 +710,32 @@ def test_a_whole_secret_is_masked_wherever_it_starts(secret: str, before: str, a
             "base64": base64.b64encode(secret.encode("utf-8", "surrogatepass")).decode()}[encoded]
     shown = masker.mask(before + form + after)
     assert form not in shown, shown
+
+
+def test_a_piece_of_a_text_made_from_a_secret_is_masked_where_it_stands_alone(tmp_path: Path) -> None:
+    """upper(secret.T) written into a query: SQLite's 'no such column: RK3V9WM2LP8TX5QN' named the piece
+    of it before its first '-', shown in the log, the failed record's message and the error store (a
+    text made from a secret was masked whole only). Its pieces of 9 characters or more are masked now
+    where they stand alone (not inside a longer word: such a text may hold common words)."""
+    from conftest import cli
+    from flowlang.runtime.masking import Masker
+
+    secret = "Rk3v9Wm2Lp8Tx5Qn-secret-Zz9"
+    (tmp_path / "f.flow").write_text('use db = sql(url: "sqlite:///x.db")\n'
+                                     "for each n in [1]\n"
+                                     '  call db.query("select {upper(secret.T)}") as rows\n'
+                                     "  emit rows\n"
+                                     "end\n")
+    result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"T": secret})
+    assert result.status == 3, result.stderr
+    assert "no such column: ***" in result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    assert json.loads(listed.stdout.splitlines()[0])["message"].endswith("no such column: ***")
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        assert "RK3V9WM2L" not in text and "TX5QN" not in text
+
+    masker = Masker()
+    masker.add(secret)
+    masker.learn_derived("international-orders")
+    assert masker.mask("internationally, international") == "internationally, ***"

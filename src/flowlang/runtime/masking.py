@@ -10,8 +10,8 @@ HTML or XML (`&quot;`, `&#39;`, `&amp;`, `&lt;`, ...); base64
 inside a longer encoded text); hex (either case). A piece of MIN_FRAGMENT characters or more of a
 secret in its plain, JSON-escaped, Python-quoted or percent-encoded text is masked too (an API that
 echoes the first 30 characters of a header, a driver's "near "...": syntax error"), except for a
-secret that is a URL (its password is a secret of its own) and a text made from a secret. Text is
-cut only after it is masked (`cut`).
+secret that is a URL (its password is a secret of its own); a piece of a text made from a secret
+where it stands alone. Text is cut only after it is masked (`cut`).
 
 A text made from a secret (a part split() gave: `bob` of `bob<TAB>password`, `key` of
 `prod-key-...`; upper() of one) is masked where it stands alone, not inside a longer word or number
@@ -142,9 +142,11 @@ class _Fragments:
     Every `_GRAM`-character window of each form is indexed; the text is probed only every `_STRIDE`
     characters (a piece of MIN_FRAGMENT characters always holds a window starting at such a place), and a
     window found is followed both ways as far as the form goes. So a text costs len/_STRIDE lookups however
-    long the secret is (a pattern of every window, as before, cost milliseconds a line for a PEM key)."""
+    long the secret is (a pattern of every window, as before, cost milliseconds a line for a PEM key).
+    With `alone` (a text made from a secret), only a piece that stands alone, not inside a longer word."""
 
-    def __init__(self, forms: set[str]) -> None:
+    def __init__(self, forms: set[str], alone: bool = False) -> None:
+        self.alone = alone
         self.grams: dict[str, list[tuple[str, int]]] = {}
         for form in forms:
             for at in range(len(form) - _GRAM + 1):
@@ -173,7 +175,7 @@ class _Fragments:
                 while end < size and j < len(form) and text[end] == form[j]:
                     end += 1
                     j += 1
-                if end - start >= MIN_FRAGMENT:
+                if end - start >= MIN_FRAGMENT and (not self.alone or _stands_alone(text, start, end)):
                     pieces.append((start, end))
                     covered = max(covered, end)
         if not pieces:
@@ -188,6 +190,13 @@ class _Fragments:
             done = end
         out.append(text[done:])
         return "".join(out)
+
+
+def _stands_alone(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is not part of a longer word or number."""
+    word = _WORD.match
+    return not ((start > 0 and word(text[start]) and word(text[start - 1]))
+                or (end < len(text) and word(text[end - 1]) and word(text[end])))
 
 
 class Masker:
@@ -234,9 +243,8 @@ class Masker:
         if patterns is None:
             with self._lock:
                 for value in self._values - self._compiled.keys():
-                    derived = value in self._alone  # a text made from a secret: not by pieces (common words)
-                    self._compiled[value] = (_pattern(value, derived),
-                                             _Fragments(set() if derived else _fragment_forms(value)))
+                    derived = value in self._alone  # a text made from a secret: where it stands alone
+                    self._compiled[value] = (_pattern(value, derived), _Fragments(_fragment_forms(value), derived))
                 patterns = tuple(self._compiled[v] for v in sorted(self._values, key=len, reverse=True))
                 self._patterns = patterns
         return patterns
