@@ -16,7 +16,7 @@ import pytest
 
 import flowlang
 from conftest import ROOT, copy_example, run_cli
-from fakeapi import FakeApi, Request, paged
+from fakeapi import FakeApi, Request, paged, slow
 from flowlang.testing.suite import discover, replay, run_case
 
 CANARY = ('canary-"quoted"-\\back\\slash-ÆØÅ-ñ-日本-' + "x" * 520 + '-end"\\')
@@ -180,6 +180,34 @@ def test_a_rerun_whose_sends_the_ledger_skipped_replays_as_it_ran(tmp_path: Path
     assert fewer.returncode == 1
     assert "new, not in the cassette" not in fewer.stdout, fewer.stdout
     assert "order: 1 -> 3\n      invoice: 1001 -> 1003\n" in fewer.stdout  # order 3's own recorded answer
+
+
+def test_a_run_recorded_with_limit_replays_the_same_records(tmp_path: Path) -> None:
+    """`flowlang run --limit 3 --record DIR` (a small cassette of a big flow): the replay did not know
+    the limit, read on past the pages the cassette holds and failed ("needs more than the 2 pages the
+    cassette holds"). The run line keeps the limit, and the replay takes as many records."""
+    flow = project(tmp_path)
+    with server() as api:
+        done = record(tmp_path, flow, api, "--limit", "3")
+        assert done.returncode == 0, done.stderr
+        assert api.count("POST", "/invoices") == 3
+    assert "replay with: flowlang test" in done.stderr
+    first = json.loads((tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()[0])
+    assert first["limit"] == 3
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+
+
+def test_a_recording_stopped_before_its_end_says_it_cannot_replay(tmp_path: Path) -> None:
+    """A recorded run stopped mid-read (--max-seconds, SIGTERM) told the user to replay it, and the
+    replay could only fail (it reads on past what the cassette holds); the recorder now says so."""
+    flow = project(tmp_path)
+    with server() as api:
+        api.route("POST", "/invoices", slow(0.4, lambda req: (201, {}, {"id": 1})))
+        done = record(tmp_path, flow, api, "--max-seconds", "1")
+    assert done.returncode != 0
+    assert "but the run was stopped before its end, so a replay of it cannot pass: record a whole run" in done.stderr
+    assert "replay with:" not in done.stderr
 
 
 def test_a_cassette_folder_that_cannot_be_written_stops_the_run_before_it_starts(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.record:
         from flowlang.testing.recorder import Recorder
 
-        recorder = Recorder(Path(args.record), flow.name, params, payload)
+        recorder = Recorder(Path(args.record), flow.name, params, payload, args.limit)
     telemetry = otel_from_environment()
     live = not args.quiet and terminal.rich
     if live:
@@ -95,8 +95,13 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.context = {"flow": flow.name, "job_id": result.job_id}
     if recorder is not None:
         saved = recorder.save(terminal.masker.mask)
-        terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
-                         f"flowlang test {args.file} --cassette {args.record}")
+        if recorder.cut_short():  # a replay runs on to the end of what the cassette holds
+            terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}, but the run was "
+                             "stopped before its end, so a replay of it cannot pass: record a whole run (--limit N "
+                             "records a smaller one)", "yellow")
+        else:
+            terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
+                             f"flowlang test {args.file} --cassette {args.record}")
     if terminal.closed:  # stdout went away: the run ended like an interrupted one, quietly (OPERATIONS.md 9)
         return int(ExitStatus.CLOSED_STDOUT)
     if result.error is not None:

@@ -22,6 +22,9 @@ def line_problem(entry: dict[str, Any]) -> str | None:
         return str(e)
     kind = entry["type"]
     if kind == "run":
+        limit = entry.get("limit", 0)
+        if type(limit) is not int or limit < 0:
+            return '"limit" is a whole number of records, 0 or more'
         return _field(entry, "params", dict, required=False)
     if kind == "value":
         problem = _field(entry, "kind", str)

@@ -126,12 +126,15 @@ class Recorder:
 
     replaying = False
 
-    def __init__(self, folder: Path, flow: str, params: dict[str, Any], payload: Any) -> None:
+    def __init__(self, folder: Path, flow: str, params: dict[str, Any], payload: Any,
+                 limit: int | None = None) -> None:
         self.folder = folder
         writable(folder)  # before the run: a cassette that cannot be saved would be lost after real writes
-        self.cassette = Cassette([{"type": "run", "flow": flow, "version": VERSION, "params": stored(params),
-                                   "input": stored(payload),
-                                   "recorded_at": format_datetime(datetime.now(UTC))}])
+        run: dict[str, Any] = {"type": "run", "flow": flow, "version": VERSION, "params": stored(params),
+                               "input": stored(payload), "recorded_at": format_datetime(datetime.now(UTC))}
+        if limit is not None:
+            run["limit"] = limit  # the replay takes as many records: the cassette holds no more
+        self.cassette = Cassette([run])
 
     async def connection(self, name: str, spec: ConnectorSpec,
                          open_real: Callable[[], Awaitable[Connection]]) -> Connection:
@@ -152,6 +155,13 @@ class Recorder:
         self.cassette.entries.append({"type": "result", "status": status, "failed": failed})
         for entry in self.cassette.entries:
             entry.pop("read_once", None)
+
+    def cut_short(self) -> bool:
+        """Whether the run stopped in the middle of a read it did not take to its end (a stop, a time
+        limit), not at a --limit: its replay would read on past what the cassette holds, and fail."""
+        if "limit" in self.cassette.run:
+            return False
+        return any("pages" in e and not e.get("complete") and "error" not in e for e in self.cassette.of_type("read"))
 
     def save(self, mask: Callable[[str], str]) -> Path:
         return self.cassette.save(self.folder, mask)

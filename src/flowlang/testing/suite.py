@@ -140,8 +140,9 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     recorded = cassette.run
     given = dict(from_stored(recorded.get("params") or {}))
     given.update({k: from_python(v) for k, v in (params or {}).items()})
+    limit = recorded.get("limit")  # recorded with --limit: the cassette holds that many records
     options = flow.options(given, None, from_stored(recorded.get("input")), masker=masker, tape=replayer,
-                           secret_providers=stand_ins)
+                           secret_providers=stand_ins, limit=limit if type(limit) is int else None)
     result = await flow.run_job(options, RunSetup(None, collect=True), "test")
     problems = replayer.problems()
     error = result.error
