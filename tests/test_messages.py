@@ -4,11 +4,12 @@ file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from syrupy.assertion import SnapshotAssertion
 
-from conftest import cli
+from conftest import cli, run_cli
 
 PARAMS = 'param since = "2024-01-01"\nparam n = 5\nparam full = false\nemit [since, n, full]\n'
 
@@ -196,3 +197,29 @@ def test_a_path_in_double_quotes_with_a_placeholder_its_call_fills_says_to_use_s
             "   | " + " " * 28 + "^^\n"
             "   = hint: to fill {id} from the argument id:, write the path in single quotes, as a template: "
             "'/customers/{id}/orders/{d}'\n") in result.stderr, result.stderr
+
+
+def test_a_param_whose_default_is_a_time_or_a_date_reads_iso_text(tmp_path: Path) -> None:
+    """`--param since=2024-05-01T00:00:00+05:30` for `param since = datetime(...)` stayed text, and
+    `since > d` failed the run ('cannot compare string and datetime', exit 1). Such a param reads ISO 8601
+    text as datetime() and date() do (no offset: UTC, whatever the machine's zone); another kind, or
+    text that is no time, is refused before the run."""
+    (tmp_path / "p.flow").write_text(
+        'param since = datetime("2024-01-01T00:00:00Z")\nparam day = today()\n'
+        'param back = (job.last_success_at ?? now()) - minutes(10)\nparam tag = "x"\n'
+        'emit {since: since, later: since > datetime("2024-03-01T00:00:00Z"), day: day, back: type_of(back), '
+        'tag: tag}\n')
+    env = {"TZ": "Asia/Kolkata"}
+    done = run_cli("run", "p.flow", "--param", "since=2024-05-01T00:00:00", "--param", "day=2024-05-02",
+                   "--param", "back=2024-05-01T10:00:00+02:00", "--param", "tag=2024-05-01", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"since": "2024-05-01T00:00:00Z", "later": True, "day": "2024-05-02",
+                                       "back": "datetime", "tag": "2024-05-01"}
+    for given, said in (("since=yesterday", "param since is a time (its default is one): 'yesterday' is not "
+                                            "an ISO 8601 date or time"),
+                        ("since=1714564800", "param since is a time (its default is one), got number (as ISO "
+                                             "8601 text: --param since=2024-05-01T00:00:00Z)"),
+                        ("day=null", "param day is a date (its default is one), got null")):
+        refused = run_cli("run", "p.flow", "--param", given, cwd=tmp_path, env=env)
+        assert refused.returncode == 2 and said in refused.stderr, (given, refused.stderr)
+        assert refused.stdout == "" and "Traceback" not in refused.stderr

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,7 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
             problem = _param_type_problem(p.name, p.node.default, given[p.name])
             if problem:
                 raise UsageError(f"param {p.name} {problem}")
+            param_value(p.name, p.node.default, given[p.name])  # a time or a date param: text it can read
     missing = [p.name for p in compiled.params if p.default is None and p.name not in given]
     if missing:
         names = ", ".join(missing)
@@ -170,6 +171,45 @@ def _param_type_problem(name: str, default: ast.Expr | None, value: Any) -> str 
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         return f"is a number (its default is {shown}), got {_show(value)}"
     return None
+
+
+# defaults that are a time or a date: these calls, one of them plus or minus a duration (now() - days(7)),
+# or the fallback of a ?? (job.last_success_at ?? datetime(...))
+MOMENT_CALLS = {"datetime": "datetime", "now": "datetime", "to_zone": "datetime", "parse_date": "datetime",
+                "date": "date", "today": "date"}
+DURATION_CALLS = ("days", "hours", "minutes", "seconds")
+
+
+def _moment_kind(default: ast.Expr | None) -> str | None:
+    if isinstance(default, ast.FuncCall):
+        return MOMENT_CALLS.get(default.name)
+    if (isinstance(default, ast.Binary) and default.op in (ast.BinOp.ADD, ast.BinOp.SUB)
+            and isinstance(default.right, ast.FuncCall) and default.right.name in DURATION_CALLS):
+        return _moment_kind(default.left)
+    if isinstance(default, ast.Coalesce):  # job.last_success_at ?? datetime("2026-01-01T00:00:00Z")
+        return _moment_kind(default.right)
+    return None
+
+
+def param_value(name: str, default: ast.Expr | None, value: Any) -> Any:
+    """The value a param takes. A param whose default is a time (`datetime("2024-01-01T00:00:00Z")`,
+    `now() - days(7)`) or a date (`today()`) reads ISO 8601 text given for it (`--param
+    since=2024-05-01T00:00:00+02:00`) as datetime() and date() read it; before, the text stayed text and
+    `since > d` failed the run. Another kind, or text that is no time, is refused before the run."""
+    kind = _moment_kind(default)
+    if kind is None or type(value) is (datetime if kind == "datetime" else date):
+        return value
+    from flowlang.runtime.builtins.registry import BuiltinError
+    from flowlang.runtime.builtins.time import date_, datetime_
+
+    word, example = ("a time", "2024-05-01T00:00:00Z") if kind == "datetime" else ("a date", "2024-05-01")
+    if type(value) is not str:
+        raise UsageError(f"param {name} is {word} (its default is one), got {_show(value)} (as ISO 8601 text: "
+                         f"--param {name}={example})")
+    try:
+        return datetime_(value) if kind == "datetime" else date_(value)
+    except BuiltinError as e:
+        raise UsageError(f"param {name} is {word} (its default is one): {e.message.split(': ', 1)[-1]}") from None
 
 
 def _show(value: Any) -> str:
@@ -520,7 +560,7 @@ def hard_stop_error(options: RunOptions, reason: str) -> FlowRuntimeError:
 def set_params(compiled: CompiledModule, frame: Frame, given: dict[str, Any]) -> None:
     for p in compiled.params:
         if p.name in given:
-            frame.slots[p.slot] = given[p.name]
+            frame.slots[p.slot] = param_value(p.name, p.node.default, given[p.name])
         elif p.default is not None:
             frame.slots[p.slot] = p.default(frame)
 
