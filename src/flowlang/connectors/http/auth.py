@@ -1,10 +1,12 @@
 """Authentication for HTTP requests: bearer, basic, API key (header or query) and OAuth2 client
-credentials (the token is fetched, cached, refreshed before it expires and once after a 401)."""
+credentials (the token is fetched, cached, refreshed before it expires and once after a 401: the
+requests in flight that meet the same 401 share one new token)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +16,8 @@ from urllib.parse import quote_plus
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Secret, to_text, type_name
 
-REFRESH_MARGIN = 60.0  # seconds before expiry a cached token is renewed
+REFRESH_MARGIN = 60.0  # seconds before expiry a cached token is renewed (a tenth of a shorter lifetime)
+DEFAULT_LIFETIME = 3600.0  # a token whose answer gives no usable expires_in
 
 
 def reveal(value: Any) -> str:
@@ -48,8 +51,8 @@ class Auth:
     def refreshable(self) -> bool:
         return False
 
-    def invalidate(self) -> None:
-        pass
+    def invalidate(self, used: RequestAuth) -> None:
+        """A request sent with `used` was answered 401: forget that token (not a newer one)."""
 
     def secrets(self) -> list[str]:
         return []
@@ -116,7 +119,7 @@ class OAuth2ClientCredentials(Auth):
         self.scope = scope
         self.on_token = on_token
         self._token: str | None = None
-        self._expires = 0.0
+        self._renew_at = 0.0  # monotonic
         self._lock = asyncio.Lock()
 
     def secrets(self) -> list[str]:
@@ -133,12 +136,15 @@ class OAuth2ClientCredentials(Auth):
     def fixed(self) -> RequestAuth | None:
         return None
 
-    def invalidate(self) -> None:
-        self._token = None
+    def invalidate(self, used: RequestAuth) -> None:
+        # only the token the refused request carried: another request in flight that met the same 401
+        # may already have fetched the next one, which stays
+        if self._token is not None and used.headers.get("Authorization") == f"Bearer {self._token}":
+            self._token = None
 
     async def apply(self, fetch: TokenFetcher) -> RequestAuth:
         async with self._lock:
-            if self._token is None or time.monotonic() >= self._expires - REFRESH_MARGIN:
+            if self._token is None or time.monotonic() >= self._renew_at:
                 await self._fetch(fetch)
         return RequestAuth(headers={"Authorization": f"Bearer {self._token}"})
 
@@ -157,11 +163,20 @@ class OAuth2ClientCredentials(Auth):
                                    + token_error(body), "http", status=status)
         self._token = str(body["access_token"])
         self.on_token(self._token)
-        try:
-            lifetime = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        self._expires = time.monotonic() + lifetime
+        lifetime = token_lifetime(body.get("expires_in"))
+        self._renew_at = time.monotonic() + lifetime - min(REFRESH_MARGIN, lifetime / 10)
+
+
+def token_lifetime(expires_in: Any) -> float:
+    """A token answer's expires_in in seconds (a number, or a text of one); DEFAULT_LIFETIME when it
+    gives none that is a positive finite number."""
+    if isinstance(expires_in, bool):
+        return DEFAULT_LIFETIME
+    try:
+        lifetime = float(expires_in)
+    except (TypeError, ValueError, OverflowError):
+        return DEFAULT_LIFETIME
+    return lifetime if math.isfinite(lifetime) and lifetime > 0 else DEFAULT_LIFETIME
 
 
 def token_error(body: Any) -> str:

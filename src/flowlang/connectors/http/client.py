@@ -340,7 +340,7 @@ class HttpClient:
                                 status=None, method=method, url=shown(url, self.services.mask)) from None
             if response.status == 401 and self.settings.auth.refreshable() and not refreshed:
                 refreshed = True
-                self.settings.auth.invalidate()
+                self.settings.auth.invalidate(auth)  # the token this request carried, not a newer one
                 attempt -= 1
                 continue
             if attempt < policy.attempts and may_retry_status(response.status, method, keyed, response.headers,

@@ -1,0 +1,60 @@
+"""OAuth2 client credentials against a real provider on 127.0.0.1 (tests/authapi.py): tokens that expire
+soon, tokens revoked mid-run while requests are in flight, a token endpoint that cannot be reached or
+answers garbage. Each request the API accepted is counted at the API; the client secret is a canary
+(quotes, a backslash, non-ASCII, long) that no output may hold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from authapi import AuthApi
+from conftest import cli
+
+CANARY = 'cs-"quoted"\\back-ü€-' + "x" * 300
+
+OAUTH = ('use api = http(base_url: env.API + "/api", retry: 2, '
+         'auth: oauth2_client_credentials(env.API + "/token", "client-1", secret.CS))\n')
+
+
+def run(tmp_path: Path, body: str, api_url: str) -> tuple[int, str, str]:
+    (tmp_path / "f.flow").write_text(OAUTH + body)
+    (tmp_path / "s.toml").write_text(f"CS = {json.dumps(CANARY)}\n")
+    done = cli("run", "f.flow", "--secrets", "s.toml", "--log-format", "text", cwd=tmp_path, env={"API": api_url})
+    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    for text in (done.stdout, done.stderr, errors.stdout, errors.stderr):
+        assert "Traceback" not in text
+        for form in (CANARY, json.dumps(CANARY)[1:-1], CANARY[:40]):
+            assert form not in text
+    return done.status, done.stderr, errors.stdout
+
+
+def test_requests_in_flight_when_tokens_are_revoked_share_one_new_token(tmp_path: Path) -> None:
+    """When the provider revoked the token mid-run, each of the 8 requests in flight got its 401 and
+    threw away the current token, also the new one another of them had just fetched: 20 tokens were
+    fetched for one revocation, and with a provider that keeps one token per client (a new one revokes
+    the older) requests retried with a token already replaced got a second 401 and their records failed."""
+    with AuthApi(single=True, revoke_after=12, delay=lambda n: 0.02 * (n % 8)) as api:
+        status, err, _ = run(tmp_path, "for each i in range(0, 40) parallel 8\n"
+                                       '  send {n: i} to api.post("/items")\nend\n', api.url)
+        sent = sorted(json.loads(b)["n"] for b in api.accepted("POST", "/api/items"))
+        tokens = list(api.tokens)
+        refused = [json.loads(s.body)["n"] for s in api.refused()]
+    assert status == 0, err
+    assert sent == list(range(40))  # each record accepted once
+    assert tokens == ["tok-1", "tok-2"]  # one refresh for the revocation
+    assert len(refused) == len(set(refused)) <= 8  # a record's request was refused at most once
+
+
+def test_a_short_lived_token_is_kept_and_renewed_before_it_expires(tmp_path: Path) -> None:
+    """A token of 60 s or less was fetched again for every request (renewed 60 s before its expiry):
+    30 requests, 30 token requests, twice the traffic, and a token endpoint with a rate limit of its own
+    refused the run. It is now kept for nine tenths of its lifetime."""
+    with AuthApi(lifetime=1.0, delay=lambda n: 0.05) as api:
+        status, err, _ = run(tmp_path, 'for each i in range(0, 30)\n  call api.get("/items")\nend\n', api.url)
+        accepted = len(api.accepted("GET", "/api/items"))
+        tokens = len(api.tokens)
+        refused = api.refused()
+    assert status == 0, err
+    assert accepted == 30 and refused == []  # renewed before it expired: no request met a 401
+    assert 2 <= tokens <= 4  # about 1.5 s of requests with a 1 s token
