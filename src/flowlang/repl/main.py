@@ -69,6 +69,8 @@ def repl_main(args: argparse.Namespace, terminal: Terminal) -> int:
     try:
         if args.file:
             loaded = session.load_file(Path(args.file))
+            for left in loaded.left_out:
+                terminal.message(left.note())
             if loaded.error is not None:
                 terminal.message(loaded.error.render())
                 if not terminal.stdin_is_terminal():

@@ -163,7 +163,8 @@ def cmd_load(session: ReplSession, arg: str) -> MetaResult:
     outcome = session.load_file(path)
     if outcome.error is not None:
         return MetaResult(outcome.error.render(), ok=False)
-    return MetaResult(f"loaded {path}: {', '.join(sorted(session.scope.names)) or 'nothing'}")
+    notes = "".join("\n" + left.note() for left in outcome.left_out)
+    return MetaResult(f"loaded {path}: {', '.join(sorted(session.scope.names)) or 'nothing'}{notes}")
 
 
 def cmd_run(session: ReplSession, arg: str) -> MetaResult:

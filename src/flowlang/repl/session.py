@@ -18,8 +18,9 @@ from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Kind, Scope
 from flowlang.compile import ProgramCompiler
 from flowlang.compile.steps import Step, run_step
-from flowlang.environment import Environment
+from flowlang.environment import Environment, display_name
 from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
+from flowlang.repl.definitions import LeftOut, definitions
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import StopFlag
 from flowlang.runtime.masking import DERIVED, Masker
@@ -30,7 +31,6 @@ from flowlang.source import Source
 from flowlang.syntax import parse
 
 NOTHING = object()
-FILE_STATEMENTS = (ast.FlowDecl, ast.Param, ast.Use, ast.Import, ast.Function, ast.Let)
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Outcome:
     failures: list[RecordFailure] = field(default_factory=list)
     error: FlowError | None = None
     source: str = ""
+    left_out: list[LeftOut] = field(default_factory=list)  # definitions of a loaded file that were not loaded
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,7 @@ class ReplSession:
         self.loop = asyncio.new_event_loop()
         self.history: list[str] = []  # the inputs that succeeded, for :save
         self.counter = 0
+        self.left_out: list[LeftOut] = []  # what the last definitions_only compile left out
         self.interruptible = False  # the interactive screen turns Ctrl-C handling on
         self._dry_run = dry_run
         self._start()
@@ -145,12 +147,12 @@ class ReplSession:
             self.checker.rollback(point)
             raise ScriptError(diagnostics)
 
-    def compile(self, text: str, only: tuple[type, ...] | None = None,
+    def compile(self, text: str, definitions_only: bool = False,
                 at: tuple[str, int] | None = None) -> tuple[Step, ast.Module]:
         module = parse(self.source(text, at), "repl")
-        if only is not None:
-            module = ast.Module(tuple(s for s in module.statements if isinstance(s, only)), module.source,
-                                module.span)
+        self.left_out = []
+        if definitions_only:  # a flow file: its definitions, not its loops and I/O
+            module, self.left_out = definitions(module)
         self._check(module)
         session_source = self.checked.source
         self.checked.source = module.source  # the places its steps report (a failed record's) are in this input
@@ -166,7 +168,7 @@ class ReplSession:
             self.ctx.frames.append(Frame([None] * compiled.checked.frame.size, None, self.ctx, self.outputs.append))
         return step, module
 
-    def execute(self, text: str, only: tuple[type, ...] | None = None,
+    def execute(self, text: str, definitions_only: bool = False,
                 on_step: Callable[[asyncio.Task[Any]], None] | None = None,
                 at: tuple[str, int] | None = None) -> Outcome:
         """Run one complete input. `on_step` gets the running task (to cancel it on Ctrl-C); `at` names
@@ -174,7 +176,8 @@ class ReplSession:
         outcome = Outcome(source=text)
         point = self.checker.checkpoint()
         try:
-            step, module = self.compile(text, only, at)
+            step, module = self.compile(text, definitions_only, at)
+            outcome.left_out = self.left_out
             self._set_new_params(module)
         except FlowError as e:
             outcome.error = e
@@ -286,7 +289,7 @@ class ReplSession:
         self.base_dir = path.resolve().parent
         self.checker.base_dir = self.base_dir
         try:
-            return self.execute(text, only=FILE_STATEMENTS)
+            return self.execute(text, definitions_only=True, at=(display_name(path), 1))
         finally:
             self.base_dir = old
             self.checker.base_dir = old
