@@ -6,7 +6,10 @@ answers garbage. Each request the API accepted is counted at the API; the client
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
+
+from aiohttp import web
 
 from authapi import AuthApi
 from conftest import cli
@@ -58,3 +61,37 @@ def test_a_short_lived_token_is_kept_and_renewed_before_it_expires(tmp_path: Pat
     assert status == 0, err
     assert accepted == 30 and refused == []  # renewed before it expired: no request met a 401
     assert 2 <= tokens <= 4  # about 1.5 s of requests with a 1 s token
+
+
+def test_a_token_endpoint_that_cannot_be_reached_is_named(tmp_path: Path) -> None:
+    """The request whose token could not be fetched was named as if it had failed itself ('POST
+    .../api/items failed: cannot connect: ... 55555'), with nothing saying a token was being fetched."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with AuthApi() as api:
+        status, err, errors = run(tmp_path, "for each i in range(0, 1)\n  send {n: i} to api.post(\"/items\")\nend\n",
+                                  api.url.replace(str(api.port), str(port)))
+        assert api.seen == []
+    assert status == 3, err
+    message = json.loads(errors.splitlines()[0])["message"]
+    assert message.startswith(f"POST http://127.0.0.1:{port}/api/items failed: the OAuth2 token endpoint "
+                              f"http://127.0.0.1:{port}/token could not be reached: cannot connect"), message
+    assert message.endswith("(after 2 attempts)"), message
+
+
+def test_a_token_endpoint_that_answers_garbage_says_what_it_answered(tmp_path: Path) -> None:
+    """Binary bytes were shown as text ('\\x00ÿ\\x1b[31m...'), a JSON list or number as nothing at all."""
+    answers = [lambda: web.Response(body=b"\x00\xff\x1b[31mgarbage", content_type="application/octet-stream"),
+               lambda: web.json_response([1, 2]), lambda: web.json_response(42),
+               lambda: web.Response(status=502, text="<html>Bad gateway</html>", content_type="text/html")]
+    said = ["the OAuth2 token endpoint answered 200 without an access_token: <14 bytes of binary data>",
+            "the OAuth2 token endpoint answered 200 without an access_token (the answer is a list)",
+            "the OAuth2 token endpoint answered 200 without an access_token (the answer is 42)",
+            "the OAuth2 token endpoint answered 502 without an access_token: <html>Bad gateway</html>"]
+    for answer, expected in zip(answers, said, strict=True):
+        with AuthApi(token_answer=answer) as api:
+            status, err, _ = run(tmp_path, 'call api.get("/items")\n', api.url)
+            assert api.seen == []
+        assert status == 1 and f"error: {expected}" in err, err
+        assert "\x1b" not in err

@@ -190,8 +190,10 @@ def token_error(body: Any) -> str:
         text = said[0] + (f" ({said[1]})" if len(said) > 1 else "")
     elif isinstance(body, str) and body.strip():
         text = body.strip()
-    else:
+    elif body is None or isinstance(body, str):
         return ""
+    else:
+        return f" (the answer is {'a list' if isinstance(body, list) else to_text(body)[:100]})"
     return ": " + (text if len(text) <= 300 else text[:300] + "...")
 
 

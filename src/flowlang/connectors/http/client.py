@@ -374,12 +374,18 @@ class HttpClient:
         if self.settings.guard is not None:
             await self.settings.guard.check(token_url)
         body = urlencode(form).encode()
-        response = await self.transport.send("POST", token_url, {
-            "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers}, body)
+        try:
+            response = await self.transport.send("POST", token_url, {
+                "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers}, body)
+        except TransportError as e:  # the request waiting for the token was not sent: it may be tried again
+            raise TransportError(f"the OAuth2 token endpoint {shown(token_url, self.services.mask)} could not be "
+                                 f"reached: {e.message}", sent=False, timeout=e.timeout, refused=e.refused,
+                                 final=e.final) from None
         try:
             value = loads(response.body) if response.body else None
-        except JsonDataError:  # not JSON: its text, for the error to show
-            value = response.body.decode("utf-8", errors="replace")
+        except JsonDataError:  # not JSON: its text (binary data by its size), for the error to show
+            value = self.snippet(response.body) if is_binary(response.body) else \
+                response.body.decode("utf-8", errors="replace")
         if response.status < 400 and isinstance(value, dict) and value.get("access_token"):
             return response.status, value
         return response.status, mask_value(value, self.services.mask)  # an error may echo the client secret
