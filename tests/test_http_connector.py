@@ -621,6 +621,22 @@ def test_redirect_to_another_host_drops_credentials() -> None:
         assert result.outputs == [{"auth": None, "key": None}], result.error
 
 
+def test_a_redirect_to_a_location_that_is_no_url_fails_the_record_unshown() -> None:
+    """An API redirecting to 'http://[::1<its echo of the key>' failed the record with "internal error
+    (ValueError: Invalid IPv6 URL); this is a bug in flowlang". The record fails with what was wrong,
+    the next goes on, and the Location (which may carry the credential) is not shown."""
+    with FakeApi() as api:
+        api.route("GET", "/go/1", lambda req: (302, {"Location": "http://[::1" + req.headers["x-key"]}, None))
+        api.route("GET", "/go/2", lambda req: (200, {}, {"ok": True}))
+        result = run('use api = http(base_url: env.API, headers: {"X-Key": secret.K}, retry: 1)\n'
+                     'for each n in [1, 2]\n  call api.get("/go/{n}") as r\n  emit r\nend\n', api,
+                     secrets={"K": "Rk3v9Wm2Lp8Tx5Qn"})
+    assert result.outputs == [{"ok": True}]
+    assert [e.message for e in result.errors] == [
+        f"GET {api.url}/go/1 failed: a 302 redirect to a Location that is not a URL (Invalid IPv6 URL)"]
+    assert api.count("GET", "/go/1") == 1
+
+
 def test_parallel_overlaps_requests_and_keeps_order() -> None:
     with FakeApi() as api:
         api.route("GET", r"/item/(\d+)", lambda req: (time.sleep(0.05), (200, {}, {"n": int(req.match[1])}))[1])

@@ -402,7 +402,11 @@ class HttpClient:
             location = response.headers.get("location")
             if response.status not in REDIRECTS or not location:
                 return response
-            current = urljoin(current, location)
+            try:
+                current = urljoin(current, location)
+            except ValueError as e:  # "http://[::1" (urlsplit's 'Invalid IPv6 URL'): was an internal error
+                raise TransportError(f"a {response.status} redirect to a Location that is not a URL ({e})",
+                                     sent=True) from None
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, data = "GET", None
             if self.settings.guard is not None:
