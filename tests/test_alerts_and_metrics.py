@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import email
+import email.utils
 import ipaddress
 import json
 import socket
@@ -111,7 +112,7 @@ def project(folder: Path, port: int, cert: Path, min_interval: str = "1h", hook:
 
 def run(folder: Path, api: str = "http://127.0.0.1:9", *extra: str) -> Any:
     return run_cli("run", "orders.flow", "--secrets", "secrets.toml", "--log-format", "json", *extra, cwd=folder,
-                   env={"API": api})
+                   env={"API": api, "TZ": "Pacific/Chatham"})
 
 
 def test_a_partial_run_mails_once_with_grouped_errors(tmp_path: Path, smtp: tuple[int, Mailbox, Path]) -> None:
@@ -125,6 +126,11 @@ def test_a_partial_run_mails_once_with_grouped_errors(tmp_path: Path, smtp: tupl
     mail = box.messages[0]
     assert mail["Subject"] == "flowlang: Nightly orders finished with failed records (job 1)"
     assert mail["To"] == "ops@acme.test, oncall@acme.test"
+    # dated in UTC, whatever the machine's zone, and with an id (a relay such as Postfix adds neither)
+    sent_at = email.utils.parsedate_to_datetime(mail["Date"])
+    now = datetime.datetime.now(datetime.UTC)
+    assert mail["Date"].endswith("+0000") and abs((now - sent_at).total_seconds()) < 120
+    assert mail["Message-ID"].startswith("<") and mail["Message-ID"].endswith("@acme.test>")
     body = mail.get_payload(decode=True).decode()
     assert "Records: read 3, sent 0, failed 2, skipped 0" in body
     # grouped as flowlang errors --group groups them: by the shape of the message

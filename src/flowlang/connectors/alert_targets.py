@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from typing import Any
 
 import aiohttp
@@ -38,6 +40,11 @@ class SmtpTarget:
         message["From"] = self.sender
         message["To"] = ", ".join(self.to)
         message["Subject"] = subject
+        # RFC 5322 wants both; an SMTP relay such as Postfix adds neither for a remote client (the alert
+        # arrived undated, sorted as 1970 or filed as spam). The time is UTC, as the store's are.
+        message["Date"] = format_datetime(datetime.now(UTC))
+        domain = self.sender.rpartition("@")[2].strip("> ") or "flowlang.invalid"  # not getfqdn(): no DNS wait
+        message["Message-ID"] = make_msgid("flowlang", domain=domain)
         message.set_content(text)
         try:
             await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.user,
