@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,6 +112,34 @@ def test_max_seconds_stops_a_cpu_bound_loop(tmp_path: Path) -> None:
     assert_clean(err)
     assert last_job(tmp_path, "loop")["status"] == "failed"
     assert_lock_released(tmp_path, "loop")
+
+
+def test_max_seconds_stops_a_record_waiting_on_an_api_that_never_answers(tmp_path: Path) -> None:
+    """A record waiting for an answer that does not come checks no stop flag: at the hard stop the
+    run went on waiting, and the watchdog ended the process two seconds later with "did not stop
+    within 4s more (stuck in CPU-bound work)", which it was not. The hard stop now cancels the run's
+    wait, and the run fails with the limit error, the job recorded."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # accepted by the kernel, never answered
+    try:
+        flow = ('use api = http(base_url: env.API, timeout: 600)\nemit "started"\nfor each i in [1, 2]\n'
+                '  send {i: i} to api.post("/x")\nend\n')
+        os.environ["API"] = f"http://127.0.0.1:{server.getsockname()[1]}"
+        try:
+            proc, started = start(tmp_path, "hang", flow, "--max-seconds", "1")
+        finally:
+            del os.environ["API"]
+        status, _, err = finish(proc)
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    assert status == 1, err
+    assert "the records in flight did not finish within 2s and were stopped" in err, err
+    assert "CPU-bound" not in err
+    assert took < 15  # 1 s, then the 2 s grace (the request alone waits 600 s)
+    assert_clean(err)
+    assert last_job(tmp_path, "hang")["status"] == "failed"
 
 
 def test_max_seconds_stops_comprehensions_and_recursion(tmp_path: Path) -> None:

@@ -413,7 +413,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         ctx.bindings = {name: tape.wrap(conn) for name, conn in ctx.bindings.items()}
     main = ctx.frames[compiled.index]
     error: FlowError | None = None
-    timers = deadline_timers(options, flow.key, setup.state_dir, job_id)
+    closing: list[bool] = []  # set once the body is over: the hard stop cancels only the body
+    timers = deadline_timers(options, flow.key, setup.state_dir, job_id, lambda: not closing)
     try:
         ctx.observer.run_started(flow.name, job_id, kind)
         await asyncio.to_thread(ctx.secrets.prefetch, secret_uses(compiled.checked))
@@ -429,6 +430,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     except asyncio.CancelledError:
         if not options.stop.hard:
             raise
+        running_task = asyncio.current_task()
+        if running_task is not None:
+            running_task.uncancel()  # taken as the hard stop: the closing below may await again
         error = hard_stop_error(options, options.stop.hard)
     except NeedsMaterialization as e:
         error = FlowRuntimeError(f"the record stream {e.stream.label} was used outside `for each` "
@@ -437,6 +441,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         log.debug("internal error in a run", exc_info=e)
         error = e if isinstance(e, FlowError) else internal_error(e)
     finally:
+        closing.append(True)
         for timer in timers:
             WATCHDOG.cancel(timer)
         await close_all(ctx)  # a close that hangs (a query stuck in C): the watchdog still records the job
@@ -525,7 +530,8 @@ def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id:
     return resumed
 
 
-def deadline_timers(options: RunOptions, flow: str, state_dir: Path | None, job_id: int) -> list[int]:
+def deadline_timers(options: RunOptions, flow: str, state_dir: Path | None, job_id: int,
+                    in_body: Callable[[], bool] = lambda: True) -> list[int]:
     """The watchdog's part of a run: at max_seconds a graceful stop, after the grace a hard stop, after
     as long again (code stuck in C) the job recorded as failed and, from the CLI, the process ended
     with 1. Any hard stop of the process records this job first."""
@@ -543,11 +549,28 @@ def deadline_timers(options: RunOptions, flow: str, state_dir: Path | None, job_
     stop, grace = options.stop, options.limits.grace_seconds
     start = time.monotonic()
     reason = f"max_seconds {seconds:g}"
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+    def hard_stop() -> None:  # in the watchdog's thread
+        stop.request_hard(reason)
+        if task is not None:  # a record waiting on the network checks no flag: cancel the wait
+            try:
+                loop.call_soon_threadsafe(cancel_body, task, in_body)
+            except RuntimeError:  # the loop is closed: the run is over
+                pass
     return [WATCHDOG.at(start + seconds, lambda: stop.request(reason)),
-            WATCHDOG.at(start + seconds + grace, lambda: stop.request_hard(reason)),
+            WATCHDOG.at(start + seconds + grace, hard_stop),
             WATCHDOG.at(start + seconds + 2 * grace, lambda: WATCHDOG.exit_process(
                 int(ExitStatus.FAILED), "failed", f"the run took longer than {seconds:g}s (max_seconds) and did not "
                 f"stop within {2 * grace:g}s more (stuck in CPU-bound work): ended; no state committed"))]
+
+
+def cancel_body(task: asyncio.Task[Any], in_body: Callable[[], bool]) -> None:
+    """The hard stop of max_seconds, on the loop: the run's task is cancelled while its body runs (a
+    record waiting for an answer that does not come), as a second signal does; the run then fails
+    with the limit error instead of the watchdog ending the process as if stuck in CPU-bound work."""
+    if in_body() and not task.done():
+        task.cancel()
 
 
 def hard_stop_error(options: RunOptions, reason: str) -> FlowRuntimeError:
