@@ -219,6 +219,10 @@ def test_parse_date_does_not_take_a_local_zone_name_for_utc(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("call", "column", "message"), [
     ('to_zone(d, "Europe/Olso")', 19, "to_zone(): unknown time zone 'Europe/Olso'"),
+    ('to_zone(d, "UTC+5")', 19, "to_zone(): unknown time zone 'UTC+5' (use \"UTC\", an IANA name like "
+     "\"Europe/Berlin\" or an offset like \"+02:00\"; did you mean '+05:00'?)"),
+    ('datetime(s, zone: "GMT-03:30")', 26, "datetime(): unknown time zone 'GMT-03:30' (use \"UTC\", an IANA "
+     "name like \"Europe/Berlin\" or an offset like \"+02:00\"; did you mean '-03:30'?)"),
     ('to_zone(d, "asia/kolkata")', 19, "to_zone(): unknown time zone 'asia/kolkata' (use \"UTC\", an IANA name "
      "like \"Europe/Berlin\" or an offset like \"+02:00\"; did you mean 'Asia/Kolkata'?)"),
     ('to_zone(d, zone: 2)', 25, "to_zone() needs a string for 'zone', got number"),

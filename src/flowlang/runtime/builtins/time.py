@@ -222,15 +222,27 @@ def time_zone(name: str, fn: str = "to_zone") -> tzinfo:
 
 
 def unknown_zone(name: str) -> str:
-    """What is said of a name that is no zone, with the zone it differs from by case or a letter or two."""
+    """What is said of a name that is no zone, with the zone it differs from by case or a letter or two,
+    or the offset a "UTC+5" means."""
     import difflib  # only for a name that is no zone
 
     names, key = _zone_names(), name.strip().lower()
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
-    near = names.get(key) or (names[close[0]] if close else None)
+    near = names.get(key) or _offset_meant(key) or (names[close[0]] if close else None)
     hint = f"; did you mean {near!r}?" if near else ""
     return (f"unknown time zone {name!r} (use \"UTC\", an IANA name like \"Europe/Berlin\" or an offset like "
             f"\"+02:00\"{hint})")
+
+
+_UTC_PLUS = re.compile(r"(?:utc|gmt)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?")
+
+
+def _offset_meant(key: str) -> str | None:
+    """The offset "UTC+5" or "GMT-03:30" means, as a zone is written here (+05:00, -03:30)."""
+    found = _UTC_PLUS.fullmatch(key)
+    if found is None or int(found.group(2)) > 23 or int(found.group(3) or 0) > 59:
+        return None
+    return f"{found.group(1)}{int(found.group(2)):02d}:{found.group(3) or '00'}"
 
 
 @lru_cache(maxsize=1)
