@@ -15,7 +15,10 @@ import pytest
 from conftest import run_cli
 from fakeapi import FakeApi, Request
 from flowlang.check.triggers import ScheduleTrigger
+from flowlang.runtime.store import Store
+from flowlang.serve.clock import ScaledClock
 from flowlang.serve.schedule import next_tick
+from flowlang.serve.service import ServeOptions, Service
 from serving import ServeProcess, wait_for
 
 TICKS = 'use api = http(base_url: env.API)\nsend {at: job.trigger.scheduled_at, kind: job.trigger.kind} to ' \
@@ -151,3 +154,37 @@ def test_a_clock_serve_cannot_follow_is_refused_at_start(clock: str, message: st
     done = run_cli("serve", str(tmp_path), "--port", "0", env={"FLOWLANG_CLOCK": clock}, timeout=30)
     assert done.returncode == 2, done.stderr
     assert f"FLOWLANG_CLOCK: {message}" in done.stderr and "internal error" not in done.stderr
+
+
+def test_a_tick_that_comes_as_serve_stops_starts_no_job(tmp_path: Path, monkeypatch: Any) -> None:
+    """SIGTERM while a tick is being written to the inbox: the old code started the tick's job anyway
+    (seen in kill trials: when the stop's drain had found nothing running, the stop then cancelled the
+    job half-run, leaving it `running` in the store, later `crashed`, its sends cut off). Now a tick that
+    finds serve stopping starts no job. In-process, on a frozen clock: the stop is set as the tick's
+    inbox write is made (the old code ran a job here)."""
+    (tmp_path / "tick.flow").write_text('trigger schedule("* * * * *")\n' + TICKS)
+    with FakeApi() as api:
+        monkeypatch.setenv("API", api.url)
+        clock = ScaledClock(datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC), 0)
+        service = Service(ServeOptions(folder=tmp_path, clock=clock))
+        write_tick = service.inbox.set_tick
+
+        def set_tick(key: str, when: str) -> Any:
+            if when == "2026-01-01T00:01:00Z":  # the tick, not the first mark at start
+                service.runs.stopping = True  # SIGTERM arrives while it is written
+            return write_tick(key, when)
+
+        monkeypatch.setattr(service.inbox, "set_tick", set_tick)
+        service.runs.start()
+        service.scheduler.start()
+        clock.advance(31)
+        wait_for(lambda: service.inbox.last_tick("tick") == "2026-01-01T00:01:00Z", what="the tick written")
+        time.sleep(0.5)  # the old code's job starts here
+        service.runs.stop(10)
+        service.inbox.close()
+    store = Store(tmp_path / ".flowlang")
+    try:
+        assert store.jobs("tick") == []
+    finally:
+        store.close()
+    assert moments(api) == []

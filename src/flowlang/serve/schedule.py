@@ -90,6 +90,9 @@ class Scheduler:
 
     async def _tick(self, route: str, key: str, when: datetime) -> None:
         await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(when)))
+        if self.runs.stopping:  # SIGTERM came while the tick was written: a job started now would be cut off
+            log.info(f"{route}: tick of {format_datetime(when)} not run: serve is stopping")
+            return
         if self.runs.busy(route):
             self.skipped[route] = self.skipped.get(route, 0) + 1
             log.warning(f"{route}: tick of {format_datetime(when)} skipped: the previous run still runs")
