@@ -245,6 +245,21 @@ def test_a_request_the_cassette_lacks_names_the_nearest(tmp_path: Path) -> None:
     assert f"request not in the cassette at {flow}:10:10: the cassette has no recorded request" in failed.stdout
 
 
+def test_update_says_why_it_cannot_accept_a_replay_that_made_a_new_request(tmp_path: Path) -> None:
+    """--update of a replay that asked for a request the cassette lacks printed FAIL and the miss, and
+    left the cassette as it was without saying that it did not update it, or why."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    before = (tmp_path / "cassette" / "cassette.jsonl").read_text()
+    flow.write_text(FLOW.replace("size: 2", "size: 3"))
+    updated = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--update")
+    assert updated.returncode == 1
+    assert "FAIL" in updated.stdout and "request not in the cassette" in updated.stdout
+    assert "not updated: the replay made a request the cassette does not hold" in updated.stdout
+    assert (tmp_path / "cassette" / "cassette.jsonl").read_text() == before
+
+
 def test_a_new_call_outside_a_loop_names_its_line_once(tmp_path: Path) -> None:
     flow = project(tmp_path)
     with server() as api:

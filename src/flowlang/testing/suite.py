@@ -149,6 +149,10 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     if error is not None and recorded_status(cassette) != "failed" and not any(error is m for m in replayer.misses):
         where = f" at {error.location}" if isinstance(error, FlowRuntimeError) and error.location else ""
         problems.insert(0, f"the run failed{where}: {error.message}")
+    if update and replayer.misses:
+        problems.append("not updated: the replay made a request the cassette does not hold, and a cassette "
+                        f"answers only what was recorded; record again (flowlang run {flow.path or 'FILE'} --record "
+                        f"{cassette_dir})")
     outcome = ReplayOutcome(name or flow.name, problems, result, replayer)
     if update and problems and not replayer.misses:
         if params and replayer.made.of_type("run"):  # the expectations are those of these params: keep them
