@@ -223,3 +223,21 @@ def test_a_param_whose_default_is_a_time_or_a_date_reads_iso_text(tmp_path: Path
         refused = run_cli("run", "p.flow", "--param", given, cwd=tmp_path, env=env)
         assert refused.returncode == 2 and said in refused.stderr, (given, refused.stderr)
         assert refused.stdout == "" and "Traceback" not in refused.stderr
+
+
+def test_check_finds_a_file_format_the_path_does_not_tell_and_a_sql_url_that_is_no_url(tmp_path: Path) -> None:
+    """file(path: "x.xlsx") and sql(url: "sqlite:/crm.db") passed `flowlang check` and failed the run at
+    its `use` line ('sql needs url: like ...'); both are constants, so check finds them at the value."""
+    (tmp_path / "f.flow").write_text('use src = file(path: "export.xlsx")\nuse db = sql(url: "sqlite:/crm.db")\n'
+                                     'use ok = file(path: "export.xlsx", format: "csv")\n'
+                                     'use later = file(path: env.EXPORT)\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert ("f.flow:1:22: error: file cannot tell the format of 'export.xlsx': give format: \"csv\", \"json\", "
+            "\"jsonl\" or \"bytes\"") in result.stderr, result.stderr
+    assert ("f.flow:2:19: error: sql url: must be a URL like \"sqlite:///sync.db\" or "
+            "\"postgresql+psycopg://user@host/db\", got 'sqlite:/crm.db'") in result.stderr
+    assert result.stderr.count("error:") == 2  # format: given, or a path from the environment: judged at the run
+    (tmp_path / "g.flow").write_text('use db = sql(url: env.DB_URL)\ncall db.query("select 1") as r\n')
+    ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 1 and "sql url: must be a URL like" in ran.stderr and "got null" in ran.stderr

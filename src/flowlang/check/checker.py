@@ -86,6 +86,12 @@ class Checker(StatementChecker):
                 problem = spec.value_problem(k.name, value) if known else None
                 if problem is not None:
                     self.error("config", problem, k.value.span)
+        if spec.config_problem is not None:
+            constants = {k.name: value for k in node.kwargs for known, value in [constant_value(k.value)] if known}
+            found = spec.config_problem(constants, given)
+            if found is not None:
+                at = next(k.value.span for k in node.kwargs if k.name == found[0])
+                self.error("config", found[1], at)
 
     # ---- operations ---------------------------------------------------------------------------
     def operation(self, op: ast.Operation, scope: Scope, ctx: Ctx, sending: bool) -> OperationSpec | None:

@@ -159,6 +159,9 @@ class ConnectorSpec:
     # the problem of a configuration value written as a constant (`timeout: -1`), for `flowlang check`:
     # the rule `open` applies, found before the run starts
     value_problem: Callable[[str, Value], str | None] | None = None
+    # the same for a rule of several keys: given the keys written as constants and the names of every key
+    # given, (the key to point at, the problem) or None (file(path: "x.xlsx") without format:)
+    config_problem: Callable[[Mapping[str, Value], set[str]], tuple[str, str] | None] | None = None
 
     def config_key(self, name: str) -> ConfigKey | None:
         return next((k for k in self.config if k.name == name), None)

@@ -507,6 +507,19 @@ def text_option_problem(key: str, value: Value, kind: str = "file") -> str | Non
     return None
 
 
+def path_format_problem(constants: Mapping[str, Value], given: set[str], kind: str = "file") -> tuple[str, str] | None:
+    """A constant path whose format its extension does not tell, with no format: given (x.xlsx), for
+    `flowlang check` (ConnectorSpec.config_problem): every read and write of it would fail."""
+    path = constants.get("path")
+    if "format" in given or not isinstance(path, str) or not path:
+        return None
+    try:
+        format_options(path, {}, kind)
+    except FlowRuntimeError as e:
+        return "path", e.message
+    return None
+
+
 class _LfRows:
     """A CSV writer's rows, each ended by "\n": the writer ends them in "\r\n" (ROW_END), so that it
     quotes every cell with a carriage return in it (it quotes only for the characters of its line end)."""
@@ -670,7 +683,8 @@ FILE = ConnectorSpec(
     open=open_file,
     default_write="write",
     value_problem=text_option_problem,
+    config_problem=path_format_problem,
 )
 
-__all__ = ["FILE", "FileConnection", "TextRules", "format_options", "text_option_problem"]
+__all__ = ["FILE", "FileConnection", "TextRules", "format_options", "path_format_problem", "text_option_problem"]
 

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, BinaryIO
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, RunServices
-from flowlang.connectors.file import text_option_problem
+from flowlang.connectors.file import path_format_problem, text_option_problem
 from flowlang.connectors.remote import FORMAT_KEYS, OPERATIONS, open_path, revealed
 from flowlang.connectors.storage import CHUNK, Entry, Storage, split_pattern
 from flowlang.errors import FlowRuntimeError
@@ -196,4 +196,5 @@ S3 = ConnectorSpec(
     open=open_s3,
     default_write="write",
     value_problem=partial(text_option_problem, kind="s3"),
+    config_problem=partial(path_format_problem, kind="s3"),
 )

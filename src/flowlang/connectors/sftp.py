@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, RunServices
-from flowlang.connectors.file import text_option_problem
+from flowlang.connectors.file import path_format_problem, text_option_problem
 from flowlang.connectors.remote import FORMAT_KEYS, OPERATIONS, open_path, revealed
 from flowlang.connectors.storage import CHUNK, Entry, Storage, split_pattern
 from flowlang.errors import FlowRuntimeError
@@ -232,4 +232,5 @@ SFTP = ConnectorSpec(
     open=open_sftp,
     default_write="write",
     value_problem=partial(text_option_problem, kind="sftp"),
+    config_problem=partial(path_format_problem, kind="sftp"),
 )

@@ -630,14 +630,22 @@ def check_credentials(url: str, services: RunServices, secret: bool) -> None:
         services.register_secret(str(parsed.password))
 
 
+def url_problem(key: str, url: Value) -> str | None:
+    """What open_sql refuses in url: (for `flowlang check` too, of a constant: ConnectorSpec.value_problem)."""
+    if key != "url" or (isinstance(url, str) and "://" in url):
+        return None
+    shown = f", got {url!r}" if isinstance(url, str) else f", got {type_name(url)}"
+    return f'sql url: must be a URL like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"{shown}'
+
+
 async def open_sql(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
     url = config.get("url")
     if isinstance(url, Secret):
         services.register_secret(url.reveal())
         url = url.reveal()
-    if not isinstance(url, str) or "://" not in url:
-        raise FlowRuntimeError('sql needs url: like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"',
-                               "connector")
+    problem = url_problem("url", url)
+    if problem is not None or not isinstance(url, str):
+        raise FlowRuntimeError(problem or "sql needs url:", "connector")
     resolved = with_default_driver(resolve_url(url, services.base_dir, config.get("allow_outside") is True))
     check_credentials(resolved, services, secret=isinstance(config.get("url"), Secret))
     if resolved.startswith("sqlite:////"):
@@ -664,4 +672,5 @@ SQL = ConnectorSpec(
                                 changes_data=True, takes_batch=True),
     },
     open=open_sql,
+    value_problem=url_problem,
 )
