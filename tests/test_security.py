@@ -739,3 +739,36 @@ def test_a_piece_of_a_text_made_from_a_secret_is_masked_where_it_stands_alone(tm
     masker.add(secret)
     masker.learn_derived("international-orders")
     assert masker.mask("internationally, international") == "internationally, ***"
+
+
+def test_a_secret_in_mime_base64_lines_or_ascii_escapes_is_masked(tmp_path: Path) -> None:
+    """An API that echoed the credential it got as base64 cut into lines of 76 (MIME, as an e-mail or a
+    SOAP fault carries it), or with its non-ASCII characters as backslash escapes ('\\xe9', '\\u4e2d':
+    text written where ASCII was wanted), had it shown: the whole base64 was masked, not its lines, and
+    that escaped form not at all. Both are masked now."""
+    from conftest import cli
+
+    secret = "k'e\"y\\x-é中😀-" + "Rk3v9Wm2Lp8Tx5Qn" * 5
+    header = f"Bearer {secret}".encode()
+
+    def echo(req: Request) -> tuple[int, dict[str, str], Any]:
+        got = req.headers["authorization"].encode("latin-1")  # the header's bytes as the server read them
+        return 401, {}, {"error": "bad credentials", "mime": base64.encodebytes(got).decode(),
+                         "ascii": got.decode().encode("ascii", "backslashreplace").decode()}
+
+    with FakeApi() as api:
+        api.route("GET", "/in", echo)
+        (tmp_path / "f.flow").write_text(f'use api = http(base_url: "{api.url}", auth: bearer(secret.T), retry: 1)\n'
+                                         'for each n in [1]\n  call api.get("/in") as r\nend\n')
+        result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"T": secret})
+        assert api.requests[0].headers["authorization"].encode("latin-1") == header
+    assert result.status == 3, result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    message = json.loads(listed.stdout.splitlines()[0])["message"]
+    assert '"ascii":"Bearer ***"' in message, message
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    lines = base64.encodebytes(header).decode().split()
+    escaped = secret.encode("ascii", "backslashreplace").decode()
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        for form in (*lines[1:], lines[0][12:], escaped, json.dumps(escaped)[1:-1]):
+            assert form not in text

@@ -95,15 +95,23 @@ def _markup_escaped(text: str) -> set[str]:
 
 def _text_forms(value: str) -> set[str]:
     """The secret as it appears in text: raw, JSON-escaped once and twice, URL-encoded, escaped for
-    HTML or XML; also its UTF-8 bytes read as Latin-1 (how HTTP servers read a header, and may echo it)."""
+    HTML or XML, non-ASCII as backslash escapes (`\\xe9`: text written where ASCII was wanted); also its
+    UTF-8 bytes read as Latin-1 (how HTTP servers read a header, and may echo it)."""
     forms: set[str] = set()
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
         once = _json_escaped(text)
         forms |= {text} | once | {f for form in once for f in _json_escaped(form)} | _url_encoded(text)
+        escaped = _ascii_escaped(text)
+        forms |= {escaped} | _json_escaped(escaped)
         quoted = _python_escaped(text)  # and as a Python API's JSON error writes a repr() of it
         forms |= _markup_escaped(text) | quoted | {json.dumps(form, ensure_ascii=ascii_only)[1:-1]
                                                            for form in quoted for ascii_only in (True, False)}
     return forms
+
+
+def _ascii_escaped(text: str) -> str:
+    """`text` with each character past ASCII as a backslash escape (`\\xe9`, `\\u4e2d`, `\\U0001f600`)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _encoded_forms(value: str) -> set[str]:
@@ -125,13 +133,14 @@ def _encoded_forms(value: str) -> set[str]:
 
 def _fragment_forms(value: str) -> set[str]:
     """The forms of a secret in which a piece of it is looked for: plain (and its UTF-8 read as
-    Latin-1), JSON-escaped, Python-quoted, percent-encoded. None for a URL: its scheme and host are
-    no secret, and would mask every message that names them."""
+    Latin-1), JSON-escaped, Python-quoted, percent-encoded, and its base64 and hex (base64 cut into
+    lines of 76, as MIME writes it, holds it in pieces). None for a URL: its scheme and host are no
+    secret, and would mask every message that names them."""
     if "://" in value:
         return set()
-    forms: set[str] = set()
+    forms = _encoded_forms(value)
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
-        forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1],
+        forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], _ascii_escaped(text),
                   quote(text, safe="", errors=BYTES), repr(text + "'\"")[1:-4]}
     return {f for f in forms if len(f) >= MIN_FRAGMENT}
 
