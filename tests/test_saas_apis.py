@@ -171,18 +171,19 @@ def test_github_pages_every_issue_once_through_its_rate_limits(tmp_path: Path) -
 
 def test_a_github_secondary_rate_limit_said_in_the_message_alone_is_waited_out(tmp_path: Path) -> None:
     """GitHub may answer a secondary rate limit with a 403 that has neither retry-after nor
-    x-ratelimit-remaining: 0, only the message ("You have exceeded a secondary rate limit"). That was
-    taken for a permission refusal and not retried: the list failed after its first page. A 403 whose
-    body says "rate limit" is now a rate limit, retried with backoff."""
+    x-ratelimit-remaining: 0, only the message ("You have exceeded a secondary rate limit"), and asks
+    then to "wait for at least one minute before retrying". That 403 was taken for a permission
+    refusal and not retried: the list failed after its first page. It is now a rate limit, waited for
+    a minute (the run is stopped by --max-seconds during the wait: no request more is made in it)."""
     gh_export(tmp_path)
     with GitHubMock(issues=150) as api:
         api.faults += [(2, 4031)]
-        proc = cli("run", "export.flow", "--log-format", "text", cwd=tmp_path,
+        proc = cli("run", "export.flow", "--log-format", "text", "--max-seconds", "1", cwd=tmp_path,
                    env={**GH_ENV, "GITHUB_BASE_URL": api.url})
-        assert proc.status == 0, proc.stderr
-        assert [(r.q("page"), r.status) for r in api.requests] == [(None, 200), ("2", 403), ("2", 200)]
-        assert "answered 403; attempt 1 of 5; retrying in" in proc.stderr
-    assert sorted(lines(proc.stdout)) == list(range(1, 151))
+        assert [(r.q("page"), r.status) for r in api.requests] == [(None, 200), ("2", 403)]
+    assert "page=2 answered 403; attempt 1 of 5; retrying in 60.00s" in proc.stderr, proc.stderr
+    assert proc.status == 1 and "max_seconds" in proc.stderr
+    assert sorted(lines(proc.stdout)) == list(range(1, 101))
 
 
 def test_github_and_asana_read_a_list_in_the_query_comma_separated(tmp_path: Path) -> None:

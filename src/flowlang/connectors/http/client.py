@@ -345,7 +345,8 @@ class HttpClient:
                 continue
             if attempt < policy.attempts and may_retry_status(response.status, method, keyed, response.headers,
                                                                  response.body):
-                wait = rate_limit_wait(response.headers)
+                wait = rate_limit_wait(response.headers, body=response.body) \
+                    if response.status in (403, 429) else rate_limit_wait(response.headers)
                 if wait is not None and wait > policy.retry_after_cap:
                     raise self.error(method, url, response, f" and asks to wait {wait:.0f}s, more than the "
                                      f"{policy.retry_after_cap:g}s this connection waits (max_retry_wait)")

@@ -66,11 +66,19 @@ def rate_limited(status: int, headers: Mapping[str, str], body: bytes = b"") -> 
                               or RATE_LIMIT_WORDS.search(body[:2000]) is not None)
 
 
-def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+SECONDARY_LIMIT = re.compile(rb"secondary rate limit", re.IGNORECASE)
+SECONDARY_WAIT = 60.0  # GitHub: without retry-after, "wait for at least one minute before retrying"
+
+
+def rate_limit_wait(headers: Mapping[str, str], now: float | None = None, body: bytes = b"") -> float | None:
     """Seconds an answer asks to wait: its Retry-After, else, when X-RateLimit-Remaining is 0, the
     time until X-RateLimit-Reset (epoch seconds, as GitHub sends it, epoch milliseconds, or seconds from
-    now); None when it says nothing usable."""
+    now), else a minute for a GitHub secondary rate limit said in the message alone (GitHub asks for at
+    least one); None when it says nothing usable."""
     wait = retry_after_seconds(headers.get("retry-after"))
+    if wait is None and headers.get("x-ratelimit-remaining", "").strip() != "0" \
+            and SECONDARY_LIMIT.search(body[:2000]) is not None:
+        return SECONDARY_WAIT
     if wait is not None or headers.get("x-ratelimit-remaining", "").strip() != "0":
         return wait
     try:
