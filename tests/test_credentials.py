@@ -95,3 +95,38 @@ def test_a_token_endpoint_that_answers_garbage_says_what_it_answered(tmp_path: P
             assert api.seen == []
         assert status == 1 and f"error: {expected}" in err, err
         assert "\x1b" not in err
+
+
+def test_an_empty_credential_is_refused_when_the_connection_opens(tmp_path: Path) -> None:
+    """A secret set to nothing (`TOKEN=` in the environment, `TOKEN = ""` in --secrets) was sent as
+    `Authorization: Bearer` (or an empty API key) and the API's 401 was all the user saw, record by record;
+    `flowlang secrets check` said it was found. The `use` now fails before any request, saying the
+    credential is empty, and secrets check says so too."""
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text(
+        'name = "shop"\nbase_url = "{base}/api"\n[config]\nbase = { required = true }\n'
+        'token = { required = true, secret = true }\n[auth]\ntype = "api_key"\nname = "X-Token"\n'
+        'value = "{token}"\n[operations.list_items]\nmethod = "GET"\npath = "/items"\n')
+    flows = {"bearer": 'use api = http(base_url: env.API + "/api", auth: bearer(secret.T))\ncall api.get("/items")\n',
+             "api_key": 'use api = http(base_url: env.API, auth: api_key("X-Key", secret.T, in: "query"))\n'
+                        'call api.get("/api/items")\n',
+             "oauth2": OAUTH.replace("secret.CS", "secret.T") + 'call api.get("/items")\n',
+             "connector": 'use shop = shop(base: env.API, token: secret.T)\ncall shop.list_items()\n'}
+    said = {"bearer": "auth: the bearer token is empty", "api_key": "auth: the API key is empty",
+            "oauth2": "auth: the OAuth2 client_secret is empty", "connector": "auth: the API key is empty"}
+    with AuthApi() as api:
+        for name, text in flows.items():
+            (tmp_path / f"{name}.flow").write_text(text)
+            for how in ("env", "file"):
+                (tmp_path / "s.toml").write_text('T = ""\n' if how == "file" else "")
+                env = {"API": api.url, **({"T": "  "} if how == "env" else {})}  # blank counts as empty
+                done = cli("run", f"{name}.flow", "--secrets", "s.toml", "--log-format", "text", cwd=tmp_path,
+                           env=env)
+                assert done.status == 1, (name, how, done.stderr)
+                assert (f"{name}.flow:1:1: error: {said[name]}, so no request would carry a credential (a secret "
+                        "or an environment variable set to nothing?)") in done.stderr, (name, how, done.stderr)
+        assert api.seen == [] and api.token_requests == []
+    check = cli("secrets", "check", "bearer.flow", cwd=tmp_path, env={"T": ""})
+    assert check.status == 0
+    assert check.stdout == ("T  bearer.flow:1:57  found in the environment, but empty (as a credential it is "
+                            "refused)\n")

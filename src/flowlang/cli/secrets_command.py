@@ -49,11 +49,13 @@ def cmd_secrets(args: argparse.Namespace, terminal: Terminal) -> int:
         line, col = source.line_col(span.start)
         found = chain.locate(name)
         missing += found.found_in is None
+        empty = found.found_in is not None and not (chain.value_or_none(name) or "").strip()
         if args.json:
             terminal.out(dumps({"name": name, "location": f"{source.name}:{line}:{col}", "found_in": found.found_in,
-                                "asked": found.asked, "problem": found.problem}))
+                                "asked": found.asked, "problem": found.problem, "empty": empty}))
         elif found.found_in is not None:
-            terminal.out(f"{name}  {source.name}:{line}:{col}  found in {found.found_in}")
+            terminal.out(f"{name}  {source.name}:{line}:{col}  found in {found.found_in}"
+                         + (", but empty (as a credential it is refused)" if empty else ""))
         else:
             why = f"could not be read: {found.problem}" if found.problem else "MISSING"
             terminal.out(f"{name}  {source.name}:{line}:{col}  {why}; asked: {'; '.join(found.asked)}")

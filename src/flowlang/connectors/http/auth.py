@@ -197,28 +197,41 @@ def token_error(body: Any) -> str:
     return ": " + (text if len(text) <= 300 else text[:300] + "...")
 
 
+def given(value: Any, what: str) -> str:
+    """The text of a credential; an empty one (a secret or an environment variable set to nothing) is
+    refused when the connection opens, not sent to be answered 401."""
+    text = reveal(value)
+    if not text.strip():
+        raise FlowRuntimeError(f"auth: {what} is empty, so no request would carry a credential (a secret or "
+                               "an environment variable set to nothing?)", "connector")
+    return text
+
+
 def make_auth(value: Any, on_token: Callable[[str], None]) -> Auth:
     """The Auth for a `use ... auth:` value (from bearer(), basic(), api_key(), oauth2_...())."""
     if value is None:
         return Auth()
     if isinstance(value, str | Secret):
-        return BearerAuth(reveal(value))
+        return BearerAuth(given(value, "the bearer token"))
     if not isinstance(value, Mapping) or "type" not in value:
         raise FlowRuntimeError(f"auth must be bearer(...), basic(...), api_key(...) or "
                                f"oauth2_client_credentials(...), got {type_name(value)}", "connector")
     kind = value["type"]
     if kind == "bearer":
-        return BearerAuth(reveal(value.get("token")))
+        return BearerAuth(given(value.get("token"), "the bearer token"))
     if kind == "basic":
-        return BasicAuth(reveal(value.get("user")), reveal(value.get("password")))
+        return BasicAuth(given(value.get("user"), "basic()'s user"), reveal(value.get("password")))
     if kind == "api_key":
         where = str(value.get("in") or "header")
         if where not in ("header", "query"):
             raise FlowRuntimeError('api_key auth needs in: "header" or "query"', "connector")
-        return ApiKeyAuth(reveal(value.get("name")), reveal(value.get("value")), where)
+        return ApiKeyAuth(given(value.get("name"), "api_key()'s name"), given(value.get("value"), "the API key"),
+                          where)
     if kind == "oauth2_client_credentials":
         scope = value.get("scope")
-        return OAuth2ClientCredentials(reveal(value.get("token_url")), reveal(value.get("client_id")),
-                                       reveal(value.get("client_secret")), reveal(scope) if scope else None,
+        return OAuth2ClientCredentials(given(value.get("token_url"), "the OAuth2 token_url"),
+                                       given(value.get("client_id"), "the OAuth2 client_id"),
+                                       given(value.get("client_secret"), "the OAuth2 client_secret"),
+                                       reveal(scope) if scope else None,
                                        on_token, str(value.get("auth_method") or "post"))
     raise FlowRuntimeError(f"unknown auth type {kind!r}", "connector")
