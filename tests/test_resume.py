@@ -260,6 +260,8 @@ def test_resume_refuses_a_changed_loop_or_request(tmp_path: Path) -> None:
         assert changed.returncode == 1
         assert "was taken reading GET" in changed.stderr and f"per_page={PER_PAGE}" in changed.stderr
         assert "run without --resume" in changed.stderr
+        # and it is not told to --resume again (the same refusal would come): it said both
+        assert "continue from where it stopped with" not in changed.stderr
         # the loop itself changed: refused before anything runs
         (tmp_path / "items.flow").write_text(FLOW.format(loop="", send="", size=PER_PAGE).replace(
             "for each i in items", "for each item in items").replace("i.n", "item.n").replace("i.name", "item.name"))

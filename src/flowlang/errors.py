@@ -136,6 +136,11 @@ class Interrupted(FlowRuntimeError):
         super().__init__(message, "interrupted")
 
 
+class ResumeRefused(FlowRuntimeError):
+    """`--resume` of a loop that now reads another request than its checkpoint was taken on: the run
+    fails, and is not one to resume (the same refusal would come again)."""
+
+
 class HttpError(FlowRuntimeError):
     """An HTTP answer that is an error, or a 2xx answer that is not what was promised."""
 

@@ -23,7 +23,15 @@ from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import HostConnection, check_binding_operations, public_methods
 from flowlang.diagnostics import did_you_mean
-from flowlang.errors import FlowError, FlowRuntimeError, Interrupted, LimitError, UsageError, internal_error
+from flowlang.errors import (
+    FlowError,
+    FlowRuntimeError,
+    Interrupted,
+    LimitError,
+    ResumeRefused,
+    UsageError,
+    internal_error,
+)
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.field_misses import warnings as field_warnings
@@ -464,7 +472,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
                      ctx.mask, dict(options.params), clear_checkpoints=keeps and finished)
     ctx.observer.run_finished(status, ctx.stats, message)
-    resumable = keeps and not finished and bool(store.checkpoints.of(flow.key))
+    resumable = (keeps and not finished and not isinstance(error, ResumeRefused)
+                 and bool(store.checkpoints.of(flow.key)))
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
                   children=children, resumed_from=resumed_from, resumable=resumable)
 

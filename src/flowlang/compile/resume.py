@@ -15,6 +15,7 @@ from typing import Any
 
 from flowlang import ast
 from flowlang.compile.errors import Where
+from flowlang.errors import ResumeRefused
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer, pages_from
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import from_stored
@@ -139,14 +140,14 @@ def progress_of(f: Frame, loop_id: str | None, source: Any, point: Checkpoint | 
         return None
     if type(source) is not RecordStream:
         if point is not None:
-            raise where.error(f"--resume: the checkpoint of this loop (job {point.job_id}) was taken reading "
-                              f"{point.source}, but the loop now reads no record stream; run without --resume "
-                              "to start from the beginning", "value")
+            raise ResumeRefused(f"--resume: the checkpoint of this loop (job {point.job_id}) was taken reading "
+                                f"{point.source}, but the loop now reads no record stream; run without --resume "
+                                "to start from the beginning", "value", source=where.source, span=where.span)
         return None
     if point is not None:
         now = stream_source(source)
         if now != point.source:
-            raise where.error(f"--resume: the checkpoint of this loop (job {point.job_id}) was taken reading "
-                              f"{point.source}, but it now reads {now}; run without --resume to start from the "
-                              "beginning", "value")
+            raise ResumeRefused(f"--resume: the checkpoint of this loop (job {point.job_id}) was taken reading "
+                                f"{point.source}, but it now reads {now}; run without --resume to start from the "
+                                "beginning", "value", source=where.source, span=where.span)
     return LoopProgress(checkpointer, loop_id, source, changed, f, point)
