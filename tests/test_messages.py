@@ -241,3 +241,14 @@ def test_check_finds_a_file_format_the_path_does_not_tell_and_a_sql_url_that_is_
     (tmp_path / "g.flow").write_text('use db = sql(url: env.DB_URL)\ncall db.query("select 1") as r\n')
     ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path)
     assert ran.status == 1 and "sql url: must be a URL like" in ran.stderr and "got null" in ran.stderr
+
+
+def test_a_base_url_from_an_unset_environment_variable_says_it_is_null(tmp_path: Path) -> None:
+    """use api = http(base_url: env.SHOP_URL) with SHOP_URL not set said only "the path '/orders' needs a
+    base_url (or use a full http:// URL)", as if none had been written."""
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.FLOWLANG_UNSET_SHOP_URL)\n'
+                                     'call api.get("/orders") as o\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1
+    assert ("f.flow:2:6: error: the path '/orders' needs a base_url: base_url: is null here (is the environment "
+            "variable it is read from set?)") in result.stderr, result.stderr

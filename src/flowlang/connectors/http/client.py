@@ -65,6 +65,7 @@ class HttpSettings:
     max_response_bytes: int = MAX_RESPONSE_BYTES
     max_connections: int = MAX_CONNECTIONS
     param_style: str = "repeat"  # lists and objects in queries and forms: repeat, brackets or indices
+    base_url_null: bool = False  # base_url: was given, as null (an environment variable that is not set)
 
 
 @dataclass
@@ -259,7 +260,8 @@ class HttpClient:
                         status=None, method=method, url=where)
 
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
-        return with_query(join(self.settings.base_url, path), query, self.settings.param_style)
+        return with_query(join(self.settings.base_url, path, self.settings.base_url_null), query,
+                          self.settings.param_style)
 
     def request(self, method: str, url: str, *, headers: Mapping[str, Any] | None = None, body: Any = None,
                 changes_data: bool | None = None, idempotency_key: str | None = None,

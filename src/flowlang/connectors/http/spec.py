@@ -71,7 +71,8 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         raise FlowRuntimeError('allowed_hosts: must be a list of host names, like ["api.example.com"]', "connector")
     return HttpSettings(
         guard=HostGuard(allowed) if allowed is not None else None,
-        base_url=base_url, auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
+        base_url=base_url, base_url_null="base_url" in config and config["base_url"] is None,
+        auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT),
         policy=RetryPolicy(attempts=max(1, attempts), retry_after_cap=_number(
             config, "max_retry_wait", RetryPolicy().retry_after_cap)),

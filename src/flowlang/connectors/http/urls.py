@@ -52,13 +52,15 @@ def fill(template: str, values: Mapping[str, Any], what: str = "path") -> str:
     return PLACEHOLDER.sub(replace, template)
 
 
-def join(base_url: str | None, path: str) -> str:
+def join(base_url: str | None, path: str, given_null: bool = False) -> str:
     """base + path by concatenation ("https://x/api" + "/orders" is "https://x/api/orders");
     an absolute URL is used as it is."""
     if path.startswith(("http://", "https://")):
         return path
     if not base_url:
-        raise FlowRuntimeError(f"the path {path!r} needs a base_url (or use a full http:// URL)", "connector")
+        why = (": base_url: is null here (is the environment variable it is read from set?)" if given_null
+               else " (or use a full http:// URL)")
+        raise FlowRuntimeError(f"the path {path!r} needs a base_url{why}", "connector")
     if not path:
         return base_url
     return base_url.rstrip("/") + "/" + path.lstrip("/")
