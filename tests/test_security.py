@@ -449,6 +449,22 @@ def test_a_database_password_with_an_unencoded_at_sign_is_refused_unshown(tmp_pa
     assert {form for form in forms(CANARY) if form in everything} == set()
 
 
+def test_a_database_user_with_an_unencoded_slash_is_refused_unshown(tmp_path: Path) -> None:
+    """A user (a token given as the user) holding a '/': it ends there, SQLAlchemy read its head as the host
+    and the rest as the database and a dropped query item, and the driver said "failed to resolve host
+    'Rk3v'": a piece of the secret, too short to be masked as one. The URL is refused before connecting,
+    as one whose password holds an '@' is; URL-encoded, the same user reaches the server."""
+    from conftest import cli
+
+    token = "Rk3v/9Wm2#Lp8?Tx5Qn"
+    for url, says in (("postgresql://{secret.TOK}@127.0.0.1:1/db", "holds an '@', '/' or '?' that is not URL-encoded"),
+                      ("postgresql://{url_encode(secret.TOK)}@127.0.0.1:1/db", "port 1 failed")):
+        (tmp_path / "f.flow").write_text(f'use db = sql(url: "{url}")\ncall db.execute("select 1")\n')
+        result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"TOK": token})
+        assert result.status == 1 and says in result.stderr, result.stderr
+        assert "Rk3v" not in result.stderr and "resolve host" not in result.stderr
+
+
 def test_a_secret_echoed_in_an_html_or_xml_error_page_is_masked(tmp_path: Path) -> None:
     # a gateway's HTML error page, a SOAP fault: the canary's quotes as &quot; / &#34; / &#39;; before,
     # that form was shown in the log, the error store and `flowlang errors`

@@ -622,9 +622,12 @@ def check_credentials(url: str, services: RunServices, secret: bool) -> None:
     except Exception:
         return  # engine() says what is wrong with it
     read_apart = (parsed.host, parsed.database, *parsed.query)  # an '@' in none of them, in a URL well written
-    if any(part and "@" in part for part in read_apart):
-        raise FlowRuntimeError("sql: the URL's password (or user) holds an '@' that is not URL-encoded, so "
-                               "the rest of it would be read as the host; write it URL-encoded: "
+    # a user holding a '/' (or '?') ends at it: the rest, to the '@', is read as the database and a query
+    # item with no value, which SQLAlchemy drops, and the user's head as the host ("failed to resolve host")
+    no_user = parsed.username is None and parsed.password is None and "@" in url.partition("://")[2]
+    if no_user or any(part and "@" in part for part in read_apart):
+        raise FlowRuntimeError("sql: the URL's password (or user) holds an '@', '/' or '?' that is not URL-encoded, "
+                               "so the rest of it would be read as the host or the database; write it URL-encoded: "
                                'sql(url: "postgresql://app:{url_encode(secret.DB_PASSWORD)}@db:5432/app")', "connector")
     if secret and parsed.password:
         services.register_secret(str(parsed.password))
