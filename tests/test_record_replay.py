@@ -107,6 +107,25 @@ def test_mapping_change_fails_with_a_field_diff_and_update_accepts_it(tmp_path: 
     assert run_cli("test", str(flow), "--cassette", cassette).returncode == 1
 
 
+def test_a_change_to_every_record_shows_the_first_twenty_and_counts_the_rest(tmp_path: Path) -> None:
+    """A mapping change over 500 records printed 1,000 lines of diff (one block a record); the report
+    now shows the first 20 of each destination and says how many more differ."""
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i, "v": i}) + "\n" for i in range(500)))
+    flow = tmp_path / "big.flow"
+    text = ('use src = file(path: "in.jsonl")\nuse out = file(path: "out.jsonl")\ncall src.read() as rows\n'
+            "for each r in rows\n  send {id: r.id, w: r.v} to out\nend\n")
+    flow.write_text(text)
+    done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir", str(tmp_path / "state"))
+    assert done.returncode == 0, done.stderr
+    flow.write_text(text.replace("w: r.v}", "w: r.v + 1}"))
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 1
+    assert "write to out.write: record 20 differs:\n      w: 19 -> 20" in test.stdout
+    assert "record 21 differs" not in test.stdout
+    assert "... and 480 more records of write to out.write differ (500 in all; --update accepts them" in test.stdout
+    assert len(test.stdout.splitlines()) < 50
+
+
 def test_update_rewrites_only_the_writes_that_changed(tmp_path: Path) -> None:
     """--update is reviewed as a diff: it rewrote every write line of the cassette (their "connector"
     field dropped), so a change to one field of one destination showed as every write changed."""

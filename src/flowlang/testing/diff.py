@@ -9,6 +9,7 @@ from flowlang.runtime.jsoncodec import dumps
 
 MISSING = object()
 SHOWN = 120
+SHOWN_PROBLEMS = 20  # of one sequence (a destination's writes, the outputs): then a count
 
 
 def shown(value: Any) -> str:
@@ -48,11 +49,16 @@ def similarity(a: str, b: str) -> float:
 
 
 def compare_sequences(what: str, old: list[Any], new: list[Any]) -> list[str]:
-    """Problems between two sequences compared in order; equal as multisets passes (parallel loops)."""
+    """Problems between two sequences compared in order; equal as multisets passes (parallel loops).
+    The first SHOWN_PROBLEMS are shown, then how many more differ."""
     if sorted(dumps(v) for v in old) == sorted(dumps(v) for v in new):
         return []
     problems: list[str] = []
+    more = 0
     for i in range(max(len(old), len(new))):
+        if len(problems) >= SHOWN_PROBLEMS:
+            more += i >= len(old) or i >= len(new) or bool(field_diff(old[i], new[i]))
+            continue
         if i >= len(old):
             problems.append(f"{what} {i + 1}: new, not in the cassette: {shown(new[i])}")
         elif i >= len(new):
@@ -61,4 +67,9 @@ def compare_sequences(what: str, old: list[Any], new: list[Any]) -> list[str]:
             lines = render_diff(old[i], new[i])
             if lines:
                 problems.append(f"{what} {i + 1} differs:\n" + "\n".join(lines))
+    if more:
+        # "write to api.post: record" -> "records of write to api.post"; "output" -> "outputs"
+        many = f"records of {what.rsplit(': ', 1)[0]}" if ": " in what else f"{what}s"
+        problems.append(f"... and {more:,} more {many} differ ({len(problems) + more:,} in all; --update "
+                        "accepts them, and the cassette's diff shows each)")
     return problems
