@@ -441,6 +441,23 @@ def test_a_damaged_cassette_line_is_refused_at_its_line(tmp_path: Path, kind: st
     assert "internal error" not in test.stderr + test.stdout
 
 
+def test_a_flow_that_is_a_folder_or_not_utf8_is_named_without_errno(tmp_path: Path) -> None:
+    """A flow.toml whose flow is a folder said 'cannot read ...: [Errno 21] Is a directory: ...', and a
+    flow file that is not UTF-8 Python's codec message; `flowlang run FOLDER` the same."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "case").mkdir()
+    (tmp_path / "case" / "flow.toml").write_text('flow = "../sub"\n')
+    (tmp_path / "bad.flow").write_bytes(b"flow \"x\"\n\xff\n")
+    test = run_cli("test", str(tmp_path / "case"))
+    assert test.returncode == 1
+    assert f"{tmp_path / 'sub'} is a folder: give the .flow file in it" in test.stdout
+    ran = run_cli("run", str(tmp_path / "sub"))
+    assert ran.returncode == 2 and "is a folder: give the .flow file in it" in ran.stderr
+    bad = run_cli("run", str(tmp_path / "bad.flow"))
+    assert bad.returncode == 2 and "it is not UTF-8 text (invalid start byte at byte 9)" in bad.stderr
+    assert "Errno" not in test.stdout + ran.stderr and "codec" not in bad.stderr
+
+
 def test_a_cassette_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
     flow = project(tmp_path)
     (tmp_path / "cassette").write_text("not a folder")

@@ -211,8 +211,12 @@ def load(path: str | Path, *, environment: Environment | None = None, bindings: 
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"no such flow file: {file}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read {file}: {e}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{file} is a folder: give the .flow file in it") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {file}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"cannot read {file}: it is not UTF-8 text ({e.reason} at byte {e.start})") from None
     env = environment or Environment()
     module = parse(Source(display_name(file), text, str(file.resolve())))
     return Flow(module, file.resolve().parent, file.resolve(), env, binding_names(bindings))
