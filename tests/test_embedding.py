@@ -168,6 +168,25 @@ def test_a_secret_that_is_not_text_is_refused_by_name_not_shown() -> None:
     assert "12345678" not in result.error.render()
 
 
+def test_the_error_that_ended_a_run_is_masked_in_the_result() -> None:
+    """A binding (or a driver) whose exception held the text of the secret it was given, outside a loop:
+    the run's error in `result.error` (its message, render(), str()) showed it, while the same failure
+    inside a loop was masked in `result.errors` and the store. The error that ends a run is masked where
+    it stands now, texts made from a secret too."""
+    class Crm:
+        def push(self, key: flowlang.Secret) -> None:
+            raise ValueError(f"bad key {key.reveal()}")
+
+    token = "Rk3v9Wm2Lp8Tx5Qn-abc"
+    for call in ("crm.push(secret.T)", "crm.push(upper(secret.T))"):
+        result = flowlang.compile(f"call {call} as r", bindings=["crm"]).run(secrets={"T": token},
+                                                                                bindings={"crm": Crm()})
+        assert result.status == "failed" and result.error is not None
+        assert result.error.message == "crm.push() raised ValueError: bad key ***"
+        for shown in (result.error.render(), str(result.error), repr(result.error)):
+            assert "bad key ***" in shown and token not in shown and token.upper() not in shown
+
+
 def test_record_errors_in_result() -> None:
     result = flowlang.compile('for each n in [1, 2]\n  if n == 2\n    fail "no {n}"\n  end\nend').run()
     assert [(e.message, e.record, e.location) for e in result.errors] == [("no 2", 2, "<flow>:3:5")]

@@ -337,7 +337,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     except Exception as e:  # setting up the run failed (a damaged store row, a bug): the job is recorded
         error = e if isinstance(e, FlowError) else internal_error(e)
         log.debug("the run could not start", exc_info=e)
-        message = known.mask(error.message)
+        message = masked_error(error, known.mask)
         store.finish_job(job_id, "failed", {}, message, flow.key, None, known.mask, dict(options.params))
         return Result(False, "failed", [], [], Stats(), job_id, error, kind=kind)
     finally:
@@ -467,7 +467,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         tape.finish(status, len(failures))
     ctx.stats.duration = time.monotonic() - started_clock
     commit = error is None and kind not in (*TEST_KINDS, "retry") and not options.dry_run
-    message = ctx.mask(error.message) if error is not None else None
+    message = masked_error(error, ctx.mask) if error is not None else None
     finished = status in ("ok", "partial")
     store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
                      ctx.mask, dict(options.params), clear_checkpoints=keeps and finished)
@@ -476,6 +476,15 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
                  and bool(store.checkpoints.of(flow.key)))
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
                   children=children, resumed_from=resumed_from, resumable=resumable)
+
+
+def masked_error(error: FlowError, mask: Callable[[str], str]) -> str:
+    """The error that ended a run, masked where it stands: Result.error is what an embedding program
+    logs or shows (a binding's or a driver's exception may hold a secret's text, as record failures
+    may); its message, its text as an exception, and the message returned."""
+    error.message = mask(error.message)
+    error.args = (error.message, *error.args[1:])
+    return error.message
 
 
 @dataclass(frozen=True)
