@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import flowlang
+from conftest import cli
 
 SETUP = """
 use db = sql(url: "sqlite:///b.db")
@@ -144,3 +145,38 @@ def test_a_constant_that_is_no_count_is_said_so(tmp_path: Path, text: str, where
     assert result.status == 2
     assert f"f.flow:{where}: error: " in result.stderr and "needs a whole number of at least 1" in result.stderr
     assert f"got {got}" in result.stderr and "unknown name" not in result.stderr
+
+
+def test_a_record_a_binding_or_a_file_refuses_in_a_batch_fails_alone(tmp_path: Path) -> None:
+    """A destination written one record at a time (a host binding, a file) took a batch as one: when
+    record 2 was refused, record 1, already written, failed too with record 2's message, so the error
+    store held it and a retry wrote it a second time."""
+    class Crm:
+        def __init__(self) -> None:
+            self.saved: list[int] = []
+
+        def save(self, record: dict[str, int]) -> dict[str, bool]:
+            if record["a"] == 2 and not self.saved.count(0):
+                raise ValueError("no 2 today")
+            self.saved.append(record["a"])
+            return {"ok": True}
+
+    crm = Crm()
+    path = tmp_path / "f.flow"
+    path.write_text("for each r in input\n  send r to crm.save batch 2\nend\n")
+    flow = flowlang.load(path, bindings=["crm"])
+    result = flow.run(input=[{"id": i, "a": i} for i in (1, 2, 3, 4)], bindings={"crm": crm})
+    assert result.status == "partial"
+    assert [(e.record, e.message) for e in result.errors] == [({"id": 2, "a": 2}, "crm.save() raised ValueError: "
+                                                                                  "no 2 today")]
+    assert crm.saved == [1, 3, 4]
+    crm.saved.append(0)  # the cause is fixed: the retry sends record 2 only
+    again = flow.retry(bindings={"crm": crm})
+    assert again.ok and crm.saved == [1, 3, 4, 0, 2]
+
+    (tmp_path / "g.flow").write_text('use out = file(path: "out.csv")\n'
+                                     "for each r in [{a: 1}, {a: 2, b: 1}, {a: 3}, {a: 4}]\n"
+                                     "  send r to out batch 2\nend\n")
+    ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 3 and "1 record failed" in ran.stderr, ran.stderr
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["a", "1", "3", "4"]

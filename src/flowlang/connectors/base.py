@@ -125,10 +125,16 @@ class Connection(ABC):
     async def send_batch(
         self, op: str, records: list[Value], args: list[Value], kwargs: dict[str, Value]
     ) -> list[SendOutcome]:
-        """Write several records; one outcome per record, in order."""
+        """Write several records; one outcome per record, in order. A record refused fails alone: the
+        records before it are written (failing them too would have them sent again by a retry)."""
+        from flowlang.errors import FlowRuntimeError
+
         out: list[SendOutcome] = []
         for record in records:
-            out.append(SendOutcome(True, await self.send(op, record, args, kwargs)))
+            try:
+                out.append(SendOutcome(True, await self.send(op, record, args, kwargs)))
+            except FlowRuntimeError as e:
+                out.append(SendOutcome(False, error=e.message, status=e.status))
         return out
 
     async def close(self) -> None:  # noqa: B027 - most connections hold nothing to release
