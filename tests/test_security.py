@@ -788,3 +788,40 @@ def test_a_secret_in_mime_base64_lines_or_ascii_escapes_is_masked(tmp_path: Path
     for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
         for form in (*lines[1:], lines[0][12:], escaped, json.dumps(escaped)[1:-1]):
             assert form not in text
+
+
+def test_data_shaped_like_a_stored_tag_comes_back_as_the_data(tmp_path: Path) -> None:
+    """An API's {"$secret": "SHOP_TOKEN"} in a failed record was stored as the store's own secret
+    reference, so `flowlang retry` sent the real token to the destination; MongoDB's {"$date": ...}
+    came back as a date (or, not ISO 8601, left the error 'damaged' and unretryable), and so did such
+    an object kept in state. The store keeps such objects as they were."""
+    token = "tok-" + "s" * 24
+    bodies: list[bytes] = []
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        bodies.append(req.raw)
+        return (422, {}, {"error": "not yet"}) if len(bodies) == 1 else (201, {}, {})
+
+    shaped = {"id": 1, "note": {"$secret": "SHOP_TOKEN"}, "day": {"$date": "2024-05-01"},
+              "mongo": {"$date": "2024-05-01T10:00:00.000Z"}, "odd": {"$datetime": "soon"}, "wrap": {"$object": {}}}
+    (tmp_path / "f.flow").write_text(
+        'use src = http(base_url: env.API)\nuse dst = http(base_url: env.API, auth: bearer(secret.SHOP_TOKEN))\n'
+        'call src.get("/items") as items\nfor each it in items key it.id\n  send it to dst.post("/sink")\n'
+        '  let state.kept = it\nend\nemit {kinds: [type_of(v) for v in values(state.kept ?? {})]}\n')
+    (tmp_path / "secrets.toml").write_text(f'SHOP_TOKEN = "{token}"\n')
+    with FakeApi() as api:
+        api.route("GET", r"^/items$", lambda req: (200, {}, [shaped]))
+        api.route("POST", r"^/sink$", sink)
+        env = {"API": api.url}
+        first = run_cli("run", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path, env=env)
+        assert first.returncode == 3, first.stderr
+        retried = run_cli("retry", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path, env=env)
+        assert retried.returncode == 0, retried.stderr
+        assert "damaged" not in retried.stderr
+        again = run_cli("run", "f.flow", "--secrets", "secrets.toml", cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr
+    assert len(bodies) == 3 and all(json.loads(b) == shaped for b in bodies), bodies
+    assert not any(token.encode() in b for b in bodies)  # the data's {"$secret": ...} is never the secret
+    # the state the second run committed comes back as the objects it held, not as dates
+    assert json.loads(again.stdout.splitlines()[-1]) == {"kinds": ["number", "object", "object", "object", "object",
+                                                                   "object"]}

@@ -150,9 +150,13 @@ def _decimal(value: Decimal) -> str:
 
 
 def to_stored(value: Any) -> Any:
-    """A JSON-able structure that keeps what plain JSON loses (datetimes, durations, secret names)."""
+    """A JSON-able structure that keeps what plain JSON loses (datetimes, durations, secret names). An
+    object of the data that has the shape of a tag (MongoDB's {"$date": ...}, an API's {"$secret": "X"})
+    is kept as {"$object": {...}}, so it comes back as the object it was, not as a date or a secret."""
     t = type(value)
     if t is dict:
+        if len(value) == 1 and next(iter(value)) in _ESCAPED:
+            return {_OBJECT: {k: to_stored(v) for k, v in value.items()}}
         return {k: to_stored(v) for k, v in value.items()}
     if t is list or t is tuple:
         return [to_stored(v) for v in value]
@@ -167,23 +171,37 @@ def to_stored(value: Any) -> Any:
     return value
 
 
-def from_stored(value: Any) -> Any:
-    """Undo to_stored (secrets come back as {"$secret": name} for the caller to resolve). A tag whose
-    value is not what it tags (`{"$seconds": "NaN"}`, `{"$datetime": "soon"}`: hand-written or damaged)
-    raises JsonDataError."""
+def from_stored(value: Any, secret_refs: bool = False) -> Any:
+    """Undo to_stored. A secret comes back as {"$secret": name}, or with secret_refs (the values a retry
+    replays) as a SavedSecret for restore_saved to read again by its name: an object of the data shaped
+    like one ({"$object": {"$secret": ...}} in the store) is a plain object, never a secret to fetch.
+    A tag whose value is not what it tags (`{"$seconds": "NaN"}`, `{"$datetime": "soon"}`: hand-written
+    or damaged) raises JsonDataError."""
     t = type(value)
     if t is list:
-        return [from_stored(v) for v in value]
+        return [from_stored(v, secret_refs) for v in value]
     if t is dict:
         if len(value) == 1:
             (key, inner), = value.items()
             if key in _TAGS:
                 return _untagged(key, inner)
-        return {k: from_stored(v) for k, v in value.items()}
+            if key == "$secret" and secret_refs:
+                return SavedSecret("", inner if type(inner) is str else None)
+            if key == _OBJECT and type(inner) is dict:
+                return {k: from_stored(v, secret_refs) for k, v in inner.items()}
+        return {k: from_stored(v, secret_refs) for k, v in value.items()}
     return value
 
 
+class SavedSecret(Secret):
+    """A secret a saved value names (`{"$secret": "TOKEN"}` in the store), read again when it is replayed."""
+
+    __slots__ = ()
+
+
 _TAGS = ("$datetime", "$date", "$seconds")
+_OBJECT = "$object"  # an object of the data shaped like a tag, kept as it was (to_stored)
+_ESCAPED = frozenset((*_TAGS, "$secret", _OBJECT))
 
 
 def _untagged(key: str, inner: Any) -> Any:

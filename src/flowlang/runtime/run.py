@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowlang.lazy_dataclass import dataclass
+from flowlang.runtime.jsoncodec import SavedSecret
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.observe import NO_OBSERVER, RunObserver
@@ -55,12 +56,11 @@ def raise_stop(stop: StopFlag) -> None:
 
 
 def restore_saved(value: Any, ctx: RunContext) -> Any:
-    """Saved values (a failed record's scope, a checkpoint's) back to flowlang values; {"$secret": NAME}
-    is read again."""
+    """Saved values (a failed record's scope, read with from_stored(secret_refs=True)) back to flowlang
+    values; a SavedSecret is read again by its name."""
+    if type(value) is SavedSecret:  # (an object of the data shaped like {"$secret": ...} is a plain dict)
+        return ctx.secret(value.name) if value.name is not None else Secret("")
     if type(value) is dict:
-        if len(value) == 1 and "$secret" in value:
-            name = value["$secret"]
-            return ctx.secret(name) if isinstance(name, str) else Secret("")
         return {k: restore_saved(v, ctx) for k, v in value.items()}
     if type(value) is list:
         return [restore_saved(v, ctx) for v in value]

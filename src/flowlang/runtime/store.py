@@ -250,7 +250,7 @@ def _stored_error(r: tuple[Any, ...], scope: Callable[[], dict[str, Any]] | None
             problems.append(f"its saved {what} is damaged ({e})")
             return empty
 
-    record = column(lambda: from_stored(loads(r[9])), "record", None)
+    record = column(lambda: from_stored(loads(r[9]), secret_refs=True), "record", None)
     values = column(scope, "scope", {}) if scope is not None else {}
     history = column(lambda: loads(r[19]), "history", None) if r[19] else None
     return StoredError(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], record,
@@ -628,14 +628,14 @@ class Store:
 
     def _scope_of(self, text: str, refs: int | None) -> dict[str, Any]:
         if not refs:
-            value = from_stored(loads(text))
+            value = from_stored(loads(text), secret_refs=True)
             return value if isinstance(value, dict) else {}
         hashes: dict[str, str] = loads(text)
         out: dict[str, Any] = {}
         for name, digest in hashes.items():
             row = self.db.execute("select value from error_values where hash = ?", (digest,)).fetchone()
             if row is not None:
-                out[name] = from_stored(loads(row[0]))
+                out[name] = from_stored(loads(row[0]), secret_refs=True)
         return out
 
     def errors(self, flow: str, *, include_resolved: bool = False, key: str | list[str] | None = None,
