@@ -252,3 +252,16 @@ def test_a_base_url_from_an_unset_environment_variable_says_it_is_null(tmp_path:
     assert result.status == 1
     assert ("f.flow:2:6: error: the path '/orders' needs a base_url: base_url: is null here (is the environment "
             "variable it is read from set?)") in result.stderr, result.stderr
+
+
+def test_a_spread_in_an_object_literal_says_to_merge_with_plus(tmp_path: Path) -> None:
+    """`[{...i, total: 2} for i in items]` (JavaScript's spread) said "expected an operator, `as`, `batch`,
+    `call`, ... (every keyword) ..., found `...`": `...` is a map body's line only."""
+    (tmp_path / "f.flow").write_text("let items = [{qty: 1}]\nemit [{...i, total: i.qty * 2} for i in items]\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and "`batch`" not in result.stderr
+    assert ("f.flow:2:8: error: `...` copies fields only in a `map` body; an object or list written in an "
+            "expression cannot spread\n") in result.stderr, result.stderr
+    assert "hint: merge objects with +, the right one winning: o + {total: 2}" in result.stderr
+    (tmp_path / "f.flow").write_text("let items = [{qty: 1}]\nemit [i + {total: i.qty * 2} for i in items]\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"qty":1,"total":2}\n'

@@ -73,6 +73,10 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     operator = python_operator(token, before)
     if operator is not None:
         return operator
+    if token.type == "ELLIPSIS" and before and before[-1].type in ("LBRACE", "COMMA", "LSQB"):
+        return Lesson("`...` copies fields only in a `map` body; an object or list written in an expression "
+                      "cannot spread",
+                      "merge objects with +, the right one winning: o + {total: 2} (lists join with + too: xs + [4])")
     if token.type == "EQUAL" and any(t.type == "IF" for t in on_line):
         return Lesson("`=` gives a name a value; to compare, write `==`",
                       (line_text[:col - 1] + "==" + line_text[col:]).strip())
