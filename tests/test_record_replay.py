@@ -201,6 +201,24 @@ def test_a_rerun_whose_sends_the_ledger_skipped_replays_as_it_ran(tmp_path: Path
     assert "order: 1 -> 3\n      invoice: 1001 -> 1003\n" in fewer.stdout  # order 3's own recorded answer
 
 
+def test_a_recorded_error_keeps_its_body_for_on_error(tmp_path: Path) -> None:
+    """A refused send was recorded with its message and status but not the answer's body, so a flow
+    that handles it (`on error as e` ... `e.body`) got null in the replay and its unchanged replay
+    failed ('body: {"error":"sku taken"} -> null')."""
+    flow = tmp_path / "refused.flow"
+    flow.write_text('use api = http(base_url: env.API)\nfor each i in [1, 2]\n  try\n'
+                    '    send {i: i} to api.post("/items")\n  on error as e\n'
+                    "    emit {i: i, status: e.status, why: e.body.error}\n  end\nend\n")
+    with FakeApi() as api:
+        api.route("POST", "/items", lambda req: (422, {}, {"error": "sku taken"}))
+        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+                       str(tmp_path / "state"), env={"API": api.url})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[0]) == {"i": 1, "status": 422, "why": "sku taken"}
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+
+
 def test_a_run_recorded_with_limit_replays_the_same_records(tmp_path: Path) -> None:
     """`flowlang run --limit 3 --record DIR` (a small cassette of a big flow): the replay did not know
     the limit, read on past the pages the cassette holds and failed ("needs more than the 2 pages the

@@ -15,7 +15,11 @@ from flowlang.testing.cassette import VERSION, Cassette, stored, stored_page
 
 
 def error_entry(e: FlowRuntimeError) -> dict[str, Any]:
-    return {"message": e.message, "kind": e.kind, "status": e.status}
+    """An error as the cassette keeps it: with the answer's body (`on error as e` reads `e.body`)."""
+    entry = {"message": e.message, "kind": e.kind, "status": e.status}
+    if e.body is not None:
+        entry["body"] = stored(e.body)
+    return entry
 
 
 def writes(spec: ConnectorSpec, op: str) -> bool:

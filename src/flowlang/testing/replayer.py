@@ -23,9 +23,11 @@ def recorded_error(error: dict[str, Any], what: str) -> FlowRuntimeError:
     message = str(error.get("message") or "recorded error")
     status = error.get("status")
     kind = str(error.get("kind") or "connector")
+    body = from_stored(error.get("body"))
     if kind == "http":
-        return HttpError(message, status=status if isinstance(status, int) else None, method="", url=what)
-    return FlowRuntimeError(message, kind, status=status if isinstance(status, int) else None)
+        return HttpError(message, status=status if isinstance(status, int) else None, method="", url=what,
+                         body=body)
+    return FlowRuntimeError(message, kind, status=status if isinstance(status, int) else None, body=body)
 
 
 class ReplayMiss(FlowRuntimeError):
