@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -769,6 +770,46 @@ emit list(total)[0]
         pytest.fail("the run hung")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == '{"n":300,"s":45150}'
+
+
+SLOW_STATEMENT = {  # runs far longer than the record may
+    "sqlite": "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c",
+    "postgresql": "select pg_sleep(60)",
+    "mysql": "select sleep(60)",
+}
+
+
+def test_a_record_past_max_record_seconds_stops_its_statement_at_the_database(tmp_path: Path, database: str) -> None:
+    """A record whose query ran past --max-record-seconds was given up only when the query ended: the
+    connection's thread went on running it (a cancelled await does not stop a thread), and the next
+    records' statements waited behind it. A SQLite query that never ends hung the run; PostgreSQL's
+    pg_sleep(60) kept it 60 s. The statement is now interrupted at the database: the record fails at
+    its limit and the next records run at once, on the same connection."""
+    import subprocess
+
+    from conftest import run_cli
+
+    slow = SLOW_STATEMENT[database.split(":", 1)[0].split("+")[0].replace("mariadb", "mysql")]
+    (tmp_path / "f.flow").write_text(f"""
+use db = sql(url: "{database}")
+for each r in [1, 2, 3]
+  if r == 2
+    call db.execute("{slow}")
+  end
+  call db.query("select :r as r", params: {{r: r}}) as rows
+  emit list(rows)[0].r
+end
+""")
+    started = time.monotonic()
+    try:
+        proc = run_cli("run", "f.flow", "--log-format", "text", "--max-record-seconds", "1", cwd=tmp_path, timeout=40)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the run hung")
+    assert time.monotonic() - started < 20, proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "1\n3\n"
+    assert "record failed at f.flow:3:15: the record took longer than 1s (max_record_seconds)" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

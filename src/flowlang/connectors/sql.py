@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
+from flowlang.connectors.sql_cancel import Call, Interrupter
 from flowlang.connectors.sql_keys import check_upsert_key, no_unique_key
 from flowlang.connectors.sql_pg_loaders import register_loaders
 from flowlang.diagnostics import unencodable
@@ -263,12 +264,17 @@ class SqlConnection(Connection):
         self._variables: int | None = None
         self._arrays: dict[str, frozenset[str]] = {}
         self._keys_checked: set[tuple[str, ...]] = set()
+        self.calls = Interrupter(self.dialect, lambda: self._engine.raw_connection())
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
+        call = Call()
         try:
-            return await loop.run_in_executor(self.executor, fn, *args)
+            return await loop.run_in_executor(self.executor, self.calls.run, call, fn, args)
+        except asyncio.CancelledError:  # the record was given up (max_record_seconds): so is its statement
+            self.calls.interrupt(call)
+            raise
         except FlowRuntimeError:
             raise
         except Exception as e:
@@ -371,6 +377,7 @@ class SqlConnection(Connection):
     def _execute(self, sql: str, params: dict[str, Any]) -> Value:
         sa = _sqlalchemy()
         with self.engine().begin() as conn:
+            self.calls.working(conn)
             result = conn.execute(sa.text(sql), params)
             count = result.rowcount if result.rowcount is not None else -1
             if result.returns_rows:
@@ -389,6 +396,7 @@ class SqlConnection(Connection):
             def start() -> None:
                 sa = _sqlalchemy()
                 state["conn"] = self.engine().connect()
+                self.calls.working(state["conn"])
                 state["result"] = state["conn"].execution_options(stream_results=True).execute(sa.text(sql), params)
 
             def fetch() -> list[Value]:
@@ -401,6 +409,7 @@ class SqlConnection(Connection):
                 result = state.get("result")
                 if result is None:
                     return []
+                self.calls.working(state["conn"])
                 page = [self._row(r) for r in result.mappings().fetchmany(PAGE)] if result.returns_rows else []
                 if len(page) < PAGE:
                     stop()
@@ -581,6 +590,7 @@ class SqlConnection(Connection):
         runs = self._runs(op, table, keys, records)
         try:
             with self.engine().begin() as conn:
+                self.calls.working(conn)
                 for statement, rows in runs:
                     self._execute_many(conn, statement, rows)
             return [SendOutcome(True, r) for r in records]
@@ -597,6 +607,7 @@ class SqlConnection(Connection):
         for record, (statement, row) in zip(records, alone, strict=True):
             try:
                 with self.engine().begin() as conn:
+                    self.calls.working(conn)
                     self._execute_many(conn, statement, [row])
                 outcomes.append(SendOutcome(True, record))
             except Exception as e:
