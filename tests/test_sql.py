@@ -840,3 +840,24 @@ def test_an_upsert_by_a_key_that_is_no_unique_index_says_how_to_add_one(
     (tmp_path / "q.flow").write_text(f'use db = sql(url: "{url}")\ncall db.query("select sku, qty from stock '
                                      'order by sku") as rows\nemit list(rows)\n')
     assert cli("run", "q.flow", "--quiet", cwd=tmp_path).stdout == '{"sku":"A","qty":3}\n{"sku":"B","qty":2}\n'
+
+
+def test_a_secret_a_database_shows_lowercased_is_masked(postgres: str, tmp_path: Path) -> None:
+    """A secret written into a query: PostgreSQL said 'column "rk3v9wm2lp8tx5qn" does not exist', the
+    secret lowercased (it folds an unquoted identifier), past the masking of its own text, in the log,
+    the failed record's message and the error store. A piece of a secret is masked whatever the case of
+    its letters A-Z now."""
+    import json
+
+    secret = "Rk3v9Wm2Lp8Tx5Qn"
+    (tmp_path / "f.flow").write_text(f'use db = sql(url: "{postgres}")\n'
+                                     "for each n in [1]\n"
+                                     '  call db.query("select {secret.T}") as rows\n  emit rows\nend\n')
+    result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"T": secret})
+    assert result.status == 3, result.stderr
+    assert 'column \\"***\\" does not exist' in result.stderr, result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    assert json.loads(listed.stdout.splitlines()[0])["message"].endswith('column "***" does not exist')
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        assert secret.lower()[:9] not in text and secret not in text

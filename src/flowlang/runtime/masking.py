@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import string
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -152,20 +153,23 @@ class _Fragments:
     characters (a piece of MIN_FRAGMENT characters always holds a window starting at such a place), and a
     window found is followed both ways as far as the form goes. So a text costs len/_STRIDE lookups however
     long the secret is (a pattern of every window, as before, cost milliseconds a line for a PEM key).
-    With `alone` (a text made from a secret), only a piece that stands alone, not inside a longer word."""
+    With `alone` (a text made from a secret), only a piece that stands alone, not inside a longer word.
+    Letters A-Z match either case: a database shows an identifier lowercased (PostgreSQL's `column
+    "rk3v9wm2lp8tx5qn" does not exist` for a secret written into a query), an API may upper-case one."""
 
     def __init__(self, forms: set[str], alone: bool = False) -> None:
         self.alone = alone
         self.grams: dict[str, list[tuple[str, int]]] = {}
-        for form in forms:
+        for form in {_ascii_lower(f) for f in forms}:
             for at in range(len(form) - _GRAM + 1):
                 self.grams.setdefault(form[at:at + _GRAM], []).append((form, at))
 
-    def mask(self, text: str) -> str:
+    def mask(self, shown: str) -> str:
         grams = self.grams
-        size = len(text)
+        size = len(shown)
         if not grams or size < MIN_FRAGMENT:
-            return text
+            return shown
+        text = _ascii_lower(shown)  # looked in; the pieces are cut out of `shown`
         get = grams.get
         pieces: list[tuple[int, int]] = []
         covered = 0  # the text before this is inside a piece found already
@@ -188,17 +192,26 @@ class _Fragments:
                     pieces.append((start, end))
                     covered = max(covered, end)
         if not pieces:
-            return text
+            return shown
         out: list[str] = []
         done = 0
         for start, end in sorted(pieces):
             if end <= done:
                 continue
             if start >= done:
-                out += (text[done:start], MASK)
+                out += (shown[done:start], MASK)
             done = end
-        out.append(text[done:])
+        out.append(shown[done:])
         return "".join(out)
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _ascii_lower(text: str) -> str:
+    """`text` with A-Z as a-z and nothing else changed (str.lower() may change the length: 'İ')."""
+    lowered = text.lower()
+    return lowered if len(lowered) == len(text) and lowered.isascii() else text.translate(_ASCII_LOWER)
 
 
 def _stands_alone(text: str, start: int, end: int) -> bool:
