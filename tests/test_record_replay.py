@@ -476,6 +476,18 @@ def test_a_flow_that_is_a_folder_or_not_utf8_is_named_without_errno(tmp_path: Pa
     assert "Errno" not in test.stdout + ran.stderr and "codec" not in bad.stderr
 
 
+def test_a_cassette_saved_with_a_bom_and_crlf_replays(tmp_path: Path) -> None:
+    """A cassette edited on Windows (a BOM first, CRLF line ends) was refused at line 1 ('Unexpected
+    UTF-8 BOM'), where a .flow file with a BOM is read."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    path = tmp_path / "cassette" / "cassette.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+
+
 def test_a_cassette_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
     flow = project(tmp_path)
     (tmp_path / "cassette").write_text("not a folder")

@@ -126,7 +126,7 @@ class Cassette:
     def load(cls, folder: Path) -> Cassette:
         path = cls.path_in(folder)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # an editor may have put a BOM first, as in a .flow
         except FileNotFoundError:
             raise UsageError(f"no cassette in {folder} (record one with: flowlang run FILE --record "
                              f"{folder})") from None
