@@ -477,8 +477,8 @@ def test_a_flow_that_is_a_folder_or_not_utf8_is_named_without_errno(tmp_path: Pa
 
 
 def test_a_cassette_saved_with_a_bom_and_crlf_replays(tmp_path: Path) -> None:
-    """A cassette edited on Windows (a BOM first, CRLF line ends) was refused at line 1 ('Unexpected
-    UTF-8 BOM'), where a .flow file with a BOM is read."""
+    """A cassette or flow.toml edited on Windows (a BOM first, CRLF line ends) was refused at line 1
+    ('Unexpected UTF-8 BOM'), where a .flow file with a BOM is read."""
     flow = project(tmp_path)
     with server() as api:
         assert record(tmp_path, flow, api).returncode == 0
@@ -486,6 +486,10 @@ def test_a_cassette_saved_with_a_bom_and_crlf_replays(tmp_path: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
     test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+    # and a test folder's flow.toml saved so ('not valid TOML: Invalid statement' at 1:1)
+    (tmp_path / "cassette" / "flow.toml").write_bytes(b'\xef\xbb\xbfflow = "../sync.flow"\r\n')
+    folder = run_cli("test", str(tmp_path / "cassette"))
+    assert folder.returncode == 0 and "PASS" in folder.stdout, folder.stdout + folder.stderr
 
 
 def test_a_cassette_folder_that_is_a_file_is_named(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def read_case(path: Path) -> ReplayCase:
     from flowlang.connectors.declarative.loader import toml_problem
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM first (an editor on Windows) is read
         data = tomllib.loads(text)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
