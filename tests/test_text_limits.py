@@ -42,8 +42,9 @@ def test_a_try_does_not_catch_a_value_past_the_size_limit(tmp_path: Path) -> Non
     """A `try` caught the size limit of a builtin or an interpolation (kind limit, but not of the class
     `try` let through): `on error` ran and the record went on, while the same limit reached by `+` of
     two lists failed the record. docs/language.md: `try` does not catch limit errors; each fails its record."""
-    cases = {**CASES, "list +": ("len(l + m + l + m + l + m)", "a list of")}
-    big = 'let l = range(0, 3000000)\n  let m = l\n'
+    cases = {**CASES, "list +": ("len(l + m + l + m + l + m)", "a list of 6000000 items is more than the limit"),
+             "text +": ("len(t + t)", "a string of 6000000 characters is more than the limit of 5000000")}
+    big = 'let l = range(0, 3000000)\n  let m = l\n  let t = pad_left("", 3000000, "x")\n'
     loops = "".join(f"for each case in [{json.dumps(name)}]\n  {SHARED if name in CASES else big}"
                     f"  try\n    emit {expr}\n  on error as e\n    emit {{caught: e.kind}}\n  end\nend\n"
                     for name, (expr, _) in cases.items())

@@ -85,7 +85,8 @@ def arithmetic(op: ast.BinOp, left: Eval, right: Eval, fn: Callable[[Any, Any], 
         except OperatorError as e:
             raise where.error(e.message, e.kind) from None
         if limit_check and type(result) in (str, list) and len(result) > f.run.limits.max_value_items:
-            raise LimitError(f"a {type_name(result)} of {len(result)} items is more than the limit of "
+            unit = "characters" if type(result) is str else "items"
+            raise LimitError(f"a {type_name(result)} of {len(result)} {unit} is more than the limit of "
                              f"{f.run.limits.max_value_items} (max_value_items)", source=where.source,
                              span=where.span)
         return result
