@@ -239,3 +239,44 @@ def test_the_inbox_names_a_running_deliverys_job(tmp_path: Path) -> None:
             wait_for(lambda: "done" in run_cli("inbox", str(tmp_path)).stdout, what="the run to end")
         rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
         assert [(r["status"], r["job_id"]) for r in rows] == [("done", job)]
+
+
+def test_runs_at_once_are_running_not_crashed_and_a_killed_serves_are_crashed(tmp_path: Path) -> None:
+    """concurrency 2: the second delivery's job used to mark the first, still running beside it, as
+    `crashed` (a job marked every running job of its flow so, as if it held the flow's lock). A job's row
+    now names its process: while serve runs them both, `flowlang jobs` shows both running and both end ok;
+    after serve is killed outright in the middle of two runs, the next job marks those two crashed."""
+    release = threading.Event()
+
+    def slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        release.wait(20)
+        return 200, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow(concurrency=2, before='call api.get("/slow") as s\n'))
+
+    def statuses() -> list[str]:
+        listing = run_cli("jobs", str(tmp_path / "orders.flow"), "--json")
+        return [json.loads(line)["status"] for line in reversed(listing.stdout.splitlines())]
+
+    with FakeApi() as api:
+        api.route("GET", r"^/slow$", slow)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        with ServeProcess(tmp_path, env=env) as serve:
+            for n in range(2):
+                assert serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] == 202
+            wait_for(lambda: api.count("GET", "/slow") == 2, what="both runs under way")
+            assert statuses() == ["running", "running"]
+            release.set()
+            wait_for(lambda: sum(got(api).values()) == 2, what="both runs done")
+            wait_for(lambda: statuses() == ["ok", "ok"], what="both jobs ended ok")
+            release.clear()
+            for n in range(2, 4):
+                assert serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] == 202
+            wait_for(lambda: api.count("GET", "/slow") == 4, what="two more runs under way")
+            serve.kill()
+        release.set()
+        with ServeProcess(tmp_path, env=env) as again:  # the two cut short run again
+            wait_for(lambda: sum(got(api).values()) == 4, what="the two deliveries run again")
+            wait_for(lambda: statuses()[2:4] == ["crashed", "crashed"], what="the killed serve's jobs crashed")
+            assert again.terminate() == 0
+    assert statuses() == ["ok", "ok", "crashed", "crashed", "ok", "ok"]

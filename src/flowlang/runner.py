@@ -342,6 +342,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         return Result(False, "failed", [], [], Stats(), job_id, error, kind=kind)
     finally:
         WATCHDOG.job_ended(job_id)  # once the job is recorded: until then a hard stop records it
+        store.ended_here(job_id)  # one cut off without its end recorded is crashed for the next job
 
 
 async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledModule, options: RunOptions,

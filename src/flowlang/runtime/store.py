@@ -22,6 +22,7 @@ from flowlang.runtime.checkpoints import Checkpoints
 from flowlang.runtime.error_groups import ErrorGroup, group_errors
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
 from flowlang.runtime.ledger import Ledger
+from flowlang.runtime.liveness import LIVE_JOBS, alive, this_process
 from flowlang.runtime.masking import mask_value
 from flowlang.runtime.private import private_file
 from flowlang.runtime.run import RecordFailure
@@ -93,6 +94,7 @@ MIGRATIONS = (
     ("errors", "scope_refs", "integer"),
     ("errors", "note", "text"),  # what the store left out of this error (over max_error_bytes)
     ("jobs", "resumed_from", "integer"),  # `flowlang run --resume`: the job whose checkpoints it continued
+    ("jobs", "process", "text"),  # the process that ran it (runtime/liveness.py): a running job's is alive
 )
 INDEXES = "create index if not exists errors_key on errors(flow, loop_id, trace_key, resolved_at);"
 
@@ -402,6 +404,7 @@ class Store:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
+        self.where = str(folder.resolve()) if folder is not None else f"memory:{id(self)}"  # for LIVE_JOBS
         try:
             if folder is None:
                 self.db = sqlite3.connect(":memory:", isolation_level=None)
@@ -450,16 +453,30 @@ class Store:
     @with_room
     def start_job(self, flow: str, params: dict[str, Any], dry_run: bool, kind: str = "run",
                   mask: Callable[[str], str] | None = None) -> tuple[int, str]:
-        """A new job; jobs of this flow still marked running died without ending (the caller holds the
-        flow's lock) and are marked crashed, ended at their last checkpoint (their last sign of life;
-        unknown without one: not the time this job starts, which would add the time between)."""
+        """A new job; jobs of this flow still marked running whose process is gone died without ending and
+        are marked crashed, ended at their last checkpoint (their last sign of life; unknown without one: not
+        the time this job starts, which would add the time between). One whose process still runs is left
+        running: a `flowlang serve` runs deliveries of a flow with `concurrency` above 1 at once, without
+        the flow's lock, and a `flowlang run` may go on beside them."""
         started = now_text()
-        self._tx("update jobs set status = 'crashed', ended_at = (select max(c.updated_at) from checkpoints c "
-                 "where c.job_id = jobs.id) where flow = ? and status = 'running'", (flow,))
-        cur = self._tx("insert into jobs(flow, started_at, dry_run, kind, params) values (?, ?, ?, ?, ?)",
-                       (flow, started, int(dry_run), kind, masked_json(params, mask)))
+        running = self.db.execute("select id, process from jobs where flow = ? and status = 'running'",
+                                  (flow,)).fetchall()
+        dead = [(r[0],) for r in running if not alive(r[1], self.where, r[0])]
+        if dead:
+            with self.db:
+                self.db.execute("begin immediate")
+                self.db.executemany("update jobs set status = 'crashed', ended_at = (select max(c.updated_at) "
+                                    "from checkpoints c where c.job_id = jobs.id) where id = ? and status = "
+                                    "'running'", dead)
+        cur = self._tx("insert into jobs(flow, started_at, dry_run, kind, params, process) values (?, ?, ?, ?, ?, ?)",
+                       (flow, started, int(dry_run), kind, masked_json(params, mask), this_process()))
         assert cur.lastrowid is not None
+        LIVE_JOBS.add((self.where, cur.lastrowid))
         return cur.lastrowid, started
+
+    def ended_here(self, job_id: int) -> None:
+        """This process no longer runs the job (recorded as ended, or cut off: then it crashed)."""
+        LIVE_JOBS.discard((self.where, job_id))
 
     def last_success_at(self, flow: str) -> str | None:
         """When the last real run that finished started (tests, dry runs and retries do not count);
@@ -479,6 +496,7 @@ class Store:
         of the flow's checkpoints (a finished run leaves nothing to resume). The params are stored again,
         masked with every secret the run has read. Without stats, the job keeps the counts its last
         checkpoint wrote (a hard stop that cannot reach the run's counters)."""
+        LIVE_JOBS.discard((self.where, job_id))
         with self.db:
             self.db.execute("begin immediate")
             if clear_checkpoints:
