@@ -149,6 +149,28 @@ def test_a_killed_run_is_marked_crashed_by_the_next(tmp_path: Path) -> None:
     assert db.execute("pragma integrity_check").fetchone() == ("ok",)
 
 
+def test_a_killed_run_not_yet_reaped_is_crashed_too(tmp_path: Path) -> None:
+    """A job's row names its process, and a running job is crashed only when that process is gone: a
+    process killed and not yet waited for by its parent (a zombie, its pid still taken) is gone."""
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "f.flow").write_text('use src = file(path: "pipe.jsonl")\nemit "go"\ncall src.read() as rows\n'
+                                     "for each r in rows\n  emit r\nend\n")
+    proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "f.flow"], cwd=tmp_path,
+                            env=env_without_flowlang(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == '"go"'
+    proc.kill()  # not waited for yet
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{proc.pid}/stat").exists() and \
+            Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    (tmp_path / "pipe.jsonl").unlink()
+    (tmp_path / "pipe.jsonl").write_text('{"a": 1}\n')
+    assert cli("run", "f.flow", cwd=tmp_path).status == 0
+    proc.wait()
+    db = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
+    assert [r[0] for r in db.execute("select status from jobs order by id")] == ["crashed", "ok"]
+
+
 def test_a_10_mb_file_is_refused_quickly() -> None:
     """Refused before any work that grows with the text: the line index is scanned only near the error."""
     source = Source("big.flow", "emit 1\n" * 1_500_000)

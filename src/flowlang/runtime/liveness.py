@@ -10,15 +10,20 @@ import functools
 import os
 
 
-def _start_time(pid: int) -> str | None:
-    """The start time of a process in clock ticks since boot (Linux's /proc), or None where unknown."""
+def _stat(pid: int) -> tuple[str, str] | None:
+    """A process's state letter and start time in clock ticks since boot (Linux's /proc), or None."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             text = fh.read()
     except OSError:
         return None
     fields = text[text.rfind(")") + 2:].split()  # after the command's name, which may hold spaces
-    return fields[19] if len(fields) > 19 else None
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def _start_time(pid: int) -> str | None:
+    found = _stat(pid)
+    return found[1] if found is not None else None
 
 
 @functools.cache
@@ -54,4 +59,8 @@ def alive(identity: str | None, store: str, job_id: int) -> bool:
         pass
     except OSError:
         return False
-    return not start or _start_time(pid) in (None, start)
+    found = _stat(pid)
+    if found is None:  # no /proc: the pid answers
+        return True
+    state, started = found
+    return state not in ("Z", "X") and (not start or started == start)  # a zombie was killed, not yet reaped
