@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import flowlang
-from conftest import run_cli
+from conftest import cli, run_cli
 
 NINES = 'int(pad_left("", 4300, "9"))'  # the largest whole number a flow holds: 4,300 digits
 CASES = {  # an expression and what its failed record says
@@ -86,3 +86,24 @@ def test_a_whole_number_literal_past_the_digit_bound_is_a_syntax_error(tmp_path:
     result = cli("run", "ok.flow", cwd=tmp_path)
     assert result.status == 0 and result.stdout.strip() == "9" * 4300, result.stderr
     assert isinstance(flowlang.compile("emit " + "9" * 5000 + ".5\n"), flowlang.Flow)  # a decimal has no such bound
+
+
+def test_a_decimal_with_an_exponent_is_written_to_json_in_plain_notation(tmp_path: Path) -> None:
+    """number("1e3") (and the literal 1.5e3) were emitted, written to JSON Lines and sent in API bodies
+    as 1E+3 and 1.5E+3: JSON, but not what an API taking a whole number, or a reader, expects; inside a
+    string they already read 1000. JSON now writes them in plain notation too (past 4,300 digits: E
+    notation, as in a string), keeping trailing zeros (19.990)."""
+    from fakeapi import FakeApi
+
+    with FakeApi({"items": []}) as api:
+        (tmp_path / "f.flow").write_text(
+            f'use api = http(base_url: "{api.url}")\nuse out = file(path: "out.jsonl")\n'
+            'let values = {a: number("1e3"), b: 1.5e3, c: 1e-7, d: 19.990, e: 1e999999 > 0}\n'
+            'emit values\nsend values to out\nsend values to api.post("/items")\nemit "{values.a}"\n')
+        result = cli("run", "f.flow", "--quiet", cwd=tmp_path)
+        body = api.requests[-1].raw.decode()
+    assert result.status == 0, result.stderr
+    plain = '{"a":1000,"b":1500,"c":0.0000001,"d":19.990,"e":true}'
+    assert result.stdout == plain + '\n"1000"\n'
+    assert (tmp_path / "out.jsonl").read_text() == plain + "\n"
+    assert body.replace(" ", "") == plain, body

@@ -14,7 +14,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from flowlang.runtime.blob import Blob
-from flowlang.runtime.values import RecordStream, Secret, bytes_text, format_datetime, format_duration
+from flowlang.runtime.values import RecordStream, Secret, bytes_text, format_datetime, format_duration, format_number
 
 MAX_DEPTH = 500
 MAX_INT_DIGITS = sys.get_int_max_str_digits() or 4300  # Python's bound for reading a whole number
@@ -141,9 +141,12 @@ def _scalar_text(value: Any, secret_text: str | None) -> str:
 
 
 def _decimal(value: Decimal) -> str:
+    """A decimal as a JSON number, in plain notation as it reads in a string (1E+3 is 1000, which an API
+    taking a whole number accepts), but for one past PLAIN_DIGITS digits; trailing zeros are kept."""
     if not value.is_finite():
         raise JsonDataError(f"{value} is not a JSON number")
-    return str(value)
+    text = str(value)
+    return format_number(value) if "E" in text else text
 
 
 # ---- the stores' tagged form -----------------------------------------------------------
