@@ -373,6 +373,8 @@ def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_pa
     ("retry: 0", 42, "retry: must be a positive number, got '0'"),
     ("retry: 1.5", 42, "retry: must be a whole number, got 1.5"),  # before: taken as 1 attempt
     ('proxy: "proxy.corp:3128"', 42, 'proxy: must be a URL like "http://proxy.example.com:3128"'),
+    # before: "internal error (ValueError: Invalid IPv6 URL); this is a bug in flowlang" at the first request
+    ('proxy: "http://[::1:3128"', 42, "proxy: not a valid URL (Invalid IPv6 URL)"),
     ('allowed_hosts: "api.example.com"', 50, "allowed_hosts: must be a list of host names"),
     ("max_retry_wait: 0", 51, "max_retry_wait: must be a positive number, got '0'"),
     ('param_style: "php"', 48, "param_style: must be one of 'repeat', 'brackets', 'indices', 'comma' "
@@ -397,6 +399,23 @@ def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
     own = cli("check", "g.flow", cwd=tmp_path)  # a declarative connector: the same rules, not for its own keys
     assert "g.flow:1:" not in own.stderr
     assert own.status == 0 if given.startswith("timeout") else f"g.flow:2:{col - 22}: error: {said}" in own.stderr
+
+
+def test_a_base_url_that_cannot_be_read_is_refused_without_showing_it(tmp_path: Path) -> None:
+    """A base_url (here a secret: a webhook URL holding its token) with a port past 65535, or a broken
+    IPv6 address, failed with "internal error (ValueError: Port out of range 0-65535); this is a bug in
+    flowlang" at each record, or ended the run so. It is refused where the connection is opened, saying
+    what is wrong and not showing the URL: Python's own message would name the text where the port goes."""
+    (tmp_path / "f.flow").write_text('use api = http(base_url: secret.URL, retry: 1)\n'
+                                     'for each n in [1]\n  send {n: n} to api.post("/x")\nend\n')
+    port = "its port is not a whole number from 0 to 65535"
+    for url, said in (("http://127.0.0.1:99999/services/Rk3v9Wm2Lp8Tx5Qn", port),
+                      ("http://Rk3v9Wm2:Lp8Tx5Qn/services", port),
+                      ("http://[::1/services/Rk3v9Wm2Lp8Tx5Qn", "Invalid IPv6 URL")):
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"URL": url})
+        assert proc.status == 1, proc.stderr
+        assert f"f.flow:1:1: error: base_url: not a valid URL ({said})" in proc.stderr
+        assert "internal error" not in proc.stderr and "Lp8Tx5Qn" not in proc.stderr
 
 
 def test_an_answer_is_read_in_the_charset_its_content_type_names() -> None:

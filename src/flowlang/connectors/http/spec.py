@@ -56,6 +56,8 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
     base_url = _text(config, "base_url")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise FlowRuntimeError(f"base_url must start with http:// or https://, got {base_url!r}", "connector")
+    if base_url is not None:
+        url_problem("base_url", base_url)
     headers = config.get("headers") or {}
     if not isinstance(headers, dict):
         raise FlowRuntimeError(f"headers: must be an object, got {type_name(headers)}", "connector")
@@ -81,6 +83,16 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         max_connections=int(_number(config, "max_connections", MAX_CONNECTIONS, whole=True)),
         param_style=param_style(config.get("param_style")),
     )
+
+
+def url_problem(key: str, url: str) -> None:
+    """A URL that cannot be read ('http://[::1/x', a port past 65535) was an internal error at the first
+    request; refused here, without showing the URL (it may be a secret, or hold one where the port goes)."""
+    try:
+        urlsplit(url).port  # noqa: B018  # reading the port is what checks it
+    except ValueError as e:
+        said = "its port is not a whole number from 0 to 65535" if "Port" in str(e) else str(e)
+        raise FlowRuntimeError(f"{key}: not a valid URL ({said})", "connector") from None
 
 
 def param_style(value: Any) -> str:
@@ -117,6 +129,7 @@ def proxy_url(value: Any, services: RunServices) -> str | None:
         value = value.reveal()
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise FlowRuntimeError('proxy: must be a URL like "http://proxy.example.com:3128"', "connector")
+    url_problem("proxy", value)
     parts = urlsplit(value)
     if parts.password:
         services.register_secret(parts.password)
