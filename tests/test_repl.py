@@ -361,3 +361,14 @@ def test_repl_of_a_flow_leaves_out_a_let_that_needs_a_call_and_names_the_file(tm
     (tmp_path / "g.flow").write_text('let since = datetme("2025-01-01")\n')
     broken = cli("repl", "g.flow", cwd=tmp_path, stdin="1\n")
     assert broken.status == 1 and broken.stderr.startswith("g.flow:1:13: error: unknown function 'datetme'")
+
+
+def test_a_param_without_a_value_or_a_default_is_null_with_a_note(tmp_path: Path) -> None:
+    """`param since` typed without --param since=... was null without a word (a run stops for it), so
+    the statements after it failed or sent null further on."""
+    result = cli("repl", cwd=tmp_path, stdin="param since\nsince\nparam n = 2\nn\n")
+    assert result.status == 0 and result.stdout == "null\n2\n"
+    assert result.stderr == ("note: param since is not given, so it is null here (a run would stop for it): "
+                             "flowlang repl --param since=VALUE\n")
+    given = cli("repl", "--param", "since=2024-05-01", cwd=tmp_path, stdin="param since\nsince\n")
+    assert given.stdout == '"2024-05-01"\n' and given.stderr == ""

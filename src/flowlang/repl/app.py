@@ -77,6 +77,8 @@ def show_outcome(console: Console, terminal: Terminal, outcome: Outcome) -> None
         show(console, record, terminal.masker.mask)
     if outcome.value is not NOTHING:
         show(console, outcome.value, terminal.masker.mask)
+    for note in outcome.notes:
+        terminal.message(note, "yellow")
     for failure in outcome.failures:
         terminal.message(f"record failed at {failure.location}: {failure.message}", "yellow")
     if outcome.error is not None:

@@ -27,6 +27,8 @@ def report(outcome: Outcome, out: IO[str], err: Terminal) -> None:
     if outcome.value is not NOTHING:
         out.write(err.masker.mask(plain_text(outcome.value)) + "\n")
     out.flush()
+    for note in outcome.notes:
+        err.message(note)
     for failure in outcome.failures:
         err.message(f"record failed at {failure.location}: {failure.message}")
     if outcome.error is not None:
@@ -69,8 +71,8 @@ def repl_main(args: argparse.Namespace, terminal: Terminal) -> int:
     try:
         if args.file:
             loaded = session.load_file(Path(args.file))
-            for left in loaded.left_out:
-                terminal.message(left.note())
+            for note in [left.note() for left in loaded.left_out] + loaded.notes:
+                terminal.message(note)
             if loaded.error is not None:
                 terminal.message(loaded.error.render())
                 if not terminal.stdin_is_terminal():

@@ -163,7 +163,7 @@ def cmd_load(session: ReplSession, arg: str) -> MetaResult:
     outcome = session.load_file(path)
     if outcome.error is not None:
         return MetaResult(outcome.error.render(), ok=False)
-    notes = "".join("\n" + left.note() for left in outcome.left_out)
+    notes = "".join("\n" + note for note in [left.note() for left in outcome.left_out] + outcome.notes)
     return MetaResult(f"loaded {path}: {', '.join(sorted(session.scope.names)) or 'nothing'}{notes}")
 
 

@@ -43,6 +43,7 @@ class Outcome:
     error: FlowError | None = None
     source: str = ""
     left_out: list[LeftOut] = field(default_factory=list)  # definitions of a loaded file that were not loaded
+    notes: list[str] = field(default_factory=list)  # what the input did that a user may not expect
 
     @property
     def ok(self) -> bool:
@@ -178,7 +179,7 @@ class ReplSession:
         try:
             step, module = self.compile(text, definitions_only, at)
             outcome.left_out = self.left_out
-            self._set_new_params(module)
+            outcome.notes = self._set_new_params(module)
         except FlowError as e:
             outcome.error = e
             return outcome
@@ -223,11 +224,18 @@ class ReplSession:
             error.source = module.source
         return error
 
-    def _set_new_params(self, module: ast.Module) -> None:
+    def _set_new_params(self, module: ast.Module) -> list[str]:
+        """Give the new params their --param values; a note for each one without a value or a default
+        (a run would stop for it; here it is null)."""
+        notes = []
         for stmt in module.statements:
             if isinstance(stmt, ast.Param) and stmt.name in self.params:
                 slot = self.checked.resolution.slots[(stmt, 0)]
                 self.frame.slots[slot] = self.params[stmt.name]
+            elif isinstance(stmt, ast.Param) and stmt.default is None:
+                notes.append(f"note: param {stmt.name} is not given, so it is null here (a run would stop for "
+                             f"it): flowlang repl --param {stmt.name}=VALUE")
+        return notes
 
     def _run(self, step: Step, on_step: Callable[[asyncio.Task[Any]], None] | None) -> None:
         """Run a step; a record stream that an expression needs in memory is read, then the input
