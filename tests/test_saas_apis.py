@@ -295,3 +295,32 @@ def test_a_stripe_request_still_running_under_its_key_is_asked_again(tmp_path: P
         assert {r.headers.get("idempotency-key") for r in api.requests} == {"order-7"}
         assert len(api.intents) == 1
     assert lines(proc.stdout) == ["pi_000001"]
+
+
+def test_a_lookup_after_a_create_to_the_same_api_finds_the_new_record(tmp_path: Path) -> None:
+    """The documented upsert (lookup, create when null) created a record twice when its source held the
+    same key twice: a lookup's answer was cached for the whole run, so the second 'Alpha' got the null
+    of the first, from before the first was created, and GitHub (which has no idempotency keys) got two
+    issues. A lookup's answer now holds until the next write to that connection: the second lookup asks
+    again and finds the issue. A lookup without a write between keeps its cache."""
+    write(tmp_path, "in.csv", "title\nAlpha\nBeta\nAlpha\n")
+    write(tmp_path, "f.flow",
+          'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL, rate_limit: "50/second")\n'
+          'use src = file(path: "in.csv")\n'
+          'call src.read() as rows\n'
+          'for each r in rows key r.title\n'
+          '  lookup gh.find_issue(q: "repo:octo/hello in:title {r.title}") as existing\n'
+          '  lookup gh.find_issue(q: "repo:octo/hello in:title {r.title}") as again\n'
+          '  if existing == null\n'
+          '    send {title: r.title} to gh.create_issue(owner: "octo", repo: "hello") as made\n'
+          '    emit ["created", made.number]\n'
+          '  else\n'
+          '    emit ["found", existing.number]\n'
+          '  end\n'
+          'end\n')
+    with GitHubMock() as api:
+        proc = cli("run", "f.flow", cwd=tmp_path, env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [i["title"] for i in api.issues] == ["Alpha", "Beta"]
+        assert api.count("GET", "/search/issues") == 3  # the second lookup of each row came from the cache
+    assert lines(proc.stdout) == [["created", 1], ["created", 2], ["found", 1]]

@@ -618,6 +618,7 @@ async def close_all(ctx: RunContext) -> None:
     # here, not left to the cyclic garbage collector with the rest of the run (a full collection
     # of a big heap in the middle of the host's next run)
     ctx.lookup_cache.clear()
+    ctx.lookup_nulls.clear()
 
 
 def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,

@@ -222,6 +222,8 @@ class IoCompiler(StatementCompiler):
             key = (id(conn), op, args_key, cache_key(kw))
             run = f.run
             value = run.lookup_cache.get(key, MISSING)
+            if value is None and run.lookup_nulls.get(key) != conn.write_count():
+                value = MISSING  # found nothing before a write to the connection since: it may be there now
             if value is MISSING:
                 inflight = run.lookup_inflight
                 if key in inflight:  # the same lookup is on its way: wait for its answer
@@ -234,6 +236,7 @@ class IoCompiler(StatementCompiler):
                     value = await future
                 else:  # this iteration asks, and answers the ones that ask meanwhile (a future each)
                     inflight[key] = None  # no one else waits yet
+                    asked_at = conn.write_count()
                     try:
                         try:
                             value = await conn.invoke(op, a, kw)
@@ -250,6 +253,8 @@ class IoCompiler(StatementCompiler):
                         if isinstance(e, FlowRuntimeError):
                             raise where.locate(e) from None
                         raise
+                    if value is None:
+                        run.lookup_nulls[key] = asked_at
                     answered(run, key, value)
             store(f, plain_copy(value))
         return Step.coroutine(lookup)

@@ -137,6 +137,14 @@ class Connection(ABC):
                 out.append(SendOutcome(False, error=e.message, status=e.status))
         return out
 
+    writes = 0  # the writes made so far (sends, sql execute); HTTP-backed ones count their client's
+
+    def write_count(self) -> int:
+        """How many writes this connection has made (HTTP-backed ones count their requests that change
+        data): a lookup that found nothing is asked again after a write to the same connection (the
+        record just created is found, not created twice); a record found stays cached for the run."""
+        return self.writes
+
     async def close(self) -> None:  # noqa: B027 - most connections hold nothing to release
         """Release what the connection holds (clients, files) at the end of the run."""
 

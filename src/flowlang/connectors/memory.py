@@ -34,6 +34,7 @@ class MemoryConnection(Connection):
         if self.services.dry_run:
             self.services.log_dry_run(self.name, f"write {self.services.mask(dumps(record))}")
             return record
+        self.writes += 1
         self.records.append(record)
         return record
 

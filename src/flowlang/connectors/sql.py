@@ -369,6 +369,7 @@ class SqlConnection(Connection):
             if self.services.dry_run:
                 self.services.log_dry_run(self.name, f"execute {cut(sql.strip(), 200, self.services.mask)}")
                 return {"rowcount": 0}
+            self.writes += 1
             return await self._on_thread(self._execute, sql, params)
         if op in ("insert", "upsert"):
             return await self.send(op, args[0] if args else None, [], kwargs)
@@ -443,6 +444,7 @@ class SqlConnection(Connection):
         table = kwargs.get("table")
         if not isinstance(table, str) or not table:
             raise FlowRuntimeError(f"{op}() needs table: the table's name", "connector")
+        self.writes += 1
         key = kwargs.get("key")
         keys = [key] if isinstance(key, str) else key
         if op == "upsert" and (not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys)):

@@ -193,6 +193,7 @@ class RunContext:
         # connections holding buffered writes (a file's records): flushed by flush_writes
         self.unflushed: set[Any] = set()
         self.lookup_cache: dict[Any, Any] = {}
+        self.lookup_nulls: dict[Any, int] = {}  # a lookup that found nothing -> the connection's writes then
         self.lookup_inflight: dict[Any, list[asyncio.Future[Any]] | None] = {}  # a lookup on its way: who waits
         self.depth = 0
         self.failed_records = 0

@@ -182,6 +182,9 @@ class DeclarativeConnection(Connection):
         self.model = model
         self.client = client
 
+    def write_count(self) -> int:
+        return self.client.writes
+
     def operation(self, op: str) -> OperationModel:
         found = self.model.operations.get(op)
         if found is None:

@@ -229,6 +229,7 @@ class HttpClient:
             services.register_secret(secret)
         self.meter = RequestMeter(name, settings.limiter, self.traffic, services)
         self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
+        self.writes = 0  # requests made that change data (Connection.write_count)
         self.base_origin = origin_of(settings.base_url) if settings.base_url else None
         self.base_prefix = base_prefix(settings.base_url) if settings.base_url else None
 
@@ -284,6 +285,8 @@ class HttpClient:
         """request's work; `whole`: awaited as an Answer, else as its value."""
         method = method.upper()
         writes = method not in READ_METHODS if changes_data is None else changes_data
+        if writes:
+            self.writes += 1
         own = self.admit(method, url)
         added = self.settings.headers if own else None
         if added or headers:

@@ -77,6 +77,9 @@ class HttpConnection(Connection):
         self.client = client
         self.services = services
 
+    def write_count(self) -> int:
+        return self.client.writes
+
     def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Coroutine[Any, Any, Value]:
         """Checks and builds the request at the call (a bad one raises there) and returns the
         client's coroutine itself: awaited, the answer's value (no coroutine of its own between the
