@@ -272,9 +272,10 @@ class GitHubMock(MockServer):
         if not q:
             return jsonr(422, {"message": "Validation Failed", "errors": [
                 {"resource": "Search", "field": "q", "code": "missing"}], "documentation_url": GH_DOCS})
-        words = [w for w in q.split() if ":" not in w]
+        phrase = re.sub(r'\b[a-z]+:(?:"[^"]*"|\S+)', "", q).strip().strip('"').lower()  # the text without qualifiers
+        state = "open" if "is:open" in q else "closed" if "is:closed" in q else None
         with self.lock:
-            items = [i for i in self.issues if all(w.lower() in i["title"].lower() for w in words)]
+            items = [i for i in self.issues if phrase in i["title"].lower() and state in (None, i["state"])]
         return jsonr(200, {"total_count": len(items), "incomplete_results": False, "items": items[:30]},
                      self.rate_headers())
 

@@ -38,7 +38,7 @@ COVERED = [
     # run against local servers in test_stdlib_commerce.py (Prism does not start on Stripe's description):
     "stripe_customers/customers_to_csv.flow",
     # run against the strict Stripe mock (tests/saas_mocks.py) in test_saas_apis.py:
-    "stripe_charges/charge_orders.flow",
+    "stripe_charges/charge_orders.flow", "github_issues/issues_from_csv.flow",
     "hubspot_contacts/contacts_from_csv.flow", "shopify_products/products_to_csv.flow",
     "zendesk_tickets/open_tickets.flow", "woocommerce_stock/update_stock.flow",
     # run against the tests' own SFTP server (asyncssh) and S3 (moto) in test_remote_transfer.py:

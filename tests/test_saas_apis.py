@@ -324,3 +324,26 @@ def test_a_lookup_after_a_create_to_the_same_api_finds_the_new_record(tmp_path: 
         assert [i["title"] for i in api.issues] == ["Alpha", "Beta"]
         assert api.count("GET", "/search/issues") == 3  # the second lookup of each row came from the cache
     assert lines(proc.stdout) == [["created", 1], ["created", 2], ["found", 1]]
+
+
+def test_the_github_issues_from_csv_example(tmp_path: Path) -> None:
+    """examples/github_issues/issues_from_csv.flow against the strict GitHub mock: a title seen twice
+    opens one issue and updates it, labels go as a list, the row without a title fails alone with
+    GitHub's 422 (Validation Failed, missing_field title), kept in the error store."""
+    folder = copy_example("github_issues", tmp_path)
+    with GitHubMock(owner="octo", repo="hello") as api:
+        proc = cli("run", "issues_from_csv.flow", "--param", "repo=octo/hello", "--log-format", "text", cwd=folder,
+                   env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert proc.status == 3, proc.stderr
+        assert [(i["number"], i["title"], [x["name"] for x in i["labels"]], i["body"]) for i in api.issues] == [
+            (1, "Export fails on empty files", ["bug", "export"], "Seen again on 2.1."),
+            (2, "Add a dark theme", ["enhancement"], "Many asked for it.")]
+        assert [(r.method, r.status) for r in api.requests if r.method != "GET"] == [
+            ("POST", 201), ("POST", 201), ("PATCH", 200), ("POST", 422)]
+    assert lines(proc.stdout) == [{"created": 1, "title": "Export fails on empty files"},
+                                  {"created": 2, "title": "Add a dark theme"},
+                                  {"updated": 1, "title": "Export fails on empty files"}]
+    assert ('answered 422 Unprocessable Entity: {"message": "Validation Failed", "errors": [{"resource": "Issue", '
+            '"code": "missing_field", "field": "title"}]') in proc.stderr
+    errors = lines(cli("errors", "issues_from_csv.flow", "--json", cwd=folder).stdout)
+    assert [(e["record"]["body"], e["status"]) for e in errors] == [("A row without a title", 422)]
