@@ -236,6 +236,36 @@ def test_a_sort_of_numbers_or_text_is_quick() -> None:
     assert took < 3, took  # three sorts: about 10 s of CPU before
 
 
+# short lists, but much work for each item: comprehensions inside comprehensions, and a pattern that
+# takes most of its second on each text
+SHORT_BUT_SLOW = """let ts = [pad_left("", 19, "a") + "!" for i in range(0, 20)]
+emit "started"
+for each name in ["nested", "regex"]
+  if name == "nested"
+    emit sum([sum([sum([i * j * k for k in range(0, 200)]) for j in range(0, 200)]) for i in range(0, 200)])
+  else
+    emit len([regex_match(t, "(a|a)+$") for t in ts])
+  end
+end
+"""
+
+
+def test_max_record_seconds_stops_comprehensions_of_short_lists_and_slow_patterns(tmp_path: Path) -> None:
+    """A comprehension of fewer than 1,024 items never checked the time, whatever each item did: three
+    comprehensions of 200 inside each other (8,000,000 items) ran to their end, and so did 20 texts of a
+    pattern taking 0.7 s on each (a regex's own limit is 1 s per text), under --max-record-seconds 0.3.
+    A short comprehension now checks once before it runs, and a regex stops when its record's time does."""
+    proc, started = start(tmp_path, "short", SHORT_BUT_SLOW, "--max-record-seconds", "0.3")
+    status, out, err = finish(proc)
+    assert status == 3 and time.monotonic() - started < 30, err
+    assert out == ""  # neither record finished
+    assert_clean(err)
+    errors = run_cli("errors", "short.flow", "--json", cwd=tmp_path)
+    found = [json.loads(x) for x in errors.stdout.splitlines()]
+    assert [e["record"] for e in found] == ["nested", "regex"]
+    assert all(e["message"] == "the record took longer than 0.3s (max_record_seconds)" for e in found)
+
+
 def test_a_second_sigterm_ends_code_stuck_in_c(tmp_path: Path) -> None:
     proc, _ = start(tmp_path, "big", STUCK_IN_C)
     time.sleep(0.5)

@@ -21,7 +21,7 @@ from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
 from flowlang.runtime.field_misses import found_nothing, missed
 from flowlang.runtime.frame import Frame, ReturnSignal
-from flowlang.runtime.limits import CHECK_EVERY, paced
+from flowlang.runtime.limits import CHECK_EVERY, checked, paced
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.values import RecordStream, equal, interpolate, truthy, type_name
 
@@ -86,6 +86,7 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 HELPERS: dict[str, Any] = {
     "_fld": _fld, "_miss": missed, "_nothing": found_nothing, "_idx": _idx, "_iter": _iter, "_paced": paced,
+    "_checked": checked,
     "_CHECK_EVERY": CHECK_EVERY, "_interp": interpolate,
     "_N": frozenset({int, Decimal}), "_B": ops.INT_BOUND, "_NB": -ops.INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
@@ -271,10 +272,11 @@ class Generator:
         each = f" for {test} in [type({var}) is dict]" if test is not None else ""
         tail = f" if {condition}" if condition is not None else ""
         items = self.name("_l")  # evaluated outside: Python allows no := in a comprehension's iterable
-        # a short list is walked as it is (no pacing: as limits.paced), anything else by _iter and _paced
-        # (what the comprehension walks is that choice, not the value it was made of)
-        return (f"(({items} := {items} if type({items} := {iterable}) is list and len({items}) < _CHECK_EVERY "
-                f"else _paced(_iter({items}), f.run.stop)), "
+        # a short list is walked as it is after one check (as limits.paced), anything else by _iter and
+        # _paced (what the comprehension walks is that choice, not the value it was made of)
+        return (f"(({items} := ({items} if f.run.limits.max_record_seconds is None and not f.run.stop.hard "
+                f"else _checked({items}, f.run.stop)) if type({items} := {iterable}) is list "
+                f"and len({items}) < _CHECK_EVERY else _paced(_iter({items}), f.run.stop)), "
                 f"[{element} for {var} in {items}{each}{tail}])[1]")
 
     def g_Negate(self, node: ast.Negate) -> str:

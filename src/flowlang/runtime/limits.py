@@ -66,10 +66,19 @@ def check_time(stop: StopFlag) -> None:
 
 
 def paced(items: Any, stop: StopFlag) -> Any:
-    """A comprehension's items, with check_time every CHECK_EVERY items when there are that many."""
+    """A comprehension's items, with check_time every CHECK_EVERY items when there are that many, and
+    once before a shorter list (a comprehension of comprehensions of short lists checks at each inner
+    one, so no nesting of them runs past the limits)."""
     if type(items) in (list, tuple) and len(items) < CHECK_EVERY:
+        check_time(stop)
         return items
     return _paced(items, stop)
+
+
+def checked(items: list[Any], stop: StopFlag) -> list[Any]:
+    """A short list a comprehension walks as it is, after one check_time (as paced does)."""
+    check_time(stop)
+    return items
 
 
 def _paced(items: Iterable[Any], stop: StopFlag) -> Iterator[Any]:
@@ -93,6 +102,15 @@ def check_busy() -> None:
     deadline = RECORD_DEADLINE.get()
     if deadline is not None and time.monotonic() > deadline[0]:
         raise LimitError(record_limit_message(deadline[1]))
+
+
+def within_record(seconds: float) -> float:
+    """`seconds`, or less when the record's max_record_seconds runs out sooner (a regex's timeout);
+    check_busy then says which limit it was."""
+    deadline = RECORD_DEADLINE.get()
+    if deadline is None:
+        return seconds
+    return max(0.001, min(seconds, deadline[0] - time.monotonic()))
 
 
 def busy(items: list[Any]) -> Iterable[Any]:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, check_items, need, secret_preserving
-from flowlang.runtime.limits import VALUE_ITEMS
+from flowlang.runtime.limits import VALUE_ITEMS, check_busy, within_record
 from flowlang.runtime.operators import OperatorError, as_int
 from flowlang.runtime.values import Secret, check_text_size, to_text, type_name
 
@@ -26,6 +26,9 @@ def _engine() -> Any:
 
 
 def timed_out(name: str, pattern: str) -> BuiltinError:
+    """The error of a regex that ran out of time: the record's (max_record_seconds) when that ran out
+    first (check_busy raises it), else the pattern's own second."""
+    check_busy()
     return BuiltinError(f"{name}(): the pattern {pattern[:80]!r} took longer than {REGEX_SECONDS:g}s on this text "
                         "(catastrophic backtracking?); simplify it, e.g. avoid nested repeats like (a+)+")
 
@@ -261,7 +264,7 @@ def regex_match(s: Any, pattern: Any) -> Any:
     need(s, "string", "regex_match")
     need(pattern, "string", "regex_match", "pattern")
     try:
-        return _regex(pattern).search(s, timeout=REGEX_SECONDS) is not None
+        return _regex(pattern).search(s, timeout=within_record(REGEX_SECONDS)) is not None
     except TimeoutError:
         raise timed_out("regex_match", pattern) from None
 
@@ -282,7 +285,7 @@ def regex_find(s: Any, pattern: Any, group: Any = 0) -> Any:
     need(pattern, "string", "regex_find", "pattern")
     which = _group_arg(group)
     try:
-        m = _regex(pattern).search(s, timeout=REGEX_SECONDS)
+        m = _regex(pattern).search(s, timeout=within_record(REGEX_SECONDS))
     except TimeoutError:
         raise timed_out("regex_find", pattern) from None
     if m is None:
@@ -345,9 +348,10 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
     worst = len(s) + (len(s) + 1) * own + references * len(s)
     try:
         if worst <= VALUE_ITEMS.get():
-            return str(compiled.sub(replacement, s, timeout=REGEX_SECONDS))
-        return compiled.sub(expand, s, timeout=REGEX_SECONDS)
+            return str(compiled.sub(replacement, s, timeout=within_record(REGEX_SECONDS)))
+        return compiled.sub(expand, s, timeout=within_record(REGEX_SECONDS))
     except TimeoutError:
+        check_busy()  # the record's own time ran out first
         if built[1] >= 10_000:
             raise BuiltinError(f"regex_replace(): replacing {built[1]:,} matches (and more) took longer than "
                                f"{REGEX_SECONDS:g}s on this text of {len(s):,} characters") from None
