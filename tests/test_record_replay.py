@@ -476,6 +476,29 @@ def test_a_flow_that_is_a_folder_or_not_utf8_is_named_without_errno(tmp_path: Pa
     assert "Errno" not in test.stdout + ran.stderr and "codec" not in bad.stderr
 
 
+def test_env_reads_the_environment_in_a_replay_and_a_test_folder_may_set_it(tmp_path: Path) -> None:
+    """A flow reading env.REGION in a mapping got null in every replay, whatever the environment held
+    ('record.region: "eu" -> null'): the replay ran with an empty environment. env.NAME now reads the
+    environment as a run does, and a test folder's flow.toml may set it in [env]."""
+    flow = tmp_path / "env.flow"
+    flow.write_text('use api = http(base_url: env.API)\nsend {region: env.REGION} to api.post("/orders")\n')
+    with FakeApi() as api:
+        done = run_cli("run", str(flow), "--record", str(tmp_path / "case"), "--state-dir", str(tmp_path / "state"),
+                       env={"API": api.url, "REGION": "eu"})
+        assert done.returncode == 0, done.stderr
+        assert api.requests[0].body == {"region": "eu"}
+    cassette = str(tmp_path / "case")
+    assert run_cli("test", str(flow), "--cassette", cassette, env={"REGION": "eu"}).returncode == 0
+    other = run_cli("test", str(flow), "--cassette", cassette, env={"REGION": "us"})
+    assert other.returncode == 1 and 'record.region: "eu" -> "us"' in other.stdout, other.stdout
+    (tmp_path / "case" / "flow.toml").write_text('flow = "../env.flow"\n[env]\nREGION = "eu"\n')
+    folder = run_cli("test", cassette, env={"REGION": "us"})
+    assert folder.returncode == 0 and "PASS" in folder.stdout, folder.stdout + folder.stderr
+    (tmp_path / "case" / "flow.toml").write_text('flow = "../env.flow"\n[env]\nREGION = 5\n')
+    bad = run_cli("test", cassette)
+    assert bad.returncode == 1 and '[env] is a table of texts (REGION = "eu")' in bad.stdout
+
+
 def test_a_cassette_saved_with_a_bom_and_crlf_replays(tmp_path: Path) -> None:
     """A cassette or flow.toml edited on Windows (a BOM first, CRLF line ends) was refused at line 1
     ('Unexpected UTF-8 BOM'), where a .flow file with a BOM is read."""
@@ -542,7 +565,7 @@ def test_a_flow_toml_that_cannot_be_read_fails_alone_at_its_line(tmp_path: Path)
     out = done.stdout
     assert "PASS a_good" in out and "FAIL b_toml" in out and "FAIL c_key" in out and "FAIL d_flow" in out
     assert "tests/b_toml/flow.toml:2:24: not valid TOML: Illegal character" in out and " 2 | flow = " in out
-    assert "tests/c_key/flow.toml: unknown key bogus (keys: flow, cassette, params)" in out
+    assert "tests/c_key/flow.toml: unknown key bogus (keys: flow, cassette, params, env)" in out
     assert "tests/d_flow/flow.toml: needs flow = " in out
     assert "1 passed, 3 failed" in out and "Traceback" not in done.stderr
 

@@ -8,10 +8,13 @@ folder (default: the test folder itself) and params (default: those the cassette
     cassette = "."
     [params]
     since = "2024-05-01"
+    [env]                        # over the environment, for the flow's env.NAME
+    REGION = "eu"
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +45,7 @@ class ReplayCase:
     cassette: Path
     params: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None  # why its flow.toml cannot be read: the folder fails alone
+    env: dict[str, str] = field(default_factory=dict)  # its [env]: over the environment, for env.NAME
 
 
 @dataclass
@@ -105,13 +109,17 @@ def read_case(path: Path) -> ReplayCase:
         raise UsageError(f'{path}: needs flow = "path/to/the.flow" (relative to its folder)')
     cassette = data.get("cassette", ".")
     params = data.get("params", {})
+    env = data.get("env", {})
     if not isinstance(cassette, str) or not isinstance(params, dict):
         raise UsageError(f"{path}: cassette is a folder name and [params] a table")
-    unknown = sorted(set(data) - {"flow", "cassette", "params"})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise UsageError(f'{path}: [env] is a table of texts (REGION = "eu")')
+    unknown = sorted(set(data) - {"flow", "cassette", "params", "env"})
     if unknown:
-        raise UsageError(f"{path}: unknown key {', '.join(unknown)} (keys: flow, cassette, params)")
+        raise UsageError(f"{path}: unknown key {', '.join(unknown)} (keys: flow, cassette, params, env)")
     folder = path.parent
-    return ReplayCase(folder.name, folder, (folder / flow).resolve(), (folder / cassette).resolve(), params)
+    return ReplayCase(folder.name, folder, (folder / flow).resolve(), (folder / cassette).resolve(), params,
+                      env=env)
 
 
 def discover(root: Path) -> list[ReplayCase]:
@@ -130,8 +138,10 @@ def readable_case(path: Path) -> ReplayCase:
 
 
 async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
-                       update: bool = False, name: str | None = None) -> ReplayOutcome:
-    """Run `flow` against the cassette in cassette_dir, offline; with update, rewrite its expectations."""
+                       update: bool = False, name: str | None = None,
+                       env: dict[str, str] | None = None) -> ReplayOutcome:
+    """Run `flow` against the cassette in cassette_dir, offline; with update, rewrite its expectations.
+    `env.NAME` reads the environment (with `env` over it), as a run does: the cassette does not hold it."""
     from flowlang.runner import RunSetup
 
     cassette = Cassette.load(cassette_dir)
@@ -143,7 +153,8 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     limit = recorded.get("limit")  # recorded with --limit: the cassette holds that many records
     options = flow.options(given, None, from_stored(recorded.get("input")), masker=masker, tape=replayer,
                            secret_providers=stand_ins, limit=limit if type(limit) is int else None)
-    result = await flow.run_job(options, RunSetup(None, collect=True), "test")
+    setup = RunSetup(None, collect=True, env={**os.environ, **(env or {})})
+    result = await flow.run_job(options, setup, "test")
     problems = replayer.problems()
     error = result.error
     if error is not None and recorded_status(cassette) != "failed" and not any(error is m for m in replayer.misses):
@@ -168,15 +179,16 @@ def recorded_status(cassette: Cassette) -> str | None:
 
 
 def replay(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None, *,
-           update: bool = False) -> ReplayOutcome:
+           update: bool = False, env: dict[str, str] | None = None) -> ReplayOutcome:
     """replay_async() for code without an event loop."""
-    return run_sync(replay_async(flow, cassette_dir, params, update=update), "await replay_async(...)")
+    return run_sync(replay_async(flow, cassette_dir, params, update=update, env=env), "await replay_async(...)")
 
 
 async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcome:
     from flowlang.api import load
 
-    return await replay_async(load(case.flow), case.cassette, case.params, update=update, name=case.name)
+    return await replay_async(load(case.flow), case.cassette, case.params, update=update, name=case.name,
+                              env=case.env)
 
 
 def run_case(case: ReplayCase, update: bool = False) -> ReplayOutcome:
