@@ -265,3 +265,19 @@ def test_a_spread_in_an_object_literal_says_to_merge_with_plus(tmp_path: Path) -
     assert "hint: merge objects with +, the right one winning: o + {total: 2}" in result.stderr
     (tmp_path / "f.flow").write_text("let items = [{qty: 1}]\nemit [i + {total: i.qty * 2} for i in items]\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"qty":1,"total":2}\n'
+
+
+def test_a_lookup_of_an_operation_that_writes_records_is_refused_by_check(tmp_path: Path) -> None:
+    """`lookup out.write({a: 1}) as x` passed check and wrote the record (a lookup is a read, cached per
+    run, and not a send: no batch, no ledger, no dry-run rule of sends)."""
+    (tmp_path / "f.flow").write_text('use out = file(path: "o.csv")\nuse db = sql(url: "sqlite:///x.db")\n'
+                                     'lookup out.write({a: 1}) as x\nlookup db.upsert(table: "t", key: "id") as y\n'
+                                     'lookup db.query("select 1 as one") as z\nemit z\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert ("f.flow:3:8: error: `lookup` reads (the first record of an answer, cached per run), and out.write() "
+            "writes records\n") in result.stderr, result.stderr
+    assert "hint: to write a record, send it: send {a: 1} to out.write\n" in result.stderr
+    assert 'hint: to write a record, send it: send RECORD to db.upsert(table: "t", key: "id")\n' in result.stderr
+    assert result.stderr.count("error:") == 2  # a lookup of a query is a read
+    assert not (tmp_path / "o.csv").exists()

@@ -183,7 +183,15 @@ class Checker(StatementChecker):
                 self.resolution.materialize.add(node)
 
     def stmt_LookupStmt(self, node: ast.LookupStmt, scope: Scope, ctx: Ctx) -> None:
-        self.operation(node.operation, scope, ctx, sending=False)
+        op_spec = self.operation(node.operation, scope, ctx, sending=False)
+        if op_spec is not None and op_spec.changes_data and op_spec.takes_batch:  # file.write, sql.upsert, ...
+            op = node.operation
+            self.error("lookup-write", f"`lookup` reads (the first record of an answer, cached per run), and "
+                       f"{op.connection}.{op.op}() writes records", op.span,
+                       "to write a record, send it: " + (
+                           f"send {self.source.text[op.args[0].span.start:op.args[0].span.end]} to "
+                           f"{op.connection}.{op.op}" if op.args and not op.kwargs else
+                           f"send RECORD to {self.source.text[op.span.start:op.span.end]}"))
         self.assign(node.as_name, node.as_span, scope, ctx, (node, 0))
 
     def stmt_Send(self, node: ast.Send, scope: Scope, ctx: Ctx) -> None:
