@@ -130,3 +130,17 @@ def test_an_empty_credential_is_refused_when_the_connection_opens(tmp_path: Path
     assert check.status == 0
     assert check.stdout == ("T  bearer.flow:1:57  found in the environment, but empty (as a credential it is "
                             "refused)\n")
+
+
+def test_a_token_answer_past_max_response_bytes_is_said_so(tmp_path: Path) -> None:
+    """A token answer too big for the connection's max_response_bytes was told as the endpoint not
+    being reached at all."""
+    with AuthApi(token_answer=lambda: web.json_response({"access_token": "t" * 5000})) as api:
+        (tmp_path / "f.flow").write_text(OAUTH.replace("retry: 2", "max_response_bytes: 1000")
+                                         + 'call api.get("/items")\n')
+        (tmp_path / "s.toml").write_text(f"CS = {json.dumps(CANARY)}\n")
+        done = cli("run", "f.flow", "--secrets", "s.toml", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+        assert api.seen == [] and len(api.token_requests) == 1  # not retried
+    assert done.status == 1
+    assert (f"error: GET {api.url}/api/items: the OAuth2 token endpoint {api.url}/token answered: the answer is "
+            "more than 1000 bytes") in done.stderr, done.stderr

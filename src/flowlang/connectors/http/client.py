@@ -384,8 +384,9 @@ class HttpClient:
             response = await self.transport.send("POST", token_url, {
                 "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers}, body)
         except TransportError as e:  # the request waiting for the token was not sent: it may be tried again
-            raise TransportError(f"the OAuth2 token endpoint {shown(token_url, self.services.mask)} could not be "
-                                 f"reached: {e.message}", sent=False, timeout=e.timeout, refused=e.refused,
+            said = "answered" if e.final else "could not be reached"  # final: an answer past max_response_bytes
+            raise TransportError(f"the OAuth2 token endpoint {shown(token_url, self.services.mask)} {said}: "
+                                 f"{e.message}", sent=False, timeout=e.timeout, refused=e.refused,
                                  final=e.final) from None
         try:
             value = loads(response.body) if response.body else None
