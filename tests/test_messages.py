@@ -281,3 +281,18 @@ def test_a_lookup_of_an_operation_that_writes_records_is_refused_by_check(tmp_pa
     assert 'hint: to write a record, send it: send RECORD to db.upsert(table: "t", key: "id")\n' in result.stderr
     assert result.stderr.count("error:") == 2  # a lookup of a query is a read
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_send_to_an_operation_that_does_not_write_records_is_refused_by_check(tmp_path: Path) -> None:
+    """`send r to db.query(...)` passed check and failed every record at run time ('send to db needs
+    insert(table: ...) or upsert(...)'), and `send r to f.read` wrote the record to the file."""
+    (tmp_path / "f.flow").write_text('use f = file(path: "o.jsonl")\nuse db = sql(url: "sqlite:///x.db")\n'
+                                     "for each r in [{a: 1}]\n  send r to f.read\n  send r to db.query(\"select 1\")\n"
+                                     '  send r to f\n  send r to db.insert(table: "t")\nend\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and result.stderr.count("error:") == 2, result.stderr
+    assert "f.flow:4:13: error: f.read() does not write records, so it cannot take a send\n" in result.stderr
+    assert "hint: send to f.write\n" in result.stderr
+    assert "f.flow:5:13: error: db.query() does not write records" in result.stderr
+    assert "hint: send to db.insert or db.upsert\n" in result.stderr
+    assert not (tmp_path / "o.jsonl").exists()

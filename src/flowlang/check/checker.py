@@ -197,6 +197,8 @@ class Checker(StatementChecker):
     def stmt_Send(self, node: ast.Send, scope: Scope, ctx: Ctx) -> None:
         self.expr(node.value, scope, "send" if isinstance(node.value, ast.Name) else "other")
         op_spec = self.operation(node.destination, scope, ctx, sending=True)
+        if op_spec is not None:
+            self.send_target(node.destination, op_spec, scope)
         if node.key is not None:
             self.expr(node.key, scope, "other")
             if node.mode is None:
@@ -213,6 +215,18 @@ class Checker(StatementChecker):
                            node.batch.span)
         if node.as_name is not None:
             self.assign(node.as_name, node.as_span or node.span, scope, ctx, (node, 0))
+
+    def send_target(self, op: ast.Operation, op_spec: OperationSpec, scope: Scope) -> None:
+        """A send to an operation of a connection that takes sends only at its writes (db.query, f.read)."""
+        found = scope.find(op.connection)
+        spec = found[0].connector if found is not None else None
+        if spec is None or not spec.sends_to_writes_only or (op_spec.changes_data and op_spec.takes_batch):
+            return
+        writes = sorted(n for n, o in spec.operations.items() if o.changes_data and o.takes_batch)
+        self.error("send-target", f"{op.connection}.{op_spec.name}() does not write records, so it cannot "
+                   "take a send", op.span,
+                   f"send to {' or '.join(f'{op.connection}.{w}' for w in writes)}"
+                   + (f" (or call {op.connection}.{op_spec.name}(...) to run it)" if op_spec.changes_data else ""))
 
     # ---- other files ----------------------------------------------------------------------
     def resolve_path(self, relative: str, span: Span, what: str, allow_outside: bool = False) -> Path | None:

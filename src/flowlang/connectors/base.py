@@ -176,6 +176,9 @@ class ConnectorSpec:
     # the same for a rule of several keys: given the keys written as constants and the names of every key
     # given, (the key to point at, the problem) or None (file(path: "x.xlsx") without format:)
     config_problem: Callable[[Mapping[str, Value], set[str]], tuple[str, str] | None] | None = None
+    # a send goes only to an operation that writes records (changes data and takes batches): `flowlang
+    # check` refuses `send r to db.query(...)` (sql fails it; a file wrote the record whatever the name)
+    sends_to_writes_only: bool = False
 
     def config_key(self, name: str) -> ConfigKey | None:
         return next((k for k in self.config if k.name == name), None)

@@ -684,6 +684,7 @@ FILE = ConnectorSpec(
     default_write="write",
     value_problem=text_option_problem,
     config_problem=path_format_problem,
+    sends_to_writes_only=True,
 )
 
 __all__ = ["FILE", "FileConnection", "TextRules", "format_options", "path_format_problem", "text_option_problem"]

@@ -689,4 +689,5 @@ SQL = ConnectorSpec(
     },
     open=open_sql,
     value_problem=url_problem,
+    sends_to_writes_only=True,
 )
