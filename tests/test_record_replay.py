@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,31 @@ def test_a_rerun_whose_sends_the_ledger_skipped_replays_as_it_ran(tmp_path: Path
     assert fewer.returncode == 1
     assert "new, not in the cassette" not in fewer.stdout, fewer.stdout
     assert "order: 1 -> 3\n      invoice: 1001 -> 1003\n" in fewer.stdout  # order 3's own recorded answer
+
+
+def test_a_parallel_loop_that_sent_in_another_order_gets_each_records_answer(tmp_path: Path) -> None:
+    """The writes of a parallel loop may come in another order than recorded (docs/testing.md), but
+    each got the recorded answer at its place: record 1's lookup was slow, so the recording sent 2, 3,
+    4, then 1, the instant replay sent 1 first and got record 2's answer ('id: 5001 -> 5002'), and the
+    unchanged flow failed. A write now gets the answer recorded for the same payload."""
+    flow = tmp_path / "par.flow"
+    flow.write_text("use api = http(base_url: env.API)\nfor each i in range(1, 5) parallel 4\n"
+                    "  lookup api.get('/look/{i}', i: i) as seen\n"
+                    '  send {n: i} to api.post("/made") as made\n  emit {n: i, id: made.id}\nend\n')
+
+    def look(req: Request) -> tuple[int, dict[str, str], Any]:
+        if req.path == "/look/1":
+            time.sleep(0.4)
+        return 200, {}, {"ok": True}
+    with FakeApi() as api:
+        api.route("GET", r"/look/\d+", look)
+        api.route("POST", "/made", lambda req: (201, {}, {"id": 5000 + req.body["n"]}))
+        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+                       str(tmp_path / "state"), env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+        assert [r.body["n"] for r in api.requests if r.method == "POST"][-1] == 1  # sent last
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
 
 
 def test_a_recorded_error_keeps_its_body_for_on_error(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.jsoncodec import dumps, from_stored, loads
 from flowlang.runtime.values import RecordStream, Value
-from flowlang.testing.cassette import Cassette, masked, page_from_stored, request_key, stored
+from flowlang.testing.cassette import Cassette, canonical, masked, page_from_stored, request_key, stored
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
 from flowlang.testing.recorder import writes
 
@@ -102,8 +102,13 @@ class Replayer:
             key = request_key(entry["connection"], entry["op"], entry.get("args", []), entry.get("kwargs", {}))
             self.reads[key].append(entry)
         self.expected_writes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # a recorded write's place in its destination's list, by what it sent: a write made in another
+        # order (a parallel loop whose lookups took their time) gets its own answer, not its neighbour's
+        self.by_payload: dict[str, deque[int]] = defaultdict(deque)
         for entry in cassette.of_type("write"):
-            self.expected_writes[f"{entry['connection']}.{entry['op']}"].append(entry)
+            destination = f"{entry['connection']}.{entry['op']}"
+            self.by_payload[self.payload_key(destination, entry)].append(len(self.expected_writes[destination]))
+            self.expected_writes[destination].append(entry)
         self.values: dict[str, deque[Any]] = defaultdict(deque)
         for entry in cassette.of_type("value"):
             self.values[entry["kind"]].append(entry.get("value"))
@@ -193,7 +198,9 @@ class Replayer:
         position = len(self.written[destination])
         self.written[destination].append(entry)
         recorded = self.expected_writes.get(destination, [])
-        answer = recorded[position] if position < len(recorded) else None
+        same = self.by_payload.get(self.payload_key(destination, entry))
+        at = same.popleft() if same else position  # else: at its place (a changed payload, its old answer)
+        answer = recorded[at] if at < len(recorded) else None
         if answer is not None:
             for key in ("result", "error"):
                 if key in answer:
@@ -226,6 +233,10 @@ class Replayer:
                 out.append(f"the run finished {self.status} with {self.failed} failed records; the cassette "
                            f"says {was.get('status')} with {was.get('failed')}")
         return out
+
+    @classmethod
+    def payload_key(cls, destination: str, entry: dict[str, Any]) -> str:
+        return destination + "\n" + dumps(canonical(cls.sent(entry)))
 
     @staticmethod
     def sent(entry: dict[str, Any]) -> Any:
