@@ -541,6 +541,20 @@ def test_a_cassette_saved_with_a_bom_and_crlf_replays(tmp_path: Path) -> None:
     assert folder.returncode == 0 and "PASS" in folder.stdout, folder.stdout + folder.stderr
 
 
+def test_record_into_an_empty_folder_name_is_refused_before_the_run(tmp_path: Path) -> None:
+    """`--record ""` (an unset variable in a script) ran the flow for real and recorded nothing, without
+    a word; it is now a usage error before anything runs."""
+    flow = project(tmp_path)
+    with server() as api:
+        done = record(tmp_path, flow, api)  # a first run: the folder name is made below
+        ran = run_cli("run", str(flow), "--record", "", "--secrets", str(tmp_path / "secrets.toml"),
+                      "--state-dir", str(tmp_path / "state"), env={"API": api.url})
+        assert done.returncode == 0
+        posts = api.count("POST", "/invoices")
+    assert ran.returncode == 2 and "--record needs the folder to write the cassette into" in ran.stderr
+    assert posts == 5  # the first run's only
+
+
 def test_a_cassette_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
     flow = project(tmp_path)
     (tmp_path / "cassette").write_text("not a folder")

@@ -72,6 +72,8 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
                     max_call_depth=args.max_call_depth, max_error_bytes=args.max_error_bytes or None)
     stop = StopFlag()
     recorder = None
+    if args.record is not None and not args.record.strip():
+        raise UsageError("--record needs the folder to write the cassette into (--record tests/orders)")
     if args.record:
         from flowlang.testing.recorder import Recorder
 
