@@ -491,3 +491,36 @@ def test_a_page_that_fails_under_a_batched_send_sends_the_batch_and_resumes_afte
         resumed = cli("run", "items.flow", "--resume", cwd=tmp_path, env={"API": api.url})
         assert resumed.status == 0, resumed.stderr
     assert received == Counter(range(1, 16))  # every record once
+
+
+def test_a_secret_the_loop_assigned_is_read_again_on_resume(tmp_path: Path) -> None:
+    """A checkpoint keeps the enclosing variables the loop assigned; a secret among them is saved by its
+    name and read again on --resume. Since reading the store's secrets became an option (2c2434c), the
+    checkpoint's came back as the object {"$secret": "T"}: the records after the resume were sent
+    without the credential."""
+    (tmp_path / "items.flow").write_text(
+        'flow "items"\n'
+        "use api = http(base_url: env.API)\n"
+        f'call api.get("/items", pages: {{style: "page", size: {PER_PAGE}, records: "data", '
+        'total_pages: "total_pages"}) as items\n'
+        'let auth = ""\n'
+        "for each i in items\n"
+        '  if auth == ""\n'
+        "    let auth = secret.T\n"
+        "  end\n"
+        '  send {n: i.n, name: i.name, ok: auth == secret.T} to api.post("/sink")\n'
+        "end\n")
+    with Server() as (server, api):
+        server.kill_at, server.kill_signal = 39 * PER_PAGE + 2, signal.SIGTERM
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+        env.update(API=server.api.url, T="tok-'\"\\-é中-" + "x" * 40)
+        proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "items.flow"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        server.pid = proc.pid
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 75, err
+        resumed = cli("run", "items.flow", "--resume", cwd=tmp_path, env={"API": server.api.url, "T": env["T"]})
+        assert resumed.status == 0, resumed.stderr
+        sent = [r.body for r in api.requests if r.path == "/sink"]
+    assert server.duplicates() == {} and server.lost() == []
+    assert [b["n"] for b in sent if b["ok"] is not True] == []

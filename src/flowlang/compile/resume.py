@@ -128,7 +128,7 @@ def restore_scope(f: Frame, point: Checkpoint, visible: tuple[tuple[str, int], .
     for name, value in point.scope.items():
         slot = slots.get(name)
         if slot is not None and slot < len(f.slots):
-            f.slots[slot] = restore_saved(from_stored(value), f.run)
+            f.slots[slot] = restore_saved(from_stored(value, secret_refs=True), f.run)
 
 
 def progress_of(f: Frame, loop_id: str | None, source: Any, point: Checkpoint | None,
