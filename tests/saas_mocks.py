@@ -131,6 +131,7 @@ class GitHubMock(MockServer):
         self.owner, self.repo = owner, repo
         self.issues: list[dict[str, Any]] = [self._issue(n, f"Issue {n}", {}) for n in range(1, issues + 1)]
         self.limit, self.remaining, self.reset_in = 5000, 5000, 3600.0
+        self.reset_at = 0.0  # while the limit is spent: the epoch second it resets
 
     def _issue(self, number: int, title: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"id": 1000 + number, "number": number, "title": title, "state": body.get("state", "open"),
@@ -149,8 +150,11 @@ class GitHubMock(MockServer):
     def rate_headers(self) -> dict[str, str]:
         with self.lock:
             self.remaining = max(0, self.remaining - 1)
+            reset = int(time.time() + self.reset_in)
+            if self.remaining == 0:
+                self.reset_at = reset
             return {"x-ratelimit-limit": str(self.limit), "x-ratelimit-remaining": str(self.remaining),
-                    "x-ratelimit-reset": str(int(time.time() + self.reset_in)), "x-ratelimit-used":
+                    "x-ratelimit-reset": str(reset), "x-ratelimit-used":
                     str(self.limit - self.remaining), "x-ratelimit-resource": "core"}
 
     def fault(self, status: int, seen: Seen) -> web.Response:
@@ -175,6 +179,13 @@ class GitHubMock(MockServer):
         auth = request.headers.get("Authorization", "")
         if auth not in (f"Bearer {self.token}", f"token {self.token}"):
             return jsonr(401, {"message": "Bad credentials", "documentation_url": GH_DOCS})
+        with self.lock:
+            if self.reset_at and time.time() < self.reset_at:  # the limit is spent until its reset
+                return jsonr(403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": GH_DOCS},
+                             {"x-ratelimit-limit": str(self.limit), "x-ratelimit-remaining": "0",
+                              "x-ratelimit-reset": str(int(self.reset_at))})
+            if self.reset_at:
+                self.reset_at, self.remaining = 0.0, self.limit
         accept = request.headers.get("Accept", "")
         if "application/vnd.github" not in accept and "application/json" not in accept:
             return jsonr(415, {"message": "Unsupported 'Accept' header", "documentation_url": GH_DOCS})

@@ -347,3 +347,20 @@ def test_the_github_issues_from_csv_example(tmp_path: Path) -> None:
             '"code": "missing_field", "field": "title"}]') in proc.stderr
     errors = lines(cli("errors", "issues_from_csv.flow", "--json", cwd=folder).stdout)
     assert [(e["record"]["body"], e["status"]) for e in errors] == [("A row without a title", 422)]
+
+
+def test_no_request_is_sent_while_githubs_rate_limit_is_spent(tmp_path: Path) -> None:
+    """An answer with x-ratelimit-remaining: 0 was the last one the limit allowed, and GitHub asks for
+    no request before x-ratelimit-reset (one made anyway is refused, and going on gets a token banned).
+    The next page was asked at once and refused with a 403 before the wait. A connection now holds its
+    next request until the reset: every page answered 200, none refused, the second after the reset."""
+    gh_export(tmp_path)
+    with GitHubMock(issues=250) as api:
+        api.limit = api.remaining = 2  # the second page spends the limit; it resets 2 s later
+        api.reset_in = 2
+        proc = cli("run", "export.flow", "--log-format", "text", cwd=tmp_path,
+                   env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [(r.q("page"), r.status) for r in api.requests] == [(None, 200), ("2", 200), ("3", 200)]
+        assert "waits" in proc.stderr and "for the reset of the spent rate limit" in proc.stderr
+    assert sorted(lines(proc.stdout)) == list(range(1, 251))

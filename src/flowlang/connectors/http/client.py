@@ -230,6 +230,7 @@ class HttpClient:
         self.meter = RequestMeter(name, settings.limiter, self.traffic, services)
         self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
         self.writes = 0  # requests made that change data (Connection.write_count)
+        self.spent_until = 0.0  # monotonic time of a spent rate limit's reset (X-RateLimit-Remaining: 0)
         self.base_origin = origin_of(settings.base_url) if settings.base_url else None
         self.base_prefix = base_prefix(settings.base_url) if settings.base_url else None
 
@@ -320,6 +321,8 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
+            if self.spent_until and own:
+                await self._wait_for_reset(method, url)
             try:
                 if guard is not None:
                     await guard.check(url)
@@ -359,10 +362,38 @@ class HttpClient:
                 await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
                                   method, url)
                 continue
+            if own and 200 <= response.status < 300 and \
+                    (response.headers.get("x-ratelimit-remaining") or "").strip() == "0":
+                self._note_spent(response.headers)
             if attempt > 1 and not 200 <= response.status < 300:  # say it was retried, not only how it ended
                 raise self.error(method, response.url, response, f" (after {attempt} attempts)")
             value = self.decode(method, response)
             return Answer(value, response) if whole else value
+
+    def _note_spent(self, headers: Mapping[str, str]) -> None:
+        """An answer that says the rate limit is spent (X-RateLimit-Remaining: 0, as GitHub's last
+        allowed request does): no request of the connection starts before its reset."""
+        wait = rate_limit_wait(headers)
+        if wait:
+            self.spent_until = max(self.spent_until, time.monotonic() + wait)
+
+    async def _wait_for_reset(self, method: str, url: str) -> None:
+        """Wait for the reset of a spent rate limit before a request (GitHub asks not to send any
+        meanwhile), or fail it at once when that is longer than max_retry_wait."""
+        left = self.spent_until - time.monotonic()
+        if left <= 0:
+            self.spent_until = 0.0
+            return
+        cap = self.settings.policy.retry_after_cap
+        where = shown(url, self.services.mask)
+        if left > cap:
+            raise HttpError(f"{method} {where} not sent: the API's rate limit is spent (X-RateLimit-Remaining: 0) "
+                            f"for {left:.0f}s more, more than the {cap:g}s this connection waits (max_retry_wait)",
+                            status=None, method=method, url=where)
+        log.info(self.services.mask(f"{self.name}: {method} {where} waits {left:.2f}s for the reset of the spent "
+                                    "rate limit (X-RateLimit-Remaining: 0)"))
+        self.traffic.waited += left
+        await asyncio.sleep(left)
 
     async def _pause(self, seconds: float, why: str, method: str, url: str) -> None:
         self.traffic.retries += 1
