@@ -413,3 +413,48 @@ def test_forgetting_keys_waits_for_no_run_and_is_a_job(tmp_path: Path) -> None:
     assert [(j["kind"], j["message"]) for j in jobs] == [
         ("ledger", "forgot every key (2 entries)"), ("ledger", "forgot key SO-1 (1 entry)"), ("run", None)]
     assert "forgot key SO-1 (1 entry)" in run_cli("jobs", "orders.flow", cwd=tmp_path).stdout
+
+
+def test_a_send_cut_off_in_flight_that_arrived_is_marked_sent_and_retry_finishes_its_record(tmp_path: Path) -> None:
+    """kill -9 after the sink stored order 3 and before its answer: the rerun keeps order 3 as a failed
+    record (in flight). The sink has it, so, as the message says, `flowlang ledger --sent 3`, then
+    `flowlang retry`: the send is skipped as sent and the rest of the record's iteration (its line in the
+    file, `state`) runs. Before, the only ways on were --forget (order 3 sent twice) or resolving it by hand
+    (its line never written)."""
+    (tmp_path / "orders.flow").write_text(
+        'flow "two destinations"\nuse sink = http(base_url: env.API)\nuse out = file(path: "out.jsonl")\n'
+        'for each n in range(1, 6)\n  send {number: n} to sink.post("/orders") key n once\n'
+        '  send {number: n} to out\nend\n')
+    received: Counter[int] = Counter()
+    pid: list[int] = []
+
+    def post(req: Request) -> tuple[int, dict[str, str], Any]:
+        received[req.body["number"]] += 1
+        if req.body["number"] == 3 and pid:
+            os.kill(pid.pop(), signal.SIGKILL)  # stored here, the answer never reaches the client
+            time.sleep(0.05)
+        return 201, {}, {"ok": True}
+
+    with FakeApi() as api:
+        api.route("POST", "/orders", post)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}, "API": api.url}
+        proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "orders.flow"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pid.append(proc.pid)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        rerun = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        assert rerun.returncode == 3
+        assert "or, if it arrived, flowlang ledger FILE --sent 3" in rerun.stderr
+        nothing = run_cli("ledger", "orders.flow", "--sent", "4", cwd=tmp_path)
+        assert nothing.returncode == 2 and "no pending ledger entry for key 4" in nothing.stderr
+        marked = run_cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path)
+        assert marked.returncode == 0, marked.stderr
+        assert "marked key 3 as sent (1 entry)" in marked.stderr
+        retried = run_cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        assert retried.returncode == 0, retried.stderr
+    assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1})  # order 3 once: it had arrived
+    lines = [json.loads(line)["number"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(lines) == [1, 2, 3, 4, 5]  # its line too, written by the retry
+    jobs = run_cli("jobs", "orders.flow", cwd=tmp_path).stdout
+    assert "marked key 3 as sent (1 entry)" in jobs

@@ -1,5 +1,6 @@
-"""`flowlang ledger FILE [--key K] [--forget K | --all] [--json]`: what `send ... once` and
-`send ... if changed` recorded as sent, and forgetting keys so that they are sent again."""
+"""`flowlang ledger FILE [--key K] [--forget K | --all | --sent K] [--json]`: what `send ... once` and
+`send ... if changed` recorded as sent, forgetting keys so that they are sent again, and recording a send
+cut off in flight that did arrive as sent."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ SHOWN = 120
 def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.commands import _flow_key
 
-    if args.forget is not None and args.all:
-        raise UsageError("give --forget KEY or --all, not both")
+    if sum((args.forget is not None, args.all, args.sent is not None)) > 1:
+        raise UsageError("give one of --forget KEY, --all and --sent KEY")
     if not Path(args.file).is_file():
         raise UsageError(f"no such flow file: {args.file}")
     if args.forget is not None or args.all:
         return forget(args, terminal)
+    if args.sent is not None:
+        return mark_sent(args, terminal)
     flow = _flow_key(args.file)
     store = Store(state_dir_for(Path(args.file).resolve(), args.state_dir))
     try:
@@ -42,7 +45,8 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         return int(ExitStatus.OK)
     pending = sum(1 for e in entries if e.status == "pending")
     terminal.out(f"{flow}: {len(entries)} ledger entr{'ies' if len(entries) != 1 else 'y'}"
-                 + (f", {pending} pending (maybe sent: check, then --forget KEY)" if pending else ""))
+                 + (f", {pending} pending (maybe sent: check, then --sent KEY if it arrived, else --forget KEY)"
+                    if pending else ""))
     for e in entries:
         answer = dumps(e.answer)
         if len(answer) > SHOWN:
@@ -67,4 +71,24 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
     else:
         terminal.message(f"{flow}: forgot {what} ({count} entr{'ies' if count != 1 else 'y'}); the next run sends "
                          f"{'them' if count != 1 else 'it'} again")
+    return int(ExitStatus.OK)
+
+
+def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
+    """--sent K: the pending entries of a key (a send cut off in flight, which someone found at the
+    destination) become sent, under the flow's lock and as a job of kind `ledger`; a retry then skips the
+    send and runs the rest of the record's iteration. A key with no pending entry is refused (exit 2)."""
+    from flowlang.cli.store_commands import opened
+    from flowlang.runtime.store import now_text
+
+    with opened(args, lock=True) as (store, flow):
+        count = store.ledger.mark_sent(flow, args.sent, None, now_text())
+        if count:
+            entries = f"{count} entr{'ies' if count != 1 else 'y'}"
+            store.admin_job(flow, "ledger", f"marked key {args.sent} as sent ({entries})")
+    if not count:
+        raise UsageError(f"{flow}: no pending ledger entry for key {args.sent} (only a send cut off in flight is "
+                         "pending: see flowlang ledger FILE --key KEY)")
+    terminal.message(f"{flow}: marked key {args.sent} as sent ({count} entr{'ies' if count != 1 else 'y'}); "
+                     "flowlang retry finishes its record without sending it again")
     return int(ExitStatus.OK)

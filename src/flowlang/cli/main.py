@@ -89,12 +89,15 @@ def build_parser(only: str | None = None) -> Parser:
                      "in DIR (DIR/cassette.jsonl; secrets masked) for flowlang test")
     common(run)
 
-    ledger = sub.add_parser("ledger", help="what send ... once / if changed recorded as sent; forget keys")
+    ledger = sub.add_parser("ledger", help="what send ... once / if changed recorded as sent; forget keys, or "
+                            "mark one cut off in flight as sent")
     ledger.add_argument("file")
     ledger.add_argument("--state-dir")
     ledger.add_argument("--key", metavar="K", help="only this record key")
     ledger.add_argument("--forget", metavar="K", help="forget this key (every operation): the next run sends it again")
     ledger.add_argument("--all", action="store_true", help="forget every key of the flow")
+    ledger.add_argument("--sent", metavar="K", help="a send of this key cut off in flight did arrive: record it as "
+                        "sent, so that flowlang retry finishes its record without sending it again")
     ledger.add_argument("--json", action="store_true", help="one JSON object per entry on stdout")
     common(ledger)
 

@@ -5,7 +5,8 @@ the job and the time. It lives in the flow's store (its own table, on the store'
 A `once` send writes a pending row *before* it sends and marks it sent when the answer came back,
 each in its own transaction. So a run killed while the request was in flight leaves a pending row:
 the next run cannot know whether the destination got it, and refuses to send that key again until
-someone checks (`flowlang ledger FILE --forget KEY` sends it again). That is how `once` gives
+someone checks (`flowlang ledger FILE --forget KEY` sends it again; `--sent KEY`, when it did arrive,
+records it as sent so that a retry finishes its record without sending it). That is how `once` gives
 0 duplicates even against an API without idempotency keys."""
 
 from __future__ import annotations
@@ -157,6 +158,12 @@ class Ledger:
             sql += " and key = ?"
             args += (key,)
         return [entry_of(r) for r in self.db.execute(sql + " order by sent_at, key", args).fetchall()]
+
+    def mark_sent(self, flow: str, key: str, job_id: int | None, when: str) -> int:
+        """A key whose send was cut off in flight did reach the destination (someone checked): its pending
+        entries become sent, without an answer; returns how many."""
+        return self._write("update ledger set status = 'sent', answer = null, job_id = ?, sent_at = ? "
+                           "where flow = ? and key = ? and status = 'pending'", (job_id, when, flow, key))
 
     def forget(self, flow: str, key: str | None) -> int:
         """Forget one key (every operation), or with None every entry of the flow; returns how many."""
