@@ -364,3 +364,23 @@ def test_no_request_is_sent_while_githubs_rate_limit_is_spent(tmp_path: Path) ->
         assert [(r.q("page"), r.status) for r in api.requests] == [(None, 200), ("2", 200), ("3", 200)]
         assert "waits" in proc.stderr and "for the reset of the spent rate limit" in proc.stderr
     assert sorted(lines(proc.stdout)) == list(range(1, 251))
+
+
+def test_a_spent_rate_limit_past_max_retry_wait_fails_the_request_unsent(tmp_path: Path) -> None:
+    write(tmp_path, "f.flow",
+          'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL, rate_limit: "50/second",\n'
+          '                max_retry_wait: 1)\n'
+          'for each n in [1, 2]\n'
+          '  lookup gh.get_issue(owner: "octo", repo: "hello", issue_number: n) as issue\n'
+          '  emit issue.number\n'
+          'end\n')
+    with GitHubMock(issues=2) as api:
+        api.limit = api.remaining = 1  # the first answer spends the limit; it resets in 30 s
+        api.reset_in = 30
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert [r.status for r in api.requests] == [200]  # the second was not sent
+    assert proc.status == 3, proc.stderr
+    assert re.search(r"record failed at f.flow:4:10: GET \S+/repos/octo/hello/issues/2 not sent: the API's rate "
+                     r"limit is spent \(X-RateLimit-Remaining: 0\) for (29|30)s more, more than the 1s this "
+                     r"connection waits \(max_retry_wait\)", proc.stderr), proc.stderr
+    assert lines(proc.stdout) == [1]
