@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from flowlang.lazy_dataclass import dataclass
-from flowlang.runtime.jsoncodec import dumps_stored, loads
+from flowlang.runtime.jsoncodec import dumps_stored, from_stored, loads
 from flowlang.runtime.values import RecordStream, Value
 
 SCHEMA = """
@@ -77,8 +77,8 @@ class Checkpoints:
         rows = self.db.execute(
             "select flow, loop_id, job_id, source, cursor, done, pages, records, finished, scope, state, updated_at "
             "from checkpoints where flow = ? order by updated_at, loop_id", (flow,)).fetchall()
-        return [Checkpoint(r[0], r[1], r[2], r[3], loads(r[4]) if r[4] is not None else None, r[5], r[6], r[7],
-                           bool(r[8]), loads(r[9]), loads(r[10]) if r[10] is not None else None, r[11])
+        return [Checkpoint(r[0], r[1], r[2], r[3], from_stored(loads(r[4])) if r[4] is not None else None, r[5],
+                           r[6], r[7], bool(r[8]), loads(r[9]), loads(r[10]) if r[10] is not None else None, r[11])
                 for r in rows]
 
     def save(self, point: Checkpoint, scope_json: str, state_json: str | None, stats_json: str | None = None) -> None:
