@@ -157,3 +157,29 @@ def test_a_connection_stalled_in_its_headers_or_idle_is_closed(tmp_path: Path) -
             idle.close()
         assert serve.request("GET", "/healthz")[0] == 200
         assert serve.terminate() == 0
+
+
+def test_max_record_seconds_holds_a_served_run_so_other_flows_run(tmp_path: Path) -> None:
+    """serve had no time limit for its runs, and all runs share one thread: a delivery whose record was
+    busy for minutes (a loop from its data) held every other flow's deliveries back until it ended.
+    `serve --max-record-seconds S` fails such a record at its limit, as `flowlang run`'s does, and the
+    run and the other flows go on."""
+    (tmp_path / "busy.flow").write_text(
+        'flow "busy"\ntrigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"))\n'
+        "for each n in input.sizes\n  let t = 0\n  for each i in range(0, n)\n    let t = t + i\n  end\n"
+        "  emit t\nend\n")
+    (tmp_path / "quick.flow").write_text(
+        'flow "quick"\ntrigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"))\nemit input\n')
+    env = {"HOOK_TOKEN": HOOK_TOKEN}
+    with ServeProcess(tmp_path, "--max-record-seconds", "0.5", env=env) as serve:
+        assert serve.post("/hooks/busy", b'{"sizes": [5000000, 5000000, 10]}', HEADERS)[0] == 202
+        assert serve.post("/hooks/quick", b'{"q": 1}', HEADERS)[0] == 202
+        wait_for(lambda: serve.logs().count("(webhook ") >= 2, what="both runs", timeout=30)
+        assert serve.terminate() == 0
+        logs = serve.logs()
+    assert "Traceback" not in logs
+    rows = {r["flow"]: r for r in map(json.loads, run_cli("inbox", str(tmp_path), "--json").stdout.splitlines())}
+    assert rows["busy"]["status"] == "done" and rows["quick"]["status"] == "done", rows
+    errors = [json.loads(x) for x in run_cli("errors", str(tmp_path / "busy.flow"), "--json").stdout.splitlines()]
+    assert [e["record"] for e in errors] == [5000000, 5000000]
+    assert all(e["message"] == "the record took longer than 0.5s (max_record_seconds)" for e in errors)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flowlang.cli.argparser import store_number
+from flowlang.cli.argparser import seconds, store_number
 from flowlang.errors import UsageError
 from flowlang.status import ExitStatus
 
@@ -31,6 +31,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        help="answer 408 to a request (a delivery, a console form) whose body has not arrived "
                        "within SECONDS, close a connection that sends no whole headers within SECONDS "
                        "(default 30)")
+    serve.add_argument("--max-record-seconds", type=seconds, metavar="S",
+                       help="in every run, a loop iteration that takes longer fails that record (as flowlang run's)")
     serve.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")
     serve.add_argument("--console-token-file", metavar="FILE",
                        help="a file holding the token the console's actions need (without it: read-only)")
@@ -76,7 +78,8 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
     project = load_project(getattr(args, "config", None), Path(args.folder).resolve())
     options = ServeOptions(Path(args.folder), args.host, args.port, Path(args.state_dir) if args.state_dir else None,
                            secrets, args.max_pending, token, secret_providers=project.secret_providers,
-                           body_timeout=BODY_TIMEOUT if args.body_timeout is None else args.body_timeout)
+                           body_timeout=BODY_TIMEOUT if args.body_timeout is None else args.body_timeout,
+                           max_record_seconds=args.max_record_seconds)
     service = Service(options)
     loop = asyncio.new_event_loop()
     try:

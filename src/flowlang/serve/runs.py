@@ -20,7 +20,7 @@ from flowlang.api import SecretProviders
 from flowlang.errors import FlowError, LockedError
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import JsonDataError, loads
-from flowlang.runtime.limits import StopFlag
+from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.run import current_job_id
 from flowlang.serve.flows import ServedFlow
@@ -77,13 +77,14 @@ def log_run(route: str, what: str, result: Result, masker: Masker) -> None:
 async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir: Path | None,
                        secrets: Mapping[str, str], collect: bool = False, stop: StopFlag | None = None,
                        providers: SecretProviders | None = None,
-                       started: Callable[[int | None], None] | None = None, masker: Masker | None = None) -> Result:
+                       started: Callable[[int | None], None] | None = None, masker: Masker | None = None,
+                       limits: Limits | None = None) -> Result:
     """Run one delivery as a webhook job and record how it ended in the inbox (`started` is given the job's
     id once the job is recorded and its first statement is about to run)."""
     flow = served.flow
     masker = masker if masker is not None else Masker()  # learns the run's secrets
     options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop,
-                           secret_providers=providers, masker=masker)
+                           secret_providers=providers, masker=masker, limits=limits)
     options.trigger = trigger_value(d)
     def job_started(_ctx: object) -> None:
         job_id = current_job_id()
@@ -125,13 +126,14 @@ class Runs:
     """The thread that runs jobs. Its methods are safe to call from other threads unless they say not."""
 
     def __init__(self, flows: list[ServedFlow], inbox: Inbox, state_dir: Path | None, secrets: Mapping[str, str],
-                 metrics: Metrics, providers: SecretProviders | None = None) -> None:
+                 metrics: Metrics, providers: SecretProviders | None = None, limits: Limits | None = None) -> None:
         self.flows = {f.route: f for f in flows}
         self.queues = {f.route: FlowQueue(f) for f in flows}
         self.inbox = inbox
         self.state_dir = state_dir
         self.secrets = dict(secrets)
         self.providers = providers
+        self.limits = limits  # every run's (serve --max-record-seconds)
         self.metrics = metrics
         self.loop = asyncio.new_event_loop()
         self.stopping = False
@@ -264,7 +266,7 @@ class Runs:
         start = q.starts.get(d.id)
         result = await run_delivery(q.served, d, self.inbox, self.state_dir, self.secrets, d.id in q.waiters,
                                     self.stop_flag, self.providers,
-                                    None if start is None else lambda job: _set(start, job))
+                                    None if start is None else lambda job: _set(start, job), limits=self.limits)
         self.metrics.run_done(q.served.route, result.status, result)
         return result
 
@@ -291,7 +293,7 @@ class Runs:
         masker = Masker()
         try:
             options = flow.options(secrets=self.secrets, stop=self.stop_flag, secret_providers=self.providers,
-                                   masker=masker)
+                                   masker=masker, limits=self.limits)
             options.trigger = trigger or {"kind": kind}
             setup = flow.setup(self.state_dir, None, False)
             if retry:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from flowlang.api import SecretProviders
 from flowlang.errors import UsageError
+from flowlang.runtime.limits import Limits
 from flowlang.runtime.state_folder import state_dir_in
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
 from flowlang.serve.flows import ServedFlow, load_folder
@@ -42,6 +43,7 @@ class ServeOptions:
     clock: Clock | None = None
     secret_providers: SecretProviders | None = None  # the flowlang.toml chain (default: --secrets, environment)
     body_timeout: float = BODY_TIMEOUT  # seconds a request's body may take to arrive (then 408)
+    max_record_seconds: float | None = None  # every run's (--max-record-seconds)
 
 
 def state_folder(folder: Path, given: Path | None) -> Path:
@@ -65,7 +67,8 @@ class Service:
         self.clock = options.clock or clock_from(os.environ.get(CLOCK_ENV))
         self.metrics = Metrics()
         self.inbox = Inbox(self.folder)
-        self.runs = Runs(self.flows, self.inbox, self.folder, options.secrets, self.metrics, options.secret_providers)
+        self.runs = Runs(self.flows, self.inbox, self.folder, options.secrets, self.metrics, options.secret_providers,
+                         Limits(max_record_seconds=options.max_record_seconds))
         self.metrics.watch_depth(lambda: self.runs.pending)
         self.scheduler = Scheduler(self.runs, self.inbox, self.clock)
         self.state = ServeState({f.route: f for f in self.flows}, self.inbox, self.runs, self.metrics,
