@@ -296,3 +296,14 @@ def test_a_send_to_an_operation_that_does_not_write_records_is_refused_by_check(
     assert "f.flow:5:13: error: db.query() does not write records" in result.stderr
     assert "hint: send to db.insert or db.upsert\n" in result.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_len_of_a_secret_says_why_it_is_refused(tmp_path: Path) -> None:
+    """len(secret.TOKEN) said "len() needs a list, object, string or bytes, got secret", as if a secret
+    were not text: it is refused on purpose, since its length would tell something of it."""
+    (tmp_path / "f.flow").write_text("emit len(secret.TOKEN)\n")
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"TOKEN": "s3cr3t-value-42"})
+    assert result.status == 1 and result.stdout == ""
+    assert ("f.flow:1:6: error: len() does not measure a secret: its length would tell something of it") \
+        in result.stderr, result.stderr
+    assert "15" not in result.stderr and "s3cr3t" not in result.stderr

@@ -11,7 +11,7 @@ from flowlang.runtime.blob import Blob
 from flowlang.runtime.builtins.registry import NOT_GIVEN, Builtin, BuiltinError, check_items, need
 from flowlang.runtime.limits import CHECK_EVERY, busy, check_busy
 from flowlang.runtime.operators import NeedsMaterialization, OperatorError, as_int, less
-from flowlang.runtime.values import UNKEYED, EqualityKeys, RecordStream, equal, to_text, type_name
+from flowlang.runtime.values import UNKEYED, EqualityKeys, RecordStream, Secret, equal, to_text, type_name
 
 
 def _list_arg(value: Any, fn: str) -> list[Any]:
@@ -65,7 +65,7 @@ def list_(value: Any) -> Any:
 def len_(value: Any) -> Any:
     """len(x): the number of items of a list, keys of an object, characters of a text or bytes of bytes.
 
-    len(null) is 0.
+    len(null) is 0. A secret is refused: its length would tell something of it.
 
     Examples:
         len([1, 2, 3]) -> 3
@@ -80,6 +80,9 @@ def len_(value: Any) -> Any:
         return len(value)
     if t is RecordStream:
         raise NeedsMaterialization(value)
+    if t is Secret:  # its length would tell something of it, and show in outputs
+        raise BuiltinError("len() does not measure a secret: its length would tell something of it (a secret is "
+                           "used whole: in a header, a URL, a connection's configuration)", "type")
     raise BuiltinError(f"len() needs a list, object, string or bytes, got {type_name(value)}", "type")
 
 
