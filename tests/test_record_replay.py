@@ -323,6 +323,24 @@ def test_update_says_why_it_cannot_accept_a_replay_that_made_a_new_request(tmp_p
     assert (tmp_path / "cassette" / "cassette.jsonl").read_text() == before
 
 
+def test_the_cassette_of_another_flow_is_named_as_such(tmp_path: Path) -> None:
+    """`flowlang test other.flow --cassette DIR` of another flow's cassette listed only misses and
+    writes; it now says first whose cassette it is (a flow renamed alone still passes)."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+    other = tmp_path / "other.flow"
+    other.write_text('flow "Other"\nuse out = file(path: "o.jsonl")\nsend {a: 1} to out\n')
+    test = run_cli("test", str(other), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 1
+    first = test.stdout.splitlines()[1]
+    assert first == ("  the cassette was recorded from the flow 'Sync orders', and this flow is 'Other': is it "
+                     "this flow's cassette?"), test.stdout
+    flow.write_text(FLOW.replace('flow "Sync orders"', 'flow "Orders to invoices"'))
+    renamed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert renamed.returncode == 0 and "PASS" in renamed.stdout, renamed.stdout
+
+
 def test_a_new_call_outside_a_loop_names_its_line_once(tmp_path: Path) -> None:
     flow = project(tmp_path)
     with server() as api:

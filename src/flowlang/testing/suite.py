@@ -160,6 +160,10 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     if error is not None and recorded_status(cassette) != "failed" and not any(error is m for m in replayer.misses):
         where = f" at {error.location}" if isinstance(error, FlowRuntimeError) and error.location else ""
         problems.insert(0, f"the run failed{where}: {error.message}")
+    was = recorded.get("flow")
+    if problems and isinstance(was, str) and was != flow.name:  # a rename alone passes
+        problems.insert(0, f"the cassette was recorded from the flow {was!r}, and this flow is {flow.name!r}: "
+                           "is it this flow's cassette?")
     if update and replayer.misses:
         problems.append("not updated: the replay made a request the cassette does not hold, and a cassette "
                         f"answers only what was recorded; record again (flowlang run {flow.path or 'FILE'} --record "
