@@ -372,3 +372,12 @@ def test_a_param_without_a_value_or_a_default_is_null_with_a_note(tmp_path: Path
                              "flowlang repl --param since=VALUE\n")
     given = cli("repl", "--param", "since=2024-05-01", cwd=tmp_path, stdin="param since\nsince\n")
     assert given.stdout == '"2024-05-01"\n' and given.stderr == ""
+
+
+def test_load_and_run_of_a_folder_or_of_nothing_say_so(tmp_path: Path) -> None:
+    """`:load data` (a folder) said 'no such file: data', and `:load` with no name 'no such file: .'."""
+    (tmp_path / "data").mkdir()
+    result = cli("repl", cwd=tmp_path, stdin=":load data\n:run data\n:load\n:run nope.flow\n")
+    assert result.status == 1
+    assert result.stderr == ("data is a folder, not a flow file\ndata is a folder, not a flow file\n"
+                             "name a flow file: :load FILE\nno such file: nope.flow\n"), result.stderr

@@ -156,10 +156,18 @@ def cmd_ops(session: ReplSession, arg: str) -> MetaResult:
     return MetaResult("\n".join(lines))
 
 
+def not_a_flow_file(path: Path, command: str) -> str:
+    if not str(path) or str(path) == ".":
+        return f"name a flow file: :{command} FILE"
+    if path.is_dir():
+        return f"{path} is a folder, not a flow file"
+    return f"no such file: {path}"
+
+
 def cmd_load(session: ReplSession, arg: str) -> MetaResult:
     path = Path(arg.strip())
     if not path.is_file():
-        return MetaResult(f"no such file: {path}", ok=False)
+        return MetaResult(not_a_flow_file(path, "load"), ok=False)
     outcome = session.load_file(path)
     if outcome.error is not None:
         return MetaResult(outcome.error.render(), ok=False)
@@ -172,7 +180,7 @@ def cmd_run(session: ReplSession, arg: str) -> MetaResult:
 
     path = Path(arg.strip())
     if not path.is_file():
-        return MetaResult(f"no such file: {path}", ok=False)
+        return MetaResult(not_a_flow_file(path, "run"), ok=False)
     flow = load(path, environment=session.environment)
     result = session.loop.run_until_complete(flow.run_async(
         session.params if set(session.params) <= set(flow.params()) else {}, dry_run=session.dry_run,
