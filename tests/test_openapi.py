@@ -220,3 +220,35 @@ def test_required_query_arguments_are_checked_before_running(tmp_path: Path, req
     result = run_cli("check", "f.flow", cwd=tmp_path)
     assert result.returncode == 2
     assert f"list_customers() needs the argument '{required}'" in result.stderr
+
+
+def description(paths: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": "3.0.3", "info": {"title": "T", "version": "1"},
+            "servers": [{"url": "https://api.example.com"}], "paths": paths}
+
+
+def listing(*params: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"operationId": "list", "parameters": list(params),
+                    "responses": {"200": {"description": "ok", "content": {"application/json": {
+                        "schema": {"type": "array", "items": {"type": "object"}}}}}}}}
+
+
+@pytest.mark.parametrize(("params", "style"), [
+    # Stripe: expand is a deepObject (expand[]=a), and an array it refuses as a repeated name
+    ([{"name": "expand", "in": "query", "style": "deepObject", "explode": True,
+       "schema": {"type": "array", "items": {"type": "string"}}}], "brackets"),
+    # Asana's opt_fields, GitHub's labels: a comma-separated list
+    ([{"name": "opt_fields", "in": "query", "style": "form", "explode": False,
+       "schema": {"type": "array", "items": {"type": "string"}}}], "comma"),
+    ([{"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}}], None),
+])
+def test_import_writes_the_param_style_the_description_serializes_lists_with(
+        tmp_path: Path, params: list[dict[str, Any]], style: str | None) -> None:
+    """An imported connector sent every list as a repeated name, whatever the description said: an
+    import of Stripe's description (expand: style deepObject) made expand=a, which Stripe refuses with
+    400 Invalid array, and one of Asana's (opt_fields: explode false) opt_fields=a&opt_fields=b. The
+    importer now writes param_style from the parameters' style and explode."""
+    spec = tmp_path / "api.json"
+    spec.write_text(json.dumps(description({"/items": listing(*params)})))
+    data = imported(tmp_path, spec, "api")
+    assert data.get("param_style") == style

@@ -29,6 +29,22 @@ class Parameter:
     required: bool
     schema: dict[str, Any]
     description: str = ""
+    list_format: str | None = None  # how it is serialized, as a param_style: brackets, comma, repeat
+
+
+def list_format(p: dict[str, Any], schema: Any, swagger2: bool) -> str | None:
+    """The param_style a parameter's serialization asks for: deepObject is brackets (a[b]=1, Stripe's
+    expand[]), an array in style form without explode is comma (labels=a,b), with explode a repeated
+    name; in Swagger 2, collectionFormat csv (its default) is comma and multi a repeated name."""
+    if p.get("style") == "deepObject":
+        return "brackets"
+    if not isinstance(schema, dict) or schema.get("type") != "array":
+        return None
+    if swagger2:
+        return {"csv": "comma", "multi": "repeat"}.get(str(p.get("collectionFormat") or "csv"))
+    if p.get("style", "form") != "form":
+        return None
+    return "repeat" if p.get("explode", True) else "comma"
 
 
 @dataclass
@@ -204,7 +220,8 @@ def _operation(doc: Document, path: str, method: str, op: dict[str, Any], shared
             swagger_keys = ("type", "format", "enum", "maximum", "default", "items")
             schema = doc.deref(p.get("schema")) if "schema" in p else {k: p[k] for k in swagger_keys if k in p}
             params.append(Parameter(name, where, bool(p.get("required")) or where == "path",
-                                    schema if isinstance(schema, dict) else {}, str(p.get("description") or "")))
+                                    schema if isinstance(schema, dict) else {}, str(p.get("description") or ""),
+                                    list_format(p, schema, doc.swagger2) if where == "query" else None))
     if form_props:
         body_schema = {"type": "object", "properties": form_props, "required": form_required}
         body_types = list(op.get("consumes") or ["application/x-www-form-urlencoded"])

@@ -134,7 +134,21 @@ class Importer:
             if url == base:
                 self.server_vars = variables
         out.append(f"base_url = {toml_str(base.rstrip('/'))}")
+        style = self.param_style()
+        if style is not None:
+            out.append(f"param_style = {toml_str(style)}   # lists (and objects) in queries as the description "
+                       "serializes them")
         return out
+
+    def param_style(self) -> str | None:
+        """The param_style the query parameters of the chosen operations ask for: brackets when any is a
+        deepObject (Stripe), else comma when every list is written comma-separated (GitHub, Asana),
+        None (the default, a repeated name) otherwise."""
+        formats = {p.list_format for op in self.doc.operations if self.selection.wants(op)
+                   for p in op.param("query") if p.list_format}
+        if "brackets" in formats:
+            return "brackets"
+        return "comma" if formats == {"comma"} else None
 
     # ---- auth -------------------------------------------------------------------------------------
     def auth_section(self) -> tuple[list[str], list[str]]:
