@@ -275,6 +275,9 @@ def test_an_unusable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.status == 1
     assert "cannot use the state folder" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+    # the reason once, in words ("[Errno 20] Not a directory: '/tmp/.../file/sub'" repeated the path)
+    assert f"cannot use the state folder {tmp_path / 'file' / 'sub'}: Not a directory (set --state-dir" in proc.stderr
+    assert "Errno" not in proc.stderr
 
 
 def test_a_damaged_store_is_named_as_damaged(tmp_path: Path) -> None:

@@ -427,7 +427,8 @@ class Store:
             raise StoreError(f"the store {folder / STATE_DB} is damaged or is not a flowlang store ({e}); move it "
                              "away to start a new one (its jobs, state and errors stay in it)") from None
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
+            why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)  # not "[Errno 2] ... '/x'" again
+            raise StoreError(f"cannot use the state folder {folder}: {why} (set --state-dir or "
                              "FLOWLANG_STATE_DIR to a folder you can write)") from None
 
     def _migrate(self) -> None:
