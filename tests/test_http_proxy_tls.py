@@ -69,6 +69,7 @@ def test_the_proxy_key_wins_and_its_password_is_masked(tmp_path: Path, monkeypat
         assert CANARY not in result.error.message and quote(CANARY, safe="") not in result.error.message
 
 
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # aiohttp 3.14 deprecates BasicAuth
 def test_a_proxy_password_that_is_not_latin_1_is_sent_in_utf_8(tmp_path: Path) -> None:
     """A proxy password holding a character past Latin-1 ('中', an emoji) failed every request with
     "internal error (UnicodeEncodeError: 'latin-1' codec can't encode characters ...); this is a bug in
@@ -131,3 +132,24 @@ def test_bad_verify_and_proxy_values_are_clear(tmp_path: Path) -> None:
     # a constant: found by check, at its place
     with pytest.raises(flowlang.CheckError, match=r"f\.flow:1:55: error: proxy: must be a URL"):
         run(tmp_path, 'use api = http(base_url: "http://127.0.0.1:9", proxy: "proxy:3128")\ncall api.get("/x")\n')
+
+
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # aiohttp 3.14 deprecates BasicAuth
+def test_a_utf_8_proxy_password_goes_to_the_connect_of_an_https_api_and_not_to_the_api(
+        tmp_path: Path, tls_api: Any) -> None:
+    """The UTF-8 proxy credentials are sent as the Proxy-Authorization header: on the CONNECT of an
+    https API (the tunnel's request), never inside the tunnel where the API itself would read it."""
+    from urllib.parse import quote
+
+    url, api = tls_api
+    password = "pä'ss\"中😀-" + "Rk3v9Wm2" * 3
+    with Proxy() as proxy:
+        port = proxy.url.rsplit(":", 1)[1]
+        result = run(tmp_path, f'use api = http(base_url: "{url}", verify: "certs/ca.pem", retry: 1, '
+                               f'proxy: "http://ann:" + secret.PP + "@127.0.0.1:{port}")\n'
+                               'call api.get("/hello") as h\nemit h\n', secrets={"PP": quote(password, safe="")})
+        assert result.ok, result.error
+        assert proxy.seen == [f"CONNECT {url.removeprefix('https://')}"]
+        scheme, _, value = (proxy.auth[0] or "").partition(" ")
+        assert scheme == "Basic" and base64.b64decode(value).decode() == f"ann:{password}"
+    assert [r for r in api.requests if any(k.lower() == "proxy-authorization" for k in r.headers)] == []

@@ -188,9 +188,9 @@ class Transport:
         return self._session
 
     def own_proxy(self) -> tuple[Any, Any, Any]:
-        """The connection's `proxy:` as (URL, proxy_auth, login). aiohttp sends the credentials of a proxy
-        URL in Latin-1, and failed on any other character ('中' in a password: an internal error for each
-        request): such credentials are taken out of the URL and sent in UTF-8."""
+        """The connection's `proxy:` as (URL, None or a Proxy-Authorization header, login). aiohttp sends
+        the credentials of a proxy URL in Latin-1, and failed on any other character ('中' in a password:
+        an internal error for each request): such credentials are taken out of the URL and sent in UTF-8."""
         if self._own_proxy is None:
             from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -200,11 +200,12 @@ class Transport:
             try:
                 f"{user}:{password}".encode("latin-1")
                 self._own_proxy = (self.proxy, None, None)
-            except UnicodeEncodeError:
-                from aiohttp import BasicAuth
+            except UnicodeEncodeError:  # sent as the Proxy-Authorization header (aiohttp 3.14 deprecates BasicAuth)
+                from base64 import b64encode
 
                 plain = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-                self._own_proxy = (plain, BasicAuth(user, password, encoding="utf-8"), None)
+                header = "Basic " + b64encode(f"{user}:{password}".encode()).decode("ascii")
+                self._own_proxy = (plain, header, None)
         return self._own_proxy
 
     def from_environment(self, url: Any) -> tuple[Any, Any, Any]:
@@ -288,9 +289,20 @@ class Transport:
                         NO_ENVIRONMENT if self._plain_environment else self.from_environment(target)
                     if login is not None and any(k.lower() == "authorization" for k in headers):
                         login = None  # the connection's own auth wins over a .netrc login
+                    proxy_headers = None
+                    if type(proxy_auth) is str:  # the connection's own proxy credentials, encoded in UTF-8:
+                        # to the proxy's CONNECT for https, else with the request the proxy forwards (as
+                        # aiohttp does with proxy_auth), a hop-by-hop header the proxy takes off
+                        auth_header = {"Proxy-Authorization": proxy_auth}
+                        if target.scheme == "https":
+                            proxy_headers = auth_header
+                        else:
+                            headers = {**(headers or {}), **auth_header}
+                        proxy_auth = None
                     async with session.request(method, target, headers=headers or None, data=body,
                                                allow_redirects=False, timeout=limit, proxy=proxy,
-                                               proxy_auth=proxy_auth, auth=login) as resp:
+                                               proxy_auth=proxy_auth, proxy_headers=proxy_headers,
+                                               auth=login) as resp:
                         try:
                             announced = resp.content_length
                             if announced is not None and announced <= self.max_response_bytes and \
