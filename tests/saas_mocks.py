@@ -625,6 +625,7 @@ class AsanaMock(MockServer):
         self.token = token
         self.project = project
         self.tasks: list[dict[str, Any]] = []
+        self.stories: list[dict[str, Any]] = []
         for n in range(tasks):
             self.tasks.append(self._task({"name": f"Task {n}", "projects": [project], "notes": f"n{n}"}))
 
@@ -641,6 +642,7 @@ class AsanaMock(MockServer):
         app.router.add_post("/api/1.0/tasks", self.create_task)
         app.router.add_get("/api/1.0/tasks/{gid}", self.get_task)
         app.router.add_put("/api/1.0/tasks/{gid}", self.update_task)
+        app.router.add_post("/api/1.0/tasks/{gid}/stories", self.create_story)
 
     def fault(self, status: int, seen: Seen) -> web.Response:
         if status == 429:
@@ -725,6 +727,25 @@ class AsanaMock(MockServer):
             task = self._task(data)
             self.tasks.append(task)
         return jsonr(201, {"data": task})
+
+    async def create_story(self, request: web.Request) -> web.Response:
+        """A comment on a task: {"data": {"text": ...}}."""
+        if (no := self.refused(request)) is not None:
+            return no
+        try:
+            body = json.loads(request[SEEN].body)
+        except ValueError:
+            return asana_error(400, "Could not parse request data, invalid JSON")
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or not (data.get("text") or data.get("html_text")):
+            return asana_error(400, "text: Missing input")
+        if not any(t["gid"] == request.match_info["gid"] for t in self.tasks):
+            return asana_error(404, "task: Unknown object: " + request.match_info["gid"])
+        with self.lock:
+            story = {"gid": str(1400000 + len(self.stories) + 1), "resource_type": "story", "type": "comment",
+                     "text": data.get("text"), "target": {"gid": request.match_info["gid"]}}
+            self.stories.append(story)
+        return jsonr(201, {"data": story})
 
     async def update_task(self, request: web.Request) -> web.Response:
         if (no := self.refused(request)) is not None:

@@ -384,3 +384,42 @@ def test_a_spent_rate_limit_past_max_retry_wait_fails_the_request_unsent(tmp_pat
                      r"limit is spent \(X-RateLimit-Remaining: 0\) for (29|30)s more, more than the 1s this "
                      r"connection waits \(max_retry_wait\)", proc.stderr), proc.stderr
     assert lines(proc.stdout) == [1]
+
+
+# ---- Asana ---------------------------------------------------------------------------------------
+
+
+def test_asana_pages_every_task_once_through_429s(tmp_path: Path) -> None:
+    """Offset-token pages (limit 100, next_page.offset) with opt_fields, through 429s with Retry-After:
+    each task once."""
+    write(tmp_path, "f.flow",
+          'use asana = asana(token: secret.ASANA_TOKEN, base_url: env.ASANA_BASE_URL, rate_limit: "50/second")\n'
+          'call asana.list_project_tasks(project_gid: "1200", opt_fields: ["name", "completed"]) as tasks\n'
+          'for each t in tasks\n  emit t.gid\nend\n')
+    with AsanaMock(tasks=250) as api:
+        api.faults += [(2, 429), (4, 429)]
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path,
+                   env={"ASANA_TOKEN": "1/asana-pat", "ASANA_BASE_URL": api.url + "/api/1.0"})
+        assert proc.status == 0, proc.stderr
+        assert [r.status for r in api.requests] == [200, 429, 200, 429, 200]
+        assert {r.q("limit") for r in api.requests} == {"100"}
+    gids = lines(proc.stdout)
+    assert len(gids) == 250 and len(set(gids)) == 250
+
+
+def test_the_asana_tasks_example_against_the_asana_mock(tmp_path: Path) -> None:
+    """examples/asana_tasks: each row one task in the project and one comment, both sent in a {"data": ...}
+    envelope and read out of one; a 429 with Retry-After on a create is waited out, no record fails."""
+    folder = copy_example("asana_tasks", tmp_path)
+    with AsanaMock(project="1200000000000000") as api:
+        api.faults += [(1, 429), (4, 429)]
+        proc = cli("run", "tasks_from_csv.flow", "--log-format", "text", cwd=folder,
+                   env={"ASANA_TOKEN": "1/asana-pat", "ASANA_BASE_URL": api.url + "/api/1.0"})
+        assert proc.status == 0, proc.stderr
+        assert [(t["name"], [p["gid"] for p in t["projects"]], t["due_on"]) for t in api.tasks] == [
+            ("Order labels", ["1200000000000000"], "2026-12-10"),
+            ("Call the printer", ["1200000000000000"], "2026-12-11")]
+        assert [(s["target"]["gid"], s["text"]) for s in api.stories] == [
+            (api.tasks[0]["gid"], "Imported from tasks.csv, line 2"),
+            (api.tasks[1]["gid"], "Imported from tasks.csv, line 3")]
+    assert lines(proc.stdout) == [{"title": t["name"], "gid": t["gid"]} for t in api.tasks]
