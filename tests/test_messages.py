@@ -307,3 +307,10 @@ def test_len_of_a_secret_says_why_it_is_refused(tmp_path: Path) -> None:
     assert ("f.flow:1:6: error: len() does not measure a secret: its length would tell something of it") \
         in result.stderr, result.stderr
     assert "15" not in result.stderr and "s3cr3t" not in result.stderr
+
+
+def test_an_index_past_a_list_of_one_item_says_item(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text("let l = [1]\nlet l[3] = 2\n")
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1
+    assert "f.flow:2:5: error: list index 3 is out of range (the list has 1 item)\n" in result.stderr, result.stderr

@@ -368,8 +368,9 @@ def _set(container: Any, key: Any, value: Any, where: Where) -> None:
         if i is None:
             raise where.error(f"a list index must be a whole number, got {type_name(key)}")
         if not -len(container) <= i < len(container):
-            raise where.error(f"list index {to_text(key)} is out of range (the list has {len(container)} items)",
-                              "value")
+            size = len(container)
+            raise where.error(f"list index {to_text(key)} is out of range (the list has {size} "
+                              f"item{'' if size == 1 else 's'})", "value")
         container[i] = value
         return
     raise where.error(f"cannot set a field inside {type_name(container)}")
