@@ -256,7 +256,9 @@ def test_a_row_the_csv_rules_cannot_read_fails_alone_and_a_quote_never_closed_lo
     errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert [e["message"] for e in errors] == [
         'in.csv line 3: bad CSV: a " inside a quoted value must be doubled ("") (\',\' expected after \'"\')',
-        'in.csv line 5: bad CSV: a quoted value is never closed (the file ends inside it): is a " missing?']
+        'in.csv line 5: bad CSV: a quoted value is never closed (the file ends inside it): is a " missing? (lines 5 '
+        'to 6 were read as this one row: the line after it, not read as record; fix the quote and read the file '
+        'again)']
     assert [e["record"] for e in errors] == [{"_raw": '2,"x"y\n'}, {"_raw": '4,"open\n5,z\n'}]
     (tmp_path / "in.csv").write_text('id,"name\n1,a\n')
     result = run(tmp_path, 'use src = file(path: "in.csv")\ncall src.read() as rows\nfor each r in rows\n'
@@ -424,3 +426,21 @@ def test_a_bad_text_option_of_a_file_is_found_by_check(tmp_path: Path, given: st
         col = 35 + len(given.split(":")[0])  # the value's column
         assert f"f.flow:3:{col}: error: {said}" in proc.stderr and "internal error" not in proc.stderr
     assert not (tmp_path / "first.jsonl").exists() and not (tmp_path / "out.csv").exists()
+
+
+def test_a_quote_never_closed_says_how_many_lines_it_took(tmp_path: Path) -> None:
+    """A stray quote took the lines after it into one value (the csv module reads up to 131,072
+    characters so) and the run said only '1 record failed ... is a " missing?': 15,796 rows of 30,000
+    were not read, no word of how many, and the failed record kept only the first 10,000 characters of
+    them. The message now says which lines that one row took."""
+    (tmp_path / "in.csv").write_text('id,name\n1,"5 inch screen\n' + "".join(f"{i},ok\n" for i in range(2, 30002)))
+    (tmp_path / "f.flow").write_text(BAD_ROW_FLOW.format(options=""))
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 3, proc.stderr
+    ids = [json.loads(x)["id"] for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert ids == [str(i) for i in range(15798, 30002)]
+    [error] = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert error["message"] == (
+        'in.csv line 2: bad CSV: a value is longer than 131,072 characters: is a closing " missing? (lines 2 to '
+        '15,798 were read as this one row: the 15,796 lines after it, not read as records; fix the quote and read '
+        "the file again)")

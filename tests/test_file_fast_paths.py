@@ -33,7 +33,9 @@ CSV_ERRORS = [
      {"id": "6", "name": "c", "x": None}),
     ('in.csv line 9: bad CSV: a " inside a quoted value must be doubled ("") (\',\' expected after \'"\')',
      {"_raw": '7,"x"y,z\r\n'}),
-    ('in.csv line 11: bad CSV: a quoted value is never closed (the file ends inside it): is a " missing?',
+    ('in.csv line 11: bad CSV: a quoted value is never closed (the file ends inside it): is a " missing? (lines '
+     '11 to 12 were read as this one row: the line after it, not read as record; fix the quote and read the file '
+     'again)',
      {"_raw": '9,"open\n10,z\n'}),
 ]
 

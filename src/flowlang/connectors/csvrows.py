@@ -181,6 +181,11 @@ def record_pages(fh: IO[bytes], encoding: str, name: str, delimiter: str, ragged
                 odd.popleft()
             raw = unmarked("".join(_lines_of(kept, first, last))).replace(CR_MARK, "\r")
             message = f"{name} line {first}: bad CSV: {_said(str(e))}"
+            if last > first:  # a quote never closed took the lines after it: none is a record of its own
+                after = last - first
+                message += (f" (lines {first:,} to {last:,} were read as this one row: the "
+                            f"{f'{after:,} lines' if after > 1 else 'line'} after it, not read as "
+                            f"record{'s' if after > 1 else ''}; fix the quote and read the file again)")
             if header is None:
                 raise FlowRuntimeError(message, "data") from None
             page.append(BadRecord({RAW: raw if len(raw) <= RAW_KEPT else raw[:RAW_KEPT] + "..."}, message))
