@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import flowlang
-from conftest import run_cli
+from conftest import cli, run_cli
 from fakeapi import FakeApi
 
 ORDERS = """use api = http(base_url: env.API)
@@ -324,3 +324,17 @@ def test_retry_of_several_ids_skips_one_resolved_meanwhile(tmp_path: Path) -> No
         assert f"error {one} is already resolved" in both.stderr
         assert [b["id"] for b in got] == [2]
     assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+
+
+def test_a_retry_takes_a_param_without_default_from_the_saved_scope(tmp_path: Path) -> None:
+    """flowlang retry of a flow with `param since` (no default) refused with 'missing param since: give
+    it with --param since=VALUE', though each failed iteration's saved scope holds it (LANGUAGE.md 5:
+    the iterations run again from their saved record and scope). Given with --param, that value wins."""
+    (tmp_path / "f.flow").write_text('param since\nfor each n in [1, 2]\n  if n == 2 and env.FIXED == null\n'
+                                     '    fail "record {n} failed"\n  end\n  emit {n: n, since: since}\nend\n')
+    run = cli("run", "f.flow", "--param", "since=2024-05-01", "--log-format", "text", cwd=tmp_path)
+    assert run.status == 3, run.stderr
+    retry = cli("retry", "f.flow", "--log-format", "text", cwd=tmp_path, env={"FIXED": "1"})
+    assert retry.status == 0, retry.stderr
+    assert retry.stdout == '{"n":2,"since":"2024-05-01"}\n'
+    assert "missing param" not in retry.stderr

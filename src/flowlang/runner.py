@@ -7,6 +7,7 @@ The runner gets a `CompiledFlow` and, in its `RunSetup`, a callback that loads c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -754,11 +755,35 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
     return body
 
 
+def params_from_errors(flow: CompiledFlow, options: RunOptions, setup: RunSetup,
+                       error_ids: list[int] | None) -> dict[str, Any]:
+    """A param without default that the retry is not given takes its value from the saved scope of the
+    errors it replays (the newest that holds it): the iterations run again "from their saved record and
+    scope" (LANGUAGE.md 5), and a retry refused for `--param since=...` asked again what the run was given."""
+    missing = [p.name for p in flow.compiled.params if p.default is None and p.name not in options.params]
+    if not missing or setup.state_dir is None:
+        return {}
+    store = Store(setup.state_dir)
+    try:
+        errors = store.errors(flow.key, ids=error_ids)
+    finally:
+        store.close()
+    found: dict[str, Any] = {}
+    for error in sorted(errors, key=lambda e: e.id, reverse=True):
+        for name in missing:
+            if name not in found and isinstance(error.scope, dict) and name in error.scope:
+                found[name] = error.scope[name]
+    return found
+
+
 async def retry_errors(flow: CompiledFlow, options: RunOptions, setup: RunSetup, error_ids: list[int] | None) -> Result:
     resolved: list[int] = []
     still: list[int] = []
     unreplayable: list[int] = []
     needs_edit: list[int] = []
+    saved = params_from_errors(flow, options, setup, error_ids)
+    if saved:
+        options = dataclasses.replace(options, params={**saved, **options.params})
     result = await execute(flow, options, setup, "retry", retry_body(error_ids, resolved, still, unreplayable,
                                                                       needs_edit))
     result.resolved = resolved
