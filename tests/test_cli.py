@@ -276,8 +276,13 @@ def test_an_unusable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert "cannot use the state folder" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
     # the reason once, in words ("[Errno 20] Not a directory: '/tmp/.../file/sub'" repeated the path)
-    assert f"cannot use the state folder {tmp_path / 'file' / 'sub'}: Not a directory (set --state-dir" in proc.stderr
+    # and which part is in the way ("Not a directory", or "File exists" for the file itself, said neither)
+    assert (f"cannot use the state folder {tmp_path / 'file' / 'sub'}: {tmp_path / 'file'} is a file, not a "
+            "folder (set --state-dir") in proc.stderr
     assert "Errno" not in proc.stderr
+    itself = cli("run", "f.flow", "--state-dir", str(tmp_path / "file"), cwd=tmp_path)
+    assert itself.status == 1 and f"{tmp_path / 'file'} is a file, not a folder" in itself.stderr
+    assert "File exists" not in itself.stderr
 
 
 def test_a_damaged_store_is_named_as_damaged(tmp_path: Path) -> None:

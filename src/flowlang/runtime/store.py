@@ -428,6 +428,10 @@ class Store:
                              "away to start a new one (its jobs, state and errors stay in it)") from None
         except (OSError, sqlite3.Error) as e:
             why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)  # not "[Errno 2] ... '/x'" again
+            if folder is not None:
+                blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+                if blocking is not None:  # mkdir says only "File exists" or "Not a directory"
+                    why = f"{blocking} is a file, not a folder"
             raise StoreError(f"cannot use the state folder {folder}: {why} (set --state-dir or "
                              "FLOWLANG_STATE_DIR to a folder you can write)") from None
 
