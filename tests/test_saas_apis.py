@@ -423,3 +423,19 @@ def test_the_asana_tasks_example_against_the_asana_mock(tmp_path: Path) -> None:
             (api.tasks[0]["gid"], "Imported from tasks.csv, line 2"),
             (api.tasks[1]["gid"], "Imported from tasks.csv, line 3")]
     assert lines(proc.stdout) == [{"title": t["name"], "gid": t["gid"]} for t in api.tasks]
+
+
+def test_a_field_that_fills_the_path_is_not_sent_in_the_body_when_fields_leaves_it_out(tmp_path: Path) -> None:
+    """`{customer}` in the path of the stdlib stripe update_customer may come from the record, as the
+    docs say of every path placeholder; it was then also sent as a form field (customer=cus_000001),
+    which Stripe refuses (400 Received unknown parameter: customer). A field that filled the path and
+    that the operation's `fields` does not list now stays out of the body."""
+    write(tmp_path, "f.flow",
+          'use stripe = stripe(token: secret.STRIPE_KEY, base_url: env.STRIPE_BASE_URL)\n'
+          'send {customer: "cus_000001", name: "Ann B"} to stripe.update_customer as changed\n'
+          'emit changed.name\n')
+    with StripeMock(customers=1) as api:
+        proc = cli("run", "f.flow", cwd=tmp_path, env={"STRIPE_KEY": "sk_test_123", "STRIPE_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [(r.path, r.body, r.status) for r in api.requests] == [("/v1/customers/cus_000001", b"name=Ann+B", 200)]
+    assert lines(proc.stdout) == ["Ann B"]

@@ -176,6 +176,16 @@ def batch_refusal(result: Any, ok: str, error: str) -> str | None:
     return None
 
 
+def without_path_fields(model: OperationModel, record: Any, kwargs: Mapping[str, Any]) -> Any:
+    """The body of a send: the record, less the fields that filled the path and that the operation's
+    `fields` does not list (Stripe refuses a parameter it does not know: customer=cus_1 in the body of
+    POST /v1/customers/{customer} is a 400). Without `fields`, the record as it is."""
+    if not model.fields or type(record) is not dict:
+        return record
+    used = [h for h in placeholders(model.path) if h in record and h not in kwargs and h not in model.fields]
+    return {k: v for k, v in record.items() if k not in used} if used else record
+
+
 class DeclarativeConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, model: ConnectorFile, client: HttpClient) -> None:
         super().__init__(name, spec)
@@ -245,7 +255,8 @@ class DeclarativeConnection(Connection):
         given = kwargs.get("idempotency_key")
         key = to_text(given) if given is not None else record_template(model.idempotency_key, record) \
             if model.idempotency_key and isinstance(record, dict) else None
-        body = {model.envelope: record} if model.envelope else record
+        sent = without_path_fields(model, record, kwargs)
+        body = {model.envelope: sent} if model.envelope else sent
         answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=not model.safe, idempotency_key=key, form=self.form(model))
         return path_get(answer.value, model.result) if model.result and answer.response is not None \
