@@ -445,7 +445,8 @@ def test_a_send_cut_off_in_flight_that_arrived_is_marked_sent_and_retry_finishes
         assert proc.returncode == -signal.SIGKILL
         rerun = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
         assert rerun.returncode == 3
-        assert "or, if it arrived, flowlang ledger FILE --sent 3" in rerun.stderr
+        assert "or, if it arrived, flowlang ledger orders.flow --sent 3" in rerun.stderr  # the flow file, not FILE
+        assert "run flowlang ledger orders.flow --forget 3 to send it again" in rerun.stderr
         nothing = run_cli("ledger", "orders.flow", "--sent", "4", cwd=tmp_path)
         assert nothing.returncode == 2 and "no pending ledger entry for key 4" in nothing.stderr
         marked = run_cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path)

@@ -395,6 +395,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         logger=setup.logger,
     )
     ctx.ledger = store.ledger
+    if flow.path is not None:
+        ctx.flow_file = flow.path.name
     derived = DERIVED.set(ctx.masker.learn_derived)
     if setup.collect:
         ctx.before_change = collected.before_change

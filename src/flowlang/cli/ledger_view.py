@@ -88,7 +88,7 @@ def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
             store.admin_job(flow, "ledger", f"marked key {args.sent} as sent ({entries})")
     if not count:
         raise UsageError(f"{flow}: no pending ledger entry for key {args.sent} (only a send cut off in flight is "
-                         "pending: see flowlang ledger FILE --key KEY)")
+                         f"pending: see flowlang ledger {args.file} --key KEY)")
     terminal.message(f"{flow}: marked key {args.sent} as sent ({count} entr{'ies' if count != 1 else 'y'}); "
                      "flowlang retry finishes its record without sending it again")
     return int(ExitStatus.OK)

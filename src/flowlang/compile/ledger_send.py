@@ -36,8 +36,9 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
     if entry is not None and entry["status"] == "pending" and mode == "once":
         raise FlowRuntimeError(
             f"send ... once: the send of key {k} to {conn.name}.{op} was in flight when job {entry['job_id']} "
-            f"stopped, so it may have reached {conn.name}; check there, then run flowlang ledger FILE --forget "
-            f"{k} to send it again (or, if it arrived, flowlang ledger FILE --sent {k}, and flowlang retry finishes "
+            f"stopped, so it may have reached {conn.name}; check there, then run flowlang ledger {run.flow_file} "
+            f"--forget {k} to send it again (or, if it arrived, flowlang ledger {run.flow_file} --sent {k}, and "
+            "flowlang retry finishes "
             "the record without sending it)", "connector")
     if entry is not None and entry["status"] == "sent" and (mode == "once" or entry["hash"] == digest):
         stats.skipped += 1

@@ -185,6 +185,7 @@ class RunContext:
         self.on_failure = on_failure
         self.logger = logger
         self.masker = options.masker if options.masker is not None else Masker()
+        self.flow_file = "FILE"  # how messages name the flow's file in a command to type (runner sets it)
         self.stats = Stats()
         self.frames: list[Frame] = []
         self.imported: set[int] = set()  # modules whose body has run (an import runs a file once per run)
