@@ -78,7 +78,7 @@ def test_regex_replace_of_a_million_matches_is_quick_and_a_slow_one_is_not_calle
                              {"s": text, "p": "", "t": text}])
     assert result.outputs == [1_000_000, 2_400_000, 10]
     [failure] = result.errors  # the last would be 1,000,001,000,000 characters: the limit says so
-    assert "would make a value of" in failure.message and "max_value_items" in failure.message
+    assert "would make a text of" in failure.message and "max_value_items" in failure.message
 
 
 def test_format_date_cannot_build_a_text_past_the_limit() -> None:
@@ -87,6 +87,19 @@ def test_format_date_cannot_build_a_text_past_the_limit() -> None:
     result = flow.run(input=["%c" * 1_000_000, "%c" * 1_000])
     assert result.outputs == [24_000]
     [failure] = result.errors
-    assert failure.message == ("format_date() would make a value of 24000000 items, more than the limit of 5000000 "
-                               "(max_value_items)")
+    assert failure.message == ("format_date() would make a text of 24000000 characters, more than the limit of "
+                               "5000000 (max_value_items)")
     assert (failure.location or "").endswith(":2:12")
+
+
+def test_a_text_past_the_limit_is_counted_in_characters() -> None:
+    """str(), pad_left() and the other builtins that build text said 'would make a value of 13 items'
+    of a text (the check was shared with lists); a text is counted in characters, a list in items."""
+    flow = flowlang.compile('for each x in input\n  emit if x == 1 then str(12345678901.5) else if x == 2 '
+                            'then pad_left("a", 12) else range(0, 12)\nend\n')
+    result = flow.run(input=[1, 2, 3], limits=flowlang.Limits(max_value_items=10))
+    assert result.outputs == []
+    assert [e.message for e in result.errors] == [
+        "str() would make a text of 13 characters, more than the limit of 10 (max_value_items)",
+        "pad_left() would make a text of 12 characters, more than the limit of 10 (max_value_items)",
+        "range() would make a value of 12 items, more than the limit of 10 (max_value_items)"]

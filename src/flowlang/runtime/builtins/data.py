@@ -48,7 +48,7 @@ def json_string(value: Any) -> Any:
     check_text_size(value, "json_string()")  # before the text is built: a list may hold the same big value many times
     secret = holds_secret(value)  # then the JSON holds its value, and is a secret itself (as "{x}" is)
     text = dumps(value, reveal_secrets=secret)
-    check_items(len(text), "json_string")
+    check_items(len(text), "json_string", text=True)
     return Secret(text) if secret else text
 
 
@@ -63,11 +63,11 @@ def base64_encode(text: Any) -> Any:
     if type(text) is Blob:
         text = text.whole()
     if type(text) is bytes:
-        check_items(4 * -(-len(text) // 3), "base64_encode")
+        check_items(4 * -(-len(text) // 3), "base64_encode", text=True)
         return base64.b64encode(text).decode("ascii")
     need(text, "string", "base64_encode")
     raw = utf8(text, "base64_encode")
-    check_items(4 * -(-len(raw) // 3), "base64_encode")
+    check_items(4 * -(-len(raw) // 3), "base64_encode", text=True)
     return base64.b64encode(raw).decode("ascii")
 
 
@@ -102,7 +102,7 @@ def url_encode(value: Any) -> Any:
     if isinstance(value, list | bytes):
         raise BuiltinError(f"url_encode() needs a string, number or object, got {type_name(value)}", "type")
     encoded = quote(utf8(query_value(value), "url_encode"), safe="")  # at most 12 characters for one
-    check_items(len(encoded), "url_encode")
+    check_items(len(encoded), "url_encode", text=True)
     return encoded
 
 

@@ -29,13 +29,13 @@ class BuiltinError(ValueError):
         self.kind = kind
 
 
-def check_items(count: int, fn: str) -> None:
-    """Refuse to build a string of `count` characters or a list of `count` items past the run's
-    max_value_items: checked before the value is built, so no builtin can make a huge one."""
+def check_items(count: int, fn: str, text: bool = False) -> None:
+    """Refuse to build a list of `count` items (or, with `text`, a string of `count` characters) past
+    the run's max_value_items: checked before the value is built, so no builtin can make a huge one."""
     limit = VALUE_ITEMS.get()
     if count > limit:
-        raise BuiltinError(f"{fn}() would make a value of {count} items, more than the limit of {limit} "
-                           "(max_value_items)", "limit")
+        value = f"a text of {count} characters" if text else f"a value of {count} items"
+        raise BuiltinError(f"{fn}() would make {value}, more than the limit of {limit} (max_value_items)", "limit")
 
 
 REQUIRED = inspect.Parameter.empty

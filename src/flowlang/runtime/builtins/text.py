@@ -126,7 +126,7 @@ def join(items: Any, sep: Any = "") -> Any:
             texts.append(i.reveal())
         elif i is not None:
             texts.append(to_text(i))
-    check_items(sum(map(len, texts)) + len(sep) * max(len(texts) - 1, 0), "join")
+    check_items(sum(map(len, texts)) + len(sep) * max(len(texts) - 1, 0), "join", text=True)
     text = sep.join(texts)
     return Secret(text) if secret else text
 
@@ -145,7 +145,7 @@ def replace(s: Any, old: Any, new: Any) -> Any:
     new_text = to_text(new)
     if len(new_text) > len(old):
         count = s.count(old) if old else len(s) + 1
-        check_items(len(s) + count * (len(new_text) - len(old)), "replace")
+        check_items(len(s) + count * (len(new_text) - len(old)), "replace", text=True)
     return s.replace(old, new_text)
 
 
@@ -211,7 +211,7 @@ def pad_left(s: Any, width: Any, fill: Any = " ") -> Any:
     if len(fill) != 1:
         raise BuiltinError("pad_left() needs a single fill character")
     size = _whole_arg(width, "pad_left()'s width")
-    check_items(size, "pad_left")
+    check_items(size, "pad_left", text=True)
     return to_text(s).rjust(size, fill)
 
 
@@ -337,7 +337,7 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
         text = m.expand(replacement)
         built[0] += len(text) - (m.end() - m.start())
         built[1] += 1
-        check_items(len(s) + built[0], "regex_replace")
+        check_items(len(s) + built[0], "regex_replace", text=True)
         return str(text)
     # the most the result can hold: every position a match giving the replacement's own text, and each
     # group reference the whole text once over all matches (they do not overlap). Within the limit, the
@@ -382,7 +382,7 @@ def str_(value: Any) -> Any:
     if type(value) in (list, dict):
         check_text_size(value, "str()")  # before the text is built: it may hold one big value many times
     text = to_text(value)
-    check_items(len(text), "str")
+    check_items(len(text), "str", text=True)
     return text
 
 

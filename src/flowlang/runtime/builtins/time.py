@@ -304,7 +304,7 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
         raise  # broken text in the format: the call says so, as for every builtin
     except ValueError as e:
         raise BuiltinError(f"format_date(): {e}") from None
-    check_items(len(text), "format_date")  # "%c" is 24 characters: a long format of codes grows 12 times
+    check_items(len(text), "format_date", text=True)  # "%c" is 24 characters: a long format of codes grows 12 times
     return text
 
 
