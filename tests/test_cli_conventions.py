@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from conftest import cli, run_cli
+from conftest import ROOT, cli, run_cli
 from flowlang.cli.console import wants_color
 from flowlang.cli.main import build_parser
 
@@ -97,6 +98,55 @@ def test_the_command_list_shows_no_hidden_command() -> None:
     assert result.status == 0
     assert "SUPPRESS" not in result.stdout and "connectors-" not in result.stdout
     assert cli("connectors-import", "--help").status == 0  # still a command
+
+
+# ---- the reference: docs/cli.md -----------------------------------------------------------------
+# Where docs/cli.md documents each command's options: the sections (by heading) that hold them.
+SECTIONS = {
+    "run": ["flowlang run", "flowlang run --record, flowlang test"], "plan": ["flowlang plan"],
+    "ledger": ["flowlang ledger"], "test": ["flowlang run --record, flowlang test"], "check": ["flowlang check"],
+    "fmt": ["flowlang fmt"], "errors": ["flowlang errors and retry"], "retry": ["flowlang errors and retry"],
+    "resolve": ["Looking after the store"], "edit": ["Looking after the store"], "jobs": ["Looking after the store"],
+    "state": ["Looking after the store"], "serve": ["flowlang serve and inbox"], "inbox": ["flowlang serve and inbox"],
+    "connectors": ["flowlang connectors"], "connectors-import": ["flowlang connectors"],
+    "connectors-verify": ["flowlang connectors"], "connectors-schema": ["flowlang connectors"],
+    "secrets": ["flowlang secrets check"], "graph": ["flowlang graph"], "lsp": ["flowlang lsp"],
+    "repl": ["flowlang repl"], "completion": ["Conventions"],
+}
+# the options every command has (or every command that opens the store): in "Conventions" and "State"
+COMMON = {"--help", "--debug", "--log-format", "--color", "--state-dir"}
+
+
+def doc_section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+def long_options(parser: argparse.ArgumentParser) -> set[str]:
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in action.choices.values():
+                found |= long_options(nested)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(n for n in commands() if n))
+def test_every_option_of_a_command_is_in_its_section_of_docs_cli_md(name: str) -> None:
+    text = (ROOT / "docs/cli.md").read_text(encoding="utf-8")
+    documented = "".join(doc_section(text, heading) for heading in SECTIONS[name])
+    assert f"flowlang {name.replace('-', ' ')}" in documented or name == "completion"
+    missing = sorted(o for o in long_options(commands()[name]) - COMMON
+                     if not re.search(re.escape(o) + r"(?![\w-])", documented))
+    assert not missing, f"flowlang {name}: {missing} not in docs/cli.md ({SECTIONS[name]})"
+
+
+def test_the_common_options_are_documented_for_every_command() -> None:
+    conventions = doc_section((ROOT / "docs/cli.md").read_text(encoding="utf-8"), "Conventions")
+    for option in COMMON - {"--help"}:
+        assert option in conventions, option
 
 
 # ---- colour -------------------------------------------------------------------------------------

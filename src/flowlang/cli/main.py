@@ -84,7 +84,7 @@ def build_parser(only: str | None = None) -> Parser:
     run.add_argument("--resume", action="store_true",
                      help="continue the last run, if it crashed, failed or was interrupted, from the checkpoint of its "
                      "paginated read (else start from the beginning)")
-    run.add_argument("--quiet", action="store_true", help="no summary")
+    run.add_argument("--quiet", action="store_true", help="no progress display, no summary")
     run.add_argument("--record", metavar="DIR", help="run for real and write every exchange into a cassette "
                      "in DIR (DIR/cassette.jsonl; secrets masked) for flowlang test")
     common(run)
