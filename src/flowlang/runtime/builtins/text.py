@@ -27,10 +27,10 @@ def _engine() -> Any:
 
 def timed_out(name: str, pattern: str) -> BuiltinError:
     """The error of a regex that ran out of time: the record's (max_record_seconds) when that ran out
-    first (check_busy raises it), else the pattern's own second."""
+    first (check_busy raises it), else the pattern's own second; a limit's (a `try` lets it through)."""
     check_busy()
     return BuiltinError(f"{name}(): the pattern {pattern[:80]!r} took longer than {REGEX_SECONDS:g}s on this text "
-                        "(catastrophic backtracking?); simplify it, e.g. avoid nested repeats like (a+)+")
+                        "(catastrophic backtracking?); simplify it, e.g. avoid nested repeats like (a+)+", "limit")
 
 
 @lru_cache(maxsize=256)
@@ -253,7 +253,7 @@ def regex_match(s: Any, pattern: Any) -> Any:
 
     Anchor the pattern with ^ and $ to match the whole text. Write patterns in single quotes, where a
     backslash is kept as it is (`'\d+'`). A pattern that takes longer than 1 second on one text fails
-    that record (catastrophic backtracking).
+    that record (catastrophic backtracking; a limit, which `try` does not catch).
 
     Examples:
         regex_match("INV-0042", '^INV-\d+$') -> true
@@ -354,7 +354,7 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
         check_busy()  # the record's own time ran out first
         if built[1] >= 10_000:
             raise BuiltinError(f"regex_replace(): replacing {built[1]:,} matches (and more) took longer than "
-                               f"{REGEX_SECONDS:g}s on this text of {len(s):,} characters") from None
+                               f"{REGEX_SECONDS:g}s on this text of {len(s):,} characters", "limit") from None
         raise timed_out("regex_replace", pattern) from None
     except IndexError as e:  # the replacement names a group the pattern lacks (\9, \g<x>)
         raise BuiltinError(f"regex_replace(): bad replacement '{replacement}': {e}") from None
