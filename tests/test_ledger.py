@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import flowlang
-from conftest import run_cli
+from conftest import cli, run_cli
 from fakeapi import FakeApi, Request
 
 RECORDS = 300
@@ -459,3 +459,34 @@ def test_a_send_cut_off_in_flight_that_arrived_is_marked_sent_and_retry_finishes
     assert sorted(lines) == [1, 2, 3, 4, 5]  # its line too, written by the retry
     jobs = run_cli("jobs", "orders.flow", cwd=tmp_path).stdout
     assert "marked key 3 as sent (1 entry)" in jobs
+
+
+def test_forget_and_sent_say_what_changed_in_json_and_key_with_them_is_refused(tmp_path: Path) -> None:
+    """`ledger --forget K --json` (and --all, --sent) printed nothing on stdout, where the listing and the
+    other store commands print JSON; and `--key K --forget K2` forgot K2 without a word about --key.
+    Now each prints one JSON object saying what changed, and --key with them is a usage error (exit 2)."""
+    (tmp_path / "orders.jsonl").write_text("".join(json.dumps({"number": f"SO-{i}", "total": i}) + "\n"
+                                                   for i in range(1, 4)))
+    (tmp_path / "orders.flow").write_text(ONCE)
+    with FakeApi() as api:
+        api.route("POST", "/orders", lambda req: (201, {}, {"seq": 1}))
+        done = cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        assert done.status == 0, done.stderr
+    for args in (("--key", "SO-1", "--forget", "SO-2"), ("--key", "SO-1", "--all"),
+                 ("--key", "SO-1", "--sent", "SO-1")):
+        refused = cli("ledger", "orders.flow", *args, "--json", cwd=tmp_path)
+        assert refused.status == 2 and refused.stdout == "", refused
+        assert "--key only narrows the listing" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(ledger(tmp_path)) == 3  # nothing was forgotten by the refused commands
+    forgot = cli("ledger", "orders.flow", "--forget", "SO-2", "--json", cwd=tmp_path)
+    assert forgot.status == 0, forgot.stderr
+    shown = json.loads(forgot.stdout)
+    assert (shown["flow"], shown["key"], shown["forgotten"]) == ("orders once", "SO-2", 1)
+    assert [(e["key"], e["operation"], e["status"]) for e in shown["entries"]] == [("SO-2", "post /orders", "sent")]
+    assert isinstance(shown["job_id"], int)
+    none = json.loads(cli("ledger", "orders.flow", "--forget", "SO-9", "--json", cwd=tmp_path).stdout)
+    assert (none["forgotten"], none["job_id"], none["entries"]) == (0, None, [])
+    every = json.loads(cli("ledger", "orders.flow", "--all", "--json", cwd=tmp_path).stdout)
+    assert every["key"] is None and every["forgotten"] == 2
+    assert sorted(e["key"] for e in every["entries"]) == ["SO-1", "SO-3"]
+    assert ledger(tmp_path) == []

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from flowlang.cli.console import Terminal
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.ledger import LedgerEntry
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.store import Store
 from flowlang.status import ExitStatus
@@ -22,6 +24,11 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
 
     if sum((args.forget is not None, args.all, args.sent is not None)) > 1:
         raise UsageError("give one of --forget KEY, --all and --sent KEY")
+    if args.key is not None and (args.forget is not None or args.all or args.sent is not None):
+        change = ("--all" if args.all else f"--forget {args.forget}" if args.forget is not None
+                  else f"--sent {args.sent}")
+        raise UsageError(f"--key only narrows the listing; {change} names the key{'s' if args.all else ''} it "
+                         f"changes itself: give {change} without --key")
     if not Path(args.file).is_file():
         raise UsageError(f"no such flow file: {args.file}")
     if args.forget is not None or args.all:
@@ -36,9 +43,7 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         store.close()
     if args.json:
         for e in entries:
-            terminal.out(dumps({"connection": e.connection, "operation": e.operation, "key": e.key,
-                                "status": e.status, "hash": e.hash, "answer": e.answer, "job_id": e.job_id,
-                                "sent_at": e.sent_at}))
+            terminal.out(dumps(entry_json(e)))
         return int(ExitStatus.OK)
     if not entries:
         terminal.out(f"{flow}: the ledger is empty" + (f" for key {args.key}" if args.key else ""))
@@ -56,16 +61,29 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
     return int(ExitStatus.OK)
 
 
+def entry_json(e: LedgerEntry) -> dict[str, Any]:
+    """One ledger entry as `--json` prints it (the listing, and what --forget / --all forgot)."""
+    return {"connection": e.connection, "operation": e.operation, "key": e.key, "status": e.status,
+            "hash": e.hash, "answer": e.answer, "job_id": e.job_id, "sent_at": e.sent_at}
+
+
 def forget(args: argparse.Namespace, terminal: Terminal) -> int:
     """--forget K / --all: under the flow's lock (a run's `once` sends read and write these entries), and
-    a job of kind `ledger` of its own, as the other changes made by hand are (OPERATIONS.md 5)."""
+    a job of kind `ledger` of its own, as the other changes made by hand are (OPERATIONS.md 5). With
+    --json, one object on stdout: the flow, the key (null for --all), the job and the entries forgotten."""
     from flowlang.cli.store_commands import opened
 
+    job = None
     with opened(args, lock=True) as (store, flow):
-        count = store.ledger.forget(flow, None if args.all else args.forget)
+        key = None if args.all else args.forget
+        gone = store.ledger.entries(flow, key)
+        count = store.ledger.forget(flow, key)
         what = "every key" if args.all else f"key {args.forget}"
         if count:
-            store.admin_job(flow, "ledger", f"forgot {what} ({count} entr{'ies' if count != 1 else 'y'})")
+            job = store.admin_job(flow, "ledger", f"forgot {what} ({count} entr{'ies' if count != 1 else 'y'})")
+    if args.json:
+        terminal.out(dumps({"flow": flow, "key": key, "forgotten": count, "job_id": job,
+                            "entries": [entry_json(e) for e in gone]}))
     if not count:
         terminal.message(f"{flow}: no ledger entry for {what}")
     else:
@@ -77,7 +95,8 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
 def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
     """--sent K: the pending entries of a key (a send cut off in flight, which someone found at the
     destination) become sent, under the flow's lock and as a job of kind `ledger`; a retry then skips the
-    send and runs the rest of the record's iteration. A key with no pending entry is refused (exit 2)."""
+    send and runs the rest of the record's iteration. A key with no pending entry is refused (exit 2).
+    With --json, one object on stdout: the flow, the key, the job and how many entries became sent."""
     from flowlang.cli.store_commands import opened
     from flowlang.runtime.store import now_text
 
@@ -85,10 +104,12 @@ def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
         count = store.ledger.mark_sent(flow, args.sent, None, now_text())
         if count:
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
-            store.admin_job(flow, "ledger", f"marked key {args.sent} as sent ({entries})")
+            job = store.admin_job(flow, "ledger", f"marked key {args.sent} as sent ({entries})")
     if not count:
         raise UsageError(f"{flow}: no pending ledger entry for key {args.sent} (only a send cut off in flight is "
                          f"pending: see flowlang ledger {args.file} --key KEY)")
+    if args.json:
+        terminal.out(dumps({"flow": flow, "key": args.sent, "marked_sent": count, "job_id": job}))
     terminal.message(f"{flow}: marked key {args.sent} as sent ({count} entr{'ies' if count != 1 else 'y'}); "
                      "flowlang retry finishes its record without sending it again")
     return int(ExitStatus.OK)

@@ -98,7 +98,8 @@ def build_parser(only: str | None = None) -> Parser:
     ledger.add_argument("--all", action="store_true", help="forget every key of the flow")
     ledger.add_argument("--sent", metavar="K", help="a send of this key cut off in flight did arrive: record it as "
                         "sent, so that flowlang retry finishes its record without sending it again")
-    ledger.add_argument("--json", action="store_true", help="one JSON object per entry on stdout")
+    ledger.add_argument("--json", action="store_true", help="one JSON object per entry on stdout (with --forget, "
+                        "--all or --sent: one object saying what changed)")
     common(ledger)
 
     plan = sub.add_parser("plan", help="read for real, write nothing: what a run would send, and how long "
