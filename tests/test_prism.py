@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +107,14 @@ def test_stripe_example_against_prism(tmp_path: Path) -> None:
     with serving(stripe_cut(tmp_path), tmp_path) as prism:
         run_flow(folder, "customers_to_csv.flow", {"STRIPE_TOKEN": "sk_test_secret", "STRIPE_BASE_URL": prism.url})
         assert len(prism.requests()) == 2  # the customers, then the customer's charges
+        with pytest.raises(urllib.error.HTTPError) as unauthorized:  # Prism does check the credentials
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(prism.url + "/v1/customers", timeout=30)
+        assert unauthorized.value.code == 401
+        seen = len(prism.requests())
         refused = run_cli("run", "customers_to_csv.flow", cwd=folder, timeout=180,
                           env={"STRIPE_TOKEN": "", "STRIPE_BASE_URL": prism.url})
-        assert refused.returncode != 0 and "401" in refused.stderr  # Prism does check the credentials
+        assert refused.returncode == 1 and "the bearer token is empty" in refused.stderr  # refused unsent
+        assert len(prism.requests()) == seen
     assert (folder / "out" / "customers.csv").read_text().splitlines()[0] == "id,email,name,created,charges"
 
 
