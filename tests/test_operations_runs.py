@@ -366,6 +366,23 @@ def test_a_child_with_failed_records_makes_the_parent_partial(tmp_path: Path) ->
     assert "child (job 2) had 1 failed record" in proc.stderr
 
 
+def test_job_params_holds_the_params_the_run_runs_with_defaults_included(tmp_path: Path) -> None:
+    """job.params held only the params given: `param n = 1` then `emit job.params` showed {}, and a
+    child run with {who: "x"} showed {"who":"x"} without its defaults. It holds every param's value
+    now, in the flow's order, a given time read as a time; a default that reads `job` is no loop."""
+    write(tmp_path, "f.flow", 'param n = 1\nparam since = datetime("2024-01-01T00:00:00Z")\nparam who\n'
+                              'param j = job\nemit job.params.n\nemit keys(job.params)\n'
+                              'emit [job.params.since, job.params.who, job.params.j.flow]\n')
+    proc = run_cli("run", "f.flow", "--param", "who=a", "--param", "since=2024-05-01T10:00:00+02:00", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert lines(proc.stdout) == [1, ["n", "since", "who", "j"], ["2024-05-01T10:00:00+02:00", "a", "f"]]
+    write(tmp_path, "child.flow", 'param who\nparam n = 2\nparam m = n + 1\nemit job.params\n')
+    write(tmp_path, "parent.flow", 'run "child.flow" with {who: "x"}\n')
+    proc = run_cli("run", "parent.flow", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert lines(proc.stdout) == [{"who": "x", "n": 2, "m": 3}]
+
+
 def test_a_child_that_fails_as_a_whole_is_named_at_its_own_line(tmp_path: Path) -> None:
     """A child that failed as a whole was reported at the parent's `run` line only ('the flow
     child.flow failed: cannot read 'seven' as a number'): where in the child was left out."""

@@ -603,11 +603,15 @@ def hard_stop_error(options: RunOptions, reason: str) -> FlowRuntimeError:
 
 
 def set_params(compiled: CompiledModule, frame: Frame, given: dict[str, Any]) -> None:
+    """Each param's value, given or its default, in order. job.params is then every param the run runs
+    with, defaults included (while the defaults are worked out, it holds the params given)."""
+    values: dict[str, Any] = {}
     for p in compiled.params:
         if p.name in given:
-            frame.slots[p.slot] = param_value(p.name, p.node.default, given[p.name])
+            frame.slots[p.slot] = values[p.name] = param_value(p.name, p.node.default, given[p.name])
         elif p.default is not None:
-            frame.slots[p.slot] = p.default(frame)
+            frame.slots[p.slot] = values[p.name] = p.default(frame)
+    frame.run.job = {**frame.run.job, "params": values}  # a new object: a default that holds `job` keeps the old
 
 
 async def close_all(ctx: RunContext) -> None:
