@@ -214,7 +214,8 @@ def test_a_tagged_time_without_an_offset_set_in_state_is_utc(tmp_path: Path) -> 
     env = {"TZ": "Asia/Kolkata"}
     changed = run_cli("state", "f.flow", "--set", 'since={"$datetime": "2024-05-01T00:00:00"}', cwd=tmp_path, env=env)
     assert changed.returncode == 0, changed.stderr
-    assert lines(changed.stdout) == [{"state": {"since": "2024-05-01T00:00:00Z"}, "last_success_at": None}]
+    assert lines(changed.stdout) == [{"state": {"since": {"$datetime": "2024-05-01T00:00:00Z"}},
+                                      "last_success_at": None}]
     done = run_cli("run", "f.flow", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert lines(done.stdout) == [{"since": "2024-05-01T00:00:00Z", "past": True, "there": "2024-05-01T05:30:00+05:30"}]
@@ -247,7 +248,7 @@ def test_state_set_reads_nan_as_text_like_param_and_refuses_a_bad_tagged_value(t
     shown = run_cli("state", "f.flow", cwd=tmp_path)
     assert "x" not in lines(shown.stdout)[0]["state"]  # nothing was set
     tagged = run_cli("state", "f.flow", "--set", 'x={"$seconds": 90}', cwd=tmp_path)
-    assert lines(tagged.stdout)[0]["state"]["x"] == "PT1M30S"
+    assert lines(tagged.stdout)[0]["state"]["x"] == {"$seconds": "90"}
 
 def test_resolved_errors_past_retention_are_purged(tmp_path: Path) -> None:
     from flowlang.runtime.store import Store
@@ -497,3 +498,38 @@ def test_retry_killed_and_run_again_delivers_each_record_at_most_once_more(tmp_p
     counts = Counter(received)
     assert set(counts) == set(range(1, 41))  # none lost
     assert sum(counts.values()) - 40 <= 1  # at most the one in flight when the retry was killed
+
+
+def test_a_datetime_in_state_is_shown_as_set_reads_it_so_copying_it_back_keeps_a_time(tmp_path: Path) -> None:
+    """`flowlang state` showed a datetime cursor as plain text ("2024-05-01T10:00:00Z"), so copying it back
+    with `--set cursor='"..."'` made it a string, and `r.at > state.cursor` then failed on every record
+    (a time compared with text). It is shown in the tagged form --set reads ({"$datetime": ...}), with
+    a date and a duration, and an object of the data shaped like a tag; each set back is what it was."""
+    from conftest import cli
+
+    write(tmp_path, "events.jsonl", "".join(json.dumps({"id": i, "at": f"2024-05-01T1{i}:00:00Z"}) + "\n"
+                                            for i in range(3)))
+    write(tmp_path, "f.flow", """flow "cursor"
+use src = file(path: "events.jsonl")
+call src.read() as rows
+let since = state.cursor ?? datetime("2000-01-01T00:00:00Z")
+for each r in rows
+  if datetime(r.at) > since
+    emit {id: r.id}
+    let state.cursor = datetime(r.at)
+  end
+end
+let state.day = date("2024-05-01")
+let state.wait = state.wait ?? seconds(90)
+let state.raw = {"$date": "not a date"}
+""")
+    first = cli("run", "f.flow", cwd=tmp_path)
+    assert first.status == 0 and lines(first.stdout) == [{"id": 0}, {"id": 1}, {"id": 2}], first.stderr
+    shown = json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"]
+    assert shown == {"cursor": {"$datetime": "2024-05-01T12:00:00Z"}, "day": {"$date": "2024-05-01"},
+                     "wait": {"$seconds": "90"}, "raw": {"$object": {"$date": "not a date"}}}
+    for name, value in shown.items():  # copied back as shown
+        assert cli("state", "f.flow", "--set", f"{name}={json.dumps(value)}", cwd=tmp_path).status == 0
+    assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"] == shown
+    again = cli("run", "f.flow", cwd=tmp_path)
+    assert again.status == 0 and again.stdout == "" and "failed 0" in again.stderr, again.stderr

@@ -18,7 +18,7 @@ from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, UsageError
 from flowlang.runtime.error_groups import ErrorGroup
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.store import Store, StoredError
 from flowlang.runtime.values import format_datetime
@@ -402,7 +402,8 @@ def cmd_state(args: argparse.Namespace, terminal: Terminal) -> int:
             change_state(store, key, args, sets, unsets, terminal)
         state = store.load_state(key)
         last = store.last_success_at(key)
-    terminal.out(dumps({"state": state, "last_success_at": last}))
+    # in the store's tagged form, which --set reads: a datetime cursor copied back stays a datetime
+    terminal.out(dumps({"state": to_stored(state), "last_success_at": last}))
     return int(ExitStatus.OK)
 
 
