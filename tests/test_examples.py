@@ -155,3 +155,19 @@ def test_legacy_erp_reads_cp1252_and_posts_forms(tmp_path: Path) -> None:
 def test_examples_pass_check(flow: str) -> None:
     proc = cli("check", str(EXAMPLES / flow))
     assert proc.status == 0, proc.stderr
+
+
+@pytest.mark.parametrize("example, flow, env", [
+    ("magento_orders", "orders_to_jsonl.flow", {"MAGENTO_TOKEN": "t0ken-m"}),
+    ("woocommerce_stock", "update_stock.flow", {"WOO_SECRET": "t0ken-w", "WOO_KEY": "ck_1"}),
+])
+def test_an_example_run_without_its_store_url_says_the_value_is_null(tmp_path: Path, example: str, flow: str,
+                                                                     env: dict[str, str]) -> None:
+    """As its comment says to run it, but with MAGENTO_URL / WOO_URL unset: 'store_url: env.X' is null.
+    It said "needs the configuration key 'store_url'" alone, though the flow does give that key."""
+    folder = copy_example(example, tmp_path)
+    proc = cli("run", flow, "--log-format", "text", cwd=folder, env=env)
+    assert proc.status == 1 and proc.stdout == ""
+    assert ("needs the configuration key 'store_url', which is null here (is the environment variable it is "
+            "read from set?)") in proc.stderr
+    assert "Traceback" not in proc.stderr and env[next(iter(env))] not in proc.stderr

@@ -56,7 +56,9 @@ def text_template(template: str, values: Mapping[str, Any]) -> str:
     def replace(m: re.Match[str]) -> str:
         value = values.get(m.group(1))
         if value is None:
-            raise FlowRuntimeError(f"{template!r} needs the configuration key '{m.group(1)}'", "connector")
+            why = (", which is null here (is the environment variable it is read from set?)"
+                   if m.group(1) in values else "")
+            raise FlowRuntimeError(f"{template!r} needs the configuration key '{m.group(1)}'{why}", "connector")
         return value.reveal() if isinstance(value, Secret) else to_text(value)
     return PLACEHOLDER.sub(replace, template)
 
@@ -111,6 +113,7 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
     async def open_declarative(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
         values: dict[str, Any] = {k: v.default for k, v in model.config.items() if v.default is not None}
         values.update({k: v for k, v in config.items() if v is not None})
+        values.update({k: None for k, v in config.items() if v is None and k not in values})  # given as null
         for key, entry in model.config.items():
             if entry.secret and isinstance(values.get(key), str):
                 values[key] = Secret(values[key], key)
