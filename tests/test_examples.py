@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -171,3 +173,15 @@ def test_an_example_run_without_its_store_url_says_the_value_is_null(tmp_path: P
     assert ("needs the configuration key 'store_url', which is null here (is the environment variable it is "
             "read from set?)") in proc.stderr
     assert "Traceback" not in proc.stderr and env[next(iter(env))] not in proc.stderr
+
+
+@pytest.mark.parametrize("flow", COVERED)
+def test_an_example_names_every_variable_it_reads_in_its_comments(flow: str) -> None:
+    """A new user runs an example as its opening comments say: each env.NAME and secret.NAME it reads
+    is named there (the webhooks example said `flowlang serve examples/webhooks`, which refuses to
+    start without its two secrets, and named neither)."""
+    text = (EXAMPLES / flow).read_text(encoding="utf-8")
+    comments = "\n".join(itertools.takewhile(lambda line: line.startswith("#"), text.splitlines()))
+    read = set(re.findall(r"\b(?:env|secret)\.([A-Z_][A-Z0-9_]*)", text))
+    assert "flowlang " in comments or not read, f"{flow}: no command to run it"
+    assert sorted(n for n in read if not re.search(rf"\b{n}\b", comments)) == []
