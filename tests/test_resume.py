@@ -420,6 +420,39 @@ def test_a_limit_run_between_the_kill_and_the_resume_keeps_what_the_killed_run_w
     assert {n for n, c in written.items() if c > 1} <= {1, 2, 3, 4, 5, 2001}  # the try's records, and the one in flight
 
 
+def test_a_webhook_job_between_the_kill_and_the_resume_keeps_what_the_killed_run_wrote(tmp_path: Path) -> None:
+    """kill -9 of `flowlang run` after page 2, a webhook delivery to `flowlang serve` (a job of kind
+    webhook, which leaves the checkpoint for the resume), then `--resume`: the webhook job appends to the
+    overwrite file, as a --limit try does (f852204), so the killed run's 2,000 records stay for the
+    resume. The old code let the webhook job replace the file: the resume appended pages 3-5 to the one
+    record of the delivery, and 1,999 records were lost from the file of a run that ended ok."""
+    from serving import ServeProcess, wait_for
+
+    total = 5000
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"n": n, "name": f"item {n}"}) + "\n"
+                                               for n in range(1, total + 1)))
+    (tmp_path / "items.flow").write_text(FILE_FLOW.replace("{ext}", "csv").replace("{mode}", "").replace(
+        'flow "items"\n', 'flow "items"\ntrigger webhook(verify: token("t0ken", header: "X-Token"))\n').replace(
+        "for each r in rows\n", "for each r in rows\n  if r.n != (input.n ?? r.n)\n    skip\n  end\n"))
+    with Server() as (server, _):
+        server.kill_at = 2001  # the first record after the checkpoint of page 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        with ServeProcess(tmp_path, env={"API": server.api.url}) as serve:
+            status, _, answer = serve.post("/hooks/items", json.dumps({"n": 7}).encode(), {"X-Token": "t0ken"})
+            assert status == 202, answer
+            wait_for(lambda: server.received[7] == 2, what="the delivery's record at the sink")
+            wait_for(lambda: "appends to the files it writes" in serve.logs(), what="the warning")
+            assert serve.terminate() == 0
+        assert "this webhook job appends to the files it writes" in serve.logs()
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "after 2 pages (2,000 records)" in resumed.stderr
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))  # a header again fails int()
+    written = Counter(int(row["n"]) for row in rows)
+    assert [n for n in range(1, total + 1) if written[n] == 0] == []  # none lost
+    assert {n for n, c in written.items() if c > 1} <= {7, 2001}  # the delivery's record, and the one in flight
+
+
 @pytest.mark.parametrize("loop", ["", " parallel 4"], ids=["sequential", "parallel"])
 def test_a_page_that_fails_under_a_parallel_loop_resumes_sending_nothing_twice(tmp_path: Path, loop: str) -> None:
     """The records in flight when a later page cannot be read (a 400 for page 30) finish and are

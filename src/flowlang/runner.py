@@ -327,7 +327,8 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
     for value in options.secrets.values():
         known.add(value)
     keeps = kind == "run"  # a real run keeps checkpoints; tests, retries, serve's jobs do not (TESTING.md 4)
-    saved = store.checkpoints.of(flow.key) if kind in ("run", *TEST_KINDS) else []
+    # serve's jobs look too: while a stopped run's checkpoint waits, they append to its files (below)
+    saved = store.checkpoints.of(flow.key) if kind in ("run", "webhook", "scheduled", *TEST_KINDS) else []
     resume_from = resume_points(flow, saved, store) if options.resume else {}
     job_id, started = store.start_job(flow.key, dict(options.params), options.dry_run, kind, known.mask)
     try:
@@ -400,8 +401,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     derived = DERIVED.set(ctx.masker.learn_derived)
     if setup.collect:
         ctx.before_change = collected.before_change
-    resumed_from = start_checkpoints(ctx, store, flow, job_id, keeps, resumption.saved, resumption.resume_from,
-                                     ctx.mask)
+    resumed_from = start_checkpoints(ctx, store, flow, job_id, kind, keeps, resumption.saved,
+                                     resumption.resume_from, ctx.mask)
     if not options.dry_run:
         ctx.open_keys = store.open_keys(flow.key)
         ctx.on_success = on_success
@@ -409,8 +410,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         if purged:
             ctx.log("info", f"purged {purged} resolved error{'s' if purged != 1 else ''} past the retention window")
     # a retry, and a run that continues a checkpoint, never erase what the runs before them wrote; nor does a
-    # test run while a checkpoint waits: the resume appends to what the stopped run wrote
-    ctx.appending = kind == "retry" or resumed_from is not None or (kind in TEST_KINDS and bool(resumption.saved))
+    # test run or a serve job (webhook, scheduled) while a checkpoint waits: the resume appends to what the
+    # stopped run wrote
+    ctx.appending = kind == "retry" or resumed_from is not None or (not keeps and bool(resumption.saved))
     ctx.errors_open = store.still_open
     ctx.held_files = lambda connection: store.held_files(flow.key, connection)
     ctx.set_held_files = lambda connection, files: store.set_held_files(flow.key, connection, files)
@@ -520,15 +522,16 @@ def resume_points(flow: CompiledFlow, saved: list[Checkpoint], store: Store) -> 
     return points
 
 
-def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id: int, keeps: bool,
+def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id: int, kind: str, keeps: bool,
                       saved: list[Checkpoint], resume_from: dict[str, Checkpoint],
                       mask: Callable[[str], str]) -> int | None:
     """Give the run its checkpointer; say what a --resume run continues, or that a plain run could have
     resumed. Returns the job resumed."""
     if saved and not resume_from:
         last = saved[-1]
+        this = "this test run" if kind in TEST_KINDS else f"this {kind} job"
         after = "; this run starts from the beginning" if keeps else "" if ctx.options.dry_run else (
-            "; this test run appends to the files it writes, so that the resume finds the records the stopped run "
+            f"; {this} appends to the files it writes, so that the resume finds the records the stopped run "
             "wrote")
         ctx.log("warn", f"job {last.job_id} stopped in the loop `{last.loop_id}` {last.where()}: run with --resume "
                 "to continue from its checkpoint" + after)
