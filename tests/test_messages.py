@@ -314,3 +314,25 @@ def test_an_index_past_a_list_of_one_item_says_item(tmp_path: Path) -> None:
     result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert result.status == 1
     assert "f.flow:2:5: error: list index 3 is out of range (the list has 1 item)\n" in result.stderr, result.stderr
+
+
+def test_check_finds_an_operator_or_a_loop_on_constants_of_the_wrong_type(tmp_path: Path) -> None:
+    """`"a" * 3` and `for each x in 5` passed flowlang check and failed when they ran, though both are
+    constants; check says so at the operator or the constant. The same from the data is left to the run,
+    and so is a constant's value problem (1 / 0, which a try may catch)."""
+    (tmp_path / "f.flow").write_text('for each x in 5\n  emit x\nend\nemit "a" * 3\nemit [y for y in "ab"]\n'
+                                     'emit [1, 2] + [3]\ntry\n  emit 1 / 0\non error\n  emit "caught"\nend\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert errors == ["f.flow:1:15: error: cannot loop over number",
+                      "f.flow:4:10: error: cannot multiply string and number",
+                      "f.flow:5:18: error: cannot loop over string"], result.stderr
+    (tmp_path / "g.flow").write_text('for each r in input\n  emit r.s * 3\nend\ntry\n  emit 1 / 0\non error\n'
+                                     '  emit "caught"\nend\n')
+    assert cli("check", "g.flow", cwd=tmp_path).status == 0
+    (tmp_path / "in.json").write_text('[{"s": "a"}]')
+    ran = cli("run", "g.flow", "--input", "in.json", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 3, ran.stderr
+    assert "record failed at g.flow:2:12: cannot multiply string and number" in ran.stderr, ran.stderr
+    assert json.loads(ran.stdout) == "caught"

@@ -23,6 +23,8 @@ from flowlang.check.scopes import (
 from flowlang.diagnostics import Diagnostic
 from flowlang.runtime.builtins import BuiltinRegistry
 from flowlang.runtime.builtins.registry import REQUIRED, Builtin
+from flowlang.runtime.operators import BINARY, OperatorError
+from flowlang.runtime.values import type_name
 from flowlang.source import Source, Span
 
 if TYPE_CHECKING:
@@ -192,8 +194,16 @@ class ExpressionChecker:
                 self.expr(pair.key, scope)
             self.expr(pair.value, scope)
 
+    def check_constant_iterable(self, expr: ast.Expr) -> None:
+        """A loop over a constant that is not a list, an object or null (`for each x in 5`) fails
+        whenever it runs: said at the constant."""
+        known, value = constant_value(expr)
+        if known and value is not None and type(value) not in (list, dict):
+            self.error("constant-operation", f"cannot loop over {type_name(value)}", expr.span)
+
     def comprehension_scope(self, comp: ast.CompFor, scope: Scope) -> Scope:
         self.expr(comp.iterable, scope)
+        self.check_constant_iterable(comp.iterable)
         inner = Scope(ScopeKind.COMPREHENSION, scope, scope.frame)
         for i, (name, span) in enumerate(zip(comp.names, comp.name_spans, strict=True)):
             slot = scope.frame.allocate(name)
@@ -221,6 +231,22 @@ class ExpressionChecker:
     def expr_Binary(self, node: ast.Binary, scope: Scope, use: str) -> None:
         self.expr(node.left, scope)
         self.expr(node.right, scope)
+        self.check_constant_operands(node)
+
+    def check_constant_operands(self, node: ast.Binary) -> None:
+        """An operator on two constants of types it refuses (`"a" * 3`, `"a" + 1`) fails whenever it
+        runs: said at the operator, with the message the run would give (the same function judges them)."""
+        left_known, left = constant_value(node.left)
+        right_known, right = constant_value(node.right)
+        if not (left_known and right_known):
+            return
+        try:
+            BINARY[node.op](left, right)
+        except OperatorError as e:
+            if e.kind == "type":  # a value's problem (`1 / 0`) is left to the run, where a try may catch it
+                self.error("constant-operation", e.message, node.op_span)
+        except (ArithmeticError, RecursionError):  # 1 / 0, constants nested thousands deep: left to the run
+            pass
 
     def expr_Logical(self, node: ast.Logical, scope: Scope, use: str) -> None:
         self.expr(node.left, scope)

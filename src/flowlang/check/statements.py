@@ -350,6 +350,7 @@ class StatementChecker(ExpressionChecker):
     def stmt_ForEach(self, node: ast.ForEach, scope: Scope, ctx: Ctx) -> None:
         iterable_use = "iterate" if isinstance(node.iterable, ast.Name) else "other"
         self.expr(node.iterable, scope, iterable_use)
+        self.check_constant_iterable(node.iterable)
         if node.parallel is not None:
             self.count(node.parallel, scope, "parallel")
             if ctx.function is not None:

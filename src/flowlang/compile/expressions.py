@@ -36,15 +36,6 @@ if TYPE_CHECKING:
     from flowlang.compile.program import ProgramCompiler
 
 
-BINARY: dict[ast.BinOp, Callable[[Any, Any], Any]] = {
-    ast.BinOp.ADD: ops.add, ast.BinOp.SUB: ops.subtract, ast.BinOp.MUL: ops.multiply,
-    ast.BinOp.DIV: ops.divide, ast.BinOp.MOD: ops.modulo, ast.BinOp.EQ: equal, ast.BinOp.NE: ops.not_equal,
-    ast.BinOp.LT: ops.less, ast.BinOp.LE: ops.less_equal, ast.BinOp.GT: ops.greater,
-    ast.BinOp.GE: ops.greater_equal, ast.BinOp.IN: lambda a, b: ops.contains(b, a),
-    ast.BinOp.NOT_IN: lambda a, b: ops.not_contains(b, a),
-}
-
-
 def field_of(value: Any, name: str, where: Where) -> Any:
     """The slow path of `value.name` (dicts and null are handled inline)."""
     if type(value) is RecordStream:
@@ -505,7 +496,7 @@ class ExpressionCompiler:
             return structural(left, right, where, False)
         if op is ast.BinOp.NE:
             return structural(left, right, where, True)
-        fn = BINARY[op]
+        fn = ops.BINARY[op]
         if op in (ast.BinOp.ADD, ast.BinOp.SUB, ast.BinOp.MUL):
             return arithmetic(op, left, right, fn, where)
         if op in COMPARE:

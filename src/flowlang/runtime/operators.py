@@ -13,6 +13,7 @@ from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
 from decimal import Overflow as DecimalOverflow
 from typing import Any
 
+from flowlang import ast
 from flowlang.runtime.limits import busy
 from flowlang.runtime.values import RecordStream, Secret, equal, format_duration, instant, type_name
 
@@ -314,3 +315,12 @@ def as_int(value: Any, what: str) -> int:
         return whole(value, what)
     raise OperatorError(f"{what} must be a whole number, got {type_name(value)}"
                         + (f" {value}" if type(value) is Decimal else ""))
+
+
+BINARY: dict[ast.BinOp, Callable[[Any, Any], Any]] = {  # each operator's function (run, and check of constants)
+    ast.BinOp.ADD: add, ast.BinOp.SUB: subtract, ast.BinOp.MUL: multiply,
+    ast.BinOp.DIV: divide, ast.BinOp.MOD: modulo, ast.BinOp.EQ: equal, ast.BinOp.NE: not_equal,
+    ast.BinOp.LT: less, ast.BinOp.LE: less_equal, ast.BinOp.GT: greater,
+    ast.BinOp.GE: greater_equal, ast.BinOp.IN: lambda a, b: contains(b, a),
+    ast.BinOp.NOT_IN: lambda a, b: not_contains(b, a),
+}
