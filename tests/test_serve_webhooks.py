@@ -293,6 +293,10 @@ def test_the_webhooks_example_under_serve(tmp_path: Path) -> None:
         wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 4, what="four lines")
         assert "next tick" in serve.logs() and "Europe/Oslo" in serve.logs()
         assert serve.terminate() == 0
+    logs = serve.logs().splitlines()  # JSON lines (stderr is no terminal), the SIGTERM line too (docs/cli.md)
+    assert [json.loads(line)["message"] for line in logs if "SIGTERM" in line] == [
+        "SIGTERM: stopping (running jobs finish; again to stop them too)"]
+    assert all(isinstance(json.loads(line), dict) for line in logs)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [(r["order"], r["sku"], r["total"], r["delivery"]) for r in lines] == [
         (4711, "A-1", 19.9, "w-1"), (4711, "B-2", 100.1, "w-1"), (4712, "A-1", 19.9, "w-2"),

@@ -3,6 +3,7 @@ stays an ordinary name everywhere but at the start of a top-level line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,8 @@ def test_serve_refuses_a_schedule_that_never_ticks_at_its_place(tmp_path: Path) 
     (tmp_path / "never.flow").write_text('trigger schedule("0 2 30 2 *", tz: "America/New_York")\nemit 1\n')
     done = run_cli("serve", str(tmp_path), "--port", "0", env={"TZ": "America/New_York"}, timeout=30)
     assert done.returncode == 2, done.stderr
-    assert 'never.flow:1:18: error: the schedule "0 2 30 2 *" never ticks' in done.stderr
+    messages = [json.loads(line)["message"] for line in done.stderr.splitlines()]  # JSON: stderr is no terminal
+    assert any('never.flow:1:18: error: the schedule "0 2 30 2 *" never ticks' in m for m in messages)
     assert "leap.flow" not in done.stderr and "internal error" not in done.stderr
 
 

@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.serve.server import BODY_TIMEOUT
     from flowlang.serve.service import ServeOptions, Service
 
+    terminal.json_lines = args.json_logs  # its own lines (the SIGTERM one) are JSON as its logs are (OPERATIONS.md 10)
     secrets = read_secrets(args.secrets)
     token = read_token(args.console_token_file)
     for value in [*secrets.values(), *([token] if token else [])]:
