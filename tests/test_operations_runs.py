@@ -533,3 +533,35 @@ let state.raw = {"$date": "not a date"}
     assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"] == shown
     again = cli("run", "f.flow", cwd=tmp_path)
     assert again.status == 0 and again.stdout == "" and "failed 0" in again.stderr, again.stderr
+
+
+def test_a_damaged_state_is_shown_as_stored_and_its_bad_value_can_be_set_again(tmp_path: Path) -> None:
+    """A state whose stored tag holds no value of its kind ({"$datetime": "soon"}: written by hand or
+    damaged) made every run say 'the saved state ... is damaged ...; see it with flowlang state, then
+    set it again with flowlang state --set', but `flowlang state` and `--set` failed with that same
+    message, so neither could be done (only --reset, losing the whole state). `state` now shows it as
+    stored (exit 1, the message on stderr), a --set that leaves it damaged changes nothing, and a --set
+    of the bad value mends it."""
+    import sqlite3
+
+    from conftest import cli
+
+    write(tmp_path, "f.flow", "let state.b = (state.b ?? 0) + 1\nemit {a: state.a, b: state.b}\n")
+    assert cli("run", "f.flow", cwd=tmp_path).status == 0
+    with sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db") as db:
+        db.execute("""update state set value = '{"a": {"$datetime": "soon"}, "b": 1}'""")
+    db.close()
+    ran = cli("run", "f.flow", cwd=tmp_path)
+    assert ran.status == 1 and "see it with flowlang state" in ran.stderr, ran.stderr
+    shown = cli("state", "f.flow", cwd=tmp_path)
+    assert shown.status == 1 and "is damaged" in shown.stderr and "Traceback" not in shown.stderr
+    assert json.loads(shown.stdout)["state"] == {"a": {"$datetime": "soon"}, "b": 1}
+    still = cli("state", "f.flow", "--set", "b=5", cwd=tmp_path)
+    assert still.status == 1 and "is damaged" in still.stderr
+    assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"]["b"] == 1  # nothing changed
+    assert "set b" not in cli("jobs", "f.flow", cwd=tmp_path).stdout
+    mended = cli("state", "f.flow", "--set", 'a={"$datetime": "2024-05-01T00:00:00Z"}', cwd=tmp_path)
+    assert mended.status == 0, mended.stderr
+    assert json.loads(mended.stdout)["state"] == {"a": {"$datetime": "2024-05-01T00:00:00Z"}, "b": 1}
+    again = cli("run", "f.flow", cwd=tmp_path)
+    assert again.status == 0 and lines(again.stdout) == [{"a": "2024-05-01T00:00:00Z", "b": 2}], again.stderr

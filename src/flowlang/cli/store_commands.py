@@ -16,7 +16,7 @@ from typing import Any
 from flowlang.cli.argparser import store_number
 from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
-from flowlang.errors import ScriptError, UsageError
+from flowlang.errors import ScriptError, StoreError, UsageError
 from flowlang.runtime.error_groups import ErrorGroup
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
 from flowlang.runtime.lock import FlowLock
@@ -400,11 +400,37 @@ def cmd_state(args: argparse.Namespace, terminal: Terminal) -> int:
     with opened(args, lock=changing) as (store, key):
         if changing:
             change_state(store, key, args, sets, unsets, terminal)
-        state = store.load_state(key)
+        stored = store.stored_state(key)
         last = store.last_success_at(key)
+        try:
+            shown, damaged = to_stored(store.state_of(key, stored)), None
+        except StoreError as e:  # shown as stored, so that the damaged value can be set again or unset
+            shown, damaged = stored, e
     # in the store's tagged form, which --set reads: a datetime cursor copied back stays a datetime
-    terminal.out(dumps({"state": to_stored(state), "last_success_at": last}))
+    terminal.out(dumps({"state": shown, "last_success_at": last}))
+    if damaged is not None:
+        terminal.error(f"error: {damaged}")
+        return int(ExitStatus.FAILED)
     return int(ExitStatus.OK)
+
+
+def changed_state(store: Store, key: str, sets: list[tuple[str, Any]], unsets: list[str]) -> dict[str, Any]:
+    """The state with --set and --unset applied. A damaged state (a tag that holds no value of its
+    kind) is changed in its stored form, and must read once changed: --set or --unset its bad value."""
+    stored = store.stored_state(key)
+    try:
+        state: Any = store.state_of(key, stored)
+    except StoreError:
+        for path, value in sets:
+            stored = set_path(stored, path, to_stored(value))
+        for path in unsets:
+            stored = set_path(stored, path, None, unset=True)
+        return store.state_of(key, stored)
+    for path, value in sets:
+        state = set_path(state, path, value)
+    for path in unsets:
+        state = set_path(state, path, None, unset=True)
+    return dict(state)
 
 
 def change_state(store: Store, key: str, args: argparse.Namespace, sets: list[tuple[str, Any]],
@@ -420,15 +446,11 @@ def change_state(store: Store, key: str, args: argparse.Namespace, sets: list[tu
     what += [f"set {p}" for p, _ in sets] + [f"unset {p}" for p in unsets]
     if args.last_success_at is not None:
         what.append(f"last_success_at = {success_at}")
+    state = changed_state(store, key, sets, unsets) if (sets or unsets) and not args.reset else None
     job = store.admin_job(key, "state", "; ".join(what), success_at)
     if args.reset:
         store.replace_state(key, None, job)
-    elif sets or unsets:
-        state = store.load_state(key)
-        for path, value in sets:
-            state = set_path(state, path, value)
-        for path in unsets:
-            state = set_path(state, path, None, unset=True)
+    elif state is not None:
         store.replace_state(key, state, job)
     terminal.message(f"{key}: {'; '.join(what)} (job {job})")
 

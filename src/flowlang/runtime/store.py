@@ -541,14 +541,27 @@ class Store:
 
     # ---- state -------------------------------------------------------------------------------
     def load_state(self, flow: str) -> dict[str, Any]:
+        return self.state_of(flow, self.stored_state(flow))
+
+    def stored_state(self, flow: str) -> Any:
+        """The persisted state as stored: JSON in the tagged form (to_stored), tags not read."""
         row = self.db.execute("select value from state where flow = ?", (flow,)).fetchone()
         if not row:
             return {}
         try:
-            value = from_stored(loads(row[0]))
+            return loads(row[0])
+        except (JsonDataError, RecursionError) as e:
+            raise StoreError(f"the saved state of the flow {flow} is damaged (it is not JSON: {e}); forget it with "
+                             "flowlang state --reset") from None
+
+    @staticmethod
+    def state_of(flow: str, stored: Any) -> dict[str, Any]:
+        """The state a stored (tagged) value holds; a tag that holds no value of its kind is a StoreError."""
+        try:
+            value = from_stored(stored)
         except (JsonDataError, TypeError, ValueError, RecursionError) as e:
             raise StoreError(f"the saved state of the flow {flow} is damaged ({e}); see it with flowlang state, "
-                             "then set it again with flowlang state --set or --reset") from None
+                             "then set it again with flowlang state --set or --unset, or --reset") from None
         return value if isinstance(value, dict) else {}
 
     def replace_state(self, flow: str, state: dict[str, Any] | None, job_id: int) -> None:
