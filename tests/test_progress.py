@@ -103,3 +103,20 @@ def test_no_progress_off_a_terminal_or_with_quiet(tmp_path: Path) -> None:
         final = term.run_to_end()
     assert term.child.exitstatus == 0, final
     assert not any("records/s" in screen for screen in term.seen)
+
+
+def test_records_on_the_terminal_start_their_own_lines_under_the_live_line(tmp_path: Path) -> None:
+    """The README's Quickstart (`flowlang run examples/clean_orders/clean_orders.flow` on a terminal)
+    showed 'Clean orders: starting{"id":1001,"total":19.99}': a record written to stdout landed at the
+    end of the live line on stderr. Each record is now a line of its own, the live line drawn below."""
+    flow = tmp_path / "emits.flow"
+    flow.write_text('flow "Emits"\nuse api = http(base_url: env.API, rate_limit: "20/second")\n'
+                    'for each i in range(0, 6)\n  send {n: i} to api.post("/items")\n  emit {n: i}\nend\n')
+    with FakeApi() as api:
+        term = Terminal(["run", str(flow)], {"API": api.url})
+        final = term.run_to_end()
+    assert term.child.exitstatus == 0, final
+    for screen in term.seen:
+        records = [line for line in screen.splitlines() if '{"n":' in line]
+        assert all(line.startswith('{"n":') for line in records), screen
+    assert [line for line in final.splitlines() if line.startswith('{"n":')] == [f'{{"n":{i}}}' for i in range(6)]

@@ -55,6 +55,7 @@ class Terminal:
         self.context: dict[str, Any] = {"flow": None, "job_id": None}  # what JSON lines carry
         self.closed = False  # stdout went away (`| head`)
         self.on_closed: Callable[[], None] | None = None  # a run stops when its stdout goes away
+        self.live: Any = None  # rich's Live of the progress line while it is drawn (progress.progress_display)
 
     @cached_property
     def err(self) -> Console:
@@ -102,6 +103,18 @@ class Terminal:
     def _write_out(self, text: str, fallback: Callable[[str], str]) -> None:
         """Text on stdout; where stdout's encoding cannot hold a character (PYTHONIOENCODING=ascii, a
         Latin-1 terminal), the text as `fallback` writes it in ASCII, never as a closed stdout."""
+        live = self.live
+        if live is not None and getattr(self.stdout, "isatty", lambda: False)():
+            # the progress line is on the same screen: erase it first, so that the record starts a line
+            # of its own; rich draws the line again below it at its next refresh (under the same lock)
+            with live._lock:
+                self.err.control(live._live_render.position_cursor())
+                live._live_render._shape = None  # nothing of it is on the screen now
+                self._write_stdout(text, fallback)
+            return
+        self._write_stdout(text, fallback)
+
+    def _write_stdout(self, text: str, fallback: Callable[[str], str]) -> None:
         try:
             self.stdout.write(text)
         except UnicodeEncodeError:

@@ -104,5 +104,9 @@ def progress_display(terminal: Terminal, name: str, enabled: bool) -> Iterator[R
     from rich.live import Live
 
     progress = RunProgress(name)
-    with Live(progress, console=terminal.err, refresh_per_second=4, transient=True):
-        yield progress
+    with Live(progress, console=terminal.err, refresh_per_second=4, transient=True) as live:
+        terminal.live = live  # records written to stdout on the same screen erase it first (console.Terminal.out)
+        try:
+            yield progress
+        finally:
+            terminal.live = None
