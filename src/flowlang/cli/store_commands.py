@@ -403,11 +403,12 @@ def cmd_state(args: argparse.Namespace, terminal: Terminal) -> int:
         stored = store.stored_state(key)
         last = store.last_success_at(key)
         try:
-            shown, damaged = to_stored(store.state_of(key, stored)), None
-        except StoreError as e:  # shown as stored, so that the damaged value can be set again or unset
-            shown, damaged = stored, e
-    # in the store's tagged form, which --set reads: a datetime cursor copied back stays a datetime
-    terminal.out(dumps({"state": shown, "last_success_at": last}))
+            store.state_of(key, stored)
+            damaged = None
+        except StoreError as e:  # shown all the same, so that the damaged value can be set again or unset
+            damaged = e
+    # as stored, in the tagged form --set reads: a datetime cursor copied back stays a datetime
+    terminal.out(dumps({"state": stored, "last_success_at": last}))
     if damaged is not None:
         terminal.error(f"error: {damaged}")
         return int(ExitStatus.FAILED)
