@@ -565,3 +565,17 @@ def test_a_damaged_state_is_shown_as_stored_and_its_bad_value_can_be_set_again(t
     assert json.loads(mended.stdout)["state"] == {"a": {"$datetime": "2024-05-01T00:00:00Z"}, "b": 1}
     again = cli("run", "f.flow", cwd=tmp_path)
     assert again.status == 0 and lines(again.stdout) == [{"a": "2024-05-01T00:00:00Z", "b": 2}], again.stderr
+
+
+def test_state_shows_a_secret_name_as_the_store_keeps_it(tmp_path: Path) -> None:
+    """A secret assigned to state is kept as its name ({"$secret": "TOK"}, never its value); `state`
+    showed it as {"$object": {"$secret": "TOK"}} (read and tagged again), the form of an object of the
+    data shaped like a tag. It is shown as stored, and the value is nowhere in the output."""
+    from conftest import cli
+
+    write(tmp_path, "f.flow", 'let state.t = secret.TOK\nlet state.d = {"$secret": "X"}\n')
+    ran = cli("run", "f.flow", cwd=tmp_path, env={"TOK": "canary-value-42"})
+    assert ran.status == 0, ran.stderr
+    shown = cli("state", "f.flow", cwd=tmp_path)
+    assert shown.status == 0 and "canary-value-42" not in shown.stdout + shown.stderr
+    assert json.loads(shown.stdout)["state"] == {"t": {"$secret": "TOK"}, "d": {"$object": {"$secret": "X"}}}
