@@ -106,12 +106,16 @@ class Terminal:
         live = self.live
         if live is not None and getattr(self.stdout, "isatty", lambda: False)():
             # the progress line is on the same screen: erase it first, so that the record starts a line
-            # of its own; rich draws the line again below it at its next refresh (under the same lock)
-            with live._lock:
-                self.err.control(live._live_render.position_cursor())
-                live._live_render._shape = None  # nothing of it is on the screen now
-                self._write_stdout(text, fallback)
-            return
+            # of its own; rich draws the line again below it at its next refresh (under the same lock).
+            # Live's lock and render are rich's own: a rich without them gets the record as it is
+            lock: Any = getattr(live, "_lock", None)
+            render: Any = getattr(live, "_live_render", None)
+            if lock is not None and hasattr(render, "position_cursor"):
+                with lock:
+                    self.err.control(render.position_cursor())
+                    render._shape = None  # nothing of it is on the screen now
+                    self._write_stdout(text, fallback)
+                return
         self._write_stdout(text, fallback)
 
     def _write_stdout(self, text: str, fallback: Callable[[str], str]) -> None:
