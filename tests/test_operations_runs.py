@@ -573,9 +573,26 @@ def test_state_shows_a_secret_name_as_the_store_keeps_it(tmp_path: Path) -> None
     data shaped like a tag. It is shown as stored, and the value is nowhere in the output."""
     from conftest import cli
 
-    write(tmp_path, "f.flow", 'let state.t = secret.TOK\nlet state.d = {"$secret": "X"}\n')
+    # (a secret itself cannot be put into state since: test_a_secret_cannot_be_kept_in_state)
+    write(tmp_path, "f.flow", 'let state.d = {"$secret": "X"}\n')
     ran = cli("run", "f.flow", cwd=tmp_path, env={"TOK": "canary-value-42"})
     assert ran.status == 0, ran.stderr
     shown = cli("state", "f.flow", cwd=tmp_path)
     assert shown.status == 0 and "canary-value-42" not in shown.stdout + shown.stderr
-    assert json.loads(shown.stdout)["state"] == {"t": {"$secret": "TOK"}, "d": {"$object": {"$secret": "X"}}}
+    assert json.loads(shown.stdout)["state"] == {"d": {"$object": {"$secret": "X"}}}
+
+
+def test_a_secret_cannot_be_kept_in_state(tmp_path: Path) -> None:
+    """The store keeps a secret only by its name, so a secret put into state came back to the next run as
+    the object {"$secret": "TOK"} (logged as such) where the flow expected the secret. Assigning one to
+    state (or a value holding one) is refused at its line, and the state stays as it was."""
+    (tmp_path / "s.flow").write_text('flow "s"\nlet state.n = 1\nlet state.t = "x{secret.TOK}"\n')
+    (tmp_path / "t.flow").write_text('flow "t"\nlet state = {a: [secret.TOK]}\n')
+    canary = "tok-'\"\\-é中-" + "k" * 60
+    for name, where in (("s.flow", "s.flow:3:5"), ("t.flow", "t.flow:2:5")):
+        ran = run_cli("run", name, cwd=tmp_path, env={"TOK": canary})
+        assert ran.returncode == 1, ran.stderr
+        assert f"{where}" in ran.stderr and "state cannot keep a secret" in ran.stderr, ran.stderr
+        assert canary not in ran.stderr + ran.stdout
+    shown = run_cli("state", "s.flow", cwd=tmp_path)
+    assert json.loads(shown.stdout)["state"] == {}, shown.stdout  # the run failed: nothing committed

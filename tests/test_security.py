@@ -47,8 +47,6 @@ let t = secret.TOKEN
 log "token is {t}"
 log warn "encoded {base64_encode(t)}"
 emit {t: t, s: "x{t}", b: base64_encode("u:" + t)}
-let state.tok = t
-let state.copy = "{t}"
 call api.get("/echo") as echoed
 emit echoed
 for each n in [1, 2]

@@ -13,6 +13,7 @@ from flowlang.compile.steps import NOTHING, Eval, Step, block, run_step
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.field_misses import Reach, counter
 from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
+from flowlang.runtime.jsoncodec import holds_secret
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.values import RecordStream, article, to_text, truthy, type_name
 
@@ -123,6 +124,7 @@ class StatementCompiler(ExpressionCompiler):
             def set_state(f: Frame, value: Any) -> None:
                 if type(value) is not dict:
                     raise where.error(f"state must be an object, got {type_name(value)}")
+                refuse_secret_in_state(value, where)
                 if f.run.before_change is not None:
                     f.run.before_change()
                 f.run.state.clear()
@@ -159,8 +161,12 @@ class StatementCompiler(ExpressionCompiler):
                 current = frame.slots[ref.slot] = {}
             return current
 
+        into_state = isinstance(ref, Global)
+
         def let_path(f: Frame) -> None:
             v = value(f)
+            if into_state:
+                refuse_secret_in_state(v, where)
             if f.run.before_change is not None:  # outputs already given out are not changed
                 f.run.before_change()
             container = root(f)
@@ -408,3 +414,13 @@ def _drop_path(out: dict[str, Any], path: tuple[str, ...]) -> None:
         nxt = target[key] = dict(nxt)  # copy: never change a source object
         target = nxt
     target.pop(path[-1], None)
+
+
+def refuse_secret_in_state(value: Any, where: Where) -> None:
+    """`state` keeps no secret: the store would keep only its name, and the next run would read back an
+    object ({"$secret": "TOK"}) where the flow expects the secret (the secret is there every run anyway)."""
+    if type(value) in (str, int, bool, type(None)):
+        return
+    if holds_secret(value):
+        raise where.error("state cannot keep a secret (the store keeps no secret's value, and the next run would "
+                          "not have it): read secret.NAME where the run needs it", "value")
