@@ -30,7 +30,6 @@ use api = http(base_url: env.API)
 let t = secret.API_TOKEN
 log "token {t}"
 emit {token: t, text: "x{t}y"}
-let state.copy = "{t}"
 send {token: t} to api.post("/sink")
 """
 
