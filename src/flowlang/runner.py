@@ -377,6 +377,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     def on_failure(failure: RecordFailure) -> None:
         if not options.dry_run:
             failure.error_id = store.add_error(job_id, failure, ctx.mask, ctx.limits.max_error_bytes)
+            if failure.key is not None and failure.loop_id is not None:  # a later record of its key, in this
+                ctx.open_keys.setdefault(failure.loop_id, set()).add(failure.key)  # run too, resolves it
 
     def on_success(loop_id: str, key: str) -> None:
         ids = store.resolve_key(flow.key, loop_id, key, job_id)

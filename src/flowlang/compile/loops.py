@@ -88,27 +88,41 @@ class LoopInfo:
     def record_of(self, item: Any) -> Any:
         return item.record if type(item) is BadRecord else item
 
-    def trace_key(self, f: Frame, item: Any, where: Where) -> str | None:
-        """The record's trace key as JSON text, or None when it has none."""
+    def key_value(self, f: Frame, item: Any, where: Where) -> Any:
+        """The value of the record's key (`key expr`, else an object's `id`), or None when it has none."""
         if self.key is None:
             record = self.record_of(item)
-            value = record.get("id") if type(record) is dict else None
-        else:
-            saved = [f.slots[s] for s in self.names_slots]
-            try:
-                set_vars(f.slots, self.names_slots, item, where)
-                value = self.key(f)
-            except FlowRuntimeError:
-                return None
-            finally:
-                for slot, old in zip(self.names_slots, saved, strict=True):
-                    f.slots[slot] = old
+            return record.get("id") if type(record) is dict else None
+        if type(item) is BadRecord:
+            return None
+        saved = [f.slots[s] for s in self.names_slots]
+        try:
+            set_vars(f.slots, self.names_slots, item, where)
+            return self.key(f)
+        except FlowRuntimeError:
+            return None
+        finally:
+            for slot, old in zip(self.names_slots, saved, strict=True):
+                f.slots[slot] = old
+
+    def trace_key(self, f: Frame, item: Any, where: Where) -> str | None:
+        """The record's trace key as JSON text, or None when it has none."""
+        return self.key_text(f, self.key_value(f, item, where))
+
+    def key_text(self, f: Frame, value: Any) -> str | None:
         if value is None:
             return None
         try:
             return masked_key(value, f.run.mask)  # as the saved record is masked
         except (TypeError, ValueError):
             return None
+
+    def same_key(self, f: Frame, item: Any, where: Where) -> Any:
+        """What tells the records of one key apart in a parallel loop (OPERATIONS.md 2): a text or a whole
+        number as it is, another key as its trace key's text; None for a record without a key."""
+        value = self.key_value(f, item, where)
+        t = type(value)
+        return value if t is str or t is int else self.key_text(f, value)
 
     def failure(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None,
                 key: str | None = None) -> RecordFailure:
@@ -508,7 +522,11 @@ class LoopCompiler:
         limit = f.run.limit
         gate = Slots(width)  # an iteration takes one before it starts, gives it back when it ends
         loop = asyncio.get_running_loop()
-        pending: deque[tuple[asyncio.Task[None], list[Any]]] = deque()
+        pending: deque[tuple[asyncio.Task[None], list[Any], Any]] = deque()  # (iteration, its outputs, its key)
+        # records of one key run one after another, in order (OPERATIONS.md 2): the last iteration started
+        # of each key still pending
+        keyed: dict[Any, asyncio.Task[None]] = {}
+        same_key = self.info.same_key if self.info.outermost and width > 1 else None
         stopped = False
         count = 0
 
@@ -532,10 +550,12 @@ class LoopCompiler:
         single = info.names_slots[0] if len(info.names_slots) == 1 else -1
         keep_start = bool(info.assigned)  # as page_sync: else the frame holds the same values when it fails
 
-        async def iteration(item: Any, out: list[Any], index: int) -> None:
+        async def iteration(item: Any, out: list[Any], index: int, before: asyncio.Task[None] | None) -> None:
             nonlocal stopped
             frame = Frame(list(f.slots), f.parent, f.run, out.append, ahead)
             try:
+                if before is not None and not before.done():
+                    await after_same_key(before, gate, ahead, frame)
                 if inline:  # one_async's outermost iteration, the body's statements run from here:
                     # each coroutine level costs every await of a request
                     start = info.start(frame) if keep_start else None
@@ -575,7 +595,9 @@ class LoopCompiler:
         def drain_done() -> None:
             nonlocal drained
             while pending and pending[0][0].done():
-                task, out = pending.popleft()
+                task, out, key = pending.popleft()
+                if key is not None and keyed.get(key) is task:
+                    del keyed[key]
                 task.result()
                 for value in out:
                     f.out(value)
@@ -607,7 +629,12 @@ class LoopCompiler:
                         out: list[Any] = []
                         if ahead is not None:
                             ahead.active += 1
-                        pending.append((loop.create_task(iteration(item, out, count - 1)), out))
+                        key = same_key(f, item, self.where) if same_key is not None else None
+                        task = loop.create_task(iteration(item, out, count - 1,
+                                                          keyed.get(key) if key is not None else None))
+                        if key is not None:
+                            keyed[key] = task
+                        pending.append((task, out, key))
                         drain_done()
                         while len(pending) > queued:  # bound the results waiting for a slow first one
                             await asyncio.wait([pending[0][0]])
@@ -804,9 +831,30 @@ async def cancel_waiting(pending: deque[tuple[Any, ...]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def cancel_all(pending: deque[tuple[asyncio.Task[None], list[Any]]]) -> None:
+async def after_same_key(before: asyncio.Task[None], gate: Slots, ahead: RunAhead | None, frame: Frame) -> None:
+    """Wait for the iteration of the same key started before this one, without this iteration's
+    `parallel` slot meanwhile, and not counted as live by a loop filling batches (the one before may
+    wait for its batch: a loop where every other iteration waits sends what its buffers hold)."""
+    if ahead is not None:
+        ahead.active -= 1
+        if ahead.stalled():
+            ahead.kick(frame)
+    gate.release()
+    try:
+        await asyncio.wait([before])
+        if not gate.take_now():
+            await gate.take()
+    except BaseException:  # cut off: the iteration's own release balances the slot
+        gate.owe()
+        raise
+    finally:
+        if ahead is not None:
+            ahead.active += 1
+
+
+async def cancel_all(pending: deque[tuple[asyncio.Task[None], list[Any], Any]]) -> None:
     """Cancel the iterations still running and wait for them (no task is left behind)."""
-    tasks = [task for task, _ in pending]
+    tasks = [entry[0] for entry in pending]
     pending.clear()
     for task in tasks:
         task.cancel()
