@@ -262,7 +262,7 @@ end
     result = flow.run(input=data)
     assert result.ok, result.error
     assert result.outputs == [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": ["b"]}]
-    assert data[0]["tags"] == ["changed"]  # input is used as given (docs/embedding.md)
+    assert data[0]["tags"] == ["a"]  # used as given, not copied, but a path assignment copies what it changes
 
 
 def test_outputs_the_flow_built_are_not_copied() -> None:

@@ -900,6 +900,11 @@ class ForEachCompiler(IoCompiler):
     in_function = False
     outermost_loops = 0  # how many outermost loops were compiled so far: the next one's place
 
+    def kept_at_iteration_start(self) -> frozenset[int]:
+        if not self.loop_stack or self.in_function:
+            return frozenset()
+        return frozenset(slot for _, slot in self.loop_stack[0].assigned)
+
     def watched_loop(self) -> LoopInfo | None:
         return self.loop_stack[-1] if self.loop_stack and not self.in_function else None
 

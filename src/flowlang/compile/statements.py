@@ -15,6 +15,7 @@ from flowlang.runtime.field_misses import Reach, counter
 from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import holds_secret
 from flowlang.runtime.operators import NeedsMaterialization
+from flowlang.runtime.sharing import ALONE, references
 from flowlang.runtime.values import RecordStream, article, to_text, truthy, type_name
 
 
@@ -146,22 +147,23 @@ class StatementCompiler(ExpressionCompiler):
             return Step.sync(let)
         return Step.sync(self.path_assign(node.target, value, where))
 
+    def kept_at_iteration_start(self) -> frozenset[int]:
+        """The slots whose values the enclosing outermost loop keeps from the start of each iteration
+        (compile/loops.py: LoopInfo.start); none outside a loop."""
+        return frozenset()
+
     def path_assign(self, target: ast.Target, value: Eval, where: Where) -> Any:
+        """`let a.b[i] = x`: changes the list or object `a` holds, copying first each one on the path that
+        is held anywhere else (runtime/sharing.py), so that only `a` sees the change."""
         ref = self.checked.resolution.refs[target]
         keys: list[tuple[bool, Any]] = [
             (True, s.name) if isinstance(s, ast.FieldStep) else (False, self.expr(s.index)) for s in target.steps]
-
-        def root(f: Frame) -> Any:
-            if isinstance(ref, Global):
-                return f.run.state
-            frame = f if isinstance(ref, Local) else f.parent
-            assert frame is not None and isinstance(ref, Local | Outer)
-            current = frame.slots[ref.slot]
-            if current is None:
-                current = frame.slots[ref.slot] = {}
-            return current
-
         into_state = isinstance(ref, Global)
+        slot = ref.slot if isinstance(ref, Local | Outer) else -1
+        outer = isinstance(ref, Outer)
+        # an outermost loop that assigns an enclosing variable keeps its value from the start of each
+        # iteration (saved with a record that fails): that holder alone is not a reason to copy
+        alone = ALONE + (1 if slot in self.kept_at_iteration_start() else 0)
 
         def let_path(f: Frame) -> None:
             v = value(f)
@@ -169,12 +171,23 @@ class StatementCompiler(ExpressionCompiler):
                 refuse_secret_in_state(v, where)
             if f.run.before_change is not None:  # outputs already given out are not changed
                 f.run.before_change()
-            container = root(f)
+            if into_state:
+                container = f.run.state
+            else:
+                slots = (f.parent if outer else f).slots  # type: ignore[union-attr]
+                container = slots[slot]
+                if container is None:
+                    container = slots[slot] = {}
+                elif (type(container) is dict or type(container) is list) and references(container) > alone:
+                    container = slots[slot] = container.copy()
             resolved = [k if const else k(f) for const, k in keys]
             for key in resolved[:-1]:
                 nxt = _get(container, key, where)
                 if nxt is None:
                     nxt = {}
+                    _set(container, key, nxt, where)
+                elif (type(nxt) is dict or type(nxt) is list) and references(nxt) > ALONE:
+                    nxt = nxt.copy()
                     _set(container, key, nxt, where)
                 container = nxt
             _set(container, resolved[-1], v, where)

@@ -1,0 +1,32 @@
+"""Whether a list or object that `let a.b = x` would change is held anywhere else: the copy-on-write
+rule of path assignments. A flow's values behave as values: `let b = a` then `let b.x = 1` changes b
+only; a record already handed to a batch, an output, the loop variable's list, another iteration of
+a `parallel` loop or a function's caller keeps what it held. A list or object held by the assigned
+variable alone is changed in place (so `let counts[k] = ...` in a loop stays cheap); one held
+elsewhere too is copied first (a shallow copy at each level of the path, as `map`'s nested targets
+do), and the variable holds the copy.
+
+Held elsewhere is told by CPython's reference count, measured against the count of a value held by
+one list entry in the same calling pattern (`ALONE`); where there is no reference count (another
+Python), every path assignment copies."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+_refcount = getattr(sys, "getrefcount", None)
+
+
+def references(value: Any) -> int:
+    """The reference count of a value, as the caller's one local name sees it."""
+    return _refcount(value) if _refcount is not None else sys.maxsize
+
+
+def _alone() -> int:
+    holder: list[Any] = [{}]
+    value = holder[0]  # as a path assignment holds what it changes: its holder's entry and one local
+    return references(value)
+
+
+ALONE = _alone()
