@@ -107,3 +107,21 @@ def test_an_embedders_input_is_not_changed() -> None:
     assert result.outputs == [{"id": 1, "tags": ["a"], "seen": True}, {"id": 2, "tags": [], "seen": True},
                               {"id": 9, "tags": ["a"]}]
     assert payload == [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": []}]
+
+
+def test_a_variable_keeps_the_state_it_read(tmp_path: Path) -> None:
+    """`let state = {...}` emptied and refilled the state object in place, so `let before = state` read
+    the new state (a flow comparing the cursor before and after saw them equal); and so did a path
+    assignment into state. The state committed is the last one either way."""
+    (tmp_path / "f.flow").write_text(
+        'let before = state\n'
+        'let state = {cursor: 5}\n'
+        'emit before\n'
+        'let mid = state\n'
+        'let state.cursor = 6\n'
+        'emit [mid.cursor, state.cursor]\n')
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 0, proc.stderr
+    assert lines(proc.stdout) == [{}, [5, 6]]
+    again = cli("run", "f.flow", cwd=tmp_path)
+    assert lines(again.stdout) == [{"cursor": 6}, [5, 6]]  # committed: the state at the end

@@ -128,8 +128,7 @@ class StatementCompiler(ExpressionCompiler):
                 refuse_secret_in_state(value, where)
                 if f.run.before_change is not None:
                     f.run.before_change()
-                f.run.state.clear()
-                f.run.state.update(value)
+                f.run.state = value  # a variable holding the state before keeps that object
             return set_state
 
         def set_slot(f: Frame, value: Any) -> None:
@@ -173,6 +172,8 @@ class StatementCompiler(ExpressionCompiler):
                 f.run.before_change()
             if into_state:
                 container = f.run.state
+                if references(container) > ALONE:  # `let before = state` keeps what it held
+                    container = f.run.state = container.copy()
             else:
                 slots = (f.parent if outer else f).slots  # type: ignore[union-attr]
                 container = slots[slot]
