@@ -691,6 +691,29 @@ emit list(same)[0].n
                               {"id": 3, "a": ten, "b": ten - timedelta(hours=2), "c": date(2024, 2, 29)}, 3]
 
 
+def test_postgres_time_24_00_reads_as_its_text_and_copies_back(tmp_path: Path, postgres: str) -> None:
+    """'24:00:00', the end of a day in an opening-hours table, failed the whole query: "db: can't parse
+    time '24:00:00': hour must be in 0..23". It is its text now, as other times are, and copied back
+    it is the same value."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("drop table if exists hours")
+call db.execute("create table hours (id integer primary key, opens time, closes time, z timetz)")
+call db.execute("insert into hours values (1, '08:00', '24:00', '24:00+00'), (2, '09:30', '17:00:01.5', '10:00+05:45')")
+call db.query("select id, opens, closes, z from hours order by id") as rows
+for each r in rows
+  emit r
+  send {{id: r.id + 10, opens: r.opens, closes: r.closes, z: r.z}} to db.insert(table: "hours") batch 10
+end
+let same_row = "y.id = x.id + 10 and y.closes = x.closes and y.z = x.z"
+call db.query("select count(*) as n from hours x join hours y on {{same_row}}") as same
+emit list(same)[0].n
+""")
+    assert result.ok, result.error
+    assert result.outputs == [{"id": 1, "opens": "08:00:00", "closes": "24:00:00", "z": "24:00:00+00"},
+                              {"id": 2, "opens": "09:30:00", "closes": "17:00:01.500000", "z": "10:00:00+05:45"}, 2]
+
+
 def test_a_decimal_parameter_compares_as_a_number_on_sqlite(tmp_path: Path) -> None:
     """A parameter with a fraction (1.5 is an exact decimal) was bound as the text '1.5', which SQLite
     sorts after every number: compared with an expression (price * qty, abs(), sum() in a having) it

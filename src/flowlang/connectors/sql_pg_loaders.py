@@ -10,7 +10,10 @@ loaders registered on each connection).
 - Dates and timestamps a Python date cannot hold: 'infinity', '-infinity' (common in the valid_to of
   a history table), a date before year 1 ('0044-03-15 BC') or after 9999 failed the whole query
   ('timestamp too large (after year 10K)'): such a value is read as its text, which PostgreSQL reads
-  back."""
+  back.
+- Times of day a Python time cannot hold: PostgreSQL's '24:00:00' (the end of a day, as opening
+  hours and shift tables keep it) failed the whole query ("can't parse time '24:00:00': hour must be
+  in 0..23"): it is read as its text, as other times are ('24:00:00', '24:00:00+00' for timetz)."""
 
 from __future__ import annotations
 
@@ -41,20 +44,28 @@ def iso_interval(text: str) -> str:
 
 
 def register_loaders(dbapi_connection: Any) -> None:
-    """On a psycopg 3 connection: intervals with years or months, and dates and timestamps out of a
-    Python date's range, read as their text."""
+    """On a psycopg 3 connection: intervals with years or months, and dates, timestamps and times out
+    of a Python value's range, read as their text."""
     adapters = getattr(dbapi_connection, "adapters", None)
     if adapters is None:  # another driver
         return
     import psycopg
-    from psycopg.types.datetime import DateLoader, IntervalLoader, TimestampLoader, TimestamptzLoader
+    from psycopg.types.datetime import (
+        DateLoader,
+        IntervalLoader,
+        TimeLoader,
+        TimestampLoader,
+        TimestamptzLoader,
+        TimetzLoader,
+    )
 
-    for name, base in (("date", DateLoader), ("timestamp", TimestampLoader), ("timestamptz", TimestamptzLoader)):
+    for name, base in (("date", DateLoader), ("timestamp", TimestampLoader), ("timestamptz", TimestamptzLoader),
+                       ("time", TimeLoader), ("timetz", TimetzLoader)):
         class OutOfRangeAsText(base):  # type: ignore[valid-type, misc]
             def load(self, data: Any) -> Any:
                 try:
                     return super().load(data)
-                except psycopg.DataError:  # infinity, BC, after 9999
+                except psycopg.DataError:  # infinity, BC, after 9999, 24:00:00
                     return bytes(data).decode("ascii", "replace")
 
         adapters.register_loader(name, OutOfRangeAsText)
