@@ -714,6 +714,25 @@ emit list(same)[0].n
                               {"id": 2, "opens": "09:30:00", "closes": "17:00:01.500000", "z": "10:00:00+05:45"}, 2]
 
 
+def test_a_postgres_parameter_with_a_cast_after_it_is_bound(tmp_path: Path, postgres: str) -> None:
+    """`:amount::numeric`, PostgreSQL's cast written right after a parameter, was not read as the
+    parameter: the SQL went as it was, the database said 'db: syntax error at or near ":"' and the
+    value in params: was not used. It is bound and cast now; one that params: lacks is named."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+let p = {{amount: 12345678901234567890.123456789, at: datetime("2024-06-01T00:00:00+05:30"), doc: {{x: 1.0}}}}
+let sql = "select :amount::numeric as amount, :at::timestamptz as at, :doc::jsonb as doc, 2::int as two"
+call db.query(sql, params: p) as rows
+emit list(rows)[0]
+call db.query("select :x::int as x") as none
+""")
+    at = datetime(2024, 5, 31, 18, 30, tzinfo=UTC)
+    assert result.outputs == [{"amount": Decimal("12345678901234567890.123456789"), "at": at,
+                               "doc": {"x": Decimal("1.0")}, "two": 2}], result.error
+    assert result.error is not None and result.error.message == (
+        "query(): the SQL names :x, but params: has no x (no params: given)")
+
+
 def test_a_decimal_parameter_compares_as_a_number_on_sqlite(tmp_path: Path) -> None:
     """A parameter with a fraction (1.5 is an exact decimal) was bound as the text '1.5', which SQLite
     sorts after every number: compared with an expression (price * qty, abs(), sum() in a having) it

@@ -7,6 +7,7 @@ with positional parameters, skipping SQLAlchemy's per-row work)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
@@ -155,6 +156,18 @@ def row_value(value: Any) -> Any:
     if isinstance(value, Decimal | float):  # NaN, Infinity (a float's too: "Infinity", not '"inf"')
         return to_text(Decimal(value))
     return str(value)
+
+
+# `:name::type`: a parameter with a PostgreSQL cast right after it, which SQLAlchemy does not read as
+# a parameter (a name followed by ':' is not one), so the text went to the database as it was.
+_CAST_AFTER_PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)::")
+
+
+def cast_parameters(sql: str) -> str:
+    """`:amount::numeric` as the parameter `amount` cast to numeric (`:amount ::numeric`). Before, the
+    parameter was not bound: the database said 'syntax error at or near ":"', and the value given in
+    params: was not used."""
+    return _CAST_AFTER_PARAMETER.sub(r":\1 ::", sql) if "::" in sql else sql
 
 
 @lru_cache(maxsize=256)  # a flow runs the same few statements, one per record perhaps
@@ -338,7 +351,7 @@ class SqlConnection(Connection):
             sql = sql.reveal()
         if not isinstance(sql, str) or not sql.strip():
             raise FlowRuntimeError(f"{op}() needs the SQL text", "connector")
-        return sql
+        return cast_parameters(sql)
 
     @staticmethod
     def _check_params(op: str, sql: str, params: dict[str, Any]) -> None:
