@@ -232,7 +232,8 @@ class Masker:
         self._patterns: tuple[tuple[_Whole, _Fragments], ...] | None = None
         self._derived = 0
         self._alone: set[str] = set()  # the learned texts made from a secret: masked where they stand alone
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a log line written while a pattern is made (a finalizer run by the
+        # garbage collector, an asyncio task destroyed pending) masks again in the same thread
 
     def add(self, value: str) -> None:
         if len(value) < MIN_SECRET_LENGTH or (value in self._values and value not in self._alone):
