@@ -733,6 +733,28 @@ call db.query("select :x::int as x") as none
         "query(): the SQL names :x, but params: has no x (no params: given)")
 
 
+def test_a_mariadb_error_is_its_message_and_code_not_a_python_tuple(tmp_path: Path, mariadb: str) -> None:
+    """PyMySQL's errors were shown as Python writes a tuple: 'db: (1048, "Column \'name\' cannot be
+    null")'. A record failed by the database (in a batch: it fails alone) says the message, then the code."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists nn")
+call db.execute("create table nn (id integer primary key, name varchar(3) not null)")
+for each r in [{{id: 1, name: "a"}}, {{id: 2, name: null}}, {{id: 3, name: "toolong"}}, {{id: 4, name: "d"}}]
+  send r to db.insert(table: "nn") batch 10
+end
+call db.query("select id from nn order by id") as rows
+emit [r.id for r in rows]
+call db.query("select * from nowhere") as none
+emit list(none)
+""")
+    assert result.outputs == [[1, 4]]
+    assert [e.message for e in result.errors] == ["db: Column 'name' cannot be null (error 1048)",
+                                                  "db: Data too long for column 'name' at row 1 (error 1406)"]
+    assert result.error is not None
+    assert result.error.message == "db: Table 'flowlang.nowhere' doesn't exist (error 1146)"
+
+
 def test_a_decimal_parameter_compares_as_a_number_on_sqlite(tmp_path: Path) -> None:
     """A parameter with a fraction (1.5 is an exact decimal) was bound as the text '1.5', which SQLite
     sorts after every number: compared with an expression (price * qty, abs(), sum() in a having) it

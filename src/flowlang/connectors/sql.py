@@ -205,6 +205,18 @@ def _set_session(dbapi_connection: Any, statement: str) -> None:
     dbapi_connection.commit()
 
 
+def database_words(error: BaseException) -> str:
+    """The first line of a driver's error. PyMySQL's is the tuple of its code and message, shown as
+    Python writes it ('(1048, "Column \'name\' cannot be null")'): its message with the code after it
+    now ("Column 'name' cannot be null (error 1048)")."""
+    args = error.args
+    if len(args) == 2 and type(args[0]) is int and isinstance(args[1], str) and type(error).__module__.startswith(
+            "pymysql"):
+        return f"{args[1].splitlines()[0] if args[1] else type(error).__name__} (error {args[0]})"
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def missing_driver(dialect: str, error: Exception) -> str:
     extra = EXTRAS.get(dialect)
     module = getattr(error, "name", None) or str(error)
@@ -296,7 +308,7 @@ class SqlConnection(Connection):
     def _error(self, e: Exception) -> FlowRuntimeError:
         if isinstance(e, UnicodeEncodeError):  # the driver encodes a value's text: the record is at fault
             return FlowRuntimeError(f"{self.name}: {unencodable(e, e.encoding, 'the database')}", "data")
-        text = str(getattr(e, "orig", None) or e).splitlines()[0]
+        text = database_words(getattr(e, "orig", None) or e)
         if getattr(e, "orig", None) is not None:  # the database's own words (SQLAlchemy's class says nothing more)
             return FlowRuntimeError(self.services.mask(f"{self.name}: {text}"), "connector")
         return FlowRuntimeError(self.services.mask(f"{self.name}: {type(e).__name__}: {text}"), "connector")
