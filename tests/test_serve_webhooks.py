@@ -325,3 +325,24 @@ def test_healthz_answers_503_while_the_inbox_cannot_be_written(tmp_path: Path) -
         # the writer outlived the requests that gave up on it: health and deliveries come back
         wait_for(lambda: serve.request("GET", "/healthz")[0] == 200, what="healthz to recover")
         assert serve.post("/hooks/hook", b'{"a": 1}', {"X-Token": NEW["token"]})[0] == 202
+
+
+def test_job_lines_carry_the_flow_and_the_job_with_the_level_of_the_outcome(tmp_path: Path) -> None:
+    """OPERATIONS.md 10: every JSON line carries job_id and flow; the summary is info when ok, warning
+    when records failed, error when the run failed (serve's job lines too, not only flowlang run's)."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "hook.flow").write_text('flow "Hook orders"\n'
+                                      'trigger webhook(verify: token(secret.T, header: "X-Token"))\n'
+                                      'for each o in input.orders\n  if o.bad\n    fail "bad order {o.id}"\n  end\n'
+                                      '  emit o\nend\nlet n = 1 / input.zero\n')
+    with ServeProcess(folder, env={"T": NEW["token"]}) as serve:
+        for body in ({"orders": [{"id": 1}], "zero": 1}, {"orders": [{"id": 2, "bad": True}], "zero": 1},
+                     {"orders": [{"id": 3}], "zero": 0}):
+            assert serve.post("/hooks/hook", json.dumps(body).encode(), {"X-Token": NEW["token"]})[0] == 202
+        wait_for(lambda: serve.logs().count("hook: job ") >= 3, what="three jobs")
+        assert serve.terminate() == 0
+    jobs = [json.loads(line) for line in serve.logs().splitlines() if "hook: job " in line]
+    assert [(j["level"], j["flow"], j["job_id"], j["summary"]["failed"]) for j in jobs] == [
+        ("info", "Hook orders", 1, 0), ("warning", "Hook orders", 2, 1), ("error", "Hook orders", 3, 0)]
+    assert "Traceback" not in serve.logs()

@@ -66,12 +66,14 @@ def run_error(result: Result, masker: Masker) -> str | None:
     return masker.mask(f"{location}: {error.message}" if location else error.message)
 
 
-def log_run(route: str, what: str, result: Result, masker: Masker) -> None:
+def log_run(route: str, flow_name: str, what: str, result: Result, masker: Masker) -> None:
+    """The job's summary line: carries the flow and the job (OPERATIONS.md 10), at info when the run was
+    ok, warning when records failed, error when the run failed."""
     said = run_error(result, masker)
-    if said is None:
-        log.info(f"{route}: job {result.job_id} ({what}) {summary(result)}")
-    else:
-        log.error(f"{route}: job {result.job_id} ({what}) {summary(result)}: {said}")
+    level = {"ok": logging.INFO, "partial": logging.WARNING}.get(result.status, logging.ERROR)
+    text = f"{route}: job {result.job_id} ({what}) {summary(result)}" + (f": {said}" if said is not None else "")
+    log.log(level, text, extra={"flow": flow_name, "job_id": result.job_id,
+                                "summary": {**result.stats.as_dict(), "kind": result.kind}})
 
 
 async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir: Path | None,
@@ -102,7 +104,7 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
         message = run_error(result, masker) or (
             f"{len(result.errors)} records failed (flowlang errors {served.route}.flow)" if result.errors else None)
         await asyncio.wrap_future(inbox.mark(d.id, status, result.job_id, message))
-    log_run(served.route, f"webhook {d.delivery_id or d.id}", result, masker)
+    log_run(served.route, flow.name, f"webhook {d.delivery_id or d.id}", result, masker)
     return result
 
 
@@ -239,18 +241,19 @@ class Runs:
             self.inbox.mark(d.id, "running")  # committed alongside; a crash reruns waiting and running alike
             result = await self._run_delivery(q, d)
         except LockedError as e:
-            log.info(f"{q.served.route}: delivery {d.id} waits: {e.message}")
+            log.info(f"{q.served.route}: delivery {d.id} waits: {e.message}", extra={"flow": q.served.flow.name})
             await asyncio.sleep(LOCKED_RETRY_SECONDS)
             q.waiting.appendleft(d)
             q.running -= 1
             self._pump(q.served.route)
             return
         except FlowError as e:
-            log.error(f"{q.served.route}: delivery {d.id} cannot run: {e.message}")
+            log.error(f"{q.served.route}: delivery {d.id} cannot run: {e.message}", extra={"flow": q.served.flow.name})
             await asyncio.wrap_future(self.inbox.mark(d.id, "failed", None, e.message))
             self.metrics.run_done(q.served.route, "failed", None)
         except Exception as e:  # a bug in flowlang: keep the delivery, say so, keep serving
-            log.exception(f"{q.served.route}: delivery {d.id}: internal error (a bug in flowlang): {e}")
+            log.exception(f"{q.served.route}: delivery {d.id}: internal error (a bug in flowlang): {e}",
+                          extra={"flow": q.served.flow.name})
             await asyncio.wrap_future(self.inbox.mark(d.id, "failed", None, f"internal error: {e}"))
         finally:
             _set(q.starts.pop(d.id, None), None)
@@ -303,7 +306,7 @@ class Runs:
         finally:
             q.running -= 1
             self._pump(route)
-        log_run(route, kind, result, masker)
+        log_run(route, flow.name, kind, result, masker)
         self.metrics.run_done(route, result.status, result)
         return result
 
