@@ -73,6 +73,38 @@ def test_a_json_number_past_4300_digits_is_a_data_error(layout: str, tmp_path: P
     assert "more than 4,300 digits" in result.error.message, result.error.message
 
 
+@pytest.mark.parametrize("layout", ["list", "jsonl", "object", "http"])
+@pytest.mark.parametrize("number", ["1e99999999999999999999", "-2.5E-99999999999999999999"])
+def test_a_json_number_whose_exponent_no_decimal_holds_is_a_data_error(layout: str, number: str,
+                                                                       tmp_path: Path) -> None:
+    # Decimal() refuses an exponent past decimal.MAX_EMAX with InvalidOperation, not ValueError: it was
+    # "internal error (InvalidOperation: ...); this is a bug in flowlang", and a JSON Lines file lost
+    # every record after it
+    if layout == "http":
+        from fakeapi import FakeApi
+
+        with FakeApi({}) as api:
+            api.route("GET", "/n", lambda req: (200, {}, f'[{{"a": {number}}}]'.encode()))
+            result = run_text(f'use api = http(base_url: "{api.url}")\ncall api.get("/n") as x\nemit x\n',
+                              tmp_path)
+        assert result.status == "failed" and result.error is not None and result.error.kind != "internal"
+        assert "not valid JSON (a number's exponent is too large to be read)" in result.error.message
+        assert result.error.line == 2
+        return
+    name = "e.jsonl" if layout == "jsonl" else "e.json"
+    text = {"list": f'[{{"a": 1}}, {{"a": {number}}}]', "jsonl": f'{{"a": 1}}\n{{"a": {number}}}\n{{"a": 3}}\n',
+            "object": f'{{"a": {number}}}'}[layout]
+    (tmp_path / name).write_text(text)
+    result = run_text(f'use f = file(path: "{name}")\ncall f.read() as rows\nfor each r in rows\n  emit r\nend\n',
+                      tmp_path)
+    if layout == "jsonl":
+        assert result.status == "partial" and result.outputs == [{"a": 1}, {"a": 3}]
+        assert [e.message for e in result.errors] == ["e.jsonl line 2: a number's exponent is too large to be read"]
+        return
+    assert result.status == "failed" and result.error is not None and result.error.kind == "data"
+    assert result.error.message == "bad JSON in e.json: a number's exponent is too large to be read"
+
+
 def test_a_long_run_of_digits_in_a_json_string_is_read(tmp_path: Path) -> None:
     (tmp_path / "d.json").write_text(json.dumps([{"a": 1}, {"s": "2" * 6000}, {"b": 3}]))
     result = run_text('use f = file(path: "d.json")\ncall f.read() as rows\nfor each r in rows\n  emit keys(r)\nend\n',

@@ -32,7 +32,7 @@ from flowlang.diagnostics import unencodable
 from flowlang.errors import DiskFull, FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
 from flowlang.runtime.flow_folder import PathRefused, inside
-from flowlang.runtime.jsoncodec import LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
+from flowlang.runtime.jsoncodec import EXPONENT_PROBLEM, LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
 from flowlang.runtime.values import BadRecord, RecordStream, Value, to_text, type_name
 
 FORMATS = ("csv", "json", "jsonl", "bytes")
@@ -195,6 +195,8 @@ class FileConnection(Connection):
         except UnicodeDecodeError as e:
             raise FlowRuntimeError(f"bad JSON in {self.path.name}: not {self.encoding} text ({e.reason})",
                                    "data") from None
+        except ArithmeticError:  # ijson's Decimal(): an exponent past decimal.MAX_EMAX
+            raise FlowRuntimeError(f"bad JSON in {self.path.name}: {EXPONENT_PROBLEM}", "data") from None
         if page:
             yield page
 

@@ -18,6 +18,8 @@ from flowlang.runtime.values import RecordStream, Secret, bytes_text, format_dat
 
 MAX_DEPTH = 500
 MAX_INT_DIGITS = sys.get_int_max_str_digits() or 4300  # Python's bound for reading a whole number
+# a number like 1e99999999999999999999: its exponent is past what a decimal can hold (decimal.MAX_EMAX)
+EXPONENT_PROBLEM = "a number's exponent is too large to be read"
 LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
 LONE_SURROGATES = re.compile("[\ud800-\udfff]")  # half a UTF-16 pair: JSON's "\\ud800", not UTF-8 text
 
@@ -50,6 +52,8 @@ def loads(text: str | bytes) -> Any:
         raise JsonDataError(f"not valid UTF-8 text: {e.reason}") from None
     except JsonDataError:  # NaN, Infinity: said as it is
         raise
+    except ArithmeticError:  # Decimal(): decimal.InvalidOperation, an exponent past decimal.MAX_EMAX
+        raise JsonDataError(EXPONENT_PROBLEM) from None
     except ValueError:  # int(): a number past Python's digit limit
         raise JsonDataError(f"a number has more than {MAX_INT_DIGITS:,} digits") from None
 
