@@ -421,3 +421,41 @@ def test_a_rate_limit_past_the_limiters_bound_is_a_file_error(folder: Path) -> N
     proc = cli("check", "main.flow", cwd=folder)
     assert proc.status == 2 and "rate_limit.requests: Input should be less than or equal to 1000000" in proc.stderr
     assert " --> connectors/r.toml:4:12" in proc.stderr and "internal error" not in proc.stderr
+
+
+@pytest.mark.parametrize(("line", "problem", "place"), [
+    ('base_url = "127.0.0.1:8731"', "base_url: Value error, must start with http:// or https://, got "
+     "'127.0.0.1:8731'", "2:12"),
+    ('base_url = "https://api.invalid:99999/v1"', "base_url: Value error, not a valid URL (its port is not a whole "
+     "number from 0 to 65535)", "2:12"),
+    ('base_url = "https://api.invalid"\nregions = { na = "https://na.invalid", eu = "eu.invalid" }',
+     "regions.eu: Value error, must start with http:// or https://, got 'eu.invalid'", "3:45"),
+    ('base_url = "https://api.invalid"\ntimeout = -1', "timeout: Value error, must be a positive number, got '-1'",
+     "3:11"),
+])
+def test_a_base_url_region_or_timeout_the_connection_would_refuse_is_a_file_error(
+        folder: Path, line: str, problem: str, place: str) -> None:
+    # before: check said ok, a run sent what came before the `use` and then failed at the use's 1:1
+    # ("base_url must start with http:// or https://") without naming the connector file
+    (folder / "connectors" / "x.toml").write_text(f'name = "x"\n{line}\n\n[operations.list_x]\nmethod = "GET"\n'
+                                                  'path = "/x"\n')
+    with FakeApi() as api:
+        (folder / "main.flow").write_text(f'use api = http(base_url: "{api.url}")\n'
+                                          'send {id: 1} to api.post("/orders")\nuse b = x()\ncall b.list_x() as r\n')
+        for command in (("check",), ("run", "--log-format", "text")):
+            proc = cli(command[0], "main.flow", *command[1:], cwd=folder)
+            assert proc.status == 2, (command, proc.stderr)
+            assert f"main.flow:3:9: error: the connector 'x' cannot be used: connectors/x.toml: {problem}" \
+                in proc.stderr, proc.stderr
+            assert f" --> connectors/x.toml:{place}\n" in proc.stderr and "Traceback" not in proc.stderr
+        assert api.requests == []
+
+
+def test_placeholders_in_a_base_url_are_not_judged_as_its_text(folder: Path) -> None:
+    (folder / "connectors" / "x.toml").write_text(
+        'name = "x"\nbase_url = "{store_url}/api/{tenant}"\nregions = { a = "https://{sub}.a.invalid:{port}" }\n'
+        '[config]\nstore_url = {}\ntenant = {}\nsub = {}\nport = {}\n'
+        '[operations.list_x]\nmethod = "GET"\npath = "/x"\n')
+    (folder / "main.flow").write_text('use b = x(store_url: "https://s.invalid", tenant: "t", sub: "s", port: "1")\n')
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 0, proc.stderr

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from flowlang.connectors.http.ratelimit import MAX_RATE_COUNT
 
@@ -16,6 +25,28 @@ METHOD_SCHEMA = WithJsonSchema({"enum": [m for u in get_args(METHODS) for m in (
 QUERY_SCHEMA = WithJsonSchema({"anyOf": [{"type": "object", "additionalProperties": {"type": "string"}},
                                          {"type": "array", "items": {"type": "string"}}],
                                "description": "argument name -> query parameter name, or a list of names"})
+
+
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def http_url(url: str) -> str:
+    """A base URL of the file as the connection will judge it when it opens (http_settings), so a run
+    never starts with one it refuses: http(s), a readable port. Placeholders are judged once filled; one
+    that starts the URL ("{store_url}/wp-json") is the whole address, checked then."""
+    if url.startswith("{"):
+        return url
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://, got {url!r}")
+    from flowlang.connectors.http.spec import config_value_problem  # the http rules, when needed
+
+    problem = config_value_problem("base_url", PLACEHOLDER.sub("0", url))
+    if problem is not None:
+        raise ValueError(problem.removeprefix("base_url: "))
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
 
 
 class Strict(BaseModel):
@@ -149,8 +180,8 @@ class ConnectorFile(Strict):
     name: str
     title: str = ""
     docs: str = ""
-    base_url: str
-    regions: dict[str, str] = Field(default_factory=dict)  # region name -> base URL (config key `region`)
+    base_url: HttpUrl
+    regions: dict[str, HttpUrl] = Field(default_factory=dict)  # region name -> base URL (config key `region`)
     config: dict[str, ConfigEntry] = Field(default_factory=dict)
     auth: AuthModel | None = None
     rate_limit: RateLimitModel | None = None
@@ -165,6 +196,17 @@ class ConnectorFile(Strict):
     def identifier(cls, value: str) -> str:
         if not IDENTIFIER.match(value):
             raise ValueError("must be a name like my_api (letters, digits, _)")
+        return value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def positive_timeout(cls, value: Any) -> Any:
+        """timeout = -1 (or "30") is refused as `timeout: -1` in `use` is, when the file is loaded."""
+        from flowlang.connectors.http.spec import config_value_problem
+
+        problem = config_value_problem("timeout", value)
+        if problem is not None:
+            raise ValueError(problem.removeprefix("timeout: "))
         return value
 
     @field_validator("operations")
