@@ -712,15 +712,22 @@ def test_a_test_folder_that_cannot_run_fails_its_pytest_item_without_a_traceback
     (folder / "bad.flow").write_text("emit {a: nope}\n")
     for name, text in [("bad_param", 'flow = "../../sync_invoices.flow"\ncassette = "../paid_orders"\n'
                                      "[params]\nzz = 1\n"),
-                       ("bad_flow", 'flow = "../../bad.flow"\ncassette = "../paid_orders"\n')]:
+                       ("bad_flow", 'flow = "../../bad.flow"\ncassette = "../paid_orders"\n'),
+                       # a flow.toml that cannot be read: before, a collection error that stopped the session
+                       # ("Interrupted: 1 error during collection", no test run) with flowlang's traceback
+                       ("bad_key", 'flow = "../../sync_invoices.flow"\ncasette = "../paid_orders"\n'),
+                       ("bad_toml", 'flow = "../../sync_invoices.flow\n')]:
         (folder / "tests" / name).mkdir()
         (folder / "tests" / name / "flow.toml").write_text(text)
     collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
                                 str(folder / "tests")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     out = collected.stdout
-    assert "2 failed, 1 passed" in out, out
+    assert "4 failed, 1 passed" in out, out
     assert f"{folder / 'tests' / 'bad_param' / 'flow.toml'}: unknown param 'zz'" in out
     assert "bad.flow:1:10: error: unknown name 'nope'" in out
+    assert f"{folder / 'tests' / 'bad_key' / 'flow.toml'}: unknown key casette" in out
+    assert f"{folder / 'tests' / 'bad_toml' / 'flow.toml'}:1:" in out
+    assert "error during collection" not in out and "suite.py" not in out
     assert "raise UsageError" not in out and "runner.py" not in out and "check_command" not in out
 
 

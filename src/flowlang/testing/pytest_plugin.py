@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from flowlang.errors import ScriptError, UsageError
-from flowlang.testing.suite import CASE_FILE, ReplayCase, ReplayOutcome, read_case, replay, run_case
+from flowlang.testing.suite import CASE_FILE, ReplayCase, ReplayOutcome, readable_case, replay, run_case
 
 
 class ReplayFailed(Exception):
@@ -28,9 +28,14 @@ class ReplayFailed(Exception):
         self.outcome = outcome
 
 
+class UnreadableCase(Exception):
+    """A flow.toml that cannot be read (not TOML, an unknown key, no flow): its item fails with the reason,
+    as `flowlang test DIR` fails that folder alone, instead of a collection error that stops the session."""
+
+
 class FlowTestFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        case = read_case(self.path)
+        case = readable_case(self.path)
         yield FlowTestItem.from_parent(self, name=case.name, case=case)
 
 
@@ -40,6 +45,8 @@ class FlowTestItem(pytest.Item):
         self.case = case
 
     def runtest(self) -> None:
+        if self.case.problem is not None:
+            raise UnreadableCase(self.case.problem)
         outcome = run_case(self.case)
         if not outcome.ok:
             raise ReplayFailed(outcome)
@@ -48,6 +55,8 @@ class FlowTestItem(pytest.Item):
         if isinstance(excinfo.value, ReplayFailed):
             return f"the replay of {self.case.flow.name} differs from {self.case.cassette}:\n" + "\n".join(
                 excinfo.value.outcome.problems)
+        if isinstance(excinfo.value, UnreadableCase):  # the message names the flow.toml (and its line)
+            return str(excinfo.value)
         if isinstance(excinfo.value, ScriptError):  # the flow does not check: its file:line:col, no traceback
             return excinfo.value.render()
         if isinstance(excinfo.value, UsageError):  # a param its flow lacks, a missing flow or cassette
