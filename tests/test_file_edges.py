@@ -220,6 +220,9 @@ def test_a_record_that_failed_as_it_was_read_is_retried_only_once_edited(tmp_pat
     assert "the record failed as it was read" in retried.stderr and "flowlang edit" in retried.stderr
     assert "to edit first 2" in retried.stderr
     assert out.read_text() == sent_before  # nothing sent
+    [job] = [json.loads(x) for x in cli("jobs", "f.flow", "--json", "--last", "1", cwd=tmp_path).stdout.splitlines()]
+    assert (job["kind"], job["status"]) == ("retry", "partial")  # as its exit status 3 says (before: ok)
+    assert job["message"].endswith("must be edited before a retry; left open")
     errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     first = str(errors[1]["id"])
     assert cli("edit", "f.flow", first, "--set", 'city="Lima"', cwd=tmp_path).status == 0

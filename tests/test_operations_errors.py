@@ -240,10 +240,17 @@ def test_errors_survive_comments_lines_and_new_loops_but_not_a_changed_loop(tmp_
                         .replace("send r", "send row"))
         env = {"API": api.url, "FLOWLANG_STATE_DIR": str(tmp_path / "state")}
         proc = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        again = retry(flow, api)  # embedded: what the CLI exits with, and the job as the store keeps it
     assert proc.returncode == 1, proc.stderr
     assert "cannot be replayed" in proc.stderr
     assert [e.id for e in open_errors(flow)] == [two.id]  # left open
     assert [b["id"] for b in sent(api, "/got")] == [1]
+    assert (again.status, int(again.exit_status), again.ok) == ("failed", 1, False)
+    assert again.left_open == f"error {two.id} cannot be replayed; left open" and again.error is None
+    jobs = run_cli("jobs", "f.flow", "--json", "--last", "2", cwd=tmp_path, env=env)
+    # before: both retries were recorded as ok (so no alert, and a metrics file said ok) though the CLI exited 1
+    assert [(j["kind"], j["status"], j["message"]) for j in map(json.loads, jobs.stdout.splitlines())] == [
+        ("retry", "failed", f"error {two.id} cannot be replayed; left open")] * 2
 
 
 # ---- 4. retry ---------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class RunResult(Protocol):
     job_id: int | None
     errors: list[Any]
     error: Any
+    left_open: str | None  # a retry's errors left open without a replay
 
     @property
     def stats(self) -> Any: ...
@@ -89,7 +90,8 @@ class RunReport:
 def report_of(flow: str, file: str, result: RunResult, mask: Callable[[str], str]) -> RunReport:
     stats = result.stats
     counts = {name: int(getattr(stats, name)) for name in ("read", "sent", "failed", "skipped")}
-    run_error = mask(str(getattr(result.error, "message", result.error))) if result.error is not None else None
+    run_error = (mask(str(getattr(result.error, "message", result.error))) if result.error is not None
+                 else result.left_open)
     return RunReport(flow, file, result.job_id, result.status, counts, float(stats.duration),
                      grouped(mask(str(getattr(e, "message", e))) for e in result.errors), run_error)
 

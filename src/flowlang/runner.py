@@ -83,6 +83,7 @@ class Result:
     children: list[ChildReport] = field(default_factory=list)  # `run "child.flow"` jobs that had failed records
     resumed_from: int | None = None  # --resume: the job whose checkpoints this run continued
     resumable: bool = False  # the job left checkpoints: `flowlang run --resume` continues from them
+    left_open: str | None = None  # retry: the errors it left open without replaying them (why it is not ok)
 
     @property
     def test(self) -> bool:
@@ -471,11 +472,14 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     status = "failed" if error is not None else ("partial" if failures or children else "ok")
     if isinstance(error, Interrupted):
         status = "interrupted"
+    left_open = ctx.left_open if error is None else None
+    if left_open is not None and (status == "ok" or left_open[0] == "failed"):
+        status = left_open[0]  # a retry that left errors open: as its exit status says (3, or 1)
     if tape is not None:
         tape.finish(status, len(failures))
     ctx.stats.duration = time.monotonic() - started_clock
     commit = error is None and kind not in (*TEST_KINDS, "retry") and not options.dry_run
-    message = masked_error(error, ctx.mask) if error is not None else None
+    message = masked_error(error, ctx.mask) if error is not None else left_open[1] if left_open else None
     finished = status in ("ok", "partial")
     store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
                      ctx.mask, dict(options.params), clear_checkpoints=keeps and finished)
@@ -483,7 +487,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     resumable = (keeps and not finished and not isinstance(error, ResumeRefused)
                  and bool(store.checkpoints.of(flow.key)))
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
-                  children=children, resumed_from=resumed_from, resumable=resumable)
+                  children=children, resumed_from=resumed_from, resumable=resumable,
+                  left_open=left_open[1] if left_open else None)
 
 
 def masked_error(error: FlowError, mask: Callable[[str], str]) -> str:
@@ -704,6 +709,10 @@ def edit_first(err: StoredError) -> str | None:
     return None
 
 
+def errors_named(ids: list[int]) -> str:
+    return f"error{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+
+
 def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int],
                unreplayable: list[int], needs_edit: list[int]) -> Body:
     async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
@@ -763,6 +772,10 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                 resolved.append(err.id)
             else:
                 still.append(err.id)
+        if unreplayable:
+            ctx.left_open = ("failed", f"{errors_named(unreplayable)} cannot be replayed; left open")
+        elif needs_edit:
+            ctx.left_open = ("partial", f"{errors_named(needs_edit)} must be edited before a retry; left open")
     return body
 
 

@@ -222,6 +222,9 @@ class RunContext:
         # trace keys with an open error, per loop identity; a success of one of them resolves it
         self.open_keys: dict[str, set[str]] = {}
         self.on_success: Callable[[str, str], None] = lambda loop_id, key: None
+        # what a job left undone though none of its records failed (a retry that left errors open without
+        # replaying them): the status it ends with at least ("partial" or "failed") and why
+        self.left_open: tuple[str, str] | None = None
         for value in options.secrets.values():
             self.masker.add(value)
         self.observer = options.observer
