@@ -459,3 +459,23 @@ def test_placeholders_in_a_base_url_are_not_judged_as_its_text(folder: Path) -> 
     (folder / "main.flow").write_text('use b = x(store_url: "https://s.invalid", tenant: "t", sub: "s", port: "1")\n')
     proc = cli("check", "main.flow", cwd=folder)
     assert proc.status == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["my-crm", "my_crm"])
+def test_a_broken_connector_file_is_named_at_a_use_of_its_file_name(folder: Path, name: str) -> None:
+    # before: "unknown connector 'crm'" with the list of every other connector, not a word of crm.toml
+    # or of what is wrong in it (the file's problem was kept under its `name`, which the flow does not use)
+    (folder / "connectors" / "crm.toml").write_text(f'name = "{name}"\nbase_url = "https://crm.invalid"\n'
+                                                    '[operations.list_x]\nmethod = "GETT"\npath = "/x"\n')
+    (folder / "main.flow").write_text("use c = crm()\n")
+    for command in ("check", "run"):
+        proc = cli(command, "main.flow", "--log-format", "text", cwd=folder)
+        assert proc.status == 2, proc.stderr
+        assert "main.flow:1:9: error: the connector 'crm' cannot be used: connectors/crm.toml: " in proc.stderr
+        assert "operations.list_x.method: Input should be" in proc.stderr and "unknown connector" not in proc.stderr
+        assert "Traceback" not in proc.stderr
+    shown = cli("connectors", "crm", "--dir", str(folder))
+    assert shown.status == 2 and "error: the connector 'crm' cannot be used: connectors/crm.toml: " in shown.stderr
+    assert "operations.list_x.method" in shown.stderr
+    listing = cli("connectors", "--dir", str(folder))
+    assert listing.stderr.count("Input should be 'GET'") == 1, listing.stderr

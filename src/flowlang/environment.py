@@ -63,7 +63,7 @@ class Environment:
                 specs = [spec for spec in specs if not self._names_a_builtin(spec, problems)]
                 found = self.connectors.child(specs)
                 found.broken.update(problems)
-                found.problems.extend(problems.values())
+                found.problems.extend(dict.fromkeys(problems.values()))  # a file's problem once, under two names
             self._per_folder[key] = found
         return found
 

@@ -26,6 +26,10 @@ def show_connectors(registry: ConnectorRegistry, terminal: Terminal) -> int:
 
 def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -> int:
     spec = registry.get(name)
+    broken = registry.broken.get(name)
+    if broken is not None:  # as check says it: another connector of the name never stands in for the file
+        terminal.error(f"error: the connector '{name}' cannot be used: {broken}")
+        return int(ExitStatus.INVALID)
     if spec is None:
         hint = did_you_mean(name, registry.names())
         terminal.error(f"error: unknown connector '{name}'" + (f"; {hint}" if hint else ""))

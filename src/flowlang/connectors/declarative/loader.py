@@ -46,9 +46,11 @@ def load_stdlib() -> tuple[list[ConnectorSpec], list[str]]:
 
 
 def load_folder(folder: Path) -> tuple[list[ConnectorSpec], dict[str, str]]:
-    """The connector files of a flow's connectors/ folder; problems by connector name."""
+    """The connector files of a flow's connectors/ folder; problems by connector name, and by the file's
+    name too (a flow uses `crm()` for connectors/crm.toml, whatever its broken `name` says)."""
     specs: list[ConnectorSpec] = []
     problems: dict[str, str] = {}
+    by_file: dict[str, str] = {}
     if not folder.is_dir():
         return specs, problems
     for path in sorted(folder.glob("*.toml")):
@@ -57,6 +59,7 @@ def load_folder(folder: Path) -> tuple[list[ConnectorSpec], dict[str, str]]:
             spec = parse_connector(f"connectors/{path.name}", path.read_text(encoding="utf-8-sig"), str(path))
         except ConnectorFileError as e:
             problems[e.name or path.stem] = e.message
+            by_file[path.stem] = e.message
             continue
         except OSError as e:
             problems[path.stem] = f"connectors/{path.name}: cannot read: {e.strerror}"
@@ -65,6 +68,10 @@ def load_folder(folder: Path) -> tuple[list[ConnectorSpec], dict[str, str]]:
             problems[path.stem] = f"connectors/{path.name}: not UTF-8 text (byte {e.start}: {e.reason})"
             continue
         specs.append(spec)
+    loaded = {spec.name for spec in specs}
+    for stem, message in by_file.items():
+        if stem not in loaded:
+            problems.setdefault(stem, message)
     return specs, problems
 
 
