@@ -213,6 +213,40 @@ def test_an_error_of_a_later_page_names_the_loop_that_read_it() -> None:
                 assert result.outputs == [1]  # the record before finished (a parallel loop's too)
 
 
+@pytest.mark.parametrize("style", ["link", "next_url"])
+@pytest.mark.parametrize("nxt", ["http://[::1/orders?page=2", "//[zz/orders?page=2"])
+def test_a_next_page_url_that_is_not_a_url_is_a_data_error_after_the_page(style: str, nxt: str) -> None:
+    """An API's broken next link ('Invalid IPv6 URL' to urlsplit) was "internal error (ValueError: Invalid
+    IPv6 URL); this is a bug in flowlang", and a relative one ('//[zz/...') lost the records of the page
+    that gave it. The page's records are used, then the list stops, the URL not shown."""
+    with FakeApi() as api:
+        if style == "link":
+            api.route("GET", "/orders", lambda req: (200, {"Link": f'<{nxt}>; rel="next"'}, [{"id": 1}, {"id": 2}]))
+            pages = '{style: "link"}'
+        else:
+            api.route("GET", "/orders", lambda req: (200, {}, {"data": [{"id": 1}, {"id": 2}], "next": nxt}))
+            pages = '{style: "next_url", next: "next", records: "data"}'
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/orders", pages: {pages}) as s\n'
+                     "for each o in s\n  emit o.id\nend\n", api)
+        assert result.outputs == [1, 2]
+        assert result.error is not None and result.error.kind == "data", result.error
+        assert result.error.message == (f"the next page of {api.url}/orders is not a URL (Invalid IPv6 URL); "
+                                        "pagination stops here")
+        assert result.error.location == "t.flow:3:15"
+
+
+def test_a_next_page_on_another_host_is_named_without_its_password() -> None:
+    with FakeApi() as api:
+        away = api.url.replace("http://", "http://ann:pa55word@")
+        api.route("GET", "/orders", lambda req: (200, {}, {"data": [{"id": 1}], "next": away + "/orders?p=2"}))
+        result = run('use api = http(base_url: env.API)\n'
+                     'call api.get("/orders", pages: {style: "next_url", next: "next", records: "data"}) as s\n'
+                     "for each o in s\n  emit o.id\nend\n", api)
+        assert result.outputs == [1] and result.error is not None
+        assert "is on another host (http://***@127.0.0.1:" in result.error.message
+        assert "pa55word" not in result.error.message and "ann" not in result.error.message
+
+
 @pytest.mark.parametrize("pages", [
     '{style: "cursor", cursor_param: "starting_after", cursor_field: "id", has_more: "has_more", records: "data"}',
     '{style: "cursor", cursor_param: "starting_after", cursor: "data.-1.id", has_more: "has_more", records: "data"}'])

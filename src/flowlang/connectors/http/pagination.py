@@ -3,6 +3,7 @@ fetched when the loop needs them, so memory does not grow with the number of rec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -12,7 +13,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from flowlang.connectors.http.client import HttpClient
-from flowlang.connectors.http.urls import host_of, query_names, with_query
+from flowlang.connectors.http.urls import host_of, query_names, shown_host, with_query
 from flowlang.diagnostics import closest
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
@@ -339,8 +340,9 @@ class Paginator:
         url = first
         if start is not None:
             url = to_text(start.get("url"))
-            if host_of(url) != origin:  # a checkpoint is data in the store: never follow it elsewhere
-                raise FlowRuntimeError(f"the checkpoint of {self.shown()} points at another host ({host_of(url)}); "
+            host = self._host(url, "the checkpoint of")
+            if host != origin:  # a checkpoint is data in the store: never follow it elsewhere
+                raise FlowRuntimeError(f"the checkpoint of {self.shown()} points at another host ({shown_host(host)}); "
                                        "not following it with this connection's credentials", "data")
         seen = {url}
         while True:
@@ -352,7 +354,8 @@ class Paginator:
             if not last:
                 nxt = to_text(nxt)
                 if not nxt.startswith(("http://", "https://")):
-                    nxt = urljoin(url, nxt)
+                    with contextlib.suppress(ValueError):  # "//[zz/x": said by _host below, once the page is used
+                        nxt = urljoin(url, nxt)
             yield records, {"url": url}, None if last else {"url": nxt}
             if last and more:  # the API says there is more, but not where: ending here would lose it unseen
                 where = "no Link header with rel=\"next\"" if self.spec.style == "link" else \
@@ -361,14 +364,24 @@ class Paginator:
                                        f"true) but gives no next page ({where}); pagination stops here", "data")
             if last:
                 return
-            if host_of(nxt) != origin:
-                raise FlowRuntimeError(f"the next page of {self.shown()} is on another host ({host_of(nxt)}); "
+            host = self._host(nxt, "the next page of")
+            if host != origin:
+                raise FlowRuntimeError(f"the next page of {self.shown()} is on another host ({shown_host(host)}); "
                                        "not following it with this connection's credentials", "data")
             if nxt in seen:
                 raise FlowRuntimeError(f"{self.shown()} gives {self.client.services.mask(nxt)} as the next page "
                                        "again; the API repeats a next URL, so pagination stops here", "data")
             seen.add(nxt)
             url = nxt
+
+    def _host(self, url: str, whose: str) -> str:
+        """The scheme and host of a next page's URL; one urlsplit cannot read ("http://[::1", an API's
+        broken Link header) stops the list with a data error, the URL not shown (it may hold a token)."""
+        try:
+            return host_of(url)
+        except ValueError as e:  # was an internal error, and a relative one lost the page it came with
+            raise FlowRuntimeError(f"{whose} {self.shown()} is not a URL ({e}); pagination stops here",
+                                   "data") from None
 
     def _link(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
         def next_of(body: Any, headers: dict[str, str]) -> str | None:

@@ -151,6 +151,12 @@ def host_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def shown_host(host: str) -> str:
+    """A host_of() for messages: a user and password in it are `***@`."""
+    scheme, _, netloc = host.partition("://")
+    return f"{scheme}://***@{netloc.rsplit('@', 1)[-1]}" if "@" in netloc else host
+
+
 def shown(url: str, mask: Any) -> str:
     """A URL for messages: user info removed, secrets masked."""
     parts = urlsplit(url)
