@@ -767,3 +767,60 @@ def test_test_and_plan_keep_stderr_to_json_lines_and_report_on_stdout(tmp_path: 
     logged = json_lines(planned.stderr)
     assert any("secret 'API_TOKEN' is not set" in o["message"] and o["flow"] == "Sync orders" for o in logged)
     assert "Traceback" not in planned.stderr
+
+
+BINARY_FLOW = """flow "Copy scans"
+use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))
+use scans = file(path: "scan.bin", format: "bytes")
+use out = file(path: "out/copy.bin", format: "bytes")
+call api.get("/invoice.pdf") as pdf
+call scans.read() as files
+for each b in files
+  emit {kind: type_of(b), size: len(b), pdf: len(pdf), pdf_kind: type_of(pdf), same: b == pdf}
+  send b to out
+end
+"""
+
+
+def test_binary_data_is_recorded_as_base64_and_replayed_as_bytes(tmp_path: Path) -> None:
+    """A file read with format "bytes" and an HTTP answer that is not text were recorded as their label
+    ("<9 bytes>"), so the replay of a fresh recording gave the flow that text and failed (size 9 -> 10,
+    kind "bytes" -> "string"). They are {"$bytes": base64} in the cassette now, read back as the bytes; a
+    secret inside them is masked there as in text."""
+    data = b"%PDF-1.4\xff\x00" + ("token " + CANARY + " end").encode() + b"\x80"
+    (tmp_path / "scan.bin").write_bytes(data)
+    flow = project(tmp_path, BINARY_FLOW)
+    with FakeApi({}) as api:
+        api.route("GET", "^/invoice.pdf$", lambda req: (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4\xff"))
+        done = record(tmp_path, flow, api)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "copy.bin").read_bytes() == data
+    text = (tmp_path / "cassette" / "cassette.jsonl").read_text(encoding="utf-8")
+    assert "bytes>" not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    pdf = next(e for e in lines if e["type"] == "read" and e["connection"] == "api")
+    assert pdf["result"] == {"$bytes": "JVBERi0xLjT/"}
+    scan = next(e for e in lines if e["type"] == "read" and e["connection"] == "scans")
+    import base64
+    kept = base64.b64decode(scan["pages"][0][0]["$bytes"])
+    assert kept == b"%PDF-1.4\xff\x00token *** end\x80"  # the secret masked, the other bytes as they were
+    for form in (CANARY[-60:], base64.b64encode(data).decode()[:60], json.dumps(CANARY)[1:60]):
+        assert form not in text
+    # without the secret in it, the replay gives the flow the same bytes and passes
+    (tmp_path / "scan.bin").write_bytes(b"%PDF-1.4\xff")
+    with FakeApi({}) as api:
+        api.route("GET", "^/invoice.pdf$", lambda req: (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4\xff"))
+        assert record(tmp_path, flow, api).returncode == 0
+    outputs = [json.loads(line)["value"] for line in
+               (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines() if '"output"' in line]
+    assert outputs == [{"kind": "bytes", "size": 9, "pdf": 9, "pdf_kind": "bytes", "same": True}]
+    (tmp_path / "scan.bin").unlink()  # a replay touches no file
+    replayed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "PASS" in replayed.stdout
+    # a hand-edited $bytes that is not base64 is named at its line
+    cassette = tmp_path / "cassette" / "cassette.jsonl"
+    cassette.write_text(cassette.read_text().replace('{"$bytes":"JVBERi0xLjT/"}', '{"$bytes":"not base64!"}', 1))
+    broken = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert broken.returncode == 2
+    assert "cassette.jsonl:" in broken.stderr and "base64" in broken.stderr, broken.stderr

@@ -11,7 +11,8 @@ Each line is one entry, in the order the run made it:
     {"type": "output", "value": ...}
     {"type": "result", "status": "ok", "failed": 0}
 
-Values are in the stores' tagged form (datetimes, secret references) and every known secret is
+Values are in the stores' tagged form (datetimes, secret references; binary data as base64,
+cassette_values) and every known secret is
 masked before a line is written: a cassette never holds a credential. Masking keeps the line's
 structure (`masked_entry`): its field names, the arguments' names, the tags and a secret's reference
 are left as they are, and a number whose text is a secret becomes the text "***", so a line stays
@@ -28,10 +29,11 @@ from typing import Any
 
 from flowlang.diagnostics import closest
 from flowlang.errors import UsageError
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored, loads, to_stored
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.masking import MASK
 from flowlang.runtime.values import BadRecord
 from flowlang.testing.cassette_lines import line_problem
+from flowlang.testing.cassette_values import BYTES, masked_bytes, restored, stored
 
 FILE_NAME = "cassette.jsonl"
 VERSION = 1
@@ -47,23 +49,18 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def stored(value: Any) -> Any:
-    """A flowlang value in the cassette's form (JSON-able, tagged)."""
-    return to_stored(value)
-
-
 def stored_page(page: list[Any]) -> list[Any]:
     """A stream's page in the cassette's form: a BadRecord is tagged, so a replay fails it alike."""
-    return [{"$bad_record": {"record": to_stored(r.record), "message": r.message}} if type(r) is BadRecord
-            else to_stored(r) for r in page]
+    return [{"$bad_record": {"record": stored(r.record), "message": r.message}} if type(r) is BadRecord
+            else stored(r) for r in page]
 
 
 def page_from_stored(page: list[Any]) -> list[Any]:
     out = []
     for item in page:
         bad = item.get("$bad_record") if type(item) is dict and len(item) == 1 else None
-        out.append(BadRecord(from_stored(bad.get("record")), str(bad.get("message")))
-                   if type(bad) is dict else from_stored(item))
+        out.append(BadRecord(restored(bad.get("record")), str(bad.get("message")))
+                   if type(bad) is dict else restored(item))
     return out
 
 
@@ -79,6 +76,8 @@ def masked(value: Any, mask: Callable[[str], str]) -> Any:
             (key, inner), = value.items()
             if key == "$secret":
                 return value  # a reference by name, never the value
+            if key == BYTES:
+                return {key: masked_bytes(inner, mask)}
             if type(key) is str and key.startswith("$"):
                 return {key: masked(inner, mask)}
         return {mask(k) if type(k) is str else k: masked(v, mask) for k, v in value.items()}

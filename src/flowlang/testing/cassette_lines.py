@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flowlang.runtime.jsoncodec import JsonDataError, from_stored
+from flowlang.runtime.jsoncodec import JsonDataError
+from flowlang.testing.cassette_values import restored
 
 VALUE_KINDS = {"job": dict, "state": dict, "now": datetime, "today": date, "uuid": str, "ledger": dict}
 _NAMES = {dict: "an object", list: "a list", str: "a text", int: "a whole number", bool: "true or false",
@@ -17,7 +18,7 @@ _NAMES = {dict: "an object", list: "a list", str: "a text", int: "a whole number
 def line_problem(entry: dict[str, Any]) -> str | None:
     """Why a cassette line (an object with a known type) cannot be replayed, or None."""
     try:
-        decoded = from_stored(entry)
+        decoded = restored(entry)
     except JsonDataError as e:
         return str(e)
     kind = entry["type"]

@@ -11,7 +11,8 @@ from typing import Any
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, UsageError
 from flowlang.runtime.values import RecordStream, Value, format_datetime
-from flowlang.testing.cassette import VERSION, Cassette, stored, stored_page
+from flowlang.testing.cassette import VERSION, Cassette, stored_page
+from flowlang.testing.cassette_values import stored
 
 
 def error_entry(e: FlowRuntimeError) -> dict[str, Any]:

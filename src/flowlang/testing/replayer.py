@@ -9,9 +9,10 @@ from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
-from flowlang.runtime.jsoncodec import dumps, from_stored, loads
+from flowlang.runtime.jsoncodec import dumps, loads
 from flowlang.runtime.values import RecordStream, Value
-from flowlang.testing.cassette import Cassette, canonical, masked, page_from_stored, request_key, stored
+from flowlang.testing.cassette import Cassette, canonical, masked, page_from_stored, request_key
+from flowlang.testing.cassette_values import restored, stored
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
 from flowlang.testing.recorder import writes
 
@@ -23,7 +24,7 @@ def recorded_error(error: dict[str, Any], what: str) -> FlowRuntimeError:
     message = str(error.get("message") or "recorded error")
     status = error.get("status")
     kind = str(error.get("kind") or "connector")
-    body = from_stored(error.get("body"))
+    body = restored(error.get("body"))
     if kind == "http":
         return HttpError(message, status=status if isinstance(status, int) else None, method="", url=what,
                          body=body)
@@ -58,7 +59,7 @@ class ReplayConnection(Connection):
             return self._stream(entry, f"{self.name}.{op}()")
         if "error" in entry:
             raise recorded_error(entry["error"], f"{self.name}.{op}()")
-        return from_stored(entry.get("result"))
+        return restored(entry.get("result"))
 
     def _stream(self, entry: dict[str, Any], label: str) -> RecordStream:
         pages = [page_from_stored(p) for p in entry["pages"]]
@@ -134,7 +135,7 @@ class Replayer:
         if kind in KEYED_VALUES:
             value = self.keyed_value(queue, make())
         else:
-            value = from_stored(queue.popleft()) if queue else make()
+            value = restored(queue.popleft()) if queue else make()
         self.made.entries.append({"type": "value", "kind": kind, "value": stored(value)})
         return value
 
@@ -147,7 +148,7 @@ class Replayer:
             for i, recorded in enumerate(queue):
                 if type(recorded) is dict and all(recorded.get(k) == v for k, v in names.items()):
                     del queue[i]
-                    return from_stored(recorded)
+                    return restored(recorded)
         return asked
 
     def output(self, value: Any) -> None:
@@ -210,7 +211,7 @@ class Replayer:
             return None
         if "error" in answer:
             raise recorded_error(answer["error"], destination)
-        return from_stored(answer.get("result"))
+        return restored(answer.get("result"))
 
     # ---- after the run --------------------------------------------------------------------------
     def finish(self, status: str, failed: int) -> None:

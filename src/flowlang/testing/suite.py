@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowlang.errors import FlowRuntimeError, UsageError
-from flowlang.runtime.jsoncodec import from_stored
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.values import from_python
 from flowlang.syncrun import run_sync
-from flowlang.testing.cassette import Cassette, stored
+from flowlang.testing.cassette import Cassette
+from flowlang.testing.cassette_values import restored, stored
 from flowlang.testing.replayer import Replayer
 
 if TYPE_CHECKING:
@@ -148,10 +148,10 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     masker = Masker()
     replayer = Replayer(cassette, masker.mask)
     recorded = cassette.run
-    given = dict(from_stored(recorded.get("params") or {}))
+    given = dict(restored(recorded.get("params") or {}))
     given.update({k: from_python(v) for k, v in (params or {}).items()})
     limit = recorded.get("limit")  # recorded with --limit: the cassette holds that many records
-    options = flow.options(given, None, from_stored(recorded.get("input")), masker=masker, tape=replayer,
+    options = flow.options(given, None, restored(recorded.get("input")), masker=masker, tape=replayer,
                            secret_providers=stand_ins, limit=limit if type(limit) is int else None)
     setup = RunSetup(None, collect=True, env={**os.environ, **(env or {})})
     result = await flow.run_job(options, setup, "test")
