@@ -123,7 +123,8 @@ def test_an_empty_credential_is_refused_when_the_connection_opens(tmp_path: Path
                 done = cli("run", f"{name}.flow", "--secrets", "s.toml", "--log-format", "text", cwd=tmp_path,
                            env=env)
                 assert done.status == 1, (name, how, done.stderr)
-                assert (f"{name}.flow:1:1: error: {said[name]}, so no request would carry a credential (a secret "
+                col = text.index("auth: ") + 7 if "auth: " in text else 1  # at the auth: value (1: the file's [auth])
+                assert (f"{name}.flow:1:{col}: error: {said[name]}, so no request would carry a credential (a secret "
                         "or an environment variable set to nothing?)") in done.stderr, (name, how, done.stderr)
         assert api.seen == [] and api.token_requests == []
     check = cli("secrets", "check", "bearer.flow", cwd=tmp_path, env={"T": ""})

@@ -379,6 +379,11 @@ def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_pa
     ("max_retry_wait: 0", 51, "max_retry_wait: must be a positive number, got '0'"),
     ('param_style: "php"', 48, "param_style: must be one of 'repeat', 'brackets', 'indices', 'comma' "
      "(tags=a&tags=b, tags[]=a, tags[0]=a, tags=a,b), got 'php'"),
+    # before: check said ok (and a run failed at the use's 1:1, after the send above)
+    ('headers: "Accept: application/json"', 44, "headers: must be an object, got string"),
+    ('headers: ["X-Key", "k"]', 44, "headers: must be an object, got list"),
+    ("verify: 1", 43, 'verify: must be true, false or the path of a CA bundle ("certs/ca.pem")'),
+    ('verify: ""', 43, 'verify: must be true, false or the path of a CA bundle ("certs/ca.pem")'),
 ])
 def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
         tmp_path: Path, given: str, col: int, said: str) -> None:
@@ -401,6 +406,22 @@ def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
     assert own.status == 0 if given.startswith("timeout") else f"g.flow:2:{col - 22}: error: {said}" in own.stderr
 
 
+@pytest.mark.parametrize(("given", "col", "said"), [
+    ("verify: env.CA", 43, "verify: the CA bundle 'no-such-ca.pem' is not a file"),
+    ("headers: env.CA", 44, "headers: must be an object, got string"),
+    ("timeout: env.CA", 44, "timeout: must be a positive number, got 'no-such-ca.pem'"),
+])
+def test_a_configuration_value_the_connection_refuses_is_shown_at_that_value(
+        tmp_path: Path, given: str, col: int, said: str) -> None:
+    # before: at the use's 1:1, the whole statement underlined, whichever of its values was wrong
+    (tmp_path / "f.flow").write_text(f"use api = http(base_url: env.API, {given})\ncall api.get(\"/b\")\n")
+    with FakeApi() as api:
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url, "CA": "no-such-ca.pem"})
+        assert proc.status == 1, proc.stderr
+        assert f"f.flow:1:{col}: error: {said}" in proc.stderr and "Traceback" not in proc.stderr
+        assert api.requests == []
+
+
 def test_a_base_url_that_cannot_be_read_is_refused_without_showing_it(tmp_path: Path) -> None:
     """A base_url (here a secret: a webhook URL holding its token) with a port past 65535, or a broken
     IPv6 address, failed with "internal error (ValueError: Port out of range 0-65535); this is a bug in
@@ -414,7 +435,7 @@ def test_a_base_url_that_cannot_be_read_is_refused_without_showing_it(tmp_path: 
                       ("http://[::1/services/Rk3v9Wm2Lp8Tx5Qn", "Invalid IPv6 URL")):
         proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"URL": url})
         assert proc.status == 1, proc.stderr
-        assert f"f.flow:1:1: error: base_url: not a valid URL ({said})" in proc.stderr
+        assert f"f.flow:1:26: error: base_url: not a valid URL ({said})" in proc.stderr
         assert "internal error" not in proc.stderr and "Lp8Tx5Qn" not in proc.stderr
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -132,6 +133,7 @@ class IoCompiler(StatementCompiler):
         config = {k.name: self.expr(k.value) for k in node.kwargs}
         slot = self.checked.resolution.slots[(node, 0)]
         where = self.where(node.span)
+        at_value = {k.name: self.where(k.value.span) for k in node.kwargs}
         name = node.name
 
         async def use(f: Frame) -> None:
@@ -147,7 +149,7 @@ class IoCompiler(StatementCompiler):
             try:
                 conn = await (open_real() if run.tape is None else run.tape.connection(name, spec, open_real))
             except FlowRuntimeError as e:
-                raise where.locate(e) from None
+                raise (value_place(e.message, at_value) or where).locate(e) from None
             run.connections.append(conn)
             f.slots[slot] = conn
         return Step.coroutine(use)
@@ -647,3 +649,10 @@ def fixed_arguments(op: ast.Operation) -> tuple[list[Any], dict[str, Any]] | Non
     if any(v is None for v in values) or any(v is None for v in named.values()):
         return None
     return [v[0] for v in values if v is not None], {k: v[0] for k, v in named.items() if v is not None}
+
+
+def value_place(message: str, at_value: dict[str, Where]) -> Where | None:
+    """The value of the `use` key a connection's refusal names first ("verify: the CA bundle ...",
+    "base_url must start with ..."), so the error is shown there, not under the whole statement."""
+    key = re.match(r"[a-z_]+(?=[: ])", message)
+    return at_value.get(key.group()) if key else None

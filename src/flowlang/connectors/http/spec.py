@@ -58,9 +58,7 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         raise FlowRuntimeError(f"base_url must start with http:// or https://, got {base_url!r}", "connector")
     if base_url is not None:
         url_problem("base_url", base_url)
-    headers = config.get("headers") or {}
-    if not isinstance(headers, dict):
-        raise FlowRuntimeError(f"headers: must be an object, got {type_name(headers)}", "connector")
+    headers = header_map(config.get("headers"))
     for value in headers.values():
         if isinstance(value, Secret):
             services.register_secret(value.reveal())
@@ -105,12 +103,26 @@ def param_style(value: Any) -> str:
     return str(value)
 
 
+def header_map(value: Any) -> dict[str, Any]:
+    """headers: an object of header names and values (none when null)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FlowRuntimeError(f"headers: must be an object, got {type_name(value)}", "connector")
+    return value
+
+
+def verify_kind(value: Any) -> None:
+    """What verify: must be, whatever its file (the file is judged where the run opens the connection)."""
+    if not isinstance(value, bool) and (not isinstance(value, str) or not value):
+        raise FlowRuntimeError('verify: must be true, false or the path of a CA bundle ("certs/ca.pem")', "connector")
+
+
 def tls_verify(value: Any, services: RunServices) -> bool | str:
     """verify: true, false, or the path of a PEM CA bundle (relative to the flow's folder)."""
+    verify_kind(value)
     if isinstance(value, bool):
         return value
-    if not isinstance(value, str) or not value:
-        raise FlowRuntimeError('verify: must be true, false or the path of a CA bundle ("certs/ca.pem")', "connector")
     path = Path(value) if Path(value).is_absolute() else services.base_dir / value
     if not path.is_file():
         raise FlowRuntimeError(f"verify: the CA bundle {value!r} is not a file ({path})", "connector")
@@ -142,10 +154,11 @@ def proxy_url(value: Any, services: RunServices) -> str | None:
     return value
 
 
-# the keys whose constant values `flowlang check` judges by http_settings' rules (verify names a file,
-# auth and headers hold secrets: the run judges those)
+# the keys whose constant values `flowlang check` judges by http_settings' rules; of verify and headers
+# only their kind (verify's file is looked for where the run opens it; auth is judged by its helper)
 CHECKED_KEYS = frozenset({"base_url", "timeout", "retry", "rate_limit", "proxy", "max_response_bytes",
                           "max_connections", "allowed_hosts", "param_style", "max_retry_wait"})
+KIND_CHECKS = {"verify": verify_kind, "headers": header_map}
 
 
 class _Checking:
@@ -169,10 +182,13 @@ class _Checking:
 
 def config_value_problem(key: str, value: Any) -> str | None:
     """What http_settings would refuse in one configuration value known before the run, or None."""
-    if key not in CHECKED_KEYS:
+    if key not in CHECKED_KEYS and key not in KIND_CHECKS:
         return None
     try:
-        http_settings({key: value}, _Checking())
+        if key in KIND_CHECKS:
+            KIND_CHECKS[key](value)
+        else:
+            http_settings({key: value}, _Checking())
     except FlowRuntimeError as e:
         return e.message
     return None
