@@ -129,6 +129,70 @@ class DiskFull(FlowRuntimeError):
         super().__init__(message, "connector")
 
 
+class OutOfMemory(LimitError):
+    """The process could get no more memory (`ulimit -v`, a container's limit, the machine's) while a
+    statement built a value: the record fails at that statement's line, and the run goes on when the
+    memory came back (else it ends; outside a loop the run fails)."""
+
+    def __init__(self, message: str = "", source: Source | None = None, span: Span | None = None) -> None:
+        super().__init__(message or "out of memory: the process could get no more memory while this built a value "
+                         "(a limit such as ulimit -v or a container's, or the machine's memory)",
+                         source=source, span=span)
+
+
+# Room that the handling of a MemoryError needs (keeping the failed record, logging, recording the job):
+# address space held by an anonymous mapping never written to, so it costs no RAM, given back when the
+# memory runs out and taken again once it came back.
+MEMORY_RESERVE_BYTES = 16 * 1024 * 1024
+_reserve: list[Any] = []
+
+
+def keep_memory_reserve() -> bool:
+    """Hold the reserve (again); False when there is no room for it: the memory did not come back."""
+    if _reserve:
+        return True
+    import mmap
+
+    try:
+        _reserve.append(mmap.mmap(-1, MEMORY_RESERVE_BYTES))
+    except (OSError, MemoryError, ValueError):
+        return False
+    return True
+
+
+def out_of_memory(err: MemoryError) -> OutOfMemory:
+    """The MemoryError as an OutOfMemory at the innermost place of the flow its traceback shows (a
+    compiled statement or call keeps its place as a `where`, or `self.where`; a generated expression
+    as the global `_where`), with the reserve given
+    back. The traceback and the exceptions chained to it are dropped: their frames hold the partly
+    built value, and the memory it takes is what the failed record must now be kept with."""
+    while _reserve:
+        _reserve.pop().close()
+    source: Source | None = None
+    span: Span | None = None
+    tb = err.__traceback__
+    while tb is not None:
+        place = _place_in(tb.tb_frame.f_locals) or _place_in({"where": tb.tb_frame.f_globals.get("_where")})
+        if place is not None:
+            source, span = place
+        tb = tb.tb_next
+    err.__traceback__ = None
+    context = err.__context__
+    while context is not None:
+        context.__traceback__ = None
+        context = context.__context__
+    err.__context__ = None
+    return OutOfMemory(source=source, span=span)
+
+
+def _place_in(names: dict[str, Any]) -> tuple[Source, Span] | None:
+    for holder in (names.get("where"), getattr(names.get("self"), "where", None)):
+        source, span = getattr(holder, "source", None), getattr(holder, "span", None)
+        if isinstance(source, Source) and isinstance(span, Span):
+            return source, span
+    return None
+
+
 class Interrupted(FlowRuntimeError):
     """The run was asked to stop (SIGTERM, Ctrl-C): in-flight records finished, no new ones started."""
 
@@ -157,7 +221,10 @@ class InternalError(FlowError):
 def internal_error(err: BaseException) -> FlowRuntimeError:
     """An exception flowlang did not expect, as a run error of kind `internal` (the original is its
     __cause__, for --debug): a failed record or a failed run, never an exception that escapes a run.
-    Lone surrogates that reach an encoder (a URL, a header, a hash of the text) are the data's fault."""
+    Lone surrogates that reach an encoder (a URL, a header, a hash of the text) are the data's fault;
+    a MemoryError is the run's memory running out (OutOfMemory), not a bug."""
+    if isinstance(err, MemoryError):
+        return out_of_memory(err)
     if isinstance(err, UnicodeEncodeError) and is_broken_text(err):
         error = FlowRuntimeError(f"cannot encode {err.object[err.start:err.end]!r} as {err.encoding} text: "
                                  f"{BROKEN_TEXT}", "data")

@@ -29,9 +29,11 @@ from flowlang.errors import (
     FlowRuntimeError,
     Interrupted,
     LimitError,
+    OutOfMemory,
     ResumeRefused,
     UsageError,
     internal_error,
+    keep_memory_reserve,
 )
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
@@ -338,8 +340,8 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         return await _started_job(flow, program, compiled, options, setup, store, kind, body, job_id, started,
                                   started_clock, Resumption(keeps, saved, resume_from))
     except Exception as e:  # setting up the run failed (a damaged store row, a bug): the job is recorded
-        error = e if isinstance(e, FlowError) else internal_error(e)
         log.debug("the run could not start", exc_info=e)
+        error = e if isinstance(e, FlowError) else internal_error(e)
         message = masked_error(error, known.mask)
         store.finish_job(job_id, "failed", {}, message, flow.key, None, known.mask, dict(options.params))
         return Result(False, "failed", [], [], Stats(), job_id, error, kind=kind)
@@ -430,6 +432,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         ctx.bindings = {name: tape.wrap(conn) for name, conn in ctx.bindings.items()}
     main = ctx.frames[compiled.index]
     error: FlowError | None = None
+    keep_memory_reserve()  # the room to say so, should the memory run out (given back then)
     closing: list[bool] = []  # set once the body is over: the hard stop cancels only the body
     timers = deadline_timers(options, flow.key, setup.state_dir, job_id, lambda: not closing)
     try:
@@ -465,6 +468,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
         DERIVED.reset(derived)
+    if isinstance(error, OutOfMemory):  # the flow's variables go now: recording the job needs room
+        for frame in ctx.frames:
+            frame.slots[:] = [None] * len(frame.slots)
     ctx.log_failure_groups()
     for warning, location in field_warnings(ctx.field_misses, ctx.field_reached, ctx.stats):
         ctx.log("warn", warning, location)

@@ -309,6 +309,9 @@ def report_error(terminal: Terminal, error: Exception, debug: bool) -> None:
         terminal.message(error.render())
     elif isinstance(error, FlowError):
         terminal.error(f"error: {error.message}")
+    elif isinstance(error, MemoryError):  # the process's limit, not a bug
+        terminal.error("error: out of memory: the process could get no more memory (a limit such as "
+                       "ulimit -v or a container's, or the machine's memory)")
     else:  # a bug in flowlang: say so plainly
         terminal.error(f"internal error: {type(error).__name__}: {error}")
         if not debug:

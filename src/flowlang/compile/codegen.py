@@ -92,7 +92,9 @@ HELPERS: dict[str, Any] = {
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
     "_ge": ops.greater_equal, "_in": _is_in, "_not_in": _is_not_in, "_truthy": truthy,
-    "_PASS": (FlowRuntimeError, NeedsMaterialization, ReturnSignal),
+    # what the slow form would raise alike: not worth evaluating again (a MemoryError would fill the memory
+    # a second time before it fails)
+    "_PASS": (FlowRuntimeError, NeedsMaterialization, ReturnSignal, MemoryError),
     "dict": dict, "type": type, "bool": bool, "str": str, "int": int,
 }
 ARITHMETIC = {ast.BinOp.ADD: ("+", "_add"), ast.BinOp.SUB: ("-", "_sub"), ast.BinOp.MUL: ("*", "_mul")}
@@ -378,6 +380,7 @@ def generate(compiler: ExpressionCompiler, node: ast.Expr, slow: Eval) -> Eval |
         return None
     if gen.native < MIN_NATIVE:
         return None
+    gen.ns["_where"] = compiler.where(node.span)  # its place, for a MemoryError (errors.out_of_memory)
     return _function(gen, f"return {body}", slow)
 
 
@@ -394,6 +397,7 @@ def generate_object(compiler: ExpressionCompiler, source: ast.Expr, pairs: list[
         return None
     if gen.native < MIN_NATIVE:
         return None
+    gen.ns["_where"] = compiler.where(source.span)
     return _function(gen, f"return ({src}, {{{fields}}})[1]", slow)
 
 

@@ -26,7 +26,7 @@ from flowlang.compile.reads import slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import NOTHING, Eval, Step, block, plan_of
-from flowlang.errors import DiskFull, FlowRuntimeError, LimitError
+from flowlang.errors import DiskFull, FlowRuntimeError, LimitError, OutOfMemory, keep_memory_reserve
 from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
@@ -243,6 +243,10 @@ class LoopCompiler:
         failure = self.info.failure(f, item, err, start, key)
         failure.index = index
         f.run.record_failure(failure)
+        if type(err) is OutOfMemory and not keep_memory_reserve():  # what the record took did not come back
+            raise OutOfMemory("out of memory: the memory did not come back after a record ran out of it "
+                              "(a variable around the loop holds it), so the run ends; no state is "
+                              "committed") from None
 
     def succeeded(self, f: Frame, item: Any) -> None:
         """A keyed record whose key has an open error went through: that error is resolved."""
