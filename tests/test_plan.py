@@ -214,3 +214,23 @@ def test_a_batched_send_over_pages_is_planned_as_its_least_number_of_requests(tm
     assert write["records"] == 100 == sum(sent)
     assert write["requests"] == 15 <= len(sent), sent
     assert "shop: 15 POST /items/batch (100 records), rate 10/second: at least 2 s" in text.stdout
+
+
+def test_a_send_to_an_operation_that_takes_batches_says_what_batching_would_give(tmp_path: Path) -> None:
+    """A send without `batch N` to an operation that takes batches: the plan adds the requests and the
+    least time of the largest batch the operation takes (`with batch 100: 1 request, 100 ms`; it said
+    '1 requests')."""
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text(BATCHING)
+    flow = tmp_path / "bulk.flow"
+    flow.write_text('use shop = shop(base_url: env.API, rate_limit: env.RATE)\ncall shop.list_items() as items\n'
+                    "for each it in items\n  send {n: it.n} to shop.create_items\nend\n")
+    for count, said in [(100, "(with batch 100: 1 request, 100 ms)"), (250, "(with batch 100: 3 requests, 300 ms)")]:
+        source = [{"n": n} for n in range(1, count + 1)]
+        with FakeApi({"items": []}) as api:
+            api.route("GET", r"^/source$", lambda req, source=source: paged(source, req, "page", api.url))
+            text = run_cli("plan", str(flow), env={"API": api.url, "RATE": "600/minute"})
+            assert text.returncode == 0, text.stderr
+            assert not [r for r in api.requests if r.method == "POST"]
+        assert f"shop: {count} POST /items/batch, rate 10/second: at least " in text.stdout, text.stdout
+        assert said in text.stdout, text.stdout

@@ -269,7 +269,7 @@ def cost_lines(cost: ConnectionCost, destinations: list[Destination]) -> list[st
             text += f"{limit}: at least {duration_text(d.requests * cost.interval)}"
             if d.batch_size and d.requests == d.records and d.records > 1:
                 batched = math.ceil(d.records / d.batch_size)
-                text += (f" (with batch {d.batch_size}: {batched:,} requests, "
+                text += (f" (with batch {d.batch_size}: {batched:,} request{'s' if batched != 1 else ''}, "
                          f"{duration_text(batched * cost.interval)})")
         lines.append(text)
     if cost.reads:
