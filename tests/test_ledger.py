@@ -490,3 +490,93 @@ def test_forget_and_sent_say_what_changed_in_json_and_key_with_them_is_refused(t
     assert every["key"] is None and every["forgotten"] == 2
     assert sorted(e["key"] for e in every["entries"]) == ["SO-1", "SO-3"]
     assert ledger(tmp_path) == []
+
+
+def test_a_once_send_whose_answer_never_came_stays_pending_so_a_retry_sends_it_not_twice(tmp_path: Path) -> None:
+    """A `once` send that timed out after the sink stored it, a POST a gateway answered 503 after the
+    sink stored it, and a batch whose answer held no result per record (the sink took them): each may
+    have arrived, so its key stays pending and the record fails saying so, as after a kill. Before, the
+    key was released as if refused, and `flowlang retry` sent orders 2 and 3 and the whole batch a second
+    time (the sink counted 2 of each). A 422 (refused with an answer) still releases its key."""
+    (tmp_path / "orders.flow").write_text(
+        'use sink = http(base_url: env.API, timeout: 0.5)\nuse dest = dest(base_url: env.API)\n'
+        'for each n in range(1, 6)\n  send {number: n} to sink.post("/orders") key n once\nend\n'
+        'for each b in range(10, 13)\n  send {number: b} to dest.create_items key b once batch 3\nend\n')
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "dest.toml").write_text(BATCH_CONNECTOR)
+    received: Counter[int] = Counter()
+    broken = {2, 3, 4, 10}
+
+    def post(req: Request) -> tuple[int, dict[str, str], Any]:
+        number = req.body["number"]
+        if number == 4 and number in broken:
+            return 422, {}, {"error": "not now"}  # refused: not stored
+        received[number] += 1
+        if number == 2 and number in broken:
+            time.sleep(1.0)  # stored, and the answer comes after the client's timeout
+        if number == 3 and number in broken:
+            return 503, {}, {"error": "upstream timed out"}
+        return 201, {}, {"ok": True}
+
+    def batch(req: Request) -> tuple[int, dict[str, str], Any]:
+        items = req.body["items"]
+        for item in items:
+            received[item["number"]] += 1
+        if 10 in broken:
+            return 200, {}, {"status": "accepted"}  # no results: the sink took them, but says nothing
+        return 200, {}, {"results": [{"ok": True} for _ in items]}
+
+    with FakeApi() as api:
+        api.route("POST", "/orders", post)
+        api.route("POST", "/items/batch", batch)
+        env = {"API": api.url}
+        first = cli("run", "orders.flow", cwd=tmp_path, env=env)
+        assert first.status == 3, first.stderr
+        assert "key 2 stays pending in the ledger, since the request may have reached sink" in first.stderr
+        assert "key 3 stays pending in the ledger" in first.stderr and "key 11 stays pending" in first.stderr
+        assert "key 4 stays pending" not in first.stderr
+        pending = sorted(e.key for e in flowlang_store_entries(tmp_path / ".flowlang", "orders")
+                         if e.status == "pending")
+        assert pending == ["10", "11", "12", "2", "3"]
+        broken.clear()
+        time.sleep(0.6)  # the late answer of order 2 is written
+        retried = cli("retry", "orders.flow", cwd=tmp_path, env=env)
+        assert retried.status == 3, retried.stderr  # order 4 is sent; the others wait for someone to check
+        assert "the send of key 2 to sink.post /orders in job 1 got no answer that says whether it arrived" \
+            in retried.stderr
+        assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 10: 1, 11: 1, 12: 1})  # none twice
+        for key in ("2", "3", "10", "11", "12"):  # they arrived: as the message says
+            assert cli("ledger", "orders.flow", "--sent", key, cwd=tmp_path).status == 0
+        assert cli("retry", "orders.flow", cwd=tmp_path, env=env).status == 0
+    assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 10: 1, 11: 1, 12: 1})
+
+
+def test_a_batch_over_the_operations_max_keeps_what_its_first_requests_sent(tmp_path: Path) -> None:
+    """`batch size` with size 4 over an operation that takes 2 a request is two requests. When the second
+    was refused, every record of both failed and the first request's keys were released, so a retry sent
+    orders 1 and 2 again (the sink counted 2 of each). Now each request's records get its own outcome."""
+    (tmp_path / "orders.flow").write_text(
+        'use dest = dest(base_url: env.API)\nlet size = 4\n'
+        'for each b in range(1, 5)\n  send {number: b} to dest.create_items key b once batch size\nend\n')
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "dest.toml").write_text(BATCH_CONNECTOR.replace("max = 50", "max = 2"))
+    received: Counter[int] = Counter()
+    refuse = [True]
+
+    def batch(req: Request) -> tuple[int, dict[str, str], Any]:
+        items = req.body["items"]
+        if refuse[0] and items[0]["number"] == 3:
+            return 400, {}, {"error": "bad batch"}
+        for item in items:
+            received[item["number"]] += 1
+        return 200, {}, {"results": [{"ok": True} for _ in items]}
+
+    with FakeApi() as api:
+        api.route("POST", "/items/batch", batch)
+        first = cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        assert first.status == 3, first.stderr
+        errors = [json.loads(line) for line in cli("errors", "orders.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+        assert [e["record"] for e in errors] == [3, 4]
+        refuse[0] = False
+        assert cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url}).status == 0
+    assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1})

@@ -89,6 +89,11 @@ class FlowRuntimeError(FlowError):
         self.source = source
         self.span = span
 
+    # the request was sent and may have reached the destination, and repeating it could make a duplicate:
+    # no answer said it did not arrive (a timeout or a connection lost after sending, a gateway's 502, 503
+    # or 504 to a POST without an idempotency key). A `send ... once` keeps its key pending then.
+    uncertain = False
+
     def located(self, source: Source, span: Span) -> FlowRuntimeError:
         """Attach a position unless the error already has one (the innermost place wins)."""
         if self.span is None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
+from flowlang.compile.ledger_send import kept_pending
 from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.lazy_dataclass import dataclass
@@ -203,7 +204,7 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
     try:
         outcomes = await buffer.connection.send_batch(buffer.op, records, buffer.args, buffer.kwargs)
     except FlowRuntimeError as e:
-        outcomes = [SendOutcome(False, error=e.message, status=e.status) for _ in records]
+        outcomes = [SendOutcome(False, error=e.message, status=e.status, uncertain=e.uncertain) for _ in records]
     except Exception as e:  # a bug must not lose the records: each fails with it
         error = internal_error(e)
         outcomes = [SendOutcome(False, error=error.message) for _ in records]
@@ -213,8 +214,13 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
     if ledgered and run.ledger is not None:
         run.flush_writes()  # what the ledger records as sent has reached the destination
         sent = [(k, digest, o.result) for (k, digest), o in zip(ledgers, outcomes, strict=True) if o.ok]
-        refused = [k for (k, _), o in zip(ledgers, outcomes, strict=True) if not o.ok]
+        refused = [k for (k, _), o in zip(ledgers, outcomes, strict=True) if not o.ok and not o.uncertain]
         run.ledger.settle_many(run.flow, conn.name, op, sent, refused, job_id, now_text(), run.mask)
+        if buffer.mode == "once":  # a record that may have arrived keeps its key pending, and says so
+            for (k, _), o in zip(ledgers, outcomes, strict=True):
+                if not o.ok and o.uncertain:
+                    o.error = (o.error or "the destination did not say whether it took the record") + \
+                        kept_pending(run, conn.name, k)
     if observer.active:
         observer.send(buffer.connection.name, buffer.op, all(o.ok for o in outcomes), time.monotonic() - started)
     run.stats.at(send_line, "send").sent += sum(1 for o in outcomes if o.ok)

@@ -35,11 +35,11 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
     entry = consulted(run, conn.name, op, k)
     if entry is not None and entry["status"] == "pending" and mode == "once":
         raise FlowRuntimeError(
-            f"send ... once: the send of key {k} to {conn.name}.{op} was in flight when job {entry['job_id']} "
-            f"stopped, so it may have reached {conn.name}; check there, then run flowlang ledger {run.flow_file} "
-            f"--forget {k} to send it again (or, if it arrived, flowlang ledger {run.flow_file} --sent {k}, and "
-            "flowlang retry finishes "
-            "the record without sending it)", "connector")
+            f"send ... once: the send of key {k} to {conn.name}.{op} in job {entry['job_id']} got no answer that "
+            f"says whether it arrived (the job stopped while it was in flight, or it timed out or lost its "
+            f"connection), so it may have reached {conn.name}; check there, then run flowlang ledger "
+            f"{run.flow_file} --forget {k} to send it again (or, if it arrived, flowlang ledger {run.flow_file} "
+            f"--sent {k}, and flowlang retry finishes the record without sending it)", "connector")
     if entry is not None and entry["status"] == "sent" and (mode == "once" or entry["hash"] == digest):
         stats.skipped += 1
         job = entry["job_id"]
@@ -74,6 +74,13 @@ def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, An
     return entry if type(entry) is dict else None
 
 
+def kept_pending(run: RunContext, connection: str, k: str) -> str:
+    """What a `once` send that may have arrived (FlowRuntimeError.uncertain) adds to its record's error."""
+    return (f"; send ... once: key {k} stays pending in the ledger, since the request may have reached "
+            f"{connection}: check there, then run flowlang ledger {run.flow_file} --forget {k} to send it again "
+            f"(or, if it arrived, flowlang ledger {run.flow_file} --sent {k}) before a retry")
+
+
 def needs_key(key: Any, mode: str, where: Where) -> None:
     if key is None:
         raise where.error(f"send ... {MODE_WORDS[mode]} needs the record's key: write `key EXPR` after the "
@@ -100,9 +107,13 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text())
     try:
         answer = await conn.send(op, record, args, kwargs)
-    except FlowRuntimeError:  # the connector says it failed; a kill or a cancel leaves the key pending
+    except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending
         if mode == "once":
-            ledger.release(run.flow, conn.name, entry_op, k)
+            if e.uncertain:  # it may have arrived: kept pending, as a kill would leave it
+                e.message += kept_pending(run, conn.name, k)
+                e.args = (e.message, *e.args[1:])
+            else:
+                ledger.release(run.flow, conn.name, entry_op, k)
         raise
     run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
     ledger.sent(run.flow, conn.name, entry_op, k, digest, answer, job_id, now_text(), run.mask)

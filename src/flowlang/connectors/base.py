@@ -90,6 +90,7 @@ class SendOutcome:
     result: Value = None
     error: str | None = None
     status: int | None = None
+    uncertain: bool = False  # not ok, but it may have reached the destination (FlowRuntimeError.uncertain)
 
 
 class Connection(ABC):
@@ -134,7 +135,7 @@ class Connection(ABC):
             try:
                 out.append(SendOutcome(True, await self.send(op, record, args, kwargs)))
             except FlowRuntimeError as e:
-                out.append(SendOutcome(False, error=e.message, status=e.status))
+                out.append(SendOutcome(False, error=e.message, status=e.status, uncertain=e.uncertain))
         return out
 
     writes = 0  # the writes made so far (sends, sql execute); HTTP-backed ones count their client's

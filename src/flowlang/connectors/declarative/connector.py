@@ -276,8 +276,13 @@ class DeclarativeConnection(Connection):
             chunk = records[start : start + batch.max]
             url, headers = self.request_parts(model, kwargs)
             body: Any = {batch.body: chunk} if batch.body else chunk
-            answer = await self.client.request(model.method, url, headers=headers, body=body,
-                                               changes_data=not model.safe)
+            try:
+                answer = await self.client.request(model.method, url, headers=headers, body=body,
+                                                   changes_data=not model.safe)
+            except FlowRuntimeError as e:  # this request's records fail; those the requests before took stay sent
+                outcomes.extend(SendOutcome(False, error=e.message, status=e.status, uncertain=e.uncertain)
+                                for _ in chunk)
+                continue
             if answer.response is None:  # dry run: nothing was sent
                 outcomes.extend(SendOutcome(True, None) for _ in chunk)
                 continue
@@ -288,7 +293,7 @@ class DeclarativeConnection(Connection):
                 message = (f"{self.name}.{op}: the answer does not hold one result per record "
                            f"(expected {len(chunk)} at {batch.results or 'the body'}, found {found}); the API "
                            "may have taken some of the batch's records, so check them before a retry")
-                outcomes.extend(SendOutcome(False, error=message) for _ in chunk)
+                outcomes.extend(SendOutcome(False, error=message, uncertain=True) for _ in chunk)
                 continue
             for result in results:
                 refused = batch_refusal(result, batch.ok, batch.error)

@@ -19,7 +19,14 @@ from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
 from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, Ticket
-from flowlang.connectors.http.retry import RetryPolicy, may_retry_error, may_retry_status, rate_limit_wait
+from flowlang.connectors.http.retry import (
+    RETRY_STATUSES,
+    RetryPolicy,
+    may_retry_error,
+    may_retry_status,
+    rate_limit_wait,
+    repeat_may_duplicate,
+)
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, with_query
 from flowlang.errors import FlowRuntimeError, HttpError
@@ -335,17 +342,21 @@ class HttpClient:
             except TransportError as e:
                 if e.refused or e.final:
                     if e.final:
-                        raise HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)}: {e.message}"),
-                                        status=None, method=method, url=shown(url, self.services.mask)) from None
+                        err = HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)}: {e.message}"),
+                                        status=None, method=method, url=shown(url, self.services.mask))
+                        err.uncertain = e.sent and repeat_may_duplicate(method, keyed)  # it was answered
+                        raise err from None
                     raise HttpError(f"{method} {shown(url, self.services.mask)} refused: {e.message}", status=None,
                                     method=method, url=shown(url, self.services.mask)) from None
                 if attempt < policy.attempts and may_retry_error(e.sent, method, keyed):
                     await self._pause(policy.backoff(attempt), f"{e.message}; attempt {attempt} of {policy.attempts}",
                                       method, url)
                     continue
-                raise HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)} failed: {e.message}")
+                err = HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)} failed: {e.message}")
                                 + (f" (after {attempt} attempts)" if attempt > 1 else ""),
-                                status=None, method=method, url=shown(url, self.services.mask)) from None
+                                status=None, method=method, url=shown(url, self.services.mask))
+                err.uncertain = e.sent and repeat_may_duplicate(method, keyed)  # sent: it may have arrived
+                raise err from None
             if response.status == 401 and self.settings.auth.refreshable() and not refreshed:
                 refreshed = True
                 self.settings.auth.invalidate(auth)  # the token this request carried, not a newer one
@@ -365,6 +376,11 @@ class HttpClient:
             if own and 200 <= response.status < 300 and \
                     (response.headers.get("x-ratelimit-remaining") or "").strip() == "0":
                 self._note_spent(response.headers)
+            if response.status in RETRY_STATUSES and response.status != 429 and repeat_may_duplicate(method, keyed):
+                # a gateway's answer (the work may have been done behind it): not repeated, and uncertain
+                err = self.error(method, response.url, response, f" (after {attempt} attempts)" if attempt > 1 else "")
+                err.uncertain = True
+                raise err
             if attempt > 1 and not 200 <= response.status < 300:  # say it was retried, not only how it ended
                 raise self.error(method, response.url, response, f" (after {attempt} attempts)")
             value = self.decode(method, response)

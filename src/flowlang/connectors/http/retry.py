@@ -112,6 +112,11 @@ def may_retry_status(status: int, method: str, idempotent_key: bool,
     return False
 
 
+def repeat_may_duplicate(method: str, idempotent_key: bool) -> bool:
+    """Whether sending the request again could do its work twice (a POST or PATCH without a key)."""
+    return method not in IDEMPOTENT and not idempotent_key
+
+
 def may_retry_error(sent: bool, method: str, idempotent_key: bool) -> bool:
     """A connection error or timeout: retried when the request surely did not reach the server, or
     when repeating it is harmless."""
