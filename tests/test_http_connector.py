@@ -671,6 +671,49 @@ def test_a_redirect_to_a_location_that_is_no_url_fails_the_record_unshown() -> N
     assert api.count("GET", "/go/1") == 1
 
 
+@pytest.mark.parametrize(("location", "said"), [
+    ("http://127.0.0.1:99999/x", "a 302 redirect to a Location that is not a URL (Port out of range 0-65535)"),
+    ("http://127.0.0.1:abc/x", "a 302 redirect to a Location that is not a URL (Port could not be cast"),
+    ("http://a..b/x", "cannot connect: the host is not a valid DNS name (encoding with 'idna' codec failed"),
+    ("http://" + "a" * 70 + ".example/x", "cannot connect: the host is not a valid DNS name")])
+def test_a_redirect_to_a_port_or_host_no_request_can_reach_fails_the_record(location: str, said: str) -> None:
+    """A Location whose port is past 65535 or not a number, or whose host name the idna codec refuses
+    (an empty label, one past 63 characters), was "internal error (ValueError: Port out of range
+    0-65535)" or "(UnicodeError: encoding with 'idna' codec failed ...)"; the record fails with what
+    was wrong and the next goes on."""
+    with FakeApi() as api:
+        api.route("GET", "/go/1", lambda req: (302, {"Location": location}, None))
+        api.route("GET", "/go/2", lambda req: (200, {}, {"ok": True}))
+        result = run('use api = http(base_url: env.API, retry: 1)\n'
+                     'for each n in [1, 2]\n  call api.get("/go/{n}") as r\n  emit r\nend\n', api)
+    assert result.outputs == [{"ok": True}]
+    assert [e.kind for e in result.errors] == ["http"], result.errors
+    assert said in result.errors[0].message and "internal" not in result.errors[0].message
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("http://[::1/x", "GET: the URL given is not a URL (Invalid IPv6 URL); nothing was sent"),
+    ("http://127.0.0.1:99999/x", "GET: the URL given is not a URL (Port out of range 0-65535); nothing was sent")])
+def test_a_full_url_from_the_data_that_is_no_url_fails_its_record(url: str, said: str) -> None:
+    """A path given as a full URL from the data ('http://[::1/x') was an internal error."""
+    with FakeApi({"orders": [{"id": 1}]}) as api:
+        result = run('use api = http(base_url: env.API)\n'
+                     f'for each u in ["{url}", env.API + "/orders/1"]\n  lookup api.get(u) as r\n  emit r.id\nend\n',
+                     api)
+    assert result.outputs == [1]
+    assert [e.message for e in result.errors] == [said]
+
+
+@pytest.mark.parametrize("token_url", ["http://[::1/token", "http://127.0.0.1:99999/token"])
+def test_an_oauth2_token_url_that_is_no_url_is_refused_at_the_use(token_url: str) -> None:
+    with FakeApi() as api:
+        result = run(f'use api = http(base_url: env.API, auth: oauth2_client_credentials("{token_url}", "id", '
+                     'secret.S))\ncall api.get("/x") as r\n', api, secrets={"S": "s3cr3t-Value"})
+        assert result.error is not None and result.error.location == "t.flow:1:1", result.error
+        assert result.error.message.startswith("auth: the OAuth2 token_url: not a valid URL (")
+        assert api.requests == []
+
+
 def test_parallel_overlaps_requests_and_keeps_order() -> None:
     with FakeApi() as api:
         api.route("GET", r"/item/(\d+)", lambda req: (time.sleep(0.05), (200, {}, {"n": int(req.match[1])}))[1])

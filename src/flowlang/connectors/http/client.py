@@ -256,10 +256,15 @@ class HttpClient:
                             status=None, method=method, url=shown(url, self.services.mask))
         if self.base_prefix is not None and url.startswith(self.base_prefix):
             return True  # the base_url's scheme://authority/ as written: its origin, without parsing
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (ValueError past 65535 or not a number)
+        except ValueError as e:  # "http://[::1/x" from data (urlsplit's 'Invalid IPv6 URL'): was an internal error
+            raise HttpError(f"{method}: the URL given is not a URL ({e}); nothing was sent", status=None,
+                            method=method, url="") from None
         if origin_of(url) == (self.base_origin or origin_of(url)):  # own_origin
             return True
         guard = self.settings.guard
-        parts = urlsplit(url)
         if guard is not None and guard.listed((parts.hostname or "").lower(), parts.port):
             return False
         where = shown(url, self.services.mask)
@@ -431,7 +436,7 @@ class HttpClient:
             response = await self.transport.send("POST", token_url, {
                 "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers}, body)
         except TransportError as e:  # the request waiting for the token was not sent: it may be tried again
-            said = "answered" if e.final else "could not be reached"  # final: an answer past max_response_bytes
+            said = "answered" if e.final and e.sent else "could not be reached"  # an answer past max_response_bytes
             raise TransportError(f"the OAuth2 token endpoint {shown(token_url, self.services.mask)} {said}: "
                                  f"{e.message}", sent=False, timeout=e.timeout, refused=e.refused,
                                  final=e.final) from None
@@ -458,6 +463,7 @@ class HttpClient:
                 return response
             try:
                 current = urljoin(current, location)
+                urlsplit(current).port  # noqa: B018 (ValueError: a port past 65535 or not a number)
             except ValueError as e:  # "http://[::1" (urlsplit's 'Invalid IPv6 URL'): was an internal error
                 raise TransportError(f"a {response.status} redirect to a Location that is not a URL ({e})",
                                      sent=True) from None

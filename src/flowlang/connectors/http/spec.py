@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
-from flowlang.connectors.http.auth import make_auth
+from flowlang.connectors.http.auth import OAuth2ClientCredentials, make_auth
 from flowlang.connectors.http.client import HttpClient, HttpSettings
 from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
 from flowlang.connectors.http.hosts import HostGuard
@@ -69,10 +69,13 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
     allowed = config.get("allowed_hosts")
     if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)):
         raise FlowRuntimeError('allowed_hosts: must be a list of host names, like ["api.example.com"]', "connector")
+    auth = make_auth(config.get("auth"), services.register_secret)
+    if isinstance(auth, OAuth2ClientCredentials) and auth.token_url.startswith(("http://", "https://")):
+        url_problem("auth: the OAuth2 token_url", auth.token_url)
     return HttpSettings(
         guard=HostGuard(allowed) if allowed is not None else None,
         base_url=base_url, base_url_null="base_url" in config and config["base_url"] is None,
-        auth=make_auth(config.get("auth"), services.register_secret), headers=dict(headers),
+        auth=auth, headers=dict(headers),
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT),
         policy=RetryPolicy(attempts=max(1, attempts), retry_after_cap=_number(
             config, "max_retry_wait", RetryPolicy().retry_after_cap)),

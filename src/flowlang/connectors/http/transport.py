@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import RefusedAddress
+from flowlang.connectors.http.urls import unreadable
 from flowlang.runtime.slots import Slots
 
 if TYPE_CHECKING:
@@ -329,11 +330,17 @@ class Transport:
                     raise TransportError(f"connection failed: {type(e).__name__}: {e}", sent=True) from None
                 except OSError as e:
                     raise TransportError(f"connection failed: {e}", sent=True) from None
-                except ValueError:  # aiohttp refuses a header value with a line break (header injection)
+                except ValueError as e:  # aiohttp refuses a header value with a line break (header injection)
                     problem = header_problem(headers)
-                    if problem is None:
-                        raise
-                    raise TransportError(problem, sent=False, final=True) from None
+                    if problem is not None:
+                        raise TransportError(problem, sent=False, final=True) from None
+                    if isinstance(e, UnicodeError):  # the idna codec, resolving a host ("a..b", a label past 63)
+                        raise TransportError(f"cannot connect: the host is not a valid DNS name ({e})", sent=False,
+                                             final=True) from None
+                    bad = unreadable(url)  # yarl: a port past 65535 or not a number (a redirect elsewhere)
+                    if bad is not None:
+                        raise TransportError(f"invalid URL: {bad}", sent=False, final=True) from None
+                    raise
             except TransportError as e:
                 if meter is not None:
                     meter.sent(method, url, None, started, e.message)

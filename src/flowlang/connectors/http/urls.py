@@ -151,6 +151,15 @@ def host_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def unreadable(url: str) -> str | None:
+    """Why urlsplit cannot read `url` ('Invalid IPv6 URL', a port past 65535 or not a number), or None."""
+    try:
+        urlsplit(url).port  # noqa: B018  # reading the port is what checks it
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def shown_host(host: str) -> str:
     """A host_of() for messages: a user and password in it are `***@`."""
     scheme, _, netloc = host.partition("://")
