@@ -361,6 +361,41 @@ def test_bad_pages_argument() -> None:
     assert "f.flow:2:35: error: pages: style must be one of" in refused.value.render()
 
 
+ORDERS_12 = [{"id": i} for i in range(1, 13)]
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    # before: each ran to exit 0 having read part of the list or none of it: size 0 read no record
+    # (0 of 12), size -5 read 7, has_more: true (a path written as a flag) stopped after the first page
+    ("size: 0", "pages: size must be a positive whole number, got 0"),
+    ("size: -5", "pages: size must be a positive whole number, got -5"),
+    ("max_pages: 0", "pages: max_pages must be a positive whole number, got 0"),
+    ("has_more: true", "pages: has_more must be a text (the dotted path of a field in the answer), got boolean"),
+    ("records: 5", "pages: records must be a text (the dotted path of a field in the answer), got number"),
+    ("total_pages: 3", "pages: total_pages must be a text (the dotted path of a field in the answer), got number"),
+    ("page_param: 2", "pages: page_param must be a text (the name of a query parameter), got number"),
+])
+def test_a_page_size_that_is_not_positive_or_a_path_that_is_not_a_text_is_refused(given: str, said: str) -> None:
+    fields = {"style": '"page"', "size": "5", "records": '"data"', **dict([given.split(": ")])}
+    pages = "{" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}"
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: paged(ORDERS_12, req, "page", api.url))
+        for how in ("literal", "computed"):  # check refuses the literal; the run the value it computes
+            text = (f'use api = http(base_url: env.API)\ncall api.get("/orders", pages: {pages}) as s\n'
+                    if how == "literal" else
+                    f'use api = http(base_url: env.API)\nlet p = {pages}\ncall api.get("/orders", pages: p) as s\n')
+            text += "for each o in s\n  emit o.id\nend\n"
+            if how == "literal":
+                with pytest.raises(flowlang.ScriptError) as refused:
+                    flowlang.compile(text, name="f.flow", bindings=())
+                assert said in refused.value.render()
+            else:
+                result = run(text, api)
+                assert result.error is not None and said in result.error.message, (result.outputs, result.error)
+                assert result.outputs == []
+        assert api.requests == []
+
+
 def flaky(times: int, status: int = 503, headers: dict[str, str] | None = None) -> Any:
     seen: dict[str, int] = {}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowlang import ast
+from flowlang.check.constants import constant_value
 from flowlang.diagnostics import Diagnostic
 from flowlang.source import Source
 
@@ -30,8 +31,8 @@ def page_diagnostics(kwargs: tuple[ast.KwArg, ...], source: Source) -> list[Diag
     # the http connector's modules are imported when a flow has a pages: (a run without one pays nothing)
     from flowlang.connectors.http.pagination import UNKNOWN, page_problems
 
-    values: dict[str, Any] = {k: p.value.value if isinstance(p.value, ast.Literal) else UNKNOWN
-                              for k, p in pairs.items()}
+    values: dict[str, Any] = {k: value if known else UNKNOWN
+                              for k, p in pairs.items() for known, value in [constant_value(p.value)]}
     found = []
     for problem in page_problems(values):
         at = pairs.get(problem.key) if problem.key is not None else None

@@ -69,6 +69,8 @@ PAGE_KEYS = tuple(f.name for f in fields(PageSpec))
 
 
 INT_KEYS = ("size", "start", "max_pages")
+POSITIVE_KEYS = ("size", "max_pages")  # a size of 0 read no record, of -5 lost 5 a page, without a word
+PARAM_KEYS = ("page_param", "size_param", "offset_param", "limit_param", "cursor_param")
 UNKNOWN = object()  # a value known only at run time (page_problems checks its key, not the value)
 
 
@@ -105,9 +107,18 @@ def page_problems(value: Mapping[str, Any]) -> list[PageProblem]:
         raw = value.get(key)
         if raw is not None and raw is not UNKNOWN:
             try:
-                as_int(raw, f"pages: {key}")
+                number = as_int(raw, f"pages: {key}")
             except OperatorError as e:
                 problems.append(PageProblem(e.message, key, True))
+                continue
+            if key in POSITIVE_KEYS and number < 1:
+                problems.append(PageProblem(f"pages: {key} must be a positive whole number, got {number}", key, True))
+    for key, raw in value.items():  # a path or a name: has_more: true stopped a list after its first page
+        if key in PAGE_KEYS and key != "style" and key not in INT_KEYS and raw is not None and raw is not UNKNOWN \
+                and not isinstance(raw, str):
+            what = "the name of a query parameter" if key in PARAM_KEYS else "the dotted path of a field in the answer"
+            problems.append(PageProblem(f"pages: {key} must be a text ({what}), got {type_name(raw)}", key, True,
+                                        f'for example {key}: "{key}"' if key == "has_more" else None))
     given = {k for k, v in value.items() if v is not None} | meant_keys
     if style == "cursor" and not given & {"cursor", "cursor_field"}:
         problems.append(PageProblem('pages: style "cursor" needs cursor: the path of the next cursor in the answer '
