@@ -17,6 +17,9 @@ from flowlang.source import Source, Span
 from flowlang.syntax.grammar import parser
 
 CLOSING = {"LBRACE": "RBRACE", "LSQB": "RSQB", "LPAR": "RPAR"}
+# the first words of statements: a line inside brackets that starts with one was meant as a statement
+STATEMENT_STARTS = frozenset({"LET", "EMIT", "SEND", "CALL", "FOR", "LOOKUP", "MAP", "LOG", "FAIL", "SKIP", "STOP",
+                              "RETURN", "USE", "PARAM", "FUNCTION", "RUN", "TRY", "END", "FLOW", "IMPORT"})
 TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
 BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
 # Python's methods on text, lists and dicts that a newcomer writes as `x.lower()`; flowlang has
@@ -88,10 +91,14 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     if token.type == "COLON" and first is not None and str(first) in BLOCK_HEADERS:
         return Lesson(f"no colon after a `{first}` line: the block starts on the next line",
                       "blocks end with `end`; indentation does not matter")
-    unclosed = _unclosed_bracket(before, expected)
-    if unclosed is not None and source.line_col(unclosed.start_pos or 0)[0] < line_no:
+    # a bracket left open: the input ends inside it, or a later line starts a new statement inside it
+    # (`foo(1,` then `emit x` reads `emit` as an argument's name)
+    loose = token.type == "$END" or (first is not None and first.type in STATEMENT_STARTS)
+    unclosed = _unclosed_bracket(before, expected, loose)
+    if unclosed is not None and (token.type == "$END" or source.line_col(unclosed.start_pos or 0)[0] < line_no):
         close = TEXT[CLOSING[unclosed.type]]
-        found = "the end of the input" if token.type == "$END" else f"`{word}` on line {line_no}"
+        at = first if first is not None and first.type in STATEMENT_STARTS else token
+        found = "the end of the input" if token.type == "$END" else f"`{at}` on line {line_no}"
         start = unclosed.start_pos or 0
         return Lesson(f"this `{unclosed}` is not closed",
                       f"close it with `{close}` before {found}", Span(start, start + 1))
@@ -139,14 +146,16 @@ def _declares_connection(text: str, name: str) -> bool:
     return re.search(rf"^\s*use\s+{re.escape(name)}\s*=", text, re.MULTILINE) is not None
 
 
-def _unclosed_bracket(before: list[Token], expected: set[str]) -> Token | None:
+def _unclosed_bracket(before: list[Token], expected: set[str], loose: bool = False) -> Token | None:
+    """The innermost bracket still open before the error: when its closer is one of the tokens expected
+    there, or in any case when `loose`."""
     stack: list[Token] = []
     for t in before:
         if t.type in CLOSING:
             stack.append(t)
         elif t.type in CLOSING.values() and stack and CLOSING[stack[-1].type] == t.type:
             stack.pop()
-    if stack and CLOSING[stack[-1].type] in expected:
+    if stack and (loose or CLOSING[stack[-1].type] in expected):
         return stack[-1]
     return None
 
