@@ -824,3 +824,62 @@ def test_binary_data_is_recorded_as_base64_and_replayed_as_bytes(tmp_path: Path)
     broken = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert broken.returncode == 2
     assert "cassette.jsonl:" in broken.stderr and "base64" in broken.stderr, broken.stderr
+
+
+BOUND = '''flow "Bound"
+call crm.customers() as people
+for each c in people
+  lookup crm.find(email: c.email) as found
+  send {id: c.id, n: found.n, token: secret.CRM_TOKEN} to crm.save(tag: "x") as saved
+  emit {id: c.id, saved: saved.id}
+end
+'''
+
+
+class Crm:
+    """A real client stand-in for an embedder's own API object (a host binding with no `use` line)."""
+
+    def __init__(self) -> None:
+        self.saved: list[Any] = []
+
+    def customers(self) -> list[dict[str, Any]]:
+        return [{"id": 1, "email": "a@x.test"}, {"id": 2, "email": "bb@x.test"}]
+
+    def find(self, email: str) -> dict[str, Any]:
+        return {"email": email, "n": len(email), "echo": "seen " + CANARY}
+
+    def save(self, record: Any, tag: str = "") -> dict[str, Any]:
+        self.saved.append(record)
+        return {"ok": True, "id": record["id"] * 10}
+
+
+def test_a_recording_of_host_binding_calls_replays_from_the_cassette(tmp_path: Path) -> None:
+    """A flow calling a host binding (no `use`), recorded from Python, could not be replayed: replay()
+    raised CheckError "unknown connection 'crm'" (a replay gives no bindings), though the cassette held
+    every call. The replay now stands a binding in for each, answered from the cassette;
+    flowlang.testing.suite.record() records such a run (as flowlang run --record does)."""
+    from flowlang.testing.suite import record
+
+    flow = flowlang.compile(BOUND, name="bound.flow", bindings=["crm"])
+    crm = Crm()
+    result = record(flow, tmp_path / "cas", bindings={"crm": crm}, secrets={"CRM_TOKEN": CANARY})
+    assert result.ok, result.error
+    assert [r["id"] for r in crm.saved] == [1, 2]
+    text = (tmp_path / "cas" / "cassette.jsonl").read_text(encoding="utf-8")
+    assert CANARY[-60:] not in text and json.dumps(CANARY)[1:60] not in text
+    kinds = [(e["type"], e.get("op")) for e in map(json.loads, text.splitlines()) if e["type"] in ("read", "write")]
+    assert kinds == [("read", "customers"), ("read", "find"), ("write", "save"), ("read", "find"), ("write", "save")]
+    replayed = replay(flow, tmp_path / "cas")
+    assert replayed.ok, replayed.problems
+    assert [o["saved"] for o in replayed.outputs] == [10, 20]
+    assert len(crm.saved) == 2  # the replay called nothing
+    changed = flowlang.compile(BOUND.replace("n: found.n", "n: found.n + 1"), name="bound.flow", bindings=["crm"])
+    differs = replay(changed, tmp_path / "cas")
+    assert not differs.ok
+    assert "write to crm.save: record 1 differs:" in differs.problems[0]
+    assert "record.n: 8 -> 9" in differs.problems[0]
+    other = flowlang.compile(BOUND.replace("email: c.email", "email: upper(c.email)"), name="bound.flow",
+                             bindings=["crm"])
+    missed = replay(other, tmp_path / "cas")
+    assert any("the cassette has no recorded request for crm.find" in p and 'kwargs.email: "a@x.test" -> "A@X.TEST"'
+               in p for p in missed.problems), missed.problems

@@ -24,6 +24,7 @@ from flowlang.errors import FlowRuntimeError, UsageError
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.values import from_python
 from flowlang.syncrun import run_sync
+from flowlang.testing.bindings import stand_in_bindings
 from flowlang.testing.cassette import Cassette
 from flowlang.testing.cassette_values import restored, stored
 from flowlang.testing.replayer import Replayer
@@ -151,7 +152,8 @@ async def replay_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     given = dict(restored(recorded.get("params") or {}))
     given.update({k: from_python(v) for k, v in (params or {}).items()})
     limit = recorded.get("limit")  # recorded with --limit: the cassette holds that many records
-    options = flow.options(given, None, restored(recorded.get("input")), masker=masker, tape=replayer,
+    bindings = stand_in_bindings(flow, cassette)  # a host binding's calls are answered from the cassette
+    options = flow.options(given, bindings, restored(recorded.get("input")), masker=masker, tape=replayer,
                            secret_providers=stand_ins, limit=limit if type(limit) is int else None)
     setup = RunSetup(None, collect=True, env={**os.environ, **(env or {})})
     result = await flow.run_job(options, setup, "test")
@@ -197,3 +199,23 @@ async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcom
 
 def run_case(case: ReplayCase, update: bool = False) -> ReplayOutcome:
     return run_sync(run_case_async(case, update), "await run_case_async(...)")
+
+
+async def record_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None,
+                       bindings: dict[str, Any] | None = None, input: Any = None, **run: Any) -> Result:
+    """Run `flow` for real, as flow.run_async does (`run`: its keyword arguments), and write its cassette
+    into cassette_dir, as `flowlang run --record` does: with host bindings, their calls are in it too, and
+    replay() answers them from it. Every secret the run knows is masked in the cassette."""
+    from flowlang.testing.recorder import Recorder
+
+    masker = run.pop("masker", None) or Masker()
+    recorder = Recorder(Path(cassette_dir), flow.name, dict(params or {}), input, run.get("limit"))
+    result = await flow.run_async(params, bindings, input, masker=masker, tape=recorder, **run)
+    recorder.save(masker.mask)
+    return result
+
+
+def record(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None,
+           bindings: dict[str, Any] | None = None, input: Any = None, **run: Any) -> Result:
+    """record_async() for code without an event loop."""
+    return run_sync(record_async(flow, cassette_dir, params, bindings, input, **run), "await record_async(...)")
