@@ -114,6 +114,32 @@ emit "done"
         assert result.stats.sent == 5
 
 
+CANARY = 'Zq"\\\'ü€-canary-' + "x" * 200  # quotes, a backslash, non-ASCII, long
+
+
+def test_a_long_error_of_a_batch_result_is_cut_and_a_secret_in_it_masked_whole(folder: Path) -> None:
+    """An API's error field of 100,000 characters was the record's whole message: a log line and a
+    `flowlang errors` line of 100 KB for each refused record. It is cut to 500 characters, as an error
+    body is, after masking, so a secret's text across the cut leaves no piece of it."""
+    with FakeApi() as api:
+        long_error = "e" * 450 + CANARY + "e" * 100_000
+        api.route("POST", "/t/items/batch", lambda req: (200, {}, {"results": [
+            {"ok": True} if i["sku"] == "A" else {"ok": False, "error": long_error} for i in req.body["items"]]}))
+        result = run(folder, """
+use shop = shop(tenant: "t", key: secret.K, base_url: env.API + "/t")
+for each s in ["A", "B"]
+  send {sku: s} to shop.create_items batch 2
+end
+""", api, secrets={"K": CANARY})
+    assert result.status == "partial" and result.stats.sent == 1
+    [error] = result.errors
+    assert error.message == "e" * 450 + "***" + "e" * 47 + "... (100453 characters)"
+    assert "canary" not in error.message and "Zq" not in error.message
+    shown = cli("errors", str(folder / "main.flow"), "--state-dir", str(folder / ".state"))
+    assert "e" * 47 + "... (100453 characters)" in shown.stdout and "canary" not in shown.stdout + shown.stderr
+    assert max(len(line) for line in shown.stdout.splitlines()) < 1000
+
+
 def test_a_batch_result_that_is_not_clearly_ok_fails_its_record(folder: Path) -> None:
     answers: dict[str, Any] = {"A": {"ok": True}, "B": {"ok": 0}, "C": {"ok": "false"}, "D": {"ok": None},
                                "E": {"id": 5}, "F": {"ok": "true"}, "G": None, "H": {"ok": 1}}

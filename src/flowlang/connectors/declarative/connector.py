@@ -4,18 +4,19 @@ template run by the HTTP client (auth, retries, rate limit, pagination, batches)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.declarative.models import AuthModel, ConnectorFile, OperationModel
-from flowlang.connectors.http.client import HttpClient
+from flowlang.connectors.http.client import BODY_SHOWN, HttpClient
 from flowlang.connectors.http.pagination import Paginator, has_path, page_spec, records_of
 from flowlang.connectors.http.spec import HTTP_CONFIG, config_value_problem, http_settings
 from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
 from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.masking import cut
 from flowlang.runtime.values import Secret, Value, article, to_text, type_name
 
 READS = ("GET", "HEAD")
@@ -158,14 +159,15 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
     return spec
 
 
-def batch_refusal(result: Any, ok: str, error: str) -> str | None:
+def batch_refusal(result: Any, ok: str, error: str, mask: Callable[[str], str] = str) -> str | None:
     """Why one record's result in a batch answer is not clearly ok, or None when it is. With an `ok`
     field name (the default "ok") only `true` there is ok: 0, "false", "true", null or a missing field
     fail the record. With `ok = ""` (results carry no flag) a result is ok unless it is null or false
-    or holds a non-null `error` field."""
+    or holds a non-null `error` field. The API's error is cut to BODY_SHOWN characters, as an error
+    body is (masked first, so no part of a secret is left at the cut)."""
     message = result.get(error) if isinstance(result, dict) else None
     if message is not None and (not ok or result.get(ok) is not True):
-        return to_text(message)
+        return cut(to_text(message), BODY_SHOWN, mask)
     if result is None or result is False:
         return f"the API's result for this record is {dumps(result)}"
     if not ok:
@@ -296,7 +298,7 @@ class DeclarativeConnection(Connection):
                 outcomes.extend(SendOutcome(False, error=message, uncertain=True) for _ in chunk)
                 continue
             for result in results:
-                refused = batch_refusal(result, batch.ok, batch.error)
+                refused = batch_refusal(result, batch.ok, batch.error, self.client.services.mask)
                 outcomes.append(SendOutcome(True, result) if refused is None else SendOutcome(False, result, refused))
         return outcomes
 
