@@ -143,3 +143,98 @@ def test_a_full_disk_under_a_json_list_sink_leaves_a_list_that_parses(small_disk
     assert_disk_full_run(ran, small_disk, state)
     written = json.loads((small_disk / "out.json").read_text())
     assert [r["id"] for r in written] == list(range(len(written)))  # those that reached the disk, in order
+
+
+# ---- a full disk under a pick-up's archive ----------------------------------------------------
+PICKUP = """use inbox = file(path: "in/*.csv", after: "{archive}", allow_outside: true)
+use out = memory(records: [])
+call inbox.read() as rows
+for each r in rows
+  send r to out
+end
+"""
+
+
+def inbox(folder: Path, files: int, rows: int) -> dict[str, bytes]:
+    """CSV files in folder/in, by name."""
+    made = {}
+    for n in range(1, files + 1):
+        text = "id,name\n" + "".join(f"{i},name number {i} of file {n}\n" for i in range(rows))
+        made[f"f{n}.csv"] = write(folder / "in", f"f{n}.csv", text).read_bytes()
+    return made
+
+
+def last_read(folder: Path) -> int:
+    return int(jobs(folder)[0]["stats"]["read"])  # type: ignore[index]
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk has no room left."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return filler
+
+
+def assert_archived_whole(archive: Path, made: dict[str, bytes]) -> None:
+    """Only whole copies in the archive: no file cut short, no temporary file left."""
+    for path in archive.iterdir():
+        if path.name.startswith(".flowlang-pickup-"):
+            continue
+        assert path.name in made, path.name
+        assert path.read_bytes() == made[path.name], f"{path.name} was left torn in the archive"
+
+
+def test_an_archive_that_fills_during_the_moves_leaves_no_torn_file_and_reads_nothing_again(
+        small_disk: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    archive = small_disk / "archive"
+    write(work, "f.flow", PICKUP.replace("{archive}", f"{archive}/"))
+    made = inbox(work, 4, 9000)  # 300 KB each: the 1 MiB disk holds three
+    ran = cli("run", "f.flow", cwd=work)
+    assert ran.status == 0, ran.stderr  # every record was sent
+    assert "Traceback" not in ran.stderr and "internal error" not in ran.stderr
+    assert f"No space left on device: {archive}/f" in ran.stderr, ran.stderr
+    assert "the next run archives them first, without reading them again" in ran.stderr
+    assert_archived_whole(archive, made)
+    left = sorted(p.name for p in (work / "in").glob("*.csv"))
+    assert left and len(left) + len(list(archive.glob("*.csv"))) == 4
+    again = cli("run", "f.flow", cwd=work)  # still full: fails before it reads anything
+    assert again.status == 1 and f"No space left on device: {archive}/{left[0]}" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr and last_read(work) == 0
+    assert_archived_whole(archive, made)
+    for path in archive.glob("*.csv"):  # room again
+        path.unlink()
+    done = cli("run", "f.flow", cwd=work)
+    assert done.status == 0, done.stderr
+    assert last_read(work) == 0  # the files whose records were sent are not read again
+    assert sorted(p.name for p in archive.glob("*.csv")) == left and not list((work / "in").glob("*.csv"))
+    assert_archived_whole(archive, made)
+
+
+def test_a_ledger_that_cannot_be_written_beside_the_archive_is_kept_beside_the_files(
+        small_disk: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    archive = small_disk / "archive"
+    archive.mkdir()
+    write(work, "f.flow", PICKUP.replace("{archive}", f"{archive}/"))
+    made = inbox(work, 3, 1000)
+    filler = fill(small_disk)
+    ran = cli("run", "f.flow", cwd=work)
+    assert ran.status == 0, ran.stderr
+    assert "Traceback" not in ran.stderr and "internal error" not in ran.stderr
+    assert (f"cannot write the pick-up ledger: No space left on device: {archive}/.flowlang-pickup-inbox.json"
+            in ran.stderr), ran.stderr
+    assert (work / "in" / ".flowlang-pickup-inbox.json").exists()
+    assert not [p for p in archive.iterdir()]  # nothing torn, no temporary file
+    filler.unlink()
+    done = cli("run", "f.flow", cwd=work)
+    assert done.status == 0, done.stderr
+    assert last_read(work) == 0  # the 3,000 records sent are not sent again
+    assert sorted(p.name for p in archive.iterdir()) == sorted(made)
+    assert_archived_whole(archive, made)
+    assert not list((work / "in").iterdir())

@@ -60,6 +60,9 @@ class PickupConnection(Connection):
         self.picked: dict[str, Picked] = {}
         self.archive_dir = None if after == "delete" else after
         self.ledger = storage.join(self.archive_dir or storage.parent(pattern), f"{LEDGER_PREFIX}{name}.json")
+        # where the ledger goes when it cannot be written beside the archive (that disk is full): beside
+        # the files, which the run can write too (it moves them away)
+        self.spare_ledger = storage.join(storage.parent(pattern), f"{LEDGER_PREFIX}{name}.json")
         self._copies: Path | None = None  # a temporary folder for the local copies of remote files
 
     # ---- reading -------------------------------------------------------------------------------
@@ -186,19 +189,41 @@ class PickupConnection(Connection):
         return free
 
     async def write_ledger(self, entries: list[dict[str, Any]]) -> None:
-        await self._guard("write the pick-up ledger", self.storage.upload(io.BytesIO(json.dumps(entries).encode()),
-                                                                          self.ledger))
+        """The list of finished files, beside the archive; when that cannot be written, beside the
+        files (else nothing is moved and the run says that the next one reads the files again)."""
+        data = json.dumps(entries).encode()
+        try:
+            await self.storage.upload(io.BytesIO(data), self.ledger)
+            return
+        except OSError as e:
+            first = self._failure("write the pick-up ledger", e, self.ledger)
+            if self.spare_ledger == self.ledger:
+                raise FlowRuntimeError(f"{first}; no file was moved, so the next run reads them again", "connector") \
+                    from None
+        try:
+            await self.storage.upload(io.BytesIO(data), self.spare_ledger)
+        except OSError as e:
+            raise FlowRuntimeError(f"{first}, nor beside the files ({self._failure('', e, self.spare_ledger)}); no "
+                                   "file was moved, "
+                                   "so the next run reads them again", "connector") from None
+        self.services.logger.warning("%s; it was written beside the files instead (%s)", first,
+                                     self.storage.shown(self.spare_ledger))
 
     async def finish_ledger(self) -> None:
-        """Archive (or delete) the files a ledger lists as finished, then drop the ledger."""
-        if await self.storage.stat(self.ledger) is None:
+        """Archive (or delete) the files a ledger lists as finished, then drop the ledger (the one beside
+        the archive, and one written beside the files when that could not be written)."""
+        for ledger in dict.fromkeys((self.spare_ledger, self.ledger)):
+            await self._finish(ledger)
+
+    async def _finish(self, ledger: str) -> None:
+        if await self.storage.stat(ledger) is None:
             return
         buffer = io.BytesIO()
         try:
-            await self.storage.download(self.ledger, buffer)
+            await self.storage.download(ledger, buffer)
             entries = json.loads(buffer.getvalue())
         except (OSError, ValueError) as e:
-            raise FlowRuntimeError(f"cannot read the pick-up ledger {self.storage.shown(self.ledger)}: {e}",
+            raise FlowRuntimeError(f"cannot read the pick-up ledger {self.storage.shown(ledger)}: {e}",
                                    "connector") from None
         for item in entries:
             now = await self.storage.stat(item["path"])
@@ -208,17 +233,22 @@ class PickupConnection(Connection):
                 self.services.logger.warning("%s changed since it was read; not archived",
                                              self.storage.shown(now.path))
                 continue
-            await self.archive(now)
-        await self._guard("remove the pick-up ledger", self.storage.delete(self.ledger))
+            try:
+                await self.archive(now)
+            except FlowRuntimeError as e:
+                raise FlowRuntimeError(f"{e.message}; the pick-up ledger {self.storage.shown(ledger)} keeps the "
+                                       "files not archived yet: the next run archives them first, without reading "
+                                       "them again", "connector") from None
+        await self._guard("remove the pick-up ledger", self.storage.delete(ledger), ledger)
 
     async def archive(self, entry: Entry) -> None:
         if self.archive_dir is None:
-            await self._guard(f"delete {entry.name}", self.storage.delete(entry.path))
+            await self._guard(f"delete {entry.name}", self.storage.delete(entry.path), entry.path)
             return
         target = self.storage.join(self.archive_dir, entry.name)
         if await self.storage.stat(target) is not None:
             target = await self._free_stamped_name(entry.name)
-        await self._guard(f"archive {entry.name}", self.storage.move(entry.path, target))
+        await self._guard(f"archive {entry.name}", self.storage.move(entry.path, target), target)
 
     async def _free_stamped_name(self, name: str) -> str:
         """A name in the archive for a file whose name is there already: stamped with the time in UTC
@@ -235,11 +265,16 @@ class PickupConnection(Connection):
                 return target
         raise AssertionError("unreachable")
 
-    async def _guard(self, what: str, action: Any) -> None:
+    async def _guard(self, what: str, action: Any, path: str) -> None:
         try:
             await action
         except OSError as e:
-            raise FlowRuntimeError(f"cannot {what}: {e.strerror or e}", "connector") from None
+            raise FlowRuntimeError(self._failure(what, e, path), "connector") from None
+
+    def _failure(self, what: str, error: OSError, path: str) -> str:
+        """'cannot archive a.csv: No space left on device: archive/a.csv', naming the file written."""
+        reason = error.strerror or str(error)
+        return f"{'cannot ' + what + ': ' if what else ''}{reason}: {self.storage.shown(path)}"
 
 
 def check_after(after: Value) -> str:

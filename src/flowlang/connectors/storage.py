@@ -7,11 +7,14 @@ Paths are the store's own: a local path as text, a path on the SFTP server, an o
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import os
 import posixpath
 import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -89,6 +92,18 @@ def is_partial(name: str) -> bool:
     return name.startswith(".") and name.endswith(".part")
 
 
+@contextlib.contextmanager
+def _partial(target: Path) -> Iterator[Path]:
+    """The temporary name a file is written under before it is renamed to target; removed when the
+    writing fails (a full disk leaves no half file behind)."""
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def name_matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
@@ -127,18 +142,32 @@ class LocalStorage(Storage):
 
     async def upload(self, source: BinaryIO, path: str) -> None:
         target = self._full(path)
-        tmp = target.with_name(f".{target.name}.part")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as fh:
-            shutil.copyfileobj(source, fh, CHUNK)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        with _partial(target) as tmp:
+            with tmp.open("wb") as fh:
+                shutil.copyfileobj(source, fh, CHUNK)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
 
     async def move(self, path: str, target: str) -> None:
+        """Renamed on one file system; onto another, copied to `.NAME.part` beside the target, renamed
+        and then removed: a copy that fails (a full disk) is removed, never left as a torn file."""
         full = self._full(target)
+        source = self._full(path)
         full.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(self._full(path)), str(full))
+        try:
+            os.rename(source, full)
+            return
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+        with _partial(full) as tmp:
+            shutil.copy2(source, tmp)
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+            os.rename(tmp, full)
+        source.unlink()
 
     async def delete(self, path: str) -> None:
         self._full(path).unlink()
