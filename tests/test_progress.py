@@ -91,6 +91,35 @@ def test_the_estimate_before_a_long_run(tmp_path: Path) -> None:
     assert f"estimate from job {job}: api: 900 requests at 10/second: at least 1 min 30 s" in final
 
 
+def test_the_estimate_is_that_of_the_last_real_run_not_of_a_plan_or_a_test_run(tmp_path: Path) -> None:
+    """`flowlang plan` (the first thing a user runs), a dry run or a --limit run after a long run took the
+    estimate away: the last finished job of any kind was read, and these send nothing (or a few records),
+    so the next run on a terminal said nothing of its 1 min 30 s. The estimate is that of the last run or
+    scheduled job now; and one request is '1 request'."""
+    flow = tmp_path / "slow.flow"
+    flow.write_text(FLOW.replace("range(0, 30)", "range(0, 3)"))
+    store = Store(tmp_path / ".flowlang")
+    job, _ = store.start_job("Slow sync", {}, False)
+    store.finish_job(job, "ok", {"read": 900, "connections": {"api": {"requests": 900, "interval": 0.1}}},
+                     None, "Slow sync", {})
+    store.close()
+    with FakeApi() as api:
+        for args in (["plan", str(flow)], ["run", str(flow), "--dry-run"], ["run", str(flow), "--limit", "1"]):
+            done = run_cli(*args, env={"API": api.url})
+            assert done.returncode == 0, done.stderr
+        term = Terminal(["run", str(flow)], {"API": api.url})
+        final = term.run_to_end()
+    assert term.child.exitstatus == 0, final
+    assert f"estimate from job {job}: api: 900 requests at 10/second: at least 1 min 30 s" in final
+    store = Store(tmp_path / ".flowlang")
+    one, _ = store.start_job("Slow sync", {}, False)
+    store.finish_job(one, "ok", {"read": 1, "connections": {"api": {"requests": 1, "interval": 3600}}},
+                     None, "Slow sync", {})
+    from flowlang.cli.progress import estimate
+    assert estimate(store, "Slow sync") == f"estimate from job {one}: api: 1 request at 1/hour: at least 1 h"
+    store.close()
+
+
 def test_no_progress_off_a_terminal_or_with_quiet(tmp_path: Path) -> None:
     flow = tmp_path / "slow.flow"
     flow.write_text(FLOW.replace("range(0, 30)", "range(0, 8)"))

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # rich is imported when the display is on (a terminal): a pip
     from flowlang.runtime.store import Store
 
 ESTIMATE_SHOWN_OVER = 60.0
+ESTIMATED_FROM = frozenset(("run", "scheduled"))  # the kinds of job a run will do as they did
 
 
 class RunProgress:
@@ -70,9 +71,10 @@ def estimate(store: Store, flow: str) -> str | None:
     """What the last finished run of this flow suggests the next one takes, when over a minute."""
     from flowlang.testing.plan import duration_text, rate_text
 
-    for job in store.jobs(flow, 5):
+    for job in store.jobs(flow, 50):
         stats = job.get("stats")
-        if not stats or job.get("status") == "running":
+        # a plan, a dry run, a --limit run (kind test), a retry, a ledger edit: not what a run will do
+        if not stats or job.get("status") == "running" or job.get("kind") not in ESTIMATED_FROM:
             continue
         from flowlang.runtime.jsoncodec import loads
 
@@ -87,7 +89,8 @@ def estimate(store: Store, flow: str) -> str | None:
                 continue
             seconds = float(interval) * requests
             longest = max(longest, seconds)
-            lines.append(f"{name}: {requests:,} requests at {rate_text(float(interval))}: at least "
+            plural = "s" if requests != 1 else ""
+            lines.append(f"{name}: {requests:,} request{plural} at {rate_text(float(interval))}: at least "
                          f"{duration_text(seconds)}")
         if longest > ESTIMATE_SHOWN_OVER:
             return f"estimate from job {job['id']}: " + "; ".join(lines)
