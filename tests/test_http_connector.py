@@ -744,7 +744,7 @@ def test_an_oauth2_token_url_that_is_no_url_is_refused_at_the_use(token_url: str
     with FakeApi() as api:
         result = run(f'use api = http(base_url: env.API, auth: oauth2_client_credentials("{token_url}", "id", '
                      'secret.S))\ncall api.get("/x") as r\n', api, secrets={"S": "s3cr3t-Value"})
-        assert result.error is not None and result.error.location == "t.flow:1:1", result.error
+        assert result.error is not None and result.error.location == "t.flow:1:41", result.error
         assert result.error.message.startswith("auth: the OAuth2 token_url: not a valid URL (")
         assert api.requests == []
 
