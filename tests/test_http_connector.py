@@ -305,6 +305,34 @@ def test_has_more_true_without_a_next_page_is_an_error_not_the_end(pages: str, w
         assert api.count("GET", "/s") == 2
 
 
+@pytest.mark.parametrize("pages", [
+    '{style: "cursor", cursor: "next_cursor", size_param: "limit", size: 2, records: "results", has_more: "hasMore"}',
+    '{style: "page", size: 2, records: "data", has_more: "meta.more"}'])
+def test_a_has_more_path_the_answer_does_not_have_is_an_error_not_the_end(pages: str) -> None:
+    """has_more names a field the answer lacks (misspelt, or the API calls it otherwise): before, it was
+    read as false, so the list ended after its first page and the run exited 0 with 2 of 5 records."""
+    style = "cursor" if "cursor" in pages else "page"
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: paged(ORDERS, req, style, api.url))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/orders", pages: {pages}) as s\n'
+                     "for each o in s\n  emit o.id\nend\n", api)
+        assert result.outputs == []  # the first page is not taken either: its has_more cannot be read
+        assert result.error is not None, result.outputs
+        path = "hasMore" if style == "cursor" else "meta.more"
+        assert f"has no '{path}' (has_more:), so it cannot say whether more pages follow" in result.error.message
+        assert result.error.location == "t.flow:3:15"
+        assert api.count("GET", "/orders") == 1
+
+
+def test_a_has_more_that_is_null_ends_the_list() -> None:
+    with FakeApi() as api:
+        api.route("GET", "/s", lambda req: (200, {}, {"data": [{"id": 1}], "has_more": None}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/s", pages: {style: "page", records: "data", '
+                     'has_more: "has_more"}) as s\nfor each o in s\n  emit o\nend\n', api)
+        assert result.ok, result.error
+        assert result.outputs == [{"id": 1}] and api.count("GET", "/s") == 1
+
+
 def test_an_empty_page_past_total_pages_ends_the_list_even_with_has_more() -> None:
     with FakeApi() as api:
         api.route("GET", "/s", lambda req: (200, {}, {"data": [{"id": 1}] if req.query["page"] == "1" else [],

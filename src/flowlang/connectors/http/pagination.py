@@ -267,10 +267,17 @@ class Paginator:
         return not records or (self.size is not None and len(records) < self.size and not counted_more)
 
     def _more(self, body: Any) -> bool | None:
-        """The body's `has_more` field (a missing or null one means no more pages), or None without one."""
-        if not self.spec.has_more:
+        """The body's `has_more` field (a null one means no more pages), or None without one. A field the
+        answer does not have is an error: read as false, a misspelt path ended every list after its first
+        page, losing the rest without a word."""
+        path = self.spec.has_more
+        if not path:
             return None
-        return truthy(path_get(body, self.spec.has_more))
+        if not has_path(body, path):
+            shown = cut(dumps(mask_value(body, self.client.services.mask)), SNIPPET, self.client.services.mask)
+            raise FlowRuntimeError(f"the answer of {self.shown()} has no {path!r} (has_more:), so it cannot say "
+                                   f"whether more pages follow; pagination stops here: {shown}", "data")
+        return truthy(path_get(body, path))
 
     def _check_empty(self, records: list[Any], body: Any, which: str) -> None:
         """An empty page while `has_more` is true: the page and offset styles cannot go on (an empty page
