@@ -127,6 +127,26 @@ def test_fmt_keeps_a_files_windows_line_endings(tmp_path: Path) -> None:
     assert unix.read_bytes() == b"for each x in [1]\n  emit x\nend\n"
 
 
+LINE_BREAKS_OF_PYTHON = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("char", LINE_BREAKS_OF_PYTHON)
+def test_a_character_str_splitlines_breaks_at_stays_where_it_is(char: str, tmp_path: Path) -> None:
+    """format_text cut lines with str.splitlines(), which also breaks at a form feed, U+2028 and the
+    others: inside a comment the rest of it became code and inside a string the string was cut, so
+    `flowlang fmt` rewrote a valid file into one that did not parse ('expected `call`, ... found
+    `b`'). Lines are cut where the lexer cuts them, at a newline alone."""
+    text = f'# a{char}b\nfor each x in [1]\nemit "x{char}y"\nend\n'
+    formatted = format_text(text)
+    assert formatted == f'# a{char}b\nfor each x in [1]\n  emit "x{char}y"\nend\n'
+    assert tree(formatted) == tree(text)
+    path = tmp_path / "f.flow"
+    path.write_text(text, encoding="utf-8", newline="")
+    assert cli("fmt", str(path), cwd=tmp_path).status == 0
+    assert path.read_bytes().decode("utf-8") == formatted
+    assert cli("check", str(path), cwd=tmp_path).status == 0
+
+
 def test_fmt_of_several_files_formats_the_others_when_one_is_broken(tmp_path: Path) -> None:
     """A syntax error in the first of several files ended fmt there, saying '1 error; nothing was run',
     and the files after it were left unformatted; a missing file said "[Errno 2] ... 'nope.flow'"."""

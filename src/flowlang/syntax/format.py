@@ -16,6 +16,7 @@ from flowlang.syntax.postlex import CLOSERS, OPENERS
 MIDDLE = {"ELSE", "ON"}  # `else`, `else if`, `on error`: one level out, then back in
 TARGET_FOLLOWERS = {"EQUAL", "DOT"}  # `end = p.end` in a map body names a field, it closes nothing
 INDENT = "  "
+LINE_SPACE = " \t\f\r"  # the lexer's spaces, and the \r of a CRLF line end
 
 
 @dataclass
@@ -58,7 +59,9 @@ def format_text(text: str, name: str = "<flow>") -> str:
         starts = line_starts(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput:  # pragma: no cover - parse() accepted it, so the lexer does too
         return text
-    lines = text.splitlines()
+    # lines as the lexer counts them: at "\n" alone (str.splitlines() also splits at a form feed, U+2028
+    # and others inside a comment or a string, and the text it gave back no longer parsed)
+    lines = (text[:-1] if text.endswith("\n") else text).split("\n")
     levels: list[int | None] = [None] * len(lines)
     block = 0
     statement = 0  # the level of the statement a continuation line belongs to
@@ -73,7 +76,7 @@ def format_text(text: str, name: str = "<flow>") -> str:
         statement = levels[number - 1] or 0
     out: list[str] = []
     for i, line in enumerate(lines):
-        stripped = line.strip()
+        stripped = line.strip(LINE_SPACE)
         if not stripped:
             out.append("")
             continue
