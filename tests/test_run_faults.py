@@ -238,3 +238,25 @@ def test_a_ledger_that_cannot_be_written_beside_the_archive_is_kept_beside_the_f
     assert sorted(p.name for p in archive.iterdir()) == sorted(made)
     assert_archived_whole(archive, made)
     assert not list((work / "in").iterdir())
+
+
+# ---- a full disk under a --record cassette ----------------------------------------------------
+RECORDED = ('param n = 10\nfor each k in range(n)\n  emit {k: k, pad: "' + "padding " * 25 + '{k}"}\nend\n')
+
+
+def test_a_cassette_that_cannot_be_written_is_said_and_leaves_the_old_one(small_disk: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    write(work, "f.flow", RECORDED)
+    cassette = small_disk / "cass" / "cassette.jsonl"
+    small = cli("run", "f.flow", "--record", str(cassette.parent), cwd=work)
+    assert small.status == 0 and cassette.exists(), small.stderr
+    before = cassette.read_bytes()
+    big = cli("run", "f.flow", "--param", "n=6000", "--record", str(cassette.parent), cwd=work)  # 1.3 MB
+    assert big.status == 1, big.stderr
+    assert "Traceback" not in big.stderr and "internal error" not in big.stderr
+    assert f"cannot write the cassette: No space left on device: {cassette}" in big.stderr, big.stderr
+    assert "the run itself ended (ok, job 2)" in big.stderr
+    assert len(big.stdout.splitlines()) == 6000  # the run's own work is done and said
+    assert cassette.read_bytes() == before  # the old cassette as it was, no temporary file beside it
+    assert sorted(p.name for p in cassette.parent.iterdir()) == ["cassette.jsonl"]
+    assert jobs(work)[0]["status"] == "ok"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowlang.api import Flow, compile, load
 from flowlang.cli.after_run import after_run
@@ -19,6 +20,9 @@ from flowlang.project import Project, load_project
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.status import ExitStatus, exit_status
 from flowlang.telemetry.otel import from_environment as otel_from_environment
+
+if TYPE_CHECKING:
+    from flowlang.testing.recorder import Recorder
 
 
 def show_run_error(terminal: Terminal, error: FlowError, debug: bool) -> None:
@@ -95,15 +99,16 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if telemetry is not None:
         telemetry.shutdown()
     terminal.context = {"flow": flow.name, "job_id": result.job_id}
+    unsaved = False
     if recorder is not None:
-        saved = recorder.save(terminal.masker.mask)
-        if recorder.cut_short():  # a replay runs on to the end of what the cassette holds
-            terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}, but the run was "
-                             "stopped before its end, so a replay of it cannot pass: record a whole run (--limit N "
-                             "records a smaller one)", "yellow")
+        try:
+            saved = recorder.save(terminal.masker.mask)
+        except FlowError as e:  # the run itself ended as it says below; only its cassette is missing
+            terminal.error(f"error: {e.message}; the run itself ended ({result.status}, job {result.job_id}): "
+                           "record again once the cassette can be written")
+            unsaved = True
         else:
-            terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
-                             f"flowlang test {args.file} --cassette {args.record}")
+            said_recorded(terminal, recorder, saved, args.file, args.record)
     if terminal.closed:  # stdout went away: the run ended like an interrupted one, quietly (OPERATIONS.md 9)
         return int(ExitStatus.CLOSED_STDOUT)
     if result.error is not None:
@@ -116,7 +121,18 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if not args.quiet:
         show(terminal, flow.name, result, args.json_logs)
     after_run(args, terminal, flow, project, result, secrets)
-    return int(exit_status(result))
+    status = exit_status(result)
+    return int(ExitStatus.FAILED if unsaved and status == ExitStatus.OK else status)
+
+
+def said_recorded(terminal: Terminal, recorder: Recorder, saved: Path, file: str, folder: str) -> None:
+    if recorder.cut_short():  # a replay runs on to the end of what the cassette holds
+        terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}, but the run was "
+                         "stopped before its end, so a replay of it cannot pass: record a whole run (--limit N "
+                         "records a smaller one)", "yellow")
+    else:
+        terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
+                         f"flowlang test {file} --cassette {folder}")
 
 
 def show_estimate(terminal: Terminal, flow: Flow, state_dir: str | None) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.diagnostics import closest
-from flowlang.errors import UsageError
+from flowlang.errors import FlowError, UsageError
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
 from flowlang.runtime.masking import MASK
 from flowlang.runtime.values import BadRecord
@@ -157,11 +157,19 @@ class Cassette:
         return cls(entries)
 
     def save(self, folder: Path, mask: Callable[[str], str]) -> Path:
-        """Write the cassette, masking every line (`mask`: text -> text) as `masked_entry` does."""
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write the cassette, masking every line (`mask`: text -> text) as `masked_entry` does, through
+        a temporary file renamed into place; one that cannot be written (a full disk, a folder it may not
+        write) is a FlowError naming the file, and leaves no temporary file and the old cassette as it was."""
         path = self.path_in(folder)
         lines = [dumps(masked_entry(entry, mask)) for entry in self.entries]
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", encoding="utf-8") as fh:
+                for line in lines:
+                    fh.write(line + "\n")
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise FlowError(f"cannot write the cassette: {e.strerror or e}: {path}") from None
         return path
