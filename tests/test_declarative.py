@@ -505,3 +505,28 @@ def test_a_broken_connector_file_is_named_at_a_use_of_its_file_name(folder: Path
     assert "operations.list_x.method" in shown.stderr
     listing = cli("connectors", "--dir", str(folder))
     assert listing.stderr.count("Input should be 'GET'") == 1, listing.stderr
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    ('"au"', "region: must be one of na, eu (the regions of reg), got 'au'"),
+    # before: "internal error (TypeError: unhashable type: 'list'); this is a bug in flowlang"
+    ('["eu"]', "region: must be one of na, eu (the regions of reg), got list"),
+    ("5", "region: must be one of na, eu (the regions of reg), got number"),
+])
+def test_a_region_the_file_does_not_have_is_refused_at_its_value(folder: Path, given: str, said: str) -> None:
+    # before: check said ok, and the run failed at the use's 1:1 after what came before it was sent
+    (folder / "connectors" / "reg.toml").write_text(
+        'name = "reg"\nbase_url = "https://na.invalid"\n'
+        'regions = { na = "https://na.invalid", eu = "https://eu.invalid" }\n[operations.list_x]\nmethod = "GET"\n'
+        'path = "/x"\n')
+    with FakeApi() as api:
+        for how in ("constant", "computed"):
+            value = given if how == "constant" else f"env.R ?? {given}"
+            (folder / "main.flow").write_text(f'use api = http(base_url: "{api.url}")\n'
+                                              f'send {{id: 1}} to api.post("/orders")\nuse r = reg(region: {value})\n'
+                                              'call r.list_x() as x\n')
+            proc = cli("check" if how == "constant" else "run", "main.flow", "--log-format", "text", cwd=folder)
+            assert proc.status == (2 if how == "constant" else 1), proc.stderr
+            assert f"main.flow:3:21: error: {said}" in proc.stderr, proc.stderr
+            assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+        assert len(api.requests) == 1  # the computed one's send, before its use; check sends nothing

@@ -123,9 +123,9 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
         template = model.base_url
         if model.regions:
             region = values.get("region") or next(iter(model.regions))
-            if region not in model.regions:
-                raise FlowRuntimeError(f"{model.name}: region must be one of {', '.join(model.regions)}, "
-                                       f"got {to_text(region)!r}", "connector")
+            refused = region_problem(model, region)
+            if refused is not None:
+                raise FlowRuntimeError(refused, "connector")
             template = model.regions[str(region)]
         override = config.get("base_url") if "base_url" not in model.config else None
         if isinstance(override, Secret):
@@ -154,9 +154,18 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
         name=model.name, title=model.title or model.name, origin=origin, config=config_keys(model),
         operations={name: operation_spec(name, op) for name, op in model.operations.items()},
         open=open_declarative, docs=model.docs,
-        value_problem=lambda key, value: None if key in model.config else config_value_problem(key, value),
+        value_problem=lambda key, value: (None if key in model.config else region_problem(model, value)
+                                          if key == "region" and model.regions else config_value_problem(key, value)),
     )
     return spec
+
+
+def region_problem(model: ConnectorFile, region: Any) -> str | None:
+    """A region: that is not one of the file's `regions` (a list was an internal error: unhashable)."""
+    if region is None or (isinstance(region, str) and region in model.regions):
+        return None
+    got = repr(region) if isinstance(region, str) else type_name(region)
+    return f"region: must be one of {', '.join(model.regions)} (the regions of {model.name}), got {got}"
 
 
 def batch_refusal(result: Any, ok: str, error: str, mask: Callable[[str], str] = str) -> str | None:
