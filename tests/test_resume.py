@@ -557,3 +557,58 @@ def test_a_secret_the_loop_assigned_is_read_again_on_resume(tmp_path: Path) -> N
         sent = [r.body for r in api.requests if r.path == "/sink"]
     assert server.duplicates() == {} and server.lost() == []
     assert [b["n"] for b in sent if b["ok"] is not True] == []
+
+
+@pytest.mark.parametrize("style", ["link", "next_url"])
+def test_a_checkpoint_never_keeps_a_secret_the_next_page_url_repeats(tmp_path: Path, style: str) -> None:
+    """An API's next-page URL (a Link header, a next field) repeats the request's query, the api_key of
+    `auth: api_key(..., in: "query")` and a secret given in query: among it. The checkpoint kept that URL
+    as it came, so the store held the credential (URL-encoded: api_key=canary-%22quoted%22-...), where the
+    store keeps every other value masked. It keeps the URL without the parameters that hold a secret
+    now (each decoded first, so no encoding of one stays), and the resume puts them back: the
+    auth's on every request, the flow's own from its query:."""
+    import sqlite3
+    import urllib.parse
+
+    token = "canary-\"quoted\"-'single'-\\back\\slash-é ü-日本-&=?+%#" + "x" * 60
+    records = [{"id": i} for i in range(1, 41)]  # 8 pages of 5
+    asked: list[dict[str, str]] = []
+    got: Counter[int] = Counter()
+    stop = StopFlag()
+
+    def items(req: Request) -> tuple[int, dict[str, str], Any]:
+        asked.append(dict(req.query))
+        return paged(records, req, style, api.url)
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        got[req.body["id"]] += 1
+        if req.body["id"] == 17:
+            stop.request("test")
+        return 201, {}, {}
+
+    pages = '{style: "link", size: 5}' if style == "link" else \
+        '{style: "next_url", size: 5, records: "records", next: "next"}'
+    flow = flowlang.compile('use api = http(base_url: env.API, auth: api_key("api_key", secret.K, in: "query"))\n'
+                            f'call api.get("/items", query: {{sig: secret.S, tag: "a b"}}, pages: {pages}) as items\n'
+                            'for each r in items\n  send r to api.post("/sink")\nend\n', name="keyed.flow")
+    secrets = {"K": token, "S": "sig-" + token}
+    with FakeApi() as api:
+        api.route("GET", "/items", items)
+        api.route("POST", "/sink", sink)
+        first = flow.run(env={"API": api.url}, state_dir=tmp_path, stop=stop, secrets=secrets)
+        assert first.status == "interrupted" and first.resumable
+        db = sqlite3.connect(tmp_path / "flowlang.db")
+        [(cursor,)] = db.execute("select cursor from checkpoints").fetchall()
+        db.close()
+        kept = urllib.parse.unquote_plus(json.loads(cursor)["url"])
+        assert "page=4" in kept and "tag=a b" in kept, kept  # the other parameters as they were
+        assert "api_key" not in kept and "sig" not in kept and "x" * 60 not in kept, kept
+        store = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("flowlang.db"))
+        for form in (token, urllib.parse.quote_plus(token), urllib.parse.quote(token, safe=""), json.dumps(token)):
+            assert form.encode()[-50:] not in store
+        before = len(asked)
+        second = flow.run(env={"API": api.url}, state_dir=tmp_path, resume=True, secrets=secrets)
+        assert second.ok and second.resumed_from == first.job_id, second.error
+    assert asked[before]["page"] == "4"
+    assert all(q["api_key"] == token and q["sig"] == "sig-" + token and q["tag"] == "a b" for q in asked), asked
+    assert sorted(got) == list(range(1, 41)) and set(got.values()) == {1}

@@ -13,7 +13,14 @@ from typing import Any
 from urllib.parse import urljoin
 
 from flowlang.connectors.http.client import HttpClient
-from flowlang.connectors.http.urls import host_of, query_names, shown_host, with_query
+from flowlang.connectors.http.urls import (
+    host_of,
+    query_names,
+    shown_host,
+    with_query,
+    with_secret_fields,
+    without_secrets,
+)
 from flowlang.diagnostics import closest
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
@@ -362,6 +369,7 @@ class Paginator:
             if host != origin:  # a checkpoint is data in the store: never follow it elsewhere
                 raise FlowRuntimeError(f"the checkpoint of {self.shown()} points at another host ({shown_host(host)}); "
                                        "not following it with this connection's credentials", "data")
+            url = self._with_secret_params(url)
         seen = {url}
         while True:
             body, headers = await self.fetch(url)
@@ -374,7 +382,8 @@ class Paginator:
                 if not nxt.startswith(("http://", "https://")):
                     with contextlib.suppress(ValueError):  # "//[zz/x": said by _host below, once the page is used
                         nxt = urljoin(url, nxt)
-            yield records, {"url": url}, None if last else {"url": nxt}
+            # a checkpoint keeps these: never a secret the URL holds (an api_key=... the API repeats)
+            yield records, {"url": self._kept(url)}, None if last else {"url": self._kept(nxt)}
             if last and more:  # the API says there is more, but not where: ending here would lose it unseen
                 where = "no Link header with rel=\"next\"" if self.spec.style == "link" else \
                     f"{self.spec.next!r} is missing or empty"
@@ -391,6 +400,18 @@ class Paginator:
                                        "again; the API repeats a next URL, so pagination stops here", "data")
             seen.add(nxt)
             url = nxt
+
+    def _kept(self, url: str) -> str:
+        try:
+            return without_secrets(url, self.client.services.mask)
+        except ValueError:  # not a URL ("//[zz/x"): said by _host once its page is used; masked meanwhile
+            return self.client.services.mask(url)
+
+    def _with_secret_params(self, url: str) -> str:
+        """A checkpoint's URL with the request's own parameters that hold a secret put back (a checkpoint
+        keeps none: _kept); the auth's are put back by the client on every request."""
+        request = with_query(self.url, self.query) if self.query else self.url
+        return with_secret_fields(url, request, self.client.services.mask)
 
     def _host(self, url: str, whose: str) -> str:
         """The scheme and host of a next page's URL; one urlsplit cannot read ("http://[::1", an API's

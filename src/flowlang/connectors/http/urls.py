@@ -4,10 +4,10 @@ query strings, and URLs shown with secrets masked."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit, urlunsplit
 
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.formcodec import form_pairs, query_value
@@ -178,3 +178,35 @@ def query_names(url: str) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
 
 
+
+
+
+def without_secrets(url: str, mask: Callable[[str], str]) -> str:
+    """The URL without the query parameters that hold a secret, the others as they were, byte for byte:
+    what a checkpoint keeps of a next page's URL (an API's Link header or next URL repeats the request's
+    api_key=..., in whatever encoding it likes). Each parameter is decoded before the secret is looked
+    for, so no encoding of it stays; a resume puts them back (with_secret_fields)."""
+    parts = urlsplit(url)
+    kept = [f for f in _fields(parts.query) if not _holds_secret(f, mask)]
+    if len(kept) == len(_fields(parts.query)):
+        return url
+    return urlunsplit(parts._replace(query="&".join(kept)))
+
+
+def with_secret_fields(url: str, request: str, mask: Callable[[str], str]) -> str:
+    """A URL without_secrets() kept, with the query parameters of the request that hold a secret put
+    back as the request has them (the connection's auth puts its own back on every request)."""
+    held = [f for f in _fields(urlsplit(request).query) if _holds_secret(f, mask)]
+    if not held:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="&".join([*_fields(parts.query), *held])))
+
+
+def _fields(query: str) -> list[str]:
+    return [f for f in query.split("&") if f] if query else []
+
+
+def _holds_secret(field: str, mask: Callable[[str], str]) -> bool:
+    name, _, value = field.partition("=")
+    return any(mask(text) != text for text in (unquote_plus(name), unquote_plus(value)))
