@@ -129,3 +129,62 @@ def test_broken_text_in_a_builtin_fails_that_record_at_the_call(tmp_path: Path) 
     kept = the_one_kept_error(two)
     assert kept["message"] == f"format_date(): cannot encode '\\ud800' as UTF-8: {SURROGATE_MESSAGE}"
     assert kept["location"] == "f.flow:2:8"
+
+
+def test_a_failure_message_holding_a_lone_surrogate_is_kept_and_the_loop_goes_on(tmp_path: Path) -> None:
+    """`fail "bad {r.name}"` of a name with a lone surrogate: the error store's insert refused the
+    message ('utf-8' codec can't encode ...: surrogates not allowed), so the run failed at the first such
+    record with "error: cannot encode '\\ud800' as utf-8 text", that record was never kept (`flowlang
+    errors`: no open errors) and the records after it were never read. The message is kept with the
+    surrogate as its escape, as JSON carries it."""
+    (tmp_path / "in.jsonl").write_text(BROKEN)
+    (tmp_path / "f.flow").write_text('for each r in input\n  if r.id == 1\n    fail "bad {r.name}"\n  end\n'
+                                     "  emit r.id\nend\n")
+    done = cli("run", "f.flow", "--input", "in.jsonl", cwd=tmp_path)
+    assert done.status == 3 and "cannot encode" not in done.stderr, done.stderr
+    assert done.stdout.splitlines() == ["2"]
+    kept = the_one_kept_error(tmp_path)
+    assert kept["message"] == "bad a\\ud800b" and kept["record"] == {"id": 1, "name": "a\ud800b"}
+
+
+def test_an_http_reason_phrase_that_is_not_utf8_fails_its_record_alone(tmp_path: Path) -> None:
+    """A server whose status line holds bytes that are not UTF-8 ('HTTP/1.1 400 Bad \\xff Reason'):
+    aiohttp reads them as lone surrogates, the error message held them, and the run failed the same way
+    with the record lost."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                conn.sendall(b"HTTP/1.1 400 Bad \xff\xfe Reason\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "f.flow").write_text(f'use api = http(base_url: "http://127.0.0.1:{port}", retry: 1)\n'
+                                         'for each i in [1, 2]\n  lookup api.get("/x", query: {i: i}) as r\nend\n'
+                                         'emit "after"\n')
+        done = cli("run", "f.flow", cwd=tmp_path)
+    finally:
+        listener.close()
+        thread.join(5)
+    assert done.status == 3 and "cannot encode" not in done.stderr, done.stderr
+    assert done.stdout.splitlines() == ['"after"']
+    errors = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    kept = [json.loads(line) for line in errors.stdout.splitlines()]
+    assert [k["message"] for k in kept] == [
+        f"GET http://127.0.0.1:{port}/x?i={i} answered 400 Bad \\udcff\\udcfe Reason: no" for i in (1, 2)]

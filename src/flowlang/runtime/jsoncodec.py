@@ -71,6 +71,11 @@ def dumps(value: Any, *, secrets_as: str = "***", reveal_secrets: bool = False, 
     return text
 
 
+def surrogates_escaped(text: str) -> str:
+    """`text` with each lone surrogate written as its \\u escape (`\\ud800`), so it is UTF-8 text."""
+    return text if text.isascii() else LONE_SURROGATES.sub(_escaped, text)
+
+
 def _escaped(match: re.Match[str]) -> str:
     """A lone surrogate as JSON writes it (`\\ud800`), as it came: the text stays encodable as UTF-8."""
     return f"\\u{ord(match.group()):04x}"

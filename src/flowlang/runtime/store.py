@@ -20,7 +20,7 @@ from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.blob import Blob
 from flowlang.runtime.checkpoints import Checkpoints
 from flowlang.runtime.error_groups import ErrorGroup, group_errors
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, surrogates_escaped
 from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.liveness import LIVE_JOBS, alive, this_process
 from flowlang.runtime.masking import mask_value
@@ -337,15 +337,37 @@ class _Connection(sqlite3.Connection):
 
     def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
         with self._said_when_full():
-            return super().execute(*args, **kwargs)
+            try:
+                return super().execute(*args, **kwargs)
+            except UnicodeEncodeError:  # a text holding a lone surrogate: bound as its \u escape, below
+                if len(args) != 2:
+                    raise
+                return super().execute(args[0], _encodable(args[1]), **kwargs)
 
     def executemany(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
         with self._said_when_full():
-            return super().executemany(*args, **kwargs)
+            try:
+                return super().executemany(*args, **kwargs)
+            except UnicodeEncodeError:
+                if len(args) != 2:
+                    raise
+                return super().executemany(args[0], [_encodable(row) for row in args[1]], **kwargs)
 
     def __exit__(self, *exc: Any) -> Any:
         with self._said_when_full():  # the commit
             return super().__exit__(*exc)
+
+
+def _encodable(params: Any) -> Any:
+    """Parameters whose texts are UTF-8: a lone surrogate (broken text from the data, a JSON "\\ud800",
+    or bytes a server sent that are not UTF-8, as "\\udcff") is kept as its \\u escape, as JSON outputs
+    carry it. Before, sqlite3 refused the whole row: an error message holding one failed the run and
+    the failed record was never kept."""
+    def one(value: Any) -> Any:
+        return surrogates_escaped(value) if type(value) is str else value
+    if isinstance(params, dict):
+        return {k: one(v) for k, v in params.items()}
+    return [one(v) for v in params]
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
