@@ -9,6 +9,7 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from authapi import AuthApi
@@ -145,3 +146,40 @@ def test_a_token_answer_past_max_response_bytes_is_said_so(tmp_path: Path) -> No
     assert done.status == 1
     assert (f"error: GET {api.url}/api/items: the OAuth2 token endpoint {api.url}/token answered: the answer is "
             "more than 1000 bytes") in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(("auth", "col", "said"), [
+    # before: each passed flowlang check and failed the run at its use, after the statements before it
+    ('bearer("")', 48, "auth: the bearer token is empty, so no request would carry a credential"),
+    ('basic(" ", "pw")', 47, "auth: basic()'s user is empty, so no request would carry a credential"),
+    ('api_key("X-Key", "k", in: "body")', 67, 'api_key() needs in: "header" or "query"'),
+    ('oauth2_client_credentials("ftp://auth.invalid/token", "id", secret.S)', 67,
+     "auth: the OAuth2 token_url must start with http:// or https://"),
+    ('oauth2_client_credentials(env.API + "/token", "id", secret.S, auth_method: "header")', 116,
+     'oauth2_client_credentials() needs auth_method: "post"'),
+])
+def test_a_constant_auth_helper_argument_the_connection_refuses_is_found_by_check(
+        tmp_path: Path, auth: str, col: int, said: str) -> None:
+    (tmp_path / "f.flow").write_text(f'use first = http(base_url: env.API)\nsend {{id: 1}} to first.post("/a")\n'
+                                     f'use api = http(base_url: env.API, auth: {auth})\ncall api.get("/b")\n')
+    with AuthApi() as api:
+        proc = cli("check", "f.flow", cwd=tmp_path, env={"API": api.url})
+        assert proc.status == 2, proc.stderr
+        assert f"f.flow:3:{col}: error: {said}" in proc.stderr, proc.stderr
+        assert api.seen == [] and api.token_requests == []
+
+
+def test_a_token_url_that_is_not_http_is_refused_at_the_use(tmp_path: Path) -> None:
+    # before: "the OAuth2 token endpoint ftp://auth.invalid/token could not be reached: connection failed:
+    # NonHttpUrlClientError" five times with backoff, for each request of the run
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, auth: oauth2_client_credentials(env.TOKEN_URL, '
+                                     '"id", secret.S))\ncall api.get("/b")\n')
+    with AuthApi() as api:
+        for url in ("ftp://auth.invalid/token", "/oauth/token"):
+            proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path,
+                       env={"API": api.url, "TOKEN_URL": url, "S": "s3cr3t-Value"})
+            assert proc.status == 1, proc.stderr
+            assert ("f.flow:1:41: error: auth: the OAuth2 token_url must start with http:// or https://"
+                    in proc.stderr), proc.stderr
+            assert "attempt" not in proc.stderr and "Traceback" not in proc.stderr
+        assert api.seen == [] and api.token_requests == []

@@ -20,6 +20,7 @@ from flowlang.connectors.http.retry import RetryPolicy
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES
 from flowlang.connectors.http.urls import segment
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.builtins.auth import TOKEN_URL_NOT_HTTP, token_url_is_http
 from flowlang.runtime.formcodec import PARAM_STYLES
 from flowlang.runtime.values import Secret, to_text, type_name
 
@@ -70,7 +71,9 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
     if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)):
         raise FlowRuntimeError('allowed_hosts: must be a list of host names, like ["api.example.com"]', "connector")
     auth = make_auth(config.get("auth"), services.register_secret)
-    if isinstance(auth, OAuth2ClientCredentials) and auth.token_url.startswith(("http://", "https://")):
+    if isinstance(auth, OAuth2ClientCredentials):
+        if not token_url_is_http(auth.token_url):
+            raise FlowRuntimeError(TOKEN_URL_NOT_HTTP, "connector")
         url_problem("auth: the OAuth2 token_url", auth.token_url)
     return HttpSettings(
         guard=HostGuard(allowed) if allowed is not None else None,

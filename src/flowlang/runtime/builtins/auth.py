@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -43,8 +44,7 @@ def api_key(name: Any, value: Any, in_: Any = "header") -> Any:
     """
     need(name, "string", "api_key", "name")
     need(value, "string secret", "api_key", "value")
-    if in_ not in ("header", "query"):
-        raise BuiltinError('api_key() needs in: "header" or "query"')
+    _key_place(in_)
     return {"type": "api_key", "name": name, "value": value, "in": in_}
 
 
@@ -65,9 +65,7 @@ def oauth2_client_credentials(token_url: Any, client_id: Any, client_secret: Any
     need(client_secret, "string secret", "oauth2_client_credentials", "client_secret")
     if scope is not None:
         need(scope, "string", "oauth2_client_credentials", "scope")
-    if auth_method not in OAUTH2_METHODS:
-        raise BuiltinError('oauth2_client_credentials() needs auth_method: "post" (the secret in the form) or '
-                           '"basic" (HTTP Basic client authentication)')
+    _oauth2_method(auth_method)
     return {"type": "oauth2_client_credentials", "token_url": token_url, "client_id": client_id,
             "client_secret": client_secret, "scope": scope, "auth_method": auth_method}
 
@@ -80,9 +78,52 @@ class _ApiKey(Builtin):
         return tuple(ParamSpec("in", p.default, p.variadic) if p.name == "in_" else p for p in params_of(self.fn))
 
 
+def _credential(fn: str, arg: str, what: str) -> Callable[[Any], None]:
+    """The rule for a credential written as a constant: a string (or a secret), not empty or blanks (the
+    connection refuses those when it opens: no request would carry a credential)."""
+    def rule(value: Any) -> None:
+        need(value, "string secret", fn, arg)
+        if isinstance(value, str) and not value.strip():
+            raise BuiltinError(f"auth: {what} is empty, so no request would carry a credential (a secret or an "
+                               "environment variable set to nothing?)")
+    return rule
+
+
+def _key_place(value: Any) -> None:
+    if value not in ("header", "query"):
+        raise BuiltinError('api_key() needs in: "header" or "query"')
+
+
+def _token_url(value: Any) -> None:
+    need(value, "string", "oauth2_client_credentials", "token_url")
+    if not token_url_is_http(value):
+        raise BuiltinError(TOKEN_URL_NOT_HTTP)
+
+
+def _oauth2_method(value: Any) -> None:
+    if value not in OAUTH2_METHODS:
+        raise BuiltinError('oauth2_client_credentials() needs auth_method: "post" (the secret in the form) or '
+                           '"basic" (HTTP Basic client authentication)')
+
+
+TOKEN_URL_NOT_HTTP = "auth: the OAuth2 token_url must start with http:// or https://"
+
+
+def token_url_is_http(url: str) -> bool:
+    """A token endpoint is an absolute http(s) URL: it is not joined to base_url, and any other scheme
+    (ftp://, a relative /oauth/token) failed every request with five connection attempts."""
+    return url.startswith(("http://", "https://"))
+
+
 BUILTINS = (
-    Builtin.of("bearer", bearer),
-    Builtin.of("basic", basic),
-    _ApiKey("api_key", api_key),
-    Builtin.of("oauth2_client_credentials", oauth2_client_credentials),
+    Builtin.of("bearer", bearer, constant_checks={"token": _credential("bearer", "token", "the bearer token")}),
+    Builtin.of("basic", basic, constant_checks={"user": _credential("basic", "user", "basic()'s user")}),
+    _ApiKey("api_key", api_key, constant_checks={"name": _credential("api_key", "name", "api_key()'s name"),
+                                                 "value": _credential("api_key", "value", "the API key"),
+                                                 "in": _key_place}),
+    Builtin.of("oauth2_client_credentials", oauth2_client_credentials, constant_checks={
+        "token_url": _token_url,
+        "client_id": _credential("oauth2_client_credentials", "client_id", "the OAuth2 client_id"),
+        "client_secret": _credential("oauth2_client_credentials", "client_secret", "the OAuth2 client_secret"),
+        "auth_method": _oauth2_method}),
 )
