@@ -530,3 +530,14 @@ def test_a_region_the_file_does_not_have_is_refused_at_its_value(folder: Path, g
             assert f"main.flow:3:21: error: {said}" in proc.stderr, proc.stderr
             assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
         assert len(api.requests) == 1  # the computed one's send, before its use; check sends nothing
+
+
+def test_a_double_quoted_base_url_with_a_placeholder_of_the_file_gets_the_single_quoted_hint(folder: Path) -> None:
+    # before: "unknown name 'tenant'" with a did-you-mean of the flow's names, not a word of the file's
+    # {tenant}, which a single-quoted base_url leaves for the connector to fill
+    (folder / "main.flow").write_text('use s = shop(tenant: "t1", key: "k", base_url: "http://127.0.0.1:1/{tenant}")\n')
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2
+    assert "main.flow:1:69: error: unknown name 'tenant'" in proc.stderr
+    assert ("hint: {tenant} is a key of shop's configuration: to have the connector fill it, write the base_url in "
+            "single quotes: 'http://127.0.0.1:1/{tenant}'") in proc.stderr, proc.stderr

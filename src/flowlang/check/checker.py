@@ -28,9 +28,12 @@ class Checker(StatementChecker):
     def stmt_Use(self, node: ast.Use, scope: Scope, ctx: Ctx) -> None:
         for a in node.args:
             self.expr(a, scope)
+        before = len(self.diagnostics)
         for k in node.kwargs:
             self.expr(k.value, scope)
         spec = self.connectors.get(node.connector)
+        if spec is not None and len(self.diagnostics) > before:
+            self.base_url_template_hints(node, spec, before)
         broken = getattr(self.connectors, "broken", {}).get(node.connector)
         if broken:  # a connector file that failed (or may not be used) never lets another one stand in
             problem, _, excerpt = broken.partition("\n")  # below its first line: the file's own place
@@ -57,6 +60,28 @@ class Checker(StatementChecker):
         binding = self.declare(node.name, Kind.CONNECTION, node.name_span, scope, (node, 0))
         binding.connector = spec
         self.checked.connections[node.name] = binding
+
+    def base_url_template_hints(self, node: ast.Use, spec: ConnectorSpec, since: int) -> None:
+        """`base_url: "http://localhost:8080/{company_id}"`: the double quotes read {company_id} as a
+        variable (none there); a key of the connector's configuration says the file's placeholder was
+        meant, which the connector fills only in a single-quoted base_url."""
+        given = next((k.value for k in node.kwargs if k.name == "base_url"), None)
+        if not isinstance(given, ast.Interpolated) or spec.origin in ("builtin", "binding"):
+            return
+        from flowlang.connectors.http.spec import HTTP_CONFIG  # only when there is such a mistake to explain
+
+        keys = {k.name for k in spec.config} - {k.name for k in HTTP_CONFIG}  # the file's own [config]
+        names = {part.span: part.name for part in given.parts if isinstance(part, ast.Name) and part.name in keys}
+        for i in range(since, len(self.diagnostics)):
+            d = self.diagnostics[i]
+            name = names.get(d.span)
+            if d.code == "unknown-name" and name is not None:
+                template = "'" + "".join(p if isinstance(p, str) else "{" + self.source.text[p.span.start:p.span.end]
+                                         + "}" for p in given.parts) + "'"
+                self.diagnostics[i] = Diagnostic(
+                    d.code, d.message, d.source, d.span,
+                    f"{{{name}}} is a key of {spec.name}'s configuration: to have the connector fill it, write the "
+                    f"base_url in single quotes: {template}")
 
     def check_config(self, node: ast.Use, spec: ConnectorSpec) -> None:
         allowed = [k.name for k in spec.config]
