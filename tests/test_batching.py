@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,3 +181,50 @@ def test_a_record_a_binding_or_a_file_refuses_in_a_batch_fails_alone(tmp_path: P
     ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path)
     assert ran.status == 3 and "1 record failed" in ran.stderr, ran.stderr
     assert (tmp_path / "out.csv").read_text().splitlines() == ["a", "1", "3", "4"]
+
+
+PAGED_BATCH_CONNECTOR = """name = "shop"
+base_url = "{url}"
+
+[operations.create_items]
+method = "POST"
+path   = "/batch"
+batch  = {{ max = 100, body = "items", results = "results", ok = "ok" }}
+"""
+
+
+@pytest.mark.parametrize("body", [
+    "  send r to shop.create_items batch 4\n",  # the loop's tail: no task per record
+    '  lookup src.get("/one", query: {id: r.id}) as same\n  send same to shop.create_items batch 4\n',
+    '  lookup src.get("/one", query: {id: r.id}) as same\n  send same to shop.create_items batch 4\n',
+], ids=["tail", "lookup", "parallel"])
+def test_batches_fill_across_pages(tmp_path: Path, body: str, request: pytest.FixtureRequest) -> None:
+    """Pages of 3 records and `batch 4`: the records of the next page fill a batch (4, 4, 2 records in
+    three requests), not a batch sent short at each page's end (3, 4, 3 before)."""
+    from fakeapi import FakeApi
+
+    records = [{"id": i} for i in range(10)]
+    sizes: list[list[int]] = []
+    with FakeApi() as api:
+        def page(req: Any) -> tuple[int, dict[str, str], Any]:
+            offset, limit = int(req.query.get("offset", 0)), int(req.query.get("limit", 3))
+            return 200, {}, records[offset:offset + limit]
+
+        def batch(req: Any) -> tuple[int, dict[str, str], Any]:
+            sizes.append([item["id"] for item in req.body["items"]])
+            return 200, {}, {"results": [{"ok": True} for _ in req.body["items"]]}
+
+        api.route("GET", r"/items", page)
+        api.route("GET", r"/one", lambda req: (200, {}, [{"id": int(req.query["id"])}]))
+        api.route("POST", r"/batch", batch)
+        (tmp_path / "connectors").mkdir()
+        (tmp_path / "connectors" / "shop.toml").write_text(PAGED_BATCH_CONNECTOR.format(url=api.url))
+        parallel = " parallel 2" if request.node.callspec.id == "parallel" else ""
+        (tmp_path / "f.flow").write_text(
+            f'use src = http(base_url: "{api.url}")\nuse shop = shop()\n'
+            'call src.get("/items", pages: {style: "offset", size: 3}) as rows\n'
+            f"for each r in rows{parallel}\n{body}end\n")
+        result = flowlang.load(tmp_path / "f.flow").run(state_dir=tmp_path / ".state")
+    assert result.ok, result.error
+    assert [len(s) for s in sizes] == [4, 4, 2]
+    assert sorted(i for s in sizes for i in s) == list(range(10))  # each record once, at the server

@@ -97,6 +97,12 @@ class RunAhead:
     active: int = 0
     waiters: list[list[asyncio.Future[list[SendOutcome]]]] = field(default_factory=list)  # batches' answers
     gate: Slots | None = None  # a `parallel N` loop's slots: given back while an iteration waits for an answer
+    # the loop is reading its next page: the records it brings fill the batches that wait, so a batch
+    # is not sent short at a page's end (pages of 3 and batch 4 sent 3, 4, 3 records)
+    pulling: bool = False
+    # the loop waits for a `parallel` slot, which an iteration waiting for its batch gives back right
+    # after it looks whether the loop is stalled: the loop starts another iteration then
+    taking: bool = False
 
     async def wait(self, futures: list[asyncio.Future[list[SendOutcome]]]) -> None:
         """Wait for the answers of an iteration's batches, without its `parallel` slot meanwhile."""
@@ -123,8 +129,14 @@ class RunAhead:
         self.waiters = [w for w in self.waiters if not all(a.done() for a in w)]
 
     def stalled(self) -> bool:
-        """Every live iteration waits for a batch: send what the buffers hold."""
-        return bool(self.waiters) and len(self.waiters) >= self.active
+        """Every live iteration waits for a batch and no page is being read: send what the buffers hold."""
+        return bool(self.waiters) and len(self.waiters) >= self.active and not self.pulling and not self.taking
+
+    def pulled(self, f: Frame) -> None:
+        """The page read ended (a page came, or the stream ended): send what waits if nothing else will."""
+        self.pulling = False
+        if self.stalled():
+            self.kick(f)
 
     def iteration_done(self, f: Frame) -> None:
         self.active -= 1

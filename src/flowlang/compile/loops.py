@@ -615,6 +615,10 @@ class LoopCompiler:
                 raise StopSignal()
             async with contextlib.aclosing(failure.pages(self.pages(source, progress))) as pages:
                 async for page in pages:
+                    if ahead is not None:  # the page's records fill what waits; an empty page brings none
+                        ahead.pulling = False
+                        if not page and ahead.stalled():
+                            ahead.kick(f)
                     if graceful:
                         f.run.flush_writes()  # once a page: a file's records reach it
                     if not page:
@@ -624,7 +628,7 @@ class LoopCompiler:
                         if stopped or (graceful and stop.requested):
                             raise StopSignal()
                         if not gate.take_now():
-                            await gate.take()
+                            await take_slot(gate, ahead)
                         if stopped or (graceful and stop.requested):
                             gate.release()
                             raise StopSignal()
@@ -645,12 +649,16 @@ class LoopCompiler:
                             drain_done()
                         if limit is not None and count >= limit:  # N taken: no further page is fetched
                             raise StopSignal()
+                    if ahead is not None:
+                        ahead.pulling = True
         except StopSignal:
             pass
         except BaseException:
             self.info.abandon(f)
             await cancel_all(pending)
             raise
+        if ahead is not None:  # the stream ended (or the loop stopped): no page will fill what waits
+            ahead.pulled(f)
         try:
             while pending:
                 await asyncio.wait([pending[0][0]])
@@ -802,8 +810,7 @@ class LoopCompiler:
                             land()
                         if limit is not None and count >= limit:
                             raise StopSignal()
-                    info.kick(f)  # the page is done: what waits goes out while the next one is read
-                    land()
+                    land()  # what waits is sent when its batch is full or the loop ends: the next page fills it
         except StopSignal:
             pass
         except BaseException:
@@ -824,6 +831,20 @@ class LoopCompiler:
             raise failure.error
         self.ended(f, progress, drained)
         run.check_stop()
+
+
+async def take_slot(gate: Slots, ahead: RunAhead | None) -> None:
+    """Wait for a `parallel` slot. Meanwhile the loop is not stalled: an iteration that waits for its
+    batch gives its slot back right after it looks (batching.RunAhead.taking). Without `parallel` a
+    waiting iteration keeps its slot, so the loop waiting for one may be stalled."""
+    if ahead is None or ahead.gate is not gate:
+        await gate.take()
+        return
+    ahead.taking = True
+    try:
+        await gate.take()
+    finally:
+        ahead.taking = False
 
 
 async def cancel_waiting(pending: deque[tuple[Any, ...]]) -> None:
