@@ -541,3 +541,12 @@ def test_a_double_quoted_base_url_with_a_placeholder_of_the_file_gets_the_single
     assert "main.flow:1:69: error: unknown name 'tenant'" in proc.stderr
     assert ("hint: {tenant} is a key of shop's configuration: to have the connector fill it, write the base_url in "
             "single quotes: 'http://127.0.0.1:1/{tenant}'") in proc.stderr, proc.stderr
+
+
+def test_a_configuration_key_a_placeholder_needs_is_shown_at_its_null_value(folder: Path) -> None:
+    # before: at the use's 1:1, under the whole statement
+    (folder / "main.flow").write_text('use s = shop(key: "k", tenant: env.TENANT)\ncall s.list_items() as x\n')
+    proc = cli("run", "main.flow", "--log-format", "text", cwd=folder)
+    assert proc.status == 1, proc.stderr
+    assert ("main.flow:1:32: error: 'https://shop.invalid/api/{tenant}' needs the configuration key 'tenant', which "
+            "is null here") in proc.stderr, proc.stderr

@@ -655,4 +655,7 @@ def value_place(message: str, at_value: dict[str, Where]) -> Where | None:
     """The value of the `use` key a connection's refusal names first ("verify: the CA bundle ...",
     "base_url must start with ..."), so the error is shown there, not under the whole statement."""
     key = re.match(r"[a-z_]+(?=[: ])", message)
-    return at_value.get(key.group()) if key else None
+    if key is not None and key.group() in at_value:
+        return at_value[key.group()]
+    needed = re.search(r"needs the configuration key '(\w+)'", message)  # a connector file's {placeholder}
+    return at_value.get(needed.group(1)) if needed else None

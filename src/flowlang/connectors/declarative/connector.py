@@ -57,11 +57,15 @@ def text_template(template: str, values: Mapping[str, Any]) -> str:
     def replace(m: re.Match[str]) -> str:
         value = values.get(m.group(1))
         if value is None:
-            why = (", which is null here (is the environment variable it is read from set?)"
-                   if m.group(1) in values else "")
-            raise FlowRuntimeError(f"{template!r} needs the configuration key '{m.group(1)}'{why}", "connector")
+            raise missing_value(template, m.group(1), values)
         return value.reveal() if isinstance(value, Secret) else to_text(value)
     return PLACEHOLDER.sub(replace, template)
+
+
+def missing_value(template: str, name: str, values: Mapping[str, Any]) -> FlowRuntimeError:
+    """A placeholder whose configuration key is not given, or given as null (an unset env.NAME)."""
+    why = ", which is null here (is the environment variable it is read from set?)" if name in values else ""
+    return FlowRuntimeError(f"{template!r} needs the configuration key '{name}'{why}", "connector")
 
 
 def record_template(template: str, record: Mapping[str, Any]) -> str:
@@ -90,6 +94,9 @@ def base_url(template: str, values: Mapping[str, Any]) -> str:
         if not start.startswith(("http://", "https://")):
             raise FlowRuntimeError(f"{lead.group(1)} must be an http(s):// address, got {start!r}", "connector")
         return start + base_url(template[lead.end():], values) if template[lead.end():] else start
+    for name in placeholders(template):  # said as for auth and headers (was "needs a value for", though given)
+        if values.get(name) is None:
+            raise missing_value(template, name, values)
     return fill(template, {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in values.items()},
                 "base_url")
 
