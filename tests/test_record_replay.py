@@ -883,3 +883,50 @@ def test_a_recording_of_host_binding_calls_replays_from_the_cassette(tmp_path: P
     missed = replay(other, tmp_path / "cas")
     assert any("the cassette has no recorded request for crm.find" in p and 'kwargs.email: "a@x.test" -> "A@X.TEST"'
                in p for p in missed.problems), missed.problems
+
+
+PARENT = """flow "Parent"
+use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))
+send {ref: "P1"} to api.post("/invoices")
+run "child.flow" with {n: 3}
+"""
+CHILD = """flow "Child"
+param n = 1
+use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))
+call api.get("/customers") as people
+for each i in range(0, n)
+  send {ref: "C" + str(i), who: len(people)} to api.post("/invoices")
+end
+"""
+
+
+def test_a_child_flow_is_recorded_and_replayed_with_its_parent(tmp_path: Path) -> None:
+    """`run "child.flow"` ran the child without the run's tape: the cassette lacked the child's
+    exchanges, and flowlang test ran the child for real, sending its 3 invoices to the API (the replay
+    promises no network) and recording a job in the child's store; a plan did not list its writes. The
+    child now runs on its parent's tape: recorded, replayed from the cassette (its jobs in memory), planned."""
+    flow = project(tmp_path, PARENT)
+    (tmp_path / "child.flow").write_text(CHILD)
+    with server() as api:
+        done = record(tmp_path, flow, api)
+        assert done.returncode == 0, done.stderr
+        assert api.count("POST", "/invoices") == 4
+        text = (tmp_path / "cassette" / "cassette.jsonl").read_text()
+        writes = [json.loads(line)["record"]["ref"] for line in text.splitlines() if '"type":"write"' in line]
+        assert writes == ["P1", "C0", "C1", "C2"]
+        assert CANARY[-60:] not in text
+        replayed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": api.url})
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        assert "PASS" in replayed.stdout
+        assert api.count("POST", "/invoices") == 4 and api.count("GET", "/customers") == 1  # nothing in the replay
+        assert not (tmp_path / ".flowlang").exists()  # no store of the child's beside it
+        planned = run_cli("plan", str(flow), "--json", "--state-dir", str(tmp_path / "state"),
+                          "--secrets", str(tmp_path / "secrets.toml"), env={"API": api.url})
+        assert planned.returncode == 0, planned.stderr
+        assert api.count("POST", "/invoices") == 4
+    [write] = json.loads(planned.stdout)["writes"]
+    assert [p["ref"] for p in write["payloads"]] == ["P1", "C0", "C1", "C2"]
+    (tmp_path / "child.flow").write_text(CHILD.replace('"C" + str(i)', '"K" + str(i)'))
+    changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert changed.returncode == 1
+    assert 'record.ref: "C0" -> "K0"' in changed.stdout, changed.stdout

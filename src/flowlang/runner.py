@@ -648,11 +648,17 @@ def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
                  children: list[ChildReport]) -> Callable[[Path, dict[str, Any]], Awaitable[None]]:
     async def run_child(path: Path, params: dict[str, Any]) -> None:
         child = load_child(path)
+        # the parent's tape: a recording holds the child's exchanges too, a replay answers them from the
+        # cassette (it sends nothing and keeps its jobs in memory, as the parent's), a plan plans its writes
+        tape = options.tape
+        replaying = tape is not None and tape.replaying
         child_options = RunOptions(params=params, dry_run=options.dry_run, limit=options.limit,
                                    limits=options.limits, secrets=options.secrets, env=options.env,
-                                   masker=options.masker, stop=options.stop)
-        child_setup = RunSetup(state_dir_for(child.path, setup.state_dir), setup.on_output, setup.collect,
-                               setup.logger, setup.env, load_child=load_child)
+                                   masker=options.masker, stop=options.stop, tape=tape)
+        if replaying:  # the replay's stand-ins for secret.NAME (it talks to no one)
+            child_options.secret_providers = options.secret_providers
+        child_setup = RunSetup(None if replaying else state_dir_for(child.path, setup.state_dir), setup.on_output,
+                               setup.collect, setup.logger, setup.env, load_child=load_child)
         try:
             result = await execute(child, child_options, child_setup)
         except FlowRuntimeError:
