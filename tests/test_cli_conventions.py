@@ -285,3 +285,22 @@ def test_bash_completion_completes_a_command(tmp_path: Path) -> None:
     done = subprocess.run([shutil.which("bash") or "bash", "-c", probe], capture_output=True, text=True, timeout=10)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["run"]
+
+
+def test_log_format_json_makes_every_stderr_line_of_any_command_json(tmp_path: Path) -> None:
+    """OPERATIONS.md 10: with --log-format json every stderr line is one JSON object. It held for run,
+    retry, plan, test and serve only: `flowlang resolve f.flow 999 --log-format json` wrote 'error: no open
+    error #999 ...' as text, and check wrote its mistakes as text (or as one info line)."""
+    (tmp_path / "f.flow").write_text('flow "F"\nemit 1\n')
+    (tmp_path / "bad.flow").write_text("emit 1 +\nemit custmer\n")
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 0
+    for args in (["resolve", "f.flow", "999"], ["errors", "nothere.flow"], ["edit", "f.flow", "1", "--unset", "a"],
+                 ["connectors", "nosuch"], ["ledger", "f.flow", "--forget", "k"], ["jobs", "nothere.flow"]):
+        done = run_cli(*args, "--log-format", "json", cwd=tmp_path)
+        lines = [json.loads(line) for line in done.stderr.splitlines()]  # each line one JSON object
+        assert lines and all({"time", "level", "flow", "job_id", "message"} <= set(x) for x in lines), args
+    checked = run_cli("check", "bad.flow", "--log-format", "json", cwd=tmp_path)
+    lines = [json.loads(line) for line in checked.stderr.splitlines()]
+    assert checked.returncode == 2
+    assert [(x["level"], x.get("location")) for x in lines] == [("error", "bad.flow:1:9"), ("error", None)]
+    assert lines[0]["message"].startswith("bad.flow:1:9: error: expected an expression")

@@ -43,8 +43,11 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
             if fmt != "text":
                 _report(terminal, fmt, warnings, "")  # JSON lines or annotations of severity warning
                 continue
-            for warning in warnings:
-                terminal.error(warning.render())
+            if terminal.json_lines:
+                _report(terminal, fmt, warnings, "")
+            else:
+                for warning in warnings:
+                    terminal.error(warning.render())
             terminal.message(f"{path}: ok ({flow.name})", "green")
     if failed:
         files = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
@@ -75,6 +78,11 @@ def _missing_secrets(flow: Flow, args: argparse.Namespace, terminal: Terminal) -
 
 
 def _report(terminal: Terminal, fmt: str, diagnostics: list[Diagnostic], text: str) -> None:
+    if fmt == "text" and terminal.json_lines:  # one JSON object a mistake, at its level, with its place
+        for d in sorted(diagnostics, key=lambda d: (d.source.name, d.span.start)):
+            style = "bold red" if d.severity.value == "error" else "yellow"
+            terminal.message(d.render(), style, {"location": d.source.location(d.span)})
+        return
     if fmt == "text":
         terminal.message(text)
         return

@@ -216,6 +216,8 @@ def setup_logging(terminal: Terminal, args: argparse.Namespace) -> bool:
 
     fmt = getattr(args, "log_format", "auto")
     json_lines = fmt == "json" or (fmt == "auto" and not terminal.rich)
+    if fmt == "json":  # asked for: every stderr line of any command is one JSON object (OPERATIONS.md 10)
+        terminal.json_lines = True
     handler = TerminalLogHandler(terminal, json_lines)
     root = logging.getLogger("flowlang")
     root.handlers[:] = [handler]
