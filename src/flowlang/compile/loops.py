@@ -70,17 +70,29 @@ class LoopInfo:
         return self.identity is not None
 
     def start(self, f: Frame) -> list[Any]:
-        """The values of the visible variables at the start of an iteration (saved if it fails)."""
+        """The values of the visible variables at the start of an iteration (saved if it fails); the run
+        knows them, so that `let xs = xs + [...]` can grow such a list in place (compile/statements.py)."""
+        values = self.now(f)
+        run = f.run
+        run.iteration_start = values
+        if run.grown:
+            run.grown.clear()
+        return values
+
+    def now(self, f: Frame) -> list[Any]:
         slots = f.slots
         return [slots[slot] if slot < len(slots) else None for _, slot in self.visible]
 
     def snapshot(self, f: Frame, start: list[Any] | None = None) -> dict[str, Any]:
-        values = start if start is not None else self.start(f)
+        values = start if start is not None else self.now(f)
+        grown = f.run.grown if start is not None else None  # lists of the start grown in place since
         out: dict[str, Any] = {}
         read = self.read
         for (name, slot), value in zip(self.visible, values, strict=True):
             if read is not None and slot not in read:
                 continue  # the iteration never reads it: a replay does not need it
+            if grown and type(value) is list and id(value) in grown:
+                value = value[:grown[id(value)]]  # as it was when the iteration started
             if isinstance(value, STORABLE) or type(value).__name__ in ("Decimal", "datetime", "date", "timedelta"):
                 out[name] = value
         return out
@@ -929,6 +941,12 @@ class ForEachCompiler(IoCompiler):
         if not self.loop_stack or self.in_function:
             return frozenset()
         return frozenset(slot for _, slot in self.loop_stack[0].assigned)
+
+    def kept_position(self, slot: int) -> int | None:
+        if slot not in self.kept_at_iteration_start():
+            return None
+        slots = [visible for _, visible in self.loop_stack[0].visible]
+        return slots.index(slot) if slot in slots else None
 
     def watched_loop(self) -> LoopInfo | None:
         return self.loop_stack[-1] if self.loop_stack and not self.in_function else None

@@ -210,6 +210,11 @@ class RunContext:
         self.held_files: Callable[[str], list[dict[str, Any]]] = lambda connection: []
         self.set_held_files: Callable[[str, list[dict[str, Any]]], None] = lambda connection, files: None
         self.last_value: Any = None
+        # the visible variables' values at the start of the outermost iteration running (LoopInfo.start),
+        # and the lengths of those of its lists grown in place since, by id (the record's saved scope
+        # is cut back to them)
+        self.iteration_start: list[Any] | None = None
+        self.grown: dict[int, int] = {}
         self.stop = options.stop
         self.batches: dict[Any, Any] = {}
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None
