@@ -65,6 +65,9 @@ from flowlang.status import ExitStatus, exit_status
 Output = Callable[[Any], None]
 Body = Callable[[RunContext, Frame, CompiledModule, Store, int], Awaitable[None]]
 log = logging.getLogger("flowlang.flow")
+# a library's loggers print nothing of their own: the program that embeds flowlang chooses where its
+# lines go (logging.basicConfig, its handlers); the CLI and serve put their own handler in place
+logging.getLogger("flowlang").addHandler(logging.NullHandler())
 
 
 @dataclass
