@@ -447,3 +447,20 @@ def test_a_quote_never_closed_says_how_many_lines_it_took(tmp_path: Path) -> Non
         'in.csv line 2: bad CSV: a value is longer than 131,072 characters: is a closing " missing? (lines 2 to '
         '15,798 were read as this one row: the 15,796 lines after it, not read as records; fix the quote and read '
         "the file again)")
+
+
+@pytest.mark.parametrize(("use", "col", "said"), [
+    # before: check said ok, and the run failed at the use's 1:1 after the emit before it
+    ("file(path: 5)", 20, "file needs path: a file name, got number"),
+    ('file(path: ["a.csv"])', 20, "file needs path: a file name, got list"),
+    ("memory(records: 5)", 25, "memory needs records: a list, got number"),
+    ("memory(records: {id: 1})", 25, "memory needs records: a list, got object"),
+])
+def test_a_path_or_records_of_the_wrong_kind_is_found_by_check(tmp_path: Path, use: str, col: int, said: str) -> None:
+    (tmp_path / "f.flow").write_text(f'emit "first"\nuse c = {use}\ncall c.read() as rows\n')
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 2 and f"f.flow:2:{col}: error: {said}" in checked.stderr, checked.stderr
+    (tmp_path / "g.flow").write_text(f'emit "first"\nlet v = {use.split(": ", 1)[1][:-1]}\n'
+                                     f'use c = {use.split(":")[0]}: v)\ncall c.read() as rows\n')
+    ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path)  # computed: the run, at the value
+    assert ran.status == 1 and f"g.flow:3:{col}: error: {said}" in ran.stderr, ran.stderr

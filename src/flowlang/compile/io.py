@@ -653,9 +653,10 @@ def fixed_arguments(op: ast.Operation) -> tuple[list[Any], dict[str, Any]] | Non
 
 def value_place(message: str, at_value: dict[str, Where]) -> Where | None:
     """The value of the `use` key a connection's refusal names first ("verify: the CA bundle ...",
-    "base_url must start with ..."), so the error is shown there, not under the whole statement."""
-    key = re.match(r"[a-z_]+(?=[: ])", message)
-    if key is not None and key.group() in at_value:
-        return at_value[key.group()]
+    "base_url must start with ...", "file mode must ...", "memory needs records: ..."), so the error is
+    shown there, not under the whole statement."""
+    for word in re.findall(r"[a-z_]+", message[:40])[:3]:
+        if word in at_value:
+            return at_value[word]
     needed = re.search(r"needs the configuration key '(\w+)'", message)  # a connector file's {placeholder}
     return at_value.get(needed.group(1)) if needed else None

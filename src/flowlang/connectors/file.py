@@ -411,10 +411,22 @@ class FileConnection(Connection):
                     raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
 
 
+def path_problem(raw: Value) -> str | None:
+    """What open_file refuses in path: (for `flowlang check` too, of a constant)."""
+    return None if type(raw) is str and raw else f"file needs path: a file name, got {type_name(raw)}"
+
+
+def file_value_problem(key: str, value: Value) -> str | None:
+    """A constant of file's configuration that the file would refuse when it opens (ConnectorSpec.value_problem)."""
+    return path_problem(value) if key == "path" else text_option_problem(key, value)
+
+
 async def open_file(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
     raw = config.get("path")
-    if type(raw) is not str or not raw:
-        raise FlowRuntimeError(f"file needs path: a file name, got {type_name(raw)}", "connector")
+    refused = path_problem(raw)
+    if refused is not None:
+        raise FlowRuntimeError(refused, "connector")
+    assert isinstance(raw, str)
     allow_outside = config.get("allow_outside") is True
     try:
         path = inside(services.base_dir, raw, allow_outside=allow_outside)
@@ -684,7 +696,7 @@ FILE = ConnectorSpec(
     },
     open=open_file,
     default_write="write",
-    value_problem=text_option_problem,
+    value_problem=file_value_problem,
     config_problem=path_format_problem,
     sends_to_writes_only=True,
 )

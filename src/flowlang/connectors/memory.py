@@ -43,9 +43,18 @@ async def open_memory(name: str, config: Mapping[str, Value], services: RunServi
     records = config.get("records")
     if records is None:
         records = []
-    if type(records) is not list:
-        raise FlowRuntimeError(f"memory needs records: a list, got {type_name(records)}", "connector")
+    refused = records_problem("records", records)
+    if refused is not None:
+        raise FlowRuntimeError(refused, "connector")
+    assert isinstance(records, list)
     return MemoryConnection(name, MEMORY, records, services)
+
+
+def records_problem(key: str, value: Value) -> str | None:
+    """What open_memory refuses in records: (for `flowlang check` too, of a constant)."""
+    if key != "records" or value is None or type(value) is list:
+        return None
+    return f"memory needs records: a list, got {type_name(value)}"
 
 
 MEMORY = ConnectorSpec(
@@ -60,6 +69,7 @@ MEMORY = ConnectorSpec(
                                changes_data=True, takes_batch=True),
     },
     open=open_memory,
+    value_problem=records_problem,
     default_write="write",
 )
 
