@@ -930,3 +930,38 @@ def test_a_child_flow_is_recorded_and_replayed_with_its_parent(tmp_path: Path) -
     changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert changed.returncode == 1
     assert 'record.ref: "C0" -> "K0"' in changed.stdout, changed.stdout
+
+
+PARALLEL_DRAWS = """flow "Stamped"
+use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))
+for each i in range(1, 13) parallel 6
+  lookup api.get('/people/{n}', n: i) as who
+  send {n: i, who: who.n, u: uuid(), at: now()} to api.post("/invoices")
+end
+"""
+
+
+def test_values_drawn_in_a_parallel_loop_replay_to_their_own_records(tmp_path: Path) -> None:
+    """In a parallel loop the iterations draw now() and uuid() in the order their lookups come back,
+    which differs from run to run: the cassette kept the values in the order drawn and the replay gave
+    them out in its own order, so a fresh recording did not replay (11 of 12 writes differed, u: and at:
+    swapped between records). Each value is kept with the record that drew it now ("at": "3") and
+    replayed to it."""
+    flow = project(tmp_path, PARALLEL_DRAWS)
+
+    def person(req: Request) -> tuple[int, dict[str, str], Any]:
+        n = int(req.path.rsplit("/", 1)[1])
+        time.sleep(0.01 * (13 - n))  # the last records answer first
+        return 200, {}, {"n": n}
+
+    with FakeApi({"invoices": []}) as api:
+        api.route("GET", r"^/people/\d+$", person)
+        done = record(tmp_path, flow, api)
+        assert done.returncode == 0, done.stderr
+        sent = [r.body["n"] for r in api.requests if r.method == "POST"]
+    assert sent != sorted(sent)  # drawn out of order
+    replayed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "PASS" in replayed.stdout
+    lines = [json.loads(line) for line in (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()]
+    assert sorted(e["at"] for e in lines if e.get("kind") == "uuid") == sorted(str(i) for i in range(12))

@@ -35,6 +35,7 @@ from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_me
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import READ_FAILED, RecordFailure
 from flowlang.runtime.slots import Slots
+from flowlang.runtime.tape import set_draw_place
 from flowlang.runtime.values import BadRecord, RecordStream, Secret, shown_number, type_name
 
 log = logging.getLogger("flowlang.loops")
@@ -565,9 +566,12 @@ class LoopCompiler:
         inline = info.outermost and not observed and record_limit is None
         single = info.names_slots[0] if len(info.names_slots) == 1 else -1
         keep_start = bool(info.assigned)  # as page_sync: else the frame holds the same values when it fails
+        tape_on = f.run.tape is not None
 
         async def iteration(item: Any, out: list[Any], index: int, before: asyncio.Task[None] | None) -> None:
             nonlocal stopped
+            if tape_on:
+                set_draw_place(index)  # this task's own context: now(), uuid() are this record's in a replay
             frame = Frame(list(f.slots), f.parent, f.run, out.append, ahead)
             try:
                 if before is not None and not before.done():

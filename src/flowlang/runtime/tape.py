@@ -41,6 +41,17 @@ class Tape(Protocol):
 
 
 CURRENT: ContextVar[Tape | None] = ContextVar("flowlang_tape", default=None)
+# the record a value is drawn for in a loop that runs iterations at once (parallel N, or running ahead to
+# fill batches): "3" for its fourth record, "3/0" in a loop of the same kind inside it. Its iterations
+# draw now(), uuid() ... in another order in each run; a replay gives each record the values recorded
+# for it, not those of whichever record drew first
+DRAW_PLACE: ContextVar[str | None] = ContextVar("flowlang_draw_place", default=None)
+
+
+def set_draw_place(index: int) -> None:
+    """In an iteration's own task: the values it draws are those of record `index` (0 for the first)."""
+    outer = DRAW_PLACE.get()
+    DRAW_PLACE.set(str(index) if outer is None else f"{outer}/{index}")
 
 
 def drawn(kind: str, make: Callable[[], Any]) -> Any:

@@ -36,6 +36,8 @@ def line_problem(entry: dict[str, Any]) -> str | None:
             return f'"kind" is one of {", ".join(VALUE_KINDS)}, got {entry["kind"]!r}'
         if "value" not in entry:
             return 'needs "value"'
+        if "at" in entry and type(entry["at"]) is not str:
+            return '"at" (the record that drew it, in a parallel loop) is a text such as "3"'
         value = decoded["value"]
         # a datetime is a date too: "today" takes a date only
         if not isinstance(value, wanted) or (wanted is date and isinstance(value, datetime)):

@@ -10,6 +10,7 @@ from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, UsageError
+from flowlang.runtime.tape import DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value, format_datetime
 from flowlang.testing.cassette import VERSION, Cassette, stored_page
 from flowlang.testing.cassette_values import stored
@@ -150,7 +151,11 @@ class Recorder:
 
     def value(self, kind: str, make: Callable[[], Any]) -> Any:
         value = make()
-        self.cassette.entries.append({"type": "value", "kind": kind, "value": stored(value)})
+        entry: dict[str, Any] = {"type": "value", "kind": kind, "value": stored(value)}
+        place = DRAW_PLACE.get()
+        if place is not None:  # drawn by a record of a loop running iterations at once
+            entry["at"] = place
+        self.cassette.entries.append(entry)
         return value
 
     def output(self, value: Any) -> None:

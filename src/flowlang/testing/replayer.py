@@ -10,6 +10,7 @@ from typing import Any
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.jsoncodec import dumps, loads
+from flowlang.runtime.tape import DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value
 from flowlang.testing.cassette import Cassette, canonical, masked, page_from_stored, request_key
 from flowlang.testing.cassette_values import restored, stored
@@ -111,8 +112,15 @@ class Replayer:
             self.by_payload[self.payload_key(destination, entry)].append(len(self.expected_writes[destination]))
             self.expected_writes[destination].append(entry)
         self.values: dict[str, deque[Any]] = defaultdict(deque)
+        # drawn by a record of a loop running iterations at once: by kind and the record's place, so that
+        # each record gets its own, in whatever order the iterations draw them this time
+        self.placed: dict[tuple[str, str], deque[Any]] = defaultdict(deque)
         for entry in cassette.of_type("value"):
-            self.values[entry["kind"]].append(entry.get("value"))
+            at = entry.get("at")
+            if type(at) is str:
+                self.placed[(entry["kind"], at)].append(entry.get("value"))
+            else:
+                self.values[entry["kind"]].append(entry.get("value"))
         self.made = Cassette([dict(cassette.run)] if cassette.run else [])
         self.written: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.outputs: list[Any] = []
@@ -131,12 +139,18 @@ class Replayer:
         return ReplayConnection(connection.name, connection.spec, self, connection.default_write_op())
 
     def value(self, kind: str, make: Callable[[], Any]) -> Any:
-        queue = self.values.get(kind)
+        place = DRAW_PLACE.get()
+        queue = self.placed.get((kind, place)) if place is not None else None
+        if not queue:  # not drawn in such a loop, or a cassette recorded before places were kept
+            queue = self.values.get(kind)
         if kind in KEYED_VALUES:
             value = self.keyed_value(queue, make())
         else:
             value = restored(queue.popleft()) if queue else make()
-        self.made.entries.append({"type": "value", "kind": kind, "value": stored(value)})
+        entry: dict[str, Any] = {"type": "value", "kind": kind, "value": stored(value)}
+        if place is not None:
+            entry["at"] = place
+        self.made.entries.append(entry)
         return value
 
     @staticmethod
