@@ -175,3 +175,23 @@ def test_a_failed_record_keeps_a_grown_list_as_its_iteration_started(tmp_path: P
     assert ran.status == 3 and "no 3" in ran.stderr and lines(ran.stdout) == [[0, 1, 2, 3]]
     replayed = cli("retry", "f.flow", "--dry-run", cwd=tmp_path)
     assert "record failed at f.flow:5:5: no 3" in replayed.stderr, replayed.stderr
+
+
+def test_a_variable_made_in_the_iteration_keeps_its_value_when_a_path_changes(tmp_path: Path) -> None:
+    """In an outermost loop that assigns `xs`, a path assignment took one more holder of its value for
+    the start of the iteration, without looking which value that start holds: after `let xs = [1]` and
+    `let b = xs` (a new list, held by b and not by the start), `let xs[0] = 2` changed b too."""
+    (tmp_path / "f.flow").write_text(
+        'let xs = [0]\n'
+        'let counts = {}\n'
+        'for each i in range(2)\n'
+        '  let xs = [1]\n'
+        '  let b = xs\n'
+        '  let xs[0] = 2\n'
+        '  let counts["n"] = (counts["n"] ?? 0) + 1\n'
+        '  emit {b: b, xs: xs}\n'
+        'end\n'
+        'emit counts\n')
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.status == 0, proc.stderr
+    assert lines(proc.stdout) == [{"b": [1], "xs": [2]}, {"b": [1], "xs": [2]}, {"n": 2}]

@@ -214,8 +214,9 @@ class StatementCompiler(ExpressionCompiler):
         slot = ref.slot if isinstance(ref, Local | Outer) else -1
         outer = isinstance(ref, Outer)
         # an outermost loop that assigns an enclosing variable keeps its value from the start of each
-        # iteration (saved with a record that fails): that holder alone is not a reason to copy
-        alone = ALONE + (1 if slot in self.kept_at_iteration_start() else 0)
+        # iteration (saved with a record that fails): that holder alone is not a reason to copy, when it
+        # is that start that holds this very value (not another variable, after `let xs = [...]`)
+        kept = None if outer else self.kept_position(slot)
 
         def let_path(f: Frame) -> None:
             v = value(f)
@@ -232,8 +233,11 @@ class StatementCompiler(ExpressionCompiler):
                 container = slots[slot]
                 if container is None:
                     container = slots[slot] = {}
-                elif (type(container) is dict or type(container) is list) and references(container) > alone:
-                    container = slots[slot] = container.copy()
+                elif (type(container) is dict or type(container) is list) and references(container) > ALONE:
+                    start = f.run.iteration_start
+                    if not (references(container) == ALONE + 1 and kept is not None and start is not None
+                            and start[kept] is container):
+                        container = slots[slot] = container.copy()
             resolved = [k if const else k(f) for const, k in keys]
             for key in resolved[:-1]:
                 nxt = _get(container, key, where)
