@@ -406,6 +406,24 @@ def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
     assert own.status == 0 if given.startswith("timeout") else f"g.flow:2:{col - 22}: error: {said}" in own.stderr
 
 
+def test_a_connection_header_http_cannot_carry_is_refused_before_any_request(tmp_path: Path) -> None:
+    # before: headers: {"X Bad": "v"} went to the server with every request, each answered 400 Bad Request
+    # (Invalid header token), and a value with a line break (a token read with its newline) failed each
+    # record; the docs say such a header fails before it is sent
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, headers: {"X Bad": "v"})\ncall api.get("/b")\n')
+    (tmp_path / "g.flow").write_text('use api = http(base_url: env.API, headers: {"X-Token": env.T})\n'
+                                     'call api.get("/b")\n')
+    with FakeApi() as api:
+        checked = cli("check", "f.flow", cwd=tmp_path)
+        assert checked.status == 2 and "f.flow:1:44: error: headers: 'X Bad' is not a valid HTTP header name" \
+            in checked.stderr, checked.stderr
+        ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url, "T": "t0k3n-9\n"})
+        assert ran.status == 1, ran.stderr
+        assert ("g.flow:1:44: error: headers: the header 'X-Token' holds a line break in its value" in ran.stderr
+                and "t0k3n-9" not in ran.stderr), ran.stderr
+        assert api.requests == []
+
+
 @pytest.mark.parametrize(("given", "col", "said"), [
     ("verify: env.CA", 43, "verify: the CA bundle 'no-such-ca.pem' is not a file"),
     ("headers: env.CA", 44, "headers: must be an object, got string"),

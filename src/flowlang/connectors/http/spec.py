@@ -12,8 +12,9 @@ from urllib.parse import unquote, urlsplit
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
 from flowlang.connectors.http.auth import OAuth2ClientCredentials, make_auth
-from flowlang.connectors.http.client import HttpClient, HttpSettings
+from flowlang.connectors.http.client import HttpClient, HttpSettings, header_text
 from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
+from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, parse_rate
 from flowlang.connectors.http.retry import RetryPolicy
@@ -110,11 +111,15 @@ def param_style(value: Any) -> str:
 
 
 def header_map(value: Any) -> dict[str, Any]:
-    """headers: an object of header names and values (none when null)."""
+    """headers: an object of header names and values (none when null) that HTTP can carry: a bad name
+    or a line break in a value would fail (or reach the server with) every request of the connection."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise FlowRuntimeError(f"headers: must be an object, got {type_name(value)}", "connector")
+    problem = header_problem({name: header_text(v) for name, v in value.items() if v is not None})
+    if problem is not None:
+        raise FlowRuntimeError(f"headers: {problem}", "connector")
     return value
 
 
