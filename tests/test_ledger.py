@@ -580,3 +580,48 @@ def test_a_batch_over_the_operations_max_keeps_what_its_first_requests_sent(tmp_
         refuse[0] = False
         assert cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url}).status == 0
     assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1})
+
+
+REPEATS = """flow "repeats"
+use api = http(base_url: env.API)
+use out = file(path: "sent.jsonl")
+for each o in [{n: "A", v: 1}, {n: "B", v: 1}, {n: "A", v: 1}, {n: "A", v: 2}, {n: "C", v: 1}, {n: "B", v: 1}] key o.n
+  send {n: o.n} to api.post("/orders") once
+  send {n: o.n, v: o.v} to api.put('/orders/{n}', n: o.n) if changed
+  send {n: o.n} to out once batch 2
+end
+"""
+
+
+def test_a_plan_and_a_dry_run_skip_a_key_that_comes_again_as_the_run_does(tmp_path: Path) -> None:
+    """A key that comes twice in one run is sent once (`once`; `if changed`: again only with another
+    payload), since the run's first send put it in the ledger. A plan and a dry run write nothing to the
+    ledger, so they planned every occurrence (plan: 6 POST, 6 PUT and 6 file writes where the run
+    made 3, 4 and 3), and the dry run counted none of its ledger sends ('would send 0'). They skip such a
+    key now as the run does, and count what they would send."""
+    flow = tmp_path / "repeats.flow"
+    flow.write_text(REPEATS)
+    with FakeApi({"orders": []}) as api:
+        api.route("PUT", r"^/orders/\w+$", lambda req: (200, {}, {"ok": True}))
+        planned = run_cli("plan", str(flow), "--json", env={"API": api.url})
+        assert planned.returncode == 0, planned.stderr
+        dry = run_cli("run", str(flow), "--dry-run", env={"API": api.url})
+        assert dry.returncode == 0, dry.stderr
+        assert not [r for r in api.requests if r.method != "GET"]
+        done = run_cli("run", str(flow), env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+        posts = [r.body["n"] for r in api.requests if r.method == "POST"]
+        puts = [(r.body["n"], r.body["v"]) for r in api.requests if r.method == "PUT"]
+    assert sorted(posts) == ["A", "B", "C"]  # the batched send runs iterations ahead: in any order
+    assert sorted(puts) == [("A", 1), ("A", 2), ("B", 1), ("C", 1)]
+    written = [json.loads(line)["n"] for line in (tmp_path / "sent.jsonl").read_text().splitlines()]
+    assert sorted(written) == ["A", "B", "C"]
+    plan = json.loads(planned.stdout)
+    by_target = {w["target"]: [p for p in w["payloads"]] for w in plan["writes"]}
+    assert sorted(p["n"] for p in by_target["POST /orders"]) == ["A", "B", "C"]
+    assert sorted((p["n"], p["v"]) for p in by_target["PUT /orders/{n}"]) == sorted(puts)
+    assert sorted(p["n"] for p in next(w for w in plan["writes"] if w["connection"] == "out")["payloads"]) == \
+        ["A", "B", "C"]
+    assert plan["skipped"] == 3 + 2 + 3
+    summary = [json.loads(line) for line in dry.stderr.splitlines() if line.startswith("{")][-1]["summary"]
+    assert (summary["sent"], summary["skipped"]) == (3 + 4 + 3, 3 + 2 + 3)

@@ -8,6 +8,7 @@ interrupted by a kill is refused until someone checks (the record fails with a m
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flowlang.compile.errors import Where
 from flowlang.connectors.base import Connection
@@ -19,6 +20,9 @@ from flowlang.runtime.store import now_text
 from flowlang.runtime.tape import drawn
 
 MODE_WORDS = {"once": "once", "changed": "if changed"}
+# a dry run's and a plan's ledger sends, (connection, operation, key) -> payload hash, for as long as the
+# run is: they write nothing to the ledger, and a key that comes again is skipped as the real run skips it
+DRY_SENDS: WeakKeyDictionary[RunContext, dict[tuple[str, str, str], str]] = WeakKeyDictionary()
 
 
 def record_key(value: Any) -> Any:
@@ -46,6 +50,15 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
         why = f"already sent in job {job}" if mode == "once" else f"unchanged since job {job}"
         run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
         return True, entry["answer"]
+    if run.dry_run:  # the real run would have sent it by now and skip it: so does a dry run, and a plan
+        sends = DRY_SENDS.setdefault(run, {})
+        place = (conn.name, op, k)
+        before = sends.get(place)
+        if before is not None and (mode == "once" or before == digest):
+            stats.skipped += 1
+            run.log("debug", f"{conn.name}.{op}: key {k} skipped (would be sent earlier in this run)")
+            return True, None
+        sends[place] = digest
     return False, None
 
 
@@ -101,7 +114,9 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     if skip:
         return answer
     if run.dry_run:
-        return await conn.send(op, record, args, kwargs)
+        answer = await conn.send(op, record, args, kwargs)
+        stats.sent += 1  # would be sent, as a dry run counts its other sends
+        return answer
     job_id = run.job.get("id")
     if mode == "once":
         ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text())
