@@ -439,3 +439,29 @@ def test_a_field_that_fills_the_path_is_not_sent_in_the_body_when_fields_leaves_
         assert proc.status == 0, proc.stderr
         assert [(r.path, r.body, r.status) for r in api.requests] == [("/v1/customers/cus_000001", b"name=Ann+B", 200)]
     assert lines(proc.stdout) == ["Ann B"]
+
+
+def test_a_dry_run_says_why_a_path_taken_from_a_writes_answer_is_null(tmp_path: Path) -> None:
+    """examples/asana_tasks under --dry-run: each task's comment goes to /tasks/{task_gid}/stories with
+    the gid of the task created just before, and a dry run sends no write, so that answer is null.
+    Every record failed with "the path '/tasks/{task_gid}/stories' needs a value for 'task_gid'" and
+    nothing more, as if the data lacked it. The message now says that a dry run's write answers null
+    and names flowlang plan, for the stdlib connector and for http alike; nothing is sent."""
+    folder = copy_example("asana_tasks", tmp_path)
+    write(folder, "raw.flow",
+          'use api = http(base_url: env.ASANA_BASE_URL, auth: bearer(secret.ASANA_TOKEN))\n'
+          'send {data: {name: "x"}} to api.post("/tasks") as t\n'
+          "send {data: {text: \"y\"}} to api.post('/tasks/{gid}/stories', gid: t.gid)\n")
+    hint = ("; in a dry run a write sends nothing and its `as NAME` is null, so a value taken from its answer is "
+            "null too (flowlang plan lists the writes that follow one)")
+    with AsanaMock(project="1200000000000000") as api:
+        env = {"ASANA_TOKEN": "1/asana-pat", "ASANA_BASE_URL": api.url + "/api/1.0"}
+        proc = cli("run", "tasks_from_csv.flow", "--dry-run", "--log-format", "text", cwd=folder, env=env)
+        raw = cli("run", "raw.flow", "--dry-run", "--log-format", "text", cwd=folder, env=env)
+        assert api.requests == []
+    assert proc.status == 3, proc.stderr
+    assert ("record failed at tasks_from_csv.flow:15:60: the path '/tasks/{task_gid}/stories' needs a value for "
+            f"'task_gid'{hint}") in proc.stderr.replace(str(folder) + "/", "")
+    assert "would send 2, failed 2" in proc.stderr
+    assert raw.status == 1 and f"needs a value for 'gid'{hint}" in raw.stderr, raw.stderr
+    assert cli("errors", "tasks_from_csv.flow", cwd=folder).stdout.strip().endswith("no open errors")

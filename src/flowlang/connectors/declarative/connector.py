@@ -230,7 +230,7 @@ class DeclarativeConnection(Connection):
         holes = placeholders(op.path)
         values = dict(record) if isinstance(record, dict) else {}
         values.update({k: v for k, v in kwargs.items() if k in holes})
-        path = fill(op.path, values) if holes else op.path
+        path = fill(op.path, values, dry_run=self.client.services.dry_run) if holes else op.path
         query: dict[str, Any] = {param: kwargs[arg] for arg, param in op.query.items() if arg in kwargs}
         extra = kwargs.get("query")
         if extra is not None:

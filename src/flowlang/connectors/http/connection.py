@@ -35,7 +35,7 @@ def split_request(op: str, args: list[Value], kwargs: dict[str, Value]) -> tuple
     return path, options, templates
 
 
-def fill_path(path: str, templates: Mapping[str, Any], record: Any = None) -> str:
+def fill_path(path: str, templates: Mapping[str, Any], record: Any = None, dry_run: bool = False) -> str:
     if not templates and "{" not in path:
         return path
     names = placeholders(path)
@@ -48,7 +48,7 @@ def fill_path(path: str, templates: Mapping[str, Any], record: Any = None) -> st
         return path
     values = dict(record) if isinstance(record, dict) else {}
     values.update(templates)
-    return fill(path, values)
+    return fill(path, values, dry_run=dry_run)
 
 
 def mapping(value: Any, what: str) -> dict[str, Any] | None:
@@ -87,7 +87,7 @@ class HttpConnection(Connection):
         method = op.upper()
         path, options, templates = split_request(op, args, kwargs)
         query = options.get("query")
-        filled = fill_path(path, templates) if templates or "{" in path else path
+        filled = fill_path(path, templates, dry_run=self.services.dry_run) if templates or "{" in path else path
         url = self.client.url(filled, query if type(query) is dict else mapping(query, "query"))
         headers = options.get("headers")
         if headers is not None and type(headers) is not dict:
@@ -117,7 +117,8 @@ class HttpConnection(Connection):
         if not isinstance(form, bool):
             raise FlowRuntimeError("in a send, form: true sends the record as form fields (form: takes true or "
                                    "false here)", "connector")
-        url = self.client.url(fill_path(path, templates, record), mapping(options.get("query"), "query"))
+        filled = fill_path(path, templates, record, self.services.dry_run)
+        url = self.client.url(filled, mapping(options.get("query"), "query"))
         key = options.get("idempotency_key")
         answer = await self.client.request(method, url, headers=mapping(options.get("headers"), "headers"),
                                            body=record, idempotency_key=to_text(key) if key is not None else None,

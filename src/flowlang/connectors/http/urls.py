@@ -42,12 +42,18 @@ def encoded(text: str) -> str:
     return text if UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
-def fill(template: str, values: Mapping[str, Any], what: str = "path") -> str:
-    """'/customers/{id}' with each value encoded as one segment; a missing value is an error."""
+DRY_RUN_NULL = ("; in a dry run a write sends nothing and its `as NAME` is null, so a value taken from its "
+                "answer is null too (flowlang plan lists the writes that follow one)")
+
+
+def fill(template: str, values: Mapping[str, Any], what: str = "path", dry_run: bool = False) -> str:
+    """'/customers/{id}' with each value encoded as one segment; a missing value is an error (under
+    --dry-run saying that a write's answer, which it did not get, is null)."""
     def replace(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in values or values[name] is None:
-            raise FlowRuntimeError(f"the {what} {template!r} needs a value for '{name}'", "value")
+            hint = DRY_RUN_NULL if dry_run and name in values else ""
+            raise FlowRuntimeError(f"the {what} {template!r} needs a value for '{name}'{hint}", "value")
         return segment(values[name])
     return PLACEHOLDER.sub(replace, template)
 
