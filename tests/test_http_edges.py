@@ -531,3 +531,19 @@ def test_a_retry_never_sends_the_size_text_the_store_kept_for_a_bytes_value(tmp_
            "size" in retried.stderr
     assert "1 open error" in cli("errors", "f.flow", cwd=tmp_path).stdout
     assert (tmp_path / "in" / "a.pdf").exists()  # not archived: the next run sends it
+
+
+def test_a_base_url_with_a_query_string_keeps_it_after_the_path() -> None:
+    # before: joining was concatenation, so "http://host/api?api-version=2" + "/orders" asked for
+    # /api?api-version=2/orders: the path /api and a query api-version=2/orders (404 from the API)
+    with FakeApi() as api:
+        api.route("GET", "/api/orders", lambda req: (200, {}, {"q": req.query_string}))
+        flow = flowlang.compile(
+            'use api = http(base_url: env.API + "/api?api-version=2&tenant=t1")\n'
+            'call api.get("/orders") as a\nemit a.q\n'
+            'call api.get("/orders", query: {"api-version": 3}) as b\nemit b.q\n'
+            'call api.get("/orders?page=2&tenant=t2") as c\nemit c.q\n', name="t.flow", bindings=())
+        result = flow.run(env={"API": api.url})
+        assert result.ok, result.error
+        assert result.outputs == ["api-version=2&tenant=t1", "tenant=t1&api-version=3",
+                                  "api-version=2&page=2&tenant=t2"]

@@ -69,7 +69,16 @@ def join(base_url: str | None, path: str, given_null: bool = False) -> str:
         raise FlowRuntimeError(f"the path {path!r} needs a base_url{why}", "connector")
     if not path:
         return base_url
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
+    base, _, base_query = base_url.partition("?")
+    joined = base.rstrip("/") + "/" + path.lstrip("/")
+    if not base_query:
+        return joined
+    # "https://x/api?api-version=2" + "/orders": the base URL's query goes after the path (concatenated,
+    # it became part of the path's query: /api?api-version=2/orders); the path's own names win
+    at, _, own = joined.partition("?")
+    named = {pair.partition("=")[0] for pair in own.split("&") if pair}
+    kept = [pair for pair in base_query.split("&") if pair and pair.partition("=")[0] not in named]
+    return at + "?" + "&".join([*kept, *(p for p in own.split("&") if p)])
 
 
 @lru_cache(maxsize=256)  # a flow's few parameter names are asked at every request
