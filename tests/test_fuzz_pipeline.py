@@ -4,6 +4,10 @@ and the http connector (against FakeApi on 127.0.0.1). The only outcomes allowed
 (ScriptError / UsageError), a failed record or a failed run with a flowlang error that is not an
 internal one, and a success. Anything else (an exception out of Flow.run, "internal error") fails.
 
+Also: `flowlang fmt` of mutated programs (line breaks str.splitlines() takes, deleted spans, duplicated
+and swapped lines) keeps the tree or refuses; failure messages of any text (lone surrogates too) are
+kept in the store; paginated answers with any Link, Retry-After and next values end as allowed.
+
 FLOWLANG_FUZZ_EXAMPLES sets the number of inputs per test (CI: a few hundred each; the long setting
 is FLOWLANG_FUZZ_EXAMPLES=100000, see README's Development section)."""
 
@@ -19,8 +23,12 @@ from hypothesis import strategies as st
 import flowlang
 from conftest import ROOT
 from fakeapi import FakeApi, Request
-from flowlang.errors import ScriptError, UsageError
+from flowlang import ast
+from flowlang.errors import FlowSyntaxError, ScriptError, UsageError
 from flowlang.runtime.limits import Limits
+from flowlang.source import Source
+from flowlang.syntax import parse
+from flowlang.syntax.format import format_text
 from test_generated_programs import statements
 
 EXAMPLES = int(os.environ.get("FLOWLANG_FUZZ_EXAMPLES", "150"))
@@ -114,6 +122,98 @@ def test_http_bodies_of_any_shape_give_an_allowed_end(body: bytes, content_type:
         text = ('use api = http(base_url: env.API)\n'
                 'call api.get("/one") as one\nemit one\n'
                 'call api.get("/items") as items\nfor each r in items\n  emit r\nend\n')
+        try:
+            flow = flowlang.compile(text, bindings=())
+            result = flow.run(env={"API": api.url}, limits=LIMITS)
+        except (ScriptError, UsageError):
+            return
+        allowed(result)
+
+
+# ---- the formatter ---------------------------------------------------------------------------------
+
+LINE_BREAKS = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r", "\r\n", "\t"]
+
+
+def mutated(seed: str, data: st.DataObject) -> str:
+    text = seed
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text)))
+        op = data.draw(st.integers(0, 3))
+        if op == 0:
+            snippet = data.draw(st.sampled_from(SNIPPETS + LINE_BREAKS))
+            text = text[:at] + snippet + text[at + data.draw(st.integers(0, 4)):]
+        elif op == 1:
+            text = text[:at] + text[at + data.draw(st.integers(1, 30)):]
+        else:
+            lines = text.split("\n")
+            i, j = data.draw(st.integers(0, len(lines) - 1)), data.draw(st.integers(0, len(lines) - 1))
+            if op == 2:
+                lines.insert(i, lines[j])
+            else:
+                lines[i], lines[j] = lines[j], lines[i]
+            text = "\n".join(lines)
+    return text
+
+
+@CONFIG
+@given(st.sampled_from(SEEDS), st.data())
+def test_fmt_of_a_mutated_program_keeps_its_tree_or_refuses_it(seed: str, data: st.DataObject) -> None:
+    text = mutated(seed, data)
+    try:
+        formatted = format_text(text)
+    except (FlowSyntaxError, ScriptError):
+        return
+    assert ast.dump(parse(Source("t.flow", formatted))) == ast.dump(parse(Source("t.flow", text)))
+    assert format_text(formatted) == formatted
+
+
+# ---- failure messages of any text ---------------------------------------------------------------
+
+@CONFIG
+@given(st.lists(st.text(alphabet=st.characters(), max_size=30), min_size=1, max_size=4))
+def test_a_failure_message_of_any_text_is_kept(tmp_path_factory: object, names: list[str]) -> None:
+    folder = Path(tmp_path_factory.mktemp("messages"))
+    flow = flowlang.compile('for each r in input\n  fail "bad {r.name}"\nend\n', bindings=(), base_dir=folder)
+    result = flow.run(limits=LIMITS, input=[{"id": i, "name": n} for i, n in enumerate(names)],
+                      state_dir=folder / "state")
+    allowed(result)
+    assert result.error is None and len(result.errors) == len(names)
+
+
+# ---- paginated answers with any headers ----------------------------------------------------------
+
+HEADER_TEXT = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=40),
+                        st.sampled_from(["abc", "-1", "1e400", "nan", "0", "10000000000000",
+                                         "Wed, 21 Oct 2099 07:28:00 GMT",
+                                         "<http://[::1/x>; rel=\"next\"", "<//[zz/x>; rel=\"next\"",
+                                         "<http://127.0.0.1:99999/x>; rel=\"next\"", "<?page=2>; rel=\"next\"",
+                                         "<http://a..b/x>; rel=\"next\""]))
+NEXT_VALUES = st.one_of(JSON_VALUES, HEADER_TEXT)
+
+
+@CONFIG
+@given(link=HEADER_TEXT, retry_after=HEADER_TEXT, status=st.sampled_from([200, 200, 429, 503, 302]),
+       nxt=NEXT_VALUES, style=st.sampled_from(["link", "next_url", "cursor"]))
+def test_pages_with_any_link_retry_after_and_next_give_an_allowed_end(link: str, retry_after: str, status: int,
+                                                                      nxt: object, style: str) -> None:
+    with FakeApi() as api:
+        calls = {"n": 0}
+
+        def answer(req: Request) -> tuple[int, dict[str, str], object]:
+            calls["n"] += 1
+            if calls["n"] > 3:  # the fourth request and after: a last page
+                return 200, {}, {"data": [], "next": None}
+            headers = {"Link": link, "Retry-After": retry_after}
+            if status == 302:
+                headers["Location"] = link
+            return status, headers, {"data": [{"id": calls["n"]}], "next": nxt}
+        api.route("GET", "/items", answer)
+        pages = {"link": '{style: "link", records: "data"}',
+                 "next_url": '{style: "next_url", next: "next", records: "data"}',
+                 "cursor": '{style: "cursor", cursor: "next", records: "data"}'}[style]
+        text = (f'use api = http(base_url: env.API, retry: 2, max_retry_wait: 1)\n'
+                f'call api.get("/items", pages: {pages}) as items\nfor each r in items\n  emit r\nend\n')
         try:
             flow = flowlang.compile(text, bindings=())
             result = flow.run(env={"API": api.url}, limits=LIMITS)
