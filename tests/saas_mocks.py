@@ -287,8 +287,14 @@ class GitHubMock(MockServer):
         state = "open" if "is:open" in q else "closed" if "is:closed" in q else None
         with self.lock:
             items = [i for i in self.issues if phrase in i["title"].lower() and state in (None, i["state"])]
-        return jsonr(200, {"total_count": len(items), "incomplete_results": False, "items": items[:30]},
-                     self.rate_headers())
+        seen: Seen = request[SEEN]
+        per_page, page = min(100, int(seen.q("per_page") or 30)), int(seen.q("page") or 1)  # as GitHub: 30 a page
+        headers = self.rate_headers()
+        if page * per_page < len(items):
+            query = [(k, v) for k, v in seen.query if k != "page"] + [("page", str(page + 1))]
+            headers["Link"] = f'<{self.url}{seen.path}?{urllib.parse.urlencode(query)}>; rel="next"'
+        return jsonr(200, {"total_count": len(items), "incomplete_results": False,
+                           "items": items[(page - 1) * per_page: page * per_page]}, headers)
 
 
 # ---- Stripe ----------------------------------------------------------------------------------------

@@ -326,6 +326,26 @@ def test_a_lookup_after_a_create_to_the_same_api_finds_the_new_record(tmp_path: 
     assert lines(proc.stdout) == [["created", 1], ["created", 2], ["found", 1]]
 
 
+def test_a_github_search_in_a_loop_reads_every_page(tmp_path: Path) -> None:
+    """gh.find_issue (GET /search/issues) had no pagination: a loop over a search read GitHub's first
+    page of 30 and ended, exit 0, as if that were all (30 of 130 issues, no warning). It now pages by the
+    Link header, 100 a page, as the lists do; a lookup still takes the first issue found."""
+    write(tmp_path, "f.flow",
+          'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL, rate_limit: "50/second")\n'
+          'call gh.find_issue(q: "repo:octo/hello is:open crash") as found\n'
+          'for each i in found\n  emit i.number\nend\n'
+          'lookup gh.find_issue(q: "repo:octo/hello crash") as first\n'
+          'emit ["first", first.number]\n')
+    with GitHubMock(issues=130) as api:
+        for issue in api.issues:
+            issue["title"] = f"Crash {issue['number']}"
+        proc = cli("run", "f.flow", cwd=tmp_path, env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert [(r.q("page"), r.q("per_page")) for r in api.requests] == [(None, "100"), ("2", "100"), (None, "100")]
+    out = lines(proc.stdout)
+    assert out[:-1] == list(range(1, 131)) and out[-1] == ["first", 1]
+
+
 def test_the_github_issues_from_csv_example(tmp_path: Path) -> None:
     """examples/github_issues/issues_from_csv.flow against the strict GitHub mock: a title seen twice
     opens one issue and updates it, labels go as a list, the row without a title fails alone with
