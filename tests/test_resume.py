@@ -612,3 +612,22 @@ def test_a_checkpoint_never_keeps_a_secret_the_next_page_url_repeats(tmp_path: P
     assert asked[before]["page"] == "4"
     assert all(q["api_key"] == token and q["sig"] == "sig-" + token and q["tag"] == "a b" for q in asked), asked
     assert sorted(got) == list(range(1, 41)) and set(got.values()) == {1}
+
+
+def test_a_counter_object_the_loop_changes_in_place_resumes_with_its_count(tmp_path: Path) -> None:
+    """An object the loop changes by path (`let tally.n = tally.n + 1`) was not among the variables a
+    checkpoint keeps (only `let x = ...` counted as assigning), so a resumed run counted from zero again
+    ({count: 171} of 300 after a stop at page 40). It is kept as `let count = count + 1` is."""
+    (tmp_path / "items.flow").write_text(FLOW.format(loop="", send="", size=PER_PAGE)
+                                         .replace("let count = 0\n", "let tally = {n: 0}\n")
+                                         .replace("  let count = count + 1\n", "  let tally.n = tally.n + 1\n")
+                                         .replace("emit {{count: count}}", "emit {{count: tally.n}}")
+                                         .replace("emit {count: count}", "emit {count: tally.n}"))
+    with Server() as (server, _):
+        server.kill_at, server.kill_signal = 39 * PER_PAGE + 2, signal.SIGTERM
+        first = run_flow(tmp_path, server)
+        assert first.returncode == 75, first.stderr
+        resumed = run_here(tmp_path, server, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+    assert server.duplicates() == {} and server.lost() == []
+    assert json.loads(resumed.stdout.splitlines()[-1]) == {"count": len(RECORDS)}

@@ -195,3 +195,29 @@ def test_a_variable_made_in_the_iteration_keeps_its_value_when_a_path_changes(tm
     proc = cli("run", "f.flow", cwd=tmp_path)
     assert proc.status == 0, proc.stderr
     assert lines(proc.stdout) == [{"b": [1], "xs": [2]}, {"b": [1], "xs": [2]}, {"n": 2}]
+
+
+def test_a_failed_record_keeps_a_counter_object_as_its_iteration_started(tmp_path: Path) -> None:
+    """An object (or list) of the enclosing scope that the iteration changes in place (`let c["n"] = ...`,
+    `let c.byi.last = ...`, `let xs[0] = ...`) was saved with the failed record as changed, so a retry
+    counted the failed record twice ('at 4' where the run said 'at 3'). It is saved as the iteration
+    found it: each key it replaced given back, a key it added taken away, a nested object as it was."""
+    (tmp_path / "f.flow").write_text(
+        'let c = {byi: {last: -1}}\n'
+        'let xs = [0, 0]\n'
+        'for each i in range(4)\n'
+        '  let c["n"] = (c["n"] ?? 0) + 1\n'
+        '  let c.byi.last = i\n'
+        '  let c["added_{i}"] = true\n'
+        '  let xs[0] = xs[0] + 1\n'
+        '  if i == 2\n'
+        '    fail "at {c.n} last {c.byi.last} keys {len(keys(c))} xs {xs[0]}"\n'
+        '  end\n'
+        'end\n'
+        'emit [c.n, c.byi, xs]\n')
+    ran = cli("run", "f.flow", cwd=tmp_path)
+    assert ran.status == 3, ran.stderr
+    assert "at 3 last 2 keys 5 xs 3" in ran.stderr
+    assert lines(ran.stdout) == [[4, {"last": 3}, [4, 0]]]  # the run itself counts as before
+    replayed = cli("retry", "f.flow", "--dry-run", cwd=tmp_path)
+    assert "record failed at f.flow:9:5: at 3 last 2 keys 5 xs 3" in replayed.stderr, replayed.stderr

@@ -34,6 +34,7 @@ from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import READ_FAILED, RecordFailure
+from flowlang.runtime.sharing import as_it_was
 from flowlang.runtime.slots import Slots
 from flowlang.runtime.tape import set_draw_place
 from flowlang.runtime.values import BadRecord, RecordStream, Secret, shown_number, type_name
@@ -78,6 +79,8 @@ class LoopInfo:
         run.iteration_start = values
         if run.grown:
             run.grown.clear()
+        if run.replaced:
+            run.replaced.clear()
         return values
 
     def now(self, f: Frame) -> list[Any]:
@@ -86,14 +89,15 @@ class LoopInfo:
 
     def snapshot(self, f: Frame, start: list[Any] | None = None) -> dict[str, Any]:
         values = start if start is not None else self.now(f)
-        grown = f.run.grown if start is not None else None  # lists of the start grown in place since
+        # lists and objects of the start changed in place since: saved as they were at the start
+        changed = start is not None and bool(f.run.grown or f.run.replaced)
         out: dict[str, Any] = {}
         read = self.read
         for (name, slot), value in zip(self.visible, values, strict=True):
             if read is not None and slot not in read:
                 continue  # the iteration never reads it: a replay does not need it
-            if grown and type(value) is list and id(value) in grown:
-                value = value[:grown[id(value)]]  # as it was when the iteration started
+            if changed and (type(value) is list or type(value) is dict):
+                value = as_it_was(value, f.run.grown, f.run.replaced)
             if isinstance(value, STORABLE) or type(value).__name__ in ("Decimal", "datetime", "date", "timedelta"):
                 out[name] = value
         return out
@@ -971,7 +975,7 @@ class ForEachCompiler(IoCompiler):
         visible = res.loop_scopes.get(node, ())
         assigned: tuple[tuple[str, int], ...] = ()
         if identity is not None:
-            changed = assigned_slots(node, res.slots) - set(slots)
+            changed = assigned_slots(node, res.slots, res.refs) - set(slots)
             assigned = tuple((name, slot) for name, slot in visible if slot in changed)
         text = self.checked.source.text
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,

@@ -10,10 +10,11 @@ same request it read then, and puts back the enclosing variables the loop assign
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from flowlang import ast
+from flowlang.check.scopes import Local
 from flowlang.compile.errors import Where
 from flowlang.errors import ResumeRefused
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer, pages_from
@@ -23,8 +24,10 @@ from flowlang.runtime.run import restore_saved
 from flowlang.runtime.values import RecordStream
 
 
-def assigned_slots(node: ast.ForEach, slots: dict[tuple[object, int], int]) -> frozenset[int]:
-    """The frame slots that statements inside the loop's body assign (`let x = ...`, `as x`)."""
+def assigned_slots(node: ast.ForEach, slots: dict[tuple[object, int], int],
+                   refs: Mapping[object, object] | None = None) -> frozenset[int]:
+    """The frame slots that statements inside the loop's body assign (`let x = ...`, `as x`), and with
+    `refs` (the resolution's) those whose value they change in place (`let c["n"] = ...`)."""
     found: set[int] = set()
     seen: set[int] = set()
 
@@ -39,6 +42,10 @@ def assigned_slots(node: ast.ForEach, slots: dict[tuple[object, int], int]) -> f
         slot = slots.get((value, 0))
         if slot is not None and slot >= 0 and not isinstance(value, ast.ForEach):
             found.add(slot)
+        if refs is not None and isinstance(value, ast.Let) and value.target.steps:
+            ref = refs.get(value.target)
+            if isinstance(ref, Local):
+                found.add(ref.slot)
         for name in ast.fields(value):
             walk(getattr(value, name))
 

@@ -16,7 +16,7 @@ from flowlang.runtime.field_misses import Reach, counter
 from flowlang.runtime.frame import Frame, ReturnSignal, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import holds_secret
 from flowlang.runtime.operators import BINARY, NeedsMaterialization
-from flowlang.runtime.sharing import ALONE, references
+from flowlang.runtime.sharing import ALONE, UNSET, references
 from flowlang.runtime.values import RecordStream, article, to_text, truthy, type_name
 
 
@@ -220,6 +220,7 @@ class StatementCompiler(ExpressionCompiler):
 
         def let_path(f: Frame) -> None:
             v = value(f)
+            kept_start: Any = None
             if into_state:
                 refuse_secret_in_state(v, where)
             if f.run.before_change is not None:  # outputs already given out are not changed
@@ -235,10 +236,14 @@ class StatementCompiler(ExpressionCompiler):
                     container = slots[slot] = {}
                 elif (type(container) is dict or type(container) is list) and references(container) > ALONE:
                     start = f.run.iteration_start
-                    if not (references(container) == ALONE + 1 and kept is not None and start is not None
-                            and start[kept] is container):
+                    if references(container) == ALONE + 1 and kept is not None and start is not None \
+                            and start[kept] is container:
+                        kept_start = container  # changed in place: what it replaces is noted first
+                    else:
                         container = slots[slot] = container.copy()
             resolved = [k if const else k(f) for const, k in keys]
+            if kept_start is not None:
+                note_replaced(f.run.replaced, kept_start, resolved[0])
             for key in resolved[:-1]:
                 nxt = _get(container, key, where)
                 if nxt is None:
@@ -419,6 +424,24 @@ class StatementCompiler(ExpressionCompiler):
         if isinstance(line, ast.MapSpread):
             return "spread", self.where(line.value.span), self.expr(line.value)
         return "drop", line.path, None
+
+
+def note_replaced(replaced: dict[int, dict[Any, Any]], container: Any, key: Any) -> None:
+    """Before `let c[key]...` changes in place a list or object the start of the iteration holds: what it
+    has at `key` (the first time in this iteration), so a record that fails is saved as it started. The
+    note holds the old value, so a nested one is copied before it is changed (the copy-on-write rule)."""
+    changes = replaced.get(id(container))
+    if changes is None:
+        changes = replaced[id(container)] = {}
+    if type(container) is dict:
+        if type(key) is str and key not in changes:
+            changes[key] = container.get(key, UNSET)
+        return
+    i = whole_index(key)
+    if i is not None and -len(container) <= i < len(container):
+        i %= len(container)
+        if i not in changes:
+            changes[i] = container[i]
 
 
 def _get(container: Any, key: Any, where: Where) -> Any:

@@ -215,6 +215,9 @@ class RunContext:
         # is cut back to them)
         self.iteration_start: list[Any] | None = None
         self.grown: dict[int, int] = {}
+        # and, by id, what `let c[k] = ...` replaced in those of its lists and objects changed in place
+        # since (the first value of each top-level key changed, sharing.UNSET where there was none)
+        self.replaced: dict[int, dict[Any, Any]] = {}
         self.stop = options.stop
         self.batches: dict[Any, Any] = {}
         self.run_child: Callable[[Path, dict[str, Any]], Awaitable[None]] | None = None

@@ -30,3 +30,27 @@ def _alone() -> int:
 
 
 ALONE = _alone()
+
+
+UNSET = object()  # what a changed object had at a key it did not have (runtime/run.py: RunContext.replaced)
+
+
+def as_it_was(value: Any, grown: dict[int, int], replaced: dict[int, dict[Any, Any]]) -> Any:
+    """A list or object of the start of an iteration as it was then, where the iteration changed it in
+    place since (a copy; the value itself when it did not): cut back to its length, its replaced keys
+    given back what they held. Nested values need nothing: a path assignment copies a nested one that
+    the record of what was replaced holds (the copy-on-write rule)."""
+    length = grown.get(id(value)) if type(value) is list else None
+    changes = replaced.get(id(value))
+    if length is None and changes is None:
+        return value
+    copy: Any = value[:length] if type(value) is list else dict(value)
+    for key, old in (changes or {}).items():
+        if type(copy) is dict:
+            if old is UNSET:
+                copy.pop(key, None)
+            else:
+                copy[key] = old
+        elif 0 <= key < len(copy):
+            copy[key] = old
+    return copy
