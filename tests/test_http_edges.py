@@ -547,3 +547,18 @@ def test_a_base_url_with_a_query_string_keeps_it_after_the_path() -> None:
         assert result.ok, result.error
         assert result.outputs == ["api-version=2&tenant=t1", "tenant=t1&api-version=3",
                                   "api-version=2&page=2&tenant=t2"]
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("http://", "base_url: not a valid URL (it names no host)"),
+    ("https://exa mple.com/v1", "base_url: not a valid URL (its host holds a space)"),
+])
+def test_a_base_url_without_a_host_or_with_a_space_in_it_is_refused(tmp_path: Path, url: str, said: str) -> None:
+    # before: check said ok; the run asked for http:///b ("not an http:// or https:// URL") or tried to
+    # resolve "exa mple.com" five times with backoff
+    (tmp_path / "f.flow").write_text(f'use api = http(base_url: "{url}")\ncall api.get("/b")\n')
+    (tmp_path / "g.flow").write_text('use api = http(base_url: env.URL)\ncall api.get("/b")\n')
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 2 and f"f.flow:1:26: error: {said}" in checked.stderr, checked.stderr
+    ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path, env={"URL": url})
+    assert ran.status == 1 and f"g.flow:1:26: error: {said}" in ran.stderr and "attempt" not in ran.stderr, ran.stderr

@@ -94,10 +94,15 @@ def url_problem(key: str, url: str) -> None:
     """A URL that cannot be read ('http://[::1/x', a port past 65535) was an internal error at the first
     request; refused here, without showing the URL (it may be a secret, or hold one where the port goes)."""
     try:
-        urlsplit(url).port  # noqa: B018  # reading the port is what checks it
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # reading the port is what checks it
     except ValueError as e:
         said = "its port is not a whole number from 0 to 65535" if "Port" in str(e) else str(e)
         raise FlowRuntimeError(f"{key}: not a valid URL ({said})", "connector") from None
+    if not parts.hostname:  # "http://": every request failed as "not an http:// or https:// URL"
+        raise FlowRuntimeError(f"{key}: not a valid URL (it names no host)", "connector")
+    if any(c.isspace() for c in parts.hostname):  # "exa mple.com": five attempts to resolve it, each record
+        raise FlowRuntimeError(f"{key}: not a valid URL (its host holds a space)", "connector")
 
 
 def param_style(value: Any) -> str:
