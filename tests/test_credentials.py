@@ -151,6 +151,7 @@ def test_a_token_answer_past_max_response_bytes_is_said_so(tmp_path: Path) -> No
 @pytest.mark.parametrize(("auth", "col", "said"), [
     # before: each passed flowlang check and failed the run at its use, after the statements before it
     ('bearer("")', 48, "auth: the bearer token is empty, so no request would carry a credential"),
+    ('bearer("Bearer abc")', 48, "auth: the bearer token starts with 'Bearer ', which bearer() adds itself"),
     ('basic(" ", "pw")', 47, "auth: basic()'s user is empty, so no request would carry a credential"),
     ('api_key("X-Key", "k", in: "body")', 67, 'api_key() needs in: "header" or "query"'),
     ('oauth2_client_credentials("ftp://auth.invalid/token", "id", secret.S)', 67,
@@ -183,3 +184,19 @@ def test_a_token_url_that_is_not_http_is_refused_at_the_use(tmp_path: Path) -> N
                     in proc.stderr), proc.stderr
             assert "attempt" not in proc.stderr and "Traceback" not in proc.stderr
         assert api.seen == [] and api.token_requests == []
+
+
+def test_a_bearer_token_that_starts_with_bearer_is_refused_at_the_use(tmp_path: Path) -> None:
+    # before: a secret copied with its scheme ("Bearer eyJ...") was sent as "Authorization: Bearer Bearer
+    # eyJ...", and the API's 401 was all the user saw, record after record
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, auth: bearer(secret.T))\ncall api.get("/b")\n')
+    (tmp_path / "g.flow").write_text('use api = http(base_url: env.API, auth: secret.T)\ncall api.get("/b")\n')
+    with AuthApi() as api:
+        for flow in ("f.flow", "g.flow"):
+            for token in ("Bearer s3cr3t-Tok", "bearer  s3cr3t-Tok"):
+                proc = cli("run", flow, "--log-format", "text", cwd=tmp_path, env={"API": api.url, "T": token})
+                assert proc.status == 1, proc.stderr
+                assert (f"{flow}:1:41: error: auth: the bearer token starts with 'Bearer ', which bearer() adds "
+                        "itself: give the token alone") in proc.stderr, proc.stderr
+                assert "s3cr3t-Tok" not in proc.stderr
+        assert api.seen == []

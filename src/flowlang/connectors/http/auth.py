@@ -207,18 +207,28 @@ def given(value: Any, what: str) -> str:
     return text
 
 
+def bearer_token(value: Any) -> str:
+    """The token of bearer auth. One given with its scheme ("Bearer eyJ...", as a token is often copied)
+    went out as "Bearer Bearer eyJ..." and was answered 401 at every request: refused, without showing it."""
+    text = given(value, "the bearer token")
+    if text.lstrip().lower().startswith("bearer "):
+        raise FlowRuntimeError("auth: the bearer token starts with 'Bearer ', which bearer() adds itself: give the "
+                               "token alone", "connector")
+    return text
+
+
 def make_auth(value: Any, on_token: Callable[[str], None]) -> Auth:
     """The Auth for a `use ... auth:` value (from bearer(), basic(), api_key(), oauth2_...())."""
     if value is None:
         return Auth()
     if isinstance(value, str | Secret):
-        return BearerAuth(given(value, "the bearer token"))
+        return BearerAuth(bearer_token(value))
     if not isinstance(value, Mapping) or "type" not in value:
         raise FlowRuntimeError(f"auth must be bearer(...), basic(...), api_key(...) or "
                                f"oauth2_client_credentials(...), got {type_name(value)}", "connector")
     kind = value["type"]
     if kind == "bearer":
-        return BearerAuth(given(value.get("token"), "the bearer token"))
+        return BearerAuth(bearer_token(value.get("token")))
     if kind == "basic":
         return BasicAuth(given(value.get("user"), "basic()'s user"), reveal(value.get("password")))
     if kind == "api_key":

@@ -89,6 +89,13 @@ def _credential(fn: str, arg: str, what: str) -> Callable[[Any], None]:
     return rule
 
 
+def _bearer_token(value: Any) -> None:
+    _credential("bearer", "token", "the bearer token")(value)
+    if isinstance(value, str) and value.lstrip().lower().startswith("bearer "):
+        raise BuiltinError("auth: the bearer token starts with 'Bearer ', which bearer() adds itself: give the "
+                           "token alone")
+
+
 def _key_place(value: Any) -> None:
     if value not in ("header", "query"):
         raise BuiltinError('api_key() needs in: "header" or "query"')
@@ -116,7 +123,7 @@ def token_url_is_http(url: str) -> bool:
 
 
 BUILTINS = (
-    Builtin.of("bearer", bearer, constant_checks={"token": _credential("bearer", "token", "the bearer token")}),
+    Builtin.of("bearer", bearer, constant_checks={"token": _bearer_token}),
     Builtin.of("basic", basic, constant_checks={"user": _credential("basic", "user", "basic()'s user")}),
     _ApiKey("api_key", api_key, constant_checks={"name": _credential("api_key", "name", "api_key()'s name"),
                                                  "value": _credential("api_key", "value", "the API key"),
