@@ -118,6 +118,28 @@ def sendable(url: str) -> str:
     from urllib.parse import quote
 
     return quote(url, safe=KEPT, errors="surrogatepass")
+def unreadable_answer(error: Exception) -> str:
+    """What aiohttp found wrong in an answer it could not read (a bad status line, a header line past
+    8190 bytes, a body that is not the gzip its Content-Encoding says, one cut short), on one line:
+    without its "400, message=" (its own code, not the server's status) and without the bytes it
+    quotes, which may be the start of a header that echoes a credential, cut where masking cannot see it."""
+    text = str(error)
+    inner = ANSWER_MESSAGE.search(text)
+    if inner is not None:
+        head = text[:inner.start()].rstrip("<: ").removesuffix("400,").rstrip("<:, ")
+        head = head.rsplit("<", 1)[0].rstrip(": ") if "<" in head else head
+        text = (head + ": " if head else "") + inner.group(2)
+    words = []
+    for line in text.replace("\\n", "\n").splitlines():
+        line = line.strip().removeprefix("400, message").strip(": ")
+        line = QUOTED_BYTES.split(line)[0].rstrip(": ")
+        if line and not line.startswith("^"):
+            words.append(line)
+    return ": ".join(words).rstrip(".") or type(error).__name__
+
+
+ANSWER_MESSAGE = re.compile(r"message=(['\"])(.*?)\1", re.S)  # aiohttp's repr of the parser's message
+QUOTED_BYTES = re.compile(r"\bb\\?(['\"]|$)")  # b'HTTP/1.1 1000 Big': the bytes aiohttp quotes
 NO_ENVIRONMENT: tuple[Any, Any, Any] = (None, None, None)  # (proxy, proxy_auth, login)
 
 
@@ -326,6 +348,9 @@ class Transport:
                                          sent=True, timeout=True) from None
                 except aiohttp.InvalidURL as e:
                     raise TransportError(f"invalid URL: {e}", sent=False) from None
+                except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as e:
+                    raise TransportError(f"connection failed: the answer could not be read: {unreadable_answer(e)}",
+                                         sent=True) from None
                 except aiohttp.ClientError as e:
                     raise TransportError(f"connection failed: {type(e).__name__}: {e}", sent=True) from None
                 except OSError as e:
