@@ -485,3 +485,26 @@ def test_a_dry_run_says_why_a_path_taken_from_a_writes_answer_is_null(tmp_path: 
     assert "would send 2, failed 2" in proc.stderr
     assert raw.status == 1 and f"needs a value for 'gid'{hint}" in raw.stderr, raw.stderr
     assert cli("errors", "tasks_from_csv.flow", cwd=folder).stdout.strip().endswith("no open errors")
+
+
+def test_a_recording_that_failed_before_its_first_exchange_keeps_the_old_cassette(tmp_path: Path) -> None:
+    """examples/asana_tasks recorded, then recorded again in a shell without ASANA_TOKEN: the second run
+    failed at its use (the bearer token is empty) and replaced the cassette with one of 4 lines and no
+    exchange, said 'recorded 4 entries ...; replay with: flowlang test ...', and that replay failed
+    ('the cassette has no recorded request for rows.read()'): a replay needs no secrets and runs on past
+    the use. Such a run now records nothing and leaves the old cassette as it was, saying so."""
+    folder = copy_example("asana_tasks", tmp_path)
+    with AsanaMock(project="1200000000000000") as api:
+        env = {"ASANA_TOKEN": "1/asana-pat", "ASANA_BASE_URL": api.url + "/api/1.0"}
+        assert cli("run", "tasks_from_csv.flow", "--record", "tests/t", cwd=folder, env=env).status == 0
+        good = (folder / "tests" / "t" / "cassette.jsonl").read_bytes()
+        proc = cli("run", "tasks_from_csv.flow", "--record", "tests/t", "--log-format", "text", cwd=folder,
+                   env={**env, "ASANA_TOKEN": ""})
+        assert len(api.tasks) == 2  # the second run sent nothing
+    assert proc.status == 1 and "the bearer token is empty" in proc.stderr
+    assert ("error: nothing recorded: the run failed before its first exchange, so a replay of it could not pass; "
+            "tests/t/cassette.jsonl was left as it was") in proc.stderr
+    assert "replay with" not in proc.stderr
+    assert (folder / "tests" / "t" / "cassette.jsonl").read_bytes() == good
+    replay = cli("test", "tasks_from_csv.flow", "--cassette", "tests/t", "--log-format", "text", cwd=folder)
+    assert replay.status == 0 and "PASS" in replay.stdout + replay.stderr, replay.stderr

@@ -100,7 +100,16 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         telemetry.shutdown()
     terminal.context = {"flow": flow.name, "job_id": result.job_id}
     unsaved = False
-    if recorder is not None:
+    if recorder is not None and result.error is not None and not recorder.exchanged():
+        # failed before its first exchange (a secret or an environment variable unset at a use): a replay,
+        # which needs no secrets, would run on past that point and fail; an old cassette is worth more
+        from flowlang.testing.cassette import FILE_NAME
+
+        old = Path(args.record) / FILE_NAME
+        terminal.error(f"error: nothing recorded: the run failed before its first exchange, so a replay of it "
+                       f"could not pass; {old if old.exists() else 'no cassette'} was left as it was")
+        unsaved = True
+    elif recorder is not None:
         try:
             saved = recorder.save(terminal.masker.mask)
         except FlowError as e:  # the run itself ended as it says below; only its cassette is missing

@@ -173,5 +173,9 @@ class Recorder:
             return False
         return any("pages" in e and not e.get("complete") and "error" not in e for e in self.cassette.of_type("read"))
 
+    def exchanged(self) -> bool:
+        """Whether the run made an exchange with the outside (a read or a write) that a replay answers."""
+        return any(e.get("type") in ("read", "write") for e in self.cassette.entries)
+
     def save(self, mask: Callable[[str], str]) -> Path:
         return self.cassette.save(self.folder, mask)
