@@ -550,3 +550,20 @@ def test_a_configuration_key_a_placeholder_needs_is_shown_at_its_null_value(fold
     assert proc.status == 1, proc.stderr
     assert ("main.flow:1:32: error: 'https://shop.invalid/api/{tenant}' needs the configuration key 'tenant', which "
             "is null here") in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("table", "place"), [("[headers]\n", "5:2"), ('[operations.list_x.headers]\n', "9:2")])
+def test_a_header_name_http_cannot_carry_in_a_connector_file_is_a_file_error(folder: Path, table: str,
+                                                                             place: str) -> None:
+    # before: the file loaded, check said ok, and every request of the operation went out with it
+    # (a server answers 400 Bad Request: Invalid header token)
+    text = ('name = "h"\nbase_url = "https://h.invalid"\n\n{file}[operations.list_x]\nmethod = "GET"\n'
+            'path = "/x"\n\n{op}')
+    header = table + '"X Tenant" = "t1"\n'
+    (folder / "connectors" / "h.toml").write_text(text.format(file=header if "operations" not in table else "",
+                                                               op=header if "operations" in table else ""))
+    (folder / "main.flow").write_text("use h = h()\ncall h.list_x() as x\n")
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2, proc.stderr
+    assert "connectors/h.toml: " in proc.stderr and "'X Tenant' is not a valid HTTP header name" in proc.stderr
+    assert f" --> connectors/h.toml:{place}" in proc.stderr, proc.stderr

@@ -14,7 +14,7 @@ from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
 from flowlang.connectors.declarative.models import ConnectorFile
 from flowlang.connectors.declarative.places import excerpt, locate, suggestion
-from flowlang.connectors.declarative.templates import unknown_placeholders
+from flowlang.connectors.declarative.templates import bad_headers, unknown_placeholders
 from flowlang.diagnostics import render_block
 from flowlang.resources import stdlib_files
 from flowlang.source import Source, Span
@@ -89,9 +89,10 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
         model = ConnectorFile.model_validate(data)
     except ValidationError as e:
         raise ConnectorFileError(model_problem(file_name, text, e), name) from None
-    unknown = unknown_placeholders(model)
-    if unknown:
-        raise ConnectorFileError(placed_problems(file_name, text, unknown), name)
+    found = [(loc, what, True) for loc, what in unknown_placeholders(model)]  # at the value
+    found += [(loc, what, False) for loc, what in bad_headers(model)]  # at the header's name
+    if found:
+        raise ConnectorFileError(_message(file_name, text, list(found)), name)
     return model
 
 

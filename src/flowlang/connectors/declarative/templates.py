@@ -6,6 +6,7 @@ it), not when a run reaches its `use` line after other statements have already s
 from __future__ import annotations
 
 from flowlang.connectors.declarative.models import AuthModel, ConnectorFile
+from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.urls import placeholders
 from flowlang.diagnostics import closest
 
@@ -38,4 +39,18 @@ def unknown_placeholders(model: ConnectorFile) -> list[tuple[tuple[str, ...], st
     return problems
 
 
-__all__ = ["config_templates", "unknown_placeholders"]
+def bad_headers(model: ConnectorFile) -> list[tuple[tuple[str, ...], str]]:
+    """(place, problem) for each header HTTP cannot carry: a name that is not a token ("X Tenant") went
+    out with every request and was answered 400 (a value's placeholders are judged once filled)."""
+    tables: list[tuple[tuple[str, ...], dict[str, str]]] = [(("headers",), model.headers)]
+    tables += [(("operations", name, "headers"), op.headers) for name, op in model.operations.items()]
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for loc, headers in tables:
+        for name, value in headers.items():
+            problem = header_problem({name: value})
+            if problem is not None:
+                problems.append(((*loc, name), problem))
+    return problems
+
+
+__all__ = ["bad_headers", "config_templates", "unknown_placeholders"]
