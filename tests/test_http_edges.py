@@ -562,3 +562,36 @@ def test_a_base_url_without_a_host_or_with_a_space_in_it_is_refused(tmp_path: Pa
     assert checked.status == 2 and f"f.flow:1:26: error: {said}" in checked.stderr, checked.stderr
     ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path, env={"URL": url})
     assert ran.status == 1 and f"g.flow:1:26: error: {said}" in ran.stderr and "attempt" not in ran.stderr, ran.stderr
+
+
+REVOKED_FLOW = ('use api = http(base_url: env.API, auth: bearer(secret.TOK))\n'
+                'for each i in range(0, 30)\n  send {i: i} to api.post("/items")\nend\n')
+
+
+def test_a_revoked_token_ends_the_run_instead_of_failing_every_record(tmp_path: Path) -> None:
+    """Every request answered 401 and none accepted: each of 30 records was sent and failed alike (10,000
+    rows under GitHub's 5,000/hour limit: two hours of refusals). The 10th such answer ends the run: the
+    records tried are kept (a retry sends them once the token is fixed), the rest are not sent."""
+    with FakeApi() as api:
+        api.route("POST", r"/items", lambda req: (401, {}, {"message": "Bad credentials"}))
+        (tmp_path / "f.flow").write_text(REVOKED_FLOW)
+        ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path,
+                  env={"API": api.url, "TOK": 'r3v"ok\\ed-tökèn-' + "x" * 70})
+        assert ran.status == 1, ran.stderr
+        assert api.count("POST", "/items") == 10
+        assert "was answered 401 to all 10 requests of this run and none was accepted" in ran.stderr
+        assert "Traceback" not in ran.stderr and "x" * 70 not in ran.stderr
+        listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+        assert len(listed.stdout.splitlines()) == 10
+
+
+def test_401_answers_after_an_accepted_request_fail_their_records_alone(tmp_path: Path) -> None:
+    """A connection whose credentials were accepted once in the run: a later 401 is that record's (a
+    resource the token may not reach), and the run goes on."""
+    answers = iter([200] + [401] * 40)
+    with FakeApi() as api:
+        api.route("POST", r"/items", lambda req: (next(answers), {}, {"ok": False}))
+        (tmp_path / "f.flow").write_text(REVOKED_FLOW)
+        ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url, "TOK": "t"})
+        assert ran.status == 3, ran.stderr
+        assert api.count("POST", "/items") == 30

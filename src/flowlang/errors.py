@@ -93,6 +93,9 @@ class FlowRuntimeError(FlowError):
     # no answer said it did not arrive (a timeout or a connection lost after sending, a gateway's 502, 503
     # or 504 to a POST without an idempotency key). A `send ... once` keeps its key pending then.
     uncertain = False
+    # the record fails and the run ends too: every later record would fail alike (DiskFull,
+    # CredentialsRefused)
+    ends_run = False
 
     def located(self, source: Source, span: Span) -> FlowRuntimeError:
         """Attach a position unless the error already has one (the innermost place wins)."""
@@ -129,6 +132,8 @@ class LimitError(FlowRuntimeError):
 class DiskFull(FlowRuntimeError):
     """No room to write a file (a full disk, a quota, a file size limit): the record being written fails
     and the run ends (every later write would fail alike); the file holds whole records only."""
+
+    ends_run = True
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "connector")
@@ -217,6 +222,14 @@ class HttpError(FlowRuntimeError):
         super().__init__(message, "http", status=status, body=body)
         self.method = method
         self.url = url
+
+
+class CredentialsRefused(HttpError):
+    """A connection whose every request of the run so far was answered 401 (a revoked or wrong token):
+    the record being sent fails, and the run ends rather than send every later record to the same
+    refusal (under a rate limit, hours of them)."""
+
+    ends_run = True
 
 
 class InternalError(FlowError):

@@ -26,7 +26,7 @@ from flowlang.compile.reads import slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import NOTHING, Eval, Step, block, plan_of
-from flowlang.errors import DiskFull, FlowRuntimeError, LimitError, OutOfMemory, keep_memory_reserve
+from flowlang.errors import FlowRuntimeError, LimitError, OutOfMemory, keep_memory_reserve
 from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
@@ -307,7 +307,7 @@ class LoopCompiler:
             self.fail(f, item, internal_error(error), start, index)
             return
         self.fail(f, item, error, start, index)
-        if type(error) is DiskFull:
+        if error.ends_run:
             raise error
 
     def page_sync(self, f: Frame, page: list[Any], count: int, run: Callable[[Frame], None], counter: Any,
@@ -376,7 +376,7 @@ class LoopCompiler:
             raise
         except FlowRuntimeError as e:
             self.fail(f, item, e, start, index)
-            if type(e) is DiskFull:  # every later record would fail alike: the run ends
+            if e.ends_run:  # every later record would fail alike: the run ends
                 raise
             return
         except Exception as e:
@@ -768,6 +768,8 @@ class LoopCompiler:
                 if waiting is not None:
                     if error is not None:
                         self.fail(frame, item, error, start, index)
+                        if error.ends_run:
+                            raise error
                     elif open_keys.get(identity):  # type: ignore[arg-type]
                         self.succeeded(frame, item)
                 for value in out:

@@ -29,7 +29,7 @@ from flowlang.connectors.http.retry import (
 )
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, with_query
-from flowlang.errors import FlowRuntimeError, HttpError
+from flowlang.errors import CredentialsRefused, FlowRuntimeError, HttpError
 from flowlang.runtime.blob import is_binary as binary_value
 from flowlang.runtime.formcodec import FormError, form_encode, form_pairs
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
@@ -173,6 +173,7 @@ def encode_body(body: Any, headers: dict[str, str], form: bool = False, style: s
 
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+REFUSALS_TO_STOP = 10  # 401 answers, before any request of the run was accepted, that end the run
 
 
 def hop_headers(headers: dict[str, str], auth: RequestAuth) -> dict[str, str]:
@@ -238,6 +239,10 @@ class HttpClient:
         self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
         self.writes = 0  # requests made that change data (Connection.write_count)
         self.spent_until = 0.0  # monotonic time of a spent rate limit's reset (X-RateLimit-Remaining: 0)
+        # 401 answers on the connection's own origin before any request of this run was accepted: at
+        # REFUSALS_TO_STOP its credentials are taken as refused and the run ends (CredentialsRefused)
+        self.accepted = False
+        self.refusals = 0
         self.base_origin = origin_of(settings.base_url) if settings.base_url else None
         self.base_prefix = base_prefix(settings.base_url) if settings.base_url else None
 
@@ -381,6 +386,8 @@ class HttpClient:
             if own and 200 <= response.status < 300 and \
                     (response.headers.get("x-ratelimit-remaining") or "").strip() == "0":
                 self._note_spent(response.headers)
+            if own and not self.accepted:
+                self.note_credentials(method, url, response)
             if response.status in RETRY_STATUSES and response.status != 429 and repeat_may_duplicate(method, keyed):
                 # a gateway's answer (the work may have been done behind it): not repeated, and uncertain
                 err = self.error(method, response.url, response, f" (after {attempt} attempts)" if attempt > 1 else "")
@@ -390,6 +397,25 @@ class HttpClient:
                 raise self.error(method, response.url, response, f" (after {attempt} attempts)")
             value = self.decode(method, response)
             return Answer(value, response) if whole else value
+
+    def note_credentials(self, method: str, url: str, response: Response) -> None:
+        """Until a request of the run is accepted: a 401 answer counts, and the REFUSALS_TO_STOP-th in a row
+        ends the run (a revoked token made every record fail alike, one request each)."""
+        if 200 <= response.status < 400:
+            self.accepted = True
+            return
+        if response.status != 401:
+            return
+        self.refusals += 1
+        if self.refusals < REFUSALS_TO_STOP:
+            return
+        said = self.error(method, response.url, response)
+        raise CredentialsRefused(
+            f"{said.message}; the connection '{self.name}' was answered 401 to all {self.refusals} requests of "
+            "this run and none was accepted: its credentials are refused (a revoked, expired or wrong token?), "
+            "so the run stops here rather than send every record to the same answer (the records not reached "
+            "are read again by the next run; this one is kept: flowlang retry once the credentials are fixed)",
+            status=401, method=method, url=said.url, body=said.body)
 
     def _note_spent(self, headers: Mapping[str, str]) -> None:
         """An answer that says the rate limit is spent (X-RateLimit-Remaining: 0, as GitHub's last
