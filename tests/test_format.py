@@ -156,7 +156,7 @@ def test_fmt_of_several_files_formats_the_others_when_one_is_broken(tmp_path: Pa
     result = cli("fmt", ".", "nope.flow", cwd=tmp_path)
     assert result.status == 2
     assert (tmp_path / "b.flow").read_text() == TIDY
-    assert "a_bad.flow:1:7: error: expected an expression" in result.stderr, result.stderr
+    assert "a_bad.flow:1:6: error: this `(` is not closed" in result.stderr, result.stderr
     assert "error: cannot read c.flow: it is not UTF-8 text (invalid start byte at byte 6)" in result.stderr
     assert "error: cannot read nope.flow: No such file or directory\n" in result.stderr
     assert "nothing was run" not in result.stderr and "Errno" not in result.stderr
