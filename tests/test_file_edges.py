@@ -124,6 +124,11 @@ def test_a_large_json_list_is_read_in_flat_memory(tmp_path: Path) -> None:
             fh.write(("," if i else "") + f'{{"id": {i}, "price": {i}.25, "pad": "{pad}"}}')
         fh.write("]")
     size = big.stat().st_size  # about 17 MB
+    # the parser and the modules a first run builds and imports are not the read's memory (run alone,
+    # the test measured them: 9.6 MB)
+    (tmp_path / "small.json").write_text('[{"id": 1, "price": 1.25}]')
+    assert run(tmp_path, 'use src = file(path: "small.json")\ncall src.read() as rows\nfor each r in rows\n'
+                         "  emit r.price + 1\nend\n").ok
     tracemalloc.start()
     try:
         result = run(tmp_path, 'use src = file(path: "big.json")\ncall src.read() as rows\nlet n = 0\n'
@@ -464,3 +469,19 @@ def test_a_path_or_records_of_the_wrong_kind_is_found_by_check(tmp_path: Path, u
                                      f'use c = {use.split(":")[0]}: v)\ncall c.read() as rows\n')
     ran = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path)  # computed: the run, at the value
     assert ran.status == 1 and f"g.flow:3:{col}: error: {said}" in ran.stderr, ran.stderr
+
+
+@pytest.mark.parametrize(("setting", "said"), [
+    ('delimiter: ""', 'file delimiter must be one character'),
+    ('mode: ""', 'file mode must be "overwrite" or "append", got \'\''),
+    ('encoding: ""', "file encoding '' is not one Python knows"),
+    ('ragged: ""', 'file ragged must be "error"'),
+])
+def test_an_empty_text_setting_is_refused_not_taken_for_the_default(tmp_path: Path, setting: str, said: str) -> None:
+    """`delimiter: ""` was read as `,` (and `mode: ""` as overwrite, `encoding: ""` as utf-8) without a word:
+    a file meant to be split by a delimiter the user left empty was read as one column. It is the
+    setting's error, at its place, before anything runs."""
+    (tmp_path / "d.csv").write_text("a;b\n1;2\n")
+    (tmp_path / "f.flow").write_text(f'use f = file(path: "d.csv", {setting})\ncall f.read() as rows\nemit rows\n')
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 2 and said in checked.stderr and "f.flow:1:" in checked.stderr, checked.stderr

@@ -482,10 +482,10 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
                                    f"{to_text(config['format'])!r}", "connector")
         raise FlowRuntimeError(f"{kind} cannot tell the format of {raw!r}: give format: \"csv\", \"json\", "
                                "\"jsonl\" or \"bytes\"", "connector")
-    mode = config.get("mode") or "overwrite"
+    mode = given(config, "mode", "overwrite")
     if mode not in ("overwrite", "append"):
         raise FlowRuntimeError(f'{kind} mode must be "overwrite" or "append", got {to_text(mode)!r}', "connector")
-    delimiter = config.get("delimiter") or ","
+    delimiter = given(config, "delimiter", ",")
     if delimiter == "\\t":
         delimiter = "\t"
     if type(delimiter) is not str or len(delimiter) != 1:
@@ -493,7 +493,7 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
     if delimiter in '"\r\n':  # the CSV rules' own characters: rows written so could not be read back
         raise FlowRuntimeError(f"{kind} delimiter cannot be {delimiter!r}: CSV uses it for quoting or line ends",
                                "connector")
-    encoding = config.get("encoding") or "utf-8"
+    encoding = given(config, "encoding", "utf-8")
     try:
         text_codec = codecs.lookup(str(encoding))._is_text_encoding
     except LookupError:
@@ -502,11 +502,18 @@ def format_options(raw: str, config: Mapping[str, Value], kind: str = "file") ->
     if not text_codec:  # rot13, base64, zlib: codecs, but not of text (a LookupError when a file is opened)
         raise FlowRuntimeError(f"{kind} encoding {to_text(encoding)!r} is not a text encoding (e.g. \"utf-8\", "
                                '"cp1252", "latin-1", "utf-16")', "connector")
-    ragged = config.get("ragged") or "error"
+    ragged = given(config, "ragged", "error")
     if ragged not in RAGGED:
         raise FlowRuntimeError(f'{kind} ragged must be "error" (a row with more or fewer cells than the header '
                                f'is a failed record) or "keep", got {to_text(ragged)!r}', "connector")
     return str(fmt), str(mode), TextRules(delimiter, str(encoding), str(ragged))
+
+
+def given(config: Mapping[str, Any], key: str, default: str) -> Any:
+    """A setting as given, its default only where it was not given (or null): `delimiter: ""` was taken
+    for `,` and `mode: ""` for overwrite, without a word."""
+    value = config.get(key)
+    return default if value is None else value
 
 
 def text_option_problem(key: str, value: Value, kind: str = "file") -> str | None:
