@@ -336,3 +336,17 @@ def test_check_finds_an_operator_or_a_loop_on_constants_of_the_wrong_type(tmp_pa
     assert ran.status == 3, ran.stderr
     assert "record failed at g.flow:2:12: cannot multiply string and number" in ran.stderr, ran.stderr
     assert json.loads(ran.stdout) == "caught"
+
+
+def test_a_retry_names_the_errors_that_failed_again_in_its_summary(tmp_path: Path) -> None:
+    # before: "5 records failed at g.flow:2:3: no (first: a record, a record, a record, ...)": a replayed
+    # record has no place in a loop of this run, and nothing else named it
+    (tmp_path / "g.flow").write_text("for each o in input\n  fail \"no\"\nend\n")
+    (tmp_path / "in.json").write_text("[{\"id\": 7}, {\"id\": 8}, {}, {}, {}]")
+    first = cli("run", "g.flow", "--input", "in.json", "--log-format", "text", "--quiet", cwd=tmp_path)
+    assert first.status == 3, first.stderr
+    again = cli("retry", "g.flow", "--log-format", "text", cwd=tmp_path)
+    assert again.status == 3, again.stderr
+    assert "a record" not in again.stderr
+    assert ("5 records failed at g.flow:2:3: no (first: error 1 (key 7), error 2 (key 8), error 3, ...)"
+            in again.stderr), again.stderr

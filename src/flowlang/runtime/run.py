@@ -98,6 +98,7 @@ class RecordFailure:
     key: str | None = None  # the record's trace key as JSON text (OPERATIONS.md 2)
     index: int | None = None  # its place in its loop in this run (1 for the first), when known
     error_id: int | None = None  # its row in the error store, once stored
+    replayed: int | None = None  # in a retry: the error it runs again (how the summary names it)
 
 
 class FailureGroup:
@@ -128,7 +129,8 @@ FIRST_SHOWN = 3  # of a group's records, named in its summary
 
 def which_record(failure: RecordFailure) -> str:
     """How a summary names a failed record: its place in the loop, and its trace key when it has one."""
-    place = f"record {failure.index:,}" if failure.index is not None else "a record"
+    place = (f"record {failure.index:,}" if failure.index is not None
+             else f"error {failure.replayed}" if failure.replayed is not None else "a record")
     return f"{place} (key {failure.key})" if failure.key is not None else place
 
 
@@ -200,6 +202,7 @@ class RunContext:
         self.failed_records = 0
         self.failures: list[RecordFailure] = []
         self.failure_groups: dict[tuple[str, str], FailureGroup] = {}  # by place and message
+        self.replaying: int | None = None  # a retry: the error store row of the iteration it runs again
         self.log_failures = True  # the REPL shows each failed record with its input, so it logs none
         self.field_misses: dict[FieldSite, Misses] = {}  # reads in loops that found nothing (field_misses.py)
         self.field_reached: dict[Reach, int] = {}  # records that reached a statement not all do (field_misses.py)
@@ -282,6 +285,8 @@ class RunContext:
 
     def record_failure(self, failure: RecordFailure) -> None:
         self.failed_records += 1
+        if failure.index is None:  # a retry's replay: named by its error
+            failure.replayed = self.replaying
         failure.message = self.mask(failure.message)
         self.failures.append(failure)
         if not self.log_failures:
