@@ -76,12 +76,17 @@ class Checker(StatementChecker):
             d = self.diagnostics[i]
             name = names.get(d.span)
             if d.code == "unknown-name" and name is not None:
-                template = "'" + "".join(p if isinstance(p, str) else "{" + self.source.text[p.span.start:p.span.end]
-                                         + "}" for p in given.parts) + "'"
+                template = self.single_quoted(given)
                 self.diagnostics[i] = Diagnostic(
                     d.code, d.message, d.source, d.span,
                     f"{{{name}}} is a key of {spec.name}'s configuration: to have the connector fill it, write the "
                     f"base_url in single quotes: {template}")
+
+    def single_quoted(self, text: ast.Interpolated) -> str:
+        """A "..." text with {expr} parts as the '...' template the connector fills: the hint of a
+        placeholder the flow could not resolve."""
+        return "'" + "".join(p if isinstance(p, str) else "{" + self.source.text[p.span.start:p.span.end] + "}"
+                             for p in text.parts) + "'"
 
     def check_config(self, node: ast.Use, spec: ConnectorSpec) -> None:
         allowed = [k.name for k in spec.config]
@@ -177,8 +182,7 @@ class Checker(StatementChecker):
             d = self.diagnostics[i]
             named = next((n for n in names.values() if n.span == d.span), None)
             if d.code == "unknown-name" and named is not None:
-                template = "'" + "".join(p if isinstance(p, str) else "{" + self.source.text[p.span.start:p.span.end]
-                                         + "}" for p in path.parts) + "'"
+                template = self.single_quoted(path)
                 self.diagnostics[i] = Diagnostic(
                     d.code, d.message, d.source, d.span,
                     f"to fill {{{named.name}}} from the argument {named.name}:, write the path in single quotes, "
