@@ -925,3 +925,47 @@ def test_a_secret_a_database_shows_lowercased_is_masked(postgres: str, tmp_path:
     stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
     for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
         assert secret.lower()[:9] not in text and secret not in text
+
+
+def test_a_query_given_a_statement_that_changes_data_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """A query is a lazy stream of rows that runs only when they are read, on a connection never committed:
+    `call db.query("delete from t where ...") as r` whose r is never read deleted nothing, and a DELETE ...
+    RETURNING whose rows were read was rolled back (the rows emitted, the table unchanged); check and the
+    run said ok (exit 0)."""
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("create table t (id integer primary key, n text)")
+    con.execute("insert into t values (1, 'a'), (2, 'b'), (3, 'c')")
+    con.commit()
+    con.close()
+    (tmp_path / "f.flow").write_text(
+        'use db = sql(url: "sqlite:///t.db")\n'
+        'call db.query("delete from t where id = 1") as r\n'
+        'call db.query("  -- tidy up\\n  /* all */ DROP TABLE t")\n'
+        'call db.query("Update t set n = :n where id = 2", params: {n: "x"}) as changed\n'
+        'call db.query("delete from t where id = 3 returning id") as gone\n'
+        'for each g in gone\n  emit g\nend\n'
+        'call db.query("select n from t where n = \'delete\' or n = \'returning\'") as fine\n')
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 2 and checked.stderr.count("error:") == 4, checked.stderr
+    assert ("f.flow:2:15: error: db.query() reads rows and runs only when they are read: a DELETE changes data: "
+            "use db.execute(...) (it gives the rows of a RETURNING as .rows)\n") in checked.stderr
+    assert 'hint: call db.execute("delete from t where id = 1") runs the statement at once' in checked.stderr
+    assert ("f.flow:3:15: error: db.query() reads rows and runs only when they are read: a DROP changes data: "
+            "use db.execute(...)\n") in checked.stderr
+    assert "f.flow:4:15: error: db.query() reads rows and runs only when they are read: an UPDATE" in checked.stderr
+    assert ("f.flow:5:15: error: db.query() reads rows and never commits: a DELETE ... RETURNING whose rows are "
+            "read changes nothing: use db.execute(...), which commits and gives the rows as .rows\n") in checked.stderr
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 2 and "4 errors; nothing was run" in ran.stderr and ran.stdout == "", ran.stderr
+    assert sqlite3.connect(tmp_path / "t.db").execute("select id from t order by id").fetchall() == [(1,), (2,), (3,)]
+    # execute runs at once, commits, and gives the rows of a RETURNING
+    (tmp_path / "f.flow").write_text(
+        'use db = sql(url: "sqlite:///t.db")\n'
+        'call db.execute("delete from t where id = 1") as res\n'
+        'emit res.rowcount\n'
+        'call db.execute("delete from t where id = :id returning id", params: {id: 2}) as gone\n'
+        'emit gone.rows\n')
+    assert cli("check", "f.flow", cwd=tmp_path).status == 0
+    done = cli("run", "f.flow", "--quiet", cwd=tmp_path)
+    assert done.status == 0 and done.stdout == '1\n{"id":2}\n', done.stderr
+    assert sqlite3.connect(tmp_path / "t.db").execute("select id from t").fetchall() == [(3,)]

@@ -11,6 +11,7 @@ from flowlang.check.hints import did_you_mean, near_misses
 from flowlang.check.pages import page_diagnostics
 from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
+from flowlang.check.sql_text import query_write_problem
 from flowlang.check.statements import Ctx, StatementChecker
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.diagnostics import Diagnostic, Severity
@@ -169,6 +170,11 @@ class Checker(StatementChecker):
                 "pasted into SQL can change the statement (SQL injection)", self.source, op.args[0].span,
                 'pass the values as parameters: db.query("select * from t where id = :id", params: {id: x.id})',
                 Severity.WARNING))
+        if spec.name == "sql" and name == "query" and op.args:
+            known, sql = constant_value(op.args[0])
+            problem = query_write_problem(op.connection, sql) if known and isinstance(sql, str) else None
+            if problem is not None:
+                self.error("query-writes", problem[0], op.args[0].span, problem[1])
         return op_spec
 
     def path_template_hints(self, op: ast.Operation, since: int) -> None:
