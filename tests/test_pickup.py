@@ -241,3 +241,57 @@ def test_files_of_one_name_are_all_kept_in_the_archive_stamped_in_utc(tmp_path: 
         found = re.fullmatch(r"a\.(\d{8}T\d{6}Z)(-2)?\.csv", name)
         assert found, name
         assert before <= datetime.strptime(found.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) <= after
+
+
+def test_files_that_number_their_rows_alike_keep_their_own_errors(tmp_path: Path) -> None:
+    """a.csv and b.csv both number their rows from 1: the refused row 1 of a.csv is not resolved by
+    the ok row 1 of b.csv (it was: a.csv was archived and its row never sent), a.csv stays with its
+    error keyed by its name, and a retry sends the row and archives the file."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id,who\n1,a-1\n2,a-2\n")
+    (tmp_path / "in" / "b.csv").write_text("id,who\n1,b-1\n2,b-2\n")
+    (tmp_path / "f.flow").write_text(KILL_FLOW.replace('api.put("/items/{r.id}")', 'api.put("/items/{r.who}")'))
+    refuse = {"a-1"}
+    received: list[str] = []
+    with FakeApi() as api:
+        def put(req: Request) -> tuple[int, dict[str, str], Any]:
+            assert req.match is not None
+            if req.match[1] in refuse:
+                return 422, {}, {"error": "refused"}
+            received.append(req.match[1])
+            return 200, {}, {"ok": True}
+        api.route("PUT", r"/items/([\w-]+)", put)
+        env = {"API": api.url}
+        first = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+        assert first.returncode == 3, first.stderr
+        assert "resolved" not in first.stderr
+        assert sorted(received) == ["a-2", "b-1", "b-2"]
+        assert [p.name for p in (tmp_path / "in").iterdir()] == ["a.csv"]  # kept, its row 1 failed
+        assert [p.name for p in (tmp_path / "archive").iterdir()] == ["b.csv"]
+        errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+        assert [(e["key"], e["record"]["who"], e["resolved_at"]) for e in errors] == [(["a.csv", "1"], "a-1", None)]
+        listed = run_cli("errors", "f.flow", "--key", '["a.csv","1"]', cwd=tmp_path)
+        assert listed.returncode == 0 and "a.csv" in listed.stdout, listed.stdout + listed.stderr
+        refuse.clear()
+        retried = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        assert retried.returncode == 0, retried.stderr
+        assert sorted(received) == ["a-1", "a-2", "b-1", "b-2"]
+        assert list((tmp_path / "in").iterdir()) == []
+        assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == ["a.csv", "b.csv"]
+        again = run_cli("run", "f.flow", cwd=tmp_path, env=env)  # nothing is read twice
+        assert again.returncode == 0, again.stderr
+        assert sorted(received) == ["a-1", "a-2", "b-1", "b-2"]
+
+
+def test_an_explicit_key_of_a_pickup_keeps_its_meaning(tmp_path: Path) -> None:
+    """`key r.id` is the key across the files, as written: the ok row 1 of b.csv resolves a.csv's."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id,who\n1,bad\n")
+    (tmp_path / "in" / "b.csv").write_text("id,who\n1,b-1\n")
+    (tmp_path / "f.flow").write_text(FLOW.replace("for each r in rows", "for each r in rows key r.id")
+                                     .replace('r.amount == "bad"', 'r.who == "bad"'))
+    first = run_cli("run", "f.flow", cwd=tmp_path)
+    assert first.returncode == 3, first.stderr
+    assert "resolved: the record went through" in first.stderr
+    errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", "--all", cwd=tmp_path).stdout.splitlines()]
+    assert [(e["key"], e["resolved_at"] is not None) for e in errors] == [("1", True)]

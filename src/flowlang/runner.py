@@ -771,6 +771,7 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                     frame.slots[scope[name]] = restore_saved(value, ctx)
             ctx.on_failure = retry_failure_noter(store, ctx, err.id, job_id, dry_run)
             ctx.replaying = err.id
+            ctx.replay_key = err.key
             if err.key is not None and err.loop_id is not None:  # this error is resolved as retried, below
                 ctx.open_keys.get(err.loop_id, set()).discard(err.key)
             record = restore_saved(err.record, ctx)

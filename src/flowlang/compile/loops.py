@@ -109,7 +109,15 @@ class LoopInfo:
         """The value of the record's key (`key expr`, else an object's `id`), or None when it has none."""
         if self.key is None:
             record = self.record_of(item)
-            return record.get("id") if type(record) is dict else None
+            if type(record) is not dict:
+                return None
+            value = record.get("id")
+            if value is None:
+                return None
+            # a record of a file pick-up: keyed within its file, as files that each number their rows
+            # from 1 share their ids (a success in b.csv must not resolve a failure in a.csv)
+            name = f.run.record_files.get(id(record))
+            return value if name is None else [name, value]
         if type(item) is BadRecord:
             return None
         saved = [f.slots[s] for s in self.names_slots]
@@ -123,7 +131,10 @@ class LoopInfo:
                 f.slots[slot] = old
 
     def trace_key(self, f: Frame, item: Any, where: Where) -> str | None:
-        """The record's trace key as JSON text, or None when it has none."""
+        """The record's trace key as JSON text, or None when it has none; in a retry without `key`, the
+        key stored with the error replayed (the saved record no longer knows the file it came from)."""
+        if self.key is None and f.run.replaying is not None:
+            return f.run.replay_key
         return self.key_text(f, self.key_value(f, item, where))
 
     def key_text(self, f: Frame, value: Any) -> str | None:

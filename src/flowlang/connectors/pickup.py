@@ -98,9 +98,13 @@ class PickupConnection(Connection):
 
     async def _pages(self) -> AsyncIterator[list[Value]]:
         await self.finish_ledger()
+        # the file of each record, by its id: without `key` a record is keyed by its file's name and its id
+        files: dict[int, str] = getattr(self.services, "record_files", {})
         for entry in await self.files():
             picked = self.picked.setdefault(entry.path, Picked(entry))
             picked.entry = entry
+            for r in picked.records:  # read again: those records are gone
+                files.pop(id(r.record if type(r) is BadRecord else r), None)
             picked.records.clear()
             picked.read_to_end = False
             local = await self.local_copy(entry)
@@ -112,6 +116,8 @@ class PickupConnection(Connection):
             else:
                 async for page in self.open_one(local)._pages():
                     picked.records.extend(page)
+                    for r in page:  # keyed within their file (compile/loops.py, LoopInfo.key_value)
+                        files[id(r.record if type(r) is BadRecord else r)] = entry.name
                     yield page
             picked.read_to_end = True
 

@@ -232,6 +232,10 @@ class RunContext:
         self.checkpointer: Checkpointer | None = None  # a job that keeps checkpoints (TESTING.md 4)
         # trace keys with an open error, per loop identity; a success of one of them resolves it
         self.open_keys: dict[str, set[str]] = {}
+        # the file each record read by a file pick-up came from, by the record's id (connectors/pickup.py):
+        # such a record without `key` is keyed by its file's name and its `id` (LoopInfo.key_value)
+        self.record_files: dict[int, str] = {}
+        self.replay_key: str | None = None  # a retry: the stored trace key of the error it replays
         self.on_success: Callable[[str, str], None] = lambda loop_id, key: None
         # what a job left undone though none of its records failed (a retry that left errors open without
         # replaying them): the status it ends with at least ("partial" or "failed") and why
