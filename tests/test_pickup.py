@@ -295,3 +295,37 @@ def test_an_explicit_key_of_a_pickup_keeps_its_meaning(tmp_path: Path) -> None:
     assert "resolved: the record went through" in first.stderr
     errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", "--all", cwd=tmp_path).stdout.splitlines()]
     assert [(e["key"], e["resolved_at"] is not None) for e in errors] == [("1", True)]
+
+
+def test_send_once_of_files_that_number_their_rows_alike_sends_each_row(tmp_path: Path) -> None:
+    """`send r to api.put(...) once` keyed a pick-up's records by their id alone in the send ledger: with
+    a.csv and b.csv each holding a row id 1, b.csv's row was skipped as already sent ('sent 1, skipped
+    1') and b.csv archived with it never sent. Each row is keyed within its file, as its trace key is;
+    a retry of a.csv's refused row finds its key again, and a rerun of a kept file sends nothing twice."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id,who\n1,a-1\n2,a-2\n")
+    (tmp_path / "in" / "b.csv").write_text("id,who\n1,b-1\n2,b-2\n")
+    (tmp_path / "f.flow").write_text(KILL_FLOW.replace('api.put("/items/{r.id}")', 'api.post("/items") once'))
+    refuse = {"a-2"}
+    received: list[str] = []
+    with FakeApi() as api:
+        def post(req: Request) -> tuple[int, dict[str, str], Any]:
+            if req.body["who"] in refuse:
+                return 422, {}, {"error": "refused"}
+            received.append(req.body["who"])
+            return 200, {}, {"ok": True}
+        api.route("POST", r"/items", post)
+        env = {"API": api.url}
+        first = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+        assert first.returncode == 3, first.stderr
+        assert sorted(received) == ["a-1", "b-1", "b-2"]  # b-1 is not a-1 already sent
+        again = run_cli("run", "f.flow", cwd=tmp_path, env=env)  # a.csv read again whole: a-1 not twice
+        assert again.returncode == 3, again.stderr
+        assert sorted(received) == ["a-1", "b-1", "b-2"]
+        refuse.clear()
+        retried = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        assert retried.returncode == 0, retried.stderr
+        assert sorted(received) == ["a-1", "a-2", "b-1", "b-2"]
+        ledger = run_cli("ledger", "f.flow", "--json", cwd=tmp_path)
+        assert sorted(json.loads(json.loads(x)["key"]) for x in ledger.stdout.splitlines()) == [
+            ["a.csv", "1"], ["a.csv", "2"], ["b.csv", "1"], ["b.csv", "2"]], ledger.stdout

@@ -13,7 +13,7 @@ from flowlang import ast
 from flowlang.check.scopes import HostBinding, Local, Outer
 from flowlang.compile.batching import Answer, BatchBuffer, TailSend, abandon, answered, flush, start_flush
 from flowlang.compile.errors import Where
-from flowlang.compile.ledger_send import already_sent, ledger_send, needs_key, record_key
+from flowlang.compile.ledger_send import already_sent, ledger_send, needs_key, record_key, replayed_file_key
 from flowlang.compile.statements import StatementCompiler
 from flowlang.compile.steps import Eval, Step, run_step
 from flowlang.connectors.base import Connection, SendOutcome
@@ -403,7 +403,22 @@ class IoCompiler(StatementCompiler):
         if loop is None or len(loop.names_slots) != 1:
             return lambda f: None
         slot = loop.names_slots[0]
-        return lambda f: record_key(f.slots[slot])
+        outermost = loop.outermost
+
+        def key_of(f: Frame) -> Any:
+            value = f.slots[slot]
+            key = record_key(value)
+            if key is None:
+                return None
+            # a record of a file pick-up: keyed within its file, as its trace key is (files that each
+            # number their rows from 1 share their ids: b.csv's row 1 is not a.csv's, already sent)
+            name = f.run.record_files.get(id(value))
+            if name is not None:
+                return [name, key]
+            if outermost and f.run.replaying is not None:  # a retry: the record no longer knows its file
+                return replayed_file_key(f.run.replay_key, key)
+            return key
+        return key_of
 
     def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],
                      kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int,

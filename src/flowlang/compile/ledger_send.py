@@ -7,6 +7,7 @@ interrupted by a kill is refused until someone checks (the record fails with a m
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -23,6 +24,20 @@ MODE_WORDS = {"once": "once", "changed": "if changed"}
 # a dry run's and a plan's ledger sends, (connection, operation, key) -> payload hash, for as long as the
 # run is: they write nothing to the ledger, and a key that comes again is skipped as the real run skips it
 DRY_SENDS: WeakKeyDictionary[RunContext, dict[tuple[str, str, str], str]] = WeakKeyDictionary()
+
+
+def replayed_file_key(stored: str | None, key: Any) -> Any:
+    """In a retry, the key of a pick-up's record as its error keeps it ([file, id], JSON text), when it is
+    that record's id; else the id alone."""
+    if stored is None:
+        return key
+    try:
+        found = json.loads(stored)
+    except ValueError:
+        return key
+    if type(found) is list and len(found) == 2 and type(found[0]) is str and found[1] == key:
+        return found
+    return key
 
 
 def record_key(value: Any) -> Any:
