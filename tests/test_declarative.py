@@ -567,3 +567,50 @@ def test_a_header_name_http_cannot_carry_in_a_connector_file_is_a_file_error(fol
     assert proc.status == 2, proc.stderr
     assert "connectors/h.toml: " in proc.stderr and "'X Tenant' is not a valid HTTP header name" in proc.stderr
     assert f" --> connectors/h.toml:{place}" in proc.stderr, proc.stderr
+
+
+SEARCHING = """
+name = "acme"
+base_url = "http://127.0.0.1:1"
+
+[operations.search]
+method = "POST"
+path = "/search"
+safe = true
+result = "results"
+
+[operations.create_item]
+method = "POST"
+path = "/items"
+"""
+
+
+def test_a_send_to_a_safe_operation_is_a_read_a_dry_run_and_a_plan_make_and_do_not_count(tmp_path: Path) -> None:
+    """A `safe = true` POST (a search) is made by a dry run, which counted it as a send it would make:
+    'would send 6' for 3 searches made and 3 creates not sent; a plan listed it among the writes
+    ('acme.search  POST /search: 3 records') and made none of it, so what it answered was null."""
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "acme.toml").write_text(SEARCHING)
+    (tmp_path / "f.flow").write_text('use acme = acme(base_url: env.API)\n'
+                                     'for each x in [1, 2, 3]\n'
+                                     '  send {q: x} to acme.search as found\n'
+                                     '  send {x: x, found: len(found)} to acme.create_item\n'
+                                     'end\n')
+    with FakeApi() as api:
+        api.route("POST", "/search", lambda req: (200, {}, {"results": [req.body] * req.body["q"]}))
+        api.route("POST", "/items", lambda req: (201, {}, req.body))
+        env = {"API": api.url}
+        dry = cli("run", "f.flow", "--dry-run", "--log-format", "text", cwd=tmp_path, env=env)
+        assert dry.status == 0, dry.stderr
+        assert "f: dry run finished" in dry.stderr and "read 3, would send 3, failed 0" in dry.stderr, dry.stderr
+        assert 'POST http://127.0.0.1:' in dry.stderr and '/items {"x":3,"found":3}' in dry.stderr
+        assert api.count("POST", "/search") == 3 and api.count("POST", "/items") == 0
+        plan = cli("plan", "f.flow", cwd=tmp_path, env=env)
+        assert plan.status == 0, plan.stderr
+        assert "acme.create_item  POST /items: 3 records" in plan.stdout and "/search" not in plan.stdout.split(
+            "requests the run would make")[0], plan.stdout
+        assert '{"x":3,"found":3}' in plan.stdout
+        assert api.count("POST", "/search") == 6 and api.count("POST", "/items") == 0
+        real = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
+        assert real.status == 0 and "read 3, sent 3, failed 0" in real.stderr, real.stderr  # was sent 6
+        assert api.count("POST", "/items") == 3

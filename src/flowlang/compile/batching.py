@@ -22,6 +22,7 @@ from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.ledger import ledger_operation
 from flowlang.runtime.slots import Slots
+from flowlang.runtime.stats import count_sent
 from flowlang.runtime.store import now_text
 
 # A record's answer: its batch's answer (one future for every record of the batch: the outcomes in the
@@ -235,6 +236,7 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
                         kept_pending(run, conn.name, k)
     if observer.active:
         observer.send(buffer.connection.name, buffer.op, all(o.ok for o in outcomes), time.monotonic() - started)
-    run.stats.at(send_line, "send").sent += sum(1 for o in outcomes if o.ok)
+    count_sent(run.stats.at(send_line, "send"), sum(1 for o in outcomes if o.ok),
+               buffer.connection.sends_read(buffer.op))
     if not answer.done():
         answer.set_result(outcomes)

@@ -21,6 +21,7 @@ from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.ledger import key_text, ledger_operation, payload_hash
+from flowlang.runtime.stats import count_sent
 from flowlang.runtime.values import RecordStream, shown_number, type_name
 
 if TYPE_CHECKING:
@@ -287,7 +288,7 @@ class IoCompiler(StatementCompiler):
                 if mode is not None:
                     return await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where)
                 result = await conn.send(op, record, a, kw)
-                stats.sent += 1
+                count_sent(stats, 1, conn.sends_read(op))
                 return result
             started = time.monotonic()
             try:
@@ -295,7 +296,7 @@ class IoCompiler(StatementCompiler):
                     result = await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where)
                 else:
                     result = await conn.send(op, record, a, kw)
-                    stats.sent += 1
+                    count_sent(stats, 1, conn.sends_read(op))
             except FlowRuntimeError:
                 observer.send(conn.name, op, False, time.monotonic() - started)
                 raise
@@ -318,7 +319,10 @@ class IoCompiler(StatementCompiler):
                     return
                 if mode is None and not observer.active:  # the usual send: one record, no generator
                     result = await conn.send(op, v, a, kw)
-                    stats.sent += 1
+                    if conn.sends_read(op):
+                        stats.read += 1  # a read (a connector file's safe operation), which a dry run makes too
+                    else:
+                        stats.sent += 1
                 else:
                     result = await send_one(f, conn, v, a, kw, stats, observer)
             except FlowRuntimeError as e:

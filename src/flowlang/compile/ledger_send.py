@@ -16,7 +16,7 @@ from flowlang.connectors.base import Connection
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.ledger import key_text, ledger_operation, legacy_operation, payload_hash
 from flowlang.runtime.run import RunContext
-from flowlang.runtime.stats import StatementStats
+from flowlang.runtime.stats import StatementStats, count_sent
 from flowlang.runtime.store import now_text
 from flowlang.runtime.tape import drawn
 
@@ -130,7 +130,7 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         return answer
     if run.dry_run:
         answer = await conn.send(op, record, args, kwargs)
-        stats.sent += 1  # would be sent, as a dry run counts its other sends
+        count_sent(stats, 1, conn.sends_read(op))  # would be sent, as a dry run counts its other sends
         return answer
     job_id = run.job.get("id")
     if mode == "once":
@@ -147,5 +147,5 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         raise
     run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
     ledger.sent(run.flow, conn.name, entry_op, k, digest, answer, job_id, now_text(), run.mask)
-    stats.sent += 1
+    count_sent(stats, 1, conn.sends_read(op))
     return answer

@@ -138,6 +138,11 @@ class Connection(ABC):
                 out.append(SendOutcome(False, error=e.message, status=e.status, uncertain=e.uncertain))
         return out
 
+    def sends_read(self, op: str) -> bool:
+        """Whether a send to `op` is a read (a connector file's `safe = true` POST, a search): a dry run
+        and a plan make it, and every run counts it on its line as read, not among the records sent."""
+        return False
+
     writes = 0  # the writes made so far (sends, sql execute); HTTP-backed ones count their client's
 
     def write_count(self) -> int:

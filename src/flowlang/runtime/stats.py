@@ -18,6 +18,16 @@ class StatementStats:
     emitted: int = 0
 
 
+def count_sent(stats: StatementStats, n: int, read: bool) -> None:
+    """`n` records a send's line sent; `read`: those sends were reads (a connector file's `safe = true`
+    operation, a POST that is a search), which a dry run makes too: counted as read on the line, so a
+    dry run's 'would send' is what it did not send, and the run's 'sent' the same count."""
+    if read:
+        stats.read += n
+    else:
+        stats.sent += n
+
+
 @dataclass
 class Traffic:
     """One connection's requests in one run (HTTP-backed connections count them)."""

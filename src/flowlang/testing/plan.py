@@ -115,6 +115,9 @@ class PlanningConnection(Connection):
     def default_write_op(self) -> str | None:
         return self.inner.default_write_op()
 
+    def sends_read(self, op: str) -> bool:
+        return self.inner.sends_read(op)
+
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if writes(self.spec, op) and not self.spec.any_operation:
             self.planner.plan(self, op, args, [args[0] if args else None], 1)
@@ -122,11 +125,15 @@ class PlanningConnection(Connection):
         return await self.inner.invoke(op, args, kwargs)
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if self.inner.sends_read(op):  # a read (a safe operation): made for real, as a dry run makes it
+            return await self.inner.send(op, record, args, kwargs)
         self.planner.plan(self, op, args, [record], 1)
         return None
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value],
                          kwargs: dict[str, Value]) -> list[SendOutcome]:
+        if self.inner.sends_read(op):
+            return await self.inner.send_batch(op, records, args, kwargs)
         self.planner.plan(self, op, args, records, len(records), batch=batches_natively(self.inner))
         return [SendOutcome(True, None) for _ in records]
 

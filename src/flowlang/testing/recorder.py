@@ -41,6 +41,9 @@ class RecordingConnection(Connection):
     def default_write_op(self) -> str | None:
         return self.inner.default_write_op()
 
+    def sends_read(self, op: str) -> bool:
+        return self.inner.sends_read(op)
+
     def _entry(self, kind: str, op: str, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Any]:
         entry = {"type": kind, "connection": self.name, "connector": self.spec.name, "op": op,
                  "args": stored(args), "kwargs": stored(kwargs)}

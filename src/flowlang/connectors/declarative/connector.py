@@ -222,6 +222,10 @@ class DeclarativeConnection(Connection):
             raise FlowRuntimeError(f"{self.model.name} has no operation '{op}'", "connector")
         return found
 
+    def sends_read(self, op: str) -> bool:
+        found = self.model.operations.get(op)
+        return found is not None and found.safe
+
     def form(self, op: OperationModel) -> bool:
         return (op.content_type or self.model.content_type) == "form"
 
