@@ -234,3 +234,29 @@ def test_a_send_to_an_operation_that_takes_batches_says_what_batching_would_give
             assert not [r for r in api.requests if r.method == "POST"]
         assert f"shop: {count} POST /items/batch, rate 10/second: at least " in text.stdout, text.stdout
         assert said in text.stdout, text.stdout
+
+
+def test_a_lookup_that_found_nothing_is_asked_again_after_a_planned_write_as_the_run_asks_it(
+        tmp_path: Path) -> None:
+    """A lookup that found nothing is asked again after a write to the same connection (docs/language.md):
+    the plan makes no write, so it took its cached miss and counted 1 read of /customers where the run
+    makes 3 (each record's log line is a write between them): 'shop: 1 read' and '4 requests in all'."""
+    flow = tmp_path / "again.flow"
+    flow.write_text('use shop = http(base_url: env.API)\n'
+                    'for each e in ["c9@x.test", "c9@x.test", "c9@x.test"]\n'
+                    '  lookup shop.get("/customers", query: {email: e}) as c\n'
+                    '  send {email: e, found: c != null} to shop.post("/log")\n'
+                    'end\n')
+    with FakeApi() as api:
+        api.route("GET", r"^/customers$", lambda req: (200, {}, []))
+        api.route("POST", r"^/log$", lambda req: (201, {}, req.body))
+        planned = run_cli("plan", str(flow), "--json", env={"API": api.url})
+        assert planned.returncode == 0, planned.stderr
+        assert api.count("POST", "/log") == 0
+        shop = next(c for c in json.loads(planned.stdout)["connections"] if c["connection"] == "shop")
+        planned_reads = api.count("GET", "/customers")
+        api.state.requests.clear()
+        done = run_cli("run", str(flow), env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+        assert api.count("GET", "/customers") == planned_reads == shop["reads"] == 3  # was 1 in the plan
+        assert api.count("POST", "/log") == shop["writes"] == 3 and shop["requests"] == 6

@@ -118,9 +118,15 @@ class PlanningConnection(Connection):
     def sends_read(self, op: str) -> bool:
         return self.inner.sends_read(op)
 
+    def write_count(self) -> int:
+        """The real connection's writes and the plan's: a lookup that found nothing is asked again after
+        a write to the same connection, planned or made, as the real run asks it again."""
+        return self.inner.write_count() + self.writes
+
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if writes(self.spec, op) and not self.spec.any_operation:
             self.planner.plan(self, op, args, [args[0] if args else None], 1)
+            self.writes += 1
             return None
         return await self.inner.invoke(op, args, kwargs)
 
@@ -128,6 +134,7 @@ class PlanningConnection(Connection):
         if self.inner.sends_read(op):  # a read (a safe operation): made for real, as a dry run makes it
             return await self.inner.send(op, record, args, kwargs)
         self.planner.plan(self, op, args, [record], 1)
+        self.writes += 1
         return None
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value],
@@ -135,6 +142,7 @@ class PlanningConnection(Connection):
         if self.inner.sends_read(op):
             return await self.inner.send_batch(op, records, args, kwargs)
         self.planner.plan(self, op, args, records, len(records), batch=batches_natively(self.inner))
+        self.writes += 1
         return [SendOutcome(True, None) for _ in records]
 
     async def close(self) -> None:
