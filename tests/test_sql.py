@@ -969,3 +969,18 @@ def test_a_query_given_a_statement_that_changes_data_is_refused_before_anything_
     done = cli("run", "f.flow", "--quiet", cwd=tmp_path)
     assert done.status == 0 and done.stdout == '1\n{"id":2}\n', done.stderr
     assert sqlite3.connect(tmp_path / "t.db").execute("select id from t").fetchall() == [(3,)]
+
+
+def test_execute_of_a_statement_with_returning_counts_its_rows_on_sqlite(tmp_path: Path) -> None:
+    """SQLite's driver says rowcount 0 for a DELETE ... RETURNING that deleted 2 rows (and -1 for a
+    SELECT): execute gave {rowcount: 0, rows: [2 rows]}. The count is the rows it gave now."""
+    result = run(tmp_path, """
+use db = sql(url: "sqlite:///r.db")
+call db.execute("create table t (id integer primary key)")
+call db.execute("insert into t values (1), (2), (3)")
+call db.execute("delete from t where id < :n returning id", params: {n: 3}) as gone
+emit [gone.rowcount, len(gone.rows)]
+call db.execute("update t set id = 4 where id = 9 returning id") as none
+emit none
+""")
+    assert result.outputs == [[2, 2], {"rowcount": 0, "rows": []}], result.error

@@ -408,6 +408,8 @@ class SqlConnection(Connection):
             count = result.rowcount if result.rowcount is not None else -1
             if result.returns_rows:
                 rows = [self._row(r) for r in result.mappings()]
+                if rows and count <= 0:  # SQLite says 0 for a DELETE ... RETURNING of 2 rows, -1 for a SELECT
+                    count = len(rows)
                 return {"rowcount": count, "rows": rows}
             return {"rowcount": count}
 
