@@ -595,3 +595,37 @@ def test_401_answers_after_an_accepted_request_fail_their_records_alone(tmp_path
         ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url, "TOK": "t"})
         assert ran.status == 3, ran.stderr
         assert api.count("POST", "/items") == 30
+
+
+@pytest.mark.parametrize(("pages", "answer", "said"), [
+    ('{style: "page", size: 2, records: "data", total_pages: "pages"}', {"pages": "lots"},
+     "the answer's total_pages ('pages') is string 'lots', not a whole number; pagination stops here"),
+    ('{style: "offset", size: 2, records: "data", total: "total"}', {"total": [3]},
+     "the answer's total ('total') is list '[3]', not a whole number; pagination stops here"),
+    ('{style: "next_url", next: "next", records: "data"}', {"next": 17},
+     "the answer's next page ('next') is number '17', not a URL; pagination stops here"),
+])
+def test_a_page_count_or_next_url_that_is_garbage_stops_the_list_after_its_records(
+        pages: str, answer: dict[str, Any], said: str) -> None:
+    """A total_pages of "lots" (or a total of [3]) was ignored, so the list read on to the 10,000-page
+    cap, and a next URL of 17 was followed to /17. The page's records are used; then the list fails,
+    saying what the answer held."""
+    with FakeApi() as api:
+        api.route("GET", r"/items", lambda req: (200, {}, {"data": [{"id": 1}, {"id": 2}], **answer}))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/items", pages: {pages}) as items\n'
+                     'for each r in items\n  emit r.id\nend\n', api)
+        assert result.outputs == [1, 2]
+        assert result.error is not None and said in result.error.message, result.error
+        assert api.count("GET", "/items") == 1
+
+
+def test_a_page_count_given_as_digits_is_a_count() -> None:
+    """APIs that give their counts as text ("2") end the list where the count says."""
+    with FakeApi() as api:
+        api.route("GET", r"/items", lambda req: (200, {}, {"data": [{"id": int(req.query.get("page", 1))}] * 2,
+                                                     "pages": "2"}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/items", pages: {style: "page", size: 2, '
+                     'records: "data", '
+                     'total_pages: "pages"}) as items\nfor each r in items\n  emit r.id\nend\n', api)
+        assert result.ok, result.error
+        assert result.outputs == [1, 1, 2, 2] and api.count("GET", "/items") == 2

@@ -300,10 +300,12 @@ class Paginator:
             query = self._sized({**self.query, self.spec.page_param: page}, "per_page")
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
-            total = path_get(body, self.spec.total_pages) if self.spec.total_pages else None
+            total, bad = whole_total(body, self.spec.total_pages, "total_pages")
             done = isinstance(total, int) and page >= total
             last = self._short(records, body, isinstance(total, int) and not done) or done
             yield records, {"page": page}, None if last else {"page": page + 1}
+            if bad is not None:
+                raise FlowRuntimeError(f"{self.shown()}: {bad}; pagination stops here", "data")
             if not done:
                 self._check_empty(records, body, f"page {page}")
             if last:
@@ -316,7 +318,7 @@ class Paginator:
             query = self._sized({**self.query, self.spec.offset_param: offset}, self.spec.limit_param)
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
-            total = path_get(body, self.spec.total) if self.spec.total else None
+            total, bad = whole_total(body, self.spec.total, "total")
             at = offset
             # the records it gave: an API that caps the page size below `size` gives fewer, and
             # offset + size would skip the rest of them
@@ -324,6 +326,8 @@ class Paginator:
             done = isinstance(total, int) and offset >= total
             last = self._short(records, body, isinstance(total, int) and not done) or done
             yield records, {"offset": at}, None if last else {"offset": offset}
+            if bad is not None:
+                raise FlowRuntimeError(f"{self.shown()}: {bad}; pagination stops here", "data")
             if not done:
                 self._check_empty(records, body, f"the page at offset {at}")
             if last:
@@ -377,6 +381,11 @@ class Paginator:
             nxt = next_of(body, headers)
             more = self._more(body)
             last = not nxt or more is False
+            if not last and type(nxt) is not str:  # a number, an object: no URL (17 was followed to /17)
+                yield records, {"url": self._kept(url)}, None
+                raise FlowRuntimeError(f"{self.shown()}: the answer's next page ({self.spec.next!r}) is "
+                                       f"{type_name(nxt)} {self.client.services.mask(to_text(nxt))[:80]!r}, not a URL; "
+                                       "pagination stops here", "data")
             if not last:
                 nxt = to_text(nxt)
                 if not nxt.startswith(("http://", "https://")):
@@ -431,6 +440,24 @@ class Paginator:
         def next_of(body: Any, headers: dict[str, str]) -> Any:
             return path_get(body, self.spec.next or "")
         return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of, start)
+
+
+def whole_total(body: Any, path: str | None, key: str) -> tuple[int | None, str | None]:
+    """The answer's count at `path` (total or total_pages) as a whole number: a number, or a text of
+    digits (APIs that give their counts as text, "250"); else None and what it holds instead (a total
+    of "lots" was ignored, and the list read on to the page cap)."""
+    if not path:
+        return None, None
+    value = path_get(body, path)
+    if value is None:
+        return None, None
+    if type(value) is int:
+        return value, None
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value), None
+    if type(value) is str and value.strip().isdigit():
+        return int(value.strip()), None
+    return None, f"the answer's {key} ({path!r}) is {type_name(value)} {to_text(value)[:40]!r}, not a whole number"
 
 
 def no_cursor(cursor: Any) -> bool:
