@@ -161,17 +161,24 @@ def _decimal(value: Decimal) -> str:
 # ---- the stores' tagged form -----------------------------------------------------------
 
 
-def to_stored(value: Any) -> Any:
+def to_stored(value: Any, escaped: frozenset[str] | None = None,
+              other: Callable[[Any], Any] | None = None) -> Any:
     """A JSON-able structure that keeps what plain JSON loses (datetimes, durations, secret names). An
     object of the data that has the shape of a tag (MongoDB's {"$date": ...}, an API's {"$secret": "X"})
-    is kept as {"$object": {...}}, so it comes back as the object it was, not as a date or a secret."""
+    is kept as {"$object": {...}}, so it comes back as the object it was, not as a date or a secret.
+    A form with tags of its own (the cassette's {"$bytes": ...}) gives them in `escaped` (with these) and
+    `other`, which tags a value or returns None for the rules here."""
     t = type(value)
     if t is dict:
-        if len(value) == 1 and next(iter(value)) in _ESCAPED:
-            return {_OBJECT: {k: to_stored(v) for k, v in value.items()}}
-        return {k: to_stored(v) for k, v in value.items()}
+        keys = _ESCAPED if escaped is None else escaped
+        inner = {k: to_stored(v, escaped, other) for k, v in value.items()}
+        return {_OBJECT: inner} if len(value) == 1 and next(iter(value)) in keys else inner
     if t is list or t is tuple:
-        return [to_stored(v) for v in value]
+        return [to_stored(v, escaped, other) for v in value]
+    if other is not None:
+        tagged = other(value)
+        if tagged is not None:
+            return tagged
     if isinstance(value, datetime):
         return {"$datetime": format_datetime(value)}
     if isinstance(value, date):
@@ -214,6 +221,7 @@ class SavedSecret(Secret):
 _TAGS = ("$datetime", "$date", "$seconds")
 _OBJECT = "$object"  # an object of the data shaped like a tag, kept as it was (to_stored)
 _ESCAPED = frozenset((*_TAGS, "$secret", _OBJECT))
+ESCAPED = _ESCAPED  # the tags an object of the data is escaped for (a form with more adds its own)
 
 
 def _untagged(key: str, inner: Any) -> Any:

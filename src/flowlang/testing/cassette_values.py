@@ -13,26 +13,23 @@ from collections.abc import Callable
 from typing import Any
 
 from flowlang.runtime.blob import Blob
-from flowlang.runtime.jsoncodec import JsonDataError, from_stored, to_stored
+from flowlang.runtime.jsoncodec import ESCAPED, JsonDataError, from_stored, to_stored
 
 BYTES = "$bytes"
 OBJECT = "$object"
-TAG_SHAPED = frozenset(("$datetime", "$date", "$seconds", "$secret", OBJECT, BYTES))
+TAG_SHAPED = ESCAPED | {BYTES}
 
 
-def stored(value: Any) -> Any:
-    """A flowlang value in the cassette's form (JSON-able, tagged)."""
-    t = type(value)
-    if t is dict:
-        if len(value) == 1 and next(iter(value)) in TAG_SHAPED:
-            return {OBJECT: {k: stored(v) for k, v in value.items()}}
-        return {k: stored(v) for k, v in value.items()}
-    if t is list or t is tuple:
-        return [stored(v) for v in value]
+def _bytes_tagged(value: Any) -> Any:
     if isinstance(value, bytes | Blob):
         data = value.whole() if isinstance(value, Blob) else bytes(value)
         return {BYTES: base64.b64encode(data).decode("ascii")}
-    return to_stored(value)
+    return None
+
+
+def stored(value: Any) -> Any:
+    """A flowlang value in the cassette's form (JSON-able, tagged): the stores' form and {"$bytes": ...}."""
+    return to_stored(value, TAG_SHAPED, _bytes_tagged)
 
 
 def restored(value: Any) -> Any:
