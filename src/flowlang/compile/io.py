@@ -410,17 +410,9 @@ class IoCompiler(StatementCompiler):
         outermost = loop.outermost
 
         def key_of(f: Frame) -> Any:
-            value = f.slots[slot]
-            key = record_key(value)
-            if key is None:
-                return None
-            # a record of a file pick-up: keyed within its file, as its trace key is (files that each
-            # number their rows from 1 share their ids: b.csv's row 1 is not a.csv's, already sent)
-            name = f.run.record_files.get(id(value))
-            if name is not None:
-                return [name, key]
-            if outermost and f.run.replaying is not None:  # a retry: the record no longer knows its file
-                return replayed_file_key(f.run.replay_key, key)
+            key = record_key(f.slots[slot], f.run)  # as the trace key is: within its file for a pick-up
+            if outermost and f.run.replaying is not None and type(key) is not list:
+                return replayed_file_key(f.run.replay_key, key)  # a retry: the record no longer knows its file
             return key
         return key_of
 

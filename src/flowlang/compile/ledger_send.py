@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from flowlang.compile.errors import Where
 from flowlang.connectors.base import Connection
@@ -21,9 +20,6 @@ from flowlang.runtime.store import now_text
 from flowlang.runtime.tape import drawn
 
 MODE_WORDS = {"once": "once", "changed": "if changed"}
-# a dry run's and a plan's ledger sends, (connection, operation, key) -> payload hash, for as long as the
-# run is: they write nothing to the ledger, and a key that comes again is skipped as the real run skips it
-DRY_SENDS: WeakKeyDictionary[RunContext, dict[tuple[str, str, str], str]] = WeakKeyDictionary()
 
 
 def replayed_file_key(stored: str | None, key: Any) -> Any:
@@ -40,11 +36,17 @@ def replayed_file_key(stored: str | None, key: Any) -> Any:
     return key
 
 
-def record_key(value: Any) -> Any:
-    """The default key of a loop's record: its `id` when it is an object with one."""
-    if type(value) is dict:
-        return value.get("id")
-    return None
+def record_key(value: Any, run: RunContext | None = None) -> Any:
+    """The default key of a loop's record: its `id` when it is an object with one; a record of a file
+    pick-up (run.record_files) is keyed within its file, [name, id], as files that each number their
+    rows from 1 share their ids (b.csv's row 1 is not a.csv's)."""
+    if type(value) is not dict:
+        return None
+    key = value.get("id")
+    if key is None or run is None:
+        return key
+    name = run.record_files.get(id(value))
+    return key if name is None else [name, key]
 
 
 def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str, mode: str,
@@ -66,7 +68,7 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
         run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
         return True, entry["answer"]
     if run.dry_run:  # the real run would have sent it by now and skip it: so does a dry run, and a plan
-        sends = DRY_SENDS.setdefault(run, {})
+        sends = run.dry_sends
         place = (conn.name, op, k)
         before = sends.get(place)
         if before is not None and (mode == "once" or before == digest):

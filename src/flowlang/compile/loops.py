@@ -22,6 +22,7 @@ from flowlang.compile.batching import Answer, RunAhead, TailSend, outcome_of
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
+from flowlang.compile.ledger_send import record_key
 from flowlang.compile.reads import slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
@@ -108,16 +109,7 @@ class LoopInfo:
     def key_value(self, f: Frame, item: Any, where: Where) -> Any:
         """The value of the record's key (`key expr`, else an object's `id`), or None when it has none."""
         if self.key is None:
-            record = self.record_of(item)
-            if type(record) is not dict:
-                return None
-            value = record.get("id")
-            if value is None:
-                return None
-            # a record of a file pick-up: keyed within its file, as files that each number their rows
-            # from 1 share their ids (a success in b.csv must not resolve a failure in a.csv)
-            name = f.run.record_files.get(id(record))
-            return value if name is None else [name, value]
+            return record_key(self.record_of(item), f.run)  # within its file for a pick-up's record
         if type(item) is BadRecord:
             return None
         saved = [f.slots[s] for s in self.names_slots]

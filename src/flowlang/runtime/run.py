@@ -235,6 +235,9 @@ class RunContext:
         # the file each record read by a file pick-up came from, by the record's id (connectors/pickup.py):
         # such a record without `key` is keyed by its file's name and its `id` (LoopInfo.key_value)
         self.record_files: dict[int, str] = {}
+        # a dry run's and a plan's ledger sends, (connection, operation, key) -> payload hash: they write
+        # nothing to the ledger, and a key that comes again is skipped as the real run skips it
+        self.dry_sends: dict[tuple[str, str, str], str] = {}
         self.replay_key: str | None = None  # a retry: the stored trace key of the error it replays
         self.on_success: Callable[[str, str], None] = lambda loop_id, key: None
         # what a job left undone though none of its records failed (a retry that left errors open without
