@@ -379,3 +379,26 @@ def test_the_in_process_helper_leaves_the_process_as_it_was(tmp_path: Path) -> N
     assert result.status == 0 and lines(result.stdout) == ["x"] and "hi" in result.stderr
     assert os.getcwd() == cwd and dict(os.environ) == environ
     assert logging.getLogger("flowlang").handlers == handlers
+
+
+def test_a_store_damaged_past_its_first_page_is_named_as_damaged(tmp_path: Path) -> None:
+    """A store whose schema page is whole but whose other pages were overwritten (a torn copy, a disk
+    that lost a block) opened, and the first statement to read such a page failed with 'internal error:
+    DatabaseError: database disk image is malformed ... this is a bug in flowlang'. Every command
+    says now that the store is damaged, naming it, as one damaged from its first byte."""
+    write(tmp_path, "f.flow", "for each x in range(3)\n  emit x\nend\n")
+    assert cli("run", "f.flow", cwd=tmp_path).status == 0
+    store = tmp_path / ".flowlang" / "flowlang.db"
+    data = bytearray(store.read_bytes())
+    assert len(data) > 8192
+    data[4096:] = b"\x5a" * (len(data) - 4096)
+    store.write_bytes(bytes(data))
+    for name in (store.name + "-wal", store.name + "-shm"):
+        (store.parent / name).unlink(missing_ok=True)
+    for command in (("run", "f.flow", "--log-format", "text"), ("retry", "f.flow", "--log-format", "text"),
+                    ("jobs", "f.flow"), ("state", "f.flow"), ("ledger", "f.flow"), ("errors", "f.flow")):
+        proc = cli(*command, cwd=tmp_path)
+        assert proc.status == 1, (command, proc.status, proc.stdout, proc.stderr)
+        assert (f"the store {store} is damaged or is not a flowlang store (database disk image is malformed); "
+                "move it away to start a new one") in proc.stderr, (command, proc.stderr)
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

@@ -302,6 +302,20 @@ def disk_full(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(error)
 
 
+DAMAGED_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def damaged(error: sqlite3.Error) -> bool:
+    """Whether SQLite found the file damaged (a torn or overwritten page, not a database at all)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in DAMAGED_CODES) or "malformed" in str(error)
+
+
+def damaged_store(path: str, error: sqlite3.Error) -> StoreError:
+    return StoreError(f"the store {path} is damaged or is not a flowlang store ({error}); move it away to start "
+                      "a new one (its jobs, state and errors stay in it)")
+
+
 class StoreFull(StoreError):
     """The store's disk is full: nothing more can be written to it (the write was rolled back)."""
 
@@ -328,12 +342,19 @@ class _Connection(sqlite3.Connection):
 
     @contextmanager
     def _said_when_full(self) -> Iterator[None]:
+        """A full disk, and a damaged file found by a statement past the pages opening it reads (a page
+        that a copy, a disk or a hand overwrote), are said naming the store, never an sqlite3 error."""
         try:
             yield
-        except sqlite3.OperationalError as e:
-            if disk_full(e):
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and disk_full(e):
                 raise self._full(e) from None
+            if damaged(e):
+                raise damaged_store(self.path, e) from None
             raise
+
+    def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]  # execute() makes its cursor here
+        return super().cursor(factory or _Cursor)
 
     def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
         with self._said_when_full():
@@ -356,6 +377,40 @@ class _Connection(sqlite3.Connection):
     def __exit__(self, *exc: Any) -> Any:
         with self._said_when_full():  # the commit
             return super().__exit__(*exc)
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor of the store: rows read from a damaged page say so naming the store (as _Connection)."""
+
+    def _said(self, e: sqlite3.DatabaseError) -> Exception:
+        connection = self.connection
+        if damaged(e) and isinstance(connection, _Connection):
+            return damaged_store(connection.path, e)
+        return e
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as e:
+            raise self._said(e) from None
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> list[Any]:
+        try:
+            return super().fetchmany(*args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise self._said(e) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._said(e) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as e:
+            raise self._said(e) from None
 
 
 def _encodable(params: Any) -> Any:
@@ -446,8 +501,7 @@ class Store:
             if isinstance(e, sqlite3.OperationalError) or folder is None:  # cannot open, read-only, locked
                 raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
                                  "FLOWLANG_STATE_DIR to a folder you can write)") from None
-            raise StoreError(f"the store {folder / STATE_DB} is damaged or is not a flowlang store ({e}); move it "
-                             "away to start a new one (its jobs, state and errors stay in it)") from None
+            raise damaged_store(str(folder / STATE_DB), e) from None
         except (OSError, sqlite3.Error) as e:
             why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)  # not "[Errno 2] ... '/x'" again
             if folder is not None:
