@@ -381,3 +381,35 @@ def test_load_and_run_of_a_folder_or_of_nothing_say_so(tmp_path: Path) -> None:
     assert result.status == 1
     assert result.stderr == ("data is a folder, not a flow file\ndata is a folder, not a flow file\n"
                              "name a flow file: :load FILE\nno such file: nope.flow\n"), result.stderr
+
+
+def test_a_long_object_is_pretty_printed_with_its_decimals_as_they_are(session: ReplSession) -> None:
+    """A value shown over several lines kept its numbers exact: rich's print_json read the text back
+    as Python's floats, so 19.990 showed as 19.99 and 0.10000000000000000000001 as 0.1."""
+    out = io.StringIO()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text('{price: 19.990, exact: 0.10000000000000000000001, tiny: 1e-30, empty: [], none: {}, '
+                       'text: "a,\\{b}:[c] \\"q\\" é", items: [1, [2, {}]], name: "long enough to pass 100"}\n')
+        pipe.send_text("\x04")
+        prompt = build_prompt(session, history=InMemoryHistory())
+        terminal = Terminal(stdout=out, stderr=io.StringIO(), color=False)
+        code = interactive(session, terminal, prompt, Console(file=out, width=200, color_system=None))
+    assert code == 0
+    assert out.getvalue().strip().splitlines() == [
+        "{",
+        '  "price": 19.990,',
+        '  "exact": 0.10000000000000000000001,',
+        '  "tiny": 0.000000000000000000000000000001,',
+        '  "empty": [],',
+        '  "none": {},',
+        '  "text": "a,{b}:[c] \\"q\\" é",',
+        '  "items": [',
+        "    1,",
+        "    [",
+        "      2,",
+        "      {}",
+        "    ]",
+        "  ],",
+        '  "name": "long enough to pass 100"',
+        "}",
+    ]

@@ -3,11 +3,14 @@ printed, secrets as ***."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.highlighter import JSONHighlighter
 from rich.table import Table
+from rich.text import Text
 
 from flowlang.runtime.jsoncodec import dumps
 
@@ -21,6 +24,35 @@ def is_record_list(value: Any) -> bool:
 def plain_text(value: Any) -> str:
     """One line of JSON (secrets as ***): what piped mode prints."""
     return dumps(value)
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^"{}\[\],:]+')
+
+
+def indented(text: str) -> str:
+    """Compact JSON text laid out two spaces a level, as `json.dumps(indent=2)` would, from the text
+    itself: each number stays as it is written (`19.990`, `0.10000000000000000000001`), where
+    re-reading it as Python's JSON would (floats) show `19.99` and `0.1`; and no level is a call,
+    so a value nested hundreds deep is laid out too."""
+    out: list[str] = []
+    depth = 0
+    tokens = _JSON_TOKENS.findall(text)
+    for i, token in enumerate(tokens):
+        if token in ("{", "["):
+            closing = i + 1 < len(tokens) and tokens[i + 1] in ("}", "]")
+            depth += 1
+            out.append(token if closing else token + "\n" + "  " * depth)
+        elif token in ("}", "]"):
+            opened = i > 0 and tokens[i - 1] in ("{", "[")
+            depth -= 1
+            out.append(token if opened else "\n" + "  " * depth + token)
+        elif token == ",":
+            out.append(",\n" + "  " * depth)
+        elif token == ":":
+            out.append(": ")
+        else:
+            out.append(token)
+    return "".join(out)
 
 
 def _same(text: str) -> str:
@@ -58,6 +90,8 @@ def show(console: Console, value: Any, mask: Callable[[str], str] = _same) -> No
         if len(text) <= 100:
             console.print(text, highlight=False, markup=False)
         else:
-            console.print_json(text)
+            laid_out = JSONHighlighter()(Text(indented(text)))
+            laid_out.no_wrap, laid_out.overflow = True, None
+            console.print(laid_out)
     else:
         console.print(mask(plain_text(value)), highlight=False, markup=False)
