@@ -413,3 +413,29 @@ def test_a_long_object_is_pretty_printed_with_its_decimals_as_they_are(session: 
         '  "name": "long enough to pass 100"',
         "}",
     ]
+
+
+DEEP = "[" * 700 + "]" * 700  # json_parse reads it; JSON is written at most 500 levels deep
+
+
+def test_a_value_too_deep_to_show_is_an_error_and_the_session_goes_on(session: ReplSession) -> None:
+    """Showing a value nested 700 deep ended the session with 'internal error: JsonDataError ... a bug
+    in flowlang' (piped, exit 1, the inputs after it never run; on the screen the same)."""
+    stdin = f"let v = json_parse('{DEEP}')\nemit {{x: v}}\nv\n[{{a: v}}]\n:vars\nemit 1\n"
+    proc = cli("repl", stdin=stdin)
+    assert proc.status == 1 and proc.stdout.splitlines()[-1] == "1"
+    assert proc.stderr.count("cannot show this value: the value nests too deeply to be written as JSON") == 3
+    assert "internal error" not in proc.stderr and "v = (the value nests too deeply" in proc.stdout
+
+    out, err = io.StringIO(), io.StringIO()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text(f"let v = json_parse('{DEEP}')\n")
+        pipe.send_text("{x: v}\n")
+        pipe.send_text("[{a: v}]\n")
+        pipe.send_text("40 + 2\n")
+        pipe.send_text("\x04")
+        prompt = build_prompt(session, history=InMemoryHistory())
+        terminal = Terminal(stdout=out, stderr=err, color=False)
+        code = interactive(session, terminal, prompt, Console(file=out, width=80, color_system=None))
+    assert code == 0 and out.getvalue().split() == ["42"]
+    assert err.getvalue().count("cannot show this value") == 2

@@ -21,8 +21,9 @@ from flowlang.cli.console import Terminal
 from flowlang.repl.completion import candidates
 from flowlang.repl.lexer import FlowLexer
 from flowlang.repl.meta import is_meta, run_meta
-from flowlang.repl.render import show
+from flowlang.repl.render import cannot_show, show
 from flowlang.repl.session import NOTHING, Outcome, ReplSession
+from flowlang.runtime.jsoncodec import JsonDataError
 from flowlang.runtime.private import private_file
 
 PROMPT = "flow> "
@@ -73,10 +74,11 @@ def build_prompt(session: ReplSession, **kw: Any) -> PromptSession[str]:
 
 
 def show_outcome(console: Console, terminal: Terminal, outcome: Outcome) -> None:
-    for record in outcome.emitted:
-        show(console, record, terminal.masker.mask)
-    if outcome.value is not NOTHING:
-        show(console, outcome.value, terminal.masker.mask)
+    for value in [*outcome.emitted, *([] if outcome.value is NOTHING else [outcome.value])]:
+        try:
+            show(console, value, terminal.masker.mask)
+        except JsonDataError as e:
+            terminal.error(cannot_show(e))
     for note in outcome.notes:
         terminal.message(note, "yellow")
     for failure in outcome.failures:

@@ -10,8 +10,9 @@ from typing import IO
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import parse_params, read_secrets
 from flowlang.repl.meta import is_meta, run_meta
-from flowlang.repl.render import plain_text
+from flowlang.repl.render import cannot_show, plain_text
 from flowlang.repl.session import NOTHING, Outcome, ReplSession
+from flowlang.runtime.jsoncodec import JsonDataError
 
 
 def make_session(args: argparse.Namespace, terminal: Terminal) -> ReplSession:
@@ -21,11 +22,16 @@ def make_session(args: argparse.Namespace, terminal: Terminal) -> ReplSession:
                        env=dict(os.environ), masker=terminal.masker)  # it learns each secret read, as it is read
 
 
-def report(outcome: Outcome, out: IO[str], err: Terminal) -> None:
-    for record in outcome.emitted:
-        out.write(err.masker.mask(plain_text(record)) + "\n")
-    if outcome.value is not NOTHING:
-        out.write(err.masker.mask(plain_text(outcome.value)) + "\n")
+def report(outcome: Outcome, out: IO[str], err: Terminal) -> bool:
+    """Print what an input gave; False when a value could not be shown (the session goes on)."""
+    shown = True
+    for value in [*outcome.emitted, *([] if outcome.value is NOTHING else [outcome.value])]:
+        try:
+            out.write(err.masker.mask(plain_text(value)) + "\n")
+        except JsonDataError as e:
+            out.flush()
+            err.message(cannot_show(e))
+            shown = False
     out.flush()
     for note in outcome.notes:
         err.message(note)
@@ -33,6 +39,7 @@ def report(outcome: Outcome, out: IO[str], err: Terminal) -> None:
         err.message(f"record failed at {failure.location}: {failure.message}")
     if outcome.error is not None:
         err.message(outcome.error.render())
+    return shown
 
 
 def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
@@ -57,12 +64,12 @@ def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
             continue
         buffer = []
         outcome = session.execute(chunk, at=("<stdin>", first))
-        report(outcome, terminal.stdout, terminal)
-        failed = failed or not outcome.ok
+        shown = report(outcome, terminal.stdout, terminal)
+        failed = failed or not outcome.ok or not shown
     if buffer and "\n".join(buffer).strip():
         outcome = session.execute("\n".join(buffer) + "\n", at=("<stdin>", first))
-        report(outcome, terminal.stdout, terminal)
-        failed = failed or not outcome.ok
+        shown = report(outcome, terminal.stdout, terminal)
+        failed = failed or not outcome.ok or not shown
     return 1 if failed else 0
 
 

@@ -10,7 +10,7 @@ from flowlang.check.hints import did_you_mean
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.errors import FlowError
 from flowlang.repl.session import ReplSession
-from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.jsoncodec import JsonDataError, dumps
 from flowlang.runtime.values import type_name
 from flowlang.syntax.format import format_text
 
@@ -41,7 +41,10 @@ class MetaResult:
 
 
 def short(value: object, width: int = 60) -> str:
-    text = dumps(value)
+    try:
+        text = dumps(value)
+    except JsonDataError as e:  # nested hundreds deep: `:vars` lists the others
+        return f"({e})"
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

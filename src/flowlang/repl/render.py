@@ -12,13 +12,18 @@ from rich.highlighter import JSONHighlighter
 from rich.table import Table
 from rich.text import Text
 
-from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.jsoncodec import JsonDataError, dumps
 
 TABLE_ROWS = 20
 
 
 def is_record_list(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def cannot_show(error: JsonDataError) -> str:
+    """What the session says, and goes on, for a value it cannot show (nested hundreds deep)."""
+    return f"error: cannot show this value: {error}"
 
 
 def plain_text(value: Any) -> str:
