@@ -257,6 +257,32 @@ def test_vault_kv2_provider(tmp_path: Path, vault: str) -> None:
     assert proc.returncode == 1 and "no Vault token: set the environment variable VAULT_TOKEN" in proc.stderr
 
 
+def test_a_vault_token_http_cannot_carry_is_refused_unshown(tmp_path: Path, vault: str) -> None:
+    """http.client refused a VAULT_TOKEN with a line break (a token read from a file with its newline)
+    with a ValueError quoting the whole value, and the run said 'internal error (ValueError: Invalid
+    header value b'<the token>')' on stderr and in its job; one past Latin-1 was an internal error too."""
+    setup(tmp_path, f'[secrets.vault]\naddress = "{vault}"\nmount = "kv"\npath = "flows/{{name}}"\n')
+    token = CANARY[:200]
+    for given, what in ((token + "\n", "a line break at its end (read from a file with its newline?)"),
+                        ("s.vault\r\ntoken-" + token, "a line break"),
+                        ("s.vault-€-" + token, "a character past Latin-1")):
+        texts = []
+        for command in (["run", "f.flow", "--log-format", "text"], ["secrets", "check", "f.flow"],
+                        ["run", "f.flow", "--log-format", "json", "--debug"]):
+            proc = run_cli(*command, cwd=tmp_path, env={"VAULT_TOKEN": given})
+            assert proc.returncode in (1, 2), proc.stderr
+            assert "internal error" not in proc.stderr + proc.stdout
+            assert "--debug" in command or "Traceback" not in proc.stderr
+            texts += [proc.stdout, proc.stderr]
+        said = (f"the Vault token in the environment variable VAULT_TOKEN holds {what}, which an HTTP header "
+                "cannot carry")
+        assert said + ", so it was not sent" in texts[1] and said in texts[2]
+        for text in texts:
+            assert token[:40] not in text and token[-40:] not in text
+        assert_no_canary(texts, tmp_path)
+    assert FakeVault.seen == []
+
+
 def test_a_bad_project_file_is_a_clear_error(tmp_path: Path) -> None:
     setup(tmp_path, '[secrets.vault]\nadress = "http://x"\n')
     proc = run_cli("run", "f.flow", cwd=tmp_path)

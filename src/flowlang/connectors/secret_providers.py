@@ -168,6 +168,19 @@ class AwsSecretsProvider:
         return _pick_field(text, self.field_name, f"'{self.prefix}{name}'")
 
 
+def _unsendable(value: str) -> str | None:
+    """What in a header value http.client would refuse (quoting the whole value in its ValueError)."""
+    for char, what in (("\n", "a line break"), ("\r", "a carriage return"), ("\x00", "a NUL character")):
+        if char in value:
+            ends = value.rstrip("\r\n") != value and not any(c in value.rstrip("\r\n") for c in "\r\n\x00")
+            return what + (" at its end (read from a file with its newline?)" if ends else "")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return "a character past Latin-1"
+    return None
+
+
 def _pick_field(text: str, key: str | None, what: str) -> str | None:
     if key is None:
         return text
@@ -208,12 +221,19 @@ class VaultProvider:
         token = self.env.get(self.token_env)
         if not token:
             raise SecretProviderError(f"no Vault token: set the environment variable {self.token_env}")
+        unsendable = _unsendable(token)
+        if unsendable is not None:
+            raise SecretProviderError(f"the Vault token in the environment variable {self.token_env} holds "
+                                      f"{unsendable}, which an HTTP header cannot carry, so it was not sent")
         request = urllib.request.Request(self.url(name), headers={"X-Vault-Token": token})
         if self.namespace:
             request.add_header("X-Vault-Namespace", self.namespace)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = response.read()
+        except ValueError:  # http.client refuses a header or URL it cannot send, quoting it
+            raise SecretProviderError("Vault cannot be asked: the request cannot be sent as HTTP (the address "
+                                      "or the namespace holds a character HTTP cannot carry)") from None
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return None
