@@ -45,7 +45,15 @@ from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import DERIVED, Masker
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.outputs import Outputs
-from flowlang.runtime.run import READ_FAILED, RUNNING_JOB, RecordFailure, RunContext, RunOptions, restore_saved
+from flowlang.runtime.run import (
+    READ_FAILED,
+    RUNNING_JOB,
+    SAVED_INPUT,
+    RecordFailure,
+    RunContext,
+    RunOptions,
+    restore_saved,
+)
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.stats import Stats
 from flowlang.runtime.store import (
@@ -724,6 +732,21 @@ def edit_first(err: StoredError) -> str | None:
     return None
 
 
+def input_lost(err: StoredError, reads_input: bool) -> str | None:
+    """Why the `input` of the run an error's record failed in cannot be given to its replay, or None. A
+    retry has no payload of its own: an iteration that reads `input` (a webhook's body beside its
+    records, `input.shop`) gets its run's, saved with the error (compile/loops.py)."""
+    if not reads_input:
+        return None
+    if SAVED_INPUT not in err.scope:
+        return ("its loop reads `input`, and the input of the run it failed in was not kept with it (stored by "
+                "an older flowlang, or over max_error_bytes), so a retry would read input as null")
+    if SAVED_INPUT in (err.scope.get(SECRET_MASKED_NAMES) or []):
+        return ("its loop reads `input`, which held the text of a secret, stored as ***, so a retry would "
+                "read *** in its place")
+    return None
+
+
 def errors_named(ids: list[int]) -> str:
     return f"error{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
 
@@ -763,6 +786,12 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                         "left open (run the flow again from its source)")
                 unreplayable.append(err.id)
                 continue
+            why = input_lost(err, entry.info.keeps_input)
+            if why is not None:
+                ctx.log("error", f"error {err.id}: {why}; left open (run the flow again with its input)")
+                unreplayable.append(err.id)
+                continue
+            ctx.input = restore_saved(err.scope[SAVED_INPUT], ctx) if SAVED_INPUT in err.scope else None
             before = ctx.failed_records
             for name, value in err.scope.items():
                 if name in masked:  # stored as ***: the top-level line's value, worked out again

@@ -23,7 +23,7 @@ from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.ledger_send import record_key
-from flowlang.compile.reads import slots_read
+from flowlang.compile.reads import reads_input, slots_read
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import NOTHING, Eval, Step, block, plan_of
@@ -34,7 +34,7 @@ from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.run import READ_FAILED, RecordFailure
+from flowlang.runtime.run import READ_FAILED, SAVED_INPUT, RecordFailure
 from flowlang.runtime.sharing import as_it_was
 from flowlang.runtime.slots import Slots
 from flowlang.runtime.tape import set_draw_place
@@ -67,6 +67,7 @@ class LoopInfo:
     assigned: tuple[tuple[str, int], ...] = ()  # enclosing variables its body assigns (kept in checkpoints)
     names: tuple[str, ...] = ()  # its variables
     listed: str = ""  # the text of its list expression (spaces collapsed): "rows"
+    keeps_input: bool = False  # an outermost loop whose iteration reads `input`: a failure keeps it (SAVED_INPUT)
 
     @property
     def outermost(self) -> bool:
@@ -149,6 +150,8 @@ class LoopInfo:
         scope = self.snapshot(f, start)
         if type(item) is BadRecord:
             scope[READ_FAILED] = True
+        if self.keeps_input:
+            scope[SAVED_INPUT] = f.run.input
         return RecordFailure(
             flow=f.run.flow, loop=self.loop_id, location=err.location or self.location, line=err.line,
             message=err.message, kind=err.kind, status=err.status, record=self.record_of(item),
@@ -987,6 +990,7 @@ class ForEachCompiler(IoCompiler):
                         visible, identity=identity,
                         key=self.repeated_expr(node.key) if node.key is not None else None, read=read,
                         assigned=assigned, names=tuple(node.names),
+                        keeps_input=identity is not None and reads_input((node.body, node.key), self.checked),
                         listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)
         outer = self.branch_depth, self.reach

@@ -3,7 +3,8 @@ record's scope (a replay needs those and nothing else; OPERATIONS.md 1).
 
 A variable counts when a name, an assignment target or a `parallel` count in the loop's body (or its
 `key`) refers to it, or when a function of the same module that the body calls (directly or through
-other functions) reads it as a module variable."""
+other functions) reads it as a module variable. And whether it reads the run's `input`, which a retry takes
+from the failed record's saved scope."""
 
 from __future__ import annotations
 
@@ -49,3 +50,22 @@ def slots_read(body: Iterable[Any], checked: CheckedModule) -> set[int]:
     while pending:
         visit(pending.pop().node.body, False)
     return slots
+
+
+
+def reads_input(body: Iterable[Any], checked: CheckedModule) -> bool:
+    """Whether running `body` may read the global `input`: a name of it in the body or in a function it
+    calls (directly or through other functions, of any module)."""
+    seen: set[int] = set()
+    pending: list[tuple[Any, CheckedModule]] = [(tuple(body), checked)]
+    while pending:
+        tree, module = pending.pop()
+        for node in nodes(tree):
+            if type(node) is ast.Name and node.name == "input":
+                return True
+            if type(node) is ast.FuncCall:
+                info = module.resolution.calls.get(node)
+                if type(info) is FunctionInfo and id(info) not in seen:
+                    seen.add(id(info))
+                    pending.append((info.node, info.module))  # its defaults too
+    return False

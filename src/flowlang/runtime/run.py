@@ -79,6 +79,9 @@ class OpenConnection(Protocol):
 # the file's encoding, a JSON line that does not parse): what was kept of it is not the record, so a
 # retry replays it only after `flowlang edit` changed it (runner.retry_body)
 READ_FAILED = "$read_failed"
+# ... and its entry for the run's `input` (the webhook delivery's body, --input's payload), kept when the
+# loop's body reads `input`: a retry has no payload of its own, and read as null the replay sent other data
+SAVED_INPUT = "$input"
 
 
 @dataclass

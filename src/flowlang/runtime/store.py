@@ -25,7 +25,7 @@ from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.liveness import LIVE_JOBS, alive, this_process
 from flowlang.runtime.masking import mask_value
 from flowlang.runtime.private import private_file
-from flowlang.runtime.run import RecordFailure
+from flowlang.runtime.run import SAVED_INPUT, RecordFailure
 from flowlang.runtime.values import format_datetime, text_size_floor
 
 LARGEST_ID = 2 ** 63 - 1  # SQLite's integers: no id, count or offset of the store is larger
@@ -286,9 +286,11 @@ def stored_scope(record_json: str, scope: dict[str, Any], mask: Callable[[str], 
             left_out.append(name)
     note = None
     if left_out:
+        named = sorted("the run's input" if name == SAVED_INPUT else name for name in left_out)
         note = (f"over the {max_bytes:,}-byte limit of one error (max_error_bytes): the value"
-                f"{'s' if len(left_out) > 1 else ''} of {', '.join(sorted(left_out))} not kept; "
-                "a retry takes them from the flow's top-level lines")
+                f"{'s' if len(left_out) > 1 else ''} of {', '.join(named)} not kept; "
+                + ("a retry leaves it open, as its loop reads input" if SAVED_INPUT in left_out else
+                   "a retry takes them from the flow's top-level lines"))
         if size > (max_bytes or 0):
             note += f"; the record alone is {len(record_json.encode()):,} bytes and is kept whole"
     elif max_bytes is not None and size > max_bytes:
