@@ -350,3 +350,22 @@ def test_a_retry_names_the_errors_that_failed_again_in_its_summary(tmp_path: Pat
     assert "a record" not in again.stderr
     assert ("5 records failed at g.flow:2:3: no (first: error 1 (key 7), error 2 (key 8), error 3, ...)"
             in again.stderr), again.stderr
+
+
+def test_where_any_name_may_stand_the_message_says_a_name_not_every_keyword(tmp_path: Path) -> None:
+    """`o.` and `{,}` said "expected an operator, `as`, `batch`, `call`, `drop`, `each`, ... (every keyword)
+    ..., `with` or a name": after `.`, as a key or an argument's name any keyword is a name, so it says so
+    once. And `.5` and `1.` (numbers JavaScript and Python take) say how a number is written."""
+    cases = {
+        "let o = {a: 1}\nemit o.\n": "f.flow:2:8: error: expected a name, found the end of the line\n",
+        "emit {,}\n": "f.flow:1:7: error: expected `}`, a name or a string, found `,`\n",
+        "emit lower(,)\n": "f.flow:1:12: error: expected an expression or `)`, found `,`\n",
+        "let x = .5 + 1\n": "f.flow:1:9: error: a number needs a digit before its point: write 0.5\n",
+        "let x = 1. + 1\n": "f.flow:1:9: error: a number needs a digit after its point: write 1.0 (or 1)\n",
+    }
+    for text, message in cases.items():
+        (tmp_path / "f.flow").write_text(text)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert result.status == 2 and message in result.stderr and "`batch`" not in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("let o = {end: 0.5, each: 1}\nemit [o.end, o.each, 5.0]\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "[0.5,1,5.0]\n"

@@ -9,7 +9,7 @@ from flowlang.diagnostics import Diagnostic
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source, Span
 from flowlang.syntax.grammar import parser
-from flowlang.syntax.keywords import block_openers
+from flowlang.syntax.keywords import block_openers, keyword_terminals
 from flowlang.syntax.lessons import teach
 
 EXPRESSION_STARTS = {"NAME", "INT", "DQ_STRING", "LSQB", "LBRACE"}
@@ -55,8 +55,15 @@ def _join(names: list[str]) -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
+# Words a parser accepts only where any name is (after `.`, an object key, an argument's name):
+# there every keyword is a name too, so the list says "a name" once, not each of 40 keywords.
+ONLY_AS_NAMES = {"EACH", "THEN", "ON", "PARALLEL"}
+
+
 def describe_expected(expected: set[str]) -> str:
     expected = expected - set(parser().lexer_conf.ignore)
+    if "NAME" in expected and expected >= ONLY_AS_NAMES:
+        expected = expected - set(keyword_terminals())
     if expected >= EXPRESSION_STARTS:
         rest = expected - EXPRESSION_STARTS - {"DECIMAL", "SQ_STRING", "LPAR", "MINUS", "NOT", "IF", "TRUE",
                                                "FALSE", "NULL"}

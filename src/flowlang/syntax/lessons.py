@@ -65,6 +65,23 @@ def python_operator(token: Token, before: list[Token]) -> Lesson | None:
     return None
 
 
+def _bare_point(text: str, token: Token, before: list[Token], expected: set[str]) -> Lesson | None:
+    """`.5` and `1.`, numbers with no digit on one side of their point (JavaScript and Python take them)."""
+    last = before[-1] if before else None
+    if (token.type == "DOT" and "INT" in expected and "DOT" not in expected
+            and re.match(r"\.[0-9]", text[token.start_pos or 0:]) is not None):
+        digits = re.match(r"\.[0-9]+", text[token.start_pos or 0:])
+        written = digits.group() if digits else ".5"
+        return Lesson(f"a number needs a digit before its point: write 0{written}", None,
+                      Span(token.start_pos or 0, (token.start_pos or 0) + len(written)))
+    if (last is not None and last.type == "DOT" and len(before) > 1 and before[-2].type == "INT"
+            and before[-2].end_pos == last.start_pos and (token.type != "NAME" or last.end_pos != token.start_pos)):
+        number = f"{before[-2]}."
+        return Lesson(f"a number needs a digit after its point: write {number}0 (or {before[-2]})", None,
+                      Span(before[-2].start_pos or 0, last.end_pos or 0))
+    return None
+
+
 def teach(source: Source, text: str, token: Token, expected: set[str], pos: int) -> Lesson | None:
     before = tokens_before(text, pos)
     line_no = source.line_col(pos)[0]
@@ -73,7 +90,7 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     word = str(token)
     line_text = source.line_text(line_no)
     col = source.line_col(pos)[1]
-    operator = python_operator(token, before)
+    operator = python_operator(token, before) or _bare_point(text, token, before, expected)
     if operator is not None:
         return operator
     if token.type == "ELLIPSIS" and before and before[-1].type in ("LBRACE", "COMMA", "LSQB"):
