@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conftest import cli
 from fakeapi import FakeApi
 from serving import ServeProcess, wait_for
 
@@ -346,3 +347,7 @@ def test_job_lines_carry_the_flow_and_the_job_with_the_level_of_the_outcome(tmp_
     assert [(j["level"], j["flow"], j["job_id"], j["summary"]["failed"]) for j in jobs] == [
         ("info", "Hook orders", 1, 0), ("warning", "Hook orders", 2, 1), ("error", "Hook orders", 3, 0)]
     assert "Traceback" not in serve.logs()
+    # the partial delivery's note in the inbox: it said '1 records failed (flowlang errors hook.flow)', a
+    # command that finds no flow where serve was started
+    notes = [json.loads(x).get("message") for x in cli("inbox", str(folder), "--json").stdout.splitlines()]
+    assert f"1 record failed (flowlang errors {folder / 'hook.flow'})" in notes, notes

@@ -102,10 +102,17 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
     else:
         status = "failed" if result.status == "failed" else "done"
         message = run_error(result, masker) or (
-            f"{len(result.errors)} records failed (flowlang errors {served.route}.flow)" if result.errors else None)
+            failed_records(len(result.errors), served) if result.errors else None)
         await asyncio.wrap_future(inbox.mark(d.id, status, result.job_id, message))
     log_run(served.route, flow.name, f"webhook {d.delivery_id or d.id}", result, masker)
     return result
+
+
+def failed_records(n: int, served: ServedFlow) -> str:
+    """A delivery's note in the inbox when records of its run failed: how many, and the command that lists
+    them, with the flow's path as serve was given it (`flows/orders.flow`, runnable where serve started)."""
+    path = served.flow.path if served.flow.path is not None else Path(f"{served.route}.flow")
+    return f"{n} record{'s' if n != 1 else ''} failed (flowlang errors {path})"
 
 
 class FlowQueue:
