@@ -51,9 +51,22 @@ def _escape(body: str, i: int) -> tuple[str, int]:
     if nxt == "u":
         digits = body[i + 2 : i + 6]
         if len(digits) == 4 and all(c in "0123456789abcdefABCDEF" for c in digits):
-            return chr(int(digits, 16)), i + 6
+            code = int(digits, 16)
+            low = _low_surrogate(body, i + 6) if 0xD800 <= code <= 0xDBFF else None
+            if low is not None:  # a UTF-16 pair, as JSON and JavaScript write 😀: \ud83d\ude00
+                return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), i + 12
+            return chr(code), i + 6
         raise StringSyntaxError("\\u needs four hex digits", i + 1, 2)
     raise StringSyntaxError(f"unknown escape '\\{nxt}' (use \\\\ for a backslash)", i + 1, 2)
+
+
+def _low_surrogate(body: str, i: int) -> int | None:
+    """The code of a `\\uDC00`-`\\uDFFF` escape at body[i], the second half of a UTF-16 pair."""
+    digits = body[i + 2 : i + 6]
+    if body[i : i + 2] != "\\u" or len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        return None
+    code = int(digits, 16)
+    return code if 0xDC00 <= code <= 0xDFFF else None
 
 
 def _closing_brace(body: str, start: int) -> int:
