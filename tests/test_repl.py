@@ -439,3 +439,55 @@ def test_a_value_too_deep_to_show_is_an_error_and_the_session_goes_on(session: R
         code = interactive(session, terminal, prompt, Console(file=out, width=80, color_system=None))
     assert code == 0 and out.getvalue().split() == ["42"]
     assert err.getvalue().count("cannot show this value") == 2
+
+
+REPL_CANARY = 'repl-"tok\'\\en é😀 %41+/=' + "Kq7vX2" * 40  # quotes, a backslash, non-ASCII, '%+/=', 250 long
+
+
+def no_piece_of(secret: str, text: str) -> None:
+    """Neither the secret nor any 12 characters of its ASCII tail are in `text` (rich folds lines too)."""
+    tail = secret[-200:]
+    unfolded = "".join(line.strip(" │┃") for line in text.splitlines())
+    for shown in (text, unfolded):
+        assert secret not in shown
+        assert not [tail[i:i + 12] for i in range(0, 188, 4) if tail[i:i + 12] in shown], shown
+
+
+def test_vars_masks_a_secrets_text_a_variable_holds(tmp_path: Path) -> None:
+    """`:vars` showed each value's JSON cut to 60 characters and never masked: a variable holding a
+    record an API echoed the bearer token in showed `e = [{"token":"Bearer repl-\\"tok'\\\\en é😀 %41+/=Kq7v...`,
+    piped and on the screen; and on the screen a value holding `[/x]` ended the session with rich's
+    MarkupError (the text was read as markup)."""
+    from fakeapi import FakeApi
+
+    with FakeApi() as api:
+        echo = lambda req: (200, {}, {"token": req.headers["authorization"].encode("latin-1").decode()})  # noqa: E731
+        api.route("GET", "/me", echo)
+        (tmp_path / "secrets.toml").write_text("T = " + json_text(REPL_CANARY) + "\n", encoding="utf-8")
+        stdin = (f'use api = http(base_url: "{api.url}", auth: bearer(secret.T))\ncall api.get("/me") as e\n'
+                 'let tail = substr(e.token, 40)\nlet m = "[/x] markup"\n:vars\n')
+        piped = cli("repl", "--secrets", "secrets.toml", cwd=tmp_path, stdin=stdin)
+        assert piped.status == 0, piped.stderr
+        assert 'e = {"token":"Bearer ***"}  (object)' in piped.stdout and 'tail = "***"' in piped.stdout
+        no_piece_of(REPL_CANARY, piped.stdout + piped.stderr)
+
+        out, err = io.StringIO(), io.StringIO()
+        session = ReplSession(base_dir=tmp_path, secrets={"T": REPL_CANARY})
+        try:
+            with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+                pipe.send_text(stdin + "\x04")
+                prompt = build_prompt(session, history=InMemoryHistory())
+                terminal = Terminal(stdout=out, stderr=err, color=False)
+                terminal.masker = session.masker
+                code = interactive(session, terminal, prompt, Console(file=out, width=40, color_system=None))
+        finally:
+            session.close()
+    assert code == 0, err.getvalue()
+    assert 'm = "[/x] markup"' in out.getvalue()
+    no_piece_of(REPL_CANARY, out.getvalue() + err.getvalue())
+
+
+def json_text(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)

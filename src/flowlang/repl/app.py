@@ -122,8 +122,12 @@ def interactive(session: ReplSession, terminal: Terminal, prompt: PromptSession[
             continue
         if is_meta(text):
             result = run_meta(session, text)
-            if result.text:
-                (console.print if result.ok else terminal.error)(result.text)
+            if result.text:  # masked as every output is (a variable may hold a secret's text an API echoed)
+                text = terminal.masker.mask(result.text)
+                if result.ok:
+                    console.print(text, markup=False, highlight=False)
+                else:
+                    terminal.error(text)
             if result.quit:
                 return 0
             continue

@@ -53,7 +53,7 @@ def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
         if not buffer and is_meta(line):
             result = run_meta(session, line)
             if result.text:
-                (terminal.stdout if result.ok else terminal.stderr).write(result.text + "\n")
+                (terminal.stdout if result.ok else terminal.stderr).write(terminal.masker.mask(result.text) + "\n")
             failed = failed or not result.ok
             if result.quit:
                 break

@@ -40,9 +40,10 @@ class MetaResult:
     value: object = None
 
 
-def short(value: object, width: int = 60) -> str:
+def short(value: object, mask: Callable[[str], str], width: int = 60) -> str:
+    """The value's JSON, its secrets masked before it is cut (a cut secret is no longer found whole)."""
     try:
-        text = dumps(value)
+        text = mask(dumps(value))
     except JsonDataError as e:  # nested hundreds deep: `:vars` lists the others
         return f"({e})"
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -132,7 +133,8 @@ def cmd_vars(session: ReplSession, arg: str) -> MetaResult:
     values = session.variables()
     if not values:
         return MetaResult("no variables yet")
-    return MetaResult("\n".join(f"{name} = {short(v)}  ({type_name(v)})" for name, v in sorted(values.items())))
+    mask = session.masker.mask
+    return MetaResult("\n".join(f"{name} = {short(v, mask)}  ({type_name(v)})" for name, v in sorted(values.items())))
 
 
 def cmd_connectors(session: ReplSession, arg: str) -> MetaResult:
