@@ -369,3 +369,37 @@ def test_where_any_name_may_stand_the_message_says_a_name_not_every_keyword(tmp_
         assert result.status == 2 and message in result.stderr and "`batch`" not in result.stderr, result.stderr
     (tmp_path / "f.flow").write_text("let o = {end: 0.5, each: 1}\nemit [o.end, o.each, 5.0]\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "[0.5,1,5.0]\n"
+
+
+LOOKUP_AS_LIST = """use api = http(base_url: "{url}")
+for each row in [{{email: "a@x.com"}}]
+  lookup api.get("/customers", query: {{email: row.email}}) as found
+  if len(found) == 0
+    fail "none"
+  end
+  emit found[0].id
+  lookup api.get("/customers", query: {{email: row.email}}) as found
+  let found = [found]
+  emit found[0].id
+end
+"""
+
+
+def test_a_lookup_result_read_as_a_list_is_a_check_warning_and_a_clear_record_error(tmp_path: Path) -> None:
+    # a newcomer's `if len(found) == 0` and `found[0].id` after a lookup (one record, not a list): check said ok and
+    # the record failed with 'an object key must be a string, got number', naming neither the lookup nor the list
+    from fakeapi import FakeApi
+    with FakeApi({"customers": [{"id": 7, "email": "a@x.com"}]}) as api:
+        (tmp_path / "f.flow").write_text(LOOKUP_AS_LIST.format(url=api.url))
+        checked = cli("check", "f.flow", cwd=tmp_path)
+        assert checked.status == 0
+        assert ("f.flow:4:6: warning: 'found' is what a `lookup` found: the first record of the answer (an object) or "
+                "null, not a list, so len(found) counts its fields, not records") in checked.stderr
+        assert "= hint: to ask whether it found one: if found == null" in checked.stderr
+        assert ("f.flow:7:8: warning: 'found' is what a `lookup` found: the first record of the answer (an object) or "
+                "null, not a list, so found[0] is no record of it") in checked.stderr
+        assert checked.stderr.count("warning:") == 2  # not at line 10, after `let found = [found]`
+        ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 3
+    assert ("record failed at f.flow:7:8: an object key must be a string, got number 0: this is an object, not a list "
+            "(a `lookup` gives one record, not a list)") in ran.stderr

@@ -227,7 +227,9 @@ class Checker(StatementChecker):
                            f"send {self.source.text[op.args[0].span.start:op.args[0].span.end]} to "
                            f"{op.connection}.{op.op}" if op.args and not op.kwargs else
                            f"send RECORD to {self.source.text[op.span.start:op.span.end]}"))
-        self.assign(node.as_name, node.as_span, scope, ctx, (node, 0))
+        binding = self.assign(node.as_name, node.as_span, scope, ctx, (node, 0))
+        if binding is not None:
+            binding.lookup = True
 
     def stmt_Send(self, node: ast.Send, scope: Scope, ctx: Ctx) -> None:
         self.expr(node.value, scope, "send" if isinstance(node.value, ast.Name) else "other")

@@ -20,7 +20,7 @@ from flowlang.check.scopes import (
     Scope,
     ScopeKind,
 )
-from flowlang.diagnostics import Diagnostic
+from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.runtime.builtins import BuiltinRegistry
 from flowlang.runtime.builtins.registry import REQUIRED, Builtin
 from flowlang.runtime.operators import BINARY, OperatorError
@@ -38,6 +38,7 @@ class ExpressionChecker:
         self.source = source
         self.builtins = builtins
         self.diagnostics: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []  # what `check` shows without failing (CheckedModule.warnings)
         self.resolution = Resolution()
         self.functions: dict[str, FunctionInfo] = {}
         self.imported_lets: dict[str, str] = {}  # a top-level `let` of an imported file: its name -> the file
@@ -130,10 +131,34 @@ class ExpressionChecker:
     def expr_Index(self, node: ast.Index, scope: Scope, use: str) -> None:
         self.expr(node.obj, scope)
         self.expr(node.index, scope)
+        index = node.index
+        if (isinstance(index, ast.Literal) and type(index.value) is int
+                and self.looked_up(node.obj, scope) is not None and isinstance(node.obj, ast.Name)):
+            name = node.obj.name
+            self.lookup_warning(f"'{name}' is what a `lookup` found: the first record of the answer (an object) "
+                                f"or null, not a list, so {name}[{index.value}] is no record of it",
+                                node.span, f"read its fields ({name}.id); to loop over every record of the "
+                                f"answer, give it by `call ... as {name}`")
+
+    def looked_up(self, node: ast.Expr, scope: Scope) -> Binding | None:
+        """The variable `node` names when a `lookup ... as` assigned it last (one record, or null)."""
+        if not isinstance(node, ast.Name):
+            return None
+        found = scope.find(node.name)
+        return found[0] if found is not None and found[0].lookup else None
+
+    def lookup_warning(self, message: str, span: Span, hint: str) -> None:
+        self.warnings.append(Diagnostic("lookup-one", message, self.source, span, hint, Severity.WARNING))
 
     def expr_FuncCall(self, node: ast.FuncCall, scope: Scope, use: str) -> None:
         for a in node.args:
             self.expr(a, scope)
+        if (node.name == "len" and len(node.args) == 1 and node.name not in self.functions
+                and self.looked_up(node.args[0], scope) is not None and isinstance(node.args[0], ast.Name)):
+            name = node.args[0].name
+            self.lookup_warning(f"'{name}' is what a `lookup` found: the first record of the answer (an object) "
+                                f"or null, not a list, so len({name}) counts its fields, not records",
+                                node.span, f"to ask whether it found one: if {name} == null")
         for k in node.kwargs:
             self.expr(k.value, scope)
         keywords = [k.name for k in node.kwargs]

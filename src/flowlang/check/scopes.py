@@ -68,6 +68,7 @@ class Binding:
     span: Span
     connector: ConnectorSpec | None = None
     uses: set[str] = field(default_factory=set)
+    lookup: bool = False  # last assigned by `lookup ... as name`: one record (or null), never a list
 
 
 @dataclass(eq=False)

@@ -110,6 +110,7 @@ class StatementChecker(ExpressionChecker):
         name = Path(module.source.name).stem if module.source.name else "flow"
         self.checked = CheckedModule(module, module.source, base_dir, self.frame, self.resolution, name)
         self.checked.functions = self.functions
+        self.checked.warnings = self.warnings  # one list: the expressions' warnings are the module's
         self.state_assigned: list[Span] = []  # `let state = ...`, `call ... as state`
 
     # ---- entry points ----------------------------------------------------------------------
@@ -248,6 +249,7 @@ class StatementChecker(ExpressionChecker):
                        "time", span,
                        "emit the value, or collect it with a plain loop")
         self.resolution.slots[key] = binding.slot
+        binding.lookup = False
         return binding
 
     # ---- simple statements ------------------------------------------------------------------

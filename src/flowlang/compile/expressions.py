@@ -70,6 +70,9 @@ def index_of(obj: Any, index: Any, where: Where) -> Any:
         return obj[i] if -len(obj) <= i < len(obj) else None
     if t is dict:
         if type(index) is not str:
+            if whole_index(index) is not None:  # x[0] of one record where a list was meant
+                raise where.error(f"an object key must be a string, got number {to_text(index)}: this is "
+                                  "an object, not a list (a `lookup` gives one record, not a list)")
             raise where.error(f"an object key must be a string, got {type_name(index)}")
         return obj.get(index)
     if obj is None:
