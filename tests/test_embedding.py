@@ -559,3 +559,26 @@ def test_a_binding_without_a_method_the_flow_calls_names_the_call_and_the_method
     assert str(refused.value).endswith("sync.flow:3:10: the binding 'crm' has no method 'fnd'; did you mean "
                                        "'find'? (its methods: broken, find, save, stream)"), str(refused.value)
     assert not (tmp_path / ".flowlang").exists()  # refused before the run: no job
+
+
+def test_a_whole_number_past_4300_digits_from_python_is_refused_at_the_door() -> None:
+    """10 ** 5000 given as input or a param, or returned by a binding, was let in, and flow.run raised
+    Python's own ValueError ('Exceeds the limit (4300 digits) for integer string conversion ...') when
+    the run wrote its job's params or an output: the flow's own arithmetic stops at 4,300 digits."""
+    too_long = "a whole number of more than 4,300 digits is more than flowlang holds; give it as text"
+    flow = flowlang.compile("param p = 1\nemit [p, input]\n", name="a.flow")
+    for given in ({"input": 10 ** 5000}, {"input": {"a": [1, -(10 ** 4300)]}}, {"params": {"p": 10 ** 4300}}):
+        with pytest.raises(flowlang.UsageError, match=too_long):
+            flow.run(**given)
+    biggest = 10 ** 4300 - 1
+    assert flow.run(input={"a": [biggest, -biggest]}, params={"p": biggest}).outputs == [
+        [biggest, {"a": [biggest, -biggest]}]]
+
+    class Source:
+        def get(self) -> Any:
+            return [{"n": 1}, {"n": 10 ** 5000}]
+    looked = flowlang.compile("call src.get() as x\nemit len(x)\n", name="b.flow")
+    result = looked.run(bindings={"src": Source()})
+    assert result.status == "failed" and result.outputs == []
+    assert str(result.error) == f"src.get() returned a value flowlang cannot use: {too_long}"
+    assert result.error is not None and result.error.line == 1

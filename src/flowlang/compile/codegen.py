@@ -23,7 +23,7 @@ from flowlang.runtime.field_misses import found_nothing, missed
 from flowlang.runtime.frame import Frame, ReturnSignal
 from flowlang.runtime.limits import CHECK_EVERY, checked, paced
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.values import RecordStream, equal, interpolate, truthy, type_name
+from flowlang.runtime.values import INT_BOUND, RecordStream, equal, interpolate, truthy, type_name
 
 if TYPE_CHECKING:
     from flowlang.compile.expressions import ExpressionCompiler
@@ -88,7 +88,7 @@ HELPERS: dict[str, Any] = {
     "_fld": _fld, "_miss": missed, "_nothing": found_nothing, "_idx": _idx, "_iter": _iter, "_paced": paced,
     "_checked": checked,
     "_CHECK_EVERY": CHECK_EVERY, "_interp": interpolate,
-    "_N": frozenset({int, Decimal}), "_B": ops.INT_BOUND, "_NB": -ops.INT_BOUND, "_big": _big,
+    "_N": frozenset({int, Decimal}), "_B": INT_BOUND, "_NB": -INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
     "_ge": ops.greater_equal, "_in": _is_in, "_not_in": _is_not_in, "_truthy": truthy,

@@ -15,7 +15,16 @@ from typing import Any
 
 from flowlang import ast
 from flowlang.runtime.limits import busy
-from flowlang.runtime.values import RecordStream, Secret, equal, format_duration, instant, type_name
+from flowlang.runtime.values import (  # MAX_DIGITS, INT_BOUND: the size of a whole number
+    INT_BOUND,
+    MAX_DIGITS,
+    RecordStream,
+    Secret,
+    equal,
+    format_duration,
+    instant,
+    type_name,
+)
 
 
 class OperatorError(ValueError):
@@ -43,8 +52,6 @@ def _is_num(t: type) -> bool:
     return t is int or t is Decimal
 
 
-MAX_DIGITS = 4300  # digits a whole number, or an exact result, may have (Python's own bound for int <-> text)
-INT_BOUND = 10 ** MAX_DIGITS  # a whole number's size must stay below it (a comparison of sizes: cheap)
 
 
 def too_large(what: str) -> OperatorError:

@@ -422,6 +422,13 @@ def utc_now() -> datetime:
 
 
 _PLAIN = frozenset({str, int, bool, Decimal, type(None), Secret, RecordStream, date, timedelta, bytes})
+MAX_DIGITS = 4300  # digits a whole number, or an exact result, may have (Python's own bound for int <-> text)
+INT_BOUND = 10 ** MAX_DIGITS  # a whole number's size must stay below it (a comparison of sizes: cheap)
+_BIG_BITS = INT_BOUND.bit_length() - 1  # a whole number of fewer bits is below INT_BOUND
+
+
+def _too_long() -> str:
+    return f"a whole number of more than {MAX_DIGITS:,} digits is more than flowlang holds; give it as text"
 
 
 def from_python(value: Any, depth: int = 0) -> Value:
@@ -433,6 +440,8 @@ def from_python(value: Any, depth: int = 0) -> Value:
     if t in _PLAIN:
         if t is Decimal and not value.is_finite():
             raise ValueError(_not_finite(value))
+        if t is int and value.bit_length() >= _BIG_BITS and not -INT_BOUND < value < INT_BOUND:
+            raise ValueError(_too_long())
         return value
     if (t is dict or t is list) and depth == 0 and is_plain(value):
         return value
@@ -490,9 +499,12 @@ def is_plain(value: Any) -> bool:
                 if type(k) is not str:  # a key from Python that is not text: from_python makes it text
                     return False
                 tx = type(x)
-                if tx is str or tx is int:
+                if tx is str:
                     continue
-                if tx is dict or tx is list:
+                if tx is int:
+                    if x.bit_length() >= _BIG_BITS:  # past 4,300 digits maybe: from_python says which
+                        return False
+                elif tx is dict or tx is list:
                     push(x)
                 elif tx is Decimal:
                     if not x.is_finite():  # NaN or Infinity: from_python refuses it
@@ -502,7 +514,10 @@ def is_plain(value: Any) -> bool:
         else:
             for x in v:
                 tx = type(x)
-                if tx is dict or tx is list:
+                if tx is int:
+                    if x.bit_length() >= _BIG_BITS:
+                        return False
+                elif tx is dict or tx is list:
                     push(x)
                 elif tx is Decimal:
                     if not x.is_finite():

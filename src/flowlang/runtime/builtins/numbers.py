@@ -19,8 +19,6 @@ from typing import Any
 
 from flowlang.runtime.builtins.registry import Builtin, BuiltinError, need
 from flowlang.runtime.operators import (
-    INT_BOUND,
-    MAX_DIGITS,
     OperatorError,
     add,
     arithmetic_problem,
@@ -31,7 +29,7 @@ from flowlang.runtime.operators import (
     sized,
     whole,
 )
-from flowlang.runtime.values import type_name
+from flowlang.runtime.values import INT_BOUND, MAX_DIGITS, type_name
 
 
 def number(value: Any) -> Any:
