@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pyte
@@ -491,3 +492,33 @@ def json_text(text: str) -> str:
     import json
 
     return json.dumps(text, ensure_ascii=False)
+
+
+def test_a_table_masks_its_column_names_and_shows_markup_as_text(tmp_path: Path) -> None:
+    """A list of records printed as a table named its columns unmasked: an API that keys a record by
+    the token it was sent showed the whole token in the header (folded over 19 lines of a 40-column
+    screen); and a cell or a name holding `[/x]` ended the session with rich's MarkupError."""
+    from fakeapi import FakeApi
+
+    def echo(req: Any) -> tuple[int, dict[str, str], Any]:
+        token = req.headers["authorization"].encode("latin-1").decode()
+        return 200, {}, [{"id": 1, token: "yes", "[/k]": "[/x] and [bold]b"}]
+
+    out, err = io.StringIO(), io.StringIO()
+    session = ReplSession(base_dir=tmp_path, secrets={"T": REPL_CANARY})
+    with FakeApi() as api:
+        api.route("GET", "/keys", echo)
+        try:
+            with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+                pipe.send_text(f'use api = http(base_url: "{api.url}", auth: bearer(secret.T))\n'
+                               'call api.get("/keys") as keys\nkeys\n40 + 2\n\x04')
+                prompt = build_prompt(session, history=InMemoryHistory())
+                terminal = Terminal(stdout=out, stderr=err, color=False)
+                terminal.masker = session.masker
+                code = interactive(session, terminal, prompt, Console(file=out, width=40, color_system=None))
+        finally:
+            session.close()
+    shown = out.getvalue()
+    assert code == 0 and "error" not in err.getvalue(), err.getvalue()
+    assert "Bearer ***" in shown and "[/k]" in shown and "[/x] and" in shown and shown.split()[-1] == "42"
+    no_piece_of(REPL_CANARY, shown)

@@ -71,14 +71,14 @@ def table(records: list[dict[str, Any]], mask: Callable[[str], str] = _same) -> 
             if k not in columns:
                 columns.append(k)
     grid = Table(show_lines=False)
-    for c in columns[:12]:
-        grid.add_column(c, overflow="fold", max_width=40)
+    for c in columns[:12]:  # a field's name is data too: an API may name one by a token it echoes
+        grid.add_column(Text(mask(c)), overflow="fold", max_width=40)
     for r in records[:TABLE_ROWS]:
         cells = []
         for c in columns[:12]:
             v = r.get(c)
             text = mask(dumps(v))
-            cells.append(text[1:-1] if isinstance(v, str) else text)
+            cells.append(Text(text[1:-1] if isinstance(v, str) else text))  # as it is, never read as markup
         grid.add_row(*cells)
     return grid
 
