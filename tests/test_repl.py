@@ -445,6 +445,11 @@ def test_a_value_too_deep_to_show_is_an_error_and_the_session_goes_on(session: R
 REPL_CANARY = 'repl-"tok\'\\en é😀 %41+/=' + "Kq7vX2" * 40  # quotes, a backslash, non-ASCII, '%+/=', 250 long
 
 
+def echo_token(req: Any) -> tuple[int, dict[str, str], Any]:
+    """An API answering with the Authorization header it was sent (as UTF-8, as it was sent)."""
+    return 200, {}, {"token": req.headers["authorization"].encode("latin-1").decode()}
+
+
 def no_piece_of(secret: str, text: str) -> None:
     """Neither the secret nor any 12 characters of its ASCII tail are in `text` (rich folds lines too)."""
     tail = secret[-200:]
@@ -462,8 +467,7 @@ def test_vars_masks_a_secrets_text_a_variable_holds(tmp_path: Path) -> None:
     from fakeapi import FakeApi
 
     with FakeApi() as api:
-        echo = lambda req: (200, {}, {"token": req.headers["authorization"].encode("latin-1").decode()})  # noqa: E731
-        api.route("GET", "/me", echo)
+        api.route("GET", "/me", echo_token)
         (tmp_path / "secrets.toml").write_text("T = " + json_text(REPL_CANARY) + "\n", encoding="utf-8")
         stdin = (f'use api = http(base_url: "{api.url}", auth: bearer(secret.T))\ncall api.get("/me") as e\n'
                  'let tail = substr(e.token, 40)\nlet m = "[/x] markup"\n:vars\n')
@@ -522,3 +526,19 @@ def test_a_table_masks_its_column_names_and_shows_markup_as_text(tmp_path: Path)
     assert code == 0 and "error" not in err.getvalue(), err.getvalue()
     assert "Bearer ***" in shown and "[/k]" in shown and "[/x] and" in shown and shown.split()[-1] == "42"
     no_piece_of(REPL_CANARY, shown)
+
+
+def test_run_in_the_repl_masks_the_outputs_of_the_flow_it_runs(tmp_path: Path) -> None:
+    """`:run FILE` printed the run's outputs as they were: a flow whose API echoed its bearer token
+    (read from the environment, which the session itself never read) printed the whole token in
+    `{"token":"Bearer repl-..."}`, where `flowlang run` of the same flow prints `Bearer ***`."""
+    from fakeapi import FakeApi
+
+    with FakeApi() as api:
+        api.route("GET", "/me", echo_token)
+        (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, auth: bearer(secret.T))\n'
+                                         'call api.get("/me") as e\nemit e\nemit [e.token]\n')
+        result = cli("repl", cwd=tmp_path, env={"T": REPL_CANARY, "API": api.url}, stdin=":run f.flow\n")
+    assert result.status == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ['{"token":"Bearer ***"}', '["Bearer ***"]'], result.stdout
+    no_piece_of(REPL_CANARY, result.stdout + result.stderr)

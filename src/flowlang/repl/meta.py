@@ -189,8 +189,9 @@ def cmd_run(session: ReplSession, arg: str) -> MetaResult:
     flow = load(path, environment=session.environment)
     result = session.loop.run_until_complete(flow.run_async(
         session.params if set(session.params) <= set(flow.params()) else {}, dry_run=session.dry_run,
-        secrets=session.secrets))
-    lines = [dumps(o) for o in result.outputs[:50]]
+        secrets=session.secrets, masker=session.masker))  # the session learns the run's secrets as it reads them
+    mask = session.masker
+    lines = [mask.mask(dumps(mask.mask_value(o))) for o in result.outputs[:50]]  # as a run's stdout masks them
     if len(result.outputs) > 50:
         lines.append(f"... {len(result.outputs)} outputs in all")
     lines.append(f"{flow.name}: {result.status}; read {result.stats.read}, sent {result.stats.sent}, "
