@@ -273,6 +273,30 @@ def test_a_recording_stopped_before_its_end_says_it_cannot_replay(tmp_path: Path
     assert "replay with:" not in done.stderr
 
 
+def test_a_finished_run_whose_lookups_and_stop_left_reads_unfinished_is_replayable(tmp_path: Path) -> None:
+    """A lookup of a paginated read takes its first record, and a loop left by `stop` its first pages: a run
+    that finished so was told 'recorded ..., but the run was stopped before its end, so a replay of it cannot
+    pass' (a newcomer's CSV-to-REST import with a paged customer lookup), and the replay passed."""
+    flow = project(tmp_path, """use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))
+call api.get("/orders", pages: {style: "cursor", cursor: "next_cursor", records: "results", size: 2}) as orders
+for each o in orders
+  if o.id > 3
+    stop
+  end
+  lookup api.get("/orders", pages: {style: "cursor", cursor: "next_cursor", records: "results", size: 2}) as first
+  send {order: o.id, first: first.id} to api.post("/invoices")
+end
+""")
+    with server() as api:
+        done = record(tmp_path, flow, api)
+        assert done.returncode == 0, done.stderr
+        assert api.count("POST", "/invoices") == 3
+    assert "stopped before its end" not in done.stderr
+    assert "replay with: flowlang test" in done.stderr
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+
+
 def test_a_cassette_folder_that_cannot_be_written_stops_the_run_before_it_starts(tmp_path: Path) -> None:
     """`--record DIR` where DIR is a file or cannot be made ran the flow for real (its writes sent, the
     job recorded) and then ended in 'internal error: FileExistsError ... a bug in flowlang' (exit 1),

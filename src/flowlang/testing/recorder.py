@@ -170,9 +170,13 @@ class Recorder:
             entry.pop("read_once", None)
 
     def cut_short(self) -> bool:
-        """Whether the run stopped in the middle of a read it did not take to its end (a stop, a time
-        limit), not at a --limit: its replay would read on past what the cassette holds, and fail."""
+        """Whether the run was stopped in the middle of a read it did not take to its end (Ctrl-C, a time
+        limit), not at a --limit: its replay would read on past what the cassette holds, and fail. A run
+        that finished (ok or partial) took of each read what it needed (a lookup its first record, a loop
+        left by `stop` its first pages), and its replay takes the same."""
         if "limit" in self.cassette.run:
+            return False
+        if any(e.get("status") in ("ok", "partial") for e in self.cassette.of_type("result")):
             return False
         return any("pages" in e and not e.get("complete") and "error" not in e for e in self.cassette.of_type("read"))
 
