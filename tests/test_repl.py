@@ -542,3 +542,28 @@ def test_run_in_the_repl_masks_the_outputs_of_the_flow_it_runs(tmp_path: Path) -
     assert result.status == 0, result.stderr
     assert result.stdout.splitlines()[:2] == ['{"token":"Bearer ***"}', '["Bearer ***"]'], result.stdout
     no_piece_of(REPL_CANARY, result.stdout + result.stderr)
+
+
+def test_piped_a_block_whose_body_does_not_parse_fails_whole_and_runs_none_of_its_lines(tmp_path: Path) -> None:
+    """A body line of a piped `for each` that did not parse ended the input there, and the rest of the
+    body ran as statements of their own: the loop's `send` wrote one record, at the top, and its `end`
+    said "`end` is a keyword and cannot name a variable". The block fails whole, at its first error."""
+    stdin = ('use out = file(path: "sent.jsonl")\n'
+             "for each i in [1, 2]\n"
+             "  let x = i +\n"
+             '  send {note: "body ran"} to out\n'
+             '  emit "body ran"\n'
+             "  if i > 1\n"
+             "    emit i\n"
+             "  end\n"
+             "end\n"
+             'emit "after"\n')
+    proc = cli("repl", stdin=stdin, cwd=tmp_path)
+    assert proc.status == 1 and proc.stdout == '"after"\n'
+    assert proc.stderr == ("<stdin>:3:14: error: expected an expression, found the end of the line\n"
+                           " 3 |   let x = i +\n"
+                           "   |              ^\n")
+    assert not (tmp_path / "sent.jsonl").exists()
+    fine = cli("repl", stdin=stdin.replace("i +\n", "i + 1\n"), cwd=tmp_path)
+    assert fine.status == 0 and fine.stdout == '"body ran"\n"body ran"\n2\n"after"\n'
+    assert (tmp_path / "sent.jsonl").read_text().count("body ran") == 2

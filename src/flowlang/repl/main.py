@@ -60,8 +60,8 @@ def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
             continue
         buffer.append(line)
         chunk = "\n".join(buffer) + "\n"
-        if not chunk.strip() or not session.is_complete(chunk):
-            continue
+        if not chunk.strip() or not session.is_complete(chunk) or session.breaks_inside_a_block(chunk):
+            continue  # more lines could finish it; or a block that failed goes on to its `end`, which fails it whole
         buffer = []
         outcome = session.execute(chunk, at=("<stdin>", first))
         shown = report(outcome, terminal.stdout, terminal)

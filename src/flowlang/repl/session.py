@@ -29,6 +29,7 @@ from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
 from flowlang.runtime.values import RecordStream
 from flowlang.source import Source
 from flowlang.syntax import parse
+from flowlang.syntax.errors import open_blocks
 
 NOTHING = object()
 
@@ -137,6 +138,16 @@ class ReplSession:
         except FlowSyntaxError as e:
             return not e.incomplete
         return True
+
+    def breaks_inside_a_block(self, text: str) -> bool:
+        """True when a complete input has a syntax error and a block of it is still open at its end
+        (a body line that does not parse): the lines up to that block's `end` belong to the failed
+        input, and are not statements of their own (a `send` of the body would run once, at the top)."""
+        try:
+            parse(Source("<input>", text), "repl")
+        except FlowSyntaxError as e:
+            return not e.incomplete and bool(open_blocks(text, len(text)))
+        return False
 
     # ---- running ------------------------------------------------------------------------------
     def _check(self, module: ast.Module) -> None:
