@@ -153,3 +153,41 @@ def test_a_utf_8_proxy_password_goes_to_the_connect_of_an_https_api_and_not_to_t
         scheme, _, value = (proxy.auth[0] or "").partition(" ")
         assert scheme == "Basic" and base64.b64decode(value).decode() == f"ann:{password}"
     assert [r for r in api.requests if any(k.lower() == "proxy-authorization" for k in r.headers)] == []
+
+
+def test_passwords_from_netrc_and_a_proxy_variable_are_masked(tmp_path: Path) -> None:
+    """A password the environment gives (a ~/.netrc login for the host, the user:password of
+    HTTP_PROXY) goes out as a Basic header the masker never learned: an API echoing the headers it
+    got showed 'authorization': 'Basic YW5uOm5ldHJjLXB3...' (base64 of ann:<password>) in the record
+    emitted, in the error of the record that failed and in the error store."""
+    import json
+    import sqlite3
+    from urllib.parse import quote
+
+    from conftest import run_cli
+
+    password = "netrc-pw-%41+/=" + "Zr4mQ8" * 40  # no blanks or quotes: a .netrc token
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, retry: 1)\ncall api.get("/echo") as r\n'
+                                     'emit r\nfor each n in [1]\n  call api.get("/fail") as x\nend\n')
+    (tmp_path / "netrc").write_text(f"machine 127.0.0.1 login ann password {password}\n")
+    texts: list[str] = []
+    with FakeApi() as api:
+        api.route("GET", "/echo", lambda req: (200, {}, {"headers": req.headers}))
+        api.route("GET", "/fail", lambda req: (500, {}, {"headers": req.headers}))
+        proxy = f"http://bob:{quote(password, safe='')}@127.0.0.1:{api.server.server_address[1]}"  # the API proxies
+        for env in ({"API": api.url, "NETRC": str(tmp_path / "netrc")},
+                    {"API": "http://api.example.invalid", "HTTP_PROXY": proxy, "NETRC": str(tmp_path / "none")}):
+            proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
+            assert proc.returncode == 3, proc.stderr
+            texts += [proc.stdout, proc.stderr]
+        sent = [r.headers.get("authorization") or r.headers.get("proxy-authorization") or "" for r in api.requests]
+    assert [base64.b64decode(h.split()[1]).decode() for h in sent] == [f"ann:{password}"] * 2 + [f"bob:{password}"] * 2
+    assert texts[0].count("Basic ") == 1 and texts[2].count("Basic ") == 1
+    con = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
+    texts += [json.dumps(row) for row in con.execute("select message, record, scope from errors")]
+    con.close()
+    tail = password[-200:]
+    for text in texts:
+        for header in sent:
+            assert header.split()[1][8:40] not in text
+        assert not [tail[i:i + 12] for i in range(0, 188, 4) if tail[i:i + 12] in text], text

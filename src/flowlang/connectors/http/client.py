@@ -228,7 +228,8 @@ class HttpClient:
         self.transport = Transport(settings.timeout, settings.verify, proxy=settings.proxy,
                                    check_addresses=guard.check_resolved if guard is not None else None,
                                    max_response_bytes=settings.max_response_bytes,
-                                   max_connections=settings.max_connections)
+                                   max_connections=settings.max_connections,
+                                   register_secret=services.register_secret)
         counter = getattr(services, "traffic_for", None)
         self.traffic: Traffic = counter(name) if counter is not None else Traffic()
         if settings.limiter is not None:

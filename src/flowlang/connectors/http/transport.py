@@ -163,8 +163,10 @@ class Transport:
 
     def __init__(self, timeout: float, verify: bool | str, max_connections: int = MAX_CONNECTIONS,
                  proxy: str | None = None, check_addresses: AddressCheck | None = None,
-                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+                 max_response_bytes: int = MAX_RESPONSE_BYTES,
+                 register_secret: Callable[[str], None] | None = None) -> None:
         self.timeout = timeout
+        self.register_secret = register_secret  # the run's masker learns the passwords the environment gives
         self.verify = verify
         self.proxy = proxy
         self.max_connections = max_connections
@@ -248,6 +250,10 @@ class Transport:
                 login = basicauth_from_netrc(netrc_from_env(), url.host) if url.host else None
             except LookupError:
                 login = None
+            if self.register_secret is not None:  # a server echoing the header it got shows them masked
+                for auth in (proxy_auth, login):
+                    if auth is not None and auth.password:
+                        self.register_secret(auth.password)
             found = self._environment[key] = (proxy, proxy_auth, login)
         return found
 
