@@ -567,3 +567,13 @@ def test_piped_a_block_whose_body_does_not_parse_fails_whole_and_runs_none_of_it
     fine = cli("repl", stdin=stdin.replace("i +\n", "i + 1\n"), cwd=tmp_path)
     assert fine.status == 0 and fine.stdout == '"body ran"\n"body ran"\n2\n"after"\n'
     assert (tmp_path / "sent.jsonl").read_text().count("body ran") == 2
+
+
+def test_piped_an_if_expression_missing_its_else_fails_alone(tmp_path: Path) -> None:
+    """`if c then a` (no else) at the start of a line is a value, not a block: the inputs after it run
+    (they were read into it as the body of a block left open, up to an `end` that never came)."""
+    proc = cli("repl", stdin="if 1 then 2\nlet x = 3\nx\nif true\n  emit if x > 1 then 4 else 5\n  emit 1 +\nend\n6\n",
+               cwd=tmp_path)
+    assert proc.status == 1 and proc.stdout == "3\n6\n"
+    assert proc.stderr.count("error:") == 2 and "<stdin>:1:12: error: expected `else`" in proc.stderr
+    assert "<stdin>:6:11: error: expected an expression" in proc.stderr

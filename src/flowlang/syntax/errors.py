@@ -84,15 +84,21 @@ def open_blocks(text: str, upto: int) -> list[tuple[str, int]]:
     stack: list[tuple[str, int]] = []
     openers = block_openers()
     prev = "_NL"
+    if_on_line = False  # the line starts with `if`: a block, unless a `then` makes it an expression
     try:
         for token in parser().lex(text, dont_ignore=False):
             if token.start_pos is not None and token.start_pos >= upto:
                 break
             at_line_start = prev == "_NL"
+            if at_line_start:
+                if_on_line = token.type == "IF"
             if at_line_start and token.type in openers:
                 stack.append((openers[token.type], token.start_pos or 0))
             elif at_line_start and token.type == "END" and stack:
                 stack.pop()
+            elif token.type == "THEN" and if_on_line and stack:  # `if c then a else b`, a value
+                stack.pop()
+                if_on_line = False
             prev = token.type
     except UnexpectedInput:
         pass
