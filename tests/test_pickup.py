@@ -119,7 +119,30 @@ def test_after_needs_a_pattern(tmp_path: Path) -> None:
     (tmp_path / "f.flow").write_text('use one = file(path: "in/a.csv", after: "archive/")\n'
                                      'call one.read() as rows\nemit rows\n')
     proc = run_cli("run", "f.flow", cwd=tmp_path)
-    assert proc.returncode == 1 and "after: is for a pick-up of several files" in proc.stderr
+    assert proc.returncode == 2 and "after: is for a pick-up of several files" in proc.stderr  # a check error
+
+
+def test_a_pattern_without_after_and_an_after_without_a_pattern_are_check_errors(tmp_path: Path) -> None:
+    """Both were found only when the run opened the file (exit 1, a failed job, after the lines before it
+    ran: here a request to the API); written as constants, check and run refuse them first (exit 2)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id\n1\n")
+    with FakeApi({"pings": []}) as api:
+        for line, col, message in (
+                ('use inbox = file(path: "in/*.csv")', 24, "file: a pick-up pattern needs after: the folder"),
+                ('use inbox = file(path: "in/*.csv", after: "")', 43, "file: a pick-up pattern needs after:"),
+                ('use inbox = file(path: "in/a.csv", after: "archive/")', 43,
+                 "file after: is for a pick-up of several files")):
+            (tmp_path / "f.flow").write_text(f'use api = http(base_url: "{api.url}")\ncall api.post("/pings")\n'
+                                             f'{line}\ncall inbox.read() as rows\nemit rows\n')
+            checked = run_cli("check", "f.flow", cwd=tmp_path)
+            assert checked.returncode == 2 and f"f.flow:3:{col}: error: {message}" in checked.stderr, checked.stderr
+            ran = run_cli("run", "f.flow", cwd=tmp_path)
+            assert ran.returncode == 2 and message in ran.stderr
+        assert api.requests == []
+    ok = 'use inbox = file(path: "in/*.csv", after: env.AFTER)\ncall inbox.read() as rows\nemit rows\n'
+    (tmp_path / "f.flow").write_text(ok)
+    assert run_cli("check", "f.flow", cwd=tmp_path).returncode == 0  # computed: judged when the use runs
 
 
 # ---- kill -9 -------------------------------------------------------------------------------------
@@ -215,7 +238,12 @@ def test_a_pickup_pattern_without_after_says_that_it_needs_one(tmp_path: Path) -
     (tmp_path / "in" / "a.csv").write_text("id\n1\n")
     (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*.csv")\ncall inbox.read() as rows\n')
     proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
-    assert proc.returncode == 1 and "got ''" not in proc.stderr
+    assert proc.returncode == 2 and "got ''" not in proc.stderr  # a constant path: a check error
+    assert ("f.flow:1:24: error: file: a pick-up pattern needs after: the folder each file is moved to once all its "
+            'records succeeded (after: "archive/"), or after: "delete"') in proc.stderr
+    (tmp_path / "f.flow").write_text('use inbox = file(path: env.IN)\ncall inbox.read() as rows\n')
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"IN": "in/*.csv"})
+    assert proc.returncode == 1 and "got ''" not in proc.stderr  # a computed one: when the use runs
     assert ("f.flow:1:1: error: file: a pick-up pattern needs after: the folder each file is moved to once all its "
             'records succeeded (after: "archive/"), or after: "delete"') in proc.stderr
     assert (tmp_path / "in" / "a.csv").exists()

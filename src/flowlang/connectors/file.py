@@ -529,9 +529,21 @@ def text_option_problem(key: str, value: Value, kind: str = "file") -> str | Non
 
 
 def path_format_problem(constants: Mapping[str, Value], given: set[str], kind: str = "file") -> tuple[str, str] | None:
-    """A constant path whose format its extension does not tell, with no format: given (x.xlsx), for
-    `flowlang check` (ConnectorSpec.config_problem): every read and write of it would fail."""
+    """A constant path whose format its extension does not tell, with no format: given (x.xlsx), or a
+    constant pick-up pattern without after: (or with an empty or null one), or an after: beside a path of
+    one file, for `flowlang check`
+    (ConnectorSpec.config_problem): every read and write of it would fail, the pattern's at its `use`."""
     path = constants.get("path")
+    if isinstance(path, str) and is_pattern(path) and ("after" not in given or (
+            "after" in constants and constants["after"] in (None, ""))):
+        try:
+            check_after(constants.get("after"))
+        except FlowRuntimeError as e:
+            return ("after" if "after" in given else "path"), e.message
+    if (isinstance(path, str) and path and not is_pattern(path) and not path.endswith("/")
+            and constants.get("after") is not None):
+        return "after", (f'{kind} after: is for a pick-up of several files: give path: a pattern such as '
+                         '"in/*.csv"')
     if "format" in given or not isinstance(path, str) or not path:
         return None
     try:
