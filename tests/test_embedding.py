@@ -299,17 +299,17 @@ class _ReprCounted(str):
         return super().__repr__()
 
 
-def test_run_does_not_format_its_result_as_text() -> None:
+def test_run_does_not_format_its_result_as_text(tmp_path: Path) -> None:
     """Flow.run's Result is not made into text on the way out: on Python 3.11 asyncio.run formats its
     main task (result included) when it puts the SIGINT handler back, which for 100,000 outputs in
     result.outputs cost more than the whole mapping (issue 15)."""
     _ReprCounted.reprs = 0
     flow = flowlang.compile("for each r in input\n  emit r\nend\n", name="a.flow")
-    result = flow.run(input=[_ReprCounted("a"), _ReprCounted("b")])
+    result = flow.run(input=[_ReprCounted("a"), _ReprCounted("b")], state_dir=tmp_path)
     assert result.ok, result.error
     assert result.outputs == ["a", "b"]
     assert _ReprCounted.reprs == 0
-    retried = flow.retry(state_dir=None)
+    retried = flow.retry(state_dir=tmp_path)
     assert retried.ok and _ReprCounted.reprs == 0
 
 
@@ -582,3 +582,23 @@ def test_a_whole_number_past_4300_digits_from_python_is_refused_at_the_door() ->
     assert result.status == "failed" and result.outputs == []
     assert str(result.error) == f"src.get() returned a value flowlang cannot use: {too_long}"
     assert result.error is not None and result.error.line == 1
+
+
+def test_retry_of_a_flow_compiled_without_a_state_dir_says_it_has_nothing_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flow compiled from text keeps its store in memory for one run: flow.retry() of its failed
+    record said ok, resolved nothing and the record was gone, as if it had been replayed. It says why
+    there is nothing to replay, and with a state_dir the same retry replays the record."""
+    monkeypatch.delenv("FLOWLANG_STATE_DIR", raising=False)
+    flow = flowlang.compile('for each o in input\n  if o.id == 2 and not (env.FIXED ?? "")\n    fail "no"\n  end\n'
+                            "  emit o.id\nend\n", name="x.flow")
+    run = flow.run(input=[{"id": 1}, {"id": 2}])
+    assert run.status == "partial" and [e.record for e in run.errors] == [{"id": 2}]
+    with pytest.raises(flowlang.UsageError, match="x: a flow compiled from text without state_dir keeps its "
+                                                  r"failed records only for the run \(in result.errors\), so "
+                                                  "retry\\(\\) has none to replay"):
+        flow.retry(env={"FIXED": "1"})
+    kept = flow.run(input=[{"id": 1}, {"id": 2}], state_dir=tmp_path)
+    assert kept.status == "partial"
+    retried = flow.retry(env={"FIXED": "1"}, state_dir=tmp_path)
+    assert retried.ok and retried.outputs == [2] and len(retried.resolved) == 1

@@ -185,7 +185,12 @@ class Flow:
         that succeed are resolved. With dry_run, show what would be sent and change nothing."""
         options = self.options(params, bindings, None, dry_run, None, secrets, env, None, masker, stop,
                                secret_providers, observer=observer)
-        return await self.retry_job(options, self.setup(state_dir, on_output, collect, watch), error_id)
+        setup = self.setup(state_dir, on_output, collect, watch)
+        if setup.state_dir is None:  # each run's store was in memory and ended with it: nothing kept to replay
+            raise UsageError(f"{self.name}: a flow compiled from text without state_dir keeps its failed records "
+                             "only for the run (in result.errors), so retry() has none to replay; give run() and "
+                             "retry() the same state_dir= (or set FLOWLANG_STATE_DIR) to keep them")
+        return await self.retry_job(options, setup, error_id)
 
     def retry(self, error_id: int | Iterable[int] | None = None, **kw: Any) -> Result:
         return run_sync(self.retry_async(error_id, **kw), "await flow.retry_async(...)")
