@@ -90,6 +90,24 @@ def test_dotenv_provider(tmp_path: Path) -> None:
     check_run(tmp_path)
 
 
+def test_a_flow_run_by_another_reads_its_secrets_from_the_same_providers(tmp_path: Path) -> None:
+    """A flow run with `run "child.flow"` asked only the --secrets file and the environment, never the
+    providers of flowlang.toml: its `secret.API_TOKEN` from a .env file 'is not set; asked: API_TOKEN in
+    the --secrets file; the environment variable API_TOKEN', and the parent failed, while the same flow
+    run alone found it."""
+    setup(tmp_path, '[secrets.dotenv]\npath = "prod.env"\n')
+    (tmp_path / "prod.env").write_text("API_TOKEN=" + json.dumps(CANARY, ensure_ascii=False) + "\n",
+                                       encoding="utf-8")
+    (tmp_path / "parent.flow").write_text('run "f.flow"\n')
+    with FakeApi() as api:
+        api.route("POST", "/sink", lambda req: (201, {}, {"ok": True}))
+        proc = run_cli("run", "parent.flow", "--log-format", "json", cwd=tmp_path, env={"API": api.url})
+        assert proc.returncode == 0, proc.stderr
+        assert [r.body for r in api.requests] == [{"token": CANARY}]
+    assert [json.loads(x) for x in proc.stdout.splitlines()] == [{"token": "***", "text": "***"}]
+    assert_no_canary([proc.stdout, proc.stderr], tmp_path)
+
+
 def test_environment_and_secrets_file_come_first(tmp_path: Path) -> None:
     setup(tmp_path, '[secrets.dotenv]\n')
     (tmp_path / ".env").write_text("API_TOKEN=from-dotenv\n")

@@ -665,9 +665,10 @@ def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
         replaying = tape is not None and tape.replaying
         child_options = RunOptions(params=params, dry_run=options.dry_run, limit=options.limit,
                                    limits=options.limits, secrets=options.secrets, env=options.env,
-                                   masker=options.masker, stop=options.stop, tape=tape)
-        if replaying:  # the replay's stand-ins for secret.NAME (it talks to no one)
-            child_options.secret_providers = options.secret_providers
+                                   masker=options.masker, stop=options.stop, tape=tape,
+                                   # the run's providers (flowlang.toml's: .env, keychain, Vault...; a replay's
+                                   # stand-ins for secret.NAME): the child reads its secrets where the parent does
+                                   secret_providers=options.secret_providers)
         child_setup = RunSetup(None if replaying else state_dir_for(child.path, setup.state_dir), setup.on_output,
                                setup.collect, setup.logger, setup.env, load_child=load_child)
         try:
