@@ -577,3 +577,28 @@ def test_piped_an_if_expression_missing_its_else_fails_alone(tmp_path: Path) -> 
     assert proc.status == 1 and proc.stdout == "3\n6\n"
     assert proc.stderr.count("error:") == 2 and "<stdin>:1:12: error: expected `else`" in proc.stderr
     assert "<stdin>:6:11: error: expected an expression" in proc.stderr
+
+
+def test_records_that_fail_alike_are_one_line_and_a_count(session: ReplSession) -> None:
+    """A loop whose 1,000 records failed with the same message printed 1,000 'record failed at ...'
+    lines (piped and on the screen); a run's log shows the first and a count."""
+    stdin = "for each i in range(1000)\n  emit 10 / (i - i)\nend\nfor each i in [1, 2]\n  fail 'no {i}'\nend\n"
+    proc = cli("repl", stdin=stdin)
+    assert proc.status == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "record failed at <stdin>:2:11: division by zero",
+        "1,000 records failed at <stdin>:2:11: division by zero (first: record 1, record 2, record 3, ...)",
+        "record failed at <stdin>:5:3: no {i}",
+        "2 records failed at <stdin>:5:3: no {i} (first: record 1, record 2)",
+    ]
+    out, err = io.StringIO(), io.StringIO()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text("for each i in range(500)\n")
+        pipe.send_text("emit 10 / (i - i)\n")
+        pipe.send_text("end\n")
+        pipe.send_text("\x04")
+        prompt = build_prompt(session, history=InMemoryHistory())
+        terminal = Terminal(stdout=out, stderr=err, color=False)
+        interactive(session, terminal, prompt, Console(file=out, width=80, color_system=None))
+    assert err.getvalue().count("record failed at <input 1>:2:9: division by zero") == 1  # no indent typed
+    assert "500 records failed at <input 1>:2:9" in err.getvalue()

@@ -21,7 +21,7 @@ from flowlang.cli.console import Terminal
 from flowlang.repl.completion import candidates
 from flowlang.repl.lexer import FlowLexer
 from flowlang.repl.meta import is_meta, run_meta
-from flowlang.repl.render import cannot_show, show
+from flowlang.repl.render import cannot_show, failure_lines, show
 from flowlang.repl.session import NOTHING, Outcome, ReplSession
 from flowlang.runtime.jsoncodec import JsonDataError
 from flowlang.runtime.private import private_file
@@ -81,8 +81,8 @@ def show_outcome(console: Console, terminal: Terminal, outcome: Outcome) -> None
             terminal.error(cannot_show(e))
     for note in outcome.notes:
         terminal.message(note, "yellow")
-    for failure in outcome.failures:
-        terminal.message(f"record failed at {failure.location}: {failure.message}", "yellow")
+    for line in failure_lines(outcome.failures):
+        terminal.message(line, "yellow")
     if outcome.error is not None:
         terminal.message(outcome.error.render(), "red")
 

@@ -10,7 +10,7 @@ from typing import IO
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import parse_params, read_secrets
 from flowlang.repl.meta import is_meta, run_meta
-from flowlang.repl.render import cannot_show, plain_text
+from flowlang.repl.render import cannot_show, failure_lines, plain_text
 from flowlang.repl.session import NOTHING, Outcome, ReplSession
 from flowlang.runtime.jsoncodec import JsonDataError
 
@@ -35,8 +35,8 @@ def report(outcome: Outcome, out: IO[str], err: Terminal) -> bool:
     out.flush()
     for note in outcome.notes:
         err.message(note)
-    for failure in outcome.failures:
-        err.message(f"record failed at {failure.location}: {failure.message}")
+    for line in failure_lines(outcome.failures):
+        err.message(line)
     if outcome.error is not None:
         err.message(outcome.error.render())
     return shown

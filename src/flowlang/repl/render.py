@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flowlang.runtime.jsoncodec import JsonDataError, dumps
+from flowlang.runtime.run import FailureGroup, RecordFailure
 
 TABLE_ROWS = 20
 
@@ -24,6 +25,24 @@ def is_record_list(value: Any) -> bool:
 def cannot_show(error: JsonDataError) -> str:
     """What the session says, and goes on, for a value it cannot show (nested hundreds deep)."""
     return f"error: cannot show this value: {error}"
+
+
+def failure_lines(failures: list[RecordFailure]) -> list[str]:
+    """The records of an input that failed: one line for the first of each place and message, and a
+    count of the others with the first few named (as a run's log says them), not one line a record."""
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    for failure in failures:
+        group = groups.get((failure.location, failure.message))
+        if group is None:
+            groups[(failure.location, failure.message)] = FailureGroup(failure)
+        else:
+            group.add(failure)
+    lines = []
+    for group in groups.values():
+        lines.append(f"record failed at {group.location}: {group.message}")
+        if group.count > 1:
+            lines.append(group.summary())
+    return lines
 
 
 def plain_text(value: Any) -> str:
