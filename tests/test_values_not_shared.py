@@ -221,3 +221,35 @@ def test_a_failed_record_keeps_a_counter_object_as_its_iteration_started(tmp_pat
     assert lines(ran.stdout) == [[4, {"last": 3}, [4, 0]]]  # the run itself counts as before
     replayed = cli("retry", "f.flow", "--dry-run", cwd=tmp_path)
     assert "record failed at f.flow:9:5: at 3 last 2 keys 5 xs 3" in replayed.stderr, replayed.stderr
+
+
+def test_a_retry_replays_a_record_against_the_state_its_iteration_started_with(tmp_path: Path) -> None:
+    """A loop that skips what an earlier run did (`if it.id <= (state.max ?? 0) skip`) and moves the
+    mark on: record 2 failed, record 3 moved state.max to 3, and `flowlang retry` replayed record 2
+    against that newer state, so it was skipped and its error resolved ('retry resolved 1, still failing
+    0') without the record ever written: lost, said to be retried. The error keeps the state as its
+    iteration started (a change the iteration made before it failed given back, as for a variable),
+    and the retry replays it against that; the state itself is not changed by a retry."""
+    (tmp_path / "f.flow").write_text(
+        'use out = file(path: "out.jsonl", mode: "append")\n'
+        'for each it in [{id: 1}, {id: 2}, {id: 3}]\n'
+        '  if it.id <= (state.max ?? 0)\n'
+        '    skip\n'
+        '  end\n'
+        '  let state.max = it.id\n'
+        '  let state.seen.last = it.id\n'
+        '  if it.id == 2 and env.BAD == "yes"\n'
+        '    fail "bad {it.id} at {state.max}"\n'
+        '  end\n'
+        '  send it to out\n'
+        'end\n')
+    ran = cli("run", "f.flow", cwd=tmp_path, env={"BAD": "yes"})
+    assert ran.status == 3, ran.stderr
+    assert lines((tmp_path / "out.jsonl").read_text()) == [{"id": 1}, {"id": 3}]
+    again = cli("retry", "f.flow", "--log-format", "text", cwd=tmp_path, env={"BAD": "yes"})
+    assert again.status == 3 and "bad 2 at 2" in again.stderr, again.stderr  # replayed from max 1, not skipped
+    retried = cli("retry", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert retried.status == 0 and "resolved 1, still failing 0" in retried.stderr, retried.stderr
+    assert lines((tmp_path / "out.jsonl").read_text()) == [{"id": 1}, {"id": 3}, {"id": 2}]
+    state = cli("state", "f.flow", cwd=tmp_path)
+    assert json.loads(state.stdout)["state"] == {"max": 3, "seen": {"last": 3}}

@@ -49,6 +49,7 @@ from flowlang.runtime.run import (
     READ_FAILED,
     RUNNING_JOB,
     SAVED_INPUT,
+    SAVED_STATE,
     RecordFailure,
     RunContext,
     RunOptions,
@@ -759,6 +760,7 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
         worked_out = list(frame.slots)  # the top-level lines' values, before any saved scope fills a slot
         dry_run = ctx.dry_run
         errors = store.errors(ctx.flow, ids=error_ids) if error_ids else store.open_errors(ctx.flow)
+        state = ctx.state  # the flow's state now: what a replay of an error saved without its own sees
         for err in errors:
             ctx.check_stop()
             entry = find_loop(compiled.loops, err.loop_id)
@@ -794,6 +796,10 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                 continue
             ctx.input = restore_saved(err.scope[SAVED_INPUT], ctx) if SAVED_INPUT in err.scope else None
             before = ctx.failed_records
+            # the state as the record's iteration started (a retry commits no state): a newer one may
+            # skip the record as done, `if r.id <= state.max`, and so resolve its error without sending it
+            ctx.state = restore_saved(err.scope[SAVED_STATE], ctx) if type(err.scope.get(SAVED_STATE)) is dict \
+                else state
             for name, value in err.scope.items():
                 if name in masked:  # stored as ***: the top-level line's value, worked out again
                     frame.slots[scope[name]] = worked_out[scope[name]]

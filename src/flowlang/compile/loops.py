@@ -23,7 +23,7 @@ from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.ledger_send import record_key
-from flowlang.compile.reads import reads_input, slots_read
+from flowlang.compile.reads import WRITES_STATE, reads, reads_input
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import NOTHING, Eval, Step, block, plan_of
@@ -34,8 +34,8 @@ from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.run import READ_FAILED, SAVED_INPUT, RecordFailure
-from flowlang.runtime.sharing import as_it_was
+from flowlang.runtime.run import READ_FAILED, SAVED_INPUT, SAVED_STATE, RecordFailure
+from flowlang.runtime.sharing import as_it_was, undone
 from flowlang.runtime.slots import Slots
 from flowlang.runtime.tape import set_draw_place
 from flowlang.runtime.values import BadRecord, RecordStream, Secret, shown_number, type_name
@@ -65,6 +65,8 @@ class LoopInfo:
     batch_sizes: list[Eval] = field(default_factory=list)  # of the batched sends in its body: it runs ahead
     read: frozenset[int] | None = None  # the visible slots the iteration reads (None: all); compile/reads.py
     assigned: tuple[tuple[str, int], ...] = ()  # enclosing variables its body assigns (kept in checkpoints)
+    reads_state: bool = False  # its body names `state`: a failed record keeps it as its iteration started
+    writes_state: bool = False  # ... and changes it: each iteration notes what it replaces (start())
     names: tuple[str, ...] = ()  # its variables
     listed: str = ""  # the text of its list expression (spaces collapsed): "rows"
     keeps_input: bool = False  # an outermost loop whose iteration reads `input`: a failure keeps it (SAVED_INPUT)
@@ -73,11 +75,24 @@ class LoopInfo:
     def outermost(self) -> bool:
         return self.identity is not None
 
-    def start(self, f: Frame) -> list[Any]:
-        """The values of the visible variables at the start of an iteration (saved if it fails); the run
-        knows them, so that `let xs = xs + [...]` can grow such a list in place (compile/statements.py)."""
-        values = self.now(f)
+    @property
+    def keeps_start(self) -> bool:
+        """Whether an iteration's start is kept (start()): the body assigns an enclosing variable, or
+        changes `state` (a failed record is saved with the state as its iteration started)."""
+        return bool(self.assigned) or self.writes_state
+
+    def start(self, f: Frame, alone: bool = True) -> list[Any]:
+        """The values of the visible variables at the start of an iteration (saved if it fails) when the
+        body assigns one; the run knows them, so that `let xs = xs + [...]` can grow such a list in place
+        (compile/statements.py). Of a loop that changes `state`, last: where the notes of what its changes
+        replace start for this iteration (snapshot undoes them); `alone` false in a loop whose iterations
+        overlap (parallel, filling batches): the notes since the ones before it began are kept."""
+        values = self.now(f) if self.assigned else []
         run = f.run
+        if self.writes_state:
+            values.append(run.state_notes_from(alone))
+        elif run.state_undo is not None:
+            run.state_undo = None
         run.iteration_start = values
         if run.grown:
             run.grown.clear()
@@ -90,16 +105,24 @@ class LoopInfo:
         return [slots[slot] if slot < len(slots) else None for _, slot in self.visible]
 
     def snapshot(self, f: Frame, start: list[Any] | None = None) -> dict[str, Any]:
-        values = start if start is not None else self.now(f)
+        run = f.run
+        begun = -1  # where the notes of this iteration's changes of the state begin (start())
+        if start is not None and self.writes_state:
+            begun, start = start[-1], start[:-1]
+        values = start if start is not None and self.assigned else self.now(f)
         # lists and objects of the start changed in place since: saved as they were at the start
-        changed = start is not None and bool(f.run.grown or f.run.replaced)
+        changed = start is not None and bool(run.grown or run.replaced)
         out: dict[str, Any] = {}
         read = self.read
+        if self.reads_state:  # as the iteration started: what its changes replaced given back
+            notes = run.state_undo
+            out[SAVED_STATE] = undone(run.state, notes[max(0, begun - run.state_undo_base):]) \
+                if begun >= 0 and notes else run.state
         for (name, slot), value in zip(self.visible, values, strict=True):
             if read is not None and slot not in read:
                 continue  # the iteration never reads it: a replay does not need it
             if changed and (type(value) is list or type(value) is dict):
-                value = as_it_was(value, f.run.grown, f.run.replaced)
+                value = as_it_was(value, run.grown, run.replaced)
             if isinstance(value, STORABLE) or type(value).__name__ in ("Decimal", "datetime", "date", "timedelta"):
                 out[name] = value
         return out
@@ -292,7 +315,7 @@ class LoopCompiler:
             except SkipSignal:
                 f.run.stats.at(info.line, "for each").skipped += 1
             return
-        start = info.start(f) if info.assigned else None  # see page_sync
+        start = info.start(f) if info.keeps_start else None  # see page_sync
         try:
             set_vars(f.slots, info.names_slots, item, self.where)
             run(f)
@@ -327,7 +350,7 @@ class LoopCompiler:
         single = names[0] if len(names) == 1 else -1
         # the scope a failed record is kept with: taken at the start of its iteration when the body
         # assigns a variable the iteration sees, else when it fails (the same values then)
-        keep_start = bool(info.assigned)
+        keep_start = info.keeps_start
         open_keys = f.run.open_keys
         identity = info.identity or ""  # set on an outermost loop
         deadline = RECORD_DEADLINE.get()  # not set for this loop's records: one the run is under, if any
@@ -369,7 +392,7 @@ class LoopCompiler:
             except SkipSignal:
                 f.run.stats.at(self.info.line, "for each").skipped += 1
             return
-        start = self.info.start(f) if self.info.assigned else None  # see page_sync
+        start = self.info.start(f) if self.info.keeps_start else None  # see page_sync
         try:
             set_vars(f.slots, self.info.names_slots, item, self.where)
             if self.body.is_async:
@@ -575,7 +598,7 @@ class LoopCompiler:
         plan = plan_of(self.body)
         inline = info.outermost and not observed and record_limit is None
         single = info.names_slots[0] if len(info.names_slots) == 1 else -1
-        keep_start = bool(info.assigned)  # as page_sync: else the frame holds the same values when it fails
+        keep_start = info.keeps_start  # as page_sync: else the frame holds the same values when it fails
         tape_on = f.run.tape is not None
 
         async def iteration(item: Any, out: list[Any], index: int, before: asyncio.Task[None] | None) -> None:
@@ -588,7 +611,7 @@ class LoopCompiler:
                     await after_same_key(before, gate, ahead, frame)
                 if inline:  # one_async's outermost iteration, the body's statements run from here:
                     # each coroutine level costs every await of a request
-                    start = info.start(frame) if keep_start else None
+                    start = info.start(frame, alone=False) if keep_start else None
                     try:
                         if single >= 0 and type(item) is not BadRecord:  # what set_vars does for one name
                             frame.slots[single] = item
@@ -734,7 +757,7 @@ class LoopCompiler:
         names_slots, where = info.names_slots, self.where
         # the loop's enclosing variables are read-only (a batch loop's rule), so the scope at the start of
         # every iteration is the loop's own: taken once, saved with a record that fails
-        start = info.start(f)
+        start = info.start(f, alone=False)
         # a body that is only the send: one frame serves every iteration (it runs nothing but the send,
         # which reads the record when it is enqueued) and nothing is emitted
         shared = Frame(list(f.slots), f.parent, run, f.out) if prefix is NOTHING else None
@@ -979,7 +1002,8 @@ class ForEachCompiler(IoCompiler):
         if not self.loop_stack:
             self.outermost_loops += 1
             identity = loop_identity(node, self.checked.source.text, self.outermost_loops)
-        read = frozenset(slots_read((node.body, node.key), self.checked) - set(slots)) if identity else None
+        read_slots, read_names = reads((node.body, node.key), self.checked) if identity else (set(), set())
+        read = frozenset(read_slots - set(slots)) if identity else None
         visible = res.loop_scopes.get(node, ())
         assigned: tuple[tuple[str, int], ...] = ()
         if identity is not None:
@@ -990,6 +1014,8 @@ class ForEachCompiler(IoCompiler):
                         visible, identity=identity,
                         key=self.repeated_expr(node.key) if node.key is not None else None, read=read,
                         assigned=assigned, names=tuple(node.names),
+                        reads_state=identity is not None and reads_input((node.body, node.key), self.checked, "state"),
+                        writes_state=WRITES_STATE in read_names,
                         keeps_input=identity is not None and reads_input((node.body, node.key), self.checked),
                         listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)

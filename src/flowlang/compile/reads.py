@@ -3,8 +3,9 @@ record's scope (a replay needs those and nothing else; OPERATIONS.md 1).
 
 A variable counts when a name, an assignment target or a `parallel` count in the loop's body (or its
 `key`) refers to it, or when a function of the same module that the body calls (directly or through
-other functions) reads it as a module variable. And whether it reads the run's `input`, which a retry takes
-from the failed record's saved scope."""
+other functions) reads it as a module variable. `state` counts alike: the error keeps it as it was at
+the start of the iteration, so a retry replays the record against that state, not a newer one. And
+whether it reads the run's `input`, which a retry takes from the failed record's saved scope."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from flowlang import ast
 from flowlang.check.program import CheckedModule, FunctionInfo
-from flowlang.check.scopes import Local, Outer
+from flowlang.check.scopes import Global, Local, Outer
 
 
 def nodes(value: Any) -> Iterator[Any]:
@@ -28,9 +29,18 @@ def nodes(value: Any) -> Iterator[Any]:
             stack.extend(getattr(item, name) for name in ast.fields(item))
 
 
+WRITES_STATE = "state="  # among the names reads() gives: the body assigns the state, or into it
+
+
 def slots_read(body: Iterable[Any], checked: CheckedModule) -> set[int]:
     """The module-frame slots that running `body` may read."""
+    return reads(body, checked)[0]
+
+
+def reads(body: Iterable[Any], checked: CheckedModule) -> tuple[set[int], set[str]]:
+    """The module-frame slots that running `body` may read, and the globals it names (state, job, ...)."""
     res = checked.resolution
+    names: set[str] = set()
     slots: set[int] = set()
     seen: set[int] = set()
     pending: list[FunctionInfo] = []
@@ -40,6 +50,11 @@ def slots_read(body: Iterable[Any], checked: CheckedModule) -> set[int]:
             ref = res.refs.get(node)
             if isinstance(ref, Local if own else Outer):
                 slots.add(ref.slot)
+            elif type(ref) is Global:
+                names.add(ref.name)
+            if type(node) is ast.Let and (res.slots.get((node, 0)) == -1 or (
+                    node.target.steps and type(res.refs.get(node.target)) is Global)):
+                names.add(WRITES_STATE)  # `let state = ...`, `let state.x = ...` (the one global a flow sets)
             if type(node) is ast.FuncCall:
                 info = res.calls.get(node)
                 if type(info) is FunctionInfo and info.module is checked and id(info) not in seen:
@@ -49,19 +64,18 @@ def slots_read(body: Iterable[Any], checked: CheckedModule) -> set[int]:
     visit(tuple(body), True)
     while pending:
         visit(pending.pop().node.body, False)
-    return slots
+    return slots, names
 
 
-
-def reads_input(body: Iterable[Any], checked: CheckedModule) -> bool:
-    """Whether running `body` may read the global `input`: a name of it in the body or in a function it
-    calls (directly or through other functions, of any module)."""
+def reads_input(body: Iterable[Any], checked: CheckedModule, name: str = "input") -> bool:
+    """Whether running `body` may read the global `input` (or `name`: "state"): a name of it in the body or
+    in a function it calls (directly or through other functions, of any module)."""
     seen: set[int] = set()
     pending: list[tuple[Any, CheckedModule]] = [(tuple(body), checked)]
     while pending:
         tree, module = pending.pop()
         for node in nodes(tree):
-            if type(node) is ast.Name and node.name == "input":
+            if type(node) is ast.Name and node.name == name:
                 return True
             if type(node) is ast.FuncCall:
                 info = module.resolution.calls.get(node)

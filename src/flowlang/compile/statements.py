@@ -129,6 +129,8 @@ class StatementCompiler(ExpressionCompiler):
                 refuse_secret_in_state(value, where)
                 if f.run.before_change is not None:
                     f.run.before_change()
+                if f.run.state_undo is not None:  # a loop that changes state: what it replaces (LoopInfo.start)
+                    f.run.note_state(((), f.run.state))
                 f.run.state = value  # a variable holding the state before keeps that object
             return set_state
 
@@ -242,6 +244,10 @@ class StatementCompiler(ExpressionCompiler):
                     else:
                         container = slots[slot] = container.copy()
             resolved = [k if const else k(f) for const, k in keys]
+            if into_state and f.run.state_undo is not None:  # a loop that changes state: what this replaces
+                replaced = replaced_at(container, resolved)
+                if replaced is not None:
+                    f.run.note_state(replaced)
             if kept_start is not None:
                 note_replaced(f.run.replaced, kept_start, resolved[0])
             for key in resolved[:-1]:
@@ -442,6 +448,27 @@ def note_replaced(replaced: dict[int, dict[Any, Any]], container: Any, key: Any)
         i %= len(container)
         if i not in changes:
             changes[i] = container[i]
+
+
+def replaced_at(container: Any, keys: list[Any]) -> tuple[tuple[Any, ...], Any] | None:
+    """What `let c.k1.k2... = x` replaces in c: the path to the first level c lacks and sharing.UNSET, the
+    path to a null it replaces by an object and None, or the whole path and the value at its end (list
+    indexes counted from the start); None when the assignment fails before it changes anything."""
+    path: list[Any] = []
+    for n, key in enumerate(keys):
+        if n and container is None:  # made an object by the assignment
+            return tuple(path), None
+        if type(container) is dict and type(key) is str:
+            path.append(key)
+            if key not in container:
+                return tuple(path), UNSET
+            container = container[key]
+        elif type(container) is list and (i := whole_index(key)) is not None and -len(container) <= i < len(container):
+            path.append(i % len(container))
+            container = container[i]
+        else:  # not a field or an item there: the assignment fails, changing nothing
+            return None
+    return tuple(path), container
 
 
 def _get(container: Any, key: Any, where: Where) -> Any:

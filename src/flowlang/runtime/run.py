@@ -82,6 +82,11 @@ READ_FAILED = "$read_failed"
 # ... and its entry for the run's `input` (the webhook delivery's body, --input's payload), kept when the
 # loop's body reads `input`: a retry has no payload of its own, and read as null the replay sent other data
 SAVED_INPUT = "$input"
+# ... and its name for the `state` as it was at the start of the iteration (of a loop that names state): a
+# retry replays the record against it, not against the state later records moved on (a record skipped
+# `if r.id <= state.max` was resolved by its retry without being sent)
+SAVED_STATE = "$state"
+STATE_NOTES = 100_000  # notes of what the state's changes replaced, kept while a loop's iterations overlap
 
 
 @dataclass
@@ -220,6 +225,10 @@ class RunContext:
         # and the lengths of those of its lists grown in place since, by id (the record's saved scope
         # is cut back to them)
         self.iteration_start: list[Any] | None = None
+        # ... and, in a loop that names `state`, what each path assignment into the state replaced since
+        # the iteration started (sharing.undone gives the state as it started); None elsewhere
+        self.state_undo: list[tuple[tuple[Any, ...], Any]] | None = None
+        self.state_undo_base = 0  # notes dropped from its start while iterations overlap (note_state)
         self.grown: dict[int, int] = {}
         # and, by id, what `let c[k] = ...` replaced in those of its lists and objects changed in place
         # since (the first value of each top-level key changed, sharing.UNSET where there was none)
@@ -266,6 +275,26 @@ class RunContext:
 
     def register_secret(self, value: str) -> None:
         self.masker.add(value)
+
+    def state_notes_from(self, alone: bool) -> int:
+        """Where the notes of what the state's changes replace begin for an iteration starting now (of a
+        loop that changes `state`): a new list when it is alone, else the list its overlapping ones share."""
+        if alone or self.state_undo is None:
+            self.state_undo = []
+            self.state_undo_base = 0
+        return self.state_undo_base + len(self.state_undo)
+
+    def note_state(self, change: tuple[tuple[Any, ...], Any]) -> None:
+        """What a change of the state replaces (compile/statements.py), while a loop keeps such notes.
+        Past STATE_NOTES (iterations that overlap for long), the oldest half goes: an iteration that
+        began before them is saved with a later state."""
+        notes = self.state_undo
+        if notes is None:
+            return
+        notes.append(change)
+        if len(notes) > STATE_NOTES:
+            del notes[:STATE_NOTES // 2]
+            self.state_undo_base += STATE_NOTES // 2
 
     def log(self, level: str, message: str, location: str | None = None) -> None:
         text = self.mask(message)

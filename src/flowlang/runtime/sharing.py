@@ -54,3 +54,32 @@ def as_it_was(value: Any, grown: dict[int, int], replaced: dict[int, dict[Any, A
         elif 0 <= key < len(copy):
             copy[key] = old
     return copy
+
+
+def undone(value: Any, changes: list[tuple[tuple[Any, ...], Any]]) -> Any:
+    """The value (the run's state) as it was before `changes`, the (path, what it replaced) of each path
+    assignment into it since, in order (compile/statements.replaced_at; an empty path: the whole value);
+    a copy along each path changed, the value itself never changed."""
+    for path, old in reversed(changes):
+        value = old if not path else _with(value, path, old)
+    return value
+
+
+def _with(container: Any, path: tuple[Any, ...], old: Any) -> Any:
+    if type(container) is dict:
+        copy: Any = dict(container)
+    elif type(container) is list:
+        copy = list(container)
+    else:  # not the shape the change found (cannot happen): left as it is
+        return container
+    key = path[0]
+    if type(copy) is dict and type(key) is str:
+        if len(path) > 1:
+            copy[key] = _with(copy.get(key), path[1:], old)
+        elif old is UNSET:
+            copy.pop(key, None)
+        else:
+            copy[key] = old
+    elif type(copy) is list and type(key) is int and 0 <= key < len(copy):
+        copy[key] = _with(copy[key], path[1:], old) if len(path) > 1 else old
+    return copy
