@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,18 @@ import pytest
 
 SERVER_ZONE = "Europe/Helsinki"  # +02:00 in winter, +03:00 in summer
 MARIADB_ZONE = "+02:00"  # MariaDB knows named zones only when its zone tables are loaded
+
+
+# a started server's URL -> stops it, waits so many seconds, and starts it again on the same port and data
+_RESTARTS: dict[str, Callable[[float], None]] = {}
+
+
+def restart(url: str, down_seconds: float) -> None:
+    """Stop the server of `url` (one these helpers started), wait, start it again (a database restart
+    under a running flow)."""
+    if url not in _RESTARTS:
+        pytest.skip("the server was not started by the tests (FLOWLANG_TEST_*_URL): it cannot be restarted")
+    _RESTARTS[url](down_seconds)
 
 
 def unavailable(reason: str) -> None:
@@ -77,14 +89,23 @@ def postgres_server() -> Iterator[str]:
                               capture_output=True, text=True)
         if init.returncode:
             unavailable(f"initdb failed: {init.stderr.strip()[:300]}")
-        started = subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o",
-                                  f"-p {port} -k {folder} -h 127.0.0.1 -c timezone={SERVER_ZONE}",
-                                  "-l", str(folder / "log"), "-w", "start"], capture_output=True, text=True)
+        options = f"-p {port} -k {folder} -h 127.0.0.1 -c timezone={SERVER_ZONE}"
+        start = [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]
+        started = subprocess.run(start, capture_output=True, text=True)
         if started.returncode:
             unavailable(f"the PostgreSQL server did not start: {started.stderr.strip()[:300]}")
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+        def again(down: float) -> None:
+            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, check=True)
+            time.sleep(down)
+            subprocess.run(start, capture_output=True, check=True)
+
+        _RESTARTS[url] = again
         try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+            yield url
         finally:
+            _RESTARTS.pop(url, None)
             subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -123,11 +144,11 @@ def mariadb_server() -> Iterator[str]:
             unavailable(f"mariadb-install-db failed: {(init.stderr or init.stdout).strip()[-300:]}")
         port = free_port()
         log = open(folder / "log", "wb")  # noqa: SIM115 - closed below
-        process = subprocess.Popen([*prefix, server, "--no-defaults", f"--datadir={data}", f"--port={port}",
-                                    "--bind-address=127.0.0.1", f"--socket={folder / 'sock'}",
-                                    f"--pid-file={folder / 'pid'}", f"--default-time-zone={MARIADB_ZONE}",
-                                    "--skip-name-resolve", "--innodb-buffer-pool-size=16M", *user],
-                                   stdout=log, stderr=subprocess.STDOUT)
+        command = [*prefix, server, "--no-defaults", f"--datadir={data}", f"--port={port}",
+                   "--bind-address=127.0.0.1", f"--socket={folder / 'sock'}", f"--pid-file={folder / 'pid'}",
+                   f"--default-time-zone={MARIADB_ZONE}", "--skip-name-resolve", "--innodb-buffer-pool-size=16M",
+                   *user]
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -141,9 +162,30 @@ def mariadb_server() -> Iterator[str]:
                 time.sleep(0.2)
         with pymysql.connect(host="127.0.0.1", port=port, user="root") as c, c.cursor() as cur:
             cur.execute("create database flowlang")
+        url = f"mysql+pymysql://root@127.0.0.1:{port}/flowlang"
+
+        def again(down: float) -> None:
+            nonlocal process
+            assert process is not None
+            process.terminate()
+            process.wait(30)
+            time.sleep(down)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    pymysql.connect(host="127.0.0.1", port=port, user="root").close()
+                    return
+                except pymysql.err.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+
+        _RESTARTS[url] = again
         try:
-            yield f"mysql+pymysql://root@127.0.0.1:{port}/flowlang"
+            yield url
         finally:
+            _RESTARTS.pop(url, None)
             process.terminate()
             try:
                 process.wait(30)

@@ -23,6 +23,13 @@ from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
 from flowlang.connectors.sql_cancel import Call, Interrupter
 from flowlang.connectors.sql_keys import check_upsert_key, no_unique_key
 from flowlang.connectors.sql_pg_loaders import register_loaders
+from flowlang.connectors.sql_reconnect import (
+    OutcomeUnknown,
+    Reconnect,
+    StillAway,
+    outcome_unknown_message,
+    still_away_message,
+)
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
@@ -290,6 +297,7 @@ class SqlConnection(Connection):
         self._arrays: dict[str, frozenset[str]] = {}
         self._keys_checked: set[tuple[str, ...]] = set()
         self.calls = Interrupter(self.dialect, lambda: self._engine.raw_connection())
+        self.reconnect = Reconnect(self.dialect, self.calls.pause)
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -306,6 +314,11 @@ class SqlConnection(Connection):
             raise self._error(e) from None
 
     def _error(self, e: Exception) -> FlowRuntimeError:
+        if isinstance(e, OutcomeUnknown | StillAway):
+            words = database_words(getattr(e.error, "orig", None) or e.error)
+            text = (outcome_unknown_message(self.name, words) if isinstance(e, OutcomeUnknown)
+                    else still_away_message(self.name, words, e.seconds))
+            return FlowRuntimeError(self.services.mask(text), "connector")
         if isinstance(e, UnicodeEncodeError):  # the driver encodes a value's text: the record is at fault
             return FlowRuntimeError(f"{self.name}: {unencodable(e, e.encoding, 'the database')}", "data")
         text = database_words(getattr(e, "orig", None) or e)
@@ -401,17 +414,21 @@ class SqlConnection(Connection):
         raise FlowRuntimeError(f"sql has no operation '{op}'", "connector")
 
     def _execute(self, sql: str, params: dict[str, Any]) -> Value:
+        """The statement in a transaction of its own, committed. A connection that cannot be made is waited
+        for (sql_reconnect.py); a statement that reached the server is never run again by itself."""
+        return self.reconnect.transaction(self.engine(), partial(self._execute_on, sql, params), rerun=None)
+
+    def _execute_on(self, sql: str, params: dict[str, Any], conn: Any) -> Value:
         sa = _sqlalchemy()
-        with self.engine().begin() as conn:
-            self.calls.working(conn)
-            result = conn.execute(sa.text(sql), params)
-            count = result.rowcount if result.rowcount is not None else -1
-            if result.returns_rows:
-                rows = [self._row(r) for r in result.mappings()]
-                if rows and count <= 0:  # SQLite says 0 for a DELETE ... RETURNING of 2 rows, -1 for a SELECT
-                    count = len(rows)
-                return {"rowcount": count, "rows": rows}
-            return {"rowcount": count}
+        self.calls.working(conn)
+        result = conn.execute(sa.text(sql), params)
+        count = result.rowcount if result.rowcount is not None else -1
+        if result.returns_rows:
+            rows = [self._row(r) for r in result.mappings()]
+            if rows and count <= 0:  # SQLite says 0 for a DELETE ... RETURNING of 2 rows, -1 for a SELECT
+                count = len(rows)
+            return {"rowcount": count, "rows": rows}
+        return {"rowcount": count}
 
     @staticmethod
     def _row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -423,7 +440,7 @@ class SqlConnection(Connection):
 
             def start() -> None:
                 sa = _sqlalchemy()
-                state["conn"] = self.engine().connect()
+                state["conn"] = self.reconnect.connect(self.engine())
                 self.calls.working(state["conn"])
                 state["result"] = state["conn"].execution_options(stream_results=True).execute(sa.text(sql), params)
 
@@ -444,8 +461,10 @@ class SqlConnection(Connection):
                 return page
 
             def first() -> list[Value]:
-                start()
-                return fetch()
+                def started() -> list[Value]:
+                    start()
+                    return fetch()
+                return self.reconnect.first_page(started, stop)
 
             def stop() -> None:
                 state.pop("result", None)
@@ -573,8 +592,8 @@ class SqlConnection(Connection):
             sa = _sqlalchemy()
             engine = self.engine()
             name = engine.dialect.identifier_preparer.format_table(table_clause(sa, table, []))
-            with engine.connect() as conn:
-                columns = conn.execute(sa.text(ARRAY_COLUMNS), {"t": name}).all()
+            columns = self.reconnect.transaction(
+                engine, lambda conn: conn.execute(sa.text(ARRAY_COLUMNS), {"t": name}).all(), rerun=lambda _: True)
             found = frozenset(str(c) for c, is_array in columns if is_array)
             if columns:
                 self._arrays[table] = found
@@ -613,15 +632,19 @@ class SqlConnection(Connection):
             return [SendOutcome(False, error=f"a field with an empty name cannot be a column of {table}: rename or "
                                 "drop it (omit(r, \"\"))") if "" in r else next(done) for r in records]
         if op == "upsert" and self.dialect in ("mysql", "mariadb") and (table, *keys) not in self._keys_checked:
-            with self.engine().connect() as conn:
-                if check_upsert_key(_sqlalchemy(), conn, table, keys):
-                    self._keys_checked.add((table, *keys))
+            check = partial(check_upsert_key, _sqlalchemy(), table=table, keys=keys)
+            if self.reconnect.transaction(self.engine(), check, rerun=lambda _: True):
+                self._keys_checked.add((table, *keys))
         runs = self._runs(op, table, keys, records)
+        rerun = self.reconnect.rolled_back(table)
+
+        def write(runs: list[tuple[Statement, list[tuple[Any, ...]]]], conn: Any) -> None:
+            self.calls.working(conn)
+            for statement, rows in runs:
+                self._execute_many(conn, statement, rows)
+
         try:
-            with self.engine().begin() as conn:
-                self.calls.working(conn)
-                for statement, rows in runs:
-                    self._execute_many(conn, statement, rows)
+            self.reconnect.transaction(self.engine(), partial(write, runs), rerun)
             return [SendOutcome(True, r) for r in records]
         except FlowRuntimeError:
             raise
@@ -629,19 +652,25 @@ class SqlConnection(Connection):
             unkeyed = no_unique_key(e, table, keys) if op == "upsert" else None
             if unkeyed is not None:  # no row can go in, whatever it holds
                 raise unkeyed from None
-            if len(records) == 1:
-                return [SendOutcome(False, error=self._error(e).message)]
+            if len(records) == 1 or not self._row_alone_may_pass(e):
+                error = self._error(e).message
+                return [SendOutcome(False, error=error) for _ in records]
         outcomes = []
         alone = ((statement, row) for statement, rows in runs for row in rows)
         for record, (statement, row) in zip(records, alone, strict=True):
             try:
-                with self.engine().begin() as conn:
-                    self.calls.working(conn)
-                    self._execute_many(conn, statement, [row])
+                self.reconnect.transaction(self.engine(), partial(write, [(statement, [row])]), rerun)
                 outcomes.append(SendOutcome(True, record))
             except Exception as e:
                 outcomes.append(SendOutcome(False, error=self._error(e).message))
         return outcomes
+
+    @staticmethod
+    def _row_alone_may_pass(error: Exception) -> bool:
+        """Whether a batch that failed so is written again row by row, so that a bad row fails alone: not
+        when the database was away (each row would fail alike), nor when the batch may have been written
+        (a connection lost at its COMMIT: each row would be written twice)."""
+        return not isinstance(error, OutcomeUnknown | StillAway)
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,10 +20,11 @@ T = TypeVar("T")
 class Call:
     """One call on the connection's thread, and the DBAPI connection its statement runs on."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("given_up", "raw")
 
     def __init__(self) -> None:
         self.raw: Any = None
+        self.given_up = threading.Event()  # ends a wait for the database (sql_reconnect.py)
 
 
 class Interrupter:
@@ -50,9 +52,19 @@ class Interrupter:
         if current is not None:
             current.raw = conn.connection.dbapi_connection
 
+    def pause(self, seconds: float) -> bool:
+        """Wait so many seconds on the connection's thread; True when the running call was given up
+        meanwhile (or before)."""
+        current = self._current
+        if current is None:
+            time.sleep(seconds)
+            return False
+        return current.given_up.wait(seconds)
+
     def interrupt(self, call: Call) -> None:
         """Stop `call`'s statement, if it is the one running (one not started yet is dropped by its
-        executor future's cancel)."""
+        executor future's cancel), and its wait for the database, if it waits."""
+        call.given_up.set()
         with self._lock:
             raw = call.raw if self._current is call else None
             if raw is None:
