@@ -547,6 +547,30 @@ def test_github_rate_limit_answers_are_waited_for_then_retried() -> None:
         assert times[1] - times[0] >= 0.5  # waited for the reset (whole seconds), not a 0.2 s backoff
 
 
+def test_a_429_with_retry_after_holds_every_request_of_the_connection() -> None:
+    """A 429's Retry-After held back only the request it answered: in a parallel loop the next records' requests
+    went out during the wait and were refused too, each spending an attempt (a newcomer's 200 orders at
+    parallel 8 against an API allowing 5 a second: 29 records failed 'answered 429 ... (after 5 attempts)').
+    Every request of the connection now waits for it, as for a spent X-RateLimit-Remaining: 0."""
+    with FakeApi() as api:
+        refused: list[float] = []
+
+        def limited(req: Request) -> tuple[int, dict[str, str], Any]:
+            if req.body == {"n": 0} and not refused:
+                refused.append(time.monotonic())
+                return 429, {"Retry-After": "1"}, {"error": "slow down"}
+            if req.body == {"n": 1}:
+                time.sleep(0.3)  # the slot it frees goes to record 2 while record 0 still waits
+            return 201, {}, {"ok": True}
+        api.route("POST", "/orders", limited)
+        result = run('use api = http(base_url: env.API)\nfor each n in range(4) parallel 2\n'
+                     '  send {n: n} to api.post("/orders")\nend\n', api)
+        assert result.ok, result.error
+        later = [r for r in api.requests if r.at > refused[0] and r.body != {"n": 1}]
+        assert sorted(r.body["n"] for r in later) == [0, 2, 3]
+        assert min(r.at for r in later) - refused[0] >= 0.9  # none went out while the API asked to wait
+
+
 def test_a_rate_limit_reset_in_epoch_milliseconds_is_waited_for() -> None:
     """X-RateLimit-Reset given in epoch milliseconds (as some APIs send it) was read as seconds: 'asks to
     wait 1794615243863s', more than the cap, so the record failed. It is a time like epoch seconds."""

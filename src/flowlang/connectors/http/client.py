@@ -240,6 +240,7 @@ class HttpClient:
         self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
         self.writes = 0  # requests made that change data (Connection.write_count)
         self.spent_until = 0.0  # monotonic time of a spent rate limit's reset (X-RateLimit-Remaining: 0)
+        self.spent_why = "X-RateLimit-Remaining: 0"  # what said so (or a refused request's Retry-After)
         # 401 answers on the connection's own origin before any request of this run was accepted: at
         # REFUSALS_TO_STOP its credentials are taken as refused and the run ends (CredentialsRefused)
         self.accepted = False
@@ -381,6 +382,12 @@ class HttpClient:
                     raise self.error(method, url, response, f" and asks to wait {wait:.0f}s, more than the "
                                      f"{policy.retry_after_cap:g}s this connection waits (max_retry_wait)")
                 delay = wait if wait is not None else policy.backoff(attempt)
+                # a rate-limited answer's wait holds every request of the connection, not this one alone: the
+                # parallel requests sent meanwhile were each refused too, spending their attempts
+                if wait is not None and own and response.status in (403, 429) and \
+                        time.monotonic() + wait > self.spent_until:
+                    self.spent_until = time.monotonic() + wait
+                    self.spent_why = f"a {response.status} answer's wait"
                 await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
                                   method, url)
                 continue
@@ -422,8 +429,9 @@ class HttpClient:
         """An answer that says the rate limit is spent (X-RateLimit-Remaining: 0, as GitHub's last
         allowed request does): no request of the connection starts before its reset."""
         wait = rate_limit_wait(headers)
-        if wait:
-            self.spent_until = max(self.spent_until, time.monotonic() + wait)
+        if wait and time.monotonic() + wait > self.spent_until:
+            self.spent_until = time.monotonic() + wait
+            self.spent_why = "X-RateLimit-Remaining: 0"
 
     async def _wait_for_reset(self, method: str, url: str) -> None:
         """Wait for the reset of a spent rate limit before a request (GitHub asks not to send any
@@ -435,11 +443,11 @@ class HttpClient:
         cap = self.settings.policy.retry_after_cap
         where = shown(url, self.services.mask)
         if left > cap:
-            raise HttpError(f"{method} {where} not sent: the API's rate limit is spent (X-RateLimit-Remaining: 0) "
+            raise HttpError(f"{method} {where} not sent: the API's rate limit is spent ({self.spent_why}) "
                             f"for {left:.0f}s more, more than the {cap:g}s this connection waits (max_retry_wait)",
                             status=None, method=method, url=where)
         log.info(self.services.mask(f"{self.name}: {method} {where} waits {left:.2f}s for the reset of the spent "
-                                    "rate limit (X-RateLimit-Remaining: 0)"))
+                                    f"rate limit ({self.spent_why})"))
         self.traffic.waited += left
         await asyncio.sleep(left)
 
