@@ -351,3 +351,26 @@ def test_job_lines_carry_the_flow_and_the_job_with_the_level_of_the_outcome(tmp_
     # command that finds no flow where serve was started
     notes = [json.loads(x).get("message") for x in cli("inbox", str(folder), "--json").stdout.splitlines()]
     assert f"1 record failed (flowlang errors {folder / 'hook.flow'})" in notes, notes
+
+
+def test_a_verify_secret_a_sender_copies_into_another_header_is_stored_masked(tmp_path: Path) -> None:
+    """The headers kept with a delivery were masked by their names only: a relay that copied the
+    signing secret into a header of its own (X-Copy) had it stored whole in inbox.db, and given to
+    the run as job.trigger.headers; the run masked it in what it printed, the inbox kept it."""
+    import sqlite3
+
+    key = "hook-" + "Wm3pQ9" * 40
+    (tmp_path / "gh.flow").write_text('trigger webhook(verify: github(secret.HOOK))\nemit job.trigger.headers\n')
+    with ServeProcess(tmp_path, env={"HOOK": key}) as serve:
+        body = b'{"n": 1}'
+        headers = {**sign_github(body, int(time.time()), key, "d-1"), "X-Copy": key, "X-Quoted": f"k='{key}'"}
+        assert serve.post("/hooks/gh", body, headers)[0] == 202
+        wait_for(lambda: "gh: job 1" in serve.logs(), what="the delivery's run")
+        logs = serve.logs()
+    con = sqlite3.connect(tmp_path / ".flowlang" / "inbox.db")
+    stored = json.loads(con.execute("select headers from deliveries").fetchone()[0])
+    con.close()
+    assert stored["x-copy"] == "***" and stored["x-quoted"] == "k='***'" and stored["x-github-delivery"] == "d-1"
+    tail = key[-200:]
+    for text in (json.dumps(stored), logs):
+        assert not [tail[i:i + 12] for i in range(0, 188, 4) if tail[i:i + 12] in text], text

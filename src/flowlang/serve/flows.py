@@ -14,6 +14,7 @@ from flowlang.check.triggers import ScheduleTrigger, SecretRef, WebhookTrigger
 from flowlang.diagnostics import Diagnostic
 from flowlang.environment import Environment
 from flowlang.errors import CheckError, FlowRuntimeError, ScriptError, UsageError
+from flowlang.runtime.masking import Masker
 from flowlang.runtime.secrets import SecretChain, default_chain
 from flowlang.serve.signatures import Scheme
 
@@ -25,10 +26,20 @@ class ServedFlow:
     webhook: WebhookTrigger | None = None
     schemes: list[Scheme] = field(default_factory=list)
     schedules: list[ScheduleTrigger] = field(default_factory=list)
+    _masker: Masker | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.flow.name
+
+    def mask(self, text: str) -> str:
+        """`text` with the verify schemes' secrets masked, in any form (a header that echoes one)."""
+        if self._masker is None:
+            self._masker = Masker()
+            for scheme in self.schemes:
+                for value in scheme.secrets:
+                    self._masker.add(value)
+        return self._masker.mask(text)
 
     @property
     def concurrency(self) -> int:

@@ -152,7 +152,7 @@ async def hook(request: web.Request) -> web.Response:
                       {"Retry-After": RETRY_AFTER_FULL})
     state.runs.reserve()
     delivery = Delivery(0, route, delivery_id, now_text(), request.headers.get("Content-Type", ""),
-                        masked_headers(headers, served.schemes), body)
+                        masked_headers(headers, served.schemes, served.mask), body)
     waiter: Future[Result | None] | None = Future() if webhook.respond == "outputs" else None
     # the run's job id once its job has started (None if it ends without one): the answer names the job
     # when it is known. When the flow has nothing to do, the answer waits (a little) for that, so a 202

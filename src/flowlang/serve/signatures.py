@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from flowlang.check.triggers import VerifyScheme
@@ -212,8 +212,9 @@ def check(schemes: list[Scheme], headers: Headers, body: bytes, now: float) -> V
     return first or Verdict(False, "no verify scheme")
 
 
-def masked_headers(headers: Headers, schemes: list[Scheme]) -> dict[str, str]:
-    """The headers as stored with a delivery: credentials and signatures become ***."""
+def masked_headers(headers: Headers, schemes: list[Scheme], mask: Callable[[str], str]) -> dict[str, str]:
+    """The headers as stored with a delivery: credentials and signatures become ***, and a verify
+    secret in any other header (a relay that copies it) is masked where it stands (`mask`)."""
     secret_names = set(ALWAYS_MASKED)
     for scheme in schemes:
         secret_names |= scheme.credential_headers
@@ -221,5 +222,5 @@ def masked_headers(headers: Headers, schemes: list[Scheme]) -> dict[str, str]:
     for name, value in headers.items():
         low = name.lower()
         hidden = low in secret_names or any(w in low for w in MASK_WORDS)
-        out[low] = "***" if hidden else value
+        out[low] = "***" if hidden else mask(value)
     return out
