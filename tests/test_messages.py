@@ -403,3 +403,21 @@ def test_a_lookup_result_read_as_a_list_is_a_check_warning_and_a_clear_record_er
     assert ran.status == 3
     assert ("record failed at f.flow:7:8: an object key must be a string, got number 0: this is an object, not a list "
             "(a `lookup` gives one record, not a list)") in ran.stderr
+
+
+def test_a_send_clause_out_of_order_says_the_order_and_shows_the_line_fixed(tmp_path: Path) -> None:
+    # 'send r to db.insert(table: "t") batch 4 once' said only "expected `as` or the end of the line, found `once`"
+    (tmp_path / "f.flow").write_text('use db = sql(url: "sqlite:///x.db")\nfor each r in [{id: 1}]\n'
+                                     '  send r to db.insert(table: "t") batch 4 once\n'
+                                     '  send r to db.upsert(table: "t", key: "id") as x if changed\n'
+                                     '  send r to db.upsert(table: "t", key: "id") as y key r.id\nend\n')
+    for line, fixed in ((3, 'send r to db.insert(table: "t") once batch 4'),
+                        (4, 'send r to db.upsert(table: "t", key: "id") if changed as x'), (5, None)):
+        text = (tmp_path / "f.flow").read_text().splitlines()
+        (tmp_path / "g.flow").write_text("\n".join([*text[:2], text[line - 1], "end"]) + "\n")
+        checked = cli("check", "g.flow", cwd=tmp_path)
+        assert checked.status == 2
+        clause = {3: "once", 4: "if changed", 5: "key"}[line]
+        assert f"error: `{clause}` goes before `as` and `batch` in a send" in checked.stderr, checked.stderr
+        order = "the clauses go in this order: send RECORD to DEST [key EXPR] [once | if changed] [as NAME] [batch N]"
+        assert (f"= hint: {fixed}  ({order})" if fixed else f"= hint: {order}") in checked.stderr

@@ -124,11 +124,37 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson("a double quote inside `{...}` ends the string",
                       "inside a \"...\" string, write the expression in {...} with single quotes: "
                       "\"{o['id']}\" (or o.id)", Span(previous.end_pos - 1 if previous.end_pos else pos, pos))
+    if first is not None and first.type == "SEND":
+        late = _late_send_clause(line_text, col, word)
+        if late is not None:
+            return late
     if "AS" in expected and first is not None and first.type == "LOOKUP":
         return Lesson("`lookup` names its result with `as`", f"{line_text.strip()} as NAME")
     if token.type == "LPAR":
         return _method_call(text, before, first)
     return None
+
+
+SEND_ORDER = "send RECORD to DEST [key EXPR] [once | if changed] [as NAME] [batch N]"
+
+
+def _late_send_clause(line_text: str, col: int, word: str) -> Lesson | None:
+    """`once`, `if changed` or `key` after a send's `as` or `batch`: the clauses have an order, and the
+    generic message ("expected `as` or the end of the line, found `once`") does not say it."""
+    rest = line_text[col - 1:]
+    clause = ("if changed" if word == "if" and re.match(r"if\s+changed\b", rest) else
+              word if word in ("once", "key") else None)
+    if clause is None:
+        return None
+    head = line_text[:col - 1]
+    hint = f"the clauses go in this order: {SEND_ORDER}"
+    written = re.match(r"if\s+changed|once", rest)
+    to = head.rfind(" to ")  # the clauses follow the destination
+    moved = re.search(r"\s(as|batch)\s", head[to:]) if to >= 0 else None
+    if written is not None and moved is not None and not rest[written.end():].strip():
+        at = to + moved.start()
+        hint = f"{head[:at].strip()} {clause} {head[at:].strip()}  ({hint})"
+    return Lesson(f"`{clause}` goes before `as` and `batch` in a send", hint)
 
 
 def _method_call(text: str, before: list[Token], first: Token | None) -> Lesson | None:
