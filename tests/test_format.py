@@ -127,6 +127,20 @@ def test_fmt_keeps_a_files_windows_line_endings(tmp_path: Path) -> None:
     assert unix.read_bytes() == b"for each x in [1]\n  emit x\nend\n"
 
 
+def test_fmt_indents_a_file_that_starts_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """A file saved by Notepad (a UTF-8 byte order mark first) runs, but fmt left it as it was and said
+    '1 already formatted' (its lexer stopped at the mark), so fmt --check passed an unindented file. It
+    is indented now, its mark kept."""
+    path = tmp_path / "bom.flow"
+    path.write_bytes(b'\xef\xbb\xbffor each x in [1, 2]\r\nif x == 1\r\nemit "a"\r\nend\r\nend\r\n')
+    assert cli("fmt", "--check", str(path), cwd=tmp_path).status == 1
+    result = cli("fmt", str(path), cwd=tmp_path)
+    assert result.status == 0 and "1 reformatted" in result.stderr, result.stderr
+    assert path.read_bytes() == b'\xef\xbb\xbffor each x in [1, 2]\r\n  if x == 1\r\n    emit "a"\r\n  end\r\nend\r\n'
+    assert cli("fmt", "--check", str(path), cwd=tmp_path).status == 0
+    assert cli("run", str(path), "--quiet", cwd=tmp_path).stdout == '"a"\n'
+
+
 LINE_BREAKS_OF_PYTHON = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
 
 

@@ -55,6 +55,8 @@ def line_starts(text: str) -> dict[int, LineStart]:
 def format_text(text: str, name: str = "<flow>") -> str:
     """The text re-indented. Raises FlowSyntaxError when it is not valid flowlang."""
     parse(Source(name, text))
+    if text.startswith("\ufeff"):  # a byte order mark (Notepad writes one): kept, and not lexed
+        return "\ufeff" + format_text(text[1:], name)
     try:
         starts = line_starts(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput:  # pragma: no cover - parse() accepted it, so the lexer does too
