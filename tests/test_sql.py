@@ -1054,3 +1054,40 @@ end
     assert len(result.errors) == 5 and result.stats.sent == 0
     assert all("Connection refused" in e.message and "(the database has not answered for 1 s)" in e.message
                for e in result.errors), result.errors[0].message
+
+
+SET_ZONE = {"postgresql": "set time zone 'Asia/Kathmandu'", "mysql": "set time_zone = '+05:45'"}
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_a_time_zone_set_by_the_flow_lasts_for_its_sql_only(
+        tmp_path: Path, server: str, request: pytest.FixtureRequest) -> None:
+    """'call db.execute("set time zone ...")' left its pooled connection in that zone, so the datetimes
+    of every later write on it were off by it, silently: 05:30Z written into a PostgreSQL timestamp was
+    stored as 11:15 and read back as 11:15Z; into a MariaDB TIMESTAMP it was the instant 23:45Z the day
+    before (read back right on that connection alone). The session is set back to UTC after such SQL."""
+    url = str(request.getfixturevalue(server))
+    kind = "postgresql" if server == "postgres" else "mysql"
+    result = run(tmp_path, f"""
+use db = sql(url: "{url}")
+call db.execute("drop table if exists zoned")
+call db.execute("create table zoned (id integer primary key, {TIME_COLUMNS[kind]})")
+call db.execute("{SET_ZONE[kind]}")
+let at = datetime("2024-11-03T05:30:00Z")
+send {{id: 1, naive: at, aware: at}} to db.insert(table: "zoned")
+for each i in [2, 3]
+  send {{id: i, naive: at, aware: at}} to db.upsert(table: "zoned", key: "id") batch 5
+end
+call db.query("select id, naive, aware from zoned order by id") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.ok, result.error
+    at = datetime(2024, 11, 3, 5, 30, tzinfo=UTC)
+    assert result.outputs == [{"id": i, "naive": at, "aware": at} for i in (1, 2, 3)]
+    assert all(r["aware"].utcoffset() == timedelta(0) for r in result.outputs)
+    assert raw_rows(url, "select cast(naive as char(19)) from zoned order by id", kind) == ["2024-11-03 05:30:00"] * 3
+    utc = "to_char(aware at time zone 'UTC', 'HH24:MI')" if kind == "postgresql" else \
+        "date_format(convert_tz(aware, @@session.time_zone, '+00:00'), '%H:%i')"
+    assert raw_rows(url, f"select {utc} from zoned order by id", kind) == ["05:30"] * 3

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
-from flowlang.connectors.sql_cancel import Call, Interrupter
+from flowlang.connectors.sql_cancel import Call, Interrupter, log
 from flowlang.connectors.sql_keys import check_upsert_key, no_unique_key
 from flowlang.connectors.sql_pg_loaders import register_loaders
 from flowlang.connectors.sql_reconnect import (
@@ -188,6 +188,11 @@ def bind_names(sql: str) -> tuple[str, ...]:
 SESSION_UTC = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
                "mariadb": "SET time_zone = '+00:00'"}
 
+# A statement that sets the session's time zone (SET TIME ZONE, SET timezone, SET time_zone, PostgreSQL's
+# set_config('TimeZone', ...)): the session is set back to UTC after it, before its connection is used again.
+_SETS_ZONE = re.compile(r"\bset\s+(?:(?:session|local)\s+|@@(?:session\.)?)?(?:time\s+zone|timezone|time_zone)\b"
+                        r"|\bset_config\s*\(\s*'timezone'", re.IGNORECASE)
+
 # A SQLite file is used in WAL mode: a query still being read (a `for each` over db.query(...)) does not
 # block writes into the same file, which in the default journal mode wait on its lock until they fail.
 SQLITE_WAL = "PRAGMA journal_mode=WAL"
@@ -298,6 +303,7 @@ class SqlConnection(Connection):
         self._keys_checked: set[tuple[str, ...]] = set()
         self.calls = Interrupter(self.dialect, lambda: self._engine.raw_connection())
         self.reconnect = Reconnect(self.dialect, self.calls.pause)
+        self._zone_warned = False
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -427,8 +433,26 @@ class SqlConnection(Connection):
             rows = [self._row(r) for r in result.mappings()]
             if rows and count <= 0:  # SQLite says 0 for a DELETE ... RETURNING of 2 rows, -1 for a SELECT
                 count = len(rows)
+            self._back_to_utc(sql, conn)
             return {"rowcount": count, "rows": rows}
+        self._back_to_utc(sql, conn)
         return {"rowcount": count}
+
+    def _back_to_utc(self, sql: str, conn: Any) -> None:
+        """After SQL that set the session's time zone, the session in UTC again: a pooled connection kept
+        the zone, and the datetimes of every later write on it were off by it (after 'set time zone
+        \'Asia/Kathmandu\'', 05:30Z written into a PostgreSQL timestamp was stored and read back as 11:15Z,
+        into a MariaDB TIMESTAMP as 23:45Z the day before), silently."""
+        statement = SESSION_UTC.get(self.dialect)
+        if statement is None or not _SETS_ZONE.search(sql):
+            return
+        conn.exec_driver_sql(statement)
+        if not self._zone_warned:
+            self._zone_warned = True
+            log.warning(self.services.mask(
+                f"{self.name}: the SQL sets the session's time zone, which lasts for that SQL only: flowlang keeps "
+                "every session in UTC, so that datetimes are written and read as UTC; for local times convert in the "
+                "flow (to_zone(d, \"Asia/Kathmandu\")) or in the SQL (at time zone)"))
 
     @staticmethod
     def _row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -470,7 +494,11 @@ class SqlConnection(Connection):
                 state.pop("result", None)
                 conn = state.pop("conn", None)
                 if conn is not None:
-                    conn.close()
+                    try:
+                        if not conn.invalidated:
+                            self._back_to_utc(sql, conn)  # MySQL/MariaDB keep a SET past the rollback
+                    finally:
+                        conn.close()
 
             try:
                 page = await self._on_thread(first)
