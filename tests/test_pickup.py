@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import run_cli
+from conftest import cli, run_cli
 from fakeapi import FakeApi, Request
 
 
@@ -357,3 +357,31 @@ def test_send_once_of_files_that_number_their_rows_alike_sends_each_row(tmp_path
         ledger = run_cli("ledger", "f.flow", "--json", cwd=tmp_path)
         assert sorted(json.loads(json.loads(x)["key"]) for x in ledger.stdout.splitlines()) == [
             ["a.csv", "1"], ["a.csv", "2"], ["b.csv", "1"], ["b.csv", "2"]], ledger.stdout
+
+
+def test_a_damaged_pickup_ledger_says_so_and_what_to_do(tmp_path: Path) -> None:
+    """A pick-up ledger (archive/.flowlang-pickup-inbox.json) that is JSON but not the list of files a run
+    wrote ({"x": 1}, [1], an entry without its path, null: a file edited or overwritten by hand) failed
+    every run with 'internal error (TypeError: string indices must be integers ...); this is a bug in
+    flowlang', and one cut short said only 'cannot read the pick-up ledger ...: Unterminated string'.
+    Each is said to be damaged now, with what it is for and what moving it away does; nothing is read,
+    sent or archived."""
+    make_inbox(tmp_path, 1, 2)
+    (tmp_path / "f.flow").write_text(FLOW)
+    (tmp_path / "archive").mkdir()
+    ledger = tmp_path / "archive" / ".flowlang-pickup-inbox.json"
+    cases = {'{"x": 1}': "it holds an object, not a list of files", "[1]": "its entry 1 is not a file's path",
+             '[{"size": 3, "stamp": "1"}]': "its entry 1 is not", "null": "it holds null",
+             '[{"path": "in/batch00.cs': "Unterminated string"}
+    for text, why in cases.items():
+        ledger.write_text(text)
+        proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+        assert proc.status == 1, proc.stderr
+        assert ("f.flow:4:15: error: the pick-up ledger archive/.flowlang-pickup-inbox.json is damaged ("
+                in proc.stderr and why in proc.stderr), proc.stderr
+        assert "move it away, and the next run reads those files again" in proc.stderr
+        assert "internal error" not in proc.stderr
+        assert (tmp_path / "in" / "batch00.csv").exists() and not (tmp_path / "out").exists()
+    ledger.unlink()
+    assert cli("run", "f.flow", cwd=tmp_path).status == 0
+    assert (tmp_path / "archive" / "batch00.csv").exists()

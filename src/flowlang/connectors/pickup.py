@@ -227,10 +227,17 @@ class PickupConnection(Connection):
         buffer = io.BytesIO()
         try:
             await self.storage.download(ledger, buffer)
-            entries = json.loads(buffer.getvalue())
-        except (OSError, ValueError) as e:
+        except OSError as e:
             raise FlowRuntimeError(f"cannot read the pick-up ledger {self.storage.shown(ledger)}: {e}",
                                    "connector") from None
+        try:
+            entries = ledger_entries(json.loads(buffer.getvalue()))
+        except ValueError as e:
+            raise FlowRuntimeError(
+                f"the pick-up ledger {self.storage.shown(ledger)} is damaged ({e}); it lists the files whose records "
+                "a run sent before it stopped, to be archived without being read again: move it away, and the "
+                "next run reads those files again (their records are sent again, but for `send ... once`)",
+                "connector") from None
         for item in entries:
             now = await self.storage.stat(item["path"])
             if now is None:
@@ -281,6 +288,19 @@ class PickupConnection(Connection):
         """'cannot archive a.csv: No space left on device: archive/a.csv', naming the file written."""
         reason = error.strerror or str(error)
         return f"{'cannot ' + what + ': ' if what else ''}{reason}: {self.storage.shown(path)}"
+
+
+def ledger_entries(value: Any) -> list[dict[str, Any]]:
+    """The entries of a pick-up ledger as written by write_ledger ({path, size, stamp}; `mtime_ns` for
+    the stamp in ledgers of earlier versions); ValueError saying what is wrong with one that is not."""
+    if type(value) is not list:
+        what = {dict: "an object", str: "a text", bool: "true or false", int: "a number", float: "a number"}
+        raise ValueError(f"it holds {what.get(type(value), 'null')}, not a list of files")
+    for n, item in enumerate(value):
+        if type(item) is not dict or type(item.get("path")) is not str or type(item.get("size")) is not int \
+                or ("stamp" not in item and "mtime_ns" not in item):
+            raise ValueError(f"its entry {n + 1} is not a file's path, size and stamp")
+    return value
 
 
 def check_after(after: Value) -> str:
