@@ -327,6 +327,18 @@ def test_input_from_stdin(tmp_path: Path) -> None:
     assert bad.status == 2 and "--input - is not valid JSON" in bad.stderr
 
 
+def test_an_input_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """--input of a JSON file that starts with a UTF-8 byte order mark (PowerShell 5's Out-File and
+    Notepad write one) was refused, "--input in.json is not valid JSON: Unexpected UTF-8 BOM (decode
+    using utf-8-sig)", though file() reads such a file; the mark is skipped, for JSON Lines and stdin too."""
+    write(tmp_path, "f.flow", "for each r in input\n  emit r.n\nend\n")
+    (tmp_path / "in.json").write_bytes(b'\xef\xbb\xbf[{"n": 1}, {"n": 2}]')
+    (tmp_path / "in.jsonl").write_bytes(b'\xef\xbb\xbf{"n": 3}\n{"n": 4}\n')
+    assert lines(cli("run", "f.flow", "--input", "in.json", cwd=tmp_path).stdout) == [1, 2]
+    assert lines(cli("run", "f.flow", "--input", "in.jsonl", cwd=tmp_path).stdout) == [3, 4]
+    assert lines(cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin='\ufeff[{"n": 5}]').stdout) == [5]
+
+
 def test_a_flow_saved_with_a_byte_order_mark_runs(tmp_path: Path) -> None:
     """A .flow file that starts with a UTF-8 byte order mark (Windows Notepad writes one) was a syntax
     error, "unexpected character '\\ufeff'" at 1:1; the mark is not part of the flow, nor of its columns."""

@@ -66,6 +66,8 @@ def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
         line = e.object[:e.start].count(b"\n") + 1
         raise UsageError(f"--input {path} is not UTF-8 text: byte {e.object[e.start]:#04x} on line {line} "
                          "(JSON files are UTF-8; convert it first, e.g. with iconv)") from None
+    if text.startswith("\ufeff"):  # a byte order mark (PowerShell and Notepad write one), as file() skips it
+        text = text[1:]
     if path.endswith((".jsonl", ".ndjson")):
         return _json_lines(text, path)
     try:
