@@ -1091,3 +1091,35 @@ end
     utc = "to_char(aware at time zone 'UTC', 'HH24:MI')" if kind == "postgresql" else \
         "date_format(convert_tz(aware, @@session.time_zone, '+00:00'), '%H:%i')"
     assert raw_rows(url, f"select {utc} from zoned order by id", kind) == ["05:30"] * 3
+
+
+def test_mariadb_booleans_read_as_booleans_and_copy_into_postgres(tmp_path: Path, mariadb: str, postgres: str) -> None:
+    """A MySQL/MariaDB BOOLEAN (a TINYINT(1) there) read as 1 and 0: emitted as numbers, 'r.active ==
+    true' was false, and copied into a PostgreSQL boolean column each row was refused ('column "a" is
+    of type boolean but expression is of type smallint'). Its 0 and 1 are false and true now; another
+    value a TINYINT(1) holds, and a TINYINT, stay numbers."""
+    result = run(tmp_path, f"""
+use my = sql(url: "{mariadb}")
+use pg = sql(url: "{postgres}")
+call my.execute("drop table if exists flags")
+call my.execute("create table flags (id int primary key, a boolean, c tinyint(1), n tinyint)")
+send [{{id: 1, a: true, c: 7, n: 1}}, {{id: 2, a: false, c: 0, n: 0}}, {{id: 3}}] to my.insert(table: "flags")
+call pg.execute("drop table if exists flags")
+call pg.execute("create table flags (id int primary key, a boolean)")
+call my.query("select id, a, c, n from flags order by id") as rows
+for each r in rows
+  emit r
+  send {{id: r.id, a: r.a}} to pg.insert(table: "flags")
+end
+call my.execute("select a from flags where id = 1") as one
+emit one.rows[0].a == true
+call pg.query("select id, a from flags order by id") as copied
+for each r in copied
+  emit r
+end
+""")
+    assert result.ok, (result.error, result.errors[:1])
+    assert result.outputs == [{"id": 1, "a": True, "c": 7, "n": 1}, {"id": 2, "a": False, "c": False, "n": 0},
+                              {"id": 3, "a": None, "c": None, "n": None}, True,
+                              {"id": 1, "a": True}, {"id": 2, "a": False}, {"id": 3, "a": None}]
+    assert type(result.outputs[0]["n"]) is int and type(result.outputs[0]["a"]) is bool

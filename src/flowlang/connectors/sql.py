@@ -39,6 +39,7 @@ from flowlang.runtime.masking import cut
 from flowlang.runtime.values import RecordStream, Secret, Value, from_python, to_text, type_name
 
 PAGE = 500
+TINYINT = 1  # MySQL's type code of a TINYINT column (FIELD_TYPE.TINY)
 T = TypeVar("T")
 
 
@@ -430,7 +431,7 @@ class SqlConnection(Connection):
         result = conn.execute(sa.text(sql), params)
         count = result.rowcount if result.rowcount is not None else -1
         if result.returns_rows:
-            rows = [self._row(r) for r in result.mappings()]
+            rows = self._rows(self._booleans(result), result.mappings())
             if rows and count <= 0:  # SQLite says 0 for a DELETE ... RETURNING of 2 rows, -1 for a SELECT
                 count = len(rows)
             self._back_to_utc(sql, conn)
@@ -458,6 +459,27 @@ class SqlConnection(Connection):
     def _row(row: Mapping[str, Any]) -> dict[str, Any]:
         return {str(k): row_value(v) for k, v in row.items()}
 
+    def _rows(self, booleans: list[str], rows: Any) -> list[Any]:
+        """The rows as flowlang values; the `booleans` columns' 0 and 1 as false and true."""
+        converted = [self._row(r) for r in rows]
+        for name in booleans:
+            for row in converted:
+                value = row[name]
+                if type(value) is int and value in (0, 1):
+                    row[name] = value == 1
+        return converted
+
+    def _booleans(self, result: Any) -> list[str]:
+        """The columns of a MySQL/MariaDB result that are booleans. BOOLEAN is TINYINT(1) there, and the
+        driver gives 0 and 1: 'if r.active' failed as a number, and copied into a PostgreSQL boolean
+        the value was refused ('column "active" is of type boolean but expression is of type
+        integer'). A TINYINT(1) column is read as a boolean as MySQL's own Connector/J reads it; a
+        value in it other than 0 and 1 stays its number."""
+        if self.dialect not in ("mysql", "mariadb"):
+            return []
+        description = getattr(getattr(result, "cursor", None), "description", None) or ()
+        return [str(d[0]) for d in description if d[1] == TINYINT and d[3] == 1]
+
     def _query(self, sql: str, params: dict[str, Any]) -> RecordStream:
         async def pages() -> AsyncIterator[list[Value]]:
             state: dict[str, Any] = {}
@@ -479,7 +501,9 @@ class SqlConnection(Connection):
                 if result is None:
                     return []
                 self.calls.working(state["conn"])
-                page = [self._row(r) for r in result.mappings().fetchmany(PAGE)] if result.returns_rows else []
+                if "booleans" not in state:  # before the last row is read: the cursor and its description go then
+                    state["booleans"] = self._booleans(result) if result.returns_rows else []
+                page = self._rows(state["booleans"], result.mappings().fetchmany(PAGE)) if result.returns_rows else []
                 if len(page) < PAGE:
                     stop()
                 return page
