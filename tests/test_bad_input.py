@@ -253,6 +253,23 @@ def test_a_connector_file_nested_deep_or_not_utf8_is_reported(name: str, body: b
     assert "internal" not in listed.stderr
 
 
+def test_a_connector_files_text_is_shown_as_written_with_no_markup_or_escape_sequences(tmp_path: Path) -> None:
+    """`flowlang connectors NAME` printed its tables through rich's markup: a description holding "[/]"
+    ended the command with 'internal error: MarkupError: closing tag '[/]' ... has nothing to close', one
+    holding "[red]...[/red]" or "fields[name]" lost those brackets (and the http keys' own
+    'created[gte]=1' read 'created=1'), and an escape sequence reached the terminal."""
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text(
+        'name = "shop"\nbase_url = "http://127.0.0.1:9"\n[operations.get_item]\nmethod = "GET"\npath = "/items/{id}"\n'
+        'description = "\\u001b[2Jone item [/] by id, [red]x[/red], ?fields[name]=a"\n')
+    shown = cli("connectors", "shop", "--dir", str(tmp_path), cwd=tmp_path)
+    assert shown.status == 0, shown.stderr
+    assert "internal" not in shown.stderr
+    assert "\\x1b[2Jone item [/] by id, [red]x[/red], ?fields[name]=a" in shown.stdout
+    assert "\x1b" not in shown.stdout
+    assert "created[gte]=1" in shown.stdout
+
+
 # ---- control characters ------------------------------------------------------------------------------
 
 

@@ -7,7 +7,14 @@ from rich.table import Table
 from flowlang.check.hints import did_you_mean
 from flowlang.cli.console import Terminal
 from flowlang.connectors.registry import ConnectorRegistry
+from flowlang.diagnostics import printable
 from flowlang.status import ExitStatus
+
+
+def add_row(table: Table, *cells: str) -> None:
+    """A row of text from connector files (titles, paths, descriptions): a control character is shown as its
+    escape, never sent to the terminal (the table prints no markup either: Terminal.stdout_table)."""
+    table.add_row(*(printable(cell) for cell in cells))
 
 
 def show_connectors(registry: ConnectorRegistry, terminal: Terminal) -> int:
@@ -15,7 +22,7 @@ def show_connectors(registry: ConnectorRegistry, terminal: Terminal) -> int:
     for column in ("connector", "title", "from", "operations"):
         table.add_column(column)
     for spec in registry.all():
-        table.add_row(spec.name, spec.title, spec.origin, str(len(spec.operations)))
+        add_row(table, spec.name, spec.title, spec.origin, str(len(spec.operations)))
     terminal.stdout_table(table)
     problems = registry.all_problems
     for problem in problems:
@@ -34,7 +41,7 @@ def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -
         hint = did_you_mean(name, registry.names())
         terminal.error(f"error: unknown connector '{name}'" + (f"; {hint}" if hint else ""))
         return int(ExitStatus.INVALID)
-    terminal.out(f"{spec.name}: {spec.title} ({spec.origin})")
+    terminal.out(f"{spec.name}: {spec.title} ({spec.origin})")  # out() escapes control characters
     if spec.docs:
         terminal.out(f"docs: {spec.docs}")
     config = Table(title="configuration (use NAME = " + spec.name + "(key: value, ...))", box=None,
@@ -42,7 +49,7 @@ def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -
     for column in ("key", "required", "secret", "description"):
         config.add_column(column)
     for key in spec.config:
-        config.add_row(key.name, "yes" if key.required else "", "yes" if key.secret else "", key.description)
+        add_row(config, key.name, "yes" if key.required else "", "yes" if key.secret else "", key.description)
     terminal.stdout_table(config)
     ops = Table(title="operations", box=None, padding=(0, 2), header_style="bold", title_justify="left")
     for column in ("operation", "method", "path", "arguments", "notes"):
@@ -58,7 +65,7 @@ def show_connector(registry: ConnectorRegistry, name: str, terminal: Terminal) -
             notes.append("paginated stream")
         keywords = sorted(set(op.keywords or ()) - generic)
         args = list(op.params) + keywords + (["..."] if op.keywords is None else [])
-        ops.add_row(op.name, op.method or "", op.path or "", ", ".join(args), "; ".join(notes) or op.description)
+        add_row(ops, op.name, op.method or "", op.path or "", ", ".join(args), "; ".join(notes) or op.description)
     terminal.stdout_table(ops)
     if generic:
         terminal.out("every operation also takes query: {...}, headers: {...} and body: (for call)")

@@ -177,7 +177,8 @@ class Terminal:
     def stdout_table(self, table: Table) -> None:
         from rich.console import Console
 
-        Console(file=self.stdout, force_terminal=False, no_color=True, width=200, soft_wrap=True).print(table)
+        Console(file=self.stdout, force_terminal=False, no_color=True, width=200, soft_wrap=True,
+                markup=False).print(table)  # cells hold data (a connector file's text): "[/]" is no markup
 
 
 class TerminalLogHandler(logging.Handler):
