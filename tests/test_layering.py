@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("source", "resources"),
     ("diagnostics", "ast"),
     ("errors",),
-    ("syntax", "runtime", "status", "syncrun"),
+    ("syntax", "runtime", "status", "syncrun", "flow_file"),
     ("connectors", "telemetry", "project_schema"),
     ("environment", "project", "openapi"),
     ("alerts",),

@@ -602,3 +602,20 @@ def test_records_that_fail_alike_are_one_line_and_a_count(session: ReplSession) 
         interactive(session, terminal, prompt, Console(file=out, width=80, color_system=None))
     assert err.getvalue().count("record failed at <input 1>:2:9: division by zero") == 1  # no indent typed
     assert "500 records failed at <input 1>:2:9" in err.getvalue()
+
+
+def test_repl_of_a_file_that_cannot_be_read_says_so(tmp_path: Path) -> None:
+    """`flowlang repl nope.flow` said "internal error: FileNotFoundError: [Errno 2] ... this is a bug in
+    flowlang"; a file that is not UTF-8 the same. They are usage errors (exit 2), as for `flowlang run`;
+    and `:load` of a file that is not UTF-8 says why, the session going on."""
+    (tmp_path / "latin.flow").write_bytes(b'emit "caf\xe9"\n')
+    missing = cli("repl", "nope.flow", stdin="1\n", cwd=tmp_path)
+    assert missing.status == 2 and missing.stderr == "error: no such flow file: nope.flow\n"
+    latin = cli("repl", "latin.flow", stdin="1\n", cwd=tmp_path)
+    assert latin.status == 2
+    assert latin.stderr == "error: cannot read latin.flow: it is not UTF-8 text (invalid continuation byte at byte 9)\n"
+    folder = cli("repl", str(tmp_path), stdin="1\n", cwd=tmp_path)
+    assert folder.status == 2 and "is a folder: give the .flow file in it" in folder.stderr
+    loaded = cli("repl", stdin=":load latin.flow\n40 + 2\n", cwd=tmp_path)
+    assert loaded.status == 1 and loaded.stdout == "42\n"
+    assert "error: cannot read latin.flow: it is not UTF-8 text" in loaded.stderr and "internal" not in loaded.stderr

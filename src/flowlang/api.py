@@ -18,6 +18,7 @@ from flowlang.check import CheckedModule, check_module
 from flowlang.compile import CompiledModule, ProgramCompiler, compile_program
 from flowlang.environment import Environment, display_name
 from flowlang.errors import UsageError
+from flowlang.flow_file import read_flow_text
 from flowlang.runner import CompiledFlow, LoadChild, Result, RunSetup, execute, retry_errors
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
@@ -212,16 +213,7 @@ def load(path: str | Path, *, environment: Environment | None = None, bindings: 
     file names without a `use` line is a host binding only when it is in `bindings` (the names run()
     will be given); any other is an unknown connection, as `flowlang check` says."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"no such flow file: {file}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{file} is a folder: give the .flow file in it") from None
-    except OSError as e:
-        raise UsageError(f"cannot read {file}: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise UsageError(f"cannot read {file}: it is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_flow_text(file)
     env = environment or Environment()
     module = parse(Source(display_name(file), text, str(file.resolve())))
     return Flow(module, file.resolve().parent, file.resolve(), env, binding_names(bindings))

@@ -20,6 +20,7 @@ from flowlang.compile import ProgramCompiler
 from flowlang.compile.steps import Step, run_step
 from flowlang.environment import Environment, display_name
 from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
+from flowlang.flow_file import read_flow_text
 from flowlang.repl.definitions import LeftOut, definitions
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import StopFlag
@@ -302,8 +303,9 @@ class ReplSession:
 
     # ---- files ------------------------------------------------------------------------------
     def load_file(self, path: Path) -> Outcome:
-        """Definitions of a flow (params, connections, imports, functions, lets), without its loops."""
-        text = path.read_text(encoding="utf-8")
+        """Definitions of a flow (params, connections, imports, functions, lets), without its loops. A
+        file that cannot be read is a UsageError."""
+        text = read_flow_text(path)
         old = self.base_dir
         self.base_dir = path.resolve().parent
         self.checker.base_dir = self.base_dir
