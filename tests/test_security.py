@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -823,3 +824,52 @@ def test_data_shaped_like_a_stored_tag_comes_back_as_the_data(tmp_path: Path) ->
     # the state the second run committed comes back as the objects it held, not as dates
     assert json.loads(again.stdout.splitlines()[-1]) == {"kinds": ["number", "object", "object", "object", "object",
                                                                    "object"]}
+
+
+def dotnet_json(value: Any) -> bytes:
+    """JSON as .NET's System.Text.Json writes it by default (ASP.NET's answers): `"&'+<>` and backquote,
+    control characters and everything past ASCII as \\uXXXX in upper-case hex."""
+    def text(s: str) -> str:
+        out = []
+        for c in s:
+            if c == "\\":
+                out.append("\\\\")
+            elif c in "\"&'+<>`" or not " " <= c <= "~":
+                raw = c.encode("utf-16-be")
+                out += [f"\\u{raw[i]:02X}{raw[i + 1]:02X}" for i in range(0, len(raw), 2)]
+            else:
+                out.append(c)
+        return '"' + "".join(out) + '"'
+    if isinstance(value, dict):
+        return ("{" + ",".join(text(k) + ":" + dotnet_json(v).decode() for k, v in value.items()) + "}").encode()
+    return text(str(value)).encode()
+
+
+def test_a_secret_an_aspnet_api_echoes_in_its_json_is_masked(tmp_path: Path) -> None:
+    """System.Text.Json escapes '+' (and quotes, '<>&', non-ASCII) as \\u002B, so an API key echoed in
+    an ASP.NET error body was in none of the forms masked: 'Ab3\\u002Bx/9QzT8k2\\u002BLm0pQ=' showed whole
+    in the record's error and in the store; one with quotes or non-ASCII showed all but the pieces
+    of 9 characters or more between them."""
+    import sqlite3
+
+    keys = {"SHORT": "Ab3+x/9QzT8k2+Lm0pQ=", "LONG": CANARY[:300]}
+    (tmp_path / "f.flow").write_text(
+        'use a = http(base_url: env.API, auth: api_key("X-Api-Key", secret.SHORT), retry: 1)\n'
+        'use b = http(base_url: env.API, auth: api_key("X-Api-Key", secret.LONG), retry: 1)\n'
+        'for each n in [1]\n  call a.get("/items")\nend\nfor each n in [1]\n  call b.get("/items")\nend\n'
+        'try\n  call a.get("/items")\non error as e\n  emit e\nend\n')
+    with FakeApi() as api:
+        api.route("GET", "/items", lambda req: (401, {}, dotnet_json(
+            {"error": "invalid key " + req.headers["x-api-key"].encode("latin-1").decode()})))
+        proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"API": api.url, **keys})
+        assert proc.returncode == 3, proc.stderr
+        assert [r.headers["x-api-key"].encode("latin-1").decode() for r in api.requests][:2] == list(keys.values())
+    assert proc.stderr.count("invalid key ***") == 2, proc.stderr
+    con = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
+    stored = json.dumps([list(row) for row in con.execute("select message from errors")])
+    con.close()
+    everything = proc.stdout + proc.stderr + stored
+    for key in keys.values():
+        shown = dotnet_json(key).decode()[1:-1]
+        for piece in re.split(r"\\u[0-9A-F]{4}|\\\\", shown):
+            assert len(piece) < 3 or piece not in everything, piece

@@ -59,6 +59,31 @@ def _json_escaped(text: str) -> set[str]:
     return forms
 
 
+_DOTNET_SHORT = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+_DOTNET_ESCAPED = frozenset("\"&'+<>`")
+
+
+def _dotnet_escaped(text: str) -> set[str]:
+    """`text` inside a JSON string as .NET's System.Text.Json writes it by default (ASP.NET's error
+    bodies): `"`, `&`, `'`, `+`, `<`, `>`, backquote, control characters and everything past ASCII as
+    `\\uXXXX` in upper-case hex (a pair past U+FFFF), so `Ab3+x` is `Ab3\\u002Bx`; and the same in
+    lower-case hex (Json.NET's escaping of HTML). Nothing when it is the text itself."""
+    out: list[str] = []
+    for char in text:
+        code = ord(char)
+        if char in _DOTNET_SHORT:
+            out.append(_DOTNET_SHORT[char])
+        elif char in _DOTNET_ESCAPED or code < 0x20 or code > 0x7E:
+            raw = char.encode("utf-16-be", BYTES)
+            out += [f"\\u{raw[i]:02X}{raw[i + 1]:02X}" for i in range(0, len(raw), 2)]
+        else:
+            out.append(char)
+    upper = "".join(out)
+    if upper == text:
+        return set()
+    return {upper, re.sub(r"\\u([0-9A-F]{4})", lambda m: "\\u" + m.group(1).lower(), upper)}
+
+
 def _python_escaped(text: str) -> set[str]:
     """`text` inside a Python string literal as repr() writes it in a message ("bad regular expression
     '...'", a KeyError): backslashes doubled, `'` escaped, or raw when repr chose "..." (and then `"`
@@ -100,7 +125,7 @@ def _text_forms(value: str) -> set[str]:
     UTF-8 bytes read as Latin-1 (how HTTP servers read a header, and may echo it)."""
     forms: set[str] = set()
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
-        once = _json_escaped(text)
+        once = _json_escaped(text) | _dotnet_escaped(text)
         forms |= {text} | once | {f for form in once for f in _json_escaped(form)} | _url_encoded(text)
         escaped = _ascii_escaped(text)
         forms |= {escaped} | _json_escaped(escaped)
@@ -142,7 +167,7 @@ def _fragment_forms(value: str) -> set[str]:
     forms = _encoded_forms(value)
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
         forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], _ascii_escaped(text),
-                  quote(text, safe="", errors=BYTES), repr(text + "'\"")[1:-4]}
+                  quote(text, safe="", errors=BYTES), repr(text + "'\"")[1:-4], *_dotnet_escaped(text)}
     return {f for f in forms if len(f) >= MIN_FRAGMENT}
 
 
