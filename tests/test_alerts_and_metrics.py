@@ -178,6 +178,28 @@ def test_slack_webhook_and_an_unreachable_mail_server(tmp_path: Path) -> None:
         assert "alert sent: webhook (secret HOOK_URL)" in proc.stderr
 
 
+def test_an_alert_not_delivered_does_not_hold_back_the_next(tmp_path: Path) -> None:
+    """The alert's slot was taken before it was sent, so a webhook that answered 503 (or a mail server
+    down) held back every alert of the next hour: 'alert to webhook ... held back: one was sent less than
+    3600s ago', though none was. A failed delivery gives its slot back: the next run alerts, counting it."""
+    answers = iter([(503, {}, "down"), (200, {}, "ok"), (200, {}, "ok")])
+    with FakeApi() as hook:
+        hook.route("POST", "/services/T0/B0/secretpart", lambda req: next(answers))
+        (tmp_path / "orders.flow").write_text(FLOW)
+        (tmp_path / "cert.pem").write_text("")
+        project(tmp_path, 9, tmp_path / "cert.pem", min_interval="1h", hook=f"{hook.url}/services/T0/B0/secretpart")
+        first = run(tmp_path)
+        assert first.returncode == 3 and "alert not delivered: webhook (secret HOOK_URL)" in first.stderr
+        second = run(tmp_path)
+        assert second.returncode == 3
+        assert "alert sent: webhook (secret HOOK_URL)" in second.stderr, second.stderr
+        third = run(tmp_path)  # the one delivered starts the interval
+        assert "alert to webhook (secret HOOK_URL) held back" in third.stderr
+        posts = [r.body["text"] for r in hook.requests if r.method == "POST"]
+    assert len(posts) == 2 and "(job 2)" in posts[1].splitlines()[0]
+    assert "(1 more run ended so since the last alert to this target" in posts[1], posts[1]
+
+
 def test_metrics_file(tmp_path: Path) -> None:
     (tmp_path / "orders.flow").write_text(FLOW)
     proc = run_cli("run", "orders.flow", "--metrics-file", "metrics/orders.prom", cwd=tmp_path,

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from flowlang.project import Project
 from flowlang.project_schema import AlertsConfig
-from flowlang.runtime.alert_log import take_alert_slot
+from flowlang.runtime.alert_log import give_back_alert_slot, take_alert_slot
 from flowlang.runtime.error_groups import message_shape
 from flowlang.runtime.secrets import SecretChain
 from flowlang.runtime.store import Store
@@ -151,7 +151,8 @@ async def alert(project: Project, report: RunReport, state_dir: Path | None, cha
     store = Store(state_dir)
     try:
         for target in targets:
-            may, held = take_alert_slot(store, report.flow, target.label, time.time(), config.min_interval)
+            now = time.time()
+            may, held = take_alert_slot(store, report.flow, target.label, now, config.min_interval)
             if not may:
                 outcomes.append(f"{target.label}: held back ({held} since the last alert)")
                 logger.info(mask(f"alert to {target.label} held back: one was sent less than "
@@ -160,6 +161,7 @@ async def alert(project: Project, report: RunReport, state_dir: Path | None, cha
             try:
                 await target.send(mask(report.subject), mask(report.text(held)), report.data(held))
             except AlertDeliveryError as e:
+                give_back_alert_slot(store, report.flow, target.label, now, held)  # held back by nothing delivered
                 outcomes.append(f"{target.label}: failed")
                 logger.warning(mask(f"alert not delivered: {e}"), extra=extra)
                 continue

@@ -33,3 +33,14 @@ def take_alert_slot(store: Store, flow: str, target: str, now: float, min_interv
                          "on conflict(flow, target) do update set last_sent_at = excluded.last_sent_at, "
                          "suppressed = 0", (flow, target, now))
         return True, held
+
+
+def give_back_alert_slot(store: Store, flow: str, target: str, taken_at: float, held: int) -> None:
+    """An alert that took its slot at `taken_at` (and with it the `held` runs held back before it) was not
+    delivered (the target refused it or could not be reached): the interval does not start from it, so the
+    next run that ends badly alerts, counting this run and those among the held back. (A slot taken since,
+    by another run, is left as it is.)"""
+    with store.db:
+        store.db.execute("begin immediate")
+        store.db.execute("update alert_log set last_sent_at = 0, suppressed = suppressed + ? "
+                         "where flow = ? and target = ? and last_sent_at = ?", (held + 1, flow, target, taken_at))
