@@ -783,9 +783,8 @@ def test_a_database_driver_s_warning_is_a_log_line_of_the_run_s_format(tmp_path:
 
     (tmp_path / "f.flow").write_text(f"""
 use db = sql(url: "{postgres}")
-call db.execute("set time zone interval '+05:30' hour to minute")
-call db.query("select cast('2024-01-01 10:00+00' as timestamptz) as t") as rows
-emit list(rows)[0]
+call db.execute("select set_config('TimeZone', '<+05:30>-05:30', false) as z, cast('2024-01-01 10:00+00' as timestamptz) as t") as rows
+emit rows.rows[0].t
 """)
     proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
