@@ -325,6 +325,19 @@ def test_input_from_stdin(tmp_path: Path) -> None:
     assert lines(cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin='[{"n": 1}, {"n": 2}]').stdout) == [1, 2]
     bad = cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin="{not json")
     assert bad.status == 2 and "--input - is not valid JSON" in bad.stderr
+    assert "CSV" not in bad.stderr
+
+
+def test_a_csv_file_given_as_input_is_sent_to_the_file_connector(tmp_path: Path) -> None:
+    # an integration platform's "upload a CSV" habit: 'error: --input orders.csv is not valid JSON: Expecting
+    # value at line 1 column 1', and nothing said where a CSV file is read
+    write(tmp_path, "f.flow", "for each r in input\n  emit r\nend\n")
+    write(tmp_path, "orders.csv", "id,total\n1,5\n")
+    bad = cli("run", "f.flow", "--input", "orders.csv", "--log-format", "text", cwd=tmp_path)
+    assert bad.status == 2
+    assert ("error: --input orders.csv is not valid JSON: Expecting value at line 1 column 1 (--input takes JSON or "
+            'JSON Lines; read a CSV file in the flow: use src = file(path: "orders.csv"), relative to the flow\'s '
+            "folder, then call src.read() as rows)") in bad.stderr
 
 
 def test_an_input_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:

@@ -76,7 +76,11 @@ def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) > 1 and str(e).startswith("not valid JSON: Extra data"):  # several values: JSON Lines
             return _json_lines(text, path)  # (as `flowlang run` writes: `... | flowlang run b.flow --input -`)
-        raise UsageError(f"--input {path} is not valid JSON: {_reason(e)}") from None
+        hint = ""
+        if path.lower().endswith(".csv"):  # --input is the payload, JSON only
+            hint = (' (--input takes JSON or JSON Lines; read a CSV file in the flow: use src = file(path: '
+                    '"orders.csv"), relative to the flow\'s folder, then call src.read() as rows)')
+        raise UsageError(f"--input {path} is not valid JSON: {_reason(e)}{hint}") from None
 
 
 def _json_lines(text: str, path: str) -> list[Any]:
