@@ -421,3 +421,26 @@ def test_a_send_clause_out_of_order_says_the_order_and_shows_the_line_fixed(tmp_
         assert f"error: `{clause}` goes before `as` and `batch` in a send" in checked.stderr, checked.stderr
         order = "the clauses go in this order: send RECORD to DEST [key EXPR] [once | if changed] [as NAME] [batch N]"
         assert (f"= hint: {fixed}  ({order})" if fixed else f"= hint: {order}") in checked.stderr
+
+
+def test_a_typographic_quote_or_a_letter_outside_ascii_gets_a_hint(tmp_path: Path) -> None:
+    """`let s = “hi”` (quotes pasted from a document) and `o.größe` (a field named in German) said only
+    "unexpected character '“'" / "'ö'": the hint says to use straight quotes, and how to read such a field."""
+    cases = {
+        "let s = “hi”\n": ("f.flow:1:9: error: unexpected character '“'",
+                            'hint: write strings with straight quotes: "..."'),
+        "let o = {}\nemit o.a.größe\n": ("f.flow:2:12: error: unexpected character 'ö'",
+                                         "hint: names are written with A-Z, a-z, 0-9 and _; for the field 'größe' "
+                                         'write o.a["größe"]'),
+        "emit {straße: 1}\n": ("f.flow:1:11: error: unexpected character 'ß'",
+                               "hint: names are written with A-Z, a-z, 0-9 and _; for the key 'straße' write "
+                               '"straße": ...'),
+        "let café = 1\n": ("f.flow:1:8: error: unexpected character 'é'", "hint: names are written with A-Z, a-z, "
+                           "0-9 and _\n"),
+    }
+    for text, (message, hint) in cases.items():
+        (tmp_path / "f.flow").write_text(text)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert result.status == 2 and message in result.stderr and hint in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text('let o = {"größe": 3}\nemit o["größe"]\n')
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "3\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
@@ -124,16 +126,42 @@ def syntax_error(source: Source, err: UnexpectedInput, text: str) -> FlowSyntaxE
     if isinstance(err, UnexpectedCharacters):
         pos = err.pos_in_stream or 0
         ch = text[pos] if pos < len(text) else ""
+        hint: str | None = "strings end on the line they start; write \\n for a newline"
         if ch in "\"'":
             message = "this string is not closed on its line"
-            hint = "strings end on the line they start; write \\n for a newline"
         else:
             message = f"unexpected character {ch!r}"
-            hint = None
+            hint = _character_hint(text, pos, ch)
         diag = Diagnostic("syntax", message, source, Span(pos, pos + 1), hint)
         return FlowSyntaxError([diag])
     pos = getattr(err, "pos_in_stream", None) or len(source.text)
     return FlowSyntaxError([Diagnostic("syntax", "unexpected end of input", source, Span(pos, pos))], True)
+
+
+CURLY_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'", "\u00ab": '"',
+                "\u00bb": '"'}
+
+
+def _character_hint(text: str, pos: int, ch: str) -> str | None:
+    """What to write instead of a character no token starts with: a typographic quote (pasted from a
+    document), or a letter outside ASCII in a name (`o.größe`, a field named in another language)."""
+    if ch in CURLY_QUOTES:
+        return f"write strings with straight quotes: {CURLY_QUOTES[ch]}...{CURLY_QUOTES[ch]}"
+    if not ch.isalnum():
+        return None
+    start, end = pos, pos + 1
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    word = text[start:end]
+    rule = "names are written with A-Z, a-z, 0-9 and _"
+    owner = re.search(r"[A-Za-z_][A-Za-z0-9_.]*$", text[:start - 1]) if start > 0 and text[start - 1] == "." else None
+    if owner is not None:
+        return f'{rule}; for the field {word!r} write {owner.group()}["{word}"]'
+    if text[end:].lstrip(" \t").startswith(":") and not text[end:].lstrip(" \t").startswith("::"):
+        return f'{rule}; for the key {word!r} write "{word}": ...'
+    return rule
 
 
 def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSyntaxError:
