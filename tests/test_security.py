@@ -873,3 +873,21 @@ def test_a_secret_an_aspnet_api_echoes_in_its_json_is_masked(tmp_path: Path) -> 
         shown = dotnet_json(key).decode()[1:-1]
         for piece in re.split(r"\\u[0-9A-F]{4}|\\\\", shown):
             assert len(piece) < 3 or piece not in everything, piece
+
+
+def test_a_secret_an_api_echoes_percent_encoded_the_php_or_java_way_is_masked(tmp_path: Path) -> None:
+    """PHP's urlencode and Java's URLEncoder write '~' as %7E (Java keeps '*'), which none of the
+    percent-encoded forms masked had: a key 'x7~Qm*...' echoed in a link or an error showed every
+    piece shorter than 9 characters around them ('%7Ex%21y*z%28q%29' of '~x!y*z(q)')."""
+    key = "sk~" + "Qm7pX2" * 30 + "~x!y*z(q) k"
+    java = urllib.parse.quote_plus(key, safe="*").replace("~", "%7E")
+    php = urllib.parse.quote_plus(key, safe="").replace("~", "%7E")
+    (tmp_path / "f.flow").write_text('use a = http(base_url: env.API, auth: api_key("X-Api-Key", secret.K), retry: 1)\n'
+                                     'for each path in ["/java", "/php"]\n  call a.get(path)\nend\n')
+    with FakeApi() as api:
+        api.route("GET", "/java", lambda req: (400, {}, {"error": f"rejected: /items?k={java}&page=2"}))
+        api.route("GET", "/php", lambda req: (400, {}, {"error": f"rejected: /items?k={php}&page=2"}))
+        proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url, "K": key})
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.count("rejected: /items?k=***&page=2") == 2, proc.stderr
+    assert "%7E" not in proc.stderr and "z%28q" not in proc.stderr

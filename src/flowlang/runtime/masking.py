@@ -100,7 +100,13 @@ def _python_escaped(text: str) -> set[str]:
 
 
 def _url_encoded(text: str) -> set[str]:
-    forms = {quote(text, safe="", errors=BYTES), quote(text, errors=BYTES), quote_plus(text, errors=BYTES)}
+    """Percent-encoded as the encoders APIs use write it: Python's and RFC 3986 (`~` raw), with `/`
+    raw, with `+` for a space; PHP's urlencode (`~` as %7E, `+`), Java's URLEncoder (`*` raw, `~` as
+    %7E, `+`) and JavaScript's encodeURIComponent (`!'()*~` raw); in either case, and encoded twice."""
+    forms = {quote(text, safe="", errors=BYTES), quote(text, errors=BYTES), quote_plus(text, errors=BYTES),
+             quote_plus(text, safe="", errors=BYTES).replace("~", "%7E"),
+             quote_plus(text, safe="*", errors=BYTES).replace("~", "%7E"),
+             quote(text, safe="!'()*~", errors=BYTES)}
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
     return forms | {quote(f, safe="") for f in forms}  # encoded twice
 
