@@ -783,13 +783,16 @@ def test_a_database_driver_s_warning_is_a_log_line_of_the_run_s_format(tmp_path:
 
     (tmp_path / "f.flow").write_text(f"""
 use db = sql(url: "{postgres}")
-call db.execute("select set_config('TimeZone', '<+05:30>-05:30', false) as z, cast('2024-01-01 10:00+00' as timestamptz) as t") as rows
+let zoned = "select set_config('TimeZone', '<+05:30>-05:30', false) as z"
+call db.execute("{{zoned}}, cast('2024-01-01 10:00+00' as timestamptz) as t") as rows
 emit rows.rows[0].t
 """)
     proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is JSON
     assert any("unknown PostgreSQL timezone" in line["message"] and line["level"] == "warning" for line in lines)
+    # each names the run's job, as the run's own lines do (it was null: the line came from the database's thread)
+    assert {line["job_id"] for line in lines} == {lines[-1]["job_id"]} and lines[-1]["job_id"] is not None, lines
 
 
 def test_a_postgres_url_as_hosts_give_it_connects(tmp_path: Path, postgres: str) -> None:

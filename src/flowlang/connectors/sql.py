@@ -7,6 +7,7 @@ with positional parameters, skipping SQLAlchemy's per-row work)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -311,7 +312,9 @@ class SqlConnection(Connection):
         loop = asyncio.get_running_loop()
         call = Call()
         try:
-            return await loop.run_in_executor(self.executor, self.calls.run, call, fn, args)
+            # in the caller's context: a line the database thread logs (a driver's warning) names its job
+            context = contextvars.copy_context()
+            return await loop.run_in_executor(self.executor, context.run, self.calls.run, call, fn, args)
         except asyncio.CancelledError:  # the record was given up (max_record_seconds): so is its statement
             self.calls.interrupt(call)
             raise
