@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import pickle
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -602,3 +603,16 @@ def test_retry_of_a_flow_compiled_without_a_state_dir_says_it_has_nothing_kept(
     assert kept.status == "partial"
     retried = flow.retry(env={"FIXED": "1"}, state_dir=tmp_path)
     assert retried.ok and retried.outputs == [2] and len(retried.resolved) == 1
+
+
+def test_a_limit_or_params_of_the_wrong_kind_is_refused() -> None:
+    """flow.run(limit=-1) ran no record and said ok (the CLI refuses --limit -1), limit=1.5 took 2 and
+    limit='2' none; params=[...] raised AttributeError ('list' object has no attribute 'items')."""
+    flow = flowlang.compile("for each i in [1, 2, 3]\n  emit i\nend\n", name="a.flow")
+    for limit in (-1, 1.5, "2", True):
+        with pytest.raises(flowlang.UsageError, match=r"limit= takes a whole number of 0 or more \(records per "
+                                                      rf"loop\), not {re.escape(repr(limit))}$"):
+            flow.run(limit=limit)
+    with pytest.raises(flowlang.UsageError, match="params= takes a mapping of names to values, not list"):
+        flow.run(params=[("n", 1)])  # type: ignore[arg-type]
+    assert flow.run(limit=0).outputs == [] and flow.run(limit=2).outputs == [1, 2]

@@ -93,6 +93,10 @@ class Flow:
                 limits: Limits | None = None, masker: Masker | None = None,
                 stop: StopFlag | None = None, secret_providers: SecretProviders | None = None,
                 tape: Tape | None = None, observer: RunObserver | None = None) -> RunOptions:
+        if params is not None and not isinstance(params, Mapping):
+            raise UsageError(f"params= takes a mapping of names to values, not {type(params).__name__}")
+        if limit is not None and (type(limit) is not int or limit < 0):  # bool too: limit=True is no count
+            raise UsageError(f"limit= takes a whole number of 0 or more (records per loop), not {limit!r}")
         try:
             converted = {k: from_python(v) for k, v in (params or {}).items()}
             payload = from_python(input)
