@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -631,3 +632,50 @@ def test_a_counter_object_the_loop_changes_in_place_resumes_with_its_count(tmp_p
         assert resumed.returncode == 0, resumed.stderr
     assert server.duplicates() == {} and server.lost() == []
     assert json.loads(resumed.stdout.splitlines()[-1]) == {"count": len(RECORDS)}
+
+
+DAMAGED_FLOW = """use src = file(path: "in.jsonl")
+use out = file(path: "out.jsonl", mode: "append")
+call src.read() as rows
+for each r in rows
+  send r to out once as written
+end
+if env.BAD == "yes"
+  fail "after the loop"
+end
+"""
+
+
+def test_damaged_rows_of_the_store_are_said_and_nothing_is_sent_twice(tmp_path: Path) -> None:
+    """Rows of the store whose JSON a disk or a hand damaged failed every run with 'internal error ...
+    a bug in flowlang': a checkpoint (its cursor, scope or state), the answer the send ledger kept for a
+    key (each `once` record of it failed as an internal error on every run, and `flowlang ledger` too),
+    and a job's counts (`flowlang jobs`, and the estimate a run shows on a terminal). Now: --resume from
+    a damaged checkpoint is refused naming it (exit 2) and a run without it says it cannot resume and
+    starts again; a key whose answer is damaged is skipped as sent, with a warning, its answer null;
+    jobs and the ledger list such rows as damaged."""
+    (tmp_path / "in.jsonl").write_text('{"id": 1}\n{"id": 2}\n')
+    (tmp_path / "f.flow").write_text(DAMAGED_FLOW)
+    assert cli("run", "f.flow", cwd=tmp_path, env={"BAD": "yes"}).status == 1  # the loop's checkpoint stays
+    with sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db") as db:
+        db.execute("update checkpoints set scope = '{\"n\": '")
+        db.execute("update ledger set answer = '{bad' where key = '1'")
+        db.execute("update jobs set stats = '[1, 2'")
+    resumed = cli("run", "f.flow", "--resume", "--log-format", "text", cwd=tmp_path)
+    assert resumed.status == 2, resumed.stderr
+    assert ("cannot resume: the checkpoint job 1 kept of the loop `r in rows #1` is damaged in the store (not "
+            "valid JSON") in resumed.stderr and "run without --resume to start from the beginning" in resumed.stderr
+    jobs = cli("jobs", "f.flow", cwd=tmp_path)
+    assert jobs.status == 0 and "its counts are damaged in the store (not valid JSON" in jobs.stdout, jobs.stderr
+    ledger = cli("ledger", "f.flow", cwd=tmp_path)
+    assert ledger.status == 0 and "answer damaged in the store (not valid JSON" in ledger.stdout, ledger.stderr
+    again = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert again.status == 0, again.stderr
+    assert "job 1 stopped in the loop `r in rows #1` finished (2 records), but its checkpoint is damaged in the " \
+           "store (not valid JSON" in again.stderr
+    assert ("out.write: key 1 was sent in job 1, but the answer the ledger kept for it is damaged in the store "
+            "(not valid JSON") in again.stderr and "skipped as sent, its answer (as NAME) is null" in again.stderr
+    assert "read 2, sent 0, failed 0, skipped 2" in again.stderr
+    assert [json.loads(x)["id"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == [1, 2]  # none twice
+    for proc in (resumed, jobs, ledger, again):
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

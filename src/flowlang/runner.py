@@ -534,6 +534,10 @@ def resume_points(flow: CompiledFlow, saved: list[Checkpoint], store: Store) -> 
     before anything runs, since starting that loop again could send its records twice."""
     points: dict[str, Checkpoint] = {}
     for point in saved:
+        if point.damaged is not None:
+            raise UsageError(f"cannot resume: the checkpoint job {point.job_id} kept of the loop `{point.loop_id}` is "
+                             f"damaged in the store ({point.damaged}); run without --resume to start from the "
+                             "beginning")
         entry = find_loop(flow.compiled.loops, point.loop_id)
         identity = entry.info.identity if entry is not None else None
         if identity is None or identity in points:
@@ -558,8 +562,12 @@ def start_checkpoints(ctx: RunContext, store: Store, flow: CompiledFlow, job_id:
         after = "; this run starts from the beginning" if keeps else "" if ctx.options.dry_run else (
             f"; {this} appends to the files it writes, so that the resume finds the records the stopped run "
             "wrote")
-        ctx.log("warn", f"job {last.job_id} stopped in the loop `{last.loop_id}` {last.where()}: run with --resume "
-                "to continue from its checkpoint" + after)
+        if last.damaged is not None:
+            ctx.log("warn", f"job {last.job_id} stopped in the loop `{last.loop_id}` {last.where()}, but its "
+                    f"checkpoint is damaged in the store ({last.damaged}), so it cannot be resumed" + after)
+        else:
+            ctx.log("warn", f"job {last.job_id} stopped in the loop `{last.loop_id}` {last.where()}: run with "
+                    "--resume to continue from its checkpoint" + after)
     elif ctx.options.resume and not saved:
         ctx.log("info", "--resume: no checkpoint to continue from (the last run finished, or stopped before a loop "
                 "over a paginated read finished its first page); starting from the beginning")

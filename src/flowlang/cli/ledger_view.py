@@ -53,7 +53,7 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
                  + (f", {pending} pending (maybe sent: check, then --sent KEY if it arrived, else --forget KEY)"
                     if pending else ""))
     for e in entries:
-        answer = dumps(e.answer)
+        answer = dumps(e.answer) if e.damaged is None else f"damaged in the store ({e.damaged})"
         if len(answer) > SHOWN:
             answer = answer[:SHOWN - 3] + "..."
         terminal.out(f"{e.key}  {e.connection}.{e.operation}  {e.status} in job {e.job_id} at {e.sent_at}  "
@@ -64,7 +64,8 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
 def entry_json(e: LedgerEntry) -> dict[str, Any]:
     """One ledger entry as `--json` prints it (the listing, and what --forget / --all forgot)."""
     return {"connection": e.connection, "operation": e.operation, "key": e.key, "status": e.status,
-            "hash": e.hash, "answer": e.answer, "job_id": e.job_id, "sent_at": e.sent_at}
+            "hash": e.hash, "answer": e.answer, "job_id": e.job_id, "sent_at": e.sent_at,
+            **({"damaged": e.damaged} if e.damaged is not None else {})}
 
 
 def forget(args: argparse.Namespace, terminal: Terminal) -> int:

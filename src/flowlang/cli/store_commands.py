@@ -367,7 +367,6 @@ def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
     with opened(args) as (store, key):
         jobs = store.jobs(key, args.last)
     for job in jobs:
-        job["stats"] = loads(job["stats"]) if job["stats"] else {}
         job["dry_run"] = bool(job["dry_run"])
     if args.json:
         for job in jobs:
@@ -382,6 +381,8 @@ def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
         sent = "would send" if job["dry_run"] else "sent"  # a dry run, a plan, a retry --dry-run sent nothing
         counts = (f"read {s.get('read', 0)}, {sent} {s.get('sent', 0)}, failed {s.get('failed', 0)}"
                   if job["kind"] not in ("resolve", "edit", "state", "ledger") else (job["message"] or ""))
+        if job.get("damaged"):
+            counts = job["damaged"]
         if job.get("resumed_from"):
             counts += f" (resumed job {job['resumed_from']})"
         if job["dry_run"] and job["kind"] not in ("dry-run", "plan"):  # a retry --dry-run: its kind says retry

@@ -66,6 +66,9 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
         job = entry["job_id"]
         why = f"already sent in job {job}" if mode == "once" else f"unchanged since job {job}"
         run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
+        if entry.get("damaged") is not None:
+            run.log("warn", f"{conn.name}.{op}: key {k} was sent in job {job}, but the answer the ledger kept for it "
+                    f"is damaged in the store ({entry['damaged']}): skipped as sent, its answer (as NAME) is null")
         return True, entry["answer"]
     if run.dry_run:  # the real run would have sent it by now and skip it: so does a dry run, and a plan
         sends = run.dry_sends
@@ -94,7 +97,8 @@ def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, An
             entry = ledger.get(run.flow, connection, legacy, k)
         if entry is None:
             return None
-        return {"status": entry.status, "job_id": entry.job_id, "hash": entry.hash, "answer": entry.answer}
+        found = {"status": entry.status, "job_id": entry.job_id, "hash": entry.hash, "answer": entry.answer}
+        return found if entry.damaged is None else {**found, "damaged": entry.damaged}
 
     asked = {"connection": connection, "operation": op, "key": k}
     found = drawn("ledger", lambda: {**asked, "entry": looked_up()})

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from flowlang.lazy_dataclass import dataclass
-from flowlang.runtime.jsoncodec import dumps_stored, from_stored, loads
+from flowlang.runtime.jsoncodec import JsonDataError, dumps_stored, from_stored, loads
 from flowlang.runtime.values import RecordStream, Value
 
 SCHEMA = """
@@ -58,12 +58,27 @@ class Checkpoint:
     scope: dict[str, Any]  # the enclosing variables the loop assigns, as stored
     state: Any  # the run's state at the checkpoint, as stored (None: not kept)
     updated_at: str
+    damaged: str | None = None  # why the row cannot be read (its cursor, scope or state is not what was written)
 
     def where(self) -> str:
         """Where the loop had got to, for people: `after 40 pages (4,000 records)`."""
         if self.finished:
             return f"finished ({self.records:,} records)"
         return f"after {self.pages:,} page{'s' if self.pages != 1 else ''} ({self.records:,} records)"
+
+
+def checkpoint_of(r: tuple[Any, ...]) -> Checkpoint:
+    """A row of the checkpoints table; one whose cursor, scope or state cannot be read (a disk or a hand
+    changed it) says so in `damaged`, with those left empty, so that no run fails on it unsaid."""
+    try:
+        cursor = from_stored(loads(r[4])) if r[4] is not None else None
+        scope = loads(r[9])
+        state = loads(r[10]) if r[10] is not None else None
+        if type(scope) is not dict or not (state is None or type(state) is dict):
+            raise ValueError(f"its {'scope' if type(scope) is not dict else 'state'} is not an object")
+    except (JsonDataError, ValueError, TypeError, RecursionError) as e:
+        return Checkpoint(r[0], r[1], r[2], r[3], None, r[5], r[6], r[7], bool(r[8]), {}, None, r[11], str(e))
+    return Checkpoint(r[0], r[1], r[2], r[3], cursor, r[5], r[6], r[7], bool(r[8]), scope, state, r[11])
 
 
 class Checkpoints:
@@ -77,9 +92,7 @@ class Checkpoints:
         rows = self.db.execute(
             "select flow, loop_id, job_id, source, cursor, done, pages, records, finished, scope, state, updated_at "
             "from checkpoints where flow = ? order by updated_at, loop_id", (flow,)).fetchall()
-        return [Checkpoint(r[0], r[1], r[2], r[3], from_stored(loads(r[4])) if r[4] is not None else None, r[5],
-                           r[6], r[7], bool(r[8]), loads(r[9]), loads(r[10]) if r[10] is not None else None, r[11])
-                for r in rows]
+        return [checkpoint_of(r) for r in rows]
 
     def save(self, point: Checkpoint, scope_json: str, state_json: str | None, stats_json: str | None = None) -> None:
         """Write one loop's checkpoint (its own transaction: a kill leaves the old one or the new one),

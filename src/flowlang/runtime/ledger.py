@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowlang.lazy_dataclass import dataclass
-from flowlang.runtime.jsoncodec import dumps, dumps_stored, from_stored, loads, masked_key, to_stored
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, masked_key, to_stored
 from flowlang.runtime.values import Secret
 
 SCHEMA = """
@@ -81,6 +81,7 @@ class LedgerEntry:
     status: str  # "sent", or "pending" (a send that may or may not have reached the destination)
     job_id: int | None
     sent_at: str
+    damaged: str | None = None  # why the answer kept cannot be read (a disk or a hand changed it); answer None
 
 
 class Ledger:
@@ -173,5 +174,10 @@ class Ledger:
 
 
 def entry_of(row: tuple[Any, ...]) -> LedgerEntry:
-    answer = from_stored(loads(row[5])) if row[5] is not None else None
+    """A row of the ledger; one whose answer cannot be read says so in `damaged` (its answer None), so
+    that neither a run nor `flowlang ledger` fails on it unsaid: the key was sent all the same."""
+    try:
+        answer = from_stored(loads(row[5])) if row[5] is not None else None
+    except (JsonDataError, ValueError, TypeError, RecursionError) as e:
+        return LedgerEntry(row[0], row[1], row[2], row[3], row[4], None, row[6], row[7], row[8], str(e))
     return LedgerEntry(row[0], row[1], row[2], row[3], row[4], answer, row[6], row[7], row[8])

@@ -477,6 +477,19 @@ def with_room(method: Method) -> Method:
     return cast(Method, again)
 
 
+def job_of(job: dict[str, Any]) -> dict[str, Any]:
+    """A row of the jobs table with its counts read (`stats`: an object, {} when none were kept); counts
+    that cannot be read (a disk or a hand changed them) are {} and `damaged` says why, so that listing
+    the jobs (and the estimate a run shows from them) never fails on one."""
+    try:
+        stats = loads(job["stats"]) if job["stats"] else {}
+        if type(stats) is not dict:
+            raise ValueError("not an object")
+    except (JsonDataError, ValueError, RecursionError) as e:
+        return {**job, "stats": {}, "damaged": f"its counts are damaged in the store ({e})"}
+    return {**job, "stats": stats}
+
+
 class Store:
     """Jobs, state and errors of the flows that share one state folder. Everything the runtime and
     the CLI keep goes through this interface (SCALE.md: one interface in front of the store)."""
@@ -615,7 +628,7 @@ class Store:
             "select id, started_at, ended_at, status, dry_run, kind, stats, message, resumed_from from jobs "
             "where flow = ? order by id desc limit ?", (flow, limit)).fetchall()
         keys = ("id", "started_at", "ended_at", "status", "dry_run", "kind", "stats", "message", "resumed_from")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [job_of(dict(zip(keys, r, strict=True))) for r in rows]
 
     # ---- state -------------------------------------------------------------------------------
     def load_state(self, flow: str) -> dict[str, Any]:

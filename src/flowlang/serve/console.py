@@ -127,7 +127,7 @@ def short(value: Any, limit: int = 160) -> str:
 
 
 def job_row(route: str, job: dict[str, Any]) -> str:
-    stats = json.loads(job["stats"]) if job.get("stats") else {}
+    stats = job.get("stats") or {}
     try:
         duration = f"{float(stats['duration']):.2f}s"
     except (KeyError, TypeError, ValueError):
