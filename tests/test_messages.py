@@ -444,3 +444,15 @@ def test_a_typographic_quote_or_a_letter_outside_ascii_gets_a_hint(tmp_path: Pat
         assert result.status == 2 and message in result.stderr and hint in result.stderr, result.stderr
     (tmp_path / "f.flow").write_text('let o = {"größe": 3}\nemit o["größe"]\n')
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "3\n"
+
+
+def test_a_chained_comparison_says_comparisons_do_not_chain(tmp_path: Path) -> None:
+    """`if 1 < x <= 10` (Python's chained comparison) said "expected `??`, `and`, `or` or the end of the
+    line, found `<=`"; it says that comparisons do not chain, and how to write it."""
+    (tmp_path / "f.flow").write_text("let x = 5\nif 1 < x <= 10\n  emit x\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert "f.flow:2:10: error: comparisons do not chain: `<=` cannot follow another comparison\n" in result.stderr
+    assert "hint: write each one and join them: 1 < x and x < 10" in result.stderr
+    (tmp_path / "f.flow").write_text("let x = 5\nif 1 < x and x <= 10\n  emit (x < 6) == true\nend\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "true\n"

@@ -20,6 +20,7 @@ CLOSING = {"LBRACE": "RBRACE", "LSQB": "RSQB", "LPAR": "RPAR"}
 # the first words of statements: a line inside brackets that starts with one was meant as a statement
 STATEMENT_STARTS = frozenset({"LET", "EMIT", "SEND", "CALL", "FOR", "LOOKUP", "MAP", "LOG", "FAIL", "SKIP", "STOP",
                               "RETURN", "USE", "PARAM", "FUNCTION", "RUN", "TRY", "END", "FLOW", "IMPORT"})
+COMPARISONS = frozenset({"LESSTHAN", "MORETHAN", "LE", "GE", "EQ", "NE"})
 TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
 BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
 # Python's methods on text, lists and dicts that a newcomer writes as `x.lower()`; flowlang has
@@ -97,6 +98,9 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson("`...` copies fields only in a `map` body; an object or list written in an expression "
                       "cannot spread",
                       "merge objects with +, the right one winning: o + {total: 2} (lists join with + too: xs + [4])")
+    if token.type in COMPARISONS and token.type not in expected and any(t.type in COMPARISONS for t in on_line):
+        return Lesson(f"comparisons do not chain: `{word}` cannot follow another comparison",
+                      "write each one and join them: 1 < x and x < 10")
     if token.type == "EQUAL" and any(t.type == "IF" for t in on_line):
         return Lesson("`=` gives a name a value; to compare, write `==`",
                       (line_text[:col - 1] + "==" + line_text[col:]).strip())
