@@ -191,3 +191,27 @@ def test_passwords_from_netrc_and_a_proxy_variable_are_masked(tmp_path: Path) ->
         for header in sent:
             assert header.split()[1][8:40] not in text
         assert not [tail[i:i + 12] for i in range(0, 188, 4) if tail[i:i + 12] in text], text
+
+
+def test_netrc_and_proxy_variable_passwords_past_latin_1_are_sent_in_utf_8(tmp_path: Path) -> None:
+    """aiohttp encodes the credentials of a proxy variable and of a .netrc login in Latin-1, so a
+    password with '中' failed every request with 'cannot connect: the host is not a valid DNS name
+    ('latin-1' codec can't encode characters in position 16-17 ...)', naming neither the password nor
+    where it came from. They are sent in UTF-8, as the connection's own `proxy:` credentials are."""
+    from urllib.parse import quote
+
+    from conftest import run_cli
+
+    password = "pässwörd-中文-" + "Kx9" * 30
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API, retry: 1)\n'
+                                     'call api.get("/hello") as h\nemit h\n')
+    (tmp_path / "netrc").write_text(f"machine 127.0.0.1 login ann password {password}\n", encoding="utf-8")
+    with hello(FakeApi()) as api:
+        proxy = f"http://bob:{quote(password, safe='')}@127.0.0.1:{api.server.server_address[1]}"  # the API proxies
+        for env in ({"API": api.url, "NETRC": str(tmp_path / "netrc")},
+                    {"API": "http://api.example.invalid", "HTTP_PROXY": proxy, "NETRC": str(tmp_path / "none")}):
+            proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout == '{"hi":true}\n' and "Kx9Kx9Kx9" not in proc.stderr
+        sent = [r.headers.get("authorization") or r.headers.get("proxy-authorization") or "" for r in api.requests]
+    assert [base64.b64decode(h.split()[1]).decode() for h in sent] == [f"ann:{password}", f"bob:{password}"]

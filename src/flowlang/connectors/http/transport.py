@@ -153,6 +153,21 @@ def plain_environment() -> bool:
     return not getproxies() and netrc_from_env() is None
 
 
+def utf8_basic(auth: Any) -> Any:
+    """An aiohttp BasicAuth from the environment (a proxy variable's user:password, a .netrc login) as it
+    is, or, when it holds a character past Latin-1 (which aiohttp encodes it in, failing with a
+    UnicodeEncodeError that read as 'the host is not a valid DNS name'), its header in UTF-8."""
+    if auth is None:
+        return None
+    try:
+        f"{auth.login}:{auth.password}".encode("latin-1")
+        return auth
+    except UnicodeEncodeError:
+        from base64 import b64encode
+
+        return "Basic " + b64encode(f"{auth.login}:{auth.password}".encode("utf-8", "surrogatepass")).decode("ascii")
+
+
 class Transport:
     """Owns one aiohttp ClientSession, created on first use inside the running loop.
 
@@ -254,7 +269,7 @@ class Transport:
                 for auth in (proxy_auth, login):
                     if auth is not None and auth.password:
                         self.register_secret(auth.password)
-            found = self._environment[key] = (proxy, proxy_auth, login)
+            found = self._environment[key] = (proxy, utf8_basic(proxy_auth), utf8_basic(login))
         return found
 
     def target(self, url: str) -> Any:
@@ -318,6 +333,9 @@ class Transport:
                         NO_ENVIRONMENT if self._plain_environment else self.from_environment(target)
                     if login is not None and any(k.lower() == "authorization" for k in headers):
                         login = None  # the connection's own auth wins over a .netrc login
+                    if type(login) is str:  # a .netrc login past Latin-1, encoded in UTF-8 (utf8_basic)
+                        headers = {**(headers or {}), "Authorization": login}
+                        login = None
                     proxy_headers = None
                     if type(proxy_auth) is str:  # the connection's own proxy credentials, encoded in UTF-8:
                         # to the proxy's CONNECT for https, else with the request the proxy forwards (as
