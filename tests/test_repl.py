@@ -619,3 +619,26 @@ def test_repl_of_a_file_that_cannot_be_read_says_so(tmp_path: Path) -> None:
     loaded = cli("repl", stdin=":load latin.flow\n40 + 2\n", cwd=tmp_path)
     assert loaded.status == 1 and loaded.stdout == "42\n"
     assert "error: cannot read latin.flow: it is not UTF-8 text" in loaded.stderr and "internal" not in loaded.stderr
+
+
+def test_the_history_file_never_holds_a_secrets_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every input went to the history file as typed, so a secret's text pasted into one (a token to
+    compare with, after `let t = secret.T`) stayed on the disk, where the session showed it as ***."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    out = io.StringIO()
+    session = ReplSession(base_dir=tmp_path, secrets={"T": REPL_CANARY})
+    try:
+        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+            pipe.send_text('let t = secret.T\n')
+            pipe.send_text('t == "' + REPL_CANARY.replace("\\", "\\\\").replace('"', '\\"') + '"\n')
+            pipe.send_text("\x04")
+            prompt = build_prompt(session)
+            terminal = Terminal(stdout=out, stderr=io.StringIO(), color=False)
+            terminal.masker = session.masker
+            code = interactive(session, terminal, prompt, Console(file=out, width=80, color_system=None))
+    finally:
+        session.close()
+    assert code == 0, out.getvalue()
+    history = (tmp_path / "data" / "flowlang" / "history").read_text(encoding="utf-8")
+    assert "+let t = secret.T" in history and '+t == "***"' in history
+    no_piece_of(REPL_CANARY, history)

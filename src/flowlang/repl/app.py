@@ -5,7 +5,7 @@ Ctrl-D to leave."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,24 @@ class FlowCompleter(Completer):
             yield Completion(name, start_position=-len(word))
 
 
-def history_file() -> History:
+class MaskedFileHistory(FileHistory):
+    """The history file, each input written with the session's known secrets masked: a secret's text
+    typed or pasted into an input (a token to compare with) never reaches the disk."""
+
+    def __init__(self, filename: str, mask: Callable[[str], str]) -> None:
+        super().__init__(filename)
+        self.mask = mask
+
+    def store_string(self, string: str) -> None:
+        super().store_string(self.mask(string))
+
+
+def history_file(mask: Callable[[str], str]) -> History:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     folder = Path(base) / "flowlang"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        return FileHistory(str(private_file(folder / "history")))
+        return MaskedFileHistory(str(private_file(folder / "history")), mask)
     except OSError:
         return InMemoryHistory()
 
@@ -68,7 +80,7 @@ def key_bindings(session: ReplSession) -> KeyBindings:
 def build_prompt(session: ReplSession, **kw: Any) -> PromptSession[str]:
     return PromptSession(
         message=PROMPT, multiline=True, lexer=PygmentsLexer(FlowLexer), completer=FlowCompleter(session),
-        complete_while_typing=False, history=kw.pop("history", None) or history_file(),
+        complete_while_typing=False, history=kw.pop("history", None) or history_file(session.masker.mask),
         key_bindings=key_bindings(session), prompt_continuation=lambda width, line, soft: CONTINUATION,
         **kw)
 
