@@ -114,3 +114,22 @@ def test_the_answer_names_the_delivery_and_the_job_as_the_commands_show_them(tmp
     assert {n: (r["flow"], r["job_id"]) for n, r in rows.items()} == {1: ("a", 2), 2: ("a", 3), 3: ("b", 4),
                                                                       4: ("a", 5)}
     assert sorted(jobs("a.flow")) == [2, 3, 5] and jobs("b.flow") == [4]
+
+
+def test_the_outputs_answered_are_masked_as_a_runs_stdout_is(tmp_path: Path) -> None:
+    """The answer of respond: "outputs" carried the run's outputs as they were: a flow whose API echoed
+    its bearer token answered the webhook's sender {"auth": "Bearer tok-Hv7c..."} with the whole
+    token, where `flowlang run` of the same flow prints "Bearer ***"."""
+    token = 'tok-"q\'\\é-' + "Hv7cR2" * 40
+    (tmp_path / "o.flow").write_text(
+        'trigger webhook(verify: token(secret.T, header: "X-Token"), respond: "outputs")\n'
+        'use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))\n'
+        'call api.get("/me") as me\nemit me\nemit {t: secret.API_TOKEN, s: "x{secret.API_TOKEN}"}\n')
+    with FakeApi() as api:
+        api.route("GET", "/me", lambda req: (200, {}, {"auth": req.headers["authorization"].encode("latin-1")
+                                                       .decode()}))
+        with ServeProcess(tmp_path, env={"T": TOKEN, "API_TOKEN": token, "API": api.url}) as serve:
+            status, _, answer = serve.post("/hooks/o", b"{}", {"X-Token": TOKEN})
+        assert api.requests[0].headers["authorization"].encode("latin-1").decode() == f"Bearer {token}"
+    assert status == 200 and answer["outputs"] == [{"auth": "Bearer ***"}, {"t": "***", "s": "***"}], answer
+    assert "Hv7cR2Hv7c" not in json.dumps(answer)

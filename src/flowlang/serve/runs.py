@@ -97,6 +97,8 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
     setup = flow.setup(state_dir, None, collect, job_started)
     setup.lock = served.concurrency == 1
     result = await flow.run_job(options, setup, "webhook")
+    if collect:  # the answer of respond: "outputs" shows them: masked as a run's stdout masks them
+        result.outputs = [masker.mask_value(o) for o in result.outputs]
     if result.status == "interrupted":
         await asyncio.wrap_future(inbox.mark(d.id, "waiting"))
     else:
