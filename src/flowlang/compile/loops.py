@@ -767,7 +767,10 @@ class LoopCompiler:
 
         def land() -> None:
             """The iterations whose answers arrived, in order: each fails or succeeds, its outputs go out.
-            Answers arrive only while the loop awaits, so it runs after each wait (and once a page)."""
+            Answers arrive only while the loop awaits, so it runs after each wait (and once a page). The
+            checkpoint moves with what landed: it returned at the first record still waiting before it
+            told the checkpoint, so a batched loop wrote none before its end, and a --resume after a
+            kill sent every record again."""
             nonlocal drained
             batch: Any = None  # the batch answer last read, and its outcomes
             outcomes: list[Any] = []
@@ -778,18 +781,18 @@ class LoopCompiler:
                     future, place = waiting
                     if future is not batch:
                         if not future.done():
-                            return
+                            break
                         batch, outcomes = future, future.result()
                     outcome = outcomes[place]
                     if not outcome.ok:
                         error = refusal([outcome])
                 elif isinstance(waiting, list):
                     if waiting and not waiting[-1][0].done():  # batches are answered in order: the last is enough
-                        return
+                        break
                     error = refusal([outcome_of(a) for a in waiting])
                 elif waiting is not None:  # a stream, sent by the send's own step
                     if not waiting.done():
-                        return
+                        break
                     problem = waiting.exception()
                     if problem is not None:
                         error = problem if isinstance(problem, FlowRuntimeError) else unexpected(problem)
