@@ -5,6 +5,7 @@ still runs is skipped and logged; catch_up runs a missed tick once at start. Tim
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,29 +158,21 @@ def test_a_clock_serve_cannot_follow_is_refused_at_start(clock: str, message: st
 
 
 def test_a_tick_that_comes_as_serve_stops_starts_no_job(tmp_path: Path, monkeypatch: Any) -> None:
-    """SIGTERM while a tick is being written to the inbox: the old code started the tick's job anyway
-    (seen in kill trials: when the stop's drain had found nothing running, the stop then cancelled the
-    job half-run, leaving it `running` in the store, later `crashed`, its sends cut off). Now a tick that
-    finds serve stopping starts no job. In-process, on a frozen clock: the stop is set as the tick's
-    inbox write is made (the old code ran a job here)."""
+    """SIGTERM as a tick comes: the old code, which wrote the tick to the inbox before it ran it, started
+    the tick's job anyway when the stop came during that write (seen in kill trials: the stop then
+    cancelled the job half-run, leaving it `running` in the store, later `crashed`, its sends cut off).
+    A tick that finds serve stopping starts no job, and is not kept as the schedule's last tick (a tick is
+    kept once its run has ended), so `catch_up` runs it at the next start. In-process, on a frozen clock."""
     (tmp_path / "tick.flow").write_text('trigger schedule("* * * * *")\n' + TICKS)
     with FakeApi() as api:
         monkeypatch.setenv("API", api.url)
         clock = ScaledClock(datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC), 0)
         service = Service(ServeOptions(folder=tmp_path, clock=clock))
-        write_tick = service.inbox.set_tick
-
-        def set_tick(key: str, when: str) -> Any:
-            if when == "2026-01-01T00:01:00Z":  # the tick, not the first mark at start
-                service.runs.stopping = True  # SIGTERM arrives while it is written
-            return write_tick(key, when)
-
-        monkeypatch.setattr(service.inbox, "set_tick", set_tick)
         service.runs.start()
-        service.scheduler.start()
-        clock.advance(31)
-        wait_for(lambda: service.inbox.last_tick("tick") == "2026-01-01T00:01:00Z", what="the tick written")
+        service.runs.stopping = True  # SIGTERM arrives as the tick comes
+        service.runs.call(service.scheduler._tick("tick", "tick", datetime(2026, 1, 1, 0, 1, tzinfo=UTC))).result(10)
         time.sleep(0.5)  # the old code's job starts here
+        assert service.inbox.last_tick("tick") is None
         service.runs.stop(10)
         service.inbox.close()
     store = Store(tmp_path / ".flowlang")
@@ -188,3 +181,31 @@ def test_a_tick_that_comes_as_serve_stops_starts_no_job(tmp_path: Path, monkeypa
     finally:
         store.close()
     assert moments(api) == []
+
+
+def test_catch_up_runs_again_a_tick_whose_run_a_kill_cut_off(tmp_path: Path) -> None:
+    """serve killed outright (kill -9) while the run of the 01:00 tick of an hourly `catch_up: true`
+    schedule was sending: the tick had been written as the schedule's last one when it began, so the
+    restart at 01:20 found nothing missed and the tick's run was never done (its job left crashed; the
+    next run at 02:00). A tick counts as done once its run has ended, so the restart catches it up."""
+    arrived: list[str] = []
+    killed = threading.Event()
+
+    def hang_first(req: Request) -> tuple[int, dict[str, str], Any]:
+        arrived.append(req.body["at"])
+        if len(arrived) == 1:
+            killed.wait(30)  # until serve is killed under it
+        return 201, {}, {}
+
+    (tmp_path / "hourly.flow").write_text('trigger schedule("0 * * * *", catch_up: true)\n' + TICKS)
+    with FakeApi() as api:
+        api.route("POST", r"^/ticks$", hang_first)
+        with ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": "2026-01-01T00:59:59Z@1"}) as serve:
+            wait_for(lambda: arrived, what="the 01:00 tick's request")
+            serve.kill()
+            killed.set()
+        with ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": "2026-01-01T01:20:00Z@1"}) as serve:
+            wait_for(lambda: len(arrived) >= 2, timeout=10, what="the cut-off tick caught up")
+            assert serve.terminate() == 0
+        assert "catching up the tick of 2026-01-01T01:00:00Z" in serve.logs()
+    assert arrived == ["2026-01-01T01:00:00Z", "2026-01-01T01:00:00Z"]

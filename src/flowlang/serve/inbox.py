@@ -204,7 +204,7 @@ class Inbox:
     def set_tick(self, flow: str, when: str) -> Future[None]:
         def op(db: sqlite3.Connection) -> None:
             db.execute("insert into ticks(flow, last_tick) values (?, ?) on conflict(flow) do update set "
-                       "last_tick = excluded.last_tick", (flow, when))
+                       "last_tick = max(last_tick, excluded.last_tick)", (flow, when))  # a run ends after later ticks
         return self._submit(op)
 
     def check_writable(self) -> Future[None]:

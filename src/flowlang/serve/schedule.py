@@ -89,17 +89,19 @@ class Scheduler:
             await self._tick(route, key, when)
 
     async def _tick(self, route: str, key: str, when: datetime) -> None:
-        await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(when)))
-        if self.runs.stopping:  # SIGTERM came while the tick was written: a job started now would be cut off
+        """A tick is kept as the schedule's last one once it is done with: skipped, or its run ended. One
+        whose run a kill cut off (or that a stop kept from starting) is not, so catch_up runs it at start."""
+        if self.runs.stopping:  # SIGTERM came as the tick came: a job started now would be cut off
             log.info(f"{route}: tick of {format_datetime(when)} not run: serve is stopping")
             return
         if self.runs.busy(route):
             self.skipped[route] = self.skipped.get(route, 0) + 1
             log.warning(f"{route}: tick of {format_datetime(when)} skipped: the previous run still runs")
+            await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(when)))
             return
-        self.runs.spawn(self._run(route, when))
+        self.runs.spawn(self._run(route, key, when))
 
-    async def _run(self, route: str, when: datetime) -> None:
+    async def _run(self, route: str, key: str, when: datetime) -> None:
         try:
             await self.runs.run_job(route, "scheduled", {"kind": "scheduled", "scheduled_at": when})
         except LockedError as e:
@@ -107,3 +109,4 @@ class Scheduler:
             log.warning(f"{route}: tick of {format_datetime(when)} skipped: {e.message}")
         except FlowError as e:
             log.error(f"{route}: the scheduled run cannot start: {e.message}")
+        await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(when)))
