@@ -284,6 +284,26 @@ def test_ctrl_c_cancels_the_running_statement_and_keeps_the_session(tmp_path: Pa
     assert "stopped (Ctrl-C)" in screen
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pseudo-terminal")
+def test_ctrl_c_while_a_long_value_is_shown_keeps_the_session(tmp_path: Path) -> None:
+    """Ctrl-C while the screen was showing a long value (2,000,000 numbers, one a line) ended the session,
+    its variables and connections lost ('interrupted'); it cuts the output and the session goes on."""
+    term = Screen(tmp_path)
+    try:
+        term.wait_for("flow>")
+        term.child.send("let kept = 7\r")
+        term.child.send("range(2000000)\r")
+        time.sleep(2.0)
+        term.child.sendintr()
+        term.wait_for("cancelled (Ctrl-C)")
+        term.child.send('upper("kept {kept}")\r')
+        assert '"KEPT 7"' in term.wait_for('"KEPT 7"')
+        term.child.send(":quit\r")
+        term.child.expect(pexpect.EOF)
+    finally:
+        term.child.close()
+
+
 def test_save_indents_the_blocks_and_says_why_a_file_cannot_be_written(tmp_path: Path) -> None:
     """Blocks typed without indentation were saved so (the prompt shows an indent that is not in the text);
     a folder that does not exist gave 'error: FileNotFoundError: [Errno 2] ...'."""

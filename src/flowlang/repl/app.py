@@ -4,6 +4,7 @@ Ctrl-D to leave."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -132,15 +133,29 @@ def interactive(session: ReplSession, terminal: Terminal, prompt: PromptSession[
             return 0
         if not text.strip():
             continue
-        if is_meta(text):
-            result = run_meta(session, text)
-            if result.text:  # masked as every output is (a variable may hold a secret's text an API echoed)
-                text = terminal.masker.mask(result.text)
-                if result.ok:
-                    console.print(text, markup=False, highlight=False)
-                else:
-                    terminal.error(text)
-            if result.quit:
-                return 0
-            continue
-        show_outcome(console, terminal, run_input(session, text + "\n"))
+        try:
+            if is_meta(text):
+                result = run_meta(session, text)
+                if result.text:  # masked as every output is (a variable may hold a secret's text an API echoed)
+                    text = terminal.masker.mask(result.text)
+                    if result.ok:
+                        console.print(text, markup=False, highlight=False)
+                    else:
+                        terminal.error(text)
+                if result.quit:
+                    return 0
+                continue
+            show_outcome(console, terminal, run_input(session, text + "\n"))
+        except KeyboardInterrupt:  # while a value is shown (a long list) or a command runs (:run): not the end
+            cancel_pending(session)
+            terminal.message("cancelled (Ctrl-C)", "yellow")
+
+
+def cancel_pending(session: ReplSession) -> None:
+    """What a Ctrl-C left running in the session's event loop (a :run's job) is cancelled, so it does not
+    go on at the next input."""
+    pending = [task for task in asyncio.all_tasks(session.loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        session.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
