@@ -1125,3 +1125,25 @@ end
                               {"id": 3, "a": None, "c": None, "n": None}, True,
                               {"id": 1, "a": True}, {"id": 2, "a": False}, {"id": 3, "a": None}]
     assert type(result.outputs[0]["n"]) is int and type(result.outputs[0]["a"]) is bool
+
+
+def test_a_whole_number_past_sqlite_s_integers_fails_its_record_saying_so(tmp_path: Path) -> None:
+    """An integer past 64 bits (123456789012345678901234567890, an id from another system) failed on
+    SQLite with a Python class name: 'db: OverflowError: Python int too large to convert to SQLite
+    INTEGER'. Its record fails alone saying what to do; the others of its batch are written."""
+    result = run(tmp_path, """
+use db = sql(url: "sqlite:///big.db")
+call db.execute("create table t (id integer primary key, big numeric, txt text)")
+let big = 123456789012345678901234567890
+for each r in [{id: 1, big: 1}, {id: 2, big: big}, {id: 3, big: 3, txt: str(big)}]
+  send r to db.insert(table: "t") batch 10
+end
+call db.query("select id, txt from t order by id") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert [e.message for e in result.errors] == [
+        "db: a whole number past SQLite's integers (-9223372036854775808 to 9223372036854775807) cannot go to "
+        "SQLite: give it as text (str(x)), into a text column"]
+    assert result.outputs == [{"id": 1, "txt": None}, {"id": 3, "txt": "123456789012345678901234567890"}]

@@ -329,6 +329,9 @@ class SqlConnection(Connection):
             text = (outcome_unknown_message(self.name, words) if isinstance(e, OutcomeUnknown)
                     else still_away_message(self.name, words, e.seconds))
             return FlowRuntimeError(self.services.mask(text), "connector")
+        if isinstance(e, OverflowError) and self.dialect == "sqlite":  # sqlite3's 'Python int too large ...'
+            return FlowRuntimeError(f"{self.name}: a whole number past SQLite's integers ({-2**63} to {2**63 - 1}) "
+                                    "cannot go to SQLite: give it as text (str(x)), into a text column", "data")
         if isinstance(e, UnicodeEncodeError):  # the driver encodes a value's text: the record is at fault
             return FlowRuntimeError(f"{self.name}: {unencodable(e, e.encoding, 'the database')}", "data")
         text = database_words(getattr(e, "orig", None) or e)
