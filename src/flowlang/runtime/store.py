@@ -141,28 +141,79 @@ def holds_bytes(value: Any, depth: int = 0) -> bool:
     return False
 
 
+@dataclass
+class EncodedInput:
+    """What storing a run's `input` in a failure's scope works out (SAVED_INPUT), once a run: every failure
+    of the run holds the same input, which may be large (a webhook's body, --input's payload), and
+    encoding, masking and walking it again for each of 858 failures made a run 30 times slower."""
+
+    value: Any  # the input it was worked out for (by identity: `input` cannot be assigned in a run)
+    mask: Callable[[str], str] | None
+    max_bytes: int | None
+    text: str | None  # its stored JSON, secrets masked; None when it alone is past max_bytes (left out)
+    masked: bool  # the text holds *** for a secret's text
+    has_bytes: bool
+
+
+class InputMemo:
+    """The last input encoded for the store (one run's; a store serves one run at a time)."""
+
+    def __init__(self) -> None:
+        self.last: EncodedInput | None = None
+
+    def of(self, value: Any, mask: Callable[[str], str] | None, max_bytes: int | None) -> EncodedInput:
+        last = self.last
+        if last is not None and last.value is value and last.mask == mask and last.max_bytes == max_bytes:
+            return last
+        if oversized({SAVED_INPUT: value}, max_bytes):
+            found = EncodedInput(value, mask, max_bytes, None, False, False)
+        else:
+            text = masked_json(value, mask)
+            found = EncodedInput(value, mask, max_bytes, text, mask is not None and text != dumps_stored(value),
+                                 holds_bytes(value))
+        self.last = found
+        return found
+
+
 def storable(failure: RecordFailure, mask: Callable[[str], str] | None,
-             max_bytes: int | None) -> tuple[str, StoredScope]:
+             max_bytes: int | None, memo: InputMemo | None = None) -> tuple[str, StoredScope]:
     """The stored JSON of a failure's record, and its scope. A value that cannot be stored whole (it
-    nests too deeply) is kept cut at STORED_DEPTH levels, and the failure's message says so."""
-    big = oversized(failure.scope, max_bytes)
-    values = {name: v for name, v in failure.scope.items() if name not in big} if big else failure.scope
+    nests too deeply) is kept cut at STORED_DEPTH levels, and the failure's message says so. The run's
+    input in the scope is encoded once a run (`memo`)."""
+    given: EncodedInput | None = None
+    whole = failure.scope
+    rest = whole
+    if memo is not None and SAVED_INPUT in whole:
+        try:
+            given = memo.of(whole[SAVED_INPUT], mask, max_bytes)
+        except (JsonDataError, RecursionError):
+            given = None  # too deep: cut below, with the rest
+        else:
+            rest = {name: v for name, v in whole.items() if name != SAVED_INPUT}
+    big = oversized(rest, max_bytes)
+    if given is not None and given.text is None:
+        big = sorted([*big, SAVED_INPUT])
+    values = {name: v for name, v in rest.items() if name not in big} if big else rest
+    pre = {SAVED_INPUT: given.text} if given is not None and given.text is not None else {}
     try:
         record = masked_json(failure.record, mask)
         scope = values
         if mask is not None and record != dumps_stored(failure.record):
             scope = {**scope, SECRET_MASKED: True}
-        if holds_bytes(failure.record) or any(holds_bytes(v) for v in values.values()):
+        if holds_bytes(failure.record) or any(holds_bytes(v) for v in values.values()) or \
+                (given is not None and given.has_bytes):
             scope = {**scope, BYTES_AS_SIZE: True}
         masked = masked_names(values, mask)
+        if given is not None and given.masked:
+            masked = sorted([*masked, SAVED_INPUT])
         if masked:
             scope = {**scope, SECRET_MASKED_NAMES: masked}
-        return record, stored_scope(record, scope, mask, max_bytes, big)
+        return record, stored_scope(record, scope, mask, max_bytes, big, pre)
     except (JsonDataError, RecursionError):
         failure.message += (f" (the record or its scope nests more than {STORED_DEPTH} levels deep; it was "
                             f"stored cut at that depth)")
         record = masked_json(cut_deep(failure.record, STORED_DEPTH), mask)
-        return record, stored_scope(record, cut_deep(values, STORED_DEPTH + 1), mask, max_bytes, big)
+        return record, stored_scope(record, cut_deep(values, STORED_DEPTH + 1), mask, max_bytes, big, pre)
 
 
 def oversized(scope: dict[str, Any], max_bytes: int | None) -> list[str]:
@@ -270,12 +321,14 @@ class StoredScope:
 
 
 def stored_scope(record_json: str, scope: dict[str, Any], mask: Callable[[str], str] | None,
-                 max_bytes: int | None, oversized: list[str] | tuple[str, ...] = ()) -> StoredScope:
+                 max_bytes: int | None, oversized: list[str] | tuple[str, ...] = (),
+                 encoded_before: dict[str, str] | None = None) -> StoredScope:
     """Encode a failure's scope for the values table, leaving out the largest values while the error
     (its record and its scope values, each counted whole even when shared) is over max_bytes. The
     record is never cut: it is what a retry sends. `oversized`: names already left out, each alone
     past max_bytes (not in `scope`)."""
     encoded = {name: masked_json(value, mask) for name, value in scope.items()}
+    encoded.update(encoded_before or {})  # values whose stored text was worked out before (EncodedInput)
     size = len(record_json.encode()) + sum(len(v.encode()) for v in encoded.values())
     left_out: list[str] = list(oversized)
     if max_bytes is not None and size > max_bytes:
@@ -496,6 +549,7 @@ class Store:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
+        self.input_memo = InputMemo()  # the run's input, encoded once for all its failures
         self.where = str(folder.resolve()) if folder is not None else f"memory:{id(self)}"  # for LIVE_JOBS
         try:
             if folder is None:
@@ -670,7 +724,7 @@ class Store:
         """Keep a failed iteration. A keyed record replaces the open error of the same loop and key
         (one open error per key; its attempts go up). Its scope values go to the shared values table."""
         when = now_text()
-        record, scope = storable(failure, mask, max_bytes)
+        record, scope = storable(failure, mask, max_bytes, self.input_memo)
         with self.db:
             self.db.execute("begin immediate")
             self._put_values(scope)
@@ -706,7 +760,7 @@ class Store:
     def fail_again(self, error_id: int, job_id: int, failure: RecordFailure, mask: Any,
                    max_bytes: int | None = None) -> None:
         """A retried error failed again: the same error, one more attempt, the new message."""
-        record, scope = storable(failure, mask, max_bytes)
+        record, scope = storable(failure, mask, max_bytes, self.input_memo)
         with self.db:
             self.db.execute("begin immediate")
             self._put_values(scope)
