@@ -662,3 +662,18 @@ def test_the_history_file_never_holds_a_secrets_text(tmp_path: Path, monkeypatch
     history = (tmp_path / "data" / "flowlang" / "history").read_text(encoding="utf-8")
     assert "+let t = secret.T" in history and '+t == "***"' in history
     no_piece_of(REPL_CANARY, history)
+
+
+def test_a_param_given_to_the_repl_is_taken_as_a_run_takes_it(tmp_path: Path) -> None:
+    """`flowlang repl f.flow --param since=2024-05-01` for `param since = now() - days(7)` gave the text,
+    where a run reads it as a time (`since > d` failed in the session only); and `--param n=abc` for
+    `param n = 1` was taken as the text. The session takes the value as a run does, and refuses the other."""
+    (tmp_path / "f.flow").write_text("param since = now() - days(7)\nparam n = 1\n")
+    proc = cli("repl", "f.flow", "--param", "since=2024-05-01", "--param", "n=2", cwd=tmp_path,
+               stdin='type_of(since)\nsince > datetime("2024-04-30T00:00:00Z")\nn + 1\n')
+    assert proc.status == 0 and proc.stdout.split() == ['"datetime"', "true", "3"], proc.stderr
+    bad = cli("repl", "f.flow", "--param", "n=abc", cwd=tmp_path, stdin="1\n")
+    assert bad.status == 1 and "error: param n is a number (its default is 1), got 'abc'" in bad.stderr
+    typed = cli("repl", "--param", "n=abc", cwd=tmp_path, stdin="param n = 1\nn\nlet n = 5\nn\n")
+    assert typed.status == 1 and typed.stdout == "5\n"  # the refused param declared nothing
+    assert "error: param n is a number (its default is 1), got 'abc'" in typed.stderr

@@ -166,15 +166,21 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
                          f"{', '.join(declared) or 'no params'}" + (f"; did you mean '{close[0]}'?" if close else ""))
     for p in compiled.params:
         if p.name in given:
-            problem = _param_type_problem(p.name, p.node.default, given[p.name])
-            if problem:
-                raise UsageError(f"param {p.name} {problem}")
-            param_value(p.name, p.node.default, given[p.name])  # a time or a date param: text it can read
+            given_param(p.name, p.node.default, given[p.name])
     missing = [p.name for p in compiled.params if p.default is None and p.name not in given]
     if missing:
         names = ", ".join(missing)
         raise UsageError(f"missing param {names}: give it with --param {missing[0]}=VALUE "
                          f"(or params={{'{missing[0]}': ...}} when embedding)")
+
+
+def given_param(name: str, default: ast.Expr | None, value: Any) -> Any:
+    """The value a param takes from what it was given (a time or a date param reads ISO 8601 text);
+    a value of another kind than its default's is a UsageError (`param n is a number ...`)."""
+    problem = _param_type_problem(name, default, value)
+    if problem:
+        raise UsageError(f"param {name} {problem}")
+    return param_value(name, default, value)
 
 
 def _param_type_problem(name: str, default: ast.Expr | None, value: Any) -> str | None:

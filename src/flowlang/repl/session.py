@@ -22,6 +22,7 @@ from flowlang.environment import Environment, display_name
 from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
 from flowlang.flow_file import read_flow_text
 from flowlang.repl.definitions import LeftOut, definitions
+from flowlang.runner import given_param
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import StopFlag
 from flowlang.runtime.masking import DERIVED, Masker
@@ -194,6 +195,7 @@ class ReplSession:
             outcome.notes = self._set_new_params(module)
         except FlowError as e:
             outcome.error = e
+            self.checker.rollback(point)  # a param refused its --param value declares nothing
             return outcome
         self.ctx.last_value = NOTHING
         before = len(self.ctx.failures)
@@ -242,8 +244,8 @@ class ReplSession:
         notes = []
         for stmt in module.statements:
             if isinstance(stmt, ast.Param) and stmt.name in self.params:
-                slot = self.checked.resolution.slots[(stmt, 0)]
-                self.frame.slots[slot] = self.params[stmt.name]
+                slot = self.checked.resolution.slots[(stmt, 0)]  # as a run takes it: a time read, a kind refused
+                self.frame.slots[slot] = given_param(stmt.name, stmt.default, self.params[stmt.name])
             elif isinstance(stmt, ast.Param) and stmt.default is None:
                 notes.append(f"note: param {stmt.name} is not given, so it is null here (a run would stop for "
                              f"it): flowlang repl --param {stmt.name}=VALUE")
