@@ -183,3 +183,26 @@ def test_max_record_seconds_holds_a_served_run_so_other_flows_run(tmp_path: Path
     errors = [json.loads(x) for x in run_cli("errors", str(tmp_path / "busy.flow"), "--json").stdout.splitlines()]
     assert [e["record"] for e in errors] == [5000000, 5000000]
     assert all(e["message"] == "the record took longer than 0.5s (max_record_seconds)" for e in errors)
+
+
+def test_a_damaged_inbox_is_named_as_damaged(tmp_path: Path) -> None:
+    """An inbox.db that is not a database said 'cannot use the inbox ...: file is not a database (set
+    --state-dir to a folder you can write)', sending the user to permissions; one whose first page was
+    whole but whose others were overwritten (a torn copy, a disk that lost a block) failed serve and
+    `flowlang inbox` with 'internal error: DatabaseError: database disk image is malformed'. Both now
+    say the inbox is damaged, naming it, and what moving it away means (exit 1)."""
+    (tmp_path / "h.flow").write_text('trigger webhook(verify: token("x", header: "X-T"))\nemit input\n')
+    assert run_cli("inbox", str(tmp_path)).returncode == 0  # made, empty
+    inbox = tmp_path / ".flowlang" / "inbox.db"
+    good = inbox.read_bytes()
+    assert len(good) > 8192
+    for damage in (b"\x00garbage" * 100, good[:4096] + b"\x5a" * (len(good) - 4096)):
+        inbox.write_bytes(damage)
+        for name in ("inbox.db-wal", "inbox.db-shm"):
+            (inbox.parent / name).unlink(missing_ok=True)
+        for args in (("serve", str(tmp_path), "--port", "0"), ("inbox", str(tmp_path))):
+            proc = run_cli(*args, timeout=30)
+            assert proc.returncode == 1, (args, proc.stderr)
+            assert f"the inbox {inbox} is damaged or is not a flowlang inbox (" in proc.stderr, proc.stderr
+            assert "move it away to start a new one" in proc.stderr and "internal error" not in proc.stderr
+            assert "a folder you can write" not in proc.stderr

@@ -371,6 +371,27 @@ def damaged_store(path: str, error: sqlite3.Error) -> StoreError:
                       "a new one (its jobs, state and errors stay in it)")
 
 
+class DamageSaid(sqlite3.Connection):
+    """A connection whose statements and row reads that meet a damaged file raise `said(error)` (a
+    StoreError naming the file), never an sqlite3 error from deep inside a command."""
+
+    path = ""
+
+    def said(self, error: sqlite3.Error) -> StoreError:
+        return damaged_store(self.path, error)
+
+    def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+        try:
+            return super().execute(*args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if damaged(e):
+                raise self.said(e) from None
+            raise
+
+    def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]  # execute() makes its cursor here
+        return super().cursor(factory or _Cursor)
+
+
 class StoreFull(StoreError):
     """The store's disk is full: nothing more can be written to it (the write was rolled back)."""
 
@@ -439,8 +460,8 @@ class _Cursor(sqlite3.Cursor):
 
     def _said(self, e: sqlite3.DatabaseError) -> Exception:
         connection = self.connection
-        if damaged(e) and isinstance(connection, _Connection):
-            return damaged_store(connection.path, e)
+        if damaged(e) and isinstance(connection, _Connection | DamageSaid):
+            return connection.said(e) if isinstance(connection, DamageSaid) else damaged_store(connection.path, e)
         return e
 
     def fetchone(self) -> Any:

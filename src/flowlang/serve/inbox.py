@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flowlang.errors import StoreError
+from flowlang.runtime.store import DamageSaid
 
 SCHEMA = """
 create table if not exists deliveries (
@@ -78,8 +79,19 @@ class InboxStore(Protocol):
 Op = Callable[[sqlite3.Connection], Any]
 
 
+class _InboxConnection(DamageSaid):
+    def said(self, error: sqlite3.Error) -> StoreError:
+        return damaged_inbox(self.path, error)
+
+
+def damaged_inbox(path: str | Path, error: sqlite3.Error) -> StoreError:
+    return StoreError(f"the inbox {path} is damaged or is not a flowlang inbox ({error}); move it away to start a "
+                      "new one (the deliveries waiting in it are not run then)")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False, factory=_InboxConnection)
+    db.path = str(path)
     db.execute("pragma journal_mode=wal")
     db.execute("pragma synchronous=full")
     return db
@@ -95,6 +107,11 @@ class Inbox:
             self._write = _connect(self.path)
             self._write.executescript(SCHEMA)
             self._read = _connect(self.path)
+        except sqlite3.DatabaseError as e:
+            if not isinstance(e, sqlite3.OperationalError):  # not a database, or a damaged one
+                raise damaged_inbox(self.path, e) from None
+            raise StoreError(f"cannot use the inbox {self.path}: {e} (set --state-dir to a folder you can "
+                             "write)") from None
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot use the inbox {self.path}: {e} (set --state-dir to a folder you can "
                              "write)") from None
@@ -132,13 +149,14 @@ class Inbox:
                 for op, _, _ in batch:
                     results.append(op(db))
                 db.execute("commit")
-            except (sqlite3.Error, OSError) as e:
+            except (sqlite3.Error, OSError, StoreError) as e:
                 try:
                     db.execute("rollback")
-                except sqlite3.Error:
+                except (sqlite3.Error, StoreError):
                     pass
                 for _, future, _ in batch:
-                    future.set_exception(StoreError(f"the inbox cannot be written: {e}"))
+                    future.set_exception(e if isinstance(e, StoreError) else
+                                         StoreError(f"the inbox cannot be written: {e}"))
                 continue
             for (_, future, after), result in zip(batch, results, strict=True):
                 if after is not None:
