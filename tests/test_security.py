@@ -891,3 +891,46 @@ def test_a_secret_an_api_echoes_percent_encoded_the_php_or_java_way_is_masked(tm
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.count("rejected: /items?k=***&page=2") == 2, proc.stderr
     assert "%7E" not in proc.stderr and "z%28q" not in proc.stderr
+
+
+def test_the_key_in_the_query_of_a_secret_base_url_is_masked(tmp_path: Path) -> None:
+    """A base URL given as a secret with its key in the query (`base_url: secret.API_URL` =
+    'https://fn.example.net/api?code=<key>', as Azure Functions give theirs) was masked only whole,
+    and each request puts that query after its own path ('/api/orders?code=<key>'), so the whole URL
+    is never shown: the key was in every error, the store and an echo. Its password and its query's
+    credentials (named so, or 16 characters or more) are masked on their own now; a short value that
+    is no credential (api-version) is not."""
+    import sqlite3
+
+    key = "Kq8mV2zP7xR4tW9y/B3nL6cF1+Zr4mQ8=="
+    (tmp_path / "f.flow").write_text('use api = http(base_url: secret.API_URL, retry: 1)\n'
+                                     'for each n in [1]\n  call api.get("/orders")\nend\n'
+                                     'call api.get("/echo") as seen\nemit seen\n')
+    with FakeApi() as api:
+        api.route("GET", "/api/orders", lambda req: (500, {}, {"error": "down"}))
+        api.route("GET", "/api/echo", lambda req: (200, {}, {"query": req.query_string, "code": req.query["code"]}))
+        url = f"http://u:{urllib.parse.quote('pw-Tz5qLm8Rw2', safe='')}@127.0.0.1:{api.server.server_address[1]}/api"
+        url += f"?api-version=2024-05-01&code={urllib.parse.quote(key, safe='')}"
+        proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API_URL": url})
+        assert proc.returncode == 3, proc.stderr
+        assert api.requests[0].query == {"api-version": "2024-05-01", "code": key}
+    assert "/api/orders?api-version=2024-05-01&code=*** answered 500" in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout) == {"query": "api-version=2024-05-01&code=***", "code": "***"}
+    con = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
+    stored = json.dumps([list(row) for row in con.execute("select message from errors")])
+    con.close()
+    # a connector file whose base_url is a secret configuration key, the same
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "fn.toml").write_text('name = "fn"\nbase_url = "{url}"\n'
+                                                     '[config]\nurl = { required = true, secret = true }\n'
+                                                     '[operations.orders]\nmethod = "GET"\npath = "/orders"\n')
+    (tmp_path / "g.flow").write_text('use fn = fn(url: secret.API_URL, retry: 1)\nfor each n in [1]\n'
+                                     '  call fn.orders()\nend\n')
+    with FakeApi() as api:
+        api.route("GET", "/api/orders", lambda req: (500, {}, {"error": "down"}))
+        url = f"http://127.0.0.1:{api.server.server_address[1]}/api?code={urllib.parse.quote(key, safe='')}"
+        filed = run_cli("run", "g.flow", "--log-format", "text", cwd=tmp_path, env={"API_URL": url})
+    assert filed.returncode == 3 and "/api/orders?code=*** answered 500" in filed.stderr, filed.stderr
+    for text in (proc.stdout, proc.stderr, stored, filed.stderr):
+        for form in (key, urllib.parse.quote(key, safe=""), "pw-Tz5qLm8Rw2", key[:12], key[-12:]):
+            assert form not in text, (form, text)

@@ -137,8 +137,11 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
         override = config.get("base_url") if "base_url" not in model.config else None
         if isinstance(override, Secret):
             override = override.reveal()
+        url: Any = base_url(override, values) if isinstance(override, str) else base_url(template, values)
+        if any(isinstance(v, Secret) and v.reveal() and v.reveal() in url for v in values.values()):
+            url = Secret(url)  # made from a secret: the key in its query is masked on its own (http_settings)
         settings_config: dict[str, Any] = {
-            "base_url": base_url(override, values) if isinstance(override, str) else base_url(template, values),
+            "base_url": url,
             "auth": auth_value(model.auth, values),
             "headers": {**{k: text_template(v, values) for k, v in model.headers.items()},
                         **(config.get("headers") or {})},

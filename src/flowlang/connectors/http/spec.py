@@ -60,6 +60,9 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
         raise FlowRuntimeError(f"base_url must start with http:// or https://, got {base_url!r}", "connector")
     if base_url is not None:
         url_problem("base_url", base_url)
+        if isinstance(config.get("base_url"), Secret):  # masked whole, but no request shows it whole
+            for part in secret_url_parts(base_url):
+                services.register_secret(part)
     headers = header_map(config.get("headers"))
     for value in headers.values():
         if isinstance(value, Secret):
@@ -147,6 +150,26 @@ def tls_verify(value: Any, services: RunServices) -> bool | str:
     except (ssl.SSLError, ValueError, OSError) as e:
         raise FlowRuntimeError(f"verify: {value!r} is not a PEM bundle of CA certificates ({e})", "connector") from None
     return str(path)
+
+
+CREDENTIAL_NAMES = ("key", "token", "secret", "sig", "code", "pass", "pwd", "auth", "credential", "session")
+LONG_QUERY_VALUE = 16  # a query value this long in a secret URL is taken for a credential whatever its name
+
+
+def secret_url_parts(url: str) -> list[str]:
+    """The parts of a base URL given as a secret that requests show apart from the whole: each request
+    puts the base URL's query after its own path (`/api/orders?code=...`), so the URL itself is never in
+    a message whole. Its password, and the values of its query that are credentials: named as one
+    (`code`, `api_key`, `sig`, `token`, ...) or of LONG_QUERY_VALUE characters or more (not an
+    `api-version=2024-05-01`, which is masked nowhere), as written and decoded."""
+    parts = urlsplit(url)
+    found = [parts.password, unquote(parts.password)] if parts.password else []
+    for field in parts.query.split("&"):
+        name, _, value = field.partition("=")
+        words = unquote(name.replace("+", " ")).lower()
+        if value and (len(value) >= LONG_QUERY_VALUE or any(word in words for word in CREDENTIAL_NAMES)):
+            found += [value, unquote(value.replace("+", " "))]
+    return found
 
 
 def proxy_url(value: Any, services: RunServices) -> str | None:
