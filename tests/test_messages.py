@@ -456,3 +456,16 @@ def test_a_chained_comparison_says_comparisons_do_not_chain(tmp_path: Path) -> N
     assert "hint: write each one and join them: 1 < x and x < 10" in result.stderr
     (tmp_path / "f.flow").write_text("let x = 5\nif 1 < x and x <= 10\n  emit (x < 6) == true\nend\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "true\n"
+
+
+def test_a_log_level_from_another_logger_says_which_levels_there_are(tmp_path: Path) -> None:
+    """`log warning "x"` (Python's logging says warning) said "expected an operator, `(` or the end of the
+    line, found the string "x"": it names the levels and the one to write."""
+    (tmp_path / "f.flow").write_text('let n = 1\nlog warning "low stock: {n}"\nlog critical "disk"\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert ("f.flow:2:5: error: `warning` is not a log level: the levels are debug, info, warn and error\n"
+            in result.stderr), result.stderr
+    assert 'hint: log warn "low stock: {n}"' in result.stderr
+    (tmp_path / "f.flow").write_text('let warning = "a name"\nlog warning\nlog warn "x"\n')
+    assert cli("run", "f.flow", "--log-format", "text", cwd=tmp_path).status == 0

@@ -20,6 +20,9 @@ CLOSING = {"LBRACE": "RBRACE", "LSQB": "RSQB", "LPAR": "RPAR"}
 # the first words of statements: a line inside brackets that starts with one was meant as a statement
 STATEMENT_STARTS = frozenset({"LET", "EMIT", "SEND", "CALL", "FOR", "LOOKUP", "MAP", "LOG", "FAIL", "SKIP", "STOP",
                               "RETURN", "USE", "PARAM", "FUNCTION", "RUN", "TRY", "END", "FLOW", "IMPORT"})
+# the words other loggers use for a level (Python's logging, log4j, syslog), and flowlang's level for each
+LOG_LEVEL_WORDS = {"warning": "warn", "critical": "error", "fatal": "error", "err": "error", "trace": "debug",
+                   "notice": "info", "verbose": "debug", "information": "info"}
 COMPARISONS = frozenset({"LESSTHAN", "MORETHAN", "LE", "GE", "EQ", "NE"})
 TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
 BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
@@ -101,6 +104,12 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     if token.type in COMPARISONS and token.type not in expected and any(t.type in COMPARISONS for t in on_line):
         return Lesson(f"comparisons do not chain: `{word}` cannot follow another comparison",
                       "write each one and join them: 1 < x and x < 10")
+    if (first is not None and first.type == "LOG" and len(on_line) == 2 and on_line[1].type == "NAME"
+            and str(on_line[1]) in LOG_LEVEL_WORDS):
+        level = str(on_line[1])
+        return Lesson(f"`{level}` is not a log level: the levels are debug, info, warn and error",
+                      f"log {LOG_LEVEL_WORDS[level]} {line_text[col - 1:].strip()}",
+                      Span(on_line[1].start_pos or 0, on_line[1].end_pos or 0))
     if token.type == "EQUAL" and any(t.type == "IF" for t in on_line):
         return Lesson("`=` gives a name a value; to compare, write `==`",
                       (line_text[:col - 1] + "==" + line_text[col:]).strip())
