@@ -677,3 +677,15 @@ def test_a_param_given_to_the_repl_is_taken_as_a_run_takes_it(tmp_path: Path) ->
     typed = cli("repl", "--param", "n=abc", cwd=tmp_path, stdin="param n = 1\nn\nlet n = 5\nn\n")
     assert typed.status == 1 and typed.stdout == "5\n"  # the refused param declared nothing
     assert "error: param n is a number (its default is 1), got 'abc'" in typed.stderr
+
+
+def test_piped_a_broken_block_ends_at_its_end_line_whatever_brackets_it_left_open(tmp_path: Path) -> None:
+    """After 'function g(a) {' (a bracket left open by a line that does not parse), the block's `end`
+    was not seen as one, so every input after it was read into the failed block and never ran; and in a
+    map body `end = ...` names a field, it closes nothing."""
+    proc = cli("repl", stdin="function g(a) {\n  return a\nend\n40 + 2\n", cwd=tmp_path)
+    assert proc.status == 1 and proc.stdout == "42\n"
+    assert proc.stderr.count("error:") == 1 and "<stdin>:1:15: error: expected the end of the line" in proc.stderr
+    mapped = cli("repl", stdin='map {a: 1} to o\n  end = 1 +\n  x = 2\nend\nemit "after"\n', cwd=tmp_path)
+    assert mapped.status == 1 and mapped.stdout == '"after"\n'
+    assert mapped.stderr.count("error:") == 1 and "<stdin>:2:12: error: expected an expression" in mapped.stderr

@@ -31,7 +31,7 @@ from flowlang.runtime.run import RecordFailure, RunContext, RunOptions
 from flowlang.runtime.values import RecordStream
 from flowlang.source import Source
 from flowlang.syntax import parse
-from flowlang.syntax.errors import open_blocks
+from flowlang.syntax.errors import blocks_open_at_end
 
 NOTHING = object()
 
@@ -148,7 +148,7 @@ class ReplSession:
         try:
             parse(Source("<input>", text), "repl")
         except FlowSyntaxError as e:
-            return not e.incomplete and bool(open_blocks(text, len(text)))
+            return not e.incomplete and blocks_open_at_end(text) > 0
         return False
 
     # ---- running ------------------------------------------------------------------------------

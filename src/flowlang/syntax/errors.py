@@ -107,6 +107,29 @@ def open_blocks(text: str, upto: int) -> list[tuple[str, int]]:
     return stack
 
 
+def blocks_open_at_end(text: str) -> int:
+    """How many blocks are open at the end of `text`, counted line by line (each line lexed alone), so a
+    bracket a broken line leaves open does not hide the `end` lines after it: a line that starts with a
+    block's keyword opens one (an `if` with a `then` on its line is a value), one that starts with `end`
+    closes one (`end = ...` in a map body names a field)."""
+    openers = block_openers()
+    depth = 0
+    for line in text.split("\n"):
+        try:
+            tokens = [t for t in parser().lex(line, dont_ignore=False) if t.type != "_NL"]
+        except UnexpectedInput:
+            continue
+        if not tokens:
+            continue
+        first, following = tokens[0].type, tokens[1].type if len(tokens) > 1 else ""
+        if first in openers and following not in ("EQUAL", "DOT") and not (
+                first == "IF" and any(t.type == "THEN" for t in tokens)):
+            depth += 1
+        elif first == "END" and following not in ("EQUAL", "DOT") and depth:
+            depth -= 1
+    return depth
+
+
 def last_token_end(text: str) -> int:
     """Where the last real token ends (comments and blank lines after it do not count)."""
     end = 0
