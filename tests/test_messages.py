@@ -469,3 +469,30 @@ def test_a_log_level_from_another_logger_says_which_levels_there_are(tmp_path: P
     assert 'hint: log warn "low stock: {n}"' in result.stderr
     (tmp_path / "f.flow").write_text('let warning = "a name"\nlog warning\nlog warn "x"\n')
     assert cli("run", "f.flow", "--log-format", "text", cwd=tmp_path).status == 0
+
+
+def test_operators_and_constants_of_other_languages_say_how_flowlang_writes_them(tmp_path: Path) -> None:
+    """`a && b`, `!a`, `c ? a : b`, `a === b`, `let n += 1`, `n++` and `None` / `True` said "unexpected
+    character '&'", "expected `.`, `=` or `[`, found `+`" or "unknown name 'None'" with no hint; each
+    says what flowlang writes instead."""
+    cases = {
+        "let a = true && false\n": ("1:14: error: unexpected character '&'", "hint: flowlang writes `and`: a and b"),
+        "let a = true || false\n": ("1:14: error: unexpected character '|'", "hint: flowlang writes `or`: a or b"),
+        "let a = !true\n": ("1:9: error: unexpected character '!'", "hint: flowlang writes `not`: not a (and a != b)"),
+        "let n = 1\nlet a = n > 1 ? 2 : 3\n": ("2:15: error: unexpected character '?'",
+                                             "hint: flowlang writes a conditional as: if c then a else b"),
+        "let a = 1 === 1\n": ("1:11: error: `===` is not an operator: `==` compares values whole", None),
+        "let n = 1\nlet n += 1\n": ("2:7: error: `+=` is not an operator: write the new value whole",
+                                   "hint: let n = n + 1"),
+        "let n = 1\nlet m = n++\n": ("2:10: error: `++` is not an operator", "hint: let n = n + 1"),
+        "let n = 1\nlet m = n--\n": ("2:10: error: `--` is not an operator", "hint: let n = n - 1"),
+        "let a = None\n": ("1:9: error: unknown name 'None'", "hint: flowlang writes it null"),
+        "let a = [True, nil]\n": ("1:10: error: unknown name 'True'", "hint: flowlang writes it true"),
+    }
+    for text, (message, hint) in cases.items():
+        (tmp_path / "f.flow").write_text(text)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert result.status == 2 and f"f.flow:{message}" in result.stderr, result.stderr
+        assert hint is None or hint in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("let n = 1\nlet None = 2\nemit [n - -1, None, not (n != 1), n ?? 0]\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "[2,2,true,1]\n"

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from flowlang.check.program import FunctionInfo
 
 
+# the constants of Python, JavaScript, Ruby and SQL, as a newcomer writes them, and flowlang's spelling
+OTHER_LANGUAGES_LITERALS = {"None": "null", "nil": "null", "undefined": "null", "NULL": "null", "Null": "null",
+                            "True": "true", "TRUE": "true", "False": "false", "FALSE": "false"}
+
+
 class ExpressionChecker:
     """Resolves names in expressions and checks calls against declared signatures."""
 
@@ -92,8 +97,10 @@ class ExpressionChecker:
             self.error("function-value", f"'{node.name}' is a function: call it as {node.name}(...)", node.span)
             return None
         candidates = [*scope.visible(), *GLOBALS]
+        literal = OTHER_LANGUAGES_LITERALS.get(node.name)
         self.error("unknown-name", f"unknown name '{node.name}'", node.span,
-                   self.imported_let_hint(node.name) or did_you_mean(node.name, candidates))
+                   (f"flowlang writes it {literal}" if literal else None)
+                   or self.imported_let_hint(node.name) or did_you_mean(node.name, candidates))
         return None
 
     def imported_let_hint(self, name: str) -> str | None:

@@ -161,6 +161,11 @@ def syntax_error(source: Source, err: UnexpectedInput, text: str) -> FlowSyntaxE
     return FlowSyntaxError([Diagnostic("syntax", "unexpected end of input", source, Span(pos, pos))], True)
 
 
+# operators of C-like languages that flowlang spells otherwise (the lexer has no token for them)
+OTHER_OPERATORS = {"&&": "flowlang writes `and`: a and b", "||": "flowlang writes `or`: a or b",
+                   "!": "flowlang writes `not`: not a (and a != b)", "&": "flowlang writes `and`: a and b",
+                   "|": "flowlang writes `or`: a or b",
+                   "?": "flowlang writes a conditional as: if c then a else b (and a ?? b for a default)"}
 CURLY_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'", "\u00ab": '"',
                 "\u00bb": '"'}
 
@@ -168,6 +173,11 @@ CURLY_QUOTES = {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2
 def _character_hint(text: str, pos: int, ch: str) -> str | None:
     """What to write instead of a character no token starts with: a typographic quote (pasted from a
     document), or a letter outside ASCII in a name (`o.größe`, a field named in another language)."""
+    pair = text[pos:pos + 2]
+    if pair in OTHER_OPERATORS:
+        return OTHER_OPERATORS[pair]
+    if ch in OTHER_OPERATORS:
+        return OTHER_OPERATORS[ch]
     if ch in CURLY_QUOTES:
         return f"write strings with straight quotes: {CURLY_QUOTES[ch]}...{CURLY_QUOTES[ch]}"
     if not ch.isalnum():

@@ -55,9 +55,30 @@ def tokens_before(text: str, pos: int) -> list[Token]:
 
 
 def python_operator(token: Token, before: list[Token]) -> Lesson | None:
-    """`a // b` and `a ** b`, Python's floor division and power, which flowlang does not have."""
+    """`a // b` and `a ** b`, Python's floor division and power, which flowlang does not have; `x += 1`,
+    `x++` and `a === b` of C-like languages."""
     last = before[-1] if before else None
-    if last is None or last.end_pos != token.start_pos or last.type != token.type:
+    if last is None:
+        return None
+    name = str(before[-2]) if len(before) > 1 and before[-2].type == "NAME" else "x"
+    if (token.type in ("_NL", "$END") and len(before) > 1 and last.type == "MINUS" and before[-2].type == "MINUS"
+            and before[-2].end_pos == last.start_pos):  # `x--`: the second `-` began a negation
+        name = str(before[-3]) if len(before) > 2 and before[-3].type == "NAME" else "x"
+        return Lesson("`--` is not an operator: write the new value whole", f"let {name} = {name} - 1",
+                      Span(before[-2].start_pos or 0, last.end_pos or 0))
+    if last.end_pos != token.start_pos:
+        return None
+    where = Span(last.start_pos or 0, token.end_pos or 0)
+    if last.type in ("PLUS", "MINUS", "STAR", "SLASH") and token.type == "EQUAL":
+        return Lesson(f"`{last}=` is not an operator: write the new value whole", f"let {name} = {name} {last} 1",
+                      where)
+    if last.type in ("PLUS", "MINUS") and token.type == last.type:
+        return Lesson(f"`{last}{token}` is not an operator: write the new value whole",
+                      f"let {name} = {name} {last} 1", where)
+    if last.type in ("EQ", "NE") and token.type == "EQUAL":
+        return Lesson(f"`{last}=` is not an operator: `{last}` compares values whole (1 == 1.0, no type coercion)",
+                      None, where)
+    if last.type != token.type:
         return None
     if token.type == "SLASH":
         return Lesson("`//` is not an operator: `/` divides exactly (7 / 2 is 3.5)",
@@ -67,6 +88,17 @@ def python_operator(token: Token, before: list[Token]) -> Lesson | None:
         return Lesson("`**` is not an operator: flowlang has no power operator",
                       "multiply (x * x), or write the number (1e6)", Span(last.start_pos or 0, (token.end_pos or 0)))
     return None
+
+
+def _assign_operator(text: str, token: Token, before: list[Token]) -> Lesson | None:
+    """`let x += 1`: the error is at the `+`, where `let x` wants its `=`."""
+    end = token.end_pos or 0
+    if token.type not in ("PLUS", "MINUS", "STAR", "SLASH") or text[end:end + 1] != "=" or len(before) < 2 \
+            or before[-2].type != "LET" or before[-1].type != "NAME":
+        return None
+    name = str(before[-1])
+    return Lesson(f"`{token}=` is not an operator: write the new value whole", f"let {name} = {name} {token} 1",
+                  Span(token.start_pos or 0, end + 1))
 
 
 def _bare_point(text: str, token: Token, before: list[Token], expected: set[str]) -> Lesson | None:
@@ -94,7 +126,8 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     word = str(token)
     line_text = source.line_text(line_no)
     col = source.line_col(pos)[1]
-    operator = python_operator(token, before) or _bare_point(text, token, before, expected)
+    operator = (python_operator(token, before) or _bare_point(text, token, before, expected)
+                or _assign_operator(text, token, before))
     if operator is not None:
         return operator
     if token.type == "ELLIPSIS" and before and before[-1].type in ("LBRACE", "COMMA", "LSQB"):
