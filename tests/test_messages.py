@@ -496,3 +496,18 @@ def test_operators_and_constants_of_other_languages_say_how_flowlang_writes_them
         assert hint is None or hint in result.stderr, result.stderr
     (tmp_path / "f.flow").write_text("let n = 1\nlet None = 2\nemit [n - -1, None, not (n != 1), n ?? 0]\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "[2,2,true,1]\n"
+
+
+def test_a_block_written_in_braces_says_blocks_end_with_end(tmp_path: Path) -> None:
+    """`if ok {` and `function f(a) {` (C, JavaScript) said "expected the end of the line, found `{`"."""
+    for text, message in {"let ok = true\nif ok {\n  emit 1\nend\n": "2:7: error: an `if` block is not written in "
+                          "braces: its lines follow on the next lines",
+                          "function f(a) {\n  return a\nend\n": "1:15: error: a `function` block is not written",
+                          "for each i in [1] {\n  emit i\nend\n": "1:19: error: a `for each` block is not written"
+                          }.items():
+        (tmp_path / "f.flow").write_text(text)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert result.status == 2 and f"f.flow:{message}" in result.stderr, result.stderr
+        assert "hint: and `end` closes it; indentation does not matter" in result.stderr
+    (tmp_path / "f.flow").write_text("if {a: 1}.a\n  emit {b: 2}\nend\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"b":2}\n'

@@ -151,6 +151,12 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     if first is not None and first.type == "FOR" and len(on_line) == 1 and expected == {"EACH"}:
         return Lesson("a loop is written `for each NAME in LIST`",
                       f"for each {word} in ... (no colon; the block ends with `end`)")
+    if (token.type == "LBRACE" and first is not None and str(first) in BLOCK_HEADERS
+            and not line_text[col:].strip(" \t}")):
+        block = "for each" if first.type == "FOR" else str(first)
+        article = "an" if block[0] in "aeiou" else "a"
+        return Lesson(f"{article} `{block}` block is not written in braces: its lines follow on the next lines",
+                      "and `end` closes it; indentation does not matter")
     if token.type == "COLON" and first is not None and str(first) in BLOCK_HEADERS:
         return Lesson(f"no colon after a `{first}` line: the block starts on the next line",
                       "blocks end with `end`; indentation does not matter")
