@@ -511,3 +511,23 @@ def test_a_block_written_in_braces_says_blocks_end_with_end(tmp_path: Path) -> N
         assert "hint: and `end` closes it; indentation does not matter" in result.stderr
     (tmp_path / "f.flow").write_text("if {a: 1}.a\n  emit {b: 2}\nend\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"b":2}\n'
+
+
+def test_other_languages_loop_words_and_a_key_after_parallel_get_flowlangs(tmp_path: Path) -> None:
+    # each said only "expected `call`, `emit`, ... found `continue`" or "expected the end of the line, found `key`"
+    cases = {
+        "for each o in [1]\n  continue\nend\n": ("f.flow:2:3: error: flowlang has no `continue`: write `skip`",
+                                                  "= hint: skip goes on with the loop's next record"),
+        "for each o in [1]\n  if o > 0\n    break\n  end\nend\n": ("f.flow:3:5: error: flowlang has no `break`: "
+                                                                 "write `stop`", "stop leaves the loop"),
+        "for each o in [1] parallel 4 key o\n  emit o\nend\n":
+            ("f.flow:1:30: error: `key` goes before `parallel` in a `for each` line",
+             "= hint: for each o in [1] key o parallel 4"),
+    }
+    for text, (message, hint) in cases.items():
+        (tmp_path / "f.flow").write_text(text)
+        checked = cli("check", "f.flow", cwd=tmp_path)
+        assert checked.status == 2, text
+        assert message in checked.stderr and hint in checked.stderr, checked.stderr
+    (tmp_path / "f.flow").write_text("let next = 1\nfor each o in [1] key o parallel 4\n  emit next\nend\n")
+    assert cli("check", "f.flow", cwd=tmp_path).status == 0

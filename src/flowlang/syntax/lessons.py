@@ -25,6 +25,7 @@ LOG_LEVEL_WORDS = {"warning": "warn", "critical": "error", "fatal": "error", "er
                    "notice": "info", "verbose": "debug", "information": "info"}
 COMPARISONS = frozenset({"LESSTHAN", "MORETHAN", "LE", "GE", "EQ", "NE"})
 TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
+LOOP_WORDS = {"continue": "skip", "break": "stop", "next": "skip"}  # C's, Python's and Ruby's loop statements
 BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
 # Python's methods on text, lists and dicts that a newcomer writes as `x.lower()`; flowlang has
 # functions for them (`lower(x)`), so `x.NAME(...)` with one of these is a value, not a connection
@@ -176,6 +177,13 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson("a double quote inside `{...}` ends the string",
                       "inside a \"...\" string, write the expression in {...} with single quotes: "
                       "\"{o['id']}\" (or o.id)", Span(previous.end_pos - 1 if previous.end_pos else pos, pos))
+    if token.type == "NAME" and word in LOOP_WORDS and first is None:
+        return Lesson(f"flowlang has no `{word}`: write `{LOOP_WORDS[word]}`",
+                      "skip goes on with the loop's next record; stop leaves the loop")
+    if token.type == "SOFT_KEY" or (word == "key" and first is not None and first.type == "FOR"):
+        fixed = re.sub(r"(\s+parallel\s+\S+)(\s+key\s+.+?)\s*$", r"\2\1", line_text.rstrip())
+        if first is not None and first.type == "FOR" and fixed != line_text.rstrip():
+            return Lesson("`key` goes before `parallel` in a `for each` line", fixed.strip())
     if first is not None and first.type == "SEND":
         late = _late_send_clause(line_text, col, word)
         if late is not None:
