@@ -614,6 +614,56 @@ def test_a_checkpoint_never_keeps_a_secret_the_next_page_url_repeats(tmp_path: P
     assert sorted(got) == list(range(1, 41)) and set(got.values()) == {1}
 
 
+def test_a_cursor_that_holds_the_key_is_not_kept_and_the_resume_skips_the_records_done(tmp_path: Path) -> None:
+    """An API whose next cursor is the base64 of its next query (api_key=... among it) had that cursor
+    kept as it came: the store held the credential in base64, where the store keeps every other value
+    masked (a run's error showed it as cursor=cGFnZT0y...***). Such a cursor is not kept now: the
+    checkpoint is the count of records done before its page ({"records": N}), and the resume reads the
+    list from its first page and skips them, so nothing is sent twice or lost."""
+    import base64
+
+    token = "Kq8mV2zP7xR4tW9yB3nL6cF1Zr4mQ8" + "w" * 40
+    records = [{"id": i} for i in range(1, 41)]  # 8 pages of 5
+    asked: list[str] = []
+    got: Counter[int] = Counter()
+    stop = StopFlag()
+
+    def items(req: Request) -> tuple[int, dict[str, str], Any]:
+        cursor = req.query.get("cursor")
+        asked.append(cursor or "")
+        page = 1 if cursor is None else int(base64.b64decode(cursor).decode().split("&")[0].split("=")[1])
+        nxt = base64.b64encode(f"page={page + 1}&api_key={req.query['api_key']}".encode()).decode()
+        return 200, {}, {"data": records[(page - 1) * 5:page * 5], "next": nxt if page < 8 else None}
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        got[req.body["id"]] += 1
+        if req.body["id"] == 17:
+            stop.request("test")
+        return 201, {}, {}
+
+    flow = flowlang.compile('use api = http(base_url: env.API, auth: api_key("api_key", secret.K, in: "query"))\n'
+                            'call api.get("/items", pages: {style: "cursor", cursor: "next", records: "data"})'
+                            ' as items\nfor each r in items\n  send r to api.post("/sink")\nend\n', name="cursor.flow")
+    with FakeApi() as api:
+        api.route("GET", "/items", items)
+        api.route("POST", "/sink", sink)
+        first = flow.run(env={"API": api.url}, state_dir=tmp_path, stop=stop, secrets={"K": token})
+        assert first.status == "interrupted" and first.resumable
+        db = sqlite3.connect(tmp_path / "flowlang.db")
+        [(cursor, done)] = db.execute("select cursor, done from checkpoints").fetchall()
+        db.close()
+        assert (json.loads(cursor), done) == ({"records": 15}, 2)  # page 4's first two records were sent
+        store = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("flowlang.db"))
+        for k in range(3):  # the token's base64 at each alignment, as the cursors hold it
+            core = base64.b64encode(b"\0" * k + token.encode()).decode()[4:40]
+            assert core.encode() not in store
+        before = len(asked)
+        second = flow.run(env={"API": api.url}, state_dir=tmp_path, resume=True, secrets={"K": token})
+        assert second.ok and second.resumed_from == first.job_id, second.error
+    assert asked[before] == ""  # from the first page
+    assert sorted(got) == list(range(1, 41)) and set(got.values()) == {1}
+
+
 def test_a_counter_object_the_loop_changes_in_place_resumes_with_its_count(tmp_path: Path) -> None:
     """An object the loop changes by path (`let tally.n = tally.n + 1`) was not among the variables a
     checkpoint keeps (only `let x = ...` counted as assigning), so a resumed run counted from zero again

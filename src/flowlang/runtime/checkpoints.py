@@ -161,6 +161,10 @@ class Checkpointer:
 
     def save(self, loop_id: str, source: str | None, cursor: Any, done: int, pages: int, records: int,
              scope: dict[str, Any], state: Any, finished: bool = False) -> None:
+        if cursor is not None and self.masked(cursor) != dumps_stored(cursor):
+            # the cursor holds a secret's text (an API that puts the key it was sent into its next cursor):
+            # it is not kept; the resume reads the list from its start and skips the records done before it
+            cursor = {"records": records - done}
         point = Checkpoint(self.flow, loop_id, self.job_id, source, cursor, done, pages, records, finished, {},
                            None, self.now())
         self.checkpoints.save(point, self.masked(scope), self.masked(state),
@@ -172,7 +176,7 @@ async def pages_from(stream: RecordStream, cursor: Any, done: int) -> AsyncItera
     that of the next page (None after the last), and how many of its records were skipped as done.
     A stream with its own cursors starts at the checkpoint's request; any other is read from its start
     and the records done are skipped (`{"records": N}`)."""
-    if stream.cursor_pages is not None:
+    if stream.cursor_pages is not None and not _from_start(cursor):
         first = True
         async for records, at, nxt in stream.cursor_pages(cursor):
             skip = done if first else 0
@@ -181,6 +185,15 @@ async def pages_from(stream: RecordStream, cursor: Any, done: int) -> AsyncItera
         return
     skip = (cursor.get("records", 0) if type(cursor) is dict and type(cursor.get("records")) is int else 0) + done
     before = 0
+    if stream.cursor_pages is not None:  # a cursor that held a secret was not kept: from the first page
+        async for records, at, nxt in stream.cursor_pages(None):
+            start = before
+            before += len(records)
+            if before <= skip and records:
+                continue
+            cut = max(0, skip - start)
+            yield records[cut:], at, nxt, cut
+        return
     pages = stream.pages(keep_bad=True)  # a loop's: it fails a bad record alone
     try:
         async for records in pages:
@@ -194,3 +207,8 @@ async def pages_from(stream: RecordStream, cursor: Any, done: int) -> AsyncItera
         close = getattr(pages, "aclose", None)
         if close is not None:
             await close()
+
+
+def _from_start(cursor: Any) -> bool:
+    """A checkpoint of a stream with cursors that kept none (`{"records": N}`: its cursor held a secret)."""
+    return type(cursor) is dict and set(cursor) == {"records"} and type(cursor["records"]) is int
