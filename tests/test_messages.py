@@ -531,3 +531,16 @@ def test_other_languages_loop_words_and_a_key_after_parallel_get_flowlangs(tmp_p
         assert message in checked.stderr and hint in checked.stderr, checked.stderr
     (tmp_path / "f.flow").write_text("let next = 1\nfor each o in [1] key o parallel 4\n  emit next\nend\n")
     assert cli("check", "f.flow", cwd=tmp_path).status == 0
+
+
+def test_a_field_other_languages_give_a_list_or_a_time_names_the_function(tmp_path: Path) -> None:
+    """`rows.length` and `d.year` said only "cannot read field 'length' of list": the message names len()
+    and format_date(), as the record that fails is stored with it."""
+    (tmp_path / "f.flow").write_text('for each r in [{items: [1, 2], at: datetime("2024-05-01T10:00:00Z")}]\n'
+                                     "  emit r.items.length + 1\nend\nemit today().year\n")
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1
+    assert ("record failed at f.flow:2:16: cannot read field 'length' of list: values have no fields; len(x) "
+            "gives its length") in result.stderr, result.stderr
+    assert ("f.flow:4:14: error: cannot read field 'year' of date: values have no fields; "
+            'format_date(d, "%Y") gives it as text') in result.stderr
