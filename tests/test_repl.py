@@ -689,3 +689,18 @@ def test_piped_a_broken_block_ends_at_its_end_line_whatever_brackets_it_left_ope
     mapped = cli("repl", stdin='map {a: 1} to o\n  end = 1 +\n  x = 2\nend\nemit "after"\n', cwd=tmp_path)
     assert mapped.status == 1 and mapped.stdout == '"after"\n'
     assert mapped.stderr.count("error:") == 1 and "<stdin>:2:12: error: expected an expression" in mapped.stderr
+
+
+def test_save_never_writes_a_secrets_text(tmp_path: Path) -> None:
+    """`:save` wrote the inputs as typed, so a secret's text pasted into one went into the .flow file
+    (which is then committed), where the session showed it as ***."""
+    (tmp_path / "secrets.toml").write_text("T = " + json_text(REPL_CANARY) + "\n", encoding="utf-8")
+    literal = REPL_CANARY.replace("\\", "\\\\").replace('"', '\\"')
+    stdin = f'let t = secret.T\nlet pasted = "{literal}"\nlet n = 1\n:save kept\n'
+    result = cli("repl", "--secrets", "secrets.toml", cwd=tmp_path, stdin=stdin)
+    assert result.status == 0, result.stderr
+    assert ("saved 3 input(s) to kept.flow; an input held the text of a secret, saved as ***: read it with "
+            "secret.NAME there") in result.stdout
+    saved = (tmp_path / "kept.flow").read_text(encoding="utf-8")
+    assert saved == 'let t = secret.T\nlet pasted = "***"\nlet n = 1\n', saved
+    no_piece_of(REPL_CANARY, saved + result.stdout + result.stderr)

@@ -226,11 +226,14 @@ def cmd_save(session: ReplSession, arg: str) -> MetaResult:
         text = format_text(text, path.name)  # indented as `flowlang fmt` does, whatever was typed
     except FlowError:  # pragma: no cover - each input parsed on its own; kept as typed
         pass
+    masked = session.masker.mask(text)  # a secret's text typed into an input never reaches a file
     try:
-        path.write_text(text, encoding="utf-8")
+        path.write_text(masked, encoding="utf-8")
     except OSError as e:
         return MetaResult(f"cannot save to {path}: {e.strerror or e}", ok=False)
-    return MetaResult(f"saved {len(session.history)} input(s) to {path}")
+    note = ("; an input held the text of a secret, saved as ***: read it with secret.NAME there"
+            if masked != text else "")
+    return MetaResult(f"saved {len(session.history)} input(s) to {path}{note}")
 
 
 def cmd_quit(session: ReplSession, arg: str) -> MetaResult:
