@@ -1147,3 +1147,41 @@ end
         "db: a whole number past SQLite's integers (-9223372036854775808 to 9223372036854775807) cannot go to "
         "SQLite: give it as text (str(x)), into a text column"]
     assert result.outputs == [{"id": 1, "txt": None}, {"id": 3, "txt": "123456789012345678901234567890"}]
+
+
+KILL_OTHERS = {
+    # (with a timeout: it waits until the connection is gone)
+    "postgresql": "select pg_terminate_backend(pid, 5000) from pg_stat_activity where application_name = 'victim'",
+    "mysql": "select id from information_schema.processlist where db = database() and id <> connection_id() "
+             "and info is null and command = 'Sleep'",
+}
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_a_connection_the_server_closed_while_idle_is_not_used(
+        tmp_path: Path, server: str, request: pytest.FixtureRequest) -> None:
+    """A pooled connection the server closed while it was idle (an administrator's terminate, a
+    restart, MySQL's wait_timeout) was used for the next statement, which failed: an execute() each
+    time after its connection was terminated ('terminating connection due to administrator command';
+    2 of 4 records), though nothing had been sent on it. Such a connection is now let go at checkout
+    (its socket is readable while idle) and the statement runs on a new one."""
+    url = str(request.getfixturevalue(server))
+    kind = "postgresql" if server == "postgres" else "mysql"
+    victim = f"{url}?application_name=victim" if kind == "postgresql" else url
+    if kind == "postgresql":
+        kill = f'call other.execute("{KILL_OTHERS[kind]}")'
+    else:  # MariaDB's KILL takes the id as a literal
+        kill = (f'call other.query("{KILL_OTHERS[kind]}") as idle\n'
+                '  for each c in idle\n    call other.execute("kill {c.id}")\n  end')
+    result = run(tmp_path, f"""
+use db = sql(url: "{victim}")
+use other = sql(url: "{url}")
+call other.execute("drop table if exists killed")
+call other.execute("create table killed (id integer)")
+for each i in range(4)
+  call db.execute("insert into killed values (:i)", params: {{i: i}})
+  {kill}
+end
+""")
+    assert result.ok and not result.errors, result.errors[:1]
+    assert raw_rows(url, "select count(*) from killed", kind) == [4]

@@ -28,6 +28,7 @@ from flowlang.connectors.sql_reconnect import (
     OutcomeUnknown,
     Reconnect,
     StillAway,
+    closed_while_idle,
     outcome_unknown_message,
     still_away_message,
 )
@@ -231,6 +232,13 @@ def database_words(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _let_closed_go(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server closed while it was idle is replaced by a new one (the pool makes
+    it) before anything is sent on it (sql_reconnect.closed_while_idle)."""
+    if closed_while_idle(dbapi_connection):
+        raise _sqlalchemy().exc.DisconnectionError("the server closed the connection while it was idle")
+
+
 def missing_driver(dialect: str, error: Exception) -> str:
     extra = EXTRAS.get(dialect)
     module = getattr(error, "name", None) or str(error)
@@ -353,6 +361,8 @@ class SqlConnection(Connection):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
             if self.dialect == "postgresql":
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: register_loaders(dbapi))
+            if self.dialect in ("postgresql", "mysql", "mariadb"):
+                sa.event.listen(self._engine, "checkout", _let_closed_go)
             elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine

@@ -17,6 +17,7 @@ reaches it again."""
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -50,6 +51,24 @@ def cannot_connect(error: BaseException) -> bool:
     if module.startswith("pymysql"):
         return bool(orig.args) and orig.args[0] in _MYSQL_AWAY
     return False
+
+
+def closed_while_idle(dbapi_connection: Any) -> bool:
+    """Whether a pooled connection, idle and in no transaction, was closed by the server meanwhile (a
+    restart, an administrator's terminate, MySQL's wait_timeout): its socket is readable, with the
+    server's last words or the end of the stream, where an idle connection has nothing to read. One
+    system call, no round trip: such a connection is let go before anything is sent on it, so even
+    a statement of execute() runs on a live one. Unknown drivers: False."""
+    fileno = getattr(dbapi_connection, "fileno", None)  # psycopg
+    sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL
+    try:
+        fd = fileno() if fileno is not None else sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return False
+        readable, _, _ = select.select([fd], [], [], 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return bool(readable)
 
 
 class OutcomeUnknown(Exception):
