@@ -145,6 +145,33 @@ def test_a_pattern_without_after_and_an_after_without_a_pattern_are_check_errors
     assert run_cli("check", "f.flow", cwd=tmp_path).returncode == 0  # computed: judged when the use runs
 
 
+def test_a_bad_line_edited_and_retried_is_not_sent_again_from_the_fixed_file(tmp_path: Path) -> None:
+    """A JSON Lines line that failed as it was read has no id, so its error had no key; edited into a record
+    and retried, its `once` send went into the ledger under its bare id ("2"), and the same record read
+    from the file, fixed meanwhile, under ["b.jsonl","2"]: sent twice. The error keeps the record's file,
+    and the retry keys it within that file, as its run would have."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "b.jsonl").write_text('{"id": "1", "n": 1}\n{bad json\n')
+    (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*.jsonl", after: "archive/")\nuse api = '
+                                     'http(base_url: env.API)\ncall inbox.read() as rows\nfor each r in rows\n'
+                                     '  send r to api.post("/tickets") once\nend\n')
+    with FakeApi({"tickets": []}) as api:
+        env = {"API": api.url}
+        assert run_cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
+        edited = run_cli("edit", "f.flow", "1", "--set", 'id="2"', "--set", "n=2", "--unset", "_raw", cwd=tmp_path)
+        assert edited.returncode == 0, edited.stderr
+        (tmp_path / "in" / "b.jsonl").write_text('{"id": "1", "n": 1}\n{"id": "2", "n": 2}\n')  # fixed too
+        retried = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        assert retried.returncode == 0, retried.stderr
+        again = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr
+        sent = [r.body["id"] for r in api.requests if r.method == "POST"]
+    assert sorted(sent) == ["1", "2"]
+    keys = [json.loads(x)["key"] for x in run_cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert sorted(keys) == ['["b.jsonl","1"]', '["b.jsonl","2"]']
+    assert (tmp_path / "archive" / "b.jsonl").exists()
+
+
 # ---- kill -9 -------------------------------------------------------------------------------------
 
 KILL_FLOW = """use inbox = file(path: "in/*.csv", after: "archive/")

@@ -46,6 +46,7 @@ from flowlang.runtime.masking import DERIVED, Masker
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import (
+    PICKUP_FILE,
     READ_FAILED,
     RUNNING_JOB,
     SAVED_INPUT,
@@ -825,6 +826,9 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             if err.key is not None and err.loop_id is not None:  # this error is resolved as retried, below
                 ctx.open_keys.get(err.loop_id, set()).discard(err.key)
             record = restore_saved(err.record, ctx)
+            picked_from = err.scope.get(PICKUP_FILE)
+            if type(picked_from) is str and type(record) is dict:  # keyed within its file, as in its run
+                ctx.record_files[id(record)] = picked_from
             if dry_run:
                 ctx.log("info", f"dry run: replaying error {err.id}" + (f" (key {err.key})" if err.key else ""))
             if entry.loop.body.is_async:

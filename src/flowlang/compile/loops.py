@@ -34,7 +34,7 @@ from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.run import READ_FAILED, SAVED_INPUT, SAVED_STATE, RecordFailure
+from flowlang.runtime.run import PICKUP_FILE, READ_FAILED, SAVED_INPUT, SAVED_STATE, RecordFailure
 from flowlang.runtime.sharing import as_it_was, undone
 from flowlang.runtime.slots import Slots
 from flowlang.runtime.tape import set_draw_place
@@ -175,6 +175,9 @@ class LoopInfo:
             scope[READ_FAILED] = True
         if self.keeps_input:
             scope[SAVED_INPUT] = f.run.input
+        picked_from = f.run.record_files.get(id(self.record_of(item))) if f.run.record_files else None
+        if picked_from is not None:
+            scope[PICKUP_FILE] = picked_from
         return RecordFailure(
             flow=f.run.flow, loop=self.loop_id, location=err.location or self.location, line=err.line,
             message=err.message, kind=err.kind, status=err.status, record=self.record_of(item),

@@ -82,6 +82,11 @@ READ_FAILED = "$read_failed"
 # ... and its entry for the run's `input` (the webhook delivery's body, --input's payload), kept when the
 # loop's body reads `input`: a retry has no payload of its own, and read as null the replay sent other data
 SAVED_INPUT = "$input"
+# ... and the name of the picked-up file its record came from (a file pick-up, `file(path: "in/*.csv")`):
+# a retry keys the record within its file, [name, id], as the run did, also when the record failed as it
+# was read and had no id then (a bad JSON line edited into a record): its `once` send was keyed by the bare
+# id, and the same record read again from the fixed file was sent a second time
+PICKUP_FILE = "$file"
 # ... and its name for the `state` as it was at the start of the iteration (of a loop that names state): a
 # retry replays the record against it, not against the state later records moved on (a record skipped
 # `if r.id <= state.max` was resolved by its retry without being sent)
