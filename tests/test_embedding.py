@@ -616,3 +616,16 @@ def test_a_limit_or_params_of_the_wrong_kind_is_refused() -> None:
     with pytest.raises(flowlang.UsageError, match="params= takes a mapping of names to values, not list"):
         flow.run(params=[("n", 1)])  # type: ignore[arg-type]
     assert flow.run(limit=0).outputs == [] and flow.run(limit=2).outputs == [1, 2]
+
+
+def test_a_host_binding_not_given_to_run_says_to_give_it(tmp_path: Path) -> None:
+    """A flow loaded with bindings=["crm"] (or compiled from text) and run without that binding said
+    "unknown connection 'crm'" with the hint "open it first: use name = connector(...)", though load()
+    had been told it is a binding: the hint says to give it to run()."""
+    path = tmp_path / "orders.flow"
+    path.write_text('lookup crm.find(email: "a") as c\nemit c\n')
+    for flow in (flowlang.load(path, bindings=["crm"]), flowlang.compile(path.read_text(), name="t.flow")):
+        with pytest.raises(flowlang.CheckError, match="unknown connection 'crm'") as info:
+            flow.run(state_dir=tmp_path)
+        assert "hint: a host binding of this flow: give it to run() as bindings={'crm': ...}" in info.value.render()
+        assert flow.run(bindings={"crm": CRM()}, state_dir=tmp_path).ok

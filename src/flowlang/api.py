@@ -17,7 +17,7 @@ from flowlang import ast
 from flowlang.check import CheckedModule, check_module
 from flowlang.compile import CompiledModule, ProgramCompiler, compile_program
 from flowlang.environment import Environment, display_name
-from flowlang.errors import UsageError
+from flowlang.errors import CheckError, UsageError
 from flowlang.flow_file import read_flow_text
 from flowlang.runner import CompiledFlow, LoadChild, Result, RunSetup, execute, retry_errors
 from flowlang.runtime.limits import Limits, StopFlag
@@ -78,8 +78,17 @@ class Flow:
         return found
 
     def compiled_flow(self, bindings: frozenset[str]) -> CompiledFlow:
-        """Checked against these host binding names and compiled, for the runner."""
-        checked = self.checked_for(bindings)
+        """Checked against these host binding names and compiled, for the runner. A host binding the
+        flow calls that run() was not given is an unknown connection whose hint says to give it."""
+        try:
+            checked = self.checked_for(bindings)
+        except CheckError as e:
+            hints = {f"unknown connection '{name}'": f"a host binding of this flow: give it to run() as "
+                     f"bindings={{'{name}': ...}}" for name in set(self.checked.host_operations) - bindings}
+            if not hints:
+                raise
+            raise CheckError([dataclasses.replace(d, hint=hints[d.message]) if d.message in hints else d
+                              for d in e.diagnostics]) from None
         program, compiled = self.compiled_for(checked)
         return CompiledFlow(self.key, self.name, self.path, self.base_dir, program, compiled, checked)
 
