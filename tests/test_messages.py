@@ -385,6 +385,19 @@ end
 """
 
 
+def test_a_loop_over_a_lookup_result_is_a_check_warning(tmp_path: Path) -> None:
+    # 'for each c in found' after a lookup walked the customer's field names ("id", "email"), said ok
+    (tmp_path / "f.flow").write_text('use api = http(base_url: "http://127.0.0.1:9")\nfor each r in [1]\n'
+                                     '  lookup api.get("/c") as found\n  for each c in found\n    emit c\n  end\n'
+                                     '  for each k, v in found\n    emit k\n  end\nend\n')
+    checked = cli("check", "f.flow", cwd=tmp_path)
+    assert checked.status == 0
+    assert ("f.flow:4:17: warning: 'found' is what a `lookup` found: the first record of the answer (an object) or "
+            "null, not a list, so a loop over it walks the record's field names") in checked.stderr
+    assert "= hint: to loop over every record of the answer, give it by `call ... as found`" in checked.stderr
+    assert checked.stderr.count("warning:") == 1  # `for each k, v in found` walks its fields on purpose
+
+
 def test_a_lookup_result_read_as_a_list_is_a_check_warning_and_a_clear_record_error(tmp_path: Path) -> None:
     # a newcomer's `if len(found) == 0` and `found[0].id` after a lookup (one record, not a list): check said ok and
     # the record failed with 'an object key must be a string, got number', naming neither the lookup nor the list

@@ -353,6 +353,13 @@ class StatementChecker(ExpressionChecker):
         iterable_use = "iterate" if isinstance(node.iterable, ast.Name) else "other"
         self.expr(node.iterable, scope, iterable_use)
         self.check_constant_iterable(node.iterable)
+        if self.looked_up(node.iterable, scope) is not None and isinstance(node.iterable, ast.Name) \
+                and len(node.names) == 1:
+            name = node.iterable.name
+            self.lookup_warning(f"'{name}' is what a `lookup` found: the first record of the answer (an object) "
+                                f"or null, not a list, so a loop over it walks the record's field names",
+                                node.iterable.span, f"to loop over every record of the answer, give it by "
+                                f"`call ... as {name}`")
         if node.parallel is not None:
             self.count(node.parallel, scope, "parallel")
             if ctx.function is not None:
