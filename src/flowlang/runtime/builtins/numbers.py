@@ -36,8 +36,9 @@ def number(value: Any) -> Any:
     """number(x): a number from text ("10.50", "7", "-1e3"); numbers pass; "" and null give null.
 
     Surrounding spaces are ignored. Whole numbers become integers, others exact decimals (the digits are
-    kept: "10.50" stays 10.50). Text that is not a number fails the record. CSV cells are text: convert
-    them with number() before arithmetic or round().
+    kept: "10.50" stays 10.50). Text that is not a number fails the record, and so do digit separators
+    and digits of other scripts ("2024_05", "1,000", "١٢٣"). CSV cells are text: convert them with
+    number() before arithmetic or round().
 
     Examples:
         number("10.50") -> 10.50
@@ -60,6 +61,8 @@ def _number(value: Any, fn: str) -> Any:
     if text == "":
         return None
     shown = repr(value) if len(value) <= 60 else repr(value[:50]) + f"... ({len(value):,} characters)"
+    if not text.isascii() or "_" in text:  # Python reads "2024_05" as 202405 and "١٢٣" as 123; data does not
+        raise BuiltinError(f"cannot read {shown} as a number")
     digits = text.lstrip("+-")
     if digits.isdigit() and len(digits) > MAX_DIGITS:
         raise BuiltinError(f"cannot read {shown} as a number: a whole number may have at most {MAX_DIGITS:,} digits")
