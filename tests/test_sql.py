@@ -1185,3 +1185,39 @@ end
 """)
     assert result.ok and not result.errors, result.errors[:1]
     assert raw_rows(url, "select count(*) from killed", kind) == [4]
+
+
+def test_a_sqlite_file_another_process_holds_locked_is_waited_for(tmp_path: Path) -> None:
+    """Another process holding the SQLite file's write lock for 10 s (a cron job beside the flow, the
+    sqlite3 shell in a transaction) failed the record that waited past the driver's 5 s: 'db: database
+    is locked', kept. The statement did nothing then and its transaction is rolled back, so it is run
+    again (sql_reconnect.py: up to 30 s): every record is written, once."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as db:
+        db.execute("pragma journal_mode=wal")
+        db.execute("create table t (id integer)")
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sqlite3, sys, time
+c = sqlite3.connect({str(path)!r}, isolation_level=None)
+c.execute("begin immediate")
+c.execute("insert into t values (99)")
+print("locked", flush=True)
+time.sleep(10)
+c.execute("commit")
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        result = run(tmp_path, """
+use db = sql(url: "sqlite:///shared.db")
+for each i in range(3)
+  send {id: i} to db.insert(table: "t")
+end
+""")
+    finally:
+        holder.wait(30)
+    assert result.ok and not result.errors, result.errors[:1]
+    with sqlite3.connect(path) as db:
+        assert sorted(r[0] for r in db.execute("select id from t")) == [0, 1, 2, 99]

@@ -9,6 +9,9 @@ while it is down, where no statement can have been committed:
   MariaDB only for a table whose engine has transactions (InnoDB: a MyISAM or Aria table keeps a
   row as it is written), asked of the database once per table.
 
+- SQLite's 'database is locked' (another process holds the write lock past the driver's 5 s wait)
+  for a statement: it did nothing, and its transaction is rolled back, so the work runs again.
+
 A connection lost while its COMMIT was on the way is never tried again: the write may have been
 made. Nor is a statement given to execute() that reached the server (its SQL may commit by itself).
 The waits (0.2 s doubling to 2 s) end RECONNECT_SECONDS after the database was first found away, for
@@ -69,6 +72,14 @@ def closed_while_idle(dbapi_connection: Any) -> bool:
     except (OSError, ValueError, TypeError):
         return False
     return bool(readable)
+
+
+def sqlite_busy(error: BaseException) -> bool:
+    """Whether SQLite refused a statement because another connection (another process) holds the
+    write lock past the driver's 5 s wait ('database is locked'): the statement did nothing, and its
+    transaction is rolled back, so the work may run again."""
+    orig = getattr(error, "orig", None) or error
+    return str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
 
 
 class OutcomeUnknown(Exception):
@@ -136,6 +147,7 @@ class Reconnect:
         lost: Exception | None = None
         while True:
             conn = self.connect(engine)
+            waited: Exception | None = None
             try:
                 if lost is not None and (rerun is None or not rerun(conn)):
                     raise OutcomeUnknown(lost)
@@ -143,11 +155,14 @@ class Reconnect:
                 try:
                     result = work(conn)
                 except DBAPIError as e:
-                    if not e.connection_invalidated:
+                    if self.dialect == "sqlite" and sqlite_busy(e):
+                        waited = e  # the statement could not take the lock: nothing written, rolled back below
+                    elif not e.connection_invalidated:
                         raise
-                    if rerun is None:
+                    elif rerun is None:
                         raise OutcomeUnknown(e) from None
-                    lost = e
+                    else:
+                        lost = waited = e
                 else:
                     try:
                         trans.commit()
@@ -159,7 +174,8 @@ class Reconnect:
                     return result
             finally:
                 conn.close()
-            delay = self._wait(lost, delay)
+            assert waited is not None
+            delay = self._wait(waited, delay)
 
     def first_page(self, work: Callable[[], T], lost: Callable[[], None]) -> T:
         """work() (a query started and its first page read), run again when its connection was lost:
