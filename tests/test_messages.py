@@ -423,17 +423,22 @@ def test_a_send_clause_out_of_order_says_the_order_and_shows_the_line_fixed(tmp_
     (tmp_path / "f.flow").write_text('use db = sql(url: "sqlite:///x.db")\nfor each r in [{id: 1}]\n'
                                      '  send r to db.insert(table: "t") batch 4 once\n'
                                      '  send r to db.upsert(table: "t", key: "id") as x if changed\n'
-                                     '  send r to db.upsert(table: "t", key: "id") as y key r.id\nend\n')
+                                     '  send r to db.upsert(table: "t", key: "id") as y key r.id\n'
+                                     '  send r to db.insert(table: "t") batch 4 once as made\nend\n')
     for line, fixed in ((3, 'send r to db.insert(table: "t") once batch 4'),
-                        (4, 'send r to db.upsert(table: "t", key: "id") if changed as x'), (5, None)):
+                        (4, 'send r to db.upsert(table: "t", key: "id") if changed as x'), (5, None),
+                        (6, 'send r to db.insert(table: "t") once batch 4 as made')):
         text = (tmp_path / "f.flow").read_text().splitlines()
         (tmp_path / "g.flow").write_text("\n".join([*text[:2], text[line - 1], "end"]) + "\n")
         checked = cli("check", "g.flow", cwd=tmp_path)
         assert checked.status == 2
-        clause = {3: "once", 4: "if changed", 5: "key"}[line]
+        clause = {3: "once", 4: "if changed", 5: "key", 6: "once"}[line]
         assert f"error: `{clause}` goes before `as` and `batch` in a send" in checked.stderr, checked.stderr
         order = "the clauses go in this order: send RECORD to DEST [key EXPR] [once | if changed] [as NAME] [batch N]"
         assert (f"= hint: {fixed}  ({order})" if fixed else f"= hint: {order}") in checked.stderr
+        if fixed:  # the hint is a line that checks
+            (tmp_path / "h.flow").write_text("\n".join([*text[:2], "  " + fixed, "end"]) + "\n")
+            assert cli("check", "h.flow", cwd=tmp_path).status == 0, fixed
 
 
 def test_a_typographic_quote_or_a_letter_outside_ascii_gets_a_hint(tmp_path: Path) -> None:

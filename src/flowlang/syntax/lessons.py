@@ -211,9 +211,10 @@ def _late_send_clause(line_text: str, col: int, word: str) -> Lesson | None:
     written = re.match(r"if\s+changed|once", rest)
     to = head.rfind(" to ")  # the clauses follow the destination
     moved = re.search(r"\s(as|batch)\s", head[to:]) if to >= 0 else None
-    if written is not None and moved is not None and not rest[written.end():].strip():
+    if written is not None and moved is not None:
         at = to + moved.start()
-        hint = f"{head[:at].strip()} {clause} {head[at:].strip()}  ({hint})"
+        after = rest[written.end():].strip()  # `... batch 10 once as made`: the clauses after it stay after
+        hint = f"{head[:at].strip()} {clause} {head[at:].strip()}{' ' + after if after else ''}  ({hint})"
     return Lesson(f"`{clause}` goes before `as` and `batch` in a send", hint)
 
 
