@@ -934,3 +934,28 @@ def test_the_key_in_the_query_of_a_secret_base_url_is_masked(tmp_path: Path) -> 
     for text in (proc.stdout, proc.stderr, stored, filed.stderr):
         for form in (key, urllib.parse.quote(key, safe=""), "pw-Tz5qLm8Rw2", key[:12], key[-12:]):
             assert form not in text, (form, text)
+
+
+def test_a_credential_header_read_from_the_environment_is_masked(tmp_path: Path) -> None:
+    """A connection's credential header built from env.TOKEN rather than secret.TOKEN (headers:
+    {"Authorization": "Token " + env.TOKEN}, as many flows copied from an API's docs write it) was
+    masked nowhere: an API echoing it showed the token in the record's error and in an emitted
+    record. The values of the headers that carry a credential (Authorization, X-Api-Key, Cookie, ...;
+    8 characters or more) are masked as secrets are, and so is the token after its scheme; other
+    headers are shown as they were."""
+    token = "Zr4mQ8kP2xW7nB5vTq9L"
+    (tmp_path / "f.flow").write_text(
+        'use api = http(base_url: env.API, headers: {"Authorization": "Token " + env.TOKEN, '
+        '"X-Api-Key": env.KEY, "X-Mode": "basic-mode-x"}, retry: 1)\n'
+        'for each n in [1]\n  call api.get("/fail")\nend\ncall api.get("/echo") as seen\nemit seen\n')
+    with FakeApi() as api:
+        api.route("GET", "/fail", lambda req: (401, {}, {"error": "bad token " + req.headers["authorization"][6:]}))
+        api.route("GET", "/echo", lambda req: (200, {}, {"auth": req.headers["authorization"],
+                                                         "key": req.headers["x-api-key"],
+                                                         "mode": req.headers["x-mode"]}))
+        proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path,
+                       env={"API": api.url, "TOKEN": token, "KEY": "key-" + token[::-1]})
+    assert proc.returncode == 3, proc.stderr
+    assert 'answered 401 Unauthorized: {"error":"bad token ***"}' in proc.stderr
+    assert json.loads(proc.stdout) == {"auth": "***", "key": "***", "mode": "basic-mode-x"}
+    assert token not in proc.stdout + proc.stderr and token[::-1] not in proc.stdout + proc.stderr

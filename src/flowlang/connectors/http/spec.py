@@ -64,9 +64,12 @@ def http_settings(config: Mapping[str, Any], services: RunServices) -> HttpSetti
             for part in secret_url_parts(base_url):
                 services.register_secret(part)
     headers = header_map(config.get("headers"))
-    for value in headers.values():
+    for name, value in headers.items():
         if isinstance(value, Secret):
             services.register_secret(value.reveal())
+        elif isinstance(value, str) and name.lower() in CREDENTIAL_HEADERS:
+            for credential in credential_parts(value):
+                services.register_secret(credential)
     attempts = int(_number(config, "retry", RetryPolicy().attempts, whole=True))
     rate = _text(config, "rate_limit")
     verify = tls_verify(config.get("verify", True), services)
@@ -150,6 +153,21 @@ def tls_verify(value: Any, services: RunServices) -> bool | str:
     except (ssl.SSLError, ValueError, OSError) as e:
         raise FlowRuntimeError(f"verify: {value!r} is not a PEM bundle of CA certificates ({e})", "connector") from None
     return str(path)
+
+
+# headers that carry a credential whatever their value was read from (a token from env.TOKEN rather than
+# secret.TOKEN): their values are masked as secrets are
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "apikey",
+                                "x-auth-token", "x-access-token", "private-token", "cookie"})
+MIN_CREDENTIAL = 8  # shorter header values are not taken for a credential (masking them would hide data)
+
+
+def credential_parts(value: str) -> list[str]:
+    """A credential header's value to mask, and the token of `<scheme> <token>` (`Token abc...`), each of
+    MIN_CREDENTIAL characters or more."""
+    scheme, _, token = value.partition(" ")
+    parts = [value] + ([token] if token and scheme.isalpha() else [])
+    return [part for part in parts if len(part.strip()) >= MIN_CREDENTIAL]
 
 
 CREDENTIAL_NAMES = ("key", "token", "secret", "sig", "code", "pass", "pwd", "auth", "credential", "session")
