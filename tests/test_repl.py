@@ -685,7 +685,7 @@ def test_piped_a_broken_block_ends_at_its_end_line_whatever_brackets_it_left_ope
     map body `end = ...` names a field, it closes nothing."""
     proc = cli("repl", stdin="function g(a) {\n  return a\nend\n40 + 2\n", cwd=tmp_path)
     assert proc.status == 1 and proc.stdout == "42\n"
-    assert proc.stderr.count("error:") == 1 and "<stdin>:1:15: error: expected the end of the line" in proc.stderr
+    assert proc.stderr.count("error:") == 1 and "<stdin>:1:15: error: a `function` block is not written" in proc.stderr
     mapped = cli("repl", stdin='map {a: 1} to o\n  end = 1 +\n  x = 2\nend\nemit "after"\n', cwd=tmp_path)
     assert mapped.status == 1 and mapped.stdout == '"after"\n'
     assert mapped.stderr.count("error:") == 1 and "<stdin>:2:12: error: expected an expression" in mapped.stderr
