@@ -704,3 +704,16 @@ def test_save_never_writes_a_secrets_text(tmp_path: Path) -> None:
     saved = (tmp_path / "kept.flow").read_text(encoding="utf-8")
     assert saved == 'let t = secret.T\nlet pasted = "***"\nlet n = 1\n', saved
     no_piece_of(REPL_CANARY, saved + result.stdout + result.stderr)
+
+
+def test_help_of_a_word_of_the_language_gives_its_form(session: ReplSession) -> None:
+    """`:help for` said "no builtin, connection, connector or command 'for'; did you mean 'floor'?", and so
+    for every statement and for secret, env, job, state and input: a new user asking what `lookup` does
+    got nothing. Each has its form and what it does."""
+    assert run_meta(session, ":help for").text.startswith("for each x[, y] in expr [key expr] [parallel N] ... end\n")
+    lookup = run_meta(session, ":help lookup")
+    assert lookup.ok and "or null when there is none (a 404 is null)" in lookup.text
+    for word in ("flow", "param", "use", "let", "call", "send", "map", "if", "skip", "stop", "fail", "try", "emit",
+                 "log", "function", "return", "import", "run", "secret", "env", "job", "state", "input"):
+        assert run_meta(session, f":help {word}").ok, word
+    assert run_meta(session, ":help fro").text.endswith("did you mean 'for'?")

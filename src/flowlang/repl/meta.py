@@ -9,6 +9,7 @@ from pathlib import Path
 from flowlang.check.hints import did_you_mean
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.errors import FlowError
+from flowlang.repl.keyword_help import KEYWORD_HELP
 from flowlang.repl.session import ReplSession
 from flowlang.runtime.jsoncodec import JsonDataError, dumps
 from flowlang.runtime.values import type_name
@@ -83,9 +84,13 @@ def cmd_help(session: ReplSession, arg: str) -> MetaResult:
         text = connector_help(connector)
         return MetaResult(f"{name} = {connector.name}(...), a connection of this session\n{text}"
                           if connection else text)
+    if name in KEYWORD_HELP:
+        form, text = KEYWORD_HELP[name]
+        return MetaResult(f"{form}\n{text}")
     pool = [*session.environment.builtins.names(), *session.connections(), *registry.names(),
-            *(f":{c}" for c in COMMAND_HELP)]
-    return MetaResult(f"no builtin, connection, connector or command '{name}'" + _hint(name, pool), ok=False)
+            *(f":{c}" for c in COMMAND_HELP), *KEYWORD_HELP]
+    return MetaResult(f"no builtin, keyword, connection, connector or command '{name}'" + _hint(name, pool),
+                      ok=False)
 
 
 def _hint(name: str, pool: Iterable[str]) -> str:
