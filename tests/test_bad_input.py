@@ -366,7 +366,7 @@ def test_the_store_and_the_repl_history_are_private(tmp_path: Path, monkeypatch:
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
         from flowlang.repl.app import history_file
 
-        history_file()
+        history_file(lambda text: text)
         assert stat.S_IMODE((tmp_path / "data" / "flowlang" / "history").stat().st_mode) == 0o600
     finally:
         os.umask(old)
