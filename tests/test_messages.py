@@ -128,7 +128,7 @@ def test_a_parallel_or_batch_size_that_is_not_a_whole_number_is_shown_as_given(t
                                      "  emit i\nend\nfor each i in range(3)\n  send {i: i} to out batch p\nend\n")
     for given in ("0", "2.5"):
         proc = cli("run", "f.flow", "--param", f"p={given}", "--log-format", "text", cwd=tmp_path)
-        assert f"f.flow:3:15: error: parallel needs a whole number of at least 1, got {given}\n" in proc.stderr
+        assert f"f.flow:3:33: error: parallel needs a whole number of at least 1, got {given}\n" in proc.stderr
     (tmp_path / "f.flow").write_text((tmp_path / "f.flow").read_text().replace(" parallel p", ""))
     proc = cli("run", "f.flow", "--param", "p=2.5", "--log-format", "text", cwd=tmp_path)
     assert "batch needs a whole number of at least 1, got 2.5 (first:" in proc.stderr, proc.stderr
@@ -562,3 +562,14 @@ def test_a_field_other_languages_give_a_list_or_a_time_names_the_function(tmp_pa
             "gives its length") in result.stderr, result.stderr
     assert ("f.flow:4:14: error: cannot read field 'year' of date: values have no fields; "
             'format_date(d, "%Y") gives it as text') in result.stderr
+
+
+def test_a_parallel_count_below_one_is_shown_at_the_count(tmp_path: Path) -> None:
+    """`for each r in rows parallel n` with --param n=0 showed its error under the loop's list (`rows`),
+    not under the `n` that holds the 0."""
+    (tmp_path / "f.flow").write_text("param n = 4\nlet rows = [1, 2]\nfor each r in rows parallel n\n  emit r\nend\n")
+    result = cli("run", "f.flow", "--param", "n=0", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1
+    assert ("f.flow:3:29: error: parallel needs a whole number of at least 1, got 0\n"
+            " 3 | for each r in rows parallel n\n"
+            "   |                             ^\n") in result.stderr, result.stderr

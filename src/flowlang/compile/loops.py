@@ -560,7 +560,9 @@ class LoopCompiler:
             return self.ahead_width(f)
         n = self.parallel(f)
         if type(n) is not int or n < 1:
-            raise self.where.error(f"parallel needs a whole number of at least 1, got {shown_number(n)}", "value")
+            count = self.node.parallel  # the error is at the N (a param's value), not at the loop's list
+            at = Where(self.where.source, count.span) if count is not None else self.where
+            raise at.error(f"parallel needs a whole number of at least 1, got {shown_number(n)}", "value")
         return n
 
     async def run_parallel(self, f: Frame) -> None:
