@@ -625,3 +625,51 @@ def test_a_plan_and_a_dry_run_skip_a_key_that_comes_again_as_the_run_does(tmp_pa
     assert plan["skipped"] == 3 + 2 + 3
     summary = [json.loads(line) for line in dry.stderr.splitlines() if line.startswith("{")][-1]["summary"]
     assert (summary["sent"], summary["skipped"]) == (3 + 4 + 3, 3 + 2 + 3)
+
+
+def test_a_once_send_with_an_idempotency_key_cut_off_by_a_kill_is_sent_again(tmp_path: Path) -> None:
+    """A `once` send killed in flight leaves its key pending, and the next run refused to send it until
+    someone checked (`ledger --forget` or `--sent`), also when the request carried an idempotency key (or
+    was a PUT), which the docs say may be repeated: a record the API would have taken twice harmlessly
+    waited for a person. Such a key is kept pending as repeatable now, and the next run sends it again,
+    under the same Idempotency-Key; a POST without one stays pending, as before. Real kill of a real
+    child process, while the local API holds order 2's request."""
+    (tmp_path / "orders.flow").write_text(
+        'use api = http(base_url: env.API)\n'
+        'for each n in range(1, 4)\n'
+        '  send {number: n} to api.put("/orders/{n}") key n once\n'
+        '  send {number: n} to api.post("/payments", idempotency_key: "pay-{n}") key n once\n'
+        '  send {number: n} to api.post("/notes") key n once\n'
+        'end\n')
+    seen: list[tuple[str, str | None]] = []
+    pid: list[int] = []
+    kill_at = ["/payments 2", "/notes 2", "/orders/3 3"]  # where each run dies
+
+    def answer(req: Request) -> tuple[int, dict[str, str], Any]:
+        seen.append((f"{req.path} {req.body['number']}", req.headers.get("idempotency-key")))
+        if pid and kill_at and seen[-1][0] == kill_at[0]:
+            kill_at.pop(0)
+            os.kill(pid.pop(), signal.SIGKILL)  # the process dies with this request in flight
+            time.sleep(0.05)
+        return 201, {}, {"ok": True}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    with FakeApi() as api:
+        for method, path in (("PUT", r"^/orders/\d+$"), ("POST", "/payments"), ("POST", "/notes")):
+            api.route(method, path, answer)
+        env["API"] = api.url
+        for _ in range(3):
+            proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "orders.flow"], cwd=tmp_path, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            pid.append(proc.pid)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == -signal.SIGKILL, err
+        assert seen.count(("/payments 2", "pay-2")) == 2  # sent again after the first kill, under its key
+        last = run_cli("run", "orders.flow", cwd=tmp_path, env=env)
+    assert last.returncode == 3, last.stderr  # note 2 (a POST without a key) waits for someone to check
+    assert "the send of key 2 to api.post /notes in job 2 got no answer" in last.stderr
+    assert "api.post /payments: key 2 was in flight" not in last.stderr
+    sent = Counter(s for s, _ in seen)
+    assert sent == Counter({"/orders/1 1": 1, "/payments 1": 1, "/notes 1": 1, "/orders/2 2": 1, "/payments 2": 2,
+                            "/notes 2": 1, "/orders/3 3": 2, "/payments 3": 1, "/notes 3": 1}), sent
+    assert seen.count(("/payments 2", "pay-2")) == 2  # both times under its key: the API takes it once

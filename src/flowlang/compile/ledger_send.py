@@ -54,7 +54,10 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
     """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose `once`
     send was cut off in flight is refused: the record fails, saying so."""
     entry = consulted(run, conn.name, op, k)
-    if entry is not None and entry["status"] == "pending" and mode == "once":
+    if entry is not None and entry["status"] == "pending" and mode == "once" and entry.get("repeatable"):
+        run.log("info", f"{conn.name}.{op}: key {k} was in flight when job {entry['job_id']} stopped; sending it "
+                "again cannot do its work twice (an idempotency key, or a PUT or DELETE), so it is sent again")
+    elif entry is not None and entry["status"] == "pending" and mode == "once":
         raise FlowRuntimeError(
             f"send ... once: the send of key {k} to {conn.name}.{op} in job {entry['job_id']} got no answer that "
             f"says whether it arrived (the job stopped while it was in flight, or it timed out or lost its "
@@ -98,6 +101,8 @@ def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, An
         if entry is None:
             return None
         found = {"status": entry.status, "job_id": entry.job_id, "hash": entry.hash, "answer": entry.answer}
+        if entry.repeatable:
+            found["repeatable"] = True
         return found if entry.damaged is None else {**found, "damaged": entry.damaged}
 
     asked = {"connection": connection, "operation": op, "key": k}
@@ -140,7 +145,8 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         return answer
     job_id = run.job.get("id")
     if mode == "once":
-        ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text())
+        ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text(),
+                       conn.repeatable(op, record, kwargs))
     try:
         answer = await conn.send(op, record, args, kwargs)
     except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending

@@ -138,6 +138,12 @@ class Connection(ABC):
                 out.append(SendOutcome(False, error=e.message, status=e.status, uncertain=e.uncertain))
         return out
 
+    def repeatable(self, op: str, record: Value, kwargs: dict[str, Value]) -> bool:
+        """Whether sending this record again could not do its work twice (an HTTP PUT or DELETE, a request
+        with an idempotency key): a `once` send of it cut off in flight is sent again by the next run,
+        rather than kept pending for someone to check (TESTING.md 3)."""
+        return False
+
     def sends_read(self, op: str) -> bool:
         """Whether a send to `op` is a read (a connector file's `safe = true` POST, a search): a dry run
         and a plan make it, and every run counts it on its line as read, not among the records sent."""

@@ -82,6 +82,7 @@ class LedgerEntry:
     job_id: int | None
     sent_at: str
     damaged: str | None = None  # why the answer kept cannot be read (a disk or a hand changed it); answer None
+    repeatable: bool = False  # pending, and sending it again cannot do its work twice (Connection.repeatable)
 
 
 class Ledger:
@@ -90,10 +91,16 @@ class Ledger:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        if "repeatable" not in {r[1] for r in db.execute("pragma table_info(ledger)")}:
+            try:  # a pending send that may be sent again (Connection.repeatable); stores before lack it
+                db.execute("alter table ledger add column repeatable integer not null default 0")
+            except sqlite3.OperationalError as e:  # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
 
     def get(self, flow: str, connection: str, operation: str, key: str) -> LedgerEntry | None:
         row = self.db.execute(
-            "select flow, connection, operation, key, hash, answer, status, job_id, sent_at from ledger "
+            "select flow, connection, operation, key, hash, answer, status, job_id, sent_at, repeatable from ledger "
             "where flow = ? and connection = ? and operation = ? and key = ?",
             (flow, connection, operation, key)).fetchone()
         return entry_of(row) if row else None
@@ -104,12 +111,14 @@ class Ledger:
             return self.db.execute(sql, args).rowcount
 
     def pending(self, flow: str, connection: str, operation: str, key: str, digest: str, job_id: int | None,
-                when: str) -> None:
-        """Before a `once` send: the key is claimed (a kill from here on leaves it pending)."""
-        self._write("insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at) "
-                    "values (?, ?, ?, ?, ?, 'pending', ?, ?) on conflict(flow, connection, operation, key) do "
+                when: str, repeatable: bool = False) -> None:
+        """Before a `once` send: the key is claimed (a kill from here on leaves it pending); `repeatable`:
+        sending it again cannot do its work twice, so a run that finds it pending sends it again."""
+        self._write("insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at, repeatable) "
+                    "values (?, ?, ?, ?, ?, 'pending', ?, ?, ?) on conflict(flow, connection, operation, key) do "
                     "update set hash = excluded.hash, status = 'pending', job_id = excluded.job_id, "
-                    "sent_at = excluded.sent_at", (flow, connection, operation, key, digest, job_id, when))
+                    "sent_at = excluded.sent_at, repeatable = excluded.repeatable",
+                    (flow, connection, operation, key, digest, job_id, when, int(repeatable)))
 
     def sent(self, flow: str, connection: str, operation: str, key: str, digest: str, answer: Any,
              job_id: int | None, when: str, mask: Any) -> None:
@@ -152,7 +161,7 @@ class Ledger:
                     "and status = 'pending'", (flow, connection, operation, key))
 
     def entries(self, flow: str, key: str | None = None) -> list[LedgerEntry]:
-        sql = ("select flow, connection, operation, key, hash, answer, status, job_id, sent_at from ledger "
+        sql = ("select flow, connection, operation, key, hash, answer, status, job_id, sent_at, repeatable from ledger "
                "where flow = ?")
         args: tuple[Any, ...] = (flow,)
         if key is not None:
@@ -176,8 +185,9 @@ class Ledger:
 def entry_of(row: tuple[Any, ...]) -> LedgerEntry:
     """A row of the ledger; one whose answer cannot be read says so in `damaged` (its answer None), so
     that neither a run nor `flowlang ledger` fails on it unsaid: the key was sent all the same."""
+    repeatable = bool(row[9]) if len(row) > 9 else False
     try:
         answer = from_stored(loads(row[5])) if row[5] is not None else None
     except (JsonDataError, ValueError, TypeError, RecursionError) as e:
-        return LedgerEntry(row[0], row[1], row[2], row[3], row[4], None, row[6], row[7], row[8], str(e))
-    return LedgerEntry(row[0], row[1], row[2], row[3], row[4], answer, row[6], row[7], row[8])
+        return LedgerEntry(row[0], row[1], row[2], row[3], row[4], None, row[6], row[7], row[8], str(e), repeatable)
+    return LedgerEntry(row[0], row[1], row[2], row[3], row[4], answer, row[6], row[7], row[8], None, repeatable)

@@ -11,6 +11,7 @@ from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, Opera
 from flowlang.connectors.declarative.models import AuthModel, ConnectorFile, OperationModel
 from flowlang.connectors.http.client import BODY_SHOWN, HttpClient
 from flowlang.connectors.http.pagination import Paginator, has_path, page_spec, records_of
+from flowlang.connectors.http.retry import IDEMPOTENT
 from flowlang.connectors.http.spec import HTTP_CONFIG, config_value_problem, http_settings
 from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
@@ -228,6 +229,13 @@ class DeclarativeConnection(Connection):
     def sends_read(self, op: str) -> bool:
         found = self.model.operations.get(op)
         return found is not None and found.safe
+
+    def repeatable(self, op: str, record: Value, kwargs: dict[str, Value]) -> bool:
+        found = self.model.operations.get(op)
+        if found is None or found.batch is not None:  # a batch's records are settled one by one: not here
+            return False
+        return found.method.upper() in IDEMPOTENT or kwargs.get("idempotency_key") is not None or bool(
+            found.idempotency_key and isinstance(record, dict))
 
     def form(self, op: OperationModel) -> bool:
         return (op.content_type or self.model.content_type) == "form"

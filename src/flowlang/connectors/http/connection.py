@@ -8,6 +8,7 @@ from typing import Any
 from flowlang.connectors.base import Connection, ConnectorSpec, RunServices
 from flowlang.connectors.http.client import HttpClient
 from flowlang.connectors.http.pagination import Paginator, page_spec
+from flowlang.connectors.http.retry import IDEMPOTENT
 from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Value, to_text, type_name
@@ -107,6 +108,9 @@ class HttpConnection(Connection):
                                          idempotency_key=to_text(key) if key is not None else None,
                                          timeout=timeout_of(timeout) if timeout is not None else None,
                                          form=form is not None)
+
+    def repeatable(self, op: str, record: Value, kwargs: dict[str, Value]) -> bool:
+        return op.upper() in IDEMPOTENT or kwargs.get("idempotency_key") is not None
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         method = op.upper()
