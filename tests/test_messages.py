@@ -573,3 +573,20 @@ def test_a_parallel_count_below_one_is_shown_at_the_count(tmp_path: Path) -> Non
     assert ("f.flow:3:29: error: parallel needs a whole number of at least 1, got 0\n"
             " 3 | for each r in rows parallel n\n"
             "   |                             ^\n") in result.stderr, result.stderr
+
+
+def test_an_end_or_else_that_belongs_to_no_block_says_so(tmp_path: Path) -> None:
+    """One `end` too many said "expected `call`, `emit`, `fail`, `flow`, `for`, `function`, `if`, `import` or
+    another token, found `end`" (and in the REPL "`end` is a keyword and cannot name a variable"); an
+    `else` after its `if` had ended the same."""
+    stray_end = "this `end` closes no block: each block (for each, if, try, map, function) has one `end`"
+    (tmp_path / "f.flow").write_text("for each i in [1]\n  emit i\nend\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and f"f.flow:4:1: error: {stray_end}\n" in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("if true\n  emit 1\nend\nelse\n  emit 2\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert ("f.flow:4:1: error: this `else` belongs to no block: it goes inside an `if` block, before its `end`\n"
+            in result.stderr), result.stderr
+    piped = cli("repl", stdin="emit 1\nend\nlet end = 2\n", cwd=tmp_path)
+    assert f"<stdin>:2:1: error: {stray_end}\n" in piped.stderr
+    assert "<stdin>:3:5: error: `end` is a keyword and cannot name a variable" in piped.stderr

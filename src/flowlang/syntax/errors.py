@@ -13,6 +13,7 @@ from flowlang.source import Source, Span
 from flowlang.syntax.grammar import parser
 from flowlang.syntax.keywords import block_openers, keyword_terminals
 from flowlang.syntax.lessons import teach
+from flowlang.syntax.transformer import STRAY_END, stray_middle
 
 EXPRESSION_STARTS = {"NAME", "INT", "DQ_STRING", "LSQB", "LBRACE"}
 HUMAN = {
@@ -217,6 +218,8 @@ def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSy
         opener, where = blocks[-1]
         line, col = source.line_col(where)
         message = f"expected `end` to close `{opener}` opened at {line}:{col}, found {found}"
+    elif token.type in ("END", "ELSE", "ON") and not blocks and text[:pos].rstrip(" \t")[-1:] in ("", "\n"):
+        message = STRAY_END if token.type == "END" else stray_middle(str(token))
     else:
         message = f"expected {describe_expected(expected)}, found {found}"
         if token.type == "NAME" and "_NL" in expected:

@@ -34,6 +34,15 @@ class LocatedSyntaxError(Exception):
         self.end = end
 
 
+STRAY_END = "this `end` closes no block: each block (for each, if, try, map, function) has one `end`"
+
+
+def stray_middle(word: str) -> str:
+    """An `else` (or `on error`) outside the block it belongs to."""
+    block = "an `if`" if word == "else" else "a `try`"
+    return f"this `{word}` belongs to no block: it goes inside {block} block, before its `end`"
+
+
 def _fold(items: list[Any], make: Callable[[Any, Any, Any], Any]) -> Any:
     result = items[0]
     for i in range(1, len(items), 2):
@@ -67,6 +76,12 @@ class ToAst(Transformer[Token, Any]):
         """A name that declares or reads a variable: keywords are reserved here."""
         if str(token) in self.reserved:
             span = self.tspan(token)
+            text = getattr(self.source, "text", "")
+            line_start = text.rfind("\n", 0, span.start) + 1
+            line_end = text.find("\n", span.end)
+            if text[line_start:line_end if line_end >= 0 else None].strip() in ("end", "else"):  # a line alone
+                message = STRAY_END if str(token) == "end" else stray_middle(str(token))
+                raise LocatedSyntaxError(message, span.start, span.end)
             raise LocatedSyntaxError(f"`{token}` is a keyword and cannot name a variable", span.start, span.end)
         return str(token)
 
