@@ -590,3 +590,14 @@ def test_an_end_or_else_that_belongs_to_no_block_says_so(tmp_path: Path) -> None
     piped = cli("repl", stdin="emit 1\nend\nlet end = 2\n", cwd=tmp_path)
     assert f"<stdin>:2:1: error: {stray_end}\n" in piped.stderr
     assert "<stdin>:3:5: error: `end` is a keyword and cannot name a variable" in piped.stderr
+
+
+def test_a_try_without_on_error_says_what_it_needs(tmp_path: Path) -> None:
+    """`try ... end` with no `on error` said "expected `on`, found `end`"."""
+    (tmp_path / "f.flow").write_text("try\n  emit 1 / 0\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert "f.flow:3:1: error: a `try` block needs its `on error` part before this `end`\n" in result.stderr
+    assert "hint: try ... on error as e ... end" in result.stderr
+    (tmp_path / "f.flow").write_text("try\n  emit 1 / 0\non error as e\n  emit e.kind\nend\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '"value"\n'

@@ -144,6 +144,9 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson(f"`{level}` is not a log level: the levels are debug, info, warn and error",
                       f"log {LOG_LEVEL_WORDS[level]} {line_text[col - 1:].strip()}",
                       Span(on_line[1].start_pos or 0, on_line[1].end_pos or 0))
+    if token.type == "END" and "ON" in expected and first is None:
+        return Lesson("a `try` block needs its `on error` part before this `end`",
+                      "try ... on error as e ... end (on error runs when the lines after try fail)")
     if token.type == "EQUAL" and any(t.type == "IF" for t in on_line):
         return Lesson("`=` gives a name a value; to compare, write `==`",
                       (line_text[:col - 1] + "==" + line_text[col:]).strip())
