@@ -129,6 +129,10 @@ def add(a: Any, b: Any) -> Any:
         return shift(b, a)
     if ta is timedelta and tb is timedelta:
         return _duration(operator.add, a, b)
+    if (ta is str or ta is Secret) != (tb is str or tb is Secret) and ta not in (list, dict) \
+            and tb not in (list, dict) and a is not None and b is not None:
+        error = mismatch("add", a, b)  # text and a number (a date...): what JavaScript and Python users write
+        raise OperatorError(error.message + ': to put a value into text write "total: {x}" (or "..." + str(x))')
     raise mismatch("add", a, b)
 
 
