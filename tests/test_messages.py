@@ -601,3 +601,26 @@ def test_a_try_without_on_error_says_what_it_needs(tmp_path: Path) -> None:
     assert "hint: try ... on error as e ... end" in result.stderr
     (tmp_path / "f.flow").write_text("try\n  emit 1 / 0\non error as e\n  emit e.kind\nend\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '"value"\n'
+
+
+def test_a_line_that_is_no_statement_says_what_starts_one(tmp_path: Path) -> None:
+    """`print("x")`, `x = 2`, `lower(x)` and `retrun 1` at the start of a line said "expected `call`, `emit`,
+    `fail`, `flow`, `for`, `function`, `if`, `import` or another token, found `print`" with the hint "one
+    statement per line; did you forget an operator or a comma?"."""
+    cases = {
+        'print("x")\n': ("1:1: error: flowlang has no `print`: a line of a flow is a statement",
+                         "hint: emit x to output a value (a record on stdout), log x to write a log line"),
+        "let x = 1\nx = 2\n": ("2:1: error: an assignment starts with `let`", "hint: let x = 2"),
+        "let o = {}\no.a = 1\n": ("2:1: error: an assignment starts with `let`", "hint: let o.a = 1"),
+        "let x = 1\nlower(x)\n": ("2:1: error: a line of a flow starts with a statement (let, emit, call, send, "
+                                  "log, if, for each, ...): `lower` does not start one",
+                                  "hint: emit lower(x) to output it, or let NAME = lower(x) to keep it"),
+        "function f()\n  retrun 1\nend\n": ("2:3: error: `retrun` does not start a statement; did you mean "
+                                            "`return`?", "hint: return 1"),
+    }
+    for text, (message, hint) in cases.items():
+        (tmp_path / "f.flow").write_text(text)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert result.status == 2 and f"f.flow:{message}\n" in result.stderr and hint in result.stderr, result.stderr
+        assert "did you forget an operator" not in result.stderr
+    assert cli("repl", stdin="let x = 'A'\nlower(x)\n", cwd=tmp_path).stdout == '"a"\n'  # the REPL shows values

@@ -23,6 +23,8 @@ STATEMENT_STARTS = frozenset({"LET", "EMIT", "SEND", "CALL", "FOR", "LOOKUP", "M
 # the words other loggers use for a level (Python's logging, log4j, syslog), and flowlang's level for each
 LOG_LEVEL_WORDS = {"warning": "warn", "critical": "error", "fatal": "error", "err": "error", "trace": "debug",
                    "notice": "info", "verbose": "debug", "information": "info"}
+STATEMENT_WORDS = ("let", "emit", "call", "send", "lookup", "log", "if", "for", "map", "try", "fail", "skip",
+                   "stop", "return", "use", "param", "import", "run", "function", "flow")
 COMPARISONS = frozenset({"LESSTHAN", "MORETHAN", "LE", "GE", "EQ", "NE"})
 TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
 LOOP_WORDS = {"continue": "skip", "break": "stop", "next": "skip"}  # C's, Python's and Ruby's loop statements
@@ -144,6 +146,23 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson(f"`{level}` is not a log level: the levels are debug, info, warn and error",
                       f"log {LOG_LEVEL_WORDS[level]} {line_text[col - 1:].strip()}",
                       Span(on_line[1].start_pos or 0, on_line[1].end_pos or 0))
+    if first is None and token.type == "NAME" and {"LET", "EMIT"} <= expected and word not in LOOP_WORDS:
+        # an expression where a statement starts (a flow's lines are statements; the REPL shows values)
+        if word in ("print", "echo", "puts", "console", "println", "printf", "display"):
+            return Lesson(f"flowlang has no `{word}`: a line of a flow is a statement",
+                          "emit x to output a value (a record on stdout), log x to write a log line")
+        rest = line_text.strip()
+        import difflib  # only when there is a mistake to name
+
+        called = rest[len(word):].lstrip().startswith("(")  # round(x) is a call, not a misspelt `run`
+        near = [] if called else difflib.get_close_matches(word, STATEMENT_WORDS, n=1, cutoff=0.7)
+        if near:
+            return Lesson(f"`{word}` does not start a statement; did you mean `{near[0]}`?",
+                          rest.replace(word, near[0], 1))
+        if re.match(rf"{re.escape(word)}\s*(\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*\s*=(?!=)", rest):
+            return Lesson("an assignment starts with `let`", f"let {rest}")
+        return Lesson(f"a line of a flow starts with a statement (let, emit, call, send, log, if, for each, ...): "
+                      f"`{word}` does not start one", f"emit {rest} to output it, or let NAME = {rest} to keep it")
     if token.type == "END" and "ON" in expected and first is None:
         return Lesson("a `try` block needs its `on error` part before this `end`",
                       "try ... on error as e ... end (on error runs when the lines after try fail)")
