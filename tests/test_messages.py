@@ -624,3 +624,19 @@ def test_a_line_that_is_no_statement_says_what_starts_one(tmp_path: Path) -> Non
         assert result.status == 2 and f"f.flow:{message}\n" in result.stderr and hint in result.stderr, result.stderr
         assert "did you forget an operator" not in result.stderr
     assert cli("repl", stdin="let x = 'A'\nlower(x)\n", cwd=tmp_path).stdout == '"a"\n'  # the REPL shows values
+
+
+def test_a_named_argument_or_a_key_written_with_equals_says_to_write_a_colon(tmp_path: Path) -> None:
+    """`http(base_url = "...")` and `{a = 1}` (Python's keyword arguments, a dict written as in Lua)
+    said "expected an operator, `(`, `,`, `)` or `:`, found `=`"."""
+    cases = {
+        'use api = http(base_url = "https://x.example")\n': ("1:25: error: a named argument takes `:`, not `=`",
+                                                             'hint: base_url: "https://x.example"'),
+        "emit [{a: 1, b = 2}]\n": ("1:16: error: an object's key takes `:`, not `=`", "hint: b: 2"),
+    }
+    for text, (message, hint) in cases.items():
+        (tmp_path / "f.flow").write_text(text)
+        result = cli("check", "f.flow", cwd=tmp_path)
+        assert result.status == 2 and f"f.flow:{message}\n" in result.stderr and hint in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("let x = 1\nif x = 1\n  emit x\nend\n")
+    assert "`=` gives a name a value; to compare, write `==`" in cli("check", "f.flow", cwd=tmp_path).stderr

@@ -163,6 +163,13 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
             return Lesson("an assignment starts with `let`", f"let {rest}")
         return Lesson(f"a line of a flow starts with a statement (let, emit, call, send, log, if, for each, ...): "
                       f"`{word}` does not start one", f"emit {rest} to output it, or let NAME = {rest} to keep it")
+    if token.type == "EQUAL" and "COLON" in expected and before and before[-1].type == "NAME":
+        opened = _unclosed_bracket(before, {"RPAR", "RBRACE", "RSQB"}, loose=True)
+        name = str(before[-1])
+        what = "an object's key" if opened is not None and opened.type == "LBRACE" else "a named argument"
+        value = re.match(r"\s*([^,)}\n]*)", text[token.end_pos or 0:])
+        shown = value.group(1).strip() if value is not None and value.group(1).strip() else "..."
+        return Lesson(f"{what} takes `:`, not `=`", f"{name}: {shown}", Span(token.start_pos or 0, token.end_pos or 0))
     if token.type == "END" and "ON" in expected and first is None:
         return Lesson("a `try` block needs its `on error` part before this `end`",
                       "try ... on error as e ... end (on error runs when the lines after try fail)")
