@@ -640,3 +640,15 @@ def test_a_named_argument_or_a_key_written_with_equals_says_to_write_a_colon(tmp
         assert result.status == 2 and f"f.flow:{message}\n" in result.stderr and hint in result.stderr, result.stderr
     (tmp_path / "f.flow").write_text("let x = 1\nif x = 1\n  emit x\nend\n")
     assert "`=` gives a name a value; to compare, write `==`" in cli("check", "f.flow", cwd=tmp_path).stderr
+
+
+def test_json_written_in_a_double_quoted_string_says_how_to_write_a_brace(tmp_path: Path) -> None:
+    """`json_parse("{\\"a\\": 1}")` said only "in string interpolation: unexpected character '\\\\'": the `{`
+    of a "..." string starts a value; the hint says to write \\{ or use '...' quotes."""
+    (tmp_path / "f.flow").write_text('let j = json_parse("{\\"a\\": 1}")\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and "f.flow:1:22: error: in string interpolation: unexpected character" in result.stderr
+    assert ("hint: a { in a \"...\" string starts a value: write \\{ for a brace, or the text in '...' quotes "
+            "(no interpolation): json_parse('{\"a\": 1}')") in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("emit [json_parse('{\"a\": 1}'), json_parse(\"\\{\\\"b\\\": 2}\")]\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"a":1}\n{"b":2}\n'  # a list of records: each

@@ -67,7 +67,11 @@ def _shifted(err: UnexpectedInput, source: Source, code: str, offset: int) -> Fl
     d = inner.diagnostics[0]
     span = Span(d.span.start + offset, d.span.end + offset)
     message = d.message.replace("the end of the input", "`}`")
-    return FlowSyntaxError([Diagnostic("syntax", f"in string interpolation: {message}", source, span, d.hint)])
+    hint = d.hint
+    if hint is None and code.lstrip()[:1] in ('\\', "'", '"', ""):  # `"{\"a\": 1}"`: JSON written in a string
+        hint = ("a { in a \"...\" string starts a value: write \\{ for a brace, or the text in '...' quotes "
+                "(no interpolation): json_parse('{\"a\": 1}')")
+    return FlowSyntaxError([Diagnostic("syntax", f"in string interpolation: {message}", source, span, hint)])
 
 
 MAX_SOURCE = 2_000_000  # characters; a flow is a script, not data
