@@ -121,6 +121,23 @@ def test_secrets_in_a_run_result_stay_secret() -> None:
     assert CANARY not in json.dumps(result.outputs, default=str)
 
 
+def test_a_secret_compares_equal_to_its_text_as_in_reads_it() -> None:
+    """`secret.MODE == "live"` was always false (a Secret is not a str) while `"li" in secret.MODE` read
+    its text: a flow choosing its target by a secret took the wrong branch, silently. Both read the text,
+    in the generated code and the closures (the list comprehension), and unique() agrees with ==."""
+    flow = flowlang.compile("""
+let s = secret.MODE
+emit [s == "%s", "%s" == s, s != "%s", s == "other", s != "other", "%s" in s]
+emit [x == "%s" for x in [s]]
+emit len(unique([s, "%s", secret.MODE]))
+emit s
+""" % ((CANARY.replace("\\", "\\\\").replace('"', '\\"'),) * 6))
+    result = flow.run(secrets={"MODE": CANARY})
+    assert result.ok, result.error
+    assert result.outputs[:3] == [[True, True, False, False, True, True], [True], 1]
+    assert CANARY not in json.dumps(result.outputs, default=str)
+
+
 def test_allowed_hosts_refuses_other_hosts_and_internal_addresses() -> None:
     with FakeApi() as api:
         api.route("GET", "/go", lambda req: (302, {"Location": "http://localhost:1/elsewhere"}, None))

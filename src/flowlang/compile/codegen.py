@@ -317,8 +317,8 @@ class Generator:
                 t = self.name("_t")  # bound first: `"x" is True` would make Python warn of a literal
                 return f"(({t} := {left}) is {'not ' if negate else ''}{node.right.value!r})"
             if isinstance(node.right, ast.Literal) and type(node.right.value) is str:
-                t = self.name("_t")
-                test = f"(type({t} := {left}) is str and {t} == {node.right.value!r})"
+                t, text = self.name("_t"), repr(node.right.value)  # a secret compares as its text (_eq)
+                test = f"({t} == {text} if type({t} := {left}) is str else _eq({t}, {text}))"
                 return f"(not {test})" if negate else test
             return f"({negate}_eq({left}, {right}))"
         if op is ast.BinOp.DIV:

@@ -14,7 +14,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import LimitError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.operators import OperatorError, computed
-from flowlang.runtime.values import type_name
+from flowlang.runtime.values import equal, type_name
 
 COMPARE = {ast.BinOp.LT: "<", ast.BinOp.LE: "<=", ast.BinOp.GT: ">", ast.BinOp.GE: ">="}
 NUMBERS = frozenset({int, Decimal})
@@ -37,11 +37,9 @@ def literal_constant(node: ast.Expr) -> tuple[Any] | None:
 def equals_constant(left: Eval, constant: Any) -> Eval:
     if constant is None or type(constant) is bool:
         return lambda f: left(f) is constant
-    kind = type(constant)
-
-    def equals(f: Frame) -> bool:
+    def equals(f: Frame) -> bool:  # a text constant: a text compares inline, anything else as == says
         v = left(f)
-        return type(v) is kind and bool(v == constant)
+        return v == constant if type(v) is str else equal(v, constant)
     return equals
 
 

@@ -181,7 +181,8 @@ def truthy(value: Value) -> bool:
 
 
 def equal(a: Value, b: Value) -> bool:
-    """Structural equality: 1 == 1.0, no string/number coercion, booleans are not numbers."""
+    """Structural equality: 1 == 1.0, no string/number coercion, booleans are not numbers, a secret equals
+    its text (as `in` and the text builtins read it; the answer is a boolean, the text stays masked)."""
     ta = type(a)
     tb = type(b)
     if ta is tb:
@@ -194,6 +195,8 @@ def equal(a: Value, b: Value) -> bool:
         return bool(a == b)
     if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
         return bool(a == b)
+    if (ta is Secret and tb is str) or (ta is str and tb is Secret):  # its text, as `in` and starts_with read it
+        return bool((a.reveal() if ta is Secret else a) == (b.reveal() if tb is Secret else b))
     return False
 
 
@@ -224,6 +227,8 @@ class EqualityKeys:
         t = type(value)
         if t is str:
             return value  # the only key that is a str
+        if t is Secret:
+            return value.reveal()  # equal to its text (equal()); the key stays in memory, never shown
         if t is int or t is Decimal:
             return ("number", value)  # hash(Decimal("1.0")) == hash(1), as equal() says
         if t is list or t is dict:
