@@ -28,6 +28,7 @@ STATEMENT_WORDS = ("let", "emit", "call", "send", "lookup", "log", "if", "for", 
 COMPARISONS = frozenset({"LESSTHAN", "MORETHAN", "LE", "GE", "EQ", "NE"})
 TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RPAR": ")"}
 LOOP_WORDS = {"continue": "skip", "break": "stop", "next": "skip"}  # C's, Python's and Ruby's loop statements
+ELSE_IF_WORDS = ("elif", "elsif", "elseif")  # Python's, Ruby's and PHP's `else if`
 BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
 # Python's methods on text, lists and dicts that a newcomer writes as `x.lower()`; flowlang has
 # functions for them (`lower(x)`), so `x.NAME(...)` with one of these is a value, not a connection
@@ -146,7 +147,8 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson(f"`{level}` is not a log level: the levels are debug, info, warn and error",
                       f"log {LOG_LEVEL_WORDS[level]} {line_text[col - 1:].strip()}",
                       Span(on_line[1].start_pos or 0, on_line[1].end_pos or 0))
-    if first is None and token.type == "NAME" and {"LET", "EMIT"} <= expected and word not in LOOP_WORDS:
+    if (first is None and token.type == "NAME" and {"LET", "EMIT"} <= expected and word not in LOOP_WORDS
+            and word not in ELSE_IF_WORDS):  # both have lessons of their own below
         # an expression where a statement starts (a flow's lines are statements; the REPL shows values)
         if word in ("print", "echo", "puts", "console", "println", "printf", "display"):
             return Lesson(f"flowlang has no `{word}`: a line of a flow is a statement",
@@ -176,7 +178,7 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
     if token.type == "EQUAL" and any(t.type == "IF" for t in on_line):
         return Lesson("`=` gives a name a value; to compare, write `==`",
                       (line_text[:col - 1] + "==" + line_text[col:]).strip())
-    if token.type == "NAME" and word in ("elif", "elsif", "elseif") and first is None:
+    if token.type == "NAME" and word in ELSE_IF_WORDS and first is None:
         return Lesson(f"flowlang has no `{word}`: write `else if`", line_text.strip().replace(word, "else if", 1))
     if first is not None and first.type == "FOR" and len(on_line) == 1 and expected == {"EACH"}:
         return Lesson("a loop is written `for each NAME in LIST`",
