@@ -1,8 +1,9 @@
 """Waiting out a database that went away (a restart, a failover) instead of failing every record
 while it is down, where no statement can have been committed:
 
-- a connection that could not be made (refused, the server starting up or shutting down): nothing
-  was sent, so the work is tried again on a new connection;
+- a connection that could not be made (refused, the server starting up or shutting down) after one
+  was made in the run: nothing was sent, so the work is tried again on a new connection (a database
+  never reached in the run is not waited for: a wrong host or port fails at once);
 - a connection lost inside a transaction of flowlang's own writes (insert, upsert) or of a query,
   before its COMMIT was sent: a transaction is committed only by its COMMIT, so the server rolled it
   back, and the work is run again on a new connection. This holds on PostgreSQL; on MySQL and
@@ -111,6 +112,7 @@ class Reconnect:
         self.pause = pause  # waits so many seconds; True when the record was given up meanwhile
         self.clock = clock
         self.away_since: float | None = None
+        self.reached = False  # a connection was made in this run: only a database that went away is waited for
         self._transactional: dict[str, bool] = {}
 
     def _wait(self, error: Exception, delay: float) -> float:
@@ -130,11 +132,14 @@ class Reconnect:
         delay = FIRST_WAIT
         while True:
             try:
-                return engine.connect()
+                conn = engine.connect()
             except DBAPIError as e:
-                if not cannot_connect(e):
+                if not cannot_connect(e) or not self.reached:  # never reached: a wrong host or port, said at once
                     raise
                 delay = self._wait(e, delay)
+            else:
+                self.reached = True
+                return conn
 
     def transaction(self, engine: Any, work: Callable[[Any], T], rerun: Callable[[Any], bool] | None) -> T:
         """work(conn) in a transaction of its own, committed. Run again on a new connection when the
