@@ -629,3 +629,40 @@ def test_a_host_binding_not_given_to_run_says_to_give_it(tmp_path: Path) -> None
             flow.run(state_dir=tmp_path)
         assert "hint: a host binding of this flow: give it to run() as bindings={'crm': ...}" in info.value.render()
         assert flow.run(bindings={"crm": CRM()}, state_dir=tmp_path).ok
+
+
+def test_an_internal_errors_traceback_logged_for_debugging_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedding program that logs flowlang at debug level with a standard logging.Formatter printed the
+    traceback of an unexpected exception as it was (log.debug(..., exc_info=e)), so a secret in its message
+    was shown whole, where the record's error said ***. The traceback is formatted and masked by flowlang
+    (the record's exc_text), for an iteration's and for a run's. (A bug is made here: upper() raising.)"""
+    import io
+    import logging
+
+    from flowlang.runtime.builtins import default_registry
+
+    canary = 'canary-"9d2f"\\x/1e+x wörd-😀-' + "k7Q\\\"z" * 40
+
+    def broken(s: Any) -> Any:
+        raise RuntimeError(f"a bug that shows {s.reveal()}")
+
+    upper = default_registry().get("upper")
+    assert upper is not None
+    monkeypatch.setattr(upper, "fn", broken)
+    monkeypatch.setattr(upper, "direct", None)
+    shown = io.StringIO()
+    handler = logging.StreamHandler(shown)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logger = logging.getLogger("flowlang")
+    monkeypatch.setattr(logger, "level", logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        result = flowlang.compile("for each i in [1]\n  emit upper(secret.T)\nend\nemit upper(secret.T)\n").run(
+            secrets={"T": canary})
+    finally:
+        logger.removeHandler(handler)
+    assert result.status == "failed" and len(result.errors) == 1
+    text = shown.getvalue()
+    assert "internal error in an iteration\nTraceback" in text and "internal error in a run\nTraceback" in text
+    assert text.count("\nRuntimeError: a bug that shows ***\n") == 2  # the two tracebacks
+    assert canary not in text and "k7Q" not in text

@@ -42,7 +42,7 @@ from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored
 from flowlang.runtime.limits import RUN_STOP, VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
-from flowlang.runtime.masking import DERIVED, Masker
+from flowlang.runtime.masking import DERIVED, RUNNING_MASK, Masker, debug_exception
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.outputs import Outputs
 from flowlang.runtime.run import (
@@ -359,7 +359,7 @@ async def _job(flow: CompiledFlow, program: ProgramCompiler, compiled: CompiledM
         return await _started_job(flow, program, compiled, options, setup, store, kind, body, job_id, started,
                                   started_clock, Resumption(keeps, saved, resume_from))
     except Exception as e:  # setting up the run failed (a damaged store row, a bug): the job is recorded
-        log.debug("the run could not start", exc_info=e)
+        debug_exception(log, "the run could not start", e, known.mask)
         error = e if isinstance(e, FlowError) else internal_error(e)
         message = masked_error(error, known.mask)
         store.finish_job(job_id, "failed", {}, message, flow.key, None, known.mask, dict(options.params))
@@ -423,6 +423,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     if flow.path is not None:
         ctx.flow_file = flow.path.name
     derived = DERIVED.set(ctx.masker.learn_derived)
+    running_mask = RUNNING_MASK.set(ctx.mask)
     if setup.collect:
         ctx.before_change = collected.before_change
     resumed_from = start_checkpoints(ctx, store, flow, job_id, kind, keeps, resumption.saved,
@@ -477,7 +478,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         error = FlowRuntimeError(f"the record stream {e.stream.label} was used outside `for each` "
                                  "before it was read; keep it in a variable with call ... as", "internal")
     except Exception as e:  # a bug, or bad input nothing caught: the run fails, the job is recorded
-        log.debug("internal error in a run", exc_info=e)
+        debug_exception(log, "internal error in a run", e, ctx.mask)
         error = e if isinstance(e, FlowError) else internal_error(e)
     finally:
         closing.append(True)
@@ -487,6 +488,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         CURRENT.reset(token)
         RUNNING_JOB.reset(running)
         DERIVED.reset(derived)
+        RUNNING_MASK.reset(running_mask)
     if isinstance(error, OutOfMemory):  # the flow's variables go now: recording the job needs room
         for frame in ctx.frames:
             frame.slots[:] = [None] * len(frame.slots)

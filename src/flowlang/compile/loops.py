@@ -33,6 +33,7 @@ from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
+from flowlang.runtime.masking import debug_exception
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import PICKUP_FILE, READ_FAILED, SAVED_INPUT, SAVED_STATE, RecordFailure
 from flowlang.runtime.sharing import as_it_was, undone
@@ -198,7 +199,7 @@ class LoopInfo:
 
 
 def internal_error(err: Exception) -> FlowRuntimeError:
-    log.debug("internal error in an iteration", exc_info=err)
+    debug_exception(log, "internal error in an iteration", err)
     return unexpected(err)
 
 

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import string
 import threading
+import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -44,6 +46,8 @@ MAX_DERIVED = 100  # texts made from secrets learned in one run (one made per re
 # gives...): set by the runner for its job's task, so that an API echoing one has it masked as the
 # secret itself would be
 DERIVED: ContextVar[Callable[[str], None] | None] = ContextVar("flowlang_derived_secrets", default=None)
+# the running job's masking, for what is logged where no run is at hand (debug_exception)
+RUNNING_MASK: ContextVar[Callable[[str], str] | None] = ContextVar("flowlang_running_mask", default=None)
 BYTES = "surrogatepass"  # a secret read from the environment may hold lone surrogates
 
 
@@ -398,3 +402,19 @@ def register_derived(value: str) -> None:
     add = DERIVED.get()
     if add is not None:
         add(value)
+
+
+def debug_exception(logger: logging.Logger, message: str, error: BaseException,
+                    mask: Callable[[str], str] | None = None) -> None:
+    """An unexpected exception logged at debug level with its traceback masked (by `mask`, or the running
+    job's): the record carries the exception and its text already formatted, masked, which a standard
+    logging.Formatter of an embedding program prints as it is (it formats exc_info only when exc_text
+    is unset), so a secret in the exception's message or its chain is not shown there."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    masking = mask or RUNNING_MASK.get() or (lambda text: text)
+    record = logger.makeRecord(logger.name, logging.DEBUG, __file__, 0, masking(message), (),
+                               (type(error), error, error.__traceback__))
+    record.exc_text = masking("".join(traceback.format_exception(error)).rstrip("\n"))
+    logger.handle(record)
+
