@@ -396,7 +396,7 @@ class StoreFull(StoreError):
     """The store's disk is full: nothing more can be written to it (the write was rolled back)."""
 
 
-class _Connection(sqlite3.Connection):
+class _Connection(DamageSaid):
     """The store's database connection: a full disk is a StoreFull naming the file, not an sqlite3 error
     from deep inside a run (every write of the store, its ledger and its checkpoints goes through here)."""
 
@@ -426,11 +426,8 @@ class _Connection(sqlite3.Connection):
             if isinstance(e, sqlite3.OperationalError) and disk_full(e):
                 raise self._full(e) from None
             if damaged(e):
-                raise damaged_store(self.path, e) from None
+                raise self.said(e) from None
             raise
-
-    def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]  # execute() makes its cursor here
-        return super().cursor(factory or _Cursor)
 
     def execute(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
         with self._said_when_full():
@@ -460,9 +457,7 @@ class _Cursor(sqlite3.Cursor):
 
     def _said(self, e: sqlite3.DatabaseError) -> Exception:
         connection = self.connection
-        if damaged(e) and isinstance(connection, _Connection | DamageSaid):
-            return connection.said(e) if isinstance(connection, DamageSaid) else damaged_store(connection.path, e)
-        return e
+        return connection.said(e) if damaged(e) and isinstance(connection, DamageSaid) else e
 
     def fetchone(self) -> Any:
         try:
