@@ -417,4 +417,3 @@ def debug_exception(logger: logging.Logger, message: str, error: BaseException,
                                (type(error), error, error.__traceback__))
     record.exc_text = masking("".join(traceback.format_exception(error)).rstrip("\n"))
     logger.handle(record)
-
