@@ -23,7 +23,7 @@ from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
 from flowlang.compile.ledger_send import record_key
-from flowlang.compile.reads import WRITES_STATE, reads, reads_input
+from flowlang.compile.reads import WRITES_STATE, globals_named, reads
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import NOTHING, Eval, Step, block, plan_of
@@ -196,6 +196,9 @@ class LoopInfo:
     def abandon(self, f: Frame) -> None:
         for abandon in self.abandoners:
             abandon(f)
+
+
+RUN_GLOBALS = frozenset({"input", "state"})  # what a failed record keeps as its iteration saw it (LoopInfo)
 
 
 def internal_error(err: Exception) -> FlowRuntimeError:
@@ -1012,6 +1015,7 @@ class ForEachCompiler(IoCompiler):
             self.outermost_loops += 1
             identity = loop_identity(node, self.checked.source.text, self.outermost_loops)
         read_slots, read_names = reads((node.body, node.key), self.checked) if identity else (set(), set())
+        named = globals_named((node.body, node.key), self.checked, RUN_GLOBALS) if identity else set()
         read = frozenset(read_slots - set(slots)) if identity else None
         visible = res.loop_scopes.get(node, ())
         assigned: tuple[tuple[str, int], ...] = ()
@@ -1023,9 +1027,8 @@ class ForEachCompiler(IoCompiler):
                         visible, identity=identity,
                         key=self.repeated_expr(node.key) if node.key is not None else None, read=read,
                         assigned=assigned, names=tuple(node.names),
-                        reads_state=identity is not None and reads_input((node.body, node.key), self.checked, "state"),
-                        writes_state=WRITES_STATE in read_names,
-                        keeps_input=identity is not None and reads_input((node.body, node.key), self.checked),
+                        reads_state="state" in named, writes_state=WRITES_STATE in read_names,
+                        keeps_input="input" in named,
                         listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)
         outer = self.branch_depth, self.reach

@@ -67,19 +67,22 @@ def reads(body: Iterable[Any], checked: CheckedModule) -> tuple[set[int], set[st
     return slots, names
 
 
-def reads_input(body: Iterable[Any], checked: CheckedModule, name: str = "input") -> bool:
-    """Whether running `body` may read the global `input` (or `name`: "state"): a name of it in the body or
-    in a function it calls (directly or through other functions, of any module)."""
+def globals_named(body: Iterable[Any], checked: CheckedModule, wanted: frozenset[str]) -> set[str]:
+    """Which of the globals `wanted` ("input", "state") running `body` may read: a name of one in the body
+    or in a function it calls (directly or through other functions, of any module). One walk for all."""
+    found: set[str] = set()
     seen: set[int] = set()
     pending: list[tuple[Any, CheckedModule]] = [(tuple(body), checked)]
     while pending:
         tree, module = pending.pop()
         for node in nodes(tree):
-            if type(node) is ast.Name and node.name == name:
-                return True
+            if type(node) is ast.Name and node.name in wanted:
+                found.add(node.name)
+                if found == wanted:
+                    return found
             if type(node) is ast.FuncCall:
                 info = module.resolution.calls.get(node)
                 if type(info) is FunctionInfo and id(info) not in seen:
                     seen.add(id(info))
                     pending.append((info.node, info.module))  # its defaults too
-    return False
+    return found
