@@ -652,3 +652,15 @@ def test_json_written_in_a_double_quoted_string_says_how_to_write_a_brace(tmp_pa
             "(no interpolation): json_parse('{\"a\": 1}')") in result.stderr, result.stderr
     (tmp_path / "f.flow").write_text("emit [json_parse('{\"a\": 1}'), json_parse(\"\\{\\\"b\\\": 2}\")]\n")
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"a":1}\n{"b":2}\n'  # a list of records: each
+
+
+def test_fail_of_null_or_of_empty_text_says_it_had_no_message(tmp_path: Path) -> None:
+    """`fail r.reason` for a record without a reason (`fail null`) failed it with an empty message:
+    'record failed at f.flow:3:3: ' in the log, and e.message "" for a try."""
+    (tmp_path / "f.flow").write_text('for each r in [{id: 1}, {id: 2, reason: ""}, {id: 3, reason: "late"}]\n'
+                                     '  try\n    fail r.reason\n  on error as e\n    emit e.message\n  end\n'
+                                     'end\nfail null\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.stdout.splitlines() == ['"failed with no message (`fail` was given null)"',
+                                          '"failed with no message (`fail` was given an empty text)"', '"late"']
+    assert result.status == 1 and "f.flow:8:1: error: failed with no message (`fail` was given null)" in result.stderr

@@ -300,7 +300,11 @@ class StatementCompiler(ExpressionCompiler):
         where = self.where(node.span)
 
         def fail(f: Frame) -> None:
-            raise where.error(to_text(message(f)), "fail")
+            value = message(f)
+            text = to_text(value)
+            if not text.strip():  # `fail r.reason` of a record without one: not an empty error
+                text = f"failed with no message (`fail` was given {'null' if value is None else 'an empty text'})"
+            raise where.error(text, "fail")
         return Step.sync(fail)
 
     def s_Skip(self, node: ast.Skip) -> Step:
