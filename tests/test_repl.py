@@ -717,3 +717,68 @@ def test_help_of_a_word_of_the_language_gives_its_form(session: ReplSession) -> 
                  "log", "function", "return", "import", "run", "secret", "env", "job", "state", "input"):
         assert run_meta(session, f":help {word}").ok, word
     assert run_meta(session, ":help fro").text.endswith("did you mean 'for'?")
+
+
+def test_a_function_or_a_connection_defined_again_replaces_the_old_one(tmp_path: Path) -> None:
+    """Defining `function f` or `use m` a second time in a session said "the function 'f' is defined
+    twice" / "'m' is already defined", so a user who found a bug in a function could not fix it
+    without :reset (losing every variable). The new definition is the name for the statements after
+    it, with a note; an earlier function that calls it still calls the old one (it was checked and
+    compiled against it), and the note says so; :save writes each definition once, the last."""
+    stdin = ("function f(x)\n  return x + 1\nend\nfunction g(x)\n  return f(x) * 2\nend\nf(1)\n"
+             "function f(x)\n  return x * 10\nend\nf(1)\ng(1)\n"
+             "use m = memory(records: [{a: 1}])\ncall m.read() as rows\nrows\n"
+             "use m = memory(records: [{a: 2}])\ncall m.read() as rows\nrows\n"
+             "function f(y, z)\n  return nope\nend\nf(1)\n"  # refused: f stays as it was
+             "function h()\n  return 1\nend\nfunction h()\n  return 2\nend\nh()\n"
+             ":save s.flow\n")
+    result = cli("repl", cwd=tmp_path, stdin=stdin)
+    assert result.stdout.splitlines() == ["2", "10", "4", '[{"a":1}]', '[{"a":2}]', "10", "2",
+                                          "saved 6 input(s) to s.flow"], result.stdout
+    assert result.status == 1  # the refused f
+    assert result.stderr.splitlines()[:2] == [
+        "note: function f is defined again: what runs from here on uses the new one; g, defined before, "
+        "still calls the old f: define it again to use the new one",
+        "note: connection m is defined again: what runs from here on uses the new one (the old connection "
+        "is closed)"]
+    assert "<stdin>:20:10: error: unknown name 'nope'" in result.stderr
+    saved = (tmp_path / "s.flow").read_text()
+    assert saved.count("function f(x)") == 1 and "x * 10" in saved and "x + 1" not in saved
+    assert saved.count("use m =") == 1 and "[{a: 2}]" in saved and saved.count("function h") == 1
+    assert cli("check", "s.flow", cwd=tmp_path).status == 0
+
+
+def test_two_definitions_in_one_input_are_still_an_error(session: ReplSession) -> None:
+    twice = session.execute("function f(x)\n  return 1\nend\nfunction f(x)\n  return 2\nend\n")
+    assert twice.error is not None and "the function 'f' is defined twice" in twice.error.render()
+    uses = session.execute("use m = memory()\nuse m = memory()\n")
+    assert uses.error is not None and "'m' is already defined" in uses.error.render()
+    session.execute("let v = 1\n")
+    other = session.execute("use v = memory()\n")  # a variable is not a connection to replace
+    assert other.error is not None and "'v' is already defined" in other.error.render()
+
+
+def test_a_file_loaded_again_replaces_its_definitions(tmp_path: Path) -> None:
+    """`:load f.flow` a second time, after editing the file, said "'n' is already defined" for its
+    first param and loaded nothing of the edit."""
+    flow = tmp_path / "f.flow"
+    flow.write_text("param n = 1\nuse m = memory()\nfunction f(x)\n  return x + n\nend\n")
+    stdin = f":load {flow.name}\nf(1)\n:load {flow.name}\nf(1)\n"
+    first = cli("repl", "--param", "n=5", cwd=tmp_path, stdin=stdin)
+    assert first.status == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "loaded f.flow: m, n", "6", "loaded f.flow: m, n",
+        "note: param n, connection m, function f are defined again: what runs from here on uses the new "
+        "ones (the old connection is closed)", "6"]
+
+
+def test_load_and_run_say_which_params_of_the_session_a_file_does_not_declare(tmp_path: Path) -> None:
+    """`flowlang repl --param since=... --param n=3` then `:run f.flow` (a flow of n alone) ran it with
+    no params at all, n at its default 1, without a word: a session param the flow does not declare
+    dropped all of them; and `:load` said nothing of a --param no param takes."""
+    (tmp_path / "f.flow").write_text("param n = 1\nemit n\n")
+    result = cli("repl", "--param", "since=2024-05-01", "--param", "n=3", cwd=tmp_path,
+                 stdin=":run f.flow\n:load f.flow\n")
+    assert result.status == 0, result.stderr
+    note = "note: --param since is not a param of f.flow (its params: n), so it does not get it"
+    assert result.stdout.splitlines() == [note, "3", "f: ok; read 0, sent 0, failed 0", "loaded f.flow: n", note]

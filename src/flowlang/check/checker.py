@@ -55,7 +55,8 @@ class Checker(StatementChecker):
         else:
             self.check_config(node, spec)
             self.checked.specs[node] = spec
-        if scope.find(node.name) is not None:
+        found = scope.find(node.name)
+        if found is not None and not (found[0].kind is Kind.CONNECTION and self.replaces(node.name)):
             self.error("duplicate", f"'{node.name}' is already defined", node.name_span)
             return
         binding = self.declare(node.name, Kind.CONNECTION, node.name_span, scope, (node, 0))

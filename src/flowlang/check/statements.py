@@ -112,6 +112,10 @@ class StatementChecker(ExpressionChecker):
         self.checked.functions = self.functions
         self.checked.warnings = self.warnings  # one list: the expressions' warnings are the module's
         self.state_assigned: list[Span] = []  # `let state = ...`, `call ... as state`
+        # the REPL: functions, connections and params of earlier inputs, which an input may define again (each
+        # name once an input); what it replaced, for the session's note
+        self.replaceable: set[str] = set()
+        self.replaced: list[str] = []
 
     # ---- entry points ----------------------------------------------------------------------
     def run(self) -> CheckedModule:
@@ -140,6 +144,9 @@ class StatementChecker(ExpressionChecker):
         self.diagnostics (only theirs), and rollback() forgets what they declared."""
         self.diagnostics = []
         self.source = module.source
+        self.replaceable = set(self.functions) | {name for name, b in self.scope.names.items()
+                                                  if b.kind in (Kind.CONNECTION, Kind.PARAM)}
+        self.replaced = []
         self.statements(module.statements, self.scope, Ctx(), top=True)
         self.finish()
         return self.checked
@@ -206,7 +213,7 @@ class StatementChecker(ExpressionChecker):
         for stmt in stmts:
             if not isinstance(stmt, ast.Function):
                 continue
-            if stmt.name in self.functions:
+            if stmt.name in self.functions and not self.replaces(stmt.name):
                 self.error("duplicate", f"the function '{stmt.name}' is defined twice", stmt.name_span)
                 continue
             if self.builtins.get(stmt.name) is not None:
@@ -215,6 +222,16 @@ class StatementChecker(ExpressionChecker):
             info = FunctionInfo(stmt.name, stmt, self.checked)
             self.functions[stmt.name] = info
             self.checked.own_functions[stmt.name] = info
+
+    def replaces(self, name: str) -> bool:
+        """In the REPL, a function, a `use` connection or a param of an earlier input is defined again (a
+        file loaded again): the new one is the name from here on (a name defined twice in one input, a
+        loaded file's, stays an error)."""
+        if name not in self.replaceable:
+            return False
+        self.replaceable.discard(name)
+        self.replaced.append(name)
+        return True
 
     def declare(self, name: str, kind: Kind, span: Span, scope: Scope, key: tuple[object, int]) -> Binding:
         slot = scope.frame.allocate(name)
@@ -266,10 +283,13 @@ class StatementChecker(ExpressionChecker):
     def stmt_Param(self, node: ast.Param, scope: Scope, ctx: Ctx) -> None:
         if node.default is not None:
             self.expr(node.default, scope)
-        if node.name in GLOBALS or scope.find(node.name) is not None:
+        found = scope.find(node.name)
+        if node.name in GLOBALS or (found is not None
+                                    and not (found[0].kind is Kind.PARAM and self.replaces(node.name))):
             self.error("duplicate", f"'{node.name}' is already defined", node.name_span)
             return
         self.declare(node.name, Kind.PARAM, node.name_span, scope, (node, 0))
+        self.checked.params[:] = [p for p in self.checked.params if p.name != node.name]
         self.checked.params.append(node)
 
     def stmt_Let(self, node: ast.Let, scope: Scope, ctx: Ctx) -> None:

@@ -10,7 +10,7 @@ from flowlang.check.hints import did_you_mean
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.errors import FlowError
 from flowlang.repl.keyword_help import KEYWORD_HELP
-from flowlang.repl.session import ReplSession
+from flowlang.repl.session import ReplSession, unknown_params
 from flowlang.runtime.jsoncodec import JsonDataError, dumps
 from flowlang.runtime.values import type_name
 from flowlang.syntax.format import format_text
@@ -192,11 +192,14 @@ def cmd_run(session: ReplSession, arg: str) -> MetaResult:
     if not path.is_file():
         return MetaResult(not_a_flow_file(path, "run"), ok=False)
     flow = load(path, environment=session.environment)
+    declared = flow.params()
+    given = {name: value for name, value in session.params.items() if name in declared}
     result = session.loop.run_until_complete(flow.run_async(
-        session.params if set(session.params) <= set(flow.params()) else {}, dry_run=session.dry_run,
+        given, dry_run=session.dry_run,
         secrets=session.secrets, masker=session.masker))  # the session learns the run's secrets as it reads them
     mask = session.masker
-    lines = [mask.mask(dumps(mask.mask_value(o))) for o in result.outputs[:50]]  # as a run's stdout masks them
+    lines = [note for note in [unknown_params(session.params, declared, path)] if note]
+    lines += [mask.mask(dumps(mask.mask_value(o))) for o in result.outputs[:50]]  # as a run's stdout masks them
     if len(result.outputs) > 50:
         lines.append(f"... {len(result.outputs)} outputs in all")
     lines.append(f"{flow.name}: {result.status}; read {result.stats.read}, sent {result.stats.sent}, "
@@ -226,7 +229,7 @@ def cmd_save(session: ReplSession, arg: str) -> MetaResult:
     path = Path(arg.strip())
     if path.suffix != ".flow":
         path = path.with_suffix(".flow")
-    text = "\n".join(session.history) + "\n"
+    text = session.saved_text() + "\n"
     try:
         text = format_text(text, path.name)  # indented as `flowlang fmt` does, whatever was typed
     except FlowError:  # pragma: no cover - each input parsed on its own; kept as typed

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from flowlang.compile.steps import Step, run_step
 from flowlang.environment import Environment, display_name
 from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
 from flowlang.flow_file import read_flow_text
-from flowlang.repl.definitions import LeftOut, definitions
+from flowlang.repl.definitions import LeftOut, definitions, names_read
 from flowlang.runner import given_param
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.limits import StopFlag
@@ -34,6 +34,36 @@ from flowlang.syntax import parse
 from flowlang.syntax.errors import blocks_open_at_end
 
 NOTHING = object()
+
+
+@dataclass
+class Kept:
+    """One statement :save keeps, and the function or connection it defines (to be defined again)."""
+
+    text: str
+    defines: tuple[str, str] | None = None
+
+
+def defines(stmt: ast.Stmt) -> tuple[str, str] | None:
+    if isinstance(stmt, ast.Function):
+        return ("function", stmt.name)
+    if isinstance(stmt, ast.Use):
+        return ("use", stmt.name)
+    return None
+
+
+def unknown_params(given: dict[str, Any], declared: Iterable[str], path: Path) -> str:
+    """A note for the session's --params a flow it loads or runs does not declare (they are not given
+    to it), or ''."""
+    declared = list(declared)
+    unknown = [name for name in given if name not in declared]
+    if not unknown:
+        return ""
+    names = ", ".join(f"--param {name}" for name in unknown)
+    has = f"its params: {', '.join(declared)}" if declared else "it declares none"
+    return (f"note: {names} {'is not a param' if len(unknown) == 1 else 'are not params'} of {path} ({has}), "
+            "so it does not get " + ("it" if len(unknown) == 1 else "them"))
+
 
 
 @dataclass
@@ -70,7 +100,7 @@ class ReplSession:
         self.masker = masker if masker is not None else Masker()
         self.logger = logger or logging.getLogger("flowlang.repl")
         self.loop = asyncio.new_event_loop()
-        self.history: list[str] = []  # the inputs that succeeded, for :save
+        self.history: list[list[Kept]] = []  # the statements of the inputs that succeeded, for :save
         self.counter = 0
         self.left_out: list[LeftOut] = []  # what the last definitions_only compile left out
         self.interruptible = False  # the interactive screen turns Ctrl-C handling on
@@ -189,10 +219,12 @@ class ReplSession:
         where the input was read (see source())."""
         outcome = Outcome(source=text)
         point = self.checker.checkpoint()
+        earlier = {name: b.slot for name, b in self.scope.names.items() if b.kind is Kind.CONNECTION}
         try:
             step, module = self.compile(text, definitions_only, at)
             outcome.left_out = self.left_out
             outcome.notes = self._set_new_params(module)
+            replaced = list(self.checker.replaced)
         except FlowError as e:
             outcome.error = e
             self.checker.rollback(point)  # a param refused its --param value declares nothing
@@ -214,20 +246,77 @@ class ReplSession:
         if outcome.value is not NOTHING and isinstance(outcome.value, RecordStream):
             outcome.value = self.loop.run_until_complete(outcome.value.materialize(limit=1000))
         if outcome.error is None:
-            kept = self._file_text(module)
-            if kept:
-                self.history.append(kept)
+            self._keep(module, replaced)
+            outcome.notes += self._replaced(module, replaced, earlier)
         else:  # an input that fails declares nothing: `let z = 1 / 0` leaves no z
             self.checker.rollback(point)
         return outcome
 
-    @staticmethod
-    def _file_text(module: ast.Module) -> str:
-        """What :save keeps of an input: its statements but the expressions typed to see a value
-        (a line of only an expression is not a statement a .flow file may hold)."""
+    def _keep(self, module: ast.Module, replaced: list[str]) -> None:
+        """What :save keeps of an input: its statements but the expressions typed to see a value (a
+        line of only an expression is not a statement a .flow file may hold). A function or a `use`
+        defined again takes the place of the earlier one, so the saved file defines each once."""
         text = module.source.text
-        kept = [text[s.span.start:s.span.end] for s in module.statements if not isinstance(s, ast.ExprStmt)]
-        return "\n".join(part.rstrip("\n") for part in kept)
+        kept: list[Kept] = []
+        for stmt in module.statements:
+            if isinstance(stmt, ast.ExprStmt):
+                continue
+            entry = Kept(text[stmt.span.start:stmt.span.end].rstrip("\n"), defines(stmt))
+            earlier = self._kept(entry.defines) if entry.defines and entry.defines[1] in replaced else None
+            if earlier is not None:
+                earlier.text = entry.text
+            else:
+                kept.append(entry)
+        if kept:
+            self.history.append(kept)
+
+    def _kept(self, key: tuple[str, str] | None) -> Kept | None:
+        return next((k for entries in self.history for k in entries if k.defines == key), None)
+
+    def saved_text(self) -> str:
+        """The inputs that succeeded, as the text of a flow (:save)."""
+        return "\n".join(k.text for entries in self.history for k in entries)
+
+    def _replaced(self, module: ast.Module, replaced: list[str], earlier: dict[str, int]) -> list[str]:
+        """One note naming what this input defined again, and which earlier functions still call an old
+        one; an old connection is closed."""
+        items, still = [], []
+        for stmt in module.statements:
+            if isinstance(stmt, ast.Function | ast.Use | ast.Param) and stmt.name in replaced:
+                kind = {ast.Function: "function", ast.Use: "connection", ast.Param: "param"}[type(stmt)]
+                items.append(f"{kind} {stmt.name}")
+            if isinstance(stmt, ast.Use) and stmt.name in replaced:
+                self._close_slot(earlier.get(stmt.name))
+            if isinstance(stmt, ast.Function) and stmt.name in replaced:
+                callers = sorted(name for name, info in self.checked.own_functions.items()
+                                 if name != stmt.name and info.node not in module.statements
+                                 and stmt.name in names_read(info.node.body))
+                if callers:
+                    one = len(callers) == 1
+                    still.append(f"{', '.join(callers)}, defined before, still call{'s' if one else ''} the old "
+                                 f"{stmt.name}: define {'it' if one else 'them'} again to use the new one")
+        if not items:
+            return []
+        closed = " (the old connection is closed)" if any(i.startswith("connection ") for i in items) else ""
+        note = (f"note: {items[0]} is defined again: what runs from here on uses the new one{closed}"
+                if len(items) == 1 else
+                f"note: {', '.join(items)} are defined again: what runs from here on uses the new ones{closed}")
+        return [note + "".join(f"; {s}" for s in still)]
+
+    def _close_slot(self, slot: int | None) -> None:
+        """Close the connection a slot held, unless another name of the session holds it too."""
+        if slot is None or slot >= len(self.frame.slots):
+            return
+        old = self.frame.slots[slot]
+        self.frame.slots[slot] = None
+        if old is None or any(value is old for value in self.frame.slots) \
+                or not any(conn is old for conn in self.ctx.connections):
+            return
+        self.ctx.connections[:] = [conn for conn in self.ctx.connections if conn is not old]
+        try:
+            self.loop.run_until_complete(old.close())
+        except Exception as e:  # closing must not end the session
+            self.ctx.log("warn", f"closing {old.name} failed: {e}")
 
     @staticmethod
     def _at_input(error: FlowRuntimeError, module: ast.Module) -> FlowRuntimeError:
@@ -312,10 +401,18 @@ class ReplSession:
         self.base_dir = path.resolve().parent
         self.checker.base_dir = self.base_dir
         try:
-            return self.execute(text, definitions_only=True, at=(display_name(path), 1))
+            outcome = self.execute(text, definitions_only=True, at=(display_name(path), 1))
         finally:
             self.base_dir = old
             self.checker.base_dir = old
+        if outcome.error is None:
+            session_params = {name for name, b in self.scope.names.items() if b.kind is Kind.PARAM}
+            own = [s.name for s in parse(Source(display_name(path), text), "repl").statements
+                   if isinstance(s, ast.Param)]
+            note = unknown_params({k: v for k, v in self.params.items() if k not in session_params}, own,
+                                  Path(display_name(path)))
+            outcome.notes += [note] if note else []
+        return outcome
 
     # ---- introspection (for :vars and completion) -----------------------------------------------
     @property
