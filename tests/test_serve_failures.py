@@ -139,6 +139,17 @@ def test_body_timeout_must_be_a_positive_number(tmp_path: Path) -> None:
         assert "--body-timeout must be a number of seconds above 0" in said.stderr and "Traceback" not in said.stderr
 
 
+def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
+    """`--port 99999` (or -1) said 'internal error: OverflowError: bind(): port must be 0-65535. this is a bug
+    in flowlang' with exit 1; it is the user's mistake, said as one (exit 2)."""
+    (tmp_path / "orders.flow").write_text(FLOW)
+    for bad in ("99999", "65536", "-1"):
+        said = run_cli("serve", str(tmp_path), "--port", bad)
+        assert said.returncode == 2, said
+        assert f"--port must be from 0 to 65535 (0 picks a free one), not {bad}" in said.stderr, said.stderr
+        assert "internal error" not in said.stderr and "Traceback" not in said.stderr
+
+
 def test_a_connection_stalled_in_its_headers_or_idle_is_closed(tmp_path: Path) -> None:
     """aiohttp kept a connection that sent part of its headers (or nothing) open for an hour: one socket each,
     enough of them and serve runs out of files. --body-timeout bounds the headers too."""

@@ -57,6 +57,8 @@ class Service:
     def __init__(self, options: ServeOptions) -> None:
         if options.max_pending < 1:
             raise UsageError("--max-pending must be 1 or more")
+        if not 0 <= options.port <= 65535:  # the bind's OverflowError was an internal error
+            raise UsageError(f"--port must be from 0 to 65535 (0 picks a free one), not {options.port}")
         if not 0 < options.body_timeout < math.inf:
             raise UsageError("--body-timeout must be a number of seconds above 0")
         self.options = options
