@@ -18,7 +18,7 @@ from fakeapi import FakeApi, Request
 from flowlang.check.triggers import ScheduleTrigger
 from flowlang.runtime.store import Store
 from flowlang.serve.clock import ScaledClock
-from flowlang.serve.schedule import next_tick
+from flowlang.serve.schedule import latest_tick, next_tick
 from flowlang.serve.service import ServeOptions, Service
 from serving import ServeProcess, wait_for
 
@@ -75,7 +75,30 @@ def test_catch_up_runs_a_missed_tick_once_at_start(tmp_path: Path) -> None:
             assert serve.terminate() == 0
         assert moments(api) == [datetime(2026, 1, 1, 1, 0, tzinfo=UTC)]  # once, not three times
         assert moments(api, "/other") == []
-        assert "catching up the tick of 2026-01-01T01:00:00Z" in serve.logs()
+        assert "catching up the tick of 2026-01-01T01:00:00Z missed while serve was down (and the later ones " \
+               "to 2026-01-01T03:00:00Z, run once)" in serve.logs()
+        # the next start, after a stop in which no tick was due, catches nothing up: the old code kept only
+        # the 01:00 tick as done, so this start ran the 02:00 one (and the start after it the 03:00 one)
+        with ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": "2026-01-01T03:40:00Z@1"}) as serve:
+            time.sleep(1.5)
+            assert serve.terminate() == 0
+        assert moments(api) == [datetime(2026, 1, 1, 1, 0, tzinfo=UTC)]
+        assert "catching up" not in serve.logs()
+
+
+def test_the_latest_missed_tick_is_found_without_walking_every_one() -> None:
+    every_minute = ScheduleTrigger("* * * * *", "UTC")
+    now = datetime(2026, 6, 1, 12, 30, 30, tzinfo=UTC)
+    started = time.monotonic()
+    assert latest_tick(every_minute, datetime(2025, 6, 1, tzinfo=UTC), now) == datetime(2026, 6, 1, 12, 30,
+                                                                                      tzinfo=UTC)
+    assert time.monotonic() - started < 1  # a year of minutes is not walked one by one
+    yearly = ScheduleTrigger("0 0 1 1 *", "Europe/Oslo")
+    assert latest_tick(yearly, datetime(2020, 1, 1, tzinfo=UTC), now) == datetime(2025, 12, 31, 23, tzinfo=UTC)
+    assert latest_tick(yearly, datetime(2026, 1, 1, tzinfo=UTC), now) is None
+    hourly = ScheduleTrigger("0 * * * *", "UTC")
+    exactly = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert latest_tick(hourly, datetime(2026, 6, 1, 9, 0, tzinfo=UTC), exactly) == exactly
 
 
 def test_ticks_follow_the_time_zone_and_its_daylight_saving() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
@@ -36,6 +36,20 @@ def next_tick(trigger: ScheduleTrigger, after: datetime) -> datetime:
         moment = found.astimezone(UTC)
         if wildcard or not _shown_again(moment.astimezone(zone)):
             return moment
+
+
+def latest_tick(trigger: ScheduleTrigger, after: datetime, now: datetime) -> datetime | None:
+    """The last tick later than `after` and no later than `now`, or None. Walked forward from a window that
+    grows back from `now` (an hour, a day, ...), so an every-minute schedule down for a year is not
+    walked minute by minute, and a yearly one still finds its tick."""
+    for back in (timedelta(hours=1), timedelta(days=1), timedelta(days=32), timedelta(days=367), None):
+        start = after if back is None or now - back <= after else now - back
+        found, tick = None, next_tick(trigger, start)
+        while tick <= now:
+            found, tick = tick, next_tick(trigger, tick)
+        if found is not None or start == after:
+            return found
+    return None
 
 
 def _shown_again(local: datetime) -> bool:
@@ -75,10 +89,17 @@ class Scheduler:
         if last is None:
             await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(self.clock.now())))
         elif trigger.catch_up:
-            missed = next_tick(trigger, datetime.fromisoformat(last.replace("Z", "+00:00")))
-            if missed <= self.clock.now():
-                log.info(f"{route}: catching up the tick of {format_datetime(missed)} missed while serve was down")
-                await self._tick(route, key, missed)
+            now = self.clock.now()
+            since = datetime.fromisoformat(last.replace("Z", "+00:00"))
+            missed = next_tick(trigger, since)
+            if missed <= now:
+                # once for the whole time serve was down: the run is kept as the last of the ticks missed,
+                # so the next start does not catch up the second one (nor the next start the third)
+                latest = latest_tick(trigger, since, now) or missed
+                many = "" if latest == missed else f" (and the later ones to {format_datetime(latest)}, run once)"
+                log.info(f"{route}: catching up the tick of {format_datetime(missed)} missed while serve was "
+                         f"down{many}")
+                await self._tick(route, key, missed, kept_as=latest)
         while not self.runs.stopping:
             when = self.upcoming[(route, index)]
             while self.clock.now() < when and not self.runs.stopping:
@@ -88,20 +109,22 @@ class Scheduler:
             self.upcoming[(route, index)] = next_tick(trigger, max(when, self.clock.now()))
             await self._tick(route, key, when)
 
-    async def _tick(self, route: str, key: str, when: datetime) -> None:
+    async def _tick(self, route: str, key: str, when: datetime, kept_as: datetime | None = None) -> None:
         """A tick is kept as the schedule's last one once it is done with: skipped, or its run ended. One
-        whose run a kill cut off (or that a stop kept from starting) is not, so catch_up runs it at start."""
+        whose run a kill cut off (or that a stop kept from starting) is not, so catch_up runs it at start.
+        `kept_as`: the tick kept instead (a catch-up's run stands for every tick missed, the latest kept)."""
+        kept = format_datetime(kept_as or when)
         if self.runs.stopping:  # SIGTERM came as the tick came: a job started now would be cut off
             log.info(f"{route}: tick of {format_datetime(when)} not run: serve is stopping")
             return
         if self.runs.busy(route):
             self.skipped[route] = self.skipped.get(route, 0) + 1
             log.warning(f"{route}: tick of {format_datetime(when)} skipped: the previous run still runs")
-            await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(when)))
+            await asyncio.wrap_future(self.inbox.set_tick(key, kept))
             return
-        self.runs.spawn(self._run(route, key, when))
+        self.runs.spawn(self._run(route, key, when, kept))
 
-    async def _run(self, route: str, key: str, when: datetime) -> None:
+    async def _run(self, route: str, key: str, when: datetime, kept: str) -> None:
         try:
             await self.runs.run_job(route, "scheduled", {"kind": "scheduled", "scheduled_at": when})
         except LockedError as e:
@@ -109,4 +132,4 @@ class Scheduler:
             log.warning(f"{route}: tick of {format_datetime(when)} skipped: {e.message}")
         except FlowError as e:
             log.error(f"{route}: the scheduled run cannot start: {e.message}")
-        await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(when)))
+        await asyncio.wrap_future(self.inbox.set_tick(key, kept))
