@@ -50,6 +50,9 @@ BAD = [
     ('trigger webhook(verify: github(secret.S), max_body: "huge")', "2:53", "max_body"),
     ('trigger webhok(verify: github(secret.S))', "2:9", "unknown trigger 'webhok'"),
     ('trigger schedule("0 6 * * *", catch_up: 1)', "2:41", "true or false"),
+    # check said ok and only serve refused it (each verify scheme goes in the one webhook's list)
+    ('trigger webhook(verify: github(secret.A))\ntrigger webhook(verify: github(secret.B))', "3:1",
+     "a flow has one webhook trigger (list several verify schemes in it instead)"),
 ]
 
 

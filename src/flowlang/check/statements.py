@@ -274,11 +274,16 @@ class StatementChecker(ExpressionChecker):
         self.checked.flow_name = node.name
 
     def stmt_Trigger(self, node: ast.Trigger, scope: Scope, ctx: Ctx) -> None:
-        from flowlang.check.triggers import TriggerReader
+        from flowlang.check.triggers import TriggerReader, WebhookTrigger
 
         trigger = TriggerReader(self.error).read(node)
-        if trigger is not None:
-            self.checked.triggers.append(trigger)
+        if trigger is None:
+            return
+        if isinstance(trigger, WebhookTrigger) and any(isinstance(t, WebhookTrigger) for t in self.checked.triggers):
+            self.error("trigger", "a flow has one webhook trigger (list several verify schemes in it instead)",
+                       node.span, "trigger webhook(verify: [github(secret.NEW), github(secret.OLD)])")
+            return
+        self.checked.triggers.append(trigger)
 
     def stmt_Param(self, node: ast.Param, scope: Scope, ctx: Ctx) -> None:
         if node.default is not None:
