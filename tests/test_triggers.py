@@ -102,10 +102,22 @@ def test_serve_refuses_a_schedule_that_never_ticks_at_its_place(tmp_path: Path) 
     assert "leap.flow" not in done.stderr and "internal error" not in done.stderr
 
 
-def test_trigger_belongs_to_the_top_level() -> None:
+@pytest.mark.parametrize("block", ["if true", "for each x in [1]", "function f()"])
+def test_trigger_belongs_to_the_top_level(block: str) -> None:
+    """A trigger line inside a block said 'expected `call`, `else`, `emit`, `end`, ... or another token,
+    found `trigger`': it says where trigger lines go."""
     with pytest.raises(ScriptError) as info:
-        flowlang.compile('if true\n  trigger schedule("* * * * *")\nend\n')
-    assert "2:3" in info.value.render()
+        flowlang.compile(f'{block}\n  trigger schedule("* * * * *")\nend\n')
+    rendered = info.value.render()
+    assert "2:3: error: a `trigger` line stands at the top level of a flow, not inside a block" in rendered
+    assert "after the `flow` line" in rendered and "another token" not in rendered
+
+
+def test_an_assignment_to_trigger_in_a_block_is_taught_let() -> None:
+    with pytest.raises(ScriptError) as info:
+        flowlang.compile('let trigger = 1\nif true\n  trigger = 2\nend\n')
+    rendered = info.value.render()
+    assert "3:3: error: an assignment starts with `let`" in rendered and "let trigger = 2" in rendered
 
 
 def test_an_imported_file_holds_no_trigger(tmp_path: Path) -> None:

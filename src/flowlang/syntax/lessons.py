@@ -134,6 +134,12 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
                 or _assign_operator(text, token, before))
     if operator is not None:
         return operator
+    if (token.type == "SOFT_TRIGGER" and first is None  # `trigger` is a keyword where a top-level line starts
+            and re.match(r"\s*trigger\s+[A-Za-z_]\w*\s*\(", line_text)):
+        return Lesson("a `trigger` line stands at the top level of a flow, not inside a block",
+                      "move it to the top of the file, after the `flow` line (flowlang serve reads it before any run)")
+    if token.type == "SOFT_TRIGGER" and first is None and re.match(r"\s*trigger\s*(\.\w+)*\s*=(?!=)", line_text):
+        return Lesson("an assignment starts with `let`", f"let {line_text.strip()}")
     if token.type == "ELLIPSIS" and before and before[-1].type in ("LBRACE", "COMMA", "LSQB"):
         return Lesson("`...` copies fields only in a `map` body; an object or list written in an expression "
                       "cannot spread",
