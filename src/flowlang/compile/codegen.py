@@ -90,6 +90,7 @@ HELPERS: dict[str, Any] = {
     "_CHECK_EVERY": CHECK_EVERY, "_interp": interpolate,
     "_N": frozenset({int, Decimal}), "_B": INT_BOUND, "_NB": -INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
+    "_exact_add": ops.decimal_add, "_exact_sub": ops.decimal_subtract, "_exact_mul": ops.decimal_multiply,
     "_neg": ops.negate, "_eq": equal, "_lt": ops.less, "_le": ops.less_equal, "_gt": ops.greater,
     "_ge": ops.greater_equal, "_in": _is_in, "_not_in": _is_not_in, "_truthy": truthy,
     # what the slow form would raise alike: not worth evaluating again (a MemoryError would fill the memory
@@ -306,9 +307,14 @@ class Generator:
             a, b = self.name("_a"), self.name("_b")
             extra = ", f" if helper == "_add" else ""
             native = f"{a} {symbol} {b}"
-            if op in ARITHMETIC:  # a whole number past MAX_DIGITS digits: the closure says so
+            if op in ARITHMETIC:
+                # two whole numbers in Python; a decimal among them in DECIMAL_FAST, which refuses to round
+                # (the closure computes it exactly); a whole number past MAX_DIGITS digits: the closure says so
                 r = self.name("_r")
-                native = f"({r} if type({r} := {native}) is not int or _NB < {r} < _B else _big())"
+                whole = f"({r} if _NB < ({r} := {native}) < _B else _big())"
+                return (f"({whole} if (type({a} := {left}) is int) & (type({b} := {right}) is int) "
+                        f"else _exact_{helper[1:]}({a}, {b}) if (type({a}) in _N) & (type({b}) in _N) "
+                        f"else {helper}({a}, {b}{extra}))")
             return (f"({native} if (type({a} := {left}) in _N) & (type({b} := {right}) in _N) "
                     f"else {helper}({a}, {b}{extra}))")
         if op is ast.BinOp.EQ or op is ast.BinOp.NE:

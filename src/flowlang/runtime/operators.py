@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
+from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Rounded, localcontext
 from decimal import Overflow as DecimalOverflow
 from typing import Any
 
@@ -68,14 +68,55 @@ def sized(result: Any, what: str) -> Any:
     return result
 
 
+# + - * with a decimal among the operands are exact: done first in this context of 28 digits (as
+# Python's default), which refuses to round (Rounded is trapped), so the usual small numbers take one C
+# call; a result that needs more digits is computed again with as many as it needs (exact_decimal).
+# Python's own context would round 99999999999999999999999999999999 + 0.5 to 1.000000000000000000000000000E+32.
+DECIMAL_FAST = Context(prec=28, traps=[Rounded, InvalidOperation, DivisionByZero, DecimalOverflow])
+decimal_add, decimal_subtract, decimal_multiply = DECIMAL_FAST.add, DECIMAL_FAST.subtract, DECIMAL_FAST.multiply
+_FAST_FORMS: dict[Callable[[Any, Any], Any], Callable[[Any, Any], Decimal]] = {
+    operator.add: decimal_add, operator.sub: decimal_subtract, operator.mul: decimal_multiply}
+QUOTIENT_DIGITS = 28  # a quotient that does not end keeps at least this many significant digits
+QUOTIENT = Context(prec=QUOTIENT_DIGITS, traps=[InvalidOperation, DivisionByZero, DecimalOverflow])
+
+
 def computed(compute: Callable[[Any, Any], Any], a: Any, b: Any, what: str) -> Any:
-    """a <op> b on two numbers, with the size of a whole result checked and a decimal's overflow (an
-    exponent past what decimals hold) said in words."""
+    """a <op> b on two numbers (operator.add, sub or mul): whole numbers with the size of the result
+    checked, decimals exactly (exact_decimal); a decimal's overflow (an exponent past what decimals
+    hold) said in words."""
+    if type(a) is int and type(b) is int:
+        return sized(compute(a, b), what)
     try:
-        result = compute(a, b)
+        return _FAST_FORMS[compute](a, b)
+    except Rounded:
+        return exact_decimal(compute, a, b, what)
     except ArithmeticError as e:
         raise OperatorError(f"cannot compute {what}: {arithmetic_problem(e)}", "value") from None
-    return sized(result, what)
+
+
+def digit_count(x: Decimal) -> int:
+    """The digits of a finite decimal's coefficient (0.0500 has 3)."""
+    return len(x.as_tuple().digits)
+
+
+def exact_decimal(compute: Callable[[Any, Any], Any], a: Any, b: Any, what: str) -> Decimal:
+    """a <op> b (operator.add, sub or mul) with as many digits as its exact result has; past MAX_DIGITS,
+    an error that says so (1E+3000 + 1E-3000 would need 6,001)."""
+    x, y = Decimal(a), Decimal(b)
+    if compute is operator.mul:
+        needed = digit_count(x) + digit_count(y)
+    else:  # the larger's leading digit down to the finer's last one, and a carry
+        exponent = min(x.as_tuple().exponent, y.as_tuple().exponent)
+        needed = max(x.adjusted(), y.adjusted()) - int(exponent) + 2
+    if needed > MAX_DIGITS:
+        raise OperatorError(f"cannot compute {what} exactly: the result would have {needed:,} digits, more "
+                            f"than the {MAX_DIGITS:,} a number may have (round() an operand first)", "value")
+    wide = Context(prec=needed, traps=[InvalidOperation, DivisionByZero, DecimalOverflow])
+    method = wide.multiply if compute is operator.mul else wide.add if compute is operator.add else wide.subtract
+    try:
+        return method(x, y)
+    except ArithmeticError as e:
+        raise OperatorError(f"cannot compute {what}: {arithmetic_problem(e)}", "value") from None
 
 
 def whole(value: Decimal, what: str) -> int:
@@ -175,11 +216,14 @@ def divide(a: Any, b: Any) -> Any:
         raise OperatorError("division by zero", "value")
     if ta is int and tb is int and a % b == 0:
         return a // b
+    x, y = Decimal(a), Decimal(b)
+    digits = max(QUOTIENT_DIGITS, digit_count(x) + digit_count(y))  # 1/3 keeps 28 digits, a long dividend its own
+    context = QUOTIENT if digits == QUOTIENT_DIGITS else \
+        Context(prec=digits, traps=[InvalidOperation, DivisionByZero, DecimalOverflow])
     try:
-        result = Decimal(a) / Decimal(b)
-    except (DivisionByZero, InvalidOperation) as e:
-        raise OperatorError(f"cannot divide: {e}", "value") from None
-    return result
+        return context.divide(x, y)
+    except ArithmeticError as e:
+        raise OperatorError(f"cannot divide: {arithmetic_problem(e)}", "value") from None
 
 
 def modulo(a: Any, b: Any) -> Any:

@@ -14,6 +14,7 @@ from decimal import (
     DivisionByZero,
     InvalidOperation,
     Overflow,
+    Rounded,
 )
 from typing import Any
 
@@ -23,6 +24,7 @@ from flowlang.runtime.operators import (
     add,
     arithmetic_problem,
     as_int,
+    decimal_add,
     divide,
     exactly,
     less,
@@ -201,7 +203,7 @@ def abs_(value: Any) -> Any:
     if value is None:
         return None
     need(value, "number", "abs")
-    return abs(value)
+    return value.copy_abs() if type(value) is Decimal else abs(value)  # exact: abs() would round to 28 digits
 
 
 def _values(args: tuple[Any, ...], fn: str) -> list[Any]:
@@ -268,14 +270,18 @@ def sum_(items: Any) -> Any:
         try:
             for x in items:
                 t = type(x)
-                if t is int or t is Decimal:
+                if t is int and type(total) is int:
                     total += x
+                elif t is int or t is Decimal:
+                    total = decimal_add(total, x)  # refuses to round: the loop below adds exactly
                 elif x is not None:
                     break
             else:
                 if type(total) is not int or -INT_BOUND < total < INT_BOUND:
                     return total
                 return sized(total, "sum()")  # its error
+        except Rounded:
+            pass
         except ArithmeticError as e:
             raise BuiltinError(f"sum(): {arithmetic_problem(e)}") from None
     values = _values((items,), "sum")
