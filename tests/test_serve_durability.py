@@ -280,3 +280,24 @@ def test_runs_at_once_are_running_not_crashed_and_a_killed_serves_are_crashed(tm
             wait_for(lambda: statuses()[2:4] == ["crashed", "crashed"], what="the killed serve's jobs crashed")
             assert again.terminate() == 0
     assert statuses() == ["ok", "ok", "crashed", "crashed", "ok", "ok"]
+
+
+def test_inbox_flow_names_a_flow_of_the_folder(tmp_path: Path) -> None:
+    """`flowlang inbox DIR --flow ordrs` (misspelt) said 'no deliveries' with exit 0, as an empty inbox does,
+    hiding the deliveries of `orders`. A name that is no flow of the folder (nor one the inbox has deliveries
+    of) is an error with the flows' names; `--flow orders.flow` is taken as `orders`."""
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    (tmp_path / "refunds.flow").write_text(hook_flow().replace('flow "orders"', 'flow "refunds"'))
+    with FakeApi() as api, ServeProcess(tmp_path, env={"API": api.url, "HOOK_TOKEN": TOKEN}) as serve:
+        assert serve.post("/hooks/orders", b'{"n": 1}', HEADERS)[0] == 202
+        wait_for(lambda: api.count("POST", "/got") == 1, what="the run")
+        assert serve.terminate() == 0
+    wrong = run_cli("inbox", str(tmp_path), "--flow", "ordrs")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert (f"error: no flow 'ordrs' in {tmp_path} (--flow takes a flow's file stem: orders, refunds); "
+            "did you mean 'orders'?") in wrong.stderr
+    assert "#1  orders  done" in run_cli("inbox", str(tmp_path), "--flow", "orders.flow").stdout
+    none = run_cli("inbox", str(tmp_path), "--flow", "refunds")
+    assert (none.returncode, none.stdout) == (0, "no deliveries\n")
+    (tmp_path / "orders.flow").unlink()  # its deliveries are still in the inbox
+    assert "#1  orders  done" in run_cli("inbox", str(tmp_path), "--flow", "orders").stdout

@@ -14,6 +14,7 @@ from flowlang.status import ExitStatus
 
 if TYPE_CHECKING:  # the rest is imported by the commands: building the parser stays cheap
     from flowlang.cli.console import Terminal
+    from flowlang.serve.inbox import Inbox
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -117,7 +118,10 @@ def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
     try:
         if args.replay is not None:
             return _replay(args, terminal, inbox)
-        rows = inbox.listing(args.flow, args.failed, limit=1000)
+        flow = args.flow[:-len(".flow")] if args.flow is not None and args.flow.endswith(".flow") else args.flow
+        rows = inbox.listing(flow, args.failed, limit=1000)
+        if flow is not None and not rows:
+            _known_flow(folder, flow, inbox)
     finally:
         inbox.close()
     if args.json:
@@ -138,6 +142,19 @@ def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
     if any(d.status == "failed" for d in rows):
         terminal.out(f"run one again with: flowlang inbox {args.folder} --replay ID")
     return int(ExitStatus.OK)
+
+
+def _known_flow(folder: Path, flow: str, inbox: Inbox) -> None:
+    """`--flow NAME` that names no flow of the folder (nor one the inbox has deliveries of) is a mistake,
+    not an empty inbox: 'no deliveries' for a misspelt name hid the deliveries of the right one."""
+    from flowlang.diagnostics import did_you_mean
+
+    names = sorted({p.stem for p in folder.glob("*.flow")} | set(inbox.flow_names()))
+    if flow in names:
+        return
+    hint = did_you_mean(flow, names)
+    raise UsageError(f"no flow '{flow}' in {folder} (--flow takes a flow's file stem: "
+                     f"{', '.join(names) if names else 'it has none'})" + (f"; {hint}" if hint else ""))
 
 
 def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:

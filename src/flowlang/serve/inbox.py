@@ -258,6 +258,11 @@ class Inbox:
         sql = ("where " + " and ".join(where) + " " if where else "") + "order by id desc limit ?"
         return self._rows(sql, (*args, limit))
 
+    def flow_names(self) -> list[str]:
+        """The flows the inbox has deliveries of."""
+        with self._read_lock:
+            return [str(r[0]) for r in self._read.execute("select distinct flow from deliveries").fetchall()]
+
     def counts(self) -> dict[str, int]:
         with self._read_lock:
             rows = self._read.execute("select status, count(*) from deliveries group by status").fetchall()
