@@ -50,6 +50,13 @@ BAD = [
     ('trigger webhook(verify: github(secret.S), max_body: "huge")', "2:53", "max_body"),
     ('trigger webhok(verify: github(secret.S))', "2:9", "unknown trigger 'webhok'"),
     ('trigger schedule("0 6 * * *", catch_up: 1)', "2:41", "true or false"),
+    # a constant of another type said 'timeout must be a whole number or a number, written as it is' with the
+    # hint 'they cannot use variables': it says what was given
+    ('trigger webhook(verify: github(secret.S), respond: "outputs", timeout: "x")', "2:72",
+     'timeout must be a number, not "x"'),
+    ('trigger schedule("0 6 * * *", catch_up: "yes")', "2:41", 'catch_up must be true or false, not "yes"'),
+    ('let n = 2\ntrigger webhook(verify: github(secret.S), concurrency: n)', "3:56",
+     "concurrency must be a whole number, written as it is"),
     # check said ok and only serve refused it (each verify scheme goes in the one webhook's list)
     ('trigger webhook(verify: github(secret.A))\ntrigger webhook(verify: github(secret.B))', "3:1",
      "a flow has one webhook trigger (list several verify schemes in it instead)"),

@@ -142,8 +142,16 @@ class TriggerReader:
             return expr.value
         kinds = kind if isinstance(kind, tuple) else (kind,)
         words = {bool: "true or false", int: "a whole number", str: "a string", Decimal: "a number"}
-        self.report("trigger", f"{what} must be {' or '.join(words[k] for k in kinds)}, written as it is",
-                    expr.span, "serve reads trigger lines before any run; they cannot use variables")
+        # (int, Decimal) is 'a number', not 'a whole number or a number'
+        wanted = " or ".join(words[k] for k in kinds if not (k is int and Decimal in kinds))
+        if isinstance(expr, ast.Literal):  # a constant of another type: say what was given ('timeout: "x"')
+            given = expr.value
+            shown = ("true" if given else "false") if isinstance(given, bool) else (
+                "null" if given is None else f'"{given}"' if isinstance(given, str) else str(given))
+            self.report("trigger", f"{what} must be {wanted}, not {shown}", expr.span, None)
+            return None
+        self.report("trigger", f"{what} must be {wanted}, written as it is", expr.span,
+                    "serve reads trigger lines before any run; they cannot use variables")
         return None
 
     # ---- webhook --------------------------------------------------------------------------
