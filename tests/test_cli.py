@@ -137,6 +137,20 @@ def test_check_many_files(tmp_path: Path) -> None:
     assert "2 of 2 files have errors" in cli("check", "bad.flow", "worse.flow", cwd=tmp_path).stderr
 
 
+def test_check_of_a_folder_says_when_two_flows_share_a_name(tmp_path: Path) -> None:
+    """Two flows of one folder named alike share their state, jobs and errors, and `flowlang serve` refuses
+    the folder ('... have the same flow name'); `flowlang check DIR` said 'ok' for both."""
+    write(tmp_path, "a.flow", 'flow "orders"\nemit 1\n')
+    write(tmp_path, "b.flow", '\nflow "orders"\nemit 2\n')
+    write(tmp_path, "sub/c.flow", 'flow "orders"\nemit 3\n')  # a folder of its own: a state folder of its own
+    done = cli("check", ".", cwd=tmp_path)
+    assert done.status == 2
+    assert ("b.flow:2:1: error: a.flow has the same flow name 'orders'; flows that share a state folder need "
+            "distinct names") in done.stderr
+    assert "1 of 3 files has errors" in done.stderr and "sub/c.flow: ok (orders)" in done.stderr
+    assert cli("check", "a.flow", cwd=tmp_path).status == 0
+
+
 def test_errors_and_retry_resolve(tmp_path: Path) -> None:
     write(tmp_path, "blocked.csv", "ref\nB\n")
     write(tmp_path, "f.flow", """

@@ -27,10 +27,12 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
     fmt = getattr(args, "output_format", "text")
     paths = flow_paths(args.files)
     failed = 0
+    names: dict[tuple[Path, str], str] = {}  # (the folder, the flow's name) -> the file that has it
     for path in paths:
         try:
             flow = _load(path, env, terminal)
             problems = _missing_secrets(flow, args, terminal) if args.secrets is not None else []
+            problems.extend(_same_name(flow, path, names))
         except ScriptError as e:
             failed += 1
             _report(terminal, fmt, list(e.diagnostics), e.render())
@@ -60,6 +62,24 @@ def _load(path: str, env: Environment, terminal: Terminal) -> Flow:
     if path == "-":
         return compile(terminal.read_stdin(), name="<stdin>", environment=env, bindings=())
     return load(path, environment=env)
+
+
+def _same_name(flow: Flow, path: str, names: dict[tuple[Path, str], str]) -> list[Diagnostic]:
+    """Two flows of one folder with one name share their state, jobs and errors (their state folder tells
+    flows apart by name), and serve refuses such a folder: check says so, at the second one's flow line."""
+    from flowlang import ast
+    from flowlang.source import Span
+
+    if path == "-":
+        return []
+    where = (Path(path).resolve().parent, flow.key)
+    other = names.setdefault(where, Path(path).name)
+    if other == Path(path).name:
+        return []
+    line = next((s.span for s in flow.module.statements if isinstance(s, ast.FlowDecl)), Span(0, 0))
+    return [Diagnostic("duplicate", f"{other} has the same flow name '{flow.key}'; flows that share a state "
+                       "folder need distinct names (they would share their state, jobs and errors)", flow.source,
+                       line, f'give this one a name of its own: flow "{flow.key} 2"')]
 
 
 def _missing_secrets(flow: Flow, args: argparse.Namespace, terminal: Terminal) -> list[Diagnostic]:
