@@ -301,3 +301,33 @@ def test_inbox_flow_names_a_flow_of_the_folder(tmp_path: Path) -> None:
     assert (none.returncode, none.stdout) == (0, "no deliveries\n")
     (tmp_path / "orders.flow").unlink()  # its deliveries are still in the inbox
     assert "#1  orders  done" in run_cli("inbox", str(tmp_path), "--flow", "orders").stdout
+
+
+def test_a_duplicate_is_answered_200_while_the_inbox_is_full(tmp_path: Path) -> None:
+    """A provider's retry of a delivery already in the inbox got 503 while --max-pending deliveries waited
+    (the back-pressure check came before the duplicate one), which the provider counts as a failed delivery
+    (Shopify removes a webhook after enough); SERVE.md answers a duplicate 200 before any back-pressure."""
+    gate = threading.Event()
+
+    def gated(req: Request) -> tuple[int, dict[str, str], Any]:
+        gate.wait(30)
+        return 201, {}, {"ok": True}
+
+    with_ids = hook_flow().replace('header: "X-Token"', 'header: "X-Token", id_header: "X-Id"')
+    (tmp_path / "orders.flow").write_text(with_ids)
+    with FakeApi() as api:
+        api.route("POST", r"^/got$", gated)
+        with ServeProcess(tmp_path, "--max-pending", "2", env={"API": api.url, "HOOK_TOKEN": TOKEN}) as serve:
+            def post(n: int) -> tuple[int, Any]:
+                status, _, body = serve.post("/hooks/orders", json.dumps({"n": n}).encode(),
+                                             {**HEADERS, "X-Id": f"d-{n}"})
+                return status, body
+            assert post(1)[0] == 202 and post(2)[0] == 202
+            assert post(3)[0] == 503  # full: a new delivery waits for room
+            assert post(2) == (200, {"duplicate": True, "delivery": 2, "job": None})
+            assert post(1)[0] == 200
+            gate.set()
+            wait_for(lambda: api.count("POST", "/got") == 2, what="the two runs")
+            time.sleep(0.5)
+            assert serve.terminate() == 0
+    assert got(api) == Counter([1, 2])  # each once

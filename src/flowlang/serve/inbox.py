@@ -244,6 +244,13 @@ class Inbox:
         """Deliveries to run, in arrival order: waiting ones, and those a crash left running."""
         return self._rows("where status in ('waiting', 'running') order by id")
 
+    def seen(self, flow: str, delivery_id: str) -> tuple[int, int | None] | None:
+        """The inbox id and job of the flow's delivery with this provider id, if it came before."""
+        with self._read_lock:
+            row = self._read.execute("select id, job_id from deliveries where flow = ? and delivery_id = ?",
+                                     (flow, delivery_id)).fetchone()
+        return (int(row[0]), row[1]) if row is not None else None
+
     def get(self, delivery_id: int) -> Delivery | None:
         found = self._rows("where id = ?", (delivery_id,))
         return found[0] if found else None

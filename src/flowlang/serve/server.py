@@ -147,6 +147,12 @@ async def hook(request: web.Request) -> web.Response:
         found = body_field(body, verdict.id_field)
         delivery_id = str(found) if isinstance(found, str | int) and not isinstance(found, bool) else None
     if state.runs.pending >= state.max_pending:
+        # a provider's retry of a delivery already in the inbox is a duplicate, full or not: a 503 for it
+        # counts as a failed delivery to the provider (Shopify removes a webhook after enough of them)
+        first = state.inbox.seen(route, delivery_id) if delivery_id is not None else None
+        if first is not None:
+            metrics.answered(route, 200)
+            return answer(200, {"duplicate": True, "delivery": first[0], "job": first[1]})
         metrics.answered(route, 503)
         return answer(503, {"error": f"{state.max_pending:,} deliveries are waiting; try again later"},
                       {"Retry-After": RETRY_AFTER_FULL})
