@@ -512,14 +512,36 @@ def test_a_host_stream_that_raises_fails_with_its_message_not_an_internal_error(
     assert source.threads and source.threads[0] != "MainThread"
 
 
+def test_a_loaded_file_runs_with_the_bindings_run_is_given(tmp_path: Path) -> None:
+    """LANGUAGE.md's example as it is written: flowlang.load("orders.flow"), then run(bindings={"crm":
+    client}) of a file that names crm without a `use` line. load() took it for an unknown connection
+    (CheckError), so the example failed at its first line; run() checks the names it is given, before
+    anything runs, with a hint when the binding is missing."""
+    path = tmp_path / "orders.flow"
+    path.write_text('param since = "2024-05-01"\nfor each o in input\n  lookup crm.find(email: o.email) as c\n'
+                    '  send c to crm.save(tag: since)\n  emit c.id\nend\n')
+    crm = CRM()
+    flow = flowlang.load(path)
+    payload = [{"email": "a@x"}, {"email": "bb@x"}]
+    result = flow.run(params={"since": "2024-06-01"}, bindings={"crm": crm}, input=payload)
+    assert result.ok, result.error
+    assert result.outputs == [3, 4] and [s["tag"] for s in crm.saved] == ["2024-06-01", "2024-06-01"]
+    with pytest.raises(flowlang.CheckError) as missing:
+        flow.run(input=[{"email": "a@x"}])  # no binding: said before anything runs
+    assert "unknown connection 'crm'" in missing.value.render()
+    assert "give it to run() as bindings={'crm': ...}" in missing.value.render()
+    assert [s["tag"] for s in crm.saved] == ["2024-06-01", "2024-06-01"]
+
+
 def test_load_takes_the_names_of_host_bindings(tmp_path: Path) -> None:
-    """LANGUAGE.md's example loads a file and runs it with bindings={"crm": ...}: a file may name a host
-    binding without a `use` line when load() is told its name; the store stays beside the file."""
+    """A file may name a host binding without a `use` line; given the names, load() reports any other
+    unknown connection at once (bindings=(): none, as `flowlang check` does); the store stays beside the
+    file."""
     path = tmp_path / "orders.flow"
     path.write_text('for each e in ["a@x", "b@x"]\n  lookup crm.find(email: e) as c\n'
                     '  send c to crm.save(tag: "t")\n  emit c.id\nend\n')
     with pytest.raises(flowlang.CheckError, match="unknown connection 'crm'"):
-        flowlang.load(path)  # as `flowlang check` says: no such connection
+        flowlang.load(path, bindings=())  # as `flowlang check` says: no such connection
     crm = CRM()
     result = flowlang.load(path, bindings=["crm"]).run(bindings={"crm": crm})
     assert result.ok, result.error

@@ -40,14 +40,16 @@ class Flow:
     """A parsed and checked flow, ready to run any number of times."""
 
     def __init__(self, module: ast.Module, base_dir: Path, path: Path | None, environment: Environment,
-                 bindings: Iterable[str] = ()) -> None:
+                 bindings: Iterable[str] | None = None) -> None:
         self.module = module
         self.base_dir = base_dir
         self.path = path
         self.environment = environment
         self._checked: dict[frozenset[str] | None, CheckedModule] = {}
         self._compiled: dict[int, tuple[ProgramCompiler, CompiledModule]] = {}
-        self.checked = self.checked_for(None if path is None else frozenset(bindings))
+        # without the names of its host bindings, any unknown connection may be one (run() checks again
+        # against the bindings it is given, before anything runs)
+        self.checked = self.checked_for(None if bindings is None else frozenset(bindings))
 
     @property
     def source(self) -> Source:
@@ -217,19 +219,21 @@ class Flow:
 def child_loader(environment: Environment) -> LoadChild:
     """How a run loads the flows its `run "other.flow"` lines name: read, checked, compiled."""
     def load_child(path: Path) -> CompiledFlow:
-        return load(path, environment=environment).compiled_flow(frozenset())
+        return load(path, environment=environment, bindings=()).compiled_flow(frozenset())
     return load_child
 
 
-def load(path: str | Path, *, environment: Environment | None = None, bindings: Iterable[str] = ()) -> Flow:
+def load(path: str | Path, *, environment: Environment | None = None, bindings: Iterable[str] | None = None) -> Flow:
     """Read, parse and check a .flow file (CheckError / FlowSyntaxError on mistakes). A connection the
-    file names without a `use` line is a host binding only when it is in `bindings` (the names run()
-    will be given); any other is an unknown connection, as `flowlang check` says."""
+    file names without a `use` line is a host binding given to run() (LANGUAGE.md: load the file, then
+    run(bindings={"crm": client})), checked when run() is given its bindings; name them in `bindings` to
+    have any other unknown connection reported now, as `flowlang check` does (bindings=() for none)."""
     file = Path(path)
     text = read_flow_text(file)
     env = environment or Environment()
     module = parse(Source(display_name(file), text, str(file.resolve())))
-    return Flow(module, file.resolve().parent, file.resolve(), env, binding_names(bindings))
+    return Flow(module, file.resolve().parent, file.resolve(), env,
+                None if bindings is None else binding_names(bindings))
 
 
 def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = None,

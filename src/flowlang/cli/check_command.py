@@ -61,7 +61,7 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
 def _load(path: str, env: Environment, terminal: Terminal) -> Flow:
     if path == "-":
         return compile(terminal.read_stdin(), name="<stdin>", environment=env, bindings=())
-    return load(path, environment=env)
+    return load(path, environment=env, bindings=())
 
 
 def _same_name(flow: Flow, path: str, names: dict[tuple[Path, str], str]) -> list[Diagnostic]:

@@ -47,7 +47,7 @@ def load_flow(file: str, terminal: Terminal) -> Flow:
     """The flow FILE names; `-` reads it from stdin (it runs as if in the working folder)."""
     if file == "-":
         return compile(terminal.read_stdin(), name="<stdin>", bindings=())
-    return load(file)
+    return load(file, bindings=())
 
 
 def stdin_store(args: argparse.Namespace) -> None:
@@ -305,7 +305,7 @@ def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.testing.plan import Planner
 
     terminal.json_lines = args.json_logs  # every stderr line of a plan, from its first, is then one JSON object
-    flow = load(args.file)
+    flow = load(args.file, bindings=())
     project = project_for(args, flow)
     params = parse_params(args.param)
     payload = read_input(args.input)

@@ -36,7 +36,7 @@ def cmd_graph(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.api import load
     from flowlang.picture import FORMATS
 
-    flow = load(args.file)
+    flow = load(args.file, bindings=())
     picture = FORMATS[args.format](flow.module, list(flow.checked.triggers), flow.name)
     terminal.out(picture.rstrip("\n"))
     return int(ExitStatus.OK)

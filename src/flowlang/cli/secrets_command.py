@@ -37,7 +37,7 @@ def cmd_secrets(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.runtime.jsoncodec import dumps
     from flowlang.runtime.secrets import SecretChain
 
-    flow = load(args.file)
+    flow = load(args.file, bindings=())
     project = load_project(args.config, flow.base_dir)
     given = read_secrets(args.secrets)
     chain = SecretChain(project.secret_providers(given, dict(os.environ)), on_value=terminal.masker.add)

@@ -38,7 +38,7 @@ def flow_key(file: str) -> str:
     if not Path(file).is_file():
         raise UsageError(f"no such flow file: {file}")
     try:
-        return load(file).key
+        return load(file, bindings=()).key
     except ScriptError:
         try:
             text = Path(file).read_text(encoding="utf-8")

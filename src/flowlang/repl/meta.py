@@ -191,7 +191,7 @@ def cmd_run(session: ReplSession, arg: str) -> MetaResult:
     path = Path(arg.strip())
     if not path.is_file():
         return MetaResult(not_a_flow_file(path, "run"), ok=False)
-    flow = load(path, environment=session.environment)
+    flow = load(path, environment=session.environment, bindings=())
     declared = flow.params()
     given = {name: value for name, value in session.params.items() if name in declared}
     result = session.loop.run_until_complete(flow.run_async(

@@ -79,7 +79,7 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
     served: list[ServedFlow] = []
     for path in sorted(folder.glob("*.flow")):
         try:
-            flow = load(path, environment=environment)
+            flow = load(path, environment=environment, bindings=())
         except ScriptError as e:
             problems.extend(e.diagnostics)
             continue

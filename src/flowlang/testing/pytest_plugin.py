@@ -81,5 +81,5 @@ def flowlang_replay(request: pytest.FixtureRequest) -> Callable[..., ReplayOutco
     here = Path(str(request.path)).parent
 
     def run(flow: str | Path, cassette: str | Path, params: dict[str, Any] | None = None) -> ReplayOutcome:
-        return replay(load(here / flow), here / cassette, params)
+        return replay(load(here / flow, bindings=()), here / cassette, params)
     return run

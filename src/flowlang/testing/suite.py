@@ -193,7 +193,7 @@ def replay(flow: Flow, cassette_dir: Path, params: dict[str, Any] | None = None,
 async def run_case_async(case: ReplayCase, update: bool = False) -> ReplayOutcome:
     from flowlang.api import load
 
-    return await replay_async(load(case.flow), case.cassette, case.params, update=update, name=case.name,
+    return await replay_async(load(case.flow, bindings=()), case.cassette, case.params, update=update, name=case.name,
                               env=case.env)
 
 
