@@ -221,6 +221,32 @@ end
         (1, "a"), (3, None)]
 
 
+
+def test_an_empty_object_or_a_value_that_is_no_object_fails_its_row_alone(tmp_path: Path) -> None:
+    """One `{}` (or a number) among a batch of five failed all five, each saying 'a row must be an
+    object with fields, got object' (the good rows too, and of the `{}`, 'got object'): nothing was
+    written. Such a record fails alone, saying what it is, and the others of its batch are written;
+    so without a batch, and under --dry-run."""
+    flow = """
+use db = sql(url: "sqlite:///t.db")
+call db.execute("create table if not exists t (id integer, n text)")
+for each r in [{id: 1, n: "a"}, {}, {id: 3}, 5, {id: 5, n: "e"}]
+  send r to db.insert(table: "t"){batch}
+end
+"""
+    for batch in (" batch 10", ""):
+        (tmp_path / "t.db").unlink(missing_ok=True)
+        result = run(tmp_path, flow.replace("{batch}", batch))
+        assert [(e.record, e.message) for e in result.errors] == [
+            ({}, "an empty object has no field to write as a row of t"),
+            (5, "a row of t must be an object with fields, got number")], batch
+        assert sqlite3.connect(tmp_path / "t.db").execute("select id, n from t order by id").fetchall() == [
+            (1, "a"), (3, None), (5, "e")]
+    dry = run(tmp_path, flow.replace("{batch}", " batch 10"), dry_run=True)
+    assert [e.message for e in dry.errors] == ["an empty object has no field to write as a row of t",
+                                              "a row of t must be an object with fields, got number"]
+    assert dry.stats.sent == 3
+
 def test_sql_errors_are_clear(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\ncall db.query("select * from nowhere") as r\n'
                            "emit list(r)\n")

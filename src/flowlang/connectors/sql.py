@@ -564,14 +564,20 @@ class SqlConnection(Connection):
         if op == "upsert" and (not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys)):
             raise FlowRuntimeError("upsert() needs key: the column (or list of columns) that identifies a row",
                                    "connector")
-        for r in records:
-            if not isinstance(r, dict) or not r:
-                raise FlowRuntimeError(f"a row must be an object with fields, got {type_name(r)}", "data")
+        problems = {i: problem for i, r in enumerate(records) if (problem := row_problem(r, table)) is not None}
+        if problems:  # such a record fails alone: the others of its batch are written
+            good = [r for i, r in enumerate(records) if i not in problems]
+            done = iter(await self._send_rows(op, table, list(keys or []), good) if good else [])
+            return [SendOutcome(False, error=problems[i]) if i in problems else next(done)
+                    for i in range(len(records))]
+        return await self._send_rows(op, table, list(keys or []), records)
+
+    async def _send_rows(self, op: str, table: str, keys: list[str], records: list[Value]) -> list[SendOutcome]:
         if self.services.dry_run:
             self.services.log_dry_run(self.name, f"{op} {len(records)} row(s) into {table}: "
                                       f"{self.services.mask(dumps(records[:3]))}")
             return [SendOutcome(True, r) for r in records]
-        return await self._on_thread(self._write, op, table, list(keys or []), records)
+        return await self._on_thread(self._write, op, table, keys, records)
 
     def _statement(self, op: str, table: str, keys: list[str], columns: tuple[str, ...]) -> Statement:
         """The write of rows with these columns, built once per connection and reused."""
@@ -744,6 +750,15 @@ class SqlConnection(Connection):
         if self._engine is not None:
             await self._on_thread(self._engine.dispose)
         self.executor.shutdown(wait=False)
+
+
+def row_problem(record: Value, table: str) -> str | None:
+    """Why a record sent to a table is no row (that record fails alone), or None."""
+    if not isinstance(record, dict):
+        return f"a row of {table} must be an object with fields, got {type_name(record)}"
+    if not record:
+        return f"an empty object has no field to write as a row of {table}"
+    return None
 
 
 def check_credentials(url: str, services: RunServices, secret: bool) -> None:
