@@ -556,6 +556,32 @@ def test_json_string_of_a_value_holding_a_secret_sends_the_value_and_shows_it_ma
     assert str(result.outputs[0]) == "***" and result.outputs[1] == '{"n":1}'
 
 
+
+def test_json_parse_of_a_secret_gives_its_texts_as_secrets_and_sends_them_whole(tmp_path: Path) -> None:
+    """A service account's key file kept as one secret: json_parse(secret.KEY) said 'json_parse() needs
+    a string, got secret', so its fields could reach no request. It gives the value, each text in it a
+    secret: an API gets the real text, and no output shows it (the parsed key's private part is the
+    canary)."""
+    from conftest import cli
+
+    key = json.dumps({"client_email": "bot@example.iam", "private_key": CANARY, "port": 5432})
+    with FakeApi() as api:
+        api.route("POST", "/token", lambda req: (200, {}, {"ok": True}))
+        (tmp_path / "k.flow").write_text(
+            f'use api = http(base_url: "{api.url}")\n'
+            "let k = json_parse(secret.KEY)\n"
+            'call api.post("/token", body: {email: k.client_email, key: k.private_key}) as r\n'
+            "emit k\nemit k.port + 1\nlog k.private_key\n"
+            'for each part in [k.private_key]\n  fail "bad {part}"\nend\n')
+        result = cli("run", "k.flow", "--log-format", "json", cwd=tmp_path, env={"KEY": key})
+        assert json.loads(api.requests[0].raw) == {"email": "bot@example.iam", "key": CANARY}
+    assert result.status == 3, result.stderr
+    assert result.stdout.splitlines()[1] == "5433"
+    out = result.stdout + result.stderr
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for form in forms(CANARY):
+        assert form not in out and form.encode() not in stored
+
 def test_an_api_echoing_a_part_of_a_split_secret_has_it_masked(tmp_path: Path) -> None:
     """A credential kept as "user:password" and split to send the password alone: an API that echoes
     the password in its error message had it shown in the log, the failed record's message and the

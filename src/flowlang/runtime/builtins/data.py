@@ -21,7 +21,8 @@ def json_parse(text: Any) -> Any:
     """json_parse(s): the value a JSON text holds (decimals exact, key order kept).
 
     For a JSON document inside a field (a CSV cell, a MySQL JSON column, a webhook's form field). Text
-    that is not JSON fails the record.
+    that is not JSON fails the record. A secret holding JSON (a service account's key file) gives its
+    value with each text in it a secret, shown as *** (its keys, numbers and booleans as they are).
 
     Examples:
         json_parse('{"total": 19.90, "tags": ["a"]}') -> {"total": 19.90, "tags": ["a"]}
@@ -178,7 +179,7 @@ def coalesce(*values: Any) -> Any:
 
 
 BUILTINS = (
-    Builtin.of("json_parse", json_parse),
+    Builtin.of("json_parse", secret_preserving(json_parse)),
     Builtin.of("json_string", json_string),
     Builtin.of("base64_encode", secret_preserving(base64_encode)),
     Builtin.of("base64_decode", secret_preserving(base64_decode)),
