@@ -302,13 +302,21 @@ def test_a_vault_token_http_cannot_carry_is_refused_unshown(tmp_path: Path, vaul
 
 
 def test_a_bad_project_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A key the project file's model refuses said 'secrets.vault.adress: Extra inputs are not permitted'
+    with no line, and a TOML mistake 'is not valid TOML: ... (at line 1, column 9)': each is said as a
+    connector file's is, with file:line:col, the line and a caret, and a did-you-mean."""
     setup(tmp_path, '[secrets.vault]\nadress = "http://x"\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.returncode == 2
     assert "flowlang.toml: secrets.vault.address: Field required" in proc.stderr
-    assert "secrets.vault.adress: Extra inputs are not permitted" in proc.stderr
+    assert "secrets.vault.adress: no such key (did you mean 'address'?)" in proc.stderr
+    assert "flowlang.toml:2:1\n 2 | adress = \"http://x\"\n   | ^^^^^^" in proc.stderr
+    (tmp_path / "flowlang.toml").write_text('[secrets]\norder = ["env", "dotnev"]\n')
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 2 and "(did you mean 'dotenv'?)" in proc.stderr and "flowlang.toml:2:9" in proc.stderr
     (tmp_path / "flowlang.toml").write_text("[secrets\n")
     proc = run_cli("check", "f.flow", cwd=tmp_path)
     assert proc.returncode == 0  # check does not need secrets
     proc = run_cli("run", "f.flow", cwd=tmp_path)
-    assert proc.returncode == 2 and "is not valid TOML" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "flowlang.toml:1:9: not valid TOML: Expected ']' at the end of a table declaration" in proc.stderr

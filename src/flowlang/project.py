@@ -88,20 +88,24 @@ def load_project(config: str | Path | None, flow_folder: Path | None) -> Project
     from flowlang.project_schema import ProjectConfig
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"no such project file: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path} is not valid TOML: {e}") from None
+    except tomllib.TOMLDecodeError as e:  # file:line:col and the line, as a connector file's (no secret is in it)
+        from flowlang.connectors.declarative.loader import toml_problem
+
+        raise UsageError(toml_problem(str(path), text, e)) from None
     except RecursionError:
         raise UsageError(f"{path} is not valid TOML: it nests too deeply to be read") from None
     try:
         model = ProjectConfig.model_validate(data)
-    except ValidationError as e:
-        problems = [f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}" for err in e.errors()]
-        raise UsageError(f"{path}: " + "; ".join(problems)) from None
+    except ValidationError as e:  # each key with its did-you-mean, and its line (file:line:col) with a caret
+        from flowlang.connectors.declarative.loader import model_problem
+
+        raise UsageError(model_problem(str(path), text, e, ProjectConfig)) from None
     if model.secrets.order is not None:
         for name in ("command", "vault"):
             if name in model.secrets.order and getattr(model.secrets, name) is None:

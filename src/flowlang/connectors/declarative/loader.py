@@ -8,7 +8,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
@@ -96,13 +96,15 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
     return model
 
 
-def model_problem(file_name: str, text: str, error: ValidationError) -> str:
+def model_problem(file_name: str, text: str, error: ValidationError,
+                  model: type[BaseModel] = ConnectorFile) -> str:
     """What the models refused, one `key.path: problem` each with did-you-mean where a name is close;
-    below it, the TOML line of each key that can be found, with a caret under the key or its value."""
+    below it, the TOML line of each key that can be found, with a caret under the key or its value.
+    `model`: the file's model (a connector file's, or another TOML file's, such as flowlang.toml's)."""
     found: list[tuple[tuple[str | int, ...], str, bool]] = []
     for err in error.errors():
         what = "no such key" if err["type"] == "extra_forbidden" else err["msg"]
-        meant = suggestion(ConnectorFile, dict(err))
+        meant = suggestion(model, dict(err))
         found.append((tuple(err["loc"]), what + (f" (did you mean '{meant}'?)" if meant else ""),
                       err["type"] != "extra_forbidden"))
     return _message(file_name, text, found)
