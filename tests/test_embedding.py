@@ -688,3 +688,40 @@ def test_an_internal_errors_traceback_logged_for_debugging_is_masked(monkeypatch
     assert "internal error in an iteration\nTraceback" in text and "internal error in a run\nTraceback" in text
     assert text.count("\nRuntimeError: a bug that shows ***\n") == 2  # the two tracebacks
     assert canary not in text and "k7Q" not in text
+
+
+def test_a_send_that_names_no_operation_calls_the_bindings_write(tmp_path: Path) -> None:
+    """`send out to crm` (no operation) to a host binding called crm.''(record): every record failed with
+    "the binding 'crm' has no method ''". It calls crm.write(record), the default write of every
+    connector; a binding without write is refused before anything runs, saying how to name the method."""
+    class Sink:
+        def __init__(self) -> None:
+            self.written: list[Any] = []
+
+        def write(self, record: Any, tag: str = "") -> dict[str, Any]:
+            self.written.append((record, tag))
+            return {"ok": True}
+
+    sink = Sink()
+    text = "for each o in input\n  send {id: o.id} to crm\n  send {id: o.id} to crm.write(tag: \"t\")\nend\n"
+    flow = flowlang.compile(text, name="w.flow")
+    result = flow.run(bindings={"crm": sink}, input=[{"id": 1}, {"id": 2}], state_dir=tmp_path)
+    assert result.ok, result.errors
+    assert sink.written == [({"id": 1}, ""), ({"id": 1}, "t"), ({"id": 2}, ""), ({"id": 2}, "t")]
+    assert result.stats.sent == 4
+
+    class SaveOnly:
+        def __init__(self) -> None:
+            self.saved: list[Any] = []
+
+        def save(self, record: Any) -> None:
+            self.saved.append(record)
+
+    only = SaveOnly()
+    with pytest.raises(flowlang.UsageError) as refused:
+        flow.run(bindings={"crm": only}, input=[{"id": 1}], state_dir=tmp_path)
+    message = str(refused.value)
+    assert message.startswith("w.flow:2:")
+    assert "the binding 'crm' has no method 'write'" in message
+    assert "calls crm.write(record); name the method: send r to crm.<method>" in message
+    assert "its methods: save" in message and only.saved == []

@@ -22,7 +22,13 @@ from flowlang.check import CheckedModule
 from flowlang.check.secret_names import secret_uses
 from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
 from flowlang.compile.steps import run_step
-from flowlang.connectors.host import HostConnection, check_binding_operations, public_methods
+from flowlang.connectors.host import (
+    DEFAULT_WRITE,
+    HostConnection,
+    check_binding_operations,
+    operation_called,
+    public_methods,
+)
 from flowlang.diagnostics import did_you_mean
 from flowlang.errors import (
     FlowError,
@@ -307,7 +313,7 @@ def binding_operations(checked: CheckedModule, bindings: Mapping[str, Any]) -> d
 def binding_call_place(checked: CheckedModule, name: str, op: str) -> str:
     """file:line:col of the first `name.op(...)` of the flow (its own file, else where it is)."""
     places = [(node.span.start, checked.source.location(node.span)) for node in checked.resolution.refs
-              if isinstance(node, ast.Operation) and node.connection == name and node.op == op]
+              if isinstance(node, ast.Operation) and node.connection == name and operation_called(node.op) == op]
     return min(places)[1] if places else checked.source.name
 
 
@@ -320,8 +326,11 @@ async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind
         if missing:
             methods = public_methods(options.bindings[name])
             hint = did_you_mean(missing[0], methods)
+            unnamed = DEFAULT_WRITE in missing and "" in used  # `send r to crm`: crm.write(r)
             raise UsageError(f"{binding_call_place(flow.checked, name, missing[0])}: the binding '{name}' has no "
                              f"method {', '.join(repr(m) for m in missing)}"
+                             + (f" (a send to {name} that names no operation calls {name}.{DEFAULT_WRITE}(record); "
+                                f"name the method: send r to {name}.<method>)" if unnamed else "")
                              + (f"; {hint}" if hint else "")
                              + f" (its methods: {', '.join(methods) or 'none'})")
     resolve_params(compiled, dict(options.params))

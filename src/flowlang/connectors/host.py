@@ -14,6 +14,12 @@ from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import RecordStream, Value, from_python
 
 PAGE = 500
+DEFAULT_WRITE = "write"  # what `send r to crm` calls, with no operation named: every connector's default write
+
+
+def operation_called(op: str) -> str:
+    """The method an operation of a binding calls: `send r to crm` (no operation) is crm.write(r)."""
+    return op or DEFAULT_WRITE
 
 
 def public_methods(obj: Any) -> list[str]:
@@ -86,6 +92,7 @@ class HostConnection(Connection):
         return getattr(self.obj, op)
 
     async def _call(self, op: str, args: list[Any], kwargs: dict[str, Any]) -> Value:
+        op = operation_called(op)
         method = self._method(op)
         label = f"{self.name}.{op}()"
         try:
@@ -108,7 +115,7 @@ class HostConnection(Connection):
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if self.services.dry_run:
-            self.services.log_dry_run(self.name, f"{op}({self.services.mask(dumps(record))})")
+            self.services.log_dry_run(self.name, f"{operation_called(op)}({self.services.mask(dumps(record))})")
             return None
         return await self._call(op, [record, *args], kwargs)
 
@@ -116,4 +123,4 @@ class HostConnection(Connection):
 def check_binding_operations(name: str, obj: Any, used: set[str]) -> list[str]:
     """Operations a flow uses that the host object lacks."""
     methods = set(public_methods(obj))
-    return [op for op in sorted(used) if op and op not in methods]
+    return sorted({operation_called(op) for op in used} - methods)
