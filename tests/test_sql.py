@@ -1281,3 +1281,24 @@ end
     assert result.ok and not result.errors, result.errors[:1]
     with sqlite3.connect(path) as db:
         assert sorted(r[0] for r in db.execute("select id from t")) == [0, 1, 2, 99]
+
+
+def test_a_postgres_key_violation_names_the_key_and_its_value(tmp_path: Path, postgres: str) -> None:
+    """PostgreSQL's first line names only the constraint ('duplicate key value violates unique constraint
+    "k_pkey"'): which record's key it was is in its DETAIL, which was dropped. The failure says it now
+    ('Key (id)=(1) already exists.', 'Key (ref)=(9) is not present in table "k_parent".'); other details,
+    a failing row's every value, stay out."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("create table k_parent (id int primary key)")
+call db.execute("create table k (id int primary key, n int check (n > 0), ref int references k_parent(id))")
+for each r in input
+  send r to db.insert(table: "k")
+end
+""", input=[{"id": 1, "n": 1}, {"id": 1, "n": 2}, {"id": 2, "n": 1, "ref": 9}, {"id": 3, "n": -1}])
+    assert [e.message for e in result.errors] == [
+        'db: duplicate key value violates unique constraint "k_pkey": Key (id)=(1) already exists.',
+        'db: insert or update on table "k" violates foreign key constraint "k_ref_fkey": Key (ref)=(9) is not '
+        'present in table "k_parent".',
+        'db: new row for relation "k" violates check constraint "k_n_check"']
+    assert [e.record["id"] for e in result.errors] == [1, 2, 3] and result.stats.sent == 1

@@ -229,7 +229,19 @@ def database_words(error: BaseException) -> str:
             "pymysql"):
         return f"{args[1].splitlines()[0] if args[1] else type(error).__name__} (error {args[0]})"
     text = str(error)
-    return text.splitlines()[0] if text else type(error).__name__
+    first = text.splitlines()[0] if text else type(error).__name__
+    detail = pg_key_detail(error)
+    return f"{first}: {detail}" if detail else first
+
+
+def pg_key_detail(error: BaseException) -> str | None:
+    """PostgreSQL's DETAIL of a unique or foreign key violation, which names the key and its value ('Key
+    (id)=(1) already exists.'); its first line names only the constraint. Other details (a failing row's
+    every value) are left out."""
+    if not type(error).__module__.startswith("psycopg"):
+        return None
+    detail = getattr(getattr(error, "diag", None), "message_detail", None)
+    return detail if isinstance(detail, str) and detail.startswith("Key (") else None
 
 
 def _let_closed_go(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
