@@ -270,3 +270,38 @@ def slow(seconds: float, handler: Handler) -> Handler:
         time.sleep(seconds)
         return handler(req)
     return wrapped
+
+
+class RateLimited:
+    """A handler for FakeApi.route that takes at most `per_second` requests in any second (a sliding
+    window of the requests it took, as APIs count them) and refuses the others with 429, with
+    `Retry-After: retry_after` when given. It keeps when each request arrived (`arrivals`, taken or
+    not) and how many times each record was taken (`taken`, by its body's `key` field): a record
+    taken twice is one sent twice."""
+
+    def __init__(self, per_second: int, retry_after: str | None = None, key: str = "n") -> None:
+        self.per_second = per_second
+        self.retry_after = retry_after
+        self.key = key
+        self.lock = threading.Lock()
+        self.arrivals: list[float] = []
+        self.accepted: list[float] = []
+        self.taken: dict[Any, int] = {}
+
+    def __call__(self, req: Request) -> tuple[int, dict[str, str], Any]:
+        now = time.monotonic()
+        with self.lock:
+            self.arrivals.append(now)
+            if sum(1 for t in self.accepted[-self.per_second:] if now - t < 1.0) >= self.per_second:
+                return 429, {"Retry-After": self.retry_after} if self.retry_after is not None else {}, \
+                    {"error": "too many requests"}
+            self.accepted.append(now)
+            record = req.body.get(self.key) if isinstance(req.body, dict) else None
+            self.taken[record] = self.taken.get(record, 0) + 1
+        return 201, {}, {"ok": True}
+
+    def most_in_a_second(self, after: float = 0.0) -> int:
+        """The most requests that arrived in any one second, counting from `after` seconds past the first."""
+        start = self.arrivals[0] + after if self.arrivals else 0.0
+        times = [t for t in self.arrivals if t >= start]
+        return max((sum(1 for u in times if t <= u < t + 1.0) for t in times), default=0)

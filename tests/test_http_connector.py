@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import flowlang
-from fakeapi import FakeApi, Request, paged
+from fakeapi import FakeApi, RateLimited, Request, paged
 
 ORDERS = [{"id": i, "total": Decimal(f"{i}.50")} for i in range(1, 6)]
 
@@ -569,6 +569,57 @@ def test_a_429_with_retry_after_holds_every_request_of_the_connection() -> None:
         later = [r for r in api.requests if r.at > refused[0] and r.body != {"n": 1}]
         assert sorted(r.body["n"] for r in later) == [0, 2, 3]
         assert min(r.at for r in later) - refused[0] >= 0.9  # none went out while the API asked to wait
+
+
+@pytest.mark.parametrize(("rate_limit", "retry_after"), [(', rate_limit: "50/second"', None), ("", None), ("", "1")])
+def test_an_api_stricter_than_the_flow_takes_every_record_once_and_none_fails(rate_limit: str,
+                                                                              retry_after: str | None) -> None:
+    """A flow sending faster than its API allows (rate_limit 50/second, or none at parallel 20, against 10 a
+    second) had each refused request retried on its own: its attempts ran out (40 records: 1 failed at
+    rate_limit 50/second, 10 without one, 'answered 429 ... (after 5 attempts)'), and the refused requests
+    came back together (45 and, with Retry-After: 1, 29 requests in a second after the first). A refusal
+    now slows the whole connection (its pace, shared by the parallel requests) and spends no attempt."""
+    limited = RateLimited(10, retry_after)
+    with FakeApi() as api:
+        api.route("POST", "/orders", limited)
+        result = run(f"use api = http(base_url: env.API{rate_limit})\nfor each n in range(40) parallel 20\n"
+                     '  send {n: n} to api.post("/orders")\nend\n', api)
+    assert result.ok and result.errors == [], [e.message for e in result.errors]
+    assert limited.taken == {n: 1 for n in range(40)}  # every record once, none twice
+    assert limited.most_in_a_second(after=1.0) <= 20, limited.most_in_a_second(after=1.0)  # no storm of retries
+
+
+def test_rate_limit_refusals_spend_no_attempt_and_other_failures_keep_their_limit() -> None:
+    seen: list[int] = []
+
+    def handler(req: Request) -> tuple[int, dict[str, str], Any]:
+        seen.append(1)
+        return (429, {"Retry-After": "0"}, {"error": "slow down"}) if len(seen) <= 2 else (503, {}, {"error": "down"})
+    with FakeApi() as api:
+        api.route("GET", "/x", handler)
+        result = run('use api = http(base_url: env.API, retry: 3)\ncall api.get("/x")', api)
+    assert result.error is not None and result.error.status == 503, result.error
+    assert len(seen) == 5  # 2 refusals for the rate limit, then the 3 attempts `retry` allows
+
+
+def test_an_api_that_refuses_every_request_is_not_hammered_and_its_records_fail_kept() -> None:
+    """An API that refuses every request for its rate limit, without a Retry-After: the connection's pace falls,
+    and once none was taken for max_retry_wait the records fail, kept, saying so; those after them fail unsent
+    (one request every 10 s goes, to see whether the API takes them again)."""
+    limited = RateLimited(0)
+    with FakeApi() as api:
+        api.route("POST", "/orders", limited)
+        started = time.monotonic()
+        result = run("use api = http(base_url: env.API, max_retry_wait: 2)\nfor each n in range(30) parallel 10\n"
+                     '  send {n: n} to api.post("/orders")\nend\n', api)
+    assert time.monotonic() - started < 8
+    assert len(result.errors) == 30 and limited.taken == {}
+    said = sorted({e.message.split(": ", 1)[-1][:60] for e in result.errors})
+    assert any("refused for the rate limit; the API has taken none of this connection's requests for" in e.message
+               for e in result.errors), said
+    assert any("not sent: the API has refused every request of this connection for its rate limit" in e.message
+               for e in result.errors), said
+    assert len(limited.arrivals) <= 25, len(limited.arrivals)  # 30 records at 5 attempts each were 150 requests
 
 
 def test_a_rate_limit_reset_in_epoch_milliseconds_is_waited_for() -> None:

@@ -181,7 +181,8 @@ def test_a_github_secondary_rate_limit_said_in_the_message_alone_is_waited_out(t
         proc = cli("run", "export.flow", "--log-format", "text", "--max-seconds", "1", cwd=tmp_path,
                    env={**GH_ENV, "GITHUB_BASE_URL": api.url})
         assert [(r.q("page"), r.status) for r in api.requests] == [(None, 200), ("2", 403)]
-    assert "page=2 answered 403; attempt 1 of 5; retrying in 60.00s" in proc.stderr, proc.stderr
+    said = "page=2 answered 403 for the API's rate limit (refusal 1, no attempt spent); retrying in 60.00s"
+    assert said in proc.stderr, proc.stderr
     assert proc.status == 1 and "max_seconds" in proc.stderr
     assert sorted(lines(proc.stdout)) == list(range(1, 101))
 

@@ -18,6 +18,7 @@ from flowlang.connectors.base import RunServices
 from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
 from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import HostGuard
+from flowlang.connectors.http.pace import MIN_RATE, Pace, Refusing
 from flowlang.connectors.http.ratelimit import RateLimiter, Ticket
 from flowlang.connectors.http.retry import (
     RETRY_STATUSES,
@@ -25,6 +26,7 @@ from flowlang.connectors.http.retry import (
     may_retry_error,
     may_retry_status,
     rate_limit_wait,
+    rate_limited,
     repeat_may_duplicate,
 )
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
@@ -173,6 +175,7 @@ def encode_body(body: Any, headers: dict[str, str], form: bool = False, style: s
 
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REFUSALS = 100  # rate-limit refusals of one request before it fails (they spend none of `retry`)
 REFUSALS_TO_STOP = 10  # 401 answers, before any request of the run was accepted, that end the run
 
 
@@ -183,28 +186,49 @@ def hop_headers(headers: dict[str, str], auth: RequestAuth) -> dict[str, str]:
 
 
 class RequestMeter:
-    """A connection's rate limit, traffic counts and the run's observer around each request on the
-    wire (Transport.send calls it: no coroutine of the client's between a statement and the session)."""
+    """A connection's rate limit, its pace (learnt from rate-limit refusals), traffic counts and the run's
+    observer around each request on the wire (Transport.send calls it: no coroutine of the client's
+    between a statement and the session)."""
 
-    def __init__(self, name: str, limiter: RateLimiter | None, traffic: Traffic, services: RunServices) -> None:
+    def __init__(self, name: str, limiter: RateLimiter | None, traffic: Traffic, services: RunServices,
+                 max_wait: float) -> None:
         self.name = name
         self.limiter = limiter
-        self.limited = limiter is not None
+        self.pace = Pace(limiter.count / limiter.window if limiter is not None else None)
+        self.max_wait = max_wait  # max_retry_wait: a pace whose API took nothing for this long sends no more
+        self.limited = limiter is not None  # admit is awaited: a rate_limit, or a pace once refused
         self.traffic = traffic
         self.services = services
 
-    async def admit(self) -> Ticket:
-        assert self.limiter is not None  # admit is awaited only when limited
-        ticket, waited = await self.limiter.acquire(self.traffic)
+    async def admit(self) -> Ticket | None:
+        try:
+            waited = await self.pace.wait(self.max_wait, self.traffic) if self.pace.rate is not None else 0.0
+        except Refusing as e:
+            raise TransportError(f"not sent: the API has refused every request of this connection for its rate "
+                                 f"limit for {e.seconds:.0f}s, more than the {self.max_wait:g}s this connection waits "
+                                 f"(max_retry_wait); one request every {1 / MIN_RATE:g}s is sent to see whether "
+                                 "it takes them again", sent=False, final=True) from None
+        ticket = None
+        if self.limiter is not None:
+            ticket, more = await self.limiter.acquire(self.traffic)
+            waited += more
         self.traffic.waited += waited
         observer = self.services.observer
         if waited > 0.001 and observer.active:
             observer.rate_limited(self.name, waited)
         return ticket
 
-    def release(self, ticket: Ticket) -> None:
-        if self.limiter is not None:
+    def release(self, ticket: Ticket | None) -> None:
+        if self.limiter is not None and ticket is not None:
             self.limiter.release(ticket)
+
+    def refused(self, started: float) -> None:
+        """The API refused a request sent at `started` for its rate limit: the connection slows down."""
+        rate = self.pace.refused(started)
+        if rate is not None:
+            self.limited = True
+            log.info(f"{self.name}: the API refused a request for its rate limit: this connection's requests now "
+                     f"go at most {rate:.3g} a second (shared by parallel loops), and faster again as they are taken")
 
     def sent(self, method: str, url: str, status: int | None, started: float, error: str | None = None) -> None:
         traffic = self.traffic
@@ -236,7 +260,7 @@ class HttpClient:
             self.traffic.interval = settings.limiter.interval
         for secret in settings.auth.secrets():
             services.register_secret(secret)
-        self.meter = RequestMeter(name, settings.limiter, self.traffic, services)
+        self.meter = RequestMeter(name, settings.limiter, self.traffic, services, settings.policy.retry_after_cap)
         self.fixed_auth = settings.auth.fixed()  # None: asked of the auth at every request (OAuth2)
         self.writes = 0  # requests made that change data (Connection.write_count)
         self.spent_until = 0.0  # monotonic time of a spent rate limit's reset (X-RateLimit-Remaining: 0)
@@ -338,6 +362,7 @@ class HttpClient:
         guard = self.settings.guard
         refreshed = False
         attempt = 0
+        refusals = 0  # of those attempts, the ones the API refused for its rate limit (they spend none of `retry`)
         while True:
             attempt += 1
             if self.spent_until and own:
@@ -360,9 +385,9 @@ class HttpClient:
                         raise err from None
                     raise HttpError(f"{method} {shown(url, self.services.mask)} refused: {e.message}", status=None,
                                     method=method, url=shown(url, self.services.mask)) from None
-                if attempt < policy.attempts and may_retry_error(e.sent, method, keyed):
-                    await self._pause(policy.backoff(attempt), f"{e.message}; attempt {attempt} of {policy.attempts}",
-                                      method, url)
+                if attempt - refusals < policy.attempts and may_retry_error(e.sent, method, keyed):
+                    await self._pause(policy.backoff(attempt - refusals),
+                                      f"{e.message}; attempt {attempt - refusals} of {policy.attempts}", method, url)
                     continue
                 err = HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)} failed: {e.message}")
                                 + (f" (after {attempt} attempts)" if attempt > 1 else ""),
@@ -374,23 +399,37 @@ class HttpClient:
                 self.settings.auth.invalidate(auth)  # the token this request carried, not a newer one
                 attempt -= 1
                 continue
-            if attempt < policy.attempts and may_retry_status(response.status, method, keyed, response.headers,
-                                                                 response.body):
+            paced = own and response.status in (403, 429) and rate_limited(response.status, response.headers,
+                                                                            response.body)
+            if paced:
+                self.meter.refused(response.started)
+            elif own and response.status < 500:
+                self.meter.pace.accepted()
+            again = self._may_wait(refusals) if paced else attempt - refusals < policy.attempts
+            if again and may_retry_status(response.status, method, keyed, response.headers, response.body):
                 wait = rate_limit_wait(response.headers, body=response.body) \
                     if response.status in (403, 429) else rate_limit_wait(response.headers)
                 if wait is not None and wait > policy.retry_after_cap:
                     raise self.error(method, url, response, f" and asks to wait {wait:.0f}s, more than the "
                                      f"{policy.retry_after_cap:g}s this connection waits (max_retry_wait)")
-                delay = wait if wait is not None else policy.backoff(attempt)
+                # a refusal for the rate limit without a wait: the connection's pace, cut, spaces the next try
+                delay = wait if wait is not None else policy.backoff(1 if paced else attempt - refusals)
                 # a rate-limited answer's wait holds every request of the connection, not this one alone: the
-                # parallel requests sent meanwhile were each refused too, spending their attempts
+                # parallel requests sent meanwhile were each refused too
                 if wait is not None and own and response.status in (403, 429) and \
                         time.monotonic() + wait > self.spent_until:
                     self.spent_until = time.monotonic() + wait
                     self.spent_why = f"a {response.status} answer's wait"
-                await self._pause(delay, f"answered {response.status}; attempt {attempt} of {policy.attempts}",
-                                  method, url)
+                if paced:
+                    refusals += 1
+                    why = f"answered {response.status} for the API's rate limit (refusal {refusals}, no attempt spent)"
+                else:
+                    why = f"answered {response.status}; attempt {attempt - refusals} of {policy.attempts}"
+                await self._pause(delay, why, method, url)
                 continue
+            if paced and not again and refusals:
+                raise self.error(method, response.url, response, f" (after {attempt} attempts, {refusals + 1} refused "
+                                 f"for the rate limit{self._gave_up(refusals)})")
             if own and 200 <= response.status < 300 and \
                     (response.headers.get("x-ratelimit-remaining") or "").strip() == "0":
                 self._note_spent(response.headers)
@@ -405,6 +444,20 @@ class HttpClient:
                 raise self.error(method, response.url, response, f" (after {attempt} attempts)")
             value = self.decode(method, response)
             return Answer(value, response) if whole else value
+
+    def _may_wait(self, refusals: int) -> bool:
+        """Whether a request the API refused for its rate limit is sent again: while the API takes other
+        requests of the connection (none for max_retry_wait: it refuses them all), up to MAX_REFUSALS."""
+        if self.settings.policy.attempts <= 1:  # retry: 1, no retries at all
+            return False
+        return refusals + 1 < MAX_REFUSALS and self.meter.pace.refusing_for() <= self.settings.policy.retry_after_cap
+
+    def _gave_up(self, refusals: int) -> str:
+        """Why a refused request was not sent again (_may_wait), for its error."""
+        if refusals + 1 >= MAX_REFUSALS:
+            return ""
+        return (f"; the API has taken none of this connection's requests for {self.meter.pace.refusing_for():.0f}s, "
+                f"more than the {self.settings.policy.retry_after_cap:g}s this connection waits (max_retry_wait)")
 
     def note_credentials(self, method: str, url: str, response: Response) -> None:
         """Until a request of the run is accepted: a 401 answer counts, and the REFUSALS_TO_STOP-th in a row

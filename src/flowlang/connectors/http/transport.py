@@ -70,6 +70,7 @@ class Response:
     headers: dict[str, str]
     body: bytes
     url: str
+    started: float = 0.0  # time.monotonic() when it was sent (after its wait for the rate limit)
 
 
 def header_fields(raw: Any) -> dict[str, str]:
@@ -360,7 +361,8 @@ class Transport:
                         except BaseException:
                             resp.close()  # a connection cut (or refused) mid-body never goes back to the pool
                             raise
-                        response = Response(resp.status, resp.reason or "", header_fields(resp.headers), data, url)
+                        response = Response(resp.status, resp.reason or "", header_fields(resp.headers), data, url,
+                                            started)
                 except TransportError:
                     raise  # already sorted (an answer past max_response_bytes)
                 except aiohttp.ClientConnectorError as e:
