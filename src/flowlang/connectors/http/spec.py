@@ -261,7 +261,8 @@ HTTP_CONFIG = (
               "oauth2_client_credentials(...)"),
     ConfigKey("headers", description="headers sent with every request"),
     ConfigKey("timeout", description=f"seconds for a whole request (default {DEFAULT_TIMEOUT:g})"),
-    ConfigKey("retry", description=f"attempts in all for retryable failures (default {RetryPolicy().attempts})"),
+    ConfigKey("retry", description=f"attempts in all for retryable failures (default {RetryPolicy().attempts}); "
+              "a rate-limit refusal (429) spends none"),
     ConfigKey("max_retry_wait", description=f"the longest wait a rate-limited answer may ask for (Retry-After, "
               f"X-RateLimit-Reset), in seconds (default {RetryPolicy().retry_after_cap:g}); a longer one fails the "
               "request at once"),
