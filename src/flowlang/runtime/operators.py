@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Rounded, localcontext
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, localcontext
 from decimal import Overflow as DecimalOverflow
 from typing import Any
 
@@ -69,10 +69,11 @@ def sized(result: Any, what: str) -> Any:
 
 
 # + - * with a decimal among the operands are exact: done first in this context of 28 digits (as
-# Python's default), which refuses to round (Rounded is trapped), so the usual small numbers take one C
-# call; a result that needs more digits is computed again with as many as it needs (exact_decimal).
+# Python's default), which refuses to lose a digit (Inexact is trapped), so the usual small numbers take
+# one C call; a result that needs more digits is computed again with as many as it needs (exact_decimal).
 # Python's own context would round 99999999999999999999999999999999 + 0.5 to 1.000000000000000000000000000E+32.
-DECIMAL_FAST = Context(prec=28, traps=[Rounded, InvalidOperation, DivisionByZero, DecimalOverflow])
+# (A result whose digits past the 28th are all zeros keeps its value, written with fewer of them.)
+DECIMAL_FAST = Context(prec=28, traps=[Inexact, InvalidOperation, DivisionByZero, DecimalOverflow])
 decimal_add, decimal_subtract, decimal_multiply = DECIMAL_FAST.add, DECIMAL_FAST.subtract, DECIMAL_FAST.multiply
 _FAST_FORMS: dict[Callable[[Any, Any], Any], Callable[[Any, Any], Decimal]] = {
     operator.add: decimal_add, operator.sub: decimal_subtract, operator.mul: decimal_multiply}
@@ -88,7 +89,9 @@ def computed(compute: Callable[[Any, Any], Any], a: Any, b: Any, what: str) -> A
         return sized(compute(a, b), what)
     try:
         return _FAST_FORMS[compute](a, b)
-    except Rounded:
+    except DecimalOverflow as e:  # (an Inexact too) an exponent past what decimals hold
+        raise OperatorError(f"cannot compute {what}: {arithmetic_problem(e)}", "value") from None
+    except Inexact:
         return exact_decimal(compute, a, b, what)
     except ArithmeticError as e:
         raise OperatorError(f"cannot compute {what}: {arithmetic_problem(e)}", "value") from None

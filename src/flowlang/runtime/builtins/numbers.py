@@ -12,9 +12,9 @@ from decimal import (
     Context,
     Decimal,
     DivisionByZero,
+    Inexact,
     InvalidOperation,
     Overflow,
-    Rounded,
 )
 from typing import Any
 
@@ -273,14 +273,16 @@ def sum_(items: Any) -> Any:
                 if t is int and type(total) is int:
                     total += x
                 elif t is int or t is Decimal:
-                    total = decimal_add(total, x)  # refuses to round: the loop below adds exactly
+                    total = decimal_add(total, x)  # refuses to lose a digit: the loop below adds exactly
                 elif x is not None:
                     break
             else:
                 if type(total) is not int or -INT_BOUND < total < INT_BOUND:
                     return total
                 return sized(total, "sum()")  # its error
-        except Rounded:
+        except Overflow:  # (an Inexact too)
+            raise BuiltinError("sum(): the number is too large") from None
+        except Inexact:
             pass
         except ArithmeticError as e:
             raise BuiltinError(f"sum(): {arithmetic_problem(e)}") from None
@@ -290,7 +292,10 @@ def sum_(items: Any) -> Any:
         t = type(x)
         if t is not int and t is not Decimal:
             raise BuiltinError(f"sum() needs numbers, item {i} is {type_name(x)}", "type")
-        total = add(total, x)
+        try:
+            total = add(total, x)
+        except OperatorError as e:
+            raise BuiltinError(f"sum(): {e.message}") from None
     return total
 
 
