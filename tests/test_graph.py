@@ -98,3 +98,18 @@ def test_a_broken_flow_is_a_diagnostic_not_a_picture(tmp_path: Path) -> None:
     assert proc.status == 2
     assert "bad.flow:1:6" in proc.stderr and proc.stdout == ""
     assert "Traceback" not in proc.stderr
+
+
+def test_a_mermaid_label_is_text_never_markup(tmp_path: Path) -> None:
+    """A step whose text held '<b>' or '<img src=x onerror=...>' went into the Mermaid label as it was,
+    which Mermaid reads as HTML: a bold word, or an image tag, where the step's text was meant. < and >
+    are entity codes now, as quotes and hashes were."""
+    path = tmp_path / "m.flow"
+    path.write_text('use m = memory()\nfor each r in [{a: "<b>x</b>"}]\n'
+                    '  if r.a != "<img src=x onerror=alert(1)>" and 1 > 0\n    send r to m\n  end\nend\n')
+    proc = cli("graph", str(path), "--format", "mermaid", cwd=tmp_path)
+    assert proc.status == 0, proc.stderr
+    labels = re.findall(r'^\s*s\d+\W+"([^"]*)"', proc.stdout, re.M)
+    assert labels[1] == "for each r in [{a: #quot;#60;b#62;x#60;/b#62;#quot;}]"
+    assert labels[2] == "if r.a != #quot;#60;img src=x onerror=alert(1)#62;#quot; and 1 #62; 0"
+    assert not any("<" in label or ">" in label for label in labels)

@@ -166,8 +166,9 @@ def mermaid(module: ast.Module, triggers: list[Trigger], title: str) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    # Mermaid reads #name; as an entity code: write quotes and hashes that way
-    return text.replace("#", "#35;").replace('"', "#quot;")
+    # Mermaid reads #name; as an entity code: write quotes and hashes that way; and a label is HTML
+    # to it, so < and > too (a step's text is shown as written, never read as markup)
+    return text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#60;").replace(">", "#62;")
 
 
 def dot(module: ast.Module, triggers: list[Trigger], title: str) -> str:
