@@ -217,3 +217,32 @@ def test_a_damaged_inbox_is_named_as_damaged(tmp_path: Path) -> None:
             assert f"the inbox {inbox} is damaged or is not a flowlang inbox (" in proc.stderr, proc.stderr
             assert "move it away to start a new one" in proc.stderr and "internal error" not in proc.stderr
             assert "a folder you can write" not in proc.stderr
+
+
+def test_a_request_that_is_no_valid_http_is_a_warning_saying_why_without_its_bytes(tmp_path: Path) -> None:
+    """A request with a header line past 8190 bytes (an Authorization header of a long token), a NUL in
+    its URL or a broken chunked body was answered 400 and logged at level error as 'Error handling request
+    from 127.0.0.1', nothing said of what was wrong (the traceback, hidden, quoted the request's bytes).
+    Each is a warning naming what was wrong, without the bytes; serve goes on."""
+    (tmp_path / "orders.flow").write_text('trigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"))\n'
+                                          "emit input\n")
+    long_token = b"Authorization: Bearer " + CANARY.encode() * 300
+    requests = [b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\n" + long_token + b"\r\n\r\n",
+                b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]
+    with ServeProcess(tmp_path, "--log-format", "text", env={"HOOK_TOKEN": HOOK_TOKEN}) as serve:
+        for raw in requests:
+            with socket.create_connection(("127.0.0.1", serve.port), timeout=10) as conn:
+                conn.sendall(raw)
+                assert conn.recv(100).startswith(b"HTTP/1.0 400 ")
+        wait_for(lambda: serve.logs().count("not valid HTTP") == 3, what="the three warnings")
+        assert serve.post("/hooks/orders", b"{}", HEADERS)[0] == 202
+        assert serve.terminate() == 0
+        logs = serve.logs()
+    assert "Error handling request" not in logs and CANARY not in logs and "error:" not in logs, logs
+    said = [line for line in logs.splitlines() if "not valid HTTP" in line]
+    assert said == [
+        "warning: refused a request from 127.0.0.1 that is not valid HTTP (answered 400): its request line or a "
+        "header line is too long",
+        "warning: refused a request from 127.0.0.1 that is not valid HTTP (answered 400): its URL is malformed",
+        "warning: refused a request from 127.0.0.1 that is not valid HTTP (answered 400): it is malformed"]

@@ -19,6 +19,7 @@ from flowlang.runtime.limits import Limits
 from flowlang.runtime.state_folder import state_dir_in
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
 from flowlang.serve.flows import ServedFlow, load_folder
+from flowlang.serve.http_log import http_logger
 from flowlang.serve.inbox import Inbox
 from flowlang.serve.metrics import Metrics
 from flowlang.serve.runs import Runs
@@ -95,7 +96,8 @@ class Service:
         # keepalive_timeout: a connection that has sent no whole request's headers that long after it opened or
         # after its last answer (idle, or stalled in its headers) is closed; aiohttp's default kept it an hour
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=HTTP_SHUTDOWN_GRACE, keepalive_timeout=self.options.body_timeout)
+                                     shutdown_timeout=HTTP_SHUTDOWN_GRACE, keepalive_timeout=self.options.body_timeout,
+                                     logger=http_logger())
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port)
         try:
