@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import flowlang
 from conftest import cli
@@ -246,6 +248,28 @@ end
     assert [e.message for e in dry.errors] == ["an empty object has no field to write as a row of t",
                                               "a row of t must be an object with fields, got number"]
     assert dry.stats.sent == 3
+
+
+ROWS = st.lists(st.one_of(st.builds(lambda i: {"id": i, "n": f"r{i}"}, st.integers(0, 10**6)), st.just({}),
+                          st.sampled_from([5, "text", None, [], True])), min_size=1, max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(rows=ROWS, batch=st.integers(1, 6))
+def test_any_mix_of_rows_and_no_rows_in_a_batch_writes_each_row_once_and_fails_the_others_alone(
+        tmp_path_factory: pytest.TempPathFactory, rows: list[object], batch: int) -> None:
+    folder = tmp_path_factory.mktemp("mix")
+    flowlang.compile('use db = sql(url: "sqlite:///t.db")\n'
+                     'call db.execute("create table t (id integer, n text)")\n', base_dir=folder).run()
+    flow = flowlang.compile('use db = sql(url: "sqlite:///t.db")\nfor each r in input\n'
+                            f'  send r to db.insert(table: "t") batch {batch}\nend\n', base_dir=folder)
+    items = [[r] if isinstance(r, list) else r for r in rows]  # a list is sent item by item: keep it one record
+    result = flow.run(input=items, state_dir=folder / ".state")
+    good = [r for r in rows if isinstance(r, dict) and r]
+    assert sorted(sqlite3.connect(folder / "t.db").execute("select id, n from t").fetchall()) == sorted(
+        (r["id"], r["n"]) for r in good)
+    assert len(result.errors) == len(rows) - len(good) == result.stats.failed
+    assert all("row of t" in e.message for e in result.errors), [e.message for e in result.errors]
 
 def test_sql_errors_are_clear(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "sqlite:///e.db")\ncall db.query("select * from nowhere") as r\n'
