@@ -254,7 +254,7 @@ ROWS = st.lists(st.one_of(st.builds(lambda i: {"id": i, "n": f"r{i}"}, st.intege
                           st.sampled_from([5, "text", None, [], True])), min_size=1, max_size=12)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(rows=ROWS, batch=st.integers(1, 6))
 def test_any_mix_of_rows_and_no_rows_in_a_batch_writes_each_row_once_and_fails_the_others_alone(
         tmp_path_factory: pytest.TempPathFactory, rows: list[object], batch: int) -> None:
