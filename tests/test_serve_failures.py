@@ -8,9 +8,15 @@ nothing of it is kept; a connection stalled in its headers, or idle, is closed a
 from __future__ import annotations
 
 import json
+import os
 import select
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import run_cli
 from fakeapi import FakeApi, Request
@@ -148,6 +154,36 @@ def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
         assert said.returncode == 2, said
         assert f"--port must be from 0 to 65535 (0 picks a free one), not {bad}" in said.stderr, said.stderr
         assert "internal error" not in said.stderr and "Traceback" not in said.stderr
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_sigterm_stops_serve_whose_output_pipe_is_gone(tmp_path: Path, log_format: str) -> None:
+    """serve's stderr to a pipe whose reader has gone (`flowlang serve ... 2>&1 | head`, a log shipper that
+    died): SIGTERM's 'stopping' line raised BrokenPipeError in the signal handler, before it asked serve to
+    stop, so serve ran on (text logs; killed after 10 minutes in the trial). The stop comes first, and a
+    closed stderr loses a message, not the command."""
+    (tmp_path / "orders.flow").write_text(FLOW)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    env.update({"HOOK_TOKEN": HOOK_TOKEN, "NO_COLOR": "1"})
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "flowlang", "serve", str(tmp_path), "--port", "0",
+                             "--log-format", log_format], stdout=write_end, stderr=write_end, env=env)
+    os.close(write_end)
+    try:
+        said = b""
+        while b"serving 1 flow" not in said:
+            ready, _, _ = select.select([read_end], [], [], 30)
+            assert ready, said
+            chunk = os.read(read_end, 4096)
+            assert chunk, said
+            said += chunk
+        os.close(read_end)  # the reader goes away
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_a_connection_stalled_in_its_headers_or_idle_is_closed(tmp_path: Path) -> None:

@@ -147,13 +147,16 @@ class Terminal:
             self.json_line(level, text, extra=extra)
             return
         text = printable(text, lines=True)
-        if self.color:
-            from rich.text import Text
+        try:  # a closed stderr (the reader of a pipe gone) loses the message, as a JSON line's, not the command
+            if self.color:
+                from rich.text import Text
 
-            self.err.print(Text(text, style=style or ""))
-        else:
-            self.stderr.write(text + "\n")
-            self.stderr.flush()
+                self.err.print(Text(text, style=style or ""))
+            else:
+                self.stderr.write(text + "\n")
+                self.stderr.flush()
+        except (BrokenPipeError, ValueError):
+            pass
 
     def error(self, text: str) -> None:
         self.message(text, "bold red")

@@ -94,8 +94,8 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
         def on_signal(name: str) -> None:
             signals["count"] += 1
             if signals["count"] == 1:
+                service.request_stop()  # first: the stop never waits on (or fails with) writing its line
                 terminal.message(f"{name}: stopping (running jobs finish; again to stop them too)", "yellow")
-                service.request_stop()
             else:
                 service.runs.stop_runs(name)
 
