@@ -269,6 +269,27 @@ def test_serve_refuses_to_start_while_a_flow_has_check_errors(tmp_path: Path) ->
     assert "Traceback" not in done.stderr
 
 
+def test_serve_refuses_a_served_flow_whose_param_has_no_default(tmp_path: Path) -> None:
+    """serve runs a flow with no params: `param since` without a default started, then failed every delivery
+    ('missing param since: give it with --param since=VALUE', an option serve does not have). It is said at
+    start, at the param, with the other problems; a flow without triggers is not served and may have one;
+    `flowlang run --param` still runs the served one."""
+    from conftest import run_cli
+
+    (tmp_path / "hook.flow").write_text('trigger webhook(verify: token("tttttttttttttttttttt", header: "X-T"))\n'
+                                        'param since\nparam n = 3\nemit {since: since, n: n}\n')
+    (tmp_path / "tick.flow").write_text('trigger schedule("0 6 * * *")\nparam region\nemit region\n')
+    (tmp_path / "manual.flow").write_text("param since\nemit since\n")
+    done = run_cli("serve", str(tmp_path), "--port", "0", "--log-format", "text", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert ("hook.flow:2:1: error: param since has no default: serve runs this flow (its deliveries and ticks) "
+            "with no params, so each needs one") in done.stderr
+    assert "tick.flow:2:1: error: param region has no default" in done.stderr
+    assert "manual.flow" not in done.stderr and "param n " not in done.stderr
+    ran = run_cli("run", str(tmp_path / "hook.flow"), "--param", "since=2026-01-01")
+    assert ran.returncode == 0 and json.loads(ran.stdout) == {"since": "2026-01-01", "n": 3}
+
+
 def test_serve_says_which_secret_is_missing(tmp_path: Path) -> None:
     from conftest import run_cli
 

@@ -67,6 +67,15 @@ def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], rou
         raise UsageError(f"{route}.flow: the webhook's secret.{ref.name} is not set: {e.message}") from None
 
 
+def _params_without_default(flow: Flow) -> list[Diagnostic]:
+    """serve runs a flow (a delivery, a tick, the console's run now) with no params: one without a default
+    failed every run ('missing param since: give it with --param since=VALUE', an option serve has not)."""
+    return [Diagnostic("param", f"param {p.name} has no default: serve runs this flow (its deliveries and ticks) "
+                       "with no params, so each needs one", flow.source, p.span,
+                       f"param {p.name} = ... (or read the value from input, env or state)")
+            for p in flow.checked.params if p.default is None]
+
+
 def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str] | None = None,
                 providers: SecretProviders | None = None) -> list[ServedFlow]:
     """Every *.flow file of the folder, checked; raises a CheckError listing all their mistakes."""
@@ -89,6 +98,8 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
                 item.webhook = trigger  # one: a second is a check error
             else:
                 item.schedules.append(trigger)
+        if item.webhook is not None or item.schedules:
+            problems.extend(_params_without_default(flow))
         served.append(item)
     if problems:
         raise CheckError(problems)
