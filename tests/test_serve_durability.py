@@ -331,3 +331,35 @@ def test_a_duplicate_is_answered_200_while_the_inbox_is_full(tmp_path: Path) -> 
             time.sleep(0.5)
             assert serve.terminate() == 0
     assert got(api) == Counter([1, 2])  # each once
+
+
+def test_deliveries_of_a_flow_no_longer_in_the_folder_are_kept_and_said(tmp_path: Path) -> None:
+    """Deliveries left waiting (a stop) for a flow whose file was then removed: the next serve ran the other
+    flows and said nothing of them, as if the inbox were empty. They are kept, and serve says so at start."""
+    gate = threading.Event()
+
+    def gated(req: Request) -> tuple[int, dict[str, str], Any]:
+        gate.wait(30)
+        return 201, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    (tmp_path / "other.flow").write_text(hook_flow().replace('flow "orders"', 'flow "other"'))
+    with FakeApi() as api:
+        api.route("POST", r"^/got$", gated)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        serve = ServeProcess(tmp_path, env=env).start()
+        for n in range(3):
+            assert serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] == 202
+        stopper = threading.Thread(target=serve.terminate)
+        stopper.start()
+        wait_for(lambda: "stopping" in serve.logs(), what="serve to begin stopping")
+        gate.set()
+        stopper.join(60)
+        (tmp_path / "orders.flow").unlink()
+        with ServeProcess(tmp_path, "--log-format", "text", env=env) as again:
+            wait_for(lambda: "wait in the inbox" in again.logs(), timeout=10, what="the warning")
+            assert again.terminate() == 0
+        assert ("warning: 2 deliveries of 'orders' wait in the inbox, but orders.flow is no longer in the folder: "
+                "kept, not run") in again.logs()
+    rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+    assert sorted(r["status"] for r in rows) == ["done", "waiting", "waiting"]

@@ -160,10 +160,17 @@ class Runs:
         self.loop.run_forever()
 
     def start(self) -> None:
+        orphans: dict[str, int] = {}
         for d in self.inbox.waiting():
             if d.flow in self.queues:
                 self.reserve()
                 self.queues[d.flow].waiting.append(d)
+            else:
+                orphans[d.flow] = orphans.get(d.flow, 0) + 1
+        for flow, n in sorted(orphans.items()):  # kept, never dropped; but said, not left waiting unseen
+            many = f"{n} deliveries" if n != 1 else "1 delivery"
+            log.warning(f"{many} of '{flow}' wait in the inbox, but {flow}.flow is no longer in the folder: kept, "
+                        f"not run (put the flow back to run them; `flowlang inbox DIR --flow {flow}` lists them)")
         self._thread.start()
         for route in self.queues:
             self.loop.call_soon_threadsafe(self._pump, route)
