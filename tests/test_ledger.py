@@ -187,6 +187,22 @@ def test_once_gives_the_recorded_answer_and_needs_a_key(tmp_path: Path) -> None:
     assert "needs the record's key" in keyless.errors[0].message
 
 
+
+def test_a_key_written_that_is_null_for_a_record_is_named_not_asked_for(tmp_path: Path) -> None:
+    """`send r to out key r.sku once` for a record without a sku said 'needs the record's key: write `key
+    EXPR` after the destination', which the flow had done. It names the key that was null; a send without
+    a key of its own keeps the old words (write one)."""
+    said = "send ... once needs the record's key, and its key ({}) is null for this record: give every record " \
+           "one (key r.sku ?? r.email)"
+    for send, key in (("send r to m key r.sku once", "key r.sku"), ("send r to m key r.sku once batch 5", "key r.sku"),
+                      ("send r to m if changed", "the loop's key r.sku")):
+        loop = "for each r in input key r.sku" if "loop" in key else "for each r in input"
+        flow = flowlang.compile(f"use m = memory()\n{loop}\n  {send}\nend\n", name="k.flow")
+        result = flow.run(input=[{"sku": "A"}, {"name": "no sku"}], state_dir=tmp_path / send.replace(" ", "_"))
+        assert [(e.record, e.message) for e in result.errors] == [
+            ({"name": "no sku"}, said.format(key).replace("once", "if changed" if "changed" in send else "once"))]
+        assert result.stats.sent == 1
+
 def test_key_and_mode_words_are_names_elsewhere(tmp_path: Path) -> None:
     flow = flowlang.compile('let key = 1\nlet once = 2\nlet changed = 3\nemit key + once + changed\n', name="w.flow")
     assert flow.run().outputs == [6]

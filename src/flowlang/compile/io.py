@@ -281,19 +281,22 @@ class IoCompiler(StatementCompiler):
             return self.batched_send(node, getter, args, kwargs, value, op, where, line, store)
         mode = node.mode
         key_of = self.send_key(node)
+        written = self.key_written(node)
 
         async def send_one(f: Frame, conn: Connection, record: Any, a: list[Any], kw: dict[str, Any],
                            stats: Any, observer: Any) -> Any:
             if not observer.active:
                 if mode is not None:
-                    return await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where)
+                    return await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where,
+                                             written)
                 result = await conn.send(op, record, a, kw)
                 count_sent(stats, 1, conn.sends_read(op))
                 return result
             started = time.monotonic()
             try:
                 if mode is not None:
-                    result = await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where)
+                    result = await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where,
+                                             written)
                 else:
                     result = await conn.send(op, record, a, kw)
                     count_sent(stats, 1, conn.sends_read(op))
@@ -416,6 +419,14 @@ class IoCompiler(StatementCompiler):
             return key
         return key_of
 
+    def key_written(self, node: ast.Send) -> str | None:
+        """The text of the key expression a ledger send takes (its own `key EXPR`, else its loop's), or None
+        when it takes the record's id."""
+        if node.key is not None:
+            return f"key {self.checked.source.text[node.key.span.start:node.key.span.end]}"
+        loop = self.loop_stack[-1] if self.loop_stack else None
+        return f"the loop's key {loop.key_written}" if loop is not None and loop.key_written is not None else None
+
     def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],
                      kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int,
                      store: Callable[[Frame, Any], None] | None) -> Step:
@@ -428,6 +439,7 @@ class IoCompiler(StatementCompiler):
         loop = self.loop_stack[-1] if self.loop_stack else None
         mode = node.mode
         key_of = self.send_key(node) if mode is not None else None
+        written = self.key_written(node)
         fixed = fixed_arguments(node.destination)  # literal arguments: evaluated once, here
 
         async def ledger_answer(f: Frame, buffer: BatchBuffer, record: Any, conn: Connection, a: list[Any],
@@ -437,7 +449,7 @@ class IoCompiler(StatementCompiler):
             assert key_of is not None and mode is not None
             key = key_of(f)
             try:
-                needs_key(key, mode, where)
+                needs_key(key, mode, where, written)
                 k, digest = key_text(key, f.run.mask), payload_hash(record, a, kw)
                 writing = buffer.in_flight.get(k)
                 if writing is not None:  # its key is in a batch being written: the ledger decides after it

@@ -120,16 +120,23 @@ def kept_pending(run: RunContext, connection: str, k: str) -> str:
             f"(or, if it arrived, flowlang ledger {run.flow_file} --sent {k}) before a retry")
 
 
-def needs_key(key: Any, mode: str, where: Where) -> None:
+def needs_key(key: Any, mode: str, where: Where, written: str | None = None) -> None:
+    """A ledger send's key is null: `written` is the key's expression when the send or its loop has one
+    (`key r.sku`, whose value was null for this record), else the record had no id to take."""
+    if key is None and written is not None:
+        raise where.error(f"send ... {MODE_WORDS[mode]} needs the record's key, and its key ({written}) is null "
+                          "for this record: give every record one (key r.sku ?? r.email)", "value")
     if key is None:
         raise where.error(f"send ... {MODE_WORDS[mode]} needs the record's key: write `key EXPR` after the "
                           "destination (or loop over records that have an id)", "value")
 
 
 async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, args: list[Any],
-                      kwargs: dict[str, Any], key: Any, mode: str, stats: StatementStats, where: Where) -> Any:
-    """Send one record through the ledger; returns the answer (the recorded one when skipped)."""
-    needs_key(key, mode, where)
+                      kwargs: dict[str, Any], key: Any, mode: str, stats: StatementStats, where: Where,
+                      written: str | None = None) -> Any:
+    """Send one record through the ledger; returns the answer (the recorded one when skipped); `written`
+    as needs_key takes it."""
+    needs_key(key, mode, where, written)
     ledger = run.ledger
     if ledger is None:
         return await conn.send(op, record, args, kwargs)

@@ -71,6 +71,7 @@ class LoopInfo:
     names: tuple[str, ...] = ()  # its variables
     listed: str = ""  # the text of its list expression (spaces collapsed): "rows"
     keeps_input: bool = False  # an outermost loop whose iteration reads `input`: a failure keeps it (SAVED_INPUT)
+    key_written: str | None = None  # the text of its `key expr`, for a message
 
     @property
     def outermost(self) -> bool:
@@ -1025,7 +1026,9 @@ class ForEachCompiler(IoCompiler):
         text = self.checked.source.text
         info = LoopInfo(f"{line}:{col}", line, self.checked.source.location(node.span), slots,
                         visible, identity=identity,
-                        key=self.repeated_expr(node.key) if node.key is not None else None, read=read,
+                        key=self.repeated_expr(node.key) if node.key is not None else None,
+                        key_written=text[node.key.span.start:node.key.span.end] if node.key is not None else None,
+                        read=read,
                         assigned=assigned, names=tuple(node.names),
                         reads_state="state" in named, writes_state=WRITES_STATE in read_names,
                         keeps_input="input" in named,
