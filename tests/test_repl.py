@@ -13,6 +13,8 @@ from typing import Any
 import pexpect
 import pyte
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
@@ -782,3 +784,39 @@ def test_load_and_run_say_which_params_of_the_session_a_file_does_not_declare(tm
     assert result.status == 0, result.stderr
     note = "note: --param since is not a param of f.flow (its params: n), so it does not get it"
     assert result.stdout.splitlines() == [note, "3", "f: ok; read 0, sent 0, failed 0", "loaded f.flow: n", note]
+
+
+def test_save_says_when_the_saved_file_does_not_check(tmp_path: Path) -> None:
+    """A connection opened again with another connector after a statement that used it: the saved file
+    opens it once, the last way, so that statement no longer checks; :save said only 'saved'."""
+    result = cli("repl", cwd=tmp_path, stdin='use m = memory(records: [{a: 1}])\ncall m.read() as rows\n'
+                                             'use m = http(base_url: "http://127.0.0.1:9")\n:save s.flow\n')
+    assert result.stdout.splitlines() == [
+        "saved 2 input(s) to s.flow",
+        "note: the file does not check as saved (s.flow:2:8: error: http has no operation 'read'): edit it there"]
+    fine = cli("repl", cwd=tmp_path, stdin="let x = 1\n:save t.flow\n")
+    assert fine.stdout == "saved 1 input(s) to t.flow\n"
+
+
+
+DEFINITIONS = ["function f(x)\n  return x + 1\nend", "function f(x, y = 2)\n  return x * y\nend",
+               "function g(x)\n  return f(x) - 1\nend", "function f()\n  return nope\nend",
+               "use m = memory(records: [{a: 1}])", "use m = memory()", "use m = http(base_url: \"http://127.0.0.1:9\")",
+               "call m.read() as rows", "send {a: 2} to m", "param p = 2", "param p", "let p = 3", "let m = 1",
+               "f(1)", "g(1)", "emit f(p ?? 1)", ":load lib.flow", ":save s.flow"]
+
+
+@settings(max_examples=int(os.environ.get("FLOWLANG_FUZZ_EXAMPLES", "30")), deadline=None,
+          suppress_health_check=list(HealthCheck), database=None)
+@given(inputs=st.lists(st.sampled_from(DEFINITIONS), min_size=1, max_size=12))
+def test_any_sequence_of_definitions_and_redefinitions_is_taken_or_refused_and_save_tells_the_truth(
+        tmp_path_factory: pytest.TempPathFactory, inputs: list[str]) -> None:
+    """Functions, connections and params defined again in any order (and a file loaded again): each input
+    runs or is refused with a message, never an internal error; and :save's file checks unless it says not."""
+    folder = tmp_path_factory.mktemp("redefine")
+    (folder / "lib.flow").write_text("param p = 5\nuse m = memory()\nfunction f(x)\n  return x\nend\n")
+    result = cli("repl", cwd=folder, stdin="\n".join([*inputs, ":save s.flow"]) + "\n")
+    assert "internal error" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    checks = cli("check", "s.flow", cwd=folder).status == 0
+    assert checks != result.stdout.rstrip().endswith("edit it there"), result.stdout

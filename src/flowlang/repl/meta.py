@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flowlang.check.hints import did_you_mean
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
-from flowlang.errors import FlowError
+from flowlang.errors import FlowError, ScriptError
 from flowlang.repl.keyword_help import KEYWORD_HELP
 from flowlang.repl.session import ReplSession, unknown_params
 from flowlang.runtime.jsoncodec import JsonDataError, dumps
@@ -241,7 +241,21 @@ def cmd_save(session: ReplSession, arg: str) -> MetaResult:
         return MetaResult(f"cannot save to {path}: {e.strerror or e}", ok=False)
     note = ("; an input held the text of a secret, saved as ***: read it with secret.NAME there"
             if masked != text else "")
-    return MetaResult(f"saved {len(session.history)} input(s) to {path}{note}")
+    return MetaResult(f"saved {len(session.history)} input(s) to {path}{note}{saved_problem(session, text, path)}")
+
+
+def saved_problem(session: ReplSession, text: str, path: Path) -> str:
+    """Each input checked in the session, but together they may not: a connection opened again with
+    another connector after statements that used it (the file opens it once, the last way). The first
+    problem of the saved file, or ''."""
+    from flowlang.api import compile
+
+    try:
+        compile(text, name=str(path), base_dir=session.base_dir, environment=session.environment)
+    except FlowError as e:
+        first = e.diagnostics[0].headline() if isinstance(e, ScriptError) and e.diagnostics else e.message
+        return f"\nnote: the file does not check as saved ({first}): edit it there"
+    return ""
 
 
 def cmd_quit(session: ReplSession, arg: str) -> MetaResult:
