@@ -406,6 +406,25 @@ def test_load_and_run_of_a_folder_or_of_nothing_say_so(tmp_path: Path) -> None:
                              "name a flow file: :load FILE\nno such file: nope.flow\n"), result.stderr
 
 
+def test_a_served_flow_loads_and_a_typed_trigger_line_is_explained(tmp_path: Path) -> None:
+    """`:load orders.flow` (and `flowlang repl orders.flow`) of a flow with `trigger` lines failed the whole
+    load ('expected `call`, ... found `trigger`': the REPL parsed the file as its own input, which has no
+    trigger lines), so a served flow could not be tried in the REPL; a trigger line typed in the REPL said
+    'expected an operator, `(` or the end of the line, found `schedule`'."""
+    (tmp_path / "orders.flow").write_text('flow "orders"\ntrigger webhook(verify: github(env.HOOK))\n'
+                                          'trigger schedule("0 6 * * *")\nfunction twice(x)\n  return x * 2\nend\n'
+                                          'for each o in input.orders\n  emit twice(o)\nend\n')
+    loaded = cli("repl", cwd=tmp_path, stdin=":load orders.flow\ntwice(21)\n")
+    assert loaded.status == 0, loaded.stderr
+    assert loaded.stdout.splitlines()[-1] == "42" and "error" not in loaded.stderr
+    opened = cli("repl", "orders.flow", cwd=tmp_path, stdin="twice(4)\n")
+    assert opened.status == 0 and opened.stdout.splitlines()[-1] == "8", opened.stderr
+    typed = cli("repl", cwd=tmp_path, stdin='trigger schedule("* * * * *")\nlet trigger = {a: 1}\ntrigger.a\n')
+    assert ("<stdin>:1:1: error: a `trigger` line belongs in a flow file, for flowlang serve: the REPL runs no "
+            "triggers") in typed.stderr
+    assert typed.stdout.splitlines()[-1] == "1"  # `trigger` is still a name in the REPL
+
+
 def test_a_long_object_is_pretty_printed_with_its_decimals_as_they_are(session: ReplSession) -> None:
     """A value shown over several lines kept its numbers exact: rich's print_json read the text back
     as Python's floats, so 19.990 showed as 19.99 and 0.10000000000000000000001 as 0.1."""

@@ -193,7 +193,8 @@ class ReplSession:
 
     def compile(self, text: str, definitions_only: bool = False,
                 at: tuple[str, int] | None = None) -> tuple[Step, ast.Module]:
-        module = parse(self.source(text, at), "repl")
+        # a flow file is parsed as one (its `trigger` lines, which the REPL's inputs cannot hold, with it)
+        module = parse(self.source(text, at), "module" if definitions_only else "repl")
         self.left_out = []
         if definitions_only:  # a flow file: its definitions, not its loops and I/O
             module, self.left_out = definitions(module)
@@ -407,7 +408,7 @@ class ReplSession:
             self.checker.base_dir = old
         if outcome.error is None:
             session_params = {name for name, b in self.scope.names.items() if b.kind is Kind.PARAM}
-            own = [s.name for s in parse(Source(display_name(path), text), "repl").statements
+            own = [s.name for s in parse(Source(display_name(path), text), "module").statements
                    if isinstance(s, ast.Param)]
             note = unknown_params({k: v for k, v in self.params.items() if k not in session_params}, own,
                                   Path(display_name(path)))

@@ -138,6 +138,12 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
             and re.match(r"\s*trigger\s+[A-Za-z_]\w*\s*\(", line_text)):
         return Lesson("a `trigger` line stands at the top level of a flow, not inside a block",
                       "move it to the top of the file, after the `flow` line (flowlang serve reads it before any run)")
+    if (first is not None and first.type in ("NAME", "SOFT_TRIGGER") and str(first) == "trigger"
+            and len(on_line) == 1 and token.type == "NAME" and text[token.end_pos or 0:].lstrip().startswith("(")):
+        # the REPL: its inputs are statements and expressions, not a flow file's trigger lines
+        return Lesson("a `trigger` line belongs in a flow file, for flowlang serve: the REPL runs no triggers "
+                      "(nor does flowlang run)", "write it in the file; :load FILE takes the file's definitions "
+                      "and leaves its trigger lines out", Span(first.start_pos or 0, first.end_pos or 0))
     if token.type == "SOFT_TRIGGER" and first is None and re.match(r"\s*trigger\s*(\.\w+)*\s*=(?!=)", line_text):
         return Lesson("an assignment starts with `let`", f"let {line_text.strip()}")
     if token.type == "ELLIPSIS" and before and before[-1].type in ("LBRACE", "COMMA", "LSQB"):
