@@ -214,7 +214,7 @@ def test_pages_with_any_link_retry_after_and_next_give_an_allowed_end(link: str,
         pages = {"link": '{style: "link", records: "data"}',
                  "next_url": '{style: "next_url", next: "next", records: "data"}',
                  "cursor": '{style: "cursor", cursor: "next", records: "data"}'}[style]
-        text = (f'use api = http(base_url: env.API, retry: 2, max_retry_wait: 1)\n'
+        text = (f'use api = http(base_url: env.API, retry: 2, max_retry_wait: 0.5)\n'
                 f'call api.get("/items", pages: {pages}) as items\nfor each r in items\n  emit r\nend\n')
         try:
             flow = flowlang.compile(text, bindings=())

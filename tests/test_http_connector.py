@@ -602,6 +602,25 @@ def test_rate_limit_refusals_spend_no_attempt_and_other_failures_keep_their_limi
     assert len(seen) == 5  # 2 refusals for the rate limit, then the 3 attempts `retry` allows
 
 
+def test_a_flow_whose_first_request_is_refused_soon_goes_at_the_apis_speed_again() -> None:
+    """A refusal with little before it (the run's first request, the API's limit spent by the run before)
+    tells nothing of the API's rate: the pace starts at 0.8 a second and grows fast until the next refusal
+    measures it (growing a fifth a second, 100 records took 16 s against an API taking 50 a second)."""
+    limited = RateLimited(50)
+    seen: list[int] = []
+
+    def first_refused(req: Request) -> tuple[int, dict[str, str], Any]:
+        seen.append(1)
+        return (429, {"Retry-After": "1"}, {"error": "spent"}) if len(seen) == 1 else limited(req)
+    with FakeApi() as api:
+        api.route("POST", "/orders", first_refused)
+        started = time.monotonic()
+        result = run("use api = http(base_url: env.API)\nfor each n in range(100)\n"
+                     '  send {n: n} to api.post("/orders")\nend\n', api)
+    assert result.ok and limited.taken == {n: 1 for n in range(100)}
+    assert time.monotonic() - started < 10  # 4.5 s: the 1 s asked, about 1 s to find the pace, 2 s at 50 a second
+
+
 def test_an_api_that_refuses_every_request_is_not_hammered_and_its_records_fail_kept() -> None:
     """An API that refuses every request for its rate limit, without a Retry-After: the connection's pace falls,
     and once none was taken for max_retry_wait the records fail, kept, saying so; those after them fail unsent

@@ -6,8 +6,11 @@ pace to CUT times the rate the API took requests at in the last second (or the p
 the next requests go a little slower than the API's limit. Refusals of requests sent before the cut,
 and those in the second after it (the API still counts what it took before), cut no more. Each
 request taken then adds RECOVERY to the pace (a fifth more each second), which climbs back towards
-the API's limit and is cut again when it gets there. Starts are spaced 1/rate apart, first come first
-served: the refused requests of a parallel loop do not come back together."""
+the API's limit and is cut again when it gets there. After a cut that knew little of the API's rate
+(it took fewer than KNOWN requests in the last second: the run's first request was refused), each
+adds START (about 7 times more each second, as TCP's slow start) and the next refusal, which
+measures the API's rate, cuts at once. Starts are spaced 1/rate apart, first come first served: the
+refused requests of a parallel loop do not come back together."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from flowlang.runtime.stats import Traffic
 
 CUT = 0.8  # a refusal sets the pace to this share of the rate the API took requests at in the last second
 RECOVERY = 0.2  # each request taken adds this to the pace (requests a second): a fifth more each second
+START = 2.0  # ...or this, after a cut that knew little of the API's rate: about 7 times more each second
+KNOWN = 2  # requests taken in the last second from which a cut knows the API's rate
 MIN_RATE = 0.1  # requests a second: the slowest pace (one request every 10 s)
 SETTLE = 1.0  # seconds after a cut (or two requests at the new pace, if longer) whose refusals cut no more:
 # an API counts the requests of its last second (or minute) and refuses for a while after a burst
@@ -37,6 +42,7 @@ class Pace:
         self.ceiling = ceiling
         self.clock = clock
         self.cut_at = -math.inf  # when the pace was last cut
+        self.starting = False  # the last cut knew little of the API's rate: the pace grows by START
         self.refusing_since: float | None = None  # the first refusal since the API last took a request
         self._last = -math.inf  # the last start the pace let go
         self._probed = -math.inf  # the last request let go while the API refuses every one (wait)
@@ -49,10 +55,13 @@ class Pace:
         now = self.clock()
         if self.refusing_since is None:
             self.refusing_since = now
-        if started < self.cut_at or (self.rate is not None and now - self.cut_at < max(SETTLE, 2 / self.rate)):
+        if started < self.cut_at or (self.rate is not None and not self.starting and
+                                     now - self.cut_at < max(SETTLE, 2 / self.rate)):
             return None
-        taken = self._measured(now)
-        self.rate = max(MIN_RATE, (taken if self.rate is None else min(self.rate, taken)) * CUT)
+        taken = sum(1 for t in self._taken if now - t <= MEASURED)
+        measured = max(1, taken) / MEASURED
+        self.rate = max(MIN_RATE, (measured if self.rate is None else min(self.rate, measured)) * CUT)
+        self.starting = taken < KNOWN  # a refused first request: 0.8/s, soon faster
         self.cut_at = now
         return self.rate
 
@@ -62,16 +71,12 @@ class Pace:
         rate = self.rate
         self._taken.append(self.clock())
         if rate is not None:
-            rate += RECOVERY
+            rate += START if self.starting else RECOVERY
             self.rate = rate if self.ceiling is None else min(rate, self.ceiling)
 
     def refusing_for(self) -> float:
         """Seconds the API has refused every request of the connection for (0: it took the last one)."""
         return 0.0 if self.refusing_since is None else self.clock() - self.refusing_since
-
-    def _measured(self, now: float) -> float:
-        """The rate the API took requests at over the last MEASURED seconds (one, if it took fewer)."""
-        return max(1, sum(1 for t in self._taken if now - t <= MEASURED)) / MEASURED
 
     async def wait(self, limit: float, watcher: Traffic | None = None) -> float:
         """Wait for this request's turn under the pace (`watcher.waiting_until` shows when it may go); the
