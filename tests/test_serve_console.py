@@ -215,3 +215,29 @@ def test_resolving_by_hand_says_when_in_utc_as_the_store_and_the_console_do(tmp_
     said, stored = (datetime.fromisoformat(t.replace("Z", "+00:00"))
                     for t in (answer["notice"].rsplit(" ", 1)[1], listed["resolved_at"]))
     assert abs((said - stored).total_seconds()) < 5, (answer, listed)
+
+
+def test_a_flow_whose_file_name_needs_encoding_has_working_links_and_route(tmp_path: Path) -> None:
+    """'what? #1.flow': the console's forms posted to '/actions/run/what? #1' (a browser sends that to
+    /actions/run/what, the rest a query and a fragment) and serve logged its route as '/hooks/what? #1', not
+    the URL a provider's webhook settings take. Both are percent-encoded now, and they work."""
+    import re
+
+    (tmp_path / "what? #1.flow").write_text('flow "odd"\ntrigger webhook(verify: token(secret.HOOK_TOKEN, '
+                                            'header: "X-Token"))\nfor each o in input.items\n  fail "no {o}"\nend\n')
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(CONSOLE_TOKEN + "\n")
+    with ServeProcess(tmp_path, "--console-token-file", str(token_file), env={"HOOK_TOKEN": HOOK_TOKEN}) as serve:
+        assert "/hooks/what%3F%20%231 (verify token" in serve.logs()
+        assert serve.post("/hooks/what%3F%20%231", b'{"items": [1]}', {"X-Token": HOOK_TOKEN})[0] == 202
+        wait_for(lambda: "/errors/" in serve.request("GET", "/")[2], what="the open error")
+        page = serve.request("GET", "/")[2]
+        actions = re.findall(r'action="([^"]+)"', page)
+        assert actions == ["/actions/run/what%3F%20%231", "/actions/retry/what%3F%20%231/1",
+                           "/actions/resolve/what%3F%20%231/1"]
+        bearer = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+        status, _, answer = serve.request("POST", actions[0], b"", bearer)
+        assert status == 200 and answer["notice"].startswith("what? #1: job 2 "), answer
+        status, _, answer = serve.request("POST", actions[2], b"", bearer)
+        assert status == 200 and answer["notice"].startswith("error 1 resolved by hand"), answer
+        assert serve.terminate() == 0

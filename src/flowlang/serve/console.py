@@ -142,10 +142,11 @@ def job_row(route: str, job: dict[str, Any]) -> str:
 
 def error_row(request: web.Request, route: str, e: StoredError) -> str:
     link = f"/errors/{quote(route)}/{e.id}"
+    path = f"{quote(route)}/{e.id}"  # a file stem as a URL's segment ('what? #1' is what%3F%20%231)
     return (f'<tr class="error" data-id="{e.id}"><td><a href="{link}">#{e.id}</a></td><td>{escape(route)}</td>'
             f'<td>{escape(e.location)}</td><td>{escape(e.message)}</td><td><code>{escape(short(e.record))}</code></td>'
-            f'<td>{e.attempts}</td><td>{button(request, f"/actions/retry/{route}/{e.id}", "Retry", f"retry-{e.id}")} '
-            f'{button(request, f"/actions/resolve/{route}/{e.id}", "Resolve", f"resolve-{e.id}")}</td></tr>')
+            f'<td>{e.attempts}</td><td>{button(request, f"/actions/retry/{path}", "Retry", f"retry-{e.id}")} '
+            f'{button(request, f"/actions/resolve/{path}", "Resolve", f"resolve-{e.id}")}</td></tr>')
 
 
 def store_of(state: ServeState) -> Store:
@@ -161,13 +162,13 @@ def flow_section(request: web.Request, served: ServedFlow, state: ServeState, op
     for t in triggers:
         lines.append(escape(trigger_text(t)))
     if served.webhook is not None:
-        lines.append(f"<code>POST /hooks/{escape(served.route)}</code>")
+        lines.append(f"<code>POST /hooks/{escape(quote(served.route))}</code>")
     ticks = [format_datetime(t) for t in scheduler.next_ticks(served.route)]
     nxt = f"next tick {escape(', '.join(ticks))}" if ticks else ""
     return (f'<tr class="flow" data-route="{escape(served.route)}"><td><b>{escape(served.name)}</b><br>'
             f'<span class="muted">{escape(served.route)}.flow</span></td><td>{"<br>".join(lines) or "none"}</td>'
             f'<td class="next">{nxt}</td><td>{open_count}</td>'
-            f'<td>{button(request, f"/actions/run/{served.route}", "Run now", f"run-{served.route}")}</td></tr>')
+            f'<td>{button(request, f"/actions/run/{quote(served.route)}", "Run now", f"run-{served.route}")}</td></tr>')
 
 
 async def index(request: web.Request) -> web.Response:
@@ -236,8 +237,8 @@ async def error_page(request: web.Request) -> web.Response:
     body = (f'<p><b>{escape(found.message)}</b></p><p>at {escape(found.location)} (kind {escape(found.kind)}, '
             f'job {found.job_id}, {escape(found.created_at)}, {found.attempts} attempt(s))</p>'
             f'<h2>Record</h2><pre id="record">{escape(record)}</pre><h2>Variables</h2><pre>{escape(scope)}</pre>'
-            f'<p>{button(request, f"/actions/retry/{route}/{error_id}", "Retry", f"retry-{error_id}")} '
-            f'{button(request, f"/actions/resolve/{route}/{error_id}", "Resolve", f"resolve-{error_id}")}</p>')
+            f'<p>{button(request, f"/actions/retry/{quote(route)}/{error_id}", "Retry", f"retry-{error_id}")} '
+            f'{button(request, f"/actions/resolve/{quote(route)}/{error_id}", "Resolve", f"resolve-{error_id}")}</p>')
     return page(f"{served.name}: error {error_id}", body, request, request.query.get("notice"))
 
 

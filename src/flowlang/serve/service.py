@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -114,7 +115,9 @@ class Service:
         for f in self.flows:
             if f.webhook is not None:
                 schemes = ", ".join(s.preset for s in f.schemes)
-                log.info(f"{f.route}: POST {base}/hooks/{f.route} (verify {schemes}, concurrency {f.concurrency})")
+                # the URL as a provider's webhook settings take it ('my orders.flow': /hooks/my%20orders)
+                log.info(f"{f.route}: POST {base}/hooks/{quote(f.route)} (verify {schemes}, "
+                         f"concurrency {f.concurrency})")
         waiting = self.runs.pending
         log.info(f"serving {len(self.flows)} flow{'s' if len(self.flows) != 1 else ''} of {self.options.folder} "
                  f"on {base} (console {base}/, state {self.folder}"
