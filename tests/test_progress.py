@@ -15,7 +15,7 @@ import pyte
 import pytest
 
 from conftest import run_cli
-from fakeapi import FakeApi
+from fakeapi import FakeApi, RateLimited
 from flowlang.runtime.store import Store
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pseudo-terminal")
@@ -74,6 +74,22 @@ def test_progress_while_running_on_a_terminal(tmp_path: Path) -> None:
     assert counts == sorted(counts) and counts[-1] > counts[0]  # it moved while the run went on
     assert "finished in" in final and "read 30, sent 30" in final
     assert "records/s" not in final  # the live line goes away; the summary stays
+
+
+def test_progress_says_the_wait_for_the_pace_a_429_set(tmp_path: Path) -> None:
+    """A connection without a rate_limit slowed by the API's 429s (http/pace.py) waited without a word on the
+    live line; it says the wait and the pace."""
+    flow = tmp_path / "paced.flow"
+    flow.write_text('use api = http(base_url: env.API)\nfor each n in range(0, 30) parallel 10\n'
+                    '  send {n: n} to api.post("/items")\nend\n')
+    limited = RateLimited(5)
+    with FakeApi() as api:
+        api.route("POST", "/items", limited)
+        term = Terminal(["run", str(flow)], {"API": api.url})
+        final = term.run_to_end()
+    assert term.child.exitstatus == 0, final
+    assert limited.taken == {n: 1 for n in range(30)}
+    assert any("waiting" in s and "for api's pace after a 429 (" in s and " a second)" in s for s in term.seen), final
 
 
 def test_the_estimate_before_a_long_run(tmp_path: Path) -> None:

@@ -49,9 +49,15 @@ class RunProgress:
             parts.append(f"ETA {duration_text((total - read) / rate)}")
         now = time.monotonic()
         for name, traffic in sorted(s.traffic.items()):
-            if traffic.waiting_until > now and traffic.interval is not None:
+            if traffic.waiting_until <= now:
+                continue
+            paced, interval = traffic.paced, traffic.interval
+            if paced is not None and (interval is None or paced < 1 / interval):  # slower than its rate_limit
+                parts.append(f"waiting {traffic.waiting_until - now:.1f} s for {name}'s pace after a 429 "
+                             f"({paced:.3g} a second)")
+            elif interval is not None:
                 parts.append(f"waiting {traffic.waiting_until - now:.1f} s for {name}'s rate limit "
-                             f"({rate_text(traffic.interval)})")
+                             f"({rate_text(interval)})")
         return f"{self.name}: " + " · ".join(parts)
 
     def __rich__(self) -> Any:

@@ -38,6 +38,7 @@ class Traffic:
     waited: float = 0.0  # seconds spent waiting for the rate limit
     interval: float | None = None  # seconds between requests under the connection's rate limit
     waiting_until: float = 0.0  # time.monotonic() at which the request now waiting for its slot may go
+    paced: float | None = None  # requests a second the API's rate-limit refusals set (http/pace.py), if any
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"requests": self.requests, "retries": self.retries,

@@ -202,7 +202,11 @@ class RequestMeter:
 
     async def admit(self) -> Ticket | None:
         try:
-            waited = await self.pace.wait(self.max_wait, self.traffic) if self.pace.rate is not None else 0.0
+            if self.pace.rate is not None:
+                self.traffic.paced = self.pace.rate
+                waited = await self.pace.wait(self.max_wait, self.traffic)
+            else:
+                waited = 0.0
         except Refusing as e:
             raise TransportError(f"not sent: the API has refused every request of this connection for its rate "
                                  f"limit for {e.seconds:.0f}s, more than the {self.max_wait:g}s this connection waits "
