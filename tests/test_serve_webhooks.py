@@ -290,6 +290,28 @@ def test_serve_refuses_a_served_flow_whose_param_has_no_default(tmp_path: Path) 
     assert ran.returncode == 0 and json.loads(ran.stdout) == {"since": "2026-01-01", "n": 3}
 
 
+def test_serve_warns_of_a_webhook_flow_that_overwrites_its_file(tmp_path: Path) -> None:
+    """A webhook flow sending to `file(path: "orders.jsonl")` (overwrite mode, the default: once per run)
+    kept only the last delivery's records, each run replacing the file, without a word. serve warns at
+    start, at the `use` line; an explicit mode, a file only read, and a scheduled flow are left alone."""
+    hook = 'trigger webhook(verify: token("tttttttttttttttttttt", header: "X-T"))\n'
+    (tmp_path / "over.flow").write_text(hook + 'use out = file(path: "out/orders.jsonl")\nfor each o in input.items\n'
+                                        '  send o to out\nend\n')
+    (tmp_path / "kept.flow").write_text(hook + 'use out = file(path: "out/kept.jsonl", mode: "append")\n'
+                                        'send input to out\n')
+    (tmp_path / "read.flow").write_text(hook + 'use codes = file(path: "codes.csv")\ncall codes.read() as rows\n'
+                                        'emit rows\n')
+    (tmp_path / "daily.flow").write_text('trigger schedule("0 6 * * *")\nuse out = file(path: "out/daily.csv")\n'
+                                         'send {a: 1} to out\n')
+    with ServeProcess(tmp_path, "--log-format", "text") as serve:
+        assert serve.terminate() == 0
+    logs = serve.logs()
+    assert ("warning: " + str(tmp_path / "over.flow") + ":2:1: the file connection 'out' is in overwrite mode "
+            "(the default): each delivery's run replaces what the run before it wrote; give it mode: \"append\"") \
+        in logs, logs
+    assert logs.count("overwrite mode") == 1
+
+
 def test_serve_says_which_secret_is_missing(tmp_path: Path) -> None:
     from conftest import run_cli
 

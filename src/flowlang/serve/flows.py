@@ -5,10 +5,11 @@ verify schemes need (read once at start)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flowlang import ast
 from flowlang.api import Flow, SecretProviders, load
 from flowlang.check.triggers import ScheduleTrigger, SecretRef, WebhookTrigger
 from flowlang.diagnostics import Diagnostic
@@ -65,6 +66,29 @@ def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], rou
         return chain.value(ref.name)
     except FlowRuntimeError as e:
         raise UsageError(f"{route}.flow: the webhook's secret.{ref.name} is not set: {e.message}") from None
+
+
+def _sent_to(node: object) -> Iterator[str]:
+    """The connections a node's `send` statements send to (in loops, ifs, functions: anywhere in it)."""
+    if isinstance(node, ast.Send):
+        yield node.destination.connection
+    if isinstance(node, ast.Node):
+        for name in ast.fields(node):
+            yield from _sent_to(getattr(node, name))
+    elif isinstance(node, tuple | list):
+        for item in node:
+            yield from _sent_to(item)
+
+
+def overwritten_files(flow: Flow) -> list[str]:
+    """Warnings for a webhook flow that sends to a file in overwrite mode, the default: each delivery's run
+    replaces the file, so it holds the last delivery's records only (the others were written, then lost)."""
+    sent = set(_sent_to(flow.module.statements))
+    return [f"{flow.source.location(s.span)}: the file connection '{s.name}' is in overwrite mode (the "
+            "default): each delivery's run replaces what the run before it wrote; give it mode: \"append\" to "
+            "keep every delivery's records" for s in flow.module.statements
+            if isinstance(s, ast.Use) and s.connector == "file" and s.name in sent
+            and not any(k.name == "mode" for k in s.kwargs)]
 
 
 def _params_without_default(flow: Flow) -> list[Diagnostic]:

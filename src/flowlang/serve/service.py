@@ -19,7 +19,7 @@ from flowlang.errors import UsageError
 from flowlang.runtime.limits import Limits
 from flowlang.runtime.state_folder import state_dir_in
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
-from flowlang.serve.flows import ServedFlow, load_folder
+from flowlang.serve.flows import ServedFlow, load_folder, overwritten_files
 from flowlang.serve.http_log import http_logger
 from flowlang.serve.inbox import Inbox
 from flowlang.serve.metrics import Metrics
@@ -118,6 +118,8 @@ class Service:
                 # the URL as a provider's webhook settings take it ('my orders.flow': /hooks/my%20orders)
                 log.info(f"{f.route}: POST {base}/hooks/{quote(f.route)} (verify {schemes}, "
                          f"concurrency {f.concurrency})")
+                for warning in overwritten_files(f.flow):
+                    log.warning(warning)
         waiting = self.runs.pending
         log.info(f"serving {len(self.flows)} flow{'s' if len(self.flows) != 1 else ''} of {self.options.folder} "
                  f"on {base} (console {base}/, state {self.folder}"
