@@ -192,6 +192,13 @@ def test_actions_and_pages_on_an_error_that_is_not_there(tmp_path: Path) -> None
                              ("POST", f"/actions/resolve/a/{huge}")):
             status, _, _ = serve.request(method, path, b"" if method == "POST" else None, bearer)
             assert status == 404, (method, path, status)
+        # the page of an error that is not there said 'no error 12345' with 200; an action on a flow that is
+        # not served answered a script aiohttp's plain '404: Not Found'
+        status, _, page = serve.request("GET", "/errors/a/12345")
+        assert status == 404 and "no error 12345" in page
+        for path in ("/actions/run/nope", "/actions/retry/nope/1", "/actions/resolve/nope/1"):
+            status, _, answer = serve.request("POST", path, b"", bearer)
+            assert (status, answer) == (404, {"error": "no served flow is called 'nope'"}), (path, answer)
         assert serve.terminate() == 0
         assert "Traceback" not in serve.logs()
     jobs = run_cli("jobs", str(tmp_path / "a.flow"))

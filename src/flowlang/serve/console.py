@@ -230,7 +230,10 @@ async def error_page(request: web.Request) -> web.Response:
         store.close()
     if found is None:
         text = f"error {error_id} is resolved" if resolved else f"no error {error_id}"
-        return page(f"{served.name}: error {error_id}", f"<p>{escape(text)}</p>", request)
+        response = page(f"{served.name}: error {error_id}", f"<p>{escape(text)}</p>", request)
+        if not resolved:
+            response.set_status(404)  # as an unknown flow's page: a link to nothing is not found
+        return response
     record = json.dumps(json.loads(dumps(found.record)), indent=2, ensure_ascii=False)
     scope = json.dumps(json.loads(dumps(found.scope)), indent=2, ensure_ascii=False)
     route = served.route
@@ -288,6 +291,17 @@ def refused(request: web.Request, why: str) -> web.Response:
     return response
 
 
+def no_flow(request: web.Request) -> web.Response:
+    """An action on a flow that is not served: 404, as JSON for a script (it said aiohttp's '404: Not Found'
+    in plain text), as a page for a browser."""
+    why = f"no served flow is called '{request.match_info['flow']}'"
+    if request.headers.get("Accept", "").startswith("application/json") or "Authorization" in request.headers:
+        return web.json_response({"error": why}, status=404)
+    response = page("not found", '<p><a href="/">back</a></p>', request, why)
+    response.set_status(404)
+    return response
+
+
 def done(request: web.Request, notice: str, back: str = "/") -> web.Response:
     if "Authorization" in request.headers:
         return web.json_response({"ok": True, "notice": notice})
@@ -311,7 +325,7 @@ async def run_now(request: web.Request) -> web.Response:
     state = request.app[STATE]
     route = request.match_info["flow"]
     if route not in state.flows:
-        raise web.HTTPNotFound()
+        return no_flow(request)
     try:
         result = await wait_job(state, state.runs.run_job(route, "run", {"kind": "run", "by": "console"}))
     except FlowError as e:
@@ -329,7 +343,7 @@ async def retry(request: web.Request) -> web.Response:
     route, error_id = request.match_info["flow"], error_number(request)
     served = state.flows.get(route)
     if served is None:
-        raise web.HTTPNotFound()
+        return no_flow(request)
     store = store_of(state)
     try:
         found, resolved = store.get_error(served.flow.key, error_id)
@@ -357,7 +371,7 @@ async def resolve(request: web.Request) -> web.Response:
     route, error_id = request.match_info["flow"], error_number(request)
     served = state.flows.get(route)
     if served is None:
-        raise web.HTTPNotFound()
+        return no_flow(request)
     store = store_of(state)
     try:
         found, resolved = store.get_error(served.flow.key, error_id)
