@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli, run_cli
 
 SPECS = ROOT / "tests" / "openapi"
 
@@ -107,6 +107,36 @@ def test_bad_descriptions_are_clear_errors(tmp_path: Path) -> None:
     name = run_cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "my-api", "--yes", cwd=tmp_path)
     assert name.returncode == 2 and "--name must be a name like my_api" in name.stderr
 
+
+
+HEAD = 'openapi: 3.0.0\ninfo: {title: t, version: "1"}\n'
+GET = 'get: {operationId: g, responses: {"200": {description: ok}}}'
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    # nine anchors of nine aliases: 387 million values, which the reader walked for hours (killed at 60 s)
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n"
+     + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+     + HEAD + "paths: {}\n",
+     "its YAML aliases (*name) repeat its anchors (&name) into more than 2,000,000 values"),
+    # before: 'maximum recursion depth exceeded while calling a Python object'
+    (HEAD + "paths:\n  /a:\n    get:\n      operationId: g\n      responses: {'200': {description: ok, content: "
+     "{application/json: {schema: {$ref: '#/components/schemas/B'}}}}}\ncomponents:\n  schemas:\n"
+     "    B: {$ref: '#/components/schemas/B'}\n",
+     "a $ref refers to itself without end (a cycle of references such as B: {$ref: '#/components/schemas/B'})"),
+    # before: "('Operation ID ...', <unset>, (), None, (), <unset>, <unset>, <unset>, (), None)"
+    (HEAD + f"paths:\n  /a: &p\n    {GET}\n  /b: *p\n",
+     "not a valid OpenAPI/Swagger description: Operation ID 'g' for 'get' in '/b' is not unique\n"),
+    # before: 'AssertionError'
+    (HEAD + "paths:\n  /a: {$ref: 'list.yaml#/a'}\n",
+     "a $ref points at a file or URL that holds no JSON or YAML object"),
+])
+def test_a_description_that_cannot_be_read_says_why(tmp_path: Path, body: str, said: str) -> None:
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "d.yaml").write_text(body)
+    result = cli("connectors", "import", "d.yaml", "--name", "d", "--yes", cwd=tmp_path)
+    assert result.status == 2 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "connectors").exists()
 
 class _SpecServer(BaseHTTPRequestHandler):
     def do_GET(self) -> None:

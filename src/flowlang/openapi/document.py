@@ -129,13 +129,22 @@ def load(source: str) -> Document:
     is_url = source.startswith(("http://", "https://"))
     if not is_url and not Path(source).is_file():
         raise DescriptionError(f"no such file: {source}")
+    if not is_url:
+        too_big = alias_expansion(Path(source).read_text(encoding="utf-8", errors="replace"))
+        if too_big:
+            raise DescriptionError(f"cannot read {source}: its YAML aliases (*name) repeat its anchors (&name) into "
+                                   f"more than {MAX_VALUES:,} values, more than any description holds (a YAML bomb?)")
     try:
         parser = prance.ResolvingParser(
             source, lazy=True, strict=False, backend="openapi-spec-validator",
             resolve_types=RESOLVE_FILES | RESOLVE_HTTP, recursion_limit_handler=_keep_recursive_ref)
         parser.parse()
-    except prance.ValidationError as e:
-        raise DescriptionError(f"{source} is not a valid OpenAPI/Swagger description: {_short(e)}") from None
+    except prance.ValidationError as e:  # its message is the validator's, whose args prance passes on whole
+        raise DescriptionError(f"{source} is not a valid OpenAPI/Swagger description: "
+                               f"{_short(e.__cause__ or e)}") from None
+    except RecursionError:
+        raise DescriptionError(f"cannot read {source}: a $ref refers to itself without end (a cycle of references "
+                               "such as B: {$ref: '#/components/schemas/B'}), or it nests too deeply") from None
     except Exception as e:  # prance raises many kinds (YAML, JSON, HTTP, references)
         raise DescriptionError(f"cannot read {source}: {_short(e)}") from None
     spec = parser.specification
@@ -152,8 +161,56 @@ def _keep_recursive_ref(limit: int, ref: Any, recursions: Any) -> dict[str, str]
 
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()
+    if not text and isinstance(error, AssertionError):  # prance's check that a fetched reference is an object
+        return "a $ref points at a file or URL that holds no JSON or YAML object"
     first = text[0] if text else type(error).__name__
     return first[:300]
+
+
+MAX_VALUES = 2_000_000
+# an alias as a YAML value or item (`key: *a`, `- *a`, `[*a, *a]`), not a * inside a text
+ALIAS = re.compile(r"(?m)(?:^\s*-\s+|:\s+|[\[,]\s*)\*[A-Za-z0-9_.-]+\s*(?:$|[,\]}])")
+FEWEST_ALIASES = 32  # 2^21 values need 42 aliases at least (21 levels of 2); fewer expand to less
+
+
+def alias_expansion(text: str) -> bool:
+    """True when the YAML's aliases repeat its anchors into more than MAX_VALUES values ('billion laughs':
+    nine anchors of nine aliases each are 387 million), which the reader would walk for hours. The
+    YAML is composed, its shared nodes counted once each with their expanded size."""
+    if text.lstrip("\ufeff \t\r\n").startswith(("{", "[")):  # JSON has no aliases
+        return False
+    if sum(1 for _ in zip(range(FEWEST_ALIASES), ALIAS.finditer(text), strict=False)) < FEWEST_ALIASES:
+        return False
+    from ruamel.yaml import YAML
+
+    try:
+        root = YAML(typ="safe").compose(text)
+    except Exception:  # not YAML: the reader says so
+        return False
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        kids = _yaml_children(node)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = min(MAX_VALUES + 1, 1 + sum(sizes.get(id(k), 0) for k in kids))
+        elif key in open_nodes:  # an alias inside its own anchor
+            return True
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes)
+    return sizes.get(id(root), 0) > MAX_VALUES
+
+
+def _yaml_children(node: Any) -> list[Any]:
+    value = getattr(node, "value", None)
+    if not isinstance(value, list):
+        return []
+    return [part for item in value for part in (item if isinstance(item, tuple) else (item,))]
 
 
 def from_dict(spec: dict[str, Any], source: str) -> Document:
