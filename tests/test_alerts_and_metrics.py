@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli
+from conftest import cli, run_cli
 from fakeapi import FakeApi
 
 PASSWORD = 'smtp"pa\\ss-é' + "x" * 520  # the SMTP password is a canary: quotes, backslash, non-ASCII, long
@@ -224,3 +224,42 @@ def test_metrics_file(tmp_path: Path) -> None:
                    env={"API": "http://127.0.0.1:9"})
     assert proc.returncode == 3 and "cannot write --metrics-file blocked/x.prom" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("table", "said"), [
+    # before: 'internal error (OverflowError: cannot convert float infinity to integer)' for the run
+    *[(f'[secrets.command]\ncommand = "true"\ntimeout = {t}',
+       "secrets.command.timeout: Input should be a finite number") for t in ("1e400", "inf")],
+    ('[alerts.webhook]\nurl = "https://x.test"\ntimeout = 1e300',
+     "alerts.webhook.timeout: Input should be less than or equal to 86400"),
+    ('[alerts]\nmin_interval = "1e400s"', "alerts.min_interval: Input should be a finite number"),
+    # before: each alert 'not delivered: webhook ftp://x: NonHttpUrlClientError'
+    ('[alerts.webhook]\nurl = "ftp://x.test/hook"', "'ftp://x.test/hook' is not an http:// or https:// URL"),
+    ('[alerts.email]\nhost = "x"\nport = 99999999\nfrom = "a@x.test"\nto = ["b@x.test"]',
+     "alerts.email.port: Input should be less than or equal to 65535"),
+    # before: 'secret 'A' is not set; asked: ' (nothing), and a provider asked twice
+    ("[secrets]\norder = []", "secrets.order: Value error, the order names no provider"),
+    ('[secrets]\norder = ["env", "env"]', "secrets.order: Value error, 'env' is named twice"),
+])
+def test_a_project_setting_no_timer_or_socket_takes_is_refused_at_its_line(tmp_path: Path, table: str,
+                                                                          said: str) -> None:
+    (tmp_path / "f.flow").write_text("emit 1\n")
+    (tmp_path / "flowlang.toml").write_text(table + "\n")
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 2 and said in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert " --> " in result.stderr and "flowlang.toml:" in result.stderr
+
+
+def test_a_webhook_alert_not_delivered_says_why_in_words(tmp_path: Path) -> None:
+    """'alert not delivered: webhook (secret HOOK_URL): ClientConnectorError' (or NonHttpUrlClientError for a
+    secret URL that is not http): the class name only. It says what happened, never the secret URL."""
+    (tmp_path / "orders.flow").write_text(FLOW)
+    for url, said in (("http://127.0.0.1:9/hook-secretpart", "cannot connect: Connect call failed"),
+                      ("ftp://127.0.0.1/hook-secretpart", "the URL is not an http:// or https:// URL")):
+        (tmp_path / "flowlang.toml").write_text('[alerts]\nmin_interval = "0s"\n'
+                                                '[alerts.webhook]\nurl_secret = "HOOK_URL"\n')
+        (tmp_path / "secrets.toml").write_text(f'HOOK_URL = "{url}"\n')
+        proc = run(tmp_path)
+        warnings = [x["message"] for x in map(json.loads, proc.stderr.splitlines()) if x["level"] == "warning"]
+        assert f"alert not delivered: webhook (secret HOOK_URL): {said}" in " ".join(warnings), warnings
+        assert "secretpart" not in proc.stderr

@@ -92,8 +92,10 @@ def load_project(config: str | Path | None, flow_folder: Path | None) -> Project
         data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"no such project file: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read {path}: {e}") from None
+    except UnicodeDecodeError as e:  # said as a flow file that is not UTF-8 is
+        raise UsageError(f"cannot read {path}: it is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:  # file:line:col and the line, as a connector file's (no secret is in it)
         from flowlang.connectors.declarative.loader import toml_problem
 

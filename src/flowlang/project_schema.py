@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 ProviderName = Literal["file", "env", "dotenv", "keyring", "command", "aws", "vault"]
 
 
+MAX_TIMEOUT = 86400.0  # a day: a longer wait is a mistake (1e400 in TOML is infinity, which no timer takes)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -24,7 +27,7 @@ class KeyringConfig(_Strict):
 
 class CommandConfig(_Strict):
     command: str
-    timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
 
 
 class AwsConfig(_Strict):
@@ -41,11 +44,21 @@ class VaultConfig(_Strict):
     field: str = "value"
     token_env: str = "VAULT_TOKEN"
     namespace: str | None = None
-    timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
 
 
 class SecretsConfig(_Strict):
     order: list[ProviderName] | None = None
+
+    @field_validator("order")
+    @classmethod
+    def _order(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("the order names no provider, so no secret could be found: name at least one")
+        twice = next((name for i, name in enumerate(value or []) if name in (value or [])[:i]), None)
+        if twice is not None:
+            raise ValueError(f"'{twice}' is named twice")
+        return value
     dotenv: DotenvConfig | None = None
     keyring: KeyringConfig | None = None
     command: CommandConfig | None = None
@@ -55,7 +68,7 @@ class SecretsConfig(_Strict):
 
 class EmailTarget(_Strict):
     host: str
-    port: int = 587
+    port: int = Field(587, ge=1, le=65535)
     starttls: bool = True
     tls: bool = False  # implicit TLS (port 465)
     user: str | None = None
@@ -63,14 +76,21 @@ class EmailTarget(_Strict):
     sender: str = Field(alias="from")
     to: list[str]
     ca_file: str | None = None  # a CA bundle to trust (relative to flowlang.toml), for a private SMTP server
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
 
 
 class WebhookTarget(_Strict):
     url: str | None = None
     url_secret: str | None = None  # the NAME of a secret holding the URL (Slack and Teams URLs are secrets)
     format: Literal["json", "slack"] = "json"
-    timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
 
 
 RunOutcome = Literal["failed", "partial", "interrupted"]
@@ -78,7 +98,8 @@ RunOutcome = Literal["failed", "partial", "interrupted"]
 
 class AlertsConfig(_Strict):
     on: list[RunOutcome] = ["failed", "partial"]
-    min_interval: float = Field(3600.0, ge=0)  # seconds between two alerts of one flow to one target
+    # seconds between two alerts of one flow to one target
+    min_interval: float = Field(3600.0, ge=0, allow_inf_nan=False)
     email: EmailTarget | None = None
     webhook: WebhookTarget | None = None
 

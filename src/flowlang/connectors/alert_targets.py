@@ -75,4 +75,15 @@ class WebhookTarget:
                 if response.status >= 300:
                     raise AlertDeliveryError(f"{self.label} answered {response.status}")
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise AlertDeliveryError(f"{self.label}: {type(e).__name__}") from None
+            raise AlertDeliveryError(f"{self.label}: {webhook_problem(e, self.timeout)}") from None
+
+
+def webhook_problem(error: BaseException, timeout: float) -> str:
+    """Why a webhook alert did not arrive, in words (never the error's own text: it may quote a secret URL)."""
+    if isinstance(error, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(error, aiohttp.NonHttpUrlClientError | aiohttp.InvalidURL):
+        return "the URL is not an http:// or https:// URL"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect: {error.os_error.strerror or type(error.os_error).__name__}"
+    return type(error).__name__
