@@ -363,3 +363,25 @@ def test_deliveries_of_a_flow_no_longer_in_the_folder_are_kept_and_said(tmp_path
                 "kept, not run") in again.logs()
     rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
     assert sorted(r["status"] for r in rows) == ["done", "waiting", "waiting"]
+
+
+def test_a_second_serve_of_one_state_folder_is_refused(tmp_path: Path) -> None:
+    """Two serves of one folder both started, and both ran the deliveries waiting in its inbox at start:
+    deliveries 3 and 4 of a trial ran (and were sent) twice, the flow's run lock only putting the second run
+    after the first. A second serve of a state folder is refused while the first runs; once it has
+    stopped (or been killed), a new one starts."""
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    with FakeApi() as api:
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        with ServeProcess(tmp_path, env=env) as first:
+            second = run_cli("serve", str(tmp_path), "--port", "0", "--log-format", "text", env=env, timeout=60)
+            assert second.returncode == 2, second.stderr
+            assert (f"another flowlang serve (pid {first.proc.pid if first.proc else '?'}, lock "
+                    f"{tmp_path / '.flowlang' / 'serve.lock'}) serves the state folder") in second.stderr
+            assert first.post("/hooks/orders", b'{"n": 1}', HEADERS)[0] == 202  # the first goes on
+            wait_for(lambda: got(api) == Counter([1]), what="the run")
+            first.kill()  # the kernel lets go of a killed serve's lock
+        with ServeProcess(tmp_path, env=env) as again:
+            assert again.terminate() == 0
+        with ServeProcess(tmp_path, env=env) as third:  # and of one stopped
+            assert third.terminate() == 0

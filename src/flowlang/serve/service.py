@@ -15,8 +15,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from flowlang.api import SecretProviders
-from flowlang.errors import UsageError
+from flowlang.errors import LockedError, StoreError, UsageError
 from flowlang.runtime.limits import Limits
+from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.state_folder import state_dir_in
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
 from flowlang.serve.flows import ServedFlow, load_folder, overwritten_files
@@ -53,6 +54,23 @@ def state_folder(folder: Path, given: Path | None) -> Path:
     return state_dir_in(folder.resolve(), given)
 
 
+def serve_lock(folder: Path) -> FlowLock:
+    """One serve per state folder: two both ran the deliveries waiting in its inbox at start, each of them
+    twice (the flow's run lock only put the second run after the first). Held until serve stops (or dies)."""
+    lock = FlowLock(folder, "flowlang serve")
+    lock.path = folder / "serve.lock"
+    try:
+        lock.acquire()
+    except LockedError:
+        try:
+            pid = f"pid {int(lock.path.read_text().strip())}, "
+        except (OSError, ValueError):
+            pid = ""
+        raise UsageError(f"another flowlang serve ({pid}lock {lock.path}) serves the state folder {folder}: one "
+                         "serve per state folder (stop it, or give this one its own --state-dir)") from None
+    return lock
+
+
 class Service:
     """One serve process."""
 
@@ -70,7 +88,12 @@ class Service:
             served.prepare(self.folder)
         self.clock = options.clock or clock_from(os.environ.get(CLOCK_ENV))
         self.metrics = Metrics()
-        self.inbox = Inbox(self.folder)
+        self.inbox = Inbox(self.folder)  # first: a folder that cannot hold it is said by it
+        try:
+            self.lock = serve_lock(self.folder)
+        except (UsageError, StoreError):
+            self.inbox.close()
+            raise
         self.runs = Runs(self.flows, self.inbox, self.folder, options.secrets, self.metrics, options.secret_providers,
                          Limits(max_record_seconds=options.max_record_seconds))
         self.metrics.watch_depth(lambda: self.runs.pending)
@@ -139,4 +162,5 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
         self.inbox.close()
+        self.lock.release()
         log.info("stopped")
