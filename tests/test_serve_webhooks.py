@@ -288,6 +288,11 @@ def test_serve_refuses_a_served_flow_whose_param_has_no_default(tmp_path: Path) 
     assert "manual.flow" not in done.stderr and "param n " not in done.stderr
     ran = run_cli("run", str(tmp_path / "hook.flow"), "--param", "since=2026-01-01")
     assert ran.returncode == 0 and json.loads(ran.stdout) == {"since": "2026-01-01", "n": 3}
+    # check passed the folder serve refuses: it says it, as a warning (a run with --param is fine)
+    checked = run_cli("check", str(tmp_path), "--log-format", "text")
+    assert checked.returncode == 0, checked.stderr
+    assert "hook.flow:2:1: warning: param since has no default: serve runs this flow" in checked.stderr
+    assert "tick.flow:2:1: warning: param region" in checked.stderr and "manual.flow:1:1" not in checked.stderr
 
 
 def test_serve_warns_of_a_webhook_flow_that_overwrites_its_file(tmp_path: Path) -> None:

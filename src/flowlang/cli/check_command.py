@@ -41,7 +41,7 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
             failed += 1
             _report(terminal, fmt, problems, "\n\n".join(d.render() for d in problems))
         else:
-            warnings = [*flow.checked.warnings, *shape_warnings(flow.checked)]
+            warnings = [*flow.checked.warnings, *shape_warnings(flow.checked), *_served_warnings(flow)]
             if fmt != "text":
                 _report(terminal, fmt, warnings, "")  # JSON lines or annotations of severity warning
                 continue
@@ -62,6 +62,16 @@ def _load(path: str, env: Environment, terminal: Terminal) -> Flow:
     if path == "-":
         return compile(terminal.read_stdin(), name="<stdin>", environment=env, bindings=())
     return load(path, environment=env, bindings=())
+
+
+def _served_warnings(flow: Flow) -> list[Diagnostic]:
+    """What `flowlang serve` would refuse in a flow with triggers that a run takes (a param without default)."""
+    if not flow.checked.triggers:
+        return []
+    from flowlang.diagnostics import Severity
+    from flowlang.serve.flows import params_without_default
+
+    return params_without_default(flow, Severity.WARNING)
 
 
 def _same_name(flow: Flow, path: str, names: dict[tuple[Path, str], str]) -> list[Diagnostic]:

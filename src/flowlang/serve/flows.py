@@ -12,7 +12,7 @@ from pathlib import Path
 from flowlang import ast
 from flowlang.api import Flow, SecretProviders, load
 from flowlang.check.triggers import ScheduleTrigger, SecretRef, WebhookTrigger
-from flowlang.diagnostics import Diagnostic
+from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.environment import Environment
 from flowlang.errors import CheckError, FlowRuntimeError, ScriptError, UsageError
 from flowlang.runtime.masking import Masker
@@ -91,12 +91,15 @@ def overwritten_files(flow: Flow) -> list[str]:
             and not any(k.name == "mode" for k in s.kwargs)]
 
 
-def _params_without_default(flow: Flow) -> list[Diagnostic]:
+def params_without_default(flow: Flow, severity: Severity = Severity.ERROR) -> list[Diagnostic]:
     """serve runs a flow (a delivery, a tick, the console's run now) with no params: one without a default
-    failed every run ('missing param since: give it with --param since=VALUE', an option serve has not)."""
+    failed every run ('missing param since: give it with --param since=VALUE', an option serve has not).
+    Errors for serve; `flowlang check` says them as warnings of a flow with triggers (run --param is fine)."""
+    if not flow.checked.triggers:
+        return []
     return [Diagnostic("param", f"param {p.name} has no default: serve runs this flow (its deliveries and ticks) "
                        "with no params, so each needs one", flow.source, p.span,
-                       f"param {p.name} = ... (or read the value from input, env or state)")
+                       f"param {p.name} = ... (or read the value from input, env or state)", severity)
             for p in flow.checked.params if p.default is None]
 
 
@@ -122,8 +125,7 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
                 item.webhook = trigger  # one: a second is a check error
             else:
                 item.schedules.append(trigger)
-        if item.webhook is not None or item.schedules:
-            problems.extend(_params_without_default(flow))
+        problems.extend(params_without_default(flow))
         served.append(item)
     if problems:
         raise CheckError(problems)
