@@ -44,8 +44,9 @@ def _number(config: Mapping[str, Any], key: str, default: float, whole: bool = F
     value = config.get(key)
     if value is None:
         return default
-    if type_name(value) != "number" or value <= 0:
-        raise FlowRuntimeError(f"{key}: must be a positive number, got {to_text(value)!r}", "connector")
+    if type_name(value) != "number" or not value > 0:  # NaN (`timeout = nan` in TOML) is no positive number
+        shown = "nan" if value != value else to_text(value)
+        raise FlowRuntimeError(f"{key}: must be a positive number, got {shown!r}", "connector")
     if value > MAX_SETTING:  # 1e400 is infinity as a float, and int() of it an OverflowError
         raise FlowRuntimeError(f"{key}: the number is too large (at most {MAX_SETTING:,})", "connector")
     if whole and value != int(value):  # retry: 1.5 was 1 attempt, without a word
