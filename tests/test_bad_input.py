@@ -423,3 +423,21 @@ def test_a_huge_list_or_string_index_is_past_the_end_at_once(tmp_path: Path) -> 
     assert [(e.message, e.line) for e in result.errors] == [
         ("list index 1E+999999 is out of range (the list has 2 items)", 3),
         ("a list index must be a whole number, got string", 3)]
+
+
+@pytest.mark.parametrize("kind", ["import", "run"])
+def test_files_that_import_or_run_one_another_hundreds_deep_are_one_diagnostic(kind: str, tmp_path: Path) -> None:
+    """A chain of 300 files, each importing (or running) the next, said 'maximum recursion depth exceeded
+    ... this is a bug in flowlang' (each file is checked inside the one before it). Past 50 files it is a
+    check error at the line that goes deeper; a shorter chain runs."""
+    for i in range(300):
+        body = "function f{i}(x)\n  return x\nend\n" if kind == "import" else "emit {i}\n"
+        (tmp_path / f"m{i}.flow").write_text(f'{kind} "m{i + 1}.flow"\n' + body.format(i=i))
+    (tmp_path / "m300.flow").write_text("function f300(x)\n  return x\nend\n" if kind == "import" else "emit 300\n")
+    deep = cli("check", "m0.flow", cwd=tmp_path)
+    assert deep.status == 2 and "internal error" not in deep.stderr and "bug in flowlang" not in deep.stderr
+    assert (f"m49.flow:1:1: error: files import or run one another more than 50 deep here (m0.flow -> m1.flow -> "
+            f"... -> m49.flow -> m50.flow): import or run the files this one needs from the flow itself\n"
+            f' 1 | {kind} "m50.flow"') in deep.stderr, deep.stderr
+    (tmp_path / "m10.flow").write_text("function f10(x)\n  return x\nend\n" if kind == "import" else "emit 10\n")
+    assert cli("run", "m0.flow", "--quiet", cwd=tmp_path).status == 0

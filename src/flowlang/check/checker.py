@@ -20,6 +20,7 @@ from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.source import Span
 
 SQL_TEXT_OPERATIONS = ("query", "execute")
+MAX_FILE_DEPTH = 50  # files that import or run one another, the flow first
 
 
 class Checker(StatementChecker):
@@ -294,6 +295,8 @@ class Checker(StatementChecker):
             chain = " -> ".join(p.name for p in self.stack)
             self.error("import-cycle", f"'{node.path}' imports itself (through {chain})", node.span)
             return
+        if self.too_deep(path, node.span):
+            return
         lib = self.check_library(path)
         if lib is None:
             return
@@ -325,8 +328,21 @@ class Checker(StatementChecker):
         if path in self.stack:
             self.error("run-cycle", f"'{node.path}' would run itself", node.span)
             return
+        if self.too_deep(path, node.span):
+            return
         if self.check_file(path, library=False) is not None:
             self.checked.runs[node] = path
+
+    def too_deep(self, path: Path, span: Span) -> bool:
+        """Files that import or run one another MAX_FILE_DEPTH deep: each is checked inside the one before
+        it, and hundreds of them ran Python's stack out ('maximum recursion depth exceeded')."""
+        if len(self.stack) < MAX_FILE_DEPTH:
+            return False
+        names = [p.name for p in (*self.stack, path)]
+        chain = " -> ".join([*names[:2], "...", *names[-2:]])
+        self.error("file-depth", f"files import or run one another more than {MAX_FILE_DEPTH} deep here ({chain}): "
+                   "import or run the files this one needs from the flow itself", span)
+        return True
 
     def check_library(self, path: Path) -> CheckedModule | None:
         """An imported file, checked once per program however many files import it (a diamond shares one
