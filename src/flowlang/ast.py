@@ -6,6 +6,7 @@ Built only by flowlang.syntax.transformer; read by the checker, the compiler and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from decimal import Decimal
 from enum import Enum
@@ -78,6 +79,19 @@ class Node(metaclass=_NodeMeta):
 def fields(node: Node) -> tuple[str, ...]:
     """The names of a node's fields, in declaration order."""
     return node._fields
+
+
+def walk(value: object) -> Iterator[Node]:
+    """Every node under `value` (a node, or a tuple or list of them), itself included, through every
+    field, in no particular order."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple | list):
+            stack.extend(item)
+        elif isinstance(item, Node):
+            yield item
+            stack.extend(getattr(item, name) for name in item._fields)
 
 
 

@@ -3,29 +3,9 @@ position of its first use. Run starts fetch them once; `flowlang secrets check` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from flowlang import ast
 from flowlang.check.program import CheckedModule
 from flowlang.source import Source, Span
-
-
-def _children(node: ast.Node) -> Iterator[object]:
-    for name in ast.fields(node):
-        value = getattr(node, name)
-        if isinstance(value, tuple | list):
-            yield from value
-        elif isinstance(value, ast.Node):
-            yield value
-
-
-def _walk(node: object) -> Iterator[object]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        if isinstance(current, ast.Node):
-            stack.extend(_children(current))
 
 
 def secret_uses(checked: CheckedModule) -> dict[str, tuple[Source, Span]]:
@@ -39,7 +19,7 @@ def secret_uses(checked: CheckedModule) -> dict[str, tuple[Source, Span]]:
             continue
         seen.add(id(module))
         pending.extend(module.imports.values())
-        for node in _walk(module.module):
+        for node in ast.walk(module.module):
             if isinstance(node, ast.Field) and isinstance(node.obj, ast.Name) and node.obj.name == "secret":
                 current = found.get(node.name)
                 if current is None or (current[0] is module.source and node.span.start < current[1].start):

@@ -9,25 +9,12 @@ whether it reads the run's `input`, which a retry takes from the failed record's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from flowlang import ast
 from flowlang.check.program import CheckedModule, FunctionInfo
 from flowlang.check.scopes import Global, Local, Outer
-
-
-def nodes(value: Any) -> Iterator[Any]:
-    """Every AST node under value (through tuples and node fields)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, tuple):
-            stack.extend(item)
-        elif isinstance(item, ast.Node):
-            yield item
-            stack.extend(getattr(item, name) for name in ast.fields(item))
-
 
 WRITES_STATE = "state="  # among the names reads() gives: the body assigns the state, or into it
 
@@ -46,7 +33,7 @@ def reads(body: Iterable[Any], checked: CheckedModule) -> tuple[set[int], set[st
     pending: list[FunctionInfo] = []
 
     def visit(tree: Any, own: bool) -> None:
-        for node in nodes(tree):
+        for node in ast.walk(tree):
             ref = res.refs.get(node)
             if isinstance(ref, Local if own else Outer):
                 slots.add(ref.slot)
@@ -75,7 +62,7 @@ def globals_named(body: Iterable[Any], checked: CheckedModule, wanted: frozenset
     pending: list[tuple[Any, CheckedModule]] = [(tuple(body), checked)]
     while pending:
         tree, module = pending.pop()
-        for node in nodes(tree):
+        for node in ast.walk(tree):
             if type(node) is ast.Name and node.name in wanted:
                 found.add(node.name)
                 if found == wanted:

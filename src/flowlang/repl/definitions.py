@@ -31,14 +31,7 @@ class LeftOut:
 def names_read(node: object) -> Iterator[str]:
     """Every variable and function name an AST node reads (an over-approximation: a comprehension's own
     variable counts too)."""
-    if isinstance(node, ast.Name | ast.FuncCall):
-        yield node.name
-    if isinstance(node, ast.Node):
-        for name in ast.fields(node):
-            yield from names_read(getattr(node, name))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from names_read(item)
+    return (n.name for n in ast.walk(node) if isinstance(n, ast.Name | ast.FuncCall))
 
 
 def given_name(stmt: ast.Stmt) -> str | None:

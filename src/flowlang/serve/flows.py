@@ -70,14 +70,7 @@ def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], rou
 
 def _sent_to(node: object) -> Iterator[str]:
     """The connections a node's `send` statements send to (in loops, ifs, functions: anywhere in it)."""
-    if isinstance(node, ast.Send):
-        yield node.destination.connection
-    if isinstance(node, ast.Node):
-        for name in ast.fields(node):
-            yield from _sent_to(getattr(node, name))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from _sent_to(item)
+    return (n.destination.connection for n in ast.walk(node) if isinstance(n, ast.Send))
 
 
 def overwritten_files(flow: Flow) -> list[str]:
