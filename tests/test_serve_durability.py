@@ -385,3 +385,45 @@ def test_a_second_serve_of_one_state_folder_is_refused(tmp_path: Path) -> None:
             assert again.terminate() == 0
         with ServeProcess(tmp_path, env=env) as third:  # and of one stopped
             assert third.terminate() == 0
+
+
+def test_replay_of_a_delivery_serve_will_run_or_while_the_flow_is_locked(tmp_path: Path) -> None:
+    """`flowlang inbox --replay 3` while serve held delivery 3 waiting ran it at once, and serve ran it again
+    after (two runs of one delivery). It is refused while a serve serves the folder and the delivery waits or
+    runs. A replay that finds the flow's run lock taken (a `flowlang run` of it) left the delivery 'running',
+    which the next serve start ran as cut short; it is left as it was."""
+    from flowlang.runtime.lock import FlowLock
+
+    gate = threading.Event()
+
+    def gated(req: Request) -> tuple[int, dict[str, str], Any]:
+        gate.wait(30)
+        return 201, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    with FakeApi() as api:
+        api.route("POST", r"^/got$", gated)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        with ServeProcess(tmp_path, env=env) as serve:
+            for n in range(1, 4):
+                assert serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] == 202
+            refused = run_cli("inbox", str(tmp_path), "--replay", "3", "--log-format", "text", env=env)
+            assert refused.returncode == 2, refused.stderr
+            assert "delivery 3 is waiting in the inbox of the flowlang serve that serves" in refused.stderr
+            gate.set()
+            wait_for(lambda: sum(got(api).values()) == 3, what="the three runs")
+            assert serve.terminate() == 0
+        assert got(api) == Counter([1, 2, 3])  # none twice
+        lock = FlowLock(tmp_path / ".flowlang", "orders")
+        lock.acquire()  # a run of the flow goes on
+        try:
+            locked = run_cli("inbox", str(tmp_path), "--replay", "2", env=env)
+            assert locked.returncode == 75 and "another run of 'orders' is in progress" in locked.stderr
+        finally:
+            lock.release()
+        listing = run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()
+        rows = {json.loads(x)["id"]: json.loads(x) for x in listing}
+        assert rows[2]["status"] == "done" and rows[2]["job_id"] is not None
+        replayed = run_cli("inbox", str(tmp_path), "--replay", "3", env=env)
+        assert replayed.returncode == 0, replayed.stderr
+    assert got(api) == Counter([1, 2, 3, 3])

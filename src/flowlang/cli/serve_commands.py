@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowlang.cli.argparser import seconds, store_number
-from flowlang.errors import UsageError
+from flowlang.errors import LockedError, StoreError, UsageError
 from flowlang.status import ExitStatus
 
 if TYPE_CHECKING:  # the rest is imported by the commands: building the parser stays cheap
@@ -157,6 +157,23 @@ def _known_flow(folder: Path, flow: str, inbox: Inbox) -> None:
                      f"{', '.join(names) if names else 'it has none'})" + (f"; {hint}" if hint else ""))
 
 
+def serve_holds(folder: Path) -> bool:
+    """Whether a flowlang serve serves this state folder now (it holds serve.lock)."""
+    from flowlang.serve.service import serve_lock_file
+
+    lock = serve_lock_file(folder)
+    if not lock.path.exists():
+        return False
+    try:
+        lock.acquire()
+    except LockedError:
+        return True
+    except StoreError:
+        return False
+    lock.release()
+    return False
+
+
 def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
     from flowlang.cli.options import read_secrets
     from flowlang.cli.signals import run_async_command
@@ -178,10 +195,17 @@ def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
     served = flows.get(d.flow)
     if served is None:
         raise UsageError(f"delivery {d.id} is for the flow '{d.flow}', which is no longer in {args.folder}")
-    inbox.mark(d.id, "running").result()
     folder = state_folder(Path(args.folder), Path(args.state_dir) if args.state_dir else None)
-    result = run_async_command(run_delivery(served, d, inbox, folder, secrets, providers=project.secret_providers,
-                                                    masker=terminal.masker))
+    if d.status in ("waiting", "running") and serve_holds(folder):  # it would run twice: by serve, and here
+        raise UsageError(f"delivery {d.id} is {d.status} in the inbox of the flowlang serve that serves "
+                         f"{folder}: serve runs it; replay it once it has run")
+    inbox.mark(d.id, "running").result()
+    try:
+        result = run_async_command(run_delivery(served, d, inbox, folder, secrets,
+                                                providers=project.secret_providers, masker=terminal.masker))
+    except LockedError:  # not run (a run of the flow goes on): as it was, not 'running' for serve to run at start
+        inbox.mark(d.id, d.status if d.status in ("done", "failed") else "waiting", d.job_id, d.message).result()
+        raise
     terminal.message(f"{d.flow}: delivery {d.id} ran again as job {result.job_id}: {result.status}",
                      "bold" if result.ok else "yellow")
     if result.error is not None:

@@ -54,11 +54,17 @@ def state_folder(folder: Path, given: Path | None) -> Path:
     return state_dir_in(folder.resolve(), given)
 
 
+def serve_lock_file(folder: Path) -> FlowLock:
+    """The lock a serve holds on its state folder (not yet taken)."""
+    lock = FlowLock(folder, "flowlang serve")
+    lock.path = folder / "serve.lock"
+    return lock
+
+
 def serve_lock(folder: Path) -> FlowLock:
     """One serve per state folder: two both ran the deliveries waiting in its inbox at start, each of them
     twice (the flow's run lock only put the second run after the first). Held until serve stops (or dies)."""
-    lock = FlowLock(folder, "flowlang serve")
-    lock.path = folder / "serve.lock"
+    lock = serve_lock_file(folder)
     try:
         lock.acquire()
     except LockedError:
