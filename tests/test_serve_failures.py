@@ -156,6 +156,23 @@ def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
         assert "internal error" not in said.stderr and "Traceback" not in said.stderr
 
 
+def test_serve_of_a_folder_without_flows_or_of_a_file_is_refused(tmp_path: Path) -> None:
+    """`flowlang serve empty/` started and said 'serving 0 flows' (a mistyped folder served nothing, for
+    ever), where `flowlang check empty/` says 'no .flow files'; `flowlang serve orders.flow` said 'no such
+    folder: orders.flow'."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "sub" / "deeper" / "x.flow").write_text("emit 1\n")
+    (tmp_path / "orders.flow").write_text(FLOW)
+    for folder, said in ((tmp_path / "empty", f"no .flow files in {tmp_path / 'empty'}"),
+                         (tmp_path / "sub", f"no .flow files in {tmp_path / 'sub'} (serve takes the flows in the "
+                                            "folder itself"),
+                         (tmp_path / "orders.flow", f"{tmp_path / 'orders.flow'} is a file: serve takes the folder "
+                                                    f"of flows (flowlang serve {tmp_path})")):
+        done = run_cli("serve", str(folder), "--port", "0", "--log-format", "text", timeout=30)
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_sigterm_stops_serve_whose_output_pipe_is_gone(tmp_path: Path, log_format: str) -> None:
     """serve's stderr to a pipe whose reader has gone (`flowlang serve ... 2>&1 | head`, a log shipper that

@@ -99,8 +99,13 @@ def params_without_default(flow: Flow, severity: Severity = Severity.ERROR) -> l
 def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str] | None = None,
                 providers: SecretProviders | None = None) -> list[ServedFlow]:
     """Every *.flow file of the folder, checked; raises a CheckError listing all their mistakes."""
+    if folder.is_file():
+        raise UsageError(f"{folder} is a file: serve takes the folder of flows (flowlang serve {folder.parent})")
     if not folder.is_dir():
         raise UsageError(f"no such folder: {folder}")
+    if not any(folder.glob("*.flow")):  # it served nothing, saying 'serving 0 flows', as check says it
+        raise UsageError(f"no .flow files in {folder} (serve takes the flows in the folder itself, not in "
+                         "folders below it)")
     env = dict(os.environ) if env is None else env
     chain = SecretChain((providers or default_chain)(secrets, env))
     environment = Environment()
