@@ -822,7 +822,7 @@ DEFINITIONS = ["function f(x)\n  return x + 1\nend", "function f(x, y = 2)\n  re
                "function g(x)\n  return f(x) - 1\nend", "function f()\n  return nope\nend",
                "use m = memory(records: [{a: 1}])", "use m = memory()", "use m = http(base_url: \"http://127.0.0.1:9\")",
                "call m.read() as rows", "send {a: 2} to m", "param p = 2", "param p", "let p = 3", "let m = 1",
-               "f(1)", "g(1)", "emit f(p ?? 1)", ":load lib.flow", ":save s.flow"]
+               "f(1)", "g(1)", "emit f(p ?? 1)", ":load lib.flow", ":save s.flow", 'import "lib2.flow"']
 
 
 @settings(max_examples=int(os.environ.get("FLOWLANG_FUZZ_EXAMPLES", "30")), deadline=None,
@@ -830,12 +830,36 @@ DEFINITIONS = ["function f(x)\n  return x + 1\nend", "function f(x, y = 2)\n  re
 @given(inputs=st.lists(st.sampled_from(DEFINITIONS), min_size=1, max_size=12))
 def test_any_sequence_of_definitions_and_redefinitions_is_taken_or_refused_and_save_tells_the_truth(
         tmp_path_factory: pytest.TempPathFactory, inputs: list[str]) -> None:
-    """Functions, connections and params defined again in any order (and a file loaded again): each input
+    """Functions, connections and params defined again in any order (a file loaded or imported again): each input
     runs or is refused with a message, never an internal error; and :save's file checks unless it says not."""
     folder = tmp_path_factory.mktemp("redefine")
     (folder / "lib.flow").write_text("param p = 5\nuse m = memory()\nfunction f(x)\n  return x\nend\n")
+    (folder / "lib2.flow").write_text("use m = memory(records: [{a: 3}])\nfunction f(x, y = 1)\n  return x - y\nend\n")
     result = cli("repl", cwd=folder, stdin="\n".join([*inputs, ":save s.flow"]) + "\n")
     assert "internal error" not in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     checks = cli("check", "s.flow", cwd=folder).status == 0
     assert checks != result.stdout.rstrip().endswith("edit it there"), result.stdout
+
+
+def test_an_import_typed_again_reads_its_file_again(tmp_path: Path) -> None:
+    """`import "lib.flow"` a second time, after editing the file, said "the imported connection 'lm' is
+    already defined" (and the file's functions stayed as first read). It reads the file again: its
+    functions and connections replace the old ones, with the note, and :save keeps one import."""
+    lib = tmp_path / "lib.flow"
+    lib.write_text('use lm = memory(records: [{a: 1}])\nfunction lf(x)\n  return x + 1\nend\n')
+    session = ReplSession(base_dir=tmp_path)
+    try:
+        assert session.execute('import "lib.flow"\n').error is None
+        assert session.execute("lf(1)\n").value == 2
+        lib.write_text('use lm = memory(records: [{a: 2}])\nfunction lf(x)\n  return x * 100\nend\n')
+        again = session.execute('import "lib.flow"\n')
+        assert again.error is None, again.error.render()
+        assert again.notes == ["note: function lf, connection lm are defined again: what runs from here on uses "
+                               "the new ones (the old connection is closed)"]
+        assert session.execute("lf(1)\n").value == 100
+        assert session.execute("call lm.read() as r\n").error is None
+        assert session.execute("r\n").value == [{"a": 2}]
+        assert session.saved_text().count('import "lib.flow"') == 1
+    finally:
+        session.close()

@@ -305,13 +305,16 @@ class Checker(StatementChecker):
             if isinstance(stmt, ast.Let) and not stmt.target.steps:
                 self.imported_lets.setdefault(stmt.target.name, node.path)
         for name, info in lib.functions.items():
-            if name in self.functions and self.functions[name] is not info:
+            if name in self.functions and self.functions[name] is not info and not self.replaces(name):
                 self.error("duplicate", f"the imported function '{name}' is already defined", node.span)
                 continue
+            if self.functions.get(name) is not info:
+                self.checked.own_functions.pop(name, None)  # one typed in the REPL, replaced by the file's
             self.functions[name] = info
         pairs: list[tuple[Binding, Binding]] = []
         for name, lib_binding in lib.connections.items():
-            if scope.find(name) is not None:
+            found = scope.find(name)
+            if found is not None and not (found[0].kind is Kind.CONNECTION and self.replaces(name)):
                 self.error("duplicate", f"the imported connection '{name}' is already defined", node.span)
                 continue
             mine = self.declare(name, Kind.CONNECTION, node.span, scope, (node, len(pairs)))

@@ -147,6 +147,7 @@ class StatementChecker(ExpressionChecker):
         self.replaceable = set(self.functions) | {name for name, b in self.scope.names.items()
                                                   if b.kind in (Kind.CONNECTION, Kind.PARAM)}
         self.replaced = []
+        self.libraries.clear()  # an `import` typed again reads its file again (edited since, perhaps)
         self.statements(module.statements, self.scope, Ctx(), top=True)
         self.finish()
         return self.checked

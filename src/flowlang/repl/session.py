@@ -49,6 +49,8 @@ def defines(stmt: ast.Stmt) -> tuple[str, str] | None:
         return ("function", stmt.name)
     if isinstance(stmt, ast.Use):
         return ("use", stmt.name)
+    if isinstance(stmt, ast.Import):  # imported again: the file read again takes the first import's place
+        return ("import", stmt.path)
     return None
 
 
@@ -263,7 +265,8 @@ class ReplSession:
             if isinstance(stmt, ast.ExprStmt):
                 continue
             entry = Kept(text[stmt.span.start:stmt.span.end].rstrip("\n"), defines(stmt))
-            earlier = self._kept(entry.defines) if entry.defines and entry.defines[1] in replaced else None
+            again = entry.defines is not None and (entry.defines[1] in replaced or entry.defines[0] == "import")
+            earlier = self._kept(entry.defines) if again else None
             if earlier is not None:
                 earlier.text = entry.text
             else:
@@ -279,23 +282,30 @@ class ReplSession:
         return "\n".join(k.text for entries in self.history for k in entries)
 
     def _replaced(self, module: ast.Module, replaced: list[str], earlier: dict[str, int]) -> list[str]:
-        """One note naming what this input defined again, and which earlier functions still call an old
-        one; an old connection is closed."""
+        """One note naming what this input defined again (by a definition or an `import` read again), and
+        which earlier functions still call an old one; an old connection is closed."""
         items, still = [], []
-        for stmt in module.statements:
-            if isinstance(stmt, ast.Function | ast.Use | ast.Param) and stmt.name in replaced:
-                kind = {ast.Function: "function", ast.Use: "connection", ast.Param: "param"}[type(stmt)]
-                items.append(f"{kind} {stmt.name}")
-            if isinstance(stmt, ast.Use) and stmt.name in replaced:
-                self._close_slot(earlier.get(stmt.name))
-            if isinstance(stmt, ast.Function) and stmt.name in replaced:
-                callers = sorted(name for name, info in self.checked.own_functions.items()
-                                 if name != stmt.name and info.node not in module.statements
-                                 and stmt.name in names_read(info.node.body))
-                if callers:
-                    one = len(callers) == 1
-                    still.append(f"{', '.join(callers)}, defined before, still call{'s' if one else ''} the old "
-                                 f"{stmt.name}: define {'it' if one else 'them'} again to use the new one")
+        written = {stmt.name: i for i, stmt in enumerate(module.statements)
+                   if isinstance(stmt, ast.Function | ast.Use | ast.Param)}
+        for name in sorted(replaced, key=lambda n: written.get(n, len(module.statements))):  # as typed
+            binding = self.scope.names.get(name)
+            kind = binding.kind if binding is not None else None
+            if kind is Kind.CONNECTION:
+                items.append(f"connection {name}")
+                self._close_slot(earlier.get(name))
+                continue
+            if kind is Kind.PARAM:
+                items.append(f"param {name}")
+                continue
+            items.append(f"function {name}")
+            new = self.checker.functions.get(name)
+            callers = sorted(other for other, info in self.checked.own_functions.items()
+                             if other != name and info is not new and info.node not in module.statements
+                             and name in names_read(info.node.body))
+            if callers:
+                one = len(callers) == 1
+                still.append(f"{', '.join(callers)}, defined before, still call{'s' if one else ''} the old "
+                             f"{name}: define {'it' if one else 'them'} again to use the new one")
         if not items:
             return []
         closed = " (the old connection is closed)" if any(i.startswith("connection ") for i in items) else ""
