@@ -485,3 +485,14 @@ def test_an_empty_text_setting_is_refused_not_taken_for_the_default(tmp_path: Pa
     (tmp_path / "f.flow").write_text(f'use f = file(path: "d.csv", {setting})\ncall f.read() as rows\nemit rows\n')
     checked = cli("check", "f.flow", cwd=tmp_path)
     assert checked.status == 2 and said in checked.stderr and "f.flow:1:" in checked.stderr, checked.stderr
+
+
+def test_fields_that_are_no_columns_are_named_apart_when_their_names_hold_commas_or_nothing(tmp_path: Path) -> None:
+    """A record with the fields 'a,b' and '' sent to a CSV of columns a, b said 'fields that are not columns
+    of out.csv: a,b,  (columns: a, b)': which fields? A name that is empty, or holds a comma, a quote or a
+    line break, is quoted."""
+    flow = flowlang.compile('use c = file(path: "out.csv")\nfor each r in [{a: 1, b: 2}, {"a,b": 1, "": 2, b: 3}]\n'
+                            "  send r to c\nend\n", base_dir=tmp_path)
+    result = flow.run(state_dir=tmp_path / ".state")
+    assert [e.message for e in result.errors] == [
+        "the record has fields that are not columns of out.csv: 'a,b', '' (columns: a, b)"]

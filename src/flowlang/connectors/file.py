@@ -365,7 +365,8 @@ class FileConnection(Connection):
             row[at] = csv_cell(value)
         if extra:
             raise FlowRuntimeError(f"the record has fields that are not columns of {self.path.name}: "
-                                   f"{', '.join(extra)} (columns: {', '.join(header)})", "data")
+                                   f"{', '.join(map(column_name, extra))} (columns: "
+                                   f"{', '.join(map(column_name, header))})", "data")
         self._writer.writerow(row)
 
     def _start_csv(self, handle: WholeRecords, record: dict[str, Value]) -> None:
@@ -719,6 +720,14 @@ FILE = ConnectorSpec(
     config_problem=path_format_problem,
     sends_to_writes_only=True,
 )
+
+
+def column_name(name: str) -> str:
+    """A field's name in a message: quoted when it is empty or holds what would blur a list of names
+    (a comma, a quote, a line break or a blank at an end), as is otherwise."""
+    plain = name and name == name.strip() and not any(c in name for c in ',"\'\r\n\t')
+    return name if plain else repr(name)
+
 
 __all__ = ["FILE", "FileConnection", "TextRules", "format_options", "path_format_problem", "text_option_problem"]
 
