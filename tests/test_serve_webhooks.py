@@ -317,6 +317,20 @@ def test_serve_warns_of_a_webhook_flow_that_overwrites_its_file(tmp_path: Path) 
     assert logs.count("overwrite mode") == 1
 
 
+def test_serve_refuses_an_empty_verify_secret(tmp_path: Path) -> None:
+    """`GH_SECRET=` (exported, empty) or `GH_SECRET = ""` in --secrets: serve started and checked GitHub's
+    signature with an empty key, which anybody can compute, so any forged delivery was accepted (202)."""
+    from conftest import run_cli
+
+    (tmp_path / "gh.flow").write_text("trigger webhook(verify: github(secret.GH_SECRET))\nemit 1\n")
+    (tmp_path / "secrets.toml").write_text('GH_SECRET = ""\n')
+    for args, env in (((), {"GH_SECRET": ""}), (("--secrets", str(tmp_path / "secrets.toml")), {})):
+        done = run_cli("serve", str(tmp_path), "--port", "0", "--log-format", "text", *args, env=env, timeout=20)
+        assert done.returncode == 2, done.stderr
+        assert ("gh.flow: the webhook's secret.GH_SECRET is empty: a signature or token checked against an empty "
+                "secret proves nothing") in done.stderr
+
+
 def test_serve_says_which_secret_is_missing(tmp_path: Path) -> None:
     from conftest import run_cli
 

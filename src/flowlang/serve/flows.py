@@ -54,18 +54,26 @@ class ServedFlow:
 
 
 def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], route: str) -> str:
-    """A verify scheme's secret, from the same chain `secret.NAME` asks in a run (read once at start)."""
+    """A verify scheme's secret, from the same chain `secret.NAME` asks in a run (read once at start). An
+    empty one is refused: an HMAC under an empty key is one anybody can make (`GH_SECRET=` exported empty
+    let any forged delivery through)."""
     if ref.source == "literal":
-        return ref.name
-    if ref.source == "env":
-        value = env.get(ref.name)
-        if value is None:
+        value = ref.name
+    elif ref.source == "env":
+        found = env.get(ref.name)
+        if found is None:
             raise UsageError(f"{route}.flow: the webhook's env.{ref.name} is not set")
-        return value
-    try:
-        return chain.value(ref.name)
-    except FlowRuntimeError as e:
-        raise UsageError(f"{route}.flow: the webhook's secret.{ref.name} is not set: {e.message}") from None
+        value = found
+    else:
+        try:
+            value = chain.value(ref.name)
+        except FlowRuntimeError as e:
+            raise UsageError(f"{route}.flow: the webhook's secret.{ref.name} is not set: {e.message}") from None
+    if not value.strip():
+        what = "its verify string" if ref.source == "literal" else f"{ref.source}.{ref.name}"
+        raise UsageError(f"{route}.flow: the webhook's {what} is empty: a signature or token checked against an "
+                         "empty secret proves nothing (anybody can sign with it)")
+    return value
 
 
 def _sent_to(node: object) -> Iterator[str]:
