@@ -41,6 +41,15 @@ def test_outputs_are_the_answer_and_bodies_become_input(tmp_path: Path) -> None:
             status, _, answer = serve.request("POST", "/hooks/echo", "plain ø text".encode(),
                                               {"X-Token": TOKEN, "Content-Type": "text/plain; charset=utf-8"})
             assert status == 200 and answer["outputs"][0]["got"] == "plain ø text"
+            # a declared charset: read as UTF-8, 'café' in Latin-1 was 'caf\ufffd' (and the JSON not JSON)
+            for body, kind in (('{"n": "café"}'.encode("latin-1"), "application/json; charset=iso-8859-1"),
+                               (b"n=caf%E9", "application/x-www-form-urlencoded; charset=ISO-8859-1"),
+                               ("café".encode("cp1252"), "text/plain; charset=windows-1252"),
+                               ('{"n": "café"}'.encode(), 'application/json; charset="unknown-x"')):
+                headers = {"X-Token": TOKEN, "Content-Type": kind}
+                status, _, answer = serve.request("POST", "/hooks/echo", body, headers)
+                assert status == 200, answer
+                assert answer["outputs"][0]["got"] in ({"n": "café"}, "café"), (kind, answer)
             status, _, answer = serve.post("/hooks/late", b"{}", {"X-Token": TOKEN})
             assert status == 202 and isinstance(answer["job"], int)  # the run outlived `timeout`
             assert serve.terminate() == 0

@@ -31,16 +31,34 @@ log = logging.getLogger("flowlang.serve")
 LOCKED_RETRY_SECONDS = 1.0
 
 
+def charset_of(content_type: str) -> str | None:
+    """The `charset=` of a Content-Type that Python can decode, else None (UTF-8 then)."""
+    import codecs
+
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            name = value.strip().strip('"').lower()
+            try:
+                return codecs.lookup(name).name
+            except LookupError:
+                return None
+    return None
+
+
 def parse_body(body: bytes, content_type: str) -> Any:
-    """A delivery's body as the run's input: JSON, a form as an object, anything else as text."""
+    """A delivery's body as the run's input: JSON, a form as an object, anything else as text; in the
+    charset the Content-Type declares (`charset=iso-8859-1`: 'café' was read as UTF-8, 'caf\ufffd'), else
+    UTF-8 (JSON's own detection of UTF-16 and -32 kept)."""
     kind = content_type.split(";")[0].strip().lower()
-    text = body.decode("utf-8", errors="replace")
-    if kind == "application/x-www-form-urlencoded":
-        form = parse_qs(text, keep_blank_values=True)
+    charset = charset_of(content_type)
+    text = body.decode(charset or "utf-8", errors="replace")
+    if kind == "application/x-www-form-urlencoded":  # the percent-escapes are bytes of the charset too
+        form = parse_qs(text, keep_blank_values=True, encoding=charset or "utf-8", errors="replace")
         return {k: v[0] if len(v) == 1 else v for k, v in form.items()}
     if kind.endswith("json") or (not kind and text.lstrip()[:1] in ("{", "[")):
         try:
-            return loads(body)
+            return loads(body if charset in (None, "utf-8") else text.lstrip("\ufeff"))
         except JsonDataError:
             return text
     return text
