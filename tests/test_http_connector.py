@@ -997,3 +997,18 @@ def test_a_next_cursor_of_zero_ends_the_list() -> None:
             assert result.ok, result.error
             assert result.outputs == [1, 2, 3, 4, 5]
             assert api.count("GET", "/followers") - before == 3
+
+
+@pytest.mark.parametrize(("timeout", "said"), [
+    ("1e400", "timeout: the number is too large (at most 1,000,000,000,000,000)"),  # before: internal error
+    ("0", "timeout: must be a positive number of seconds, got 0"),  # before: sent with no time limit at all
+    ("-1", "timeout: must be a positive number of seconds, got -1"),
+])
+def test_a_request_timeout_no_timer_takes_fails_at_the_call_before_it_is_sent(timeout: str, said: str) -> None:
+    with FakeApi() as api:
+        api.route("GET", "/x", lambda req: (200, {}, {"ok": True}))
+        flow = flowlang.compile(f'use api = http(base_url: "{api.url}")\nlet t = {timeout}\n'
+                                'call api.get("/x", timeout: t) as r\n', name="t.flow")
+        result = flow.run()
+        assert result.error is not None and result.error.message == said
+        assert "internal" not in result.error.message and api.requests == []

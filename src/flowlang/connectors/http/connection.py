@@ -13,6 +13,7 @@ from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.values import Value, to_text, type_name
 
+MAX_SETTING = 10**15  # the largest number a setting (timeout, retry, max_connections, ...) takes
 REQUEST_KEYS = ("query", "headers", "body", "form", "pages", "timeout", "idempotency_key")
 REQUEST_OPTIONS = frozenset(REQUEST_KEYS)
 
@@ -65,6 +66,10 @@ def timeout_of(value: Any) -> float | None:
         return None
     if type(value) not in (int,) and type_name(value) != "number":
         raise FlowRuntimeError(f"timeout: must be a number of seconds, got {type_name(value)}", "connector")
+    if not value > 0:  # 0 or less was taken, and gave the request no time limit at all
+        raise FlowRuntimeError(f"timeout: must be a positive number of seconds, got {to_text(value)}", "connector")
+    if value > MAX_SETTING:  # 1e400: float() of it is infinity, which no timer takes
+        raise FlowRuntimeError(f"timeout: the number is too large (at most {MAX_SETTING:,})", "connector")
     return float(value)
 
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices
 from flowlang.connectors.http.auth import OAuth2ClientCredentials, make_auth
 from flowlang.connectors.http.client import HttpClient, HttpSettings, header_text
-from flowlang.connectors.http.connection import REQUEST_KEYS, HttpConnection
+from flowlang.connectors.http.connection import MAX_SETTING, REQUEST_KEYS, HttpConnection
 from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.ratelimit import RateLimiter, parse_rate
@@ -26,7 +26,6 @@ from flowlang.runtime.formcodec import PARAM_STYLES
 from flowlang.runtime.values import Secret, to_text, type_name
 
 DEFAULT_TIMEOUT = 30.0
-MAX_SETTING = 10**15  # the largest number a setting (timeout, retry, max_connections, ...) takes
 
 
 def _text(config: Mapping[str, Any], key: str) -> str | None:
