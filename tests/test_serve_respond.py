@@ -45,7 +45,12 @@ def test_outputs_are_the_answer_and_bodies_become_input(tmp_path: Path) -> None:
             for body, kind in (('{"n": "café"}'.encode("latin-1"), "application/json; charset=iso-8859-1"),
                                (b"n=caf%E9", "application/x-www-form-urlencoded; charset=ISO-8859-1"),
                                ("café".encode("cp1252"), "text/plain; charset=windows-1252"),
-                               ('{"n": "café"}'.encode(), 'application/json; charset="unknown-x"')):
+                               ('{"n": "café"}'.encode(), 'application/json; charset="unknown-x"'),
+                               # codecs that are no text encoding, or rewrite the body: UTF-8, not a crash
+                               ('{"n": "café"}'.encode(), "application/json; charset=base64"),
+                               ('{"n": "café"}'.encode(), "application/json; charset=idna"),
+                               (b'{"n": "caf\\u00e9"}', "application/json; charset=unicode_escape"),
+                               (b"n=caf%C3%A9", "application/x-www-form-urlencoded; charset=zlib")):
                 headers = {"X-Token": TOKEN, "Content-Type": kind}
                 status, _, answer = serve.request("POST", "/hooks/echo", body, headers)
                 assert status == 200, answer

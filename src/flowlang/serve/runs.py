@@ -31,18 +31,27 @@ log = logging.getLogger("flowlang.serve")
 LOCKED_RETRY_SECONDS = 1.0
 
 
+ASCII_PROBE = rb'{}[]":, azAZ09 \u0041 +AEE-'  # JSON's characters, an escape, UTF-7's shift: read as they are
+
+
 def charset_of(content_type: str) -> str | None:
-    """The `charset=` of a Content-Type that Python can decode, else None (UTF-8 then)."""
+    """The `charset=` of a Content-Type if it is a text encoding Python has that reads ASCII as ASCII (or
+    UTF-16/32), else None (UTF-8 then). The sender names it: 'base64', 'zlib' or 'idna' raised from
+    bytes.decode, and 'unicode_escape' or 'utf-7' would rewrite what the body says."""
     import codecs
 
     for part in content_type.split(";")[1:]:
         key, _, value = part.partition("=")
-        if key.strip().lower() == "charset":
-            name = value.strip().strip('"').lower()
-            try:
-                return codecs.lookup(name).name
-            except LookupError:
-                return None
+        if key.strip().lower() != "charset":
+            continue
+        try:
+            name = codecs.lookup(value.strip().strip('"').lower()).name
+            if name.startswith(("utf-16", "utf-32")) or (
+                    ASCII_PROBE.decode(name, errors="replace") == ASCII_PROBE.decode("ascii")):
+                return name
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            pass
+        return None
     return None
 
 
