@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli
+from conftest import cli, run_cli
 from sftpserver import SftpServer
 
 AFTER_DONE = ', after: "done/"'
@@ -157,3 +157,19 @@ def test_clear_errors_without_credentials(server: SftpServer, tmp_path: Path) ->
     assert proc.status != 0
     assert "is not in known_hosts (~/.ssh/known_hosts)" in proc.stderr  # checked by default, no file: refused
     assert server.logins == 0  # the password login never succeeded; the key logins are not counted
+
+
+def test_an_sftp_run_prints_no_library_warnings_and_port_0_is_refused(tmp_path: Path) -> None:
+    """Every run that used sftp printed five 'warning: .../asyncssh/crypto/dsa.py:38:
+    CryptographyDeprecationWarning: DSA is deprecated ...' lines (asyncssh's modules as they load), before
+    its own words; and 'port: 0' connected to port 22. Neither now (a real process: the first import)."""
+    flow = ('let p = {port}\nuse s = sftp(host: "127.0.0.1", port: p, user: "u", password: "p", path: "x.csv")\n'
+            "call s.read() as rows\nemit len(rows)\n")
+    (tmp_path / "f.flow").write_text(flow.format(port=9))
+    closed = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert closed.returncode == 1 and "Warning" not in closed.stderr, closed.stderr
+    assert closed.stderr.startswith("f.flow:3:6: error: sftp: cannot connect to 127.0.0.1:9: ")
+    (tmp_path / "f.flow").write_text(flow.format(port=0))
+    zero = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert zero.returncode == 1 and "f.flow:2:39: error: sftp port must be a number from 1 to 65535, got '0'" \
+        in zero.stderr, zero.stderr

@@ -167,15 +167,27 @@ class SftpStorage(Storage):
             self._conn = None
 
 
+def imported_asyncssh() -> Any:
+    """asyncssh, imported without the CryptographyDeprecationWarning lines (DSA) its modules give as they
+    load: a user's every sftp run printed five 'warning: .../asyncssh/crypto/dsa.py:38: ...' lines."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DSA is deprecated")  # cryptography's own category, by its words
+        import asyncssh
+    return asyncssh
+
+
 async def open_sftp(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
     try:
-        import asyncssh
+        asyncssh = imported_asyncssh()
     except ImportError:
         raise FlowRuntimeError("sftp needs asyncssh: pip install 'flowlang[sftp]'", "connector") from None
     host = config.get("host")
     if type(host) is not str or not host:
         raise FlowRuntimeError(f"sftp needs host: the server's name or address, got {type_name(host)}", "connector")
-    port = config.get("port") or 22
+    port = config.get("port")
+    port = 22 if port is None else port  # 0 was taken for 22
     if type(port) is not int or not 0 < port < 65536:
         raise FlowRuntimeError(f"sftp port must be a number from 1 to 65535, got {to_text(port)!r}", "connector")
     user = revealed(config.get("user"), services) or os.environ.get("USER", "")
