@@ -315,6 +315,13 @@ def test_serve_warns_of_a_webhook_flow_that_overwrites_its_file(tmp_path: Path) 
             "(the default): each delivery's run replaces what the run before it wrote; give it mode: \"append\"") \
         in logs, logs
     assert logs.count("overwrite mode") == 1
+    # flowlang check shows it too, as a warning of over.flow alone (exit 0)
+    from conftest import run_cli
+
+    checked = run_cli("check", str(tmp_path), "--log-format", "text")
+    assert checked.returncode == 0, checked.stderr
+    assert "over.flow:2:1: warning: the file connection 'out' is in overwrite mode" in checked.stderr
+    assert checked.stderr.count("overwrite mode") == 1
 
 
 def test_serve_refuses_an_empty_verify_secret(tmp_path: Path) -> None:

@@ -65,13 +65,14 @@ def _load(path: str, env: Environment, terminal: Terminal) -> Flow:
 
 
 def _served_warnings(flow: Flow) -> list[Diagnostic]:
-    """What `flowlang serve` would refuse in a flow with triggers that a run takes (a param without default)."""
+    """What `flowlang serve` would refuse in a flow with triggers that a run takes (a param without default),
+    and what it warns of (a webhook flow's file in overwrite mode)."""
     if not flow.checked.triggers:
         return []
     from flowlang.diagnostics import Severity
-    from flowlang.serve.flows import params_without_default
+    from flowlang.serve.flows import overwritten_files, params_without_default
 
-    return params_without_default(flow, Severity.WARNING)
+    return [*params_without_default(flow, Severity.WARNING), *overwritten_files(flow)]
 
 
 def _same_name(flow: Flow, path: str, names: dict[tuple[Path, str], str]) -> list[Diagnostic]:

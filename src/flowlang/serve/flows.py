@@ -81,13 +81,18 @@ def _sent_to(node: object) -> Iterator[str]:
     return (n.destination.connection for n in ast.walk(node) if isinstance(n, ast.Send))
 
 
-def overwritten_files(flow: Flow) -> list[str]:
+def overwritten_files(flow: Flow) -> list[Diagnostic]:
     """Warnings for a webhook flow that sends to a file in overwrite mode, the default: each delivery's run
-    replaces the file, so it holds the last delivery's records only (the others were written, then lost)."""
+    replaces the file, so it holds the last delivery's records only (the others were written, then lost).
+    serve logs them at start; `flowlang check` shows them with the flow's other warnings."""
+    if not any(isinstance(t, WebhookTrigger) for t in flow.checked.triggers):
+        return []
     sent = set(_sent_to(flow.module.statements))
-    return [f"{flow.source.location(s.span)}: the file connection '{s.name}' is in overwrite mode (the "
-            "default): each delivery's run replaces what the run before it wrote; give it mode: \"append\" to "
-            "keep every delivery's records" for s in flow.module.statements
+    return [Diagnostic("overwrite", f"the file connection '{s.name}' is in overwrite mode (the default): each "
+                       "delivery's run replaces what the run before it wrote; give it mode: \"append\" to keep "
+                       "every delivery's records", flow.source, s.span, f'use {s.name} = file(..., mode: "append")',
+                       Severity.WARNING)
+            for s in flow.module.statements
             if isinstance(s, ast.Use) and s.connector == "file" and s.name in sent
             and not any(k.name == "mode" for k in s.kwargs)]
 

@@ -148,7 +148,7 @@ class Service:
                 log.info(f"{f.route}: POST {base}/hooks/{quote(f.route)} (verify {schemes}, "
                          f"concurrency {f.concurrency})")
                 for warning in overwritten_files(f.flow):
-                    log.warning(warning)
+                    log.warning(f"{warning.source.location(warning.span)}: {warning.message}")
         waiting = self.runs.pending
         log.info(f"serving {len(self.flows)} flow{'s' if len(self.flows) != 1 else ''} of {self.options.folder} "
                  f"on {base} (console {base}/, state {self.folder}"
