@@ -411,6 +411,21 @@ def test_a_closed_stdout_ends_the_run_quietly_with_141(tmp_path: Path) -> None:
     assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
 
 
+def test_a_closed_stdout_ends_connectors_tables_with_141(tmp_path: Path) -> None:
+    """`flowlang connectors http | head -1` exited 1, without a word: its tables were written by rich,
+    whose own handling of a closed stdout is SystemExit(1), so a `set -o pipefail` script saw a failure.
+    Each table is drawn into text first and written as every other output: it ends quietly with 141."""
+    for words in ("connectors http", "connectors file"):
+        command = f"{sys.executable} -m flowlang {words} | head -1 >/dev/null; echo status=${{PIPESTATUS[0]}}"
+        proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+        assert "status=141" in proc.stdout, (words, proc.stdout, proc.stderr)
+        assert proc.stderr == "", proc.stderr
+    whole = run_cli("connectors", "http", cwd=tmp_path)
+    assert whole.returncode == 0 and "operations" in whole.stdout
+    assert whole.stdout.endswith("\n") and not whole.stdout.endswith("\n\n")
+
+
 # ---- 10. JSON logs ----------------------------------------------------------------------------
 def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
     write(tmp_path, "child.flow", 'log warn "from the child"\n')

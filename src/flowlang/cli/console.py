@@ -178,10 +178,16 @@ class Terminal:
         self.err.print(table)
 
     def stdout_table(self, table: Table) -> None:
+        import io
+
         from rich.console import Console
 
-        Console(file=self.stdout, force_terminal=False, no_color=True, width=200, soft_wrap=True,
+        # drawn into text first, then written as any other output: rich writing to a closed stdout
+        # itself (`flowlang connectors http | head -1`) ends the process with SystemExit(1), not 141
+        drawn = io.StringIO()
+        Console(file=drawn, force_terminal=False, no_color=True, width=200, soft_wrap=True,
                 markup=False).print(table)  # cells hold data (a connector file's text): "[/]" is no markup
+        self.out(drawn.getvalue().removesuffix("\n"))
 
 
 class TerminalLogHandler(logging.Handler):
