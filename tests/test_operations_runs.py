@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import flowlang
-from conftest import run_cli
+from conftest import cli, run_cli
 from fakeapi import FakeApi, Request, paged
 
 RECORDS = [{"id": i} for i in range(1, 7)]
@@ -611,3 +611,19 @@ def test_a_secret_cannot_be_kept_in_state(tmp_path: Path) -> None:
         assert canary not in ran.stderr + ran.stdout
     shown = run_cli("state", "s.flow", cwd=tmp_path)
     assert json.loads(shown.stdout)["state"] == {}, shown.stdout  # the run failed: nothing committed
+
+
+def test_edit_and_state_paths_through_a_list_item_that_is_no_object_say_so(tmp_path: Path) -> None:
+    """`flowlang edit f.flow 1 --set lines.0.qty=2` where lines.0 is a number said 'internal error:
+    TypeError: 'int' object does not support item assignment' (and so --unset, and state --set): a list's
+    item was walked into as an object unchecked. It says what the item is, as for a field."""
+    (tmp_path / "f.flow").write_text('for each r in [{lines: [5, {qty: 1}]}]\n  fail "x"\nend\n')
+    assert cli("run", "f.flow", cwd=tmp_path).status == 3
+    said = "cannot {} 'lines.0.qty': lines.0 is a number (5), not an object; set lines.0 itself to replace it"
+    for args, verb in ((["--set", "lines.0.qty=2"], "set"), (["--unset", "lines.0.qty"], "unset")):
+        edit = cli("edit", "f.flow", "1", *args, cwd=tmp_path)
+        assert edit.status == 2 and said.format(verb) in edit.stderr, edit.stderr
+    assert cli("edit", "f.flow", "1", "--set", "lines.1.qty=2", cwd=tmp_path).status == 0
+    assert cli("state", "f.flow", "--set", "l=[1]", cwd=tmp_path).status == 0
+    state = cli("state", "f.flow", "--set", "l.0.x=1", cwd=tmp_path)
+    assert state.status == 2 and "cannot set 'l.0.x': l.0 is a number (1), not an object" in state.stderr

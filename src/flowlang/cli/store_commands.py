@@ -294,6 +294,10 @@ def set_path(target: Any, path: str, value: Any, unset: bool = False) -> Any:
                     node[step] = value
                 return target
             node = node[step]
+            if not isinstance(node, dict | list):  # before: 'internal error: TypeError: 'int' object does not ...'
+                raise UsageError(f"cannot {'unset' if unset else 'set'} {path!r}: {_shown(steps[:i + 1])} is "
+                                 f"{_kind(node)} ({printable(dumps(node))[:40]}), not an object; set "
+                                 f"{_shown(steps[:i + 1])} itself to replace it")
             continue
         key = str(step)
         if last:
