@@ -617,3 +617,31 @@ def test_a_send_to_a_safe_operation_is_a_read_a_dry_run_and_a_plan_make_and_do_n
         real = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
         assert real.status == 0 and "read 3, sent 3, failed 0" in real.stderr, real.stderr  # was sent 6
         assert api.count("POST", "/items") == 3
+
+
+SETTINGS = {  # a numeric setting of a connector file, and the table it stands in
+    "timeout": ("", "timeout = {}"),
+    "rate_limit.requests": ("", '[rate_limit]\nrequests = {}\nper = "minute"'),
+    "operations.list_x.pagination.size": ("pagination = {{ style = \"offset\", size = {}, records = \"x\" }}", ""),
+    "operations.list_x.pagination.max_pages": ("pagination = {{ style = \"link\", max_pages = {} }}", ""),
+    "operations.list_x.batch.max": ("batch = {{ max = {}, body = \"items\" }}", ""),
+}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "0", "-1", "0.5"])
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_a_numeric_setting_no_timer_or_counter_takes_is_a_file_error(folder: Path, setting: str, value: str) -> None:
+    """Each numeric setting of a connector file given TOML's nan, inf, 1e400 (infinity), 0, -1 or a
+    fraction where a count goes is a file error at its line; none is taken ('timeout = nan' was, and gave
+    every request no time limit) and none is an internal error."""
+    if setting == "timeout" and value == "0.5":
+        return  # half a second is a timeout
+    in_operation, top = SETTINGS[setting]
+    (folder / "connectors" / "x.toml").write_text(
+        f'name = "x"\nbase_url = "https://api.invalid"\n{top.format(value)}\n\n[operations.list_x]\nmethod = "GET"\n'
+        f'path = "/x"\n{in_operation.format(value)}\n')
+    (folder / "main.flow").write_text("use b = x()\ncall b.list_x() as r\n")
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert f"the connector 'x' cannot be used: connectors/x.toml: {setting}" in proc.stderr, proc.stderr
+    assert " --> connectors/x.toml:" in proc.stderr
