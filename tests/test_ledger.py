@@ -689,3 +689,30 @@ def test_a_once_send_with_an_idempotency_key_cut_off_by_a_kill_is_sent_again(tmp
     assert sent == Counter({"/orders/1 1": 1, "/payments 1": 1, "/notes 1": 1, "/orders/2 2": 1, "/payments 2": 2,
                             "/notes 2": 1, "/orders/3 3": 2, "/payments 3": 1, "/notes 3": 1}), sent
     assert seen.count(("/payments 2", "pay-2")) == 2  # both times under its key: the API takes it once
+
+
+def test_the_ledger_of_a_flow_on_stdin_and_its_json_log_lines(tmp_path: Path) -> None:
+    """`flowlang ledger - < f.flow` said 'no such flow file: -', while docs/cli.md says that the
+    store's commands (ledger among them) take `-` with the flow on stdin, as errors and jobs do; and the
+    JSON log lines of `ledger --forget` (and of `state --set`, `resolve`, `edit`) carried `flow` and
+    `job_id` null though the change was a job of the flow (OPERATIONS.md 10: every line carries both).
+    They read the flow from stdin, and their lines carry the flow and the job they made."""
+    text = 'use m = memory()\nfor each r in input key r.sku\n  send r to m once\nend\n'
+    (tmp_path / "f.flow").write_text(text)
+    (tmp_path / "in.json").write_text('[{"sku": "A"}, {"sku": "B"}]')
+    for file in ("-", "f.flow"):  # the flow on stdin is kept as '<stdin>' in the working folder's store
+        ran = run_cli("run", file, "--input", "in.json", cwd=tmp_path, stdin=text)
+        assert ran.returncode == 0, ran.stderr
+    shown = run_cli("ledger", "-", "--json", cwd=tmp_path, stdin=text)
+    assert shown.returncode == 0, shown.stderr
+    assert [json.loads(line)["key"] for line in shown.stdout.splitlines()] == ["A", "B"]
+    forgot = run_cli("ledger", "-", "--forget", "A", "--log-format", "json", cwd=tmp_path, stdin=text)
+    assert forgot.returncode == 0, forgot.stderr
+    assert [(e["flow"], e["job_id"]) for e in map(json.loads, forgot.stderr.splitlines())] == [("<stdin>", 3)]
+    forgot = run_cli("ledger", "f.flow", "--forget", "B", "--log-format", "json", cwd=tmp_path)
+    assert [(e["flow"], e["job_id"]) for e in map(json.loads, forgot.stderr.splitlines())] == [("f", 4)]
+    for args, job in ((("state", "f.flow", "--set", "n=1"), 5), (("resolve", "f.flow", "7"), None),
+                      (("edit", "f.flow", "7", "--set", "a=1"), None)):
+        said = run_cli(*args, "--log-format", "json", cwd=tmp_path)
+        entries = [json.loads(line) for line in said.stderr.splitlines()]
+        assert entries and all((e["flow"], e["job_id"]) == ("f", job) for e in entries), (args, said.stderr)

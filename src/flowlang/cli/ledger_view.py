@@ -29,13 +29,14 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
                   else f"--sent {args.sent}")
         raise UsageError(f"--key only narrows the listing; {change} names the key{'s' if args.all else ''} it "
                          f"changes itself: give {change} without --key")
-    if not Path(args.file).is_file():
+    if args.file != "-" and not Path(args.file).is_file():  # `-`: the flow on stdin, as errors and jobs take it
         raise UsageError(f"no such flow file: {args.file}")
     if args.forget is not None or args.all:
         return forget(args, terminal)
     if args.sent is not None:
         return mark_sent(args, terminal)
     flow = _flow_key(args.file)
+    terminal.context = {"flow": flow, "job_id": None}
     store = Store(state_dir_for(Path(args.file).resolve(), args.state_dir))
     try:
         entries = store.ledger.entries(flow, args.key)
@@ -72,16 +73,17 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
     """--forget K / --all: under the flow's lock (a run's `once` sends read and write these entries), and
     a job of kind `ledger` of its own, as the other changes made by hand are (OPERATIONS.md 5). With
     --json, one object on stdout: the flow, the key (null for --all), the job and the entries forgotten."""
-    from flowlang.cli.store_commands import opened
+    from flowlang.cli.store_commands import made_job, opened
 
     job = None
-    with opened(args, lock=True) as (store, flow):
+    with opened(args, lock=True, terminal=terminal) as (store, flow):
         key = None if args.all else args.forget
         gone = store.ledger.entries(flow, key)
         count = store.ledger.forget(flow, key)
         what = "every key" if args.all else f"key {args.forget}"
         if count:
-            job = store.admin_job(flow, "ledger", f"forgot {what} ({count} entr{'ies' if count != 1 else 'y'})")
+            entries = f"{count} entr{'ies' if count != 1 else 'y'}"
+            job = made_job(terminal, store.admin_job(flow, "ledger", f"forgot {what} ({entries})"))
     if args.json:
         terminal.out(dumps({"flow": flow, "key": key, "forgotten": count, "job_id": job,
                             "entries": [entry_json(e) for e in gone]}))
@@ -98,14 +100,14 @@ def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
     destination) become sent, under the flow's lock and as a job of kind `ledger`; a retry then skips the
     send and runs the rest of the record's iteration. A key with no pending entry is refused (exit 2).
     With --json, one object on stdout: the flow, the key, the job and how many entries became sent."""
-    from flowlang.cli.store_commands import opened
+    from flowlang.cli.store_commands import made_job, opened
     from flowlang.runtime.store import now_text
 
-    with opened(args, lock=True) as (store, flow):
+    with opened(args, lock=True, terminal=terminal) as (store, flow):
         count = store.ledger.mark_sent(flow, args.sent, None, now_text())
         if count:
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
-            job = store.admin_job(flow, "ledger", f"marked key {args.sent} as sent ({entries})")
+            job = made_job(terminal, store.admin_job(flow, "ledger", f"marked key {args.sent} as sent ({entries})"))
     if not count:
         raise UsageError(f"{flow}: no pending ledger entry for key {args.sent} (only a send cut off in flight is "
                          f"pending: see flowlang ledger {args.file} --key KEY)")

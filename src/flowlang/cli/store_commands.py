@@ -74,10 +74,14 @@ def state_folder(file: str, state_dir: str | None) -> Path:
 
 
 @contextmanager
-def opened(args: argparse.Namespace, lock: bool = False, key: str | None = None) -> Iterator[tuple[Store, str]]:
+def opened(args: argparse.Namespace, lock: bool = False, key: str | None = None,
+           terminal: Terminal | None = None) -> Iterator[tuple[Store, str]]:
     """The flow's store (and, for changes, the flow's lock: not while a run is going on); `key` when the
-    flow is loaded already (a flow from stdin cannot be read twice)."""
+    flow is loaded already (a flow from stdin cannot be read twice). With `terminal`, its JSON log lines
+    carry the flow from here on (OPERATIONS.md 10), and the job once the command made one (made_job)."""
     key = key if key is not None else flow_key(args.file)
+    if terminal is not None:
+        terminal.context = {"flow": key, "job_id": None}
     folder = state_folder(args.file, getattr(args, "state_dir", None))
     store = Store(folder)
     held = FlowLock(folder, key) if lock else None
@@ -89,6 +93,12 @@ def opened(args: argparse.Namespace, lock: bool = False, key: str | None = None)
         if held is not None:
             held.release()
         store.close()
+
+
+def made_job(terminal: Terminal, job: int) -> int:
+    """The job a command that changes the store made: its JSON log lines carry it from here on."""
+    terminal.context["job_id"] = job
+    return job
 
 
 def parse_value(raw: str, given: str) -> Any:
@@ -133,7 +143,7 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
     """List errors a page at a time from the store (memory stays flat), never their saved scopes."""
     if (args.limit is not None and args.limit < 0) or args.offset < 0:
         raise UsageError("--limit and --offset must be 0 or more")
-    with opened(args) as (store, key):
+    with opened(args, terminal=terminal) as (store, key):
         keys = key_text(args.key) if args.key is not None else None
         if args.json and args.group:  # one object per group: its first message, shape, count, where, first ids
             for group in paged(store.error_groups(key, include_resolved=args.all, key=keys), args):
@@ -219,7 +229,7 @@ def cmd_resolve(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError("give error ids or --all, not both")
     if args.match is not None and not args.all:
         raise UsageError("--match goes with --all")
-    with opened(args, lock=True) as (store, key):
+    with opened(args, lock=True, terminal=terminal) as (store, key):
         errors = store.errors(key, ids=args.ids or None, match=args.match)
         missing = sorted(set(args.ids) - {e.id for e in errors})
         if missing:
@@ -229,7 +239,7 @@ def cmd_resolve(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(f"{key}: no open errors to resolve")
             return int(ExitStatus.OK)
         reason = f"by hand: {args.reason}" if args.reason else "by hand"
-        job = store.admin_job(key, "resolve", f"resolved {plural(len(errors), 'error')} {reason}")
+        job = made_job(terminal, store.admin_job(key, "resolve", f"resolved {plural(len(errors), 'error')} {reason}"))
         for e in errors:
             store.resolve(e.id, job, reason)
     terminal.out(f"{key}: resolved {plural(len(errors), 'error')} ({reason}; job {job})")
@@ -336,7 +346,7 @@ def cmd_edit(args: argparse.Namespace, terminal: Terminal) -> int:
     unsets = list(args.unset)
     if not changes and not unsets:
         raise UsageError("say what to change: flowlang edit FILE ID --set PATH=JSON (or --unset PATH)")
-    with opened(args, lock=True) as (store, key):
+    with opened(args, lock=True, terminal=terminal) as (store, key):
         found = store.errors(key, ids=[args.id])
         if not found:
             raise UsageError(f"no open error #{args.id} of {key} (see flowlang errors {args.file})")
@@ -345,7 +355,7 @@ def cmd_edit(args: argparse.Namespace, terminal: Terminal) -> int:
             record = set_path(record, path, value)
         for path in unsets:
             record = set_path(record, path, None, unset=True)
-        job = store.admin_job(key, "edit", f"edited the record of error {args.id}")
+        job = made_job(terminal, store.admin_job(key, "edit", f"edited the record of error {args.id}"))
         store.edit_record(args.id, record, job)
     terminal.out(f"#{args.id} record: {dumps(record)}")
     terminal.out(f"the old record is kept in the error's history; retry it with: flowlang retry {args.file} "
@@ -368,7 +378,7 @@ def duration(job: dict[str, Any]) -> str:
 def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.last < 1:
         raise UsageError("--last needs a number of at least 1")
-    with opened(args) as (store, key):
+    with opened(args, terminal=terminal) as (store, key):
         jobs = store.jobs(key, args.last)
     for job in jobs:
         job["dry_run"] = bool(job["dry_run"])
@@ -402,7 +412,7 @@ def cmd_state(args: argparse.Namespace, terminal: Terminal) -> int:
     changing = bool(sets or unsets or args.reset or args.last_success_at is not None)
     if args.reset and (sets or unsets):
         raise UsageError("--reset forgets the whole state; give it alone (or with --last-success-at)")
-    with opened(args, lock=changing) as (store, key):
+    with opened(args, lock=changing, terminal=terminal) as (store, key):
         if changing:
             change_state(store, key, args, sets, unsets, terminal)
         stored = store.stored_state(key)
@@ -453,7 +463,7 @@ def change_state(store: Store, key: str, args: argparse.Namespace, sets: list[tu
     if args.last_success_at is not None:
         what.append(f"last_success_at = {success_at}")
     state = changed_state(store, key, sets, unsets) if (sets or unsets) and not args.reset else None
-    job = store.admin_job(key, "state", "; ".join(what), success_at)
+    job = made_job(terminal, store.admin_job(key, "state", "; ".join(what), success_at))
     if args.reset:
         store.replace_state(key, None, job)
     elif state is not None:
