@@ -442,6 +442,24 @@ def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
         assert entry["flow"] == "f" and entry["job_id"] is not None
 
 
+def test_the_sigterm_line_of_a_running_job_carries_its_job_id(tmp_path: Path) -> None:
+    """Under JSON logs, SIGTERM's 'SIGTERM: finishing the records in flight, then stopping' line had
+    `job_id` null while the job it stops was running (job 1), where every other line of the run carries
+    it (OPERATIONS.md 10): the line was written from the event loop's own context, not the run's."""
+    write(tmp_path, "f.flow", "for each i in range(4000000)\n  emit i\nend\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "f.flow", "--log-format", "json"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the run is going
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    entries = [json.loads(line) for line in err.splitlines()]
+    assert any("SIGTERM: finishing the records in flight" in e["message"] for e in entries), entries
+    assert all((e["flow"], e["job_id"]) == ("f", 1) for e in entries), entries
+
+
 def test_json_logs_hold_the_errors_before_a_run_starts_too(tmp_path: Path) -> None:
     """A cron job's stderr is JSON lines; a flow that no longer checks after an edit, a missing file,
     a bad --input or a retry of an error that is not open printed plain text there (a rustc block of

@@ -8,6 +8,7 @@ ended `grace` seconds after that, the watchdog records the job and ends the proc
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 from flowlang.cli.console import Terminal
 from flowlang.errors import Interrupted
 from flowlang.runtime.limits import StopFlag
+from flowlang.runtime.run import RUNNING_JOB
 from flowlang.runtime.watchdog import WATCHDOG, signal_name
 from flowlang.status import ExitStatus
 
@@ -28,7 +30,8 @@ def run_async_command(coro: Coroutine[Any, Any, T], stop: StopFlag | None = None
     finish, none is started); a second one stops it at once."""
     loop = asyncio.new_event_loop()
     received = 0
-    main_task = loop.create_task(coro)
+    context = contextvars.copy_context()  # the run's: the job it sets there is read by on_signal
+    main_task = loop.create_task(coro, context=context)
 
     def soon(fn: Any, *args: Any) -> None:
         try:
@@ -36,8 +39,10 @@ def run_async_command(coro: Coroutine[Any, Any, T], stop: StopFlag | None = None
         except RuntimeError:  # the loop is closed: the command is over
             pass
 
-    def tell(name: str) -> None:
+    def tell(name: str, running: tuple[str, int | None] | None) -> None:
         if terminal is not None:
+            if running is not None and running[1] is not None:  # the line of a running job carries it
+                terminal.context = {"flow": running[0], "job_id": running[1]}  # (OPERATIONS.md 10)
             terminal.message(f"{name}: finishing the records in flight, then stopping (again to stop at once)",
                              "yellow")
 
@@ -47,7 +52,8 @@ def run_async_command(coro: Coroutine[Any, Any, T], stop: StopFlag | None = None
         name = signal_name(number)
         if stop is not None and received == 1:
             stop.request(name)
-            soon(tell, name)
+            # the job the run set in its context, read now: a CPU-bound run lets tell() run only later
+            soon(tell, name, context.get(RUNNING_JOB))
             return
         if stop is not None:
             stop.request_hard(f"{name} again")
