@@ -104,7 +104,7 @@ def digit_count(x: Decimal) -> int:
 
 def exact_decimal(compute: Callable[[Any, Any], Any], a: Any, b: Any, what: str) -> Decimal:
     """a <op> b (operator.add, sub or mul) with as many digits as its exact result has; past MAX_DIGITS,
-    an error that says so (1E+3000 + 1E-3000 would need 6,001)."""
+    an error that says so (1E+3000 + 1E-3000 would need 6,002, with a carry)."""
     x, y = Decimal(a), Decimal(b)
     if compute is operator.mul:
         needed = digit_count(x) + digit_count(y)
