@@ -306,7 +306,9 @@ def test_inbox_flow_names_a_flow_of_the_folder(tmp_path: Path) -> None:
 def test_a_duplicate_is_answered_200_while_the_inbox_is_full(tmp_path: Path) -> None:
     """A provider's retry of a delivery already in the inbox got 503 while --max-pending deliveries waited
     (the back-pressure check came before the duplicate one), which the provider counts as a failed delivery
-    (Shopify removes a webhook after enough); SERVE.md answers a duplicate 200 before any back-pressure."""
+    (Shopify removes a webhook after enough); SERVE.md answers a duplicate 200 before any back-pressure.
+    And SERVE.md's limit counts the deliveries waiting: with --max-pending 2, one running and one waiting
+    refused the next delivery (the running one was counted); two wait now, and the fourth is refused."""
     gate = threading.Event()
 
     def gated(req: Request) -> tuple[int, dict[str, str], Any]:
@@ -322,15 +324,17 @@ def test_a_duplicate_is_answered_200_while_the_inbox_is_full(tmp_path: Path) -> 
                 status, _, body = serve.post("/hooks/orders", json.dumps({"n": n}).encode(),
                                              {**HEADERS, "X-Id": f"d-{n}"})
                 return status, body
-            assert post(1)[0] == 202 and post(2)[0] == 202
-            assert post(3)[0] == 503  # full: a new delivery waits for room
+            assert post(1)[0] == 202
+            wait_for(lambda: api.count("POST", "/got") >= 1, what="the first run to reach the receiver")
+            assert post(2)[0] == 202 and post(3)[0] == 202  # two wait: 1 runs (it does not count)
+            assert post(4)[0] == 503  # full: a new delivery waits for room
             assert post(2) == (200, {"duplicate": True, "delivery": 2, "job": None})
             assert post(1)[0] == 200
             gate.set()
-            wait_for(lambda: api.count("POST", "/got") == 2, what="the two runs")
+            wait_for(lambda: api.count("POST", "/got") == 3, what="the three runs")
             time.sleep(0.5)
             assert serve.terminate() == 0
-    assert got(api) == Counter([1, 2])  # each once
+    assert got(api) == Counter([1, 2, 3])  # each once
 
 
 def test_deliveries_of_a_flow_no_longer_in_the_folder_are_kept_and_said(tmp_path: Path) -> None:

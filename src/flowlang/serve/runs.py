@@ -251,7 +251,8 @@ class Runs:
 
     @property
     def pending(self) -> int:
-        """Deliveries accepted (or being committed) that have not finished their run."""
+        """Deliveries waiting: accepted (or being committed) and their run not started yet (SERVE.md's
+        back-pressure counts these against --max-pending; a running one does not)."""
         return self._pending
 
     # ---- deliveries -----------------------------------------------------------------------------
@@ -276,6 +277,7 @@ class Runs:
         while not self.stopping and q.waiting and q.running < q.served.concurrency:
             d = q.waiting.popleft()
             q.running += 1
+            self.release()  # its run starts: it no longer waits (--max-pending counts those that wait)
             self.spawn(self._deliver(q, d))
 
     async def _deliver(self, q: FlowQueue, d: Delivery) -> None:
@@ -286,6 +288,7 @@ class Runs:
         except LockedError as e:
             log.info(f"{q.served.route}: delivery {d.id} waits: {e.message}", extra={"flow": q.served.flow.name})
             await asyncio.sleep(LOCKED_RETRY_SECONDS)
+            self.reserve()  # it waits again
             q.waiting.appendleft(d)
             q.running -= 1
             self._pump(q.served.route)
@@ -304,7 +307,6 @@ class Runs:
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
         q.running -= 1
-        self.release()
         self.metrics.delivered(q.served.route, d.received_at)
         self._pump(q.served.route)
 
