@@ -18,9 +18,9 @@ except ImportError:  # pragma: no cover - Windows
 class FlowLock:
     """An exclusive, non-blocking lock file per flow in the state folder (released when the process dies)."""
 
-    def __init__(self, folder: Path, flow: str) -> None:
-        digest = hashlib.sha256(flow.encode()).hexdigest()[:16]
-        self.path = folder / f"{digest}.lock"
+    def __init__(self, folder: Path, flow: str, name: str | None = None) -> None:
+        """`name`: the lock file's own name (serve's), else one made from the flow's."""
+        self.path = folder / (name or f"{hashlib.sha256(flow.encode()).hexdigest()[:16]}.lock")
         self.flow = flow
         self._fd: int | None = None
 

@@ -62,6 +62,14 @@ class Delivery:
     finished_at: str | None = None
 
 
+def first_delivery(db: sqlite3.Connection, flow: str, delivery_id: str) -> tuple[int, int | None] | None:
+    """The inbox id and job of the flow's first delivery with this provider id (a later one is its
+    duplicate), or None."""
+    row = db.execute("select id, job_id from deliveries where flow = ? and delivery_id = ?",
+                     (flow, delivery_id)).fetchone()
+    return (int(row[0]), row[1]) if row is not None else None
+
+
 class InboxStore(Protocol):
     """What the server and the runs need from an inbox (SQLite here)."""
 
@@ -182,10 +190,9 @@ class Inbox:
         durable."""
         def op(db: sqlite3.Connection) -> tuple[int, bool, int | None]:
             if delivery.delivery_id is not None:
-                row = db.execute("select id, job_id from deliveries where flow = ? and delivery_id = ?",
-                                 (delivery.flow, delivery.delivery_id)).fetchone()
-                if row is not None:
-                    return int(row[0]), True, row[1]
+                first = first_delivery(db, delivery.flow, delivery.delivery_id)
+                if first is not None:
+                    return first[0], True, first[1]
             cur = db.execute(
                 "insert into deliveries(flow, delivery_id, received_at, content_type, headers, body) "
                 "values (?, ?, ?, ?, ?, ?)",
@@ -247,9 +254,7 @@ class Inbox:
     def seen(self, flow: str, delivery_id: str) -> tuple[int, int | None] | None:
         """The inbox id and job of the flow's delivery with this provider id, if it came before."""
         with self._read_lock:
-            row = self._read.execute("select id, job_id from deliveries where flow = ? and delivery_id = ?",
-                                     (flow, delivery_id)).fetchone()
-        return (int(row[0]), row[1]) if row is not None else None
+            return first_delivery(self._read, flow, delivery_id)
 
     def get(self, delivery_id: int) -> Delivery | None:
         found = self._rows("where id = ?", (delivery_id,))

@@ -56,9 +56,7 @@ def state_folder(folder: Path, given: Path | None) -> Path:
 
 def serve_lock_file(folder: Path) -> FlowLock:
     """The lock a serve holds on its state folder (not yet taken)."""
-    lock = FlowLock(folder, "flowlang serve")
-    lock.path = folder / "serve.lock"
-    return lock
+    return FlowLock(folder, "flowlang serve", "serve.lock")
 
 
 def serve_lock(folder: Path) -> FlowLock:
