@@ -76,21 +76,13 @@ def _served_warnings(flow: Flow) -> list[Diagnostic]:
 
 
 def _same_name(flow: Flow, path: str, names: dict[tuple[Path, str], str]) -> list[Diagnostic]:
-    """Two flows of one folder with one name share their state, jobs and errors (their state folder tells
-    flows apart by name), and serve refuses such a folder: check says so, at the second one's flow line."""
-    from flowlang import ast
-    from flowlang.source import Span
+    """A flow with the name of another flow of its folder checked before it (serve.flows.same_name)."""
+    from flowlang.serve.flows import same_name
 
     if path == "-":
         return []
-    where = (Path(path).resolve().parent, flow.key)
-    other = names.setdefault(where, Path(path).name)
-    if other == Path(path).name:
-        return []
-    line = next((s.span for s in flow.module.statements if isinstance(s, ast.FlowDecl)), Span(0, 0))
-    return [Diagnostic("duplicate", f"{other} has the same flow name '{flow.key}'; flows that share a state "
-                       "folder need distinct names (they would share their state, jobs and errors)", flow.source,
-                       line, f'give this one a name of its own: flow "{flow.key} 2"')]
+    other = names.setdefault((Path(path).resolve().parent, flow.key), Path(path).name)
+    return [] if other == Path(path).name else [same_name(flow, other)]
 
 
 def _missing_secrets(flow: Flow, args: argparse.Namespace, terminal: Terminal) -> list[Diagnostic]:

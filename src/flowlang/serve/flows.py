@@ -109,6 +109,18 @@ def params_without_default(flow: Flow, severity: Severity = Severity.ERROR) -> l
             for p in flow.checked.params if p.default is None]
 
 
+def same_name(flow: Flow, other: str) -> Diagnostic:
+    """Two flows of one folder with one name share their state, jobs and errors (their state folder tells
+    flows apart by name): said at the second one's flow line (`other` is the first one's file); serve
+    refuses such a folder, and `flowlang check` says it."""
+    from flowlang.source import Span
+
+    line = next((s.span for s in flow.module.statements if isinstance(s, ast.FlowDecl)), Span(0, 0))
+    return Diagnostic("duplicate", f"{other} has the same flow name '{flow.key}'; flows that share a state "
+                      "folder need distinct names (they would share their state, jobs and errors)", flow.source,
+                      line, f'give this one a name of its own: flow "{flow.key} 2"')
+
+
 def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str] | None = None,
                 providers: SecretProviders | None = None) -> list[ServedFlow]:
     """Every *.flow file of the folder, checked; raises a CheckError listing all their mistakes."""
@@ -124,12 +136,15 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
     environment = Environment()
     problems: list[Diagnostic] = []
     served: list[ServedFlow] = []
+    names: dict[str, str] = {}  # a flow's name -> the file that has it
     for path in sorted(folder.glob("*.flow")):
         try:
             flow = load(path, environment=environment, bindings=())
         except ScriptError as e:
             problems.extend(e.diagnostics)
             continue
+        if names.setdefault(flow.key, path.name) != path.name:
+            problems.append(same_name(flow, names[flow.key]))
         item = ServedFlow(path.stem, flow)
         for trigger in flow.checked.triggers:
             if isinstance(trigger, WebhookTrigger):
@@ -140,12 +155,7 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
         served.append(item)
     if problems:
         raise CheckError(problems)
-    names: dict[str, str] = {}
     for item in served:
-        if item.flow.key in names:
-            raise UsageError(f"{item.route}.flow and {names[item.flow.key]}.flow have the same flow name "
-                             f"'{item.flow.key}'; flows that share a state folder need distinct names")
-        names[item.flow.key] = item.route
         if item.webhook is not None:
             item.schemes = [Scheme(s, tuple(secret_value(r, chain, env, item.route) for r in s.secrets))
                             for s in item.webhook.verify]
