@@ -3,7 +3,7 @@ a file against. Imported only when there is a project file, so a run without one
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +11,7 @@ ProviderName = Literal["file", "env", "dotenv", "keyring", "command", "aws", "va
 
 
 MAX_TIMEOUT = 86400.0  # a day: a longer wait is a mistake (1e400 in TOML is infinity, which no timer takes)
+Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)]  # seconds
 
 
 class _Strict(BaseModel):
@@ -27,7 +28,7 @@ class KeyringConfig(_Strict):
 
 class CommandConfig(_Strict):
     command: str
-    timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
+    timeout: Timeout = 10.0
 
 
 class AwsConfig(_Strict):
@@ -44,11 +45,16 @@ class VaultConfig(_Strict):
     field: str = "value"
     token_env: str = "VAULT_TOKEN"
     namespace: str | None = None
-    timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
+    timeout: Timeout = 10.0
 
 
 class SecretsConfig(_Strict):
     order: list[ProviderName] | None = None
+    dotenv: DotenvConfig | None = None
+    keyring: KeyringConfig | None = None
+    command: CommandConfig | None = None
+    aws: AwsConfig | None = None
+    vault: VaultConfig | None = None
 
     @field_validator("order")
     @classmethod
@@ -59,11 +65,6 @@ class SecretsConfig(_Strict):
         if twice is not None:
             raise ValueError(f"'{twice}' is named twice")
         return value
-    dotenv: DotenvConfig | None = None
-    keyring: KeyringConfig | None = None
-    command: CommandConfig | None = None
-    aws: AwsConfig | None = None
-    vault: VaultConfig | None = None
 
 
 class EmailTarget(_Strict):
@@ -76,14 +77,14 @@ class EmailTarget(_Strict):
     sender: str = Field(alias="from")
     to: list[str]
     ca_file: str | None = None  # a CA bundle to trust (relative to flowlang.toml), for a private SMTP server
-    timeout: float = Field(30.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
+    timeout: Timeout = 30.0
 
 
 class WebhookTarget(_Strict):
     url: str | None = None
     url_secret: str | None = None  # the NAME of a secret holding the URL (Slack and Teams URLs are secrets)
     format: Literal["json", "slack"] = "json"
-    timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)
+    timeout: Timeout = 10.0
 
     @field_validator("url")
     @classmethod
