@@ -476,10 +476,11 @@ def test_json_logs_hold_the_errors_before_a_run_starts_too(tmp_path: Path) -> No
         assert proc.returncode == 2, (command, proc.stderr)
         entries = [json.loads(x) for x in proc.stderr.splitlines()]  # every line is one JSON object
         assert entries and entries[0]["level"] == "error", (command, entries)
+        assert all(e["flow"] == Path(command[1]).stem for e in entries), (command, entries)  # as every line
     checked = [json.loads(x) for x in
                run_cli("run", "bad.flow", "--log-format", "json", cwd=tmp_path).stderr.splitlines()]
     assert checked[0]["location"] == "bad.flow:2:14" and "unknown name 'emial'" in checked[0]["message"]
-    assert checked[0]["flow"] is None and checked[-1]["message"] == "1 error; nothing was run"
+    assert checked[0]["flow"] == "bad" and checked[-1]["message"] == "1 error; nothing was run"
     write(tmp_path, "one.json", "[1]")
     recorded = run_cli("run", "ok.flow", "--input", "one.json", "--record", "cas", "--log-format", "json",
                        cwd=tmp_path)

@@ -44,7 +44,9 @@ def project_for(args: argparse.Namespace, flow: Flow) -> Project:
 
 
 def load_flow(file: str, terminal: Terminal) -> Flow:
-    """The flow FILE names; `-` reads it from stdin (it runs as if in the working folder)."""
+    """The flow FILE names; `-` reads it from stdin (it runs as if in the working folder). Log lines
+    carry the flow's name from here on, the mistakes found in it before it runs too (OPERATIONS.md 10)."""
+    terminal.context = {"flow": Path(file).stem if file != "-" else "<stdin>", "job_id": None}
     if file == "-":
         return compile(terminal.read_stdin(), name="<stdin>", bindings=())
     return load(file, bindings=())
@@ -305,7 +307,7 @@ def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.testing.plan import Planner
 
     terminal.json_lines = args.json_logs  # every stderr line of a plan, from its first, is then one JSON object
-    flow = load(args.file, bindings=())
+    flow = load_flow(args.file, terminal)
     project = project_for(args, flow)
     params = parse_params(args.param)
     payload = read_input(args.input)

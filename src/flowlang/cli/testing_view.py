@@ -55,6 +55,7 @@ def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(f"FAIL {case.name}")
             terminal.out("  " + case.problem.replace("\n", "\n  "))
             continue
+        terminal.context = {"flow": case.flow.stem, "job_id": None}  # what its JSON log lines carry
         try:
             outcome = run_async_command(run_case_async(case, args.update))
         except (UsageError, ScriptError) as e:
