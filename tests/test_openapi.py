@@ -9,7 +9,7 @@ import threading
 import tomllib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -282,3 +282,92 @@ def test_import_writes_the_param_style_the_description_serializes_lists_with(
     spec.write_text(json.dumps(description({"/items": listing(*params)})))
     data = imported(tmp_path, spec, "api")
     assert data.get("param_style") == style
+
+
+# ---- references: a description from the internet reads no local file -----------------------------
+
+SECRET = "TOPSECRET-VALUE"
+REF_HEAD = HEAD + 'servers: [{url: "https://api.example.com"}]\n'
+
+
+def referring(ref: str) -> str:
+    return (REF_HEAD + "paths:\n  /a:\n    get:\n      operationId: listA\n      parameters:\n"
+            f"        - $ref: '{ref}'\n      responses: {{'200': {{description: ok}}}}\n")
+
+
+@pytest.mark.parametrize(("ref", "said"), [
+    ("OUTSIDE/secret.yaml#/p", "is an absolute path"),  # /tmp/.../outside/secret.yaml
+    ("../secret.yaml#/p", "goes up with '..', out of the description's folder"),
+    ("sub/../../secret.yaml#/p", "goes up with '..'"),
+    ("file://OUTSIDE/secret.yaml#/p", "is a file: URL"),  # file:///tmp/...
+    ("python://flowlang/stdlib/x.yaml#/p", "is a python: URL"),
+    ("http://127.0.0.1:9/secret.yaml#/p", "is a http: URL"),
+    ("link/secret.yaml#/p", "leads out of the description's folder"),
+    ("inner.yaml#/p", "goes up with '..'"),  # a file beside it that refers up
+])
+def test_a_description_cannot_refer_to_files_outside_its_folder(tmp_path: Path, ref: str, said: str) -> None:
+    """A description's $ref to a local file was followed wherever it pointed: '../secret.yaml#/p' read a
+    file above the description's folder and the import's error printed it ("{'name': 'q', 'in': 'query',
+    'description': 'TOPSECRET-VALUE'} is not valid under any of the given schemas"); '/etc/passwd' was
+    read as well. Only references inside the document, or to files in its folder, are followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = f"p: {{name: q, in: query, description: {SECRET}, schema: {{type: string}}}}\n"
+    (outside / "secret.yaml").write_text(secret)
+    (tmp_path / "secret.yaml").write_text(secret)
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    (spec / "link").symlink_to(outside)
+    (spec / "inner.yaml").write_text("p: {$ref: '../secret.yaml#/p'}\n")
+    ref = ref.replace("OUTSIDE", str(outside))
+    (spec / "d.yaml").write_text(referring(ref))
+    result = cli("connectors", "import", "spec/d.yaml", "--name", "d", "--yes", cwd=tmp_path)
+    assert result.status == 2, result.stderr
+    where = "spec/inner.yaml:1:" if ref.startswith("inner") else "spec/d.yaml:9:18: "
+    assert where in result.stderr and said in result.stderr, result.stderr
+    shown = "../secret.yaml#/p" if ref.startswith("inner") else ref
+    assert f"the $ref '{shown}' at " in result.stderr
+    assert SECRET not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "connectors").exists()
+
+
+def test_a_description_refers_to_files_in_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "params.yaml").write_text(
+        "p: {name: status, in: query, description: the status, schema: {$ref: 'types.yaml#/Status'}}\n")
+    (tmp_path / "common" / "types.yaml").write_text("Status: {type: string, enum: [open, closed]}\n")
+    (tmp_path / "d.yaml").write_text(referring("common/params.yaml#/p"))
+    data = imported(tmp_path, tmp_path / "d.yaml", "d")
+    assert data["operations"]["get_a"]["query"] == {"status": "status"}, data
+
+
+class _RefServer(BaseHTTPRequestHandler):
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _RefServer.asked.append(self.path)
+        body = referring("secret.yaml#/p").encode() if self.path == "/d.yaml" else b"p: {name: q, in: query}\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_description_from_a_url_refers_only_inside_itself(tmp_path: Path) -> None:
+    """A description read from a URL made prance fetch each relative $ref from the same server (and an
+    absolute http:// one from any address): only '#/...' is followed, and the server is asked once."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/d.yaml"
+        result = cli("connectors", "import", url, "--name", "d", "--yes", cwd=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status == 2, result.stderr
+    assert f"{url}:9:18: the $ref 'secret.yaml#/p' at paths./a.get.parameters.0 refers outside the description" \
+        in result.stderr, result.stderr
+    assert _RefServer.asked == ["/d.yaml"]

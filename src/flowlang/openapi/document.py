@@ -121,23 +121,30 @@ def pointer(doc: Any, ref: str) -> Any:
 
 
 def load(source: str) -> Document:
-    """Read a description from a file or an http(s) URL; prance resolves external references and
-    checks it with openapi-spec-validator."""
+    """Read a description from a file or an http(s) URL; prance resolves the references to files beside
+    it (after refs.py allowed each one) and checks it with openapi-spec-validator."""
     import prance
-    from prance.util.resolver import RESOLVE_FILES, RESOLVE_HTTP
+    from prance.util.resolver import RESOLVE_FILES
+
+    from flowlang.openapi.refs import check_file_refs, check_url_refs
 
     is_url = source.startswith(("http://", "https://"))
     if not is_url and not Path(source).is_file():
         raise DescriptionError(f"no such file: {source}")
-    if not is_url:
-        too_big = alias_expansion(Path(source).read_text(encoding="utf-8", errors="replace"))
-        if too_big:
-            raise DescriptionError(f"cannot read {source}: its YAML aliases (*name) repeat its anchors (&name) into "
-                                   f"more than {MAX_VALUES:,} values, more than any description holds (a YAML bomb?)")
+    text = _fetched(source) if is_url else Path(source).read_text(encoding="utf-8", errors="replace")
+    if alias_expansion(text):
+        raise DescriptionError(f"cannot read {source}: its YAML aliases (*name) repeat its anchors (&name) into "
+                               f"more than {MAX_VALUES:,} values, more than any description holds (a YAML bomb?)")
+    if is_url:
+        check_url_refs(source, text)
+    else:
+        check_file_refs(Path(source), text)
     try:
+        # a URL's text as fetched once and checked (a second fetch could answer another document)
+        where: dict[str, str] = {"spec_string": text} if is_url else {"url": source}
         parser = prance.ResolvingParser(
-            source, lazy=True, strict=False, backend="openapi-spec-validator",
-            resolve_types=RESOLVE_FILES | RESOLVE_HTTP, recursion_limit_handler=_keep_recursive_ref)
+            **where, lazy=True, strict=False, backend="openapi-spec-validator",
+            resolve_types=RESOLVE_FILES, recursion_limit_handler=_keep_recursive_ref)
         parser.parse()
     except prance.ValidationError as e:  # its message is the validator's, whose args prance passes on whole
         raise DescriptionError(f"{source} is not a valid OpenAPI/Swagger description: "
@@ -151,6 +158,33 @@ def load(source: str) -> Document:
     if not isinstance(spec, dict):
         raise DescriptionError(f"{source} does not hold an OpenAPI/Swagger object")
     return from_dict(spec, source)
+
+
+MAX_DESCRIPTION_BYTES = 64 * 1024 * 1024  # Stripe's description, among the largest, is under 8 MB
+FETCH_TIMEOUT = 60.0  # seconds without a byte of the answer
+
+
+def _fetched(url: str) -> str:
+    """The text of a description at a URL, read once (at most MAX_DESCRIPTION_BYTES, redirects followed);
+    with requests, which prance (the openapi extra) brings."""
+    import requests
+
+    try:
+        with requests.get(url, timeout=FETCH_TIMEOUT, stream=True) as answer:
+            if answer.status_code >= 400:
+                raise DescriptionError(f"cannot read {url}: HTTP {answer.status_code} {answer.reason}")
+            body = bytearray()
+            for chunk in answer.iter_content(65536):
+                body += chunk
+                if len(body) > MAX_DESCRIPTION_BYTES:
+                    raise DescriptionError(f"cannot read {url}: it is larger than {MAX_DESCRIPTION_BYTES:,} bytes, "
+                                           "more than any description holds")
+            try:
+                return bytes(body).decode(answer.encoding or "utf-8", errors="replace")
+            except LookupError:  # a charset that is no text encoding
+                return bytes(body).decode("utf-8", errors="replace")
+    except requests.RequestException as e:
+        raise DescriptionError(f"cannot read {url}: {_short(e) or type(e).__name__}") from None
 
 
 def _keep_recursive_ref(limit: int, ref: Any, recursions: Any) -> dict[str, str]:
