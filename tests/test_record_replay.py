@@ -5,6 +5,8 @@ request the cassette lacks names the nearest recorded one, and no secret reaches
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 import flowlang
 from conftest import ROOT, copy_example, run_cli
 from fakeapi import FakeApi, Request, paged, slow
+from flowlang.testing.cassette import Cassette
 from flowlang.testing.suite import discover, replay, run_case
 
 CANARY = ('canary-"quoted"-\\back\\slash-ÆØÅ-ñ-日本-' + "x" * 520 + '-end"\\')
@@ -989,3 +992,88 @@ def test_values_drawn_in_a_parallel_loop_replay_to_their_own_records(tmp_path: P
     assert "PASS" in replayed.stdout
     lines = [json.loads(line) for line in (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()]
     assert sorted(e["at"] for e in lines if e.get("kind") == "uuid") == sorted(str(i) for i in range(12))
+
+
+KILLED = """flow "Killed"
+use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN))
+call api.get("/items", pages: {style: "page", size: 5, records: "data", total_pages: "total_pages"}) as items
+for each i in items
+  send {n: i.n, at: now()} to api.post("/sink") as got
+  emit {n: i.n, seq: got.seq}
+end
+"""
+
+
+def killed_recording(tmp_path: Path, kill_at: int) -> tuple[Path, list[int]]:
+    """A --record run of 60 pages, killed with SIGKILL by the server as record kill_at arrives (stored there,
+    its answer never sent); the records the server received."""
+    flow = project(tmp_path, KILLED)
+    records = [{"n": n} for n in range(1, 301)]
+    received: list[int] = []
+    proc: list[subprocess.Popen[str]] = []
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        received.append(req.body["n"])
+        if req.body["n"] == kill_at:
+            proc[0].kill()
+            proc[0].wait()
+        return 201, {}, {"seq": len(received)}
+
+    with FakeApi() as api:
+        api.route("GET", r"^/items$", lambda req: paged(records, req, "page", ""))
+        api.route("POST", r"^/sink$", sink)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}, "API": api.url}
+        proc.append(subprocess.Popen(
+            [sys.executable, "-m", "flowlang", "run", str(flow), "--record", str(tmp_path / "cassette"),
+             "--secrets", str(tmp_path / "secrets.toml"), "--state-dir", str(tmp_path / "state")],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True))
+        assert proc[0].wait(timeout=60) == -signal.SIGKILL
+    return flow, received
+
+
+def test_a_recording_killed_with_sigkill_keeps_every_exchange_it_made(tmp_path: Path) -> None:
+    """A `run --record` killed (SIGKILL, or a SIGTERM before the handlers are set, or the watchdog's end of a
+    run stuck after a second signal) left no cassette at all: 117 records had reached the API and nothing said
+    which. The cassette is appended to as the run records: after the kill it holds the 24 pages read, every
+    write that reached the server (the last one sent with no answer), their answers and the outputs, and it
+    replays up to where the recording stopped, saying so; no secret in it."""
+    flow, received = killed_recording(tmp_path, kill_at=117)
+    assert received == list(range(1, 118))
+    text = (tmp_path / "cassette" / "cassette.jsonl").read_text()
+    assert CANARY not in text and json.dumps(CANARY)[1:-1] not in text
+    cassette = Cassette.load(tmp_path / "cassette")
+    writes = cassette.of_type("write")
+    assert [w["record"]["n"] for w in writes] == received  # each one that reached the server
+    assert [w["result"]["seq"] for w in writes[:-1]] == list(range(1, 117))
+    assert "result" not in writes[-1] and "error" not in writes[-1]  # sent; its answer never came
+    (read,) = cassette.of_type("read")
+    assert len(read["pages"]) == 24 and read["complete"] is False
+    assert [o["value"]["n"] for o in cassette.of_type("output")] == list(range(1, 117))
+    assert cassette.of_type("result") == []
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 1 and "Traceback" not in test.stderr, test.stdout + test.stderr
+    assert ("needs more than the 24 pages the cassette holds (its recording was stopped before the run ended: "
+            "record a whole run)") in test.stdout, test.stdout
+
+
+def test_a_cassette_cut_in_the_middle_of_its_last_line_replays_without_it(tmp_path: Path) -> None:
+    """A kill inside the write of a line leaves the line cut short: the replay leaves it out with a warning
+    naming the line, and reads every line before it."""
+    flow = project(tmp_path, KILLED)
+    records = [{"n": n} for n in range(1, 8)]
+    with FakeApi({"sink": []}) as api:
+        api.route("GET", r"^/items$", lambda req: paged(records, req, "page", ""))
+        assert record(tmp_path, flow, api).returncode == 0
+    path = tmp_path / "cassette" / "cassette.jsonl"
+    whole = path.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+    path.write_bytes(b"".join(lines[:-1]) + lines[-1][:9])  # the result line, cut
+    cut = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--log-format", "text")
+    assert f"{path}:{len(lines)}: the last line is cut short (the recording was stopped while writing it): " \
+           "left out" in cut.stderr, cut.stderr
+    assert cut.returncode == 0 and "PASS" in cut.stdout, cut.stdout + cut.stderr  # no result line to compare
+    path.write_bytes(whole[:-1])  # whole, without its line break (an editor's save): read as it is
+    assert Cassette.load(tmp_path / "cassette").of_type("result")
+    path.write_bytes(b"".join(lines[:-2]) + "{\"type\": \"output\", \"value\": \"caf\u00e9".encode()[:-1])
+    assert len(Cassette.load(tmp_path / "cassette").of_type("output")) == 6  # a character cut in two

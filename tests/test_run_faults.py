@@ -260,3 +260,28 @@ def test_a_cassette_that_cannot_be_written_is_said_and_leaves_the_old_one(small_
     assert cassette.read_bytes() == before  # the old cassette as it was, no temporary file beside it
     assert sorted(p.name for p in cassette.parent.iterdir()) == ["cassette.jsonl"]
     assert jobs(work)[0]["status"] == "ok"
+
+
+def test_a_cassette_that_fills_the_disk_as_it_is_recorded_keeps_its_whole_lines(small_disk: Path,
+                                                                                tmp_path: Path) -> None:
+    """A run that sends is appended to its cassette as it goes (so that a kill leaves what it sent): when the
+    disk fills in the middle, the file is cut back to its last whole line and the run goes on; the end says
+    how many lines the cassette holds, and they load."""
+    work = tmp_path / "work"
+    write(work, "f.flow", 'use out = file(path: "out.jsonl")\nfor each k in range(6000)\n  send {k: k, pad: "'
+          + "padding " * 25 + '{k}"} to out\nend\n')
+    cassette = small_disk / "cass" / "cassette.jsonl"
+    big = cli("run", "f.flow", "--record", str(cassette.parent), cwd=work)
+    assert big.status == 1, big.stderr
+    assert "Traceback" not in big.stderr and "internal error" not in big.stderr
+    found = re.search(r"cannot write the cassette: No space left on device: (\S+) \(it holds the ([\d,]+) lines "
+                      r"written as the run went, each one whole\)", big.stderr)
+    assert found and found[1] == str(cassette), big.stderr
+    assert len((work / "out.jsonl").read_text().splitlines()) == 6000  # the run's own work is done
+    assert sorted(p.name for p in cassette.parent.iterdir()) == ["cassette.jsonl"]
+    data = cassette.read_bytes()
+    assert data.endswith(b"\n") and data.count(b"\n") == int(found[2].replace(",", ""))
+    from flowlang.testing.cassette import Cassette
+
+    writes = Cassette.load(cassette.parent).of_type("write")
+    assert 1000 < len(writes) < 6000 and [w["record"]["k"] for w in writes] == list(range(len(writes)))

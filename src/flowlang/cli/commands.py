@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.record:
         from flowlang.testing.recorder import Recorder
 
-        recorder = Recorder(Path(args.record), flow.name, params, payload, args.limit)
+        recorder = Recorder(Path(args.record), flow.name, params, payload, args.limit, terminal.masker.mask)
     telemetry = otel_from_environment()
     live = not args.quiet and terminal.rich
     if live:
@@ -113,7 +113,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         unsaved = True
     elif recorder is not None:
         try:
-            saved = recorder.save(terminal.masker.mask)
+            saved = recorder.save()
         except FlowError as e:  # the run itself ended as it says below; only its cassette is missing
             terminal.error(f"error: {e.message}; the run itself ended ({result.status}, job {result.job_id}): "
                            "record again once the cassette can be written")

@@ -21,6 +21,7 @@ JSON that reads back as it was written, whatever text a secret (or a part of one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +39,8 @@ from flowlang.testing.cassette_values import BYTES, masked_bytes, restored, stor
 FILE_NAME = "cassette.jsonl"
 VERSION = 1
 ENTRY_TYPES = ("run", "value", "read", "write", "output", "result")  # what a cassette line can be
+JOURNAL_TYPES = ("page", "answer")  # lines of a recording cut short, added to an entry (cassette_journal)
+log = logging.getLogger("flowlang.testing")
 
 
 def canonical(value: Any) -> Any:
@@ -123,9 +126,12 @@ class Cassette:
 
     @classmethod
     def load(cls, folder: Path) -> Cassette:
+        """The cassette in folder; a line that cannot be replayed is a UsageError at its line. The lines of
+        a recording that was cut short (cassette_journal) are read as the entries they add to, and a last
+        line cut short in its middle (the process was killed while writing it) is left out with a warning."""
         path = cls.path_in(folder)
         try:
-            text = path.read_text(encoding="utf-8-sig")  # an editor may have put a BOM first, as in a .flow
+            data = path.read_bytes()
         except FileNotFoundError:
             raise UsageError(f"no cassette in {folder} (record one with: flowlang run FILE --record "
                              f"{folder})") from None
@@ -133,35 +139,41 @@ class Cassette:
             raise UsageError(f"{folder} is a file: --cassette takes the folder that holds {FILE_NAME}") from None
         except OSError as e:
             raise UsageError(f"cannot read the cassette {path}: {e.strerror or e}") from None
+        lines = data.split(b"\n")
+        cut = lines.pop() if lines else b""  # after the last line break: a last line without one
+        text = cls._text(path, b"\n".join(lines))
+        reader = _Lines(path)
+        whole = text.splitlines()
+        for number, line in enumerate(whole, 1):
+            reader.take(number, line)
+        if cut.strip():
+            number = len(whole) + 1
+            try:
+                last = cut.decode("utf-8-sig" if len(cut) == len(data) else "utf-8")
+                loads(last)
+            except (UnicodeDecodeError, JsonDataError):
+                log.warning("%s:%d: the last line is cut short (the recording was stopped while writing it): "
+                            "left out", path, number)
+            else:
+                reader.take(number, last)  # whole, without a line break after it (an editor's save)
+        return cls(reader.finished())
+
+    @staticmethod
+    def _text(path: Path, data: bytes) -> str:
+        try:
+            return data.decode("utf-8-sig")  # an editor may have put a BOM first, as in a .flow
         except UnicodeDecodeError as e:
             raise UsageError(f"cannot read the cassette {path}: it is not UTF-8 text (byte {e.start})") from None
-        entries = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                entry = loads(line)
-            except JsonDataError as e:
-                raise UsageError(f"{path}:{number}: not a cassette line: {e}") from None
-            if not isinstance(entry, dict) or "type" not in entry:
-                raise UsageError(f"{path}:{number}: a cassette line is an object with a type")
-            if entry["type"] not in ENTRY_TYPES:
-                kind = entry["type"]
-                meant = closest(kind, ENTRY_TYPES) if isinstance(kind, str) else None
-                raise UsageError(f"{path}:{number}: a cassette line of an unknown type {dumps(kind)} (one of "
-                                 f"{', '.join(ENTRY_TYPES)})" + (f"; did you mean {meant!r}?" if meant else ""))
-            problem = line_problem(entry)
-            if problem:
-                raise UsageError(f"{path}:{number}: a {entry['type']} line that cannot be replayed: {problem}")
-            entries.append(entry)
-        return cls(entries)
 
     def save(self, folder: Path, mask: Callable[[str], str]) -> Path:
         """Write the cassette, masking every line (`mask`: text -> text) as `masked_entry` does, through
         a temporary file renamed into place; one that cannot be written (a full disk, a folder it may not
         write) is a FlowError naming the file, and leaves no temporary file and the old cassette as it was."""
+        return self.write(folder, [dumps(masked_entry(entry, mask)) for entry in self.entries])
+
+    def write(self, folder: Path, lines: list[str]) -> Path:
+        """save() of lines masked already."""
         path = self.path_in(folder)
-        lines = [dumps(masked_entry(entry, mask)) for entry in self.entries]
         tmp = path.with_suffix(".tmp")
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -173,3 +185,66 @@ class Cassette:
             tmp.unlink(missing_ok=True)
             raise FlowError(f"cannot write the cassette: {e.strerror or e}: {path}") from None
         return path
+
+
+class _Lines:
+    """The entries of a cassette's lines, as they are read; a journal's "page" and "answer" lines go into
+    the entry of the line they name."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: list[dict[str, Any]] = []
+        self.by_line: dict[int, dict[str, Any]] = {}
+        self.added: dict[int, int] = {}  # id() of an entry added to: its line, checked at the end
+
+    def take(self, number: int, line: str) -> None:
+        if not line.strip():
+            return
+        path = self.path
+        try:
+            entry = loads(line)
+        except JsonDataError as e:
+            raise UsageError(f"{path}:{number}: not a cassette line: {e}") from None
+        if not isinstance(entry, dict) or "type" not in entry:
+            raise UsageError(f"{path}:{number}: a cassette line is an object with a type")
+        if entry["type"] in JOURNAL_TYPES:
+            self.add_to(number, entry)
+            return
+        if entry["type"] not in ENTRY_TYPES:
+            kind = entry["type"]
+            meant = closest(kind, ENTRY_TYPES) if isinstance(kind, str) else None
+            raise UsageError(f"{path}:{number}: a cassette line of an unknown type {dumps(kind)} (one of "
+                             f"{', '.join(ENTRY_TYPES)})" + (f"; did you mean {meant!r}?" if meant else ""))
+        problem = line_problem(entry)
+        if problem:
+            raise UsageError(f"{path}:{number}: a {entry['type']} line that cannot be replayed: {problem}")
+        self.entries.append(entry)
+        if entry["type"] in ("read", "write"):
+            self.by_line[number] = entry
+
+    def add_to(self, number: int, more: dict[str, Any]) -> None:
+        kind = more.pop("type")
+        target = self.by_line.get(more.pop("line", None))
+        if target is None:
+            raise UsageError(f"{self.path}:{number}: a {kind} line names no read or write line before it "
+                             '("line": the number of its line)')
+        if kind == "page":
+            records = more.get("records")
+            if type(records) is not list:
+                raise UsageError(f'{self.path}:{number}: a page line holds its "records" as a list')
+            pages = target.setdefault("pages", [])
+            if type(pages) is list:
+                pages.append(records)
+        else:
+            target.update(more)
+        self.added[id(target)] = number
+
+    def finished(self) -> list[dict[str, Any]]:
+        for entry in self.entries:
+            number = self.added.get(id(entry))
+            if number is not None:
+                problem = line_problem(entry)
+                if problem:
+                    raise UsageError(f"{self.path}:{number}: a {entry['type']} that cannot be replayed, with the "
+                                     f"lines that add to it: {problem}")
+        return self.entries

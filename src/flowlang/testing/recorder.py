@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
-from flowlang.errors import FlowRuntimeError, UsageError
+from flowlang.errors import FlowError, FlowRuntimeError, UsageError
 from flowlang.runtime.tape import DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value, format_datetime
 from flowlang.testing.cassette import VERSION, Cassette, stored_page
+from flowlang.testing.cassette_journal import Journal
 from flowlang.testing.cassette_values import stored
 
 
@@ -47,51 +48,59 @@ class RecordingConnection(Connection):
     def _entry(self, kind: str, op: str, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Any]:
         entry = {"type": kind, "connection": self.name, "connector": self.spec.name, "op": op,
                  "args": stored(args), "kwargs": stored(kwargs)}
-        self.recorder.cassette.entries.append(entry)
         return entry
 
+    def _answered(self, entry: dict[str, Any], name: str, value: Any) -> None:
+        entry[name] = value
+        self.recorder.journal.answer(entry, {name: value})
+
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
-        entry = self._entry("write" if writes(self.spec, op) and not self.spec.any_operation else "read",
-                            op, args, kwargs)
+        entry = self.recorder.add(self._entry(
+            "write" if writes(self.spec, op) and not self.spec.any_operation else "read", op, args, kwargs))
         try:
             result = await self.inner.invoke(op, args, kwargs)
         except FlowRuntimeError as e:
-            entry["error"] = error_entry(e)
+            self._answered(entry, "error", error_entry(e))
             raise
         if type(result) is RecordStream:
             return self._recorded_stream(result, entry)
-        entry["result"] = stored(result)
+        self._answered(entry, "result", stored(result))
         return result
 
     def _recorded_stream(self, stream: RecordStream, entry: dict[str, Any]) -> RecordStream:
-        entry["pages"] = []
-        entry["complete"] = False
+        entry["pages"], entry["complete"] = [], False
+        self.recorder.journal.answer(entry, {"pages": [], "complete": False})  # a stream, before its first page
+        read = False
+        journal = self.recorder.journal
 
         async def pages() -> AsyncIterator[list[Value]]:
-            first = not entry.get("read_once")
-            entry["read_once"] = True
+            nonlocal read
+            first, read = not read, True
             try:
                 async for page in stream.pages(keep_bad=True):  # bad records are recorded as they are
                     if first:
-                        entry["pages"].append(stored_page(page))
+                        kept = stored_page(page)
+                        entry["pages"].append(kept)
+                        journal.page(entry, kept)
                     yield page
             except FlowRuntimeError as e:
                 if first:
-                    entry["error"] = error_entry(e)
+                    self._answered(entry, "error", error_entry(e))
                 raise
             if first:
-                entry["complete"] = True
+                self._answered(entry, "complete", True)
         return RecordStream(pages, stream.label)
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         entry = self._entry("write", op, args, kwargs)
         entry["record"] = stored(record)
+        self.recorder.add(entry)
         try:
             result = await self.inner.send(op, record, args, kwargs)
         except FlowRuntimeError as e:
-            entry["error"] = error_entry(e)
+            self._answered(entry, "error", error_entry(e))
             raise
-        entry["result"] = stored(result)
+        self._answered(entry, "result", stored(result))
         return result
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value],
@@ -100,18 +109,19 @@ class RecordingConnection(Connection):
         for record in records:
             entry = self._entry("write", op, args, kwargs)
             entry["record"] = stored(record)
-            entries.append(entry)
+            entries.append(self.recorder.add(entry))
         try:
             outcomes = await self.inner.send_batch(op, records, args, kwargs)
         except FlowRuntimeError as e:
             for entry in entries:
-                entry["error"] = error_entry(e)
+                self._answered(entry, "error", error_entry(e))
             raise
         for entry, outcome in zip(entries, outcomes, strict=False):
             if outcome.ok:
-                entry["result"] = stored(outcome.result)
+                self._answered(entry, "result", stored(outcome.result))
             else:
-                entry["error"] = {"message": outcome.error, "kind": "connector", "status": outcome.status}
+                self._answered(entry, "error", {"message": outcome.error, "kind": "connector",
+                                                "status": outcome.status})
         return outcomes
 
     async def close(self) -> None:
@@ -131,19 +141,29 @@ def writable(folder: Path) -> None:
 
 
 class Recorder:
-    """A Tape that records; `save()` writes the cassette when the run has ended."""
+    """A Tape that records: each entry is appended to the cassette as it is made (cassette_journal), and
+    `save()` writes it again in its usual form when the run has ended. `mask` masks every secret the
+    run knows (the run's masker: it learns a secret before the secret is used)."""
 
     replaying = False
 
     def __init__(self, folder: Path, flow: str, params: dict[str, Any], payload: Any,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, mask: Callable[[str], str] = str) -> None:
         self.folder = folder
         writable(folder)  # before the run: a cassette that cannot be saved would be lost after real writes
         run: dict[str, Any] = {"type": "run", "flow": flow, "version": VERSION, "params": stored(params),
                                "input": stored(payload), "recorded_at": format_datetime(datetime.now(UTC))}
         if limit is not None:
             run["limit"] = limit  # the replay takes as many records: the cassette holds no more
-        self.cassette = Cassette([run])
+        self.cassette = Cassette([])
+        self.journal = Journal(Cassette.path_in(folder), mask)
+        self.add(run)
+
+    def add(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """An entry, in the cassette and on disk."""
+        self.cassette.entries.append(entry)
+        self.journal.add(entry)
+        return entry
 
     async def connection(self, name: str, spec: ConnectorSpec,
                          open_real: Callable[[], Awaitable[Connection]]) -> Connection:
@@ -158,16 +178,14 @@ class Recorder:
         place = DRAW_PLACE.get()
         if place is not None:  # drawn by a record of a loop running iterations at once
             entry["at"] = place
-        self.cassette.entries.append(entry)
+        self.add(entry)
         return value
 
     def output(self, value: Any) -> None:
-        self.cassette.entries.append({"type": "output", "value": stored(value)})
+        self.add({"type": "output", "value": stored(value)})
 
     def finish(self, status: str, failed: int) -> None:
-        self.cassette.entries.append({"type": "result", "status": status, "failed": failed})
-        for entry in self.cassette.entries:
-            entry.pop("read_once", None)
+        self.add({"type": "result", "status": status, "failed": failed})
 
     def cut_short(self) -> bool:
         """Whether the run was stopped in the middle of a read it did not take to its end (Ctrl-C, a time
@@ -184,5 +202,14 @@ class Recorder:
         """Whether the run made an exchange with the outside (a read or a write) that a replay answers."""
         return any(e.get("type") in ("read", "write") for e in self.cassette.entries)
 
-    def save(self, mask: Callable[[str], str]) -> Path:
-        return self.cassette.save(self.folder, mask)
+    def save(self) -> Path:
+        """The cassette in its usual form, over the lines appended as the run went. When that cannot be
+        written, the appended lines stay (each one whole): the FlowError says how many there are."""
+        self.journal.close()
+        try:
+            return self.cassette.write(self.folder, self.journal.final_lines(self.cassette.entries))
+        except FlowError as e:
+            if self.journal.whole:
+                raise FlowError(f"{e.message} (it holds the {self.journal.whole:,} lines written as the run "
+                                "went, each one whole)") from None
+            raise

@@ -73,8 +73,9 @@ class ReplayConnection(Connection):
             if "error" in entry:
                 raise recorded_error(entry["error"], label)
             if not complete:
-                raise replayer.miss(f"{label} needs more than the {len(pages)} pages the cassette holds "
-                                    "(it was recorded with --limit?)")
+                why = ("it was recorded with --limit?" if replayer.cassette.of_type("result") else
+                       "its recording was stopped before the run ended: record a whole run")
+                raise replayer.miss(f"{label} needs more than the {len(pages)} pages the cassette holds ({why})")
         return RecordStream(replayed, label)
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:

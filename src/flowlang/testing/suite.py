@@ -209,9 +209,9 @@ async def record_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     from flowlang.testing.recorder import Recorder
 
     masker = run.pop("masker", None) or Masker()
-    recorder = Recorder(Path(cassette_dir), flow.name, dict(params or {}), input, run.get("limit"))
+    recorder = Recorder(Path(cassette_dir), flow.name, dict(params or {}), input, run.get("limit"), masker.mask)
     result = await flow.run_async(params, bindings, input, masker=masker, tape=recorder, **run)
-    recorder.save(masker.mask)
+    recorder.save()
     return result
 
 
