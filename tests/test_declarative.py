@@ -645,3 +645,58 @@ def test_a_numeric_setting_no_timer_or_counter_takes_is_a_file_error(folder: Pat
     assert proc.status == 2 and "internal error" not in proc.stderr, proc.stderr
     assert f"the connector 'x' cannot be used: connectors/x.toml: {setting}" in proc.stderr, proc.stderr
     assert " --> connectors/x.toml:" in proc.stderr
+
+
+@pytest.mark.parametrize(("line", "key", "said", "col"), [
+    # before: each was taken, coerced by pydantic's lax mode: "10" and 10.0 as 10, true as 1, "yes" as True
+    ('pagination = { style = "page", size = "10" }', "operations.list_x.pagination.size",
+     "must be a whole number, got the string '10' (write it without quotes)", 39),
+    ('pagination = { style = "page", size = 10.0 }', "operations.list_x.pagination.size",
+     "must be a whole number, got the float 10.0", 39),
+    ('pagination = { style = "page", size = true }', "operations.list_x.pagination.size",
+     "must be a whole number, got the boolean true", 39),
+    ('pagination = { style = "page", max_pages = "5" }', "operations.list_x.pagination.max_pages",
+     "must be a whole number, got the string '5' (write it without quotes)", 44),
+    ('batch = { max = "50" }', "operations.list_x.batch.max",
+     "must be a whole number, got the string '50' (write it without quotes)", 17),
+    ('batch = "items"', "operations.list_x.batch", "must be a table, got the string 'items'", 9),
+    ('safe = "yes"', "operations.list_x.safe", "must be true or false, got the string 'yes'", 8),
+    ('safe = 1', "operations.list_x.safe", "must be true or false, got the integer 1", 8),
+    ("query = [1, 2]", "operations.list_x.query", "each name of the list must be a string, got the integer 1", 9),
+    ("description = 5", "operations.list_x.description", "must be a string, got the integer 5", 15),
+    # before: taken; the first page of an API's 100 was 'shorter than size', so a list stopped after it
+    ('pagination = { style = "page", size = 100000000000000000000000 }', "operations.list_x.pagination.size",
+     "must be at most 100,000, got 100,000,000,000,000,000,000,000: a page is read whole into memory, and no API "
+     "answers pages that large", 39),
+    ('pagination = { style = "link", max_pages = 1000000000000 }', "operations.list_x.pagination.max_pages",
+     "must be at most 100,000,000, got 1,000,000,000,000", 44),
+    ('pagination = { style = "page", start = -1 }', "operations.list_x.pagination.start",
+     "must be a whole number, 0 or more, got -1", 40),
+])
+def test_a_value_of_another_toml_type_or_out_of_bounds_is_a_file_error(
+        folder: Path, line: str, key: str, said: str, col: int) -> None:
+    (folder / "connectors" / "x.toml").write_text(
+        f'name = "x"\nbase_url = "https://api.invalid"\n\n[operations.list_x]\nmethod = "GET"\npath = "/x"\n{line}\n')
+    (folder / "main.flow").write_text("use b = x()\ncall b.list_x() as r\n")
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert f"the connector 'x' cannot be used: connectors/x.toml: {key}: " in proc.stderr, proc.stderr
+    assert said in proc.stderr, proc.stderr
+    assert f" --> connectors/x.toml:7:{col}\n" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("line", "key", "said"), [
+    ('timeout = true', "timeout", "must be a positive number"),
+    ('[rate_limit]\nrequests = "60"', "rate_limit.requests", "must be a whole number, got the string '60'"),
+    ('[config]\nk = { required = "yes" }', "config.k.required", "must be true or false, got the string 'yes'"),
+    ('title = 5', "title", "must be a string, got the integer 5"),
+    ('headers = { X-Api = 5 }', "headers.X-Api", "must be a string, got the integer 5"),
+])
+def test_a_top_level_value_of_another_toml_type_is_a_file_error(folder: Path, line: str, key: str, said: str) -> None:
+    (folder / "connectors" / "x.toml").write_text(
+        f'name = "x"\nbase_url = "https://api.invalid"\n{line}\n\n[operations.list_x]\nmethod = "GET"\npath = "/x"\n')
+    (folder / "main.flow").write_text("use b = x()\ncall b.list_x() as r\n")
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 2 and "internal error" not in proc.stderr, proc.stderr
+    assert f"connectors/x.toml: {key}: " in proc.stderr and said in proc.stderr, proc.stderr
+    assert " --> connectors/x.toml:" in proc.stderr, proc.stderr

@@ -398,6 +398,13 @@ ORDERS_12 = [{"id": i} for i in range(1, 13)]
     ("size: 0", "pages: size must be a positive whole number, got 0"),
     ("size: -5", "pages: size must be a positive whole number, got -5"),
     ("max_pages: 0", "pages: max_pages must be a positive whole number, got 0"),
+    # before: taken; size 10^23 (sent as per_page=100000000000000000000000) made the first page of 5
+    # 'shorter than size', so the list stopped there: 5 of 12 read, exit 0
+    ("size: 100000000000000000000000", "pages: size must be at most 100,000, got 100,000,000,000,000,000,000,000: "
+                                       "a page is read whole into memory, and no API answers pages that large"),
+    ("size: 1e23", "pages: size must be at most 100,000, got 100,000,000,000,000,000,000,000"),
+    ("max_pages: 1000000000000", "pages: max_pages must be at most 100,000,000, got 1,000,000,000,000"),
+    ("start: -1", "pages: start must be a whole number, 0 or more, got -1"),
     ("has_more: true", "pages: has_more must be a text (the dotted path of a field in the answer), got boolean"),
     ("records: 5", "pages: records must be a text (the dotted path of a field in the answer), got number"),
     ("total_pages: 3", "pages: total_pages must be a text (the dotted path of a field in the answer), got number"),

@@ -320,3 +320,23 @@ def test_a_bad_project_file_is_a_clear_error(tmp_path: Path) -> None:
     proc = run_cli("run", "f.flow", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "flowlang.toml:1:9: not valid TOML: Expected ']' at the end of a table declaration" in proc.stderr
+
+
+@pytest.mark.parametrize(("project", "said", "at"), [
+    # before: each was taken, coerced by pydantic's lax mode (timeout "5" as 5 seconds, port 587.0 as 587)
+    ('[secrets.vault]\naddress = "http://x"\ntimeout = "5"\n',
+     "secrets.vault.timeout: must be a number, got the string '5' (write it without quotes)", "3:11"),
+    ('[secrets]\norder = "env"\n', "secrets.order: must be an array, got the string 'env'", "2:9"),
+    ('[secrets.dotenv]\npath = 5\n', "secrets.dotenv.path: must be a string, got the integer 5", "2:8"),
+    ('[alerts.email]\nhost = "h"\nfrom = "a@b"\nto = ["c@d"]\nport = 587.0\n',
+     "alerts.email.port: must be a whole number, got the float 587.0", "5:8"),
+    ('[alerts.email]\nhost = "h"\nfrom = "a@b"\nto = ["c@d"]\nstarttls = "yes"\n',
+     "alerts.email.starttls: must be true or false, got the string 'yes'", "5:12"),
+    ('[alerts]\nmin_interval = true\n', "alerts.min_interval: must be a number, got the boolean true", "2:16"),
+])
+def test_a_project_value_of_another_toml_type_is_a_clear_error(tmp_path: Path, project: str, said: str,
+                                                                at: str) -> None:
+    setup(tmp_path, project)
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+    assert f"flowlang.toml:{at}\n" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

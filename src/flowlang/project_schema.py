@@ -15,7 +15,10 @@ Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)]  # 
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    """Unknown keys are errors, and so is a value of another TOML type (strict: port = "587", starttls =
+    "yes" and timeout = true were taken as 587, True and 1 second)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class DotenvConfig(_Strict):

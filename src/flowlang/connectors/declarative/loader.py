@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
 from flowlang.connectors.declarative.models import ConnectorFile
-from flowlang.connectors.declarative.places import excerpt, locate, suggestion
+from flowlang.connectors.declarative.places import excerpt, locate, suggestion, type_problem
 from flowlang.connectors.declarative.templates import bad_headers, unknown_placeholders
 from flowlang.diagnostics import render_block
 from flowlang.resources import stdlib_files
@@ -103,7 +103,7 @@ def model_problem(file_name: str, text: str, error: ValidationError,
     `model`: the file's model (a connector file's, or another TOML file's, such as flowlang.toml's)."""
     found: list[tuple[tuple[str | int, ...], str, bool]] = []
     for err in error.errors():
-        what = "no such key" if err["type"] == "extra_forbidden" else err["msg"]
+        what = "no such key" if err["type"] == "extra_forbidden" else type_problem(dict(err)) or err["msg"]
         meant = suggestion(model, dict(err))
         found.append((tuple(err["loc"]), what + (f" (did you mean '{meant}'?)" if meant else ""),
                       err["type"] != "extra_forbidden"))

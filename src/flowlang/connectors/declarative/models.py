@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -16,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from flowlang.connectors.declarative.places import toml_kind
+from flowlang.connectors.http.pagination import BOUNDS, bound_problem
 from flowlang.connectors.http.ratelimit import MAX_RATE_COUNT
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -49,8 +52,31 @@ def http_url(url: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(http_url)]
 
 
+def _bounded(key: str) -> Callable[[int], int]:
+    """size, max_pages and start of a pagination table: the rule of `pages:` in a flow (BOUNDS)."""
+    def check(number: int) -> int:
+        problem = bound_problem(key, number)
+        if problem is not None:
+            raise ValueError(problem.removeprefix(f"{key} "))
+        return number
+    return check
+
+
+def _bounds_schema(key: str) -> WithJsonSchema:
+    lowest, highest, _ = BOUNDS[key]
+    return WithJsonSchema({"type": "integer", "minimum": lowest, "maximum": highest})
+
+
+PageSize = Annotated[int, AfterValidator(_bounded("size")), _bounds_schema("size")]
+PageCap = Annotated[int, AfterValidator(_bounded("max_pages")), _bounds_schema("max_pages")]
+PageStart = Annotated[int, AfterValidator(_bounded("start")), _bounds_schema("start")]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    """Unknown keys are errors, and so is a value of another TOML type: strict, a string is never taken
+    for a number (size = "10"), a number for a string, true for 1, 10.0 for a whole number."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class ConfigEntry(Strict):
@@ -96,8 +122,8 @@ class PaginationModel(Strict):
     records: str | None = None
     page_param: str | None = None
     size_param: str | None = None
-    size: PositiveInt | None = None
-    start: int | None = None
+    size: PageSize | None = None
+    start: PageStart | None = None
     total_pages: str | None = None
     offset_param: str | None = None
     limit_param: str | None = None
@@ -107,7 +133,7 @@ class PaginationModel(Strict):
     cursor_field: str | None = None
     next: str | None = None
     has_more: str | None = None
-    max_pages: PositiveInt | None = None  # the page cap (default 10,000)
+    max_pages: PageCap | None = None  # the page cap (default 10,000)
 
     @model_validator(mode="after")
     def style_keys(self) -> PaginationModel:
@@ -149,7 +175,10 @@ class OperationModel(Strict):
     def query_names(cls, value: Any) -> Any:
         """query = ["email"] (same names) or query = { email = "filter[email]" }."""
         if isinstance(value, list):
-            return {str(v): str(v) for v in value}
+            odd = next((v for v in value if not isinstance(v, str)), None)
+            if odd is not None:
+                raise ValueError(f"each name of the list must be a string, got {toml_kind(odd)}")
+            return {v: v for v in value}
         return value
 
     @model_validator(mode="after")

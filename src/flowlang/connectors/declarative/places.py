@@ -111,10 +111,61 @@ def locate(text: str, loc: Sequence[int | str], on_value: bool) -> Span | None:
     return Span(value_start, value_start + max(1, width))
 
 
+def toml_kind(value: Any) -> str:
+    """A TOML value as a message names it: 'the string "10"', 'the integer 5', 'an array'."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return f"the string {shown!r}"
+    if isinstance(value, int):
+        return f"the integer {value:,}" if abs(value) < 10**30 else "an integer of more than 30 digits"
+    if isinstance(value, float):
+        return f"the float {value!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"  # a TOML date or time
+
+
+# a value of another TOML type (the models are strict), as the message says what goes there
+TYPE_WORDS = {
+    "int_type": "must be a whole number", "float_type": "must be a number", "string_type": "must be a string",
+    "bool_type": "must be true or false", "dict_type": "must be a table", "model_type": "must be a table",
+    "model_attributes_type": "must be a table", "list_type": "must be an array",
+}
+UNQUOTED = {"int_type": int, "float_type": float, "bool_type": bool}
+
+
+def type_problem(error: dict[str, Any]) -> str | None:
+    """`must be a whole number, got the string '10' (write it without quotes)` for a strict type error."""
+    kind = error.get("type", "")
+    words = TYPE_WORDS.get(kind)
+    if words is None:
+        return None
+    given = error.get("input")
+    hint = ""
+    wanted = UNQUOTED.get(kind)
+    if isinstance(given, str) and wanted is not None and _reads_as(given, wanted):
+        hint = " (write it without quotes)"
+    return f"{words}, got {toml_kind(given)}{hint}"
+
+
+def _reads_as(text: str, wanted: type) -> bool:
+    if wanted is bool:
+        return text in ("true", "false")
+    try:
+        wanted(text.replace("_", ""))
+    except ValueError:
+        return False
+    return True
+
+
 def excerpt(file_name: str, text: str, span: Span) -> str:
     """` --> file:line:col`, the TOML line and a caret."""
     source = Source(file_name, text)
     return render_block(f" --> {source.location(span)}", source, span)
 
 
-__all__ = ["excerpt", "locate", "model_at", "suggestion"]
+__all__ = ["excerpt", "locate", "model_at", "suggestion", "toml_kind", "type_problem"]

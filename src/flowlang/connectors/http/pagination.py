@@ -76,7 +76,30 @@ PAGE_KEYS = tuple(f.name for f in fields(PageSpec))
 
 
 INT_KEYS = ("size", "start", "max_pages")
-POSITIVE_KEYS = ("size", "max_pages")  # a size of 0 read no record, of -5 lost 5 a page, without a word
+MAX_PAGE_SIZE = 100_000  # records a page: a page is held whole in memory, and APIs cap theirs at 100 to 10,000
+MAX_PAGE_CAP = 100_000_000  # max_pages: at 100 records a page, ten billion records
+MAX_START = 10**15  # the first page's number (or offset) as the http settings bound their numbers
+# (lowest, highest, why the highest): a size of 0 read no record, of -5 lost 5 a page, and size = 10^23 made
+# every page 'shorter than size', so a list stopped after its first page, without a word
+BOUNDS = {
+    "size": (1, MAX_PAGE_SIZE, "a page is read whole into memory, and no API answers pages that large "
+                               "(most cap them at 100 to 10,000)"),
+    "max_pages": (1, MAX_PAGE_CAP, "it is the cap that stops an API that answers pages without end"),
+    "start": (0, MAX_START, "it is the number of the first page"),
+}
+
+
+def bound_problem(key: str, number: int) -> str | None:
+    """What is wrong with a whole number given to size, max_pages or start (None: nothing)."""
+    lowest, highest, why = BOUNDS[key]
+    if number < lowest:
+        kind = "a positive whole number" if lowest == 1 else "a whole number, 0 or more"
+        return f"{key} must be {kind}, got {number}"
+    if number > highest:
+        return f"{key} must be at most {highest:,}, got {number:,}: {why}"
+    return None
+
+
 PARAM_KEYS = ("page_param", "size_param", "offset_param", "limit_param", "cursor_param")
 UNKNOWN = object()  # a value known only at run time (page_problems checks its key, not the value)
 
@@ -118,8 +141,9 @@ def page_problems(value: Mapping[str, Any]) -> list[PageProblem]:
             except OperatorError as e:
                 problems.append(PageProblem(e.message, key, True))
                 continue
-            if key in POSITIVE_KEYS and number < 1:
-                problems.append(PageProblem(f"pages: {key} must be a positive whole number, got {number}", key, True))
+            problem = bound_problem(key, number)
+            if problem is not None:
+                problems.append(PageProblem(f"pages: {problem}", key, True))
     for key, raw in value.items():  # a path or a name: has_more: true stopped a list after its first page
         if key in PAGE_KEYS and key != "style" and key not in INT_KEYS and raw is not None and raw is not UNKNOWN \
                 and not isinstance(raw, str):
