@@ -646,3 +646,20 @@ def test_edit_and_state_paths_through_a_list_item_that_is_no_object_say_so(tmp_p
     assert cli("state", "f.flow", "--set", "l=[1]", cwd=tmp_path).status == 0
     state = cli("state", "f.flow", "--set", "l.0.x=1", cwd=tmp_path)
     assert state.status == 2 and "cannot set 'l.0.x': l.0 is a number (1), not an object" in state.stderr
+
+
+def test_reading_a_store_never_makes_one(tmp_path: Path) -> None:
+    """`jobs`, `errors`, `state` and `ledger` of a flow never run made .flowlang/flowlang.db (and its 256 KiB
+    reserve) to say 'no jobs yet'. They say the same now, and the folder stays as it was."""
+    write(tmp_path, "f.flow", "emit 1\n")
+    for command, said in ((("jobs",), "f: no jobs yet\n"), (("errors",), "f: no open errors\n"),
+                          (("errors", "--all", "--json"), ""), (("jobs", "--json"), ""),
+                          (("state",), '{"state":{},"last_success_at":null}\n'),
+                          (("ledger",), "f: the ledger is empty\n"), (("retry", "--id", "1"), "")):
+        proc = run_cli(command[0], "f.flow", *command[1:], cwd=tmp_path)
+        assert proc.stdout == said, (command, proc)
+        assert "Traceback" not in proc.stderr
+        assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["f.flow"], command
+    assert run_cli("state", "f.flow", "--set", "a=1", cwd=tmp_path).returncode == 0  # a change makes it
+    assert (tmp_path / ".flowlang" / "flowlang.db").is_file()
+    assert '"a":1' in run_cli("state", "f.flow", cwd=tmp_path).stdout

@@ -431,3 +431,24 @@ def test_replay_of_a_delivery_serve_will_run_or_while_the_flow_is_locked(tmp_pat
         replayed = run_cli("inbox", str(tmp_path), "--replay", "3", env=env)
         assert replayed.returncode == 0, replayed.stderr
     assert got(api) == Counter([1, 2, 3, 3])
+
+
+def test_inbox_of_a_folder_never_served_says_so_and_makes_nothing(tmp_path: Path) -> None:
+    """`flowlang inbox DIR` of a folder no serve had served made DIR/.flowlang/inbox.db (an inbox where there
+    was none) and said 'no deliveries' with exit 0; so --json, --flow and --replay. It says there is no inbox
+    (exit 2) and makes nothing, also where the state folder holds a `flowlang run`'s store but no inbox."""
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    for args in ((), ("--json",), ("--flow", "orders"), ("--failed",), ("--replay", "1")):
+        proc = run_cli("inbox", str(tmp_path), *args)
+        assert (proc.returncode, proc.stdout) == (2, ""), (args, proc)
+        assert (f"error: no inbox in {tmp_path}/.flowlang: no flowlang serve has served {tmp_path} with this "
+                "state folder") in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / ".flowlang").exists(), args
+    other = tmp_path / "elsewhere"
+    assert "no inbox in " + str(other) in run_cli("inbox", str(tmp_path), "--state-dir", str(other)).stderr
+    assert not other.exists()
+    (tmp_path / "plain.flow").write_text("emit 1\n")
+    assert run_cli("run", str(tmp_path / "plain.flow")).returncode == 0  # the store, and no inbox
+    assert run_cli("inbox", str(tmp_path)).returncode == 2
+    assert not (tmp_path / ".flowlang" / "inbox.db").exists()

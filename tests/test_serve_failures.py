@@ -256,7 +256,8 @@ def test_a_damaged_inbox_is_named_as_damaged(tmp_path: Path) -> None:
     `flowlang inbox` with 'internal error: DatabaseError: database disk image is malformed'. Both now
     say the inbox is damaged, naming it, and what moving it away means (exit 1)."""
     (tmp_path / "h.flow").write_text('trigger webhook(verify: token("x", header: "X-T"))\nemit input\n')
-    assert run_cli("inbox", str(tmp_path)).returncode == 0  # made, empty
+    with ServeProcess(tmp_path) as serve:  # made, empty (flowlang inbox makes none)
+        assert serve.terminate() == 0
     inbox = tmp_path / ".flowlang" / "inbox.db"
     good = inbox.read_bytes()
     assert len(good) > 8192

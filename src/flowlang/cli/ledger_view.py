@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.cli.console import Terminal
+from flowlang.cli.store_commands import reading_store
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.ledger import LedgerEntry
 from flowlang.runtime.state_folder import state_dir_for
-from flowlang.runtime.store import Store
 from flowlang.status import ExitStatus
 
 SHOWN = 120
@@ -37,7 +37,7 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         return mark_sent(args, terminal)
     flow = _flow_key(args.file)
     terminal.context = {"flow": flow, "job_id": None}
-    store = Store(state_dir_for(Path(args.file).resolve(), args.state_dir))
+    store = reading_store(state_dir_for(Path(args.file).resolve(), args.state_dir))
     try:
         entries = store.ledger.entries(flow, args.key)
     finally:

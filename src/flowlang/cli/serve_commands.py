@@ -108,13 +108,17 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
 
 def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.runtime.jsoncodec import dumps
-    from flowlang.serve.inbox import Inbox
+    from flowlang.serve.inbox import INBOX_DB, Inbox
     from flowlang.serve.service import state_folder
 
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"no such folder: {folder}")
-    inbox = Inbox(state_folder(folder, Path(args.state_dir) if args.state_dir else None))
+    state = state_folder(folder, Path(args.state_dir) if args.state_dir else None)
+    if not (state / INBOX_DB).is_file():  # reading makes none (it made .flowlang/inbox.db, 'no deliveries')
+        raise UsageError(f"no inbox in {state}: no flowlang serve has served {folder} with this state folder "
+                         "(serve makes it when it starts; give the --state-dir that serve was given)")
+    inbox = Inbox(state)
     try:
         if args.replay is not None:
             return _replay(args, terminal, inbox)

@@ -20,7 +20,7 @@ from flowlang.errors import ScriptError, StoreError, UsageError
 from flowlang.runtime.error_groups import ErrorGroup
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
 from flowlang.runtime.lock import FlowLock
-from flowlang.runtime.store import Store, StoredError
+from flowlang.runtime.store import STATE_DB, Store, StoredError
 from flowlang.runtime.values import format_datetime
 from flowlang.status import ExitStatus
 
@@ -73,17 +73,24 @@ def state_folder(file: str, state_dir: str | None) -> Path:
     return state_dir_in(Path(file).resolve().parent, state_dir)
 
 
+def reading_store(folder: Path | None) -> Store:
+    """The store of a state folder, to read: an empty one in memory where the folder has none yet, so
+    that reading never makes one (`flowlang jobs` of a flow never run made .flowlang/flowlang.db)."""
+    return Store(folder) if folder is not None and (folder / STATE_DB).is_file() else Store(None)
+
+
 @contextmanager
 def opened(args: argparse.Namespace, lock: bool = False, key: str | None = None,
            terminal: Terminal | None = None) -> Iterator[tuple[Store, str]]:
-    """The flow's store (and, for changes, the flow's lock: not while a run is going on); `key` when the
+    """The flow's store (and, for changes, the flow's lock: not while a run is going on; without the lock
+    it only reads, and makes no store, reading_store); `key` when the
     flow is loaded already (a flow from stdin cannot be read twice). With `terminal`, its JSON log lines
     carry the flow from here on (OPERATIONS.md 10), and the job once the command made one (made_job)."""
     key = key if key is not None else flow_key(args.file)
     if terminal is not None:
         terminal.context = {"flow": key, "job_id": None}
     folder = state_folder(args.file, getattr(args, "state_dir", None))
-    store = Store(folder)
+    store = reading_store(folder) if not lock else Store(folder)
     held = FlowLock(folder, key) if lock else None
     try:
         if held is not None:
