@@ -182,16 +182,18 @@ def test_actions_and_pages_on_an_error_that_is_not_there(tmp_path: Path) -> None
     (tmp_path / "token").write_text(CONSOLE_TOKEN)
     bearer = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
     with ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token")) as serve:
-        # before: a retry job ran, retried nothing, and the answer said 'error 12345 failed again (job 1)'
-        status, _, answer = serve.request("POST", "/actions/retry/a/12345", b"", bearer)
-        assert status == 200 and answer["notice"] == "no error 12345", answer
-        status, _, answer = serve.request("POST", "/actions/resolve/a/12345", b"", bearer)
-        assert answer["notice"] == "no error 12345", answer
+        # before: a retry job ran, retried nothing, and the answer said 'error 12345 failed again (job 1)';
+        # then it answered 200 {"ok": true, "notice": "no error 12345"}, as if it had been done
+        for action in ("retry", "resolve"):
+            status, _, answer = serve.request("POST", f"/actions/{action}/a/12345", b"", bearer)
+            assert (status, answer) == (404, {"error": "no error 12345 in the flow 'a'"}), answer
         huge = "9" * 30  # more than SQLite's integers: before, a 500 'Server got itself in trouble'
-        for method, path in (("GET", f"/errors/a/{huge}"), ("POST", f"/actions/retry/a/{huge}"),
-                             ("POST", f"/actions/resolve/a/{huge}")):
-            status, _, _ = serve.request(method, path, b"" if method == "POST" else None, bearer)
-            assert status == 404, (method, path, status)
+        for method, path in (("POST", f"/actions/retry/a/{huge}"), ("POST", f"/actions/resolve/a/{huge}")):
+            status, _, answer = serve.request(method, path, b"", bearer)  # it was aiohttp's plain '404: Not Found'
+            assert (status, answer) == (404, {"error": f"no error {huge} in the flow 'a'"}), (path, answer)
+        for path in (f"/errors/a/{huge}", "/errors/a/x", "/errors/nope/1"):
+            status, _, page = serve.request("GET", path)
+            assert status == 404 and "<h1>not found</h1>" in page, (path, page)
         # the page of an error that is not there said 'no error 12345' with 200; an action on a flow that is
         # not served answered a script aiohttp's plain '404: Not Found'
         status, _, page = serve.request("GET", "/errors/a/12345")
@@ -248,3 +250,44 @@ def test_a_flow_whose_file_name_needs_encoding_has_working_links_and_route(tmp_p
         status, _, answer = serve.request("POST", actions[2], b"", bearer)
         assert status == 200 and answer["notice"].startswith("error 1 resolved by hand"), answer
         assert serve.terminate() == 0
+
+
+def test_an_action_that_does_nothing_is_not_answered_ok(tmp_path: Path) -> None:
+    """Resolving an error resolved already, retrying it, and running a flow whose lock a `flowlang run`
+    holds answered 200 {"ok": true, "notice": ...}: a script took them as done. 409 with why, nothing run."""
+    import subprocess
+    import sys
+
+    release = threading.Event()
+
+    def slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        release.wait(60)
+        return 200, {}, {"ok": True}
+
+    (tmp_path / "token").write_text(CONSOLE_TOKEN)
+    bearer = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+    (tmp_path / "a.flow").write_text('for each n in [1]\n  fail "no {n}"\nend\n')
+    (tmp_path / "slow.flow").write_text('use api = http(base_url: env.API)\ncall api.get("/slow") as r\nemit r\n')
+    assert run_cli("run", str(tmp_path / "a.flow")).returncode == 3
+    with FakeApi() as api, ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token"),
+                                        env={"API": api.url}) as serve:
+        api.route("GET", r"^/slow$", slow)
+        assert serve.request("POST", "/actions/resolve/a/1", b"", bearer)[0] == 200
+        for action in ("resolve", "retry"):
+            status, _, answer = serve.request("POST", f"/actions/{action}/a/1", b"", bearer)
+            assert (status, answer) == (409, {"error": "error 1 of 'a' was already resolved"}), answer
+        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("FLOWLANG_")}
+        run = subprocess.Popen([sys.executable, "-m", "flowlang", "run", str(tmp_path / "slow.flow")],
+                               env={**env, "API": api.url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: api.count("GET", "/slow") == 1, what="the run holding the lock")
+            status, _, answer = serve.request("POST", "/actions/run/slow", b"", bearer)
+            assert status == 409 and answer["error"].startswith("slow: cannot run: "), answer
+        finally:
+            release.set()
+            assert run.wait(60) == 0
+        assert api.count("GET", "/slow") == 1  # the console's run did not run
+        assert serve.terminate() == 0
+    jobs = run_cli("jobs", str(tmp_path / "a.flow"), "--json").stdout.splitlines()
+    kinds = [json.loads(j)["kind"] for j in jobs]
+    assert "retry" not in kinds, kinds

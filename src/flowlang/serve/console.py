@@ -204,15 +204,13 @@ async def index(request: web.Request) -> web.Response:
     return page("flowlang serve", body, request, request.query.get("notice"))
 
 
-def error_number(request: web.Request) -> int:
-    """The {id} of an error's URL, else 404."""
+def error_number(request: web.Request) -> int | None:
+    """The {id} of an error's URL; None where it can be no error's (not a number, past the store's)."""
     try:
         error_id = int(request.match_info["id"])
     except ValueError:
-        raise web.HTTPNotFound() from None
-    if not 0 < error_id <= LARGEST_ID:
-        raise web.HTTPNotFound()
-    return error_id
+        return None
+    return error_id if 0 < error_id <= LARGEST_ID else None
 
 
 async def error_page(request: web.Request) -> web.Response:
@@ -220,9 +218,11 @@ async def error_page(request: web.Request) -> web.Response:
         raise web.HTTPFound("/login")
     state = request.app[STATE]
     served = state.flows.get(request.match_info["flow"])
-    error_id = error_number(request)
     if served is None:
-        raise web.HTTPNotFound()
+        return no_flow(request)
+    error_id = error_number(request)
+    if error_id is None:
+        return no_error(request, served.route, request.match_info["id"], False)
     store = store_of(state)
     try:
         found, resolved = store.get_error(served.flow.key, error_id)
@@ -283,23 +283,37 @@ async def logout(request: web.Request) -> web.Response:
 # ---- actions -----------------------------------------------------------------------------------
 
 
-def refused(request: web.Request, why: str) -> web.Response:
-    if request.headers.get("Accept", "").startswith("application/json") or "Authorization" in request.headers:
-        return web.json_response({"error": why}, status=403)
-    response = page("not allowed", '<p><a href="/login">log in</a> · <a href="/">back</a></p>', request, why)
-    response.set_status(403)
+def for_script(request: web.Request) -> bool:
+    return request.headers.get("Accept", "").startswith("application/json") or "Authorization" in request.headers
+
+
+def not_done(request: web.Request, status: int, why: str) -> web.Response:
+    """An action that did nothing: `status` with {"error": why} for a script, a page saying why for a
+    browser. (A missing error answered 200 {"ok": true, "notice": "no error N"}, as if it had been done.)"""
+    if for_script(request):
+        return web.json_response({"error": why}, status=status)
+    title = {403: "not allowed", 404: "not found"}.get(status, "not done")
+    links = '<a href="/login">log in</a> · ' if status == 403 else ""
+    response = page(title, f'<p>{links}<a href="/">back</a></p>', request, why)
+    response.set_status(status)
     return response
+
+
+def refused(request: web.Request, why: str) -> web.Response:
+    return not_done(request, 403, why)
 
 
 def no_flow(request: web.Request) -> web.Response:
     """An action on a flow that is not served: 404, as JSON for a script (it said aiohttp's '404: Not Found'
     in plain text), as a page for a browser."""
-    why = f"no served flow is called '{request.match_info['flow']}'"
-    if request.headers.get("Accept", "").startswith("application/json") or "Authorization" in request.headers:
-        return web.json_response({"error": why}, status=404)
-    response = page("not found", '<p><a href="/">back</a></p>', request, why)
-    response.set_status(404)
-    return response
+    return not_done(request, 404, f"no served flow is called '{request.match_info['flow']}'")
+
+
+def no_error(request: web.Request, route: str, error_id: int | str, resolved: bool) -> web.Response:
+    """An action on an error that is not open: 404 for one the flow never had, 409 for one resolved already."""
+    if resolved:
+        return not_done(request, 409, f"error {error_id} of '{route}' was already resolved")
+    return not_done(request, 404, f"no error {error_id} in the flow '{route}'")
 
 
 def done(request: web.Request, notice: str, back: str = "/") -> web.Response:
@@ -328,8 +342,8 @@ async def run_now(request: web.Request) -> web.Response:
         return no_flow(request)
     try:
         result = await wait_job(state, state.runs.run_job(route, "run", {"kind": "run", "by": "console"}))
-    except FlowError as e:
-        return done(request, f"{route}: cannot run: {e.message}")
+    except FlowError as e:  # a run of the flow holds its lock: nothing ran (it answered 200 {"ok": true})
+        return not_done(request, 409, f"{route}: cannot run: {e.message}")
     if result is None:
         return done(request, f"{route}: started; still running")
     return done(request, f"{route}: job {result.job_id} {result.status}")
@@ -344,17 +358,19 @@ async def retry(request: web.Request) -> web.Response:
     served = state.flows.get(route)
     if served is None:
         return no_flow(request)
+    if error_id is None:
+        return no_error(request, route, request.match_info["id"], False)
     store = store_of(state)
     try:
         found, resolved = store.get_error(served.flow.key, error_id)
     finally:
         store.close()
     if found is None:  # before: a retry job ran, retried nothing, and said 'error N failed again'
-        return done(request, f"error {error_id} was already resolved" if resolved else f"no error {error_id}")
+        return no_error(request, route, error_id, resolved)
     try:
         result = await wait_job(state, state.runs.run_job(route, "retry", None, error_id, retry=True))
     except FlowError as e:
-        return done(request, f"{route}: cannot retry error {error_id}: {e.message}")
+        return not_done(request, 409, f"{route}: cannot retry error {error_id}: {e.message}")
     if result is None:
         return done(request, f"{route}: retry of error {error_id} is still running")
     if error_id in result.resolved:
@@ -372,6 +388,8 @@ async def resolve(request: web.Request) -> web.Response:
     served = state.flows.get(route)
     if served is None:
         return no_flow(request)
+    if error_id is None:
+        return no_error(request, route, request.match_info["id"], False)
     store = store_of(state)
     try:
         found, resolved = store.get_error(served.flow.key, error_id)
@@ -380,7 +398,7 @@ async def resolve(request: web.Request) -> web.Response:
     finally:
         store.close()
     if found is None:
-        return done(request, f"error {error_id} was already resolved" if resolved else f"no error {error_id}")
+        return no_error(request, route, error_id, resolved)
     return done(request, f"error {error_id} resolved by hand at {now_text()}")
 
 
