@@ -452,3 +452,43 @@ def test_inbox_of_a_folder_never_served_says_so_and_makes_nothing(tmp_path: Path
     assert run_cli("run", str(tmp_path / "plain.flow")).returncode == 0  # the store, and no inbox
     assert run_cli("inbox", str(tmp_path)).returncode == 2
     assert not (tmp_path / ".flowlang" / "inbox.db").exists()
+
+
+
+def test_a_serve_starting_while_replay_asks_whether_one_serves_still_starts(tmp_path: Path) -> None:
+    """`flowlang inbox --replay` asked whether a serve held the state folder by taking serve.lock for a
+    moment: a serve starting in that moment was refused ('another flowlang serve ... serves the state
+    folder'), and the asker wrote its own pid into the lock file. It asks with a shared lock and writes
+    nothing; a starting serve waits out such a moment (held 0.3 s here), and is still refused beside a
+    serve that holds the lock."""
+    import fcntl
+    import os
+
+    from flowlang.cli.serve_commands import serve_holds
+    from flowlang.errors import UsageError
+    from flowlang.serve.service import serve_lock
+
+    folder = tmp_path / ".flowlang"
+    assert serve_holds(folder) is False and not folder.exists()  # asking makes nothing
+    folder.mkdir()
+    (folder / "serve.lock").write_text("12345")  # a serve that has stopped
+    assert serve_holds(folder) is False
+    assert (folder / "serve.lock").read_text() == "12345"  # the asker's pid was written here
+    fd = os.open(folder / "serve.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what the question holds, for its moment
+    threading.Timer(0.3, os.close, (fd,)).start()
+    lock = serve_lock(folder)  # was: UsageError at once
+    try:
+        assert (folder / "serve.lock").read_text() == str(os.getpid())
+        assert serve_holds(folder) is True
+        started = time.monotonic()
+        try:
+            serve_lock(folder)
+        except UsageError as e:
+            assert "serves the state folder" in e.message
+        else:
+            raise AssertionError("a second serve took the lock")
+        assert time.monotonic() - started < 5
+    finally:
+        lock.release()
+    assert serve_holds(folder) is False

@@ -162,20 +162,14 @@ def _known_flow(folder: Path, flow: str, inbox: Inbox) -> None:
 
 
 def serve_holds(folder: Path) -> bool:
-    """Whether a flowlang serve serves this state folder now (it holds serve.lock)."""
+    """Whether a flowlang serve serves this state folder now (it holds serve.lock). It asks without
+    taking the lock (FlowLock.held), so a serve starting at that moment still starts."""
     from flowlang.serve.service import serve_lock_file
 
-    lock = serve_lock_file(folder)
-    if not lock.path.exists():
-        return False
     try:
-        lock.acquire()
-    except LockedError:
-        return True
+        return serve_lock_file(folder).held()
     except StoreError:
         return False
-    lock.release()
-    return False
 
 
 def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:

@@ -54,6 +54,11 @@ def state_folder(folder: Path, given: Path | None) -> Path:
     return state_dir_in(folder.resolve(), given)
 
 
+# seconds a starting serve keeps trying for its lock: `flowlang inbox --replay` asks whether a serve holds it
+# by holding it shared for a moment (FlowLock.held), which refused a serve starting then
+SERVE_LOCK_PATIENCE = 1.0
+
+
 def serve_lock_file(folder: Path) -> FlowLock:
     """The lock a serve holds on its state folder (not yet taken)."""
     return FlowLock(folder, "flowlang serve", "serve.lock")
@@ -64,7 +69,7 @@ def serve_lock(folder: Path) -> FlowLock:
     twice (the flow's run lock only put the second run after the first). Held until serve stops (or dies)."""
     lock = serve_lock_file(folder)
     try:
-        lock.acquire()
+        lock.acquire(patience=SERVE_LOCK_PATIENCE)
     except LockedError:
         try:
             pid = f"pid {int(lock.path.read_text().strip())}, "
