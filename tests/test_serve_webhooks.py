@@ -443,3 +443,37 @@ def test_a_verify_secret_a_sender_copies_into_another_header_is_stored_masked(tm
     tail = key[-200:]
     for text in (json.dumps(stored), logs):
         assert not [tail[i:i + 12] for i in range(0, 188, 4) if tail[i:i + 12] in text], text
+
+
+def test_header_bytes_that_are_no_utf8_are_checked_as_sent_and_kept(served: tuple[ServeProcess, FakeApi]) -> None:
+    """A header with a byte that is no UTF-8 (b'\\xff', Latin-1 'é'), which aiohttp reads as a lone
+    surrogate: in a signature or token header it was a 500 ('Server got itself in trouble'); in a delivery
+    id (X-GitHub-Delivery) or any other header of a signed delivery, the inbox's writer thread died
+    (SQLite takes no lone surrogate) and serve answered nothing again, not even /healthz. A signature is
+    checked on the header's bytes as sent; its text is kept with such bytes as \\xe9; ids that differ in
+    them stay two deliveries."""
+    serve, api = served
+    body = payload("token", 800, "")
+    assert serve.post("/hooks/token", body, {"X-Token": NEW["token"] + "\xff"})[:3:2] == (
+        401, {"error": "wrong token"})
+    assert serve.post("/hooks/basic", body, {"Authorization": "Basic \xff"})[0] == 401
+    assert serve.post("/hooks/github", body, {"X-Hub-Signature-256": "sha256=\xe9"})[0] == 401
+    now = int(time.time())
+    key = standard_key(STANDARD_NEW)
+    signed = base64.b64encode(mac(key, f"m\xe9.{now}.".encode("latin-1") + body)).decode()
+    assert serve.post("/hooks/standard", body, {"webhook-id": "m\xe9", "webhook-timestamp": str(now),
+                                                "webhook-signature": f"v1,{signed}"})[0] == 202
+    sent = []
+    for n, delivery in ((801, "g\xe9"), (802, "g\xe8"), (801, "g\xe9")):
+        b = payload("github", n, delivery)
+        headers = {**sign_github(b, now, NEW["github"], delivery), "X-Note": "caf\xe9"}
+        sent.append(serve.post("/hooks/github", b, headers))
+    assert [s[0] for s in sent] == [202, 202, 200] and sent[2][2]["duplicate"] is True, sent
+    wait_for(lambda: {801, 802} <= set(received(api, "github")), what="the two github runs")
+    assert 800 in received(api, "standard")
+    got = [r.body for r in api.requests if r.path == "/got" and r.body["n"] in (800, 801, 802)]
+    assert sorted((g["preset"], g["n"], g["id"]) for g in got) == [
+        ("github", 801, "g\\xe9"), ("github", 802, "g\\xe8"), ("standard", 800, "m\\xe9")], got
+    assert [g["headers"]["x-note"] for g in got if g["preset"] == "github"] == ["caf\\xe9", "caf\\xe9"]
+    assert serve.request("GET", "/healthz")[0] == 200
+    assert "Traceback" not in serve.logs() and "Error handling request" not in serve.logs()

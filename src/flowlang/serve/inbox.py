@@ -157,7 +157,7 @@ class Inbox:
                 for op, _, _ in batch:
                     results.append(op(db))
                 db.execute("commit")
-            except (sqlite3.Error, OSError, StoreError) as e:
+            except Exception as e:  # any: the writer must outlive a write it cannot do (serve hung when it died)
                 try:
                     db.execute("rollback")
                 except (sqlite3.Error, StoreError):

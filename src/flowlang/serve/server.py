@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler
 from flowlang.connectors.http.transport import header_fields
 from flowlang.errors import StoreError
 from flowlang.runner import Result
-from flowlang.runtime.jsoncodec import dumps
+from flowlang.runtime.jsoncodec import dumps, surrogates_escaped
 from flowlang.runtime.store import now_text
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.inbox import Delivery, Inbox
@@ -104,6 +104,19 @@ async def bounded_bodies(request: web.Request, handler: Handler) -> web.StreamRe
         return await answer_and_close(request, 408, str(e))
 
 
+def header_text(value: str) -> str:
+    """A header's value as text to keep: bytes of it that are no UTF-8 (aiohttp reads them as lone
+    surrogates) as `\xff`, and a body field's lone surrogate (a JSON "\ud800") as its escape. SQLite
+    takes no lone surrogate: the inbox's writer died of one in a delivery id, and serve answered nothing
+    again. Two ids that differ in such bytes stay two."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # not from a header's bytes
+        return surrogates_escaped(value)
+
+
 def body_field(body: bytes, name: str) -> Any:
     try:
         value = json.loads(body)
@@ -146,6 +159,7 @@ async def hook(request: web.Request) -> web.Response:
     if delivery_id is None and verdict.id_field is not None:
         found = body_field(body, verdict.id_field)
         delivery_id = str(found) if isinstance(found, str | int) and not isinstance(found, bool) else None
+    delivery_id = header_text(delivery_id) if delivery_id is not None else None
     if state.runs.pending >= state.max_pending:
         # a provider's retry of a delivery already in the inbox is a duplicate, full or not: a 503 for it
         # counts as a failed delivery to the provider (Shopify removes a webhook after enough of them)
@@ -157,8 +171,9 @@ async def hook(request: web.Request) -> web.Response:
         return answer(503, {"error": f"{state.max_pending:,} deliveries are waiting; try again later"},
                       {"Retry-After": RETRY_AFTER_FULL})
     state.runs.reserve()
-    delivery = Delivery(0, route, delivery_id, now_text(), request.headers.get("Content-Type", ""),
-                        masked_headers(headers, served.schemes, served.mask), body)
+    kept = {name: header_text(value) for name, value in headers.items()}
+    delivery = Delivery(0, route, delivery_id, now_text(), header_text(request.headers.get("Content-Type", "")),
+                        masked_headers(kept, served.schemes, served.mask), body)
     waiter: Future[Result | None] | None = Future() if webhook.respond == "outputs" else None
     # the run's job id once its job has started (None if it ends without one): the answer names the job
     # when it is known. When the flow has nothing to do, the answer waits (a little) for that, so a 202

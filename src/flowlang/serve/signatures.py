@@ -31,9 +31,15 @@ def _mac(algorithm: str, key: bytes, content: bytes) -> bytes:
     return hmac.new(key, content, getattr(hashlib, algorithm)).digest()
 
 
+def wire(text: str) -> bytes:
+    """A header's text as the bytes sent: aiohttp reads a header's bytes as UTF-8, those that are none
+    (b"\xff") as lone surrogates (surrogateescape), which encode() refused: a 500 for any such header."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _same(expected: bytes | str, given: bytes | str) -> bool:
-    a = expected.encode() if isinstance(expected, str) else expected
-    b = given.encode() if isinstance(given, str) else given
+    a = wire(expected) if isinstance(expected, str) else expected
+    b = wire(given) if isinstance(given, str) else given
     return hmac.compare_digest(a, b)
 
 
@@ -80,7 +86,7 @@ class Scheme:
         if not given:
             return Verdict(False, DENY_MISSING + " (X-Hub-Signature-256)")
         for key in self.secrets:
-            if _same("sha256=" + _mac("sha256", key.encode(), body).hex(), given.strip()):
+            if _same("sha256=" + _mac("sha256", wire(key), body).hex(), given.strip()):
                 return Verdict(True)
         return Verdict(False, "wrong signature")
 
@@ -89,7 +95,7 @@ class Scheme:
         if not given:
             return Verdict(False, DENY_MISSING + " (X-Shopify-Hmac-Sha256)")
         for key in self.secrets:
-            if _same(base64.b64encode(_mac("sha256", key.encode(), body)), given.strip()):
+            if _same(base64.b64encode(_mac("sha256", wire(key), body)), given.strip()):
                 return Verdict(True)
         return Verdict(False, "wrong signature")
 
@@ -105,9 +111,9 @@ class Scheme:
         ok, why = _timestamp_ok(stamps[0], now, int(self.options["tolerance"]))
         if not ok:
             return Verdict(False, why)
-        content = stamps[0].strip().encode() + b"." + body
+        content = wire(stamps[0].strip()) + b"." + body
         for key in self.secrets:
-            expected = _mac("sha256", key.encode(), content).hex()
+            expected = _mac("sha256", wire(key), content).hex()
             if any(_same(expected, s) for s in signatures):
                 return Verdict(True)
         return Verdict(False, "wrong signature")
@@ -120,9 +126,9 @@ class Scheme:
         ok, why = _timestamp_ok(stamp, now, int(self.options["tolerance"]))
         if not ok:
             return Verdict(False, why)
-        content = b"v0:" + stamp.strip().encode() + b":" + body
+        content = b"v0:" + wire(stamp.strip()) + b":" + body
         for key in self.secrets:
-            if _same("v0=" + _mac("sha256", key.encode(), content).hex(), given.strip()):
+            if _same("v0=" + _mac("sha256", wire(key), content).hex(), given.strip()):
                 return Verdict(True)
         return Verdict(False, "wrong signature")
 
@@ -134,7 +140,7 @@ class Scheme:
         ok, why = _timestamp_ok(stamp, now, int(self.options["tolerance"]))
         if not ok:
             return Verdict(False, why)
-        content = f"{msg_id}.{stamp.strip()}.".encode() + body
+        content = wire(f"{msg_id}.{stamp.strip()}.") + body
         offered = [s.split(",", 1)[1] for s in given.split() if s.startswith("v1,")]
         for key in self.secrets:
             expected = base64.b64encode(_mac("sha256", standard_key(key), content))
@@ -151,7 +157,7 @@ class Scheme:
         algorithm = str(self.options.get("algorithm", "sha256"))
         hexed = self.options.get("encoding", "hex") == "hex"
         for key in self.secrets:
-            digest = _mac(algorithm, key.encode(), body)
+            digest = _mac(algorithm, wire(key), body)
             encoded = digest.hex() if hexed else base64.b64encode(digest).decode()
             if _same(prefix + encoded, given.strip()):
                 return Verdict(True)
@@ -172,7 +178,7 @@ class Scheme:
         if not given:
             return Verdict(False, "missing credentials (Authorization)")
         user, password = self.secrets
-        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        expected = "Basic " + base64.b64encode(wire(f"{user}:{password}")).decode()
         if _same(expected, given.strip()):
             return Verdict(True)
         return Verdict(False, "wrong user or password")
@@ -184,7 +190,7 @@ def standard_key(secret: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except ValueError:
-        return secret.encode()
+        return wire(secret)
 
 
 SIGNATURE_HEADERS = {
