@@ -4,6 +4,7 @@ a primary key, so a record written twice would show."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,47 @@ def test_batches_fill_across_pages(tmp_path: Path, body: str, request: pytest.Fi
     assert result.ok, result.error
     assert [len(s) for s in sizes] == [4, 4, 2]
     assert sorted(i for s in sizes for i in s) == list(range(10))  # each record once, at the server
+
+
+ITEMS_CONNECTOR = """name = "shop"
+base_url = "{url}"
+
+[operations.create_items]
+method = "POST"
+path   = "/items/batch"
+batch  = {{ max = 100, body = "items", results = "results", ok = "ok" }}
+"""
+
+ORDERS_OF_LINES = """use shop = shop()
+let orders = [{id: 1, lines: [{sku: "A"}, {sku: "B"}]}, {id: 2, lines: [{sku: "C", fail: true}, {sku: "D"}]},
+  {id: 3, lines: [{sku: "E"}]}]
+for each o in orders
+  for each l in o.lines
+    send l to shop.create_items batch 10
+    BODY
+  end
+end
+"""
+
+
+@pytest.mark.parametrize("body", ["emit l.sku", "emit [{sku: l.sku}]"], ids=["one", "a list of records"])
+def test_the_emit_of_a_record_dropped_with_its_failed_batch_is_not_counted(tmp_path: Path, body: str) -> None:
+    """Order 2's line C is refused; line D, run ahead into the same batch, was accepted and emitted, and its
+    output dropped with the failed order: stdout had A, B, E and the summary said 'emitted 4'. An output is
+    counted as it goes out: emitted 3, as many as the lines on stdout (sent 4: D did reach the API)."""
+    from fakeapi import FakeApi
+
+    with FakeApi({"items": []}) as api:
+        (tmp_path / "connectors").mkdir()
+        (tmp_path / "connectors" / "shop.toml").write_text(ITEMS_CONNECTOR.format(url=api.url))
+        (tmp_path / "f.flow").write_text(ORDERS_OF_LINES.replace("BODY", body))
+        ran = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+        arrived = [i["sku"] for i in api.state.collections["items"]]
+    assert ran.status == 3, ran.stderr
+    shown = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [v if type(v) is str else v["sku"] for v in shown] == ["A", "B", "E"]
+    assert arrived == ["A", "B", "D", "E"]
+    summary = [json.loads(line) for line in ran.stderr.splitlines() if '"summary"' in line][-1]["summary"]
+    assert (summary["emitted"], summary["sent"], summary["failed"]) == (3, 4, 1)
+    emits = [s for s in summary["statements"].values() if s["kind"] == "emit"]
+    assert [s["emitted"] for s in emits] == [3]

@@ -44,7 +44,7 @@ from flowlang.errors import (
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.field_misses import warnings as field_warnings
-from flowlang.runtime.frame import Frame
+from flowlang.runtime.frame import Frame, counted
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored
 from flowlang.runtime.limits import RUN_STOP, VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
@@ -455,7 +455,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     children: list[ChildReport] = []
     ctx.run_child = child_runner(setup.load_child, options, setup, children) \
         if setup.load_child is not None else None
-    ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, emit) for m in program.modules]
+    out = counted(ctx, emit)
+    ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, out) for m in program.modules]
     ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}
     if tape is not None:
         ctx.bindings = {name: tape.wrap(conn) for name, conn in ctx.bindings.items()}

@@ -30,7 +30,7 @@ from flowlang.compile.steps import NOTHING, Eval, Step, block, plan_of
 from flowlang.errors import FlowRuntimeError, LimitError, OutOfMemory, keep_memory_reserve
 from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
-from flowlang.runtime.frame import Frame, SkipSignal, StopSignal
+from flowlang.runtime.frame import Frame, Out, SkipSignal, StopSignal
 from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.masking import debug_exception
@@ -615,7 +615,7 @@ class LoopCompiler:
             nonlocal stopped
             if tape_on:
                 set_draw_place(index)  # this task's own context: now(), uuid() are this record's in a replay
-            frame = Frame(list(f.slots), f.parent, f.run, out.append, ahead)
+            frame = Frame(list(f.slots), f.parent, f.run, held(out), ahead)
             try:
                 if before is not None and not before.done():
                     await after_same_key(before, gate, ahead, frame)
@@ -662,8 +662,8 @@ class LoopCompiler:
                 if key is not None and keyed.get(key) is task:
                     del keyed[key]
                 task.result()
-                for value in out:
-                    f.out(value)
+                for value, line in out:
+                    f.out(value, line)
                 drained += 1
             if progress is not None:
                 progress.done(drained)
@@ -814,8 +814,8 @@ class LoopCompiler:
                             raise error
                     elif open_keys.get(identity):  # type: ignore[arg-type]
                         self.succeeded(frame, item)
-                for value in out:
-                    f.out(value)
+                for value, line in out:
+                    f.out(value, line)
                 drained += 1
             if progress is not None:
                 progress.done(drained)
@@ -847,7 +847,7 @@ class LoopCompiler:
                         counter.read += 1
                         if shared is None:
                             out: list[Any] = []
-                            frame = Frame(list(f.slots), f.parent, run, out.append)
+                            frame = Frame(list(f.slots), f.parent, run, held(out))
                         else:
                             out, frame = nothing_out, shared
                         waiting: Waiting = None
@@ -895,6 +895,16 @@ class LoopCompiler:
             raise failure.error
         self.ended(f, progress, drained)
         run.check_stop()
+
+
+def held(out: list[tuple[Any, int]]) -> Out:
+    """The out of an iteration that runs ahead: its outputs wait in `out` with the lines of their emits, and
+    are counted when they go out in its turn (dropped with a failed outermost record, they never are)."""
+    add = out.append
+
+    def hold(value: Any, line: int) -> None:
+        add((value, line))
+    return hold
 
 
 async def take_slot(gate: Slots, ahead: RunAhead | None) -> None:

@@ -27,13 +27,11 @@ def emit_value(frame: Frame, value: Any, line: int) -> None:
     t = type(value)
     if t is list and value and all(type(x) is dict for x in value):
         for item in value:
-            frame.out(item)
-        frame.run.stats.at(line, "emit").emitted += len(value)
+            frame.out(item, line)
         return
     if t is RecordStream:
         raise NeedsMaterialization(value)
-    frame.out(value)
-    frame.run.stats.at(line, "emit").emitted += 1
+    frame.out(value, line)
 
 
 def error_value(err: FlowRuntimeError, frame: Frame) -> dict[str, Any]:
@@ -273,8 +271,7 @@ class StatementCompiler(ExpressionCompiler):
             v = value(f)
             try:
                 if type(v) is dict:  # one record: the common case
-                    f.out(v)
-                    f.run.stats.at(line, "emit").emitted += 1
+                    f.out(v, line)
                 else:
                     emit_value(f, v, line)
             except FlowRuntimeError as e:  # the output could not be taken (on_output): at this emit

@@ -23,7 +23,7 @@ from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, Script
 from flowlang.flow_file import read_flow_text
 from flowlang.repl.definitions import LeftOut, definitions, names_read
 from flowlang.runner import given_param
-from flowlang.runtime.frame import Frame
+from flowlang.runtime.frame import Frame, counted
 from flowlang.runtime.limits import StopFlag
 from flowlang.runtime.masking import DERIVED, Masker
 from flowlang.runtime.operators import NeedsMaterialization
@@ -125,7 +125,8 @@ class ReplSession:
                  "dry_run": self._dry_run, "params": dict(self.params)},
             state={}, emit=self.outputs.append, on_failure=lambda failure: None, logger=self.logger)
         self.ctx.log_failures = False  # each input's failed records are shown with it (Outcome.failures)
-        self.frame = Frame([], None, self.ctx, self.outputs.append)
+        self.out = counted(self.ctx, self.outputs.append)
+        self.frame = Frame([], None, self.ctx, self.out)
         self.ctx.frames = [self.frame]
 
     def reset(self) -> None:
@@ -212,7 +213,7 @@ class ReplSession:
             self.checked.source = session_source
         self.frame.ensure(self.checked.frame.size)
         for compiled in self.program.modules[len(self.ctx.frames):]:  # files this input imports
-            self.ctx.frames.append(Frame([None] * compiled.checked.frame.size, None, self.ctx, self.outputs.append))
+            self.ctx.frames.append(Frame([None] * compiled.checked.frame.size, None, self.ctx, self.out))
         return step, module
 
     def execute(self, text: str, definitions_only: bool = False,

@@ -8,6 +8,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flowlang.runtime.run import RunContext
 
+# where an `emit` goes: the value and the line of its emit statement. The run's frames count it there,
+# as it goes out (counted()); an iteration that runs ahead holds its outputs with their lines, and one
+# dropped with its failed record is never counted
+Out = Callable[[Any, int], None]
+
+
+def counted(run: RunContext, sink: Callable[[Any], None]) -> Out:
+    """The out of a run's own frames: each value to sink, then counted as emitted at its line."""
+    at = run.stats.at
+
+    def out(value: Any, line: int) -> None:
+        sink(value)
+        at(line, "emit").emitted += 1
+    return out
+
 
 class Frame:
     """The variables of one module run or one function call, plus where `emit` goes."""
@@ -15,7 +30,7 @@ class Frame:
     __slots__ = ("out", "parent", "run", "run_ahead", "slots")
 
     def __init__(
-        self, slots: list[Any], parent: Frame | None, run: RunContext, out: Callable[[Any], None],
+        self, slots: list[Any], parent: Frame | None, run: RunContext, out: Out,
         run_ahead: Any = None,
     ) -> None:
         self.slots = slots
