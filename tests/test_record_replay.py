@@ -1077,3 +1077,16 @@ def test_a_cassette_cut_in_the_middle_of_its_last_line_replays_without_it(tmp_pa
     assert Cassette.load(tmp_path / "cassette").of_type("result")
     path.write_bytes(b"".join(lines[:-2]) + "{\"type\": \"output\", \"value\": \"caf\u00e9".encode()[:-1])
     assert len(Cassette.load(tmp_path / "cassette").of_type("output")) == 6  # a character cut in two
+
+
+def test_a_text_holding_unicode_line_separators_replays(tmp_path: Path) -> None:
+    """A record whose text held U+2028, U+0085 or \\x1c (JSON leaves them as they are) was written into the
+    cassette whole, and `flowlang test` split its line there: 'cassette.jsonl:4: not a cassette line: not
+    valid JSON'. A cassette's lines end at a line feed alone."""
+    flow = tmp_path / "f.flow"
+    flow.write_text('use out = file(path: "out.jsonl")\nfor each k in range(2)\n'
+                    '  send {k: k, t: "a\\u2028b\\u2029c\\u0085d\\u001ce\\u000bf"} to out\n  emit k\nend\n')
+    done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir", str(tmp_path / "st"))
+    assert done.returncode == 0, done.stderr
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr

@@ -143,9 +143,11 @@ class Cassette:
         cut = lines.pop() if lines else b""  # after the last line break: a last line without one
         text = cls._text(path, b"\n".join(lines))
         reader = _Lines(path)
-        whole = text.splitlines()
+        # lines end at "\n" alone: a text of the data may hold U+2028, U+0085 or \x1c as they are (JSON
+        # leaves them unescaped), which str.splitlines() would take for line ends
+        whole = text.split("\n") if text else []
         for number, line in enumerate(whole, 1):
-            reader.take(number, line)
+            reader.take(number, line.removesuffix("\r"))
         if cut.strip():
             number = len(whole) + 1
             try:
