@@ -700,3 +700,95 @@ def test_a_top_level_value_of_another_toml_type_is_a_file_error(folder: Path, li
     assert proc.status == 2 and "internal error" not in proc.stderr, proc.stderr
     assert f"connectors/x.toml: {key}: " in proc.stderr and said in proc.stderr, proc.stderr
     assert " --> connectors/x.toml:" in proc.stderr, proc.stderr
+
+
+CRM = """name = "crm"
+base_url = "https://crm.invalid"
+
+[operations.find_company]
+method = "GET"
+path = "/companies"
+query = ["domain"]
+
+[operations.create_deal]
+method = "POST"
+path = "/deals"
+
+[operations.list_deals]
+method = "GET"
+path = "/deals"
+pagination = { style = "link" }
+
+[operations.create_deals]
+method = "POST"
+path = "/deals/batch"
+batch = { max = 3, body = "items", results = "results" }
+"""
+PAGE = (200, {"Content-Type": "text/html; charset=utf-8"}, b"<!doctype html><html><h1>Sign in</h1></html>")
+HTML_SAID = "answered 200 with an HTML page (Content-Type: text/html), not the JSON of an API answer (a login, proxy " \
+    "or maintenance page?): <!doctype html><html><h1>Sign in</h1></html>"
+
+
+@pytest.mark.parametrize("where", ["lookup", "send", "list"])
+def test_an_html_page_in_a_2xx_answer_fails_the_record(folder: Path, where: str) -> None:
+    """A connector file's operation answered 200 with an HTML page (a login, proxy or maintenance page
+    in front of the API) took the page as its value: a lookup gave the text '<!doctype html>...' as the
+    company and the three deals were sent with it, exit 0. The record fails, saying so, and is kept."""
+    (folder / "connectors" / "crm.toml").write_text(CRM)
+    (folder / "main.flow").write_text(
+        'use crm = crm(base_url: env.API)\n' + (
+            'call crm.list_deals() as ds\nfor each d in ds\n  emit d\nend\n' if where == "list" else
+            'for each r in [{id: 1, d: "a.io"}, {id: 2, d: "b.io"}, {id: 3, d: "c.io"}]\n'
+            '  lookup crm.find_company(domain: r.d) as co\n  send {id: r.id, co: co} to crm.create_deal\nend\n'))
+    with FakeApi() as api:
+        api.route("GET", "/companies", lambda req: PAGE if where == "lookup" else (200, {}, {"id": 7}))
+        api.route("POST", "/deals", lambda req: PAGE if where == "send" else (201, {}, {"id": 9}))
+        api.route("GET", "/deals", lambda req: PAGE)
+        proc = cli("run", "main.flow", "--log-format", "text", cwd=folder, env={"API": api.url})
+        assert HTML_SAID in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+        if where == "list":
+            assert proc.status == 1 and proc.stdout == ""
+            return
+        assert proc.status == 3 and "read 3, sent 0, failed 3" in proc.stderr, proc.stderr
+        assert api.count("POST", "/deals") == (3 if where == "send" else 0)
+        errors = cli("errors", "main.flow", cwd=folder)
+        assert "3 open errors" in errors.stdout and HTML_SAID in errors.stdout, errors.stdout
+
+
+def test_a_batch_answer_without_results_shows_what_the_api_said(folder: Path) -> None:
+    """A batch answered 200 with an error object ({"error": "invalid token ..."}) failed its records with
+    '... (expected 2 at results, found nothing); ... before a retry', and what the API said was nowhere:
+    the message ends with the answer (masked, cut)."""
+    (folder / "connectors" / "crm.toml").write_text(CRM.replace('base_url = "https://crm.invalid"',
+                                                                'base_url = "https://crm.invalid"\n\n[config]\n'
+                                                                'token = { required = true, secret = true }\n\n'
+                                                                '[auth]\ntype = "bearer"\ntoken = "{token}"'))
+    (folder / "main.flow").write_text('use crm = crm(base_url: env.API, token: "tok-s3cret-99")\n'
+                                      'for each r in [{id: 1}, {id: 2}]\n  send r to crm.create_deals batch 3\nend\n')
+    with FakeApi() as api:
+        api.route("POST", "/deals/batch", lambda req: (200, {}, {"error": "invalid token tok-s3cret-99"}))
+        proc = cli("run", "main.flow", "--log-format", "text", cwd=folder, env={"API": api.url})
+    assert proc.status == 3, proc.stderr
+    assert ("crm.create_deals: the answer does not hold one result per record (expected 2 at results, found "
+            "nothing); the API may have taken some of the batch's records, so check them before a retry: "
+            '{"error":"invalid token ***"}') in proc.stderr, proc.stderr
+    assert "tok-s3cret-99" not in proc.stderr
+
+
+def test_a_post_answered_2xx_with_an_unreadable_body_stays_pending_for_once(folder: Path) -> None:
+    """A POST answered 201 with a body cut short ('{"id": 9, ') had reached the API, which made the deal,
+    but its `send ... once` key was released as if it had not: 'flowlang retry' sent it again (the API
+    had two deals). Such an answer may mean the API took it, as a gateway's 502 does: the key stays
+    pending, the error says so, and retry sends nothing until it is checked."""
+    (folder / "connectors" / "crm.toml").write_text(CRM)
+    (folder / "main.flow").write_text('use crm = crm(base_url: env.API)\n'
+                                      'for each r in [{id: 1}]\n  send r to crm.create_deal key r.id once\nend\n')
+    with FakeApi() as api:
+        api.route("POST", "/deals", lambda req: (201, {}, b'{"id": 9, '))
+        env = {"API": api.url}
+        proc = cli("run", "main.flow", "--log-format", "text", cwd=folder, env=env)
+        assert proc.status == 3 and "answered 201 with a body that is not valid JSON" in proc.stderr, proc.stderr
+        assert "key 1 stays pending in the ledger, since the request may have reached crm" in proc.stderr
+        again = cli("retry", "main.flow", "--log-format", "text", cwd=folder, env=env)
+        assert "internal error" not in again.stderr, again.stderr
+        assert api.count("POST", "/deals") == 1, again.stderr

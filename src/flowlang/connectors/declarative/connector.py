@@ -17,7 +17,7 @@ from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.builtins.collections import path_get
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.runtime.masking import cut
+from flowlang.runtime.masking import cut, mask_value
 from flowlang.runtime.values import Secret, Value, article, to_text, type_name
 
 READS = ("GET", "HEAD")
@@ -158,7 +158,7 @@ def build_spec(model: ConnectorFile, origin: str) -> ConnectorSpec:
             "max_connections": config.get("max_connections"),
             "param_style": config.get("param_style") or model.param_style,
         }
-        client = HttpClient(name, http_settings(settings_config, services), services)
+        client = HttpClient(name, http_settings(settings_config, services), services, json_api=True)
         return DeclarativeConnection(name, spec, model, client)
 
     spec = ConnectorSpec(
@@ -323,9 +323,14 @@ class DeclarativeConnection(Connection):
             if not isinstance(results, list) or len(results) != len(chunk):
                 found = ("nothing" if results is None else str(len(results)) if isinstance(results, list)
                          else f"{article(type_name(results))} {type_name(results)}")
+                if isinstance(answer.value, str) and answer.value:
+                    found += " (the answer is text, not JSON)"
+                mask = self.client.services.mask
+                # what the API said instead ({"error": "invalid token"} with 200), masked and cut
+                shown = cut(dumps(mask_value(answer.value, mask)), BODY_SHOWN, mask)
                 message = (f"{self.name}.{op}: the answer does not hold one result per record "
                            f"(expected {len(chunk)} at {batch.results or 'the body'}, found {found}); the API "
-                           "may have taken some of the batch's records, so check them before a retry")
+                           f"may have taken some of the batch's records, so check them before a retry: {shown}")
                 outcomes.extend(SendOutcome(False, error=message, uncertain=True) for _ in chunk)
                 continue
             for result in results:

@@ -46,6 +46,7 @@ BODY_SHOWN = 500
 
 
 TEXT_TYPES = ("xml", "javascript", "x-www-form-urlencoded", "csv", "yaml")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 def is_binary(body: bytes) -> bool:
@@ -248,8 +249,11 @@ class RequestMeter:
 class HttpClient:
     """Sends requests for one connection."""
 
-    def __init__(self, name: str, settings: HttpSettings, services: RunServices) -> None:
+    def __init__(self, name: str, settings: HttpSettings, services: RunServices, json_api: bool = False) -> None:
         self.name = name
+        # a connector file's API answers JSON: an HTML page in a 2xx answer (a login, proxy or maintenance
+        # page) is an error, not a text value (http() takes pages as text)
+        self.json_api = json_api
         self.settings = settings
         self.services = services
         guard = settings.guard
@@ -446,7 +450,12 @@ class HttpClient:
                 raise err
             if attempt > 1 and not 200 <= response.status < 300:  # say it was retried, not only how it ended
                 raise self.error(method, response.url, response, f" (after {attempt} attempts)")
-            value = self.decode(method, response)
+            try:
+                value = self.decode(method, response)
+            except HttpError as err:  # a 2xx whose body cannot be read: the API took the request
+                if 200 <= response.status < 300:
+                    err.uncertain = repeat_may_duplicate(method, keyed)
+                raise
             return Answer(value, response) if whole else value
 
     def _may_wait(self, refusals: int) -> bool:
@@ -584,6 +593,12 @@ class HttpClient:
         content_type = response.headers.get("content-type", "")
         kind = media_type(content_type)
         if kind and "json" not in kind:
+            if self.json_api and kind in HTML_TYPES:
+                raise HttpError(f"{method} {shown(response.url, self.services.mask)} answered {response.status} with "
+                                f"an HTML page (Content-Type: {kind}), not the JSON of an API answer (a login, proxy "
+                                f"or maintenance page?): {self.snippet(response.body)}",
+                                status=response.status, method=method, url=shown(response.url, self.services.mask),
+                                body=self.snippet(response.body))
             if kind.startswith("text/") or is_text_type(kind):  # in the charset it names
                 return response.body.decode(charset_of(content_type) or "utf-8", errors="replace")
             return response.body
