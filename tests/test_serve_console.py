@@ -291,3 +291,43 @@ def test_an_action_that_does_nothing_is_not_answered_ok(tmp_path: Path) -> None:
     jobs = run_cli("jobs", str(tmp_path / "a.flow"), "--json").stdout.splitlines()
     kinds = [json.loads(j)["kind"] for j in jobs]
     assert "retry" not in kinds, kinds
+
+
+def test_a_token_or_form_whose_bytes_are_no_text_is_refused_not_a_500(tmp_path: Path) -> None:
+    """`Authorization: Bearer \\xff` (a byte that is no UTF-8, a Latin-1 'ø') on an action, a login form
+    whose body is no UTF-8 or names `charset=zlib`, and an action form so: each answered 500 'Server got
+    itself in trouble'. The token is compared as the bytes sent (403 when wrong), a form that cannot be
+    read is a 400 at login and refused (403, saying why) on an action."""
+    import http.client
+
+    (tmp_path / "a.flow").write_text("emit 1\n")
+    (tmp_path / "token").write_text(CONSOLE_TOKEN)
+    form = "application/x-www-form-urlencoded"
+    with ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token")) as serve:
+        def send(method: str, path: str, headers: dict[str, bytes | str], body: bytes = b"") -> tuple[int, str, str]:
+            conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=30)
+            conn.putrequest(method, path)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            r = conn.getresponse()
+            answer = (r.status, r.read().decode(errors="replace"), r.getheader("Set-Cookie") or "")
+            conn.close()
+            return answer
+
+        for value in (b"Bearer \xff", "Bearer " + CONSOLE_TOKEN[:-1] + "\xf8"):
+            status, text, _ = send("POST", "/actions/run/a", {"Authorization": value})
+            assert status == 403 and "console token" in text, (value, status, text)
+        for content_type, body in ((form, b"token=\xff"), (form + "; charset=zlib", b"token=a")):
+            status, text, _ = send("POST", "/login", {"Content-Type": content_type}, body)
+            assert status == 400 and "the form cannot be read" in text, (content_type, status, text)
+        status, _, cookie = send("POST", "/login", {"Content-Type": form},
+                                 urllib.parse.urlencode({"token": CONSOLE_TOKEN}).encode())
+        assert status == 303 and cookie.startswith("flowlang_console="), (status, cookie)
+        session = cookie.split(";")[0]
+        status, text, _ = send("POST", "/actions/run/a", {"Cookie": session, "Content-Type": form}, b"csrf=\xff")
+        assert status == 403 and "the form cannot be read" in text, (status, text)
+        assert serve.request("GET", "/healthz")[0] == 200
+        assert serve.terminate() == 0
+        assert "Error handling request" not in serve.logs()
+    assert run_cli("jobs", str(tmp_path / "a.flow")).stdout == "a: no jobs yet\n"  # no action ran

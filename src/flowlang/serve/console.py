@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -28,6 +29,7 @@ from flowlang.runtime.store import LARGEST_ID, Store, StoredError, now_text
 from flowlang.runtime.values import format_datetime
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.server import STATE, ServeState, read_within
+from flowlang.serve.signatures import wire
 
 COOKIE = "flowlang_console"
 ACTION_WAIT = 30.0  # seconds an action waits for its job before the page says it is still running
@@ -53,7 +55,8 @@ class Sessions:
         return hmac.new(self.key, session.encode(), hashlib.sha256).hexdigest()
 
     def token_ok(self, given: str) -> bool:
-        return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
+        """`given` as sent: a header's bytes that are no UTF-8 made encode() fail, a 500 for the action."""
+        return self.token is not None and hmac.compare_digest(wire(given), self.token.encode())
 
 
 SESSIONS: web.AppKey[Sessions] = web.AppKey("console_sessions", Sessions)
@@ -80,6 +83,18 @@ def may_read(request: web.Request) -> bool:
     return loopback(request) or bearer_ok(request) or session_of(request) is not None
 
 
+UNREADABLE_FORM = "the form cannot be read: its bytes are no text in the charset it names"
+
+
+async def read_form(request: web.Request) -> Mapping[str, Any] | None:
+    """The posted form, or None where it is no text in its charset (a raw b'\xff', `charset=zlib`):
+    aiohttp's decoding raised, and the answer was a 500."""
+    try:
+        return await read_within(request, request.post())
+    except (ValueError, LookupError):
+        return None
+
+
 async def may_act(request: web.Request) -> tuple[bool, str]:
     """Whether this POST may act, and why not."""
     sessions = request.app[SESSIONS]
@@ -90,7 +105,9 @@ async def may_act(request: web.Request) -> tuple[bool, str]:
     session = session_of(request)
     if session is None:
         return False, "this action needs the console token: log in first"
-    form = await read_within(request, request.post())
+    form = await read_form(request)
+    if form is None:
+        return False, UNREADABLE_FORM
     given = form.get("csrf")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), sessions.csrf(session).encode()):
         return False, "the form's CSRF token is missing or wrong: reload the page and try again"
@@ -258,7 +275,11 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
-    form = await read_within(request, request.post())
+    form = await read_form(request)
+    if form is None:
+        response = page("log in", LOGIN_FORM, request, UNREADABLE_FORM)
+        response.set_status(400)
+        return response
     given = form.get("token")
     if not isinstance(given, str) or not sessions.token_ok(given.strip()):
         response = page("log in", LOGIN_FORM, request, "wrong console token")
