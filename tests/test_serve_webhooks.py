@@ -477,3 +477,21 @@ def test_header_bytes_that_are_no_utf8_are_checked_as_sent_and_kept(served: tupl
     assert [g["headers"]["x-note"] for g in got if g["preset"] == "github"] == ["caf\\xe9", "caf\\xe9"]
     assert serve.request("GET", "/healthz")[0] == 200
     assert "Traceback" not in serve.logs() and "Error handling request" not in serve.logs()
+
+
+@pytest.mark.parametrize("preset", ["github", "stripe", "hmac"])
+def test_a_blank_delivery_id_is_no_id(served: tuple[ServeProcess, FakeApi], preset: str) -> None:
+    """A delivery whose id was blank (`X-GitHub-Delivery: `, a Stripe event's `"id": ""`, a custom
+    id_header of spaces) was a duplicate of the flow's first with a blank id: 200 {"duplicate": true} and
+    never run, so every such delivery after the first was lost. A blank id is no id: each one runs."""
+    serve, api = served
+    sign, current, _, _ = SIGNERS[preset]
+    answers = []
+    for n, blank in ((900, ""), (901, ""), (902, "  ")):
+        body = payload(preset, n, blank)
+        answers.append(serve.post(f"/hooks/{preset}", body, sign(body, int(time.time()), current, blank)))
+    assert [a[0] for a in answers] == [202, 202, 202], answers
+    wait_for(lambda: {900, 901, 902} <= set(received(api, preset)), what=f"the three {preset} runs")
+    ids = sorted(r.body["id"] for r in api.requests if r.path == "/got" and r.body["preset"] == preset
+                 and r.body["n"] >= 900)
+    assert ids == sorted(str(a[2]["delivery"]) for a in answers)  # job.trigger.id: the inbox's id then

@@ -159,7 +159,9 @@ async def hook(request: web.Request) -> web.Response:
     if delivery_id is None and verdict.id_field is not None:
         found = body_field(body, verdict.id_field)
         delivery_id = str(found) if isinstance(found, str | int) and not isinstance(found, bool) else None
-    delivery_id = header_text(delivery_id) if delivery_id is not None else None
+    # a blank id is none: the second delivery with 'X-GitHub-Delivery: ' (or a Stripe event's "id": "") was
+    # taken for a duplicate of the first, answered 200 and never run
+    delivery_id = header_text(delivery_id) if delivery_id is not None and delivery_id.strip() else None
     if state.runs.pending >= state.max_pending:
         # a provider's retry of a delivery already in the inbox is a duplicate, full or not: a 503 for it
         # counts as a failed delivery to the provider (Shopify removes a webhook after enough of them)
