@@ -492,3 +492,59 @@ def test_a_serve_starting_while_replay_asks_whether_one_serves_still_starts(tmp_
     finally:
         lock.release()
     assert serve_holds(folder) is False
+
+
+def test_a_serve_starting_while_a_replay_runs_waits_and_runs_it_not_again(tmp_path: Path) -> None:
+    """`flowlang inbox --replay 3` of a delivery left waiting by a stopped serve, and a serve started while
+    the replay ran: the replay had marked it 'running', which serve took for a run cut short, so it ran it
+    again once the flow's lock was free (delivery 3 at the receiver twice). A starting serve waits for the
+    replays going on to end (saying so), then runs what still waits."""
+    import os
+    import subprocess
+    import sys
+
+    gate = threading.Event()
+    gate.set()
+
+    def gated(req: Request) -> tuple[int, dict[str, str], Any]:
+        gate.wait(60)
+        time.sleep(0.5 if req.body["n"] == 1 else 0)
+        return 201, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow())
+    with FakeApi() as api:
+        api.route("POST", r"^/got$", gated)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        with ServeProcess(tmp_path, env=env) as serve:
+            gate.clear()
+            for n in range(1, 4):
+                assert serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] == 202
+            wait_for(lambda: sum(got(api).values()) == 1, what="the first run's send")
+            stopping = threading.Thread(target=serve.terminate)
+            stopping.start()
+            wait_for(lambda: "stopping:" in serve.logs(), what="the stop")
+            gate.set()
+            stopping.join(60)
+        waiting = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+        assert sorted(d["id"] for d in waiting if d["status"] == "waiting") == [2, 3], waiting
+        gate.clear()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+        replay = subprocess.Popen([sys.executable, "-m", "flowlang", "inbox", str(tmp_path), "--replay", "3"],
+                                  env={**full_env, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: got(api)[3] == 1, what="the replay's send")
+            second = ServeProcess(tmp_path, env=env)
+            starting = threading.Thread(target=second.start)
+            starting.start()
+            wait_for(lambda: "waiting for the flowlang inbox --replay" in second.logs(), what="serve waiting")
+            gate.set()
+            assert replay.wait(60) == 0
+            starting.join(60)
+            wait_for(lambda: got(api)[2] == 1, what="delivery 2's run by serve")
+            time.sleep(1)
+            assert second.terminate() == 0
+        finally:
+            gate.set()
+            if replay.poll() is None:
+                replay.kill()
+    assert got(api) == Counter([1, 2, 3]), got(api)

@@ -179,7 +179,7 @@ def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
     from flowlang.serve.flows import load_folder
     from flowlang.serve.inbox import Inbox
     from flowlang.serve.runs import run_delivery
-    from flowlang.serve.service import state_folder
+    from flowlang.serve.service import SERVE_LOCK_PATIENCE, replay_lock_file, state_folder
 
     assert isinstance(inbox, Inbox)
     d = inbox.get(args.replay)
@@ -194,16 +194,22 @@ def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
     if served is None:
         raise UsageError(f"delivery {d.id} is for the flow '{d.flow}', which is no longer in {args.folder}")
     folder = state_folder(Path(args.folder), Path(args.state_dir) if args.state_dir else None)
-    if d.status in ("waiting", "running") and serve_holds(folder):  # it would run twice: by serve, and here
-        raise UsageError(f"delivery {d.id} is {d.status} in the inbox of the flowlang serve that serves "
-                         f"{folder}: serve runs it; replay it once it has run")
-    inbox.mark(d.id, "running").result()
+    replaying = replay_lock_file(folder)
+    # first: a serve that starts from here on waits for this replay's end (one starting holds it a moment)
+    replaying.acquire(patience=SERVE_LOCK_PATIENCE, shared=True)
     try:
-        result = run_async_command(run_delivery(served, d, inbox, folder, secrets,
-                                                providers=project.secret_providers, masker=terminal.masker))
-    except LockedError:  # not run (a run of the flow goes on): as it was, not 'running' for serve to run at start
-        inbox.mark(d.id, d.status if d.status in ("done", "failed") else "waiting", d.job_id, d.message).result()
-        raise
+        if d.status in ("waiting", "running") and serve_holds(folder):  # it would run twice: by serve, and here
+            raise UsageError(f"delivery {d.id} is {d.status} in the inbox of the flowlang serve that serves "
+                             f"{folder}: serve runs it; replay it once it has run")
+        inbox.mark(d.id, "running").result()
+        try:
+            result = run_async_command(run_delivery(served, d, inbox, folder, secrets,
+                                                    providers=project.secret_providers, masker=terminal.masker))
+        except LockedError:  # not run (a run of the flow goes on): as it was, not 'running' for serve to run
+            inbox.mark(d.id, d.status if d.status in ("done", "failed") else "waiting", d.job_id, d.message).result()
+            raise
+    finally:
+        replaying.release()
     terminal.message(f"{d.flow}: delivery {d.id} ran again as job {result.job_id}: {result.status}",
                      "bold" if result.ok else "yellow")
     if result.error is not None:

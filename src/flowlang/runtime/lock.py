@@ -28,9 +28,10 @@ class FlowLock:
         self.flow = flow
         self._fd: int | None = None
 
-    def acquire(self, patience: float = 0.0) -> None:
+    def acquire(self, patience: float = 0.0, shared: bool = False) -> None:
         """Take the lock, else LockedError; `patience`: seconds to keep trying first (a `held()` probe holds
-        it for a moment: a serve starting then was refused as if another one served)."""
+        it for a moment: a serve starting then was refused as if another one served); `shared`: beside
+        other shared holders, never beside an exclusive one."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -40,7 +41,7 @@ class FlowLock:
             deadline = time.monotonic() + patience
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                     break
                 except OSError:
                     if time.monotonic() < deadline:

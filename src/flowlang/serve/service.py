@@ -80,6 +80,30 @@ def serve_lock(folder: Path) -> FlowLock:
     return lock
 
 
+def replay_lock_file(folder: Path) -> FlowLock:
+    """Held shared by each `flowlang inbox --replay` while it runs (replays go on side by side), and taken
+    by a serve at its start before it reads the deliveries to run (wait_for_replays)."""
+    return FlowLock(folder, "flowlang inbox --replay", "replay.lock")
+
+
+def wait_for_replays(folder: Path) -> None:
+    """Wait for the replays going on to end. A replay marks its delivery 'running' until its run has ended,
+    and a serve starting meanwhile ran it again (a delivery run twice, by the replay and by serve, which
+    takes 'running' for one a crash cut short). A replay that starts once this serve holds serve.lock sees
+    it (serve_holds) and runs no delivery that serve runs."""
+    lock = replay_lock_file(folder)
+    try:
+        lock.acquire()
+    except LockedError:
+        try:
+            pid = f" (pid {int(lock.path.read_text().strip())})"
+        except (OSError, ValueError):
+            pid = ""
+        log.warning(f"waiting for the flowlang inbox --replay{pid} running a delivery of {folder} to end")
+        lock.acquire(patience=math.inf)
+    lock.release()
+
+
 class Service:
     """One serve process."""
 
@@ -100,6 +124,7 @@ class Service:
         self.inbox = Inbox(self.folder)  # first: a folder that cannot hold it is said by it
         try:
             self.lock = serve_lock(self.folder)
+            wait_for_replays(self.folder)
         except (UsageError, StoreError):
             self.inbox.close()
             raise
