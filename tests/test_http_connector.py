@@ -1019,3 +1019,20 @@ def test_a_request_timeout_no_timer_takes_fails_at_the_call_before_it_is_sent(ti
         result = flow.run()
         assert result.error is not None and result.error.message == said
         assert "internal" not in result.error.message and api.requests == []
+
+
+@pytest.mark.parametrize(("cursor", "said"), [
+    (True, "is boolean 'true', not a text or a number"),
+    ({"after": 2}, "is object '{\"after\":2}', not a text or a number"),
+    (["x"], "is list '[\"x\"]', not a text or a number"),
+])
+def test_a_next_cursor_that_is_no_text_or_number_stops_the_list(cursor: Any, said: str) -> None:
+    """A next cursor of true was sent as 'cursor=true' (an object as its JSON text), which no API gave
+    as a cursor: the list ends with an error after the records of the page that gave it."""
+    with FakeApi() as api:
+        api.route("GET", "/c", lambda req: (200, {}, {"data": [{"id": 1}, {"id": 2}], "next": cursor}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/c", pages: {style: "cursor", cursor: "next", '
+                     'records: "data"}) as s\nfor each o in s\n  emit o.id\nend\n', api)
+        assert result.error is not None and f"the answer's cursor ('next') {said}; pagination stops here" \
+            in result.error.message, result.error
+        assert result.outputs == [1, 2] and len(api.requests) == 1

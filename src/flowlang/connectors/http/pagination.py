@@ -373,6 +373,14 @@ class Paginator:
                 cursor = path_get(body, self.spec.cursor or "")
             more = self._more(body)
             last = cursor in (None, "") or no_cursor(cursor) or more is False
+            if not last and (type(cursor) is bool or not isinstance(cursor, (str, int, Decimal))):
+                # true or an object: no cursor (true was sent as cursor=true, an object as its JSON text)
+                yield records, {"cursor": at}, None
+                where = f"the field {self.spec.cursor_field!r} of the page's last record" if self.spec.cursor_field \
+                    else f"the answer's cursor ({self.spec.cursor!r})"
+                raise FlowRuntimeError(f"{self.shown()}: {where} is {type_name(cursor)} "
+                                       f"{self.client.services.mask(dumps(cursor))[:80]!r}, not a text or a number; "
+                                       "pagination stops here", "data")
             yield records, {"cursor": at}, None if last else {"cursor": cursor}
             if last and more:  # the API says there is more, but not where: ending here would lose it unseen
                 where = f"the field {self.spec.cursor_field!r} of the page's last record" if self.spec.cursor_field \
