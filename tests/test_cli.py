@@ -400,6 +400,36 @@ def test_json_lines_on_stdin_are_a_list_of_records(tmp_path: Path) -> None:
     assert bad.status == 2 and "--input - line 2 is not valid JSON" in bad.stderr
 
 
+def test_a_pipe_carries_texts_with_line_separators_and_nights_with_no_record(tmp_path: Path) -> None:
+    """`flowlang run export.flow | flowlang run load.flow --input -` failed as a whole (exit 2, nothing
+    loaded, export's state already committed) when one record's text held U+2028, U+2029 or U+0085, as
+    a note pasted from a web page may: flowlang writes them as they are (JSON allows it), and --input
+    cut its lines with str.splitlines(), which ends a line there ('line 1 is not valid JSON:
+    Unterminated string starting at at line 1 column 23'). And a night whose export emitted nothing
+    failed the load with 'is not valid JSON: Expecting value' (exit 2) where a .jsonl file of no line
+    is no record. Lines end at a line feed alone; an empty stdin is JSON Lines of no record."""
+    write(tmp_path, "export.flow", 'param empty = false\n'
+                                   'for each o in (if empty then [] else [{id: 1, note: "a\\u2028b"},\n'
+                                   '  {id: 2, note: "c\\u0085d\\u2029e"}, {id: 3, note: "f"}])\n  emit o\nend\n')
+    write(tmp_path, "load.flow", 'use out = file(path: "loaded.jsonl", mode: "append")\n'
+                                 'for each r in input\n  send r to out\nend\nemit len(input)\n')
+    for empty, expected in (("false", 3), ("true", 0)):
+        first = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "export.flow", "--param", f"empty={empty}"],
+                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        second = subprocess.run([sys.executable, "-m", "flowlang", "run", "load.flow", "--input", "-"], cwd=tmp_path,
+                                stdin=first.stdout, capture_output=True, text=True, timeout=60)
+        assert first.wait(timeout=60) == 0
+        assert second.returncode == 0, second.stderr
+        assert lines(second.stdout) == [expected]
+    loaded = [json.loads(line) for line in (tmp_path / "loaded.jsonl").read_text(encoding="utf-8").split("\n") if line]
+    assert [r["note"] for r in loaded] == ["a\u2028b", "c\u0085d\u2029e", "f"]  # type: ignore[index]
+    write(tmp_path, "saved.jsonl", '{"id": 4, "note": "g\u2028h"}\n{"id": 5, "note": "i"}\n')
+    assert lines(cli("run", "load.flow", "--input", "saved.jsonl", cwd=tmp_path).stdout) == [2]
+    bad = cli("run", "load.flow", "--input", "-", cwd=tmp_path, stdin='{"id": 1}\n{"note": "cut\n')
+    assert bad.status == 2 and "line 2 is not valid JSON: Unterminated string starting at line 1 column 10" \
+        in bad.stderr, bad.stderr
+
+
 def test_a_real_pipe_in_and_real_exit_statuses(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "for each r in input\n  if r.n == 2\n    fail \"two\"\n  end\n  emit r.n\nend\n")
     proc = run_cli("run", "f.flow", "--input", "-", cwd=tmp_path, stdin='[{"n": 1}, {"n": 2}, {"n": 3}]')

@@ -70,10 +70,12 @@ def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
         text = text[1:]
     if path.endswith((".jsonl", ".ndjson")):
         return _json_lines(text, path)
+    if path == "-" and not text.strip():  # a pipe from a run that emitted nothing: JSON Lines of no record
+        return []
     try:
         return loads(text)
     except JsonDataError as e:
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = [line for line in json_lines(text) if line.strip()]
         if len(lines) > 1 and str(e).startswith("not valid JSON: Extra data"):  # several values: JSON Lines
             return _json_lines(text, path)  # (as `flowlang run` writes: `... | flowlang run b.flow --input -`)
         hint = ""
@@ -83,9 +85,16 @@ def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
         raise UsageError(f"--input {path} is not valid JSON: {_reason(e)}{hint}") from None
 
 
+def json_lines(text: str) -> list[str]:
+    """The lines of JSON Lines text: each ends at a line feed alone (a CR before it is dropped). A JSON
+    string may hold U+2028, U+2029, U+0085 as they are (flowlang's own output does), which
+    str.splitlines() takes for line ends."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _json_lines(text: str, path: str) -> list[Any]:
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(json_lines(text), 1):
         if line.strip():
             try:
                 records.append(loads(line))

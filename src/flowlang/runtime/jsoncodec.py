@@ -47,7 +47,9 @@ def loads(text: str | bytes) -> Any:
     except RecursionError:
         raise JsonDataError("the JSON nests too deeply to be read") from None
     except json.JSONDecodeError as e:
-        raise JsonDataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        # json's "Unterminated string starting at" and "Invalid control character at" end in "at" already
+        raise JsonDataError(f"not valid JSON: {e.msg.removesuffix(' at')} at line {e.lineno} column {e.colno}") \
+            from None
     except UnicodeDecodeError as e:
         raise JsonDataError(f"not valid UTF-8 text: {e.reason}") from None
     except JsonDataError:  # NaN, Infinity: said as it is
