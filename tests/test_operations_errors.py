@@ -253,6 +253,51 @@ def test_errors_survive_comments_lines_and_new_loops_but_not_a_changed_loop(tmp_
         ("retry", "failed", f"error {two.id} cannot be replayed; left open")] * 2
 
 
+def test_after_a_loop_is_added_before_it_a_later_success_resolves_and_retry_sends_no_old_copy(
+        tmp_path: Path) -> None:
+    """An error points at its loop as 'o in rows #1' (its variables, its list, its place among all the
+    outermost loops). A loop added before it made it 'o in rows #2': retry still found it (the only loop
+    over rows), but a later run that sent the record again (v2) did not resolve the error, a new failure
+    of its key made a second open error, and `flowlang retry` then sent the old copy (v1) over the new
+    one. Open errors follow their loop to its identity now, when a run starts."""
+    body = ('for each o in rows\n  if o.id == 2 and version == 1\n    fail "not yet"\n  end\n'
+            '  send o + {v: version} to api.post("/got")\nend\n')
+    head = "use api = http(base_url: env.API)\nparam version = 1\nparam rows = [{id: 1}, {id: 2}]\n"
+    flow = write(tmp_path, "f.flow", head + body)
+    with FakeApi() as api:
+        assert run(flow, api).status == "partial"
+        [error] = open_errors(flow)
+        flow.write_text(head + 'for each c in ["a"]\n  log info "checks {c}"\nend\n' + body)
+        assert run(flow, api, params={"version": 1}).status == "partial"  # fails again: the same error
+        [again] = open_errors(flow)
+        assert (again.id, again.attempts) == (error.id, 2)
+        fixed = run(flow, api, params={"version": 2})
+        assert fixed.ok and fixed.resolved == [error.id]
+        assert open_errors(flow) == []
+        assert retry(flow, api).resolved == []
+    assert [(b["id"], b["v"]) for b in sent(api, "/got")] == [(1, 1), (1, 1), (1, 2), (2, 2)]
+
+
+def test_a_retry_replays_into_its_own_loop_of_two_over_the_same_list(tmp_path: Path) -> None:
+    """Two loops over the same list (one posts to /a, the next to /b) are 'o in rows #1' and '#2'. A loop
+    added before them made the /a loop '#2': the retry of an error of the /b loop replayed it in the /a
+    loop, so record 2 went to /a twice and never to /b, and its error was resolved. An error keeps its
+    loop's place among the loops of its variables and list, which other loops do not change."""
+    loops = ('for each o in rows\n  send o to api.post("/a")\nend\n'
+             'for each o in rows\n  if o.id == 2 and env.BAD != null\n    fail "not yet"\n  end\n'
+             '  send o to api.post("/b")\nend\n')
+    head = "use api = http(base_url: env.API)\nparam rows = [{id: 1}, {id: 2}]\n"
+    flow = write(tmp_path, "f.flow", head + loops)
+    with FakeApi() as api:
+        env = {"API": api.url, "BAD": "1"}
+        assert flowlang.load(flow).run(env=env, state_dir=tmp_path / "state").status == "partial"
+        flow.write_text(head + 'for each c in ["a"]\n  log info "checks {c}"\nend\n' + loops)
+        done = retry(flow, api)
+        assert done.ok and len(done.resolved) == 1
+    assert [b["id"] for b in sent(api, "/a")] == [1, 2]
+    assert [b["id"] for b in sent(api, "/b")] == [1, 2]
+
+
 # ---- 4. retry ---------------------------------------------------------------------------------
 RATES = """use api = http(base_url: env.API)
 use out = file(path: "out/amounts.jsonl")

@@ -20,7 +20,7 @@ from typing import Any
 from flowlang import ast
 from flowlang.check import CheckedModule
 from flowlang.check.secret_names import secret_uses
-from flowlang.compile import CompiledModule, ProgramCompiler, find_loop
+from flowlang.compile import CompiledModule, ProgramCompiler, find_loop, moved_errors
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import (
     DEFAULT_WRITE,
@@ -438,6 +438,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     resumed_from = start_checkpoints(ctx, store, flow, job_id, kind, keeps, resumption.saved,
                                      resumption.resume_from, ctx.mask)
     if not options.dry_run:
+        moved = moved_errors(flow.compiled.loops, store.open_loops(flow.key))
+        if moved:  # an edit added or took away loops: the open errors follow their loops (OPERATIONS.md 3)
+            store.move_errors(flow.key, moved)
         ctx.open_keys = store.open_keys(flow.key)
         ctx.on_success = on_success
         purged = store.purge_resolved(flow.key)
@@ -790,7 +793,7 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
         state = ctx.state  # the flow's state now: what a replay of an error saved without its own sees
         for err in errors:
             ctx.check_stop()
-            entry = find_loop(compiled.loops, err.loop_id)
+            entry = find_loop(compiled.loops, err.loop_id, err.loop_nth)
             if entry is None:
                 ctx.log("error", f"error {err.id}: its loop ({err.loop_id or 'at ' + err.loop}) is no longer in "
                         "the flow or was changed, so it cannot be replayed; left open")

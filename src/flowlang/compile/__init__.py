@@ -1,5 +1,12 @@
 """The compiler: checked AST -> a tree of closures (Steps for statements, Evals for expressions)."""
 
-from flowlang.compile.program import CompiledModule, LoopEntry, ProgramCompiler, compile_program, find_loop
+from flowlang.compile.program import (
+    CompiledModule,
+    LoopEntry,
+    ProgramCompiler,
+    compile_program,
+    find_loop,
+    moved_errors,
+)
 
-__all__ = ["CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program", "find_loop"]
+__all__ = ["CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program", "find_loop", "moved_errors"]

@@ -72,6 +72,7 @@ class LoopInfo:
     listed: str = ""  # the text of its list expression (spaces collapsed): "rows"
     keeps_input: bool = False  # an outermost loop whose iteration reads `input`: a failure keeps it (SAVED_INPUT)
     key_written: str | None = None  # the text of its `key expr`, for a message
+    nth: int | None = None  # an outermost loop's place among those of its variables and list (1 for the first)
 
     @property
     def outermost(self) -> bool:
@@ -183,7 +184,7 @@ class LoopInfo:
         return RecordFailure(
             flow=f.run.flow, loop=self.loop_id, location=err.location or self.location, line=err.line,
             message=err.message, kind=err.kind, status=err.status, record=self.record_of(item),
-            scope=scope, loop_id=self.identity, key=key,
+            scope=scope, loop_id=self.identity, key=key, loop_nth=self.nth,
         )
 
     async def flush(self, f: Frame) -> None:
@@ -978,17 +979,42 @@ def loop_identity(node: ast.ForEach, text: str, place: int) -> str:
     return f"{', '.join(node.names)} in {listed} #{place}"
 
 
-def find_loop(loops: dict[str, LoopEntry], identity: str | None) -> LoopEntry | None:
-    """The loop an error belongs to: the same identity, else the only loop with the same variables and
-    list expression (it moved among the loops); None when the loop itself changed."""
+def loop_stem(identity: str) -> str:
+    """An identity without its place: the loop's variables and list, `o in orders`."""
+    return identity.rsplit(" #", 1)[0]
+
+
+def find_loop(loops: dict[str, LoopEntry], identity: str | None, nth: int | None = None) -> LoopEntry | None:
+    """The loop an error belongs to. With `nth` (its place among the loops of the same variables and list
+    expression, kept with errors since it was added): that one, wherever other loops were added or taken
+    away. Without it (an error stored before): the same identity, else the only loop with the same
+    variables and list expression (it moved among the loops). None when the loop itself changed."""
     if identity is None:
         return None
+    stem = loop_stem(identity)
+    same = [entry for name, entry in loops.items() if loop_stem(name) == stem]
+    if nth is not None:
+        return same[nth - 1] if 0 < nth <= len(same) else None
     found = loops.get(identity)
     if found is not None:
         return found
-    stem = identity.rsplit(" #", 1)[0]
-    same = [entry for name, entry in loops.items() if name.rsplit(" #", 1)[0] == stem]
     return same[0] if len(same) == 1 else None
+
+
+Move = tuple[tuple[str, int | None], tuple[str, int | None]]  # an open error's loop: (identity, nth) then, now
+
+
+def moved_errors(loops: dict[str, LoopEntry], stored: list[tuple[str, int | None]]) -> list[Move]:
+    """The loops of open errors (identity, nth) that an edit moved: each (from, to) with the loop's
+    identity and nth now, so that a later success of a key resolves its error and a new failure of it
+    replaces the error, as before the edit (OPERATIONS.md 2, 3)."""
+    moves = []
+    for identity, nth in stored:
+        entry = find_loop(loops, identity, nth)
+        if entry is not None and entry.info.identity is not None and \
+                (entry.info.identity, entry.info.nth) != (identity, nth):
+            moves.append(((identity, nth), (entry.info.identity, entry.info.nth)))
+    return moves
 
 
 class ForEachCompiler(IoCompiler):
@@ -1022,9 +1048,11 @@ class ForEachCompiler(IoCompiler):
             return sync_loop(node, slots, iterable, self.body(node.body), where)
         line, col = self.checked.source.line_col(node.span.start)
         identity = None
+        nth = None
         if not self.loop_stack:
             self.outermost_loops += 1
             identity = loop_identity(node, self.checked.source.text, self.outermost_loops)
+            nth = 1 + sum(1 for name in self.loop_entries if loop_stem(name) == loop_stem(identity))
         read_slots, read_names = reads((node.body, node.key), self.checked) if identity else (set(), set())
         named = globals_named((node.body, node.key), self.checked, RUN_GLOBALS) if identity else set()
         read = frozenset(read_slots - set(slots)) if identity else None
@@ -1041,7 +1069,7 @@ class ForEachCompiler(IoCompiler):
                         read=read,
                         assigned=assigned, names=tuple(node.names),
                         reads_state="state" in named, writes_state=WRITES_STATE in read_names,
-                        keeps_input="input" in named,
+                        keeps_input="input" in named, nth=nth,
                         listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)
         outer = self.branch_depth, self.reach

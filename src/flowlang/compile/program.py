@@ -10,7 +10,7 @@ from flowlang import ast
 from flowlang.check.program import CheckedModule, FunctionInfo
 from flowlang.compile.expressions import ExpressionCompiler
 from flowlang.compile.functions import FunctionCompiler, FunctionTable
-from flowlang.compile.loops import LoopEntry, LoopInfo, find_loop
+from flowlang.compile.loops import LoopEntry, LoopInfo, find_loop, moved_errors
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import Eval, Step, block, stoppable
 from flowlang.lazy_dataclass import dataclass
@@ -101,4 +101,4 @@ def compile_program(checked: CheckedModule) -> tuple[ProgramCompiler, CompiledMo
     return program, program.module(checked)
 
 
-__all__ = ["Any", "CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program", "find_loop"]
+__all__ = ["Any", "CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program", "find_loop", "moved_errors"]
