@@ -442,6 +442,28 @@ def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
         assert entry["flow"] == "f" and entry["job_id"] is not None
 
 
+def test_a_retrys_summary_line_has_the_level_of_its_jobs_status(tmp_path: Path) -> None:
+    """A retry that could not replay an error is a failed job (exit 1, `flowlang jobs` says failed), but
+    its summary line ('retry (job 3) resolved 0, still failing 0, cannot be replayed 1') was at level
+    warning, where OPERATIONS.md 10 puts a failed job's summary at error: info ok, warning partial."""
+    write(tmp_path, "f.flow", 'for each r in [{id: 1}, {id: 2}]\n  if r.id == 2 and env.BAD != null\n'
+                              '    fail "bad"\n  end\n  emit r.id\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path, env={"BAD": "1"}).returncode == 3
+    levels = []
+    for env, status in (({"BAD": "1"}, 3), ({}, 0)):
+        proc = run_cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path, env=env)
+        assert proc.returncode == status, proc.stderr
+        levels.append(json.loads(proc.stderr.splitlines()[-1])["level"])
+    assert run_cli("run", "f.flow", cwd=tmp_path, env={"BAD": "1"}).returncode == 3
+    write(tmp_path, "f.flow", 'for each row in [{id: 1}, {id: 2}]\n  emit row.id\nend\n')  # the loop changed
+    proc = run_cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    last = json.loads(proc.stderr.splitlines()[-1])
+    assert "cannot be replayed 1" in last["message"]
+    assert levels + [last["level"]] == ["warning", "info", "error"]
+    assert lines(run_cli("jobs", "f.flow", "--json", "--last", "1", cwd=tmp_path).stdout)[0]["status"] == "failed"
+
+
 def test_the_sigterm_line_of_a_running_job_carries_its_job_id(tmp_path: Path) -> None:
     """Under JSON logs, SIGTERM's 'SIGTERM: finishing the records in flight, then stopping' line had
     `job_id` null while the job it stops was running (job 1), where every other line of the run carries

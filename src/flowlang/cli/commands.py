@@ -215,7 +215,8 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
         text += f", to edit first {len(result.needs_edit)} (they failed as they were read; left open)"
     if cannot:
         text += f", cannot be replayed {cannot} (left open: see the error lines above)"
-    terminal.message(text, "bold" if not (still or cannot) else "yellow")
+    # the summary's level is the job's status (OPERATIONS.md 10): failed (an error it cannot replay) is error
+    terminal.message(text, "bold red" if cannot else "yellow" if still else "bold")
     if cannot:
         return int(ExitStatus.FAILED)
     return int(ExitStatus.PARTIAL if still else ExitStatus.OK)
