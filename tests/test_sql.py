@@ -1326,3 +1326,44 @@ end
         'present in table "k_parent".',
         'db: new row for relation "k" violates check constraint "k_n_check"']
     assert [e.record["id"] for e in result.errors] == [1, 2, 3] and result.stats.sent == 1
+
+
+@pytest.mark.parametrize("batch", ["", " batch 10"])
+def test_an_upsert_of_a_record_whose_key_is_null_or_missing_fails_it_instead_of_inserting_it_again(
+        tmp_path: Path, database: str, batch: str) -> None:
+    """A key that is null (or a record without its key's field) matches no row: NULL = NULL is not true in
+    SQL, so no unique index ever holds two of them as equal, and the upsert inserted the record as a new
+    row, in every run again (two runs of 4 records, 2 without an email, upserted by email: 6 rows, the
+    2 keyless twice). Such a record fails alone, kept, saying why; the others of its batch are written."""
+    run(tmp_path, f'use db = sql(url: "{database}")\ncall db.execute("drop table if exists un")\n'
+                  'call db.execute("create table un (email varchar(50) unique, ref integer, name varchar(50), '
+                  'unique (email, ref))")\n')
+    flow = f"""
+use db = sql(url: "{database}")
+for each r in input
+  send r to db.upsert(table: "un", key: "email"){batch}
+end
+for each r in input
+  send r to db.upsert(table: "un", key: ["email", "ref"]){batch}
+end
+"""
+    records = [{"email": "ann@x.org", "ref": 1, "name": "Ann"}, {"email": None, "ref": 2, "name": "Null"},
+               {"ref": 3, "name": "Missing"}, {"email": "bob@x.org", "ref": 4, "name": "Bob"}]
+    first = run(tmp_path, flow, input=records)
+    again = run(tmp_path, flow, input=records)
+    for result in (first, again):
+        assert result.stats.sent == 4 and result.error is None
+        assert [e.message for e in result.errors] == [
+            f"upsert(key: {key}) into un: {why}, so it matches no row (in SQL a null key equals none, not even "
+            "another null) and the record would be inserted again in every run: give it its key, or send it to "
+            "db.insert" for key in ("'email'", "'email', ...")
+            for why in ("the record's email is null", "the record has no field email")]
+    rows = run(tmp_path, f"""
+use db = sql(url: "{database}")
+call db.query("select email, ref, name from un order by ref") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert rows.outputs == [{"email": "ann@x.org", "ref": 1, "name": "Ann"},
+                            {"email": "bob@x.org", "ref": 4, "name": "Bob"}]

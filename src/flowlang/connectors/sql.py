@@ -576,13 +576,19 @@ class SqlConnection(Connection):
         if op == "upsert" and (not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys)):
             raise FlowRuntimeError("upsert() needs key: the column (or list of columns) that identifies a row",
                                    "connector")
-        problems = {i: problem for i, r in enumerate(records) if (problem := row_problem(r, table)) is not None}
+        names = [str(k) for k in keys or []]
+
+        def problem(record: Value) -> str | None:
+            found = row_problem(record, table)
+            return found if found is not None or op != "upsert" else key_problem(record, table, names, self.name)
+
+        problems = {i: why for i, r in enumerate(records) if (why := problem(r)) is not None}
         if problems:  # such a record fails alone: the others of its batch are written
             good = [r for i, r in enumerate(records) if i not in problems]
-            done = iter(await self._send_rows(op, table, list(keys or []), good) if good else [])
+            done = iter(await self._send_rows(op, table, names, good) if good else [])
             return [SendOutcome(False, error=problems[i]) if i in problems else next(done)
                     for i in range(len(records))]
-        return await self._send_rows(op, table, list(keys or []), records)
+        return await self._send_rows(op, table, names, records)
 
     async def _send_rows(self, op: str, table: str, keys: list[str], records: list[Value]) -> list[SendOutcome]:
         if self.services.dry_run:
@@ -770,6 +776,25 @@ def row_problem(record: Value, table: str) -> str | None:
         return f"a row of {table} must be an object with fields, got {type_name(record)}"
     if not record:
         return f"an empty object has no field to write as a row of {table}"
+    return None
+
+
+def key_problem(record: Value, table: str, keys: list[str], name: str) -> str | None:
+    """Why an upserted record cannot be found by its key (that record fails alone), or None. A key that is
+    null, or a record without its key's field, matches no row: NULL = NULL is not true in SQL, so no unique
+    index holds two of them as equal, and such a record was inserted as a new row in every run again."""
+    assert isinstance(record, dict)
+    for key in keys:
+        if key not in record:
+            why = f"the record has no field {key}"
+        elif record[key] is None:
+            why = f"the record's {key} is null"
+        else:
+            continue
+        shown = f"{keys[0]!r}{', ...' if len(keys) > 1 else ''}"
+        return (f"upsert(key: {shown}) into {table}: {why}, so it matches no row (in SQL a null key equals none, "
+                "not even another null) and the record would be inserted again in every run: give it its key, "
+                f"or send it to {name}.insert")
     return None
 
 
