@@ -286,6 +286,26 @@ def test_limit_and_dry_run_are_test_jobs(tmp_path: Path) -> None:
     assert helped.returncode == 0 and "its writes are real" in " ".join(helped.stdout.split())
 
 
+def test_a_limit_run_sends_each_of_its_records_whole() -> None:
+    """`--limit 1` takes 'at most N records per loop', and an inner loop over an order's lines was a loop
+    too: the order went to the API for real with the first of its three lines ({"lines": [1]}), a wrong
+    order, since a --limit run's writes are real. An inner loop over a list in memory runs whole now;
+    one that pulls records from a source (a paginated call inside the loop) still takes N of them."""
+    pages = '{style: "page", size: 2, records: "data"}'
+    with FakeApi() as api:
+        api.route("GET", "/r", lambda req: paged(RECORDS, req, "page", api.url))
+        flow = flowlang.compile(
+            "use api = http(base_url: env.API)\n"
+            "for each o in [{id: 1, lines: [1, 2, 3]}, {id: 2, lines: [4, 5]}]\n  let ls = []\n"
+            "  for each l in o.lines\n    let ls = ls + [l]\n  end\n"
+            '  send {id: o.id, lines: ls} to api.post("/orders")\n'
+            f'  call api.get("/r", pages: {pages}) as s\n  for each r in s\n    emit r.id\n  end\nend\n')
+        done = flow.run(limit=1, env={"API": api.url})
+        assert done.kind == "test" and done.outputs == [1]
+        assert [r.body for r in api.requests if r.method == "POST"] == [{"id": 1, "lines": [1, 2, 3]}]
+        assert api.count("GET", "/r") == 1
+
+
 def test_limit_and_stop_fetch_no_page_they_do_not_use() -> None:
     pages = '{style: "page", size: 2, records: "data"}'
     with FakeApi() as api:
@@ -460,7 +480,7 @@ def test_a_retrys_summary_line_has_the_level_of_its_jobs_status(tmp_path: Path) 
     assert proc.returncode == 1, proc.stderr
     last = json.loads(proc.stderr.splitlines()[-1])
     assert "cannot be replayed 1" in last["message"]
-    assert levels + [last["level"]] == ["warning", "info", "error"]
+    assert [*levels, last["level"]] == ["warning", "info", "error"]
     assert lines(run_cli("jobs", "f.flow", "--json", "--last", "1", cwd=tmp_path).stdout)[0]["status"] == "failed"
 
 

@@ -66,7 +66,8 @@ def build_parser(only: str | None = None) -> Parser:
     run.add_argument("--input", metavar="FILE", help="the input payload: a JSON or .jsonl file, or - for stdin")
     run.add_argument("--dry-run", action="store_true", help="read, but send nothing and commit no state")
     run.add_argument("--limit", type=int, metavar="N",
-                     help="take at most N records per loop, for a try: its writes are real "
+                     help="take at most N records per loop (an inner loop over a record's own list, its lines, "
+                          "runs whole), for a try: its writes are real "
                           "(sent, written); a test job, so no state is committed")
     run.add_argument("--max-seconds", type=seconds, metavar="S",
                      help="stop the run after S seconds (in-flight records finish; exit 1)")
@@ -107,7 +108,8 @@ def build_parser(only: str | None = None) -> Parser:
     plan.add_argument("file")
     running(plan)
     plan.add_argument("--input", metavar="FILE", help="the input payload: a JSON or .jsonl file, or - for stdin")
-    plan.add_argument("--limit", type=int, metavar="N", help="take at most N records per loop")
+    plan.add_argument("--limit", type=int, metavar="N",
+                      help="take at most N records per loop (an inner loop over a list in memory runs whole)")
     plan.add_argument("--json", action="store_true", help="the plan as one JSON object on stdout, every payload")
     common(plan)
 

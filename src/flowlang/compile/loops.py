@@ -429,6 +429,16 @@ class LoopCompiler:
             limit = f.run.limit
             f.run.stats.total = len(source) if limit is None else min(limit, len(source))
 
+    def limit_of(self, f: Frame, source: Any) -> int | None:
+        """--limit N: N records of an outermost loop and of a loop that pulls them from a source (a paginated
+        call, a file, a query). An inner loop over a list in memory (an order's lines) runs whole: a --limit
+        run's writes are real, and an order sent with one of its three lines is a wrong order (OPERATIONS.md
+        1, 6)."""
+        limit = f.run.limit
+        if limit is None or self.info.outermost or type(source) is RecordStream:
+            return limit
+        return None
+
     def begin(self, f: Frame) -> tuple[Any, LoopProgress | None] | None:
         """The loop's list and its checkpointing; None when a --resume run finds the loop finished."""
         point = resume_point(f, self.info.identity) if self.info.identity is not None else None
@@ -465,7 +475,7 @@ class LoopCompiler:
         source, progress = begun
         self.note_total(f, source)
         counter = f.run.stats.at(self.info.line, "for each")
-        limit = f.run.limit
+        limit = self.limit_of(f, source)
         count = 0
         one_sync = self.one_sync if not self.body.is_async else None
         stop = f.run.stop
@@ -580,7 +590,7 @@ class LoopCompiler:
         self.note_total(f, source)
         drained = 0
         counter = f.run.stats.at(self.info.line, "for each")
-        limit = f.run.limit
+        limit = self.limit_of(f, source)
         gate = Slots(width)  # an iteration takes one before it starts, gives it back when it ends
         loop = asyncio.get_running_loop()
         pending: deque[tuple[asyncio.Task[None], list[Any], Any]] = deque()  # (iteration, its outputs, its key)
