@@ -1367,3 +1367,38 @@ end
 """)
     assert rows.outputs == [{"email": "ann@x.org", "ref": 1, "name": "Ann"},
                             {"email": "bob@x.org", "ref": 4, "name": "Bob"}]
+
+
+def test_an_upsert_colliding_with_another_row_by_another_unique_index_fails_and_changes_no_row(
+        tmp_path: Path, database: str) -> None:
+    """On MySQL/MariaDB, ON DUPLICATE KEY updates the row a record collides with by any unique index:
+    upsert(key: "id") of {id: 5, email: "ann@x.org", name: "Eve"} into a table where Ann (id 1) has that
+    email renamed Ann to Eve, and id 5 was never written; the run said sent. Such a record fails alone,
+    kept, and no row changes (as on PostgreSQL and SQLite, which refuse it as a unique violation); the
+    others of its batch, and a record of only its key, are upserted."""
+    run(tmp_path, f'use db = sql(url: "{database}")\ncall db.execute("drop table if exists uu")\n'
+                  'call db.execute("create table uu (id integer primary key, email varchar(50) unique, '
+                  'name varchar(50))")\ncall db.execute("insert into uu values (1, \'ann@x.org\', \'Ann\')")\n')
+    records = [{"id": 1, "email": "ann@x.org", "name": "Ann B."}, {"id": 5, "email": "ann@x.org", "name": "Eve"},
+               {"id": 6, "email": "cy@x.org", "name": "Cy"}, {"id": 1}]
+    for batch in ("", " batch 10"):
+        result = run(tmp_path, f"""
+use db = sql(url: "{database}")
+for each r in input
+  send r to db.upsert(table: "uu", key: "id"){batch}
+end
+""", input=records)
+        assert result.stats.sent == 3 and [e.record for e in result.errors] == [records[1]]
+        message = result.errors[0].message
+        assert (message == "upsert(key: 'id') into uu: another row, of another id, has this record's email (unique in "
+                "uu): MySQL/MariaDB's ON DUPLICATE KEY would have updated that row with this record; the record is "
+                "not written" if "mysql" in database else "unique" in message.lower()), message
+    rows = run(tmp_path, f"""
+use db = sql(url: "{database}")
+call db.query("select id, email, name from uu order by id") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert rows.outputs == [{"id": 1, "email": "ann@x.org", "name": "Ann B."},
+                            {"id": 6, "email": "cy@x.org", "name": "Cy"}]

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
 from flowlang.connectors.sql_cancel import Call, Interrupter, log
-from flowlang.connectors.sql_keys import check_upsert_key, no_unique_key
+from flowlang.connectors.sql_keys import STOPPED, check_upsert_key, collision_message, guarded_update, no_unique_key
 from flowlang.connectors.sql_pg_loaders import register_loaders
 from flowlang.connectors.sql_reconnect import (
     OutcomeUnknown,
@@ -319,10 +319,11 @@ class SqlConnection(Connection):
         self._engine: Any = None
         # the database kind from the URL's scheme: sqlite, postgresql, mysql, mariadb, ...
         self.dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
-        self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Statement] = {}
+        self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], bool], Statement] = {}
         self._variables: int | None = None
         self._arrays: dict[str, frozenset[str]] = {}
-        self._keys_checked: set[tuple[str, ...]] = set()
+        # MySQL/MariaDB upserts: (table, *keys) -> the table's other unique indexes (sql_keys.check_upsert_key)
+        self._keys_checked: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {}
         self.calls = Interrupter(self.dialect, lambda: self._engine.raw_connection())
         self.reconnect = Reconnect(self.dialect, self.calls.pause)
         self._zone_warned = False
@@ -599,7 +600,7 @@ class SqlConnection(Connection):
 
     def _statement(self, op: str, table: str, keys: list[str], columns: tuple[str, ...]) -> Statement:
         """The write of rows with these columns, built once per connection and reused."""
-        cache_key = (op, table, tuple(keys), columns)
+        cache_key = (op, table, tuple(keys), columns, bool(self._keys_checked.get((table, *keys))))
         found = self._statements.get(cache_key)
         if found is None:
             stmt = self._build_statement(op, table, keys, list(columns))
@@ -629,9 +630,11 @@ class SqlConnection(Connection):
             from sqlalchemy.dialects.mysql import insert as mysql_insert
 
             stmt = mysql_insert(target)
-            update = {c: stmt.inserted[c] for c in columns if c not in keys}
+            assignments: list[tuple[str, Any]] = [(c, stmt.inserted[c]) for c in columns if c not in keys]
+            if self._keys_checked.get((table, *keys)):  # other unique indexes: a collision by one stops
+                return stmt.on_duplicate_key_update(guarded_update(sa, target, stmt.inserted, keys, assignments))
             # a record of only its key: a = a, the one way to do nothing (SQLAlchemy refuses an empty update)
-            return stmt.on_duplicate_key_update(update or {columns[0]: target.c[columns[0]]})
+            return stmt.on_duplicate_key_update(assignments or [(columns[0], target.c[columns[0]])])
         raise FlowRuntimeError(f"upsert is not supported for {dialect}; use execute with your database's SQL",
                                "connector")
 
@@ -725,8 +728,9 @@ class SqlConnection(Connection):
                                 "drop it (omit(r, \"\"))") if "" in r else next(done) for r in records]
         if op == "upsert" and self.dialect in ("mysql", "mariadb") and (table, *keys) not in self._keys_checked:
             check = partial(check_upsert_key, _sqlalchemy(), table=table, keys=keys)
-            if self.reconnect.transaction(self.engine(), check, rerun=lambda _: True):
-                self._keys_checked.add((table, *keys))
+            others = self.reconnect.transaction(self.engine(), check, rerun=lambda _: True)
+            if others is not None:
+                self._keys_checked[(table, *keys)] = others
         runs = self._runs(op, table, keys, records)
         rerun = self.reconnect.rolled_back(table)
 
@@ -745,7 +749,7 @@ class SqlConnection(Connection):
             if unkeyed is not None:  # no row can go in, whatever it holds
                 raise unkeyed from None
             if len(records) == 1 or not self._row_alone_may_pass(e):
-                error = self._error(e).message
+                error = self._write_error(e, op, table, keys)
                 return [SendOutcome(False, error=error) for _ in records]
         outcomes = []
         alone = ((statement, row) for statement, rows in runs for row in rows)
@@ -754,8 +758,17 @@ class SqlConnection(Connection):
                 self.reconnect.transaction(self.engine(), partial(write, [(statement, [row])]), rerun)
                 outcomes.append(SendOutcome(True, record))
             except Exception as e:
-                outcomes.append(SendOutcome(False, error=self._error(e).message))
+                outcomes.append(SendOutcome(False, error=self._write_error(e, op, table, keys)))
         return outcomes
+
+    def _write_error(self, e: Exception, op: str, table: str, keys: list[str]) -> str:
+        """A failed write's message: a MySQL/MariaDB upsert stopped by its guard (sql_keys.guarded_update)
+        says which collision stopped it."""
+        others = self._keys_checked.get((table, *keys)) if op == "upsert" else None
+        orig = getattr(e, "orig", None)
+        if others and orig is not None and type(orig).__module__.startswith("pymysql") and orig.args[:1] == (STOPPED,):
+            return collision_message(table, keys, others)
+        return self._error(e).message
 
     @staticmethod
     def _row_alone_may_pass(error: Exception) -> bool:

@@ -2,7 +2,10 @@
 with any primary key or unique index of the table, whatever `key:` names. When no unique index is
 made of exactly the key's columns, a record whose key is already there does not collide and is
 inserted again: every rerun wrote each record once more, silently (PostgreSQL and SQLite refuse such
-an ON CONFLICT target).
+an ON CONFLICT target). And a record that collides by another unique index (its email is another
+row's) updated that row, of another key, with the record's values, while the record itself was never
+written: `guarded_update` makes such a collision an error (PostgreSQL and SQLite refuse it as a unique
+violation).
 The key is checked against the table's unique indexes once per table and key. SQLite and PostgreSQL
 refuse the write instead, in their own words, which `no_unique_key` turns into what to do."""
 
@@ -18,19 +21,20 @@ TABLE_EXISTS = ("select count(*) from information_schema.tables "
                 "where table_schema = coalesce(:schema, database()) and table_name = :name")
 
 
-def check_upsert_key(sa: Any, conn: Any, table: str, keys: list[str]) -> bool:
-    """True when a unique index of `table` is made of exactly the `keys` columns; False when there is
-    no such table (the write says so); a FlowRuntimeError when the table has no such index."""
+def check_upsert_key(sa: Any, conn: Any, table: str, keys: list[str]) -> tuple[tuple[str, ...], ...] | None:
+    """When a unique index of `table` is made of exactly the `keys` columns: the table's other unique
+    indexes (their columns), by which a record may collide with a row of another key (`guarded_update`);
+    None when there is no such table (the write says so); a FlowRuntimeError when it has no such index."""
     schema, _, name = table.rpartition(".")
     where = {"schema": schema or None, "name": name}
-    indexes: dict[str, set[str]] = {}
+    indexes: dict[str, list[str]] = {}
     for index, column in conn.execute(sa.text(UNIQUE_INDEXES), where):
-        indexes.setdefault(str(index), set()).add(str(column).lower())
+        indexes.setdefault(str(index), []).append(str(column))
     wanted = {k.lower() for k in keys}
-    if any(columns == wanted for columns in indexes.values()):
-        return True
+    if any({c.lower() for c in columns} == wanted for columns in indexes.values()):
+        return tuple(tuple(columns) for columns in indexes.values() if {c.lower() for c in columns} != wanted)
     if not indexes and not conn.execute(sa.text(TABLE_EXISTS), where).scalar():
-        return False
+        return None
     shown = ", ".join(keys)
     raise FlowRuntimeError(
         f"upsert(key: {keys[0]!r}{', ...' if len(keys) > 1 else ''}): the table {table} has no primary key or "
@@ -56,3 +60,26 @@ def no_unique_key(error: Exception, table: str, keys: list[str]) -> FlowRuntimeE
         f"upsert(key: {keys[0]!r}{', ...' if len(keys) > 1 else ''}): the table {table} has no primary key or "
         f"unique index on ({shown}), which an upsert needs to find the row a record updates; add one: "
         f"create unique index {index} on {table} ({shown})", "connector")
+
+
+# A subquery of two rows where one value is wanted: MySQL/MariaDB stop the statement with error 1242,
+# evaluated only in the branch of a CASE that is taken.
+_STOP = "(select 1 union all select 1)"
+STOPPED = 1242  # 'Subquery returns more than 1 row'
+
+
+def guarded_update(sa: Any, target: Any, inserted: Any, keys: list[str], update: list[tuple[str, Any]]
+                   ) -> list[tuple[str, Any]]:
+    """The assignments of an ON DUPLICATE KEY UPDATE led by one that stops the statement (STOPPED) when
+    the row it found has another key than the record's: the record collided by another unique index."""
+    same = sa.and_(*[target.c[k].is_not_distinct_from(inserted[k]) for k in keys])
+    return [(keys[0], sa.case((same, target.c[keys[0]]), else_=sa.literal_column(_STOP))),
+            *[(c, v) for c, v in update if c != keys[0]]]
+
+
+def collision_message(table: str, keys: list[str], others: tuple[tuple[str, ...], ...]) -> str:
+    shown = f"{keys[0]!r}{', ...' if len(keys) > 1 else ''}"
+    which = " or ".join(", ".join(columns) for columns in others)
+    return (f"upsert(key: {shown}) into {table}: another row, of another {', '.join(keys)}, has this record's "
+            f"{which} (unique in {table}): MySQL/MariaDB's ON DUPLICATE KEY would have updated that row with this "
+            "record; the record is not written")
