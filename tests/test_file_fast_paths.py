@@ -160,3 +160,38 @@ def test_every_csv_row_is_written_as_the_cell_by_cell_rules_write_it(tmp_path_fa
                                  "\x85", "\u2028", "\u2029", " "])).map("".join))
 def test_a_chunk_splits_into_lines_at_lf_only(text: str) -> None:
     assert textlines.split_lines(text) == io.StringIO(text, newline="\n").readlines()
+
+
+def test_the_usual_csv_row_is_not_written_in_a_dry_run_the_repl_turned_on(tmp_path: Path) -> None:
+    """The usual row's fast path (no dry-run check of its own would be faster) after a row was written:
+    a REPL's `:dry on` holds for the connections it has open, so the next rows are logged, not written."""
+    from flowlang.repl.meta import run_meta
+    from flowlang.repl.session import ReplSession
+
+    session = ReplSession(base_dir=tmp_path)
+    try:
+        session.execute('use out = file(path: "out.csv")\n')
+        session.execute('send {a: "1", b: "x"} to out\n')
+        assert run_meta(session, ":dry on").ok
+        session.execute('send {a: "2", b: "y"} to out\n')
+        assert run_meta(session, ":dry off").ok
+        session.execute('send {a: "3", b: "z"} to out\n')
+    finally:
+        session.close()
+    assert (tmp_path / "out.csv").read_text() == "a,b\n1,x\n3,z\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_the_usual_csv_row_after_the_disk_filled_up_is_refused_not_buffered(tmp_path: Path) -> None:
+    """Once a flush found the disk full, every later row fails as the slow path says (the fast path is
+    off), and the run ends at the page: no row is taken as sent into a file that cannot hold it."""
+    (tmp_path / "in.csv").write_text("n,m\n" + "".join(f"{i},x\n" for i in range(3000)))
+    flow = flowlang.compile('use src = file(path: "in.csv")\n'
+                            'use out = file(path: "/dev/full", format: "csv", allow_outside: true)\n'
+                            "call src.read() as rows\nfor each r in rows\n  send r to out\nend\n", name="f.flow",
+                            base_dir=tmp_path)
+    result = flow.run(state_dir=tmp_path / "state")
+    assert result.status == "failed" and result.error is not None
+    assert "disk full writing /dev/full" in result.error.message, result.error.message
+    assert "internal error" not in result.error.message
+    assert result.stats.sent == 1000  # the first page's, cut back at its flush: none after it

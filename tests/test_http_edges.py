@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import urllib.parse
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -629,3 +630,26 @@ def test_a_page_count_given_as_digits_is_a_count() -> None:
                      'total_pages: "pages"}) as items\nfor each r in items\n  emit r.id\nend\n', api)
         assert result.ok, result.error
         assert result.outputs == [1, 1, 2, 2] and api.count("GET", "/items") == 2
+
+
+def test_a_json_answer_is_read_in_the_unicode_encoding_it_is_in() -> None:
+    """JSON answers read as json.detect_encoding says (RFC 8259 UTF-8, with or without a byte order
+    mark, and UTF-16/32, which JSON may be): loads's shortcut for plain UTF-8 (no decoder's guess at
+    each answer) must not take any of the others for UTF-8. Through a lookup and a call, 2xx answers
+    (the client's 2xx path) and a number key (the parallel loop's key shortcut)."""
+    text = '{"a": "caf\xe9 \u4e2d", "n": 1.50}'
+    bodies = {"/utf8": text.encode(), "/bom": b"\xef\xbb\xbf" + text.encode(), "/u16le": text.encode("utf-16-le"),
+              "/u16be": text.encode("utf-16-be"), "/u16": text.encode("utf-16"), "/u32le": text.encode("utf-32-le"),
+              "/u32be": text.encode("utf-32-be"), "/u32": text.encode("utf-32"), "/one": b"7", "/two": b"[]"}
+    with FakeApi() as api:
+        for path, body in bodies.items():
+            api.route("GET", path, lambda req, body=body: (200, {"Content-Type": "application/json"}, body))
+        flow = flowlang.compile("use api = http(base_url: env.API)\n"
+                                "for each p in input parallel 4\n  lookup api.get(p) as r\n  call api.get(p) as c\n"
+                                "  emit {p: p, r: r, c: c}\nend\n", name="u.flow")
+        result = flow.run(env={"API": api.url}, input=list(bodies))
+    assert result.ok, result.error or result.errors
+    want = {"a": "caf\xe9 \u4e2d", "n": Decimal("1.50")}
+    got = {o["p"]: o["r"] for o in result.outputs}
+    assert got == {**{p: want for p in bodies if p not in ("/one", "/two")}, "/one": 7, "/two": None}
+    assert {o["p"]: o["c"] for o in result.outputs} == {**got, "/two": []}  # a lookup of an empty list is null

@@ -75,6 +75,9 @@ def cache_key(value: Any) -> Any:
     if t is dict:  # a text or whole number stands for itself here too, without a call
         if len(value) == 1:  # `query: {id: i}`: without a loop
             (k, v), = value.items()
+            if type(v) is dict and len(v) == 1:  # the options of a lookup, `{query: {id: i}}`: without a call
+                (k2, v2), = v.items()
+                return (dict, k, (dict, k2, v2 if type(v2) in KEYS_ITSELF else cache_key(v2)))
             return (dict, k, v if type(v) in KEYS_ITSELF else cache_key(v))
         parts: list[Any] = [dict]
         for k, v in value.items():
@@ -196,7 +199,10 @@ class IoCompiler(StatementCompiler):
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(value)
-            run.stats.at(line, "lookup").read += 1
+            stats = run.stats.per_line.get(line)
+            if stats is None:
+                stats = run.stats.at(line, "lookup")
+            stats.read += 1
 
         def failed(run: Any, key: Any, e: BaseException) -> None:
             waiters = run.lookup_inflight.pop(key)
@@ -211,8 +217,11 @@ class IoCompiler(StatementCompiler):
         first = args[0] if len(args) == 1 else None  # the usual lookup: one argument, its path
         only_name, only = next(iter(kwargs.items())) if len(kwargs) == 1 else ("", None)  # one option (query:)
 
+        ref = self.checked.resolution.refs.get(node.operation)
+        conn_slot = ref.slot if isinstance(ref, Local) else -1  # the connection's slot in the frame
+
         async def lookup(f: Frame) -> None:
-            conn = getter(f)
+            conn = f.slots[conn_slot] if conn_slot >= 0 else getter(f)
             if first is not None:
                 a0 = first(f)
                 a = [a0]

@@ -167,6 +167,8 @@ class LoopInfo:
     def same_key(self, f: Frame, item: Any, where: Where) -> Any:
         """What tells the records of one key apart in a parallel loop (OPERATIONS.md 2): a text or a whole
         number as it is, another key as its trace key's text; None for a record without a key."""
+        if self.key is None and type(item) is not dict and type(item) is not BadRecord:
+            return None  # the default key is an object's id (record_key): no other value has one
         value = self.key_value(f, item, where)
         t = type(value)
         return value if t is str or t is int else self.key_text(f, value)
@@ -621,6 +623,9 @@ class LoopCompiler:
         single = info.names_slots[0] if len(info.names_slots) == 1 else -1
         keep_start = info.keeps_start  # as page_sync: else the frame holds the same values when it fails
         tape_on = f.run.tape is not None
+        open_keys = f.run.open_keys
+        identity = info.identity or ""  # set on an outermost loop
+        deadline = RECORD_DEADLINE.get()  # not set for this loop's records (each task's own): one the loop is under
 
         async def iteration(item: Any, out: list[Any], index: int, before: asyncio.Task[None] | None) -> None:
             nonlocal stopped
@@ -650,7 +655,8 @@ class LoopCompiler:
                     except Exception as e:
                         self.failed(frame, item, e, start, index + 1)
                     else:
-                        self.succeeded(frame, item)
+                        if open_keys.get(identity):  # what succeeded looks at first
+                            self.succeeded(frame, item)
                 elif observed:
                     await self.one_observed(frame, item, index, record_limit)
                 elif record_limit is None:
@@ -694,7 +700,8 @@ class LoopCompiler:
                     if not page:
                         drain_done()
                     for item in page:
-                        check_time(stop)
+                        if stop.hard or deadline is not None:  # what check_time looks at
+                            check_time(stop)
                         if stopped or (graceful and stop.requested):
                             raise StopSignal()
                         if not gate.take_now():

@@ -270,10 +270,13 @@ class StatementCompiler(ExpressionCompiler):
         def emit(f: Frame) -> None:
             v = value(f)
             try:
-                if type(v) is dict:  # one record: the common case
+                t = type(v)
+                if t is dict:  # one record: the common case
                     f.out(v, line)
-                else:
+                elif t is list or t is RecordStream:
                     emit_value(f, v, line)
+                else:  # one value (emit_value's last case, without its call)
+                    f.out(v, line)
             except FlowRuntimeError as e:  # the output could not be taken (on_output): at this emit
                 raise where.locate(e) from None
         return Step.sync(emit)

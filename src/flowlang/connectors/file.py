@@ -76,6 +76,7 @@ class FileConnection(Connection):
         self._header: list[str] | None = None  # the header's cells as written
         self._columns: dict[str, int] = {}  # a record's key (or its escaped form) -> its column
         self._width = 0  # the header's columns
+        self._seps = 0  # delimiters in the usual row: one fewer than its columns
         self._cells: Callable[[dict[str, Value]], tuple[Any, ...]] = tuple  # a record's cells in the header's order
         self._plain_sep: str | None = None  # the delimiter, once the usual row can be written joined
         self._formula_at: Callable[[str], object] = bool  # finds a cell that starts a formula (csvrows)
@@ -207,36 +208,43 @@ class FileConnection(Connection):
         return self.send_now(op, record, args, kwargs)
 
     def send_now(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
-        if self.services.dry_run:
+        if self.services.dry_run:  # (a REPL's :dry on applies to the connections it has open)
             self.services.log_dry_run(self.name, f"write to {self.path.name}: {self.services.mask(dumps(record))}")
             return record
+        sep = self._plain_sep  # set once a CSV row was written, cleared when the disk filled up
+        if sep is not None and type(record) is dict and len(record) == self._width:
+            # the usual CSV row (csvrows.plain_row): its cells joined, straight to the buffer
+            try:
+                line = sep.join(self._cells(record))
+            except (KeyError, TypeError):  # not the header's keys, not all text
+                line = "\r"
+            if line.count(sep) == self._seps and "\n" not in line and "\r" not in line and '"' not in line \
+                    and not self._formula_at(sep + line) and (line or self._seps):
+                try:
+                    self._handle.write(line + "\n")
+                except (OSError, UnicodeEncodeError) as e:
+                    raise self._write_failed(e) from None
+                self._cache = None
+                if not self._dirty:
+                    self._buffered()
+                return record
         if self._full is not None:  # the disk filled up: no record more is written; the run ends at the page
             raise DiskFull(self._full)
         try:
-            sep = self._plain_sep
-            if sep is not None and type(record) is dict and len(record) == self._width:
-                # the usual CSV row (csvrows.plain_row): its cells joined, straight to the buffer
-                try:
-                    line = sep.join(self._cells(record))
-                except (KeyError, TypeError):  # not the header's keys, not all text
-                    line = "\r"
-                if line.count(sep) == self._width - 1 and "\n" not in line and "\r" not in line and '"' not in line \
-                        and not self._formula_at(sep + line) and (line or self._width > 1):
-                    self._handle.write(line + "\n")
-                    self._cache = None
-                    if not self._dirty:
-                        self._buffered()
-                    return record
             self._write(record)
-        except OSError as e:
-            if e.errno in DISK_FULL:
-                raise self._disk_full(e, in_flight=True) from None
-            if self._dirty:  # records before this one may be lost with the buffer: the next flush says so
-                self._write_error = self._write_error or e.strerror
-            raise FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector") from None
-        except UnicodeEncodeError as e:  # nothing of the record was written: it is encoded whole first
-            raise FlowRuntimeError(unencodable(e, self.encoding, self.path.name), "data") from None
+        except (OSError, UnicodeEncodeError) as e:
+            raise self._write_failed(e) from None
         return record
+
+    def _write_failed(self, e: OSError | UnicodeEncodeError) -> FlowRuntimeError:
+        """What a record's failed write raises."""
+        if isinstance(e, UnicodeEncodeError):  # nothing of the record was written: it is encoded whole first
+            return FlowRuntimeError(unencodable(e, self.encoding, self.path.name), "data")
+        if e.errno in DISK_FULL:
+            return self._disk_full(e, in_flight=True)
+        if self._dirty:  # records before this one may be lost with the buffer: the next flush says so
+            self._write_error = self._write_error or e.strerror
+        return FlowRuntimeError(f"cannot write {self.path}: {e.strerror}", "connector")
 
     def _buffered(self) -> None:
         """The record is in the file's buffer: the run flushes it (see the module's docstring); with
@@ -283,6 +291,7 @@ class FileConnection(Connection):
         lost = (f"the {cut:,} record{'s' if cut != 1 else ''} sent to it since its last write that reached the disk "
                 f"{'are' if cut != 1 else 'is'} not in it (counted as sent); "
                 if cut > 0 else "")
+        self._plain_sep = None  # every later write takes the way that says so
         self._full = (f"disk full writing {self.path} ({error.strerror}); {lost}the file was cut back to its last "
                       "whole record (no torn line); free some space and run again")
         return DiskFull(self._full)
@@ -385,6 +394,7 @@ class FileConnection(Connection):
         self._writer = writer
         # the usual row is its cells joined (csvrows.plain_row): no writer, straight to the buffer
         self._width = len(order)
+        self._seps = len(order) - 1
         if len(order) > 1:
             self._cells = operator.itemgetter(*order)
         elif order:

@@ -34,6 +34,9 @@ def _no_constants(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constants)  # one for every call
 _decode = _DECODER.decode
+# first bytes after which json.detect_encoding may say other than UTF-8: a NUL (UTF-16/32) or a byte order
+# mark's first (EF: UTF-8's, read as utf-8-sig; FE, FF: UTF-16/32's); else only a NUL second byte does
+_NOT_PLAIN_UTF8 = frozenset(b"\x00\xef\xfe\xff")
 
 
 def loads(text: str | bytes) -> Any:
@@ -43,6 +46,8 @@ def loads(text: str | bytes) -> Any:
             if text.startswith("\ufeff"):
                 raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
             return _decode(text)
+        if text and text[0] not in _NOT_PLAIN_UTF8 and text[1:2] != b"\0":  # what detect_encoding says is UTF-8
+            return _decode(text.decode("utf-8", "surrogatepass"))
         return _decode(text.decode(json.detect_encoding(text), "surrogatepass"))  # UTF-8, -16 or -32 bytes
     except RecursionError:
         raise JsonDataError("the JSON nests too deeply to be read") from None

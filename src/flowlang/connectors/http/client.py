@@ -402,6 +402,19 @@ class HttpClient:
                                 status=None, method=method, url=shown(url, self.services.mask))
                 err.uncertain = e.sent and repeat_may_duplicate(method, keyed)  # sent: it may have arrived
                 raise err from None
+            if 200 <= response.status < 300:  # the usual answer: no retry, refusal or error below applies to it
+                if own:
+                    self.meter.pace.accepted()
+                    if (response.headers.get("x-ratelimit-remaining") or "").strip() == "0":
+                        self._note_spent(response.headers)
+                    if not self.accepted:
+                        self.note_credentials(method, url, response)
+                try:
+                    value = self.decode(method, response)
+                except HttpError as unread:  # a 2xx whose body cannot be read: the API took the request
+                    unread.uncertain = repeat_may_duplicate(method, keyed)
+                    raise
+                return Answer(value, response) if whole else value
             if response.status == 401 and self.settings.auth.refreshable() and not refreshed:
                 refreshed = True
                 self.settings.auth.invalidate(auth)  # the token this request carried, not a newer one
@@ -438,9 +451,6 @@ class HttpClient:
             if paced and not again and refusals:
                 raise self.error(method, response.url, response, f" (after {attempt} attempts, {refusals + 1} refused "
                                  f"for the rate limit{self._gave_up(refusals)})")
-            if own and 200 <= response.status < 300 and \
-                    (response.headers.get("x-ratelimit-remaining") or "").strip() == "0":
-                self._note_spent(response.headers)
             if own and not self.accepted:
                 self.note_credentials(method, url, response)
             if response.status in RETRY_STATUSES and response.status != 429 and repeat_may_duplicate(method, keyed):
@@ -448,14 +458,9 @@ class HttpClient:
                 err = self.error(method, response.url, response, f" (after {attempt} attempts)" if attempt > 1 else "")
                 err.uncertain = True
                 raise err
-            if attempt > 1 and not 200 <= response.status < 300:  # say it was retried, not only how it ended
+            if attempt > 1:  # say it was retried, not only how it ended (a 2xx returned above)
                 raise self.error(method, response.url, response, f" (after {attempt} attempts)")
-            try:
-                value = self.decode(method, response)
-            except HttpError as err:  # a 2xx whose body cannot be read: the API took the request
-                if 200 <= response.status < 300:
-                    err.uncertain = repeat_may_duplicate(method, keyed)
-                raise
+            value = self.decode(method, response)
             return Answer(value, response) if whole else value
 
     def _may_wait(self, refusals: int) -> bool:

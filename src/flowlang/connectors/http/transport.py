@@ -77,7 +77,7 @@ def header_fields(raw: Any) -> dict[str, str]:
     """A message's headers by lowercase name (an answer's here; a webhook delivery's in serve). A header
     sent more than once (two `Link` lines, say) is one value, its values joined with ", " in the order
     sent, as HTTP defines; `Set-Cookie`'s values, which hold commas themselves, are joined with a newline."""
-    fields = {k.lower(): v for k, v in raw.items()}
+    fields = dict(zip(map(str.lower, raw.keys()), raw.values()))  # noqa: B905 (one view each of one mapping)
     if len(fields) == len(raw):
         return fields
     fields = {}
@@ -193,6 +193,7 @@ class Transport:
         self._environment: dict[tuple[str, str | None], tuple[Any, Any, Any]] = {}
         self._timeout: Any = None  # the session's aiohttp.ClientTimeout
         self._url: Any = None  # yarl.URL, imported with aiohttp
+        self._aiohttp: Any = None  # the aiohttp module, once send imported it
         self._targets: dict[str, Any] = {}  # a URL's part before the query, as a yarl.URL
         self._plain_environment = False  # no proxy variables and no .netrc: nothing for from_environment
         self._own_proxy: tuple[Any, Any, Any] | None = None  # (URL, proxy_auth, login) of the proxy: key
@@ -315,8 +316,11 @@ class Transport:
         free, right before sending, so requests let through never queue up and then leave together.
         The meter counts and reports the attempt. All in this one coroutine: every await of a
         request passes through each coroutine on its way."""
-        import aiohttp
+        aiohttp = self._aiohttp
+        if aiohttp is None:  # once: an import statement costs each request a look-up in sys.modules
+            import aiohttp
 
+            self._aiohttp = aiohttp
         slots = self._slots or self.slots()
         if not slots.take_now():
             await slots.take()
