@@ -1402,3 +1402,39 @@ end
 """)
     assert rows.outputs == [{"id": 1, "email": "ann@x.org", "name": "Ann B."},
                             {"id": 6, "email": "cy@x.org", "name": "Cy"}]
+
+
+@pytest.mark.parametrize("engine", ["MyISAM", "Aria"])
+def test_a_batch_into_a_mariadb_table_without_transactions_writes_each_row_once_and_changes_no_value(
+        tmp_path: Path, mariadb: str, engine: str) -> None:
+    """A multi-row INSERT into a table whose engine has no transactions keeps the rows before a bad one,
+    and a bad value after the first row is changed, not refused (STRICT_TRANS_TABLES): in a batch, an
+    emoji in a utf8mb3 column was stored as '?', a null in a not null column as '', a text too long cut
+    to the column, each record said sent; and rows before a duplicate key were written, then written
+    again row by row and failed as duplicates ('Duplicate entry '1''), kept for a retry that failed
+    again. Into such a table each row is written by a statement of its own: a bad row fails alone, saying
+    why, the others are written once and unchanged."""
+    run(tmp_path, f'use db = sql(url: "{mariadb}")\ncall db.execute("drop table if exists nt")\n'
+                  f'call db.execute("create table nt (id int, t varchar(12) not null) character set utf8mb3 '
+                  f'engine={engine}")\ncall db.execute("drop table if exists nk")\n'
+                  f'call db.execute("create table nk (id int primary key) engine={engine}")\n'
+                  'call db.execute("insert into nk values (3)")\n')
+    texts = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+for each r in input
+  send r to db.insert(table: "nt") batch 10
+end
+""", input=[{"id": 1, "t": "a"}, {"id": 2, "t": "x 😀"}, {"id": 3, "t": None}, {"id": 4, "t": "longer than twelve"},
+            {"id": 5, "t": "e"}])
+    assert [e.record["id"] for e in texts.errors] == [2, 3, 4] and texts.stats.sent == 2
+    assert "Incorrect string value" in texts.errors[0].message
+    assert "cannot be null" in texts.errors[1].message and "too long" in texts.errors[2].message
+    keys = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+for each i in range(1, 6)
+  send {{id: i}} to db.insert(table: "nk") batch 10
+end
+""")
+    assert [e.record for e in keys.errors] == [3] and keys.stats.sent == 4
+    assert raw_rows(mariadb, "select concat(id, ':', t) from nt order by id", "mysql") == ["1:a", "5:e"]
+    assert raw_rows(mariadb, "select id from nk order by id", "mysql") == [1, 2, 3, 4, 5]

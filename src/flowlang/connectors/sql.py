@@ -310,6 +310,10 @@ class Statement:
         return text
 
 
+class _RowByRow(Exception):
+    """A batch written a row at a time from the start (a table without transactions)."""
+
+
 class SqlConnection(Connection):
     def __init__(self, name: str, spec: ConnectorSpec, url: str, services: RunServices) -> None:
         super().__init__(name, spec)
@@ -740,8 +744,12 @@ class SqlConnection(Connection):
                 self._execute_many(conn, statement, rows)
 
         try:
+            if len(records) > 1 and not self._has_transactions(table):  # each row's outcome known: one statement each
+                raise _RowByRow
             self.reconnect.transaction(self.engine(), partial(write, runs), rerun)
             return [SendOutcome(True, r) for r in records]
+        except _RowByRow:
+            pass
         except FlowRuntimeError:
             raise
         except Exception as e:
@@ -760,6 +768,16 @@ class SqlConnection(Connection):
             except Exception as e:
                 outcomes.append(SendOutcome(False, error=self._write_error(e, op, table, keys)))
         return outcomes
+
+    def _has_transactions(self, table: str) -> bool:
+        """Whether a write into `table` is one transaction: not on MySQL/MariaDB for a table whose engine has
+        none (MyISAM, Aria), where a multi-row INSERT keeps the rows before a bad one, and a bad value after
+        the first row (an emoji in a utf8mb3 column, a null in a not null one, a text too long) is changed,
+        not refused: '?', '', the text cut, silently. Such a table gets one statement a row."""
+        if self.dialect not in ("mysql", "mariadb"):
+            return True
+        return bool(self.reconnect.transaction(
+            self.engine(), lambda conn: self.reconnect.has_transactions(conn, table), rerun=lambda _: True))
 
     def _write_error(self, e: Exception, op: str, table: str, keys: list[str]) -> str:
         """A failed write's message: a MySQL/MariaDB upsert stopped by its guard (sql_keys.guarded_update)

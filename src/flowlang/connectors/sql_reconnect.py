@@ -45,6 +45,10 @@ TRANSACTIONAL = ("select count(*) from information_schema.tables t join informat
                  "and t.table_name = :name and e.transactions = 'YES'")
 
 
+TABLE_THERE = ("select count(*) from information_schema.tables "
+               "where table_schema = coalesce(:schema, database()) and table_name = :name")
+
+
 def cannot_connect(error: BaseException) -> bool:
     """Whether a failure to make a connection says the database is away (not that it refused us)."""
     orig = getattr(error, "orig", None) or error
@@ -209,16 +213,24 @@ class Reconnect:
                 return True
             if self.dialect not in ("mysql", "mariadb"):
                 return False
-            found = self._transactional.get(table)
-            if found is None:
-                from sqlalchemy import text
-
-                schema, _, name = table.rpartition(".")
-                found = bool(conn.execute(text(TRANSACTIONAL), {"schema": schema or None, "name": name}).scalar())
-                conn.rollback()
-                self._transactional[table] = found
+            found = self.has_transactions(conn, table)
+            conn.rollback()
             return found
         return ask
+
+    def has_transactions(self, conn: Any, table: str) -> bool:
+        """MySQL/MariaDB: whether the engine of `table` has transactions (InnoDB), asked once per table
+        (a table not there yet is asked again next time)."""
+        found = self._transactional.get(table)
+        if found is None:
+            from sqlalchemy import text
+
+            schema, _, name = table.rpartition(".")
+            where = {"schema": schema or None, "name": name}
+            found = bool(conn.execute(text(TRANSACTIONAL), where).scalar())
+            if found or conn.execute(text(TABLE_THERE), where).scalar():
+                self._transactional[table] = found
+        return found
 
 
 def still_away_message(name: str, words: str, seconds: float) -> str:
