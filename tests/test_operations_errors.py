@@ -119,6 +119,52 @@ def test_a_key_keeps_one_open_error_and_a_later_success_resolves_it(tmp_path: Pa
     assert skus.count("A") == 3
 
 
+def test_two_records_of_one_run_with_one_key_are_told_of(tmp_path: Path) -> None:
+    """Records are keyed by their `id` without `key`, and one open error is kept per key. Sales rows that
+    each carry their customer's id are different records with one key: of two that failed in one run,
+    the second's error replaced the first's, and a first that failed and a second that went through
+    resolved the first's error; either way the first row was never sent and nothing said so (exit 3 and
+    one open error for two failed rows). The run now warns, once per loop, at the loop."""
+    rows = '[{id: 7, amount: 5}, {id: 7, amount: 6}, {id: 8, amount: 1}, {id: 8, amount: 2}]'
+    write(tmp_path, "f.flow", f"use api = http(base_url: env.API)\nparam down = [5, 6, 1]\n"
+                              f"for each r in {rows}\n  if r.amount in down\n    fail \"down\"\n  end\n"
+                              '  send r to api.post("/sales")\nend\n')
+    with FakeApi() as api:
+        env = {"API": api.url}
+        proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env=env)
+        assert proc.returncode == 3, proc.stderr
+        told = [json.loads(x) for x in proc.stderr.splitlines() if "two records of the loop" in x]
+        assert [(e["level"], e["location"]) for e in told] == [("warning", "f.flow:3:1")], proc.stderr
+        assert "have the key 7: the second failed too, and its error replaced the first's" in told[0]["message"]
+        again = run_cli("run", "f.flow", "--param", "down=[5]", "--log-format", "text", cwd=tmp_path, env=env)
+        assert again.returncode == 3, again.stderr
+        assert ("two records of the loop at f.flow:3:1 in this run have the key 7: the first failed, and the "
+                "second went through and resolved its error, so the first was not sent") in again.stderr
+        assert "give the loop a key that tells them apart" in again.stderr
+        once = run_cli("run", "f.flow", "--param", "down=[]", "--log-format", "text", cwd=tmp_path, env=env)
+        assert once.returncode == 0 and "two records" not in once.stderr  # nothing failed: nothing to say
+    assert [b["amount"] for b in sent(api, "/sales")] == [2, 6, 1, 2, 5, 6, 1, 2]
+
+
+def test_a_key_that_cannot_be_worked_out_is_told_of(tmp_path: Path) -> None:
+    """`key o.customer.id` of a record whose customer is a text ('cannot read field id of string') gave
+    the record no key without a word: each night's failure of it became one more open error, and the
+    retry after a fix sent the record once for each (three runs, three copies at the API). The run
+    warns, once per loop, at the loop, with the reason."""
+    write(tmp_path, "f.flow", "use api = http(base_url: env.API)\n"
+                              'for each o in [{id: 1, customer: "C-1"}, {id: 2, customer: {id: 9}}] key o.customer.id\n'
+                              '  if env.BAD != null\n    fail "down"\n  end\n  send o to api.post("/orders")\nend\n')
+    with FakeApi() as api:
+        env = {"API": api.url, "BAD": "1"}
+        for _ in range(2):
+            proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
+            assert proc.returncode == 3, proc.stderr
+            assert proc.stderr.count("could not be worked out") == 1, proc.stderr
+            assert ("warning: the key o.customer.id of the loop at f.flow:2:1 could not be worked out for a record "
+                    "(cannot read field 'id' of string), so it has no key") in proc.stderr
+        assert len(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()) == 3  # 1 twice, 2 once
+
+
 def test_records_are_keyed_by_id_without_key(tmp_path: Path) -> None:
     flow = write(tmp_path, "f.flow", "param rows\nfor each r in rows\n  emit 10 / r.n\nend\n")
     loaded = flowlang.load(flow)

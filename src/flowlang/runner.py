@@ -405,15 +405,37 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
 
     ctx: RunContext
 
+    stored_now: set[int] = set()  # the errors this run stored or replaced: a second record of one key says so
+    told: set[str] = set()  # the loops whose records of one key were told of
+
+    def key_again(loop_id: str, key: str, what: str) -> None:
+        """Two records of one run with one key: one open error per key (OPERATIONS.md 2) keeps the second's,
+        so when they are different records (an `id` that is not unique: a customer's id on each of its
+        sales rows) the first would be lost without a word."""
+        if loop_id not in told:
+            told.add(loop_id)
+            entry = flow.compiled.loops.get(loop_id)
+            where = entry.info.location if entry is not None else None
+            ctx.log("warn", f"two records of the loop{' at ' + where if where else ''} in this run have the key "
+                    f"{key}: {what} (one open error per key); if they are different records, give the loop a "
+                    "key that tells them apart (for each ... key ...)", where)
+
     def on_failure(failure: RecordFailure) -> None:
         if not options.dry_run:
             failure.error_id = store.add_error(job_id, failure, ctx.mask, ctx.limits.max_error_bytes)
             if failure.key is not None and failure.loop_id is not None:  # a later record of its key, in this
                 ctx.open_keys.setdefault(failure.loop_id, set()).add(failure.key)  # run too, resolves it
+                if failure.error_id in stored_now:
+                    key_again(failure.loop_id, failure.key, f"the second failed too, and its error replaced the "
+                              f"first's: error {failure.error_id} keeps the second record only")
+                stored_now.add(failure.error_id)
 
     def on_success(loop_id: str, key: str) -> None:
         ids = store.resolve_key(flow.key, loop_id, key, job_id)
         resolved.extend(ids)
+        if stored_now.intersection(ids):
+            key_again(loop_id, key, "the first failed, and the second went through and resolved its error, "
+                      "so the first was not sent")
         for error_id in ids:
             ctx.log("info", f"error {error_id} (key {key}) resolved: the record went through")
 

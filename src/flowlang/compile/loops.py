@@ -143,11 +143,24 @@ class LoopInfo:
         try:
             set_vars(f.slots, self.names_slots, item, where)
             return self.key(f)
-        except FlowRuntimeError:
+        except FlowRuntimeError as e:
+            self.no_key(f, e.message)
             return None
         finally:
             for slot, old in zip(self.names_slots, saved, strict=True):
                 f.slots[slot] = old
+
+    def no_key(self, f: Frame, why: str) -> None:
+        """A record whose `key` cannot be worked out has none: its failures are kept one by one, never
+        replaced nor resolved by a later success, and a retry sends each, so a night's failures of it
+        rerun three times are sent three times. Said once a run per loop, at the key."""
+        if self.loop_id in f.run.key_problems:
+            return
+        f.run.key_problems.add(self.loop_id)
+        f.run.log("warn", f"the key {self.key_written} of the loop at {self.location} could not be worked out for "
+                  f"a record ({why}), so it has no key: each failure of it is kept apart, one more each run, "
+                  "and a retry sends each of them; write a key that every record can give",
+                  self.location)
 
     def trace_key(self, f: Frame, item: Any, where: Where) -> str | None:
         """The record's trace key as JSON text, or None when it has none; in a retry without `key`, the

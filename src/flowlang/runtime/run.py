@@ -250,6 +250,7 @@ class RunContext:
         self.checkpointer: Checkpointer | None = None  # a job that keeps checkpoints (TESTING.md 4)
         # trace keys with an open error, per loop identity; a success of one of them resolves it
         self.open_keys: dict[str, set[str]] = {}
+        self.key_problems: set[str] = set()  # the loops whose `key` could not be worked out for a record, said once
         # the file each record read by a file pick-up came from, by the record's id (connectors/pickup.py):
         # such a record without `key` is keyed by its file's name and its `id` (LoopInfo.key_value)
         self.record_files: dict[int, str] = {}
