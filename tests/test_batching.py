@@ -273,3 +273,40 @@ def test_the_emit_of_a_record_dropped_with_its_failed_batch_is_not_counted(tmp_p
     assert (summary["emitted"], summary["sent"], summary["failed"]) == (3, 4, 1)
     emits = [s for s in summary["statements"].values() if s["kind"] == "emit"]
     assert [s["emitted"] for s in emits] == [3]
+
+
+LINES = '[{sku: "A"}, {sku: "B"}, {sku: "C"}, {sku: "D"}, {sku: "E"}]'
+STOP_AT_C = '  if l.sku == "C"\n    stop\n  end\n'
+
+
+@pytest.mark.parametrize("flow", [
+    # the stop after the send: C is sent, then the loop is left
+    f"for each l in {LINES}\n  send l to shop.create_items batch 10\n{STOP_AT_C}  emit l.sku\nend\n",
+    # the stop before it, after a lookup (a task per record): C is not sent
+    f'for each l in {LINES}\n  lookup src.get("/one", query: {{sku: l.sku}}) as same\n{STOP_AT_C}'
+    "  send l to shop.create_items batch 10\n  emit l.sku\nend\n",
+    # an inner loop over an order's lines
+    f"for each o in [{{id: 1, lines: {LINES}}}]\n  for each l in o.lines\n    send l to shop.create_items batch 10\n"
+    '    if l.sku == "C"\n      stop\n    end\n    emit l.sku\n  end\nend\n',
+], ids=["after the send", "after a lookup", "inner loop"])
+def test_stop_in_a_batched_loop_sends_and_emits_no_record_after_it(tmp_path: Path, flow: str) -> None:
+    """Over A-E, `send l ... batch 10` then `if l.sku == "C"` / `stop`: the loop ran D and E ahead to fill
+    C's batch, so they reached the API and were emitted (sent 5, emitted 4) though the loop stopped at C;
+    so with the stop before the send after a lookup (D and E ran while C waited for its lookup), and in an
+    inner loop. A loop that can `stop` does not run ahead: A, B (and C, sent before its stop) arrive, A and
+    B are emitted."""
+    from fakeapi import FakeApi
+
+    with FakeApi({"items": []}) as api:
+        api.route("GET", r"/one", lambda req: (200, {}, {"sku": req.query["sku"]}))
+        (tmp_path / "connectors").mkdir()
+        (tmp_path / "connectors" / "shop.toml").write_text(ITEMS_CONNECTOR.format(url=api.url))
+        (tmp_path / "f.flow").write_text(f'use shop = shop()\nuse src = http(base_url: "{api.url}")\n' + flow)
+        ran = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+        arrived = [i["sku"] for i in api.state.collections["items"]]
+    assert ran.status == 0, ran.stderr
+    sent = ["A", "B"] if "lookup" in flow else ["A", "B", "C"]
+    assert arrived == sent
+    assert [json.loads(line) for line in ran.stdout.splitlines()] == ["A", "B"]
+    summary = [json.loads(line) for line in ran.stderr.splitlines() if '"summary"' in line][-1]["summary"]
+    assert (summary["sent"], summary["emitted"]) == (len(sent), 2)

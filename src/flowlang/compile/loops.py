@@ -73,6 +73,7 @@ class LoopInfo:
     keeps_input: bool = False  # an outermost loop whose iteration reads `input`: a failure keeps it (SAVED_INPUT)
     key_written: str | None = None  # the text of its `key expr`, for a message
     nth: int | None = None  # an outermost loop's place among those of its variables and list (1 for the first)
+    can_stop: bool = False  # its body has a `stop` of its own (not one of an inner loop's)
 
     @property
     def outermost(self) -> bool:
@@ -588,7 +589,9 @@ class LoopCompiler:
 
     def width(self, f: Frame) -> int:
         if self.parallel is None:
-            return self.ahead_width(f)
+            # a loop that can `stop` does not run ahead: the records after the one that stops would be
+            # in its batch, sent and emitted before the stop is known (each batch is of one record then)
+            return 1 if self.info.can_stop else self.ahead_width(f)
         n = self.parallel(f)
         if type(n) is not int or n < 1:
             count = self.node.parallel  # the error is at the N (a param's value), not at the loop's list
@@ -1099,7 +1102,7 @@ class ForEachCompiler(IoCompiler):
                         read=read,
                         assigned=assigned, names=tuple(node.names),
                         reads_state="state" in named, writes_state=WRITES_STATE in read_names,
-                        keeps_input="input" in named, nth=nth,
+                        keeps_input="input" in named, nth=nth, can_stop=stops(node.body),
                         listed=" ".join(text[node.iterable.span.start:node.iterable.span.end].split()))
         self.loop_stack.append(info)
         outer = self.branch_depth, self.reach
@@ -1125,6 +1128,20 @@ class ForEachCompiler(IoCompiler):
         if identity is not None:
             self.loop_entries[identity] = LoopEntry(loop)
         return loop.step()
+
+
+def stops(body: tuple[ast.Stmt, ...]) -> bool:
+    """Whether a loop's body has a `stop` that leaves it: one of an inner loop leaves that loop."""
+    stack: list[Any] = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple | list):
+            stack.extend(item)
+        elif isinstance(item, ast.Stop):
+            return True
+        elif isinstance(item, ast.Node) and not isinstance(item, ast.ForEach | ast.Function):
+            stack.extend(getattr(item, name) for name in ast.fields(item))
+    return False
 
 
 def sync_loop(node: ast.ForEach, slots: tuple[int, ...], iterable: Eval, body: Step, where: Where) -> Step:
