@@ -340,3 +340,33 @@ def test_a_project_value_of_another_toml_type_is_a_clear_error(tmp_path: Path, p
     proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.returncode == 2 and said in proc.stderr, proc.stderr
     assert f"flowlang.toml:{at}\n" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_secret_with_a_default_is_the_default_when_no_provider_has_it(tmp_path: Path) -> None:
+    """`secret.X ?? "d"` failed with "secret 'X' is not set" in a run, the REPL and 'check --secrets',
+    though `??` is "a unless it is null" (LANGUAGE.md 3) and the flow gave the default. A secret that no
+    provider has is null on the left of `??` (alone it is the error it was); one a provider failed to
+    read is still that error; 'check' and 'secrets check' take such a read as optional."""
+    from conftest import cli
+
+    (tmp_path / "f.flow").write_text(
+        'use api = http(base_url: "http://127.0.0.1:9", auth: bearer(secret.TOKEN_X ?? "anonymous"))\n'
+        'emit {mode: secret.MODE_X ?? "test", set: secret.SET_X ?? "d", none: (secret.NONE_X ?? null) == null}\n')
+    result = cli("run", "f.flow", cwd=tmp_path, env={"SET_X": "Rk3v9Wm2Lp8Tx5Qn"})
+    assert result.status == 0, result.stderr
+    assert result.stdout == '{"mode":"test","set":"***","none":true}\n'
+    repl = cli("repl", cwd=tmp_path, stdin='secret.MODE_X ?? "test"\nsecret.MODE_X\n')
+    assert repl.stdout.splitlines()[0] == '"test"', repl.stdout
+    assert "secret 'MODE_X' is not set" in repl.stderr
+    (tmp_path / "s.toml").write_text('OTHER = "x"\n')
+    assert cli("check", "f.flow", "--secrets", "s.toml", cwd=tmp_path).status == 0
+    listed = cli("secrets", "check", "f.flow", cwd=tmp_path, env={"SET_X": "Rk3v9Wm2Lp8Tx5Qn"})
+    assert listed.status == 0, listed.stdout + listed.stderr
+    assert "MODE_X  f.flow:2:13  not set (every read has a default: secret.NAME ?? ...)" in listed.stdout
+    (tmp_path / "g.flow").write_text('let a = secret.MODE_X ?? "test"\nemit secret.MODE_X\n')  # read once without
+    assert cli("check", "g.flow", "--secrets", "s.toml", cwd=tmp_path).status == 2
+    assert cli("secrets", "check", "g.flow", cwd=tmp_path).status == 2
+    command = write_script(tmp_path, "import sys\nsys.exit(3)\n")  # a provider that fails is no default
+    (tmp_path / "flowlang.toml").write_text(f'[secrets.command]\ncommand = "{command} {{name}}"\n')
+    failed = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert failed.status == 1 and "secret 'TOKEN_X' could not be read: the command" in failed.stderr

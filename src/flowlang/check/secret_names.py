@@ -1,7 +1,10 @@
 """Which secrets a flow reads: every `secret.NAME` in the flow and the files it imports, with the
-position of its first use. Run starts fetch them once; `flowlang secrets check` lists them."""
+position of its first use. Run starts fetch them once; `flowlang secrets check` lists them. A secret
+read only as `secret.NAME ?? default` may be unset (the default is taken)."""
 
 from __future__ import annotations
+
+from typing import TypeGuard
 
 from flowlang import ast
 from flowlang.check.program import CheckedModule
@@ -11,6 +14,36 @@ from flowlang.source import Source, Span
 def secret_uses(checked: CheckedModule) -> dict[str, tuple[Source, Span]]:
     """NAME -> (source, span) of the first `secret.NAME` read, over the flow and its imports."""
     found: dict[str, tuple[Source, Span]] = {}
+    for module in _modules(checked):
+        for node in ast.walk(module.module):
+            if is_secret_read(node):
+                current = found.get(node.name)
+                if current is None or (current[0] is module.source and node.span.start < current[1].start):
+                    found[node.name] = (module.source, node.span)
+    return dict(sorted(found.items()))
+
+
+def defaulted_secrets(checked: CheckedModule) -> set[str]:
+    """The names of the secrets every read of which has a default (`secret.NAME ?? "d"`): one of them
+    that is not set is no mistake."""
+    defaulted: set[str] = set()
+    required: set[str] = set()
+    for module in _modules(checked):
+        lefts = {id(node.left) for node in ast.walk(module.module) if isinstance(node, ast.Coalesce)}
+        for node in ast.walk(module.module):
+            if is_secret_read(node):
+                (defaulted if id(node) in lefts else required).add(node.name)
+    return defaulted - required
+
+
+def is_secret_read(node: object) -> TypeGuard[ast.Field]:
+    """Whether `node` is `secret.NAME`."""
+    return isinstance(node, ast.Field) and isinstance(node.obj, ast.Name) and node.obj.name == "secret"
+
+
+def _modules(checked: CheckedModule) -> list[CheckedModule]:
+    """The flow's module and those of the files it imports, each once."""
+    out: list[CheckedModule] = []
     seen: set[int] = set()
     pending = [checked]
     while pending:
@@ -18,10 +51,6 @@ def secret_uses(checked: CheckedModule) -> dict[str, tuple[Source, Span]]:
         if id(module) in seen:
             continue
         seen.add(id(module))
+        out.append(module)
         pending.extend(module.imports.values())
-        for node in ast.walk(module.module):
-            if isinstance(node, ast.Field) and isinstance(node.obj, ast.Name) and node.obj.name == "secret":
-                current = found.get(node.name)
-                if current is None or (current[0] is module.source and node.span.start < current[1].start):
-                    found[node.name] = (module.source, node.span)
-    return dict(sorted(found.items()))
+    return out

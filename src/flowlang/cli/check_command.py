@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from flowlang.api import Flow, compile, load
-from flowlang.check.secret_names import secret_uses
+from flowlang.check.secret_names import defaulted_secrets, secret_uses
 from flowlang.check.shapes import shape_warnings
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import flow_paths, read_secrets
@@ -91,9 +91,10 @@ def _missing_secrets(flow: Flow, args: argparse.Namespace, terminal: Terminal) -
     chain = SecretChain(project.secret_providers(read_secrets(args.secrets), dict(os.environ)),
                         on_value=terminal.masker.add)
     problems = []
+    defaulted = defaulted_secrets(flow.checked)  # `secret.NAME ?? "d"` only: not set is no mistake
     for name, (source, span) in secret_uses(flow.checked).items():
         found = chain.locate(name)
-        if found.found_in is None:
+        if found.found_in is None and (found.problem is not None or name not in defaulted):
             why = f"cannot be read: {found.problem}" if found.problem else "is not found"
             problems.append(Diagnostic("secret", f"secret '{name}' {why}", source, span,
                                        f"asked: {'; '.join(found.asked)}"))

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def cmd_secrets(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.api import load  # here, not at the top: building the parser stays cheap
-    from flowlang.check.secret_names import secret_uses
+    from flowlang.check.secret_names import defaulted_secrets, secret_uses
     from flowlang.cli.options import read_secrets
     from flowlang.project import load_project
     from flowlang.runtime.jsoncodec import dumps
@@ -42,22 +42,26 @@ def cmd_secrets(args: argparse.Namespace, terminal: Terminal) -> int:
     given = read_secrets(args.secrets)
     chain = SecretChain(project.secret_providers(given, dict(os.environ)), on_value=terminal.masker.add)
     uses = secret_uses(flow.checked)
+    defaulted = defaulted_secrets(flow.checked)
     missing = 0
     if not uses and not args.json:
         terminal.out(f"{flow.name}: reads no secrets")
     for name, (source, span) in uses.items():
         line, col = source.line_col(span.start)
         found = chain.locate(name)
-        missing += found.found_in is None
+        optional = found.found_in is None and found.problem is None and name in defaulted  # `secret.NAME ?? d`
+        missing += found.found_in is None and not optional
         empty = found.found_in is not None and not (chain.value_or_none(name) or "").strip()
         if args.json:
             terminal.out(dumps({"name": name, "location": f"{source.name}:{line}:{col}", "found_in": found.found_in,
-                                "asked": found.asked, "problem": found.problem, "empty": empty}))
+                                "asked": found.asked, "problem": found.problem, "empty": empty,
+                                "default": name in defaulted}))
         elif found.found_in is not None:
             terminal.out(f"{name}  {source.name}:{line}:{col}  found in {found.found_in}"
                          + (", but empty (as a credential it is refused)" if empty else ""))
         else:
-            why = f"could not be read: {found.problem}" if found.problem else "MISSING"
+            why = (f"could not be read: {found.problem}" if found.problem
+                   else "not set (every read has a default: secret.NAME ?? ...)" if optional else "MISSING")
             terminal.out(f"{name}  {source.name}:{line}:{col}  {why}; asked: {'; '.join(found.asked)}")
     if missing:
         terminal.error(f"{missing} secret{'s' if missing != 1 else ''} not found")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlang import ast
 from flowlang.check.scopes import Local, Outer
+from flowlang.check.secret_names import is_secret_read
 from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
@@ -293,6 +294,8 @@ class Generator:
         return f"({self.test(node.left)} {op} {self.test(node.right)})"
 
     def g_Coalesce(self, node: ast.Coalesce) -> str:
+        if is_secret_read(node.left):  # null when not set: the closure's (expressions.defaulted_secret)
+            raise Unsupported
         t = self.name("_t")
         return f"({t} if ({t} := {self.gen(node.left)}) is not None else {self.gen(node.right)})"
 

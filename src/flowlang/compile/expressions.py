@@ -377,6 +377,22 @@ class ExpressionCompiler:
 
         return read_secret
 
+    def defaulted_secret(self, node: ast.Expr) -> Eval | None:
+        """`secret.NAME` on the left of `??`: null when no provider has it (one that failed still fails)."""
+        if not (isinstance(node, ast.Field) and isinstance(node.obj, ast.Name)
+                and isinstance(self.checked.resolution.refs.get(node.obj), Global) and node.obj.name == "secret"):
+            return None
+        name = node.name
+        where = self.where(node.span)
+
+        def read_secret_or_null(f: Frame) -> Any:
+            try:
+                return f.run.secret_or_null(name)
+            except FlowRuntimeError as e:
+                raise where.locate(e) from None
+
+        return read_secret_or_null
+
     def x_Index(self, node: ast.Index) -> Eval:
         obj = self.expr(node.obj)
         index = self.expr(node.index)
@@ -539,7 +555,7 @@ class ExpressionCompiler:
         return lambda f: truthy(left(f)) or truthy(right(f))
 
     def x_Coalesce(self, node: ast.Coalesce) -> Eval:
-        left = self.expr(node.left)
+        left = self.defaulted_secret(node.left) or self.expr(node.left)
         right = self.expr(node.right)
 
         def coalesce(f: Frame) -> Any:

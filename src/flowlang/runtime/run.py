@@ -276,6 +276,11 @@ class RunContext:
     def secret(self, name: str) -> Secret:
         return Secret(self.secrets.value(name), name)
 
+    def secret_or_null(self, name: str) -> Secret | None:
+        """`secret.NAME ?? default`: None when no provider has NAME; a provider that failed is an error."""
+        return Secret(self.secrets.value(name), name) if self.secrets.value_or_none(name) is not None \
+            or self.secrets.problem(name) is not None else None
+
     # ---- services for connections (RunServices) ------------------------------------------------
     def mask(self, text: str) -> str:
         return self.masker.mask(text)

@@ -120,6 +120,11 @@ class SecretChain:
                 return None
             return self._cache[name]
 
+    def problem(self, name: str) -> str | None:
+        """Why NAME could not be read (a provider failed), once it was looked up and not found."""
+        found = self._missing.get(name)
+        return None if found is None else found.problem
+
     def value(self, name: str) -> str:
         """The value of NAME, or a record-level error naming the providers that were asked."""
         value = self.value_or_none(name)
