@@ -17,7 +17,10 @@ A text made from a secret (a part split() gave: `bob` of `bob<TAB>password`, `ke
 `prod-key-...`; upper() of one) is masked where it stands alone, not inside a longer word or number
 (`monkey`, `keyboard`, `20245` keep their text), and one that is only digits not where it stands as a
 number in JSON (`"year":2024`): such a text is often a short common word, and masking it everywhere
-made JSON invalid and data wrong. Its base64 and hex are masked anywhere when 8 characters or more."""
+made JSON invalid and data wrong. Its base64 and hex are masked anywhere when 8 characters or more.
+
+Of a secret longer than LONG_SECRET, a piece is masked from LONG_FRAGMENT characters, and a form longer
+than _LITERAL is looked for as text, not compiled: so learning one costs in proportion to its length."""
 
 from __future__ import annotations
 
@@ -31,14 +34,17 @@ import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 MIN_SECRET_LENGTH = 3
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MIN_DERIVED_ENCODED = 8  # a derived text's base64 or hex shorter than this is not masked: likely data
 MIN_FRAGMENT = 9  # a piece of a secret this long is masked where it shows (a cut echo, a token of it)
+LONG_SECRET = 4096  # a secret longer than this (a key bundle of 400 KB) has its pieces masked from LONG_FRAGMENT
+LONG_FRAGMENT = 32  # characters: every window of each form indexed took 800 MB and 8 s for 400 KB
 _GRAM = 5  # the windows of a secret indexed to find its pieces; the text is probed every _STRIDE characters
 _STRIDE = MIN_FRAGMENT - _GRAM + 1
+_LITERAL = 256  # a form longer than this is looked for as text, not in the pattern (compiling it was 1 s per 100 KB)
 _PROBE_HEAD = 40  # the first characters of each whole form whose windows tell that a text may hold it
 MASK = "***"
 MAX_DERIVED = 100  # texts made from secrets learned in one run (one made per record would grow without end)
@@ -67,22 +73,32 @@ _DOTNET_SHORT = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"
 _DOTNET_ESCAPED = frozenset("\"&'+<>`")
 
 
+class _DotnetTable(dict[int, str]):
+    """Each character as System.Text.Json writes it, worked out once: str.translate() with it costs a
+    tenth of a loop over the characters."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        if char in _DOTNET_SHORT:
+            out = _DOTNET_SHORT[char]
+        elif char in _DOTNET_ESCAPED or code < 0x20 or code > 0x7E:
+            raw = char.encode("utf-16-be", BYTES)
+            out = "".join(f"\\u{raw[i]:02X}{raw[i + 1]:02X}" for i in range(0, len(raw), 2))
+        else:
+            out = char
+        self[code] = out
+        return out
+
+
+_DOTNET = _DotnetTable()
+
+
 def _dotnet_escaped(text: str) -> set[str]:
     """`text` inside a JSON string as .NET's System.Text.Json writes it by default (ASP.NET's error
     bodies): `"`, `&`, `'`, `+`, `<`, `>`, backquote, control characters and everything past ASCII as
     `\\uXXXX` in upper-case hex (a pair past U+FFFF), so `Ab3+x` is `Ab3\\u002Bx`; and the same in
     lower-case hex (Json.NET's escaping of HTML). Nothing when it is the text itself."""
-    out: list[str] = []
-    for char in text:
-        code = ord(char)
-        if char in _DOTNET_SHORT:
-            out.append(_DOTNET_SHORT[char])
-        elif char in _DOTNET_ESCAPED or code < 0x20 or code > 0x7E:
-            raw = char.encode("utf-16-be", BYTES)
-            out += [f"\\u{raw[i]:02X}{raw[i + 1]:02X}" for i in range(0, len(raw), 2)]
-        else:
-            out.append(char)
-    upper = "".join(out)
+    upper = text.translate(_DOTNET)
     if upper == text:
         return set()
     return {upper, re.sub(r"\\u([0-9A-F]{4})", lambda m: "\\u" + m.group(1).lower(), upper)}
@@ -107,12 +123,24 @@ def _url_encoded(text: str) -> set[str]:
     """Percent-encoded as the encoders APIs use write it: Python's and RFC 3986 (`~` raw), with `/`
     raw, with `+` for a space; PHP's urlencode (`~` as %7E, `+`), Java's URLEncoder (`*` raw, `~` as
     %7E, `+`) and JavaScript's encodeURIComponent (`!'()*~` raw); in either case, and encoded twice."""
-    forms = {quote(text, safe="", errors=BYTES), quote(text, errors=BYTES), quote_plus(text, errors=BYTES),
-             quote_plus(text, safe="", errors=BYTES).replace("~", "%7E"),
-             quote_plus(text, safe="*", errors=BYTES).replace("~", "%7E"),
-             quote(text, safe="!'()*~", errors=BYTES)}
+    raw = text.encode("utf-8", BYTES)
+    forms = {_quoted(raw, ""), _quoted(raw, "/"), _quoted(raw, " ").replace(" ", "+"),
+             _quoted(raw, " ").replace(" ", "+").replace("~", "%7E"),
+             _quoted(raw, " *").replace(" ", "+").replace("~", "%7E"),
+             _quoted(raw, "!'()*~")}
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms}
-    return forms | {quote(f, safe="") for f in forms}  # encoded twice
+    return forms | {_quoted(f.encode("ascii"), "") for f in forms}  # encoded twice
+
+
+_QUOTE_TABLES: dict[str, list[str]] = {}
+
+
+def _quoted(raw: bytes, safe: str) -> str:
+    """urllib.parse.quote(raw, safe) (`safe` of ASCII), by a table: quote() costs 100 ms for 400 KB."""
+    table = _QUOTE_TABLES.get(safe)
+    if table is None:
+        table = _QUOTE_TABLES[safe] = [quote(bytes([b]), safe=safe) for b in range(256)]
+    return "".join(map(table.__getitem__, raw))
 
 
 def _markup_escaped(text: str) -> set[str]:
@@ -177,7 +205,7 @@ def _fragment_forms(value: str) -> set[str]:
     forms = _encoded_forms(value)
     for text in {value, value.encode("utf-8", BYTES).decode("latin-1")}:
         forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], _ascii_escaped(text),
-                  quote(text, safe="", errors=BYTES), repr(text + "'\"")[1:-4], *_dotnet_escaped(text)}
+                  _quoted(text.encode("utf-8", BYTES), ""), repr(text + "'\"")[1:-4], *_dotnet_escaped(text)}
     return {f for f in forms if len(f) >= MIN_FRAGMENT}
 
 
@@ -192,23 +220,30 @@ class _Fragments:
     Letters A-Z match either case: a database shows an identifier lowercased (PostgreSQL's `column
     "rk3v9wm2lp8tx5qn" does not exist` for a secret written into a query), an API may upper-case one."""
 
-    def __init__(self, forms: set[str], alone: bool = False) -> None:
+    def __init__(self, forms: set[str], alone: bool = False, piece: int = MIN_FRAGMENT) -> None:
         self.alone = alone
+        self.piece = piece
+        # a piece of MIN_FRAGMENT holds a window at a probed place of the text when every window of the form
+        # is indexed; a longer piece holds an indexed window (one every `piece - _GRAM + 1` of the form)
+        # when the text is probed everywhere
+        every = 1 if piece == MIN_FRAGMENT else piece - _GRAM + 1
+        self.stride = _STRIDE if piece == MIN_FRAGMENT else 1
         self.grams: dict[str, list[tuple[str, int]]] = {}
-        for form in {_ascii_lower(f) for f in forms}:
-            for at in range(len(form) - _GRAM + 1):
+        for form in {_ascii_lower(f) for f in forms if len(f) >= piece}:
+            for at in range(0, len(form) - _GRAM + 1, every):
                 self.grams.setdefault(form[at:at + _GRAM], []).append((form, at))
 
     def mask(self, shown: str) -> str:
         grams = self.grams
         size = len(shown)
-        if not grams or size < MIN_FRAGMENT:
+        piece = self.piece
+        if not grams or size < piece:
             return shown
         text = _ascii_lower(shown)  # looked in; the pieces are cut out of `shown`
         get = grams.get
         pieces: list[tuple[int, int]] = []
         covered = 0  # the text before this is inside a piece found already
-        for p in range(0, size - _GRAM + 1, _STRIDE):
+        for p in range(0, size - _GRAM + 1, self.stride):
             if p + _GRAM <= covered:
                 continue
             hits = get(text[p:p + _GRAM])
@@ -223,7 +258,7 @@ class _Fragments:
                 while end < size and j < len(form) and text[end] == form[j]:
                     end += 1
                     j += 1
-                if end - start >= MIN_FRAGMENT and (not self.alone or _stands_alone(text, start, end)):
+                if end - start >= piece and (not self.alone or _stands_alone(text, start, end)):
                     pieces.append((start, end))
                     covered = max(covered, end)
         if not pieces:
@@ -284,8 +319,8 @@ class Masker:
         """A text made from a secret (upper(secret.T), a part of it): masked from now on, unless it shows
         a known secret already (its masking hides that part: "id {secret.T}" made per record is not
         learned each time), or MAX_DERIVED have been learned."""
-        if (len(value) < MIN_SECRET_LENGTH or value in self._values or self._derived >= MAX_DERIVED
-                or self._whole(value) != value):
+        if (len(value) < MIN_SECRET_LENGTH or value in self._values
+                or self._derived >= MAX_DERIVED or self._whole(value) != value):
             return
         self._derived += 1
         with self._lock:
@@ -302,7 +337,9 @@ class Masker:
             with self._lock:
                 for value in self._values - self._compiled.keys():
                     derived = value in self._alone  # a text made from a secret: where it stands alone
-                    self._compiled[value] = (_pattern(value, derived), _Fragments(_fragment_forms(value), derived))
+                    piece = LONG_FRAGMENT if len(value) > LONG_SECRET else MIN_FRAGMENT
+                    pieces = _Fragments(_fragment_forms(value), derived, piece)
+                    self._compiled[value] = (_pattern(value, derived), pieces)
                 patterns = tuple(self._compiled[v] for v in sorted(self._values, key=len, reverse=True))
                 self._patterns = patterns
         return patterns
@@ -326,16 +363,18 @@ class Masker:
 
 
 def _pattern(value: str, derived: bool) -> _Whole:
-    """The forms of one value as one pattern, longest first; a derived text's where they stand alone."""
+    """The forms of one value as one pattern, longest first; a derived text's where they stand alone.
+    A form longer than _LITERAL is looked for as text (`_Whole.literal`), not compiled."""
     if not derived:
-        forms = [(f, re.escape(f)) for f in _text_forms(value) | _encoded_forms(value)]
+        forms = [(f, False) for f in _text_forms(value) | _encoded_forms(value)]
     else:
         text = _text_forms(value)
         encoded = {f for f in _encoded_forms(value) if len(f) >= MIN_DERIVED_ENCODED} - text
-        forms = [(f, re.escape(f)) for f in encoded] + [(f, _alone(f)) for f in text]
-    forms = [(f, p) for f, p in forms if len(f) >= MIN_SECRET_LENGTH]
-    pattern = re.compile("|".join(p for _, p in sorted(forms, key=lambda fp: len(fp[0]), reverse=True)))
-    return _Whole(pattern, {f for f, _ in forms})
+        forms = [(f, False) for f in encoded] + [(f, True) for f in text]
+    forms = sorted(((f, a) for f, a in forms if len(f) >= MIN_SECRET_LENGTH), key=lambda fa: -len(fa[0]))
+    short = [_alone(f) if alone else re.escape(f) for f, alone in forms if len(f) <= _LITERAL]
+    literal = [(f, alone) for f, alone in forms if len(f) > _LITERAL]
+    return _Whole(re.compile("|".join(short)) if short else None, literal, {f for f, _ in forms})
 
 
 class _Whole:
@@ -344,8 +383,9 @@ class _Whole:
     of the form always holds one there), so a line that holds none (nearly every line) costs a few set
     lookups, not a search of the pattern's hundreds of forms (60 us a line for an 80-character canary)."""
 
-    def __init__(self, pattern: re.Pattern[str], forms: set[str]) -> None:
+    def __init__(self, pattern: re.Pattern[str] | None, literal: list[tuple[str, bool]], forms: set[str]) -> None:
         self.pattern = pattern
+        self.literal = literal  # the long forms, longest first, each with whether it must stand alone
         self.shortest = min(map(len, forms), default=0)
         head = min(self.shortest, _PROBE_HEAD)
         self.size = min(_GRAM, head)
@@ -359,8 +399,33 @@ class _Whole:
         grams, size = self.grams, self.size
         for p in range(0, len(text) - size + 1, self.step):
             if text[p:p + size] in grams:
-                return self.pattern.sub(MASK, text)
+                for form, alone in self.literal:
+                    if form in text:
+                        text = _replaced_alone(text, form) if alone else text.replace(form, MASK)
+                return self.pattern.sub(MASK, text) if self.pattern is not None else text
         return text
+
+
+def _replaced_alone(text: str, form: str) -> str:
+    """`text` with `form` masked where it stands alone (as `_alone` matches it)."""
+    out: list[str] = []
+    done = at = 0
+    while (at := text.find(form, at)) >= 0:
+        end = at + len(form)
+        if _alone_at(text, at, end, form):
+            out += (text[done:at], MASK)
+            done = at = end
+        else:
+            at += 1
+    return "".join(out) + text[done:]
+
+
+def _alone_at(text: str, start: int, end: int, form: str) -> bool:
+    """Whether `form` at text[start:end] is not inside a longer word or number (nor, only digits, a JSON number)."""
+    word = _WORD.match
+    if start > 0 and word(form[0]) and (word(text[start - 1]) or (form.isdigit() and text[start - 1] in ":[,")):
+        return False
+    return not (end < len(text) and word(form[-1]) and word(text[end]))
 
 
 _WORD = re.compile(r"\w")
