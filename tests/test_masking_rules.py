@@ -1,4 +1,4 @@
-"""Masking rules: the cost of a long secret."""
+"""Masking rules: the cost of a long secret, short secrets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import json
 import random
 import string
 import tracemalloc
+import urllib.parse
+from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import cli
+from fakeapi import FakeApi
 from flowlang.runtime.masking import Masker
 
 
@@ -38,3 +45,100 @@ def test_a_400_kb_secret_is_learned_in_proportion_and_masked_in_every_form() -> 
     piece = body[200_000:200_032]  # a piece of 32 characters (LONG_FRAGMENT)
     assert masker.mask(f"near '{piece}': syntax error") == "near '***': syntax error"
     assert masker.mask(f"line 1 {base64.b64encode(raw).decode()[1000:1076]}") == "line 1 ***"
+
+
+def test_a_short_secret_is_masked_as_a_value_not_as_a_word_of_every_message(tmp_path: Path) -> None:
+    """A secret 'error' made each message read '***: cannot add null and number', 'run' the summary
+    'w: *** failed', 'flow' the file 'w.***:3:14': a short secret was masked inside every text, so the
+    messages could not be read and told the word anyway. A secret shorter than 8 characters is masked
+    where a value is exactly it, and as a whole JSON string value in a text (an API echoing it)."""
+    with FakeApi() as api:
+        api.route("POST", "/login", lambda req: (422, {}, {"password": req.body["password"], "error": "refused"}))
+        (tmp_path / "w.flow").write_text(
+            f'use api = http(base_url: "{api.url}", retry: 1)\n'
+            "let x = {a: 1}\n"
+            "for each n in [1]\n"
+            '  call api.post("/login", body: {password: secret.P}) as r\n'
+            "end\n"
+            'emit {p: secret.P, echo: "error", t: "run {secret.P}"}\n'
+            "emit {v: x.b + 1}\n")
+        result = cli("run", "w.flow", "--log-format", "text", cwd=tmp_path, env={"P": "error"})
+    assert result.status == 1, result.stderr
+    assert result.stdout == '{"p":"***","echo":"***","t":"***"}\n'
+    assert "w.flow:7:14: error: cannot add null and number" in result.stderr
+    assert "w: run failed in " in result.stderr
+    assert '{"password":"***","error":"refused"}' in result.stderr  # the API's echo, its key kept
+    listed = cli("errors", "w.flow", "--json", cwd=tmp_path)
+    assert '\\"password\\":\\"***\\"' in listed.stdout and '"error"' not in listed.stdout
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    assert b'"password":"error"' not in stored and b'\\"password\\":\\"error\\"' not in stored
+
+
+def test_a_short_secret_is_not_looked_for_inside_a_text() -> None:
+    masker = Masker()
+    masker.add("admin")
+    masker.add("12")
+    assert masker.mask("admin") == "***" and masker.mask("12") == "12"  # one of 1 or 2 characters: not looked for
+    assert masker.mask("user admin: did you mean 'admin'?") == "user admin: did you mean '***'?"
+    assert masker.mask('{"admin": "admin", "k": "x admin"}') == '{"admin": "***", "k": "x admin"}'
+    assert masker.mask("GET http://h/x?token=admin&v=2 failed, token=administrator") == \
+        "GET http://h/x?token=***&v=2 failed, token=administrator"  # a whole value of a query
+    assert masker.mask("cannot reach postgresql://bob:admin@db/x (admin@db)") == \
+        "cannot reach postgresql://bob:***@db/x (admin@db)"
+    assert masker.mask("HTTP 401\r\nX-Api-Key: admin\r\nadmin\r\nthe admin is 12 or 123") == \
+        "HTTP 401\r\nX-Api-Key: ***\r\n***\r\nthe admin is 12 or 123"  # a header's value, a line
+    assert masker.mask('{"detail": "{\\"password\\": \\"admin\\"}"}') == '{"detail": "{\\"password\\": \\"***\\"}"}'
+    assert masker.mask_value({"role": "admin", "list": ["admin", "administrator", "12"]}) == {
+        "role": "***", "list": ["***", "administrator", "12"]}
+    masker.add("admin-Rk3v9Wm2")  # 8 characters or more: anywhere, as before
+    assert masker.mask("user admin-Rk3v9Wm2x") == "user ***x"
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=st.text(min_size=3, max_size=7), before=st.text(max_size=20), after=st.text(max_size=20))
+def test_a_short_secret_inside_a_text_is_not_masked(secret: str, before: str, after: str) -> None:
+    """Where it is no whole value (no quote, `=`, `@`, `:` or line around it), a short secret is a
+    word of the text: shown as it is."""
+    masker = Masker()
+    masker.add(secret)
+    text = before + secret + after
+    raw = secret.encode("utf-8", "surrogatepass")
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(), raw.hex(), raw.hex().upper()}
+    if text != secret and not any(c in text for c in "\"'=@:\n\r") and text.rstrip("=") not in encoded | {
+            f.rstrip("=") for f in encoded}:
+        assert masker.mask(text) == text
+
+
+SHORT = st.text(st.characters(blacklist_characters="*", blacklist_categories=("Cs",)), min_size=3, max_size=7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=SHORT)
+def test_a_short_secret_is_masked_as_a_whole_value_in_every_encoding(secret: str) -> None:
+    """What tests/test_security.py asks of a secret of 8 characters or more anywhere in a text, a shorter
+    one gets where it is a whole value: JSON (escaped as each encoder does, and JSON inside JSON), as
+    Python quotes it in a message, a query's or a form's value and a URL's password (percent-encoded),
+    a header's value, a line; its base64 and hex as a JSON value."""
+    masker = Masker()
+    masker.add(secret)
+    raw = secret.encode()
+    q = urllib.parse.quote(secret, safe="")
+    shown = {json.dumps({"k": secret}): '{"k": "***"}', json.dumps([secret], ensure_ascii=False): '["***"]',
+             json.dumps({"d": json.dumps({"k": secret})}): json.dumps({"d": '{"k": "***"}'}),
+             repr({"k": secret}): "{'k': " + hidden(repr(secret)) + "}",
+             f"KeyError: {KeyError(secret)}": "KeyError: " + hidden(repr(secret)),
+             f"bad {secret!a}": "bad " + hidden(ascii(secret)), f"bytes {raw!r}": "bytes b" + hidden(repr(raw)[1:]),
+             json.dumps({"m": f"bad {secret!r}"}): json.dumps({"m": "bad " + hidden(repr(secret))}),
+             f"GET /x?k={q}&v=2": "GET /x?k=***&v=2", f"k={urllib.parse.quote_plus(secret)}": "k=***",
+             f"at https://bob:{q}@h/x": "at https://bob:***@h/x", f"X-K: {secret}\nnext": "X-K: ***\nnext",
+             json.dumps({"b": base64.b64encode(raw).decode(), "h": raw.hex()}): '{"b": "***", "h": "***"}'}
+    if "\n" not in secret and "\r" not in secret:
+        shown[f"a\n{secret}\nb"] = "a\n***\nb"
+    for text, masked in shown.items():
+        assert masker.mask(text) == masked, (text, masker.mask(text))
+    assert masker.mask_value([secret, {"k": secret}]) == ["***", {"k": "***"}]
+
+
+def hidden(quoted: str) -> str:
+    """A text Python quoted ('...' or "...") with what is inside as ***."""
+    return quoted[0] + "***" + quoted[-1]

@@ -207,7 +207,7 @@ def test_a_secret_with_quotes_is_masked_in_a_dry_run_log(tmp_path: Path) -> None
 NO_STAR = st.characters(blacklist_characters="*", blacklist_categories=("Cs",))
 
 
-@given(st.text(NO_STAR, min_size=3, max_size=40), st.text(NO_STAR, max_size=10))
+@given(st.text(NO_STAR, min_size=8, max_size=40), st.text(NO_STAR, max_size=10))  # a shorter one: as a value only
 @settings(max_examples=300, deadline=None)
 def test_masking_covers_every_encoding_of_any_secret(secret: str, around: str) -> None:
     from flowlang.runtime.masking import Masker
@@ -629,7 +629,7 @@ def test_a_secret_quoted_by_python_in_a_message_is_masked(tmp_path: Path) -> Non
             assert form not in text
 
 
-@given(st.text(NO_STAR, min_size=3, max_size=40))
+@given(st.text(NO_STAR, min_size=8, max_size=40))
 @settings(max_examples=300, deadline=None)
 def test_masking_covers_the_forms_python_quotes_a_secret_in(secret: str) -> None:
     from flowlang.runtime.masking import Masker
@@ -754,7 +754,7 @@ def test_every_piece_of_a_secret_is_masked_wherever_it_starts(secret: str, data:
 
 
 @settings(max_examples=300, deadline=None)
-@given(secret=st.text(min_size=3, max_size=120), before=st.text(max_size=60), after=st.text(max_size=60),
+@given(secret=st.text(min_size=8, max_size=120), before=st.text(max_size=60), after=st.text(max_size=60),
        encoded=st.sampled_from(["plain", "json", "url", "base64"]))
 def test_a_whole_secret_is_masked_wherever_it_starts(secret: str, before: str, after: str, encoded: str) -> None:
     """A text is first probed every few characters for a window of a secret's forms (searching the

@@ -19,7 +19,9 @@ A text made from a secret (a part split() gave: `bob` of `bob<TAB>password`, `ke
 number in JSON (`"year":2024`): such a text is often a short common word, and masking it everywhere
 made JSON invalid and data wrong. Its base64 and hex are masked anywhere when 8 characters or more.
 
-Of a secret longer than LONG_SECRET, a piece is masked from LONG_FRAGMENT characters, and a form longer
+A secret (or a text made from one) shorter than MIN_IN_TEXT is masked only as a whole value
+(`_Exact`): inside a text it is likely a word of flowlang's own messages. Of a secret longer
+than LONG_SECRET, a piece is masked from LONG_FRAGMENT characters, and a form longer
 than _LITERAL is looked for as text, not compiled: so learning one costs in proportion to its length."""
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 MIN_SECRET_LENGTH = 3
+MIN_IN_TEXT = 8  # a shorter secret ('admin', 'test') is masked as a whole value, not looked for inside text
 MIN_ENCODED_CORE = 6  # a base64 fragment shorter than this is too likely to be something else
 MIN_DERIVED_ENCODED = 8  # a derived text's base64 or hex shorter than this is not masked: likely data
 MIN_FRAGMENT = 9  # a piece of a secret this long is masked where it shows (a cut echo, a token of it)
@@ -302,11 +305,15 @@ class Masker:
         self._patterns: tuple[tuple[_Whole, _Fragments], ...] | None = None
         self._derived = 0
         self._alone: set[str] = set()  # the learned texts made from a secret: masked where they stand alone
+        self._exact: dict[str, _Exact] = {}  # secrets shorter than MIN_IN_TEXT: masked as whole values only
         self._lock = threading.RLock()  # a log line written while a pattern is made (a finalizer run by the
         # garbage collector, an asyncio task destroyed pending) masks again in the same thread
 
     def add(self, value: str) -> None:
-        if len(value) < MIN_SECRET_LENGTH or (value in self._values and value not in self._alone):
+        if len(value) < MIN_IN_TEXT:
+            self._add_exact(value)
+            return
+        if value in self._values and value not in self._alone:
             return
         with self._lock:
             if value in self._alone:  # a secret itself: masked anywhere from now on
@@ -319,17 +326,31 @@ class Masker:
         """A text made from a secret (upper(secret.T), a part of it): masked from now on, unless it shows
         a known secret already (its masking hides that part: "id {secret.T}" made per record is not
         learned each time), or MAX_DERIVED have been learned."""
-        if (len(value) < MIN_SECRET_LENGTH or value in self._values
+        if (len(value) < MIN_SECRET_LENGTH or value in self._values or value in self._exact
                 or self._derived >= MAX_DERIVED or self._whole(value) != value):
             return
         self._derived += 1
+        if len(value) < MIN_IN_TEXT:
+            self._add_exact(value)
+            return
         with self._lock:
             self._values.add(value)
             self._alone.add(value)
             self._patterns = None
 
+    def _add_exact(self, value: str) -> None:
+        """A secret shorter than MIN_IN_TEXT: inside a text it is likely a word of the text ('admin',
+        'run', 'error'), and masking it there made every message unreadable and told the word anyway. It
+        is masked as a whole value (`_Exact`); one of one or two characters is not looked for at all (as
+        a Secret the flow shows it is `***`)."""
+        if len(value) < MIN_SECRET_LENGTH or value in self._exact:
+            return
+        exact = _Exact(value)
+        with self._lock:
+            self._exact[value] = exact
+
     def __bool__(self) -> bool:
-        return bool(self._values)
+        return bool(self._values or self._exact)
 
     def _all(self) -> tuple[tuple[_Whole, _Fragments], ...]:
         patterns = self._patterns
@@ -350,16 +371,65 @@ class Masker:
         return text
 
     def mask(self, text: str) -> str:
-        if not self._values or not text:
+        if not text:
             return text
-        text = self._whole(text)
-        for _, pieces in self._all():  # after every whole form: a piece never leaves the rest of one shown
-            text = pieces.mask(text)
+        exact = self._exact
+        if exact and text in exact:  # a value that is exactly a short secret (a field, a header's value)
+            return MASK
+        if self._values:
+            text = self._whole(text)
+            for _, pieces in self._all():  # after every whole form: a piece never leaves the rest of one shown
+                text = pieces.mask(text)
+        if exact:  # after the longer secrets: a short one is never looked for inside one of them
+            for short in tuple(exact.values()):
+                text = short.sub(text)
         return text
 
     def mask_value(self, value: Any) -> Any:
         """A copy of a value (dicts, lists, text) with every secret in its text masked."""
-        return mask_value(value, self.mask) if self._values else value
+        return mask_value(value, self.mask) if self._values or self._exact else value
+
+
+class _Exact:
+    """Where a secret shorter than MIN_IN_TEXT is masked in a text: where it is a whole value, never as
+    a word inside a text (`user admin not found` is shown as it is). A whole value is:
+    - the text, or a line of it, that is exactly the secret (or its base64 or hex);
+    - a quoted string: `"admin"` (a JSON string value, also JSON-escaped, escaped twice as `\\"admin\\"`
+      in JSON inside JSON, and base64 or hex) or `'admin'` (as Python's repr() quotes it in a message),
+      but not a key (`"admin": 1`: followed by `:`);
+    - the value of a query, a form or a `key=value` pair (`?token=admin&v=2`, percent-encoded too);
+    - the password of a URL (`//bob:admin@db`, percent-encoded too);
+    - the value after `: ` that ends a line (a header `X-Api-Key: admin`, `password: admin`)."""
+
+    def __init__(self, value: str) -> None:
+        raw = value.encode("utf-8", BYTES)
+        encoded = {base64.b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii"), raw.hex(),
+                   raw.hex().upper()}
+        encoded |= {f.rstrip("=") for f in encoded}
+        python = _python_escaped(value) | {value}  # as repr() writes it, in '...' or "..."
+        double = _json_escaped(value) | _dotnet_escaped(value) | python  # in "..."
+        twice = {f for form in double for f in _json_escaped(form)}  # in \"...\" (JSON in JSON)
+        single = python | {json.dumps(f, ensure_ascii=a)[1:-1] for f in python for a in (True, False)}  # in '...'
+        url = _url_encoded(value) | {value}
+
+        def one(forms: set[str]) -> str:
+            return "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+
+        not_key = r"(?!\s*:)"
+        parts = [rf"^(?:{one({value} | encoded)})(?=\r?$)",  # a line that is exactly it
+                 rf'(?<=")(?:{one(double | encoded)})(?="{not_key})',  # a quoted value, as JSON quotes it
+                 rf"(?<=')(?:{one(single | encoded)})(?='{not_key})",  # as Python quotes it in a message
+                 rf"""(?<==)(?:{one(url | encoded)})(?=[&#;,\s"'<>)\]}}]|$)""",  # a value of a query, a form
+                 rf"(?<=:)(?:{one(url)})(?=@)",  # the password of a URL
+                 rf"(?<=: )(?:{one({value} | encoded)})(?=\r?$)",  # the value ending a line, after ': '
+                 rf'(?<=\\")(?:{one(twice)})(?=\\"{not_key})']  # JSON in a JSON string
+        self.pattern = re.compile("|".join(parts), re.MULTILINE)
+        self.probes = tuple(sorted({value} | double | single | url | twice | encoded, key=len))
+
+    def sub(self, text: str) -> str:
+        if not any(form in text for form in self.probes):
+            return text
+        return self.pattern.sub(MASK, text)
 
 
 def _pattern(value: str, derived: bool) -> _Whole:
