@@ -139,9 +139,9 @@ def test_on_output_streams_records() -> None:
 
 def test_secrets_given_when_embedding_are_masked() -> None:
     result = flowlang.compile("emit {t: secret.TOKEN, s: 'x' + secret.TOKEN}").run(secrets={"TOKEN": "abc123"})
-    assert [str(v) for v in result.outputs[0].values()] == ["***", "***"]
-    assert isinstance(result.outputs[0]["t"], flowlang.Secret)
-    assert result.outputs[0]["t"].reveal() == "abc123"
+    assert [str(v) for v in result.outputs[0].values()] == ["***", "x***"]  # only the secret's part masked
+    assert isinstance(result.outputs[0]["t"], flowlang.Secret) and isinstance(result.outputs[0]["s"], flowlang.Secret)
+    assert result.outputs[0]["t"].reveal() == "abc123" and result.outputs[0]["s"].reveal() == "xabc123"
 
 
 def test_a_secret_that_is_not_text_is_refused_by_name_not_shown() -> None:

@@ -1,4 +1,4 @@
-"""Masking rules: the cost of a long secret, short secrets."""
+"""Masking rules: the cost of a long secret, short secrets, secrets inside a URL."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_a_short_secret_is_masked_as_a_value_not_as_a_word_of_every_message(tmp_
             "emit {v: x.b + 1}\n")
         result = cli("run", "w.flow", "--log-format", "text", cwd=tmp_path, env={"P": "error"})
     assert result.status == 1, result.stderr
-    assert result.stdout == '{"p":"***","echo":"***","t":"***"}\n'
+    assert result.stdout == '{"p":"***","echo":"***","t":"run ***"}\n'
     assert "w.flow:7:14: error: cannot add null and number" in result.stderr
     assert "w: run failed in " in result.stderr
     assert '{"password":"***","error":"refused"}' in result.stderr  # the API's echo, its key kept
@@ -130,7 +130,7 @@ def test_a_short_secret_is_masked_as_a_whole_value_in_every_encoding(secret: str
              f"bad {secret!a}": "bad " + hidden(ascii(secret)), f"bytes {raw!r}": "bytes b" + hidden(repr(raw)[1:]),
              json.dumps({"m": f"bad {secret!r}"}): json.dumps({"m": "bad " + hidden(repr(secret))}),
              f"GET /x?k={q}&v=2": "GET /x?k=***&v=2", f"k={urllib.parse.quote_plus(secret)}": "k=***",
-             f"at https://bob:{q}@h/x": "at https://bob:***@h/x", f"X-K: {secret}\nnext": "X-K: ***\nnext",
+             f"at https://bob:{q}@h/x": "at https://bob:***@h/x", f"X-K: {secret}\n-": "X-K: ***\n-",
              json.dumps({"b": base64.b64encode(raw).decode(), "h": raw.hex()}): '{"b": "***", "h": "***"}'}
     if "\n" not in secret and "\r" not in secret:
         shown[f"a\n{secret}\nb"] = "a\n***\nb"
@@ -142,3 +142,29 @@ def test_a_short_secret_is_masked_as_a_whole_value_in_every_encoding(secret: str
 def hidden(quoted: str) -> str:
     """A text Python quoted ('...' or "...") with what is inside as ***."""
     return quoted[0] + "***" + quoted[-1]
+
+
+def test_a_url_made_with_a_secret_is_shown_with_only_the_secret_masked(tmp_path: Path) -> None:
+    """"https://api.example.com/v1/items?api_key={secret.K}&page=2" was shown as '***' whole in emitted
+    records, logs, messages and the error store, so nobody could tell which URL it was. A text made by
+    joining a secret with plain text (interpolation, `+`) is shown with the secret's part as ***, the
+    rest as it is; a short secret's part too (it is masked by where it came from, not looked for)."""
+    (tmp_path / "f.flow").write_text(
+        'let u = "https://api.example.com/v1/items?api_key={secret.K}&page=2"\n'
+        'log "calling {u}"\n'
+        'emit {u: u, auth: "https://bob:" + secret.S + "@h.example.com/x", up: upper(secret.K) + "/x"}\n'
+        "for each n in [1]\n"
+        '  fail "cannot reach {u}"\n'
+        "end\n")
+    secret = 'Rk3v9"Wm2\\Lp8é'
+    result = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env={"K": secret, "S": "pw"})
+    assert result.status == 3, result.stderr
+    assert json.loads(result.stdout) == {"u": "https://api.example.com/v1/items?api_key=***&page=2",
+                                         "auth": "https://bob:***@h.example.com/x", "up": "***/x"}
+    assert "calling https://api.example.com/v1/items?api_key=***&page=2" in result.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=tmp_path)
+    assert json.loads(listed.stdout.splitlines()[0])["message"].endswith(
+        "cannot reach https://api.example.com/v1/items?api_key=***&page=2")
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
+        assert secret not in text and json.dumps(secret)[1:-1] not in text and ":pw@" not in text

@@ -145,5 +145,5 @@ def test_the_outputs_answered_are_masked_as_a_runs_stdout_is(tmp_path: Path) -> 
         with ServeProcess(tmp_path, env={"T": TOKEN, "API_TOKEN": token, "API": api.url}) as serve:
             status, _, answer = serve.post("/hooks/o", b"{}", {"X-Token": TOKEN})
         assert api.requests[0].headers["authorization"].encode("latin-1").decode() == f"Bearer {token}"
-    assert status == 200 and answer["outputs"] == [{"auth": "Bearer ***"}, {"t": "***", "s": "***"}], answer
+    assert status == 200 and answer["outputs"] == [{"auth": "Bearer ***"}, {"t": "***", "s": "x***"}], answer
     assert "Hv7cR2Hv7c" not in json.dumps(answer)

@@ -138,7 +138,9 @@ def binary_refused(value: bytes | Blob, where: str = "JSON") -> str:
 
 def _scalar_text(value: Any, secret_text: str | None) -> str:
     if isinstance(value, Secret):
-        return value.reveal() if secret_text is None else secret_text
+        if secret_text is None:
+            return value.reveal()
+        return value.shown if secret_text == "***" else secret_text  # "key=***&v=2" of a URL made with one
     if isinstance(value, datetime):
         return format_datetime(value)
     if isinstance(value, date):

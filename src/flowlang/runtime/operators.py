@@ -166,7 +166,7 @@ def add(a: Any, b: Any) -> Any:
     if (ta is Secret or ta is str) and (tb is Secret or tb is str):
         left = a.reveal() if ta is Secret else a
         right = b.reveal() if tb is Secret else b
-        return Secret(left + right)
+        return Secret(left + right, shown=(a.shown if ta is Secret else a) + (b.shown if tb is Secret else b))
     if ta in (datetime, date) and tb is timedelta:
         return shift(a, b)
     if ta is timedelta and tb in (datetime, date):

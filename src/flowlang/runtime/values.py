@@ -26,19 +26,22 @@ Value = Any  # a flowlang value (see the module docstring)
 
 
 class Secret:
-    """A secret string: usable by connectors, shown as *** everywhere else."""
+    """A secret string: usable by connectors, shown as *** everywhere else. A text made by joining a
+    secret with plain text ("https://h/x?key={secret.K}", "Bearer " + secret.T) is shown with only the
+    secret's part as *** (`shown`): the rest of a URL stays readable."""
 
-    __slots__ = ("_value", "name")
+    __slots__ = ("_value", "name", "shown")
 
-    def __init__(self, value: str, name: str | None = None) -> None:
+    def __init__(self, value: str, name: str | None = None, shown: str = "***") -> None:
         self._value = value
         self.name = name
+        self.shown = shown
 
     def reveal(self) -> str:
         return self._value
 
     def __str__(self) -> str:
-        return "***"
+        return self.shown
 
     def __repr__(self) -> str:
         return "Secret(***)"
@@ -379,7 +382,7 @@ def to_text(value: Value) -> str:
     if t is timedelta:
         return format_duration(value)
     if t is Secret:
-        return "***"
+        return str(value.shown)
     if t is RecordStream:
         return repr(value)
     if t is bytes or t is Blob:
@@ -404,22 +407,27 @@ def bytes_text(value: bytes | Blob) -> str:
 def interpolate(parts: tuple[Any, ...]) -> Any:
     """The text of a "...{x}..." string from its evaluated parts; secret in, secret out."""
     out = []
+    shown: list[str] = []  # the text as it is shown: each secret's part as its own shown text
     secret = False
     for v in parts:
         t = type(v)
         if t is str:
             out.append(v)
+            shown.append(v)
         elif t is Secret:
             secret = True
             out.append(v.reveal())
+            shown.append(v.shown)
         else:
-            out.append(to_text(v))
+            text = to_text(v)
+            out.append(text)
+            shown.append(text)
     size = sum(map(len, out))
     if size > VALUE_ITEMS.get():
         raise ValueTooLarge(f"the string would be {size} characters, more than the limit of {VALUE_ITEMS.get()} "
                             "(max_value_items)")
     text = "".join(out)
-    return Secret(text) if secret else text
+    return Secret(text, shown="".join(shown)) if secret else text
 
 
 def utc_now() -> datetime:

@@ -141,9 +141,9 @@ def shown_body(body: Any, mask: Callable[[str], str], form: bool = False, style:
 
 
 def hidden(value: Any) -> Any:
-    """A value with each Secret in it as ***."""
+    """A value with each Secret in it as *** (one made with plain text keeps that text: `Bearer ***`)."""
     if isinstance(value, Secret):
-        return "***"
+        return value.shown
     if type(value) is dict:
         return {k: hidden(v) for k, v in value.items()}
     if type(value) is list:
