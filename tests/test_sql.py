@@ -7,7 +7,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -1438,3 +1438,39 @@ end
     assert [e.record for e in keys.errors] == [3] and keys.stats.sent == 4
     assert raw_rows(mariadb, "select concat(id, ':', t) from nt order by id", "mysql") == ["1:a", "5:e"]
     assert raw_rows(mariadb, "select id from nk order by id", "mysql") == [1, 2, 3, 4, 5]
+
+
+RESETS_ZONE = [("postgres", "reset all"), ("postgres", "reset timezone"),
+               ("postgres", "select set_config('TimeZone', 'Pacific/Chatham', false), 1 as x"),
+               ("mariadb", "set @@local.time_zone = '+05:30'"), ("mariadb", "set names utf8mb4, time_zone = '+05:30'"),
+               ("mariadb", "set @x = 1, @@session.time_zone = '-05:00'")]
+
+
+@pytest.mark.parametrize(("server", "sql"), RESETS_ZONE)
+def test_sql_that_resets_or_sets_the_session_zone_in_any_form_lasts_for_that_sql_only(
+        tmp_path: Path, server: str, sql: str, request: pytest.FixtureRequest) -> None:
+    """The session went back to UTC only after SQL of a few forms (SET TIME ZONE ...): after PostgreSQL's
+    'reset all' or 'reset timezone' the pooled connection was in the server's zone (Europe/Helsinki), so
+    12:00Z written into a timestamp was stored as 14:00 and read back as 14:00Z; after MySQL's
+    'set @@local.time_zone = ...' or a SET of several variables, 12:00Z went into a TIMESTAMP as 06:30Z.
+    On PostgreSQL the zone the server reports after the SQL (no round trip) is what is checked."""
+    url = str(request.getfixturevalue(server))
+    kind = "postgresql" if server == "postgres" else "mysql"
+    column = "timestamp" if kind == "postgresql" else "timestamp null"
+    result = run(tmp_path, f"""
+use db = sql(url: "{url}")
+call db.execute("drop table if exists reset_zone")
+call db.execute("create table reset_zone (id int, at {column})")
+call db.execute("{sql}")
+send {{id: 1, at: datetime("2024-01-15T12:00:00Z")}} to db.insert(table: "reset_zone")
+call db.query("select at from reset_zone") as rows
+for each r in rows
+  emit r.at
+end
+""")
+    assert result.ok, result.error
+    assert result.outputs == [datetime(2024, 1, 15, 12, tzinfo=UTC)]
+    at_utc = "cast(at as char(19))" if kind == "postgresql" else "from_unixtime(unix_timestamp(at), '%H:%i')"
+    assert raw_rows(url, f"select {at_utc} from reset_zone", kind) == (
+        ["2024-01-15 12:00:00"] if kind == "postgresql" else [
+            datetime(2024, 1, 15, 12, tzinfo=UTC).astimezone(timezone(timedelta(hours=2))).strftime("%H:%M")])

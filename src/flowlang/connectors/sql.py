@@ -193,8 +193,10 @@ SESSION_UTC = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+
 
 # A statement that sets the session's time zone (SET TIME ZONE, SET timezone, SET time_zone, PostgreSQL's
 # set_config('TimeZone', ...)): the session is set back to UTC after it, before its connection is used again.
+# (MySQL: any SET naming time_zone, of several variables too: 'set names utf8mb4, time_zone = ...', @@local.)
+# On PostgreSQL the zone the server reports after the SQL is what counts (`_zone_changed`): RESET ALL too.
 _SETS_ZONE = re.compile(r"\bset\s+(?:(?:session|local)\s+|@@(?:session\.)?)?(?:time\s+zone|timezone|time_zone)\b"
-                        r"|\bset_config\s*\(\s*'timezone'", re.IGNORECASE)
+                        r"|\bset_config\s*\(\s*'timezone'|\bset\b[^;]*?(?:@@|\b)time_zone\b", re.IGNORECASE)
 
 # A SQLite file is used in WAL mode: a query still being read (a `for each` over db.query(...)) does not
 # block writes into the same file, which in the default journal mode wait on its lock until they fail.
@@ -478,7 +480,7 @@ class SqlConnection(Connection):
         \'Asia/Kathmandu\'', 05:30Z written into a PostgreSQL timestamp was stored and read back as 11:15Z,
         into a MariaDB TIMESTAMP as 23:45Z the day before), silently."""
         statement = SESSION_UTC.get(self.dialect)
-        if statement is None or not _SETS_ZONE.search(sql):
+        if statement is None or not self._zone_changed(sql, conn):
             return
         conn.exec_driver_sql(statement)
         if not self._zone_warned:
@@ -487,6 +489,19 @@ class SqlConnection(Connection):
                 f"{self.name}: the SQL sets the session's time zone, which lasts for that SQL only: flowlang keeps "
                 "every session in UTC, so that datetimes are written and read as UTC; for local times convert in the "
                 "flow (to_zone(d, \"Asia/Kathmandu\")) or in the SQL (at time zone)"))
+
+    def _zone_changed(self, sql: str, conn: Any) -> bool:
+        """Whether SQL may have left the session in another zone than UTC. PostgreSQL reports its session's
+        zone to the client whenever it changes (ParameterStatus: no round trip), so any SQL that changes it
+        is seen, 'reset all', 'reset timezone' and a function that sets it too; other databases by the SQL's
+        text."""
+        if self.dialect == "postgresql":
+            info = getattr(getattr(conn.connection, "dbapi_connection", None), "info", None)
+            status = getattr(info, "parameter_status", None)
+            zone = status("TimeZone") if status is not None else None
+            if isinstance(zone, str):
+                return zone != "UTC"
+        return bool(_SETS_ZONE.search(sql))
 
     @staticmethod
     def _row(row: Mapping[str, Any]) -> dict[str, Any]:
