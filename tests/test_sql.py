@@ -1474,3 +1474,39 @@ end
     assert raw_rows(url, f"select {at_utc} from reset_zone", kind) == (
         ["2024-01-15 12:00:00"] if kind == "postgresql" else [
             datetime(2024, 1, 15, 12, tzinfo=UTC).astimezone(timezone(timedelta(hours=2))).strftime("%H:%M")])
+
+
+def test_a_mariadb_server_without_strict_mode_refuses_a_bad_value_instead_of_changing_it(
+        tmp_path: Path, mariadb: str) -> None:
+    """On a server whose sql_mode is not strict ('', as legacy MySQL configurations and hosts set it), a
+    value a column cannot hold was changed with a warning and the record said sent: an emoji into a
+    utf8mb3 column stored as '?', a text too long cut, 123456.789 into a decimal(5, 2) as 999.99, the
+    date '2024-02-30' as 0000-00-00. flowlang's sessions are strict (STRICT_ALL_TABLES added to the
+    server's sql_mode): each such record fails, saying why, and the good one is written."""
+    import pymysql
+
+    hostport = mariadb.split("@", 1)[1].split("/", 1)[0]
+    host, port = hostport.split(":")
+    with pymysql.connect(host=host, port=int(port), user="root") as c, c.cursor() as cur:
+        cur.execute("select @@global.sql_mode")
+        row = cur.fetchone()
+        assert row is not None
+        mode = row[0]
+        cur.execute("set global sql_mode = ''")
+    try:
+        result = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists lax")
+call db.execute("create table lax (id int primary key, t varchar(5), n decimal(5, 2), d date) character set utf8mb3")
+for each r in input
+  send r to db.insert(table: "lax")
+end
+""", input=[{"id": 1, "t": "😀"}, {"id": 2, "t": "toolongtext"}, {"id": 3, "n": Decimal("123456.789")},
+            {"id": 4, "d": "2024-02-30"}, {"id": 5, "t": "ok", "n": Decimal("1.25"), "d": "2024-02-29"}])
+    finally:
+        with pymysql.connect(host=host, port=int(port), user="root") as c, c.cursor() as cur:
+            cur.execute("set global sql_mode = %s", (mode,))
+    assert [e.record["id"] for e in result.errors] == [1, 2, 3, 4], result.errors
+    codes = [e.message[-11:-1] for e in result.errors]
+    assert codes == ["error 1366", "error 1406", "error 1264", "error 1292"], [e.message for e in result.errors]
+    assert raw_rows(mariadb, "select concat_ws(' ', id, t, n, d) from lax", "mysql") == ["5 ok 1.25 2024-02-29"]

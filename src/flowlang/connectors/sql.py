@@ -191,6 +191,14 @@ def bind_names(sql: str) -> tuple[str, ...]:
 SESSION_UTC = {"postgresql": "SET TIME ZONE 'UTC'", "mysql": "SET time_zone = '+00:00'",
                "mariadb": "SET time_zone = '+00:00'"}
 
+# What a new session is set to: UTC, and on MySQL/MariaDB strict, whatever the server's sql_mode. On a server
+# that is not strict ('', as legacy configurations and hosts set it) a value a column cannot hold was changed
+# with a warning and its record said sent: an emoji into a utf8mb3 column stored as '?', a text too long cut,
+# 123456.789 into a decimal(5, 2) as 999.99, '2024-02-30' as 0000-00-00. STRICT_ALL_TABLES refuses each.
+_STRICT = "sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'STRICT_ALL_TABLES')"
+SESSION_START = {**SESSION_UTC, "mysql": f"SET time_zone = '+00:00', {_STRICT}",
+                 "mariadb": f"SET time_zone = '+00:00', {_STRICT}"}
+
 # A statement that sets the session's time zone (SET TIME ZONE, SET timezone, SET time_zone, PostgreSQL's
 # set_config('TimeZone', ...)): the session is set back to UTC after it, before its connection is used again.
 # (MySQL: any SET naming time_zone, of several variables too: 'set names utf8mb4, time_zone = ...', @@local.)
@@ -375,7 +383,7 @@ class SqlConnection(Connection):
                 raise FlowRuntimeError(missing_driver(self.dialect, e), "connector") from None
             except Exception as e:
                 raise FlowRuntimeError(f"cannot use the database URL: {e}", "connector") from None
-            zone = SESSION_UTC.get(self.dialect)
+            zone = SESSION_START.get(self.dialect)
             if zone:
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
             if self.dialect == "postgresql":
