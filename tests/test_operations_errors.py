@@ -377,6 +377,34 @@ def test_retry_appends_to_an_overwrite_file_and_dry_run_changes_nothing(tmp_path
     assert jobs[:2] == ["retry", "retry"]
 
 
+def test_a_send_that_may_have_arrived_says_a_retry_may_send_it_twice(tmp_path: Path) -> None:
+    """A POST that timed out after it was sent (the API took the order and answered late) failed its
+    record with 'no complete answer within 1s (timeout)', and `flowlang retry` sent it again: the API
+    had the order twice, with nothing to tell the user to look first. Such a record's error (a plain
+    send, and a batched one answered by a gateway's 502) now says the request may have reached the API
+    and that a retry may send it twice; `send ... once` kept its key pending and said so already."""
+    from fakeapi import slow
+
+    write(tmp_path, "connectors/shop.toml", 'name = "shop"\nbase_url = "{base_url}"\n[config]\n'
+                                            'base_url = { required = true }\n[operations.create_items]\n'
+                                            'method = "POST"\npath = "/items/batch"\n'
+                                            'batch = { max = 10, body = "items", results = "results" }\n')
+    flow = write(tmp_path, "f.flow", 'use api = http(base_url: env.API, timeout: 0.5)\n'
+                                     'use shop = shop(base_url: env.API)\n'
+                                     'for each o in [{id: 1}]\n  send o to api.post("/orders")\nend\n'
+                                     'for each i in [{sku: "A"}]\n  send i to shop.create_items batch 10\nend\n')
+    with FakeApi() as api:
+        api.route("POST", "/orders", slow(1.0, lambda req: (201, {}, {"id": 1})))
+        api.route("POST", "/items/batch", lambda req: (502, {}, {"error": "bad gateway"}))
+        result = run(flow, api)
+        assert result.status == "partial"
+        [timed_out, gateway] = open_errors(flow)
+    assert "no complete answer within 0.5s (timeout); the request may have reached api (no answer said it did " \
+        "not), so a retry may send it twice: check there first" in timed_out.message, timed_out.message
+    assert "answered 502" in gateway.message and "the request may have reached shop" in gateway.message, \
+        gateway.message
+
+
 def test_retry_exits_3_when_an_error_stays_open(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", RATES)
     with FakeApi({"rates": [{"cur": "EUR", "rate": 2}]}) as api:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
-from flowlang.compile.ledger_send import kept_pending
+from flowlang.compile.ledger_send import kept_pending, may_have_arrived
 from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.lazy_dataclass import dataclass
@@ -234,6 +234,11 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
                 if not o.ok and o.uncertain:
                     o.error = (o.error or "the destination did not say whether it took the record") + \
                         kept_pending(run, conn.name, k)
+    if buffer.mode != "once":  # a record that may have arrived: a retry may send it twice, said so
+        for o in outcomes:
+            if not o.ok and o.uncertain:
+                o.error = (o.error or "the destination did not say whether it took the record") + \
+                    may_have_arrived(conn.name)
     if observer.active:
         observer.send(buffer.connection.name, buffer.op, all(o.ok for o in outcomes), time.monotonic() - started)
     count_sent(run.stats.at(send_line, "send"), sum(1 for o in outcomes if o.ok),

@@ -13,7 +13,14 @@ from flowlang import ast
 from flowlang.check.scopes import HostBinding, Local, Outer
 from flowlang.compile.batching import Answer, BatchBuffer, TailSend, abandon, answered, flush, start_flush
 from flowlang.compile.errors import Where
-from flowlang.compile.ledger_send import already_sent, ledger_send, needs_key, record_key, replayed_file_key
+from flowlang.compile.ledger_send import (
+    already_sent,
+    ledger_send,
+    may_have_arrived,
+    needs_key,
+    record_key,
+    replayed_file_key,
+)
 from flowlang.compile.statements import StatementCompiler
 from flowlang.compile.steps import Eval, Step, run_step
 from flowlang.connectors.base import Connection, SendOutcome
@@ -338,6 +345,9 @@ class IoCompiler(StatementCompiler):
                 else:
                     result = await send_one(f, conn, v, a, kw, stats, observer)
             except FlowRuntimeError as e:
+                if mode is None and e.uncertain:
+                    e.message += may_have_arrived(conn.name)
+                    e.args = (e.message, *e.args[1:])
                 raise where.locate(e) from None
             if store is not None:
                 store(f, result)

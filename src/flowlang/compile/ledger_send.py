@@ -120,6 +120,14 @@ def kept_pending(run: RunContext, connection: str, k: str) -> str:
             f"(or, if it arrived, flowlang ledger {run.flow_file} --sent {k}) before a retry")
 
 
+def may_have_arrived(connection: str) -> str:
+    """What a plain send (no `once`) that may have arrived (FlowRuntimeError.uncertain) adds to its record's
+    error: `flowlang retry` sends it again, which the API may take as a second one."""
+    return (f"; the request may have reached {connection} (no answer said it did not), so a retry may send it "
+            "twice: check there first, and resolve the error if it arrived (send ... once keeps such a send "
+            "pending instead)")
+
+
 def needs_key(key: Any, mode: str, where: Where, written: str | None = None) -> None:
     """A ledger send's key is null: `written` is the key's expression when the send or its loop has one
     (`key r.sku`, whose value was null for this record), else the record had no id to take."""
