@@ -1510,3 +1510,13 @@ end
     codes = [e.message[-11:-1] for e in result.errors]
     assert codes == ["error 1366", "error 1406", "error 1264", "error 1292"], [e.message for e in result.errors]
     assert raw_rows(mariadb, "select concat_ws(' ', id, t, n, d) from lax", "mysql") == ["5 ok 1.25 2024-02-29"]
+
+
+def test_an_upsert_key_named_in_another_case_than_the_field_says_so(tmp_path: Path) -> None:
+    """key: "ID" for records whose field is id: the record has no field ID, and the failure says which
+    field it has, so that the key is named as the field is (on MySQL/MariaDB columns are of any case)."""
+    result = run(tmp_path, 'use db = sql(url: "sqlite:///k.db")\n'
+                           'call db.execute("create table k (id integer primary key)")\n'
+                           'for each r in [{id: 1}]\n  send r to db.upsert(table: "k", key: "ID")\nend\n')
+    assert [e.message.split(", so")[0] for e in result.errors] == [
+        "upsert(key: 'ID') into k: the record has no field ID (it has id: name the key as the field is named)"]

@@ -840,7 +840,9 @@ def key_problem(record: Value, table: str, keys: list[str], name: str) -> str | 
     assert isinstance(record, dict)
     for key in keys:
         if key not in record:
-            why = f"the record has no field {key}"
+            alike = [f for f in record if f.lower() == key.lower()]
+            why = f"the record has no field {key}" + (f" (it has {alike[0]}: name the key as the field is named)"
+                                                      if alike else "")
         elif record[key] is None:
             why = f"the record's {key} is null"
         else:
