@@ -37,7 +37,7 @@ class CompiledFunction:
                              span=where.span)
         frame = Frame([None] * self.info.frame.size, run.frames[self.module_index], run, caller.out)
         slots = frame.slots
-        for slot, value in zip(self.info.param_slots, values, strict=False):
+        for slot, value in zip(self.info.param_slots, values):  # noqa: B905 (one value a parameter: call_closure)
             slots[slot] = value
         run.depth += 1
         try:
