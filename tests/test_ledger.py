@@ -716,3 +716,40 @@ def test_the_ledger_of_a_flow_on_stdin_and_its_json_log_lines(tmp_path: Path) ->
         said = run_cli(*args, "--log-format", "json", cwd=tmp_path)
         entries = [json.loads(line) for line in said.stderr.splitlines()]
         assert entries and all((e["flow"], e["job_id"]) == ("f", job) for e in entries), (args, said.stderr)
+
+
+def test_the_commands_a_message_gives_name_the_flow_file_as_it_can_be_run_from_where_the_user_is(
+        tmp_path: Path) -> None:
+    """`flowlang run flows/orders.flow` from the project folder: a `send ... once` answered 502 (it may have
+    arrived) said 'run flowlang ledger orders.flow --forget 3', the file's bare name, which from there names no
+    file (so did the rerun's in-flight message, and a child flow's 'see flowlang errors child.flow'). They
+    name the path from the working folder, or the absolute path outside it, quoted where a shell needs it."""
+    flows = tmp_path / "my flows"
+    flows.mkdir()
+    (flows / "orders.flow").write_text(
+        'use sink = http(base_url: env.API)\n'
+        'for each n in range(1, 5)\n  send {number: n} to sink.post("/orders") key n once\nend\n')
+    (flows / "parent.flow").write_text('run "sub/child.flow"\n')
+    (flows / "sub").mkdir()
+    (flows / "sub" / "child.flow").write_text('for each n in [1]\n  fail "no {n}"\nend\n')
+
+    def post(req: Request) -> tuple[int, dict[str, str], Any]:
+        return (502, {}, {"error": "gateway"}) if req.body["number"] == 3 else (201, {}, {"ok": True})
+
+    with FakeApi() as api:
+        api.route("POST", "/orders", post)
+        env = {"API": api.url}
+        ran = run_cli("run", "my flows/orders.flow", cwd=tmp_path, env=env)
+        assert ran.returncode == 3, ran.stderr
+        assert "run flowlang ledger 'my flows/orders.flow' --forget 3 to send it again" in ran.stderr
+        assert "flowlang ledger 'my flows/orders.flow' --sent 3" in ran.stderr
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        again = run_cli("retry", str(flows / "orders.flow"), cwd=elsewhere, env=env)
+        absolute = f"'{flows / 'orders.flow'}'"
+        assert f"run flowlang ledger {absolute} --forget 3 to send it again" in again.stderr, again.stderr
+        forgot = run_cli("ledger", "my flows/orders.flow", "--forget", "3", cwd=tmp_path)  # pasted: it works
+        assert forgot.returncode == 0, forgot.stderr
+    child = run_cli("run", "my flows/parent.flow", cwd=tmp_path)
+    assert child.returncode == 3
+    assert "(see flowlang errors 'my flows/sub/child.flow')" in child.stderr, child.stderr

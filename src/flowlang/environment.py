@@ -6,6 +6,7 @@ Registries belong to an environment, never to module globals; `Environment()` bu
 from __future__ import annotations
 
 import importlib
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +83,13 @@ class Environment:
     def parse_file(self, path: Path) -> ast.Module:
         text = path.read_text(encoding="utf-8")
         return parse(Source(display_name(path), text, str(path)))
+
+
+def command_path(path: Path) -> str:
+    """How a message names a file in a command to type (`flowlang ledger orders.flow --forget K`): relative
+    to the working folder when inside it, else its absolute path (not its bare name, which names another
+    file from another folder), quoted for a shell where it needs it."""
+    return shlex.quote(display_name(path.resolve()))
 
 
 def display_name(path: Path) -> str:

@@ -30,6 +30,7 @@ from flowlang.connectors.host import (
     public_methods,
 )
 from flowlang.diagnostics import did_you_mean
+from flowlang.environment import command_path
 from flowlang.errors import (
     FlowError,
     FlowRuntimeError,
@@ -452,7 +453,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     )
     ctx.ledger = store.ledger
     if flow.path is not None:
-        ctx.flow_file = flow.path.name
+        ctx.flow_file = command_path(flow.path)
     derived = DERIVED.set(ctx.masker.learn_derived)
     running_mask = RUNNING_MASK.set(ctx.mask)
     if setup.collect:
@@ -738,7 +739,8 @@ def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
             children.append(ChildReport(child.name, result.job_id, len(result.errors), result.status))
             setup.logger.warning(
                 f"the flow {path.name} (job {result.job_id}) finished with {len(result.errors)} failed "
-                f"record{'s' if len(result.errors) != 1 else ''} (see flowlang errors {path.name})",
+                f"record{'s' if len(result.errors) != 1 else ''} "
+                f"(see flowlang errors {command_path(child.path or path)})",
                 extra={"flow": child.name, "job_id": result.job_id})
     return run_child
 
