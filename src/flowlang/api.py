@@ -106,6 +106,16 @@ class Flow:
                 tape: Tape | None = None, observer: RunObserver | None = None) -> RunOptions:
         if params is not None and not isinstance(params, Mapping):
             raise UsageError(f"params= takes a mapping of names to values, not {type(params).__name__}")
+        if bindings is not None and not isinstance(bindings, Mapping):
+            raise UsageError(f"bindings= takes a mapping of names to objects (bindings={{'crm': client}}), "
+                             f"not {type(bindings).__name__}")
+        for what, given in (("params", params), ("bindings", bindings), ("secrets", secrets), ("env", env)):
+            named(what, given)
+        if type(dry_run) is not bool:  # dry_run="no" is truthy: a run meant to send nothing would send
+            raise UsageError(f"dry_run= takes True or False, not {dry_run!r}")
+        for name, text in (env or {}).items():
+            if not isinstance(text, str):  # env.NAME is text or null (LANGUAGE.md 3), as os.environ holds
+                raise UsageError(f"env: the value of {name!r} must be a string, got {type(text).__name__}")
         if limit is not None and (type(limit) is not int or limit < 0):  # bool too: limit=True is no count
             raise UsageError(f"limit= takes a whole number of 0 or more (records per loop), not {limit!r}")
         try:
@@ -124,6 +134,13 @@ class Flow:
 
     def setup(self, state_dir: str | Path | None, on_output: Callable[[Any], None] | None,
               collect: bool, watch: Callable[[RunContext], None] | None = None) -> RunSetup:
+        if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
+            raise UsageError(f"state_dir= takes a folder's path (str or Path), not {type(state_dir).__name__}")
+        if on_output is not None and not callable(on_output):
+            raise UsageError(f"on_output= takes a function that gets each emitted value, "
+                             f"not {type(on_output).__name__}")
+        if type(collect) is not bool:
+            raise UsageError(f"collect= takes True or False, not {collect!r}")
         return RunSetup(state_dir_for(self.path, state_dir), on_output, collect, env=dict(os.environ),
                         load_child=child_loader(self.environment), watch=watch)
 
@@ -243,12 +260,25 @@ def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = No
     if not isinstance(text, str):
         raise UsageError(f"compile() takes the flow's text as str, not {type(text).__name__}"
                          + (" (decode the bytes first, or use flowlang.load(path))" if isinstance(text, bytes) else ""))
+    if not isinstance(name, str):
+        raise UsageError(f"compile() takes name= as text (the name errors show: name='orders'), "
+                         f"not {type(name).__name__}")
+    if base_dir is not None and not isinstance(base_dir, str | os.PathLike):
+        raise UsageError(f"compile() takes base_dir= as a folder's path (str or Path), not {type(base_dir).__name__}")
     env = environment or Environment()
     module = parse(Source(name, text))
     flow = Flow(module, Path(base_dir) if base_dir else Path.cwd(), None, env)
     if bindings is not None:
         flow.checked = flow.checked_for(frozenset(binding_names(bindings)))
     return flow
+
+
+def named(what: str, given: Mapping[str, Any] | None) -> None:
+    """The keys of params=, bindings=, secrets= and env= are names (text): params={1: 2} raised
+    TypeError from deep inside the run."""
+    wrong = [k for k in (given or {}) if not isinstance(k, str)]
+    if wrong:
+        raise UsageError(f"{what}= takes names as text for its keys, got {wrong[0]!r}")
 
 
 def binding_names(bindings: Iterable[str]) -> list[str]:

@@ -69,6 +69,7 @@ from flowlang.runtime.store import (
     BYTES_AS_SIZE,
     SECRET_MASKED,
     SECRET_MASKED_NAMES,
+    StateNotKept,
     Store,
     StoredError,
     masked_json,
@@ -544,8 +545,14 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     commit = error is None and kind not in (*TEST_KINDS, "retry") and not options.dry_run
     message = masked_error(error, ctx.mask) if error is not None else left_open[1] if left_open else None
     finished = status in ("ok", "partial")
-    store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
-                     ctx.mask, dict(options.params), clear_checkpoints=keeps and finished)
+    try:
+        store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
+                         ctx.mask, dict(options.params), clear_checkpoints=keeps and finished)
+    except StateNotKept as e:  # the run did its work, but its state cannot be committed: a run-level error
+        error, status, finished = FlowRuntimeError(e.message, "value"), "failed", False
+        message = masked_error(error, ctx.mask)
+        store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, None, ctx.mask,
+                         dict(options.params))
     ctx.observer.run_finished(status, ctx.stats, message)
     resumable = (keeps and not finished and not isinstance(error, ResumeRefused)
                  and bool(store.checkpoints.of(flow.key)))

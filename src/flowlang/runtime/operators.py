@@ -282,8 +282,10 @@ def negate(a: Any) -> Any:
     t = type(a)
     if t is Decimal:
         return a.copy_negate()  # exact: no rounding, no overflow
-    if t is int or t is timedelta:
+    if t is int:
         return -a
+    if t is timedelta:  # -(days(999999999) + hours(1)) is past timedelta.min: an OverflowError before
+        return _duration(lambda d, _: -d, a, None)
     raise OperatorError(f"cannot negate {type_name(a)}")
 
 

@@ -250,6 +250,28 @@ def cut_deep(value: Any, levels: int) -> Any:
     return [cut_deep(v, levels - 1) for v in value]
 
 
+def masked_params(params: dict[str, Any], mask: Callable[[str], str] | None) -> str:
+    """A job's params as stored: a param nested hundreds of levels deep (embedding's params=, a --param
+    of JSON) is kept cut at STORED_DEPTH levels, as a failed record is. Encoding it whole raised
+    RecursionError, and the run ended before its first line as 'internal error ... a bug in flowlang'."""
+    try:
+        return masked_json(params, mask)
+    except (JsonDataError, RecursionError):
+        return masked_json(cut_deep(params, STORED_DEPTH), mask)
+
+
+def state_json(state: dict[str, Any], mask: Callable[[str], str] | None) -> str:
+    """The state to commit, as stored; a state that cannot be encoded (a value nested hundreds of
+    levels deep: `let state.tree = r` of a deep record) is a StateNotKept saying so, never cut, since
+    the next run would read the cut value as its state. Before, the RecursionError ended the run as
+    'internal error ... a bug in flowlang' with its counts lost."""
+    try:
+        return masked_json(state, mask)
+    except (JsonDataError, RecursionError):
+        raise StateNotKept("the state cannot be kept: a value in it nests more than a few hundred levels "
+                           "deep (lists or objects inside each other); the state of the run before stays") from None
+
+
 def now_text() -> str:
     return format_datetime(datetime.now(UTC))
 
@@ -398,6 +420,10 @@ class DamageSaid(sqlite3.Connection):
 
 class StoreFull(StoreError):
     """The store's disk is full: nothing more can be written to it (the write was rolled back)."""
+
+
+class StateNotKept(StoreError):
+    """The run's state cannot be encoded to be kept (it nests too deeply): nothing was written."""
 
 
 class _Connection(DamageSaid):
@@ -639,7 +665,7 @@ class Store:
                                     "from checkpoints c where c.job_id = jobs.id) where id = ? and status = "
                                     "'running'", dead)
         cur = self._tx("insert into jobs(flow, started_at, dry_run, kind, params, process) values (?, ?, ?, ?, ?, ?)",
-                       (flow, started, int(dry_run), kind, masked_json(params, mask), this_process()))
+                       (flow, started, int(dry_run), kind, masked_params(params, mask), this_process()))
         assert cur.lastrowid is not None
         LIVE_JOBS.add((self.where, cur.lastrowid))
         return cur.lastrowid, started
@@ -666,6 +692,7 @@ class Store:
         of the flow's checkpoints (a finished run leaves nothing to resume). The params are stored again,
         masked with every secret the run has read. Without stats, the job keeps the counts its last
         checkpoint wrote (a hard stop that cannot reach the run's counters)."""
+        kept = None if state is None else state_json(state, mask)  # before anything is written
         LIVE_JOBS.discard((self.where, job_id))
         with self.db:
             self.db.execute("begin immediate")
@@ -675,9 +702,9 @@ class Store:
                             "where id = ?", (now_text(), status, dumps(stats) if stats is not None else None,
                                              message, job_id))
             if params is not None:
-                self.db.execute("update jobs set params = ? where id = ?", (masked_json(params, mask), job_id))
-            if state is not None:
-                self._write_state(flow, masked_json(state, mask), job_id)
+                self.db.execute("update jobs set params = ? where id = ?", (masked_params(params, mask), job_id))
+            if kept is not None:
+                self._write_state(flow, kept, job_id)
 
     def _write_state(self, flow: str, value: str, job_id: int) -> None:
         self.db.execute(

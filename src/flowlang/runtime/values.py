@@ -565,9 +565,11 @@ def _from_other(value: Any, depth: int) -> Value:
         return Decimal(float.__repr__(value))
     if isinstance(value, datetime):  # naive: UTC; a subclass (pandas' Timestamp, pendulum's DateTime) made exact
         if type(value) is datetime:
-            return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                        value.microsecond, value.tzinfo or UTC, fold=value.fold)
+            moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        else:
+            moment = datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                              value.microsecond, value.tzinfo or UTC, fold=value.fold)
+        return in_range(moment) if moment.year in (1, 9999) else moment
     if isinstance(value, date):
         return value if type(value) is date else date(value.year, value.month, value.day)
     if isinstance(value, timedelta):
@@ -580,6 +582,19 @@ def _from_other(value: Any, depth: int) -> Value:
     if isinstance(value, list | tuple | set | frozenset):
         return [from_python(v, depth + 1) for v in value]
     return _from_library(value, depth)
+
+
+def in_range(moment: datetime) -> datetime:
+    """An aware datetime whose instant is in the years 1 to 9999 in UTC, as datetime() makes them: one
+    at the edge whose offset puts its instant past them (0001-01-01T00:00+01:00, 9999-12-31T23:00-05:00)
+    is refused. Taken in, it failed every comparison, subtraction and write with an OverflowError
+    ('internal error ... a bug in flowlang')."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"the datetime {moment.isoformat()} is out of the range of dates (years 1 to 9999 "
+                         "in UTC)") from None
+    return moment
 
 
 def _from_library(value: Any, depth: int) -> Value:
