@@ -228,7 +228,7 @@ def test_metrics_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("table", "said"), [
     # before: 'internal error (OverflowError: cannot convert float infinity to integer)' for the run
-    *[(f'[secrets.command]\ncommand = "true"\ntimeout = {t}',
+    *[(f'[secrets.command]\ncommand = "true {{name}}"\ntimeout = {t}',
        "secrets.command.timeout: Input should be a finite number") for t in ("1e400", "inf")],
     ('[alerts.webhook]\nurl = "https://x.test"\ntimeout = 1e300',
      "alerts.webhook.timeout: Input should be less than or equal to 86400"),

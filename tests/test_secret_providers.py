@@ -370,3 +370,33 @@ def test_a_secret_with_a_default_is_the_default_when_no_provider_has_it(tmp_path
     (tmp_path / "flowlang.toml").write_text(f'[secrets.command]\ncommand = "{command} {{name}}"\n')
     failed = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert failed.status == 1 and "secret 'TOKEN_X' could not be read: the command" in failed.stderr
+
+
+@pytest.mark.parametrize(("project", "said", "at"), [
+    # before: taken, and every secret the flow read was the command's (or the path's) one answer
+    ('[secrets.command]\ncommand = "op read op://prod/token/password"\n',
+     "secrets.command.command: Value error, the command has no {name}, so every secret would be its one answer",
+     "2:11"),
+    ('[secrets.vault]\naddress = "http://x"\npath = "flowlang/token"\n',
+     "secrets.vault.path: Value error, the path 'flowlang/token' has no {name}", "3:8"),
+    # before: taken, and each secret failed where it was read ('the command is empty')
+    ('[secrets.command]\ncommand = ""\n', "secrets.command.command: Value error, the command is empty", "2:11"),
+    ('[secrets.command]\ncommand = "get \\"{name}"\n',
+     "the command line cannot be split into words: No closing quotation", "2:11"),
+    # before: 'connectors: no such key' with no line: a table has no `key =` line to point at
+    ('[secrets]\norder = ["env"]\n\n[connectors.shop]\nbase_url = "x"\n', "connectors: no such key", "4:2"),
+    ('[secrets.comand]\ncommand = "x {name}"\n', "secrets.comand: no such key (did you mean 'command'?)", "1:2"),
+])
+def test_a_project_setting_that_cannot_work_is_refused_at_its_line(tmp_path: Path, project: str, said: str,
+                                                                    at: str) -> None:
+    setup(tmp_path, project)
+    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+    assert f"flowlang.toml:{at}\n" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_command_with_its_name_still_gives_each_secret_its_own_value(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text("emit secret.A == secret.B\n")
+    (tmp_path / "flowlang.toml").write_text('[secrets.command]\ncommand = "echo {name}"\n')
+    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "false\n", proc.stderr

@@ -33,6 +33,26 @@ class CommandConfig(_Strict):
     command: str
     timeout: Timeout = 10.0
 
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        """A command line that can be split into words and names the secret: without `{name}`, every
+        secret the flow read was the command's one answer (secret.SHOP_TOKEN and secret.ERP_PASSWORD
+        the same value, sent to both APIs); an empty or unsplittable line failed each secret at its use."""
+        import shlex
+
+        try:
+            words = shlex.split(value)
+        except ValueError as e:
+            raise ValueError(f"the command line cannot be split into words: {e}") from None
+        if not words:
+            raise ValueError("the command is empty: give the program that prints a secret, with {name} "
+                             "where the secret's name goes")
+        if not any("{name}" in word for word in words):
+            raise ValueError("the command has no {name}, so every secret would be its one "
+                             "answer: put {name} where the secret's name goes (op read op://vault/{name}/password)")
+        return value
+
 
 class AwsConfig(_Strict):
     region: str | None = None
@@ -49,6 +69,15 @@ class VaultConfig(_Strict):
     token_env: str = "VAULT_TOKEN"
     namespace: str | None = None
     timeout: Timeout = 10.0
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        """The path names the secret: without `{name}` every secret was the one at that path."""
+        if "{name}" not in value:
+            raise ValueError(f"the path {value!r} has no {{name}}, so every secret would be the one at that "
+                             "path: put {name} where the secret's name goes (flowlang/{name})")
+        return value
 
 
 class SecretsConfig(_Strict):

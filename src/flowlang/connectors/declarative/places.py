@@ -96,11 +96,11 @@ def locate(text: str, loc: Sequence[int | str], on_value: bool) -> Span | None:
     for key in rest[:-1]:  # an inline table or a dotted key: its parent keys come first
         found = re.search(rf"(?<![\w-]){re.escape(key)}\s*[=.]", section[at:])
         if found is None:
-            return None
+            return _header(lines, starts, keys)
         at += found.end()
     found = re.search(rf"(?<![\w-])\"?{re.escape(rest[-1])}\"?\s*=\s*", section[at:])
     if found is None:
-        return None
+        return _header(lines, starts, keys)
     base = starts[best] + at
     if not on_value:
         start = base + found.start() + (1 if section[at + found.start()] == '"' else 0)
@@ -109,6 +109,20 @@ def locate(text: str, loc: Sequence[int | str], on_value: bool) -> Span | None:
     value = re.match(r'"[^"\n]*"|\'[^\'\n]*\'|[^,}\]\n#]+', text[value_start:])
     width = len(value.group().rstrip()) if value else 1
     return Span(value_start, value_start + max(1, width))
+
+
+def _header(lines: list[str], starts: list[int], keys: list[str]) -> Span | None:
+    """The span of the name in the table header that is the key itself (`[connectors.shop]` for a
+    refused key `connectors`, `[foo]` for `foo`): a table has no `key =` line to point at, and such a
+    mistake was said without its file:line:col."""
+    for i, line in enumerate(lines):
+        header = HEADER.match(line)
+        if header is None:
+            continue
+        named = [k.strip().strip('"') for k in header.group(1).split(".")]
+        if named[:len(keys)] == keys:
+            return Span(starts[i] + header.start(1), starts[i] + header.end(1))
+    return None
 
 
 def toml_kind(value: Any) -> str:
