@@ -1520,3 +1520,20 @@ def test_an_upsert_key_named_in_another_case_than_the_field_says_so(tmp_path: Pa
                            'for each r in [{id: 1}]\n  send r to db.upsert(table: "k", key: "ID")\nend\n')
     assert [e.message.split(", so")[0] for e in result.errors] == [
         "upsert(key: 'ID') into k: the record has no field ID (it has id: name the key as the field is named)"]
+
+
+def test_a_sql_mode_set_by_the_flow_lasts_for_its_sql_only(tmp_path: Path, mariadb: str) -> None:
+    """'call db.execute("set sql_mode = \\'\\'")' left the pooled connection lax, so the later writes on it had
+    their bad values changed, not refused (an emoji into a utf8mb3 column stored as '?', the record sent).
+    After SQL that sets sql_mode the session is strict again, as every session of flowlang's is."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists lax_mode")
+call db.execute("create table lax_mode (id int primary key, t varchar(5)) character set utf8mb3")
+call db.execute("set sql_mode = ''")
+for each r in input
+  send r to db.insert(table: "lax_mode")
+end
+""", input=[{"id": 1, "t": "😀"}, {"id": 2, "t": "ok"}])
+    assert [e.record["id"] for e in result.errors] == [1] and "error 1366" in result.errors[0].message
+    assert raw_rows(mariadb, "select concat(id, t) from lax_mode", "mysql") == ["2ok"]

@@ -206,6 +206,10 @@ SESSION_START = {**SESSION_UTC, "mysql": f"SET time_zone = '+00:00', {_STRICT}",
 _SETS_ZONE = re.compile(r"\bset\s+(?:(?:session|local)\s+|@@(?:session\.)?)?(?:time\s+zone|timezone|time_zone)\b"
                         r"|\bset_config\s*\(\s*'timezone'|\bset\b[^;]*?(?:@@|\b)time_zone\b", re.IGNORECASE)
 
+# MySQL/MariaDB: a SET naming sql_mode ('set sql_mode = \'\''), after which the session is made strict again: a
+# pooled connection kept the mode, and every later write on it had its bad values changed, not refused.
+_SETS_MODE = re.compile(r"\bset\b[^;]*?\bsql_mode\b", re.IGNORECASE)
+
 # A SQLite file is used in WAL mode: a query still being read (a `for each` over db.query(...)) does not
 # block writes into the same file, which in the default journal mode wait on its lock until they fail.
 SQLITE_WAL = "PRAGMA journal_mode=WAL"
@@ -488,9 +492,16 @@ class SqlConnection(Connection):
         \'Asia/Kathmandu\'', 05:30Z written into a PostgreSQL timestamp was stored and read back as 11:15Z,
         into a MariaDB TIMESTAMP as 23:45Z the day before), silently."""
         statement = SESSION_UTC.get(self.dialect)
-        if statement is None or not self._zone_changed(sql, conn):
+        if statement is None:
             return
-        conn.exec_driver_sql(statement)
+        if self.dialect in ("mysql", "mariadb") and _SETS_MODE.search(sql):  # strict again (SESSION_START)
+            conn.exec_driver_sql(SESSION_START[self.dialect])
+            if not self._zone_changed(sql, conn):
+                return
+        elif not self._zone_changed(sql, conn):
+            return
+        else:
+            conn.exec_driver_sql(statement)
         if not self._zone_warned:
             self._zone_warned = True
             log.warning(self.services.mask(
