@@ -20,7 +20,7 @@ from typing import Any
 from flowlang import ast
 from flowlang.check import CheckedModule
 from flowlang.check.secret_names import secret_uses
-from flowlang.compile import CompiledModule, ProgramCompiler, find_loop, moved_errors
+from flowlang.compile import CompiledModule, ProgramCompiler, find_loop, loop_stem, moved_errors, same_loops
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import (
     DEFAULT_WRITE,
@@ -462,10 +462,13 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     resumed_from = start_checkpoints(ctx, store, flow, job_id, kind, keeps, resumption.saved,
                                      resumption.resume_from, ctx.mask)
     if not options.dry_run:
-        moved = moved_errors(flow.compiled.loops, store.open_loops(flow.key))
+        pointed = store.open_loops(flow.key)
+        moved = moved_errors(flow.compiled.loops, pointed)
         if moved:  # an edit added or took away loops: the open errors follow their loops (OPERATIONS.md 3)
             store.move_errors(flow.key, moved)
-        ctx.open_keys = store.open_keys(flow.key)
+        # errors whose loop cannot be told now: a success in the loop that has their identity resolves none
+        lost = frozenset(p for p in pointed if p[1] is not None and find_loop(flow.compiled.loops, *p) is None)
+        ctx.open_keys = store.open_keys(flow.key, lost)
         ctx.on_success = on_success
         purged = store.purge_resolved(flow.key)
         if purged:
@@ -824,7 +827,14 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
         state = ctx.state  # the flow's state now: what a replay of an error saved without its own sees
         for err in errors:
             ctx.check_stop()
-            entry = find_loop(compiled.loops, err.loop_id, err.loop_nth)
+            entry = find_loop(compiled.loops, err.loop_id, err.loop_nth, err.loop_same)
+            now = len(same_loops(compiled.loops, err.loop_id)) if err.loop_id is not None else 0
+            if entry is None and err.loop_same is not None and err.loop_same != now and now:
+                ctx.log("error", f"error {err.id}: the flow has {now} loops over `{loop_stem(err.loop_id or '')}` "
+                        f"now, {err.loop_same} when it failed, so which one is its loop cannot be told; left open "
+                        "(resolve it and run the flow again, or give the new loop another variable name)")
+                unreplayable.append(err.id)
+                continue
             if entry is None:
                 ctx.log("error", f"error {err.id}: its loop ({err.loop_id or 'at ' + err.loop}) is no longer in "
                         "the flow or was changed, so it cannot be replayed; left open")

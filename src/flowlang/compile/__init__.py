@@ -6,7 +6,18 @@ from flowlang.compile.program import (
     ProgramCompiler,
     compile_program,
     find_loop,
+    loop_stem,
     moved_errors,
+    same_loops,
 )
 
-__all__ = ["CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program", "find_loop", "moved_errors"]
+__all__ = [
+    "CompiledModule",
+    "LoopEntry",
+    "ProgramCompiler",
+    "compile_program",
+    "find_loop",
+    "loop_stem",
+    "moved_errors",
+    "same_loops",
+]

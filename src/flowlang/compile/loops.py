@@ -73,6 +73,7 @@ class LoopInfo:
     keeps_input: bool = False  # an outermost loop whose iteration reads `input`: a failure keeps it (SAVED_INPUT)
     key_written: str | None = None  # the text of its `key expr`, for a message
     nth: int | None = None  # an outermost loop's place among those of its variables and list (1 for the first)
+    same: int | None = None  # how many outermost loops of the flow have its variables and list (set at its end)
     can_stop: bool = False  # its body has a `stop` of its own (not one of an inner loop's)
 
     @property
@@ -200,7 +201,7 @@ class LoopInfo:
         return RecordFailure(
             flow=f.run.flow, loop=self.loop_id, location=err.location or self.location, line=err.line,
             message=err.message, kind=err.kind, status=err.status, record=self.record_of(item),
-            scope=scope, loop_id=self.identity, key=key, loop_nth=self.nth,
+            scope=scope, loop_id=self.identity, key=key, loop_nth=self.nth, loop_same=self.same,
         )
 
     async def flush(self, f: Frame) -> None:
@@ -1017,16 +1018,26 @@ def loop_stem(identity: str) -> str:
     return identity.rsplit(" #", 1)[0]
 
 
-def find_loop(loops: dict[str, LoopEntry], identity: str | None, nth: int | None = None) -> LoopEntry | None:
+def same_loops(loops: dict[str, LoopEntry], identity: str) -> list[LoopEntry]:
+    """The outermost loops with the variables and list of `identity`, in their order."""
+    stem = loop_stem(identity)
+    return [entry for name, entry in loops.items() if loop_stem(name) == stem]
+
+
+def find_loop(loops: dict[str, LoopEntry], identity: str | None, nth: int | None = None,
+              count: int | None = None) -> LoopEntry | None:
     """The loop an error belongs to. With `nth` (its place among the loops of the same variables and list
     expression, kept with errors since it was added): that one, wherever other loops were added or taken
-    away. Without it (an error stored before): the same identity, else the only loop with the same
-    variables and list expression (it moved among the loops). None when the loop itself changed."""
+    away; but when `count`, how many such loops the flow had then, is not how many it has now (one over
+    the same list was added or taken away), which one it is cannot be told: None. Without `nth` (an error
+    stored before): the same identity, else the only loop with the same variables and list expression (it
+    moved among the loops). None when the loop itself changed."""
     if identity is None:
         return None
-    stem = loop_stem(identity)
-    same = [entry for name, entry in loops.items() if loop_stem(name) == stem]
+    same = same_loops(loops, identity)
     if nth is not None:
+        if count is not None and count != len(same):
+            return None
         return same[nth - 1] if 0 < nth <= len(same) else None
     found = loops.get(identity)
     if found is not None:
@@ -1034,19 +1045,20 @@ def find_loop(loops: dict[str, LoopEntry], identity: str | None, nth: int | None
     return same[0] if len(same) == 1 else None
 
 
-Move = tuple[tuple[str, int | None], tuple[str, int | None]]  # an open error's loop: (identity, nth) then, now
+# an open error's loop: (identity, nth, count) then, and now
+Move = tuple[tuple[str, int | None, int | None], tuple[str, int | None, int | None]]
 
 
-def moved_errors(loops: dict[str, LoopEntry], stored: list[tuple[str, int | None]]) -> list[Move]:
+def moved_errors(loops: dict[str, LoopEntry], stored: list[tuple[str, int | None, int | None]]) -> list[Move]:
     """The loops of open errors (identity, nth) that an edit moved: each (from, to) with the loop's
     identity and nth now, so that a later success of a key resolves its error and a new failure of it
     replaces the error, as before the edit (OPERATIONS.md 2, 3)."""
     moves = []
-    for identity, nth in stored:
-        entry = find_loop(loops, identity, nth)
+    for identity, nth, count in stored:
+        entry = find_loop(loops, identity, nth, count)
         if entry is not None and entry.info.identity is not None and \
-                (entry.info.identity, entry.info.nth) != (identity, nth):
-            moves.append(((identity, nth), (entry.info.identity, entry.info.nth)))
+                (entry.info.identity, entry.info.nth, entry.info.same) != (identity, nth, count):
+            moves.append(((identity, nth, count), (entry.info.identity, entry.info.nth, entry.info.same)))
     return moves
 
 

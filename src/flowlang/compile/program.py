@@ -10,7 +10,7 @@ from flowlang import ast
 from flowlang.check.program import CheckedModule, FunctionInfo
 from flowlang.compile.expressions import ExpressionCompiler
 from flowlang.compile.functions import FunctionCompiler, FunctionTable
-from flowlang.compile.loops import LoopEntry, LoopInfo, find_loop, moved_errors
+from flowlang.compile.loops import LoopEntry, LoopInfo, find_loop, loop_stem, moved_errors, same_loops
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import Eval, Step, block, stoppable
 from flowlang.lazy_dataclass import dataclass
@@ -53,6 +53,8 @@ class ModuleCompiler(FunctionCompiler):
             self.compiled.params.append(CompiledParam(p.name, res.slots[(p, 0)], default, p))
         self.compiled.body = stoppable(
             [self.stmt(s) for s in stmts if not isinstance(s, DECLARATIONS)])
+        for name, entry in self.loop_entries.items():  # an error keeps how many loops share its loop's list
+            entry.info.same = len(same_loops(self.loop_entries, name))
         self.compiled.prelude_steps = [(self.stmt(s), isinstance(s, ast.Let)) for s in stmts
                                        if isinstance(s, ast.Use | ast.Import | ast.Let)]
 
@@ -101,4 +103,14 @@ def compile_program(checked: CheckedModule) -> tuple[ProgramCompiler, CompiledMo
     return program, program.module(checked)
 
 
-__all__ = ["Any", "CompiledModule", "LoopEntry", "ProgramCompiler", "compile_program", "find_loop", "moved_errors"]
+__all__ = [
+    "Any",
+    "CompiledModule",
+    "LoopEntry",
+    "ProgramCompiler",
+    "compile_program",
+    "find_loop",
+    "loop_stem",
+    "moved_errors",
+    "same_loops",
+]

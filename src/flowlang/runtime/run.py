@@ -110,6 +110,7 @@ class RecordFailure:
     loop_id: str | None = None  # the loop's identity (OPERATIONS.md 3)
     key: str | None = None  # the record's trace key as JSON text (OPERATIONS.md 2)
     loop_nth: int | None = None  # the loop's place among those of its variables and list (OPERATIONS.md 3)
+    loop_same: int | None = None  # ... and how many loops of the flow have them
     index: int | None = None  # its place in its loop in this run (1 for the first), when known
     error_id: int | None = None  # its row in the error store, once stored
     replayed: int | None = None  # in a retry: the error it runs again (how the summary names it)

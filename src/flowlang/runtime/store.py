@@ -98,6 +98,7 @@ MIGRATIONS = (
     # the loop's place among the outermost loops of its variables and list (OPERATIONS.md 3); null: stored
     # before, found by its identity alone
     ("errors", "loop_nth", "integer"),
+    ("errors", "loop_same", "integer"),  # ... and how many loops of the flow had them
 )
 INDEXES = "create index if not exists errors_key on errors(flow, loop_id, trace_key, resolved_at);"
 
@@ -278,7 +279,7 @@ def now_text() -> str:
 
 ERROR_COLUMNS = ("id, flow, job_id, loop, location, line, message, kind, status, record, {scope}, created_at, "
                  "attempts, last_attempt_at, resolved_at, resolved_by, loop_id, trace_key, resolved_reason, history, "
-                 "last_job_id, scope_refs, note, loop_nth")
+                 "last_job_id, scope_refs, note, loop_nth, loop_same")
 PAGE = 200  # errors read at a time when they are listed
 
 
@@ -308,6 +309,7 @@ class StoredError:
     note: str | None = None  # what the store left out (max_error_bytes)
     damaged: str | None = None  # why the saved record or scope cannot be read (the row is damaged)
     loop_nth: int | None = None  # the loop's place among those of its variables and list (None: stored before)
+    loop_same: int | None = None  # how many loops of the flow had its variables and list
 
     @property
     def key_value(self) -> Any:
@@ -334,7 +336,7 @@ def _stored_error(r: tuple[Any, ...], scope: Callable[[], dict[str, Any]] | None
     history = column(lambda: loads(r[19]), "history", None) if r[19] else None
     return StoredError(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], record,
                        values if isinstance(values, dict) else {}, r[11], r[12], r[13], r[14], r[15], r[16], r[17],
-                       r[18], history, r[20], r[22], "; ".join(problems) or None, r[23])
+                       r[18], history, r[20], r[22], "; ".join(problems) or None, r[23], r[24])
 
 
 @dataclass(frozen=True)
@@ -784,11 +786,11 @@ class Store:
                     return int(row[0])
             cur = self.db.execute(
                 "insert into errors(flow, job_id, loop, location, line, message, kind, status, record, scope, "
-                "created_at, last_attempt_at, loop_id, trace_key, last_job_id, scope_refs, note, loop_nth) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                "created_at, last_attempt_at, loop_id, trace_key, last_job_id, scope_refs, note, loop_nth, loop_same) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                 (failure.flow, job_id, failure.loop, failure.location, failure.line, mask(failure.message),
                  failure.kind, failure.status, record, dumps(scope.refs), when, when, failure.loop_id, failure.key,
-                 job_id, scope.note, failure.loop_nth))
+                 job_id, scope.note, failure.loop_nth, failure.loop_same))
             assert cur.lastrowid is not None
             return cur.lastrowid
 
@@ -813,29 +815,34 @@ class Store:
             self._put_values(scope)
             self._update_failed(error_id, job_id, failure, mask, record, scope, now_text())
 
-    def open_loops(self, flow: str) -> list[tuple[str, int | None]]:
-        """The loops (identity, nth) that open errors point at."""
-        return [(r[0], r[1]) for r in self.db.execute(
-            "select distinct loop_id, loop_nth from errors where flow = ? and resolved_at is null "
+    def open_loops(self, flow: str) -> list[tuple[str, int | None, int | None]]:
+        """The loops (identity, nth, count) that open errors point at."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "select distinct loop_id, loop_nth, loop_same from errors where flow = ? and resolved_at is null "
             "and loop_id is not null", (flow,))]
 
     @with_room
-    def move_errors(self, flow: str, moves: list[tuple[tuple[str, int | None], tuple[str, int | None]]]) -> None:
+    def move_errors(self, flow: str, moves: list[tuple[tuple[str, int | None, int | None],
+                                                     tuple[str, int | None, int | None]]]) -> None:
         """Open errors follow their loop to its identity after an edit (compile/loops.py, moved_errors)."""
         with self.db:
             self.db.execute("begin immediate")
-            for (identity, nth), (now_identity, now_nth) in moves:
+            for (identity, nth, count), (now_identity, now_nth, now_count) in moves:
                 self.db.execute(
-                    "update errors set loop_id = ?, loop_nth = ? where flow = ? and resolved_at is null "
-                    "and loop_id = ? and loop_nth is ?", (now_identity, now_nth, flow, identity, nth))
+                    "update errors set loop_id = ?, loop_nth = ?, loop_same = ? where flow = ? and resolved_at is "
+                    "null and loop_id = ? and loop_nth is ? and loop_same is ?",
+                    (now_identity, now_nth, now_count, flow, identity, nth, count))
 
-    def open_keys(self, flow: str) -> dict[str, set[str]]:
-        """The trace keys with an open error, per loop identity."""
+    def open_keys(self, flow: str, lost: frozenset[tuple[str, int | None, int | None]] = frozenset()
+                  ) -> dict[str, set[str]]:
+        """The trace keys with an open error, per loop identity; not those of the loops in `lost` (identity,
+        nth, count), which an edit made impossible to tell apart: another loop has their identity now."""
         out: dict[str, set[str]] = {}
-        for loop_id, key in self.db.execute(
-                "select loop_id, trace_key from errors where flow = ? and resolved_at is null "
+        for loop_id, nth, count, key in self.db.execute(
+                "select loop_id, loop_nth, loop_same, trace_key from errors where flow = ? and resolved_at is null "
                 "and trace_key is not null and loop_id is not null", (flow,)):
-            out.setdefault(loop_id, set()).add(key)
+            if (loop_id, nth, count) not in lost:
+                out.setdefault(loop_id, set()).add(key)
         return out
 
     def resolve_key(self, flow: str, loop_id: str, key: str, job_id: int) -> list[int]:
