@@ -664,3 +664,16 @@ def test_fail_of_null_or_of_empty_text_says_it_had_no_message(tmp_path: Path) ->
     assert result.stdout.splitlines() == ['"failed with no message (`fail` was given null)"',
                                           '"failed with no message (`fail` was given an empty text)"', '"late"']
     assert result.status == 1 and "f.flow:8:1: error: failed with no message (`fail` was given null)" in result.stderr
+
+
+def test_a_colon_inside_brackets_of_a_loop_line_is_not_called_a_blocks_colon(tmp_path: Path) -> None:
+    """`for each o in orders[0:9]` (a Python slice) said "no colon after a `for` line: the block starts on
+    the next line", pointing at the slice's colon, where the line had none to take away; the same slice
+    in a `let` says what the parser expected. The lesson is for a colon that ends the line's header."""
+    (tmp_path / "f.flow").write_text("let xs = [1, 2, 3]\nfor each x in xs[0:2]\n  emit x\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and "no colon after" not in result.stderr, result.stderr
+    assert "f.flow:2:19: error: expected an operator or `]`, found `:`" in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("for each x in [1, 2]:\n  emit x\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert "f.flow:1:21: error: no colon after a `for` line: the block starts on the next line" in result.stderr

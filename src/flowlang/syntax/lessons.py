@@ -201,7 +201,10 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         article = "an" if block[0] in "aeiou" else "a"
         return Lesson(f"{article} `{block}` block is not written in braces: its lines follow on the next lines",
                       "and `end` closes it; indentation does not matter")
-    if token.type == "COLON" and first is not None and str(first) in BLOCK_HEADERS:
+    depth = sum(1 for t in on_line if t.type in ("LPAR", "LSQB", "LBRACE")) \
+        - sum(1 for t in on_line if t.type in ("RPAR", "RSQB", "RBRACE"))
+    if token.type == "COLON" and first is not None and str(first) in BLOCK_HEADERS and depth <= 0:
+        # (a colon inside brackets, `for each x in xs[0:2]`, is no block's colon)
         return Lesson(f"no colon after a `{first}` line: the block starts on the next line",
                       "blocks end with `end`; indentation does not matter")
     # a bracket left open: the input ends inside it, or a later line starts a new statement inside it
