@@ -792,3 +792,27 @@ def test_a_post_answered_2xx_with_an_unreadable_body_stays_pending_for_once(fold
         again = cli("retry", "main.flow", "--log-format", "text", cwd=folder, env=env)
         assert "internal error" not in again.stderr, again.stderr
         assert api.count("POST", "/deals") == 1, again.stderr
+
+
+@pytest.mark.parametrize("status", [200, 204])
+def test_a_list_operation_answered_with_an_empty_body(folder: Path, status: int) -> None:
+    """A list operation (list_..., paginated or not) answered 200 with no body was a list of no records: 'read
+    0', exit 0, the list lost unseen (an answer cut off, a proxy's empty answer). It fails, saying so (exit 1,
+    the job failed); 204 No Content is still a list of none."""
+    (folder / "connectors" / "crm.toml").write_text(CRM + '\n[operations.list_companies]\nmethod = "GET"\n'
+                                                    'path = "/companies"\n')
+    for op in ("list_companies", "list_deals"):
+        (folder / "main.flow").write_text(f'use crm = crm(base_url: env.API)\ncall crm.{op}() as cs\n'
+                                          "for each c in cs\n  emit c\nend\n")
+        with FakeApi() as api:
+            api.route("GET", "/companies", lambda req: (status, {}, None))
+            api.route("GET", "/deals", lambda req: (status, {}, None))
+            proc = cli("run", "main.flow", "--log-format", "text", cwd=folder, env={"API": api.url})
+        if status == 204:
+            assert proc.status == 0 and proc.stdout == "", proc.stderr
+            continue
+        assert proc.status == 1 and proc.stdout == "", proc.stderr
+        assert "answered 200 with an empty body, not a list of records (an API with no records answers [] or 204 " \
+               "No Content)" in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+        jobs = cli("jobs", "main.flow", cwd=folder)
+        assert "failed" in jobs.stdout, jobs.stdout

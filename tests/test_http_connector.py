@@ -1036,3 +1036,59 @@ def test_a_next_cursor_that_is_no_text_or_number_stops_the_list(cursor: Any, sai
         assert result.error is not None and f"the answer's cursor ('next') {said}; pagination stops here" \
             in result.error.message, result.error
         assert result.outputs == [1, 2] and len(api.requests) == 1
+
+
+@pytest.mark.parametrize(("answer", "pages", "said"), [
+    ({"data": [{"id": 1}, {"id": 2}], "pages": -1}, '{style: "page", size: 2, total_pages: "pages"',
+     "the answer's total_pages ('pages') is -1, not a count of 0 or more"),
+    ({"data": [{"id": 1}, {"id": 2}], "pages": 0}, '{style: "page", size: 2, total_pages: "pages"',
+     "the answer's total_pages ('pages') is 0, but its page holds 2 records"),
+    ({"data": [{"id": 1}, {"id": 2}], "pages": 2.5}, '{style: "page", size: 2, total_pages: "pages"',
+     "the answer's total_pages ('pages') is number '2.5', not a whole number"),
+    ({"data": [{"id": 1}, {"id": 2}], "n": -5}, '{style: "offset", size: 2, total: "n"',
+     "the answer's total ('n') is -5, not a count of 0 or more"),
+    ({"data": [{"id": 1}, {"id": 2}], "n": 0}, '{style: "offset", size: 2, total: "n"',
+     "the answer's total ('n') is 0, but its page holds 2 records"),
+])
+def test_a_total_that_is_no_count_stops_the_list_with_an_error(answer: Any, pages: str, said: str) -> None:
+    """total_pages: -1 or 0 (with records on the page) ended the list after page 1 with exit 0, the pages
+    after it never read and nothing said; so did a total of -5 or 0. It is an error now, after the records of
+    the page that said it, as a total of "lots" is."""
+    with FakeApi() as api:
+        api.route("GET", "/p", lambda req: (200, {}, answer))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/p", pages: {pages}, records: "data"}}) as s\n'
+                     "for each o in s\n  emit o.id\nend\n", api)
+        assert result.status == "failed" and result.error is not None, result.error
+        assert f"{said}; pagination stops here" in result.error.message, result.error.message
+        assert result.outputs == [1, 2] and len(api.requests) == 1
+
+
+@pytest.mark.parametrize("pages", [', pages: {style: "page", size: 2}', ', pages: {style: "cursor", cursor: "next"}'])
+def test_a_list_answered_200_with_an_empty_body_is_an_error_not_zero_records(pages: str) -> None:
+    """A 200 with no body to a paginated list request was taken as a list of no records: the run said
+    'read 0' and exit 0 (an API's answer cut off, a proxy's empty answer). It is an error saying so; 204 No
+    Content is still no records."""
+    with FakeApi() as api:
+        api.route("GET", "/e", lambda req: (200, {}, None))
+        api.route("GET", "/none", lambda req: (204, {}, None))
+        result = run(f'use api = http(base_url: env.API)\ncall api.get("/e"{pages}) as s\n'
+                     "for each o in s\n  emit o\nend\n", api)
+        assert result.status == "failed" and result.error is not None
+        assert "answered 200 with an empty body, not a list of records" in result.error.message, result.error.message
+        none = run(f'use api = http(base_url: env.API)\ncall api.get("/none"{pages}) as s\n'
+                   "for each o in s\n  emit o\nend\n", api)
+        assert none.ok and none.outputs == [], none.error
+
+
+def test_a_next_url_of_another_scheme_is_said_so_not_another_host() -> None:
+    """A next URL of 'javascript:alert(1)' was refused as 'on another host (javascript://)'; it is no web
+    address at all, and the message says that."""
+    with FakeApi() as api:
+        api.route("GET", "/n", lambda req: (200, {}, {"data": [{"id": 1}], "next": "javascript:alert(1)"}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/n", pages: {style: "next_url", next: "next", '
+                     'records: "data"}) as s\nfor each o in s\n  emit o.id\nend\n', api)
+        assert result.error is not None
+        assert "another host" not in result.error.message, result.error.message
+        assert "the next page of" in result.error.message and "is a javascript: URL, not an http(s) one" in \
+            result.error.message, result.error.message
+        assert result.outputs == [1] and len(api.requests) == 1

@@ -10,7 +10,7 @@ from typing import Any
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.declarative.models import AuthModel, ConnectorFile, OperationModel
 from flowlang.connectors.http.client import BODY_SHOWN, HttpClient
-from flowlang.connectors.http.pagination import Paginator, has_path, page_spec, records_of
+from flowlang.connectors.http.pagination import Paginator, empty_answer, has_path, page_spec, records_of
 from flowlang.connectors.http.retry import IDEMPOTENT
 from flowlang.connectors.http.spec import HTTP_CONFIG, config_value_problem, http_settings
 from flowlang.connectors.http.urls import fill, placeholders
@@ -275,6 +275,9 @@ class DeclarativeConnection(Connection):
         value = path_get(answer.value, model.result) if model.result else answer.value
         if answer.response is not None and (model.records or op.startswith("list_")):
             # a list operation answers a list (or a list at `records`): an error object is not records
+            empty = empty_answer(answer.value, answer.response.status, self.client.services.mask(url))
+            if empty is not None:
+                raise FlowRuntimeError(empty, "data")
             return records_of(answer.value if model.records else value, model.records,
                               self.client.services.mask(url), self.client.services.mask)
         return value

@@ -205,6 +205,16 @@ def records_of(body: Any, path: str | None, url: str, mask: Callable[[str], str]
                            "data")
 
 
+def empty_answer(body: Any, status: int, url: str) -> str | None:
+    """What is wrong with a list request's 2xx answer that has no body, or None: 204 No Content is a list
+    of no records; any other (a 200 cut off, a proxy's empty answer) is no list at all, and reading it as
+    none lost the list unseen."""
+    if (body is None or body == "") and status != 204:
+        return (f"{url} answered {status} with an empty body, not a list of records (an API with no records "
+                "answers [] or 204 No Content)")
+    return None
+
+
 def has_path(value: Any, path: str) -> bool:
     """Whether a dotted path names a field that is there (even if null)."""
     *parents, last = path.split(".")
@@ -251,6 +261,9 @@ class Paginator:
 
     async def fetch(self, url: str) -> tuple[Any, dict[str, str]]:
         answer = await self.client.request(self.method, url, headers=self.headers, changes_data=False)
+        empty = empty_answer(answer.value, answer.response.status, self.shown()) if answer.response else None
+        if empty is not None:
+            raise FlowRuntimeError(f"{empty}; pagination stops here", "data")
         return answer.value, (answer.response.headers if answer.response else {})
 
     def shown(self) -> str:
@@ -324,7 +337,7 @@ class Paginator:
             query = self._sized({**self.query, self.spec.page_param: page}, "per_page")
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
-            total, bad = whole_total(body, self.spec.total_pages, "total_pages")
+            total, bad = whole_total(body, self.spec.total_pages, "total_pages", records)
             done = isinstance(total, int) and page >= total
             last = self._short(records, body, isinstance(total, int) and not done) or done
             yield records, {"page": page}, None if last else {"page": page + 1}
@@ -342,7 +355,7 @@ class Paginator:
             query = self._sized({**self.query, self.spec.offset_param: offset}, self.spec.limit_param)
             body, _ = await self.fetch(with_query(self.url, query))
             records = records_of(body, self.spec.records, self.shown(), self.client.services.mask)
-            total, bad = whole_total(body, self.spec.total, "total")
+            total, bad = whole_total(body, self.spec.total, "total", records)
             at = offset
             # the records it gave: an API that caps the page size below `size` gives fewer, and
             # offset + size would skip the rest of them
@@ -458,10 +471,15 @@ class Paginator:
         """The scheme and host of a next page's URL; one urlsplit cannot read ("http://[::1", an API's
         broken Link header) stops the list with a data error, the URL not shown (it may hold a token)."""
         try:
-            return host_of(url)
+            host = host_of(url)
         except ValueError as e:  # was an internal error, and a relative one lost the page it came with
             raise FlowRuntimeError(f"{whose} {self.shown()} is not a URL ({e}); pagination stops here",
                                    "data") from None
+        scheme = host.partition("://")[0]
+        if scheme not in ("http", "https"):  # javascript:, file:, ftp: was said to be 'another host'
+            raise FlowRuntimeError(f"{whose} {self.shown()} is a {scheme[:20]}: URL, not an http(s) one; "
+                                   "pagination stops here", "data")
+        return host
 
     def _link(self, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
         def next_of(body: Any, headers: dict[str, str]) -> str | None:
@@ -474,22 +492,31 @@ class Paginator:
         return self._follow(with_query(self.url, self._sized(dict(self.query), "per_page")), next_of, start)
 
 
-def whole_total(body: Any, path: str | None, key: str) -> tuple[int | None, str | None]:
+def whole_total(body: Any, path: str | None, key: str, records: list[Any]) -> tuple[int | None, str | None]:
     """The answer's count at `path` (total or total_pages) as a whole number: a number, or a text of
     digits (APIs that give their counts as text, "250"); else None and what it holds instead (a total
-    of "lots" was ignored, and the list read on to the page cap)."""
+    of "lots" was ignored, and the list read on to the page cap; one of -1, or 0 beside the page's
+    records, ended the list after its first page, the rest never read)."""
     if not path:
         return None, None
     value = path_get(body, path)
     if value is None:
         return None, None
+    count: int | None = None
     if type(value) is int:
-        return value, None
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value), None
-    if type(value) is str and value.strip().isdigit():
-        return int(value.strip()), None
-    return None, f"the answer's {key} ({path!r}) is {type_name(value)} {to_text(value)[:40]!r}, not a whole number"
+        count = value
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        count = int(value)
+    elif type(value) is str and value.strip().isdigit():
+        count = int(value.strip())
+    if count is None:
+        return None, f"the answer's {key} ({path!r}) is {type_name(value)} {to_text(value)[:40]!r}, not a whole number"
+    if count < 0:
+        return None, f"the answer's {key} ({path!r}) is {count}, not a count of 0 or more"
+    if count == 0 and records:
+        return None, (f"the answer's {key} ({path!r}) is 0, but its page holds {len(records)} "
+                      f"record{'s' if len(records) != 1 else ''}")
+    return count, None
 
 
 def no_cursor(cursor: Any) -> bool:
