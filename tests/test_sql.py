@@ -1537,3 +1537,44 @@ end
 """, input=[{"id": 1, "t": "😀"}, {"id": 2, "t": "ok"}])
     assert [e.record["id"] for e in result.errors] == [1] and "error 1366" in result.errors[0].message
     assert raw_rows(mariadb, "select concat(id, t) from lax_mode", "mysql") == ["2ok"]
+
+
+LOST_AT_COMMIT = """
+create or replace function lost_at_commit() returns trigger language plpgsql as $$
+begin
+  if new.id = 3 then perform pg_terminate_backend(pg_backend_pid()); end if;
+  return null;
+end $$;
+create constraint trigger lost_at_commit after insert on at_commit deferrable initially deferred
+  for each row execute function lost_at_commit();
+"""
+
+
+@pytest.mark.parametrize("batch", ["", " batch 10"])
+def test_a_send_once_whose_commit_was_lost_keeps_its_key_pending(tmp_path: Path, postgres: str, batch: str) -> None:
+    """A send whose connection was lost while its COMMIT was on the way may have been written; its record
+    failed saying so, but 'send ... once' released its key as for a refused record, so the next run (or a
+    retry) wrote it again: twice, had the COMMIT been made. Such a record is uncertain, as an HTTP request
+    sent without an answer is: its key stays pending in the ledger, and its error says how to settle it
+    (here the database ends the connection in a deferred trigger, at the COMMIT of id 3's transaction)."""
+    import psycopg
+
+    with psycopg.connect(postgres.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
+        c.execute("drop table if exists at_commit")
+        c.execute("create table at_commit (id integer)")
+        c.execute(LOST_AT_COMMIT)  # type: ignore[arg-type]
+    (tmp_path / "f.flow").write_text(f"""
+use db = sql(url: "{postgres}")
+for each i in range(1, 5)
+  send {{id: i}} to db.insert(table: "at_commit") key "k{{i}}" once{batch}
+end
+""")
+    first = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    lost = [line for line in first.stderr.splitlines() if "lost before it said whether the write was made" in line]
+    assert lost and all("stays pending in the ledger" in line for line in lost), first.stderr
+    assert "key k3 stays pending in the ledger" in first.stderr
+    ledger = cli("ledger", "f.flow", "--json", cwd=tmp_path)
+    assert '"k3"' in ledger.stdout and "pending" in ledger.stdout, ledger.stdout
+    again = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert "k3" in again.stderr, again.stderr  # not sent again: pending, said so
+    assert raw_rows(postgres, "select count(*) from at_commit where id = 3", "postgresql") == [0]

@@ -111,8 +111,10 @@ class Connection(ABC):
         if not outcome.ok:
             from flowlang.errors import FlowRuntimeError
 
-            raise FlowRuntimeError(outcome.error or "the destination refused the record", "connector",
-                                   status=outcome.status)
+            error = FlowRuntimeError(outcome.error or "the destination refused the record", "connector",
+                                     status=outcome.status)
+            error.uncertain = outcome.uncertain  # it may have been written: a `send ... once` keeps it pending
+            raise error
         return outcome.result
 
     # True when `send_now` writes a record without waiting for anything (a file): a loop of such sends

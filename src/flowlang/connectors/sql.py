@@ -792,7 +792,8 @@ class SqlConnection(Connection):
                 raise unkeyed from None
             if len(records) == 1 or not self._row_alone_may_pass(e):
                 error = self._write_error(e, op, table, keys)
-                return [SendOutcome(False, error=error) for _ in records]
+                uncertain = isinstance(e, OutcomeUnknown)  # it may have been written
+                return [SendOutcome(False, error=error, uncertain=uncertain) for _ in records]
         outcomes = []
         alone = ((statement, row) for statement, rows in runs for row in rows)
         for record, (statement, row) in zip(records, alone, strict=True):
@@ -800,7 +801,8 @@ class SqlConnection(Connection):
                 self.reconnect.transaction(self.engine(), partial(write, [(statement, [row])]), rerun)
                 outcomes.append(SendOutcome(True, record))
             except Exception as e:
-                outcomes.append(SendOutcome(False, error=self._write_error(e, op, table, keys)))
+                outcomes.append(SendOutcome(False, error=self._write_error(e, op, table, keys),
+                                            uncertain=isinstance(e, OutcomeUnknown)))
         return outcomes
 
     def _has_transactions(self, table: str) -> bool:
