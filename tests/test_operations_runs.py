@@ -60,6 +60,21 @@ def test_resolve_edit_jobs_and_errors_group(tmp_path: Path) -> None:
     assert kept.history and kept.history[0]["record"]["n"] == 0  # the old record is kept
 
 
+def test_resolve_match_that_finds_nothing_says_so_not_that_nothing_is_open(tmp_path: Path) -> None:
+    """`flowlang resolve f.flow --all --match timeout` on a night of 2 open errors, neither about a timeout,
+    said 'f: no open errors to resolve', as if the flow had none; and `--match` without `--all` was told
+    to name the errors or give --all, not that --match goes with --all."""
+    write(tmp_path, "f.flow", 'for each r in [{id: 1}, {id: 2}]\n  fail "order {r.id} not found"\nend\n')
+    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    proc = run_cli("resolve", "f.flow", "--all", "--match", "timeout", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout == "f: no open error's message contains 'timeout' (2 open errors: flowlang errors f.flow " \
+        "--group)\n", proc.stdout
+    alone = run_cli("resolve", "f.flow", "--match", "order", "--log-format", "text", cwd=tmp_path)
+    assert alone.returncode == 2 and "--match goes with --all" in alone.stderr, alone.stderr
+    assert "2 open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+
+
 def test_an_id_or_count_past_the_stores_integers_is_a_usage_error(tmp_path: Path) -> None:
     """`--id 99999999999999999999999` (a typo, a pasted number) was an internal error (OverflowError:
     Python int too large to convert to SQLite INTEGER) in retry, resolve, edit, errors --offset and

@@ -230,18 +230,22 @@ def show_groups(terminal: Terminal, key: str, total: int, count: int, groups: li
 
 # ---- resolve and edit -------------------------------------------------------------------------
 def cmd_resolve(args: argparse.Namespace, terminal: Terminal) -> int:
+    if args.match is not None and not args.all:
+        raise UsageError("--match goes with --all (flowlang resolve FILE --all --match TEXT)")
     if not args.ids and not args.all:
         raise UsageError("name the errors to resolve (flowlang resolve FILE ID...) or give --all")
     if args.ids and args.all:
         raise UsageError("give error ids or --all, not both")
-    if args.match is not None and not args.all:
-        raise UsageError("--match goes with --all")
     with opened(args, lock=True, terminal=terminal) as (store, key):
         errors = store.errors(key, ids=args.ids or None, match=args.match)
         missing = sorted(set(args.ids) - {e.id for e in errors})
         if missing:
             raise UsageError(f"no open error {', '.join(f'#{i}' for i in missing)} of {key} "
                              f"(see flowlang errors {args.file})")
+        if not errors and args.match is not None and store.count_errors(key):  # others are open: say so
+            terminal.out(f"{key}: no open error's message contains {args.match!r} "
+                         f"({plural(store.count_errors(key), 'open error')}: flowlang errors {args.file} --group)")
+            return int(ExitStatus.OK)
         if not errors:
             terminal.out(f"{key}: no open errors to resolve")
             return int(ExitStatus.OK)
