@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from conftest import cli, run_cli
@@ -426,19 +427,43 @@ def test_a_send_clause_out_of_order_says_the_order_and_shows_the_line_fixed(tmp_
                                      '  send r to db.upsert(table: "t", key: "id") as y key r.id\n'
                                      '  send r to db.insert(table: "t") batch 4 once as made\nend\n')
     for line, fixed in ((3, 'send r to db.insert(table: "t") once batch 4'),
-                        (4, 'send r to db.upsert(table: "t", key: "id") if changed as x'), (5, None),
+                        (4, 'send r to db.upsert(table: "t", key: "id") if changed as x'),
+                        (5, 'send r to db.upsert(table: "t", key: "id") key r.id as y'),
                         (6, 'send r to db.insert(table: "t") once batch 4 as made')):
         text = (tmp_path / "f.flow").read_text().splitlines()
         (tmp_path / "g.flow").write_text("\n".join([*text[:2], text[line - 1], "end"]) + "\n")
         checked = cli("check", "g.flow", cwd=tmp_path)
         assert checked.status == 2
         clause = {3: "once", 4: "if changed", 5: "key", 6: "once"}[line]
-        assert f"error: `{clause}` goes before `as` and `batch` in a send" in checked.stderr, checked.stderr
+        said = "`key` goes before `as` in a send: you wrote `as ... key`" if clause == "key" else \
+            f"`{clause}` goes before `as` and `batch` in a send"
+        assert f"error: {said}" in checked.stderr, checked.stderr
         order = "the clauses go in this order: send RECORD to DEST [key EXPR] [once | if changed] [as NAME] [batch N]"
         assert (f"= hint: {fixed}  ({order})" if fixed else f"= hint: {order}") in checked.stderr
-        if fixed:  # the hint is a line that checks
+        if fixed and line != 5:  # the hint is a line that checks (a key without once: another error, saying so)
             (tmp_path / "h.flow").write_text("\n".join([*text[:2], "  " + fixed, "end"]) + "\n")
             assert cli("check", "h.flow", cwd=tmp_path).status == 0, fixed
+
+
+@pytest.mark.parametrize(("line", "said", "fixed"), [
+    ("send r to out once key r.id", "`key` goes before `once` in a send: you wrote `once ... key`",
+     "send r to out key r.id once"),
+    ("send r to out if changed key r.id", "`key` goes before `if changed` in a send: you wrote `if changed ... key`",
+     "send r to out key r.id if changed"),
+    ('send r to out once key "{r.id}:{r.sku}" as made batch 2', "`key` goes before `once` in a send",
+     'send r to out key "{r.id}:{r.sku}" once as made batch 2'),
+])
+def test_a_key_after_once_names_once_and_shows_the_line_fixed(tmp_path: Path, line: str, said: str,
+                                                              fixed: str) -> None:
+    """`send r to out once key r.id` said "`key` goes before `as` and `batch` in a send", neither of which
+    the line has: it names the clause written before the key, and the hint is the line with the key moved."""
+    (tmp_path / "g.flow").write_text(f'use out = file(path: "o.jsonl")\nfor each r in [{{id: 1}}]\n  {line}\nend\n')
+    checked = cli("check", "g.flow", cwd=tmp_path)
+    assert checked.status == 2 and f"g.flow:3:{line.index(' key ') + 4}: error: {said}" in checked.stderr, \
+        checked.stderr
+    assert f"= hint: {fixed}  (the clauses go in this order: " in checked.stderr, checked.stderr
+    (tmp_path / "h.flow").write_text(f'use out = file(path: "o.jsonl")\nfor each r in [{{id: 1}}]\n  {fixed}\nend\n')
+    assert cli("check", "h.flow", cwd=tmp_path).status == 0, fixed
 
 
 def test_a_typographic_quote_or_a_letter_outside_ascii_gets_a_hint(tmp_path: Path) -> None:

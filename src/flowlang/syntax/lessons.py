@@ -254,6 +254,8 @@ def _late_send_clause(line_text: str, col: int, word: str) -> Lesson | None:
         return None
     head = line_text[:col - 1]
     hint = f"the clauses go in this order: {SEND_ORDER}"
+    if clause == "key":
+        return _late_send_key(head, rest, hint)
     written = re.match(r"if\s+changed|once", rest)
     to = head.rfind(" to ")  # the clauses follow the destination
     moved = re.search(r"\s(as|batch)\s", head[to:]) if to >= 0 else None
@@ -262,6 +264,27 @@ def _late_send_clause(line_text: str, col: int, word: str) -> Lesson | None:
         after = rest[written.end():].strip()  # `... batch 10 once as made`: the clauses after it stay after
         hint = f"{head[:at].strip()} {clause} {head[at:].strip()}{' ' + after if after else ''}  ({hint})"
     return Lesson(f"`{clause}` goes before `as` and `batch` in a send", hint)
+
+
+SEND_CLAUSE = r"\s(once|if\s+changed|as|batch)\b"
+
+
+def _late_send_key(head: str, rest: str, order: str) -> Lesson:
+    """`key EXPR` after `once`, `if changed`, `as` or `batch` (`send r to out once key r.id`): the message
+    names the clause the user wrote first, and the hint is the line with the key moved before it."""
+    to = head.rfind(" to ")  # the clauses follow the destination
+    first = re.search(SEND_CLAUSE, head[to:]) if to >= 0 else None
+    if first is None:
+        return Lesson("`key` goes before `once`, `if changed`, `as` and `batch` in a send", order)
+    written = "if changed" if first.group(1).startswith("if") else first.group(1)
+    hint = order
+    expr = re.match(rf"key\s+(.+?)(?={SEND_CLAUSE}|\s*$)", rest)
+    if expr is not None:
+        at = to + first.start()
+        after = rest[expr.end():].strip()  # `... once key r.id as made`: the clauses after it stay after
+        hint = (f"{head[:at].strip()} key {expr.group(1).strip()} {head[at:].strip()}"
+                f"{' ' + after if after else ''}  ({order})")
+    return Lesson(f"`key` goes before `{written}` in a send: you wrote `{written} ... key`", hint)
 
 
 def _method_call(text: str, before: list[Token], first: Token | None) -> Lesson | None:
