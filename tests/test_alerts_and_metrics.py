@@ -232,7 +232,13 @@ def test_metrics_file(tmp_path: Path) -> None:
        "secrets.command.timeout: Input should be a finite number") for t in ("1e400", "inf")],
     ('[alerts.webhook]\nurl = "https://x.test"\ntimeout = 1e300',
      "alerts.webhook.timeout: Input should be less than or equal to 86400"),
-    ('[alerts]\nmin_interval = "1e400s"', "alerts.min_interval: Input should be a finite number"),
+    # before: -5 said 'Input should be greater than or equal to 0'; 1e300, 10^22 and "99999999999d" were taken,
+    # and silenced the flow's alerts after its first
+    *[(f"[alerts]\nmin_interval = {v}", "alerts.min_interval: Value error, must be a duration from 0 to 30d (at "
+       f"most 2592000 seconds between two alerts of a flow to a target), got {shown}")
+      for v, shown in (('"1e400s"', "'1e400s'"), ("-5", "-5"), ('"-5m"', "'-5m'"), ("1e300", "1e+300"),
+                       ("10000000000000000000000", "10000000000000000000000"), ('"99999999999d"', "'99999999999d'"),
+                       ('"31d"', "'31d'"), ("nan", "nan"))],
     # before: each alert 'not delivered: webhook ftp://x: NonHttpUrlClientError'
     ('[alerts.webhook]\nurl = "ftp://x.test/hook"', "'ftp://x.test/hook' is not an http:// or https:// URL"),
     ('[alerts.email]\nhost = "x"\nport = 99999999\nfrom = "a@x.test"\nto = ["b@x.test"]',
@@ -248,6 +254,8 @@ def test_a_project_setting_no_timer_or_socket_takes_is_refused_at_its_line(tmp_p
     result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert result.status == 2 and said in result.stderr and "internal error" not in result.stderr, result.stderr
     assert " --> " in result.stderr and "flowlang.toml:" in result.stderr
+    if "min_interval" in table:  # at the value: file:line:col
+        assert "flowlang.toml:2:16\n" in result.stderr, result.stderr
 
 
 def test_a_webhook_alert_not_delivered_says_why_in_words(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ ProviderName = Literal["file", "env", "dotenv", "keyring", "command", "aws", "va
 
 MAX_TIMEOUT = 86400.0  # a day: a longer wait is a mistake (1e400 in TOML is infinity, which no timer takes)
 Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT, allow_inf_nan=False)]  # seconds
+# 30 days: more is a mistake that silences a flow's alerts after its first (1e300, or 99999999999d, was taken)
+MAX_MIN_INTERVAL = 30 * 86400.0
 
 
 class _Strict(BaseModel):
@@ -132,14 +134,20 @@ RunOutcome = Literal["failed", "partial", "interrupted"]
 class AlertsConfig(_Strict):
     on: list[RunOutcome] = ["failed", "partial"]
     # seconds between two alerts of one flow to one target
-    min_interval: float = Field(3600.0, ge=0, allow_inf_nan=False)
+    min_interval: float = Field(3600.0, ge=0, le=MAX_MIN_INTERVAL, allow_inf_nan=False)
     email: EmailTarget | None = None
     webhook: WebhookTarget | None = None
 
     @field_validator("min_interval", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
+        seconds = parse_duration(value) if isinstance(value, str) else value
+        # a value of another type is the strict model's to refuse; nan is neither >= 0 nor <= the most
+        if type(seconds) in (int, float) and not 0 <= seconds <= MAX_MIN_INTERVAL:  # type: ignore[operator]
+            given = f"'{value}'" if isinstance(value, str) else f"{value}"
+            raise ValueError(f"must be a duration from 0 to 30d (at most {MAX_MIN_INTERVAL:.0f} seconds between "
+                             f"two alerts of a flow to a target), got {given[:40]}")
+        return seconds
 
 
 class ProjectConfig(_Strict):
