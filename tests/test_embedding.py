@@ -6,6 +6,7 @@ import asyncio
 import enum
 import pickle
 import re
+import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -725,3 +726,50 @@ def test_a_send_that_names_no_operation_calls_the_bindings_write(tmp_path: Path)
     assert "the binding 'crm' has no method 'write'" in message
     assert "calls crm.write(record); name the method: send r to crm.<method>" in message
     assert "its methods: save" in message and only.saved == []
+
+
+def test_a_run_freezes_the_heap_it_starts_with_and_lets_it_go_at_its_end(tmp_path: Path) -> None:
+    """runtime/heap.py: no full collection of the run walks the heap there before it (the imports, the
+    compiled flow); after the run nothing stays frozen, so a process that compiles and runs many flows
+    collects what they leave as before; a cycle dropped before the run is collected after it."""
+    import gc
+
+    if gc.get_freeze_count() or not gc.isenabled():
+        pytest.skip("this process froze its heap or turned collection off itself")
+    during: list[int] = []
+    (tmp_path / "child.flow").write_text("emit 2\n")
+    flow = flowlang.compile('emit 1\nrun "child.flow"\nemit 3\n', name="main.flow", base_dir=tmp_path)
+    for _ in range(2):  # twice: the second run freezes again what the first let go
+        result = flow.run(state_dir=tmp_path / "state", on_output=lambda v: during.append(gc.get_freeze_count()))
+        assert result.ok, result.error
+        assert gc.get_freeze_count() == 0
+    assert len(during) == 6 and all(n > 0 for n in during), during  # the child's run under the same freeze
+
+    class Node:
+        pass
+
+    held = [Node()]
+    held[0].me = held[0]  # type: ignore[attr-defined]  # a cycle, made before the run: frozen in it
+    gone = weakref.ref(held[0])
+    result = flow.run(state_dir=tmp_path / "state", on_output=lambda v: held.clear())  # dropped in the run
+    assert result.ok, result.error
+    gc.collect()
+    assert gone() is None  # collected once the run let the heap go
+
+
+def test_a_run_leaves_a_heap_the_embedder_froze_as_it_was(tmp_path: Path) -> None:
+    """A process that froze its own heap (a pre-fork server's gc.freeze()) keeps it frozen: a run neither
+    freezes more nor unfreezes it."""
+    import gc
+
+    if gc.get_freeze_count():
+        pytest.skip("this process froze its heap itself")
+    flow = flowlang.compile("emit 1\n", name="main.flow", base_dir=tmp_path)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        result = flow.run(state_dir=tmp_path / "state")
+        assert result.ok, result.error
+        assert 0 < gc.get_freeze_count() <= frozen  # still frozen (objects freed by their counts leave it)
+    finally:
+        gc.unfreeze()

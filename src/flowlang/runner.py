@@ -43,6 +43,7 @@ from flowlang.errors import (
     keep_memory_reserve,
 )
 from flowlang.lazy_dataclass import dataclass
+from flowlang.runtime import heap
 from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.field_misses import warnings as field_warnings
 from flowlang.runtime.frame import Frame, counted
@@ -343,9 +344,12 @@ async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind
     try:
         if lock is not None:
             lock.acquire()
+        holds = heap.frozen()  # the heap before the run: no full collection of the run walks it
         try:
             return await _job(flow, program, compiled, options, setup, store, kind, body)
         finally:
+            if holds:
+                heap.thaw()
             if lock is not None:
                 lock.release()
     finally:
