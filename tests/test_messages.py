@@ -702,3 +702,32 @@ def test_a_colon_inside_brackets_of_a_loop_line_is_not_called_a_blocks_colon(tmp
     (tmp_path / "f.flow").write_text("for each x in [1, 2]:\n  emit x\nend\n")
     result = cli("check", "f.flow", cwd=tmp_path)
     assert "f.flow:1:21: error: no colon after a `for` line: the block starts on the next line" in result.stderr
+
+
+def test_check_finds_a_builtin_a_field_or_a_negation_on_constants_of_the_wrong_type(tmp_path: Path) -> None:
+    """`lower(5)`, `round(total, "2")`-like calls of constants, `"abc".length` and `-"a"` passed flowlang
+    check (found by a new-user trial of the checker) and failed each time they ran. check says each at
+    its place, with the message the run gives; a value's problem (date("2024-13-01")) and the same from
+    the data are left to the run."""
+    (tmp_path / "f.flow").write_text('emit lower(5)\nemit round(1.5, "2")\nemit len(5)\nemit "abc".length\n'
+                                     'emit -"a"\nemit days("1")\nemit 5 .total\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert errors == [
+        "f.flow:1:6: error: lower() needs a string, got number",
+        "f.flow:2:6: error: round()'s places must be a whole number, got string",
+        "f.flow:3:6: error: len() needs a list, object, string or bytes, got number",
+        "f.flow:4:12: error: cannot read field 'length' of string: values have no fields; len(x) gives its length",
+        "f.flow:5:6: error: cannot negate string",
+        "f.flow:6:6: error: days() needs a number, got string that looks like a number (CSV cells are text: use "
+        "number(...) to convert it)",
+        "f.flow:7:9: error: cannot read field 'total' of number"], result.stderr
+    (tmp_path / "g.flow").write_text('for each r in input\n  emit lower(r.n)\nend\nemit lower(null)\nemit -(-1.5)\n'
+                                     'emit {a: 1}.a\nemit null.a\ntry\n  emit date("2024-13-01")\non error\n'
+                                     '  emit "caught"\nend\nemit len(range(3))\n')
+    assert cli("check", "g.flow", cwd=tmp_path).status == 0
+    (tmp_path / "in.json").write_text('[{"n": 5}]')
+    ran = cli("run", "g.flow", "--input", "in.json", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 3, ran.stderr
+    assert "record failed at g.flow:2:8: lower() needs a string, got number" in ran.stderr, ran.stderr

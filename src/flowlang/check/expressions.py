@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from flowlang import ast
@@ -22,13 +23,17 @@ from flowlang.check.scopes import (
 )
 from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.runtime.builtins import BuiltinRegistry
-from flowlang.runtime.builtins.registry import REQUIRED, Builtin
+from flowlang.runtime.builtins.registry import REQUIRED, Builtin, BuiltinError
+from flowlang.runtime.field_hints import FIELD_FUNCTIONS
 from flowlang.runtime.operators import BINARY, OperatorError
 from flowlang.runtime.values import type_name
 from flowlang.source import Source, Span
 
 if TYPE_CHECKING:
     from flowlang.check.program import FunctionInfo
+
+# builtins not called on constants at check: they build large results from small ones
+NOT_CALLED_AT_CHECK = frozenset({"range", "pad_left", "bearer", "basic", "api_key", "oauth2_client_credentials"})
 
 
 # the constants of Python, JavaScript, Ruby and SQL, as a newcomer writes them, and flowlang's spelling
@@ -130,6 +135,11 @@ class ExpressionChecker:
 
     def expr_Field(self, node: ast.Field, scope: Scope, use: str) -> None:
         self.expr(node.obj, scope)
+        known, value = constant_value(node.obj)
+        if known and value is not None and type(value) is not dict:  # `"x".a`, `5.total`: fails whenever it runs
+            kind = type_name(value)
+            self.error("constant-operation", f"cannot read field '{node.name}' of {kind}"
+                       + FIELD_FUNCTIONS.get((kind, node.name), ""), node.name_span)
         is_global = isinstance(node.obj, ast.Name) and isinstance(self.resolution.refs.get(node.obj), Global)
         if is_global and isinstance(node.obj, ast.Name) and node.obj.name == "job" and node.name not in JOB_FIELDS:
             self.error("unknown-field", f"job has no field '{node.name}' (it has: {', '.join(JOB_FIELDS)})",
@@ -194,7 +204,29 @@ class ExpressionChecker:
             missing = [p.name for p in fixed[n:] if p.default is REQUIRED and p.name not in keywords]
             if not problems:
                 self.check_constant_arguments(builtin, node, names)
+                self.check_constant_call(builtin, node)
         self.report_arguments(node.name, problems, node.kwargs, names, missing, node.span)
+
+    def check_constant_call(self, builtin: Builtin, node: ast.FuncCall) -> None:
+        """A builtin given only constants of types it refuses (`lower(5)`, `round(1, "x")`, `len(5)`,
+        `days("1")`) fails whenever it runs: said at the call, with the message the run would give (the
+        builtin itself judges them). As for operators, a value's problem (`date("2024-13-01")`) is left
+        to the run, where a try may catch it. Builtins that build large results from small constants
+        (range, pad_left) and those that are not pure are not called."""
+        if not builtin.pure or builtin.name in NOT_CALLED_AT_CHECK:
+            return
+        args = [constant_value(a) for a in node.args]
+        kwargs = {k.name: constant_value(k.value) for k in node.kwargs}
+        if not all(known for known, _ in [*args, *kwargs.values()]):
+            return
+        try:
+            values = builtin.order([v for _, v in args], {k: v for k, (_, v) in kwargs.items()}, lambda d: d)
+            builtin.fn(*values)
+        except (BuiltinError, OperatorError) as e:
+            if e.kind == "type":
+                self.error("constant-operation", e.message, node.span)
+        except Exception:
+            pass
 
     def check_constant_arguments(self, builtin: Builtin, node: ast.FuncCall, names: list[str]) -> None:
         """An argument written as a constant (a zone name, a pattern, a format) judged by the builtin's own
@@ -256,6 +288,9 @@ class ExpressionChecker:
 
     def expr_Negate(self, node: ast.Negate, scope: Scope, use: str) -> None:
         self.expr(node.operand, scope)
+        known, value = constant_value(node.operand)
+        if known and type(value) not in (int, Decimal):  # `-"a"`, `-null`: fails whenever it runs
+            self.error("constant-operation", f"cannot negate {type_name(value)}", node.span)
 
     def expr_Not(self, node: ast.Not, scope: Scope, use: str) -> None:
         self.expr(node.operand, scope)

@@ -22,6 +22,7 @@ from flowlang.diagnostics import BROKEN_TEXT, is_broken_text
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
+from flowlang.runtime.field_hints import FIELD_FUNCTIONS
 from flowlang.runtime.field_misses import FieldChain, FieldSite, Reach, found_nothing, missed
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import JsonDataError
@@ -42,17 +43,6 @@ def field_of(value: Any, name: str, where: Where) -> Any:
         raise NeedsMaterialization(value)
     kind = type_name(value)
     raise where.error(f"cannot read field '{name}' of {kind}" + FIELD_FUNCTIONS.get((kind, name), ""))
-
-
-# fields other languages give values, and the function flowlang has for each
-_LENGTH = ": values have no fields; len(x) gives its length"
-_PARTS = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S"}
-FIELD_FUNCTIONS = {
-    **{(kind, name): _LENGTH for kind in ("list", "string") for name in ("length", "size", "count", "len")},
-    **{(kind, name): f': values have no fields; format_date(d, "{code}") gives it as text'
-       for kind in ("datetime", "date") for name, code in _PARTS.items()
-       if kind == "datetime" or name in ("year", "month", "day")},
-}
 
 
 PAST_ANY_LIST = 10**19  # an index this far is past the end of every list (and of every text)
