@@ -318,3 +318,16 @@ def test_a_date_of_iso_form_that_is_no_real_day_says_which_part_is_wrong(tmp_pat
                          ("2026-04-31T10:00:00Z", "day is out of range for month")):
         assert f"date(): '{text}' is not a real date or time ({reason})" in result.stderr, result.stderr
     assert "date(): '01/02/2026' is not an ISO 8601 date or time" in result.stderr
+
+
+def test_avg_and_sum_name_themselves_and_the_place_of_the_item_in_the_list(tmp_path: Path) -> None:
+    """avg([1, "a"]) said 'sum() needs numbers', a function the flow never called, and sum([null, "a"])
+    'item 0 is string' (counted with the nulls left out): each says its own name and the item's place."""
+    result = run_text('for each o in [{v: [null, 1, "a"]}]\n  emit avg(o.v)\n  emit sum(o.v)\nend\n'
+                      'try\n  emit sum(input)\non error as e\n  emit e.message\nend\n', tmp_path)
+    [failure] = result.errors
+    assert failure.message == "avg() needs numbers, item 2 is string"
+    result = run_text('for each o in [{v: [null, 1, "a"]}]\n  emit sum(o.v)\nend\n', tmp_path)
+    assert [f.message for f in result.errors] == ["sum() needs numbers, item 2 is string"]
+    assert run_text('for each o in [[null, 1, 2.5]]\n  emit [sum(o), avg(o)]\nend\n', tmp_path).outputs == [
+        [Decimal("3.5"), Decimal("1.75")]]

@@ -286,10 +286,12 @@ def sum_(items: Any) -> Any:
             pass
         except ArithmeticError as e:
             raise BuiltinError(f"sum(): {arithmetic_problem(e)}") from None
-    values = _values((items,), "sum")
+    values = items if type(items) is list else _values((items,), "sum")  # the list itself: its items' places
     total = 0
     for i, x in enumerate(values):
         t = type(x)
+        if x is None:
+            continue
         if t is not int and t is not Decimal:
             raise BuiltinError(f"sum() needs numbers, item {i} is {type_name(x)}", "type")
         try:
@@ -309,7 +311,11 @@ def avg(items: Any) -> Any:
     values = _values((items,), "avg")
     if not values:
         return None
-    return divide(sum_(values), len(values))
+    try:
+        total = sum_(items)
+    except BuiltinError as e:  # said as avg()'s: 'sum() needs numbers' named a function the flow never called
+        raise BuiltinError(e.message.replace("sum()", "avg()", 1), e.kind) from None
+    return divide(total, len(values))
 
 
 def is_nan(value: Any) -> bool:
