@@ -863,3 +863,22 @@ def test_an_import_typed_again_reads_its_file_again(tmp_path: Path) -> None:
         assert session.saved_text().count('import "lib.flow"') == 1
     finally:
         session.close()
+
+
+def test_save_never_replaces_a_file_the_session_did_not_write(tmp_path: Path) -> None:
+    """`:save orders.flow` replaced an existing flow file whole with the session's inputs, silently: a
+    flow the user had `:load`ed (whose loops the session never held) was lost, and `:save /tmp` wrote
+    /tmp.flow beside the folder. A file the session did not write is refused; its own it writes again."""
+    (tmp_path / "orders.flow").write_text('emit "precious"\n')
+    (tmp_path / "folder").mkdir()
+    typed = ("let x = 1\n:save orders.flow\n:save orders\n:save folder\n:save mine.flow\nlet y = 2\n"
+             ":save mine.flow\n")
+    result = cli("repl", cwd=tmp_path, stdin=typed)
+    assert result.status == 1
+    assert result.stdout == "saved 1 input(s) to mine.flow\nsaved 2 input(s) to mine.flow\n", result.stdout
+    assert result.stderr.count("cannot save to orders.flow: the file exists and this session did not write it; "
+                               "give another name, or remove the file first") == 2, result.stderr
+    assert "cannot save to folder: it is a folder; give a file name" in result.stderr
+    assert (tmp_path / "orders.flow").read_text() == 'emit "precious"\n'
+    assert (tmp_path / "mine.flow").read_text() == "let x = 1\nlet y = 2\n"
+    assert not (tmp_path / "folder.flow").exists()

@@ -227,8 +227,15 @@ def cmd_save(session: ReplSession, arg: str) -> MetaResult:
     if not arg.strip():
         return MetaResult("usage: :save FILE", ok=False)
     path = Path(arg.strip())
+    if path.is_dir():  # '/tmp' became /tmp.flow, a file beside the folder
+        return MetaResult(f"cannot save to {path}: it is a folder; give a file name (:save {path / 'session.flow'})",
+                          ok=False)
     if path.suffix != ".flow":
         path = path.with_suffix(".flow")
+    if path.exists() and path.resolve() not in session.saved_paths:
+        # a flow file of the user's (one :load read, whose loops the session never held) was replaced whole
+        return MetaResult(f"cannot save to {path}: the file exists and this session did not write it; give "
+                          "another name, or remove the file first", ok=False)
     text = session.saved_text() + "\n"
     try:
         text = format_text(text, path.name)  # indented as `flowlang fmt` does, whatever was typed
@@ -239,6 +246,7 @@ def cmd_save(session: ReplSession, arg: str) -> MetaResult:
         path.write_text(masked, encoding="utf-8")
     except OSError as e:
         return MetaResult(f"cannot save to {path}: {e.strerror or e}", ok=False)
+    session.saved_paths.add(path.resolve())
     note = ("; an input held the text of a secret, saved as ***: read it with secret.NAME there"
             if masked != text else "")
     return MetaResult(f"saved {len(session.history)} input(s) to {path}{note}{saved_problem(session, text, path)}")

@@ -103,6 +103,7 @@ class ReplSession:
         self.logger = logger or logging.getLogger("flowlang.repl")
         self.loop = asyncio.new_event_loop()
         self.history: list[list[Kept]] = []  # the statements of the inputs that succeeded, for :save
+        self.saved_paths: set[Path] = set()  # the files :save wrote, which it may write again
         self.counter = 0
         self.left_out: list[LeftOut] = []  # what the last definitions_only compile left out
         self.interruptible = False  # the interactive screen turns Ctrl-C handling on
