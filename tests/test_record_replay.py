@@ -202,7 +202,16 @@ def test_a_rerun_whose_sends_the_ledger_skipped_replays_as_it_ran(tmp_path: Path
     fewer = run_cli("test", str(flow), "--cassette", str(tmp_path / "rerun"), "--param", "min_total=30")
     assert fewer.returncode == 1
     assert "new, not in the cassette" not in fewer.stdout, fewer.stdout
-    assert "order: 1 -> 3\n      invoice: 1001 -> 1003\n" in fewer.stdout  # order 3's own recorded answer
+    # orders 3 and 5 wrote and emitted what they recorded: the ledger's answers for their keys (1003 and
+    # 1005); what differs is orders 1 and 2, left out (compared by place, order 3's write showed as
+    # order 1's changed: 'order: 1 -> 3, invoice: 1001 -> 1003')
+    missing = [line.strip() for line in fewer.stdout.splitlines() if "not made by this run" in line]
+    gone = ["write to out.write: record 1: in the cassette, not made by this run: {\"order\":1,\"invoice\":1001}",
+            "write to out.write: record 2: in the cassette, not made by this run: {\"order\":2,\"invoice\":1002}",
+            "output 1: in the cassette, not made by this run: {\"order\":1,\"invoice\":1001,\"token_seen\":\"none\"}",
+            "output 2: in the cassette, not made by this run: {\"order\":2,\"invoice\":1002,\"token_seen\":\"none\"}"]
+    assert missing == gone, fewer.stdout
+    assert "write to out.write: record 1 differs" not in fewer.stdout and "invoice:" not in fewer.stdout
 
 
 def test_a_parallel_loop_that_sent_in_another_order_gets_each_records_answer(tmp_path: Path) -> None:
@@ -228,7 +237,74 @@ def test_a_parallel_loop_that_sent_in_another_order_gets_each_records_answer(tmp
         assert [r.body["n"] for r in api.requests if r.method == "POST"][-1] == 1  # sent last
     test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+    # a mapping change: each write shows its own change and gets its own old answer, not its recorded
+    # neighbour's ('record.n: 2 -> 1' and 'output 1 differs: id: 5001 -> 5002' before); so too from a
+    # cassette whose writes do not say which record each was for (recorded before they did: by the fields)
+    flow.write_text(flow.read_text().replace("{n: i}", "{n: i, v: 2}"))
+    cassette = tmp_path / "cassette" / "cassette.jsonl"
+    lines = [json.loads(line) for line in cassette.read_text().splitlines()]
+    assert sorted(e["at"] for e in lines if e["type"] == "write") == ["0", "1", "2", "3"]
+    for keep in (True, False):
+        if not keep:
+            cassette.write_text("".join(json.dumps({k: v for k, v in e.items() if k != "at" or e["type"] != "write"})
+                                        + "\n" for e in lines))
+        changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+        assert changed.returncode == 1, changed.stdout + changed.stderr
+        diffs = [line.strip() for line in changed.stdout.splitlines() if line.startswith("      ")]
+        assert diffs == ["record.v: (missing) -> 2"] * 4, changed.stdout  # and each output its own answer
+        assert all(f"write to api.post: record {n} differs" in changed.stdout for n in range(1, 5))
 
+
+
+BATCH_CONNECTOR = """name = "shop"
+base_url = "{url}"
+
+[operations.create_items]
+method = "POST"
+path   = "/items/batch"
+batch  = {{ max = 100, body = "items", results = "results", ok = "ok" }}
+"""
+
+
+def test_a_batched_loop_whose_records_joined_in_another_order_shows_each_records_change(tmp_path: Path) -> None:
+    """A parallel loop filling batches: records join a batch as their lookups come back (6, 5, 4, then 3, 2,
+    1 at the API), the replay makes them 1 to 6. A mapping change was paired by place: 'sku: "S6"
+    -> "S1"', six records whose every field differed, and each record got its neighbour's answer (output
+    'id: 901 -> 906'). Each write now shows its own change and gets its own recorded answer."""
+    flow = tmp_path / "batched.flow"
+    flow.write_text('use api = http(base_url: env.API)\nuse shop = shop()\nfor each i in range(1, 7) parallel 6\n'
+                    '  lookup api.get("/look/{i}") as seen\n'
+                    '  send {sku: "S{i}", qty: i} to shop.create_items batch 3 as made\n'
+                    '  emit {sku: "S{i}", id: made.id}\nend\n')
+    batches: list[list[str]] = []
+
+    def look(req: Request) -> tuple[int, dict[str, str], Any]:
+        time.sleep(0.15 * (7 - int(req.path.rsplit("/", 1)[1])))  # 6 first, 1 last
+        return 200, {}, {"ok": True}
+
+    def batch(req: Request) -> tuple[int, dict[str, str], Any]:
+        batches.append([item["sku"] for item in req.body["items"]])
+        return 200, {}, {"results": [{"ok": True, "id": 900 + item["qty"]} for item in req.body["items"]]}
+    with FakeApi() as api:
+        api.route("GET", r"/look/\d+", look)
+        api.route("POST", "/items/batch", batch)
+        (tmp_path / "connectors").mkdir()
+        (tmp_path / "connectors" / "shop.toml").write_text(BATCH_CONNECTOR.format(url=api.url))
+        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+                       str(tmp_path / "state"), env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+    assert batches == [["S6", "S5", "S4"], ["S3", "S2", "S1"]]
+    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+    flow.write_text(flow.read_text().replace("qty: i}", "qty: i * 2}"))
+    changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    diffs = [line.strip() for line in changed.stdout.splitlines() if line.startswith("      ")]
+    assert diffs == [f"qty: {i} -> {i * 2}" for i in range(1, 7)], changed.stdout
+    assert "output" not in changed.stdout, changed.stdout  # each record's id its own: 901 for S1, ...
+    # (qty 2 is S1's now and was S2's: the record each write was for is in the cassette, "at")
+    lines = [json.loads(line) for line in (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()]
+    assert [(e["record"]["sku"], e["at"]) for e in lines if e["type"] == "write"][:2] == [("S6", "5"), ("S5", "4")]
 
 def test_a_recorded_error_keeps_its_body_for_on_error(tmp_path: Path) -> None:
     """A refused send was recorded with its message and status but not the answer's body, so a flow

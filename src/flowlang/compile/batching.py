@@ -24,6 +24,7 @@ from flowlang.runtime.ledger import ledger_operation
 from flowlang.runtime.slots import Slots
 from flowlang.runtime.stats import count_sent
 from flowlang.runtime.store import now_text
+from flowlang.runtime.tape import BATCH_PLACES, DRAW_PLACE
 
 # A record's answer: its batch's answer (one future for every record of the batch: the outcomes in the
 # batch's order) and the record's place in it
@@ -50,6 +51,7 @@ class BatchBuffer:
     kwargs: dict[str, Any]
     size: int
     items: list[Any] = field(default_factory=list)  # the records of the batch being collected
+    places: list[str | None] = field(default_factory=list)  # each item's record (tape.BATCH_PLACES)
     mode: str | None = None  # "once" or "changed": each record goes through the ledger
     ledgers: list[tuple[str, str]] = field(default_factory=list)  # with a mode: each item's key and payload hash
     answer: asyncio.Future[list[SendOutcome]] | None = None  # the answer of the batch being collected
@@ -64,6 +66,7 @@ class BatchBuffer:
         if answer is None:
             answer = self.answer = asyncio.get_running_loop().create_future()
         self.items.append(record)
+        self.places.append(DRAW_PLACE.get())
         return answer, len(self.items) - 1
 
     def same_target(self, connection: Connection, op: str, args: list[Any], kwargs: dict[str, Any]) -> bool:
@@ -148,12 +151,13 @@ class RunAhead:
 def start_flush(buffer: BatchBuffer, f: Frame, send_line: int) -> None:
     """Take what the buffer holds as one batch, written after the batches taken before it."""
     items, buffer.items = buffer.items, []
+    places, buffer.places = buffer.places, []
     ledgers, buffer.ledgers = buffer.ledgers, []
     answer, buffer.answer = buffer.answer, None
     buffer.keys = {}
     if not items or answer is None:
         return
-    task = asyncio.ensure_future(write(buffer, items, ledgers, answer, f, send_line, buffer.writing))
+    task = asyncio.ensure_future(write(buffer, items, ledgers, answer, f, send_line, buffer.writing, places))
     buffer.writing = task
     buffer.writes.add(task)
     for key, _ in ledgers:
@@ -181,9 +185,10 @@ def abandon(buffer: BatchBuffer) -> None:
 
 async def write(buffer: BatchBuffer, items: list[Any], ledgers: list[tuple[str, str]],
                 answer: asyncio.Future[list[SendOutcome]], f: Frame, send_line: int,
-                previous: asyncio.Task[None] | None) -> None:
+                previous: asyncio.Task[None] | None, places: list[str | None]) -> None:
     """Send one batch (after the one before it) and give its records their outcomes."""
     task = asyncio.current_task()
+    BATCH_PLACES.set(places)  # this task's own context
     try:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])

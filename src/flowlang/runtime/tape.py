@@ -48,6 +48,12 @@ CURRENT: ContextVar[Tape | None] = ContextVar("flowlang_tape", default=None)
 DRAW_PLACE: ContextVar[str | None] = ContextVar("flowlang_draw_place", default=None)
 
 
+# the places of the records of the batch being sent (DRAW_PLACE where each joined it; None outside such a
+# loop), set in the batch's own task: a recording keeps each write's, so a replay pairs a record changed in
+# a loop that reorders its writes with its own recorded write
+BATCH_PLACES: ContextVar[list[str | None] | None] = ContextVar("flowlang_batch_places", default=None)
+
+
 def set_draw_place(index: int) -> None:
     """In an iteration's own task: the values it draws are those of record `index` (0 for the first)."""
     outer = DRAW_PLACE.get()

@@ -52,6 +52,8 @@ def line_problem(entry: dict[str, Any]) -> str | None:
             problem = _field(entry, name, wanted, required=False)
             if problem:
                 return problem
+        if kind == "write" and "at" in entry and type(entry["at"]) is not str:
+            return '"at" (the record it was for, in a parallel loop) is a text such as "3"'
         return _error(entry) or _pages(entry)
     if kind == "output":
         return None if "value" in entry else 'needs "value"'

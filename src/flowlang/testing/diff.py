@@ -6,6 +6,7 @@ import difflib
 from typing import Any
 
 from flowlang.runtime.jsoncodec import dumps
+from flowlang.testing.pairing import pair_up
 
 MISSING = object()
 SHOWN = 120
@@ -48,28 +49,29 @@ def similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-def compare_sequences(what: str, old: list[Any], new: list[Any]) -> list[str]:
-    """Problems between two sequences compared in order; equal as multisets passes (parallel loops).
-    The first SHOWN_PROBLEMS are shown, then how many more differ."""
+def compare_sequences(what: str, old: list[Any], new: list[Any],
+                      places: tuple[list[Any], list[Any]] | None = None) -> list[str]:
+    """Problems between two sequences; equal as multisets passes (parallel loops). The items that differ
+    are paired (pair_up), so a change shows as each item's own diff though the run made them in another
+    order; the first SHOWN_PROBLEMS are shown, then how many more differ. Numbers are places in this run's
+    sequence (in the cassette's, for one this run did not make)."""
     if sorted(dumps(v) for v in old) == sorted(dumps(v) for v in new):
         return []
     problems: list[str] = []
     more = 0
-    for i in range(max(len(old), len(new))):
+    for i, j in pair_up(old, new, places):
         if len(problems) >= SHOWN_PROBLEMS:
-            more += i >= len(old) or i >= len(new) or bool(field_diff(old[i], new[i]))
-            continue
-        if i >= len(old):
-            problems.append(f"{what} {i + 1}: new, not in the cassette: {shown(new[i])}")
-        elif i >= len(new):
+            more += 1
+        elif i is None and j is not None:
+            problems.append(f"{what} {j + 1}: new, not in the cassette: {shown(new[j])}")
+        elif j is None and i is not None:
             problems.append(f"{what} {i + 1}: in the cassette, not made by this run: {shown(old[i])}")
-        else:
-            lines = render_diff(old[i], new[i])
-            if lines:
-                problems.append(f"{what} {i + 1} differs:\n" + "\n".join(lines))
+        elif i is not None and j is not None:
+            problems.append(f"{what} {j + 1} differs:\n" + "\n".join(render_diff(old[i], new[j])))
     if more:
         # "write to api.post: record" -> "records of write to api.post"; "output" -> "outputs"
         many = f"records of {what.rsplit(': ', 1)[0]}" if ": " in what else f"{what}s"
         problems.append(f"... and {more:,} more {many} differ ({len(problems) + more:,} in all; --update "
                         "accepts them, and the cassette's diff shows each)")
     return problems
+

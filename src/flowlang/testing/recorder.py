@@ -10,7 +10,7 @@ from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowError, FlowRuntimeError, UsageError
-from flowlang.runtime.tape import DRAW_PLACE
+from flowlang.runtime.tape import BATCH_PLACES, DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value, format_datetime
 from flowlang.testing.cassette import VERSION, Cassette, stored_page
 from flowlang.testing.cassette_journal import Journal
@@ -94,6 +94,9 @@ class RecordingConnection(Connection):
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         entry = self._entry("write", op, args, kwargs)
         entry["record"] = stored(record)
+        place = DRAW_PLACE.get()
+        if place is not None:  # the record's place in a loop that reorders its writes
+            entry["at"] = place
         self.recorder.add(entry)
         try:
             result = await self.inner.send(op, record, args, kwargs)
@@ -106,9 +109,12 @@ class RecordingConnection(Connection):
     async def send_batch(self, op: str, records: list[Value], args: list[Value],
                          kwargs: dict[str, Value]) -> list[SendOutcome]:
         entries = []
-        for record in records:
+        places = BATCH_PLACES.get() or []
+        for n, record in enumerate(records):
             entry = self._entry("write", op, args, kwargs)
             entry["record"] = stored(record)
+            if n < len(places) and places[n] is not None:
+                entry["at"] = places[n]
             entries.append(self.recorder.add(entry))
         try:
             outcomes = await self.inner.send_batch(op, records, args, kwargs)

@@ -10,11 +10,12 @@ from typing import Any
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.jsoncodec import dumps, loads
-from flowlang.runtime.tape import DRAW_PLACE
+from flowlang.runtime.tape import BATCH_PLACES, DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value
 from flowlang.testing.cassette import Cassette, canonical, masked, page_from_stored, request_key
 from flowlang.testing.cassette_values import restored, stored
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
+from flowlang.testing.pairing import Leaves, leaves, nearest, outward
 from flowlang.testing.recorder import writes
 
 # values drawn with what they are for, matched on it in a replay (not in the order they were drawn)
@@ -79,14 +80,16 @@ class ReplayConnection(Connection):
         return RecordStream(replayed, label)
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
-        return self.replayer.write(self, op, args, kwargs, record)
+        return self.replayer.write(self, op, args, kwargs, record, place=DRAW_PLACE.get())
 
     async def send_batch(self, op: str, records: list[Value], args: list[Value],
                          kwargs: dict[str, Value]) -> list[SendOutcome]:
         out = []
-        for record in records:
+        places = BATCH_PLACES.get() or []
+        for n, record in enumerate(records):
+            place = places[n] if n < len(places) else None
             try:
-                out.append(SendOutcome(True, self.replayer.write(self, op, args, kwargs, record)))
+                out.append(SendOutcome(True, self.replayer.write(self, op, args, kwargs, record, place=place)))
             except FlowRuntimeError as e:
                 out.append(SendOutcome(False, error=e.message, status=e.status))
         return out
@@ -108,9 +111,18 @@ class Replayer:
         # a recorded write's place in its destination's list, by what it sent: a write made in another
         # order (a parallel loop whose lookups took their time) gets its own answer, not its neighbour's
         self.by_payload: dict[str, deque[int]] = defaultdict(deque)
+        self.taken: dict[str, set[int]] = defaultdict(set)  # places whose answer a write of the replay got
+        # a recorded write's place by the record it was for ("at"), in a loop that reorders its writes
+        self.by_record: dict[tuple[str, str], deque[int]] = defaultdict(deque)
+        # the fields of recorded writes weighed by nearest_write
+        self.weighed: dict[tuple[str, int], Leaves] = {}
+        # per destination, where the last changed write's old form was from its place, and how much it differed
+        self.shift: dict[str, tuple[int, int]] = {}
         for entry in cassette.of_type("write"):
             destination = f"{entry['connection']}.{entry['op']}"
             self.by_payload[self.payload_key(destination, entry)].append(len(self.expected_writes[destination]))
+            if type(entry.get("at")) is str:
+                self.by_record[(destination, entry["at"])].append(len(self.expected_writes[destination]))
             self.expected_writes[destination].append(entry)
         self.values: dict[str, deque[Any]] = defaultdict(deque)
         # drawn by a record of a loop running iterations at once: by kind and the record's place, so that
@@ -204,18 +216,26 @@ class Replayer:
                 + "\n".join(lines))
 
     def write(self, connection: Connection, op: str, args: list[Value], kwargs: dict[str, Value], record: Value,
-              as_record: bool = True) -> Value:
+              as_record: bool = True, place: str | None = None) -> Value:
         destination = f"{connection.name}.{op}"
         # the fields of a recorded write line, in its order: --update rewrites only what changed
         entry: dict[str, Any] = {"type": "write", "connection": connection.name, "connector": connection.spec.name,
                                  "op": op, "args": self.normal(args), "kwargs": self.normal(kwargs)}
         if as_record:
             entry["record"] = self.normal(record)
+        if place is not None:
+            entry["at"] = place
         position = len(self.written[destination])
         self.written[destination].append(entry)
         recorded = self.expected_writes.get(destination, [])
         same = self.by_payload.get(self.payload_key(destination, entry))
-        at = same.popleft() if same else position  # else: at its place (a changed payload, its old answer)
+        # the same payload gets its own answer; a changed one that of its record's recorded write, else that
+        # of its old form near its place
+        at = same.popleft() if same else self.own_write(destination, place)
+        if at is None:
+            at = self.nearest_write(destination, entry, position)
+        self.taken[destination].add(at)
+        self.weighed.pop((destination, at), None)
         answer = recorded[at] if at < len(recorded) else None
         if answer is not None:
             for key in ("result", "error"):
@@ -228,6 +248,36 @@ class Replayer:
             raise recorded_error(answer["error"], destination)
         return restored(answer.get("result"))
 
+    def own_write(self, destination: str, place: str | None) -> int | None:
+        """The place of the recorded write of the same record (its "at") whose answer no write got yet."""
+        queue = self.by_record.get((destination, place)) if place is not None else None
+        while queue:
+            at = queue.popleft()
+            if at not in self.taken[destination]:
+                return at
+        return None
+
+    def nearest_write(self, destination: str, entry: dict[str, Any], position: int) -> int:
+        """Of the recorded writes to `destination` whose answer no write got yet, within NEAR places of
+        `position` (a parallel loop, or one filling batches, reorders its writes that much; looked for from
+        where the last one's was, when records were left out), the one that differs from `entry` in the
+        fewest fields, the nearer first: a changed payload gets its own old answer, not its recorded
+        neighbour's when the run made them in another order. `position` itself when none is left there."""
+        recorded, taken = self.expected_writes.get(destination, []), self.taken[destination]
+
+        def theirs(i: int) -> Leaves:
+            if (destination, i) not in self.weighed:
+                self.weighed[(destination, i)] = leaves(self.sent(recorded[i]))
+            return self.weighed[(destination, i)]
+        shift, enough = self.shift.get(destination, (0, 2))  # records left out or added before this one
+        center = min(max(position + shift, 0), len(recorded))
+        best, fewest = nearest(leaves(self.sent(entry)), outward(center, len(recorded), lambda i: i not in taken),
+                               theirs, enough)
+        if best is None:
+            return position
+        self.shift[destination] = (best - position, fewest)
+        return best
+
     # ---- after the run --------------------------------------------------------------------------
     def finish(self, status: str, failed: int) -> None:
         self.status, self.failed = status, failed
@@ -237,9 +287,10 @@ class Replayer:
         """Every way the replay differed from the cassette (empty: the test passes)."""
         out = [f"request not in the cassette{located(m)}: {m.message}" for m in self.misses]
         for destination in sorted(set(self.expected_writes) | set(self.written)):
-            old = [self.sent(e) for e in self.expected_writes.get(destination, [])]
-            new = [self.sent(e) for e in self.written.get(destination, [])]
-            out += compare_sequences(f"write to {destination}: record", old, new)
+            recorded, made = self.expected_writes.get(destination, []), self.written.get(destination, [])
+            out += compare_sequences(f"write to {destination}: record", [self.sent(e) for e in recorded],
+                                     [self.sent(e) for e in made], ([e.get("at") for e in recorded],
+                                                                    [e.get("at") for e in made]))
         old_outputs = [e.get("value") for e in self.cassette.of_type("output")]
         out += compare_sequences("output", old_outputs, self.outputs)
         recorded = self.cassette.of_type("result")
