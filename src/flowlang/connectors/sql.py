@@ -213,6 +213,8 @@ _SETS_MODE = re.compile(r"\bset\b[^;]*?\bsql_mode\b", re.IGNORECASE)
 # A SQLite file is used in WAL mode: a query still being read (a `for each` over db.query(...)) does not
 # block writes into the same file, which in the default journal mode wait on its lock until they fail.
 SQLITE_WAL = "PRAGMA journal_mode=WAL"
+# SQLite's words for a file it cannot open or read, which name no file
+SQLITE_FILE_WORDS = frozenset({"unable to open database file", "file is not a database"})
 
 
 def sqlite_file(database: str | None) -> bool:
@@ -374,9 +376,24 @@ class SqlConnection(Connection):
         if isinstance(e, UnicodeEncodeError):  # the driver encodes a value's text: the record is at fault
             return FlowRuntimeError(f"{self.name}: {unencodable(e, e.encoding, 'the database')}", "data")
         text = database_words(getattr(e, "orig", None) or e)
+        if self.dialect == "sqlite" and text in SQLITE_FILE_WORDS:
+            text += self._sqlite_file_said()
         if getattr(e, "orig", None) is not None:  # the database's own words (SQLAlchemy's class says nothing more)
             return FlowRuntimeError(self.services.mask(f"{self.name}: {text}"), "connector")
         return FlowRuntimeError(self.services.mask(f"{self.name}: {type(e).__name__}: {text}"), "connector")
+
+    def _sqlite_file_said(self) -> str:
+        """Which SQLite file SQLite could not open or read, and why when it can be told: 'unable to open
+        database file' and 'file is not a database' named neither."""
+        database = self.url.split(":///", 1)[-1].split("?", 1)[0]
+        if not sqlite_file(database):
+            return ""
+        path = Path(database)
+        if path.is_dir():
+            return f": {path} is a folder, not a SQLite file"
+        if not path.exists():
+            return f": {path} (its folder cannot be made or written)"
+        return f": {path}"
 
     def engine(self) -> Any:
         if self._engine is None:
