@@ -234,3 +234,19 @@ def test_check_formats_for_tools_carry_the_warnings(tmp_path: Path) -> None:
     assert (found["severity"], found["line"], found["column"]) == ("warning", 4, 18)  # under the field name
     assert "did you mean 'email'?" in found["message"] + (found["hint"] or "")
     assert github.stdout.startswith("::warning file=f.flow,line=4,col=18,")
+
+
+def test_a_csv_read_with_the_wrong_delimiter_is_named_as_such(tmp_path: Path) -> None:
+    """A European export (id;name;email) read with the default ',' is one column 'id;name;email':
+    r.email found nothing and no close name, so there was no warning at all (r.id, none either) and the
+    run sent records of nulls, exit 0. Each read says the field's name is among the column's, joined by
+    ';', and which delimiter to give."""
+    (tmp_path / "in.csv").write_text("id;name;email\n1;Ann;ann@example.com\n2;Bob;bob@example.com\n")
+    flow = ('use src = file(path: "in.csv")\ncall src.read() as rows\nfor each r in rows\n'
+            '  emit {id: r.id, email: r.email}\nend\n')
+    lines = warned(flow, tmp_path)
+    assert [line.split(" was missing")[0] for line in lines] == ["warning: 'id'", "warning: 'email'"], lines
+    assert ("'email' was missing in all 2 records of rows; they have id;name;email: one field whose name holds "
+            "'email' between ';'s, as a CSV file read with the wrong delimiter has (give the file's: delimiter: "
+            "';')") in lines[1]
+    assert warned(flow.replace('"in.csv"', '"in.csv", delimiter: ";"'), tmp_path) == []

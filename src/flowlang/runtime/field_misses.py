@@ -130,7 +130,8 @@ def warnings(misses: dict[FieldSite, Misses], reached_counts: dict[Reach, int],
         if found.present or found.count != came or came == 0 or site.name in found.keys:
             continue
         meant = closest(site.name, found.keys)
-        if meant is None:
+        joined = one_joined_column(site.name, found.keys)
+        if meant is None and joined is None:
             continue
         shown = ", ".join(found.keys[:KEYS_SHOWN]) + (", ..." if len(found.keys) > KEYS_SHOWN else "")
         records = "the 1 record" if came == 1 else f"all {came:,} records"
@@ -141,6 +142,28 @@ def warnings(misses: dict[FieldSite, Misses], reached_counts: dict[Reach, int],
         else:
             have = f"{site.receiver} has {shown}"
             read = f"'{site.name}' (in {site.receiver}.{site.name})"
+        if joined is not None:  # a CSV of ';' read with ',': one column named 'id;name', and r.id found nothing
+            out.append((f"{read} was missing in {records} of {of}; {have}: one field whose name holds "
+                        f"'{site.name}' between {joined!r}s, as a CSV file read with the wrong delimiter "
+                        f"has (give the file's: delimiter: {joined!r})", site.location))
+            continue
         out.append((f"{read} was missing in {records} of {of}; {have}; did you mean '{meant}'?",
                     site.location))
     return out
+
+
+JOINERS = (";", "\t", "|", ",")  # the delimiters a CSV file has, most often in this order
+
+
+def one_joined_column(name: str, keys: list[str]) -> str | None:
+    """The delimiter, when the records have one field whose name is several names joined by a CSV
+    delimiter, `name` among them ('id;name' for r.id): a file read with the wrong delimiter, whose every
+    field read found nothing while the did-you-mean found no close name for most of them."""
+    if len(keys) != 1:
+        return None
+    key = keys[0]
+    for delimiter in JOINERS:
+        parts = [p.strip().strip('"') for p in key.split(delimiter)]
+        if len(parts) > 1 and name in parts:
+            return delimiter
+    return None
