@@ -348,3 +348,69 @@ def test_a_limit_that_cannot_hold_is_refused_before_anything_runs(tmp_path: Path
                           ("--max-error-bytes", "0")):
         proc = run_cli("run", "f.flow", option, value, cwd=tmp_path)
         assert proc.returncode == 0 and proc.stdout == "1\n", (option, value, proc.stderr)
+
+
+STUCK_AFTER_THE_RUN = """
+import sys, threading, time
+from flowlang.runtime.watchdog import WATCHDOG, end_without_stuck_threads
+threading.Thread(target=time.sleep, args=(600,)).start()  # a worker stuck in C: it never ends by itself
+WATCHDOG.stopped_at_once = sys.argv[1] == "stopped"
+end_without_stuck_threads(75, wait=0.5)
+print("returned", flush=True)
+"""
+
+
+def test_a_worker_thread_left_running_by_a_stop_at_once_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    """After a second signal the run ends, but a database statement that an interrupt reached before it
+    started runs on in its worker thread, and the interpreter's exit waited for it forever (seen under
+    load: the summary printed, the process never exited). The command's end does not wait for it past a
+    moment: the process exits with the command's status. Without a stop at once it returns as before."""
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK_AFTER_THE_RUN)
+    start = time.monotonic()
+    ended = subprocess.run([sys.executable, str(script), "stopped"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert ended.returncode == 75, ended.stderr
+    assert "returned" not in ended.stdout
+    assert time.monotonic() - start < 30
+    proc = subprocess.Popen([sys.executable, str(script), "not"], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "returned\n"
+        time.sleep(1)
+        assert proc.poll() is None  # an ordinary end waits for its threads, as Python does
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_statement_given_up_before_it_started_does_not_start() -> None:
+    """The interrupt of a given-up call reaches SQLite only while a statement runs; one given up before
+    its statement started (the worker had taken the call, not yet sent it) ran on to its end, which for
+    a query that never ends is never. Such a call does not start its statement."""
+    import sqlite3
+
+    import pytest
+
+    from flowlang.connectors.sql_cancel import Call, GivenUp, Interrupter
+
+    raw = sqlite3.connect(":memory:")
+
+    class Conn:  # what working() reads of a SQLAlchemy connection
+        class connection:
+            dbapi_connection = raw
+
+    calls = Interrupter("sqlite", lambda: raw)
+    call = Call()
+    started: list[str] = []
+
+    def statement() -> None:
+        calls.working(Conn())
+        started.append("started")
+
+    call.given_up.set()  # as interrupt() does when the record is given up
+    with pytest.raises(GivenUp):
+        calls.run(call, statement, ())
+    assert started == []
+    calls.run(Call(), statement, ())  # a call that was not given up runs
+    assert started == ["started"]

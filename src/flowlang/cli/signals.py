@@ -57,6 +57,7 @@ def run_async_command(coro: Coroutine[Any, Any, T], stop: StopFlag | None = None
             return
         if stop is not None:
             stop.request_hard(f"{name} again")
+        WATCHDOG.stopped_at_once = True
         soon(main_task.cancel)
         WATCHDOG.at(time.monotonic() + grace, lambda: WATCHDOG.exit_process(
             int(ExitStatus.INTERRUPTED), "interrupted",

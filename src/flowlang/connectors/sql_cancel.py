@@ -17,6 +17,11 @@ log = logging.getLogger("flowlang.sql")
 T = TypeVar("T")
 
 
+class GivenUp(Exception):
+    """The call was given up (its record's time ran out, or the run was stopped at once) before its
+    statement started."""
+
+
 class Call:
     """One call on the connection's thread, and the DBAPI connection its statement runs on."""
 
@@ -47,10 +52,15 @@ class Interrupter:
                 self._current = None
 
     def working(self, conn: Any) -> None:
-        """The running call's statements go to this SQLAlchemy connection (on the connection's thread)."""
+        """The running call's statements go to this SQLAlchemy connection (on the connection's thread).
+        A call given up before its statement started does not start it (GivenUp): an interrupt that
+        reaches a connection with no statement running does nothing, so the statement would run on."""
         current = self._current
         if current is not None:
-            current.raw = conn.connection.dbapi_connection
+            with self._lock:
+                current.raw = conn.connection.dbapi_connection
+            if current.given_up.is_set():
+                raise GivenUp()
 
     def pause(self, seconds: float) -> bool:
         """Wait so many seconds on the connection's thread; True when the running call was given up

@@ -44,6 +44,7 @@ class Watchdog:
         self.jobs: dict[int, Callable[[str, str], None]] = {}  # job id -> record(status, message)
         self.allow_exit = False
         self.exiting = False
+        self.stopped_at_once = False  # a second signal stopped a run of this process (cli/signals.py)
 
     # ---- timers ------------------------------------------------------------------------------
     def at(self, when: float, action: Action) -> int:
@@ -171,6 +172,30 @@ class Watchdog:
                 action()
             except Exception as e:  # one timer's failure must not stop the watchdog
                 log.debug("watchdog action failed", exc_info=e)
+
+
+def end_without_stuck_threads(status: int, wait: float = 2.0) -> None:
+    """At the end of a program whose run a second signal stopped at once: a worker thread may still
+    run (a database statement the interrupt reached before it started runs on in C), and the
+    interpreter's exit would wait for it forever. Wait `wait` seconds for such threads, then end the
+    process with `status` without them: the command is over (its job recorded, its outputs written)."""
+    if not WATCHDOG.stopped_at_once:
+        return
+    deadline = time.monotonic() + wait
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if not any(t.is_alive() and not t.daemon and t is not threading.current_thread() for t in threading.enumerate()):
+        return
+    log.debug("a worker thread still runs after the command ended; the process ends without it")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    logging.shutdown()
+    os._exit(status)
 
 
 WATCHDOG = Watchdog()
