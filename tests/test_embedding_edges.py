@@ -125,3 +125,20 @@ def test_a_state_that_cannot_be_kept_fails_the_run_saying_so(tmp_path: Path) -> 
     finally:
         store.close()
     assert flow.run(params={"p": deep(3)}, state_dir=tmp_path).ok  # a state that can be kept is kept
+
+
+@pytest.mark.parametrize("error_id", ["12", -1, 0, True, 1.5, ["a"], 10**30])
+def test_retry_takes_error_ids_only(error_id: Any, tmp_path: Path) -> None:
+    # "12" replayed nothing and said ok, 1.5 raised TypeError, True was error 1, 10**30 an internal error
+    flow = flowlang.compile('for each x in [1, 2]\n  fail "no"\nend\n')
+    assert flow.run(state_dir=tmp_path).status == "partial"
+    with pytest.raises(flowlang.UsageError, match="error_id= takes"):
+        flow.retry(error_id, state_dir=tmp_path)
+
+
+def test_retry_of_an_id_that_is_no_error_says_so(tmp_path: Path) -> None:
+    flow = flowlang.compile('for each x in [1, 2]\n  fail "no"\nend\n')
+    assert flow.run(state_dir=tmp_path).status == "partial"
+    with pytest.raises(flowlang.UsageError, match="no open error 999 of <flow>"):
+        flow.retry(999, state_dir=tmp_path)  # before: status ok, nothing replayed
+    assert flow.retry([1], state_dir=tmp_path).status == "partial"  # it fails again, and stays open

@@ -223,7 +223,20 @@ class Flow:
             raise UsageError(f"{self.name}: a flow compiled from text without state_dir keeps its failed records "
                              "only for the run (in result.errors), so retry() has none to replay; give run() and "
                              "retry() the same state_dir= (or set FLOWLANG_STATE_DIR) to keep them")
+        if error_id is not None:
+            self.open_errors_named(setup.state_dir, error_ids(error_id))
         return await self.retry_job(options, setup, error_id)
+
+    def open_errors_named(self, state_dir: Path, ids: list[int]) -> None:
+        """An id that is no error of the flow's store stops the retry, as `flowlang retry --id` does: before,
+        retry(999) (or retry("x")) replayed nothing and said ok."""
+        store = Store(state_dir)
+        try:
+            missing = [i for i in ids if store.get_error(self.key, i) == (None, False)]
+        finally:
+            store.close()
+        if missing:
+            raise UsageError(f"no open error {', '.join(str(i) for i in missing)} of {self.name}")
 
     def retry(self, error_id: int | Iterable[int] | None = None, **kw: Any) -> Result:
         return run_sync(self.retry_async(error_id, **kw), "await flow.retry_async(...)")
@@ -271,6 +284,23 @@ def compile(text: str, *, name: str = "<flow>", base_dir: str | Path | None = No
     if bindings is not None:
         flow.checked = flow.checked_for(frozenset(binding_names(bindings)))
     return flow
+
+
+STORE_IDS = 2**63 - 1  # the largest id the store's integers hold
+
+
+def error_ids(error_id: int | Iterable[int]) -> list[int]:
+    """retry()'s error_id: one id or several, each a whole number of 1 or more. A text (error_id="12")
+    was read as the ids '1' and '2' and matched none, 1.5 raised TypeError, True was error 1, and an id past
+    the store's integers ended the retry as 'internal error (OverflowError ...)'."""
+    if isinstance(error_id, str | bytes) or not isinstance(error_id, int | Iterable):
+        raise UsageError(f"error_id= takes an error's id (a whole number) or a list of them, not {error_id!r}")
+    ids = [error_id] if isinstance(error_id, int) else list(error_id)
+    for i in ids:
+        if type(i) is not int or not 1 <= i <= STORE_IDS:
+            raise UsageError(f"error_id= takes errors' ids, whole numbers of 1 or more (flowlang errors FILE lists "
+                             f"them), not {i!r}")
+    return ids
 
 
 def named(what: str, given: Mapping[str, Any] | None) -> None:
