@@ -217,6 +217,15 @@ def test_piped_stdin() -> None:
     assert bad.status == 1 and "expected an expression" in bad.stderr and "2" in bad.stdout
 
 
+def test_piped_stdin_takes_a_line_separator_inside_a_string_as_text() -> None:
+    """U+2028, U+2029 and U+0085 inside a string literal are text, as in a .flow file that `flowlang run`
+    runs; the piped REPL split its input with str.splitlines(), which ends lines there, so the
+    statement failed ("this string is not closed on its line") and later lines lost the variable."""
+    proc = cli("repl", stdin='let s = "a\u2028b\u2029c\x85d"\r\nlen(s)\n:quit\r\n1 + 1\n')
+    assert proc.status == 0, proc.stderr
+    assert proc.stdout.split() == ["7"]  # and :quit ended it (a CRLF line end too)
+
+
 class Screen:
     """A pseudo-terminal running the REPL, rendered by a VT100 emulator so tests read the screen."""
 

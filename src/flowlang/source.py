@@ -11,6 +11,13 @@ from flowlang.lazy_dataclass import dataclass
 NEWLINE = re.compile("\n")
 
 
+def lines_of(text: str) -> list[str]:
+    """The lines of a text as flowlang reads them (a flow, JSON Lines, statements piped to the REPL):
+    each ends at a line feed alone, a CR before it dropped. U+2028, U+2029, U+0085 and the other
+    characters str.splitlines() takes for line ends are text inside a line (a string may hold them)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A half-open range of character offsets into one Source."""

@@ -8,6 +8,7 @@ from typing import IO, Any
 
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import JsonDataError, loads
+from flowlang.source import lines_of
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def json_lines(text: str) -> list[str]:
     """The lines of JSON Lines text: each ends at a line feed alone (a CR before it is dropped). A JSON
     string may hold U+2028, U+2029, U+0085 as they are (flowlang's own output does), which
     str.splitlines() takes for line ends."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
+    return lines_of(text)
 
 
 def _json_lines(text: str, path: str) -> list[Any]:

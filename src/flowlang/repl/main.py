@@ -13,6 +13,7 @@ from flowlang.repl.meta import is_meta, run_meta
 from flowlang.repl.render import cannot_show, failure_lines, plain_text
 from flowlang.repl.session import NOTHING, Outcome, ReplSession
 from flowlang.runtime.jsoncodec import JsonDataError
+from flowlang.source import lines_of
 
 
 def make_session(args: argparse.Namespace, terminal: Terminal) -> ReplSession:
@@ -47,7 +48,7 @@ def run_piped(session: ReplSession, text: str, terminal: Terminal) -> int:
     failed = False
     buffer: list[str] = []
     first = 1  # the line of stdin the buffered input starts on: a message names <stdin>:LINE:COL
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines_of(text.removesuffix("\n")), 1):  # U+2028 in a string is no line end
         if not buffer:
             first = number
         if not buffer and is_meta(line):
