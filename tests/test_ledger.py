@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import flowlang
 from conftest import cli, run_cli
 from fakeapi import FakeApi, Request
@@ -86,8 +88,11 @@ def ledger(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in shown.stdout.splitlines()]
 
 
-def test_once_under_kill_9_sends_no_duplicate(tmp_path: Path) -> None:
-    (tmp_path / "orders.flow").write_text(ONCE)
+@pytest.mark.parametrize("mode", ["once", "if changed"])
+def test_once_under_kill_9_sends_no_duplicate(tmp_path: Path, mode: str) -> None:
+    """`if changed` so too: a send in flight at the kill was not claimed, and the next run sent it again
+    (a second POST at the sink for the kills after it stored the record)."""
+    (tmp_path / "orders.flow").write_text(ONCE.replace(" once as created", f" {mode} as created"))
     (tmp_path / "orders.jsonl").write_text("".join(
         json.dumps({"number": f"SO-{i:04d}", "total": i}) + "\n" for i in range(1, RECORDS + 1)))
     sink = Sink()
@@ -299,8 +304,9 @@ class BatchSink(Sink):
         return 200, {}, {"results": [{"ok": True} for _ in items]}
 
 
-def test_batched_once_under_kill_9_sends_no_duplicate(tmp_path: Path) -> None:
-    (tmp_path / "orders.flow").write_text(BATCH_ONCE)
+@pytest.mark.parametrize("mode", ["once", "if changed"])
+def test_batched_once_under_kill_9_sends_no_duplicate(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "orders.flow").write_text(BATCH_ONCE.replace(" once batch", f" {mode} batch"))
     (tmp_path / "connectors").mkdir()
     (tmp_path / "connectors" / "dest.toml").write_text(BATCH_CONNECTOR)
     count = 200
@@ -753,3 +759,71 @@ def test_the_commands_a_message_gives_name_the_flow_file_as_it_can_be_run_from_w
     child = run_cli("run", "my flows/parent.flow", cwd=tmp_path)
     assert child.returncode == 3
     assert "(see flowlang errors 'my flows/sub/child.flow')" in child.stderr, child.stderr
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_an_if_changed_send_cut_off_in_flight_is_not_sent_again_by_the_resume(tmp_path: Path, method: str) -> None:
+    """kill -9 after the receiver stored record 3 and before its answer: `if changed` kept nothing before
+    the request, so 'flowlang run --resume' sent record 3 again (a second POST at the receiver). It is
+    claimed pending before its request now, as a `once` send is: the resume keeps the record as failed,
+    saying it may have arrived, `flowlang ledger --sent 3` and `flowlang retry` finish it, and a later run
+    of the same records sends nothing. A PUT may be repeated: it is sent again, saying so."""
+    verb = method.lower()
+    (tmp_path / "orders.flow").write_text(
+        'flow "catalogue"\nuse sink = http(base_url: env.API)\nfor each n in range(1, 6)\n'
+        f'  send {{number: n, v: 1}} to sink.{verb}("/items") key n if changed\nend\n')
+    received: Counter[int] = Counter()
+    pid: list[int] = []
+
+    def store(req: Request) -> tuple[int, dict[str, str], Any]:
+        received[req.body["number"]] += 1
+        if req.body["number"] == 3 and pid:
+            os.kill(pid.pop(), signal.SIGKILL)  # stored here, the answer never reaches the client
+            time.sleep(0.05)
+        return 200, {}, {"ok": True}
+
+    with FakeApi() as api:
+        api.route(method, "/items", store)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}, "API": api.url}
+        proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "orders.flow"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pid.append(proc.pid)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        resumed = run_cli("run", "orders.flow", "--resume", cwd=tmp_path, env={"API": api.url})
+        if method == "PUT":
+            assert resumed.returncode == 0, resumed.stderr
+            assert "key 3 was in flight when job 1 stopped; sending it again cannot do its work twice" in resumed.stderr
+            assert received == Counter({1: 1, 2: 1, 3: 2, 4: 1, 5: 1})
+        else:
+            assert resumed.returncode == 3, resumed.stderr
+            assert "send ... if changed: the send of key 3 to sink.post /items in job 1 got no answer" in resumed.stderr
+            assert "or, if it arrived, flowlang ledger orders.flow --sent 3" in resumed.stderr
+            assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1})  # 3 once: the receiver has it
+            assert run_cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path).returncode == 0
+            retried = run_cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url})
+            assert retried.returncode == 0, retried.stderr
+        again = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        assert again.returncode == 0, again.stderr
+    assert received[3] == (2 if method == "PUT" else 1) and sum(received.values()) == 5 + (method == "PUT")
+
+
+def test_an_if_changed_send_refused_leaves_the_last_payload_sent(tmp_path: Path) -> None:
+    """An `if changed` send is pending while in flight; one the destination refused (422) gives the key back
+    the payload sent before it, so the next run of that payload skips it as unchanged."""
+    flow = tmp_path / "orders.flow"
+    text = ('flow "catalogue"\nuse sink = http(base_url: env.API)\nfor each n in [1]\n'
+            '  send {number: n, v: V} to sink.post("/items") key n if changed\nend\n')
+    got: list[int] = []
+
+    def store(req: Request) -> tuple[int, dict[str, str], Any]:
+        got.append(req.body["v"])
+        return (422, {}, {"error": "no"}) if req.body["v"] == 2 else (201, {}, {"ok": True})
+    with FakeApi() as api:
+        api.route("POST", "/items", store)
+        for v, status in ((1, 0), (2, 3), (1, 0)):
+            flow.write_text(text.replace("V", str(v)))
+            done = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+            assert done.returncode == status, done.stderr
+    assert got == [1, 2]  # the third run's v 1 is what the destination has
+    assert [(e["status"], e["job_id"]) for e in ledger(tmp_path)] == [("sent", 1)]

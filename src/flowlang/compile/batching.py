@@ -20,7 +20,7 @@ from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame
-from flowlang.runtime.ledger import ledger_operation
+from flowlang.runtime.ledger import LedgerEntry, ledger_operation
 from flowlang.runtime.slots import Slots
 from flowlang.runtime.stats import count_sent
 from flowlang.runtime.store import now_text
@@ -217,7 +217,10 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
     ledgered = buffer.mode is not None and run.ledger is not None and not run.dry_run
     conn, op = buffer.connection, ledger_operation(buffer.op, buffer.args)  # op: the ledger's name
     job_id = run.job.get("id")
-    if ledgered and buffer.mode == "once" and run.ledger is not None:  # claimed before the request goes out
+    before: dict[str, LedgerEntry | None] = {}  # `if changed`: the last payload sent for each key
+    if ledgered and run.ledger is not None:  # claimed before the request goes out (a kill leaves them pending)
+        if buffer.mode == "changed":
+            before = {k: run.ledger.get(run.flow, conn.name, op, k) for k, _ in ledgers}
         run.ledger.pending_many(run.flow, conn.name, op, ledgers, job_id, now_text())
     try:
         outcomes = await buffer.connection.send_batch(buffer.op, records, buffer.args, buffer.kwargs)
@@ -233,13 +236,17 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
         run.flush_writes()  # what the ledger records as sent has reached the destination
         sent = [(k, digest, o.result) for (k, digest), o in zip(ledgers, outcomes, strict=True) if o.ok]
         refused = [k for (k, _), o in zip(ledgers, outcomes, strict=True) if not o.ok and not o.uncertain]
-        run.ledger.settle_many(run.flow, conn.name, op, sent, refused, job_id, now_text(), run.mask)
-        if buffer.mode == "once":  # a record that may have arrived keeps its key pending, and says so
-            for (k, _), o in zip(ledgers, outcomes, strict=True):
-                if not o.ok and o.uncertain:
-                    o.error = (o.error or "the destination did not say whether it took the record") + \
-                        kept_pending(run, conn.name, k)
-    if buffer.mode != "once":  # a record that may have arrived: a retry may send it twice, said so
+        # `if changed`: a refused key that was sent before gets back its last payload sent
+        restored = {k for k in refused if (was := before.get(k)) is not None and was.status == "sent"}
+        run.ledger.settle_many(run.flow, conn.name, op, sent, [k for k in refused if k not in restored], job_id,
+                               now_text(), run.mask)
+        for k in restored:
+            run.ledger.restore(run.flow, conn.name, op, k, before[k])
+        for (k, _), o in zip(ledgers, outcomes, strict=True):  # one that may have arrived stays pending, said so
+            if not o.ok and o.uncertain:
+                o.error = (o.error or "the destination did not say whether it took the record") + \
+                    kept_pending(run, conn.name, k, buffer.mode or "once")
+    if not ledgered:  # a record that may have arrived: a retry may send it twice, said so
         for o in outcomes:
             if not o.ok and o.uncertain:
                 o.error = (o.error or "the destination did not say whether it took the record") + \

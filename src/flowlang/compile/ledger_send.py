@@ -51,16 +51,17 @@ def record_key(value: Any, run: RunContext | None = None) -> Any:
 
 def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str, mode: str,
                  stats: StatementStats) -> tuple[bool, Any]:
-    """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose `once`
-    send was cut off in flight is refused: the record fails, saying so."""
+    """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose send was
+    cut off in flight is refused (unless sending it again cannot do its work twice): the record fails,
+    saying so."""
     entry = consulted(run, conn.name, op, k)
-    if entry is not None and entry["status"] == "pending" and mode == "once" and entry.get("repeatable"):
+    if entry is not None and entry["status"] == "pending" and entry.get("repeatable"):
         run.log("info", f"{conn.name}.{op}: key {k} was in flight when job {entry['job_id']} stopped; sending it "
                 "again cannot do its work twice (an idempotency key, or a PUT or DELETE), so it is sent again")
-    elif entry is not None and entry["status"] == "pending" and mode == "once":
+    elif entry is not None and entry["status"] == "pending":
         raise FlowRuntimeError(
-            f"send ... once: the send of key {k} to {conn.name}.{op} in job {entry['job_id']} got no answer that "
-            f"says whether it arrived (the job stopped while it was in flight, or it timed out or lost its "
+            f"send ... {MODE_WORDS[mode]}: the send of key {k} to {conn.name}.{op} in job {entry['job_id']} got no "
+            f"answer that says whether it arrived (the job stopped while it was in flight, or it timed out or lost its "
             f"connection), so it may have reached {conn.name}; check there, then run flowlang ledger "
             f"{run.flow_file} --forget {k} to send it again (or, if it arrived, flowlang ledger {run.flow_file} "
             f"--sent {k}, and flowlang retry finishes the record without sending it)", "connector")
@@ -113,9 +114,9 @@ def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, An
     return entry if type(entry) is dict else None
 
 
-def kept_pending(run: RunContext, connection: str, k: str) -> str:
-    """What a `once` send that may have arrived (FlowRuntimeError.uncertain) adds to its record's error."""
-    return (f"; send ... once: key {k} stays pending in the ledger, since the request may have reached "
+def kept_pending(run: RunContext, connection: str, k: str, mode: str = "once") -> str:
+    """What a ledger send that may have arrived (FlowRuntimeError.uncertain) adds to its record's error."""
+    return (f"; send ... {MODE_WORDS[mode]}: key {k} stays pending in the ledger, since the request may have reached "
             f"{connection}: check there, then run flowlang ledger {run.flow_file} --forget {k} to send it again "
             f"(or, if it arrived, flowlang ledger {run.flow_file} --sent {k}) before a retry")
 
@@ -159,18 +160,19 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         count_sent(stats, 1, conn.sends_read(op))  # would be sent, as a dry run counts its other sends
         return answer
     job_id = run.job.get("id")
-    if mode == "once":
-        ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text(),
-                       conn.repeatable(op, record, kwargs))
+    before = ledger.get(run.flow, conn.name, entry_op, k) if mode == "changed" else None  # the last one sent
+    # claimed before the request goes out (`if changed` too: a kill leaves it pending, not to be sent again)
+    ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text(), conn.repeatable(op, record, kwargs))
     try:
         answer = await conn.send(op, record, args, kwargs)
     except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending
-        if mode == "once":
-            if e.uncertain:  # it may have arrived: kept pending, as a kill would leave it
-                e.message += kept_pending(run, conn.name, k)
-                e.args = (e.message, *e.args[1:])
-            else:
-                ledger.release(run.flow, conn.name, entry_op, k)
+        if e.uncertain:  # it may have arrived: kept pending, as a kill would leave it
+            e.message += kept_pending(run, conn.name, k, mode)
+            e.args = (e.message, *e.args[1:])
+        elif mode == "once":
+            ledger.release(run.flow, conn.name, entry_op, k)
+        else:  # refused: the destination has what it had, and the ledger says so again
+            ledger.restore(run.flow, conn.name, entry_op, k, before)
         raise
     run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
     ledger.sent(run.flow, conn.name, entry_op, k, digest, answer, job_id, now_text(), run.mask)

@@ -112,8 +112,8 @@ class Ledger:
 
     def pending(self, flow: str, connection: str, operation: str, key: str, digest: str, job_id: int | None,
                 when: str, repeatable: bool = False) -> None:
-        """Before a `once` send: the key is claimed (a kill from here on leaves it pending); `repeatable`:
-        sending it again cannot do its work twice, so a run that finds it pending sends it again."""
+        """Before a `once` or `if changed` send: the key is claimed (a kill from here on leaves it pending);
+        `repeatable`: sending it again cannot do its work twice, so a run that finds it pending sends it again."""
         self._write("insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at, repeatable) "
                     "values (?, ?, ?, ?, ?, 'pending', ?, ?, ?) on conflict(flow, connection, operation, key) do "
                     "update set hash = excluded.hash, status = 'pending', job_id = excluded.job_id, "
@@ -159,6 +159,16 @@ class Ledger:
         """A pending send that failed with an answer: not sent, so it may be sent again."""
         self._write("delete from ledger where flow = ? and connection = ? and operation = ? and key = ? "
                     "and status = 'pending'", (flow, connection, operation, key))
+
+    def restore(self, flow: str, connection: str, operation: str, key: str, before: LedgerEntry | None) -> None:
+        """A pending `if changed` send that failed with an answer: the key is as it was before (the last
+        payload sent for it, or no entry), so the next run compares with what the destination has."""
+        if before is None or before.status != "sent":
+            self.release(flow, connection, operation, key)
+            return
+        self._write("update ledger set hash = ?, status = 'sent', job_id = ?, sent_at = ?, repeatable = 0 "
+                    "where flow = ? and connection = ? and operation = ? and key = ? and status = 'pending'",
+                    (before.hash, before.job_id, before.sent_at, flow, connection, operation, key))
 
     def entries(self, flow: str, key: str | None = None) -> list[LedgerEntry]:
         sql = ("select flow, connection, operation, key, hash, answer, status, job_id, sent_at, repeatable from ledger "
