@@ -19,6 +19,7 @@ from typing import Any
 
 from conftest import cli, run_cli
 from fakeapi import FakeApi, Request
+from flowlang.connectors.storage import is_partial
 
 
 def make_inbox(folder: Path, files: int, rows: int) -> dict[str, list[str]]:
@@ -185,10 +186,12 @@ end
 
 def archived_files(archive: Path) -> set[str]:
     """The files moved to the archive; not the pick-up's ledger, which a run killed between writing it
-    and moving the files leaves there for the next run to finish."""
+    and moving the files leaves there for the next run to finish, nor the ledger's temporary file
+    (`..flowlang-pickup-NAME.json.part`) of a run killed while it wrote the ledger."""
     if not archive.exists():
         return set()
-    return {p.name for p in archive.iterdir() if not p.name.startswith(".flowlang-pickup-")}
+    return {p.name for p in archive.iterdir()
+            if not p.name.startswith(".flowlang-pickup-") and not is_partial(p.name)}
 
 
 def test_kill_9_never_archives_a_file_before_its_records_are_sent(tmp_path: Path) -> None:
