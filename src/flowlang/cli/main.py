@@ -243,9 +243,9 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
         # modules, the parser's tables): ~50 ms of CPU of a short run. What the command opened it has
         # closed, so they are left to the OS (gc.freeze: no collection looks at them again).
         gc.freeze()
-        from flowlang.runtime.watchdog import end_without_stuck_threads
-
-        end_without_stuck_threads(status)
+        watchdog = sys.modules.get("flowlang.runtime.watchdog")  # not imported: no signal was handled
+        if watchdog is not None:  # (importing it would cost `flowlang --version` 20 ms)
+            watchdog.end_without_stuck_threads(status)
     return status
 
 
