@@ -548,3 +548,27 @@ def test_a_serve_starting_while_a_replay_runs_waits_and_runs_it_not_again(tmp_pa
             if replay.poll() is None:
                 replay.kill()
     assert got(api) == Counter([1, 2, 3]), got(api)
+
+
+def test_replay_needs_neither_the_folders_other_flows_nor_a_webhook_secret(tmp_path: Path) -> None:
+    """`flowlang inbox DIR --replay 1` of a delivery of orders.flow loaded and checked every flow of DIR, as
+    serve's start does, and read each one's verify secrets: it was refused for another flow's secret ('error:
+    github.flow: the webhook's secret.GH_SECRET is not set') and for another flow's check error, and needed
+    the replayed flow's own webhook secret, though a replay checks no signature. It loads the replayed flow
+    alone, without its verify secrets (the delivery's headers were masked when it came)."""
+    from flowlang.serve.inbox import Delivery, Inbox
+
+    with FakeApi() as api:
+        (tmp_path / "orders.flow").write_text(hook_flow())
+        (tmp_path / "github.flow").write_text('flow "gh"\ntrigger webhook(verify: github(secret.GH_SECRET))\n'
+                                              'emit unknown_name\n')
+        inbox = Inbox(tmp_path / ".flowlang")
+        try:
+            inbox.accept(Delivery(0, "orders", None, "2026-01-01T00:00:00Z", "application/json",
+                                  {"x-token": "***"}, b'{"n": 7}'), lambda _id, _dup: None).result()
+        finally:
+            inbox.close()
+        replay = run_cli("inbox", str(tmp_path), "--replay", "1", env={"API": api.url})
+        assert replay.returncode == 0, replay.stderr
+        assert "orders: delivery 1 ran again as job 1: ok" in replay.stderr + replay.stdout
+        assert got(api) == Counter({7: 1})

@@ -189,7 +189,7 @@ def _replay(args: argparse.Namespace, terminal: Terminal, inbox: object) -> int:
     for value in secrets.values():
         terminal.masker.add(value)
     project = load_project(getattr(args, "config", None), Path(args.folder).resolve())
-    flows = {f.route: f for f in load_folder(Path(args.folder), secrets, None, project.secret_providers)}
+    flows = {f.route: f for f in load_folder(Path(args.folder), secrets, None, project.secret_providers, d.flow)}
     served = flows.get(d.flow)
     if served is None:
         raise UsageError(f"delivery {d.id} is for the flow '{d.flow}', which is no longer in {args.folder}")

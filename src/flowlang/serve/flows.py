@@ -122,8 +122,11 @@ def same_name(flow: Flow, other: str) -> Diagnostic:
 
 
 def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str] | None = None,
-                providers: SecretProviders | None = None) -> list[ServedFlow]:
-    """Every *.flow file of the folder, checked; raises a CheckError listing all their mistakes."""
+                providers: SecretProviders | None = None, only: str | None = None) -> list[ServedFlow]:
+    """Every *.flow file of the folder, checked; raises a CheckError listing all their mistakes. With `only`
+    (a route: `flowlang inbox --replay`), that flow's file alone, if it is there, and without its verify
+    schemes' secrets: a replay checks no signature, and needs neither another flow of the folder to check
+    nor its webhook's secret (a replay of a Stripe delivery refused for the GitHub flow's secret)."""
     if folder.is_file():
         raise UsageError(f"{folder} is a file: serve takes the folder of flows (flowlang serve {folder.parent})")
     if not folder.is_dir():
@@ -137,7 +140,8 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
     problems: list[Diagnostic] = []
     served: list[ServedFlow] = []
     names: dict[str, str] = {}  # a flow's name -> the file that has it
-    for path in sorted(folder.glob("*.flow")):
+    paths = sorted(folder.glob("*.flow")) if only is None else [p for p in [folder / f"{only}.flow"] if p.is_file()]
+    for path in paths:
         try:
             flow = load(path, environment=environment, bindings=())
         except ScriptError as e:
@@ -155,7 +159,7 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
         served.append(item)
     if problems:
         raise CheckError(problems)
-    for item in served:
+    for item in served if only is None else ():
         if item.webhook is not None:
             item.schemes = [Scheme(s, tuple(secret_value(r, chain, env, item.route) for r in s.secrets))
                             for s in item.webhook.verify]
