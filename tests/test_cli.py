@@ -523,3 +523,21 @@ def test_a_retry_whose_run_input_was_not_kept_leaves_the_error_open(tmp_path: Pa
         assert "the input of the run it failed in was not kept" in retried.stderr
         assert not [r for r in api.requests if r.method == "POST"]
     assert "1 open error" in cli("errors", "f.flow", cwd=tmp_path).stdout
+
+
+def test_a_param_whose_default_is_a_text_takes_the_text_given(tmp_path: Path) -> None:
+    """`--param project=1200000000000000` (the command examples/asana_tasks documents) was read as JSON, so
+    the text param became a number and the task reached Asana as `projects: [1200000000000000]`, refused
+    (Prism serving Asana's description: 400, 'data.projects.0 must be string'); `--param sku=true` or
+    `=null` the same. A param whose default is a text takes the text as given (or a JSON string's text);
+    the others read JSON as before."""
+    write(tmp_path, "f.flow", 'param project = "1"\nparam tag = "{env.HOME}"\nparam n = 5\nparam any\n'
+                              'emit {project: project, tag: tag, n: n, any: any}\n')
+    for given, project in (("1200000000000000", "1200000000000000"), ("true", "true"), ("null", "null"),
+                           ("1e3", "1e3"), ('"quoted"', "quoted"), ("[draft]", "[draft]")):
+        proc = cli("run", "f.flow", "--param", f"project={given}", "--param", "tag=007", "--param", "n=7",
+                   "--param", "any=[1]", cwd=tmp_path)
+        assert proc.status == 0, (given, proc.stderr)
+        assert lines(proc.stdout) == [{"project": project, "tag": "007", "n": 7, "any": [1]}], given
+    repl = cli("repl", "--param", "project=12", stdin='param project = "x"\ntype_of(project)\n', cwd=tmp_path)
+    assert repl.stdout.split() == ['"string"'], repl

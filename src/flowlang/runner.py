@@ -184,6 +184,14 @@ def resolve_params(compiled: CompiledModule, given: dict[str, Any]) -> None:
                          f"(or params={{'{missing[0]}': ...}} when embedding)")
 
 
+def text_params(params: list[ast.Param]) -> set[str]:
+    """The params whose default is a text (`param project = "1200"`, `param url = "{env.HOST}/api"`): the
+    command line gives such a param its value as text, not read as JSON (`--param project=1200` is the
+    text "1200": read as the number 1200, it reached the API as one, and Asana refused the task)."""
+    return {p.name for p in params if isinstance(p.default, ast.Interpolated)
+            or (isinstance(p.default, ast.Literal) and isinstance(p.default.value, str))}
+
+
 def given_param(name: str, default: ast.Expr | None, value: Any) -> Any:
     """The value a param takes from what it was given (a time or a date param reads ISO 8601 text);
     a value of another kind than its default's is a UsageError (`param n is a number ...`)."""

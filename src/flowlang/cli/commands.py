@@ -17,6 +17,7 @@ from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError, UsageError
 from flowlang.project import Project, load_project
+from flowlang.runner import text_params
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.status import ExitStatus, exit_status
 from flowlang.telemetry.otel import from_environment as otel_from_environment
@@ -68,7 +69,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     stdin_store(args)
     flow = load_flow(args.file, terminal)
     project = project_for(args, flow)
-    params = parse_params(args.param)
+    params = parse_params(args.param, text_params(flow.checked.params))
     payload = read_input(args.input, terminal.stdin)
     secrets = _secrets(args, terminal)
     if args.limit is not None and args.limit < 0:
@@ -170,7 +171,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     stdin_store(args)
     flow = load_flow(args.file, terminal)
     project = project_for(args, flow)
-    params = parse_params(args.param)
+    params = parse_params(args.param, text_params(flow.checked.params))
     secrets = _secrets(args, terminal)
     ids = list(args.id)
     if ids:  # an id that is no open error stops the retry; one resolved meanwhile is skipped, saying so
@@ -310,7 +311,7 @@ def cmd_plan(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.json_lines = args.json_logs  # every stderr line of a plan, from its first, is then one JSON object
     flow = load_flow(args.file, terminal)
     project = project_for(args, flow)
-    params = parse_params(args.param)
+    params = parse_params(args.param, text_params(flow.checked.params))
     payload = read_input(args.input)
     secrets = _secrets(args, terminal)
     if args.limit is not None and args.limit < 0:

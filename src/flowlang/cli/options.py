@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
@@ -11,15 +12,40 @@ from flowlang.runtime.jsoncodec import JsonDataError, loads
 from flowlang.source import lines_of
 
 
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """--param name=value: the value is parsed as JSON, else taken as a string (json_or_text)."""
+def parse_params(items: list[str], texts: Collection[str] = ()) -> dict[str, Any]:
+    """--param name=value: the value is parsed as JSON, else taken as a string (json_or_text); for a
+    param named in `texts` (its default is a text: runner.text_params) it is the text as given, or the
+    text of a JSON string (`sku='"A1"'`), so `--param sku=12345` is "12345", not a number."""
     params: dict[str, Any] = {}
     for item in items:
-        name, sep, raw = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--param needs name=value, got {item!r}")
-        params[name.strip()] = json_or_text(raw, f"--param {item}")
+        name, raw = _name_and_value(item)
+        params[name] = text_or_json_string(raw) if name in texts else json_or_text(raw, f"--param {item}")
     return params
+
+
+def param_texts(items: list[str]) -> dict[str, str]:
+    """Each --param's value as a param whose default is a text takes it (the REPL's params, whose lines
+    come later)."""
+    return {name: text_or_json_string(raw) for name, raw in map(_name_and_value, items)}
+
+
+def _name_and_value(item: str) -> tuple[str, str]:
+    name, sep, raw = item.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(f"--param needs name=value, got {item!r}")
+    return name.strip(), raw
+
+
+def text_or_json_string(raw: str) -> str:
+    """A command-line value for a text: the text of a JSON string (`"[draft]"`), else the text as given."""
+    if raw.startswith('"'):
+        try:
+            value = loads(raw)
+        except JsonDataError:
+            return raw
+        if isinstance(value, str):
+            return value
+    return raw
 
 
 def json_or_text(raw: str, given: str) -> Any:

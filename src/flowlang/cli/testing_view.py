@@ -15,9 +15,21 @@ from flowlang.status import ExitStatus
 from flowlang.testing.suite import ReplayCase, ReplayOutcome, discover, run_case_async
 
 
+def text_params_of(flow: Path) -> set[str]:
+    """The params of a flow file whose default is a text (--param gives them text); none when it cannot
+    be read (its replay says why)."""
+    from flowlang.api import load
+    from flowlang.errors import FlowError
+    from flowlang.runner import text_params
+
+    try:
+        return text_params(load(flow, bindings=()).checked.params)
+    except (FlowError, OSError):
+        return set()
+
+
 def cases_of(args: argparse.Namespace) -> list[ReplayCase]:
     path = Path(args.path)
-    params = parse_params(args.param)
     if path.is_dir():
         if args.cassette:
             raise UsageError("--cassette goes with a flow file; a folder's tests name their cassettes in flow.toml")
@@ -25,13 +37,15 @@ def cases_of(args: argparse.Namespace) -> list[ReplayCase]:
         if not found:
             raise UsageError(f"no test folders under {path} (a test folder holds a flow.toml naming its flow)")
         for case in found:
-            case.params.update(params)
+            if args.param:
+                case.params.update(parse_params(args.param, text_params_of(case.flow)))
         return found
     if not path.is_file():
         raise UsageError(f"no such flow file or folder: {path}")
     if not args.cassette:
         raise UsageError(f"say which cassette to replay: flowlang test {path} --cassette DIR "
                          "(record one with flowlang run --record DIR)")
+    params = parse_params(args.param, text_params_of(path)) if args.param else {}
     return [ReplayCase(path.name, path.parent, path.resolve(), Path(args.cassette), params)]
 
 

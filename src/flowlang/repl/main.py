@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO
 
 from flowlang.cli.console import Terminal
-from flowlang.cli.options import parse_params, read_secrets
+from flowlang.cli.options import param_texts, parse_params, read_secrets
 from flowlang.repl.meta import is_meta, run_meta
 from flowlang.repl.render import cannot_show, failure_lines, plain_text
 from flowlang.repl.session import NOTHING, Outcome, ReplSession
@@ -19,7 +19,8 @@ from flowlang.source import lines_of
 def make_session(args: argparse.Namespace, terminal: Terminal) -> ReplSession:
     secrets = read_secrets(getattr(args, "secrets", None))
     base = Path(args.file).resolve().parent if getattr(args, "file", None) else Path.cwd()
-    return ReplSession(base_dir=base, params=parse_params(getattr(args, "param", []) or []), secrets=secrets,
+    items = getattr(args, "param", []) or []
+    return ReplSession(base_dir=base, params=parse_params(items), param_texts=param_texts(items), secrets=secrets,
                        env=dict(os.environ), masker=terminal.masker)  # it learns each secret read, as it is read
 
 

@@ -22,7 +22,7 @@ from flowlang.environment import Environment, display_name
 from flowlang.errors import FlowError, FlowRuntimeError, FlowSyntaxError, ScriptError
 from flowlang.flow_file import read_flow_text
 from flowlang.repl.definitions import LeftOut, definitions, names_read
-from flowlang.runner import given_param
+from flowlang.runner import given_param, text_params
 from flowlang.runtime.frame import Frame, counted
 from flowlang.runtime.limits import StopFlag
 from flowlang.runtime.masking import DERIVED, Masker
@@ -91,10 +91,13 @@ class ReplSession:
     def __init__(self, *, base_dir: Path | None = None, params: dict[str, Any] | None = None,
                  secrets: dict[str, str] | None = None, env: dict[str, str] | None = None,
                  dry_run: bool = False, environment: Environment | None = None,
-                 logger: logging.Logger | None = None, masker: Masker | None = None) -> None:
+                 logger: logging.Logger | None = None, masker: Masker | None = None,
+                 param_texts: dict[str, str] | None = None) -> None:
         self.environment = environment or Environment()
         self.base_dir = (base_dir or Path.cwd()).resolve()
         self.params = dict(params or {})
+        # the command line's --param values as text, for a param whose default is a text (runner.text_params)
+        self.param_texts = dict(param_texts or {})
         self.secrets = dict(secrets or {})
         self.env = dict(env or {})
         # one masker for the whole session (a :reset too): the caller masks what it shows with it, and
@@ -347,7 +350,9 @@ class ReplSession:
         for stmt in module.statements:
             if isinstance(stmt, ast.Param) and stmt.name in self.params:
                 slot = self.checked.resolution.slots[(stmt, 0)]  # as a run takes it: a time read, a kind refused
-                self.frame.slots[slot] = given_param(stmt.name, stmt.default, self.params[stmt.name])
+                given = self.param_texts[stmt.name] if stmt.name in self.param_texts and text_params([stmt]) \
+                    else self.params[stmt.name]
+                self.frame.slots[slot] = given_param(stmt.name, stmt.default, given)
             elif isinstance(stmt, ast.Param) and stmt.default is None:
                 notes.append(f"note: param {stmt.name} is not given, so it is null here (a run would stop for "
                              f"it): flowlang repl --param {stmt.name}=VALUE")
