@@ -285,3 +285,76 @@ def test_a_cassette_that_fills_the_disk_as_it_is_recorded_keeps_its_whole_lines(
 
     writes = Cassette.load(cassette.parent).of_type("write")
     assert 1000 < len(writes) < 6000 and [w["record"]["k"] for w in writes] == list(range(len(writes)))
+
+
+# ---- stdout on a full disk, and a store past a file size limit ---------------------------------
+def cli_to(stdout: Path, *args: str, cwd: Path) -> tuple[int, str]:
+    """`flowlang ARGS` in this process, its stdout a real file (as `> out.jsonl` gives it), its stderr kept."""
+    import io
+
+    from flowlang.cli.console import Terminal
+    from flowlang.cli.main import main
+
+    err = io.StringIO()
+    with stdout.open("w", encoding="utf-8") as out:
+        terminal = Terminal(stdout=out, stderr=err, stdin=io.StringIO(""))
+        saved = os.getcwd()
+        os.chdir(cwd)
+        try:
+            status = main(list(args), terminal)
+        finally:
+            os.chdir(saved)
+        try:
+            out.close()
+        except OSError:  # what the full disk still holds of the last line
+            pass
+    return int(status), err.getvalue()
+
+
+def test_a_stdout_on_a_full_disk_stops_the_run_and_keeps_the_record_whose_output_was_lost(
+        small_disk: Path, tmp_path: Path) -> None:
+    """`flowlang run f.flow > out.jsonl` on a disk that fills: each record after it was sent, then failed
+    at its emit ('on_output raised OSError: [Errno 28] ...', 1,075 of 3,000 records), so a retry sent
+    each again; and `flowlang errors` into it was 'internal error ... a bug in flowlang'."""
+    write(tmp_path, "f.flow", 'use out = memory(records: [])\nfor each i in range(0, 20000)\n'
+          '  send {id: i} to out\n  emit {id: i, pad: "' + "y" * 200 + '"}\nend\n')
+    status, err = cli_to(small_disk / "out.jsonl", "run", "f.flow", cwd=tmp_path)
+    assert status == 1, err
+    assert "internal error" not in err and "on_output" not in err and "Traceback" not in err
+    assert "the run stopped: stdout cannot be written: No space left on device" in err
+    [job] = jobs(tmp_path)
+    stats = job["stats"]
+    assert isinstance(stats, dict)
+    assert job["status"] == "failed" and stats["failed"] == 1  # no new record started after it
+    assert stats["sent"] == stats["emitted"] + 1 < 20000
+    [kept] = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert kept["record"] == stats["emitted"] and "stdout cannot be written" in kept["message"]
+    status, err = cli_to(small_disk / "errors.txt", "jobs", "f.flow", cwd=tmp_path)
+    assert (status, err) == (1, "error: stdout cannot be written: No space left on device\n")
+
+
+def test_a_store_past_the_file_size_limit_is_a_clear_error_and_each_failure_is_kept(tmp_path: Path) -> None:
+    """Under `ulimit -f`, the store's write-ahead log reached the limit: 'internal error: OperationalError:
+    disk I/O error', the failure being stored lost (67 failed, 66 kept) and the job left running."""
+    import resource
+    import sys
+
+    write(tmp_path, "f.flow", 'for each i in range(0, 1000)\n  let blob = pad_left("{i}", 60000, "x")\n'
+          '  fail "no {i} {len(blob)}"\nend\n')
+    limit = 1024 * 1024
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    ran = subprocess.run([sys.executable, "-m", "flowlang", "run", "f.flow", "--log-format", "text"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=60, preexec_fn=limited)
+    assert ran.returncode == 1, ran.stderr
+    assert "internal error" not in ran.stderr and "Traceback" not in ran.stderr
+    assert "cannot be written (disk I/O error: the system refused the write" in ran.stderr
+    assert "the failed record was kept" in ran.stderr
+    [job] = jobs(tmp_path)
+    stats = job["stats"]
+    assert isinstance(stats, dict)
+    assert job["status"] == "failed" and 0 < stats["failed"] < 1000
+    kept = cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()
+    assert len(kept) == stats["failed"]  # every record counted as failed is in the store

@@ -414,6 +414,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
             except (JsonDataError, RecursionError) as e:  # flowlang's JSON of a value nested thousands deep
                 problem = str(e) if isinstance(e, JsonDataError) else "the value nests too deeply"
                 raise FlowRuntimeError(f"cannot write this output: {problem}", "value") from e
+            except FlowRuntimeError:  # the CLI's own words (stdout cannot be written: a full disk)
+                raise
             except Exception as e:  # the embedder's callback fails the record (or the run), as a method does
                 raise FlowRuntimeError(f"on_output raised {type(e).__name__}: {e}", "connector") from e
 

@@ -91,6 +91,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         show_estimate(terminal, flow, args.state_dir)
     terminal.context = {"flow": flow.name, "job_id": None}
     terminal.on_closed = lambda: stop.request("stdout closed")
+    terminal.on_unwritable = lambda reason: stop.request(reason, failure=True)
     with progress_display(terminal, flow.name, live) as progress:
         result = run_async_command(flow.run_async(
             params, None, payload, dry_run=args.dry_run, limit=args.limit, state_dir=args.state_dir,
@@ -191,6 +192,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     telemetry = otel_from_environment()
     terminal.context = {"flow": flow.name, "job_id": None}
     terminal.on_closed = lambda: stop.request("stdout closed")
+    terminal.on_unwritable = lambda reason: stop.request(reason, failure=True)
     with progress_display(terminal, f"{flow.name} (retry)", not getattr(args, "quiet", False)) as progress:
         result = run_async_command(flow.retry_async(
             ids or None, state_dir=args.state_dir, params=params, secrets=secrets, on_output=terminal.record,

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from flowlang.diagnostics import printable
+from flowlang.errors import FlowError, FlowRuntimeError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.masking import Masker
 
@@ -55,6 +56,8 @@ class Terminal:
         self.context: dict[str, Any] = {"flow": None, "job_id": None}  # what JSON lines carry
         self.closed = False  # stdout went away (`| head`)
         self.on_closed: Callable[[], None] | None = None  # a run stops when its stdout goes away
+        # a run stops when its stdout cannot be written (a full disk, a file past `ulimit -f`): its reason
+        self.on_unwritable: Callable[[str], None] | None = None
         self.live: Any = None  # rich's Live of the progress line while it is drawn (progress.progress_display)
 
     @cached_property
@@ -89,6 +92,12 @@ class Terminal:
             self._write_out(line, ascii_json)
         except (BrokenPipeError, ValueError):
             self.stdout_gone()
+        except OSError as e:  # a full disk: this record's output is not written, so the record fails (kept)
+            reason = unwritable(e)
+            if self.on_unwritable is not None:
+                self.on_unwritable(reason)  # and no new record starts: its sends would go out, its output not
+            raise FlowRuntimeError(f"{reason}; the output of this record was not written (it is kept: retry it "
+                                   "once the output can be written)", "connector") from None
 
     def out(self, text: str) -> None:
         """A line of a command's output; a closed stdout ends the command (quietly, status 141)."""
@@ -99,6 +108,8 @@ class Terminal:
         except (BrokenPipeError, ValueError):
             self.stdout_gone()
             raise BrokenPipeError("stdout is closed") from None
+        except OSError as e:
+            raise OutputNotWritten(unwritable(e)) from None
 
     def _write_out(self, text: str, fallback: Callable[[str], str]) -> None:
         """Text on stdout; where stdout's encoding cannot hold a character (PYTHONIOENCODING=ascii, a
@@ -155,7 +166,7 @@ class Terminal:
             else:
                 self.stderr.write(text + "\n")
                 self.stderr.flush()
-        except (BrokenPipeError, ValueError):
+        except (OSError, ValueError):  # a full disk under a redirected stderr loses the line too
             pass
 
     def error(self, text: str) -> None:
@@ -171,7 +182,7 @@ class Terminal:
         try:
             self.stderr.write(json.dumps(entry, default=str) + "\n")
             self.stderr.flush()
-        except (BrokenPipeError, ValueError):
+        except (OSError, ValueError):
             pass
 
     def table(self, table: Table) -> None:
@@ -188,6 +199,16 @@ class Terminal:
         Console(file=drawn, force_terminal=False, no_color=True, width=200, soft_wrap=True,
                 markup=False).print(table)  # cells hold data (a connector file's text): "[/]" is no markup
         self.out(drawn.getvalue().removesuffix("\n"))
+
+
+class OutputNotWritten(FlowError):
+    """stdout refused a command's output (a full disk, a file past `ulimit -f`): the command ends with the
+    reason (exit 1), not as a bug in flowlang."""
+
+
+def unwritable(error: OSError) -> str:
+    """Why stdout could not be written, in words: 'stdout cannot be written: No space left on device'."""
+    return f"stdout cannot be written: {error.strerror or error}"
 
 
 class TerminalLogHandler(logging.Handler):

@@ -316,6 +316,8 @@ def report_error(terminal: Terminal, error: Exception, debug: bool) -> None:
         terminal.message(error.render())
     elif isinstance(error, FlowError):
         terminal.error(f"error: {error.message}")
+    elif isinstance(error, OSError):  # the system refused (a full disk under a redirected output), not a bug
+        terminal.error(f"error: {error}")
     elif isinstance(error, MemoryError):  # the process's limit, not a bug
         terminal.error("error: out of memory: the process could get no more memory (a limit such as "
                        "ulimit -v or a container's, or the machine's memory)")

@@ -28,11 +28,13 @@ class StopFlag:
         self.requested = False
         self.reason = ""
         self.hard = ""
+        self.failure = False  # the run cannot go on (its stdout cannot be written): it ends failed, not interrupted
 
-    def request(self, reason: str) -> None:
+    def request(self, reason: str, *, failure: bool = False) -> None:
         if not self.requested:
             self.requested = True
             self.reason = reason
+            self.failure = failure
 
     def request_hard(self, reason: str) -> None:
         self.request(reason)

@@ -47,11 +47,14 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
 
 
 def raise_stop(stop: StopFlag) -> None:
-    from flowlang.errors import Interrupted, LimitError
+    from flowlang.errors import FlowRuntimeError, Interrupted, LimitError
 
     if stop.reason.startswith("max_seconds"):
         raise LimitError(f"the run took longer than {stop.reason[len('max_seconds '):]}s (max_seconds); "
                          "in-flight records finished")
+    if stop.failure:
+        raise FlowRuntimeError(f"the run stopped: {stop.reason}; in-flight records finished, no new record was "
+                               "started", "connector")
     raise Interrupted(f"stopped ({stop.reason}); in-flight records finished, no new record was started")
 
 

@@ -385,6 +385,13 @@ def disk_full(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(error)
 
 
+def write_refused(error: sqlite3.Error) -> bool:
+    """SQLite's 'disk I/O error': the system refused a write, as it does past a file size limit (`ulimit -f`,
+    EFBIG: the write-ahead log grows until it reaches it) or on a failing disk."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_IOERR) or str(error) == "disk I/O error"
+
+
 DAMAGED_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
@@ -438,6 +445,8 @@ class _Connection(DamageSaid):
     spent: StoreError | None = None  # the reserve is in use: the run is ending
 
     def _full(self, error: sqlite3.Error) -> StoreError:
+        if not disk_full(error):  # a file size limit: the log of writes reached it; moved into the database
+            return self._refused(error)  # file and emptied, it has room again for what must not be lost
         if self.reserve is not None:
             try:
                 self.reserve.unlink()
@@ -448,6 +457,18 @@ class _Connection(DamageSaid):
         return StoreFull(f"the disk is full: the store {self.path} cannot be written ({error}); free some space "
                          "and run again")
 
+    def _refused(self, error: sqlite3.Error) -> StoreError:
+        try:
+            if self.in_transaction:
+                self.rollback()
+            sqlite3.Connection.execute(self, "PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            self.released = True
+        except sqlite3.Error:
+            pass
+        return StoreFull(f"the store {self.path} cannot be written ({error}: the system refused the write, as it "
+                         "does past a file size limit such as ulimit -f, or on a failing disk); raise the limit "
+                         "or move the state folder (--state-dir), and run again")
+
     @contextmanager
     def _said_when_full(self) -> Iterator[None]:
         """A full disk, and a damaged file found by a statement past the pages opening it reads (a page
@@ -455,7 +476,7 @@ class _Connection(DamageSaid):
         try:
             yield
         except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError) and disk_full(e):
+            if isinstance(e, sqlite3.OperationalError) and (disk_full(e) or write_refused(e)):
                 raise self._full(e) from None
             if damaged(e):
                 raise self.said(e) from None
