@@ -495,3 +495,36 @@ def test_a_blank_delivery_id_is_no_id(served: tuple[ServeProcess, FakeApi], pres
     ids = sorted(r.body["id"] for r in api.requests if r.path == "/got" and r.body["preset"] == preset
                  and r.body["n"] >= 900)
     assert ids == sorted(str(a[2]["delivery"]) for a in answers)  # job.trigger.id: the inbox's id then
+
+
+def test_a_flow_edited_while_serve_runs_is_taken_when_it_checks(tmp_path: Path) -> None:
+    """serve ran the version of a flow it loaded at its start, without a word, after the file was edited
+    (a mapping fixed), while `flowlang retry` and `inbox --replay` ran the file as it was. The next job
+    runs the new version once it checks; an edit with a check error, or one that changes the triggers,
+    is logged once and not taken: the runs go on with the version serve has."""
+    flow = tmp_path / "hook.flow"
+    head = 'flow "edits"\ntrigger webhook(verify: token(secret.T, header: "X-Token"), respond: "outputs"%s)\n'
+    flow.write_text(head % "" + "emit {v: 1}\n")
+    hdrs = {"X-Token": NEW["token"]}
+
+    def version() -> Any:
+        status, _, body = serve.post("/hooks/hook", b"{}", hdrs)
+        assert status == 200, body
+        return body["outputs"][0]["v"]
+
+    with ServeProcess(tmp_path, env={"T": NEW["token"]}) as serve:
+        assert version() == 1
+        flow.write_text(head % "" + "emit {v: 2}\n")
+        assert version() == 2
+        flow.write_text(head % "" + "emit {v: nope}\n")
+        assert version() == 2 and version() == 2
+        flow.write_text(head % ", concurrency: 2" + "emit {v: 3}\n")
+        assert version() == 2
+        flow.write_text("# a line above shifts the trigger\n" + head % "" + "emit {v: 4}\n")
+        assert version() == 4
+        assert serve.terminate() == 0
+    logs = serve.logs()
+    assert logs.count("hook: hook.flow was edited: its runs use the new version from this job on") == 2
+    assert logs.count("hook.flow:3:10: error: unknown name 'nope'; its runs go on with the version serve has") == 1
+    assert "but the new version changes its triggers or its name, which serve set up at its start" in logs
+    assert NEW["token"] not in logs

@@ -17,6 +17,7 @@ from flowlang.environment import Environment
 from flowlang.errors import CheckError, FlowRuntimeError, ScriptError, UsageError
 from flowlang.runtime.masking import Masker
 from flowlang.runtime.secrets import SecretChain, default_chain
+from flowlang.serve.edits import EditWatch
 from flowlang.serve.signatures import Scheme
 
 
@@ -28,6 +29,7 @@ class ServedFlow:
     schemes: list[Scheme] = field(default_factory=list)
     schedules: list[ScheduleTrigger] = field(default_factory=list)
     _masker: Masker | None = field(default=None, repr=False)
+    _watch: EditWatch | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -49,8 +51,17 @@ class ServedFlow:
     def prepare(self, state_dir: Path) -> None:
         """What a first run would do before its first statement, done at start instead, so a delivery
         runs at once: the flow compiled (a served run has no host bindings) and its store created."""
+        self._watch = EditWatch(self.flow)
         self.flow.compiled_flow(frozenset())
         self.flow.store(state_dir).close()
+
+    def take_edit(self) -> None:
+        """(At the start of each of its jobs.) The flow's file edited since: its new version from now on,
+        when it checks and serves the same triggers under the same name (serve/edits.py)."""
+        if self._watch is not None:
+            new = self._watch.edited(self.flow, self.route)
+            if new is not None:
+                self.flow = new
 
 
 def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], route: str) -> str:

@@ -284,6 +284,7 @@ class Runs:
         result: Result | None = None
         try:
             self.inbox.mark(d.id, "running")  # committed alongside; a crash reruns waiting and running alike
+            q.served.take_edit()
             result = await self._run_delivery(q, d)
         except LockedError as e:
             log.info(f"{q.served.route}: delivery {d.id} waits: {e.message}", extra={"flow": q.served.flow.name})
@@ -336,6 +337,7 @@ class Runs:
                       error_id: int | None = None, retry: bool = False) -> Result:
         """(On the runs loop.) A scheduled tick, a console run-now, or a retry of errors."""
         q = self.queues[route]
+        q.served.take_edit()
         flow = q.served.flow
         q.running += 1
         masker = Masker()
