@@ -541,3 +541,23 @@ def test_a_param_whose_default_is_a_text_takes_the_text_given(tmp_path: Path) ->
         assert lines(proc.stdout) == [{"project": project, "tag": "007", "n": 7, "any": [1]}], given
     repl = cli("repl", "--param", "project=12", stdin='param project = "x"\ntype_of(project)\n', cwd=tmp_path)
     assert repl.stdout.split() == ['"string"'], repl
+
+
+def test_a_retry_takes_the_params_it_is_given(tmp_path: Path) -> None:
+    """A run given the wrong `--param region=us` failed its records (404 at /us/orders); `flowlang retry
+    --param region=eu` read the param line again and then replayed each record with the saved scope's
+    region, 'us': the retry sent to /us/orders again, resolved nothing, and said nothing of the param it
+    took and did not use. A param the retry is given keeps its value over the saved one."""
+    from fakeapi import FakeApi
+
+    with FakeApi() as api:
+        api.route("POST", r"/eu/orders", lambda req: (201, {}, {"id": 1}))
+        api.route("POST", r"/us/orders", lambda req: (404, {}, {"error": "no such region"}))
+        write(tmp_path, "f.flow", f'param region = "eu"\nuse api = http(base_url: "{api.url}")\n'
+                                  'for each o in [{"n": 1}, {"n": 2}]\n  send o to api.post("/{region}/orders")\n'
+                                  '  emit {"n": o.n, "region": region}\nend\n')
+        assert cli("run", "f.flow", "--param", "region=us", cwd=tmp_path).status == 3
+        retried = cli("retry", "f.flow", "--param", "region=eu", cwd=tmp_path)
+        assert retried.status == 0, retried.stderr
+        assert lines(retried.stdout) == [{"n": 1, "region": "eu"}, {"n": 2, "region": "eu"}]
+        assert [r.path for r in api.requests] == ["/us/orders", "/us/orders", "/eu/orders", "/eu/orders"]

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -832,10 +832,13 @@ def errors_named(ids: list[int]) -> str:
 
 
 def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int],
-               unreplayable: list[int], needs_edit: list[int]) -> Body:
+               unreplayable: list[int], needs_edit: list[int], given: Collection[str] = ()) -> Body:
+    """The replay of the open errors (all, or `error_ids`); a param named in `given` (the retry's own
+    --param) keeps the value given, over the one its error's saved scope holds."""
     async def body(ctx: RunContext, frame: Frame, compiled: CompiledModule, store: Store, job_id: int) -> None:
         await run_prelude(ctx, compiled, frame)
         worked_out = list(frame.slots)  # the top-level lines' values, before any saved scope fills a slot
+        given_slots = {p.slot for p in compiled.params if p.name in given}
         dry_run = ctx.dry_run
         errors = store.errors(ctx.flow, ids=error_ids) if error_ids else store.open_errors(ctx.flow)
         state = ctx.state  # the flow's state now: what a replay of an error saved without its own sees
@@ -886,8 +889,8 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             ctx.state = restore_saved(err.scope[SAVED_STATE], ctx) if type(err.scope.get(SAVED_STATE)) is dict \
                 else state
             for name, value in err.scope.items():
-                if name in masked:  # stored as ***: the top-level line's value, worked out again
-                    frame.slots[scope[name]] = worked_out[scope[name]]
+                if name in masked or scope.get(name) in given_slots:  # stored as ***, or given to the retry:
+                    frame.slots[scope[name]] = worked_out[scope[name]]  # the top-level line's value, worked out again
                 elif name in scope:
                     frame.slots[scope[name]] = restore_saved(value, ctx)
             ctx.on_failure = retry_failure_noter(store, ctx, err.id, job_id, dry_run)
@@ -946,11 +949,12 @@ async def retry_errors(flow: CompiledFlow, options: RunOptions, setup: RunSetup,
     still: list[int] = []
     unreplayable: list[int] = []
     needs_edit: list[int] = []
+    given = set(options.params)
     saved = params_from_errors(flow, options, setup, error_ids)
     if saved:
         options = dataclasses.replace(options, params={**saved, **options.params})
     result = await execute(flow, options, setup, "retry", retry_body(error_ids, resolved, still, unreplayable,
-                                                                      needs_edit))
+                                                                      needs_edit, given))
     result.resolved = resolved
     result.unreplayable = unreplayable
     result.needs_edit = needs_edit
