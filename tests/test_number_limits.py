@@ -88,6 +88,22 @@ def test_a_whole_number_literal_past_the_digit_bound_is_a_syntax_error(tmp_path:
     assert isinstance(flowlang.compile("emit " + "9" * 5000 + ".5\n"), flowlang.Flow)  # a decimal has no such bound
 
 
+def test_a_decimal_literal_whose_exponent_overflows_is_a_syntax_error(tmp_path: Path) -> None:
+    """`emit 1e99999999999999999999` (and its negative exponent) ended as 'internal error: VisitError: Error
+    trying to process rule "decimal_lit" ... InvalidOperation ... a bug in flowlang' (found by a fuzzed-text
+    trial); it is a syntax error at its place, as a --input number past the exponent is a data error."""
+    from conftest import cli
+
+    for literal in ("1e99999999999999999999", "2.5E-99999999999999999999"):
+        (tmp_path / "big.flow").write_text(f"emit 1\nlet x = {literal} + 1\n")
+        for command in ("run", "check"):
+            result = cli(command, "big.flow", cwd=tmp_path)
+            assert result.status == 2, result.stderr
+            assert "big.flow:2:9: error: this number's exponent is too large to be read" in result.stderr
+            assert "bug in flowlang" not in result.stderr and result.stdout == ""
+    assert isinstance(flowlang.compile("emit 1e999999999999999999\n"), flowlang.Flow)  # the largest exponent
+
+
 def test_a_decimal_with_an_exponent_is_written_to_json_in_plain_notation(tmp_path: Path) -> None:
     """number("1e3") (and the literal 1.5e3) were emitted, written to JSON Lines and sent in API bodies
     as 1E+3 and 1.5E+3: JSON, but not what an API taking a whole number, or a reader, expects; inside a

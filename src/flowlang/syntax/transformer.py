@@ -375,7 +375,13 @@ class ToAst(Transformer[Token, Any]):
         return ast.Literal(int(text), self.span(meta))
 
     def decimal_lit(self, meta: Meta, c: list[Any]) -> ast.Literal:
-        return ast.Literal(Decimal(str(c[0])), self.span(meta))
+        try:
+            value = Decimal(str(c[0]))
+        except ArithmeticError:  # decimal.InvalidOperation: an exponent past decimal.MAX_EMAX (or MIN_EMIN)
+            span = self.span(meta)
+            raise LocatedSyntaxError("this number's exponent is too large to be read (a decimal's exponent is "
+                                     "at most 999,999,999,999,999,999 either way)", span.start, span.end) from None
+        return ast.Literal(value, self.span(meta))
 
     def true_lit(self, meta: Meta, c: list[Any]) -> ast.Literal:
         return ast.Literal(True, self.span(meta))
