@@ -522,6 +522,11 @@ def test_a_flow_edited_while_serve_runs_is_taken_when_it_checks(tmp_path: Path) 
         assert version() == 2
         flow.write_text("# a line above shifts the trigger\n" + head % "" + "emit {v: 4}\n")
         assert version() == 4
+        (tmp_path / "added.flow").write_text(head % "" + "emit {v: 5}\n")  # a file new to serve: 404, saying why
+        status, _, body = serve.post("/hooks/added", b"{}", hdrs)
+        assert (status, body["error"]) == (404, "no flow with a webhook trigger is called 'added' (added.flow was "
+                                           "added to the folder after serve started: serve reads the flows and "
+                                           "their triggers at its start; restart it to serve it)"), body
         assert serve.terminate() == 0
     logs = serve.logs()
     assert logs.count("hook: hook.flow was edited: its runs use the new version from this job on") == 2

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -125,12 +126,26 @@ def body_field(body: bytes, name: str) -> Any:
     return value.get(name) if isinstance(value, dict) else None
 
 
+def not_served_yet(folder: Path | None, route: str, added: bool) -> str:
+    """Why a flow of the folder gets a 404 though its file is there: serve reads the flows and their
+    triggers at its start (an edit is taken later only when its triggers stay as they were)."""
+    try:
+        there = folder is not None and (folder / f"{route}.flow").is_file()
+    except (OSError, ValueError):  # a NUL in the name
+        there = False
+    if not there:
+        return ""
+    what = "was added to the folder after serve started" if added else "had no webhook trigger when serve started"
+    return f" ({route}.flow {what}: serve reads the flows and their triggers at its start; restart it to serve it)"
+
+
 async def hook(request: web.Request) -> web.Response:
     state = request.app[STATE]
     route = request.match_info["flow"]
     served = state.flows.get(route)
     if served is None or served.webhook is None:
-        return answer(404, {"error": f"no flow with a webhook trigger is called '{route}'"})
+        return answer(404, {"error": f"no flow with a webhook trigger is called '{route}'"
+                                     f"{not_served_yet(state.extra.get('folder'), route, served is None)}"})
     metrics = state.metrics
     if state.stopping:
         metrics.answered(route, 503)

@@ -136,6 +136,7 @@ class Service:
                                 options.max_pending, options.body_timeout)
         self.state.extra["scheduler"] = self.scheduler
         self.state.extra["state_dir"] = self.folder
+        self.state.extra["folder"] = options.folder
         self.state.extra["console_token"] = options.console_token
         self.app = build_app(self.state)
         from flowlang.serve.console import add_console
