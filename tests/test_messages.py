@@ -299,6 +299,28 @@ def test_a_send_to_an_operation_that_does_not_write_records_is_refused_by_check(
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_check_finds_a_body_or_form_an_http_operation_cannot_take(tmp_path: Path) -> None:
+    """`send r to api.post("/x", body: {...})`, `send r to api.post("/x", form: {...})` (the fields
+    meant as the form) and `call api.post("/x", form: true)` passed check and failed every record of the
+    loop at run time ('in a send, form: true sends the record as form fields ...'), the run exit 3
+    (found by a trial of form-encoded POSTs to Stripe). Each written as a constant is a check error at
+    its place; values known only at run time and the right forms pass."""
+    (tmp_path / "f.flow").write_text(
+        'use api = http(base_url: "http://127.0.0.1:9")\nfor each i in [1]\n'
+        '  send {i: i} to api.post("/a", body: {a: 1})\n  send {i: i} to api.post("/a", form: {a: i})\n'
+        '  call api.post("/a", form: true) as x\n  call api.post("/a", form: {a: i}, body: {b: 1}) as y\n'
+        '  send {i: i} to api.post("/a", form: true)\n  send {i: i} to api.post("/a", form: i > 1)\n'
+        '  call api.post("/a", form: {a: i}) as z\n  call api.post("/a", form: null, body: {b: 1}) as w\n'
+        '  call api.post("/a", form: env.FORM) as v\nend\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and result.stderr.count("error:") == 4, result.stderr
+    assert "f.flow:3:33: error: send gives the record as the body; do not pass body:\n" in result.stderr
+    assert ("f.flow:4:39: error: in a send, form: true sends the record as form fields (form: takes true or false "
+            "here, got object)\n") in result.stderr
+    assert "f.flow:5:29: error: form: must be an object of fields, got boolean\n" in result.stderr
+    assert "f.flow:6:23: error: post() takes body: (JSON) or form: (form fields), not both\n" in result.stderr
+
+
 def test_len_of_a_secret_says_why_it_is_refused(tmp_path: Path) -> None:
     """len(secret.TOKEN) said "len() needs a list, object, string or bytes, got secret", as if a secret
     were not text: it is refused on purpose, since its length would tell something of it."""

@@ -125,7 +125,7 @@ class HttpConnection(Connection):
         form = options.get("form", False)
         if not isinstance(form, bool):
             raise FlowRuntimeError("in a send, form: true sends the record as form fields (form: takes true or "
-                                   "false here)", "connector")
+                                   f"false here, got {type_name(form)})", "connector")
         filled = fill_path(path, templates, record, self.services.dry_run)
         url = self.client.url(filled, mapping(options.get("query"), "query"))
         key = options.get("idempotency_key")

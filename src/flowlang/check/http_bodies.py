@@ -1,0 +1,51 @@
+"""The `body:` and `form:` arguments of an http operation, checked before the run when they are written
+as constants: in a send the record is the body (`body:` has no place, `form:` is true or false), in a call
+`form:` is an object of fields and goes without `body:`. The same rules the run applies
+(connectors/http/connection.py), which failed every record of the loop one by one."""
+
+from __future__ import annotations
+
+from flowlang import ast
+from flowlang.diagnostics import Diagnostic
+from flowlang.source import Source
+
+
+def _kind(expr: ast.Expr) -> str | None:
+    """The flowlang type of a constant written in the flow, or None when it is known only at run time."""
+    if isinstance(expr, ast.ObjectLit):
+        return "object"
+    if isinstance(expr, ast.ListLit):
+        return "list"
+    if isinstance(expr, ast.Interpolated):
+        return "string"
+    if isinstance(expr, ast.Literal):
+        value = expr.value
+        return "null" if value is None else "boolean" if isinstance(value, bool) else \
+            "string" if isinstance(value, str) else "number"
+    return None
+
+
+def body_diagnostics(op: str, kwargs: tuple[ast.KwArg, ...], sending: bool, source: Source) -> list[Diagnostic]:
+    """The problems of an http operation's constant `body:` and `form:` arguments."""
+    given = {k.name: k for k in kwargs}
+    body, form = given.get("body"), given.get("form")
+    found: list[Diagnostic] = []
+    if sending:
+        if body is not None:
+            found.append(Diagnostic("send-body", "send gives the record as the body; do not pass body:", source,
+                                    body.span, "send the value itself: send {...} to api.post(\"/path\")"))
+        kind = None if form is None else _kind(form.value)
+        if form is not None and kind not in (None, "boolean"):
+            found.append(Diagnostic("send-form", "in a send, form: true sends the record as form fields (form: takes "
+                                    f"true or false here, got {kind})", source, form.value.span,
+                                    "send the fields as the record: send {...} to api.post(\"/path\", form: true)"))
+        return found
+    kind = None if form is None else _kind(form.value)
+    if form is not None and kind not in (None, "object", "null"):
+        found.append(Diagnostic("form", f"form: must be an object of fields, got {kind}", source, form.value.span,
+                                'form: {email: e, name: n}' + (" (form: true is for a send, which sends its record)"
+                                                               if kind == "boolean" else "")))
+    elif form is not None and body is not None and kind != "null" and _kind(body.value) != "null":
+        found.append(Diagnostic("form", f"{op}() takes body: (JSON) or form: (form fields), not both", source,
+                                form.span))
+    return found
