@@ -1166,3 +1166,18 @@ def test_a_text_holding_unicode_line_separators_replays(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+
+
+def test_test_folders_are_named_by_their_place_under_the_folder_given(tmp_path: Path) -> None:
+    """`flowlang test tests/` named each test folder by its last part: tests/orders/smoke and
+    tests/invoices/smoke were both 'FAIL smoke' (and 'PASS smoke'), so the report did not say which one
+    failed. Each is named by its path under the folder given ('FAIL invoices/smoke')."""
+    for group in ("orders", "invoices"):
+        (tmp_path / "tests" / group / "smoke").mkdir(parents=True)
+        (tmp_path / "tests" / group / "smoke" / "flow.toml").write_text("cassette = 1\n")  # no flow: fails alone
+    assert [c.name for c in discover(tmp_path / "tests")] == ["invoices/smoke", "orders/smoke"]
+    assert [c.name for c in discover(tmp_path / "tests" / "orders" / "smoke")] == ["smoke"]
+    shown = run_cli("test", str(tmp_path / "tests"))
+    assert shown.returncode == 1
+    assert [line for line in shown.stdout.splitlines() if line.startswith("FAIL")] == [
+        "FAIL invoices/smoke", "FAIL orders/smoke"], shown.stdout

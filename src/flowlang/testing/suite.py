@@ -128,7 +128,11 @@ def discover(root: Path) -> list[ReplayCase]:
     case with its `problem`, so that it fails alone."""
     if not root.is_dir():
         raise UsageError(f"no such folder: {root}")
-    return [readable_case(p) for p in sorted(root.rglob(CASE_FILE)) if ".flowlang" not in p.parts]
+    cases = [readable_case(p) for p in sorted(root.rglob(CASE_FILE)) if ".flowlang" not in p.parts]
+    for case in cases:  # named by its place under root: two folders called smoke (a/smoke, b/smoke) are two names
+        below = case.folder.relative_to(root)
+        case.name = below.as_posix() if below.parts else root.resolve().name
+    return cases
 
 
 def readable_case(path: Path) -> ReplayCase:
