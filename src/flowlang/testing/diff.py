@@ -20,8 +20,15 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN else text[:SHOWN - 3] + "..."
 
 
+SECRET_PART = {"$secret": None}  # a value the recording made from a secret, which the cassette cannot hold
+
+
 def field_diff(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
-    """(path, old, new) for every field that differs; `path` like `customer.lines[2].sku`."""
+    """(path, old, new) for every field that differs; `path` like `customer.lines[2].sku`. A part of a
+    secret the recording had where the replay has null is no difference: the replay's stand-in secret
+    is one word, so a later part of it (`split(secret.CREDS, ":")[1]`) is null there."""
+    if new is None and type(old) is dict and old == SECRET_PART:
+        return []
     if type(old) is dict and type(new) is dict:
         out: list[tuple[str, Any, Any]] = []
         for key in list(old) + [k for k in new if k not in old]:
@@ -60,6 +67,8 @@ def compare_sequences(what: str, old: list[Any], new: list[Any],
     problems: list[str] = []
     more = 0
     for i, j in pair_up(old, new, places):
+        if i is not None and j is not None and not field_diff(old[i], new[j]):
+            continue  # they differ only where the replay cannot have what the recording had (field_diff)
         if len(problems) >= SHOWN_PROBLEMS:
             more += 1
         elif i is None and j is not None:
