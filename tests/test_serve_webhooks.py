@@ -522,6 +522,9 @@ def test_a_flow_edited_while_serve_runs_is_taken_when_it_checks(tmp_path: Path) 
         assert version() == 2
         flow.write_text("# a line above shifts the trigger\n" + head % "" + "emit {v: 4}\n")
         assert version() == 4
+        flow.write_text(head % "" + 'use out = file(path: "o.jsonl", format: "jsonl")\nsend {v: 6} to out\n'
+                        "emit {v: 6}\n")
+        assert version() == 6
         (tmp_path / "added.flow").write_text(head % "" + "emit {v: 5}\n")  # a file new to serve: 404, saying why
         status, _, body = serve.post("/hooks/added", b"{}", hdrs)
         assert (status, body["error"]) == (404, "no flow with a webhook trigger is called 'added' (added.flow was "
@@ -529,7 +532,8 @@ def test_a_flow_edited_while_serve_runs_is_taken_when_it_checks(tmp_path: Path) 
                                            "their triggers at its start; restart it to serve it)"), body
         assert serve.terminate() == 0
     logs = serve.logs()
-    assert logs.count("hook: hook.flow was edited: its runs use the new version from this job on") == 2
+    assert logs.count("hook: hook.flow was edited: its runs use the new version from this job on") == 3
+    assert "hook.flow:3:1: the file connection 'out' is in overwrite mode (the default)" in logs
     assert logs.count("hook.flow:3:10: error: unknown name 'nope'; its runs go on with the version serve has") == 1
     assert "but the new version changes its triggers or its name, which serve set up at its start" in logs
     assert NEW["token"] not in logs

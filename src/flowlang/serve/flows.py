@@ -4,6 +4,7 @@ verify schemes need (read once at start)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from flowlang.runtime.masking import Masker
 from flowlang.runtime.secrets import SecretChain, default_chain
 from flowlang.serve.edits import EditWatch
 from flowlang.serve.signatures import Scheme
+
+log = logging.getLogger("flowlang.serve")
 
 
 @dataclass
@@ -62,6 +65,8 @@ class ServedFlow:
             new = self._watch.edited(self.flow, self.route)
             if new is not None:
                 self.flow = new
+                for warning in overwritten_files(new):  # as serve's start says them
+                    log.warning(f"{warning.source.location(warning.span)}: {warning.message}")
 
 
 def secret_value(ref: SecretRef, chain: SecretChain, env: Mapping[str, str], route: str) -> str:
