@@ -400,7 +400,7 @@ def test_healthz_answers_503_while_the_inbox_cannot_be_written(tmp_path: Path) -
 def test_job_lines_carry_the_flow_and_the_job_with_the_level_of_the_outcome(tmp_path: Path) -> None:
     """OPERATIONS.md 10: every JSON line carries job_id and flow; the summary is info when ok, warning
     when records failed, error when the run failed (serve's job lines too, not only flowlang run's)."""
-    folder = tmp_path / "flows"
+    folder = tmp_path / "my flows"  # a space: the note's command quotes the path
     folder.mkdir()
     (folder / "hook.flow").write_text('flow "Hook orders"\n'
                                       'trigger webhook(verify: token(secret.T, header: "X-Token"))\n'
@@ -419,7 +419,7 @@ def test_job_lines_carry_the_flow_and_the_job_with_the_level_of_the_outcome(tmp_
     # the partial delivery's note in the inbox: it said '1 records failed (flowlang errors hook.flow)', a
     # command that finds no flow where serve was started
     notes = [json.loads(x).get("message") for x in cli("inbox", str(folder), "--json").stdout.splitlines()]
-    assert f"1 record failed (flowlang errors {folder / 'hook.flow'})" in notes, notes
+    assert f"1 record failed (flowlang errors '{folder / 'hook.flow'}')" in notes, notes
 
 
 def test_a_verify_secret_a_sender_copies_into_another_header_is_stored_masked(tmp_path: Path) -> None:

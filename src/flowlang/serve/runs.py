@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from flowlang.api import SecretProviders
+from flowlang.environment import command_path
 from flowlang.errors import FlowError, LockedError
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import JsonDataError, loads
@@ -139,9 +140,10 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
 
 def failed_records(n: int, served: ServedFlow) -> str:
     """A delivery's note in the inbox when records of its run failed: how many, and the command that lists
-    them, with the flow's path as serve was given it (`flows/orders.flow`, runnable where serve started)."""
+    them, with the flow's path as a command takes it where serve started (`flows/orders.flow`; quoted for a
+    shell where it needs it: `'my flows/orders.flow'`)."""
     path = served.flow.path if served.flow.path is not None else Path(f"{served.route}.flow")
-    return f"{n} record{'s' if n != 1 else ''} failed (flowlang errors {path})"
+    return f"{n} record{'s' if n != 1 else ''} failed (flowlang errors {command_path(path)})"
 
 
 class FlowQueue:
