@@ -321,6 +321,26 @@ def test_check_finds_a_body_or_form_an_http_operation_cannot_take(tmp_path: Path
     assert "f.flow:6:23: error: post() takes body: (JSON) or form: (form fields), not both\n" in result.stderr
 
 
+def test_check_finds_an_http_operation_argument_of_the_wrong_kind(tmp_path: Path) -> None:
+    """`api.get("/a", timeout: -1)`, `timeout: "5s"`, `query: "x=1"`, `headers: "Accept: x"` and
+    `api.get(5)` passed check and failed at run time, every record of a loop one by one, at the whole
+    call. Each written as a constant is a check error at the value, with the run's message."""
+    (tmp_path / "f.flow").write_text(
+        'use api = http(base_url: "http://127.0.0.1:9")\ncall api.get("/a", timeout: -1) as a\n'
+        'call api.get("/a", timeout: "5s") as b\ncall api.get("/a", query: "x=1") as c\n'
+        'call api.get("/a", headers: "Accept: x") as d\ncall api.get(5) as e\n'
+        'call api.get("/a", timeout: 2.5, query: {a: 1}, headers: null) as ok\n'
+        'call api.get("/a", timeout: env.T, query: env.Q) as ok2\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2 and result.stderr.count("error:") == 5, result.stderr
+    for said in ("f.flow:2:29: error: timeout: must be a positive number of seconds, got -1\n",
+                 "f.flow:3:29: error: timeout: must be a number of seconds, got string\n",
+                 "f.flow:4:27: error: query: must be an object, got string\n",
+                 "f.flow:5:29: error: headers: must be an object, got string\n",
+                 "f.flow:6:14: error: get() needs the path as a string, got number\n"):
+        assert said in result.stderr, (said, result.stderr)
+
+
 def test_len_of_a_secret_says_why_it_is_refused(tmp_path: Path) -> None:
     """len(secret.TOKEN) said "len() needs a list, object, string or bytes, got secret", as if a secret
     were not text: it is refused on purpose, since its length would tell something of it."""

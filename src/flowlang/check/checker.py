@@ -8,7 +8,7 @@ from pathlib import Path
 from flowlang import ast
 from flowlang.check.constants import constant_value
 from flowlang.check.hints import did_you_mean, near_misses
-from flowlang.check.http_bodies import body_diagnostics
+from flowlang.check.http_arguments import argument_diagnostics
 from flowlang.check.pages import page_diagnostics
 from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
@@ -167,7 +167,7 @@ class Checker(StatementChecker):
         self.resolution.op_specs[op] = op_spec
         if spec.name == "http":
             self.diagnostics.extend(page_diagnostics(op.kwargs, self.source))
-            self.diagnostics.extend(body_diagnostics(name, op.kwargs, sending, self.source))
+            self.diagnostics.extend(argument_diagnostics(name, op.args, op.kwargs, sending, self.source))
         if spec.name == "sql" and name in SQL_TEXT_OPERATIONS and op.args and isinstance(op.args[0], ast.Interpolated):
             self.checked.warnings.append(Diagnostic(
                 "sql-interpolation", f"{op.connection}.{name}() is given SQL built by interpolation: a value "

@@ -1,12 +1,15 @@
-"""The `body:` and `form:` arguments of an http operation, checked before the run when they are written
-as constants: in a send the record is the body (`body:` has no place, `form:` is true or false), in a call
-`form:` is an object of fields and goes without `body:`. The same rules the run applies
-(connectors/http/connection.py), which failed every record of the loop one by one."""
+"""The arguments of an http operation, checked before the run when they are written as constants, by
+the rules the run applies (connectors/http/connection.py), which failed every record of the loop one by
+one: the path is a text; `query:` and `headers:` are objects; `timeout:` a positive number of seconds;
+in a send the record is the body (`body:` has no place, `form:` is true or false), in a call `form:` is
+an object of fields and goes without `body:`."""
 
 from __future__ import annotations
 
 from flowlang import ast
+from flowlang.check.constants import constant_value
 from flowlang.diagnostics import Diagnostic
+from flowlang.errors import FlowRuntimeError
 from flowlang.source import Source
 
 
@@ -25,9 +28,34 @@ def _kind(expr: ast.Expr) -> str | None:
     return None
 
 
-def body_diagnostics(op: str, kwargs: tuple[ast.KwArg, ...], sending: bool, source: Source) -> list[Diagnostic]:
-    """The problems of an http operation's constant `body:` and `form:` arguments."""
+def argument_diagnostics(op: str, args: tuple[ast.Expr, ...], kwargs: tuple[ast.KwArg, ...], sending: bool,
+                         source: Source) -> list[Diagnostic]:
+    """The problems of an http operation's constant arguments."""
     given = {k.name: k for k in kwargs}
+    found: list[Diagnostic] = []
+    path = args[0] if args else given["path"].value if "path" in given else None
+    kind = None if path is None else _kind(path)
+    if path is not None and kind not in (None, "string"):
+        found.append(Diagnostic("http-argument", f"{op}() needs the path as a string, got {kind}", source, path.span))
+    for name in ("query", "headers"):
+        kind = _kind(given[name].value) if name in given else None
+        if kind not in (None, "object", "null"):
+            found.append(Diagnostic("http-argument", f"{name}: must be an object, got {kind}", source,
+                                    given[name].value.span))
+    if "timeout" in given:
+        known, value = constant_value(given["timeout"].value)
+        if known:
+            from flowlang.connectors.http.connection import timeout_of
+
+            try:
+                timeout_of(value)
+            except FlowRuntimeError as e:
+                found.append(Diagnostic("http-argument", e.message, source, given["timeout"].value.span))
+    return found + _body_diagnostics(op, given, sending, source)
+
+
+def _body_diagnostics(op: str, given: dict[str, ast.KwArg], sending: bool, source: Source) -> list[Diagnostic]:
+    """The problems of an http operation's constant `body:` and `form:` arguments."""
     body, form = given.get("body"), given.get("form")
     found: list[Diagnostic] = []
     if sending:
