@@ -104,6 +104,14 @@ def wait_for_replays(folder: Path) -> None:
     lock.release()
 
 
+def serving_line(flows: int, folder: Path, base: str, state: Path, waiting: int) -> str:
+    """What serve logs once it listens ('1 deliveries waiting' before: each count as one or many)."""
+    waits = "" if not waiting else f", {waiting} deliveries waiting in the inbox" if waiting != 1 else \
+        ", 1 delivery waiting in the inbox"
+    return (f"serving {flows} flow{'s' if flows != 1 else ''} of {folder} on {base} (console {base}/, state "
+            f"{state}{waits})")
+
+
 class Service:
     """One serve process."""
 
@@ -179,9 +187,7 @@ class Service:
                 for warning in overwritten_files(f.flow):
                     log.warning(f"{warning.source.location(warning.span)}: {warning.message}")
         waiting = self.runs.pending
-        log.info(f"serving {len(self.flows)} flow{'s' if len(self.flows) != 1 else ''} of {self.options.folder} "
-                 f"on {base} (console {base}/, state {self.folder}"
-                 f"{f', {waiting} deliveries waiting in the inbox' if waiting else ''})")
+        log.info(serving_line(len(self.flows), self.options.folder, base, self.folder, waiting))
         return int(port)
 
     async def run(self) -> int:
