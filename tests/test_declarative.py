@@ -816,3 +816,28 @@ def test_a_list_operation_answered_with_an_empty_body(folder: Path, status: int)
                "No Content)" in proc.stderr and "internal error" not in proc.stderr, proc.stderr
         jobs = cli("jobs", "main.flow", cwd=folder)
         assert "failed" in jobs.stdout, jobs.stdout
+
+
+def test_headers_of_a_connector_operation_that_are_not_an_object_fail_the_record_or_check(folder: Path) -> None:
+    """`shop.get_item(id: 1, headers: r.h)` with a text in r.h (and `headers: "X-A: 1"` written so) ended
+    the run with 'internal error (TypeError: 'str' object is not a mapping); this is a bug in flowlang';
+    the http connector said 'headers: must be an object'. A connector file's operation says so too: a
+    value from the data fails its record, the others sent; a constant is a check error at the value
+    (query: too)."""
+    with FakeApi() as api:
+        api.route("GET", r"/t1/items/(\d+)",
+                  lambda req: (200, {}, {"id": int(req.match[1]), "a": req.headers.get("x-a")}))
+        result = run(folder, """
+use shop = shop(tenant: "t1", key: "k", base_url: env.API + "/t1")
+for each r in [{id: 1, h: {"X-A": "1"}}, {id: 2, h: "X-A: 2"}]
+  call shop.get_item(id: r.id, headers: r.h) as item
+  emit item
+end
+""", api)
+        assert result.outputs == [{"id": 1, "a": "1"}], result.error
+        assert [e.message for e in result.errors] == ["headers: must be an object, got string"]
+    (folder / "c.flow").write_text('use shop = shop(tenant: "t1", key: "k")\n'
+                                   'call shop.get_item(id: 1, headers: "X-A: 1", query: [1]) as item\n')
+    checked = cli("check", "c.flow", cwd=folder)
+    assert checked.status == 2 and "c.flow:2:36: error: headers: must be an object, got string\n" in checked.stderr
+    assert "c.flow:2:53: error: query: must be an object, got list\n" in checked.stderr, checked.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 from flowlang import ast
 from flowlang.check.constants import constant_value
 from flowlang.check.hints import did_you_mean, near_misses
-from flowlang.check.http_arguments import argument_diagnostics
+from flowlang.check.http_arguments import argument_diagnostics, mapping_diagnostics
 from flowlang.check.pages import page_diagnostics
 from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
@@ -168,6 +168,8 @@ class Checker(StatementChecker):
         if spec.name == "http":
             self.diagnostics.extend(page_diagnostics(op.kwargs, self.source))
             self.diagnostics.extend(argument_diagnostics(name, op.args, op.kwargs, sending, self.source))
+        elif spec.origin != "builtin":  # a connector file's operation: its query: and headers: too
+            self.diagnostics.extend(mapping_diagnostics(op.kwargs, self.source))
         if spec.name == "sql" and name in SQL_TEXT_OPERATIONS and op.args and isinstance(op.args[0], ast.Interpolated):
             self.checked.warnings.append(Diagnostic(
                 "sql-interpolation", f"{op.connection}.{name}() is given SQL built by interpolation: a value "

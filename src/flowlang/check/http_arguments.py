@@ -37,11 +37,7 @@ def argument_diagnostics(op: str, args: tuple[ast.Expr, ...], kwargs: tuple[ast.
     kind = None if path is None else _kind(path)
     if path is not None and kind not in (None, "string"):
         found.append(Diagnostic("http-argument", f"{op}() needs the path as a string, got {kind}", source, path.span))
-    for name in ("query", "headers"):
-        kind = _kind(given[name].value) if name in given else None
-        if kind not in (None, "object", "null"):
-            found.append(Diagnostic("http-argument", f"{name}: must be an object, got {kind}", source,
-                                    given[name].value.span))
+    found += mapping_diagnostics(kwargs, source)
     if "timeout" in given:
         known, value = constant_value(given["timeout"].value)
         if known:
@@ -52,6 +48,17 @@ def argument_diagnostics(op: str, args: tuple[ast.Expr, ...], kwargs: tuple[ast.
             except FlowRuntimeError as e:
                 found.append(Diagnostic("http-argument", e.message, source, given["timeout"].value.span))
     return found + _body_diagnostics(op, given, sending, source)
+
+
+def mapping_diagnostics(kwargs: tuple[ast.KwArg, ...], source: Source) -> list[Diagnostic]:
+    """A `query:` or `headers:` written as a constant that is not an object (an http operation's, or a
+    connector file's operation's)."""
+    found = []
+    for k in kwargs:
+        kind = _kind(k.value) if k.name in ("query", "headers") else None
+        if kind not in (None, "object", "null"):
+            found.append(Diagnostic("http-argument", f"{k.name}: must be an object, got {kind}", source, k.value.span))
+    return found
 
 
 def _body_diagnostics(op: str, given: dict[str, ast.KwArg], sending: bool, source: Source) -> list[Diagnostic]:

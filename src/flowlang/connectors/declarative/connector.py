@@ -252,7 +252,10 @@ class DeclarativeConnection(Connection):
             if not isinstance(extra, dict):
                 raise FlowRuntimeError(f"query: must be an object, got {type_name(extra)}", "connector")
             query.update(extra)
-        headers = {**op.headers, **(kwargs.get("headers") or {})}
+        given = kwargs.get("headers")
+        if given is not None and not isinstance(given, dict):  # was "internal error (TypeError: ...)"
+            raise FlowRuntimeError(f"headers: must be an object, got {type_name(given)}", "connector")
+        headers = {**op.headers, **(given or {})}
         return self.client.url(path, query), headers or None
 
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
