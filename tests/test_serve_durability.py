@@ -445,6 +445,10 @@ def test_inbox_of_a_folder_never_served_says_so_and_makes_nothing(tmp_path: Path
                 "state folder") in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / ".flowlang").exists(), args
+    # a flow's file for DIR said 'no such folder: orders.flow', as if nothing were there
+    as_file = run_cli("inbox", "orders.flow", cwd=tmp_path)
+    assert (as_file.returncode, as_file.stderr.strip()) == (2, "error: orders.flow is a file: inbox takes the "
+                                                             "folder serve serves (flowlang inbox . --flow orders)")
     other = tmp_path / "elsewhere"
     assert "no inbox in " + str(other) in run_cli("inbox", str(tmp_path), "--state-dir", str(other)).stderr
     assert not other.exists()

@@ -107,11 +107,15 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
+    from flowlang.environment import command_path
     from flowlang.runtime.jsoncodec import dumps
     from flowlang.serve.inbox import INBOX_DB, Inbox
     from flowlang.serve.service import state_folder
 
     folder = Path(args.folder)
+    if folder.is_file():  # a flow's file: the inbox is its folder's, and --flow picks the flow
+        raise UsageError(f"{folder} is a file: inbox takes the folder serve serves (flowlang inbox "
+                         f"{command_path(folder.parent)} --flow {folder.stem})")
     if not folder.is_dir():
         raise UsageError(f"no such folder: {folder}")
     state = state_folder(folder, Path(args.state_dir) if args.state_dir else None)
