@@ -359,6 +359,21 @@ def test_the_page_cap_defaults_to_10000_and_a_flow_can_set_it() -> None:
         assert api.count("GET", "/orders") == 4
 
 
+def test_a_list_of_exactly_max_pages_pages_is_read_whole() -> None:
+    """A list whose last page was page max_pages failed 'gave more than 4 pages' after its records were
+    used (the cap was tested before the page was known to be the last), so a flow that set max_pages to
+    the pages it expects failed every run, and `max_pages: 1` on a one-page answer said 'more than 1 pages'."""
+    with FakeApi() as api:
+        api.route("GET", "/orders", lambda req: (200, {}, {"data": [{"id": int(req.query["page"])}],
+                                                         "more": int(req.query["page"]) < 4}))
+        text = ('use api = http(base_url: env.API)\ncall api.get("/orders", pages: {{style: "page", records: "data", '
+                'has_more: "more", max_pages: {}}}) as s\nfor each o in s\n  emit o.id\nend\n')
+        exact = run(text.format(4), api)
+        assert exact.ok and exact.outputs == [1, 2, 3, 4], exact.error
+        one = run(text.format(1), api)
+        assert one.error is not None and "gave more than 1 page;" in one.error.message, one.error
+
+
 def test_pages_are_fetched_lazily() -> None:
     with FakeApi() as api:
         api.route("GET", "/orders", lambda req: paged(ORDERS, req, "page", api.url))

@@ -292,8 +292,9 @@ class Paginator:
                     raise FlowRuntimeError(f"{self.shown()}: page {count} holds the same records as page {first}; "
                                            "the API repeats a page, so pagination stops here", "data")
             yield page
-            if count >= spec.max_pages:
-                raise FlowRuntimeError(f"{self.shown()} gave more than {spec.max_pages} pages; stopping (raise the "
+            if count >= spec.max_pages and page[2] is not None:  # a next page to fetch (the last page is no excess)
+                raise FlowRuntimeError(f"{self.shown()} gave more than {spec.max_pages} "
+                                       f"page{'s' if spec.max_pages != 1 else ''}; stopping (raise the "
                                        "cap with max_pages: in pages: or the connector's pagination)", "limit")
 
     def _sized(self, query: dict[str, Any], default_param: str) -> dict[str, Any]:
