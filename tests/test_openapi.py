@@ -138,6 +138,41 @@ def test_a_description_that_cannot_be_read_says_why(tmp_path: Path, body: str, s
     assert result.status == 2 and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "connectors").exists()
 
+# /a is valid and reaches A and B; /b is not (responses: 5), nor is C, which /c reaches (type: 5)
+PARTS = (HEAD + "paths:\n"
+         "  /a:\n    get:\n      tags: [t]\n      responses: {'200': {description: ok, content: {application/json: "
+         "{schema: {$ref: '#/components/schemas/A'}}}}}\n"
+         "  /b:\n    get: {responses: 5}\n"
+         "  /c:\n    get:\n      responses: {'200': {description: ok, content: {application/json: "
+         "{schema: {$ref: '#/components/schemas/C'}}}}}\n"
+         "components:\n  schemas:\n    A: {type: object, properties: {b: {$ref: '#/components/schemas/B'}}}\n"
+         "    B: {type: string}\n    C: {type: 5}\n")
+
+
+def test_import_of_a_part_validates_and_reads_that_part(tmp_path: Path) -> None:
+    """--path and --tag: only the paths asked for, and the components they reach, are validated and read
+    (GitHub's description of 900 paths took 25 s to validate whole for an import of four); what they
+    reach is still checked."""
+    (tmp_path / "d.yaml").write_text(PARTS)
+    whole = cli("connectors", "import", "d.yaml", "--name", "d", "--yes", cwd=tmp_path)
+    assert whole.status == 2 and "not a valid OpenAPI/Swagger description" in whole.stderr, whole.stderr
+    for flags in (["--path", "/a"], ["--tag", "t"], ["--path", "/[ab]", "--tag", "t"]):
+        part = cli("connectors", "import", "d.yaml", "--name", "d", "--yes", "--force", *flags, cwd=tmp_path)
+        assert part.status == 0, (flags, part.stderr)
+        assert list(tomllib.loads((tmp_path / "connectors" / "d.toml").read_text())["operations"]) == ["get_a"]
+    for path, said in (("/b", "5 is not of type 'object'"), ("/c", "{'type': 5} is not valid under any")):
+        bad = cli("connectors", "import", "d.yaml", "--name", "d", "--yes", "--force", "--path", path, cwd=tmp_path)
+        assert bad.status == 2 and "not a valid OpenAPI/Swagger description" in bad.stderr, bad.stderr
+        assert said in bad.stderr, bad.stderr
+    (tmp_path / "connectors" / "e.toml").write_text(
+        'name = "e"\nbase_url = "https://e.example.com"\n[operations.get_a]\nmethod = "GET"\npath = "/a"\n'
+        '[operations.get_bb]\nmethod = "GET"\npath = "/bb"\n')
+    checked = cli("connectors", "verify", "e", "--spec", "d.yaml", cwd=tmp_path)  # /b, /c: not its paths
+    assert checked.status == 1, checked.stderr
+    assert "get_bb: GET /bb is not in the description (nearest: /b)" in checked.stderr  # a path not read
+    assert "not a valid" not in checked.stderr and "1 problem(s) in 2 operations" in checked.stderr
+
+
 class _SpecServer(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = (SPECS / "shop.yaml").read_bytes()

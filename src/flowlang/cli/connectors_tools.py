@@ -59,8 +59,9 @@ def cmd_import(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.output != "-" and target.exists() and not args.force:
         terminal.error(f"error: {target} exists; pass --force to replace it")
         return int(ExitStatus.INVALID)
-    try:
-        doc = load(args.spec)
+    selection = Selection(args.tag, args.path)
+    try:  # with --tag/--path, only the paths that may hold the operations asked for are validated and read
+        doc = load(args.spec, keep=selection.keeps if args.tag or args.path else None)
     except DescriptionError as e:
         terminal.error(f"error: {e}")
         return int(ExitStatus.INVALID)
@@ -85,7 +86,7 @@ def cmd_import(args: argparse.Namespace, terminal: Terminal) -> int:
         return answer or q.default
 
     try:
-        result = import_description(doc, args.name, ask, Selection(args.tag, args.path))
+        result = import_description(doc, args.name, ask, selection)
     except ValueError as e:
         terminal.error(f"error: {e}")
         return int(ExitStatus.INVALID)
@@ -130,7 +131,7 @@ def connector_text(name: str, folder: Path) -> tuple[str, str] | None:
 def cmd_verify(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.connectors.declarative.loader import ConnectorFileError, parse_model
     from flowlang.openapi.document import DescriptionError, load
-    from flowlang.openapi.verify import verify
+    from flowlang.openapi.verify import paths_of, verify
 
     found = connector_text(args.name, Path(args.dir))
     if found is None:
@@ -140,7 +141,7 @@ def cmd_verify(args: argparse.Namespace, terminal: Terminal) -> int:
     file_name, text = found
     try:
         model: ConnectorFile = parse_model(file_name, text)
-        doc = load(args.spec)
+        doc = load(args.spec, keep=paths_of(model))  # only the paths the connector can mean are validated
     except ConnectorFileError as e:
         terminal.error(f"error: {e.message}")
         return int(ExitStatus.INVALID)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from flowlang.openapi.document import Document, Operation, Parameter, properties
+from flowlang.openapi.document import METHODS, Document, Operation, Parameter, properties
 from flowlang.openapi.naming import assign, snake
 
 CURSOR_PARAMS = ("cursor", "after", "starting_after", "page_token", "pagetoken", "next_token", "continuation",
@@ -53,6 +53,23 @@ class Selection:
         if self.tags and not set(t.lower() for t in op.tags) & {t.lower() for t in self.tags}:
             return False
         return not self.paths or any(op.path == p or fnmatch.fnmatchcase(op.path, p) for p in self.paths)
+
+    def keeps(self, path: str, item: Any) -> bool:
+        """Whether a path item of the description may hold a wanted operation (document.load's keep:
+        only those are validated and read). One it cannot judge (a $ref, tags that are no list) is kept."""
+        if self.paths and not any(path == p or fnmatch.fnmatchcase(path, p) for p in self.paths):
+            return False
+        if not self.tags or not isinstance(item, dict) or "$ref" in item:
+            return True
+        wanted = {t.lower() for t in self.tags}
+        for method in METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            tags = op.get("tags", []) if isinstance(op, dict) else None
+            if not isinstance(tags, list) or {str(t).lower() for t in tags} & wanted:
+                return True
+        return False
 
 
 @dataclass

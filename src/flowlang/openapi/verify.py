@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowlang.connectors.declarative.models import ConnectorFile, OperationModel
-from flowlang.openapi.document import Document, Operation, properties
+from flowlang.openapi.document import Document, Operation, PathFilter, properties
 
 HOLE = re.compile(r"\{[^}]*\}")
 PAGE_PARAMS = ("page_param", "size_param", "offset_param", "limit_param", "cursor_param")
@@ -40,16 +40,35 @@ def shape(path: str) -> str:
     return HOLE.sub("{}", path.rstrip("/")) or "/"
 
 
+def full_shape(base: str, op: OperationModel) -> str:
+    """The shape of the path an operation requests, with its base URL's path."""
+    return shape(base + op.path) if not op.path.startswith("http") else shape(url_path(op.path))
+
+
+def paths_of(model: ConnectorFile) -> PathFilter:
+    """document.load's keep for a connector: the description's paths that may be one of its operations
+    (the server's path, unknown here, is the rest of the operation's shape), and "/". The others are only
+    candidates for a missing path's nearest one."""
+    literal = model.base_url.startswith(("http://", "https://"))
+    base = url_path(model.base_url) if literal else ""
+    wanted = {full_shape(base, op) for op in model.operations.values()}
+
+    def keep(path: str, item: Any) -> bool:
+        mine = shape(path)
+        return mine == "/" or any(full.endswith(mine) for full in wanted)
+    return keep
+
+
 class Verifier:
     def __init__(self, model: ConnectorFile, doc: Document) -> None:
         self.model = model
         self.doc = doc
         literal = model.base_url.startswith(("http://", "https://"))
         # a base URL filled from the configuration ("{store_url}") says nothing of the server's path
-        bases = {url_path(url) for url, _ in doc.servers} or {""} if literal else {""}
+        self.bases = {url_path(url) for url, _ in doc.servers} or {""} if literal else {""}
         self.by_shape: dict[str, dict[str, Operation]] = {}
         for op in doc.operations:
-            for base in bases:
+            for base in self.bases:
                 self.by_shape.setdefault(shape(base + op.path), {})[op.method] = op
         self.base = url_path(model.base_url) if literal else ""
 
@@ -61,10 +80,11 @@ class Verifier:
         return report
 
     def operation(self, name: str, op: OperationModel, report: Report) -> None:
-        full = shape(self.base + op.path) if not op.path.startswith("http") else shape(url_path(op.path))
+        full = full_shape(self.base, op)
         methods = self.by_shape.get(full)
         if methods is None:
-            nearest = difflib.get_close_matches(full, list(self.by_shape), n=1, cutoff=0.6)
+            others = [shape(base + path) for path in self.doc.left_out for base in self.bases]
+            nearest = difflib.get_close_matches(full, list(self.by_shape) + others, n=1, cutoff=0.6)
             hint = f" (nearest: {nearest[0]})" if nearest else ""
             report.problems.append(f"{name}: {op.method} {op.path} is not in the description{hint}")
             return
