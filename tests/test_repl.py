@@ -210,6 +210,32 @@ def test_screen_with_pipe_input(session: ReplSession) -> None:
     assert "2 records" in text  # a list of records is shown as a table
 
 
+def test_a_history_file_that_cannot_be_written_keeps_the_session_going(session: ReplSession, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A history file on a full disk (or gone): each Enter showed prompt_toolkit's 'Unhandled exception in
+    event loop ... OSError: [Errno 28] No space left on device ... Press ENTER to continue...' and the
+    input never ran. The session says so once and keeps its inputs in memory."""
+    import shutil
+
+    for told in (False, True):
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        out, err = io.StringIO(), io.StringIO()
+        terminal = Terminal(stdout=out, stderr=err, color=False)
+        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+            prompt = build_prompt(session, terminal) if told else build_prompt(session)
+            shutil.rmtree(tmp_path / "data")  # the history's folder gone: its writes fail, as on a full disk
+            pipe.send_text("let n = 20\n")
+            pipe.send_text("n + 1\n")
+            pipe.send_text("n * 2\n")
+            pipe.send_text("\x04")
+            code = interactive(session, terminal, prompt, Console(file=out, width=80, color_system=None))
+        assert code == 0
+        assert out.getvalue().split() == ["21", "40"], out.getvalue()
+        notes = [line for line in err.getvalue().splitlines() if "history file" in line]
+        assert len(notes) == told, err.getvalue()
+    assert "cannot be written (No such file or directory); this session's inputs are kept in memory only" in notes[0]
+
+
 def test_piped_stdin() -> None:
     proc = cli("repl", stdin="let x = 2\nx * 21\nlet o = {a: [1, 2]}\nlen(o.a)\n")
     assert proc.status == 0 and proc.stdout.split() == ["42", "2"]

@@ -45,20 +45,31 @@ class MaskedFileHistory(FileHistory):
     """The history file, each input written with the session's known secrets masked: a secret's text
     typed or pasted into an input (a token to compare with) never reaches the disk."""
 
-    def __init__(self, filename: str, mask: Callable[[str], str]) -> None:
+    def __init__(self, filename: str, mask: Callable[[str], str],
+                 on_error: Callable[[str], None] | None = None) -> None:
         super().__init__(filename)
         self.mask = mask
+        self.on_error = on_error
+        self.failed = False  # the file refused a write: the session's inputs are kept in memory only
 
     def store_string(self, string: str) -> None:
-        super().store_string(self.mask(string))
+        if self.failed:
+            return
+        try:
+            super().store_string(self.mask(string))
+        except OSError as e:  # a full disk: before, prompt_toolkit's traceback at every Enter, the input not run
+            self.failed = True
+            if self.on_error is not None:
+                self.on_error(f"note: the history file {os.fsdecode(self.filename)} cannot be written "
+                              f"({e.strerror or e}); this session's inputs are kept in memory only")
 
 
-def history_file(mask: Callable[[str], str]) -> History:
+def history_file(mask: Callable[[str], str], on_error: Callable[[str], None] | None = None) -> History:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     folder = Path(base) / "flowlang"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        return MaskedFileHistory(str(private_file(folder / "history")), mask)
+        return MaskedFileHistory(str(private_file(folder / "history")), mask, on_error)
     except OSError:
         return InMemoryHistory()
 
@@ -78,10 +89,11 @@ def key_bindings(session: ReplSession) -> KeyBindings:
     return bindings
 
 
-def build_prompt(session: ReplSession, **kw: Any) -> PromptSession[str]:
+def build_prompt(session: ReplSession, terminal: Terminal | None = None, **kw: Any) -> PromptSession[str]:
+    said = (lambda text: terminal.message(text, "yellow")) if terminal is not None else None
     return PromptSession(
         message=PROMPT, multiline=True, lexer=PygmentsLexer(FlowLexer), completer=FlowCompleter(session),
-        complete_while_typing=False, history=kw.pop("history", None) or history_file(session.masker.mask),
+        complete_while_typing=False, history=kw.pop("history", None) or history_file(session.masker.mask, said),
         key_bindings=key_bindings(session), prompt_continuation=lambda width, line, soft: CONTINUATION,
         **kw)
 
@@ -120,7 +132,7 @@ def run_input(session: ReplSession, text: str) -> Outcome:
 
 def interactive(session: ReplSession, terminal: Terminal, prompt: PromptSession[str] | None = None,
                 console: Console | None = None) -> int:
-    prompt = prompt or build_prompt(session)
+    prompt = prompt or build_prompt(session, terminal)
     console = console or Console(file=terminal.stdout, highlight=True)
     session.interruptible = True
     terminal.message("flowlang repl: :help for commands, Ctrl-D to leave", "dim")
