@@ -841,3 +841,36 @@ end
     checked = cli("check", "c.flow", cwd=folder)
     assert checked.status == 2 and "c.flow:2:36: error: headers: must be an object, got string\n" in checked.stderr
     assert "c.flow:2:53: error: query: must be an object, got list\n" in checked.stderr, checked.stderr
+
+
+def test_a_blank_idempotency_key_is_refused_not_taken_as_a_key(folder: Path) -> None:
+    """A key filled from an empty field was taken as a key: `idempotency_key: r.code` with a blank code
+    sent 'Idempotency-Key:' empty and retried the POST after a 503 as safe to repeat (the API, seeing no
+    key, made it twice), and a connector file's "{sku}" (or "order-{sku}") with an empty sku gave every
+    such record the same key, so the API answered the second with the first one's result. A blank key
+    fails its record before anything is sent, as a null one does; written as a constant, check says so."""
+    with FakeApi() as api:
+        seen: list[Any] = []
+
+        def flaky(req: Request) -> tuple[int, dict[str, str], Any]:
+            seen.append(req.headers.get("idempotency-key"))
+            return (503, {}, {"error": "busy"}) if len(seen) % 2 else (201, {}, {"id": len(seen)})
+        api.route("POST", "/t1/items", flaky)
+        api.route("POST", "/plain", flaky)
+        result = run(folder, """
+use shop = shop(tenant: "t1", key: "k", base_url: env.API + "/t1")
+use api = http(base_url: env.API)
+for each r in [{sku: "", code: " "}, {sku: "", code: ""}]
+  send {n: 1} to api.post("/plain", idempotency_key: r.code)
+  send {sku: r.sku} to shop.create_item
+end
+""", api)
+        assert seen == [] and len(result.errors) == 2, (seen, result.errors)
+        assert all(e.message.startswith("idempotency_key: is blank, so it is no key") for e in result.errors)
+        sku = run(folder, 'use shop = shop(tenant: "t1", key: "k", base_url: env.API + "/t1")\n'
+                          'for each r in [{sku: ""}]\n  send r to shop.create_item\nend\n', api)
+        assert seen == [] and "needs the record's field 'sku', which is empty" in sku.errors[0].message
+    (folder / "c.flow").write_text('use api = http(base_url: "http://127.0.0.1:9")\n'
+                                   'call api.post("/a", idempotency_key: "") as a\n')
+    checked = cli("check", "c.flow", cwd=folder)
+    assert checked.status == 2 and "c.flow:2:38: error: idempotency_key: is blank" in checked.stderr, checked.stderr

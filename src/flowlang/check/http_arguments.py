@@ -47,6 +47,14 @@ def argument_diagnostics(op: str, args: tuple[ast.Expr, ...], kwargs: tuple[ast.
                 timeout_of(value)
             except FlowRuntimeError as e:
                 found.append(Diagnostic("http-argument", e.message, source, given["timeout"].value.span))
+    key = given.get("idempotency_key")
+    if key is not None and isinstance(key.value, ast.Literal) and isinstance(key.value.value, str):
+        from flowlang.connectors.http.connection import idempotency_key_of
+
+        try:
+            idempotency_key_of(key.value.value)
+        except FlowRuntimeError as e:
+            found.append(Diagnostic("http-argument", e.message, source, key.value.span))
     return found + _body_diagnostics(op, given, sending, source)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, OperationSpec, RunServices, SendOutcome
 from flowlang.connectors.declarative.models import AuthModel, ConnectorFile, OperationModel
 from flowlang.connectors.http.client import BODY_SHOWN, HttpClient
+from flowlang.connectors.http.connection import idempotency_key_of
 from flowlang.connectors.http.pagination import Paginator, empty_answer, has_path, page_spec, records_of
 from flowlang.connectors.http.retry import IDEMPOTENT
 from flowlang.connectors.http.spec import HTTP_CONFIG, config_value_problem, http_settings
@@ -80,7 +81,12 @@ def record_template(template: str, record: Mapping[str, Any]) -> str:
             raise FlowRuntimeError(f"the idempotency_key {template!r} needs the record's field '{name}', which is "
                                    f"{'null' if held else 'missing'}; or give idempotency_key: in the send",
                                    "connector")
-        return value.reveal() if isinstance(value, Secret) else to_text(value)
+        text = value.reveal() if isinstance(value, Secret) else to_text(value)
+        if not text.strip():  # "order-{id}" with an empty id: every such record would share one key
+            raise FlowRuntimeError(f"the idempotency_key {template!r} needs the record's field '{name}', which is "
+                                   "empty (a key it filled would be the same for every such record); or give "
+                                   "idempotency_key: in the send", "connector")
+        return text
     return FIELD_PLACEHOLDER.sub(replace, template)
 
 
@@ -273,7 +279,7 @@ class DeclarativeConnection(Connection):
         given = kwargs.get("idempotency_key")
         answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=model.method not in READS and not model.safe,
-                                           idempotency_key=to_text(given) if given is not None else None,
+                                           idempotency_key=idempotency_key_of(given),
                                            form=self.form(model))
         value = path_get(answer.value, model.result) if model.result else answer.value
         if answer.response is not None and (model.records or op.startswith("list_")):
@@ -295,7 +301,7 @@ class DeclarativeConnection(Connection):
             return outcome.result
         url, headers = self.request_parts(model, kwargs, record)
         given = kwargs.get("idempotency_key")
-        key = to_text(given) if given is not None else record_template(model.idempotency_key, record) \
+        key = idempotency_key_of(given) if given is not None else record_template(model.idempotency_key, record) \
             if model.idempotency_key and isinstance(record, dict) else None
         sent = without_path_fields(model, record, kwargs)
         body = {model.envelope: sent} if model.envelope else sent

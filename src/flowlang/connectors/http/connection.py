@@ -61,6 +61,20 @@ def mapping(value: Any, what: str) -> dict[str, Any] | None:
     return value
 
 
+def idempotency_key_of(value: Any) -> str | None:
+    """The Idempotency-Key a call gives (None: none). A blank one (a record's empty field) is refused: it
+    is no key (sent empty, or the same for every such record, so the API answers each with the first
+    one's result), and a request with it was retried after a 503 or a timeout as safe to repeat."""
+    if value is None:
+        return None
+    text = to_text(value)
+    if not text.strip():
+        raise FlowRuntimeError("idempotency_key: is blank, so it is no key (the API would take the request as one "
+                               "without a key, and a retry could do its work twice): give each record a key of its "
+                               "own, or leave idempotency_key: out", "connector")
+    return text
+
+
 def timeout_of(value: Any) -> float | None:
     if value is None:
         return None
@@ -110,12 +124,13 @@ class HttpConnection(Connection):
                 raise FlowRuntimeError(f"form: must be an object of fields, got {type_name(form)}", "connector")
         timeout = options.get("timeout")
         return self.client.request_value(method, url, headers=headers, body=form if form is not None else body,
-                                         idempotency_key=to_text(key) if key is not None else None,
+                                         idempotency_key=idempotency_key_of(key),
                                          timeout=timeout_of(timeout) if timeout is not None else None,
                                          form=form is not None)
 
     def repeatable(self, op: str, record: Value, kwargs: dict[str, Value]) -> bool:
-        return op.upper() in IDEMPOTENT or kwargs.get("idempotency_key") is not None
+        key = kwargs.get("idempotency_key")
+        return op.upper() in IDEMPOTENT or (key is not None and bool(to_text(key).strip()))
 
     async def send(self, op: str, record: Value, args: list[Value], kwargs: dict[str, Value]) -> Value:
         method = op.upper()
@@ -130,7 +145,7 @@ class HttpConnection(Connection):
         url = self.client.url(filled, mapping(options.get("query"), "query"))
         key = options.get("idempotency_key")
         answer = await self.client.request(method, url, headers=mapping(options.get("headers"), "headers"),
-                                           body=record, idempotency_key=to_text(key) if key is not None else None,
+                                           body=record, idempotency_key=idempotency_key_of(key),
                                            timeout=timeout_of(options.get("timeout")), form=form)
         return answer.value
 
