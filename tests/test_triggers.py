@@ -35,6 +35,10 @@ def test_triggers_are_read_into_specs_and_a_run_ignores_them() -> None:
 BAD = [
     ('trigger schedule("*/15 * * *")', "2:18", "five cron fields"),
     ('trigger schedule("61 * * * *")', "2:18", "not a cron expression"),
+    # croniter's random R was taken (another minute at each serve start), Jenkins' H said croniter's words
+    ('trigger schedule("R * * * *")', "2:18", "R in the minute field is no cron value (random, as croniter or "
+     "Jenkins write it, not cron): give the minute itself, as 17"),
+    ('trigger schedule("0 H(0-5) * * *")', "2:18", "H(0-5) in the hour field is no cron value (hashed"),
     ('trigger schedule("0 2 30 2 *")', "2:18", 'the schedule "0 2 30 2 *" never ticks'),
     ('trigger schedule("0 0 31 4,6,9,11 *", tz: "Asia/Kolkata")', "2:18", "never ticks"),
     ('trigger schedule("0 6 * * *", tz: "Europe/Olso")', "2:35", "unknown time zone 'Europe/Olso'"),

@@ -90,6 +90,16 @@ def cron_problem(expression: str) -> str | None:
     fields = expression.split()
     if len(fields) != 5:
         return f"a schedule takes five cron fields (minute hour day month weekday), not {len(fields)}"
+    for (name, example), value in zip((("minute", 17), ("hour", 3), ("day", 1), ("month", 6), ("weekday", 1)), fields,
+                                      strict=True):
+        for part in value.split(","):
+            base = part.split("/")[0]
+            if base[:1] in ("R", "r", "H", "h") and (len(base) == 1 or base[1] == "("):
+                # croniter's R is a random value (another one each time serve starts: "R * * * *" ticked at
+                # :16 in one serve, :48 in the next); H, Jenkins' hashed one, failed as 'Hashed definitions
+                # must include hash_id'
+                return (f"{part} in the {name} field is no cron value ({'random' if base[0] in 'Rr' else 'hashed'}, "
+                        f"as croniter or Jenkins write it, not cron): give the {name} itself, as {example}")
     try:
         ticks = croniter(expression)
     except (ValueError, KeyError) as e:
