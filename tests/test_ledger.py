@@ -829,3 +829,29 @@ def test_an_if_changed_send_refused_leaves_the_last_payload_sent(tmp_path: Path)
             assert done.returncode == status, done.stderr
     assert got == [1, 2]  # the third run's v 1 is what the destination has
     assert [(e["status"], e["job_id"]) for e in ledger(tmp_path)] == [("sent", 1)]
+
+
+def test_a_pending_key_of_a_send_outside_a_loop_says_to_run_again_not_to_retry(tmp_path: Path) -> None:
+    """A `send ... once` outside any loop whose answer never came fails the run, not a record, so no error
+    waits for `flowlang retry`; its message still said '..., and flowlang retry finishes the record without
+    sending it' (and 'before a retry'), where retry then says there is nothing to retry (found by a new-user
+    trial of kill -9 under serve). It says the next run goes on (a webhook delivery's: its replay)."""
+    flow = tmp_path / "one.flow"
+    flow.write_text('use api = http(base_url: env.API)\n'
+                    'send {n: 1} to api.post("/slow", timeout: 0.3) key "k1" once\n')
+
+    def slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        time.sleep(1)
+        return 200, {}, {"ok": True}
+
+    with FakeApi() as api:
+        api.route("POST", r"^/slow$", slow)
+        first = run_cli("run", "one.flow", cwd=tmp_path, env={"API": api.url})
+        second = run_cli("run", "one.flow", cwd=tmp_path, env={"API": api.url})
+    assert first.returncode == second.returncode == 1
+    assert ("key k1 stays pending in the ledger, since the request may have reached api: check there, then run "
+            "flowlang ledger one.flow --forget k1 to send it again (or, if it arrived, flowlang ledger one.flow "
+            "--sent k1) before the next run") in first.stderr, first.stderr
+    assert ("(or, if it arrived, flowlang ledger one.flow --sent k1, and the next run goes on without sending "
+            "it)") in second.stderr, second.stderr
+    assert "retry" not in first.stderr + second.stderr

@@ -108,6 +108,7 @@ class IoCompiler(StatementCompiler):
     """Compiles use, call, lookup, send, import and run (async steps)."""
 
     loop_stack: list[LoopInfo]
+    in_function: bool
 
     def operation_parts(self, op: ast.Operation) -> tuple[Callable[[Frame], Connection], list[Eval], dict[str, Eval]]:
         ref = self.checked.resolution.refs[op]
@@ -298,13 +299,14 @@ class IoCompiler(StatementCompiler):
         mode = node.mode
         key_of = self.send_key(node)
         written = self.key_written(node)
+        outside = not self.loop_stack and not self.in_function  # its failure fails the run: no record to retry
 
         async def send_one(f: Frame, conn: Connection, record: Any, a: list[Any], kw: dict[str, Any],
                            stats: Any, observer: Any) -> Any:
             if not observer.active:
                 if mode is not None:
                     return await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where,
-                                             written)
+                                             written, outside)
                 result = await conn.send(op, record, a, kw)
                 count_sent(stats, 1, conn.sends_read(op))
                 return result
@@ -312,7 +314,7 @@ class IoCompiler(StatementCompiler):
             try:
                 if mode is not None:
                     result = await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where,
-                                             written)
+                                               written, outside)
                 else:
                     result = await conn.send(op, record, a, kw)
                     count_sent(stats, 1, conn.sends_read(op))

@@ -49,11 +49,33 @@ def record_key(value: Any, run: RunContext | None = None) -> Any:
     return key if name is None else [name, key]
 
 
+def webhook_job(run: RunContext) -> bool:
+    trigger = run.job.get("trigger")
+    return isinstance(trigger, dict) and trigger.get("kind") == "webhook"
+
+
+def afterwards(run: RunContext, outside: bool) -> str:
+    """What finishes the work once the ledger says what happened to a key: a retry of the failed record,
+    or, for a send outside any loop (whose failure fails the run, and leaves no record to retry), the run
+    again: for a webhook delivery of `flowlang serve`, a replay of it."""
+    if not outside:
+        return "flowlang retry finishes the record"
+    if webhook_job(run):
+        return f"{replay_command(run)} goes on"
+    return "the next run goes on"
+
+
+def replay_command(run: RunContext) -> str:
+    """How a webhook job's delivery is run again: `flowlang inbox DIR --replay ID`, DIR the flow's folder."""
+    folder = run.flow_file.rsplit("/", 1)[0] if "/" in run.flow_file else "."
+    return f"flowlang inbox {folder} --replay ID of the delivery (#ID in flowlang inbox {folder} --failed)"
+
+
 def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str, mode: str,
-                 stats: StatementStats) -> tuple[bool, Any]:
+                 stats: StatementStats, outside: bool = False) -> tuple[bool, Any]:
     """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose send was
     cut off in flight is refused (unless sending it again cannot do its work twice): the record fails,
-    saying so."""
+    saying so (`outside`: a send outside any loop, see afterwards)."""
     entry = consulted(run, conn.name, op, k)
     if entry is not None and entry["status"] == "pending" and entry.get("repeatable"):
         run.log("info", f"{conn.name}.{op}: key {k} was in flight when job {entry['job_id']} stopped; sending it "
@@ -64,7 +86,7 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
             f"answer that says whether it arrived (the job stopped while it was in flight, or it timed out or lost its "
             f"connection), so it may have reached {conn.name}; check there, then run flowlang ledger "
             f"{run.flow_file} --forget {k} to send it again (or, if it arrived, flowlang ledger {run.flow_file} "
-            f"--sent {k}, and flowlang retry finishes the record without sending it)", "connector")
+            f"--sent {k}, and {afterwards(run, outside)} without sending it)", "connector")
     if entry is not None and entry["status"] == "sent" and (mode == "once" or entry["hash"] == digest):
         stats.skipped += 1
         job = entry["job_id"]
@@ -114,11 +136,12 @@ def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, An
     return entry if type(entry) is dict else None
 
 
-def kept_pending(run: RunContext, connection: str, k: str, mode: str = "once") -> str:
+def kept_pending(run: RunContext, connection: str, k: str, mode: str = "once", outside: bool = False) -> str:
     """What a ledger send that may have arrived (FlowRuntimeError.uncertain) adds to its record's error."""
+    then = "a retry" if not outside else "the next run" if not webhook_job(run) else replay_command(run)
     return (f"; send ... {MODE_WORDS[mode]}: key {k} stays pending in the ledger, since the request may have reached "
             f"{connection}: check there, then run flowlang ledger {run.flow_file} --forget {k} to send it again "
-            f"(or, if it arrived, flowlang ledger {run.flow_file} --sent {k}) before a retry")
+            f"(or, if it arrived, flowlang ledger {run.flow_file} --sent {k}) before {then}")
 
 
 def may_have_arrived(connection: str) -> str:
@@ -142,9 +165,9 @@ def needs_key(key: Any, mode: str, where: Where, written: str | None = None) -> 
 
 async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, args: list[Any],
                       kwargs: dict[str, Any], key: Any, mode: str, stats: StatementStats, where: Where,
-                      written: str | None = None) -> Any:
+                      written: str | None = None, outside: bool = False) -> Any:
     """Send one record through the ledger; returns the answer (the recorded one when skipped); `written`
-    as needs_key takes it."""
+    as needs_key takes it; `outside`: the send is in no loop (nor function), so its failure fails the run."""
     needs_key(key, mode, where, written)
     ledger = run.ledger
     if ledger is None:
@@ -152,7 +175,7 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     k = key_text(key, run.mask)
     entry_op = ledger_operation(op, args)  # the ledger's name of the operation: with its path
     digest = payload_hash(record, args, kwargs)
-    skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats)
+    skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats, outside)
     if skip:
         return answer
     if run.dry_run:
@@ -167,7 +190,7 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         answer = await conn.send(op, record, args, kwargs)
     except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending
         if e.uncertain:  # it may have arrived: kept pending, as a kill would leave it
-            e.message += kept_pending(run, conn.name, k, mode)
+            e.message += kept_pending(run, conn.name, k, mode, outside)
             e.args = (e.message, *e.args[1:])
         elif mode == "once":
             ledger.release(run.flow, conn.name, entry_op, k)
