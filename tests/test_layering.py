@@ -40,7 +40,7 @@ ALLOWED = {
 # dispatches to the REPL) and `__main__` sit above everything.
 LAYERS: list[tuple[str, ...]] = [
     ("lazy_dataclass",),
-    ("source", "resources"),
+    ("source", "resources", "file_replace"),
     ("diagnostics", "ast"),
     ("errors",),
     ("syntax", "runtime", "status", "syncrun", "flow_file"),

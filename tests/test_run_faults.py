@@ -358,3 +358,18 @@ def test_a_store_past_the_file_size_limit_is_a_clear_error_and_each_failure_is_k
     assert job["status"] == "failed" and 0 < stats["failed"] < 1000
     kept = cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()
     assert len(kept) == stats["failed"]  # every record counted as failed is in the store
+
+
+def test_fmt_on_a_full_disk_leaves_the_flow_as_it_was(small_disk: Path) -> None:
+    """`flowlang fmt f.flow` rewrote the file in place: on a full disk it was cut where the write stopped
+    (a 3,994-byte flow of 290 emits left as 4,096 bytes ending in 'emit {a: 230}\\n    emit {'), the rest
+    of the user's flow gone, and the command said 'internal error: OSError ... a bug in flowlang'."""
+    text = "for each i in [1]\nfor each j in [1]\n" + "".join(f"emit {{a: {i}}}\n" for i in range(290)) + "end\nend\n"
+    flow = write(small_disk, "f.flow", text)
+    fill(small_disk)
+    ran = cli("fmt", str(flow), cwd=small_disk)
+    assert ran.status == 1, ran.stderr
+    assert f"error: cannot write {flow}: No space left on device (the file was left as it was)" in ran.stderr
+    assert "1 could not be written" in ran.stderr and "internal error" not in ran.stderr
+    assert flow.read_text() == text  # byte for byte
+    assert sorted(p.name for p in small_disk.iterdir()) == ["f.flow", "filler"]  # no temporary file left

@@ -228,6 +228,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
 def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.options import flow_paths
     from flowlang.environment import display_name
+    from flowlang.file_replace import replace_text
     from flowlang.syntax.format import format_text
 
     paths = flow_paths(args.files)
@@ -241,7 +242,7 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
         terminal.stdout.write(formatted)
         terminal.stdout.flush()
         return int(ExitStatus.OK)
-    changed = broken = 0
+    changed = broken = unwritten = 0
     for name in paths:  # a file that cannot be read or parsed is reported, and the others are formatted
         path = Path(name)
         try:
@@ -268,15 +269,21 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
         if args.check:
             terminal.message(f"would reformat {name}")
         else:
-            path.write_text(formatted, encoding="utf-8", newline=newline)
+            try:  # whole or not at all: a full disk cut the flow short where the write stopped
+                replace_text(path, formatted, newline)
+            except OSError as e:
+                terminal.error(f"error: cannot write {name}: {e.strerror or e} (the file was left as it was)")
+                unwritten += 1
+                continue
             terminal.message(f"reformatted {name}")
     unchanged = len(paths) - changed - broken
     verb = "would be reformatted" if args.check else "reformatted"
-    terminal.message(f"{changed} {verb}, {unchanged} already formatted"
-                     + (f", {broken} not formatted (see the errors above)" if broken else ""))
+    terminal.message(f"{changed - unwritten} {verb}, {unchanged} already formatted"
+                     + (f", {broken} not formatted (see the errors above)" if broken else "")
+                     + (f", {unwritten} could not be written (left as they were)" if unwritten else ""))
     if broken:
         return int(ExitStatus.INVALID)
-    return int(ExitStatus.FAILED if args.check and changed else ExitStatus.OK)
+    return int(ExitStatus.FAILED if unwritten or (args.check and changed) else ExitStatus.OK)
 
 
 def cmd_connectors(args: argparse.Namespace, terminal: Terminal) -> int:

@@ -104,8 +104,10 @@ def cmd_import(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.output == "-":
         terminal.out(result.text.rstrip("\n"))
     else:
+        from flowlang.file_replace import replace_text
+
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(result.text, encoding="utf-8")
+        replace_text(target, result.text)  # a full disk leaves a file imported before as it was
         terminal.message(f"wrote {target}: {len(model.operations)} operations"
                          + (f", {len(result.questions)} unsure point(s) noted in the file" if result.questions
                             else ""))

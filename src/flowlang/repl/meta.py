@@ -9,6 +9,7 @@ from pathlib import Path
 from flowlang.check.hints import did_you_mean
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.errors import FlowError, ScriptError
+from flowlang.file_replace import replace_text
 from flowlang.repl.keyword_help import KEYWORD_HELP
 from flowlang.repl.session import ReplSession, unknown_params
 from flowlang.runtime.jsoncodec import JsonDataError, dumps
@@ -243,7 +244,7 @@ def cmd_save(session: ReplSession, arg: str) -> MetaResult:
         pass
     masked = session.masker.mask(text)  # a secret's text typed into an input never reaches a file
     try:
-        path.write_text(masked, encoding="utf-8")
+        replace_text(path, masked)  # a full disk leaves the file saved before as it was
     except OSError as e:
         return MetaResult(f"cannot save to {path}: {e.strerror or e}", ok=False)
     session.saved_paths.add(path.resolve())
