@@ -7,6 +7,7 @@ nothing of it is kept; a connection stalled in its headers, or idle, is closed a
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import select
@@ -290,9 +291,18 @@ def test_a_request_that_is_no_valid_http_is_a_warning_saying_why_without_its_byt
                 conn.sendall(raw)
                 assert conn.recv(100).startswith(b"HTTP/1.0 400 ")
         wait_for(lambda: serve.logs().count("not valid HTTP") == 3, what="the three warnings")
+        # a body that is not what its Content-Encoding says, found as the handler reads it: it was a 500
+        # 'Internal Server Error' and 'Unhandled exception' at level error
+        status, _, body = serve.post("/hooks/orders", b'{"a": 1}', {**HEADERS, "Content-Encoding": "gzip"})
+        assert (status, body) == (400, {"error": "the request's body cannot be read: its body does not match its "
+                                                 "Content-Length, chunked or compressed encoding"})
+        zipped = gzip.compress(b'{"a": 2}')
+        assert serve.post("/hooks/orders", zipped, {**HEADERS, "Content-Encoding": "gzip"})[0] == 202
         assert serve.post("/hooks/orders", b"{}", HEADERS)[0] == 202
         assert serve.terminate() == 0
         logs = serve.logs()
+    assert ("warning: POST /hooks/orders: refused (400): its body does not match its Content-Length, chunked or "
+            "compressed encoding (Content-Encoding: gzip)") in logs, logs
     assert "Error handling request" not in logs and CANARY not in logs and "error:" not in logs, logs
     said = [line for line in logs.splitlines() if "not valid HTTP" in line]
     assert said == [

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from flowlang.connectors.http.transport import header_fields
 from flowlang.errors import StoreError
@@ -103,6 +104,14 @@ async def bounded_bodies(request: web.Request, handler: Handler) -> web.StreamRe
     except BodyTimedOut as e:
         log.warning(f"{request.method} {request.path}: refused (408): {e}")
         return await answer_and_close(request, 408, str(e))
+    except RequestPayloadError:
+        # a body aiohttp cannot decode as it reads it ('Content-Encoding: gzip' on bytes that are not gzip):
+        # it was an unhandled exception, '500 Internal Server Error' and 'Unhandled exception' in the log
+        said = "its body does not match its Content-Length, chunked or compressed encoding"
+        encoding = request.headers.get("Content-Encoding")
+        log.warning(f"{request.method} {request.path}: refused (400): {said}"
+                    + (f" (Content-Encoding: {header_text(encoding)})" if encoding else ""))
+        return await answer_and_close(request, 400, f"the request's body cannot be read: {said}")
 
 
 def header_text(value: str) -> str:
