@@ -8,6 +8,8 @@ interrupted by a kill is refused until someone checks (the record fails with a m
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import PurePath
 from typing import Any
 
 from flowlang.compile.errors import Where
@@ -67,7 +69,8 @@ def afterwards(run: RunContext, outside: bool) -> str:
 
 def replay_command(run: RunContext) -> str:
     """How a webhook job's delivery is run again: `flowlang inbox DIR --replay ID`, DIR the flow's folder."""
-    folder = run.flow_file.rsplit("/", 1)[0] if "/" in run.flow_file else "."
+    parts = shlex.split(run.flow_file)  # as a command takes it: 'my flows/orders.flow', quoted
+    folder = shlex.quote(str(PurePath(parts[0]).parent)) if parts else "."
     return f"flowlang inbox {folder} --replay ID of the delivery (#ID in flowlang inbox {folder} --failed)"
 
 
