@@ -373,3 +373,30 @@ def test_fmt_on_a_full_disk_leaves_the_flow_as_it_was(small_disk: Path) -> None:
     assert "1 could not be written" in ran.stderr and "internal error" not in ran.stderr
     assert flow.read_text() == text  # byte for byte
     assert sorted(p.name for p in small_disk.iterdir()) == ["f.flow", "filler"]  # no temporary file left
+
+
+def test_appending_to_a_json_list_never_rewrites_the_records_already_in_it(tmp_path: Path) -> None:
+    """A JSON file sink appending (mode: "append", or a retry or resume of an overwrite one) rewrote the
+    whole file without its closing `]` first: a kill -9 in that write left a 90 MB list of 400,000 records
+    empty (0 bytes), and under a file size limit of 1 MiB a 2.5 MB list was cut to 1 MiB mid-record, 11,600
+    records lost and the rest no JSON. The `]` is cut off in place; the records stay as they were."""
+    import resource
+    import sys
+
+    records = [{"id": i, "pad": "x" * 100} for i in range(6000)]
+    out = write(tmp_path, "out.json", json.dumps(records, indent=1) + "\n")
+    write(tmp_path, "f.flow", 'use out = file(path: "out.json", mode: "append")\nfor each i in range(3)\n'
+          '  send {id: i} to out\nend\n')
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+    ran = subprocess.run([sys.executable, "-m", "flowlang", "run", "f.flow", "--state-dir", str(tmp_path / "st"),
+                          "--log-format", "text"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                         preexec_fn=limited)
+    assert ran.returncode == 1 and "disk full writing" in ran.stderr and "File too large" in ran.stderr, ran.stderr
+    kept = out.read_text()
+    assert json.loads(kept.rstrip() + "]") == records  # each record as it was: a list a later run appends to
+    ran = cli("run", "f.flow", "--state-dir", str(tmp_path / "st"), cwd=tmp_path)  # no limit: appended after them
+    assert ran.status == 0, ran.stderr
+    assert json.loads(out.read_text()) == [*records, {"id": 0}, {"id": 1}, {"id": 2}]
