@@ -720,3 +720,24 @@ def test_reading_a_store_never_makes_one(tmp_path: Path) -> None:
     assert run_cli("state", "f.flow", "--set", "a=1", cwd=tmp_path).returncode == 0  # a change makes it
     assert (tmp_path / ".flowlang" / "flowlang.db").is_file()
     assert '"a":1' in run_cli("state", "f.flow", cwd=tmp_path).stdout
+
+
+def test_a_blank_key_is_no_key_and_loses_no_record(tmp_path: Path) -> None:
+    """A key that is an empty text (a CSV's empty email cell, an `id` of "") was taken as a key, shared by
+    every such record: `send r to out key r.email once` skipped the second as already sent (1 of 2 written,
+    'skipped 1'), and `for each r in rows key r.email` (or the default key, an `id` of "") kept one open
+    error for two failed records, the first's replaced by the second's. A blank key is no key, as null is:
+    the once send fails each such record, saying its key is empty; each failure is kept."""
+    (tmp_path / "once.flow").write_text('use out = file(path: "out.jsonl", mode: "append")\n'
+                                        'for each r in [{email: "", n: 1}, {email: " ", n: 2}, {email: "a", n: 3}]\n'
+                                        '  send r to out key r.email once\nend\n')
+    sent = cli("run", "once.flow", "--log-format", "text", cwd=tmp_path)
+    assert sent.status == 3 and "its key (key r.email) is empty for this record" in sent.stderr, sent.stderr
+    assert [json.loads(x)["n"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == [3]
+    (tmp_path / "keyed.flow").write_text('for each r in [{email: "", n: 1}, {email: "", n: 2}] key r.email\n'
+                                         '  fail "bad {r.n}"\nend\n'
+                                         'for each r in [{id: "", n: 3}, {id: "  ", n: 4}, {id: "  ", n: 5}]\n'
+                                         '  fail "bad {r.n}"\nend\n')
+    assert cli("run", "keyed.flow", cwd=tmp_path).status == 3
+    errors = [json.loads(x) for x in cli("errors", "keyed.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    assert sorted(e["message"] for e in errors) == [f"bad {n}" for n in range(1, 6)]

@@ -38,6 +38,12 @@ def replayed_file_key(stored: str | None, key: Any) -> Any:
     return key
 
 
+def blank_key(value: Any) -> bool:
+    """A key that is an empty text or blanks: no key at all, as null is. Taken as one, every such record
+    shared it: the second was skipped by `send ... once` as sent, or replaced the first's open error."""
+    return type(value) is str and not value.strip()
+
+
 def record_key(value: Any, run: RunContext | None = None) -> Any:
     """The default key of a loop's record: its `id` when it is an object with one; a record of a file
     pick-up (run.record_files) is keyed within its file, [name, id], as files that each number their
@@ -45,6 +51,8 @@ def record_key(value: Any, run: RunContext | None = None) -> Any:
     if type(value) is not dict:
         return None
     key = value.get("id")
+    if blank_key(key):  # an empty id ("" from a CSV's empty cell) is none: such records would share one
+        return None
     if key is None or run is None:
         return key
     name = run.record_files.get(id(value))
@@ -158,9 +166,10 @@ def may_have_arrived(connection: str) -> str:
 def needs_key(key: Any, mode: str, where: Where, written: str | None = None) -> None:
     """A ledger send's key is null: `written` is the key's expression when the send or its loop has one
     (`key r.sku`, whose value was null for this record), else the record had no id to take."""
-    if key is None and written is not None:
-        raise where.error(f"send ... {MODE_WORDS[mode]} needs the record's key, and its key ({written}) is null "
-                          "for this record: give every record one (key r.sku ?? r.email)", "value")
+    if (key is None or blank_key(key)) and written is not None:
+        raise where.error(f"send ... {MODE_WORDS[mode]} needs the record's key, and its key ({written}) is "
+                          f"{'null' if key is None else 'empty'} for this record: give every record one "
+                          "(key r.sku ?? r.email)", "value")
     if key is None:
         raise where.error(f"send ... {MODE_WORDS[mode]} needs the record's key: write `key EXPR` after the "
                           "destination (or loop over records that have an id)", "value")

@@ -22,7 +22,7 @@ from flowlang.compile.batching import Answer, RunAhead, TailSend, outcome_of
 from flowlang.compile.errors import Where
 from flowlang.compile.expressions import iterate
 from flowlang.compile.io import IoCompiler
-from flowlang.compile.ledger_send import record_key
+from flowlang.compile.ledger_send import blank_key, record_key
 from flowlang.compile.reads import WRITES_STATE, globals_named, reads
 from flowlang.compile.resume import LoopProgress, assigned_slots, progress_of, restore_scope, resume_point
 from flowlang.compile.statements import DECLARATIONS
@@ -144,7 +144,11 @@ class LoopInfo:
         saved = [f.slots[s] for s in self.names_slots]
         try:
             set_vars(f.slots, self.names_slots, item, where)
-            return self.key(f)
+            value = self.key(f)
+            if blank_key(value):  # "" for every record without an email: they would share one open error
+                self.no_key(f, "it is empty")
+                return None
+            return value
         except FlowRuntimeError as e:
             self.no_key(f, e.message)
             return None
