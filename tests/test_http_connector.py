@@ -850,6 +850,16 @@ def test_a_redirect_to_a_location_that_is_no_url_fails_the_record_unshown() -> N
     assert api.count("GET", "/go/1") == 1
 
 
+def test_a_redirect_loop_is_not_tried_again() -> None:
+    """A Location that leads back to itself failed 'more than 5 redirects' only after 5 attempts: 30
+    requests and 3 s of backoff for an answer that is the same each time. It fails at the first."""
+    with FakeApi() as api:
+        api.route("GET", "/loop", lambda req: (302, {"Location": "/loop"}, None))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/loop") as r\n', api)
+    assert result.error is not None and result.error.message == f"GET {api.url}/loop: more than 5 redirects"
+    assert api.count("GET", "/loop") == 6
+
+
 @pytest.mark.parametrize(("location", "said"), [
     ("http://127.0.0.1:99999/x", "a 302 redirect to a Location that is not a URL (Port out of range 0-65535)"),
     ("http://127.0.0.1:abc/x", "a 302 redirect to a Location that is not a URL (Port could not be cast"),

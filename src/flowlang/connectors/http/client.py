@@ -584,7 +584,8 @@ class HttpClient:
                                                  data, timeout, self.meter)
         if response.status not in REDIRECTS or not response.headers.get("location"):
             return response
-        raise TransportError(f"more than {MAX_REDIRECTS} redirects", sent=True)
+        # final: a redirect loop answers every attempt the same (5 attempts were 30 requests and 3 s of backoff)
+        raise TransportError(f"more than {MAX_REDIRECTS} redirects", sent=True, final=True)
 
     # ---- answers ----------------------------------------------------------------------------------
     def decode(self, method: str, response: Response) -> Any:
