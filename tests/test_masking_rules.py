@@ -74,6 +74,26 @@ def test_a_short_secret_is_masked_as_a_value_not_as_a_word_of_every_message(tmp_
     assert b'"password":"error"' not in stored and b'\\"password\\":\\"error\\"' not in stored
 
 
+def test_a_short_bearer_token_echoed_in_its_header_is_masked(tmp_path: Path) -> None:
+    """bearer(secret.T) of a token shorter than 8 characters: an API echoing the header it got showed
+    '"Authorization": "Bearer pw1"' in the record's error, the log and the store, since a short secret is
+    masked only as a whole value and the header's value holds the scheme too (basic()'s was masked)."""
+    with FakeApi() as api:
+        api.route("GET", "/me", lambda req: (401, {}, {"got": req.headers.get("authorization"), "error": "no"}))
+        (tmp_path / "w.flow").write_text(
+            f'use api = http(base_url: "{api.url}", auth: bearer(secret.T), retry: 1)\n'
+            "for each n in [1]\n"
+            '  call api.get("/me") as r\n'
+            "end\n")
+        result = cli("run", "w.flow", "--log-format", "text", cwd=tmp_path, env={"T": "pw1"})
+    assert result.status in (1, 3), result.stderr
+    assert "Bearer pw1" not in result.stderr and '"got":"***"' in result.stderr, result.stderr
+    listed = cli("errors", "w.flow", "--json", cwd=tmp_path).stdout
+    assert "pw1" not in listed
+    stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
+    assert b"Bearer pw1" not in stored
+
+
 def test_a_short_secret_is_not_looked_for_inside_a_text() -> None:
     masker = Masker()
     masker.add("admin")

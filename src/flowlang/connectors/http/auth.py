@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.masking import MIN_IN_TEXT
 from flowlang.runtime.values import Secret, to_text, type_name
 
 REFRESH_MARGIN = 60.0  # seconds before expiry a cached token is renewed (a tenth of a shorter lifetime)
@@ -69,7 +70,10 @@ class BearerAuth(Auth):
         return RequestAuth(headers={"Authorization": f"Bearer {self.token}"})
 
     def secrets(self) -> list[str]:
-        return [self.token]
+        # a token shorter than MIN_IN_TEXT is masked only as a whole value, so an API echoing the header it
+        # got ('"Authorization": "Bearer pw1"') showed it: its header's value is one too (a longer token is
+        # masked anywhere, and shows as 'Bearer ***')
+        return [self.token, *([f"Bearer {self.token}"] if len(self.token) < MIN_IN_TEXT else [])]
 
 
 class BasicAuth(Auth):
