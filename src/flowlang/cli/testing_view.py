@@ -60,6 +60,9 @@ def show_outcome(terminal: Terminal, outcome: ReplayOutcome) -> None:
 
 def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.json_lines = args.json_logs  # every stderr line is then one JSON object (OPERATIONS.md 10)
+    given = Path(args.path)
+    if given.name == "flow.toml" and given.is_file():  # a test folder's file: that folder ('say which cassette
+        args.path = str(given.parent)                   # to replay: flowlang test t/flow.toml --cassette DIR')
     cases = cases_of(args)
     folders = Path(args.path).is_dir()
     failed = updated = 0
