@@ -338,6 +338,20 @@ def test_serve_refuses_an_empty_verify_secret(tmp_path: Path) -> None:
                 "secret proves nothing") in done.stderr
 
 
+def test_serve_refuses_a_standard_webhooks_secret_that_is_no_base64(tmp_path: Path) -> None:
+    """A Standard Webhooks secret copied short ('whsec_' and text that is no base64) was taken whole as the
+    key: serve started, and every delivery was a 401 'wrong signature'. It is refused at start."""
+    from conftest import run_cli
+
+    (tmp_path / "std.flow").write_text("trigger webhook(verify: standard(env.STD_SECRET))\nemit 1\n")
+    done = run_cli("serve", str(tmp_path), "--port", "0", "--log-format", "text",
+                   env={"STD_SECRET": STANDARD_NEW[:-3] + "%"}, timeout=20)
+    assert done.returncode == 2, done.stderr
+    assert ("std.flow: the standard() secret env.STD_SECRET starts with whsec_, but what follows is not base64"
+            in done.stderr), done.stderr
+    assert STANDARD_NEW[6:30] not in done.stderr
+
+
 def test_serve_says_which_secret_is_missing(tmp_path: Path) -> None:
     from conftest import run_cli
 

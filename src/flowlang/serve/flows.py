@@ -4,6 +4,7 @@ verify schemes need (read once at start)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -179,4 +180,24 @@ def load_folder(folder: Path, secrets: Mapping[str, str], env: Mapping[str, str]
         if item.webhook is not None:
             item.schemes = [Scheme(s, tuple(secret_value(r, chain, env, item.route) for r in s.secrets))
                             for s in item.webhook.verify]
+            for scheme in item.schemes:
+                standard_secret(scheme, item.route)
     return served
+
+
+def standard_secret(scheme: Scheme, route: str) -> None:
+    """A Standard Webhooks secret is `whsec_` and the base64 of its key: one that starts so and is no base64
+    after it (copied short, or with a character too many) was taken whole as the key, and every delivery
+    was a 401 'wrong signature', nothing said at start."""
+    if scheme.preset != "standard" or not scheme.secrets:
+        return
+    value = scheme.secrets[0]
+    if not value.startswith("whsec_"):
+        return
+    try:
+        base64.b64decode(value[len("whsec_"):], validate=True)
+    except ValueError:
+        what = scheme.spec.secrets[0].describe() if scheme.spec.secrets else "its secret"
+        raise UsageError(f"{route}.flow: the standard() secret {what} starts with whsec_, but what follows is "
+                         "not base64, as a Standard Webhooks secret's key is: copy the whole secret the sender "
+                         "shows (whsec_ and its base64)") from None
