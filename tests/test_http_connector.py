@@ -1117,3 +1117,29 @@ def test_a_next_url_of_another_scheme_is_said_so_not_another_host() -> None:
         assert "the next page of" in result.error.message and "is a javascript: URL, not an http(s) one" in \
             result.error.message, result.error.message
         assert result.outputs == [1] and len(api.requests) == 1
+
+
+def test_a_busy_oauth2_token_endpoint_is_asked_again() -> None:
+    """A token endpoint that answered 503 (or 429) with Retry-After failed every record waiting for the
+    token at once, 'the OAuth2 token endpoint answered 503 without an access_token' (the retries applied
+    to an endpoint that could not be reached only). It is asked again as any request is (Retry-After
+    honoured), and the records go through; a 400 (invalid_client) is not asked again."""
+    with FakeApi() as api:
+        asked: list[int] = []
+
+        def token(req: Request) -> tuple[int, dict[str, str], Any]:
+            asked.append(1)
+            if len(asked) <= 2:
+                return (503 if len(asked) == 1 else 429), {"Retry-After": "0"}, {"error": "busy"}
+            return 200, {}, {"access_token": "tok-1", "expires_in": 3600}
+        api.route("POST", "/token", token)
+        api.route("POST", "/items", lambda req: (201, {}, {"auth": req.headers.get("authorization")}))
+        api.route("POST", "/bad-token", lambda req: (400, {}, {"error": "invalid_client"}))
+        text = ('use api = http(base_url: env.API,\n'
+                '               auth: oauth2_client_credentials(env.API + "/{}", "id", "secret-1"))\n'
+                'for each i in [1, 2]\n  send {{i: i}} to api.post("/items") as r\n  emit r.auth\nend\n')
+        result = run(text.format("token"), api)
+        assert result.ok and len(result.outputs) == 2, result.errors
+        assert len(asked) == 3 and api.count("POST", "/items") == 2
+        refused = run(text.format("bad-token"), api)
+        assert len(refused.errors) == 2 and api.count("POST", "/bad-token") == 2

@@ -28,6 +28,7 @@ from flowlang.connectors.http.retry import (
     rate_limit_wait,
     rate_limited,
     repeat_may_duplicate,
+    retry_after_seconds,
 )
 from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, Response, Transport, TransportError
 from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, with_query
@@ -538,14 +539,28 @@ class HttpClient:
         if self.settings.guard is not None:
             await self.settings.guard.check(token_url)
         body = urlencode(form).encode()
-        try:
-            response = await self.transport.send("POST", token_url, {
-                "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers}, body)
-        except TransportError as e:  # the request waiting for the token was not sent: it may be tried again
-            said = "answered" if e.final and e.sent else "could not be reached"  # an answer past max_response_bytes
-            raise TransportError(f"the OAuth2 token endpoint {shown(token_url, self.services.mask)} {said}: "
-                                 f"{e.message}", sent=False, timeout=e.timeout, refused=e.refused,
-                                 final=e.final) from None
+        policy = self.settings.policy
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.transport.send("POST", token_url, {
+                    "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", **headers},
+                    body)
+            except TransportError as e:  # the request waiting for the token was not sent: it may be tried again
+                said = "answered" if e.final and e.sent else "could not be reached"  # past max_response_bytes
+                raise TransportError(f"the OAuth2 token endpoint {shown(token_url, self.services.mask)} {said}: "
+                                     f"{e.message}", sent=False, timeout=e.timeout, refused=e.refused,
+                                     final=e.final) from None
+            # a provider that is busy (429, 503 with Retry-After) or behind a gateway that is (502, 504): asked
+            # again, as any request is; each record failed 'answered 503 without an access_token' at once
+            wait = retry_after_seconds(response.headers.get("retry-after"))
+            if response.status not in RETRY_STATUSES or attempt >= policy.attempts \
+                    or (wait is not None and wait > policy.retry_after_cap):
+                break
+            await self._pause(wait if wait is not None else policy.backoff(attempt),
+                              f"the OAuth2 token endpoint answered {response.status}; attempt {attempt} of "
+                              f"{policy.attempts}", "POST", token_url)
         try:
             value = loads(response.body) if response.body else None
         except JsonDataError:  # not JSON: its text (binary data by its size), for the error to show
