@@ -138,6 +138,23 @@ def test_a_description_that_cannot_be_read_says_why(tmp_path: Path, body: str, s
     assert result.status == 2 and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "connectors").exists()
 
+def test_a_description_that_holds_itself_or_nothing_says_so(tmp_path: Path) -> None:
+    """`get: &a {responses: *a}`, a YAML alias inside its own anchor, made a value that holds itself, and
+    the import walked it for ever (killed at 60 s); an empty file and a list were 'a $ref points at a file
+    or URL that holds no JSON or YAML object', naming no $ref (found by a fuzzed-input trial)."""
+    (tmp_path / "d.yaml").write_text(HEAD + "paths:\n  /a:\n    get: &a\n      responses: *a\n")
+    result = run_cli("connectors", "import", "d.yaml", "--name", "d", "--yes", cwd=tmp_path, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "cannot read d.yaml: a YAML alias (*name) stands inside its own anchor (&name)" in result.stderr
+    for text, said in (("", "it is empty"), ("\n", "it is empty"), ("[]", "it holds a list"),
+                       ("- 1\n- 2\n", "it holds a list")):
+        (tmp_path / "d.yaml").write_text(text)
+        result = cli("connectors", "import", "d.yaml", "--name", "d", "--yes", cwd=tmp_path)
+        assert result.status == 2 and f"d.yaml does not hold an OpenAPI/Swagger object ({said})" in \
+            result.stderr, result.stderr
+    assert not (tmp_path / "connectors").exists()
+
+
 # /a is valid and reaches A and B; /b is not (responses: 5), nor is C, which /c reaches (type: 5)
 PARTS = (HEAD + "paths:\n"
          "  /a:\n    get:\n      tags: [t]\n      responses: {'200': {description: ok, content: {application/json: "

@@ -140,9 +140,13 @@ def load(source: str, keep: PathFilter | None = None) -> Document:
     if not is_url and not Path(source).is_file():
         raise DescriptionError(f"no such file: {source}")
     text = _fetched(source) if is_url else Path(source).read_text(encoding="utf-8", errors="replace")
-    if alias_expansion(text):
-        raise DescriptionError(f"cannot read {source}: its YAML aliases (*name) repeat its anchors (&name) into "
-                               f"more than {MAX_VALUES:,} values, more than any description holds (a YAML bomb?)")
+    bare = text.lstrip("\ufeff \t\r\n")
+    if not bare or bare.startswith(("[", "- ")):  # said before as 'a $ref points at a file or URL that holds ...'
+        raise DescriptionError(f"{source} does not hold an OpenAPI/Swagger object "
+                               f"({'it is empty' if not bare else 'it holds a list'})")
+    problem = alias_problem(text)
+    if problem is not None:
+        raise DescriptionError(f"cannot read {source}: {problem}")
     if is_url:
         check_url_refs(source, text)
     else:
@@ -297,20 +301,29 @@ ALIAS = re.compile(r"(?m)(?:^\s*-\s+|:\s+|[\[,]\s*)\*[A-Za-z0-9_.-]+\s*(?:$|[,\]
 FEWEST_ALIASES = 32  # 2^21 values need 42 aliases at least (21 levels of 2); fewer expand to less
 
 
-def alias_expansion(text: str) -> bool:
-    """True when the YAML's aliases repeat its anchors into more than MAX_VALUES values ('billion laughs':
-    nine anchors of nine aliases each are 387 million), which the reader would walk for hours. The
-    YAML is composed, its shared nodes counted once each with their expanded size."""
+BOMB = (f"its YAML aliases (*name) repeat its anchors (&name) into more than {MAX_VALUES:,} values, more than any "
+        "description holds (a YAML bomb?)")
+LOOP = ("a YAML alias (*name) stands inside its own anchor (&name), so the description would hold itself without "
+        "end")
+
+
+def alias_problem(text: str) -> str | None:
+    """Why the YAML's aliases make it unreadable, or None: they repeat its anchors into more than MAX_VALUES
+    values ('billion laughs': nine anchors of nine aliases each are 387 million), which the reader would
+    walk for hours, or an alias stands inside its own anchor (`get: &a {responses: *a}`: a value that
+    holds itself, which the reader walked for ever). The YAML is composed, its shared nodes counted once
+    each with their expanded size."""
     if text.lstrip("\ufeff \t\r\n").startswith(("{", "[")):  # JSON has no aliases
-        return False
-    if sum(1 for _ in zip(range(FEWEST_ALIASES), ALIAS.finditer(text), strict=False)) < FEWEST_ALIASES:
-        return False
+        return None
+    aliases = sum(1 for _ in zip(range(FEWEST_ALIASES), ALIAS.finditer(text), strict=False))
+    if aliases == 0 or (aliases < FEWEST_ALIASES and "&" not in text):
+        return None
     from ruamel.yaml import YAML
 
     try:
         root = YAML(typ="safe").compose(text)
     except Exception:  # not YAML: the reader says so
-        return False
+        return None
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[Any, bool]] = [(root, False)]
@@ -322,12 +335,12 @@ def alias_expansion(text: str) -> bool:
             open_nodes.discard(key)
             sizes[key] = min(MAX_VALUES + 1, 1 + sum(sizes.get(id(k), 0) for k in kids))
         elif key in open_nodes:  # an alias inside its own anchor
-            return True
+            return LOOP
         elif key not in sizes:
             open_nodes.add(key)
             stack.append((node, True))
             stack.extend((k, False) for k in kids if id(k) not in sizes)
-    return sizes.get(id(root), 0) > MAX_VALUES
+    return BOMB if sizes.get(id(root), 0) > MAX_VALUES else None
 
 
 def _yaml_children(node: Any) -> list[Any]:

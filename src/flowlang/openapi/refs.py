@@ -89,16 +89,16 @@ def _allowed_file(path: Path, text: str, ref: str, where: tuple[Any, ...], folde
 
 
 def _read(path: Path, text: str, ref: str, where: tuple[Any, ...], target: Path) -> str:
-    from flowlang.openapi.document import MAX_VALUES, alias_expansion
+    from flowlang.openapi.document import alias_problem
 
     try:
         body = target.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise DescriptionError(_placed(str(path), text, ref, where, f"names a file that cannot be read "
                                                                     f"({e.strerror or e})")) from None
-    if alias_expansion(body):
-        raise DescriptionError(f"cannot read {target}: its YAML aliases (*name) repeat its anchors (&name) into "
-                               f"more than {MAX_VALUES:,} values, more than any description holds (a YAML bomb?)")
+    problem = alias_problem(body)
+    if problem is not None:
+        raise DescriptionError(f"cannot read {target}: {problem}")
     return body
 
 
