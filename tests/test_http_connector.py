@@ -1143,3 +1143,17 @@ def test_a_busy_oauth2_token_endpoint_is_asked_again() -> None:
         assert len(asked) == 3 and api.count("POST", "/items") == 2
         refused = run(text.format("bad-token"), api)
         assert len(refused.errors) == 2 and api.count("POST", "/bad-token") == 2
+
+
+def test_a_token_endpoint_that_refuses_the_client_ends_the_run() -> None:
+    """A wrong client secret made the token endpoint answer 401 invalid_client to the token request of
+    every record: a run of 30 records asked 30 times and failed 30 records, 'partial', where 401 answers
+    of the API itself end the run at the 10th. A token refusal (400, 401) counts the same: the run ends
+    at the 10th, the 10 records kept for flowlang retry."""
+    with FakeApi() as api:
+        api.route("POST", "/token", lambda req: (401, {}, {"error": "invalid_client"}))
+        result = run('use api = http(base_url: env.API, auth: oauth2_client_credentials(env.API + "/token", "id", '
+                     '"wrong-secret"))\nfor each i in range(0, 30)\n  send {i: i} to api.post("/items")\nend\n', api)
+        assert result.status == "failed" and len(result.errors) == 10, result.status
+        assert result.error is not None and "its client credentials are refused" in result.error.message
+        assert api.count("POST", "/token") == 10 and api.count("POST", "/items") == 0

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from flowlang.connectors.base import RunServices
-from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth
+from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth, token_error
 from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.pace import MIN_RATE, Pace, Refusing
@@ -568,7 +568,26 @@ class HttpClient:
                 response.body.decode("utf-8", errors="replace")
         if response.status < 400 and isinstance(value, dict) and value.get("access_token"):
             return response.status, value
-        return response.status, mask_value(value, self.services.mask)  # an error may echo the client secret
+        masked = mask_value(value, self.services.mask)  # an error may echo the client secret
+        if response.status in (400, 401) and not self.accepted:  # RFC 6749 5.2: invalid_client, invalid_grant
+            self.refused_token(token_url, response.status, masked)
+        return response.status, masked
+
+    def refused_token(self, token_url: str, status: int, body: Any) -> None:
+        """A token request refused (400, 401) before any request of the run was accepted counts as a 401
+        does (note_credentials): a wrong client secret asked the token endpoint again for every record,
+        10,000 refusals and 10,000 failed records for a night's rows, the run 'partial'."""
+        self.refusals += 1
+        if self.refusals < REFUSALS_TO_STOP:
+            return
+        where = shown(token_url, self.services.mask)
+        raise CredentialsRefused(
+            f"the OAuth2 token endpoint {where} answered {status} without an access_token{token_error(body)}; the "
+            f"connection '{self.name}' was refused to all {self.refusals} requests of this run and none was "
+            "accepted: its client credentials are refused (a wrong or revoked client id or secret?), so the run "
+            "stops here rather than ask again for every record (the records not reached are read again by the "
+            "next run; this one is kept: flowlang retry once the credentials are fixed)",
+            status=status, method="POST", url=where, body=body)
 
     async def _follow(self, method: str, url: str, headers: dict[str, str], data: bytes | None,
                       timeout: float | None, response: Response) -> Response:
