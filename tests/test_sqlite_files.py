@@ -34,3 +34,16 @@ def test_a_file_that_is_not_sqlite_is_named(tmp_path: Path) -> None:
 
 def test_a_new_file_is_still_made(tmp_path: Path) -> None:
     assert run(tmp_path, "sub/new.db").outputs == [{"a": 1}]
+
+
+def test_a_folder_where_the_store_file_goes_is_said_to_be_a_folder(tmp_path: Path) -> None:
+    """--state-dir st whose st/flowlang.db is a folder said only 'cannot use the state folder st: unable to
+    open database file', the same words as a folder that cannot be written (found by an outside tester)."""
+    from conftest import cli
+
+    (tmp_path / "st" / "flowlang.db").mkdir(parents=True)
+    (tmp_path / "f.flow").write_text("emit 1\n")
+    result = cli("run", "f.flow", "--state-dir", "st", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1 and result.stdout == ""
+    assert ("cannot use the state folder st: unable to open database file: st/flowlang.db is a folder, not the "
+            "store's SQLite file") in result.stderr, result.stderr

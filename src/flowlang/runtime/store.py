@@ -637,7 +637,10 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) or folder is None:  # cannot open, read-only, locked
-                raise StoreError(f"cannot use the state folder {folder}: {e} (set --state-dir or "
+                why = str(e)
+                if folder is not None and (folder / STATE_DB).is_dir():  # SQLite says only 'unable to open ...'
+                    why = f"{e}: {folder / STATE_DB} is a folder, not the store's SQLite file"
+                raise StoreError(f"cannot use the state folder {folder}: {why} (set --state-dir or "
                                  "FLOWLANG_STATE_DIR to a folder you can write)") from None
             raise damaged_store(str(folder / STATE_DB), e) from None
         except (OSError, sqlite3.Error) as e:
