@@ -1157,3 +1157,23 @@ def test_a_token_endpoint_that_refuses_the_client_ends_the_run() -> None:
         assert result.status == "failed" and len(result.errors) == 10, result.status
         assert result.error is not None and "its client credentials are refused" in result.error.message
         assert api.count("POST", "/token") == 10 and api.count("POST", "/items") == 0
+
+
+def test_a_bytes_value_never_stands_in_as_its_text_in_a_path_a_header_or_a_key() -> None:
+    """A bytes value (a binary answer) in a path template or an interpolated path, a header or an
+    idempotency key was sent as its text '<6 bytes>' (GET /items/%3C6%20bytes%3E, 'X-Doc: <6 bytes>',
+    one key for every such record), where a query, a form and a JSON body refuse it. Each fails its
+    record before anything is sent; an interpolated path's error is at its place (it had none)."""
+    with FakeApi() as api:
+        api.route("GET", "/doc", lambda req: (200, {"Content-Type": "application/octet-stream"}, b"\x00\x01\xffabc"))
+        api.route("*", "/items.*", lambda req: (200, {}, {"ok": True}))
+        result = run('use api = http(base_url: env.API)\ncall api.get("/doc") as b\n'
+                     'for each w in [1, 2, 3, 4]\n  if w == 1\n    call api.get(\'/items/{x}\', x: b) as r\n  end\n'
+                     '  if w == 2\n    call api.get("/items/{b}") as r\n  end\n'
+                     '  if w == 3\n    call api.get("/items", headers: {"X-Doc": b}) as r\n  end\n'
+                     '  if w == 4\n    call api.post("/items", idempotency_key: b) as r\n  end\nend\n', api)
+        assert len(result.errors) == 4 and api.count("GET", "/doc") == 1 and len(api.requests) == 1
+        assert [e.message.split(":")[0] for e in result.errors] == [
+            f"a bytes value (6 bytes) cannot be written as {w}" for w in
+            ("a path segment", "a path segment", "an HTTP header", "an idempotency key")]
+        assert result.errors[1].location == "t.flow:8:18", result.errors[1].location

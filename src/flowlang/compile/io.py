@@ -126,9 +126,13 @@ class IoCompiler(StatementCompiler):
         one percent-encoded segment each; the rule is the connector's, see OperationSpec)."""
         parts: list[tuple[bool, Any]] = [
             (True, p) if isinstance(p, str) else (False, self.expr(p)) for p in node.parts]
+        where = self.where(node.span)
 
         def encoded(f: Frame) -> str:
-            return "".join(part if const else encode(part(f)) for const, part in parts)
+            try:
+                return "".join(part if const else encode(part(f)) for const, part in parts)
+            except FlowRuntimeError as e:  # a value the connector cannot write (bytes): at the path, not nowhere
+                raise where.locate(e) from None
         return encoded
 
     def located_call(self, where: Where, coro: Awaitable[Any]) -> Awaitable[Any]:

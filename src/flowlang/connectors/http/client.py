@@ -35,7 +35,7 @@ from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, w
 from flowlang.errors import CredentialsRefused, FlowRuntimeError, HttpError
 from flowlang.runtime.blob import is_binary as binary_value
 from flowlang.runtime.formcodec import FormError, form_encode, form_pairs
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, loads
+from flowlang.runtime.jsoncodec import JsonDataError, binary_refused, dumps, loads
 from flowlang.runtime.masking import cut, mask_value
 from flowlang.runtime.stats import Traffic
 from flowlang.runtime.values import Secret, to_text, type_name
@@ -122,6 +122,8 @@ def charset_of(content_type: str) -> str | None:
 
 
 def header_text(value: Any) -> str:
+    if binary_value(value):  # its text `<6 bytes>` would stand in for the data
+        raise FlowRuntimeError(binary_refused(value, "an HTTP header"), "data")
     return value.reveal() if isinstance(value, Secret) else to_text(value)
 
 

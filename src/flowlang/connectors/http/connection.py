@@ -11,6 +11,8 @@ from flowlang.connectors.http.pagination import Paginator, page_spec
 from flowlang.connectors.http.retry import IDEMPOTENT
 from flowlang.connectors.http.urls import fill, placeholders
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.blob import is_binary
+from flowlang.runtime.jsoncodec import binary_refused
 from flowlang.runtime.values import Value, to_text, type_name
 
 MAX_SETTING = 10**15  # the largest number a setting (timeout, retry, max_connections, ...) takes
@@ -67,6 +69,8 @@ def idempotency_key_of(value: Any) -> str | None:
     one's result), and a request with it was retried after a 503 or a timeout as safe to repeat."""
     if value is None:
         return None
+    if is_binary(value):  # `<6 bytes>`: one key for every such record
+        raise FlowRuntimeError(binary_refused(value, "an idempotency key"), "data")
     text = to_text(value)
     if not text.strip():
         raise FlowRuntimeError("idempotency_key: is blank, so it is no key (the API would take the request as one "

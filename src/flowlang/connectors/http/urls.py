@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit, urlunsplit
 
 from flowlang.errors import FlowRuntimeError
+from flowlang.runtime.blob import is_binary
 from flowlang.runtime.formcodec import form_pairs, query_value
+from flowlang.runtime.jsoncodec import binary_refused
 from flowlang.runtime.values import Secret, to_text
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -22,6 +24,8 @@ def segment(value: Any) -> str:
     (which a server or proxy would take as "this" or "the parent" folder) are sent as %2E and %2E%2E."""
     if isinstance(value, Secret):
         value = value.reveal()
+    if is_binary(value):  # its text `<6 bytes>` would stand in for the data, as in a query (formcodec)
+        raise FlowRuntimeError(binary_refused(value, "a path segment"), "data")
     text = to_text(value)
     if text in (".", ".."):
         return "%2E" * len(text)
