@@ -531,7 +531,11 @@ def test_a_flow_edited_while_serve_runs_is_taken_when_it_checks(tmp_path: Path) 
         flow.write_text(head % "" + "emit {v: 2}\n")
         assert version() == 2
         flow.write_text(head % "" + "emit {v: nope}\n")
-        assert version() == 2 and version() == 2
+        assert version() == 2 and version() == 2  # said once
+        flow.write_text(head % "" + "emit {v: 2}\n")  # put back as it runs, then the same mistake again: said again
+        assert version() == 2
+        flow.write_text(head % "" + "emit {v: nope}\n")
+        assert version() == 2
         flow.write_text(head % ", concurrency: 2" + "emit {v: 3}\n")
         assert version() == 2
         flow.write_text("# a line above shifts the trigger\n" + head % "" + "emit {v: 4}\n")
@@ -548,6 +552,6 @@ def test_a_flow_edited_while_serve_runs_is_taken_when_it_checks(tmp_path: Path) 
     logs = serve.logs()
     assert logs.count("hook: hook.flow was edited: its runs use the new version from this job on") == 3
     assert "hook.flow:3:1: the file connection 'out' is in overwrite mode (the default)" in logs
-    assert logs.count("hook.flow:3:10: error: unknown name 'nope'; its runs go on with the version serve has") == 1
+    assert logs.count("hook.flow:3:10: error: unknown name 'nope'; its runs go on with the version serve has") == 2
     assert "but the new version changes its triggers or its name, which serve set up at its start" in logs
     assert NEW["token"] not in logs

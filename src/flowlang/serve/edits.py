@@ -72,7 +72,8 @@ class EditWatch:
             self._refuse(route, flow.path, f"cannot be read: {e.message}", None,
                          "put it back: a restart serves the folder's flows as they are then")
             return None
-        if new.source.text == flow.source.text:
+        if new.source.text == flow.source.text:  # put back as it runs: the same bad edit again is said again
+            self.refused = None
             return None
         from flowlang.serve.flows import params_without_default
 
