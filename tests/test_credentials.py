@@ -200,3 +200,18 @@ def test_a_bearer_token_that_starts_with_bearer_is_refused_at_the_use(tmp_path: 
                         "itself: give the token alone") in proc.stderr, proc.stderr
                 assert "s3cr3t-Tok" not in proc.stderr
         assert api.seen == []
+
+
+def test_a_basic_user_with_a_colon_is_refused_before_any_request(tmp_path: Path) -> None:
+    """basic("acme:shop", secret.PW) (or a `user:password` pair given as the user) was sent as such: the
+    server reads the user up to the first ':' (RFC 7617), so every request was answered 401. It is a
+    check error when written so, and refused where the connection opens when it comes from the data."""
+    (tmp_path / "c.flow").write_text('use a = http(base_url: "http://127.0.0.1:9", auth: basic("acme:shop", "pw"))\n')
+    checked = cli("check", "c.flow", cwd=tmp_path)
+    assert checked.status == 2 and "c.flow:1:58: error: auth: basic()'s user holds a ':'" in checked.stderr, \
+        checked.stderr
+    (tmp_path / "r.flow").write_text('use a = http(base_url: "http://127.0.0.1:9", auth: basic(env.U, "pw"))\n'
+                                     'call a.get("/x") as x\n')
+    ran = cli("run", "r.flow", "--log-format", "text", cwd=tmp_path, env={"U": "acme:shop"})
+    assert ran.status == 1 and "r.flow:1:52: error: auth: basic()'s user holds a ':'" in ran.stderr, ran.stderr
+    assert "acme:shop" not in ran.stderr.split("\n")[0]

@@ -234,7 +234,12 @@ def make_auth(value: Any, on_token: Callable[[str], None]) -> Auth:
     if kind == "bearer":
         return BearerAuth(bearer_token(value.get("token")))
     if kind == "basic":
-        return BasicAuth(given(value.get("user"), "basic()'s user"), reveal(value.get("password")))
+        user = given(value.get("user"), "basic()'s user")
+        if ":" in user:  # not shown: it may be a key given as the user
+            from flowlang.runtime.builtins.auth import BASIC_USER_COLON
+
+            raise FlowRuntimeError(BASIC_USER_COLON, "connector")
+        return BasicAuth(user, reveal(value.get("password")))
     if kind == "api_key":
         where = str(value.get("in") or "header")
         if where not in ("header", "query"):

@@ -89,6 +89,17 @@ def _credential(fn: str, arg: str, what: str) -> Callable[[Any], None]:
     return rule
 
 
+BASIC_USER_COLON = ("auth: basic()'s user holds a ':', which HTTP Basic cannot carry: the server reads the user up "
+                    "to the first ':' and the rest as the password, and answers 401 (RFC 7617); a 'user:password' "
+                    "pair is given as basic(user, password)")
+
+
+def _basic_user(value: Any) -> None:
+    _credential("basic", "user", "basic()'s user")(value)
+    if isinstance(value, str) and ":" in value:
+        raise BuiltinError(BASIC_USER_COLON)
+
+
 def _bearer_token(value: Any) -> None:
     _credential("bearer", "token", "the bearer token")(value)
     if isinstance(value, str) and value.lstrip().lower().startswith("bearer "):
@@ -124,7 +135,7 @@ def token_url_is_http(url: str) -> bool:
 
 BUILTINS = (
     Builtin.of("bearer", bearer, constant_checks={"token": _bearer_token}),
-    Builtin.of("basic", basic, constant_checks={"user": _credential("basic", "user", "basic()'s user")}),
+    Builtin.of("basic", basic, constant_checks={"user": _basic_user}),
     _ApiKey("api_key", api_key, constant_checks={"name": _credential("api_key", "name", "api_key()'s name"),
                                                  "value": _credential("api_key", "value", "the API key"),
                                                  "in": _key_place}),
