@@ -526,6 +526,19 @@ def test_retry_after_seconds_and_http_date_are_honoured() -> None:
         assert times["/date"][1] - times["/date"][0] >= 0.9  # (an HTTP date has whole seconds)
 
 
+def test_a_retry_after_with_a_fraction_is_waited_for() -> None:
+    """`Retry-After: 0.6` (seconds with a fraction, outside RFC 9110 but sent by some servers) was read as
+    no wait: the request went again after the backoff (0.1-0.2 s) and was refused again. It is waited for."""
+    from flowlang.connectors.http.retry import retry_after_seconds
+
+    assert [retry_after_seconds(v) for v in ("1.5", " 2 ", "\u00b2", "1e3", "-1")] == [1.5, 2.0, None, None, None]
+    with FakeApi() as api:
+        api.route("*", "/x", flaky(1, 429, {"Retry-After": "0.6"}))
+        run('use api = http(base_url: env.API)\ncall api.get("/x")', api)
+        first, second = (r.at for r in api.requests)
+        assert second - first >= 0.55
+
+
 def test_retry_after_above_the_cap_fails_at_once() -> None:
     with FakeApi() as api:
         api.route("*", "/later", flaky(1, 429, {"Retry-After": "3600"}))

@@ -29,12 +29,17 @@ class RetryPolicy:
         return float(delay * (0.5 + (rng or random).random() / 2))
 
 
+DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), or None."""
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), or None. Seconds with a
+    fraction (`1.5`, as some servers write them, outside RFC 9110) are waited for too: read as none, the
+    request went again after the backoff's 0.2 s and was refused again."""
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if DELAY_SECONDS.fullmatch(text):  # ASCII digits: str.isdigit() takes '²', which float() refuses
         return float(text)
     try:
         when = parsedate_to_datetime(text)
