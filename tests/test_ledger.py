@@ -83,7 +83,7 @@ def run_flow(folder: Path, api: FakeApi, sink: Sink, *args: str) -> subprocess.C
 
 
 def ledger(folder: Path) -> list[dict[str, Any]]:
-    shown = run_cli("ledger", "orders.flow", "--json", cwd=folder)
+    shown = cli("ledger", "orders.flow", "--json", cwd=folder)
     assert shown.returncode == 0, shown.stderr
     return [json.loads(line) for line in shown.stdout.splitlines()]
 
@@ -109,14 +109,14 @@ def test_once_under_kill_9_sends_no_duplicate(tmp_path: Path, mode: str) -> None
         entries = {e["key"]: e for e in ledger(tmp_path)}
         pending = sorted(k for k, e in entries.items() if e["status"] == "pending")
         # a send cut off in flight is not sent again: it is a failed record that says why
-        errors = run_cli("errors", "orders.flow", "--json", cwd=tmp_path)
+        errors = cli("errors", "orders.flow", "--json", cwd=tmp_path)
         maybe = sorted({json.loads(line)["record"]["number"] for line in errors.stdout.splitlines()})
         assert maybe == pending  # (each rerun fails them again: one open error per key comes with trace keys)
         assert all("may have reached sink" in json.loads(line)["message"] for line in errors.stdout.splitlines())
         # check at the sink, as the message asks: forget those that did not arrive, retry sends them
         for key in pending:
             if sink.received[key] == 0:
-                assert run_cli("ledger", "orders.flow", "--forget", key, cwd=tmp_path).returncode == 0
+                assert cli("ledger", "orders.flow", "--forget", key, cwd=tmp_path).returncode == 0
         run_flow(tmp_path, api, sink, "retry", "orders.flow")
     duplicates = sum(n - 1 for n in sink.received.values() if n > 1)
     lost = [f"SO-{i:04d}" for i in range(1, RECORDS + 1) if sink.received[f"SO-{i:04d}"] == 0]
@@ -328,12 +328,12 @@ def test_batched_once_under_kill_9_sends_no_duplicate(tmp_path: Path, mode: str)
         assert final.returncode in (0, 3), final.stderr
         entries = {e["key"]: e for e in ledger(tmp_path)}
         pending = sorted(k for k, e in entries.items() if e["status"] == "pending")
-        errors = run_cli("errors", "orders.flow", "--json", cwd=tmp_path)
+        errors = cli("errors", "orders.flow", "--json", cwd=tmp_path)
         failed = sorted({json.loads(line)["record"]["number"] for line in errors.stdout.splitlines()})
         assert failed == pending  # every record of a batch cut off in flight: refused, kept, never sent twice
         for key in pending:
             if sink.received[key] == 0:
-                assert run_cli("ledger", "orders.flow", "--forget", key, cwd=tmp_path).returncode == 0
+                assert cli("ledger", "orders.flow", "--forget", key, cwd=tmp_path).returncode == 0
         # those that did arrive stay open until someone resolves them (flowlang resolve): retry exits 3
         assert run_flow(tmp_path, api, sink, "retry", "orders.flow").returncode in (0, 3)
     duplicates = sum(n - 1 for n in sink.received.values() if n > 1)
