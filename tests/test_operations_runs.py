@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import flowlang
-from conftest import cli, run_cli
+from conftest import cli
 from fakeapi import FakeApi, Request, paged
 
 RECORDS = [{"id": i} for i in range(1, 7)]
@@ -36,21 +36,21 @@ def lines(text: str) -> list[Any]:
 def test_resolve_edit_jobs_and_errors_group(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'for each r in [{id: 1, n: 0}, {id: 2, n: 0}, {id: 3, n: 1}]\n'
                               '  if r.n == 0\n    fail "zero in {r.id}"\n  end\n  emit r.id\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
-    grouped = run_cli("errors", "f.flow", "--group", cwd=tmp_path).stdout
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    grouped = cli("errors", "f.flow", "--group", cwd=tmp_path).stdout
     assert "2 errors in 1 group" in grouped and "all like: zero in <n>" in grouped  # "zero in 1", "zero in 2"
-    [first, second] = [e["id"] for e in lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)]
-    edited = run_cli("edit", "f.flow", str(first), "--set", "n=5", cwd=tmp_path)
+    [first, second] = [e["id"] for e in lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)]
+    edited = cli("edit", "f.flow", str(first), "--set", "n=5", cwd=tmp_path)
     assert edited.returncode == 0, edited.stderr
-    retried = run_cli("retry", "f.flow", "--id", str(first), cwd=tmp_path)
+    retried = cli("retry", "f.flow", "--id", str(first), cwd=tmp_path)
     assert retried.returncode == 0 and lines(retried.stdout) == [1]
-    done = run_cli("resolve", "f.flow", str(second), "--reason", "sent by hand", cwd=tmp_path)
+    done = cli("resolve", "f.flow", str(second), "--reason", "sent by hand", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
-    everything = lines(run_cli("errors", "f.flow", "--all", "--json", cwd=tmp_path).stdout)
+    assert "no open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
+    everything = lines(cli("errors", "f.flow", "--all", "--json", cwd=tmp_path).stdout)
     assert [e["resolved_reason"] for e in everything] == [f"retried (job {everything[0]['resolved_by']})",
                                                           "by hand: sent by hand"]
-    jobs = lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)
+    jobs = lines(cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)
     assert [j["kind"] for j in jobs] == ["resolve", "retry", "edit", "run"]
     store = flowlang.load(tmp_path / "f.flow").store()
     try:
@@ -65,14 +65,14 @@ def test_resolve_match_that_finds_nothing_says_so_not_that_nothing_is_open(tmp_p
     said 'f: no open errors to resolve', as if the flow had none; and `--match` without `--all` was told
     to name the errors or give --all, not that --match goes with --all."""
     write(tmp_path, "f.flow", 'for each r in [{id: 1}, {id: 2}]\n  fail "order {r.id} not found"\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
-    proc = run_cli("resolve", "f.flow", "--all", "--match", "timeout", cwd=tmp_path)
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    proc = cli("resolve", "f.flow", "--all", "--match", "timeout", cwd=tmp_path)
     assert proc.returncode == 0
     assert proc.stdout == "f: no open error's message contains 'timeout' (2 open errors: flowlang errors f.flow " \
         "--group)\n", proc.stdout
-    alone = run_cli("resolve", "f.flow", "--match", "order", "--log-format", "text", cwd=tmp_path)
+    alone = cli("resolve", "f.flow", "--match", "order", "--log-format", "text", cwd=tmp_path)
     assert alone.returncode == 2 and "--match goes with --all" in alone.stderr, alone.stderr
-    assert "2 open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert "2 open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
 
 
 def test_an_id_or_count_past_the_stores_integers_is_a_usage_error(tmp_path: Path) -> None:
@@ -80,19 +80,19 @@ def test_an_id_or_count_past_the_stores_integers_is_a_usage_error(tmp_path: Path
     Python int too large to convert to SQLite INTEGER) in retry, resolve, edit, errors --offset and
     jobs --last; now the command line refuses it, naming the largest, and nothing changes."""
     write(tmp_path, "f.flow", 'for each r in [{id: 1}]\n  fail "no"\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
     huge = "9" * 23
     for command in (("retry", "f.flow", "--id", huge), ("retry", "f.flow", "--id", "-" + huge),
                     ("resolve", "f.flow", huge), ("edit", "f.flow", huge, "--set", "a=1"),
                     ("errors", "f.flow", "--offset", huge), ("errors", "f.flow", "--limit", huge),
                     ("jobs", "f.flow", "--last", huge), ("inbox", ".", "--replay", huge)):
-        proc = run_cli(*command, cwd=tmp_path)
+        proc = cli(*command, cwd=tmp_path)
         assert proc.returncode == 2, (command, proc.stderr)
         assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert f"{huge} is past the largest number the store holds (9223372036854775807)" in proc.stderr, proc.stderr
-    assert "invalid int value: 'x'" in run_cli("retry", "f.flow", "--id", "x", cwd=tmp_path).stderr
-    assert "1 open error" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
-    assert [j["kind"] for j in lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)] == ["run"]
+    assert "invalid int value: 'x'" in cli("retry", "f.flow", "--id", "x", cwd=tmp_path).stderr
+    assert "1 open error" in cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert [j["kind"] for j in lines(cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)] == ["run"]
 
 
 def test_the_store_commands_find_a_named_flow_that_no_longer_checks(tmp_path: Path) -> None:
@@ -101,19 +101,19 @@ def test_the_store_commands_find_a_named_flow_that_no_longer_checks(tmp_path: Pa
     state: they looked under the file's stem. They find the flow by its name line now."""
     good = 'flow "Nightly orders"\nfor each r in [{id: 1}]\n  fail "no"\nend\n'
     write(tmp_path, "orders.flow", good)
-    assert run_cli("run", "orders.flow", cwd=tmp_path).returncode == 3
-    assert run_cli("state", "orders.flow", "--set", "since=5", cwd=tmp_path).returncode == 0
+    assert cli("run", "orders.flow", cwd=tmp_path).returncode == 3
+    assert cli("state", "orders.flow", "--set", "since=5", cwd=tmp_path).returncode == 0
     for broken in (good + "emit (\n", good + "emit nope\n", "# edited\n" + good.replace("for each", "for eahc")):
         write(tmp_path, "orders.flow", broken)
-        errors = run_cli("errors", "orders.flow", cwd=tmp_path)
+        errors = cli("errors", "orders.flow", cwd=tmp_path)
         assert "Nightly orders: 1 open error" in errors.stdout, (broken, errors.stdout, errors.stderr)
-        jobs = lines(run_cli("jobs", "orders.flow", "--json", cwd=tmp_path).stdout)
+        jobs = lines(cli("jobs", "orders.flow", "--json", cwd=tmp_path).stdout)
         assert [j["kind"] for j in jobs] == ["state", "run"], jobs
-        assert json.loads(run_cli("state", "orders.flow", cwd=tmp_path).stdout)["state"] == {"since": 5}
-    resolved = run_cli("resolve", "orders.flow", "--all", cwd=tmp_path)
+        assert json.loads(cli("state", "orders.flow", cwd=tmp_path).stdout)["state"] == {"since": 5}
+    resolved = cli("resolve", "orders.flow", "--all", cwd=tmp_path)
     assert "Nightly orders: resolved 1 error" in resolved.stdout, resolved.stdout + resolved.stderr
     write(tmp_path, "plain.flow", "emit (\n")  # no name line: the file's stem, as before
-    assert "plain: no open errors" in run_cli("errors", "plain.flow", cwd=tmp_path).stdout
+    assert "plain: no open errors" in cli("errors", "plain.flow", cwd=tmp_path).stdout
 
 
 def test_errors_show_the_record_an_edit_replaced(tmp_path: Path) -> None:
@@ -121,18 +121,18 @@ def test_errors_show_the_record_an_edit_replaced(tmp_path: Path) -> None:
     history: an edit that went wrong could not be undone by hand. `errors` shows the last record an
     edit replaced, and `errors --json` has every one (`history`: when, the edit's job, the record)."""
     write(tmp_path, "f.flow", 'for each r in [{id: 1, n: 0, email: "A@X"}]\n  fail "zero"\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
-    [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    [error] = lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
     assert error["history"] == []
-    assert run_cli("edit", "f.flow", str(error["id"]), "--set", "n=5", cwd=tmp_path).returncode == 0
-    assert run_cli("edit", "f.flow", str(error["id"]), "--unset", "email", cwd=tmp_path).returncode == 0
-    [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert cli("edit", "f.flow", str(error["id"]), "--set", "n=5", cwd=tmp_path).returncode == 0
+    assert cli("edit", "f.flow", str(error["id"]), "--unset", "email", cwd=tmp_path).returncode == 0
+    [error] = lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
     assert error["record"] == {"id": 1, "n": 5}
     assert [h["record"] for h in error["history"]] == [{"id": 1, "n": 0, "email": "A@X"},
                                                        {"id": 1, "n": 5, "email": "A@X"}]
-    edits = [j["id"] for j in lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout) if j["kind"] == "edit"]
+    edits = [j["id"] for j in lines(cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout) if j["kind"] == "edit"]
     assert [h["job_id"] for h in error["history"]] == sorted(edits)
-    shown = run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    shown = cli("errors", "f.flow", cwd=tmp_path).stdout
     assert (f'    edited 2 times, last in job {max(edits)}; the record before it: {{"id":1,"n":5,"email":"A@X"}} '
             "(errors --json has each)") in shown, shown
 
@@ -143,13 +143,13 @@ def test_jobs_tells_a_retry_dry_run_from_a_retry(tmp_path: Path) -> None:
     'dry run: nothing sent' now, as `--json` had `dry_run: true`."""
     write(tmp_path, "f.flow", 'for each r in [{id: 1, n: 0}]\n  if r.n == 0\n    fail "zero"\n  end\n'
                               '  emit r.id\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
-    [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
-    assert run_cli("edit", "f.flow", str(error["id"]), "--set", "n=5", cwd=tmp_path).returncode == 0
-    assert run_cli("retry", "f.flow", "--dry-run", cwd=tmp_path).returncode == 0
-    assert "1 open error" in run_cli("errors", "f.flow", cwd=tmp_path).stdout  # nothing changed
-    assert run_cli("retry", "f.flow", cwd=tmp_path).returncode == 0
-    shown = run_cli("jobs", "f.flow", cwd=tmp_path).stdout.splitlines()
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    [error] = lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert cli("edit", "f.flow", str(error["id"]), "--set", "n=5", cwd=tmp_path).returncode == 0
+    assert cli("retry", "f.flow", "--dry-run", cwd=tmp_path).returncode == 0
+    assert "1 open error" in cli("errors", "f.flow", cwd=tmp_path).stdout  # nothing changed
+    assert cli("retry", "f.flow", cwd=tmp_path).returncode == 0
+    shown = cli("jobs", "f.flow", cwd=tmp_path).stdout.splitlines()
     assert "retry" in shown[1] and "dry run" not in shown[1]
     assert "retry" in shown[2] and shown[2].endswith("(dry run: nothing sent)"), shown
 
@@ -166,24 +166,24 @@ def test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way(tmp_path
                                   'call src.read() as orders\nfor each o in orders\n  for each l in o.lines\n'
                                   '    if l.qty < 0\n      fail "bad quantity {l.qty} of {l.sku}"\n    end\n  end\n'
                                   '  send o to api.post("/orders")\nend\n')
-        assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
-        [error] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+        assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+        [error] = lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
         saved = error["record"]
         for bad, says in [("lines.x.qty=5", "lines is a list of 3; give an index, like lines.0.qty"),
                           ("lines.3.qty=5", "lines is a list of 3, it has no item 3"),
                           ("id.x=5", 'id is text ("O2"), not an object'),
                           ("lines.1.qty.x=5", "lines.1.qty is a number")]:
-            refused = run_cli("edit", "f.flow", str(error["id"]), "--set", bad, cwd=tmp_path)
+            refused = cli("edit", "f.flow", str(error["id"]), "--set", bad, cwd=tmp_path)
             assert refused.returncode == 2 and says in refused.stderr, (bad, refused.stderr)
             assert "Traceback" not in refused.stderr
-        missing = run_cli("edit", "f.flow", str(error["id"]), "--unset", "lines.0.colour", cwd=tmp_path)
+        missing = cli("edit", "f.flow", str(error["id"]), "--unset", "lines.0.colour", cwd=tmp_path)
         assert missing.returncode == 2 and "there is no lines.0.colour" in missing.stderr, missing.stderr
-        [unchanged] = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+        [unchanged] = lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
         assert unchanged["record"] == saved
-        edited = run_cli("edit", "f.flow", str(error["id"]), "--set", "lines.1.qty=5", "--set", 'lines[-1].sku="z"',
+        edited = cli("edit", "f.flow", str(error["id"]), "--set", "lines.1.qty=5", "--set", 'lines[-1].sku="z"',
                          cwd=tmp_path)
         assert edited.returncode == 0, edited.stderr
-        assert run_cli("retry", "f.flow", cwd=tmp_path).returncode == 0
+        assert cli("retry", "f.flow", cwd=tmp_path).returncode == 0
     received = [r.body for r in api.requests if r.method == "POST" and r.path == "/orders"]
     assert [r["id"] for r in received] == ["O1", "O2"]  # each order once
     assert received[1]["lines"] == [{"sku": "c", "qty": 1}, {"sku": "d", "qty": 5}, {"sku": "z", "qty": 2}]
@@ -191,16 +191,16 @@ def test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way(tmp_path
 
 def test_state_command_sets_and_resets_for_a_backfill(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "emit {since: job.last_success_at, cursor: state.cursor}\nlet state.cursor = 9\n")
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [{"since": None, "cursor": None}]
-    changed = run_cli("state", "f.flow", "--set", "cursor=3", "--last-success-at", "2024-05-01T00:00:00Z",
+    assert lines(cli("run", "f.flow", cwd=tmp_path).stdout) == [{"since": None, "cursor": None}]
+    changed = cli("state", "f.flow", "--set", "cursor=3", "--last-success-at", "2024-05-01T00:00:00Z",
                       cwd=tmp_path)
     assert changed.returncode == 0, changed.stderr
     assert lines(changed.stdout) == [{"state": {"cursor": 3}, "last_success_at": "2024-05-01T00:00:00Z"}]
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [
+    assert lines(cli("run", "f.flow", cwd=tmp_path).stdout) == [
         {"since": "2024-05-01T00:00:00Z", "cursor": 3}]
-    assert run_cli("state", "f.flow", "--reset", cwd=tmp_path).returncode == 0
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path).stdout) == [{"since": None, "cursor": None}]
-    bad = run_cli("state", "f.flow", "--last-success-at", "yesterday", cwd=tmp_path)
+    assert cli("state", "f.flow", "--reset", cwd=tmp_path).returncode == 0
+    assert lines(cli("run", "f.flow", cwd=tmp_path).stdout) == [{"since": None, "cursor": None}]
+    bad = cli("state", "f.flow", "--last-success-at", "yesterday", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
@@ -212,11 +212,11 @@ def test_a_last_success_set_with_an_offset_is_kept_in_utc(tmp_path: Path) -> Non
     write(tmp_path, "f.flow", 'emit {since: job.last_success_at, '
                               'text: format_date(job.last_success_at, "%Y-%m-%dT%H:%M:%SZ")}\n')
     env = {"TZ": "Asia/Kolkata"}
-    changed = run_cli("state", "f.flow", "--last-success-at", "2026-05-01T00:00:00+05:30", cwd=tmp_path, env=env)
+    changed = cli("state", "f.flow", "--last-success-at", "2026-05-01T00:00:00+05:30", cwd=tmp_path, env=env)
     assert changed.returncode == 0, changed.stderr
     assert lines(changed.stdout) == [{"state": {}, "last_success_at": "2026-04-30T18:30:00Z"}]
     assert "last_success_at = 2026-04-30T18:30:00Z" in changed.stderr
-    assert lines(run_cli("run", "f.flow", cwd=tmp_path, env=env).stdout) == [
+    assert lines(cli("run", "f.flow", cwd=tmp_path, env=env).stdout) == [
         {"since": "2026-04-30T18:30:00Z", "text": "2026-04-30T18:30:00Z"}]
 
 
@@ -227,14 +227,14 @@ def test_a_tagged_time_without_an_offset_set_in_state_is_utc(tmp_path: Path) -> 
     write(tmp_path, "f.flow", 'emit {since: state.since, past: state.since < now(), '
                               'there: to_zone(state.since, "Asia/Kolkata")}\n')
     env = {"TZ": "Asia/Kolkata"}
-    changed = run_cli("state", "f.flow", "--set", 'since={"$datetime": "2024-05-01T00:00:00"}', cwd=tmp_path, env=env)
+    changed = cli("state", "f.flow", "--set", 'since={"$datetime": "2024-05-01T00:00:00"}', cwd=tmp_path, env=env)
     assert changed.returncode == 0, changed.stderr
     assert lines(changed.stdout) == [{"state": {"since": {"$datetime": "2024-05-01T00:00:00Z"}},
                                       "last_success_at": None}]
-    done = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+    done = cli("run", "f.flow", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert lines(done.stdout) == [{"since": "2024-05-01T00:00:00Z", "past": True, "there": "2024-05-01T05:30:00+05:30"}]
-    late = run_cli("state", "f.flow", "--set", 'since={"$datetime": "9999-12-31T23:00:00-05:00"}', cwd=tmp_path)
+    late = cli("state", "f.flow", "--set", 'since={"$datetime": "9999-12-31T23:00:00-05:00"}', cwd=tmp_path)
     assert late.returncode == 2 and "is not a time" in late.stderr and "internal error" not in late.stderr
 
 
@@ -243,13 +243,13 @@ def test_state_set_reads_nan_as_text_like_param_and_refuses_a_bad_tagged_value(t
     keeps them as text, as `--param` does; a tagged value that holds no duration or time is refused
     (it was an internal error: "cannot convert float NaN to integer")."""
     write(tmp_path, "f.flow", "param p\nemit {p: p, a: state.a, b: state.b, c: state.c, d: state.d}\n")
-    listed = run_cli("state", "f.flow", "--set", "d=[1, NaN]", cwd=tmp_path)  # a list, so it must be JSON
+    listed = cli("state", "f.flow", "--set", "d=[1, NaN]", cwd=tmp_path)  # a list, so it must be JSON
     assert listed.returncode == 2 and "--set d=[1, NaN] is not valid JSON (NaN is not a JSON number)" in listed.stderr
-    done = run_cli("state", "f.flow", "--set", "a=NaN", "--set", "b=Infinity", "--set", "c=-Infinity",
+    done = cli("state", "f.flow", "--set", "a=NaN", "--set", "b=Infinity", "--set", "c=-Infinity",
                    "--set", 'd="[1, NaN]"', cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert lines(done.stdout)[0]["state"] == {"a": "NaN", "b": "Infinity", "c": "-Infinity", "d": "[1, NaN]"}
-    ran = run_cli("run", "f.flow", "--param", "p=NaN", cwd=tmp_path)
+    ran = cli("run", "f.flow", "--param", "p=NaN", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert lines(ran.stdout) == [{"p": "NaN", "a": "NaN", "b": "Infinity", "c": "-Infinity", "d": "[1, NaN]"}]
     for raw, said in (('{"$seconds": "NaN"}', '"$seconds" takes a finite number of seconds'),
@@ -257,20 +257,20 @@ def test_state_set_reads_nan_as_text_like_param_and_refuses_a_bad_tagged_value(t
                       ('{"$seconds": "1e999"}', '"$seconds" takes a finite number of seconds'),
                       ('{"$datetime": "soon"}', '"$datetime" takes an ISO 8601 time'),
                       ('{"$date": 5}', '"$date" takes an ISO 8601 date')):
-        bad = run_cli("state", "f.flow", "--set", f"x={raw}", cwd=tmp_path)
+        bad = cli("state", "f.flow", "--set", f"x={raw}", cwd=tmp_path)
         assert bad.returncode == 2, bad.stderr
         assert said in bad.stderr and "internal error" not in bad.stderr and "Traceback" not in bad.stderr
-    shown = run_cli("state", "f.flow", cwd=tmp_path)
+    shown = cli("state", "f.flow", cwd=tmp_path)
     assert "x" not in lines(shown.stdout)[0]["state"]  # nothing was set
-    tagged = run_cli("state", "f.flow", "--set", 'x={"$seconds": 90}', cwd=tmp_path)
+    tagged = cli("state", "f.flow", "--set", 'x={"$seconds": 90}', cwd=tmp_path)
     assert lines(tagged.stdout)[0]["state"]["x"] == {"$seconds": "90"}
 
 def test_resolved_errors_past_retention_are_purged(tmp_path: Path) -> None:
     from flowlang.runtime.store import Store
 
     write(tmp_path, "f.flow", "for each r in [{id: 1}]\n  fail \"no\"\nend\n")
-    run_cli("run", "f.flow", cwd=tmp_path)
-    run_cli("resolve", "f.flow", "--all", cwd=tmp_path)
+    cli("run", "f.flow", cwd=tmp_path)
+    cli("resolve", "f.flow", "--all", cwd=tmp_path)
     store = Store(tmp_path / ".flowlang")
     try:
         store.db.execute("update errors set resolved_at = '2000-01-01T00:00:00Z'")
@@ -297,7 +297,7 @@ def test_limit_and_dry_run_are_test_jobs(tmp_path: Path) -> None:
         assert store.load_state(flow.key) == {"n": 1}
     finally:
         store.close()
-    helped = run_cli("run", "--help", cwd=tmp_path)  # OPERATIONS.md 6: --help says a --limit run writes for real
+    helped = cli("run", "--help", cwd=tmp_path)  # OPERATIONS.md 6: --help says a --limit run writes for real
     assert helped.returncode == 0 and "its writes are real" in " ".join(helped.stdout.split())
 
 
@@ -355,14 +355,14 @@ def test_a_dry_run_says_what_it_would_send_not_that_it_sent(tmp_path: Path) -> N
     write(tmp_path, "f.flow", 'use api = http(base_url: env.API)\nfor each n in [1, 2, 3]\n'
                               '  send {n: n} to api.post("/orders")\nend\n')
     with FakeApi() as api:
-        proc = run_cli("run", "f.flow", "--dry-run", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+        proc = cli("run", "f.flow", "--dry-run", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
         assert [r for r in api.requests if r.method == "POST"] == []
     assert proc.returncode == 0, proc.stderr
     assert "f: dry run finished in " in proc.stderr and "s: read 3, would send 3, failed 0" in proc.stderr
     assert "sent 3" not in proc.stderr
-    jobs = run_cli("jobs", "f.flow", cwd=tmp_path).stdout
+    jobs = cli("jobs", "f.flow", cwd=tmp_path).stdout
     assert "read 3, would send 3, failed 0" in jobs and "sent 3" not in jobs, jobs
-    assert lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)[0]["stats"]["sent"] == 3  # the figure
+    assert lines(cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)[0]["stats"]["sent"] == 3  # the figure
 
 
 def test_a_batch_gives_each_record_its_result(tmp_path: Path) -> None:
@@ -372,13 +372,13 @@ def test_a_batch_gives_each_record_its_result(tmp_path: Path) -> None:
                               "for each it in items\n  send it to shop.create_items batch 2 as created\n"
                               "  emit {sku: it.sku, id: created.record.id}\nend\n")
     with FakeApi() as api:
-        proc = run_cli("run", "f.flow", cwd=tmp_path, env={"API": api.url})
+        proc = cli("run", "f.flow", cwd=tmp_path, env={"API": api.url})
         batches = [r.body["items"] for r in api.requests if r.path == "/items/batch"]
     assert proc.returncode == 3, proc.stderr
     assert [o["sku"] for o in lines(proc.stdout)] == ["A", "B", "D", "E"]  # emit order kept, C not emitted
     assert [[i["sku"] for i in b] for b in batches] == [["A", "B"], ["C", "D"], ["E"]]
     assert len({o["id"] for o in lines(proc.stdout)}) == 4
-    errors = lines(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    errors = lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
     assert [(e["record"]["sku"], e["message"]) for e in errors] == [("C", "rejected C")]
 
 
@@ -396,7 +396,7 @@ def test_a_loop_with_a_batched_send_cannot_assign_outer_variables() -> None:
 def test_a_child_with_failed_records_makes_the_parent_partial(tmp_path: Path) -> None:
     write(tmp_path, "child.flow", 'for each r in [{id: 1}, {id: 2}]\n  if r.id == 2\n    fail "no"\n  end\nend\n')
     write(tmp_path, "parent.flow", 'run "child.flow"\nemit "after"\n')
-    proc = run_cli("run", "parent.flow", "--log-format", "text", cwd=tmp_path)
+    proc = cli("run", "parent.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     assert lines(proc.stdout) == ["after"]
     assert "child (job 2) had 1 failed record" in proc.stderr
@@ -409,12 +409,12 @@ def test_job_params_holds_the_params_the_run_runs_with_defaults_included(tmp_pat
     write(tmp_path, "f.flow", 'param n = 1\nparam since = datetime("2024-01-01T00:00:00Z")\nparam who\n'
                               'param j = job\nemit job.params.n\nemit keys(job.params)\n'
                               'emit [job.params.since, job.params.who, job.params.j.flow]\n')
-    proc = run_cli("run", "f.flow", "--param", "who=a", "--param", "since=2024-05-01T10:00:00+02:00", cwd=tmp_path)
+    proc = cli("run", "f.flow", "--param", "who=a", "--param", "since=2024-05-01T10:00:00+02:00", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert lines(proc.stdout) == [1, ["n", "since", "who", "j"], ["2024-05-01T10:00:00+02:00", "a", "f"]]
     write(tmp_path, "child.flow", 'param who\nparam n = 2\nparam m = n + 1\nemit job.params\n')
     write(tmp_path, "parent.flow", 'run "child.flow" with {who: "x"}\n')
-    proc = run_cli("run", "parent.flow", cwd=tmp_path)
+    proc = cli("run", "parent.flow", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert lines(proc.stdout) == [{"who": "x", "n": 2, "m": 3}]
 
@@ -424,7 +424,7 @@ def test_a_child_that_fails_as_a_whole_is_named_at_its_own_line(tmp_path: Path) 
     child.flow failed: cannot read 'seven' as a number'): where in the child was left out."""
     write(tmp_path, "child.flow", 'flow "Child"\nlet n = 1\nlet x = int("seven")\nemit x\n')
     write(tmp_path, "f.flow", 'run "child.flow"\nemit "after"\n')
-    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stdout == ""
     assert "f.flow:1:1: error: the flow child.flow failed at child.flow:3:9: cannot read 'seven' as a number" \
         in proc.stderr, proc.stderr
@@ -437,8 +437,8 @@ def test_a_closed_stdout_ends_the_run_quietly_with_141(tmp_path: Path) -> None:
     proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "status=141" in proc.stdout
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr and "internal" not in proc.stderr
-    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
-    jobs = lines(run_cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert "no open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
+    jobs = lines(cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)
     assert jobs[0]["status"] == "interrupted" and jobs[0]["stats"]["read"] < 100000
     piped = subprocess.run(["bash", "-c", f"{sys.executable} -m flowlang jobs f.flow | head -0; "
                                           "echo status=${PIPESTATUS[0]}"],
@@ -456,7 +456,7 @@ def test_a_closed_stdout_ends_connectors_tables_with_141(tmp_path: Path) -> None
                               timeout=60)
         assert "status=141" in proc.stdout, (words, proc.stdout, proc.stderr)
         assert proc.stderr == "", proc.stderr
-    whole = run_cli("connectors", "http", cwd=tmp_path)
+    whole = cli("connectors", "http", cwd=tmp_path)
     assert whole.returncode == 0 and "operations" in whole.stdout
     assert whole.stdout.endswith("\n") and not whole.stdout.endswith("\n\n")
 
@@ -466,12 +466,12 @@ def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
     write(tmp_path, "child.flow", 'log warn "from the child"\n')
     write(tmp_path, "f.flow", 'run "child.flow"\nfor each n in [1, 2]\n  log warn "checking {n}"\n'
                               '  if n == 2\n    fail "bad {n}"\n  end\nend\n')
-    proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+    proc = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
     entries = [json.loads(x) for x in proc.stderr.splitlines() if x.strip()]  # every line is JSON
     assert all(e["flow"] and e["job_id"] is not None for e in entries), entries
     assert {e["flow"] for e in entries} == {"f", "child"}
     assert entries[-1]["level"] == "warning" and "finished with failed records" in entries[-1]["message"]
-    retry = run_cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path)
+    retry = cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path)
     for line in retry.stderr.splitlines():
         entry = json.loads(line)
         assert entry["flow"] == "f" and entry["job_id"] is not None
@@ -483,20 +483,20 @@ def test_a_retrys_summary_line_has_the_level_of_its_jobs_status(tmp_path: Path) 
     warning, where OPERATIONS.md 10 puts a failed job's summary at error: info ok, warning partial."""
     write(tmp_path, "f.flow", 'for each r in [{id: 1}, {id: 2}]\n  if r.id == 2 and env.BAD != null\n'
                               '    fail "bad"\n  end\n  emit r.id\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path, env={"BAD": "1"}).returncode == 3
+    assert cli("run", "f.flow", cwd=tmp_path, env={"BAD": "1"}).returncode == 3
     levels = []
     for env, status in (({"BAD": "1"}, 3), ({}, 0)):
-        proc = run_cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path, env=env)
+        proc = cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path, env=env)
         assert proc.returncode == status, proc.stderr
         levels.append(json.loads(proc.stderr.splitlines()[-1])["level"])
-    assert run_cli("run", "f.flow", cwd=tmp_path, env={"BAD": "1"}).returncode == 3
+    assert cli("run", "f.flow", cwd=tmp_path, env={"BAD": "1"}).returncode == 3
     write(tmp_path, "f.flow", 'for each row in [{id: 1}, {id: 2}]\n  emit row.id\nend\n')  # the loop changed
-    proc = run_cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path)
+    proc = cli("retry", "f.flow", "--log-format", "json", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     last = json.loads(proc.stderr.splitlines()[-1])
     assert "cannot be replayed 1" in last["message"]
     assert [*levels, last["level"]] == ["warning", "info", "error"]
-    assert lines(run_cli("jobs", "f.flow", "--json", "--last", "1", cwd=tmp_path).stdout)[0]["status"] == "failed"
+    assert lines(cli("jobs", "f.flow", "--json", "--last", "1", cwd=tmp_path).stdout)[0]["status"] == "failed"
 
 
 def test_the_sigterm_line_of_a_running_job_carries_its_job_id(tmp_path: Path) -> None:
@@ -529,17 +529,17 @@ def test_json_logs_hold_the_errors_before_a_run_starts_too(tmp_path: Path) -> No
                 ("run", "ok.flow", "--input", "nothere.json"), ("plan", "bad.flow"), ("plan", "nothere.flow"),
                 ("retry", "bad.flow"), ("retry", "ok.flow", "--id", "7"), ("test", "bad.flow", "--cassette", ".")]
     for command in commands:
-        proc = run_cli(*command, "--log-format", "json", cwd=tmp_path)
+        proc = cli(*command, "--log-format", "json", cwd=tmp_path)
         assert proc.returncode == 2, (command, proc.stderr)
         entries = [json.loads(x) for x in proc.stderr.splitlines()]  # every line is one JSON object
         assert entries and entries[0]["level"] == "error", (command, entries)
         assert all(e["flow"] == Path(command[1]).stem for e in entries), (command, entries)  # as every line
     checked = [json.loads(x) for x in
-               run_cli("run", "bad.flow", "--log-format", "json", cwd=tmp_path).stderr.splitlines()]
+               cli("run", "bad.flow", "--log-format", "json", cwd=tmp_path).stderr.splitlines()]
     assert checked[0]["location"] == "bad.flow:2:14" and "unknown name 'emial'" in checked[0]["message"]
     assert checked[0]["flow"] == "bad" and checked[-1]["message"] == "1 error; nothing was run"
     write(tmp_path, "one.json", "[1]")
-    recorded = run_cli("run", "ok.flow", "--input", "one.json", "--record", "cas", "--log-format", "json",
+    recorded = cli("run", "ok.flow", "--input", "one.json", "--record", "cas", "--log-format", "json",
                        cwd=tmp_path)
     assert recorded.returncode == 0, recorded.stderr
     entries = [json.loads(x) for x in recorded.stderr.splitlines()]
@@ -548,7 +548,7 @@ def test_json_logs_hold_the_errors_before_a_run_starts_too(tmp_path: Path) -> No
 
 def test_json_logs_give_a_failed_run_its_error_at_level_error(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'let x = int("seven")\nemit x\n')
-    proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+    proc = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
     entries = [json.loads(x) for x in proc.stderr.splitlines() if x.strip()]
     [error] = [e for e in entries if "f.flow:1:" in e["message"]]
     assert error["level"] == "error" and "cannot read 'seven' as a number" in error["message"], entries
@@ -681,11 +681,11 @@ def test_a_secret_cannot_be_kept_in_state(tmp_path: Path) -> None:
     (tmp_path / "t.flow").write_text('flow "t"\nlet state = {a: [secret.TOK]}\n')
     canary = "tok-'\"\\-é中-" + "k" * 60
     for name, where in (("s.flow", "s.flow:3:5"), ("t.flow", "t.flow:2:5")):
-        ran = run_cli("run", name, cwd=tmp_path, env={"TOK": canary})
+        ran = cli("run", name, cwd=tmp_path, env={"TOK": canary})
         assert ran.returncode == 1, ran.stderr
         assert f"{where}" in ran.stderr and "state cannot keep a secret" in ran.stderr, ran.stderr
         assert canary not in ran.stderr + ran.stdout
-    shown = run_cli("state", "s.flow", cwd=tmp_path)
+    shown = cli("state", "s.flow", cwd=tmp_path)
     assert json.loads(shown.stdout)["state"] == {}, shown.stdout  # the run failed: nothing committed
 
 
@@ -713,13 +713,13 @@ def test_reading_a_store_never_makes_one(tmp_path: Path) -> None:
                           (("errors", "--all", "--json"), ""), (("jobs", "--json"), ""),
                           (("state",), '{"state":{},"last_success_at":null}\n'),
                           (("ledger",), "f: the ledger is empty\n"), (("retry", "--id", "1"), "")):
-        proc = run_cli(command[0], "f.flow", *command[1:], cwd=tmp_path)
+        proc = cli(command[0], "f.flow", *command[1:], cwd=tmp_path)
         assert proc.stdout == said, (command, proc)
         assert "Traceback" not in proc.stderr
         assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["f.flow"], command
-    assert run_cli("state", "f.flow", "--set", "a=1", cwd=tmp_path).returncode == 0  # a change makes it
+    assert cli("state", "f.flow", "--set", "a=1", cwd=tmp_path).returncode == 0  # a change makes it
     assert (tmp_path / ".flowlang" / "flowlang.db").is_file()
-    assert '"a":1' in run_cli("state", "f.flow", cwd=tmp_path).stdout
+    assert '"a":1' in cli("state", "f.flow", cwd=tmp_path).stdout
 
 
 def test_a_blank_key_is_no_key_and_loses_no_record(tmp_path: Path) -> None:
