@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import flowlang
-from conftest import ROOT, copy_example, run_cli
+from conftest import ROOT, cli, copy_example
 from fakeapi import FakeApi, Request, paged, slow
 from flowlang.testing.cassette import Cassette
 from flowlang.testing.suite import discover, replay, run_case
@@ -65,7 +65,7 @@ def project(tmp_path: Path, text: str = FLOW) -> Path:
 
 
 def record(tmp_path: Path, flow: Path, api: FakeApi, *extra: str) -> Any:
-    return run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--secrets",
+    return cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--secrets",
                    str(tmp_path / "secrets.toml"), "--state-dir", str(tmp_path / "state"), *extra,
                    env={"API": api.url})
 
@@ -83,7 +83,7 @@ def test_record_then_replay_offline_passes(tmp_path: Path) -> None:
     assert kinds.count("write") == 10 and kinds.count("output") == 5
     # the server is gone: the replay talks to no one, and no file is written
     (tmp_path / "out" / "invoices.jsonl").unlink()
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
     assert test.returncode == 0, test.stdout + test.stderr
     assert "PASS" in test.stdout
     assert not (tmp_path / "out" / "invoices.jsonl").exists()
@@ -95,20 +95,20 @@ def test_mapping_change_fails_with_a_field_diff_and_update_accepts_it(tmp_path: 
         assert record(tmp_path, flow, api).returncode == 0
     flow.write_text(FLOW.replace("amount = o.total", "amount = o.total * 2"))
     cassette = str(tmp_path / "cassette")
-    failed = run_cli("test", str(flow), "--cassette", cassette)
+    failed = cli("test", str(flow), "--cassette", cassette)
     assert failed.returncode == 1
     assert "FAIL" in failed.stdout
     assert "write to api.post: record 1 differs" in failed.stdout
     assert "amount: 10 -> 20" in failed.stdout
     assert "amount: 50 -> 100" in failed.stdout
-    updated = run_cli("test", str(flow), "--cassette", cassette, "--update")
+    updated = cli("test", str(flow), "--cassette", cassette, "--update")
     assert updated.returncode == 0, updated.stderr
     assert "UPDATED" in updated.stdout
-    again = run_cli("test", str(flow), "--cassette", cassette)
+    again = cli("test", str(flow), "--cassette", cassette)
     assert again.returncode == 0, again.stderr
     # and the old mapping now fails against the accepted cassette
     flow.write_text(FLOW)
-    assert run_cli("test", str(flow), "--cassette", cassette).returncode == 1
+    assert cli("test", str(flow), "--cassette", cassette).returncode == 1
 
 
 def test_a_change_to_every_record_shows_the_first_twenty_and_counts_the_rest(tmp_path: Path) -> None:
@@ -119,10 +119,10 @@ def test_a_change_to_every_record_shows_the_first_twenty_and_counts_the_rest(tmp
     text = ('use src = file(path: "in.jsonl")\nuse out = file(path: "out.jsonl")\ncall src.read() as rows\n'
             "for each r in rows\n  send {id: r.id, w: r.v} to out\nend\n")
     flow.write_text(text)
-    done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir", str(tmp_path / "state"))
+    done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir", str(tmp_path / "state"))
     assert done.returncode == 0, done.stderr
     flow.write_text(text.replace("w: r.v}", "w: r.v + 1}"))
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 1
     assert "write to out.write: record 20 differs:\n      w: 19 -> 20" in test.stdout
     assert "record 21 differs" not in test.stdout
@@ -138,7 +138,7 @@ def test_update_rewrites_only_the_writes_that_changed(tmp_path: Path) -> None:
         assert record(tmp_path, flow, api).returncode == 0
     before = (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()
     flow.write_text(FLOW.replace("amount = o.total", "amount = o.total * 2"))
-    updated = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--update")
+    updated = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--update")
     assert updated.returncode == 0 and "UPDATED" in updated.stdout, updated.stdout + updated.stderr
     after = (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()
     assert len(after) == len(before)
@@ -148,7 +148,7 @@ def test_update_rewrites_only_the_writes_that_changed(tmp_path: Path) -> None:
         assert (old["connection"], old["op"], new["connector"]) == ("api", "post", "http")
         assert new["record"]["amount"] == old["record"]["amount"] * 2
         assert {**new, "record": old["record"]} == old
-    assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+    assert cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
 
 
 def test_update_with_a_param_keeps_the_param_in_the_cassette(tmp_path: Path) -> None:
@@ -160,12 +160,12 @@ def test_update_with_a_param_keeps_the_param_in_the_cassette(tmp_path: Path) -> 
     with server() as api:
         assert record(tmp_path, flow, api).returncode == 0
     cassette = str(tmp_path / "cassette")
-    updated = run_cli("test", str(flow), "--cassette", cassette, "--param", "min_total=30", "--update")
+    updated = cli("test", str(flow), "--cassette", cassette, "--param", "min_total=30", "--update")
     assert updated.returncode == 0 and "UPDATED" in updated.stdout, updated.stdout + updated.stderr
     lines = [json.loads(line) for line in (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()]
     assert lines[0]["params"] == {"min_total": 30}
     assert sum(1 for e in lines if e["type"] == "output") == 3  # orders 3, 4, 5
-    again = run_cli("test", str(flow), "--cassette", cassette)
+    again = cli("test", str(flow), "--cassette", cassette)
     assert again.returncode == 0 and "PASS" in again.stdout, again.stdout + again.stderr
 
 
@@ -180,26 +180,26 @@ def test_a_rerun_whose_sends_the_ledger_skipped_replays_as_it_ran(tmp_path: Path
     flow = project(tmp_path, once)
     with server() as api:
         assert record(tmp_path, flow, api).returncode == 0
-        forgot = run_cli("ledger", str(flow), "--forget", "4", "--state-dir", str(tmp_path / "state"))
+        forgot = cli("ledger", str(flow), "--forget", "4", "--state-dir", str(tmp_path / "state"))
         assert forgot.returncode == 0, forgot.stderr
-        again = run_cli("run", str(flow), "--record", str(tmp_path / "rerun"), "--secrets",
+        again = cli("run", str(flow), "--record", str(tmp_path / "rerun"), "--secrets",
                         str(tmp_path / "secrets.toml"), "--state-dir", str(tmp_path / "state"), env={"API": api.url})
         assert again.returncode == 0, again.stderr
         assert api.count("POST", "/invoices") == 6  # 5, then key 4 again
     outputs = [json.loads(line) for line in again.stdout.splitlines()]
     assert [o["invoice"] for o in outputs] == [1001, 1002, 1003, 1006, 1005]
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "rerun"), env={"API": "http://127.0.0.1:9"})
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "rerun"), env={"API": "http://127.0.0.1:9"})
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
     # a mapping change shows the one record the rerun sent, not the four the ledger skipped
     flow.write_text(once.replace("amount = o.total", "amount = o.total + 1"))
-    changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "rerun"))
+    changed = cli("test", str(flow), "--cassette", str(tmp_path / "rerun"))
     assert changed.returncode == 1
     assert "write to api.post: record 1 differs" in changed.stdout and "amount: 40 -> 41" in changed.stdout
     assert "record 2" not in changed.stdout, changed.stdout
     # what the ledger held is matched on the key, not on the order: with orders 1 and 2 left out, the
     # sends of 3, 5 still are the ledger's (skipped), not new ones
     flow.write_text(once)
-    fewer = run_cli("test", str(flow), "--cassette", str(tmp_path / "rerun"), "--param", "min_total=30")
+    fewer = cli("test", str(flow), "--cassette", str(tmp_path / "rerun"), "--param", "min_total=30")
     assert fewer.returncode == 1
     assert "new, not in the cassette" not in fewer.stdout, fewer.stdout
     # orders 3 and 5 wrote and emitted what they recorded: the ledger's answers for their keys (1003 and
@@ -231,11 +231,11 @@ def test_a_parallel_loop_that_sent_in_another_order_gets_each_records_answer(tmp
     with FakeApi() as api:
         api.route("GET", r"/look/\d+", look)
         api.route("POST", "/made", lambda req: (201, {}, {"id": 5000 + req.body["n"]}))
-        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+        done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
                        str(tmp_path / "state"), env={"API": api.url})
         assert done.returncode == 0, done.stderr
         assert [r.body["n"] for r in api.requests if r.method == "POST"][-1] == 1  # sent last
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
     # a mapping change: each write shows its own change and gets its own old answer, not its recorded
     # neighbour's ('record.n: 2 -> 1' and 'output 1 differs: id: 5001 -> 5002' before); so too from a
@@ -248,7 +248,7 @@ def test_a_parallel_loop_that_sent_in_another_order_gets_each_records_answer(tmp
         if not keep:
             cassette.write_text("".join(json.dumps({k: v for k, v in e.items() if k != "at" or e["type"] != "write"})
                                         + "\n" for e in lines))
-        changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+        changed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
         assert changed.returncode == 1, changed.stdout + changed.stderr
         diffs = [line.strip() for line in changed.stdout.splitlines() if line.startswith("      ")]
         assert diffs == ["record.v: (missing) -> 2"] * 4, changed.stdout  # and each output its own answer
@@ -290,14 +290,14 @@ def test_a_batched_loop_whose_records_joined_in_another_order_shows_each_records
         api.route("POST", "/items/batch", batch)
         (tmp_path / "connectors").mkdir()
         (tmp_path / "connectors" / "shop.toml").write_text(BATCH_CONNECTOR.format(url=api.url))
-        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+        done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
                        str(tmp_path / "state"), env={"API": api.url})
         assert done.returncode == 0, done.stderr
     assert batches == [["S6", "S5", "S4"], ["S3", "S2", "S1"]]
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
     flow.write_text(flow.read_text().replace("qty: i}", "qty: i * 2}"))
-    changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    changed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert changed.returncode == 1, changed.stdout + changed.stderr
     diffs = [line.strip() for line in changed.stdout.splitlines() if line.startswith("      ")]
     assert diffs == [f"qty: {i} -> {i * 2}" for i in range(1, 7)], changed.stdout
@@ -316,11 +316,11 @@ def test_a_recorded_error_keeps_its_body_for_on_error(tmp_path: Path) -> None:
                     "    emit {i: i, status: e.status, why: e.body.error}\n  end\nend\n")
     with FakeApi() as api:
         api.route("POST", "/items", lambda req: (422, {}, {"error": "sku taken"}))
-        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+        done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
                        str(tmp_path / "state"), env={"API": api.url})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[0]) == {"i": 1, "status": 422, "why": "sku taken"}
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
 
 
@@ -336,7 +336,7 @@ def test_a_run_recorded_with_limit_replays_the_same_records(tmp_path: Path) -> N
     assert "replay with: flowlang test" in done.stderr
     first = json.loads((tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()[0])
     assert first["limit"] == 3
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
 
 
@@ -372,7 +372,7 @@ end
         assert api.count("POST", "/invoices") == 3
     assert "stopped before its end" not in done.stderr
     assert "replay with: flowlang test" in done.stderr
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
 
 
@@ -389,11 +389,11 @@ def test_a_cassette_folder_that_cannot_be_written_stops_the_run_before_it_starts
         assert done.returncode == 2, done.stderr
         assert f"cannot record into {where}: " in done.stderr and "internal error" not in done.stderr, done.stderr
         assert posted == [] and done.stdout == ""
-    assert "no jobs yet" in run_cli("jobs", str(flow), "--state-dir", str(tmp_path / "state")).stdout
+    assert "no jobs yet" in cli("jobs", str(flow), "--state-dir", str(tmp_path / "state")).stdout
 
 
 def record_into(tmp_path: Path, flow: Path, api: FakeApi, folder: Path) -> Any:
-    return run_cli("run", str(flow), "--record", str(folder), "--secrets", str(tmp_path / "secrets.toml"),
+    return cli("run", str(flow), "--record", str(folder), "--secrets", str(tmp_path / "secrets.toml"),
                    "--state-dir", str(tmp_path / "state"), "--log-format", "text", env={"API": api.url})
 
 
@@ -402,7 +402,7 @@ def test_a_request_the_cassette_lacks_names_the_nearest(tmp_path: Path) -> None:
     with server() as api:
         assert record(tmp_path, flow, api).returncode == 0
     flow.write_text(FLOW.replace("query: {email: o.email}", "query: {email: upper(o.email)}"))
-    failed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    failed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert failed.returncode == 1
     assert "request not in the cassette" in failed.stdout
     assert "nearest recorded one differs in" in failed.stdout
@@ -419,7 +419,7 @@ def test_update_says_why_it_cannot_accept_a_replay_that_made_a_new_request(tmp_p
         assert record(tmp_path, flow, api).returncode == 0
     before = (tmp_path / "cassette" / "cassette.jsonl").read_text()
     flow.write_text(FLOW.replace("size: 2", "size: 3"))
-    updated = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--update")
+    updated = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--update")
     assert updated.returncode == 1
     assert "FAIL" in updated.stdout and "request not in the cassette" in updated.stdout
     assert "not updated: the replay made a request the cassette does not hold" in updated.stdout
@@ -434,13 +434,13 @@ def test_the_cassette_of_another_flow_is_named_as_such(tmp_path: Path) -> None:
         assert record(tmp_path, flow, api).returncode == 0
     other = tmp_path / "other.flow"
     other.write_text('flow "Other"\nuse out = file(path: "o.jsonl")\nsend {a: 1} to out\n')
-    test = run_cli("test", str(other), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(other), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 1
     first = test.stdout.splitlines()[1]
     assert first == ("  the cassette was recorded from the flow 'Sync orders', and this flow is 'Other': is it "
                      "this flow's cassette?"), test.stdout
     flow.write_text(FLOW.replace('flow "Sync orders"', 'flow "Orders to invoices"'))
-    renamed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    renamed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert renamed.returncode == 0 and "PASS" in renamed.stdout, renamed.stdout
 
 
@@ -449,7 +449,7 @@ def test_a_new_call_outside_a_loop_names_its_line_once(tmp_path: Path) -> None:
     with server() as api:
         assert record(tmp_path, flow, api).returncode == 0
     flow.write_text(FLOW.replace("for each o in orders", 'call api.get("/settings") as settings\nfor each o in orders'))
-    failed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    failed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert failed.returncode == 1, failed.stderr
     said = failed.stdout.splitlines()
     misses = [line for line in said if "no recorded request for api.get(\"/settings\")" in line]
@@ -480,7 +480,7 @@ def test_no_secret_in_a_cassette(tmp_path: Path) -> None:
         assert form not in text
     assert CANARY.encode() not in raw
     assert '"note":"Bearer ***"' in text
-    assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+    assert cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
 
 
 def test_a_secret_split_into_common_words_keeps_the_cassette_whole(tmp_path: Path) -> None:
@@ -502,7 +502,7 @@ def test_a_secret_split_into_common_words_keeps_the_cassette_whole(tmp_path: Pat
     sqlite3.connect(tmp_path / "parts.db").execute("create table t (id integer primary key, v text)")
     with FakeApi() as api:
         api.route("POST", "/echo", lambda req: (200, {}, req.body))  # echoes the part: masked where it shows
-        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+        done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
                        str(tmp_path / "state"), env={"API": api.url, "TOK": token})
         assert done.returncode == 0, done.stderr
         assert api.requests[0].body["tenant"] == "prod"  # the API got the real value
@@ -515,7 +515,7 @@ def test_a_secret_split_into_common_words_keeps_the_cassette_whole(tmp_path: Pat
                                  "token": {"$secret": "TOK"}}
     assert sent[0]["result"]["tenant"] == "***"
     assert sent[1]["kwargs"] == {"table": "t", "key": "id"} and sent[1]["record"] == {"id": 1, "v": "monkey"}
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
 
 
@@ -535,7 +535,7 @@ def test_replay_in_python_and_test_folders(tmp_path: Path) -> None:
     # a param that changes what is sent fails the folder's test
     (case / "flow.toml").write_text('flow = "../../sync.flow"\ncassette = "../../cassette"\n'
                                     "[params]\nmin_total = 25\n")
-    folder_run = run_cli("test", str(tmp_path / "tests"))
+    folder_run = cli("test", str(tmp_path / "tests"))
     assert folder_run.returncode == 1
     assert "FAIL sync_all" in folder_run.stdout
     assert "in the cassette, not made by this run" in folder_run.stdout
@@ -544,12 +544,12 @@ def test_replay_in_python_and_test_folders(tmp_path: Path) -> None:
 def test_bad_test_folders_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "flow.toml").write_text("flow = 3\n")
-    bad = run_cli("test", str(tmp_path))
+    bad = cli("test", str(tmp_path))
     assert bad.returncode == 1 and "needs flow =" in bad.stdout and "Traceback" not in bad.stderr
-    none = run_cli("test", str(tmp_path / "missing.flow"))
+    none = cli("test", str(tmp_path / "missing.flow"))
     assert none.returncode == 2 and "no such flow file" in none.stderr
     flow = project(tmp_path)
-    lacking = run_cli("test", str(flow), "--cassette", str(tmp_path / "nowhere"))
+    lacking = cli("test", str(flow), "--cassette", str(tmp_path / "nowhere"))
     assert lacking.returncode == 2 and "no cassette in" in lacking.stderr
 
 
@@ -565,7 +565,7 @@ def test_a_cassette_line_of_an_unknown_type_is_refused_at_its_line(tmp_path: Pat
     lines[at] = lines[at].replace('"type": "write"', '"type": "wrte"').replace('"type":"write"', '"type":"wrte"')
     assert '"wrte"' in lines[at]
     path.write_text("\n".join(lines) + "\n")
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
     assert test.returncode == 2, test.stdout + test.stderr
     message = json.loads(test.stderr.splitlines()[-1])["message"]
     assert f"{path}:{at + 1}: a cassette line of an unknown type \"wrte\"" in message
@@ -599,7 +599,7 @@ def test_a_damaged_cassette_line_is_refused_at_its_line(tmp_path: Path, kind: st
         else:
             lines[at][name] = value
     path.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": "http://127.0.0.1:9"})
     assert test.returncode == 2, test.stdout + test.stderr
     message = json.loads(test.stderr.splitlines()[-1])["message"]
     assert f"{path}:{at + 1}: a {kind} line that cannot be replayed: " in message and said in message, message
@@ -613,12 +613,12 @@ def test_a_flow_that_is_a_folder_or_not_utf8_is_named_without_errno(tmp_path: Pa
     (tmp_path / "case").mkdir()
     (tmp_path / "case" / "flow.toml").write_text('flow = "../sub"\n')
     (tmp_path / "bad.flow").write_bytes(b"flow \"x\"\n\xff\n")
-    test = run_cli("test", str(tmp_path / "case"))
+    test = cli("test", str(tmp_path / "case"))
     assert test.returncode == 1
     assert f"{tmp_path / 'sub'} is a folder: give the .flow file in it" in test.stdout
-    ran = run_cli("run", str(tmp_path / "sub"))
+    ran = cli("run", str(tmp_path / "sub"))
     assert ran.returncode == 2 and "is a folder: give the .flow file in it" in ran.stderr
-    bad = run_cli("run", str(tmp_path / "bad.flow"))
+    bad = cli("run", str(tmp_path / "bad.flow"))
     assert bad.returncode == 2 and "it is not UTF-8 text (invalid start byte at byte 9)" in bad.stderr
     assert "Errno" not in test.stdout + ran.stderr and "codec" not in bad.stderr
 
@@ -630,19 +630,19 @@ def test_env_reads_the_environment_in_a_replay_and_a_test_folder_may_set_it(tmp_
     flow = tmp_path / "env.flow"
     flow.write_text('use api = http(base_url: env.API)\nsend {region: env.REGION} to api.post("/orders")\n')
     with FakeApi() as api:
-        done = run_cli("run", str(flow), "--record", str(tmp_path / "case"), "--state-dir", str(tmp_path / "state"),
+        done = cli("run", str(flow), "--record", str(tmp_path / "case"), "--state-dir", str(tmp_path / "state"),
                        env={"API": api.url, "REGION": "eu"})
         assert done.returncode == 0, done.stderr
         assert api.requests[0].body == {"region": "eu"}
     cassette = str(tmp_path / "case")
-    assert run_cli("test", str(flow), "--cassette", cassette, env={"REGION": "eu"}).returncode == 0
-    other = run_cli("test", str(flow), "--cassette", cassette, env={"REGION": "us"})
+    assert cli("test", str(flow), "--cassette", cassette, env={"REGION": "eu"}).returncode == 0
+    other = cli("test", str(flow), "--cassette", cassette, env={"REGION": "us"})
     assert other.returncode == 1 and 'record.region: "eu" -> "us"' in other.stdout, other.stdout
     (tmp_path / "case" / "flow.toml").write_text('flow = "../env.flow"\n[env]\nREGION = "eu"\n')
-    folder = run_cli("test", cassette, env={"REGION": "us"})
+    folder = cli("test", cassette, env={"REGION": "us"})
     assert folder.returncode == 0 and "PASS" in folder.stdout, folder.stdout + folder.stderr
     (tmp_path / "case" / "flow.toml").write_text('flow = "../env.flow"\n[env]\nREGION = 5\n')
-    bad = run_cli("test", cassette)
+    bad = cli("test", cassette)
     assert bad.returncode == 1 and '[env] is a table of texts (REGION = "eu")' in bad.stdout
 
 
@@ -654,11 +654,11 @@ def test_a_cassette_saved_with_a_bom_and_crlf_replays(tmp_path: Path) -> None:
         assert record(tmp_path, flow, api).returncode == 0
     path = tmp_path / "cassette" / "cassette.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
     # and a test folder's flow.toml saved so ('not valid TOML: Invalid statement' at 1:1)
     (tmp_path / "cassette" / "flow.toml").write_bytes(b'\xef\xbb\xbfflow = "../sync.flow"\r\n')
-    folder = run_cli("test", str(tmp_path / "cassette"))
+    folder = cli("test", str(tmp_path / "cassette"))
     assert folder.returncode == 0 and "PASS" in folder.stdout, folder.stdout + folder.stderr
 
 
@@ -668,7 +668,7 @@ def test_record_into_an_empty_folder_name_is_refused_before_the_run(tmp_path: Pa
     flow = project(tmp_path)
     with server() as api:
         done = record(tmp_path, flow, api)  # a first run: the folder name is made below
-        ran = run_cli("run", str(flow), "--record", "", "--secrets", str(tmp_path / "secrets.toml"),
+        ran = cli("run", str(flow), "--record", "", "--secrets", str(tmp_path / "secrets.toml"),
                       "--state-dir", str(tmp_path / "state"), env={"API": api.url})
         assert done.returncode == 0
         posts = api.count("POST", "/invoices")
@@ -679,7 +679,7 @@ def test_record_into_an_empty_folder_name_is_refused_before_the_run(tmp_path: Pa
 def test_a_cassette_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
     flow = project(tmp_path)
     (tmp_path / "cassette").write_text("not a folder")
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 2
     assert f"{tmp_path / 'cassette'} is a file: --cassette takes the folder that holds cassette.jsonl" in test.stderr
     assert "Errno" not in test.stderr
@@ -699,7 +699,7 @@ def test_a_test_folder_that_cannot_run_fails_alone_naming_its_flow_toml(tmp_path
         text = 'flow = "../../sync.flow"\ncassette = "../../cassette"\n' + (toml or "") if toml is not None \
             else 'flow = "../../bad.flow"\ncassette = "../../cassette"\n'
         (tmp_path / "tests" / name / "flow.toml").write_text(text)
-    folder_run = run_cli("test", "tests", cwd=tmp_path)
+    folder_run = cli("test", "tests", cwd=tmp_path)
     assert folder_run.returncode == 1, folder_run.stderr
     out = folder_run.stdout
     assert "PASS a_good" in out and "FAIL b_param" in out and "FAIL c_flow" in out
@@ -721,7 +721,7 @@ def test_a_flow_toml_that_cannot_be_read_fails_alone_at_its_line(tmp_path: Path)
                        ("c_key", good + "bogus = 1\n"), ("d_flow", "flow = 3\n")]:
         (tmp_path / "tests" / name).mkdir(parents=True)
         (tmp_path / "tests" / name / "flow.toml").write_text(text)
-    done = run_cli("test", "tests", cwd=tmp_path)
+    done = cli("test", "tests", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "PASS a_good" in out and "FAIL b_toml" in out and "FAIL c_key" in out and "FAIL d_flow" in out
@@ -767,7 +767,7 @@ def test_example_runs_for_real_and_its_recorded_test_replays(tmp_path: Path) -> 
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(f"SHOP_TOKEN = {json.dumps(CANARY)}\n")
     with shop() as api:
-        done = run_cli("run", "sync_invoices.flow", "--record", "fresh", "--secrets", str(secrets), cwd=folder,
+        done = cli("run", "sync_invoices.flow", "--record", "fresh", "--secrets", str(secrets), cwd=folder,
                        env={"SHOP_URL": api.url})
         assert done.returncode == 0, done.stderr
         invoices = [r.body for r in api.requests if r.method == "POST"]
@@ -779,7 +779,7 @@ def test_example_runs_for_real_and_its_recorded_test_replays(tmp_path: Path) -> 
     if os.environ.get("FLOWLANG_RERECORD"):
         shutil.copy(folder / "fresh" / "cassette.jsonl", EXAMPLE / "tests" / "paid_orders" / "cassette.jsonl")
     # the committed cassette replays offline, with flowlang test and with pytest's plugin
-    replayed = run_cli("test", "tests", cwd=EXAMPLE)
+    replayed = cli("test", "tests", cwd=EXAMPLE)
     assert replayed.returncode == 0, replayed.stderr
     assert "PASS paid_orders" in replayed.stdout and "1 passed, 0 failed" in replayed.stdout
     collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
@@ -859,13 +859,13 @@ def test_test_and_plan_keep_stderr_to_json_lines_and_report_on_stdout(tmp_path: 
     with server() as api:
         assert record(tmp_path, flow, api).returncode == 0
     flow.write_text(FLOW.replace("amount = o.total", "amount = o.total * 2"))
-    failed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    failed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert failed.returncode == 1
     assert "FAIL sync.flow" in failed.stdout and "amount: 10 -> 20" in failed.stdout
     assert "0 passed, 1 failed" in failed.stdout
     json_lines(failed.stderr)
     # a plan that cannot start (a secret no provider has) says so as a JSON line naming the flow
-    planned = run_cli("plan", str(flow), "--state-dir", str(tmp_path / "state"), env={"API": "http://127.0.0.1:9"})
+    planned = cli("plan", str(flow), "--state-dir", str(tmp_path / "state"), env={"API": "http://127.0.0.1:9"})
     assert planned.returncode == 2
     logged = json_lines(planned.stderr)
     assert any("secret 'API_TOKEN' is not set" in o["message"] and o["flow"] == "Sync orders" for o in logged)
@@ -918,13 +918,13 @@ def test_binary_data_is_recorded_as_base64_and_replayed_as_bytes(tmp_path: Path)
                (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines() if '"output"' in line]
     assert outputs == [{"kind": "bytes", "size": 9, "pdf": 9, "pdf_kind": "bytes", "same": True}]
     (tmp_path / "scan.bin").unlink()  # a replay touches no file
-    replayed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    replayed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "PASS" in replayed.stdout
     # a hand-edited $bytes that is not base64 is named at its line
     cassette = tmp_path / "cassette" / "cassette.jsonl"
     cassette.write_text(cassette.read_text().replace('{"$bytes":"JVBERi0xLjT/"}', '{"$bytes":"not base64!"}', 1))
-    broken = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    broken = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert broken.returncode == 2
     assert "cassette.jsonl:" in broken.stderr and "base64" in broken.stderr, broken.stderr
 
@@ -1018,19 +1018,19 @@ def test_a_child_flow_is_recorded_and_replayed_with_its_parent(tmp_path: Path) -
         writes = [json.loads(line)["record"]["ref"] for line in text.splitlines() if '"type":"write"' in line]
         assert writes == ["P1", "C0", "C1", "C2"]
         assert CANARY[-60:] not in text
-        replayed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": api.url})
+        replayed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), env={"API": api.url})
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert "PASS" in replayed.stdout
         assert api.count("POST", "/invoices") == 4 and api.count("GET", "/customers") == 1  # nothing in the replay
         assert not (tmp_path / ".flowlang").exists()  # no store of the child's beside it
-        planned = run_cli("plan", str(flow), "--json", "--state-dir", str(tmp_path / "state"),
+        planned = cli("plan", str(flow), "--json", "--state-dir", str(tmp_path / "state"),
                           "--secrets", str(tmp_path / "secrets.toml"), env={"API": api.url})
         assert planned.returncode == 0, planned.stderr
         assert api.count("POST", "/invoices") == 4
     [write] = json.loads(planned.stdout)["writes"]
     assert [p["ref"] for p in write["payloads"]] == ["P1", "C0", "C1", "C2"]
     (tmp_path / "child.flow").write_text(CHILD.replace('"C" + str(i)', '"K" + str(i)'))
-    changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    changed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert changed.returncode == 1
     assert 'record.ref: "C0" -> "K0"' in changed.stdout, changed.stdout
 
@@ -1063,7 +1063,7 @@ def test_values_drawn_in_a_parallel_loop_replay_to_their_own_records(tmp_path: P
         assert done.returncode == 0, done.stderr
         sent = [r.body["n"] for r in api.requests if r.method == "POST"]
     assert sent != sorted(sent)  # drawn out of order
-    replayed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    replayed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "PASS" in replayed.stdout
     lines = [json.loads(line) for line in (tmp_path / "cassette" / "cassette.jsonl").read_text().splitlines()]
@@ -1126,7 +1126,7 @@ def test_a_recording_killed_with_sigkill_keeps_every_exchange_it_made(tmp_path: 
     assert len(read["pages"]) == 24 and read["complete"] is False
     assert [o["value"]["n"] for o in cassette.of_type("output")] == list(range(1, 117))
     assert cassette.of_type("result") == []
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 1 and "Traceback" not in test.stderr, test.stdout + test.stderr
     assert ("needs more than the 24 pages the cassette holds (its recording was stopped before the run ended: "
             "record a whole run)") in test.stdout, test.stdout
@@ -1143,9 +1143,9 @@ def test_a_cassette_cut_in_the_middle_of_its_last_line_replays_without_it(tmp_pa
     path = tmp_path / "cassette" / "cassette.jsonl"
     whole = path.read_bytes()
     lines = whole.splitlines(keepends=True)
-    assert run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+    assert cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
     path.write_bytes(b"".join(lines[:-1]) + lines[-1][:9])  # the result line, cut
-    cut = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--log-format", "text")
+    cut = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"), "--log-format", "text")
     assert f"{path}:{len(lines)}: the last line is cut short (the recording was stopped while writing it): " \
            "left out" in cut.stderr, cut.stderr
     assert cut.returncode == 0 and "PASS" in cut.stdout, cut.stdout + cut.stderr  # no result line to compare
@@ -1162,9 +1162,9 @@ def test_a_text_holding_unicode_line_separators_replays(tmp_path: Path) -> None:
     flow = tmp_path / "f.flow"
     flow.write_text('use out = file(path: "out.jsonl")\nfor each k in range(2)\n'
                     '  send {k: k, t: "a\\u2028b\\u2029c\\u0085d\\u001ce\\u000bf"} to out\n  emit k\nend\n')
-    done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir", str(tmp_path / "st"))
+    done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir", str(tmp_path / "st"))
     assert done.returncode == 0, done.stderr
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
 
 
@@ -1177,7 +1177,7 @@ def test_test_folders_are_named_by_their_place_under_the_folder_given(tmp_path: 
         (tmp_path / "tests" / group / "smoke" / "flow.toml").write_text("cassette = 1\n")  # no flow: fails alone
     assert [c.name for c in discover(tmp_path / "tests")] == ["invoices/smoke", "orders/smoke"]
     assert [c.name for c in discover(tmp_path / "tests" / "orders" / "smoke")] == ["smoke"]
-    shown = run_cli("test", str(tmp_path / "tests"))
+    shown = cli("test", str(tmp_path / "tests"))
     assert shown.returncode == 1
     assert [line for line in shown.stdout.splitlines() if line.startswith("FAIL")] == [
         "FAIL invoices/smoke", "FAIL orders/smoke"], shown.stdout
@@ -1200,15 +1200,15 @@ def test_a_later_part_of_a_split_secret_replays_as_recorded(tmp_path: Path) -> N
     flow.write_text(text)
     with FakeApi() as api:
         api.route("POST", "/login", lambda req: (200, {}, {"id": 7}))
-        done = run_cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
+        done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir",
                        str(tmp_path / "state"), env={"API": api.url, "CREDS": creds})
         assert done.returncode == 0, done.stderr
         assert api.requests[0].body["password"] == creds.split(":")[1]
     cassette = (tmp_path / "cassette" / "cassette.jsonl").read_text()
     assert creds.split(":")[1] not in cassette and '"password":{"$secret":null}' in cassette
-    test = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
     flow.write_text(text.replace("n: 1}", "n: 2}"))
-    changed = run_cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    changed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert changed.returncode == 1 and "record.n: 1 -> 2" in changed.stdout, changed.stdout
     assert "password" not in changed.stdout and "output" not in changed.stdout, changed.stdout
