@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import flowlang
-from conftest import cli, run_cli
+from conftest import cli
 from fakeapi import FakeApi
 
 ORDERS = """use api = http(base_url: env.API)
@@ -131,17 +131,17 @@ def test_two_records_of_one_run_with_one_key_are_told_of(tmp_path: Path) -> None
                               '  send r to api.post("/sales")\nend\n')
     with FakeApi() as api:
         env = {"API": api.url}
-        proc = run_cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env=env)
+        proc = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path, env=env)
         assert proc.returncode == 3, proc.stderr
         told = [json.loads(x) for x in proc.stderr.splitlines() if "two records of the loop" in x]
         assert [(e["level"], e["location"]) for e in told] == [("warning", "f.flow:3:1")], proc.stderr
         assert "have the key 7: the second failed too, and its error replaced the first's" in told[0]["message"]
-        again = run_cli("run", "f.flow", "--param", "down=[5]", "--log-format", "text", cwd=tmp_path, env=env)
+        again = cli("run", "f.flow", "--param", "down=[5]", "--log-format", "text", cwd=tmp_path, env=env)
         assert again.returncode == 3, again.stderr
         assert ("two records of the loop at f.flow:3:1 in this run have the key 7: the first failed, and the "
                 "second went through and resolved its error, so the first was not sent") in again.stderr
         assert "give the loop a key that tells them apart" in again.stderr
-        once = run_cli("run", "f.flow", "--param", "down=[]", "--log-format", "text", cwd=tmp_path, env=env)
+        once = cli("run", "f.flow", "--param", "down=[]", "--log-format", "text", cwd=tmp_path, env=env)
         assert once.returncode == 0 and "two records" not in once.stderr  # nothing failed: nothing to say
     assert [b["amount"] for b in sent(api, "/sales")] == [2, 6, 1, 2, 5, 6, 1, 2]
 
@@ -157,12 +157,12 @@ def test_a_key_that_cannot_be_worked_out_is_told_of(tmp_path: Path) -> None:
     with FakeApi() as api:
         env = {"API": api.url, "BAD": "1"}
         for _ in range(2):
-            proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
+            proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
             assert proc.returncode == 3, proc.stderr
             assert proc.stderr.count("could not be worked out") == 1, proc.stderr
             assert ("warning: the key o.customer.id of the loop at f.flow:2:1 could not be worked out for a record "
                     "(cannot read field 'id' of string), so it has no key") in proc.stderr
-        assert len(run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()) == 3  # 1 twice, 2 once
+        assert len(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()) == 3  # 1 twice, 2 once
 
 
 def test_records_are_keyed_by_id_without_key(tmp_path: Path) -> None:
@@ -183,10 +183,10 @@ def test_key_is_a_keyword_only_in_for_each() -> None:
 
 def test_errors_shows_and_filters_by_key(tmp_path: Path) -> None:
     flow = write(tmp_path, "f.flow", 'for each r in [{id: "x-1"}, {id: 2}]\n  fail "bad {r.id}"\nend\n')
-    run_cli("run", "f.flow", cwd=tmp_path)
-    text = run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    cli("run", "f.flow", cwd=tmp_path)
+    text = cli("errors", "f.flow", cwd=tmp_path).stdout
     assert 'key "x-1"' in text and "key 2" in text
-    only = run_cli("errors", "f.flow", "--key", "x-1", "--json", cwd=tmp_path).stdout.splitlines()
+    only = cli("errors", "f.flow", "--key", "x-1", "--json", cwd=tmp_path).stdout.splitlines()
     assert [json.loads(line)["key"] for line in only] == ["x-1"]
     assert flow.exists()
 
@@ -195,8 +195,8 @@ def test_errors_group_json_gives_one_object_per_group_with_its_count(tmp_path: P
     # the view of a bad night, for a script: --group --json is grouped too, not the errors one by one
     write(tmp_path, "f.flow", 'for each r in range(0, 9)\n  if r < 7\n    fail "no price"\n  end\n'
           '  fail "no stock"\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
-    grouped = run_cli("errors", "f.flow", "--group", "--json", cwd=tmp_path)
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    grouped = cli("errors", "f.flow", "--group", "--json", cwd=tmp_path)
     assert grouped.returncode == 0, grouped.stderr
     groups = [json.loads(line) for line in grouped.stdout.splitlines()]
     assert groups == [{"message": "no price", "pattern": "no price", "count": 7, "location": "f.flow:3:5",
@@ -205,19 +205,19 @@ def test_errors_group_json_gives_one_object_per_group_with_its_count(tmp_path: P
                        "first_ids": [8, 9]}]
     empty = tmp_path / "ok.flow"
     empty.write_text("emit 1\n")
-    assert run_cli("errors", str(empty), "--group", "--json", cwd=tmp_path).stdout == ""
+    assert cli("errors", str(empty), "--group", "--json", cwd=tmp_path).stdout == ""
 
 
 def test_errors_group_pages_by_group_with_limit_and_offset(tmp_path: Path) -> None:
     """--limit and --offset were ignored with --group (every group was listed); they now count groups."""
     write(tmp_path, "f.flow", 'for each r in range(0, 6)\n  if r < 3\n    fail "order {r} not found"\n'
           '  else if r < 5\n    fail "no stock"\n  end\n  fail "boom"\nend\n')
-    assert run_cli("run", "f.flow", cwd=tmp_path).returncode == 3
-    first = run_cli("errors", "f.flow", "--group", "--limit", "1", cwd=tmp_path)
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    first = cli("errors", "f.flow", "--group", "--limit", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "6 errors in 3 groups (showing groups 1-1)" in first.stdout
     assert "order 0 not found" in first.stdout and "no stock" not in first.stdout and "boom" not in first.stdout
-    rest = [json.loads(x)["message"] for x in run_cli("errors", "f.flow", "--group", "--offset", "1", "--json",
+    rest = [json.loads(x)["message"] for x in cli("errors", "f.flow", "--group", "--offset", "1", "--json",
                                                       cwd=tmp_path).stdout.splitlines()]
     assert rest == ["no stock", "boom"]
 
@@ -248,10 +248,10 @@ end
         api.route("GET", "/orders/25", lambda req: (404, {}, {"error": "no such order"}))
         api.route("GET", "/orders/26", lambda req: (404, {}, {"error": "no such order"}))
         api.route("GET", "/customers/7", lambda req: (404, {}, {"error": "no such customer"}))
-        ran = run_cli("run", "f.flow", "--input", "in.json", cwd=tmp_path, env={"API": api.url})
+        ran = cli("run", "f.flow", "--input", "in.json", cwd=tmp_path, env={"API": api.url})
         assert ran.returncode == 3, ran.stderr
         assert api.count("GET", "/orders/25") == 1
-    grouped = run_cli("errors", "f.flow", "--group", "--json", cwd=tmp_path)
+    grouped = cli("errors", "f.flow", "--group", "--json", cwd=tmp_path)
     assert grouped.returncode == 0, grouped.stderr
     groups = [json.loads(line) for line in grouped.stdout.splitlines()]
     found = {(g["count"], g["pattern"], tuple(g["first_ids"])) for g in groups}
@@ -264,7 +264,7 @@ end
     assert by_ids[(5, 6)]["pattern"] == "customer <id> not found"
     assert "/orders/<n> answered <n> Not Found" in by_ids[(9, 10)]["pattern"]
     assert "/customers/<n>" in by_ids[(11,)]["pattern"]  # another path: another group
-    text = run_cli("errors", "f.flow", "--group", cwd=tmp_path).stdout
+    text = cli("errors", "f.flow", "--group", cwd=tmp_path).stdout
     assert "11 errors in 7 groups" in text
     assert "     2  order 17 not found\n        all like: order <n> not found\n        at f.flow:12:3; #1, #2" in text
     assert "all like" not in text.split("order 23")[1].split("\n")[1]  # a group of one message says nothing more
@@ -285,7 +285,7 @@ def test_errors_survive_comments_lines_and_new_loops_but_not_a_changed_loop(tmp_
         flow.write_text(head + body.replace("for each r in rows", "for each row in rows").replace("r.", "row.")
                         .replace("send r", "send row"))
         env = {"API": api.url, "FLOWLANG_STATE_DIR": str(tmp_path / "state")}
-        proc = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        proc = cli("retry", "f.flow", cwd=tmp_path, env=env)
         again = retry(flow, api)  # embedded: what the CLI exits with, and the job as the store keeps it
     assert proc.returncode == 1, proc.stderr
     assert "cannot be replayed" in proc.stderr
@@ -293,7 +293,7 @@ def test_errors_survive_comments_lines_and_new_loops_but_not_a_changed_loop(tmp_
     assert [b["id"] for b in sent(api, "/got")] == [1]
     assert (again.status, int(again.exit_status), again.ok) == ("failed", 1, False)
     assert again.left_open == f"error {two.id} cannot be replayed; left open" and again.error is None
-    jobs = run_cli("jobs", "f.flow", "--json", "--last", "2", cwd=tmp_path, env=env)
+    jobs = cli("jobs", "f.flow", "--json", "--last", "2", cwd=tmp_path, env=env)
     # before: both retries were recorded as ok (so no alert, and a metrics file said ok) though the CLI exited 1
     assert [(j["kind"], j["status"], j["message"]) for j in map(json.loads, jobs.stdout.splitlines())] == [
         ("retry", "failed", f"error {two.id} cannot be replayed; left open")] * 2
@@ -359,7 +359,7 @@ def test_a_loop_over_the_same_list_added_before_leaves_the_error_open(tmp_path: 
         assert flowlang.load(flow).run(env=env, state_dir=tmp_path / "state").status == "partial"
         flow.write_text(head + 'for each o in rows\n  log info "checks {o.id}"\nend\n' + loops)
         state = {"API": api.url, "FLOWLANG_STATE_DIR": str(tmp_path / "state")}
-        proc = run_cli("retry", "f.flow", cwd=tmp_path, env=state)
+        proc = cli("retry", "f.flow", cwd=tmp_path, env=state)
         assert proc.returncode == 1, proc.stderr
         assert "the flow has 3 loops over `o in rows` now, 2 when it failed, so which one is its loop cannot be " \
             "told; left open" in proc.stderr, proc.stderr
@@ -390,12 +390,12 @@ def test_retry_appends_to_an_overwrite_file_and_dry_run_changes_nothing(tmp_path
         assert run(flow, api).status == "partial"
         api.state.collections["rates"].append({"cur": "SEK", "rate": 3})
         env = {"API": api.url, "FLOWLANG_STATE_DIR": str(tmp_path / "state")}
-        dry = run_cli("retry", "f.flow", "--dry-run", cwd=tmp_path, env=env)
+        dry = cli("retry", "f.flow", "--dry-run", cwd=tmp_path, env=env)
         assert dry.returncode == 0, dry.stderr
         assert "would resolve 1" in dry.stderr and "dry run" in dry.stderr
         assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, 3]
         assert len(open_errors(flow)) == 1
-        done = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        done = cli("retry", "f.flow", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, 3, 2]
     jobs = [j["kind"] for j in flowlang.load(flow).store(tmp_path / "state").jobs(flowlang.load(flow).key)]
@@ -434,11 +434,11 @@ def test_retry_exits_3_when_an_error_stays_open(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", RATES)
     with FakeApi({"rates": [{"cur": "EUR", "rate": 2}]}) as api:
         env = {"API": api.url}
-        assert run_cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
-        proc = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
+        proc = cli("retry", "f.flow", cwd=tmp_path, env=env)
         assert proc.returncode == 3
         assert "still failing 1" in proc.stderr
-        errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+        errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert [e["attempts"] for e in errors] == [2]
 
 
@@ -461,20 +461,20 @@ def test_retry_of_several_ids_skips_one_resolved_meanwhile(tmp_path: Path) -> No
     with FakeApi() as api:
         api.route("POST", "/got", receive)
         env = {"API": api.url}
-        assert run_cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
-        listed = run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
+        listed = cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()
         [one, two] = [json.loads(line)["id"] for line in listed]
-        assert run_cli("resolve", "f.flow", str(one), cwd=tmp_path).returncode == 0
+        assert cli("resolve", "f.flow", str(one), cwd=tmp_path).returncode == 0
         broken[0] = False
-        missing = run_cli("retry", "f.flow", "--id", str(two), "--id", "999", cwd=tmp_path, env=env)
+        missing = cli("retry", "f.flow", "--id", str(two), "--id", "999", cwd=tmp_path, env=env)
         assert missing.returncode == 2 and "no open error 999" in missing.stderr
         assert got == []
-        both = run_cli("retry", "f.flow", "--id", str(one), "--id", str(two), "--log-format", "text",
+        both = cli("retry", "f.flow", "--id", str(one), "--id", str(two), "--log-format", "text",
                        cwd=tmp_path, env=env)
         assert both.returncode == 0, both.stderr
         assert f"error {one} is already resolved" in both.stderr
         assert [b["id"] for b in got] == [2]
-    assert "no open errors" in run_cli("errors", "f.flow", cwd=tmp_path).stdout
+    assert "no open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
 
 
 def test_a_retry_takes_a_param_without_default_from_the_saved_scope(tmp_path: Path) -> None:

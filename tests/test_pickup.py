@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import cli, run_cli
+from conftest import cli
 from fakeapi import FakeApi, Request
 from flowlang.connectors.storage import is_partial
 
@@ -50,12 +50,12 @@ def test_files_are_archived_only_when_all_their_records_succeeded(tmp_path: Path
     bad = tmp_path / "in" / "batch01.csv"
     bad.write_text(bad.read_text().replace("1-2,2", "1-2,bad"))
     (tmp_path / "f.flow").write_text(FLOW)
-    first = run_cli("run", "f.flow", cwd=tmp_path)
+    first = cli("run", "f.flow", cwd=tmp_path)
     assert first.returncode == 3, first.stderr
     assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == ["batch00.csv", "batch02.csv"]
     assert [p.name for p in (tmp_path / "in").iterdir()] == ["batch01.csv"]  # kept, to be read again
     bad.write_text(bad.read_text().replace("1-2,bad", "1-2,2"))  # fixed by hand
-    second = run_cli("run", "f.flow", cwd=tmp_path)
+    second = cli("run", "f.flow", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert list((tmp_path / "in").iterdir()) == []
     sent = [json.loads(x)["id"] for x in (tmp_path / "out/sent.jsonl").read_text().splitlines()]
@@ -65,10 +65,10 @@ def test_files_are_archived_only_when_all_their_records_succeeded(tmp_path: Path
 def test_nothing_is_archived_by_a_dry_run_a_limit_or_a_failed_run(tmp_path: Path) -> None:
     make_inbox(tmp_path, 2, 3)
     (tmp_path / "f.flow").write_text(FLOW)
-    assert run_cli("run", "f.flow", "--dry-run", cwd=tmp_path).returncode == 0
-    assert run_cli("run", "f.flow", "--limit", "2", cwd=tmp_path).returncode == 0
+    assert cli("run", "f.flow", "--dry-run", cwd=tmp_path).returncode == 0
+    assert cli("run", "f.flow", "--limit", "2", cwd=tmp_path).returncode == 0
     (tmp_path / "g.flow").write_text(FLOW.replace("send r to out", "send r to out\n  let x = 1 / 0"))
-    assert run_cli("run", "g.flow", cwd=tmp_path).returncode == 3
+    assert cli("run", "g.flow", cwd=tmp_path).returncode == 3
     assert not (tmp_path / "archive").exists()
     assert len(list((tmp_path / "in").iterdir())) == 2
 
@@ -79,7 +79,7 @@ def test_after_delete_and_the_list_operation(tmp_path: Path) -> None:
         'use inbox = file(path: "in/*.csv", after: "delete")\n'
         'call inbox.list() as files\nfor each f in files\n  emit f\nend\n'
         'call inbox.read() as rows\nfor each r in rows\n  emit r.id\nend\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    proc = cli("run", "f.flow", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = [json.loads(x) for x in proc.stdout.splitlines()]
     assert out[:2] == [{"name": "batch00.csv", "path": "in/batch00.csv", "size": 16},
@@ -98,7 +98,7 @@ def test_binary_pickup_gives_name_size_and_content(tmp_path: Path) -> None:
         'call inbox.read() as files\nfor each f in files\n'
         '  send {name: "copy-" + f.name, content: f.content} to out\n'
         '  emit {name: f.name, path: f.path, size: f.size, kind: type_of(f.content)}\nend\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    proc = cli("run", "f.flow", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(x) for x in proc.stdout.splitlines()] == [
         {"name": "a.pdf", "path": "in/a.pdf", "size": 100, "kind": "bytes"},
@@ -111,7 +111,7 @@ def test_binary_pickup_gives_name_size_and_content(tmp_path: Path) -> None:
 def test_a_folder_refuses_names_with_folders(tmp_path: Path) -> None:
     (tmp_path / "f.flow").write_text('use out = file(path: "out/", format: "bytes")\n'
                                      'send {name: "../escape.bin", content: base64_decode("AAE=")} to out\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    proc = cli("run", "f.flow", cwd=tmp_path)
     assert proc.returncode == 1 and "a file name must be one name without folders" in proc.stderr
     assert not (tmp_path / "escape.bin").exists()
 
@@ -119,7 +119,7 @@ def test_a_folder_refuses_names_with_folders(tmp_path: Path) -> None:
 def test_after_needs_a_pattern(tmp_path: Path) -> None:
     (tmp_path / "f.flow").write_text('use one = file(path: "in/a.csv", after: "archive/")\n'
                                      'call one.read() as rows\nemit rows\n')
-    proc = run_cli("run", "f.flow", cwd=tmp_path)
+    proc = cli("run", "f.flow", cwd=tmp_path)
     assert proc.returncode == 2 and "after: is for a pick-up of several files" in proc.stderr  # a check error
 
 
@@ -136,14 +136,14 @@ def test_a_pattern_without_after_and_an_after_without_a_pattern_are_check_errors
                  "file after: is for a pick-up of several files")):
             (tmp_path / "f.flow").write_text(f'use api = http(base_url: "{api.url}")\ncall api.post("/pings")\n'
                                              f'{line}\ncall inbox.read() as rows\nemit rows\n')
-            checked = run_cli("check", "f.flow", cwd=tmp_path)
+            checked = cli("check", "f.flow", cwd=tmp_path)
             assert checked.returncode == 2 and f"f.flow:3:{col}: error: {message}" in checked.stderr, checked.stderr
-            ran = run_cli("run", "f.flow", cwd=tmp_path)
+            ran = cli("run", "f.flow", cwd=tmp_path)
             assert ran.returncode == 2 and message in ran.stderr
         assert api.requests == []
     ok = 'use inbox = file(path: "in/*.csv", after: env.AFTER)\ncall inbox.read() as rows\nemit rows\n'
     (tmp_path / "f.flow").write_text(ok)
-    assert run_cli("check", "f.flow", cwd=tmp_path).returncode == 0  # computed: judged when the use runs
+    assert cli("check", "f.flow", cwd=tmp_path).returncode == 0  # computed: judged when the use runs
 
 
 def test_a_bad_line_edited_and_retried_is_not_sent_again_from_the_fixed_file(tmp_path: Path) -> None:
@@ -158,17 +158,17 @@ def test_a_bad_line_edited_and_retried_is_not_sent_again_from_the_fixed_file(tmp
                                      '  send r to api.post("/tickets") once\nend\n')
     with FakeApi({"tickets": []}) as api:
         env = {"API": api.url}
-        assert run_cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
-        edited = run_cli("edit", "f.flow", "1", "--set", 'id="2"', "--set", "n=2", "--unset", "_raw", cwd=tmp_path)
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).returncode == 3
+        edited = cli("edit", "f.flow", "1", "--set", 'id="2"', "--set", "n=2", "--unset", "_raw", cwd=tmp_path)
         assert edited.returncode == 0, edited.stderr
         (tmp_path / "in" / "b.jsonl").write_text('{"id": "1", "n": 1}\n{"id": "2", "n": 2}\n')  # fixed too
-        retried = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        retried = cli("retry", "f.flow", cwd=tmp_path, env=env)
         assert retried.returncode == 0, retried.stderr
-        again = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+        again = cli("run", "f.flow", cwd=tmp_path, env=env)
         assert again.returncode == 0, again.stderr
         sent = [r.body["id"] for r in api.requests if r.method == "POST"]
     assert sorted(sent) == ["1", "2"]
-    keys = [json.loads(x)["key"] for x in run_cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    keys = [json.loads(x)["key"] for x in cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert sorted(keys) == ['["b.jsonl","1"]', '["b.jsonl","2"]']
     assert (tmp_path / "archive" / "b.jsonl").exists()
 
@@ -239,24 +239,24 @@ def test_a_retry_that_sends_the_last_failed_records_of_a_file_archives_it(tmp_pa
         path = tmp_path / "in" / name
         path.write_text(path.read_text().replace(row, row.split(",")[0] + ",bad"))
     (tmp_path / "f.flow").write_text(FLOW)
-    first = run_cli("run", "f.flow", cwd=tmp_path)
+    first = cli("run", "f.flow", cwd=tmp_path)
     assert first.returncode == 3, first.stderr
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["batch01.csv", "batch02.csv"]
-    errors = {e["record"]["id"]: e["id"] for e in map(json.loads, run_cli(
+    errors = {e["record"]["id"]: e["id"] for e in map(json.loads, cli(
         "errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines())}
     assert set(errors) == {"1-2", "2-0"}
-    assert run_cli("edit", "f.flow", str(errors["1-2"]), "--set", 'amount="2"', cwd=tmp_path).returncode == 0
-    one = run_cli("retry", "f.flow", "--id", str(errors["1-2"]), cwd=tmp_path)
+    assert cli("edit", "f.flow", str(errors["1-2"]), "--set", 'amount="2"', cwd=tmp_path).returncode == 0
+    one = cli("retry", "f.flow", "--id", str(errors["1-2"]), cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["batch02.csv"]  # its last failure went through
     assert "batch01.csv" in {p.name for p in (tmp_path / "archive").iterdir()}
-    again = run_cli("retry", "f.flow", cwd=tmp_path)  # batch02's record still fails: the file stays
+    again = cli("retry", "f.flow", cwd=tmp_path)  # batch02's record still fails: the file stays
     assert again.returncode == 3, again.stderr
     assert [p.name for p in (tmp_path / "in").iterdir()] == ["batch02.csv"]
-    assert run_cli("resolve", "f.flow", str(errors["2-0"]), "--reason", "sent by hand", cwd=tmp_path).returncode == 0
-    assert run_cli("retry", "f.flow", cwd=tmp_path).returncode == 0  # nothing to replay; its errors are resolved
+    assert cli("resolve", "f.flow", str(errors["2-0"]), "--reason", "sent by hand", cwd=tmp_path).returncode == 0
+    assert cli("retry", "f.flow", cwd=tmp_path).returncode == 0  # nothing to replay; its errors are resolved
     assert list((tmp_path / "in").iterdir()) == []
-    third = run_cli("run", "f.flow", cwd=tmp_path)  # nothing is read twice
+    third = cli("run", "f.flow", cwd=tmp_path)  # nothing is read twice
     assert third.returncode == 0, third.stderr
     sent = [json.loads(x)["id"] for x in (tmp_path / "out/sent.jsonl").read_text().splitlines()]
     assert sorted(sent) == sorted([f"{f}-{r}" for f in range(3) for r in range(4) if f"{f}-{r}" != "2-0"])
@@ -267,12 +267,12 @@ def test_a_pickup_pattern_without_after_says_that_it_needs_one(tmp_path: Path) -
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.csv").write_text("id\n1\n")
     (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*.csv")\ncall inbox.read() as rows\n')
-    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.returncode == 2 and "got ''" not in proc.stderr  # a constant path: a check error
     assert ("f.flow:1:24: error: file: a pick-up pattern needs after: the folder each file is moved to once all its "
             'records succeeded (after: "archive/"), or after: "delete"') in proc.stderr
     (tmp_path / "f.flow").write_text('use inbox = file(path: env.IN)\ncall inbox.read() as rows\n')
-    proc = run_cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"IN": "in/*.csv"})
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"IN": "in/*.csv"})
     assert proc.returncode == 1 and "got ''" not in proc.stderr  # a computed one: when the use runs
     assert ("f.flow:1:1: error: file: a pick-up pattern needs after: the folder each file is moved to once all its "
             'records succeeded (after: "archive/"), or after: "delete"') in proc.stderr
@@ -289,7 +289,7 @@ def test_files_of_one_name_are_all_kept_in_the_archive_stamped_in_utc(tmp_path: 
     (tmp_path / "f.flow").write_text('use inbox = file(path: "in/*/*.csv", after: "archive/")\n'
                                      'call inbox.read() as rows\nfor each r in rows\n  emit r\nend\n')
     before = datetime.now(UTC).replace(microsecond=0)
-    proc = run_cli("run", "f.flow", cwd=tmp_path, env={"TZ": "Asia/Kolkata"})
+    proc = cli("run", "f.flow", cwd=tmp_path, env={"TZ": "Asia/Kolkata"})
     after = datetime.now(UTC)
     assert proc.returncode == 0, proc.stderr
     archived = {p.name: p.read_text().split()[-1] for p in (tmp_path / "archive").iterdir()}
@@ -320,23 +320,23 @@ def test_files_that_number_their_rows_alike_keep_their_own_errors(tmp_path: Path
             return 200, {}, {"ok": True}
         api.route("PUT", r"/items/([\w-]+)", put)
         env = {"API": api.url}
-        first = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+        first = cli("run", "f.flow", cwd=tmp_path, env=env)
         assert first.returncode == 3, first.stderr
         assert "resolved" not in first.stderr
         assert sorted(received) == ["a-2", "b-1", "b-2"]
         assert [p.name for p in (tmp_path / "in").iterdir()] == ["a.csv"]  # kept, its row 1 failed
         assert [p.name for p in (tmp_path / "archive").iterdir()] == ["b.csv"]
-        errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+        errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()]
         assert [(e["key"], e["record"]["who"], e["resolved_at"]) for e in errors] == [(["a.csv", "1"], "a-1", None)]
-        listed = run_cli("errors", "f.flow", "--key", '["a.csv","1"]', cwd=tmp_path)
+        listed = cli("errors", "f.flow", "--key", '["a.csv","1"]', cwd=tmp_path)
         assert listed.returncode == 0 and "a.csv" in listed.stdout, listed.stdout + listed.stderr
         refuse.clear()
-        retried = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        retried = cli("retry", "f.flow", cwd=tmp_path, env=env)
         assert retried.returncode == 0, retried.stderr
         assert sorted(received) == ["a-1", "a-2", "b-1", "b-2"]
         assert list((tmp_path / "in").iterdir()) == []
         assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == ["a.csv", "b.csv"]
-        again = run_cli("run", "f.flow", cwd=tmp_path, env=env)  # nothing is read twice
+        again = cli("run", "f.flow", cwd=tmp_path, env=env)  # nothing is read twice
         assert again.returncode == 0, again.stderr
         assert sorted(received) == ["a-1", "a-2", "b-1", "b-2"]
 
@@ -348,10 +348,10 @@ def test_an_explicit_key_of_a_pickup_keeps_its_meaning(tmp_path: Path) -> None:
     (tmp_path / "in" / "b.csv").write_text("id,who\n1,b-1\n")
     (tmp_path / "f.flow").write_text(FLOW.replace("for each r in rows", "for each r in rows key r.id")
                                      .replace('r.amount == "bad"', 'r.who == "bad"'))
-    first = run_cli("run", "f.flow", cwd=tmp_path)
+    first = cli("run", "f.flow", cwd=tmp_path)
     assert first.returncode == 3, first.stderr
     assert "resolved: the record went through" in first.stderr
-    errors = [json.loads(x) for x in run_cli("errors", "f.flow", "--json", "--all", cwd=tmp_path).stdout.splitlines()]
+    errors = [json.loads(x) for x in cli("errors", "f.flow", "--json", "--all", cwd=tmp_path).stdout.splitlines()]
     assert [(e["key"], e["resolved_at"] is not None) for e in errors] == [("1", True)]
 
 
@@ -374,17 +374,17 @@ def test_send_once_of_files_that_number_their_rows_alike_sends_each_row(tmp_path
             return 200, {}, {"ok": True}
         api.route("POST", r"/items", post)
         env = {"API": api.url}
-        first = run_cli("run", "f.flow", cwd=tmp_path, env=env)
+        first = cli("run", "f.flow", cwd=tmp_path, env=env)
         assert first.returncode == 3, first.stderr
         assert sorted(received) == ["a-1", "b-1", "b-2"]  # b-1 is not a-1 already sent
-        again = run_cli("run", "f.flow", cwd=tmp_path, env=env)  # a.csv read again whole: a-1 not twice
+        again = cli("run", "f.flow", cwd=tmp_path, env=env)  # a.csv read again whole: a-1 not twice
         assert again.returncode == 3, again.stderr
         assert sorted(received) == ["a-1", "b-1", "b-2"]
         refuse.clear()
-        retried = run_cli("retry", "f.flow", cwd=tmp_path, env=env)
+        retried = cli("retry", "f.flow", cwd=tmp_path, env=env)
         assert retried.returncode == 0, retried.stderr
         assert sorted(received) == ["a-1", "a-2", "b-1", "b-2"]
-        ledger = run_cli("ledger", "f.flow", "--json", cwd=tmp_path)
+        ledger = cli("ledger", "f.flow", "--json", cwd=tmp_path)
         assert sorted(json.loads(json.loads(x)["key"]) for x in ledger.stdout.splitlines()) == [
             ["a.csv", "1"], ["a.csv", "2"], ["b.csv", "1"], ["b.csv", "2"]], ledger.stdout
 

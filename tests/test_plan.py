@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from conftest import run_cli
+from conftest import cli
 from fakeapi import FakeApi, paged
 
 FLOW = """flow "Customers and invoices"
@@ -53,13 +53,13 @@ def test_the_plan_lists_exactly_what_the_run_then_sends(tmp_path: Path) -> None:
     flow.write_text(FLOW)
     state = str(tmp_path / "state")
     with server() as api:
-        planned = run_cli("plan", str(flow), "--json", "--state-dir", state, env={"API": api.url})
+        planned = cli("plan", str(flow), "--json", "--state-dir", state, env={"API": api.url})
         assert planned.returncode == 0, planned.stderr
         assert writes_at(api) == {}  # the plan sent nothing
         reads_in_plan = sum(1 for r in api.requests if r.method == "GET")
         plan = json.loads(planned.stdout, parse_float=Decimal)
         api.state.requests.clear()
-        done = run_cli("run", str(flow), "--state-dir", state, env={"API": api.url})
+        done = cli("run", str(flow), "--state-dir", state, env={"API": api.url})
         assert done.returncode == 0, done.stderr
         sent = writes_at(api)
         put_bodies = [r.body for r in api.requests if r.method == "PUT"]
@@ -88,9 +88,9 @@ def test_the_plan_has_no_effect_on_state_or_the_delta(tmp_path: Path) -> None:
     flow.write_text(FLOW + 'emit {last: state.last, plan: job.plan}\n')
     state = str(tmp_path / "state")
     with server() as api:
-        planned = run_cli("plan", str(flow), "--state-dir", state, env={"API": api.url})
+        planned = cli("plan", str(flow), "--state-dir", state, env={"API": api.url})
         assert planned.returncode == 0, planned.stderr
-        done = run_cli("run", str(flow), "--state-dir", state, env={"API": api.url})
+        done = cli("run", str(flow), "--state-dir", state, env={"API": api.url})
     assert json.loads(done.stdout.splitlines()[-1]) == {"last": 10, "plan": False}
     text = planned.stdout
     assert "plan of Customers and invoices: read 10 records, nothing was written" in text
@@ -107,7 +107,7 @@ def test_the_cost_under_a_rate_limit(tmp_path: Path) -> None:
     flow.write_text('use api = http(base_url: env.API, rate_limit: "60/minute")\n'
                     "for each i in range(0, 1000)\n  send {n: i} to api.post(\"/products\")\nend\n")
     with FakeApi() as api:
-        planned = run_cli("plan", str(flow), env={"API": api.url})
+        planned = cli("plan", str(flow), env={"API": api.url})
         assert planned.returncode == 0, planned.stderr
         assert api.requests == []
     assert "api: 1,000 POST /products, rate 60/minute: at least 16 min 40 s" in planned.stdout
@@ -122,7 +122,7 @@ def test_a_short_run_without_a_rate_limit_is_not_said_to_take_a_second(tmp_path:
                     'call api.get("/customers") as cs\n'
                     'for each c in cs\n  send {n: c.id} to api.post("/invoices")\n  send c to out\nend\n')
     with server() as api:
-        planned = run_cli("plan", str(flow), env={"API": api.url})
+        planned = cli("plan", str(flow), env={"API": api.url})
     assert planned.returncode == 0, planned.stderr
     lines = planned.stdout.splitlines()
     assert "  api: 1 read, " in "\n".join(lines)
@@ -138,8 +138,8 @@ def test_paths_built_from_records_are_one_destination(tmp_path: Path) -> None:
                     'for each i in range(0, 600)\n  send {price: i} to api.patch("/products/SKU-{i}")\nend\n'
                     'send {done: true} to api.post("/runs")\n')
     with FakeApi() as api:
-        planned = run_cli("plan", str(flow), env={"API": api.url})
-        as_json = run_cli("plan", str(flow), "--json", env={"API": api.url})
+        planned = cli("plan", str(flow), env={"API": api.url})
+        as_json = cli("plan", str(flow), "--json", env={"API": api.url})
         assert api.requests == []
     assert planned.returncode == 0, planned.stderr
     assert "api.patch  PATCH /products/{...}: 600 records to 600 different paths" in planned.stdout
@@ -160,10 +160,10 @@ def test_the_plan_says_which_sends_the_ledger_would_skip(tmp_path: Path) -> None
     (tmp_path / "three.json").write_text("[1, 2, 3]")
     (tmp_path / "four.json").write_text("[1, 2, 3, 4]")
     with FakeApi() as api:
-        done = run_cli("run", str(flow), "--input", str(tmp_path / "three.json"), env={"API": api.url})
+        done = cli("run", str(flow), "--input", str(tmp_path / "three.json"), env={"API": api.url})
         assert done.returncode == 0, done.stderr
-        planned = run_cli("plan", str(flow), "--input", str(tmp_path / "four.json"), env={"API": api.url})
-        as_json = run_cli("plan", str(flow), "--input", str(tmp_path / "four.json"), "--json", env={"API": api.url})
+        planned = cli("plan", str(flow), "--input", str(tmp_path / "four.json"), env={"API": api.url})
+        as_json = cli("plan", str(flow), "--input", str(tmp_path / "four.json"), "--json", env={"API": api.url})
         assert len(writes_at(api)["POST /orders"]) == 3
     assert planned.returncode == 0, planned.stderr
     assert ("plan of sync: read 4 records, nothing was written; 3 sends skipped: the ledger has them "
@@ -204,10 +204,10 @@ def test_a_batched_send_over_pages_is_planned_as_its_least_number_of_requests(tm
     source = [{"n": n} for n in range(1, 101)]
     with FakeApi({"items": []}) as api:
         api.route("GET", r"^/source$", lambda req: paged(source, req, "page", api.url))
-        planned = run_cli("plan", str(flow), "--json", env={"API": api.url, "RATE": "600/minute"})
+        planned = cli("plan", str(flow), "--json", env={"API": api.url, "RATE": "600/minute"})
         assert planned.returncode == 0, planned.stderr
-        text = run_cli("plan", str(flow), env={"API": api.url, "RATE": "600/minute"})
-        done = run_cli("run", str(flow), env={"API": api.url, "RATE": "100/second"})
+        text = cli("plan", str(flow), env={"API": api.url, "RATE": "600/minute"})
+        done = cli("run", str(flow), env={"API": api.url, "RATE": "100/second"})
         assert done.returncode == 0, done.stderr
         sent = [len(r.body["items"]) for r in api.requests if r.path == "/items/batch"]
     [write] = json.loads(planned.stdout)["writes"]
@@ -229,7 +229,7 @@ def test_a_send_to_an_operation_that_takes_batches_says_what_batching_would_give
         source = [{"n": n} for n in range(1, count + 1)]
         with FakeApi({"items": []}) as api:
             api.route("GET", r"^/source$", lambda req, source=source: paged(source, req, "page", api.url))
-            text = run_cli("plan", str(flow), env={"API": api.url, "RATE": "600/minute"})
+            text = cli("plan", str(flow), env={"API": api.url, "RATE": "600/minute"})
             assert text.returncode == 0, text.stderr
             assert not [r for r in api.requests if r.method == "POST"]
         assert f"shop: {count} POST /items/batch, rate 10/second: at least " in text.stdout, text.stdout
@@ -250,13 +250,13 @@ def test_a_lookup_that_found_nothing_is_asked_again_after_a_planned_write_as_the
     with FakeApi() as api:
         api.route("GET", r"^/customers$", lambda req: (200, {}, []))
         api.route("POST", r"^/log$", lambda req: (201, {}, req.body))
-        planned = run_cli("plan", str(flow), "--json", env={"API": api.url})
+        planned = cli("plan", str(flow), "--json", env={"API": api.url})
         assert planned.returncode == 0, planned.stderr
         assert api.count("POST", "/log") == 0
         shop = next(c for c in json.loads(planned.stdout)["connections"] if c["connection"] == "shop")
         planned_reads = api.count("GET", "/customers")
         api.state.requests.clear()
-        done = run_cli("run", str(flow), env={"API": api.url})
+        done = cli("run", str(flow), env={"API": api.url})
         assert done.returncode == 0, done.stderr
         assert api.count("GET", "/customers") == planned_reads == shop["reads"] == 3  # was 1 in the plan
         assert api.count("POST", "/log") == shop["writes"] == 3 and shop["requests"] == 6
