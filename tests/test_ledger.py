@@ -149,25 +149,25 @@ def test_if_changed_sends_only_changed_payloads(tmp_path: Path) -> None:
     with FakeApi() as api:
         got: list[Any] = []
         api.route("PUT", r"^/products/.*$", lambda req: (got.append(req.body), (200, {}, {"ok": True}))[1])
-        first = run_cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url})
+        first = cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url})
         assert first.returncode == 0, first.stderr
         assert len(got) == 20
-        again = run_cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url})
+        again = cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url})
         assert again.returncode == 0 and len(got) == 20  # nothing changed, nothing sent
         products[4]["price"] = 55
         products[17]["price"] = 1
         write(products)
         got.clear()
-        third = run_cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url})
+        third = cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url})
         assert third.returncode == 0, third.stderr
         assert got == [{"sku": "P-5", "price": 55}, {"sku": "P-18", "price": 1}]
         summary = [json.loads(line) for line in third.stderr.splitlines() if "summary" in line][-1]
         assert summary["summary"]["sent"] == 2 and summary["summary"]["skipped"] == 18
-        shown = run_cli("ledger", "catalogue.flow", "--key", "P-5", cwd=tmp_path)
+        shown = cli("ledger", "catalogue.flow", "--key", "P-5", cwd=tmp_path)
         assert "P-5  shop.put /products/{sku}  sent in job 3" in shown.stdout
-        assert run_cli("ledger", "catalogue.flow", "--all", cwd=tmp_path).returncode == 0
+        assert cli("ledger", "catalogue.flow", "--all", cwd=tmp_path).returncode == 0
         got.clear()
-        assert run_cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url}).returncode == 0
+        assert cli("run", "catalogue.flow", cwd=tmp_path, env={"API": api.url}).returncode == 0
         assert len(got) == 20  # a forgotten ledger sends everything again
 
 
@@ -213,7 +213,7 @@ def test_key_and_mode_words_are_names_elsewhere(tmp_path: Path) -> None:
     assert flow.run().outputs == [6]
     wrong = tmp_path / "w.flow"
     wrong.write_text('use out = file(path: "o.jsonl")\nsend {a: 1} to out key 1 batch 2\n')
-    checked = run_cli("check", str(wrong))
+    checked = cli("check", str(wrong))
     assert checked.returncode == 2
     assert "goes with `once` or `if changed`" in checked.stderr
 
@@ -364,9 +364,9 @@ def test_once_to_two_paths_of_one_connection_sends_to_each(tmp_path: Path) -> No
         '  send {n: o.number} to api.post("/tags") key "canary-4714-secret/" + o.number once\nend\n')
     with FakeApi() as api:
         env = {"API": api.url}
-        first = run_cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
+        first = cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
         assert first.returncode == 0, first.stderr
-        again = run_cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
+        again = cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
         assert again.returncode == 0, again.stderr
         store = flowlang.load(tmp_path / "f.flow").store()
         try:  # as an earlier version kept it: under `post`, for a key no path has sent yet
@@ -375,15 +375,15 @@ def test_once_to_two_paths_of_one_connection_sends_to_each(tmp_path: Path) -> No
         finally:
             store.close()
         (tmp_path / "orders.jsonl").write_text(json.dumps({"number": "SO-9"}) + "\n")
-        assert run_cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env).returncode == 0
-        shown = run_cli("ledger", "f.flow", "--key", "SO-1", cwd=tmp_path).stdout
+        assert cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path, env=env).returncode == 0
+        shown = cli("ledger", "f.flow", "--key", "SO-1", cwd=tmp_path).stdout
     every = {f"SO-{i}": 1 for i in range(1, 5)}
     for path, expected in [("/invoices", every), ("/shipments", every),  # SO-9: in the ledger of before
                            ("/notes", {**every, "SO-9": 1}), ("/tags", {**every, "SO-9": 1})]:
         got = Counter(r.body["n"] for r in api.requests if r.method == "POST" and r.path == path)
         assert got == expected, (path, got)
     assert "api.post /invoices" in shown and "api.post /shipments" in shown
-    listed = run_cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout
+    listed = cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout
     assert "canary-4714-secret" not in listed and "***/SO-1" in listed and "***SO-1" in listed
 
 
@@ -396,7 +396,7 @@ def test_once_ignores_a_query_string_that_changes_between_runs(tmp_path: Path) -
         'for each o in orders\n  send {n: o.number} to api.post("/invoices?run={job.id}") key o.number once\nend\n')
     with FakeApi() as api:
         for _ in range(2):
-            done = run_cli("run", "f.flow", cwd=tmp_path, env={"API": api.url})
+            done = cli("run", "f.flow", cwd=tmp_path, env={"API": api.url})
             assert done.returncode == 0, done.stderr
     got = Counter(r.body["n"] for r in api.requests if r.method == "POST" and r.path == "/invoices")
     assert got == {"SO-1": 1, "SO-2": 1, "SO-3": 1}
@@ -414,7 +414,7 @@ def test_forgetting_keys_waits_for_no_run_and_is_a_job(tmp_path: Path) -> None:
     (tmp_path / "orders.flow").write_text(ONCE)
     with FakeApi() as api:
         api.route("POST", "/orders", lambda req: (201, {}, {"seq": 1}))
-        done = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        done = cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
         assert done.returncode == 0, done.stderr
     assert len(ledger(tmp_path)) == 3
     held = FlowLock(tmp_path / ".flowlang", "orders once")
@@ -428,15 +428,15 @@ def test_forgetting_keys_waits_for_no_run_and_is_a_job(tmp_path: Path) -> None:
         assert run_cli("ledger", "orders.flow", cwd=tmp_path).returncode == 0  # reading needs no lock
     finally:
         held.release()
-    forgot = run_cli("ledger", "orders.flow", "--forget", "SO-1", cwd=tmp_path)
+    forgot = cli("ledger", "orders.flow", "--forget", "SO-1", cwd=tmp_path)
     assert forgot.returncode == 0 and "forgot key SO-1 (1 entry); the next run sends it again" in forgot.stderr
-    every = run_cli("ledger", "orders.flow", "--all", cwd=tmp_path)
+    every = cli("ledger", "orders.flow", "--all", cwd=tmp_path)
     assert every.returncode == 0 and "forgot every key (2 entries); the next run sends them again" in every.stderr
     assert ledger(tmp_path) == []
-    jobs = [json.loads(line) for line in run_cli("jobs", "orders.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+    jobs = [json.loads(line) for line in cli("jobs", "orders.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert [(j["kind"], j["message"]) for j in jobs] == [
         ("ledger", "forgot every key (2 entries)"), ("ledger", "forgot key SO-1 (1 entry)"), ("run", None)]
-    assert "forgot key SO-1 (1 entry)" in run_cli("jobs", "orders.flow", cwd=tmp_path).stdout
+    assert "forgot key SO-1 (1 entry)" in cli("jobs", "orders.flow", cwd=tmp_path).stdout
 
 
 def test_a_send_cut_off_in_flight_that_arrived_is_marked_sent_and_retry_finishes_its_record(tmp_path: Path) -> None:
@@ -467,21 +467,21 @@ def test_a_send_cut_off_in_flight_that_arrived_is_marked_sent_and_retry_finishes
         pid.append(proc.pid)
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
-        rerun = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        rerun = cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
         assert rerun.returncode == 3
         assert "or, if it arrived, flowlang ledger orders.flow --sent 3" in rerun.stderr  # the flow file, not FILE
         assert "run flowlang ledger orders.flow --forget 3 to send it again" in rerun.stderr
-        nothing = run_cli("ledger", "orders.flow", "--sent", "4", cwd=tmp_path)
+        nothing = cli("ledger", "orders.flow", "--sent", "4", cwd=tmp_path)
         assert nothing.returncode == 2 and "no pending ledger entry for key 4" in nothing.stderr
-        marked = run_cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path)
+        marked = cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path)
         assert marked.returncode == 0, marked.stderr
         assert "marked key 3 as sent (1 entry)" in marked.stderr
-        retried = run_cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        retried = cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url})
         assert retried.returncode == 0, retried.stderr
     assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1})  # order 3 once: it had arrived
     lines = [json.loads(line)["number"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(lines) == [1, 2, 3, 4, 5]  # its line too, written by the retry
-    jobs = run_cli("jobs", "orders.flow", cwd=tmp_path).stdout
+    jobs = cli("jobs", "orders.flow", cwd=tmp_path).stdout
     assert "marked key 3 as sent (1 entry)" in jobs
 
 
@@ -627,12 +627,12 @@ def test_a_plan_and_a_dry_run_skip_a_key_that_comes_again_as_the_run_does(tmp_pa
     flow.write_text(REPEATS)
     with FakeApi({"orders": []}) as api:
         api.route("PUT", r"^/orders/\w+$", lambda req: (200, {}, {"ok": True}))
-        planned = run_cli("plan", str(flow), "--json", env={"API": api.url})
+        planned = cli("plan", str(flow), "--json", env={"API": api.url})
         assert planned.returncode == 0, planned.stderr
-        dry = run_cli("run", str(flow), "--dry-run", env={"API": api.url})
+        dry = cli("run", str(flow), "--dry-run", env={"API": api.url})
         assert dry.returncode == 0, dry.stderr
         assert not [r for r in api.requests if r.method != "GET"]
-        done = run_cli("run", str(flow), env={"API": api.url})
+        done = cli("run", str(flow), env={"API": api.url})
         assert done.returncode == 0, done.stderr
         posts = [r.body["n"] for r in api.requests if r.method == "POST"]
         puts = [(r.body["n"], r.body["v"]) for r in api.requests if r.method == "PUT"]
@@ -689,7 +689,7 @@ def test_a_once_send_with_an_idempotency_key_cut_off_by_a_kill_is_sent_again(tmp
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == -signal.SIGKILL, err
         assert seen.count(("/payments 2", "pay-2")) == 2  # sent again after the first kill, under its key
-        last = run_cli("run", "orders.flow", cwd=tmp_path, env=env)
+        last = cli("run", "orders.flow", cwd=tmp_path, env=env)
     assert last.returncode == 3, last.stderr  # note 2 (a POST without a key) waits for someone to check
     assert "the send of key 2 to api.post /notes in job 2 got no answer" in last.stderr
     assert "api.post /payments: key 2 was in flight" not in last.stderr
@@ -717,11 +717,11 @@ def test_the_ledger_of_a_flow_on_stdin_and_its_json_log_lines(tmp_path: Path) ->
     forgot = run_cli("ledger", "-", "--forget", "A", "--log-format", "json", cwd=tmp_path, stdin=text)
     assert forgot.returncode == 0, forgot.stderr
     assert [(e["flow"], e["job_id"]) for e in map(json.loads, forgot.stderr.splitlines())] == [("<stdin>", 3)]
-    forgot = run_cli("ledger", "f.flow", "--forget", "B", "--log-format", "json", cwd=tmp_path)
+    forgot = cli("ledger", "f.flow", "--forget", "B", "--log-format", "json", cwd=tmp_path)
     assert [(e["flow"], e["job_id"]) for e in map(json.loads, forgot.stderr.splitlines())] == [("f", 4)]
     for args, job in ((("state", "f.flow", "--set", "n=1"), 5), (("resolve", "f.flow", "7"), None),
                       (("edit", "f.flow", "7", "--set", "a=1"), None)):
-        said = run_cli(*args, "--log-format", "json", cwd=tmp_path)
+        said = cli(*args, "--log-format", "json", cwd=tmp_path)
         entries = [json.loads(line) for line in said.stderr.splitlines()]
         assert entries and all((e["flow"], e["job_id"]) == ("f", job) for e in entries), (args, said.stderr)
 
@@ -747,18 +747,18 @@ def test_the_commands_a_message_gives_name_the_flow_file_as_it_can_be_run_from_w
     with FakeApi() as api:
         api.route("POST", "/orders", post)
         env = {"API": api.url}
-        ran = run_cli("run", "my flows/orders.flow", cwd=tmp_path, env=env)
+        ran = cli("run", "my flows/orders.flow", cwd=tmp_path, env=env)
         assert ran.returncode == 3, ran.stderr
         assert "run flowlang ledger 'my flows/orders.flow' --forget 3 to send it again" in ran.stderr
         assert "flowlang ledger 'my flows/orders.flow' --sent 3" in ran.stderr
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
-        again = run_cli("retry", str(flows / "orders.flow"), cwd=elsewhere, env=env)
+        again = cli("retry", str(flows / "orders.flow"), cwd=elsewhere, env=env)
         absolute = f"'{flows / 'orders.flow'}'"
         assert f"run flowlang ledger {absolute} --forget 3 to send it again" in again.stderr, again.stderr
-        forgot = run_cli("ledger", "my flows/orders.flow", "--forget", "3", cwd=tmp_path)  # pasted: it works
+        forgot = cli("ledger", "my flows/orders.flow", "--forget", "3", cwd=tmp_path)  # pasted: it works
         assert forgot.returncode == 0, forgot.stderr
-    child = run_cli("run", "my flows/parent.flow", cwd=tmp_path)
+    child = cli("run", "my flows/parent.flow", cwd=tmp_path)
     assert child.returncode == 3
     assert "(see flowlang errors 'my flows/sub/child.flow')" in child.stderr, child.stderr
 
@@ -792,7 +792,7 @@ def test_an_if_changed_send_cut_off_in_flight_is_not_sent_again_by_the_resume(tm
         pid.append(proc.pid)
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
-        resumed = run_cli("run", "orders.flow", "--resume", cwd=tmp_path, env={"API": api.url})
+        resumed = cli("run", "orders.flow", "--resume", cwd=tmp_path, env={"API": api.url})
         if method == "PUT":
             assert resumed.returncode == 0, resumed.stderr
             assert "key 3 was in flight when job 1 stopped; sending it again cannot do its work twice" in resumed.stderr
@@ -802,10 +802,10 @@ def test_an_if_changed_send_cut_off_in_flight_is_not_sent_again_by_the_resume(tm
             assert "send ... if changed: the send of key 3 to sink.post /items in job 1 got no answer" in resumed.stderr
             assert "or, if it arrived, flowlang ledger orders.flow --sent 3" in resumed.stderr
             assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1})  # 3 once: the receiver has it
-            assert run_cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path).returncode == 0
-            retried = run_cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url})
+            assert cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path).returncode == 0
+            retried = cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url})
             assert retried.returncode == 0, retried.stderr
-        again = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+        again = cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
         assert again.returncode == 0, again.stderr
     assert received[3] == (2 if method == "PUT" else 1) and sum(received.values()) == 5 + (method == "PUT")
 
@@ -825,7 +825,7 @@ def test_an_if_changed_send_refused_leaves_the_last_payload_sent(tmp_path: Path)
         api.route("POST", "/items", store)
         for v, status in ((1, 0), (2, 3), (1, 0)):
             flow.write_text(text.replace("V", str(v)))
-            done = run_cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
+            done = cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
             assert done.returncode == status, done.stderr
     assert got == [1, 2]  # the third run's v 1 is what the destination has
     assert [(e["status"], e["job_id"]) for e in ledger(tmp_path)] == [("sent", 1)]
