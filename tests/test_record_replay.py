@@ -1182,7 +1182,7 @@ def test_test_folders_are_named_by_their_place_under_the_folder_given(tmp_path: 
     assert [line for line in shown.stdout.splitlines() if line.startswith("FAIL")] == [
         "FAIL invoices/smoke", "FAIL orders/smoke"], shown.stdout
     # a test folder's flow.toml given for it was taken for a flow: 'say which cassette to replay: ...'
-    one = run_cli("test", str(tmp_path / "tests" / "orders" / "smoke" / "flow.toml"))
+    one = cli("test", str(tmp_path / "tests" / "orders" / "smoke" / "flow.toml"))
     assert (one.returncode, one.stdout.splitlines()[0]) == (1, "FAIL smoke"), one.stdout + one.stderr
 
 
