@@ -543,6 +543,21 @@ def test_a_param_whose_default_is_a_text_takes_the_text_given(tmp_path: Path) ->
     assert repl.stdout.split() == ['"string"'], repl
 
 
+def test_a_number_on_the_command_line_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    """`--param n=1e99999999999999999999` (and `edit --set a=...`) failed as JSON and was taken as the text
+    '1e99999999999999999999': a param of no default became a string silently, one whose default is a
+    number was 'param n is a number (its default is 5), got ...' (a number, as given). It is refused
+    saying why; a param whose default is a text still takes the text."""
+    write(tmp_path, "f.flow", 'param n\nparam name = "x"\nemit {n: n, name: name}\n')
+    for given, why in (("1e99999999999999999999", "a number's exponent is too large to be read"),
+                       ("9" * 5000, "a number has more than 4,300 digits")):
+        proc = cli("run", "f.flow", "--param", f"n={given}", cwd=tmp_path)
+        assert proc.status == 2 and proc.stdout == "", proc.stdout[:200]
+        assert f"--param n={given}: the number cannot be read ({why})" in proc.stderr, proc.stderr[-300:]
+    proc = cli("run", "f.flow", "--param", "n=1", "--param", "name=1e99999999999999999999", cwd=tmp_path)
+    assert proc.status == 0 and lines(proc.stdout) == [{"n": 1, "name": "1e99999999999999999999"}], proc.stderr
+
+
 def test_a_retry_takes_the_params_it_is_given(tmp_path: Path) -> None:
     """A run given the wrong `--param region=us` failed its records (404 at /us/orders); `flowlang retry
     --param region=eu` read the param line again and then replayed each record with the saved scope's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -48,6 +49,9 @@ def text_or_json_string(raw: str) -> str:
     return raw
 
 
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
 def json_or_text(raw: str, given: str) -> Any:
     """A NAME=VALUE value of the command line (--param, --set): JSON, else the text itself. A value
     that starts with [ or { is meant as JSON (a list, an object), so when it is not JSON (a bracket
@@ -59,6 +63,9 @@ def json_or_text(raw: str, given: str) -> Any:
             raise UsageError(f"{given} is not valid JSON ({_reason(e)}): lists and objects are given as JSON "
                              "(ids=[1,2], filter={\"status\": \"paid\"}); a text that starts with [ or { "
                              "as a JSON string (tag='\"[draft]\"')") from None
+        if JSON_NUMBER.fullmatch(raw.strip()):  # taken as text before: n=1e99999999999999999999 was a string
+            raise UsageError(f"{given}: the number cannot be read ({_reason(e)}); a text of digits is given "
+                             "as a JSON string ('\"...\"')") from None
         return raw
 
 
