@@ -310,3 +310,24 @@ def test_a_request_that_is_no_valid_http_is_a_warning_saying_why_without_its_byt
         "header line is too long",
         "warning: refused a request from 127.0.0.1 that is not valid HTTP (answered 400): its URL is malformed",
         "warning: refused a request from 127.0.0.1 that is not valid HTTP (answered 400): it is malformed"]
+
+
+def test_a_served_run_that_fails_sends_the_alerts_of_flowlang_toml(tmp_path: Path) -> None:
+    """flowlang.toml's [alerts] were sent for `flowlang run` and `retry` only: a nightly run moved from cron
+    to a `trigger schedule` (or a webhook flow) failed in serve and told nobody. serve's jobs alert as a
+    run does, the message masked (the API echoed the run's credential)."""
+    with FakeApi() as api:
+        api.route("GET", r"^/whoami$", echo)
+        api.route("POST", r"^/alert$", lambda req: (200, {}, {"ok": True}))
+        (tmp_path / "orders.flow").write_text(FLOW)
+        (tmp_path / "flowlang.toml").write_text(f'[alerts]\nmin_interval = 0\n[alerts.webhook]\nurl = "{api.url}/alert"'
+                                                '\nformat = "json"\n')
+        env = {"API": api.url, "HOOK_TOKEN": HOOK_TOKEN, "API_TOKEN": CANARY}
+        with ServeProcess(tmp_path, env=env) as serve:
+            assert serve.post("/hooks/orders", b'{"orders": [1]}', HEADERS)[0] == 202
+            wait_for(lambda: api.count("POST", "/alert") == 1, timeout=30, what="the alert")
+            assert serve.terminate() == 0
+        sent = next(r for r in api.requests if r.path == "/alert")
+    assert (sent.body["flow"], sent.body["status"], sent.body["job_id"]) == ("orders", "failed", 1), sent.body
+    assert CANARY not in sent.raw.decode() and "the API said Bearer ***" in sent.raw.decode()
+    assert "alert sent: " in serve.logs()

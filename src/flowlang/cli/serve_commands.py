@@ -81,7 +81,7 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
     options = ServeOptions(Path(args.folder), args.host, args.port, Path(args.state_dir) if args.state_dir else None,
                            secrets, args.max_pending, token, secret_providers=project.secret_providers,
                            body_timeout=BODY_TIMEOUT if args.body_timeout is None else args.body_timeout,
-                           max_record_seconds=args.max_record_seconds)
+                           max_record_seconds=args.max_record_seconds, project=project)
     service = Service(options)
     loop = asyncio.new_event_loop()
     try:

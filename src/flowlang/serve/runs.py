@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from flowlang.api import SecretProviders
+from flowlang.api import Flow, SecretProviders
 from flowlang.environment import command_path
 from flowlang.errors import FlowError, LockedError
 from flowlang.runner import Result
@@ -27,6 +28,9 @@ from flowlang.runtime.run import current_job_id
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.inbox import Delivery, Inbox
 from flowlang.serve.metrics import Metrics
+
+if TYPE_CHECKING:
+    from flowlang.project import Project
 
 log = logging.getLogger("flowlang.serve")
 LOCKED_RETRY_SECONDS = 1.0
@@ -166,7 +170,9 @@ class Runs:
     """The thread that runs jobs. Its methods are safe to call from other threads unless they say not."""
 
     def __init__(self, flows: list[ServedFlow], inbox: Inbox, state_dir: Path | None, secrets: Mapping[str, str],
-                 metrics: Metrics, providers: SecretProviders | None = None, limits: Limits | None = None) -> None:
+                 metrics: Metrics, providers: SecretProviders | None = None, limits: Limits | None = None,
+                 project: Project | None = None) -> None:
+        self.project = project  # flowlang.toml: its [alerts] are sent for serve's jobs as for flowlang run's
         self.flows = {f.route: f for f in flows}
         self.queues = {f.route: FlowQueue(f) for f in flows}
         self.inbox = inbox
@@ -315,11 +321,29 @@ class Runs:
 
     async def _run_delivery(self, q: FlowQueue, d: Delivery) -> Result:
         start = q.starts.get(d.id)
+        masker = Masker()
         result = await run_delivery(q.served, d, self.inbox, self.state_dir, self.secrets, d.id in q.waiters,
                                     self.stop_flag, self.providers,
-                                    None if start is None else lambda job: _set(start, job), limits=self.limits)
+                                    None if start is None else lambda job: _set(start, job), masker=masker,
+                                    limits=self.limits)
         self.metrics.run_done(q.served.route, result.status, result)
+        self.alert(q.served.flow, result, masker)
         return result
+
+    def alert(self, flow: Flow, result: Result, masker: Masker) -> None:
+        """(On the runs loop.) The alerts of flowlang.toml for a job that ended so (failed, partial, ...), as
+        `flowlang run` sends them: a nightly run moved from cron to a `trigger schedule` told nobody when it
+        failed. Sent in a task of their own, so a slow mail server holds back no run (a stop waits for them)."""
+        project = self.project
+        if project is None or project.alerts is None or result.status not in project.alerts.on:
+            return
+        from flowlang.alerts import alert, report_of
+        from flowlang.runtime.secrets import SecretChain
+
+        chain = SecretChain(project.secret_providers(self.secrets, dict(os.environ)), on_value=masker.add)
+        file = command_path(flow.path) if flow.path is not None else flow.name
+        report = report_of(flow.name, file, result, masker.mask)
+        self.spawn(alert(project, report, self.state_dir, chain, masker.mask, log))
 
     def replay(self, delivery_id: int) -> Delivery:
         """Run an inbox delivery again (any thread); it joins the end of its flow's queue."""
@@ -357,6 +381,7 @@ class Runs:
             self._pump(route)
         log_run(route, flow.name, kind, result, masker)
         self.metrics.run_done(route, result.status, result)
+        self.alert(flow, result, masker)
         return result
 
 

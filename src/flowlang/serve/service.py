@@ -16,6 +16,7 @@ from aiohttp import web
 
 from flowlang.api import SecretProviders
 from flowlang.errors import LockedError, StoreError, UsageError
+from flowlang.project import Project
 from flowlang.runtime.limits import Limits
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.state_folder import state_dir_in
@@ -47,6 +48,7 @@ class ServeOptions:
     secret_providers: SecretProviders | None = None  # the flowlang.toml chain (default: --secrets, environment)
     body_timeout: float = BODY_TIMEOUT  # seconds a request's body may take to arrive (then 408)
     max_record_seconds: float | None = None  # every run's (--max-record-seconds)
+    project: Project | None = None  # flowlang.toml (its alerts)
 
 
 def state_folder(folder: Path, given: Path | None) -> Path:
@@ -137,7 +139,7 @@ class Service:
             self.inbox.close()
             raise
         self.runs = Runs(self.flows, self.inbox, self.folder, options.secrets, self.metrics, options.secret_providers,
-                         Limits(max_record_seconds=options.max_record_seconds))
+                         Limits(max_record_seconds=options.max_record_seconds), options.project)
         self.metrics.watch_depth(lambda: self.runs.pending)
         self.scheduler = Scheduler(self.runs, self.inbox, self.clock)
         self.state = ServeState({f.route: f for f in self.flows}, self.inbox, self.runs, self.metrics,
