@@ -400,3 +400,25 @@ def test_appending_to_a_json_list_never_rewrites_the_records_already_in_it(tmp_p
     ran = cli("run", "f.flow", "--state-dir", str(tmp_path / "st"), cwd=tmp_path)  # no limit: appended after them
     assert ran.status == 0, ran.stderr
     assert json.loads(out.read_text()) == [*records, {"id": 0}, {"id": 1}, {"id": 2}]
+
+
+def test_a_store_on_a_read_only_file_system_can_still_be_read(small_disk: Path) -> None:
+    """`flowlang errors`, `jobs`, `state` and `ledger` of a store on a read-only mount (a backup, another
+    user's cron store) said 'cannot use the state folder ...: unable to open database file', so the
+    night's errors could not be looked at: SQLite's write-ahead log wants a file beside the database.
+    They read it as it is; a command that changes the store says the folder cannot be written."""
+    write(small_disk, "f.flow", 'for each r in [{id: 1}, {id: 2}]\n  fail "no {r.id}"\nend\n')
+    assert cli("run", "f.flow", cwd=small_disk).status == 3
+    remounted = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, text=True)
+    assert remounted.returncode == 0, remounted.stderr
+    listed = cli("errors", "f.flow", "--json", cwd=small_disk)
+    assert listed.status == 0, listed.stderr
+    assert [json.loads(x)["message"] for x in listed.stdout.splitlines()] == ["no 1", "no 2"]
+    assert [j["status"] for j in jobs(small_disk)] == ["partial"]
+    for command in (("state", "f.flow"), ("ledger", "f.flow"), ("errors", "f.flow", "--group")):
+        assert cli(*command, cwd=small_disk).status == 0, command
+    refused = cli("resolve", "f.flow", "1", cwd=small_disk)
+    assert refused.status == 1 and "this process cannot write the folder (a read-only file system" in refused.stderr
+    held = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+            if os.path.islink(f"/proc/self/fd/{fd}")]  # a store refused at opening was left open: disk busy
+    assert not [path for path in held if path.startswith(str(small_disk))], held

@@ -5,6 +5,7 @@ Each change they make is recorded as a job of its own (kind resolve, edit or sta
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -76,7 +77,16 @@ def state_folder(file: str, state_dir: str | None) -> Path:
 def reading_store(folder: Path | None) -> Store:
     """The store of a state folder, to read: an empty one in memory where the folder has none yet, so
     that reading never makes one (`flowlang jobs` of a flow never run made .flowlang/flowlang.db)."""
-    return Store(folder) if folder is not None and (folder / STATE_DB).is_file() else Store(None)
+    if folder is None or not (folder / STATE_DB).is_file():
+        return Store(None)
+    try:
+        return Store(folder)
+    except StoreError:
+        if os.access(folder, os.W_OK):  # the folder's own problem (a damaged file, a full disk): said as it is
+            raise
+        # a folder this user cannot write (a read-only mount, another user's store): 'unable to open
+        # database file' before, so its errors and jobs could not be looked at
+        return Store(folder, read_only=True)
 
 
 @contextmanager

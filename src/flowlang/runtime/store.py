@@ -616,13 +616,31 @@ class Store:
     """Jobs, state and errors of the flows that share one state folder. Everything the runtime and
     the CLI keep goes through this interface (SCALE.md: one interface in front of the store)."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, read_only: bool = False) -> None:
+        """`read_only`: a store in a folder this process cannot write (a read-only mount, a store another
+        user's cron keeps), opened to be read as it is: SQLite's write-ahead log needs a file beside the
+        database that such a folder cannot hold, so without one the file is read as immutable."""
         self.folder = folder
         self.input_memo = InputMemo()  # the run's input, encoded once for all its failures
         self.where = str(folder.resolve()) if folder is not None else f"memory:{id(self)}"  # for LIVE_JOBS
         try:
+            self._open(folder, read_only)
+        except BaseException:
+            db: sqlite3.Connection | None = getattr(self, "db", None)
+            if db is not None:  # opened, then refused (read-only, damaged): not left open, holding its file busy
+                db.close()
+            raise
+
+    def _open(self, folder: Path | None, read_only: bool) -> None:
+        try:
             if folder is None:
                 self.db = sqlite3.connect(":memory:", isolation_level=None)
+            elif read_only:
+                path = folder / STATE_DB
+                logged = path.with_name(STATE_DB + "-wal").exists()  # a run writes it now: read it through its log
+                uri = path.resolve().as_uri() + ("?mode=ro" if logged else "?mode=ro&immutable=1")
+                self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30, factory=_Connection)
+                self.db.path = str(path)
             else:
                 folder.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(private_file(folder / STATE_DB), isolation_level=None, timeout=30,
@@ -640,6 +658,8 @@ class Store:
                 why = str(e)
                 if folder is not None and (folder / STATE_DB).is_dir():  # SQLite says only 'unable to open ...'
                     why = f"{e}: {folder / STATE_DB} is a folder, not the store's SQLite file"
+                elif folder is not None and folder.is_dir() and not os.access(folder, os.W_OK):
+                    why = f"{e}: this process cannot write the folder (a read-only file system, or another user's)"
                 raise StoreError(f"cannot use the state folder {folder}: {why} (set --state-dir or "
                                  "FLOWLANG_STATE_DIR to a folder you can write)") from None
             raise damaged_store(str(folder / STATE_DB), e) from None
