@@ -260,3 +260,22 @@ def test_a_lookup_that_found_nothing_is_asked_again_after_a_planned_write_as_the
         assert done.returncode == 0, done.stderr
         assert api.count("GET", "/customers") == planned_reads == shop["reads"] == 3  # was 1 in the plan
         assert api.count("POST", "/log") == shop["writes"] == 3 and shop["requests"] == 6
+
+
+def test_a_plan_shows_payloads_as_sent_not_as_the_store_keeps_them(tmp_path: Path) -> None:
+    """A payload with a date or a secret was shown in the store's tagged form: {"t": {"$date": "2024-01-02"},
+    "k": {"$secret": "K"}}, which no destination receives (the API got "t": "2024-01-02"). The plan shows it as
+    the run sends it, a secret as ***, as flowlang run's output shows one."""
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API)\n'
+                                     'send {t: date("2024-01-02"), x: 1.50, k: secret.K} to api.post("/x")\n')
+    with FakeApi() as api:
+        env = {"API": api.url, "K": "key-" + "k" * 20}
+        plan = cli("plan", "f.flow", "--json", cwd=tmp_path, env=env)
+        assert plan.status == 0, plan.stderr
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).status == 0
+        sent = api.requests[0].raw
+    payload = json.loads(plan.stdout, parse_float=Decimal)["writes"][0]["payloads"][0]
+    assert payload == {"t": "2024-01-02", "x": Decimal("1.50"), "k": "***"}, payload
+    assert json.loads(sent, parse_float=Decimal) == {**payload, "k": env["K"]}
+    shown = cli("plan", "f.flow", cwd=tmp_path, env=env).stdout
+    assert '1. {"t":"2024-01-02","x":1.50,"k":"***"}' in shown, shown
