@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -1190,3 +1191,23 @@ def test_a_bytes_value_never_stands_in_as_its_text_in_a_path_a_header_or_a_key()
             f"a bytes value (6 bytes) cannot be written as {w}" for w in
             ("a path segment", "a path segment", "an HTTP header", "an idempotency key")]
         assert result.errors[1].location == "t.flow:8:18", result.errors[1].location
+
+
+def test_an_api_that_stays_away_fails_each_later_record_at_its_first_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that could not be reached (refused, or no answer) was tried 5 times with backoff for every
+    record: 40 records were 88 s, 10,000 a night of retrying a host that is down, where a database that
+    stays away fails each later record at its first try once it has not answered for 30 s. So does an
+    API now (AWAY_AFTER, 30 s; 0.3 s here): the records fail, kept for flowlang retry, saying so."""
+    from flowlang.connectors.http import client
+
+    monkeypatch.setattr(client, "AWAY_AFTER", 0.3)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the with ends: nothing listens there
+    flow = flowlang.compile(f'use api = http(base_url: "http://127.0.0.1:{port}")\n'
+                            'for each i in range(0, 6)\n  call api.get("/x") as r\nend\n', name="t.flow", bindings=())
+    started = time.monotonic()
+    result = flow.run()
+    assert len(result.errors) == 6 and time.monotonic() - started < 4
+    assert all("(the API has not answered for " in e.message and "attempts" not in e.message
+               for e in result.errors[1:]), [e.message for e in result.errors]

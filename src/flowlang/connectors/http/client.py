@@ -181,6 +181,7 @@ def encode_body(body: Any, headers: dict[str, str], form: bool = False, style: s
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REFUSALS = 100  # rate-limit refusals of one request before it fails (they spend none of `retry`)
 REFUSALS_TO_STOP = 10  # 401 answers, before any request of the run was accepted, that end the run
+AWAY_AFTER = 30.0  # seconds without any answer of the connection's, after which a failed request is not tried again
 
 
 def hop_headers(headers: dict[str, str], auth: RequestAuth) -> dict[str, str]:
@@ -280,6 +281,9 @@ class HttpClient:
         # REFUSALS_TO_STOP its credentials are taken as refused and the run ends (CredentialsRefused)
         self.accepted = False
         self.refusals = 0
+        # monotonic time since which no request of the connection got an answer (None: the last one did):
+        # past AWAY_AFTER a request that fails without an answer is not tried again (as sql's database away)
+        self.silent_since: float | None = None
         self.base_origin = origin_of(settings.base_url) if settings.base_url else None
         self.base_prefix = base_prefix(settings.base_url) if settings.base_url else None
 
@@ -396,15 +400,22 @@ class HttpClient:
                         raise err from None
                     raise HttpError(f"{method} {shown(url, self.services.mask)} refused: {e.message}", status=None,
                                     method=method, url=shown(url, self.services.mask)) from None
-                if attempt - refusals < policy.attempts and may_retry_error(e.sent, method, keyed):
+                now = time.monotonic()
+                if self.silent_since is None:
+                    self.silent_since = now
+                away = now - self.silent_since
+                if away < AWAY_AFTER and attempt - refusals < policy.attempts \
+                        and may_retry_error(e.sent, method, keyed):
                     await self._pause(policy.backoff(attempt - refusals),
                                       f"{e.message}; attempt {attempt - refusals} of {policy.attempts}", method, url)
                     continue
                 err = HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)} failed: {e.message}")
-                                + (f" (after {attempt} attempts)" if attempt > 1 else ""),
+                                + (f" (after {attempt} attempts)" if attempt > 1 else "")
+                                + (f" (the API has not answered for {away:.0f} s)" if away >= AWAY_AFTER else ""),
                                 status=None, method=method, url=shown(url, self.services.mask))
                 err.uncertain = e.sent and repeat_may_duplicate(method, keyed)  # sent: it may have arrived
                 raise err from None
+            self.silent_since = None  # an answer: the API is there
             if 200 <= response.status < 300:  # the usual answer: no retry, refusal or error below applies to it
                 if own:
                     self.meter.pace.accepted()
