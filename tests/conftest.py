@@ -23,44 +23,40 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# The suite's longest tests (each 4 s or more on a quiet 2-core machine; a clean-clone run's --durations),
-# longest first. They run before the rest: with `--dist worksteal` (pyproject) the two workers then end
-# on short tests and finish together, instead of one running a long test found late (test_prism.py,
-# test_quality.py) while the other waits. Only the order changes; a name missing here just runs in its place.
+# The suite's longest tests (5 s or more on a 2-core machine, from --durations), about longest first,
+# tests that share a module's server (test_prism.py's two Prisms) side by side so that it starts once.
+# They run before the rest: with `--dist worksteal` (pyproject) the two workers then end on short tests
+# and finish together, instead of one running a long test found late (test_prism.py, test_quality.py)
+# while the other waits. Only the order changes; a name missing here just runs in its place.
 LONG_FIRST = (
-    "test_prism.py::test_imported_github_connector_against_prism",
-    "test_prism.py::test_stdlib_connector_matches_its_published_description",
-    "test_quality.py::test_mypy_strict_is_clean",
     "test_engine_differential.py::test_generated_code_and_closures_agree",
+    "test_quality.py::test_mypy_strict_is_clean",
     "test_ledger.py::test_batched_once_under_kill_9_sends_no_duplicate",
-    "test_prism.py::test_imported_stripe_connector_against_prism",
     "test_remote_transfer.py::test_a_50_mb_file_goes_file_to_sftp_to_s3_with_flat_memory",
     "test_fuzz_pipeline.py::test_fmt_of_a_mutated_program_keeps_its_tree_or_refuses_it",
     "test_cpu_limits.py::test_max_record_seconds_stops_a_builtin_busy_with_a_big_list",
     "test_file_fast_paths.py::test_every_csv_row_is_written_as_the_cell_by_cell_rules_write_it",
     "test_ledger.py::test_once_under_kill_9_sends_no_duplicate",
-    "test_record_replay.py::test_a_broken_mapping_fails_the_pytest_item_with_its_diff",
+    "test_prism.py::test_imported_github_connector_against_prism",
+    "test_prism.py::test_github_stdlib_against_prism",
+    "test_prism.py::test_imported_stripe_connector_against_prism",
+    "test_prism.py::test_stripe_example_against_prism",
     "test_fuzz_pipeline.py::test_a_failure_message_of_any_text_is_kept",
     "test_fuzz_pipeline.py::test_pages_with_any_link_retry_after_and_next_give_an_allowed_end",
     "test_crash_safety.py::test_kill_at_seeded_points_loses_nothing",
-    "test_prism.py::test_github_stdlib_against_prism",
     "test_generated_programs.py::test_generated_programs_parse_and_format_round_trips",
     "test_serve_durability.py::test_1000_deliveries_50_at_a_time_while_the_flow_is_slow",
     "test_memory_limits.py::test_records_after_the_memory_filled_fail_each_and_are_kept",
+    "test_record_replay.py::test_a_broken_mapping_fails_the_pytest_item_with_its_diff",
     "test_fuzz_pipeline.py::test_http_bodies_of_any_shape_give_an_allowed_end",
-    "test_prism.py::test_imported_asana_connector_against_prism",
     "test_fuzz_pipeline.py::test_generated_programs_run_to_an_allowed_end",
-    "test_record_replay.py::test_a_test_folder_that_cannot_run_fails_its_pytest_item_without_a_traceback",
-    "test_record_replay.py::test_example_runs_for_real_and_its_recorded_test_replays",
     "test_serve_durability.py::test_back_pressure_while_the_flow_burns_cpu",
     "test_sql.py::test_a_database_restarted_mid_run_loses_no_record_and_writes_none_twice",
-    "test_record_replay.py::test_binary_data_is_recorded_as_base64_and_replayed_as_bytes",
-    "test_ledger.py::test_forgetting_keys_waits_for_no_run_and_is_a_job",
-    "test_prism.py::test_stripe_example_against_prism",
     "test_operations_runs.py::test_edit_sets_an_item_of_a_list_and_never_replaces_data_on_the_way",
+    "test_record_replay.py::test_example_runs_for_real_and_its_recorded_test_replays",
+    "test_operations_runs.py::test_retry_killed_and_run_again_delivers_each_record_at_most_once_more",
     "test_resume.py::test_a_file_destination_killed_after_a_checkpoint_loses_no_record",
     "test_masking_rules.py::test_a_400_kb_secret_is_learned_in_proportion_and_masked_in_every_form",
-    "test_operations_runs.py::test_the_store_commands_find_a_named_flow_that_no_longer_checks",
     "test_sql.py::test_a_sqlite_file_another_process_holds_locked_is_waited_for",
 )
 

@@ -11,6 +11,7 @@ import json
 import tomllib
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from flowlang.connectors.declarative.loader import parse_model
 from flowlang.openapi.document import load
 from flowlang.openapi.verify import paths_of, verify
 from flowlang.resources import stdlib_files
-from prism import cut, description, serving
+from prism import Prism, cut, description, serving
 
 PUBLISHED = ("github", "stripe", "asana", "slack", "magento")
 
@@ -92,25 +93,29 @@ def test_magento_example_against_prism(tmp_path: Path) -> None:
 STRIPE_PATHS = ["/v1/customers", "/v1/customers/{customer}", "/v1/charges"]
 
 
-def stripe_cut(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def stripe_prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
     # Stripe's answers reach 485 schemas (Prism does not start on them in 5 minutes): answers are cut to
     # two levels, requests stay as published; has_more: false ends each list on its first page
-    return cut("stripe", STRIPE_PATHS, tmp_path, response_depth=2, answer_examples={"has_more": False})
+    tmp = tmp_path_factory.mktemp("stripe-prism")
+    spec = cut("stripe", STRIPE_PATHS, tmp, response_depth=2, answer_examples={"has_more": False})
+    with serving(spec, tmp) as prism:
+        yield prism
 
 
-def test_stripe_example_against_prism(tmp_path: Path) -> None:
+def test_stripe_example_against_prism(tmp_path: Path, stripe_prism: Prism) -> None:
     folder = copy_example("stripe_customers", tmp_path)
-    with serving(stripe_cut(tmp_path), tmp_path) as prism:
-        run_flow(folder, "customers_to_csv.flow", {"STRIPE_TOKEN": "sk_test_secret", "STRIPE_BASE_URL": prism.url})
-        assert len(prism.requests()) == 2  # the customers, then the customer's charges
-        with pytest.raises(urllib.error.HTTPError) as unauthorized:  # Prism does check the credentials
-            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(prism.url + "/v1/customers", timeout=30)
-        assert unauthorized.value.code == 401
-        seen = len(prism.requests())
-        refused = run_cli("run", "customers_to_csv.flow", cwd=folder, timeout=180,
-                          env={"STRIPE_TOKEN": "", "STRIPE_BASE_URL": prism.url})
-        assert refused.returncode == 1 and "the bearer token is empty" in refused.stderr  # refused unsent
-        assert len(prism.requests()) == seen
+    prism, before = stripe_prism, len(stripe_prism.requests())
+    run_flow(folder, "customers_to_csv.flow", {"STRIPE_TOKEN": "sk_test_secret", "STRIPE_BASE_URL": prism.url})
+    assert len(prism.requests()) - before == 2  # the customers, then the customer's charges
+    with pytest.raises(urllib.error.HTTPError) as unauthorized:  # Prism does check the credentials
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(prism.url + "/v1/customers", timeout=30)
+    assert unauthorized.value.code == 401
+    seen = len(prism.requests())
+    refused = run_cli("run", "customers_to_csv.flow", cwd=folder, timeout=180,
+                      env={"STRIPE_TOKEN": "", "STRIPE_BASE_URL": prism.url})
+    assert refused.returncode == 1 and "the bearer token is empty" in refused.stderr  # refused unsent
+    assert len(prism.requests()) == seen
     assert (folder / "out" / "customers.csv").read_text().splitlines()[0] == "id,email,name,created,charges"
 
 
@@ -118,8 +123,16 @@ GITHUB_PATHS = ["/repos/{owner}/{repo}", "/repos/{owner}/{repo}/issues", "/repos
                 "/repos/{owner}/{repo}/issues/{issue_number}/comments"]
 
 
-def test_github_stdlib_against_prism(tmp_path: Path) -> None:
-    spec = cut("github", GITHUB_PATHS, tmp_path)
+@pytest.fixture(scope="module")
+def github_prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
+    """One Prism of the GitHub paths for the tests of the module (it takes seconds to start); each test
+    counts the requests it made from the count before it."""
+    tmp = tmp_path_factory.mktemp("github-prism")
+    with serving(cut("github", GITHUB_PATHS, tmp), tmp) as prism:
+        yield prism
+
+
+def test_github_stdlib_against_prism(tmp_path: Path, github_prism: Prism) -> None:
     (tmp_path / "f.flow").write_text(
         'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL,\n'
         '                headers: {Accept: "application/json"})\n'  # the description's media type
@@ -132,9 +145,9 @@ def test_github_stdlib_against_prism(tmp_path: Path) -> None:
         'emit {repo: repo.full_name, issue: issue.number, created: created.number}\n')
     # (lists are not called here: Prism's example Link header sends the next page to api.github.com,
     # which the connector rightly refuses to follow with the token; test_stdlib.py pages GitHub lists)
-    with serving(spec, tmp_path) as prism:
-        proc = run_flow(tmp_path, "f.flow", {"GITHUB_TOKEN": "ghp-secret", "GITHUB_BASE_URL": prism.url})
-        assert len(prism.requests()) == 5
+    before = len(github_prism.requests())
+    proc = run_flow(tmp_path, "f.flow", {"GITHUB_TOKEN": "ghp-secret", "GITHUB_BASE_URL": github_prism.url})
+    assert len(github_prism.requests()) - before == 5
     out = lines(proc.stdout)
     assert out == [{"repo": "octocat/Hello-World", "issue": out[0]["issue"], "created": out[0]["created"]}]
 
@@ -150,7 +163,7 @@ def imported(tmp_path: Path, name: str, *paths: str) -> dict[str, Any]:
     return tomllib.loads((tmp_path / "connectors" / f"{name}_api.toml").read_text())
 
 
-def test_imported_github_connector_against_prism(tmp_path: Path) -> None:
+def test_imported_github_connector_against_prism(tmp_path: Path, github_prism: Prism) -> None:
     ops = imported(tmp_path, "github", *GITHUB_PATHS)["operations"]
     assert {"get_repo", "list_issues", "get_issue", "create_issue", "update_issue", "create_comment"} <= set(ops)
     assert ops["list_issues"]["pagination"]["style"] == "link"
@@ -161,9 +174,9 @@ def test_imported_github_connector_against_prism(tmp_path: Path) -> None:
         'send {title: "From an imported connector"} to gh.create_issue(owner: "octo", repo: "demo") as made\n'
         'send {body: "A comment"} to gh.create_comment(owner: "octo", repo: "demo", issue_number: made.number)\n'
         'emit {repo: repo.name, issue: issue.number, made: made.number}\n')
-    with serving(cut("github", GITHUB_PATHS, tmp_path), tmp_path) as prism:
-        run_flow(tmp_path, "f.flow", {"T": "ghp-secret", "BASE": prism.url})
-        assert len(prism.requests()) == 4
+    before = len(github_prism.requests())
+    run_flow(tmp_path, "f.flow", {"T": "ghp-secret", "BASE": github_prism.url})
+    assert len(github_prism.requests()) - before == 4
 
 
 def test_imported_asana_connector_against_prism(tmp_path: Path) -> None:
@@ -186,7 +199,7 @@ def test_imported_asana_connector_against_prism(tmp_path: Path) -> None:
         assert len(prism.requests()) == 4
 
 
-def test_imported_stripe_connector_against_prism(tmp_path: Path) -> None:
+def test_imported_stripe_connector_against_prism(tmp_path: Path, stripe_prism: Prism) -> None:
     data = imported(tmp_path, "stripe", "/v1/customers", "/v1/customers/{customer}", "/v1/charges")
     ops = data["operations"]
     assert ops["list_customers"]["pagination"] == {"style": "cursor", "cursor_param": "starting_after",
@@ -206,7 +219,7 @@ def test_imported_stripe_connector_against_prism(tmp_path: Path) -> None:
         'call stripe.list_customers(email: "ann@example.com") as customers\n'
         'call stripe.list_charges(customer: made.id) as charges\n'
         'emit {made: made.id, got: got.id, customers: len(list(customers)), charges: len(list(charges))}\n')
-    with serving(stripe_cut(tmp_path), tmp_path) as prism:
-        proc = run_flow(tmp_path, "f.flow", {"T": "sk_test_secret", "BASE": prism.url})
-        assert len(prism.requests()) == 5
+    before = len(stripe_prism.requests())
+    proc = run_flow(tmp_path, "f.flow", {"T": "sk_test_secret", "BASE": stripe_prism.url})
+    assert len(stripe_prism.requests()) - before == 5
     assert lines(proc.stdout) == [{"made": "string", "got": "string", "customers": 1, "charges": 1}]
