@@ -324,6 +324,17 @@ class LoopCompiler:
                               "(a variable around the loop holds it), so the run ends; no state is "
                               "committed") from None
 
+    def output_failed(self, f: Frame, item: Any, err: FlowRuntimeError, index: int) -> None:
+        """An iteration that ran ahead succeeded, but its outputs could not be taken when they went out in its
+        turn (stdout cannot be written): its record fails, kept with its variables as its iteration began.
+        Before, the error ended the run there, and the record was not kept."""
+        frame = Frame(list(f.slots), f.parent, f.run, held([]))
+        try:
+            set_vars(frame.slots, self.info.names_slots, item, self.where)
+        except FlowRuntimeError:  # a record its loop could not take apart failed in its iteration already
+            pass
+        self.fail(frame, item, err, None, index)
+
     def succeeded(self, f: Frame, item: Any) -> None:
         """A keyed record whose key has an open error went through: that error is resolved."""
         identity = self.info.identity
@@ -616,7 +627,8 @@ class LoopCompiler:
         limit = self.limit_of(f, source)
         gate = Slots(width)  # an iteration takes one before it starts, gives it back when it ends
         loop = asyncio.get_running_loop()
-        pending: deque[tuple[asyncio.Task[None], list[Any], Any]] = deque()  # (iteration, its outputs, its key)
+        # (iteration, its outputs, its key, its record, its place)
+        pending: deque[tuple[asyncio.Task[None], list[Any], Any, Any, int]] = deque()
         # records of one key run one after another, in order (OPERATIONS.md 2): the last iteration started
         # of each key still pending
         keyed: dict[Any, asyncio.Task[None]] = {}
@@ -696,12 +708,15 @@ class LoopCompiler:
         def drain_done() -> None:
             nonlocal drained
             while pending and pending[0][0].done():
-                task, out, key = pending.popleft()
+                task, out, key, item, index = pending.popleft()
                 if key is not None and keyed.get(key) is task:
                     del keyed[key]
                 task.result()
-                for value, line in out:
-                    f.out(value, line)
+                try:
+                    for value, line in out:
+                        f.out(value, line)
+                except FlowRuntimeError as e:  # the output cannot be taken (stdout cannot be written): the
+                    self.output_failed(f, item, e, index + 1)  # record is kept, as an unbatched loop keeps it
                 drained += 1
             if progress is not None:
                 progress.done(drained)
@@ -740,7 +755,7 @@ class LoopCompiler:
                                                           keyed.get(key) if key is not None else None))
                         if key is not None:
                             keyed[key] = task
-                        pending.append((task, out, key))
+                        pending.append((task, out, key, item, count - 1))
                         drain_done()
                         while len(pending) > queued:  # bound the results waiting for a slow first one
                             await asyncio.wait([pending[0][0]])
@@ -853,8 +868,11 @@ class LoopCompiler:
                             raise error
                     elif open_keys.get(identity):  # type: ignore[arg-type]
                         self.succeeded(frame, item)
-                for value, line in out:
-                    f.out(value, line)
+                try:
+                    for value, line in out:
+                        f.out(value, line)
+                except FlowRuntimeError as e:  # the output cannot be taken: the record is kept
+                    self.fail(frame, item, e, start, index)
                 drained += 1
             if progress is not None:
                 progress.done(drained)
@@ -990,7 +1008,7 @@ async def after_same_key(before: asyncio.Task[None], gate: Slots, ahead: RunAhea
             ahead.active += 1
 
 
-async def cancel_all(pending: deque[tuple[asyncio.Task[None], list[Any], Any]]) -> None:
+async def cancel_all(pending: deque[tuple[asyncio.Task[None], list[Any], Any, Any, int]]) -> None:
     """Cancel the iterations still running and wait for them (no task is left behind)."""
     tasks = [entry[0] for entry in pending]
     pending.clear()
