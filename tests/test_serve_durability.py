@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import run_cli
+from conftest import cli, run_cli
 from fakeapi import FakeApi, Request
 from serving import ServeProcess, wait_for
 
@@ -55,7 +55,7 @@ def test_kill_9_right_after_202_then_restart_runs_each_delivery_once(tmp_path: P
             time.sleep(1)
             assert got(api) == Counter(range(20))
             assert again.terminate() == 0
-    listing = run_cli("inbox", str(tmp_path), "--json")
+    listing = cli("inbox", str(tmp_path), "--json")
     rows = [json.loads(line) for line in listing.stdout.splitlines()]
     assert len(rows) == 20 and {r["status"] for r in rows} == {"done"}
 
@@ -156,23 +156,23 @@ def test_sigterm_leaves_waiting_deliveries_and_replay_runs_a_failed_one(tmp_path
         stopper.join(60)
         assert serve.proc is not None and serve.proc.returncode == 0
         assert succeeded == [1]  # the running job finished; the others wait in the inbox
-        waiting = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+        waiting = [json.loads(x) for x in cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
         assert sorted(r["status"] for r in waiting) == ["done", "waiting", "waiting", "waiting", "waiting"]
         with ServeProcess(tmp_path, env=env) as again:
             wait_for(lambda: len(succeeded) >= 4, what="the waiting deliveries after the restart")
-            wait_for(lambda: "failed" in run_cli("inbox", str(tmp_path), "--failed").stdout, what="a failed run")
+            wait_for(lambda: "failed" in cli("inbox", str(tmp_path), "--failed").stdout, what="a failed run")
             assert again.terminate() == 0
         assert sorted(succeeded) == [1, 3, 4, 5]  # in arrival order, each once; 2 was refused
         assert succeeded == [1, 3, 4, 5]
-        failed = run_cli("inbox", str(tmp_path), "--failed")
+        failed = cli("inbox", str(tmp_path), "--failed")
         assert "orders" in failed.stdout and "--replay" in failed.stdout
-        failed_id = next(json.loads(x)["id"] for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()
+        failed_id = next(json.loads(x)["id"] for x in cli("inbox", str(tmp_path), "--json").stdout.splitlines()
                          if json.loads(x)["status"] == "failed")
         fixed.set()
-        replay = run_cli("inbox", str(tmp_path), "--replay", str(failed_id), env=env)
+        replay = cli("inbox", str(tmp_path), "--replay", str(failed_id), env=env)
         assert replay.returncode == 0, replay.stderr + replay.stdout
         assert succeeded == [1, 3, 4, 5, 2]
-        assert "no deliveries whose run failed" in run_cli("inbox", str(tmp_path), "--failed").stdout
+        assert "no deliveries whose run failed" in cli("inbox", str(tmp_path), "--failed").stdout
 
 
 COUNTING = ('trigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"){concurrency})\n'
@@ -211,7 +211,7 @@ def test_runs_that_keep_state_do_not_overlap(tmp_path: Path) -> None:
             wait_for(lambda: serve.logs().count("(webhook ") == 2, what="both runs")
             assert serve.terminate() == 0
         assert api.count("GET", "/slow") == 2
-    state = json.loads(run_cli("state", str(tmp_path / "count.flow")).stdout)
+    state = json.loads(cli("state", str(tmp_path / "count.flow")).stdout)
     assert state["state"] == {"count": 2}
 
 
@@ -232,12 +232,12 @@ def test_the_inbox_names_a_running_deliverys_job(tmp_path: Path) -> None:
             assert status == 202
             wait_for(lambda: api.count("POST", "/got") >= 1, what="the run to reach the receiver")
             job = answer["job"] if answer["job"] is not None else 1
-            rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+            rows = [json.loads(x) for x in cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
             assert [(r["status"], r["job_id"]) for r in rows] == [("running", job)], rows
-            assert f"job {job}" in run_cli("inbox", str(tmp_path)).stdout
+            assert f"job {job}" in cli("inbox", str(tmp_path)).stdout
             gate.set()
-            wait_for(lambda: "done" in run_cli("inbox", str(tmp_path)).stdout, what="the run to end")
-        rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+            wait_for(lambda: "done" in cli("inbox", str(tmp_path)).stdout, what="the run to end")
+        rows = [json.loads(x) for x in cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
         assert [(r["status"], r["job_id"]) for r in rows] == [("done", job)]
 
 
@@ -255,7 +255,7 @@ def test_runs_at_once_are_running_not_crashed_and_a_killed_serves_are_crashed(tm
     (tmp_path / "orders.flow").write_text(hook_flow(concurrency=2, before='call api.get("/slow") as s\n'))
 
     def statuses() -> list[str]:
-        listing = run_cli("jobs", str(tmp_path / "orders.flow"), "--json")
+        listing = cli("jobs", str(tmp_path / "orders.flow"), "--json")
         return [json.loads(line)["status"] for line in reversed(listing.stdout.splitlines())]
 
     with FakeApi() as api:
@@ -292,15 +292,15 @@ def test_inbox_flow_names_a_flow_of_the_folder(tmp_path: Path) -> None:
         assert serve.post("/hooks/orders", b'{"n": 1}', HEADERS)[0] == 202
         wait_for(lambda: api.count("POST", "/got") == 1, what="the run")
         assert serve.terminate() == 0
-    wrong = run_cli("inbox", str(tmp_path), "--flow", "ordrs")
+    wrong = cli("inbox", str(tmp_path), "--flow", "ordrs")
     assert wrong.returncode == 2 and wrong.stdout == ""
     assert (f"error: no flow 'ordrs' in {tmp_path} (--flow takes a flow's file stem: orders, refunds); "
             "did you mean 'orders'?") in wrong.stderr
-    assert "#1  orders  done" in run_cli("inbox", str(tmp_path), "--flow", "orders.flow").stdout
-    none = run_cli("inbox", str(tmp_path), "--flow", "refunds")
+    assert "#1  orders  done" in cli("inbox", str(tmp_path), "--flow", "orders.flow").stdout
+    none = cli("inbox", str(tmp_path), "--flow", "refunds")
     assert (none.returncode, none.stdout) == (0, "no deliveries\n")
     (tmp_path / "orders.flow").unlink()  # its deliveries are still in the inbox
-    assert "#1  orders  done" in run_cli("inbox", str(tmp_path), "--flow", "orders").stdout
+    assert "#1  orders  done" in cli("inbox", str(tmp_path), "--flow", "orders").stdout
 
 
 def test_a_duplicate_is_answered_200_while_the_inbox_is_full(tmp_path: Path) -> None:
@@ -365,7 +365,7 @@ def test_deliveries_of_a_flow_no_longer_in_the_folder_are_kept_and_said(tmp_path
             assert again.terminate() == 0
         assert ("warning: 2 deliveries of 'orders' wait in the inbox, but orders.flow is no longer in the folder: "
                 "kept, not run") in again.logs()
-    rows = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+    rows = [json.loads(x) for x in cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
     assert sorted(r["status"] for r in rows) == ["done", "waiting", "waiting"]
 
 
@@ -411,7 +411,7 @@ def test_replay_of_a_delivery_serve_will_run_or_while_the_flow_is_locked(tmp_pat
         with ServeProcess(tmp_path, env=env) as serve:
             for n in range(1, 4):
                 assert serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0] == 202
-            refused = run_cli("inbox", str(tmp_path), "--replay", "3", "--log-format", "text", env=env)
+            refused = cli("inbox", str(tmp_path), "--replay", "3", "--log-format", "text", env=env)
             assert refused.returncode == 2, refused.stderr
             assert "delivery 3 is waiting in the inbox of the flowlang serve that serves" in refused.stderr
             gate.set()
@@ -421,14 +421,14 @@ def test_replay_of_a_delivery_serve_will_run_or_while_the_flow_is_locked(tmp_pat
         lock = FlowLock(tmp_path / ".flowlang", "orders")
         lock.acquire()  # a run of the flow goes on
         try:
-            locked = run_cli("inbox", str(tmp_path), "--replay", "2", env=env)
+            locked = cli("inbox", str(tmp_path), "--replay", "2", env=env)
             assert locked.returncode == 75 and "another run of 'orders' is in progress" in locked.stderr
         finally:
             lock.release()
-        listing = run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()
+        listing = cli("inbox", str(tmp_path), "--json").stdout.splitlines()
         rows = {json.loads(x)["id"]: json.loads(x) for x in listing}
         assert rows[2]["status"] == "done" and rows[2]["job_id"] is not None
-        replayed = run_cli("inbox", str(tmp_path), "--replay", "3", env=env)
+        replayed = cli("inbox", str(tmp_path), "--replay", "3", env=env)
         assert replayed.returncode == 0, replayed.stderr
     assert got(api) == Counter([1, 2, 3, 3])
 
@@ -439,22 +439,22 @@ def test_inbox_of_a_folder_never_served_says_so_and_makes_nothing(tmp_path: Path
     (exit 2) and makes nothing, also where the state folder holds a `flowlang run`'s store but no inbox."""
     (tmp_path / "orders.flow").write_text(hook_flow())
     for args in ((), ("--json",), ("--flow", "orders"), ("--failed",), ("--replay", "1")):
-        proc = run_cli("inbox", str(tmp_path), *args)
+        proc = cli("inbox", str(tmp_path), *args)
         assert (proc.returncode, proc.stdout) == (2, ""), (args, proc)
         assert (f"error: no inbox in {tmp_path}/.flowlang: no flowlang serve has served {tmp_path} with this "
                 "state folder") in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / ".flowlang").exists(), args
     # a flow's file for DIR said 'no such folder: orders.flow', as if nothing were there
-    as_file = run_cli("inbox", "orders.flow", cwd=tmp_path)
+    as_file = cli("inbox", "orders.flow", cwd=tmp_path)
     assert (as_file.returncode, as_file.stderr.strip()) == (2, "error: orders.flow is a file: inbox takes the "
                                                              "folder serve serves (flowlang inbox . --flow orders)")
     other = tmp_path / "elsewhere"
-    assert "no inbox in " + str(other) in run_cli("inbox", str(tmp_path), "--state-dir", str(other)).stderr
+    assert "no inbox in " + str(other) in cli("inbox", str(tmp_path), "--state-dir", str(other)).stderr
     assert not other.exists()
     (tmp_path / "plain.flow").write_text("emit 1\n")
-    assert run_cli("run", str(tmp_path / "plain.flow")).returncode == 0  # the store, and no inbox
-    assert run_cli("inbox", str(tmp_path)).returncode == 2
+    assert cli("run", str(tmp_path / "plain.flow")).returncode == 0  # the store, and no inbox
+    assert cli("inbox", str(tmp_path)).returncode == 2
     assert not (tmp_path / ".flowlang" / "inbox.db").exists()
 
 
@@ -529,7 +529,7 @@ def test_a_serve_starting_while_a_replay_runs_waits_and_runs_it_not_again(tmp_pa
             wait_for(lambda: "stopping:" in serve.logs(), what="the stop")
             gate.set()
             stopping.join(60)
-        waiting = [json.loads(x) for x in run_cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
+        waiting = [json.loads(x) for x in cli("inbox", str(tmp_path), "--json").stdout.splitlines()]
         assert sorted(d["id"] for d in waiting if d["status"] == "waiting") == [2, 3], waiting
         gate.clear()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
@@ -572,7 +572,7 @@ def test_replay_needs_neither_the_folders_other_flows_nor_a_webhook_secret(tmp_p
                                   {"x-token": "***"}, b'{"n": 7}'), lambda _id, _dup: None).result()
         finally:
             inbox.close()
-        replay = run_cli("inbox", str(tmp_path), "--replay", "1", env={"API": api.url})
+        replay = cli("inbox", str(tmp_path), "--replay", "1", env={"API": api.url})
         assert replay.returncode == 0, replay.stderr
         assert "orders: delivery 1 ran again as job 1: ok" in replay.stderr + replay.stdout
         assert got(api) == Counter({7: 1})
