@@ -331,3 +331,16 @@ def test_avg_and_sum_name_themselves_and_the_place_of_the_item_in_the_list(tmp_p
     assert [f.message for f in result.errors] == ["sum() needs numbers, item 2 is string"]
     assert run_text('for each o in [[null, 1, 2.5]]\n  emit [sum(o), avg(o)]\nend\n', tmp_path).outputs == [
         [Decimal("3.5"), Decimal("1.75")]]
+
+
+def test_json_string_refuses_bytes_rather_than_write_their_size(tmp_path: Path) -> None:
+    """json_string({doc: b}) of a bytes value (a binary file or answer) gave '{"doc":"<5 bytes>"}': JSON text
+    (data for a request or a file) whose value was the size, not the data, sent without a word, where a
+    request body or a JSON file refuses it. It fails at the call, saying to give base64_encode(b)."""
+    (tmp_path / "doc.bin").write_bytes(b"\x00\x01\xffab")
+    (tmp_path / "f.flow").write_text('use f = file(path: "doc.bin", format: "bytes")\ncall f.read() as l\n'
+                                     'let b = l[0]\nemit json_string({n: len(b), doc: base64_encode(b)})\n'
+                                     'emit json_string({doc: b})\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1 and result.stdout == '"{\\"n\\":5,\\"doc\\":\\"AAH/YWI=\\"}"\n', result.stdout
+    assert "f.flow:5:6: error: json_string(): a bytes value (5 bytes) cannot be written as JSON" in result.stderr

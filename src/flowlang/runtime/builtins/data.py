@@ -41,14 +41,17 @@ def json_string(value: Any) -> Any:
     r"""json_string(x): x as compact JSON text (the inverse of json_parse).
 
     A value holding a secret gives a secret: its JSON holds the secret's value (what a request gets),
-    and it is shown as ***.
+    and it is shown as ***. A bytes value in it is refused: give base64_encode(b).
 
     Examples:
         json_string({a: [1, 2], b: null}) -> "{\"a\":[1,2],\"b\":null}"
     """
     check_text_size(value, "json_string()")  # before the text is built: a list may hold the same big value many times
     secret = holds_secret(value)  # then the JSON holds its value, and is a secret itself (as "{x}" is)
-    text = dumps(value, reveal_secrets=secret)
+    try:  # JSON text is data (for a request, a file): a bytes value's `<6 bytes>` would stand in for it
+        text = dumps(value, reveal_secrets=secret, binary=False)
+    except JsonDataError as e:
+        raise BuiltinError(f"json_string(): {e}") from None
     check_items(len(text), "json_string", text=True)
     return Secret(text) if secret else text
 
