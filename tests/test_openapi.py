@@ -19,7 +19,7 @@ SPECS = ROOT / "tests" / "openapi"
 
 
 def imported(tmp_path: Path, spec: str | Path, name: str, *extra: str) -> dict[str, Any]:
-    result = run_cli("connectors", "import", str(spec), "--name", name, "--yes", *extra, cwd=tmp_path)
+    result = cli("connectors", "import", str(spec), "--name", name, "--yes", *extra, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     return tomllib.loads((tmp_path / "connectors" / f"{name}.toml").read_text())
 
@@ -66,7 +66,7 @@ def test_tag_and_path_select_a_subset(tmp_path: Path) -> None:
         ["list_customers"]
     assert sorted(imported(tmp_path, SPECS / "shop.yaml", "b", "--path", "/orders/*")["operations"]) == \
         ["cancel_order", "delete_order", "get_order", "update_order"]
-    none = run_cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "c", "--tag", "nope", "--yes",
+    none = cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "c", "--tag", "nope", "--yes",
                    cwd=tmp_path)
     assert none.returncode == 2 and "no operation of the description matches" in none.stderr
 
@@ -81,7 +81,7 @@ def unsure_spec(tmp_path: Path) -> Path:
 
 def test_unsure_points_are_asked_or_taken_with_yes_and_written_as_comments(tmp_path: Path) -> None:
     spec = unsure_spec(tmp_path)
-    asked = run_cli("connectors", "import", str(spec), "--name", "pets", cwd=tmp_path, stdin="")
+    asked = cli("connectors", "import", str(spec), "--name", "pets", cwd=tmp_path, stdin="")
     assert asked.returncode == 2
     assert "unsure: the description allows several security schemes; which one? (default: key)" in asked.stderr
     assert "--yes" in asked.stderr and not (tmp_path / "connectors").exists()
@@ -93,18 +93,18 @@ def test_unsure_points_are_asked_or_taken_with_yes_and_written_as_comments(tmp_p
 
 def test_an_existing_file_is_kept_without_force(tmp_path: Path) -> None:
     imported(tmp_path, SPECS / "shop.yaml", "shop")
-    again = run_cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "shop", "--yes", cwd=tmp_path)
+    again = cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "shop", "--yes", cwd=tmp_path)
     assert again.returncode == 2 and "exists; pass --force" in again.stderr
 
 
 def test_bad_descriptions_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("openapi: 3.0.0\ninfo: {title: x}\npaths: {}\n")  # no version
-    bad = run_cli("connectors", "import", str(tmp_path / "bad.yaml"), "--name", "x", "--yes", cwd=tmp_path)
+    bad = cli("connectors", "import", str(tmp_path / "bad.yaml"), "--name", "x", "--yes", cwd=tmp_path)
     assert bad.returncode == 2 and "not a valid OpenAPI/Swagger description" in bad.stderr
     assert "Traceback" not in bad.stderr
-    missing = run_cli("connectors", "import", "nowhere.json", "--name", "x", "--yes", cwd=tmp_path)
+    missing = cli("connectors", "import", "nowhere.json", "--name", "x", "--yes", cwd=tmp_path)
     assert missing.returncode == 2 and "no such file: nowhere.json" in missing.stderr
-    name = run_cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "my-api", "--yes", cwd=tmp_path)
+    name = cli("connectors", "import", str(SPECS / "shop.yaml"), "--name", "my-api", "--yes", cwd=tmp_path)
     assert name.returncode == 2 and "--name must be a name like my_api" in name.stderr
 
 
@@ -224,7 +224,7 @@ def write_connector(tmp_path: Path, operations: str) -> None:
 
 
 def verify(tmp_path: Path) -> Any:
-    return run_cli("connectors", "verify", "shop", "--spec", str(SPECS / "shop.yaml"), cwd=tmp_path)
+    return cli("connectors", "verify", "shop", "--spec", str(SPECS / "shop.yaml"), cwd=tmp_path)
 
 
 def test_verify_passes_for_an_imported_file(tmp_path: Path) -> None:
@@ -290,7 +290,7 @@ def test_verify_fails_on_a_pagination_parameter_the_api_lacks(tmp_path: Path) ->
 
 
 def test_verify_names_an_unknown_connector(tmp_path: Path) -> None:
-    result = run_cli("connectors", "verify", "nope", "--spec", str(SPECS / "shop.yaml"), cwd=tmp_path)
+    result = cli("connectors", "verify", "nope", "--spec", str(SPECS / "shop.yaml"), cwd=tmp_path)
     assert result.returncode == 2 and "no connector file 'nope'" in result.stderr
 
 
@@ -299,7 +299,7 @@ def test_required_query_arguments_are_checked_before_running(tmp_path: Path, req
     imported(tmp_path, SPECS / "shop.yaml", "shop")
     (tmp_path / "f.flow").write_text('use shop = shop(token: "t")\ncall shop.list_customers() as cs\n'
                                      'for each c in cs\n  emit c\nend\n')
-    result = run_cli("check", "f.flow", cwd=tmp_path)
+    result = cli("check", "f.flow", cwd=tmp_path)
     assert result.returncode == 2
     assert f"list_customers() needs the argument '{required}'" in result.stderr
 

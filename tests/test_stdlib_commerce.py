@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from conftest import copy_example, run_cli
+from conftest import cli, copy_example
 from fakeapi import FakeApi, Request
 
 Answer = tuple[int, dict[str, str], Any]
@@ -47,14 +47,14 @@ def test_hubspot_contacts_are_created_with_properties_and_a_duplicate_fails_alon
             created.append(record)
             return 201, {}, record
         api.route("POST", "/crm/v3/objects/contacts", create)
-        proc = run_cli("run", "contacts_from_csv.flow", cwd=folder,
+        proc = cli("run", "contacts_from_csv.flow", cwd=folder,
                        env={"HUBSPOT_TOKEN": "pat-na1-secret", "HUBSPOT_BASE_URL": api.url})
     assert proc.returncode == 3, proc.stderr  # finished, one record failed
     assert lines(proc.stdout) == [{"email": "ann@example.com", "id": "1"}, {"email": "bo@example.com", "id": "2"}]
     assert [c["properties"] for c in created] == [
         {"email": "ann@example.com", "firstname": "Ann", "lastname": "Berg", "company": "Berg AS"},
         {"email": "bo@example.com", "firstname": "Bo", "lastname": "Li", "company": "Li Trading"}]
-    assert "409" in proc.stderr or "409" in run_cli("errors", "contacts_from_csv.flow", cwd=folder).stdout
+    assert "409" in proc.stderr or "409" in cli("errors", "contacts_from_csv.flow", cwd=folder).stdout
 
 
 def test_hubspot_lists_follow_paging_next_after(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_hubspot_lists_follow_paging_next_after(tmp_path: Path) -> None:
         (tmp_path / "f.flow").write_text(
             'use hs = hubspot(token: "t", base_url: env.BASE)\n'
             'call hs.list_contacts(properties: "email") as cs\nfor each c in cs\n  emit c.properties.email\nend\n')
-        proc = run_cli("run", "f.flow", cwd=tmp_path, env={"BASE": api.url})
+        proc = cli("run", "f.flow", cwd=tmp_path, env={"BASE": api.url})
         assert proc.returncode == 0, proc.stderr
         assert len(lines(proc.stdout)) == 250
         assert api.count("GET", "/crm/v3/objects/contacts") == 3
@@ -104,7 +104,7 @@ def test_shopify_products_page_with_page_info_links(tmp_path: Path) -> None:
                 headers["Link"] = f'<{api.url}{req.path}?{q}>; rel="next"'
             return 200, headers, {"products": products[start:start + limit]}
         api.route("GET", r"/admin/api/2024-10/products\.json", listing)
-        proc = run_cli("run", "products_to_csv.flow", cwd=folder,
+        proc = cli("run", "products_to_csv.flow", cwd=folder,
                        env={"SHOPIFY_SHOP": "demo", "SHOPIFY_TOKEN": "shpat_secret",
                             "SHOPIFY_BASE_URL": api.url + "/admin/api/2024-10"})
         assert proc.returncode == 0, proc.stderr
@@ -141,7 +141,7 @@ def test_zendesk_tickets_use_cursor_pages_and_token_basic_auth(tmp_path: Path) -
             return 200, {}, {"users": [{"id": user_id, "email": f"u{user_id}@example.com"}], "count": 1}
         api.route("GET", "/tickets.json", listing)
         api.route("GET", "/users/search.json", search)
-        proc = run_cli("run", "open_tickets.flow", cwd=folder,
+        proc = cli("run", "open_tickets.flow", cwd=folder,
                        env={"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_EMAIL": "agent@acme.com",
                             "ZENDESK_TOKEN": "zd-secret", "ZENDESK_BASE_URL": api.url})
         assert proc.returncode == 0, proc.stderr
@@ -174,14 +174,14 @@ def test_woocommerce_stock_is_set_by_sku_and_an_unknown_sku_fails_alone(tmp_path
             return 200, {}, product
         api.route("GET", "/wp-json/wc/v3/products", listing)
         api.route("PUT", r"/wp-json/wc/v3/products/(\d+)", update)
-        proc = run_cli("run", "update_stock.flow", cwd=folder,
+        proc = cli("run", "update_stock.flow", cwd=folder,
                        env={"WOO_URL": api.url, "WOO_KEY": "ck_key", "WOO_SECRET": "cs_secret"})
         assert proc.returncode == 3, proc.stderr
         assert sum(1 for r in api.requests if r.method == "PUT") == 3
     assert [p["stock_quantity"] for p in products] == [14, 0, 7]
     assert lines(proc.stdout) == [{"sku": "TEE-S", "id": 10, "stock": 14}, {"sku": "TEE-M", "id": 11, "stock": 0},
                                   {"sku": "MUG-1", "id": 12, "stock": 7}]
-    errors = run_cli("errors", "update_stock.flow", cwd=folder)
+    errors = cli("errors", "update_stock.flow", cwd=folder)
     assert "no product with the SKU NOPE-9" in errors.stdout
 
 
@@ -208,7 +208,7 @@ def test_stripe_customers_page_after_the_last_id_until_has_more_is_false(tmp_pat
             return page_of([{"id": f"ch_{req.query['customer']}_{k}", "amount": 500} for k in range(n)], req)
         api.route("GET", "/v1/customers", lambda req: page_of(customers, req))
         api.route("GET", "/v1/charges", charges)
-        proc = run_cli("run", "customers_to_csv.flow", cwd=folder,
+        proc = cli("run", "customers_to_csv.flow", cwd=folder,
                        env={"STRIPE_TOKEN": "sk_test_secret", "STRIPE_BASE_URL": api.url})
         assert proc.returncode == 0, proc.stderr
         assert api.count("GET", "/v1/customers") == 2  # 100 + 50, and has_more false: no third request
@@ -232,7 +232,7 @@ def test_stripe_writes_send_form_fields_with_an_idempotency_key(tmp_path: Path) 
             'use stripe = stripe(token: "sk_test_x", base_url: env.BASE)\n'
             'send {email: "ann@example.com", name: "Ann Berg", metadata: {tier: "gold"}} to stripe.create_customer'
             ' as c\nemit c\n')
-        proc = run_cli("run", "f.flow", cwd=tmp_path, env={"BASE": api.url})
+        proc = cli("run", "f.flow", cwd=tmp_path, env={"BASE": api.url})
         assert proc.returncode == 0, proc.stderr
         assert api.count("POST", "/v1/customers") == 1
     assert lines(proc.stdout) == [{"id": "cus_new", "object": "customer", "email": "ann@example.com",
@@ -245,7 +245,7 @@ def test_stripe_update_customer_clears_metadata_with_an_empty_field(tmp_path: Pa
         (tmp_path / "f.flow").write_text(
             'use stripe = stripe(token: "sk_test_x", base_url: env.BASE)\n'
             'call stripe.update_customer(customer: "cus_1", body: {metadata: {}, name: "Ann"}) as c\nemit c.raw\n')
-        proc = run_cli("run", "f.flow", cwd=tmp_path, env={"BASE": api.url})
+        proc = cli("run", "f.flow", cwd=tmp_path, env={"BASE": api.url})
         assert proc.returncode == 0, proc.stderr
         assert api.count("POST", "/v1/customers/cus_1") == 1
     assert lines(proc.stdout) == ["metadata=&name=Ann"]  # Stripe's metadata= clears every key
