@@ -855,3 +855,19 @@ def test_a_pending_key_of_a_send_outside_a_loop_says_to_run_again_not_to_retry(t
     assert ("(or, if it arrived, flowlang ledger one.flow --sent k1, and the next run goes on without sending "
             "it)") in second.stderr, second.stderr
     assert "retry" not in first.stderr + second.stderr
+
+
+def test_a_key_left_pending_by_a_503_is_said_to_be_so(tmp_path: Path) -> None:
+    """A send ... once answered 503 keeps its key pending; the next run refused it saying the send 'got no
+    answer ... (the job stopped while it was in flight, or it timed out or lost its connection)', none of
+    which happened: it was answered 503. The message names such answers too."""
+    from fakeapi import FakeApi
+
+    with FakeApi() as api:
+        api.route("POST", "/orders", lambda req: (503, {}, {"error": "busy"}))
+        (tmp_path / "f.flow").write_text(f'use api = http(base_url: "{api.url}")\n'
+                                         'for each r in [{"id": 1}]\n  send r to api.post("/orders") once\nend\n')
+        assert cli("run", "f.flow", cwd=tmp_path).status == 3
+        again = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+        assert "or it was answered 502, 503 or 504" in again.stderr, again.stderr
+        assert api.count("POST", "/orders") == 1

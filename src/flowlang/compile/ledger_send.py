@@ -94,8 +94,9 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
     elif entry is not None and entry["status"] == "pending":
         raise FlowRuntimeError(
             f"send ... {MODE_WORDS[mode]}: the send of key {k} to {conn.name}.{op} in job {entry['job_id']} got no "
-            f"answer that says whether it arrived (the job stopped while it was in flight, or it timed out or lost its "
-            f"connection), so it may have reached {conn.name}; check there, then run flowlang ledger "
+            f"answer that says whether it arrived (the job stopped while it was in flight, it timed out or lost its "
+            f"connection, or it was answered 502, 503 or 504, or 2xx with a body that could not be read), so it "
+            f"may have reached {conn.name}; check there, then run flowlang ledger "
             f"{run.flow_file} --forget {k} to send it again (or, if it arrived, flowlang ledger {run.flow_file} "
             f"--sent {k}, and {afterwards(run, outside)} without sending it)", "connector")
     if entry is not None and entry["status"] == "sent" and (mode == "once" or entry["hash"] == digest):
