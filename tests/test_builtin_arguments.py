@@ -230,6 +230,9 @@ def test_parse_date_does_not_take_a_local_zone_name_for_utc(tmp_path: Path) -> N
     ('to_zone(d, zone: 2)', 25, "to_zone() needs a string for 'zone', got number"),
     ('format_date(d, "%d.%m.%Q")', 23, "format_date(): '%Q' is not a format code"),
     ('parse_date(s, "%d/%m/%d")', 22, "parse_date(): the format has %d more than once"),
+    ('parse_date("Mon", "%a")', 26, "parse_date(): the format '%a' reads no date (no year, month or day code), "
+     "so every text would be read as 1900-01-01"),
+    ('parse_date("", "")', 23, "parse_date(): the format '' reads no date"),
     ("regex_match(s, '^(INV-\\d+$')", 23, "bad regular expression '^(INV-\\\\d+$': missing )"),
     ('regex_replace(s, "[a-", "")', 25, "bad regular expression '[a-'"),
     ('regex_find(s, pattern: "(?P<n")', 31, "bad regular expression '(?P<n'"),
@@ -257,6 +260,16 @@ def test_check_leaves_a_zone_pattern_or_format_from_the_data_to_the_run(tmp_path
     assert ran.status == 3, ran.stderr
     assert ran.stdout == '["2024",true,"2024-01-01T01:00:00+01:00",true]\n'
     assert "unknown time zone 'Mars/Base'" in ran.stderr
+
+
+def test_parse_date_of_a_format_without_a_date_fails_the_record(tmp_path: Path) -> None:
+    """parse_date("Mon", "%a"), parse_date("", "") and parse_date("14:30", "%H:%M") gave 1900-01-01, a
+    date strptime made up; from the data each fails its record (a literal format is check's, above)."""
+    result = run_text('for each r in [{t: "Mon", f: "%a"}, {t: "", f: ""}, {t: "14:30", f: "%H:%M"}, '
+                      '{t: "1 May 24", f: "%d %b %y"}]\n  emit parse_date(r.t, r.f)\nend\n', tmp_path)
+    assert result.outputs == [dt.datetime(2024, 5, 1, tzinfo=dt.UTC)]
+    assert [e.message.split(" reads no date")[0] for e in result.errors] == [
+        "parse_date(): the format '%a'", "parse_date(): the format ''", "parse_date(): the format '%H:%M'"]
 
 
 def test_epoch_seconds_as_text_are_pointed_at_datetime_of_int(tmp_path: Path) -> None:

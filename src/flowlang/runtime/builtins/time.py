@@ -340,7 +340,8 @@ def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
     """parse_date(s, fmt, zone: "UTC"): a datetime read from text in a strptime format (UTC unless the text says).
 
     The format uses the codes of format_date(); text that does not fit the format fails the record. A
-    code may appear once ("%d/%m/%d" is an error). %s is not read (epoch seconds in text:
+    code may appear once ("%d/%m/%d" is an error). A format must read a date: one with no year, month
+    or day code ("%a", "%H:%M", "") is an error, not 1900-01-01. %s is not read (epoch seconds in text:
     datetime(int(s))). %Z reads the zone names UTC and GMT; any other name
     (EST, which Python reads on a machine in New York) is an error without a %z offset beside it, not
     taken for UTC. Text without an offset is read on the clock of zone, as in datetime() (zone:
@@ -371,6 +372,10 @@ def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
                                                                                          text)
 
 
+# the codes that read a date's year, month or day (%c and %x a whole date of the locale)
+_DATE_CODES = frozenset("YyGmbBdjcx")
+
+
 def _parse_format_codes(fmt: Any) -> list[str]:
     """The codes of a parse_date() format (not %%), refusing what parse_date() refuses in a format."""
     need(fmt, "string", "parse_date", "format")
@@ -381,6 +386,10 @@ def _parse_format_codes(fmt: Any) -> list[str]:
     if "%s" in codes:  # format_date() writes it; Python's strptime said "'s' is a bad directive in format '%s'"
         raise BuiltinError('parse_date(): %s (seconds since 1970) is not read by a format: for epoch seconds '
                            'in text use datetime(int(s)) (datetime(int(s), unit: "ms") for milliseconds)')
+    if not any(c[-1] in _DATE_CODES for c in codes):  # strptime made the date up: 1900-01-01
+        raise BuiltinError(f"parse_date(): the format {fmt!r} reads no date (no year, month or day code), so "
+                           "every text would be read as 1900-01-01: give the date's codes (%Y year, %m month, "
+                           "%d day: \"%d.%m.%Y %H:%M\")")
     return codes
 
 
