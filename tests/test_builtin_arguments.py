@@ -357,3 +357,18 @@ def test_json_string_refuses_bytes_rather_than_write_their_size(tmp_path: Path) 
     result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert result.status == 1 and result.stdout == '"{\\"n\\":5,\\"doc\\":\\"AAH/YWI=\\"}"\n', result.stdout
     assert "f.flow:5:6: error: json_string(): a bytes value (5 bytes) cannot be written as JSON" in result.stderr
+
+
+def test_grouping_keys_equal_values_as_one_as_equality_does(tmp_path: Path) -> None:
+    """group_by put 1 and 1.0 in two groups ("1" and "1.0") though 1 == 1.0 in the language; count_by
+    counted 2, 2.00, 2.5 and 2.50 as four values, index_by kept both of an id given as 7 and 7.0, and
+    two datetimes of one instant in two zones were two groups."""
+    result = run_text('let rows = [{n: 1}, {n: 1.0}, {n: 2.50}, {n: 2.5}, {n: -0.0}, {n: 0}]\n'
+                      'emit group_by(rows, "n")\nemit count_by(rows, "n")\n'
+                      'emit index_by([{id: 7, v: "a"}, {id: 7.0, v: "b"}], "id")\n'
+                      'emit count_by([{at: datetime("2024-05-01T02:00:00+02:00")}, '
+                      '{at: datetime("2024-05-01T00:00:00Z")}], "at")\n', tmp_path)
+    one, two, half, zero = {"n": 1}, {"n": Decimal("1.0")}, {"n": Decimal("2.50")}, {"n": Decimal("-0.0")}
+    assert result.outputs == [{"1": [one, two], "2.5": [half, {"n": Decimal("2.5")}], "0": [zero, {"n": 0}]},
+                              {"1": 2, "2.5": 2, "0": 2}, {"7": {"id": Decimal("7.0"), "v": "b"}},
+                              {"2024-05-01T02:00:00+02:00": 2}]

@@ -383,20 +383,54 @@ def omit(obj: Any, *fields: Any) -> Any:
     return {k: v for k, v in source.items() if k not in drop}
 
 
-def _key_of(item: Any, field: str) -> str:
-    return to_text(path_get(item, field))
+class _GroupNames:
+    """The object key a value of group_by(), index_by() or count_by() goes under: its text, one text
+    for the values == calls equal. A number's is its shortest text (1, 1.0 and 1.00 are "1", 2.50 is
+    "2.5", -0.0 is "0"); another value's the text of the first of its equals (two datetimes of one
+    instant, [1] and [1.0]). Unequal values of one text (the number 1 and the text "1") share it:
+    an object's keys are text."""
+
+    def __init__(self) -> None:
+        self._keys = EqualityKeys()
+        self._names: dict[Any, str] = {}
+
+    def of(self, value: Any) -> str:
+        t = type(value)
+        if t is str:
+            return value  # type: ignore[no-any-return]
+        if t is int:
+            return to_text(value)
+        if t is Decimal:
+            return "0" if value.is_zero() else to_text(value.normalize())
+        key = self._keys.key(value)
+        if key is UNKEYED:
+            return to_text(value)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = to_text(value)
+        return name
+
+
+def _key_of(item: Any, field: str, names: _GroupNames) -> str:
+    return names.of(path_get(item, field))
 
 
 def group_by(items: Any, field: Any) -> Any:
     """group_by(list, "field"): an object from each value of the field (as text) to its records, in order.
 
+    Values that are equal (==) are one group: 1, 1.0 and 1.00 are the group "1", 2.50 is "2.5" (a
+    number's shortest text), two datetimes of one instant are the first one's text. An object's keys
+    are text, so the number 1 and the text "1" are one group too. index_by() and count_by() key so too.
+
     Examples:
         group_by([{c: "no"}, {c: "se"}, {c: "no"}], "c") -> {"no": [{"c": "no"}, {"c": "no"}], "se": [{"c": "se"}]}
+        group_by([{n: 1}, {n: 1.0}, {n: 2.50}], "n") -> {"1": [{"n": 1}, {"n": 1.0}], "2.5": [{"n": 2.50}]}
     """
     need(field, "string", "group_by", "field")
     out: dict[str, list[Any]] = {}
+    names = _GroupNames()
     for x in busy(_list_arg(items, "group_by")):
-        out.setdefault(_key_of(x, field), []).append(x)
+        out.setdefault(_key_of(x, field, names), []).append(x)
     return out
 
 
@@ -404,26 +438,31 @@ def index_by(items: Any, field: Any) -> Any:
     """index_by(list, "field"): an object from each value of the field (as text) to its record (the last wins).
 
     The lookup table for joining two lists in memory: index one list once, then read
-    `table[str(x.id)]` for each record of the other.
+    `table[str(x.id)]` for each record of the other. Equal values are one key, as in group_by():
+    1.0 and 1 are "1" (read a table of such ids with `table[str(int(x.id))]`).
 
     Examples:
         index_by([{id: 1, n: "a"}, {id: 2, n: "b"}], "id") -> {"1": {"id": 1, "n": "a"}, "2": {"id": 2, "n": "b"}}
         index_by([{id: 7, n: "a"}], "id")["7"].n -> "a"
     """
     need(field, "string", "index_by", "field")
-    return {_key_of(x, field): x for x in busy(_list_arg(items, "index_by"))}
+    names = _GroupNames()
+    return {_key_of(x, field, names): x for x in busy(_list_arg(items, "index_by"))}
 
 
 def count_by(items: Any, field: Any) -> Any:
     """count_by(list, "field"): an object from each value of the field (as text) to how many records have it.
+
+    Equal values are counted as one, as in group_by(): 2 and 2.00 are "2".
 
     Examples:
         count_by([{s: "paid"}, {s: "open"}, {s: "paid"}], "s") -> {"paid": 2, "open": 1}
     """
     need(field, "string", "count_by", "field")
     out: dict[str, int] = {}
+    names = _GroupNames()
     for x in busy(_list_arg(items, "count_by")):
-        key = _key_of(x, field)
+        key = _key_of(x, field, names)
         out[key] = out.get(key, 0) + 1
     return out
 
