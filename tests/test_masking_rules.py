@@ -188,3 +188,22 @@ def test_a_url_made_with_a_secret_is_shown_with_only_the_secret_masked(tmp_path:
     stored = b"".join(p.read_bytes() for p in (tmp_path / ".flowlang").rglob("*") if p.is_file())
     for text in (result.stdout + result.stderr, listed.stdout, stored.decode("utf-8", "replace")):
         assert secret not in text and json.dumps(secret)[1:-1] not in text and ":pw@" not in text
+
+
+def test_a_list_or_object_holding_a_secret_interpolated_reaches_the_connector_with_the_secret(
+        tmp_path: Path) -> None:
+    """`let l = [secret.K]` then "x{l}y" was the plain text x["***"]y: the list's JSON was written with
+    the secret masked before the text reached the connector, which got *** instead of the key. Such a
+    text is a secret (LANGUAGE.md 6): the connector gets x["the key"]y, and it is shown as x["***"]y."""
+    secret = "Rk3v9Wm2Lp8"
+    with FakeApi() as api:
+        api.route("POST", r"^/hook$", lambda req: (200, {}, {"ok": True}))
+        (tmp_path / "f.flow").write_text(
+            f'use api = http(base_url: "{api.url}")\nlet l = [secret.K]\nlet o = {{k: secret.K, n: 1}}\n'
+            'send {text: "x{l}y", q: "{o}"} to api.post("/hook")\nemit "x{l}y {o}"\nlog "x{l}y"\n')
+        result = cli("run", "f.flow", cwd=tmp_path, env={"K": secret})
+        [sent] = [r.body for r in api.requests]
+    assert result.status == 0, result.stderr
+    assert sent == {"text": f'x["{secret}"]y', "q": f'{{"k":"{secret}","n":1}}'}
+    assert json.loads(result.stdout) == 'x["***"]y {"k":"***","n":1}'
+    assert 'x[\\"***\\"]y' in result.stderr and secret not in result.stdout + result.stderr

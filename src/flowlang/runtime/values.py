@@ -404,8 +404,16 @@ def bytes_text(value: bytes | Blob) -> str:
     return f"<{len(value)} bytes>"
 
 
+def _holds_secret(value: Any) -> bool:
+    from flowlang.runtime.jsoncodec import holds_secret
+
+    return holds_secret(value)
+
+
 def interpolate(parts: tuple[Any, ...]) -> Any:
-    """The text of a "...{x}..." string from its evaluated parts; secret in, secret out."""
+    """The text of a "...{x}..." string from its evaluated parts; secret in, secret out (LANGUAGE.md 6): a
+    list or object holding a secret reads as its JSON with the secret's text in it, shown with it as ***,
+    so the connector the text is sent to gets the secret (`"x{[secret.K]}y"` is x["the key"]y)."""
     out = []
     shown: list[str] = []  # the text as it is shown: each secret's part as its own shown text
     secret = False
@@ -418,6 +426,13 @@ def interpolate(parts: tuple[Any, ...]) -> Any:
             secret = True
             out.append(v.reveal())
             shown.append(v.shown)
+        elif (t is list or t is dict) and _holds_secret(v):  # the JSON of the value, each secret in it revealed
+            from flowlang.runtime.jsoncodec import dumps
+
+            check_text_size(v)
+            secret = True
+            out.append(dumps(v, reveal_secrets=True))
+            shown.append(dumps(v))
         else:
             text = to_text(v)
             out.append(text)
