@@ -202,6 +202,30 @@ def test_a_flow_from_stdin_keeps_its_failed_records_in_the_working_folder(tmp_pa
     assert "From stdin: 1 open error" in run_cli("errors", "job.flow", cwd=tmp_path).stdout
 
 
+def test_a_flow_from_stdin_without_a_name_may_not_use_what_is_kept_under_its_name(tmp_path: Path) -> None:
+    """Two flows piped on stdin without a `flow "Name"` line were one flow, `<stdin>`, in the store:
+    `flowlang run - < a.flow` set state.since = 6 and `flowlang run - < b.flow`, another flow, read 6.
+    Such a flow may not use `state`, `job.last_success_at`, `send ... once` / `if changed` nor --resume
+    (refused before it runs, as `check -` refuses it); with a name it may, under that name."""
+    a, b = "let state.since = 6\nemit 1\n", "emit state.since\n"
+    ran = cli("run", "-", "--log-format", "text", cwd=tmp_path, stdin=a)
+    assert ran.status == 2 and ran.stdout == "", ran.stderr
+    assert ran.stderr.startswith("<stdin>:1:5: error: a flow read from stdin without a `flow \"Name\"` line cannot "
+                                 "use `state`: what it keeps between runs is kept under its name, and every such "
+                                 "flow is <stdin>, so one would read another's\n"), ran.stderr
+    assert '= hint: give the flow a name of its own: flow "Name" as its first line' in ran.stderr
+    for text, where in ((b, "1:6"), ("emit job.last_success_at ?? 0\n", "1:6"),
+                        ("use m = memory()\nfor each r in [{id: 1}]\n  send r to m if changed\nend\n", "3:3")):
+        for command in ("run", "check"):
+            done = cli(command, "-", "--log-format", "text", cwd=tmp_path, stdin=text)
+            assert done.status == 2 and f"<stdin>:{where}: error: a flow read from stdin without" in done.stderr
+    resumed = cli("run", "-", "--resume", "--log-format", "text", cwd=tmp_path, stdin="emit 1\n")
+    assert resumed.status == 2 and "cannot resume a flow read from stdin without a `flow \"Name\"`" in resumed.stderr
+    assert cli("run", "-", cwd=tmp_path, stdin='flow "A"\n' + a).status == 0
+    assert cli("run", "-", cwd=tmp_path, stdin='flow "B"\n' + b).stdout == "null\n"  # not A's 6
+    assert cli("run", "-", cwd=tmp_path, stdin='flow "A"\n' + b).stdout == "6\n"
+
+
 def test_check_reads_stdin(tmp_path: Path) -> None:
     assert cli("check", "-", cwd=tmp_path, stdin="emit 1\n").stderr == "-: ok (<stdin>)\n"
     bad = cli("check", "-", cwd=tmp_path, stdin="emit custmer\n")

@@ -705,10 +705,12 @@ def test_the_ledger_of_a_flow_on_stdin_and_its_json_log_lines(tmp_path: Path) ->
     JSON log lines of `ledger --forget` (and of `state --set`, `resolve`, `edit`) carried `flow` and
     `job_id` null though the change was a job of the flow (OPERATIONS.md 10: every line carries both).
     They read the flow from stdin, and their lines carry the flow and the job they made."""
-    text = 'use m = memory()\nfor each r in input key r.sku\n  send r to m once\nend\n'
-    (tmp_path / "f.flow").write_text(text)
+    # a flow on stdin is kept under its name in the working folder's store (an unnamed one cannot use
+    # `once`: every such flow is <stdin>); named as the file's stem, it is the flow f.flow is
+    text = 'flow "f"\nuse m = memory()\nfor each r in input key r.sku\n  send r to m once\nend\n'
+    (tmp_path / "f.flow").write_text(text.split("\n", 1)[1])
     (tmp_path / "in.json").write_text('[{"sku": "A"}, {"sku": "B"}]')
-    for file in ("-", "f.flow"):  # the flow on stdin is kept as '<stdin>' in the working folder's store
+    for file in ("-", "f.flow"):
         ran = run_cli("run", file, "--input", "in.json", cwd=tmp_path, stdin=text)
         assert ran.returncode == 0, ran.stderr
     shown = run_cli("ledger", "-", "--json", cwd=tmp_path, stdin=text)
@@ -716,7 +718,7 @@ def test_the_ledger_of_a_flow_on_stdin_and_its_json_log_lines(tmp_path: Path) ->
     assert [json.loads(line)["key"] for line in shown.stdout.splitlines()] == ["A", "B"]
     forgot = run_cli("ledger", "-", "--forget", "A", "--log-format", "json", cwd=tmp_path, stdin=text)
     assert forgot.returncode == 0, forgot.stderr
-    assert [(e["flow"], e["job_id"]) for e in map(json.loads, forgot.stderr.splitlines())] == [("<stdin>", 3)]
+    assert [(e["flow"], e["job_id"]) for e in map(json.loads, forgot.stderr.splitlines())] == [("f", 3)]
     forgot = cli("ledger", "f.flow", "--forget", "B", "--log-format", "json", cwd=tmp_path)
     assert [(e["flow"], e["job_id"]) for e in map(json.loads, forgot.stderr.splitlines())] == [("f", 4)]
     for args, job in ((("state", "f.flow", "--set", "n=1"), 5), (("resolve", "f.flow", "7"), None),

@@ -60,7 +60,11 @@ def cmd_check(args: argparse.Namespace, terminal: Terminal) -> int:
 
 def _load(path: str, env: Environment, terminal: Terminal) -> Flow:
     if path == "-":
-        return compile(terminal.read_stdin(), name="<stdin>", environment=env, bindings=())
+        from flowlang.cli.stdin_flow import refuse_unnamed_kept
+
+        flow = compile(terminal.read_stdin(), name="<stdin>", environment=env, bindings=())
+        refuse_unnamed_kept(flow.module)  # as `flowlang run -` refuses it
+        return flow
     return load(path, environment=env, bindings=())
 
 

@@ -44,12 +44,17 @@ def project_for(args: argparse.Namespace, flow: Flow) -> Project:
     return load_project(getattr(args, "config", None), flow.base_dir)
 
 
-def load_flow(file: str, terminal: Terminal) -> Flow:
-    """The flow FILE names; `-` reads it from stdin (it runs as if in the working folder). Log lines
+def load_flow(file: str, terminal: Terminal, resume: bool = False) -> Flow:
+    """The flow FILE names; `-` reads it from stdin (it runs as if in the working folder; without a
+    `flow "Name"` line it may not use what is kept under its name, cli/stdin_flow.py). Log lines
     carry the flow's name from here on, the mistakes found in it before it runs too (OPERATIONS.md 10)."""
+    from flowlang.cli.stdin_flow import refuse_unnamed_kept
+
     terminal.context = {"flow": Path(file).stem if file != "-" else "<stdin>", "job_id": None}
     if file == "-":
-        return compile(terminal.read_stdin(), name="<stdin>", bindings=())
+        flow = compile(terminal.read_stdin(), name="<stdin>", bindings=())
+        refuse_unnamed_kept(flow.module, resume)
+        return flow
     return load(file, bindings=())
 
 
@@ -67,7 +72,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.file == "-" and args.input == "-":
         raise UsageError("the flow and --input cannot both come from stdin (-)")
     stdin_store(args)
-    flow = load_flow(args.file, terminal)
+    flow = load_flow(args.file, terminal, resume=getattr(args, "resume", False))
     project = project_for(args, flow)
     params = parse_params(args.param, text_params(flow.checked.params))
     payload = read_input(args.input, terminal.stdin)
