@@ -69,7 +69,7 @@ def test_exit_statuses(tmp_path: Path, text: str, status: int) -> None:
 def test_script_errors_are_reported_before_anything_runs(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'use out = file(path: "out.jsonl")\nsend {a: 1} to out\nemit custmer\n'
                               'let customer = 1\n')
-    proc = cli("run", "f.flow", cwd=tmp_path)
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert proc.status == 2
     assert proc.stdout == ""
     assert not (tmp_path / "out.jsonl").exists()

@@ -327,4 +327,21 @@ def test_log_format_json_makes_every_stderr_line_of_any_command_json(tmp_path: P
     lines = [json.loads(line) for line in checked.stderr.splitlines()]
     assert checked.returncode == 2
     assert [(x["level"], x.get("location")) for x in lines] == [("error", "bad.flow:1:9"), ("error", None)]
-    assert lines[0]["message"].startswith("bad.flow:1:9: error: expected an expression")
+    assert lines[0]["message"].startswith("expected an expression")  # the level and place are fields
+
+
+def test_a_json_log_line_of_an_error_keeps_its_level_and_place_out_of_its_message(tmp_path: Path) -> None:
+    """A JSON line of an error said '"level": "error", "message": "error: no such flow file: x.flow"'
+    and '"message": "f.flow:2:1: error: boom ..."' with no `location`: the level (and the place) were
+    words of the message. They are the line's `level` and `location` fields; the message is the rest."""
+    write(tmp_path / "f.flow", 'emit 1\nfail "boom"\n')
+    write(tmp_path / "w.flow", "emit 1 +\n")
+    WANTED = "expected an expression, found the end of the line"
+    said = {}
+    for args in (["run", "f.flow"], ["run", "x.flow"], ["check", "w.flow"], ["run", "w.flow"]):
+        done = cli(*args, "--log-format", "json", cwd=tmp_path)
+        said[" ".join(args)] = json.loads(done.stderr.splitlines()[0])
+    assert [(x["level"], x["message"].split("\n")[0], x.get("location")) for x in said.values()] == [
+        ("error", "boom", "f.flow:2:1"), ("error", "no such flow file: x.flow", None),
+        ("error", WANTED, "w.flow:1:9"), ("error", WANTED, "w.flow:1:9")]
+    assert said["run f.flow"]["message"].split("\n")[1:] == [' 2 | fail "boom"', "   | ^^^^^^^^^^^"]

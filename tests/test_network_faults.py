@@ -119,6 +119,6 @@ def test_an_answer_aiohttp_cannot_read_is_said_in_words_without_its_bytes(answer
         (tmp_path / "s.toml").write_text("TOK = " + json.dumps(CANARY) + "\n")
         done = cli("run", "f.flow", "--secrets", "s.toml", cwd=tmp_path)
     assert done.status == 1, done.stderr
-    [line] = [m for m in (json.loads(x)["message"] for x in done.stderr.splitlines()) if m.startswith("f.flow:2:6")]
-    assert line.startswith(f"f.flow:2:6: error: GET {server.url}/x failed: connection failed: {said}\n"), line
+    [line] = [x["message"] for x in map(json.loads, done.stderr.splitlines()) if x.get("location") == "f.flow:2:6"]
+    assert line.startswith(f"GET {server.url}/x failed: connection failed: {said}\n"), line
     assert "canary" not in done.stderr and "Zq" not in done.stderr and "400, message" not in done.stderr

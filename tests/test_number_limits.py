@@ -78,7 +78,7 @@ def test_a_whole_number_literal_past_the_digit_bound_is_a_syntax_error(tmp_path:
     from conftest import cli
 
     (tmp_path / "big.flow").write_text("emit 1\nemit " + "9" * 5000 + "\n")
-    result = cli("run", "big.flow", cwd=tmp_path)
+    result = cli("run", "big.flow", "--log-format", "text", cwd=tmp_path)
     assert result.status == 2, result.stderr
     assert "big.flow:2:6: error: this whole number has 5,000 digits; a number may have at most 4,300" in result.stderr
     assert "bug in flowlang" not in result.stderr and result.stdout == ""
@@ -97,7 +97,7 @@ def test_a_decimal_literal_whose_exponent_overflows_is_a_syntax_error(tmp_path: 
     for literal in ("1e99999999999999999999", "2.5E-99999999999999999999"):
         (tmp_path / "big.flow").write_text(f"emit 1\nlet x = {literal} + 1\n")
         for command in ("run", "check"):
-            result = cli(command, "big.flow", cwd=tmp_path)
+            result = cli(command, "big.flow", "--log-format", "text", cwd=tmp_path)
             assert result.status == 2, result.stderr
             assert "big.flow:2:9: error: this number's exponent is too large to be read" in result.stderr
             assert "bug in flowlang" not in result.stderr and result.stdout == ""

@@ -550,7 +550,7 @@ def test_json_logs_give_a_failed_run_its_error_at_level_error(tmp_path: Path) ->
     write(tmp_path, "f.flow", 'let x = int("seven")\nemit x\n')
     proc = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
     entries = [json.loads(x) for x in proc.stderr.splitlines() if x.strip()]
-    [error] = [e for e in entries if "f.flow:1:" in e["message"]]
+    [error] = [e for e in entries if str(e.get("location")).startswith("f.flow:1:")]
     assert error["level"] == "error" and "cannot read 'seven' as a number" in error["message"], entries
 
 

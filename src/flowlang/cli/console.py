@@ -155,6 +155,7 @@ class Terminal:
         text = self.masker.mask(text)
         if self.json_lines:
             level = "error" if style and "red" in style else ("warning" if style == "yellow" else "info")
+            level, text, extra = json_fields(level, text, extra)
             self.json_line(level, text, extra=extra)
             return
         text = printable(text, lines=True)
@@ -231,8 +232,9 @@ class TerminalLogHandler(logging.Handler):
                     if value:
                         extra[name] = value
                 level = {"warning": "warning"}.get(record.levelname.lower(), record.levelname.lower())
+                level, text, fields = json_fields(level, text, extra)
                 self.terminal.json_line(level, text, getattr(record, "flow", None) or current_flow(),
-                                        getattr(record, "job_id", None) or current_job_id(), extra)
+                                        getattr(record, "job_id", None) or current_job_id(), fields)
                 return
             text = printable(text)  # one log record, one line (a newline in data cannot forge another)
             style = {"ERROR": "red", "WARNING": "yellow", "DEBUG": "dim"}.get(record.levelname)
@@ -241,6 +243,24 @@ class TerminalLogHandler(logging.Handler):
             self.terminal.message(prefix + text + (f"  ({where})" if where else ""), style)
         except Exception:  # a log line must never break a run
             self.handleError(record)
+
+
+# the headline of a message for people: 'f.flow:3:5: error: ...', 'error: ...', 'warning: ...'
+# (a place holds no ": ", which a message's words before one would: "hook: f.flow was edited ... f.flow:3:10")
+_HEADLINE = re.compile(r"(?:(?P<location>[^\s:](?:[^\n:]|:(?! ))*?:\d+:\d+): )?(?P<level>error|warning): ")
+
+
+def json_fields(level: str, text: str, extra: dict[str, Any] | None) -> tuple[str, str, dict[str, Any] | None]:
+    """A JSON log line's `level`, `message` and other fields of a message written for people: the
+    level and the place its headline starts with are the line's `level` and `location`, not words
+    of its `message` (which keeps the rest, the source line and its caret included)."""
+    found = _HEADLINE.match(text)
+    if found is None:
+        return level, text, extra
+    where = found.group("location")
+    if where is not None:
+        extra = {"location": where, **(extra or {})}
+    return found.group("level"), text[found.end():], extra
 
 
 _NOT_ASCII = re.compile("[^\x00-\x7f]")
