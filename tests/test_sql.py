@@ -1578,3 +1578,81 @@ end
     again = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert "k3" in again.stderr, again.stderr  # not sent again: pending, said so
     assert raw_rows(postgres, "select count(*) from at_commit where id = 3", "postgresql") == [0]
+
+
+STREAM_KILL = {
+    "postgresql": 'call other.execute("' + KILL_OTHERS["postgresql"] + '")',
+    "mysql": ('call other.query("select id from information_schema.processlist where id <> connection_id() '
+              "and db = database()\") as held\n    for each c in held\n      call other.execute(\"kill {c.id}\")\n"
+              "    end"),
+}
+STREAM_QUERY = {"postgresql": "select n from generate_series(1, 100000) as n",
+                "mysql": "select seq as n from seq_1_to_100000"}
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_a_query_whose_connection_was_lost_as_its_loop_stopped_prints_no_traceback(
+        tmp_path: Path, server: str, request: pytest.FixtureRequest) -> None:
+    """Embedded, a loop over a query that stopped after the database had lost the query's connection (a
+    server killed or restarted, the connection terminated) printed a Python traceback on stderr: 'Task
+    exception was never retrieved ... FlowRuntimeError('db: terminating connection due to administrator
+    command')', from closing the stream; the CLI said 'error: Task exception was never retrieved ...'. The
+    rows read were read whole: the run is ok, and the lost connection is let go with a log line."""
+    import subprocess
+    import sys
+
+    url = str(request.getfixturevalue(server))
+    kind = "postgresql" if server == "postgres" else "mysql"
+    victim = f"{url}?application_name=victim" if kind == "postgresql" else url
+    (tmp_path / "f.flow").write_text(f"""use db = sql(url: "{victim}")
+use other = sql(url: "{url}")
+call db.query("{STREAM_QUERY[kind]}") as rows
+for each r in rows
+  if r.n == 3
+    {STREAM_KILL[kind]}
+  end
+  if r.n == 5
+    stop
+  end
+  emit r.n
+end
+""")
+    program = ("import flowlang\nr = flowlang.load('f.flow').run()\nprint(r.status, r.outputs, r.error)\n")
+    embedded = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=60)
+    assert embedded.stdout == "ok [1, 2, 3, 4] None\n", embedded.stderr
+    assert embedded.stderr == ""  # flowlang's lines go to its logger, which has no handler here
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 0 and ran.stdout == "1\n2\n3\n4\n", ran.stderr
+    assert "Traceback" not in ran.stderr and "Task exception" not in ran.stderr, ran.stderr
+    assert "; that was the connection of a query after the rows the flow read: it is let go" in ran.stderr
+
+
+def test_a_pool_s_failed_reset_is_a_line_of_flowlang_s_log_not_a_traceback(postgres: str) -> None:
+    """SQLAlchemy's pool logs a connection it could not reset (roll back) as it came back, one the database
+    lost meanwhile, as 'Exception during reset or similar' with a traceback at error level: embedded (no
+    handler of the program's own) Python printed it on stderr. A pool of flowlang's says it through
+    flowlang's logger, naming the connection and the database's words; a host program's pool is left as is."""
+    import subprocess
+    import sys
+
+    program = f"""
+import logging, sqlalchemy as sa
+from flowlang.connectors.sql_pool_logs import logging_name, quiet
+logging.getLogger("flowlang").addHandler(logging.StreamHandler())
+engine = sa.create_engine("{postgres}?application_name=victim", pool_logging_name=logging_name("db"))
+quiet(engine.pool.logger)
+raw = engine.raw_connection()
+raw.cursor().execute("select 1")
+with sa.create_engine("{postgres}").connect() as other:
+    other.exec_driver_sql("{KILL_OTHERS['postgresql']}")
+raw.close()  # back to the pool: its rollback fails
+print("closed")
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "closed\n", done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("db: a connection could not be rolled back as it went back to the pool: terminating "
+                           "connection due to administrator command"), line
+    assert line.endswith("; the pool lets that connection go (a new one is made when needed)"), line

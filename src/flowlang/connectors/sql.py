@@ -24,6 +24,7 @@ from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
 from flowlang.connectors.sql_cancel import Call, Interrupter, log
 from flowlang.connectors.sql_keys import STOPPED, check_upsert_key, collision_message, guarded_update, no_unique_key
 from flowlang.connectors.sql_pg_loaders import register_loaders
+from flowlang.connectors.sql_pool_logs import logging_name, quiet
 from flowlang.connectors.sql_reconnect import (
     OutcomeUnknown,
     Reconnect,
@@ -399,11 +400,13 @@ class SqlConnection(Connection):
         if self._engine is None:
             sa = _sqlalchemy()
             try:
-                self._engine = sa.create_engine(self.url, json_deserializer=loads, **self._connect_args(sa))
+                self._engine = sa.create_engine(self.url, json_deserializer=loads, **self._connect_args(sa),
+                                                pool_logging_name=logging_name(self.name))
             except (ImportError, ModuleNotFoundError) as e:
                 raise FlowRuntimeError(missing_driver(self.dialect, e), "connector") from None
             except Exception as e:
                 raise FlowRuntimeError(f"cannot use the database URL: {e}", "connector") from None
+            quiet(self._engine.pool.logger)  # its troubles are flowlang's lines, not tracebacks (sql_pool_logs)
             zone = SESSION_START.get(self.dialect)
             if zone:
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
@@ -502,6 +505,25 @@ class SqlConnection(Connection):
             return {"rowcount": count, "rows": rows}
         self._back_to_utc(sql, conn)
         return {"rowcount": count}
+
+    def _give_back(self, sql: str, conn: Any) -> None:
+        """A query's connection back to the pool, its rows read or no more of them wanted. One the database
+        lost meanwhile (a server killed or restarted, the connection terminated) is let go, with a log line:
+        the rows the flow read were read whole, so nothing fails. Raised from the stream's close, its error
+        was a Python traceback on stderr ('Task exception was never retrieved ... FlowRuntimeError('db:
+        terminating connection due to administrator command')') and the CLI's 'error: Task exception ...'."""
+        try:
+            if not conn.invalidated:
+                self._back_to_utc(sql, conn)  # MySQL/MariaDB keep a SET past the rollback
+            conn.close()
+        except Exception as e:
+            log.info("%s; that was the connection of a query after the rows the flow read: it is let go",
+                     self._error(e).message)
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception as again:  # already let go
+                log.debug("could not let a lost connection go: %s", again)
 
     def _back_to_utc(self, sql: str, conn: Any) -> None:
         """After SQL that set the session's time zone, the session in UTC again: a pooled connection kept
@@ -602,11 +624,7 @@ class SqlConnection(Connection):
                 state.pop("result", None)
                 conn = state.pop("conn", None)
                 if conn is not None:
-                    try:
-                        if not conn.invalidated:
-                            self._back_to_utc(sql, conn)  # MySQL/MariaDB keep a SET past the rollback
-                    finally:
-                        conn.close()
+                    self._give_back(sql, conn)
 
             try:
                 page = await self._on_thread(first)
