@@ -583,6 +583,25 @@ def test_github_rate_limit_answers_are_waited_for_then_retried() -> None:
         assert times[1] - times[0] >= 0.5  # waited for the reset (whole seconds), not a 0.2 s backoff
 
 
+def test_a_403_that_only_names_a_rate_limit_is_a_plain_refusal() -> None:
+    """A 403 whose message held the words 'rate limit' was taken for a GitHub secondary rate limit: a
+    permission refusal ('Only admins may change the rate limit settings') was waited on and sent again
+    for 120 s (19 requests) before its record failed. Only a message that says a rate limit was gone
+    over counts ('API rate limit exceeded', 'You have exceeded a secondary rate limit', 'rate limited')."""
+    with FakeApi() as api:
+        api.route("*", "/settings", lambda req: (403, {}, {"message": "Only admins may change rate limit settings"}))
+        seen: list[int] = []
+
+        def limited(req: Request) -> tuple[int, dict[str, str], Any]:
+            seen.append(1)
+            return (403, {}, {"message": "You are being rate limited"}) if len(seen) == 1 else (200, {}, {"ok": 1})
+        api.route("*", "/limited", limited)
+        result = run('use api = http(base_url: env.API)\nfor each p in ["/settings", "/limited"]\n'
+                     '  call api.get(p) as r\n  emit r\nend\n', api)
+        assert result.outputs == [{"ok": 1}] and api.count("GET", "/settings") == 1
+        assert result.errors[0].message.startswith(f"GET {api.url}/settings answered 403 Forbidden")
+
+
 def test_a_429_with_retry_after_holds_every_request_of_the_connection() -> None:
     """A 429's Retry-After held back only the request it answered: in a parallel loop the next records' requests
     went out during the wait and were refused too, each spending an attempt (a newcomer's 200 orders at

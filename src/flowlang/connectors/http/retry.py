@@ -57,7 +57,14 @@ EPOCH_FROM = 1_000_000_000  # an X-RateLimit-Reset this large is a time (epoch s
 EPOCH_MS_FROM = 1_000_000_000_000  # ...and this large, epoch milliseconds (as some APIs send it): year 33658 in seconds
 
 
-RATE_LIMIT_WORDS = re.compile(rb"rate[ -]?limit", re.IGNORECASE)
+# a 403's message that says the request went over a rate limit ("API rate limit exceeded for user ID 1",
+# "You have exceeded a secondary rate limit", "You are being rate limited"), not one that names a rate
+# limit only ("Only admins may change the rate limit settings": a permission refusal, which was waited on
+# and sent again for 120 s, 19 requests)
+RATE_LIMIT_WORDS = re.compile(
+    rb"secondary rate[ -]?limit|rate[ -]?limit(?:s|ing)?\s+(?:was\s+|has\s+been\s+)?(?:exceeded|reached|hit)"
+    rb"|(?:exceeded|reached|hit|over)\s+(?:(?:a|an|the|your|its|this)\s+)?(?:[\w-]+\s+)?rate[ -]?limit"
+    rb"|rate[ -]?limited", re.IGNORECASE)
 
 
 def rate_limited(status: int, headers: Mapping[str, str], body: bytes = b"") -> bool:
