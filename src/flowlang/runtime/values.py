@@ -426,13 +426,17 @@ def interpolate(parts: tuple[Any, ...]) -> Any:
             secret = True
             out.append(v.reveal())
             shown.append(v.shown)
-        elif (t is list or t is dict) and _holds_secret(v):  # the JSON of the value, each secret in it revealed
+        elif t is list or t is dict:  # its JSON (as to_text), each secret in it revealed in the text
             from flowlang.runtime.jsoncodec import dumps
 
-            check_text_size(v)
-            secret = True
-            out.append(dumps(v, reveal_secrets=True))
-            shown.append(dumps(v))
+            check_text_size(v)  # first: a value holding one big list many times is refused before it is walked
+            text = dumps(v)
+            if _holds_secret(v):
+                secret = True
+                out.append(dumps(v, reveal_secrets=True))
+            else:
+                out.append(text)
+            shown.append(text)
         else:
             text = to_text(v)
             out.append(text)
