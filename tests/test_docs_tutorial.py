@@ -67,8 +67,10 @@ def test_the_tutorial_runs_as_printed(tmp_path: Path) -> None:
                     assert [json.loads(r) for r in result.stdout.splitlines()] == [json.loads(r) for r in records]
                 if argv[1] == "check":
                     assert result.stdout + result.stderr == "".join(line + "\n" for line in shown)
-                if argv[1] == "state" and "--set" not in argv:
-                    assert json.loads(result.stdout)["state"] == json.loads(shown[0])["state"], result.stdout
+                if argv[1] == "state":  # a change (--set) prints the state as it is now too
+                    printed = [line for line in shown if line.startswith('{"state"')]
+                    assert printed, f"the page shows no state line for {argv}; it prints {result.stdout!r}"
+                    assert json.loads(result.stdout)["state"] == json.loads(printed[0])["state"], result.stdout
             elif argv[0] == "echo":
                 assert shown == [str(exit_status)]
             elif argv[0] == "sqlite3":
