@@ -773,3 +773,16 @@ def test_check_finds_a_builtin_a_field_or_a_negation_on_constants_of_the_wrong_t
     ran = cli("run", "g.flow", "--input", "in.json", "--log-format", "text", cwd=tmp_path)
     assert ran.status == 3, ran.stderr
     assert "record failed at g.flow:2:8: lower() needs a string, got number" in ran.stderr, ran.stderr
+
+
+def test_a_number_key_into_a_group_by_says_its_keys_are_text(tmp_path: Path) -> None:
+    # docs/cookbook.md's pitfall: group_by(rows, "order_id")[o.id] with o.id a number failed with 'this is an object,
+    # not a list (a `lookup` gives one record, not a list)', naming neither the text key nor str()
+    (tmp_path / "f.flow").write_text('let g = group_by([{a: 1}], "a")\nemit g[1]\nemit g[2 - 2]\n')
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 1
+    assert ('f.flow:2:6: error: an object key must be a string, got number 1: the object has the key "1", so write '
+            "[str(...)] (group_by and index_by key by the value as text)") in ran.stderr
+    (tmp_path / "f.flow").write_text('let g = group_by([{a: 1}], "a")\nemit g[0]\n')
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert "got number 0: this is an object, not a list" in ran.stderr

@@ -72,6 +72,10 @@ def index_of(obj: Any, index: Any, where: Where) -> Any:
         return obj[i] if -len(obj) <= i < len(obj) else None
     if t is dict:
         if type(index) is not str:
+            if whole_index(index) is not None and to_text(index) in obj:  # group_by(rows, "id")[o.id], o.id a number
+                raise where.error(f"an object key must be a string, got number {to_text(index)}: the object has the "
+                                  f"key \"{to_text(index)}\", so write [str(...)] (group_by and index_by key by the "
+                                  "value as text)")
             if whole_index(index) is not None:  # x[0] of one record where a list was meant
                 raise where.error(f"an object key must be a string, got number {to_text(index)}: this is "
                                   "an object, not a list (a `lookup` gives one record, not a list)")
