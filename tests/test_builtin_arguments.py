@@ -372,3 +372,21 @@ def test_grouping_keys_equal_values_as_one_as_equality_does(tmp_path: Path) -> N
     assert result.outputs == [{"1": [one, two], "2.5": [half, {"n": Decimal("2.5")}], "0": [zero, {"n": 0}]},
                               {"1": 2, "2.5": 2, "0": 2}, {"7": {"id": Decimal("7.0"), "v": "b"}},
                               {"2024-05-01T02:00:00+02:00": 2}]
+
+
+@pytest.mark.parametrize("fn", ["group_by", "index_by", "count_by"])
+def test_grouping_a_list_of_plain_values_by_a_field_is_an_error_naming_the_item(fn: str, tmp_path: Path) -> None:
+    # index_by([1, 2], "a") was {"": 2}: values without fields all went under the key "" without a word
+    with pytest.raises(flowlang.CheckError) as caught:  # a list written in the flow: found by check
+        run_text(f'emit {fn}([{{a: 1}}, null, 2], "a")\n', tmp_path)
+    assert f"f.flow:1:6: error: {fn}() needs a list of objects, item 2 is number" in str(caught.value)
+    result = run_text(f'let rows = [{{a: 1}}, null, 2]\nlet rows[0].a = 3\nemit {fn}(rows, "a")\n', tmp_path)
+    assert result.status == "failed" and result.error is not None
+    assert f"{fn}() needs a list of objects, item 2 is number" in result.error.message
+    assert (result.error.location or "").endswith("f.flow:3:6")
+    # from the data, in a loop: that record fails and is kept; objects, lists (an index path) and nulls group
+    result = run_text(f"for each o in [{{rows: [{{a: 1}}, null]}}, {{rows: [\"x\"]}}, {{rows: [[1], [1]]}}]\n"
+                      f'  emit {fn}(o.rows, "a")\nend\n', tmp_path)
+    assert result.status == "partial" and len(result.errors) == 1
+    assert "item 0 is string" in result.errors[0].message and result.errors[0].record == {"rows": ["x"]}
+    assert len(result.outputs) == 2

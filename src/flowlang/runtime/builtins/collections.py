@@ -415,12 +415,26 @@ def _key_of(item: Any, field: str, names: _GroupNames) -> str:
     return names.of(path_get(item, field))
 
 
+def _keyed(items: Any, fn: str) -> Any:
+    """The items of group_by(), index_by() or count_by(): each an object or a list (its path may be an
+    index: "0") or null (keyed as a missing field is). A number, a text or another value has no field,
+    so it went under the key "" without a word (index_by([1, 2], "a") was {"": 2}): it is an error
+    naming the item."""
+    for i, x in enumerate(busy(_list_arg(items, fn))):
+        if type(x) is not dict and type(x) is not list and x is not None:
+            raise BuiltinError(f"{fn}() needs a list of objects, item {i} is {type_name(x)} (it has no fields to "
+                               "key by)", "type")
+        yield x
+
+
 def group_by(items: Any, field: Any) -> Any:
     """group_by(list, "field"): an object from each value of the field (as text) to its records, in order.
 
     Values that are equal (==) are one group: 1, 1.0 and 1.00 are the group "1", 2.50 is "2.5" (a
     number's shortest text), two datetimes of one instant are the first one's text. An object's keys
     are text, so the number 1 and the text "1" are one group too. index_by() and count_by() key so too.
+    Each item is an object (or a list, keyed by an index path such as "0"); null goes under "", as a
+    missing field does; a number or a text is an error naming the item.
 
     Examples:
         group_by([{c: "no"}, {c: "se"}, {c: "no"}], "c") -> {"no": [{"c": "no"}, {"c": "no"}], "se": [{"c": "se"}]}
@@ -429,7 +443,7 @@ def group_by(items: Any, field: Any) -> Any:
     need(field, "string", "group_by", "field")
     out: dict[str, list[Any]] = {}
     names = _GroupNames()
-    for x in busy(_list_arg(items, "group_by")):
+    for x in _keyed(items, "group_by"):
         out.setdefault(_key_of(x, field, names), []).append(x)
     return out
 
@@ -447,7 +461,7 @@ def index_by(items: Any, field: Any) -> Any:
     """
     need(field, "string", "index_by", "field")
     names = _GroupNames()
-    return {_key_of(x, field, names): x for x in busy(_list_arg(items, "index_by"))}
+    return {_key_of(x, field, names): x for x in _keyed(items, "index_by")}
 
 
 def count_by(items: Any, field: Any) -> Any:
@@ -461,7 +475,7 @@ def count_by(items: Any, field: Any) -> Any:
     need(field, "string", "count_by", "field")
     out: dict[str, int] = {}
     names = _GroupNames()
-    for x in busy(_list_arg(items, "count_by")):
+    for x in _keyed(items, "count_by"):
         key = _key_of(x, field, names)
         out[key] = out.get(key, 0) + 1
     return out
