@@ -4,6 +4,7 @@ reads half a file). One file per flow: point each cron line at its own `*.prom` 
 
 from __future__ import annotations
 
+import errno
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,5 +43,16 @@ def write_metrics_file(path: Path, flow: str, kind: str, status: str, job_id: in
     if success is not None:
         gauge("flowlang_run_last_success_timestamp_seconds",
               "When the last run without a run error (ok or partial) started").labels(**labels).set(success)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a part of the folder's path is a file: mkdir says 'File exists'
+        raise NotADirectoryError(errno.ENOTDIR, f"{_file_on_the_way(path.parent)} is a file, not a folder") from None
     write_to_textfile(str(path), registry)
+
+
+def _file_on_the_way(folder: Path) -> Path:
+    """The first part of a folder's path that is a file (what keeps the folder from being made)."""
+    for part in reversed((folder, *folder.parents)):
+        if part.exists() and not part.is_dir():
+            return part
+    return folder
