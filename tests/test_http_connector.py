@@ -1026,6 +1026,13 @@ def test_an_answer_past_max_response_bytes_fails_after_decompression() -> None:
         assert api.count("GET", "/bomb") == 1  # not retried: it would be as big again
         default = run('use api = http(base_url: env.API)\ncall api.get("/bomb") as b\nemit len(b)\n', api)
         assert default.outputs == [0], default.error  # 1.5 MB is under the default of 100,000,000 bytes
+        assert "read, after decompression)" in result.error.message  # read until past the limit, then stopped
+        # refused by its Content-Length before a byte of it is read: the message says nothing was read
+        api.route("GET", "/big", lambda req: (200, {}, b"[" + b" " * 2_000_000 + b"]"))
+        big = run("use api = http(base_url: env.API, max_response_bytes: 1000000)\n"
+                  'call api.get("/big") as b\nemit b\n', api)
+        assert big.error is not None and ("more than 1000000 bytes (its Content-Length is 2000002; nothing of it "
+                                          "was read)") in big.error.message, big.error
 
 
 def test_parallel_beyond_the_connection_pool_waits_for_a_slot_not_for_the_timeout() -> None:

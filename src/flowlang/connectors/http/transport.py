@@ -294,7 +294,7 @@ class Transport:
         announced = resp.content_length
         if announced is not None and not resp.headers.get("Content-Encoding"):
             if announced > limit:
-                raise TransportError(self.too_large(announced), sent=True, final=True)
+                raise TransportError(self.too_large(announced, announced=True), sent=True, final=True)
             return await resp.read()  # the body is exactly the announced length: at most the limit
         chunks: list[bytes] = []
         size = 0
@@ -305,8 +305,12 @@ class Transport:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def too_large(self, size: int) -> str:
-        return (f"the answer is more than {self.max_response_bytes} bytes ({size} read, after decompression); "
+    def too_large(self, size: int, announced: bool = False) -> str:
+        """Why an answer was refused: its Content-Length said so before a byte was read, or the bytes read
+        (after decompression) went past the limit."""
+        how = f"its Content-Length is {size}; nothing of it was read" if announced else \
+            f"{size} read, after decompression"
+        return (f"the answer is more than {self.max_response_bytes} bytes ({how}); "
                 "raise max_response_bytes on the connection if it is meant to be this big")
 
     async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
