@@ -182,3 +182,13 @@ def test_a_flow_whose_runs_overlap_cannot_use_state_through_an_imported_function
                in info.value.render()
     path.write_text(CONCURRENT + 'import "pure.flow"\nemit one()\n')
     flowlang.load(path)
+
+
+def test_a_webhook_timeout_without_respond_outputs_is_warned_at_its_place() -> None:
+    # timeout: is how long respond: "outputs" waits; with the default respond: "accepted" it did nothing, silently
+    head = 'trigger webhook(verify: token(secret.T, header: "X-T"), '
+    warned = flowlang.compile(head + "timeout: 5)\nemit 1\n", name="w").checked.warnings
+    assert [(w.code, w.render().splitlines()[0]) for w in warned] == [
+        ("trigger", "w:1:57: warning: timeout: is how long a delivery waits for the run's outputs, and this webhook "
+         "answers at once (202)")]
+    assert flowlang.compile(head + 'respond: "outputs", timeout: 5)\nemit 1\n', name="w").checked.warnings == []

@@ -285,6 +285,14 @@ class StatementChecker(ExpressionChecker):
                        node.span, "trigger webhook(verify: [github(secret.NEW), github(secret.OLD)])")
             return
         self.checked.triggers.append(trigger)
+        timeout = next((k for k in node.kwargs if k.name == "timeout"), None)
+        if isinstance(trigger, WebhookTrigger) and timeout is not None and trigger.respond != "outputs":
+            from flowlang.diagnostics import Diagnostic, Severity
+
+            self.checked.warnings.append(Diagnostic(
+                "trigger", "timeout: is how long a delivery waits for the run's outputs, and this webhook answers "
+                "at once (202)", self.source, timeout.span, 'add respond: "outputs", or leave timeout: out',
+                Severity.WARNING))
 
     def stmt_Param(self, node: ast.Param, scope: Scope, ctx: Ctx) -> None:
         if node.default is not None:
