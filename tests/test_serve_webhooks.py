@@ -308,9 +308,13 @@ def test_serve_warns_of_a_webhook_flow_that_overwrites_its_file(tmp_path: Path) 
                                         'emit rows\n')
     (tmp_path / "daily.flow").write_text('trigger schedule("0 6 * * *")\nuse out = file(path: "out/daily.csv")\n'
                                          'send {a: 1} to out\n')
+    # a timeout: that waits for nothing (no respond: "outputs") is said at start too, as check says it
+    (tmp_path / "wait.flow").write_text(hook.replace("))", "), timeout: 5)") + "emit input\n")
     with ServeProcess(tmp_path, "--log-format", "text") as serve:
         assert serve.terminate() == 0
     logs = serve.logs()
+    assert ("warning: " + str(tmp_path / "wait.flow") + ":1:71: timeout: is how long a delivery waits for the "
+            "run's outputs, and this webhook answers at once (202)") in logs, logs
     assert ("warning: " + str(tmp_path / "over.flow") + ":2:1: the file connection 'out' is in overwrite mode "
             "(the default): each delivery's run replaces what the run before it wrote; give it mode: \"append\"") \
         in logs, logs

@@ -66,7 +66,7 @@ class ServedFlow:
             new = self._watch.edited(self.flow, self.route)
             if new is not None:
                 self.flow = new
-                for warning in overwritten_files(new):  # as serve's start says them
+                for warning in start_warnings(new):  # as serve's start says them
                     log.warning(f"{warning.source.location(warning.span)}: {warning.message}")
 
 
@@ -112,6 +112,13 @@ def overwritten_files(flow: Flow) -> list[Diagnostic]:
             for s in flow.module.statements
             if isinstance(s, ast.Use) and s.connector == "file" and s.name in sent
             and not any(k.name == "mode" for k in s.kwargs)]
+
+
+def start_warnings(flow: Flow) -> list[Diagnostic]:
+    """What serve says of a flow as it starts serving it (at its start, and when it takes an edit): its
+    trigger lines' warnings from check (a webhook's timeout: that waits for nothing) and its files in
+    overwrite mode."""
+    return [*(w for w in flow.checked.warnings if w.code == "trigger"), *overwritten_files(flow)]
 
 
 def params_without_default(flow: Flow, severity: Severity = Severity.ERROR) -> list[Diagnostic]:

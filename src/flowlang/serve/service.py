@@ -21,7 +21,7 @@ from flowlang.runtime.limits import Limits
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.state_folder import state_dir_in
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
-from flowlang.serve.flows import ServedFlow, load_folder, overwritten_files
+from flowlang.serve.flows import ServedFlow, load_folder, start_warnings
 from flowlang.serve.http_log import http_logger
 from flowlang.serve.inbox import Inbox
 from flowlang.serve.metrics import Metrics
@@ -186,7 +186,7 @@ class Service:
                 # the URL as a provider's webhook settings take it ('my orders.flow': /hooks/my%20orders)
                 log.info(f"{f.route}: POST {base}/hooks/{quote(f.route)} (verify {schemes}, "
                          f"concurrency {f.concurrency})")
-                for warning in overwritten_files(f.flow):
+                for warning in start_warnings(f.flow):
                     log.warning(f"{warning.source.location(warning.span)}: {warning.message}")
         waiting = self.runs.pending
         log.info(serving_line(len(self.flows), self.options.folder, base, self.folder, waiting))
