@@ -203,6 +203,23 @@ def test_emit_of_a_literal_compared_with_true_gives_no_python_warning(tmp_path: 
     assert result.outputs == [False, True, False]
 
 
+def test_a_long_flat_row_of_operators_is_named_as_one_with_what_to_write_instead() -> None:
+    """`a + b + ...` of 150 terms reads as no nesting at all: the message says it is the row of
+    operators (each one a level for flowlang), where it crosses the limit, and what to write."""
+    with pytest.raises(FlowSyntaxError) as caught:
+        flowlang.compile("emit " + " + ".join(["1"] * 150) + "\n", bindings=())
+    diagnostic = caught.value.diagnostics[0]
+    assert "nests more than 100 levels deep" in diagnostic.message
+    assert "this expression joins 150 operands with + or -, and each operator counts as one level" in diagnostic.message
+    assert (diagnostic.line, diagnostic.column) == (1, 6 + 4 * 98)  # its 99th operand: the limit counts from 1
+    hint = diagnostic.hint or ""
+    assert "sum([a, b, ...])" in hint and "join([a, b, ...])" in hint
+    with pytest.raises(FlowSyntaxError) as caught:
+        flowlang.compile("let x = 1\nif " + " and ".join(["x == 1"] * 120) + "\n  emit 1\nend\n", bindings=())
+    assert "joins 120 operands with and" in caught.value.diagnostics[0].message
+    assert flowlang.compile("emit " + " + ".join(["1"] * 90) + "\n", bindings=()).run().outputs == [90]
+
+
 @pytest.mark.parametrize("text", [
     "emit [" + "-" * 480 + "1]\n",
     'emit "{' + "-" * 1000 + '1}"\n',

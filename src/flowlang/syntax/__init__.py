@@ -18,7 +18,7 @@ from flowlang import ast
 from flowlang.diagnostics import Diagnostic
 from flowlang.errors import FlowSyntaxError
 from flowlang.source import Source, Span
-from flowlang.syntax.depth import MAX_NESTING, TooDeep, measure
+from flowlang.syntax.depth import CHAIN_OPERATORS, MAX_NESTING, TooDeep, measure
 from flowlang.syntax.errors import syntax_error
 from flowlang.syntax.grammar import parser
 from flowlang.syntax.transformer import LocatedSyntaxError, ToAst
@@ -43,11 +43,7 @@ def _parse_tree(source: Source, text: str, start: str, offset: int, base: int = 
     try:
         depths = measure(tree, base, offset)
     except TooDeep as e:
-        pos = e.position + offset
-        raise FlowSyntaxError([Diagnostic(
-            "syntax", f"the script nests more than {MAX_NESTING} levels deep here (expressions, brackets and "
-            "blocks together)", source, Span(pos, pos + 1),
-            "split it: give a part a name with let, or move it into a function")]) from None
+        raise too_deep(source, e, offset) from None
     try:
         result: ast.Module | ast.Expr = ToAst(offset, sub_parse, source).transform(tree)
     except VisitError as e:
@@ -59,6 +55,23 @@ def _parse_tree(source: Source, text: str, start: str, offset: int, base: int = 
             raise inner from None
         raise
     return result
+
+
+def too_deep(source: Source, error: TooDeep, offset: int) -> FlowSyntaxError:
+    """The nesting limit's diagnostic; a row of operators (`a + b + ...`, each one a level deeper for
+    every pass that walks the tree) is named as what it is, with what to write instead."""
+    pos = error.position + offset
+    message = (f"the script nests more than {MAX_NESTING} levels deep here (expressions, brackets and "
+               "blocks together)")
+    hint = "split it: give a part a name with let, or move it into a function"
+    if error.chain is not None:
+        rule, operands = error.chain
+        message += (f": this expression joins {operands} operands with {CHAIN_OPERATORS[rule]}, and each "
+                    "operator counts as one level")
+        if rule == "sum":
+            hint = ('add many numbers with sum([a, b, ...]), put text together with join([a, b, ...]) '
+                    'or "{a}{b}", or give a part a name with let')
+    return FlowSyntaxError([Diagnostic("syntax", message, source, Span(pos, pos + 1), hint)])
 
 
 def _shifted(err: UnexpectedInput, source: Source, code: str, offset: int) -> FlowSyntaxError:

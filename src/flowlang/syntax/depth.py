@@ -14,14 +14,17 @@ MAX_NESTING = 100  # tree levels; far beyond any real script, well within Python
 # Rules the parser keeps flat (`a + b + c` is one node of five children) but that become one nested
 # node per operator (left-associative): each of their operands counts as that many levels deeper.
 CHAINS = frozenset({"coalesce", "or_expr", "and_expr", "sum", "product"})
+CHAIN_OPERATORS = {"coalesce": "??", "or_expr": "or", "and_expr": "and", "sum": "+ or -", "product": "* or /"}
 
 
 class TooDeep(Exception):
-    """The tree goes past MAX_NESTING levels; `position` is where (an offset into the parsed text)."""
+    """The tree goes past MAX_NESTING levels; `position` is where (an offset into the parsed text).
+    `chain`, when a row of operators (`a + b + ...`) is what went past: its rule and operands."""
 
-    def __init__(self, position: int) -> None:
+    def __init__(self, position: int, chain: tuple[str, int] | None = None) -> None:
         super().__init__("the script nests too deeply")
         self.position = position
+        self.chain = chain
 
 
 class Depths:
@@ -52,6 +55,11 @@ def measure(tree: Tree[Token], base: int, offset: int) -> Depths:
         if depth > MAX_NESTING:
             raise TooDeep(_position(node))
         step = sum(1 for c in node.children if not _operator(c)) if node.data in CHAINS else 1
+        if step > 1 and depth + step > MAX_NESTING:  # a flat row that reads as no nesting: say so
+            operands = [c for c in node.children if not _operator(c)]
+            crossing = operands[max(0, MAX_NESTING - depth)]
+            where = _position(crossing) if isinstance(crossing, Tree) else (crossing.start_pos or 0)
+            raise TooDeep(where, (node.data, step))
         stack.extend((child, depth + step) for child in node.children if child is not None)
     for start, depth in sorted(strings):
         found.starts.append(start)
