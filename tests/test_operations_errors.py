@@ -119,6 +119,61 @@ def test_a_key_keeps_one_open_error_and_a_later_success_resolves_it(tmp_path: Pa
     assert skus.count("A") == 3
 
 
+WATERMARK = """use api = http(base_url: env.API)
+use out = file(path: "out.jsonl", mode: "append")
+param items = [{id: 1}, {id: 2}, {id: 3}, {id: 4}]
+param sink = "api"
+for each it in items
+  if it.id <= (state.max ?? 0)
+    skip
+  end
+  if sink == "api"
+    send it to api.post("/items")
+  else
+    send {id: it.id, n: number(it.n ?? "x")} to out
+  end
+  let state.max = it.id
+end
+"""
+
+
+def test_a_skipped_record_leaves_its_open_error_open(tmp_path: Path) -> None:
+    """A record skipped by a later run sent nothing, so it does not resolve its key's open error. A loop
+    that skips what is done (`if it.id <= (state.max ?? 0) skip`, as examples/delta_sync does) failed
+    record 3, record 4 moved state.max to 4, and the next run skipped record 3: in a loop whose body
+    does I/O that skip resolved error 1 ('resolved: the record went through') and record 3 was never
+    sent nor kept, where a loop without I/O (a file's sends) left it open. Both leave it open now, and
+    `flowlang retry` sends it (against the state its iteration began with)."""
+    flow = write(tmp_path, "f.flow", WATERMARK)
+    refused = {3}
+
+    def items(req: Any) -> tuple[int, dict[str, str], Any]:
+        if req.body["id"] in refused:
+            return 422, {}, {"error": "not now"}
+        return 201, {}, req.body
+
+    with FakeApi() as api:
+        api.route("POST", "/items", items)
+        assert run(flow, api).status == "partial"
+        [error] = open_errors(flow)
+        refused.clear()
+        again = run(flow, api)
+        assert again.ok and again.resolved == []  # every record skipped: nothing went through
+        assert [e.id for e in open_errors(flow)] == [error.id]
+        retried = retry(flow, api)
+        assert retried.ok and retried.resolved == [error.id]
+    assert [b["id"] for b in sent(api, "/items")] == [1, 2, 3, 4, 3]  # 3 refused, then sent by the retry
+    assert open_errors(flow) == []
+    # a body without I/O (the file's send) runs its records another way: the same
+    files = write(tmp_path / "files", "f.flow", WATERMARK)
+    with FakeApi() as api:
+        items_n = '[{"id": 1, "n": "1"}, {"id": 2, "n": "bad"}, {"id": 3, "n": "3"}]'
+        assert run(files, api, params={"sink": "file", "items": json.loads(items_n)}).status == "partial"
+        fixed = '[{"id": 1, "n": "1"}, {"id": 2, "n": "2"}, {"id": 3, "n": "3"}]'
+        assert run(files, api, params={"sink": "file", "items": json.loads(fixed)}).ok
+        assert len(open_errors(files)) == 1
+
+
 def test_two_records_of_one_run_with_one_key_are_told_of(tmp_path: Path) -> None:
     """Records are keyed by their `id` without `key`, and one open error is kept per key. Sales rows that
     each carry their customer's id are different records with one key: of two that failed in one run,

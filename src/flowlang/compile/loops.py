@@ -360,8 +360,9 @@ class LoopCompiler:
         try:
             set_vars(f.slots, info.names_slots, item, self.where)
             run(f)
-        except SkipSignal:
+        except SkipSignal:  # sent nothing: an open error of its key stays open (see skipped)
             f.run.stats.at(info.line, "for each").skipped += 1
+            return
         except (StopSignal, NeedsMaterialization):
             raise
         except Exception as e:
@@ -440,8 +441,9 @@ class LoopCompiler:
                 await self.body.run(f)
             else:
                 self.body.run(f)
-        except SkipSignal:
+        except SkipSignal:  # sent nothing: an open error of its key stays open, as in page_sync
             f.run.stats.at(self.info.line, "for each").skipped += 1
+            return
         except (StopSignal, NeedsMaterialization, asyncio.CancelledError):
             raise
         except FlowRuntimeError as e:
