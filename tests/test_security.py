@@ -179,13 +179,36 @@ def test_files_stay_inside_the_flow_folder(tmp_path: Path) -> None:
     (tmp_path / "outside.csv").write_text("a\n1\n")
     (flow_dir / "link.csv").symlink_to(tmp_path / "outside.csv")
     for path in ("../outside.csv", str(tmp_path / "outside.csv"), "link.csv"):
-        (flow_dir / "f.flow").write_text(f'use f = file(path: "{path}")\ncall f.read() as rows\nemit list(rows)\n')
+        # a path from a variable is refused as the file opens
+        (flow_dir / "f.flow").write_text(f'let p = "{path}"\nuse f = file(path: p)\ncall f.read() as rows\n'
+                                         'emit list(rows)\n')
         proc = run_cli("run", "f.flow", cwd=flow_dir)
         assert proc.returncode == 1 and "outside the flow's folder" in proc.stderr
     (flow_dir / "f.flow").write_text('use f = file(path: "../outside.csv", allow_outside: true)\n'
                                      "call f.read() as rows\nemit list(rows)\n")
     proc = run_cli("run", "f.flow", cwd=flow_dir)
     assert proc.returncode == 0 and json.loads(proc.stdout) == {"a": "1"}
+
+
+@pytest.mark.parametrize(("use", "col"), [('file(path: "../../etc/x.jsonl")', 20), ('file(path: "link.csv")', 20),
+                                          ('file(path: "../in/*.csv", after: "done/")', 20),
+                                          ('sql(url: "sqlite:///../x.db")', 18)])
+def test_a_constant_path_outside_the_flow_folder_is_refused_by_check(tmp_path: Path, use: str, col: int) -> None:
+    """file(path: "../../etc/x.jsonl") passed `flowlang check` (ok) and failed at the run's `use`; a
+    constant path (or sqlite:/// url) is judged by the flow-folder rule at check, at the path."""
+    flow_dir = tmp_path / "flows"
+    flow_dir.mkdir()
+    (tmp_path / "outside.csv").write_text("a\n1\n")
+    (flow_dir / "link.csv").symlink_to(tmp_path / "outside.csv")
+    (flow_dir / "f.flow").write_text(f"use f = {use}\nsend {{a: 1}} to f\n")
+    for command in ("check", "run"):
+        proc = run_cli(command, "f.flow", "--log-format", "text", cwd=flow_dir)
+        assert proc.returncode == 2, proc.stderr
+        assert f"f.flow:1:{col}: error: " in proc.stderr and "outside the flow's folder" in proc.stderr
+        assert "allow_outside: true" in proc.stderr
+    assert not (tmp_path / "x.db").exists()
+    (flow_dir / "f.flow").write_text(f"use f = {use[:-1]}, allow_outside: true)\n")
+    assert run_cli("check", "f.flow", cwd=flow_dir).returncode == 0
 
 
 @pytest.mark.parametrize("text", ['emit "{1 +}"', "emit __import__('os')", "emit eval(1)"])

@@ -126,6 +126,12 @@ class Checker(StatementChecker):
             if found is not None:
                 at = next(k.value.span for k in node.kwargs if k.name == found[0])
                 self.error("config", found[1], at)
+        if spec.folder_problem is not None:
+            constants = {k.name: value for k in node.kwargs for known, value in [constant_value(k.value)] if known}
+            found = spec.folder_problem(constants, given, self.base_dir)
+            if found is not None:
+                at = next(k.value.span for k in node.kwargs if k.name == found[0])
+                self.error("outside", found[1], at)
 
     # ---- operations ---------------------------------------------------------------------------
     def operation(self, op: ast.Operation, scope: Scope, ctx: Ctx, sending: bool) -> OperationSpec | None:

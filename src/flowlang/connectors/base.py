@@ -190,6 +190,9 @@ class ConnectorSpec:
     # the same for a rule of several keys: given the keys written as constants and the names of every key
     # given, (the key to point at, the problem) or None (file(path: "x.xlsx") without format:)
     config_problem: Callable[[Mapping[str, Value], set[str]], tuple[str, str] | None] | None = None
+    # the same for the flow-folder rule (runtime/flow_folder.py), given the flow's folder too: (the key, the
+    # problem) of a file the connection would refuse to open as outside it (file(path: "../x.csv"))
+    folder_problem: Callable[[Mapping[str, Value], set[str], Path], tuple[str, str] | None] | None = None
     # a send goes only to an operation that writes records (changes data and takes batches): `flowlang
     # check` refuses `send r to db.query(...)` (sql fails it; a file wrote the record whatever the name)
     sends_to_writes_only: bool = False

@@ -440,6 +440,20 @@ def file_value_problem(key: str, value: Value) -> str | None:
     return path_problem(value) if key == "path" else text_option_problem(key, value)
 
 
+def outside_problem(constants: Mapping[str, Value], given: set[str], base_dir: Path) -> tuple[str, str] | None:
+    """A constant path that open_file refuses as outside the flow's folder, for `flowlang check`
+    (ConnectorSpec.folder_problem); an allow_outside: that is not a constant leaves it to the run."""
+    raw = constants.get("path")
+    if (type(raw) is not str or not raw or ("allow_outside" in given and "allow_outside" not in constants)
+            or constants.get("allow_outside") is True):
+        return None
+    try:
+        inside(base_dir, raw)
+    except PathRefused as e:
+        return "path", e.message
+    return None
+
+
 async def open_file(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
     raw = config.get("path")
     refused = path_problem(raw)
@@ -758,6 +772,7 @@ FILE = ConnectorSpec(
     default_write="write",
     value_problem=file_value_problem,
     config_problem=path_format_problem,
+    folder_problem=outside_problem,
     sends_to_writes_only=True,
 )
 

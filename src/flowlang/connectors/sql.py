@@ -934,6 +934,20 @@ def url_problem(key: str, url: Value) -> str | None:
     return f'sql url: must be a URL like "sqlite:///sync.db" or "postgresql+psycopg://user@host/db"{shown}'
 
 
+def sqlite_outside_problem(constants: Mapping[str, Value], given: set[str], base_dir: Path) -> tuple[str, str] | None:
+    """A constant sqlite:/// url whose file resolve_url refuses as outside the flow's folder, for
+    `flowlang check` (ConnectorSpec.folder_problem)."""
+    url = constants.get("url")
+    if (not isinstance(url, str) or ("allow_outside" in given and "allow_outside" not in constants)
+            or constants.get("allow_outside") is True):
+        return None
+    try:
+        resolve_url(url, base_dir)
+    except FlowRuntimeError as e:
+        return "url", e.message
+    return None
+
+
 async def open_sql(name: str, config: Mapping[str, Value], services: RunServices) -> Connection:
     url = config.get("url")
     if isinstance(url, Secret):
@@ -969,5 +983,6 @@ SQL = ConnectorSpec(
     },
     open=open_sql,
     value_problem=url_problem,
+    folder_problem=sqlite_outside_problem,
     sends_to_writes_only=True,
 )
