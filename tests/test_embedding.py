@@ -585,6 +585,38 @@ def test_a_binding_without_a_method_the_flow_calls_names_the_call_and_the_method
     assert not (tmp_path / ".flowlang").exists()  # refused before the run: no job
 
 
+def test_a_binding_call_with_an_argument_its_method_does_not_take_is_refused_before_running(tmp_path: Path) -> None:
+    """`lookup crm.find(mail: e)` of `def find(self, email)` ran, and every record failed with Python's
+    words, "crm.find(): CRM.find() got an unexpected keyword argument 'mail'", where LANGUAGE.md 5 has
+    wrong argument names found before anything runs. The method's signature is read before the run: the
+    call is refused at the argument, with the method's arguments, and no job is made."""
+    path = tmp_path / "sync.flow"
+    path.write_text('for each e in ["a@x", "b@x"]\n  lookup crm.find(mail: e) as c\n'
+                    '  send c to crm.save(tg: "x")\nend\n')
+    flow = flowlang.load(path, bindings=["crm"])
+    with pytest.raises(flowlang.UsageError) as refused:
+        flow.run(bindings={"crm": CRM()})
+    assert str(refused.value).endswith("sync.flow:2:19: the binding's method crm.find() takes no argument 'mail'; "
+                                       "did you mean 'email'? (its arguments: email)"), str(refused.value)
+    path.write_text('for each e in ["a@x"]\n  lookup crm.find(email: e) as c\n  send c to crm.save(tg: "x")\nend\n')
+    with pytest.raises(flowlang.UsageError) as refused:
+        flowlang.load(path, bindings=["crm"]).run(bindings={"crm": CRM()})
+    assert str(refused.value).endswith("sync.flow:3:22: the binding's method crm.save() takes no argument 'tg'; "
+                                       "did you mean 'tag'? (its arguments: record, tag)"), str(refused.value)
+    path.write_text('lookup crm.find() as c\nemit c\n')
+    with pytest.raises(flowlang.UsageError) as refused:
+        flowlang.load(path, bindings=["crm"]).run(bindings={"crm": CRM()})
+    assert str(refused.value).endswith("sync.flow:1:8: the binding's method crm.find() cannot take this call: "
+                                       "missing a required argument: 'email' (its arguments: email)")
+    assert not (tmp_path / ".flowlang").exists()  # refused before the run: no job
+
+    class Loose:
+        def find(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            return {"got": sorted(kwargs)}
+    path.write_text('lookup crm.find(mail: "a", x: 1) as c\nsend c to crm.find\nemit c\n')
+    assert flowlang.load(path, bindings=["crm"]).run(bindings={"crm": Loose()}).outputs == [{"got": ["mail", "x"]}]
+
+
 def test_a_whole_number_past_4300_digits_from_python_is_refused_at_the_door() -> None:
     """10 ** 5000 given as input or a param, or returned by a binding, was let in, and flow.run raised
     Python's own ValueError ('Exceeds the limit (4300 digits) for integer string conversion ...') when

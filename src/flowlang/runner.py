@@ -25,6 +25,7 @@ from flowlang.compile.steps import run_step
 from flowlang.connectors.host import (
     DEFAULT_WRITE,
     HostConnection,
+    argument_problem,
     check_binding_operations,
     operation_called,
     public_methods,
@@ -328,6 +329,25 @@ def binding_call_place(checked: CheckedModule, name: str, op: str) -> str:
     return min(places)[1] if places else checked.source.name
 
 
+def binding_argument_problem(checked: CheckedModule, bindings: Mapping[str, Any]) -> str | None:
+    """The first call of the flow (in the order of the file) whose arguments the binding's method does not
+    take, by its signature, with its place: `lookup crm.find(mail: e)` of `def find(self, email)` failed
+    every record with Python's "got an unexpected keyword argument 'mail'"; now the run is refused."""
+    sends = {id(node.destination) for node in ast.walk(checked.module) if isinstance(node, ast.Send)}
+    calls = sorted((node for node in checked.resolution.refs
+                    if isinstance(node, ast.Operation) and node.connection in bindings), key=lambda n: n.span.start)
+    for node in calls:
+        positional = len(node.args) + (1 if id(node) in sends else 0)  # a send's record comes first
+        problem = argument_problem(bindings[node.connection], node.op, positional,
+                                   tuple(k.name for k in node.kwargs))
+        if problem is not None:
+            message, keyword = problem
+            span = next((k.span for k in node.kwargs if k.name == keyword), node.span)
+            return (f"{checked.source.location(span)}: the binding's method "
+                    f"{node.connection}.{operation_called(node.op)}() {message}")
+    return None
+
+
 async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind: str = "run",
                   body: Body = module_body) -> Result:
     """Run one job of `flow` (checked against the bindings in `options`) and return its Result."""
@@ -344,6 +364,9 @@ async def execute(flow: CompiledFlow, options: RunOptions, setup: RunSetup, kind
                                 f"name the method: send r to {name}.<method>)" if unnamed else "")
                              + (f"; {hint}" if hint else "")
                              + f" (its methods: {', '.join(methods) or 'none'})")
+    refused = binding_argument_problem(flow.checked, options.bindings)
+    if refused:
+        raise UsageError(refused)
     resolve_params(compiled, dict(options.params))
     VALUE_ITEMS.set(options.limits.max_value_items)  # for the builtins, in this job's task and its children
     RUN_STOP.set(options.stop)  # so that a builtin's long work (a sort) stops too

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, OperationSpec, RunServices
+from flowlang.diagnostics import did_you_mean
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.values import RecordStream, Value, from_python
@@ -124,3 +125,26 @@ def check_binding_operations(name: str, obj: Any, used: set[str]) -> list[str]:
     """Operations a flow uses that the host object lacks."""
     methods = set(public_methods(obj))
     return sorted({operation_called(op) for op in used} - methods)
+
+
+def argument_problem(obj: Any, op: str, positional: int, keywords: tuple[str, ...]) -> tuple[str, str | None] | None:
+    """What is wrong with calling the binding's method `op` with `positional` values and these keyword
+    names, from its signature, and the keyword it is about (None for the call as a whole); None when the
+    call fits, or when the method's signature cannot be read (a builtin of C)."""
+    try:
+        signature = inspect.signature(getattr(obj, operation_called(op)))
+    except (TypeError, ValueError):
+        return None
+    params = signature.parameters.values()
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        for keyword in keywords:
+            if keyword not in named:
+                hint = did_you_mean(keyword, named)
+                return (f"takes no argument '{keyword}'" + (f"; {hint}" if hint else "")
+                        + f" (its arguments: {', '.join(named) or 'none'})", keyword)
+    try:
+        signature.bind(*([None] * positional), **dict.fromkeys(keywords))
+    except TypeError as e:
+        return f"cannot take this call: {e} (its arguments: {', '.join(named) or 'none'})", None
+    return None
