@@ -1212,3 +1212,56 @@ def test_a_later_part_of_a_split_secret_replays_as_recorded(tmp_path: Path) -> N
     changed = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert changed.returncode == 1 and "record.n: 1 -> 2" in changed.stdout, changed.stdout
     assert "password" not in changed.stdout and "output" not in changed.stdout, changed.stdout
+
+
+def test_a_recording_of_a_run_that_failed_leaves_the_cassette_it_would_replace(tmp_path: Path) -> None:
+    """`--record` of a run that failed partway (an API down at page 2) wrote its cassette over a good one,
+    and `flowlang test` then passed, replaying the failure (both runs failed the same way): the cassette of
+    the run that passed was lost. A run that does not finish replaces no cassette: the old one stays and the
+    recording goes beside it, with the writes it sent; with no cassette there, it is the cassette, saying
+    that it failed."""
+    flow = project(tmp_path)
+    folder = tmp_path / "cassette"
+    down = [False]
+
+    def orders(req: Request) -> tuple[int, dict[str, str], Any]:
+        if down[0] and req.query.get("cursor") == "2":
+            return 500, {}, {"error": "down"}
+        return paged(ORDERS, req, "cursor", "")
+
+    def failing_server() -> FakeApi:
+        api = FakeApi({"customers": CUSTOMERS, "invoices": []})
+        api.route("GET", r"^/orders$", orders)
+        return api
+
+    with failing_server() as api:
+        assert record(tmp_path, flow, api).returncode == 0
+        good = (folder / "cassette.jsonl").read_bytes()
+        down[0] = True
+        failed = record(tmp_path, flow, api, "--log-format", "text")
+    assert failed.returncode == 1, failed.stderr
+    assert (folder / "cassette.jsonl").read_bytes() == good
+    assert (f"the run failed, so {folder / 'cassette.jsonl'} was left as it was (a recording of a run that did "
+            "not finish replaces no cassette: its replay would pass by failing the same way); this run's ") \
+        in failed.stderr, failed.stderr
+    assert f"entries are in {folder / 'cassette.failed.jsonl'} (move it to cassette.jsonl to replay it)" \
+        in failed.stderr
+    lines = [json.loads(line) for line in (folder / "cassette.failed.jsonl").read_text().splitlines()]
+    assert [w["record"]["order"] for w in lines if w["type"] == "write" and w["op"] == "post"] == [1, 2]
+    assert lines[-1] == {"type": "result", "status": "failed", "failed": 0}
+    assert not (folder / "cassette.previous.jsonl").exists()
+    test = cli("test", str(flow), "--cassette", str(folder))
+    assert test.returncode == 0 and "PASS" in test.stdout, test.stdout + test.stderr
+    # a folder without a cassette takes the failed run's, saying so
+    with failing_server() as api:
+        first = cli("run", str(flow), "--record", str(tmp_path / "new"), "--secrets", str(tmp_path / "secrets.toml"),
+                    "--state-dir", str(tmp_path / "state"), "--log-format", "text", env={"API": api.url})
+    assert first.returncode == 1
+    assert (f"the run recorded into {tmp_path / 'new' / 'cassette.jsonl'} failed: its replay passes when the flow "
+            "fails the same way (record again once the run passes)") in first.stderr, first.stderr
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["cassette.jsonl"]
+    # a run that passes replaces the cassette, as before
+    with server() as api:
+        again = record(tmp_path, flow, api)
+    assert again.returncode == 0 and "replay with:" in again.stderr
+    assert not (folder / "cassette.previous.jsonl").exists()

@@ -120,7 +120,7 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
         unsaved = True
     elif recorder is not None:
         try:
-            saved = recorder.save()
+            saved = recorder.save(finished=result.status in ("ok", "partial"))
         except FlowError as e:  # the run itself ended as it says below; only its cassette is missing
             terminal.error(f"error: {e.message}; the run itself ended ({result.status}, job {result.job_id}): "
                            "record again once the cassette can be written")
@@ -144,13 +144,27 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
 
 
 def said_recorded(terminal: Terminal, recorder: Recorder, saved: Path, file: str, folder: str) -> None:
-    if recorder.cut_short():  # a replay runs on to the end of what the cassette holds
+    if recorder.kept is not None:  # a run that did not finish: the cassette that was there stays
+        terminal.message(kept_message(recorder, saved), "yellow")
+    elif recorder.cut_short():  # a replay runs on to the end of what the cassette holds
         terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}, but the run was "
                          "stopped before its end, so a replay of it cannot pass: record a whole run (--limit N "
                          "records a smaller one)", "yellow")
     else:
         terminal.message(f"recorded {len(recorder.cassette.entries)} entries into {saved}; replay with: "
                          f"flowlang test {file} --cassette {folder}")
+    if recorder.kept is None and recorder.ended("failed"):
+        terminal.message(f"the run recorded into {saved} failed: its replay passes when the flow fails the same "
+                         "way (record again once the run passes)", "yellow")
+
+
+def kept_message(recorder: Recorder, saved: Path) -> str:
+    assert recorder.kept is not None
+    how = "failed" if recorder.ended("failed") else "was stopped before its end"
+    return (f"the run {how}, so {recorder.kept} was left as it was (a recording of a run that did not finish "
+            f"replaces no cassette: its replay would pass by failing the same way); this run's "
+            f"{len(recorder.cassette.entries)} entries are in {saved} (move it to {recorder.kept.name} to "
+            "replay it)")
 
 
 def show_estimate(terminal: Terminal, flow: Flow, state_dir: str | None) -> None:

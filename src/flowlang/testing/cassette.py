@@ -37,6 +37,8 @@ from flowlang.testing.cassette_lines import line_problem
 from flowlang.testing.cassette_values import BYTES, masked_bytes, restored, stored
 
 FILE_NAME = "cassette.jsonl"
+PREVIOUS_NAME = "cassette.previous.jsonl"  # the cassette a recording replaced, until that recording finishes
+FAILED_NAME = "cassette.failed.jsonl"  # a recording of a run that did not finish, beside the cassette it kept
 VERSION = 1
 ENTRY_TYPES = ("run", "value", "read", "write", "output", "result")  # what a cassette line can be
 JOURNAL_TYPES = ("page", "answer")  # lines of a recording cut short, added to an entry (cassette_journal)
@@ -173,9 +175,9 @@ class Cassette:
         write) is a FlowError naming the file, and leaves no temporary file and the old cassette as it was."""
         return self.write(folder, [dumps(masked_entry(entry, mask)) for entry in self.entries])
 
-    def write(self, folder: Path, lines: list[str]) -> Path:
-        """save() of lines masked already."""
-        path = self.path_in(folder)
+    def write(self, folder: Path, lines: list[str], name: str = FILE_NAME) -> Path:
+        """save() of lines masked already, into folder/name."""
+        path = folder / name
         tmp = path.with_suffix(".tmp")
         try:
             folder.mkdir(parents=True, exist_ok=True)

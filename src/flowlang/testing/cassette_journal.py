@@ -17,7 +17,10 @@ writes the cassette again in its usual form (one line an entry, cassette.py), ov
 the lines as they were masked (each value is masked once).
 
 Nothing is on disk before the run's first exchange: a run that fails before it (an unset secret)
-leaves the old cassette as it was. At that first exchange the new cassette replaces the old one.
+leaves the old cassette as it was. At that first exchange the new cassette replaces the old one, which
+is kept beside it as cassette.previous.jsonl (a hard link, so no copy) until the recording ends: a run
+that did not finish puts it back (recorder.Recorder.save). A previous cassette already there (a
+recording killed before it could put its own back) is the one kept.
 No fsync: the lines are in the system's hands once written, which a killed process cannot undo; an
 fsync a line would make recording slow. A write that fails (a full disk) cuts the file back to its
 last whole line and stops the journal; the run goes on and the failure is said at its end."""
@@ -25,6 +28,7 @@ last whole line and stops the journal; the run goes on and the failure is said a
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.testing.cassette import masked, masked_entry
+from flowlang.testing.cassette import PREVIOUS_NAME, masked, masked_entry
 
 EXCHANGES = ("read", "write")  # the first of these opens the file
 MORE = ("page", "answer")  # the journal's lines that add to an entry written before
@@ -71,6 +75,7 @@ class Journal:
         self.texts: dict[int, str] = {}
         self.shown: dict[int, Shown] = {}
         self.failed: OSError | None = None
+        self.previous: Path | None = None  # the cassette this recording replaced, kept until it ends
         self.lock = threading.Lock()  # a host binding may draw a value in a thread of its own
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -139,6 +144,7 @@ class Journal:
         self._write(data)
 
     def _open(self) -> None:
+        self._keep_previous()
         part = self.path.with_name(self.path.name + ".part")
         self.fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
@@ -148,6 +154,26 @@ class Journal:
             self.fd = None
             part.unlink(missing_ok=True)
             raise
+
+    def _keep_previous(self) -> None:
+        """The cassette in the folder before this recording, as cassette.previous.jsonl: one kept there
+        already (by a recording that was killed) stays, since the cassette now in the folder is that
+        killed recording's."""
+        previous = self.path.with_name(PREVIOUS_NAME)
+        if previous.exists():
+            self.previous = previous
+            return
+        try:
+            os.link(self.path, previous)
+        except FileNotFoundError:
+            return
+        except OSError:  # a file system without hard links
+            try:
+                shutil.copyfile(self.path, previous)
+            except OSError:  # no room for a copy: the recording goes on, over the old cassette
+                previous.unlink(missing_ok=True)
+                return
+        self.previous = previous
 
     def _write(self, data: bytes) -> None:
         assert self.fd is not None

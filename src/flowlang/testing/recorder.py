@@ -3,6 +3,7 @@ every exchange (reads with their answers, writes with theirs, drawn values, outp
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.errors import FlowError, FlowRuntimeError, UsageError
 from flowlang.runtime.tape import BATCH_PLACES, DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value, format_datetime
-from flowlang.testing.cassette import VERSION, Cassette, stored_page
+from flowlang.testing.cassette import FAILED_NAME, FILE_NAME, VERSION, Cassette, stored_page
 from flowlang.testing.cassette_journal import Journal
 from flowlang.testing.cassette_values import stored
 
@@ -162,6 +163,7 @@ class Recorder:
         if limit is not None:
             run["limit"] = limit  # the replay takes as many records: the cassette holds no more
         self.cassette = Cassette([])
+        self.kept: Path | None = None  # the cassette that a run that did not finish left in place (save())
         self.journal = Journal(Cassette.path_in(folder), mask)
         self.add(run)
 
@@ -204,18 +206,46 @@ class Recorder:
             return False
         return any("pages" in e and not e.get("complete") and "error" not in e for e in self.cassette.of_type("read"))
 
+    def ended(self, status: str) -> bool:
+        """Whether the run's result line says it ended so."""
+        return any(e.get("status") == status for e in self.cassette.of_type("result"))
+
     def exchanged(self) -> bool:
         """Whether the run made an exchange with the outside (a read or a write) that a replay answers."""
         return any(e.get("type") in ("read", "write") for e in self.cassette.entries)
 
-    def save(self) -> Path:
-        """The cassette in its usual form, over the lines appended as the run went. When that cannot be
-        written, the appended lines stay (each one whole): the FlowError says how many there are."""
+    def save(self, finished: bool = True) -> Path:
+        """The cassette in its usual form, over the lines appended as the run went; the path it went to.
+        A run that did not finish (failed, interrupted) does not replace a cassette that was in the folder:
+        that one is put back (`kept`) and this recording goes to cassette.failed.jsonl beside it, since the
+        replay of a failed run passes by failing the same way, and a good cassette is worth more. When the
+        cassette cannot be written, the appended lines stay (each one whole): the FlowError says how many
+        there are."""
         self.journal.close()
+        previous = self.journal.previous
+        if previous is None and not self.exchanged() and (self.folder / FILE_NAME).exists():
+            previous = self.folder / FILE_NAME  # nothing appended over it yet: it is still in place
         try:
-            return self.cassette.write(self.folder, self.journal.final_lines(self.cassette.entries))
+            saved = self.cassette.write(self.folder, self.journal.final_lines(self.cassette.entries),
+                                        FAILED_NAME if not finished and previous is not None else FILE_NAME)
         except FlowError as e:
             if self.journal.whole:
                 raise FlowError(f"{e.message} (it holds the {self.journal.whole:,} lines written as the run "
                                 "went, each one whole)") from None
             raise
+        cassette = self.folder / FILE_NAME
+        if not finished and previous is not None:
+            if previous != cassette:
+                self._put_back(previous, cassette)
+            self.kept = cassette
+        elif previous is not None and previous != cassette:
+            previous.unlink(missing_ok=True)
+        return saved
+
+    @staticmethod
+    def _put_back(previous: Path, cassette: Path) -> None:
+        try:
+            os.replace(previous, cassette)
+        except OSError as e:
+            raise FlowError(f"cannot put back the cassette {cassette} (kept as {previous}): "
+                            f"{e.strerror or e}") from None

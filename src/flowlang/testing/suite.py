@@ -14,6 +14,7 @@ folder (default: the test folder itself) and params (default: those the cassette
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from flowlang.testing.bindings import stand_in_bindings
 from flowlang.testing.cassette import Cassette
 from flowlang.testing.cassette_values import restored, stored
 from flowlang.testing.replayer import Replayer
+
+log = logging.getLogger("flowlang.testing")
 
 if TYPE_CHECKING:
     from flowlang.api import Flow
@@ -215,7 +218,10 @@ async def record_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     masker = run.pop("masker", None) or Masker()
     recorder = Recorder(Path(cassette_dir), flow.name, dict(params or {}), input, run.get("limit"), masker.mask)
     result = await flow.run_async(params, bindings, input, masker=masker, tape=recorder, **run)
-    recorder.save()
+    saved = recorder.save(finished=result.status in ("ok", "partial"))
+    if recorder.kept is not None:
+        log.warning("the run %s, so %s was left as it was; this run's recording is in %s", result.status,
+                    recorder.kept, saved)
     return result
 
 
