@@ -344,12 +344,28 @@ def test_check_finds_an_http_operation_argument_of_the_wrong_kind(tmp_path: Path
 def test_len_of_a_secret_says_why_it_is_refused(tmp_path: Path) -> None:
     """len(secret.TOKEN) said "len() needs a list, object, string or bytes, got secret", as if a secret
     were not text: it is refused on purpose, since its length would tell something of it."""
-    (tmp_path / "f.flow").write_text("emit len(secret.TOKEN)\n")
+    (tmp_path / "f.flow").write_text("let t = secret.TOKEN\nemit len(t)\n")  # a variable: at run time
     result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"TOKEN": "s3cr3t-value-42"})
     assert result.status == 1 and result.stdout == ""
-    assert ("f.flow:1:6: error: len() does not measure a secret: its length would tell something of it") \
+    assert ("f.flow:2:6: error: len() does not measure a secret: its length would tell something of it") \
         in result.stderr, result.stderr
     assert "15" not in result.stderr and "s3cr3t" not in result.stderr
+
+
+def test_len_of_a_secret_written_in_the_call_is_refused_by_check(tmp_path: Path) -> None:
+    """len(secret.TOKEN) passed `flowlang check` ('f.flow: ok') and failed every run at the call; a
+    secret written in the call (alone, interpolated or joined with +) is refused at check, at it."""
+    (tmp_path / "f.flow").write_text('emit len(secret.TOKEN)\nemit len("Bearer {secret.TOKEN}")\n'
+                                     'emit len("k=" + secret.TOKEN)\nemit len("plain")\n')
+    for command in ("check", "run"):
+        result = cli(command, "f.flow", "--log-format", "text", cwd=tmp_path, env={"TOKEN": "s3cr3t-value-42"})
+        assert result.status == 2 and result.stdout == "", result.stderr
+        for line in (1, 2, 3):
+            assert (f"f.flow:{line}:10: error: len() does not measure a secret: its length would tell something "
+                    "of it") in result.stderr, result.stderr
+        assert result.stderr.count("error:") == 3 and "s3cr3t" not in result.stderr
+    (tmp_path / "f.flow").write_text('emit len(secret.TOKEN ?? "none")\n')  # a default may be plain: the run judges
+    assert cli("check", "f.flow", cwd=tmp_path).status == 0
 
 
 def test_an_index_past_a_list_of_one_item_says_item(tmp_path: Path) -> None:

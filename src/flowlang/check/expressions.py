@@ -21,12 +21,13 @@ from flowlang.check.scopes import (
     Scope,
     ScopeKind,
 )
+from flowlang.check.secret_names import is_secret_text
 from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.runtime.builtins import BuiltinRegistry
 from flowlang.runtime.builtins.registry import REQUIRED, Builtin, BuiltinError
 from flowlang.runtime.field_hints import FIELD_FUNCTIONS
 from flowlang.runtime.operators import BINARY, OperatorError
-from flowlang.runtime.values import type_name
+from flowlang.runtime.values import Secret, type_name
 from flowlang.source import Source, Span
 
 if TYPE_CHECKING:
@@ -238,6 +239,8 @@ class ExpressionChecker:
             if param not in builtin.constant_checks:
                 continue
             known, value = constant_value(expr)
+            if param in builtin.secret_checks and is_secret_text(expr):
+                known, value = True, Secret("")  # refused whatever the secret holds
             problem = builtin.constant_problem(param, value) if known else None
             if problem is not None:
                 self.error("constant-argument", problem.message, expr.span)

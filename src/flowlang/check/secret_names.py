@@ -41,6 +41,24 @@ def is_secret_read(node: object) -> TypeGuard[ast.Field]:
     return isinstance(node, ast.Field) and isinstance(node.obj, ast.Name) and node.obj.name == "secret"
 
 
+def is_secret_text(node: object) -> bool:
+    """Whether `node` gives a secret whatever the secret holds: `secret.NAME`, a text it is interpolated
+    into ("Bearer {secret.T}") or joined to with + (a secret stays a secret through both)."""
+    if is_secret_read(node):
+        return True
+    if isinstance(node, ast.Interpolated):
+        return any(is_secret_text(part) for part in node.parts if not isinstance(part, str))
+    if isinstance(node, ast.Binary) and node.op is ast.BinOp.ADD:
+        return (is_secret_text(node.left) and _text_or_secret(node.right)) or (
+            is_secret_text(node.right) and _text_or_secret(node.left))
+    return False
+
+
+def _text_or_secret(node: ast.Expr) -> bool:
+    return is_secret_text(node) or isinstance(node, ast.Interpolated) or (
+        isinstance(node, ast.Literal) and isinstance(node.value, str))
+
+
 def _modules(checked: CheckedModule) -> list[CheckedModule]:
     """The flow's module and those of the files it imports, each once."""
     out: list[CheckedModule] = []

@@ -65,7 +65,8 @@ def list_(value: Any) -> Any:
 def len_(value: Any) -> Any:
     """len(x): the number of items of a list, keys of an object, characters of a text or bytes of bytes.
 
-    len(null) is 0. A secret is refused: its length would tell something of it.
+    len(null) is 0. A secret is refused: its length would tell something of it (by `flowlang check`
+    when the secret is written in the call: len(secret.K), len("Bearer {secret.T}")).
 
     Examples:
         len([1, 2, 3]) -> 3
@@ -81,9 +82,15 @@ def len_(value: Any) -> Any:
     if t is RecordStream:
         raise NeedsMaterialization(value)
     if t is Secret:  # its length would tell something of it, and show in outputs
+        not_a_secret(value)
+    raise BuiltinError(f"len() needs a list, object, string or bytes, got {type_name(value)}", "type")
+
+
+def not_a_secret(value: Any) -> None:
+    """len()'s rule of a secret, which `flowlang check` applies to `len(secret.K)` too (secret_checks)."""
+    if type(value) is Secret:
         raise BuiltinError("len() does not measure a secret: its length would tell something of it (a secret is "
                            "used whole: in a header, a URL, a connection's configuration)", "type")
-    raise BuiltinError(f"len() needs a list, object, string or bytes, got {type_name(value)}", "type")
 
 
 def first(items: Any) -> Any:
@@ -489,6 +496,8 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
 ]
 # len() of a list, an object or a text is Python's len (bytes and the rest go through len_)
 _DIRECT: dict[str, tuple[frozenset[type], Callable[[Any], Any]]] = {"len": (frozenset({list, dict, str}), len)}
+_SECRET_CHECKS: dict[str, Callable[[Any], object]] = {"value": not_a_secret}
 BUILTINS = tuple(
-    Builtin.of(name, fn, direct=_DIRECT.get(name)) for name, fn in _TABLE
+    Builtin.of(name, fn, direct=_DIRECT.get(name), constant_checks=_SECRET_CHECKS if name == "len" else None,
+               secret_checks=frozenset(_SECRET_CHECKS) if name == "len" else frozenset()) for name, fn in _TABLE
 )

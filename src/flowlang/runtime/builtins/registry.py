@@ -77,12 +77,14 @@ class Builtin:
     def __init__(self, name: str, fn: Callable[..., Any], params: tuple[ParamSpec, ...] | None = None,
                  doc: str | None = None, pure: bool = True,
                  direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None,
-                 constant_checks: Mapping[str, Callable[[Any], object]] | None = None) -> None:
+                 constant_checks: Mapping[str, Callable[[Any], object]] | None = None,
+                 secret_checks: frozenset[str] = frozenset()) -> None:
         self.name = name
         self.fn = fn
         self.pure = pure
         self.direct = direct
         self.constant_checks = constant_checks or {}
+        self.secret_checks = secret_checks
         if params is not None:
             self.__dict__["params"] = params
         if doc is not None:
@@ -91,11 +93,14 @@ class Builtin:
     @classmethod
     def of(cls, name: str, fn: Callable[..., Any], pure: bool = True,
            direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None,
-           constant_checks: Mapping[str, Callable[[Any], object]] | None = None) -> Builtin:
+           constant_checks: Mapping[str, Callable[[Any], object]] | None = None,
+           secret_checks: frozenset[str] = frozenset()) -> Builtin:
         """`constant_checks`: for a parameter, the rule the function applies to that argument (raising
         BuiltinError), so that `flowlang check` judges an argument written as a constant (a zone name,
-        a pattern, a format) by it before the run, instead of every record failing at run time."""
-        return cls(name, fn, pure=pure, direct=direct, constant_checks=constant_checks)
+        a pattern, a format) by it before the run, instead of every record failing at run time.
+        `secret_checks`: the parameters whose rule refuses any secret (len's): check gives the rule a
+        stand-in secret for an argument that is one whatever it holds (`len(secret.K)`)."""
+        return cls(name, fn, pure=pure, direct=direct, constant_checks=constant_checks, secret_checks=secret_checks)
 
     def constant_problem(self, param: str, value: Any) -> BuiltinError | None:
         """What the function would refuse in this constant argument, or None."""
