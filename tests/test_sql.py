@@ -455,6 +455,41 @@ end
     assert result.outputs == [{"amount": Decimal("12345678901234567890.123456789"), "rate": Decimal("0.1")}]
 
 
+def test_a_number_too_long_for_a_mariadb_literal_is_stored_as_it_is(tmp_path: Path, mariadb: str) -> None:
+    """PyMySQL writes a number as a literal in fixed notation, and MariaDB cuts one of more than 81
+    digits without a word: 1e300 into a DOUBLE was stored as 1e65, 1.5e-300 as 0, a whole number of 91
+    digits as 1e65 (strict mode on). Such a number goes as its scientific text, batched or not, and as a
+    parameter; one past a DECIMAL's range is refused, not stored changed."""
+    big = "123456789012345678901234567890 * 10000000000000000000000000000000000000000000000000000000000000"
+    result = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists far")
+call db.execute("create table far (id integer primary key, f double, g double, d decimal(65, 0))")
+for each r in [{{id: 1, f: 1e300, g: 1.5e-300}}, {{id: 2, f: {big}, g: -2.5e-80, d: 1e64}}]
+  send r to db.insert(table: "far") batch 10
+end
+send {{id: 3, f: 1.5e-300, g: 1e300}} to db.insert(table: "far")
+for each r in [{{id: 4, d: 1e300}}]
+  send r to db.insert(table: "far")
+end
+call db.query("select id, f, g, d from far where f = :f or g = :f order by id", params: {{f: 1e300}}) as rows
+emit [r.id for r in rows]
+call db.query("select f, g, d from far order by id") as rows
+for each r in rows
+  emit r
+end
+""")
+    assert result.status == "partial", result.error
+    assert "Out of range value for column 'd'" in result.errors[0].message and result.errors[0].record["id"] == 4
+    whole = result.outputs[2].pop("f")  # a DOUBLE of the 91 digits: 17 of them
+    assert abs(whole / Decimal("1.2345678901234568e90") - 1) < Decimal("1e-15")
+    assert result.outputs == [
+        [1, 3],
+        {"f": Decimal("1e300"), "g": Decimal("1.5e-300"), "d": None},
+        {"g": Decimal("-2.5e-80"), "d": Decimal("1e64")},
+        {"f": Decimal("1.5e-300"), "g": Decimal("1e300"), "d": None}]
+
+
 def test_a_missing_driver_names_the_extra_to_install(tmp_path: Path) -> None:
     result = run(tmp_path, 'use db = sql(url: "mssql+nosuchdriver://x@127.0.0.1/db")\n'
                            'call db.execute("select 1")\n')

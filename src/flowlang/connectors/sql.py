@@ -82,6 +82,8 @@ def bindable(value: Any, dialect: str) -> Any:
         value = value.astimezone(UTC)
         if dialect in ("mysql", "mariadb"):
             return value.replace(tzinfo=None)
+    if dialect in ("mysql", "mariadb") and isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return mysql_number(value)
     if dialect == "sqlite":
         if isinstance(value, Decimal):
             return str(value)
@@ -112,6 +114,27 @@ def sqlite_number(value: Decimal) -> float | str:
     return number if Decimal(repr(number)) == value else str(value)
 
 
+# The most digits a number may have to go to MySQL/MariaDB as a numeric literal: no DECIMAL holds more
+# (65), and past 81 the server's parser cuts the literal without a word, even into a DOUBLE column.
+MYSQL_DIGITS = 65
+MYSQL_INT_LIMIT = 10 ** MYSQL_DIGITS
+
+
+def mysql_number(value: Decimal | int) -> Decimal | int | str:
+    """A number for MySQL/MariaDB: as it is (PyMySQL writes it as a literal, `format(d, "f")`), but one
+    with more than MYSQL_DIGITS digits in that form (1e300, 1.5e-300, a whole number of 100 digits) as its
+    text in scientific notation ('1E+300'), which the server reads exactly into a DOUBLE and refuses
+    (out of range) or rounds (past the scale) in a DECIMAL, as it does a literal it can hold. As a literal,
+    MariaDB stored 1e300 in a DOUBLE as 1e65 and 1.5e-300 as 0 with no warning, strict or not."""
+    if isinstance(value, int):
+        return value if -MYSQL_INT_LIMIT < value < MYSQL_INT_LIMIT else f"{Decimal(value):E}"
+    if not value.is_finite():
+        return value
+    exponent = int(value.as_tuple().exponent)
+    digits = max(value.adjusted() + 1, 1) + max(-exponent, 0)
+    return value if digits <= MYSQL_DIGITS else f"{value:E}"
+
+
 # Values every driver binds as they are: a row made only of these is sent without conversion.
 AS_THEY_ARE = frozenset({str, int, bool, float, type(None), bytes})
 
@@ -138,12 +161,16 @@ def bound_rows(rows: list[tuple[Any, ...]], dialect: str, arrays: frozenset[int]
             changed = True
             continue
         kinds = set(map(type, column))
-        if not plain.issuperset(kinds):
-            convert = {kind: converter(kind, dialect) for kind in kinds - plain}
+        keep = plain
+        if int in kinds and dialect in ("mysql", "mariadb") and any(
+                type(v) is int and not -MYSQL_INT_LIMIT < v < MYSQL_INT_LIMIT for v in column):
+            keep = plain - {int}  # a whole number too long for a literal (mysql_number)
+        if not keep.issuperset(kinds):
+            convert = {kind: converter(kind, dialect) for kind in kinds - keep}
             if len(kinds) == 1:  # one type that needs converting: a column of decimals
                 columns[i] = tuple(map(convert[kinds.pop()], column))
             else:
-                columns[i] = tuple([v if type(v) in plain else convert[type(v)](v) for v in column])
+                columns[i] = tuple([v if type(v) in keep else convert[type(v)](v) for v in column])
             changed = True
     return list(zip(*columns, strict=True)) if changed else rows
 
