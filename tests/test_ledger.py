@@ -469,8 +469,8 @@ def test_a_send_cut_off_in_flight_that_arrived_is_marked_sent_and_retry_finishes
         assert proc.returncode == -signal.SIGKILL
         rerun = cli("run", "orders.flow", cwd=tmp_path, env={"API": api.url})
         assert rerun.returncode == 3
-        assert "or, if it arrived, flowlang ledger orders.flow --sent 3" in rerun.stderr  # the flow file, not FILE
-        assert "run flowlang ledger orders.flow --forget 3 to send it again" in rerun.stderr
+        assert "or, if it arrived, flowlang ledger orders.flow --sent 3 --to 'sink.post /orders'" in rerun.stderr
+        assert "run flowlang ledger orders.flow --forget 3 --to 'sink.post /orders' to send it again" in rerun.stderr
         nothing = cli("ledger", "orders.flow", "--sent", "4", cwd=tmp_path)
         assert nothing.returncode == 2 and "no pending ledger entry for key 4" in nothing.stderr
         marked = cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path)
@@ -751,14 +751,16 @@ def test_the_commands_a_message_gives_name_the_flow_file_as_it_can_be_run_from_w
         env = {"API": api.url}
         ran = cli("run", "my flows/orders.flow", cwd=tmp_path, env=env)
         assert ran.returncode == 3, ran.stderr
-        assert "run flowlang ledger 'my flows/orders.flow' --forget 3 to send it again" in ran.stderr
-        assert "flowlang ledger 'my flows/orders.flow' --sent 3" in ran.stderr
+        assert "run flowlang ledger 'my flows/orders.flow' --forget 3 --to 'sink.post /orders' to send it again" \
+            in ran.stderr
+        assert "flowlang ledger 'my flows/orders.flow' --sent 3 --to 'sink.post /orders'" in ran.stderr
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         again = cli("retry", str(flows / "orders.flow"), cwd=elsewhere, env=env)
         absolute = f"'{flows / 'orders.flow'}'"
-        assert f"run flowlang ledger {absolute} --forget 3 to send it again" in again.stderr, again.stderr
-        forgot = cli("ledger", "my flows/orders.flow", "--forget", "3", cwd=tmp_path)  # pasted: it works
+        assert f"run flowlang ledger {absolute} --forget 3 --to 'sink.post /orders' to send it again" in again.stderr
+        forgot = cli("ledger", "my flows/orders.flow", "--forget", "3", "--to", "sink.post /orders",
+                     cwd=tmp_path)  # pasted: it works
         assert forgot.returncode == 0, forgot.stderr
     child = cli("run", "my flows/parent.flow", cwd=tmp_path)
     assert child.returncode == 3
@@ -852,9 +854,10 @@ def test_a_pending_key_of_a_send_outside_a_loop_says_to_run_again_not_to_retry(t
         second = run_cli("run", "one.flow", cwd=tmp_path, env={"API": api.url})
     assert first.returncode == second.returncode == 1
     assert ("key k1 stays pending in the ledger, since the request may have reached api: check there, then run "
-            "flowlang ledger one.flow --forget k1 to send it again (or, if it arrived, flowlang ledger one.flow "
-            "--sent k1) before the next run") in first.stderr, first.stderr
-    assert ("(or, if it arrived, flowlang ledger one.flow --sent k1, and the next run goes on without sending "
+            "flowlang ledger one.flow --forget k1 --to 'api.post /slow' to send it again (or, if it arrived, "
+            "flowlang ledger one.flow --sent k1 --to 'api.post /slow') before the next run") in first.stderr
+    assert ("(or, if it arrived, flowlang ledger one.flow --sent k1 --to 'api.post /slow', and the next run goes on "
+            "without sending "
             "it)") in second.stderr, second.stderr
     assert "retry" not in first.stderr + second.stderr
 
@@ -873,3 +876,62 @@ def test_a_key_left_pending_by_a_503_is_said_to_be_so(tmp_path: Path) -> None:
         again = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
         assert "or it was answered 502, 503 or 504" in again.stderr, again.stderr
         assert api.count("POST", "/orders") == 1
+
+
+def test_settling_a_key_cut_off_at_one_destination_leaves_its_other_destinations_alone(tmp_path: Path) -> None:
+    """A record sent `once` to a database and then to an API answered 503 (it may have arrived): the message
+    said 'run flowlang ledger two.flow --forget 5 to send it again', and --forget forgot key 5 at every
+    destination, so the retry that followed inserted row 5 into the database a second time (2 rows of
+    20 records, found by an attack of kill -9 and 503s). The commands it gives name the destination
+    (`--forget 5 --to 'api.post /sink'`), and --to narrows --forget, --sent and the listing to it."""
+    import shlex
+    import sqlite3
+
+    arrived: Counter[int] = Counter()
+    refused = {5}
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        if req.body["id"] in refused:
+            refused.discard(req.body["id"])
+            return 503, {}, {"error": "busy"}
+        arrived[req.body["id"]] += 1
+        return 201, {}, {"ok": True}
+
+    (tmp_path / "two.flow").write_text(
+        'use api = http(base_url: env.API)\nuse db = sql(url: "sqlite:///sink.db")\n'
+        'call db.execute("create table if not exists t (id integer, name text)")\n'
+        "for each i in range(1, 8)\n"
+        '  send {id: i, name: "n{i}"} to db.insert(table: "t") key i once\n'
+        '  send {id: i, name: "n{i}"} to api.post("/sink") key i once\n'
+        "end\n")
+    with FakeApi() as api:
+        api.route("POST", "/sink", sink)
+        env = {"API": api.url}
+        first = cli("run", "two.flow", "--log-format", "text", cwd=tmp_path, env=env)
+        assert first.status == 3, first.stderr
+        told = "check there, then run flowlang ledger two.flow --forget 5 --to 'api.post /sink' to send it again"
+        assert told in first.stderr, first.stderr
+        assert "(or, if it arrived, flowlang ledger two.flow --sent 5 --to 'api.post /sink')" in first.stderr
+        listed = cli("ledger", "two.flow", "--key", "5", "--to", "db.insert", "--json", cwd=tmp_path)
+        assert [json.loads(line)["status"] for line in listed.stdout.splitlines()] == ["sent"]
+        # it did not arrive: as the message says (its command, pasted)
+        command = first.stderr.split("check there, then run flowlang ", 1)[1].split(" to send it again", 1)[0]
+        forgot = cli(*shlex.split(command), cwd=tmp_path)
+        assert forgot.status == 0 and "forgot key 5 at api.post /sink (1 entry)" in forgot.stderr, forgot.stderr
+        retried = cli("retry", "two.flow", cwd=tmp_path, env=env)
+        assert retried.status == 0, retried.stderr
+    rows = Counter(r[0] for r in sqlite3.connect(tmp_path / "sink.db").execute("select id from t"))
+    assert rows == Counter(range(1, 8))  # before: row 5 twice
+    assert arrived == Counter(range(1, 8))
+
+
+def test_ledger_to_names_a_destination_as_the_listing_does(tmp_path: Path) -> None:
+    """--to takes CONNECTION.OPERATION; anything else is refused before the store is opened, and --sent of
+    a key with no pending entry at that destination says which."""
+    (tmp_path / "f.flow").write_text("for each r in [1]\n  emit r\nend\n")
+    bad = cli("ledger", "f.flow", "--forget", "1", "--to", "insert", cwd=tmp_path)
+    assert bad.status == 2 and "--to insert: name a destination as flowlang ledger lists it" in bad.stderr
+    none = cli("ledger", "f.flow", "--sent", "1", "--to", "db.insert", cwd=tmp_path)
+    assert none.status == 2 and "no pending ledger entry for key 1 at db.insert" in none.stderr, none.stderr
+    empty = cli("ledger", "f.flow", "--to", "db.insert", cwd=tmp_path)
+    assert "the ledger is empty at db.insert" in empty.stdout, empty.stdout

@@ -1,4 +1,4 @@
-"""`flowlang ledger FILE [--key K] [--forget K | --all | --sent K] [--json]`: what `send ... once` and
+"""`flowlang ledger FILE [--key K] [--forget K | --all | --sent K] [--to DEST] [--json]`: what `send ... once` and
 `send ... if changed` recorded as sent, forgetting keys so that they are sent again, and recording a send
 cut off in flight that did arrive as sent."""
 
@@ -12,7 +12,7 @@ from flowlang.cli.console import Terminal
 from flowlang.cli.store_commands import reading_store
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import dumps
-from flowlang.runtime.ledger import LedgerEntry
+from flowlang.runtime.ledger import Destination, LedgerEntry, destination_text
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.status import ExitStatus
 
@@ -31,6 +31,8 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
                          f"changes itself: give {change} without --key")
     if args.file != "-" and not Path(args.file).is_file():  # `-`: the flow on stdin, as errors and jobs take it
         raise UsageError(f"no such flow file: {args.file}")
+    if args.to is not None:
+        destination(args.to)  # refused before anything is opened
     if args.forget is not None or args.all:
         return forget(args, terminal)
     if args.sent is not None:
@@ -39,7 +41,7 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.context = {"flow": flow, "job_id": None}
     store = reading_store(state_dir_for(Path(args.file).resolve(), args.state_dir))
     try:
-        entries = store.ledger.entries(flow, args.key)
+        entries = store.ledger.entries(flow, args.key, destination(args.to))
     finally:
         store.close()
     if args.json:
@@ -47,7 +49,8 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(dumps(entry_json(e)))
         return int(ExitStatus.OK)
     if not entries:
-        terminal.out(f"{flow}: the ledger is empty" + (f" for key {args.key}" if args.key else ""))
+        terminal.out(f"{flow}: the ledger is empty" + (f" for key {args.key}" if args.key else "")
+                     + (f" at {args.to}" if args.to is not None else ""))
         return int(ExitStatus.OK)
     pending = sum(1 for e in entries if e.status == "pending")
     terminal.out(f"{flow}: {len(entries)} ledger entr{'ies' if len(entries) != 1 else 'y'}"
@@ -57,9 +60,20 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         answer = dumps(e.answer) if e.damaged is None else f"damaged in the store ({e.damaged})"
         if len(answer) > SHOWN:
             answer = answer[:SHOWN - 3] + "..."
-        terminal.out(f"{e.key}  {e.connection}.{e.operation}  {e.status} in job {e.job_id} at {e.sent_at}  "
-                     f"hash {e.hash[:12]}  answer {answer}")
+        terminal.out(f"{e.key}  {destination_text(e.connection, e.operation)}  {e.status} in job {e.job_id} "
+                     f"at {e.sent_at}  hash {e.hash[:12]}  answer {answer}")
     return int(ExitStatus.OK)
+
+
+def destination(text: str | None) -> Destination | None:
+    """--to DEST: a destination as the listing names it, `db.insert` or `api.post /orders`."""
+    if text is None:
+        return None
+    connection, dot, operation = text.partition(".")
+    if not dot or not connection or not operation.strip():
+        raise UsageError(f"--to {text}: name a destination as flowlang ledger lists it, CONNECTION.OPERATION "
+                         "(db.insert, 'api.post /orders')")
+    return connection, operation
 
 
 def entry_json(e: LedgerEntry) -> dict[str, Any]:
@@ -78,14 +92,15 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
     job = None
     with opened(args, lock=True, terminal=terminal) as (store, flow):
         key = None if args.all else args.forget
-        gone = store.ledger.entries(flow, key)
-        count = store.ledger.forget(flow, key)
-        what = "every key" if args.all else f"key {args.forget}"
+        to = destination(args.to)
+        gone = store.ledger.entries(flow, key, to)
+        count = store.ledger.forget(flow, key, to)
+        what = ("every key" if args.all else f"key {args.forget}") + (f" at {args.to}" if to is not None else "")
         if count:
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
             job = made_job(terminal, store.admin_job(flow, "ledger", f"forgot {what} ({entries})"))
     if args.json:
-        terminal.out(dumps({"flow": flow, "key": key, "forgotten": count, "job_id": job,
+        terminal.out(dumps({"flow": flow, "key": key, "to": args.to, "forgotten": count, "job_id": job,
                             "entries": [entry_json(e) for e in gone]}))
     if not count:
         terminal.message(f"{flow}: no ledger entry for {what}")
@@ -104,15 +119,16 @@ def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.runtime.store import now_text
 
     with opened(args, lock=True, terminal=terminal) as (store, flow):
-        count = store.ledger.mark_sent(flow, args.sent, None, now_text())
+        count = store.ledger.mark_sent(flow, args.sent, None, now_text(), destination(args.to))
+        what = f"key {args.sent}" + (f" at {args.to}" if args.to is not None else "")
         if count:
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
-            job = made_job(terminal, store.admin_job(flow, "ledger", f"marked key {args.sent} as sent ({entries})"))
+            job = made_job(terminal, store.admin_job(flow, "ledger", f"marked {what} as sent ({entries})"))
     if not count:
-        raise UsageError(f"{flow}: no pending ledger entry for key {args.sent} (only a send cut off in flight is "
+        raise UsageError(f"{flow}: no pending ledger entry for {what} (only a send cut off in flight is "
                          f"pending: see flowlang ledger {args.file} --key KEY)")
     if args.json:
-        terminal.out(dumps({"flow": flow, "key": args.sent, "marked_sent": count, "job_id": job}))
-    terminal.message(f"{flow}: marked key {args.sent} as sent ({count} entr{'ies' if count != 1 else 'y'}); "
+        terminal.out(dumps({"flow": flow, "key": args.sent, "to": args.to, "marked_sent": count, "job_id": job}))
+    terminal.message(f"{flow}: marked {what} as sent ({count} entr{'ies' if count != 1 else 'y'}); "
                      "flowlang retry finishes its record without sending it again")
     return int(ExitStatus.OK)

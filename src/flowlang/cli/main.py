@@ -95,10 +95,14 @@ def build_parser(only: str | None = None) -> Parser:
     ledger.add_argument("file")
     ledger.add_argument("--state-dir")
     ledger.add_argument("--key", metavar="K", help="only this record key")
-    ledger.add_argument("--forget", metavar="K", help="forget this key (every operation): the next run sends it again")
+    ledger.add_argument("--forget", metavar="K", help="forget this key (every operation, or that of --to): the next "
+                        "run sends it again")
     ledger.add_argument("--all", action="store_true", help="forget every key of the flow")
     ledger.add_argument("--sent", metavar="K", help="a send of this key cut off in flight did arrive: record it as "
                         "sent, so that flowlang retry finishes its record without sending it again")
+    ledger.add_argument("--to", metavar="DEST", help="only the entries of this destination, as the listing names it "
+                        "(db.insert, 'api.post /orders'): --forget K --to DEST forgets, and --sent K --to DEST marks, "
+                        "the key's send to DEST alone")
     ledger.add_argument("--json", action="store_true", help="one JSON object per entry on stdout (with --forget, "
                         "--all or --sent: one object saying what changed)")
     common(ledger)

@@ -245,7 +245,7 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
         for (k, _), o in zip(ledgers, outcomes, strict=True):  # one that may have arrived stays pending, said so
             if not o.ok and o.uncertain:
                 o.error = (o.error or "the destination did not say whether it took the record") + \
-                    kept_pending(run, conn.name, k, buffer.mode or "once")
+                    kept_pending(run, conn.name, op, k, buffer.mode or "once")
     if not ledgered:  # a record that may have arrived: a retry may send it twice, said so
         for o in outcomes:
             if not o.ok and o.uncertain:

@@ -15,7 +15,7 @@ from typing import Any
 from flowlang.compile.errors import Where
 from flowlang.connectors.base import Connection
 from flowlang.errors import FlowRuntimeError
-from flowlang.runtime.ledger import key_text, ledger_operation, legacy_operation, payload_hash
+from flowlang.runtime.ledger import destination_text, key_text, ledger_operation, legacy_operation, payload_hash
 from flowlang.runtime.run import RunContext
 from flowlang.runtime.stats import StatementStats, count_sent
 from flowlang.runtime.store import now_text
@@ -96,9 +96,9 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
             f"send ... {MODE_WORDS[mode]}: the send of key {k} to {conn.name}.{op} in job {entry['job_id']} got no "
             f"answer that says whether it arrived (the job stopped while it was in flight, it timed out or lost its "
             f"connection, or it was answered 502, 503 or 504, or 2xx with a body that could not be read), so it "
-            f"may have reached {conn.name}; check there, then run flowlang ledger "
-            f"{run.flow_file} --forget {k} to send it again (or, if it arrived, flowlang ledger {run.flow_file} "
-            f"--sent {k}, and {afterwards(run, outside)} without sending it)", "connector")
+            f"may have reached {conn.name}; check there, then run {settling(run, conn.name, op, k, 'forget')} to "
+            f"send it again (or, if it arrived, {settling(run, conn.name, op, k, 'sent')}, and "
+            f"{afterwards(run, outside)} without sending it)", "connector")
     if entry is not None and entry["status"] == "sent" and (mode == "once" or entry["hash"] == digest):
         stats.skipped += 1
         job = entry["job_id"]
@@ -148,12 +148,22 @@ def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, An
     return entry if type(entry) is dict else None
 
 
-def kept_pending(run: RunContext, connection: str, k: str, mode: str = "once", outside: bool = False) -> str:
-    """What a ledger send that may have arrived (FlowRuntimeError.uncertain) adds to its record's error."""
+def settling(run: RunContext, connection: str, op: str, k: str, change: str) -> str:
+    """The command that settles a pending key at its destination alone: `flowlang ledger orders.flow --forget
+    SO-17 --to 'erp.post /orders'` (change: forget or sent). Without --to, --forget forgot the key at every
+    destination: a record sent `once` to a database and then cut off in flight to an API was inserted again
+    by the retry that followed the message's advice."""
+    return (f"flowlang ledger {run.flow_file} --{change} {shlex.quote(k)} "
+            f"--to {shlex.quote(destination_text(connection, op))}")
+
+
+def kept_pending(run: RunContext, connection: str, op: str, k: str, mode: str = "once", outside: bool = False) -> str:
+    """What a ledger send that may have arrived (FlowRuntimeError.uncertain) adds to its record's error; op:
+    the ledger's name of the operation."""
     then = "a retry" if not outside else "the next run" if not webhook_job(run) else replay_command(run)
     return (f"; send ... {MODE_WORDS[mode]}: key {k} stays pending in the ledger, since the request may have reached "
-            f"{connection}: check there, then run flowlang ledger {run.flow_file} --forget {k} to send it again "
-            f"(or, if it arrived, flowlang ledger {run.flow_file} --sent {k}) before {then}")
+            f"{connection}: check there, then run {settling(run, connection, op, k, 'forget')} to send it again "
+            f"(or, if it arrived, {settling(run, connection, op, k, 'sent')}) before {then}")
 
 
 def may_have_arrived(connection: str) -> str:
@@ -203,7 +213,7 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         answer = await conn.send(op, record, args, kwargs)
     except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending
         if e.uncertain:  # it may have arrived: kept pending, as a kill would leave it
-            e.message += kept_pending(run, conn.name, k, mode, outside)
+            e.message += kept_pending(run, conn.name, entry_op, k, mode, outside)
             e.args = (e.message, *e.args[1:])
         elif mode == "once":
             ledger.release(run.flow, conn.name, entry_op, k)

@@ -42,6 +42,10 @@ def payload_hash(record: Any, args: Any, kwargs: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+Destination = tuple[str, str]
+"""A send's destination as the ledger keeps it: (connection, operation), `("api", "post /orders")`."""
+
+
 def key_text(key: Any, mask: Callable[[str], str]) -> str:
     """A record key as the ledger stores it: text as it is, anything else as JSON, masked as everything
     stored is. A key built from a secret keeps the rest of its text (`***A1`, `***A2`): as
@@ -170,26 +174,46 @@ class Ledger:
                     "where flow = ? and connection = ? and operation = ? and key = ? and status = 'pending'",
                     (before.hash, before.job_id, before.sent_at, flow, connection, operation, key))
 
-    def entries(self, flow: str, key: str | None = None) -> list[LedgerEntry]:
+    def entries(self, flow: str, key: str | None = None, to: Destination | None = None) -> list[LedgerEntry]:
+        """The flow's entries, of one key and of one destination (`to`) when given."""
+        where, args = narrowed(flow, key, to)
         sql = ("select flow, connection, operation, key, hash, answer, status, job_id, sent_at, repeatable from ledger "
-               "where flow = ?")
-        args: tuple[Any, ...] = (flow,)
-        if key is not None:
-            sql += " and key = ?"
-            args += (key,)
+               "where " + where)
         return [entry_of(r) for r in self.db.execute(sql + " order by sent_at, key", args).fetchall()]
 
-    def mark_sent(self, flow: str, key: str, job_id: int | None, when: str) -> int:
+    def mark_sent(self, flow: str, key: str, job_id: int | None, when: str, to: Destination | None = None) -> int:
         """A key whose send was cut off in flight did reach the destination (someone checked): its pending
-        entries become sent, without an answer; returns how many."""
+        entries (at `to` only, when given) become sent, without an answer; returns how many."""
+        where, args = narrowed(flow, key, to)
         return self._write("update ledger set status = 'sent', answer = null, job_id = ?, sent_at = ? "
-                           "where flow = ? and key = ? and status = 'pending'", (job_id, when, flow, key))
+                           "where status = 'pending' and " + where, (job_id, when, *args))
 
-    def forget(self, flow: str, key: str | None) -> int:
-        """Forget one key (every operation), or with None every entry of the flow; returns how many."""
-        if key is None:
-            return self._write("delete from ledger where flow = ?", (flow,))
-        return self._write("delete from ledger where flow = ? and key = ?", (flow, key))
+    def forget(self, flow: str, key: str | None, to: Destination | None = None) -> int:
+        """Forget one key (every operation, or only those of the destination `to`), or with key None every
+        entry of the flow (of `to`); returns how many."""
+        where, args = narrowed(flow, key, to)
+        return self._write("delete from ledger where " + where, args)
+
+
+def destination_text(connection: str, operation: str) -> str:
+    """A destination as `flowlang ledger` lists it and its --to takes it: `api.post /orders`."""
+    return f"{connection}.{operation}"
+
+
+def narrowed(flow: str, key: str | None, to: Destination | None) -> tuple[str, tuple[Any, ...]]:
+    """The where clause (and its arguments) of a flow's entries, of one key and one destination when given;
+    a destination's entries kept under the bare operation by an earlier version (legacy_operation) are its
+    own too."""
+    where = "flow = ?"
+    args: tuple[Any, ...] = (flow,)
+    if key is not None:
+        where, args = where + " and key = ?", (*args, key)
+    if to is not None:
+        connection, operation = to
+        legacy = legacy_operation(operation)
+        where += " and connection = ? and operation in (?, ?)"
+        args = (*args, connection, operation, legacy if legacy is not None else operation)
+    return where, args
 
 
 def entry_of(row: tuple[Any, ...]) -> LedgerEntry:
