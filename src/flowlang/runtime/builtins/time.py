@@ -18,6 +18,12 @@ from flowlang.runtime.values import type_name
 _ISO_SHAPE = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d(:\d\d){0,2}|$)", re.ASCII)  # ISO 8601's form, whatever the numbers
 
 
+def blank(value: Any) -> bool:
+    """An empty text, or one of only spaces: an empty CSV cell, which a date function reads as null, as
+    number("") is (date(r.shipped_at) of a row not shipped yet failed the record)."""
+    return type(value) is str and not value.strip()
+
+
 def _parse_iso(text: str, fn: str, zone: tzinfo = UTC) -> datetime:
     raw = text.strip()
     try:
@@ -119,16 +125,18 @@ def today() -> Any:
 
 
 def date_(value: Any) -> Any:
-    """date(x): the date part of a datetime, a date or ISO 8601 text (null gives null).
+    """date(x): the date part of a datetime, a date or ISO 8601 text (null and "" give null).
 
     A number counts seconds since 1970, as in datetime(), so date(20240101) is 1970-08-23: read a
-    YYYYMMDD number with parse_date(str(n), "%Y%m%d").
+    YYYYMMDD number with parse_date(str(n), "%Y%m%d"). An empty text (an empty CSV cell, or only spaces)
+    gives null, as number("") does; datetime(), parse_date(), format_date() and to_zone() read it so too.
 
     Examples:
         date("2024-05-01T10:00:00Z") -> "2024-05-01"
         date(datetime("2024-05-01T23:30:00-02:00")) -> "2024-05-01"
+        date("") -> null
     """
-    if value is None:
+    if value is None or blank(value):
         return None
     if type(value) is date:
         return value
@@ -149,7 +157,8 @@ def datetime_(value: Any, unit: Any = "s", zone: Any = "UTC") -> Any:
     skip when daylight saving time begins is an error, one they show twice when it ends is the first.
     Text with an offset, a datetime and a number name their instant already. Digits past the
     microsecond are cut (.123456789 is .123456). Text that is not ISO 8601 fails the record
-    (parse_date() reads other formats; epoch seconds as text: datetime(int(s))).
+    (parse_date() reads other formats; epoch seconds as text: datetime(int(s))); "" (an empty CSV cell)
+    gives null, as null does.
 
     Examples:
         datetime("2024-05-01T12:00:00+02:00") -> "2024-05-01T12:00:00+02:00"
@@ -163,6 +172,8 @@ def datetime_(value: Any, unit: Any = "s", zone: Any = "UTC") -> Any:
         return None
     _unit_rule(unit)
     clock = _clock_zone(zone, "datetime")
+    if blank(value):
+        return None
     if type(value) is int or type(value) is Decimal:
         return from_epoch(value, unit, "datetime")
     if type(value) is str:
@@ -205,6 +216,8 @@ def to_zone(value: Any, zone: Any) -> Any:
     if value is None:
         return None
     need(zone, "string", "to_zone", "zone")
+    if blank(value):
+        return None
     moment = as_datetime(value, "to_zone")
     try:
         return moment.astimezone(time_zone(zone))
@@ -292,6 +305,8 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
     if value is None:
         return None
     _format_rule(fmt)
+    if blank(value):
+        return None
     moment: date | datetime = value if type(value) is date else as_datetime(value, "format_date")
     if "%s" in fmt:  # the C library reads the clock as the machine's local time: hours off outside UTC
         seconds = calendar.timegm(moment.utctimetuple() if type(moment) is datetime else moment.timetuple())
@@ -345,7 +360,8 @@ def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
     datetime(int(s))). %Z reads the zone names UTC and GMT; any other name
     (EST, which Python reads on a machine in New York) is an error without a %z offset beside it, not
     taken for UTC. Text without an offset is read on the clock of zone, as in datetime() (zone:
-    "Europe/Oslo": a local time of Oslo).
+    "Europe/Oslo": a local time of Oslo). Spaces around the text are ignored (" 01.05.2024 ", as
+    datetime() and number() ignore them), and "" (an empty CSV cell) gives null.
 
     Examples:
         parse_date("01.05.2024", "%d.%m.%Y") -> "2024-05-01T00:00:00Z"
@@ -358,8 +374,10 @@ def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
     need(text, "string", "parse_date")
     codes = _parse_format_codes(fmt)
     clock = _clock_zone(zone, "parse_date")
+    if blank(text):  # after the format's and the zone's rules: a bad one is the flow's mistake, in every record
+        return None
     try:
-        value = datetime.strptime(text, fmt)
+        value, text = _strptime(text, fmt)
     except ValueError as e:
         if str(e).startswith("offset must be a timedelta"):  # %z read +2500: Python names its own types
             raise BuiltinError(f"parse_date(): the offset in {text!r} is not between -24:00 and +24:00") from None
@@ -370,6 +388,18 @@ def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
         _zone_name_is_utc(text, fmt)
     return in_range(value, "parse_date", text) if value.tzinfo is not None else on_clock(value, clock, "parse_date",
                                                                                          text)
+
+
+def _strptime(text: str, fmt: str) -> tuple[datetime, str]:
+    """strptime, and again without the spaces around the text when it does not fit with them; the value
+    and the text it was read from (which the checks after it read again)."""
+    try:
+        return datetime.strptime(text, fmt), text
+    except ValueError:
+        stripped = text.strip()
+        if stripped == text:
+            raise
+    return datetime.strptime(stripped, fmt), stripped
 
 
 # the codes that read a date's year, month or day (%c and %x a whole date of the locale)
