@@ -524,6 +524,29 @@ def test_a_key_after_once_names_once_and_shows_the_line_fixed(tmp_path: Path, li
     assert cli("check", "h.flow", cwd=tmp_path).status == 0, fixed
 
 
+@pytest.mark.parametrize(("line", "said", "fixed"), [
+    ("send r to out once r.id", "`once` takes no expression: the record's key is `key r.id`, before `once`",
+     "send r to out key r.id once"),
+    ('send r to out if changed "{r.id}:{r.sku}" as made', "`if changed` takes no expression: the record's key is "
+     '`key "{r.id}:{r.sku}"`, before `if changed`', 'send r to out key "{r.id}:{r.sku}" if changed as made'),
+    ("send r to out batch 2 once r.id", "`once` goes before `as` and `batch` in a send, and takes no expression: "
+     "the record's key is `key r.id`, before `once`", "send r to out key r.id once batch 2"),
+    ("send r to out key r.id once r.id", "`once` takes no expression: the send's `key` clause gives the record's key",
+     "send r to out key r.id once"),
+])
+def test_an_expression_after_once_is_taken_for_the_key_it_means(tmp_path: Path, line: str, said: str,
+                                                                fixed: str) -> None:
+    """`send r to out once r.id` said "expected `as`, `batch` or the end of the line, found `r`" and "did you
+    forget an operator or a comma?"; `... batch 2 once r.id` showed the broken line `... once batch 2 r.id`
+    (found by a trial of the sql connectors). The hint is the line with the key as `key EXPR`, and it checks."""
+    (tmp_path / "g.flow").write_text(f'use out = file(path: "o.jsonl")\nfor each r in [{{id: 1}}]\n  {line}\nend\n')
+    checked = cli("check", "g.flow", cwd=tmp_path)
+    assert checked.status == 2 and f"error: {said}\n" in checked.stderr, checked.stderr
+    assert f"= hint: {fixed}  (the clauses go in this order: " in checked.stderr, checked.stderr
+    (tmp_path / "h.flow").write_text(f'use out = file(path: "o.jsonl")\nfor each r in [{{id: 1}}]\n  {fixed}\nend\n')
+    assert cli("check", "h.flow", cwd=tmp_path).status == 0, fixed
+
+
 def test_a_typographic_quote_or_a_letter_outside_ascii_gets_a_hint(tmp_path: Path) -> None:
     """`let s = “hi”` (quotes pasted from a document) and `o.größe` (a field named in German) said only
     "unexpected character '“'" / "'ö'": the hint says to use straight quotes, and how to read such a field."""

@@ -231,7 +231,7 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         if first is not None and first.type == "FOR" and fixed != line_text.rstrip():
             return Lesson("`key` goes before `parallel` in a `for each` line", fixed.strip())
     if first is not None and first.type == "SEND":
-        late = _late_send_clause(line_text, col, word)
+        late = _key_after_once(line_text, col) or _late_send_clause(line_text, col, word)
         if late is not None:
             return late
     if "AS" in expected and first is not None and first.type == "LOOKUP":
@@ -259,11 +259,51 @@ def _late_send_clause(line_text: str, col: int, word: str) -> Lesson | None:
     written = re.match(r"if\s+changed|once", rest)
     to = head.rfind(" to ")  # the clauses follow the destination
     moved = re.search(r"\s(as|batch)\s", head[to:]) if to >= 0 else None
+    message = f"`{clause}` goes before `as` and `batch` in a send"
     if written is not None and moved is not None:
         at = to + moved.start()
         after = rest[written.end():].strip()  # `... batch 10 once as made`: the clauses after it stay after
-        hint = f"{head[:at].strip()} {clause} {head[at:].strip()}{' ' + after if after else ''}  ({hint})"
-    return Lesson(f"`{clause}` goes before `as` and `batch` in a send", hint)
+        key, after = _stray_key(head[to:], after)
+        if key:
+            message += f", and takes no expression: the record's key is `key {key}`, before `{clause}`"
+        keyed = f"key {key} {clause}" if key else clause
+        hint = f"{head[:at].strip()} {keyed} {head[at:].strip()}{' ' + after if after else ''}  ({hint})"
+    return Lesson(message, hint)
+
+
+def _stray_key(clauses: str, after: str) -> tuple[str, str]:
+    """What follows `once` or `if changed` up to the next clause, when it is an expression (`once r.id`:
+    the key the user meant, which `key EXPR` gives) and the send has no `key` clause yet, and the rest."""
+    if not after or re.match(r"(as|batch)\b", after) or re.search(r"\skey\s", clauses):
+        return "", after
+    expr = re.match(rf"(.+?)(?={SEND_CLAUSE}|\s*$)", after)
+    return (expr.group(1).strip(), after[expr.end():].strip()) if expr is not None else ("", after)
+
+
+def _key_after_once(line_text: str, col: int) -> Lesson | None:
+    """`send r to out once r.id`: an expression after `once` (or `if changed`), which takes none, said
+    "expected `as`, `batch` or the end of the line, found `r`" and "did you forget an operator or a
+    comma?". The key of a send is `key EXPR`, before `once`: the hint is the line so written."""
+    head = line_text[:col - 1]
+    written = re.search(r"\s(once|if\s+changed)\s*$", head)
+    to = head.rfind(" to ")
+    if written is None or to < 0 or written.start() < to:
+        return None
+    clause = "if changed" if written.group(1).startswith("if") else "once"
+    rest = line_text[col - 1:].strip()
+    if re.match(r"key\b", rest):  # `once key r.id`: the key clause out of order (_late_send_key)
+        return None
+    key, after = _stray_key(head[to:written.start()], rest)
+    if not key:
+        expr = re.match(rf"(.+?)(?={SEND_CLAUSE}|\s*$)", rest)  # a send that has its `key` already
+        if expr is None or re.match(r"(as|batch)\b", rest):
+            return None
+        after = rest[expr.end():].strip()
+        return Lesson(f"`{clause}` takes no expression: the send's `key` clause gives the record's key",
+                      f"{head.strip()}{' ' + after if after else ''}  (the clauses go in this order: {SEND_ORDER})")
+    fixed = f"{head[:written.start()].strip()} key {key} {clause}{' ' + after if after else ''}"
+    return Lesson(f"`{clause}` takes no expression: the record's key is `key {key}`, before `{clause}`",
+                  f"{fixed}  (the clauses go in this order: {SEND_ORDER})")
 
 
 SEND_CLAUSE = r"\s(once|if\s+changed|as|batch)\b"
