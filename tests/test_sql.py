@@ -198,13 +198,35 @@ def test_a_parameter_the_sql_names_and_params_lacks_is_named(tmp_path: Path) -> 
         result = run(tmp_path, f"""
 use db = sql(url: "sqlite:///t.db")
 call db.execute("create table if not exists t (id integer, n text)")
-call db.query("select * from t where id = :id and n = :n"{params}) as rows
-""")
-        assert result.error is not None and result.error.location.endswith("f.flow:4:6")
+let sql = "select * from t where id = :id and n = :n"
+call db.query(sql{params}) as rows
+""")  # SQL from a variable: judged as the call runs (a constant one by check, below)
+        assert result.error is not None and result.error.location.endswith("f.flow:5:6")
         assert result.error.message == f"query(): the SQL names :id, :n, but params: has no id, n ({said})"
-    result = run(tmp_path, 'use db = sql(url: "sqlite:///t.db")\n'
-                           'call db.execute("insert into t values (:id, :n)", params: {id: 1})\n')
+    result = run(tmp_path, 'use db = sql(url: "sqlite:///t.db")\nlet sql = "insert into t values (:id, :n)"\n'
+                           'call db.execute(sql, params: {id: 1})\n')
     assert result.error is not None and "execute(): the SQL names :n, but params: has no n" in result.error.message
+
+
+def test_constant_sql_and_params_that_disagree_are_refused_by_check(tmp_path: Path) -> None:
+    """db.query("... :id", params: [1]) and a :name that params: lacks, both written as constants,
+    passed `flowlang check` ('f.flow: ok') and failed every call; check says the run's words, at params:
+    (at the SQL when there is no params:). Keys given with values computed in the flow count."""
+    (tmp_path / "f.flow").write_text("""use db = sql(url: "sqlite:///t.db")
+call db.query("select :id as a", params: [1]) as r
+call db.query("select * from t where id = :id", params: {idd: r}) as q
+call db.execute("delete from t where id = :id")
+call db.query("select :a::text as a, :b as b", params: {a: 1, b: q}) as fine
+call db.query("select 1 as a", params: null) as none
+""")
+    result = cli("check", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 2 and result.stderr.count("error:") == 3, result.stderr
+    for said in ("f.flow:2:42: error: params: must be an object of named parameters, got list\n",
+                 "f.flow:3:57: error: query(): the SQL names :id, but params: has no id (it has idd: is idd meant "
+                 "to be id?)\n",
+                 "f.flow:4:17: error: execute(): the SQL names :id, but params: has no id (no params: given)\n"):
+        assert said in result.stderr, (said, result.stderr)
+    assert not (tmp_path / "t.db").exists()
 
 
 def test_a_field_with_an_empty_name_fails_its_row_alone(tmp_path: Path) -> None:
@@ -810,7 +832,8 @@ let p = {{amount: 12345678901234567890.123456789, at: datetime("2024-06-01T00:00
 let sql = "select :amount::numeric as amount, :at::timestamptz as at, :doc::jsonb as doc, 2::int as two"
 call db.query(sql, params: p) as rows
 emit list(rows)[0]
-call db.query("select :x::int as x") as none
+let lacking = "select :x::int as x"
+call db.query(lacking) as none
 """)
     at = datetime(2024, 5, 31, 18, 30, tzinfo=UTC)
     assert result.outputs == [{"amount": Decimal("12345678901234567890.123456789"), "at": at,

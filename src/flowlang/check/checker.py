@@ -12,7 +12,7 @@ from flowlang.check.http_arguments import argument_diagnostics, mapping_diagnost
 from flowlang.check.pages import page_diagnostics
 from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
-from flowlang.check.sql_text import query_write_problem
+from flowlang.check.sql_text import params_problem, query_write_problem
 from flowlang.check.statements import Ctx, StatementChecker
 from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.diagnostics import Diagnostic, Severity
@@ -187,6 +187,12 @@ class Checker(StatementChecker):
             problem = query_write_problem(op.connection, sql) if known and isinstance(sql, str) else None
             if problem is not None:
                 self.error("query-writes", problem[0], op.args[0].span, problem[1])
+        if spec.name == "sql" and name in SQL_TEXT_OPERATIONS and op.args:
+            known, sql = constant_value(op.args[0])
+            params = next((k.value for k in op.kwargs if k.name == "params"), None)
+            mismatch = params_problem(name, sql, op.args[0].span, params) if known and isinstance(sql, str) else None
+            if mismatch is not None:
+                self.error("sql-params", mismatch[0], mismatch[1])
         return op_spec
 
     def path_template_hints(self, op: ast.Operation, since: int) -> None:

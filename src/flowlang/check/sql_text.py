@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 
+from flowlang import ast
+from flowlang.check.constants import constant_value
+from flowlang.source import Span
+
 # the statements that change data or the schema, by their first keyword; those a RETURNING makes give rows
 # (which execute() gives too, committed)
 WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE", "CREATE", "DROP", "ALTER", "TRUNCATE"})
@@ -47,4 +51,25 @@ def query_write_problem(connection: str, sql: str) -> tuple[str, str] | None:
             f"data: use {connection}.execute(...){also}", hint)
 
 
-__all__ = ["WRITES", "first_keyword", "query_write_problem"]
+def params_problem(op: str, sql: str, sql_span: Span, params: ast.Expr | None) -> tuple[str, Span] | None:
+    """(message, where) when a constant SQL text and its params: disagree so that every call fails:
+    params: a constant that is no object (`params: [1]`), or one whose keys, all written out, lack a
+    `:name` of the SQL (the connector's own rules, connectors/sql.py)."""
+    from flowlang.connectors.sql import cast_parameters, missing_params_problem, params_type_problem
+
+    given: list[str] = []
+    known, value = constant_value(params) if params is not None else (True, None)
+    if known and value is not None and not isinstance(value, dict):
+        return params_type_problem(value), params.span if params is not None else sql_span
+    if isinstance(params, ast.ObjectLit):
+        for pair in params.pairs:
+            if not (isinstance(pair.key, ast.Literal) and isinstance(pair.key.value, str)):
+                return None
+            given.append(pair.key.value)
+    elif not known:
+        return None
+    problem = missing_params_problem(op, cast_parameters(sql), given)
+    return None if problem is None else (problem, params.span if params is not None else sql_span)
+
+
+__all__ = ["WRITES", "first_keyword", "params_problem", "query_write_problem"]

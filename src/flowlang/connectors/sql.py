@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -212,6 +212,26 @@ def cast_parameters(sql: str) -> str:
 def bind_names(sql: str) -> tuple[str, ...]:
     """The `:name` parameters of SQL text as SQLAlchemy reads them (not `::cast`, nor `\\:name`)."""
     return tuple(_sqlalchemy().text(sql)._bindparams)
+
+
+def params_type_problem(value: Value) -> str:
+    """What query() and execute() say of a params: that is not an object (for `flowlang check` too)."""
+    return f"params: must be an object of named parameters, got {type_name(value)}"
+
+
+def missing_params_problem(op: str, sql: str, given: Collection[str]) -> str | None:
+    """The `:name`s of the SQL (after cast_parameters) that params: does not give, said as query() and
+    execute() refuse them (for `flowlang check` too, of a constant SQL text and params:'s keys)."""
+    missing = [n for n in bind_names(sql) if n not in given] if ":" in sql else []
+    if not missing:
+        return None
+    from flowlang.diagnostics import closest
+
+    names = sorted(given)
+    meant = closest(missing[0], names)
+    return (f"{op}(): the SQL names {', '.join(':' + n for n in missing)}, but params: has no "
+            f"{', '.join(missing)} ({'it has ' + ', '.join(names) if names else 'no params: given'}"
+            f"{f': is {meant} meant to be {missing[0]}?' if meant else ''})")
 
 
 # The one time-zone rule: every session runs in UTC, so naive `timestamp`/`datetime` columns hold UTC
@@ -464,8 +484,7 @@ class SqlConnection(Connection):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise FlowRuntimeError(f"params: must be an object of named parameters, got {type_name(value)}",
-                                   "connector")
+            raise FlowRuntimeError(params_type_problem(value), "connector")
         if self.dialect == "sqlite":
             return {k: sqlite_number(v) if type(v) is Decimal else self._bindable(v) for k, v in value.items()}
         return {k: self._bindable(v) for k, v in value.items()}
@@ -484,16 +503,9 @@ class SqlConnection(Connection):
         """Each `:name` of the SQL (as SQLAlchemy reads it) must be given in params: before, a missing
         one was the driver's "StatementError: A value is required for bind parameter 'id' (Background
         on this error at: https://sqlalche.me/...)"."""
-        missing = [n for n in bind_names(sql) if n not in params]
-        if missing:
-            from flowlang.diagnostics import closest
-
-            given = sorted(params)
-            meant = closest(missing[0], given)
-            raise FlowRuntimeError(
-                f"{op}(): the SQL names {', '.join(':' + n for n in missing)}, but params: has no "
-                f"{', '.join(missing)} ({'it has ' + ', '.join(given) if given else 'no params: given'}"
-                f"{f': is {meant} meant to be {missing[0]}?' if meant else ''})", "connector")
+        problem = missing_params_problem(op, sql, params)
+        if problem is not None:
+            raise FlowRuntimeError(problem, "connector")
 
     # ---- operations -----------------------------------------------------------------------------
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
