@@ -390,3 +390,25 @@ def test_grouping_a_list_of_plain_values_by_a_field_is_an_error_naming_the_item(
     assert result.status == "partial" and len(result.errors) == 1
     assert "item 0 is string" in result.errors[0].message and result.errors[0].record == {"rows": ["x"]}
     assert len(result.outputs) == 2
+
+
+def test_check_warns_at_a_dollar_group_in_a_regex_replacement(tmp_path: Path) -> None:
+    """regex_replace(d, '(\\d+)-(\\d+)-(\\d+)', "$3.$2.$1"), the spelling of JavaScript, Java and .NET,
+    gave the text "$3.$2.$1" for every record, and check said nothing. Check warns at the replacement when
+    a `$1` or `${name}` names a group the pattern has; the run is as before (such text is literal), and a
+    `$5` the pattern has no group for (a price) is not warned at."""
+    (tmp_path / "f.flow").write_text(
+        'for each r in [{d: "2024-03-05"}]\n'
+        '  emit regex_replace(r.d, \'(\\d+)-(\\d+)-(\\d+)\', "$3.$2.$1")\n'
+        '  emit regex_replace(r.d, \'(?P<y>\\d+)-\\d+\', replacement: \'${y}\')\n'
+        '  emit regex_replace(r.d, \'(\\d+)\', \'\\1 costs $5\')\nend\n')
+    checked = cli("check", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert checked.status == 0, checked.stderr
+    assert ("f.flow:2:48: warning: regex_replace(): $3 in the replacement is the text $3, not a group of the "
+            "pattern (a group is written \\3 here)") in checked.stderr, checked.stderr
+    assert "hint: write \\3 for that group (single quotes keep the backslash: '\\3')" in checked.stderr
+    assert ("f.flow:3:58: warning: regex_replace(): ${y} in the replacement is the text ${y}, not a group of "
+            "the pattern (a group is written \\g<y> here)") in checked.stderr, checked.stderr
+    assert checked.stderr.count("warning:") == 2
+    ran = cli("run", "f.flow", cwd=tmp_path)
+    assert ran.stdout.splitlines() == ['"$3.$2.$1"', '"${y}-05"', '"2024 costs $5-03 costs $5-05 costs $5"']

@@ -25,6 +25,7 @@ from flowlang.check.secret_names import is_secret_text
 from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.runtime.builtins import BuiltinRegistry
 from flowlang.runtime.builtins.registry import REQUIRED, Builtin, BuiltinError
+from flowlang.runtime.builtins.text import dollar_reference
 from flowlang.runtime.field_hints import FIELD_FUNCTIONS
 from flowlang.runtime.operators import BINARY, OperatorError
 from flowlang.runtime.values import Secret, type_name
@@ -206,6 +207,8 @@ class ExpressionChecker:
             if not problems:
                 self.check_constant_arguments(builtin, node, names)
                 self.check_constant_call(builtin, node)
+                if builtin.name == "regex_replace":
+                    self.check_dollar_reference(node, names)
         self.report_arguments(node.name, problems, node.kwargs, names, missing, node.span)
 
     def check_constant_call(self, builtin: Builtin, node: ast.FuncCall) -> None:
@@ -228,6 +231,24 @@ class ExpressionChecker:
                 self.error("constant-operation", e.message, node.span)
         except Exception:
             pass
+
+    def check_dollar_reference(self, node: ast.FuncCall, names: list[str]) -> None:
+        """A constant replacement of regex_replace() that writes a group as `$1` (another language's
+        spelling, the text "$1" here) of a constant pattern that has that group: warned at the replacement."""
+        given = {**dict(zip(names, node.args, strict=False)), **{k.name: k.value for k in node.kwargs}}
+        if "pattern" not in given or "replacement" not in given:
+            return
+        (known_pattern, pattern), (known, replacement) = (constant_value(given["pattern"]),
+                                                          constant_value(given["replacement"]))
+        if not (known_pattern and known and type(pattern) is str and type(replacement) is str):
+            return
+        found = dollar_reference(pattern, replacement)
+        if found is not None:
+            written, meant = found
+            self.warnings.append(Diagnostic(
+                "regex-dollar", f"regex_replace(): {written} in the replacement is the text {written}, not a group "
+                f"of the pattern (a group is written {meant} here)", self.source, given["replacement"].span,
+                f"write {meant} for that group (single quotes keep the backslash: '{meant}')", Severity.WARNING))
 
     def check_constant_arguments(self, builtin: Builtin, node: ast.FuncCall, names: list[str]) -> None:
         """An argument written as a constant (a zone name, a pattern, a format) judged by the builtin's own

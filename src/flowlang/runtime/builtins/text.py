@@ -15,6 +15,25 @@ from flowlang.runtime.values import Secret, check_text_size, to_text, type_name
 
 REGEX_SECONDS = 1.0  # the most one regex_match / regex_find / regex_replace may take
 _GROUP_REFERENCE = re.compile(r"\\(?:g<[^>]*>|[0-9]{1,2})")  # \1, \g<name> in a replacement
+_DOLLAR_REFERENCE = re.compile(r"\$(?:\{(\w+)\}|(\d{1,2})|<(\w+)>)")  # $1, ${name}, $<name>: other languages' spelling
+
+
+def dollar_reference(pattern: str, replacement: str) -> tuple[str, str] | None:
+    """The first `$1` (`${name}`, `$<name>`) in a replacement that names a group `pattern` has, and what
+    flowlang writes for it: JavaScript, Java, .NET and SQL's spelling, which Python's replacement (and so
+    regex_replace) takes for the text "$1" ("$3.$2.$1" gave "$3.$2.$1", not "05.03.2024"). None when
+    there is none, or the pattern does not compile (that is said elsewhere)."""
+    try:
+        groups = re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    for m in _DOLLAR_REFERENCE.finditer(replacement):
+        number, name = m.group(2), m.group(1) or m.group(3)
+        if number is not None and 0 < int(number) <= groups.groups:
+            return m.group(), f"\\{int(number)}"
+        if name is not None and (name in groups.groupindex or (name.isdigit() and 0 < int(name) <= groups.groups)):
+            return m.group(), f"\\g<{name}>"
+    return None
 
 
 def _engine() -> Any:
@@ -318,7 +337,8 @@ def regex_replace(s: Any, pattern: Any, replacement: Any) -> Any:
     r"""regex_replace(s, pattern, replacement): every match of the regular expression replaced.
 
     `\1` in the replacement is the text of group 1, `\g<name>` that of a named group; naming a
-    group the pattern does not have is an error.
+    group the pattern does not have is an error. `$1` and `${name}` (JavaScript's, Java's and .NET's
+    spelling) are plain text here: `flowlang check` warns where one names a group of the pattern.
 
     Examples:
         regex_replace("+47 22 33 44 55", '[^0-9]', "") -> "4722334455"
