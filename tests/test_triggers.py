@@ -192,3 +192,15 @@ def test_a_webhook_timeout_without_respond_outputs_is_warned_at_its_place() -> N
         ("trigger", "w:1:57: warning: timeout: is how long a delivery waits for the run's outputs, and this webhook "
          "answers at once (202)")]
     assert flowlang.compile(head + 'respond: "outputs", timeout: 5)\nemit 1\n', name="w").checked.warnings == []
+
+
+def test_a_webhook_timeout_beside_respond_accepted_is_warned_and_the_hint_says_which_to_change() -> None:
+    # respond: "accepted" written out (the default) with timeout: warned as when respond: was left out, and
+    # the hint said to add the respond: the line has
+    head = 'trigger webhook(verify: token(secret.T, header: "X-T"), '
+    for line, col in (('respond: "accepted", timeout: 5)', 78), ('timeout: 5, respond: "accepted")', 57)):
+        warned = flowlang.compile(head + line + "\nemit 1\n", name="w").checked.warnings
+        assert [(w.code, w.render().splitlines()[0], w.hint) for w in warned] == [
+            ("trigger", f"w:1:{col}: warning: timeout: is how long a delivery waits for the run's outputs, and this "
+             'webhook answers at once (202) (respond: "accepted")',
+             'write respond: "outputs" in place of "accepted", or leave timeout: out')]

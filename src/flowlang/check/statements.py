@@ -289,10 +289,12 @@ class StatementChecker(ExpressionChecker):
         if isinstance(trigger, WebhookTrigger) and timeout is not None and trigger.respond != "outputs":
             from flowlang.diagnostics import Diagnostic, Severity
 
+            written = any(k.name == "respond" for k in node.kwargs)  # respond: "accepted", the default, written
             self.checked.warnings.append(Diagnostic(
                 "trigger", "timeout: is how long a delivery waits for the run's outputs, and this webhook answers "
-                "at once (202)", self.source, timeout.span, 'add respond: "outputs", or leave timeout: out',
-                Severity.WARNING))
+                "at once (202)" + (' (respond: "accepted")' if written else ""), self.source, timeout.span,
+                'write respond: "outputs" in place of "accepted", or leave timeout: out' if written
+                else 'add respond: "outputs", or leave timeout: out', Severity.WARNING))
 
     def stmt_Param(self, node: ast.Param, scope: Scope, ctx: Ctx) -> None:
         if node.default is not None:
