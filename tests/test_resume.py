@@ -778,3 +778,41 @@ end
     rows, distinct = counts()
     assert distinct == total  # none lost
     assert rows - distinct <= page  # only the page in flight again (it was every row written before the kill)
+
+
+@pytest.mark.parametrize("style", ["link", "cursor"])
+def test_an_api_whose_pages_loop_back_is_not_offered_a_resume_that_sends_them_again(tmp_path: Path,
+                                                                                     style: str) -> None:
+    """An API whose page 3 gives page 1 as its next (a Link header, a cursor) ends the list with 'the API
+    repeats a page' after the records of pages 1 to 3 were sent. The run said 'continue from where it
+    stopped with: flowlang run --resume', and that resume began at the checkpoint, the repeated page:
+    it sent the 6 records again and failed the same way, offering --resume again. Such a run is not one
+    to resume, and says why."""
+    got: Counter[str] = Counter()
+
+    def items(req: Request) -> tuple[int, dict[str, str], Any]:
+        at = req.query.get("page" if style == "link" else "cursor") or "1"
+        nxt = "1" if at == "3" else str(int(at) + 1)
+        records = [{"id": f"{at}-{i}"} for i in range(2)]
+        if style == "link":
+            return 200, {"Link": f'<{api.url}/items?page={nxt}>; rel="next"'}, records
+        return 200, {}, {"results": records, "next_cursor": nxt}
+
+    def sink(req: Request) -> tuple[int, dict[str, str], Any]:
+        got[req.body["id"]] += 1
+        return 201, {}, {}
+
+    pages = '{style: "link"}' if style == "link" else '{style: "cursor", cursor: "next_cursor", records: "results"}'
+    (tmp_path / "loop.flow").write_text(
+        'flow "Loop"\nuse api = http(base_url: env.API)\n'
+        f'call api.get("/items", pages: {pages}) as items\n'
+        'for each r in items\n  send r to api.post("/sink")\nend\n')
+    with FakeApi() as api:
+        api.route("GET", "/items", items)
+        api.route("POST", "/sink", sink)
+        first = cli("run", "loop.flow", cwd=tmp_path, env={"API": api.url})
+        assert first.status == 1, first.stderr
+        assert "the API repeats a page, so pagination stops here" in first.stderr
+        assert "--resume would read the repeated pages again" in first.stderr
+        assert "continue from where it stopped" not in first.stderr
+        assert sorted(got) == [f"{p}-{i}" for p in "123" for i in range(2)] and set(got.values()) == {1}

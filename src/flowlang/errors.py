@@ -215,6 +215,15 @@ class ResumeRefused(FlowRuntimeError):
     fails, and is not one to resume (the same refusal would come again)."""
 
 
+class PagesRepeated(FlowRuntimeError):
+    """An API that gives a page, a cursor or a next URL again: pagination stops, and the run is not one to
+    resume (its checkpoint is the repeated page's request, so a resume would read the pages again)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message} (--resume would read the repeated pages again, so this run is not one to "
+                         "resume)", "data")
+
+
 class HttpError(FlowRuntimeError):
     """An HTTP answer that is an error, or a 2xx answer that is not what was promised."""
 

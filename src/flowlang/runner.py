@@ -38,6 +38,7 @@ from flowlang.errors import (
     Interrupted,
     LimitError,
     OutOfMemory,
+    PagesRepeated,
     ResumeRefused,
     UsageError,
     internal_error,
@@ -594,7 +595,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, None, ctx.mask,
                          dict(options.params))
     ctx.observer.run_finished(status, ctx.stats, message)
-    resumable = (keeps and not finished and not isinstance(error, ResumeRefused)
+    resumable = (keeps and not finished and not isinstance(error, ResumeRefused | PagesRepeated)
                  and bool(store.checkpoints.of(flow.key)))
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
                   children=children, resumed_from=resumed_from, resumable=resumable,

@@ -22,7 +22,7 @@ from flowlang.connectors.http.urls import (
     without_secrets,
 )
 from flowlang.diagnostics import closest
-from flowlang.errors import FlowRuntimeError
+from flowlang.errors import FlowRuntimeError, PagesRepeated
 from flowlang.runtime.builtins.collections import path_get
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.masking import cut, mask_value
@@ -289,8 +289,8 @@ class Paginator:
                 digest = hashlib.blake2b(dumps(page[0]).encode(), digest_size=16).digest()
                 first = seen.setdefault(digest, count)
                 if first != count:
-                    raise FlowRuntimeError(f"{self.shown()}: page {count} holds the same records as page {first}; "
-                                           "the API repeats a page, so pagination stops here", "data")
+                    raise PagesRepeated(f"{self.shown()}: page {count} holds the same records as page {first}; "
+                                        "the API repeats a page, so pagination stops here")
             yield page
             if count >= spec.max_pages and page[2] is not None:  # a next page to fetch (the last page is no excess)
                 raise FlowRuntimeError(f"{self.shown()} gave more than {spec.max_pages} "
@@ -406,8 +406,8 @@ class Paginator:
                 return
             key = to_text(cursor)
             if key in seen:
-                raise FlowRuntimeError(f"{self.shown()} gave the cursor {key!r} twice; the API repeats a "
-                                       "cursor, so pagination stops here", "data")
+                raise PagesRepeated(f"{self.shown()} gave the cursor {key!r} twice; the API repeats a "
+                                    "cursor, so pagination stops here")
             seen.add(key)
 
     async def _follow(self, first: str, next_of: Any, start: Any) -> AsyncIterator[tuple[list[Any], Any, Any]]:
@@ -451,8 +451,8 @@ class Paginator:
                 raise FlowRuntimeError(f"the next page of {self.shown()} is on another host ({shown_host(host)}); "
                                        "not following it with this connection's credentials", "data")
             if nxt in seen:
-                raise FlowRuntimeError(f"{self.shown()} gives {self.client.services.mask(nxt)} as the next page "
-                                       "again; the API repeats a next URL, so pagination stops here", "data")
+                raise PagesRepeated(f"{self.shown()} gives {self.client.services.mask(nxt)} as the next page "
+                                    "again; the API repeats a next URL, so pagination stops here")
             seen.add(nxt)
             url = nxt
 
