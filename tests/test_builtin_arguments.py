@@ -233,6 +233,9 @@ def test_parse_date_does_not_take_a_local_zone_name_for_utc(tmp_path: Path) -> N
     ('parse_date("Mon", "%a")', 26, "parse_date(): the format '%a' reads no date (no year, month or day code), "
      "so every text would be read as 1900-01-01"),
     ('parse_date("", "")', 23, "parse_date(): the format '' reads no date"),
+    ('parse_date("01.05", "%d.%m")', 28, "parse_date(): the format '%d.%m' reads no year, so every date would be "
+     "in 1900: give the year's code (%Y, or %y for two digits), or put the year into the text"),
+    ('parse_date(s, "%b %d %H:%M")', 22, "parse_date(): the format '%b %d %H:%M' reads no year"),
     ("regex_match(s, '^(INV-\\d+$')", 23, "bad regular expression '^(INV-\\\\d+$': missing )"),
     ('regex_replace(s, "[a-", "")', 25, "bad regular expression '[a-'"),
     ('regex_find(s, pattern: "(?P<n")', 31, "bad regular expression '(?P<n'"),
@@ -270,6 +273,16 @@ def test_parse_date_of_a_format_without_a_date_fails_the_record(tmp_path: Path) 
     assert result.outputs == [dt.datetime(2024, 5, 1, tzinfo=dt.UTC)]
     assert [e.message.split(" reads no date")[0] for e in result.errors] == [
         "parse_date(): the format '%a'", "parse_date(): the format ''", "parse_date(): the format '%H:%M'"]
+
+
+def test_parse_date_of_a_format_without_a_year_fails_the_record(tmp_path: Path) -> None:
+    """parse_date("01.05", "%d.%m") was 1900-05-01T00:00:00Z, silently (strptime's year; and "29.02"
+    failed as no day of 1900); from the data such a format fails its record (a literal one is check's)."""
+    result = run_text('for each r in [{t: "01.05", f: "%d.%m"}, {t: "May 1", f: "%b %d"}, {t: "01.05.24", f: '
+                      '"%d.%m.%y"}]\n  emit parse_date(r.t, r.f)\nend\n', tmp_path)
+    assert result.outputs == [dt.datetime(2024, 5, 1, tzinfo=dt.UTC)]
+    assert [e.message.split(" reads no year")[0] for e in result.errors] == [
+        "parse_date(): the format '%d.%m'", "parse_date(): the format '%b %d'"]
 
 
 def test_epoch_seconds_as_text_are_pointed_at_datetime_of_int(tmp_path: Path) -> None:

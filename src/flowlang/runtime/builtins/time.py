@@ -356,7 +356,8 @@ def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
 
     The format uses the codes of format_date(); text that does not fit the format fails the record. A
     code may appear once ("%d/%m/%d" is an error). A format must read a date: one with no year, month
-    or day code ("%a", "%H:%M", "") is an error, not 1900-01-01. %s is not read (epoch seconds in text:
+    or day code ("%a", "%H:%M", "") is an error, not 1900-01-01, and so is one with no year code
+    ("%d.%m", "%b %d"), not a date in 1900. %s is not read (epoch seconds in text:
     datetime(int(s))). %Z reads the zone names UTC and GMT; any other name
     (EST, which Python reads on a machine in New York) is an error without a %z offset beside it, not
     taken for UTC. Text without an offset is read on the clock of zone, as in datetime() (zone:
@@ -404,6 +405,8 @@ def _strptime(text: str, fmt: str) -> tuple[datetime, str]:
 
 # the codes that read a date's year, month or day (%c and %x a whole date of the locale)
 _DATE_CODES = frozenset("YyGmbBdjcx")
+# those that read its year (%c and %x a whole date of the locale, year included)
+_YEAR_CODES = frozenset("YyGcx")
 
 
 def _parse_format_codes(fmt: Any) -> list[str]:
@@ -420,6 +423,10 @@ def _parse_format_codes(fmt: Any) -> list[str]:
         raise BuiltinError(f"parse_date(): the format {fmt!r} reads no date (no year, month or day code), so "
                            "every text would be read as 1900-01-01: give the date's codes (%Y year, %m month, "
                            "%d day: \"%d.%m.%Y %H:%M\")")
+    if not any(c[-1] in _YEAR_CODES for c in codes):  # strptime's year: 1900 (and 29 February is no day of it)
+        raise BuiltinError(f"parse_date(): the format {fmt!r} reads no year, so every date would be in 1900: "
+                           "give the year's code (%Y, or %y for two digits), or put the year into the text: "
+                           "parse_date(s + \".2024\", \"%d.%m.%Y\")")
     return codes
 
 
