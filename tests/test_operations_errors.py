@@ -10,7 +10,7 @@ from typing import Any
 
 import flowlang
 from conftest import cli
-from fakeapi import FakeApi
+from fakeapi import FakeApi, paged
 
 ORDERS = """use api = http(base_url: env.API)
 for each order in orders
@@ -425,6 +425,92 @@ def test_a_loop_over_the_same_list_added_before_leaves_the_error_open(tmp_path: 
 
 
 # ---- 4. retry ---------------------------------------------------------------------------------
+PRODUCTS = """use api = http(base_url: env.API)
+use out = file(path: "out.jsonl", mode: "append")
+call api.get("/products", pages: {style: "page", size: 2, records: "data"}) as products
+for each o in [{id: 1, sku: "A", qty: "1"}, {id: 2, sku: "C", qty: "x"}]
+  for each p in products
+    if p.sku == o.sku
+      send {order: o.id, product: p.id, qty: number(o.qty)} to out
+    end
+  end
+end
+"""
+
+
+def test_a_retry_leaves_open_an_error_whose_iteration_read_a_record_stream(tmp_path: Path) -> None:
+    """The error keeps the values its iteration reads, but a record stream (a paginated `call`, read page by
+    page) cannot be kept, and a retry runs no `call`: the replay's inner loop over `products` read nothing
+    (no request was made), sent nothing, and the retry resolved the error ('resolved 1'): order 2 was never
+    written. The retry now says so and leaves the error open (exit 1); a run sends it."""
+    flow = write(tmp_path, "f.flow", PRODUCTS)
+    products = [{"id": 10, "sku": "A"}, {"id": 11, "sku": "B"}, {"id": 12, "sku": "C"}]
+    with FakeApi({"products": products}) as api:
+        api.route("GET", "/products", lambda req: paged(products, req, "page", api.url))
+        assert run(flow, api).status == "partial"
+        [error] = open_errors(flow)
+        assert cli("edit", "f.flow", str(error.id), "--set", 'qty="2"', "--state-dir", "state",
+                   cwd=tmp_path).status == 0
+        asked = api.count("GET", "/products?page=1&per_page=2")
+        done = cli("retry", "f.flow", "--state-dir", "state", "--log-format", "text", cwd=tmp_path,
+                   env={"API": api.url})
+        assert done.status == 1, done.stderr
+        assert (f"error {error.id}: its iteration reads `products` (a record stream, read page by page and never "
+                "kept with an error)") in done.stderr
+        assert "so a replay would read it as null; left open" in done.stderr
+        assert [e.id for e in open_errors(flow)] == [error.id]
+        assert api.count("GET", "/products?page=1&per_page=2") == asked
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(x)["order"] for x in lines] == [1]
+
+
+INDEXED = """use src = file(path: "products.json")
+use out = file(path: "out.jsonl", mode: "append")
+call src.read() as products
+let by_sku = index_by(products, "sku")
+for each o in [{id: 1, sku: "s5", qty: "1"}, {id: 2, sku: "s7", qty: "x"}]
+  let p = by_sku[o.sku]
+  send {order: o.id, price: p.price, qty: number(o.qty)} to out
+end
+"""
+
+
+def test_a_retry_does_not_work_out_a_let_from_a_calls_answer_as_null(tmp_path: Path) -> None:
+    """A top-level `let` built from a `call`'s answer was worked out again by the retry from a null:
+    `index_by(products, "sku")` of null is {}, so when the error had left `by_sku` out (over
+    max_error_bytes) the replay sent order 2 with the price null and resolved its error. Such a `let` is
+    left to the saved scope: replayed when the error kept it, left open (exit 1) when it did not."""
+    products = [{"sku": f"s{i}", "price": i, "pad": "x" * 100} for i in range(100)]
+    (tmp_path / "products.json").write_text(json.dumps(products))
+    write(tmp_path, "f.flow", INDEXED)
+    state = ["--state-dir", "state"]
+    assert cli("run", "f.flow", *state, "--max-error-bytes", "5000", cwd=tmp_path).status == 3
+    [error] = open_errors_in(tmp_path)
+    assert error.note is not None and "the value of by_sku not kept" in error.note
+    cli("edit", "f.flow", str(error.id), "--set", 'qty="2"', *state, cwd=tmp_path)
+    done = cli("retry", "f.flow", *state, "--log-format", "text", cwd=tmp_path)
+    assert done.status == 1, done.stderr
+    assert "its iteration reads `by_sku` (not kept with the error: see its note)" in done.stderr
+    assert [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()] == \
+        [{"order": 1, "price": 5, "qty": 1}]
+    # kept with the error (no cap), the saved index is the one replayed
+    cli("resolve", "f.flow", "--all", *state, cwd=tmp_path)
+    assert cli("run", "f.flow", *state, "--max-error-bytes", "0", cwd=tmp_path).status == 3
+    [error] = open_errors_in(tmp_path)
+    cli("edit", "f.flow", str(error.id), "--set", 'qty="2"', *state, cwd=tmp_path)
+    assert cli("retry", "f.flow", *state, cwd=tmp_path).status == 0
+    assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1]) == {"order": 2, "price": 7, "qty": 2}
+
+
+def open_errors_in(folder: Path) -> list[Any]:
+    flow = flowlang.load(folder / "f.flow")
+    store = flow.store(folder / "state")
+    try:
+        return store.open_errors(flow.key)
+    finally:
+        store.close()
+
+
 RATES = """use api = http(base_url: env.API)
 use out = file(path: "out/amounts.jsonl")
 param rows = [{id: 1, cur: "EUR"}, {id: 2, cur: "SEK"}, {id: 3, cur: "EUR"}]

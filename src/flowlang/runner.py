@@ -21,6 +21,7 @@ from flowlang import ast
 from flowlang.check import CheckedModule
 from flowlang.check.secret_names import secret_uses
 from flowlang.compile import CompiledModule, ProgramCompiler, find_loop, loop_stem, moved_errors, same_loops
+from flowlang.compile.loops import LoopInfo
 from flowlang.compile.steps import run_step
 from flowlang.connectors.host import (
     DEFAULT_WRITE,
@@ -61,6 +62,7 @@ from flowlang.runtime.run import (
     RUNNING_JOB,
     SAVED_INPUT,
     SAVED_STATE,
+    SAVED_STREAMS,
     RecordFailure,
     RunContext,
     RunOptions,
@@ -851,6 +853,31 @@ def input_lost(err: StoredError, reads_input: bool) -> str | None:
     return None
 
 
+def values_lost(err: StoredError, info: LoopInfo, worked_out: list[Any]) -> str | None:
+    """Why a replay of an error would read a variable its iteration read as null, or None. The error keeps
+    the values its iteration reads, but not a record stream (read page by page) nor one over
+    max_error_bytes; a retry runs only the flow's use, import, let and param lines, so a variable of a
+    `call` (`call api.get(..., pages: ...) as items` for an inner loop, a `let` built from one) was null
+    in the replay: the inner loop read nothing, or a lookup in it found nothing, and the replay sent
+    that (or nothing) and resolved the error."""
+    streams = err.scope.get(SAVED_STREAMS)
+    streams = streams if type(streams) is list else []
+    read = info.read
+    lost = [name for name, slot in info.visible if (read is None or slot in read) and name not in err.scope
+            and slot < len(worked_out) and worked_out[slot] is None]
+    if not lost:
+        return None
+    said = []
+    for name in lost:
+        if name in streams:
+            said.append(f"`{name}` (a record stream, read page by page and never kept with an error)")
+        else:
+            said.append(f"`{name}` (not kept with the error: see its note)")
+    them = "them" if len(lost) > 1 else "it"
+    return (f"its iteration reads {', '.join(said)}, and the flow's use, import, let and param lines, which are "
+            f"all a retry runs before it, do not work {them} out, so a replay would read {them} as null")
+
+
 def errors_named(ids: list[int]) -> str:
     return f"error{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
 
@@ -899,6 +926,12 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                         "the text of a secret, which is stored as ***, and the flow's top-level lines do not work "
                         f"{'them' if len(lost) > 1 else 'it'} out again, so a retry would use *** in its place; "
                         "left open (run the flow again from its source)")
+                unreplayable.append(err.id)
+                continue
+            why = values_lost(err, entry.info, worked_out)
+            if why is not None:
+                ctx.log("error", f"error {err.id}: {why}; left open (run the flow again: its run reads them again, "
+                        "and the record's success resolves the error; or resolve it by hand)")
                 unreplayable.append(err.id)
                 continue
             why = input_lost(err, entry.info.keeps_input)

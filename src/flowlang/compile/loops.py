@@ -35,7 +35,7 @@ from flowlang.runtime.jsoncodec import masked_key
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.masking import debug_exception
 from flowlang.runtime.operators import NeedsMaterialization
-from flowlang.runtime.run import PICKUP_FILE, READ_FAILED, SAVED_INPUT, SAVED_STATE, RecordFailure
+from flowlang.runtime.run import PICKUP_FILE, READ_FAILED, SAVED_INPUT, SAVED_STATE, SAVED_STREAMS, RecordFailure
 from flowlang.runtime.sharing import as_it_was, undone
 from flowlang.runtime.slots import Slots
 from flowlang.runtime.tape import set_draw_place
@@ -130,6 +130,8 @@ class LoopInfo:
                 value = as_it_was(value, run.grown, run.replaced)
             if isinstance(value, STORABLE) or type(value).__name__ in ("Decimal", "datetime", "date", "timedelta"):
                 out[name] = value
+            elif type(value) is RecordStream:  # not kept: a retry says so rather than read it as null
+                out.setdefault(SAVED_STREAMS, []).append(name)
         return out
 
     def record_of(self, item: Any) -> Any:

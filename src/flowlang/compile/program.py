@@ -11,6 +11,7 @@ from flowlang.check.program import CheckedModule, FunctionInfo
 from flowlang.compile.expressions import ExpressionCompiler
 from flowlang.compile.functions import FunctionCompiler, FunctionTable
 from flowlang.compile.loops import LoopEntry, LoopInfo, find_loop, loop_stem, moved_errors, same_loops
+from flowlang.compile.reads import lets_a_retry_cannot_work_out
 from flowlang.compile.statements import DECLARATIONS
 from flowlang.compile.steps import Eval, Step, block, stoppable
 from flowlang.lazy_dataclass import dataclass
@@ -31,7 +32,8 @@ class CompiledModule:
     body: Step = field(default_factory=lambda: block([]))
     params: list[CompiledParam] = field(default_factory=list)
     loops: dict[str, LoopEntry] = field(default_factory=dict)
-    # retry runs the use, import and let lines first; (step, a failure may be skipped: a `let`)
+    # retry runs the use, import and let lines first (not a `let` built from a `call`'s answer or a loop's
+    # work: compile/reads.py); (step, a failure may be skipped: a `let`)
     prelude_steps: list[tuple[Step, bool]] = field(default_factory=list)
 
 
@@ -55,8 +57,9 @@ class ModuleCompiler(FunctionCompiler):
             [self.stmt(s) for s in stmts if not isinstance(s, DECLARATIONS)])
         for name, entry in self.loop_entries.items():  # an error keeps how many loops share its loop's list
             entry.info.same = len(same_loops(self.loop_entries, name))
+        unknown = lets_a_retry_cannot_work_out(stmts, self.checked)
         self.compiled.prelude_steps = [(self.stmt(s), isinstance(s, ast.Let)) for s in stmts
-                                       if isinstance(s, ast.Use | ast.Import | ast.Let)]
+                                       if isinstance(s, ast.Use | ast.Import | ast.Let) and id(s) not in unknown]
 
 
 class ProgramCompiler:

@@ -73,3 +73,38 @@ def globals_named(body: Iterable[Any], checked: CheckedModule, wanted: frozenset
                     seen.add(id(info))
                     pending.append((info.node, info.module))  # its defaults too
     return found
+
+
+def lets_a_retry_cannot_work_out(statements: Iterable[Any], checked: CheckedModule) -> set[int]:
+    """The ids of the top-level `let` lines whose value a retry cannot work out: it runs only the flow's
+    use, import, let and param lines, so a `let` that reads a variable a `call`, a `lookup` or a loop gave
+    (`call src.read() as products` / `let by_sku = index_by(products, "sku")`), or another such `let`,
+    would be worked out from a null: `{}`, where the run had the index. Left unset, the error's saved
+    value fills it; when the error did not keep it (over max_error_bytes), the retry says so and leaves
+    the error open (runner.values_lost) instead of replaying it with a wrong value. In the flow's order:
+    a `let` after such a statement that gives the variable a value of its own (`let n = 0`) works it out."""
+    res = checked.resolution
+    unknown: set[int] = set()
+    skipped: set[int] = set()
+    for stmt in statements:
+        if isinstance(stmt, ast.Use | ast.Import | ast.Function | ast.Param | ast.FlowDecl | ast.Trigger):
+            continue
+        if type(stmt) is ast.Let:
+            slot = res.slots.get((stmt, 0))
+            read = reads((stmt.value, stmt.target) if stmt.target.steps else (stmt.value,), checked)[0]
+            if read & unknown:
+                skipped.add(id(stmt))
+                if slot is not None and slot >= 0:
+                    unknown.add(slot)
+            elif slot is not None and slot >= 0 and not stmt.target.steps:
+                unknown.discard(slot)
+            continue
+        for node in ast.walk(stmt):  # what it assigns: `as x`, a `let` inside a block or a loop
+            slot = res.slots.get((node, 0))
+            if slot is not None and slot >= 0 and not isinstance(node, ast.ForEach):
+                unknown.add(slot)
+            if type(node) is ast.Let and node.target.steps:
+                ref = res.refs.get(node.target)
+                if isinstance(ref, Local):
+                    unknown.add(ref.slot)
+    return skipped

@@ -94,6 +94,10 @@ PICKUP_FILE = "$file"
 # retry replays the record against it, not against the state later records moved on (a record skipped
 # `if r.id <= state.max` was resolved by its retry without being sent)
 SAVED_STATE = "$state"
+# ... and the names of the variables its iteration read that held a record stream (`call api.get(..., pages:
+# ...) as items` read by an inner loop): a stream is read page by page, never kept, and a retry runs no
+# `call`, so its replay would read the variable as null (an inner loop over nothing resolved the error)
+SAVED_STREAMS = "$streams"
 STATE_NOTES = 100_000  # notes of what the state's changes replaced, kept while a loop's iterations overlap
 
 

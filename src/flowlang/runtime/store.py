@@ -371,7 +371,8 @@ def stored_scope(record_json: str, scope: dict[str, Any], mask: Callable[[str], 
         note = (f"over the {max_bytes:,}-byte limit of one error (max_error_bytes): the value"
                 f"{'s' if len(left_out) > 1 else ''} of {', '.join(named)} not kept; "
                 + ("a retry leaves it open, as its loop reads input" if SAVED_INPUT in left_out else
-                   "a retry takes them from the flow's top-level lines"))
+                   "a retry takes them from the flow's top-level lines, or leaves the error open where those "
+                   "do not work them out"))
         if size > (max_bytes or 0):
             note += f"; the record alone is {len(record_json.encode()):,} bytes and is kept whole"
     elif max_bytes is not None and size > max_bytes:
