@@ -425,3 +425,25 @@ def test_check_warns_at_a_dollar_group_in_a_regex_replacement(tmp_path: Path) ->
     assert checked.stderr.count("warning:") == 2
     ran = cli("run", "f.flow", cwd=tmp_path)
     assert ran.stdout.splitlines() == ['"$3.$2.$1"', '"${y}-05"', '"2024 costs $5-03 costs $5-05 costs $5"']
+
+
+def test_a_date_format_of_another_language_is_an_error_not_its_text(tmp_path: Path) -> None:
+    """format_date(now(), "YYYY-MM-DD") (Java's, .NET's, moment.js's spelling) passed check and wrote
+    "YYYY-MM-DD" for every date, and "%Y-MM-DD" wrote "2024-MM-DD". A format with no code, or with such a
+    word in its text, is an error that gives the format in flowlang's codes: at check when it is written
+    in the flow, else the record fails."""
+    (tmp_path / "f.flow").write_text('emit format_date(now(), "dd.MM.yyyy HH:mm")\n'
+                                     'emit format_date(now(), "%Y-MM-DD")\n')
+    checked = cli("check", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert checked.status == 2
+    assert ("f.flow:1:25: error: format_date(): the format 'dd.MM.yyyy HH:mm' has no format code, so every date "
+            "would be written as 'dd.MM.yyyy HH:mm': write '%d.%m.%Y %H:%M' (%Y year, %m month, %d day, %H hour, "
+            "%M minute, %S second)") in checked.stderr, checked.stderr
+    assert ("f.flow:2:25: error: format_date(): 'MM' in the format '%Y-MM-DD' is written as it is, not as a part "
+            "of the date: write '%Y-%m-%d'") in checked.stderr, checked.stderr
+    result = run_text('for each f in ["YYYY", "Q1", "%Y-%m-%dT%H:%M:%SZ", "%A, week %V", "%d %B %Y at noon"]\n'
+                      '  emit format_date(date("2024-03-05"), f)\nend\n', tmp_path)
+    assert result.outputs == ["2024-03-05T00:00:00Z", "Tuesday, week 10", "05 March 2024 at noon"]
+    assert [e.message.split(":")[1] for e in result.errors] == [
+        " the format 'YYYY' has no format code, so every date would be written as 'YYYY'",
+        " the format 'Q1' has no format code, so every date would be written as 'Q1'"]

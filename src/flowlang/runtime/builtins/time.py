@@ -292,7 +292,10 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
 
     %Y year, %m month, %d day, %H hour, %M minute, %S second, %z offset, %A weekday, %B month name (in
     English). ISO 8601 text is read as a datetime first. A code the C library does not know (%Q, a
-    lone % at the end) is an error, as in parse_date(); %% is a literal %. %Y writes a year before 1000
+    lone % at the end) is an error, as in parse_date(); %% is a literal %. A format with no code
+    ("Q1"), or with another language's spelling in its text (YYYY, yyyy, MM, DD, dd, HH, hh, mm, ss:
+    "YYYY-MM-DD", "%Y-MM-DD"), is an error whose message gives it in these codes ("%Y-%m-%d"), not a
+    text written the same for every date. %Y writes a year before 1000
     in four digits (0999), as ISO 8601 does. %s is the seconds since 1970-01-01T00:00:00Z (a date's
     from its midnight in UTC), whatever the zone. A NUL character (`\\u0000`) in the format is an error (the C
     library would end the text there).
@@ -332,6 +335,26 @@ def _format_rule(fmt: Any) -> None:
                                "%z, %A, %B, ...; %% for a literal %)")
     if "\x00" in fmt:  # the C library stops at it: "a\x00b" wrote "a"
         raise BuiltinError("format_date(): the format holds a NUL character (\\u0000), which would end it there")
+    codes = [c for c in _DIRECTIVE.findall(fmt) if c != "%%"]
+    tokens = [t for part in _DIRECTIVE.split(fmt) for t in _OTHER_TOKENS.findall(part)]
+    if codes and not tokens:
+        return
+    written = _DIRECTIVE.sub(lambda m: m.group().replace("%", "\x00"), fmt)  # directives kept as they are
+    meant = _OTHER_TOKENS.sub(lambda m: _TOKEN_CODES[m.group()], written).replace("\x00", "%")
+    if not codes:
+        raise BuiltinError(f"format_date(): the format {fmt!r} has no format code, so every date would be written "
+                           f"as {fmt.replace('%%', '%')!r}: write " + (repr(meant) if tokens else "the codes")
+                           + " (%Y year, %m month, %d day, %H hour, %M minute, %S second)")
+    raise BuiltinError(f"format_date(): {tokens[0]!r} in the format {fmt!r} is written as it is, not as a part of "
+                       f"the date: write {meant!r} (%Y year, %m month, %d day, %H hour, %M minute, %S second)")
+
+
+# the date parts of other languages' formats (Java, .NET, moment.js, Excel), as whole words of a format's
+# text: format_date(d, "YYYY-MM-DD") wrote "YYYY-MM-DD" for every date
+_TOKEN_CODES = {"yyyy": "%Y", "YYYY": "%Y", "yy": "%y", "YY": "%y", "MM": "%m", "dd": "%d", "DD": "%d",
+                "HH": "%H", "hh": "%I", "mm": "%M", "ss": "%S"}
+_OTHER_TOKENS = re.compile(r"(?<![A-Za-z])(?:" + "|".join(sorted(_TOKEN_CODES, key=len, reverse=True))
+                           + r")(?![A-Za-z])")
 
 
 def _padded_years(fmt: str, moment: date) -> str:
