@@ -228,6 +228,28 @@ def test_metrics_file(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr and "File exists" not in proc.stderr
 
 
+def test_metrics_file_of_a_test_run_and_of_a_retry(tmp_path: Path) -> None:
+    """The job's kind in flowlang_run_job_id was 'run' for every run, a --limit test job's too, and
+    flowlang retry, which docs/cli.md says records its job for --metrics-file, refused the option
+    ('unrecognized arguments: --metrics-file'). The label is the job's kind, and retry takes it."""
+    (tmp_path / "orders.flow").write_text(FLOW)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def job_ids(name: str) -> dict[tuple[Any, ...], float]:
+        text = (tmp_path / name).read_text()
+        return {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(text)
+                for s in family.samples if s.name == "flowlang_run_job_id"}
+
+    env = {"API": "http://127.0.0.1:9"}
+    assert run_cli("run", "orders.flow", "--limit", "2", "--metrics-file", "test.prom", cwd=tmp_path,
+                   env=env).returncode == 3
+    assert job_ids("test.prom") == {(("flow", "Nightly orders"), ("kind", "test")): 1}
+    proc = run_cli("retry", "orders.flow", "--metrics-file", "retry.prom", cwd=tmp_path, env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert job_ids("retry.prom") == {(("flow", "Nightly orders"), ("kind", "retry")): 2}
+    assert 'flowlang_run_status{flow="Nightly orders",status="partial"} 1.0' in (tmp_path / "retry.prom").read_text()
+
+
 @pytest.mark.parametrize(("table", "said"), [
     # before: 'internal error (OverflowError: cannot convert float infinity to integer)' for the run
     *[(f'[secrets.command]\ncommand = "true {{name}}"\ntimeout = {t}',

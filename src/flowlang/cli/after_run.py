@@ -22,7 +22,7 @@ log = logging.getLogger("flowlang.cli")
 
 
 def after_run(args: argparse.Namespace, terminal: Terminal, flow: Flow, project: Project, result: Result,
-              secrets: dict[str, str], kind: str = "run") -> None:
+              secrets: dict[str, str]) -> None:
     state_dir = state_dir_for(flow.path, getattr(args, "state_dir", None))
     test_run = bool(getattr(args, "dry_run", False)) or getattr(args, "limit", None) is not None
     metrics_file = getattr(args, "metrics_file", None)
@@ -36,7 +36,7 @@ def after_run(args: argparse.Namespace, terminal: Terminal, flow: Flow, project:
         finally:
             store.close()
         try:
-            write_metrics_file(Path(metrics_file), flow.name, kind, result.status, result.job_id, result.stats,
+            write_metrics_file(Path(metrics_file), flow.name, result.kind, result.status, result.job_id, result.stats,
                                time.time(), last_success)
         except OSError as e:
             log.error(f"cannot write --metrics-file {metrics_file}: {e.strerror or e}",

@@ -224,7 +224,7 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     terminal.context = {"flow": flow.name, "job_id": result.job_id}
     if terminal.closed:
         return int(ExitStatus.CLOSED_STDOUT)
-    after_run(args, terminal, flow, project, result, secrets, "retry")
+    after_run(args, terminal, flow, project, result, secrets)
     if result.error is not None:
         show_run_error(terminal, result.error, args.debug)
         return int(exit_status(result))

@@ -155,6 +155,9 @@ def build_parser(only: str | None = None) -> Parser:
     retry.add_argument("--id", type=store_number, action="append", default=[], help="only this error (repeatable)")
     retry.add_argument("--dry-run", action="store_true", help="show what each replay would send; change nothing")
     retry.add_argument("--quiet", action="store_true", help="no progress display")
+    retry.add_argument("--metrics-file", metavar="FILE",
+                       help="write the retry's figures in Prometheus text format to FILE at the end, as run's "
+                       "(its job's kind is the label kind=\"retry\"; give it a file of its own)")
     running(retry)
     common(retry)
 
