@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -935,3 +936,83 @@ def test_ledger_to_names_a_destination_as_the_listing_does(tmp_path: Path) -> No
     assert none.status == 2 and "no pending ledger entry for key 1 at db.insert" in none.stderr, none.stderr
     empty = cli("ledger", "f.flow", "--to", "db.insert", cwd=tmp_path)
     assert "the ledger is empty at db.insert" in empty.stdout, empty.stdout
+
+
+NUMBER_KEYS = """use src = file(path: "in.jsonl")
+use out = file(path: "out.jsonl", mode: "append")
+use pairs = file(path: "pairs.jsonl", mode: "append")
+use db = sql(url: "sqlite:///b.db")
+call db.execute("create table if not exists t (n integer)")
+call src.read() as rows
+for each r in rows
+  send {n: r.n} to out key r.id once
+  send {n: r.n} to pairs key [r.id, {b: r.id, a: "x"}] once
+  send {n: r.n} to db.insert(table: "t") key r.id once batch 10
+end
+"""
+
+
+def written_ns(tmp_path: Path) -> tuple[list[int], list[int], list[int]]:
+    """What reached the two files and the SQLite table (no primary key: a row written twice shows)."""
+    def of(name: str) -> list[int]:
+        path = tmp_path / name
+        return [json.loads(x)["n"] for x in path.read_text().splitlines()] if path.exists() else []
+    con = sqlite3.connect(tmp_path / "b.db")
+    try:
+        table = [row[0] for row in con.execute("select n from t order by rowid")]
+    finally:
+        con.close()
+    return of("out.jsonl"), of("pairs.jsonl"), table
+
+
+def night(tmp_path: Path, rows: str) -> flowlang.Result:
+    (tmp_path / "in.jsonl").write_text(rows)
+    return flowlang.load(tmp_path / "f.flow").run(state_dir=tmp_path / "state")
+
+
+def test_a_number_key_is_one_key_however_its_decimals_are_written(tmp_path: Path) -> None:
+    """`send ... key r.id once` with the ids 1 and 1.0 sent both: flowlang finds them equal, the ledger
+    kept "1" and "1.0" as two keys; an id that came as 1 one night and 1.00 (a NUMERIC column) the next
+    was sent again. A key's numbers are written canonically (runtime/keys.py: 1.0 as 1, 2.50 as 2.5),
+    inside a list or an object key too (whose fields' order does not count), in a batched send too.
+    Counted at the receiving side: two files and a SQLite table."""
+    (tmp_path / "f.flow").write_text(NUMBER_KEYS)
+    first = night(tmp_path, '{"id": 1, "n": 1}\n{"id": 1.0, "n": 2}\n{"id": 2.50, "n": 3}\n{"id": 2.5, "n": 4}\n')
+    assert first.ok, first.errors
+    assert written_ns(tmp_path) == ([1, 3], [1, 3], [1, 3])
+    second = night(tmp_path, '{"id": 1.00, "n": 5}\n{"id": 2.500, "n": 6}\n{"id": 3, "n": 7}\n')
+    assert second.ok, second.errors
+    assert written_ns(tmp_path) == ([1, 3, 7], [1, 3, 7], [1, 3, 7])
+    shown = cli("ledger", "f.flow", "--state-dir", "state", "--json", cwd=tmp_path).stdout
+    keys = {json.loads(line)["key"] for line in shown.splitlines()}
+    assert keys == {"1", "2.5", "3", '[1,{"a":"x","b":1}]', '[2.5,{"a":"x","b":2.5}]', '[3,{"a":"x","b":3}]'}
+
+
+def test_a_ledger_an_earlier_version_wrote_under_1_0_is_honoured(tmp_path: Path) -> None:
+    """Entries an earlier version kept under a key's old text ("1.0", "[2.50]") are found when there is none
+    under its canonical text ("1"), so the upgrade sends nothing twice; one it left pending is refused, and
+    the command the message gives (--forget 2.50, the text it is kept under) lets it be sent again."""
+    (tmp_path / "f.flow").write_text(NUMBER_KEYS)
+    rows = '{"id": 1.0, "n": 1}\n{"id": 2.50, "n": 2}\n'
+    assert night(tmp_path, rows).ok
+    assert written_ns(tmp_path) == ([1, 2], [1, 2], [1, 2])
+    store = flowlang.load(tmp_path / "f.flow").store(tmp_path / "state")
+    try:  # the rows as the version before wrote them: numbers as they came, fields in their order
+        with store.db:
+            for new, old in [("1", "1.0"), ("2.5", "2.50"), ('[1,{"a":"x","b":1}]', '[1.0,{"b":1.0,"a":"x"}]'),
+                             ('[2.5,{"a":"x","b":2.5}]', '[2.50,{"b":2.50,"a":"x"}]')]:
+                changed = store.db.execute("update ledger set key = ? where key = ?", (old, new)).rowcount
+                assert changed == (1 if new.startswith("[") else 2)  # the file's and the table's; the pairs'
+            store.db.execute("update ledger set status = 'pending' where key = '2.50'")
+    finally:
+        store.close()
+    again = night(tmp_path, rows)
+    assert written_ns(tmp_path) == ([1, 2], [1, 2], [1, 2])  # nothing sent twice
+    assert again.status == "partial"
+    [message] = {e.message for e in again.errors}
+    assert "the send of key 2.50 to out.write" in message and "--forget 2.50 " in message, message
+    assert cli("ledger", "f.flow", "--state-dir", "state", "--forget", "2.50", cwd=tmp_path).returncode == 0
+    retried = flowlang.load(tmp_path / "f.flow").retry(state_dir=tmp_path / "state")
+    assert retried.ok, retried.errors
+    out, _, table = written_ns(tmp_path)
+    assert out == [1, 2, 2] and table == [1, 2, 2]  # forgotten, so sent again: once

@@ -630,3 +630,40 @@ def test_a_retry_takes_a_param_without_default_from_the_saved_scope(tmp_path: Pa
     assert retry.status == 0, retry.stderr
     assert retry.stdout == '{"n":2,"since":"2024-05-01"}\n'
     assert "missing param" not in retry.stderr
+
+
+def test_an_error_kept_under_1_0_is_resolved_by_a_run_whose_key_is_1(tmp_path: Path) -> None:
+    """Trace keys write a key's numbers canonically (runtime/keys.py): a record keyed 1.0 and one keyed 1
+    are one key, so a later success of either resolves the other's error, and a failure of it replaces
+    it (one open error per key). An error an earlier version kept under "1.0" (or `[2.50]`) is read under
+    its canonical text: before, the run whose key was 1 left it open, and a retry sent it once more."""
+    flow = write(tmp_path, "f.flow", 'use out = file(path: "out.jsonl", mode: "append")\nparam rows\n'
+                 "for each r in rows key r.id\n  if r.ok == false\n    fail \"bad {r.n}\"\n  end\n"
+                 "  send {n: r.n} to out\nend\n")
+
+    def night(rows: list[dict[str, Any]]) -> flowlang.Result:
+        return flowlang.load(flow).run(params={"rows": rows}, state_dir=tmp_path / "state")
+
+    from decimal import Decimal
+    first = night([{"id": Decimal("1.0"), "n": 1, "ok": False}, {"id": [Decimal("2.50")], "n": 2, "ok": False}])
+    assert first.status == "partial"
+    assert sorted(e.key for e in open_errors(flow)) == ["1", "[2.5]"]
+    store = flowlang.load(flow).store(tmp_path / "state")
+    try:  # as the version before kept them: the numbers as they came
+        with store.db:
+            store.db.execute("update errors set trace_key = '1.0' where trace_key = '1'")
+            store.db.execute("update errors set trace_key = '[2.50]' where trace_key = '[2.5]'")
+    finally:
+        store.close()
+    by_key = {e.key: e for e in open_errors(flow)}
+    assert set(by_key) == {"1.0", "[2.50]"}
+    listed = cli("errors", "f.flow", "--state-dir", "state", "--key", "1", "--json", cwd=tmp_path).stdout
+    assert [json.loads(line)["id"] for line in listed.splitlines()] == [by_key["1.0"].id]
+    failed = night([{"id": [Decimal("2.5")], "n": 3, "ok": False}])  # replaces the open error of its key
+    assert failed.status == "partial"
+    [again] = [e for e in open_errors(flow) if e.id == by_key["[2.50]"].id]
+    assert again.attempts == 2 and len(open_errors(flow)) == 2
+    fixed = night([{"id": 1, "n": 4, "ok": True}, {"id": [Decimal("2.5000")], "n": 5, "ok": True}])
+    assert fixed.ok and sorted(fixed.resolved) == sorted(e.id for e in by_key.values())
+    assert open_errors(flow) == []
+    assert [json.loads(x)["n"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == [4, 5]

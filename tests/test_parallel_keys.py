@@ -164,3 +164,25 @@ def test_records_of_one_key_in_a_parallel_loop_filling_batches(tmp_path: Path) -
     for key in ("k0", "k1", "k2"):
         versions = [v for k, v in rows if k == key]
         assert versions == sorted(versions), (key, rows)
+
+
+def test_records_whose_keys_are_1_and_1_0_are_one_key_under_parallel(tmp_path: Path) -> None:
+    """The ids 1, 1.0 and 1.00 are one key (flowlang finds them equal; runtime/keys.py): under `parallel 4`
+    they ran at once (1 was told apart from the text "1.0"), each looked up, found nothing and created an
+    issue. They run one after another now, and the first one's issue is found by the others."""
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "title": "Alpha"}\n{"id": 1.0, "title": "Alpha"}\n'
+                                       '{"id": 1.00, "title": "Alpha"}\n{"id": 2, "title": "Beta"}\n')
+    (tmp_path / "f.flow").write_text(
+        'use gh = github(token: secret.GITHUB_TOKEN, base_url: env.GITHUB_BASE_URL, rate_limit: "50/second")\n'
+        'use src = file(path: "in.jsonl")\n'
+        'call src.read() as rows\n'
+        'for each r in rows key r.id parallel 4\n'
+        '  lookup gh.find_issue(q: "repo:octo/hello in:title {r.title}") as existing\n'
+        '  if existing == null\n'
+        '    send {title: r.title} to gh.create_issue(owner: "octo", repo: "hello")\n'
+        '  end\n'
+        'end\n')
+    with GitHubMock() as api:
+        proc = cli("run", "f.flow", cwd=tmp_path, env={**GH_ENV, "GITHUB_BASE_URL": api.url})
+        assert proc.status == 0, proc.stderr
+        assert sorted(i["title"] for i in api.issues) == ["Alpha", "Beta"]  # one issue a key

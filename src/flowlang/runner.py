@@ -51,6 +51,7 @@ from flowlang.runtime.checkpoints import Checkpoint, Checkpointer
 from flowlang.runtime.field_misses import warnings as field_warnings
 from flowlang.runtime.frame import Frame, counted
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, from_stored
+from flowlang.runtime.keys import canonical_stored
 from flowlang.runtime.limits import RUN_STOP, VALUE_ITEMS, HardStop
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.masking import DERIVED, RUNNING_MASK, Masker, debug_exception
@@ -449,6 +450,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
 
     stored_now: set[int] = set()  # the errors this run stored or replaced: a second record of one key says so
     told: set[str] = set()  # the loops whose records of one key were told of
+    # open errors an earlier version kept under another text of their key ("1.0" for 1: runtime/keys.py),
+    # by (loop identity, canonical key): a failure of the key replaces them, a success resolves them
+    kept_as: dict[tuple[str, str], list[str]] = {}
 
     def key_again(loop_id: str, key: str, what: str) -> None:
         """Two records of one run with one key: one open error per key (OPERATIONS.md 2) keeps the second's,
@@ -464,7 +468,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
 
     def on_failure(failure: RecordFailure) -> None:
         if not options.dry_run:
-            failure.error_id = store.add_error(job_id, failure, ctx.mask, ctx.limits.max_error_bytes)
+            also = kept_as.get((failure.loop_id, failure.key), ()) if failure.loop_id and failure.key else ()
+            failure.error_id = store.add_error(job_id, failure, ctx.mask, ctx.limits.max_error_bytes, also)
             if failure.key is not None and failure.loop_id is not None:  # a later record of its key, in this
                 ctx.open_keys.setdefault(failure.loop_id, set()).add(failure.key)  # run too, resolves it
                 if failure.error_id in stored_now:
@@ -473,7 +478,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
                 stored_now.add(failure.error_id)
 
     def on_success(loop_id: str, key: str) -> None:
-        ids = store.resolve_key(flow.key, loop_id, key, job_id)
+        ids = store.resolve_key(flow.key, loop_id, key, job_id, kept_as.pop((loop_id, key), ()))
         resolved.extend(ids)
         if stored_now.intersection(ids):
             key_again(loop_id, key, "the first failed, and the second went through and resolved its error, "
@@ -508,7 +513,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
             store.move_errors(flow.key, moved)
         # errors whose loop cannot be told now: a success in the loop that has their identity resolves none
         lost = frozenset(p for p in pointed if p[1] is not None and find_loop(flow.compiled.loops, *p) is None)
-        ctx.open_keys = store.open_keys(flow.key, lost)
+        ctx.open_keys = store.open_keys(flow.key, lost, kept_as)
         ctx.on_success = on_success
         purged = store.purge_resolved(flow.key)
         if purged:
@@ -954,7 +959,7 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
             ctx.replaying = err.id
             ctx.replay_key = err.key
             if err.key is not None and err.loop_id is not None:  # this error is resolved as retried, below
-                ctx.open_keys.get(err.loop_id, set()).discard(err.key)
+                ctx.open_keys.get(err.loop_id, set()).discard(canonical_stored(err.key))
             record = restore_saved(err.record, ctx)
             picked_from = err.scope.get(PICKUP_FILE)
             if type(picked_from) is str and type(record) is dict:  # keyed within its file, as in its run

@@ -20,6 +20,7 @@ from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, StoreError, UsageError
 from flowlang.runtime.error_groups import ErrorGroup
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
+from flowlang.runtime.keys import trace_keys
 from flowlang.runtime.lock import FlowLock
 from flowlang.runtime.store import STATE_DB, Store, StoredError
 from flowlang.runtime.values import format_datetime
@@ -133,13 +134,14 @@ def parse_value(raw: str, given: str) -> Any:
 
 
 def key_text(raw: str) -> list[str]:
-    """--key K as the stored JSON text of a key: K read as JSON (10, "A") and K as a string."""
+    """--key K as the stored JSON texts of a key: K read as JSON (10, "A"; 1.0 in its canonical text, 1,
+    and as an earlier version wrote it, runtime/keys.py) and K as a string."""
     texts = [dumps_stored(raw)]
     try:
-        texts.insert(0, dumps_stored(loads(raw)))
+        canonical, old = trace_keys(loads(raw), lambda text: text)
     except JsonDataError:
-        pass
-    return texts
+        return texts
+    return [canonical, *([old] if old is not None else []), *texts]
 
 
 def plural(n: int, word: str) -> str:

@@ -27,7 +27,8 @@ from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, HttpError
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
-from flowlang.runtime.ledger import key_text, ledger_operation, payload_hash
+from flowlang.runtime.keys import ledger_keys
+from flowlang.runtime.ledger import ledger_operation, payload_hash
 from flowlang.runtime.stats import count_sent
 from flowlang.runtime.values import RecordStream, shown_number, type_name
 
@@ -475,12 +476,13 @@ class IoCompiler(StatementCompiler):
             key = key_of(f)
             try:
                 needs_key(key, mode, where, written)
-                k, digest = key_text(key, f.run.mask), payload_hash(record, a, kw)
+                (k, old), digest = ledger_keys(key, f.run.mask), payload_hash(record, a, kw)
                 writing = buffer.in_flight.get(k)
                 if writing is not None:  # its key is in a batch being written: the ledger decides after it
                     await asyncio.wait([writing])
                 stats = f.run.stats.at(line, "send")
-                skip, recorded = already_sent(f.run, conn, ledger_operation(op, a), k, digest, mode, stats)
+                skip, recorded = already_sent(f.run, conn, ledger_operation(op, a), k, digest, mode, stats,
+                                              old=old)
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             if skip:

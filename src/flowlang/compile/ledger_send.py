@@ -15,7 +15,8 @@ from typing import Any
 from flowlang.compile.errors import Where
 from flowlang.connectors.base import Connection
 from flowlang.errors import FlowRuntimeError
-from flowlang.runtime.ledger import destination_text, key_text, ledger_operation, legacy_operation, payload_hash
+from flowlang.runtime.keys import ledger_keys
+from flowlang.runtime.ledger import destination_text, ledger_operation, legacy_operation, payload_hash
 from flowlang.runtime.run import RunContext
 from flowlang.runtime.stats import StatementStats, count_sent
 from flowlang.runtime.store import now_text
@@ -83,21 +84,23 @@ def replay_command(run: RunContext) -> str:
 
 
 def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str, mode: str,
-                 stats: StatementStats, outside: bool = False) -> tuple[bool, Any]:
+                 stats: StatementStats, outside: bool = False, old: str | None = None) -> tuple[bool, Any]:
     """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose send was
     cut off in flight is refused (unless sending it again cannot do its work twice): the record fails,
-    saying so (`outside`: a send outside any loop, see afterwards)."""
-    entry = consulted(run, conn.name, op, k)
+    saying so (`outside`: a send outside any loop, see afterwards). `old`: the key's text as versions
+    before wrote it, when that differs (runtime/keys.py): an entry kept under it counts as this key's."""
+    entry = consulted(run, conn.name, op, k, old)
+    kept = entry.get("key", k) if entry is not None else k  # the text the commands below take to find it
     if entry is not None and entry["status"] == "pending" and entry.get("repeatable"):
-        run.log("info", f"{conn.name}.{op}: key {k} was in flight when job {entry['job_id']} stopped; sending it "
+        run.log("info", f"{conn.name}.{op}: key {kept} was in flight when job {entry['job_id']} stopped; sending it "
                 "again cannot do its work twice (an idempotency key, or a PUT or DELETE), so it is sent again")
     elif entry is not None and entry["status"] == "pending":
         raise FlowRuntimeError(
-            f"send ... {MODE_WORDS[mode]}: the send of key {k} to {conn.name}.{op} in job {entry['job_id']} got no "
+            f"send ... {MODE_WORDS[mode]}: the send of key {kept} to {conn.name}.{op} in job {entry['job_id']} got no "
             f"answer that says whether it arrived (the job stopped while it was in flight, it timed out or lost its "
             f"connection, or it was answered 502, 503 or 504, or 2xx with a body that could not be read), so it "
-            f"may have reached {conn.name}; check there, then run {settling(run, conn.name, op, k, 'forget')} to "
-            f"send it again (or, if it arrived, {settling(run, conn.name, op, k, 'sent')}, and "
+            f"may have reached {conn.name}; check there, then run {settling(run, conn.name, op, kept, 'forget')} to "
+            f"send it again (or, if it arrived, {settling(run, conn.name, op, kept, 'sent')}, and "
             f"{afterwards(run, outside)} without sending it)", "connector")
     if entry is not None and entry["status"] == "sent" and (mode == "once" or entry["hash"] == digest):
         stats.skipped += 1
@@ -105,8 +108,9 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
         why = f"already sent in job {job}" if mode == "once" else f"unchanged since job {job}"
         run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
         if entry.get("damaged") is not None:
-            run.log("warn", f"{conn.name}.{op}: key {k} was sent in job {job}, but the answer the ledger kept for it "
-                    f"is damaged in the store ({entry['damaged']}): skipped as sent, its answer (as NAME) is null")
+            run.log("warn", f"{conn.name}.{op}: key {kept} was sent in job {job}, but the answer the ledger kept "
+                    f"for it is damaged in the store ({entry['damaged']}): skipped as sent, its answer (as NAME) "
+                    "is null")
         return True, entry["answer"]
     if run.dry_run:  # the real run would have sent it by now and skip it: so does a dry run, and a plan
         sends = run.dry_sends
@@ -120,22 +124,33 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
     return False, None
 
 
-def consulted(run: RunContext, connection: str, op: str, k: str) -> dict[str, Any] | None:
+def consulted(run: RunContext, connection: str, op: str, k: str, old: str | None = None) -> dict[str, Any] | None:
     """What the ledger holds for a key (status, job_id, hash, answer), drawn through the run's tape as
     `state` is: a recording keeps what the ledger said, and its replay (which has no ledger of its own)
     says the same, so a send the recorded run skipped is skipped in the replay too. A recorded answer
-    for another key (the flow changed since) is not used."""
+    for another key (the flow changed since) is not used. Found under the bare operation an earlier
+    version kept a path's entries under (legacy_operation), or under the key's `old` text (`1.0` for
+    1.0, before key texts were canonical: runtime/keys.py), when there is none under the key's own:
+    then "key" says the text it is kept under."""
     def looked_up() -> dict[str, Any] | None:
         ledger = run.ledger
         if ledger is None:
             return None
-        entry = ledger.get(run.flow, connection, op, k)
         legacy = legacy_operation(op)
-        if entry is None and legacy is not None:
-            entry = ledger.get(run.flow, connection, legacy, k)
+        entry = None
+        for text in (k, old):
+            if text is None:
+                continue
+            entry = ledger.get(run.flow, connection, op, text)
+            if entry is None and legacy is not None:
+                entry = ledger.get(run.flow, connection, legacy, text)
+            if entry is not None:
+                break
         if entry is None:
             return None
         found = {"status": entry.status, "job_id": entry.job_id, "hash": entry.hash, "answer": entry.answer}
+        if entry.key != k:
+            found["key"] = entry.key
         if entry.repeatable:
             found["repeatable"] = True
         return found if entry.damaged is None else {**found, "damaged": entry.damaged}
@@ -195,10 +210,10 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     ledger = run.ledger
     if ledger is None:
         return await conn.send(op, record, args, kwargs)
-    k = key_text(key, run.mask)
+    k, old = ledger_keys(key, run.mask)
     entry_op = ledger_operation(op, args)  # the ledger's name of the operation: with its path
     digest = payload_hash(record, args, kwargs)
-    skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats, outside)
+    skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats, outside, old)
     if skip:
         return answer
     if run.dry_run:

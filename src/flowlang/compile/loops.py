@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import field
+from decimal import Decimal
 from typing import Any
 
 from flowlang import ast
@@ -31,7 +32,7 @@ from flowlang.errors import FlowRuntimeError, LimitError, OutOfMemory, keep_memo
 from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, Out, SkipSignal, StopSignal
-from flowlang.runtime.jsoncodec import masked_key
+from flowlang.runtime.keys import canonical_key, key_json
 from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
 from flowlang.runtime.masking import debug_exception
 from flowlang.runtime.operators import NeedsMaterialization
@@ -181,18 +182,25 @@ class LoopInfo:
         if value is None:
             return None
         try:
-            return masked_key(value, f.run.mask)  # as the saved record is masked
+            return key_json(value, f.run.mask)  # canonical (1.0 is 1), masked as the saved record is
         except (TypeError, ValueError):
             return None
 
     def same_key(self, f: Frame, item: Any, where: Where) -> Any:
         """What tells the records of one key apart in a parallel loop (OPERATIONS.md 2): a text or a whole
-        number as it is, another key as its trace key's text; None for a record without a key."""
+        number as it is (a whole decimal, 1.0, as the number 1: one key, runtime/keys.py), another key as
+        its trace key's text; None for a record without a key."""
         if self.key is None and type(item) is not dict and type(item) is not BadRecord:
             return None  # the default key is an object's id (record_key): no other value has one
         value = self.key_value(f, item, where)
         t = type(value)
-        return value if t is str or t is int else self.key_text(f, value)
+        if t is str or t is int:
+            return value
+        if t is Decimal:
+            value = canonical_key(value)
+            if type(value) is int:
+                return value
+        return self.key_text(f, value)
 
     def failure(self, f: Frame, item: Any, err: FlowRuntimeError, start: list[Any] | None = None,
                 key: str | None = None) -> RecordFailure:

@@ -253,13 +253,6 @@ def _untagged(key: str, inner: Any) -> Any:
     raise JsonDataError(f'{{"{key}": {dumps(inner)[:40]}}} is not {what[0]}: "{key}" takes {what[1]}')
 
 
-def masked_key(value: Any, mask: Callable[[str], str]) -> str:
-    """A record key (a trace key, a ledger key) as JSON text, masked as everything stored is. A key
-    built from a secret keeps the rest of its text (`"***A1"`, `"***A2"`): written as {"$secret": null},
-    every such record would have the same key."""
-    return mask(dumps(value, reveal_secrets=True) if holds_secret(value) else dumps_stored(value))
-
-
 def holds_secret(value: Any) -> bool:
     """Whether a value is (or holds, however deep) a value made from a secret."""
     stack = [value]

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 from flowlang.lazy_dataclass import dataclass
-from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, masked_key, to_stored
-from flowlang.runtime.values import Secret
+from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
 
 SCHEMA = """
 create table if not exists ledger (
@@ -44,17 +42,6 @@ def payload_hash(record: Any, args: Any, kwargs: Any) -> str:
 
 Destination = tuple[str, str]
 """A send's destination as the ledger keeps it: (connection, operation), `("api", "post /orders")`."""
-
-
-def key_text(key: Any, mask: Callable[[str], str]) -> str:
-    """A record key as the ledger stores it: text as it is, anything else as JSON, masked as everything
-    stored is. A key built from a secret keeps the rest of its text (`***A1`, `***A2`): as
-    {"$secret": null} every such record would have had one key, and all but the first been skipped."""
-    if isinstance(key, str):
-        return mask(key)
-    if isinstance(key, Secret):
-        return mask(key.reveal())
-    return masked_key(key, mask)
 
 
 def ledger_operation(op: str, args: list[Any]) -> str:

@@ -8,7 +8,7 @@ import functools
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -21,6 +21,7 @@ from flowlang.runtime.blob import Blob
 from flowlang.runtime.checkpoints import Checkpoints
 from flowlang.runtime.error_groups import ErrorGroup, group_errors
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, surrogates_escaped
+from flowlang.runtime.keys import canonical_stored
 from flowlang.runtime.ledger import Ledger
 from flowlang.runtime.liveness import LIVE_JOBS, alive, this_process
 from flowlang.runtime.masking import mask_value
@@ -402,6 +403,11 @@ def damaged(error: sqlite3.Error) -> bool:
     return (code is not None and code & 0xFF in DAMAGED_CODES) or "malformed" in str(error)
 
 
+def _canonical_trace_key(text: Any) -> Any:
+    """flowlang_key(trace_key) in the store's SQL: a stored trace key in its canonical text (runtime/keys.py)."""
+    return canonical_stored(text) if isinstance(text, str) else text
+
+
 def damaged_store(path: str, error: sqlite3.Error) -> StoreError:
     return StoreError(f"the store {path} is damaged or is not a flowlang store ({error}); move it away to start "
                       "a new one (its jobs, state and errors stay in it)")
@@ -650,6 +656,8 @@ class Store:
                 self.db.reserve = keep_reserve(folder / RESERVE)
                 self.db.execute("pragma journal_mode=wal")
                 self.db.execute("pragma synchronous=full")
+            # a stored trace key in its canonical text (`errors --key 1` finds one an earlier version kept as 1.0)
+            self.db.create_function("flowlang_key", 1, _canonical_trace_key, deterministic=True)
             self.db.executescript(SCHEMA)
             self.ledger = Ledger(self.db)
             self.checkpoints = Checkpoints(self.db)
@@ -814,18 +822,22 @@ class Store:
 
     # ---- errors ------------------------------------------------------------------------------
     @with_room
-    def add_error(self, job_id: int, failure: RecordFailure, mask: Any, max_bytes: int | None = None) -> int:
+    def add_error(self, job_id: int, failure: RecordFailure, mask: Any, max_bytes: int | None = None,
+                  also: Collection[str] = ()) -> int:
         """Keep a failed iteration. A keyed record replaces the open error of the same loop and key
-        (one open error per key; its attempts go up). Its scope values go to the shared values table."""
+        (one open error per key; its attempts go up), or of a text in `also` (what an earlier version
+        wrote for the key: `1.0`, see open_keys). Its scope values go to the shared values table."""
         when = now_text()
         record, scope = storable(failure, mask, max_bytes, self.input_memo)
         with self.db:
             self.db.execute("begin immediate")
             self._put_values(scope)
             if failure.key is not None:
+                texts = [failure.key, *also]
                 row = self.db.execute(
-                    "select id from errors where flow = ? and loop_id = ? and trace_key = ? and resolved_at is null "
-                    "order by id limit 1", (failure.flow, failure.loop_id, failure.key)).fetchone()
+                    "select id from errors where flow = ? and loop_id = ? and trace_key in "
+                    f"({', '.join('?' for _ in texts)}) and resolved_at is null order by id limit 1",
+                    (failure.flow, failure.loop_id, *texts)).fetchone()
                 if row is not None:
                     self._update_failed(row[0], job_id, failure, mask, record, scope, when)
                     return int(row[0])
@@ -878,30 +890,39 @@ class Store:
                     "null and loop_id = ? and loop_nth is ? and loop_same is ?",
                     (now_identity, now_nth, now_count, flow, identity, nth, count))
 
-    def open_keys(self, flow: str, lost: frozenset[tuple[str, int | None, int | None]] = frozenset()
-                  ) -> dict[str, set[str]]:
-        """The trace keys with an open error, per loop identity; not those of the loops in `lost` (identity,
-        nth, count), which an edit made impossible to tell apart: another loop has their identity now."""
+    def open_keys(self, flow: str, lost: frozenset[tuple[str, int | None, int | None]] = frozenset(),
+                  kept_as: dict[tuple[str, str], list[str]] | None = None) -> dict[str, set[str]]:
+        """The trace keys with an open error, per loop identity, in their canonical text (runtime/keys.py);
+        not those of the loops in `lost` (identity, nth, count), which an edit made impossible to tell
+        apart: another loop has their identity now. An error an earlier version kept under another text
+        of its key (`1.0`, `[1.50]`) is under its canonical one (`1`, `[1.5]`), and `kept_as` gets the
+        text it is stored under, per (loop identity, canonical key), for resolve_key and add_error."""
         out: dict[str, set[str]] = {}
         for loop_id, nth, count, key in self.db.execute(
                 "select loop_id, loop_nth, loop_same, trace_key from errors where flow = ? and resolved_at is null "
                 "and trace_key is not null and loop_id is not null", (flow,)):
             if (loop_id, nth, count) not in lost:
-                out.setdefault(loop_id, set()).add(key)
+                text = canonical_stored(key)
+                out.setdefault(loop_id, set()).add(text)
+                if text != key and kept_as is not None:
+                    kept_as.setdefault((loop_id, text), []).append(key)
         return out
 
-    def resolve_key(self, flow: str, loop_id: str, key: str, job_id: int) -> list[int]:
-        """A later success of a keyed record resolves its open error."""
+    def resolve_key(self, flow: str, loop_id: str, key: str, job_id: int, also: Collection[str] = ()) -> list[int]:
+        """A later success of a keyed record resolves its open error: under its key's text, or a text in
+        `also` (what an earlier version wrote for the key, open_keys)."""
+        texts = [key, *also]
+        among = f"trace_key in ({', '.join('?' for _ in texts)})"
         with self.db:
             self.db.execute("begin immediate")
             ids = [r[0] for r in self.db.execute(
-                "select id from errors where flow = ? and loop_id = ? and trace_key = ? and resolved_at is null",
-                (flow, loop_id, key))]
+                f"select id from errors where flow = ? and loop_id = ? and {among} and resolved_at is null",
+                (flow, loop_id, *texts))]
             when = now_text()
             self.db.execute(
                 "update errors set resolved_at = ?, resolved_by = ?, resolved_reason = ? "
-                "where flow = ? and loop_id = ? and trace_key = ? and resolved_at is null",
-                (when, job_id, f"a later success (job {job_id})", flow, loop_id, key))
+                f"where flow = ? and loop_id = ? and {among} and resolved_at is null",
+                (when, job_id, f"a later success (job {job_id})", flow, loop_id, *texts))
         return ids
 
     def _error_query(self, flow: str, include_resolved: bool, key: str | list[str] | None, ids: list[int] | None,
@@ -910,9 +931,11 @@ class Store:
         args: list[Any] = [flow]
         if not include_resolved:
             sql += " and resolved_at is null"
-        if key is not None:
+        if key is not None:  # a key's canonical texts: found kept under them, or under another text of theirs
             keys = [key] if isinstance(key, str) else key
-            sql += f" and trace_key in ({', '.join('?' for _ in keys)})"
+            marks = ", ".join("?" for _ in keys)
+            sql += f" and (trace_key in ({marks}) or flowlang_key(trace_key) in ({marks}))"
+            args.extend(keys)
             args.extend(keys)
         if ids:
             sql += f" and id in ({', '.join('?' for _ in ids)})"
