@@ -185,6 +185,24 @@ def test_pythons_floor_division_and_power_are_explained(tmp_path: Path) -> None:
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == "147\n"
 
 
+def test_a_statement_in_a_map_body_says_the_maps_end_is_missing(tmp_path: Path) -> None:
+    """A `map` without its `end` before `emit out` said 'expected `.` or `=`, found `out`' (the body
+    reads `emit` as a field's name), with no word of the map. It names the map and its missing `end`; a
+    field named like a keyword (`emit = r`) is still a field."""
+    (tmp_path / "f.flow").write_text("for each r in [1]\n  map r to out\n    a = r\n  emit out\nend\n")
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2
+    assert ("f.flow:4:8: error: `emit ...` is a statement, but this line is in the body of the `map` opened at "
+            "2:3, whose lines are `field = value`: is that map's `end` missing?\n"
+            " 4 |   emit out\n"
+            "   |        ^^^\n"
+            "   = hint: close the map with `end` before this line (a field named emit is written `emit = ...`)\n"
+            ) in result.stderr, result.stderr
+    (tmp_path / "f.flow").write_text("for each r in [1]\n  map r to out\n    emit = r\n    send.x = 1\n  end\n"
+                                     "  emit out\nend\n")
+    assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"emit":1,"send":{"x":1}}\n'
+
+
 def test_a_path_in_double_quotes_with_a_placeholder_its_call_fills_says_to_use_single_quotes(
         tmp_path: Path) -> None:
     """`api.get("/customers/{id}", id: 1)` said "unknown name 'id'" with "did you mean 'd'?": the

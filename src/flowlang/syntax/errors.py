@@ -198,6 +198,26 @@ def _character_hint(text: str, pos: int, ch: str) -> str | None:
     return rule
 
 
+# the words that start a statement, which a line of a `map` body (`path = value`) may also start with,
+# as a field's name: `emit out` there is a statement after a map whose `end` is missing
+STATEMENT_WORDS = frozenset("emit send let call lookup log if for try skip stop fail return map".split())
+
+
+def _unclosed_map(source: Source, text: str, pos: int, blocks: list[tuple[str, int]]) -> tuple[str, str] | None:
+    """The message of a statement inside a `map` body, read there as a field (`emit out` gave "expected
+    `.` or `=`, found `out`"): the map's `end` is likely missing."""
+    if not blocks or blocks[-1][0] != "map":
+        return None
+    line_start = text.rfind("\n", 0, pos) + 1
+    words = text[line_start:pos].split()
+    if not words or words[0] not in STATEMENT_WORDS or len(words) != 1:
+        return None
+    line, col = source.line_col(blocks[-1][1])
+    return (f"`{words[0]} ...` is a statement, but this line is in the body of the `map` opened at {line}:{col}, "
+            f"whose lines are `field = value`: is that map's `end` missing?",
+            f"close the map with `end` before this line (a field named {words[0]} is written `{words[0]} = ...`)")
+
+
 def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSyntaxError:
     token = err.token
     at_end = token.type == "$END"
@@ -224,6 +244,9 @@ def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSy
         message = f"expected {describe_expected(expected)}, found {found}"
         if token.type == "NAME" and "_NL" in expected:
             hint = "one statement per line; did you forget an operator or a comma?"
+        unclosed = _unclosed_map(source, text, pos, blocks)
+        if unclosed is not None:
+            message, hint = unclosed
     if token.type == "LOG_LEVEL":
         message = f"`{token}` is a log level here; expected {describe_expected(expected)}"
     end = pos + max(1, len(str(token))) if not at_end and token.type != "_NL" else pos + 1
