@@ -626,6 +626,32 @@ def test_a_429_with_retry_after_holds_every_request_of_the_connection() -> None:
         assert min(r.at for r in later) - refused[0] >= 0.9  # none went out while the API asked to wait
 
 
+@pytest.mark.parametrize("rate_limit", ["", ', rate_limit: "20/second"'])
+def test_a_429_with_retry_after_holds_the_requests_already_waiting_for_the_pace(rate_limit: str) -> None:
+    """Once a refusal had set the connection's pace, the requests of a parallel loop waited for their turn
+    under it past the Retry-After check, so a later 429's Retry-After held none of them: against an API
+    refusing every 10th request with Retry-After: 3, 60 records at parallel 8 sent 48 requests during the
+    waits (at 0.4 s, 0.8 s, 1.3 s, 2.5 s into each), each refused again (124 requests, 78 s). Every request of
+    the connection waits for the Retry-After, those already waiting for the pace (or the rate_limit) too."""
+    with FakeApi() as api:
+        refused: list[float] = []
+
+        def limited(req: Request) -> tuple[int, dict[str, str], Any]:
+            n = req.body["n"]
+            if n in (2, 8) and len(refused) < (1 if n == 2 else 2):
+                refused.append(time.monotonic())
+                return 429, {"Retry-After": "1" if n == 2 else "2"}, {"error": "slow down"}
+            return 201, {}, {"ok": True}
+        api.route("POST", "/orders", limited)
+        result = run(f'use api = http(base_url: env.API{rate_limit})\nfor each n in range(16) parallel 4\n'
+                     '  send {n: n} to api.post("/orders")\nend\n', api)
+        assert result.ok, result.error
+        assert len(refused) == 2
+        during = [r.body["n"] for r in api.requests if refused[1] + 0.1 < r.at < refused[1] + 1.9]
+        assert during == []  # none went out while the API asked to wait
+        assert sorted(r.body["n"] for r in api.requests) == sorted([*range(16), 2, 8])
+
+
 @pytest.mark.parametrize(("rate_limit", "retry_after"), [(', rate_limit: "50/second"', None), ("", None), ("", "1")])
 def test_an_api_stricter_than_the_flow_takes_every_record_once_and_none_fails(rate_limit: str,
                                                                               retry_after: str | None) -> None:

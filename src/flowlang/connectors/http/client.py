@@ -202,16 +202,33 @@ class RequestMeter:
         self.pace = Pace(limiter.count / limiter.window if limiter is not None else None)
         self.max_wait = max_wait  # max_retry_wait: a pace whose API took nothing for this long sends no more
         self.limited = limiter is not None  # admit is awaited: a rate_limit, or a pace once refused
+        self.held_until = 0.0  # monotonic time until which a rate-limited answer asked to send nothing
         self.traffic = traffic
         self.services = services
 
+    def hold(self, until: float) -> None:
+        """A rate-limited answer's wait (Retry-After): no request of the connection starts before `until`,
+        those already waiting for their turn under the pace or the rate limit included."""
+        self.held_until = max(self.held_until, until)
+        self.limited = True
+
+    def held(self) -> float:
+        return self.held_until
+
     async def admit(self) -> Ticket | None:
+        waited = 0.0
         try:
-            if self.pace.rate is not None:
-                self.traffic.paced = self.pace.rate
-                waited = await self.pace.wait(self.max_wait, self.traffic)
-            else:
-                waited = 0.0
+            while True:  # a hold set while this request waited for the pace: it waits, then takes a new turn
+                held = self.held_until - time.monotonic()
+                if held > 0:
+                    self.traffic.waiting_until = max(self.traffic.waiting_until, self.held_until)
+                    await asyncio.sleep(held)
+                    waited += held
+                if self.pace.rate is not None:
+                    self.traffic.paced = self.pace.rate
+                    waited += await self.pace.wait(self.max_wait, self.traffic)
+                if self.held_until <= time.monotonic():
+                    break
         except Refusing as e:
             raise TransportError(f"not sent: the API has refused every request of this connection for its rate "
                                  f"limit for {e.seconds:.0f}s, more than the {self.max_wait:g}s this connection waits "
@@ -219,7 +236,7 @@ class RequestMeter:
                                  "it takes them again", sent=False, final=True) from None
         ticket = None
         if self.limiter is not None:
-            ticket, more = await self.limiter.acquire(self.traffic)
+            ticket, more = await self.limiter.acquire(self.traffic, self.held)
             waited += more
         self.traffic.waited += waited
         observer = self.services.observer
@@ -455,6 +472,7 @@ class HttpClient:
                         time.monotonic() + wait > self.spent_until:
                     self.spent_until = time.monotonic() + wait
                     self.spent_why = f"a {response.status} answer's wait"
+                    self.meter.hold(self.spent_until)
                 if paced:
                     refusals += 1
                     why = f"answered {response.status} for the API's rate limit (refusal {refusals}, no attempt spent)"

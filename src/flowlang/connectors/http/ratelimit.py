@@ -80,17 +80,18 @@ class RateLimiter:
         self._log: deque[Ticket] = deque(maxlen=self.count)  # the last `count` requests let through
         self._turn: asyncio.Lock | None = None
 
-    async def acquire(self, watcher: Any = None) -> tuple[Ticket, float]:
+    async def acquire(self, watcher: Any = None, not_before: Callable[[], float] | None = None) -> tuple[Ticket, float]:
         """Wait for this request's turn; returns its ticket (pass it to `release` when the request
         has finished, failed or been cancelled) and the seconds waited (`watcher.waiting_until`
-        shows when it may go)."""
+        shows when it may go). `not_before` gives a time no request starts before (a Retry-After's
+        hold, which may come while this request waits): the starts after it are spaced as ever."""
         if self._turn is None:
             self._turn = asyncio.Lock()
         began = self.clock()
         async with self._turn:
             while True:
                 now = self.clock()
-                slot = max(now, self._next)
+                slot = max(now, self._next) if not_before is None else max(now, self._next, not_before())
                 if len(self._log) == self.count:
                     oldest = self._log[0]
                     if oldest.finished is None:
