@@ -572,6 +572,28 @@ def test_a_header_name_http_cannot_carry_in_a_connector_file_is_a_file_error(fol
     assert f" --> connectors/h.toml:{place}" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize(("table", "place"), [("[headers]\n", "5:2"), ('[operations.list_x.headers]\n', "9:2")])
+def test_a_header_name_with_a_line_break_in_a_connector_file_is_said_escaped_at_its_line(
+        folder: Path, table: str, place: str) -> None:
+    """A header name "X\\nTenant" (a line break, written escaped in the TOML) was said raw: the key's path
+    'headers.X', a line break, then 'Tenant: ...', and no file:line:col (the key was looked for as it
+    reads, not as it is written). The path is said as TOML writes it, and the key is found."""
+    text = ('name = "h"\nbase_url = "https://h.invalid"\n\n{file}[operations.list_x]\nmethod = "GET"\n'
+            'path = "/x"\n\n{op}')
+    header = table + '"X\\nTenant" = "t1"\n'
+    (folder / "connectors" / "h.toml").write_text(text.format(file=header if "operations" not in table else "",
+                                                               op=header if "operations" in table else ""))
+    (folder / "main.flow").write_text("use h = h()\ncall h.list_x() as x\n")
+    proc = cli("check", "main.flow", "--log-format", "text", cwd=folder)
+    assert proc.status == 2, proc.stderr
+    key = "headers" if "operations" not in table else "operations.list_x.headers"
+    assert (f'connectors/h.toml: {key}."X\\nTenant": \'X\\nTenant\' is not a valid HTTP header name (it holds a line '
+            "break; ") in proc.stderr, proc.stderr
+    assert f" --> connectors/h.toml:{place}\n" in proc.stderr, proc.stderr
+    assert f'\n {place.split(":")[0]} | "X\\nTenant" = "t1"\n   |  ^^^^^^^^^\n' in proc.stderr, proc.stderr
+    assert "Tenant\n" not in proc.stderr.replace('"X\\nTenant" = "t1"\n', "")
+
+
 SEARCHING = """
 name = "acme"
 base_url = "http://127.0.0.1:1"

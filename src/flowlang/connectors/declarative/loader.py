@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
 from flowlang.connectors.declarative.models import ConnectorFile
-from flowlang.connectors.declarative.places import excerpt, locate, suggestion, type_problem
+from flowlang.connectors.declarative.places import dotted, excerpt, locate, suggestion, type_problem
 from flowlang.connectors.declarative.templates import bad_headers, unknown_placeholders
 from flowlang.diagnostics import render_block
 from flowlang.resources import stdlib_files
@@ -119,7 +119,7 @@ def _message(file_name: str, text: str, found: list[tuple[tuple[str | int, ...],
     problems: list[str] = []
     blocks: list[str] = []
     for loc, what, on_value in found:
-        problems.append(f"{'.'.join(str(p) for p in loc) or '(file)'}: {what}")
+        problems.append(f"{dotted(loc) or '(file)'}: {what}")
         span = locate(text, loc, on_value=on_value) if loc else None
         if span is not None:
             blocks.append(excerpt(file_name, text, span))

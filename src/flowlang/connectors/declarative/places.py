@@ -5,6 +5,7 @@ allowed values), for messages with file:line:col, did-you-mean and a caret."""
 
 from __future__ import annotations
 
+import json
 import re
 import types
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from flowlang.diagnostics import closest, render_block
 from flowlang.source import Source, Span
 
 QUOTED = re.compile(r"'([^']*)'")
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 
 
@@ -98,17 +100,27 @@ def locate(text: str, loc: Sequence[int | str], on_value: bool) -> Span | None:
         if found is None:
             return _header(lines, starts, keys)
         at += found.end()
-    found = re.search(rf"(?<![\w-])\"?{re.escape(rest[-1])}\"?\s*=\s*", section[at:])
+    written = rest[-1]
+    found = re.search(rf"(?<![\w-])\"?{re.escape(written)}\"?\s*=\s*", section[at:])
+    if found is None and written != (escaped := json.dumps(written)[1:-1]):  # "X\nTenant": written escaped
+        written = escaped
+        found = re.search(rf"\"{re.escape(written)}\"\s*=\s*", section[at:])
     if found is None:
         return _header(lines, starts, keys)
     base = starts[best] + at
     if not on_value:
         start = base + found.start() + (1 if section[at + found.start()] == '"' else 0)
-        return Span(start, start + len(rest[-1]))
+        return Span(start, start + len(written))
     value_start = base + found.end()
     value = re.match(r'"[^"\n]*"|\'[^\'\n]*\'|[^,}\]\n#]+', text[value_start:])
     width = len(value.group().rstrip()) if value else 1
     return Span(value_start, value_start + max(1, width))
+
+
+def dotted(loc: Sequence[int | str]) -> str:
+    """A key's path as TOML writes it: `headers.X-Tenant`, a part that is no bare key quoted with its
+    control characters escaped (`headers."X\\nTenant"`, not a line break in the message)."""
+    return ".".join(str(p) if isinstance(p, int) or BARE_KEY.fullmatch(p) else json.dumps(p) for p in loc)
 
 
 def _header(lines: list[str], starts: list[int], keys: list[str]) -> Span | None:
