@@ -98,7 +98,7 @@ def test_mapping_change_fails_with_a_field_diff_and_update_accepts_it(tmp_path: 
     failed = cli("test", str(flow), "--cassette", cassette)
     assert failed.returncode == 1
     assert "FAIL" in failed.stdout
-    assert "write to api.post: record 1 differs" in failed.stdout
+    assert "write to api.post /invoices: record 1 differs" in failed.stdout
     assert "amount: 10 -> 20" in failed.stdout
     assert "amount: 50 -> 100" in failed.stdout
     updated = cli("test", str(flow), "--cassette", cassette, "--update")
@@ -194,7 +194,7 @@ def test_a_rerun_whose_sends_the_ledger_skipped_replays_as_it_ran(tmp_path: Path
     flow.write_text(once.replace("amount = o.total", "amount = o.total + 1"))
     changed = cli("test", str(flow), "--cassette", str(tmp_path / "rerun"))
     assert changed.returncode == 1
-    assert "write to api.post: record 1 differs" in changed.stdout and "amount: 40 -> 41" in changed.stdout
+    assert "write to api.post /invoices: record 1 differs" in changed.stdout and "amount: 40 -> 41" in changed.stdout
     assert "record 2" not in changed.stdout, changed.stdout
     # what the ledger held is matched on the key, not on the order: with orders 1 and 2 left out, the
     # sends of 3, 5 still are the ledger's (skipped), not new ones
@@ -252,7 +252,7 @@ def test_a_parallel_loop_that_sent_in_another_order_gets_each_records_answer(tmp
         assert changed.returncode == 1, changed.stdout + changed.stderr
         diffs = [line.strip() for line in changed.stdout.splitlines() if line.startswith("      ")]
         assert diffs == ["record.v: (missing) -> 2"] * 4, changed.stdout  # and each output its own answer
-        assert all(f"write to api.post: record {n} differs" in changed.stdout for n in range(1, 5))
+        assert all(f"write to api.post /made: record {n} differs" in changed.stdout for n in range(1, 5))
 
 
 
@@ -795,7 +795,7 @@ def test_a_broken_mapping_fails_the_pytest_item_with_its_diff(tmp_path: Path) ->
     collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
                                 str(folder / "tests")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert "1 failed" in collected.stdout, collected.stdout
-    assert "write to books.post: record 1 differs" in collected.stdout
+    assert "write to books.post /invoices: record 1 differs" in collected.stdout
     assert "record.total: 19.99 -> 19.990" in collected.stdout
     (folder / "tests" / "test_custom.py").write_text(
         "def test_custom(flowlang_replay):\n"
@@ -1265,3 +1265,34 @@ def test_a_recording_of_a_run_that_failed_leaves_the_cassette_it_would_replace(t
         again = record(tmp_path, flow, api)
     assert again.returncode == 0 and "replay with:" in again.stderr
     assert not (folder / "cassette.previous.jsonl").exists()
+
+
+def test_writes_are_numbered_and_compared_per_path(tmp_path: Path) -> None:
+    """`flowlang test` counted writes per operation: a loop sending each order to api.post("/invoices")
+    and api.post("/orders") reported a change to the second as 'write to api.post: record 2, 4, 6 ...
+    differs', numbering the two paths' writes as one list and naming neither (found by a new-user trial).
+    Each path is a destination of its own, as in the ledger and the plan, and a path built from the
+    records is one, named as the plan names it."""
+    flow = project(tmp_path, """use api = http(base_url: env.API)
+call api.get("/orders", pages: {style: "cursor", cursor: "next_cursor", records: "results", size: 2}) as orders
+for each o in orders
+  send {ref: o.id, amount: o.total} to api.post("/invoices")
+  send {ref: o.id, qty: 1} to api.post("/shipments?notify=1")
+  send {price: o.total} to api.put("/customers/{o.id}")
+end
+""")
+    with server() as api:
+        api.route("POST", r"^/shipments$", lambda req: (201, {}, {"id": 1}))
+        api.route("PUT", r"^/customers/\d+$", lambda req: (200, {}, {"ok": True}))
+        assert record(tmp_path, flow, api).returncode == 0
+    flow.write_text(flow.read_text().replace("qty: 1", "qty: 2").replace("price: o.total", "price: o.total + 1"))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 1
+    report = [line.strip() for line in test.stdout.splitlines()[1:-1]]
+    assert report[:2] == ["write to api.post /shipments: record 1 differs:", "record.qty: 1 -> 2"], test.stdout
+    assert [line for line in report if line.startswith("write to")] == (
+        [f"write to api.post /shipments: record {n} differs:" for n in range(1, 6)]
+        + [f"write to api.put /customers/{{...}}: record {n} differs:" for n in range(1, 6)]), test.stdout
+    assert "/invoices" not in test.stdout
+    outcome = replay(flowlang.load(flow), tmp_path / "cassette")  # outcome.writes stays per operation
+    assert [w["record"].get("ref") for w in outcome.writes["api.post"]] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]

@@ -78,7 +78,7 @@ def compare_sequences(what: str, old: list[Any], new: list[Any],
         elif i is not None and j is not None:
             problems.append(f"{what} {j + 1} differs:\n" + "\n".join(render_diff(old[i], new[j])))
     if more:
-        # "write to api.post: record" -> "records of write to api.post"; "output" -> "outputs"
+        # "write to api.post /x: record" -> "records of write to api.post /x"; "output" -> "outputs"
         many = f"records of {what.rsplit(': ', 1)[0]}" if ": " in what else f"{what}s"
         problems.append(f"... and {more:,} more {many} differ ({len(problems) + more:,} in all; --update "
                         "accepts them, and the cassette's diff shows each)")

@@ -14,6 +14,7 @@ from flowlang.runtime.tape import BATCH_PLACES, DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value
 from flowlang.testing.cassette import Cassette, canonical, masked, page_from_stored, request_key
 from flowlang.testing.cassette_values import restored, stored
+from flowlang.testing.destinations import Names, destination_of
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
 from flowlang.testing.pairing import Leaves, leaves, nearest, outward
 from flowlang.testing.recorder import writes
@@ -118,8 +119,10 @@ class Replayer:
         self.weighed: dict[tuple[str, int], Leaves] = {}
         # per destination, where the last changed write's old form was from its place, and how much it differed
         self.shift: dict[str, tuple[int, int]] = {}
+        self.names = Names()  # each destination's name in the report, with its path
         for entry in cassette.of_type("write"):
-            destination = f"{entry['connection']}.{entry['op']}"
+            destination = destination_of(entry)
+            self.names.add(destination, entry)
             self.by_payload[self.payload_key(destination, entry)].append(len(self.expected_writes[destination]))
             if type(entry.get("at")) is str:
                 self.by_record[(destination, entry["at"])].append(len(self.expected_writes[destination]))
@@ -217,10 +220,11 @@ class Replayer:
 
     def write(self, connection: Connection, op: str, args: list[Value], kwargs: dict[str, Value], record: Value,
               as_record: bool = True, place: str | None = None) -> Value:
-        destination = f"{connection.name}.{op}"
         # the fields of a recorded write line, in its order: --update rewrites only what changed
         entry: dict[str, Any] = {"type": "write", "connection": connection.name, "connector": connection.spec.name,
                                  "op": op, "args": self.normal(args), "kwargs": self.normal(kwargs)}
+        destination = destination_of(entry)
+        self.names.add(destination, entry)
         if as_record:
             entry["record"] = self.normal(record)
         if place is not None:
@@ -245,7 +249,7 @@ class Replayer:
         if answer is None:
             return None
         if "error" in answer:
-            raise recorded_error(answer["error"], destination)
+            raise recorded_error(answer["error"], f"{connection.name}.{op}")
         return restored(answer.get("result"))
 
     def own_write(self, destination: str, place: str | None) -> int | None:
@@ -288,7 +292,8 @@ class Replayer:
         out = [f"request not in the cassette{located(m)}: {m.message}" for m in self.misses]
         for destination in sorted(set(self.expected_writes) | set(self.written)):
             recorded, made = self.expected_writes.get(destination, []), self.written.get(destination, [])
-            out += compare_sequences(f"write to {destination}: record", [self.sent(e) for e in recorded],
+            what = f"write to {self.names.name(destination)}: record"
+            out += compare_sequences(what, [self.sent(e) for e in recorded],
                                      [self.sent(e) for e in made], ([e.get("at") for e in recorded],
                                                                     [e.get("at") for e in made]))
         old_outputs = [e.get("value") for e in self.cassette.of_type("output")]

@@ -28,6 +28,7 @@ from flowlang.syncrun import run_sync
 from flowlang.testing.bindings import stand_in_bindings
 from flowlang.testing.cassette import Cassette
 from flowlang.testing.cassette_values import restored, stored
+from flowlang.testing.destinations import operation_of
 from flowlang.testing.replayer import Replayer
 
 log = logging.getLogger("flowlang.testing")
@@ -72,8 +73,11 @@ class ReplayOutcome:
 
     @property
     def writes(self) -> dict[str, list[dict[str, Any]]]:
-        """What the run would have sent, per destination `connection.operation`."""
-        return dict(self.replayer.written)
+        """What the run would have sent, per destination `connection.operation`, in the order it made them."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for entry in self.replayer.made.of_type("write"):
+            out.setdefault(operation_of(entry), []).append(entry)
+        return out
 
 
 class StandInSecrets:
