@@ -405,13 +405,23 @@ def parse_date(text: Any, fmt: Any, zone: Any = "UTC") -> Any:
     except ValueError as e:
         if str(e).startswith("offset must be a timedelta"):  # %z read +2500: Python names its own types
             raise BuiltinError(f"parse_date(): the offset in {text!r} is not between -24:00 and +24:00") from None
-        raise BuiltinError(f"parse_date(): {e}") from None
+        raise BuiltinError(f"parse_date(): {_unfit(text, fmt, str(e))}") from None
     if "%j" in codes:
         _real_day_of_year(text, fmt, value)
     if "%Z" in codes and "%z" not in codes:  # with %z the offset is read, the name is a label
         _zone_name_is_utc(text, fmt)
     return in_range(value, "parse_date", text) if value.tzinfo is not None else on_clock(value, clock, "parse_date",
                                                                                          text)
+
+
+def _unfit(text: str, fmt: str, reason: str) -> str:
+    """Why strptime refused `text`, naming it: Python's "day is out of range for month" and "unconverted
+    data remains: 0" said neither the text nor the format."""
+    if repr(text) in reason:  # "time data '...' does not match format '...'"
+        return reason
+    if "out of range" in reason:
+        return f"{text!r} is not a real date or time ({reason})"
+    return f"{text!r} does not fit the format {fmt!r} ({reason})"
 
 
 def _strptime(text: str, fmt: str) -> tuple[datetime, str]:
