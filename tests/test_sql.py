@@ -229,6 +229,23 @@ call db.query("select 1 as a", params: null) as none
     assert not (tmp_path / "t.db").exists()
 
 
+def test_a_colon_name_in_quoted_text_or_a_comment_is_no_parameter(tmp_path: Path, database: str) -> None:
+    """SQLAlchemy reads every `:name` as a parameter, quotes or not: `where note like '%:hello'` failed
+    before it ran ('query(): the SQL names :hello, but params: has no hello'), as did ':00' of a time in
+    a literal after a blank; an execute's literal too. Only the :name outside them is bound."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{database}")
+call db.execute("drop table if exists notes")
+call db.execute("create table notes (id integer primary key, note varchar(40))")
+call db.execute("insert into notes values (1, 'at :30 said:hello'), (2, :other) /* :c */", params: {{other: "x"}})
+call db.query("select id, ':a' as a, 'it''s :b' as b from notes where note like '%:hello' and id = :id -- :d",
+  params: {{id: 1}}) as rows
+emit list(rows)
+""")
+    assert result.ok, result.error
+    assert result.outputs == [{"id": 1, "a": ":a", "b": "it's :b"}]
+
+
 def test_a_field_with_an_empty_name_fails_its_row_alone(tmp_path: Path) -> None:
     # a CSV column without a header name: before, "StatementError: A value is required for bind parameter
     # '%(139780760451344 param)s'"

@@ -55,7 +55,7 @@ def params_problem(op: str, sql: str, sql_span: Span, params: ast.Expr | None) -
     """(message, where) when a constant SQL text and its params: disagree so that every call fails:
     params: a constant that is no object (`params: [1]`), or one whose keys, all written out, lack a
     `:name` of the SQL (the connector's own rules, connectors/sql.py)."""
-    from flowlang.connectors.sql import cast_parameters, missing_params_problem, params_type_problem
+    from flowlang.connectors.sql import missing_params_problem, params_type_problem, prepared_sql
 
     given: list[str] = []
     known, value = constant_value(params) if params is not None else (True, None)
@@ -68,7 +68,8 @@ def params_problem(op: str, sql: str, sql_span: Span, params: ast.Expr | None) -
             given.append(pair.key.value)
     elif not known:
         return None
-    problem = missing_params_problem(op, cast_parameters(sql), given)
+    # the database is not known here: a :name counts when it is a parameter however its quotes are read
+    problem = missing_params_problem(op, [prepared_sql(sql, d) for d in ("sqlite", "postgresql", "mysql")], given)
     return None if problem is None else (problem, params.span if params is not None else sql_span)
 
 

@@ -23,6 +23,7 @@ from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, Opera
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
 from flowlang.connectors.sql_cancel import Call, Interrupter, log
 from flowlang.connectors.sql_keys import STOPPED, check_upsert_key, collision_message, guarded_update, no_unique_key
+from flowlang.connectors.sql_literals import literal_colons
 from flowlang.connectors.sql_pg_loaders import register_loaders
 from flowlang.connectors.sql_pool_logs import logging_name, quiet
 from flowlang.connectors.sql_reconnect import (
@@ -219,10 +220,19 @@ def params_type_problem(value: Value) -> str:
     return f"params: must be an object of named parameters, got {type_name(value)}"
 
 
-def missing_params_problem(op: str, sql: str, given: Collection[str]) -> str | None:
-    """The `:name`s of the SQL (after cast_parameters) that params: does not give, said as query() and
-    execute() refuse them (for `flowlang check` too, of a constant SQL text and params:'s keys)."""
-    missing = [n for n in bind_names(sql) if n not in given] if ":" in sql else []
+def prepared_sql(sql: str, dialect: str) -> str:
+    """SQL text as SQLAlchemy is given it: `:name::type` cast (cast_parameters), and a `:name` in quoted
+    text, a quoted name or a comment escaped (sql_literals.literal_colons)."""
+    return literal_colons(cast_parameters(sql), dialect)
+
+
+def missing_params_problem(op: str, sql: str | list[str], given: Collection[str]) -> str | None:
+    """The `:name`s of the SQL (prepared_sql) that params: does not give, said as query() and execute()
+    refuse them (for `flowlang check` too, of a constant SQL text and params:'s keys: given the SQL as each
+    database reads it, a name counts when every reading has it)."""
+    readings = [sql] if isinstance(sql, str) else sql
+    missing = [n for n in bind_names(readings[0]) if n not in given and all(
+        n in bind_names(other) for other in readings[1:])] if ":" in readings[0] else []
     if not missing:
         return None
     from flowlang.diagnostics import closest
@@ -489,14 +499,13 @@ class SqlConnection(Connection):
             return {k: sqlite_number(v) if type(v) is Decimal else self._bindable(v) for k, v in value.items()}
         return {k: self._bindable(v) for k, v in value.items()}
 
-    @staticmethod
-    def _sql(args: list[Value], kwargs: dict[str, Value], op: str) -> str:
+    def _sql(self, args: list[Value], kwargs: dict[str, Value], op: str) -> str:
         sql = args[0] if args else kwargs.get("sql")
         if isinstance(sql, Secret):
             sql = sql.reveal()
         if not isinstance(sql, str) or not sql.strip():
             raise FlowRuntimeError(f"{op}() needs the SQL text", "connector")
-        return cast_parameters(sql)
+        return prepared_sql(sql, self.dialect)
 
     @staticmethod
     def _check_params(op: str, sql: str, params: dict[str, Any]) -> None:
@@ -518,7 +527,8 @@ class SqlConnection(Connection):
             params = self._params(kwargs.get("params"))
             self._check_params(op, sql, params)
             if self.services.dry_run:
-                self.services.log_dry_run(self.name, f"execute {cut(sql.strip(), 200, self.services.mask)}")
+                sent = sql.strip().replace("\\:", ":")  # as SQLAlchemy sends it (sql_literals)
+                self.services.log_dry_run(self.name, f"execute {cut(sent, 200, self.services.mask)}")
                 return {"rowcount": 0}
             self.writes += 1
             return await self._on_thread(self._execute, sql, params)
