@@ -203,6 +203,16 @@ def test_a_statement_in_a_map_body_says_the_maps_end_is_missing(tmp_path: Path) 
     assert cli("run", "f.flow", "--quiet", cwd=tmp_path).stdout == '{"emit":1,"send":{"x":1}}\n'
 
 
+def test_a_number_key_of_an_assignment_says_to_write_str(tmp_path: Path) -> None:
+    """`let seen[r.id] = true` (a dedupe by id), r.id a number, failed each record with 'an object key
+    must be a string, got number', naming neither the value nor str()."""
+    (tmp_path / "f.flow").write_text("let seen = {}\nfor each r in [{id: 7}]\n  let seen[r.id] = true\nend\n")
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 3
+    assert ("record failed at f.flow:3:7: an object key must be a string, got number 7: an object's keys are "
+            "text, so write [str(...)] to key by its text (\"7\")") in result.stderr, result.stderr
+
+
 def test_a_path_in_double_quotes_with_a_placeholder_its_call_fills_says_to_use_single_quotes(
         tmp_path: Path) -> None:
     """`api.get("/customers/{id}", id: 1)` said "unknown name 'id'" with "did you mean 'd'?": the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from flowlang import ast
@@ -475,10 +476,19 @@ def replaced_at(container: Any, keys: list[Any]) -> tuple[tuple[Any, ...], Any] 
     return tuple(path), container
 
 
+def _not_a_key(key: Any) -> str:
+    """The message of a key that is no text in an assignment into an object: `let seen[o.id] = true`, o.id
+    a number, said only 'got number'."""
+    if type(key) in (int, Decimal, bool):
+        return (f"an object key must be a string, got {type_name(key)} {to_text(key)}: an object's keys are text, "
+                f"so write [str(...)] to key by its text (\"{to_text(key)}\")")
+    return f"an object key must be a string, got {type_name(key)}"
+
+
 def _get(container: Any, key: Any, where: Where) -> Any:
     if type(container) is dict:
         if type(key) is not str:
-            raise where.error(f"an object key must be a string, got {type_name(key)}")
+            raise where.error(_not_a_key(key))
         return container.get(key)
     if type(container) is list:
         i = whole_index(key)
@@ -491,7 +501,7 @@ def _get(container: Any, key: Any, where: Where) -> Any:
 def _set(container: Any, key: Any, value: Any, where: Where) -> None:
     if type(container) is dict:
         if type(key) is not str:
-            raise where.error(f"an object key must be a string, got {type_name(key)}")
+            raise where.error(_not_a_key(key))
         container[key] = value
         return
     if type(container) is list:
