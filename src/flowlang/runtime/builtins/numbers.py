@@ -122,7 +122,10 @@ def round_(value: Any, places: Any = 0) -> Any:
     """round(x, places): x rounded to places decimals, half away from zero (2.5 -> 3, -2.5 -> -3).
 
     round(x) gives an integer. A negative places rounds to tens, hundreds, ... The rounding is exact
-    (decimals, not binary floating point): round(2.675, 2) is 2.68.
+    (decimals, not binary floating point): round(2.675, 2) is 2.68. A decimal keeps places digits after
+    the point (round(7.5, 2) is 7.50) and a whole number stays whole (round(7, 2) is 7), so for a text
+    or a CSV cell that always shows two decimals (an amount for an accounting import), add 0.00 first:
+    round(x + 0.00, 2) is 7.00 for 7.
 
     Examples:
         round(2.345, 2) -> 2.35
@@ -130,6 +133,8 @@ def round_(value: Any, places: Any = 0) -> Any:
         round(2.5) -> 3
         round(-2.5) -> -3
         round(1234, -2) -> 1200
+        round(7, 2) -> 7
+        round(7 + 0.00, 2) -> 7.00
     """
     if type(places) is int:
         if type(value) is int and places >= 0:
