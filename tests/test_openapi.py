@@ -155,6 +155,49 @@ def test_a_description_that_holds_itself_or_nothing_says_so(tmp_path: Path) -> N
     assert not (tmp_path / "connectors").exists()
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    ("hello world\n", "it holds a text, not a JSON or YAML object"),  # before: 'a $ref points at a file ...'
+    ("<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", "it is an HTML page, not a JSON or YAML description"),
+    ("openapi: 3.0.0\ninfo: {title: x\npaths: {}\n", "not valid YAML: "),  # 'Could not detect format of spec string!'
+    ('{"openapi": "3.0.0", "info": {"title": "t", "vers', "not valid JSON: it ends before it is complete (cut short?) "
+     "at line 1, column 49"),  # before: 'while scanning a quoted scalar'
+    ('{"openapi": "3.0.0",, "info": {}}', "not valid JSON: Expecting property name enclosed in double quotes "
+     "(line 1, column 21)"),  # before: 'Could not detect format of spec string!'
+])
+def test_a_description_that_is_no_json_or_yaml_object_says_what_it_is(tmp_path: Path, text: str, said: str) -> None:
+    """A file or URL that holds no description (a login page, a JSON cut short, YAML with a brace left open,
+    a text) was 'Could not detect format of spec string!', 'while scanning a quoted scalar' or 'a $ref
+    points at a file or URL that holds no JSON or YAML object' (there was no $ref), prance's words (found by a
+    connectors trial); it says what the text is, and where JSON or YAML breaks."""
+    from fakeapi import FakeApi
+
+    (tmp_path / "d.yaml").write_text(text)
+    result = cli("connectors", "import", "d.yaml", "--name", "d", "--yes", cwd=tmp_path)
+    assert result.status == 2 and f"error: cannot read d.yaml: {said}" in result.stderr, result.stderr
+    with FakeApi() as api:
+        kind = "text/html" if text.startswith("<") else "application/json"
+        api.route("GET", "/d.yaml", lambda req: (200, {"Content-Type": kind}, text.encode()))
+        result = cli("connectors", "import", f"{api.url}/d.yaml", "--name", "d", "--yes", cwd=tmp_path)
+        assert result.status == 2 and f"error: cannot read {api.url}/d.yaml: {said}" in result.stderr, result.stderr
+    if said.startswith("not valid YAML"):
+        assert "(line 3, column " in result.stderr, result.stderr
+    assert not (tmp_path / "connectors").exists()
+
+
+def test_a_description_url_that_cannot_be_reached_says_so_in_few_words(tmp_path: Path) -> None:
+    """requests' words were 'HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: /x.yaml
+    (Caused by NewConnectionError(...: [Errno 111] Connection refused'))'."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = cli("connectors", "import", f"http://127.0.0.1:{port}/x.yaml", "--name", "d", "--yes", cwd=tmp_path)
+    assert result.status == 2, result.stderr
+    assert result.stderr.strip() == f"error: cannot read http://127.0.0.1:{port}/x.yaml: cannot connect (Connection " \
+        "refused)", result.stderr
+
+
 # /a is valid and reaches A and B; /b is not (responses: 5), nor is C, which /c reaches (type: 5)
 PARTS = (HEAD + "paths:\n"
          "  /a:\n    get:\n      tags: [t]\n      responses: {'200': {description: ok, content: {application/json: "

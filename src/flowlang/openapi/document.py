@@ -160,13 +160,16 @@ def load(source: str, keep: PathFilter | None = None) -> Document:
         parser.keep = keep
         parser.parse()
     except prance.ValidationError as e:  # its message is the validator's, whose args prance passes on whole
+        unread = unreadable(text)
+        if unread is not None:
+            raise DescriptionError(f"cannot read {source}: {unread}") from None
         raise DescriptionError(f"{source} is not a valid OpenAPI/Swagger description: "
                                f"{_short(e.__cause__ or e)}") from None
     except RecursionError:
         raise DescriptionError(f"cannot read {source}: a $ref refers to itself without end (a cycle of references "
                                "such as B: {$ref: '#/components/schemas/B'}), or it nests too deeply") from None
     except Exception as e:  # prance raises many kinds (YAML, JSON, HTTP, references)
-        raise DescriptionError(f"cannot read {source}: {_short(e)}") from None
+        raise DescriptionError(f"cannot read {source}: {unreadable(text) or _short(e)}") from None
     spec = parser.specification
     if not isinstance(spec, dict):
         raise DescriptionError(f"{source} does not hold an OpenAPI/Swagger object")
@@ -278,7 +281,60 @@ def _fetched(url: str) -> str:
             except LookupError:  # a charset that is no text encoding
                 return bytes(body).decode("utf-8", errors="replace")
     except requests.RequestException as e:
-        raise DescriptionError(f"cannot read {url}: {_short(e) or type(e).__name__}") from None
+        raise DescriptionError(f"cannot read {url}: {_request_problem(e)}") from None
+
+
+def _request_problem(error: BaseException) -> str:
+    """What a failed fetch ran into, without requests' and urllib3's wrappers ('HTTPConnectionPool(host=...):
+    Max retries exceeded with url: ... (Caused by NewConnectionError(...: [Errno 111] Connection refused'))."""
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        return f"no answer in {FETCH_TIMEOUT:g} s"
+    if isinstance(error, requests.ConnectionError) and not isinstance(error, requests.exceptions.SSLError):
+        why = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
+        return f"cannot connect ({why.group(1).strip() if why else 'the connection failed'})"
+    return _short(error) or type(error).__name__
+
+
+def unreadable(text: str) -> str | None:
+    """What a text that prance could not read is, when it is no JSON or YAML object: an HTML page, JSON or
+    YAML that breaks (where), a text or a number; None when it is an object (prance's words then say what
+    is wrong with it). Only on the way to an error: a description that reads is parsed once, by prance."""
+    bare = text.lstrip("\ufeff \t\r\n")
+    if bare.startswith("<"):
+        head = bare[:200].lower()
+        return "it is an HTML page, not a JSON or YAML description" if head.startswith(("<!doctype html", "<html")) \
+            else "it is XML or HTML, not a JSON or YAML description"
+    if bare.startswith("{"):
+        try:
+            value: Any = json.loads(bare)
+        except json.JSONDecodeError as e:
+            before = text[:len(text) - len(bare)].count("\n")  # the lines of blanks stripped before it
+            end = bare.rstrip()
+            if e.pos >= len(end) or (e.msg.startswith("Unterminated string") and '"' not in end[e.pos + 1:]):
+                return (f"not valid JSON: it ends before it is complete (cut short?) at line "
+                        f"{before + end.count(chr(10)) + 1}, column {len(end) - end.rfind(chr(10)) - 1}")
+            return f"not valid JSON: {e.msg} (line {before + e.lineno}, column {e.colno})"
+        except RecursionError:
+            return "not valid JSON: it nests too deeply"
+    else:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        try:
+            value = YAML(typ="safe").load(text)
+        except MarkedYAMLError as e:
+            mark = e.problem_mark
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            return f"not valid YAML: {e.problem or e.context}{where}"
+        except (YAMLError, RecursionError) as e:
+            return f"not valid YAML: {_short(e)}"
+    if isinstance(value, dict):
+        return None
+    kind = "a text" if isinstance(value, str) else "a list" if isinstance(value, list) else \
+        "nothing" if value is None else f"a {type(value).__name__}"
+    return f"it holds {kind}, not a JSON or YAML object"
 
 
 def _keep_recursive_ref(limit: int, ref: Any, recursions: Any) -> dict[str, str]:
