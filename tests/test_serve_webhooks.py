@@ -559,3 +559,42 @@ def test_a_flow_edited_while_serve_runs_is_taken_when_it_checks(tmp_path: Path) 
     assert logs.count("hook.flow:3:10: error: unknown name 'nope'; its runs go on with the version serve has") == 2
     assert "but the new version changes its triggers or its name, which serve set up at its start" in logs
     assert NEW["token"] not in logs
+
+
+def test_a_gzip_delivery_is_verified_on_the_bytes_as_they_came(tmp_path: Path) -> None:
+    """serve checked a gzip delivery's signature on the unzipped body (aiohttp unzipped it as it was read),
+    though SERVE.md says the raw bytes: a sender signing what it sends was refused 401, one signing what it
+    had before zipping was accepted, and serve unzipped bodies nobody had vouched for (found by a new-user
+    trial of serve). The signature is checked on the bytes as sent, then the body is unzipped, at most
+    max_body of it; br and zstd, which serve cannot unzip, are a 415."""
+    import gzip
+    import zlib
+
+    (tmp_path / "gh.flow").write_text('trigger webhook(verify: github(secret.GH_SECRET), respond: "outputs", '
+                                      'max_body: "1KB")\nemit input\n')
+    key = "gh-secret-for-gzip"
+    data = b'{"action": "opened", "n": 1}'
+    zipped = gzip.compress(data)
+
+    def post(serve: ServeProcess, body: bytes, signed: bytes, coding: str, delivery: str) -> tuple[int, Any]:
+        status, _, answer = serve.post("/hooks/gh", body, {**sign_github(signed, 0, key, delivery),
+                                                           "Content-Encoding": coding})
+        return status, answer
+
+    with ServeProcess(tmp_path, "--log-format", "text", env={"GH_SECRET": key}) as serve:
+        status, answer = post(serve, zipped, zipped, "gzip", "d1")
+        assert (status, answer.get("outputs")) == (200, [{"action": "opened", "n": 1}]), answer
+        assert post(serve, zipped, data, "gzip", "d2")[0] == 401  # signed before zipping: not the bytes sent
+        deflated = zlib.compress(data)
+        assert post(serve, deflated, deflated, "deflate", "d3")[1].get("outputs") == [{"action": "opened", "n": 1}]
+        two = gzip.compress(b'{"a": ') + gzip.compress(b"2}")  # two gzip members, one body
+        assert post(serve, two, two, "gzip", "d4")[1].get("outputs") == [{"a": 2}]
+        bomb = gzip.compress(b'{"pad": "' + b"x" * 200_000 + b'"}')  # 200 KB unzipped, under 1KB zipped
+        assert len(bomb) < 1000
+        assert post(serve, bomb, bomb, "gzip", "d5") == (413, {"error": "the body is larger than max_body "
+                                                                        "(1,000 bytes) once unzipped"})
+        status, answer = post(serve, zipped, zipped, "br", "d6")
+        assert status == 415 and "Content-Encoding: br is not read here" in answer["error"], answer
+        status, answer = post(serve, b"not gzip", b"not gzip", "gzip", "d7")
+        assert status == 400 and "compressed encoding" in answer["error"], answer
+        assert serve.terminate() == 0

@@ -23,6 +23,7 @@ from flowlang.errors import StoreError
 from flowlang.runner import Result
 from flowlang.runtime.jsoncodec import dumps, surrogates_escaped
 from flowlang.runtime.store import now_text
+from flowlang.serve.body_encoding import Refused, decoded
 from flowlang.serve.flows import ServedFlow
 from flowlang.serve.inbox import Delivery, Inbox
 from flowlang.serve.metrics import CONTENT_TYPE, Metrics
@@ -175,6 +176,14 @@ async def hook(request: web.Request) -> web.Response:
         metrics.answered(route, 401)
         log.warning(f"{route}: delivery refused (401): {verdict.reason}")
         return answer(401, {"error": verdict.reason})
+    try:  # unzipped only now: the signature is of the bytes as they came (SERVE.md)
+        body = decoded(body, request.headers.get("Content-Encoding"), webhook.max_body)
+    except Refused as e:
+        metrics.answered(route, e.status)
+        log.warning(f"{request.method} {request.path}: refused ({e.status}): {e.reason}"
+                    f" (Content-Encoding: {header_text(request.headers.get('Content-Encoding', ''))})")
+        return answer(e.status, {"error": f"the request's body cannot be read: {e.reason}" if e.status == 400
+                                 else e.reason})
     if any(s.preset == "slack" for s in served.schemes) and body_field(body, "type") == "url_verification":
         challenge = body_field(body, "challenge")
         metrics.answered(route, 200)

@@ -166,7 +166,7 @@ class Service:
         # after its last answer (idle, or stalled in its headers) is closed; aiohttp's default kept it an hour
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                      shutdown_timeout=HTTP_SHUTDOWN_GRACE, keepalive_timeout=self.options.body_timeout,
-                                     logger=http_logger())
+                                     logger=http_logger(), auto_decompress=False)  # body_encoding.py
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port)
         try:
