@@ -805,3 +805,15 @@ def test_a_run_leaves_a_heap_the_embedder_froze_as_it_was(tmp_path: Path) -> Non
         assert 0 < gc.get_freeze_count() <= frozen  # still frozen (objects freed by their counts leave it)
     finally:
         gc.unfreeze()
+
+
+def test_a_misspelt_binding_gets_did_you_mean_when_the_bindings_are_named() -> None:
+    """compile(text, bindings=["crm"]) of `send c to crn.save` said 'unknown connection 'crn'' with the
+    hint 'open it first: use name = connector(...)', as if no binding were named; the named bindings are
+    among the names it may have meant."""
+    with pytest.raises(flowlang.CheckError) as refused:
+        flowlang.compile("lookup crm.find(email: 'a') as c\nsend c to crn.save\n", bindings=["crm"])
+    assert refused.value.render().endswith("<flow>:2:11: error: unknown connection 'crn'\n"
+                                           " 2 | send c to crn.save\n"
+                                           "   |           ^^^\n"
+                                           "   = hint: did you mean 'crm'?"), refused.value.render()

@@ -221,7 +221,7 @@ class Checker(StatementChecker):
             self.error("not-connection", f"'{op.connection}' is a {binding.kind.value}, not a connection",
                        op.connection_span)
             return None
-        pool = [n for n, b in scope.visible().items() if b.kind is Kind.CONNECTION]
+        pool = [n for n, b in scope.visible().items() if b.kind is Kind.CONNECTION] + sorted(self.bindings or ())
         self.error("unknown-connection", f"unknown connection '{op.connection}'", op.connection_span,
                    did_you_mean(op.connection, pool) or "open it first: use name = connector(...)")
         return None
