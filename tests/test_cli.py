@@ -354,6 +354,20 @@ def test_a_csv_file_given_as_input_is_sent_to_the_file_connector(tmp_path: Path)
             "folder, then call src.read() as rows)") in bad.stderr
 
 
+def test_an_empty_input_file_says_it_is_empty(tmp_path: Path) -> None:
+    """--input of an empty .json file (an export that wrote nothing) said 'is not valid JSON: Expecting
+    value at line 1 column 1'; it says the file is empty and what no records are. An empty .jsonl file and
+    an empty stdin are no records, as before."""
+    write(tmp_path, "f.flow", "for each r in input\n  emit r\nend\n")
+    write(tmp_path, "batch.json", " \n")
+    write(tmp_path, "batch.jsonl", "")
+    bad = cli("run", "f.flow", "--input", "batch.json", "--log-format", "text", cwd=tmp_path)
+    assert bad.status == 2 and bad.stdout == ""
+    assert ("error: --input batch.json is empty: it holds no JSON value (no records is [] in a .json file, or an "
+            "empty .jsonl file)") in bad.stderr, bad.stderr
+    assert cli("run", "f.flow", "--input", "batch.jsonl", cwd=tmp_path).status == 0
+
+
 def test_an_input_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     """--input of a JSON file that starts with a UTF-8 byte order mark (PowerShell 5's Out-File and
     Notepad write one) was refused, "--input in.json is not valid JSON: Unexpected UTF-8 BOM (decode

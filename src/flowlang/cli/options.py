@@ -106,6 +106,9 @@ def read_input(path: str | None, stdin: IO[str] | None = None) -> Any:
         return _json_lines(text, path)
     if path == "-" and not text.strip():  # a pipe from a run that emitted nothing: JSON Lines of no record
         return []
+    if not text.strip():  # an export that wrote nothing: Python's words were "Expecting value at line 1 column 1"
+        raise UsageError(f"--input {path} is empty: it holds no JSON value (no records is [] in a .json file, "
+                         "or an empty .jsonl file)")
     try:
         return loads(text)
     except JsonDataError as e:
