@@ -246,6 +246,32 @@ emit list(rows)
     assert result.outputs == [{"id": 1, "a": ":a", "b": "it's :b"}]
 
 
+def test_a_result_with_two_columns_of_one_name_is_refused_not_read_with_one_lost(
+        tmp_path: Path, database: str) -> None:
+    """`select *` of a join where both tables have an id gave rows holding the last one: r.id was the
+    customer's id (10), not the order's (1), without a word. The query fails, naming the column."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{database}")
+call db.execute("drop table if exists jorders")
+call db.execute("drop table if exists jpeople")
+call db.execute("create table jorders (id integer primary key, person integer)")
+call db.execute("create table jpeople (id integer primary key, name varchar(9))")
+send [{{id: 1, person: 10}}, {{id: 2, person: 10}}] to db.insert(table: "jorders")
+send {{id: 10, name: "Ann"}} to db.insert(table: "jpeople")
+for each i in [1, 2]
+  lookup db.query("select * from jorders o join jpeople p on p.id = o.person where o.id = :i", params: {{i: i}}) as r
+  emit r.id
+end
+call db.query("select o.id, p.id as person_id from jorders o join jpeople p on p.id = o.person order by o.id") as rows
+emit list(rows)
+""")
+    assert result.status == "partial", result.error
+    assert [e.message for e in result.errors] == [
+        "db: the query gives two columns named id (its columns 1 and 3), and a row holds one value a name: name "
+        "them apart in the SQL (select o.id as order_id, c.id as customer_id ..., not select *)"] * 2
+    assert result.outputs == [{"id": 1, "person_id": 10}, {"id": 2, "person_id": 10}]
+
+
 def test_a_field_with_an_empty_name_fails_its_row_alone(tmp_path: Path) -> None:
     # a CSV column without a header name: before, "StatementError: A value is required for bind parameter
     # '%(139780760451344 param)s'"

@@ -215,6 +215,20 @@ def bind_names(sql: str) -> tuple[str, ...]:
     return tuple(_sqlalchemy().text(sql)._bindparams)
 
 
+def same_names(columns: list[str]) -> str | None:
+    """What to say of a result with two columns of one name (`select *` of a join, where both tables
+    have an id): a row holds one value a name, and it held the last one, the first lost without a word
+    (`r.id` the customer's id, not the order's)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        if name in seen:
+            return (f"the query gives two columns named {name} (its columns {seen[name] + 1} and {i + 1}), and a "
+                    f"row holds one value a name: name them apart in the SQL (select o.{name} as order_{name}, "
+                    f"c.{name} as customer_{name} ..., not select *)")
+        seen[name] = i
+    return None
+
+
 def params_type_problem(value: Value) -> str:
     """What query() and execute() say of a params: that is not an object (for `flowlang check` too)."""
     return f"params: must be an object of named parameters, got {type_name(value)}"
@@ -547,6 +561,9 @@ class SqlConnection(Connection):
         result = conn.execute(sa.text(sql), params)
         count = result.rowcount if result.rowcount is not None else -1
         if result.returns_rows:
+            twice = same_names(list(result.keys()))
+            if twice is not None:
+                raise FlowRuntimeError(f"{self.name}: {twice}", "connector")
             rows = self._rows(self._booleans(result), result.mappings())
             if rows and count <= 0:  # SQLite says 0 for a DELETE ... RETURNING of 2 rows, -1 for a SELECT
                 count = len(rows)
@@ -658,6 +675,11 @@ class SqlConnection(Connection):
                 self.calls.working(state["conn"])
                 if "booleans" not in state:  # before the last row is read: the cursor and its description go then
                     state["booleans"] = self._booleans(result) if result.returns_rows else []
+                    twice = same_names(list(result.keys())) if result.returns_rows else None
+                    if twice is not None:  # (MySQL/MariaDB read the rows left to close the result: it is rare)
+                        result.close()
+                        stop()
+                        raise FlowRuntimeError(f"{self.name}: {twice}", "connector")
                 page = self._rows(state["booleans"], result.mappings().fetchmany(PAGE)) if result.returns_rows else []
                 if len(page) < PAGE:
                     stop()
