@@ -1272,27 +1272,28 @@ def test_writes_are_numbered_and_compared_per_path(tmp_path: Path) -> None:
     and api.post("/orders") reported a change to the second as 'write to api.post: record 2, 4, 6 ...
     differs', numbering the two paths' writes as one list and naming neither (found by a new-user trial).
     Each path is a destination of its own, as in the ledger and the plan, and a path built from the
-    records is one, named as the plan names it."""
+    records is one, named as the plan names it; two paths written in the flow under one prefix (/v1/) stay
+    two."""
     flow = project(tmp_path, """use api = http(base_url: env.API)
 call api.get("/orders", pages: {style: "cursor", cursor: "next_cursor", records: "results", size: 2}) as orders
 for each o in orders
-  send {ref: o.id, amount: o.total} to api.post("/invoices")
-  send {ref: o.id, qty: 1} to api.post("/shipments?notify=1")
-  send {price: o.total} to api.put("/customers/{o.id}")
+  send {ref: o.id, amount: o.total} to api.post("/v1/invoices")
+  send {ref: o.id, qty: 1} to api.post("/v1/shipments?notify=1")
+  send {price: o.total} to api.put("/v1/customers/{o.id}")
 end
 """)
     with server() as api:
-        api.route("POST", r"^/shipments$", lambda req: (201, {}, {"id": 1}))
-        api.route("PUT", r"^/customers/\d+$", lambda req: (200, {}, {"ok": True}))
+        api.route("POST", r"^/v1/(invoices|shipments)$", lambda req: (201, {}, {"id": 1}))
+        api.route("PUT", r"^/v1/customers/\d+$", lambda req: (200, {}, {"ok": True}))
         assert record(tmp_path, flow, api).returncode == 0
     flow.write_text(flow.read_text().replace("qty: 1", "qty: 2").replace("price: o.total", "price: o.total + 1"))
     test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 1
     report = [line.strip() for line in test.stdout.splitlines()[1:-1]]
-    assert report[:2] == ["write to api.post /shipments: record 1 differs:", "record.qty: 1 -> 2"], test.stdout
+    assert report[:2] == ["write to api.post /v1/shipments: record 1 differs:", "record.qty: 1 -> 2"], test.stdout
     assert [line for line in report if line.startswith("write to")] == (
-        [f"write to api.post /shipments: record {n} differs:" for n in range(1, 6)]
-        + [f"write to api.put /customers/{{...}}: record {n} differs:" for n in range(1, 6)]), test.stdout
-    assert "/invoices" not in test.stdout
+        [f"write to api.post /v1/shipments: record {n} differs:" for n in range(1, 6)]
+        + [f"write to api.put /v1/customers/{{...}}: record {n} differs:" for n in range(1, 6)]), test.stdout
+    assert "/v1/invoices" not in test.stdout
     outcome = replay(flowlang.load(flow), tmp_path / "cassette")  # outcome.writes stays per operation
     assert [w["record"].get("ref") for w in outcome.writes["api.post"]] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
