@@ -331,3 +331,76 @@ def test_a_token_or_form_whose_bytes_are_no_text_is_refused_not_a_500(tmp_path: 
         assert serve.terminate() == 0
         assert "Error handling request" not in serve.logs()
     assert run_cli("jobs", str(tmp_path / "a.flow")).stdout == "a: no jobs yet\n"  # no action ran
+
+
+class ForwardingProxy:
+    """A reverse proxy on 127.0.0.1 as Caddy (or nginx with its usual proxy_set_header lines) is one: every
+    request reaches serve from 127.0.0.1, with the client's address in X-Forwarded-For."""
+
+    def __init__(self, upstream_port: int, headers: dict[str, str]) -> None:
+        import http.client
+        import http.server
+
+        added = headers
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request("GET", self.path, headers={**sent, **added})
+                answer = conn.getresponse()
+                body = answer.read()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                conn.close()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("GET", path, headers=headers or {})
+        answer = conn.getresponse()
+        result = answer.status, dict(answer.getheaders()), answer.read().decode()
+        conn.close()
+        return result
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("forwarded", [{"X-Forwarded-For": "203.0.113.9"}, {"X-Real-IP": "203.0.113.9"},
+                                       {"Forwarded": "for=203.0.113.9;proto=https"}])
+def test_behind_a_proxy_on_this_machine_reading_the_console_needs_the_token(tmp_path: Path,
+                                                                           forwarded: dict[str, str]) -> None:
+    # before: the TLS proxy the README puts in front connects from 127.0.0.1, so anybody on the internet read
+    # the console, each open error's record (an order, an address) with it, without the token
+    (tmp_path / "hook.flow").write_text("emit 1\n")
+    (tmp_path / "token").write_text(CONSOLE_TOKEN)
+    with ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token")) as serve:
+        proxy = ForwardingProxy(serve.port, forwarded)
+        try:
+            for path in ("/", "/errors/hook/1"):
+                status, headers, page = proxy.get(path)
+                assert status == 302 and headers["Location"] == "/login", (path, status, page)
+            status, _, page = proxy.get("/", {"Authorization": f"Bearer {CONSOLE_TOKEN}"})
+            assert status == 200 and "hook.flow" in page
+            status, _, page = proxy.get("/login")
+            assert status == 200 and 'name="token"' in page
+        finally:
+            proxy.close()
+        status, _, page = serve.request("GET", "/")  # a person on the machine, no proxy: as before
+        assert status == 200 and "hook.flow" in page
+        assert serve.terminate() == 0

@@ -2,7 +2,7 @@
 ticks, a picture of each flow's steps, the recent jobs (status, counts, duration) and the open errors
 with their record and message. Actions (run a flow now, retry an error, resolve an error) need the
 console token: a bearer token, or the login form that sets a session cookie; forms carry a CSRF token.
-Reading needs nothing on loopback; from elsewhere it needs the token too."""
+Reading needs nothing on loopback (a request no proxy forwarded); from elsewhere it needs the token too."""
 
 from __future__ import annotations
 
@@ -72,7 +72,18 @@ def bearer_ok(request: web.Request) -> bool:
     return header.startswith("Bearer ") and request.app[SESSIONS].token_ok(header[len("Bearer "):].strip())
 
 
+# headers a reverse proxy adds to what it forwards (nginx's usual proxy_set_header lines, Caddy's, Traefik's,
+# Apache's, HAProxy's): a request with one came from somebody else, whatever address it connects from
+FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host", "x-forwarded-proto", "x-client-ip",
+             "true-client-ip", "cf-connecting-ip", "via")
+
+
 def loopback(request: web.Request) -> bool:
+    """A person on this machine: a request from a loopback address that no proxy forwarded. The TLS proxy the
+    README puts in front connects from 127.0.0.1 for every client on the internet, so the console, open
+    errors' records and all, was theirs to read without the token."""
+    if any(name in request.headers for name in FORWARDED):
+        return False
     try:
         return ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
