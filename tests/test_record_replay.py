@@ -1297,3 +1297,8 @@ end
     assert "/v1/invoices" not in test.stdout
     outcome = replay(flowlang.load(flow), tmp_path / "cassette")  # outcome.writes stays per operation
     assert [w["record"].get("ref") for w in outcome.writes["api.post"]] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # a path changed in the flow is still paired with the write it replaces: its diff says so
+    flow.write_text(flow.read_text().replace('"/v1/invoices"', '"/v1/bills"'))
+    moved = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert 'write to api.post /v1/bills: record 1 differs:\n      args[0]: "/v1/invoices" -> "/v1/bills"' \
+        in moved.stdout, moved.stdout

@@ -1,13 +1,13 @@
-"""The destinations `flowlang test` compares writes by: a connection's operation and, for an http
+"""The names `flowlang test` gives the writes it reports: a connection's operation and, for an http
 connection's post/put/patch/delete, its path, as the ledger and the plan tell them apart
-(`api.post /invoices` and `api.post /shipments` are two destinations, each record numbered in its own).
+(`api.post /invoices` and `api.post /shipments`, each record numbered in its own).
 
-A replay pairs a write with its recorded one (for its answer) within the plan's group of its path
-(plan.group_of: method, first segment, segment count). The report then splits each group by path
-(`split`): a segment whose values are mostly each met once is one built from the records
-(`"/products/{p.sku}"`) and is shown as `{...}`, so such paths stay one destination; a segment whose
-values repeat is part of the path as written (`/v1/invoices` and `/v1/shipments`, each sent for every
-record, are two)."""
+A replay pairs a write with its recorded one (for its answer, and for the report's diff) among the
+writes of its operation, so a changed path shows as `args[0]: "/invoices" -> "/bills"`; the report
+names and numbers each write by its path (`write_names`): a segment whose values are mostly each met
+once is built from the records (`"/products/{p.sku}"`) and shown as `{...}`, so such paths are one
+name; a segment whose values repeat is part of the path as written (`/v1/invoices` and
+`/v1/shipments`, each sent for every record, are two)."""
 
 from __future__ import annotations
 
@@ -30,39 +30,41 @@ def path_of(entry: dict[str, Any]) -> str | None:
     return None
 
 
-def destination_of(entry: dict[str, Any]) -> str:
-    """The key writes are paired under: the operation, and its path's group."""
-    path = path_of(entry)
-    operation = operation_of(entry)
-    if path is None:
-        return operation
-    return operation + "\n" + group_of(str(entry["op"]).upper() + " " + path)
-
-
 def built(values: list[str]) -> bool:
     """Whether a segment's values are built from the records: several, most of them met once."""
     counts = Counter(values)
     return len(counts) > 1 and sum(1 for n in counts.values() if n == 1) * 2 > len(counts)
 
 
-def split(recorded: list[dict[str, Any]], made: list[dict[str, Any]]
-          ) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
-    """The writes of one group (recorded and made), by destination as the report names it
-    (`api.put /products/{...}`), each list in its order."""
-    if path_of((recorded + made)[0]) is None:
-        return [(operation_of((recorded + made)[0]), recorded, made)]
-    variable: set[int] = set()
-    for side in (recorded, made):  # each on its own: the replay makes the recorded paths again
-        parts = [str(path_of(e)).split("/") for e in side]
-        width = max((len(p) for p in parts), default=0)
-        variable |= {i for i in range(width) if built([p[i] for p in parts if i < len(p)])}
+def variable_segments(writes: list[dict[str, Any]]) -> set[tuple[str, int, int]]:
+    """The segments built from the records, as (path's group, segment count, place) of the writes' paths."""
+    groups: dict[tuple[str, int], list[list[str]]] = {}
+    for entry in writes:
+        path = path_of(entry)
+        if path is not None:
+            segments = path.split("/")
+            groups.setdefault((group_of(f"{entry['op']} {path}"), len(segments)), []).append(segments)
+    return {(group, width, i) for (group, width), paths in groups.items() for i in range(width)
+            if built([p[i] for p in paths])}
 
-    def name(entry: dict[str, Any]) -> str:
-        segments = str(path_of(entry)).split("/")
-        return operation_of(entry) + " " + "/".join("{...}" if i in variable else s for i, s in enumerate(segments))
-    out: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-    for entry in recorded:
-        out.setdefault(name(entry), ([], []))[0].append(entry)
-    for entry in made:
-        out.setdefault(name(entry), ([], []))[1].append(entry)
-    return [(key, old, new) for key, (old, new) in sorted(out.items())]
+
+def write_names(recorded: list[dict[str, Any]], made: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Each write's name in the report, `write to api.put /products/{...}: record 3`: its operation, its
+    path (segments built from the records as {...}) and its place among the writes of that name."""
+    variable = variable_segments(recorded) | variable_segments(made)  # each side on its own: both hold the paths
+
+    def names(writes: list[dict[str, Any]]) -> list[str]:
+        counts: Counter[str] = Counter()
+        out = []
+        for entry in writes:
+            path = path_of(entry)
+            name = operation_of(entry)
+            if path is not None:
+                segments = path.split("/")
+                group = group_of(f"{entry['op']} {path}")
+                name += " " + "/".join("{...}" if (group, len(segments), i) in variable else part
+                                       for i, part in enumerate(segments))
+            counts[name] += 1
+            out.append(f"write to {name}: record {counts[name]}")
+        return out
+    return names(recorded), names(made)

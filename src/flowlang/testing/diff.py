@@ -57,26 +57,30 @@ def similarity(a: str, b: str) -> float:
 
 
 def compare_sequences(what: str, old: list[Any], new: list[Any],
-                      places: tuple[list[Any], list[Any]] | None = None) -> list[str]:
+                      places: tuple[list[Any], list[Any]] | None = None,
+                      names: tuple[list[str], list[str]] | None = None) -> list[str]:
     """Problems between two sequences; equal as multisets passes (parallel loops). The items that differ
     are paired (pair_up), so a change shows as each item's own diff though the run made them in another
     order; the first SHOWN_PROBLEMS are shown, then how many more differ. Numbers are places in this run's
-    sequence (in the cassette's, for one this run did not make)."""
+    sequence (in the cassette's, for one this run did not make); `names`, when given, name each old and
+    new item instead (`write to api.post /orders: record 3`, numbered in its own path)."""
     if sorted(dumps(v) for v in old) == sorted(dumps(v) for v in new):
         return []
     problems: list[str] = []
     more = 0
+    old_names, new_names = names or ([f"{what} {i + 1}" for i in range(len(old))],
+                                     [f"{what} {j + 1}" for j in range(len(new))])
     for i, j in pair_up(old, new, places):
         if i is not None and j is not None and not field_diff(old[i], new[j]):
             continue  # they differ only where the replay cannot have what the recording had (field_diff)
         if len(problems) >= SHOWN_PROBLEMS:
             more += 1
         elif i is None and j is not None:
-            problems.append(f"{what} {j + 1}: new, not in the cassette: {shown(new[j])}")
+            problems.append(f"{new_names[j]}: new, not in the cassette: {shown(new[j])}")
         elif j is None and i is not None:
-            problems.append(f"{what} {i + 1}: in the cassette, not made by this run: {shown(old[i])}")
+            problems.append(f"{old_names[i]}: in the cassette, not made by this run: {shown(old[i])}")
         elif i is not None and j is not None:
-            problems.append(f"{what} {j + 1} differs:\n" + "\n".join(render_diff(old[i], new[j])))
+            problems.append(f"{new_names[j]} differs:\n" + "\n".join(render_diff(old[i], new[j])))
     if more:
         # "write to api.post /x: record" -> "records of write to api.post /x"; "output" -> "outputs"
         many = f"records of {what.rsplit(': ', 1)[0]}" if ": " in what else f"{what}s"

@@ -14,7 +14,7 @@ from flowlang.runtime.tape import BATCH_PLACES, DRAW_PLACE
 from flowlang.runtime.values import RecordStream, Value
 from flowlang.testing.cassette import Cassette, canonical, masked, page_from_stored, request_key
 from flowlang.testing.cassette_values import restored, stored
-from flowlang.testing.destinations import destination_of, split
+from flowlang.testing.destinations import operation_of, write_names
 from flowlang.testing.diff import compare_sequences, render_diff, similarity
 from flowlang.testing.pairing import Leaves, leaves, nearest, outward
 from flowlang.testing.recorder import writes
@@ -120,7 +120,7 @@ class Replayer:
         # per destination, where the last changed write's old form was from its place, and how much it differed
         self.shift: dict[str, tuple[int, int]] = {}
         for entry in cassette.of_type("write"):
-            destination = destination_of(entry)
+            destination = operation_of(entry)
             self.by_payload[self.payload_key(destination, entry)].append(len(self.expected_writes[destination]))
             if type(entry.get("at")) is str:
                 self.by_record[(destination, entry["at"])].append(len(self.expected_writes[destination]))
@@ -221,7 +221,7 @@ class Replayer:
         # the fields of a recorded write line, in its order: --update rewrites only what changed
         entry: dict[str, Any] = {"type": "write", "connection": connection.name, "connector": connection.spec.name,
                                  "op": op, "args": self.normal(args), "kwargs": self.normal(kwargs)}
-        destination = destination_of(entry)
+        destination = operation_of(entry)
         if as_record:
             entry["record"] = self.normal(record)
         if place is not None:
@@ -287,11 +287,12 @@ class Replayer:
     def problems(self) -> list[str]:
         """Every way the replay differed from the cassette (empty: the test passes)."""
         out = [f"request not in the cassette{located(m)}: {m.message}" for m in self.misses]
-        for group in sorted(set(self.expected_writes) | set(self.written)):
-            for name, recorded, made in split(self.expected_writes.get(group, []), self.written.get(group, [])):
-                out += compare_sequences(f"write to {name}: record", [self.sent(e) for e in recorded],
-                                         [self.sent(e) for e in made], ([e.get("at") for e in recorded],
-                                                                        [e.get("at") for e in made]))
+        for destination in sorted(set(self.expected_writes) | set(self.written)):
+            recorded, made = self.expected_writes.get(destination, []), self.written.get(destination, [])
+            out += compare_sequences(f"write to {destination}: record", [self.sent(e) for e in recorded],
+                                     [self.sent(e) for e in made], ([e.get("at") for e in recorded],
+                                                                    [e.get("at") for e in made]),
+                                     write_names(recorded, made))
         old_outputs = [e.get("value") for e in self.cassette.of_type("output")]
         out += compare_sequences("output", old_outputs, self.outputs)
         recorded = self.cassette.of_type("result")
