@@ -430,6 +430,32 @@ def test_a_child_that_fails_as_a_whole_is_named_at_its_own_line(tmp_path: Path) 
         in proc.stderr, proc.stderr
 
 
+def test_a_run_line_without_a_param_the_child_needs_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """`run "child.flow"` of a child with `param n` (no default), or `with {n: 1, m: 2}` of a child that has
+    no m, passed check; the run emitted what came before the line, then failed: 'the flow child.flow cannot
+    run: missing param n'. Check says so at the line (or the key), before anything runs; a `with` that is
+    not an object written out is left to the run."""
+    write(tmp_path, "child.flow", "param n\nparam k = 1\nemit {child: n}\n")
+    write(tmp_path, "f.flow", 'emit "before"\nrun "child.flow"\n')
+    proc = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert ("f.flow:2:1: error: child.flow needs the param n, which this `run` does not give\n"
+            ' 2 | run "child.flow"\n'
+            "   | ^^^^^^^^^^^^^^^^\n"
+            '   = hint: give it: run "child.flow" with {n: ...}') in proc.stderr, proc.stderr
+    write(tmp_path, "f.flow", 'emit "before"\nrun "child.flow" with {n: 1, kk: 2}\n')
+    proc = cli("check", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert ("f.flow:2:30: error: child.flow has no param 'kk' (its params: n, k)\n"
+            ' 2 | run "child.flow" with {n: 1, kk: 2}\n'
+            "   |                              ^^\n"
+            "   = hint: did you mean 'k'?") in proc.stderr, proc.stderr
+    write(tmp_path, "f.flow", 'let p = {n: 3}\nrun "child.flow" with {n: 1, k: 2}\nrun "child.flow" with p\n')
+    proc = cli("run", "f.flow", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert lines(proc.stdout) == [{"child": 1}, {"child": 3}]
+
+
 # ---- 9. a closed stdout -----------------------------------------------------------------------
 def test_a_closed_stdout_ends_the_run_quietly_with_141(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", "for each i in range(100000)\n  emit {i: i}\nend\n")

@@ -349,8 +349,34 @@ class Checker(StatementChecker):
             return
         if self.too_deep(path, node.span):
             return
-        if self.check_file(path, library=False) is not None:
+        child = self.check_file(path, library=False)
+        if child is not None:
             self.checked.runs[node] = path
+            self.check_run_params(node, child)
+
+    def check_run_params(self, node: ast.RunFlow, child: CheckedModule) -> None:
+        """`run "child.flow"` without a param the child needs (one with no default), or `with {m: 2}` of a
+        param it does not declare, ran the statements before it and then ended the run ('the flow child.flow
+        cannot run: missing param n'): both are known here when `with` is an object written out (or absent)."""
+        if node.params is not None and not isinstance(node.params, ast.ObjectLit):
+            return
+        pairs = node.params.pairs if node.params is not None else ()
+        given: dict[str, Span] = {}
+        for pair in pairs:
+            if not (isinstance(pair.key, ast.Literal) and isinstance(pair.key.value, str)):
+                return  # a computed key: the run judges it
+            given[pair.key.value] = pair.key.span
+        declared = [p.name for p in child.params]
+        for name, span in given.items():
+            if name not in declared:
+                self.error("run-param", f"{node.path} has no param '{name}' "
+                           f"(its params: {', '.join(declared) or 'none'})", span, did_you_mean(name, declared))
+        missing = [p.name for p in child.params if p.default is None and p.name not in given]
+        if missing:
+            needed = ", ".join(f"{m}: ..." for m in missing)
+            self.error("run-param", f"{node.path} needs the param{'s' if len(missing) > 1 else ''} "
+                       f"{', '.join(missing)}, which this `run` does not give", node.span,
+                       f"give {'them' if len(missing) > 1 else 'it'}: run \"{node.path}\" with {{{needed}}}")
 
     def too_deep(self, path: Path, span: Span) -> bool:
         """Files that import or run one another MAX_FILE_DEPTH deep: each is checked inside the one before
