@@ -315,6 +315,35 @@ def test_printable_escapes_every_control_character_once() -> None:
     assert printable("line one\nline\x1btwo", lines=True) == "line one\nline\\x1btwo"
 
 
+
+def test_json_output_of_text_with_c1_controls_is_json_a_terminal_cannot_be_driven_by(tmp_path: Path) -> None:
+    """`flowlang errors --json` of a message holding U+0085 or U+009B (C1 controls, as an API's Latin-1
+    answer read as UTF-8 holds them) printed them as `\\x85`, which is no JSON escape: 'Invalid \\escape'
+    from every JSON reader (found by a canary secret echoed in its Latin-1 bytes). They are JSON's own
+    escapes (`\\u0085`), the same value, so the line is JSON and no raw control reaches a terminal; an
+    emitted record holding U+009B (a terminal's CSI) likewise. With PYTHONIOENCODING=ascii, past ASCII is
+    `\\u00e9`, not `\\xe9`."""
+    from conftest import run_cli
+
+    text = "bad \x85 \x9b[31m red \u2028 é ☃ 😀"
+    written = "bad \\u0085 \\u009b[31m red \\u2028 é ☃ 😀"
+    (tmp_path / "f.flow").write_text(f'flow "c1"\nfor each r in [{{id: 1}}]\n  emit {{m: "{written}"}}\n'
+                                     f'  fail "{written}"\nend\n')
+    ran = cli("run", "f.flow", cwd=tmp_path)
+    assert ran.status == 3, ran.stderr
+    assert json.loads(ran.stdout) == {"m": text} and "\x9b" not in ran.stdout and "\\u009b" in ran.stdout
+    for args in (("errors", "f.flow", "--json"), ("errors", "f.flow", "--json", "--group"),
+                 ("jobs", "f.flow", "--json")):
+        shown = cli(*args, cwd=tmp_path)
+        assert shown.status == 0, shown.stderr
+        lines = [json.loads(line) for line in shown.stdout.splitlines()]  # before: Invalid \escape
+        assert "\x85" not in shown.stdout and "\x9b" not in shown.stdout
+        if args[0] == "errors":
+            assert lines[0]["message"] == text
+    ascii_out = run_cli("errors", "f.flow", "--json", cwd=tmp_path, env={"PYTHONIOENCODING": "ascii"})
+    assert ascii_out.stdout.isascii() and json.loads(ascii_out.stdout)["message"] == text
+
+
 # ---- the flow's folder ----------------------------------------------------------------------------------
 
 

@@ -115,7 +115,10 @@ def _report(terminal: Terminal, fmt: str, diagnostics: list[Diagnostic], text: s
         terminal.message(text)
         return
     for d in sorted(diagnostics, key=lambda d: (d.source.name, d.span.start)):
-        terminal.out(github_annotation(d) if fmt == "github" else dumps(as_json(d)))
+        if fmt == "github":
+            terminal.out(github_annotation(d))
+        else:
+            terminal.json_out(dumps(as_json(d)))
 
 
 def as_json(d: Diagnostic) -> dict[str, object]:

@@ -87,7 +87,7 @@ class Terminal:
         gone away, the run is asked to stop (OPERATIONS.md 9) and further records are dropped."""
         if self.closed:
             return
-        line = self.masker.mask(dumps(self.masker.mask_value(value))) + "\n"
+        line = terminal_safe_json(self.masker.mask(dumps(self.masker.mask_value(value)))) + "\n"
         try:
             self._write_out(line, ascii_json)
         except (BrokenPipeError, ValueError):
@@ -105,6 +105,22 @@ class Terminal:
             raise BrokenPipeError("stdout is closed")
         try:
             self._write_out(printable(text, lines=True) + "\n", escaped_text)
+        except (BrokenPipeError, ValueError):
+            self.stdout_gone()
+            raise BrokenPipeError("stdout is closed") from None
+        except OSError as e:
+            raise OutputNotWritten(unwritable(e)) from None
+
+    def json_out(self, text: str) -> None:
+        """A JSON line of a command's output (`errors --json`, `jobs --json`): as out() writes a line, but
+        the characters a terminal acts on that JSON leaves as they are (DEL, C1 controls such as U+009B,
+        line separators, bidirectional overrides) are written as JSON's own escapes (`\\u009b`), the same
+        value: out()'s `\\x9b` is no JSON escape, so `errors --json` of a message holding one was a line
+        that no JSON reader took. JSON escapes C0 controls itself."""
+        if self.closed:
+            raise BrokenPipeError("stdout is closed")
+        try:
+            self._write_out(terminal_safe_json(text) + "\n", ascii_json)
         except (BrokenPipeError, ValueError):
             self.stdout_gone()
             raise BrokenPipeError("stdout is closed") from None
@@ -270,6 +286,17 @@ def ascii_json(text: str) -> str:
     """JSON text with every character past ASCII as its escape (`\\u00e9`, a pair past U+FFFF): the
     same JSON value, in any encoding. (JSON's own syntax is ASCII: such characters are in strings.)"""
     return _NOT_ASCII.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
+# what JSON text may hold raw (in its strings) that a terminal acts on; C0 controls JSON escapes itself
+_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def terminal_safe_json(text: str) -> str:
+    """JSON text with each of those characters as its \\u escape: the same JSON value, safe on a terminal."""
+    if text.isascii():
+        return text
+    return _JSON_RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def escaped_text(text: str) -> str:

@@ -56,7 +56,7 @@ def cmd_lsp(args: argparse.Namespace, terminal: Terminal) -> int:
 def cmd_connectors_schema(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.connectors.declarative.schema import connector_schema
 
-    terminal.out(json.dumps(connector_schema(), indent=2))
+    terminal.json_out(json.dumps(connector_schema(), indent=2))
     return int(ExitStatus.OK)
 
 

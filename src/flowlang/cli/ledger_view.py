@@ -46,7 +46,7 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         store.close()
     if args.json:
         for e in entries:
-            terminal.out(dumps(entry_json(e)))
+            terminal.json_out(dumps(entry_json(e)))
         return int(ExitStatus.OK)
     if not entries:
         terminal.out(f"{flow}: the ledger is empty" + (f" for key {args.key}" if args.key else "")
@@ -100,7 +100,7 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
             job = made_job(terminal, store.admin_job(flow, "ledger", f"forgot {what} ({entries})"))
     if args.json:
-        terminal.out(dumps({"flow": flow, "key": key, "to": args.to, "forgotten": count, "job_id": job,
+        terminal.json_out(dumps({"flow": flow, "key": key, "to": args.to, "forgotten": count, "job_id": job,
                             "entries": [entry_json(e) for e in gone]}))
     if not count:
         terminal.message(f"{flow}: no ledger entry for {what}")
@@ -128,7 +128,7 @@ def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
         raise UsageError(f"{flow}: no pending ledger entry for {what} (only a send cut off in flight is "
                          f"pending: see flowlang ledger {args.file} --key KEY)")
     if args.json:
-        terminal.out(dumps({"flow": flow, "key": args.sent, "to": args.to, "marked_sent": count, "job_id": job}))
+        terminal.json_out(dumps({"flow": flow, "key": args.sent, "to": args.to, "marked_sent": count, "job_id": job}))
     terminal.message(f"{flow}: marked {what} as sent ({count} entr{'ies' if count != 1 else 'y'}); "
                      "flowlang retry finishes its record without sending it again")
     return int(ExitStatus.OK)

@@ -53,9 +53,9 @@ def cmd_secrets(args: argparse.Namespace, terminal: Terminal) -> int:
         missing += found.found_in is None and not optional
         empty = found.found_in is not None and not (chain.value_or_none(name) or "").strip()
         if args.json:
-            terminal.out(dumps({"name": name, "location": f"{source.name}:{line}:{col}", "found_in": found.found_in,
-                                "asked": found.asked, "problem": found.problem, "empty": empty,
-                                "default": name in defaulted}))
+            terminal.json_out(dumps({"name": name, "location": f"{source.name}:{line}:{col}",
+                                     "found_in": found.found_in, "asked": found.asked, "problem": found.problem,
+                                     "empty": empty, "default": name in defaulted}))
         elif found.found_in is not None:
             terminal.out(f"{name}  {source.name}:{line}:{col}  found in {found.found_in}"
                          + (", but empty (as a credential it is refused)" if empty else ""))

@@ -134,9 +134,9 @@ def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
         inbox.close()
     if args.json:
         for d in rows:
-            terminal.out(dumps({"id": d.id, "flow": d.flow, "delivery_id": d.delivery_id, "received_at": d.received_at,
-                                "status": d.status, "job_id": d.job_id, "attempts": d.attempts, "message": d.message,
-                                "bytes": len(d.body)}))
+            terminal.json_out(dumps({"id": d.id, "flow": d.flow, "delivery_id": d.delivery_id,
+                                     "received_at": d.received_at, "status": d.status, "job_id": d.job_id,
+                                     "attempts": d.attempts, "message": d.message, "bytes": len(d.body)}))
         return int(ExitStatus.OK)
     if not rows:
         terminal.out("no deliveries" + (" whose run failed" if args.failed else ""))

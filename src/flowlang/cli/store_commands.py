@@ -166,13 +166,13 @@ def cmd_errors(args: argparse.Namespace, terminal: Terminal) -> int:
         keys = key_text(args.key) if args.key is not None else None
         if args.json and args.group:  # one object per group: its first message, shape, count, where, first ids
             for group in paged(store.error_groups(key, include_resolved=args.all, key=keys), args):
-                terminal.out(dumps({"message": group.message, "pattern": group.shape, "count": group.count,
+                terminal.json_out(dumps({"message": group.message, "pattern": group.shape, "count": group.count,
                                     "location": group.location, "first_ids": group.ids[:5]}))
             return int(ExitStatus.OK)
         listed = store.iter_errors(key, include_resolved=args.all, key=keys, limit=args.limit, offset=args.offset)
         if args.json:
             for e in listed:
-                terminal.out(dumps(error_json(e)))
+                terminal.json_out(dumps(error_json(e)))
             return int(ExitStatus.OK)
         total = store.count_errors(key, include_resolved=args.all, key=keys)
         what = "errors" if args.all else "open errors"
@@ -407,7 +407,7 @@ def cmd_jobs(args: argparse.Namespace, terminal: Terminal) -> int:
         job["dry_run"] = bool(job["dry_run"])
     if args.json:
         for job in jobs:
-            terminal.out(dumps({**job, "duration": duration(job)}))
+            terminal.json_out(dumps({**job, "duration": duration(job)}))
         return int(ExitStatus.OK)
     if not jobs:
         terminal.out(f"{key}: no jobs yet")
@@ -446,7 +446,7 @@ def cmd_state(args: argparse.Namespace, terminal: Terminal) -> int:
         except StoreError as e:  # shown all the same, so that the damaged value can be set again or unset
             damaged = e
     # as stored, in the tagged form --set reads: a datetime cursor copied back stays a datetime
-    terminal.out(dumps({"state": stored, "last_success_at": last}))
+    terminal.json_out(dumps({"state": stored, "last_success_at": last}))
     if damaged is not None:
         terminal.error(f"error: {damaged}")
         return int(ExitStatus.FAILED)
