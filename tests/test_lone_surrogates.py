@@ -188,3 +188,25 @@ def test_an_http_reason_phrase_that_is_not_utf8_fails_its_record_alone(tmp_path:
     kept = [json.loads(line) for line in errors.stdout.splitlines()]
     assert [k["message"] for k in kept] == [
         f"GET http://127.0.0.1:{port}/x?i={i} answered 400 Bad \\udcff\\udcfe Reason: no" for i in (1, 2)]
+
+
+def test_a_path_holding_a_lone_surrogate_is_refused_at_its_place(tmp_path: Path) -> None:
+    """`file(path: "a\\uD800.csv")` (and a SQLite url, an import, a run, a path given by --param) ended in
+    'internal error: UnicodeEncodeError ... this is a bug in flowlang' (found by fuzzing the examples): no
+    file name can hold half of a surrogate pair. It is a check error at the path, as a NUL byte is."""
+    flows = {
+        "f.flow": 'use f = file(path: "a\\uD800.csv")\ncall f.read() as rows\n',
+        "d.flow": 'use d = sql(url: "sqlite:///a\\uD800.db")\ncall d.query("select 1") as rows\n',
+        "i.flow": 'import "a\\uD800.flow"\n',
+        "r.flow": 'run "a\\uD800.flow"\n',
+    }
+    for name, text in flows.items():
+        (tmp_path / name).write_text(text)
+        for command in ("check", "run"):
+            done = cli(command, name, "--log-format", "text", cwd=tmp_path)
+            assert done.status == 2, (name, done.stderr)
+            assert f"{name}:1:" in done.stderr and "internal error" not in done.stderr, done.stderr
+            assert "'\\ud800' in it is half of a UTF-16 surrogate pair, not a character (broken text)" in done.stderr
+    (tmp_path / "p.flow").write_text('param p = "x.csv"\nuse f = file(path: p)\ncall f.read() as rows\n')
+    given = cli("run", "p.flow", "--param", 'p="a\\ud800.csv"', "--log-format", "text", cwd=tmp_path)
+    assert given.status == 1 and "p.flow:2:20: error: the path 'a\\ud800.csv' cannot be a file name" in given.stderr

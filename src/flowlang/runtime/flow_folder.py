@@ -26,8 +26,13 @@ def usable(raw: str) -> None:
     """Refuse text that cannot be a file name: a NUL byte, or a path or name longer than the system allows."""
     if "\x00" in raw:
         raise PathRefused(f"the path {shown(raw)} contains a NUL character, which no file name can")
+    try:
+        size = len(os.fsencode(raw))
+    except UnicodeEncodeError as e:  # a lone surrogate ("\ud800" in a flow or in data): no byte of a name holds it
+        raise PathRefused(f"the path {shown(raw)} cannot be a file name: {raw[e.start:e.end]!r} in it is half of a "
+                          "UTF-16 surrogate pair, not a character (broken text)") from None
     limit = _limit("PC_PATH_MAX", 4096)
-    if len(os.fsencode(raw)) >= limit:
+    if size >= limit:
         raise PathRefused(f"the path {shown(raw)} is longer than the {limit:,} bytes a path may have")
     longest = _limit("PC_NAME_MAX", 255)
     for part in Path(raw).parts:
