@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -249,6 +250,12 @@ def test_limits_and_routes(served: tuple[ServeProcess, FakeApi]) -> None:
     assert serve.post("/hooks/small", json.dumps({"x": "a" * 100}).encode(), token)[0] == 202
     assert serve.post("/hooks/nothing", b"{}")[0] == 404
     assert serve.post("/hooks/plain", b"{}")[0] == 404  # a flow without `trigger webhook`
+    # a route that is no file stem of the folder says nothing of the disk: '/hooks/..%2Fprobe' said
+    # '(../probe.flow was added to the folder after serve started ...)' when a probe.flow stood above the folder
+    (serve.folder.parent / "probe.flow").write_text("emit 1\n")
+    for route in ("..%2Fprobe", quote(str(serve.folder.parent / "probe"), safe=""), "..%5Cprobe", "%2E%2E"):
+        status, _, body = serve.post(f"/hooks/{route}", b"{}")
+        assert status == 404 and "(" not in body["error"], (route, body)
     status, _, health = serve.request("GET", "/healthz")
     assert status == 200 and health["ok"] is True
     status, _, metrics = serve.request("GET", "/metrics")

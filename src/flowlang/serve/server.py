@@ -139,8 +139,12 @@ def body_field(body: bytes, name: str) -> Any:
 def not_served_yet(folder: Path | None, route: str, added: bool) -> str:
     """Why a flow of the folder gets a 404 though its file is there: serve reads the flows and their
     triggers at its start (an edit is taken later only when its triggers stay as they were)."""
+    # a file stem of the folder only: '/hooks/..%2F..%2Fhome%2Fx' (the route is the segment unquoted) told
+    # anybody who can post a webhook whether /home/x.flow exists, anywhere on the disk
+    if folder is None or route in ("", ".", "..") or "/" in route or "\\" in route:
+        return ""
     try:
-        there = folder is not None and (folder / f"{route}.flow").is_file()
+        there = (folder / f"{route}.flow").is_file()
     except (OSError, ValueError):  # a NUL in the name
         there = False
     if not there:
