@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -1016,3 +1017,68 @@ def test_a_ledger_an_earlier_version_wrote_under_1_0_is_honoured(tmp_path: Path)
     assert retried.ok, retried.errors
     out, _, table = written_ns(tmp_path)
     assert out == [1, 2, 2] and table == [1, 2, 2]  # forgotten, so sent again: once
+
+
+REKEYED = """flow "orders rekeyed"
+use sink = http(base_url: env.API)
+use shop = shop(base_url: env.API)
+param orders = [{id: 1, number: "SO-1"}, {id: 2, number: "SO-2"}, {id: 3, number: "SO-3"}]
+for each o in orders
+  send {number: o.number} to {to} once{batch}
+end
+"""
+SHOP = """name = "shop"
+base_url = "http://127.0.0.1:9"
+[operations.create_orders]
+method = "POST"
+path = "/orders/batch"
+batch = { max = 100, body = "items", results = "results", ok = "ok", error = "error" }
+"""
+
+
+@pytest.mark.parametrize(("to", "batch", "shown"), [('sink.post("/orders")', "", "sink.post /orders"),
+                                                    ("shop.create_orders", " batch 2", "shop.create_orders")])
+def test_a_loop_key_changed_under_a_ledger_send_sends_nothing_twice(tmp_path: Path, to: str, batch: str,
+                                                                   shown: str) -> None:
+    """The ledger keys a `once` send by the loop's trace key when the send has no key of its own: adding
+    `key o.number` to the loop (as the warning of two records with one key advises) made every key new,
+    and the next run sent the 3 orders again (6 at the sink). The ledger keeps what made each entry's key:
+    a send whose key is made by another expression than its destination's entries fails its record and
+    ends the run before anything is sent, saying what to do; a renamed loop variable, or `key o.id` for
+    the record's id, is the same key; forgetting the entries sends them again, as asked."""
+    flow = tmp_path / "f.flow"
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "shop.toml").write_text(SHOP)
+    text = REKEYED.replace("{to}", to).replace("{batch}", batch)
+    flow.write_text(text)
+    with FakeApi() as api:
+        env = {"API": api.url}
+
+        def at_sink() -> list[str]:
+            return [r["number"] for r in api.state.collections.get("orders", [])]
+
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).status == 0
+        assert at_sink() == ["SO-1", "SO-2", "SO-3"]
+        flow.write_text(text.replace("in orders\n", "in orders key o.number\n"))
+        done = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
+        assert done.status == 1, done.stderr
+        assert at_sink() == ["SO-1", "SO-2", "SO-3"]  # nothing sent again
+        assert (f"send ... once to {shown}: its key is the loop's key o.number now, and the ledger's "
+                f"entries for {shown} were keyed by the record's id (o.id), so none of them would "
+                "match") in done.stderr, done.stderr
+        assert "Give the send the key they were keyed by (send ... key o.id once" in done.stderr
+        assert f"flowlang ledger f.flow --all --to {shlex.quote(shown)}" in done.stderr
+        # the same key written another way: a renamed variable, the record's id written out
+        four = '"SO-3"}, {id: 4, number: "SO-4"}]'
+        flow.write_text(text.replace("o.", "order.").replace("each o ", "each order ")
+                        .replace(" once", " key order.id once").replace('"SO-3"}]', four))
+        done = cli("run", "f.flow", cwd=tmp_path, env=env)
+        assert done.status == 0, done.stderr
+        assert at_sink() == ["SO-1", "SO-2", "SO-3", "SO-4"]
+        # asked for: forget, then the new key sends each once more
+        flow.write_text(text.replace("in orders\n", "in orders key o.number\n"))
+        assert cli("ledger", "f.flow", "--all", "--to", shown, cwd=tmp_path).status == 0
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).status == 0
+        assert len(at_sink()) == 7
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).status == 0
+        assert len(at_sink()) == 7

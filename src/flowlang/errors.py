@@ -241,6 +241,17 @@ class CredentialsRefused(HttpError):
     ends_run = True
 
 
+class LedgerKeyChanged(FlowRuntimeError):
+    """A `send ... once` (or `if changed`) whose key is made by another expression than the ledger's entries
+    for its destination were (the loop's `key` was added or changed since): no entry would match, and every
+    record sent before would be sent again. The record fails and the run ends before anything is sent."""
+
+    ends_run = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "connector")
+
+
 class InternalError(FlowError):
     """A bug in flowlang itself; the message asks to report it."""
 

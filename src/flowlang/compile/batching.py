@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
-from flowlang.compile.ledger_send import kept_pending, may_have_arrived
+from flowlang.compile.ledger_send import KeyBy, kept_pending, may_have_arrived
 from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.lazy_dataclass import dataclass
@@ -53,6 +53,7 @@ class BatchBuffer:
     items: list[Any] = field(default_factory=list)  # the records of the batch being collected
     places: list[str | None] = field(default_factory=list)  # each item's record (tape.BATCH_PLACES)
     mode: str | None = None  # "once" or "changed": each record goes through the ledger
+    key_by: KeyBy | None = None  # ... and what makes its keys (compile/ledger_send.py, key_changed)
     ledgers: list[tuple[str, str]] = field(default_factory=list)  # with a mode: each item's key and payload hash
     answer: asyncio.Future[list[SendOutcome]] | None = None  # the answer of the batch being collected
     keys: dict[str, Answer] = field(default_factory=dict)  # ledger keys in this batch
@@ -221,7 +222,8 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
     if ledgered and run.ledger is not None:  # claimed before the request goes out (a kill leaves them pending)
         if buffer.mode == "changed":
             before = {k: run.ledger.get(run.flow, conn.name, op, k) for k, _ in ledgers}
-        run.ledger.pending_many(run.flow, conn.name, op, ledgers, job_id, now_text())
+        run.ledger.pending_many(run.flow, conn.name, op, ledgers, job_id, now_text(),
+                                buffer.key_by[0] if buffer.key_by is not None else None)
     try:
         outcomes = await buffer.connection.send_batch(buffer.op, records, buffer.args, buffer.kwargs)
     except FlowRuntimeError as e:

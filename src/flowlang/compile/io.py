@@ -14,6 +14,7 @@ from flowlang.check.scopes import HostBinding, Local, Outer
 from flowlang.compile.batching import Answer, BatchBuffer, TailSend, abandon, answered, flush, start_flush
 from flowlang.compile.errors import Where
 from flowlang.compile.ledger_send import (
+    KeyBy,
     already_sent,
     ledger_send,
     may_have_arrived,
@@ -304,6 +305,7 @@ class IoCompiler(StatementCompiler):
         mode = node.mode
         key_of = self.send_key(node)
         written = self.key_written(node)
+        key_by = self.key_by(node)
         outside = not self.loop_stack and not self.in_function  # its failure fails the run: no record to retry
 
         async def send_one(f: Frame, conn: Connection, record: Any, a: list[Any], kw: dict[str, Any],
@@ -311,7 +313,7 @@ class IoCompiler(StatementCompiler):
             if not observer.active:
                 if mode is not None:
                     return await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where,
-                                             written, outside)
+                                             written, outside, key_by)
                 result = await conn.send(op, record, a, kw)
                 count_sent(stats, 1, conn.sends_read(op))
                 return result
@@ -319,7 +321,7 @@ class IoCompiler(StatementCompiler):
             try:
                 if mode is not None:
                     result = await ledger_send(f.run, conn, op, record, a, kw, key_of(f), mode, stats, where,
-                                               written, outside)
+                                               written, outside, key_by)
                 else:
                     result = await conn.send(op, record, a, kw)
                     count_sent(stats, 1, conn.sends_read(op))
@@ -453,6 +455,24 @@ class IoCompiler(StatementCompiler):
         loop = self.loop_stack[-1] if self.loop_stack else None
         return f"the loop's key {loop.key_written}" if loop is not None and loop.key_written is not None else None
 
+    def key_by(self, node: ast.Send) -> KeyBy:
+        """What makes a ledger send's keys (ledger_send.KeyBy): as the ledger keeps it beside each entry, its
+        own `key EXPR`, else its loop's, else `id` (the record's), spaces collapsed and the loops' variables
+        written `_`, so that renaming a loop variable changes nothing (`o.number` and `order.number` are
+        `_.number`); as the flow writes it; and its loop's variable."""
+        text = self.checked.source.text
+        loop = self.loop_stack[-1] if self.loop_stack else None
+        if node.key is not None:
+            written = text[node.key.span.start:node.key.span.end]
+        else:
+            written = loop.key_written if loop is not None and loop.key_written is not None else "id"
+        made_by = " ".join(written.split())
+        for name in {name for outer in self.loop_stack for name in outer.names}:
+            made_by = re.sub(rf"(?<![\w.]){re.escape(name)}(?!\w)", "_", made_by)
+        if made_by == "_.id":  # `key o.id` keys as the record's id does
+            made_by = "id"
+        return made_by, self.key_written(node), loop.names[0] if loop is not None and loop.names else None
+
     def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],
                      kwargs: dict[str, Eval], value: Eval, op: str, where: Where, line: int,
                      store: Callable[[Frame, Any], None] | None) -> Step:
@@ -466,6 +486,7 @@ class IoCompiler(StatementCompiler):
         mode = node.mode
         key_of = self.send_key(node) if mode is not None else None
         written = self.key_written(node)
+        key_by = self.key_by(node)
         fixed = fixed_arguments(node.destination)  # literal arguments: evaluated once, here
 
         async def ledger_answer(f: Frame, buffer: BatchBuffer, record: Any, conn: Connection, a: list[Any],
@@ -482,7 +503,7 @@ class IoCompiler(StatementCompiler):
                     await asyncio.wait([writing])
                 stats = f.run.stats.at(line, "send")
                 skip, recorded = already_sent(f.run, conn, ledger_operation(op, a), k, digest, mode, stats,
-                                              old=old)
+                                              old=old, key_by=key_by)
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             if skip:
@@ -507,7 +528,7 @@ class IoCompiler(StatementCompiler):
             buffers: dict[Any, BatchBuffer] = f.run.batches
             buffer = buffers.get(node)
             if buffer is None or not buffer.same_target(conn, op, a, kw):
-                fresh = BatchBuffer(conn, op, a, kw, size, mode=mode)
+                fresh = BatchBuffer(conn, op, a, kw, size, mode=mode, key_by=key_by)
                 if buffer is not None:
                     start_flush(buffer, f, line)
                     fresh.succeed(buffer)

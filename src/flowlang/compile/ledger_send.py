@@ -8,13 +8,14 @@ interrupted by a kill is refused until someone checks (the record fails with a m
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import PurePath
 from typing import Any
 
 from flowlang.compile.errors import Where
 from flowlang.connectors.base import Connection
-from flowlang.errors import FlowRuntimeError
+from flowlang.errors import FlowRuntimeError, LedgerKeyChanged
 from flowlang.runtime.keys import ledger_keys
 from flowlang.runtime.ledger import destination_text, ledger_operation, legacy_operation, payload_hash
 from flowlang.runtime.run import RunContext
@@ -23,6 +24,10 @@ from flowlang.runtime.store import now_text
 from flowlang.runtime.tape import drawn
 
 MODE_WORDS = {"once": "once", "changed": "if changed"}
+# what makes a ledger send's keys (compile/io.py key_by): as the ledger keeps it, spaces collapsed and the
+# loops' variables written `_` (`_.number`); as the flow writes it (`key o.number`, `the loop's key
+# o.number`, or None for the record's id); and the variable of its loop, for a message (`o`)
+KeyBy = tuple[str, str | None, str | None]
 
 
 def replayed_file_key(stored: str | None, key: Any) -> Any:
@@ -84,12 +89,16 @@ def replay_command(run: RunContext) -> str:
 
 
 def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str, mode: str,
-                 stats: StatementStats, outside: bool = False, old: str | None = None) -> tuple[bool, Any]:
+                 stats: StatementStats, outside: bool = False, old: str | None = None,
+                 key_by: KeyBy | None = None) -> tuple[bool, Any]:
     """Whether the ledger says this key is not to be sent (and its recorded answer). A key whose send was
     cut off in flight is refused (unless sending it again cannot do its work twice): the record fails,
-    saying so (`outside`: a send outside any loop, see afterwards). `old`: the key's text as versions
+    saying so (`outside`: a send outside any loop, see afterwards); so is one whose key is made by another
+    expression than the destination's entries were (key_changed). `old`: the key's text as versions
     before wrote it, when that differs (runtime/keys.py): an entry kept under it counts as this key's."""
     entry = consulted(run, conn.name, op, k, old)
+    if entry is None:
+        key_changed(run, conn.name, op, mode, key_by)
     kept = entry.get("key", k) if entry is not None else k  # the text the commands below take to find it
     if entry is not None and entry["status"] == "pending" and entry.get("repeatable"):
         run.log("info", f"{conn.name}.{op}: key {kept} was in flight when job {entry['job_id']} stopped; sending it "
@@ -122,6 +131,41 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
             return True, None
         sends[place] = digest
     return False, None
+
+
+def key_changed(run: RunContext, connection: str, op: str, mode: str, key_by: KeyBy | None) -> None:
+    """A key the ledger has no entry for, made by another expression than every entry of its destination
+    was (`key_by`, compile/io.py): the loop's `key` was added or changed since those runs (`for each o in
+    orders` keyed by `id`, then `for each o in orders key o.number`, as the warning of two records with one
+    key advises), so no entry matches any more and every record they sent would be sent again (5 orders
+    sent once, then 5 times more). The run ends at the first such record, before anything is sent."""
+    ledger = run.ledger
+    if key_by is None or ledger is None:
+        return
+    made_by, written, var = key_by
+    place = (connection, op)
+    made = run.ledger_key_bys.get(place)
+    if made is None:  # as the runs before left it: the entries this run makes are of its own key
+        made = run.ledger_key_bys[place] = ledger.key_bys(run.flow, connection, op)
+    if not made or made_by in made:
+        return
+    loop_var = var or "r"
+
+    def as_written(by: str) -> str:  # `_` back to the loop's variable
+        return f"{loop_var}.id" if by == "id" else re.sub(r"(?<![\w.])_(?!\w)", loop_var, by)
+
+    def shown(by: str) -> str:
+        return f"the record's id ({as_written(by)})" if by == "id" else f"`{as_written(by)}`"
+
+    before = sorted(made)
+    now = written or "the record's id"
+    raise LedgerKeyChanged(
+        f"send ... {MODE_WORDS[mode]} to {connection}.{op}: its key is {now} now, and the ledger's entries for "
+        f"{connection}.{op} were keyed by {' and '.join(shown(by) for by in before)}, so none of them would match and "
+        f"every record the runs before sent would be sent again; nothing was sent. Give the send the key they "
+        f"were keyed by (send ... key {as_written(before[0])} {MODE_WORDS[mode]}: the loop's "
+        f"own key may change), or, to send every record again, forget them first: flowlang ledger "
+        f"{run.flow_file} --all --to {shlex.quote(destination_text(connection, op))}")
 
 
 def consulted(run: RunContext, connection: str, op: str, k: str, old: str | None = None) -> dict[str, Any] | None:
@@ -203,9 +247,10 @@ def needs_key(key: Any, mode: str, where: Where, written: str | None = None) -> 
 
 async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, args: list[Any],
                       kwargs: dict[str, Any], key: Any, mode: str, stats: StatementStats, where: Where,
-                      written: str | None = None, outside: bool = False) -> Any:
+                      written: str | None = None, outside: bool = False, key_by: KeyBy | None = None) -> Any:
     """Send one record through the ledger; returns the answer (the recorded one when skipped); `written`
-    as needs_key takes it; `outside`: the send is in no loop (nor function), so its failure fails the run."""
+    as needs_key takes it; `outside`: the send is in no loop (nor function), so its failure fails the run;
+    `key_by`: what makes its key (key_changed)."""
     needs_key(key, mode, where, written)
     ledger = run.ledger
     if ledger is None:
@@ -213,7 +258,7 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     k, old = ledger_keys(key, run.mask)
     entry_op = ledger_operation(op, args)  # the ledger's name of the operation: with its path
     digest = payload_hash(record, args, kwargs)
-    skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats, outside, old)
+    skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats, outside, old, key_by)
     if skip:
         return answer
     if run.dry_run:
@@ -223,7 +268,8 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     job_id = run.job.get("id")
     before = ledger.get(run.flow, conn.name, entry_op, k) if mode == "changed" else None  # the last one sent
     # claimed before the request goes out (`if changed` too: a kill leaves it pending, not to be sent again)
-    ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text(), conn.repeatable(op, record, kwargs))
+    ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text(), conn.repeatable(op, record, kwargs),
+                   key_by[0] if key_by is not None else None)
     try:
         answer = await conn.send(op, record, args, kwargs)
     except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending

@@ -88,6 +88,19 @@ class Ledger:
             except sqlite3.OperationalError as e:  # another process added it first
                 if "duplicate column" not in str(e):
                     raise
+        if "key_by" not in {r[1] for r in db.execute("pragma table_info(ledger)")}:
+            try:  # what made the entry's key (compile/io.py key_by); null in stores before: not known
+                db.execute("alter table ledger add column key_by text")
+            except sqlite3.OperationalError as e:
+                if "duplicate column" not in str(e):
+                    raise
+
+    def key_bys(self, flow: str, connection: str, operation: str) -> set[str]:
+        """The key expressions the entries of a destination were made by (those that say)."""
+        legacy = legacy_operation(operation)
+        return {r[0] for r in self.db.execute(
+            "select distinct key_by from ledger where flow = ? and connection = ? and operation in (?, ?) "
+            "and key_by is not null", (flow, connection, operation, legacy if legacy is not None else operation))}
 
     def get(self, flow: str, connection: str, operation: str, key: str) -> LedgerEntry | None:
         row = self.db.execute(
@@ -102,14 +115,16 @@ class Ledger:
             return self.db.execute(sql, args).rowcount
 
     def pending(self, flow: str, connection: str, operation: str, key: str, digest: str, job_id: int | None,
-                when: str, repeatable: bool = False) -> None:
+                when: str, repeatable: bool = False, key_by: str | None = None) -> None:
         """Before a `once` or `if changed` send: the key is claimed (a kill from here on leaves it pending);
-        `repeatable`: sending it again cannot do its work twice, so a run that finds it pending sends it again."""
-        self._write("insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at, repeatable) "
-                    "values (?, ?, ?, ?, ?, 'pending', ?, ?, ?) on conflict(flow, connection, operation, key) do "
-                    "update set hash = excluded.hash, status = 'pending', job_id = excluded.job_id, "
-                    "sent_at = excluded.sent_at, repeatable = excluded.repeatable",
-                    (flow, connection, operation, key, digest, job_id, when, int(repeatable)))
+        `repeatable`: sending it again cannot do its work twice, so a run that finds it pending sends it again;
+        `key_by`: what made the key (key_bys)."""
+        self._write("insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at, repeatable, "
+                    "key_by) values (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) on conflict(flow, connection, operation, "
+                    "key) do update set hash = excluded.hash, status = 'pending', job_id = excluded.job_id, "
+                    "sent_at = excluded.sent_at, repeatable = excluded.repeatable, "
+                    "key_by = coalesce(excluded.key_by, key_by)",
+                    (flow, connection, operation, key, digest, job_id, when, int(repeatable), key_by))
 
     def sent(self, flow: str, connection: str, operation: str, key: str, digest: str, answer: Any,
              job_id: int | None, when: str, mask: Any) -> None:
@@ -120,15 +135,16 @@ class Ledger:
                     (flow, connection, operation, key, digest, mask(dumps_stored(answer)), job_id, when))
 
     def pending_many(self, flow: str, connection: str, operation: str, keys: list[tuple[str, str]],
-                     job_id: int | None, when: str) -> None:
+                     job_id: int | None, when: str, key_by: str | None = None) -> None:
         """Before a batched `once` send: every key of the batch claimed, in one transaction."""
         with self.db:
             self.db.execute("begin immediate")
             self.db.executemany(
-                "insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at) "
-                "values (?, ?, ?, ?, ?, 'pending', ?, ?) on conflict(flow, connection, operation, key) do "
+                "insert into ledger(flow, connection, operation, key, hash, status, job_id, sent_at, key_by) "
+                "values (?, ?, ?, ?, ?, 'pending', ?, ?, ?) on conflict(flow, connection, operation, key) do "
                 "update set hash = excluded.hash, status = 'pending', job_id = excluded.job_id, "
-                "sent_at = excluded.sent_at", [(flow, connection, operation, k, d, job_id, when) for k, d in keys])
+                "sent_at = excluded.sent_at, key_by = coalesce(excluded.key_by, key_by)",
+                [(flow, connection, operation, k, d, job_id, when, key_by) for k, d in keys])
 
     def settle_many(self, flow: str, connection: str, operation: str, sent: list[tuple[str, str, Any]],
                     released: list[str], job_id: int | None, when: str, mask: Any) -> None:

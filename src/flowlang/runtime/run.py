@@ -265,6 +265,9 @@ class RunContext:
         # a dry run's and a plan's ledger sends, (connection, operation, key) -> payload hash: they write
         # nothing to the ledger, and a key that comes again is skipped as the real run skips it
         self.dry_sends: dict[tuple[str, str, str], str] = {}
+        # per ledger destination (connection, operation): the key expressions its entries were made by when
+        # the run first sent to it (compile/ledger_send.py, key_changed)
+        self.ledger_key_bys: dict[tuple[str, str], set[str]] = {}
         self.replay_key: str | None = None  # a retry: the stored trace key of the error it replays
         self.on_success: Callable[[str, str], None] = lambda loop_id, key: None
         # what a job left undone though none of its records failed (a retry that left errors open without
