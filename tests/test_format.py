@@ -171,7 +171,8 @@ def test_fmt_of_several_files_formats_the_others_when_one_is_broken(tmp_path: Pa
     assert result.status == 2
     assert (tmp_path / "b.flow").read_text() == TIDY
     assert "a_bad.flow:1:6: error: this `(` is not closed" in result.stderr, result.stderr
-    assert "error: cannot read c.flow: it is not UTF-8 text (invalid start byte at byte 6)" in result.stderr
+    assert ("error: cannot read c.flow: it is not UTF-8 text: the byte 0xff at c.flow:1:7 (invalid start byte; "
+            "save the file as UTF-8)") in result.stderr, result.stderr
     assert "error: cannot read nope.flow: No such file or directory\n" in result.stderr
     assert "nothing was run" not in result.stderr and "Errno" not in result.stderr
     assert result.stderr.endswith("1 reformatted, 0 already formatted, 3 not formatted (see the errors above)\n")

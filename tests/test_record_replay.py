@@ -619,7 +619,8 @@ def test_a_flow_that_is_a_folder_or_not_utf8_is_named_without_errno(tmp_path: Pa
     ran = cli("run", str(tmp_path / "sub"))
     assert ran.returncode == 2 and "is a folder: give the .flow file in it" in ran.stderr
     bad = cli("run", str(tmp_path / "bad.flow"))
-    assert bad.returncode == 2 and "it is not UTF-8 text (invalid start byte at byte 9)" in bad.stderr
+    assert bad.returncode == 2 and "it is not UTF-8 text: the byte 0xff at " in bad.stderr
+    assert "bad.flow:2:1 (invalid start byte; save the file as UTF-8)" in bad.stderr
     assert "Errno" not in test.stdout + ran.stderr and "codec" not in bad.stderr
 
 

@@ -689,7 +689,8 @@ def test_repl_of_a_file_that_cannot_be_read_says_so(tmp_path: Path) -> None:
     assert missing.status == 2 and missing.stderr == "error: no such flow file: nope.flow\n"
     latin = cli("repl", "latin.flow", stdin="1\n", cwd=tmp_path)
     assert latin.status == 2
-    assert latin.stderr == "error: cannot read latin.flow: it is not UTF-8 text (invalid continuation byte at byte 9)\n"
+    assert latin.stderr == ("error: cannot read latin.flow: it is not UTF-8 text: the byte 0xe9 at latin.flow:1:10 "
+                            "(invalid continuation byte; save the file as UTF-8)\n")
     folder = cli("repl", str(tmp_path), stdin="1\n", cwd=tmp_path)
     assert folder.status == 2 and "is a folder: give the .flow file in it" in folder.stderr
     loaded = cli("repl", stdin=":load latin.flow\n40 + 2\n", cwd=tmp_path)

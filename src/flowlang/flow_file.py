@@ -19,4 +19,14 @@ def read_flow_text(file: Path) -> str:
     except OSError as e:
         raise UsageError(f"cannot read {file}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise UsageError(f"cannot read {file}: it is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise UsageError(not_utf8(str(file), e)) from None
+
+
+def not_utf8(name: str, error: UnicodeDecodeError) -> str:
+    """What a text file that is not UTF-8 says: the place of its first bad byte as name:line:col (a
+    Latin-1 `é` in a string), where it said only 'at byte 9'."""
+    before = bytes(error.object[:error.start]).decode("utf-8", errors="replace")
+    line = before.count("\n") + 1
+    col = len(before) - (before.rfind("\n") + 1) + 1
+    return (f"cannot read {name}: it is not UTF-8 text: the byte {error.object[error.start]:#04x} at "
+            f"{name}:{line}:{col} ({error.reason}; save the file as UTF-8)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowlang.errors import UsageError
+from flowlang.flow_file import not_utf8
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.secrets import EnvironmentProvider, MappingProvider, SecretProvider
 
@@ -93,7 +94,7 @@ def load_project(config: str | Path | None, flow_folder: Path | None) -> Project
     except FileNotFoundError:
         raise UsageError(f"no such project file: {path}") from None
     except UnicodeDecodeError as e:  # said as a flow file that is not UTF-8 is
-        raise UsageError(f"cannot read {path}: it is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise UsageError(not_utf8(str(path), e)) from None
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:  # file:line:col and the line, as a connector file's (no secret is in it)

@@ -16,6 +16,7 @@ from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError, UsageError
+from flowlang.flow_file import not_utf8
 from flowlang.project import Project, load_project
 from flowlang.runner import text_params
 from flowlang.runtime.limits import Limits, StopFlag
@@ -272,7 +273,7 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
             broken += 1
             continue
         except UnicodeDecodeError as e:
-            terminal.error(f"error: cannot read {name}: it is not UTF-8 text ({e.reason} at byte {e.start})")
+            terminal.error(f"error: {not_utf8(name, e)}")
             broken += 1
             continue
         newline = "\r\n" if b"\r\n" in raw else "\n"  # the file's own line endings are kept
