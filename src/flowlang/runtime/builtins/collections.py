@@ -138,7 +138,10 @@ def sort(items: Any, desc: Any = False) -> Any:
     """sort(list, desc): the items in order, smallest first (largest first with desc: true); nulls last.
 
     The sort is stable, with desc too: equal items (1 and 1.0) keep their order. desc is true or
-    false; any other value is an error, not taken for false.
+    false; any other value is an error, not taken for false. Texts sort by their characters' code
+    points, as SQL's binary collation does: capitals before small letters ("B" before "a"), letters
+    with accents after z, and digits as text, so CSV cells "10" and "9" sort "10" first: sort
+    [number(x) for x in xs], or lower() the texts for an order regardless of case.
 
     Examples:
         sort([3, null, 1]) -> [1, 3, null]
@@ -177,7 +180,9 @@ def sort_by(items: Any, field: Any, desc: Any = False) -> Any:
     """sort_by(list, "field", desc): the records ordered by a field (a dotted path); nulls last.
 
     The sort is stable, with desc too: records with equal values keep their order. desc is true or
-    false; any other value is an error, not taken for false.
+    false; any other value is an error, not taken for false. Texts compare as in sort(): a CSV
+    column of numbers is text, so "10" comes before "9"; map the field with number() first
+    (sort_by([r + {n: number(r.n)} for r in rows], "n")).
 
     Examples:
         sort_by([{n: 2}, {n: 1}], "n") -> [{"n": 1}, {"n": 2}]
