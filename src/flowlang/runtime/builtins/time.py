@@ -118,6 +118,9 @@ def now() -> Any:
 def today() -> Any:
     """today(): the current date, in UTC.
 
+    It is UTC's date, so a job run in Oslo between 00:00 and 01:00 (02:00 in summer) gets the date
+    before Oslo's; the date on a zone's clock is date(to_zone(now(), "Europe/Oslo")).
+
     Examples:
         format_date(today(), "%Y%m%d")
     """
