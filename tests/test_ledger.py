@@ -1082,3 +1082,25 @@ def test_a_loop_key_changed_under_a_ledger_send_sends_nothing_twice(tmp_path: Pa
         assert len(at_sink()) == 7
         assert cli("run", "f.flow", cwd=tmp_path, env=env).status == 0
         assert len(at_sink()) == 7
+
+
+def test_a_rerun_says_why_the_ledger_skipped_its_sends(tmp_path: Path) -> None:
+    """A rerun whose sends the ledger skipped ended 'sent 0, ..., skipped 6' and said nothing of why (the
+    'already sent in job N' TESTING.md gives was a debug line; found by a new-user trial of the ledger).
+    It ends with a line per operation and job: 'api.post: 3 sends skipped, already sent in job 1 (send ...
+    once)', and 'unchanged since job 1 (send ... if changed)'."""
+    flow = tmp_path / "orders.flow"
+    flow.write_text('flow "Orders"\nuse api = http(base_url: env.API)\n'
+                    "for each o in [{n: 1}, {n: 2}, {n: 3}] key o.n\n"
+                    '  send o to api.post("/invoices") once\n'
+                    '  send o to api.put("/products/{o.n}") if changed\nend\n')
+    with FakeApi({"invoices": []}) as api:
+        api.route("PUT", r"^/products/\d+$", lambda req: (200, {}, {"ok": True}))
+        args = ("run", str(flow), "--state-dir", str(tmp_path / "state"), "--log-format", "text")
+        first = cli(*args, env={"API": api.url})
+        assert first.returncode == 0 and "skipped, " not in first.stderr, first.stderr
+        again = cli(*args, env={"API": api.url})
+    assert again.returncode == 0, again.stderr
+    assert "api.post: 3 sends skipped, already sent in job 1 (send ... once)" in again.stderr, again.stderr
+    assert "api.put: 3 sends skipped, unchanged since job 1 (send ... if changed)" in again.stderr
+    assert "sent 0, failed 0, skipped 6" in again.stderr

@@ -578,6 +578,7 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         for frame in ctx.frames:
             frame.slots[:] = [None] * len(frame.slots)
     ctx.log_failure_groups()
+    ctx.log_ledger_skips()
     for warning, location in field_warnings(ctx.field_misses, ctx.field_reached, ctx.stats):
         ctx.log("warn", warning, location)
     failures = ctx.failures

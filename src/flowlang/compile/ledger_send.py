@@ -116,6 +116,8 @@ def already_sent(run: RunContext, conn: Connection, op: str, k: str, digest: str
         job = entry["job_id"]
         why = f"already sent in job {job}" if mode == "once" else f"unchanged since job {job}"
         run.log("debug", f"{conn.name}.{op}: key {k} skipped ({why})")
+        place = (f"{conn.name}.{op.split(' ', 1)[0]}", mode, job)
+        run.ledger_skips[place] = run.ledger_skips.get(place, 0) + 1
         if entry.get("damaged") is not None:
             run.log("warn", f"{conn.name}.{op}: key {kept} was sent in job {job}, but the answer the ledger kept "
                     f"for it is damaged in the store ({entry['damaged']}): skipped as sent, its answer (as NAME) "

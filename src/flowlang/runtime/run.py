@@ -178,6 +178,8 @@ class RunOptions:
     observer: RunObserver = NO_OBSERVER  # telemetry: spans and metrics (telemetry/otel.py)
 
 
+SKIP_LINES = 5  # lines of log_ledger_skips, then how many more
+
 class RunContext:
     """Everything a running flow shares across its statements (one per run)."""
 
@@ -268,6 +270,9 @@ class RunContext:
         # per ledger destination (connection, operation): the key expressions its entries were made by when
         # the run first sent to it (compile/ledger_send.py, key_changed)
         self.ledger_key_bys: dict[tuple[str, str], set[str]] = {}
+        # sends the ledger skipped, (connection.method, once or changed, job that sent them) -> how many:
+        # said at the end (log_ledger_skips), so a rerun's 'skipped 24' says why
+        self.ledger_skips: dict[tuple[str, str, Any], int] = {}
         self.replay_key: str | None = None  # a retry: the stored trace key of the error it replays
         self.on_success: Callable[[str, str], None] = lambda loop_id, key: None
         # what a job left undone though none of its records failed (a retry that left errors open without
@@ -362,6 +367,17 @@ class RunContext:
             group.add(failure)
             self.log("debug", f"record failed at {failure.location}: {failure.message}")
         self.on_failure(failure)
+
+    def log_ledger_skips(self) -> None:
+        """At the end of a run: one line for each operation and job whose sends the ledger skipped."""
+        for n, ((destination, mode, job), count) in enumerate(sorted(self.ledger_skips.items(), key=str)):
+            if n == SKIP_LINES:
+                self.log("info", f"... and {len(self.ledger_skips) - n} more kinds of skipped sends "
+                         f"(flowlang ledger {self.flow_file} lists every key)")
+                return
+            why = f"already sent in job {job} (send ... once)" if mode == "once" else \
+                f"unchanged since job {job} (send ... if changed)"
+            self.log("info", f"{destination}: {count:,} send{'s' if count != 1 else ''} skipped, {why}")
 
     def log_failure_groups(self) -> None:
         """At the end of a run: one line for each failure that happened to more than one record."""
