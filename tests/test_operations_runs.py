@@ -75,6 +75,27 @@ def test_resolve_match_that_finds_nothing_says_so_not_that_nothing_is_open(tmp_p
     assert "2 open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
 
 
+def test_resolving_an_error_resolved_already_is_no_mistake(tmp_path: Path) -> None:
+    """Resolving is idempotent (LANGUAGE.md 5), but `flowlang resolve f.flow 1` of an error resolved already
+    (by a retry, a later run, by hand) said 'error: no open error #1 of f', as of an id that is no error of
+    the flow, and exited 2, resolving none of the others named with it; `edit` said the same. resolve says
+    who resolved it and goes on (exit 0); edit says it is resolved (exit 2); a wrong id is still refused."""
+    write(tmp_path, "f.flow", 'for each r in [{id: 1}, {id: 2}]\n  fail "order {r.id} not found"\nend\n')
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 3
+    assert cli("resolve", "f.flow", "1", "--reason", "sent by hand", cwd=tmp_path).returncode == 0
+    again = cli("resolve", "f.flow", "1", "2", "--log-format", "text", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    [said, done] = again.stdout.splitlines()
+    assert said.startswith("f: error #1 is resolved already (by job 2 at ") and said.endswith(
+        ": by hand: sent by hand): left as it is"), said
+    assert done.startswith("f: resolved 1 error (by hand; job ")
+    assert "no open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
+    edit = cli("edit", "f.flow", "2", "--set", "id=3", "--log-format", "text", cwd=tmp_path)
+    assert edit.returncode == 2 and "error: error #2 of f is resolved (by job " in edit.stderr, edit.stderr
+    wrong = cli("resolve", "f.flow", "1", "7", "--log-format", "text", cwd=tmp_path)
+    assert wrong.returncode == 2 and "no open error #7 of f" in wrong.stderr, wrong.stderr
+
+
 def test_an_id_or_count_past_the_stores_integers_is_a_usage_error(tmp_path: Path) -> None:
     """`--id 99999999999999999999999` (a typo, a pasted number) was an internal error (OverflowError:
     Python int too large to convert to SQLite INTEGER) in retry, resolve, edit, errors --offset and

@@ -251,9 +251,16 @@ def cmd_resolve(args: argparse.Namespace, terminal: Terminal) -> int:
     with opened(args, lock=True, terminal=terminal) as (store, key):
         errors = store.errors(key, ids=args.ids or None, match=args.match)
         missing = sorted(set(args.ids) - {e.id for e in errors})
+        # resolving is idempotent (LANGUAGE.md 5): one resolved already is said and left as it is
+        done = {e.id: e for e in store.iter_errors(key, include_resolved=True, ids=missing)} if missing else {}
+        missing = [i for i in missing if i not in done]
         if missing:
             raise UsageError(f"no open error {', '.join(f'#{i}' for i in missing)} of {key} "
                              f"(see flowlang errors {args.file})")
+        for error_id, e in sorted(done.items()):
+            terminal.out(f"{key}: error #{error_id} is resolved already ({resolved_by(e)}): left as it is")
+        if not errors and done:
+            return int(ExitStatus.OK)
         if not errors and args.match is not None and store.count_errors(key):  # others are open: say so
             terminal.out(f"{key}: no open error's message contains {args.match!r} "
                          f"({plural(store.count_errors(key), 'open error')}: flowlang errors {args.file} --group)")
@@ -267,6 +274,14 @@ def cmd_resolve(args: argparse.Namespace, terminal: Terminal) -> int:
             store.resolve(e.id, job, reason)
     terminal.out(f"{key}: resolved {plural(len(errors), 'error')} ({reason}; job {job})")
     return int(ExitStatus.OK)
+
+
+def resolved_by(error: StoredError) -> str:
+    """Who resolved an error, as flowlang errors --all says it: `by job 3 at ...: retried (job 3)`."""
+    said = f"by job {error.resolved_by}" if error.resolved_by is not None else "resolved"
+    if error.resolved_at:
+        said += f" at {error.resolved_at}"
+    return said + (f": {error.resolved_reason}" if error.resolved_reason else "")
 
 
 _STEP = re.compile(r"\[(-?\d+)\]")
@@ -372,6 +387,10 @@ def cmd_edit(args: argparse.Namespace, terminal: Terminal) -> int:
     with opened(args, lock=True, terminal=terminal) as (store, key):
         found = store.errors(key, ids=[args.id])
         if not found:
+            done = list(store.iter_errors(key, include_resolved=True, ids=[args.id]))
+            if done:
+                raise UsageError(f"error #{args.id} of {key} is resolved ({resolved_by(done[0])}): only an open "
+                                 f"error's record is edited for a retry (see flowlang errors {args.file} --all)")
             raise UsageError(f"no open error #{args.id} of {key} (see flowlang errors {args.file})")
         record = found[0].record
         for path, value in changes:
