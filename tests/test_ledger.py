@@ -1104,3 +1104,13 @@ def test_a_rerun_says_why_the_ledger_skipped_its_sends(tmp_path: Path) -> None:
     assert "api.post: 3 sends skipped, already sent in job 1 (send ... once)" in again.stderr, again.stderr
     assert "api.put: 3 sends skipped, unchanged since job 1 (send ... if changed)" in again.stderr
     assert "sent 0, failed 0, skipped 6" in again.stderr
+
+
+def test_forgetting_every_key_of_an_empty_ledger_says_so(tmp_path: Path) -> None:
+    """`flowlang ledger f.flow --all` with nothing in the ledger said 'f: no ledger entry for every key'."""
+    (tmp_path / "f.flow").write_text('for each r in [{id: 1}]\n  emit r\nend\n')
+    assert cli("run", "f.flow", cwd=tmp_path).returncode == 0
+    done = cli("ledger", "f.flow", "--all", "--log-format", "text", cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "f: the ledger holds no entry: nothing to forget\n", done.stderr
+    at = cli("ledger", "f.flow", "--all", "--to", "api.post /x", "--log-format", "text", cwd=tmp_path)
+    assert at.stderr == "f: the ledger holds no entry at api.post /x: nothing to forget\n", at.stderr

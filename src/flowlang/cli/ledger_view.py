@@ -102,7 +102,10 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.json:
         terminal.json_out(dumps({"flow": flow, "key": key, "to": args.to, "forgotten": count, "job_id": job,
                             "entries": [entry_json(e) for e in gone]}))
-    if not count:
+    if not count and args.all:  # 'no ledger entry for every key' said it the wrong way round
+        terminal.message(f"{flow}: the ledger holds no entry{' at ' + args.to if to is not None else ''}: "
+                         "nothing to forget")
+    elif not count:
         terminal.message(f"{flow}: no ledger entry for {what}")
     else:
         terminal.message(f"{flow}: forgot {what} ({count} entr{'ies' if count != 1 else 'y'}); the next run sends "
