@@ -22,6 +22,7 @@ from conftest import ROOT, cli, copy_example
 from fakeapi import FakeApi, Request, paged, slow
 from flowlang.testing.cassette import Cassette
 from flowlang.testing.suite import discover, replay, run_case
+from flowlang.testing.suite import record as flowlang_record
 
 CANARY = ('canary-"quoted"-\\back\\slash-ÆØÅ-ñ-日本-' + "x" * 520 + '-end"\\')
 
@@ -390,6 +391,26 @@ def test_a_cassette_folder_that_cannot_be_written_stops_the_run_before_it_starts
         assert f"cannot record into {where}: " in done.stderr and "internal error" not in done.stderr, done.stderr
         assert posted == [] and done.stdout == ""
     assert "no jobs yet" in cli("jobs", str(flow), "--state-dir", str(tmp_path / "state")).stdout
+
+
+def test_a_dry_run_is_not_recorded_over_a_real_cassette(tmp_path: Path) -> None:
+    """`run --dry-run --record DIR` wrote a cassette of writes never sent (answers null) over the real one,
+    and its replay passed. A recording runs for real (TESTING.md 2): the two are refused together, in the
+    CLI and in record(), before anything runs; the cassette recorded before is left byte for byte."""
+    flow = project(tmp_path)
+    with server() as api:
+        assert record_into(tmp_path, flow, api, tmp_path / "cas").returncode == 0
+    before = (tmp_path / "cas" / "cassette.jsonl").read_bytes()
+    with server() as api:
+        done = cli("run", str(flow), "--dry-run", "--record", str(tmp_path / "cas"), "--secrets",
+                   str(tmp_path / "secrets.toml"), "--state-dir", str(tmp_path / "state"), "--log-format", "text",
+                   env={"API": api.url})
+        asked = list(api.requests)
+    assert done.returncode == 2 and "a dry run sends no write" in done.stderr and "leave out --dry-run" in done.stderr
+    assert asked == [] and (tmp_path / "cas" / "cassette.jsonl").read_bytes() == before
+    with pytest.raises(flowlang.UsageError, match=r"record\(\) runs for real .* leave out dry_run=True"):
+        flowlang_record(flowlang.compile("emit 1\n"), tmp_path / "cas", dry_run=True)
+    assert (tmp_path / "cas" / "cassette.jsonl").read_bytes() == before
 
 
 def record_into(tmp_path: Path, flow: Path, api: FakeApi, folder: Path) -> Any:

@@ -87,6 +87,10 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     recorder = None
     if args.record is not None and not args.record.strip():
         raise UsageError("--record needs the folder to write the cassette into (--record tests/orders)")
+    if args.record and args.dry_run:
+        from flowlang.testing.recorder import dry_record_refused
+
+        raise UsageError(dry_record_refused("--record", "--dry-run"))
     if args.record:
         from flowlang.testing.recorder import Recorder
 

@@ -147,6 +147,14 @@ def writable(folder: Path) -> None:
                          "written)") from None
 
 
+def dry_record_refused(record: str, dry_run: str) -> str:
+    """Why a recording of a dry run is refused (TESTING.md 2: a recording runs for real): its cassette
+    would hold no answer to a write, replay as if nothing were sent, and take the place of a real one."""
+    return (f"{record} runs for real and keeps what the APIs answered; a dry run sends no write, so its cassette "
+            f"would hold none and replay as if nothing were sent: leave out {dry_run} (flowlang plan shows what a "
+            "run would send)")
+
+
 class Recorder:
     """A Tape that records: each entry is appended to the cassette as it is made (cassette_journal), and
     `save()` writes it again in its usual form when the run has ended. `mask` masks every secret the

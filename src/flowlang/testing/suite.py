@@ -217,8 +217,10 @@ async def record_async(flow: Flow, cassette_dir: Path, params: dict[str, Any] | 
     """Run `flow` for real, as flow.run_async does (`run`: its keyword arguments), and write its cassette
     into cassette_dir, as `flowlang run --record` does: with host bindings, their calls are in it too, and
     replay() answers them from it. Every secret the run knows is masked in the cassette."""
-    from flowlang.testing.recorder import Recorder
+    from flowlang.testing.recorder import Recorder, dry_record_refused
 
+    if run.get("dry_run"):
+        raise UsageError(dry_record_refused("record()", "dry_run=True"))
     masker = run.pop("masker", None) or Masker()
     recorder = Recorder(Path(cassette_dir), flow.name, dict(params or {}), input, run.get("limit"), masker.mask)
     result = await flow.run_async(params, bindings, input, masker=masker, tape=recorder, **run)
