@@ -250,3 +250,22 @@ def test_a_csv_read_with_the_wrong_delimiter_is_named_as_such(tmp_path: Path) ->
             "'email' between ';'s, as a CSV file read with the wrong delimiter has (give the file's: delimiter: "
             "';')") in lines[1]
     assert warned(flow.replace('"in.csv"', '"in.csv", delimiter: ";"'), tmp_path) == []
+
+
+def test_a_column_with_spaces_in_its_name_is_shown_quoted_and_read_with_brackets(tmp_path: Path) -> None:
+    """A CSV header 'id, name ,Email' gave 'its columns: id,  name , Email' and 'did you mean ' name '?',
+    a field r. name  cannot be written. Such a name is shown quoted, and the hint says how to read it,
+    by check and at the end of the run; a plain name's hint is as before."""
+    (tmp_path / "p.csv").write_text("id, name ,Email\n1, Ann ,a@x\n")
+    (tmp_path / "h.flow").write_text('use f = file(path: "p.csv")\ncall f.read() as rows\nfor each r in rows\n'
+                                     '  emit {name: r.name, email: r.email}\nend\n')
+    checked = cli("check", "h.flow", "--log-format", "text", cwd=tmp_path)
+    assert ("h.flow:4:17: warning: 'name' is not a column of p.csv (its columns: id, \" name \", Email), so r.name is "
+            "null in every record") in checked.stderr, checked.stderr
+    assert ('hint: did you mean " name "? write r[" name "] (the name has spaces around it, as the header cell '
+            "has)") in checked.stderr
+    assert "hint: did you mean 'Email'?\n" in checked.stderr
+    ran = cli("run", "h.flow", "--log-format", "text", cwd=tmp_path)
+    assert ("warning: 'name' was missing in the 1 record of rows; it has id, \" name \", Email; did you mean "
+            '" name "? write r[" name "] (the name has spaces around it, as the header cell has)  '
+            "(h.flow:4:17)") in ran.stderr, ran.stderr

@@ -23,6 +23,7 @@ from flowlang.connectors.csvrows import header_of
 from flowlang.connectors.file import format_options
 from flowlang.diagnostics import Diagnostic, Severity, closest
 from flowlang.errors import FlowError
+from flowlang.runtime.field_names import meant_field, shown_name
 from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.source import Span
 
@@ -213,11 +214,12 @@ def _reads(checked: CheckedModule, loop: ast.ForEach, slot: int, shape: Shape) -
         meant = closest(node.name, shape.fields)
         if meant is None:
             continue
-        columns = ", ".join(shape.fields[:SHOWN]) + (", ..." if len(shape.fields) > SHOWN else "")
+        columns = ", ".join(shown_name(f) for f in shape.fields[:SHOWN]) + (", ..." if len(shape.fields) > SHOWN
+                                                                            else "")
         if shape.column:
             message = (f"'{node.name}' is not a column of {shape.origin} (its columns: {columns}), so "
                        f"{loop.names[0]}.{node.name} is null in every record")
         else:
             message = f"'{node.name}' is in none of {shape.origin} (they have {columns})"
-        yield Diagnostic("unknown-field", message, checked.source, node.name_span, f"did you mean '{meant}'?",
-                         Severity.WARNING)
+        yield Diagnostic("unknown-field", message, checked.source, node.name_span,
+                         meant_field(loop.names[0], meant), Severity.WARNING)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlang.diagnostics import closest
 from flowlang.lazy_dataclass import dataclass
+from flowlang.runtime.field_names import meant_field, shown_name
 
 if TYPE_CHECKING:
     from flowlang.runtime.frame import Frame
@@ -133,7 +134,8 @@ def warnings(misses: dict[FieldSite, Misses], reached_counts: dict[Reach, int],
         joined = one_joined_column(site.name, found.keys)
         if meant is None and joined is None:
             continue
-        shown = ", ".join(found.keys[:KEYS_SHOWN]) + (", ..." if len(found.keys) > KEYS_SHOWN else "")
+        show = (lambda k: k) if joined is not None else shown_name  # 'id;name;email' is named as it is, below
+        shown = ", ".join(show(k) for k in found.keys[:KEYS_SHOWN]) + (", ..." if len(found.keys) > KEYS_SHOWN else "")
         records = "the 1 record" if came == 1 else f"all {came:,} records"
         of = site.listed if came == taken else f"{site.listed} that reached it (of {taken:,})"
         if site.loop_variable:
@@ -147,7 +149,7 @@ def warnings(misses: dict[FieldSite, Misses], reached_counts: dict[Reach, int],
                         f"'{site.name}' between {joined!r}s, as a CSV file read with the wrong delimiter "
                         f"has (give the file's: delimiter: {joined!r})", site.location))
             continue
-        out.append((f"{read} was missing in {records} of {of}; {have}; did you mean '{meant}'?",
+        out.append((f"{read} was missing in {records} of {of}; {have}; {meant_field(site.receiver, meant or '')}",
                     site.location))
     return out
 
