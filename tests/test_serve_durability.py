@@ -577,3 +577,44 @@ def test_replay_needs_neither_the_folders_other_flows_nor_a_webhook_secret(tmp_p
         assert replay.returncode == 0, replay.stderr
         assert "orders: delivery 1 ran again as job 1: ok" in replay.stderr + replay.stdout
         assert got(api) == Counter({7: 1})
+
+
+def test_a_delivery_whose_run_kills_serve_is_given_up_after_three_starts(tmp_path: Path) -> None:
+    """Before: a delivery whose run killed serve (the OOM killer, a crash; here the API kills it at /boom)
+    was run again at every start, for ever under systemd's Restart=, its send before the kill sent again each
+    time, and the flow's deliveries behind it never ran."""
+    serves: list[ServeProcess] = []
+
+    def boom(req: Request) -> tuple[int, dict[str, str], Any]:
+        proc = serves[-1].proc
+        assert proc is not None
+        proc.kill()  # as the OOM killer would, in the middle of the run
+        return 200, {}, {"ok": True}
+
+    (tmp_path / "orders.flow").write_text(hook_flow(before='if input.n == 1\n  send {n: 0} to api.post("/got")\n'
+                                                           '  call api.get("/boom") as b\nend\n'))
+    with FakeApi() as api:
+        api.route("GET", r"^/boom$", boom)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        for start in range(3):
+            serve = ServeProcess(tmp_path, env=env)
+            serves.append(serve)
+            serve.start()
+            if start == 0:
+                assert [serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0]
+                        for n in (1, 2)] == [202, 202]
+            assert serve.proc is not None
+            serve.proc.wait(60)
+            serve.log_file.close()
+        assert got(api) == Counter({0: 3})  # three runs of delivery 1, each cut off at /boom
+        with ServeProcess(tmp_path, env=env) as again:
+            wait_for(lambda: got(api)[2] == 1, what="delivery 2, behind the one that kills serve")
+            assert again.terminate() == 0
+        assert got(api) == Counter({0: 3, 2: 1})
+    logs = again.logs()
+    assert ("orders: delivery 1: its run was cut short 3 times in a row (serve ended while it ran: killed, out of "
+            "memory or crashed), so serve does not run it again at start: kept as failed (`flowlang inbox DIR "
+            "--replay 1` runs it again)") in logs, logs
+    rows = {r["id"]: r for r in map(json.loads, cli("inbox", str(tmp_path), "--json").stdout.splitlines())}
+    assert rows[1]["status"] == "failed" and "cut short 3 times" in rows[1]["message"]
+    assert rows[2]["status"] == "done"

@@ -33,7 +33,8 @@ create table if not exists deliveries (
   job_id integer,
   attempts integer not null default 0,
   message text,
-  finished_at text
+  finished_at text,
+  cut_short integer not null default 0
 );
 create unique index if not exists deliveries_once on deliveries(flow, delivery_id);
 create index if not exists deliveries_status on deliveries(status, flow, id);
@@ -114,6 +115,9 @@ class Inbox:
             folder.mkdir(parents=True, exist_ok=True)
             self._write = _connect(self.path)
             self._write.executescript(SCHEMA)
+            columns = {str(r[1]) for r in self._write.execute("pragma table_info(deliveries)").fetchall()}
+            if "cut_short" not in columns:  # an inbox of a version before it
+                self._write.execute("alter table deliveries add column cut_short integer not null default 0")
             self._read = _connect(self.path)
         except sqlite3.DatabaseError as e:
             if not isinstance(e, sqlite3.OperationalError):  # not a database, or a damaged one
@@ -214,10 +218,19 @@ class Inbox:
                            (delivery_id,))
             elif status == "waiting":
                 db.execute("update deliveries set status = 'waiting' where id = ?", (delivery_id,))
-            else:
-                db.execute("update deliveries set status = ?, job_id = ?, message = ?, "
+            else:  # a run that ended: the count of runs cut short in a row starts again
+                db.execute("update deliveries set status = ?, job_id = ?, message = ?, cut_short = 0, "
                            "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?",
                            (status, job_id, message, delivery_id))
+        return self._submit(op)
+
+    def was_cut_short(self, delivery_id: int) -> Future[int]:
+        """A delivery found `running` at start: its run was cut short (serve killed, out of memory, crashed).
+        Counted; the result is how many of its runs in a row were."""
+        def op(db: sqlite3.Connection) -> int:
+            db.execute("update deliveries set cut_short = cut_short + 1 where id = ?", (delivery_id,))
+            row = db.execute("select cut_short from deliveries where id = ?", (delivery_id,)).fetchone()
+            return int(row[0]) if row is not None else 0
         return self._submit(op)
 
     def job_started(self, delivery_id: int, job_id: int | None) -> Future[None]:

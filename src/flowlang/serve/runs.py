@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowlang.serve")
 LOCKED_RETRY_SECONDS = 1.0
+MAX_CUT_SHORT = 3  # runs of one delivery cut short in a row (serve killed while it ran) before it is given up
 
 
 ASCII_PROBE = rb'{}[]":, azAZ09 \u0041 +AEE-'  # JSON's characters, an escape, UTF-7's shift: read as they are
@@ -197,6 +198,8 @@ class Runs:
     def start(self) -> None:
         orphans: dict[str, int] = {}
         for d in self.inbox.waiting():
+            if d.status == "running" and self._given_up(d):
+                continue
             if d.flow in self.queues:
                 self.reserve()
                 self.queues[d.flow].waiting.append(d)
@@ -209,6 +212,21 @@ class Runs:
         self._thread.start()
         for route in self.queues:
             self.loop.call_soon_threadsafe(self._pump, route)
+
+    def _given_up(self, d: Delivery) -> bool:
+        """A delivery whose run was cut short MAX_CUT_SHORT times in a row is not run again at start: one whose
+        run kills serve (the OOM killer, a crash) was run at every restart, for ever, its sends before the kill
+        sent again each time and every delivery of the flow behind it never run. It is kept, failed, for
+        `flowlang inbox --replay`."""
+        times = self.inbox.was_cut_short(d.id).result()
+        if times < MAX_CUT_SHORT:
+            return False
+        why = (f"its run was cut short {times} times in a row (serve ended while it ran: killed, out of memory or "
+               f"crashed), so serve does not run it again at start")
+        self.inbox.mark(d.id, "failed", d.job_id, why).result()
+        log.error(f"{d.flow}: delivery {d.id}: {why}: kept as failed (`flowlang inbox DIR --replay {d.id}` runs it "
+                  f"again)", extra={"flow": d.flow})
+        return True
 
     def call(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
         """Run a coroutine on the runs loop."""
