@@ -177,6 +177,21 @@ def test_without_a_token_file_the_console_is_read_only(tmp_path: Path) -> None:
         assert serve.terminate() == 0
 
 
+def test_the_bearer_scheme_name_is_case_insensitive(tmp_path: Path) -> None:
+    """RFC 9110 11.1: 'bearer TOKEN' was refused, 403 'this action needs the console token'."""
+    (tmp_path / "a.flow").write_text("emit 1\n")
+    (tmp_path / "token").write_text(CONSOLE_TOKEN)
+    with ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token")) as serve:
+        for scheme in ("bearer", "BEARER", "Bearer "):
+            bearer = {"Authorization": f"{scheme} {CONSOLE_TOKEN}"}
+            status, _, answer = serve.request("POST", "/actions/run/a", b"", bearer)
+            assert status == 200 and answer["ok"] is True, (scheme, answer)
+        for wrong in (f"Basic {CONSOLE_TOKEN}", f"Bearer{CONSOLE_TOKEN}", CONSOLE_TOKEN):
+            status, _, answer = serve.request("POST", "/actions/run/a", b"", {"Authorization": wrong})
+            assert status == 403, (wrong, answer)
+        assert serve.terminate() == 0
+
+
 def test_actions_and_pages_on_an_error_that_is_not_there(tmp_path: Path) -> None:
     (tmp_path / "a.flow").write_text("emit 1\n")
     (tmp_path / "token").write_text(CONSOLE_TOKEN)

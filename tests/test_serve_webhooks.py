@@ -195,6 +195,18 @@ def test_each_preset_accepts_its_signature_and_refuses_the_rest(served: tuple[Se
     assert received(api, preset) == expected
 
 
+def test_the_basic_scheme_name_is_case_insensitive(served: tuple[ServeProcess, FakeApi]) -> None:
+    """RFC 9110 11.1: 'basic dTpw' (a client's, or a relay's, spelling) was a 401 'wrong user or password'."""
+    serve, api = served
+    credentials = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
+    for n, scheme in ((901, "basic"), (902, "BASIC"), (903, "Basic ")):
+        body = payload("basic", n, "")
+        assert serve.post("/hooks/basic", body, {"Authorization": f"{scheme} {credentials}"})[0] == 202, scheme
+    for wrong in (f"Bearer {credentials}", f"Basic{credentials}", credentials, f"Basic {credentials}x"):
+        assert serve.post("/hooks/basic", payload("basic", 909, ""), {"Authorization": wrong})[0] == 401, wrong
+    wait_for(lambda: [n for n in received(api, "basic") if n > 900] == [901, 902, 903], what="the three runs")
+
+
 @pytest.mark.parametrize("preset", sorted(HAS_ID))
 def test_a_delivery_id_seen_before_is_a_duplicate(served: tuple[ServeProcess, FakeApi], preset: str) -> None:
     serve, api = served

@@ -68,8 +68,9 @@ def session_of(request: web.Request) -> str | None:
 
 
 def bearer_ok(request: web.Request) -> bool:
-    header = request.headers.get("Authorization", "")
-    return header.startswith("Bearer ") and request.app[SESSIONS].token_ok(header[len("Bearer "):].strip())
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    # the scheme's name is case-insensitive (RFC 9110 11.1): 'bearer TOKEN' was refused, 403
+    return scheme.lower() == "bearer" and request.app[SESSIONS].token_ok(token.strip())
 
 
 # headers a reverse proxy adds to what it forwards (nginx's usual proxy_set_header lines, Caddy's, Traefik's,

@@ -178,8 +178,10 @@ class Scheme:
         if not given:
             return Verdict(False, "missing credentials (Authorization)")
         user, password = self.secrets
-        expected = "Basic " + base64.b64encode(wire(f"{user}:{password}")).decode()
-        if _same(expected, given.strip()):
+        expected = base64.b64encode(wire(f"{user}:{password}")).decode()
+        scheme, _, credentials = given.strip().partition(" ")
+        # the scheme's name is case-insensitive (RFC 9110 11.1): 'basic dTpw' was 'wrong user or password'
+        if scheme.lower() == "basic" and _same(expected, credentials.strip()):
             return Verdict(True)
         return Verdict(False, "wrong user or password")
 
