@@ -419,3 +419,27 @@ def test_behind_a_proxy_on_this_machine_reading_the_console_needs_the_token(tmp_
         status, _, page = serve.request("GET", "/")  # a person on the machine, no proxy: as before
         assert status == 200 and "hook.flow" in page
         assert serve.terminate() == 0
+
+
+def test_a_notice_is_shown_only_when_the_console_said_it(tmp_path: Path) -> None:
+    """'/?notice=...' showed any text as the console's own notice, on a page a person on the machine reads
+    without logging in: a link anybody could send ('Your session expired: paste the console token at ...')."""
+    (tmp_path / "a.flow").write_text("emit 1\n")
+    (tmp_path / "token").write_text(CONSOLE_TOKEN)
+    forged = "Your session expired: paste the console token at https://evil.example/login"
+    with ServeProcess(tmp_path, "--console-token-file", str(tmp_path / "token")) as serve:
+        for path in ("/", "/login", "/errors/a/1"):
+            for query in (f"?notice={urllib.parse.quote(forged)}", f"?notice={urllib.parse.quote(forged)}&mark=00"):
+                _, _, page = serve.request("GET", path + query)
+                assert "evil.example" not in page and 'id="notice"' not in page, (path, query)
+        jar = CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        opener.open(serve.url + "/login", data=urllib.parse.urlencode({"token": CONSOLE_TOKEN}).encode(), timeout=30)
+        page = opener.open(serve.url + "/", timeout=30).read().decode()
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        with opener.open(serve.url + "/actions/run/a", data=urllib.parse.urlencode({"csrf": csrf}).encode(),
+                         timeout=30) as answer:  # the action's own redirect shows its notice, as before
+            shown = answer.read().decode()
+            assert "&mark=" in answer.url
+        assert 'id="notice"' in shown and "a: job" in shown.split('id="notice">', 1)[1].split("</p>", 1)[0]
+        assert serve.terminate() == 0

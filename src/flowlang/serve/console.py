@@ -54,6 +54,10 @@ class Sessions:
     def csrf(self, session: str) -> str:
         return hmac.new(self.key, session.encode(), hashlib.sha256).hexdigest()
 
+    def notice_mark(self, notice: str) -> str:
+        """The mark a notice's link carries: only a notice the console itself said is shown."""
+        return hmac.new(self.key, b"notice:" + notice.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
     def token_ok(self, given: str) -> bool:
         """`given` as sent: a header's bytes that are no UTF-8 made encode() fail, a 500 for the action."""
         return self.token is not None and hmac.compare_digest(wire(given), self.token.encode())
@@ -127,6 +131,18 @@ async def may_act(request: web.Request) -> tuple[bool, str]:
 
 
 # ---- rendering ---------------------------------------------------------------------------------
+
+
+def said_notice(request: web.Request) -> str | None:
+    """The notice of the link an action redirected to, when the console made that link: any text in ?notice=
+    was shown as the console's own notice ('/?notice=Your session expired: log in at https://...', a link
+    anybody could send to the person on the machine, who needs no login to read)."""
+    notice = request.query.get("notice")
+    mark = request.query.get("mark", "")
+    if notice is None or not hmac.compare_digest(mark.encode("utf-8", "surrogatepass"),
+                                                 request.app[SESSIONS].notice_mark(notice).encode()):
+        return None
+    return notice
 
 
 def page(title: str, body: str, request: web.Request, notice: str | None = None) -> web.Response:
@@ -230,7 +246,7 @@ async def index(request: web.Request) -> web.Response:
             f'</table><h2>Steps</h2>{pictures}'
             f'<p class="muted">inbox: {state.runs.pending} waiting · <a href="/metrics">metrics</a> · '
             f'<a href="/healthz">health</a></p>')
-    return page("flowlang serve", body, request, request.query.get("notice"))
+    return page("flowlang serve", body, request, said_notice(request))
 
 
 def error_number(request: web.Request) -> int | None:
@@ -271,7 +287,7 @@ async def error_page(request: web.Request) -> web.Response:
             f'<h2>Record</h2><pre id="record">{escape(record)}</pre><h2>Variables</h2><pre>{escape(scope)}</pre>'
             f'<p>{button(request, f"/actions/retry/{quote(route)}/{error_id}", "Retry", f"retry-{error_id}")} '
             f'{button(request, f"/actions/resolve/{quote(route)}/{error_id}", "Resolve", f"resolve-{error_id}")}</p>')
-    return page(f"{served.name}: error {error_id}", body, request, request.query.get("notice"))
+    return page(f"{served.name}: error {error_id}", body, request, said_notice(request))
 
 
 # ---- login -------------------------------------------------------------------------------------
@@ -282,7 +298,7 @@ LOGIN_FORM = ('<form method="post" action="/login"><label>console token <input t
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return page("log in", LOGIN_FORM, request, request.query.get("notice"))
+    return page("log in", LOGIN_FORM, request, said_notice(request))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -352,7 +368,8 @@ def no_error(request: web.Request, route: str, error_id: int | str, resolved: bo
 def done(request: web.Request, notice: str, back: str = "/") -> web.Response:
     if "Authorization" in request.headers:
         return web.json_response({"ok": True, "notice": notice})
-    raise web.HTTPSeeOther(f"{back}?notice={quote(notice)}")
+    mark = request.app[SESSIONS].notice_mark(notice)
+    raise web.HTTPSeeOther(f"{back}?notice={quote(notice)}&mark={mark}")
 
 
 async def wait_job(state: ServeState, coro: Any) -> Result | None:
