@@ -344,6 +344,8 @@ def test_errors_survive_comments_lines_and_new_loops_but_not_a_changed_loop(tmp_
         again = retry(flow, api)  # embedded: what the CLI exits with, and the job as the store keeps it
     assert proc.returncode == 1, proc.stderr
     assert "cannot be replayed" in proc.stderr
+    # what to do: it said only 'left open'
+    assert f"then resolve the error by hand: flowlang resolve f.flow {two.id})" in proc.stderr, proc.stderr
     assert [e.id for e in open_errors(flow)] == [two.id]  # left open
     assert [b["id"] for b in sent(api, "/got")] == [1]
     assert (again.status, int(again.exit_status), again.ok) == ("failed", 1, False)

@@ -911,7 +911,9 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                 continue
             if entry is None:
                 ctx.log("error", f"error {err.id}: its loop ({err.loop_id or 'at ' + err.loop}) is no longer in "
-                        "the flow or was changed, so it cannot be replayed; left open")
+                        "the flow or was changed, so it cannot be replayed; left open (its loop's variables or "
+                        "list are not what they were: a run of the flow sends its record if it still reads it, then "
+                        f"resolve the error by hand: flowlang resolve {ctx.flow_file or 'FILE'} {err.id})")
                 unreplayable.append(err.id)
                 continue
             if err.damaged is not None:
