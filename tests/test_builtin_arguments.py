@@ -447,3 +447,16 @@ def test_a_date_format_of_another_language_is_an_error_not_its_text(tmp_path: Pa
     assert [e.message.split(":")[1] for e in result.errors] == [
         " the format 'YYYY' has no format code, so every date would be written as 'YYYY'",
         " the format 'Q1' has no format code, so every date would be written as 'Q1'"]
+
+
+def test_base64_decode_reads_base64url_without_padding_and_mime_lines() -> None:
+    """The payload of a JWT (base64url: - and _, no = padding) failed the record, 'base64_decode(): not
+    valid base64 UTF-8 text (Incorrect padding)' or '(Only base64 data is allowed)', and so did base64 cut
+    into MIME's lines. Both are read; a text of both alphabets, or of one character too many, still fails
+    (and so does the whole token, dots and all)."""
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkrDtnJnIn0.sig"
+    flow = flowlang.compile('for each s in input\n  emit base64_decode(s)\nend\n'
+                            'emit json_parse(base64_decode(split(input[0], ".")[1])).name\n')
+    outcome = flow.run(input=[token, "PDw_Pz4-", "aGk", "dXNl\ncjpw\r\nYXNz", "PDw/Pz4-", "a"])
+    assert outcome.outputs[:3] == ["<<??>>", "hi", "user:pass"] and outcome.outputs[-1] == "Jörg"
+    assert [e.message.split(" (")[0] for e in outcome.errors] == ["base64_decode(): not valid base64 UTF-8 text"] * 3

@@ -110,19 +110,33 @@ def url_encode(value: Any) -> Any:
     return encoded
 
 
+_URLSAFE = str.maketrans("-_", "+/")
+
+
 def base64_decode(text: Any) -> Any:
     """base64_decode(s): the UTF-8 text that base64 s encodes.
 
+    Also base64url (- and _ for + and /, as a JWT's parts and many APIs' tokens are written), without
+    its = padding, and base64 cut into lines (MIME's 76 characters, an e-mail's or a SOAP message's).
+
     Examples:
         base64_decode("dXNlcjpwYXNz") -> "user:pass"
+        base64_decode("aGVsbG8gd29ybGQ") -> "hello world"
+        base64_decode("PDw_Pz4-") -> "<<??>>"
+        base64_decode("aGk") -> "hi"
     """
     if text is None:
         return None
     need(text, "string", "base64_decode")
     if not text.isascii():
         raise BuiltinError("base64_decode(): not valid base64 (base64 is ASCII letters, digits, +, / and =)")
+    data = "".join(text.split())  # the line breaks of MIME's base64
+    if ("-" in data or "_" in data) and "+" not in data and "/" not in data:  # base64url
+        data = data.translate(_URLSAFE)
+    if len(data) % 4 in (2, 3) and not data.endswith("="):  # base64url leaves its padding out
+        data += "=" * (4 - len(data) % 4)
     try:
-        return base64.b64decode(text, validate=True).decode("utf-8")
+        return base64.b64decode(data, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as e:
         raise BuiltinError(f"base64_decode(): not valid base64 UTF-8 text ({e})") from None
 
