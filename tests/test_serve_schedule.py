@@ -232,3 +232,38 @@ def test_catch_up_runs_again_a_tick_whose_run_a_kill_cut_off(tmp_path: Path) -> 
             assert serve.terminate() == 0
         assert "catching up the tick of 2026-01-01T01:00:00Z" in serve.logs()
     assert arrived == ["2026-01-01T01:00:00Z", "2026-01-01T01:00:00Z"]
+
+
+def test_a_tick_whose_run_kills_serve_is_not_caught_up_a_fourth_time(tmp_path: Path) -> None:
+    """A `catch_up: true` tick whose run killed serve (the OOM killer, a crash; here the API kills it) was
+    caught up at every start, for ever under systemd's Restart=, each time cutting off every other run of the
+    folder with it. After three runs of it cut short in a row, the next start says so and goes on."""
+    arrived: list[str] = []
+    serves: list[ServeProcess] = []
+
+    def kill_serve(req: Request) -> tuple[int, dict[str, str], Any]:
+        arrived.append(req.body["at"])
+        proc = serves[-1].proc
+        assert proc is not None
+        proc.kill()
+        return 201, {}, {}
+
+    (tmp_path / "hourly.flow").write_text('trigger schedule("0 * * * *", catch_up: true)\n' + TICKS)
+    with FakeApi() as api:
+        api.route("POST", r"^/ticks$", kill_serve)
+        for clock in ("2026-01-01T00:59:59Z@1", "2026-01-01T01:20:00Z@1", "2026-01-01T01:30:00Z@1"):
+            serve = ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": clock})
+            serves.append(serve)
+            serve.start()
+            assert serve.proc is not None
+            serve.proc.wait(60)
+            serve.log_file.close()
+        assert arrived == ["2026-01-01T01:00:00Z"] * 3
+        with ServeProcess(tmp_path, env={"API": api.url, "FLOWLANG_CLOCK": "2026-01-01T01:40:00Z@1"}) as serve:
+            wait_for(lambda: "is not caught up" in serve.logs(), what="the tick given up")
+            time.sleep(1)
+            assert serve.terminate() == 0
+        assert arrived == ["2026-01-01T01:00:00Z"] * 3
+    assert ("hourly: the tick of 2026-01-01T01:00:00Z is not caught up: its run was cut short 3 times in a row "
+            "(serve ended while it ran: killed, out of memory or crashed); the schedule goes on from its next tick"
+            ) in serve.logs()

@@ -40,7 +40,9 @@ create unique index if not exists deliveries_once on deliveries(flow, delivery_i
 create index if not exists deliveries_status on deliveries(status, flow, id);
 create table if not exists ticks (
   flow text primary key,
-  last_tick text not null
+  last_tick text not null,
+  running text,
+  cut_short integer not null default 0
 );
 """
 INBOX_DB = "inbox.db"
@@ -118,6 +120,10 @@ class Inbox:
             columns = {str(r[1]) for r in self._write.execute("pragma table_info(deliveries)").fetchall()}
             if "cut_short" not in columns:  # an inbox of a version before it
                 self._write.execute("alter table deliveries add column cut_short integer not null default 0")
+            columns = {str(r[1]) for r in self._write.execute("pragma table_info(ticks)").fetchall()}
+            if "running" not in columns:
+                self._write.execute("alter table ticks add column running text")
+                self._write.execute("alter table ticks add column cut_short integer not null default 0")
             self._read = _connect(self.path)
         except sqlite3.DatabaseError as e:
             if not isinstance(e, sqlite3.OperationalError):  # not a database, or a damaged one
@@ -239,10 +245,31 @@ class Inbox:
             db.execute("update deliveries set job_id = ? where id = ?", (job_id, delivery_id))
         return self._submit(op)
 
-    def set_tick(self, flow: str, when: str) -> Future[None]:
+    def set_tick(self, flow: str, when: str, ended: str | None = None) -> Future[None]:
+        """The schedule's last tick; `ended`: the tick whose run has ended (it runs no more; "": any)."""
         def op(db: sqlite3.Connection) -> None:
             db.execute("insert into ticks(flow, last_tick) values (?, ?) on conflict(flow) do update set "
                        "last_tick = max(last_tick, excluded.last_tick)", (flow, when))  # a run ends after later ticks
+            if ended == "":  # whichever ran (a tick given up)
+                db.execute("update ticks set running = null, cut_short = 0 where flow = ?", (flow,))
+            elif ended is not None:
+                db.execute("update ticks set running = null, cut_short = 0 where flow = ? and running = ?",
+                           (flow, ended))
+        return self._submit(op)
+
+    def tick_started(self, flow: str, when: str) -> Future[None]:
+        """A tick's run starts: were serve to end before it does, the next start finds it cut short."""
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("update ticks set running = ? where flow = ?", (when, flow))
+        return self._submit(op)
+
+    def tick_cut_short(self, flow: str) -> Future[int]:
+        """At start: how many runs of the schedule's tick in a row were cut short (serve ended while it ran),
+        this one counted; 0 when none was."""
+        def op(db: sqlite3.Connection) -> int:
+            db.execute("update ticks set cut_short = cut_short + 1 where flow = ? and running is not null", (flow,))
+            row = db.execute("select cut_short from ticks where flow = ? and running is not null", (flow,)).fetchone()
+            return int(row[0]) if row is not None else 0
         return self._submit(op)
 
     def check_writable(self) -> Future[None]:

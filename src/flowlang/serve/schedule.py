@@ -19,7 +19,7 @@ from flowlang.runtime.builtins.time import time_zone
 from flowlang.runtime.values import format_datetime
 from flowlang.serve.clock import Clock
 from flowlang.serve.inbox import Inbox
-from flowlang.serve.runs import Runs
+from flowlang.serve.runs import MAX_CUT_SHORT, Runs
 
 log = logging.getLogger("flowlang.serve")
 
@@ -88,18 +88,27 @@ class Scheduler:
         last = self.inbox.last_tick(key)
         if last is None:
             await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(self.clock.now())))
-        elif trigger.catch_up:
+        else:
+            cut_short = await asyncio.wrap_future(self.inbox.tick_cut_short(key))
             now = self.clock.now()
             since = datetime.fromisoformat(last.replace("Z", "+00:00"))
             missed = next_tick(trigger, since)
-            if missed <= now:
+            if trigger.catch_up and missed <= now:
                 # once for the whole time serve was down: the run is kept as the last of the ticks missed,
                 # so the next start does not catch up the second one (nor the next start the third)
                 latest = latest_tick(trigger, since, now) or missed
                 many = "" if latest == missed else f" (and the later ones to {format_datetime(latest)}, run once)"
-                log.info(f"{route}: catching up the tick of {format_datetime(missed)} missed while serve was "
-                         f"down{many}")
-                await self._tick(route, key, missed, kept_as=latest)
+                if cut_short >= MAX_CUT_SHORT:
+                    # a tick whose run kills serve (the OOM killer, a crash) was caught up at every start, for
+                    # ever under systemd's Restart=, cutting off every other flow's runs with it each time
+                    log.error(f"{route}: the tick of {format_datetime(missed)} is not caught up: its run was cut "
+                              f"short {cut_short} times in a row (serve ended while it ran: killed, out of memory "
+                              f"or crashed); the schedule goes on from its next tick")
+                    await asyncio.wrap_future(self.inbox.set_tick(key, format_datetime(latest), ended=""))
+                else:
+                    log.info(f"{route}: catching up the tick of {format_datetime(missed)} missed while serve was "
+                             f"down{many}")
+                    await self._tick(route, key, missed, kept_as=latest)
         while not self.runs.stopping:
             when = self.upcoming[(route, index)]
             while self.clock.now() < when and not self.runs.stopping:
@@ -125,6 +134,7 @@ class Scheduler:
         self.runs.spawn(self._run(route, key, when, kept))
 
     async def _run(self, route: str, key: str, when: datetime, kept: str) -> None:
+        await asyncio.wrap_future(self.inbox.tick_started(key, kept))
         try:
             await self.runs.run_job(route, "scheduled", {"kind": "scheduled", "scheduled_at": when})
         except LockedError as e:
@@ -132,4 +142,4 @@ class Scheduler:
             log.warning(f"{route}: tick of {format_datetime(when)} skipped: {e.message}")
         except FlowError as e:
             log.error(f"{route}: the scheduled run cannot start: {e.message}")
-        await asyncio.wrap_future(self.inbox.set_tick(key, kept))
+        await asyncio.wrap_future(self.inbox.set_tick(key, kept, ended=kept))
