@@ -788,3 +788,38 @@ def test_a_blank_key_is_no_key_and_loses_no_record(tmp_path: Path) -> None:
     assert cli("run", "keyed.flow", cwd=tmp_path).status == 3
     errors = [json.loads(x) for x in cli("errors", "keyed.flow", "--json", cwd=tmp_path).stdout.splitlines()]
     assert sorted(e["message"] for e in errors) == [f"bad {n}" for n in range(1, 6)]
+
+
+def test_jobs_shows_a_run_killed_outright_as_crashed_before_the_next_run(tmp_path: Path) -> None:
+    """A run killed with SIGKILL stays `running` in the store until the next run of the flow marks it
+    crashed; `flowlang jobs` showed it as running meanwhile, the first thing one looks at after a night's
+    kill. A job whose process is gone reads `crashed` (`recorded: "running"` in --json); the store is left
+    as it is, and the next run records it so."""
+    write(tmp_path, "f.flow", 'use api = http(base_url: env.API)\nfor each n in [1, 2, 3]\n'
+                              '  lookup api.get("/x", query: {n: n}) as x\n  emit x\nend\n')
+    pid: list[int] = []
+
+    def killing(req: Request) -> tuple[int, dict[str, str], Any]:
+        if req.query.get("n") == "2" and pid:
+            os.kill(pid[0], signal.SIGKILL)
+            time.sleep(0.2)
+        return 200, {}, {"n": req.query.get("n")}
+
+    with FakeApi() as api:
+        api.route("GET", "/x", killing)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}
+        env["API"] = api.url
+        proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "f.flow"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pid.append(proc.pid)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        shown = cli("jobs", "f.flow", cwd=tmp_path)
+        assert shown.stdout.splitlines()[1].split()[4] == "crashed", shown.stdout
+        [job] = lines(cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)
+        assert (job["status"], job["recorded"]) == ("crashed", "running")
+        store = flowlang.load(tmp_path / "f.flow").store()
+        try:
+            assert store.db.execute("select status from jobs").fetchall() == [("running",)]  # reading changed nothing
+        finally:
+            store.close()

@@ -141,7 +141,8 @@ def test_resume_after_kill_9_at_page_40_of_100(tmp_path: Path, once: bool) -> No
         fetched_before = Counter(server.pages)
         server.pages.clear()
         plain = cli("jobs", "items.flow", "--json", cwd=tmp_path)
-        assert json.loads(plain.stdout.splitlines()[0])["status"] == "running"  # killed: marked crashed at the next run
+        killed = json.loads(plain.stdout.splitlines()[0])  # killed: shown crashed, recorded so at the next run
+        assert (killed["status"], killed["recorded"]) == ("crashed", "running")
         resumed = run_here(tmp_path, server, "--resume")
         assert resumed.returncode == (3 if once else 0), resumed.stderr
         # from the checkpoint on: page 40 (in flight when killed) again, and no page before it
@@ -202,7 +203,8 @@ def test_a_graceful_stop_resumes_at_the_record_it_stopped_before(tmp_path: Path)
 
 def test_a_job_killed_outright_keeps_the_counts_of_its_last_checkpoint(tmp_path: Path) -> None:
     """kill -9 at page 21: `flowlang jobs` shows what the job had done by its last checkpoint (20
-    pages), running and then crashed, not zeros (the counts used to be written only at the end)."""
+    pages), crashed (its process is gone; recorded so by the next run), not zeros (the counts used to be
+    written only at the end)."""
     write_flow(tmp_path)
     with Server() as (server, _):
         server.kill_at = 20 * PER_PAGE + 2
@@ -213,7 +215,7 @@ def test_a_job_killed_outright_keeps_the_counts_of_its_last_checkpoint(tmp_path:
             return dict(json.loads(cli("jobs", "items.flow", "--json", cwd=tmp_path).stdout.splitlines()[-1]))
 
         killed = last_job()
-        assert killed["status"] == "running"
+        assert (killed["status"], killed["recorded"]) == ("crashed", "running")
         assert (killed["stats"]["read"], killed["stats"]["sent"], killed["stats"]["failed"]) == (60, 60, 0)
         time.sleep(1.5)  # the crashed job's end is its last checkpoint, not the next run's start
         assert run_here(tmp_path, server, "--resume").returncode == 0

@@ -80,7 +80,7 @@ def estimate(store: Store, flow: str) -> str | None:
     for job in store.jobs(flow, 50):
         stats = job.get("stats")
         # a plan, a dry run, a --limit run (kind test), a retry, a ledger edit: not what a run will do
-        if not stats or job.get("status") == "running" or job.get("kind") not in ESTIMATED_FROM:
+        if not stats or job.get("status") == "running" or job.get("recorded") or job.get("kind") not in ESTIMATED_FROM:
             continue
         from flowlang.runtime.jsoncodec import loads
 

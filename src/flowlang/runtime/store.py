@@ -780,11 +780,20 @@ class Store:
         self._tx("update jobs set resumed_from = ? where id = ?", (from_job, job_id))
 
     def jobs(self, flow: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The flow's last jobs, newest first. One left `running` by a process that is gone (killed outright)
+        reads `crashed`, as the next run of the flow records it (start_job), with `recorded: "running"`:
+        reading changes nothing in the store."""
         rows = self.db.execute(
-            "select id, started_at, ended_at, status, dry_run, kind, stats, message, resumed_from from jobs "
+            "select id, started_at, ended_at, status, dry_run, kind, stats, message, resumed_from, process from jobs "
             "where flow = ? order by id desc limit ?", (flow, limit)).fetchall()
         keys = ("id", "started_at", "ended_at", "status", "dry_run", "kind", "stats", "message", "resumed_from")
-        return [job_of(dict(zip(keys, r, strict=True))) for r in rows]
+        out = []
+        for row in rows:
+            job = job_of(dict(zip(keys, row[:-1], strict=True)))
+            if job["status"] == "running" and not alive(row[-1], self.where, job["id"]):
+                job["status"], job["recorded"] = "crashed", "running"
+            out.append(job)
+        return out
 
     # ---- state -------------------------------------------------------------------------------
     def load_state(self, flow: str) -> dict[str, Any]:
