@@ -213,6 +213,27 @@ def test_a_number_key_of_an_assignment_says_to_write_str(tmp_path: Path) -> None
             "text, so write [str(...)] to key by its text (\"7\")") in result.stderr, result.stderr
 
 
+def test_a_date_as_text_beside_a_time_says_to_read_it_with_datetime(tmp_path: Path) -> None:
+    """`param since` (no default) given --param since=2024-05-01 is text, and `since + days(1)` said 'cannot
+    add string and duration: to put a value into text write "total: {x}"', a hint for text and a number;
+    comparing a CSV cell with a datetime said no hint at all. Both say to read the text with datetime()."""
+    (tmp_path / "f.flow").write_text("param since\nemit since + days(1)\n")
+    added = cli("run", "f.flow", "--param", "since=2024-05-01", "--log-format", "text", cwd=tmp_path)
+    assert added.status == 1
+    assert ("f.flow:2:12: error: cannot add string and duration: a text is no date or time, even one that reads "
+            "like one: write datetime(x) (or date(x)) to read it, as in datetime(since) + days(1)") in added.stderr, \
+        added.stderr
+    (tmp_path / "g.flow").write_text('for each r in [{at: "2024-05-02T00:00:00Z"}]\n'
+                                     '  emit r.at > datetime("2024-05-01T00:00:00Z")\nend\n')
+    compared = cli("run", "g.flow", "--log-format", "text", cwd=tmp_path)
+    assert compared.status == 3
+    assert ("cannot compare string and datetime: a text is no date or time, even one that reads like one: write "
+            "datetime(x) (or date(x)) to read it") in compared.stderr, compared.stderr
+    (tmp_path / "h.flow").write_text('for each d in [date("2024-05-01")]\n  emit "Due: " + d\nend\n')
+    prose = cli("run", "h.flow", "--log-format", "text", cwd=tmp_path)  # text put beside a date: as before
+    assert 'cannot add string and date: to put a value into text write "total: {x}"' in prose.stderr, prose.stderr
+
+
 def test_a_path_in_double_quotes_with_a_placeholder_its_call_fills_says_to_use_single_quotes(
         tmp_path: Path) -> None:
     """`api.get("/customers/{id}", id: 1)` said "unknown name 'id'" with "did you mean 'd'?": the

@@ -7,6 +7,7 @@ expression adds the position.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, localcontext
@@ -173,6 +174,8 @@ def add(a: Any, b: Any) -> Any:
         return shift(b, a)
     if ta is timedelta and tb is timedelta:
         return _duration(operator.add, a, b)
+    if _text_and_time(ta, tb) and _reads_as_time(a if ta is str else b):
+        raise _text_is_no_time("add", a, b)
     if (ta is str or ta is Secret) != (tb is str or tb is Secret) and ta not in (list, dict) \
             and tb not in (list, dict) and a is not None and b is not None:
         error = mismatch("add", a, b)  # text and a number (a date...): what JavaScript and Python users write
@@ -190,7 +193,35 @@ def subtract(a: Any, b: Any) -> Any:
         return _duration(operator.sub, a, b)
     if ta is tb and ta in (datetime, date):
         return between(a, b)
+    if _text_and_time(ta, tb):
+        raise _text_is_no_time("subtract", a, b)
     raise mismatch("subtract", a, b)
+
+
+_TIMES = (datetime, date, timedelta)
+
+
+def _text_and_time(ta: type, tb: type) -> bool:
+    """A text on one side and a datetime, date or duration on the other: a date read from a file or
+    given as a param (`param since`, `--param since=2024-05-01`) is text until datetime() reads it."""
+    return (ta is str and tb in _TIMES) or (tb is str and ta in _TIMES)
+
+
+_ISO_START = re.compile(r"\s*\d{4}-\d\d-\d\d")
+
+
+def _reads_as_time(text: str) -> bool:
+    """A text that starts as an ISO 8601 date does ("2024-05-01", "2024-05-01T10:00:00Z"): `"Due: " + d`
+    is text and a date put together, whose hint is the one of text and a number."""
+    return _ISO_START.match(text) is not None
+
+
+def _text_is_no_time(verb: str, a: Any, b: Any) -> OperatorError:
+    """The error of `since + days(1)` with since a text: the hint of text and a number ("total: {x}") was no
+    help; it says to read the text as a datetime."""
+    error = mismatch(verb, a, b)
+    return OperatorError(error.message + ": a text is no date or time, even one that reads like one: write "
+                         "datetime(x) (or date(x)) to read it, as in datetime(since) + days(1)")
 
 
 def _duration(op: Callable[[Any, Any], Any], a: timedelta, b: Any) -> timedelta:
@@ -295,6 +326,10 @@ ORDERED = {"number", "string", "datetime", "date", "duration"}
 def _ordered(a: Any, b: Any) -> None:
     na, nb = type_name(a), type_name(b)
     if na != nb or na not in ORDERED:
+        if _text_and_time(type(a), type(b)):  # r.created_at > job.last_success_at, created_at read as text
+            raise OperatorError(f"cannot compare {na} and {nb}: a text is no date or time, even one that reads "
+                                "like one: write datetime(x) (or date(x)) to read it, as in datetime(r.created_at) > "
+                                "job.last_success_at")
         raise OperatorError(f"cannot compare {na} and {nb}")
 
 
