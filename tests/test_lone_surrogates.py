@@ -210,3 +210,25 @@ def test_a_path_holding_a_lone_surrogate_is_refused_at_its_place(tmp_path: Path)
     (tmp_path / "p.flow").write_text('param p = "x.csv"\nuse f = file(path: p)\ncall f.read() as rows\n')
     given = cli("run", "p.flow", "--param", 'p="a\\ud800.csv"', "--log-format", "text", cwd=tmp_path)
     assert given.status == 1 and "p.flow:2:20: error: the path 'a\\ud800.csv' cannot be a file name" in given.stderr
+
+
+def test_a_flow_name_holding_a_lone_surrogate_or_a_control_is_a_check_error(tmp_path: Path) -> None:
+    """`flow "a\\uD800b"` passed check and every run ended in 'internal error: UnicodeEncodeError' as the
+    store looked up the flow's checkpoints by its name (embedded: the UnicodeEncodeError itself, out of
+    Flow.run; found by fuzzing mutations of the examples); `flow "a\\nb"` broke every summary line in two.
+    Both are check errors at the line, before anything runs."""
+    import pytest
+
+    import flowlang
+    from flowlang.errors import ScriptError
+
+    for name, shown in (("a\\uD800b", "'\\ud800', half of a UTF-16 surrogate pair"),
+                        ("a\\nb", "'\\n', a control character"), ("a\\u009bb", "'\\x9b', a control character")):
+        (tmp_path / "n.flow").write_text(f'flow "{name}"\nfor each r in [{{id: 1}}]\n  emit r\nend\n')
+        ran = cli("run", "n.flow", "--log-format", "text", cwd=tmp_path)
+        assert ran.status == 2 and f"n.flow:1:1: error: the flow's name holds {shown}" in ran.stderr, ran.stderr
+        assert ran.stdout == ""
+        with pytest.raises(ScriptError):
+            flowlang.compile((tmp_path / "n.flow").read_text(), base_dir=tmp_path)
+    (tmp_path / "n.flow").write_text('flow "Commandes é ☃"\nfor each r in [{id: 1}]\n  emit r\nend\n')
+    assert cli("run", "n.flow", cwd=tmp_path).status == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +32,10 @@ FUNCTION_FORBIDDEN = {
 }
 TOP_LEVEL_ONLY = {ast.Param: "param", ast.Use: "use", ast.Function: "function", ast.Import: "import"}
 
+
+# what a flow's name may not hold: C0 and C1 controls, line separators and lone surrogates (`flow "a\uD800"`
+# ended every run in an internal error, the store unable to encode its name)
+NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 class ConnectorLookup(Protocol):
     def get(self, name: str) -> ConnectorSpec | None: ...
@@ -273,6 +278,13 @@ class StatementChecker(ExpressionChecker):
     # ---- simple statements ------------------------------------------------------------------
     def stmt_FlowDecl(self, node: ast.FlowDecl, scope: Scope, ctx: Ctx) -> None:
         self.checked.flow_name = node.name
+        bad = NAME_CONTROLS.search(node.name)
+        if bad is not None:  # the store keys the flow's jobs, state and errors by it; every summary line shows it
+            c = bad.group()
+            why = ("half of a UTF-16 surrogate pair, not a character, which the store cannot keep"
+                   if "\ud800" <= c <= "\udfff" else "a control character, which would break the lines that name it")
+            self.error("flow-name", f"the flow's name holds {c!r}, {why}", node.span,
+                       'give it a name of plain text: flow "Shop orders"')
 
     def stmt_Trigger(self, node: ast.Trigger, scope: Scope, ctx: Ctx) -> None:
         from flowlang.check.triggers import TriggerReader, WebhookTrigger
