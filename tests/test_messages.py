@@ -874,3 +874,24 @@ def test_a_number_key_into_a_group_by_says_its_keys_are_text(tmp_path: Path) -> 
     (tmp_path / "f.flow").write_text('let g = group_by([{a: 1}], "a")\nemit g[0]\n')
     ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert "got number 0: this is an object, not a list" in ran.stderr
+
+
+def test_a_field_of_a_text_an_api_answered_shows_the_texts_start(tmp_path: Path) -> None:
+    """`http()` gives an answer that is not JSON as text (a maintenance page, text/html), so `c.email` of a
+    lookup answered so said only "cannot read field 'email' of string", which told nothing of the page (found
+    by a REST connectors trial). The message shows the text's start: what the API answered instead."""
+    from fakeapi import FakeApi
+
+    page = "<!DOCTYPE html><html><head><title>Down for maintenance</title></head><body>" + "x" * 500
+    (tmp_path / "f.flow").write_text('use api = http(base_url: env.API)\nfor each n in range(1)\n'
+                                     '  lookup api.get("/short") as a\n  lookup api.get("/long") as b\n'
+                                     '  emit a.email\nend\nfor each n in range(1)\n  lookup api.get("/long") as b\n'
+                                     '  emit b.email\nend\n')
+    with FakeApi() as api:
+        api.route("GET", "/short", lambda req: (200, {"Content-Type": "text/html"}, b"<html>Sign in</html>"))
+        api.route("GET", "/long", lambda req: (200, {"Content-Type": "text/html"}, page.encode()))
+        result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"API": api.url})
+    assert result.status == 3, result.stderr
+    assert "f.flow:5:10: cannot read field 'email' of string \"<html>Sign in</html>\"\n" in result.stderr
+    assert ("f.flow:9:10: cannot read field 'email' of string \"<!DOCTYPE html><html><head><title>Down for "
+            "maintenance</titl\" (the start of 575 characters)\n") in result.stderr, result.stderr

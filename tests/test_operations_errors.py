@@ -216,7 +216,7 @@ def test_a_key_that_cannot_be_worked_out_is_told_of(tmp_path: Path) -> None:
             assert proc.returncode == 3, proc.stderr
             assert proc.stderr.count("could not be worked out") == 1, proc.stderr
             assert ("warning: the key o.customer.id of the loop at f.flow:2:1 could not be worked out for a record "
-                    "(cannot read field 'id' of string), so it has no key") in proc.stderr
+                    "(cannot read field 'id' of string \"C-1\"), so it has no key") in proc.stderr
         assert len(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()) == 3  # 1 twice, 2 once
 
 

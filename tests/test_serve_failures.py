@@ -54,7 +54,7 @@ def test_a_failed_run_is_located_in_the_log_and_the_inbox_and_its_secret_masked(
         assert "orders.flow:6:1: the API said Bearer ***" in logs
         rows = {r["id"]: r for r in map(json.loads, run_cli("inbox", str(tmp_path), "--json").stdout.splitlines())}
         assert rows[1]["status"] == rows[2]["status"] == "failed"
-        assert rows[1]["message"].endswith("orders.flow:4:20: cannot read field 'orders' of string")
+        assert rows[1]["message"].endswith("orders.flow:4:20: cannot read field 'orders' of string \"not an object\"")
         assert rows[2]["message"].endswith("orders.flow:6:1: the API said Bearer ***")
         listing = run_cli("inbox", str(tmp_path))
         assert CANARY not in listing.stdout + listing.stderr and "the API said Bearer ***" in listing.stdout

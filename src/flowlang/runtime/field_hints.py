@@ -13,3 +13,17 @@ FIELD_FUNCTIONS: dict[tuple[str, str], str] = {
        for kind in ("datetime", "date") for name, code in _PARTS.items()
        if kind == "datetime" or name in ("year", "month", "day")},
 }
+
+TEXT_SHOWN = 60  # characters of a text a message about its field shows
+
+
+def text_shown(value: object) -> str:
+    """How a message about a field of a text shows the text (after `of string`): its start, so an API's
+    answer that was a page rather than JSON (`http()` gives a text/html answer as text) says so; '' for
+    any other value, and for a secret (its text is never shown)."""
+    if type(value) is not str:
+        return ""
+    import json
+
+    start = json.dumps(value[:TEXT_SHOWN], ensure_ascii=False)
+    return f" {start}" if len(value) <= TEXT_SHOWN else f" {start} (the start of {len(value):,} characters)"
