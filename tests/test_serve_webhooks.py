@@ -195,6 +195,24 @@ def test_each_preset_accepts_its_signature_and_refuses_the_rest(served: tuple[Se
     assert received(api, preset) == expected
 
 
+def test_a_body_that_is_not_the_json_its_content_type_says_is_said(served: tuple[ServeProcess, FakeApi]) -> None:
+    """A token-verified delivery of '{"n": 1,}' as application/json ran with the text as input and failed
+    'cannot read field 'n' of string', in the log and the inbox, and nothing said the body was not JSON."""
+    serve, _ = served
+    status, _, answer = serve.post("/hooks/token", b'{"n": 1,}', {"X-Token": NEW["token"]})
+    assert status == 202
+    said = ("its body is not JSON, though its Content-Type says application/json (not valid JSON: Expecting "
+            "property name enclosed in double quotes at line 1 column 9), so the run's input is the body as text")
+    wait_for(lambda: f"token: delivery {answer['delivery']}: {said}" in serve.logs(), what="the warning")
+
+    def row() -> dict[str, Any]:
+        listing = cli("inbox", str(serve.folder), "--flow", "token", "--json").stdout.splitlines()
+        return next(r for r in map(json.loads, listing) if r["id"] == answer["delivery"])
+
+    wait_for(lambda: row()["status"] == "failed", what="the run's end")
+    assert row()["message"].endswith(f"cannot read field 'n' of string ({said})"), row()
+
+
 def test_the_basic_scheme_name_is_case_insensitive(served: tuple[ServeProcess, FakeApi]) -> None:
     """RFC 9110 11.1: 'basic dTpw' (a client's, or a relay's, spelling) was a 401 'wrong user or password'."""
     serve, api = served

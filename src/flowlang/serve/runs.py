@@ -65,18 +65,24 @@ def parse_body(body: bytes, content_type: str) -> Any:
     """A delivery's body as the run's input: JSON, a form as an object, anything else as text; in the
     charset the Content-Type declares (`charset=iso-8859-1`: 'café' was read as UTF-8, 'caf\ufffd'), else
     UTF-8 (JSON's own detection of UTF-16 and -32 kept)."""
+    return read_body(body, content_type)[0]
+
+
+def read_body(body: bytes, content_type: str) -> tuple[Any, str | None]:
+    """parse_body's input, and why a body its Content-Type says is JSON is not (then the input is its text)."""
     kind = content_type.split(";")[0].strip().lower()
     charset = charset_of(content_type)
     text = body.decode(charset or "utf-8", errors="replace")
     if kind == "application/x-www-form-urlencoded":  # the percent-escapes are bytes of the charset too
         form = parse_qs(text, keep_blank_values=True, encoding=charset or "utf-8", errors="replace")
-        return {k: v[0] if len(v) == 1 else v for k, v in form.items()}
+        return {k: v[0] if len(v) == 1 else v for k, v in form.items()}, None
     if kind.endswith("json") or (not kind and text.lstrip()[:1] in ("{", "[")):
         try:
-            return loads(body if charset in (None, "utf-8") else text.lstrip("\ufeff"))
-        except JsonDataError:
-            return text
-    return text
+            return loads(body if charset in (None, "utf-8") else text.lstrip("\ufeff")), None
+        except JsonDataError as e:
+            return text, (f"its body is not JSON, though its Content-Type says {kind} ({e}), so the run's input is "
+                          f"the body as text" if kind else None)
+    return text, None
 
 
 def trigger_value(d: Delivery) -> dict[str, Any]:
@@ -118,7 +124,10 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
     id once the job is recorded and its first statement is about to run)."""
     flow = served.flow
     masker = masker if masker is not None else Masker()  # learns the run's secrets
-    options = flow.options(input=parse_body(d.body, d.content_type), secrets=secrets, stop=stop,
+    body, problem = read_body(d.body, d.content_type)
+    if problem is not None:  # the flow then failed with 'cannot read field 'orders' of string', and nothing said why
+        log.warning(f"{served.route}: delivery {d.id}: {problem}", extra={"flow": flow.name})
+    options = flow.options(input=body, secrets=secrets, stop=stop,
                            secret_providers=providers, masker=masker, limits=limits)
     options.trigger = trigger_value(d)
     def job_started(_ctx: object) -> None:
@@ -138,6 +147,8 @@ async def run_delivery(served: ServedFlow, d: Delivery, inbox: Inbox, state_dir:
         status = "failed" if result.status == "failed" else "done"
         message = run_error(result, masker) or (
             failed_records(len(result.errors), served) if result.errors else None)
+        if message is not None and problem is not None:
+            message += f" ({problem})"
         await asyncio.wrap_future(inbox.mark(d.id, status, result.job_id, message))
     log_run(served.route, flow.name, f"webhook {d.delivery_id or d.id}", result, masker)
     return result
