@@ -108,7 +108,8 @@ end
 emit "done"
 """, api)
         assert result.status == "partial"
-        assert sorted(e.message for e in result.errors) == ["C refused", "G refused"]
+        assert sorted(e.message for e in result.errors) == ["shop.create_items refused the record: C refused",
+                                                         "shop.create_items refused the record: G refused"]
         assert [e.record for e in result.errors] == ["C", "G"]
         assert [len(r.body["items"]) for r in api.requests] == [3, 3, 1]
         assert result.stats.sent == 5
@@ -133,7 +134,8 @@ end
 """, api, secrets={"K": CANARY})
     assert result.status == "partial" and result.stats.sent == 1
     [error] = result.errors
-    assert error.message == "e" * 450 + "***" + "e" * 47 + "... (100453 characters)"
+    assert error.message == "shop.create_items refused the record: " + "e" * 450 + "***" + "e" * 47 + \
+        "... (100453 characters)"
     assert "canary" not in error.message and "Zq" not in error.message
     shown = cli("errors", str(folder / "main.flow"), "--state-dir", str(folder / ".state"))
     assert "e" * 47 + "... (100453 characters)" in shown.stdout and "canary" not in shown.stdout + shown.stderr
@@ -187,8 +189,10 @@ for each s in ["A", "B", "C"]
 end
 """, api)
         assert result.stats.sent == 1
+        # before, the API's words alone: 'duplicate sku' said neither the connection nor the operation
         assert {e.record: e.message for e in result.errors} == {
-            "B": "duplicate sku", "C": "the API's result for this record is null"}
+            "B": "shop.create_items refused the record: duplicate sku",
+            "C": "shop.create_items refused the record: the API's result for this record is null"}
 
 
 def test_batch_larger_than_max_is_a_check_error(folder: Path) -> None:

@@ -400,7 +400,8 @@ def test_a_batch_gives_each_record_its_result(tmp_path: Path) -> None:
     assert [[i["sku"] for i in b] for b in batches] == [["A", "B"], ["C", "D"], ["E"]]
     assert len({o["id"] for o in lines(proc.stdout)}) == 4
     errors = lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
-    assert [(e["record"]["sku"], e["message"]) for e in errors] == [("C", "rejected C")]
+    assert [(e["record"]["sku"], e["message"]) for e in errors] == [
+        ("C", "shop.create_items refused the record: rejected C")]
 
 
 def test_a_loop_with_a_batched_send_cannot_assign_outer_variables() -> None:

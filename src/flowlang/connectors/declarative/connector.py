@@ -347,7 +347,8 @@ class DeclarativeConnection(Connection):
                 continue
             for result in results:
                 refused = batch_refusal(result, batch.ok, batch.error, self.client.services.mask)
-                outcomes.append(SendOutcome(True, result) if refused is None else SendOutcome(False, result, refused))
+                outcomes.append(SendOutcome(True, result) if refused is None else  # which send said it: the API's
+                                SendOutcome(False, result, f"{self.name}.{op} refused the record: {refused}"))
         return outcomes
 
     async def close(self) -> None:
