@@ -584,8 +584,10 @@ def test_a_delivery_whose_run_kills_serve_is_given_up_after_three_starts(tmp_pat
     was run again at every start, for ever under systemd's Restart=, its send before the kill sent again each
     time, and the flow's deliveries behind it never ran."""
     serves: list[ServeProcess] = []
+    posted = threading.Event()
 
     def boom(req: Request) -> tuple[int, dict[str, str], Any]:
+        posted.wait(30)  # both deliveries answered before the first start is killed
         proc = serves[-1].proc
         assert proc is not None
         proc.kill()  # as the OOM killer would, in the middle of the run
@@ -603,6 +605,7 @@ def test_a_delivery_whose_run_kills_serve_is_given_up_after_three_starts(tmp_pat
             if start == 0:
                 assert [serve.post("/hooks/orders", json.dumps({"n": n}).encode(), HEADERS)[0]
                         for n in (1, 2)] == [202, 202]
+                posted.set()
             assert serve.proc is not None
             serve.proc.wait(60)
             serve.log_file.close()
