@@ -460,3 +460,17 @@ def test_base64_decode_reads_base64url_without_padding_and_mime_lines() -> None:
     outcome = flow.run(input=[token, "PDw_Pz4-", "aGk", "dXNl\ncjpw\r\nYXNz", "PDw/Pz4-", "a"])
     assert outcome.outputs[:3] == ["<<??>>", "hi", "user:pass"] and outcome.outputs[-1] == "Jörg"
     assert [e.message.split(" (")[0] for e in outcome.errors] == ["base64_decode(): not valid base64 UTF-8 text"] * 3
+
+
+def test_format_date_judges_a_format_once_not_at_every_record(tmp_path: Path) -> None:
+    # 6942a56 made format_date's format rule three regular expressions more, run at every record: 3 us of
+    # format_date's 5.7 us (timeit) for a loop formatting each record with the same format
+    from flowlang.runtime.builtins.time import _format_problem
+
+    _format_problem.cache_clear()
+    result = run_text('for each n in [1, 2, 3, 4]\n  emit format_date(date("2024-05-0{n}"), "%d.%m.%Y")\nend\n',
+                      tmp_path)
+    assert result.outputs == ["01.05.2024", "02.05.2024", "03.05.2024", "04.05.2024"]
+    assert _format_problem.cache_info().misses == 1
+    with pytest.raises(flowlang.CheckError, match="'YYYY' in the format"):
+        flowlang.compile('emit format_date(date("2024-05-01"), "%d.%m.YYYY")\n')

@@ -330,26 +330,35 @@ def format_date(value: Any, fmt: Any = "%Y-%m-%d") -> Any:
 
 
 def _format_rule(fmt: Any) -> None:
-    """What format_date() refuses in a format."""
+    """What format_date() refuses in a format (judged once per format text: it runs for every record)."""
     need(fmt, "string", "format_date", "format")
+    problem = _format_problem(fmt)
+    if problem is not None:
+        raise BuiltinError(problem)
+
+
+@lru_cache(maxsize=256)
+def _format_problem(fmt: str) -> str | None:
+    """_format_rule's words for a format text, or None (a loop formats every record with the same few
+    formats: its regular expressions cost more than the strftime itself)."""
     for code in _DIRECTIVE.findall(fmt):
         if not _known_directive(code):
-            raise BuiltinError(f"format_date(): '{code}' is not a format code (use %Y, %m, %d, %H, %M, %S, "
-                               "%z, %A, %B, ...; %% for a literal %)")
+            return (f"format_date(): '{code}' is not a format code (use %Y, %m, %d, %H, %M, %S, "
+                    "%z, %A, %B, ...; %% for a literal %)")
     if "\x00" in fmt:  # the C library stops at it: "a\x00b" wrote "a"
-        raise BuiltinError("format_date(): the format holds a NUL character (\\u0000), which would end it there")
+        return "format_date(): the format holds a NUL character (\\u0000), which would end it there"
     codes = [c for c in _DIRECTIVE.findall(fmt) if c != "%%"]
     tokens = [t for part in _DIRECTIVE.split(fmt) for t in _OTHER_TOKENS.findall(part)]
     if codes and not tokens:
-        return
+        return None
     written = _DIRECTIVE.sub(lambda m: m.group().replace("%", "\x00"), fmt)  # directives kept as they are
     meant = _OTHER_TOKENS.sub(lambda m: _TOKEN_CODES[m.group()], written).replace("\x00", "%")
     if not codes:
-        raise BuiltinError(f"format_date(): the format {fmt!r} has no format code, so every date would be written "
-                           f"as {fmt.replace('%%', '%')!r}: write " + (repr(meant) if tokens else "the codes")
-                           + " (%Y year, %m month, %d day, %H hour, %M minute, %S second)")
-    raise BuiltinError(f"format_date(): {tokens[0]!r} in the format {fmt!r} is written as it is, not as a part of "
-                       f"the date: write {meant!r} (%Y year, %m month, %d day, %H hour, %M minute, %S second)")
+        return (f"format_date(): the format {fmt!r} has no format code, so every date would be written "
+                f"as {fmt.replace('%%', '%')!r}: write " + (repr(meant) if tokens else "the codes")
+                + " (%Y year, %m month, %d day, %H hour, %M minute, %S second)")
+    return (f"format_date(): {tokens[0]!r} in the format {fmt!r} is written as it is, not as a part of "
+            f"the date: write {meant!r} (%Y year, %m month, %d day, %H hour, %M minute, %S second)")
 
 
 # the date parts of other languages' formats (Java, .NET, moment.js, Excel), as whole words of a format's
