@@ -1084,6 +1084,30 @@ def test_a_loop_key_changed_under_a_ledger_send_sends_nothing_twice(tmp_path: Pa
         assert len(at_sink()) == 7
 
 
+def test_a_second_send_with_its_own_key_beside_another_to_one_destination_is_not_a_changed_key(
+        tmp_path: Path) -> None:
+    """A `send ... key l.sku once` added to a flow whose loop already sent its orders once to the same
+    destination was refused as the key changed (the other send's entries were keyed by the record's id),
+    and there was nothing to do but forget the first send's entries: a send naming its own key is a new
+    send. Each record reaches the sink once, over two runs each."""
+    flow = tmp_path / "f.flow"
+    first = ('flow "two sends"\nuse sink = http(base_url: env.API)\n'
+             'for each o in [{id: 1, lines: [{sku: "A"}]}, {id: 2, lines: [{sku: "B"}]}]\n'
+             '  send {order: o.id} to sink.post("/events") once\n{more}end\n')
+    flow.write_text(first.replace("{more}", ""))
+    with FakeApi() as api:
+        env = {"API": api.url}
+        assert cli("run", "f.flow", cwd=tmp_path, env=env).status == 0
+        flow.write_text(first.replace("{more}", '  for each l in o.lines\n'
+                                      '    send {sku: l.sku} to sink.post("/events") key l.sku once\n  end\n'))
+        for _ in range(2):
+            done = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env=env)
+            assert done.status == 0, done.stderr
+        events = api.state.collections.get("events", [])
+    sent = sorted(json.dumps({k: v for k, v in e.items() if k != "id"}, sort_keys=True) for e in events)
+    assert sent == ['{"order": 1}', '{"order": 2}', '{"sku": "A"}', '{"sku": "B"}']  # the API's id left out
+
+
 def test_a_rerun_says_why_the_ledger_skipped_its_sends(tmp_path: Path) -> None:
     """A rerun whose sends the ledger skipped ended 'sent 0, ..., skipped 6' and said nothing of why (the
     'already sent in job N' TESTING.md gives was a debug line; found by a new-user trial of the ledger).

@@ -471,6 +471,8 @@ class IoCompiler(StatementCompiler):
             made_by = re.sub(rf"(?<![\w.]){re.escape(name)}(?!\w)", "_", made_by)
         if made_by == "_.id":  # `key o.id` keys as the record's id does
             made_by = "id"
+        elif node.key is not None:  # its own key, as the flow names it: never compared (ledger_send.key_changed)
+            made_by = f"key {made_by}"
         return made_by, self.key_written(node), loop.names[0] if loop is not None and loop.names else None
 
     def batched_send(self, node: ast.Send, getter: Callable[[Frame], Connection], args: list[Eval],

@@ -140,15 +140,20 @@ def key_changed(run: RunContext, connection: str, op: str, mode: str, key_by: Ke
     was (`key_by`, compile/io.py): the loop's `key` was added or changed since those runs (`for each o in
     orders` keyed by `id`, then `for each o in orders key o.number`, as the warning of two records with one
     key advises), so no entry matches any more and every record they sent would be sent again (5 orders
-    sent once, then 5 times more). The run ends at the first such record, before anything is sent."""
+    sent once, then 5 times more). The run ends at the first such record, before anything is sent. Only a
+    send keyed by its loop (or the record's id) is compared, with the entries made so: one with its own
+    `key EXPR` is taken as written (a send added beside another to the same destination is a new one)."""
     ledger = run.ledger
     if key_by is None or ledger is None:
         return
     made_by, written, var = key_by
+    if made_by.startswith("key "):  # the send names its own key: taken as written (a second send to the
+        return  # destination with a key of its own is a new send, not a changed one)
     place = (connection, op)
     made = run.ledger_key_bys.get(place)
     if made is None:  # as the runs before left it: the entries this run makes are of its own key
-        made = run.ledger_key_bys[place] = ledger.key_bys(run.flow, connection, op)
+        made = run.ledger_key_bys[place] = {
+            by for by in ledger.key_bys(run.flow, connection, op) if not by.startswith("key ")}
     if not made or made_by in made:
         return
     loop_var = var or "r"
