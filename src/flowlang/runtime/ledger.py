@@ -94,6 +94,11 @@ class Ledger:
             except sqlite3.OperationalError as e:
                 if "duplicate column" not in str(e):
                     raise
+        # key_bys' look-up, once a run per destination (per record for a path made of the record): entries
+        # of earlier versions (key_by null) are not in it, so a store upgraded with thousands under the bare
+        # operation is not read through for each of them
+        db.execute("create index if not exists ledger_key_by on ledger(flow, connection, operation, key_by) "
+                   "where key_by is not null")
 
     def key_bys(self, flow: str, connection: str, operation: str) -> set[str]:
         """The key expressions the entries of a destination were made by (those that say)."""
