@@ -1066,7 +1066,8 @@ def test_a_loop_key_changed_under_a_ledger_send_sends_nothing_twice(tmp_path: Pa
         assert (f"send ... once to {shown}: its key is the loop's key o.number now, and the ledger's "
                 f"entries for {shown} were keyed by the record's id (o.id), so none of them would "
                 "match") in done.stderr, done.stderr
-        assert "Give the send the key they were keyed by (send ... key o.id once" in done.stderr
+        assert ("would be sent again; this send sent nothing. Give the send the key they were keyed by "
+                "(send ... key o.id once") in done.stderr
         assert f"flowlang ledger f.flow --all --to {shlex.quote(shown)}" in done.stderr
         # the same key written another way: a renamed variable, the record's id written out
         four = '"SO-3"}, {id: 4, number: "SO-4"}]'

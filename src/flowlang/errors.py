@@ -244,7 +244,7 @@ class CredentialsRefused(HttpError):
 class LedgerKeyChanged(FlowRuntimeError):
     """A `send ... once` (or `if changed`) whose key is made by another expression than the ledger's entries
     for its destination were (the loop's `key` was added or changed since): no entry would match, and every
-    record sent before would be sent again. The record fails and the run ends before anything is sent."""
+    record sent before would be sent again. The record fails and the run ends before that send sends anything."""
 
     ends_run = True
 

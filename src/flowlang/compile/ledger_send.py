@@ -140,7 +140,7 @@ def key_changed(run: RunContext, connection: str, op: str, mode: str, key_by: Ke
     was (`key_by`, compile/io.py): the loop's `key` was added or changed since those runs (`for each o in
     orders` keyed by `id`, then `for each o in orders key o.number`, as the warning of two records with one
     key advises), so no entry matches any more and every record they sent would be sent again (5 orders
-    sent once, then 5 times more). The run ends at the first such record, before anything is sent. Only a
+    sent once, then 5 times more). The run ends at the first such record, before that send sends anything. Only a
     send keyed by its loop (or the record's id) is compared, with the entries made so: one with its own
     `key EXPR` is taken as written (a send added beside another to the same destination is a new one)."""
     ledger = run.ledger
@@ -169,7 +169,7 @@ def key_changed(run: RunContext, connection: str, op: str, mode: str, key_by: Ke
     raise LedgerKeyChanged(
         f"send ... {MODE_WORDS[mode]} to {connection}.{op}: its key is {now} now, and the ledger's entries for "
         f"{connection}.{op} were keyed by {' and '.join(shown(by) for by in before)}, so none of them would match and "
-        f"every record the runs before sent would be sent again; nothing was sent. Give the send the key they "
+        f"every record the runs before sent would be sent again; this send sent nothing. Give the send the key they "
         f"were keyed by (send ... key {as_written(before[0])} {MODE_WORDS[mode]}: the loop's "
         f"own key may change), or, to send every record again, forget them first: flowlang ledger "
         f"{run.flow_file} --all --to {shlex.quote(destination_text(connection, op))}")
