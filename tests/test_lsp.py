@@ -146,6 +146,21 @@ def test_ranges_count_utf16_units(tmp_path: Path) -> None:
     drive(tmp_path, script)
 
 
+def test_a_byte_order_mark_is_a_character_of_the_first_line(tmp_path: Path) -> None:
+    async def script(ed: Editor) -> None:
+        # an editor that keeps the BOM sends it as U+FEFF, one UTF-16 unit at the start of line 0
+        uri, diagnostics = await ed.open("f.flow", "\ufefflet x = uper(1)\nemit {a: nope}\n")
+        assert [(d.range.start, d.range.end) for d in diagnostics] == [
+            (types.Position(line=0, character=9), types.Position(line=0, character=13)),
+            (types.Position(line=1, character=9), types.Position(line=1, character=13))]
+        assert not any("f.flow:" in d.message for d in diagnostics)  # not reported as another file's
+        await ed.change(uri, "\ufefflet xy = 1\nemit {a: xy}\n")
+        found = await ed.definition(uri, 1, 10)
+        assert found is not None and found.range.start == types.Position(line=0, character=5)
+        assert (await ed.hover(uri, 0, 6) or "").startswith("variable")
+    drive(tmp_path, script)
+
+
 def test_completion_after_a_connection_gives_its_operations(tmp_path: Path) -> None:
     async def script(ed: Editor) -> None:
         text = FLOW + "call shop.\n"

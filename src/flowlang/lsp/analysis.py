@@ -51,6 +51,8 @@ class Analysis:
 def analyze(text: str, name: str, path: Path | None, env: Environment) -> Analysis:
     """Parse and check the text as the file at `path` (None: an unsaved buffer)."""
     base_dir = path.parent if path is not None else Path.cwd()
+    if text.startswith("\ufeff"):  # a byte order mark the editor kept: a character of line 0 to the editor,
+        text = " " + text[1:]  # so a space here (one UTF-16 unit, one offset): the parser drops it otherwise
     found = Analysis(Source(name, text, str(path) if path else None), base_dir)
     try:
         found.module = parse(found.source)
