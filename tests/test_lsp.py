@@ -26,6 +26,7 @@ class Editor:
         self.client = client
         self.folder = folder
         self.published: dict[str, asyncio.Queue[list[types.Diagnostic]]] = {}
+        self.encoding: str | None = None  # the position encoding the server chose
 
     def queue(self, uri: str) -> asyncio.Queue[list[types.Diagnostic]]:
         return self.published.setdefault(uri, asyncio.Queue())
@@ -69,7 +70,7 @@ class Editor:
 
 
 @asynccontextmanager
-async def editor(folder: Path) -> AsyncIterator[Editor]:
+async def editor(folder: Path, encodings: list[str] | None = None) -> AsyncIterator[Editor]:
     client = LanguageClient("test-editor", "1")
     ed = Editor(client, folder)
 
@@ -80,9 +81,11 @@ async def editor(folder: Path) -> AsyncIterator[Editor]:
     await client.start_io(sys.executable, "-m", "flowlang", "lsp", cwd=str(folder))
     try:
         result = await asyncio.wait_for(client.initialize_async(types.InitializeParams(
-            capabilities=types.ClientCapabilities(), root_uri=folder.as_uri())), 30)
+            capabilities=types.ClientCapabilities(general=types.GeneralClientCapabilities(
+                position_encodings=encodings) if encodings else None), root_uri=folder.as_uri())), 30)
         assert result.server_info is not None and result.server_info.name == "flowlang"
         client.initialized(types.InitializedParams())
+        ed.encoding = result.capabilities.position_encoding
         yield ed
     finally:
         await asyncio.wait_for(client.shutdown_async(None), 10)
@@ -90,9 +93,9 @@ async def editor(folder: Path) -> AsyncIterator[Editor]:
         await asyncio.wait_for(client.stop(), 10)
 
 
-def drive(folder: Path, script: Script) -> Any:
+def drive(folder: Path, script: Script, encodings: list[str] | None = None) -> Any:
     async def main() -> Any:
-        async with editor(folder) as ed:
+        async with editor(folder, encodings) as ed:
             return await script(ed)
     return asyncio.run(main())
 
@@ -159,6 +162,22 @@ def test_a_byte_order_mark_is_a_character_of_the_first_line(tmp_path: Path) -> N
         assert found is not None and found.range.start == types.Position(line=0, character=5)
         assert (await ed.hover(uri, 0, 6) or "").startswith("variable")
     drive(tmp_path, script)
+
+
+@pytest.mark.parametrize(("offered", "column"), [(["utf-8", "utf-16"], 14), (["utf-32"], 11), (["utf-16"], 12)])
+def test_columns_count_the_position_encoding_agreed_at_initialize(
+        tmp_path: Path, offered: list[str], column: int) -> None:
+    # Neovim offers utf-8 first: the server takes it, so a column counts bytes (😀 is 4, 2 in UTF-16, 1 in UTF-32)
+    async def script(ed: Editor) -> None:
+        assert ed.encoding == offered[0]
+        _, diagnostics = await ed.open("g.flow", 'emit "😀" + nope\n')
+        assert diagnostics[0].range.start == types.Position(line=0, character=column)
+        assert diagnostics[0].range.end == types.Position(line=0, character=column + 4)
+        uri, _ = await ed.open("h.flow", 'let s = "😀" + upper("a")\n')  # upper at the column of nope + 3
+        found = await ed.client.text_document_hover_async(types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=0, character=column + 4)))
+        assert found is not None and found.range.start == types.Position(line=0, character=column + 3)
+    drive(tmp_path, script, offered)
 
 
 def test_completion_after_a_connection_gives_its_operations(tmp_path: Path) -> None:

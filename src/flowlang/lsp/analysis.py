@@ -18,7 +18,7 @@ from flowlang.connectors.base import ConnectorSpec, OperationSpec
 from flowlang.diagnostics import Diagnostic, Severity
 from flowlang.environment import Environment
 from flowlang.errors import ScriptError
-from flowlang.lsp.positions import span_range, word_at
+from flowlang.lsp.positions import UTF16, span_range, word_at
 from flowlang.resources import stdlib_path
 from flowlang.runtime.builtins import Builtin
 from flowlang.source import Source, Span
@@ -46,14 +46,15 @@ class Analysis:
     checked: CheckedModule | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     declarations: list[Declaration] = field(default_factory=list)
+    encoding: str = UTF16  # what an LSP position's column counts (the position encoding of initialize)
 
 
-def analyze(text: str, name: str, path: Path | None, env: Environment) -> Analysis:
-    """Parse and check the text as the file at `path` (None: an unsaved buffer)."""
+def analyze(text: str, name: str, path: Path | None, env: Environment, encoding: str = UTF16) -> Analysis:
+    """Parse and check the text as the file at `path` (None: an unsaved buffer); positions count `encoding`."""
     base_dir = path.parent if path is not None else Path.cwd()
     if text.startswith("\ufeff"):  # a byte order mark the editor kept: a character of line 0 to the editor,
         text = " " + text[1:]  # so a space here (one UTF-16 unit, one offset): the parser drops it otherwise
-    found = Analysis(Source(name, text, str(path) if path else None), base_dir)
+    found = Analysis(Source(name, text, str(path) if path else None), base_dir, encoding=encoding)
     try:
         found.module = parse(found.source)
     except ScriptError as e:
@@ -98,8 +99,8 @@ def lsp_diagnostics(analysis: Analysis) -> list[types.Diagnostic]:
         if d.hint:
             message += f"\nhint: {d.hint}"
         severity = types.DiagnosticSeverity.Error if d.severity is Severity.ERROR else types.DiagnosticSeverity.Warning
-        out.append(types.Diagnostic(range=span_range(analysis.source, span), message=message, severity=severity,
-                                    code=d.code, source="flowlang"))
+        out.append(types.Diagnostic(range=span_range(analysis.source, span, analysis.encoding), message=message,
+                                    severity=severity, code=d.code, source="flowlang"))
     return out
 
 
@@ -259,8 +260,7 @@ def hover(analysis: Analysis, env: Environment, at: int) -> types.Hover | None:
     if found is None:
         return None
     word, start, end = found
-    where = types.Range(start=span_range(analysis.source, Span(start, end)).start,
-                        end=span_range(analysis.source, Span(start, end)).end)
+    where = span_range(analysis.source, Span(start, end), analysis.encoding)
     md = _hover_text(analysis, env, word, start, end)
     if md is None:
         return None
@@ -334,11 +334,12 @@ def definition(analysis: Analysis, env: Environment, at: int) -> types.Location 
         info = analysis.checked.functions[word]
         src = info.module.source
         if src.path and src.path != analysis.source.path:
-            return types.Location(uri=Path(src.path).as_uri(), range=span_range(src, info.node.name_span))
+            return types.Location(uri=Path(src.path).as_uri(),
+                                  range=span_range(src, info.node.name_span, analysis.encoding))
     decl = _first(analysis.declarations, word, start)
     if decl is None or uri_here is None:
         return None
-    return types.Location(uri=uri_here, range=span_range(analysis.source, decl.span))
+    return types.Location(uri=uri_here, range=span_range(analysis.source, decl.span, analysis.encoding))
 
 
 def _file_location(path: Path) -> types.Location:

@@ -1,5 +1,6 @@
-"""LSP positions (0-based line, UTF-16 code units, what the protocol counts by default) to and from
-character offsets into a flow's text, and the word under a position."""
+"""LSP positions (0-based line, and a column in the units the server and the editor agreed on at
+initialize: UTF-16 code units by default, UTF-8 bytes or code points when the editor prefers them) to and
+from character offsets into a flow's text, and the word under a position."""
 
 from __future__ import annotations
 
@@ -12,20 +13,28 @@ from flowlang.source import Source, Span
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+UTF16 = "utf-16"
 
 
-def position(source: Source, offset: int) -> types.Position:
+def _units(text: str, encoding: str) -> int:
+    if encoding == "utf-8":
+        return len(text.encode("utf-8", "surrogatepass"))
+    if encoding == "utf-32":
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def position(source: Source, offset: int, encoding: str = UTF16) -> types.Position:
     line, col = source.line_col(min(offset, len(source.text)))
-    return types.Position(line=line - 1, character=_units(source.line_text(line)[:col - 1]))
+    return types.Position(line=line - 1, character=_units(source.line_text(line)[:col - 1], encoding))
 
 
-def span_range(source: Source, span: Span) -> types.Range:
-    return types.Range(start=position(source, span.start), end=position(source, max(span.end, span.start)))
+def span_range(source: Source, span: Span, encoding: str = UTF16) -> types.Range:
+    return types.Range(start=position(source, span.start, encoding),
+                       end=position(source, max(span.end, span.start), encoding))
 
 
-def offset(text: str, pos: types.Position) -> int:
+def offset(text: str, pos: types.Position, encoding: str = UTF16) -> int:
     """The character offset of an LSP position (past the end of a line: the line's end)."""
     start = 0
     for _ in range(pos.line):
@@ -39,7 +48,7 @@ def offset(text: str, pos: types.Position) -> int:
     for i, ch in enumerate(line):
         if units >= pos.character:
             return start + i
-        units += _units(ch)
+        units += _units(ch, encoding)
     return start + len(line)
 
 

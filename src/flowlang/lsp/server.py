@@ -13,7 +13,7 @@ from flowlang import __version__
 from flowlang.environment import Environment, display_name
 from flowlang.errors import ScriptError
 from flowlang.lsp.analysis import Analysis, analyze, complete, definition, hover, lsp_diagnostics
-from flowlang.lsp.positions import offset
+from flowlang.lsp.positions import UTF16, offset
 
 
 class FlowServer(LanguageServer):
@@ -29,22 +29,27 @@ class FlowServer(LanguageServer):
         text = self.workspace.get_text_document(uri).source
         path = _path(uri)
         name = display_name(path) if path is not None else uri
-        analysis = analyze(text, name, path, self.environment)
+        analysis = analyze(text, name, path, self.environment, self.encoding())
         self.analyses[uri] = analysis
         if analysis.module is not None:
             self.good[uri] = analysis
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
             uri=uri, diagnostics=lsp_diagnostics(analysis)))
 
+    def encoding(self) -> str:
+        """The position encoding agreed at initialize (the editor's first choice of utf-8, utf-16, utf-32)."""
+        return str(self.workspace.position_encoding or UTF16)
+
     def for_position(self, uri: str, pos: types.Position) -> tuple[Analysis, int] | None:
         """The analysis to answer from and the cursor's offset (the last parsed one while text is broken)."""
         current = self.analyses.get(uri)
         if current is None:
             return None
-        at = offset(current.source.text, pos)
+        at = offset(current.source.text, pos, current.encoding)
         best = current if current.module is not None else self.good.get(uri, current)
         if best is not current:  # answer from the last good text, but complete against the current line
-            best = Analysis(current.source, best.base_dir, best.module, best.checked, [], best.declarations)
+            best = Analysis(current.source, best.base_dir, best.module, best.checked, [], best.declarations,
+                            current.encoding)
         return best, at
 
 
