@@ -31,7 +31,7 @@ from flowlang.connectors.wholelines import DISK_FULL, WholeRecords
 from flowlang.diagnostics import unencodable
 from flowlang.errors import DiskFull, FlowRuntimeError
 from flowlang.runtime.blob import Blob, binary_value, is_binary
-from flowlang.runtime.flow_folder import PathRefused, inside
+from flowlang.runtime.flow_folder import PathRefused, inside, outside_left_to_run
 from flowlang.runtime.jsoncodec import EXPONENT_PROBLEM, LONG_DIGITS, MAX_INT_DIGITS, JsonDataError, dumps, loads
 from flowlang.runtime.values import BadRecord, RecordStream, Value, to_text, type_name
 
@@ -444,8 +444,7 @@ def outside_problem(constants: Mapping[str, Value], given: set[str], base_dir: P
     """A constant path that open_file refuses as outside the flow's folder, for `flowlang check`
     (ConnectorSpec.folder_problem); an allow_outside: that is not a constant leaves it to the run."""
     raw = constants.get("path")
-    if (type(raw) is not str or not raw or ("allow_outside" in given and "allow_outside" not in constants)
-            or constants.get("allow_outside") is True):
+    if type(raw) is not str or not raw or outside_left_to_run(constants, given):
         return None
     try:
         inside(base_dir, raw)

@@ -37,7 +37,7 @@ from flowlang.connectors.sql_reconnect import (
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
-from flowlang.runtime.flow_folder import PathRefused, inside
+from flowlang.runtime.flow_folder import PathRefused, inside, outside_left_to_run
 from flowlang.runtime.jsoncodec import dumps, loads
 from flowlang.runtime.masking import cut
 from flowlang.runtime.values import RecordStream, Secret, Value, from_python, to_text, type_name
@@ -1009,8 +1009,7 @@ def sqlite_outside_problem(constants: Mapping[str, Value], given: set[str], base
     """A constant sqlite:/// url whose file resolve_url refuses as outside the flow's folder, for
     `flowlang check` (ConnectorSpec.folder_problem)."""
     url = constants.get("url")
-    if (not isinstance(url, str) or ("allow_outside" in given and "allow_outside" not in constants)
-            or constants.get("allow_outside") is True):
+    if not isinstance(url, str) or outside_left_to_run(constants, given):
         return None
     try:
         resolve_url(url, base_dir)

@@ -9,7 +9,9 @@ a file at all (a NUL byte, a name longer than the system allows) is refused with
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 GLOB_STARTS = ("*", "?", "[")
 
@@ -38,6 +40,12 @@ def usable(raw: str) -> None:
     for part in Path(raw).parts:
         if len(os.fsencode(part)) > longest:
             raise PathRefused(f"the path {shown(raw)} has a name longer than the {longest} bytes a file name may have")
+
+
+def outside_left_to_run(constants: Mapping[str, Any], given: set[str]) -> bool:
+    """Whether `flowlang check` leaves a connection's constant path to the run: allow_outside is true, or
+    given but computed (only the run knows it). One rule for every connector's folder_problem."""
+    return ("allow_outside" in given and "allow_outside" not in constants) or constants.get("allow_outside") is True
 
 
 def inside(base_dir: Path, raw: str, *, allow_outside: bool = False, switch: str = "allow_outside: true") -> Path:
