@@ -478,8 +478,12 @@ def test_a_send_cut_off_in_flight_that_arrived_is_marked_sent_and_retry_finishes
         marked = cli("ledger", "orders.flow", "--sent", "3", cwd=tmp_path)
         assert marked.returncode == 0, marked.stderr
         assert "marked key 3 as sent (1 entry)" in marked.stderr
+        marked_by = json.loads(cli("jobs", "orders.flow", "--json", cwd=tmp_path).stdout.splitlines()[0])["id"]
+        entry = json.loads(cli("ledger", "orders.flow", "--key", "3", "--json", cwd=tmp_path).stdout)
+        assert (entry["status"], entry["job_id"]) == ("sent", marked_by)  # the ledger job that marked it, not null
         retried = cli("retry", "orders.flow", cwd=tmp_path, env={"API": api.url})
         assert retried.returncode == 0, retried.stderr
+        assert f"1 send skipped, already sent in job {marked_by} (send ... once)" in retried.stderr  # not 'job None'
     assert received == Counter({1: 1, 2: 1, 3: 1, 4: 1, 5: 1})  # order 3 once: it had arrived
     lines = [json.loads(line)["number"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(lines) == [1, 2, 3, 4, 5]  # its line too, written by the retry

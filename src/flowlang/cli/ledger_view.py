@@ -121,12 +121,15 @@ def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
     from flowlang.cli.store_commands import made_job, opened
     from flowlang.runtime.store import now_text
 
+    job = None
     with opened(args, lock=True, terminal=terminal) as (store, flow):
-        count = store.ledger.mark_sent(flow, args.sent, None, now_text(), destination(args.to))
+        to = destination(args.to)
+        count = sum(e.status == "pending" for e in store.ledger.entries(flow, args.sent, to))
         what = f"key {args.sent}" + (f" at {args.to}" if args.to is not None else "")
-        if count:
+        if count:  # the job first, so that the entries say which job marked them (not 'sent in job None')
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
             job = made_job(terminal, store.admin_job(flow, "ledger", f"marked {what} as sent ({entries})"))
+            count = store.ledger.mark_sent(flow, args.sent, job, now_text(), to)
     if not count:
         raise UsageError(f"{flow}: no pending ledger entry for {what} (only a send cut off in flight is "
                          f"pending: see flowlang ledger {args.file} --key KEY)")
