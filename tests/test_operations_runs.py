@@ -594,6 +594,20 @@ def test_json_logs_hold_the_errors_before_a_run_starts_too(tmp_path: Path) -> No
     assert all(e["flow"] == "ok" and e["job_id"] == 1 for e in entries), entries
 
 
+def test_json_logs_of_a_flow_that_does_not_check_carry_its_flow_name_line(tmp_path: Path) -> None:
+    """A flow's jobs, errors and run lines are kept under its `flow "Name"`; when an edit broke it, the JSON
+    lines of run, plan and retry said its file's stem ('nightly') instead, so a log collector's query for the
+    flow's name missed the one night it did not check (found by an operator's trial of OPERATIONS.md 10)."""
+    text = 'flow "Nightly orders"\nfor each r in [1]\n  emit lower(emial)\nend\n'
+    write(tmp_path, "nightly.flow", text)
+    for command in (("run", "nightly.flow"), ("plan", "nightly.flow"), ("retry", "nightly.flow"), ("run", "-")):
+        proc = cli(*command, "--log-format", "json", cwd=tmp_path, stdin=text if command[1] == "-" else None)
+        assert proc.returncode == 2, (command, proc.stderr)
+        entries = [json.loads(x) for x in proc.stderr.splitlines()]
+        assert entries[0]["location"].endswith(":3:14"), entries
+        assert {e["flow"] for e in entries} == {"Nightly orders"}, (command, entries)
+
+
 def test_json_logs_give_a_failed_run_its_error_at_level_error(tmp_path: Path) -> None:
     write(tmp_path, "f.flow", 'let x = int("seven")\nemit x\n')
     proc = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)

@@ -50,12 +50,20 @@ def load_flow(file: str, terminal: Terminal, resume: bool = False) -> Flow:
     `flow "Name"` line it may not use what is kept under its name, cli/stdin_flow.py). Log lines
     carry the flow's name from here on, the mistakes found in it before it runs too (OPERATIONS.md 10)."""
     from flowlang.cli.stdin_flow import refuse_unnamed_kept
+    from flowlang.cli.store_commands import declared_name
 
-    terminal.context = {"flow": Path(file).stem if file != "-" else "<stdin>", "job_id": None}
     if file == "-":
-        flow = compile(terminal.read_stdin(), name="<stdin>", bindings=())
+        text = terminal.read_stdin()
+        # its `flow "Name"`, as its jobs and errors are kept under it, also on the lines of a flow that does not check
+        terminal.context = {"flow": declared_name(text) or "<stdin>", "job_id": None}
+        flow = compile(text, name="<stdin>", bindings=())
         refuse_unnamed_kept(flow.module, resume)
         return flow
+    try:
+        named = declared_name(Path(file).read_text(encoding="utf-8", errors="replace"))
+    except OSError:  # a missing file: said by load
+        named = None
+    terminal.context = {"flow": named or Path(file).stem, "job_id": None}
     return load(file, bindings=())
 
 
