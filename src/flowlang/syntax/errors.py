@@ -131,6 +131,36 @@ def blocks_open_at_end(text: str) -> int:
     return depth
 
 
+def end_indented_elsewhere(text: str) -> tuple[str, int, int, int, int] | None:
+    """When an `end` lines up with a block outside the innermost one open before it (`if` at column 3 in a
+    `for each` at column 1, then one `end` at column 1), the block whose `end` is likely missing: (its
+    opener, line, column, the `end`'s line, column). The lines are lexed one by one, as blocks_open_at_end
+    does; a file indented with tabs and spaces mixed, or not indented, gives None."""
+    openers = block_openers()
+    stack: list[tuple[str, int, int]] = []  # opener, line, indentation
+    indents: set[str] = set()
+    for number, line in enumerate(text.split("\n"), 1):
+        try:
+            tokens = [t for t in parser().lex(line, dont_ignore=False) if t.type != "_NL"]
+        except UnexpectedInput:
+            continue
+        if not tokens:
+            continue
+        lead = line[:len(line) - len(line.lstrip(" \t"))]
+        indents.update(lead)
+        first, following = tokens[0].type, tokens[1].type if len(tokens) > 1 else ""
+        if first in openers and following not in ("EQUAL", "DOT") and not (
+                first == "IF" and any(t.type == "THEN" for t in tokens)):
+            stack.append((openers[first], number, len(lead)))
+        elif first == "END" and following not in ("EQUAL", "DOT") and stack:
+            opener, line_no, indent = stack[-1]
+            if len(lead) < indent and any(ind == len(lead) for _, _, ind in stack[:-1]):
+                mixed = len(indents) > 1  # tabs and spaces: the columns say nothing
+                return None if mixed else (opener, line_no, indent + 1, number, len(lead) + 1)
+            stack.pop()
+    return None
+
+
 def last_token_end(text: str) -> int:
     """Where the last real token ends (comments and blank lines after it do not count)."""
     end = 0
@@ -238,6 +268,12 @@ def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSy
         opener, where = blocks[-1]
         line, col = source.line_col(where)
         message = f"expected `end` to close `{opener}` opened at {line}:{col}, found {found}"
+        if at_end:
+            astray = end_indented_elsewhere(text)
+            if astray is not None:
+                inner, inner_line, inner_col, end_line, end_col = astray
+                hint = (f"the `end` at {end_line}:{end_col} lines up with an outer block, so it was read as the end "
+                        f"of the `{inner}` opened at {inner_line}:{inner_col}: is that block's own `end` missing?")
     elif token.type in ("END", "ELSE", "ON") and not blocks and text[:pos].rstrip(" \t")[-1:] in ("", "\n"):
         message = STRAY_END if token.type == "END" else stray_middle(str(token))
     else:

@@ -30,6 +30,23 @@ TEXT = {"LBRACE": "{", "LSQB": "[", "LPAR": "(", "RBRACE": "}", "RSQB": "]", "RP
 LOOP_WORDS = {"continue": "skip", "break": "stop", "next": "skip"}  # C's, Python's and Ruby's loop statements
 ELSE_IF_WORDS = ("elif", "elsif", "elseif")  # Python's, Ruby's and PHP's `else if`
 BLOCK_HEADERS = ("for", "if", "else", "try", "on", "function", "map")
+# the words that close a block in other languages (PHP, Jinja, VBA, shell, Basic): flowlang's blocks all
+# close with `end`
+CLOSER_WORDS = frozenset({"endif", "endfor", "endforeach", "endwhile", "endfunction", "endfunc", "enddef", "endtry",
+                          "endmap", "endloop", "fi", "done", "wend", "esac", "endblock"})
+# the first words of other languages' statements that flowlang writes otherwise, and what it writes
+FOREIGN_STATEMENTS = {
+    "foreach": ("flowlang writes a loop `for each`, in two words", "for each"),
+    "for_each": ("flowlang writes a loop `for each`, in two words", "for each"),
+    "forEach": ("flowlang writes a loop `for each`, in two words", "for each"),
+    "while": ("flowlang has no `while` loop: a loop goes over a list, `for each x in xs` (range(n) gives 0 to n-1), "
+              "and `stop` leaves it", None),
+    "def": ("flowlang writes a function `function NAME(args)`, its body on the next lines, then `end`", "function"),
+    "func": ("flowlang writes a function `function NAME(args)`, its body on the next lines, then `end`", "function"),
+    "catch": ("flowlang writes the handler of a `try` block `on error as e`", "on error as e"),
+    "except": ("flowlang writes the handler of a `try` block `on error as e`", "on error as e"),
+    "rescue": ("flowlang writes the handler of a `try` block `on error as e`", "on error as e"),
+}
 # Python's methods on text, lists and dicts that a newcomer writes as `x.lower()`; flowlang has
 # functions for them (`lower(x)`), so `x.NAME(...)` with one of these is a value, not a connection
 VALUE_METHODS = frozenset({
@@ -159,6 +176,9 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson(f"`{level}` is not a log level: the levels are debug, info, warn and error",
                       f"log {LOG_LEVEL_WORDS[level]} {line_text[col - 1:].strip()}",
                       Span(on_line[1].start_pos or 0, on_line[1].end_pos or 0))
+    foreign = _foreign_block_word(token, word, first, on_line, line_text, col, expected)
+    if foreign is not None:
+        return foreign
     if (first is None and token.type == "NAME" and {"LET", "EMIT"} <= expected and word not in LOOP_WORDS
             and word not in ELSE_IF_WORDS):  # both have lessons of their own below
         # an expression where a statement starts (a flow's lines are statements; the REPL shows values)
@@ -238,6 +258,45 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson("`lookup` names its result with `as`", f"{line_text.strip()} as NAME")
     if token.type == "LPAR":
         return _method_call(text, before, first)
+    return None
+
+
+def _foreign_block_word(token: Token, word: str, first: Token | None, on_line: list[Token], line_text: str,
+                        col: int, expected: set[str]) -> Lesson | None:
+    """Blocks written as other languages write them: `endif`, `end for`, `foreach`, `while`, `catch e`, a
+    block `if c then` or `for each x in xs do`, `on error e` (each said "does not start one" or "expected the
+    end of the line" before, and `endfunction` got "did you mean `function`?")."""
+    rest = line_text.strip()
+    if first is None and token.type == "NAME" and word in CLOSER_WORDS and rest.rstrip(";") == word:
+        return Lesson(f"`{word}` is not a word of flowlang: every block (for each, if, try, map, function) closes "
+                      "with `end`", "end")
+    if (first is None and token.type == "NAME" and word in FOREIGN_STATEMENTS and "LET" in expected
+            and not re.match(r"\s*[=.\[]", rest[len(word):])):  # `catch = 1` is an assignment without `let`
+        message, instead = FOREIGN_STATEMENTS[word]
+        if instead is None:
+            return Lesson(message, "for each x in xs ... end")
+        if instead == "on error as e":
+            return Lesson(message, "try ... on error as e ... end (e.message says what failed)")
+        php = re.match(r"\w+\s*\(\s*(.+?)\s+as\s+([A-Za-z_]\w*)\s*\)\s*:?\s*$", rest)  # PHP: foreach ($xs as $x)
+        if instead == "for each" and php is not None:
+            return Lesson(message, f"for each {php.group(2)} in {php.group(1)}")
+        return Lesson(message, instead + rest[len(word):])
+    if first is not None and first.type == "END" and len(on_line) == 1 and token.type != "_NL" and (
+            token.type in ("FOR", "IF", "TRY", "FUNCTION", "MAP", "EACH") or word in ("loop", "while", "sub", "def")):
+        return Lesson(f"`end` closes a block alone: write `end`, without `{word}`", "end")
+    if first is not None and first.type == "IF" and token.type == "THEN" and "_NL" in expected:
+        start = len(line_text) - len(line_text.lstrip())
+        cond = line_text[start + 2:col - 1].strip()
+        after = line_text[col - 1 + len(word):].strip()
+        hint = (f"if {cond} on its line, then {after!r} on the next, then `end`" if after
+                else f"if {cond}")
+        return Lesson("an `if` block has no `then`: its lines follow on the next lines, and `end` closes it "
+                      "(`if c then a else b` is an expression, a value)", hint)
+    if first is not None and first.type == "FOR" and word == "do" and "_NL" in expected:
+        return Lesson("no `do` after a `for each` line: the block starts on the next line",
+                      rest[:rest.rfind("do")].strip() + "  (the block ends with `end`)")
+    if first is not None and first.type == "ON" and "AS" in expected and token.type == "NAME":
+        return Lesson("the error of an `on error` is named with `as`", f"on error as {word}")
     return None
 
 

@@ -1,0 +1,83 @@
+"""Mistakes of someone coming from another language or an integration platform, found by a new-user trial
+of ten small integrations: each is said before anything runs, at its place, with what to write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import cli
+
+
+def check(tmp_path: Path, text: str) -> str:
+    (tmp_path / "f.flow").write_text(text)
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 2, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize(("text", "said", "hint"), [
+    # other languages' block closers: "`endif` does not start one", hint "emit endif to output it"
+    ("let x = 1\nif x > 0\n  emit 1\nendif\n", "f.flow:4:1: error: `endif` is not a word of flowlang: every block "
+     "(for each, if, try, map, function) closes with `end`", "= hint: end"),
+    ("for each x in [1]\n  emit x\ndone\n", "f.flow:3:1: error: `done` is not a word of flowlang", "= hint: end"),
+    # "did you mean `function`?" before
+    ("function f(a)\n  return a\nendfunction\n", "f.flow:3:1: error: `endfunction` is not a word of flowlang",
+     "= hint: end"),
+    # "expected the end of the line, found `for`"
+    ("for each x in [1]\n  emit x\nend for\n", "f.flow:3:5: error: `end` closes a block alone: write `end`, "
+     "without `for`", "= hint: end"),
+    ("let x = 1\nif x > 0\n  emit 1\nend if\n", "f.flow:4:5: error: `end` closes a block alone", "= hint: end"),
+    # "does not start one", hint "emit foreach x in xs to output it"
+    ("let xs = [1]\nforeach x in xs\n  emit x\nend\n", "f.flow:2:1: error: flowlang writes a loop `for each`, in "
+     "two words", "= hint: for each x in xs"),
+    ("let xs = [1]\nforeach (xs as x)\n  emit x\nend\n", "f.flow:2:1: error: flowlang writes a loop `for each`",
+     "= hint: for each x in xs"),
+    ("let x = 1\nwhile x < 3\n  let x = x + 1\nend\n", "f.flow:2:1: error: flowlang has no `while` loop: a loop "
+     "goes over a list, `for each x in xs`", "= hint: for each x in xs ... end"),
+    ("def f(a)\n  return a\nend\n", "f.flow:1:1: error: flowlang writes a function `function NAME(args)`",
+     "= hint: function f(a)"),
+    ("try\n  emit 1\ncatch e\n  emit 2\nend\n", "f.flow:3:1: error: flowlang writes the handler of a `try` block "
+     "`on error as e`", "= hint: try ... on error as e ... end"),
+    # "expected `as` or the end of the line, found `e`", hint "did you forget an operator or a comma?"
+    ("try\n  emit 1\non error e\n  emit 2\nend\n", "f.flow:3:10: error: the error of an `on error` is named with "
+     "`as`", "= hint: on error as e"),
+    # "expected the end of the line, found `then`", no hint
+    ("let x = 1\nif x > 0 then\n  emit 1\nend\n", "f.flow:2:10: error: an `if` block has no `then`: its lines "
+     "follow on the next lines, and `end` closes it", "= hint: if x > 0\n"),
+    ("let x = 1\nif x > 0 then emit 1\n", "f.flow:2:10: error: an `if` block has no `then`",
+     "= hint: if x > 0 on its line, then 'emit 1' on the next, then `end`"),
+    # "expected an operator, `(`, `key`, `parallel` or the end of the line, found `do`"
+    ("for each x in [1] do\n  emit x\nend\n", "f.flow:1:19: error: no `do` after a `for each` line",
+     "= hint: for each x in [1]  (the block ends with `end`)"),
+])
+def test_a_block_written_as_another_language_writes_it_says_what_flowlang_writes(
+        tmp_path: Path, text: str, said: str, hint: str) -> None:
+    stderr = check(tmp_path, text)
+    assert said in stderr and hint in stderr, stderr
+    assert "does not start one" not in stderr and "did you mean `function`" not in stderr
+
+
+def test_names_like_those_words_are_still_names(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text("let done = 1\nlet catch = {x: 2}\nlet fi = done + catch.x\nemit fi\n"
+                                     "let x = if fi > 0 then 1 else 2\nemit x\n")
+    result = cli("run", "f.flow", "--quiet", cwd=tmp_path)
+    assert result.status == 0 and result.stdout == "3\n1\n", result.stderr
+    stderr = check(tmp_path, "done = 1\n")
+    assert "an assignment starts with `let`" in stderr and "let done = 1" in stderr
+
+
+def test_a_missing_end_inside_a_loop_is_named_by_the_indentation(tmp_path: Path) -> None:
+    """The `end` of an `if` left out: the parser reads the loop's `end` as the if's, and said only "expected
+    `end` to close `for each` opened at 3:1, found the end of the input", which names the block that has its
+    `end`. The indentation says which one lacks it."""
+    stderr = check(tmp_path, 'use src = file(path: "c.csv")\ncall src.read() as rows\nfor each r in rows\n'
+                             '  if r.country == "NO"\n    emit r\nend\n')
+    assert "f.flow:6:4: error: expected `end` to close `for each` opened at 3:1, found the end of the input" in stderr
+    assert ("= hint: the `end` at 6:1 lines up with an outer block, so it was read as the end of the `if` opened "
+            "at 4:3: is that block's own `end` missing?") in stderr, stderr
+    # no indentation: nothing to go by, no guess
+    stderr = check(tmp_path, "for each x in [1]\nif x > 0\nemit x\nend\n")
+    assert "expected `end` to close `for each` opened at 1:1" in stderr and "lines up" not in stderr
