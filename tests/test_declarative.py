@@ -484,6 +484,47 @@ def test_a_base_url_region_or_timeout_the_connection_would_refuse_is_a_file_erro
         assert api.requests == []
 
 
+@pytest.mark.parametrize(("line", "problem", "place"), [
+    # before: every record was sent with Idempotency-Key 'item-{sku' (or 'create-item'), so an API that
+    # keeps keys answered the second record with the first one's result, and the run counted it sent
+    ('idempotency_key = "item-{sku"', "operations.create_item.idempotency_key: holds a '{' that no '}' closes, "
+     "so it would be sent as it is, never filled", "10:19"),
+    ('idempotency_key = "create-item"', "operations.create_item.idempotency_key: 'create-item' holds no {field} "
+     "of the record, so every record would send this one key", "10:19"),
+    # before: sent as POST /items/%7Bshop-id%7D, the placeholder never filled
+    ('path = "/items/{shop-id}"', "operations.create_item.path: '{shop-id}' is not a placeholder (a name of "
+     "letters, digits and _, filled from the arguments or the record), so it would be sent as it is: write "
+     "'{shop_id}'", "9:8"),
+    ('path = "/items/{}"', "operations.create_item.path: '{}' is not a placeholder", "9:8"),
+])
+def test_braces_that_make_no_placeholder_are_a_file_error(folder: Path, line: str, problem: str,
+                                                          place: str) -> None:
+    path = "" if line.startswith("path") else 'path = "/items"\n'
+    (folder / "connectors" / "x.toml").write_text(f'name = "x"\nbase_url = "https://x.invalid"\n\n'
+                                                  f'[operations.create_item]\nmethod = "POST"\n{path}'
+                                                  f'\n\n\n{line}\n')
+    with FakeApi() as api:
+        (folder / "main.flow").write_text(f'use b = x(base_url: "{api.url}")\n'
+                                          'for each r in [{sku: "a"}, {sku: "b"}]\n  send r to b.create_item\nend\n')
+        for command in (("check",), ("run", "--log-format", "text")):
+            proc = cli(command[0], "main.flow", *command[1:], cwd=folder)
+            assert proc.status == 2, (command, proc.stderr)
+            assert f"main.flow:1:9: error: the connector 'x' cannot be used: connectors/x.toml: {problem}" \
+                in proc.stderr, proc.stderr
+            assert f" --> connectors/x.toml:{place}\n" in proc.stderr and "Traceback" not in proc.stderr
+        assert api.requests == []
+
+
+def test_an_idempotency_key_of_a_dotted_field_and_a_path_of_placeholders_are_taken(folder: Path) -> None:
+    (folder / "connectors" / "x.toml").write_text(
+        'name = "x"\nbase_url = "https://x.invalid/{tenant}"\n[config]\ntenant = {}\n'
+        '[operations.create_item]\nmethod = "POST"\npath = "/shops/{shop_id}/items"\n'
+        'idempotency_key = "order-{metadata.order_id}-{sku}"\n')
+    (folder / "main.flow").write_text('use b = x(tenant: "t")\n')
+    proc = cli("check", "main.flow", cwd=folder)
+    assert proc.status == 0, proc.stderr
+
+
 def test_placeholders_in_a_base_url_are_not_judged_as_its_text(folder: Path) -> None:
     (folder / "connectors" / "x.toml").write_text(
         'name = "x"\nbase_url = "{store_url}/api/{tenant}"\nregions = { a = "https://{sub}.a.invalid:{port}" }\n'

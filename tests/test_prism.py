@@ -119,6 +119,26 @@ def test_stripe_example_against_prism(tmp_path: Path, stripe_prism: Prism) -> No
     assert (folder / "out" / "customers.csv").read_text().splitlines()[0] == "id,email,name,created,charges"
 
 
+def test_a_send_to_the_stripe_delete_sends_what_the_description_allows(tmp_path: Path, stripe_prism: Prism) -> None:
+    """`send {customer: c.id} to stripe.delete_customer`, the record naming what to delete: it was sent as
+    the JSON body {"customer": ...}, which Prism refused (415: Stripe's DELETE takes form fields, and
+    none at all). The field that filled the path stays out of the body, and a DELETE left with none
+    sends no body; a call with the argument is as it was."""
+    (tmp_path / "f.flow").write_text(
+        'use stripe = stripe(token: secret.T, base_url: env.BASE)\n'
+        'for each c in [{customer: "cus_1"}, {customer: "cus_2"}]\n'
+        '  send c to stripe.delete_customer as gone\n'
+        '  emit gone.object\n'
+        'end\n'
+        'call stripe.delete_customer(customer: "cus_3") as gone\n'
+        'emit gone.object\n')
+    before = len(stripe_prism.requests())
+    proc = run_flow(tmp_path, "f.flow", {"T": "sk_test_secret", "BASE": stripe_prism.url}, "--log-format", "text")
+    assert len(stripe_prism.requests()) - before == 3
+    assert "failed 0" in proc.stderr and "answered 415" not in proc.stderr
+    assert lines(proc.stdout) == ["customer", "customer", "customer"]
+
+
 GITHUB_PATHS = ["/repos/{owner}/{repo}", "/repos/{owner}/{repo}/issues", "/repos/{owner}/{repo}/issues/{issue_number}",
                 "/repos/{owner}/{repo}/issues/{issue_number}/comments"]
 

@@ -210,11 +210,15 @@ def batch_refusal(result: Any, ok: str, error: str, mask: Callable[[str], str] =
 def without_path_fields(model: OperationModel, record: Any, kwargs: Mapping[str, Any]) -> Any:
     """The body of a send: the record, less the fields that filled the path and that the operation's
     `fields` does not list (Stripe refuses a parameter it does not know: customer=cus_1 in the body of
-    POST /v1/customers/{customer} is a 400). Without `fields`, the record as it is."""
-    if not model.fields or type(record) is not dict:
+    POST /v1/customers/{customer} is a 400). Without `fields`, the record as it is, but for a DELETE:
+    the record names what to delete (`send {customer: c.id} to stripe.delete_customer`), so the fields
+    that filled its path stay out of the body, and a DELETE left with none sends no body at all (it was
+    sent {"customer": "cus_1"} as JSON, which Stripe's DELETE, taking no parameter, refuses)."""
+    if type(record) is not dict or not (model.fields or model.method == "DELETE"):
         return record
     used = [h for h in placeholders(model.path) if h in record and h not in kwargs and h not in model.fields]
-    return {k: v for k, v in record.items() if k not in used} if used else record
+    body = {k: v for k, v in record.items() if k not in used} if used else record
+    return None if model.method == "DELETE" and not body else body
 
 
 class DeclarativeConnection(Connection):
@@ -304,7 +308,7 @@ class DeclarativeConnection(Connection):
         key = idempotency_key_of(given) if given is not None else record_template(model.idempotency_key, record) \
             if model.idempotency_key and isinstance(record, dict) else None
         sent = without_path_fields(model, record, kwargs)
-        body = {model.envelope: sent} if model.envelope else sent
+        body = {model.envelope: sent} if model.envelope and sent is not None else sent
         answer = await self.client.request(model.method, url, headers=headers, body=body,
                                            changes_data=not model.safe, idempotency_key=key, form=self.form(model))
         return path_get(answer.value, model.result) if model.result and answer.response is not None \

@@ -14,7 +14,7 @@ from flowlang.connectors.base import ConnectorSpec
 from flowlang.connectors.declarative.connector import build_spec
 from flowlang.connectors.declarative.models import ConnectorFile
 from flowlang.connectors.declarative.places import dotted, excerpt, locate, suggestion, type_problem
-from flowlang.connectors.declarative.templates import bad_headers, unknown_placeholders
+from flowlang.connectors.declarative.templates import bad_headers, bad_templates, unknown_placeholders
 from flowlang.diagnostics import render_block
 from flowlang.resources import stdlib_files
 from flowlang.source import Source, Span
@@ -90,6 +90,7 @@ def parse_model(file_name: str, text: str) -> ConnectorFile:
     except ValidationError as e:
         raise ConnectorFileError(model_problem(file_name, text, e), name) from None
     found = [(loc, what, True) for loc, what in unknown_placeholders(model)]  # at the value
+    found += [(loc, what, True) for loc, what in bad_templates(model)]  # at the path or key
     found += [(loc, what, False) for loc, what in bad_headers(model)]  # at the header's name
     if found:
         raise ConnectorFileError(_message(file_name, text, list(found)), name)
