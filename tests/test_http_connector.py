@@ -476,6 +476,31 @@ def test_gives_up_after_the_attempts() -> None:
         assert api.count("GET", "/down") == 2
 
 
+def test_an_error_after_a_rate_limit_refusal_counts_the_refusal_apart() -> None:
+    """A 429 spends none of `retry`; a POST answered 429, then 500 (not retried: a POST) failed 'answered 500
+    Internal Server Error (after 2 attempts)', which reads as a 500 retried (found by an operator's trial of a
+    batch send against a local API that answers 429 with Retry-After, then 500). The refusal is said apart."""
+    def answers(*statuses: int) -> Any:
+        left = list(statuses)
+
+        def handler(req: Request) -> tuple[int, dict[str, str], Any]:
+            status = left.pop(0) if left else 200
+            return status, {"Retry-After": "0"} if status == 429 else {}, {"error": "boom"}
+        return handler
+
+    with FakeApi() as api:
+        api.route("POST", "/items", answers(429, 500))
+        api.route("GET", "/down", answers(429, 503, 503))
+        posted = run('use api = http(base_url: env.API, retry: 2)\nsend {id: 1} to api.post("/items")', api)
+        assert posted.error is not None and api.count("POST", "/items") == 2
+        assert "answered 500 Internal Server Error (after 2 attempts, 1 refused for the rate limit): " \
+            in posted.error.message, posted.error.message
+        got = run('use api = http(base_url: env.API, retry: 2)\ncall api.get("/down")', api)
+        assert got.error is not None and api.count("GET", "/down") == 3
+        assert "answered 503 Service Unavailable (after 3 attempts, 1 refused for the rate limit): " \
+            in got.error.message, got.error.message
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
 def test_client_errors_are_not_retried(status: int) -> None:
     with FakeApi() as api:

@@ -427,7 +427,7 @@ class HttpClient:
                                       f"{e.message}; attempt {attempt - refusals} of {policy.attempts}", method, url)
                     continue
                 err = HttpError(self.services.mask(f"{method} {shown(url, self.services.mask)} failed: {e.message}")
-                                + (f" (after {attempt} attempts)" if attempt > 1 else "")
+                                + tries(attempt, refusals)
                                 + (f" (the API has not answered for {away:.0f} s)" if away >= AWAY_AFTER else ""),
                                 status=None, method=method, url=shown(url, self.services.mask))
                 err.uncertain = e.sent and repeat_may_duplicate(method, keyed)  # sent: it may have arrived
@@ -487,11 +487,11 @@ class HttpClient:
                 self.note_credentials(method, url, response)
             if response.status in RETRY_STATUSES and response.status != 429 and repeat_may_duplicate(method, keyed):
                 # a gateway's answer (the work may have been done behind it): not repeated, and uncertain
-                err = self.error(method, response.url, response, f" (after {attempt} attempts)" if attempt > 1 else "")
+                err = self.error(method, response.url, response, tries(attempt, refusals))
                 err.uncertain = True
                 raise err
             if attempt > 1:  # say it was retried, not only how it ended (a 2xx returned above)
-                raise self.error(method, response.url, response, f" (after {attempt} attempts)")
+                raise self.error(method, response.url, response, tries(attempt, refusals))
             value = self.decode(method, response)
             return Answer(value, response) if whole else value
 
@@ -718,3 +718,11 @@ def _not_utf(body: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+def tries(attempt: int, refusals: int) -> str:
+    """How many times a request that failed was sent, for its error: the refusals for the rate limit, which spend
+    none of `retry`, said apart (a 429 then a 500 said 'after 2 attempts' of a POST the 500 was not retried for)."""
+    if refusals:
+        return f" (after {attempt} attempts, {refusals} refused for the rate limit)"
+    return f" (after {attempt} attempts)" if attempt > 1 else ""
