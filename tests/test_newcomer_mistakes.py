@@ -81,3 +81,33 @@ def test_a_missing_end_inside_a_loop_is_named_by_the_indentation(tmp_path: Path)
     # no indentation: nothing to go by, no guess
     stderr = check(tmp_path, "for each x in [1]\nif x > 0\nemit x\nend\n")
     assert "expected `end` to close `for each` opened at 1:1" in stderr and "lines up" not in stderr
+
+
+def test_another_http_clients_argument_names_are_refused_by_check_with_flowlangs(tmp_path: Path) -> None:
+    """`api.get("/customers", params: {...})` (Python's requests) and `json:` passed flowlang check and failed
+    the run with "the path '/customers' has no {params} to fill": a keyword that is no request option fills a
+    placeholder of the path, and a constant path's placeholders are known before the run."""
+    stderr = check(tmp_path, 'use api = http(base_url: "http://127.0.0.1:9")\n'
+                             'call api.get("/customers", params: {email: "a@x.com"}) as c\n'
+                             'send {a: 1} to api.post("/contacts", json: {a: 1})\n'
+                             "call api.get('/customers/{id}', id: 1, page: 2) as d\n"
+                             "send {id: 1} to api.patch('/customers/{id}')\n")
+    assert ("f.flow:2:28: error: get(): params: is no argument of a request: the path '/customers' has no "
+            "{params} to fill (its placeholders: none; the request options: query, headers, body, form, pages, "
+            "timeout, idempotency_key)") in stderr, stderr
+    assert "= hint: did you mean query:? (the query string: query: {NAME: ...})" in stderr
+    assert "f.flow:3:38: error: post(): json: is no argument of a request" in stderr
+    assert '= hint: a send sends its record as the body: send {...} to api.post("/path")' in stderr
+    assert "f.flow:4:40: error: get(): page: is no argument of a request" in stderr
+    assert "= hint: did you mean the query parameter page? query: {page: ...}" in stderr
+    assert "f.flow:5:" not in stderr  # {id} filled from the record
+
+
+def test_a_computed_paths_unknown_argument_gets_the_hint_at_the_run(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text('use api = http(base_url: "http://127.0.0.1:9")\nlet p = "/customers"\n'
+                                     'call api.get(p, params: {email: "a"}) as c\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1
+    assert ("f.flow:3:6: error: params: is no argument of a request: the path '/customers' has no {params} to fill "
+            "(its placeholders: none; the request options: query, headers, body, form, pages, timeout, "
+            "idempotency_key); did you mean query:?") in result.stderr, result.stderr

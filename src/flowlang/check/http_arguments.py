@@ -10,7 +10,7 @@ from flowlang import ast
 from flowlang.check.constants import constant_value
 from flowlang.diagnostics import Diagnostic
 from flowlang.errors import FlowRuntimeError
-from flowlang.source import Source
+from flowlang.source import Source, Span
 
 
 def _kind(expr: ast.Expr) -> str | None:
@@ -38,6 +38,16 @@ def argument_diagnostics(op: str, args: tuple[ast.Expr, ...], kwargs: tuple[ast.
     if path is not None and kind not in (None, "string"):
         found.append(Diagnostic("http-argument", f"{op}() needs the path as a string, got {kind}", source, path.span))
     found += mapping_diagnostics(kwargs, source)
+    if isinstance(path, ast.Literal) and isinstance(path.value, str):
+        from flowlang.connectors.http.connection import REQUEST_OPTIONS, unfilled_problem
+        from flowlang.connectors.http.urls import placeholders
+
+        names = placeholders(path.value)
+        for k in kwargs:  # a keyword that is no request option fills a {placeholder}: the run refuses one it lacks
+            if k.name not in REQUEST_OPTIONS and k.name != "path" and k.name not in names:
+                message, hint = unfilled_problem(path.value, k.name, names, sending)
+                found.append(Diagnostic("http-argument", f"{op}(): {message}", source,
+                                        Span(k.span.start, k.span.start + len(k.name)), hint))
     if "timeout" in given:
         known, value = constant_value(given["timeout"].value)
         if known:

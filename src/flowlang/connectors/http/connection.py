@@ -39,15 +39,47 @@ def split_request(op: str, args: list[Value], kwargs: dict[str, Value]) -> tuple
     return path, options, templates
 
 
+# the names other HTTP clients give the request options (Python's requests and httpx, axios, fetch, n8n), and
+# the query parameters of pagination written as arguments (`page: 2`)
+OTHER_CLIENTS = {"params": "query", "query_params": "query", "qs": "query", "querystring": "query",
+                 "query_string": "query", "search_params": "query", "searchParams": "query", "json": "body",
+                 "data": "body", "payload": "body", "content": "body", "header": "headers",
+                 "pagination": "pages", "paginate": "pages", "idempotency": "idempotency_key",
+                 "idempotencyKey": "idempotency_key", "form_data": "form", "page": "query", "per_page": "query",
+                 "limit": "query", "offset": "query", "cursor": "query", "page_size": "query"}
+OPTION_SHAPES = {"query": "the query string: query: {NAME: ...}", "body": "the JSON body: body: {...}",
+                 "headers": "headers: {\"X-Key\": k}", "pages": "pagination: pages: {style: \"page\", ...}",
+                 "form": "form fields: form: {a: 1}", "idempotency_key": "idempotency_key: \"order-{o.id}\""}
+
+
+def unfilled_problem(path: str, name: str, names: list[str], sending: bool = False) -> tuple[str, str | None]:
+    """(message, hint) of a keyword argument `name` of a request that is no request option and no
+    placeholder of `path` (`api.get("/customers", params: {...})`, as Python's requests names the query),
+    for the run and `flowlang check`."""
+    from flowlang.diagnostics import closest
+
+    message = (f"{name}: is no argument of a request: the path {path!r} has no {{{name}}} to fill (its "
+               f"placeholders: {', '.join(names) or 'none'}; the request options: {', '.join(REQUEST_KEYS)})")
+    meant = OTHER_CLIENTS.get(name) or closest(name, [*REQUEST_KEYS, *names])
+    if meant is None:
+        return message, None
+    if meant == "body" and sending:
+        return message, "a send sends its record as the body: send {...} to api.post(\"/path\")"
+    if meant == "query" and name in OTHER_CLIENTS and OTHER_CLIENTS[name] == "query" and name not in (
+            "params", "query_params", "qs", "querystring", "query_string", "search_params", "searchParams"):
+        return message, f"did you mean the query parameter {name}? query: {{{name}: ...}}"
+    shape = f" ({OPTION_SHAPES[meant]})" if meant in OPTION_SHAPES else ""
+    return message, f"did you mean {meant}:?{shape}"
+
+
 def fill_path(path: str, templates: Mapping[str, Any], record: Any = None, dry_run: bool = False) -> str:
     if not templates and "{" not in path:
         return path
     names = placeholders(path)
     extra = [k for k in templates if k not in names]
     if extra:
-        raise FlowRuntimeError(f"the path {path!r} has no {{{extra[0]}}} to fill (its placeholders: "
-                               f"{', '.join(names) or 'none'}; request options: {', '.join(REQUEST_KEYS)})",
-                               "connector")
+        message, hint = unfilled_problem(path, extra[0], names)
+        raise FlowRuntimeError(message if hint is None else f"{message}; {hint}", "connector")
     if not names:
         return path
     values = dict(record) if isinstance(record, dict) else {}
