@@ -21,6 +21,19 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
 from flowlang.runtime.limits import VALUE_ITEMS, ValueTooLarge
 
+
+def _load_c_walk() -> Callable[[Any, frozenset[type], type[Decimal], int], bool] | None:
+    """The input check's walk in C, built at install where a C compiler is (hatch_build.py); None where
+    it was not built, and the same walk in Python (is_plain_in_python) is used."""
+    try:
+        from flowlang._plain import is_plain as walk
+    except ImportError:
+        return None
+    return walk
+
+
+_c_is_plain = _load_c_walk()
+
 NUMBER_TYPES = (int, Decimal)
 Value = Any  # a flowlang value (see the module docstring)
 
@@ -513,9 +526,9 @@ def _key_repr(key: Any) -> str:
     return repr(key) if type(key) in (str, int, bool, float) or key is None else f"{type(key).__name__} {key!r}"
 
 
-def is_plain(value: Any) -> bool:
+def is_plain_in_python(value: Any) -> bool:
     """True when a dict or list holds only values flowlang uses as they are, under text keys (a fast,
-    flat walk)."""
+    flat walk). flowlang._plain is the same walk in C, used by is_plain where it was built."""
     stack = [value]
     pop = stack.pop
     push = stack.append
@@ -557,6 +570,21 @@ def is_plain(value: Any) -> bool:
                 elif tx not in plain:
                     return False
     return True
+
+
+def _choose_walk() -> Callable[[Any], bool]:
+    walk = _c_is_plain
+    if walk is None:
+        return is_plain_in_python
+
+    def is_plain_in_c(value: Any) -> bool:
+        """True when a dict or list holds only values flowlang uses as they are (the walk in C)."""
+        return walk(value, _PLAIN, Decimal, _BIG_BITS)
+
+    return is_plain_in_c
+
+
+is_plain = _choose_walk()  # what from_python asks
 
 
 def _not_finite(value: Any) -> str:
