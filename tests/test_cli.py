@@ -125,6 +125,24 @@ def test_a_value_that_looks_like_json_but_is_not_is_refused(tmp_path: Path) -> N
     assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"] == {"since": "2024-05-01"}
 
 
+def test_a_state_or_record_set_too_deep_to_keep_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """`flowlang state --set` or `edit --set` of a path 3,000 names long (`z.x.x....d=1`, a script's loop
+    gone wrong) ended in 'internal error: RecursionError ... this is a bug in flowlang' as the value was
+    encoded for the store, after a job of kind state (status ok) was recorded for a change never made."""
+    write(tmp_path, "f.flow", 'flow "F"\nfor each r in [{id: 1}]\n  fail "x"\nend\n')
+    assert cli("run", "f.flow", cwd=tmp_path).status == 3
+    deep = "z." + "x." * 3000 + "d"
+    for args in (("state", "f.flow", "--set", f"{deep}=1"), ("edit", "f.flow", "1", "--set", f"{deep}=1")):
+        proc = cli(*args, "--log-format", "text", cwd=tmp_path)
+        assert proc.status == 2, (args[0], proc.stderr[-300:])
+        assert "would nest more than a few hundred levels deep" in proc.stderr and "nothing was changed" in proc.stderr
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads(cli("state", "f.flow", cwd=tmp_path).stdout)["state"] == {}
+    assert [j["kind"] for j in lines(cli("jobs", "f.flow", "--json", cwd=tmp_path).stdout)] == ["run"]
+    error = json.loads(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)
+    assert error["record"] == {"id": 1} and not error.get("history")
+
+
 def test_check_many_files(tmp_path: Path) -> None:
     write(tmp_path, "good.flow", "emit 1\n")
     write(tmp_path, "bad.flow", "emit x\n")

@@ -369,6 +369,18 @@ def set_path(target: Any, path: str, value: Any, unset: bool = False) -> Any:
     return target
 
 
+def storable(value: Any, what: str) -> None:
+    """Refuse a value edited by --set that the store cannot encode (nested hundreds of levels deep: a
+    path of thousands of names, or a JSON value of thousands of brackets), before a job is recorded.
+    Before, the RecursionError of the encoding ended the command as 'internal error ... a bug in
+    flowlang', after a job of the change (status ok) was recorded for a change never made."""
+    try:
+        dumps_stored(value)
+    except (JsonDataError, RecursionError):
+        raise UsageError(f"{what} would nest more than a few hundred levels deep (lists or objects inside "
+                         "each other), which the store cannot keep: nothing was changed") from None
+
+
 def assignments(items: list[str], option: str) -> list[tuple[str, Any]]:
     out = []
     for item in items:
@@ -397,6 +409,7 @@ def cmd_edit(args: argparse.Namespace, terminal: Terminal) -> int:
             record = set_path(record, path, value)
         for path in unsets:
             record = set_path(record, path, None, unset=True)
+        storable(record, f"the record of error #{args.id}")
         job = made_job(terminal, store.admin_job(key, "edit", f"edited the record of error {args.id}"))
         store.edit_record(args.id, record, job)
     terminal.out(f"#{args.id} record: {dumps(record)}")
@@ -505,6 +518,8 @@ def change_state(store: Store, key: str, args: argparse.Namespace, sets: list[tu
     if args.last_success_at is not None:
         what.append(f"last_success_at = {success_at}")
     state = changed_state(store, key, sets, unsets) if (sets or unsets) and not args.reset else None
+    if state is not None:
+        storable(state, "the state")
     job = made_job(terminal, store.admin_job(key, "state", "; ".join(what), success_at))
     if args.reset:
         store.replace_state(key, None, job)
