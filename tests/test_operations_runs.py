@@ -600,7 +600,8 @@ def test_json_logs_of_a_flow_that_does_not_check_carry_its_flow_name_line(tmp_pa
     flow's name missed the one night it did not check (found by an operator's trial of OPERATIONS.md 10)."""
     text = 'flow "Nightly orders"\nfor each r in [1]\n  emit lower(emial)\nend\n'
     write(tmp_path, "nightly.flow", text)
-    for command in (("run", "nightly.flow"), ("plan", "nightly.flow"), ("retry", "nightly.flow"), ("run", "-")):
+    for command in (("run", "nightly.flow"), ("plan", "nightly.flow"), ("retry", "nightly.flow"), ("run", "-"),
+                    ("test", "nightly.flow", "--cassette", ".")):
         proc = cli(*command, "--log-format", "json", cwd=tmp_path, stdin=text if command[1] == "-" else None)
         assert proc.returncode == 2, (command, proc.stderr)
         entries = [json.loads(x) for x in proc.stderr.splitlines()]

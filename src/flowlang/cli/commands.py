@@ -50,7 +50,7 @@ def load_flow(file: str, terminal: Terminal, resume: bool = False) -> Flow:
     `flow "Name"` line it may not use what is kept under its name, cli/stdin_flow.py). Log lines
     carry the flow's name from here on, the mistakes found in it before it runs too (OPERATIONS.md 10)."""
     from flowlang.cli.stdin_flow import refuse_unnamed_kept
-    from flowlang.cli.store_commands import declared_name
+    from flowlang.cli.store_commands import declared_name, logged_name
 
     if file == "-":
         text = terminal.read_stdin()
@@ -59,11 +59,7 @@ def load_flow(file: str, terminal: Terminal, resume: bool = False) -> Flow:
         flow = compile(text, name="<stdin>", bindings=())
         refuse_unnamed_kept(flow.module, resume)
         return flow
-    try:
-        named = declared_name(Path(file).read_text(encoding="utf-8", errors="replace"))
-    except OSError:  # a missing file: said by load
-        named = None
-    terminal.context = {"flow": named or Path(file).stem, "job_id": None}
+    terminal.context = {"flow": logged_name(Path(file)), "job_id": None}
     return load(file, bindings=())
 
 

@@ -69,6 +69,16 @@ def declared_name(text: str) -> str | None:
     return next((s.name for s in module.statements if isinstance(s, FlowDecl)), None)
 
 
+def logged_name(file: Path) -> str:
+    """The flow a file's log lines carry before it is loaded, also when it does not check (OPERATIONS.md 10):
+    its `flow "Name"`, as its jobs and errors are kept under it, else its stem."""
+    try:
+        named = declared_name(file.read_text(encoding="utf-8", errors="replace"))
+    except OSError:  # a missing file: said where it is loaded
+        named = None
+    return named or file.stem
+
+
 def state_folder(file: str, state_dir: str | None) -> Path:
     from flowlang.runtime.state_folder import state_dir_in
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from flowlang.cli.console import Terminal
 from flowlang.cli.options import parse_params
 from flowlang.cli.signals import run_async_command
+from flowlang.cli.store_commands import logged_name
 from flowlang.errors import ScriptError, UsageError
 from flowlang.status import ExitStatus
 from flowlang.testing.suite import ReplayCase, ReplayOutcome, discover, run_case_async
@@ -72,7 +73,7 @@ def run_tests(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(f"FAIL {case.name}")
             terminal.out("  " + case.problem.replace("\n", "\n  "))
             continue
-        terminal.context = {"flow": case.flow.stem, "job_id": None}  # what its JSON log lines carry
+        terminal.context = {"flow": logged_name(case.flow), "job_id": None}  # what its JSON log lines carry
         try:
             outcome = run_async_command(run_case_async(case, args.update))
         except (UsageError, ScriptError) as e:
