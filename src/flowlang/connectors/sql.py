@@ -25,7 +25,7 @@ from flowlang.connectors.sql_cancel import Call, Interrupter, log
 from flowlang.connectors.sql_keys import STOPPED, check_upsert_key, collision_message, guarded_update, no_unique_key
 from flowlang.connectors.sql_literals import literal_colons
 from flowlang.connectors.sql_pg_loaders import register_loaders
-from flowlang.connectors.sql_pool_logs import logging_name, quiet
+from flowlang.connectors.sql_pool_logs import logging_name, ours, quiet
 from flowlang.connectors.sql_reconnect import (
     OutcomeUnknown,
     Reconnect,
@@ -483,6 +483,7 @@ class SqlConnection(Connection):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, zone))
             if self.dialect == "postgresql":
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: register_loaders(dbapi))
+                sa.event.listen(self._engine, "connect", lambda dbapi, _record: ours(dbapi))
             if self.dialect in ("postgresql", "mysql", "mariadb"):
                 sa.event.listen(self._engine, "checkout", _let_closed_go)
             elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):

@@ -12,6 +12,8 @@ a traceback (--debug logs the traceback too); a host program's own pools are lef
 from __future__ import annotations
 
 import logging
+import weakref
+from typing import Any
 
 from flowlang.connectors.sql_cancel import log
 
@@ -53,3 +55,38 @@ def quiet(pool_logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | 
     logger = getattr(pool_logger, "logger", pool_logger)  # an echo flag makes it an InstanceLogger
     if isinstance(logger, logging.Logger) and _LINES not in logger.filters:
         logger.addFilter(_LINES)
+
+
+# psycopg's connections of flowlang's engines (each added as it is made): the pipeline lines of these only
+_OURS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+class PipelineLines(logging.Filter):
+    """On psycopg's logger. psycopg writes a batch (executemany) in pipeline mode; a row the database refuses
+    leaves the pipeline with answers still to come, and as the error goes up psycopg logs a warning of its
+    internals beside it ('error ignored terminating <psycopg.Pipeline [INERROR, pipeline=ON] (host=...) at
+    0x7f...>: pipeline aborted'), in one failed batch of two or so. The error itself fails the records (a
+    batch is written again row by row): of a connection of flowlang's the line says nothing more, and it is
+    a debug line of flowlang's logger. Other programs' connections are left as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and args and str(record.msg).startswith("error ignored ")):
+            return True
+        pipeline = args[0]
+        if "Pipeline" not in type(pipeline).__name__ or getattr(pipeline, "_conn", None) not in _OURS:
+            return True
+        log.debug("psycopg's pipeline was left after an error (the error is the write's): %s",
+                  args[-1] if len(args) > 1 else "")
+        return False
+
+
+_PIPELINES = PipelineLines()
+
+
+def ours(psycopg_connection: Any) -> None:
+    """A psycopg connection of one of flowlang's engines: its pipeline's lines are flowlang's debug lines."""
+    _OURS.add(psycopg_connection)
+    logger = logging.getLogger("psycopg")
+    if _PIPELINES not in logger.filters:
+        logger.addFilter(_PIPELINES)
