@@ -1781,3 +1781,35 @@ emit found[0].n
         assert "violates not-null constraint" in ran.stderr
         assert "Pipeline" not in ran.stderr and "error ignored" not in ran.stderr, ran.stderr
 
+
+def test_a_mariadb_url_option_the_driver_refuses_is_said_in_the_url_s_terms(tmp_path: Path, mariadb: str) -> None:
+    """PyMySQL takes each option of the URL as a keyword argument, and a wrong one failed with Python's words:
+    'db: TypeError: Connection.__init__() got an unexpected keyword argument ...', 'db: AttributeError:
+    'NoneType' object has no attribute 'encoding'' (charset=utf-8), 'db: FileNotFoundError: [Errno 2] No such
+    file or directory' (which file not said); a port that is no number 'invalid literal for int() with base
+    10'. Each names the option now, and the password stays masked."""
+    user, _, rest = mariadb.partition("@")
+    base = mariadb if ":" in user.partition("://")[2] else f"{user}:Sekr3tPW@{rest}"  # refused before connecting
+    said = {
+        "?chraset=utf8mb4": "the URL's option chraset (?chraset=...) is no connection option of MySQL/MariaDB's "
+                            "driver (PyMySQL): is charset meant?",
+        "?charset=utf-8": "the URL's charset=utf-8 is no character set MySQL/MariaDB knows: charset=utf8mb4 holds "
+                          "every character",
+        "?ssl_ca=/no/such/ca.pem": "the URL's ssl_ca=/no/such/ca.pem: there is no such file",
+        "?connect_timeout=ten": "the URL's connect_timeout= must be a whole number, got 'ten'",
+        "?local_infile=maybe": "the URL's local_infile= must be true or false, got 'maybe'",
+    }
+    for option, words in said.items():
+        (tmp_path / "f.flow").write_text('use db = sql(url: secret.DB_URL)\ncall db.query("select 1 as x") as r\n'
+                                         "emit r\n")
+        ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path, env={"DB_URL": base + option})
+        assert ran.status == 1, ran.stdout
+        assert words in ran.stderr and "Error" not in ran.stderr and "Sekr3tPW" not in ran.stderr, ran.stderr
+    port = base.rsplit(":", 1)[1].split("/")[0]
+    (tmp_path / "f.flow").write_text(f'use db = sql(url: "{base.replace(port, "33o6")}")\n'
+                                     'call db.query("select 1 as x") as r\nemit r\n')
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert "db: cannot use the database URL: its port must be a whole number, got '33o6'" in ran.stderr, ran.stderr
+    (tmp_path / "f.flow").write_text(f'use db = sql(url: "{mariadb}?charset=utf8mb4&connect_timeout=5")\n'
+                                     'call db.query("select 1 as x") as r\nemit r\n')
+    assert cli("run", "f.flow", "--log-format", "text", cwd=tmp_path).stdout == '{"x":1}\n'

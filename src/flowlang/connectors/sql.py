@@ -34,6 +34,7 @@ from flowlang.connectors.sql_reconnect import (
     outcome_unknown_message,
     still_away_message,
 )
+from flowlang.connectors.sql_url_options import mysql_options_problem, port_problem
 from flowlang.diagnostics import unencodable
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime.blob import Blob
@@ -470,13 +471,16 @@ class SqlConnection(Connection):
     def engine(self) -> Any:
         if self._engine is None:
             sa = _sqlalchemy()
+            self._check_options(sa)
             try:
                 self._engine = sa.create_engine(self.url, json_deserializer=loads, **self._connect_args(sa),
                                                 pool_logging_name=logging_name(self.name))
             except (ImportError, ModuleNotFoundError) as e:
                 raise FlowRuntimeError(missing_driver(self.dialect, e), "connector") from None
             except Exception as e:
-                raise FlowRuntimeError(f"cannot use the database URL: {e}", "connector") from None
+                said = (port_problem(sa, self.url, e) if isinstance(e, ValueError) else None) or str(e)
+                raise FlowRuntimeError(self.services.mask(f"{self.name}: cannot use the database URL: {said}"),
+                                       "connector") from None
             quiet(self._engine.pool.logger)  # its troubles are flowlang's lines, not tracebacks (sql_pool_logs)
             zone = SESSION_START.get(self.dialect)
             if zone:
@@ -489,6 +493,18 @@ class SqlConnection(Connection):
             elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine
+
+    def _check_options(self, sa: Any) -> None:
+        """The URL's options PyMySQL would refuse in Python's words, said in the URL's (sql_url_options)."""
+        if self.dialect not in ("mysql", "mariadb"):
+            return
+        try:
+            url = sa.engine.make_url(self.url)
+        except Exception:
+            return  # create_engine says what is wrong with it
+        problem = mysql_options_problem(dict(url.query)) if url.get_driver_name() == "pymysql" else None
+        if problem is not None:
+            raise FlowRuntimeError(self.services.mask(f"{self.name}: {problem}"), "connector")
 
     def _connect_args(self, sa: Any) -> dict[str, Any]:
         """PyMySQL sends a password given as text in latin-1, so a non-ASCII one (`straße`, set by a client
