@@ -642,3 +642,30 @@ def test_a_gzip_delivery_is_verified_on_the_bytes_as_they_came(tmp_path: Path) -
         status, answer = post(serve, b"not gzip", b"not gzip", "gzip", "d7")
         assert status == 400 and "compressed encoding" in answer["error"], answer
         assert serve.terminate() == 0
+
+
+def test_the_runs_of_serve_keep_to_a_connections_rate_limit_together(tmp_path: Path) -> None:
+    """`rate_limit: "2/3s"` on the API a webhook flow sends each delivery to: each delivery's run opened
+    a limiter of its own, so five deliveries sent their five requests within a fraction of a second (the
+    API saw 5 in a window that allows 2). The connections of serve's runs to the same API with the same
+    credentials and rate share one limiter: no 3 requests in any 3 s, starts spaced."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "paced.flow").write_text(
+        'flow "paced"\n'
+        'trigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"))\n'
+        'use api = http(base_url: env.API, auth: bearer(secret.API_TOKEN), rate_limit: "2/3s")\n'
+        'send {n: input.n} to api.post("/events")\n')
+    with FakeApi() as api:
+        api.route("POST", "/events", lambda req: (201, {}, {"ok": True}))
+        env = {"HOOK_TOKEN": "hook-token-123456", "API_TOKEN": "api-token-123456", "API": api.url}
+        with ServeProcess(folder, env=env) as serve:
+            for n in range(5):
+                status, _, _ = serve.post("/hooks/paced", json.dumps({"n": n}).encode(),
+                                          {"X-Token": "hook-token-123456"})
+                assert status == 202
+            wait_for(lambda: len(api.requests) == 5, timeout=60, what="five requests")
+        times = [r.at for r in api.requests]
+        assert [r.body["n"] for r in api.requests] == [0, 1, 2, 3, 4]
+    assert all(times[i + 1] - times[i] >= 0.75 for i in range(4)), times  # spaced (1.5 s at the start), no burst
+    assert all(times[i + 2] - times[i] >= 3.0 for i in range(3)), times  # never 3 in a 3 s window

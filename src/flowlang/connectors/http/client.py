@@ -19,7 +19,7 @@ from flowlang.connectors.http.auth import NO_AUTH, Auth, RequestAuth, token_erro
 from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import HostGuard
 from flowlang.connectors.http.pace import MIN_RATE, Pace, Refusing
-from flowlang.connectors.http.ratelimit import RateLimiter, Ticket
+from flowlang.connectors.http.ratelimit import RateLimiter, Ticket, shared
 from flowlang.connectors.http.retry import (
     RETRY_STATUSES,
     RetryPolicy,
@@ -190,6 +190,10 @@ def hop_headers(headers: dict[str, str], auth: RequestAuth) -> dict[str, str]:
     return {k: v for k, v in send.items() if v} if send else send
 
 
+def revealed(value: Any) -> str:
+    return value.reveal() if isinstance(value, Secret) else str(value)
+
+
 class RequestMeter:
     """A connection's rate limit, its pace (learnt from rate-limit refusals), traffic counts and the run's
     observer around each request on the wire (Transport.send calls it: no coroutine of the client's
@@ -285,6 +289,10 @@ class HttpClient:
                                    register_secret=services.register_secret)
         counter = getattr(services, "traffic_for", None)
         self.traffic: Traffic = counter(name) if counter is not None else Traffic()
+        # one limiter for the connections of this loop to the same API with the same credentials and rate:
+        # the runs of flowlang serve keep to the API's limit together
+        credentials = [*settings.auth.secrets(), *(f"{k.lower()}: {revealed(v)}" for k, v in settings.headers.items())]
+        settings.limiter = shared(settings.limiter, settings.base_url, credentials)
         if settings.limiter is not None:
             self.traffic.interval = settings.limiter.interval
         for secret in settings.auth.secrets():

@@ -4,7 +4,12 @@
 request N before it has *finished* at least T seconds ago (a sliding log of the last N requests), so
 no window of T seconds can hold N + 1 arrivals at the server, however long each request took on the
 way. On top of that, starts are spaced T/N apart, so there is no burst: "60/minute" is one request
-a second. Waiters go one at a time, first come first served."""
+a second. Waiters go one at a time, first come first served.
+
+The limit is the API's, not one run's: connections of the same rate to the same base URL with the same
+credentials share one limiter while their event loop runs (`shared`), so the runs of `flowlang serve`
+(each delivery and tick opens its connections anew, on serve's one loop of runs) keep to it together, as
+two such connections of one run do."""
 
 from __future__ import annotations
 
@@ -111,3 +116,39 @@ class RateLimiter:
     def release(self, ticket: Ticket) -> None:
         """The request has finished (answered, failed or cancelled)."""
         ticket.finish(self.clock())
+
+
+    def idle(self, now: float) -> bool:
+        """No request of it is in flight, and none it let through counts in a window ending now."""
+        return self._next <= now and all(t.finished is not None and t.finished + self.window <= now
+                                         for t in self._log)
+
+
+# (count, window, interval, base URL, credentials' digest) -> (the loop it runs on, the limiter)
+_SHARED: dict[tuple[Any, ...], tuple[asyncio.AbstractEventLoop, RateLimiter]] = {}
+
+
+def shared(limiter: RateLimiter | None, base_url: str | None, credentials: list[str]) -> RateLimiter | None:
+    """The limiter a new connection takes: the one of an earlier connection of this event loop with the
+    same rate, base URL and credentials while any request it let through still counts, else `limiter`.
+    Before, each run of `flowlang serve` opened a limiter of its own: four deliveries of a flow whose
+    `rate_limit: "1/5s"` sent their four requests within 0.1 s."""
+    if limiter is None:
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return limiter
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(sorted(credentials)).encode("utf-8", "surrogatepass")).hexdigest()
+    key = (limiter.count, limiter.window, limiter.interval, base_url, digest)
+    now = limiter.clock()
+    for old, (its_loop, its) in list(_SHARED.items()):  # a closed loop's, and those nothing counts in any more
+        if its_loop.is_closed() or (old != key and its.clock is limiter.clock and its.idle(now)):
+            del _SHARED[old]
+    found = _SHARED.get(key)
+    if found is not None and found[0] is loop and found[1].clock is limiter.clock:
+        return found[1]
+    _SHARED[key] = (loop, limiter)
+    return limiter
