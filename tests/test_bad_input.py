@@ -126,6 +126,39 @@ def test_invalid_utf8_in_a_data_file_is_a_data_error(name: str, tmp_path: Path) 
     assert result.status == "failed" and result.error is not None and result.error.kind == "data"
 
 
+@pytest.mark.parametrize(("name", "encoding", "says"), [
+    ("excel.csv", "utf-16", 'a UTF-16 byte order mark (ff fe): it is UTF-16 text, not UTF-8; give encoding: "utf-16"'),
+    ("lines.jsonl", "utf-16", 'a UTF-16 byte order mark (ff fe)'),
+    ("wide.jsonl", "utf-32", 'a UTF-32 byte order mark (ff fe 00 00): it is UTF-32 text, not UTF-8; '
+                             'give encoding: "utf-32"'),
+    ("bare.csv", "utf-16-le", "every other byte of the file's start is a NUL byte (69 00 64 00 2c 00 6e 00 ...): "
+                              'it is UTF-16 text without a byte order mark, not UTF-8; give encoding: "utf-16-le"'),
+    ("bare.jsonl", "utf-16-be", 'without a byte order mark, not UTF-8; give encoding: "utf-16-be"'),
+])
+def test_a_utf16_file_read_as_utf8_says_which_encoding_to_give(name: str, encoding: str, says: str,
+                                                                 tmp_path: Path) -> None:
+    """A CSV that Excel saved as "Unicode Text" (UTF-16 with a byte order mark) failed 'the bytes ff fe are
+    not utf-8 text (give the file's encoding, e.g. encoding: "cp1252" or "latin-1")', a hint that reads it
+    as mojibake; without the mark, the NUL after each character is UTF-8, and the file was read without a
+    word into records such as {"i\\u0000d\\u0000": "\\u00001\\u0000"} (a JSON Lines file: a failed record a line)."""
+    text = "id,name\n1,café\n2,b\n" if name.endswith(".csv") else '{"id": 1, "name": "café"}\n{"id": 2, "name": "b"}\n'
+    (tmp_path / name).write_bytes(text.encode(encoding))
+    flow = 'use f = file(path: "{name}"{enc})\ncall f.read() as rows\nfor each r in rows\n  emit r.name\nend\n'
+    result = run_text(flow.format(name=name, enc=""), tmp_path)
+    assert result.status == "failed" and result.error is not None and result.error.kind == "data", result.errors
+    assert f"{name}: the file starts with {says}" in str(result.error) or says in str(result.error), str(result.error)
+    assert result.outputs == [] and result.errors == []
+    read = run_text(flow.format(name=name, enc=f', encoding: "{encoding}"'), tmp_path)
+    assert read.ok and read.outputs == ["café", "b"], (read.error, read.errors)
+
+
+def test_a_nul_inside_a_utf8_files_cell_is_still_read(tmp_path: Path) -> None:
+    (tmp_path / "n.csv").write_bytes(b"id,name\n1,a\x00b\n")
+    result = run_text('use f = file(path: "n.csv")\ncall f.read() as rows\nfor each r in rows\n  emit r.name\nend\n',
+                      tmp_path)
+    assert result.ok and result.outputs == ["a\x00b"]
+
+
 def test_a_nul_in_a_file_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ScriptError, match="NUL"):  # a constant, by check
         run_text('use f = file(path: "a\\u0000b.json")\ncall f.read() as rows\nemit list(rows)\n', tmp_path)

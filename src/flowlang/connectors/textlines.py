@@ -54,6 +54,33 @@ def bad_bytes_message(name: str, line: int, data: bytes, encoding: str) -> str:
             f'encoding, e.g. encoding: "cp1252" or "latin-1")')
 
 
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+               (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def wide_text(head: bytes) -> str | None:
+    """Why the start of a file read as UTF-8 is UTF-16 or UTF-32 text, or None. Excel's "Unicode Text",
+    PowerShell 5's `>` and many Windows tools save UTF-16 with a byte order mark: it failed as 'the bytes
+    ff fe are not utf-8 text (give the file's encoding, e.g. encoding: "cp1252" or "latin-1")', a hint
+    that gives mojibake; without the mark its bytes are UTF-8 with a NUL after each character, read
+    without a word into records such as {"i\u0000d\u0000": ...}."""
+    for bom, encoding in _WIDE_BOMS:
+        if head.startswith(bom):
+            return (f"the file starts with a {encoding.upper()} byte order mark ({bom.hex(' ')}): it is "
+                    f'{encoding.upper()} text, not UTF-8; give encoding: "{encoding}"')
+    probe = head[:64]
+    if len(probe) >= 8 and probe.count(0) * 2 >= len(probe) - 1:
+        if all(b == 0 for b in probe[1::2]) and all(probe[0::2]):
+            encoding = "utf-16-le"
+        elif all(b == 0 for b in probe[0::2]) and all(probe[1::2]):
+            encoding = "utf-16-be"
+        else:
+            return None
+        return (f"every other byte of the file's start is a NUL byte ({probe[:8].hex(' ')} ...): it is UTF-16 "
+                f'text without a byte order mark, not UTF-8; give encoding: "{encoding}"')
+    return None
+
+
 def lines(fh: IO[bytes], encoding: str, name: str) -> Iterator[str]:
     """The file's lines, each with its "\\n" (the last one may have none); a bad byte is a data error
     (raised once the lines before it are given)."""
@@ -70,11 +97,19 @@ def line_chunks(fh: IO[bytes], encoding: str, name: str, state: LineState | None
     if not splits_on_newline_bytes(encoding):  # UTF-16/32: a newline is more than one byte
         yield from _whole(fh.read(), sig, encoding, name, state)
         return
+    head: bytes | None = fh.read(CHUNK)
+    if head and sig == "utf-8-sig":
+        wide = wide_text(head)
+        if wide is not None:
+            raise FlowRuntimeError(f"{name}: {wide}", "data")
     decoder = codecs.getincrementaldecoder(sig)(errors="strict")
     number = 0  # lines given
     rest: list[bytes] = []  # the start of a line that goes on in the next block
     while True:
-        block = fh.read(CHUNK)
+        if head is not None:
+            block, head = head, None
+        else:
+            block = fh.read(CHUNK)
         if not block:  # the end of the file: what is left is its last line, with no "\n"
             data, final, rest = b"".join(rest), True, []
         else:
