@@ -111,3 +111,45 @@ def test_a_computed_paths_unknown_argument_gets_the_hint_at_the_run(tmp_path: Pa
     assert ("f.flow:3:6: error: params: is no argument of a request: the path '/customers' has no {params} to fill "
             "(its placeholders: none; the request options: query, headers, body, form, pages, timeout, "
             "idempotency_key); did you mean query:?") in result.stderr, result.stderr
+
+
+def test_sql_values_marked_with_a_question_mark_or_given_in_a_list_are_said_with_flowlangs_named_params(
+        tmp_path: Path) -> None:
+    """Python's sqlite3 way, `db.query("... where code = ?", code)`, said "query() takes 1 positional argument,
+    got 2"; `params: [code]` passed check and failed each record ("params: must be an object of named
+    parameters, got list"); `?` with params: {...} failed each record with SQLite's "Incorrect number of
+    bindings supplied. The current statement uses 1, and there are 0 supplied."."""
+    named = "name each value in the SQL, where code = :code, and give it in params: {code: ...}"
+    stderr = check(tmp_path, 'use db = sql(url: "sqlite:///ref.db")\nfor each o in [{c: "NO"}]\n'
+                             '  lookup db.query("select name from countries where code = ?", o.c) as a\n'
+                             '  lookup db.query("select name from countries where code = ?", params: [o.c]) as b\n'
+                             '  lookup db.query("select name from countries where code = ?", params: {c: o.c}) as d\n'
+                             'end\n')
+    assert "f.flow:3:64: error: query() takes the SQL text, then its values as params: {...}, by name" in stderr
+    assert f"= hint: {named}" in stderr and "positional argument" not in stderr, stderr
+    assert "f.flow:3:19" not in stderr  # its ? is said by the line's one error
+    assert f"f.flow:4:72: error: params: must be an object of named parameters, got list: {named}" in stderr
+    assert f"f.flow:5:19: error: query(): the SQL marks a value with ?, which flowlang does not fill: {named}" in stderr
+    # on PostgreSQL `?` is an operator of jsonb; a ? in quoted text or a comment is no mark
+    (tmp_path / "g.flow").write_text('use pg = sql(url: "postgresql://u@127.0.0.1:9/db")\n'
+                                     'use db = sql(url: "sqlite:///ref.db")\n'
+                                     "call pg.query(\"select 1 where doc ? 'k'\") as a\n"
+                                     "call db.query(\"select '?' as q -- why?\") as b\n")
+    assert cli("check", "g.flow", cwd=tmp_path).status == 0
+    # the SQL known only at the run: said there, before the database is asked
+    import sqlite3
+    with sqlite3.connect(tmp_path / "ref.db") as conn:
+        conn.execute("create table countries (code text, name text)")
+        conn.execute("insert into countries values ('NO', 'Norway')")
+    (tmp_path / "h.flow").write_text('use db = sql(url: "sqlite:///ref.db")\nlet q = "select name from countries"\n'
+                                     'for each o in [{c: "NO"}]\n'
+                                     '  lookup db.query(q + " where code = ?", params: {c: o.c}) as a\n'
+                                     '  lookup db.query(q + " where code = :c", params: {c: o.c}) as b\n'
+                                     '  emit b.name\nend\n')
+    result = cli("run", "h.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 3 and "Incorrect number of bindings" not in result.stderr
+    assert f"h.flow:4:10: query(): the SQL marks a value with ?, which flowlang does not fill: {named}" in result.stderr
+    (tmp_path / "h.flow").write_text((tmp_path / "h.flow").read_text().replace(
+        '  lookup db.query(q + " where code = ?", params: {c: o.c}) as a\n', ""))
+    result = cli("run", "h.flow", "--quiet", cwd=tmp_path)
+    assert result.status == 0 and result.stdout == '"Norway"\n', result.stderr

@@ -221,7 +221,8 @@ call db.query("select 1 as a", params: null) as none
 """)
     result = cli("check", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert result.status == 2 and result.stderr.count("error:") == 3, result.stderr
-    for said in ("f.flow:2:42: error: params: must be an object of named parameters, got list\n",
+    for said in ("f.flow:2:42: error: params: must be an object of named parameters, got list: name each value in "
+                 "the SQL, where code = :code, and give it in params: {code: ...}\n",
                  "f.flow:3:57: error: query(): the SQL names :id, but params: has no id (it has idd: is idd meant "
                  "to be id?)\n",
                  "f.flow:4:17: error: execute(): the SQL names :id, but params: has no id (no params: given)\n"):

@@ -168,7 +168,15 @@ class Checker(StatementChecker):
         keywords = [k.name for k in op.kwargs]
         allowed = None if op_spec.keywords is None else [*op_spec.params, *op_spec.keywords]
         given = set(op_spec.params[:len(op.args)]) | set(keywords)
-        self.report_arguments(op_spec.name, op_spec.argument_problems(len(op.args), keywords), op.kwargs, allowed,
+        problems = op_spec.argument_problems(len(op.args), keywords)
+        if spec.name == "sql" and name in SQL_TEXT_OPERATIONS and len(op.args) > 1 and "params" not in keywords:
+            # `db.query("... where code = ?", code)`, as Python's sqlite3 takes its values: they go by name
+            from flowlang.connectors.sql import NAMED_PARAMETERS
+
+            problems = [p for p in problems if "positional argument" not in p]
+            self.error("arguments", f"{name}() takes the SQL text, then its values as params: {{...}}, by name",
+                       Span(op.args[1].span.start, op.args[-1].span.end), NAMED_PARAMETERS)
+        self.report_arguments(op_spec.name, problems, op.kwargs, allowed,
                               [r for r in op_spec.required if r not in given], op.span)
         self.resolution.op_specs[op] = op_spec
         if spec.name == "http":
@@ -193,7 +201,24 @@ class Checker(StatementChecker):
             mismatch = params_problem(name, sql, op.args[0].span, params) if known and isinstance(sql, str) else None
             if mismatch is not None:
                 self.error("sql-params", mismatch[0], mismatch[1])
+            dialect = self.sql_dialect(op.connection)
+            if mismatch is None and known and isinstance(sql, str) and dialect is not None and len(op.args) == 1:
+                from flowlang.connectors.sql import positional_marks_problem
+
+                marks = positional_marks_problem(name, sql, dialect)
+                if marks is not None:
+                    self.error("sql-params", marks, op.args[0].span)
         return op_spec
+
+    def sql_dialect(self, connection: str) -> str | None:
+        """The database of a sql connection whose url: is a constant ("sqlite:///x.db": sqlite), else None."""
+        use = next((u for u in self.checked.specs if u.name == connection), None)
+        url = next((k.value for k in use.kwargs if k.name == "url"), None) if use is not None else None
+        known, value = constant_value(url) if url is not None else (False, None)
+        if not known or not isinstance(value, str) or ":" not in value:
+            return None
+        scheme = value.split(":", 1)[0].split("+", 1)[0].lower()
+        return {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mariadb"}.get(scheme, "other")
 
     def path_template_hints(self, op: ast.Operation, since: int) -> None:
         """`api.get("/customers/{id}", id: 1)`: the double quotes read {id} as a variable (none there);

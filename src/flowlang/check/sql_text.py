@@ -61,6 +61,8 @@ def params_problem(op: str, sql: str, sql_span: Span, params: ast.Expr | None) -
     known, value = constant_value(params) if params is not None else (True, None)
     if known and value is not None and not isinstance(value, dict):
         return params_type_problem(value), params.span if params is not None else sql_span
+    if isinstance(params, ast.ListLit):  # `params: [o.code]`, as Python's sqlite3 takes them: a list either way
+        return params_type_problem([]), params.span
     if isinstance(params, ast.ObjectLit):
         for pair in params.pairs:
             if not (isinstance(pair.key, ast.Literal) and isinstance(pair.key.value, str)):

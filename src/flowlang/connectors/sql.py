@@ -230,9 +230,28 @@ def same_names(columns: list[str]) -> str | None:
     return None
 
 
+NAMED_PARAMETERS = "name each value in the SQL, where code = :code, and give it in params: {code: ...}"
+
+
 def params_type_problem(value: Value) -> str:
     """What query() and execute() say of a params: that is not an object (for `flowlang check` too)."""
-    return f"params: must be an object of named parameters, got {type_name(value)}"
+    said = f"params: must be an object of named parameters, got {type_name(value)}"
+    return f"{said}: {NAMED_PARAMETERS}" if isinstance(value, list | tuple) else said
+
+
+_QUOTED_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def positional_marks_problem(op: str, sql: str, dialect: str) -> str | None:
+    """What to say of SQL that marks its values with `?` (Python's sqlite3, JDBC, ODBC) on SQLite or MySQL,
+    where the database would take it for a parameter flowlang never gives ("Incorrect number of bindings
+    supplied. The current statement uses 1, and there are 0 supplied."): flowlang's parameters are named.
+    (On PostgreSQL `?` is an operator of jsonb.)"""
+    if "?" not in sql or dialect not in ("sqlite", "mysql", "mariadb"):
+        return None
+    if "?" not in _QUOTED_OR_COMMENT.sub(" ", sql):
+        return None
+    return f"{op}(): the SQL marks a value with ?, which flowlang does not fill: {NAMED_PARAMETERS}"
 
 
 def prepared_sql(sql: str, dialect: str) -> str:
@@ -539,11 +558,11 @@ class SqlConnection(Connection):
         return prepared_sql(sql, self.dialect)
 
     @staticmethod
-    def _check_params(op: str, sql: str, params: dict[str, Any]) -> None:
+    def _check_params(op: str, sql: str, params: dict[str, Any], dialect: str) -> None:
         """Each `:name` of the SQL (as SQLAlchemy reads it) must be given in params: before, a missing
         one was the driver's "StatementError: A value is required for bind parameter 'id' (Background
-        on this error at: https://sqlalche.me/...)"."""
-        problem = missing_params_problem(op, sql, params)
+        on this error at: https://sqlalche.me/...)"; a `?` is no parameter of flowlang's."""
+        problem = missing_params_problem(op, sql, params) or positional_marks_problem(op, sql, dialect)
         if problem is not None:
             raise FlowRuntimeError(problem, "connector")
 
@@ -551,12 +570,12 @@ class SqlConnection(Connection):
     async def invoke(self, op: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if op == "query":
             sql, params = self._sql(args, kwargs, op), self._params(kwargs.get("params"))
-            self._check_params(op, sql, params)
+            self._check_params(op, sql, params, self.dialect)
             return self._query(sql, params)
         if op == "execute":
             sql = self._sql(args, kwargs, op)
             params = self._params(kwargs.get("params"))
-            self._check_params(op, sql, params)
+            self._check_params(op, sql, params, self.dialect)
             if self.services.dry_run:
                 sent = sql.strip().replace("\\:", ":")  # as SQLAlchemy sends it (sql_literals)
                 self.services.log_dry_run(self.name, f"execute {cut(sent, 200, self.services.mask)}")
