@@ -5,6 +5,8 @@ uses it, refuses and converts as before whichever walk runs."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -107,3 +109,71 @@ def test_from_python_converts_what_the_walk_sends_it() -> None:
                                      "at": datetime(2024, 1, 1, tzinfo=UTC)}, {"ok": Decimal("2")}]
     plain = [{"a": [1, {"b": Decimal("2.5")}]}]
     assert from_python(plain) is plain  # used as it is, not copied
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """code in a Python of its own (a crash there fails the test instead of ending the test run)."""
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.skipif(_plain is None, reason="flowlang._plain is not built here (the test above checks which walk runs)")
+def test_the_c_walk_runs_no_python_code_of_a_metaclass() -> None:
+    # a class whose metaclass has its own __eq__ (here one that empties the list being walked): the
+    # frozenset lookup of the class ran it in the middle of the walk, which then read the emptied list
+    # (a segmentation fault); such a value is now sent to from_python, as any value not plain is
+    code = """if True:
+        from flowlang import _plain
+        from decimal import Decimal
+        from flowlang.runtime.values import _PLAIN, _BIG_BITS, from_python
+        walked = []
+        class Meta(type):
+            def __hash__(cls):
+                return hash(str)
+            def __eq__(cls, other):
+                walked.clear()
+                return True
+        class Odd(metaclass=Meta):
+            pass
+        walked.extend([Odd()] + [[{"x": 1}] for _ in range(100_000)])
+        print(_plain.is_plain(walked, _PLAIN, Decimal, _BIG_BITS))
+        class Plain(type):
+            pass
+        class Fine(metaclass=Plain):  # a metaclass of type's own __hash__ and __eq__: asked as before
+            pass
+        print(_plain.is_plain([Fine(), {"a": 1}], _PLAIN, Decimal, _BIG_BITS))
+        """
+    proc = run_python(code)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("walk", ["flowlang._plain", "is_plain_in_python"])
+def test_a_wide_cycle_ends_the_walk_in_bounded_memory(walk: str) -> None:
+    # a list holding itself 100 times: the walk's budget counted containers taken off its stack, each of
+    # which put 100 back, so the stack grew past the memory (MemoryError under 1 GB; tens of GB unbounded)
+    # before the budget ended it; it now counts the containers put on the stack
+    if walk == "flowlang._plain" and _plain is None:
+        pytest.skip("flowlang._plain is not built here")
+    code = f"""if True:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1_000_000_000, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        from decimal import Decimal
+        from flowlang.runtime import values
+        wide = []
+        wide.extend([wide] * 100)
+        if {walk!r} == "flowlang._plain":
+            from flowlang import _plain
+            print(_plain.is_plain(wide, values._PLAIN, Decimal, values._BIG_BITS))
+        else:
+            print(values.is_plain_in_python(wide))
+        try:
+            values.from_python(wide)
+        except ValueError as error:
+            print(error)
+        """
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["False", "the value nests too deeply"]

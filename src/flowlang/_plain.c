@@ -7,20 +7,28 @@
  * means "convert it in Python" (from_python), never "refused": the caller says what is wrong.
  *
  * No Python code runs during the walk (exact types only; Decimal's is_finite and int's bit_length are
- * C methods), so the borrowed references on the stack stay valid and nothing can change under it. */
+ * C methods; a value whose class's metaclass has its own __hash__ or __eq__, which the frozenset lookup
+ * would run, is sent to Python instead), so the borrowed references on the stack stay valid and nothing
+ * can change under it. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#define BUDGET 50000000 /* containers visited: a cyclic structure ends here (and from_python refuses it) */
+#define BUDGET 50000000 /* containers pushed: a cyclic structure ends here (and from_python refuses it), and
+                            * the stack stays below it however wide the cycle ([a] * 100 pushes 100 a pop) */
 
 typedef struct {
     PyObject **items;
     Py_ssize_t size;
     Py_ssize_t capacity;
+    long budget;
 } Stack;
 
+/* 1: pushed; 0: the budget is spent (convert it in Python); -1: an error is set. */
 static int push(Stack *stack, PyObject *item) {
+    if (--stack->budget < 0) {
+        return 0;
+    }
     if (stack->size == stack->capacity) {
         Py_ssize_t capacity = stack->capacity * 2;
         PyObject **items = PyMem_Realloc(stack->items, (size_t)capacity * sizeof(PyObject *));
@@ -32,7 +40,7 @@ static int push(Stack *stack, PyObject *item) {
         stack->capacity = capacity;
     }
     stack->items[stack->size++] = item;
-    return 0;
+    return 1;
 }
 
 /* 1: used as it is; 0: not (convert it in Python); -1: an error is set. Containers are pushed. */
@@ -60,7 +68,7 @@ static int check_value(PyObject *x, Stack *stack, PyObject *plain, PyTypeObject 
         return n < big_bits;
     }
     if (type == &PyDict_Type || type == &PyList_Type) {
-        return push(stack, x) < 0 ? -1 : 1;
+        return push(stack, x);
     }
     if (type == decimal) {
         PyObject *finite = PyObject_Vectorcall(is_finite, &x, 1, NULL);
@@ -70,6 +78,10 @@ static int check_value(PyObject *x, Stack *stack, PyObject *plain, PyTypeObject 
         int answer = PyObject_IsTrue(finite);
         Py_DECREF(finite);
         return answer;
+    }
+    PyTypeObject *meta = Py_TYPE(type);
+    if (meta->tp_hash != PyType_Type.tp_hash || meta->tp_richcompare != PyType_Type.tp_richcompare) {
+        return 0; /* the lookup would run the metaclass's Python code, which could change what is walked */
     }
     return PySet_Contains(plain, (PyObject *)type);
 }
@@ -97,19 +109,14 @@ static PyObject *is_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py
     if (is_finite == NULL) {
         return NULL;
     }
-    Stack stack = {PyMem_Malloc(64 * sizeof(PyObject *)), 0, 64};
+    Stack stack = {PyMem_Malloc(64 * sizeof(PyObject *)), 0, 64, BUDGET};
     if (stack.items == NULL) {
         Py_DECREF(is_finite);
         return PyErr_NoMemory();
     }
     stack.items[stack.size++] = value;
-    long budget = BUDGET;
     int answer = 1;
     while (stack.size > 0 && answer == 1) {
-        if (--budget < 0) {
-            answer = 0;
-            break;
-        }
         PyObject *container = stack.items[--stack.size];
         if (Py_TYPE(container) == &PyDict_Type) {
             Py_ssize_t pos = 0;

@@ -533,11 +533,8 @@ def is_plain_in_python(value: Any) -> bool:
     pop = stack.pop
     push = stack.append
     plain = _PLAIN
-    budget = 50_000_000  # containers visited; a cyclic structure ends here and is refused by from_python
-    while stack:
-        budget -= 1
-        if budget < 0:
-            return False
+    budget = 50_000_000  # containers pushed: a cyclic structure ends here (from_python refuses it), and the
+    while stack:         # stack stays below it however wide the cycle ([a] * 100 pushes 100 a pop)
         v = pop()
         if type(v) is dict:
             for k, x in v.items():
@@ -550,6 +547,9 @@ def is_plain_in_python(value: Any) -> bool:
                     if x.bit_length() >= _BIG_BITS:  # past 4,300 digits maybe: from_python says which
                         return False
                 elif tx is dict or tx is list:
+                    budget -= 1
+                    if budget < 0:
+                        return False
                     push(x)
                 elif tx is Decimal:
                     if not x.is_finite():  # NaN or Infinity: from_python refuses it
@@ -563,6 +563,9 @@ def is_plain_in_python(value: Any) -> bool:
                     if x.bit_length() >= _BIG_BITS:
                         return False
                 elif tx is dict or tx is list:
+                    budget -= 1
+                    if budget < 0:
+                        return False
                     push(x)
                 elif tx is Decimal:
                     if not x.is_finite():
