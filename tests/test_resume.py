@@ -185,6 +185,39 @@ def test_resume_after_kill_9_at_page_40_of_100(tmp_path: Path, once: bool) -> No
         assert "no checkpoint to continue from" in again.stderr
 
 
+def test_a_resume_is_partial_while_a_record_the_killed_job_failed_is_open(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 5 fails (kept), then the run is killed at page 40: no summary, no alert, nothing said of item 5. The
+    resume finished the one run without a failure of its own and exited 0 (ok in jobs, no partial alert), so a
+    cron job resumed every night never said that a record had failed (found by an operator's trial of kill -9 and
+    --resume). As one run would, it is partial (exit 3) and says so; once item 5 is retried, a resume is ok."""
+    (tmp_path / "items.flow").write_text(FLOW.format(loop="", send="", size=PER_PAGE).replace(
+        "  send {n: i.n", '  if i.n == 5 and (env.FIXED ?? "") == ""\n    fail "item {i.n} is bad"\n  end\n'
+        "  send {n: i.n"))
+    with Server() as (server, _):
+        server.kill_at = 39 * PER_PAGE + 2
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        resumed = run_here(tmp_path, server, "--resume", "--log-format", "json")
+        assert resumed.returncode == 3, resumed.stderr
+        summary = [entry for entry in logs(resumed.stderr) if "summary" in entry][-1]
+        assert summary["level"] == "warning" and summary["summary"]["failed"] == 0
+        assert (summary["summary"]["resumed_from"], summary["summary"]["resumed_failed"]) == (1, 1)
+        assert "1 record that job 1 kept as failed before its checkpoint is still open" in summary["message"]
+        jobs = [json.loads(line) for line in cli("jobs", "items.flow", "--json", cwd=tmp_path).stdout.splitlines()]
+        assert [(j["id"], j["status"]) for j in jobs] == [(2, "partial"), (1, "crashed")]
+        assert "kept as failed before its checkpoint is still open" in jobs[0]["message"]
+        assert [e["record"]["n"] for e in map(json.loads, cli("errors", "items.flow", "--json",
+                                                              cwd=tmp_path).stdout.splitlines())] == [5]
+        # settled: the next kill and resume is ok again
+        assert cli("retry", "items.flow", cwd=tmp_path, env={"API": server.api.url, "FIXED": "1"}).status == 0
+        server.kill_at = 39 * PER_PAGE + 2
+        monkeypatch.setenv("FIXED", "1")
+        assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
+        again = cli("run", "items.flow", "--resume", cwd=tmp_path, env={"API": server.api.url, "FIXED": "1"})
+        assert again.status == 0, again.stderr
+    assert server.lost() == []
+
+
 def test_a_graceful_stop_resumes_at_the_record_it_stopped_before(tmp_path: Path) -> None:
     write_flow(tmp_path)
     with Server() as (server, _):

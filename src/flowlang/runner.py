@@ -113,6 +113,7 @@ class Result:
     resumed_from: int | None = None  # --resume: the job whose checkpoints this run continued
     resumable: bool = False  # the job left checkpoints: `flowlang run --resume` continues from them
     left_open: str | None = None  # retry: the errors it left open without replaying them (why it is not ok)
+    resumed_failed: int = 0  # --resume: records the resumed job(s) kept as failed before the checkpoint, still open
 
     @property
     def test(self) -> bool:
@@ -583,6 +584,11 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
         ctx.log("warn", warning, location)
     failures = ctx.failures
     status = "failed" if error is not None else ("partial" if failures or children else "ok")
+    # a resumed run finishes the one run the stopped job began: the records that job kept as failed before its
+    # checkpoint (still open) make it partial, as they would have made that run (no alert told of them: it was killed)
+    resumed_failed = store.open_of_resumed(flow.key, resumed_from) if resumed_from is not None and error is None else 0
+    if resumed_failed and status == "ok":
+        status = "partial"
     if isinstance(error, Interrupted):
         status = "interrupted"
     left_open = ctx.left_open if error is None else None
@@ -593,6 +599,8 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     ctx.stats.duration = time.monotonic() - started_clock
     commit = error is None and kind not in (*TEST_KINDS, "retry") and not options.dry_run
     message = masked_error(error, ctx.mask) if error is not None else left_open[1] if left_open else None
+    if resumed_failed and message is None:
+        message = resumed_failed_text(resumed_failed, resumed_from)
     finished = status in ("ok", "partial")
     try:
         store.finish_job(job_id, status, ctx.stats.as_dict(), message, flow.key, ctx.state if commit else None,
@@ -607,7 +615,13 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
                  and bool(store.checkpoints.of(flow.key)))
     return Result(status == "ok", status, outputs, failures, ctx.stats, job_id, error, resolved, kind,
                   children=children, resumed_from=resumed_from, resumable=resumable,
-                  left_open=left_open[1] if left_open else None)
+                  left_open=left_open[1] if left_open else None, resumed_failed=resumed_failed)
+
+
+def resumed_failed_text(count: int, job: int | None) -> str:
+    """What a resumed run says of the records the job it resumed kept as failed (still open)."""
+    return (f"{count:,} record{'s' if count != 1 else ''} that job {job} kept as failed before its checkpoint "
+            f"{'are' if count != 1 else 'is'} still open")
 
 
 def masked_error(error: FlowError, mask: Callable[[str], str]) -> str:

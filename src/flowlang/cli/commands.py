@@ -18,7 +18,7 @@ from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError, UsageError
 from flowlang.flow_file import not_utf8
 from flowlang.project import Project, load_project
-from flowlang.runner import text_params
+from flowlang.runner import resumed_failed_text, text_params
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.status import ExitStatus, exit_status
 from flowlang.telemetry.otel import from_environment as otel_from_environment
@@ -143,6 +143,9 @@ def cmd_run(args: argparse.Namespace, terminal: Terminal) -> int:
     if result.errors and not args.dry_run:
         terminal.message(f"{len(result.errors)} record{'s' if len(result.errors) != 1 else ''} failed; "
                          f"see: flowlang errors {args.file}", "yellow")
+    elif result.resumed_failed:
+        terminal.message(f"{resumed_failed_text(result.resumed_failed, result.resumed_from)}; see: flowlang errors "
+                         f"{args.file}", "yellow")
     if result.resumable:
         terminal.message(f"continue from where it stopped with: flowlang run {args.file} --resume", "yellow")
     if not args.quiet:

@@ -22,9 +22,13 @@ def headline(name: str, result: Result, verb: str = "run") -> str:
 
 
 def children_text(result: Result) -> str:
-    """The chained flows whose records failed (OPERATIONS.md 8), named with their job and counts."""
-    return "".join(f"; {c.flow} (job {c.job_id}) had {c.failed} failed record{'s' if c.failed != 1 else ''}"
-                   for c in result.children)
+    """The chained flows whose records failed (OPERATIONS.md 8), named with their job and counts; of a resumed
+    run, the records the job it resumed kept as failed, still open (what makes a run of no failure partial)."""
+    from flowlang.runner import resumed_failed_text
+
+    resumed = f"; {resumed_failed_text(result.resumed_failed, result.resumed_from)}" if result.resumed_failed else ""
+    return resumed + "".join(f"; {c.flow} (job {c.job_id}) had {c.failed} failed record{'s' if c.failed != 1 else ''}"
+                             for c in result.children)
 
 
 def show(terminal: Terminal, name: str, result: Result, json_logs: bool, verb: str = "run") -> None:
@@ -33,7 +37,9 @@ def show(terminal: Terminal, name: str, result: Result, json_logs: bool, verb: s
         log.log(level, headline(name, result, verb) + children_text(result),
                 extra={"flow": name, "job_id": result.job_id,
                        "summary": {**result.stats.as_dict(), "kind": result.kind,
-                                   "children": [vars(c) for c in result.children]}})
+                                   "children": [vars(c) for c in result.children],
+                                   **({"resumed_from": result.resumed_from, "resumed_failed": result.resumed_failed}
+                                      if result.resumed_from is not None else {})}})
         return
     terminal.message(headline(name, result, verb) + children_text(result), "bold" if result.ok else "yellow")
     rows = [(line, st) for line, st in sorted(result.stats.per_line.items())

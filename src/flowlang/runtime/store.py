@@ -1068,6 +1068,20 @@ class Store:
             self.db.execute("update errors set record = ?, history = ? where id = ?",
                             (dumps_stored(record), dumps(history), error_id))
 
+    def open_of_resumed(self, flow: str, job_id: int) -> int:
+        """`--resume`: how many of the flow's open errors last failed in the job resumed (or a job that one resumed,
+        and so on): the records of the one run that failed before its checkpoint, and that no later job settled."""
+        jobs: list[int] = []
+        at: int | None = job_id
+        while at is not None and at not in jobs and len(jobs) < 1000:
+            jobs.append(at)
+            row = self.db.execute("select resumed_from from jobs where id = ?", (at,)).fetchone()
+            at = row[0] if row else None
+        marks = ", ".join("?" for _ in jobs)
+        row = self.db.execute(f"select count(*) from errors where flow = ? and resolved_at is null and "
+                              f"coalesce(last_job_id, job_id) in ({marks})", (flow, *jobs)).fetchone()
+        return int(row[0])
+
     def count_open(self, flow: str) -> int:
         row = self.db.execute("select count(*) from errors where flow = ? and resolved_at is null", (flow,)).fetchone()
         return int(row[0])
