@@ -279,3 +279,33 @@ def test_a_plan_shows_payloads_as_sent_not_as_the_store_keeps_them(tmp_path: Pat
     assert json.loads(sent, parse_float=Decimal) == {**payload, "k": env["K"]}
     shown = cli("plan", "f.flow", cwd=tmp_path, env=env).stdout
     assert '1. {"t":"2024-01-02","x":1.50,"k":"***"}' in shown, shown
+
+
+def test_the_reads_and_skips_of_a_flow_it_runs_are_in_the_plan(tmp_path: Path) -> None:
+    """A parent that runs `run "child.flow"` for 2 records, the child looking a customer up and sending
+    it `once`: the plan listed the child's 2 POSTs but said `api: 2 requests in all`, leaving out its 2
+    lookups, which the run then made (4 requests); and once sent, the plan said nothing of the 2 sends the
+    ledger would skip. The child's reads and skips count in the plan, as its writes do."""
+    (tmp_path / "child.flow").write_text(
+        'param n = 1\nuse api = http(base_url: env.API)\n'
+        'lookup api.get("/customers", query: {email: "c" + str(n)}) as c\n'
+        'send {n: n} to api.post("/orders") key n once\n')
+    flow = tmp_path / "parent.flow"
+    flow.write_text('for each i in [1, 2]\n  run "child.flow" with {n: i}\nend\n')
+    state = str(tmp_path / "state")
+    with FakeApi({"customers": [{"id": 1, "email": "c1"}]}) as api:
+        planned = cli("plan", str(flow), "--json", "--state-dir", state, env={"API": api.url})
+        assert planned.returncode == 0, planned.stderr
+        plan_reads = sum(1 for r in api.requests if r.method == "GET")
+        api.state.requests.clear()
+        done = cli("run", str(flow), "--state-dir", state, env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+        made = len(api.requests)
+        again = cli("plan", str(flow), "--state-dir", state, env={"API": api.url})
+    plan = json.loads(planned.stdout)
+    cost = next(c for c in plan["connections"] if c["connection"] == "api")
+    assert (cost["reads"], cost["writes"], cost["requests"]) == (plan_reads, 2, 4) and made == 4
+    assert plan["skipped"] == 0
+    assert again.returncode == 0, again.stderr
+    assert "nothing was written; 2 sends skipped: the ledger has them" in again.stdout
+    assert "api: 2 reads" in again.stdout and "api: 2 requests in all" in again.stdout

@@ -85,6 +85,7 @@ from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.values import type_name
 from flowlang.runtime.watchdog import WATCHDOG
 from flowlang.status import ExitStatus, exit_status
+from flowlang.testing.plan import Planner
 
 Output = Callable[[Any], None]
 Body = Callable[[RunContext, Frame, CompiledModule, Store, int], Awaitable[None]]
@@ -797,6 +798,8 @@ def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
                                setup.collect, setup.logger, setup.env, load_child=load_child)
         try:
             result = await execute(child, child_options, child_setup)
+            if isinstance(tape, Planner):  # its reads and skips are the plan's, as its writes are
+                tape.child_ran(result.stats)
         except FlowRuntimeError:
             raise
         except FlowError as e:  # its params, its bindings, its lock: the run line fails, this run ends well

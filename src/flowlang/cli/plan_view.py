@@ -16,7 +16,7 @@ def show_plan(terminal: Terminal, name: str, planner: Planner, result: Result, a
         terminal.record(plan_dict(planner, result.stats))
         return
     s = result.stats
-    skipped = ledger_skips(s)
+    skipped = ledger_skips(planner, s)
     terminal.out(f"plan of {name}: read {s.read:,} records, nothing was written"
                  + ("" if result.status == "ok" else
                     f" ({result.status}, {s.failed:,} record{'s' if s.failed != 1 else ''} failed)")

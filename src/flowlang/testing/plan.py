@@ -16,7 +16,7 @@ from typing import Any
 
 from flowlang.connectors.base import Connection, ConnectorSpec, SendOutcome
 from flowlang.runtime.jsoncodec import dumps, loads
-from flowlang.runtime.stats import Stats
+from flowlang.runtime.stats import Stats, Traffic
 from flowlang.runtime.values import Value
 from flowlang.testing.recorder import writes
 
@@ -159,6 +159,9 @@ class Planner:
         self.destinations: dict[tuple[str, str, str], Destination] = {}
         self.outputs: list[Any] = []
         self.status = ""
+        # the stats of the `run "child.flow"` jobs of the plan: their reads and the sends their ledger
+        # skips are the plan's too (their writes are planned here, as the parent's)
+        self.children: list[Stats] = []
 
     async def connection(self, name: str, spec: ConnectorSpec,
                          open_real: Callable[[], Awaitable[Connection]]) -> Connection:
@@ -175,6 +178,10 @@ class Planner:
 
     def finish(self, status: str, failed: int) -> None:
         self.status = status
+
+    def child_ran(self, stats: Stats) -> None:
+        """A `run "child.flow"` of the plan ended: its requests and skips count in the plan."""
+        self.children.append(stats)
 
     def plan(self, connection: Connection, op: str, args: list[Value], records: list[Value], requests: int,
              batch: bool = False) -> None:
@@ -258,11 +265,32 @@ def number(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(str(round(value, 4)))
 
 
+def traffic_of(planner: Planner, stats: Stats) -> dict[str, Traffic]:
+    """Each connection's reads in the plan: the flow's, and those of the flows it ran (`run "child.flow"`),
+    by the connection's name, as their writes are planned by it."""
+    out: dict[str, Traffic] = {}
+    for one in (stats, *planner.children):
+        for name, traffic in one.traffic.items():
+            found = out.get(name)
+            if found is None:
+                out[name] = Traffic(traffic.requests, traffic.retries, traffic.latency, traffic.waited,
+                                    traffic.interval)
+                continue
+            found.requests += traffic.requests
+            found.retries += traffic.retries
+            found.latency += traffic.latency
+            found.waited += traffic.waited
+            if traffic.interval is not None:
+                found.interval = max(found.interval or 0.0, traffic.interval)
+    return out
+
+
 def costs(planner: Planner, stats: Stats) -> list[ConnectionCost]:
-    names = sorted(set(stats.traffic) | {d.connection for d in planner.destinations.values()})
+    all_traffic = traffic_of(planner, stats)
+    names = sorted(set(all_traffic) | {d.connection for d in planner.destinations.values()})
     out = []
     for name in names:
-        traffic = stats.traffic.get(name)
+        traffic = all_traffic.get(name)
         reads = traffic.requests if traffic is not None else 0
         mine = [d for d in planner.destinations.values() if d.connection == name]
         interval = traffic.interval if traffic is not None else None
@@ -298,17 +326,18 @@ def cost_lines(cost: ConnectionCost, destinations: list[Destination]) -> list[st
     return lines
 
 
-def ledger_skips(stats: Stats) -> int:
+def ledger_skips(planner: Planner, stats: Stats) -> int:
     """The sends the plan left out because the ledger has them (`once`: sent before; `if changed`: the
-    same payload as last time): a send statement skips for no other reason."""
-    return sum(s.skipped for s in stats.per_line.values() if s.kind == "send")
+    same payload as last time), the flow's and those of the flows it ran: a send statement skips for no
+    other reason."""
+    return sum(s.skipped for one in (stats, *planner.children) for s in one.per_line.values() if s.kind == "send")
 
 
 def plan_dict(planner: Planner, stats: Stats) -> dict[str, Any]:
     return {
         "status": planner.status,
         "read": stats.read,
-        "skipped": ledger_skips(stats),
+        "skipped": ledger_skips(planner, stats),
         "writes": [{"connection": d.connection, "operation": d.op, "target": d.label, "records": d.records,
                     "requests": d.requests, "paths": len(d.targets), "payloads": d.payloads}
                    for d in planner.destinations.values()],
