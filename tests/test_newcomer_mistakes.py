@@ -153,3 +153,28 @@ def test_sql_values_marked_with_a_question_mark_or_given_in_a_list_are_said_with
         '  lookup db.query(q + " where code = ?", params: {c: o.c}) as a\n', ""))
     result = cli("run", "h.flow", "--quiet", cwd=tmp_path)
     assert result.status == 0 and result.stdout == '"Norway"\n', result.stderr
+
+
+def test_an_amount_written_for_people_says_how_to_read_it(tmp_path: Path) -> None:
+    """number("1,234.50") of a CSV cell said only "cannot read '1,234.50' as a number", where the cell is an
+    amount with a thousands separator (or a decimal comma, a currency): the message gives the replace()
+    that reads it."""
+    (tmp_path / "a.csv").write_text('id,amount\n1,"1,234.50"\n2,"1.234,50"\n3,"12,50"\n4,$12.50\n5,1.234.567\n'
+                                    '6,"1,000"\n7,n/a\n8,12.50\n')
+    (tmp_path / "f.flow").write_text('use src = file(path: "a.csv")\ncall src.read() as rows\n'
+                                     'for each r in rows\n  emit number(r.amount)\nend\n'
+                                     'emit int("1,234")\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1 and result.stdout == "12.50\n", result.stderr
+    for said in ("""cannot read '1,234.50' as a number: it has "," between thousands: number(replace(x, ",", ""))""",
+                 """cannot read '1.234,50' as a number: it has "." between thousands and a decimal comma: """
+                 """number(replace(replace(x, ".", ""), ",", "."))""",
+                 """cannot read '12,50' as a number: it has a decimal comma: number(replace(x, ",", "."))""",
+                 """cannot read '$12.50' as a number: take the "$" away first: number(replace(x, "$", ""))""",
+                 """cannot read '1.234.567' as a number: it has "." between thousands: number(replace(x, ".", ""))""",
+                 """cannot read '1,000' as a number: it has "," between thousands, number(replace(x, ",", "")), or """
+                 """as a decimal comma, number(replace(x, ",", "."))""",
+                 "cannot read 'n/a' as a number\n",
+                 """f.flow:6:6: error: cannot read '1,234' as a number: it has "," between thousands, """
+                 """int(replace(x, ",", ""))"""):
+        assert said in result.stderr, (said, result.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from decimal import (
     ROUND_CEILING,
@@ -40,7 +41,9 @@ def number(value: Any) -> Any:
     Surrounding spaces are ignored. Whole numbers become integers, others exact decimals (the digits are
     kept: "10.50" stays 10.50). Text that is not a number fails the record, and so do digit separators
     and digits of other scripts ("2024_05", "1,000", "١٢٣"). CSV cells are text: convert them with
-    number() before arithmetic or round().
+    number() before arithmetic or round(). An amount written for people is refused with the replace()
+    that reads it: "1,234.50" says number(replace(x, ",", "")), "1.234,50" and "12,50" the decimal
+    comma's, "$12.50" and "15%" to take the sign away.
 
     Examples:
         number("10.50") -> 10.50
@@ -64,7 +67,7 @@ def _number(value: Any, fn: str) -> Any:
         return None
     shown = repr(value) if len(value) <= 60 else repr(value[:50]) + f"... ({len(value):,} characters)"
     if not text.isascii() or "_" in text:  # Python reads "2024_05" as 202405 and "١٢٣" as 123; data does not
-        raise BuiltinError(f"cannot read {shown} as a number")
+        raise BuiltinError(f"cannot read {shown} as a number{_written_otherwise(text, fn)}")
     digits = text.lstrip("+-")
     if digits.isdigit() and len(digits) > MAX_DIGITS:
         raise BuiltinError(f"cannot read {shown} as a number: a whole number may have at most {MAX_DIGITS:,} digits")
@@ -73,10 +76,54 @@ def _number(value: Any, fn: str) -> Any:
             return int(text)
         result = Decimal(text)
     except (InvalidOperation, ValueError):
-        raise BuiltinError(f"cannot read {shown} as a number") from None
+        raise BuiltinError(f"cannot read {shown} as a number{_written_otherwise(text, fn)}") from None
     if not result.is_finite():
         raise BuiltinError(f"cannot read {shown} as a number")
     return result
+
+
+_THOUSANDS_COMMA = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")  # 1,234.50
+_THOUSANDS_POINT = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?")  # 1.234,50 (German, Norwegian, ...)
+_THOUSANDS_SPACE = re.compile(r"[+-]?\d{1,3}([ \u00a0\u202f']\d{3})+([.,]\d+)?")  # 1 234,50, 1'234.50
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")  # 12,50
+_CURRENCY = re.compile(r"^\s*([$€£¥]|[A-Z]{3}\s)?\s*([+-]?[\d.,\s]+?)\s*([$€£¥%]|\s[A-Z]{3}|kr|,-)?\s*$")
+
+
+def _written_otherwise(text: str, fn: str = "number") -> str:
+    """What number() says of an amount written for people: a thousands separator, a decimal comma, a
+    currency or a percent sign, with the replace() that reads it ("" when the text is none of those)."""
+    core = text
+    found = _CURRENCY.match(text)
+    sign = ""
+    if found is not None and (found.group(1) or found.group(3)):
+        core = found.group(2).strip()
+        sign = (found.group(1) or found.group(3) or "").strip()
+    if _THOUSANDS_COMMA.fullmatch(core) and re.fullmatch(r"[+-]?\d{1,3},\d{3}", core):  # 1,000: which one?
+        how = (': it has "," between thousands, number(replace(x, ",", "")), or as a decimal comma, '
+               'number(replace(x, ",", "."))')
+    elif _THOUSANDS_COMMA.fullmatch(core):
+        how = ': it has "," between thousands: number(replace(x, ",", ""))'
+    elif _THOUSANDS_POINT.fullmatch(core) and "," in core:
+        how = ': it has "." between thousands and a decimal comma: number(replace(replace(x, ".", ""), ",", "."))'
+    elif _THOUSANDS_POINT.fullmatch(core) and core.count(".") > 1:
+        how = ': it has "." between thousands: number(replace(x, ".", ""))'
+    elif _THOUSANDS_SPACE.fullmatch(core):
+        mark = next(c for c in core if c in " \u00a0\u202f'")
+        point = ', ",", "."' if "," in core else ""
+        shown = {" ": '" "', "\u00a0": '"\\u00a0" (a no-break space)', "\u202f": '"\\u202f" (a narrow no-break space)',
+                 "'": '"\'"'}[mark]
+        fix = f'replace(x, {shown.split(" (")[0]}, "")'
+        how = (f": it has {shown} between thousands: number({fix})" if not point else
+               f": it has {shown} between thousands and a decimal comma: number(replace({fix}{point}))")
+    elif _DECIMAL_COMMA.fullmatch(core):
+        how = ': it has a decimal comma: number(replace(x, ",", "."))'
+    elif sign and re.fullmatch(r"[+-]?\d+(\.\d+)?", core):
+        how = f": take the {sign!r} away first: number(replace(x, {sign!r}, \"\"))".replace("'", '"')
+    else:
+        return ""
+    if sign and how and "take the" not in how:
+        how += f" (and take the {sign!r} away)".replace("'", '"')
+    return how.replace("number(", f"{fn}(")
 
 
 def int_(value: Any) -> Any:
