@@ -250,6 +250,22 @@ def test_formatting_goes_through_the_formatter(tmp_path: Path) -> None:
     drive(tmp_path, script)
 
 
+def test_formatting_a_document_not_opened_and_not_on_disk_answers_nothing(tmp_path: Path) -> None:
+    async def script(ed: Editor) -> None:
+        await ed.open("f.flow", "emit 1\n")
+        for uri in ((tmp_path / "gone.flow").as_uri(), "untitled:Untitled-1"):
+            edits = await asyncio.wait_for(ed.client.text_document_formatting_async(types.DocumentFormattingParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                options=types.FormattingOptions(tab_size=2, insert_spaces=True))), 20)
+            assert edits is None  # was the error -32603 of a FileNotFoundError in the server
+        (tmp_path / "on_disk.flow").write_text("for each x in [1]\nemit x\n    end\n")
+        edits = await asyncio.wait_for(ed.client.text_document_formatting_async(types.DocumentFormattingParams(
+            text_document=types.TextDocumentIdentifier(uri=(tmp_path / "on_disk.flow").as_uri()),
+            options=types.FormattingOptions(tab_size=2, insert_spaces=True))), 20)
+        assert edits is not None and edits[0].new_text == "for each x in [1]\n  emit x\nend\n"  # read from the disk
+    drive(tmp_path, script)
+
+
 @pytest.mark.parametrize("missing", ["pygls"])
 def test_without_the_extra_the_command_says_how_to_install_it(tmp_path: Path, missing: str) -> None:
     import subprocess

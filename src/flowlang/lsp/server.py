@@ -102,7 +102,10 @@ def build() -> FlowServer:
     def formatting(ls: FlowServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
         from flowlang.syntax.format import format_text
 
-        text = ls.workspace.get_text_document(params.text_document.uri).source
+        try:  # a document the editor has not opened is read from the disk: one not there has nothing to format
+            text = ls.workspace.get_text_document(params.text_document.uri).source
+        except (OSError, ValueError):
+            return None
         try:
             formatted = format_text(text)
         except ScriptError:
