@@ -481,6 +481,27 @@ def test_an_answer_is_read_in_the_charset_its_content_type_names() -> None:
     assert result.outputs == ["caf\xe9;1\n", {"a": "caf\xe9"}, {"a": "caf\xe9"}, "caf\xe9", "caf\xe9"]
 
 
+def test_an_answer_whose_charset_is_no_text_encoding_is_read_as_utf8() -> None:
+    """`Content-Type: text/plain; charset=rot13` (or base64, zlib, hex: names Python knows as codecs that
+    are no text encodings) ended the run in 'internal error (LookupError: 'rot-13' is not a text encoding;
+    use codecs.decode() ...); this is a bug in flowlang' (found by fuzzing API answers). Such a charset is
+    taken as one Python does not know: the body is read as UTF-8, as with charset=x-nope."""
+    with FakeApi() as api:
+        for name in ("rot13", "base64", "zlib", "hex", "uu"):
+            api.route("GET", f"/{name}.txt", lambda req, name=name: (
+                200, {"Content-Type": f"text/plain; charset={name}"}, "caf\xe9".encode()))
+        api.route("GET", "/rot13.json", lambda req: (200, {"Content-Type": "application/json; charset=rot13"},
+                                                     '{"a": "caf\xe9"}'.encode("latin-1")))
+        flow = flowlang.compile("use api = http(base_url: env.API)\n"
+                                'for each p in ["/rot13.txt", "/base64.txt", "/zlib.txt", "/hex.txt", "/uu.txt", '
+                                '"/rot13.json"]\n  call api.get(p) as r\n  emit r\nend\n', name="c.flow")
+        result = flow.run(env={"API": api.url})
+    assert result.error is None and result.outputs == ["caf\xe9"] * 5, (result.error, result.outputs)
+    assert [str(e.message) for e in result.errors] == [  # latin-1 bytes in JSON with no charset to read them in
+        f"GET {api.url}/rot13.json answered 200 with a body that is not valid JSON (not valid UTF-8 text: invalid "
+        'continuation byte): {"a": "caf\ufffd"}']
+
+
 def test_a_bytes_value_is_sent_as_itself_or_refused_never_as_its_size_text(tmp_path: Path) -> None:
     # a PDF from one API sent on to another: before, the body was the JSON text "<9 bytes>", and a bytes
     # field in a JSON body, a form or a query was sent as '<9 bytes>' too, the run reporting success

@@ -110,14 +110,17 @@ def is_text_type(kind: str) -> bool:
 
 def charset_of(content_type: str) -> str | None:
     """The charset a Content-Type names, when Python knows it ('text/csv; charset="ISO-8859-1"' ->
-    'iso8859-1'); None when it names none, or one Python does not know."""
+    'iso8859-1'); None when it names none, or one Python does not know as a text encoding (`rot13`,
+    `base64`, `zlib` are codecs of Python, and bytes.decode() refuses them with a LookupError, which ended
+    the run as an internal error)."""
     for part in content_type.split(";")[1:]:
         name, _, value = part.partition("=")
         if name.strip().lower() == "charset":
             try:
-                return codecs.lookup(value.strip().strip('"').strip()).name
+                codec = codecs.lookup(value.strip().strip('"').strip())
             except LookupError:
                 return None
+            return codec.name if codec._is_text_encoding else None
     return None
 
 
