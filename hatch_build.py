@@ -32,12 +32,18 @@ def compile_speedup(root: str, out_dir: str) -> str:
 
 class SpeedupBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
+    out_dir: str | None = None  # the compiler's files: removed once the wheel is built
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel" or os.environ.get("FLOWLANG_NO_C_SPEEDUP"):
+        if self.target_name != "wheel":
             return
         suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-        out_dir = tempfile.mkdtemp(prefix="flowlang-speedup-")
+        beside = os.path.join(self.root, "src", "flowlang", "_plain" + suffix)
+        if version == "editable" and os.path.exists(beside):
+            os.remove(beside)  # built from the C file as it was: rebuilt below, else the Python walk is used
+        if os.environ.get("FLOWLANG_NO_C_SPEEDUP"):
+            return
+        self.out_dir = out_dir = tempfile.mkdtemp(prefix="flowlang-speedup-")
         try:
             built = compile_speedup(self.root, out_dir)
         except Exception as exc:  # any failure to compile: install without the speed-up
@@ -45,8 +51,13 @@ class SpeedupBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                                      "check in Python is used instead")
             return
         if version == "editable":  # the installed package is src/ itself: put the module beside the sources
-            shutil.copyfile(built, os.path.join(self.root, "src", "flowlang", "_plain" + suffix))
+            shutil.copyfile(built, beside)
             return
         build_data["force_include"][built] = "flowlang/_plain" + suffix
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        if self.out_dir is not None:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+            self.out_dir = None
