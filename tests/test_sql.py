@@ -1814,3 +1814,41 @@ def test_a_mariadb_url_option_the_driver_refuses_is_said_in_the_url_s_terms(tmp_
     (tmp_path / "f.flow").write_text(f'use db = sql(url: "{mariadb}?charset=utf8mb4&connect_timeout=5")\n'
                                      'call db.query("select 1 as x") as r\nemit r\n')
     assert cli("run", "f.flow", "--log-format", "text", cwd=tmp_path).stdout == '{"x":1}\n'
+
+
+def test_a_record_past_mariadb_s_max_allowed_packet_says_so(tmp_path: Path, mariadb: str) -> None:
+    """MariaDB drops the connection of a statement larger than its max_allowed_packet before reading it: the
+    record failed with 'db: MySQL server has gone away (ConnectionResetError(104, 'Connection reset by peer'))
+    (error 2006)', as if the server had stopped. It fails alone still, saying how large it is and the limit."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(mariadb)
+    with admin.connect() as conn:
+        before = conn.exec_driver_sql("select @@global.max_allowed_packet").scalar()
+        conn.exec_driver_sql("set global max_allowed_packet = 1048576")  # new connections only
+    try:
+        result = run(tmp_path, f"""
+use db = sql(url: "{mariadb}")
+call db.execute("drop table if exists packets")
+call db.execute("create table packets (id int primary key, s longtext)")
+let big = pad_left("", 1500000, "x")
+for each r in [{{id: 1, s: "small"}}, {{id: 2, s: big}}, {{id: 3, s: "small"}}]
+  send r to db.insert(table: "packets") batch 3
+end
+for each r in [{{id: 4, s: big}}, {{id: 5, s: "ok"}}]
+  send r to db.insert(table: "packets")
+end
+call db.query("select id from packets order by id") as rows
+emit [r.id for r in rows]
+""")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"set global max_allowed_packet = {int(before)}")
+        admin.dispose()
+    assert result.status == "partial" and result.outputs == [[1, 3, 5]], result.error
+    assert [e.record["id"] for e in result.errors] == [2, 4]
+    for error in result.errors:
+        assert error.message.endswith("; the record is some 1,500,035 bytes, and the server takes no statement over "
+                                      "1,048,576 bytes (its max_allowed_packet), dropping the connection: raise "
+                                      "max_allowed_packet on the server (set global max_allowed_packet = ...), or "
+                                      "send the value in parts"), error.message

@@ -439,6 +439,7 @@ class SqlConnection(Connection):
         self.calls = Interrupter(self.dialect, lambda: self._engine.raw_connection())
         self.reconnect = Reconnect(self.dialect, self.calls.pause)
         self._zone_warned = False
+        self._packet: int | None = None  # MySQL/MariaDB's max_allowed_packet, once a record may have passed it
 
     # ---- plumbing -------------------------------------------------------------------------------
     async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -933,7 +934,7 @@ class SqlConnection(Connection):
             if unkeyed is not None:  # no row can go in, whatever it holds
                 raise unkeyed from None
             if len(records) == 1 or not self._row_alone_may_pass(e):
-                error = self._write_error(e, op, table, keys)
+                error = self._write_error(e, op, table, keys, records[0] if len(records) == 1 else None)
                 uncertain = isinstance(e, OutcomeUnknown)  # it may have been written
                 return [SendOutcome(False, error=error, uncertain=uncertain) for _ in records]
         outcomes = []
@@ -943,7 +944,7 @@ class SqlConnection(Connection):
                 self.reconnect.transaction(self.engine(), partial(write, [(statement, [row])]), rerun)
                 outcomes.append(SendOutcome(True, record))
             except Exception as e:
-                outcomes.append(SendOutcome(False, error=self._write_error(e, op, table, keys),
+                outcomes.append(SendOutcome(False, error=self._write_error(e, op, table, keys, record),
                                             uncertain=isinstance(e, OutcomeUnknown)))
         return outcomes
 
@@ -957,14 +958,39 @@ class SqlConnection(Connection):
         return bool(self.reconnect.transaction(
             self.engine(), lambda conn: self.reconnect.has_transactions(conn, table), rerun=lambda _: True))
 
-    def _write_error(self, e: Exception, op: str, table: str, keys: list[str]) -> str:
+    def _write_error(self, e: Exception, op: str, table: str, keys: list[str],
+                     record: dict[str, Any] | None = None) -> str:
         """A failed write's message: a MySQL/MariaDB upsert stopped by its guard (sql_keys.guarded_update)
-        says which collision stopped it."""
+        says which collision stopped it; a record too large for the server's max_allowed_packet says so."""
         others = self._keys_checked.get((table, *keys)) if op == "upsert" else None
         orig = getattr(e, "orig", None)
         if others and orig is not None and type(orig).__module__.startswith("pymysql") and orig.args[:1] == (STOPPED,):
             return collision_message(table, keys, others)
-        return self._error(e).message
+        return self._error(e).message + self._too_large(e, record)
+
+    def _too_large(self, e: Exception, record: dict[str, Any] | None) -> str:
+        """MySQL/MariaDB drop the connection of a statement larger than their max_allowed_packet (16 MB by
+        default, 1 MB on many hosts and older servers) before it is read: the record failed with 'MySQL
+        server has gone away (ConnectionResetError(104, ...)) (error 2006)', as if the server had stopped.
+        A record that large is told so, with the server's limit (asked of it when such a record fails)."""
+        orig = getattr(e, "orig", None) or getattr(getattr(e, "error", None), "orig", None)
+        if record is None or orig is None or not type(orig).__module__.startswith("pymysql") \
+                or orig.args[:1] not in ((2006,), (2013,)):
+            return ""
+        size = record_bytes(record)
+        if size < 1024:  # the least max_allowed_packet there is
+            return ""
+        if self._packet is None:
+            try:
+                with self.engine().connect() as conn:
+                    self._packet = int(conn.exec_driver_sql("select @@max_allowed_packet").scalar())
+            except Exception:  # the server is away indeed
+                return ""
+        if size + 1024 < self._packet:
+            return ""
+        return (f"; the record is some {size:,} bytes, and the server takes no statement over {self._packet:,} "
+                "bytes (its max_allowed_packet), dropping the connection: raise max_allowed_packet on the server "
+                "(set global max_allowed_packet = ...), or send the value in parts")
 
     @staticmethod
     def _row_alone_may_pass(error: Exception) -> bool:
@@ -977,6 +1003,22 @@ class SqlConnection(Connection):
         if self._engine is not None:
             await self._on_thread(self._engine.dispose)
         self.executor.shutdown(wait=False)
+
+
+def record_bytes(record: dict[str, Any]) -> int:
+    """About how many bytes a record's values take in an INSERT (text as UTF-8, bytes twice as hex may be)."""
+    size = 0
+    for name, value in record.items():
+        size += len(name) + 4
+        if isinstance(value, str):
+            size += len(value.encode("utf-8", "surrogatepass"))
+        elif isinstance(value, bytes | Blob):
+            size += len(value)
+        elif isinstance(value, dict | list):
+            size += len(dumps(value, reveal_secrets=True).encode("utf-8", "surrogatepass"))
+        else:
+            size += 24
+    return size
 
 
 def row_problem(record: Value, table: str) -> str | None:
