@@ -178,3 +178,22 @@ def test_an_amount_written_for_people_says_how_to_read_it(tmp_path: Path) -> Non
                  """f.flow:6:6: error: cannot read '1,234' as a number: it has "," between thousands, """
                  """int(replace(x, ",", ""))"""):
         assert said in result.stderr, (said, result.stderr)
+
+
+def test_check_says_a_csv_file_is_read_with_the_wrong_delimiter(tmp_path: Path) -> None:
+    """A file of ';' read as a file of ',' has one column, 'id;name;email': flowlang check said 'ok' of
+    r.email (no column is close to its name), and the run emitted null for each record, its warning at
+    the end of the run the first word of it."""
+    (tmp_path / "people.csv").write_text("id;name;email\n1;Ann;ann@x.com\n")
+    (tmp_path / "f.flow").write_text('use src = file(path: "people.csv")\ncall src.read() as rows\n'
+                                     'for each r in rows\n  emit lower(r.email)\nend\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 0
+    assert ("f.flow:4:16: warning: 'email' is not a column of people.csv: its header is one column, "
+            "'id;name;email', as a file whose delimiter is ';' has when read with ',' (so r.email is null in "
+            "every record)") in result.stderr, result.stderr
+    assert """= hint: give the file's delimiter: delimiter: ";" in its file(...)""" in result.stderr
+    (tmp_path / "f.flow").write_text('use src = file(path: "people.csv", delimiter: ";")\ncall src.read() as rows\n'
+                                     'for each r in rows\n  emit lower(r.email)\nend\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 0 and "warning" not in result.stderr, result.stderr

@@ -23,6 +23,7 @@ from flowlang.connectors.csvrows import header_of
 from flowlang.connectors.file import format_options
 from flowlang.diagnostics import Diagnostic, Severity, closest
 from flowlang.errors import FlowError
+from flowlang.runtime.field_misses import one_joined_column
 from flowlang.runtime.field_names import meant_field, shown_name
 from flowlang.runtime.flow_folder import PathRefused, inside
 from flowlang.source import Span
@@ -212,6 +213,15 @@ def _reads(checked: CheckedModule, loop: ast.ForEach, slot: int, shape: Shape) -
         if not (isinstance(ref, Local) and ref.slot == slot):
             continue
         meant = closest(node.name, shape.fields)
+        joined = one_joined_column(node.name, list(shape.fields)) if shape.column else None
+        if joined is not None:  # a file of ';' read with ',': one column named 'id;name;email', and r.email null
+            yield Diagnostic("unknown-field", f"'{node.name}' is not a column of {shape.origin}: its header is one "
+                             f"column, {shape.fields[0]!r}, as a file whose delimiter is {joined!r} has when read "
+                             f"with ',' (so {loop.names[0]}.{node.name} is null in every record)", checked.source,
+                             node.name_span,
+                             f"give the file's delimiter: delimiter: {json.dumps(joined)} in its file(...)",
+                             Severity.WARNING)
+            continue
         if meant is None:
             continue
         columns = ", ".join(shown_name(f) for f in shape.fields[:SHOWN]) + (", ..." if len(shape.fields) > SHOWN
