@@ -627,6 +627,48 @@ def test_a_damaged_cassette_line_is_refused_at_its_line(tmp_path: Path, kind: st
     assert "internal error" not in test.stderr + test.stdout
 
 
+ONCE = """use api = http(base_url: env.API)
+for each o in [{id: 1}, {id: 2}]
+  send o to api.post("/orders") key o.id once
+end
+"""
+
+
+@pytest.mark.parametrize(("kind", "change", "said"), [
+    ("job", {"id": []}, 'the job\'s "id" is a whole number (or null)'),
+    ("ledger", {"entry": {}}, 'the ledger entry\'s "status" is "sent" or "pending"'),
+    ("ledger", {"entry": 5}, 'the ledger\'s "entry" is an object (or null: the ledger held none)'),
+    ("ledger", {"entry": {"status": "sent", "job_id": "1", "hash": "ab"}},
+     'the ledger entry\'s "job_id" is a whole number (or null)'),
+    ("ledger", {"entry": {"status": "sent", "job_id": 1}}, 'the ledger entry\'s "hash" is a text (or null)'),
+    ("ledger", {"key": 1}, 'the ledger\'s "key" is a text'),
+])
+def test_a_damaged_job_or_ledger_value_is_refused_at_its_line(tmp_path: Path, kind: str, change: dict[str, Any],
+                                                             said: str) -> None:
+    """A hand-edited `value` line of kind `job` whose id was no number (`"id": []`) failed the replay's
+    records with `internal error (ProgrammingError: Error binding parameter 6: type 'list' is not
+    supported); this is a bug in flowlang`, and one of kind `ledger` whose entry lacked its status (`"entry":
+    {}`) with `internal error (KeyError: 'status')`: `flowlang test` now stops at the cassette's file and
+    line (exit 2), as for other damaged lines."""
+    flow = tmp_path / "once.flow"
+    flow.write_text(ONCE)
+    with FakeApi() as api:
+        done = cli("run", str(flow), "--record", str(tmp_path / "cassette"), "--state-dir", str(tmp_path / "state"),
+                   env={"API": api.url})
+        assert done.returncode == 0, done.stderr
+    path = tmp_path / "cassette" / "cassette.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert cli("test", str(flow), "--cassette", str(tmp_path / "cassette")).returncode == 0
+    at = next(i for i, e in enumerate(lines) if e["type"] == "value" and e["kind"] == kind)
+    lines[at]["value"].update(change)
+    path.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 2, test.stdout + test.stderr
+    message = json.loads(test.stderr.splitlines()[-1])["message"]
+    assert f"{path}:{at + 1}: a value line that cannot be replayed: {said}" in message, message
+    assert "internal error" not in test.stderr + test.stdout
+
+
 def test_a_flow_that_is_a_folder_or_not_utf8_is_named_without_errno(tmp_path: Path) -> None:
     """A flow.toml whose flow is a folder said 'cannot read ...: [Errno 21] Is a directory: ...', and a
     flow file that is not UTF-8 Python's codec message; `flowlang run FOLDER` the same."""

@@ -42,7 +42,9 @@ def line_problem(entry: dict[str, Any]) -> str | None:
         # a datetime is a date too: "today" takes a date only
         if not isinstance(value, wanted) or (wanted is date and isinstance(value, datetime)):
             return f'the value of "{entry["kind"]}" is {_NAMES[wanted]}'
-        return None
+        if entry["kind"] == "job" and "id" in value and value["id"] is not None and type(value["id"]) is not int:
+            return 'the job\'s "id" is a whole number (or null)'
+        return _ledger(value) if entry["kind"] == "ledger" else None
     if kind in ("read", "write"):
         for name, wanted in (("connection", str), ("op", str)):
             problem = _field(entry, name, wanted)
@@ -69,6 +71,32 @@ def _field(entry: dict[str, Any], name: str, wanted: type, required: bool = True
     value = entry[name]
     if type(value) is not wanted:
         return f'"{name}" is {_NAMES[wanted]}'
+    return None
+
+
+LEDGER_STATUSES = ("sent", "pending")
+
+
+def _ledger(value: dict[str, Any]) -> str | None:
+    """What the ledger held for a `send ... once` or `if changed`: the send's connection, operation and key,
+    and the entry (null when it held none), as compile/ledger_send.py reads it back."""
+    for name in ("connection", "operation", "key"):
+        if type(value.get(name)) is not str:
+            return f'the ledger\'s "{name}" is a text'
+    entry = value.get("entry")
+    if entry is None:
+        return None
+    if type(entry) is not dict:
+        return 'the ledger\'s "entry" is an object (or null: the ledger held none)'
+    if entry.get("status") not in LEDGER_STATUSES:
+        return 'the ledger entry\'s "status" is "sent" or "pending"'
+    for name, wanted, what in (("job_id", int, "a whole number"), ("hash", str, "a text")):
+        if name not in entry or (entry[name] is not None and type(entry[name]) is not wanted):
+            return f'the ledger entry\'s "{name}" is {what} (or null)'
+    for name, wanted, what in (("key", str, "a text"), ("damaged", str, "a text"),
+                               ("repeatable", bool, "true or false")):
+        if name in entry and entry[name] is not None and type(entry[name]) is not wanted:
+            return f'the ledger entry\'s "{name}" is {what}'
     return None
 
 
