@@ -532,7 +532,9 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
     children: list[ChildReport] = []
     ctx.run_child = child_runner(setup.load_child, options, setup, children) \
         if setup.load_child is not None else None
-    out = counted(ctx, emit)
+    # collected only (no tape, no on_output): what emit does then is this append, without emit's call
+    sink = outputs.append if tape is None and setup.on_output is None and setup.collect else emit
+    out = counted(ctx, sink)
     ctx.frames = [Frame([None] * m.checked.frame.size, None, ctx, out) for m in program.modules]
     ctx.bindings = {name: HostConnection(name, obj, ctx) for name, obj in options.bindings.items()}
     if tape is not None:

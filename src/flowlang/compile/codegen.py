@@ -343,6 +343,11 @@ class Generator:
         target = self.compiler.checked.resolution.calls[node]
         if not isinstance(target, Builtin):
             raise Unsupported
+        if target.with_constant is not None and len(node.args) == 2 and not node.kwargs and \
+                isinstance(node.args[1], ast.Literal):  # round(x, 2): the form for that constant
+            form = target.with_constant(node.args[1].value)
+            if form is not None:
+                return f"{self.const(form)}({self.gen(node.args[0])})"
         values = target.order([self.gen(a) for a in node.args], {k.name: self.gen(k.value) for k in node.kwargs},
                               lambda value: self.g_Literal(ast.Literal(value, node.span)))
         if target.direct is not None and len(values) == 1:  # e.g. len of a list: no frame of the builtin's

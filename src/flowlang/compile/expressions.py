@@ -119,6 +119,10 @@ class ExpressionCompiler:
         self.repeated = 0  # >0: the node being compiled may run more than once per record (a comprehension)
         self.reach: Reach | None = None  # the statement being compiled counts the records that reach it
         self.reaches_used: set[Reach] = set()  # those that hold a read whose misses are counted
+        # the steps of `map ... to o` and of `emit o` of a local variable, by their run: what
+        # StatementCompiler.fuse_map_emit joins; (slot, the object's evaluator) and (slot, line, where)
+        self.maps_to_slot: dict[Callable[[Frame], None], tuple[int, Eval]] = {}
+        self.emits_slot: dict[Callable[[Frame], None], tuple[int, int, Where]] = {}
 
     def where(self, span: Span) -> Where:
         return Where(self.checked.source, span)

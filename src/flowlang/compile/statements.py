@@ -89,8 +89,28 @@ class StatementCompiler(ExpressionCompiler):
                 out.extend(self.reached_stmt(s))
             else:
                 out.append(self.stmt(s))
+                self.fuse_map_emit(out)
             ended = ended or may_end_iteration(s)
         return out
+
+    def fuse_map_emit(self, out: list[Step]) -> None:
+        """`map x to o` then `emit o` (a mapping's loop body) as one step: the object stored and emitted
+        without a call of each statement's step and of the block between them."""
+        if len(out) < 2:
+            return
+        mapped = self.maps_to_slot.get(out[-2].run)
+        emitted = self.emits_slot.get(out[-1].run)
+        if mapped is None or emitted is None or mapped[0] != emitted[0]:
+            return
+        (slot, built), (_, line, where) = mapped, emitted
+
+        def map_emit(f: Frame) -> None:
+            v = f.slots[slot] = built(f)  # an object (what emit takes as one output)
+            try:
+                f.out(v, line)
+            except FlowRuntimeError as e:  # the output could not be taken (on_output): at the emit
+                raise where.locate(e) from None
+        out[-2:] = [Step.sync(map_emit)]
 
     def reached_stmt(self, node: ast.Stmt) -> list[Step]:
         outer = self.reach
@@ -267,6 +287,21 @@ class StatementCompiler(ExpressionCompiler):
         value = self.expr(node.value)
         line = self.line(node)
         where = self.where(node.span)
+        ref = self.checked.resolution.refs.get(node.value) if isinstance(node.value, ast.Name) else None
+        if isinstance(ref, Local):
+            slot = ref.slot
+
+            def emit_local(f: Frame) -> None:
+                v = f.slots[slot]
+                try:
+                    if type(v) is dict:  # one record: the common case
+                        f.out(v, line)
+                    else:
+                        emit_value(f, v, line)
+                except FlowRuntimeError as e:  # the output could not be taken (on_output): at this emit
+                    raise where.locate(e) from None
+            self.emits_slot[emit_local] = (slot, line, where)
+            return Step.sync(emit_local)
 
         def emit(f: Frame) -> None:
             v = value(f)
@@ -407,6 +442,13 @@ class StatementCompiler(ExpressionCompiler):
 
                 nodes = [(line.path[0], line.value) for line in node.lines if isinstance(line, ast.MapAssign)]
                 built = generate_object(self, node.source, nodes, build_object) or build_object
+
+            slot = self.checked.resolution.slots.get((node, 0))
+            if slot is not None and slot >= 0:  # a variable (assigner's set_slot, without its call)
+                def map_to_slot(f: Frame) -> None:
+                    f.slots[slot] = built(f)
+                self.maps_to_slot[map_to_slot] = (slot, built)
+                return Step.sync(map_to_slot)
 
             def map_simple(f: Frame) -> None:
                 store(f, built(f))

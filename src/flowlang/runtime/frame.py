@@ -17,10 +17,14 @@ Out = Callable[[Any, int], None]
 def counted(run: RunContext, sink: Callable[[Any], None]) -> Out:
     """The out of a run's own frames: each value to sink, then counted as emitted at its line."""
     at = run.stats.at
+    per_line = run.stats.per_line
 
     def out(value: Any, line: int) -> None:
         sink(value)
-        at(line, "emit").emitted += 1
+        try:  # the line's counters, made by the first emit there
+            per_line[line].emitted += 1
+        except KeyError:
+            at(line, "emit").emitted += 1
     return out
 
 

@@ -199,6 +199,28 @@ def round_(value: Any, places: Any = 0) -> Any:
     return _round(value, places)
 
 
+def round_to(places: Any) -> Callable[[Any], Any] | None:
+    """round(x, places) of a constant places of 1 to 12 decimals: round_'s fast path for it, with the
+    checks of places made once (round_ itself for anything its fast path does not take)."""
+    exp = _EXPONENTS.get(places) if type(places) is int else None
+    if exp is None or places <= 0:
+        return None
+    quantize, plus = Decimal.quantize, _ROUND_FAST.plus
+
+    def rounded(value: Any) -> Any:
+        t = type(value)
+        if t is Decimal:
+            try:
+                fast = quantize(value, exp, ROUND_HALF_UP, _ROUND_FAST)
+            except ArithmeticError:
+                return _round(value, places)
+            return fast if fast else plus(fast)  # -0.00 -> 0.00, as the general path's `+`
+        if t is int:
+            return value
+        return _round(value, places)
+    return rounded
+
+
 def _round(value: Any, places: Any) -> Any:
     """round() in general: any size (exact to MAX_DIGITS digits), and its errors."""
     if value is None:
@@ -322,10 +344,13 @@ def sum_(items: Any) -> Any:
         try:
             for x in items:
                 t = type(x)
-                if t is int and type(total) is int:
-                    total += x
-                elif t is int or t is Decimal:
+                if t is Decimal:
                     total = decimal_add(total, x)  # refuses to lose a digit: the loop below adds exactly
+                elif t is int:
+                    if type(total) is int:
+                        total += x
+                    else:
+                        total = decimal_add(total, x)
                 elif x is not None:
                     break
             else:
@@ -379,5 +404,5 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
         ("abs", abs_), ("min", min_), ("max", max_), ("sum", sum_), ("avg", avg),
 ]
 BUILTINS = tuple(
-    Builtin.of(name, fn) for name, fn in _TABLE
+    Builtin.of(name, fn, with_constant=round_to if fn is round_ else None) for name, fn in _TABLE
 )

@@ -72,14 +72,20 @@ class Builtin:
 
     `direct`, for a builtin of one argument: (types, function) where, for an argument of exactly one
     of those types, `function(argument)` is what `fn` gives (compiled code calls it without `fn`'s
-    frame, e.g. `len` of a list; any other argument goes to `fn`)."""
+    frame, e.g. `len` of a list; any other argument goes to `fn`).
+
+    `with_constant`, for a builtin of two arguments: given a constant second argument, a function of the
+    first that gives what `fn` gives with that constant (its checks of the constant made once, when the
+    call is compiled: round(x, 2)), or None when it has none for that constant."""
 
     def __init__(self, name: str, fn: Callable[..., Any], params: tuple[ParamSpec, ...] | None = None,
                  doc: str | None = None, pure: bool = True,
                  direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None,
                  constant_checks: Mapping[str, Callable[[Any], object]] | None = None,
-                 secret_checks: frozenset[str] = frozenset()) -> None:
+                 secret_checks: frozenset[str] = frozenset(),
+                 with_constant: Callable[[Any], Callable[[Any], Any] | None] | None = None) -> None:
         self.name = name
+        self.with_constant = with_constant
         self.fn = fn
         self.pure = pure
         self.direct = direct
@@ -94,13 +100,15 @@ class Builtin:
     def of(cls, name: str, fn: Callable[..., Any], pure: bool = True,
            direct: tuple[frozenset[type], Callable[[Any], Any]] | None = None,
            constant_checks: Mapping[str, Callable[[Any], object]] | None = None,
-           secret_checks: frozenset[str] = frozenset()) -> Builtin:
+           secret_checks: frozenset[str] = frozenset(),
+           with_constant: Callable[[Any], Callable[[Any], Any] | None] | None = None) -> Builtin:
         """`constant_checks`: for a parameter, the rule the function applies to that argument (raising
         BuiltinError), so that `flowlang check` judges an argument written as a constant (a zone name,
         a pattern, a format) by it before the run, instead of every record failing at run time.
         `secret_checks`: the parameters whose rule refuses any secret (len's): check gives the rule a
         stand-in secret for an argument that is one whatever it holds (`len(secret.K)`)."""
-        return cls(name, fn, pure=pure, direct=direct, constant_checks=constant_checks, secret_checks=secret_checks)
+        return cls(name, fn, pure=pure, direct=direct, constant_checks=constant_checks, secret_checks=secret_checks,
+                   with_constant=with_constant)
 
     def constant_problem(self, param: str, value: Any) -> BuiltinError | None:
         """What the function would refuse in this constant argument, or None."""

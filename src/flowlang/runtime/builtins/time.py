@@ -139,15 +139,19 @@ def date_(value: Any) -> Any:
         date(datetime("2024-05-01T23:30:00-02:00")) -> "2024-05-01"
         date("") -> null
     """
-    if value is None or blank(value):
+    t = type(value)
+    if t is str:
+        if len(value) == 20 and value[19] == "Z":  # the common 2024-05-01T10:00:00Z
+            try:
+                return datetime.fromisoformat(value[:19]).date()
+            except ValueError:
+                pass
+        if not value.strip():  # blank()
+            return None
+    elif value is None:
         return None
-    if type(value) is date:
+    elif t is date:
         return value
-    if type(value) is str and len(value) == 20 and value[19] == "Z":  # the common 2024-05-01T10:00:00Z
-        try:
-            return datetime.fromisoformat(value[:19]).date()
-        except ValueError:
-            pass
     return as_datetime(value, "date").date()
 
 

@@ -1,0 +1,153 @@
+"""The run path of a mapping (issue 15: benchmarks/transform.py): a `map` then `emit` of its variable is
+one step, the collected outputs are appended without a call of the run's emit, round() of a constant
+number of places is compiled for it, and what each gives is what the general paths give."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import flowlang
+from flowlang.runtime.builtins.numbers import round_, round_to, sum_
+from flowlang.runtime.builtins.time import date_
+from test_builtin_fast_paths import DECIMALS, result_of
+
+MAPPING = """
+let statuses = {p: "paid", s: "shipped"}
+for each o in input
+  map o to out
+    id     = o.id
+    email  = lower(o.customer.email)
+    total  = round(sum([i.qty * i.price for i in o.items]), 2)
+    n      = len(o.items)
+    status = statuses[o.status] ?? "unknown"
+    day    = date(o.created_at)
+  end
+  emit out
+end
+"""
+
+
+def records(n: int) -> list[dict[str, Any]]:
+    return [{"id": i, "customer": {"email": f"A{i}@X.COM"}, "status": "ps?"[i % 3],
+             "items": [{"qty": 2, "price": Decimal("1.25")}, {"qty": 1, "price": Decimal("0.10")}],
+             "created_at": "2024-05-01T10:00:00Z"} for i in range(n)]
+
+
+def python_calls(fn: Any) -> int:
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_a_mapping_record_costs_few_python_calls() -> None:
+    """Each record of the mapping ran 15 Python functions (the map's step, its store, the block between
+    the map and the emit, the emit, its variable's read, the run's emit, the counter's lookup, round's
+    and date's checks...); now 7: the loop, map+emit, the generated mapping, sum, round's compiled form,
+    date, the output's counter."""
+    flow = flowlang.compile(MAPPING, name="m.flow")
+    small, big = records(100), records(300)
+    assert flow.run(input=small).ok
+    per_record = (python_calls(lambda: flow.run(input=big)) - python_calls(lambda: flow.run(input=small))) / 200
+    assert per_record <= 8, per_record
+    result = flow.run(input=records(3))
+    assert result.outputs[0] == {"id": 0, "email": "a0@x.com", "total": Decimal("2.60"), "n": 2,
+                                 "status": "paid", "day": date(2024, 5, 1)}
+    assert [o["status"] for o in result.outputs] == ["paid", "shipped", "unknown"]
+    assert result.stats.emitted == 3
+
+
+def test_on_output_failing_at_a_map_and_its_emit_fails_the_record_at_the_emit() -> None:
+    flow = flowlang.compile("for each o in input\n  map o to out\n    v = o.v\n  end\n  emit out\nend\n",
+                            name="m.flow")
+    seen: list[Any] = []
+
+    def callback(value: Any) -> None:
+        if value["v"] == 2:
+            raise RuntimeError("full")
+        seen.append(value)
+    result = flow.run(input=[{"v": 1}, {"v": 2}, {"v": 3}], on_output=callback)
+    assert seen == [{"v": 1}, {"v": 3}]
+    [failure] = result.errors
+    assert failure.message == "on_output raised RuntimeError: full"
+    assert failure.line == 5 and failure.location.endswith(":5:3"), failure.location
+    assert result.stats.emitted == 2
+
+
+@pytest.mark.parametrize(("body", "outputs"), [
+    # a variable holding a list of objects emits each; another value is one output
+    ("let xs = [{a: o}, {a: o + 1}]\n  emit xs", [{"a": 1}, {"a": 2}, {"a": 2}, {"a": 3}]),
+    ("let xs = []\n  emit xs", [[], []]),
+    ("let x = o * 10\n  emit x", [10, 20]),
+    # the map's variable changed between the map and the emit: what the emit sees is emitted
+    ("let r = {v: o}\n  map r to out\n    v = r.v\n  end\n  let out.w = 1\n  emit out",
+     [{"v": 1, "w": 1}, {"v": 2, "w": 1}]),
+])
+def test_emit_of_a_variable_emits_what_it_holds(body: str, outputs: list[Any]) -> None:
+    flow = flowlang.compile(f"for each o in input\n  {body}\nend\n", name="m.flow")
+    for collect in (True, False):
+        streamed: list[Any] = []
+        result = flow.run(input=[1, 2], collect=collect, on_output=None if collect else streamed.append)
+        assert result.ok, result.error
+        assert (result.outputs if collect else streamed) == outputs
+
+
+@given(DECIMALS | st.integers(-10**40, 10**40) | st.none() | st.text(max_size=3) | st.booleans(),
+       st.integers(-8, 14) | st.sampled_from([Decimal("2"), True, "2", None]))
+def test_round_of_constant_places_gives_what_round_gives(value: Any, places: Any) -> None:
+    form = round_to(places)
+    if form is None:
+        assert not (type(places) is int and 1 <= places <= 12)
+        return
+    assert result_of(form, value) == result_of(round_, value, places)
+
+
+def test_round_of_constant_places_in_a_flow_fails_at_its_place() -> None:
+    flow = flowlang.compile("for each o in input\n  emit {t: round(o.x, 2), u: 1}\nend\n", name="m.flow")
+    result = flow.run(input=[{"x": Decimal("-0.001")}, {"x": "a"}, {"x": 7}])
+    assert [str(o["t"]) for o in result.outputs] == ["0.00", "7"]
+    [failure] = result.errors
+    assert "round() needs a number" in failure.message and failure.location.endswith(":2:12")
+
+
+@given(st.lists(st.one_of(st.integers(-10**30, 10**30), DECIMALS.filter(lambda d: d.is_finite()), st.none()),
+                max_size=5))
+def test_sum_gives_the_exact_total_and_keeps_whole_numbers_whole(items: list[Any]) -> None:
+    numbers = [x for x in items if x is not None]
+    got = result_of(sum_, items)
+    if got[0] == "error":
+        assert "too large" in got[2] or "digits" in got[2], got
+        return
+    exact = sum((Decimal(x) for x in numbers), Decimal(0)) if numbers else 0
+    if all(type(x) is int for x in numbers):
+        assert got == ("value", "int", str(sum(numbers)))
+    else:
+        from decimal import localcontext
+        with localcontext() as ctx:
+            ctx.prec = 10**6
+            exact = sum((Decimal(x) for x in numbers), Decimal(0))
+        assert got[1] == "Decimal" and Decimal(got[2]) == exact
+
+
+@pytest.mark.parametrize(("value", "want"), [
+    ("2024-05-01T10:00:00Z", date(2024, 5, 1)), ("2024-05-01T23:30:00-02:00", date(2024, 5, 1)),
+    ("2024-05-01", date(2024, 5, 1)), ("", None), (" " * 20, None), ("\t", None), (None, None),
+    (date(2024, 1, 2), date(2024, 1, 2)), ("2024-05-01T10:00:00z", date(2024, 5, 1)),
+])
+def test_date_of_text_blank_null_and_dates(value: Any, want: Any) -> None:
+    assert date_(value) == want
