@@ -52,6 +52,14 @@ def check(tmp_path: Path, text: str) -> str:
     # "expected an operator, `(`, `key`, `parallel` or the end of the line, found `do`"
     ("for each x in [1] do\n  emit x\nend\n", "f.flow:1:19: error: no `do` after a `for each` line",
      "= hint: for each x in [1]  (the block ends with `end`)"),
+    # the hint was cut at the last "do" of the line: 'for each x in [1] do emit "  (the block ends with `end`)'
+    ('for each x in [1] do emit "done"\n', "f.flow:1:19: error: no `do` after a `for each` line",
+     """= hint: for each x in [1] on its line, then 'emit "done"' on the next, then `end`"""),
+    # a comment after the word was given as a line of the block: "then '# why' on the next"
+    ("for each x in [1] do  # why\n  emit x\nend\n", "f.flow:1:19: error: no `do` after a `for each` line",
+     "= hint: for each x in [1]  (the block ends with `end`)"),
+    ("let x = 1\nif x > 0 then # why\n  emit 1\nend\n", "f.flow:2:10: error: an `if` block has no `then`",
+     "= hint: if x > 0\n"),
 ])
 def test_a_block_written_as_another_language_writes_it_says_what_flowlang_writes(
         tmp_path: Path, text: str, said: str, hint: str) -> None:

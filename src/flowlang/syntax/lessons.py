@@ -287,17 +287,26 @@ def _foreign_block_word(token: Token, word: str, first: Token | None, on_line: l
     if first is not None and first.type == "IF" and token.type == "THEN" and "_NL" in expected:
         start = len(line_text) - len(line_text.lstrip())
         cond = line_text[start + 2:col - 1].strip()
-        after = line_text[col - 1 + len(word):].strip()
+        after = _code_after(line_text, col, word)
         hint = (f"if {cond} on its line, then {after!r} on the next, then `end`" if after
                 else f"if {cond}")
         return Lesson("an `if` block has no `then`: its lines follow on the next lines, and `end` closes it "
                       "(`if c then a else b` is an expression, a value)", hint)
     if first is not None and first.type == "FOR" and word == "do" and "_NL" in expected:
+        head = line_text[:col - 1].strip()  # the line up to this `do` (a later "do", as in "done", is not it)
+        after = _code_after(line_text, col, word)
         return Lesson("no `do` after a `for each` line: the block starts on the next line",
-                      rest[:rest.rfind("do")].strip() + "  (the block ends with `end`)")
+                      f"{head} on its line, then {after!r} on the next, then `end`" if after
+                      else head + "  (the block ends with `end`)")
     if first is not None and first.type == "ON" and "AS" in expected and token.type == "NAME":
         return Lesson("the error of an `on error` is named with `as`", f"on error as {word}")
     return None
+
+
+def _code_after(line_text: str, col: int, word: str) -> str:
+    """What follows the word at col on its line, a comment alone there being nothing (`if c then # why`)."""
+    after = line_text[col - 1 + len(word):].strip()
+    return "" if after.startswith("#") else after
 
 
 SEND_ORDER = "send RECORD to DEST [key EXPR] [once | if changed] [as NAME] [batch N]"
