@@ -42,7 +42,9 @@ def line_problem(entry: dict[str, Any]) -> str | None:
         # a datetime is a date too: "today" takes a date only
         if not isinstance(value, wanted) or (wanted is date and isinstance(value, datetime)):
             return f'the value of "{entry["kind"]}" is {_NAMES[wanted]}'
-        if entry["kind"] == "job" and "id" in value and value["id"] is not None and type(value["id"]) is not int:
+        if type(value) is not dict:
+            return None
+        if entry["kind"] == "job" and value.get("id") is not None and type(value["id"]) is not int:
             return 'the job\'s "id" is a whole number (or null)'
         return _ledger(value) if entry["kind"] == "ledger" else None
     if kind in ("read", "write"):
@@ -93,10 +95,11 @@ def _ledger(value: dict[str, Any]) -> str | None:
     for name, wanted, what in (("job_id", int, "a whole number"), ("hash", str, "a text")):
         if name not in entry or (entry[name] is not None and type(entry[name]) is not wanted):
             return f'the ledger entry\'s "{name}" is {what} (or null)'
-    for name, wanted, what in (("key", str, "a text"), ("damaged", str, "a text"),
-                               ("repeatable", bool, "true or false")):
-        if name in entry and entry[name] is not None and type(entry[name]) is not wanted:
-            return f'the ledger entry\'s "{name}" is {what}'
+    optional: tuple[tuple[str, type, str], ...] = (("key", str, "a text"), ("damaged", str, "a text"),
+                                                    ("repeatable", bool, "true or false"))
+    for field, kind, said in optional:
+        if field in entry and entry[field] is not None and type(entry[field]) is not kind:
+            return f'the ledger entry\'s "{field}" is {said}'
     return None
 
 
