@@ -28,7 +28,8 @@ def env_without_flowlang(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_sigterm_finishes_in_flight_sends_and_exits_75(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: its terminal or SSH session closed
+def test_sigterm_finishes_in_flight_sends_and_exits_75(tmp_path: Path, stop_signal: signal.Signals) -> None:
     received: list[tuple[float, int]] = []
     with FakeApi() as api:
         def slow_send(req: Request) -> tuple[int, dict[str, str], Any]:
@@ -46,9 +47,10 @@ def test_sigterm_finishes_in_flight_sends_and_exits_75(tmp_path: Path) -> None:
         while len(received) < 4:
             time.sleep(0.05)
         signalled = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 75, err
+    assert f"{stop_signal.name}: finishing the records in flight" in err
     emitted = [json.loads(x) for x in out.split()]
     started_after = [n for t, n in received if t > signalled + 0.05]
     assert started_after == []  # no new record after the signal
@@ -57,6 +59,23 @@ def test_sigterm_finishes_in_flight_sends_and_exits_75(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / ".flowlang" / "flowlang.db")
     assert db.execute("select status from jobs").fetchall() == [("interrupted",)]
     assert db.execute("select count(*) from state").fetchone() == (0,)  # state did not move
+
+
+def test_a_run_started_under_nohup_runs_on_after_sighup(tmp_path: Path) -> None:
+    with FakeApi() as api:
+        api.route("POST", "/sink", lambda req: (time.sleep(0.05), (201, {}, {"ok": True}))[1])
+        (tmp_path / "f.flow").write_text("use api = http(base_url: env.API)\nfor each n in range(0, 20)\n"
+                                         "  send {n: n} to api.post(\"/sink\")\n  emit n\nend\n")
+        proc = subprocess.Popen([sys.executable, "-m", "flowlang", "run", "f.flow"], cwd=tmp_path,
+                                env=env_without_flowlang(API=api.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # nohup
+        while api.count("POST", "/sink") < 2:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=60)
+        assert api.count("POST", "/sink") == 20
+    assert proc.returncode == 0, err
+    assert len(out.split()) == 20 and "SIGHUP" not in err
 
 
 def test_max_seconds_stops_the_run(tmp_path: Path) -> None:

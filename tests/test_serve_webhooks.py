@@ -669,3 +669,17 @@ def test_the_runs_of_serve_keep_to_a_connections_rate_limit_together(tmp_path: P
         assert [r.body["n"] for r in api.requests] == [0, 1, 2, 3, 4]
     assert all(times[i + 1] - times[i] >= 0.75 for i in range(4)), times  # spaced (1.5 s at the start), no burst
     assert all(times[i + 2] - times[i] >= 3.0 for i in range(3)), times  # never 3 in a 3 s window
+
+
+def test_sighup_stops_serve_as_sigterm_does(tmp_path: Path) -> None:
+    """The terminal or SSH session serve ran in closed (SIGHUP): it died at once, its running jobs cut off
+    without their end recorded; it stops as on SIGTERM (running jobs finish) and exits 0."""
+    import signal
+
+    (tmp_path / "gh.flow").write_text("trigger webhook(verify: github(secret.GH_SECRET))\nemit 1\n")
+    with ServeProcess(tmp_path, "--log-format", "text", env={"GH_SECRET": "s3cr\"et\\ünï-" + "x" * 40}) as serve:
+        assert serve.proc is not None
+        serve.proc.send_signal(signal.SIGHUP)
+        assert serve.proc.wait(60) == 0
+        serve.log_file.close()
+    assert "SIGHUP: stopping (running jobs finish; again to stop them too)" in serve.logs()

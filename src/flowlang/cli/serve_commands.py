@@ -65,10 +65,10 @@ def read_token(path: str | None) -> str | None:
 
 def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
     import asyncio
-    import signal
 
     from flowlang.cli.options import read_secrets
     from flowlang.project import load_project
+    from flowlang.runtime.watchdog import stop_signals
     from flowlang.serve.server import BODY_TIMEOUT
     from flowlang.serve.service import ServeOptions, Service
 
@@ -99,7 +99,7 @@ def cmd_serve(args: argparse.Namespace, terminal: Terminal) -> int:
             else:
                 service.runs.stop_runs(name)
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in stop_signals():
             loop.add_signal_handler(sig, on_signal, sig.name)
         return loop.run_until_complete(service.run())
     finally:

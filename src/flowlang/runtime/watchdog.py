@@ -3,8 +3,8 @@
 
 - `at(when, action)`: call `action` from the thread at a monotonic time (max_seconds: the graceful
   stop at the deadline, the hard stop after the grace, the exit after as long again).
-- `watch_signals(...)`: SIGTERM/SIGINT are read from a wakeup pipe by the thread, so they are seen
-  even while the main thread is stuck in C (a regex, a huge multiplication). The first asks for a
+- `watch_signals(...)`: SIGTERM/SIGINT/SIGHUP (stop_signals) are read from a wakeup pipe by the thread, so they
+  are seen even while the main thread is stuck in C (a regex, a huge multiplication). The first asks for a
   graceful stop, the second for a hard stop; when the run has not ended `grace` seconds after that,
   `exit_process` runs.
 - `exit_process(status)`: the jobs still running are recorded (each job registers how, with
@@ -90,14 +90,14 @@ class Watchdog:
 
     # ---- signals -----------------------------------------------------------------------------
     def watch_signals(self, on_signal: Callable[[int], None]) -> Callable[[], None]:
-        """Route SIGTERM and SIGINT to on_signal(number), called from this thread (even while the main
+        """Route stop_signals() to on_signal(number), called from this thread (even while the main
         thread is stuck). Returns the function that puts the old handlers back."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None  # signals reach the main thread's handlers only
         r, w = os.pipe()
         os.set_blocking(w, False)
         os.set_blocking(r, False)
-        old = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+        old = {sig: signal.signal(sig, lambda *_: None) for sig in stop_signals()}
         old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         with self._lock:
             self._signal_r, self._on_signal = r, on_signal
@@ -199,6 +199,15 @@ def end_without_stuck_threads(status: int, wait: float = 2.0) -> None:
 
 
 WATCHDOG = Watchdog()
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that ask a run (or serve) to stop: SIGTERM, SIGINT (Ctrl-C), and SIGHUP (the terminal or
+    SSH session it ran in closed), unless SIGHUP is ignored as the process started (nohup: it runs on)."""
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None or signal.getsignal(hangup) is signal.SIG_IGN:
+        return signal.SIGTERM, signal.SIGINT
+    return signal.SIGTERM, signal.SIGINT, hangup
 
 
 def signal_name(number: int) -> str:
