@@ -102,6 +102,52 @@ def test_max_record_seconds_fails_that_record_only(tmp_path: Path) -> None:
     assert "max_record_seconds" in errors.stdout
 
 
+def test_a_record_stopped_by_max_record_seconds_in_a_send_says_the_send_may_have_arrived(tmp_path: Path) -> None:
+    """A POST (and a batch) in flight when --max-record-seconds stopped its record reached the API, which took it,
+    but the record's error said only 'the record took longer than 1s', and the retry it was kept for sent it twice
+    (found by an operator's trial against a local API that answers after 2 s; the sink counts what it took). The
+    error says that the request may have reached the API, as a timeout's does; a lookup that was stopped (a read)
+    or a PUT (idempotent) says nothing of it."""
+    taken: list[Any] = []
+
+    def slow(req: Request) -> tuple[int, dict[str, str], Any]:
+        items = req.body["items"] if isinstance(req.body, dict) and "items" in req.body else [req.body]
+        taken.extend(item["n"] for item in items if req.method != "GET")  # taken; the answer comes too late
+        time.sleep(3)
+        return 200, {}, {"results": [{"ok": True} for _ in items]} if len(items) > 1 or "items" in req.body else {}
+
+    with FakeApi() as api:
+        api.route("POST", "/one", slow)
+        api.route("POST", "/batch", slow)
+        api.route("PUT", "/one", slow)
+        api.route("GET", "/one", slow)
+        (tmp_path / "connectors").mkdir()
+        (tmp_path / "connectors" / "sink.toml").write_text(
+            'name = "sink"\nbase_url = "{url}"\n[config]\nurl = { required = true }\n'
+            '[operations.create_items]\nmethod = "POST"\npath = "/batch"\n'
+            'batch = { max = 10, body = "items", results = "results", ok = "ok" }\n')
+        (tmp_path / "f.flow").write_text(
+            'use api = http(base_url: env.API)\nuse sink = sink(url: env.API)\nfor each r in input\n'
+            '  if r.how == "post"\n    send {n: r.n} to api.post("/one")\n  end\n'
+            '  if r.how == "batch"\n    send {n: r.n} to sink.create_items batch 2\n  end\n'
+            '  if r.how == "put"\n    send {n: r.n} to api.put("/one")\n  end\n'
+            '  if r.how == "get"\n    lookup api.get("/one") as x\n  end\nend\n')
+        (tmp_path / "in.json").write_text(json.dumps([{"n": 1, "how": "post"}, {"n": 2, "how": "batch"},
+                                                      {"n": 3, "how": "put"}, {"n": 4, "how": "get"}]))
+        proc = cli("run", "f.flow", "--input", "in.json", "--max-record-seconds", "2", cwd=tmp_path,
+                   env={"API": api.url})
+        assert proc.status == 3, proc.stderr
+    assert sorted(taken) == [1, 2, 3]  # each write reached the API
+    errors = {e["record"]["n"]: e["message"] for e in map(json.loads, cli(
+        "errors", "f.flow", "--json", cwd=tmp_path).stdout.splitlines())}
+    assert sorted(errors) == [1, 2, 3, 4]
+    for n, name in ((1, "api"), (2, "sink")):
+        assert errors[n].startswith("the record took longer than 2s (max_record_seconds), and was stopped while "
+                                    f"its send to {name} was in flight: the request may have reached {name} "
+                                    "(no answer said it did not), so a retry may send it twice"), errors[n]
+    assert errors[3] == errors[4] == "the record took longer than 2s (max_record_seconds)"
+
+
 def test_huge_values_hit_a_limit_that_names_the_line() -> None:
     flow = flowlang.compile('let s = "x"\nfor each i in range(0, 40)\n  let s = s + s\nend\nemit len(s)\n')
     result = flow.run(limits=flowlang.Limits(max_value_items=1_000_000))

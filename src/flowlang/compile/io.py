@@ -30,6 +30,7 @@ from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import dumps_stored
 from flowlang.runtime.keys import ledger_keys
 from flowlang.runtime.ledger import ledger_operation, payload_hash
+from flowlang.runtime.limits import RECORD_WRITES, noted_write
 from flowlang.runtime.stats import count_sent
 from flowlang.runtime.values import RecordStream, shown_number, type_name
 
@@ -578,6 +579,21 @@ class IoCompiler(StatementCompiler):
                     start_flush(buffer, f, line)
             return answers
 
+        async def batch_answers(f: Frame, buffer: BatchBuffer, futures: list[Any]) -> None:
+            """Wait for the answers of the batches a record's items are in."""
+            ahead = f.run_ahead
+            if ahead is None:  # nothing runs ahead (a retry, a send outside loops): send now
+                await flush(buffer, f, line)
+            elif not all(x.done() for x in futures):
+                ahead.waiters.append(futures)
+                if ahead.stalled():
+                    ahead.kick(f)
+                if ahead.gate is not None:  # a `parallel N` loop: without its slot meanwhile
+                    await ahead.wait(futures)
+            for x in futures:
+                if not x.done():
+                    await x
+
         async def send_batched(f: Frame) -> None:
             v = value(f)
             conn, buffer, a, kw = buffer_for(f)
@@ -604,18 +620,11 @@ class IoCompiler(StatementCompiler):
                 if len(buffer.items) >= buffer.size:
                     start_flush(buffer, f, line)
             futures = list(dict.fromkeys(x[0] for x in answers))  # the batches they are in
-            ahead = f.run_ahead
-            if ahead is None:  # nothing runs ahead (a retry, a send outside loops): send now
-                await flush(buffer, f, line)
-            elif not all(x.done() for x in futures):
-                ahead.waiters.append(futures)
-                if ahead.stalled():
-                    ahead.kick(f)
-                if ahead.gate is not None:  # a `parallel N` loop: without its slot meanwhile
-                    await ahead.wait(futures)
-            for x in futures:
-                if not x.done():
-                    await x
+            noting = RECORD_WRITES.get()  # under max_record_seconds: stopped now, its records may still go out
+            if noting is None:
+                await batch_answers(f, buffer, futures)
+            else:
+                await noted_write(noting, conn.name, batch_answers(f, buffer, futures))
             outcomes = [x.result()[i] for x, i in answers]
             error = refusal(outcomes)
             if error is not None:

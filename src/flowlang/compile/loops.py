@@ -33,7 +33,7 @@ from flowlang.errors import internal_error as unexpected
 from flowlang.lazy_dataclass import dataclass
 from flowlang.runtime.frame import Frame, Out, SkipSignal, StopSignal
 from flowlang.runtime.keys import canonical_key, key_json
-from flowlang.runtime.limits import RECORD_DEADLINE, check_time, record_limit_message
+from flowlang.runtime.limits import RECORD_DEADLINE, RECORD_WRITES, check_time, record_limit_message
 from flowlang.runtime.masking import debug_exception
 from flowlang.runtime.operators import NeedsMaterialization
 from flowlang.runtime.run import PICKUP_FILE, READ_FAILED, SAVED_INPUT, SAVED_STATE, SAVED_STREAMS, RecordFailure
@@ -599,13 +599,16 @@ class LoopCompiler:
     async def one_timed(self, f: Frame, item: Any, seconds: float, index: int | None = None) -> None:
         """One iteration under max_record_seconds: a record that takes longer fails alone (waiting on
         I/O, by the timeout; CPU-bound, by check_time)."""
+        writes: list[str] = []  # the writes in flight when it is stopped (RECORD_WRITES)
+
         async def timed() -> None:
             RECORD_DEADLINE.set((time.monotonic() + seconds, seconds))  # this task's own context
+            RECORD_WRITES.set(writes)
             await self.one_async(f, item, index)
         try:
             await asyncio.wait_for(timed(), seconds)
         except TimeoutError:
-            self.fail(f, item, LimitError(record_limit_message(seconds), source=self.where.source,
+            self.fail(f, item, LimitError(record_limit_message(seconds, writes), source=self.where.source,
                                           span=self.where.span), index=index)
 
     # ---- parallel ----------------------------------------------------------------------------

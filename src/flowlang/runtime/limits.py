@@ -10,14 +10,17 @@ the process when even that does not come (code stuck in C)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from flowlang.errors import LimitError
 from flowlang.lazy_dataclass import dataclass
+
+T = TypeVar("T")
 
 
 class StopFlag:
@@ -54,7 +57,28 @@ class HardStop(BaseException):
 # (monotonic deadline, its seconds) of the record the running task works on (max_record_seconds)
 RECORD_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
     "record_deadline", default=None)
+# the connections whose writes the record (under max_record_seconds) had in flight when it was stopped: a write
+# that may do its work twice (a POST without an idempotency key, a batch the record is in) is noted while it is
+# awaited and left noted when the record is stopped during it, so that its error says the write may have arrived
+RECORD_WRITES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("record_writes", default=None)
+# (the record's RECORD_WRITES, the connection) of an HTTP write that may do its work twice, while it is awaited:
+# the transport notes it there once the request goes out (after its waits for a connection and the rate limit)
+WRITE_NOTE: contextvars.ContextVar[tuple[list[str], str] | None] = contextvars.ContextVar("write_note", default=None)
 CHECK_EVERY = 1024  # items of a long comprehension between two checks
+
+
+async def noted_write(writes: list[str], name: str, pending: Awaitable[T]) -> T:
+    """`pending`, awaited with `name` in the record's RECORD_WRITES; still there if the record is stopped during it."""
+    writes.append(name)
+    try:
+        result = await pending
+    except asyncio.CancelledError:
+        raise  # stopped in flight: it stays noted
+    except BaseException:
+        writes.remove(name)
+        raise
+    writes.remove(name)
+    return result
 
 
 def check_time(stop: StopFlag) -> None:
@@ -129,8 +153,15 @@ def _busy(items: list[Any]) -> Iterator[Any]:
         yield item
 
 
-def record_limit_message(seconds: float) -> str:
-    return f"the record took longer than {seconds:g}s (max_record_seconds)"
+def record_limit_message(seconds: float, in_flight: list[str] | None = None) -> str:
+    """A record past max_record_seconds; `in_flight`: the connections it was writing to when it was stopped."""
+    said = f"the record took longer than {seconds:g}s (max_record_seconds)"
+    if not in_flight:
+        return said
+    names = ", ".join(dict.fromkeys(in_flight))
+    return (f"{said}, and was stopped while its send to {names} was in flight: the request may have reached "
+            f"{names} (no answer said it did not), so a retry may send it twice: check there first, and resolve the "
+            "error if it arrived (send ... once keeps such a send pending instead)")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from flowlang.errors import CredentialsRefused, FlowRuntimeError, HttpError
 from flowlang.runtime.blob import is_binary as binary_value
 from flowlang.runtime.formcodec import FormError, form_encode, form_pairs
 from flowlang.runtime.jsoncodec import JsonDataError, binary_refused, dumps, loads
+from flowlang.runtime.limits import RECORD_WRITES, WRITE_NOTE
 from flowlang.runtime.masking import cut, mask_value
 from flowlang.runtime.stats import Traffic
 from flowlang.runtime.values import Secret, to_text, type_name
@@ -392,7 +393,21 @@ class HttpClient:
             text = f" {shown_body(body, self.services.mask, form, self.settings.param_style)}" if data else ""
             self.services.log_dry_run(self.name, self.services.mask(f"{method} {shown(url, self.services.mask)}{text}"))
             return nothing_sent() if whole else no_value()
-        return self._exchange(method, url, all_headers, data, bool(idempotency_key), timeout, own, whole)
+        exchange = self._exchange(method, url, all_headers, data, bool(idempotency_key), timeout, own, whole)
+        if writes:
+            noting = RECORD_WRITES.get()  # under max_record_seconds: a stop in flight says it may have arrived
+            if noting is not None and repeat_may_duplicate(method, bool(idempotency_key)):
+                return self._noted(noting, exchange)
+        return exchange
+
+    async def _noted(self, noting: list[str], exchange: Coroutine[Any, Any, Any]) -> Any:
+        """A write that may do its work twice, under max_record_seconds: the transport notes it in the record's
+        RECORD_WRITES once it goes out, so that a record stopped while it is in flight says it may have arrived."""
+        token = WRITE_NOTE.set((noting, self.name))
+        try:
+            return await exchange
+        finally:
+            WRITE_NOTE.reset(token)
 
     # ---- attempts -------------------------------------------------------------------------------
     async def _exchange(self, method: str, url: str, headers: dict[str, str], data: bytes | None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flowlang.connectors.http.header_check import header_problem
 from flowlang.connectors.http.hosts import RefusedAddress
 from flowlang.connectors.http.urls import unreadable
+from flowlang.runtime.limits import WRITE_NOTE
 from flowlang.runtime.slots import Slots
 
 if TYPE_CHECKING:
@@ -330,6 +331,7 @@ class Transport:
             await slots.take()
         try:
             ticket = await meter.admit() if meter is not None and meter.limited else None
+            noted = WRITE_NOTE.get()  # a write under max_record_seconds: in flight from here (runtime/limits.py)
             try:
                 started = time.monotonic()
                 try:
@@ -355,6 +357,8 @@ class Transport:
                         else:
                             headers = {**(headers or {}), **auth_header}
                         proxy_auth = None
+                    if noted is not None:
+                        noted[0].append(noted[1])
                     async with session.request(method, target, headers=headers or None, data=body,
                                                allow_redirects=False, timeout=limit, proxy=proxy,
                                                proxy_auth=proxy_auth, proxy_headers=proxy_headers,
@@ -403,12 +407,16 @@ class Transport:
             except TransportError as e:
                 if meter is not None:
                     meter.sent(method, url, None, started, e.message)
+                if noted is not None and noted[1] in noted[0]:
+                    noted[0].remove(noted[1])  # it failed, saying so: no longer in flight
                 raise
             finally:
                 if ticket is not None and meter is not None:
                     meter.release(ticket)
         finally:
             slots.release()
+        if noted is not None and noted[1] in noted[0]:
+            noted[0].remove(noted[1])  # answered
         if meter is not None:
             meter.sent(method, url, response.status, started)
         return response
