@@ -941,3 +941,21 @@ end
                                    'call api.post("/a", idempotency_key: "") as a\n')
     checked = cli("check", "c.flow", cwd=folder)
     assert checked.status == 2 and "c.flow:2:38: error: idempotency_key: is blank" in checked.stderr, checked.stderr
+
+
+def test_braces_in_a_paths_query_are_sent_as_written(folder: Path) -> None:
+    # a literal {...} in the query of an operation's path (a JSON filter, an Airtable formula's {Due Date})
+    # went out %-encoded, as the API reads it; the check of placeholders refused the file: "'{"status":
+    # "open"}' is not a placeholder ...: write '{_status____open_}'"
+    (folder / "connectors" / "x.toml").write_text(
+        'name = "x"\nbase_url = "https://x.invalid"\n[operations.search]\nmethod = "GET"\n'
+        'path = \'/items/{shop}?filter={"status": "open"}&formula={Due Date}\'\n')
+    with FakeApi() as api:
+        api.route("GET", "/items/s1", lambda req: (200, {}, {"items": []}))
+        (folder / "main.flow").write_text(f'use b = x(base_url: "{api.url}")\n'
+                                          'call b.search(shop: "s1") as found\n')
+        proc = cli("run", "main.flow", "--log-format", "text", cwd=folder)
+        assert proc.status == 0, proc.stderr
+        [request] = api.requests
+    assert request.path == "/items/s1"
+    assert request.query == {"filter": '{"status": "open"}', "formula": "{Due Date}"}

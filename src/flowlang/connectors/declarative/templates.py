@@ -81,6 +81,12 @@ def brace_problem(text: str, name: re.Pattern[str] = NAME, filled: str = "the ar
     return None
 
 
+def before_query(url: str) -> str:
+    """A URL or path up to its query, whose braces are judged: in the query they may be the API's own
+    text, sent %-encoded as it reads it (a JSON filter, an Airtable formula's {Due Date})."""
+    return url.partition("?")[0]
+
+
 def bad_templates(model: ConnectorFile) -> list[tuple[tuple[str, ...], str]]:
     """(place, problem) for each base URL, path and idempotency_key whose braces make no placeholder, and
     each idempotency_key that holds none: the one key of every record ('create-item', or 'item-{sku'
@@ -89,11 +95,11 @@ def bad_templates(model: ConnectorFile) -> list[tuple[tuple[str, ...], str]]:
     problems: list[tuple[tuple[str, ...], str]] = []
     urls = [(("base_url",), model.base_url)] + [(("regions", r), u) for r, u in model.regions.items()]
     for loc, url in urls:
-        problem = brace_problem(url, filled="the configuration")
+        problem = brace_problem(before_query(url), filled="the configuration")
         if problem is not None:
             problems.append((loc, problem))
     for name, op in model.operations.items():
-        problem = brace_problem(op.path)
+        problem = brace_problem(before_query(op.path))
         if problem is not None:
             problems.append((("operations", name, "path"), problem))
         key = op.idempotency_key
