@@ -683,3 +683,36 @@ def test_sighup_stops_serve_as_sigterm_does(tmp_path: Path) -> None:
         assert serve.proc.wait(60) == 0
         serve.log_file.close()
     assert "SIGHUP: stopping (running jobs finish; again to stop them too)" in serve.logs()
+
+
+def test_the_inbox_forgets_deliveries_done_30_days_ago_and_keeps_failed_ones(tmp_path: Path) -> None:
+    """The inbox kept every delivery, body and headers, for ever: a webhook of 10,000 deliveries a day grew
+    it by that every day. One done more than 30 days ago is purged at start (and every hour), with a line;
+    a failed one stays for --replay; a newer done one stays, and its id is still a duplicate."""
+    import sqlite3
+
+    from conftest import run_cli
+
+    secret = "s3cr\"et\\ünï-" + "k" * 40
+    (tmp_path / "gh.flow").write_text("trigger webhook(verify: github(secret.GH_SECRET))\n"
+                                      "if input.fail == true\n  fail \"asked to\"\nend\nemit 1\n")
+    bodies = {name: json.dumps({"fail": name == "failed", "name": name}).encode() for name in ("old", "failed", "new")}
+    with ServeProcess(tmp_path, "--log-format", "text", env={"GH_SECRET": secret}) as serve:
+        for name, body in bodies.items():
+            assert serve.post("/hooks/gh", body, sign_github(body, 0, secret, f"d-{name}"))[0] == 202
+        db_path = tmp_path / ".flowlang" / "inbox.db"
+        wait_for(lambda: sqlite3.connect(db_path).execute(
+            "select count(*) from deliveries where status in ('done', 'failed')").fetchone()[0] == 3, what="3 runs")
+        assert serve.terminate() == 0
+    with sqlite3.connect(db_path) as db:  # as if the first two ended 31 days ago
+        db.execute("update deliveries set finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-31 days') "
+                   "where delivery_id in ('d-old', 'd-failed')")
+    with ServeProcess(tmp_path, "--log-format", "text", env={"GH_SECRET": secret}) as serve:
+        wait_for(lambda: "inbox: purged 1 delivery done more than 30 days ago" in serve.logs(), what="the purge")
+        new = bodies["new"]
+        assert serve.post("/hooks/gh", new, sign_github(new, 0, secret, "d-new"))[0] == 200  # still a duplicate
+        assert serve.terminate() == 0
+    rows = sqlite3.connect(db_path).execute("select delivery_id, status from deliveries order by id").fetchall()
+    assert rows == [("d-failed", "failed"), ("d-new", "done")]
+    listed = run_cli("inbox", str(tmp_path), "--failed", timeout=60)
+    assert listed.returncode == 0 and "asked to" in listed.stdout, listed.stdout + listed.stderr

@@ -2,7 +2,8 @@
 before its 202. One writer thread owns the writes and commits the deliveries that arrive together in one
 transaction (WAL, synchronous=FULL), so an answer never waits for more than one fsync and a crash after
 an answer loses nothing. A delivery id seen before for a flow is a duplicate. Deliveries wait, run, and
-end done or failed; failed ones stay for `flowlang inbox --replay`. Schedules keep their last tick here."""
+end done or failed; failed ones stay for `flowlang inbox --replay`, done ones for DONE_KEPT_DAYS (their delivery
+ids tell duplicates apart that long), then they are purged. Schedules keep their last tick here."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from flowlang.errors import StoreError
-from flowlang.runtime.store import DamageSaid
+from flowlang.runtime.store import RETENTION_DAYS, DamageSaid
 
 SCHEMA = """
 create table if not exists deliveries (
@@ -47,6 +49,9 @@ create table if not exists ticks (
 """
 INBOX_DB = "inbox.db"
 BATCH = 512  # deliveries committed together at most
+# a delivery whose run ended done is kept this long after it ended (its id is a duplicate's that long: providers
+# send again within hours or days), as the store keeps resolved errors; failed ones stay until replayed
+DONE_KEPT_DAYS = RETENTION_DAYS
 
 
 @dataclass
@@ -228,6 +233,15 @@ class Inbox:
                 db.execute("update deliveries set status = ?, job_id = ?, message = ?, cut_short = 0, "
                            "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = ?",
                            (status, job_id, message, delivery_id))
+        return self._submit(op)
+
+    def purge_done(self, days: int = DONE_KEPT_DAYS) -> Future[int]:
+        """Forget the deliveries whose run ended done more than `days` ago; the result is how many."""
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+        def op(db: sqlite3.Connection) -> int:  # finished_at is written as strftime('%Y-%m-%dT%H:%M:%fZ')
+            return int(db.execute("delete from deliveries where status = 'done' and finished_at < ?",
+                                  (cutoff,)).rowcount)
         return self._submit(op)
 
     def was_cut_short(self, delivery_id: int) -> Future[int]:

@@ -23,13 +23,14 @@ from flowlang.runtime.state_folder import state_dir_in
 from flowlang.serve.clock import CLOCK_ENV, Clock, clock_from
 from flowlang.serve.flows import ServedFlow, load_folder, start_warnings
 from flowlang.serve.http_log import http_logger
-from flowlang.serve.inbox import Inbox
+from flowlang.serve.inbox import DONE_KEPT_DAYS, Inbox
 from flowlang.serve.metrics import Metrics
 from flowlang.serve.runs import Runs
 from flowlang.serve.schedule import Scheduler
 from flowlang.serve.server import BODY_TIMEOUT, ServeState, build_app
 
 log = logging.getLogger("flowlang.serve")
+PURGE_EVERY = 3600.0  # seconds between purges of the inbox's old done deliveries
 # seconds the HTTP side waits, once the runs have finished, for requests still open (a client that stalls in
 # its body): aiohttp's 60 s default kept a stopping serve alive past a container's stop timeout
 HTTP_SHUTDOWN_GRACE = 5.0
@@ -194,9 +195,25 @@ class Service:
 
     async def run(self) -> int:
         await self.start()
+        purging = asyncio.get_running_loop().create_task(self.purge_done_deliveries())
         await self._stop.wait()
+        purging.cancel()
         await self.shutdown()
         return 0
+
+    async def purge_done_deliveries(self, every: float = PURGE_EVERY) -> None:
+        """At start, then every `every` seconds: the inbox forgets deliveries done more than DONE_KEPT_DAYS ago
+        (else it grows by every delivery, body and all, for as long as serve runs)."""
+        while True:
+            try:
+                purged = await asyncio.wrap_future(self.inbox.purge_done())
+            except StoreError as e:  # a full disk, say: said, and serve goes on (the next purge tries again)
+                log.warning(f"the inbox could not purge old deliveries: {e}")
+            else:
+                if purged:
+                    log.info(f"inbox: purged {purged} deliver{'ies' if purged != 1 else 'y'} done more than "
+                             f"{DONE_KEPT_DAYS} days ago")
+            await asyncio.sleep(every)
 
     async def shutdown(self) -> None:
         log.info("stopping: new deliveries get 503; running jobs finish; waiting deliveries stay in the inbox")
