@@ -1852,3 +1852,31 @@ emit [r.id for r in rows]
                                       "1,048,576 bytes (its max_allowed_packet), dropping the connection: raise "
                                       "max_allowed_packet on the server (set global max_allowed_packet = ...), or "
                                       "send the value in parts"), error.message
+
+
+def test_a_parallel_loop_reading_more_queries_at_once_than_the_old_pool_held(tmp_path: Path, database: str) -> None:
+    """Each query being read holds a connection until its last page, and SQLAlchemy's pool held 15: in a
+    `parallel 16` loop whose iterations each read 1,200 rows, the 16th waited on the connection's one thread
+    for a connection none could give back (their next pages waited behind it), and after 30 s failed ('db:
+    TimeoutError: QueuePool limit of size 5 overflow 10 reached ...'), the run stalled meanwhile. The pool has
+    no limit of its own now: every iteration reads its rows, at once."""
+    started = time.monotonic()
+    result = run(tmp_path, f"""
+use db = sql(url: "{database}")
+call db.execute("drop table if exists many")
+call db.execute("create table many (n int)")
+for each i in range(1200)
+  send {{n: i}} to db.insert(table: "many") batch 1200
+end
+for each i in range(16) parallel 16
+  call db.query("select n from many") as rows
+  let total = 0
+  for each r in rows
+    let total = total + r.n
+  end
+  emit total
+end
+""")
+    assert result.ok, result.error
+    assert result.outputs == [sum(range(1200))] * 16
+    assert time.monotonic() - started < 25

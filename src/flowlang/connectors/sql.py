@@ -494,7 +494,7 @@ class SqlConnection(Connection):
             self._check_options(sa)
             try:
                 self._engine = sa.create_engine(self.url, json_deserializer=loads, **self._connect_args(sa),
-                                                pool_logging_name=logging_name(self.name))
+                                                **self._pool_args(sa), pool_logging_name=logging_name(self.name))
             except (ImportError, ModuleNotFoundError) as e:
                 raise FlowRuntimeError(missing_driver(self.dialect, e), "connector") from None
             except Exception as e:
@@ -513,6 +513,21 @@ class SqlConnection(Connection):
             elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine
+
+    def _pool_args(self, sa: Any) -> dict[str, Any]:
+        """A pool of connections without a limit of its own (SQLAlchemy's is 5 kept and 10 more, 15 at once).
+        Each query being read holds a connection until its last page, and every call of the connection waits
+        on its one thread: with 15 held (a `parallel 20` loop, each iteration reading a query of over 500
+        rows), the 16th waited there for one to come back, and none could, their next pages waiting behind
+        it; after 30 s it failed ('db: TimeoutError: QueuePool limit of size 5 overflow 10 reached ...'), and
+        so did the next, 30 s each, the run stalled meanwhile. A connection is made for each query read at
+        once (the database's own limit, PostgreSQL's max_connections, is the one left); 5 are kept idle."""
+        try:
+            url = sa.engine.make_url(self.url)
+            pool = url.get_dialect().get_pool_class(url)
+        except Exception:
+            return {}  # create_engine says what is wrong
+        return {"max_overflow": -1} if issubclass(pool, sa.pool.QueuePool) else {}
 
     def _check_options(self, sa: Any) -> None:
         """The URL's options PyMySQL would refuse in Python's words, said in the URL's (sql_url_options)."""
