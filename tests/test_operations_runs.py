@@ -525,6 +525,21 @@ def test_json_logs_are_all_json_with_flow_and_job_id(tmp_path: Path) -> None:
         assert entry["flow"] == "f" and entry["job_id"] is not None
 
 
+def test_json_logs_of_a_failed_record_carry_its_location(tmp_path: Path) -> None:
+    """docs/cli.md: a JSON line carries `location` where it has a place; the line of a failed record (and the
+    summing-up of records that failed alike) named its place in its message alone ('record failed at
+    f.flow:5:5: bad 2'), so a log collector could not group a night's failures by line (found by an operator's
+    trial of OPERATIONS.md 10). They carry it as `location`; the text lines are as they were."""
+    write(tmp_path, "f.flow", 'for each n in [1, 2, 3, 4]\n  if n > 1\n    fail "bad"\n  end\nend\n')
+    for command in (("run", "f.flow"), ("retry", "f.flow")):
+        proc = cli(*command, "--log-format", "json", cwd=tmp_path)
+        failed = [e for e in map(json.loads, proc.stderr.splitlines()) if e["level"] == "error"]
+        assert [e["message"].split(":")[0] for e in failed] == ["record failed at f.flow", "3 records failed at f.flow"]
+        assert {e["location"] for e in failed} == {"f.flow:3:5"}, failed
+    text = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path).stderr
+    assert "error: record failed at f.flow:3:5: bad\n" in text
+
+
 def test_a_retrys_summary_line_has_the_level_of_its_jobs_status(tmp_path: Path) -> None:
     """A retry that could not replay an error is a failed job (exit 1, `flowlang jobs` says failed), but
     its summary line ('retry (job 3) resolved 0, still failing 0, cannot be replayed 1') was at level

@@ -247,6 +247,9 @@ class TerminalLogHandler(logging.Handler):
                     value = getattr(record, name, None)
                     if value:
                         extra[name] = value
+                place = getattr(record, "place", None)  # the place the message names ('record failed at ...')
+                if place and "location" not in extra:
+                    extra["location"] = place
                 level = {"warning": "warning"}.get(record.levelname.lower(), record.levelname.lower())
                 level, text, fields = json_fields(level, text, extra)
                 self.terminal.json_line(level, text, getattr(record, "flow", None) or current_flow(),

@@ -324,10 +324,13 @@ class RunContext:
             del notes[:STATE_NOTES // 2]
             self.state_undo_base += STATE_NOTES // 2
 
-    def log(self, level: str, message: str, location: str | None = None) -> None:
+    def log(self, level: str, message: str, location: str | None = None, place: str | None = None) -> None:
+        """A line of the run; `location`: the flow's line that said it (shown after the text, a JSON line's
+        `location`); `place`: the line a message names itself ('record failed at f.flow:5:3: ...'), a JSON
+        line's `location` alone."""
         text = self.mask(message)
         self.logger.log(LEVELS.get(level, logging.INFO), text,
-                        extra={"flow": self.flow, "job_id": self.job.get("id"), "location": location})
+                        extra={"flow": self.flow, "job_id": self.job.get("id"), "location": location, "place": place})
 
     def traffic_for(self, connection: str) -> Traffic:
         """Where an HTTP-backed connection counts its requests, retries and waits."""
@@ -362,10 +365,10 @@ class RunContext:
         group = self.failure_groups.get((failure.location, failure.message))
         if group is None:
             self.failure_groups[(failure.location, failure.message)] = FailureGroup(failure)
-            self.log("error", f"record failed at {failure.location}: {failure.message}")
+            self.log("error", f"record failed at {failure.location}: {failure.message}", place=failure.location)
         else:  # the same failure again: counted, and summed up at the end of the run (log_failure_groups)
             group.add(failure)
-            self.log("debug", f"record failed at {failure.location}: {failure.message}")
+            self.log("debug", f"record failed at {failure.location}: {failure.message}", place=failure.location)
         self.on_failure(failure)
 
     def log_ledger_skips(self) -> None:
@@ -383,4 +386,4 @@ class RunContext:
         """At the end of a run: one line for each failure that happened to more than one record."""
         for group in self.failure_groups.values():
             if group.count > 1:
-                self.log("error", group.summary())
+                self.log("error", group.summary(), place=group.location)
