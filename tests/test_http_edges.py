@@ -407,6 +407,26 @@ def test_a_bad_constant_in_a_connections_configuration_is_found_by_check(
     assert own.status == 0 if given.startswith("timeout") else f"g.flow:2:{col - 22}: error: {said}" in own.stderr
 
 
+@pytest.mark.parametrize(("given", "said"), [
+    ('"Bearer abc12345"', "auth: the bearer token starts with 'Bearer ', which bearer() adds itself"),
+    ('""', "auth: the bearer token is empty, so no request would carry a credential"),
+    ("5", "auth must be bearer(...), basic(...), api_key(...) or oauth2_client_credentials(...), got number"),
+    ('{type: "bearr", token: "abc12345"}', "unknown auth type 'bearr'"),
+])
+def test_a_bad_constant_auth_is_found_by_check(tmp_path: Path, given: str, said: str) -> None:
+    # before: check said ok (only an auth helper's arguments were judged), and the run failed at the use
+    # line after the send above it had been made
+    (tmp_path / "f.flow").write_text(f'use first = http(base_url: env.API)\nsend {{id: 1}} to first.post("/a")\n'
+                                     f'use api = http(base_url: env.API, auth: {given})\ncall api.get("/b")\n')
+    with FakeApi() as api:
+        for command in (["check"], ["run", "--log-format", "text"]):
+            proc = cli(*command, "f.flow", cwd=tmp_path, env={"API": api.url})
+            assert proc.status == 2, proc.stderr
+            assert f"f.flow:3:41: error: {said}" in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr and "abc12345" not in proc.stderr.replace(f"auth: {given}", "")
+        assert api.requests == []
+
+
 def test_a_connection_header_http_cannot_carry_is_refused_before_any_request(tmp_path: Path) -> None:
     # before: headers: {"X Bad": "v"} went to the server with every request, each answered 400 Bad Request
     # (Invalid header token), and a value with a line break (a token read with its newline) failed each

@@ -212,8 +212,9 @@ def proxy_url(value: Any, services: RunServices) -> str | None:
 
 
 # the keys whose constant values `flowlang check` judges by http_settings' rules; of verify and headers
-# only their kind (verify's file is looked for where the run opens it; auth is judged by its helper)
-CHECKED_KEYS = frozenset({"base_url", "timeout", "retry", "rate_limit", "proxy", "max_response_bytes",
+# only their kind (verify's file is looked for where the run opens it); auth given as a text, a number or an
+# object (a helper's call, bearer(...), is judged by the helper)
+CHECKED_KEYS = frozenset({"base_url", "auth", "timeout", "retry", "rate_limit", "proxy", "max_response_bytes",
                           "max_connections", "allowed_hosts", "param_style", "max_retry_wait"})
 KIND_CHECKS = {"verify": verify_kind, "headers": header_map}
 
