@@ -1157,3 +1157,30 @@ def test_what_made_a_destinations_keys_is_found_without_reading_an_upgraded_stor
         "explain query plan select distinct key_by from ledger where flow = 'f' and connection = 'api' and "
         "operation in ('put /orders/5', 'put') and key_by is not null"))
     assert "ledger_key_by" in plan, plan
+
+
+def test_a_key_sent_by_another_record_of_a_parallel_loop_waits_for_its_answer_and_is_skipped(
+        tmp_path: Path) -> None:
+    """Two records of one key in a `parallel 2` loop, each `send ... key r.k once` to a sink that takes
+    a second to answer: the second found the key pending while the first was in flight and failed, saying
+    `the send of key 5 ... in job 1 got no answer that says whether it arrived (the job stopped while it
+    was in flight ...)` of its own running job, and advising `--forget 5`, whose retry would have sent the
+    key twice. It now waits for the first send's answer and is skipped as sent (`as NAME` its answer)."""
+    from fakeapi import slow
+
+    flow = tmp_path / "pk.flow"
+    flow.write_text('use api = http(base_url: env.API, timeout: 30)\n'
+                    'for each r in [{id: 1, k: 5}, {id: 2, k: 5}, {id: 3, k: 6}] parallel 3\n'
+                    '  send r to api.post("/orders") key r.k once as made\n'
+                    '  emit {id: r.id, made: made.n}\n'
+                    'end\n')
+    with FakeApi() as api:
+        api.route("POST", r"^/orders$", slow(1.0, lambda req: (201, {}, {"n": req.body["id"]})))
+        done = cli("run", str(flow), "--state-dir", str(tmp_path / "state"), env={"API": api.url})
+        posted = sorted(r.body["id"] for r in api.requests if r.method == "POST")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert posted == [1, 3]
+    assert sorted(json.loads(line)["id"] for line in done.stdout.splitlines()) == [1, 2, 3]
+    assert {"id": 2, "made": 1} in [json.loads(line) for line in done.stdout.splitlines()]
+    assert "got no answer" not in done.stderr
+    assert "1 send skipped, already sent in job 1 (send ... once)" in done.stderr

@@ -716,3 +716,31 @@ def test_the_inbox_forgets_deliveries_done_30_days_ago_and_keeps_failed_ones(tmp
     assert rows == [("d-failed", "failed"), ("d-new", "done")]
     listed = run_cli("inbox", str(tmp_path), "--failed", timeout=60)
     assert listed.returncode == 0 and "asked to" in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_two_runs_at_once_of_a_webhook_flow_send_a_key_once(tmp_path: Path) -> None:
+    """A webhook flow with `concurrency: 2` and `send o to api.post("/orders") key o.id once` (as this page
+    advises for copies of a delivery), two deliveries of order 88 while the sink takes a second to answer:
+    the second run found the key pending, failed its record saying the first job `got no answer that says
+    whether it arrived (the job stopped while it was in flight ...)` though it was still running, and
+    advised a --forget that would have sent order 88 twice. The second run now waits for the first one's
+    answer and skips the key as sent."""
+    from fakeapi import slow
+
+    (tmp_path / "conc.flow").write_text(
+        'trigger webhook(verify: token(secret.T, header: "X-Token"), concurrency: 2)\n'
+        'use api = http(base_url: env.API, timeout: 30)\n'
+        'for each o in input.orders\n  send o to api.post("/orders") key o.id once\nend\n')
+    with FakeApi() as api:
+        api.route("POST", r"^/orders$", slow(1.0, lambda req: (201, {}, {"ok": True})))
+        with ServeProcess(tmp_path, env={"T": "a-token-for-concurrent-runs", "API": api.url}) as serve:
+            for _ in range(2):
+                status, _, _ = serve.post("/hooks/conc", b'{"orders": [{"id": 88}]}',
+                                          {"X-Token": "a-token-for-concurrent-runs"})
+                assert status == 202
+            wait_for(lambda: serve.logs().count("conc: job ") >= 2, what="both runs ending")
+            assert serve.terminate() == 0
+        posted = [r.body for r in api.requests if r.method == "POST"]
+    logs = serve.logs()
+    assert posted == [{"id": 88}], posted
+    assert "got no answer" not in logs and "1 send skipped, already sent in job 1 (send ... once)" in logs, logs

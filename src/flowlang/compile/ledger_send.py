@@ -7,6 +7,7 @@ interrupted by a kill is refused until someone checks (the record fails with a m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
@@ -28,6 +29,12 @@ MODE_WORDS = {"once": "once", "changed": "if changed"}
 # loops' variables written `_` (`_.number`); as the flow writes it (`key o.number`, `the loop's key
 # o.number`, or None for the record's id); and the variable of its loop, for a message (`o`)
 KeyBy = tuple[str, str | None, str | None]
+# the ledger sends in flight in this process, by event loop, store, flow, connection, operation and key: a
+# send of a key another send is sending (a `parallel` loop's other record of the key, a webhook flow's other
+# run at `concurrency` above 1) waits for its answer, then asks the ledger, so it is skipped as sent; before,
+# it found the key pending and failed, saying the job had stopped with the send in flight, and advised a
+# --forget that would have sent the key a second time
+IN_FLIGHT: dict[tuple[int, str, str, str, str, str], asyncio.Future[None]] = {}
 
 
 def replayed_file_key(stored: str | None, key: Any) -> Any:
@@ -265,6 +272,10 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     k, old = ledger_keys(key, run.mask)
     entry_op = ledger_operation(op, args)  # the ledger's name of the operation: with its path
     digest = payload_hash(record, args, kwargs)
+    loop = asyncio.get_running_loop()
+    place = (id(loop), ledger.place, run.flow, conn.name, entry_op, k)
+    while (sending := IN_FLIGHT.get(place)) is not None:  # another send of the key is in flight (IN_FLIGHT)
+        await asyncio.shield(sending)
     skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats, outside, old, key_by)
     if skip:
         return answer
@@ -277,18 +288,25 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     # claimed before the request goes out (`if changed` too: a kill leaves it pending, not to be sent again)
     ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text(), conn.repeatable(op, record, kwargs),
                    key_by[0] if key_by is not None else None)
+    done: asyncio.Future[None] = loop.create_future()
+    IN_FLIGHT[place] = done
     try:
-        answer = await conn.send(op, record, args, kwargs)
-    except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending
-        if e.uncertain:  # it may have arrived: kept pending, as a kill would leave it
-            e.message += kept_pending(run, conn.name, entry_op, k, mode, outside)
-            e.args = (e.message, *e.args[1:])
-        elif mode == "once":
-            ledger.release(run.flow, conn.name, entry_op, k)
-        else:  # refused: the destination has what it had, and the ledger says so again
-            ledger.restore(run.flow, conn.name, entry_op, k, before)
-        raise
-    run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
-    ledger.sent(run.flow, conn.name, entry_op, k, digest, answer, job_id, now_text(), run.mask)
+        try:
+            answer = await conn.send(op, record, args, kwargs)
+        except FlowRuntimeError as e:  # the connector says it failed; a kill or a cancel leaves the key pending
+            if e.uncertain:  # it may have arrived: kept pending, as a kill would leave it
+                e.message += kept_pending(run, conn.name, entry_op, k, mode, outside)
+                e.args = (e.message, *e.args[1:])
+            elif mode == "once":
+                ledger.release(run.flow, conn.name, entry_op, k)
+            else:  # refused: the destination has what it had, and the ledger says so again
+                ledger.restore(run.flow, conn.name, entry_op, k, before)
+            raise
+        run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
+        ledger.sent(run.flow, conn.name, entry_op, k, digest, answer, job_id, now_text(), run.mask)
+    finally:  # the sends of the key that wait for this one ask the ledger now
+        if IN_FLIGHT.get(place) is done:
+            del IN_FLIGHT[place]
+        done.set_result(None)
     count_sent(stats, 1, conn.sends_read(op))
     return answer

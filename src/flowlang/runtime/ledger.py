@@ -81,6 +81,9 @@ class Ledger:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        # the store's file: with the key, it names a send in flight in this process (compile/ledger_send.py)
+        self.place = next((str(r[2]) for r in db.execute("pragma database_list") if r[1] == "main"), "") \
+            or f"memory:{id(self)}"
         db.executescript(SCHEMA)
         if "repeatable" not in {r[1] for r in db.execute("pragma table_info(ledger)")}:
             try:  # a pending send that may be sent again (Connection.repeatable); stores before lack it
