@@ -195,6 +195,28 @@ end
             "C": "shop.create_items refused the record: the API's result for this record is null"}
 
 
+def test_a_batch_operation_wraps_each_record_in_its_envelope(folder: Path) -> None:
+    """HubSpot's batch create takes {"inputs": [{"properties": {...}}, ...]}: a batch operation with
+    envelope = "properties" sent {"inputs": [{"email": ...}]}, the envelope left out (HubSpot answers 400),
+    where a single send of an operation with an envelope wraps its record. Each record of a batch is
+    wrapped as a single send's is."""
+    (folder / "connectors" / "shop.toml").write_text(SHOP.replace(
+        'batch = { max = 3, body = "items", results = "results", ok = "ok", error = "error" }',
+        'envelope = "properties"\nbatch = { max = 3, body = "inputs", results = "results", ok = "" }'))
+    with FakeApi() as api:
+        api.route("POST", "/t/items/batch", lambda req: (200, {}, {"results": [
+            {"id": i, **r["properties"]} for i, r in enumerate(req.body["inputs"])]}))
+        result = run(folder, """
+use shop = shop(tenant: "t", key: "k", base_url: env.API + "/t")
+for each s in ["A", "B"]
+  send {sku: s} to shop.create_items batch 3
+end
+""", api)
+        assert result.stats.sent == 2 and result.errors == []
+        assert [r.body for r in api.requests] == [{"inputs": [{"properties": {"sku": "A"}},
+                                                              {"properties": {"sku": "B"}}]}]
+
+
 def test_batch_larger_than_max_is_a_check_error(folder: Path) -> None:
     (folder / "main.flow").write_text('use shop = shop(tenant: "t", key: "k")\nfor each s in [1]\n'
                                       "  send {sku: s} to shop.create_items batch 50\nend\n")

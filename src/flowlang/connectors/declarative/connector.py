@@ -324,7 +324,9 @@ class DeclarativeConnection(Connection):
         for start in range(0, len(records), batch.max):
             chunk = records[start : start + batch.max]
             url, headers = self.request_parts(model, kwargs)
-            body: Any = {batch.body: chunk} if batch.body else chunk
+            # each record in its envelope, as a single send's: HubSpot's {"inputs": [{"properties": ...}]}
+            sent = [{model.envelope: r} for r in chunk] if model.envelope else chunk
+            body: Any = {batch.body: sent} if batch.body else sent
             try:
                 answer = await self.client.request(model.method, url, headers=headers, body=body,
                                                    changes_data=not model.safe)
