@@ -205,3 +205,24 @@ def test_check_says_a_csv_file_is_read_with_the_wrong_delimiter(tmp_path: Path) 
                                      'for each r in rows\n  emit lower(r.email)\nend\n')
     result = cli("check", "f.flow", cwd=tmp_path)
     assert result.status == 0 and "warning" not in result.stderr, result.stderr
+
+
+def test_an_embedded_run_refusing_a_value_says_which_argument_and_where_in_it() -> None:
+    """flow.run(input=records) with one record holding an object flowlang has no value for said "cannot pass
+    that value to a flow: cannot use a Python object as a flowlang value", which of 10,000 records (or which
+    param) left to guess."""
+    import math
+
+    import flowlang
+
+    flow = flowlang.compile("param p = null\nemit input")
+    with pytest.raises(flowlang.UsageError) as refused:
+        flow.run(input=[{"a": 1}, {"b": {"c": object()}}])
+    assert str(refused.value) == ("cannot pass input= to the flow (at input[1].b.c): cannot use a Python object as "
+                                  "a flowlang value")
+    with pytest.raises(flowlang.UsageError) as refused:
+        flow.run(params={"p": [1, math.nan]})
+    assert str(refused.value).startswith("cannot pass the param p to the flow (at p[1]): nan is not a number")
+    with pytest.raises(flowlang.UsageError) as refused:
+        flow.run(input=object())
+    assert str(refused.value) == "cannot pass input= to the flow: cannot use a Python object as a flowlang value"

@@ -118,11 +118,19 @@ class Flow:
                 raise UsageError(f"env: the value of {name!r} must be a string, got {type(text).__name__}")
         if limit is not None and (type(limit) is not int or limit < 0):  # bool too: limit=True is no count
             raise UsageError(f"limit= takes a whole number of 0 or more (records per loop), not {limit!r}")
+        converted: dict[str, Any] = {}
+        what = "input="
         try:
-            converted = {k: from_python(v) for k, v in (params or {}).items()}
+            for k, v in (params or {}).items():
+                what = f"the param {k}"
+                converted[k] = from_python(v)
+            what = "input="
             payload = from_python(input)
-        except ValueError as e:
-            raise UsageError(f"cannot pass that value to a flow: {e}") from None
+        except ValueError as e:  # which argument, and where in it: a list of 10,000 records holds the one
+            value = input if what == "input=" else (params or {}).get(what.removeprefix("the param "))
+            at = _where_refused(value)
+            root = "input" if what == "input=" else what.removeprefix("the param ")
+            raise UsageError(f"cannot pass {what} to the flow{f' (at {root}{at})' if at else ''}: {e}") from None
         for name, value in (secrets or {}).items():
             if not isinstance(value, str):  # named, never shown; masking and connectors take text
                 raise UsageError(f"secrets: the value of {name!r} must be a string, got {type(value).__name__}")
@@ -320,3 +328,21 @@ def binding_names(bindings: Iterable[str]) -> list[str]:
     if wrong:
         raise UsageError(f"bindings takes the names of the host bindings as text, got {wrong[0]!r}")
     return names
+
+
+def _where_refused(value: Any, depth: int = 0) -> str:
+    """The path in a host value to the item from_python refuses ("[3].when"), or "" for the value itself:
+    asked only once it was refused, one level at a time."""
+    if depth > 50:
+        return ""
+    children: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        children = [(f".{k}" if isinstance(k, str) and k.isidentifier() else f"[{k!r}]", v) for k, v in value.items()]
+    elif isinstance(value, list | tuple):
+        children = [(f"[{i}]", v) for i, v in enumerate(value)]
+    for step, child in children:
+        try:
+            from_python(child)
+        except ValueError:
+            return step + _where_refused(child, depth + 1)
+    return ""
