@@ -943,6 +943,23 @@ def test_ledger_to_names_a_destination_as_the_listing_does(tmp_path: Path) -> No
     assert "the ledger is empty at db.insert" in empty.stdout, empty.stdout
 
 
+def test_a_to_that_names_no_destination_of_the_ledger_says_which_it_has(tmp_path: Path) -> None:
+    """A --to with a typo ('sink.create_item' for 'sink.create_items', the operator's pasting) said only 'no
+    ledger entry for key 1 at sink.create_item', exit 0, so the key meant stayed pending and the retry failed
+    again on it (found by an operator's trial of --forget/--sent --to after a batch cut off by a timeout). It
+    says that the ledger has no such destination, with a did-you-mean and the ones it has."""
+    (tmp_path / "f.flow").write_text('flow "f"\nuse out = file(path: "out.jsonl")\nfor each r in [1, 2]\n'
+                                     '  send {n: r} to out key r once\nend\n')
+    assert cli("run", "f.flow", cwd=tmp_path).status == 0
+    said = "the ledger has no destination out.writ (did you mean 'out.write'?): its destinations are out.write"
+    for command in (("--forget", "1"), ("--all",), ("--sent", "1"), ()):
+        proc = cli("ledger", "f.flow", *command, "--to", "out.writ", cwd=tmp_path)
+        assert said in proc.stderr + proc.stdout, (command, proc.stderr, proc.stdout)
+    right = cli("ledger", "f.flow", "--forget", "3", "--to", "out.write", cwd=tmp_path)
+    assert right.stderr.strip() == "f: no ledger entry for key 3 at out.write"  # a destination it has: as before
+    assert len(cli("ledger", "f.flow", "--json", cwd=tmp_path).stdout.splitlines()) == 2  # nothing forgotten
+
+
 NUMBER_KEYS = """use src = file(path: "in.jsonl")
 use out = file(path: "out.jsonl", mode: "append")
 use pairs = file(path: "pairs.jsonl", mode: "append")

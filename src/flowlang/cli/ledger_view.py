@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowlang.cli.console import Terminal
 from flowlang.cli.store_commands import reading_store
+from flowlang.diagnostics import did_you_mean
 from flowlang.errors import UsageError
 from flowlang.runtime.jsoncodec import dumps
 from flowlang.runtime.ledger import Destination, LedgerEntry, destination_text
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.status import ExitStatus
+
+if TYPE_CHECKING:
+    from flowlang.runtime.store import Store
 
 SHOWN = 120
 
@@ -42,6 +46,7 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
     store = reading_store(state_dir_for(Path(args.file).resolve(), args.state_dir))
     try:
         entries = store.ledger.entries(flow, args.key, destination(args.to))
+        unknown = no_such_destination(store, flow, args.to) if not entries else ""
     finally:
         store.close()
     if args.json:
@@ -50,7 +55,7 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         return int(ExitStatus.OK)
     if not entries:
         terminal.out(f"{flow}: the ledger is empty" + (f" for key {args.key}" if args.key else "")
-                     + (f" at {args.to}" if args.to is not None else ""))
+                     + (f" at {args.to}" if args.to is not None else "") + unknown)
         return int(ExitStatus.OK)
     pending = sum(1 for e in entries if e.status == "pending")
     terminal.out(f"{flow}: {len(entries)} ledger entr{'ies' if len(entries) != 1 else 'y'}"
@@ -63,6 +68,20 @@ def show_ledger(args: argparse.Namespace, terminal: Terminal) -> int:
         terminal.out(f"{e.key}  {destination_text(e.connection, e.operation)}  {e.status} in job {e.job_id} "
                      f"at {e.sent_at}  hash {e.hash[:12]}  answer {answer}")
     return int(ExitStatus.OK)
+
+
+def no_such_destination(store: Store, flow: str, to: str | None) -> str:
+    """What a --to that names no destination of the flow's ledger (a typo: 'sink.create_item') adds to the
+    message that nothing was found there, else nothing."""
+    named = destination(to)
+    if named is None or store.ledger.has_destination(flow, named):
+        return ""
+    known = store.ledger.destinations(flow)
+    if not known:
+        return ""
+    hint = did_you_mean(to or "", known)
+    return (f"; the ledger has no destination {to}" + (f" ({hint})" if hint else "") +
+            f": its destinations are {', '.join(known[:10])}" + (", ..." if len(known) > 10 else ""))
 
 
 def destination(text: str | None) -> Destination | None:
@@ -96,6 +115,7 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
         gone = store.ledger.entries(flow, key, to)
         count = store.ledger.forget(flow, key, to)
         what = ("every key" if args.all else f"key {args.forget}") + (f" at {args.to}" if to is not None else "")
+        unknown = no_such_destination(store, flow, args.to) if not count else ""
         if count:
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
             job = made_job(terminal, store.admin_job(flow, "ledger", f"forgot {what} ({entries})"))
@@ -104,9 +124,9 @@ def forget(args: argparse.Namespace, terminal: Terminal) -> int:
                             "entries": [entry_json(e) for e in gone]}))
     if not count and args.all:  # 'no ledger entry for every key' said it the wrong way round
         terminal.message(f"{flow}: the ledger holds no entry{' at ' + args.to if to is not None else ''}: "
-                         "nothing to forget")
+                         f"nothing to forget{unknown}")
     elif not count:
-        terminal.message(f"{flow}: no ledger entry for {what}")
+        terminal.message(f"{flow}: no ledger entry for {what}{unknown}")
     else:
         terminal.message(f"{flow}: forgot {what} ({count} entr{'ies' if count != 1 else 'y'}); the next run sends "
                          f"{'them' if count != 1 else 'it'} again")
@@ -130,8 +150,9 @@ def mark_sent(args: argparse.Namespace, terminal: Terminal) -> int:
             entries = f"{count} entr{'ies' if count != 1 else 'y'}"
             job = made_job(terminal, store.admin_job(flow, "ledger", f"marked {what} as sent ({entries})"))
             count = store.ledger.mark_sent(flow, args.sent, job, now_text(), to)
+        unknown = no_such_destination(store, flow, args.to) if not count else ""
     if not count:
-        raise UsageError(f"{flow}: no pending ledger entry for {what} (only a send cut off in flight is "
+        raise UsageError(f"{flow}: no pending ledger entry for {what}{unknown} (only a send cut off in flight is "
                          f"pending: see flowlang ledger {args.file} --key KEY)")
     if args.json:
         terminal.json_out(dumps({"flow": flow, "key": args.sent, "to": args.to, "marked_sent": count, "job_id": job}))

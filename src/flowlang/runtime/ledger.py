@@ -192,6 +192,16 @@ class Ledger:
                "where " + where)
         return [entry_of(r) for r in self.db.execute(sql + " order by sent_at, key", args).fetchall()]
 
+    def destinations(self, flow: str) -> list[str]:
+        """The flow's destinations, as `flowlang ledger` names them (for a --to that names none of them)."""
+        rows = self.db.execute("select distinct connection, operation from ledger where flow = ?", (flow,))
+        return sorted({destination_text(connection, operation) for connection, operation in rows.fetchall()})
+
+    def has_destination(self, flow: str, to: Destination) -> bool:
+        """Whether the ledger holds an entry of the flow at `to`, of any key."""
+        where, args = narrowed(flow, None, to)
+        return self.db.execute("select 1 from ledger where " + where + " limit 1", args).fetchone() is not None
+
     def mark_sent(self, flow: str, key: str, job_id: int | None, when: str, to: Destination | None = None) -> int:
         """A key whose send was cut off in flight did reach the destination (someone checked): its pending
         entries (at `to` only, when given) become sent, without an answer; returns how many."""
