@@ -1192,8 +1192,50 @@ def test_a_recording_killed_with_sigkill_keeps_every_exchange_it_made(tmp_path: 
     assert cassette.of_type("result") == []
     test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
     assert test.returncode == 1 and "Traceback" not in test.stderr, test.stdout + test.stderr
-    assert ("needs more than the 24 pages the cassette holds (its recording was stopped before the run ended: "
-            "record a whole run)") in test.stdout, test.stdout
+    assert ("needs more than the 24 pages the cassette holds (its recording was stopped before the run ended, "
+            "the cassette has no result line: record a whole run)") in test.stdout, test.stdout
+
+
+def test_a_recording_killed_while_a_read_was_in_flight_says_so_at_replay(tmp_path: Path) -> None:
+    """A `run --record` killed (kill -9) while a call waited for its answer left that read in the cassette with
+    no answer, and `flowlang test` replayed it as null, then failed the next read as if the flow had changed
+    since: 'the cassette has no recorded request for api.get("/items", ...); the nearest recorded one differs
+    in: args[0]: "/two" -> "/items"' (found by killing recordings at random moments; a kill before a read
+    said '(it holds no reads)' alike). In a cassette whose recording stopped before its run ended (no result
+    line), a read with no answer, or one that is not there, says so."""
+    flow = project(tmp_path, KILLED.replace('call api.get("/items"', 'call api.get("/hello") as hello\n'
+                                                                     'call api.get("/two") as two\n'
+                                                                     'call api.get("/items"'))
+    proc: list[subprocess.Popen[str]] = []
+
+    def killed(req: Request) -> tuple[int, dict[str, str], Any]:
+        proc[0].kill()
+        proc[0].wait()
+        return 200, {}, {"two": 2}
+
+    with FakeApi() as api:
+        api.route("GET", r"^/hello$", lambda req: (200, {}, {"hi": 1}))
+        api.route("GET", r"^/two$", killed)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLOWLANG_")}, "API": api.url}
+        proc.append(subprocess.Popen(
+            [sys.executable, "-m", "flowlang", "run", str(flow), "--record", str(tmp_path / "cassette"),
+             "--secrets", str(tmp_path / "secrets.toml"), "--state-dir", str(tmp_path / "state")],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True))
+        assert proc[0].wait(timeout=60) == -signal.SIGKILL
+    path = tmp_path / "cassette" / "cassette.jsonl"
+    reads = Cassette.load(tmp_path / "cassette").of_type("read")
+    assert [(r["args"], "result" in r) for r in reads] == [(["/hello"], True), (["/two"], False)]
+    stopped = "(its recording was stopped before the run ended, the cassette has no result line: record a whole run)"
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 1 and "Traceback" not in test.stderr, test.stdout + test.stderr
+    assert f"api.get() has no answer in the cassette: it was in flight when the recording stopped {stopped}" \
+        in test.stdout, test.stdout
+    lines = path.read_text().splitlines(keepends=True)  # killed before /two was sent
+    path.write_text("".join(line for line in lines if '"/two"' not in line))
+    test = cli("test", str(flow), "--cassette", str(tmp_path / "cassette"))
+    assert test.returncode == 1 and "Traceback" not in test.stderr, test.stdout + test.stderr
+    assert f'the cassette has no recorded request for api.get("/two") {stopped}' in test.stdout, test.stdout
+    assert 'args[0]: "/hello" -> "/two"' in test.stdout  # the nearest recorded one, as before
 
 
 def test_a_cassette_cut_in_the_middle_of_its_last_line_replays_without_it(tmp_path: Path) -> None:

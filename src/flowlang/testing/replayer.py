@@ -62,6 +62,9 @@ class ReplayConnection(Connection):
             return self._stream(entry, f"{self.name}.{op}()")
         if "error" in entry:
             raise recorded_error(entry["error"], f"{self.name}.{op}()")
+        if "result" not in entry and self.replayer.stopped():  # in flight when the recording was killed
+            raise self.replayer.miss(f"{self.name}.{op}() has no answer in the cassette: it was in flight when "
+                                     f"the recording stopped ({STOPPED})")
         return restored(entry.get("result"))
 
     def _stream(self, entry: dict[str, Any], label: str) -> RecordStream:
@@ -75,8 +78,7 @@ class ReplayConnection(Connection):
             if "error" in entry:
                 raise recorded_error(entry["error"], label)
             if not complete:
-                why = ("it was recorded with --limit?" if replayer.cassette.of_type("result") else
-                       "its recording was stopped before the run ended: record a whole run")
+                why = ("it was recorded with --limit?" if replayer.cassette.of_type("result") else STOPPED)
                 raise replayer.miss(f"{label} needs more than the {len(pages)} pages the cassette holds ({why})")
         return RecordStream(replayed, label)
 
@@ -94,6 +96,9 @@ class ReplayConnection(Connection):
             except FlowRuntimeError as e:
                 out.append(SendOutcome(False, error=e.message, status=e.status))
         return out
+
+
+STOPPED = "its recording was stopped before the run ended, the cassette has no result line: record a whole run"
 
 
 class Replayer:
@@ -200,13 +205,23 @@ class Replayer:
             return entry
         raise self.miss(self.nearest(connection, op, shown_args, shown_kwargs, key))
 
+    def stopped(self) -> bool:
+        """Whether the cassette is that of a recording stopped before its run ended (killed: no result line)."""
+        return not self.cassette.of_type("result")
+
     def nearest(self, connection: str, op: str, args: Any, kwargs: Any, key: str) -> str:
+        """Why a read is not in the cassette. A recording killed while a read was in flight, or before it,
+        looked like a flow that changed since ('the nearest recorded one differs in: args[0]: "/two" ->
+        "/items"'): the message says the recording stopped."""
         asked = f"{connection}.{op}({dumps(args)[1:-1]}{', ' if args and kwargs else ''}" \
                 f"{dumps(kwargs)[1:-1] if kwargs else ''})"
         candidates = [e for e in self.cassette.of_type("read") if e["connection"] == connection] \
             or self.cassette.of_type("read")
         if not candidates:
-            return f"the cassette has no recorded request for {asked} (it holds no reads)"
+            return f"the cassette has no recorded request for {asked} (it holds no reads" + \
+                (f"; {STOPPED})" if self.stopped() else ")")
+        if self.stopped():
+            asked += f" ({STOPPED})"
         best = max(candidates, key=lambda e: similarity(
             key, request_key(e["connection"], e["op"], e.get("args", []), e.get("kwargs", {}))))
         old = {"connection": best["connection"], "op": best["op"], "args": best.get("args", []),
