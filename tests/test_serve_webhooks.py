@@ -744,3 +744,33 @@ def test_two_runs_at_once_of_a_webhook_flow_send_a_key_once(tmp_path: Path) -> N
     logs = serve.logs()
     assert posted == [{"id": 88}], posted
     assert "got no answer" not in logs and "1 send skipped, already sent in job 1 (send ... once)" in logs, logs
+
+
+def test_inbox_show_gives_a_delivery_whole_with_its_secrets_masked(tmp_path: Path) -> None:
+    """A failed delivery could be listed and replayed, but what it brought could not be seen: `inbox --show ID`
+    gives its headers as stored (the signature masked) and its body; --secrets' values are masked in both."""
+    from conftest import run_cli
+
+    secret = "s3cr\"et\\ünï-" + "k" * 40
+    token = "tok-\"\\ü-" + "t" * 30  # a secret of the flow's that the sender echoed in its body
+    (tmp_path / "gh.flow").write_text("trigger webhook(verify: github(secret.GH_SECRET))\nfail \"asked to\"\n")
+    (tmp_path / "secrets.toml").write_text(f"API_TOKEN = {json.dumps(token)}\n")
+    body = json.dumps({"issue": {"number": 7, "title": "Crème brûlée"}, "echo": token}, ensure_ascii=False).encode()
+    with ServeProcess(tmp_path, "--log-format", "text", env={"GH_SECRET": secret}) as serve:
+        _, _, answer = serve.post("/hooks/gh", body, sign_github(body, 0, secret, "d-7"))
+        wait_for(lambda: "asked to" in run_cli("inbox", str(tmp_path), timeout=60).stdout, what="the failed run")
+        assert serve.terminate() == 0
+    shown = run_cli("inbox", str(tmp_path), "--show", str(answer["delivery"]), "--secrets",
+                    str(tmp_path / "secrets.toml"), timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "Crème brûlée" in shown.stdout and '"number": 7' in shown.stdout and "asked to" in shown.stdout
+    assert "x-github-delivery: d-7" in shown.stdout.lower()
+    assert token not in shown.stdout and "***" in shown.stdout
+    assert mac(secret.encode(), body).hex() not in shown.stdout  # the signature was masked as it arrived
+    as_json = run_cli("inbox", str(tmp_path), "--show", str(answer["delivery"]), "--json", "--secrets",
+                      str(tmp_path / "secrets.toml"), timeout=60)
+    shown_json = json.loads(as_json.stdout)
+    assert json.loads(shown_json["body"].replace("***", "x"))["issue"]["title"] == "Crème brûlée"
+    assert shown_json["status"] == "failed" and token not in as_json.stdout
+    missing = run_cli("inbox", str(tmp_path), "--show", "999", timeout=60)
+    assert missing.returncode == 2 and "no delivery 999 in the inbox" in missing.stderr

@@ -1,5 +1,5 @@
 """The CLI commands of flowlang serve: `serve DIR` (webhooks, schedules, console) and `inbox DIR`
-(list deliveries, --failed, --replay ID)."""
+(list deliveries, --failed, --show ID, --replay ID)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     inbox.add_argument("--flow", help="only this flow (its file stem)")
     inbox.add_argument("--failed", action="store_true", help="only deliveries whose run failed")
     inbox.add_argument("--replay", type=store_number, metavar="ID", help="run this delivery again, now")
+    inbox.add_argument("--show", type=store_number, metavar="ID",
+                       help="one delivery whole: its headers (credentials masked as stored) and its body")
     inbox.add_argument("--state-dir")
-    inbox.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (for --replay)")
+    inbox.add_argument("--secrets", metavar="FILE", help="a TOML file of secrets (for --replay; --show masks them)")
     inbox.add_argument("--config", metavar="FILE", help="the project file (default: the flowlang.toml nearest DIR)")
     inbox.add_argument("--json", action="store_true", help="one JSON object per delivery on stdout")
     common(inbox)
@@ -126,6 +128,8 @@ def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
     try:
         if args.replay is not None:
             return _replay(args, terminal, inbox)
+        if args.show is not None:
+            return _show(args, terminal, inbox)
         flow = args.flow[:-len(".flow")] if args.flow is not None and args.flow.endswith(".flow") else args.flow
         rows = inbox.listing(flow, args.failed, limit=1000)
         if flow is not None and not rows:
@@ -149,6 +153,43 @@ def cmd_inbox(args: argparse.Namespace, terminal: Terminal) -> int:
             terminal.out(f"    {d.message}")
     if any(d.status == "failed" for d in rows):
         terminal.out(f"run one again with: flowlang inbox {args.folder} --replay ID")
+    return int(ExitStatus.OK)
+
+
+def _show(args: argparse.Namespace, terminal: Terminal, inbox: Inbox) -> int:
+    """`--show ID`: what a delivery brought, to see why its run failed before replaying it: its line as the
+    listing shows it, its headers as stored (credentials and signatures masked at arrival) and its body as
+    text in the charset its Content-Type declares; the --secrets given are masked in both."""
+    from flowlang.cli.options import read_secrets
+    from flowlang.runtime.jsoncodec import dumps
+    from flowlang.serve.runs import charset_of
+
+    d = inbox.get(args.show)
+    if d is None:
+        raise UsageError(f"no delivery {args.show} in the inbox")
+    for value in read_secrets(args.secrets).values():
+        terminal.masker.add(value)
+    mask = terminal.masker.mask
+    try:
+        body = d.body.decode(charset_of(d.content_type) or "utf-8", errors="replace")
+    except LookupError:  # a charset no codec is of: as UTF-8
+        body = d.body.decode("utf-8", errors="replace")
+    headers = {name: mask(value) for name, value in d.headers.items()}
+    if args.json:
+        terminal.json_out(mask(dumps({"id": d.id, "flow": d.flow, "delivery_id": d.delivery_id,
+                                      "received_at": d.received_at, "status": d.status, "job_id": d.job_id,
+                                      "attempts": d.attempts, "message": d.message, "bytes": len(d.body),
+                                      "content_type": d.content_type, "headers": headers, "body": body})))
+        return int(ExitStatus.OK)
+    job = f"job {d.job_id}" if d.job_id is not None else "no job yet"
+    terminal.out(f"#{d.id}  {d.flow}  {d.status}  {d.received_at}  id {d.delivery_id or '-'}  {job}  "
+                 f"{len(d.body):,} bytes")
+    if d.message:
+        terminal.out(f"    {mask(d.message)}")
+    for name, value in headers.items():
+        terminal.out(f"{name}: {value}")
+    terminal.out("")
+    terminal.out(mask(body))
     return int(ExitStatus.OK)
 
 
