@@ -1880,3 +1880,46 @@ end
     assert result.ok, result.error
     assert result.outputs == [sum(range(1200))] * 16
     assert time.monotonic() - started < 25
+
+
+@pytest.mark.parametrize("options", ["?mode=ro", "?mode=ro&uri=true", "?immutable=1"])
+def test_a_sqlite_file_opened_read_only_is_read_and_not_written(tmp_path: Path, options: str) -> None:
+    """`sqlite:///crm.db?mode=ro` was not read only: SQLAlchemy drops SQLite's own parameters without
+    uri=true (a warning with a line of flowlang's source), and with it gives SQLite the name without
+    'file:', which SQLite takes for a file's name: a new, empty 'crm.db?mode=ro' was made beside crm.db, and
+    the flow's query said 'no such table: t' (its writes went into that file). Read only, its WAL mode
+    PRAGMA (a write) failed every query. Now the file is opened read only: read, and every write refused."""
+    con = sqlite3.connect(tmp_path / "crm.db")  # in the default journal mode, as another program makes it
+    con.execute("create table t (a int)")
+    con.execute("insert into t values (7)")
+    con.commit()
+    con.close()
+    (tmp_path / "f.flow").write_text(f"""
+use db = sql(url: "sqlite:///crm.db{options}")
+call db.query("select a from t") as rows
+emit [r.a for r in rows]
+call db.execute("insert into t values (8)")
+""")
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.stdout == "[7]\n", ran.stderr
+    assert ran.status == 1 and "db: attempt to write a readonly database" in ran.stderr, ran.stderr
+    assert "Warning" not in ran.stderr, ran.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("crm.db")) in (
+        ["crm.db"], ["crm.db", "crm.db-shm", "crm.db-wal"]), list(tmp_path.iterdir())
+    con = sqlite3.connect(tmp_path / "crm.db")
+    assert con.execute("select a from t").fetchall() == [(7,)]
+    con.close()
+
+
+def test_a_missing_sqlite_file_opened_read_only_says_it_is_not_there(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text('use db = sql(url: "sqlite:///sub dir/gone #1.db?mode=ro")\n'
+                                     'call db.query("select 1 as x") as rows\nemit rows\n')
+    ran = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert ran.status == 1
+    assert (f"db: unable to open database file: {tmp_path.resolve() / 'sub dir' / 'gone #1.db'} is not there (the "
+            "URL opens it read only, mode=ro, so it is not made)") in ran.stderr, ran.stderr
+    assert not (tmp_path / "sub dir").exists()
+    (tmp_path / "g.flow").write_text('use db = sql(url: "sqlite:///sub dir/a #1.db?mode=rwc")\n'
+                                     'call db.execute("create table t (a int)")\n')
+    assert cli("run", "g.flow", "--log-format", "text", cwd=tmp_path).status == 0
+    assert (tmp_path / "sub dir" / "a #1.db").exists()  # its name as written, spaces and # too

@@ -61,13 +61,43 @@ def resolve_url(url: str, base_dir: Path, allow_outside: bool = False) -> str:
     if not sep or scheme.split("+")[0].lower() != "sqlite" or not rest.startswith("/"):
         return url
     file, query, params = rest[1:].partition("?")
+    uri = file.startswith("file:")  # SQLAlchemy's form of a SQLite URI: sqlite:///file:x.db?mode=ro&uri=true
+    if uri:
+        from urllib.parse import unquote
+
+        file = unquote(unquote(file[len("file:"):]))  # as SQLAlchemy, then SQLite, read it
     if not file or file.startswith(":memory:"):
         return url
     try:
         path = inside(base_dir, file, allow_outside=allow_outside)
     except PathRefused as e:
         raise FlowRuntimeError(f"the SQLite database: {e.message}", "connector") from None
+    items = [item for item in params.split("&") if item]
+    names = {item.partition("=")[0].lower(): item.partition("=")[2] for item in items}
+    if names.keys() & SQLITE_URI_PARAMETERS and "uri" not in names:
+        items.append("uri=true")  # SQLAlchemy drops SQLite's own parameters without it (mode=ro: written to)
+        names["uri"] = "true"
+    if names.get("uri", "").strip().lower() in ("true", "yes", "on", "y", "t", "1"):
+        from urllib.parse import quote
+
+        # SQLite reads the name as a URI only from file: on (without, 'x.db?mode=ro' was the file's name);
+        # quoted twice: SQLAlchemy reads the %-escapes of a URL's database once, SQLite those of its URI
+        return f"{scheme}:///file:{quote(quote(str(path.resolve())))}?{'&'.join(items)}"
     return f"{scheme}:///{path.resolve()}{query}{params}"
+
+
+# The parameters of a SQLite URI (https://sqlite.org/uri.html): read only when the name is a URI (uri=true)
+SQLITE_URI_PARAMETERS = frozenset({"vfs", "mode", "cache", "psow", "nolock", "immutable", "modeof"})
+
+
+def sqlite_path(database: str) -> str:
+    """The file a SQLite URL's database names: its path, also when it is a URI (file:/srv/a%2520b.db, as
+    resolve_url writes it)."""
+    if database.startswith("file:"):
+        from urllib.parse import unquote
+
+        return unquote(unquote(database[len("file:"):].split("?", 1)[0]))
+    return database.split("?", 1)[0]
 
 
 def bindable(value: Any, dialect: str) -> Any:
@@ -475,16 +505,23 @@ class SqlConnection(Connection):
             return FlowRuntimeError(self.services.mask(f"{self.name}: {text}"), "connector")
         return FlowRuntimeError(self.services.mask(f"{self.name}: {type(e).__name__}: {text}"), "connector")
 
+    def _read_only(self) -> bool:
+        """A SQLite file opened read only (mode=ro, immutable=1), which WAL mode cannot be set on (it is a
+        write): its PRAGMA failed every query with 'attempt to write a readonly database'."""
+        return bool(re.search(r"[?&](?:mode=ro|immutable=(?:1|true|yes|on))(?:&|$)", self.url, re.IGNORECASE))
+
     def _sqlite_file_said(self) -> str:
         """Which SQLite file SQLite could not open or read, and why when it can be told: 'unable to open
         database file' and 'file is not a database' named neither."""
-        database = self.url.split(":///", 1)[-1].split("?", 1)[0]
+        database = sqlite_path(self.url.split(":///", 1)[-1])
         if not sqlite_file(database):
             return ""
         path = Path(database)
         if path.is_dir():
             return f": {path} is a folder, not a SQLite file"
         if not path.exists():
+            if self._read_only():
+                return f": {path} is not there (the URL opens it read only, mode=ro, so it is not made)"
             return f": {path} (its folder cannot be made or written)"
         return f": {path}"
 
@@ -510,7 +547,7 @@ class SqlConnection(Connection):
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: ours(dbapi))
             if self.dialect in ("postgresql", "mysql", "mariadb"):
                 sa.event.listen(self._engine, "checkout", _let_closed_go)
-            elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database):
+            elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database) and not self._read_only():
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine
 
@@ -1121,8 +1158,9 @@ async def open_sql(name: str, config: Mapping[str, Value], services: RunServices
         raise FlowRuntimeError(problem or "sql needs url:", "connector")
     resolved = with_default_driver(resolve_url(url, services.base_dir, config.get("allow_outside") is True))
     check_credentials(resolved, services, secret=isinstance(config.get("url"), Secret))
-    if resolved.startswith("sqlite:////"):
-        Path(resolved[len("sqlite:///"):].split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+    database = resolved[len("sqlite:///"):]
+    if resolved.startswith(("sqlite:////", "sqlite:///file:/")) and "mode=ro" not in database:
+        Path(sqlite_path(database)).parent.mkdir(parents=True, exist_ok=True)
     return SqlConnection(name, SQL, resolved, services)
 
 
