@@ -151,3 +151,41 @@ def test_sum_gives_the_exact_total_and_keeps_whole_numbers_whole(items: list[Any
 ])
 def test_date_of_text_blank_null_and_dates(value: Any, want: Any) -> None:
     assert date_(value) == want
+
+
+GENERATED = [
+    # a field read in several places (`o.c`, `o.items`: read once at the start) of objects, null, text and
+    # objects without it: each value, each error at its place, each miss counted at its read
+    "for each o in [{c: {e: \"A\", v: true}, items: [{q: 1, p: 1.5}]}, {c: null, items: null}, {items: [1]},\n"
+    "    null, \"text\", {c: \"x\", items: \"ab\"}, {c: {e: null}, items: []}]\n"
+    "  map o to out\n    e = lower(o.c.e)\n    v = o.c.v == true\n    n = len(o.items)\n"
+    "    t = sum([i.q * i.p for i in o.items])\n    m = len(o.items) > 0\n    x = o.c\n  end\n  emit out\nend\n",
+    # a misspelt field read twice: the typo warning of each read
+    "for each o in [{items: [1], id: 1}, {items: [2, 3], id: 2}]\n"
+    "  emit {a: len(o.itmes ?? []), b: o.itmes, c: o.id, d: o.id + 1}\nend\n",
+    "for each o in [{a: {b: 1}}, {a: {b: 2}}]\n  emit {x: o.a.b, y: o.a.c, z: o.a}\nend\n",
+    # a whole number written on the right of arithmetic and comparisons, of every kind of value
+    "for each o in [1, 2.5, true, \"a\", null, 99999999999999999999999999999, 1e30, [1]]\n"
+    "  emit {a: o * 3, b: o + 1, c: o - 2, d: o > 3, e: o <= 1, f: 2 * 1}\nend\n",
+    "let big = 10\nfor each o in [1, 2]\n  emit {a: o * big, b: o * 0, c: 9999999999999999999999999999 * 9 + o}\nend\n",
+    # a map of a variable that is not an object, and of an expression
+    "for each o in [1, null, \"x\", {a: 2}]\n  map o to out\n    a = 1\n    b = o\n  end\n  emit out\nend\n",
+    "for each o in [{a: 1}, 2]\n  map o.a to out\n    a = o.a\n    b = 2\n  end\n  emit out\nend\n",
+]
+
+
+@pytest.mark.parametrize("text", GENERATED)
+def test_generated_mappings_agree_with_closures(text: str) -> None:
+    from test_engine_differential import outcome
+    generated = outcome(text, codegen=True)
+    assert generated == outcome(text, codegen=False)
+    assert generated["outputs"] or generated["error"] or generated["failed"]
+
+
+def test_a_misspelt_field_read_in_several_fields_warns_at_each() -> None:
+    from test_engine_differential import outcome
+    got = outcome("for each o in [{items: [1], id: 1}, {items: [], id: 2}]\n  map o to out\n"
+                  "    a = len(o.itmes ?? [])\n    b = o.itmes\n    c = o.id\n  end\n  emit out\nend\n", codegen=True)
+    assert len(got["outputs"]) == 2
+    warned = [m for m in got["logs"] if "'itmes' was missing in all 2 records" in m]
+    assert len(warned) == 2 and all("did you mean 'items'?" in m for m in warned), got["logs"]

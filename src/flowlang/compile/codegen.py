@@ -41,6 +41,14 @@ def _fld(value: Any, name: str) -> Any:
     raise ValueError(f"cannot read field {name!r} of {type_name(value)}{text_shown(value)}")
 
 
+def _ahead(value: Any) -> None:
+    """A field read ahead of its place (Generator.shared) of a value that is not an object: null of null;
+    anything else goes to the closures, which read it at its place (an error there, or never reached)."""
+    if value is None:
+        return None
+    raise ValueError("read at its place")
+
+
 def _idx(obj: Any, index: Any) -> Any:
     t = type(obj)
     if t is dict and type(index) is str:
@@ -87,8 +95,8 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 
 HELPERS: dict[str, Any] = {
-    "_fld": _fld, "_miss": missed, "_nothing": found_nothing, "_idx": _idx, "_iter": _iter, "_paced": paced,
-    "_checked": checked,
+    "_fld": _fld, "_ahead": _ahead, "_miss": missed, "_nothing": found_nothing, "_idx": _idx, "_iter": _iter,
+    "_paced": paced, "_checked": checked,
     "_CHECK_EVERY": CHECK_EVERY, "_interp": interpolate,
     "_N": frozenset({int, Decimal}), "_B": INT_BOUND, "_NB": -INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
@@ -131,6 +139,11 @@ class Generator:
         self.hoisted: dict[int, tuple[str, str]] = {}
         self.hoisting = False
         self.bound: frozenset[int] = frozenset()
+        # `x.name` of a hoisted variable read more than once in the trees (`o.items` in three fields): read
+        # once at the start, after the variables; (slot, name) -> [value name, `is dict` test name, the
+        # test used (a field of it is read)]
+        self.repeated: frozenset[tuple[int, str]] = frozenset()
+        self.shared: dict[tuple[int, str], list[Any]] = {}
 
     def name(self, prefix: str) -> str:
         self.count += 1
@@ -195,6 +208,10 @@ class Generator:
             r = self.name("_r")
             return f"({r} if ({r} := {self.plain_field(node)}) is not None else _nothing(f, {self.const(chain)}))"
         site = self.compiler.field_site(node)
+        shared = self.shared_read(node) if site is not None else None
+        if shared is not None and site is not None:  # read at the start: a null of an object is its miss
+            c, t, is_dict = shared
+            return f"({c} if {c} is not None else _miss(f, {self.const(site)}, {t}) if {is_dict} else None)"
         if site is not None:  # a miss is counted (runtime/field_misses.py); a value costs one comparison
             held = self.held(node.obj)
             if held is not None:
@@ -208,7 +225,26 @@ class Generator:
             return f"({got} if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
         return self.plain_field(node)
 
+    def shared_read(self, node: ast.Field) -> tuple[str, str, str] | None:
+        """For `x.name` read more than once, x a hoisted variable: the names of the value read at the start,
+        of its variable and of its variable's `is dict` test (Generator.shared)."""
+        if not isinstance(node.obj, ast.Name):
+            return None
+        ref = self.compiler.checked.resolution.refs.get(node.obj)
+        if not isinstance(ref, Local) or (ref.slot, node.name) not in self.repeated or ref.slot in self.locals:
+            return None
+        held = self.held(node.obj)
+        if held is None:
+            return None
+        entry = self.shared.get((ref.slot, node.name))
+        if entry is None:
+            entry = self.shared[(ref.slot, node.name)] = [self.name("_c"), self.name("_d"), False]
+        return entry[0], held[0], held[1]
+
     def plain_field(self, node: ast.Field) -> str:
+        shared = self.shared_read(node)
+        if shared is not None:  # its value, or the read went to the closures at the start
+            return shared[0]
         held = self.held(node.obj)
         if held is not None:
             t, is_dict = held
@@ -218,7 +254,15 @@ class Generator:
         return f"({t}.get({node.name!r}) if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
 
     def held(self, obj: ast.Expr) -> tuple[str, str] | None:
-        """For a local variable whose field is read: its value and `is dict` test, read once (hoisted)."""
+        """For a local variable whose field is read: its value and `is dict` test, read once (hoisted);
+        likewise a field of it read more than once (shared_read), whose own fields are read."""
+        if isinstance(obj, ast.Field):
+            shared = self.shared_read(obj)
+            if shared is None:
+                return None
+            entry = next(e for e in self.shared.values() if e[0] == shared[0])
+            entry[2] = True  # its test is made at the start too
+            return entry[0], entry[1]
         if not isinstance(obj, ast.Name):
             return None
         ref = self.compiler.checked.resolution.refs.get(obj)
@@ -308,17 +352,26 @@ class Generator:
         op = node.op
         if op in ARITHMETIC or op in ORDERING:
             symbol, helper = ARITHMETIC.get(op) or ORDERING[op]
-            a, b = self.name("_a"), self.name("_b")
+            # a whole number written on the right (`len(xs) > 3`, `x * 100`): its type is known, and it
+            # is used as it is written (right is its literal)
+            whole_right = isinstance(node.right, ast.Literal) and type(node.right.value) is int
+            a, b = self.name("_a"), right if whole_right else self.name("_b")
             extra = ", f" if helper == "_add" else ""
             native = f"{a} {symbol} {b}"
             if op in ARITHMETIC:
                 # two whole numbers in Python; a decimal among them in DECIMAL_FAST, which refuses to round
                 # (the closure computes it exactly); a whole number past MAX_DIGITS digits: the closure says so
-                r = self.name("_r")
+                r, ta = self.name("_r"), self.name("_ta")
                 whole = f"({r} if _NB < ({r} := {native}) < _B else _big())"
-                return (f"({whole} if (type({a} := {left}) is int) & (type({b} := {right}) is int) "
-                        f"else _exact_{helper[1:]}({a}, {b}) if (type({a}) in _N) & (type({b}) in _N) "
+                if whole_right:
+                    return (f"({whole} if ({ta} := type({a} := {left})) is int "
+                            f"else _exact_{helper[1:]}({a}, {b}) if {ta} in _N else {helper}({a}, {b}{extra}))")
+                tb = self.name("_tb")  # each operand's type taken once
+                return (f"({whole} if (({ta} := type({a} := {left})) is int) & (({tb} := type({b} := {right})) is int) "
+                        f"else _exact_{helper[1:]}({a}, {b}) if ({ta} in _N) & ({tb} in _N) "
                         f"else {helper}({a}, {b}{extra}))")
+            if whole_right:
+                return f"({native} if type({a} := {left}) in _N else {helper}({a}, {b}{extra}))"
             return (f"({native} if (type({a} := {left}) in _N) & (type({b} := {right}) in _N) "
                     f"else {helper}({a}, {b}{extra}))")
         if op is ast.BinOp.EQ or op is ast.BinOp.NE:
@@ -384,11 +437,32 @@ def bound_slots(compiler: ExpressionCompiler, nodes: list[ast.Expr]) -> frozense
     return frozenset(bound)
 
 
+def repeated_reads(compiler: ExpressionCompiler, nodes: list[ast.Expr],
+                   bound: frozenset[int]) -> frozenset[tuple[int, str]]:
+    """The (slot, name) of each `x.name` the trees read more than once, x a variable no comprehension of
+    theirs binds (Generator.shared)."""
+    refs = compiler.checked.resolution.refs
+    seen: dict[tuple[int, str], int] = {}
+    todo: list[Any] = list(nodes)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Field) and isinstance(node.obj, ast.Name):
+            ref = refs.get(node.obj)
+            if isinstance(ref, Local) and ref.slot not in bound:
+                seen[(ref.slot, node.name)] = seen.get((ref.slot, node.name), 0) + 1
+        if isinstance(node, tuple | list):
+            todo.extend(node)
+        elif isinstance(node, ast.Node):
+            todo.extend(getattr(node, name) for name in ast.fields(node))
+    return frozenset(key for key, n in seen.items() if n > 1)
+
+
 def generate(compiler: ExpressionCompiler, node: ast.Expr, slow: Eval) -> Eval | None:
     """A generated function for an expression, or None when closures serve as well."""
     gen = Generator(compiler)
     gen.hoisting = True
     gen.bound = bound_slots(compiler, [node])
+    gen.repeated = repeated_reads(compiler, [node], gen.bound)
     try:
         body = gen.gen(node)
     except RecursionError:
@@ -405,21 +479,28 @@ def generate_object(compiler: ExpressionCompiler, source: ast.Expr, pairs: list[
     gen = Generator(compiler)
     gen.hoisting = True
     gen.bound = bound_slots(compiler, [source, *(value for _, value in pairs)])
+    gen.repeated = repeated_reads(compiler, [source, *(value for _, value in pairs)], gen.bound)
     try:
-        src = gen.gen(source)
+        # a variable as the source: reading it does nothing, so it is not read
+        src = None if isinstance(compiler.checked.resolution.refs.get(source), Local | Outer) else gen.gen(source)
         fields = "".join(f"{k!r}: {gen.gen(v)}, " for k, v in pairs)
     except RecursionError:
         return None
     if gen.native < MIN_NATIVE:
         return None
     gen.ns["_where"] = compiler.where(source.span)
-    return _function(gen, f"return ({src}, {{{fields}}})[1]", slow)
+    return _function(gen, f"return {{{fields}}}" if src is None else f"return ({src}, {{{fields}}})[1]", slow)
 
 
 def _function(gen: Generator, statement: str, slow: Eval) -> Eval:
     gen.ns["_slow"] = slow
     held = "".join(f"        {value} = s[{slot}]\n        {is_dict} = type({value}) is dict\n"
                    for slot, (value, is_dict) in gen.hoisted.items())
+    for (slot, name), (value, is_dict, tested) in gen.shared.items():  # after the variables they read
+        of, of_dict = gen.hoisted[slot]
+        held += f"        {value} = {of}.get({name!r}) if {of_dict} else _ahead({of})\n"
+        if tested:
+            held += f"        {is_dict} = type({value}) is dict\n"
     source = (
         "def generated(f):\n"
         "    s = f.slots\n"
