@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -108,37 +109,13 @@ def open_blocks(text: str, upto: int) -> list[tuple[str, int]]:
     return stack
 
 
-def blocks_open_at_end(text: str) -> int:
-    """How many blocks are open at the end of `text`, counted line by line (each line lexed alone), so a
-    bracket a broken line leaves open does not hide the `end` lines after it: a line that starts with a
-    block's keyword opens one (an `if` with a `then` on its line is a value), one that starts with `end`
-    closes one (`end = ...` in a map body names a field)."""
+def block_lines(text: str) -> Iterator[tuple[int, str, str]]:
+    """The lines of `text` that hold a token, each lexed alone (so a bracket a broken line leaves open does
+    not hide the `end` lines after it): (line number, its indentation, what it does to blocks: the opener of
+    the block it opens, "end" when it closes one, "" when neither). A line that starts with a block's keyword
+    opens one (an `if` with a `then` on its line is a value), one that starts with `end` closes one (`end =
+    ...` or `end.x` in a map body names a field)."""
     openers = block_openers()
-    depth = 0
-    for line in text.split("\n"):
-        try:
-            tokens = [t for t in parser().lex(line, dont_ignore=False) if t.type != "_NL"]
-        except UnexpectedInput:
-            continue
-        if not tokens:
-            continue
-        first, following = tokens[0].type, tokens[1].type if len(tokens) > 1 else ""
-        if first in openers and following not in ("EQUAL", "DOT") and not (
-                first == "IF" and any(t.type == "THEN" for t in tokens)):
-            depth += 1
-        elif first == "END" and following not in ("EQUAL", "DOT") and depth:
-            depth -= 1
-    return depth
-
-
-def end_indented_elsewhere(text: str) -> tuple[str, int, int, int, int] | None:
-    """When an `end` lines up with a block outside the innermost one open before it (`if` at column 3 in a
-    `for each` at column 1, then one `end` at column 1), the block whose `end` is likely missing: (its
-    opener, line, column, the `end`'s line, column). The lines are lexed one by one, as blocks_open_at_end
-    does; a file indented with tabs and spaces mixed, or not indented, gives None."""
-    openers = block_openers()
-    stack: list[tuple[str, int, int]] = []  # opener, line, indentation
-    indents: set[str] = set()
     for number, line in enumerate(text.split("\n"), 1):
         try:
             tokens = [t for t in parser().lex(line, dont_ignore=False) if t.type != "_NL"]
@@ -146,17 +123,43 @@ def end_indented_elsewhere(text: str) -> tuple[str, int, int, int, int] | None:
             continue
         if not tokens:
             continue
-        lead = line[:len(line) - len(line.lstrip(" \t"))]
-        indents.update(lead)
         first, following = tokens[0].type, tokens[1].type if len(tokens) > 1 else ""
-        if first in openers and following not in ("EQUAL", "DOT") and not (
-                first == "IF" and any(t.type == "THEN" for t in tokens)):
-            stack.append((openers[first], number, len(lead)))
-        elif first == "END" and following not in ("EQUAL", "DOT") and stack:
-            opener, line_no, indent = stack[-1]
+        lead = line[:len(line) - len(line.lstrip(" \t"))]
+        if following in ("EQUAL", "DOT"):
+            yield number, lead, ""
+        elif first in openers and not (first == "IF" and any(t.type == "THEN" for t in tokens)):
+            yield number, lead, openers[first]
+        else:
+            yield number, lead, "end" if first == "END" else ""
+
+
+def blocks_open_at_end(text: str) -> int:
+    """How many blocks are open at the end of `text`, counted line by line (block_lines)."""
+    depth = 0
+    for _, _, does in block_lines(text):
+        if does == "end":
+            depth -= 1 if depth else 0
+        elif does:
+            depth += 1
+    return depth
+
+
+def end_indented_elsewhere(text: str) -> tuple[str, int, int, int, int] | None:
+    """When an `end` lines up with a block outside the innermost one open before it (`if` at column 3 in a
+    `for each` at column 1, then one `end` at column 1), the block whose `end` is likely missing: (its
+    opener, line, column, the `end`'s line, column). The lines are read as blocks_open_at_end reads them
+    (block_lines); a file indented with tabs and spaces mixed, or not indented, gives None."""
+    stack: list[tuple[str, int, int]] = []  # opener, line, indentation
+    indents: set[str] = set()
+    for number, lead, does in block_lines(text):
+        indents.update(lead)
+        if does and does != "end":
+            stack.append((does, number, len(lead)))
+        elif does and stack:
+            inner, line_no, indent = stack[-1]
             if len(lead) < indent and any(ind == len(lead) for _, _, ind in stack[:-1]):
                 mixed = len(indents) > 1  # tabs and spaces: the columns say nothing
-                return None if mixed else (opener, line_no, indent + 1, number, len(lead) + 1)
+                return None if mixed else (inner, line_no, indent + 1, number, len(lead) + 1)
             stack.pop()
     return None
 
