@@ -482,10 +482,10 @@ def test_a_rate_limit_past_the_limiters_bound_is_a_file_error(folder: Path) -> N
      "number from 0 to 65535)", "2:12"),
     ('base_url = "https://api.invalid"\nregions = { na = "https://na.invalid", eu = "eu.invalid" }',
      "regions.eu: Value error, must start with http:// or https://, got 'eu.invalid'", "3:45"),
-    ('base_url = "https://api.invalid"\ntimeout = -1', "timeout: Value error, must be a positive number, got '-1'",
+    ('base_url = "https://api.invalid"\ntimeout = -1', "timeout: Value error, must be a positive number, got -1",
      "3:11"),
     # before: taken, and each request of the run had no time limit at all
-    ('base_url = "https://api.invalid"\ntimeout = nan', "timeout: Value error, must be a positive number, got 'nan'",
+    ('base_url = "https://api.invalid"\ntimeout = nan', "timeout: Value error, must be a positive number, got nan",
      "3:11"),
 ])
 def test_a_base_url_region_or_timeout_the_connection_would_refuse_is_a_file_error(

@@ -368,16 +368,18 @@ def test_headers_from_data_that_http_cannot_carry_fail_their_record_alone(tmp_pa
     ('rate_limit: "1/0s"', 47, "rate_limit needs a window longer than 0 seconds, got '1/0s'"),
     # before: "internal error: OverflowError: Python int too large to convert to C ssize_t", in check too
     ('rate_limit: "99999999999999999999/second"', 47, "rate_limit allows at most 1,000,000 requests in its window"),
-    ("timeout: -1", 44, "timeout: must be a positive number, got '-1'"),
+    ("timeout: -1", 44, "timeout: must be a positive number, got -1"),
     # before: "internal error (OverflowError: cannot convert float infinity to integer)", in check too
     ("max_response_bytes: 1e400", 55, "max_response_bytes: the number is too large (at most 1,000,000,000,000,000)"),
-    ("retry: 0", 42, "retry: must be a positive number, got '0'"),
+    ("retry: 0", 42, "retry: is the number of attempts in all, at least 1 (retry: 1 makes one attempt and no "
+     "retry), got 0"),  # before: "must be a positive number, got '0'"
+    ('timeout: "30s"', 44, "timeout: is a number of seconds, got the text '30s': write timeout: 30"),
     ("retry: 1.5", 42, "retry: must be a whole number, got 1.5"),  # before: taken as 1 attempt
     ('proxy: "proxy.corp:3128"', 42, 'proxy: must be a URL like "http://proxy.example.com:3128"'),
     # before: "internal error (ValueError: Invalid IPv6 URL); this is a bug in flowlang" at the first request
     ('proxy: "http://[::1:3128"', 42, "proxy: not a valid URL (Invalid IPv6 URL)"),
     ('allowed_hosts: "api.example.com"', 50, "allowed_hosts: must be a list of host names"),
-    ("max_retry_wait: 0", 51, "max_retry_wait: must be a positive number, got '0'"),
+    ("max_retry_wait: 0", 51, "max_retry_wait: must be a positive number, got 0"),
     ('param_style: "php"', 48, "param_style: must be one of 'repeat', 'brackets', 'indices', 'comma' "
      "(tags=a&tags=b, tags[]=a, tags[0]=a, tags=a,b), got 'php'"),
     # before: check said ok (and a run failed at the use's 1:1, after the send above)
@@ -448,7 +450,7 @@ def test_a_connection_header_http_cannot_carry_is_refused_before_any_request(tmp
 @pytest.mark.parametrize(("given", "col", "said"), [
     ("verify: env.CA", 43, "verify: the CA bundle 'no-such-ca.pem' is not a file"),
     ("headers: env.CA", 44, "headers: must be an object, got string"),
-    ("timeout: env.CA", 44, "timeout: must be a positive number, got 'no-such-ca.pem'"),
+    ("timeout: env.CA", 44, "timeout: must be a positive number, got string 'no-such-ca.pem'"),
 ])
 def test_a_configuration_value_the_connection_refuses_is_shown_at_that_value(
         tmp_path: Path, given: str, col: int, said: str) -> None:

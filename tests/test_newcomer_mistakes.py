@@ -226,3 +226,13 @@ def test_an_embedded_run_refusing_a_value_says_which_argument_and_where_in_it() 
     with pytest.raises(flowlang.UsageError) as refused:
         flow.run(input=object())
     assert str(refused.value) == "cannot pass input= to the flow: cannot use a Python object as a flowlang value"
+
+
+def test_retry_0_and_a_timeout_with_its_unit_say_what_to_write(tmp_path: Path) -> None:
+    """`retry: 0` (meant: no retries) and `timeout: "30s"` said "must be a positive number, got '0'" and
+    "..., got '30s'", the number quoted as if it were text."""
+    stderr = check(tmp_path, 'use api = http(base_url: "http://127.0.0.1:9", retry: 0)\n'
+                             'use b = http(base_url: "http://127.0.0.1:9", timeout: "30s")\n')
+    assert ("f.flow:1:55: error: retry: is the number of attempts in all, at least 1 (retry: 1 makes one attempt "
+            "and no retry), got 0") in stderr, stderr
+    assert "f.flow:2:55: error: timeout: is a number of seconds, got the text '30s': write timeout: 30" in stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,7 +46,20 @@ def _number(config: Mapping[str, Any], key: str, default: float, whole: bool = F
         return default
     if type_name(value) != "number" or not value > 0:  # NaN (`timeout = nan` in TOML) is no positive number
         shown = "nan" if value != value else to_text(value)
-        raise FlowRuntimeError(f"{key}: must be a positive number, got {shown!r}", "connector")
+        if key == "retry" and type_name(value) == "number":  # retry: 0 meant "no retries"
+            raise FlowRuntimeError(f"retry: is the number of attempts in all, at least 1 (retry: 1 makes one "
+                                   f"attempt and no retry), got {shown}", "connector")
+        unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|ms|m|min|minutes?)\s*", shown) \
+            if isinstance(value, str) else None
+        if unit is not None:  # timeout: "30s", as a Go duration or a YAML setting writes it
+            n = unit.group(1)
+            seconds = {"ms": f"{n} / 1000"}.get(unit.group(2)) or (
+                n if unit.group(2).startswith("s") else f"{n} * 60")
+            raise FlowRuntimeError(f"{key}: is a number of seconds, got the text {shown!r}: write {key}: {seconds}",
+                                   "connector")
+        got = shown if type_name(value) == "number" else f"{type_name(value)} {shown!r}" \
+            if isinstance(value, str) else type_name(value)
+        raise FlowRuntimeError(f"{key}: must be a positive number, got {got}", "connector")
     if value > MAX_SETTING:  # 1e400 is infinity as a float, and int() of it an OverflowError
         raise FlowRuntimeError(f"{key}: the number is too large (at most {MAX_SETTING:,})", "connector")
     if whole and value != int(value):  # retry: 1.5 was 1 attempt, without a word
