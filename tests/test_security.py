@@ -378,8 +378,12 @@ def test_a_record_holding_a_secrets_text_is_stored_masked_and_not_retried_until_
         assert stored["record"] == {"id": 1, "note": "token *** here"}
         failing[0] = False
         retry = cli("retry", "a.flow", "--secrets", "s.toml", cwd=tmp_path, env=env)
-        assert retry.status == 3 and "flowlang edit" in retry.stderr
-        assert "to edit first 1" in retry.stdout + retry.stderr
+        # the command to type names the flow's file, as every such command does (it said `flowlang edit FILE 1`),
+        # and the summary says why (it said 'they failed as they were read' of a record that held a secret)
+        assert retry.status == 3 and f"change it with `flowlang edit a.flow {stored['id']} --set PATH=JSON`" \
+            in retry.stderr, retry.stderr
+        assert "to edit first 1 (their records failed as they were read, or hold a secret's text stored as ***" \
+            in retry.stdout + retry.stderr
         assert secret not in retry.stdout + retry.stderr
         assert len(received) == 1  # nothing sent with *** in it
         assert cli("edit", "a.flow", str(stored["id"]), "--set", 'note="token (removed) here"',

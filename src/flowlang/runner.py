@@ -941,8 +941,8 @@ def retry_body(error_ids: list[int] | None, resolved: list[int], still: list[int
                 continue
             why = edit_first(err)
             if why is not None:
-                ctx.log("error", f"error {err.id}: {why}: change it with `flowlang edit FILE {err.id} --set PATH=JSON` "
-                        "(or fix the source and run again) before a retry; left open")
+                ctx.log("error", f"error {err.id}: {why}: change it with `flowlang edit {ctx.flow_file or 'FILE'} "
+                        f"{err.id} --set PATH=JSON` (or fix the source and run again) before a retry; left open")
                 needs_edit.append(err.id)
                 continue
             scope = dict(entry.info.visible)

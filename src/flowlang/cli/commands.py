@@ -246,7 +246,8 @@ def cmd_retry(args: argparse.Namespace, terminal: Terminal) -> int:
     text = f"{flow.name}: retry (job {result.job_id}) {verb} {len(result.resolved)}, still failing {still}"
     if result.needs_edit:
         still += len(result.needs_edit)
-        text += f", to edit first {len(result.needs_edit)} (they failed as they were read; left open)"
+        text += (f", to edit first {len(result.needs_edit)} (their records failed as they were read, or hold a "
+                 "secret's text stored as ***: see the error lines above; left open)")
     if cannot:
         text += f", cannot be replayed {cannot} (left open: see the error lines above)"
     # the summary's level is the job's status (OPERATIONS.md 10): failed (an error it cannot replay) is error
