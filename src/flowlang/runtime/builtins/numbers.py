@@ -86,7 +86,11 @@ _THOUSANDS_COMMA = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")  # 1,234.50
 _THOUSANDS_POINT = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?")  # 1.234,50 (German, Norwegian, ...)
 _THOUSANDS_SPACE = re.compile(r"[+-]?\d{1,3}([ \u00a0\u202f']\d{3})+([.,]\d+)?")  # 1 234,50, 1'234.50
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")  # 12,50
-_CURRENCY = re.compile(r"^\s*([$€£¥]|[A-Z]{3}\s)?\s*([+-]?[\d.,\s]+?)\s*([$€£¥%]|\s[A-Z]{3}|kr|,-)?\s*$")
+# a sign before or after the amount; the amount's runs of digits, points and commas split by runs of spaces,
+# so that each space has one reading (a pattern of spaces that overlapped took 4 s to refuse "1", 1,000
+# spaces and "x", 30 s with 2,000: it runs for every record whose number() fails)
+_CURRENCY = re.compile(r"^\s*(?:([$€£¥]|[A-Z]{3}\s)\s*)?([+-]?[\d.,]+(?:\s+[\d.,]+)*)"
+                       r"\s*(?:([$€£¥%]|[A-Z]{3}|kr|,-)\s*)?$")
 
 
 def _written_otherwise(text: str, fn: str = "number") -> str:
