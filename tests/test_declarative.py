@@ -217,6 +217,27 @@ end
                                                               {"properties": {"sku": "B"}}]}]
 
 
+def test_a_record_literal_without_a_value_for_the_path_is_a_check_error(folder: Path) -> None:
+    # before: check said ok, and every record failed at run time: "the path '/items/{id}' needs a value for 'id'"
+    with FakeApi() as api:
+        (folder / "main.flow").write_text(
+            'use shop = shop(tenant: "t", key: "k", base_url: env.API)\n'
+            'for each r in [{id: 1, price: 3}]\n'
+            '  send {id: r.id, price: 4} to shop.update_item\n'  # the record gives it
+            "  send {price: r.price} to shop.update_item(id: r.id)\n"  # the send does
+            "  send {price: r.price} to shop.update_item\n"
+            "end\n")
+        for command in (("check",), ("run", "--log-format", "text")):
+            proc = cli(command[0], "main.flow", *command[1:], cwd=folder, env={"API": api.url})
+            assert proc.status == 2, (command, proc.stderr)
+            assert ("main.flow:5:8: error: the path '/items/{id}' of shop.update_item needs 'id', which this record "
+                    "does not hold and the send does not give") in proc.stderr, proc.stderr
+            assert "hint: give it in the record ({id: ..., ...}) or as an argument: send ... to " \
+                "shop.update_item(id: ...)" in proc.stderr
+            assert proc.stderr.count("error:") == 1
+        assert api.requests == []
+
+
 def test_batch_larger_than_max_is_a_check_error(folder: Path) -> None:
     (folder / "main.flow").write_text('use shop = shop(tenant: "t", key: "k")\nfor each s in [1]\n'
                                       "  send {sku: s} to shop.create_items batch 50\nend\n")

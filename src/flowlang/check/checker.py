@@ -8,7 +8,7 @@ from pathlib import Path
 from flowlang import ast
 from flowlang.check.constants import constant_value
 from flowlang.check.hints import did_you_mean, near_misses
-from flowlang.check.http_arguments import argument_diagnostics, mapping_diagnostics
+from flowlang.check.http_arguments import argument_diagnostics, mapping_diagnostics, path_value_diagnostics
 from flowlang.check.pages import page_diagnostics
 from flowlang.check.program import CheckedModule
 from flowlang.check.scopes import Binding, HostBinding, Kind, Scope
@@ -279,6 +279,8 @@ class Checker(StatementChecker):
         op_spec = self.operation(node.destination, scope, ctx, sending=True)
         if op_spec is not None:
             self.send_target(node.destination, op_spec, scope)
+            self.diagnostics.extend(path_value_diagnostics(node, op_spec.path, node.destination.connection,
+                                                           op_spec.name, self.source))
         if node.key is not None:
             self.expr(node.key, scope, "other")
             if node.mode is None:

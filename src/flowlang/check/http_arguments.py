@@ -102,3 +102,27 @@ def _body_diagnostics(op: str, given: dict[str, ast.KwArg], sending: bool, sourc
         found.append(Diagnostic("form", f"{op}() takes body: (JSON) or form: (form fields), not both", source,
                                 form.span))
     return found
+
+
+def path_value_diagnostics(node: ast.Send, path: str | None, connection: str, op: str,
+                           source: Source) -> list[Diagnostic]:
+    """A record written as an object literal, sent to an operation of a connector file whose path has a
+    `{name}` that neither the record's keys nor the send's arguments give (`send {price: 3} to
+    acme.update_item`, path '/items/{item_id}'): every such send failed its record at run time with
+    "the path ... needs a value for 'item_id'", and check said ok."""
+    from flowlang.connectors.http.urls import placeholders
+
+    if not path or not isinstance(node.value, ast.ObjectLit):
+        return []
+    keys = [p.key.value for p in node.value.pairs if isinstance(p.key, ast.Literal)]
+    if len(keys) != len(node.value.pairs):  # a key made in the flow ("{k}": v) may be any name
+        return []
+    given = set(keys) | {k.name for k in node.destination.kwargs}
+    missing = [h for h in placeholders(path) if h not in given]
+    if not missing:
+        return []
+    where = f"{connection}.{op}"
+    return [Diagnostic("path-value", f"the path {path!r} of {where} needs '{missing[0]}', which this record does not "
+                       "hold and the send does not give", source, node.value.span,
+                       f"give it in the record ({{{missing[0]}: ..., ...}}) or as an argument: send ... to "
+                       f"{where}({missing[0]}: ...)")]
