@@ -253,3 +253,16 @@ def test_retry_0_and_a_timeout_with_its_unit_say_what_to_write(tmp_path: Path) -
     assert ("f.flow:1:55: error: retry: is the number of attempts in all, at least 1 (retry: 1 makes one attempt "
             "and no retry), got 0") in stderr, stderr
     assert "f.flow:2:55: error: timeout: is a number of seconds, got the text '30s': write timeout: 30" in stderr
+
+
+def test_a_field_of_what_a_call_answered_as_a_list_says_how_to_read_a_record(tmp_path: Path) -> None:
+    """`call api.get("/customers", query: {...}) as c` then `c.tier` (a lookup meant: the API answers a list
+    of records) said only "cannot read field 'tier' of list"."""
+    (tmp_path / "c.json").write_text('[{"id": 7, "tier": "gold"}]')
+    (tmp_path / "f.flow").write_text('use src = file(path: "c.json")\ncall src.read() as c\n'
+                                     'for each n in [1]\n  emit c.tier\nend\n')
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 3
+    assert ("record failed at f.flow:4:10: cannot read field 'tier' of list: a list has no fields: read an item's, "
+            "x[0].tier, or each item's, [i.tier for i in x] (what `call ... as x` answered is the whole list; "
+            "`lookup ... as x` gives its first record)") in result.stderr, result.stderr

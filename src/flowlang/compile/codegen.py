@@ -20,7 +20,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
-from flowlang.runtime.field_hints import text_shown
+from flowlang.runtime.field_hints import FIELD_FUNCTIONS, list_field_hint, text_shown
 from flowlang.runtime.field_misses import found_nothing, missed
 from flowlang.runtime.frame import Frame, ReturnSignal
 from flowlang.runtime.limits import CHECK_EVERY, checked, paced
@@ -38,7 +38,9 @@ def _fld(value: Any, name: str) -> Any:
         return None
     if type(value) is RecordStream:
         raise NeedsMaterialization(value)
-    raise ValueError(f"cannot read field {name!r} of {type_name(value)}{text_shown(value)}")
+    kind = type_name(value)
+    hint = FIELD_FUNCTIONS.get((kind, name), "") or (list_field_hint(name) if kind == "list" else "")
+    raise ValueError(f"cannot read field {name!r} of {kind}{text_shown(value)}{hint}")
 
 
 def _ahead(value: Any) -> None:

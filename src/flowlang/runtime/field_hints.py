@@ -27,3 +27,12 @@ def text_shown(value: object) -> str:
 
     start = json.dumps(value[:TEXT_SHOWN], ensure_ascii=False)
     return f" {start}" if len(value) <= TEXT_SHOWN else f" {start} (the start of {len(value):,} characters)"
+
+
+def list_field_hint(name: str) -> str:
+    """What a field read of a list adds (`c.tier` of what `call api.get("/customers", ...) as c` answered,
+    a list of records): an item's field, each item's, or `lookup` for the first record."""
+    if not name.isidentifier():
+        return ""
+    return (f": a list has no fields: read an item's, x[0].{name}, or each item's, [i.{name} for i in x] (what "
+            "`call ... as x` answered is the whole list; `lookup ... as x` gives its first record)")
