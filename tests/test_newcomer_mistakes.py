@@ -222,6 +222,12 @@ def test_check_says_a_csv_file_is_read_with_the_wrong_delimiter(tmp_path: Path) 
                                      'for each r in rows\n  emit lower(r.email)\nend\n')
     result = cli("check", "f.flow", cwd=tmp_path)
     assert result.status == 0 and "warning" not in result.stderr, result.stderr
+    # read with the delimiter the flow gives, not ',': it said "when read with ','" of a file read with a tab
+    (tmp_path / "f.flow").write_text('use src = file(path: "people.csv", delimiter: "\\t")\ncall src.read() as rows\n'
+                                     'for each r in rows\n  emit lower(r.email)\nend\n')
+    result = cli("check", "f.flow", cwd=tmp_path)
+    assert result.status == 0
+    assert "as a file whose delimiter is ';' has when read with '\\t' (so r.email" in result.stderr, result.stderr
 
 
 def test_an_embedded_run_refusing_a_value_says_which_argument_and_where_in_it() -> None:

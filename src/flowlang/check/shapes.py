@@ -83,6 +83,7 @@ class Shape:
     fields: tuple[str, ...]
     origin: str  # "people.csv", or which cassette's records
     column: bool = True  # the fields are a file's columns (every record has them), not those seen
+    delimiter: str = ","  # of a CSV file's columns: the one the flow reads it with
 
 
 def nodes(value: Any) -> Iterator[ast.Node]:
@@ -122,7 +123,7 @@ def csv_header(checked: CheckedModule, use: ast.Use) -> Shape | None:
         return None  # the run reports what is wrong with the file
     if not header:
         return None
-    return Shape(tuple(header), path.name)
+    return Shape(tuple(header), path.name, delimiter=rules.delimiter)
 
 
 def shape_warnings(checked: CheckedModule) -> list[Diagnostic]:
@@ -217,8 +218,8 @@ def _reads(checked: CheckedModule, loop: ast.ForEach, slot: int, shape: Shape) -
         if joined is not None:  # a file of ';' read with ',': one column named 'id;name;email', and r.email null
             yield Diagnostic("unknown-field", f"'{node.name}' is not a column of {shape.origin}: its header is one "
                              f"column, {shape.fields[0]!r}, as a file whose delimiter is {joined!r} has when read "
-                             f"with ',' (so {loop.names[0]}.{node.name} is null in every record)", checked.source,
-                             node.name_span,
+                             f"with {shape.delimiter!r} (so {loop.names[0]}.{node.name} is null in every record)",
+                             checked.source, node.name_span,
                              f"give the file's delimiter: delimiter: {json.dumps(joined)} in its file(...)",
                              Severity.WARNING)
             continue
