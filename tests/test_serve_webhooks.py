@@ -733,10 +733,10 @@ def test_two_runs_at_once_of_a_webhook_flow_send_a_key_once(tmp_path: Path) -> N
         'for each o in input.orders\n  send o to api.post("/orders") key o.id once\nend\n')
     with FakeApi() as api:
         api.route("POST", r"^/orders$", slow(1.0, lambda req: (201, {}, {"ok": True})))
-        with ServeProcess(tmp_path, env={"T": "a-token-for-concurrent-runs", "API": api.url}) as serve:
+        with ServeProcess(tmp_path, env={"T": "tok-3f9a8b7c6d5e4f", "API": api.url}) as serve:
             for _ in range(2):
                 status, _, _ = serve.post("/hooks/conc", b'{"orders": [{"id": 88}]}',
-                                          {"X-Token": "a-token-for-concurrent-runs"})
+                                          {"X-Token": "tok-3f9a8b7c6d5e4f"})
                 assert status == 202
             wait_for(lambda: serve.logs().count("conc: job ") >= 2, what="both runs ending")
             assert serve.terminate() == 0
@@ -774,3 +774,34 @@ def test_inbox_show_gives_a_delivery_whole_with_its_secrets_masked(tmp_path: Pat
     assert shown_json["status"] == "failed" and token not in as_json.stdout
     missing = run_cli("inbox", str(tmp_path), "--show", "999", timeout=60)
     assert missing.returncode == 2 and "no delivery 999 in the inbox" in missing.stderr
+
+
+def test_two_runs_at_once_of_a_webhook_flow_send_a_key_once_in_batches(tmp_path: Path) -> None:
+    """As above with `send ... key r.k once batch 2` to an operation that takes batches: the second run's
+    record failed (`the send of key 9 to s.create_items in job 1 got no answer ...`) while job 1's batch was
+    in flight. It waits for that batch's answer and skips the key as sent."""
+    from fakeapi import slow
+
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "cb.flow").write_text(
+        'trigger webhook(verify: token(secret.T, header: "X-Token"), concurrency: 2)\n'
+        'use s = shop(base_url: env.API)\n'
+        'for each r in input.orders\n  send r to s.create_items key r.k once batch 2\nend\n')
+    with FakeApi() as api:
+        (tmp_path / "connectors" / "shop.toml").write_text(
+            'name = "shop"\nbase_url = "{base_url}"\n\n[config]\nbase_url = { required = true }\n\n'
+            '[operations.create_items]\nmethod = "POST"\npath = "/items/batch"\n'
+            'batch = { max = 100, body = "items", results = "results", ok = "ok", error = "error" }\n')
+        api.route("POST", r"^/items/batch$", slow(1.0, lambda req: (
+            200, {}, {"results": [{"ok": True} for _ in req.body["items"]]})))
+        with ServeProcess(tmp_path, env={"T": "tok-3f9a8b7c6d5e4f", "API": api.url}) as serve:
+            for n in (1, 2):
+                status, _, _ = serve.post("/hooks/cb", json.dumps({"orders": [{"id": n, "k": 9}]}).encode(),
+                                          {"X-Token": "tok-3f9a8b7c6d5e4f"})
+                assert status == 202
+            wait_for(lambda: serve.logs().count("cb: job ") >= 2, what="both runs ending")
+            assert serve.terminate() == 0
+        posted = [r.body for r in api.requests if r.method == "POST"]
+    logs = serve.logs()
+    assert posted == [{"items": [{"id": 1, "k": 9}]}], posted
+    assert "got no answer" not in logs and "1 send skipped, already sent in job 1 (send ... once)" in logs, logs

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
-from flowlang.compile.ledger_send import KeyBy, kept_pending, may_have_arrived
+from flowlang.compile.ledger_send import (
+    KeyBy,
+    claim_in_flight,
+    in_flight_place,
+    kept_pending,
+    may_have_arrived,
+    release_in_flight,
+)
 from flowlang.connectors.base import Connection, SendOutcome
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.lazy_dataclass import dataclass
@@ -224,30 +231,36 @@ async def send(buffer: BatchBuffer, records: list[Any], ledgers: list[tuple[str,
             before = {k: run.ledger.get(run.flow, conn.name, op, k) for k, _ in ledgers}
         run.ledger.pending_many(run.flow, conn.name, op, ledgers, job_id, now_text(),
                                 buffer.key_by[0] if buffer.key_by is not None else None)
+    places = [in_flight_place(run, conn.name, op, k) for k, _ in ledgers] if ledgered else []
+    done = claim_in_flight(places)  # another run's send of these keys waits for this batch's answer
     try:
-        outcomes = await buffer.connection.send_batch(buffer.op, records, buffer.args, buffer.kwargs)
-    except FlowRuntimeError as e:
-        outcomes = [SendOutcome(False, error=e.message, status=e.status, uncertain=e.uncertain) for _ in records]
-    except Exception as e:  # a bug must not lose the records: each fails with it
-        error = internal_error(e)
-        outcomes = [SendOutcome(False, error=error.message) for _ in records]
-    if len(outcomes) != len(records):
-        message = f"the destination answered {len(outcomes)} results for a batch of {len(records)} records"
-        outcomes = [SendOutcome(False, error=message) for _ in records]
-    if ledgered and run.ledger is not None:
-        run.flush_writes()  # what the ledger records as sent has reached the destination
-        sent = [(k, digest, o.result) for (k, digest), o in zip(ledgers, outcomes, strict=True) if o.ok]
-        refused = [k for (k, _), o in zip(ledgers, outcomes, strict=True) if not o.ok and not o.uncertain]
-        # `if changed`: a refused key that was sent before gets back its last payload sent
-        restored = {k for k in refused if (was := before.get(k)) is not None and was.status == "sent"}
-        run.ledger.settle_many(run.flow, conn.name, op, sent, [k for k in refused if k not in restored], job_id,
-                               now_text(), run.mask)
-        for k in restored:
-            run.ledger.restore(run.flow, conn.name, op, k, before[k])
-        for (k, _), o in zip(ledgers, outcomes, strict=True):  # one that may have arrived stays pending, said so
-            if not o.ok and o.uncertain:
-                o.error = (o.error or "the destination did not say whether it took the record") + \
-                    kept_pending(run, conn.name, op, k, buffer.mode or "once")
+        try:
+            outcomes = await buffer.connection.send_batch(buffer.op, records, buffer.args, buffer.kwargs)
+        except FlowRuntimeError as e:
+            outcomes = [SendOutcome(False, error=e.message, status=e.status, uncertain=e.uncertain)
+                        for _ in records]
+        except Exception as e:  # a bug must not lose the records: each fails with it
+            error = internal_error(e)
+            outcomes = [SendOutcome(False, error=error.message) for _ in records]
+        if len(outcomes) != len(records):
+            message = f"the destination answered {len(outcomes)} results for a batch of {len(records)} records"
+            outcomes = [SendOutcome(False, error=message) for _ in records]
+        if ledgered and run.ledger is not None:
+            run.flush_writes()  # what the ledger records as sent has reached the destination
+            sent = [(k, digest, o.result) for (k, digest), o in zip(ledgers, outcomes, strict=True) if o.ok]
+            refused = [k for (k, _), o in zip(ledgers, outcomes, strict=True) if not o.ok and not o.uncertain]
+            # `if changed`: a refused key that was sent before gets back its last payload sent
+            restored = {k for k in refused if (was := before.get(k)) is not None and was.status == "sent"}
+            run.ledger.settle_many(run.flow, conn.name, op, sent, [k for k in refused if k not in restored],
+                                   job_id, now_text(), run.mask)
+            for k in restored:
+                run.ledger.restore(run.flow, conn.name, op, k, before[k])
+            for (k, _), o in zip(ledgers, outcomes, strict=True):  # may have arrived: stays pending, said so
+                if not o.ok and o.uncertain:
+                    o.error = (o.error or "the destination did not say whether it took the record") + \
+                        kept_pending(run, conn.name, op, k, buffer.mode or "once")
+    finally:  # answered, or cut off (its keys stay pending): the sends of its keys that wait ask the ledger now
+        release_in_flight(places, done)
     if not ledgered:  # a record that may have arrived: a retry may send it twice, said so
         for o in outcomes:
             if not o.ok and o.uncertain:

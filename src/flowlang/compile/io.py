@@ -16,11 +16,13 @@ from flowlang.compile.errors import Where
 from flowlang.compile.ledger_send import (
     KeyBy,
     already_sent,
+    in_flight_place,
     ledger_send,
     may_have_arrived,
     needs_key,
     record_key,
     replayed_file_key,
+    wait_in_flight,
 )
 from flowlang.compile.statements import StatementCompiler
 from flowlang.compile.steps import Eval, Step, run_step
@@ -504,6 +506,8 @@ class IoCompiler(StatementCompiler):
                 writing = buffer.in_flight.get(k)
                 if writing is not None:  # its key is in a batch being written: the ledger decides after it
                     await asyncio.wait([writing])
+                if f.run.ledger is not None:  # or in a send of another run of this process (IN_FLIGHT)
+                    await wait_in_flight(in_flight_place(f.run, conn.name, ledger_operation(op, a), k))
                 stats = f.run.stats.at(line, "send")
                 skip, recorded = already_sent(f.run, conn, ledger_operation(op, a), k, digest, mode, stats,
                                               old=old, key_by=key_by)

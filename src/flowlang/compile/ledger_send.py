@@ -35,6 +35,36 @@ KeyBy = tuple[str, str | None, str | None]
 # it found the key pending and failed, saying the job had stopped with the send in flight, and advised a
 # --forget that would have sent the key a second time
 IN_FLIGHT: dict[tuple[int, str, str, str, str, str], asyncio.Future[None]] = {}
+Place = tuple[int, str, str, str, str, str]
+
+
+def in_flight_place(run: RunContext, connection: str, op: str, k: str) -> Place:
+    """Where IN_FLIGHT keeps a send of key `k` (op: the ledger's name of the operation)."""
+    assert run.ledger is not None
+    return (id(asyncio.get_running_loop()), run.ledger.place, run.flow, connection, op, k)
+
+
+async def wait_in_flight(place: Place) -> None:
+    """Until no other send of this process has the key in flight (IN_FLIGHT)."""
+    while (sending := IN_FLIGHT.get(place)) is not None:
+        await asyncio.shield(sending)
+
+
+def claim_in_flight(places: list[Place]) -> asyncio.Future[None]:
+    """The keys of a send about to go out, in flight until release_in_flight."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    for place in places:
+        IN_FLIGHT[place] = done
+    return done
+
+
+def release_in_flight(places: list[Place], done: asyncio.Future[None]) -> None:
+    """The send has its answer (or was cut off): the sends of its keys that wait ask the ledger now."""
+    for place in places:
+        if IN_FLIGHT.get(place) is done:
+            del IN_FLIGHT[place]
+    if not done.done():
+        done.set_result(None)
 
 
 def replayed_file_key(stored: str | None, key: Any) -> Any:
@@ -272,10 +302,8 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     k, old = ledger_keys(key, run.mask)
     entry_op = ledger_operation(op, args)  # the ledger's name of the operation: with its path
     digest = payload_hash(record, args, kwargs)
-    loop = asyncio.get_running_loop()
-    place = (id(loop), ledger.place, run.flow, conn.name, entry_op, k)
-    while (sending := IN_FLIGHT.get(place)) is not None:  # another send of the key is in flight (IN_FLIGHT)
-        await asyncio.shield(sending)
+    place = in_flight_place(run, conn.name, entry_op, k)
+    await wait_in_flight(place)  # another send of the key is in flight in this process (IN_FLIGHT)
     skip, answer = already_sent(run, conn, entry_op, k, digest, mode, stats, outside, old, key_by)
     if skip:
         return answer
@@ -288,8 +316,7 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
     # claimed before the request goes out (`if changed` too: a kill leaves it pending, not to be sent again)
     ledger.pending(run.flow, conn.name, entry_op, k, digest, job_id, now_text(), conn.repeatable(op, record, kwargs),
                    key_by[0] if key_by is not None else None)
-    done: asyncio.Future[None] = loop.create_future()
-    IN_FLIGHT[place] = done
+    done = claim_in_flight([place])
     try:
         try:
             answer = await conn.send(op, record, args, kwargs)
@@ -305,8 +332,6 @@ async def ledger_send(run: RunContext, conn: Connection, op: str, record: Any, a
         run.flush_writes()  # what the ledger records as sent has reached the destination (a file's buffer)
         ledger.sent(run.flow, conn.name, entry_op, k, digest, answer, job_id, now_text(), run.mask)
     finally:  # the sends of the key that wait for this one ask the ledger now
-        if IN_FLIGHT.get(place) is done:
-            del IN_FLIGHT[place]
-        done.set_result(None)
+        release_in_flight([place], done)
     count_sent(stats, 1, conn.sends_read(op))
     return answer
