@@ -194,11 +194,18 @@ def test_a_resume_is_partial_while_a_record_the_killed_job_failed_is_open(tmp_pa
     (tmp_path / "items.flow").write_text(FLOW.format(loop="", send="", size=PER_PAGE).replace(
         "  send {n: i.n", '  if i.n == 5 and (env.FIXED ?? "") == ""\n    fail "item {i.n} is bad"\n  end\n'
         "  send {n: i.n"))
-    with Server() as (server, _):
+    with Server() as (server, api):
+        api.route("POST", "/hook", lambda req: (200, {}, "ok"))  # an alert on partial, as a night's cron has
+        (tmp_path / "flowlang.toml").write_text(f'[alerts]\non = ["failed", "partial"]\nmin_interval = "0s"\n'
+                                                f'[alerts.webhook]\nurl = "{api.url}/hook"\nformat = "json"\n')
         server.kill_at = 39 * PER_PAGE + 2
         assert run_flow(tmp_path, server).returncode == -signal.SIGKILL
         resumed = run_here(tmp_path, server, "--resume", "--log-format", "json")
         assert resumed.returncode == 3, resumed.stderr
+        alerts = [r.body for r in api.requests if r.path == "/hook"]
+        assert len(alerts) == 1 and alerts[0]["status"] == "partial", alerts  # the only word of item 5
+        assert alerts[0]["earlier"] == "1 record that job 1 kept as failed before its checkpoint is still open"
+        assert "Before the checkpoint it resumed from: 1 record that job 1" in alerts[0]["text"], alerts[0]
         summary = [entry for entry in logs(resumed.stderr) if "summary" in entry][-1]
         assert summary["level"] == "warning" and summary["summary"]["failed"] == 0
         assert (summary["summary"]["resumed_from"], summary["summary"]["resumed_failed"]) == (1, 1)

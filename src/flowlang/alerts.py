@@ -57,6 +57,7 @@ class RunReport:
     duration: float
     groups: list[tuple[str, int]]
     run_error: str | None
+    earlier: str | None = None  # a resumed run's: the records the job it resumed kept as failed, still open
 
     @property
     def subject(self) -> str:
@@ -73,7 +74,9 @@ class RunReport:
         if self.groups:
             lines.append("First errors, grouped by message:")
             lines += [f"  {n} x {message}" for message, n in self.groups]
-        if c["failed"]:
+        if self.earlier:
+            lines.append(f"Before the checkpoint it resumed from: {self.earlier}")
+        if c["failed"] or self.earlier:
             lines.append(f"See them: flowlang errors {self.file} --group; retry: flowlang retry {self.file}")
         if held_back:
             lines.append(f"({held_back} more run{'s' if held_back != 1 else ''} ended so since the last alert "
@@ -84,7 +87,7 @@ class RunReport:
         return {"flow": self.flow, "file": self.file, "job_id": self.job_id, "status": self.status,
                 "counts": self.counts, "duration": round(self.duration, 3),
                 "errors": [{"message": m, "count": n} for m, n in self.groups], "run_error": self.run_error,
-                "held_back": held_back}
+                "held_back": held_back, **({"earlier": self.earlier} if self.earlier else {})}
 
 
 def report_of(flow: str, file: str, result: RunResult, mask: Callable[[str], str]) -> RunReport:
@@ -92,8 +95,14 @@ def report_of(flow: str, file: str, result: RunResult, mask: Callable[[str], str
     counts = {name: int(getattr(stats, name)) for name in ("read", "sent", "failed", "skipped")}
     run_error = (mask(str(getattr(result.error, "message", result.error))) if result.error is not None
                  else result.left_open)
+    resumed_failed = getattr(result, "resumed_failed", 0)  # a run of the CLI's resumed with --resume
+    earlier = None
+    if resumed_failed:
+        from flowlang.runner import resumed_failed_text
+
+        earlier = resumed_failed_text(resumed_failed, getattr(result, "resumed_from", None))
     return RunReport(flow, file, result.job_id, result.status, counts, float(stats.duration),
-                     grouped(mask(str(getattr(e, "message", e))) for e in result.errors), run_error)
+                     grouped(mask(str(getattr(e, "message", e))) for e in result.errors), run_error, earlier)
 
 
 def grouped(messages: Iterable[str]) -> list[tuple[str, int]]:
