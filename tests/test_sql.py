@@ -1923,3 +1923,39 @@ def test_a_missing_sqlite_file_opened_read_only_says_it_is_not_there(tmp_path: P
                                      'call db.execute("create table t (a int)")\n')
     assert cli("run", "g.flow", "--log-format", "text", cwd=tmp_path).status == 0
     assert (tmp_path / "sub dir" / "a #1.db").exists()  # its name as written, spaces and # too
+
+
+def test_booleans_numbers_and_datetimes_are_written_into_postgres_json_columns(tmp_path: Path, postgres: str) -> None:
+    """A boolean, a number or a datetime sent to a json/jsonb column went as itself, which PostgreSQL refuses
+    ('column "j" is of type jsonb but expression is of type boolean'): a jsonb true or 5 read from one
+    table could not be copied into another. Each is written as its JSON now (a datetime as its ISO text, as
+    in an object, a decimal exact), in a batch too. A text that is JSON is still JSON text to the database;
+    any other text, which failed ('invalid input syntax for type json': a jsonb "2024-02-29" read could not
+    be copied), is a JSON string; null is SQL NULL."""
+    result = run(tmp_path, f"""
+use db = sql(url: "{postgres}")
+call db.execute("drop table if exists jsons")
+call db.execute("create table jsons (id int primary key, j jsonb, k json)")
+let rows = [{{id: 1, j: true, k: false}}, {{id: 2, j: 5, k: 12345678901234567890.10}}, {{id: 3, j: "[1, 2]", k: null}},
+            {{id: 4, j: datetime("2024-03-31T02:30:00+02:00"), k: date("2024-02-29")}}, {{id: 5, j: {{a: [1.10]}}}},
+            {{id: 7, j: "plain text", k: "[true, 1.50]"}}]
+for each r in rows
+  send r to db.insert(table: "jsons") batch 10
+end
+send {{id: 6, j: false}} to db.upsert(table: "jsons", key: "id")
+call db.query("select id, j, k from jsons order by id") as got
+for each r in got
+  send {{id: r.id + 10, j: r.j, k: r.k}} to db.insert(table: "jsons")
+end
+call db.query("select id, j, k, jsonb_typeof(j) as t from jsons order by id") as out
+for each r in out
+  emit r
+end
+""")
+    assert result.ok, result.error
+    rows = result.outputs
+    assert [(r["id"], r["j"], r["k"], r["t"]) for r in rows[:7]] == [
+        (1, True, False, "boolean"), (2, 5, Decimal("12345678901234567890.10"), "number"), (3, [1, 2], None, "array"),
+        (4, "2024-03-31T02:30:00+02:00", "2024-02-29", "string"), (5, {"a": [Decimal("1.10")]}, None, "object"),
+        (6, False, None, "boolean"), (7, "plain text", [True, Decimal("1.50")], "string")]
+    assert [(r["id"] - 10, r["j"], r["k"]) for r in rows[7:]] == [(r["id"], r["j"], r["k"]) for r in rows[:7]]

@@ -178,11 +178,12 @@ def converter(kind: type, dialect: str) -> Callable[[Any], Any]:
     return partial(bindable, dialect=dialect)
 
 
-def bound_rows(rows: list[tuple[Any, ...]], dialect: str, arrays: frozenset[int] = frozenset()
-               ) -> list[tuple[Any, ...]]:
+def bound_rows(rows: list[tuple[Any, ...]], dialect: str, arrays: frozenset[int] = frozenset(),
+               jsons: frozenset[int] = frozenset()) -> list[tuple[Any, ...]]:
     """Rows' values as database parameters, converted a column at a time: a column of values drivers
     take as they are is left alone (the same rows when no column needs converting). The columns at
-    `arrays` are PostgreSQL arrays: their lists are written as array text."""
+    `arrays` are PostgreSQL arrays: their lists are written as array text. Those at `jsons` are json or
+    jsonb columns: every value is written as JSON text (a text is taken for JSON text already)."""
     plain = AS_THEY_ARE
     columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
     changed = False
@@ -190,6 +191,10 @@ def bound_rows(rows: list[tuple[Any, ...]], dialect: str, arrays: frozenset[int]
     for i, column in enumerate(columns):
         if i in arrays:
             columns[i] = tuple([array_text(v, bind) for v in column])
+            changed = True
+            continue
+        if i in jsons:
+            columns[i] = tuple([json_text(v) for v in column])
             changed = True
             continue
         kinds = set(map(type, column))
@@ -205,6 +210,30 @@ def bound_rows(rows: list[tuple[Any, ...]], dialect: str, arrays: frozenset[int]
                 columns[i] = tuple([v if type(v) in keep else convert[type(v)](v) for v in column])
             changed = True
     return list(zip(*columns, strict=True)) if changed else rows
+
+
+def json_text(value: Any) -> Any:
+    """A value for a PostgreSQL json/jsonb column: JSON text. A boolean, a number or a datetime went as
+    itself, which PostgreSQL refuses there ('column "j" is of type jsonb but expression is of type
+    boolean'): a jsonb true or 5 read from one table could not be written into another. A text that is
+    JSON is written as it is (the database reads it: '{"a": 1}', '"x"'); any other text as a JSON string
+    (it failed: 'invalid input syntax for type json', so a jsonb "2024-05-01" read could not be copied).
+    Null is SQL NULL."""
+    if value is None:
+        return value
+    if isinstance(value, str):
+        import json
+
+        try:
+            json.loads(value)
+        except ValueError:
+            return dumps(value)
+        return value
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, bytes | Blob):  # no JSON value (its text would be '"<2 bytes>"'): refused as before
+        return bindable(value, "postgresql")
+    return dumps(value, reveal_secrets=True)
 
 
 def row_value(value: Any) -> Any:
@@ -463,7 +492,7 @@ class SqlConnection(Connection):
         self.dialect = url.split(":", 1)[0].split("+", 1)[0].lower()
         self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], bool], Statement] = {}
         self._variables: int | None = None
-        self._arrays: dict[str, frozenset[str]] = {}
+        self._arrays: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         # MySQL/MariaDB upserts: (table, *keys) -> the table's other unique indexes (sql_keys.check_upsert_key)
         self._keys_checked: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {}
         self.calls = Interrupter(self.dialect, lambda: self._engine.raw_connection())
@@ -876,11 +905,12 @@ class SqlConnection(Connection):
         """The records cut into runs of consecutive records with the same columns (in order, so a later
         write of the same key still wins), each run's rows as tuples of bound values in its statement's
         column order: a record writes only the columns it has."""
-        arrays = self._array_columns(table)
+        arrays, jsons = self._array_columns(table)
 
         def bound(statement: Statement, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             at = frozenset(i for i, c in enumerate(statement.columns) if c in arrays) if arrays else frozenset()
-            return bound_rows(rows, self.dialect, at)
+            js = frozenset(i for i, c in enumerate(statement.columns) if c in jsons) if jsons else frozenset()
+            return bound_rows(rows, self.dialect, at, js)
 
         if records:  # every record with the columns of the first (the common case): one run, rows at C speed
             statement = self._statement(op, table, keys, tuple(records[0]))
@@ -910,11 +940,11 @@ class SqlConnection(Connection):
             rows.append((values,) if single else values)
         return [(statement, bound(statement, rows)) for statement, rows in runs]
 
-    def _array_columns(self, table: str) -> frozenset[str]:
-        """PostgreSQL: the table's array columns, read once per table (not cached while there is no such
-        table: the flow may create it later)."""
+    def _array_columns(self, table: str) -> tuple[frozenset[str], frozenset[str]]:
+        """PostgreSQL: the table's array columns and its json/jsonb columns, read once per table (not cached
+        while there is no such table: the flow may create it later)."""
         if self.dialect != "postgresql":
-            return frozenset()
+            return frozenset(), frozenset()
         found = self._arrays.get(table)
         if found is None:
             sa = _sqlalchemy()
@@ -922,7 +952,8 @@ class SqlConnection(Connection):
             name = engine.dialect.identifier_preparer.format_table(table_clause(sa, table, []))
             columns = self.reconnect.transaction(
                 engine, lambda conn: conn.execute(sa.text(ARRAY_COLUMNS), {"t": name}).all(), rerun=lambda _: True)
-            found = frozenset(str(c) for c, is_array in columns if is_array)
+            found = (frozenset(str(c) for c, is_array, _ in columns if is_array),
+                     frozenset(str(c) for c, _, is_json in columns if is_json))
             if columns:
                 self._arrays[table] = found
         return found

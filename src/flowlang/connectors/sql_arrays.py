@@ -10,8 +10,12 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-# The columns of a table and whether each is an array; no rows when there is no such table.
-ARRAY_COLUMNS = ("select a.attname, t.typcategory = 'A' from pg_attribute a join pg_type t on t.oid = a.atttypid "
+# The columns of a table, whether each is an array, and whether it is json or jsonb (a domain over one
+# too); no rows when there is no such table.
+ARRAY_COLUMNS = ("select a.attname, t.typcategory = 'A', "
+                 "coalesce(b.typname, t.typname) in ('json', 'jsonb') and t.typcategory <> 'A' "
+                 "from pg_attribute a join pg_type t on t.oid = a.atttypid "
+                 "left join pg_type b on b.oid = t.typbasetype "
                  "where a.attrelid = to_regclass(:t) and a.attnum > 0 and not a.attisdropped")
 
 
