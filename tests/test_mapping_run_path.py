@@ -168,6 +168,14 @@ GENERATED = [
     "for each o in [1, 2.5, true, \"a\", null, 99999999999999999999999999999, 1e30, [1]]\n"
     "  emit {a: o * 3, b: o + 1, c: o - 2, d: o > 3, e: o <= 1, f: 2 * 1}\nend\n",
     "let big = 10\nfor each o in [1, 2]\n  emit {a: o * big, b: o * 0, c: 9999999999999999999999999999 * 9 + o}\nend\n",
+    # comprehensions walked by functions of their own: fields named as generated names are, nested ones
+    # reading the outer item and a variable beside them, conditions, null and text as the list
+    "let o = {_h1: 2, xs: [{_v2: 3}, {_v2: 4}], _c3: [1]}\n"
+    "emit {a: [x._v2 * o._h1 for x in o.xs], b: o._h1, c: [y for y in o._c3], d: len(o._c3)}\n",
+    "let o = {rows: [{xs: [1, 2, null], m: 3}, {xs: [], m: 1}, {xs: null, m: 2}], k: 2}\n"
+    "emit [[x * r.m * o.k for x in r.xs if x != null and x * o.k > 2] for r in o.rows if len(r.xs ?? []) >= 0]\n",
+    "for each o in [{xs: [1, 2]}, {xs: \"ab\"}, {xs: null}, {xs: [{a: 1}, 3]}]\n"
+    "  emit {n: [x.a ?? x for x in o.xs], m: sum([1 for x in o.xs]), k: len(o.xs ?? [])}\nend\n",
     # a map of a variable that is not an object, and of an expression
     "for each o in [1, null, \"x\", {a: 2}]\n  map o to out\n    a = 1\n    b = o\n  end\n  emit out\nend\n",
     "for each o in [{a: 1}, 2]\n  map o.a to out\n    a = o.a\n    b = 2\n  end\n  emit out\nend\n",

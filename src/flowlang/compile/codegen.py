@@ -9,6 +9,7 @@ its exact place (expressions are pure, so evaluating one twice changes nothing).
 
 from __future__ import annotations
 
+import re
 import types
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -319,16 +320,35 @@ class Generator:
             test = self.local_tests.pop(slot, None)
         if self.closures != before:  # a closure inside would read the slot, which a Python local skips
             raise Unsupported
-        # the item's `is dict` test once per item (Python makes `for x in [v]` an assignment)
-        each = f" for {test} in [type({var}) is dict]" if test is not None else ""
-        tail = f" if {condition}" if condition is not None else ""
-        items = self.name("_l")  # evaluated outside: Python allows no := in a comprehension's iterable
+        items = self.name("_l")
+        walk = self.walker(var, test, element, condition, items)
         # a short list is walked as it is after one check (as limits.paced), anything else by _iter and
         # _paced (what the comprehension walks is that choice, not the value it was made of)
         return (f"(({items} := ({items} if f.run.limits.max_record_seconds is None and not f.run.stop.hard "
                 f"else _checked({items}, f.run.stop)) if type({items} := {iterable}) is list "
-                f"and len({items}) < _CHECK_EVERY else _paced(_iter({items}), f.run.stop)), "
-                f"[{element} for {var} in {items}{each}{tail}])[1]")
+                f"and len({items}) < _CHECK_EVERY else _paced(_iter({items}), f.run.stop)), {walk})[1]")
+
+    def walker(self, var: str, test: str | None, element: str, condition: str | None, items: str) -> str:
+        """The call of a function of its own that walks a comprehension's items (a loop, not a Python
+        comprehension: the names an element binds with := are its locals, where in a comprehension they
+        would be cells of the generated function, made and freed at every call); the names of the
+        generated function it reads are its arguments."""
+        code = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "", f"{element} {condition or ''}")  # no texts
+        bound = set(re.findall(r"\b(_[A-Za-z]+\d+) :=", code)) | {var, test}
+        read = dict.fromkeys(re.findall(r"\b_[A-Za-z]+\d+\b", code))
+        params = [n for n in read if n not in bound and n not in self.ns]
+        name = self.name("_walk")
+        args = "".join(f", {p}" for p in params)
+        tested = f"        {test} = type({var}) is dict\n" if test is not None else ""  # once per item
+        kept = f"        append({element})\n" if condition is None else \
+            f"        if {condition}:\n            append({element})\n"
+        source = (f"def {name}(f, s, {items}{args}):\n    out = []\n    append = out.append\n"
+                  f"    for {var} in {items}:\n{tested}{kept}    return out\n")
+        try:
+            self.ns[name] = build(source, self.ns, f"<flow {self.compiler.checked.source.name}>")
+        except (SyntaxError, RecursionError, MemoryError):  # past what Python compiles: the closure
+            raise Unsupported from None
+        return f"{name}(f, s, {items}{args})"
 
     def g_Negate(self, node: ast.Negate) -> str:
         return f"_neg({self.gen(node.operand)})"
