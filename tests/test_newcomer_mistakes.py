@@ -272,3 +272,31 @@ def test_a_field_of_what_a_call_answered_as_a_list_says_how_to_read_a_record(tmp
     assert ("record failed at f.flow:4:10: cannot read field 'tier' of list: a list has no fields: read an item's, "
             "x[0].tier, or each item's, [i.tier for i in x] (what `call ... as x` answered is the whole list; "
             "`lookup ... as x` gives its first record)") in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    # before: "cannot add date and number"
+    ("emit today() + 1", "f.flow:1:14: error: cannot add date and number: a number is no span of time: write "
+     "d + days(1) (or hours(1), minutes(1), seconds(1))"),
+    ("emit now() - 3600", "f.flow:1:12: error: cannot subtract datetime and number: a number is no span of time: "
+     "write d - days(1)"),
+    # before: "days() needs a number, got duration"
+    ('emit days(date("2024-05-01") - date("2024-04-01"))', "f.flow:1:6: error: days() needs a number, got duration: "
+     "days(n) makes a duration; the days of one, d, are seconds(d) / 86400 (floor(...) for the whole days)"),
+    # before: "datetime(): '01/05/2024' is not an ISO 8601 date or time"
+    ('emit datetime("01/05/2024")', """f.flow:1:6: error: datetime(): '01/05/2024' is not an ISO 8601 date or time: """
+     """read it with parse_date(x, "%d/%m/%Y"), or "%m/%d/%Y" when the month comes first"""),
+    ('emit date("13.05.2024 14:30")', """date(): '13.05.2024 14:30' is not an ISO 8601 date or time: read it with """
+     """parse_date(x, "%d.%m.%Y %H:%M")"""),
+    ('emit datetime("05/13/24")', """read it with parse_date(x, "%m/%d/%y")"""),
+    # before: "unknown escape '\s' (use \\ for a backslash)"
+    ('emit regex_replace("a  b", "\\s+", " ")', """f.flow:1:30: error: unknown escape '\\s' in a "..." string: """
+     """write a regular expression in single quotes, where a backslash is itself ('\\s+'), or double it """
+     """here (\\\\s)"""),
+])
+def test_dates_and_patterns_written_as_elsewhere_say_how_flowlang_writes_them(
+        tmp_path: Path, line: str, said: str) -> None:
+    (tmp_path / "f.flow").write_text(line + "\n")
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status in (1, 2) and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

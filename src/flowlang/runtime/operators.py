@@ -176,6 +176,8 @@ def add(a: Any, b: Any) -> Any:
         return _duration(operator.add, a, b)
     if _text_and_time(ta, tb) and _reads_as_time(a if ta is str else b):
         raise _text_is_no_time("add", a, b)
+    if (ta in (datetime, date) and _is_num(tb)) or (_is_num(ta) and tb in (datetime, date)):
+        raise _number_is_no_time("add", a, b)
     if (ta is str or ta is Secret) != (tb is str or tb is Secret) and ta not in (list, dict) \
             and tb not in (list, dict) and a is not None and b is not None:
         error = mismatch("add", a, b)  # text and a number (a date...): what JavaScript and Python users write
@@ -195,7 +197,16 @@ def subtract(a: Any, b: Any) -> Any:
         return between(a, b)
     if _text_and_time(ta, tb):
         raise _text_is_no_time("subtract", a, b)
+    if ta in (datetime, date) and _is_num(tb):
+        raise _number_is_no_time("subtract", a, b)
     raise mismatch("subtract", a, b)
+
+
+def _number_is_no_time(verb: str, a: Any, b: Any) -> OperatorError:
+    """`today() + 1`: a number is not a day (nor a second), as it is in a spreadsheet or SQL's date + 1."""
+    sign = "+" if verb == "add" else "-"
+    return OperatorError(mismatch(verb, a, b).message + f": a number is no span of time: write d {sign} days(1) "
+                         "(or hours(1), minutes(1), seconds(1))")
 
 
 _TIMES = (datetime, date, timedelta)

@@ -44,6 +44,9 @@ def single_quoted(token: str) -> str:
     return "".join(out)
 
 
+REGEX_ESCAPES = frozenset("sSdDwWbB.()[]+*?|$^/-")  # a pattern's escapes, none of them a string's
+
+
 def _escape(body: str, i: int) -> tuple[str, int]:
     nxt = body[i + 1] if i + 1 < len(body) else ""
     if nxt in ESCAPES and nxt:
@@ -57,6 +60,10 @@ def _escape(body: str, i: int) -> tuple[str, int]:
                 return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), i + 12
             return chr(code), i + 6
         raise StringSyntaxError("\\u needs four hex digits", i + 1, 2)
+    if nxt and nxt in REGEX_ESCAPES:  # "\s+", "\d{4}": a regular expression, written as other languages do
+        raise StringSyntaxError(f"unknown escape '\\{nxt}' in a \"...\" string: write a regular expression in single "
+                                f"quotes, where a backslash is itself ('\\{nxt}+'), or double it here (\\\\{nxt})",
+                                i + 1, 2)
     raise StringSyntaxError(f"unknown escape '\\{nxt}' (use \\\\ for a backslash)", i + 1, 2)
 
 

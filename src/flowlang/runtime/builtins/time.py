@@ -24,6 +24,28 @@ def blank(value: Any) -> bool:
     return type(value) is str and not value.strip()
 
 
+_LOCAL_DATE = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T](\d{1,2}):(\d{2})(:\d{2})?)?")
+
+
+def _local_shape(raw: str) -> str:
+    """The parse_date() that reads a date written the way people write one (01/05/2024, 1.5.2024 14:30),
+    which is no ISO 8601 text, or ''."""
+    found = _LOCAL_DATE.fullmatch(raw)
+    if found is None:
+        return ""
+    sep = found.group(2)
+    year = "%Y" if len(found.group(4)) == 4 else "%y"
+    clock = "" if found.group(5) is None else " %H:%M" + (":%S" if found.group(7) else "")
+    first, second = int(found.group(1)), int(found.group(3))
+    day_first = f"%d{sep}%m{sep}{year}{clock}"
+    month_first = f"%m{sep}%d{sep}{year}{clock}"
+    if first > 12:
+        return f': read it with parse_date(x, "{day_first}")'
+    if second > 12:
+        return f': read it with parse_date(x, "{month_first}")'
+    return f': read it with parse_date(x, "{day_first}"), or "{month_first}" when the month comes first'
+
+
 def _parse_iso(text: str, fn: str, zone: tzinfo = UTC) -> datetime:
     raw = text.strip()
     try:
@@ -40,7 +62,7 @@ def _parse_iso(text: str, fn: str, zone: tzinfo = UTC) -> datetime:
             raise BuiltinError(f"{fn}(): {text!r} is not a real date or time ({reason})") from None
         digits = raw.removeprefix("-")
         hint = (' (epoch seconds as text? datetime(int(s)), or datetime(int(s), unit: "ms") for milliseconds)'
-                if digits.isascii() and digits.isdigit() and len(digits) > 8 else "")
+                if digits.isascii() and digits.isdigit() and len(digits) > 8 else _local_shape(raw))
         raise BuiltinError(f"{fn}(): {text!r} is not an ISO 8601 date or time{hint}") from None
     return in_range(value, fn, text) if value.tzinfo is not None else on_clock(value, zone, fn, text)
 
@@ -499,7 +521,13 @@ def _real_day_of_year(text: str, fmt: str, value: datetime) -> None:
                            f"{365 + calendar.isleap(year)} days")
 
 
+SECONDS_IN = {"days": 86400, "hours": 3600, "minutes": 60}
+
+
 def _duration(amount: Any, fn: str, unit: str) -> timedelta:
+    if type(amount) is timedelta:  # days(b - a), meant as the days between two dates
+        raise BuiltinError(f"{fn}() needs a number, got duration: {fn}(n) makes a duration; the {unit} of one, d, "
+                           f"are seconds(d) / {SECONDS_IN[unit]} (floor(...) for the whole {unit})", "type")
     need(amount, "number", fn)
     try:
         return timedelta(**{unit: float(amount) if type(amount) is Decimal else amount})
