@@ -42,10 +42,13 @@ def test_resolve_edit_jobs_and_errors_group(tmp_path: Path) -> None:
     [first, second] = [e["id"] for e in lines(cli("errors", "f.flow", "--json", cwd=tmp_path).stdout)]
     edited = cli("edit", "f.flow", str(first), "--set", "n=5", cwd=tmp_path)
     assert edited.returncode == 0, edited.stderr
-    retried = cli("retry", "f.flow", "--id", str(first), cwd=tmp_path)
-    assert retried.returncode == 0 and lines(retried.stdout) == [1]
-    done = cli("resolve", "f.flow", str(second), "--reason", "sent by hand", cwd=tmp_path)
+    # an id as `flowlang errors` shows it (#1), pasted from the listing, is that id (it was 'invalid int value')
+    retried = cli("retry", "f.flow", "--id", f"#{first}", cwd=tmp_path)
+    assert retried.returncode == 0 and lines(retried.stdout) == [1], retried.stderr
+    done = cli("resolve", "f.flow", f"#{second}", "--reason", "sent by hand", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    bad = cli("edit", "f.flow", "#x", "--set", "n=5", cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid int value: '#x'" in bad.stderr, bad.stderr
     assert "no open errors" in cli("errors", "f.flow", cwd=tmp_path).stdout
     everything = lines(cli("errors", "f.flow", "--all", "--json", cwd=tmp_path).stdout)
     assert [e["resolved_reason"] for e in everything] == [f"retried (job {everything[0]['resolved_by']})",

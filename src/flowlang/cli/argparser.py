@@ -78,6 +78,17 @@ def store_number(text: str) -> int:
     return number
 
 
+def error_id(text: str) -> int:
+    """An argparse type for an error's id: a store_number, also as `flowlang errors` shows it (`#12`, pasted
+    from its listing: 'invalid int value: '#12'' before)."""
+    if not text.startswith("#"):
+        return store_number(text)
+    try:
+        return store_number(text[1:])
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+
+
 def seconds(text: str) -> float:
     """An argparse type for a time limit: a number of seconds above 0 (0, a negative number or nan
     would fail a run at once or never)."""

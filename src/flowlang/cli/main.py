@@ -32,8 +32,8 @@ def build_parser(only: str | None = None) -> Parser:
         add_completion_parser,
         add_examples,
         at_least,
+        error_id,
         seconds,
-        store_number,
     )
 
     parser = Parser(prog="flowlang", description="Run, check and explore .flow scripts.")
@@ -152,7 +152,7 @@ def build_parser(only: str | None = None) -> Parser:
                            "mode are appended to); resolve those that succeed. Exit 0 all resolved, 3 some "
                            "still fail, 1 some cannot be replayed")
     retry.add_argument("file")
-    retry.add_argument("--id", type=store_number, action="append", default=[], help="only this error (repeatable)")
+    retry.add_argument("--id", type=error_id, action="append", default=[], help="only this error (repeatable)")
     retry.add_argument("--dry-run", action="store_true", help="show what each replay would send; change nothing")
     retry.add_argument("--quiet", action="store_true", help="no progress display")
     retry.add_argument("--metrics-file", metavar="FILE",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flowlang.cli.argparser import store_number
+from flowlang.cli.argparser import error_id, store_number
 from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, StoreError, UsageError
@@ -566,7 +566,7 @@ def add_parsers(sub: Any, common: Any) -> None:
 
     resolve = sub.add_parser("resolve", help="resolve errors by hand (kept as resolved, with the reason)")
     resolve.add_argument("file")
-    resolve.add_argument("ids", nargs="*", type=store_number, metavar="ID")
+    resolve.add_argument("ids", nargs="*", type=error_id, metavar="ID")
     resolve.add_argument("--all", action="store_true", help="every open error (with --match: those whose "
                          "message contains TEXT)")
     resolve.add_argument("--match", metavar="TEXT")
@@ -576,7 +576,7 @@ def add_parsers(sub: Any, common: Any) -> None:
 
     edit = sub.add_parser("edit", help="change an error's saved record before a retry (the old one is kept)")
     edit.add_argument("file")
-    edit.add_argument("id", type=store_number, metavar="ID")
+    edit.add_argument("id", type=error_id, metavar="ID")
     edit.add_argument("--set", action="append", default=[], metavar="PATH=JSON")
     edit.add_argument("--unset", action="append", default=[], metavar="PATH",
                       help="remove a field (such as a ragged row's _extra)")
