@@ -251,6 +251,28 @@ def test_an_embedded_run_refusing_a_value_says_which_argument_and_where_in_it() 
     assert str(refused.value) == "cannot pass input= to the flow: cannot use a Python object as a flowlang value"
 
 
+def test_an_embedded_run_refusing_a_value_too_deep_or_cyclic_says_so_at_once() -> None:
+    """The path to a refused value was looked for by converting each child from the top: of a list holding
+    itself (a cycle) each of 50 levels walked 50,000,000 containers before its refusal, so the refusal took
+    over a minute and named 'input[0][0]...[0]' (51 of them)."""
+    import time
+
+    import flowlang
+
+    flow = flowlang.compile("emit input")
+    cyclic: list[object] = []
+    cyclic.extend([cyclic] * 100)
+    deep: list[object] = [1.5]  # a value to convert (a deep list of plain values is taken as it is)
+    for _ in range(300):
+        deep = [deep]
+    for given, at in ((cyclic, "input[0]"), ([{"a": 1}, {"b": deep}], "input[1]")):  # the record, then no [0]s
+        started = time.monotonic()
+        with pytest.raises(flowlang.UsageError) as refused:
+            flow.run(input=given)
+        assert time.monotonic() - started < 20
+        assert str(refused.value) == f"cannot pass input= to the flow (at {at}): the value nests too deeply"
+
+
 def test_retry_0_and_a_timeout_with_its_unit_say_what_to_write(tmp_path: Path) -> None:
     """`retry: 0` (meant: no retries) and `timeout: "30s"` said "must be a positive number, got '0'" and
     "..., got '30s'", the number quoted as if it were text."""

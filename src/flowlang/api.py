@@ -28,7 +28,7 @@ from flowlang.runtime.secrets import SecretProvider, default_chain
 from flowlang.runtime.state_folder import state_dir_for
 from flowlang.runtime.store import Store
 from flowlang.runtime.tape import Tape
-from flowlang.runtime.values import from_python
+from flowlang.runtime.values import TOO_DEEP, from_python
 from flowlang.source import Source
 from flowlang.syncrun import run_sync
 from flowlang.syntax import parse
@@ -341,8 +341,8 @@ def _where_refused(value: Any, depth: int = 0) -> str:
     elif isinstance(value, list | tuple):
         children = [(f"[{i}]", v) for i, v in enumerate(value)]
     for step, child in children:
-        try:
-            from_python(child)
-        except ValueError:
-            return step + _where_refused(child, depth + 1)
+        try:  # at its depth, as from_python(value) met it: a cycle ends at 200 levels, not after a walk
+            from_python(child, depth + 1)  # of 50,000,000 containers at each level (a minute, then 50 [0]s)
+        except ValueError as e:
+            return step if str(e) == TOO_DEEP else step + _where_refused(child, depth + 1)
     return ""

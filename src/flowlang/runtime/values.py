@@ -476,6 +476,9 @@ def _too_long() -> str:
     return f"a whole number of more than {MAX_DIGITS:,} digits is more than flowlang holds; give it as text"
 
 
+TOO_DEEP = "the value nests too deeply"  # from_python's refusal past 200 levels (a cycle, too)
+
+
 def from_python(value: Any, depth: int = 0) -> Value:
     """Convert a host Python value (a binding's return value, an input payload) to a flowlang value.
 
@@ -491,7 +494,7 @@ def from_python(value: Any, depth: int = 0) -> Value:
     if (t is dict or t is list) and depth == 0 and is_plain(value):
         return value
     if depth > 200:
-        raise ValueError("the value nests too deeply")
+        raise ValueError(TOO_DEEP)
     if t is dict:
         out = None
         for k, v in value.items():
