@@ -805,3 +805,45 @@ def test_two_runs_at_once_of_a_webhook_flow_send_a_key_once_in_batches(tmp_path:
     logs = serve.logs()
     assert posted == [{"items": [{"id": 1, "k": 9}]}], posted
     assert "got no answer" not in logs and "1 send skipped, already sent in job 1 (send ... once)" in logs, logs
+
+
+def test_the_runs_of_serve_share_an_oauth2_token_while_it_is_good(tmp_path: Path) -> None:
+    """Each delivery's run opened its connection anew and asked the token endpoint for a token of its
+    own: four deliveries, four token requests (a provider that limits them refuses a busy hook). The
+    runs of one serve keep the token of the same client while it is good; a 401 still gets a new one."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "tok.flow").write_text(
+        'flow "tok"\n'
+        'trigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"))\n'
+        'use api = http(base_url: env.API, auth: oauth2_client_credentials(env.API + "/token", "client-1", '
+        'secret.CLIENT_SECRET))\n'
+        'send {n: input.n} to api.post("/events")\n')
+    tokens: list[str] = []
+
+    def token(req: Any) -> tuple[int, dict[str, str], Any]:
+        tokens.append(f"tok-{len(tokens) + 1}-abcdefgh")
+        return 200, {}, {"access_token": tokens[-1], "expires_in": 3600}
+
+    def event(req: Any) -> tuple[int, dict[str, str], Any]:
+        if req.body["n"] == 2 and req.headers.get("authorization") == "Bearer tok-1-abcdefgh":
+            return 401, {}, {"error": "revoked"}  # the provider revoked the first token
+        return 201, {}, {"ok": True}
+
+    with FakeApi() as api:
+        api.route("POST", "/token", token)
+        api.route("POST", "/events", event)
+        env = {"HOOK_TOKEN": "hook-token-123456", "CLIENT_SECRET": "client-secret-123456", "API": api.url}
+        with ServeProcess(folder, env=env) as serve:
+            for n in range(4):
+                status, _, _ = serve.post("/hooks/tok", json.dumps({"n": n}).encode(), {"X-Token": "hook-token-123456"})
+                assert status == 202
+                wait_for(lambda n=n: sum(1 for r in api.requests if r.path == "/events"
+                                         and r.body["n"] == n) >= 1 and f"job {n + 1} " in serve.logs(),
+                         timeout=60, what=f"delivery {n}")
+            logs = serve.logs()
+        sent = [(r.body["n"], r.headers.get("authorization")) for r in api.requests if r.path == "/events"]
+    assert tokens == ["tok-1-abcdefgh", "tok-2-abcdefgh"], sent
+    assert sent == [(0, "Bearer tok-1-abcdefgh"), (1, "Bearer tok-1-abcdefgh"), (2, "Bearer tok-1-abcdefgh"),
+                    (2, "Bearer tok-2-abcdefgh"), (3, "Bearer tok-2-abcdefgh")]
+    assert "tok-1-abcdefgh" not in logs and "failed 1" not in logs

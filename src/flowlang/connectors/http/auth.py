@@ -111,6 +111,10 @@ class ApiKeyAuth(Auth):
         return [self.value]
 
 
+# (loop id, loop, token URL, client's digest, scope, method) -> (token, monotonic time to renew it)
+_TOKENS: dict[tuple[Any, ...], tuple[str, float]] = {}
+
+
 class OAuth2ClientCredentials(Auth):
     def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str | None,
                  on_token: Callable[[str], None], method: str = "post") -> None:
@@ -125,6 +129,25 @@ class OAuth2ClientCredentials(Auth):
         self._token: str | None = None
         self._renew_at = 0.0  # monotonic
         self._lock = asyncio.Lock()
+        self._key = self._cache_key()
+        kept = _TOKENS.get(self._key) if self._key is not None else None
+        if kept is not None and time.monotonic() < kept[1]:  # an earlier connection's token, still good
+            self._token, self._renew_at = kept
+            on_token(kept[0])
+
+    def _cache_key(self) -> tuple[Any, ...] | None:
+        """Where this client's token is kept for the next connection of the same event loop: each run of
+        flowlang serve (a delivery, a tick) opens its connections anew, and each asked the token endpoint
+        for a token of its own (a provider that limits token requests refused them). None outside a loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        import hashlib
+
+        digest = hashlib.sha256("\0".join([self.client_id, self.client_secret]).encode(
+            "utf-8", "surrogatepass")).hexdigest()
+        return (id(loop), loop, self.token_url, digest, self.scope, self.method)
 
     def secrets(self) -> list[str]:
         return [self.client_secret, self._basic(), *([self._token] if self._token else [])]
@@ -144,6 +167,8 @@ class OAuth2ClientCredentials(Auth):
         # only the token the refused request carried: another request in flight that met the same 401
         # may already have fetched the next one, which stays
         if self._token is not None and used.headers.get("Authorization") == f"Bearer {self._token}":
+            if self._key is not None and _TOKENS.get(self._key, ("",))[0] == self._token:
+                del _TOKENS[self._key]
             self._token = None
 
     async def apply(self, fetch: TokenFetcher) -> RequestAuth:
@@ -169,6 +194,10 @@ class OAuth2ClientCredentials(Auth):
         self.on_token(self._token)
         lifetime = token_lifetime(body.get("expires_in"))
         self._renew_at = time.monotonic() + lifetime - min(REFRESH_MARGIN, lifetime / 10)
+        if self._key is not None:
+            for key in [k for k in _TOKENS if k[1].is_closed() or _TOKENS[k][1] <= time.monotonic()]:
+                del _TOKENS[key]
+            _TOKENS[self._key] = (self._token, self._renew_at)
 
 
 def token_lifetime(expires_in: Any) -> float:
