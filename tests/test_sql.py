@@ -1959,3 +1959,21 @@ end
         (4, "2024-03-31T02:30:00+02:00", "2024-02-29", "string"), (5, {"a": [Decimal("1.10")]}, None, "object"),
         (6, False, None, "boolean"), (7, "plain text", [True, Decimal("1.50")], "string")]
     assert [(r["id"] - 10, r["j"], r["k"]) for r in rows[7:]] == [(r["id"], r["j"], r["k"]) for r in rows[:7]]
+
+
+def test_a_sqlite_url_option_nothing_reads_is_one_warning_line_of_the_connection(tmp_path: Path) -> None:
+    """SQLAlchemy's warning of an option neither SQLite nor its driver reads (`?journal_mode=wal`) was shown
+    as Python shows a warning: 'warning: /.../flowlang/connectors/sql.py:474: SAWarning: Query string
+    argument(s) ...' with the line of flowlang's code that made the engine, and told to add uri=true (which
+    reads no journal_mode either). It is one line of the connection's now, in the run's log format."""
+    import json
+
+    (tmp_path / "f.flow").write_text('use db = sql(url: "sqlite:///x.db?journal_mode=wal")\n'
+                                     'call db.query("select 1 as x") as r\nemit r\n')
+    ran = cli("run", "f.flow", "--log-format", "json", cwd=tmp_path)
+    assert ran.status == 0 and ran.stdout == '{"x":1}\n', ran.stderr
+    lines = [json.loads(line) for line in ran.stderr.splitlines()]
+    [warned] = [line for line in lines if line["level"] == "warning"]
+    assert warned["message"].startswith("db: the URL's 'journal_mode' is read neither by SQLite nor by its driver, "
+                                        "and is ignored (SQLite's URI parameters are cache, immutable, mode, "), warned
+    assert "sql.py" not in ran.stderr and "SAWarning" not in ran.stderr and "sqlalche.me" not in ran.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import warnings
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
@@ -559,8 +560,11 @@ class SqlConnection(Connection):
             sa = _sqlalchemy()
             self._check_options(sa)
             try:
-                self._engine = sa.create_engine(self.url, json_deserializer=loads, **self._connect_args(sa),
-                                                **self._pool_args(sa), pool_logging_name=logging_name(self.name))
+                with warnings.catch_warnings(record=True) as warned:
+                    warnings.simplefilter("always", sa.exc.SAWarning)
+                    self._engine = sa.create_engine(self.url, json_deserializer=loads, **self._connect_args(sa),
+                                                    **self._pool_args(sa), pool_logging_name=logging_name(self.name))
+                self._say_warnings(warned)
             except (ImportError, ModuleNotFoundError) as e:
                 raise FlowRuntimeError(missing_driver(self.dialect, e), "connector") from None
             except Exception as e:
@@ -579,6 +583,19 @@ class SqlConnection(Connection):
             elif self.dialect == "sqlite" and sqlite_file(self._engine.url.database) and not self._read_only():
                 sa.event.listen(self._engine, "connect", lambda dbapi, _record: _set_session(dbapi, SQLITE_WAL))
         return self._engine
+
+    def _say_warnings(self, said: list[warnings.WarningMessage]) -> None:
+        """SQLAlchemy's warnings of the URL (a query option the driver does not read: 'sqlite:///x.db?journal_mode=wal'
+        is ignored) as a line of the connection's, without a link and not as Python shows a warning (the
+        file and line of flowlang's source that made the engine, and that line's code)."""
+        for warning in said:
+            text = re.sub(r"\s*\(Background on this warning at: [^)]*\)", "", str(warning.message))
+            ignored = re.match(r"Query string argument\(s\) (.*) are not accepted by the pysqlite driver", text)
+            if ignored:  # SQLite's own parameters are read (resolve_url adds uri=true): not these
+                text = (f"the URL's {ignored.group(1)} is read neither by SQLite nor by its driver, and is ignored "
+                        f"(SQLite's URI parameters are {', '.join(sorted(SQLITE_URI_PARAMETERS))}; the driver's "
+                        "timeout, isolation_level, detect_types, cached_statements; a PRAGMA goes to execute)")
+            log.warning(self.services.mask(f"{self.name}: {text}"))
 
     def _pool_args(self, sa: Any) -> dict[str, Any]:
         """A pool of connections without a limit of its own (SQLAlchemy's is 5 kept and 10 more, 15 at once).
