@@ -322,3 +322,17 @@ def test_dates_and_patterns_written_as_elsewhere_say_how_flowlang_writes_them(
     result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
     assert result.status in (1, 2) and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_time_zone_given_to_a_function_that_takes_none_names_to_zone(tmp_path: Path) -> None:
+    """`format_date(d, fmt, zone: "Europe/Oslo")` said "has no argument 'zone'", hint "allowed: fmt, value";
+    `now(tz: ...)` "allowed: none"; `datetime(s, tz: ...)` "allowed: unit, value, zone" (zone: meant)."""
+    stderr = check(tmp_path, 'emit format_date(now(), "%Y", zone: "Europe/Oslo")\nemit now(tz: "Europe/Oslo")\n'
+                             'emit today(zone: "Europe/Oslo")\nemit datetime("2024-05-01 10:00", tz: "Europe/Oslo")\n')
+    for said in ("f.flow:1:31: error: format_date() has no argument 'zone'\n",
+                 '= hint: format the time on that clock: format_date(to_zone(d, "Europe/Oslo"), "%Y-%m-%d %H:%M")',
+                 '= hint: now() on another clock is to_zone(now(), "Europe/Oslo")',
+                 '= hint: today on another clock is date(to_zone(now(), "Europe/Oslo"))',
+                 "f.flow:4:35: error: datetime() has no argument 'tz'\n"):
+        assert said in stderr, (said, stderr)
+    assert stderr.count("did you mean 'zone'?") == 1 and "allowed: none" not in stderr

@@ -75,8 +75,10 @@ class ExpressionChecker:
             return
         misses = near_misses(kwargs, allowed, missing)
         covered = {m.meant for m in misses if m.meant in missing}
+        pool = set(allowed)
         for m in misses:
-            self.error("arguments", f"{what}() has no argument '{m.name}'", m.span, m.hint)
+            self.error("arguments", f"{what}() has no argument '{m.name}'", m.span, zone_hint(what, m.name, pool)
+                       or m.hint)
         for p in problems:
             if "has no argument '" in p or (missing and covered >= set(missing) and " needs " in p):
                 continue
@@ -351,3 +353,22 @@ class ExpressionChecker:
         self.expr(node.condition, scope)
         self.expr(node.then, scope)
         self.expr(node.otherwise, scope)
+
+
+ZONE_WORDS = frozenset({"zone", "tz", "timezone", "time_zone", "tzinfo", "tz_name"})
+ON_A_CLOCK = {  # the functions that take no zone, and how their value is had on another clock
+    "format_date": 'format the time on that clock: format_date(to_zone(d, "Europe/Oslo"), "%Y-%m-%d %H:%M")',
+    "now": 'now() on another clock is to_zone(now(), "Europe/Oslo")',
+    "today": 'today on another clock is date(to_zone(now(), "Europe/Oslo"))',
+    "date": 'the date on another clock is date(to_zone(d, "Europe/Oslo"))',
+}
+
+
+def zone_hint(function: str, name: str, allowed: set[str]) -> str | None:
+    """The hint of a time zone given as a keyword that the function does not take (`format_date(d, fmt,
+    zone: ...)`, `now(tz: ...)`): `zone:` where it takes that, else to_zone()."""
+    if name not in ZONE_WORDS:
+        return None
+    if "zone" in allowed:
+        return "did you mean 'zone'?"
+    return ON_A_CLOCK.get(function)
