@@ -281,6 +281,13 @@ def test_retry_0_and_a_timeout_with_its_unit_say_what_to_write(tmp_path: Path) -
     assert ("f.flow:1:55: error: retry: is the number of attempts in all, at least 1 (retry: 1 makes one attempt "
             "and no retry), got 0") in stderr, stderr
     assert "f.flow:2:55: error: timeout: is a number of seconds, got the text '30s': write timeout: 30" in stderr
+    # a setting that is no time was told its text was seconds: "max_response_bytes: is a number of seconds, got
+    # the text '5m': write max_response_bytes: 5 * 60" (5 MB meant), "retry: ... '3s': write retry: 3"
+    stderr = check(tmp_path, 'use api = http(base_url: "http://127.0.0.1:9", max_response_bytes: "5m")\n'
+                             'use b = http(base_url: "http://127.0.0.1:9", retry: "3s")\n')
+    assert "f.flow:1:68: error: max_response_bytes: must be a positive number, got string '5m'" in stderr, stderr
+    assert "f.flow:2:53: error: retry: must be a positive number, got string '3s'" in stderr, stderr
+    assert "seconds" not in stderr
 
 
 def test_a_field_of_what_a_call_answered_as_a_list_says_how_to_read_a_record(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def _number(config: Mapping[str, Any], key: str, default: float, whole: bool = F
             raise FlowRuntimeError(f"retry: is the number of attempts in all, at least 1 (retry: 1 makes one "
                                    f"attempt and no retry), got {shown}", "connector")
         unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|ms|m|min|minutes?)\s*", shown) \
-            if isinstance(value, str) else None
+            if isinstance(value, str) and key == "timeout" else None  # the one setting of seconds
         if unit is not None:  # timeout: "30s", as a Go duration or a YAML setting writes it
             n = unit.group(1)
             seconds = {"ms": f"{n} / 1000"}.get(unit.group(2)) or (
