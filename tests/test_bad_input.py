@@ -159,6 +159,27 @@ def test_a_nul_inside_a_utf8_files_cell_is_still_read(tmp_path: Path) -> None:
     assert result.ok and result.outputs == ["a\x00b"]
 
 
+def test_a_flow_path_to_an_endless_file_is_refused_after_a_bounded_read(tmp_path: Path) -> None:
+    """`flowlang check zero.flow`, a link to /dev/zero (or a device, or a file that grows without end), read
+    until memory ran out: the 2,000,000 characters a flow may have were counted only once it was all read.
+    At most 8,000,000 bytes (those characters' UTF-8 at most) are read; a longer file is refused saying so,
+    and a flow under the cap reads as before (CRLF line ends, a bad byte's line and column)."""
+    (tmp_path / "zero.flow").symlink_to("/dev/zero")
+    proc = cli("check", "zero.flow", cwd=tmp_path)
+    assert proc.status == 2 and "zero.flow is longer than 8,000,000 bytes, more than the 2,000,000 characters a " \
+        "flow may have" in proc.stderr, proc.stderr
+    for command in ("run", "fmt", "graph", "plan", "retry"):  # each read it whole, run twice
+        proc = cli(command, "zero.flow", "--log-format", "text", cwd=tmp_path) if command != "fmt" else \
+            cli(command, "zero.flow", cwd=tmp_path)
+        assert proc.status in (1, 2) and "zero.flow is longer than 8,000,000 bytes" in proc.stderr, command
+    (tmp_path / "crlf.flow").write_bytes(b'emit 1\r\nemit "\xc3\xa9"\r\n')
+    assert [json.loads(line) for line in cli("run", "crlf.flow", cwd=tmp_path).stdout.splitlines()] == [1, "\xe9"]
+    (tmp_path / "lat.flow").write_bytes(b'emit 1\nemit "\xe9"\n')
+    assert "the byte 0xe9 at lat.flow:2:7" in cli("check", "lat.flow", cwd=tmp_path).stderr
+    (tmp_path / "long.flow").write_text("#" * 2_000_001)  # under the bytes read, over the characters: as before
+    assert "the script is 2,000,001 characters long" in cli("check", "long.flow", cwd=tmp_path).stderr
+
+
 def test_a_nul_in_a_file_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ScriptError, match="NUL"):  # a constant, by check
         run_text('use f = file(path: "a\\u0000b.json")\ncall f.read() as rows\nemit list(rows)\n', tmp_path)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from flowlang.errors import UsageError
+from flowlang.syntax import MAX_SOURCE
+
+MAX_FLOW_BYTES = MAX_SOURCE * 4  # UTF-8 of the most characters a flow may have: no flow is longer
 
 
 def read_flow_text(file: Path) -> str:
-    """The text of a flow file (UTF-8); a missing file, a folder, an unreadable or non-UTF-8 file is
-    a UsageError saying so."""
+    """The text of a flow file (UTF-8, any line ending a newline); a missing file, a folder, an unreadable
+    or non-UTF-8 file, or one longer than any flow may be, is a UsageError saying so. At most
+    MAX_FLOW_BYTES + 1 bytes are read: `flowlang check /dev/zero` (or a path to a device, or a file
+    that grows without end) read until memory ran out, where a flow past MAX_SOURCE is refused anyway."""
     try:
-        return file.read_text(encoding="utf-8")
+        with file.open("rb") as fh:
+            data = fh.read(MAX_FLOW_BYTES + 1)
+        if len(data) > MAX_FLOW_BYTES:
+            raise UsageError(f"{file} is longer than {MAX_FLOW_BYTES:,} bytes, more than the {MAX_SOURCE:,} "
+                             "characters a flow may have: is it a flow? (keep data in files)")
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
     except FileNotFoundError:
         raise UsageError(f"no such flow file: {file}") from None
     except IsADirectoryError:

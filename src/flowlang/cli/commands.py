@@ -16,7 +16,7 @@ from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError, UsageError
-from flowlang.flow_file import not_utf8
+from flowlang.flow_file import MAX_FLOW_BYTES, not_utf8, read_flow_text
 from flowlang.project import Project, load_project
 from flowlang.runner import resumed_failed_text, text_params
 from flowlang.runtime.limits import Limits, StopFlag
@@ -278,8 +278,13 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
     for name in paths:  # a file that cannot be read or parsed is reported, and the others are formatted
         path = Path(name)
         try:
-            raw = path.read_bytes()
-            text = path.read_text(encoding="utf-8")  # as run reads it (any line ending is a newline)
+            with path.open("rb") as fh:  # at most what a flow may hold (/dev/zero: refused, not read for ever)
+                raw = fh.read(MAX_FLOW_BYTES + 1)
+            text = read_flow_text(path)  # as run reads it (any line ending is a newline)
+        except UsageError as e:  # longer than a flow may be
+            terminal.error(f"error: {e}")
+            broken += 1
+            continue
         except OSError as e:
             terminal.error(f"error: cannot read {name}: {e.strerror or e}")
             broken += 1

@@ -18,6 +18,7 @@ from flowlang.cli.argparser import error_id, store_number
 from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, StoreError, UsageError
+from flowlang.flow_file import MAX_FLOW_BYTES, read_flow_text
 from flowlang.runtime.error_groups import ErrorGroup
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
 from flowlang.runtime.keys import trace_keys
@@ -43,8 +44,8 @@ def flow_key(file: str) -> str:
         return load(file, bindings=()).key
     except ScriptError:
         try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_flow_text(Path(file))
+        except UsageError:
             text = ""
         return declared_name(text) or Path(file).stem
 
@@ -73,7 +74,8 @@ def logged_name(file: Path) -> str:
     """The flow a file's log lines carry before it is loaded, also when it does not check (OPERATIONS.md 10):
     its `flow "Name"`, as its jobs and errors are kept under it, else its stem."""
     try:
-        named = declared_name(file.read_text(encoding="utf-8", errors="replace"))
+        with file.open("rb") as fh:  # as much as a flow may hold: /dev/zero is said where it is loaded
+            named = declared_name(fh.read(MAX_FLOW_BYTES + 1).decode("utf-8", errors="replace"))
     except OSError:  # a missing file: said where it is loaded
         named = None
     return named or file.stem
