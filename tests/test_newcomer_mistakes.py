@@ -343,3 +343,25 @@ def test_a_time_zone_given_to_a_function_that_takes_none_names_to_zone(tmp_path:
                  "f.flow:4:35: error: datetime() has no argument 'tz'\n"):
         assert said in stderr, (said, stderr)
     assert stderr.count("did you mean 'zone'?") == 1 and "allowed: none" not in stderr
+
+
+@pytest.mark.parametrize(("text", "said", "hint"), [
+    # before: "expected `.` or `=`, found `:`", no hint
+    ("for each r in [{a: 1}]\n  map r to o\n    id: r.a\n  end\n  emit o\nend\n",
+     "f.flow:3:7: error: a line of a `map` body is `field = value`, not `field: value`", "= hint: id = r.a\n"),
+    # before: "... is that map's `end` missing?", hint "a field named let is written `let = ...`"
+    ("for each r in [{a: 1}]\n  map r to o\n    let id = r.a\n  end\n  emit o\nend\n",
+     "f.flow:3:9: error: a line of the body of the `map` opened at 2:3 is `field = value`, without `let`",
+     "= hint: id = r.a  (the map builds its object from these lines)"),
+    # before: "expected `to`, found `as`"
+    ("for each r in [{a: 1}]\n  map r as o\n    id = r.a\n  end\nend\n",
+     "f.flow:2:9: error: `map` names the object it builds with `to`", "= hint: map r to o\n"),
+    # before: no hint
+    ('let s = "abc"\nemit s[0:2]\n', "f.flow:2:9: error: expected an operator or `]`, found `:`",
+     "= hint: flowlang has no slices: substr(s, start, length) for a text"),
+    ("emit `hi`\n", "f.flow:1:6: error: unexpected character '`'", '= hint: strings are written in double quotes'),
+])
+def test_a_map_a_slice_or_a_backquoted_string_as_elsewhere_says_flowlangs_form(
+        tmp_path: Path, text: str, said: str, hint: str) -> None:
+    stderr = check(tmp_path, text)
+    assert said in stderr and hint in stderr, stderr

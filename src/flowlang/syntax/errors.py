@@ -164,6 +164,21 @@ def end_indented_elsewhere(text: str) -> tuple[str, int, int, int, int] | None:
     return None
 
 
+def _in_brackets(text: str, pos: int) -> bool:
+    """Whether the innermost bracket open at `pos` on its line is a `[` that follows a value (an index)."""
+    line = text[text.rfind("\n", 0, pos) + 1:pos]
+    depth: list[int] = []
+    for i, ch in enumerate(line):
+        if ch in "([{":
+            depth.append(i)
+        elif ch in ")]}" and depth:
+            depth.pop()
+    if not depth or line[depth[-1]] != "[":
+        return False
+    before = line[:depth[-1]].rstrip()
+    return bool(before) and (before[-1].isalnum() or before[-1] in "_)]\"'")
+
+
 def last_token_end(text: str) -> int:
     """Where the last real token ends (comments and blank lines after it do not count)."""
     end = 0
@@ -212,6 +227,8 @@ def _character_hint(text: str, pos: int, ch: str) -> str | None:
         return OTHER_OPERATORS[pair]
     if ch in OTHER_OPERATORS:
         return OTHER_OPERATORS[ch]
+    if ch == "`":
+        return "strings are written in double quotes, \"total: {x}\" putting values in, or in single quotes, 'as is'"
     if ch in CURLY_QUOTES:
         return f"write strings with straight quotes: {CURLY_QUOTES[ch]}...{CURLY_QUOTES[ch]}"
     if not ch.isalnum():
@@ -246,6 +263,10 @@ def _unclosed_map(source: Source, text: str, pos: int, blocks: list[tuple[str, i
     if not words or words[0] not in STATEMENT_WORDS or len(words) != 1:
         return None
     line, col = source.line_col(blocks[-1][1])
+    rest = text[pos:text.find("\n", pos) if "\n" in text[pos:] else len(text)].strip()
+    if words[0] == "let" and re.match(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*=(?!=)", rest):  # `let id = r.a` for a field
+        return (f"a line of the body of the `map` opened at {line}:{col} is `field = value`, without `let` (or is "
+                "that map's `end` missing?)", f"{rest}  (the map builds its object from these lines)")
     return (f"`{words[0]} ...` is a statement, but this line is in the body of the `map` opened at {line}:{col}, "
             f"whose lines are `field = value`: is that map's `end` missing?",
             f"close the map with `end` before this line (a field named {words[0]} is written `{words[0]} = ...`)")
@@ -290,6 +311,9 @@ def _unexpected_token(source: Source, err: UnexpectedToken, text: str) -> FlowSy
         message = f"`{token}` is a log level here; expected {describe_expected(expected)}"
     end = pos + max(1, len(str(token))) if not at_end and token.type != "_NL" else pos + 1
     span = Span(pos, end)
+    if token.type == "COLON" and hint is None and _in_brackets(text, pos):  # s[0:2], a slice of Python's
+        hint = "flowlang has no slices: substr(s, start, length) for a text, and for a list a comprehension " \
+               "over range(a, b): [xs[i] for i in range(0, 2)]"
     lesson = teach(source, text, token, expected, pos)
     if lesson is not None:
         message, hint, span = lesson.message, lesson.hint, lesson.span or span

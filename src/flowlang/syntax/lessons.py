@@ -176,6 +176,12 @@ def teach(source: Source, text: str, token: Token, expected: set[str], pos: int)
         return Lesson(f"`{level}` is not a log level: the levels are debug, info, warn and error",
                       f"log {LOG_LEVEL_WORDS[level]} {line_text[col - 1:].strip()}",
                       Span(on_line[1].start_pos or 0, on_line[1].end_pos or 0))
+    if (token.type == "COLON" and first is not None and first.type == "NAME" and len(on_line) == 1
+            and "EQUAL" in expected and "DOT" in expected and "LET" not in expected):  # `id: r.a` in a map body
+        given = line_text[col:].strip()
+        return Lesson("a line of a `map` body is `field = value`, not `field: value`", f"{first} = {given or '...'}")
+    if token.type == "AS" and first is not None and first.type == "MAP" and "TO" in expected:
+        return Lesson("`map` names the object it builds with `to`", line_text.strip().replace(" as ", " to ", 1))
     foreign = _foreign_block_word(token, word, first, on_line, line_text, col, expected)
     if foreign is not None:
         return foreign
