@@ -143,6 +143,20 @@ def test_a_state_or_record_set_too_deep_to_keep_is_refused_and_changes_nothing(t
     assert error["record"] == {"id": 1} and not error.get("history")
 
 
+def test_a_long_value_that_is_not_json_is_said_in_part(tmp_path: Path) -> None:
+    """`--set a=[[[...]]]` or `--param p=...` of thousands of characters that is not JSON (too deep to read)
+    repeated the whole value in its error: 6,216 characters of brackets for one of 6,002."""
+    write(tmp_path, "f.flow", 'flow "F"\nparam p = null\nemit p\n')
+    deep = "[" * 3000 + "]" * 3000
+    for args in (("state", "f.flow", "--set", f"a={deep}"), ("run", "f.flow", "--param", f"p={deep}")):
+        proc = cli(*args, "--log-format", "text", cwd=tmp_path)
+        assert proc.status == 2, (args[0], proc.stderr[-300:])
+        assert len(proc.stderr) < 600, proc.stderr[:700]
+        assert "... (a value of 6,000 characters) is not valid JSON" in proc.stderr, proc.stderr[:700]
+    proc = cli("state", "f.flow", "--set", "a=[1,", "--log-format", "text", cwd=tmp_path)
+    assert "error: --set a=[1, is not valid JSON" in proc.stderr, proc.stderr
+
+
 def test_check_many_files(tmp_path: Path) -> None:
     write(tmp_path, "good.flow", "emit 1\n")
     write(tmp_path, "bad.flow", "emit x\n")
@@ -585,7 +599,8 @@ def test_a_number_on_the_command_line_that_cannot_be_read_is_refused(tmp_path: P
                        ("9" * 5000, "a number has more than 4,300 digits")):
         proc = cli("run", "f.flow", "--param", f"n={given}", cwd=tmp_path)
         assert proc.status == 2 and proc.stdout == "", proc.stdout[:200]
-        assert f"--param n={given}: the number cannot be read ({why})" in proc.stderr, proc.stderr[-300:]
+        shown = given if len(given) < 90 else f"{given[:70]}... (a value of 5,000 characters)"  # not 5,000 nines
+        assert f"--param n={shown}: the number cannot be read ({why})" in proc.stderr, proc.stderr[-300:]
     proc = cli("run", "f.flow", "--param", "n=1", "--param", "name=1e99999999999999999999", cwd=tmp_path)
     assert proc.status == 0 and lines(proc.stdout) == [{"n": 1, "name": "1e99999999999999999999"}], proc.stderr
 

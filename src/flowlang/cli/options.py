@@ -59,6 +59,8 @@ def json_or_text(raw: str, given: str) -> Any:
     try:
         return loads(raw)
     except JsonDataError as e:
+        if len(given) > 100:  # a value of thousands of characters was said whole, a screen of brackets
+            given = f"{given[:80]}... (a value of {len(raw):,} characters)"
         if raw.lstrip()[:1] in ("[", "{"):
             raise UsageError(f"{given} is not valid JSON ({_reason(e)}): lists and objects are given as JSON "
                              "(ids=[1,2], filter={\"status\": \"paid\"}); a text that starts with [ or { "
