@@ -298,3 +298,32 @@ def test_completion_after_a_record_gives_the_fields_seen_in_a_cassette(tmp_path:
         customer = {i.label for i in await ed.complete(uri, at + 1, len("  let other = customer."))}
         assert customer == {"id", "email"}  # the /customers lookup's records, not the orders'
     drive(tmp_path, script)
+
+
+def test_a_message_the_server_cannot_read_is_one_line_on_stderr_and_the_session_goes_on(tmp_path: Path) -> None:
+    """A message from the editor that is not JSON (`{"a":`), or an initialize with `"params": null`, was
+    logged on stderr (the editor's log) with Python's traceback, twice for the second (found by fuzzing the
+    server's input). Each is one line saying why; the editor is still told (window/showMessage), and the
+    next message is answered."""
+    import json
+    import os
+    import subprocess
+
+    def framed(body: bytes) -> bytes:
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    messages = [b'{"a":', b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":null}',
+                json.dumps({"jsonrpc": "2.0", "id": 2, "method": "initialize",
+                            "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode(),
+                json.dumps({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}).encode(),
+                json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()]
+    proc = subprocess.run([sys.executable, "-m", "flowlang", "lsp"], input=b"".join(map(framed, messages)),
+                          capture_output=True, timeout=60, cwd=tmp_path, env=dict(os.environ))
+    err = proc.stderr.decode()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "Unable to handle message from the editor (JSONDecodeError: Expecting value: line 1 column 6" in err, err
+    assert "Unable to deserialize message from the editor (TypeError: argument of type 'NoneType' is not " \
+           "iterable)" in err, err
+    assert len(err.strip().splitlines()) == 3, err
+    out = proc.stdout.decode()
+    assert '"method": "window/showMessage"' in out and '"id": 2' in out and '"capabilities"' in out, out

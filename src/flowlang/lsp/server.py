@@ -3,6 +3,8 @@ on open and on every change, and answers completion, hover, definition and forma
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -120,6 +122,44 @@ def build() -> FlowServer:
     return server
 
 
+class _UnreadMessage(logging.Filter):
+    """A message from the editor that pygls cannot read (bad JSON, `"params": null` for initialize) was
+    logged on stderr with Python's traceback, twice ('Unable to deserialize message', then 'Unable to handle
+    message'), into the editor's log; the editor is told by a window/showMessage as before. Such a record
+    is one line: what pygls says and the reason. A failure in a handler of flowlang's keeps its traceback."""
+
+    UNREAD = ("Unable to handle message", "Unable to deserialize message")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        said = str(record.msg)
+        if not said.startswith(self.UNREAD):
+            return True
+        reason = record.exc_info[1] if record.exc_info else None
+        if reason is None and record.args:  # 'Unable to deserialize message\n%s' with the traceback's text
+            told = str(record.args[0] if isinstance(record.args, tuple) else record.args)
+            errors = [line.strip(" |+") for line in told.splitlines() if _ERROR_LINE.match(line.strip(" |+"))]
+            reason_text = errors[-1] if errors else ""
+        else:
+            reason_text = f"{type(reason).__name__}: {reason}" if reason is not None else ""
+        record.msg = said.split("\n", 1)[0] + (f" from the editor ({reason_text})" if reason_text else "")
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception)\b")  # 'TypeError: ...', 'json.decoder.JSONDecodeError: ...'
+
+
+def quiet_unread_messages() -> None:
+    """The filter on every logger of pygls (the server hands its own to the reading loop)."""
+    unread = _UnreadMessage()
+    names = [name for name in logging.root.manager.loggerDict if name == "pygls" or name.startswith("pygls.")]
+    for name in {*names, "pygls", "pygls.io_", "pygls.protocol.json_rpc", "pygls.server"}:
+        logging.getLogger(name).addFilter(unread)
+
+
 def serve_stdio() -> None:
     """Serve one editor over stdin/stdout until it sends exit."""
+    quiet_unread_messages()
     build().start_io()
