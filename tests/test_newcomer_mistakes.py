@@ -365,3 +365,18 @@ def test_a_map_a_slice_or_a_backquoted_string_as_elsewhere_says_flowlangs_form(
         tmp_path: Path, text: str, said: str, hint: str) -> None:
     stderr = check(tmp_path, text)
     assert said in stderr and hint in stderr, stderr
+
+
+def test_sum_and_avg_of_csv_cells_say_how_to_convert_each(tmp_path: Path) -> None:
+    """`sum([r.amount for r in rows])` of a CSV file said "sum() needs numbers, item 0 is string", where
+    round() of one cell says the cell is text that looks like a number."""
+    (tmp_path / "a.csv").write_text("id,amount\n1,10.50\n2,x\n")
+    (tmp_path / "f.flow").write_text('use src = file(path: "a.csv")\ncall src.read() as rows\n'
+                                     "emit sum([r.amount for r in rows])\n")
+    result = cli("run", "f.flow", "--log-format", "text", cwd=tmp_path)
+    assert result.status == 1
+    assert ("f.flow:3:6: error: sum() needs numbers, item 0 is string that looks like a number (CSV cells are "
+            "text: convert each item, [number(r.amount) for r in rows])") in result.stderr, result.stderr
+    stderr = check(tmp_path, 'emit avg(["1"])\nemit sum(["x"])\n')
+    assert "f.flow:1:6: error: avg() needs numbers, item 0 is string that looks like a number" in stderr
+    assert "f.flow:2:6: error: sum() needs numbers, item 0 is string\n" in stderr

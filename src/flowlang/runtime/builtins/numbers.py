@@ -374,7 +374,7 @@ def sum_(items: Any) -> Any:
         if x is None:
             continue
         if t is not int and t is not Decimal:
-            raise BuiltinError(f"sum() needs numbers, item {i} is {type_name(x)}", "type")
+            raise BuiltinError(f"sum() needs numbers, item {i} is {type_name(x)}{_text_items_hint(x)}", "type")
         try:
             total = add(total, x)
         except OperatorError as e:
@@ -410,3 +410,14 @@ _TABLE: list[tuple[str, Callable[..., Any]]] = [
 BUILTINS = tuple(
     Builtin.of(name, fn, with_constant=round_to if fn is round_ else None) for name, fn in _TABLE
 )
+
+
+def _text_items_hint(item: Any) -> str:
+    """sum() and avg() of CSV cells (text): how to convert each item."""
+    if type(item) is not str:
+        return ""
+    try:
+        Decimal(item.strip().replace(",", ""))
+    except ArithmeticError:
+        return ""
+    return " that looks like a number (CSV cells are text: convert each item, [number(r.amount) for r in rows])"
