@@ -380,3 +380,15 @@ def test_sum_and_avg_of_csv_cells_say_how_to_convert_each(tmp_path: Path) -> Non
     stderr = check(tmp_path, 'emit avg(["1"])\nemit sum(["x"])\n')
     assert "f.flow:1:6: error: avg() needs numbers, item 0 is string that looks like a number" in stderr
     assert "f.flow:2:6: error: sum() needs numbers, item 0 is string\n" in stderr
+
+
+def test_the_repl_says_the_same_of_another_languages_statements(tmp_path: Path) -> None:
+    """In the REPL a line may be an expression, so `foreach x in rows` read `foreach` as a name and said
+    "expected an operator, `(` or the end of the line, found `x`", hint "did you forget an operator or a
+    comma?"; a file got the lesson."""
+    result = cli("repl", cwd=tmp_path, stdin="let rows = [1]\nforeach x in rows\ndef f(a)\nlet foreach = 2\nforeach\n")
+    assert ("<stdin>:2:1: error: flowlang writes a loop `for each`, in two words\n 2 | foreach x in rows\n"
+            "   | ^^^^^^^\n   = hint: for each x in rows") in result.stderr, result.stderr
+    assert "<stdin>:3:1: error: flowlang writes a function `function NAME(args)`" in result.stderr
+    assert "did you forget an operator" not in result.stderr
+    assert result.stdout == "2\n"  # a variable of that name is still a name

@@ -276,17 +276,26 @@ def _foreign_block_word(token: Token, word: str, first: Token | None, on_line: l
     if first is None and token.type == "NAME" and word in CLOSER_WORDS and rest.rstrip(";") == word:
         return Lesson(f"`{word}` is not a word of flowlang: every block (for each, if, try, map, function) closes "
                       "with `end`", "end")
-    if (first is None and token.type == "NAME" and word in FOREIGN_STATEMENTS and "LET" in expected
+    if (first is not None and first.type == "NAME" and str(first) in FOREIGN_STATEMENTS and len(on_line) == 1
+            and token.type in ("NAME", "LPAR") and rest.startswith(str(first))):
+        # the REPL, where a line may be an expression: `foreach` was read as a name, and the error is at `x`
+        word = str(first)
+        expected = expected | {"LET"}
+        at = Span(first.start_pos or 0, first.end_pos or 0)
+        first = None
+    else:
+        at = None
+    if (first is None and word in FOREIGN_STATEMENTS and "LET" in expected
             and not re.match(r"\s*[=.\[]", rest[len(word):])):  # `catch = 1` is an assignment without `let`
         message, instead = FOREIGN_STATEMENTS[word]
         if instead is None:
-            return Lesson(message, "for each x in xs ... end")
+            return Lesson(message, "for each x in xs ... end", at)
         if instead == "on error as e":
-            return Lesson(message, "try ... on error as e ... end (e.message says what failed)")
+            return Lesson(message, "try ... on error as e ... end (e.message says what failed)", at)
         php = re.match(r"\w+\s*\(\s*(.+?)\s+as\s+([A-Za-z_]\w*)\s*\)\s*:?\s*$", rest)  # PHP: foreach ($xs as $x)
         if instead == "for each" and php is not None:
-            return Lesson(message, f"for each {php.group(2)} in {php.group(1)}")
-        return Lesson(message, instead + rest[len(word):])
+            return Lesson(message, f"for each {php.group(2)} in {php.group(1)}", at)
+        return Lesson(message, instead + rest[len(word):], at)
     if first is not None and first.type == "END" and len(on_line) == 1 and token.type != "_NL" and (
             token.type in ("FOR", "IF", "TRY", "FUNCTION", "MAP", "EACH") or word in ("loop", "while", "sub", "def")):
         return Lesson(f"`end` closes a block alone: write `end`, without `{word}`", "end")
