@@ -20,6 +20,7 @@ from flowlang.runtime.alert_log import give_back_alert_slot, take_alert_slot
 from flowlang.runtime.error_groups import message_shape
 from flowlang.runtime.secrets import SecretChain
 from flowlang.runtime.store import Store
+from flowlang.status import resumed_failed_text
 
 log = logging.getLogger("flowlang.alerts")
 FIRST_GROUPS = 5
@@ -98,8 +99,6 @@ def report_of(flow: str, file: str, result: RunResult, mask: Callable[[str], str
     resumed_failed = getattr(result, "resumed_failed", 0)  # a run of the CLI's resumed with --resume
     earlier = None
     if resumed_failed:
-        from flowlang.runner import resumed_failed_text
-
         earlier = resumed_failed_text(resumed_failed, getattr(result, "resumed_from", None))
     return RunReport(flow, file, result.job_id, result.status, counts, float(stats.duration),
                      grouped(mask(str(getattr(e, "message", e))) for e in result.errors), run_error, earlier)

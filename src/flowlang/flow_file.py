@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from flowlang.errors import UsageError
-from flowlang.syntax import MAX_SOURCE
+from flowlang.source import MAX_SOURCE
 
 MAX_FLOW_BYTES = MAX_SOURCE * 4  # UTF-8 of the most characters a flow may have: no flow is longer
 

@@ -84,8 +84,7 @@ from flowlang.runtime.store import (
 from flowlang.runtime.tape import CURRENT, drawn
 from flowlang.runtime.values import type_name
 from flowlang.runtime.watchdog import WATCHDOG
-from flowlang.status import ExitStatus, exit_status
-from flowlang.testing.plan import Planner
+from flowlang.status import ExitStatus, exit_status, resumed_failed_text
 
 Output = Callable[[Any], None]
 Body = Callable[[RunContext, Frame, CompiledModule, Store, int], Awaitable[None]]
@@ -621,12 +620,6 @@ async def _started_job(flow: CompiledFlow, program: ProgramCompiler, compiled: C
                   left_open=left_open[1] if left_open else None, resumed_failed=resumed_failed)
 
 
-def resumed_failed_text(count: int, job: int | None) -> str:
-    """What a resumed run says of the records the job it resumed kept as failed (still open)."""
-    return (f"{count:,} record{'s' if count != 1 else ''} that job {job} kept as failed before its checkpoint "
-            f"{'are' if count != 1 else 'is'} still open")
-
-
 def masked_error(error: FlowError, mask: Callable[[str], str]) -> str:
     """The error that ended a run, masked where it stands: Result.error is what an embedding program
     logs or shows (a binding's or a driver's exception may hold a secret's text, as record failures
@@ -800,8 +793,9 @@ def child_runner(load_child: LoadChild, options: RunOptions, setup: RunSetup,
                                setup.collect, setup.logger, setup.env, load_child=load_child)
         try:
             result = await execute(child, child_options, child_setup)
-            if isinstance(tape, Planner):  # its reads and skips are the plan's, as its writes are
-                tape.child_ran(result.stats)
+            child_ran = getattr(tape, "child_ran", None)  # a plan's (testing/plan.Planner): its reads and
+            if child_ran is not None:  # skips are the plan's, as its writes are
+                child_ran(result.stats)
         except FlowRuntimeError:
             raise
         except FlowError as e:  # its params, its bindings, its lock: the run line fails, this run ends well

@@ -9,6 +9,7 @@ from functools import cached_property
 from flowlang.lazy_dataclass import dataclass
 
 NEWLINE = re.compile("\n")
+MAX_SOURCE = 2_000_000  # characters a flow may have (parse refuses more; a flow is a script, not data)
 
 
 def lines_of(text: str) -> list[str]:

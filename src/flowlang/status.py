@@ -50,3 +50,9 @@ def exit_status(outcome: RunOutcome | BaseException) -> ExitStatus:
     if isinstance(outcome, BrokenPipeError):
         return ExitStatus.CLOSED_STDOUT
     return ExitStatus.FAILED  # any other FlowError: the run failed; anything else: a bug in flowlang
+
+
+def resumed_failed_text(count: int, job: int | None) -> str:
+    """What a resumed run says of the records the job it resumed kept as failed (still open)."""
+    return (f"{count:,} record{'s' if count != 1 else ''} that job {job} kept as failed before its checkpoint "
+            f"{'are' if count != 1 else 'is'} still open")

@@ -18,9 +18,9 @@ from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError, UsageError
 from flowlang.flow_file import MAX_FLOW_BYTES, not_utf8, read_flow_text
 from flowlang.project import Project, load_project
-from flowlang.runner import resumed_failed_text, text_params
+from flowlang.runner import text_params
 from flowlang.runtime.limits import Limits, StopFlag
-from flowlang.status import ExitStatus, exit_status
+from flowlang.status import ExitStatus, exit_status, resumed_failed_text
 from flowlang.telemetry.otel import from_environment as otel_from_environment
 
 if TYPE_CHECKING:

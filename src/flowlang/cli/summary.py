@@ -24,7 +24,7 @@ def headline(name: str, result: Result, verb: str = "run") -> str:
 def children_text(result: Result) -> str:
     """The chained flows whose records failed (OPERATIONS.md 8), named with their job and counts; of a resumed
     run, the records the job it resumed kept as failed, still open (what makes a run of no failure partial)."""
-    from flowlang.runner import resumed_failed_text
+    from flowlang.status import resumed_failed_text
 
     resumed = f"; {resumed_failed_text(result.resumed_failed, result.resumed_from)}" if result.resumed_failed else ""
     return resumed + "".join(f"; {c.flow} (job {c.job_id}) had {c.failed} failed record{'s' if c.failed != 1 else ''}"

@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from flowlang import ast
 from flowlang.diagnostics import Diagnostic
 from flowlang.errors import FlowSyntaxError
-from flowlang.source import Source, Span
+from flowlang.source import MAX_SOURCE, Source, Span
 from flowlang.syntax.depth import CHAIN_OPERATORS, MAX_NESTING, TooDeep, measure
 from flowlang.syntax.errors import syntax_error
 from flowlang.syntax.grammar import parser
@@ -87,7 +87,6 @@ def _shifted(err: UnexpectedInput, source: Source, code: str, offset: int) -> Fl
     return FlowSyntaxError([Diagnostic("syntax", f"in string interpolation: {message}", source, span, hint)])
 
 
-MAX_SOURCE = 2_000_000  # characters; a flow is a script, not data
 
 
 def parse(source: Source, mode: StartRule["module", "repl"] = "module") -> ast.Module:
