@@ -392,3 +392,16 @@ def test_the_repl_says_the_same_of_another_languages_statements(tmp_path: Path) 
     assert "<stdin>:3:1: error: flowlang writes a function `function NAME(args)`" in result.stderr
     assert "did you forget an operator" not in result.stderr
     assert result.stdout == "2\n"  # a variable of that name is still a name
+
+
+def test_the_repl_notes_a_field_typed_with_a_typo(tmp_path: Path) -> None:
+    """`rows[0].emial` in the REPL showed `null` and no more, where a run warns of a field that every record
+    missed while the records have a close name."""
+    (tmp_path / "c.csv").write_text("id,email\n1,a@x.com\n")
+    result = cli("repl", cwd=tmp_path, stdin='use src = file(path: "c.csv")\ncall src.read() as rows\n'
+                                              "rows[0].emial\nrows[0].zzz\nrows[0].email\n:save s.flow\n")
+    assert result.stdout.splitlines()[:3] == ["null", "null", '"a@x.com"'], result.stdout
+    assert ("note: rows[0] has no field 'emial' (it has id, email); did you mean 'email'?"
+            in result.stdout + result.stderr), result.stderr
+    assert (result.stdout + result.stderr).count("has no field") == 1
+    assert (tmp_path / "s.flow").read_text() == 'use src = file(path: "c.csv")\ncall src.read() as rows\n'

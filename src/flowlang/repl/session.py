@@ -256,9 +256,42 @@ class ReplSession:
         if outcome.error is None:
             self._keep(module, replaced)
             outcome.notes += self._replaced(module, replaced, earlier)
+            if outcome.value is None:
+                outcome.notes += self._missing_field(module)
         else:  # an input that fails declares nothing: `let z = 1 / 0` leaves no z
             self.checker.rollback(point)
         return outcome
+
+    def _missing_field(self, module: ast.Module) -> list[str]:
+        """A note when an expression typed to see a field (`rows[0].emial`) was null because the object has
+        no such field while it has a close one: the REPL showed `null` and no more, where a run warns."""
+        stmt = module.statements[-1] if len(module.statements) == 1 else None
+        if not (isinstance(stmt, ast.ExprStmt) and isinstance(stmt.expr, ast.Field)):
+            return []
+        obj = stmt.expr.obj
+        probe: ast.Expr = obj
+        while isinstance(probe, ast.Field | ast.Index):  # only a cheap object (a name, its fields and items)
+            if isinstance(probe, ast.Index) and not isinstance(probe.index, ast.Literal):
+                return []
+            probe = probe.obj
+        if not isinstance(probe, ast.Name):
+            return []
+        text = module.source.text[obj.span.start:obj.span.end]
+        try:
+            looked = self.execute(text)
+        except Exception:  # a note is never worth an error of its own
+            return []
+        value = looked.value
+        name = stmt.expr.name
+        if looked.error is not None or not isinstance(value, dict) or name in value:
+            return []
+        from flowlang.diagnostics import closest
+
+        meant = closest(name, [k for k in value if isinstance(k, str)])
+        if meant is None:
+            return []
+        shown = ", ".join(list(value)[:8]) + (", ..." if len(value) > 8 else "")
+        return [f"note: {text} has no field '{name}' (it has {shown}); did you mean '{meant}'?"]
 
     def _keep(self, module: ast.Module, replaced: list[str]) -> None:
         """What :save keeps of an input: its statements but the expressions typed to see a value (a
