@@ -17,8 +17,7 @@ def read_flow_text(file: Path) -> str:
     MAX_FLOW_BYTES + 1 bytes are read: `flowlang check /dev/zero` (or a path to a device, or a file
     that grows without end) read until memory ran out, where a flow past MAX_SOURCE is refused anyway."""
     try:
-        with file.open("rb") as fh:
-            data = fh.read(MAX_FLOW_BYTES + 1)
+        data = read_at_most(file, MAX_FLOW_BYTES + 1)
         if len(data) > MAX_FLOW_BYTES:
             raise UsageError(f"{file} is longer than {MAX_FLOW_BYTES:,} bytes, more than the {MAX_SOURCE:,} "
                              "characters a flow may have: is it a flow? (keep data in files)")
@@ -31,6 +30,18 @@ def read_flow_text(file: Path) -> str:
         raise UsageError(f"cannot read {file}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise UsageError(not_utf8(str(file), e)) from None
+
+
+def read_at_most(file: Path, limit: int) -> bytes:
+    """The file's first `limit` bytes, read in chunks: read(limit) allocates all of `limit` at once (8 MB
+    for each flow file loaded, which a test of a flat-memory read counted as the read's)."""
+    parts: list[bytes] = []
+    got = 0
+    with file.open("rb") as fh:
+        while got < limit and (part := fh.read(min(1 << 16, limit - got))):
+            parts.append(part)
+            got += len(part)
+    return b"".join(parts)
 
 
 def not_utf8(name: str, error: UnicodeDecodeError) -> str:

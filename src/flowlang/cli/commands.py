@@ -16,7 +16,7 @@ from flowlang.cli.signals import run_async_command
 from flowlang.cli.summary import show
 from flowlang.environment import Environment
 from flowlang.errors import FlowError, ScriptError, UsageError
-from flowlang.flow_file import MAX_FLOW_BYTES, not_utf8, read_flow_text
+from flowlang.flow_file import MAX_FLOW_BYTES, not_utf8, read_at_most, read_flow_text
 from flowlang.project import Project, load_project
 from flowlang.runner import text_params
 from flowlang.runtime.limits import Limits, StopFlag
@@ -278,8 +278,7 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
     for name in paths:  # a file that cannot be read or parsed is reported, and the others are formatted
         path = Path(name)
         try:
-            with path.open("rb") as fh:  # at most what a flow may hold (/dev/zero: refused, not read for ever)
-                raw = fh.read(MAX_FLOW_BYTES + 1)
+            raw = read_at_most(path, MAX_FLOW_BYTES + 1)  # at most what a flow may hold (/dev/zero: refused)
             text = read_flow_text(path)  # as run reads it (any line ending is a newline)
         except UsageError as e:  # longer than a flow may be
             terminal.error(f"error: {e}")

@@ -18,7 +18,7 @@ from flowlang.cli.argparser import error_id, store_number
 from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, StoreError, UsageError
-from flowlang.flow_file import MAX_FLOW_BYTES, read_flow_text
+from flowlang.flow_file import MAX_FLOW_BYTES, read_at_most, read_flow_text
 from flowlang.runtime.error_groups import ErrorGroup
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
 from flowlang.runtime.keys import trace_keys
@@ -74,8 +74,8 @@ def logged_name(file: Path) -> str:
     """The flow a file's log lines carry before it is loaded, also when it does not check (OPERATIONS.md 10):
     its `flow "Name"`, as its jobs and errors are kept under it, else its stem."""
     try:
-        with file.open("rb") as fh:  # as much as a flow may hold: /dev/zero is said where it is loaded
-            named = declared_name(fh.read(MAX_FLOW_BYTES + 1).decode("utf-8", errors="replace"))
+        # as much as a flow may hold: /dev/zero is said where it is loaded
+        named = declared_name(read_at_most(file, MAX_FLOW_BYTES + 1).decode("utf-8", errors="replace"))
     except OSError:  # a missing file: said where it is loaded
         named = None
     return named or file.stem
