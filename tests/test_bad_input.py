@@ -152,6 +152,25 @@ def test_a_utf16_file_read_as_utf8_says_which_encoding_to_give(name: str, encodi
     assert read.ok and read.outputs == ["café", "b"], (read.error, read.errors)
 
 
+@pytest.mark.parametrize("name", ["orders.csv", "orders.jsonl"])
+def test_a_utf8_file_read_as_utf16_is_a_data_error_not_an_empty_read(name: str, tmp_path: Path) -> None:
+    """A UTF-8 CSV given `encoding: "utf-16"` (its bytes decode as one line of CJK characters: no line end)
+    was read as a header and no record: 0 read, the run ok, every order of the file gone without a word
+    (found by fuzzing data files with odd encodings). It is a data error saying what the file likely is."""
+    text = "id,name\n1,a\n2,b\n" if name.endswith(".csv") else '{"id": 1, "n": "a"}\n{"id": 2, "n": "b"}\n'
+    assert len(text) % 2 == 0  # an odd count of bytes is no UTF-16 at all: refused as before
+    (tmp_path / name).write_bytes(text.encode())
+    flow = ('use f = file(path: "{name}", encoding: "{enc}")\ncall f.read() as rows\nfor each r in rows\n'
+            '  emit r.id\nend\n')
+    result = run_text(flow.format(name=name, enc="utf-16"), tmp_path)
+    assert result.status == "failed" and result.error is not None and result.error.kind == "data", result.outputs
+    assert f"{name}: the file is not utf-16 text: its line ends (0a bytes) read as no line end in utf-16, and it " \
+           "has no NUL byte" in str(result.error) and "is it UTF-8? leave encoding out" in str(result.error)
+    (tmp_path / name).write_bytes(text.encode("utf-16"))  # the file in UTF-16 reads as before
+    read = run_text(flow.format(name=name, enc="utf-16"), tmp_path)
+    assert read.ok and read.outputs in (["1", "2"], [1, 2]), (read.error, read.errors)
+
+
 def test_a_nul_inside_a_utf8_files_cell_is_still_read(tmp_path: Path) -> None:
     (tmp_path / "n.csv").write_bytes(b"id,name\n1,a\x00b\n")
     result = run_text('use f = file(path: "n.csv")\ncall f.read() as rows\nfor each r in rows\n  emit r.name\nend\n',

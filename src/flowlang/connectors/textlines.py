@@ -173,8 +173,17 @@ def _by_line(decoder: codecs.IncrementalDecoder, data: bytes, number: int, sig: 
 
 
 def _whole(data: bytes, sig: str, encoding: str, name: str, state: LineState | None) -> Iterator[list[str]]:
+    """A UTF-16 or UTF-32 file's lines. One that is no such text (a UTF-8 file read with encoding: "utf-16")
+    has line-end bytes that decode as no line end and no NUL byte, which every comma, brace and line end
+    of such text has: it read without a word as one line of CJK characters, a CSV's header and no record,
+    and the run was ok. That is a data error naming what the file is likely to be."""
     try:
         text = data.decode(sig)
+        if b"\n" in data and "\n" not in text and b"\0" not in data:
+            raise FlowRuntimeError(f"{name}: the file is not {encoding} text: its line ends (0a bytes) read as no "
+                                   f"line end in {encoding}, and it has no NUL byte, which each comma and line "
+                                   "end of such text has (is it UTF-8? leave encoding out, or give the file's own)",
+                                   "data")
     except UnicodeDecodeError as e:
         if state is None:
             at = data[:e.start].decode(sig, errors="replace").count("\n") + 1
