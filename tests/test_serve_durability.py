@@ -621,3 +621,47 @@ def test_a_delivery_whose_run_kills_serve_is_given_up_after_three_starts(tmp_pat
     rows = {r["id"]: r for r in map(json.loads, cli("inbox", str(tmp_path), "--json").stdout.splitlines())}
     assert rows[1]["status"] == "failed" and "cut short 3 times" in rows[1]["message"]
     assert rows[2]["status"] == "done"
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_waiting_deliveries_keep_their_bodies_in_the_inbox_not_in_memory(tmp_path: Path) -> None:
+    """Every waiting delivery's body was held in serve's memory as well as in the inbox: 2,000 deliveries of
+    1MB behind a slow run took serve to 2GB of RSS (10GB at --max-pending's default 10,000), and a restart
+    read them all into memory again. Now a waiting delivery's body stays in the inbox until its run starts."""
+    gate = threading.Event()
+
+    def held(req: Request) -> tuple[int, dict[str, str], Any]:
+        gate.wait(120)
+        return 200, {}, {"ok": True}
+
+    pad = "p" * 900_000
+    (tmp_path / "orders.flow").write_text(
+        'flow "orders"\ntrigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"), max_body: "1MB")\n'
+        'use api = http(base_url: env.API)\ncall api.get("/gate") as g\n'
+        'send {n: input.n, size: len(input.pad)} to api.post("/got")\n')
+    with FakeApi() as api:
+        api.route("GET", r"^/gate$", held)
+        env = {"API": api.url, "HOOK_TOKEN": TOKEN}
+        count = 150  # 135MB of bodies waiting
+        with ServeProcess(tmp_path, env=env) as serve:
+            assert serve.proc is not None
+            assert serve.post("/hooks/orders", json.dumps({"n": 0, "pad": pad}).encode(), HEADERS)[0] == 202
+            before = rss_bytes(serve.proc.pid)
+            for n in range(1, count):
+                assert serve.post("/hooks/orders", json.dumps({"n": n, "pad": pad}).encode(), HEADERS)[0] == 202
+            grown = rss_bytes(serve.proc.pid) - before
+            assert grown < 60_000_000, f"serve's RSS grew by {grown:,} bytes with {count} deliveries waiting"
+            serve.kill()
+        gate.set()
+        with ServeProcess(tmp_path, env=env) as again:  # the restart runs them, with their bodies
+            wait_for(lambda: sum(got(api).values()) >= count, timeout=120, what="the deliveries after the restart")
+            sizes = {r.body["size"] for r in list(api.requests) if r.path == "/got"}
+            assert sizes == {len(pad)}
+            assert again.terminate() == 0
+    assert got(api) >= Counter(range(count))

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +68,9 @@ class Delivery:
     attempts: int = 0
     message: str | None = None
     finished_at: str | None = None
+    # its body is left in the inbox until its run starts (Inbox.with_body): 10,000 deliveries of 1MB waiting
+    # (--max-pending, max_body) held 10GB in serve's memory, the same again after a restart
+    lean: bool = False
 
 
 def first_delivery(db: sqlite3.Connection, flow: str, delivery_id: str) -> tuple[int, int | None] | None:
@@ -90,6 +93,8 @@ class InboxStore(Protocol):
     def job_started(self, delivery_id: int, job_id: int | None) -> Future[None]: ...
 
     def waiting(self) -> list[Delivery]: ...
+
+    def with_body(self, d: Delivery) -> Delivery: ...
 
 
 Op = Callable[[sqlite3.Connection], Any]
@@ -293,17 +298,29 @@ class Inbox:
         return self._submit(op)
 
     # ---- reads ------------------------------------------------------------------------------
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Delivery]:
+    def _rows(self, sql: str, args: tuple[Any, ...] = (), lean: bool = False) -> list[Delivery]:
+        body = "x''" if lean else "body"
         with self._read_lock:
             rows = self._read.execute(
-                "select id, flow, delivery_id, received_at, content_type, headers, body, status, job_id, attempts, "
+                f"select id, flow, delivery_id, received_at, content_type, headers, {body}, status, job_id, attempts, "
                 "message, finished_at from deliveries " + sql, args).fetchall()
-        return [Delivery(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), bytes(r[6]), r[7], r[8], r[9], r[10], r[11])
-                for r in rows]
+        return [Delivery(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), bytes(r[6]), r[7], r[8], r[9], r[10], r[11],
+                         lean=lean) for r in rows]
 
     def waiting(self) -> list[Delivery]:
-        """Deliveries to run, in arrival order: waiting ones, and those a crash left running."""
-        return self._rows("where status in ('waiting', 'running') order by id")
+        """Deliveries to run, in arrival order: waiting ones, and those a crash left running; lean (their
+        bodies stay in the inbox until `with_body`)."""
+        return self._rows("where status in ('waiting', 'running') order by id", lean=True)
+
+    def with_body(self, d: Delivery) -> Delivery:
+        """A lean delivery with its body read from the inbox (as its run starts)."""
+        if not d.lean:
+            return d
+        with self._read_lock:
+            row = self._read.execute("select body from deliveries where id = ?", (d.id,)).fetchone()
+        if row is None:
+            raise StoreError(f"delivery {d.id} is no longer in the inbox")
+        return replace(d, body=bytes(row[0]), lean=False)
 
     def seen(self, flow: str, delivery_id: str) -> tuple[int, int | None] | None:
         """The inbox id and job of the flow's delivery with this provider id, if it came before."""

@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -302,7 +303,8 @@ class Runs:
     def _enqueue(self, delivery: Delivery, waiter: Future[Result | None] | None,
                  started: Future[int | None] | None = None) -> None:
         q = self.queues[delivery.flow]
-        q.waiting.append(delivery)
+        # committed: its body waits in the inbox, not in memory (read again when its run starts)
+        q.waiting.append(replace(delivery, body=b"", lean=True))
         if waiter is not None:
             q.waiters[delivery.id] = waiter
         if started is not None:
@@ -350,6 +352,7 @@ class Runs:
 
     async def _run_delivery(self, q: FlowQueue, d: Delivery) -> Result:
         start = q.starts.get(d.id)
+        d = self.inbox.with_body(d)
         masker = Masker()
         result = await run_delivery(q.served, d, self.inbox, self.state_dir, self.secrets, d.id in q.waiters,
                                     self.stop_flag, self.providers,
