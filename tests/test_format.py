@@ -176,3 +176,34 @@ def test_fmt_of_several_files_formats_the_others_when_one_is_broken(tmp_path: Pa
     assert "error: cannot read nope.flow: No such file or directory\n" in result.stderr
     assert "nothing was run" not in result.stderr and "Errno" not in result.stderr
     assert result.stderr.endswith("1 reformatted, 0 already formatted, 3 not formatted (see the errors above)\n")
+
+
+def test_fmt_leaves_a_path_that_is_no_regular_file_as_it_is(tmp_path: Path) -> None:
+    """`flowlang fmt /dev/null` read it as an empty flow, formatted it to a line break and renamed the
+    formatted file over it: as root, /dev/null became a regular file for every program of the machine
+    (found by hand-fuzzing the CLI's paths). A FIFO the same. A path that is no regular file is refused
+    before it is read, and left as it was."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe.flow"
+    os.mkfifo(fifo)
+
+    def feed() -> None:  # the old code read the FIFO (and replaced it); the new one never opens it
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return
+        os.write(fd, b"for each x in [1]\nemit x\nend\n")
+        os.close(fd)
+
+    for _ in range(50):  # a writer as soon as a reader opens it
+        threading.Timer(0.02 * _, feed).start()
+    proc = cli("fmt", str(fifo), cwd=tmp_path)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a file"
+    assert proc.status == 2 and f"{fifo} is not a regular file: fmt rewrites .flow files only" in proc.stderr, \
+        proc.stderr
+    (tmp_path / "ok.flow").write_text("for each x in [1]\nemit x\nend\n")
+    assert cli("fmt", "ok.flow", cwd=tmp_path).status == 0
+    assert (tmp_path / "ok.flow").read_text() == "for each x in [1]\n  emit x\nend\n"

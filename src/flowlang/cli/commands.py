@@ -277,6 +277,11 @@ def cmd_fmt(args: argparse.Namespace, terminal: Terminal) -> int:
     changed = broken = unwritten = 0
     for name in paths:  # a file that cannot be read or parsed is reported, and the others are formatted
         path = Path(name)
+        if path.exists() and not path.is_file():  # a device, a FIFO: `flowlang fmt /dev/null` made it a file
+            terminal.error(f"error: {name} is not a regular file: fmt rewrites .flow files only (it was left as "
+                           "it was)" if not path.is_dir() else f"error: {name} is a folder: give the .flow files in it")
+            broken += 1
+            continue
         try:
             raw = read_at_most(path, MAX_FLOW_BYTES + 1)  # at most what a flow may hold (/dev/zero: refused)
             text = read_flow_text(path)  # as run reads it (any line ending is a newline)
