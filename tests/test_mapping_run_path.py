@@ -176,6 +176,15 @@ GENERATED = [
     "emit [[x * r.m * o.k for x in r.xs if x != null and x * o.k > 2] for r in o.rows if len(r.xs ?? []) >= 0]\n",
     "for each o in [{xs: [1, 2]}, {xs: \"ab\"}, {xs: null}, {xs: [{a: 1}, 3]}]\n"
     "  emit {n: [x.a ?? x for x in o.xs], m: sum([1 for x in o.xs]), k: len(o.xs ?? [])}\nend\n",
+    # sum() of a comprehension, added up as the items come: whole numbers stay whole, decimals exact past 28
+    # digits, nulls left out, a text or a boolean its error, a total past the digits allowed its error
+    "for each o in [[1, 2], [1.5, 2], [], null, [null, 1], [\"a\"], [true], [0.1, 0.2],\n"
+    "    [1234567890123456789012345678.9, 0.01], [99999999999999999999999999999999, 1]]\n"
+    "  emit {t: sum([x for x in o]), u: sum([x * 2 for x in o if x != null]), v: 1}\nend\n",
+    "for each o in [{l: [{q: 1, p: 2.5}, {q: 2, p: null}]}, {l: [{q: 1, p: \"x\"}]}]\n"
+    "  emit {t: round(sum([i.q * (i.p ?? 0) for i in o.l]), 2), n: sum([sum([1 for y in o.l]) for x in o.l])}\n"
+    "end\n",
+    "let n = " + "9" * 4300 + "\nemit {a: len(str(sum([n for x in [1]]))), b: sum([n for x in [1, 2]])}\n",
     # a map of a variable that is not an object, and of an expression
     "for each o in [1, null, \"x\", {a: 2}]\n  map o to out\n    a = 1\n    b = o\n  end\n  emit out\nend\n",
     "for each o in [{a: 1}, 2]\n  map o.a to out\n    a = o.a\n    b = 2\n  end\n  emit out\nend\n",

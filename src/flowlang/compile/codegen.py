@@ -21,6 +21,7 @@ from flowlang.compile.steps import Eval
 from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
+from flowlang.runtime.builtins.numbers import sum_
 from flowlang.runtime.field_hints import FIELD_FUNCTIONS, list_field_hint, text_shown
 from flowlang.runtime.field_misses import found_nothing, missed
 from flowlang.runtime.frame import Frame, ReturnSignal
@@ -99,7 +100,7 @@ def _is_not_in(item: Any, container: Any) -> bool:
 
 HELPERS: dict[str, Any] = {
     "_fld": _fld, "_ahead": _ahead, "_miss": missed, "_nothing": found_nothing, "_idx": _idx, "_iter": _iter,
-    "_paced": paced, "_checked": checked,
+    "_paced": paced, "_checked": checked, "_Dec": Decimal,
     "_CHECK_EVERY": CHECK_EVERY, "_interp": interpolate,
     "_N": frozenset({int, Decimal}), "_B": INT_BOUND, "_NB": -INT_BOUND, "_big": _big,
     "_add": _add_limited, "_sub": ops.subtract, "_mul": ops.multiply, "_div": ops.divide, "_mod": ops.modulo,
@@ -303,7 +304,8 @@ class Generator:
         parts = [repr(p) if isinstance(p, str) else self.gen(p) for p in node.parts]
         return "_interp((" + "".join(f"{p}, " for p in parts) + "))"
 
-    def g_ListComp(self, node: ast.ListComp) -> str:
+    def g_ListComp(self, node: ast.ListComp, summed: bool = False) -> str:
+        """A list comprehension; `summed`: sum() of it, added up as its items come (Generator.walker)."""
         comp = node.comp
         if len(comp.names) != 1:
             raise Unsupported
@@ -321,18 +323,22 @@ class Generator:
         if self.closures != before:  # a closure inside would read the slot, which a Python local skips
             raise Unsupported
         items = self.name("_l")
-        walk = self.walker(var, test, element, condition, items)
+        walk = self.walker(var, test, element, condition, items, summed)
         # a short list is walked as it is after one check (as limits.paced), anything else by _iter and
         # _paced (what the comprehension walks is that choice, not the value it was made of)
         return (f"(({items} := ({items} if f.run.limits.max_record_seconds is None and not f.run.stop.hard "
                 f"else _checked({items}, f.run.stop)) if type({items} := {iterable}) is list "
                 f"and len({items}) < _CHECK_EVERY else _paced(_iter({items}), f.run.stop)), {walk})[1]")
 
-    def walker(self, var: str, test: str | None, element: str, condition: str | None, items: str) -> str:
+    def walker(self, var: str, test: str | None, element: str, condition: str | None, items: str,
+               summed: bool = False) -> str:
         """The call of a function of its own that walks a comprehension's items (a loop, not a Python
         comprehension: the names an element binds with := are its locals, where in a comprehension they
         would be cells of the generated function, made and freed at every call); the names of the
-        generated function it reads are its arguments."""
+        generated function it reads are its arguments. `summed`: it gives the items' total as sum()'s fast
+        path adds (whole numbers in Python, a decimal among them in DECIMAL_FAST, nulls left out);
+        anything else (a text, a boolean, a digit lost, a total past MAX_DIGITS digits) goes to the
+        closures, whose sum() gives its result or its error."""
         code = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "", f"{element} {condition or ''}")  # no texts
         bound = set(re.findall(r"\b(_[A-Za-z]+\d+) :=", code)) | {var, test}
         read = dict.fromkeys(re.findall(r"\b_[A-Za-z]+\d+\b", code))
@@ -340,10 +346,23 @@ class Generator:
         name = self.name("_walk")
         args = "".join(f", {p}" for p in params)
         tested = f"        {test} = type({var}) is dict\n" if test is not None else ""  # once per item
-        kept = f"        append({element})\n" if condition is None else \
-            f"        if {condition}:\n            append({element})\n"
-        source = (f"def {name}(f, s, {items}{args}):\n    out = []\n    append = out.append\n"
-                  f"    for {var} in {items}:\n{tested}{kept}    return out\n")
+        if summed:
+            add = ("_x = {element}\n_t = type(_x)\nif _t is _Dec:\n    _total = _exact_add(_total, _x)\n"
+                   "elif _t is int:\n    _total = _total + _x if type(_total) is int else _exact_add(_total, _x)\n"
+                   "elif _x is not None:\n    raise ValueError('not a number')\n")
+            indent = "        " if condition is None else "            "
+            kept = "".join(indent + line + "\n" for line in add.format(element=element).splitlines())
+            if condition is not None:
+                kept = f"        if {condition}:\n{kept}"
+            source = (f"def {name}(f, s, {items}{args}):\n    _total = 0\n"
+                      f"    for {var} in {items}:\n{tested}{kept}"
+                      "    if type(_total) is int and not _NB < _total < _B:\n        raise ValueError('too large')\n"
+                      "    return _total\n")
+        else:
+            kept = f"        append({element})\n" if condition is None else \
+                f"        if {condition}:\n            append({element})\n"
+            source = (f"def {name}(f, s, {items}{args}):\n    out = []\n    append = out.append\n"
+                      f"    for {var} in {items}:\n{tested}{kept}    return out\n")
         try:
             self.ns[name] = build(source, self.ns, f"<flow {self.compiler.checked.source.name}>")
         except (SyntaxError, RecursionError, MemoryError):  # past what Python compiles: the closure
@@ -418,6 +437,14 @@ class Generator:
         target = self.compiler.checked.resolution.calls[node]
         if not isinstance(target, Builtin):
             raise Unsupported
+        if target.fn is sum_ and len(node.args) == 1 and not node.kwargs and isinstance(node.args[0], ast.ListComp):
+            try:  # sum([... for x in xs]): added up as the items come, no list made
+                code = self.g_ListComp(node.args[0], summed=True)
+            except Unsupported:
+                pass
+            else:
+                self.native += 1  # the comprehension, as gen() counts it
+                return code
         if target.with_constant is not None and len(node.args) == 2 and not node.kwargs and \
                 isinstance(node.args[1], ast.Literal):  # round(x, 2): the form for that constant
             form = target.with_constant(node.args[1].value)
