@@ -295,3 +295,30 @@ def test_a_webhook_alert_not_delivered_says_why_in_words(tmp_path: Path) -> None
         warnings = [x["message"] for x in map(json.loads, proc.stderr.splitlines()) if x["level"] == "warning"]
         assert f"alert not delivered: webhook (secret HOOK_URL): {said}" in " ".join(warnings), warnings
         assert "secretpart" not in proc.stderr
+
+
+def test_a_metrics_file_that_is_a_device_or_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    """`flowlang run f.flow --metrics-file /dev/null` renamed its temporary file over /dev/null: run as root
+    (a container), /dev/null became a regular file of the machine (found by hand-fuzzing the CLI's paths).
+    A path that is a device or a FIFO is written into, as a shell's > does; a plain path is still replaced
+    in one step. Tested on a null device made in the test's folder (mknod needs root) and on a FIFO."""
+    import os
+    import stat
+    import threading
+
+    (tmp_path / "f.flow").write_text("emit 1\n")
+    fifo = tmp_path / "metrics.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert cli("run", "f.flow", "--metrics-file", str(fifo), cwd=tmp_path).status == 0
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and b"flowlang_run_records" in got[0]
+    if os.geteuid() == 0:
+        device = tmp_path / "null"
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        assert cli("run", "f.flow", "--metrics-file", str(device), cwd=tmp_path).status == 0
+        assert stat.S_ISCHR(os.stat(device).st_mode), "the device was replaced by a file"
+    assert cli("run", "f.flow", "--metrics-file", "m.prom", cwd=tmp_path).status == 0
+    assert "flowlang_run_records" in (tmp_path / "m.prom").read_text()

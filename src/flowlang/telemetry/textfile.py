@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
 
 STATUSES = ("ok", "partial", "failed", "interrupted")
 
@@ -47,6 +47,12 @@ def write_metrics_file(path: Path, flow: str, kind: str, status: str, job_id: in
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # a part of the folder's path is a file: mkdir says 'File exists'
         raise NotADirectoryError(errno.ENOTDIR, f"{_file_on_the_way(path.parent)} is a file, not a folder") from None
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # a device or a FIFO (--metrics-file /dev/null, /dev/stdout): written into, as a shell's > does; the
+        # temporary file renamed over it made /dev/null a regular file of the machine, run as root
+        with path.open("wb") as fh:
+            fh.write(generate_latest(registry))
+        return
     write_to_textfile(str(path), registry)
 
 
