@@ -207,3 +207,24 @@ def test_fmt_leaves_a_path_that_is_no_regular_file_as_it_is(tmp_path: Path) -> N
     (tmp_path / "ok.flow").write_text("for each x in [1]\nemit x\nend\n")
     assert cli("fmt", "ok.flow", cwd=tmp_path).status == 0
     assert (tmp_path / "ok.flow").read_text() == "for each x in [1]\n  emit x\nend\n"
+
+
+def test_replacing_a_users_file_writes_into_a_fifo_rather_than_over_it(tmp_path: Path) -> None:
+    """replace_text (the REPL's :save, connectors import) renamed its temporary file over any path: a FIFO
+    or a device (/dev/null, run as root) became a regular file. Such a path is written into."""
+    import os
+    import stat
+    import threading
+
+    from flowlang.file_replace import replace_text
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    replace_text(fifo, "emit 1\n")
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and got == ["emit 1\n"]
+    replace_text(tmp_path / "plain.flow", "emit 2\n")
+    assert (tmp_path / "plain.flow").read_text() == "emit 2\n"

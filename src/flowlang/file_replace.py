@@ -12,6 +12,12 @@ from pathlib import Path
 def replace_text(path: Path, text: str, newline: str | None = None) -> None:
     """Write `text` to `path` (UTF-8; `newline` as open() takes it), replacing the file in one step. An
     OSError (ENOSPC, EFBIG, EROFS...) is raised with the file as it was and no temporary file left."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # a device or a FIFO (the REPL's `:save /dev/stdout`): written into, as a shell's > does; renamed over,
+        # /dev/null became a regular file of the machine, run as root (`flowlang fmt /dev/null` did it)
+        with path.open("w", encoding="utf-8", newline=newline) as fh:
+            fh.write(text)
+        return
     part = path.with_name(f".{path.name}.part")
     try:
         with part.open("w", encoding="utf-8", newline=newline) as fh:
