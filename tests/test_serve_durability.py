@@ -665,3 +665,48 @@ def test_waiting_deliveries_keep_their_bodies_in_the_inbox_not_in_memory(tmp_pat
             assert sizes == {len(pad)}
             assert again.terminate() == 0
     assert got(api) >= Counter(range(count))
+
+
+def test_bodies_being_read_at_once_are_bounded(tmp_path: Path) -> None:
+    """Nothing bounded the bytes of bodies serve held while they arrived, before any signature was checked:
+    1,000 clients each sending half of a 1MB body and waiting took serve's RSS to 630MB (20,000 could take
+    20GB). Past 256MB of them a delivery is a 503 with Retry-After and its connection is closed."""
+    import socket
+
+    (tmp_path / "orders.flow").write_text(
+        'flow "orders"\ntrigger webhook(verify: token(secret.HOOK_TOKEN, header: "X-Token"), max_body: "1MB")\n'
+        'emit input\n')
+    head = (b"POST /hooks/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 900000\r\n\r\n")
+    part = b"{" + b" " * 600_000
+    with ServeProcess(tmp_path, env={"HOOK_TOKEN": TOKEN}) as serve:
+        assert serve.proc is not None
+        before = rss_bytes(serve.proc.pid)
+        socks = []
+        try:
+            for _ in range(700):  # 420MB of bodies under way
+                s = socket.create_connection(("127.0.0.1", serve.port), timeout=30)
+                s.sendall(head + part)
+                socks.append(s)
+            time.sleep(1)
+            grown = rss_bytes(serve.proc.pid) - before
+            status, _, body = serve.request("GET", "/healthz")
+            assert status == 200, body
+            refused = 0
+            for s in socks:
+                s.settimeout(0.05)
+                try:
+                    got_back = s.recv(200)
+                except OSError:
+                    continue
+                if got_back.startswith(b"HTTP/1.1 503"):
+                    assert b"Retry-After: 5" in got_back
+                    refused += 1
+        finally:
+            for s in socks:
+                s.close()
+        assert grown < 380_000_000, f"serve's RSS grew by {grown:,} bytes"
+        assert refused > 0
+        assert "more than 268,435,456 bytes of bodies at once" in serve.logs()
+        assert serve.post("/hooks/orders", b'{"n": 1}', HEADERS)[0] == 202  # once they are gone, served again
+        assert serve.terminate() == 0

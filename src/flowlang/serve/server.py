@@ -36,6 +36,10 @@ RETRY_AFTER_FULL = "5"
 RETRY_AFTER_STOPPING = "30"
 CHUNK = 1 << 16
 BODY_TIMEOUT = 30.0  # seconds a delivery's body may take to arrive (--body-timeout); then 408
+# bytes of deliveries' bodies serve holds at once while they arrive (before any signature is checked): 1,000
+# clients each sending half of a 1MB body and waiting took serve to 630MB, and nothing bounded it but the
+# number of connections; past it a delivery is a 503 (Retry-After) and its connection is closed
+BODY_BUDGET = 256 * 1024 * 1024
 
 
 @dataclass
@@ -48,6 +52,8 @@ class ServeState:
     metrics: Metrics
     max_pending: int = 10_000
     body_timeout: float = BODY_TIMEOUT
+    body_budget: int = BODY_BUDGET
+    buffered: int = 0  # bytes of bodies being read now (read_limited)
     stopping: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -59,16 +65,29 @@ def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
     return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
 
 
+class TooManyBodies(Exception):
+    """The bodies being read at once hold more than BODY_BUDGET bytes."""
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is longer than `limit` bytes."""
+    """The body, or None when it is longer than `limit` bytes; TooManyBodies when the bodies being read at
+    once would hold more than the budget."""
     if request.content_length is not None and request.content_length > limit:
         return None
+    state = request.app[STATE]
     data = bytearray()
-    async for chunk in request.content.iter_chunked(CHUNK):
-        data += chunk
-        if len(data) > limit:
-            return None
-    return bytes(data)
+    try:
+        async for chunk in request.content.iter_chunked(CHUNK):
+            data += chunk
+            state.buffered += len(chunk)
+            if len(data) > limit:
+                return None
+            if state.buffered > state.body_budget:
+                raise TooManyBodies(f"serve is reading more than {state.body_budget:,} bytes of bodies at once; "
+                                    f"try again later")
+        return bytes(data)
+    finally:
+        state.buffered -= len(data)
 
 
 class BodyTimedOut(Exception):
@@ -86,10 +105,11 @@ async def read_within(request: web.Request, read: Awaitable[T]) -> T:
         raise BodyTimedOut(f"the body did not arrive within {seconds:g} seconds") from None
 
 
-async def answer_and_close(request: web.Request, status: int, error: str) -> web.Response:
+async def answer_and_close(request: web.Request, status: int, error: str,
+                           headers: dict[str, str] | None = None) -> web.Response:
     """Answer and close the connection at once: not after aiohttp's 10 s of reading, for a tidy close, the
     rest of a body that does not come."""
-    response = answer(status, {"error": error})
+    response = answer(status, {"error": error}, headers)
     response.force_close()
     await response.prepare(request)
     await response.write_eof()
@@ -171,6 +191,10 @@ async def hook(request: web.Request) -> web.Response:
         metrics.answered(route, 408)
         log.warning(f"{route}: delivery refused (408): its body did not arrive within {state.body_timeout:g}s")
         return await answer_and_close(request, 408, str(e))
+    except TooManyBodies as e:
+        metrics.answered(route, 503)
+        log.warning(f"{route}: delivery refused (503): {e}")
+        return await answer_and_close(request, 503, str(e), {"Retry-After": RETRY_AFTER_FULL})
     if body is None:
         metrics.answered(route, 413)
         return answer(413, {"error": f"the body is larger than max_body ({webhook.max_body:,} bytes)"})
