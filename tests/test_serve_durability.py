@@ -705,7 +705,9 @@ def test_bodies_being_read_at_once_are_bounded(tmp_path: Path) -> None:
         finally:
             for s in socks:
                 s.close()
-        assert grown < 380_000_000, f"serve's RSS grew by {grown:,} bytes"
+        # the code before grew 503MB here (the 420MB of bodies, and more); bounded, 330-383MB (the 256MB
+        # budget, the connections' buffers and what the allocator keeps): 380MB was too close (CI: 383MB)
+        assert grown < 450_000_000, f"serve's RSS grew by {grown:,} bytes"
         assert refused > 0
         assert "more than 268,435,456 bytes of bodies at once" in serve.logs()
         assert serve.post("/hooks/orders", b'{"n": 1}', HEADERS)[0] == 202  # once they are gone, served again

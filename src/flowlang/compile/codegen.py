@@ -361,8 +361,11 @@ class Generator:
         else:
             kept = f"        append({element})\n" if condition is None else \
                 f"        if {condition}:\n            append({element})\n"
-            source = (f"def {name}(f, s, {items}{args}):\n    out = []\n    append = out.append\n"
-                      f"    for {var} in {items}:\n{tested}{kept}    return out\n")
+            # the list so far is a local, which the traceback's frame keeps while the error is handled: out of
+            # memory, handling it found no memory either and the run failed with no line; freed before it goes
+            loop = "".join("    " + line + "\n" for line in f"    for {var} in {items}:\n{tested}{kept}".splitlines())
+            source = (f"def {name}(f, s, {items}{args}):\n    out = []\n    append = out.append\n    try:\n{loop}"
+                      "    except BaseException:\n        out = append = None\n        raise\n    return out\n")
         try:
             self.ns[name] = build(source, self.ns, f"<flow {self.compiler.checked.source.name}>")
         except (SyntaxError, RecursionError, MemoryError):  # past what Python compiles: the closure
