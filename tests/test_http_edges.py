@@ -524,6 +524,21 @@ def test_an_answer_whose_charset_is_no_text_encoding_is_read_as_utf8() -> None:
         'continuation byte): {"a": "caf\ufffd"}']
 
 
+def test_an_answer_whose_charset_fails_to_decode_or_rewrites_its_text_is_read_as_utf8() -> None:
+    """`charset=idna` or `punycode` (text encodings to Python, whose decode refuses errors="replace" with a
+    UnicodeError) ended the run as an internal error; `utf-7` rewrote what the body says ('a+AOk-' read as
+    'a\xe9'). The answer is read as UTF-8, as serve reads a delivery's body (one charset_of for both)."""
+    with FakeApi() as api:
+        for name in ("idna", "punycode", "utf-7"):
+            api.route("GET", f"/{name}.txt", lambda req, name=name: (
+                200, {"Content-Type": f"text/plain; charset={name}"}, "caf\xe9 +AOk-".encode()))
+        flow = flowlang.compile("use api = http(base_url: env.API)\n"
+                                'for each p in ["/idna.txt", "/punycode.txt", "/utf-7.txt"]\n  call api.get(p) as r\n'
+                                "  emit r\nend\n", name="c.flow")
+        result = flow.run(env={"API": api.url})
+    assert result.error is None and result.outputs == ["caf\xe9 +AOk-"] * 3, (result.error, result.outputs)
+
+
 def test_a_bytes_value_is_sent_as_itself_or_refused_never_as_its_size_text(tmp_path: Path) -> None:
     # a PDF from one API sent on to another: before, the body was the JSON text "<9 bytes>", and a bytes
     # field in a JSON body, a form or a query was sent as '<9 bytes>' too, the run reporting success

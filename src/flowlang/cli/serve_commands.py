@@ -161,8 +161,8 @@ def _show(args: argparse.Namespace, terminal: Terminal, inbox: Inbox) -> int:
     listing shows it, its headers as stored (credentials and signatures masked at arrival) and its body as
     text in the charset its Content-Type declares; the --secrets given are masked in both."""
     from flowlang.cli.options import read_secrets
+    from flowlang.runtime.charsets import charset_of
     from flowlang.runtime.jsoncodec import dumps
-    from flowlang.serve.runs import charset_of
 
     d = inbox.get(args.show)
     if d is None:
@@ -170,10 +170,7 @@ def _show(args: argparse.Namespace, terminal: Terminal, inbox: Inbox) -> int:
     for value in read_secrets(args.secrets).values():
         terminal.masker.add(value)
     mask = terminal.masker.mask
-    try:
-        body = d.body.decode(charset_of(d.content_type) or "utf-8", errors="replace")
-    except LookupError:  # a charset no codec is of: as UTF-8
-        body = d.body.decode("utf-8", errors="replace")
+    body = d.body.decode(charset_of(d.content_type) or "utf-8", errors="replace")
     headers = {name: mask(value) for name, value in d.headers.items()}
     if args.json:
         terminal.json_out(mask(dumps({"id": d.id, "flow": d.flow, "delivery_id": d.delivery_id,

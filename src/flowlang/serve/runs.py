@@ -22,6 +22,7 @@ from flowlang.api import Flow, SecretProviders
 from flowlang.environment import command_path
 from flowlang.errors import FlowError, LockedError
 from flowlang.runner import Result
+from flowlang.runtime.charsets import charset_of
 from flowlang.runtime.jsoncodec import JsonDataError, loads
 from flowlang.runtime.limits import Limits, StopFlag
 from flowlang.runtime.masking import Masker
@@ -36,30 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("flowlang.serve")
 LOCKED_RETRY_SECONDS = 1.0
 MAX_CUT_SHORT = 3  # runs of one delivery cut short in a row (serve killed while it ran) before it is given up
-
-
-ASCII_PROBE = rb'{}[]":, azAZ09 \u0041 +AEE-'  # JSON's characters, an escape, UTF-7's shift: read as they are
-
-
-def charset_of(content_type: str) -> str | None:
-    """The `charset=` of a Content-Type if it is a text encoding Python has that reads ASCII as ASCII (or
-    UTF-16/32), else None (UTF-8 then). The sender names it: 'base64', 'zlib' or 'idna' raised from
-    bytes.decode, and 'unicode_escape' or 'utf-7' would rewrite what the body says."""
-    import codecs
-
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.partition("=")
-        if key.strip().lower() != "charset":
-            continue
-        try:
-            name = codecs.lookup(value.strip().strip('"').lower()).name
-            if name.startswith(("utf-16", "utf-32")) or (
-                    ASCII_PROBE.decode(name, errors="replace") == ASCII_PROBE.decode("ascii")):
-                return name
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            pass
-        return None
-    return None
 
 
 def parse_body(body: bytes, content_type: str) -> Any:

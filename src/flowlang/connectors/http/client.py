@@ -5,7 +5,6 @@ answers into values or HttpErrors that carry the status, method, masked URL and 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -34,6 +33,7 @@ from flowlang.connectors.http.transport import MAX_CONNECTIONS, MAX_RESPONSE_BYT
 from flowlang.connectors.http.urls import base_prefix, join, origin_of, shown, with_query
 from flowlang.errors import CredentialsRefused, FlowRuntimeError, HttpError
 from flowlang.runtime.blob import is_binary as binary_value
+from flowlang.runtime.charsets import charset_of
 from flowlang.runtime.formcodec import FormError, form_encode, form_pairs
 from flowlang.runtime.jsoncodec import JsonDataError, binary_refused, dumps, loads
 from flowlang.runtime.limits import RECORD_WRITES, WRITE_NOTE
@@ -107,22 +107,6 @@ def media_type(content_type: str) -> str:
 def is_text_type(kind: str) -> bool:
     """Whether a media type that is not text/* is text all the same (XML, CSV, YAML, ...)."""
     return any(name in kind for name in TEXT_TYPES)  # here, not in decode: no cell there at every answer
-
-
-def charset_of(content_type: str) -> str | None:
-    """The charset a Content-Type names, when Python knows it ('text/csv; charset="ISO-8859-1"' ->
-    'iso8859-1'); None when it names none, or one Python does not know as a text encoding (`rot13`,
-    `base64`, `zlib` are codecs of Python, and bytes.decode() refuses them with a LookupError, which ended
-    the run as an internal error)."""
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.partition("=")
-        if name.strip().lower() == "charset":
-            try:
-                codec = codecs.lookup(value.strip().strip('"').strip())
-            except LookupError:
-                return None
-            return codec.name if codec._is_text_encoding else None
-    return None
 
 
 def header_text(value: Any) -> str:
