@@ -9,12 +9,17 @@ import shutil
 from pathlib import Path
 
 
+def special_file(path: Path) -> bool:
+    """A device or a FIFO (/dev/null, /dev/stdout): a file replaced in one step is written into instead, as a
+    shell's > does. Renamed over, /dev/null became a regular file of the machine, run as root (`flowlang fmt
+    /dev/null` did it)."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def replace_text(path: Path, text: str, newline: str | None = None) -> None:
     """Write `text` to `path` (UTF-8; `newline` as open() takes it), replacing the file in one step. An
     OSError (ENOSPC, EFBIG, EROFS...) is raised with the file as it was and no temporary file left."""
-    if path.exists() and not path.is_file() and not path.is_dir():
-        # a device or a FIFO (the REPL's `:save /dev/stdout`): written into, as a shell's > does; renamed over,
-        # /dev/null became a regular file of the machine, run as root (`flowlang fmt /dev/null` did it)
+    if special_file(path):  # the REPL's `:save /dev/stdout`
         with path.open("w", encoding="utf-8", newline=newline) as fh:
             fh.write(text)
         return

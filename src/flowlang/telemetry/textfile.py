@@ -11,6 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
 
+from flowlang.file_replace import special_file
+
 STATUSES = ("ok", "partial", "failed", "interrupted")
 
 
@@ -47,9 +49,7 @@ def write_metrics_file(path: Path, flow: str, kind: str, status: str, job_id: in
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # a part of the folder's path is a file: mkdir says 'File exists'
         raise NotADirectoryError(errno.ENOTDIR, f"{_file_on_the_way(path.parent)} is a file, not a folder") from None
-    if path.exists() and not path.is_file() and not path.is_dir():
-        # a device or a FIFO (--metrics-file /dev/null, /dev/stdout): written into, as a shell's > does; the
-        # temporary file renamed over it made /dev/null a regular file of the machine, run as root
+    if special_file(path):  # --metrics-file /dev/null, /dev/stdout: written into
         with path.open("wb") as fh:
             fh.write(generate_latest(registry))
         return
