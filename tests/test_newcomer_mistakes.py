@@ -144,6 +144,15 @@ def test_sql_values_marked_with_a_question_mark_or_given_in_a_list_are_said_with
                                      "call pg.query(\"select 1 where doc ? 'k'\") as a\n"
                                      "call db.query(\"select '?' as q -- why?\") as b\n")
     assert cli("check", "g.flow", cwd=tmp_path).status == 0
+    # MySQL's # comment and backslash escape in quoted text, read as literal_colons reads them: these said
+    # "marks a value with ?" of valid SQL
+    (tmp_path / "m.flow").write_text('use db = sql(url: "mysql://u@127.0.0.1:9/db")\n'
+                                     'call db.query("select 1 # why?") as a\n'
+                                     'call db.query("select \'don\\\\\'t?\' as q") as b\n'
+                                     'call db.query("select 1 where a = ?") as c\n')
+    result = cli("check", "m.flow", cwd=tmp_path)
+    assert "m.flow:4:15: error: query(): the SQL marks a value with ?" in result.stderr, result.stderr
+    assert "m.flow:2:" not in result.stderr and "m.flow:3:" not in result.stderr, result.stderr
     # the SQL known only at the run: said there, before the database is asked
     import sqlite3
     with sqlite3.connect(tmp_path / "ref.db") as conn:

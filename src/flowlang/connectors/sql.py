@@ -24,7 +24,7 @@ from flowlang.connectors.base import ConfigKey, Connection, ConnectorSpec, Opera
 from flowlang.connectors.sql_arrays import ARRAY_COLUMNS, array_text
 from flowlang.connectors.sql_cancel import Call, Interrupter, log
 from flowlang.connectors.sql_keys import STOPPED, check_upsert_key, collision_message, guarded_update, no_unique_key
-from flowlang.connectors.sql_literals import literal_colons
+from flowlang.connectors.sql_literals import literal_colons, outside_literals
 from flowlang.connectors.sql_pg_loaders import register_loaders
 from flowlang.connectors.sql_pool_logs import logging_name, ours, quiet
 from flowlang.connectors.sql_reconnect import (
@@ -299,9 +299,6 @@ def params_type_problem(value: Value) -> str:
     return f"{said}: {NAMED_PARAMETERS}" if isinstance(value, list | tuple) else said
 
 
-_QUOTED_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
-
-
 def positional_marks_problem(op: str, sql: str, dialect: str) -> str | None:
     """What to say of SQL that marks its values with `?` (Python's sqlite3, JDBC, ODBC) on SQLite or MySQL,
     where the database would take it for a parameter flowlang never gives ("Incorrect number of bindings
@@ -309,7 +306,7 @@ def positional_marks_problem(op: str, sql: str, dialect: str) -> str | None:
     (On PostgreSQL `?` is an operator of jsonb.)"""
     if "?" not in sql or dialect not in ("sqlite", "mysql", "mariadb"):
         return None
-    if "?" not in _QUOTED_OR_COMMENT.sub(" ", sql):
+    if "?" not in outside_literals(sql, dialect):  # quoted text, quoted names and comments as sql_literals reads them
         return None
     return f"{op}(): the SQL marks a value with ?, which flowlang does not fill: {NAMED_PARAMETERS}"
 

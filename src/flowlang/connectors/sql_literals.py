@@ -7,6 +7,7 @@ colon is escaped (`\\:hello`), which SQLAlchemy sends as the `:` it was."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 # SQLAlchemy's own pattern of a parameter (sqlalchemy.sql.elements.TextClause._bind_params_regex)
 _PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?![:\w])")
@@ -18,9 +19,32 @@ def literal_colons(sql: str, dialect: str) -> str:
     ("...", `...` on MySQL/MariaDB) and comment (-- ..., /* ... */, # ... on MySQL/MariaDB) escaped."""
     if ":" not in sql:
         return sql
-    mysql = dialect in ("mysql", "mariadb")
     parts: list[str] = []
-    done = i = 0
+    done = 0
+    for start, end in _literals(sql, dialect):
+        parts += [sql[done:start], _PARAMETER.sub(r"\\:\1", sql[start:end])]
+        done = end
+    if not parts:
+        return sql
+    parts.append(sql[done:])
+    return "".join(parts)
+
+
+def outside_literals(sql: str, dialect: str) -> str:
+    """`sql` with each quoted text, quoted name and comment (as literal_colons reads them) a space."""
+    parts: list[str] = []
+    done = 0
+    for start, end in _literals(sql, dialect):
+        parts += [sql[done:start], " "]
+        done = end
+    parts.append(sql[done:])
+    return "".join(parts)
+
+
+def _literals(sql: str, dialect: str) -> Iterator[tuple[int, int]]:
+    """Where each quoted text, quoted name and comment of `sql` starts and ends, in order."""
+    mysql = dialect in ("mysql", "mariadb")
+    i = 0
     n = len(sql)
     while i < n:
         c = sql[i]
@@ -44,12 +68,8 @@ def literal_colons(sql: str, dialect: str) -> str:
         if end < 0:
             i += 1
             continue
-        parts += [sql[done:i], _PARAMETER.sub(r"\\:\1", sql[i:end])]
-        done = i = end
-    if not parts:
-        return sql
-    parts.append(sql[done:])
-    return "".join(parts)
+        yield i, end
+        i = end
 
 
 def _quoted_end(sql: str, start: int, escapes: bool) -> int:
