@@ -18,7 +18,7 @@ from flowlang.cli.argparser import error_id, store_number
 from flowlang.cli.console import Terminal
 from flowlang.diagnostics import printable
 from flowlang.errors import ScriptError, StoreError, UsageError
-from flowlang.flow_file import MAX_FLOW_BYTES, read_at_most, read_flow_text
+from flowlang.flow_file import MAX_FLOW_BYTES, read_at_most
 from flowlang.runtime.error_groups import ErrorGroup
 from flowlang.runtime.jsoncodec import JsonDataError, dumps, dumps_stored, from_stored, loads, to_stored
 from flowlang.runtime.keys import trace_keys
@@ -42,12 +42,8 @@ def flow_key(file: str) -> str:
         raise UsageError(f"no such flow file: {file}")
     try:
         return load(file, bindings=()).key
-    except ScriptError:
-        try:
-            text = read_flow_text(Path(file))
-        except UsageError:
-            text = ""
-        return declared_name(text) or Path(file).stem
+    except ScriptError:  # its `flow "Name"` line, as its log lines name it
+        return logged_name(Path(file))
 
 
 NAME_LINE = re.compile(r'^[ \t]*flow[ \t]+"')
