@@ -64,9 +64,7 @@ def resolve_url(url: str, base_dir: Path, allow_outside: bool = False) -> str:
     file, query, params = rest[1:].partition("?")
     uri = file.startswith("file:")  # SQLAlchemy's form of a SQLite URI: sqlite:///file:x.db?mode=ro&uri=true
     if uri:
-        from urllib.parse import unquote
-
-        file = unquote(unquote(file[len("file:"):]))  # as SQLAlchemy, then SQLite, read it
+        file = sqlite_path(file)  # as SQLAlchemy, then SQLite, read it
     if not file or file.startswith(":memory:"):
         return url
     try:
