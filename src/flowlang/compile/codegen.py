@@ -22,7 +22,7 @@ from flowlang.errors import FlowRuntimeError
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin
 from flowlang.runtime.builtins.numbers import sum_
-from flowlang.runtime.field_hints import FIELD_FUNCTIONS, list_field_hint, text_shown
+from flowlang.runtime.field_hints import field_hint, text_shown
 from flowlang.runtime.field_misses import found_nothing, missed
 from flowlang.runtime.frame import Frame, ReturnSignal
 from flowlang.runtime.limits import CHECK_EVERY, checked, paced
@@ -41,7 +41,7 @@ def _fld(value: Any, name: str) -> Any:
     if type(value) is RecordStream:
         raise NeedsMaterialization(value)
     kind = type_name(value)
-    hint = FIELD_FUNCTIONS.get((kind, name), "") or (list_field_hint(name) if kind == "list" else "")
+    hint = field_hint(kind, name)
     raise ValueError(f"cannot read field {name!r} of {kind}{text_shown(value)}{hint}")
 
 

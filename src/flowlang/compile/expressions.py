@@ -22,7 +22,7 @@ from flowlang.diagnostics import BROKEN_TEXT, is_broken_text
 from flowlang.errors import FlowRuntimeError, internal_error
 from flowlang.runtime import operators as ops
 from flowlang.runtime.builtins import Builtin, BuiltinError
-from flowlang.runtime.field_hints import FIELD_FUNCTIONS, list_field_hint, text_shown
+from flowlang.runtime.field_hints import field_hint, text_shown
 from flowlang.runtime.field_misses import FieldChain, FieldSite, Reach, found_nothing, missed
 from flowlang.runtime.frame import Frame
 from flowlang.runtime.jsoncodec import JsonDataError
@@ -42,7 +42,7 @@ def field_of(value: Any, name: str, where: Where) -> Any:
     if type(value) is RecordStream:
         raise NeedsMaterialization(value)
     kind = type_name(value)
-    hint = FIELD_FUNCTIONS.get((kind, name), "") or (list_field_hint(name) if kind == "list" else "")
+    hint = field_hint(kind, name)
     raise where.error(f"cannot read field '{name}' of {kind}{text_shown(value)}{hint}")
 
 

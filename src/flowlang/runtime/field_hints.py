@@ -29,6 +29,11 @@ def text_shown(value: object) -> str:
     return f" {start}" if len(value) <= TEXT_SHOWN else f" {start} (the start of {len(value):,} characters)"
 
 
+def field_hint(kind: str, name: str) -> str:
+    """What the run's message about field `name` of a value of `kind` (type_name) that has none adds."""
+    return FIELD_FUNCTIONS.get((kind, name), "") or (list_field_hint(name) if kind == "list" else "")
+
+
 def list_field_hint(name: str) -> str:
     """What a field read of a list adds (`c.tier` of what `call api.get("/customers", ...) as c` answered,
     a list of records): an item's field, each item's, or `lookup` for the first record."""
