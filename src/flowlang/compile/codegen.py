@@ -214,7 +214,7 @@ class Generator:
         site = self.compiler.field_site(node)
         shared = self.shared_read(node) if site is not None else None
         if shared is not None and site is not None:  # read at the start: a null of an object is its miss
-            c, t, is_dict = shared
+            (c, _, _), t, is_dict = shared
             return f"({c} if {c} is not None else _miss(f, {self.const(site)}, {t}) if {is_dict} else None)"
         if site is not None:  # a miss is counted (runtime/field_misses.py); a value costs one comparison
             held = self.held(node.obj)
@@ -229,9 +229,9 @@ class Generator:
             return f"({got} if type({t} := {obj}) is dict else _fld({t}, {node.name!r}))"
         return self.plain_field(node)
 
-    def shared_read(self, node: ast.Field) -> tuple[str, str, str] | None:
-        """For `x.name` read more than once, x a hoisted variable: the names of the value read at the start,
-        of its variable and of its variable's `is dict` test (Generator.shared)."""
+    def shared_read(self, node: ast.Field) -> tuple[list[Any], str, str] | None:
+        """For `x.name` read more than once, x a hoisted variable: its entry in Generator.shared (the names
+        of the value read at the start...), the names of its variable and of its variable's `is dict` test."""
         if not isinstance(node.obj, ast.Name):
             return None
         ref = self.compiler.checked.resolution.refs.get(node.obj)
@@ -243,12 +243,12 @@ class Generator:
         entry = self.shared.get((ref.slot, node.name))
         if entry is None:
             entry = self.shared[(ref.slot, node.name)] = [self.name("_c"), self.name("_d"), False]
-        return entry[0], held[0], held[1]
+        return entry, held[0], held[1]
 
     def plain_field(self, node: ast.Field) -> str:
         shared = self.shared_read(node)
         if shared is not None:  # its value, or the read went to the closures at the start
-            return shared[0]
+            return str(shared[0][0])
         held = self.held(node.obj)
         if held is not None:
             t, is_dict = held
@@ -264,7 +264,7 @@ class Generator:
             shared = self.shared_read(obj)
             if shared is None:
                 return None
-            entry = next(e for e in self.shared.values() if e[0] == shared[0])
+            entry = shared[0]
             entry[2] = True  # its test is made at the start too
             return entry[0], entry[1]
         if not isinstance(obj, ast.Name):
