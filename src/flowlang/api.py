@@ -119,17 +119,15 @@ class Flow:
         if limit is not None and (type(limit) is not int or limit < 0):  # bool too: limit=True is no count
             raise UsageError(f"limit= takes a whole number of 0 or more (records per loop), not {limit!r}")
         converted: dict[str, Any] = {}
-        what = "input="
+        what, root, given = "input=", "input", input  # the argument being converted, for its error
         try:
             for k, v in (params or {}).items():
-                what = f"the param {k}"
+                what, root, given = f"the param {k}", k, v
                 converted[k] = from_python(v)
-            what = "input="
+            what, root, given = "input=", "input", input
             payload = from_python(input)
         except ValueError as e:  # which argument, and where in it: a list of 10,000 records holds the one
-            value = input if what == "input=" else (params or {}).get(what.removeprefix("the param "))
-            at = _where_refused(value)
-            root = "input" if what == "input=" else what.removeprefix("the param ")
+            at = _where_refused(given)
             raise UsageError(f"cannot pass {what} to the flow{f' (at {root}{at})' if at else ''}: {e}") from None
         for name, value in (secrets or {}).items():
             if not isinstance(value, str):  # named, never shown; masking and connectors take text
