@@ -506,11 +506,11 @@ class IoCompiler(StatementCompiler):
                 writing = buffer.in_flight.get(k)
                 if writing is not None:  # its key is in a batch being written: the ledger decides after it
                     await asyncio.wait([writing])
+                entry_op = ledger_operation(op, a)
                 if f.run.ledger is not None:  # or in a send of another run of this process (IN_FLIGHT)
-                    await wait_in_flight(in_flight_place(f.run, conn.name, ledger_operation(op, a), k))
+                    await wait_in_flight(in_flight_place(f.run, conn.name, entry_op, k))
                 stats = f.run.stats.at(line, "send")
-                skip, recorded = already_sent(f.run, conn, ledger_operation(op, a), k, digest, mode, stats,
-                                              old=old, key_by=key_by)
+                skip, recorded = already_sent(f.run, conn, entry_op, k, digest, mode, stats, old=old, key_by=key_by)
             except FlowRuntimeError as e:
                 raise where.locate(e) from None
             if skip:
