@@ -1,5 +1,5 @@
-/* flowlang._plain: the input check's walk in C (an optional speed-up; flowlang.runtime.plain_check
- * holds the same walk in Python and uses it when this module is not built).
+/* flowlang._plain: the input check's walk in C (an optional speed-up; flowlang.runtime.values
+ * holds the same walk in Python (is_plain_in_python) and uses it when this module is not built).
  *
  * is_plain(value, plain_types, decimal_type, big_bits) is True when value, a dict or a list, holds only
  * values flowlang uses as they are: under keys that are exactly str, values of exactly str, int (of fewer
@@ -153,14 +153,15 @@ static PyObject *is_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py
 static PyMethodDef methods[] = {
     {"is_plain", (PyCFunction)(void (*)(void))is_plain, METH_FASTCALL,
      "is_plain(value, plain_types, decimal_type, big_bits): True when value holds only values flowlang uses "
-     "as they are (see flowlang.runtime.plain_check)."},
+     "as they are (see flowlang.runtime.values.is_plain_in_python)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "flowlang._plain",
-    .m_doc = "The input check's walk in C (optional; flowlang.runtime.plain_check is the same walk in Python).",
+    .m_doc = "The input check's walk in C (optional; flowlang.runtime.values.is_plain_in_python is the same walk "
+             "in Python).",
     .m_size = -1,
     .m_methods = methods,
 };
